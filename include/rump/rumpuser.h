@@ -1,0 +1,227 @@
+/*
+ * rumpuser.h: the hypercall interface between a rump kernel and its host.
+ *
+ * Everything a kernel needs from outside itself (threads, locks that may
+ * block, clocks, memory, host files and block I/O, entropy, console output,
+ * configuration parameters) is reached through these functions and nothing
+ * else. librumpuser implements them on POSIX; porting the kernel to another
+ * host means implementing this header again.
+ *
+ * The shape follows NetBSD's rumpuser(3), interface version 17. Callers are
+ * the kernel libraries (librumpkern, libvmspace); ordinary programs use the
+ * rump_* API in rump.h instead.
+ *
+ * Blocking and virtual CPUs. A host thread runs kernel code only while it
+ * holds a virtual CPU. A hypercall that may block for long (sleep mutexes,
+ * condition variables, clock_sleep, synchronous file I/O, thread_join) gives
+ * its CPU back through the hyp_backend_unschedule upcall before blocking and
+ * takes one again through hyp_backend_schedule afterwards. The *_nowrap
+ * variants and spin mutexes never release the CPU.
+ *
+ * Several kernels may live in one process. The upcalls carry no kernel
+ * argument: the kernel finds itself through rumpuser_curlwp(). rumpuser_init
+ * may be called once per kernel; every call must pass the same upcall table.
+ */
+#ifndef RUMP_RUMPUSER_H_
+#define RUMP_RUMPUSER_H_
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RUMPUSER_VERSION 17
+
+struct lwp;
+
+/* Upcalls: functions of the kernel that the hypercall layer calls. */
+struct rumpuser_hyperup {
+	/* Take / give back a virtual CPU for the calling thread's LWP. */
+	void (*hyp_schedule)(void);
+	void (*hyp_unschedule)(void);
+	/*
+	 * Around a blocking hypercall: backend_unschedule(nlocks, &nlocks_out,
+	 * interlock) releases the CPU (and any kernel big lock depth, returned
+	 * in *nlocks_out); backend_schedule(nlocks, interlock) takes a CPU back.
+	 * interlock is the rumpuser_mtx the caller will block on, or NULL.
+	 */
+	void (*hyp_backend_unschedule)(int, int *, void *);
+	void (*hyp_backend_schedule)(int, void *);
+	void (*hyp_lwproc_switch)(struct lwp *);
+	void (*hyp_lwproc_release)(void);
+	int (*hyp_lwproc_rfork)(void *, int, const char *);
+	int (*hyp_lwproc_newlwp)(pid_t);
+	struct lwp *(*hyp_lwproc_curlwp)(void);
+	int (*hyp_syscall)(int, void *, long *);
+	void (*hyp_lwpexit)(void);
+	void (*hyp_execnotify)(const char *);
+	pid_t (*hyp_getpid)(void);
+	void *hyp__extra[8];
+};
+
+/* Returns 0, or an errno value (EINVAL for a version mismatch). */
+int rumpuser_init(int version, const struct rumpuser_hyperup *hyp);
+
+/*
+ * Parameters. Names are the environment variables RUMP_NCPU, RUMP_VERBOSE,
+ * RUMP_THREADS, RUMP_HOSTNAME, RUMP_MEMLIMIT; RUMPUSER_PARAM_NCPU and
+ * RUMPUSER_PARAM_HOSTNAME give the host's defaults when the environment sets
+ * nothing (core count, host name). Returns 0, ENOENT (unset) or ENOMEM
+ * (buffer too small). The value is a NUL-terminated string.
+ */
+#define RUMPUSER_PARAM_NCPU "_RUMPUSER_NCPU"
+#define RUMPUSER_PARAM_HOSTNAME "_RUMPUSER_HOSTNAME"
+int rumpuser_getparam(const char *name, void *buf, size_t buflen);
+
+/* Memory. alignment 0 means the natural alignment of malloc. */
+int rumpuser_malloc(size_t len, int alignment, void **memp);
+void rumpuser_free(void *mem, size_t len);
+/*
+ * Anonymous memory straight from the host's page allocator. prefaddr is a
+ * hint (NULL: anywhere); alignbit is log2 of the required alignment (0: page);
+ * exec asks for executable memory. Pages read as zero until written.
+ */
+int rumpuser_anonmmap(void *prefaddr, size_t size, int alignbit, int exec,
+    void **memp);
+void rumpuser_unmap(void *addr, size_t len);
+
+/* Host files (for block devices and etfs). */
+#define RUMPUSER_OPEN_RDONLY 0x0000
+#define RUMPUSER_OPEN_WRONLY 0x0001
+#define RUMPUSER_OPEN_RDWR 0x0002
+#define RUMPUSER_OPEN_ACCMODE 0x0003
+#define RUMPUSER_OPEN_CREATE 0x0004
+#define RUMPUSER_OPEN_EXCL 0x0008
+#define RUMPUSER_OPEN_BIO 0x0010 /* will be used for block I/O */
+int rumpuser_open(const char *path, int ruflags, int *fdp);
+int rumpuser_close(int fd);
+
+#define RUMPUSER_FT_OTHER 0
+#define RUMPUSER_FT_DIR 1
+#define RUMPUSER_FT_REG 2
+#define RUMPUSER_FT_BLK 3
+#define RUMPUSER_FT_CHR 4
+/* Size in bytes and type of a host path (size of a block device too). */
+int rumpuser_getfileinfo(const char *path, uint64_t *sizep, int *typep);
+
+#define RUMPUSER_BIO_READ 0x01
+#define RUMPUSER_BIO_WRITE 0x02
+#define RUMPUSER_BIO_SYNC 0x04
+/*
+ * Asynchronous block I/O. biodone(arg, bytes_done, error) is called exactly
+ * once, from a host thread that is not the caller's and holds no virtual CPU,
+ * or from the caller itself before rumpuser_bio returns.
+ */
+typedef void (*rump_biodone_fn)(void *, size_t, int);
+void rumpuser_bio(int fd, int op, void *data, size_t dlen, int64_t off,
+    rump_biodone_fn biodone, void *bioarg);
+
+struct rumpuser_iovec {
+	void *iov_base;
+	size_t iov_len;
+};
+/* off < 0 means the file's current position. Blocking: releases the CPU. */
+int rumpuser_iovread(int fd, struct rumpuser_iovec *iov, size_t iovcnt,
+    int64_t off, size_t *retv);
+int rumpuser_iovwrite(int fd, const struct rumpuser_iovec *iov, size_t iovcnt,
+    int64_t off, size_t *retv);
+
+#define RUMPUSER_SYNCFD_READ 0x01
+#define RUMPUSER_SYNCFD_WRITE 0x02
+#define RUMPUSER_SYNCFD_BARRIER 0x04
+#define RUMPUSER_SYNCFD_SYNC 0x08
+int rumpuser_syncfd(int fd, int flags, uint64_t start, uint64_t len);
+
+/* Clocks. */
+#define RUMPUSER_CLOCK_RELWALL 0 /* wall clock (realtime) */
+#define RUMPUSER_CLOCK_ABSMONO 1 /* monotonic clock */
+int rumpuser_clock_gettime(int clock, int64_t *sec, long *nsec);
+/* RELWALL: sleep for the interval; ABSMONO: until the monotonic time. */
+int rumpuser_clock_sleep(int clock, int64_t sec, long nsec);
+
+/* Entropy. */
+#define RUMPUSER_RANDOM_HARD 0x01
+#define RUMPUSER_RANDOM_NOWAIT 0x02
+int rumpuser_getrandom(void *buf, size_t buflen, int flags, size_t *retp);
+
+/* Console and diagnostics. */
+void rumpuser_putchar(int ch);
+void rumpuser_dprintf(const char *fmt, ...)
+    __attribute__((__format__(__printf__, 1, 2)));
+
+/* Ending things. RUMPUSER_PANIC aborts the host process. */
+#define RUMPUSER_PANIC (-1)
+void rumpuser_exit(int how) __attribute__((__noreturn__));
+int rumpuser_kill(int64_t pid, int sig);
+void rumpuser_seterrno(int err);
+
+/* Threads. cpuidx < 0: no CPU preference. cookie is for thread_join. */
+int rumpuser_thread_create(void *(*fn)(void *), void *arg, const char *name,
+    int mustjoin, int priority, int cpuidx, void **cookie);
+void rumpuser_thread_exit(void) __attribute__((__noreturn__));
+int rumpuser_thread_join(void *cookie);
+
+/* The calling host thread's current LWP (thread-local). */
+enum rumplwpop {
+	RUMPUSER_LWP_CREATE, /* a new LWP exists (no-op for pthreads) */
+	RUMPUSER_LWP_DESTROY, /* an LWP is gone */
+	RUMPUSER_LWP_SET, /* make it the calling thread's LWP */
+	RUMPUSER_LWP_CLEAR, /* the calling thread has no LWP */
+};
+void rumpuser_curlwpop(int op, struct lwp *l);
+struct lwp *rumpuser_curlwp(void);
+
+/*
+ * Mutexes. RUMPUSER_MTX_SPIN: never releases the CPU while waiting.
+ * RUMPUSER_MTX_KMUTEX: records the owner (rumpuser_curlwp() at enter) so
+ * rumpuser_mutex_owner can report it. enter() releases the CPU while it
+ * blocks (unless SPIN); enter_nowrap() never does.
+ */
+#define RUMPUSER_MTX_SPIN 0x01
+#define RUMPUSER_MTX_KMUTEX 0x02
+struct rumpuser_mtx;
+void rumpuser_mutex_init(struct rumpuser_mtx **mtxp, int flags);
+void rumpuser_mutex_enter(struct rumpuser_mtx *mtx);
+void rumpuser_mutex_enter_nowrap(struct rumpuser_mtx *mtx);
+int rumpuser_mutex_tryenter(struct rumpuser_mtx *mtx); /* 0 or EBUSY */
+void rumpuser_mutex_exit(struct rumpuser_mtx *mtx);
+void rumpuser_mutex_destroy(struct rumpuser_mtx *mtx);
+void rumpuser_mutex_owner(struct rumpuser_mtx *mtx, struct lwp **lp);
+
+/* Reader/writer locks. */
+enum rumprwlock { RUMPUSER_RW_READER, RUMPUSER_RW_WRITER };
+struct rumpuser_rw;
+void rumpuser_rw_init(struct rumpuser_rw **rwp);
+void rumpuser_rw_enter(int enum_rumprwlock, struct rumpuser_rw *rw);
+int rumpuser_rw_tryenter(int enum_rumprwlock, struct rumpuser_rw *rw);
+/* Reader to writer, only if no other reader: 0 or EBUSY. */
+int rumpuser_rw_tryupgrade(struct rumpuser_rw *rw);
+void rumpuser_rw_downgrade(struct rumpuser_rw *rw);
+void rumpuser_rw_exit(struct rumpuser_rw *rw);
+void rumpuser_rw_held(int enum_rumprwlock, struct rumpuser_rw *rw, int *heldp);
+void rumpuser_rw_destroy(struct rumpuser_rw *rw);
+
+/*
+ * Condition variables. wait() releases the CPU and the mutex while it
+ * sleeps and returns holding both again; wait_nowrap() keeps the CPU.
+ * timedwait's interval is relative; it returns 0 or ETIMEDOUT.
+ */
+struct rumpuser_cv;
+void rumpuser_cv_init(struct rumpuser_cv **cvp);
+void rumpuser_cv_destroy(struct rumpuser_cv *cv);
+void rumpuser_cv_wait(struct rumpuser_cv *cv, struct rumpuser_mtx *mtx);
+void rumpuser_cv_wait_nowrap(struct rumpuser_cv *cv, struct rumpuser_mtx *mtx);
+int rumpuser_cv_timedwait(struct rumpuser_cv *cv, struct rumpuser_mtx *mtx,
+    int64_t sec, int64_t nsec);
+void rumpuser_cv_signal(struct rumpuser_cv *cv);
+void rumpuser_cv_broadcast(struct rumpuser_cv *cv);
+void rumpuser_cv_has_waiters(struct rumpuser_cv *cv, int *waitersp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RUMP_RUMPUSER_H_ */

@@ -1,0 +1,133 @@
+// kmem.h: counted kernel memory.
+//
+// Every byte a kernel (or a Vmspace) allocates comes from a Kmem arena that
+// sits on rumpuser_malloc and counts what is in use, enforces a limit
+// (RUMP_MEMLIMIT) and lets halt check that everything came back. Each block
+// carries a 16-byte header naming its arena, so frees need no context.
+//
+//   * Objects derive from KObject and are made with `new (kmem) T(...)`;
+//     `delete p` returns the memory to the arena it came from.
+//   * Standard and absl containers take KAllocator<T>(kmem).
+#pragma once
+
+#include <rump/rumpuser.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+
+namespace rump {
+
+class Kmem {
+ public:
+  // limit 0 means unlimited.
+  explicit Kmem(size_t limit = 0) : limit_(limit) {}
+  Kmem(const Kmem&) = delete;
+  Kmem& operator=(const Kmem&) = delete;
+
+  // Returns nullptr when the limit would be exceeded or the host is out.
+  void* alloc(size_t size) {
+    size_t total = size + kHeader;
+    size_t now = in_use_.fetch_add(total, std::memory_order_relaxed) + total;
+    if (limit_ != 0 && now > limit_) {
+      in_use_.fetch_sub(total, std::memory_order_relaxed);
+      return nullptr;
+    }
+    void* mem = nullptr;
+    if (rumpuser_malloc(total, kHeader, &mem) != 0) {
+      in_use_.fetch_sub(total, std::memory_order_relaxed);
+      return nullptr;
+    }
+    auto* h = static_cast<Header*>(mem);
+    h->arena = this;
+    h->size = total;
+    allocs_.fetch_add(1, std::memory_order_relaxed);
+    return static_cast<char*>(mem) + kHeader;
+  }
+
+  void* zalloc(size_t size) {
+    void* p = alloc(size);
+    if (p) __builtin_memset(p, 0, size);
+    return p;
+  }
+
+  // Frees a block from any arena.
+  static void free(void* p) {
+    if (!p) return;
+    auto* h = reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader);
+    Kmem* a = h->arena;
+    size_t total = h->size;
+    a->in_use_.fetch_sub(total, std::memory_order_relaxed);
+    a->allocs_.fetch_sub(1, std::memory_order_relaxed);
+    rumpuser_free(h, total);
+  }
+
+  static Kmem* arena_of(const void* p) {
+    return reinterpret_cast<const Header*>(static_cast<const char*>(p) - kHeader)->arena;
+  }
+
+  size_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
+  size_t live_allocations() const { return allocs_.load(std::memory_order_relaxed); }
+  size_t limit() const { return limit_; }
+  void set_limit(size_t limit) { limit_ = limit; }
+
+  // Pages that are not kernel heap (user memory, page caches) are charged
+  // here too so the limit covers them.
+  bool charge(size_t bytes) {
+    size_t now = in_use_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    if (limit_ != 0 && now > limit_) {
+      in_use_.fetch_sub(bytes, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void uncharge(size_t bytes) { in_use_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+  static constexpr size_t kHeader = 16;
+
+ private:
+  struct Header {
+    Kmem* arena;
+    size_t size;
+  };
+  std::atomic<size_t> in_use_{0};
+  std::atomic<size_t> allocs_{0};
+  size_t limit_;
+};
+
+// Base for kernel objects: `new (kmem) T(...)` allocates from that arena.
+// Allocation failure throws nothing: create() functions check for nullptr
+// (operator new is noexcept, so a failed new yields nullptr).
+struct KObject {
+  static void* operator new(size_t size, Kmem& kmem) noexcept { return kmem.alloc(size); }
+  static void operator delete(void* p) noexcept { Kmem::free(p); }
+  static void operator delete(void* p, Kmem&) noexcept { Kmem::free(p); }
+  static void* operator new(size_t) = delete;
+};
+
+// Allocator adaptor so containers count their memory against a kernel.
+// Allocation failure inside a container is a broken invariant of the
+// caller (it should have reserved); it reaches std::bad_alloc.
+template <class T>
+class KAllocator {
+ public:
+  using value_type = T;
+  explicit KAllocator(Kmem& k) noexcept : kmem_(&k) {}
+  template <class U>
+  KAllocator(const KAllocator<U>& o) noexcept : kmem_(o.kmem()) {}  // NOLINT(implicit)
+  T* allocate(size_t n) {
+    void* p = kmem_->alloc(n * sizeof(T));
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) noexcept { Kmem::free(p); }
+  Kmem* kmem() const { return kmem_; }
+  template <class U>
+  bool operator==(const KAllocator<U>& o) const { return kmem_ == o.kmem(); }
+
+ private:
+  Kmem* kmem_;
+};
+
+}  // namespace rump
