@@ -1,0 +1,78 @@
+// mem.cc: kernel memory from the host: malloc with alignment, and anonymous
+// mappings with a preferred address and an alignment.
+#include <rump/rumpuser.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+
+extern "C" int rumpuser_malloc(size_t len, int alignment, void** memp) {
+  if (alignment < 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
+  void* mem = nullptr;
+  if (alignment == 0) {
+    mem = malloc(len);
+    if (mem == nullptr && len != 0) return ENOMEM;
+  } else {
+    // posix_memalign wants a power of two that is a multiple of sizeof(void*).
+    size_t align = static_cast<size_t>(alignment);
+    if (align < sizeof(void*)) align = sizeof(void*);
+    int rv = posix_memalign(&mem, align, len);
+    if (rv != 0) return rv;
+  }
+  *memp = mem;
+  return 0;
+}
+
+extern "C" void rumpuser_free(void* mem, size_t /*len*/) { free(mem); }
+
+namespace {
+
+size_t page_size() {
+  static const size_t pgsz = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return pgsz;
+}
+
+void* map_anon(void* hint, size_t size, int prot) {
+  void* p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+}  // namespace
+
+extern "C" int rumpuser_anonmmap(void* prefaddr, size_t size, int alignbit, int exec,
+                                 void** memp) {
+  const size_t pgsz = page_size();
+  if (size == 0 || alignbit < 0 || alignbit >= 48) return EINVAL;
+  size = (size + pgsz - 1) & ~(pgsz - 1);
+  size_t align = alignbit == 0 ? pgsz : size_t{1} << alignbit;
+  if (align < pgsz) align = pgsz;
+  int prot = PROT_READ | PROT_WRITE | (exec ? PROT_EXEC : 0);
+
+  // First try exactly what was asked; it is often already aligned.
+  void* p = map_anon(prefaddr, size, prot);
+  if (p == nullptr) return errno;
+  if ((reinterpret_cast<uintptr_t>(p) & (align - 1)) == 0) {
+    *memp = p;
+    return 0;
+  }
+  munmap(p, size);
+
+  // Over-map by the alignment and trim both ends.
+  size_t big = size + align;
+  if (big < size) return ENOMEM;
+  p = map_anon(prefaddr, big, prot);
+  if (p == nullptr) return errno;
+  uintptr_t base = reinterpret_cast<uintptr_t>(p);
+  uintptr_t aligned = (base + align - 1) & ~(uintptr_t{align} - 1);
+  size_t head = aligned - base;
+  size_t tail = big - head - size;
+  if (head != 0) munmap(p, head);
+  if (tail != 0) munmap(reinterpret_cast<void*>(aligned + size), tail);
+  *memp = reinterpret_cast<void*>(aligned);
+  return 0;
+}
+
+extern "C" void rumpuser_unmap(void* addr, size_t len) { munmap(addr, len); }

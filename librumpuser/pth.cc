@@ -1,0 +1,457 @@
+// pth.cc: threads, the current LWP, mutexes, rwlocks and condition
+// variables on POSIX threads.
+//
+// Every operation that can block on another thread gives the calling
+// thread's virtual CPU back while it blocks (KlockWrap, NetBSD's
+// KLOCK_WRAP), unless it is a spin mutex or a *_nowrap call. The fast paths
+// (a lock that is free) touch neither the upcalls nor the host kernel.
+#include <rump/rumpuser.h>
+
+#include <pthread.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "rumpuser_int.h"
+
+namespace rumpuser_int {
+thread_local constinit struct lwp* curlwp_tls __attribute__((tls_model("initial-exec"))) =
+    nullptr;
+}  // namespace rumpuser_int
+
+using rumpuser_int::curlwp;
+using rumpuser_int::KlockWrap;
+using rumpuser_int::wrap_hyp;
+
+namespace {
+
+// A failing pthread call on a lock we own is a broken invariant of this
+// library or of its caller (destroying a held lock, say): stop loudly.
+void nofail(int rv, const char* what) {
+  if (rv != 0) {
+    fprintf(stderr, "librumpuser: %s: %s\n", what, strerror(rv));
+    abort();
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Threads
+
+namespace {
+
+struct ThreadStart {
+  void* (*fn)(void*);
+  void* arg;
+  char name[16];  // the kernel's limit for a thread name, with the NUL
+};
+
+// Names itself from inside: a detached thread may be gone before the
+// creator could name it.
+void* thread_trampoline(void* p) {
+  ThreadStart start = *static_cast<ThreadStart*>(p);
+  delete static_cast<ThreadStart*>(p);
+  if (start.name[0] != '\0') pthread_setname_np(pthread_self(), start.name);
+  return start.fn(start.arg);
+}
+
+}  // namespace
+
+extern "C" int rumpuser_thread_create(void* (*fn)(void*), void* arg, const char* name,
+                                      int mustjoin, int /*priority*/, int /*cpuidx*/,
+                                      void** cookie) {
+  auto* start = new ThreadStart{fn, arg, {}};
+  if (name != nullptr) {
+    strncpy(start->name, name, sizeof start->name - 1);
+    start->name[sizeof start->name - 1] = '\0';
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, mustjoin ? PTHREAD_CREATE_JOINABLE : PTHREAD_CREATE_DETACHED);
+  pthread_t tid;
+  int rv = pthread_create(&tid, &attr, thread_trampoline, start);
+  pthread_attr_destroy(&attr);
+  if (rv != 0) {
+    delete start;
+    return rv;
+  }
+  if (mustjoin) {
+    if (cookie == nullptr) {
+      // Nobody could ever join it; do not leak the thread.
+      pthread_detach(tid);
+    } else {
+      *cookie = new pthread_t(tid);
+    }
+  } else if (cookie != nullptr) {
+    *cookie = nullptr;
+  }
+  return 0;
+}
+
+extern "C" void rumpuser_thread_exit(void) { pthread_exit(nullptr); }
+
+extern "C" int rumpuser_thread_join(void* cookie) {
+  if (cookie == nullptr) return EINVAL;
+  auto* tid = static_cast<pthread_t*>(cookie);
+  int rv;
+  {
+    KlockWrap wrap;
+    rv = pthread_join(*tid, nullptr);
+  }
+  if (rv == 0) delete tid;
+  return rv;
+}
+
+// ---------------------------------------------------------------------------
+// The current LWP
+
+extern "C" void rumpuser_curlwpop(int op, struct lwp* l) {
+  switch (op) {
+    case RUMPUSER_LWP_CREATE:
+    case RUMPUSER_LWP_DESTROY:
+      // Nothing per LWP to set up or tear down with pthreads.
+      break;
+    case RUMPUSER_LWP_SET:
+      rumpuser_int::curlwp_tls = l;
+      break;
+    case RUMPUSER_LWP_CLEAR:
+      rumpuser_int::curlwp_tls = nullptr;
+      break;
+  }
+}
+
+extern "C" struct lwp* rumpuser_curlwp(void) { return rumpuser_int::curlwp_tls; }
+
+// ---------------------------------------------------------------------------
+// Mutexes
+
+struct rumpuser_mtx {
+  pthread_mutex_t pthmtx;
+  // RUMPUSER_MTX_KMUTEX: the LWP that holds it. Written by the holder,
+  // read by anyone through rumpuser_mutex_owner.
+  std::atomic<struct lwp*> owner{nullptr};
+  int flags;
+};
+
+namespace {
+
+inline void mtx_set_owner(rumpuser_mtx* mtx) {
+  if (mtx->flags & RUMPUSER_MTX_KMUTEX) mtx->owner.store(curlwp(), std::memory_order_relaxed);
+}
+inline void mtx_clear_owner(rumpuser_mtx* mtx) {
+  if (mtx->flags & RUMPUSER_MTX_KMUTEX) mtx->owner.store(nullptr, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+extern "C" void rumpuser_mutex_init(struct rumpuser_mtx** mtxp, int flags) {
+  auto* mtx = new rumpuser_mtx;
+  mtx->flags = flags;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  // Spin mutexes are held for a few instructions: spin a little in user
+  // space before sleeping in the host kernel.
+  if (flags & RUMPUSER_MTX_SPIN) pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+  nofail(pthread_mutex_init(&mtx->pthmtx, &attr), "mutex_init");
+  pthread_mutexattr_destroy(&attr);
+  *mtxp = mtx;
+}
+
+extern "C" void rumpuser_mutex_enter_nowrap(struct rumpuser_mtx* mtx) {
+  nofail(pthread_mutex_lock(&mtx->pthmtx), "mutex_enter_nowrap");
+  mtx_set_owner(mtx);
+}
+
+extern "C" void rumpuser_mutex_enter(struct rumpuser_mtx* mtx) {
+  if (mtx->flags & RUMPUSER_MTX_SPIN) {
+    rumpuser_mutex_enter_nowrap(mtx);
+    return;
+  }
+  if (pthread_mutex_trylock(&mtx->pthmtx) != 0) {
+    KlockWrap wrap;
+    nofail(pthread_mutex_lock(&mtx->pthmtx), "mutex_enter");
+  }
+  mtx_set_owner(mtx);
+}
+
+extern "C" int rumpuser_mutex_tryenter(struct rumpuser_mtx* mtx) {
+  int rv = pthread_mutex_trylock(&mtx->pthmtx);
+  if (rv == 0) mtx_set_owner(mtx);
+  return rv == 0 ? 0 : EBUSY;
+}
+
+extern "C" void rumpuser_mutex_exit(struct rumpuser_mtx* mtx) {
+  mtx_clear_owner(mtx);
+  nofail(pthread_mutex_unlock(&mtx->pthmtx), "mutex_exit");
+}
+
+extern "C" void rumpuser_mutex_destroy(struct rumpuser_mtx* mtx) {
+  nofail(pthread_mutex_destroy(&mtx->pthmtx), "mutex_destroy");
+  delete mtx;
+}
+
+extern "C" void rumpuser_mutex_owner(struct rumpuser_mtx* mtx, struct lwp** lp) {
+  *lp = (mtx->flags & RUMPUSER_MTX_KMUTEX) ? mtx->owner.load(std::memory_order_relaxed)
+                                           : nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Reader/writer locks
+//
+// A mutex and two condition variables rather than pthread_rwlock, so that
+// upgrade and downgrade are atomic. Waiting writers hold back new readers,
+// so a stream of readers cannot starve a writer.
+
+struct rumpuser_rw {
+  pthread_mutex_t mtx;
+  pthread_cond_t readers_cv;
+  pthread_cond_t writers_cv;
+  int readers = 0;          // read holds
+  bool writer = false;      // write-held
+  int writers_waiting = 0;  // blocked in enter(WRITER)
+  // Who holds it for writing, for rw_held: the LWP if it had one, else the
+  // host thread.
+  struct lwp* writer_lwp = nullptr;
+  pthread_t writer_thread{};
+};
+
+namespace {
+
+// Caller holds rw->mtx.
+bool rw_try_locked(int op, rumpuser_rw* rw) {
+  if (op == RUMPUSER_RW_WRITER) {
+    if (rw->writer || rw->readers != 0) return false;
+    rw->writer = true;
+    rw->writer_lwp = curlwp();
+    rw->writer_thread = pthread_self();
+    return true;
+  }
+  if (rw->writer || rw->writers_waiting != 0) return false;
+  rw->readers++;
+  return true;
+}
+
+// Caller holds rw->mtx; the lock is free for op or will be.
+void rw_wait_locked(int op, rumpuser_rw* rw) {
+  if (op == RUMPUSER_RW_WRITER) {
+    rw->writers_waiting++;
+    while (!rw_try_locked(op, rw)) pthread_cond_wait(&rw->writers_cv, &rw->mtx);
+    rw->writers_waiting--;
+  } else {
+    while (!rw_try_locked(op, rw)) pthread_cond_wait(&rw->readers_cv, &rw->mtx);
+  }
+}
+
+// Caller holds rw->mtx and just made the lock free (or read-only).
+void rw_wake_locked(rumpuser_rw* rw) {
+  if (rw->writers_waiting != 0) {
+    if (!rw->writer && rw->readers == 0) pthread_cond_signal(&rw->writers_cv);
+  } else if (!rw->writer) {
+    pthread_cond_broadcast(&rw->readers_cv);
+  }
+}
+
+}  // namespace
+
+extern "C" void rumpuser_rw_init(struct rumpuser_rw** rwp) {
+  auto* rw = new rumpuser_rw;
+  nofail(pthread_mutex_init(&rw->mtx, nullptr), "rw_init");
+  nofail(pthread_cond_init(&rw->readers_cv, nullptr), "rw_init");
+  nofail(pthread_cond_init(&rw->writers_cv, nullptr), "rw_init");
+  *rwp = rw;
+}
+
+extern "C" void rumpuser_rw_enter(int op, struct rumpuser_rw* rw) {
+  pthread_mutex_lock(&rw->mtx);
+  bool got = rw_try_locked(op, rw);
+  pthread_mutex_unlock(&rw->mtx);
+  if (got) return;
+
+  KlockWrap wrap;
+  pthread_mutex_lock(&rw->mtx);
+  rw_wait_locked(op, rw);
+  pthread_mutex_unlock(&rw->mtx);
+}
+
+extern "C" int rumpuser_rw_tryenter(int op, struct rumpuser_rw* rw) {
+  pthread_mutex_lock(&rw->mtx);
+  bool got = rw_try_locked(op, rw);
+  pthread_mutex_unlock(&rw->mtx);
+  return got ? 0 : EBUSY;
+}
+
+extern "C" int rumpuser_rw_tryupgrade(struct rumpuser_rw* rw) {
+  int rv = EBUSY;
+  pthread_mutex_lock(&rw->mtx);
+  // The caller holds a read lock; it is the only reader iff the count is 1.
+  if (!rw->writer && rw->readers == 1) {
+    rw->readers = 0;
+    rw->writer = true;
+    rw->writer_lwp = curlwp();
+    rw->writer_thread = pthread_self();
+    rv = 0;
+  }
+  pthread_mutex_unlock(&rw->mtx);
+  return rv;
+}
+
+extern "C" void rumpuser_rw_downgrade(struct rumpuser_rw* rw) {
+  pthread_mutex_lock(&rw->mtx);
+  rw->writer = false;
+  rw->writer_lwp = nullptr;
+  rw->readers = 1;
+  // Other readers may come in now, unless a writer is waiting (it keeps
+  // its priority and will get the lock when we leave).
+  if (rw->writers_waiting == 0) pthread_cond_broadcast(&rw->readers_cv);
+  pthread_mutex_unlock(&rw->mtx);
+}
+
+extern "C" void rumpuser_rw_exit(struct rumpuser_rw* rw) {
+  pthread_mutex_lock(&rw->mtx);
+  if (rw->writer) {
+    rw->writer = false;
+    rw->writer_lwp = nullptr;
+  } else if (rw->readers > 0) {
+    rw->readers--;
+  } else {
+    fprintf(stderr, "librumpuser: rw_exit of a lock not held\n");
+    abort();
+  }
+  rw_wake_locked(rw);
+  pthread_mutex_unlock(&rw->mtx);
+}
+
+// Approximate for readers (any reader counts), exact for the writer.
+extern "C" void rumpuser_rw_held(int op, struct rumpuser_rw* rw, int* heldp) {
+  pthread_mutex_lock(&rw->mtx);
+  if (op == RUMPUSER_RW_WRITER) {
+    struct lwp* l = curlwp();
+    *heldp = rw->writer && (l != nullptr ? rw->writer_lwp == l
+                                         : rw->writer_lwp == nullptr &&
+                                               pthread_equal(rw->writer_thread, pthread_self()));
+  } else {
+    *heldp = rw->readers > 0;
+  }
+  pthread_mutex_unlock(&rw->mtx);
+}
+
+extern "C" void rumpuser_rw_destroy(struct rumpuser_rw* rw) {
+  nofail(pthread_cond_destroy(&rw->writers_cv), "rw_destroy");
+  nofail(pthread_cond_destroy(&rw->readers_cv), "rw_destroy");
+  nofail(pthread_mutex_destroy(&rw->mtx), "rw_destroy");
+  delete rw;
+}
+
+// ---------------------------------------------------------------------------
+// Condition variables
+
+struct rumpuser_cv {
+  pthread_cond_t pthcv;
+  // Threads inside a wait. Changed under the interlock, read by anyone.
+  std::atomic<int> nwaiters{0};
+};
+
+extern "C" void rumpuser_cv_init(struct rumpuser_cv** cvp) {
+  auto* cv = new rumpuser_cv;
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  // Timed waits are relative: measure them on the clock that does not jump.
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  nofail(pthread_cond_init(&cv->pthcv, &attr), "cv_init");
+  pthread_condattr_destroy(&attr);
+  *cvp = cv;
+}
+
+extern "C" void rumpuser_cv_destroy(struct rumpuser_cv* cv) {
+  nofail(pthread_cond_destroy(&cv->pthcv), "cv_destroy");
+  delete cv;
+}
+
+namespace {
+
+// One wait on cv with mtx held; deadline (monotonic) or null. Returns 0 or
+// ETIMEDOUT, holding mtx again.
+//
+// Wrapped (the thread has an LWP and a kernel is installed): the CPU is
+// given back with mtx as interlock, still held. When the host wait returns
+// we hold mtx but no CPU. Waiting for a CPU while holding mtx could
+// deadlock against a CPU holder that wants mtx, so we drop mtx, take a CPU
+// (backend_schedule with no interlock: we hold none), then take mtx again
+// the way an ordinary enter would: a KMUTEX through the wrapping enter
+// (which may give the CPU back again while it waits), a spin mutex through
+// enter_nowrap.
+int cv_wait_common(rumpuser_cv* cv, rumpuser_mtx* mtx, const struct timespec* deadline,
+                   bool wrap) {
+  const rumpuser_hyperup* hyp = wrap ? wrap_hyp() : nullptr;
+  int nlocks = 0;
+
+  cv->nwaiters.fetch_add(1, std::memory_order_relaxed);
+  mtx_clear_owner(mtx);
+  if (hyp != nullptr) hyp->hyp_backend_unschedule(0, &nlocks, mtx);
+  int rv = deadline != nullptr ? pthread_cond_timedwait(&cv->pthcv, &mtx->pthmtx, deadline)
+                               : pthread_cond_wait(&cv->pthcv, &mtx->pthmtx);
+  cv->nwaiters.fetch_sub(1, std::memory_order_relaxed);
+
+  if (hyp == nullptr) {
+    mtx_set_owner(mtx);
+  } else {
+    nofail(pthread_mutex_unlock(&mtx->pthmtx), "cv_wait");
+    hyp->hyp_backend_schedule(nlocks, nullptr);
+    if (mtx->flags & RUMPUSER_MTX_SPIN) {
+      rumpuser_mutex_enter_nowrap(mtx);
+    } else {
+      rumpuser_mutex_enter(mtx);
+    }
+  }
+  if (rv != 0 && rv != ETIMEDOUT) nofail(rv, "cv_wait");
+  return rv;
+}
+
+}  // namespace
+
+extern "C" void rumpuser_cv_wait(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx) {
+  cv_wait_common(cv, mtx, nullptr, true);
+}
+
+extern "C" void rumpuser_cv_wait_nowrap(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx) {
+  cv_wait_common(cv, mtx, nullptr, false);
+}
+
+extern "C" int rumpuser_cv_timedwait(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx,
+                                     int64_t sec, int64_t nsec) {
+  // Relative interval to an absolute monotonic deadline; a non-positive
+  // interval still waits zero time and reports ETIMEDOUT.
+  sec += nsec / 1000000000;
+  nsec %= 1000000000;
+  if (nsec < 0) {
+    nsec += 1000000000;
+    sec -= 1;
+  }
+  if (sec < 0) sec = nsec = 0;
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_nsec += static_cast<long>(nsec);
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_nsec -= 1000000000L;
+    deadline.tv_sec += 1;
+  }
+  constexpr int64_t kMaxSec = int64_t{1} << 40;  // far beyond any real wait
+  deadline.tv_sec += static_cast<time_t>(std::min(sec, kMaxSec));
+  return cv_wait_common(cv, mtx, &deadline, true);
+}
+
+extern "C" void rumpuser_cv_signal(struct rumpuser_cv* cv) { pthread_cond_signal(&cv->pthcv); }
+
+extern "C" void rumpuser_cv_broadcast(struct rumpuser_cv* cv) {
+  pthread_cond_broadcast(&cv->pthcv);
+}
+
+extern "C" void rumpuser_cv_has_waiters(struct rumpuser_cv* cv, int* waitersp) {
+  *waitersp = cv->nwaiters.load(std::memory_order_relaxed);
+}

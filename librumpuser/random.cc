@@ -1,0 +1,21 @@
+// random.cc: entropy from the host kernel's getrandom(2).
+#include <rump/rumpuser.h>
+
+#include <sys/random.h>
+
+#include <cerrno>
+
+#include "rumpuser_int.h"
+
+extern "C" int rumpuser_getrandom(void* buf, size_t buflen, int flags, size_t* retp) {
+  // RUMPUSER_RANDOM_HARD needs nothing more: the host's urandom pool is
+  // cryptographically strong once initialised, and getrandom waits for that.
+  unsigned gflags = (flags & RUMPUSER_RANDOM_NOWAIT) ? GRND_NONBLOCK : 0;
+  ssize_t n = rumpuser_int::retry_eintr([&] { return getrandom(buf, buflen, gflags); });
+  if (n < 0) {
+    *retp = 0;
+    return errno;
+  }
+  *retp = static_cast<size_t>(n);
+  return 0;
+}

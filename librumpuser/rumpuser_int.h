@@ -1,0 +1,69 @@
+// rumpuser_int.h: state and helpers shared by the files of librumpuser.
+// Internal to librumpuser; nothing outside this folder may include it.
+//
+// Two pieces of process-wide state live here: the upcall table installed by
+// rumpuser_init (shared by every kernel of the process) and the calling
+// thread's LWP. Together they decide whether a blocking hypercall gives its
+// virtual CPU back: only a thread that has an LWP holds a CPU, and only a
+// process with a kernel has a scheduler to give it back to.
+#pragma once
+
+#include <rump/rumpuser.h>
+
+#include <atomic>
+#include <cerrno>
+
+namespace rumpuser_int {
+
+// The upcall table, or null before the first rumpuser_init. The table
+// itself belongs to the kernel and must outlive every hypercall.
+extern std::atomic<const rumpuser_hyperup*> hyp;
+
+// The calling thread's LWP. initial-exec: one %fs-relative load, no
+// __tls_get_addr, so rumpuser_curlwp() and the KLOCK checks stay cheap.
+extern thread_local constinit struct lwp* curlwp_tls __attribute__((tls_model("initial-exec")));
+
+inline struct lwp* curlwp() { return curlwp_tls; }
+
+// The upcall table to use around a blocking operation of the calling
+// thread, or null when the thread holds no CPU (no LWP, or no kernel).
+inline const rumpuser_hyperup* wrap_hyp() {
+  if (curlwp_tls == nullptr) return nullptr;
+  return hyp.load(std::memory_order_acquire);
+}
+
+// NetBSD's KLOCK_WRAP: gives the virtual CPU back for the lifetime of the
+// object and takes one again when it ends. interlock is the rumpuser_mtx the
+// caller holds and is about to block on (cv waits), else null.
+class KlockWrap {
+ public:
+  explicit KlockWrap(void* interlock = nullptr) : hyp_(wrap_hyp()) {
+    if (hyp_ != nullptr) hyp_->hyp_backend_unschedule(0, &nlocks_, interlock);
+  }
+  ~KlockWrap() {
+    if (hyp_ != nullptr) {
+      int saved = errno;
+      hyp_->hyp_backend_schedule(nlocks_, nullptr);
+      errno = saved;
+    }
+  }
+  KlockWrap(const KlockWrap&) = delete;
+  KlockWrap& operator=(const KlockWrap&) = delete;
+
+ private:
+  const rumpuser_hyperup* hyp_;
+  int nlocks_ = 0;
+};
+
+// Runs a host call that returns -1 and sets errno, retrying on EINTR.
+// Returns the call's result; on failure, -1 with errno intact.
+template <class F>
+auto retry_eintr(F&& f) {
+  for (;;) {
+    auto r = f();
+    if (r == -1 && errno == EINTR) continue;
+    return r;
+  }
+}
+
+}  // namespace rumpuser_int
