@@ -1,0 +1,106 @@
+// vm_object.h: a VmObject is a set of pages indexed by offset, the thing a
+// map entry maps.
+//
+// Two uses:
+//   * anonymous memory: pages read as zero until written; created by
+//     create_anonymous(). Every private mapping has one as its "layer" (the
+//     pages it has written), and MAP_SHARED|MAP_ANONYMOUS maps one directly.
+//   * caller-supplied objects (the pager interface): a subclass overrides
+//     fill_page() to provide a page's content the first time it is touched,
+//     page_written() to hear about writes through shared mappings, and
+//     sync() for msync. A vnode's page cache is such a subclass. Make one
+//     with `new (kmem) MyObject(kmem, size, ...)` and adopt_ref().
+//
+// Locking: lock_ (rank kVmObject, under the Vmspace map lock) guards the page
+// table and the frames' contents: copies out of a page hold it shared, copies
+// into a page and every change of the table (fill, COW break, drop) hold it
+// exclusive, so a reader never sees half of a COW break or half of one
+// copyout's write to a page. libvmspace never holds two object locks at once.
+// Pager callbacks run with lock_ held exclusive (fill_page, page_written) or
+// not at all (sync); they must not call back into a Vmspace.
+//
+// Ownership: the table holds one share of each frame (Page::share). Objects
+// are refcounted; map entries hold references.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/container/flat_hash_map.h"
+#include "base/kmem.h"
+#include "base/ref.h"
+#include "base/result.h"
+#include "page.h"
+#include "sync/mutex.h"
+
+namespace rump::vm {
+
+class VmObject : public KObject, public RefCounted<VmObject> {
+ public:
+  static constexpr uint64_t kUnbounded = ~uint64_t{0};
+
+  static Result<RefPtr<VmObject>> create_anonymous(Kmem& kmem);
+  virtual ~VmObject();
+  VmObject(const VmObject&) = delete;
+  VmObject& operator=(const VmObject&) = delete;
+
+  Kmem& kmem() const { return *kmem_; }
+  // Bytes; pages at or past size() cannot be touched (EFAULT).
+  uint64_t size() const { return size_; }
+  bool anonymous() const { return anonymous_; }
+  // The widest protection a shared mapping of this object may have
+  // (a read-only file: PROT_READ|PROT_EXEC).
+  virtual int max_shared_prot() const;
+  size_t resident_pages();
+
+  // ---- the pager interface (override in a subclass) ----
+  // Fills `frame` (kPageSize bytes, zeroed) with the content at `offset`
+  // (page aligned, < size()). An error (EIO ...) makes the touching copy fail
+  // with that error. Called with lock_ held exclusive.
+  virtual Result<void> fill_page(uint64_t offset, std::byte* frame);
+  // Bytes [offset, offset+len) were written through a shared mapping.
+  virtual void page_written(uint64_t offset, size_t len);
+  // msync(2) of [offset, offset+len) with MS_* flags.
+  virtual Result<void> sync(uint64_t offset, uint64_t len, int flags);
+
+  // ---- the page table, for libvmspace (indices are page numbers) ----
+  RwLock& lock() ABSL_LOCK_RETURNED(lock_) { return lock_; }
+  Page* lookup_locked(uint64_t pindex) ABSL_SHARED_LOCKS_REQUIRED(lock_) {
+    auto it = pages_.find(pindex);
+    return it == pages_.end() ? nullptr : it->second;
+  }
+  // The page at pindex, filled (zero or by the pager) if absent.
+  Result<Page*> fault_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The page at pindex, safe to write into: filled if absent, copied if
+  // other tables share the frame.
+  Result<Page*> fault_write_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Puts a frame (whose share the caller hands over) at an empty index.
+  Result<void> insert_locked(uint64_t pindex, Page* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Releases the pages in [first, first+count).
+  void drop_range(uint64_t first, uint64_t count);
+  // A new anonymous object holding the pages of [first, first+count) at
+  // indices from new_first on, shared with this one (fork, layer split).
+  Result<RefPtr<VmObject>> clone_range(uint64_t first, uint64_t count, uint64_t new_first);
+  // Copies one page's content (filling it if absent) into a fresh private
+  // frame: how a private mapping gets its own copy of a backing page.
+  Result<Page*> copy_page(uint64_t pindex);
+
+ protected:
+  VmObject(Kmem& kmem, uint64_t size, bool anonymous);
+
+ private:
+  using PageMap = absl::flat_hash_map<uint64_t, Page*, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
+                                      KAllocator<std::pair<const uint64_t, Page*>>>;
+  // Room for one more page without an allocation failing inside the table.
+  Result<void> reserve_one_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  template <class Fn>
+  void for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn) ABSL_SHARED_LOCKS_REQUIRED(lock_);
+
+  Kmem* kmem_;
+  uint64_t size_;
+  bool anonymous_;
+  RwLock lock_{LockRank::kVmObject};
+  PageMap pages_ ABSL_GUARDED_BY(lock_);
+};
+
+}  // namespace rump::vm
