@@ -6,6 +6,8 @@
 // per-thread stack of held ranks; release builds compile it away.
 #pragma once
 
+#include <rump/rumpuser.h>
+
 #include <cstdint>
 
 namespace rump {
@@ -30,11 +32,51 @@ enum class LockRank : uint8_t {
 };
 
 #ifndef NDEBUG
-void lock_rank_acquire(LockRank r);
-void lock_rank_release(LockRank r);
+void lock_rank_violation(LockRank taking, LockRank held);
+
+// Per host thread: the ranks it holds, in acquisition order. An inline
+// variable, so every library of the program shares the one instance.
+struct HeldRanks {
+  static constexpr int kMax = 32;
+  LockRank stack[kMax];
+  int depth = 0;
+};
+inline thread_local HeldRanks t_held_ranks;
+
+inline void lock_rank_acquire(LockRank r) {
+  if (r == LockRank::kNone) return;
+  HeldRanks& h = t_held_ranks;
+  int n = h.depth < HeldRanks::kMax ? h.depth : HeldRanks::kMax;
+  for (int i = 0; i < n; i++)
+    if (h.stack[i] >= r) lock_rank_violation(r, h.stack[i]);
+  if (h.depth < HeldRanks::kMax) h.stack[h.depth] = r;
+  h.depth++;
+}
+
+inline void lock_rank_release(LockRank r) {
+  if (r == LockRank::kNone) return;
+  HeldRanks& h = t_held_ranks;
+  // Usually the innermost, but locks may be released out of order.
+  int n = h.depth < HeldRanks::kMax ? h.depth : HeldRanks::kMax;
+  for (int i = n - 1; i >= 0; i--) {
+    if (h.stack[i] == r) {
+      for (int j = i; j + 1 < n; j++) h.stack[j] = h.stack[j + 1];
+      break;
+    }
+  }
+  h.depth--;
+}
 #else
 inline void lock_rank_acquire(LockRank) {}
 inline void lock_rank_release(LockRank) {}
+#endif
+
+#ifndef NDEBUG
+inline void lock_rank_violation(LockRank taking, LockRank held) {
+  rumpuser_dprintf("lock order violation: taking rank %d while holding rank %d\n",
+                   static_cast<int>(taking), static_cast<int>(held));
+  rumpuser_exit(RUMPUSER_PANIC);
+}
 #endif
 
 }  // namespace rump
