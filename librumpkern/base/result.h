@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cerrno>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -31,14 +32,14 @@ class [[nodiscard]] Result {
 
   bool ok() const { return error_ == 0; }
   int error() const { return error_; }
-  T& value() & { return value_; }
-  const T& value() const& { return value_; }
-  T&& value() && { return std::move(value_); }
-  T* operator->() { return &value_; }
-  T& operator*() { return value_; }
+  T& value() & { return *value_; }
+  const T& value() const& { return *value_; }
+  T&& value() && { return std::move(*value_); }
+  T* operator->() { return &*value_; }
+  T& operator*() { return *value_; }
 
  private:
-  T value_{};
+  std::optional<T> value_;
   int error_;
 };
 

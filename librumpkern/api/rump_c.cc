@@ -1,0 +1,160 @@
+// The C API: booting and halting kernels, the raw syscall entry, tracing,
+// the message buffer and copyin/copyout for host programs.
+#include <rump/rump.h>
+#include <rump/rumpuser.h>
+
+#include <cstring>
+
+#include "kern/copy.h"
+#include "kern/curlwp.h"
+#include "kern/kernel.h"
+#include "kern/msgbuf.h"
+
+using rump::Kernel;
+
+namespace {
+
+Kernel* from(struct rump_kernel* k) { return reinterpret_cast<Kernel*>(k); }
+struct rump_kernel* to(Kernel* k) { return reinterpret_cast<struct rump_kernel*>(k); }
+
+rumpuser_mtx* init_lock() {
+  static rumpuser_mtx* m = [] {
+    rumpuser_mtx* x;
+    rumpuser_mutex_init(&x, RUMPUSER_MTX_SPIN);
+    return x;
+  }();
+  return m;
+}
+
+rump::BootConfig to_config(const struct rump_boot_config* c) {
+  rump::BootConfig b;
+  if (!c) return b;
+  b.ncpu = c->ncpu;
+  b.memlimit = c->memlimit;
+  if (c->hostname) std::strncpy(b.hostname, c->hostname, sizeof b.hostname - 1);
+  b.verbose = c->verbose;
+  if (c->maxproc > 0) b.maxproc = c->maxproc;
+  if (c->pid_max > 0) b.pid_max = c->pid_max;
+  return b;
+}
+
+// Halts k if a reboot() asked for it (after the call has left the kernel).
+void maybe_halt(Kernel* k) {
+  if (__builtin_expect(k->halt_requested_.load(std::memory_order_relaxed), 0)) {
+    bool expected = false;
+    if (!k->halting_.compare_exchange_strong(expected, true)) return;
+    k->halting_.store(false);
+    k->halt();
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+int rump_init(void) {
+  rumpuser_mutex_enter_nowrap(init_lock());
+  int e = 0;
+  if (!rump::default_kernel()) {
+    rump::Result<Kernel*> r = Kernel::boot(rump::BootConfig{});
+    if (r.ok()) rump::registry_add(r.value(), true);
+    else e = r.error();
+  }
+  rumpuser_mutex_exit(init_lock());
+  return e;
+}
+
+void rump_boot_config_init(struct rump_boot_config* c) {
+  std::memset(c, 0, sizeof *c);
+  c->verbose = -1;
+}
+
+int rump_kernel_boot(const struct rump_boot_config* c, struct rump_kernel** kp) {
+  if (!kp) return EINVAL;
+  if (c && (c->ncpu < 0 || c->ncpu > 256 || c->maxproc < 0 || c->pid_max < 0 ||
+            (c->hostname && std::strlen(c->hostname) > 64)))
+    return EINVAL;
+  rump::BootConfig b = to_config(c);
+  if (!c) b.verbose = -1;
+  rump::Result<Kernel*> r = Kernel::boot(b);
+  if (!r.ok()) return r.error();
+  rumpuser_mutex_enter_nowrap(init_lock());
+  rump::registry_add(r.value(), rump::default_kernel() == nullptr);
+  rumpuser_mutex_exit(init_lock());
+  *kp = to(r.value());
+  return 0;
+}
+
+int rump_kernel_set_current(struct rump_kernel* k) {
+  if (k && !rump::registry_alive(from(k))) return EINVAL;
+  rump::set_current_kernel(from(k));
+  return 0;
+}
+
+struct rump_kernel* rump_kernel_current(void) { return to(rump::current_kernel()); }
+
+int rump_kernel_halt(struct rump_kernel* kk) {
+  Kernel* k = kk ? from(kk) : rump::current_kernel();
+  if (!k || !rump::registry_alive(k)) return EINVAL;
+  bool expected = false;
+  if (!k->halting_.compare_exchange_strong(expected, true)) return EBUSY;
+  k->halting_.store(false);
+  k->halt();
+  return 0;
+}
+
+size_t rump_kernel_memory_in_use(struct rump_kernel* k) {
+  Kernel* kk = k ? from(k) : rump::current_kernel();
+  return kk ? kk->kmem().in_use() : 0;
+}
+
+int rump_kernel_set_trace(struct rump_kernel* kk, rump_syscall_trace_fn fn, void* arg) {
+  Kernel* k = kk ? from(kk) : rump::current_kernel();
+  if (!k) return EINVAL;
+  k->trace_fn_.store(nullptr);
+  k->trace_arg_ = arg;
+  k->trace_fn_.store(reinterpret_cast<rump::SyscallTraceFn>(fn));
+  return 0;
+}
+
+long rump_syscall(long nr, const long args[6]) {
+  Kernel* k = rump::current_kernel();
+  if (__builtin_expect(k == nullptr, 0)) return -ENOSYS;
+  static const long kZero[6] = {};
+  long r = rump::syscall_enter(*k, nr, args ? args : kZero);
+  maybe_halt(k);
+  return r;
+}
+
+const char* rump_syscall_name(long nr) { return rump::syscall_name(nr); }
+
+size_t rump_msgbuf_read(char* buf, size_t len) {
+  Kernel* k = rump::current_kernel();
+  if (!k || !k->msgbuf_) {
+    if (buf && len) buf[0] = '\0';
+    return 0;
+  }
+  return k->msgbuf_->read(buf, len);
+}
+
+int rump_copyin(const void* uaddr, void* kaddr, size_t len) {
+  Kernel* k = rump::current_kernel();
+  if (!k) return ENOSYS;
+  rump::Lwp* l = rump::enter(*k);
+  if (!l) return ENOMEM;
+  rump::Result<void> r = rump::copyin(*l, reinterpret_cast<uintptr_t>(uaddr), kaddr, len);
+  rump::leave(*k, l);
+  return r.error();
+}
+
+int rump_copyout(const void* kaddr, void* uaddr, size_t len) {
+  Kernel* k = rump::current_kernel();
+  if (!k) return ENOSYS;
+  rump::Lwp* l = rump::enter(*k);
+  if (!l) return ENOMEM;
+  rump::Result<void> r = rump::copyout(*l, kaddr, reinterpret_cast<uintptr_t>(uaddr), len);
+  rump::leave(*k, l);
+  return r.error();
+}
+
+}  // extern "C"

@@ -1,0 +1,61 @@
+// copy.h: copyin/copyout, the only way kernel code reaches user memory.
+//
+// A process's user space is the host's address space (local clients: the
+// pointer is used directly, as in rump; only addresses that can't be user
+// memory are refused) or an isolated space implementing UserSpace (the vm
+// faction's Vmspace adapter), where every address is translated and checked
+// and a bad one is EFAULT, never a host crash (invariant 6).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/result.h"
+#include "base/user_ptr.h"
+
+namespace rump {
+
+class Lwp;
+
+// An isolated user address space as the kernel sees it. Copies stop at the
+// first page that faults: *done says how much was copied.
+class UserSpace {
+ public:
+  virtual ~UserSpace() = default;
+  virtual Result<void> copyin(uintptr_t uaddr, void* kaddr, size_t len, size_t* done) = 0;
+  virtual Result<void> copyout(const void* kaddr, uintptr_t uaddr, size_t len, size_t* done) = 0;
+  // Copies a NUL-terminated string of at most maxlen bytes including the
+  // NUL; *len counts the bytes copied including it. ENAMETOOLONG if no NUL
+  // within maxlen.
+  virtual Result<void> copyinstr(uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len) = 0;
+  // Reference counting: processes sharing a space (RFMEM) hold it.
+  virtual void hold() = 0;
+  virtual void release() = 0;
+};
+
+Result<void> copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len);
+Result<void> copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len);
+Result<void> copyinstr(Lwp& l, uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len);
+
+template <class T, class U>
+Result<void> copyin(Lwp& l, UserPtr<U> src, T* dst, size_t len = sizeof(T)) {
+  return copyin(l, src.addr, dst, len);
+}
+template <class T, class U>
+Result<void> copyout(Lwp& l, const T* src, UserPtr<U> dst, size_t len = sizeof(T)) {
+  return copyout(l, src, dst.addr, len);
+}
+// Reads one object.
+template <class T>
+Result<T> copyin_obj(Lwp& l, UserPtr<T> src) {
+  T v{};
+  TRY(copyin(l, src.addr, &v, sizeof(T)));
+  return v;
+}
+// Writes one object.
+template <class T, class U>
+Result<void> copyout_obj(Lwp& l, const T& v, UserPtr<U> dst) {
+  return copyout(l, &v, dst.addr, sizeof(T));
+}
+
+}  // namespace rump

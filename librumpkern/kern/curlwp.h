@@ -1,0 +1,59 @@
+// curlwp.h: which kernel and which LWP the calling host thread is using.
+//
+// Each host thread has a small context: its current kernel (set with
+// rump_kernel_set_current, else the process's default kernel), the LWP it
+// is bound to (rump_lwproc_switch), and a cached implicit LWP (attached to
+// init) for calls made without one. Cached pointers are checked against a
+// process-wide halt epoch, so a thread never touches a halted kernel.
+//
+// enter()/leave() bracket every entry into a kernel from outside (system
+// calls, lwproc calls, other C API calls): they pick the LWP, take a
+// virtual CPU, and on the way out act on exit and fatal signals.
+#pragma once
+
+#include <cstdint>
+
+#include "kern/kernel.h"
+
+namespace rump {
+
+struct ThreadCtx {
+  uint64_t epoch = 0;
+  Kernel* cur = nullptr;        // explicit current kernel, or nullptr
+  Kernel* implicit_k = nullptr;
+  Lwp* implicit = nullptr;
+  Kernel* bound_k = nullptr;
+  Lwp* bound = nullptr;
+  ~ThreadCtx();
+};
+
+ThreadCtx& thread_ctx();
+
+// The calling thread's current kernel (validated), or nullptr.
+Kernel* current_kernel();
+void set_current_kernel(Kernel* k);
+
+// The process-wide registry of live kernels (for validating cached
+// pointers and for the default kernel).
+void registry_add(Kernel* k, bool make_default);
+void registry_remove(Kernel* k);
+Kernel* default_kernel();
+bool registry_alive(Kernel* k);
+
+// Takes a CPU of k for the calling thread and returns the LWP it runs as.
+// nullptr if no LWP could be had (out of memory).
+Lwp* enter(Kernel& k);
+void leave(Kernel& k, Lwp* l);
+
+// The bound LWP of the calling thread in k, or nullptr (implicit context).
+Lwp* bound_lwp(Kernel& k);
+// Binds the calling thread to l (nullptr: implicit context).
+void bind_lwp(Kernel& k, Lwp* l);
+
+// Runs a system call in k from the calling thread: -errno on failure.
+long syscall_enter(Kernel& k, long nr, const long* args);
+
+// Installs the upcall table with the hypercall layer (idempotent).
+int hyp_init();
+
+}  // namespace rump

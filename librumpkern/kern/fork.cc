@@ -1,0 +1,129 @@
+// fork1: process creation with FreeBSD's rfork semantics.
+#include "kern/fork.h"
+
+#include <cstring>
+
+#include "absl/cleanup/cleanup.h"
+#include "kern/kernel.h"
+
+namespace rump {
+
+Result<void> fork1_check_flags(uint32_t flags) {
+  if (flags & ~static_cast<uint32_t>(RFFLAGS_ALL)) return err(EINVAL);
+  if ((flags & RFPROC) == 0) return err(EINVAL);
+  if ((flags & (RFFDG | RFCFDG)) == (RFFDG | RFCFDG)) return err(EINVAL);
+  if ((flags & RFTSIGZMB) == 0 && (flags & RFTSIGFLAGS_ALL) != 0) return err(EINVAL);
+  if (flags & RFTSIGZMB) {
+    int sig = (flags >> RFTSIGSHIFT) & RFTSIGMASK;
+    if (sig > kNsig) return err(EINVAL);
+  }
+  if ((flags & RFMEM) && (flags & RFVMSPACE)) return err(EINVAL);
+  return {};
+}
+
+Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
+  TRY(fork1_check_flags(flags));
+  Kernel& k = l.kernel();
+  Proc& parent = l.proc();
+  Ref<Cred> cred = parent.cred();
+
+  // Limits, then a pid: all under the tree lock so two forks can't both
+  // take the last slot.
+  Proc* child = nullptr;
+  pid_t pid;
+  {
+    MutexLocker g(k.proc_tree_lock_);
+    if (k.halting_.load()) return err(EAGAIN);
+    if (k.nprocs_ >= k.maxproc_) return err(EAGAIN);
+    rlim_t nproc_limit;
+    {
+      MutexLocker pg(parent.lock_);
+      nproc_limit = parent.rlimits_[RLIMIT_NPROC].rlim_cur;
+    }
+    if (!cred->is_root() && nproc_limit != RLIM_INFINITY) {
+      rlim_t n = 0;
+      for (auto& [id, p] : k.procs_)
+        if (p->state_ != Proc::State::kZombie && p->cred()->uid == cred->uid) n++;
+      if (n >= nproc_limit) return err(EAGAIN);
+    }
+    uint32_t random = 0;
+    if (k.pids_.randomize) {
+      size_t got = 0;
+      rumpuser_getrandom(&random, sizeof random, RUMPUSER_RANDOM_NOWAIT, &got);
+    }
+    pid = TRY(k.pids_.alloc((flags & RFHIGHPID) != 0, random));
+    child = new (k.kmem()) Proc(k, pid);
+    if (!child) {
+      k.pids_.release(pid);
+      return err(ENOMEM);
+    }
+    k.nprocs_++;
+  }
+  // Until the child is published, failure undoes everything made so far.
+  bool published = false;
+  int ext_done = 0;
+  absl::Cleanup undo = [&] {
+    if (published) return;
+    for (int i = ext_done - 1; i >= 0; i--) proc_extension(i)->exit(*child);
+    MutexLocker g(k.proc_tree_lock_);
+    k.pids_.release(pid);
+    k.nprocs_--;
+    delete child;
+  };
+
+  // Process state the child takes from its parent.
+  {
+    MutexLocker pg(parent.lock_);
+    MutexLocker cg(child->lock_);
+    child->cred_ = cred;
+    std::memcpy(child->rlimits_, parent.rlimits_, sizeof child->rlimits_);
+    std::memcpy(child->comm_, parent.comm_, sizeof child->comm_);
+    if (comm) {
+      std::strncpy(child->comm_, comm, sizeof child->comm_ - 1);
+      child->comm_[sizeof child->comm_ - 1] = '\0';
+    }
+    if (flags & RFSIGSHARE) {
+      child->sigacts_ = parent.sigacts_;
+    } else {
+      SigActs* sa = new (k.kmem()) SigActs();
+      if (!sa) return err(ENOMEM);
+      child->sigacts_ = RefPtr<SigActs>(kAdopt, sa);
+      if (parent.sigacts_) {
+        SpinLocker sg(parent.sigacts_->lock);
+        SpinLocker cg2(sa->lock);
+        std::memcpy(sa->act, parent.sigacts_->act, sizeof sa->act);
+      }
+    }
+  }
+  child->umask_.store(parent.umask_.load());
+  child->space_ = parent.space_;  // the vm faction's fork hook replaces it
+  child->exit_signal_ = (flags & RFTSIGZMB) ? static_cast<int>((flags >> RFTSIGSHIFT) & RFTSIGMASK)
+                                            : SIGCHLD;
+
+  for (; ext_done < proc_extension_count(); ext_done++) {
+    ProcExtension* ext = proc_extension(ext_done);
+    TRY(ext->fork(parent, *child, flags));
+  }
+
+  Lwp* cl = TRY(k.new_lwp(*child, Lwp::Kind::kProcess));
+  cl->sigmask_.store(l.sigmask_.load());
+
+  {
+    MutexLocker g(k.proc_tree_lock_);
+    Proc* p = (flags & RFNOWAIT) ? k.init_ : &parent;
+    child->parent_ = p;
+    child->pgid_ = parent.pgid_;
+    child->sid_ = parent.sid_;
+    k.pids_.hold(child->pgid_);
+    k.pids_.hold(child->sid_);
+    child->ppwait_ = (flags & RFPPWAIT) != 0;
+    child->stopped_report_ = false;
+    p->children_.push_back(*child);
+    k.procs_[pid] = child;
+    child->state_ = Proc::State::kActive;
+    published = true;
+  }
+  return ForkResult{child, cl};
+}
+
+}  // namespace rump

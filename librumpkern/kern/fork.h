@@ -1,0 +1,53 @@
+// fork.h: fork1, the one function behind every process-creating front end
+// (rump_lwproc_rfork, the fork/vfork/clone/rfork syscalls, remote clients),
+// and exit/wait.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include "base/result.h"
+#include "kern/lwp.h"
+#include "kern/proc.h"
+
+namespace rump {
+
+struct ForkResult {
+  Proc* child;
+  Lwp* lwp;  // the child's first LWP
+};
+
+// Checks rfork flags before anything is allocated: EINVAL for unknown bits,
+// RFFDG|RFCFDG, signal bits without RFTSIGZMB, a bad exit signal, RFMEM
+// with RFVMSPACE, and RFPROC missing.
+Result<void> fork1_check_flags(uint32_t flags);
+
+// Creates a child of l's process. EAGAIN past kern.maxproc or the parent's
+// RLIMIT_NPROC (root is exempt from the latter), ENOMEM when out of memory.
+Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm);
+
+// Ends process p with wait status wstatus (W* encoding). `self` is the LWP
+// of p that asks (nullptr if none, e.g. a signal from outside); it is left
+// to its caller (marked dead). Other LWPs are interrupted, waited for if
+// they are inside the kernel, and freed (bound ones are marked dead for
+// their host thread to free).
+void exit1(Proc& p, Lwp* self, int wstatus);
+
+// Posts sig to p, applying its action: ignored signals are dropped, others
+// become pending and interrupt p's sleeping LWPs. Returns true when the
+// signal is fatal and p has no LWP in the kernel to act on it: the caller
+// then calls kill_proc() once it holds no locks. Caller may hold the tree
+// lock (which keeps p alive), not p's lock.
+bool post_signal(Proc& p, int sig);
+// Ends process pid as killed by sig, if it is still alive. No locks held.
+void kill_proc(Kernel& k, pid_t pid, int sig);
+
+// At the end of a kernel entry: act on pending unblocked fatal signals of
+// l's process. Returns true if the process ended.
+bool check_fatal_signals(Lwp& l);
+
+// The wait status encodings.
+inline constexpr int w_exitcode(int status, int sig) { return ((status & 0xff) << 8) | (sig & 0x7f); }
+
+}  // namespace rump

@@ -1,0 +1,97 @@
+// The upcalls: how the hypercall layer calls back into the kernel.
+//
+// They carry no kernel argument; the kernel is found through the calling
+// thread's LWP (rumpuser_curlwp). A blocking hypercall gives the CPU back
+// through backend_unschedule and takes one again through backend_schedule.
+#include <rump/rumpuser.h>
+
+#include "kern/curlwp.h"
+#include "kern/kernel.h"
+
+namespace rump {
+
+namespace {
+
+Lwp* cur() { return reinterpret_cast<Lwp*>(rumpuser_curlwp()); }
+
+void hyp_schedule() {
+  if (Lwp* l = cur(); l && !l->cpu_) l->kernel().sched().schedule(l);
+}
+
+void hyp_unschedule() {
+  if (Lwp* l = cur(); l && l->cpu_) l->kernel().sched().unschedule(l);
+}
+
+void hyp_backend_unschedule(int nlocks, int* countp, void* interlock) {
+  (void)nlocks;
+  (void)interlock;
+  Lwp* l = cur();
+  if (l && l->cpu_) {
+    l->kernel().sched().unschedule(l);
+    *countp = 1;
+  } else {
+    *countp = 0;
+  }
+}
+
+void hyp_backend_schedule(int nlocks, void* interlock) {
+  (void)interlock;
+  if (nlocks == 0) return;
+  if (Lwp* l = cur()) l->kernel().sched().schedule(l);
+}
+
+void hyp_lwproc_switch(struct lwp* l) {
+  if (Kernel* k = current_kernel()) bind_lwp(*k, reinterpret_cast<Lwp*>(l));
+}
+
+void hyp_lwproc_release() {}
+
+int hyp_lwproc_rfork(void*, int, const char*) { return EOPNOTSUPP; }
+
+int hyp_lwproc_newlwp(pid_t) { return EOPNOTSUPP; }
+
+struct lwp* hyp_lwproc_curlwp() {
+  Kernel* k = current_kernel();
+  return k ? reinterpret_cast<struct lwp*>(bound_lwp(*k)) : nullptr;
+}
+
+int hyp_syscall(int nr, void* arg, long* retval) {
+  Kernel* k = current_kernel();
+  if (!k) return ENOSYS;
+  long r = syscall_enter(*k, nr, static_cast<const long*>(arg));
+  if (r < 0 && r >= -4095) return static_cast<int>(-r);
+  retval[0] = r;
+  return 0;
+}
+
+void hyp_lwpexit() {}
+
+void hyp_execnotify(const char*) {}
+
+pid_t hyp_getpid() {
+  Lwp* l = cur();
+  return l ? l->proc().pid() : -1;
+}
+
+const rumpuser_hyperup kUpcalls = {
+    .hyp_schedule = hyp_schedule,
+    .hyp_unschedule = hyp_unschedule,
+    .hyp_backend_unschedule = hyp_backend_unschedule,
+    .hyp_backend_schedule = hyp_backend_schedule,
+    .hyp_lwproc_switch = hyp_lwproc_switch,
+    .hyp_lwproc_release = hyp_lwproc_release,
+    .hyp_lwproc_rfork = hyp_lwproc_rfork,
+    .hyp_lwproc_newlwp = hyp_lwproc_newlwp,
+    .hyp_lwproc_curlwp = hyp_lwproc_curlwp,
+    .hyp_syscall = hyp_syscall,
+    .hyp_lwpexit = hyp_lwpexit,
+    .hyp_execnotify = hyp_execnotify,
+    .hyp_getpid = hyp_getpid,
+    .hyp__extra = {},
+};
+
+}  // namespace
+
+int hyp_init() { return rumpuser_init(RUMPUSER_VERSION, &kUpcalls); }
+
+}  // namespace rump

@@ -1,0 +1,137 @@
+// LWPs: creation, release, sleeping and interruption.
+#include "kern/lwp.h"
+
+#include "kern/clock.h"
+#include "kern/kernel.h"
+#include "kern/proc.h"
+
+namespace rump {
+
+namespace {
+// An interruptible sleep waits at most this long at a time, then looks at
+// its interrupt state again. interrupt() wakes the sleeper at once when it
+// can take the sleep's mutex without waiting; the slice bounds the delay in
+// the rare case it can't (the mutex is busy), without any lock ordering
+// between signal senders and the objects sleepers wait on.
+constexpr int64_t kInterruptSliceNs = 10 * 1000 * 1000;
+}  // namespace
+
+Lwp::Lwp(Kernel& k, Proc& p, pid_t tid, Kind kind)
+    : kernel_(k), proc_(&p), tid_(tid), kind_(kind) {}
+
+Lwp::~Lwp() = default;
+
+void Lwp::refresh_cred() {
+  uint32_t g = proc_->cred_gen_.load(std::memory_order_acquire);
+  if (__builtin_expect(g == cred_gen_ && cred_, 1)) return;
+  cred_ = proc_->cred();
+  cred_gen_ = g;
+}
+
+bool Lwp::interrupt_pending() const {
+  if (exiting_.load(std::memory_order_relaxed)) return true;
+  SigSet pend = proc_->sigpending_.load(std::memory_order_acquire);
+  return (pend & ~sigmask_.load(std::memory_order_relaxed)) != 0;
+}
+
+int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
+  if (!interruptible) {
+    if (deadline_ns < 0) {
+      cv.wait(m);
+      return 0;
+    }
+    int64_t now = mono_now_ns();
+    if (now >= deadline_ns) return ETIMEDOUT;
+    return cv.timed_wait(m, deadline_ns - now);
+  }
+  if (interrupt_pending()) return EINTR;
+  sleep_lock_.lock();
+  sleep_mtx_ = m.raw();
+  sleep_cv_ = cv.raw();
+  sleep_lock_.unlock();
+  int rv = 0;
+  int64_t now = mono_now_ns();
+  int64_t wait = kInterruptSliceNs;
+  if (deadline_ns >= 0) {
+    if (now >= deadline_ns) rv = ETIMEDOUT;
+    else if (deadline_ns - now < wait) wait = deadline_ns - now;
+  }
+  if (rv == 0) {
+    int r = cv.timed_wait(m, wait);
+    if (r == ETIMEDOUT) {
+      // A slice ended: a real timeout only if the deadline passed;
+      // otherwise report a (spurious) wake-up and let the caller re-check
+      // its condition and sleep again.
+      if (deadline_ns >= 0 && mono_now_ns() >= deadline_ns) rv = ETIMEDOUT;
+    }
+  }
+  sleep_lock_.lock();
+  sleep_mtx_ = nullptr;
+  sleep_cv_ = nullptr;
+  sleep_lock_.unlock();
+  // A wake-up by interrupt() returns 0: the caller re-checks its condition
+  // and, if it still has to wait, its next sleep() answers EINTR.
+  return rv;
+}
+
+void Lwp::interrupt() {
+  sleep_lock_.lock();
+  rumpuser_mtx* m = sleep_mtx_;
+  rumpuser_cv* cv = sleep_cv_;
+  if (m) {
+    struct lwp* owner = nullptr;
+    rumpuser_mutex_owner(m, &owner);
+    if (owner != nullptr && owner == rumpuser_curlwp()) {
+      rumpuser_cv_broadcast(cv);
+    } else if (rumpuser_mutex_tryenter(m) == 0) {
+      rumpuser_cv_broadcast(cv);
+      rumpuser_mutex_exit(m);
+    }
+    // else: the sleeper's slice ends the wait soon.
+  }
+  sleep_lock_.unlock();
+}
+
+UserSpace* Lwp::user_space() const {
+  return space_override_ ? space_override_ : proc_->space_;
+}
+
+Result<Lwp*> Kernel::new_lwp(Proc& p, Lwp::Kind kind) {
+  pid_t tid;
+  {
+    MutexLocker g(proc_tree_lock_);
+    if (kind == Lwp::Kind::kProcess) {
+      // The first LWP of a process has tid == pid, as on Linux.
+      bool first;
+      {
+        MutexLocker pg(p.lock_);
+        first = p.nlwps_ == 0 && p.state_ == Proc::State::kEmbryo;
+      }
+      if (first) {
+        tid = p.pid();
+        pids_.hold(tid);
+      } else {
+        tid = TRY(pids_.alloc(false, 0));
+      }
+    } else {
+      tid = TRY(pids_.alloc(false, 0));
+    }
+  }
+  Lwp* l = new (kmem_) Lwp(*this, p, tid, kind);
+  if (!l) {
+    MutexLocker g(proc_tree_lock_);
+    pids_.release(tid);
+    return err(ENOMEM);
+  }
+  {
+    MutexLocker g(proc_tree_lock_);
+    all_lwps_.push_back(*l);
+    MutexLocker pg(p.lock_);
+    p.lwps_.push_back(*l);
+    p.nlwps_++;
+  }
+  l->refresh_cred();
+  return l;
+}
+
+}  // namespace rump

@@ -1,0 +1,112 @@
+// lwp.h: light-weight processes, the kernel's threads of execution.
+//
+// Every thread running in the kernel has an Lwp (invariant 3): LWPs of
+// processes (made by fork1 or rump_lwproc_newlwp, bound to host threads by
+// rump_lwproc_switch), implicit LWPs that a host thread calling in without
+// one gets (attached to init and cached per thread), and kernel threads
+// (attached to proc0). An Lwp belongs to one Proc and is linked on its list.
+//
+// Sleeping: Lwp::sleep() is the one way kernel code waits for an event with
+// a timeout or interruptibly. An interruptible sleep ends with EINTR when a
+// signal is posted to the process (Lwp::interrupt()).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <boost/intrusive/list.hpp>
+#include <cstdint>
+
+#include "base/kmem.h"
+#include "base/ref.h"
+#include "kern/cred.h"
+#include "kern/signal.h"
+#include "sync/mutex.h"
+
+namespace rump {
+
+class Proc;
+class Kernel;
+struct Cpu;
+class UserSpace;
+
+namespace bi = boost::intrusive;
+using ListHook = bi::list_member_hook<bi::link_mode<bi::safe_link>>;
+
+class Lwp : public KObject {
+ public:
+  enum class Kind : uint8_t { kProcess, kImplicit, kKthread };
+
+  Lwp(Kernel& k, Proc& p, pid_t tid, Kind kind);
+  ~Lwp();
+
+  Kernel& kernel() const { return kernel_; }
+  Proc& proc() const { return *proc_; }
+  pid_t tid() const { return tid_; }
+  Kind kind() const { return kind_; }
+  bool implicit() const { return kind_ == Kind::kImplicit; }
+  Cpu* cpu() const { return cpu_; }
+
+  // The credentials this LWP acts with: its process's, refreshed at each
+  // kernel entry if the process changed them.
+  const Cred& cred() const { return *cred_; }
+  void refresh_cred();
+
+  // The user space the calling syscalls address: the process's, unless
+  // vmspace_ctl(RUN) made another one current for this LWP.
+  UserSpace* user_space() const;
+  UserSpace* space_override_ = nullptr;
+
+  // Sleeps on cv with m held. deadline_ns is on the monotonic clock, < 0
+  // for none. Returns 0 (woken: possibly spuriously, re-check and sleep
+  // again), ETIMEDOUT, or EINTR (interruptible sleeps only: an unblocked
+  // signal is pending or the process is exiting). Callers loop:
+  //   while (!cond) if (int e = l.sleep(cv, m, deadline, true)) return err(e);
+  int sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(m);
+  // Wakes an interruptible sleep of this LWP (signal delivery, exit).
+  void interrupt();
+  // True if an unblocked signal is pending for the process or the LWP was
+  // told to stop (process exit).
+  bool interrupt_pending() const;
+
+  // Set when the process is exiting: syscalls return and the LWP goes.
+  std::atomic<bool> exiting_{false};
+  // Bound to a host thread (rump_lwproc_switch); such an LWP is freed by
+  // that thread, not by process exit.
+  std::atomic<bool> bound_{false};
+  // The process has gone: the LWP is a husk waiting for its host thread.
+  std::atomic<bool> dead_{false};
+
+  // Changed under the process lock, read without it.
+  std::atomic<SigSet> sigmask_{0};
+  // Set by the entry path while a host thread runs this LWP in the kernel.
+  std::atomic<bool> in_kernel_{false};
+  ListHook proc_hook_;  // Proc::lwps_
+  ListHook kernel_hook_;  // Kernel::all_lwps_
+
+  // Scheduler state, touched only by the thread running this LWP.
+  Cpu* cpu_ = nullptr;
+  int last_cpu_ = 0;
+
+ private:
+  Kernel& kernel_;
+  Proc* proc_;
+  pid_t tid_;
+  Kind kind_;
+  RefPtr<Cred> cred_;
+  uint32_t cred_gen_ = 0;
+
+  // An interruptible sleep in progress: what to wake (see Lwp::sleep).
+  SpinLock sleep_lock_;
+  rumpuser_mtx* sleep_mtx_ = nullptr;
+  rumpuser_cv* sleep_cv_ = nullptr;
+  friend class Proc;
+};
+
+using LwpList = bi::list<Lwp, bi::member_hook<Lwp, ListHook, &Lwp::proc_hook_>,
+                         bi::constant_time_size<false>>;
+using KernelLwpList = bi::list<Lwp, bi::member_hook<Lwp, ListHook, &Lwp::kernel_hook_>,
+                               bi::constant_time_size<false>>;
+
+}  // namespace rump

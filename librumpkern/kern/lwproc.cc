@@ -1,0 +1,108 @@
+// rump_lwproc_*: binding host threads to processes and LWPs.
+#include <rump/rump.h>
+
+#include "kern/curlwp.h"
+#include "kern/fork.h"
+#include "kern/kernel.h"
+
+using rump::Kernel;
+using rump::Lwp;
+
+extern "C" {
+
+int rump_lwproc_rfork(int flags) {
+  Kernel* k = rump::current_kernel();
+  if (!k) return ENOSYS;
+  constexpr uint32_t kAllowed = RUMP_RFFDG | RUMP_RFCFDG | RUMP_RFMEM | RUMP_RFNOWAIT | RUMP_RFVMSPACE;
+  uint32_t f = static_cast<uint32_t>(flags);
+  if (f & ~kAllowed) return EINVAL;
+  Lwp* l = rump::enter(*k);
+  if (!l) return ENOMEM;
+  rump::Result<rump::ForkResult> r = rump::fork1(*l, f | rump::RFPROC, nullptr);
+  rump::leave(*k, l);
+  if (!r.ok()) return r.error();
+  rump::bind_lwp(*k, r.value().lwp);
+  return 0;
+}
+
+int rump_lwproc_newlwp(pid_t pid) {
+  Kernel* k = rump::current_kernel();
+  if (!k) return ENOSYS;
+  Lwp* l = rump::enter(*k);
+  if (!l) return ENOMEM;
+  rump::Result<Lwp*> nl = rump::err(ESRCH);
+  rump::Proc* p = nullptr;
+  {
+    rump::MutexLocker g(k->proc_tree_lock_);
+    p = k->find_proc_locked(pid);
+    if (p && (p->state_ != rump::Proc::State::kActive || p == k->proc0_)) p = nullptr;
+    if (p) {
+      rump::MutexLocker pg(p->lock_);
+      if (p->exiting_) p = nullptr;
+    }
+  }
+  // The tree lock is dropped before making the LWP (new_lwp takes it);
+  // the process can't be reaped meanwhile unless it exits, which would
+  // need one of its LWPs, and a process with none is already gone.
+  if (p) nl = k->new_lwp(*p, Lwp::Kind::kProcess);
+  rump::leave(*k, l);
+  if (!nl.ok()) return nl.error();
+  rump::bind_lwp(*k, nl.value());
+  return 0;
+}
+
+void rump_lwproc_switch(struct lwp* nl) {
+  Kernel* k = rump::current_kernel();
+  if (!k) return;
+  Lwp* l = reinterpret_cast<Lwp*>(nl);
+  if (l && (&l->kernel() != k || l->dead_.load())) return;
+  rump::bind_lwp(*k, l);
+}
+
+void rump_lwproc_releaselwp(void) {
+  Kernel* k = rump::current_kernel();
+  if (!k) return;
+  Lwp* l = rump::bound_lwp(*k);
+  if (!l) return;
+  rump::bind_lwp(*k, nullptr);
+  Lwp* i = rump::enter(*k);
+  if (!i) return;
+  k->release_lwp(l, 0);
+  rump::leave(*k, i);
+}
+
+struct lwp* rump_lwproc_curlwp(void) {
+  Kernel* k = rump::current_kernel();
+  if (!k) return nullptr;
+  return reinterpret_cast<struct lwp*>(rump::bound_lwp(*k));
+}
+
+}  // extern "C"
+
+namespace rump {
+
+void Kernel::release_lwp(Lwp* l, int exit_status) {
+  Proc& p = l->proc();
+  bool last;
+  {
+    MutexLocker g(p.lock_);
+    last = p.nlwps_ == 1 && !p.exiting_;
+  }
+  if (last) {
+    // The process ends; exit1 leaves l (as the caller's) a husk.
+    exit1(p, l, w_exitcode(exit_status, 0));
+  } else {
+    MutexLocker g(proc_tree_lock_);
+    MutexLocker pg(p.lock_);
+    if (l->proc_hook_.is_linked()) {
+      p.lwps_.erase(p.lwps_.iterator_to(*l));
+      p.nlwps_--;
+    }
+  }
+  MutexLocker g(proc_tree_lock_);
+  all_lwps_.erase(all_lwps_.iterator_to(*l));
+  pids_.release(l->tid());
+  delete l;
+}
+
+}  // namespace rump

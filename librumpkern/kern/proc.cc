@@ -1,0 +1,82 @@
+// Processes: the Proc object, the process table, and faction extensions.
+#include "kern/proc.h"
+
+#include <cstring>
+
+#include "kern/kernel.h"
+
+namespace rump {
+
+namespace {
+// Filled by static registrars while the program loads; read-only afterwards.
+ProcExtension* g_extensions[kMaxProcExtensions];
+int g_nextensions;
+}  // namespace
+
+int register_proc_extension(ProcExtension* ext) {
+  if (g_nextensions >= kMaxProcExtensions) panic("too many process extensions");
+  ext->slot = g_nextensions;
+  g_extensions[g_nextensions++] = ext;
+  return ext->slot;
+}
+int proc_extension_count() { return g_nextensions; }
+ProcExtension* proc_extension(int slot) { return g_extensions[slot]; }
+
+Proc::Proc(Kernel& k, pid_t pid) : kernel_(k), pid_(pid) {
+  for (auto& r : rlimits_) r.rlim_cur = r.rlim_max = RLIM_INFINITY;
+}
+
+Proc::~Proc() = default;
+
+Ref<Cred> Proc::cred() const {
+  MutexLocker g(lock_);
+  return cred_.to_ref();
+}
+
+void Proc::set_cred(Ref<Cred> c) {
+  {
+    MutexLocker g(lock_);
+    cred_ = std::move(c);
+  }
+  cred_gen_.fetch_add(1, std::memory_order_release);
+}
+
+SigSet Proc::pending_unblocked(const Lwp& l) const {
+  return sigpending_.load(std::memory_order_acquire) & ~l.sigmask_.load(std::memory_order_relaxed);
+}
+
+Proc* Kernel::find_proc_locked(pid_t pid) {
+  auto it = procs_.find(pid);
+  return it == procs_.end() ? nullptr : it->second;
+}
+
+SigDefault sig_default_action(int sig) {
+  switch (sig) {
+    case SIGCHLD:
+    case SIGURG:
+    case SIGWINCH:
+      return SigDefault::kIgnore;
+    case SIGSTOP:
+    case SIGTSTP:
+    case SIGTTIN:
+    case SIGTTOU:
+      return SigDefault::kStop;
+    case SIGCONT:
+      return SigDefault::kContinue;
+    case SIGQUIT:
+    case SIGILL:
+    case SIGTRAP:
+    case SIGABRT:
+    case SIGBUS:
+    case SIGFPE:
+    case SIGSEGV:
+    case SIGXCPU:
+    case SIGXFSZ:
+    case SIGSYS:
+      return SigDefault::kCore;
+    default:
+      return SigDefault::kTerminate;
+  }
+}
+
+}  // namespace rump

@@ -1,0 +1,144 @@
+// proc.h: processes.
+//
+// A Proc is owned by its kernel's process table from fork1 until its parent
+// reaps it (wait4/waitid) or, for children nobody waits for, until it exits.
+// Locking:
+//   * Kernel::proc_tree_lock_ guards the pid table, parent/child links,
+//     process groups and sessions, process state and exit status. Parents
+//     sleep on their child_cv_ with it held.
+//   * Proc::lock_ guards the process's own state: LWP list, credentials,
+//     signal actions and pending set, resource limits, name, umask.
+//   Order: proc_tree_lock_ before any Proc::lock_ (lock_rank.h).
+//
+// Factions that keep per-process state (descriptors, cwd/root, vmspace
+// tables) register a ProcExtension: fork1 calls its fork hook to share or
+// copy the state into the child, exit calls its exit hook to drop it.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <boost/intrusive/list.hpp>
+#include <cstdint>
+
+#include "base/kmem.h"
+#include "base/ref.h"
+#include "base/result.h"
+#include "kern/cred.h"
+#include "kern/lwp.h"
+#include "kern/signal.h"
+#include "sync/mutex.h"
+
+namespace rump {
+
+class Kernel;
+class UserSpace;
+
+// rfork flags with FreeBSD's meaning (values are FreeBSD's).
+enum : uint32_t {
+  RFFDG = 1u << 2,
+  RFPROC = 1u << 4,
+  RFMEM = 1u << 5,
+  RFNOWAIT = 1u << 6,
+  RFCFDG = 1u << 12,
+  RFTHREAD = 1u << 13,
+  RFSIGSHARE = 1u << 14,
+  RFTSIGZMB = 1u << 19,
+  RFTSIGSHIFT = 20,
+  RFTSIGMASK = 0xFF,
+  RFHIGHPID = 1u << 18,
+  RFPPWAIT = 1u << 31,
+  RFSTOPPED = 1u << 17,
+  // This kernel's: give the child a fresh isolated Vmspace.
+  RFVMSPACE = 1u << 30,
+  RFTSIGFLAGS_ALL = RFTSIGMASK << RFTSIGSHIFT,
+  RFFLAGS_ALL = RFFDG | RFPROC | RFMEM | RFNOWAIT | RFCFDG | RFTHREAD | RFSIGSHARE |
+                RFTSIGZMB | RFTSIGFLAGS_ALL | RFHIGHPID | RFPPWAIT | RFSTOPPED | RFVMSPACE,
+};
+
+inline constexpr int kMaxProcExtensions = 8;
+
+// Signal actions; copied at fork, or shared with RFSIGSHARE.
+class SigActs : public KObject, public RefCounted<SigActs> {
+ public:
+  mutable SpinLock lock{LockRank::kNone};
+  KernelSigaction act[kNsig] ABSL_GUARDED_BY(lock) = {};  // index sig - 1
+
+  KernelSigaction get(int sig) const {
+    SpinLocker g(lock);
+    return act[sig - 1];
+  }
+};
+
+struct ProcExtension {
+  const char* name;
+  // Give child its state from parent according to the rfork flags.
+  Result<void> (*fork)(Proc& parent, Proc& child, uint32_t flags);
+  // Drop the process's state (last LWP gone, before it becomes a zombie).
+  void (*exit)(Proc& p);
+  int slot = -1;  // assigned at registration
+};
+// Registers at load time (static object in the faction); returns the slot.
+int register_proc_extension(ProcExtension* ext);
+int proc_extension_count();
+ProcExtension* proc_extension(int slot);
+
+class Proc : public KObject {
+ public:
+  enum class State : uint8_t { kEmbryo, kActive, kZombie };
+
+  Proc(Kernel& k, pid_t pid);
+  ~Proc();
+
+  Kernel& kernel() const { return kernel_; }
+  pid_t pid() const { return pid_; }
+
+  // --- guarded by Kernel::proc_tree_lock_
+  Proc* parent_ = nullptr;
+  pid_t pgid_ = 0;
+  pid_t sid_ = 0;
+  State state_ = State::kEmbryo;
+  int exit_status_ = 0;     // wait status (W* encoding)
+  bool waited_ = false;     // a wait with WNOWAIT saw it; still reapable
+  bool stopped_report_ = false;
+  bool ppwait_ = false;     // vfork: parent waits until exit/exec
+  int exit_signal_ = SIGCHLD;  // what the parent gets when this exits (0: none)
+  ListHook sibling_hook_;
+  bi::list<Proc, bi::member_hook<Proc, ListHook, &Proc::sibling_hook_>,
+           bi::constant_time_size<false>> children_;
+  CondVar child_cv_;  // state changes of children; waited on with the tree lock
+
+  // --- guarded by lock_
+  mutable Mutex lock_{LockRank::kProc};
+  LwpList lwps_ ABSL_GUARDED_BY(lock_);
+  int nlwps_ ABSL_GUARDED_BY(lock_) = 0;
+  RefPtr<Cred> cred_ ABSL_GUARDED_BY(lock_);  // set before the process is published
+  // Shared between processes made with RFSIGSHARE.
+  RefPtr<SigActs> sigacts_ ABSL_GUARDED_BY(lock_);
+  // Changed under lock_, read without it (Lwp::interrupt_pending).
+  std::atomic<SigSet> sigpending_{0};
+  rlimit rlimits_[RLIM_NLIMITS] ABSL_GUARDED_BY(lock_) = {};
+  char comm_[16] ABSL_GUARDED_BY(lock_) = {};
+  std::atomic<mode_t> umask_{022};
+  bool exiting_ ABSL_GUARDED_BY(lock_) = false;
+  std::atomic<uint32_t> cred_gen_{1};
+
+  // The process's user space; nullptr: the host's address space.
+  UserSpace* space_ = nullptr;
+  // Per-faction state (ProcExtension slots).
+  void* ext_[kMaxProcExtensions] = {};
+
+  Ref<Cred> cred() const;
+  // Replaces the credentials (fresh, unpublished Cred).
+  void set_cred(Ref<Cred> c);
+  SigSet pending_unblocked(const Lwp& l) const;
+
+ private:
+  Kernel& kernel_;
+  pid_t pid_;
+};
+
+using ProcChildList = decltype(Proc::children_);
+
+}  // namespace rump

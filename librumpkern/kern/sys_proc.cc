@@ -1,0 +1,329 @@
+// Process system calls: ids, exit, wait, process groups and sessions,
+// umask, resource limits.
+#include <sys/wait.h>
+
+#include <cstring>
+
+#include "kern/copy.h"
+#include "kern/fork.h"
+#include "kern/kernel.h"
+#include "kern/syscall_protos.h"
+
+namespace rump {
+
+Result<long> sys_getpid(Lwp& l) { return l.proc().pid(); }
+
+Result<long> sys_gettid(Lwp& l) { return l.tid(); }
+
+Result<long> sys_getppid(Lwp& l) {
+  Kernel& k = l.kernel();
+  MutexLocker g(k.proc_tree_lock_);
+  Proc* pp = l.proc().parent_;
+  return pp ? pp->pid() : 0;
+}
+
+Result<long> sys_exit(Lwp& l, int status) {
+  // Linux's exit ends the calling thread, exit_group the process. A local
+  // client's thread is not a user thread that can vanish, so both end the
+  // process here when called from its only LWP; from one of several LWPs,
+  // exit releases just that LWP.
+  Proc& p = l.proc();
+  if (&p == l.kernel().init_ || l.implicit()) return err(EPERM);
+  int n;
+  {
+    MutexLocker g(p.lock_);
+    n = p.nlwps_;
+  }
+  if (n > 1) {
+    Kernel& k = l.kernel();
+    MutexLocker g(k.proc_tree_lock_);
+    MutexLocker pg(p.lock_);
+    p.lwps_.erase(p.lwps_.iterator_to(l));
+    p.nlwps_--;
+    l.dead_.store(true);
+    return 0;
+  }
+  exit1(p, &l, w_exitcode(status, 0));
+  return 0;
+}
+
+Result<long> sys_exit_group(Lwp& l, int status) {
+  Proc& p = l.proc();
+  if (&p == l.kernel().init_ || l.implicit()) return err(EPERM);
+  exit1(p, &l, w_exitcode(status, 0));
+  return 0;
+}
+
+namespace {
+
+enum class WaitId { kAll, kPid, kPgid };
+
+struct WaitRequest {
+  WaitId idtype;
+  pid_t id;
+  int options;
+  bool reap;  // false for WNOWAIT
+};
+
+struct WaitResult {
+  pid_t pid = 0;
+  int status = 0;
+  uid_t uid = 0;
+};
+
+bool matches(const WaitRequest& w, const Proc& c) {
+  switch (w.idtype) {
+    case WaitId::kAll: return true;
+    case WaitId::kPid: return c.pid() == w.id;
+    case WaitId::kPgid: return c.pgid_ == w.id;
+  }
+  return false;
+}
+
+// Waits for a child of l's process that matches; 0 pid with WNOHANG and
+// none ready. ECHILD with no matching child, EINTR on a signal.
+Result<WaitResult> do_wait(Lwp& l, const WaitRequest& w) {
+  Kernel& k = l.kernel();
+  Proc& self = l.proc();
+  MutexLocker g(k.proc_tree_lock_);
+  for (;;) {
+    bool any = false;
+    for (Proc& c : self.children_) {
+      if (!matches(w, c)) continue;
+      any = true;
+      if (c.state_ != Proc::State::kZombie) continue;
+      WaitResult r{c.pid(), c.exit_status_, c.cred()->uid};
+      if (w.reap) {
+        self.children_.erase(self.children_.iterator_to(c));
+        c.parent_ = nullptr;
+        k.procs_.erase(c.pid());
+        k.pids_.release(c.pid());
+        k.pids_.release(c.pgid_);
+        k.pids_.release(c.sid_);
+        k.nprocs_--;
+        delete &c;
+      }
+      return r;
+    }
+    if (!any) return err(ECHILD);
+    if (w.options & WNOHANG) return WaitResult{};
+    if (int e = l.sleep(self.child_cv_, k.proc_tree_lock_, -1, true)) return err(e);
+  }
+}
+
+}  // namespace
+
+Result<long> sys_wait4(Lwp& l, pid_t pid, UserPtr<int> wstatus, int options, UserPtr<struct rusage> ru) {
+  if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) return err(EINVAL);
+  if (pid == INT32_MIN) return err(ESRCH);
+  WaitRequest w{WaitId::kAll, 0, options, true};
+  if (pid > 0) {
+    w.idtype = WaitId::kPid, w.id = pid;
+  } else if (pid == 0) {
+    Kernel& k = l.kernel();
+    MutexLocker g(k.proc_tree_lock_);
+    w.idtype = WaitId::kPgid, w.id = l.proc().pgid_;
+  } else if (pid < -1) {
+    w.idtype = WaitId::kPgid, w.id = -pid;
+  }
+  WaitResult r = TRY(do_wait(l, w));
+  if (r.pid != 0 && wstatus) TRY(copyout_obj(l, r.status, wstatus));
+  if (ru) {
+    struct rusage zero;
+    std::memset(&zero, 0, sizeof zero);
+    TRY(copyout_obj(l, zero, ru));
+  }
+  return r.pid;
+}
+
+Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, int options,
+                        UserPtr<struct rusage> ru) {
+  if (options & ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL))
+    return err(EINVAL);
+  if ((options & (WEXITED | WSTOPPED | WCONTINUED)) == 0) return err(EINVAL);
+  WaitRequest w{WaitId::kAll, 0, options, (options & WNOWAIT) == 0};
+  switch (idtype) {
+    case P_ALL: break;
+    case P_PID:
+      if (static_cast<pid_t>(id) <= 0) return err(EINVAL);
+      w.idtype = WaitId::kPid, w.id = static_cast<pid_t>(id);
+      break;
+    case P_PGID:
+      if (static_cast<pid_t>(id) < 0) return err(EINVAL);
+      w.idtype = WaitId::kPgid;
+      if (id == 0) {
+        Kernel& k = l.kernel();
+        MutexLocker g(k.proc_tree_lock_);
+        w.id = l.proc().pgid_;
+      } else {
+        w.id = static_cast<pid_t>(id);
+      }
+      break;
+    default:
+      return err(EINVAL);
+  }
+  // Without WEXITED only stop/continue events are asked for, and there are
+  // none here (no job control): WNOHANG reports nothing, else ECHILD.
+  if ((options & WEXITED) == 0 && (options & WNOHANG) == 0) return err(ECHILD);
+  WaitResult r = (options & WEXITED) ? TRY(do_wait(l, w)) : WaitResult{};
+  if (info) {
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    if (r.pid != 0) {
+      si.si_signo = SIGCHLD;
+      si.si_pid = r.pid;
+      si.si_uid = r.uid;
+      if (WIFEXITED(r.status)) {
+        si.si_code = CLD_EXITED;
+        si.si_status = WEXITSTATUS(r.status);
+      } else {
+        si.si_code = WCOREDUMP(r.status) ? CLD_DUMPED : CLD_KILLED;
+        si.si_status = WTERMSIG(r.status);
+      }
+    }
+    TRY(copyout_obj(l, si, info));
+  }
+  if (ru) {
+    struct rusage zero;
+    std::memset(&zero, 0, sizeof zero);
+    TRY(copyout_obj(l, zero, ru));
+  }
+  return 0;
+}
+
+Result<long> sys_getpgid(Lwp& l, pid_t pid) {
+  Kernel& k = l.kernel();
+  if (pid < 0) return err(ESRCH);
+  MutexLocker g(k.proc_tree_lock_);
+  Proc* p = pid == 0 ? &l.proc() : k.find_proc_locked(pid);
+  if (!p || p == k.proc0_) return err(ESRCH);
+  return p->pgid_;
+}
+
+Result<long> sys_getpgrp(Lwp& l) { return sys_getpgid(l, 0); }
+
+Result<long> sys_getsid(Lwp& l, pid_t pid) {
+  Kernel& k = l.kernel();
+  if (pid < 0) return err(ESRCH);
+  MutexLocker g(k.proc_tree_lock_);
+  Proc* p = pid == 0 ? &l.proc() : k.find_proc_locked(pid);
+  if (!p || p == k.proc0_) return err(ESRCH);
+  return p->sid_;
+}
+
+Result<long> sys_setsid(Lwp& l) {
+  Kernel& k = l.kernel();
+  Proc& p = l.proc();
+  MutexLocker g(k.proc_tree_lock_);
+  // EPERM if the caller already leads a group (POSIX), or any process's
+  // group has its pid as id.
+  if (p.pgid_ == p.pid()) return err(EPERM);
+  for (auto& [id, q] : k.procs_)
+    if (q->pgid_ == p.pid()) return err(EPERM);
+  k.pids_.hold(p.pid());
+  k.pids_.hold(p.pid());
+  k.pids_.release(p.pgid_);
+  k.pids_.release(p.sid_);
+  p.pgid_ = p.sid_ = p.pid();
+  return p.pid();
+}
+
+Result<long> sys_setpgid(Lwp& l, pid_t pid, pid_t pgid) {
+  Kernel& k = l.kernel();
+  if (pid < 0 || pgid < 0) return err(EINVAL);
+  Proc& self = l.proc();
+  MutexLocker g(k.proc_tree_lock_);
+  Proc* p = pid == 0 ? &self : k.find_proc_locked(pid);
+  if (!p || p == k.proc0_ || p->state_ == Proc::State::kZombie) return err(ESRCH);
+  if (p != &self) {
+    if (p->parent_ != &self) return err(ESRCH);
+    if (p->sid_ != self.sid_) return err(EPERM);
+  }
+  if (p->sid_ == p->pid()) return err(EPERM);  // a session leader
+  if (pgid == 0) pgid = p->pid();
+  if (pgid != p->pid()) {
+    // The group must exist in the caller's session.
+    bool found = false;
+    for (auto& [id, q] : k.procs_) {
+      if (q->pgid_ == pgid && q->sid_ == self.sid_ && q->state_ != Proc::State::kZombie) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) return err(EPERM);
+  }
+  if (pgid != p->pgid_) {
+    k.pids_.hold(pgid);
+    k.pids_.release(p->pgid_);
+    p->pgid_ = pgid;
+  }
+  return 0;
+}
+
+Result<long> sys_umask(Lwp& l, mode_t mask) {
+  return l.proc().umask_.exchange(mask & 0777);
+}
+
+namespace {
+
+bool valid_rlimit(const rlimit& r) { return r.rlim_cur <= r.rlim_max; }
+
+Result<void> do_prlimit(Lwp& l, Proc& p, int resource, const rlimit* nl, rlimit* ol) {
+  if (resource < 0 || resource >= RLIM_NLIMITS) return err(EINVAL);
+  if (nl && !valid_rlimit(*nl)) return err(EINVAL);
+  MutexLocker g(p.lock_);
+  rlimit& cur = p.rlimits_[resource];
+  if (ol) *ol = cur;
+  if (nl) {
+    if (nl->rlim_max > cur.rlim_max && !l.cred().is_root()) return err(EPERM);
+    if (resource == RLIMIT_NOFILE && nl->rlim_max > 1024 * 1024) return err(EPERM);
+    cur = *nl;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<long> sys_getrlimit(Lwp& l, int resource, UserPtr<struct rlimit> rlim) {
+  rlimit r;
+  TRY(do_prlimit(l, l.proc(), resource, nullptr, &r));
+  TRY(copyout_obj(l, r, rlim));
+  return 0;
+}
+
+Result<long> sys_setrlimit(Lwp& l, int resource, UserPtr<struct rlimit> rlim) {
+  rlimit r = TRY(copyin_obj(l, rlim));
+  TRY(do_prlimit(l, l.proc(), resource, &r, nullptr));
+  return 0;
+}
+
+Result<long> sys_prlimit64(Lwp& l, pid_t pid, int resource, UserPtr<struct rlimit> new_limit,
+                           UserPtr<struct rlimit> old_limit) {
+  rlimit nl;
+  if (new_limit) nl = TRY(copyin_obj(l, new_limit));
+  Kernel& k = l.kernel();
+  Proc* p = &l.proc();
+  if (pid < 0) return err(EINVAL);
+  if (pid != 0 && pid != p->pid()) {
+    // Another process: the caller must be root or have all ids equal
+    // (Linux's rule). The tree lock keeps p alive meanwhile.
+    MutexLocker g(k.proc_tree_lock_);
+    Proc* q = k.find_proc_locked(pid);
+    if (!q || q == k.proc0_ || q->state_ != Proc::State::kActive) return err(ESRCH);
+    Ref<Cred> tc = q->cred();
+    const Cred& c = l.cred();
+    if (!c.is_root() && !(c.uid == tc->uid && c.uid == tc->euid && c.uid == tc->suid &&
+                          c.gid == tc->gid && c.gid == tc->egid && c.gid == tc->sgid))
+      return err(EPERM);
+    rlimit ol;
+    TRY(do_prlimit(l, *q, resource, new_limit ? &nl : nullptr, &ol));
+    if (old_limit) TRY(copyout_obj(l, ol, old_limit));
+    return 0;
+  }
+  rlimit ol;
+  TRY(do_prlimit(l, *p, resource, new_limit ? &nl : nullptr, &ol));
+  if (old_limit) TRY(copyout_obj(l, ol, old_limit));
+  return 0;
+}
+
+}  // namespace rump

@@ -1,0 +1,57 @@
+// syscall.h: the system call table and its dispatch.
+//
+// Entries come from syscalls.master through tools/gensyscalls.py: each
+// faction library carries a generated array of SysentInit and registers it
+// with a static SysentRegistrar when the library is loaded ("linking is
+// enough"). The registry is process-wide and immutable once the program has
+// started; a kernel copies nothing from it. Numbers with no entry are ENOSYS.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rump {
+
+class Lwp;
+
+// A handler: returns the result, or -errno.
+using SyscallEntry = long (*)(Lwp& l, const long* args);
+
+inline constexpr long kMaxSyscall = 1024;
+
+struct SysentInit {
+  long nr;
+  SyscallEntry entry;
+  const char* name;
+  int nargs;
+};
+
+struct Sysent {
+  SyscallEntry entry;
+  const char* name;
+  int nargs;
+};
+
+// Registers a faction's entries at load time.
+struct SysentRegistrar {
+  SysentRegistrar(const SysentInit* entries, size_t n);
+};
+
+// The table, indexed by number; entry is null where nothing is linked.
+const Sysent* sysent_table();
+
+struct SyscallName {
+  long nr;
+  const char* name;
+  const char* faction;
+  int nargs;
+};
+extern const SyscallName kSyscallNames[];
+extern const size_t kSyscallNameCount;
+const char* syscall_name(long nr);
+
+// The per-kernel tracing hook: sees every call's number, arguments and
+// result (the raw -errno convention).
+using SyscallTraceFn = void (*)(void* arg, long nr, const long* args, long result);
+
+}  // namespace rump

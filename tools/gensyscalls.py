@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Derives everything about system calls from syscalls.master.
+
+Usage:
+  gensyscalls.py header  MASTER OUT.h          public <rump/rump_syscalls.h>
+  gensyscalls.py protos  MASTER OUT.h          kernel handler prototypes
+  gensyscalls.py faction MASTER NAME OUT.cc    a faction's sysent entries and
+                                               its rump_sys_* wrappers
+  gensyscalls.py names   MASTER OUT.cc         the name table (tracing, fuzz)
+"""
+import re
+import sys
+
+
+class Call:
+    def __init__(self, name, number, faction, ret, args):
+        self.name = name
+        self.number = number
+        self.faction = faction
+        self.ret = ret
+        self.args = args  # list of (type, name)
+
+    @property
+    def nr(self):
+        return f"SYS_{self.name}" if self.number == "host" else self.number
+
+    @property
+    def public_nr(self):
+        """The number as a public program spells it."""
+        return f"SYS_{self.name}" if self.number == "host" else f"RUMP_SYS_{self.name}"
+
+
+def parse(path):
+    calls = []
+    for lineno, line in enumerate(open(path), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        cols = [c.strip() for c in line.split("|")]
+        if len(cols) != 5:
+            sys.exit(f"{path}:{lineno}: expected 5 columns")
+        name, number, faction, ret, argtext = cols
+        args = []
+        if argtext != "void":
+            for a in argtext.split(","):
+                m = re.match(r"^(.*?)(\w+)$", a.strip())
+                if not m:
+                    sys.exit(f"{path}:{lineno}: bad argument '{a}'")
+                args.append((m.group(1).strip(), m.group(2)))
+        if len(args) > 6:
+            sys.exit(f"{path}:{lineno}: more than 6 arguments")
+        calls.append(Call(name, number, faction, ret, args))
+    return calls
+
+
+def is_pointer(t):
+    return "*" in t
+
+
+def kernel_type(t):
+    """Type of the argument as the handler sees it."""
+    if is_pointer(t):
+        base = t.replace("*", "").strip()
+        if base.startswith("const "):
+            base = base[len("const "):]
+        return f"UserPtr<{base}>"
+    return t
+
+
+def unpack(t, expr):
+    if is_pointer(t):
+        base = kernel_type(t)
+        return f"{base}{{static_cast<uintptr_t>({expr})}}"
+    return f"static_cast<{t}>({expr})"
+
+
+HEADER_INCLUDES = """#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+"""
+
+
+def gen_header(calls, out):
+    w = out.write
+    w("/* rump_syscalls.h: the rump_sys_* system call wrappers.\n"
+      " * GENERATED from librumpkern/kern/syscalls.master by tools/gensyscalls.py;\n"
+      " * do not edit. Each wrapper makes the system call in the calling\n"
+      " * thread's current kernel and returns -1 with errno set on failure, as\n"
+      " * the host's libc wrapper would. Numbers, flags and structures are the\n"
+      " * host's (Linux); calls this kernel adds have RUMP_SYS_* numbers. */\n")
+    w("#ifndef RUMP_RUMP_SYSCALLS_H_\n#define RUMP_RUMP_SYSCALLS_H_\n\n")
+    w(HEADER_INCLUDES)
+    w("\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n")
+    for c in calls:
+        if c.number != "host":
+            w(f"#define RUMP_SYS_{c.name} {c.number}\n")
+    w("#define RUMP_SYS_MAXSYSCALL 1024 /* numbers at or above are ENOSYS */\n\n")
+    w("/* Raw entry: returns the result, or -errno. Unknown numbers: -ENOSYS. */\n")
+    w("long rump_syscall(long nr, const long args[6]);\n")
+    w("/* The name of a system call number, or NULL. */\n")
+    w("const char *rump_syscall_name(long nr);\n\n")
+    for c in calls:
+        params = ", ".join(f"{t} {n}" if not t.endswith("*") else f"{t}{n}" for t, n in c.args) or "void"
+        w(f"{c.ret} rump_sys_{c.name}({params});\n")
+    w("\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n")
+
+
+def gen_protos(calls, out):
+    w = out.write
+    w("// GENERATED from syscalls.master by tools/gensyscalls.py; do not edit.\n"
+      "// Handler prototypes: each returns the call's result or an errno.\n")
+    w("#pragma once\n\n")
+    w(HEADER_INCLUDES)
+    w('\n#include "base/result.h"\n#include "base/user_ptr.h"\n\n')
+    w("namespace rump {\nclass Lwp;\n\n")
+    for c in calls:
+        params = "".join(f", {kernel_type(t)} {n}" for t, n in c.args)
+        w(f"Result<long> sys_{c.name}(Lwp& l{params});\n")
+    w("\n}  // namespace rump\n")
+
+
+def gen_faction(calls, faction, out):
+    w = out.write
+    mine = [c for c in calls if c.faction == faction]
+    w("// GENERATED from syscalls.master by tools/gensyscalls.py; do not edit.\n")
+    w(f"// The '{faction}' faction's sysent entries and rump_sys_* wrappers.\n")
+    w('#include <rump/rump_syscalls.h>\n#include <rump/rumpuser.h>\n\n')
+    w('#include "kern/syscall.h"\n#include "kern/syscall_protos.h"\n\n')
+    w("namespace rump {\nnamespace {\n\n")
+    for c in mine:
+        args = ", ".join(unpack(t, f"a[{i}]") for i, (t, n) in enumerate(c.args))
+        sep = ", " if args else ""
+        w(f"long entry_{c.name}(Lwp& l, const long* a) {{\n")
+        if not c.args:
+            w("  (void)a;\n")
+        w(f"  Result<long> r = sys_{c.name}(l{sep}{args});\n")
+        w("  return r.ok() ? r.value() : -static_cast<long>(r.error());\n}\n\n")
+    w("const SysentInit kEntries[] = {\n")
+    for c in mine:
+        w(f'  {{{c.nr}, entry_{c.name}, "{c.name}", {len(c.args)}}},\n')
+    w("};\n\n")
+    w(f"const SysentRegistrar registrar(kEntries, sizeof(kEntries) / sizeof(kEntries[0]));\n\n")
+    w("}  // namespace\n}  // namespace rump\n\n")
+    w('extern "C" {\n\n')
+    for c in mine:
+        params = ", ".join(f"{t} {n}" for t, n in c.args) or "void"
+        w(f"{c.ret} rump_sys_{c.name}({params}) {{\n")
+        vals = ", ".join(
+            f"(long)(uintptr_t){n}" if is_pointer(t) else f"(long){n}" for t, n in c.args)
+        w(f"  const long a[6] = {{{vals}}};\n")
+        w(f"  long r = rump_syscall({c.nr}, a);\n")
+        w("  if (r < 0 && r >= -4095) {\n    rumpuser_seterrno((int)-r);\n")
+        if is_pointer(c.ret):
+            w(f"    return ({c.ret})(intptr_t)-1;\n  }}\n  return ({c.ret})(uintptr_t)r;\n}}\n\n")
+        else:
+            w(f"    return ({c.ret})-1;\n  }}\n  return ({c.ret})r;\n}}\n\n")
+    w('}  // extern "C"\n')
+
+
+def gen_names(calls, out):
+    w = out.write
+    w("// GENERATED from syscalls.master by tools/gensyscalls.py; do not edit.\n")
+    w('#include <sys/syscall.h>\n\n#include "kern/syscall.h"\n\nnamespace rump {\n\n')
+    w("const SyscallName kSyscallNames[] = {\n")
+    for c in calls:
+        w(f'  {{{c.nr}, "{c.name}", "{c.faction}", {len(c.args)}}},\n')
+    w("};\nconst size_t kSyscallNameCount = sizeof(kSyscallNames) / sizeof(kSyscallNames[0]);\n\n")
+    w("}  // namespace rump\n")
+
+
+def main():
+    mode = sys.argv[1]
+    calls = parse(sys.argv[2])
+    if mode == "header":
+        with open(sys.argv[3], "w") as f:
+            gen_header(calls, f)
+    elif mode == "protos":
+        with open(sys.argv[3], "w") as f:
+            gen_protos(calls, f)
+    elif mode == "faction":
+        with open(sys.argv[4], "w") as f:
+            gen_faction(calls, sys.argv[3], f)
+    elif mode == "names":
+        with open(sys.argv[3], "w") as f:
+            gen_names(calls, f)
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
