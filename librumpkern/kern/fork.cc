@@ -71,29 +71,44 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
     delete child;
   };
 
-  // Process state the child takes from its parent.
+  // Process state the child takes from its parent: read under the
+  // parent's lock, written under the (unpublished) child's.
+  rlimit limits[RLIM_NLIMITS];
+  char name[sizeof child->comm_];
+  RefPtr<SigActs> parent_sa;
   {
     MutexLocker pg(parent.lock_);
+    std::memcpy(limits, parent.rlimits_, sizeof limits);
+    std::memcpy(name, parent.comm_, sizeof name);
+    parent_sa = parent.sigacts_;
+  }
+  if (comm) {
+    std::strncpy(name, comm, sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+  }
+  RefPtr<SigActs> child_sa;
+  if ((flags & RFSIGSHARE) && parent_sa) {
+    child_sa = parent_sa;
+  } else {
+    SigActs* sa = new (k.kmem()) SigActs();
+    if (!sa) return err(ENOMEM);
+    child_sa = RefPtr<SigActs>(kAdopt, sa);
+    if (parent_sa) {
+      KernelSigaction acts[kNsig];
+      {
+        SpinLocker sg(parent_sa->lock);
+        std::memcpy(acts, parent_sa->act, sizeof acts);
+      }
+      SpinLocker cg(sa->lock);
+      std::memcpy(sa->act, acts, sizeof acts);
+    }
+  }
+  {
     MutexLocker cg(child->lock_);
     child->cred_ = cred;
-    std::memcpy(child->rlimits_, parent.rlimits_, sizeof child->rlimits_);
-    std::memcpy(child->comm_, parent.comm_, sizeof child->comm_);
-    if (comm) {
-      std::strncpy(child->comm_, comm, sizeof child->comm_ - 1);
-      child->comm_[sizeof child->comm_ - 1] = '\0';
-    }
-    if (flags & RFSIGSHARE) {
-      child->sigacts_ = parent.sigacts_;
-    } else {
-      SigActs* sa = new (k.kmem()) SigActs();
-      if (!sa) return err(ENOMEM);
-      child->sigacts_ = RefPtr<SigActs>(kAdopt, sa);
-      if (parent.sigacts_) {
-        SpinLocker sg(parent.sigacts_->lock);
-        SpinLocker cg2(sa->lock);
-        std::memcpy(sa->act, parent.sigacts_->act, sizeof sa->act);
-      }
-    }
+    std::memcpy(child->rlimits_, limits, sizeof limits);
+    std::memcpy(child->comm_, name, sizeof name);
+    child->sigacts_ = child_sa;
   }
   child->umask_.store(parent.umask_.load());
   child->space_ = parent.space_;  // the vm faction's fork hook replaces it
