@@ -38,6 +38,34 @@ bool apply(Op& op, std::byte* user, size_t n, uint64_t& addr, size_t& done) {
   return more;
 }
 
+// Pages translated one after the other whose frames are adjacent in host
+// memory (frames come from chunks, page.h) are handed to op as one run, so
+// a copy of many pages is a few big memcpys. Flush before the lock guarding
+// the frames is dropped.
+struct Run {
+  std::byte* p = nullptr;
+  size_t n = 0;
+  template <class Op>
+  bool add(std::byte* q, size_t m, Op& op, uint64_t& addr, size_t& done) {
+    if (p != nullptr && p + n == q) {
+      n += m;
+      return true;
+    }
+    bool more = flush(op, addr, done);
+    p = q;
+    n = m;
+    return more;
+  }
+  template <class Op>
+  bool flush(Op& op, uint64_t& addr, size_t& done) {
+    if (n == 0) return true;
+    bool more = apply(op, p, n, addr, done);
+    p = nullptr;
+    n = 0;
+    return more;
+  }
+};
+
 inline size_t run_in_page(uint64_t addr, uint64_t end) {
   return static_cast<size_t>(std::min(end, page_trunc(addr) + kPageSize) - addr);
 }
@@ -53,9 +81,10 @@ Result<bool> read_object(VmObject& obj, uint64_t obj_base, uint64_t base, uint64
   bool need_fill = false;
   {
     SharedLocker g(obj.lock());
-    while (addr < run_end) {
-      size_t n = run_in_page(addr, run_end);
-      uint64_t off = obj_base + (addr - base);
+    Run run;
+    for (uint64_t cur = addr; cur < run_end;) {
+      size_t n = run_in_page(cur, run_end);
+      uint64_t off = obj_base + (cur - base);
       Page* p = obj.lookup_locked(off >> kPageShift);
       const std::byte* src;
       if (p != nullptr) {
@@ -66,8 +95,10 @@ Result<bool> read_object(VmObject& obj, uint64_t obj_base, uint64_t base, uint64
         need_fill = true;
         break;
       }
-      if (!apply(op, const_cast<std::byte*>(src) + (off & kPageMask), n, addr, done)) return false;
+      if (!run.add(const_cast<std::byte*>(src) + (off & kPageMask), n, op, addr, done)) return false;
+      cur += n;
     }
+    if (!run.flush(op, addr, done)) return false;
   }
   if (!need_fill) return true;
   // A pager page not yet resident: fill it under the exclusive lock, then
@@ -87,16 +118,32 @@ template <class Op>
 Result<bool> write_object(VmObject& obj, uint64_t obj_base, uint64_t base, uint64_t& addr, uint64_t run_end, Op& op,
                           size_t& done) {
   Locker<RwLock> g(obj.lock());
-  while (addr < run_end) {
-    size_t n = run_in_page(addr, run_end);
-    uint64_t off = obj_base + (addr - base);
-    Page* p = TRY(obj.fault_write_locked(off >> kPageShift));
-    uint64_t before = addr;
-    bool more = apply(op, p->data() + (off & kPageMask), n, addr, done);
-    if (!obj.anonymous()) obj.page_written(off, addr - before);
-    if (!more) return false;
+  if (!obj.anonymous()) {
+    // A pager object hears about each page written.
+    while (addr < run_end) {
+      size_t n = run_in_page(addr, run_end);
+      uint64_t off = obj_base + (addr - base);
+      Page* p = TRY(obj.fault_write_locked(off >> kPageShift));
+      uint64_t before = addr;
+      bool more = apply(op, p->data() + (off & kPageMask), n, addr, done);
+      obj.page_written(off, addr - before);
+      if (!more) return false;
+    }
+    return true;
   }
-  return true;
+  Run run;
+  for (uint64_t cur = addr; cur < run_end;) {
+    size_t n = run_in_page(cur, run_end);
+    uint64_t off = obj_base + (cur - base);
+    Result<Page*> p = obj.fault_write_locked(off >> kPageShift);
+    if (!p.ok()) {
+      run.flush(op, addr, done);
+      return err(p.error());
+    }
+    if (!run.add(p.value()->data() + (off & kPageMask), n, op, addr, done)) return false;
+    cur += n;
+  }
+  return run.flush(op, addr, done);
 }
 
 // Reads from a private mapping: layer first, then object or zeros.
@@ -106,9 +153,10 @@ Result<bool> read_private(MapEntry& e, uint64_t& addr, uint64_t run_end, Op& op,
   while (addr < run_end) {
     {
       SharedLocker g(layer.lock());
-      while (addr < run_end) {
-        size_t n = run_in_page(addr, run_end);
-        uint64_t off = e.layer_offset + (addr - e.start);
+      Run run;
+      for (uint64_t cur = addr; cur < run_end;) {
+        size_t n = run_in_page(cur, run_end);
+        uint64_t off = e.layer_offset + (cur - e.start);
         Page* p = layer.lookup_locked(off >> kPageShift);
         const std::byte* src;
         if (p != nullptr)
@@ -117,8 +165,10 @@ Result<bool> read_private(MapEntry& e, uint64_t& addr, uint64_t run_end, Op& op,
           src = kZeroPage;
         else
           break;
-        if (!apply(op, const_cast<std::byte*>(src) + (off & kPageMask), n, addr, done)) return false;
+        if (!run.add(const_cast<std::byte*>(src) + (off & kPageMask), n, op, addr, done)) return false;
+        cur += n;
       }
+      if (!run.flush(op, addr, done)) return false;
     }
     if (addr >= run_end) break;
     // The layer lacks this page: read the object's (one page, then look in
@@ -137,17 +187,24 @@ Result<bool> write_private(MapEntry& e, uint64_t& addr, uint64_t run_end, Op& op
     uint64_t missing = 0;
     {
       Locker<RwLock> g(layer.lock());
-      while (addr < run_end) {
-        size_t n = run_in_page(addr, run_end);
-        uint64_t off = e.layer_offset + (addr - e.start);
+      Run run;
+      for (uint64_t cur = addr; cur < run_end;) {
+        size_t n = run_in_page(cur, run_end);
+        uint64_t off = e.layer_offset + (cur - e.start);
         uint64_t index = off >> kPageShift;
         if (e.object && layer.lookup_locked(index) == nullptr) {
           missing = index;
           break;
         }
-        Page* p = TRY(layer.fault_write_locked(index));
-        if (!apply(op, p->data() + (off & kPageMask), n, addr, done)) return false;
+        Result<Page*> p = layer.fault_write_locked(index);
+        if (!p.ok()) {
+          run.flush(op, addr, done);
+          return err(p.error());
+        }
+        if (!run.add(p.value()->data() + (off & kPageMask), n, op, addr, done)) return false;
+        cur += n;
       }
+      if (!run.flush(op, addr, done)) return false;
     }
     if (addr >= run_end) break;
     // First write to a page of the backing object: take a private copy of it

@@ -29,12 +29,37 @@ constexpr uint64_t page_trunc(uint64_t a) { return a & ~kPageMask; }
 constexpr uint64_t page_round(uint64_t a) { return (a + kPageMask) & ~kPageMask; }
 constexpr bool page_aligned(uint64_t a) { return (a & kPageMask) == 0; }
 
+// Frames are carved from host chunks of kChunkPages pages, handed out in
+// order to one VmObject, so that pages faulted in one after the other sit
+// next to each other in host memory and a copy can memcpy a whole run of
+// them at once. A chunk goes back to the host when its last frame is freed
+// and its object has moved on to another chunk. Each frame is charged to
+// the Kmem on its own when handed out.
+class FrameChunk {
+ public:
+  static constexpr uint64_t kChunkPages = 16;
+  // The owner's reference on a chunk it still allocates from; null: none.
+  static void drop_owner(FrameChunk* c) {
+    if (c != nullptr) c->put();
+  }
+
+ private:
+  friend class Page;
+  FrameChunk(std::byte* base) : base_(base) {}
+  void put();
+  std::byte* base_;
+  uint32_t next_ = 0;                // frames handed out (owner's lock)
+  std::atomic<uint32_t> refs_{1};    // frames alive + 1 while owned
+};
+
 class Page : public KObject {
  public:
   // A zero-filled frame, or ENOMEM when the Kmem limit or the host says no.
-  static Result<Page*> alloc_zeroed(Kmem& kmem);
+  // chunk: the allocating object's current chunk (updated), or null for a
+  // frame of its own.
+  static Result<Page*> alloc_zeroed(Kmem& kmem, FrameChunk** chunk = nullptr);
   // A frame holding a copy of src (the copy-on-write break).
-  static Result<Page*> alloc_copy(Kmem& kmem, const Page& src);
+  static Result<Page*> alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk = nullptr);
 
   std::byte* data() const { return frame_; }
 
@@ -50,12 +75,13 @@ class Page : public KObject {
   uint32_t shares() const { return shares_.load(std::memory_order_relaxed); }
 
  private:
-  Page(Kmem& kmem, std::byte* frame) : kmem_(&kmem), frame_(frame) {}
+  Page(Kmem& kmem, std::byte* frame, FrameChunk* chunk) : kmem_(&kmem), frame_(frame), chunk_(chunk) {}
   ~Page() = default;
-  static Result<Page*> alloc_raw(Kmem& kmem);
+  static Result<Page*> alloc_raw(Kmem& kmem, FrameChunk** chunk);
 
-  Kmem* kmem_;        // the arena the frame is charged to
-  std::byte* frame_;  // kPageSize bytes, page aligned, owned
+  Kmem* kmem_;         // the arena the frame is charged to
+  std::byte* frame_;   // kPageSize bytes, page aligned, owned
+  FrameChunk* chunk_;  // where frame_ lives, or null: frame_ is its own block
   std::atomic<uint32_t> shares_{1};
 };
 

@@ -22,6 +22,8 @@ VmObject::~VmObject() {
   Locker<RwLock> g(lock_);
   for (auto& [index, page] : pages_) page->release();
   pages_.clear();
+  FrameChunk::drop_owner(chunk_);
+  chunk_ = nullptr;
 }
 
 Result<RefPtr<VmObject>> VmObject::create_anonymous(Kmem& kmem) {
@@ -62,7 +64,7 @@ Result<Page*> VmObject::fault_locked(uint64_t pindex) {
   if (Page* p = lookup_locked(pindex)) return p;
   if (size_ != kUnbounded && (pindex << kPageShift) >= size_) return err(EFAULT);
   TRY(reserve_one_locked());
-  Page* p = TRY(Page::alloc_zeroed(*kmem_));
+  Page* p = TRY(Page::alloc_zeroed(*kmem_, &chunk_));
   if (!anonymous_) {
     Result<void> r = fill_page(pindex << kPageShift, p->data());
     if (!r.ok()) {
@@ -82,7 +84,7 @@ Result<Page*> VmObject::fault_write_locked(uint64_t pindex) {
   // Copy-on-write: another table (a forked space) still refers to the frame.
   // We hold lock_ exclusive, so no reader of this table sees the swap half
   // done; the other tables keep the old frame.
-  Page* copy = TRY(Page::alloc_copy(*kmem_, *p));
+  Page* copy = TRY(Page::alloc_copy(*kmem_, *p, &chunk_));
   it->second = copy;
   p->release();
   return copy;

@@ -101,6 +101,7 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   bool anonymous_;
   RwLock lock_{LockRank::kVmObject};
   PageMap pages_ ABSL_GUARDED_BY(lock_);
+  FrameChunk* chunk_ ABSL_GUARDED_BY(lock_) = nullptr;  // where new frames come from
 };
 
 }  // namespace rump::vm
