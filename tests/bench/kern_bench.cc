@@ -1,0 +1,109 @@
+// kern_bench: the kernel core's figures next to the host's for the same work.
+//
+//   getpid              rump_sys_getpid()           vs syscall(SYS_getpid)
+//   boot_halt           boot + halt of a kernel     vs fork + _exit + waitpid
+//   rfork_release       rump_lwproc_rfork + release vs fork + _exit + waitpid
+//   schedule            take + give back a virtual CPU vs an uncontended host mutex
+//   getpid threads      syscalls/s with 1 and 2 host threads
+// Counters: idle_kernel_bytes (kernel memory right after boot).
+#include <benchmark/benchmark.h>
+#include <rump/rump.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include "kern/curlwp.h"
+#include "kern/kernel.h"
+
+namespace {
+
+struct rump_kernel* bench_kernel() {
+  static struct rump_kernel* k = [] {
+    struct rump_kernel* kk = nullptr;
+    if (rump_kernel_boot(nullptr, &kk) != 0) abort();
+    return kk;
+  }();
+  rump_kernel_set_current(k);
+  return k;
+}
+
+void host_fork_wait() {
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  int st;
+  waitpid(p, &st, 0);
+}
+
+void BM_getpid_rump(benchmark::State& s) {
+  bench_kernel();
+  for (auto _ : s) benchmark::DoNotOptimize(rump_sys_getpid());
+  s.SetItemsProcessed(s.iterations());
+}
+void BM_getpid_host(benchmark::State& s) {
+  for (auto _ : s) benchmark::DoNotOptimize(syscall(SYS_getpid));
+  s.SetItemsProcessed(s.iterations());
+}
+BENCHMARK(BM_getpid_rump)->Name("getpid/rump")->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_getpid_host)->Name("getpid/host")->Threads(1)->Threads(2)->UseRealTime();
+
+// The same call from a process's bound LWP (not implicit context).
+void BM_getpid_bound_rump(benchmark::State& s) {
+  bench_kernel();
+  rump_lwproc_rfork(RUMP_RFFDG);
+  for (auto _ : s) benchmark::DoNotOptimize(rump_sys_getpid());
+  rump_lwproc_releaselwp();
+}
+BENCHMARK(BM_getpid_bound_rump)->Name("getpid_bound/rump");
+
+void BM_boot_halt_rump(benchmark::State& s) {
+  size_t idle = 0;
+  for (auto _ : s) {
+    struct rump_kernel* k = nullptr;
+    if (rump_kernel_boot(nullptr, &k) != 0) s.SkipWithError("boot failed");
+    idle = rump_kernel_memory_in_use(k);
+    rump_kernel_halt(k);
+  }
+  s.counters["idle_kernel_bytes"] = static_cast<double>(idle);
+}
+void BM_boot_halt_host(benchmark::State& s) {
+  for (auto _ : s) host_fork_wait();
+}
+BENCHMARK(BM_boot_halt_rump)->Name("boot_halt/rump")->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_boot_halt_host)->Name("boot_halt/host(fork+wait)")->Unit(benchmark::kMicrosecond);
+
+void BM_rfork_release_rump(benchmark::State& s) {
+  bench_kernel();
+  for (auto _ : s) {
+    rump_lwproc_rfork(RUMP_RFFDG);
+    rump_lwproc_releaselwp();
+  }
+}
+void BM_rfork_release_host(benchmark::State& s) {
+  for (auto _ : s) host_fork_wait();
+}
+BENCHMARK(BM_rfork_release_rump)->Name("rfork_release/rump")->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_rfork_release_host)->Name("rfork_release/host(fork+wait)")->Unit(benchmark::kMicrosecond);
+
+void BM_schedule_rump(benchmark::State& s) {
+  rump::Kernel& k = *reinterpret_cast<rump::Kernel*>(bench_kernel());
+  rump::Lwp* l = k.lwp0_;
+  for (auto _ : s) {
+    k.sched().schedule(l);
+    k.sched().unschedule(l);
+  }
+}
+void BM_schedule_host(benchmark::State& s) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  for (auto _ : s) {
+    pthread_mutex_lock(&m);
+    pthread_mutex_unlock(&m);
+  }
+}
+BENCHMARK(BM_schedule_rump)->Name("schedule/rump");
+BENCHMARK(BM_schedule_host)->Name("schedule/host(mutex)");
+
+}  // namespace
+
+BENCHMARK_MAIN();
