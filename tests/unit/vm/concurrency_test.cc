@@ -22,7 +22,6 @@ TEST_CASE("concurrent copies, map changes and forks neither tear pages nor race"
     map_anon(*vs, kPages * kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, common);
     fill(*vs, common, kPages * kPageSize, 'C');
     const uint64_t churn = base + 0x1000000;
-    std::atomic<bool> stop{false};
     std::atomic<int> torn{0};
     std::atomic<int> failures{0};
 
