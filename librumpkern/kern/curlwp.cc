@@ -53,6 +53,14 @@ inline void check_epoch(ThreadCtx& t) {
 // Frees an LWP whose process has gone (a husk) or that was released.
 void free_lwp(Kernel& k, Lwp* l) {
   MutexLocker g(k.proc_tree_lock_);
+  if (l->proc_hook_.is_linked()) {
+    // Still on its process's list (an implicit LWP of init): the process
+    // is alive. Husks were taken off when their process ended.
+    Proc& p = l->proc();
+    MutexLocker pg(p.lock_);
+    p.lwps_.erase(p.lwps_.iterator_to(*l));
+    p.nlwps_--;
+  }
   k.all_lwps_.erase(k.all_lwps_.iterator_to(*l));
   k.pids_.release(l->tid());
   delete l;
