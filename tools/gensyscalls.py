@@ -25,6 +25,17 @@ class Call:
         return f"SYS_{self.name}" if self.number == "host" else self.number
 
     @property
+    def ptr_mask(self):
+        """Bit i set: argument i is a pointer (a user address)."""
+        return sum(1 << i for i, (t, _) in enumerate(self.args) if is_pointer(t))
+
+    @property
+    def in_mask(self):
+        """Bit i set: argument i is a const pointer (read by the kernel only)."""
+        return sum(1 << i for i, (t, _) in enumerate(self.args)
+                   if is_pointer(t) and t.replace(" ", "").startswith("const"))
+
+    @property
     def public_nr(self):
         """The number as a public program spells it."""
         return f"SYS_{self.name}" if self.number == "host" else f"RUMP_SYS_{self.name}"
@@ -171,7 +182,8 @@ def gen_names(calls, out):
     w('#include <sys/syscall.h>\n\n#include "kern/syscall.h"\n\nnamespace rump {\n\n')
     w("const SyscallName kSyscallNames[] = {\n")
     for c in calls:
-        w(f'  {{{c.nr}, "{c.name}", "{c.faction}", {len(c.args)}}},\n')
+        w(f'  {{{c.nr}, "{c.name}", "{c.faction}", {len(c.args)}, '
+          f'{c.ptr_mask:#x}, {c.in_mask:#x}}},\n')
     w("};\nconst size_t kSyscallNameCount = sizeof(kSyscallNames) / sizeof(kSyscallNames[0]);\n\n")
     w("}  // namespace rump\n")
 

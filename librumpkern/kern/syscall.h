@@ -45,6 +45,10 @@ struct SyscallName {
   const char* name;
   const char* faction;
   int nargs;
+  // Bit i: argument i is a pointer (a user address) / a const one, which
+  // the kernel only reads (fuzzers pick bad addresses by these).
+  unsigned ptr_mask;
+  unsigned in_mask;
 };
 extern const SyscallName kSyscallNames[];
 extern const size_t kSyscallNameCount;
