@@ -76,3 +76,12 @@ extern "C" int rumpuser_anonmmap(void* prefaddr, size_t size, int alignbit, int 
 }
 
 extern "C" void rumpuser_unmap(void* addr, size_t len) { munmap(addr, len); }
+
+extern "C" int rumpuser_mprotect(void* addr, size_t len, int prot) {
+  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return EINVAL;
+  return mprotect(addr, len, prot) == 0 ? 0 : errno;
+}
+
+extern "C" int rumpuser_madvise(void* addr, size_t len, int advice) {
+  return madvise(addr, len, advice) == 0 ? 0 : errno;
+}

@@ -87,6 +87,13 @@ void rumpuser_free(void *mem, size_t len);
 int rumpuser_anonmmap(void *prefaddr, size_t size, int alignbit, int exec,
     void **memp);
 void rumpuser_unmap(void *addr, size_t len);
+/* Changes the protection (PROT_* bits) or gives advice (MADV_*, e.g.
+ * MADV_DONTNEED to zero private pages) for a page-aligned range that an
+ * earlier rumpuser_anonmmap returned. Used by the vm faction for the
+ * mprotect/madvise of processes living in the host's address space.
+ * Returns 0 or an errno (EINVAL for unknown bits). */
+int rumpuser_mprotect(void *addr, size_t len, int prot);
+int rumpuser_madvise(void *addr, size_t len, int advice);
 
 /* Host files (for block devices and etfs). */
 #define RUMPUSER_OPEN_RDONLY 0x0000

@@ -1,0 +1,418 @@
+// The memory system calls: mmap, munmap, mprotect, madvise, mincore, msync,
+// mlock, munlock, mremap, brk.
+//
+// Each acts on the calling LWP's current user space (Lwp::user_space()):
+//   * an isolated space (VmUserSpace): libvmspace does the work with
+//     Linux's semantics; results leave through copyout.
+//   * the host's space: anonymous memory from rumpuser_anonmmap, tracked in
+//     the process's VmProc (see vm_proc.h for what "ours" means). Host-space
+//     differences from Linux, all documented here:
+//       - MAP_SHARED anonymous memory is private host memory (a host-space
+//         process has no children with copies to share it with).
+//       - MAP_FIXED may replace only memory we handed out; elsewhere it is
+//         ENOMEM (we never clobber the host's own mappings);
+//         MAP_FIXED_NOREPLACE works where the host has nothing mapped.
+//       - mlock/munlock check the range and do nothing; mincore reports
+//         every page resident; msync checks and does nothing (anonymous).
+//       - madvise passes hints and MADV_DONTNEED/FREE/REMOVE to the host;
+//         fork-related advice is accepted and ignored (the host process
+//         does not fork); other advice is EINVAL.
+//       - mremap: in-place growth, shrink and MREMAP_MAYMOVE; the old
+//         range must lie in one region as handed out (regions are not
+//         merged as Linux merges VMAs); MREMAP_FIXED/DONTUNMAP are EINVAL.
+//       - brk works in a kHostBrkReserve-byte region reserved at the first
+//         call; the other calls do not treat that heap as "ours".
+#include <rump/rumpuser.h>
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "kern/syscall_protos.h"
+#include "vm/user_space.h"
+#include "vm/vm_proc.h"
+
+namespace rump {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kHostUserMax = uint64_t{1} << 47;
+bool aligned(uint64_t a) { return (a & (kPage - 1)) == 0; }
+uint64_t page_up(uint64_t a) { return (a + kPage - 1) & ~(kPage - 1); }
+
+// The isolated space the LWP addresses, or nullptr for the host's.
+// *foreign is set for a UserSpace this faction did not make.
+VmUserSpace* current_space(Lwp& l, bool* foreign) {
+  UserSpace* s = l.user_space();
+  *foreign = false;
+  if (!s) return nullptr;
+  VmUserSpace* v = as_vm_space(s);
+  if (!v) *foreign = true;
+  return v;
+}
+
+#define VM_SPACE_OR_HOST(l, vs)                    \
+  bool foreign_;                                   \
+  VmUserSpace* vs = current_space(l, &foreign_);   \
+  if (foreign_) return err(ENOSYS)
+
+// [a, a+len) rounded to pages must stay below the host's user limit.
+Result<uint64_t> host_range(uint64_t a, uint64_t len) {
+  if (!aligned(a)) return err(EINVAL);
+  if (len > kHostUserMax) return err(ENOMEM);
+  uint64_t l = page_up(len);
+  if (a > kHostUserMax - l) return err(ENOMEM);
+  return l;
+}
+
+Result<long> host_mmap(Lwp& l, uint64_t addr, uint64_t len, int prot, int flags) {
+  VmProc* v = TRY(vm_proc_get(l.proc()));
+  void* p = nullptr;
+  bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
+  if (fixed && (!aligned(addr) || addr > kHostUserMax - len)) return err(fixed && !aligned(addr) ? EINVAL : ENOMEM);
+  MutexLocker g(v->lock_);
+  if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE) && v->covered_locked(addr, addr + len)) {
+    // Replacing memory we handed out: fresh zero pages with the new
+    // protection, in place.
+    TRY(v->split_at_locked(addr));
+    TRY(v->split_at_locked(addr + len));
+    TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(addr), len, PROT_READ | PROT_WRITE)));
+    TRY(from_errno(rumpuser_madvise(reinterpret_cast<void*>(addr), len, MADV_DONTNEED)));
+    TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(addr), len, prot)));
+    for (auto it = v->regions_.find(addr); it != v->regions_.end() && it->first < addr + len; ++it)
+      it->second.prot = prot;
+    return static_cast<long>(addr);
+  }
+  int e = rumpuser_anonmmap(reinterpret_cast<void*>(addr), len, 0, (prot & PROT_EXEC) != 0, &p);
+  if (e) return err(ENOMEM);
+  uint64_t got = reinterpret_cast<uint64_t>(p);
+  auto undo = [&] { rumpuser_unmap(p, len); };
+  if (fixed && got != addr) {
+    undo();
+    return err((flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM);
+  }
+  if (got >= kHostUserMax || got + len > kHostUserMax) {
+    undo();
+    return err(ENOMEM);
+  }
+  if (prot != (PROT_READ | PROT_WRITE | (prot & PROT_EXEC))) {
+    if (int pe = rumpuser_mprotect(p, len, prot)) {
+      undo();
+      return err(pe);
+    }
+  }
+  try {
+    v->regions_.emplace(got, HostRegion{len, prot});
+  } catch (const std::bad_alloc&) {
+    undo();
+    return err(ENOMEM);
+  }
+  v->host_bytes_ += len;
+  return static_cast<long>(got);
+}
+
+// Applies fn(start, len, region) to each region in [a, b) after making
+// boundaries at a and b.
+template <class Fn>
+Result<void> for_regions_locked(VmProc& v, uint64_t a, uint64_t b, Fn&& fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(v.lock_) {
+  TRY(v.split_at_locked(a));
+  TRY(v.split_at_locked(b));
+  for (auto it = v.regions_.lower_bound(a); it != v.regions_.end() && it->first < b;) {
+    auto next = std::next(it);
+    TRY(fn(it));
+    it = next;
+  }
+  return {};
+}
+
+// A host-space range must be ours: ENOMEM otherwise.
+Result<VmProc*> host_owned(Lwp& l, uint64_t a, uint64_t len) {
+  VmProc* v = vm_proc(l.proc());
+  if (!v) return err(ENOMEM);
+  return v;
+}
+
+}  // namespace
+
+Result<long> sys_mmap(Lwp& l, UserPtr<void> addr, size_t length, int prot, int flags, int fd, off_t offset) {
+  VM_SPACE_OR_HOST(l, vs);
+  int type = flags & MAP_TYPE;
+  if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE) return err(EINVAL);
+  if (length == 0 || (offset & (kPage - 1)) != 0) return err(EINVAL);
+  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return err(EINVAL);
+  RefPtr<vm::VmObject> object;
+  int max_prot = vm::kProtAll;
+  if (!(flags & MAP_ANONYMOUS)) {
+    if (fd < 0) return err(EBADF);
+    MmapFileHook hook = mmap_file_hook();
+    if (!hook) return err(ENODEV);
+    object = TRY(hook(l, fd, prot, flags, &max_prot));
+    if (!vs) return err(ENODEV);  // host space maps no kernel objects
+  }
+  if (vs) {
+    uint64_t a = TRY(vs->vmspace().map(addr.addr, length, prot, flags, object.get(),
+                                       static_cast<uint64_t>(offset), max_prot));
+    return static_cast<long>(a);
+  }
+  // Host space: the same validation Vmspace::map does, then host memory.
+  constexpr int kKnown = MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE |
+                         MAP_POPULATE | MAP_LOCKED | MAP_STACK | MAP_DENYWRITE | MAP_EXECUTABLE | MAP_NONBLOCK;
+  if ((flags & ~kKnown) && type == MAP_SHARED_VALIDATE) return err(EOPNOTSUPP);
+  if (flags & MAP_GROWSDOWN) return err(EINVAL);
+  if (length > kHostUserMax) return err(ENOMEM);
+  return host_mmap(l, addr.addr, page_up(length), prot, flags);
+}
+
+Result<long> sys_munmap(Lwp& l, UserPtr<void> addr, size_t length) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (vs) {
+    TRY(vs->vmspace().unmap(addr.addr, length));
+    return 0;
+  }
+  if (length == 0) return err(EINVAL);
+  uint64_t len = TRY(host_range(addr.addr, length));
+  if (len == 0) return err(EINVAL);
+  VmProc* v = vm_proc(l.proc());
+  if (!v) return 0;
+  uint64_t a = addr.addr, b = a + len;
+  MutexLocker g(v->lock_);
+  TRY(for_regions_locked(*v, a, b, [&](VmProc::RegionMap::iterator it) -> Result<void> {
+    rumpuser_unmap(reinterpret_cast<void*>(it->first), it->second.len);
+    v->host_bytes_ -= it->second.len;
+    v->regions_.erase(it);
+    return {};
+  }));
+  return 0;
+}
+
+Result<long> sys_mprotect(Lwp& l, UserPtr<void> addr, size_t len, int prot) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (vs) {
+    TRY(vs->vmspace().protect(addr.addr, len, prot));
+    return 0;
+  }
+  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return err(EINVAL);
+  uint64_t n = TRY(host_range(addr.addr, len));
+  if (n == 0) return 0;
+  VmProc* v = TRY(host_owned(l, addr.addr, n));
+  uint64_t a = addr.addr, b = a + n;
+  MutexLocker g(v->lock_);
+  if (!v->covered_locked(a, b)) return err(ENOMEM);
+  TRY(for_regions_locked(*v, a, b, [&](VmProc::RegionMap::iterator it) -> Result<void> {
+    TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(it->first), it->second.len, prot)));
+    it->second.prot = prot;
+    return {};
+  }));
+  return 0;
+}
+
+Result<long> sys_madvise(Lwp& l, UserPtr<void> addr, size_t length, int advice) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (vs) {
+    TRY(vs->vmspace().advise(addr.addr, length, advice));
+    return 0;
+  }
+  bool pass;
+  switch (advice) {
+    case MADV_NORMAL: case MADV_RANDOM: case MADV_SEQUENTIAL: case MADV_WILLNEED:
+    case MADV_DONTNEED: case MADV_FREE: case MADV_REMOVE:
+      pass = true;
+      break;
+    case MADV_DONTFORK: case MADV_DOFORK: case MADV_WIPEONFORK: case MADV_KEEPONFORK:
+    case MADV_MERGEABLE: case MADV_UNMERGEABLE: case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
+    case MADV_DONTDUMP: case MADV_DODUMP:
+      pass = false;
+      break;
+    default:
+      return err(EINVAL);
+  }
+  uint64_t n = TRY(host_range(addr.addr, length));
+  if (n == 0) return 0;
+  VmProc* v = TRY(host_owned(l, addr.addr, n));
+  MutexLocker g(v->lock_);
+  if (!v->covered_locked(addr.addr, addr.addr + n)) return err(ENOMEM);
+  if (pass) TRY(from_errno(rumpuser_madvise(reinterpret_cast<void*>(addr.addr), n, advice)));
+  return 0;
+}
+
+Result<long> sys_mincore(Lwp& l, UserPtr<void> addr, size_t length, UserPtr<unsigned char> vec) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (!aligned(addr.addr)) return err(EINVAL);
+  if (length == 0) return 0;
+  constexpr uint64_t kChunk = 1024;  // pages per round
+  unsigned char buf[kChunk];
+  if (vs) {
+    vm::Vmspace& s = vs->vmspace();
+    if (length > s.max_address()) return err(ENOMEM);
+    uint64_t pages = page_up(length) / kPage;
+    for (uint64_t i = 0; i < pages; i += kChunk) {
+      uint64_t n = std::min(kChunk, pages - i);
+      TRY(s.mincore(addr.addr + i * kPage, n * kPage, buf));
+      TRY(copyout(l, buf, vec.addr + i, n));
+    }
+    return 0;
+  }
+  uint64_t n = TRY(host_range(addr.addr, length));
+  VmProc* v = TRY(host_owned(l, addr.addr, n));
+  {
+    MutexLocker g(v->lock_);
+    if (!v->covered_locked(addr.addr, addr.addr + n)) return err(ENOMEM);
+  }
+  std::memset(buf, 1, sizeof buf);
+  uint64_t pages = n / kPage;
+  for (uint64_t i = 0; i < pages; i += kChunk) TRY(copyout(l, buf, vec.addr + i, std::min(kChunk, pages - i)));
+  return 0;
+}
+
+Result<long> sys_msync(Lwp& l, UserPtr<void> addr, size_t length, int flags) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (vs) {
+    TRY(vs->vmspace().msync(addr.addr, length, flags));
+    return 0;
+  }
+  if (flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) return err(EINVAL);
+  if ((flags & MS_ASYNC) && (flags & MS_SYNC)) return err(EINVAL);
+  uint64_t n = TRY(host_range(addr.addr, length));
+  if (n == 0) return 0;
+  VmProc* v = TRY(host_owned(l, addr.addr, n));
+  MutexLocker g(v->lock_);
+  if (!v->covered_locked(addr.addr, addr.addr + n)) return err(ENOMEM);
+  return 0;
+}
+
+namespace {
+Result<long> host_lock_check(Lwp& l, uint64_t addr, size_t len) {
+  // mlock rounds the start down, as Linux.
+  uint64_t a = addr & ~(kPage - 1);
+  if (len == 0) return 0;
+  if (len > kHostUserMax) return err(ENOMEM);
+  uint64_t n = TRY(host_range(a, len + (addr - a)));
+  VmProc* v = TRY(host_owned(l, a, n));
+  MutexLocker g(v->lock_);
+  if (!v->covered_locked(a, a + n)) return err(ENOMEM);
+  return 0;
+}
+}  // namespace
+
+Result<long> sys_mlock(Lwp& l, UserPtr<void> addr, size_t len) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (vs) {
+    TRY(vs->vmspace().mlock(addr.addr, len));
+    return 0;
+  }
+  return host_lock_check(l, addr.addr, len);
+}
+
+Result<long> sys_munlock(Lwp& l, UserPtr<void> addr, size_t len) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (vs) {
+    TRY(vs->vmspace().munlock(addr.addr, len));
+    return 0;
+  }
+  return host_lock_check(l, addr.addr, len);
+}
+
+Result<long> sys_mremap(Lwp& l, UserPtr<void> old_address, size_t old_size, size_t new_size, int flags,
+                        UserPtr<void> new_address) {
+  VM_SPACE_OR_HOST(l, vs);
+  if (vs) {
+    uint64_t a = TRY(vs->vmspace().mremap(old_address.addr, old_size, new_size, flags, new_address.addr));
+    return static_cast<long>(a);
+  }
+  if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) return err(EINVAL);
+  if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) return err(EINVAL);  // not in host space
+  uint64_t a = old_address.addr;
+  if (!aligned(a) || new_size == 0 || old_size == 0) return err(EINVAL);
+  if (old_size > kHostUserMax || new_size > kHostUserMax) return err(ENOMEM);
+  uint64_t olen = page_up(old_size), nlen = page_up(new_size);
+  if (a > kHostUserMax - olen) return err(EFAULT);
+  VmProc* v = vm_proc(l.proc());
+  if (!v) return err(EFAULT);
+  MutexLocker g(v->lock_);
+  auto it = v->regions_.upper_bound(a);
+  if (it == v->regions_.begin()) return err(EFAULT);
+  --it;
+  uint64_t rstart = it->first, rend = rstart + it->second.len;
+  if (a < rstart || a + olen > rend) return err(EFAULT);
+  if (nlen == olen) return static_cast<long>(a);
+  if (nlen < olen) {
+    TRY(v->split_at_locked(a + nlen));
+    TRY(v->split_at_locked(a + olen));
+    auto tail = v->regions_.find(a + nlen);
+    rumpuser_unmap(reinterpret_cast<void*>(a + nlen), olen - nlen);
+    v->host_bytes_ -= tail->second.len;
+    v->regions_.erase(tail);
+    return static_cast<long>(a);
+  }
+  int prot = it->second.prot;
+  // Grow in place if the old range ends its region and the host has room.
+  if (a + olen == rend) {
+    void* p = nullptr;
+    uint64_t extra = nlen - olen;
+    if (rumpuser_anonmmap(reinterpret_cast<void*>(rend), extra, 0, (prot & PROT_EXEC) != 0, &p) == 0) {
+      if (reinterpret_cast<uint64_t>(p) == rend &&
+          (prot == (PROT_READ | PROT_WRITE) || rumpuser_mprotect(p, extra, prot) == 0)) {
+        it->second.len += extra;
+        v->host_bytes_ += extra;
+        return static_cast<long>(a);
+      }
+      rumpuser_unmap(p, extra);
+    }
+  }
+  if (!(flags & MREMAP_MAYMOVE)) return err(ENOMEM);
+  void* p = nullptr;
+  if (rumpuser_anonmmap(nullptr, nlen, 0, (prot & PROT_EXEC) != 0, &p) != 0) return err(ENOMEM);
+  uint64_t got = reinterpret_cast<uint64_t>(p);
+  try {
+    v->regions_.emplace(got, HostRegion{nlen, prot});
+  } catch (const std::bad_alloc&) {
+    rumpuser_unmap(p, nlen);
+    return err(ENOMEM);
+  }
+  // The old pages may be unreadable (PROT_NONE): make them readable, they
+  // are going away.
+  if (!(prot & PROT_READ)) rumpuser_mprotect(reinterpret_cast<void*>(a), olen, PROT_READ);
+  std::memcpy(p, reinterpret_cast<void*>(a), olen);
+  if (prot != (PROT_READ | PROT_WRITE | (prot & PROT_EXEC))) rumpuser_mprotect(p, nlen, prot);
+  v->host_bytes_ += nlen;
+  // Drop [a, a+olen) from the old region (splitting may need room; if it
+  // fails the old pages stay tracked and are released at exit).
+  if (v->split_at_locked(a).ok() && v->split_at_locked(a + olen).ok()) {
+    auto old = v->regions_.find(a);
+    rumpuser_unmap(reinterpret_cast<void*>(a), olen);
+    v->host_bytes_ -= old->second.len;
+    v->regions_.erase(old);
+  }
+  return static_cast<long>(got);
+}
+
+Result<long> sys_brk(Lwp& l, UserPtr<void> addr) {
+  VM_SPACE_OR_HOST(l, vs);
+  uint64_t data_limit;
+  {
+    MutexLocker g(l.proc().lock_);
+    rlim_t r = l.proc().rlimits_[RLIMIT_DATA].rlim_cur;
+    data_limit = r == RLIM_INFINITY ? ~uint64_t{0} : static_cast<uint64_t>(r);
+  }
+  if (vs) return static_cast<long>(vs->brk(addr.addr, data_limit));
+  VmProc* v = TRY(vm_proc_get(l.proc()));
+  MutexLocker g(v->lock_);
+  if (v->host_brk_base_ == 0) {
+    void* p = nullptr;
+    if (rumpuser_anonmmap(nullptr, kHostBrkReserve, 0, 0, &p) != 0) return err(ENOMEM);
+    v->host_brk_base_ = v->host_brk_cur_ = reinterpret_cast<uint64_t>(p);
+  }
+  uint64_t a = addr.addr, base = v->host_brk_base_;
+  if (a < base || a > base + kHostBrkReserve || a - base > data_limit) return static_cast<long>(v->host_brk_cur_);
+  uint64_t old_top = page_up(v->host_brk_cur_), new_top = page_up(a);
+  // Pages given back read as zero when the heap grows over them again.
+  if (new_top < old_top) rumpuser_madvise(reinterpret_cast<void*>(new_top), old_top - new_top, MADV_DONTNEED);
+  v->host_brk_cur_ = a;
+  return static_cast<long>(a);
+}
+
+}  // namespace rump

@@ -1,0 +1,71 @@
+// VmUserSpace: a Vmspace behind the kernel's UserSpace interface.
+#include "vm/user_space.h"
+
+#include <sys/mman.h>
+
+namespace rump {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+uint64_t page_up(uint64_t a) { return (a + kPage - 1) & ~(kPage - 1); }
+}  // namespace
+
+VmUserSpace::VmUserSpace(RefPtr<vm::Vmspace> space, uint64_t brk_base, uint64_t brk_cur)
+    : space_(std::move(space)), brk_base_(brk_base), brk_cur_(brk_cur) {}
+
+Result<VmUserSpace*> VmUserSpace::create(Kmem& kmem, uint64_t brk_base) {
+  RefPtr<vm::Vmspace> s = TRY(vm::Vmspace::create(kmem));
+  auto* us = new (kmem) VmUserSpace(std::move(s), brk_base, brk_base);
+  if (!us) return err(ENOMEM);
+  return us;
+}
+
+Result<VmUserSpace*> VmUserSpace::fork() {
+  RefPtr<vm::Vmspace> s = TRY(space_->fork());
+  uint64_t cur;
+  {
+    MutexLocker g(brk_lock_);
+    cur = brk_cur_;
+  }
+  auto* us = new (space_->kmem()) VmUserSpace(std::move(s), brk_base_, cur);
+  if (!us) return err(ENOMEM);
+  return us;
+}
+
+void VmUserSpace::release() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+Result<void> VmUserSpace::copyin(uintptr_t uaddr, void* kaddr, size_t len, size_t* done) {
+  return space_->copyin(uaddr, kaddr, len, done);
+}
+
+Result<void> VmUserSpace::copyout(const void* kaddr, uintptr_t uaddr, size_t len, size_t* done) {
+  return space_->copyout(kaddr, uaddr, len, done);
+}
+
+Result<void> VmUserSpace::copyinstr(uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len) {
+  size_t n = TRY(space_->copyinstr(uaddr, kbuf, maxlen));
+  if (len) *len = n;
+  return {};
+}
+
+uint64_t VmUserSpace::brk(uint64_t addr, uint64_t data_limit) {
+  MutexLocker g(brk_lock_);
+  if (addr < brk_base_ || addr >= space_->max_address()) return brk_cur_;
+  if (data_limit != ~uint64_t{0} && addr - brk_base_ > data_limit) return brk_cur_;
+  uint64_t old_top = page_up(brk_cur_), new_top = page_up(addr);
+  if (new_top > old_top) {
+    Result<uint64_t> r = space_->map(old_top, new_top - old_top, PROT_READ | PROT_WRITE,
+                                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
+    if (!r.ok()) return brk_cur_;
+  } else if (new_top < old_top) {
+    if (!space_->unmap(new_top, old_top - new_top).ok()) return brk_cur_;
+  }
+  brk_cur_ = addr;
+  return brk_cur_;
+}
+
+VmUserSpace* as_vm_space(UserSpace* s) { return dynamic_cast<VmUserSpace*>(s); }
+
+}  // namespace rump

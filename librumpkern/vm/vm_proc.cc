@@ -1,0 +1,174 @@
+// The vm faction's per-process state: fork and exit hooks, the component.
+#include "vm/vm_proc.h"
+
+#include <rump/rumpuser.h>
+
+#include <atomic>
+#include <new>
+
+#include "absl/cleanup/cleanup.h"
+#include "kern/component.h"
+#include "kern/kernel.h"
+
+namespace rump {
+
+namespace {
+
+Result<void> vm_fork(Proc& parent, Proc& child, uint32_t flags);
+void vm_exit(Proc& p);
+
+ProcExtension g_ext{"vm", vm_fork, vm_exit};
+const int g_slot = register_proc_extension(&g_ext);
+
+std::atomic<MmapFileHook> g_file_hook{nullptr};
+
+// The parent's table, copied entry by entry (Vmspace::fork: COW).
+Result<void> copy_table(VmProc& from, VmProc& to) {
+  MutexLocker g(from.lock_);
+  if (!from.has_table_) return {};
+  MutexLocker cg(to.lock_);
+  to.has_table_ = true;
+  try {
+    to.table_.reserve(from.table_.size());
+  } catch (const std::bad_alloc&) {
+    return err(ENOMEM);
+  }
+  for (auto& [id, s] : from.table_) {
+    VmUserSpace* c = TRY(s->fork());
+    to.table_.emplace(id, c);  // reserved: no allocation
+  }
+  return {};
+}
+
+Result<void> vm_fork(Proc& parent, Proc& child, uint32_t flags) {
+  Kernel& k = parent.kernel();
+  // fork1 copied the parent's pointer without a reference: replace it.
+  UserSpace* ps = parent.space_;
+  child.space_ = nullptr;
+  absl::Cleanup undo = [&] { vm_exit(child); };
+  if (flags & RFVMSPACE) {
+    child.space_ = TRY(VmUserSpace::create(k.kmem()));
+  } else if (flags & RFMEM) {
+    if (ps) {
+      ps->hold();
+      child.space_ = ps;
+    }
+  } else if (ps) {
+    VmUserSpace* vs = as_vm_space(ps);
+    if (!vs) return err(EOPNOTSUPP);  // a space this faction can't copy
+    child.space_ = TRY(vs->fork());
+  }
+  if (VmProc* pv = vm_proc(parent)) {
+    bool has_table;
+    {
+      MutexLocker g(pv->lock_);
+      has_table = pv->has_table_;
+    }
+    if (has_table) {
+      VmProc* cv = TRY(vm_proc_get(child));
+      TRY(copy_table(*pv, *cv));
+    }
+  }
+  std::move(undo).Cancel();
+  return {};
+}
+
+void vm_exit(Proc& p) {
+  {
+    // No other LWP of p is in the kernel (exit1), so none is using an
+    // override while we clear it.
+    MutexLocker g(p.lock_);
+    for (Lwp& l : p.lwps_) l.space_override_ = nullptr;
+  }
+  if (p.space_) {
+    p.space_->release();
+    p.space_ = nullptr;
+  }
+  auto* v = static_cast<VmProc*>(p.ext_[g_slot]);
+  p.ext_[g_slot] = nullptr;
+  if (v) {
+    v->teardown();
+    delete v;
+  }
+}
+
+// init and proc0 never exit1: their state goes at halt.
+Result<void> vm_init(Kernel&) { return {}; }
+void vm_fini(Kernel& k) {
+  for (Proc* p : {k.init_, k.proc0_})
+    if (p) vm_exit(*p);
+}
+
+Component g_component{"vm", ComponentType::kKern, vm_init, vm_fini};
+RUMP_COMPONENT(g_component);
+
+}  // namespace
+
+VmProc::VmProc(Kmem& kmem)
+    : regions_(KAllocator<std::pair<const uint64_t, HostRegion>>(kmem)),
+      table_(0, absl::Hash<uint64_t>(), std::equal_to<uint64_t>(),
+             KAllocator<std::pair<const uint64_t, VmUserSpace*>>(kmem)) {}
+
+VmProc::~VmProc() = default;
+
+Result<void> VmProc::split_at_locked(uint64_t addr) {
+  auto it = regions_.upper_bound(addr);
+  if (it == regions_.begin()) return {};
+  --it;
+  uint64_t start = it->first, end = start + it->second.len;
+  if (addr <= start || addr >= end) return {};
+  try {
+    regions_.emplace_hint(std::next(it), addr, HostRegion{end - addr, it->second.prot});
+  } catch (const std::bad_alloc&) {
+    return err(ENOMEM);
+  }
+  it->second.len = addr - start;
+  return {};
+}
+
+bool VmProc::covered_locked(uint64_t a, uint64_t b) {
+  auto it = regions_.upper_bound(a);
+  if (it == regions_.begin()) return false;
+  --it;
+  while (a < b) {
+    if (it == regions_.end() || it->first > a) return false;
+    uint64_t end = it->first + it->second.len;
+    if (end <= a) return false;
+    a = end;
+    ++it;
+  }
+  return true;
+}
+
+void VmProc::teardown() {
+  Table table(table_.get_allocator());
+  {
+    MutexLocker g(lock_);
+    for (auto& [start, r] : regions_) rumpuser_unmap(reinterpret_cast<void*>(start), r.len);
+    regions_.clear();
+    host_bytes_ = 0;
+    if (host_brk_base_) rumpuser_unmap(reinterpret_cast<void*>(host_brk_base_), kHostBrkReserve);
+    host_brk_base_ = host_brk_cur_ = 0;
+    table.swap(table_);
+  }
+  for (auto& [id, s] : table) s->release();
+}
+
+VmProc* vm_proc(Proc& p) {
+  MutexLocker g(p.lock_);
+  return static_cast<VmProc*>(p.ext_[g_slot]);
+}
+
+Result<VmProc*> vm_proc_get(Proc& p) {
+  MutexLocker g(p.lock_);
+  if (auto* v = static_cast<VmProc*>(p.ext_[g_slot])) return v;
+  auto* v = new (p.kernel().kmem()) VmProc(p.kernel().kmem());
+  if (!v) return err(ENOMEM);
+  p.ext_[g_slot] = v;
+  return v;
+}
+
+void set_mmap_file_hook(MmapFileHook hook) { g_file_hook.store(hook); }
+MmapFileHook mmap_file_hook() { return g_file_hook.load(); }
+
+}  // namespace rump

@@ -1,0 +1,94 @@
+// vm_proc.h: a process's memory state beyond its address space.
+//
+// The vm faction keeps, per process (ProcExtension slot, made on first
+// use):
+//   * host-space mappings: for a process living in the host's address
+//     space, the anonymous memory mmap gave it (from rumpuser_anonmmap,
+//     never the host's mmap directly), as an address-ordered map of regions
+//     with their protection, so munmap releases exactly what was handed out
+//     and exit releases all of it. Calls on ranges we did not hand out never
+//     touch host memory: munmap ignores them (as Linux ignores unmapped
+//     parts), mprotect/madvise/mincore/msync/mlock/munlock answer ENOMEM.
+//   * the host-space program break: a region reserved from
+//     rumpuser_anonmmap at the first brk call (kHostBrkReserve bytes).
+//   * the table of DragonFly vmspaces (vmspace_create ...): id -> space.
+//
+// The process's own isolated space is Proc::space_ (a VmUserSpace); the
+// fork hook shares it (RFMEM), replaces it with a fresh one (RFVMSPACE) or
+// COW-copies it (neither; a host-space parent's child stays in host space
+// and starts with no host mappings: they remain the parent's). The table is
+// COW-copied into every child. The exit hook returns every LWP to its own
+// space and releases everything.
+//
+// Locking: lock_ guards the regions, the break and the table. Order:
+// lock_ before the process's Proc::lock_ (vmspace_destroy looks for LWPs
+// running in a space with both held; vmspace_ctl RUN sets an LWP's override
+// under lock_, so the check can't race it). Table entries are taken out
+// with a reference so that Vmspace work happens without lock_.
+#pragma once
+
+#include <cstdint>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "base/kmem.h"
+#include "base/result.h"
+#include "kern/proc.h"
+#include "sync/mutex.h"
+#include "vm/user_space.h"
+#include "vm_object.h"
+
+namespace rump {
+
+inline constexpr uint64_t kHostBrkReserve = uint64_t{64} << 20;
+
+struct HostRegion {
+  uint64_t len;
+  int prot;
+};
+
+class VmProc : public KObject {
+ public:
+  explicit VmProc(Kmem& kmem);
+  ~VmProc();
+
+  Mutex lock_{LockRank::kNone};
+
+  // --- host-space mappings: start -> region. Regions never overlap.
+  using RegionMap = std::map<uint64_t, HostRegion, std::less<uint64_t>,
+                             KAllocator<std::pair<const uint64_t, HostRegion>>>;
+  RegionMap regions_ ABSL_GUARDED_BY(lock_);
+  uint64_t host_bytes_ ABSL_GUARDED_BY(lock_) = 0;
+  // Makes a region boundary at addr if a region spans it (ENOMEM).
+  Result<void> split_at_locked(uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // True if [a, b) is covered by regions without holes.
+  bool covered_locked(uint64_t a, uint64_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+
+  // --- host-space break (0: not reserved yet)
+  uint64_t host_brk_base_ ABSL_GUARDED_BY(lock_) = 0;
+  uint64_t host_brk_cur_ ABSL_GUARDED_BY(lock_) = 0;
+
+  // --- vmspace table. has_table_: vmspace_create was called once (other
+  // vmspace_* calls are EINVAL before, as DragonFly).
+  using Table = absl::flat_hash_map<uint64_t, VmUserSpace*, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
+                                    KAllocator<std::pair<const uint64_t, VmUserSpace*>>>;
+  bool has_table_ ABSL_GUARDED_BY(lock_) = false;
+  Table table_ ABSL_GUARDED_BY(lock_);
+
+  // Unmaps and releases everything (exit, halt).
+  void teardown();
+};
+
+// The vm state of p, or nullptr if it never needed one.
+VmProc* vm_proc(Proc& p);
+// The vm state of p, made on first use.
+Result<VmProc*> vm_proc_get(Proc& p);
+
+// A hook the VFS faction may install (at load time) to make files
+// mappable: the VmObject behind fd, and the widest protection a mapping
+// of it may have. Without one, mmap of a file is ENODEV.
+using MmapFileHook = Result<RefPtr<vm::VmObject>> (*)(Lwp& l, int fd, int prot, int flags, int* max_prot);
+void set_mmap_file_hook(MmapFileHook hook);
+MmapFileHook mmap_file_hook();
+
+}  // namespace rump
