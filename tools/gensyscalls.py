@@ -96,6 +96,8 @@ HEADER_INCLUDES = """#include <signal.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
+
+struct timezone;
 """
 
 

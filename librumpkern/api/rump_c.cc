@@ -38,16 +38,6 @@ rump::BootConfig to_config(const struct rump_boot_config* c) {
   return b;
 }
 
-// Halts k if a reboot() asked for it (after the call has left the kernel).
-void maybe_halt(Kernel* k) {
-  if (__builtin_expect(k->halt_requested_.load(std::memory_order_relaxed), 0)) {
-    bool expected = false;
-    if (!k->halting_.compare_exchange_strong(expected, true)) return;
-    k->halting_.store(false);
-    k->halt();
-  }
-}
-
 }  // namespace
 
 extern "C" {
@@ -57,8 +47,12 @@ int rump_init(void) {
   int e = 0;
   if (!rump::default_kernel()) {
     rump::Result<Kernel*> r = Kernel::boot(rump::BootConfig{});
-    if (r.ok()) rump::registry_add(r.value(), true);
-    else e = r.error();
+    if (!r.ok()) {
+      e = r.error();
+    } else if (!rump::registry_add(r.value(), true)) {
+      r.value()->halt();
+      e = EAGAIN;
+    }
   }
   rumpuser_mutex_exit(init_lock());
   return e;
@@ -79,8 +73,12 @@ int rump_kernel_boot(const struct rump_boot_config* c, struct rump_kernel** kp) 
   rump::Result<Kernel*> r = Kernel::boot(b);
   if (!r.ok()) return r.error();
   rumpuser_mutex_enter_nowrap(init_lock());
-  rump::registry_add(r.value(), rump::default_kernel() == nullptr);
+  bool added = rump::registry_add(r.value(), rump::default_kernel() == nullptr);
   rumpuser_mutex_exit(init_lock());
+  if (!added) {
+    r.value()->halt();
+    return EAGAIN;
+  }
   *kp = to(r.value());
   return 0;
 }
@@ -115,15 +113,6 @@ int rump_kernel_set_trace(struct rump_kernel* kk, rump_syscall_trace_fn fn, void
   k->trace_arg_ = arg;
   k->trace_fn_.store(reinterpret_cast<rump::SyscallTraceFn>(fn));
   return 0;
-}
-
-long rump_syscall(long nr, const long args[6]) {
-  Kernel* k = rump::current_kernel();
-  if (__builtin_expect(k == nullptr, 0)) return -ENOSYS;
-  static const long kZero[6] = {};
-  long r = rump::syscall_enter(*k, nr, args ? args : kZero);
-  maybe_halt(k);
-  return r;
 }
 
 const char* rump_syscall_name(long nr) { return rump::syscall_name(nr); }

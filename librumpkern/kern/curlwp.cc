@@ -1,6 +1,7 @@
 // The calling host thread's kernel context, and kernel entry and exit.
 #include "kern/curlwp.h"
 
+#include <rump/rump.h>
 #include <rump/rumpuser.h>
 
 #include "kern/fork.h"
@@ -13,7 +14,8 @@ namespace {
 // at boot and halt; the epoch lets hot paths skip the registry.
 struct Registry {
   rumpuser_mtx* mtx = nullptr;
-  Kernel* live[64] = {};
+  Kernel* live[kMaxLiveKernels] = {};
+  uint64_t serial[kMaxLiveKernels] = {};
   int nlive = 0;
 };
 Registry& registry() {
@@ -27,11 +29,25 @@ Registry& registry() {
 std::atomic<uint64_t> g_epoch{1};
 std::atomic<Kernel*> g_default{nullptr};
 
-thread_local ThreadCtx t_ctx;
+__attribute__((tls_model("initial-exec"))) thread_local ThreadCtx t_ctx;
+
+// Gives the thread's implicit LWP back when the host thread ends.
+struct ThreadExitGuard {
+  bool armed = false;
+  ~ThreadExitGuard();
+};
+thread_local ThreadExitGuard t_exit_guard;
 
 bool alive_locked(Registry& r, Kernel* k) {
   for (int i = 0; i < r.nlive; i++)
     if (r.live[i] == k) return true;
+  return false;
+}
+
+// Alive, and the same boot as when the pointer was cached.
+bool same_boot_locked(Registry& r, Kernel* k, uint64_t serial) {
+  for (int i = 0; i < r.nlive; i++)
+    if (r.live[i] == k) return r.serial[i] == serial;
   return false;
 }
 
@@ -40,9 +56,12 @@ void revalidate(ThreadCtx& t) {
   Registry& r = registry();
   rumpuser_mutex_enter_nowrap(r.mtx);
   t.epoch = g_epoch.load(std::memory_order_acquire);
-  if (t.cur && !alive_locked(r, t.cur)) t.cur = nullptr;
-  if (t.implicit_k && !alive_locked(r, t.implicit_k)) t.implicit_k = nullptr, t.implicit = nullptr;
-  if (t.bound_k && !alive_locked(r, t.bound_k)) t.bound_k = nullptr, t.bound = nullptr;
+  if (t.cur && !same_boot_locked(r, t.cur, t.cur_serial)) t.cur = nullptr;
+  if (t.implicit_k && !same_boot_locked(r, t.implicit_k, t.implicit_serial))
+    t.implicit_k = nullptr, t.implicit = nullptr;
+  for (auto& sp : t.spare)
+    if (sp.k && !same_boot_locked(r, sp.k, sp.serial)) sp = {};
+  if (t.bound_k && !same_boot_locked(r, t.bound_k, t.bound_serial)) t.bound_k = nullptr, t.bound = nullptr;
   rumpuser_mutex_exit(r.mtx);
 }
 
@@ -79,27 +98,65 @@ void with_temp_lwp(Kernel& k, Fn&& fn) {
   rumpuser_curlwpop(RUMPUSER_LWP_SET, prev);
 }
 
-Lwp* implicit_lwp(ThreadCtx& t, Kernel& k) {
-  if (t.implicit_k == &k) return t.implicit;
+// Gives back an implicit LWP of a kernel that may no longer exist.
+void drop_implicit(Kernel* k, uint64_t serial, Lwp* l) {
+  Registry& r = registry();
+  rumpuser_mutex_enter_nowrap(r.mtx);
+  if (same_boot_locked(r, k, serial) && !k->halting_.load()) with_temp_lwp(*k, [&] { free_lwp(*k, l); });
+  rumpuser_mutex_exit(r.mtx);
+}
+
+Lwp* make_implicit_lwp(ThreadCtx& t, Kernel& k) {
+  // The current one goes to the spares; one of those may be k's.
+  ThreadCtx::Spare mru{t.implicit_k, t.implicit_serial, t.implicit};
+  for (auto& sp : t.spare) {
+    if (sp.k == &k && sp.serial == k.serial()) {
+      t.implicit_k = sp.k;
+      t.implicit_serial = sp.serial;
+      t.implicit = sp.l;
+      sp = mru;
+      return t.implicit;
+    }
+  }
+  if (mru.k) {
+    ThreadCtx::Spare& last = t.spare[kSpareImplicit - 1];
+    if (last.k) drop_implicit(last.k, last.serial, last.l);
+    for (int i = kSpareImplicit - 1; i > 0; i--) t.spare[i] = t.spare[i - 1];
+    t.spare[0] = mru;
+    t.implicit_k = nullptr;
+    t.implicit = nullptr;
+  }
   Result<Lwp*> r = err(ENOMEM);
   with_temp_lwp(k, [&] { r = k.new_lwp(*k.init_, Lwp::Kind::kImplicit); });
   if (!r.ok()) return nullptr;
-  // A cached implicit LWP of another kernel stays with that kernel; it
-  // goes when the kernel halts.
   t.implicit_k = &k;
+  t.implicit_serial = k.serial();
   t.implicit = r.value();
+  t_exit_guard.armed = true;
   return t.implicit;
+}
+
+inline Lwp* implicit_lwp(ThreadCtx& t, Kernel& k) {
+  if (__builtin_expect(t.implicit_k == &k, 1)) return t.implicit;
+  return make_implicit_lwp(t, k);
 }
 
 }  // namespace
 
-ThreadCtx::~ThreadCtx() {
+ThreadExitGuard::~ThreadExitGuard() {
   // The host thread is going: give its implicit LWP back, if its kernel is
   // still alive.
+  ThreadCtx& t = t_ctx;
+  for (auto& sp : t.spare) {
+    if (sp.k) drop_implicit(sp.k, sp.serial, sp.l);
+    sp = {};
+  }
+  Kernel*& implicit_k = t.implicit_k;
+  Lwp*& implicit = t.implicit;
   if (!implicit_k) return;
   Registry& r = registry();
   rumpuser_mutex_enter_nowrap(r.mtx);
-  bool alive = alive_locked(r, implicit_k) && !implicit_k->halting_.load();
+  bool alive = same_boot_locked(r, implicit_k, t.implicit_serial) && !implicit_k->halting_.load();
   if (alive) {
     Kernel& k = *implicit_k;
     Lwp* l = implicit;
@@ -112,13 +169,19 @@ ThreadCtx::~ThreadCtx() {
 
 ThreadCtx& thread_ctx() { return t_ctx; }
 
-void registry_add(Kernel* k, bool make_default) {
+bool registry_add(Kernel* k, bool make_default) {
   Registry& r = registry();
   rumpuser_mutex_enter_nowrap(r.mtx);
-  if (r.nlive < 64) r.live[r.nlive++] = k;
-  if (make_default) g_default.store(k);
-  g_epoch.fetch_add(1);
+  bool ok = r.nlive < kMaxLiveKernels;
+  if (ok) {
+    r.live[r.nlive] = k;
+    r.serial[r.nlive] = k->serial();
+    r.nlive++;
+    if (make_default) g_default.store(k);
+    g_epoch.fetch_add(1);
+  }
   rumpuser_mutex_exit(r.mtx);
+  return ok;
 }
 
 void registry_remove(Kernel* k) {
@@ -126,7 +189,9 @@ void registry_remove(Kernel* k) {
   rumpuser_mutex_enter_nowrap(r.mtx);
   for (int i = 0; i < r.nlive; i++) {
     if (r.live[i] == k) {
-      r.live[i] = r.live[--r.nlive];
+      --r.nlive;
+      r.live[i] = r.live[r.nlive];
+      r.serial[i] = r.serial[r.nlive];
       break;
     }
   }
@@ -152,10 +217,19 @@ Kernel* current_kernel() {
   return t.cur ? t.cur : g_default.load(std::memory_order_acquire);
 }
 
+// A reboot() asked for k to halt: do it now that the call has left it.
+void halt_requested(Kernel* k) {
+  bool expected = false;
+  if (!k->halting_.compare_exchange_strong(expected, true)) return;
+  k->halting_.store(false);
+  k->halt();
+}
+
 void set_current_kernel(Kernel* k) {
   ThreadCtx& t = t_ctx;
   check_epoch(t);
   t.cur = k;
+  t.cur_serial = k ? k->serial() : 0;
 }
 
 Lwp* bound_lwp(Kernel& k) {
@@ -173,6 +247,7 @@ void bind_lwp(Kernel& k, Lwp* l) {
   if (l) {
     l->bound_.store(true);
     t.bound_k = &k;
+    t.bound_serial = k.serial();
     t.bound = l;
   } else {
     t.bound_k = nullptr;
@@ -180,9 +255,10 @@ void bind_lwp(Kernel& k, Lwp* l) {
   }
 }
 
-Lwp* enter(Kernel& k) {
-  ThreadCtx& t = t_ctx;
-  check_epoch(t);
+namespace {
+
+// The kernel-entry path; `t` has been checked against the halt epoch.
+inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
   Lwp* l = (t.bound_k == &k) ? t.bound : nullptr;
   if (l && __builtin_expect(l->dead_.load(std::memory_order_relaxed), 0)) {
     // The process ended while this thread was outside the kernel.
@@ -199,15 +275,18 @@ Lwp* enter(Kernel& k) {
     return l;
   }
   // A process LWP: announce it is inside before looking at exit state
-  // (exit1 sets the state, then looks at in_kernel_).
-  l->in_kernel_.store(true, std::memory_order_seq_cst);
+  // (exit1 sets the state, then looks at in_kernel_). The scheduler's
+  // compare-and-swap below is a full barrier on x86-64 and arm64 (a locked
+  // instruction; casal), so this store is visible before the later load
+  // of exiting_ without a fence of its own.
+  l->in_kernel_.store(true, std::memory_order_relaxed);
   rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(l));
   k.sched().schedule(l);
   l->refresh_cred();
   return l;
 }
 
-void leave(Kernel& k, Lwp* l) {
+inline void leave_inline(Kernel& k, Lwp* l) {
   if (l->kind() == Lwp::Kind::kProcess) {
     if (__builtin_expect(l->exiting_.load(std::memory_order_relaxed) ||
                              l->proc().sigpending_.load(std::memory_order_relaxed) != 0,
@@ -235,11 +314,22 @@ void leave(Kernel& k, Lwp* l) {
   rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);
 }
 
-long syscall_enter(Kernel& k, long nr, const long* args) {
-  Lwp* l = enter(k);
+}  // namespace
+
+Lwp* enter(Kernel& k) {
+  ThreadCtx& t = t_ctx;
+  check_epoch(t);
+  return enter_checked(t, k);
+}
+
+void leave(Kernel& k, Lwp* l) { leave_inline(k, l); }
+
+
+inline long syscall_enter_checked(ThreadCtx& t, Kernel& k, long nr, const long* args) {
+  Lwp* l = enter_checked(t, k);
   if (__builtin_expect(l == nullptr, 0)) return -ENOMEM;
   long r;
-  const Sysent* table = sysent_table();
+  const Sysent* table = g_sysent;
   if (__builtin_expect(static_cast<unsigned long>(nr) >= static_cast<unsigned long>(kMaxSyscall) ||
                            table[nr].entry == nullptr,
                        0)) {
@@ -250,8 +340,27 @@ long syscall_enter(Kernel& k, long nr, const long* args) {
     r = table[nr].entry(*l, args);
   }
   if (SyscallTraceFn fn = k.trace_fn_.load(std::memory_order_relaxed)) fn(k.trace_arg_, nr, args, r);
-  leave(k, l);
+  leave_inline(k, l);
   return r;
 }
 
+long syscall_enter(Kernel& k, long nr, const long* args) {
+  ThreadCtx& t = t_ctx;
+  check_epoch(t);
+  return syscall_enter_checked(t, k, nr, args);
+}
+
 }  // namespace rump
+
+// The raw system call entry of the C API, next to its fast path so the
+// whole of it compiles into one function.
+extern "C" long rump_syscall(long nr, const long args[6]) {
+  static const long kZero[6] = {};
+  rump::ThreadCtx& t = rump::t_ctx;
+  rump::check_epoch(t);
+  rump::Kernel* k = t.cur ? t.cur : rump::g_default.load(std::memory_order_acquire);
+  if (__builtin_expect(k == nullptr, 0)) return -ENOSYS;
+  long r = rump::syscall_enter_checked(t, *k, nr, args ? args : kZero);
+  if (__builtin_expect(k->halt_requested_.load(std::memory_order_relaxed), 0)) rump::halt_requested(k);
+  return r;
+}

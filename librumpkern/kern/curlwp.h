@@ -17,14 +17,31 @@
 
 namespace rump {
 
+// Plain data, so the thread-local needs no constructor guard and is
+// reached with one instruction (initial-exec TLS). The implicit LWP is
+// given back at thread exit by a separate guard object, registered the
+// first time the thread gets one.
+inline constexpr int kSpareImplicit = 3;
+
+// Cached kernel pointers carry the kernel's boot serial: a kernel booted
+// after a halt may sit at the same address, and must not inherit them.
 struct ThreadCtx {
-  uint64_t epoch = 0;
-  Kernel* cur = nullptr;        // explicit current kernel, or nullptr
-  Kernel* implicit_k = nullptr;
-  Lwp* implicit = nullptr;
-  Kernel* bound_k = nullptr;
-  Lwp* bound = nullptr;
-  ~ThreadCtx();
+  uint64_t epoch;
+  Kernel* cur;          // explicit current kernel, or nullptr
+  uint64_t cur_serial;
+  Kernel* implicit_k;
+  uint64_t implicit_serial;
+  Lwp* implicit;
+  Kernel* bound_k;
+  uint64_t bound_serial;
+  Lwp* bound;
+  // Implicit LWPs of other kernels this thread used recently, so a thread
+  // alternating between kernels keeps one LWP per kernel.
+  struct Spare {
+    Kernel* k;
+    uint64_t serial;
+    Lwp* l;
+  } spare[kSpareImplicit];
 };
 
 ThreadCtx& thread_ctx();
@@ -35,7 +52,9 @@ void set_current_kernel(Kernel* k);
 
 // The process-wide registry of live kernels (for validating cached
 // pointers and for the default kernel).
-void registry_add(Kernel* k, bool make_default);
+// At most this many kernels run at once in a process (EAGAIN beyond).
+inline constexpr int kMaxLiveKernels = 256;
+[[nodiscard]] bool registry_add(Kernel* k, bool make_default);
 void registry_remove(Kernel* k);
 Kernel* default_kernel();
 bool registry_alive(Kernel* k);
@@ -52,6 +71,8 @@ void bind_lwp(Kernel& k, Lwp* l);
 
 // Runs a system call in k from the calling thread: -errno on failure.
 long syscall_enter(Kernel& k, long nr, const long* args);
+// Halts k after a reboot() (called once the call has left the kernel).
+void halt_requested(Kernel* k);
 
 // Installs the upcall table with the hypercall layer (idempotent).
 int hyp_init();

@@ -71,7 +71,7 @@ void boot_config_from_env(BootConfig& c) {
 }
 
 Kernel::Kernel(size_t memlimit, uint64_t serial)
-    : pids_(kmem_), procs_(KAllocator<std::pair<const pid_t, Proc*>>(kmem_)), kmem_(memlimit), serial_(serial) {}
+    : kmem_(memlimit), pids_(kmem_), procs_(KAllocator<std::pair<const pid_t, Proc*>>(kmem_)), serial_(serial) {}
 
 Kernel::~Kernel() = default;
 
@@ -128,8 +128,11 @@ Result<void> Kernel::boot_locked(const BootConfig& cfg) {
   sched_.init(cpus_, cfg.ncpu);
 
   // 4. proc0 and lwp0, the kernel's own process and first thread.
-  TRY(pids_.init(cfg.pid_max));
-  pids_.reserve(0);
+  {
+    MutexLocker g(proc_tree_lock_);
+    TRY(pids_.init(cfg.pid_max));
+    pids_.reserve(0);
+  }
   proc0_ = new (kmem_) Proc(*this, 0);
   if (!proc0_) return err(ENOMEM);
   Ref<Cred> root = TRY(Cred::create_root(kmem_));
@@ -287,10 +290,14 @@ void Kernel::halt() {
   sched_.fini();
   Kmem::free(cpus_);
   cpus_ = nullptr;
-  procs_.clear();
-  procs_.rehash(0);
-  pids_.~PidAllocator();
-  new (&pids_) PidAllocator(kmem_);
+  {
+    // Give the tables' memory back now, so the leak check below sees it.
+    MutexLocker g(proc_tree_lock_);
+    procs_.clear();
+    procs_.rehash(0);
+    pids_.~PidAllocator();
+    new (&pids_) PidAllocator(kmem_);
+  }
   if (kmem_.in_use() != 0)
     rumpuser_dprintf("rump kernel %llu: %zu bytes in %zu allocations not freed at halt\n",
                      static_cast<unsigned long long>(serial_), kmem_.in_use(), kmem_.live_allocations());

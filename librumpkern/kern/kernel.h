@@ -48,6 +48,11 @@ class Kernel {
   void halt();
 
   Kmem& kmem() { return kmem_; }
+
+ private:
+  Kmem kmem_;  // first: everything below allocates from it
+
+ public:
   uint64_t serial() const { return serial_; }
   Scheduler& sched() { return sched_; }
   const BootConfig& config() const { return cfg_; }
@@ -101,7 +106,6 @@ class Kernel {
   ~Kernel();
   Result<void> boot_locked(const BootConfig& cfg);
 
-  Kmem kmem_;
   uint64_t serial_;
   BootConfig cfg_;
   Scheduler sched_;

@@ -5,6 +5,10 @@
 
 namespace rump {
 
+namespace {
+constexpr long kMissedWakeupNs = 1000 * 1000;
+}
+
 void Scheduler::init(Cpu* cpus, int ncpu) {
   cpus_ = cpus;
   ncpu_ = ncpu;
@@ -20,48 +24,25 @@ void Scheduler::fini() {
   wait_mtx_ = nullptr;
 }
 
-inline Cpu* Scheduler::try_take(Lwp* l, int hint) {
-  for (int n = 0; n < ncpu_; n++) {
-    int i = hint + n;
-    if (i >= ncpu_) i -= ncpu_;
-    Cpu* c = &cpus_[i];
-    Lwp* expected = nullptr;
-    if (c->holder.load(std::memory_order_relaxed) == nullptr &&
-        c->holder.compare_exchange_strong(expected, l, std::memory_order_seq_cst)) {
-      return c;
-    }
-  }
-  return nullptr;
-}
-
-Cpu* Scheduler::schedule(Lwp* l) {
-  Cpu* c = try_take(l, l->last_cpu_);
-  if (__builtin_expect(c == nullptr, 0)) c = schedule_slow(l);
-  c->switches++;
-  l->cpu_ = c;
-  l->last_cpu_ = c->index;
-  return c;
-}
-
 Cpu* Scheduler::schedule_slow(Lwp* l) {
   rumpuser_mutex_enter_nowrap(wait_mtx_);
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   Cpu* c;
-  while ((c = try_take(l, l->last_cpu_)) == nullptr) rumpuser_cv_wait_nowrap(wait_cv_, wait_mtx_);
+  // The releaser gives the CPU back with a plain release store and then
+  // looks at waiters_ without a full fence (that keeps the fast path at
+  // one locked instruction). It can miss a waiter that registers in that
+  // instant; the bounded wait makes such a miss cost at most one period.
+  while ((c = try_take(l, l->last_cpu_)) == nullptr)
+    rumpuser_cv_timedwait(wait_cv_, wait_mtx_, 0, kMissedWakeupNs);
   waiters_.fetch_sub(1, std::memory_order_seq_cst);
   rumpuser_mutex_exit(wait_mtx_);
   return c;
 }
 
-void Scheduler::unschedule(Lwp* l) {
-  Cpu* c = l->cpu_;
-  l->cpu_ = nullptr;
-  c->holder.store(nullptr, std::memory_order_seq_cst);
-  if (__builtin_expect(waiters_.load(std::memory_order_seq_cst) != 0, 0)) {
-    rumpuser_mutex_enter_nowrap(wait_mtx_);
-    rumpuser_cv_signal(wait_cv_);
-    rumpuser_mutex_exit(wait_mtx_);
-  }
+void Scheduler::wake_waiter() {
+  rumpuser_mutex_enter_nowrap(wait_mtx_);
+  rumpuser_cv_signal(wait_cv_);
+  rumpuser_mutex_exit(wait_mtx_);
 }
 
 }  // namespace rump

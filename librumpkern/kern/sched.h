@@ -5,9 +5,11 @@
 // compare-and-swap on the CPU the thread used last and a store to give it
 // back: no locks, no system calls. A thread that finds every CPU busy
 // registers as a waiter and sleeps on a host condition variable; a thread
-// giving a CPU back wakes one waiter if there are any. The waiter count and
-// the CPU words are both sequentially consistent, so a release either sees
-// the waiter or the waiter's retry sees the free CPU (no lost wake-up).
+// giving a CPU back wakes one waiter if there are any. Taking a CPU is one
+// compare-and-swap; giving it back is a release store and a relaxed look at
+// the waiter count, so a waiter registering at that very instant can be
+// missed: waiters therefore sleep at most 1 ms before looking again
+// (never spinning).
 //
 // Blocking hypercalls release the CPU (hyp_backend_unschedule) and take one
 // again afterwards, possibly another one.
@@ -26,7 +28,6 @@ class Kernel;
 struct alignas(64) Cpu {
   std::atomic<Lwp*> holder{nullptr};
   int index = 0;
-  uint64_t switches = 0;  // times an LWP took this CPU (owner-only writes)
 };
 
 class Scheduler {
@@ -38,17 +39,19 @@ class Scheduler {
   void init(Cpu* cpus, int ncpu);
   void fini();
 
-  // Takes a CPU for l; returns it. l must not hold one.
-  Cpu* schedule(Lwp* l);
+  // Takes a CPU for l; returns it. l must not hold one. (Inline fast
+  // paths in sched_inline.h.)
+  inline Cpu* schedule(Lwp* l);
   // Gives l's CPU back.
-  void unschedule(Lwp* l);
+  inline void unschedule(Lwp* l);
 
   int ncpu() const { return ncpu_; }
   Cpu* cpu(int i) const { return &cpus_[i]; }
 
  private:
-  Cpu* try_take(Lwp* l, int hint);
+  inline Cpu* try_take(Lwp* l, int hint);
   Cpu* schedule_slow(Lwp* l);
+  void wake_waiter();
 
   Cpu* cpus_ = nullptr;
   int ncpu_ = 0;
@@ -58,3 +61,5 @@ class Scheduler {
 };
 
 }  // namespace rump
+
+#include "kern/sched_inline.h"

@@ -230,8 +230,12 @@ Result<long> sys_setsid(Lwp& l) {
 
 Result<long> sys_setpgid(Lwp& l, pid_t pid, pid_t pgid) {
   Kernel& k = l.kernel();
-  if (pid < 0 || pgid < 0) return err(EINVAL);
   Proc& self = l.proc();
+  // Linux's order of checks: pgid 0 means the target's pid, then a
+  // negative group is EINVAL, then a negative pid finds no process.
+  if (pgid == 0) pgid = pid == 0 ? self.pid() : pid;
+  if (pgid < 0) return err(EINVAL);
+  if (pid < 0) return err(ESRCH);
   MutexLocker g(k.proc_tree_lock_);
   Proc* p = pid == 0 ? &self : k.find_proc_locked(pid);
   if (!p || p == k.proc0_ || p->state_ == Proc::State::kZombie) return err(ESRCH);
@@ -303,7 +307,7 @@ Result<long> sys_prlimit64(Lwp& l, pid_t pid, int resource, UserPtr<struct rlimi
   if (new_limit) nl = TRY(copyin_obj(l, new_limit));
   Kernel& k = l.kernel();
   Proc* p = &l.proc();
-  if (pid < 0) return err(EINVAL);
+  if (pid < 0) return err(ESRCH);
   if (pid != 0 && pid != p->pid()) {
     // Another process: the caller must be root or have all ids equal
     // (Linux's rule). The tree lock keeps p alive meanwhile.

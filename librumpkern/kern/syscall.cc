@@ -5,9 +5,7 @@
 
 namespace rump {
 
-namespace {
 Sysent g_sysent[kMaxSyscall];
-}
 
 SysentRegistrar::SysentRegistrar(const SysentInit* entries, size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -18,7 +16,6 @@ SysentRegistrar::SysentRegistrar(const SysentInit* entries, size_t n) {
   }
 }
 
-const Sysent* sysent_table() { return g_sysent; }
 
 const char* syscall_name(long nr) {
   for (size_t i = 0; i < kSyscallNameCount; i++)

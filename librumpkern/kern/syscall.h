@@ -38,7 +38,8 @@ struct SysentRegistrar {
 };
 
 // The table, indexed by number; entry is null where nothing is linked.
-const Sysent* sysent_table();
+extern Sysent g_sysent[kMaxSyscall];
+inline const Sysent* sysent_table() { return g_sysent; }
 
 struct SyscallName {
   long nr;
