@@ -24,13 +24,21 @@ void Callout::init(CalloutQueue& q, Fn fn, void* arg) {
 void Callout::schedule(int64_t ns_from_now) {
   CalloutQueue& q = *q_;
   int64_t now = mono_now_ns();
-  MutexLocker g(q.lock_);
-  q.stop_locked(*this);
-  deadline_ = ns_from_now <= 0 ? now : now + ns_from_now;
-  seq_ = q.next_seq_++;
-  q.pending_.insert(*this);
-  // A new earliest deadline: the thread sleeps until the old one.
-  if (&*q.pending_.begin() == this) q.wake_cv_.signal();
+  bool start_thread;
+  {
+    MutexLocker g(q.lock_);
+    q.stop_locked(*this);
+    deadline_ = ns_from_now <= 0 ? now : now + ns_from_now;
+    seq_ = q.next_seq_++;
+    q.pending_.insert(*this);
+    // A new earliest deadline: the thread sleeps until the old one.
+    if (&*q.pending_.begin() == this) q.wake_cv_.signal();
+    start_thread = !q.thread_started_;
+    q.thread_started_ = true;
+  }
+  // The thread starts with the first callout, so a kernel that never uses
+  // one boots and halts without making a host thread.
+  if (start_thread) q.start_thread();
 }
 
 bool Callout::stop() {
@@ -64,13 +72,19 @@ bool Callout::running() const {
 Result<CalloutQueue*> CalloutQueue::create(Kernel& k) {
   CalloutQueue* q = new (k.kmem()) CalloutQueue(k);
   if (!q) return err(ENOMEM);
-  Result<Kthread*> t = kthread_create(k, "callout", thread_main, q);
-  if (!t.ok()) {
-    delete q;
-    return Error{t.error()};
-  }
-  q->thread_ = t.value();
   return q;
+}
+
+void CalloutQueue::start_thread() {
+  Result<Kthread*> t = kthread_create(kernel_, "callout", thread_main, this);
+  MutexLocker g(lock_);
+  if (t.ok()) {
+    thread_ = t.value();
+  } else {
+    // Pending callouts wait for the next schedule() to try again.
+    thread_started_ = false;
+    kernel_.printf("callout: cannot start the callout thread: error %d\n", t.error());
+  }
 }
 
 CalloutQueue::~CalloutQueue() {
@@ -79,7 +93,12 @@ CalloutQueue::~CalloutQueue() {
     stop_ = true;
     wake_cv_.broadcast();
   }
-  kthread_join(thread_);
+  Kthread* t;
+  {
+    MutexLocker g(lock_);
+    t = thread_;
+  }
+  if (t) kthread_join(t);
   MutexLocker g(lock_);
   pending_.clear();
 }

@@ -75,7 +75,7 @@ class Callout {
 
 class CalloutQueue : public KObject {
  public:
-  // Makes the queue and starts its thread. ENOMEM, EAGAIN.
+  // Makes the queue; its thread starts with the first schedule(). ENOMEM.
   static Result<CalloutQueue*> create(Kernel& k);
   // Stops the thread (if it still runs) and joins it. Callouts still
   // pending are disarmed without running: their owners should have
@@ -88,6 +88,7 @@ class CalloutQueue : public KObject {
 
  private:
   friend class Callout;
+  void start_thread();
   struct ByDeadline {
     bool operator()(const Callout& a, const Callout& b) const {
       return a.deadline_ != b.deadline_ ? a.deadline_ < b.deadline_ : a.seq_ < b.seq_;
@@ -111,7 +112,8 @@ class CalloutQueue : public KObject {
   Callout* running_ ABSL_GUARDED_BY(lock_) = nullptr;
   Lwp* thread_lwp_ ABSL_GUARDED_BY(lock_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(lock_) = false;
-  Kthread* thread_ = nullptr;
+  Kthread* thread_ ABSL_GUARDED_BY(lock_) = nullptr;
+  bool thread_started_ ABSL_GUARDED_BY(lock_) = false;
 };
 
 }  // namespace rump

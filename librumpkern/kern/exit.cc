@@ -49,7 +49,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
   }
   // Wake the other LWPs and wait until none is inside the kernel: after
   // this, no code runs on behalf of p but ours.
-  for (;;) {
+  for (long pause_ns = 10 * 1000;; pause_ns = pause_ns < 1000 * 1000 ? pause_ns * 2 : pause_ns) {
     bool busy = false;
     {
       MutexLocker g(p.lock_);
@@ -62,7 +62,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
       }
     }
     if (!busy) break;
-    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 200 * 1000);
+    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, pause_ns);
   }
 
   // Per-faction state goes (descriptors are closed here).

@@ -210,8 +210,9 @@ void Kernel::halt() {
   registry_remove(this);
   if (lwp0_) {
     AsLwp0 as(*this);
-    // Everyone out: interrupt LWPs inside the kernel and wait for them.
-    for (;;) {
+    // Everyone out: interrupt LWPs inside the kernel and wait for them
+    // (polling with a growing pause: they leave within microseconds).
+    for (long pause_ns = 10 * 1000;; pause_ns = pause_ns < 1000 * 1000 ? pause_ns * 2 : pause_ns) {
       bool busy = false;
       {
         MutexLocker g(proc_tree_lock_);
@@ -224,7 +225,7 @@ void Kernel::halt() {
         }
       }
       if (!busy) break;
-      rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 200 * 1000);
+      rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, pause_ns);
     }
     if (components_up_) {
       for (int type = static_cast<int>(ComponentType::kPostinit); type >= 0; type--) {
