@@ -153,8 +153,9 @@ Result<long> sys_getgroups(Lwp& l, int size, UserPtr<gid_t> list) {
 }
 
 Result<long> sys_setgroups(Lwp& l, size_t size, UserPtr<gid_t> list) {
-  if (size > static_cast<size_t>(Cred::kMaxGroups)) return err(EINVAL);
+  // Linux checks the privilege first, then the size.
   if (!l.cred().is_root()) return err(EPERM);
+  if (size > static_cast<size_t>(Cred::kMaxGroups)) return err(EINVAL);
   Kmem& kmem = l.kernel().kmem();
   gid_t* groups = nullptr;
   if (size) {
