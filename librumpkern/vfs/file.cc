@@ -1,0 +1,398 @@
+// Open file descriptions, descriptor tables, the per-process VFS state and
+// its fork/exit hooks, and the FileOps of vnode-backed files.
+#include "vfs/file.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+#include <cstring>
+
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+// --- Uio
+
+Result<void> Uio::copyout(const void* k, size_t n) {
+  const char* src = static_cast<const char*>(k);
+  while (n > 0 && cur < iovcnt) {
+    size_t room = iov[cur].iov_len - cur_off;
+    if (room == 0) {
+      cur++;
+      cur_off = 0;
+      continue;
+    }
+    size_t m = n < room ? n : room;
+    uintptr_t dst = reinterpret_cast<uintptr_t>(iov[cur].iov_base) + cur_off;
+    if (kernel) std::memcpy(reinterpret_cast<void*>(dst), src, m);
+    else TRY(rump::copyout(*lwp, src, dst, m));
+    src += m;
+    n -= m;
+    cur_off += m;
+    resid -= m;
+  }
+  return {};
+}
+
+Result<void> Uio::copyin(void* k, size_t n) {
+  char* dst = static_cast<char*>(k);
+  while (n > 0 && cur < iovcnt) {
+    size_t room = iov[cur].iov_len - cur_off;
+    if (room == 0) {
+      cur++;
+      cur_off = 0;
+      continue;
+    }
+    size_t m = n < room ? n : room;
+    uintptr_t src = reinterpret_cast<uintptr_t>(iov[cur].iov_base) + cur_off;
+    if (kernel) std::memcpy(dst, reinterpret_cast<const void*>(src), m);
+    else TRY(rump::copyin(*lwp, src, dst, m));
+    dst += m;
+    n -= m;
+    cur_off += m;
+    resid -= m;
+  }
+  return {};
+}
+
+// --- File
+
+File::File(const FileOps* ops, RefPtr<Vnode> vp, int flags) : ops_(ops), vnode_(std::move(vp)), flags_(flags) {
+  if (vnode_) mount_use(*vnode_);
+}
+
+File::~File() = default;
+
+Result<Ref<File>> File::create(Kmem& k, const FileOps* ops, RefPtr<Vnode> vp, int flags) {
+  auto* f = new (k) File(ops, std::move(vp), flags);
+  if (!f) return err(ENOMEM);
+  return adopt_ref(f);
+}
+
+void File::last_unref() {
+  ops_->close(*this);
+  if (vnode_) {
+    Kernel& k = vnode_->mount().kernel();
+    if (has_adv_locks_.load()) adv_release_file(k, *vnode_, *this);
+    {
+      MutexLocker g(vnode_->mount().lock_);
+      vnode_->close(flags());
+    }
+    mount_unuse(*vnode_);
+  }
+  delete this;
+}
+
+bool File::readable() const {
+  int f = flags();
+  if (f & O_PATH) return false;
+  return (f & O_ACCMODE) == O_RDONLY || (f & O_ACCMODE) == O_RDWR;
+}
+
+bool File::writable() const {
+  int f = flags();
+  if (f & O_PATH) return false;
+  return (f & O_ACCMODE) == O_WRONLY || (f & O_ACCMODE) == O_RDWR;
+}
+
+uint64_t File::lock_pos() {
+  MutexLocker g(lock_);
+  while (pos_busy_) pos_cv_.wait(lock_);
+  pos_busy_ = true;
+  return pos_;
+}
+
+void File::unlock_pos(uint64_t pos) {
+  MutexLocker g(lock_);
+  pos_ = pos;
+  pos_busy_ = false;
+  pos_cv_.broadcast();
+}
+
+uint64_t File::pos() {
+  MutexLocker g(lock_);
+  return pos_;
+}
+
+void File::set_pos(uint64_t pos) {
+  MutexLocker g(lock_);
+  pos_ = pos;
+}
+
+// --- FileTable
+
+FileTable::FileTable(Kmem& k) : slots_(KAllocator<Slot>(k)) {}
+FileTable::~FileTable() = default;
+
+Result<Ref<FileTable>> FileTable::create(Kmem& k) {
+  auto* t = new (k) FileTable(k);
+  if (!t) return err(ENOMEM);
+  return adopt_ref(t);
+}
+
+Result<Ref<FileTable>> FileTable::copy(Kmem& k) {
+  Ref<FileTable> n = TRY(create(k));
+  // Both locks have the same rank: copy the slots out first.
+  std::vector<Slot, KAllocator<Slot>> tmp{KAllocator<Slot>(k)};
+  {
+    MutexLocker g(lock_);
+    tmp = slots_;
+  }
+  MutexLocker g(n->lock_);
+  n->slots_ = std::move(tmp);
+  return n;
+}
+
+Result<int> FileTable::alloc(Ref<File> f, int minfd, bool cloexec, uint64_t limit) {
+  MutexLocker g(lock_);
+  size_t fd = static_cast<size_t>(minfd);
+  while (fd < slots_.size() && slots_[fd].file) fd++;
+  if (fd >= limit) return err(EMFILE);
+  if (fd >= slots_.size()) slots_.resize(fd + 1);
+  slots_[fd].file = std::move(f);
+  slots_[fd].cloexec = cloexec;
+  return static_cast<int>(fd);
+}
+
+Result<RefPtr<File>> FileTable::install_at(Ref<File> f, int fd, bool cloexec, uint64_t limit) {
+  if (fd < 0 || static_cast<uint64_t>(fd) >= limit) return err(EBADF);
+  MutexLocker g(lock_);
+  if (static_cast<size_t>(fd) >= slots_.size()) slots_.resize(fd + 1);
+  RefPtr<File> old = std::move(slots_[fd].file);
+  slots_[fd].file = std::move(f);
+  slots_[fd].cloexec = cloexec;
+  return old;
+}
+
+Result<Ref<File>> FileTable::get(int fd, bool* cloexec) {
+  MutexLocker g(lock_);
+  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[fd].file) return err(EBADF);
+  if (cloexec) *cloexec = slots_[fd].cloexec;
+  return slots_[fd].file.to_ref();
+}
+
+Result<Ref<File>> FileTable::remove(int fd) {
+  MutexLocker g(lock_);
+  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[fd].file) return err(EBADF);
+  Ref<File> f = slots_[fd].file.to_ref();
+  slots_[fd].file.reset();
+  slots_[fd].cloexec = false;
+  return f;
+}
+
+Result<void> FileTable::set_cloexec(int fd, bool on) {
+  MutexLocker g(lock_);
+  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[fd].file) return err(EBADF);
+  slots_[fd].cloexec = on;
+  return {};
+}
+
+void FileTable::remove_range(unsigned lo, unsigned hi, bool cloexec_only,
+                             std::vector<Ref<File>, KAllocator<Ref<File>>>& out) {
+  MutexLocker g(lock_);
+  for (size_t fd = lo; fd < slots_.size() && fd <= hi; fd++) {
+    if (!slots_[fd].file) continue;
+    if (cloexec_only) {
+      slots_[fd].cloexec = true;
+    } else {
+      out.push_back(slots_[fd].file.to_ref());
+      slots_[fd].file.reset();
+      slots_[fd].cloexec = false;
+    }
+  }
+}
+
+void FileTable::remove_all(std::vector<Ref<File>, KAllocator<Ref<File>>>& out) {
+  MutexLocker g(lock_);
+  for (Slot& s : slots_) {
+    if (s.file) out.push_back(s.file.to_ref());
+    s.file.reset();
+  }
+  slots_.clear();
+}
+
+void FileTable::snapshot(std::vector<Ref<File>, KAllocator<Ref<File>>>& out) {
+  MutexLocker g(lock_);
+  for (Slot& s : slots_)
+    if (s.file) out.push_back(s.file.to_ref());
+}
+
+// --- ProcVfs
+
+Ref<Vnode> ProcVfs::cwd() {
+  MutexLocker g(lock_);
+  return cwd_.to_ref();
+}
+
+Ref<Vnode> ProcVfs::root() {
+  MutexLocker g(lock_);
+  return root_.to_ref();
+}
+
+void ProcVfs::set_cwd(Ref<Vnode> vp) {
+  mount_use(*vp);
+  RefPtr<Vnode> old(std::move(vp));
+  {
+    MutexLocker g(lock_);
+    std::swap(old, cwd_);
+  }
+  release_use(old);
+}
+
+void ProcVfs::set_root(Ref<Vnode> vp) {
+  mount_use(*vp);
+  RefPtr<Vnode> old(std::move(vp));
+  {
+    MutexLocker g(lock_);
+    std::swap(old, root_);
+  }
+  release_use(old);
+}
+
+void release_use(RefPtr<Vnode>& vp) {
+  if (!vp) return;
+  mount_unuse(*vp);
+  vp.reset();
+}
+
+// --- descriptors
+
+uint64_t nofile_limit(Proc& p) {
+  MutexLocker g(p.lock_);
+  rlim_t cur = p.rlimits_[RLIMIT_NOFILE].rlim_cur;
+  constexpr uint64_t kHardMax = 1024 * 1024;  // Linux's fs.nr_open default
+  return cur == RLIM_INFINITY || cur > kHardMax ? kHardMax : cur;
+}
+
+Result<Ref<File>> fd_get(Lwp& l, int fd, bool allow_path) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  Ref<File> f = TRY(pv.fdt->get(fd));
+  if (!allow_path && (f->flags() & O_PATH)) return err(EBADF);
+  return f;
+}
+
+Result<int> fd_install(Lwp& l, Ref<File> f, bool cloexec) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  return pv.fdt->alloc(std::move(f), 0, cloexec, nofile_limit(l.proc()));
+}
+
+Result<void> fd_close(Lwp& l, int fd) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  Ref<File> f = TRY(pv.fdt->remove(fd));
+  if (Vnode* vp = f->vnode()) adv_release_proc(l.kernel(), *vp, l.proc());
+  return {};
+}
+
+// --- FileOps of vnode-backed files
+
+namespace {
+
+constexpr size_t kChunk = 64 * 1024;
+
+class VnodeFileOps : public FileOps {
+ public:
+  Result<size_t> read(File& f, Uio& uio, uint64_t& off) const override {
+    Vnode& vp = *f.vnode();
+    if (vp.is_dir()) return err(EISDIR);
+    size_t want = uio.resid;
+    if (want == 0) return size_t{0};
+    size_t chunk = want < kChunk ? want : kChunk;
+    Kmem& km = vp.mount().kernel().kmem();
+    void* buf = km.alloc(chunk);
+    if (!buf) return err(ENOMEM);
+    size_t done = 0;
+    int error = 0;
+    while (done < want) {
+      size_t n = want - done < chunk ? want - done : chunk;
+      Result<size_t> r = [&]() -> Result<size_t> {
+        MutexLocker g(vp.mount().lock_);
+        return vp.read(buf, n, off + done);
+      }();
+      if (!r.ok()) {
+        error = r.error();
+        break;
+      }
+      if (r.value() == 0) break;
+      Result<void> c = uio.copyout(buf, r.value());
+      if (!c.ok()) {
+        error = c.error();
+        break;
+      }
+      done += r.value();
+      if (r.value() < n) break;
+    }
+    Kmem::free(buf);
+    if (done == 0 && error) return err(error);
+    off += done;
+    return done;
+  }
+
+  Result<size_t> write(File& f, Uio& uio, uint64_t& off) const override {
+    Vnode& vp = *f.vnode();
+    size_t want = uio.resid;
+    if (want == 0) return size_t{0};
+    size_t chunk = want < kChunk ? want : kChunk;
+    Kmem& km = vp.mount().kernel().kmem();
+    void* buf = km.alloc(chunk);
+    if (!buf) return err(ENOMEM);
+    bool append = f.flags() & O_APPEND;
+    size_t done = 0;
+    int error = 0;
+    while (done < want) {
+      size_t n = want - done < chunk ? want - done : chunk;
+      Result<void> c = uio.copyin(buf, n);
+      if (!c.ok()) {
+        error = c.error();
+        break;
+      }
+      Result<size_t> r = [&]() -> Result<size_t> {
+        MutexLocker g(vp.mount().lock_);
+        if (append) {
+          Vattr va;
+          vp.getattr(va);
+          off = va.size;
+        }
+        Result<size_t> w = vp.write(buf, n, off);
+        if (w.ok()) off += w.value();
+        return w;
+      }();
+      if (!r.ok()) {
+        error = r.error();
+        break;
+      }
+      done += r.value();
+      if (r.value() < n) break;
+    }
+    Kmem::free(buf);
+    if (done == 0 && error) return err(error);
+    return done;
+  }
+
+  Result<long> ioctl(File& f, Lwp& l, unsigned long cmd, uintptr_t arg) const override {
+    Vnode& vp = *f.vnode();
+    if (cmd == FIONREAD && vp.type() == VType::kReg) {
+      Vattr va = getattr(vp);
+      uint64_t pos = f.pos();
+      int n = va.size > pos ? static_cast<int>(va.size - pos > 0x7fffffff ? 0x7fffffff : va.size - pos) : 0;
+      TRY(copyout_obj(l, n, UserPtr<int>{arg}));
+      return 0;
+    }
+    return err(ENOTTY);
+  }
+
+  bool seekable() const override { return true; }
+};
+
+class PathFileOps : public FileOps {};
+
+const VnodeFileOps g_vnode_ops;
+const PathFileOps g_path_ops;
+
+}  // namespace
+
+const FileOps& kVnodeFileOps = g_vnode_ops;
+const FileOps& kPathFileOps = g_path_ops;
+
+}  // namespace rump

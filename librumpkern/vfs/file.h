@@ -1,0 +1,198 @@
+// file.h: open file descriptions (File), their operations (FileOps), the
+// per-process descriptor table (FileTable), the per-process VFS state
+// (cwd/root) and the special-file hook through which pipes and device
+// drivers attach to FIFO and device vnodes.
+//
+// Who calls what: the vfs syscalls (vfs/sys_*.cc) look descriptors up with
+// fd_get(), do I/O through File::ops(); other factions (pipes, sockets)
+// make Files with their own FileOps and install them with fd_install().
+//
+// Locking: FileTable::lock_ (rank kFileTable) guards the slots; File::lock_
+// (rank kFile) guards the offset bookkeeping. A File's position is held
+// across an I/O call by a sleep-style "position busy" flag (as Linux's
+// f_pos_lock), taken with no other lock held, so concurrent read/write on
+// one description are serialised without holding a mutex across the
+// mount's tree lock or user copies.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "base/kmem.h"
+#include "base/ref.h"
+#include "base/result.h"
+#include "base/user_ptr.h"
+#include "sync/mutex.h"
+#include "vfs/vnode.h"
+
+namespace rump {
+
+class File;
+class Lwp;
+class Proc;
+
+// A transfer between user memory (an iovec array already copied in) and
+// the kernel, as BSD's uio: move() copies the next n bytes.
+struct Uio {
+  Lwp* lwp;
+  const iovec* iov;
+  int iovcnt;
+  size_t resid;       // bytes left
+  int cur = 0;        // current iovec
+  size_t cur_off = 0; // offset inside it
+  bool kernel = false; // iov bases are kernel addresses (sendfile, copy_file_range)
+  // Copies n bytes from kernel memory to user memory (reads) ...
+  Result<void> copyout(const void* k, size_t n);
+  // ... or from user memory to the kernel (writes).
+  Result<void> copyin(void* k, size_t n);
+};
+
+// What a File does. Vnode-backed files get the VFS's default; pipes,
+// devices and sockets bring their own.
+class FileOps {
+ public:
+  virtual ~FileOps() = default;
+  // off: the position to use (seekable files) on entry, the position after
+  // the transfer on return (O_APPEND writes start at the end).
+  virtual Result<size_t> read(File& f, Uio& uio, uint64_t& off) const { return err(EINVAL); }
+  virtual Result<size_t> write(File& f, Uio& uio, uint64_t& off) const { return err(EINVAL); }
+  virtual Result<long> ioctl(File& f, Lwp& l, unsigned long cmd, uintptr_t arg) const { return err(ENOTTY); }
+  // The last reference to the description went.
+  virtual void close(File& f) const {}
+  virtual bool seekable() const { return false; }
+};
+
+// An open file description: shared by dup'ed descriptors and forks.
+class File : public KObject, public RefCounted<File> {
+ public:
+  // Takes a mount use of vp (released at the last close).
+  File(const FileOps* ops, RefPtr<Vnode> vp, int flags);
+  ~File();
+  static Result<Ref<File>> create(Kmem& k, const FileOps* ops, RefPtr<Vnode> vp, int flags);
+
+  const FileOps& ops() const { return *ops_; }
+  // Only before the description is installed (special-file open).
+  void set_ops(const FileOps* ops) { ops_ = ops; }
+  Vnode* vnode() const { return vnode_.get(); }
+  int flags() const { return flags_.load(std::memory_order_relaxed); }
+  void set_flags(int f) { flags_.store(f, std::memory_order_relaxed); }
+  bool readable() const;
+  bool writable() const;
+
+  // Position bookkeeping: lock_pos() waits until no other I/O uses the
+  // position and returns it; unlock_pos() stores the new one.
+  uint64_t lock_pos();
+  void unlock_pos(uint64_t pos);
+  uint64_t pos();
+  void set_pos(uint64_t pos);
+
+  // For FileOps implementations (pipe ends, device state).
+  void* data_ = nullptr;
+  // Set when OFD or flock locks were taken through this description, so
+  // the last close knows to release them (vfs/lock.cc).
+  std::atomic<bool> has_adv_locks_{false};
+
+ private:
+  friend class RefCounted<File>;
+  void last_unref();
+
+  const FileOps* ops_;
+  RefPtr<Vnode> vnode_;
+  std::atomic<int> flags_;
+  Mutex lock_{LockRank::kFile};
+  CondVar pos_cv_;
+  uint64_t pos_ ABSL_GUARDED_BY(lock_) = 0;
+  bool pos_busy_ ABSL_GUARDED_BY(lock_) = false;
+};
+
+// A per-process descriptor table, shared by processes forked with neither
+// RFFDG nor RFCFDG.
+class FileTable : public KObject, public RefCounted<FileTable> {
+ public:
+  explicit FileTable(Kmem& k);
+  ~FileTable();
+  static Result<Ref<FileTable>> create(Kmem& k);
+  Result<Ref<FileTable>> copy(Kmem& k);
+
+  // Installs f at the lowest free descriptor >= minfd, below limit.
+  Result<int> alloc(Ref<File> f, int minfd, bool cloexec, uint64_t limit);
+  // Installs f at exactly fd (dup2/dup3), returning what was there.
+  Result<RefPtr<File>> install_at(Ref<File> f, int fd, bool cloexec, uint64_t limit);
+  Result<Ref<File>> get(int fd, bool* cloexec = nullptr);
+  // Removes fd; EBADF if none.
+  Result<Ref<File>> remove(int fd);
+  // References to every open file (exit: release record locks).
+  void snapshot(std::vector<Ref<File>, KAllocator<Ref<File>>>& out);
+  Result<void> set_cloexec(int fd, bool on);
+  // Removes every descriptor in [lo, hi] (close_range) or marks it
+  // close-on-exec; the removed files are appended to out.
+  void remove_range(unsigned lo, unsigned hi, bool cloexec_only,
+                    std::vector<Ref<File>, KAllocator<Ref<File>>>& out);
+  // Takes every file out (exit).
+  void remove_all(std::vector<Ref<File>, KAllocator<Ref<File>>>& out);
+
+ private:
+  friend class RefCounted<FileTable>;
+  struct Slot {
+    RefPtr<File> file;
+    bool cloexec = false;
+  };
+  Mutex lock_{LockRank::kFileTable};
+  std::vector<Slot, KAllocator<Slot>> slots_ ABSL_GUARDED_BY(lock_);
+};
+
+// A process's VFS state (its ProcExtension slot).
+class ProcVfs : public KObject {
+ public:
+  RefPtr<FileTable> fdt;  // set at fork, dropped at exit
+  // cwd and root; each holds a mount use. Guarded by lock_.
+  Mutex lock_{LockRank::kFileTable};
+  RefPtr<Vnode> cwd_ ABSL_GUARDED_BY(lock_);
+  RefPtr<Vnode> root_ ABSL_GUARDED_BY(lock_);
+
+  Ref<Vnode> cwd();
+  Ref<Vnode> root();
+  void set_cwd(Ref<Vnode> vp);
+  void set_root(Ref<Vnode> vp);
+};
+
+ProcVfs& proc_vfs(Proc& p);
+
+// --- descriptors for every faction
+// The calling process's file for fd: EBADF if none (or O_PATH when the
+// call needs a real one: allow_path false).
+Result<Ref<File>> fd_get(Lwp& l, int fd, bool allow_path = false);
+// Installs f at the lowest free descriptor (EMFILE past RLIMIT_NOFILE).
+Result<int> fd_install(Lwp& l, Ref<File> f, bool cloexec);
+// Closes fd: releases the process's record locks on its vnode.
+Result<void> fd_close(Lwp& l, int fd);
+uint64_t nofile_limit(Proc& p);
+
+// --- the special-file hook: FIFOs and device nodes get their FileOps from
+// whoever registered for (type, rdev). Registration is process-wide and
+// happens at load time (pipes for VType::kFifo, drivers for their device
+// numbers). open() sets up f (data_, ops) for the vnode; it returns the ops
+// to use. kAnyRdev matches every device number of that type.
+struct SpecialOps {
+  VType type;
+  dev_t rdev;
+  // Called when a vnode of this type/rdev is opened; f is the new
+  // description (vnode and flags set). Returns the FileOps for it.
+  Result<const FileOps*> (*open)(Lwp& l, Vnode& vp, File& f, int flags);
+};
+inline constexpr dev_t kAnyRdev = static_cast<dev_t>(-1);
+void register_special(const SpecialOps* ops);
+const SpecialOps* find_special(VType type, dev_t rdev);
+struct SpecialRegistrar {
+  explicit SpecialRegistrar(const SpecialOps* ops) { register_special(ops); }
+};
+
+// The default FileOps of vnode-backed files.
+extern const FileOps& kVnodeFileOps;
+// O_PATH descriptors: no I/O.
+extern const FileOps& kPathFileOps;
+
+}  // namespace rump

@@ -1,0 +1,302 @@
+// Advisory locks: POSIX record locks (owned by a process, released at any
+// close of the file by that process and at exit), open-file-description
+// locks (F_OFD_*, owned by the File) and flock(2) locks (also per File).
+//
+// All lock state of a kernel is guarded by VfsState::adv_lock_; waiters
+// sleep interruptibly on adv_cv_ (EINTR on a signal). Deadlock detection
+// for F_SETLKW follows the chain "process waits for the owner of a
+// conflicting lock" through the waiters list (POSIX owners only, as Linux).
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <climits>
+#include <vector>
+
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+namespace {
+
+struct AdvLock {
+  int64_t start;
+  int64_t end;  // inclusive; INT64_MAX: to the end of the file
+  short type;   // F_RDLCK or F_WRLCK
+  const void* owner;  // Proc* (POSIX) or File* (OFD)
+  pid_t pid;          // POSIX: the owner's pid; OFD: -1
+  bool ofd;
+};
+
+struct FlockEntry {
+  const File* file;
+  short type;  // F_RDLCK (shared) or F_WRLCK (exclusive)
+};
+
+struct AdvState : public KObject {
+  explicit AdvState(Kmem& k) : locks(KAllocator<AdvLock>(k)), flocks(KAllocator<FlockEntry>(k)) {}
+  std::vector<AdvLock, KAllocator<AdvLock>> locks;
+  std::vector<FlockEntry, KAllocator<FlockEntry>> flocks;
+};
+
+struct Waiter {
+  const Proc* waiter;
+  const void* blocker;
+};
+
+// Kernel-wide waiters list lives beside the state; small and rarely used.
+struct WaitList : public KObject {
+  explicit WaitList(Kmem& k) : w(KAllocator<Waiter>(k)) {}
+  std::vector<Waiter, KAllocator<Waiter>> w;
+};
+
+AdvState* state_of(Kmem& k, Vnode& vp, bool create) {
+  auto* s = static_cast<AdvState*>(vp.advlock_);
+  if (!s && create) {
+    s = new (k) AdvState(k);
+    vp.advlock_ = s;
+  }
+  return s;
+}
+
+void maybe_free(Vnode& vp) {
+  auto* s = static_cast<AdvState*>(vp.advlock_);
+  if (s && s->locks.empty() && s->flocks.empty()) {
+    delete s;
+    vp.advlock_ = nullptr;
+  }
+}
+
+bool overlaps(const AdvLock& a, int64_t start, int64_t end) { return a.start <= end && start <= a.end; }
+
+const AdvLock* find_conflict(AdvState* s, const AdvLock& want) {
+  if (!s) return nullptr;
+  for (const AdvLock& a : s->locks) {
+    if (a.owner == want.owner) continue;
+    if (!overlaps(a, want.start, want.end)) continue;
+    if (a.type == F_WRLCK || want.type == F_WRLCK) return &a;
+  }
+  return nullptr;
+}
+
+// Removes owner's locks in [start, end], splitting ones that straddle it.
+void unlock_range(AdvState* s, const void* owner, int64_t start, int64_t end) {
+  if (!s) return;
+  std::vector<AdvLock, KAllocator<AdvLock>> out(s->locks.get_allocator());
+  for (const AdvLock& a : s->locks) {
+    if (a.owner != owner || !overlaps(a, start, end)) {
+      out.push_back(a);
+      continue;
+    }
+    if (a.start < start) {
+      AdvLock left = a;
+      left.end = start - 1;
+      out.push_back(left);
+    }
+    if (a.end > end) {
+      AdvLock right = a;
+      right.start = end + 1;
+      out.push_back(right);
+    }
+  }
+  s->locks.swap(out);
+}
+
+// The waiters list hangs off the VfsState through this accessor.
+WaitList*& waitlist_slot(VfsState& st) {
+  static_assert(sizeof(void*) == sizeof(WaitList*));
+  return *reinterpret_cast<WaitList**>(&st.adv_waiters_);
+}
+
+bool would_deadlock(VfsState& st, const Proc* me, const void* blocker) {
+  WaitList* wl = waitlist_slot(st);
+  if (!wl) return false;
+  const void* cur = blocker;
+  for (int depth = 0; depth < 64 && cur; depth++) {
+    if (cur == me) return true;
+    const void* next = nullptr;
+    for (const Waiter& w : wl->w)
+      if (w.waiter == cur) next = w.blocker;
+    cur = next;
+  }
+  return false;
+}
+
+}  // namespace
+
+void adv_release_proc(Kernel& k, Vnode& vp, Proc& p) {
+  VfsState& st = vfs_state(k);
+  MutexLocker g(st.adv_lock_);
+  auto* s = state_of(k.kmem(), vp, false);
+  if (!s) return;
+  size_t before = s->locks.size();
+  unlock_range(s, &p, 0, INT64_MAX);
+  if (s->locks.size() != before) st.adv_cv_.broadcast();
+  maybe_free(vp);
+}
+
+void adv_release_file(Kernel& k, Vnode& vp, File& f) {
+  VfsState& st = vfs_state(k);
+  MutexLocker g(st.adv_lock_);
+  auto* s = state_of(k.kmem(), vp, false);
+  if (!s) return;
+  unlock_range(s, &f, 0, INT64_MAX);
+  for (size_t i = 0; i < s->flocks.size();) {
+    if (s->flocks[i].file == &f) s->flocks.erase(s->flocks.begin() + i);
+    else i++;
+  }
+  st.adv_cv_.broadcast();
+  maybe_free(vp);
+}
+
+Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg) {
+  Kernel& k = l.kernel();
+  VfsState& st = vfs_state(k);
+  Vnode& vp = *f.vnode();
+  struct flock fl = TRY(copyin_obj(l, UserPtr<struct flock>{arg}));
+  bool ofd = cmd == F_OFD_GETLK || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW;
+  bool get = cmd == F_GETLK || cmd == F_OFD_GETLK;
+  bool wait = cmd == F_SETLKW || cmd == F_OFD_SETLKW;
+  if (ofd && fl.l_pid != 0) return err(EINVAL);
+  if (fl.l_type != F_RDLCK && fl.l_type != F_WRLCK && fl.l_type != F_UNLCK) return err(EINVAL);
+  if (get && fl.l_type == F_UNLCK) return err(EINVAL);
+  // The range.
+  int64_t base;
+  switch (fl.l_whence) {
+    case SEEK_SET: base = 0; break;
+    case SEEK_CUR: base = static_cast<int64_t>(f.pos()); break;
+    case SEEK_END: base = static_cast<int64_t>(getattr(vp).size); break;
+    default: return err(EINVAL);
+  }
+  int64_t start, end;
+  if (__builtin_add_overflow(base, fl.l_start, &start)) return err(EOVERFLOW);
+  if (fl.l_len > 0) {
+    if (__builtin_add_overflow(start, fl.l_len - 1, &end)) return err(EOVERFLOW);
+  } else if (fl.l_len < 0) {
+    end = start - 1;
+    if (__builtin_add_overflow(start, fl.l_len, &start)) return err(EINVAL);
+  } else {
+    end = INT64_MAX;
+  }
+  if (start < 0) return err(EINVAL);
+  if (!get) {
+    if (fl.l_type == F_RDLCK && !f.readable()) return err(EBADF);
+    if (fl.l_type == F_WRLCK && !f.writable()) return err(EBADF);
+  }
+  const void* owner = ofd ? static_cast<const void*>(&f) : static_cast<const void*>(&l.proc());
+  AdvLock want{start, end, fl.l_type, owner, ofd ? -1 : l.proc().pid(), ofd};
+  if (ofd) f.has_adv_locks_.store(true);
+
+  MutexLocker g(st.adv_lock_);
+  if (get) {
+    const AdvLock* c = find_conflict(state_of(k.kmem(), vp, false), want);
+    struct flock out = fl;
+    if (!c) {
+      out.l_type = F_UNLCK;
+    } else {
+      out.l_type = c->type;
+      out.l_whence = SEEK_SET;
+      out.l_start = c->start;
+      out.l_len = c->end == INT64_MAX ? 0 : c->end - c->start + 1;
+      out.l_pid = c->pid;
+    }
+    // Copy out without the lock held.
+    st.adv_lock_.unlock();
+    Result<void> r = copyout_obj(l, out, UserPtr<struct flock>{arg});
+    st.adv_lock_.lock();
+    TRY(r);
+    return 0;
+  }
+  if (fl.l_type == F_UNLCK) {
+    unlock_range(state_of(k.kmem(), vp, false), owner, start, end);
+    st.adv_cv_.broadcast();
+    maybe_free(vp);
+    return 0;
+  }
+  AdvState* s = state_of(k.kmem(), vp, true);
+  if (!s) return err(ENOMEM);
+  for (;;) {
+    const AdvLock* c = find_conflict(s, want);
+    if (!c) break;
+    if (!wait) return err(EAGAIN);
+    if (!ofd && !c->ofd && would_deadlock(st, &l.proc(), c->owner)) return err(EDEADLK);
+    WaitList*& wl = waitlist_slot(st);
+    if (!wl) wl = new (k.kmem()) WaitList(k.kmem());
+    if (!wl) return err(ENOMEM);
+    wl->w.push_back(Waiter{&l.proc(), c->owner});
+    int e = l.sleep(st.adv_cv_, st.adv_lock_, -1, true);
+    for (size_t i = 0; i < wl->w.size(); i++) {
+      if (wl->w[i].waiter == &l.proc()) {
+        wl->w.erase(wl->w.begin() + i);
+        break;
+      }
+    }
+    if (e == EINTR) return err(EINTR);
+    s = state_of(k.kmem(), vp, true);
+    if (!s) return err(ENOMEM);
+  }
+  // Replace what the owner had in the range, then add the new lock.
+  unlock_range(s, owner, start, end);
+  s->locks.push_back(want);
+  st.adv_cv_.broadcast();
+  return 0;
+}
+
+Result<long> adv_flock(Lwp& l, File& f, int op) {
+  Kernel& k = l.kernel();
+  VfsState& st = vfs_state(k);
+  Vnode& vp = *f.vnode();
+  bool nb = op & LOCK_NB;
+  op &= ~LOCK_NB;
+  short type;
+  switch (op) {
+    case LOCK_SH: type = F_RDLCK; break;
+    case LOCK_EX: type = F_WRLCK; break;
+    case LOCK_UN: type = F_UNLCK; break;
+    default: return err(EINVAL);
+  }
+  f.has_adv_locks_.store(true);
+  MutexLocker g(st.adv_lock_);
+  AdvState* s = state_of(k.kmem(), vp, true);
+  if (!s) return err(ENOMEM);
+  // A conversion drops the old lock first (as Linux: not atomic).
+  for (size_t i = 0; i < s->flocks.size(); i++) {
+    if (s->flocks[i].file == &f) {
+      if (s->flocks[i].type == type) return 0;
+      s->flocks.erase(s->flocks.begin() + i);
+      st.adv_cv_.broadcast();
+      break;
+    }
+  }
+  if (type == F_UNLCK) {
+    maybe_free(vp);
+    return 0;
+  }
+  for (;;) {
+    bool conflict = false;
+    for (const FlockEntry& e : s->flocks)
+      if (e.file != &f && (e.type == F_WRLCK || type == F_WRLCK)) conflict = true;
+    if (!conflict) break;
+    if (nb) {
+      maybe_free(vp);
+      return err(EWOULDBLOCK);
+    }
+    int e = l.sleep(st.adv_cv_, st.adv_lock_, -1, true);
+    s = state_of(k.kmem(), vp, true);
+    if (e == EINTR) {
+      maybe_free(vp);
+      return err(EINTR);
+    }
+  }
+  s->flocks.push_back(FlockEntry{&f, type});
+  return 0;
+}
+
+void adv_fini(VfsState& st) {
+  WaitList*& wl = waitlist_slot(st);
+  delete wl;
+  wl = nullptr;
+}
+
+}  // namespace rump

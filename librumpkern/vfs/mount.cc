@@ -1,0 +1,277 @@
+// The VFS faction's component (boot: root tmpfs, proc0/init state; halt:
+// unmount everything), the per-process extension (descriptor table,
+// cwd/root across fork and exit), the mount table and mount/umount2.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+
+#include <cstring>
+
+#include "absl/cleanup/cleanup.h"
+
+#include "fs/tmpfs/tmpfs.h"
+#include "kern/component.h"
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "kern/syscall_protos.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+namespace {
+
+Result<void> vfs_init(Kernel& k);
+void vfs_fini(Kernel& k);
+
+Component g_vfs_component{"vfs", ComponentType::kVfs, &vfs_init, &vfs_fini};
+RUMP_COMPONENT(g_vfs_component);
+
+Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags);
+void vfs_exit(Proc& p);
+
+ProcExtension g_vfs_ext{"vfs", &vfs_fork, &vfs_exit};
+const int g_vfs_ext_slot = register_proc_extension(&g_vfs_ext);
+
+Result<ProcVfs*> new_proc_vfs(Kernel& k, RefPtr<FileTable> fdt, Ref<Vnode> cwd, Ref<Vnode> root) {
+  auto* pv = new (k.kmem()) ProcVfs();
+  if (!pv) return err(ENOMEM);
+  pv->fdt = std::move(fdt);
+  pv->set_cwd(std::move(cwd));
+  pv->set_root(std::move(root));
+  return pv;
+}
+
+Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
+  auto* ppv = static_cast<ProcVfs*>(parent.ext_[g_vfs_ext_slot]);
+  if (!ppv) return {};  // the faction is not up (boot)
+  Kernel& k = child.kernel();
+  RefPtr<FileTable> fdt;
+  if (flags & RFCFDG) fdt = TRY(FileTable::create(k.kmem()));
+  else if (flags & RFFDG) fdt = TRY(ppv->fdt->copy(k.kmem()));
+  else fdt = ppv->fdt;
+  child.ext_[g_vfs_ext_slot] = TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root()));
+  return {};
+}
+
+void vfs_exit(Proc& p) {
+  auto* pv = static_cast<ProcVfs*>(p.ext_[g_vfs_ext_slot]);
+  if (!pv) return;
+  Kernel& k = p.kernel();
+  p.ext_[g_vfs_ext_slot] = nullptr;
+  {
+    std::vector<Ref<File>, KAllocator<Ref<File>>> files{KAllocator<Ref<File>>(k.kmem())};
+    if (pv->fdt) {
+      // The process's record locks go whether or not the table is shared.
+      pv->fdt->snapshot(files);
+      for (Ref<File>& f : files)
+        if (f->vnode()) adv_release_proc(k, *f->vnode(), p);
+      files.clear();
+      if (pv->fdt->ref_count() == 1) pv->fdt->remove_all(files);
+      pv->fdt.reset();
+    }
+    // files drop here, outside every lock.
+  }
+  RefPtr<Vnode> cwd, root;
+  {
+    MutexLocker g(pv->lock_);
+    std::swap(cwd, pv->cwd_);
+    std::swap(root, pv->root_);
+  }
+  release_use(cwd);
+  release_use(root);
+  delete pv;
+  // init goes last at halt: the faction's state with it.
+  if (&p == k.init_ && k.halting_.load()) {
+    auto* st = static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]);
+    k.component_state_[g_vfs_component.slot] = nullptr;
+    adv_fini(*st);
+    delete st;
+  }
+}
+
+Result<void> vfs_init(Kernel& k) {
+  auto* st = new (k.kmem()) VfsState(k);
+  if (!st) return err(ENOMEM);
+  k.component_state_[g_vfs_component.slot] = st;
+  Ref<Mount> root_mount = TRY(tmpfs_mount(k, "rootfs", 0, "mode=0755"));
+  root_mount->dev_ = makedev(0, st->next_dev_.fetch_add(1));
+  Ref<Vnode> root = [&] {
+    MutexLocker g(root_mount->lock_);
+    return root_mount->root_.to_ref();
+  }();
+  {
+    MutexLocker g(st->mount_lock_);
+    st->mounts_.push_back(*root_mount.leak());
+  }
+  st->rootvnode = root;
+  for (Proc* p : {k.proc0_, k.init_}) {
+    if (!p) continue;
+    Ref<FileTable> fdt = TRY(FileTable::create(k.kmem()));
+    p->ext_[g_vfs_ext_slot] = TRY(new_proc_vfs(k, std::move(fdt), root, root));
+  }
+  return {};
+}
+
+void unmount_locked(VfsState& st, Mount& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mount_lock_) {
+  st.mounts_.erase(st.mounts_.iterator_to(m));
+  m.unmounted_ = true;
+  if (m.covered_) {
+    Vnode& c = *m.covered_;
+    MutexLocker g(c.mount().lock_);
+    if (c.mounted_here_ == &m) c.mounted_here_ = nullptr;
+  }
+  {
+    MutexLocker g(m.lock_);
+    m.teardown();
+  }
+}
+
+void vfs_fini(Kernel& k) {
+  auto* st = static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]);
+  if (!st) return;
+  vfs_exit(*k.proc0_);
+  st->rootvnode.reset();
+  // Unmount everything, newest first; open files keep their vnodes (and
+  // mounts) until their processes exit.
+  for (;;) {
+    Mount* m = nullptr;
+    {
+      MutexLocker g(st->mount_lock_);
+      if (st->mounts_.empty()) break;
+      m = &st->mounts_.back();
+      unmount_locked(*st, *m);
+    }
+    m->unref();
+  }
+}
+
+}  // namespace
+
+VfsState& vfs_state(Kernel& k) { return *static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]); }
+
+ProcVfs& proc_vfs(Proc& p) {
+  auto* pv = static_cast<ProcVfs*>(p.ext_[g_vfs_ext_slot]);
+  if (!pv) panic("proc %d has no vfs state", p.pid());
+  return *pv;
+}
+
+// --- mount and umount2
+
+namespace {
+
+constexpr unsigned long kMountFlagsKept = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+constexpr unsigned long kMountFlagsIgnored = MS_SILENT | MS_NOATIME | MS_NODIRATIME | MS_RELATIME |
+                                             MS_STRICTATIME | MS_LAZYTIME | MS_SYNCHRONOUS | MS_DIRSYNC |
+                                             MS_MANDLOCK;
+
+Result<void> copy_string(Lwp& l, UserPtr<char> u, char* buf, size_t max) {
+  size_t len = 0;
+  return copyinstr(l, u.addr, buf, max, &len);
+}
+
+}  // namespace
+
+Result<long> sys_mount(Lwp& l, UserPtr<char> source, UserPtr<char> target, UserPtr<char> fstype,
+                       unsigned long flags, UserPtr<void> data) {
+  if (!l.cred().is_root()) return err(EPERM);
+  Kernel& k = l.kernel();
+  Kmem& km = k.kmem();
+  char* tpath = static_cast<char*>(km.alloc(kPathMax));
+  if (!tpath) return err(ENOMEM);
+  absl::Cleanup free_path = [&] { Kmem::free(tpath); };
+  TRY(copyin_path(l, target, tpath));
+  Ref<Vnode> vp = TRY(namei(l, AT_FDCWD, tpath, kFollow));
+  if ((flags & MS_MGC_MSK) == MS_MGC_VAL) flags &= ~MS_MGC_MSK;
+
+  if (flags & MS_REMOUNT) {
+    if (flags & ~(MS_REMOUNT | kMountFlagsKept | kMountFlagsIgnored | MS_BIND)) return err(EINVAL);
+    Mount& m = vp->mount();
+    {
+      MutexLocker g(m.lock_);
+      if (m.root_.get() != vp.get()) return err(EINVAL);
+    }
+    m.flags_.store(static_cast<int>(flags & kMountFlagsKept));
+    return 0;
+  }
+  if (flags & ~(kMountFlagsKept | kMountFlagsIgnored)) return err(EINVAL);  // bind, move, propagation: not yet
+  if (!vp->is_dir()) return err(ENOTDIR);
+
+  char tname[64];
+  if (fstype.is_null()) return err(EINVAL);
+  Result<void> tr = copy_string(l, fstype, tname, sizeof tname);
+  if (!tr.ok()) return err(tr.error() == ENAMETOOLONG ? ENODEV : tr.error());
+  FsType* type = find_fstype(tname);
+  if (!type) return err(ENODEV);
+  char src[256] = {};
+  if (!source.is_null()) {
+    Result<void> sr = copy_string(l, source, src, sizeof src);
+    if (!sr.ok() && sr.error() != ENAMETOOLONG) return err(sr.error());
+  }
+  char* opts = nullptr;
+  absl::Cleanup free_opts = [&] { Kmem::free(opts); };
+  if (!data.is_null()) {
+    opts = static_cast<char*>(km.alloc(kBlockSize));
+    if (!opts) return err(ENOMEM);
+    size_t len = 0;
+    Result<void> r = copyinstr(l, data.addr, opts, kBlockSize, &len);
+    if (!r.ok()) {
+      if (r.error() != ENAMETOOLONG) return err(r.error());
+      opts[kBlockSize - 1] = '\0';
+    }
+  }
+  Ref<Mount> m = TRY(type->mount(k, src, static_cast<int>(flags & kMountFlagsKept), opts));
+  VfsState& st = vfs_state(k);
+  m->dev_ = makedev(0, st.next_dev_.fetch_add(1));
+  m->covered_ = vp;
+  MutexLocker g(st.mount_lock_);
+  {
+    MutexLocker vg(vp->mount().lock_);
+    if (vp->mounted_here_) return err(EBUSY);
+    vp->mounted_here_ = m.get();
+  }
+  st.mounts_.push_back(*m.leak());
+  return 0;
+}
+
+Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
+  if (flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW)) return err(EINVAL);
+  if ((flags & MNT_EXPIRE) && (flags & (MNT_FORCE | MNT_DETACH))) return err(EINVAL);
+  if (!l.cred().is_root()) return err(EPERM);
+  Kernel& k = l.kernel();
+  char* tpath = static_cast<char*>(k.kmem().alloc(kPathMax));
+  if (!tpath) return err(ENOMEM);
+  absl::Cleanup free_path = [&] { Kmem::free(tpath); };
+  TRY(copyin_path(l, target, tpath));
+  Ref<Vnode> vp = TRY(namei(l, AT_FDCWD, tpath, (flags & UMOUNT_NOFOLLOW) ? 0 : kFollow));
+  Mount& m = vp->mount();
+  {
+    MutexLocker g(m.lock_);
+    if (m.root_.get() != vp.get()) return err(EINVAL);
+  }
+  if (!m.covered_) return err(EBUSY);  // the root file system
+  if (flags & MNT_EXPIRE) return err(EAGAIN);
+  VfsState& st = vfs_state(k);
+  // Our own reference (vp) is not a user; mounts on top are.
+  std::vector<Mount*, KAllocator<Mount*>> victims{KAllocator<Mount*>(k.kmem())};
+  {
+    MutexLocker g(st.mount_lock_);
+    if (m.unmounted_) return err(EINVAL);
+    // Collect m and (for MNT_DETACH) everything mounted below it.
+    victims.push_back(&m);
+    for (size_t i = 0; i < victims.size(); i++) {
+      for (Mount& o : st.mounts_) {
+        if (o.covered_ && &o.covered_->mount() == victims[i]) {
+          if (!(flags & MNT_DETACH)) return err(EBUSY);
+          victims.push_back(&o);
+        }
+      }
+    }
+    if (!(flags & MNT_DETACH) && m.users_.load() > 0) return err(EBUSY);
+    for (size_t i = victims.size(); i-- > 0;) unmount_locked(st, *victims[i]);
+  }
+  // Drop the table's references; covered_ goes with each Mount.
+  for (Mount* v : victims) v->unref();
+  return 0;
+}
+
+}  // namespace rump

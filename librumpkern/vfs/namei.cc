@@ -1,0 +1,212 @@
+// namei: path name to vnode, with Linux's rules: "." and "..", mount
+// points crossed both ways, symlinks (ELOOP after 40), ENAMETOOLONG,
+// trailing slashes, chroot confinement and the *at start directories.
+//
+// The walk holds a reference to the current directory and takes one
+// mount's tree lock per component (lookup_one); it never holds two.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/cleanup/cleanup.h"
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+namespace {
+
+constexpr int kMaxSymlinks = 40;
+
+struct Walk {
+  Lwp& l;
+  Ref<Vnode> root;
+  int symlinks = 0;
+};
+
+// Follows mounts stacked on vp (vp's mount lock held by the caller when
+// reading mounted_here_; done here with fresh locks).
+Ref<Vnode> cross_down(Ref<Vnode> vp) {
+  for (;;) {
+    RefPtr<Mount> m;
+    {
+      MutexLocker g(vp->mount().lock_);
+      if (!vp->mounted_here_) return vp;
+      m = RefPtr<Mount>(vp->mounted_here_);
+    }
+    MutexLocker g(m->lock_);
+    if (!m->root_) return vp;  // unmounted meanwhile
+    Ref<Vnode> r = m->root_.to_ref();
+    vp = std::move(r);
+  }
+}
+
+Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link);
+
+Result<Ref<Vnode>> walk(Walk& w, Ref<Vnode> dir, std::string_view path, bool follow_last, NameiData* nd) {
+  if (!path.empty() && path[0] == '/') {
+    dir = w.root;
+    while (!path.empty() && path[0] == '/') path.remove_prefix(1);
+  }
+  if (path.empty()) {
+    if (nd) {
+      nd->dir = dir;
+      nd->vp = dir;
+      nd->is_dot = true;
+      std::strcpy(nd->last, ".");
+    }
+    return dir;
+  }
+  for (;;) {
+    size_t slash = path.find('/');
+    std::string_view comp = path.substr(0, slash);
+    std::string_view rest = slash == std::string_view::npos ? std::string_view{} : path.substr(slash);
+    bool trailing = !rest.empty();
+    while (!rest.empty() && rest[0] == '/') rest.remove_prefix(1);
+    bool last = rest.empty();
+    if (comp.size() > kNameMax) return err(ENAMETOOLONG);
+    if (!dir->is_dir()) return err(ENOTDIR);
+    if (last && nd) {
+      nd->dir = dir;
+      std::memcpy(nd->last, comp.data(), comp.size());
+      nd->last[comp.size()] = '\0';
+      nd->trailing_slash = trailing;
+      nd->is_dot = comp == "." || comp == "..";
+      Result<Ref<Vnode>> r = lookup_one(w.l, *dir, comp);
+      if (r.ok()) nd->vp = std::move(r).value();
+      else if (r.error() != ENOENT) return err(r.error());
+      return dir;
+    }
+    Ref<Vnode> next = TRY(lookup_one(w.l, *dir, comp));
+    if (next->type() == VType::kLnk && (!last || follow_last || trailing))
+      next = TRY(read_and_walk(w, dir, *next));
+    if (last) {
+      if (trailing && !next->is_dir()) return err(ENOTDIR);
+      return next;
+    }
+    dir = std::move(next);
+    path = rest;
+  }
+}
+
+Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link) {
+  if (++w.symlinks > kMaxSymlinks) return err(ELOOP);
+  Kmem& km = w.l.kernel().kmem();
+  char* buf = static_cast<char*>(km.alloc(kPathMax));
+  if (!buf) return err(ENOMEM);
+  absl::Cleanup f = [&] { Kmem::free(buf); };
+  size_t n;
+  {
+    MutexLocker g(link.mount().lock_);
+    n = TRY(link.readlink(buf, kPathMax));
+  }
+  if (n == 0) return err(ENOENT);
+  return walk(w, std::move(dir), std::string_view(buf, n), true, nullptr);
+}
+
+Result<Walk> start(Lwp& l) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  return Walk{l, pv.root()};
+}
+
+}  // namespace
+
+Result<void> copyin_path(Lwp& l, UserPtr<char> upath, char* buf, bool allow_empty) {
+  size_t len = 0;
+  TRY(copyinstr(l, upath.addr, buf, kPathMax, &len));
+  if (buf[0] == '\0' && !allow_empty) return err(ENOENT);
+  return {};
+}
+
+Result<Ref<Vnode>> at_dir(Lwp& l, int dirfd, const char* path) {
+  if (path[0] == '/') return proc_vfs(l.proc()).root();
+  if (dirfd == AT_FDCWD) return proc_vfs(l.proc()).cwd();
+  Ref<File> f = TRY(fd_get(l, dirfd, true));
+  if (!f->vnode()) return err(ENOTDIR);
+  Ref<Vnode> vp(*f->vnode());
+  if (path[0] != '\0' && !vp->is_dir()) return err(ENOTDIR);
+  return vp;
+}
+
+Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name) {
+  Ref<Vnode> d(dir);
+  if (name == "..") {
+    Ref<Vnode> root = proc_vfs(l.proc()).root();
+    // At a mount's root, ".." is the covered directory's "..".
+    for (;;) {
+      if (d.get() == root.get()) return d;
+      Mount& m = d->mount();
+      RefPtr<Vnode> up;
+      {
+        MutexLocker g(m.lock_);
+        if (m.root_.get() == d.get() || !m.root_) up = m.covered_;
+      }
+      if (!up) break;
+      d = up.to_ref();
+    }
+  }
+  Ref<Vnode> vp = TRY([&]() -> Result<Ref<Vnode>> {
+    Mount& m = d->mount();
+    MutexLocker g(m.lock_);
+    Vattr va;
+    d->getattr(va);
+    if (va.type != VType::kDir) return err(ENOTDIR);
+    if (!vaccess_ok(va, l.cred(), X_OK)) return err(EACCES);
+    return d->lookup(name);
+  }());
+  if (name == "..") return vp;  // ".." of a mount's root was handled above
+  return cross_down(std::move(vp));
+}
+
+Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags) {
+  Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
+  if (path[0] == '\0') {
+    if (!(flags & kEmptyPath)) return err(ENOENT);
+    return start_dir;
+  }
+  Walk w = TRY(start(l));
+  return walk(w, std::move(start_dir), path, flags & kFollow, nullptr);
+}
+
+Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd) {
+  if (path[0] == '\0') return err(ENOENT);
+  Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
+  Walk w = TRY(start(l));
+  TRY(walk(w, std::move(start_dir), path, false, &nd));
+  return {};
+}
+
+// --- attribute helpers
+
+Vattr getattr(Vnode& vp) {
+  Vattr va;
+  MutexLocker g(vp.mount().lock_);
+  vp.getattr(va);
+  return va;
+}
+
+Result<void> vaccess(Lwp& l, Vnode& vp, int acc) {
+  Vattr va = getattr(vp);
+  if ((acc & W_OK) && vp.mount().read_only() &&
+      (va.type == VType::kReg || va.type == VType::kDir || va.type == VType::kLnk))
+    return err(EROFS);
+  if ((acc & X_OK) && va.type == VType::kReg && (vp.mount().flags_.load() & MS_NOEXEC)) return err(EACCES);
+  if (!vaccess_ok(va, l.cred(), acc)) return err(EACCES);
+  return {};
+}
+
+Result<void> check_writable_mount(Vnode& vp) {
+  if (vp.mount().read_only()) return err(EROFS);
+  return {};
+}
+
+bool sticky_denies(const Cred& c, const Vattr& dir, const Vattr& vp) {
+  if (!(dir.mode & S_ISVTX)) return false;
+  if (c.is_root()) return false;
+  return c.euid != vp.uid && c.euid != dir.uid;
+}
+
+}  // namespace rump

@@ -1,0 +1,451 @@
+// Name-space system calls: mkdir, mknod, rmdir, unlink, rename, link,
+// symlink, readlink, getdents64, chdir, fchdir, getcwd, chroot.
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/cleanup/cleanup.h"
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "kern/syscall_protos.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+namespace {
+
+struct PathBuf {
+  char* p;
+  explicit PathBuf(Kmem& k) : p(static_cast<char*>(k.alloc(kPathMax))) {}
+  ~PathBuf() { Kmem::free(p); }
+  PathBuf(const PathBuf&) = delete;
+};
+
+#define COPY_PATH(var, upath, allow_empty)         \
+  PathBuf var(l.kernel().kmem());                  \
+  if (!var.p) return err(ENOMEM);                  \
+  TRY(copyin_path(l, upath, var.p, allow_empty))
+
+bool crossed(const NameiData& nd) { return nd.vp && &nd.vp->mount() != &nd.dir->mount(); }
+
+Result<long> do_mknod(Lwp& l, int dirfd, UserPtr<char> upath, mode_t mode, dev_t dev, VType type) {
+  COPY_PATH(path, upath, false);
+  NameiData nd;
+  TRY(namei_parent(l, dirfd, path.p, nd));
+  if (nd.vp || nd.is_dot) return err(EEXIST);
+  if (nd.trailing_slash && type != VType::kDir) return err(ENOENT);
+  Vattr dva = getattr(*nd.dir);
+  mode_t m = mode & (type == VType::kDir ? 07777 : 07777) & ~proc_umask(l);
+  NewNode n = new_node(l, dva, type, m);
+  n.rdev = (type == VType::kChr || type == VType::kBlk) ? dev : 0;
+  TRY(create_in(l, nd, n));
+  return 0;
+}
+
+}  // namespace
+
+Result<long> sys_mkdir(Lwp& l, UserPtr<char> pathname, mode_t mode) {
+  return do_mknod(l, AT_FDCWD, pathname, mode & 07777, 0, VType::kDir);
+}
+Result<long> sys_mkdirat(Lwp& l, int dirfd, UserPtr<char> pathname, mode_t mode) {
+  return do_mknod(l, dirfd, pathname, mode & 07777, 0, VType::kDir);
+}
+
+Result<long> sys_mknodat(Lwp& l, int dirfd, UserPtr<char> pathname, mode_t mode, dev_t dev) {
+  VType t;
+  switch (mode & S_IFMT) {
+    case 0:
+    case S_IFREG: t = VType::kReg; break;
+    case S_IFCHR: t = VType::kChr; break;
+    case S_IFBLK: t = VType::kBlk; break;
+    case S_IFIFO: t = VType::kFifo; break;
+    case S_IFSOCK: t = VType::kSock; break;
+    case S_IFDIR: return err(EPERM);
+    default: return err(EINVAL);
+  }
+  if ((t == VType::kChr || t == VType::kBlk) && !l.cred().is_root()) return err(EPERM);
+  return do_mknod(l, dirfd, pathname, mode & 07777, dev, t);
+}
+Result<long> sys_mknod(Lwp& l, UserPtr<char> pathname, mode_t mode, dev_t dev) {
+  return sys_mknodat(l, AT_FDCWD, pathname, mode, dev);
+}
+
+Result<long> sys_symlinkat(Lwp& l, UserPtr<char> target, int newdirfd, UserPtr<char> linkpath) {
+  COPY_PATH(tgt, target, false);
+  COPY_PATH(path, linkpath, false);
+  NameiData nd;
+  TRY(namei_parent(l, newdirfd, path.p, nd));
+  if (nd.vp || nd.is_dot) return err(EEXIST);
+  if (nd.trailing_slash) return err(ENOENT);
+  Vattr dva = getattr(*nd.dir);
+  NewNode n = new_node(l, dva, VType::kLnk, 0777);
+  n.mode = 0777;
+  n.symlink_target = tgt.p;
+  TRY(create_in(l, nd, n));
+  return 0;
+}
+Result<long> sys_symlink(Lwp& l, UserPtr<char> target, UserPtr<char> linkpath) {
+  return sys_symlinkat(l, target, AT_FDCWD, linkpath);
+}
+
+// --- removal
+
+namespace {
+
+// The checks unlink and rmdir share, with the tree lock held: search and
+// write permission on the directory, and the sticky bit.
+Result<void> may_delete(Lwp& l, Vnode& dir, Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(dir.mount().lock_) {
+  Vattr dva, va;
+  dir.getattr(dva);
+  vp.getattr(va);
+  if (!vaccess_ok(dva, l.cred(), W_OK | X_OK)) return err(EACCES);
+  if (sticky_denies(l.cred(), dva, va)) return err(EPERM);
+  return {};
+}
+
+Result<long> do_unlink(Lwp& l, int dirfd, UserPtr<char> upath) {
+  COPY_PATH(path, upath, false);
+  NameiData nd;
+  TRY(namei_parent(l, dirfd, path.p, nd));
+  if (nd.is_dot) return err(EISDIR);
+  if (!nd.vp) return err(ENOENT);
+  if (nd.vp->is_dir()) return err(EISDIR);
+  if (nd.trailing_slash) return err(ENOTDIR);
+  if (crossed(nd)) return err(EBUSY);
+  TRY(check_writable_mount(*nd.dir));
+  Vnode& dir = *nd.dir;
+  MutexLocker g(dir.mount().lock_);
+  TRY(may_delete(l, dir, *nd.vp));
+  TRY(dir.remove(nd.last, *nd.vp));
+  return 0;
+}
+
+Result<long> do_rmdir(Lwp& l, int dirfd, UserPtr<char> upath) {
+  COPY_PATH(path, upath, false);
+  NameiData nd;
+  TRY(namei_parent(l, dirfd, path.p, nd));
+  if (nd.is_dot) {
+    if (std::strcmp(nd.last, "..") == 0) return err(ENOTEMPTY);
+    if (std::strcmp(nd.last, ".") == 0 && path.p[std::strlen(path.p) - 1] != '/') return err(EINVAL);
+    return err(EBUSY);  // "/"
+  }
+  if (!nd.vp) return err(ENOENT);
+  if (!nd.vp->is_dir()) return err(ENOTDIR);
+  if (crossed(nd)) return err(EBUSY);
+  if (nd.vp.get() == proc_vfs(l.proc()).root().get()) return err(EBUSY);
+  TRY(check_writable_mount(*nd.dir));
+  Vnode& dir = *nd.dir;
+  MutexLocker g(dir.mount().lock_);
+  TRY(may_delete(l, dir, *nd.vp));
+  if (nd.vp->mounted_here_) return err(EBUSY);
+  if (nd.vp->has_entries()) return err(ENOTEMPTY);
+  TRY(dir.rmdir(nd.last, *nd.vp));
+  return 0;
+}
+
+}  // namespace
+
+Result<long> sys_unlink(Lwp& l, UserPtr<char> pathname) { return do_unlink(l, AT_FDCWD, pathname); }
+Result<long> sys_rmdir(Lwp& l, UserPtr<char> pathname) { return do_rmdir(l, AT_FDCWD, pathname); }
+Result<long> sys_unlinkat(Lwp& l, int dirfd, UserPtr<char> pathname, int flags) {
+  if (flags & ~AT_REMOVEDIR) return err(EINVAL);
+  return (flags & AT_REMOVEDIR) ? do_rmdir(l, dirfd, pathname) : do_unlink(l, dirfd, pathname);
+}
+
+// --- rename
+//
+// Lock order: a rename never spans mounts (EXDEV), so it takes exactly one
+// tree lock, that of the mount holding both directories; the
+// checks that depend on the tree's shape (is the target inside the moved
+// directory?) run under it.
+
+Result<long> sys_renameat2(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newdirfd, UserPtr<char> newpath,
+                           unsigned int flags) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return err(EINVAL);
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return err(EINVAL);
+  bool exchange = flags & RENAME_EXCHANGE;
+  COPY_PATH(op, oldpath, false);
+  COPY_PATH(np, newpath, false);
+  NameiData from, to;
+  TRY(namei_parent(l, olddirfd, op.p, from));
+  TRY(namei_parent(l, newdirfd, np.p, to));
+  if (from.is_dot || to.is_dot) return err(EBUSY);
+  if (!from.vp) return err(ENOENT);
+  if (&from.dir->mount() != &to.dir->mount()) return err(EXDEV);
+  if (crossed(from) || crossed(to)) return err(EBUSY);
+  if (exchange && !to.vp) return err(ENOENT);
+  if ((flags & RENAME_NOREPLACE) && to.vp) return err(EEXIST);
+  Vnode& vp = *from.vp;
+  Vnode* target = to.vp.get();
+  if (!vp.is_dir() && (from.trailing_slash || (to.trailing_slash && !exchange))) return err(ENOTDIR);
+  if (exchange && target && !target->is_dir() && to.trailing_slash) return err(ENOTDIR);
+  TRY(check_writable_mount(*from.dir));
+  if (target == &vp) return 0;  // two names of one file: nothing to do
+  if (target && !exchange) {
+    if (vp.is_dir() && !target->is_dir()) return err(ENOTDIR);
+    if (!vp.is_dir() && target->is_dir()) return err(EISDIR);
+  }
+  Vnode& fdir = *from.dir;
+  Vnode& tdir = *to.dir;
+  MutexLocker g(fdir.mount().lock_);
+  const Cred& c = l.cred();
+  Vattr fva, tva, va, targ;
+  fdir.getattr(fva);
+  tdir.getattr(tva);
+  vp.getattr(va);
+  if (tva.nlink == 0) return err(ENOENT);
+  if (!vaccess_ok(fva, c, W_OK | X_OK) || !vaccess_ok(tva, c, W_OK | X_OK)) return err(EACCES);
+  if (sticky_denies(c, fva, va)) return err(EPERM);
+  if (target) {
+    target->getattr(targ);
+    if (sticky_denies(c, tva, targ)) return err(EPERM);
+    if (target->mounted_here_ || vp.mounted_here_) return err(EBUSY);
+    if (!exchange && target->is_dir() && target->has_entries()) return err(ENOTEMPTY);
+  }
+  // A directory moving to another parent rewrites its "..": needs write
+  // permission on it.
+  if (&fdir != &tdir) {
+    if (vp.is_dir() && !vaccess_ok(va, c, W_OK)) return err(EACCES);
+    if (exchange && target->is_dir() && !vaccess_ok(targ, c, W_OK)) return err(EACCES);
+  }
+  // No directory may move below itself.
+  auto inside = [](Vnode* d, Vnode* ancestor) {
+    for (Vnode* p = d; p; p = p->parent_dir())
+      if (p == ancestor) return true;
+    return false;
+  };
+  if (vp.is_dir() && inside(&tdir, &vp)) return err(EINVAL);
+  if (exchange && target->is_dir() && inside(&fdir, target)) return err(EINVAL);
+  TRY(fdir.rename(from.last, vp, tdir, to.last, target, exchange));
+  return 0;
+}
+
+Result<long> sys_renameat(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newdirfd, UserPtr<char> newpath) {
+  return sys_renameat2(l, olddirfd, oldpath, newdirfd, newpath, 0);
+}
+Result<long> sys_rename(Lwp& l, UserPtr<char> oldpath, UserPtr<char> newpath) {
+  return sys_renameat2(l, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0);
+}
+
+// --- link
+
+Result<long> sys_linkat(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newdirfd, UserPtr<char> newpath, int flags) {
+  if (flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)) return err(EINVAL);
+  if ((flags & AT_EMPTY_PATH) && !l.cred().is_root()) return err(ENOENT);
+  COPY_PATH(op, oldpath, flags & AT_EMPTY_PATH);
+  COPY_PATH(np, newpath, false);
+  int nf = 0;
+  if (flags & AT_SYMLINK_FOLLOW) nf |= kFollow;
+  if (flags & AT_EMPTY_PATH) nf |= kEmptyPath;
+  Ref<Vnode> vp = TRY(namei(l, olddirfd, op.p, nf));
+  NameiData nd;
+  TRY(namei_parent(l, newdirfd, np.p, nd));
+  if (nd.vp || nd.is_dot) return err(EEXIST);
+  if (vp->is_dir()) return err(EPERM);
+  if (nd.trailing_slash) return err(ENOENT);
+  if (&vp->mount() != &nd.dir->mount()) return err(EXDEV);
+  TRY(check_writable_mount(*nd.dir));
+  Vnode& dir = *nd.dir;
+  MutexLocker g(dir.mount().lock_);
+  Vattr dva, va;
+  dir.getattr(dva);
+  vp->getattr(va);
+  if (dva.nlink == 0) return err(ENOENT);
+  if (!vaccess_ok(dva, l.cred(), W_OK | X_OK)) return err(EACCES);
+  if (va.nlink == 0 && !vp->linkable_) return err(ENOENT);
+  TRY(dir.link(nd.last, *vp));
+  vp->linkable_ = false;
+  return 0;
+}
+
+Result<long> sys_link(Lwp& l, UserPtr<char> oldpath, UserPtr<char> newpath) {
+  return sys_linkat(l, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0);
+}
+
+// --- readlink
+
+Result<long> sys_readlinkat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<char> buf, size_t bufsiz) {
+  if (static_cast<ssize_t>(bufsiz) <= 0) return err(EINVAL);
+  COPY_PATH(path, pathname, true);
+  Ref<Vnode> vp = TRY(namei(l, dirfd, path.p, kEmptyPath));
+  if (vp->type() != VType::kLnk) return err(EINVAL);
+  PathBuf out(l.kernel().kmem());
+  if (!out.p) return err(ENOMEM);
+  size_t n;
+  {
+    MutexLocker g(vp->mount().lock_);
+    n = TRY(vp->readlink(out.p, kPathMax));
+  }
+  if (n > bufsiz) n = bufsiz;
+  TRY(copyout(l, out.p, buf.addr, n));
+  return static_cast<long>(n);
+}
+
+Result<long> sys_readlink(Lwp& l, UserPtr<char> pathname, UserPtr<char> buf, size_t bufsiz) {
+  return sys_readlinkat(l, AT_FDCWD, pathname, buf, bufsiz);
+}
+
+// --- getdents64
+
+namespace {
+
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  uint16_t d_reclen;
+  uint8_t d_type;
+  char d_name[];
+};
+
+constexpr size_t kDentsChunk = 64 * 1024;
+
+}  // namespace
+
+Result<long> sys_getdents64(Lwp& l, int fd, UserPtr<void> dirp, size_t count) {
+  Ref<File> f = TRY(fd_get(l, fd));
+  Vnode* vp = f->vnode();
+  if (!vp || !vp->is_dir()) return err(ENOTDIR);
+  size_t cap = count < kDentsChunk ? count : kDentsChunk;
+  char* buf = static_cast<char*>(l.kernel().kmem().alloc(cap ? cap : 1));
+  if (!buf) return err(ENOMEM);
+  absl::Cleanup fr = [&] { Kmem::free(buf); };
+  uint64_t pos = f->lock_pos();
+  size_t used = 0;
+  bool too_small = false;
+  int64_t next = static_cast<int64_t>(pos);
+  Result<void> r = [&]() -> Result<void> {
+    MutexLocker g(vp->mount().lock_);
+    Vattr va;
+    vp->getattr(va);
+    if (va.nlink == 0) return err(ENOENT);
+    return vp->readdir(static_cast<int64_t>(pos), [&](const DirEntry& e) {
+      size_t reclen = (offsetof(LinuxDirent64, d_name) + e.name.size() + 1 + 7) & ~size_t{7};
+      if (used + reclen > cap) {
+        if (used == 0) too_small = true;
+        return false;
+      }
+      auto* d = reinterpret_cast<LinuxDirent64*>(buf + used);
+      std::memset(d, 0, reclen);
+      d->d_ino = e.ino;
+      d->d_off = e.next_off;
+      d->d_reclen = static_cast<uint16_t>(reclen);
+      d->d_type = vtype_to_dtype(e.type);
+      std::memcpy(d->d_name, e.name.data(), e.name.size());
+      used += reclen;
+      next = e.next_off;
+      return true;
+    });
+  }();
+  if (!r.ok()) {
+    f->unlock_pos(pos);
+    return err(r.error());
+  }
+  if (too_small) {
+    f->unlock_pos(pos);
+    return err(EINVAL);
+  }
+  Result<void> c = copyout(l, buf, dirp.addr, used);
+  f->unlock_pos(c.ok() ? static_cast<uint64_t>(next) : pos);
+  TRY(c);
+  return static_cast<long>(used);
+}
+
+// --- cwd and root
+
+namespace {
+
+Result<Ref<Vnode>> dir_for_chdir(Lwp& l, Ref<Vnode> vp) {
+  if (!vp->is_dir()) return err(ENOTDIR);
+  TRY(vaccess(l, *vp, X_OK));
+  return vp;
+}
+
+}  // namespace
+
+Result<long> sys_chdir(Lwp& l, UserPtr<char> upath) {
+  COPY_PATH(path, upath, false);
+  Ref<Vnode> vp = TRY(namei(l, AT_FDCWD, path.p, kFollow));
+  proc_vfs(l.proc()).set_cwd(TRY(dir_for_chdir(l, std::move(vp))));
+  return 0;
+}
+
+Result<long> sys_fchdir(Lwp& l, int fd) {
+  Ref<File> f = TRY(fd_get(l, fd, true));
+  if (!f->vnode()) return err(ENOTDIR);
+  proc_vfs(l.proc()).set_cwd(TRY(dir_for_chdir(l, Ref<Vnode>(*f->vnode()))));
+  return 0;
+}
+
+Result<long> sys_chroot(Lwp& l, UserPtr<char> upath) {
+  COPY_PATH(path, upath, false);
+  Ref<Vnode> vp = TRY(namei(l, AT_FDCWD, path.p, kFollow));
+  Ref<Vnode> d = TRY(dir_for_chdir(l, std::move(vp)));
+  if (!l.cred().is_root()) return err(EPERM);
+  proc_vfs(l.proc()).set_root(std::move(d));
+  return 0;
+}
+
+Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  Ref<Vnode> root = pv.root();
+  Ref<Vnode> cur = pv.cwd();
+  PathBuf out(l.kernel().kmem());
+  if (!out.p) return err(ENOMEM);
+  // Built right to left at the end of the buffer.
+  size_t start = kPathMax - 1;
+  out.p[start] = '\0';
+  bool unreachable = false;
+  for (;;) {
+    if (cur.get() == root.get()) break;
+    Mount& m = cur->mount();
+    RefPtr<Vnode> up;
+    {
+      MutexLocker g(m.lock_);
+      if (m.root_.get() == cur.get() || !m.root_) up = m.covered_;
+    }
+    if (up) {
+      cur = up.to_ref();
+      continue;
+    }
+    RefPtr<Vnode> parent;
+    std::string_view name;
+    {
+      MutexLocker g(m.lock_);
+      Vattr va;
+      cur->getattr(va);
+      Vnode* p = cur->parent_dir();
+      if (!p) {
+        if (m.root_.get() == cur.get() || cur->is_dir()) {
+          if (va.nlink == 0) return err(ENOENT);
+          unreachable = true;  // above the process's root
+          break;
+        }
+        return err(ENOENT);
+      }
+      name = p->name_of(*cur);
+      if (name.size() + 1 > start) return err(ENAMETOOLONG);
+      start -= name.size();
+      std::memcpy(out.p + start, name.data(), name.size());
+      out.p[--start] = '/';
+      parent = RefPtr<Vnode>(p);
+    }
+    cur = parent.to_ref();
+  }
+  if (start == kPathMax - 1) out.p[--start] = '/';
+  if (unreachable) {
+    static constexpr char kUnreach[] = "(unreachable)";
+    size_t n = sizeof kUnreach - 1;
+    if (n > start) return err(ENAMETOOLONG);
+    start -= n;
+    std::memcpy(out.p + start, kUnreach, n);
+  }
+  size_t len = kPathMax - start;  // including the NUL
+  if (size < len) return err(ERANGE);
+  TRY(copyout(l, out.p + start, buf.addr, len));
+  return static_cast<long>(len);
+}
+
+}  // namespace rump

@@ -1,0 +1,308 @@
+// Descriptor system calls: open and creation of files, close, dup, fcntl,
+// flock, ioctl.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "absl/cleanup/cleanup.h"
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "kern/syscall_protos.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+namespace {
+
+constexpr int kOpenFlagsValid = O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK |
+                                O_DSYNC | O_ASYNC | O_DIRECT | kOLargefile | O_DIRECTORY | O_NOFOLLOW |
+                                O_NOATIME | O_CLOEXEC | O_SYNC | O_PATH | O_TMPFILE;
+// What F_GETFL reports and open keeps.
+constexpr int kFileFlagsKept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_ASYNC | O_DIRECT | kOLargefile |
+                               O_NOATIME | O_SYNC | O_PATH | O_DIRECTORY | O_NOFOLLOW;
+constexpr int kSetflChangeable = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+
+struct PathBuf {
+  char* p;
+  explicit PathBuf(Kmem& k) : p(static_cast<char*>(k.alloc(kPathMax))) {}
+  ~PathBuf() { Kmem::free(p); }
+};
+
+}  // namespace
+
+mode_t proc_umask(Lwp& l) { return l.proc().umask_.load(); }
+
+NewNode new_node(Lwp& l, const Vattr& dir, VType type, mode_t mode) {
+  const Cred& c = l.cred();
+  NewNode n;
+  n.type = type;
+  n.uid = c.euid;
+  n.mode = mode & 07777;
+  if (dir.mode & S_ISGID) {
+    n.gid = dir.gid;
+    if (type == VType::kDir) n.mode |= S_ISGID;
+    else if ((n.mode & S_ISGID) && (n.mode & S_IXGRP) && !c.in_group(n.gid) && !c.is_root())
+      n.mode &= ~S_ISGID;
+  } else {
+    n.gid = c.egid;
+  }
+  return n;
+}
+
+Result<Ref<Vnode>> create_in(Lwp& l, NameiData& nd, const NewNode& n) {
+  if (nd.vp || nd.is_dot) return err(EEXIST);
+  Vnode& dir = *nd.dir;
+  TRY(check_writable_mount(dir));
+  Mount& m = dir.mount();
+  MutexLocker g(m.lock_);
+  Vattr va;
+  dir.getattr(va);
+  if (va.nlink == 0) return err(ENOENT);  // removed directory
+  if (!vaccess_ok(va, l.cred(), W_OK | X_OK)) return err(EACCES);
+  std::string_view name(nd.last);
+  switch (n.type) {
+    case VType::kDir: return dir.mkdir(name, n);
+    case VType::kLnk: return dir.symlink(name, n);
+    case VType::kReg: return dir.create(name, n);
+    default: return dir.mknod(name, n);
+  }
+}
+
+Result<Ref<File>> open_vnode(Lwp& l, Ref<Vnode> vp, int flags) {
+  Kmem& km = l.kernel().kmem();
+  if (flags & O_PATH) {
+    int kept = flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    return File::create(km, &kPathFileOps, RefPtr<Vnode>(std::move(vp)), kept);
+  }
+  Vattr va = getattr(*vp);
+  int acc = flags & O_ACCMODE;
+  bool want_write = acc == O_WRONLY || acc == O_RDWR;
+  if (va.type == VType::kDir && (want_write || (flags & O_TRUNC))) return err(EISDIR);
+  if (va.type == VType::kLnk) return err(ELOOP);
+  int check = 0;
+  if (acc == O_RDONLY || acc == O_RDWR) check |= R_OK;
+  if (want_write || (flags & O_TRUNC)) check |= W_OK;
+  TRY(vaccess(l, *vp, check));
+  int fflags = (flags & kFileFlagsKept & ~(O_DIRECTORY | O_NOFOLLOW)) | kOLargefile;
+  const FileOps* ops = &kVnodeFileOps;
+  Ref<File> f = TRY(File::create(km, ops, RefPtr<Vnode>(vp), fflags));
+  switch (va.type) {
+    case VType::kFifo:
+    case VType::kChr:
+    case VType::kBlk:
+    case VType::kSock: {
+      if (va.type == VType::kSock) return err(ENXIO);
+      if (va.type != VType::kFifo && (vp->mount().flags_.load() & MS_NODEV)) return err(EACCES);
+      const SpecialOps* s = find_special(va.type, va.rdev);
+      if (!s) return err(ENXIO);  // no pipe or driver attached (yet)
+      const FileOps* sops = TRY(s->open(l, *vp, *f, flags));
+      f->set_ops(sops);
+      return f;
+    }
+    default: break;
+  }
+  {
+    MutexLocker g(vp->mount().lock_);
+    TRY(vp->open(flags));
+    if ((flags & O_TRUNC) && va.type == VType::kReg) TRY(vp->truncate(0));
+  }
+  return f;
+}
+
+namespace {
+
+Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t mode) {
+  if (flags & ~kOpenFlagsValid) flags &= kOpenFlagsValid;  // Linux ignores unknown bits
+  if ((flags & O_TMPFILE) == O_TMPFILE) {
+    int acc = flags & O_ACCMODE;
+    if (acc != O_WRONLY && acc != O_RDWR) return err(EINVAL);
+    if (flags & O_CREAT) return err(EINVAL);
+  } else if ((flags & O_ACCMODE) == O_ACCMODE && !(flags & O_PATH)) {
+    return err(EINVAL);
+  }
+  if (flags & O_PATH) flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  Kmem& km = l.kernel().kmem();
+  PathBuf path(km);
+  if (!path.p) return err(ENOMEM);
+  TRY(copyin_path(l, upath, path.p));
+  mode_t cmode = mode & 07777 & ~proc_umask(l);
+  RefPtr<Vnode> vp;
+
+  if ((flags & O_TMPFILE) == O_TMPFILE) {
+    Ref<Vnode> dir = TRY(namei(l, dirfd, path.p, kFollow));
+    if (!dir->is_dir()) return err(ENOTDIR);
+    TRY(vaccess(l, *dir, W_OK | X_OK));
+    Vattr dva = getattr(*dir);
+    NewNode n = new_node(l, dva, VType::kReg, cmode);
+    Ref<Vnode> t = TRY([&]() -> Result<Ref<Vnode>> {
+      MutexLocker g(dir->mount().lock_);
+      return dir->create_unnamed(n);
+    }());
+    t->linkable_ = !(flags & O_EXCL);
+    vp = t;
+    flags &= ~(O_TMPFILE | O_CREAT | O_EXCL | O_TRUNC);
+  } else if (flags & O_CREAT) {
+    for (int attempt = 0; !vp; attempt++) {
+      NameiData nd;
+      TRY(namei_parent(l, dirfd, path.p, nd));
+      if (nd.vp) {
+        if (flags & O_EXCL) return err(EEXIST);
+        if (nd.vp->is_dir() || nd.is_dot) return err(EISDIR);
+        if (nd.vp->type() == VType::kLnk) {
+          if (flags & O_NOFOLLOW) return err(ELOOP);
+          vp = TRY(namei(l, dirfd, path.p, kFollow));
+          if (vp->is_dir()) return err(EISDIR);
+        } else {
+          if (nd.trailing_slash) return err(EISDIR);
+          vp = nd.vp;
+        }
+        break;
+      }
+      if (nd.is_dot) return err(EISDIR);
+      if (nd.trailing_slash) return err(EISDIR);
+      Vattr dva = getattr(*nd.dir);
+      Result<Ref<Vnode>> r = create_in(l, nd, new_node(l, dva, VType::kReg, cmode));
+      if (r.ok()) {
+        vp = std::move(r).value();
+        flags &= ~O_TRUNC;  // new and empty
+        break;
+      }
+      if (r.error() != EEXIST || (flags & O_EXCL) || attempt > 8) return err(r.error());
+    }
+  } else {
+    Ref<Vnode> v = TRY(namei(l, dirfd, path.p, (flags & O_NOFOLLOW) ? 0 : kFollow));
+    if (v->type() == VType::kLnk && !(flags & O_PATH)) return err(ELOOP);
+    vp = std::move(v);
+  }
+  if ((flags & O_DIRECTORY) && !vp->is_dir()) return err(ENOTDIR);
+  Ref<File> f = TRY(open_vnode(l, vp.to_ref(), flags));
+  return TRY(fd_install(l, std::move(f), flags & O_CLOEXEC));
+}
+
+}  // namespace
+
+Result<long> sys_open(Lwp& l, UserPtr<char> pathname, int flags, mode_t mode) {
+  return do_open(l, AT_FDCWD, pathname, flags, mode);
+}
+
+Result<long> sys_openat(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, mode_t mode) {
+  return do_open(l, dirfd, pathname, flags, mode);
+}
+
+Result<long> sys_creat(Lwp& l, UserPtr<char> pathname, mode_t mode) {
+  return do_open(l, AT_FDCWD, pathname, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+Result<long> sys_close(Lwp& l, int fd) {
+  TRY(fd_close(l, fd));
+  return 0;
+}
+
+Result<long> sys_close_range(Lwp& l, unsigned int first, unsigned int last, unsigned int flags) {
+  if (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) return err(EINVAL);
+  if (first > last) return err(EINVAL);
+  ProcVfs& pv = proc_vfs(l.proc());
+  Kmem& km = l.kernel().kmem();
+  if ((flags & CLOSE_RANGE_UNSHARE) && pv.fdt->ref_count() > 1) pv.fdt = TRY(pv.fdt->copy(km));
+  std::vector<Ref<File>, KAllocator<Ref<File>>> closed{KAllocator<Ref<File>>(km)};
+  pv.fdt->remove_range(first, last, flags & CLOSE_RANGE_CLOEXEC, closed);
+  for (Ref<File>& f : closed)
+    if (f->vnode()) adv_release_proc(l.kernel(), *f->vnode(), l.proc());
+  return 0;
+}
+
+Result<long> sys_dup(Lwp& l, int oldfd) {
+  Ref<File> f = TRY(fd_get(l, oldfd, true));
+  return TRY(fd_install(l, std::move(f), false));
+}
+
+namespace {
+
+Result<long> do_dup3(Lwp& l, int oldfd, int newfd, bool cloexec) {
+  Ref<File> f = TRY(fd_get(l, oldfd, true));
+  ProcVfs& pv = proc_vfs(l.proc());
+  RefPtr<File> old = TRY(pv.fdt->install_at(std::move(f), newfd, cloexec, nofile_limit(l.proc())));
+  if (old && old->vnode()) adv_release_proc(l.kernel(), *old->vnode(), l.proc());
+  return newfd;
+}
+
+}  // namespace
+
+Result<long> sys_dup2(Lwp& l, int oldfd, int newfd) {
+  if (oldfd == newfd) {
+    TRY(fd_get(l, oldfd, true));
+    return newfd;
+  }
+  return do_dup3(l, oldfd, newfd, false);
+}
+
+Result<long> sys_dup3(Lwp& l, int oldfd, int newfd, int flags) {
+  if (flags & ~O_CLOEXEC) return err(EINVAL);
+  if (oldfd == newfd) return err(EINVAL);
+  return do_dup3(l, oldfd, newfd, flags & O_CLOEXEC);
+}
+
+Result<long> sys_fcntl(Lwp& l, int fd, int cmd, unsigned long arg) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  bool cloexec = false;
+  Ref<File> f = TRY(pv.fdt->get(fd, &cloexec));
+  bool is_path = f->flags() & O_PATH;
+  switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      uint64_t limit = nofile_limit(l.proc());
+      if (arg >= limit) return err(EINVAL);
+      return TRY(pv.fdt->alloc(std::move(f), static_cast<int>(arg), cmd == F_DUPFD_CLOEXEC, limit));
+    }
+    case F_GETFD: return cloexec ? FD_CLOEXEC : 0;
+    case F_SETFD:
+      TRY(pv.fdt->set_cloexec(fd, arg & FD_CLOEXEC));
+      return 0;
+    case F_GETFL: return f->flags() & ~(O_DIRECTORY | O_NOFOLLOW);
+    default: break;
+  }
+  if (is_path) return err(EBADF);
+  switch (cmd) {
+    case F_SETFL: {
+      int nf = (f->flags() & ~kSetflChangeable) | (static_cast<int>(arg) & kSetflChangeable);
+      f->set_flags(nf);
+      return 0;
+    }
+    case F_GETLK:
+    case F_SETLK:
+    case F_SETLKW:
+    case F_OFD_GETLK:
+    case F_OFD_SETLK:
+    case F_OFD_SETLKW:
+      if (!f->vnode()) return err(EINVAL);
+      return adv_fcntl(l, *f, cmd, arg);
+    default: return err(EINVAL);
+  }
+}
+
+Result<long> sys_flock(Lwp& l, int fd, int operation) {
+  Ref<File> f = TRY(fd_get(l, fd));
+  if (!f->vnode()) return err(EINVAL);
+  return adv_flock(l, *f, operation);
+}
+
+Result<long> sys_ioctl(Lwp& l, int fd, unsigned long request, UserPtr<void> arg) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  Ref<File> f = TRY(fd_get(l, fd));
+  switch (request) {
+    case FIOCLEX: TRY(pv.fdt->set_cloexec(fd, true)); return 0;
+    case FIONCLEX: TRY(pv.fdt->set_cloexec(fd, false)); return 0;
+    case FIONBIO: {
+      int on = TRY(copyin_obj(l, arg.as<int>()));
+      int fl = f->flags();
+      f->set_flags(on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+      return 0;
+    }
+    default: return f->ops().ioctl(*f, l, request, arg.addr);
+  }
+}
+
+}  // namespace rump

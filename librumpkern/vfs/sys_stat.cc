@@ -1,0 +1,361 @@
+// Attribute system calls: the stat family, statfs, access, chmod, chown,
+// utimensat.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/cleanup/cleanup.h"
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "kern/syscall_protos.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+namespace {
+
+struct PathBuf {
+  char* p;
+  explicit PathBuf(Kmem& k) : p(static_cast<char*>(k.alloc(kPathMax))) {}
+  ~PathBuf() { Kmem::free(p); }
+};
+
+void fill_stat(const Vattr& va, struct stat& st) {
+  std::memset(&st, 0, sizeof st);
+  st.st_dev = va.dev;
+  st.st_ino = va.ino;
+  st.st_mode = vtype_to_ifmt(va.type) | va.mode;
+  st.st_nlink = va.nlink;
+  st.st_uid = va.uid;
+  st.st_gid = va.gid;
+  st.st_rdev = va.rdev;
+  st.st_size = static_cast<off_t>(va.size);
+  st.st_blksize = kBlockSize;
+  st.st_blocks = static_cast<blkcnt_t>(va.blocks);
+  st.st_atim = va.atime;
+  st.st_mtim = va.mtime;
+  st.st_ctim = va.ctime;
+}
+
+// Resolves (dirfd, path) for the stat-like calls with AT_* flags.
+Result<Ref<Vnode>> resolve_at(Lwp& l, int dirfd, UserPtr<char> upath, int flags, bool follow_default = true) {
+  PathBuf path(l.kernel().kmem());
+  if (!path.p) return err(ENOMEM);
+  TRY(copyin_path(l, upath, path.p, flags & AT_EMPTY_PATH));
+  int nf = 0;
+  if (follow_default && !(flags & AT_SYMLINK_NOFOLLOW)) nf |= kFollow;
+  if (!follow_default && (flags & AT_SYMLINK_FOLLOW)) nf |= kFollow;
+  if (flags & AT_EMPTY_PATH) nf |= kEmptyPath;
+  return namei(l, dirfd, path.p, nf);
+}
+
+Result<long> stat_out(Lwp& l, Vnode& vp, UserPtr<struct stat> buf) {
+  struct stat st;
+  fill_stat(getattr(vp), st);
+  TRY(copyout_obj(l, st, buf));
+  return 0;
+}
+
+}  // namespace
+
+Result<long> sys_stat(Lwp& l, UserPtr<char> pathname, UserPtr<struct stat> statbuf) {
+  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, pathname, 0));
+  return stat_out(l, *vp, statbuf);
+}
+
+Result<long> sys_lstat(Lwp& l, UserPtr<char> pathname, UserPtr<struct stat> statbuf) {
+  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, pathname, AT_SYMLINK_NOFOLLOW));
+  return stat_out(l, *vp, statbuf);
+}
+
+Result<long> sys_fstat(Lwp& l, int fd, UserPtr<struct stat> statbuf) {
+  Ref<File> f = TRY(fd_get(l, fd, true));
+  if (!f->vnode()) return err(EBADF);
+  return stat_out(l, *f->vnode(), statbuf);
+}
+
+Result<long> sys_newfstatat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<struct stat> statbuf, int flags) {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT)) return err(EINVAL);
+  Ref<Vnode> vp = TRY(resolve_at(l, dirfd, pathname, flags));
+  return stat_out(l, *vp, statbuf);
+}
+
+Result<long> sys_statx(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, unsigned int mask,
+                       UserPtr<void> statxbuf) {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) return err(EINVAL);
+  if ((flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE) return err(EINVAL);
+  if (mask & STATX__RESERVED) return err(EINVAL);
+  Ref<Vnode> vp = TRY(resolve_at(l, dirfd, pathname, flags));
+  Vattr va = getattr(*vp);
+  struct statx sx;
+  std::memset(&sx, 0, sizeof sx);
+  sx.stx_mask = STATX_BASIC_STATS | STATX_BTIME;
+  sx.stx_blksize = kBlockSize;
+  sx.stx_nlink = static_cast<uint32_t>(va.nlink);
+  sx.stx_uid = va.uid;
+  sx.stx_gid = va.gid;
+  sx.stx_mode = static_cast<uint16_t>(vtype_to_ifmt(va.type) | va.mode);
+  sx.stx_ino = va.ino;
+  sx.stx_size = va.size;
+  sx.stx_blocks = va.blocks;
+  auto ts = [](const timespec& t) {
+    struct statx_timestamp s {};
+    s.tv_sec = t.tv_sec;
+    s.tv_nsec = static_cast<uint32_t>(t.tv_nsec);
+    return s;
+  };
+  sx.stx_atime = ts(va.atime);
+  sx.stx_btime = ts(va.btime);
+  sx.stx_ctime = ts(va.ctime);
+  sx.stx_mtime = ts(va.mtime);
+  sx.stx_rdev_major = major(va.rdev);
+  sx.stx_rdev_minor = minor(va.rdev);
+  sx.stx_dev_major = major(va.dev);
+  sx.stx_dev_minor = minor(va.dev);
+  if (vp.get() == vp->mount().root_.get()) {
+    sx.stx_attributes_mask |= STATX_ATTR_MOUNT_ROOT;
+    sx.stx_attributes |= STATX_ATTR_MOUNT_ROOT;
+  }
+  TRY(copyout(l, &sx, statxbuf.addr, sizeof sx));
+  return 0;
+}
+
+namespace {
+
+Result<long> statfs_out(Lwp& l, Vnode& vp, UserPtr<void> buf) {
+  Mount& m = vp.mount();
+  Mount::Stat s = m.statfs();
+  struct statfs sf;
+  std::memset(&sf, 0, sizeof sf);
+  sf.f_type = static_cast<__fsword_t>(s.magic);
+  sf.f_bsize = kBlockSize;
+  sf.f_blocks = s.blocks;
+  sf.f_bfree = s.bfree;
+  sf.f_bavail = s.bfree;
+  sf.f_files = s.files;
+  sf.f_ffree = s.ffree;
+  std::memcpy(&sf.f_fsid, &m.dev_, sizeof(int) * 2 < sizeof m.dev_ ? sizeof(int) * 2 : sizeof m.dev_);
+  sf.f_namelen = kNameMax;
+  sf.f_frsize = kBlockSize;
+  int mf = m.flags_.load();
+  long flags = 0x20;  // ST_VALID
+  if (mf & MS_RDONLY) flags |= ST_RDONLY;
+  if (mf & MS_NOSUID) flags |= ST_NOSUID;
+  if (mf & MS_NODEV) flags |= ST_NODEV;
+  if (mf & MS_NOEXEC) flags |= ST_NOEXEC;
+  sf.f_flags = flags;
+  TRY(copyout(l, &sf, buf.addr, sizeof sf));
+  return 0;
+}
+
+}  // namespace
+
+Result<long> sys_statfs(Lwp& l, UserPtr<char> path, UserPtr<void> buf) {
+  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, path, 0));
+  return statfs_out(l, *vp, buf);
+}
+
+Result<long> sys_fstatfs(Lwp& l, int fd, UserPtr<void> buf) {
+  Ref<File> f = TRY(fd_get(l, fd, true));
+  if (!f->vnode()) return err(ENOSYS);
+  return statfs_out(l, *f->vnode(), buf);
+}
+
+// --- access
+
+namespace {
+
+Result<long> do_access(Lwp& l, int dirfd, UserPtr<char> pathname, int mode, int flags) {
+  if (mode & ~(R_OK | W_OK | X_OK)) return err(EINVAL);
+  if (flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return err(EINVAL);
+  Ref<Vnode> vp = TRY(resolve_at(l, dirfd, pathname, flags));
+  if (mode == F_OK) return 0;
+  Vattr va = getattr(*vp);
+  if ((mode & W_OK) && vp->mount().read_only() &&
+      (va.type == VType::kReg || va.type == VType::kDir || va.type == VType::kLnk))
+    return err(EROFS);
+  if ((mode & X_OK) && va.type == VType::kReg && (vp->mount().flags_.load() & MS_NOEXEC)) return err(EACCES);
+  const Cred& c = l.cred();
+  if (flags & AT_EACCESS || (c.uid == c.euid && c.gid == c.egid)) {
+    if (!vaccess_ok(va, c, mode)) return err(EACCES);
+    return 0;
+  }
+  // access() checks with the real ids.
+  Ref<Cred> real = TRY(c.clone());
+  real->euid = real->fsuid = c.uid;
+  real->egid = real->fsgid = c.gid;
+  if (!vaccess_ok(va, *real, mode)) return err(EACCES);
+  return 0;
+}
+
+}  // namespace
+
+Result<long> sys_access(Lwp& l, UserPtr<char> pathname, int mode) { return do_access(l, AT_FDCWD, pathname, mode, 0); }
+Result<long> sys_faccessat(Lwp& l, int dirfd, UserPtr<char> pathname, int mode) {
+  return do_access(l, dirfd, pathname, mode, 0);
+}
+Result<long> sys_faccessat2(Lwp& l, int dirfd, UserPtr<char> pathname, int mode, int flags) {
+  return do_access(l, dirfd, pathname, mode, flags);
+}
+
+// --- chmod, chown
+
+namespace {
+
+Result<long> do_chmod(Lwp& l, Vnode& vp, mode_t mode) {
+  if (vp.type() == VType::kLnk) return err(EOPNOTSUPP);
+  TRY(check_writable_mount(vp));
+  const Cred& c = l.cred();
+  MutexLocker g(vp.mount().lock_);
+  Vattr va;
+  vp.getattr(va);
+  if (!c.is_root() && c.euid != va.uid) return err(EPERM);
+  SetAttr sa;
+  sa.mask = SetAttr::kMode;
+  sa.mode = mode & 07777;
+  if (!c.is_root() && !c.in_group(va.gid)) sa.mode &= ~S_ISGID;
+  TRY(vp.setattr(sa));
+  return 0;
+}
+
+Result<long> do_chown(Lwp& l, Vnode& vp, uid_t uid, gid_t gid) {
+  TRY(check_writable_mount(vp));
+  const Cred& c = l.cred();
+  MutexLocker g(vp.mount().lock_);
+  Vattr va;
+  vp.getattr(va);
+  constexpr uid_t kKeep = static_cast<uid_t>(-1);
+  if (!c.is_root()) {
+    if (uid != kKeep && uid != va.uid) return err(EPERM);
+    if (gid != kKeep && gid != va.gid && (c.euid != va.uid || !c.in_group(gid))) return err(EPERM);
+    if (gid != kKeep && c.euid != va.uid) return err(EPERM);
+    if (uid != kKeep && c.euid != va.uid) return err(EPERM);
+  }
+  SetAttr sa;
+  if (uid != kKeep) {
+    sa.mask |= SetAttr::kUid;
+    sa.uid = uid;
+  }
+  if (gid != kKeep) {
+    sa.mask |= SetAttr::kGid;
+    sa.gid = gid;
+  }
+  // A change of owner clears set-id bits on non-directories (Linux: setgid
+  // only when group-executable, since it means mandatory locking otherwise).
+  if (va.type != VType::kDir && (uid != kKeep || gid != kKeep)) {
+    mode_t m = va.mode;
+    m &= ~S_ISUID;
+    if (m & S_IXGRP) m &= ~S_ISGID;
+    if (m != va.mode) {
+      sa.mask |= SetAttr::kMode;
+      sa.mode = m;
+    }
+  }
+  TRY(vp.setattr(sa));
+  return 0;
+}
+
+}  // namespace
+
+Result<long> sys_chmod(Lwp& l, UserPtr<char> pathname, mode_t mode) {
+  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, pathname, 0));
+  return do_chmod(l, *vp, mode);
+}
+
+Result<long> sys_fchmod(Lwp& l, int fd, mode_t mode) {
+  Ref<File> f = TRY(fd_get(l, fd));
+  if (!f->vnode()) return err(EINVAL);
+  return do_chmod(l, *f->vnode(), mode);
+}
+
+Result<long> sys_fchmodat(Lwp& l, int dirfd, UserPtr<char> pathname, mode_t mode) {
+  Ref<Vnode> vp = TRY(resolve_at(l, dirfd, pathname, 0));
+  return do_chmod(l, *vp, mode);
+}
+
+Result<long> sys_chown(Lwp& l, UserPtr<char> pathname, uid_t owner, gid_t group) {
+  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, pathname, 0));
+  return do_chown(l, *vp, owner, group);
+}
+
+Result<long> sys_lchown(Lwp& l, UserPtr<char> pathname, uid_t owner, gid_t group) {
+  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, pathname, AT_SYMLINK_NOFOLLOW));
+  return do_chown(l, *vp, owner, group);
+}
+
+Result<long> sys_fchown(Lwp& l, int fd, uid_t owner, gid_t group) {
+  Ref<File> f = TRY(fd_get(l, fd));
+  if (!f->vnode()) return err(EINVAL);
+  return do_chown(l, *f->vnode(), owner, group);
+}
+
+Result<long> sys_fchownat(Lwp& l, int dirfd, UserPtr<char> pathname, uid_t owner, gid_t group, int flags) {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return err(EINVAL);
+  Ref<Vnode> vp = TRY(resolve_at(l, dirfd, pathname, flags));
+  return do_chown(l, *vp, owner, group);
+}
+
+// --- utimensat
+
+namespace {
+
+Result<Ref<Vnode>> utimens_target(Lwp& l, int dirfd, UserPtr<char> pathname, int flags) {
+  if (pathname.is_null()) {  // Linux: operate on dirfd itself
+    if (dirfd == AT_FDCWD) return proc_vfs(l.proc()).cwd();
+    Ref<File> f = TRY(fd_get(l, dirfd, true));
+    if (!f->vnode()) return err(EBADF);
+    return Ref<Vnode>(*f->vnode());
+  }
+  return resolve_at(l, dirfd, pathname, flags);
+}
+
+}  // namespace
+
+Result<long> sys_utimensat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<struct timespec> times, int flags) {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return err(EINVAL);
+  timespec t[2];
+  bool now_both = times.is_null();
+  if (!now_both) {
+    TRY(copyin(l, times.addr, t, sizeof t));
+    for (auto& x : t)
+      if (x.tv_nsec != UTIME_NOW && x.tv_nsec != UTIME_OMIT && (x.tv_nsec < 0 || x.tv_nsec >= 1000000000))
+        return err(EINVAL);
+    if (t[0].tv_nsec == UTIME_OMIT && t[1].tv_nsec == UTIME_OMIT) return 0;
+    now_both = t[0].tv_nsec == UTIME_NOW && t[1].tv_nsec == UTIME_NOW;
+  } else {
+    t[0].tv_nsec = t[1].tv_nsec = UTIME_NOW;
+  }
+  Ref<Vnode> vp = TRY(utimens_target(l, dirfd, pathname, flags));
+  TRY(check_writable_mount(*vp));
+  const Cred& c = l.cred();
+  MutexLocker g(vp->mount().lock_);
+  Vattr va;
+  vp->getattr(va);
+  bool owner = c.is_root() || c.euid == va.uid;
+  if (now_both) {
+    // Setting both to now: the owner, or anyone who may write.
+    if (!owner && !vaccess_ok(va, c, W_OK)) return err(EACCES);
+  } else if (!owner) {
+    return err(EPERM);
+  }
+  timespec now = wall_timespec();
+  SetAttr sa;
+  if (t[0].tv_nsec != UTIME_OMIT) {
+    sa.mask |= SetAttr::kAtime;
+    sa.atime = t[0].tv_nsec == UTIME_NOW ? now : t[0];
+  }
+  if (t[1].tv_nsec != UTIME_OMIT) {
+    sa.mask |= SetAttr::kMtime;
+    sa.mtime = t[1].tv_nsec == UTIME_NOW ? now : t[1];
+  }
+  TRY(vp->setattr(sa));
+  return 0;
+}
+
+}  // namespace rump

@@ -1,0 +1,116 @@
+// vfs.h: the VFS faction's per-kernel state and its internal interface:
+// the mount table, namei, and helpers shared by the vfs syscall files.
+//
+// Lock order (lowest rank first, see sync/lock_rank.h):
+//   VfsState::mount_lock_ (kMount)      the mount table
+//   Mount::lock_          (kVnode)      one mount's tree; never two at once
+//   FileTable::lock_, ProcVfs::lock_ (kFileTable)
+//   File::lock_           (kFile)       offset bookkeeping
+//   VfsState::adv_lock_   (kFile)       advisory (record and flock) locks;
+//                                       never held with File::lock_ or a
+//                                       tree lock
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/intrusive/list.hpp>
+#include <string_view>
+
+#include "base/kmem.h"
+#include "base/ref.h"
+#include "base/result.h"
+#include "base/user_ptr.h"
+#include "kern/lwp.h"
+#include "sync/mutex.h"
+#include "vfs/file.h"
+#include "vfs/vnode.h"
+
+namespace rump {
+
+class Kernel;
+
+using MountList = boost::intrusive::list<
+    Mount, boost::intrusive::member_hook<Mount, boost::intrusive::list_member_hook<>, &Mount::table_hook_>,
+    boost::intrusive::constant_time_size<false>>;
+
+struct VfsState : public KObject {
+  explicit VfsState(Kernel& k) : kernel(k) {}
+  Kernel& kernel;
+
+  Mutex mount_lock_{LockRank::kMount};
+  MountList mounts_ ABSL_GUARDED_BY(mount_lock_);  // each holds a reference
+  RefPtr<Vnode> rootvnode;                         // set at boot, dropped at halt
+  std::atomic<uint32_t> next_dev_{1};
+
+  // Advisory locks of every vnode (vfs/lock.cc).
+  Mutex adv_lock_{LockRank::kFile};
+  CondVar adv_cv_;
+  void* adv_waiters_ = nullptr;  // vfs/lock.cc's waiters list; guarded by adv_lock_
+};
+
+VfsState& vfs_state(Kernel& k);
+
+// --- namei
+enum : int {
+  kFollow = 1,        // follow a symlink in the last component
+  kEmptyPath = 2,     // "" names the start directory (AT_EMPTY_PATH)
+};
+
+// A resolved path. For lookups of the parent (namei_parent), dir is the
+// parent, last its final component, and vp the object if it exists.
+struct NameiData {
+  RefPtr<Vnode> dir;
+  RefPtr<Vnode> vp;
+  char last[kNameMax + 1] = {};
+  bool trailing_slash = false;
+  bool is_dot = false;  // last is "." or ".." (or the path is "/")
+};
+
+// Copies a path in (EFAULT, ENAMETOOLONG, ENOENT for "" unless allowed).
+// buf has kPathMax bytes.
+Result<void> copyin_path(Lwp& l, UserPtr<char> upath, char* buf, bool allow_empty = false);
+
+// The start directory for a *at call: dirfd AT_FDCWD or a directory fd.
+Result<Ref<Vnode>> at_dir(Lwp& l, int dirfd, const char* path);
+
+// Resolves path fully (ENOENT if the object doesn't exist).
+Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags);
+// Resolves all but the last component; nd.vp is the object if it exists
+// (symlinks in the last component are not followed).
+Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd);
+// Lookup of one component in dir (locks dir's mount; crosses mounts).
+Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name);
+
+// Attributes and checks, with the mount's lock taken inside.
+Vattr getattr(Vnode& vp);
+Result<void> vaccess(Lwp& l, Vnode& vp, int acc);
+// EROFS if vp's mount is read-only.
+Result<void> check_writable_mount(Vnode& vp);
+// The sticky-directory rule for removing/renaming vp out of dir.
+bool sticky_denies(const Cred& c, const Vattr& dir, const Vattr& vp);
+
+// The owner, group and mode of a new node in a directory with attributes
+// dir: setgid directories pass their group on (and to subdirectories
+// their setgid bit). mode has the umask applied already.
+NewNode new_node(Lwp& l, const Vattr& dir, VType type, mode_t mode);
+// Creates nd.last in nd.dir (EEXIST, EACCES, EROFS checked here).
+Result<Ref<Vnode>> create_in(Lwp& l, NameiData& nd, const NewNode& n);
+mode_t proc_umask(Lwp& l);
+
+// O_LARGEFILE as the kernel reports it in F_GETFL (0 in x86-64 userland).
+inline constexpr int kOLargefile = 0100000;
+
+// Opens vp for the flags (permission checks done), returning a File.
+Result<Ref<File>> open_vnode(Lwp& l, Ref<Vnode> vp, int flags);
+
+// Advisory locks (vfs/lock.cc).
+void adv_release_proc(Kernel& k, Vnode& vp, Proc& p);  // close of any fd
+void adv_release_file(Kernel& k, Vnode& vp, File& f);  // last close
+Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg);
+Result<long> adv_flock(Lwp& l, File& f, int op);
+void adv_fini(VfsState& st);
+
+// Dropping a cwd/root: the vnode's mount use too.
+void release_use(RefPtr<Vnode>& vp);
+
+}  // namespace rump

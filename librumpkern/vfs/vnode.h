@@ -1,0 +1,287 @@
+// vnode.h: the vnode layer: Vnode (a file-system object in memory, with its
+// operations), Mount (a mounted file system) and the file-system type
+// registry. Used by the VFS faction (namei, descriptors, the vfs syscalls)
+// and implemented by file systems (fs/tmpfs, later fs/ext2).
+//
+// Locking: every Mount has one tree lock, Mount::lock_ (rank kVnode). It
+// guards the whole tree of that mount: directory contents, attributes and
+// data of every vnode, and Vnode::mounted_here_. Vnode operations are called
+// with it held (the "_locked" convention applies to all of them) and never
+// block on anything but kernel memory. Lookup holds at most one tree lock at
+// a time (it drops one mount's lock before taking the next), and a rename
+// never spans two mounts (EXDEV), so no two tree locks are ever held
+// together: the rename lock order question reduces to "one lock per mount".
+// User memory is never touched with a tree lock held (copyin/copyout can
+// fault into the vm faction, whose locks rank lower): data moves through
+// bounded kernel buffers.
+//
+// Lifetime: Vnodes are reference counted. A directory entry holds a
+// reference to the vnode it names, so a vnode lives while it has a name or an
+// in-memory user (open file, cwd, a lookup in progress). A Vnode holds a
+// reference to its Mount; the mount keeps its root (and so its tree) until
+// it is unmounted, when the tree is torn down and the root dropped.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <atomic>
+#include <boost/intrusive/list.hpp>
+#include <cstdint>
+#include <string_view>
+
+#include "absl/functional/function_ref.h"
+#include "base/kmem.h"
+#include "base/ref.h"
+#include "base/result.h"
+#include "kern/cred.h"
+#include "sync/mutex.h"
+
+namespace rump {
+
+class Kernel;
+class Mount;
+class Vnode;
+
+enum class VType : uint8_t { kNon, kReg, kDir, kLnk, kChr, kBlk, kFifo, kSock };
+
+inline mode_t vtype_to_ifmt(VType t) {
+  switch (t) {
+    case VType::kReg: return S_IFREG;
+    case VType::kDir: return S_IFDIR;
+    case VType::kLnk: return S_IFLNK;
+    case VType::kChr: return S_IFCHR;
+    case VType::kBlk: return S_IFBLK;
+    case VType::kFifo: return S_IFIFO;
+    case VType::kSock: return S_IFSOCK;
+    default: return 0;
+  }
+}
+inline VType ifmt_to_vtype(mode_t m) {
+  switch (m & S_IFMT) {
+    case S_IFREG: return VType::kReg;
+    case S_IFDIR: return VType::kDir;
+    case S_IFLNK: return VType::kLnk;
+    case S_IFCHR: return VType::kChr;
+    case S_IFBLK: return VType::kBlk;
+    case S_IFIFO: return VType::kFifo;
+    case S_IFSOCK: return VType::kSock;
+    default: return VType::kNon;
+  }
+}
+// The d_type of a directory entry (DT_*).
+inline uint8_t vtype_to_dtype(VType t) { return static_cast<uint8_t>(vtype_to_ifmt(t) >> 12); }
+
+inline constexpr size_t kNameMax = 255;
+inline constexpr size_t kPathMax = 4096;
+inline constexpr uint32_t kBlockSize = 4096;  // st_blksize; tmpfs page size
+
+// Attributes as stat reports them.
+struct Vattr {
+  VType type = VType::kNon;
+  mode_t mode = 0;  // permission bits, S_ISUID, S_ISGID, S_ISVTX (no S_IFMT)
+  uid_t uid = 0;
+  gid_t gid = 0;
+  nlink_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units allocated
+  ino_t ino = 0;
+  dev_t dev = 0;
+  dev_t rdev = 0;
+  timespec atime{}, mtime{}, ctime{}, btime{};
+};
+
+// What setattr changes (mask bits) and to what.
+struct SetAttr {
+  enum : uint32_t { kMode = 1, kUid = 2, kGid = 4, kSize = 8, kAtime = 16, kMtime = 32 };
+  uint32_t mask = 0;
+  mode_t mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  uint64_t size = 0;
+  timespec atime{}, mtime{};
+};
+
+// What a new node gets: the VFS computes owner, group and mode (umask,
+// setgid directories) and the file system stores them.
+struct NewNode {
+  VType type = VType::kReg;
+  mode_t mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  dev_t rdev = 0;
+  std::string_view symlink_target;
+};
+
+struct DirEntry {
+  uint64_t ino;
+  int64_t next_off;  // d_off: the position after this entry
+  VType type;
+  std::string_view name;
+};
+// Returns false to stop (the caller's buffer is full).
+using ReaddirFn = absl::FunctionRef<bool(const DirEntry&)>;
+
+inline constexpr int kFallocKeepSize = 1;
+inline constexpr int kFallocPunchHole = 2;
+
+// A file-system object in memory. The operations below are the interface
+// between the VFS and a file system; all run with mount().lock_ held, after
+// the VFS checked permissions, name validity and existence rules. Names
+// are single components ("." and ".." never reach create/remove/rename).
+class Vnode : public KObject, public RefCounted<Vnode> {
+ public:
+  Vnode(Mount& mp, VType type);
+  virtual ~Vnode();
+  Vnode(const Vnode&) = delete;
+  Vnode& operator=(const Vnode&) = delete;
+
+  Mount& mount() const { return *mount_; }
+  VType type() const { return type_; }
+  bool is_dir() const { return type_ == VType::kDir; }
+
+  // --- namespace (directories)
+  // The named entry, or ENOENT. ".." of the file system's root is itself.
+  virtual Result<Ref<Vnode>> lookup(std::string_view name) { return err(ENOTDIR); }
+  virtual Result<Ref<Vnode>> create(std::string_view name, const NewNode& n) { return err(ENOTDIR); }
+  virtual Result<Ref<Vnode>> mknod(std::string_view name, const NewNode& n) { return create(name, n); }
+  virtual Result<Ref<Vnode>> mkdir(std::string_view name, const NewNode& n) { return create(name, n); }
+  virtual Result<Ref<Vnode>> symlink(std::string_view name, const NewNode& n) { return create(name, n); }
+  // An unnamed regular file (O_TMPFILE) on this directory's file system.
+  virtual Result<Ref<Vnode>> create_unnamed(const NewNode& n) { return err(EOPNOTSUPP); }
+  virtual Result<void> link(std::string_view name, Vnode& target) { return err(ENOTDIR); }
+  // Removes entry name (which names vp, not a directory).
+  virtual Result<void> remove(std::string_view name, Vnode& vp) { return err(ENOTDIR); }
+  // Removes entry name (which names the empty directory vp).
+  virtual Result<void> rmdir(std::string_view name, Vnode& vp) { return err(ENOTDIR); }
+  // Moves entry from_name (naming vp) of this directory to to_name in
+  // to_dir, replacing target if non-null (the VFS checked type
+  // compatibility and emptiness). exchange: swap the two entries.
+  virtual Result<void> rename(std::string_view from_name, Vnode& vp, Vnode& to_dir,
+                              std::string_view to_name, Vnode* target, bool exchange) {
+    return err(ENOTDIR);
+  }
+  // Entries from position off ("." is 0, ".." 1; later ones are the file
+  // system's cookies).
+  virtual Result<void> readdir(int64_t off, ReaddirFn fn) { return err(ENOTDIR); }
+  // True if the directory has entries besides "." and "..".
+  virtual bool has_entries() const { return false; }
+  // The directory this one is linked in (nullptr for the fs root or a
+  // removed directory). Used for ".." and getcwd.
+  virtual Vnode* parent_dir() const { return nullptr; }
+  // The name of child in this directory (for getcwd), or empty.
+  virtual std::string_view name_of(const Vnode& child) const { return {}; }
+
+  // --- data
+  virtual Result<size_t> readlink(char* buf, size_t len) { return err(EINVAL); }
+  virtual Result<size_t> read(void* buf, size_t len, uint64_t off) { return err(EINVAL); }
+  virtual Result<size_t> write(const void* buf, size_t len, uint64_t off) { return err(EINVAL); }
+  virtual Result<void> truncate(uint64_t size) { return err(EINVAL); }
+  virtual Result<void> fallocate(int mode, uint64_t off, uint64_t len) { return err(EOPNOTSUPP); }
+  // SEEK_DATA / SEEK_HOLE: the next data (or hole) position at or after off.
+  virtual Result<uint64_t> seek_data(uint64_t off, bool hole);
+  virtual Result<void> fsync() { return {}; }
+
+  // --- attributes
+  virtual void getattr(Vattr& va) const = 0;
+  virtual Result<void> setattr(const SetAttr& sa) = 0;
+  // Marks access/modification/change now (flags: 1 atime, 2 mtime, 4 ctime).
+  virtual void touch(int which) {}
+
+  // --- open/close of a description (for file systems that care)
+  virtual Result<void> open(int flags) { return {}; }
+  virtual void close(int flags) {}
+
+  // The vnode this mount point is covered by; guarded by mount().lock_.
+  Mount* mounted_here_ = nullptr;
+
+  // Advisory locks (vfs/lock.cc); guarded by the kernel's advisory lock.
+  void* advlock_ = nullptr;
+  // An O_TMPFILE file without O_EXCL: linkat(AT_EMPTY_PATH) may name it.
+  bool linkable_ = false;
+
+ protected:
+  // reclaim: the last reference went; the destructor frees everything.
+  friend class RefCounted<Vnode>;
+  void last_unref() { delete this; }
+
+ private:
+  Ref<Mount> mount_;
+  VType type_;
+};
+
+class FsType;
+
+// A mounted file system. Subclassed by each file system.
+class Mount : public KObject, public RefCounted<Mount> {
+ public:
+  Mount(Kernel& k, FsType& type, int flags);
+  virtual ~Mount();
+
+  Kernel& kernel() const { return kernel_; }
+  FsType& fstype() const { return type_; }
+
+  // The tree lock (see the top of this file).
+  Mutex lock_{LockRank::kVnode};
+  // The root of the tree; reset at unmount. Guarded by lock_.
+  RefPtr<Vnode> root_;
+  // What this mount covers (nullptr for the root file system) and the
+  // mount it belongs to; set at mount time, kept for the mount's life.
+  RefPtr<Vnode> covered_;
+
+  std::atomic<int> flags_;  // MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC
+  dev_t dev_ = 0;
+  // Open files, cwd and root directories on this mount: EBUSY while > 0.
+  std::atomic<int> users_{0};
+  bool unmounted_ = false;  // guarded by the kernel's mount table lock
+
+  bool read_only() const;
+
+  // statfs numbers (all in kBlockSize units).
+  struct Stat {
+    uint64_t blocks, bfree, files, ffree;
+    uint64_t magic;
+  };
+  virtual Stat statfs() = 0;
+  // Drops the tree (unmount): called with lock_ held.
+  virtual void teardown() = 0;
+
+  boost::intrusive::list_member_hook<> table_hook_;
+
+ protected:
+  friend class RefCounted<Mount>;
+  void last_unref() { delete this; }
+
+ private:
+  Kernel& kernel_;
+  FsType& type_;
+};
+
+// A file-system type: tmpfs, ext2 ... Registered at load time.
+class FsType {
+ public:
+  const char* name;
+  // Makes a mount from the caller's source and option string (data may be
+  // null). The root vnode is set in the returned mount.
+  Result<Ref<Mount>> (*mount)(Kernel& k, const char* source, int flags, const char* data);
+};
+void register_fstype(FsType* t);
+FsType* find_fstype(std::string_view name);
+
+struct FsTypeRegistrar {
+  explicit FsTypeRegistrar(FsType* t) { register_fstype(t); }
+};
+
+// Mount users: open files and cwd/root directories keep a mount busy.
+inline void mount_use(Vnode& vp) { vp.mount().users_.fetch_add(1, std::memory_order_relaxed); }
+inline void mount_unuse(Vnode& vp) { vp.mount().users_.fetch_sub(1, std::memory_order_relaxed); }
+
+// Permission check of mode bits against a credential: acc is a mask of
+// R_OK|W_OK|X_OK. Root passes reads and writes and execute if any x bit is
+// set (directories: always).
+bool vaccess_ok(const Vattr& va, const Cred& cred, int acc);
+
+timespec wall_timespec();
+
+}  // namespace rump
