@@ -306,12 +306,9 @@ TEST_CASE("RUMP_HOSTNAME names a kernel booted without a host name", "[core][boo
 }
 
 TEST_CASE("a thread alternating between two kernels does not pile up implicit LWPs",
-          "[core][boot][!mayfail]") {
-  // Kernel bug: curlwp.cc implicit_lwp() caches one implicit LWP per host
-  // thread (ThreadCtx::implicit_k); calling into another kernel replaces
-  // the cache and the old kernel's implicit LWP is never reused or freed
-  // until that kernel halts. Each switch back makes a new one: memory and
-  // tids grow with every alternation.
+          "[core][boot]") {
+  // (Regression: the implicit-LWP cache once held one kernel per thread,
+  // so each switch back made a new implicit LWP.)
   rump_boot_config c = config(1);
   rump_kernel *a = nullptr, *b = nullptr;
   REQUIRE(rump_kernel_boot(&c, &a) == 0);
@@ -1016,10 +1013,9 @@ TEST_CASE("setpgid and getpgid argument errors match the host", "[core][pgrp]") 
 }
 
 TEST_CASE("setpgid with a negative pid and a valid pgid is ESRCH, as on the host",
-          "[core][pgrp][!mayfail]") {
-  // Kernel bug: sys_proc.cc sys_setpgid rejects pid < 0 with EINVAL before
-  // anything else. Linux only checks the pgid's sign (after pgid 0 became
-  // pid) and then looks the pid up: setpgid(-5, 3) is ESRCH there.
+          "[core][pgrp]") {
+  // Linux only checks the pgid's sign (after pgid 0 became pid) and then
+  // looks the pid up: setpgid(-5, 3) is ESRCH there.
   KernelUp up;
   Kid p = fork_kid();
   rump_lwproc_switch(p.l);
@@ -1126,8 +1122,7 @@ TEST_CASE("prlimit64 reads and sets another process's limits", "[core][rlimit]")
   CHECK(as(u.l, [&] { return rump_sys_prlimit64(u2.pid, RLIMIT_CORE, nullptr, &ol); }) == 0);
 }
 
-TEST_CASE("prlimit64 with a negative pid is ESRCH, as on the host", "[core][rlimit][!mayfail]") {
-  // Kernel bug: sys_proc.cc sys_prlimit64 answers EINVAL for pid < 0;
+TEST_CASE("prlimit64 with a negative pid is ESRCH, as on the host", "[core][rlimit]") {
   // Linux looks the pid up (find_task_by_vpid) and answers ESRCH.
   KernelUp up;
   struct rlimit ol;
