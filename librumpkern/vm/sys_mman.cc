@@ -115,18 +115,13 @@ Result<long> host_mmap(Lwp& l, uint64_t addr, uint64_t len, int prot, int flags)
   return static_cast<long>(got);
 }
 
-// Applies fn(start, len, region) to each region in [a, b) after making
-// boundaries at a and b.
-template <class Fn>
-Result<void> for_regions_locked(VmProc& v, uint64_t a, uint64_t b, Fn&& fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(v.lock_) {
+// Makes region boundaries at a and b; returns the first region at or
+// after a (callers walk while it->first < b).
+Result<VmProc::RegionMap::iterator> clip_locked(VmProc& v, uint64_t a, uint64_t b)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(v.lock_) {
   TRY(v.split_at_locked(a));
   TRY(v.split_at_locked(b));
-  for (auto it = v.regions_.lower_bound(a); it != v.regions_.end() && it->first < b;) {
-    auto next = std::next(it);
-    TRY(fn(it));
-    it = next;
-  }
-  return {};
+  return v.regions_.lower_bound(a);
 }
 
 // A host-space range must be ours: ENOMEM otherwise.
@@ -180,12 +175,11 @@ Result<long> sys_munmap(Lwp& l, UserPtr<void> addr, size_t length) {
   if (!v) return 0;
   uint64_t a = addr.addr, b = a + len;
   MutexLocker g(v->lock_);
-  TRY(for_regions_locked(*v, a, b, [&](VmProc::RegionMap::iterator it) -> Result<void> {
+  for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->first < b;) {
     rumpuser_unmap(reinterpret_cast<void*>(it->first), it->second.len);
     v->host_bytes_ -= it->second.len;
-    v->regions_.erase(it);
-    return {};
-  }));
+    it = v->regions_.erase(it);
+  }
   return 0;
 }
 
@@ -202,11 +196,10 @@ Result<long> sys_mprotect(Lwp& l, UserPtr<void> addr, size_t len, int prot) {
   uint64_t a = addr.addr, b = a + n;
   MutexLocker g(v->lock_);
   if (!v->covered_locked(a, b)) return err(ENOMEM);
-  TRY(for_regions_locked(*v, a, b, [&](VmProc::RegionMap::iterator it) -> Result<void> {
+  for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->first < b; ++it) {
     TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(it->first), it->second.len, prot)));
     it->second.prot = prot;
-    return {};
-  }));
+  }
   return 0;
 }
 

@@ -105,7 +105,8 @@ RUMP_COMPONENT(g_component);
 }  // namespace
 
 VmProc::VmProc(Kmem& kmem)
-    : regions_(KAllocator<std::pair<const uint64_t, HostRegion>>(kmem)),
+    : kmem_(&kmem),
+      regions_(KAllocator<std::pair<const uint64_t, HostRegion>>(kmem)),
       table_(0, absl::Hash<uint64_t>(), std::equal_to<uint64_t>(),
              KAllocator<std::pair<const uint64_t, VmUserSpace*>>(kmem)) {}
 
@@ -141,7 +142,8 @@ bool VmProc::covered_locked(uint64_t a, uint64_t b) {
 }
 
 void VmProc::teardown() {
-  Table table(table_.get_allocator());
+  Table table(0, absl::Hash<uint64_t>(), std::equal_to<uint64_t>(),
+              KAllocator<std::pair<const uint64_t, VmUserSpace*>>(*kmem_));
   {
     MutexLocker g(lock_);
     for (auto& [start, r] : regions_) rumpuser_unmap(reinterpret_cast<void*>(start), r.len);

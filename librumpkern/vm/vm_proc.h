@@ -52,6 +52,7 @@ class VmProc : public KObject {
   explicit VmProc(Kmem& kmem);
   ~VmProc();
 
+  Kmem* const kmem_;
   Mutex lock_{LockRank::kNone};
 
   // --- host-space mappings: start -> region. Regions never overlap.
