@@ -299,9 +299,15 @@ void Kernel::halt() {
     pids_.~PidAllocator();
     new (&pids_) PidAllocator(kmem_);
   }
-  if (kmem_.in_use() != 0)
+  if (kmem_.in_use() != 0) {
+    // Memory that did not come back is a kernel bug: debug builds (the
+    // test suite) stop here; release builds say so and go on.
     rumpuser_dprintf("rump kernel %llu: %zu bytes in %zu allocations not freed at halt\n",
                      static_cast<unsigned long long>(serial_), kmem_.in_use(), kmem_.live_allocations());
+#ifndef NDEBUG
+    panic("kernel memory leaked at halt");
+#endif
+  }
   this->~Kernel();
   rumpuser_free(this, sizeof(Kernel));
 }
