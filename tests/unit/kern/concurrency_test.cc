@@ -262,6 +262,9 @@ TEST_CASE("concurrent rfork + exit + wait4 storms", "[concurrency]") {
   CHECK(reaped.load() == kThreads / 2 * kRounds);
 }
 
+// Under TSan this can show the use-after-free in curlwp.cc leave_inline():
+// the exiting thread reads l->proc() after exit1 while the parent, on
+// another thread, has already reaped (freed) the Proc in wait4.
 TEST_CASE("children exiting on other threads wake a parent blocked in wait4", "[concurrency]") {
   KernelUp up(2);
   REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
