@@ -162,16 +162,16 @@ Result<long> sys_unlinkat(Lwp& l, int dirfd, UserPtr<char> pathname, int flags) 
 // checks that depend on the tree's shape (is the target inside the moved
 // directory?) run under it.
 
-Result<long> sys_renameat2(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newdirfd, UserPtr<char> newpath,
-                           unsigned int flags) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return err(EINVAL);
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return err(EINVAL);
+namespace {
+
+// An internal code: the name space changed between lookup and lock.
+constexpr int kRaced = 0x7ffe;
+
+Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const char* np, unsigned int flags) {
   bool exchange = flags & RENAME_EXCHANGE;
-  COPY_PATH(op, oldpath, false);
-  COPY_PATH(np, newpath, false);
   NameiData from, to;
-  TRY(namei_parent(l, olddirfd, op.p, from));
-  TRY(namei_parent(l, newdirfd, np.p, to));
+  TRY(namei_parent(l, olddirfd, op, from));
+  TRY(namei_parent(l, newdirfd, np, to));
   if (from.is_dot || to.is_dot) return err(EBUSY);
   if (!from.vp) return err(ENOENT);
   if (&from.dir->mount() != &to.dir->mount()) return err(EXDEV);
@@ -191,6 +191,14 @@ Result<long> sys_renameat2(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newd
   Vnode& fdir = *from.dir;
   Vnode& tdir = *to.dir;
   MutexLocker g(fdir.mount().lock_);
+  // Both names must still be what the lookups saw.
+  {
+    Result<Ref<Vnode>> src = fdir.lookup(from.last);
+    if (!src.ok() || src.value().get() != &vp) return err(kRaced);
+    Result<Ref<Vnode>> dst = tdir.lookup(to.last);
+    Vnode* now = dst.ok() ? dst.value().get() : nullptr;
+    if (now != target) return err(kRaced);
+  }
   const Cred& c = l.cred();
   Vattr fva, tva, va, targ;
   fdir.getattr(fva);
@@ -221,6 +229,20 @@ Result<long> sys_renameat2(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newd
   if (exchange && target->is_dir() && inside(&fdir, target)) return err(EINVAL);
   TRY(fdir.rename(from.last, vp, tdir, to.last, target, exchange));
   return 0;
+}
+
+}  // namespace
+
+Result<long> sys_renameat2(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newdirfd, UserPtr<char> newpath,
+                           unsigned int flags) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return err(EINVAL);
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return err(EINVAL);
+  COPY_PATH(op, oldpath, false);
+  COPY_PATH(np, newpath, false);
+  for (;;) {
+    Result<long> r = do_rename(l, olddirfd, op.p, newdirfd, np.p, flags);
+    if (r.ok() || r.error() != kRaced) return r;
+  }
 }
 
 Result<long> sys_renameat(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newdirfd, UserPtr<char> newpath) {

@@ -64,6 +64,7 @@ TmpfsNode::Dirent* TmpfsNode::find(std::string_view name) const {
 }
 
 Result<void> TmpfsNode::add_entry(std::string_view name, TmpfsNode& n) {
+  if (find(name)) return err(EEXIST);
   Kmem& km = mount().kernel().kmem();
   auto* d = static_cast<Dirent*>(km.alloc(sizeof(Dirent)));
   if (!d) return err(ENOMEM);
