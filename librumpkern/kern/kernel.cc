@@ -122,8 +122,16 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
 
 Result<void> Kernel::boot_locked(const BootConfig& cfg) {
   // 3. CPUs.
-  cpus_ = static_cast<Cpu*>(kmem_.alloc(sizeof(Cpu) * cfg.ncpu));
-  if (!cpus_) return err(ENOMEM);
+  // One cache line per CPU (Kmem's blocks are only 16-byte aligned, so
+  // the array comes straight from the hypercall and is charged by hand).
+  cpus_bytes_ = sizeof(Cpu) * cfg.ncpu;
+  if (!kmem_.charge(cpus_bytes_)) return err(ENOMEM);
+  void* cm = nullptr;
+  if (rumpuser_malloc(cpus_bytes_, alignof(Cpu), &cm) != 0) {
+    kmem_.uncharge(cpus_bytes_);
+    return err(ENOMEM);
+  }
+  cpus_ = static_cast<Cpu*>(cm);
   for (int i = 0; i < cfg.ncpu; i++) new (&cpus_[i]) Cpu();
   sched_.init(cpus_, cfg.ncpu);
 
@@ -289,7 +297,10 @@ void Kernel::halt() {
   delete msgbuf_;
   msgbuf_ = nullptr;
   sched_.fini();
-  Kmem::free(cpus_);
+  if (cpus_) {
+    rumpuser_free(cpus_, cpus_bytes_);
+    kmem_.uncharge(cpus_bytes_);
+  }
   cpus_ = nullptr;
   {
     // Give the tables' memory back now, so the leak check below sees it.

@@ -110,6 +110,7 @@ class Kernel {
   BootConfig cfg_;
   Scheduler sched_;
   Cpu* cpus_ = nullptr;
+  size_t cpus_bytes_ = 0;
   int components_up_ = 0;
 };
 
