@@ -288,13 +288,15 @@ inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
 
 inline void leave_inline(Kernel& k, Lwp* l) {
   if (l->kind() == Lwp::Kind::kProcess) {
-    if (__builtin_expect(l->exiting_.load(std::memory_order_relaxed) ||
-                             l->proc().sigpending_.load(std::memory_order_relaxed) != 0,
-                         0) &&
-        !l->dead_.load()) {
+    // A dead LWP's process may already be freed (reaped by init at once,
+    // or by a parent on another thread): never look at it then.
+    bool dead = l->dead_.load(std::memory_order_acquire);
+    if (!dead && __builtin_expect(l->exiting_.load(std::memory_order_relaxed) ||
+                                      l->proc().sigpending_.load(std::memory_order_relaxed) != 0,
+                                  0)) {
       check_fatal_signals(*l);
+      dead = l->dead_.load(std::memory_order_acquire);
     }
-    bool dead = l->dead_.load();
     l->in_kernel_.store(false, std::memory_order_release);
     if (__builtin_expect(dead, 0)) {
       // The process ended (exit, a fatal signal): the thread goes on in

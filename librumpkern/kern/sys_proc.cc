@@ -22,30 +22,12 @@ Result<long> sys_getppid(Lwp& l) {
   return pp ? pp->pid() : 0;
 }
 
-Result<long> sys_exit(Lwp& l, int status) {
-  // Linux's exit ends the calling thread, exit_group the process. A local
-  // client's thread is not a user thread that can vanish, so both end the
-  // process here when called from its only LWP; from one of several LWPs,
-  // exit releases just that LWP.
-  Proc& p = l.proc();
-  if (&p == l.kernel().init_ || l.implicit()) return err(EPERM);
-  int n;
-  {
-    MutexLocker g(p.lock_);
-    n = p.nlwps_;
-  }
-  if (n > 1) {
-    Kernel& k = l.kernel();
-    MutexLocker g(k.proc_tree_lock_);
-    MutexLocker pg(p.lock_);
-    p.lwps_.erase(p.lwps_.iterator_to(l));
-    p.nlwps_--;
-    l.dead_.store(true);
-    return 0;
-  }
-  exit1(p, &l, w_exitcode(status, 0));
-  return 0;
-}
+// Linux's exit ends the calling thread and exit_group the process. A local
+// client's LWP is not a user thread that can vanish on its own, so both end
+// the whole process (all its LWPs) with the status, and the calling host
+// thread goes on in implicit context. In implicit context the process is
+// init, which cannot exit: EPERM.
+Result<long> sys_exit(Lwp& l, int status) { return sys_exit_group(l, status); }
 
 Result<long> sys_exit_group(Lwp& l, int status) {
   Proc& p = l.proc();

@@ -489,12 +489,9 @@ TEST_CASE("exit(7) ends the process: the parent's wait4 sees 7, the thread goes 
 }
 
 TEST_CASE("exit() of a process whose parent reaps at once (init) returns cleanly",
-          "[core][lwproc][wait][!mayfail]") {
-  // Kernel bug (seen under ASan/TSan, silent otherwise): curlwp.cc
-  // leave_inline() reads l->proc().sigpending_ after sys_exit's exit1()
-  // has freed the Proc (exit.cc reap_locked, when the parent is init or
-  // ignores SIGCHLD): exiting_ is false for the exiting LWP itself, so the
-  // || goes on to l->proc(); the dead_ check comes after. Use after free.
+          "[core][lwproc][wait]") {
+  // Regression (found under ASan/TSan): leaving the kernel after exit()
+  // must not look at the Proc, which init has already reaped.
   KernelUp up;
   Kid c = fork_kid();  // init's child
   exit_kid(c, 3);

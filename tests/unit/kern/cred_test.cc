@@ -323,7 +323,7 @@ TEST_CASE("getgroups/setgroups: size 0, too small, as non-root, too many, as on 
              "groups"));
 }
 
-TEST_CASE("setgroups with too many groups as non-root is EPERM, as on the host", "[cred][!mayfail]") {
+TEST_CASE("setgroups with too many groups as non-root is EPERM, as on the host", "[cred]") {
   // Kernel bug: sys_cred.cc sys_setgroups checks the size (EINVAL) before
   // the privilege; Linux checks may_setgroups() first (EPERM).
   KernelUp up;
