@@ -3,7 +3,10 @@
 // They carry no kernel argument; the kernel is found through the calling
 // thread's LWP (rumpuser_curlwp). A blocking hypercall gives the CPU back
 // through backend_unschedule and takes one again through backend_schedule.
+#include <rump/rump.h>
 #include <rump/rumpuser.h>
+
+#include <cstring>
 
 #include "kern/curlwp.h"
 #include "kern/kernel.h"
@@ -13,6 +16,21 @@ namespace rump {
 namespace {
 
 Lwp* cur() { return reinterpret_cast<Lwp*>(rumpuser_curlwp()); }
+
+// The current process took a new program image: record its name.
+void hyp_execnotify_impl(const char* comm) {
+  Kernel* k = current_kernel();
+  if (!k) return;
+  Lwp* l = enter(*k);
+  if (!l) return;
+  if (!l->implicit()) {
+    Proc& p = l->proc();
+    MutexLocker g(p.lock_);
+    std::strncpy(p.comm_, comm, sizeof p.comm_ - 1);
+    p.comm_[sizeof p.comm_ - 1] = '\0';
+  }
+  leave(*k, l);
+}
 
 void hyp_schedule() {
   if (Lwp* l = cur(); l && !l->cpu_) l->kernel().sched().schedule(l);
@@ -44,11 +62,18 @@ void hyp_lwproc_switch(struct lwp* l) {
   if (Kernel* k = current_kernel()) bind_lwp(*k, reinterpret_cast<Lwp*>(l));
 }
 
-void hyp_lwproc_release() {}
+void hyp_lwproc_release() { rump_lwproc_releaselwp(); }
 
-int hyp_lwproc_rfork(void*, int, const char*) { return EOPNOTSUPP; }
+// For a hypervisor that serves remote clients: a new process for a client
+// (priv is the client's cookie, unused here), named comm.
+int hyp_lwproc_rfork(void* priv, int flags, const char* comm) {
+  (void)priv;
+  int e = rump_lwproc_rfork(flags);
+  if (e == 0 && comm) hyp_execnotify_impl(comm);
+  return e;
+}
 
-int hyp_lwproc_newlwp(pid_t) { return EOPNOTSUPP; }
+int hyp_lwproc_newlwp(pid_t pid) { return rump_lwproc_newlwp(pid); }
 
 struct lwp* hyp_lwproc_curlwp() {
   Kernel* k = current_kernel();
@@ -64,9 +89,10 @@ int hyp_syscall(int nr, void* arg, long* retval) {
   return 0;
 }
 
-void hyp_lwpexit() {}
+// The calling LWP's thread is going away: its LWP goes with it.
+void hyp_lwpexit() { rump_lwproc_releaselwp(); }
 
-void hyp_execnotify(const char*) {}
+void hyp_execnotify(const char* comm) { hyp_execnotify_impl(comm); }
 
 pid_t hyp_getpid() {
   Lwp* l = cur();
