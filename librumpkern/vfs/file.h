@@ -32,6 +32,7 @@ namespace rump {
 
 class File;
 class Lwp;
+class PollTable;
 class Proc;
 
 // A transfer between user memory (an iovec array already copied in) and
@@ -63,6 +64,14 @@ class FileOps {
   // The last reference to the description went.
   virtual void close(File& f) const {}
   virtual bool seekable() const { return false; }
+  // Readiness (poll/select, vfs/poll.h): the POLL* events of `events`
+  // that hold now, plus POLLERR/POLLHUP whenever they hold. With pt
+  // non-null, also registers pt on the object's wait queue (under the
+  // object's own lock, before testing) so a later change wakes the poller.
+  // Default: always readable and writable, as regular files.
+  virtual short poll(File& f, short events, PollTable* pt) const {
+    return events & (0x001 | 0x004 | 0x040 | 0x100);  // POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM
+  }
 };
 
 // An open file description: shared by dup'ed descriptors and forks.

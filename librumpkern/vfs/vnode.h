@@ -198,6 +198,8 @@ class Vnode : public KObject, public RefCounted<Vnode> {
 
   // Advisory locks (vfs/lock.cc); guarded by the kernel's advisory lock.
   void* advlock_ = nullptr;
+  // The pipe of an open FIFO (vfs/pipe.cc); guarded by mount().lock_.
+  void* fifo_ = nullptr;
   // An O_TMPFILE file without O_EXCL: linkat(AT_EMPTY_PATH) may name it.
   bool linkable_ = false;
 
