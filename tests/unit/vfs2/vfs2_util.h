@@ -1,11 +1,14 @@
-// Helpers for the VFS tests: a kernel per test case, errno checks.
+// Helpers for the pipes/poll/devices/etfs tests: a kernel per test case,
+// errno checks, processes and signal actions.
 #pragma once
 
 #include <rump/rump.h>
 #include <rump/rump_syscalls.h>
+#include <rump/rumpvfs.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <cstdint>
 
 #define CHECK_ERRNO(e, expr)                                                        \
   do {                                                                              \
@@ -17,19 +20,14 @@
     CHECK(e_ == (e));                                                               \
   } while (0)
 
-#define CHECK_OK(expr)                                                   \
-  do {                                                                   \
-    errno = 0;                                                           \
-    long r_ = static_cast<long>(expr);                                   \
-    INFO(#expr << " returned " << r_ << ", errno " << errno);            \
-    CHECK(r_ >= 0);                                                      \
-  } while (0)
-
-// Boots a kernel, makes it current on this thread; halts it at the end.
 struct KernelUp {
   rump_kernel* k = nullptr;
-  explicit KernelUp(const rump_boot_config* c = nullptr) {
-    int e = rump_kernel_boot(c, &k);
+  explicit KernelUp(int ncpu = 0) {
+    rump_boot_config c;
+    rump_boot_config_init(&c);
+    c.ncpu = ncpu;
+    c.verbose = 0;
+    int e = rump_kernel_boot(&c, &k);
     REQUIRE(e == 0);
     REQUIRE(rump_kernel_set_current(k) == 0);
   }
@@ -42,3 +40,26 @@ struct KernelUp {
   KernelUp(const KernelUp&) = delete;
   KernelUp& operator=(const KernelUp&) = delete;
 };
+
+// A new process (child of the caller's), bound to the calling thread.
+struct Kid {
+  pid_t pid;
+  struct lwp* l;
+};
+inline Kid fork_kid(int flags = RUMP_RFFDG) {
+  REQUIRE(rump_lwproc_rfork(flags) == 0);
+  return Kid{rump_sys_getpid(), rump_lwproc_curlwp()};
+}
+
+struct KSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  uint64_t mask;
+};
+inline void* const kHandler = reinterpret_cast<void*>(uintptr_t{0x1000});  // "caught"
+inline void* const kIgn = reinterpret_cast<void*>(uintptr_t{1});
+inline int set_action(int sig, void* handler) {
+  KSigaction a{handler, 0, nullptr, 0};
+  return rump_sys_rt_sigaction(sig, &a, nullptr, 8);
+}

@@ -1,0 +1,1 @@
+// etfs tests: below

@@ -1,0 +1,224 @@
+// poll, ppoll, select, pselect6: readiness of pipes, FIFOs, files and
+// devices; timeouts; POLLHUP/POLLERR/POLLNVAL; EBADF; EINTR.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/select.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "vfs2_util.h"
+
+namespace {
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+TEST_CASE("poll: pipe readiness, POLLHUP when the writer goes, POLLERR when the reader goes", "[poll]") {
+  KernelUp up;
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  pollfd fds[2] = {{p[0], POLLIN, 0}, {p[1], POLLOUT, 0}};
+  CHECK(rump_sys_poll(fds, 2, 0) == 1);
+  CHECK(fds[0].revents == 0);
+  CHECK(fds[1].revents == POLLOUT);
+  REQUIRE(rump_sys_write(p[1], "x", 1) == 1);
+  CHECK(rump_sys_poll(fds, 2, 0) == 2);
+  CHECK(fds[0].revents == POLLIN);
+  rump_sys_close(p[1]);
+  pollfd r{p[0], POLLIN, 0};
+  CHECK(rump_sys_poll(&r, 1, 0) == 1);
+  CHECK(r.revents == (POLLIN | POLLHUP));
+  char c;
+  CHECK(rump_sys_read(p[0], &c, 1) == 1);
+  CHECK(rump_sys_poll(&r, 1, 0) == 1);
+  CHECK(r.revents == POLLHUP);
+  rump_sys_close(p[0]);
+
+  REQUIRE(rump_sys_pipe(p) == 0);
+  rump_sys_close(p[0]);
+  pollfd w{p[1], POLLOUT, 0};
+  CHECK(rump_sys_poll(&w, 1, 0) == 1);
+  CHECK(w.revents == (POLLOUT | POLLERR));
+  rump_sys_close(p[1]);
+}
+
+TEST_CASE("poll: bad descriptors are POLLNVAL, negative ones ignored; nfds over RLIMIT_NOFILE EINVAL", "[poll]") {
+  KernelUp up;
+  pollfd fds[2] = {{99, POLLIN, 0}, {-1, POLLIN, 0}};
+  CHECK(rump_sys_poll(fds, 2, 0) == 1);
+  CHECK(fds[0].revents == POLLNVAL);
+  CHECK(fds[1].revents == 0);
+  CHECK_ERRNO(EINVAL, rump_sys_poll(fds, 1ul << 24, 0));
+}
+
+TEST_CASE("poll: regular files and devices are always ready", "[poll]") {
+  KernelUp up;
+  int f = rump_sys_open("/file", O_CREAT | O_RDWR, 0644);
+  int n = rump_sys_open("/dev/null", O_RDWR, 0);
+  REQUIRE(f >= 0);
+  REQUIRE(n >= 0);
+  pollfd fds[2] = {{f, POLLIN | POLLOUT, 0}, {n, POLLIN | POLLOUT, 0}};
+  CHECK(rump_sys_poll(fds, 2, -1) == 2);
+  CHECK(fds[0].revents == (POLLIN | POLLOUT));
+  CHECK(fds[1].revents == (POLLIN | POLLOUT));
+}
+
+TEST_CASE("poll: the timeout passes (returned 0 after at least the timeout)", "[poll]") {
+  KernelUp up;
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  pollfd r{p[0], POLLIN, 0};
+  int64_t t0 = now_ms();
+  CHECK(rump_sys_poll(&r, 1, 50) == 0);
+  CHECK(now_ms() - t0 >= 50);
+  timespec ts{0, 30 * 1000000};
+  t0 = now_ms();
+  CHECK(rump_sys_ppoll(&r, 1, &ts, nullptr, 8) == 0);
+  CHECK(now_ms() - t0 >= 30);
+  timespec bad{-1, 0};
+  CHECK_ERRNO(EINVAL, rump_sys_ppoll(&r, 1, &bad, nullptr, 8));
+}
+
+TEST_CASE("poll: a writer on another thread wakes a poller", "[poll][concurrency]") {
+  KernelUp up(2);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  std::thread t([&] {
+    rump_kernel_set_current(up.k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(rump_sys_write(p[1], "x", 1) == 1);
+  });
+  pollfd r{p[0], POLLIN, 0};
+  CHECK(rump_sys_poll(&r, 1, -1) == 1);
+  CHECK(r.revents == POLLIN);
+  t.join();
+  // And a close wakes it with POLLHUP.
+  char c;
+  REQUIRE(rump_sys_read(p[0], &c, 1) == 1);
+  std::thread t2([&] {
+    rump_kernel_set_current(up.k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    rump_sys_close(p[1]);
+  });
+  CHECK(rump_sys_poll(&r, 1, -1) == 1);
+  CHECK(r.revents == POLLHUP);
+  t2.join();
+}
+
+TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask applies", "[poll][signal]") {
+  KernelUp up;
+  Kid k = fork_kid();
+  REQUIRE(set_action(SIGUSR1, kHandler) == 0);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  std::thread t([&] {
+    rump_kernel_set_current(up.k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    CHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
+  });
+  pollfd r{p[0], POLLIN, 0};
+  CHECK_ERRNO(EINTR, rump_sys_poll(&r, 1, -1));
+  t.join();
+  // ppoll with SIGUSR1 blocked: the signal doesn't interrupt; it times out.
+  uint64_t mask = uint64_t{1} << (SIGUSR1 - 1);
+  std::thread t2([&] {
+    rump_kernel_set_current(up.k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
+  });
+  timespec ts{0, 60 * 1000000};
+  CHECK(rump_sys_ppoll(&r, 1, &ts, reinterpret_cast<sigset_t*>(&mask), 8) == 0);
+  t2.join();
+  CHECK_ERRNO(EINVAL, rump_sys_ppoll(&r, 1, &ts, reinterpret_cast<sigset_t*>(&mask), 4));
+}
+
+TEST_CASE("select: readiness, EBADF, EINVAL, the remaining time written back", "[select]") {
+  KernelUp up;
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  fd_set rs, ws;
+  FD_ZERO(&rs);
+  FD_ZERO(&ws);
+  FD_SET(p[0], &rs);
+  FD_SET(p[1], &ws);
+  timeval tv{0, 0};
+  CHECK(rump_sys_select(p[1] + 1, &rs, &ws, nullptr, &tv) == 1);
+  CHECK(!FD_ISSET(p[0], &rs));
+  CHECK(FD_ISSET(p[1], &ws));
+  // Timeout: 0 ready after at least the timeout; tv written back as 0.
+  FD_ZERO(&rs);
+  FD_SET(p[0], &rs);
+  tv = {0, 40000};
+  int64_t t0 = now_ms();
+  CHECK(rump_sys_select(p[0] + 1, &rs, nullptr, nullptr, &tv) == 0);
+  CHECK(now_ms() - t0 >= 40);
+  CHECK(tv.tv_sec == 0);
+  CHECK(tv.tv_usec == 0);
+  // Data: ready, and time left is below what was given.
+  REQUIRE(rump_sys_write(p[1], "x", 1) == 1);
+  FD_SET(p[0], &rs);
+  tv = {5, 0};
+  CHECK(rump_sys_select(p[0] + 1, &rs, nullptr, nullptr, &tv) == 1);
+  CHECK(FD_ISSET(p[0], &rs));
+  CHECK(tv.tv_sec <= 5);
+  // A bad descriptor in a set: EBADF.
+  FD_ZERO(&rs);
+  FD_SET(50, &rs);
+  tv = {0, 0};
+  CHECK_ERRNO(EBADF, rump_sys_select(51, &rs, nullptr, nullptr, &tv));
+  tv = {-1, 0};
+  FD_ZERO(&rs);
+  CHECK_ERRNO(EINVAL, rump_sys_select(1, &rs, nullptr, nullptr, &tv));
+  CHECK_ERRNO(EINVAL, rump_sys_select(-1, nullptr, nullptr, nullptr, nullptr));
+  CHECK_ERRNO(EINVAL, rump_sys_select(1 << 24, nullptr, nullptr, nullptr, nullptr));
+}
+
+TEST_CASE("pselect6: Linux's sigmask argument, timeout", "[select]") {
+  KernelUp up;
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  fd_set rs;
+  FD_ZERO(&rs);
+  FD_SET(p[0], &rs);
+  uint64_t mask = 0;
+  struct {
+    const void* ss;
+    size_t len;
+  } arg{&mask, 8};
+  timespec ts{0, 20 * 1000000};
+  int64_t t0 = now_ms();
+  CHECK(rump_sys_pselect6(p[0] + 1, &rs, nullptr, nullptr, &ts, &arg) == 0);
+  CHECK(now_ms() - t0 >= 20);
+  arg.len = 4;
+  FD_SET(p[0], &rs);
+  CHECK_ERRNO(EINVAL, rump_sys_pselect6(p[0] + 1, &rs, nullptr, nullptr, &ts, &arg));
+  REQUIRE(rump_sys_write(p[1], "x", 1) == 1);
+  arg.len = 8;
+  FD_SET(p[0], &rs);
+  CHECK(rump_sys_pselect6(p[0] + 1, &rs, nullptr, nullptr, nullptr, &arg) == 1);
+}
+
+TEST_CASE("select: a signal interrupts (EINTR)", "[select][signal]") {
+  KernelUp up;
+  Kid k = fork_kid();
+  REQUIRE(set_action(SIGUSR1, kHandler) == 0);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  std::thread t([&] {
+    rump_kernel_set_current(up.k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    CHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
+  });
+  fd_set rs;
+  FD_ZERO(&rs);
+  FD_SET(p[0], &rs);
+  CHECK_ERRNO(EINTR, rump_sys_select(p[0] + 1, &rs, nullptr, nullptr, nullptr));
+  t.join();
+}
