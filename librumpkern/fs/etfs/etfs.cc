@@ -1,0 +1,514 @@
+// etfs: host files in the kernel's name space (see etfs.h).
+#include "fs/etfs/etfs.h"
+
+#include <fcntl.h>
+#include <rump/rumpuser.h>
+#include <rump/rumpvfs.h>
+#include <sys/sysmacros.h>
+
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "dev/blockdev.h"
+#include "kern/component.h"
+#include "kern/curlwp.h"
+#include "kern/kernel.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+
+namespace {
+
+constexpr unsigned kEtfsMajor = 250;  // rdev of etfs device nodes: 250:<n>
+
+Result<void> etfs_init(Kernel& k);
+void etfs_fini(Kernel& k);
+Component g_etfs_component{"etfs", ComponentType::kDev, &etfs_init, &etfs_fini};
+RUMP_COMPONENT(g_etfs_component);
+
+FsType g_etfs_type{"etfs", nullptr};  // not mountable by name: made by registration
+
+// A kernel copy of a string.
+char* kstrdup(Kmem& km, std::string_view s) {
+  char* p = static_cast<char*>(km.alloc(s.size() + 1));
+  if (!p) return nullptr;
+  std::memcpy(p, s.data(), s.size());
+  p[s.size()] = '\0';
+  return p;
+}
+
+class EtfsMount;
+
+class EtfsNode : public Vnode {
+ public:
+  // A file or device: fd (owned), window [begin, begin + size); size
+  // kEndOff grows with the host file.
+  static constexpr uint64_t kEndOff = ~uint64_t{0};
+
+  EtfsNode(EtfsMount& m, VType type, char* hostpath, int fd, bool rdonly, uint64_t begin, uint64_t size,
+           bool subdirs, EtfsNode* parent, ino_t ino, dev_t rdev);
+  ~EtfsNode() override;
+
+  // --- directories
+  Result<Ref<Vnode>> lookup(std::string_view name) override;
+  Result<Ref<Vnode>> create(std::string_view, const NewNode&) override { return err(EOPNOTSUPP); }
+  Result<void> link(std::string_view, Vnode&) override { return err(EOPNOTSUPP); }
+  Result<void> remove(std::string_view, Vnode&) override { return err(EOPNOTSUPP); }
+  Result<void> rmdir(std::string_view, Vnode&) override { return err(EOPNOTSUPP); }
+  Result<void> readdir(int64_t off, ReaddirFn fn) override;
+  bool has_entries() const override { return !children_.empty(); }
+  Vnode* parent_dir() const override { return parent_; }
+  std::string_view name_of(const Vnode& child) const override;
+
+  // --- data
+  Result<size_t> read(void* buf, size_t len, uint64_t off) override;
+  Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
+  Result<void> fsync() override;
+  void getattr(Vattr& va) const override;
+  Result<void> setattr(const SetAttr& sa) override;
+
+  uint64_t window_size() const;
+  BlockDevice* blockdev() { return blk_; }
+  void drop_children();
+
+ private:
+  struct Child {
+    char* name;
+    Vnode* node;  // holds a reference
+  };
+  EtfsMount& em_;
+  char* hostpath_;
+  int fd_;
+  bool rdonly_;
+  uint64_t begin_, size_;
+  bool subdirs_;
+  EtfsNode* parent_;
+  ino_t ino_;
+  dev_t rdev_;
+  mode_t mode_;
+  HostBlockDevice* blk_ = nullptr;
+  std::vector<Child, KAllocator<Child>> children_;
+};
+
+class EtfsMount : public Mount {
+ public:
+  EtfsMount(Kernel& k) : Mount(k, g_etfs_type, 0) {}
+  Stat statfs() override { return Stat{0, 0, 0, 0, 0x45544653}; }
+  void teardown() override {
+    if (root_) static_cast<EtfsNode&>(*root_).drop_children();
+    root_.reset();
+  }
+  ino_t next_ino_ = 2;
+};
+
+EtfsNode::EtfsNode(EtfsMount& m, VType type, char* hostpath, int fd, bool rdonly, uint64_t begin, uint64_t size,
+                   bool subdirs, EtfsNode* parent, ino_t ino, dev_t rdev)
+    : Vnode(m, type), em_(m), hostpath_(hostpath), fd_(fd), rdonly_(rdonly), begin_(begin), size_(size),
+      subdirs_(subdirs), parent_(parent), ino_(ino), rdev_(rdev),
+      mode_(type == VType::kDir ? 0755 : (rdonly ? 0444 : 0644)),
+      children_(KAllocator<Child>(m.kernel().kmem())) {
+  if (type == VType::kBlk) {
+    blk_ = new (m.kernel().kmem()) HostBlockDevice(fd, begin, size, rdonly);
+  }
+}
+
+EtfsNode::~EtfsNode() {
+  drop_children();
+  delete blk_;
+  if (fd_ >= 0) rumpuser_close(fd_);
+  Kmem::free(hostpath_);
+}
+
+void EtfsNode::drop_children() {
+  for (Child& c : children_) {
+    Kmem::free(c.name);
+    c.node->unref();
+  }
+  children_.clear();
+}
+
+uint64_t EtfsNode::window_size() const {
+  if (size_ != kEndOff) return size_;
+  uint64_t hs = 0;
+  int t = 0;
+  if (rumpuser_getfileinfo(hostpath_, &hs, &t) != 0 || hs < begin_) return 0;
+  return hs - begin_;
+}
+
+Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
+  if (!is_dir()) return err(ENOTDIR);
+  if (name == ".") return Ref<Vnode>(*this);
+  if (name == "..") return Ref<Vnode>(parent_ ? static_cast<Vnode&>(*parent_) : static_cast<Vnode&>(*this));
+  for (Child& c : children_)
+    if (name == c.name) return Ref<Vnode>(*c.node);
+  if (name.find('/') != std::string_view::npos || name.size() > kNameMax) return err(ENOENT);
+  Kmem& km = mount().kernel().kmem();
+  size_t hl = std::strlen(hostpath_);
+  char* path = static_cast<char*>(km.alloc(hl + 1 + name.size() + 1));
+  if (!path) return err(ENOMEM);
+  std::memcpy(path, hostpath_, hl);
+  path[hl] = '/';
+  std::memcpy(path + hl + 1, name.data(), name.size());
+  path[hl + 1 + name.size()] = '\0';
+  uint64_t hsize = 0;
+  int ft = 0;
+  EtfsNode* n = nullptr;
+  if (rumpuser_getfileinfo(path, &hsize, &ft) == 0) {
+    if (ft == RUMPUSER_FT_REG) {
+      int fd = -1;
+      bool ro = false;
+      if (rumpuser_open(path, RUMPUSER_OPEN_RDWR, &fd) != 0) {
+        ro = true;
+        if (rumpuser_open(path, RUMPUSER_OPEN_RDONLY, &fd) != 0) fd = -1;
+      }
+      if (fd >= 0)
+        n = new (km) EtfsNode(em_, VType::kReg, path, fd, ro, 0, kEndOff, false, this, em_.next_ino_++, 0);
+      else
+        Kmem::free(path), path = nullptr;
+      if (fd >= 0 && !n) rumpuser_close(fd);
+    } else if (ft == RUMPUSER_FT_DIR && subdirs_) {
+      n = new (km) EtfsNode(em_, VType::kDir, path, -1, false, 0, 0, true, this, em_.next_ino_++, 0);
+    }
+  }
+  if (!n) {
+    Kmem::free(path);
+    return err(ENOENT);
+  }
+  char* cname = kstrdup(km, name);
+  if (!cname) {
+    n->unref();
+    return err(ENOMEM);
+  }
+  children_.push_back(Child{cname, n});  // the list keeps the creation reference
+  return Ref<Vnode>(*n);
+}
+
+Result<void> EtfsNode::readdir(int64_t off, ReaddirFn fn) {
+  if (!is_dir()) return err(ENOTDIR);
+  int64_t i = off;
+  if (i == 0) {
+    if (!fn(DirEntry{ino_, 1, VType::kDir, "."})) return {};
+    i = 1;
+  }
+  if (i == 1) {
+    if (!fn(DirEntry{parent_ ? parent_->ino_ : ino_, 2, VType::kDir, ".."})) return {};
+    i = 2;
+  }
+  for (size_t c = static_cast<size_t>(i - 2); c < children_.size(); c++) {
+    Vattr va;
+    children_[c].node->getattr(va);
+    if (!fn(DirEntry{va.ino, static_cast<int64_t>(c + 3), va.type, children_[c].name})) return {};
+  }
+  return {};
+}
+
+std::string_view EtfsNode::name_of(const Vnode& child) const {
+  for (const Child& c : children_)
+    if (c.node == &child) return c.name;
+  return {};
+}
+
+Result<size_t> EtfsNode::read(void* buf, size_t len, uint64_t off) {
+  if (is_dir()) return err(EISDIR);
+  uint64_t ws = window_size();
+  if (off >= ws) return size_t{0};
+  if (len > ws - off) len = static_cast<size_t>(ws - off);
+  rumpuser_iovec iov{buf, len};
+  size_t got = 0;
+  int e = rumpuser_iovread(fd_, &iov, 1, static_cast<int64_t>(begin_ + off), &got);
+  if (e) return err(e);
+  return got;
+}
+
+Result<size_t> EtfsNode::write(const void* buf, size_t len, uint64_t off) {
+  if (is_dir()) return err(EISDIR);
+  if (rdonly_) return err(EBADF);
+  if (size_ != kEndOff) {
+    if (off >= size_) return err(len ? ENOSPC : 0);
+    if (len > size_ - off) len = static_cast<size_t>(size_ - off);
+  }
+  if (len == 0) return size_t{0};
+  rumpuser_iovec iov{const_cast<void*>(buf), len};
+  size_t put = 0;
+  int e = rumpuser_iovwrite(fd_, &iov, 1, static_cast<int64_t>(begin_ + off), &put);
+  if (e) return err(e);
+  return put;
+}
+
+Result<void> EtfsNode::fsync() {
+  if (fd_ < 0) return {};
+  return from_errno(rumpuser_syncfd(fd_, RUMPUSER_SYNCFD_WRITE | RUMPUSER_SYNCFD_SYNC, 0, 0));
+}
+
+void EtfsNode::getattr(Vattr& va) const {
+  va = Vattr{};
+  va.type = type();
+  va.mode = mode_;
+  va.nlink = is_dir() ? 2 : 1;
+  va.size = is_dir() ? 0 : window_size();
+  va.blocks = (va.size + 511) / 512;
+  va.ino = ino_;
+  va.dev = mount().dev_;
+  va.rdev = rdev_;
+  va.atime = va.mtime = va.ctime = va.btime = timespec{};
+}
+
+Result<void> EtfsNode::setattr(const SetAttr& sa) {
+  if (sa.mask & SetAttr::kSize) return err(EINVAL);
+  if (sa.mask & SetAttr::kMode) mode_ = sa.mode & 07777;
+  return {};
+}
+
+// --- the special-file hook: etfs block and character nodes do byte I/O
+// through the vnode operations.
+Result<const FileOps*> etfs_dev_open(Lwp&, Vnode& vp, File&, int) {
+  if (!dynamic_cast<EtfsNode*>(&vp)) return err(ENXIO);
+  return &kVnodeFileOps;
+}
+const SpecialOps g_etfs_blk{VType::kBlk, kAnyRdev, &etfs_dev_open};
+const SpecialOps g_etfs_chr{VType::kChr, kAnyRdev, &etfs_dev_open};
+const SpecialRegistrar g_reg_blk(&g_etfs_blk);
+const SpecialRegistrar g_reg_chr(&g_etfs_chr);
+
+// --- the registry
+
+struct Entry {
+  char* key;
+  EtfsMount* mount;  // borrowed: the mount table holds it
+};
+
+struct EtfsState : public KObject {
+  explicit EtfsState(Kmem& k) : entries(KAllocator<Entry>(k)) {}
+  // Serialises register/remove; outermost (taken before the mount table,
+  // so unranked: kMount is the lowest rank of the VFS).
+  Mutex lock{LockRank::kNone};
+  std::vector<Entry, KAllocator<Entry>> entries;
+  unsigned next_minor = 0;
+};
+
+EtfsState* state(Kernel& k) { return static_cast<EtfsState*>(k.component_state_[g_etfs_component.slot]); }
+
+Result<void> etfs_init(Kernel& k) {
+  auto* st = new (k.kmem()) EtfsState(k.kmem());
+  if (!st) return err(ENOMEM);
+  k.component_state_[g_etfs_component.slot] = st;
+  return {};
+}
+
+void etfs_fini(Kernel& k) {
+  EtfsState* st = state(k);
+  if (!st) return;
+  for (Entry& e : st->entries) Kmem::free(e.key);
+  k.component_state_[g_etfs_component.slot] = nullptr;
+  delete st;
+}
+
+// Makes the missing directories of path (all but its last component).
+void make_parents(Lwp& l, const char* path) {
+  char buf[kPathMax];
+  size_t n = std::strlen(path);
+  if (n >= kPathMax) return;
+  std::memcpy(buf, path, n + 1);
+  for (size_t i = 1; i < n; i++) {
+    if (buf[i] != '/') continue;
+    buf[i] = '\0';
+    NameiData nd;
+    if (namei_parent(l, AT_FDCWD, buf, nd).ok() && !nd.vp && !nd.is_dot) {
+      NewNode nn = new_node(l, getattr(*nd.dir), VType::kDir, 0755);
+      (void)create_in(l, nd, nn);
+    }
+    buf[i] = '/';
+  }
+}
+
+// Detaches m from the mount table and from the node it covers.
+void unmount_etfs(Kernel& k, EtfsMount& m) {
+  VfsState& vs = vfs_state(k);
+  {
+    MutexLocker g(vs.mount_lock_);
+    if (m.unmounted_) return;
+    vs.mounts_.erase(vs.mounts_.iterator_to(m));
+    m.unmounted_ = true;
+    if (m.covered_) {
+      Vnode& c = *m.covered_;
+      MutexLocker cg(c.mount().lock_);
+      if (c.mounted_here_ == &m) c.mounted_here_ = nullptr;
+    }
+    MutexLocker mg(m.lock_);
+    m.teardown();
+  }
+  m.unref();  // the table's reference
+}
+
+int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, int type, uint64_t begin,
+                uint64_t size) {
+  Kernel& k = l.kernel();
+  Kmem& km = k.kmem();
+  if (!key || !hostpath || key[0] != '/') return EINVAL;
+  if (type < RUMP_ETFS_REG || type > RUMP_ETFS_DIR_SUBDIRS) return EINVAL;
+  if (std::strlen(key) >= kPathMax) return ENAMETOOLONG;
+  bool dir = type == RUMP_ETFS_DIR || type == RUMP_ETFS_DIR_SUBDIRS;
+  uint64_t hsize = 0;
+  int ft = 0;
+  if (rumpuser_getfileinfo(hostpath, &hsize, &ft) != 0) return ENOENT;
+  if (dir != (ft == RUMPUSER_FT_DIR)) return dir ? ENOTDIR : EINVAL;
+  if (!dir && ft != RUMPUSER_FT_REG && ft != RUMPUSER_FT_BLK && ft != RUMPUSER_FT_CHR) return EINVAL;
+  bool grows = false;
+  if (!dir) {
+    if (begin > hsize) return EINVAL;
+    if (size == RUMP_ETFS_SIZE_ENDOFF) {
+      grows = type == RUMP_ETFS_REG;
+      size = hsize - begin;
+    } else if (size > hsize - begin) {
+      return EINVAL;
+    }
+  }
+  MutexLocker g(st.lock);
+  for (Entry& e : st.entries)
+    if (std::strcmp(e.key, key) == 0) return EEXIST;
+  // The host side.
+  int fd = -1;
+  bool ro = false;
+  if (!dir) {
+    int bio = type == RUMP_ETFS_BLK ? RUMPUSER_OPEN_BIO : 0;
+    if (rumpuser_open(hostpath, RUMPUSER_OPEN_RDWR | bio, &fd) != 0) {
+      ro = true;
+      if (int e = rumpuser_open(hostpath, RUMPUSER_OPEN_RDONLY | bio, &fd)) return e;
+    }
+  }
+  char* hp = kstrdup(km, hostpath);
+  char* kkey = kstrdup(km, key);
+  auto* m = new (km) EtfsMount(k);
+  VType vt = dir ? VType::kDir
+             : type == RUMP_ETFS_BLK ? VType::kBlk
+             : type == RUMP_ETFS_CHR ? VType::kChr
+                                     : VType::kReg;
+  dev_t rdev = (vt == VType::kBlk || vt == VType::kChr) ? makedev(kEtfsMajor, st.next_minor) : 0;
+  EtfsNode* root = nullptr;
+  if (m && hp)
+    root = new (km) EtfsNode(*m, vt, hp, fd, ro, dir ? 0 : begin, grows ? EtfsNode::kEndOff : size,
+                             type == RUMP_ETFS_DIR_SUBDIRS, nullptr, 1, rdev);
+  if (!root || !kkey) {
+    if (root) root->unref();
+    else {
+      Kmem::free(hp);
+      if (fd >= 0) rumpuser_close(fd);
+    }
+    if (m) m->unref();
+    Kmem::free(kkey);
+    return ENOMEM;
+  }
+  {
+    MutexLocker mg(m->lock_);
+    m->root_ = RefPtr<Vnode>(kAdopt, root);
+  }
+  Ref<Mount> mref(kAdopt, m);
+  // The placeholder the mount covers.
+  make_parents(l, key);
+  NameiData nd;
+  Result<void> r = namei_parent(l, AT_FDCWD, key, nd);
+  if (!r.ok() || nd.vp || nd.is_dot) {
+    MutexLocker mg(m->lock_);
+    m->teardown();
+    Kmem::free(kkey);
+    return !r.ok() ? r.error() : EEXIST;
+  }
+  NewNode nn = new_node(l, getattr(*nd.dir), vt == VType::kBlk || vt == VType::kChr ? vt : (dir ? VType::kDir : VType::kReg),
+                        dir ? 0755 : 0644);
+  nn.rdev = rdev;
+  Result<Ref<Vnode>> ph = create_in(l, nd, nn);
+  if (!ph.ok()) {
+    MutexLocker mg(m->lock_);
+    m->teardown();
+    Kmem::free(kkey);
+    return ph.error();
+  }
+  VfsState& vs = vfs_state(k);
+  m->dev_ = makedev(0, vs.next_dev_.fetch_add(1));
+  m->covered_ = RefPtr<Vnode>(std::move(ph.value()));
+  {
+    MutexLocker tg(vs.mount_lock_);
+    {
+      MutexLocker cg(m->covered_->mount().lock_);
+      m->covered_->mounted_here_ = m;
+    }
+    vs.mounts_.push_back(*mref.leak());
+  }
+  st.entries.push_back(Entry{kkey, m});
+  if (rdev) st.next_minor++;
+  return 0;
+}
+
+int do_remove(Lwp& l, EtfsState& st, const char* key) {
+  if (!key) return EINVAL;
+  MutexLocker g(st.lock);
+  size_t i = 0;
+  while (i < st.entries.size() && std::strcmp(st.entries[i].key, key) != 0) i++;
+  if (i == st.entries.size()) return ENOENT;
+  EtfsMount* m = st.entries[i].mount;
+  if (m->users_.load() > 0) return EBUSY;
+  Ref<Mount> hold(*m);
+  unmount_etfs(l.kernel(), *m);
+  // Unlink the placeholder.
+  NameiData nd;
+  if (namei_parent(l, AT_FDCWD, key, nd).ok() && nd.vp) {
+    Vnode& dir = *nd.dir;
+    MutexLocker dg(dir.mount().lock_);
+    if (nd.vp->is_dir()) (void)dir.rmdir(nd.last, *nd.vp);
+    else (void)dir.remove(nd.last, *nd.vp);
+  }
+  Kmem::free(st.entries[i].key);
+  st.entries.erase(st.entries.begin() + static_cast<long>(i));
+  return 0;
+}
+
+}  // namespace
+
+int etfs_register(Kernel& k, const char* key, const char* hostpath, int type, uint64_t begin, uint64_t size) {
+  EtfsState* st = state(k);
+  if (!st) return ENOSYS;
+  Lwp* l = enter(k);
+  if (!l) return ENOMEM;
+  int e = do_register(*l, *st, key, hostpath, type, begin, size);
+  leave(k, l);
+  return e;
+}
+
+int etfs_remove(Kernel& k, const char* key) {
+  EtfsState* st = state(k);
+  if (!st) return ENOSYS;
+  Lwp* l = enter(k);
+  if (!l) return ENOMEM;
+  int e = do_remove(*l, *st, key);
+  leave(k, l);
+  return e;
+}
+
+BlockDevice* block_device_of(Vnode& vp) {
+  auto* n = dynamic_cast<EtfsNode*>(&vp);
+  return n ? n->blockdev() : nullptr;
+}
+
+}  // namespace rump
+
+extern "C" {
+
+int rump_pub_etfs_register_withsize(const char* key, const char* hostpath, enum rump_etfs_type ftype,
+                                    uint64_t begin, uint64_t size) {
+  rump::Kernel* k = rump::current_kernel();
+  if (!k) return ENOSYS;
+  return rump::etfs_register(*k, key, hostpath, static_cast<int>(ftype), begin, size);
+}
+
+int rump_pub_etfs_register(const char* key, const char* hostpath, enum rump_etfs_type ftype) {
+  return rump_pub_etfs_register_withsize(key, hostpath, ftype, 0, RUMP_ETFS_SIZE_ENDOFF);
+}
+
+int rump_pub_etfs_remove(const char* key) {
+  rump::Kernel* k = rump::current_kernel();
+  if (!k) return ENOSYS;
+  return rump::etfs_remove(*k, key);
+}
+
+}  // extern "C"
