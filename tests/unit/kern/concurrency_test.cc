@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "rump_test.h"
+
 #include <atomic>
 #include <cerrno>
 #include <mutex>
@@ -15,21 +17,8 @@
 
 namespace {
 
-struct KernelUp {
-  rump_kernel* k = nullptr;
-  explicit KernelUp(int ncpu = 2) {
-    rump_boot_config c;
-    rump_boot_config_init(&c);
-    c.ncpu = ncpu;
-    c.verbose = 0;
-    REQUIRE(rump_kernel_boot(&c, &k) == 0);
-    REQUIRE(rump_kernel_set_current(k) == 0);
-  }
-  ~KernelUp() {
-    rump_lwproc_switch(nullptr);
-    rump_kernel_set_current(nullptr);
-    rump_kernel_halt(k);
-  }
+struct KernelUp : rump_test::KernelUp {
+  explicit KernelUp(int ncpu = 2) : rump_test::KernelUp(rump_test::BootOpts{.ncpu = ncpu, .verbose = 0}) {}
 };
 
 constexpr int kThreads = 8;

@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include "rump_test.h"
+
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -24,34 +26,11 @@
 
 namespace {
 
-// Expects expr to fail with -1 and errno e.
-#define CHECK_ERRNO(e, expr)                                                        \
-  do {                                                                              \
-    errno = 0;                                                                      \
-    long r_ = static_cast<long>(expr);                                              \
-    int e_ = errno;                                                                 \
-    INFO(#expr << " returned " << r_ << ", errno " << e_ << " (want " << (e) << ")"); \
-    CHECK(r_ == -1);                                                                \
-    CHECK(e_ == (e));                                                               \
-  } while (0)
-
-// Boots a kernel, makes it current on this thread; halts it at the end.
-struct KernelUp {
-  rump_kernel* k = nullptr;
-  explicit KernelUp(const rump_boot_config* c = nullptr) {
-    int e = rump_kernel_boot(c, &k);
-    REQUIRE(e == 0);
-    REQUIRE(rump_kernel_set_current(k) == 0);
-  }
-  ~KernelUp() {
-    if (!k) return;
-    rump_lwproc_switch(nullptr);
-    rump_kernel_set_current(nullptr);
-    rump_kernel_halt(k);
-  }
-  KernelUp(const KernelUp&) = delete;
-  KernelUp& operator=(const KernelUp&) = delete;
-};
+using rump_test::as;
+using rump_test::fork_kid;
+using rump_test::host_child;
+using rump_test::KernelUp;
+using rump_test::Kid;
 
 rump_boot_config config(int ncpu = 0, int maxproc = 0, int pid_max = 0, const char* host = nullptr) {
   rump_boot_config c;
@@ -64,30 +43,6 @@ rump_boot_config config(int ncpu = 0, int maxproc = 0, int pid_max = 0, const ch
   return c;
 }
 
-// A process made with rump_lwproc_rfork from the calling context; the
-// thread goes back to that context.
-struct Kid {
-  pid_t pid;
-  lwp* l;
-};
-Kid fork_kid(int flags = RUMP_RFFDG) {
-  lwp* prev = rump_lwproc_curlwp();
-  int e = rump_lwproc_rfork(flags);
-  REQUIRE(e == 0);
-  Kid k{rump_sys_getpid(), rump_lwproc_curlwp()};
-  REQUIRE(k.l != nullptr);
-  rump_lwproc_switch(prev);
-  return k;
-}
-// Runs f as l, then goes back to the calling context.
-template <class F>
-auto as(lwp* l, F f) {
-  lwp* prev = rump_lwproc_curlwp();
-  rump_lwproc_switch(l);
-  auto r = f();
-  rump_lwproc_switch(prev);
-  return r;
-}
 // Ends k with exit(status) from its own LWP.
 void exit_kid(const Kid& k, int status) {
   as(k.l, [&] {
@@ -103,36 +58,6 @@ void release_kid(const Kid& k) {
     rump_lwproc_releaselwp();
     return 0;
   });
-}
-
-// Runs f in a host child process (made with fork()) and returns what it
-// returned: for comparing the host kernel with the rump kernel.
-template <class T, class F>
-T host_child(F f) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  pid_t p = fork();
-  REQUIRE(p >= 0);
-  if (p == 0) {
-    close(fds[0]);
-    T r = f();
-    ssize_t n = write(fds[1], &r, sizeof r);
-    _exit(n == static_cast<ssize_t>(sizeof r) ? 0 : 1);
-  }
-  close(fds[1]);
-  T r{};
-  size_t got = 0;
-  while (got < sizeof r) {
-    ssize_t n = read(fds[0], reinterpret_cast<char*>(&r) + got, sizeof r - got);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  close(fds[0]);
-  int st = 0;
-  waitpid(p, &st, 0);
-  REQUIRE(got == sizeof r);
-  REQUIRE(WIFEXITED(st));
-  return r;
 }
 
 struct RetErr {

@@ -9,6 +9,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rump_test.h"
+
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -18,21 +20,8 @@
 
 namespace {
 
-struct KernelUp {
-  rump_kernel* k = nullptr;
-  KernelUp() {
-    rump_boot_config c;
-    rump_boot_config_init(&c);
-    c.ncpu = 1;
-    c.verbose = 0;
-    REQUIRE(rump_kernel_boot(&c, &k) == 0);
-    REQUIRE(rump_kernel_set_current(k) == 0);
-  }
-  ~KernelUp() {
-    rump_lwproc_switch(nullptr);
-    rump_kernel_set_current(nullptr);
-    rump_kernel_halt(k);
-  }
+struct KernelUp : rump_test::KernelUp {
+  KernelUp() : rump_test::KernelUp(rump_test::BootOpts{.ncpu = 1, .verbose = 0}) {}
 };
 
 constexpr long kNo = -1;  // "unchanged" (uid_t)-1
@@ -172,30 +161,11 @@ std::vector<Step> with_reset(std::vector<Step> s) {
 }
 
 Trace on_host(const std::vector<Step>& steps) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  pid_t p = fork();
-  REQUIRE(p >= 0);
-  if (p == 0) {
-    close(fds[0]);
-    static Trace t;
+  return rump_test::host_child<Trace>([&] {
+    Trace t;
     run(kHost, steps.data(), static_cast<int>(steps.size()), t);
-    ssize_t n = write(fds[1], &t, sizeof t);
-    _exit(n == static_cast<ssize_t>(sizeof t) ? 0 : 1);
-  }
-  close(fds[1]);
-  Trace t;
-  size_t got = 0;
-  while (got < sizeof t) {
-    ssize_t n = read(fds[0], reinterpret_cast<char*>(&t) + got, sizeof t - got);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  close(fds[0]);
-  int st = 0;
-  waitpid(p, &st, 0);
-  REQUIRE(got == sizeof t);
-  return t;
+    return t;
+  });
 }
 
 Trace on_rump(const std::vector<Step>& steps) {

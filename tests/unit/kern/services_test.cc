@@ -20,6 +20,7 @@
 #include "kern/kernel.h"
 #include "kern/kthread.h"
 #include "kern/sysctl.h"
+#include "rump_test.h"
 
 namespace {
 
@@ -29,14 +30,10 @@ void* const kBad = reinterpret_cast<void*>(8);
 struct TestKernel {
   rump_kernel* k = nullptr;
   explicit TestKernel(int ncpu = 2, const char* hostname = "svc-test") {
-    rump_boot_config c;
-    rump_boot_config_init(&c);
-    c.ncpu = ncpu;
-    c.hostname = hostname;
-    c.verbose = 0;
-    REQUIRE(rump_kernel_boot(&c, &k) == 0);
-    REQUIRE(rump_kernel_set_current(k) == 0);
+    rump_boot_config c = rump_test::boot_config({.ncpu = ncpu, .hostname = hostname, .verbose = 0});
+    k = rump_test::boot_current(&c);
   }
+  // Not rump_test::KernelUp: a test may halt the kernel itself.
   ~TestKernel() {
     if (k && rump_kernel_current() == k) rump_kernel_halt(k);
   }

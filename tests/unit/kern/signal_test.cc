@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include "rump_test.h"
+
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -14,30 +16,12 @@
 
 namespace {
 
-#define CHECK_ERRNO(e, expr)                                                        \
-  do {                                                                              \
-    errno = 0;                                                                      \
-    long r_ = static_cast<long>(expr);                                              \
-    int e_ = errno;                                                                 \
-    INFO(#expr << " returned " << r_ << ", errno " << e_ << " (want " << (e) << ")"); \
-    CHECK(r_ == -1);                                                                \
-    CHECK(e_ == (e));                                                               \
-  } while (0)
+using rump_test::as;
+using rump_test::fork_kid;
+using rump_test::Kid;
 
-struct KernelUp {
-  rump_kernel* k = nullptr;
-  KernelUp() {
-    rump_boot_config c;
-    rump_boot_config_init(&c);
-    c.verbose = 0;
-    REQUIRE(rump_kernel_boot(&c, &k) == 0);
-    REQUIRE(rump_kernel_set_current(k) == 0);
-  }
-  ~KernelUp() {
-    rump_lwproc_switch(nullptr);
-    rump_kernel_set_current(nullptr);
-    rump_kernel_halt(k);
-  }
+struct KernelUp : rump_test::KernelUp {
+  KernelUp() : rump_test::KernelUp(rump_test::BootOpts{.verbose = 0}) {}
 };
 
 // Linux's struct kernel_sigaction (what rt_sigaction takes).
@@ -53,25 +37,6 @@ void* const kDfl = nullptr;                                          // SIG_DFL
 
 constexpr uint64_t bit(int sig) { return uint64_t{1} << (sig - 1); }
 
-struct Kid {
-  pid_t pid;
-  lwp* l;
-};
-Kid fork_kid() {
-  lwp* prev = rump_lwproc_curlwp();
-  REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
-  Kid k{rump_sys_getpid(), rump_lwproc_curlwp()};
-  rump_lwproc_switch(prev);
-  return k;
-}
-template <class F>
-auto as(lwp* l, F f) {
-  lwp* prev = rump_lwproc_curlwp();
-  rump_lwproc_switch(l);
-  auto r = f();
-  rump_lwproc_switch(prev);
-  return r;
-}
 int set_action(int sig, void* handler, unsigned long flags = 0, uint64_t mask = 0) {
   KSigaction a{handler, flags, nullptr, mask};
   return rump_sys_rt_sigaction(sig, &a, nullptr, 8);

@@ -19,34 +19,17 @@
 #include <sys/wait.h>
 
 #include "kern/syscall.h"
+#include "rump_test.h"
+#include "syscall_skip.h"
 
 namespace {
-
-// Calls that end or halt things, or may legitimately block for good with
-// hostile but valid arguments (a huge sleep, waiting on a child that runs
-// forever), are left out; each has its own tests.
-const std::set<std::string> kSkip = {"exit", "exit_group", "reboot", "nanosleep", "clock_nanosleep",
-                                     "pause", "rt_sigsuspend", "wait4", "waitid", "poll", "ppoll",
-                                     "select", "pselect6", "flock", "fcntl", "read", "readv",
-                                     "pread64", "preadv", "vmspace_ctl"};
 
 const long kInts[] = {0, 1, -1, 2, 3, 255, 4096, INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, 0x7fffffffL,
                       0xdeadbeefL, 1L << 40, -4096};
 const long kPtrs[] = {0, 1, 8, 4095, -1, -4096, static_cast<long>(1UL << 47), static_cast<long>(1UL << 63),
                       static_cast<long>(~0UL - 10)};
 
-struct Booted {
-  rump_kernel* k = nullptr;
-  Booted() {
-    REQUIRE(rump_kernel_boot(nullptr, &k) == 0);
-    rump_kernel_set_current(k);
-  }
-  ~Booted() {
-    rump_lwproc_switch(nullptr);
-    rump_kernel_set_current(nullptr);
-    rump_kernel_halt(k);
-  }
-};
+using Booted = rump_test::KernelUp;
 
 }  // namespace
 
@@ -72,7 +55,7 @@ TEST_CASE("every system call answers hostile arguments without harming the host"
   int calls = 0;
   for (size_t i = 0; i < rump::kSyscallNameCount; i++) {
     const rump::SyscallName& s = rump::kSyscallNames[i];
-    if (kSkip.count(s.name)) continue;
+    if (rump_test::sweep_skips(s.name)) continue;  // see syscall_skip.h
     if (std::strcmp(s.name, "kill") == 0) continue;  // below, on its own
     Booted b;  // a fresh kernel per call, so no call's effect hides another's
     REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);

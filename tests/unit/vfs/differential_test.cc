@@ -30,7 +30,11 @@
 #include <string>
 #include <vector>
 
-#include "vfs_util.h"
+#include <rump/rump_syscalls.h>
+
+#include "rump_test.h"
+
+using rump_test::KernelUp;
 
 namespace {
 

@@ -22,7 +22,11 @@
 #include <thread>
 #include <vector>
 
-#include "vfs_util.h"
+#include <rump/rump_syscalls.h>
+
+#include "rump_test.h"
+
+using rump_test::KernelUp;
 
 namespace {
 

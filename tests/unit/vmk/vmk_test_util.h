@@ -1,9 +1,11 @@
-// Helpers for the vm faction's tests: a kernel per test case, an isolated
-// process, errno checks.
+// Helpers for the vm faction's tests: a kernel per test case (2 CPUs), an
+// isolated process. The fixture and errno checks are tests/support/rump_test.h.
 #pragma once
 
 #include <rump/rump.h>
 #include <rump/vmspace.h>
+
+#include "rump_test.h"
 
 #include <catch2/catch.hpp>
 #include <sys/mman.h>
@@ -11,35 +13,9 @@
 #include <cerrno>
 #include <cstdint>
 
-#define CHECK_ERRNO(e, expr)                                                        \
-  do {                                                                              \
-    errno = 0;                                                                      \
-    long r_ = (long)(intptr_t)(expr);                                               \
-    int e_ = errno;                                                                 \
-    INFO(#expr << " returned " << r_ << ", errno " << e_ << " (want " << (e) << ")"); \
-    CHECK(r_ == -1);                                                                \
-    CHECK(e_ == (e));                                                               \
-  } while (0)
-
-// Boots a kernel, makes it current on this thread; halts it at the end.
-struct KernelUp {
-  rump_kernel* k = nullptr;
-  explicit KernelUp(size_t memlimit = 0) {
-    rump_boot_config c;
-    rump_boot_config_init(&c);
-    c.ncpu = 2;
-    c.memlimit = memlimit;
-    REQUIRE(rump_kernel_boot(&c, &k) == 0);
-    REQUIRE(rump_kernel_set_current(k) == 0);
-  }
-  ~KernelUp() {
-    rump_lwproc_switch(nullptr);
-    rump_kernel_set_current(nullptr);
-    rump_kernel_halt(k);
-  }
-  size_t mem() const { return rump_kernel_memory_in_use(k); }
-  KernelUp(const KernelUp&) = delete;
-  KernelUp& operator=(const KernelUp&) = delete;
+// Boots a kernel with 2 CPUs (and memlimit bytes of memory, 0: no limit).
+struct KernelUp : rump_test::KernelUp {
+  explicit KernelUp(size_t memlimit = 0) : rump_test::KernelUp(rump_test::BootOpts{.ncpu = 2, .memlimit = memlimit}) {}
 };
 
 // The calling thread becomes a new process with a fresh isolated space.
