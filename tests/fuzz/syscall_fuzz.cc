@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kern/syscall.h"
+#include "syscall_skip.h"
 
 namespace {
 
@@ -30,23 +31,11 @@ constexpr uintptr_t kScratch = 0x400000;
 constexpr size_t kScratchLen = 8 * 4096;
 constexpr uintptr_t kReadOnly = kScratch + kScratchLen + 4096;  // a gap, then one page
 
-// Calls that end or halt the kernel, or that can wait without end for an
-// event this input cannot make, stay out. (They have their own tests.)
-bool skipped(const char* name) {
-  static const char* const kSkip[] = {"exit", "exit_group", "reboot", "nanosleep", "clock_nanosleep",
-                                      "wait4", "waitid", "poll", "ppoll", "select", "pselect6",
-                                      "pause", "rt_sigsuspend", "flock", "fcntl", "read", "readv",
-                                      "pread64", "preadv", "vmspace_ctl"};
-  for (const char* s : kSkip)
-    if (std::strcmp(s, name) == 0) return true;
-  return false;
-}
-
 const std::vector<const rump::SyscallName*>& calls() {
   static std::vector<const rump::SyscallName*> v = [] {
     std::vector<const rump::SyscallName*> out;
     for (size_t i = 0; i < rump::kSyscallNameCount; i++)
-      if (!skipped(rump::kSyscallNames[i].name)) out.push_back(&rump::kSyscallNames[i]);
+      if (!rump_test::sweep_skips(rump::kSyscallNames[i].name)) out.push_back(&rump::kSyscallNames[i]);
     return out;
   }();
   return v;
