@@ -142,10 +142,7 @@ Result<long> sys_mmap(Lwp& l, UserPtr<void> addr, size_t length, int prot, int f
   RefPtr<vm::VmObject> object;
   int max_prot = vm::kProtAll;
   if (!(flags & MAP_ANONYMOUS)) {
-    if (fd < 0) return err(EBADF);
-    MmapFileHook hook = mmap_file_hook();
-    if (!hook) return err(ENODEV);
-    object = TRY(hook(l, fd, prot, flags, &max_prot));
+    object = TRY(mmap_file_object(l, fd, prot, flags, &max_prot));
     if (!vs) return err(ENODEV);  // host space maps no kernel objects
   }
   if (vs) {

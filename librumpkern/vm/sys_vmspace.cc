@@ -144,12 +144,7 @@ Result<long> sys_vmspace_mmap(Lwp& l, UserPtr<void> id, UserPtr<void> addr, size
   if (len == 0 || (offset & (kPage - 1)) != 0) return err(EINVAL);
   RefPtr<vm::VmObject> object;
   int max_prot = vm::kProtAll;
-  if (!(flags & MAP_ANONYMOUS)) {
-    if (fd < 0) return err(EBADF);
-    MmapFileHook hook = mmap_file_hook();
-    if (!hook) return err(ENODEV);
-    object = TRY(hook(l, fd, prot, flags, &max_prot));
-  }
+  if (!(flags & MAP_ANONYMOUS)) object = TRY(mmap_file_object(l, fd, prot, flags, &max_prot));
   uint64_t a = TRY(s->vmspace().map(addr.addr, len, prot, flags, object.get(), static_cast<uint64_t>(offset),
                                     max_prot));
   return static_cast<long>(a);

@@ -173,4 +173,11 @@ Result<VmProc*> vm_proc_get(Proc& p) {
 void set_mmap_file_hook(MmapFileHook hook) { g_file_hook.store(hook); }
 MmapFileHook mmap_file_hook() { return g_file_hook.load(); }
 
+Result<RefPtr<vm::VmObject>> mmap_file_object(Lwp& l, int fd, int prot, int flags, int* max_prot) {
+  if (fd < 0) return err(EBADF);
+  MmapFileHook hook = mmap_file_hook();
+  if (!hook) return err(ENODEV);
+  return hook(l, fd, prot, flags, max_prot);
+}
+
 }  // namespace rump

@@ -91,5 +91,8 @@ Result<VmProc*> vm_proc_get(Proc& p);
 using MmapFileHook = Result<RefPtr<vm::VmObject>> (*)(Lwp& l, int fd, int prot, int flags, int* max_prot);
 void set_mmap_file_hook(MmapFileHook hook);
 MmapFileHook mmap_file_hook();
+// The object behind a file mapping of fd, through the hook (mmap and
+// vmspace_mmap): EBADF for a negative fd, ENODEV without a hook.
+Result<RefPtr<vm::VmObject>> mmap_file_object(Lwp& l, int fd, int prot, int flags, int* max_prot);
 
 }  // namespace rump
