@@ -15,46 +15,50 @@ namespace rump {
 
 // --- Uio
 
-Result<void> Uio::copyout(const void* k, size_t n) {
-  const char* src = static_cast<const char*>(k);
-  while (n > 0 && cur < iovcnt) {
-    size_t room = iov[cur].iov_len - cur_off;
+namespace {
+
+// Walks u's iovecs for up to n bytes, calling piece(iov address, offset
+// into the kernel buffer, length) for each stretch and advancing u past
+// it; stops at piece's first error.
+template <class Piece>
+Result<void> uio_walk(Uio& u, size_t n, Piece piece) {
+  size_t done = 0;
+  while (n > 0 && u.cur < u.iovcnt) {
+    size_t room = u.iov[u.cur].iov_len - u.cur_off;
     if (room == 0) {
-      cur++;
-      cur_off = 0;
+      u.cur++;
+      u.cur_off = 0;
       continue;
     }
     size_t m = n < room ? n : room;
-    uintptr_t dst = reinterpret_cast<uintptr_t>(iov[cur].iov_base) + cur_off;
-    if (kernel) std::memcpy(reinterpret_cast<void*>(dst), src, m);
-    else TRY(rump::copyout(*lwp, src, dst, m));
-    src += m;
+    uintptr_t addr = reinterpret_cast<uintptr_t>(u.iov[u.cur].iov_base) + u.cur_off;
+    TRY(piece(addr, done, m));
+    done += m;
     n -= m;
-    cur_off += m;
-    resid -= m;
+    u.cur_off += m;
+    u.resid -= m;
   }
   return {};
 }
 
+}  // namespace
+
+Result<void> Uio::copyout(const void* k, size_t n) {
+  const char* src = static_cast<const char*>(k);
+  return uio_walk(*this, n, [&](uintptr_t dst, size_t off, size_t m) -> Result<void> {
+    if (kernel) std::memcpy(reinterpret_cast<void*>(dst), src + off, m);
+    else TRY(rump::copyout(*lwp, src + off, dst, m));
+    return {};
+  });
+}
+
 Result<void> Uio::copyin(void* k, size_t n) {
   char* dst = static_cast<char*>(k);
-  while (n > 0 && cur < iovcnt) {
-    size_t room = iov[cur].iov_len - cur_off;
-    if (room == 0) {
-      cur++;
-      cur_off = 0;
-      continue;
-    }
-    size_t m = n < room ? n : room;
-    uintptr_t src = reinterpret_cast<uintptr_t>(iov[cur].iov_base) + cur_off;
-    if (kernel) std::memcpy(dst, reinterpret_cast<const void*>(src), m);
-    else TRY(rump::copyin(*lwp, src, dst, m));
-    dst += m;
-    n -= m;
-    cur_off += m;
-    resid -= m;
-  }
-  return {};
+  return uio_walk(*this, n, [&](uintptr_t src, size_t off, size_t m) -> Result<void> {
+    if (kernel) std::memcpy(dst + off, reinterpret_cast<const void*>(src), m);
+    else TRY(rump::copyin(*lwp, src, dst + off, m));
+    return {};
+  });
 }
 
 // --- File
