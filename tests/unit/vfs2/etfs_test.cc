@@ -180,3 +180,40 @@ TEST_CASE("etfs DIR: lookup, read and write of the host directory's files; SUBDI
   unlink(f1.c_str());
   rmdir(d.c_str());
 }
+
+// The block-device interface a disk file system will mount on.
+#include "dev/blockdev.h"
+#include "kern/curlwp.h"
+#include "vfs/vfs.h"
+
+TEST_CASE("etfs BLK: BlockDevice reads and writes blocks inside the window", "[etfs][blockdev]") {
+  KernelUp up;
+  HostFile h(16384);
+  REQUIRE(rump_pub_etfs_register_withsize("/dev/hd1", h.path.c_str(), RUMP_ETFS_BLK, 2048, 8192) == 0);
+  rump::Kernel* k = rump::current_kernel();
+  REQUIRE(k != nullptr);
+  rump::Lwp* l = rump::enter(*k);
+  REQUIRE(l != nullptr);
+  {
+    rump::Result<rump::Ref<rump::Vnode>> vp = rump::namei(*l, AT_FDCWD, "/dev/hd1", rump::kFollow);
+    REQUIRE(vp.ok());
+    rump::BlockDevice* bd = rump::block_device_of(*vp.value());
+    REQUIRE(bd != nullptr);
+    CHECK(bd->block_size() == 512);
+    CHECK(bd->size() == 8192);
+    CHECK(bd->nblocks() == 16);
+    char b[1024];
+    std::memset(b, 'B', sizeof b);
+    CHECK(bd->write_blocks(3, b, 2).ok());
+    char r[512];
+    CHECK(bd->read_blocks(0, r, 1).ok());
+    CHECK(r[0] == static_cast<char>('A' + 2048 % 26));
+    CHECK(bd->read_blocks(15, r, 2).error() == EINVAL);  // past the end
+    CHECK(bd->sync().ok());
+  }
+  rump::leave(*k, l);
+  char hb[1024];
+  REQUIRE(pread(h.fd, hb, sizeof hb, 2048 + 3 * 512) == 1024);
+  CHECK(std::string(hb, 1024) == std::string(1024, 'B'));
+  CHECK(rump_pub_etfs_remove("/dev/hd1") == 0);
+}
