@@ -93,12 +93,13 @@ TEST_CASE("poll: a writer on another thread wakes a poller", "[poll][concurrency
   std::thread t([&] {
     rump_kernel_set_current(up.k);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    CHECK(rump_sys_write(p[1], "x", 1) == 1);
+    TCHECK(rump_sys_write(p[1], "x", 1) == 1);
   });
   pollfd r{p[0], POLLIN, 0};
   CHECK(rump_sys_poll(&r, 1, -1) == 1);
   CHECK(r.revents == POLLIN);
   t.join();
+  CHECK(thread_failures.exchange(0) == 0);
   // And a close wakes it with POLLHUP.
   char c;
   REQUIRE(rump_sys_read(p[0], &c, 1) == 1);
@@ -110,6 +111,7 @@ TEST_CASE("poll: a writer on another thread wakes a poller", "[poll][concurrency
   CHECK(rump_sys_poll(&r, 1, -1) == 1);
   CHECK(r.revents == POLLHUP);
   t2.join();
+  CHECK(thread_failures.exchange(0) == 0);
 }
 
 TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask applies", "[poll][signal]") {
@@ -121,21 +123,23 @@ TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask ap
   std::thread t([&] {
     rump_kernel_set_current(up.k);
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
-    CHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
+    TCHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
   });
   pollfd r{p[0], POLLIN, 0};
   CHECK_ERRNO(EINTR, rump_sys_poll(&r, 1, -1));
   t.join();
+  CHECK(thread_failures.exchange(0) == 0);
   // ppoll with SIGUSR1 blocked: the signal doesn't interrupt; it times out.
   uint64_t mask = uint64_t{1} << (SIGUSR1 - 1);
   std::thread t2([&] {
     rump_kernel_set_current(up.k);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    CHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
+    TCHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
   });
   timespec ts{0, 60 * 1000000};
   CHECK(rump_sys_ppoll(&r, 1, &ts, reinterpret_cast<sigset_t*>(&mask), 8) == 0);
   t2.join();
+  CHECK(thread_failures.exchange(0) == 0);
   CHECK_ERRNO(EINVAL, rump_sys_ppoll(&r, 1, &ts, reinterpret_cast<sigset_t*>(&mask), 4));
 }
 
@@ -214,11 +218,12 @@ TEST_CASE("select: a signal interrupts (EINTR)", "[select][signal]") {
   std::thread t([&] {
     rump_kernel_set_current(up.k);
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
-    CHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
+    TCHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
   });
   fd_set rs;
   FD_ZERO(&rs);
   FD_SET(p[0], &rs);
   CHECK_ERRNO(EINTR, rump_sys_select(p[0] + 1, &rs, nullptr, nullptr, nullptr));
   t.join();
+  CHECK(thread_failures.exchange(0) == 0);
 }

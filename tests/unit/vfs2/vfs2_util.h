@@ -63,3 +63,12 @@ inline int set_action(int sig, void* handler) {
   KSigaction a{handler, 0, nullptr, 0};
   return rump_sys_rt_sigaction(sig, &a, nullptr, 8);
 }
+
+// Catch2 v2 assertions are not thread-safe: helper threads count their
+// failures here and the test's thread checks the count after join().
+#include <atomic>
+inline std::atomic<int> thread_failures{0};
+#define TCHECK(expr)                                     \
+  do {                                                   \
+    if (!(expr)) thread_failures.fetch_add(1);           \
+  } while (0)
