@@ -15,6 +15,8 @@
 // mount's tree lock or user copies.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <sys/uio.h>
 
 #include <atomic>
@@ -64,6 +66,8 @@ class FileOps {
   // The last reference to the description went.
   virtual void close(File& f) const {}
   virtual bool seekable() const { return false; }
+  // fstat of a description with no vnode (a pipe): fills *st.
+  virtual Result<void> stat(File& f, struct stat* st) const { return err(EBADF); }
   // Readiness (poll/select, vfs/poll.h): the POLL* events of `events`
   // that hold now, plus POLLERR/POLLHUP whenever they hold. With pt
   // non-null, also registers pt on the object's wait queue (under the

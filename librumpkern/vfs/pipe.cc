@@ -2,6 +2,8 @@
 // that attaches a Pipe to a FIFO vnode while it is open (see pipe.h).
 #include "vfs/pipe.h"
 
+#include <sys/sysmacros.h>
+
 #include <fcntl.h>
 #include <sys/poll.h>
 #include <signal.h>
@@ -321,6 +323,20 @@ class PipeFileOps : public FileOps {
   }
   short poll(File& f, short events, PollTable* pt) const override {
     return pipe_of(f).poll(f.readable(), f.writable(), events, pt);
+  }
+  // As Linux's pipefs: a FIFO with mode 0600 owned by the creator, size 0.
+  Result<void> stat(File& f, struct stat* st) const override {
+    const Pipe& p = pipe_of(f);
+    st->st_dev = makedev(0, 12);
+    st->st_ino = p.ino_;
+    st->st_mode = S_IFIFO | 0600;
+    st->st_nlink = 1;
+    st->st_uid = p.owner_uid_;
+    st->st_gid = p.owner_gid_;
+    st->st_blksize = 4096;
+    st->st_atim = st->st_mtim = st->st_ctim =
+        timespec{static_cast<time_t>(p.ctime_ns_ / 1000000000), static_cast<long>(p.ctime_ns_ % 1000000000)};
+    return {};
   }
   void close(File& f) const override {
     Pipe* p = static_cast<Pipe*>(f.data_);

@@ -20,6 +20,8 @@
 // vnode's tree lock, so an open never finds a pipe that is going away.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -57,6 +59,13 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   // Opens of the FIFO vnode this pipe is attached to; guarded by that
   // vnode's tree lock.
   int fifo_opens_ = 0;
+
+  // What fstat of a pipe(2) end reports: the creator, the creation time
+  // and a number unique among the kernel's pipes. Set once, at creation.
+  uid_t owner_uid_ = 0;
+  gid_t owner_gid_ = 0;
+  uint64_t ino_ = 0;
+  int64_t ctime_ns_ = 0;
 
  private:
   friend class RefCounted<Pipe>;

@@ -1,6 +1,7 @@
 // pipe and pipe2: a Pipe with a read end and a write end (vfs/pipe.h).
 #include <fcntl.h>
 
+#include "kern/clock.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
@@ -13,6 +14,10 @@ Result<long> sys_pipe2(Lwp& l, UserPtr<int> pipefd, int flags) {
   if (flags & ~(O_CLOEXEC | O_NONBLOCK)) return err(EINVAL);
   Kmem& km = l.kernel().kmem();
   Ref<Pipe> p = TRY(Pipe::create(km));
+  p->owner_uid_ = l.cred().euid;
+  p->owner_gid_ = l.cred().egid;
+  p->ino_ = reinterpret_cast<uintptr_t>(p.get()) >> 4;  // unique among live pipes
+  p->ctime_ns_ = wall_now_ns();
   int fl = flags & O_NONBLOCK;
   // Each end holds a reference to the pipe (File::data_).
   Ref<File> rf = TRY(File::create(km, &kPipeFileOps, nullptr, O_RDONLY | fl));

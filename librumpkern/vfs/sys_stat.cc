@@ -76,7 +76,12 @@ Result<long> sys_lstat(Lwp& l, UserPtr<char> pathname, UserPtr<struct stat> stat
 
 Result<long> sys_fstat(Lwp& l, int fd, UserPtr<struct stat> statbuf) {
   Ref<File> f = TRY(fd_get(l, fd, true));
-  if (!f->vnode()) return err(EBADF);
+  if (!f->vnode()) {
+    struct stat st {};
+    TRY(f->ops().stat(*f, &st));
+    TRY(copyout_obj(l, st, statbuf));
+    return 0;
+  }
   return stat_out(l, *f->vnode(), statbuf);
 }
 

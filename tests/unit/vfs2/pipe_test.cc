@@ -256,3 +256,35 @@ TEST_CASE("pipe: readers and writers on both CPUs move every byte in order", "[p
   CHECK(got == kTotal);
   rump_sys_close(p[0]);
 }
+
+TEST_CASE("pipe: fstat of either end is a FIFO owned by its creator, as on the host", "[pipe]") {
+  int hp[2];
+  REQUIRE(pipe(hp) == 0);
+  struct stat hst {};
+  REQUIRE(fstat(hp[0], &hst) == 0);
+  close(hp[0]);
+  close(hp[1]);
+
+  KernelUp up;
+  REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
+  REQUIRE(rump_sys_setresgid(30, 30, 30) == 0);
+  REQUIRE(rump_sys_setresuid(20, 20, 20) == 0);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  struct stat r0 {}, r1 {};
+  REQUIRE(rump_sys_fstat(p[0], &r0) == 0);
+  REQUIRE(rump_sys_fstat(p[1], &r1) == 0);
+  CHECK(S_ISFIFO(r0.st_mode));
+  CHECK((r0.st_mode & 07777) == (hst.st_mode & 07777));
+  CHECK(r0.st_nlink == hst.st_nlink);
+  CHECK(r0.st_size == hst.st_size);
+  CHECK(r0.st_uid == 20);
+  CHECK(r0.st_gid == 30);
+  CHECK(r0.st_ino == r1.st_ino);  // both ends are one pipe
+  int q[2];
+  REQUIRE(rump_sys_pipe(q) == 0);
+  struct stat s2 {};
+  REQUIRE(rump_sys_fstat(q[0], &s2) == 0);
+  CHECK(s2.st_ino != r0.st_ino);
+  rump_lwproc_releaselwp();
+}
