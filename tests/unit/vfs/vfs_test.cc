@@ -944,7 +944,7 @@ TEST_CASE("record locks between processes", "[vfs]") {
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("concurrent create, rename, unlink in one directory", "[vfs]") {
+TEST_CASE("concurrent create, rename, unlink in one directory", "[vfs][concurrency]") {
   KernelUp k;
   REQUIRE(rump_sys_mkdir("/c", 0755) == 0);
   constexpr int kThreads = 4, kIters = 200;
