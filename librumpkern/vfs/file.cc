@@ -353,10 +353,22 @@ class VnodeFileOps : public FileOps {
       }
       Result<size_t> r = [&]() -> Result<size_t> {
         MutexLocker g(vp.mount().lock_);
-        if (append) {
+        if (append || done == 0) {
           Vattr va;
           vp.getattr(va);
-          off = va.size;
+          if (append) off = va.size;
+          // A write by anyone but root takes away set-user-ID, and
+          // set-group-ID when the group may execute (Linux's rule).
+          if (done == 0 && uio.lwp && !uio.lwp->cred().is_root()) {
+            mode_t kill = va.mode & S_ISUID;
+            if ((va.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+            if (kill) {
+              SetAttr sa;
+              sa.mask = SetAttr::kMode;
+              sa.mode = va.mode & ~kill;
+              TRY(vp.setattr(sa));
+            }
+          }
         }
         Result<size_t> w = vp.write(buf, n, off);
         if (w.ok()) off += w.value();

@@ -995,3 +995,37 @@ TEST_CASE("halting with open files and mounts frees everything", "[vfs]") {
   rump_kernel_set_current(nullptr);
   CHECK(rump_kernel_halt(k) == 0);
 }
+
+TEST_CASE("a write by a non-root user clears set-user-ID and group-executable set-group-ID", "[vfs][perm]") {
+  KernelUp k;
+  REQUIRE(rump_sys_mkdir("/t", 01777) == 0);
+  REQUIRE(rump_sys_chmod("/t", 01777) == 0);
+  // Root's writes keep the bits.
+  int rfd = rump_sys_open("/t/rootfile", O_CREAT | O_RDWR, 0755);
+  REQUIRE(rfd >= 0);
+  REQUIRE(rump_sys_fchmod(rfd, 06755) == 0);
+  CHECK(rump_sys_write(rfd, "x", 1) == 1);
+  struct stat st {};
+  REQUIRE(rump_sys_fstat(rfd, &st) == 0);
+  CHECK((st.st_mode & 07777) == 06755);
+  rump_sys_close(rfd);
+
+  REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
+  REQUIRE(rump_sys_setresgid(1000, 1000, 1000) == 0);
+  REQUIRE(rump_sys_setresuid(1000, 1000, 1000) == 0);
+  int fd = rump_sys_open("/t/f", O_CREAT | O_RDWR, 0755);
+  REQUIRE(fd >= 0);
+  REQUIRE(rump_sys_fchmod(fd, 06775) == 0);
+  REQUIRE(rump_sys_fstat(fd, &st) == 0);
+  REQUIRE((st.st_mode & 07777) == 06775);
+  CHECK(rump_sys_write(fd, "data", 4) == 4);
+  REQUIRE(rump_sys_fstat(fd, &st) == 0);
+  CHECK((st.st_mode & 07777) == 0775);
+  // Set-group-ID without group execute marks mandatory locking: it stays.
+  REQUIRE(rump_sys_fchmod(fd, 02764) == 0);
+  CHECK(rump_sys_write(fd, "more", 4) == 4);
+  REQUIRE(rump_sys_fstat(fd, &st) == 0);
+  CHECK((st.st_mode & 07777) == 02764);
+  rump_sys_close(fd);
+  rump_lwproc_releaselwp();
+}
