@@ -17,13 +17,6 @@ namespace rump {
 
 namespace {
 
-struct PathBuf {
-  char* p;
-  explicit PathBuf(Kmem& k) : p(static_cast<char*>(k.alloc(kPathMax))) {}
-  ~PathBuf() { Kmem::free(p); }
-  PathBuf(const PathBuf&) = delete;
-};
-
 #define COPY_PATH(var, upath, allow_empty)         \
   PathBuf var(l.kernel().kmem());                  \
   if (!var.p) return err(ENOMEM);                  \

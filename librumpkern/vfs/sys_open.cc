@@ -25,12 +25,6 @@ constexpr int kFileFlagsKept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_A
                                O_NOATIME | O_SYNC | O_PATH | O_DIRECTORY | O_NOFOLLOW;
 constexpr int kSetflChangeable = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
 
-struct PathBuf {
-  char* p;
-  explicit PathBuf(Kmem& k) : p(static_cast<char*>(k.alloc(kPathMax))) {}
-  ~PathBuf() { Kmem::free(p); }
-};
-
 }  // namespace
 
 mode_t proc_umask(Lwp& l) { return l.proc().umask_.load(); }

@@ -20,12 +20,6 @@ namespace rump {
 
 namespace {
 
-struct PathBuf {
-  char* p;
-  explicit PathBuf(Kmem& k) : p(static_cast<char*>(k.alloc(kPathMax))) {}
-  ~PathBuf() { Kmem::free(p); }
-};
-
 void fill_stat(const Vattr& va, struct stat& st) {
   std::memset(&st, 0, sizeof st);
   st.st_dev = va.dev;

@@ -66,6 +66,16 @@ struct NameiData {
   bool is_dot = false;  // last is "." or ".." (or the path is "/")
 };
 
+// A kernel buffer for a path of up to kPathMax bytes (p is null when the
+// kernel is out of memory: callers answer ENOMEM).
+struct PathBuf {
+  char* p;
+  explicit PathBuf(Kmem& k) : p(static_cast<char*>(k.alloc(kPathMax))) {}
+  ~PathBuf() { Kmem::free(p); }
+  PathBuf(const PathBuf&) = delete;
+  PathBuf& operator=(const PathBuf&) = delete;
+};
+
 // Copies a path in (EFAULT, ENAMETOOLONG, ENOENT for "" unless allowed).
 // buf has kPathMax bytes.
 Result<void> copyin_path(Lwp& l, UserPtr<char> upath, char* buf, bool allow_empty = false);
