@@ -227,3 +227,31 @@ TEST_CASE("select: a signal interrupts (EINTR)", "[select][signal]") {
   t.join();
   CHECK(thread_failures.exchange(0) == 0);
 }
+
+TEST_CASE("poll, ppoll, select, pselect6: bad pointers are EFAULT", "[poll]") {
+  KernelUp up;
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  void* bad = reinterpret_cast<void*>(8);
+  struct pollfd pfd = {p[0], POLLIN, 0};
+  CHECK_ERRNO(EFAULT, rump_sys_poll(bad, 1, 0));
+  struct timespec zero = {0, 0};
+  CHECK_ERRNO(EFAULT, rump_sys_ppoll(bad, 1, &zero, nullptr, 8));
+  CHECK_ERRNO(EFAULT, rump_sys_ppoll(&pfd, 1, static_cast<struct timespec*>(bad), nullptr, 8));
+  CHECK_ERRNO(EFAULT, rump_sys_ppoll(&pfd, 1, &zero, static_cast<sigset_t*>(bad), 8));
+  struct timeval tv = {0, 0};
+  CHECK_ERRNO(EFAULT, rump_sys_select(p[0] + 1, bad, nullptr, nullptr, &tv));
+  fd_set rd;
+  FD_ZERO(&rd);
+  FD_SET(p[0], &rd);
+  CHECK_ERRNO(EFAULT, rump_sys_select(p[0] + 1, &rd, nullptr, nullptr, static_cast<struct timeval*>(bad)));
+  FD_ZERO(&rd);
+  FD_SET(p[0], &rd);
+  CHECK_ERRNO(EFAULT, rump_sys_pselect6(p[0] + 1, &rd, nullptr, nullptr, &zero, bad));
+  // The host agrees on the first of these.
+  errno = 0;
+  CHECK(poll(static_cast<struct pollfd*>(bad), 1, 0) == -1);
+  CHECK(errno == EFAULT);
+  rump_sys_close(p[0]);
+  rump_sys_close(p[1]);
+}

@@ -24,6 +24,12 @@ constexpr Skip kSkips[] = {
     {"exit_group", "ends the sweeping process (no pointer arguments)"},
     {"reboot", "halts the kernel under the sweep"},
     {"kill", "kill(0/-1, sig) signals the sweeping process or all (no pointer arguments)"},
+    // No descriptors and no (or a negative) timeout wait forever, as on
+    // Linux; their bad-pointer answers are tested in tests/unit/vfs2/poll_test.cc.
+    {"poll", "waits forever with nfds 0 and timeout -1"},
+    {"ppoll", "waits forever with nfds 0 and a NULL timeout"},
+    {"select", "waits forever with no fd sets and a NULL timeout"},
+    {"pselect6", "waits forever with no fd sets and a NULL timeout"},
 };
 
 bool skipped(const char* name) {
