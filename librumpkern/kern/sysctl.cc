@@ -241,7 +241,7 @@ Result<size_t> Sysctl::read(const SysctlNode& n, void* buf, size_t cap) const {
       return err(EISDIR);
     case SysctlType::kInt: {
       int v = n.ops.get_int(kernel_);
-      std::memcpy(buf, &v, cap < sizeof v ? cap : sizeof v);
+      if (cap) std::memcpy(buf, &v, cap < sizeof v ? cap : sizeof v);  // buf may be null for a size query
       return sizeof v;
     }
     case SysctlType::kString:
