@@ -69,21 +69,6 @@ inline void check_epoch(ThreadCtx& t) {
   if (__builtin_expect(t.epoch != g_epoch.load(std::memory_order_acquire), 0)) revalidate(t);
 }
 
-// Frees an LWP whose process has gone (a husk) or that was released.
-void free_lwp(Kernel& k, Lwp* l) {
-  MutexLocker g(k.proc_tree_lock_);
-  if (l->proc_hook_.is_linked()) {
-    // Still on its process's list (an implicit LWP of init): the process
-    // is alive. Husks were taken off when their process ended.
-    Proc& p = l->proc();
-    MutexLocker pg(p.lock_);
-    p.lwps_.erase(p.lwps_.iterator_to(*l));
-    p.nlwps_--;
-  }
-  k.all_lwps_.erase(k.all_lwps_.iterator_to(*l));
-  k.pids_.release(l->tid());
-  delete l;
-}
 
 // Runs fn on a CPU of k as a temporary LWP of init, for work done for a
 // thread that has no usable LWP of its own (making or freeing one).
@@ -102,7 +87,7 @@ void with_temp_lwp(Kernel& k, Fn&& fn) {
 void drop_implicit(Kernel* k, uint64_t serial, Lwp* l) {
   Registry& r = registry();
   rumpuser_mutex_enter_nowrap(r.mtx);
-  if (same_boot_locked(r, k, serial) && !k->halting_.load()) with_temp_lwp(*k, [&] { free_lwp(*k, l); });
+  if (same_boot_locked(r, k, serial) && !k->halting_.load()) with_temp_lwp(*k, [&] { k->free_lwp(l); });
   rumpuser_mutex_exit(r.mtx);
 }
 
@@ -160,7 +145,7 @@ ThreadExitGuard::~ThreadExitGuard() {
   if (alive) {
     Kernel& k = *implicit_k;
     Lwp* l = implicit;
-    with_temp_lwp(k, [&] { free_lwp(k, l); });
+    with_temp_lwp(k, [&] { k.free_lwp(l); });
   }
   rumpuser_mutex_exit(r.mtx);
   implicit_k = nullptr;
@@ -264,7 +249,7 @@ inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
     // The process ended while this thread was outside the kernel.
     t.bound_k = nullptr;
     t.bound = nullptr;
-    with_temp_lwp(k, [&] { free_lwp(k, l); });
+    with_temp_lwp(k, [&] { k.free_lwp(l); });
     l = nullptr;
   }
   if (!l) {
@@ -307,7 +292,7 @@ inline void leave_inline(Kernel& k, Lwp* l) {
         t.bound = nullptr;
         t.bound_k = nullptr;
       }
-      with_temp_lwp(k, [&] { free_lwp(k, l); });
+      with_temp_lwp(k, [&] { k.free_lwp(l); });
       rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);
       return;
     }

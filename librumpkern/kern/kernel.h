@@ -79,6 +79,11 @@ class Kernel {
   Result<Lwp*> new_lwp(Proc& p, Lwp::Kind kind);
   // Frees an LWP; if it was its process's last, the process exits (status).
   void release_lwp(Lwp* l, int exit_status);
+  // Takes l off its process's list (if still on it) and the kernel's, and
+  // gives its thread id back; the caller still owns the memory.
+  void unlink_lwp(Lwp* l);
+  // unlink_lwp, then frees it. l must not hold a CPU.
+  void free_lwp(Lwp* l);
 
   // --- services
   Msgbuf* msgbuf_ = nullptr;

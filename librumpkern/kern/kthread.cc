@@ -9,25 +9,6 @@
 
 namespace rump {
 
-namespace {
-
-// Takes l off every list and gives its thread id back; l is then reachable
-// by nobody but its caller. As curlwp.cc's free_lwp, plus the process's
-// LWP list (kernel threads stay on proc0's list while they live).
-void unlink_lwp(Kernel& k, Lwp* l) {
-  MutexLocker g(k.proc_tree_lock_);
-  if (l->kernel_hook_.is_linked()) k.all_lwps_.erase(k.all_lwps_.iterator_to(*l));
-  k.pids_.release(l->tid());
-  Proc& p = l->proc();
-  MutexLocker pg(p.lock_);
-  if (l->proc_hook_.is_linked()) {
-    p.lwps_.erase(p.lwps_.iterator_to(*l));
-    p.nlwps_--;
-  }
-}
-
-}  // namespace
-
 // The host thread's body: become the LWP, take a CPU, run fn, then free
 // the LWP before the thread ends (so halt, which waits for LWPs marked
 // in_kernel_, never finds a kernel thread's LWP on its lists afterwards).
@@ -38,7 +19,7 @@ void* kthread_main(void* arg) {
   rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(l));
   k.sched().schedule(l);
   t->fn_(t->arg_);
-  unlink_lwp(k, l);
+  k.unlink_lwp(l);
   l->in_kernel_.store(false, std::memory_order_release);
   k.sched().unschedule(l);
   rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);
@@ -66,7 +47,7 @@ Result<Kthread*> kthread_create(Kernel& k, const char* name, void (*fn)(void*), 
   rumpuser_curlwpop(RUMPUSER_LWP_CREATE, reinterpret_cast<struct lwp*>(l));
   int e = rumpuser_thread_create(kthread_main, t, t->name_, 1, 0, -1, &t->cookie_);
   if (e != 0) {
-    unlink_lwp(k, l);
+    k.unlink_lwp(l);
     rumpuser_curlwpop(RUMPUSER_LWP_DESTROY, reinterpret_cast<struct lwp*>(l));
     delete l;
     delete t;

@@ -134,4 +134,23 @@ Result<Lwp*> Kernel::new_lwp(Proc& p, Lwp::Kind kind) {
   return l;
 }
 
+void Kernel::unlink_lwp(Lwp* l) {
+  MutexLocker g(proc_tree_lock_);
+  if (l->proc_hook_.is_linked()) {
+    // Still on its process's list, so the process is alive. (Husks were
+    // taken off when their process ended; their Proc may be gone.)
+    Proc& p = l->proc();
+    MutexLocker pg(p.lock_);
+    p.lwps_.erase(p.lwps_.iterator_to(*l));
+    p.nlwps_--;
+  }
+  if (l->kernel_hook_.is_linked()) all_lwps_.erase(all_lwps_.iterator_to(*l));
+  pids_.release(l->tid());
+}
+
+void Kernel::free_lwp(Lwp* l) {
+  unlink_lwp(l);
+  delete l;
+}
+
 }  // namespace rump

@@ -88,21 +88,10 @@ void Kernel::release_lwp(Lwp* l, int exit_status) {
     MutexLocker g(p.lock_);
     last = p.nlwps_ == 1 && !p.exiting_;
   }
-  if (last) {
-    // The process ends; exit1 leaves l (as the caller's) a husk.
-    exit1(p, l, w_exitcode(exit_status, 0));
-  } else {
-    MutexLocker g(proc_tree_lock_);
-    MutexLocker pg(p.lock_);
-    if (l->proc_hook_.is_linked()) {
-      p.lwps_.erase(p.lwps_.iterator_to(*l));
-      p.nlwps_--;
-    }
-  }
-  MutexLocker g(proc_tree_lock_);
-  all_lwps_.erase(all_lwps_.iterator_to(*l));
-  pids_.release(l->tid());
-  delete l;
+  // The last LWP ends the process, and exit1 leaves l (the caller's) a
+  // husk; otherwise l just goes.
+  if (last) exit1(p, l, w_exitcode(exit_status, 0));
+  free_lwp(l);
 }
 
 }  // namespace rump
