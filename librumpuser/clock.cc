@@ -1,4 +1,5 @@
-// clock.cc: the host's wall and monotonic clocks, and sleeping on them.
+// clock.cc: the "pthread" backend's clocks: the host's wall and monotonic
+// clocks, and sleeping on them.
 // Sleeping blocks, so it gives the virtual CPU back (KLOCK wrap).
 #include <rump/rumpuser.h>
 
@@ -8,7 +9,9 @@
 
 #include "rumpuser_int.h"
 
-extern "C" int rumpuser_clock_gettime(int clock, int64_t* sec, long* nsec) {
+namespace rumpuser_int::pth {
+
+int clock_read(int clock, int64_t* sec, long* nsec) {
   clockid_t id;
   switch (clock) {
     case RUMPUSER_CLOCK_RELWALL: id = CLOCK_REALTIME; break;
@@ -16,20 +19,20 @@ extern "C" int rumpuser_clock_gettime(int clock, int64_t* sec, long* nsec) {
     default: return EINVAL;
   }
   struct timespec ts;
-  if (clock_gettime(id, &ts) != 0) return errno;
+  if (::clock_gettime(id, &ts) != 0) return errno;
   *sec = ts.tv_sec;
   *nsec = ts.tv_nsec;
   return 0;
 }
 
-extern "C" int rumpuser_clock_sleep(int clock, int64_t sec, long nsec) {
+int clock_sleep(int clock, int64_t sec, long nsec) {
   if (clock != RUMPUSER_CLOCK_RELWALL && clock != RUMPUSER_CLOCK_ABSMONO) return EINVAL;
   if (sec < 0 || nsec < 0 || nsec >= 1000000000L) return EINVAL;
   struct timespec ts;
   ts.tv_sec = static_cast<time_t>(sec);
   ts.tv_nsec = nsec;
 
-  rumpuser_int::KlockWrap wrap;
+  KlockWrap wrap;
   int rv;
   if (clock == RUMPUSER_CLOCK_RELWALL) {
     // The remainder carries over an interruption, so the total sleep is
@@ -42,3 +45,5 @@ extern "C" int rumpuser_clock_sleep(int clock, int64_t sec, long nsec) {
   }
   return rv;
 }
+
+}  // namespace rumpuser_int::pth

@@ -1,5 +1,5 @@
-// pth.cc: threads, the current LWP, mutexes, rwlocks and condition
-// variables on POSIX threads.
+// pth.cc: the "pthread" backend: threads, mutexes, rwlocks and condition
+// variables on POSIX threads (its clocks are in clock.cc).
 //
 // Every operation that can block on another thread gives the calling
 // thread's virtual CPU back while it blocks (KlockWrap, NetBSD's
@@ -19,14 +19,11 @@
 
 #include "rumpuser_int.h"
 
-namespace rumpuser_int {
-thread_local constinit struct lwp* curlwp_tls __attribute__((tls_model("initial-exec"))) =
-    nullptr;
-}  // namespace rumpuser_int
-
 using rumpuser_int::curlwp;
 using rumpuser_int::KlockWrap;
 using rumpuser_int::wrap_hyp;
+
+namespace rumpuser_int::pth {
 
 namespace {
 
@@ -63,7 +60,7 @@ void* thread_trampoline(void* p) {
 
 }  // namespace
 
-extern "C" int rumpuser_thread_create(void* (*fn)(void*), void* arg, const char* name,
+int thread_create(void* (*fn)(void*), void* arg, const char* name,
                                       int mustjoin, int /*priority*/, int /*cpuidx*/,
                                       void** cookie) {
   auto* start = new ThreadStart{fn, arg, {}};
@@ -94,9 +91,9 @@ extern "C" int rumpuser_thread_create(void* (*fn)(void*), void* arg, const char*
   return 0;
 }
 
-extern "C" void rumpuser_thread_exit(void) { pthread_exit(nullptr); }
+void thread_exit(void) { pthread_exit(nullptr); }
 
-extern "C" int rumpuser_thread_join(void* cookie) {
+int thread_join(void* cookie) {
   if (cookie == nullptr) return EINVAL;
   auto* tid = static_cast<pthread_t*>(cookie);
   int rv;
@@ -109,35 +106,20 @@ extern "C" int rumpuser_thread_join(void* cookie) {
 }
 
 // ---------------------------------------------------------------------------
-// The current LWP
-
-extern "C" void rumpuser_curlwpop(int op, struct lwp* l) {
-  switch (op) {
-    case RUMPUSER_LWP_CREATE:
-    case RUMPUSER_LWP_DESTROY:
-      // Nothing per LWP to set up or tear down with pthreads.
-      break;
-    case RUMPUSER_LWP_SET:
-      rumpuser_int::curlwp_tls = l;
-      break;
-    case RUMPUSER_LWP_CLEAR:
-      rumpuser_int::curlwp_tls = nullptr;
-      break;
-  }
-}
-
-extern "C" struct lwp* rumpuser_curlwp(void) { return rumpuser_int::curlwp_tls; }
-
-// ---------------------------------------------------------------------------
 // Mutexes
 
+}  // namespace rumpuser_int::pth
+
 struct rumpuser_mtx {
+  rumpuser_object hdr;
   pthread_mutex_t pthmtx;
   // RUMPUSER_MTX_KMUTEX: the LWP that holds it. Written by the holder,
   // read by anyone through rumpuser_mutex_owner.
   std::atomic<struct lwp*> owner{nullptr};
   int flags;
 };
+
+namespace rumpuser_int::pth {
 
 namespace {
 
@@ -150,8 +132,9 @@ inline void mtx_clear_owner(rumpuser_mtx* mtx) {
 
 }  // namespace
 
-extern "C" void rumpuser_mutex_init(struct rumpuser_mtx** mtxp, int flags) {
+void mutex_init(struct rumpuser_mtx** mtxp, int flags) {
   auto* mtx = new rumpuser_mtx;
+  mtx->hdr.ro_backend = &backend;
   mtx->flags = flags;
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
@@ -163,14 +146,14 @@ extern "C" void rumpuser_mutex_init(struct rumpuser_mtx** mtxp, int flags) {
   *mtxp = mtx;
 }
 
-extern "C" void rumpuser_mutex_enter_nowrap(struct rumpuser_mtx* mtx) {
+void mutex_enter_nowrap(struct rumpuser_mtx* mtx) {
   nofail(pthread_mutex_lock(&mtx->pthmtx), "mutex_enter_nowrap");
   mtx_set_owner(mtx);
 }
 
-extern "C" void rumpuser_mutex_enter(struct rumpuser_mtx* mtx) {
+void mutex_enter(struct rumpuser_mtx* mtx) {
   if (mtx->flags & RUMPUSER_MTX_SPIN) {
-    rumpuser_mutex_enter_nowrap(mtx);
+    mutex_enter_nowrap(mtx);
     return;
   }
   if (pthread_mutex_trylock(&mtx->pthmtx) != 0) {
@@ -180,23 +163,23 @@ extern "C" void rumpuser_mutex_enter(struct rumpuser_mtx* mtx) {
   mtx_set_owner(mtx);
 }
 
-extern "C" int rumpuser_mutex_tryenter(struct rumpuser_mtx* mtx) {
+int mutex_tryenter(struct rumpuser_mtx* mtx) {
   int rv = pthread_mutex_trylock(&mtx->pthmtx);
   if (rv == 0) mtx_set_owner(mtx);
   return rv == 0 ? 0 : EBUSY;
 }
 
-extern "C" void rumpuser_mutex_exit(struct rumpuser_mtx* mtx) {
+void mutex_exit(struct rumpuser_mtx* mtx) {
   mtx_clear_owner(mtx);
   nofail(pthread_mutex_unlock(&mtx->pthmtx), "mutex_exit");
 }
 
-extern "C" void rumpuser_mutex_destroy(struct rumpuser_mtx* mtx) {
+void mutex_destroy(struct rumpuser_mtx* mtx) {
   nofail(pthread_mutex_destroy(&mtx->pthmtx), "mutex_destroy");
   delete mtx;
 }
 
-extern "C" void rumpuser_mutex_owner(struct rumpuser_mtx* mtx, struct lwp** lp) {
+void mutex_owner(struct rumpuser_mtx* mtx, struct lwp** lp) {
   *lp = (mtx->flags & RUMPUSER_MTX_KMUTEX) ? mtx->owner.load(std::memory_order_relaxed)
                                            : nullptr;
 }
@@ -208,7 +191,10 @@ extern "C" void rumpuser_mutex_owner(struct rumpuser_mtx* mtx, struct lwp** lp) 
 // upgrade and downgrade are atomic. Waiting writers hold back new readers,
 // so a stream of readers cannot starve a writer.
 
+}  // namespace rumpuser_int::pth
+
 struct rumpuser_rw {
+  rumpuser_object hdr;
   pthread_mutex_t mtx;
   pthread_cond_t readers_cv;
   pthread_cond_t writers_cv;
@@ -220,6 +206,8 @@ struct rumpuser_rw {
   struct lwp* writer_lwp = nullptr;
   pthread_t writer_thread{};
 };
+
+namespace rumpuser_int::pth {
 
 namespace {
 
@@ -259,15 +247,16 @@ void rw_wake_locked(rumpuser_rw* rw) {
 
 }  // namespace
 
-extern "C" void rumpuser_rw_init(struct rumpuser_rw** rwp) {
+void rw_init(struct rumpuser_rw** rwp) {
   auto* rw = new rumpuser_rw;
+  rw->hdr.ro_backend = &backend;
   nofail(pthread_mutex_init(&rw->mtx, nullptr), "rw_init");
   nofail(pthread_cond_init(&rw->readers_cv, nullptr), "rw_init");
   nofail(pthread_cond_init(&rw->writers_cv, nullptr), "rw_init");
   *rwp = rw;
 }
 
-extern "C" void rumpuser_rw_enter(int op, struct rumpuser_rw* rw) {
+void rw_enter(int op, struct rumpuser_rw* rw) {
   pthread_mutex_lock(&rw->mtx);
   bool got = rw_try_locked(op, rw);
   pthread_mutex_unlock(&rw->mtx);
@@ -279,14 +268,14 @@ extern "C" void rumpuser_rw_enter(int op, struct rumpuser_rw* rw) {
   pthread_mutex_unlock(&rw->mtx);
 }
 
-extern "C" int rumpuser_rw_tryenter(int op, struct rumpuser_rw* rw) {
+int rw_tryenter(int op, struct rumpuser_rw* rw) {
   pthread_mutex_lock(&rw->mtx);
   bool got = rw_try_locked(op, rw);
   pthread_mutex_unlock(&rw->mtx);
   return got ? 0 : EBUSY;
 }
 
-extern "C" int rumpuser_rw_tryupgrade(struct rumpuser_rw* rw) {
+int rw_tryupgrade(struct rumpuser_rw* rw) {
   int rv = EBUSY;
   pthread_mutex_lock(&rw->mtx);
   // The caller holds a read lock; it is the only reader iff the count is 1.
@@ -301,7 +290,7 @@ extern "C" int rumpuser_rw_tryupgrade(struct rumpuser_rw* rw) {
   return rv;
 }
 
-extern "C" void rumpuser_rw_downgrade(struct rumpuser_rw* rw) {
+void rw_downgrade(struct rumpuser_rw* rw) {
   pthread_mutex_lock(&rw->mtx);
   rw->writer = false;
   rw->writer_lwp = nullptr;
@@ -312,7 +301,7 @@ extern "C" void rumpuser_rw_downgrade(struct rumpuser_rw* rw) {
   pthread_mutex_unlock(&rw->mtx);
 }
 
-extern "C" void rumpuser_rw_exit(struct rumpuser_rw* rw) {
+void rw_exit(struct rumpuser_rw* rw) {
   pthread_mutex_lock(&rw->mtx);
   if (rw->writer) {
     rw->writer = false;
@@ -328,7 +317,7 @@ extern "C" void rumpuser_rw_exit(struct rumpuser_rw* rw) {
 }
 
 // Approximate for readers (any reader counts), exact for the writer.
-extern "C" void rumpuser_rw_held(int op, struct rumpuser_rw* rw, int* heldp) {
+void rw_held(int op, struct rumpuser_rw* rw, int* heldp) {
   pthread_mutex_lock(&rw->mtx);
   if (op == RUMPUSER_RW_WRITER) {
     struct lwp* l = curlwp();
@@ -341,7 +330,7 @@ extern "C" void rumpuser_rw_held(int op, struct rumpuser_rw* rw, int* heldp) {
   pthread_mutex_unlock(&rw->mtx);
 }
 
-extern "C" void rumpuser_rw_destroy(struct rumpuser_rw* rw) {
+void rw_destroy(struct rumpuser_rw* rw) {
   nofail(pthread_cond_destroy(&rw->writers_cv), "rw_destroy");
   nofail(pthread_cond_destroy(&rw->readers_cv), "rw_destroy");
   nofail(pthread_mutex_destroy(&rw->mtx), "rw_destroy");
@@ -351,14 +340,20 @@ extern "C" void rumpuser_rw_destroy(struct rumpuser_rw* rw) {
 // ---------------------------------------------------------------------------
 // Condition variables
 
+}  // namespace rumpuser_int::pth
+
 struct rumpuser_cv {
+  rumpuser_object hdr;
   pthread_cond_t pthcv;
   // Threads inside a wait. Changed under the interlock, read by anyone.
   std::atomic<int> nwaiters{0};
 };
 
-extern "C" void rumpuser_cv_init(struct rumpuser_cv** cvp) {
+namespace rumpuser_int::pth {
+
+void cv_init(struct rumpuser_cv** cvp) {
   auto* cv = new rumpuser_cv;
+  cv->hdr.ro_backend = &backend;
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
   // Timed waits are relative: measure them on the clock that does not jump.
@@ -368,7 +363,7 @@ extern "C" void rumpuser_cv_init(struct rumpuser_cv** cvp) {
   *cvp = cv;
 }
 
-extern "C" void rumpuser_cv_destroy(struct rumpuser_cv* cv) {
+void cv_destroy(struct rumpuser_cv* cv) {
   nofail(pthread_cond_destroy(&cv->pthcv), "cv_destroy");
   delete cv;
 }
@@ -404,9 +399,9 @@ int cv_wait_common(rumpuser_cv* cv, rumpuser_mtx* mtx, const struct timespec* de
     nofail(pthread_mutex_unlock(&mtx->pthmtx), "cv_wait");
     hyp->hyp_backend_schedule(nlocks, nullptr);
     if (mtx->flags & RUMPUSER_MTX_SPIN) {
-      rumpuser_mutex_enter_nowrap(mtx);
+      mutex_enter_nowrap(mtx);
     } else {
-      rumpuser_mutex_enter(mtx);
+      mutex_enter(mtx);
     }
   }
   if (rv != 0 && rv != ETIMEDOUT) nofail(rv, "cv_wait");
@@ -415,15 +410,15 @@ int cv_wait_common(rumpuser_cv* cv, rumpuser_mtx* mtx, const struct timespec* de
 
 }  // namespace
 
-extern "C" void rumpuser_cv_wait(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx) {
+void cv_wait(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx) {
   cv_wait_common(cv, mtx, nullptr, true);
 }
 
-extern "C" void rumpuser_cv_wait_nowrap(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx) {
+void cv_wait_nowrap(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx) {
   cv_wait_common(cv, mtx, nullptr, false);
 }
 
-extern "C" int rumpuser_cv_timedwait(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx,
+int cv_timedwait(struct rumpuser_cv* cv, struct rumpuser_mtx* mtx,
                                      int64_t sec, int64_t nsec) {
   // Relative interval to an absolute monotonic deadline; a non-positive
   // interval still waits zero time and reports ETIMEDOUT.
@@ -435,7 +430,7 @@ extern "C" int rumpuser_cv_timedwait(struct rumpuser_cv* cv, struct rumpuser_mtx
   }
   if (sec < 0) sec = nsec = 0;
   struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  ::clock_gettime(CLOCK_MONOTONIC, &deadline);
   deadline.tv_nsec += static_cast<long>(nsec);
   if (deadline.tv_nsec >= 1000000000L) {
     deadline.tv_nsec -= 1000000000L;
@@ -446,12 +441,55 @@ extern "C" int rumpuser_cv_timedwait(struct rumpuser_cv* cv, struct rumpuser_mtx
   return cv_wait_common(cv, mtx, &deadline, true);
 }
 
-extern "C" void rumpuser_cv_signal(struct rumpuser_cv* cv) { pthread_cond_signal(&cv->pthcv); }
+void cv_signal(struct rumpuser_cv* cv) { pthread_cond_signal(&cv->pthcv); }
 
-extern "C" void rumpuser_cv_broadcast(struct rumpuser_cv* cv) {
+void cv_broadcast(struct rumpuser_cv* cv) {
   pthread_cond_broadcast(&cv->pthcv);
 }
 
-extern "C" void rumpuser_cv_has_waiters(struct rumpuser_cv* cv, int* waitersp) {
+void cv_has_waiters(struct rumpuser_cv* cv, int* waitersp) {
   *waitersp = cv->nwaiters.load(std::memory_order_relaxed);
 }
+
+// ---------------------------------------------------------------------------
+// The table
+
+void lwpop(int, struct lwp*) {
+  // Nothing per LWP to set up or tear down with host threads.
+}
+
+const rumpuser_backend backend = {
+    .rb_version = RUMPUSER_BACKEND_VERSION,
+    .rb_name = "pthread",
+    .thread_create = thread_create,
+    .thread_exit = thread_exit,
+    .thread_join = thread_join,
+    .lwpop = lwpop,
+    .mutex_init = mutex_init,
+    .mutex_enter = mutex_enter,
+    .mutex_enter_nowrap = mutex_enter_nowrap,
+    .mutex_tryenter = mutex_tryenter,
+    .mutex_exit = mutex_exit,
+    .mutex_destroy = mutex_destroy,
+    .mutex_owner = mutex_owner,
+    .rw_init = rw_init,
+    .rw_enter = rw_enter,
+    .rw_tryenter = rw_tryenter,
+    .rw_tryupgrade = rw_tryupgrade,
+    .rw_downgrade = rw_downgrade,
+    .rw_exit = rw_exit,
+    .rw_held = rw_held,
+    .rw_destroy = rw_destroy,
+    .cv_init = cv_init,
+    .cv_destroy = cv_destroy,
+    .cv_wait = cv_wait,
+    .cv_wait_nowrap = cv_wait_nowrap,
+    .cv_timedwait = cv_timedwait,
+    .cv_signal = cv_signal,
+    .cv_broadcast = cv_broadcast,
+    .cv_has_waiters = cv_has_waiters,
+    .clock_gettime = clock_read,
+    .clock_sleep = clock_sleep,
+};
+
+}  // namespace rumpuser_int::pth

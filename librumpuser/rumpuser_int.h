@@ -1,11 +1,12 @@
 // rumpuser_int.h: state and helpers shared by the files of librumpuser.
 // Internal to librumpuser; nothing outside this folder may include it.
 //
-// Two pieces of process-wide state live here: the upcall table installed by
-// rumpuser_init (shared by every kernel of the process) and the calling
-// thread's LWP. Together they decide whether a blocking hypercall gives its
-// virtual CPU back: only a thread that has an LWP holds a CPU, and only a
-// process with a kernel has a scheduler to give it back to.
+// Process-wide state lives here: the upcall table installed by
+// rumpuser_init (shared by every kernel of the process), the calling
+// thread's backend, and the calling thread's LWP. The upcall table and the
+// LWP decide whether a blocking hypercall gives its virtual CPU back: only
+// a thread that has an LWP holds a CPU, and only a process with a kernel
+// has a scheduler to give it back to.
 #pragma once
 
 #include <rump/rumpuser.h>
@@ -18,6 +19,22 @@ namespace rumpuser_int {
 // The upcall table, or null before the first rumpuser_init. The table
 // itself belongs to the kernel and must outlive every hypercall.
 extern std::atomic<const rumpuser_hyperup*> hyp;
+
+// The "pthread" backend (pth.cc, clock.cc).
+namespace pth {
+extern const rumpuser_backend backend;
+int clock_read(int clock, int64_t* sec, long* nsec);
+int clock_sleep(int clock, int64_t sec, long nsec);
+}  // namespace pth
+
+// The calling thread's backend; null means pth::backend.
+extern thread_local constinit const rumpuser_backend* backend_tls
+    __attribute__((tls_model("initial-exec")));
+
+inline const rumpuser_backend* thread_backend() {
+  const rumpuser_backend* be = backend_tls;
+  return be != nullptr ? be : &pth::backend;
+}
 
 // The calling thread's LWP. initial-exec: one %fs-relative load, no
 // __tls_get_addr, so rumpuser_curlwp() and the KLOCK checks stay cheap.

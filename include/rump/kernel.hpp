@@ -41,6 +41,7 @@ struct BootConfig {
   int verbose = -1;        // -1: RUMP_VERBOSE
   int maxproc = 0;         // 0: 4096
   int pid_max = 0;         // 0: 32768
+  std::string backend;     // empty: RUMP_BACKEND, else "pthread"
 };
 
 class Kernel;
@@ -99,6 +100,7 @@ class Kernel {
     c.verbose = cfg.verbose;
     c.maxproc = cfg.maxproc;
     c.pid_max = cfg.pid_max;
+    c.backend = cfg.backend.empty() ? nullptr : cfg.backend.c_str();
     struct rump_kernel* k = nullptr;
     int e = rump_kernel_boot(&c, &k);
     if (e != 0) return status_from_errno(e, "rump_kernel_boot");

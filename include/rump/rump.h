@@ -27,7 +27,8 @@ struct lwp;
 struct rump_kernel;
 
 /* Boots the default kernel from the environment (RUMP_NCPU, RUMP_MEMLIMIT,
- * RUMP_HOSTNAME, RUMP_VERBOSE). Idempotent: 0 if it is already up. */
+ * RUMP_HOSTNAME, RUMP_VERBOSE, RUMP_BACKEND). Idempotent: 0 if it is
+ * already up. */
 int rump_init(void);
 
 struct rump_boot_config {
@@ -37,6 +38,8 @@ struct rump_boot_config {
 	int verbose;          /* -1: RUMP_VERBOSE; 1: messages to the console */
 	int maxproc;          /* 0: 4096 */
 	int pid_max;          /* 0: 32768 */
+	const char *backend;  /* hypercall backend (rumpuser.h); NULL: RUMP_BACKEND,
+	                         else "pthread". An unknown name is EINVAL. */
 };
 /* Fills c with the defaults (every field "from the environment"). */
 void rump_boot_config_init(struct rump_boot_config *c);

@@ -21,6 +21,13 @@
  * Several kernels may live in one process. The upcalls carry no kernel
  * argument: the kernel finds itself through rumpuser_curlwp(). rumpuser_init
  * may be called once per kernel; every call must pass the same upcall table.
+ *
+ * Backends. The hypercalls that create threads, wait and tell time (threads,
+ * mutexes, rwlocks, condition variables, clocks) are served by a backend,
+ * and each kernel chooses its own at boot (see "Backends" below): "pthread"
+ * (host threads and clocks, the default) or any backend registered with
+ * rumpuser_backend_register. Memory, host files, entropy and the console are
+ * the host's for every backend.
  */
 #ifndef RUMP_RUMPUSER_H_
 #define RUMP_RUMPUSER_H_
@@ -226,6 +233,93 @@ int rumpuser_cv_timedwait(struct rumpuser_cv *cv, struct rumpuser_mtx *mtx,
 void rumpuser_cv_signal(struct rumpuser_cv *cv);
 void rumpuser_cv_broadcast(struct rumpuser_cv *cv);
 void rumpuser_cv_has_waiters(struct rumpuser_cv *cv, int *waitersp);
+
+/*
+ * Backends.
+ *
+ * A backend is a table of the scheduling hypercalls. rumpuser_mutex_enter
+ * and the other functions above dispatch to it:
+ * - a mutex, rwlock or condition variable is served by the backend that
+ *   made it, for its whole life: every such object begins with a struct
+ *   rumpuser_object naming its backend. A condition variable waits only
+ *   with a mutex of its own backend;
+ * - a thread is served by the backend that created it
+ *   (rumpuser_thread_create); thread_join goes to that backend too;
+ * - everything else (making objects and threads, clocks, LWP creation and
+ *   destruction notices) goes to the calling thread's backend, which a
+ *   kernel sets with rumpuser_backend_switch whenever a host thread enters
+ *   it. A thread that never switched is served by "pthread".
+ *
+ * The calling thread's LWP (RUMPUSER_LWP_SET/CLEAR, rumpuser_curlwp) is
+ * kept by the dispatcher itself, so that the kernel's entry path pays no
+ * dispatch; a backend that runs several LWPs on one host thread saves and
+ * restores it with rumpuser_curlwpop when it switches between them, and is
+ * told of RUMPUSER_LWP_CREATE and RUMPUSER_LWP_DESTROY through lwpop.
+ *
+ * Every member must be set. The semantics of each are those of the
+ * hypercall of the same name, including giving the virtual CPU back
+ * through the upcalls while blocking.
+ */
+#define RUMPUSER_BACKEND_VERSION 1
+
+struct rumpuser_backend;
+
+struct rumpuser_object {
+	const struct rumpuser_backend *ro_backend;
+};
+
+struct rumpuser_backend {
+	int rb_version; /* RUMPUSER_BACKEND_VERSION */
+	const char *rb_name; /* at most 31 characters */
+
+	int (*thread_create)(void *(*)(void *), void *, const char *, int, int,
+	    int, void **);
+	void (*thread_exit)(void) __attribute__((__noreturn__));
+	int (*thread_join)(void *);
+	void (*lwpop)(int, struct lwp *); /* CREATE and DESTROY */
+
+	void (*mutex_init)(struct rumpuser_mtx **, int);
+	void (*mutex_enter)(struct rumpuser_mtx *);
+	void (*mutex_enter_nowrap)(struct rumpuser_mtx *);
+	int (*mutex_tryenter)(struct rumpuser_mtx *);
+	void (*mutex_exit)(struct rumpuser_mtx *);
+	void (*mutex_destroy)(struct rumpuser_mtx *);
+	void (*mutex_owner)(struct rumpuser_mtx *, struct lwp **);
+
+	void (*rw_init)(struct rumpuser_rw **);
+	void (*rw_enter)(int, struct rumpuser_rw *);
+	int (*rw_tryenter)(int, struct rumpuser_rw *);
+	int (*rw_tryupgrade)(struct rumpuser_rw *);
+	void (*rw_downgrade)(struct rumpuser_rw *);
+	void (*rw_exit)(struct rumpuser_rw *);
+	void (*rw_held)(int, struct rumpuser_rw *, int *);
+	void (*rw_destroy)(struct rumpuser_rw *);
+
+	void (*cv_init)(struct rumpuser_cv **);
+	void (*cv_destroy)(struct rumpuser_cv *);
+	void (*cv_wait)(struct rumpuser_cv *, struct rumpuser_mtx *);
+	void (*cv_wait_nowrap)(struct rumpuser_cv *, struct rumpuser_mtx *);
+	int (*cv_timedwait)(struct rumpuser_cv *, struct rumpuser_mtx *,
+	    int64_t, int64_t);
+	void (*cv_signal)(struct rumpuser_cv *);
+	void (*cv_broadcast)(struct rumpuser_cv *);
+	void (*cv_has_waiters)(struct rumpuser_cv *, int *);
+
+	int (*clock_gettime)(int, int64_t *, long *);
+	int (*clock_sleep)(int, int64_t, long);
+};
+
+/* Makes a backend known by its name. The table must outlive the process's
+ * use of it. 0, EINVAL (wrong version, no name or a member unset), EEXIST
+ * (the name is taken) or ENOMEM (too many backends). */
+int rumpuser_backend_register(const struct rumpuser_backend *be);
+/* The backend called name. NULL or "": the RUMP_BACKEND parameter, else
+ * "pthread". 0 or ENOENT. */
+int rumpuser_backend_find(const char *name, const struct rumpuser_backend **bep);
+/* Makes be (NULL: "pthread") the calling thread's backend; returns the one
+ * it had. */
+const struct rumpuser_backend *rumpuser_backend_switch(
+    const struct rumpuser_backend *be);
 
 #ifdef __cplusplus
 }

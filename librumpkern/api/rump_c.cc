@@ -20,6 +20,7 @@ struct rump_kernel* to(Kernel* k) { return reinterpret_cast<struct rump_kernel*>
 rumpuser_mtx* init_lock() {
   static rumpuser_mtx* m = [] {
     rumpuser_mtx* x;
+    rump::BackendScope scope(nullptr);  // process-wide: the default backend's
     rumpuser_mutex_init(&x, RUMPUSER_MTX_SPIN);
     return x;
   }();
@@ -35,6 +36,7 @@ rump::BootConfig to_config(const struct rump_boot_config* c) {
   b.verbose = c->verbose;
   if (c->maxproc > 0) b.maxproc = c->maxproc;
   if (c->pid_max > 0) b.pid_max = c->pid_max;
+  if (c->backend) std::strncpy(b.backend, c->backend, sizeof b.backend - 1);
   return b;
 }
 
@@ -66,7 +68,8 @@ void rump_boot_config_init(struct rump_boot_config* c) {
 int rump_kernel_boot(const struct rump_boot_config* c, struct rump_kernel** kp) {
   if (!kp) return EINVAL;
   if (c && (c->ncpu < 0 || c->ncpu > 256 || c->maxproc < 0 || c->pid_max < 0 ||
-            (c->hostname && std::strlen(c->hostname) > 64)))
+            (c->hostname && std::strlen(c->hostname) > 64) ||
+            (c->backend && std::strlen(c->backend) > 31)))
     return EINVAL;
   rump::BootConfig b = to_config(c);
   if (!c) b.verbose = -1;

@@ -21,6 +21,7 @@ struct Registry {
 Registry& registry() {
   static Registry r = [] {
     Registry x;
+    BackendScope scope(nullptr);  // process-wide: the default backend's
     rumpuser_mutex_init(&x.mtx, RUMPUSER_MTX_SPIN);
     return x;
   }();
@@ -74,6 +75,7 @@ inline void check_epoch(ThreadCtx& t) {
 // thread that has no usable LWP of its own (making or freeing one).
 template <class Fn>
 void with_temp_lwp(Kernel& k, Fn&& fn) {
+  BackendScope scope(k.backend_);
   Lwp tmp(k, *k.init_, 0, Lwp::Kind::kKthread);
   struct lwp* prev = rumpuser_curlwp();
   rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(&tmp));
@@ -244,6 +246,12 @@ namespace {
 
 // The kernel-entry path; `t` has been checked against the halt epoch.
 inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
+  // The thread's hypercalls go to k's backend from here on (until it
+  // enters a kernel with another one).
+  if (__builtin_expect(t.backend != k.backend_, 0)) {
+    rumpuser_backend_switch(k.backend_);
+    t.backend = k.backend_;
+  }
   Lwp* l = (t.bound_k == &k) ? t.bound : nullptr;
   if (l && __builtin_expect(l->dead_.load(std::memory_order_relaxed), 0)) {
     // The process ended while this thread was outside the kernel.

@@ -35,6 +35,10 @@ struct ThreadCtx {
   Kernel* bound_k;
   uint64_t bound_serial;
   Lwp* bound;
+  // The backend the thread's hypercalls go to, as last set on entry
+  // (null: not set yet). Only kernel entry changes it for good; every
+  // other switch (boot, halt, work on a temporary LWP) is scoped.
+  const rumpuser_backend* backend;
   // Implicit LWPs of other kernels this thread used recently, so a thread
   // alternating between kernels keeps one LWP per kernel.
   struct Spare {

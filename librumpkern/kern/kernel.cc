@@ -102,6 +102,11 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   if (int e = hyp_init()) return err(e);
   BootConfig cfg = in;
   boot_config_from_env(cfg);
+  // The backend serves every thread and object of the kernel, from the
+  // first lock the kernel object makes.
+  const rumpuser_backend* be = nullptr;
+  if (rumpuser_backend_find(cfg.backend, &be) != 0) return err(EINVAL);
+  BackendScope scope(be);
 
   // 2. The kernel object and its memory arena (the object itself is not
   // counted: it is the arena's home).
@@ -109,6 +114,7 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   if (rumpuser_malloc(sizeof(Kernel), alignof(Kernel), &mem) != 0) return err(ENOMEM);
   Kernel* k = new (mem) Kernel(cfg.memlimit, g_serial.fetch_add(1) + 1);
   k->cfg_ = cfg;
+  k->backend_ = be;
   k->verbose_ = cfg.verbose;
   k->maxproc_ = cfg.maxproc;
   k->boot_time_ns_ = mono_now_ns();
@@ -214,6 +220,7 @@ Result<void> Kernel::boot_locked(const BootConfig& cfg) {
 }
 
 void Kernel::halt() {
+  BackendScope scope(backend_);
   halting_.store(true);
   registry_remove(this);
   if (lwp0_) {

@@ -35,10 +35,24 @@ struct BootConfig {
   int verbose = -1;         // -1: RUMP_VERBOSE
   pid_t pid_max = PidAllocator::kDefaultPidMax;
   int maxproc = 4096;
+  char backend[32] = {};    // empty: RUMP_BACKEND, else "pthread"
 };
 
 // Reads RUMP_* parameters into the fields the caller left at their defaults.
 void boot_config_from_env(BootConfig& c);
+
+// Makes be serve the calling thread's scheduling hypercalls (rumpuser.h,
+// "Backends") for a scope; null is the default backend.
+class BackendScope {
+ public:
+  explicit BackendScope(const rumpuser_backend* be) : prev_(rumpuser_backend_switch(be)) {}
+  ~BackendScope() { rumpuser_backend_switch(prev_); }
+  BackendScope(const BackendScope&) = delete;
+  BackendScope& operator=(const BackendScope&) = delete;
+
+ private:
+  const rumpuser_backend* prev_;
+};
 
 class Kernel {
  public:
@@ -113,6 +127,13 @@ class Kernel {
 
   uint64_t serial_;
   BootConfig cfg_;
+
+ public:
+  // The hypercall backend serving this kernel's threads and objects
+  // (rumpuser.h, "Backends"), chosen at boot.
+  const rumpuser_backend* backend_ = nullptr;
+
+ private:
   Scheduler sched_;
   Cpu* cpus_ = nullptr;
   size_t cpus_bytes_ = 0;

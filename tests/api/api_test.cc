@@ -130,3 +130,12 @@ TEST_CASE("boot with a bad configuration reports EINVAL", "[api]") {
   CHECK(rump_kernel_boot(nullptr, nullptr) == EINVAL);
   CHECK(kp == nullptr);
 }
+
+TEST_CASE("the hypercall backend is named at boot", "[api]") {
+  auto bad = rump::Kernel::boot({.ncpu = 1, .verbose = 0, .backend = "no-such-backend"});
+  REQUIRE(!bad.ok());
+  CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+  auto k = rump::Kernel::boot({.ncpu = 1, .verbose = 0, .backend = "pthread"});
+  REQUIRE(k.ok());
+  CHECK(k->run([] { return rump_sys_getpid(); }) == 1);
+}
