@@ -91,7 +91,7 @@ int thread_create(void* (*fn)(void*), void* arg, const char* name,
   return 0;
 }
 
-void thread_exit(void) { pthread_exit(nullptr); }
+__attribute__((__noreturn__)) void thread_exit(void) { pthread_exit(nullptr); }
 
 int thread_join(void* cookie) {
   if (cookie == nullptr) return EINVAL;

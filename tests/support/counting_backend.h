@@ -75,7 +75,7 @@ inline int thread_create(void* (*fn)(void*), void* arg, const char* name, int j,
   mine.threads_made++;
   return inner()->thread_create(fn, arg, name, j, pri, cpu, cookie);
 }
-[[noreturn]] inline void thread_exit() { inner()->thread_exit(); }
+__attribute__((__noreturn__)) inline void thread_exit() { inner()->thread_exit(); }
 inline int thread_join(void* c) {
   counts.threads_joined++;
   return inner()->thread_join(c);

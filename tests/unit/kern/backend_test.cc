@@ -75,7 +75,7 @@ void kthread_body(void* arg) {
 }  // namespace
 
 TEST_CASE("a kernel's threads, objects and clocks are served by the backend it booted with",
-          "[backend]") {
+          "[backend][concurrency]") {
   cb::ensure_registered();
   on_fresh_thread([] {
     long live0 = cb::live_objects();
@@ -135,7 +135,7 @@ TEST_CASE("a kernel's threads, objects and clocks are served by the backend it b
   });
 }
 
-TEST_CASE("one thread alternating between kernels of two backends", "[backend]") {
+TEST_CASE("one thread alternating between kernels of two backends", "[backend][concurrency]") {
   cb::ensure_registered();
   on_fresh_thread([] {
     rump_kernel* a = boot_with(cb::kName);
@@ -153,7 +153,7 @@ TEST_CASE("one thread alternating between kernels of two backends", "[backend]")
   });
 }
 
-TEST_CASE("the backend comes from RUMP_BACKEND when the config names none", "[backend]") {
+TEST_CASE("the backend comes from RUMP_BACKEND when the config names none", "[backend][concurrency]") {
   cb::ensure_registered();
   on_fresh_thread([] {
     long live0 = cb::live_objects();
@@ -176,7 +176,7 @@ TEST_CASE("the backend comes from RUMP_BACKEND when the config names none", "[ba
   });
 }
 
-TEST_CASE("an unknown or overlong backend name is EINVAL and boots nothing", "[backend]") {
+TEST_CASE("an unknown or overlong backend name is EINVAL and boots nothing", "[backend][concurrency]") {
   on_fresh_thread([] {
     rump_boot_config c = rump_test::boot_config({.ncpu = 1, .verbose = 0});
     rump_kernel* k = nullptr;
