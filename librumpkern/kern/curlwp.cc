@@ -75,14 +75,11 @@ inline void check_epoch(ThreadCtx& t) {
 // thread that has no usable LWP of its own (making or freeing one).
 template <class Fn>
 void with_temp_lwp(Kernel& k, Fn&& fn) {
+  // The temporary LWP's own locks are made on k's backend too.
   BackendScope scope(k.backend_);
   Lwp tmp(k, *k.init_, 0, Lwp::Kind::kKthread);
-  struct lwp* prev = rumpuser_curlwp();
-  rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(&tmp));
-  k.sched().schedule(&tmp);
+  RunAs as(k, &tmp);
   fn();
-  k.sched().unschedule(&tmp);
-  rumpuser_curlwpop(RUMPUSER_LWP_SET, prev);
 }
 
 // Gives back an implicit LWP of a kernel that may no longer exist.

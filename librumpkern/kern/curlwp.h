@@ -73,6 +73,31 @@ Lwp* bound_lwp(Kernel& k);
 // Binds the calling thread to l (nullptr: implicit context).
 void bind_lwp(Kernel& k, Lwp* l);
 
+// Runs kernel code as l on a CPU of k for a scope, on k's backend, then
+// gives the CPU back and restores the thread's previous LWP: for work done
+// outside any system call (boot and halt as lwp0; making or freeing an LWP
+// for a thread that has no usable one of its own).
+class RunAs {
+ public:
+  RunAs(Kernel& k, Lwp* l)
+      : k_(k), l_(l), backend_(k.backend_), prev_(rumpuser_curlwp()) {
+    rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(l));
+    k.sched().schedule(l);
+  }
+  ~RunAs() {
+    k_.sched().unschedule(l_);
+    rumpuser_curlwpop(RUMPUSER_LWP_SET, prev_);
+  }
+  RunAs(const RunAs&) = delete;
+  RunAs& operator=(const RunAs&) = delete;
+
+ private:
+  Kernel& k_;
+  Lwp* l_;
+  BackendScope backend_;
+  struct lwp* prev_;
+};
+
 // Runs a system call in k from the calling thread: -errno on failure.
 long syscall_enter(Kernel& k, long nr, const long* args);
 // Halts k after a reboot() (called once the call has left the kernel).

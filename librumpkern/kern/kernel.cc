@@ -37,19 +37,6 @@ bool parse_size(const char* s, size_t* out) {
   return true;
 }
 
-// The scope in which boot and halt run kernel code: lwp0 on a CPU.
-struct AsLwp0 {
-  Kernel& k;
-  explicit AsLwp0(Kernel& kk) : k(kk) {
-    rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(k.lwp0_));
-    k.sched().schedule(k.lwp0_);
-  }
-  ~AsLwp0() {
-    k.sched().unschedule(k.lwp0_);
-    rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);
-  }
-};
-
 }  // namespace
 
 void boot_config_from_env(BootConfig& c) {
@@ -161,7 +148,7 @@ Result<void> Kernel::boot_locked(const BootConfig& cfg) {
   proc0_->state_ = Proc::State::kActive;
   lwp0_ = new (kmem_) Lwp(*this, *proc0_, 0, Lwp::Kind::kKthread);
   if (!lwp0_) return err(ENOMEM);
-  AsLwp0 as(*this);
+  RunAs as(*this, lwp0_);
   {
     MutexLocker g(proc_tree_lock_);
     procs_[0] = proc0_;
@@ -224,7 +211,7 @@ void Kernel::halt() {
   halting_.store(true);
   registry_remove(this);
   if (lwp0_) {
-    AsLwp0 as(*this);
+    RunAs as(*this, lwp0_);
     // Everyone out: interrupt LWPs inside the kernel and wait for them
     // (polling with a growing pause: they leave within microseconds).
     for (long pause_ns = 10 * 1000;; pause_ns = pause_ns < 1000 * 1000 ? pause_ns * 2 : pause_ns) {
