@@ -107,7 +107,9 @@ extern "C" int rumpuser_backend_find(const char* name, const struct rumpuser_bac
   char param[kMaxNameLen + 2];
   if (name == nullptr || name[0] == '\0') {
     name = "pthread";
-    if (rumpuser_getparam("RUMP_BACKEND", param, sizeof param) == 0 && param[0] != '\0') name = param;
+    int rv = rumpuser_getparam("RUMP_BACKEND", param, sizeof param);
+    if (rv == ENOMEM) return ENOENT;  // longer than any backend's name
+    if (rv == 0 && param[0] != '\0') name = param;
   }
   Registry& r = g_registry;
   const rumpuser_backend* found = nullptr;

@@ -66,6 +66,8 @@ TEST_CASE("backends: pthread is there, others register once by a valid name", "[
   CHECK(find(nullptr) == cb::table());
   REQUIRE(setenv("RUMP_BACKEND", "no-such-backend", 1) == 0);
   CHECK(find(nullptr) == nullptr);
+  REQUIRE(setenv("RUMP_BACKEND", "pthread-but-with-a-name-too-long-to-be-any-backend", 1) == 0);
+  CHECK(find(nullptr) == nullptr);
   unsetenv("RUMP_BACKEND");
   CHECK(find(nullptr) == pth);
 }
