@@ -179,6 +179,33 @@ Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd) {
   return {};
 }
 
+Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd) {
+  if (path[0] == '\0') return err(ENOENT);
+  Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
+  Walk w = TRY(start(l));
+  TRY(walk(w, std::move(start_dir), path, false, &nd));
+  if (!follow) return {};
+  Kmem& km = l.kernel().kmem();
+  PathBuf body(km);
+  if (!body.p) return err(ENOMEM);
+  // A trailing slash makes the open EISDIR whatever the name is: the
+  // caller says so without following.
+  while (nd.vp && nd.vp->type() == VType::kLnk && !nd.trailing_slash) {
+    if (++w.symlinks > kMaxSymlinks) return err(ELOOP);
+    Ref<Vnode> link = nd.vp.to_ref();
+    size_t n;
+    {
+      MutexLocker g(link->mount().lock_);
+      n = TRY(link->readlink(body.p, kPathMax));
+    }
+    if (n == 0) return err(ENOENT);
+    Ref<Vnode> dir = nd.dir.to_ref();
+    nd = NameiData{};
+    TRY(walk(w, std::move(dir), std::string_view(body.p, n), false, &nd));
+  }
+  return {};
+}
+
 // --- attribute helpers
 
 Vattr getattr(Vnode& vp) {

@@ -88,6 +88,11 @@ Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags);
 // Resolves all but the last component; nd.vp is the object if it exists
 // (symlinks in the last component are not followed).
 Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd);
+// As namei_parent, for open(O_CREAT): with follow, while the last
+// component is a symlink (and the path has no trailing slash) its target
+// is resolved the same way, so nd ends at the name to open or create: a
+// dangling link creates its target.
+Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd);
 // Lookup of one component in dir (locks dir's mount; crosses mounts).
 Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name);
 

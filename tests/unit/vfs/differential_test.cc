@@ -1,8 +1,8 @@
 // Differential harness: the same scenarios of file operations run against
 // the host kernel (in a fresh mkdtemp directory under /tmp, absolute paths,
-// no chdir) and against a rump kernel (a fresh directory in its tmpfs); the
-// return values, errnos and the observable state (type, mode, nlink, size,
-// sorted directory listings) must agree.
+// no chdir) and against a rump kernel (a directory of the same path in its
+// tmpfs); the return values, errnos and the observable state (type, mode,
+// nlink, size, sorted directory listings) must agree.
 //
 // Deliberate differences (kDifferences below, one place):
 //   * directory st_size: tmpfs-specific (20 bytes per entry on Linux tmpfs,
@@ -41,6 +41,8 @@ namespace {
 // A file-system interface both kernels implement.
 struct Backend {
   std::function<long(const char*, int, mode_t)> open;
+  std::function<long(int, const char*, int, mode_t)> openat;
+  std::function<long(const char*, mode_t)> creat;
   std::function<long(int)> close;
   std::function<long(int, const void*, size_t)> write;
   std::function<long(int, void*, size_t)> read;
@@ -68,6 +70,8 @@ struct Backend {
 Backend host_backend() {
   Backend b;
   b.open = [](const char* p, int f, mode_t m) { return ::open(p, f, m); };
+  b.openat = [](int d, const char* p, int f, mode_t m) { return ::openat(d, p, f, m); };
+  b.creat = [](const char* p, mode_t m) { return ::creat(p, m); };
   b.close = [](int fd) { return ::close(fd); };
   b.write = [](int fd, const void* d, size_t n) { return ::write(fd, d, n); };
   b.read = [](int fd, void* d, size_t n) { return ::read(fd, d, n); };
@@ -98,6 +102,8 @@ Backend host_backend() {
 Backend rump_backend() {
   Backend b;
   b.open = [](const char* p, int f, mode_t m) { return rump_sys_open(p, f, m); };
+  b.openat = [](int d, const char* p, int f, mode_t m) { return rump_sys_openat(d, p, f, m); };
+  b.creat = [](const char* p, mode_t m) { return rump_sys_creat(p, m); };
   b.close = [](int fd) { return rump_sys_close(fd); };
   b.write = [](int fd, const void* d, size_t n) { return rump_sys_write(fd, d, n); };
   b.read = [](int fd, void* d, size_t n) { return rump_sys_read(fd, d, n); };
@@ -138,6 +144,22 @@ Op op_open(std::string rel, int flags, mode_t mode = 0644) {
   return {"open " + rel + " " + std::to_string(flags),
           [=](Backend& b, const std::string& r, std::vector<long>& fds, std::string&) {
             long fd = b.open(P(r, rel).c_str(), flags, mode);
+            fds.push_back(fd);
+            return fd >= 0 ? 0L : fd;
+          }};
+}
+// Opens rel (relative, used verbatim) from the directory open in slot.
+Op op_openat(int dir_slot, std::string rel, int flags, mode_t mode = 0644) {
+  return {"openat #" + std::to_string(dir_slot) + " " + rel + " " + std::to_string(flags),
+          [=](Backend& b, const std::string&, std::vector<long>& fds, std::string&) {
+            long fd = b.openat(static_cast<int>(fds.at(dir_slot)), rel.c_str(), flags, mode);
+            fds.push_back(fd);
+            return fd >= 0 ? 0L : fd;
+          }};
+}
+Op op_creat(std::string rel, mode_t mode = 0644) {
+  return {"creat " + rel, [=](Backend& b, const std::string& r, std::vector<long>& fds, std::string&) {
+            long fd = b.creat(P(r, rel).c_str(), mode);
             fds.push_back(fd);
             return fd >= 0 ? 0L : fd;
           }};
@@ -248,6 +270,12 @@ Op op_symlink(std::string target, std::string c) {
             return b.symlink(target.c_str(), P(r, c).c_str());
           }};
 }
+// An absolute symlink to rel inside the scenario's root.
+Op op_symlink_abs(std::string target_rel, std::string c) {
+  return {"symlink /" + target_rel + " " + c, [=](Backend& b, const std::string& r, std::vector<long>&, std::string&) {
+            return b.symlink(P(r, target_rel).c_str(), P(r, c).c_str());
+          }};
+}
 Op op_readlink(std::string rel) {
   return {"readlink " + rel, [=](Backend& b, const std::string& r, std::vector<long>&, std::string& out) {
             char buf[256];
@@ -326,6 +354,40 @@ std::vector<Scenario> scenarios() {
                 op_symlink("x", "rel"), op_symlink("", "empty"), op_unlink("dl"), op_stat("d", true),
                 op_rmdir("rel"), op_open("l1", O_RDONLY), op_access("rel", F_OK), op_access("dangling", F_OK),
                 op_symlink("d/", "dslash"), op_stat("dslash/f", true)}});
+  // open(O_CREAT) through symlinks: a dangling link creates its target
+  // (relative, absolute, through a chain of links, from an *at directory),
+  // except with O_EXCL or O_NOFOLLOW; trailing slashes are EISDIR.
+  // Descriptors: slot n is the nth open/openat/creat of the scenario.
+  s.push_back({"creat-through-symlinks",
+               {op_mkdir("d"), op_symlink("t1", "l1"), op_open("l1", O_CREAT | O_WRONLY, 0600),  // #0
+                op_write(0, "one"), op_stat("t1", false), op_symlink("d/t2", "l2"),
+                op_open("l2", O_CREAT | O_RDWR, 0640), op_stat("d/t2", false),  // #1
+                op_symlink_abs("d/t3", "l3"), op_creat("l3", 0600), op_write(2, "abs"), op_stat("d/t3", false),  // #2
+                op_symlink("t4", "l4"), op_open("l4", O_CREAT | O_EXCL | O_WRONLY), op_access("t4", F_OK),  // #3
+                op_symlink("t5", "l5"), op_open("l5", O_CREAT | O_NOFOLLOW | O_WRONLY), op_access("t5", F_OK),  // #4
+                op_symlink("nodir/t6", "l6"), op_open("l6", O_CREAT | O_WRONLY),  // #5
+                op_symlink("t7/", "l7"), op_open("l7", O_CREAT | O_WRONLY), op_access("t7", F_OK),  // #6
+                op_symlink("d/", "l8"), op_open("l8", O_CREAT | O_WRONLY),                          // #7
+                op_symlink("l1", "l9"), op_open("l9", O_CREAT | O_WRONLY | O_APPEND), op_write(8, "+"),  // #8
+                op_symlink("l10b", "l10"), op_symlink("t10", "l10b"), op_open("l10", O_CREAT | O_RDWR),  // #9
+                op_stat("t10", false), op_symlink("t11", "l11"), op_open("l11/", O_CREAT | O_WRONLY),  // #10
+                op_access("t11", F_OK), op_open("d", O_RDONLY | O_DIRECTORY),                          // #11
+                op_symlink("t13", "d/l13"), op_openat(11, "l13", O_CREAT | O_WRONLY), op_stat("d/t13", false),  // #12
+                op_symlink("l14", "l14"), op_open("l14", O_CREAT | O_WRONLY),                 // #13
+                op_symlink("t15", "l15"), op_open("l15", O_CREAT | O_WRONLY | O_DIRECTORY),  // #14
+                op_access("t15", F_OK), op_open("t1", O_CREAT | O_EXCL | O_WRONLY),          // #15
+                op_open("t1/", O_CREAT | O_EXCL | O_WRONLY), op_open("t1/", O_CREAT | O_WRONLY),  // #16 #17
+                op_open("d/", O_CREAT | O_EXCL | O_WRONLY), op_open("nx/", O_CREAT | O_EXCL | O_WRONLY),  // #18 #19
+                op_open("l1/", O_CREAT | O_WRONLY), op_open("l8/", O_CREAT | O_WRONLY),  // #20 #21
+                op_symlink("t1/", "l17"), op_open("l17", O_CREAT | O_WRONLY),            // #22
+                op_symlink("..", "l18"), op_open("l18", O_CREAT | O_WRONLY),             // #23
+                op_symlink(".", "l19"), op_open("l19", O_CREAT | O_RDONLY),              // #24
+                op_symlink("d/.", "l20"), op_open("l20", O_CREAT | O_RDONLY),            // #25
+                op_symlink("nx/..", "l21"), op_open("l21", O_CREAT | O_RDONLY),          // #26
+                op_symlink("t1/x", "l22"), op_open("l22", O_CREAT | O_RDONLY),           // #27
+                op_symlink("l26", "l25"), op_symlink("t26/", "l26"), op_open("l25", O_CREAT | O_RDONLY),  // #28
+                op_open("l1", O_CREAT | O_RDWR | O_TRUNC), op_stat("t1", false),  // #29: truncates the target
+                op_open("l1", O_CREAT | O_EXCL | O_RDWR), op_open("l1", O_RDONLY | O_NOFOLLOW)}});  // #30 #31
   s.push_back({"hard-links",
                {op_open("f", O_CREAT | O_WRONLY), op_write(0, "data"), op_close(0), op_link("f", "g"),
                 op_stat("f", true), op_link("f", "g"), op_mkdir("d"), op_link("d", "e"), op_link("nope", "x"),
@@ -447,11 +509,14 @@ TEST_CASE("differential: rump tmpfs agrees with the host kernel", "[vfs][differe
     Outcome h = run(host, hroot, sc);
     remove_tree(hroot);
 
+    // The rump run uses the same path, so absolute symlinks to the
+    // scenario's files are the same bytes in both kernels.
     KernelUp k;
     REQUIRE(rump_sys_umask(022) >= 0);
-    REQUIRE(rump_sys_mkdir("/scratch", 0700) == 0);
+    REQUIRE(rump_sys_mkdir("/tmp", 01777) == 0);
+    REQUIRE(rump_sys_mkdir(hroot.c_str(), 0700) == 0);
     Backend rb = rump_backend();
-    Outcome r = run(rb, "/scratch", sc);
+    Outcome r = run(rb, hroot, sc);
 
     INFO("scenario " << sc.name);
     REQUIRE(h.lines.size() == r.lines.size());
