@@ -50,10 +50,16 @@ struct VfsState : public KObject {
 
 VfsState& vfs_state(Kernel& k);
 
+// Takes m out of the mount table and off the node it covers, then tears
+// its tree down (now, or with lazy when its last user goes). The caller
+// drops the table's reference afterwards.
+void unmount_locked(VfsState& st, Mount& m, bool lazy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mount_lock_);
+
 // --- namei
 enum : int {
   kFollow = 1,        // follow a symlink in the last component
   kEmptyPath = 2,     // "" names the start directory (AT_EMPTY_PATH)
+  kKeepExpiryMark = 4,  // entering a mount leaves its MNT_EXPIRE mark (umount2)
 };
 
 // A resolved path. For lookups of the parent (namei_parent), dir is the
