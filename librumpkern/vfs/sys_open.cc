@@ -280,6 +280,12 @@ Result<long> sys_fcntl(Lwp& l, int fd, int cmd, unsigned long arg) {
 }
 
 Result<long> sys_flock(Lwp& l, int fd, int operation) {
+  // LOCK_MAND never worked and Linux (5.15 on) ignores it; a bad
+  // operation is EINVAL before the descriptor is looked at.
+  constexpr int kLockMand = 32;
+  if (operation & kLockMand) return 0;
+  int op = operation & ~LOCK_NB;
+  if (op != LOCK_SH && op != LOCK_EX && op != LOCK_UN) return err(EINVAL);
   Ref<File> f = TRY(fd_get(l, fd));
   if (!f->vnode()) return err(EINVAL);
   return adv_flock(l, *f, operation);

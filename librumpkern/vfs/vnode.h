@@ -96,14 +96,16 @@ struct Vattr {
 };
 
 // What setattr changes (mask bits) and to what.
+// kCtime: the change time to record is ctime (the clock reading that set
+// atime/mtime to "now"), not a fresh one.
 struct SetAttr {
-  enum : uint32_t { kMode = 1, kUid = 2, kGid = 4, kSize = 8, kAtime = 16, kMtime = 32 };
+  enum : uint32_t { kMode = 1, kUid = 2, kGid = 4, kSize = 8, kAtime = 16, kMtime = 32, kCtime = 64 };
   uint32_t mask = 0;
   mode_t mode = 0;
   uid_t uid = 0;
   gid_t gid = 0;
   uint64_t size = 0;
-  timespec atime{}, mtime{};
+  timespec atime{}, mtime{}, ctime{};
 };
 
 // What a new node gets: the VFS computes owner, group and mode (umask,
