@@ -104,6 +104,10 @@ class File : public KObject, public RefCounted<File> {
 
   // For FileOps implementations (pipe ends, device state).
   void* data_ = nullptr;
+  // A FIFO read end opened O_NONBLOCK with no writer: the pipe's writer
+  // generation at open, so poll holds POLLHUP back until a writer came
+  // (and went). Set before the description is installed.
+  uint64_t pipe_writers_seen_ = 0;
   // Set when OFD or flock locks were taken through this description, so
   // the last close knows to release them (vfs/lock.cc).
   std::atomic<bool> has_adv_locks_{false};

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 
 #include <climits>
+#include <cstdint>
 #include <vector>
 
 #include "kern/copy.h"
@@ -70,14 +71,52 @@ void maybe_free(Vnode& vp) {
 
 bool overlaps(const AdvLock& a, int64_t start, int64_t end) { return a.start <= end && start <= a.end; }
 
+// The first lock in the list that conflicts with want; for an F_UNLCK
+// query (F_OFD_GETLK), the first of want's own owner that overlaps it.
 const AdvLock* find_conflict(AdvState* s, const AdvLock& want) {
   if (!s) return nullptr;
   for (const AdvLock& a : s->locks) {
-    if (a.owner == want.owner) continue;
     if (!overlaps(a, want.start, want.end)) continue;
+    if (want.type == F_UNLCK) {
+      if (a.owner == want.owner) return &a;
+      continue;
+    }
+    if (a.owner == want.owner) continue;
     if (a.type == F_WRLCK || want.type == F_WRLCK) return &a;
   }
   return nullptr;
+}
+
+// Adds want for its owner (whose locks in its range are gone already),
+// merging it with the owner's locks of the same type that it touches, as
+// Linux does: one owner's locks never overlap or abut with the same type,
+// and they sit together in the list, ordered by start, where the owner's
+// first lock was.
+void add_lock(AdvState* s, AdvLock want) {
+  std::vector<AdvLock, KAllocator<AdvLock>> out(s->locks.get_allocator());
+  std::vector<AdvLock, KAllocator<AdvLock>> mine(s->locks.get_allocator());
+  size_t at = SIZE_MAX;
+  for (const AdvLock& a : s->locks) {
+    if (a.owner != want.owner) {
+      out.push_back(a);
+      continue;
+    }
+    if (at == SIZE_MAX) at = out.size();
+    bool touches = (a.end != INT64_MAX && a.end + 1 == want.start) ||
+                   (want.end != INT64_MAX && want.end + 1 == a.start);
+    if (a.type == want.type && touches) {
+      if (a.start < want.start) want.start = a.start;
+      if (a.end > want.end) want.end = a.end;
+      continue;
+    }
+    mine.push_back(a);
+  }
+  if (at == SIZE_MAX) at = out.size();
+  auto pos = mine.begin();
+  while (pos != mine.end() && pos->start < want.start) ++pos;
+  mine.insert(pos, want);
+  out.insert(out.begin() + static_cast<long>(at), mine.begin(), mine.end());
+  s->locks.swap(out);
 }
 
 // Removes owner's locks in [start, end], splitting ones that straddle it.
@@ -158,9 +197,10 @@ Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg) {
   bool ofd = cmd == F_OFD_GETLK || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW;
   bool get = cmd == F_GETLK || cmd == F_OFD_GETLK;
   bool wait = cmd == F_SETLKW || cmd == F_OFD_SETLKW;
-  if (ofd && fl.l_pid != 0) return err(EINVAL);
-  if (fl.l_type != F_RDLCK && fl.l_type != F_WRLCK && fl.l_type != F_UNLCK) return err(EINVAL);
-  if (get && fl.l_type == F_UNLCK) return err(EINVAL);
+  // Linux's order of checks: F_GETLK's type, the range, the type, the
+  // open mode, then an OFD call's l_pid. F_OFD_GETLK takes F_UNLCK: it
+  // then reports a lock of this description itself (Linux 6.7 on).
+  if (cmd == F_GETLK && fl.l_type != F_RDLCK && fl.l_type != F_WRLCK) return err(EINVAL);
   // The range.
   int64_t base;
   switch (fl.l_whence) {
@@ -171,6 +211,7 @@ Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg) {
   }
   int64_t start, end;
   if (__builtin_add_overflow(base, fl.l_start, &start)) return err(EOVERFLOW);
+  if (start < 0) return err(EINVAL);
   if (fl.l_len > 0) {
     if (__builtin_add_overflow(start, fl.l_len - 1, &end)) return err(EOVERFLOW);
   } else if (fl.l_len < 0) {
@@ -180,10 +221,12 @@ Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg) {
     end = INT64_MAX;
   }
   if (start < 0) return err(EINVAL);
+  if (fl.l_type != F_RDLCK && fl.l_type != F_WRLCK && fl.l_type != F_UNLCK) return err(EINVAL);
   if (!get) {
     if (fl.l_type == F_RDLCK && !f.readable()) return err(EBADF);
     if (fl.l_type == F_WRLCK && !f.writable()) return err(EBADF);
   }
+  if (ofd && fl.l_pid != 0) return err(EINVAL);
   const void* owner = ofd ? static_cast<const void*>(&f) : static_cast<const void*>(&l.proc());
   AdvLock want{start, end, fl.l_type, owner, ofd ? -1 : l.proc().pid(), ofd};
   if (ofd) f.has_adv_locks_.store(true);
@@ -238,7 +281,7 @@ Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg) {
   }
   // Replace what the owner had in the range, then add the new lock.
   unlock_range(s, owner, start, end);
-  s->locks.push_back(want);
+  add_lock(s, want);
   st.adv_cv_.broadcast();
   return 0;
 }

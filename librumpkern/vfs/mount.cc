@@ -112,20 +112,6 @@ Result<void> vfs_init(Kernel& k) {
   return {};
 }
 
-void unmount_locked(VfsState& st, Mount& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mount_lock_) {
-  st.mounts_.erase(st.mounts_.iterator_to(m));
-  m.unmounted_ = true;
-  if (m.covered_) {
-    Vnode& c = *m.covered_;
-    MutexLocker g(c.mount().lock_);
-    if (c.mounted_here_ == &m) c.mounted_here_ = nullptr;
-  }
-  {
-    MutexLocker g(m.lock_);
-    m.teardown();
-  }
-}
-
 void vfs_fini(Kernel& k) {
   auto* st = static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]);
   if (!st) return;
@@ -139,13 +125,24 @@ void vfs_fini(Kernel& k) {
       MutexLocker g(st->mount_lock_);
       if (st->mounts_.empty()) break;
       m = &st->mounts_.back();
-      unmount_locked(*st, *m);
+      unmount_locked(*st, *m, false);
     }
     m->unref();
   }
 }
 
 }  // namespace
+
+void unmount_locked(VfsState& st, Mount& m, bool lazy) {
+  st.mounts_.erase(st.mounts_.iterator_to(m));
+  m.unmounted_ = true;
+  if (m.covered_) {
+    Vnode& c = *m.covered_;
+    MutexLocker g(c.mount().lock_);
+    if (c.mounted_here_ == &m) c.mounted_here_ = nullptr;
+  }
+  m.detach(lazy);
+}
 
 VfsState& vfs_state(Kernel& k) { return *static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]); }
 
@@ -223,51 +220,69 @@ Result<long> sys_mount(Lwp& l, UserPtr<char> source, UserPtr<char> target, UserP
   VfsState& st = vfs_state(k);
   m->dev_ = makedev(0, st.next_dev_.fetch_add(1));
   m->covered_ = vp;
+  // Until the mount is in the table, a failure takes its new tree down
+  // again (the root holds the mount: dropping m alone would leak both).
+  absl::Cleanup drop_tree = [&] { m->detach(false); };
   MutexLocker g(st.mount_lock_);
+  // A directory of a detached (or unmounted) tree is no mount point.
+  if (vp->mount().unmounted_) return err(ENOENT);
   {
     MutexLocker vg(vp->mount().lock_);
     if (vp->mounted_here_) return err(EBUSY);
     vp->mounted_here_ = m.get();
   }
+  std::move(drop_tree).Cancel();
   st.mounts_.push_back(*m.leak());
   return 0;
 }
 
+// The order of the checks is Linux's: flags, then the path, then the
+// privilege, then whether the path is a mount's root in this namespace.
 Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
   if (flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW)) return err(EINVAL);
-  if ((flags & MNT_EXPIRE) && (flags & (MNT_FORCE | MNT_DETACH))) return err(EINVAL);
-  if (!l.cred().is_root()) return err(EPERM);
   Kernel& k = l.kernel();
-  char* tpath = static_cast<char*>(k.kmem().alloc(kPathMax));
-  if (!tpath) return err(ENOMEM);
-  absl::Cleanup free_path = [&] { Kmem::free(tpath); };
-  TRY(copyin_path(l, target, tpath));
-  Ref<Vnode> vp = TRY(namei(l, AT_FDCWD, tpath, (flags & UMOUNT_NOFOLLOW) ? 0 : kFollow));
+  PathBuf tpath(k.kmem());
+  if (!tpath.p) return err(ENOMEM);
+  TRY(copyin_path(l, target, tpath.p));
+  // Resolving the target is no use of the mount: it keeps an expiry mark.
+  int nflags = kKeepExpiryMark | ((flags & UMOUNT_NOFOLLOW) ? 0 : kFollow);
+  Ref<Vnode> vp = TRY(namei(l, AT_FDCWD, tpath.p, nflags));
+  if (!l.cred().is_root()) return err(EPERM);
   Mount& m = vp->mount();
   {
     MutexLocker g(m.lock_);
-    if (m.root_.get() != vp.get()) return err(EINVAL);
+    if (m.root_.get() != vp.get() || m.detached_) return err(EINVAL);
   }
+  bool expire = flags & MNT_EXPIRE;
+  if (expire) {
+    if (flags & (MNT_FORCE | MNT_DETACH)) return err(EINVAL);
+    if (&proc_vfs(l.proc()).root()->mount() == &m) return err(EINVAL);
+  }
+  // tmpfs has nothing to abort in flight: MNT_FORCE changes nothing (a busy
+  // mount stays EBUSY), as for Linux's local file systems.
+  bool lazy = flags & MNT_DETACH;
   if (!m.covered_) return err(EBUSY);  // the root file system
-  if (flags & MNT_EXPIRE) return err(EAGAIN);
   VfsState& st = vfs_state(k);
   // Our own reference (vp) is not a user; mounts on top are.
   std::vector<Mount*, KAllocator<Mount*>> victims{KAllocator<Mount*>(k.kmem())};
   {
     MutexLocker g(st.mount_lock_);
     if (m.unmounted_) return err(EINVAL);
-    // Collect m and (for MNT_DETACH) everything mounted below it.
+    // Collect m and (lazily) everything mounted below it: each mount of
+    // the subtree is detached on its own, as Linux disconnects them.
     victims.push_back(&m);
     for (size_t i = 0; i < victims.size(); i++) {
       for (Mount& o : st.mounts_) {
         if (o.covered_ && &o.covered_->mount() == victims[i]) {
-          if (!(flags & MNT_DETACH)) return err(EBUSY);
+          if (!lazy) return err(EBUSY);
           victims.push_back(&o);
         }
       }
     }
-    if (!(flags & MNT_DETACH) && m.users_.load() > 0) return err(EBUSY);
-    for (size_t i = victims.size(); i-- > 0;) unmount_locked(st, *victims[i]);
+    if (!lazy && m.users_.load() > 0) return err(EBUSY);
+    // The first MNT_EXPIRE of an idle mount only marks it.
+    if (expire && !m.expiry_mark_.exchange(true)) return err(EAGAIN);
+    for (size_t i = victims.size(); i-- > 0;) unmount_locked(st, *victims[i], lazy);
   }
   // Drop the table's references; covered_ goes with each Mount.
   for (Mount* v : victims) v->unref();

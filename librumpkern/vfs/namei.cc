@@ -25,11 +25,13 @@ struct Walk {
   Lwp& l;
   Ref<Vnode> root;
   int symlinks = 0;
+  bool keep_expiry = false;  // kKeepExpiryMark
 };
 
 // Follows mounts stacked on vp (vp's mount lock held by the caller when
-// reading mounted_here_; done here with fresh locks).
-Ref<Vnode> cross_down(Ref<Vnode> vp) {
+// reading mounted_here_; done here with fresh locks). Entering a mount is
+// a use of it: its MNT_EXPIRE mark goes, unless keep_expiry.
+Ref<Vnode> cross_down(Ref<Vnode> vp, bool keep_expiry) {
   for (;;) {
     RefPtr<Mount> m;
     {
@@ -39,10 +41,13 @@ Ref<Vnode> cross_down(Ref<Vnode> vp) {
     }
     MutexLocker g(m->lock_);
     if (!m->root_) return vp;  // unmounted meanwhile
+    if (!keep_expiry) clear_expiry_mark(*m);
     Ref<Vnode> r = m->root_.to_ref();
     vp = std::move(r);
   }
 }
+
+Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& dir, std::string_view name, bool keep_expiry);
 
 Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link);
 
@@ -75,12 +80,12 @@ Result<Ref<Vnode>> walk(Walk& w, Ref<Vnode> dir, std::string_view path, bool fol
       nd->last[comp.size()] = '\0';
       nd->trailing_slash = trailing;
       nd->is_dot = comp == "." || comp == "..";
-      Result<Ref<Vnode>> r = lookup_one(w.l, *dir, comp);
+      Result<Ref<Vnode>> r = lookup_in(w.l, *dir, comp, w.keep_expiry);
       if (r.ok()) nd->vp = std::move(r).value();
       else if (r.error() != ENOENT) return err(r.error());
       return dir;
     }
-    Ref<Vnode> next = TRY(lookup_one(w.l, *dir, comp));
+    Ref<Vnode> next = TRY(lookup_in(w.l, *dir, comp, w.keep_expiry));
     if (next->type() == VType::kLnk && (!last || follow_last || trailing))
       next = TRY(read_and_walk(w, dir, *next));
     if (last) {
@@ -131,18 +136,21 @@ Result<Ref<Vnode>> at_dir(Lwp& l, int dirfd, const char* path) {
   return vp;
 }
 
-Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name) {
+namespace {
+
+Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& dir, std::string_view name, bool keep_expiry) {
   Ref<Vnode> d(dir);
   if (name == "..") {
     Ref<Vnode> root = proc_vfs(l.proc()).root();
-    // At a mount's root, ".." is the covered directory's "..".
+    // At a mount's root, ".." is the covered directory's "..". A detached
+    // mount has no parent: its root's ".." is itself.
     for (;;) {
       if (d.get() == root.get()) return d;
       Mount& m = d->mount();
       RefPtr<Vnode> up;
       {
         MutexLocker g(m.lock_);
-        if (m.root_.get() == d.get() || !m.root_) up = m.covered_;
+        if (!m.detached_ && m.root_.get() == d.get()) up = m.covered_;
       }
       if (!up) break;
       d = up.to_ref();
@@ -158,7 +166,13 @@ Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name) {
     return d->lookup(name);
   }());
   if (name == "..") return vp;  // ".." of a mount's root was handled above
-  return cross_down(std::move(vp));
+  return cross_down(std::move(vp), keep_expiry);
+}
+
+}  // namespace
+
+Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name) {
+  return lookup_in(l, dir, name, false);
 }
 
 Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags) {
@@ -168,6 +182,7 @@ Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags) {
     return start_dir;
   }
   Walk w = TRY(start(l));
+  w.keep_expiry = flags & kKeepExpiryMark;
   return walk(w, std::move(start_dir), path, flags & kFollow, nullptr);
 }
 
@@ -176,6 +191,33 @@ Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd) {
   Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
   Walk w = TRY(start(l));
   TRY(walk(w, std::move(start_dir), path, false, &nd));
+  return {};
+}
+
+Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd) {
+  if (path[0] == '\0') return err(ENOENT);
+  Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
+  Walk w = TRY(start(l));
+  TRY(walk(w, std::move(start_dir), path, false, &nd));
+  if (!follow) return {};
+  Kmem& km = l.kernel().kmem();
+  PathBuf body(km);
+  if (!body.p) return err(ENOMEM);
+  // A trailing slash makes the open EISDIR whatever the name is: the
+  // caller says so without following.
+  while (nd.vp && nd.vp->type() == VType::kLnk && !nd.trailing_slash) {
+    if (++w.symlinks > kMaxSymlinks) return err(ELOOP);
+    Ref<Vnode> link = nd.vp.to_ref();
+    size_t n;
+    {
+      MutexLocker g(link->mount().lock_);
+      n = TRY(link->readlink(body.p, kPathMax));
+    }
+    if (n == 0) return err(ENOENT);
+    Ref<Vnode> dir = nd.dir.to_ref();
+    nd = NameiData{};
+    TRY(walk(w, std::move(dir), std::string_view(body.p, n), false, &nd));
+  }
   return {};
 }
 

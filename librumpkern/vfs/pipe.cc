@@ -216,13 +216,15 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
   return done;
 }
 
-short Pipe::poll(bool rd, bool wr, short events, PollTable* pt) {
+short Pipe::poll(bool rd, bool wr, uint64_t writers_seen, short events, PollTable* pt) {
   MutexLocker g(lock_);
   if (pt) pt->add(wq_);
   short mask = 0;
   if (rd) {
     if (len_ > 0) mask |= POLLIN | POLLRDNORM;
-    if (writers_ == 0) mask |= POLLHUP;
+    // A hang-up needs a writer that was there: a FIFO reader that opened
+    // before any writer sees none until one came and went (as Linux).
+    if (writers_ == 0 && w_counter_ != writers_seen) mask |= POLLHUP;
   }
   if (wr) {
     if (len_ < kCapacity) mask |= POLLOUT | POLLWRNORM;
@@ -252,7 +254,7 @@ void Pipe::close_ends(bool rd, bool wr) {
   wq_.wakeup();
 }
 
-Result<void> Pipe::fifo_open(Lwp& l, int flags) {
+Result<uint64_t> Pipe::fifo_open(Lwp& l, int flags) {
   int acc = flags & O_ACCMODE;
   bool rd = acc == O_RDONLY || acc == O_RDWR;
   bool wr = acc == O_WRONLY || acc == O_RDWR;
@@ -268,7 +270,8 @@ Result<void> Pipe::fifo_open(Lwp& l, int flags) {
     if (rwait_) rcv_.broadcast();
   }
   wq_.wakeup();
-  if (nonblock || acc == O_RDWR) return {};
+  if (acc == O_RDONLY && nonblock && writers_ == 0) return w_counter_;
+  if (nonblock || acc == O_RDWR) return uint64_t{0};
   // Wait for a partner: a change of the other side's counter, so a peer
   // that came and went already still counts (as Linux's wait_for_partner).
   int e = 0;
@@ -296,7 +299,7 @@ Result<void> Pipe::fifo_open(Lwp& l, int flags) {
       return err(e);
     }
   }
-  return {};
+  return uint64_t{0};
 }
 
 // --- FileOps
@@ -322,7 +325,7 @@ class PipeFileOps : public FileOps {
     return err(ENOTTY);
   }
   short poll(File& f, short events, PollTable* pt) const override {
-    return pipe_of(f).poll(f.readable(), f.writable(), events, pt);
+    return pipe_of(f).poll(f.readable(), f.writable(), f.pipe_writers_seen_, events, pt);
   }
   // As Linux's pipefs: a FIFO with mode 0600 owned by the creator, size 0.
   Result<void> stat(File& f, struct stat* st) const override {
@@ -367,7 +370,7 @@ Result<const FileOps*> fifo_special_open(Lwp& l, Vnode& vp, File& f, int flags) 
     }
     p->fifo_opens_++;
   }
-  Result<void> r = p->fifo_open(l, flags);
+  Result<uint64_t> r = p->fifo_open(l, flags);
   if (!r.ok()) {
     {
       MutexLocker g(vp.mount().lock_);
@@ -377,6 +380,7 @@ Result<const FileOps*> fifo_special_open(Lwp& l, Vnode& vp, File& f, int flags) 
     return err(r.error());
   }
   f.data_ = p;
+  f.pipe_writers_seen_ = r.value();
   return &g_pipe_ops;
 }
 

@@ -47,14 +47,18 @@ class Pipe : public KObject, public RefCounted<Pipe> {
 
   Result<size_t> read(Lwp& l, Uio& uio, bool nonblock);
   Result<size_t> write(Lwp& l, Uio& uio, bool nonblock);
-  short poll(bool rd, bool wr, short events, PollTable* pt);
+  // writers_seen: the writer generation a FIFO read end was opened at
+  // (File::pipe_writers_seen_): no POLLHUP while no writer came since.
+  short poll(bool rd, bool wr, uint64_t writers_seen, short events, PollTable* pt);
   size_t nread();
   // A description of this pipe opened (pipe(2)) or closed one end.
   void open_ends(bool rd, bool wr);
   void close_ends(bool rd, bool wr);
   // FIFO open: counts the ends in, then waits for the other side as the
-  // open rules say. On failure the ends are counted out again.
-  Result<void> fifo_open(Lwp& l, int flags);
+  // open rules say. On failure the ends are counted out again. Returns the
+  // writer generation a non-blocking read-only open found with no writer
+  // (for poll), else 0.
+  Result<uint64_t> fifo_open(Lwp& l, int flags);
 
   // Opens of the FIFO vnode this pipe is attached to; guarded by that
   // vnode's tree lock.
@@ -89,7 +93,7 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   int rwait_ ABSL_GUARDED_BY(lock_) = 0;  // sleepers on rcv_ / wcv_
   int wwait_ ABSL_GUARDED_BY(lock_) = 0;
   uint64_t r_counter_ ABSL_GUARDED_BY(lock_) = 0;  // read-opens so far (FIFO)
-  uint64_t w_counter_ ABSL_GUARDED_BY(lock_) = 0;
+  uint64_t w_counter_ ABSL_GUARDED_BY(lock_) = 0;  // write-opens so far: the writer generation
 };
 
 // The FileOps of pipe ends and open FIFOs (File::data_ is the Pipe).

@@ -417,9 +417,19 @@ Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
     if (cur.get() == root.get()) break;
     Mount& m = cur->mount();
     RefPtr<Vnode> up;
+    bool detached_root = false;
     {
       MutexLocker g(m.lock_);
-      if (m.root_.get() == cur.get() || !m.root_) up = m.covered_;
+      if (m.root_.get() == cur.get() || !m.root_) {
+        // A detached mount hangs nowhere: the path is unreachable from
+        // the root (Linux: "(unreachable)/...").
+        if (m.detached_) detached_root = true;
+        else up = m.covered_;
+      }
+    }
+    if (detached_root) {
+      unreachable = true;
+      break;
     }
     if (up) {
       cur = up.to_ref();

@@ -110,6 +110,9 @@ namespace {
 
 Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t mode) {
   if (flags & ~kOpenFlagsValid) flags &= kOpenFlagsValid;  // Linux ignores unknown bits
+  // Linux (since 6.4) refuses the pair outright, O_PATH or not, rather than
+  // create a regular file and fail with ENOTDIR.
+  if ((flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY)) return err(EINVAL);
   if ((flags & O_TMPFILE) == O_TMPFILE) {
     int acc = flags & O_ACCMODE;
     if (acc != O_WRONLY && acc != O_RDWR) return err(EINVAL);
@@ -139,24 +142,23 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
     vp = t;
     flags &= ~(O_TMPFILE | O_CREAT | O_EXCL | O_TRUNC);
   } else if (flags & O_CREAT) {
+    // A symlink as the last component is followed to its target, which is
+    // created if missing, except with O_EXCL (EEXIST) or O_NOFOLLOW (ELOOP).
+    bool follow = !(flags & (O_EXCL | O_NOFOLLOW));
     for (int attempt = 0; !vp; attempt++) {
       NameiData nd;
-      TRY(namei_parent(l, dirfd, path.p, nd));
+      TRY(namei_create(l, dirfd, path.p, follow, nd));
+      // A trailing slash (in the path or a followed link) is EISDIR before
+      // anything else, existing or not.
+      if (nd.trailing_slash) return err(EISDIR);
       if (nd.vp) {
         if (flags & O_EXCL) return err(EEXIST);
         if (nd.vp->is_dir() || nd.is_dot) return err(EISDIR);
-        if (nd.vp->type() == VType::kLnk) {
-          if (flags & O_NOFOLLOW) return err(ELOOP);
-          vp = TRY(namei(l, dirfd, path.p, kFollow));
-          if (vp->is_dir()) return err(EISDIR);
-        } else {
-          if (nd.trailing_slash) return err(EISDIR);
-          vp = nd.vp;
-        }
+        if (nd.vp->type() == VType::kLnk) return err(ELOOP);  // O_NOFOLLOW
+        vp = nd.vp;
         break;
       }
       if (nd.is_dot) return err(EISDIR);
-      if (nd.trailing_slash) return err(EISDIR);
       Vattr dva = getattr(*nd.dir);
       Result<Ref<Vnode>> r = create_in(l, nd, new_node(l, dva, VType::kReg, cmode));
       if (r.ok()) {
@@ -278,6 +280,12 @@ Result<long> sys_fcntl(Lwp& l, int fd, int cmd, unsigned long arg) {
 }
 
 Result<long> sys_flock(Lwp& l, int fd, int operation) {
+  // LOCK_MAND never worked and Linux (5.15 on) ignores it; a bad
+  // operation is EINVAL before the descriptor is looked at.
+  constexpr int kLockMand = 32;
+  if (operation & kLockMand) return 0;
+  int op = operation & ~LOCK_NB;
+  if (op != LOCK_SH && op != LOCK_EX && op != LOCK_UN) return err(EINVAL);
   Ref<File> f = TRY(fd_get(l, fd));
   if (!f->vnode()) return err(EINVAL);
   return adv_flock(l, *f, operation);

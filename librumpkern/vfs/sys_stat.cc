@@ -343,8 +343,12 @@ Result<long> sys_utimensat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<st
   } else if (!owner) {
     return err(EPERM);
   }
+  // One clock reading for every time set to now and the change time, as
+  // Linux: UTIME_NOW leaves atime == mtime == ctime.
   timespec now = wall_timespec();
   SetAttr sa;
+  sa.mask = SetAttr::kCtime;
+  sa.ctime = now;
   if (t[0].tv_nsec != UTIME_OMIT) {
     sa.mask |= SetAttr::kAtime;
     sa.atime = t[0].tv_nsec == UTIME_NOW ? now : t[0];

@@ -50,10 +50,16 @@ struct VfsState : public KObject {
 
 VfsState& vfs_state(Kernel& k);
 
+// Takes m out of the mount table and off the node it covers, then tears
+// its tree down (now, or with lazy when its last user goes). The caller
+// drops the table's reference afterwards.
+void unmount_locked(VfsState& st, Mount& m, bool lazy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mount_lock_);
+
 // --- namei
 enum : int {
   kFollow = 1,        // follow a symlink in the last component
   kEmptyPath = 2,     // "" names the start directory (AT_EMPTY_PATH)
+  kKeepExpiryMark = 4,  // entering a mount leaves its MNT_EXPIRE mark (umount2)
 };
 
 // A resolved path. For lookups of the parent (namei_parent), dir is the
@@ -88,6 +94,11 @@ Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags);
 // Resolves all but the last component; nd.vp is the object if it exists
 // (symlinks in the last component are not followed).
 Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd);
+// As namei_parent, for open(O_CREAT): with follow, while the last
+// component is a symlink (and the path has no trailing slash) its target
+// is resolved the same way, so nd ends at the name to open or create: a
+// dangling link creates its target.
+Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd);
 // Lookup of one component in dir (locks dir's mount; crosses mounts).
 Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name);
 

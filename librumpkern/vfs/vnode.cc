@@ -37,6 +37,20 @@ Mount::~Mount() = default;
 
 bool Mount::read_only() const { return flags_.load(std::memory_order_relaxed) & MS_RDONLY; }
 
+// A lazy detach and the last unuse race: whichever of the two sees both
+// "detached" and "no users" under lock_ tears down (teardown runs once:
+// it drops root_).
+void Mount::detach(bool lazy) {
+  MutexLocker g(lock_);
+  detached_ = true;
+  if (root_ && (!lazy || users_.load(std::memory_order_acquire) == 0)) teardown();
+}
+
+void Mount::last_use_gone() {
+  MutexLocker g(lock_);
+  if (detached_ && root_) teardown();
+}
+
 bool vaccess_ok(const Vattr& va, const Cred& cred, int acc) {
   if (cred.is_root()) {
     if (!(acc & X_OK)) return true;

@@ -19,7 +19,10 @@
 // reference to the vnode it names, so a vnode lives while it has a name or an
 // in-memory user (open file, cwd, a lookup in progress). A Vnode holds a
 // reference to its Mount; the mount keeps its root (and so its tree) until
-// it is unmounted, when the tree is torn down and the root dropped.
+// it is unmounted, when the tree is torn down and the root dropped. A lazy
+// unmount (MNT_DETACH) takes the mount out of the namespace at once but
+// tears the tree down only when its last user (open file, cwd, root) goes:
+// until then those users keep working inside it, as on Linux.
 #pragma once
 
 #include <sys/stat.h>
@@ -93,14 +96,16 @@ struct Vattr {
 };
 
 // What setattr changes (mask bits) and to what.
+// kCtime: the change time to record is ctime (the clock reading that set
+// atime/mtime to "now"), not a fresh one.
 struct SetAttr {
-  enum : uint32_t { kMode = 1, kUid = 2, kGid = 4, kSize = 8, kAtime = 16, kMtime = 32 };
+  enum : uint32_t { kMode = 1, kUid = 2, kGid = 4, kSize = 8, kAtime = 16, kMtime = 32, kCtime = 64 };
   uint32_t mask = 0;
   mode_t mode = 0;
   uid_t uid = 0;
   gid_t gid = 0;
   uint64_t size = 0;
-  timespec atime{}, mtime{};
+  timespec atime{}, mtime{}, ctime{};
 };
 
 // What a new node gets: the VFS computes owner, group and mode (umask,
@@ -235,8 +240,23 @@ class Mount : public KObject, public RefCounted<Mount> {
   std::atomic<int> flags_;  // MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC
   dev_t dev_ = 0;
   // Open files, cwd and root directories on this mount: EBUSY while > 0.
+  // On a detached mount, the last one going tears the tree down.
   std::atomic<int> users_{0};
   bool unmounted_ = false;  // guarded by the kernel's mount table lock
+  // Out of the namespace (set with unmounted_, under lock_ as well): ".."
+  // at its root stays there and getcwd inside it is "(unreachable)".
+  bool detached_ ABSL_GUARDED_BY(lock_) = false;
+  // umount2(MNT_EXPIRE) marked it; any use (a lookup entering it, an open
+  // or close, a chdir) clears the mark, and a second MNT_EXPIRE finding it
+  // still set unmounts.
+  std::atomic<bool> expiry_mark_{false};
+
+  // Takes the mount out of the namespace's view (the caller already took
+  // it out of the mount table and its covered node): the tree is torn down
+  // now, or with lazy, when the last user goes.
+  void detach(bool lazy);
+  // The last user went (mount_unuse).
+  void last_use_gone();
 
   bool read_only() const;
 
@@ -276,8 +296,20 @@ struct FsTypeRegistrar {
 };
 
 // Mount users: open files and cwd/root directories keep a mount busy.
-inline void mount_use(Vnode& vp) { vp.mount().users_.fetch_add(1, std::memory_order_relaxed); }
-inline void mount_unuse(Vnode& vp) { vp.mount().users_.fetch_sub(1, std::memory_order_relaxed); }
+// Neither is called with a tree lock held (the last unuse of a detached
+// mount takes its lock to tear it down).
+inline void clear_expiry_mark(Mount& m) {
+  if (m.expiry_mark_.load(std::memory_order_relaxed)) m.expiry_mark_.store(false, std::memory_order_relaxed);
+}
+inline void mount_use(Vnode& vp) {
+  vp.mount().users_.fetch_add(1, std::memory_order_acq_rel);
+  clear_expiry_mark(vp.mount());
+}
+inline void mount_unuse(Vnode& vp) {
+  Mount& m = vp.mount();
+  clear_expiry_mark(m);
+  if (m.users_.fetch_sub(1, std::memory_order_acq_rel) == 1) m.last_use_gone();
+}
 
 // Permission check of mode bits against a credential: acc is a mask of
 // R_OK|W_OK|X_OK. Root passes reads and writes and execute if any x bit is

@@ -328,15 +328,7 @@ void unmount_etfs(Kernel& k, EtfsMount& m) {
   {
     MutexLocker g(vs.mount_lock_);
     if (m.unmounted_) return;
-    vs.mounts_.erase(vs.mounts_.iterator_to(m));
-    m.unmounted_ = true;
-    if (m.covered_) {
-      Vnode& c = *m.covered_;
-      MutexLocker cg(c.mount().lock_);
-      if (c.mounted_here_ == &m) c.mounted_here_ = nullptr;
-    }
-    MutexLocker mg(m.lock_);
-    m.teardown();
+    unmount_locked(vs, m, false);
   }
   m.unref();  // the table's reference
 }

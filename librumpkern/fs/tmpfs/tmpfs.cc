@@ -21,6 +21,8 @@ bool ts_le(const timespec& a, const timespec& b) {
   return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec <= b.tv_nsec);
 }
 
+constexpr time_t kRelatimeMaxAge = 24 * 60 * 60;
+
 }  // namespace
 
 // --- nodes
@@ -243,7 +245,7 @@ Result<void> TmpfsNode::readdir(int64_t off, ReaddirFn fn) {
     Dirent* d = it->second;
     if (!fn(DirEntry{d->node->ino_, static_cast<int64_t>(d->cookie + 1), d->node->type(), d->sv()})) break;
   }
-  touch(1);
+  mark_accessed();
   return {};
 }
 
@@ -257,7 +259,7 @@ Result<size_t> TmpfsNode::readlink(char* buf, size_t len) {
   if (type() != VType::kLnk) return err(EINVAL);
   size_t n = target_len_ < len ? target_len_ : len;
   std::memcpy(buf, target_, n);
-  touch(1);
+  mark_accessed();
   return n;
 }
 
@@ -309,6 +311,9 @@ void TmpfsNode::zero_range(uint64_t from, uint64_t to) {
 Result<size_t> TmpfsNode::read(void* buf, size_t len, uint64_t off) {
   if (is_dir()) return err(EISDIR);
   if (type() != VType::kReg) return err(EINVAL);
+  // A read at or past the end is an access too (len > 0: the VFS does
+  // not call in for empty reads).
+  mark_accessed();
   if (off >= size_) return size_t{0};
   if (len > size_ - off) len = size_ - off;
   char* out = static_cast<char*>(buf);
@@ -323,8 +328,6 @@ Result<size_t> TmpfsNode::read(void* buf, size_t len, uint64_t off) {
     else std::memcpy(out + done, it->second + in, n);
     done += n;
   }
-  // relatime: update atime when it is not newer than mtime/ctime.
-  if (ts_le(atime_, mtime_) || ts_le(atime_, ctime_)) touch(1);
   return done;
 }
 
@@ -437,8 +440,15 @@ Result<void> TmpfsNode::setattr(const SetAttr& sa) {
   if (sa.mask & SetAttr::kGid) gid_ = sa.gid;
   if (sa.mask & SetAttr::kAtime) atime_ = sa.atime;
   if (sa.mask & SetAttr::kMtime) mtime_ = sa.mtime;
-  ctime_ = wall_timespec();
+  ctime_ = (sa.mask & SetAttr::kCtime) ? sa.ctime : wall_timespec();
   return {};
+}
+
+// relatime, Linux's default: an access updates atime only when it is not
+// newer than mtime or ctime, or is a day old.
+void TmpfsNode::mark_accessed() {
+  timespec now = wall_timespec();
+  if (ts_le(atime_, mtime_) || ts_le(atime_, ctime_) || now.tv_sec - atime_.tv_sec >= kRelatimeMaxAge) atime_ = now;
 }
 
 void TmpfsNode::touch(int which) {

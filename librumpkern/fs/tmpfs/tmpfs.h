@@ -47,6 +47,8 @@ class TmpfsNode : public Vnode {
   void getattr(Vattr& va) const override;
   Result<void> setattr(const SetAttr& sa) override;
   void touch(int which) override;
+  // An access (read, readdir, readlink) under relatime rules.
+  void mark_accessed();
 
  private:
   struct Dirent {
