@@ -1,8 +1,9 @@
 // file.cc: host files for block devices and etfs: open/close, what a path
-// is and how big, scatter/gather I/O and sync. Calls that wait for the
-// host's storage give the virtual CPU back (KLOCK wrap).
+// is and how big, scatter/gather I/O and sync, directory listings. Calls
+// that wait for the host's storage give the virtual CPU back (KLOCK wrap).
 #include <rump/rumpuser.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstddef>
+#include <cstring>
 
 #include "rumpuser_int.h"
 
@@ -54,19 +56,27 @@ extern "C" int rumpuser_close(int fd) {
   return 0;
 }
 
+namespace {
+
+// The RUMPUSER_FT_* of a host st_mode.
+int file_type(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFDIR: return RUMPUSER_FT_DIR;
+    case S_IFREG: return RUMPUSER_FT_REG;
+    case S_IFBLK: return RUMPUSER_FT_BLK;
+    case S_IFCHR: return RUMPUSER_FT_CHR;
+    default: return RUMPUSER_FT_OTHER;
+  }
+}
+
+}  // namespace
+
 extern "C" int rumpuser_getfileinfo(const char* path, uint64_t* sizep, int* typep) {
   struct stat st;
   if (stat(path, &st) != 0) return errno;
 
-  int type;
+  int type = file_type(st.st_mode);
   uint64_t size = static_cast<uint64_t>(st.st_size);
-  switch (st.st_mode & S_IFMT) {
-    case S_IFDIR: type = RUMPUSER_FT_DIR; break;
-    case S_IFREG: type = RUMPUSER_FT_REG; break;
-    case S_IFBLK: type = RUMPUSER_FT_BLK; break;
-    case S_IFCHR: type = RUMPUSER_FT_CHR; break;
-    default: type = RUMPUSER_FT_OTHER; break;
-  }
   if (type == RUMPUSER_FT_BLK && sizep != nullptr) {
     // st_size of a block device is 0; ask the device.
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -125,4 +135,121 @@ extern "C" int rumpuser_syncfd(int fd, int flags, uint64_t /*start*/, uint64_t /
     rv = retry_eintr([&] { return (flags & RUMPUSER_SYNCFD_SYNC) ? fsync(fd) : fdatasync(fd); });
   }
   return rv == 0 ? 0 : errno;
+}
+
+// --- directory listings
+
+// A handle is a host descriptor of the directory. Nothing is cached in it
+// between calls: every rumpuser_readdir seeks to the caller's position, so
+// positions from one handle work on another (the kernel opens the host
+// directory once per getdents and keeps only the position).
+
+extern "C" int rumpuser_opendir(const char* path, int* dhp) {
+  int fd;
+  {
+    KlockWrap wrap;
+    fd = retry_eintr([&] { return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+  }
+  if (fd < 0) return errno;
+  *dhp = fd;
+  return 0;
+}
+
+extern "C" int rumpuser_closedir(int dh) { return rumpuser_close(dh); }
+
+namespace {
+
+// Fills type and inode number of the entry name of directory dh from the
+// host's d_type / d_ino, asking the host (stat, following links) where
+// those may differ from what stat reports: links, unknown types, and
+// directories (a mount point's d_ino is the covered directory's).
+// Returns false if the entry no longer exists.
+bool classify(int dh, const char* name, unsigned char dtype, uint64_t dino, rumpuser_dirent& e) {
+  e.d_ino = dino;
+  switch (dtype) {
+    case DT_REG: e.d_type = RUMPUSER_FT_REG; return true;
+    case DT_BLK: e.d_type = RUMPUSER_FT_BLK; return true;
+    case DT_CHR: e.d_type = RUMPUSER_FT_CHR; return true;
+    case DT_FIFO:
+    case DT_SOCK: e.d_type = RUMPUSER_FT_OTHER; return true;
+    default: break;  // DT_DIR, DT_LNK, DT_UNKNOWN
+  }
+  struct stat st;
+  if (fstatat(dh, name, &st, 0) == 0) {
+    e.d_type = file_type(st.st_mode);
+    e.d_ino = static_cast<uint64_t>(st.st_ino);
+    return true;
+  }
+  if (errno == ENOENT && dtype != DT_LNK) return false;  // gone meanwhile
+  // A dangling or looping link, or a name we may not stat: report what
+  // the listing said (a link is "other": it leads nowhere usable).
+  e.d_type = dtype == DT_DIR ? RUMPUSER_FT_DIR : RUMPUSER_FT_OTHER;
+  return true;
+}
+
+}  // namespace
+
+extern "C" int rumpuser_readdir(int dh, int64_t* posp, struct rumpuser_dirent* ents, size_t nents,
+                                size_t* countp) {
+  *countp = 0;
+  if (*posp < 0) return EINVAL;
+  KlockWrap wrap;
+  if (lseek(dh, static_cast<off_t>(*posp), SEEK_SET) < 0) return errno;
+  int64_t pos = *posp;
+  size_t count = 0;
+  alignas(struct dirent64) char buf[8192];
+  while (count < nents) {
+    ssize_t n = retry_eintr([&] { return getdents64(dh, buf, sizeof buf); });
+    if (n < 0) {
+      if (count > 0) break;  // the caller gets what was read; the error comes again
+      return errno;
+    }
+    if (n == 0) break;
+    ssize_t off = 0;
+    while (off < n && count < nents) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      rumpuser_dirent& e = ents[count];
+      size_t len = strnlen(d->d_name, RUMPUSER_NAME_MAX + 1);
+      if (len > RUMPUSER_NAME_MAX) len = RUMPUSER_NAME_MAX;  // never on Linux
+      bool exists = classify(dh, d->d_name, d->d_type, d->d_ino, e);
+      pos = d->d_off;
+      if (!exists) continue;
+      std::memcpy(e.d_name, d->d_name, len);
+      e.d_name[len] = '\0';
+      e.d_off = d->d_off;
+      count++;
+    }
+    if (off < n) break;  // the batch is full: the next call seeks to pos
+  }
+  *posp = pos;
+  *countp = count;
+  return 0;
+}
+
+extern "C" int rumpuser_getdirent(const char* path, struct rumpuser_dirent* ent) {
+  const char* slash = std::strrchr(path, '/');
+  const char* name = slash ? slash + 1 : path;
+  size_t len = std::strlen(name);
+  if (len > RUMPUSER_NAME_MAX) return ENAMETOOLONG;
+  struct stat st;
+  int rv = 0;
+  {
+    KlockWrap wrap;
+    if (stat(path, &st) == 0) {
+      ent->d_type = file_type(st.st_mode);
+    } else {
+      rv = errno;
+      // A dangling link is listed (as "other"), so it is found here too.
+      if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        ent->d_type = RUMPUSER_FT_OTHER;
+        rv = 0;
+      }
+    }
+  }
+  if (rv != 0) return rv;
+  ent->d_ino = static_cast<uint64_t>(st.st_ino);
+  ent->d_off = 0;
+  std::memcpy(ent->d_name, name, len + 1);
+  return 0;
 }

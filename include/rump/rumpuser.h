@@ -149,6 +149,47 @@ int rumpuser_iovwrite(int fd, const struct rumpuser_iovec *iov, size_t iovcnt,
 #define RUMPUSER_SYNCFD_SYNC 0x08
 int rumpuser_syncfd(int fd, int flags, uint64_t start, uint64_t len);
 
+/*
+ * Host directories (for etfs). A listing is read through a handle in
+ * batches, from a position that survives the handle: 0 is the start of
+ * the directory, and every entry carries the position just after it
+ * (d_off), which a later rumpuser_readdir, on this or another handle of
+ * the same directory, resumes from. Positions are the host's own
+ * directory cookies: non-negative, opaque, not ordered, stable while the
+ * entry they follow exists (entries added or removed meanwhile may or
+ * may not show, as with the host's readdir).
+ *
+ * d_type is what rumpuser_getfileinfo would report for the entry's path:
+ * symbolic links are followed (a dangling one is RUMPUSER_FT_OTHER), and
+ * d_ino is the inode number of the object reached that way (stat's
+ * st_ino, so a mount point reports the mounted root). "." and ".." are
+ * listed when the host lists them. Entries that vanish while being read
+ * are left out.
+ */
+#define RUMPUSER_NAME_MAX 255
+struct rumpuser_dirent {
+	uint64_t d_ino;
+	int64_t d_off; /* the position after this entry */
+	int d_type; /* RUMPUSER_FT_* */
+	char d_name[RUMPUSER_NAME_MAX + 1]; /* NUL-terminated */
+};
+/* Opens the directory at path for reading: 0, or an errno (ENOTDIR ...). */
+int rumpuser_opendir(const char *path, int *dhp);
+/*
+ * Reads up to nents entries from position *posp into ents; *countp is how
+ * many were stored (0: the end of the directory) and *posp becomes the
+ * position after the last one. Blocking: releases the CPU.
+ */
+int rumpuser_readdir(int dh, int64_t *posp, struct rumpuser_dirent *ents,
+    size_t nents, size_t *countp);
+int rumpuser_closedir(int dh);
+/*
+ * The entry rumpuser_readdir would report for path within its directory
+ * (d_name its last component, d_off 0): lets a lookup agree with a
+ * listing on type and inode number. Blocking: releases the CPU.
+ */
+int rumpuser_getdirent(const char *path, struct rumpuser_dirent *ent);
+
 /* Clocks. */
 #define RUMPUSER_CLOCK_RELWALL 0 /* wall clock (realtime) */
 #define RUMPUSER_CLOCK_ABSMONO 1 /* monotonic clock */

@@ -47,6 +47,13 @@ void kill_proc(Kernel& k, pid_t pid, int sig);
 // l's process. Returns true if the process ended.
 bool check_fatal_signals(Lwp& l);
 
+// Ends a temporary signal mask (ppoll, pselect6; see sig.cc): if the call
+// was interrupted (EINTR), first delivers, under the temporary mask, the
+// pending signals it lets through; then puts old back. Returns true if the
+// process ended: l is then a husk, its process possibly freed, and the
+// caller must return (EINTR) without touching either.
+bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted);
+
 // The wait status encodings.
 inline constexpr int w_exitcode(int status, int sig) { return ((status & 0xff) << 8) | (sig & 0x7f); }
 

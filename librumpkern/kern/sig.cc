@@ -8,6 +8,17 @@
 // (WIFSIGNALED for the parent), at once when no LWP of it is in the
 // kernel, otherwise when one leaves. Stop and continue signals are treated
 // as ignored (no job control for in-process clients).
+//
+// Temporary masks (ppoll, pselect6). Linux keeps the temporary mask of a
+// call that a signal interrupted until that signal is delivered, so the
+// signals it unblocks act before the old mask returns. Here delivery is
+// the same as at the end of any kernel entry, done under the temporary
+// mask: a fatal default action ends the process, a caught signal is
+// consumed, an ignored one was never queued; signals the temporary mask
+// blocks stay pending and meet the old mask when the LWP leaves. A call
+// that was not interrupted (ready, timed out, failed) restores the old
+// mask at once, leaving signals that only the temporary mask unblocked
+// pending, as Linux does.
 #include "kern/fork.h"
 #include "kern/kernel.h"
 
@@ -102,6 +113,14 @@ bool check_fatal_signals(Lwp& l) {
   }
   exit1(p, &l, w_exitcode(0, fatal));
   return true;
+}
+
+bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted) {
+  if (interrupted && check_fatal_signals(l)) return true;
+  Proc& p = l.proc();
+  MutexLocker g(p.lock_);
+  l.sigmask_.store(old);
+  return false;
 }
 
 }  // namespace rump

@@ -10,6 +10,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "kern/copy.h"
+#include "kern/fork.h"
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 #include "vfs/poll.h"
@@ -93,7 +94,10 @@ Result<int> do_poll(Lwp& l, PollSet& ps, int64_t deadline_ns) {
 
 int64_t deadline_after(int64_t ns) { return ns <= 0 ? 0 : poll_now_ns() + ns; }
 
-// Replaces the LWP's signal mask for the call (ppoll, pselect6).
+// Replaces the LWP's signal mask for the call (ppoll, pselect6). end()
+// says how the wait ended: after an interruption, the signals the
+// temporary mask lets through are delivered before the old mask returns
+// (end_temp_sigmask, kern/sig.cc).
 class TempSigmask {
  public:
   TempSigmask(Lwp& l, const SigSet* mask) : l_(l), active_(mask != nullptr) {
@@ -103,12 +107,17 @@ class TempSigmask {
     old_ = l.sigmask_.load();
     l.sigmask_.store(*mask & ~kCantMask);
   }
-  ~TempSigmask() {
-    if (!active_) return;
-    Proc& p = l_.proc();
-    MutexLocker g(p.lock_);
-    l_.sigmask_.store(old_);
+  // Returns true if the process ended (return EINTR, touch nothing).
+  bool end(bool interrupted) {
+    if (!active_) return false;
+    active_ = false;
+    return end_temp_sigmask(l_, old_, interrupted);
   }
+  ~TempSigmask() {
+    if (active_) end_temp_sigmask(l_, old_, false);
+  }
+  TempSigmask(const TempSigmask&) = delete;
+  TempSigmask& operator=(const TempSigmask&) = delete;
 
  private:
   Lwp& l_;
@@ -116,17 +125,21 @@ class TempSigmask {
   SigSet old_ = 0;
 };
 
+// Runs the wait of ppoll/pselect6 under the temporary mask (if any).
+Result<int> poll_masked(Lwp& l, PollSet& ps, int64_t deadline_ns, const SigSet* mask) {
+  TempSigmask tm(l, mask);
+  Result<int> r = do_poll(l, ps, deadline_ns);
+  if (tm.end(!r.ok() && r.error() == EINTR)) return err(EINTR);
+  return r;
+}
+
 Result<long> poll_common(Lwp& l, UserPtr<void> ufds, unsigned long nfds, int64_t deadline_ns,
                          const SigSet* mask) {
   if (nfds > nofile_limit(l.proc())) return err(EINVAL);
   PollSet ps(l.kernel().kmem());
   TRY(ps.init(nfds));
   TRY(copyin(l, ufds.addr, ps.fds, sizeof(pollfd) * nfds));
-  int n;
-  {
-    TempSigmask tm(l, mask);
-    n = TRY(do_poll(l, ps, deadline_ns));
-  }
+  int n = TRY(poll_masked(l, ps, deadline_ns, mask));
   // Only revents goes back (Linux writes each pollfd's revents).
   for (size_t i = 0; i < nfds; i++)
     TRY(copyout(l, &ps.fds[i].revents, ufds.addr + i * sizeof(pollfd) + offsetof(pollfd, revents),
@@ -189,10 +202,7 @@ Result<long> select_common(Lwp& l, int nfds, UserPtr<void> ur, UserPtr<void> uw,
   }
   // select reports a bad descriptor as EBADF, before waiting.
   for (size_t j = 0; j < ps.n; j++) TRY(fd_get(l, ps.fds[j].fd, false));
-  {
-    TempSigmask tm(l, mask);
-    TRY(do_poll(l, ps, deadline_ns));
-  }
+  TRY(poll_masked(l, ps, deadline_ns, mask));
   uint64_t* out[3] = {};
   absl::Cleanup free_out = [&] {
     for (uint64_t* s : out) Kmem::free(s);
@@ -288,6 +298,7 @@ Result<long> sys_pselect6(Lwp& l, int nfds, UserPtr<void> readfds, UserPtr<void>
     }
   }
   Result<long> r = select_common(l, nfds, readfds, writefds, exceptfds, deadline, have_mask ? &mask : nullptr);
+  if (l.dead_.load(std::memory_order_acquire)) return r;  // a signal the mask let through ended the process
   if (!timeout.is_null() && (r.ok() || r.error() == EINTR)) {
     int64_t left = deadline == 0 ? 0 : deadline - poll_now_ns();
     if (left < 0) left = 0;

@@ -167,8 +167,9 @@ class Vnode : public KObject, public RefCounted<Vnode> {
                               std::string_view to_name, Vnode* target, bool exchange) {
     return err(ENOTDIR);
   }
-  // Entries from position off ("." is 0, ".." 1; later ones are the file
-  // system's cookies).
+  // Entries from position off: 0 is the start, other positions are the
+  // file system's cookies as returned in next_off (tmpfs: "." is 0, ".."
+  // 1; etfs directories: the host's own cookies).
   virtual Result<void> readdir(int64_t off, ReaddirFn fn) { return err(ENOTDIR); }
   // True if the directory has entries besides "." and "..".
   virtual bool has_entries() const { return false; }

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+
 #include "dev/blockdev.h"
 #include "kern/component.h"
 #include "kern/curlwp.h"
@@ -73,6 +75,8 @@ class EtfsNode : public Vnode {
   void drop_children();
 
  private:
+  bool shows(int ft) const;
+
   struct Child {
     char* name;
     Vnode* node;  // holds a reference
@@ -99,7 +103,6 @@ class EtfsMount : public Mount {
     if (root_) static_cast<EtfsNode&>(*root_).drop_children();
     root_.reset();
   }
-  ino_t next_ino_ = 2;
 };
 
 EtfsNode::EtfsNode(EtfsMount& m, VType type, char* hostpath, int fd, bool rdonly, uint64_t begin, uint64_t size,
@@ -136,12 +139,16 @@ uint64_t EtfsNode::window_size() const {
   return hs - begin_;
 }
 
+// Which host entries a directory shows, for lookup and readdir alike:
+// regular files (symbolic links followed, as the host's open does), and
+// with _SUBDIRS directories too. Devices, FIFOs, sockets and dangling
+// links stay hidden, as in NetBSD's rumpfs.
+bool EtfsNode::shows(int ft) const { return ft == RUMPUSER_FT_REG || (ft == RUMPUSER_FT_DIR && subdirs_); }
+
 Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
   if (!is_dir()) return err(ENOTDIR);
   if (name == ".") return Ref<Vnode>(*this);
   if (name == "..") return Ref<Vnode>(parent_ ? static_cast<Vnode&>(*parent_) : static_cast<Vnode&>(*this));
-  for (Child& c : children_)
-    if (name == c.name) return Ref<Vnode>(*c.node);
   if (name.find('/') != std::string_view::npos || name.size() > kNameMax) return err(ENOENT);
   Kmem& km = mount().kernel().kmem();
   size_t hl = std::strlen(hostpath_);
@@ -151,30 +158,43 @@ Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
   path[hl] = '/';
   std::memcpy(path + hl + 1, name.data(), name.size());
   path[hl + 1 + name.size()] = '\0';
-  uint64_t hsize = 0;
-  int ft = 0;
+  absl::Cleanup free_path = [&] { Kmem::free(path); };
+  // The host decides, every time: a node made earlier stays only while
+  // the host still has the same object under the name, so lookup agrees
+  // with readdir after the host directory changed. A dropped node lives on
+  // for the files open on it.
+  rumpuser_dirent de{};
+  bool found = rumpuser_getdirent(path, &de) == 0 && shows(de.d_type);
+  VType want = de.d_type == RUMPUSER_FT_DIR ? VType::kDir : VType::kReg;
+  for (size_t i = 0; i < children_.size(); i++) {
+    Child& c = children_[i];
+    if (name != c.name) continue;
+    auto* cn = static_cast<EtfsNode*>(c.node);
+    if (found && cn->ino_ == de.d_ino && cn->type() == want) return Ref<Vnode>(*c.node);
+    Kmem::free(c.name);
+    c.node->unref();
+    children_.erase(children_.begin() + static_cast<long>(i));
+    break;
+  }
+  if (!found) return err(ENOENT);
   EtfsNode* n = nullptr;
-  if (rumpuser_getfileinfo(path, &hsize, &ft) == 0) {
-    if (ft == RUMPUSER_FT_REG) {
-      int fd = -1;
-      bool ro = false;
-      if (rumpuser_open(path, RUMPUSER_OPEN_RDWR, &fd) != 0) {
-        ro = true;
-        if (rumpuser_open(path, RUMPUSER_OPEN_RDONLY, &fd) != 0) fd = -1;
-      }
-      if (fd >= 0)
-        n = new (km) EtfsNode(em_, VType::kReg, path, fd, ro, 0, kEndOff, false, this, em_.next_ino_++, 0);
-      else
-        Kmem::free(path), path = nullptr;
-      if (fd >= 0 && !n) rumpuser_close(fd);
-    } else if (ft == RUMPUSER_FT_DIR && subdirs_) {
-      n = new (km) EtfsNode(em_, VType::kDir, path, -1, false, 0, 0, true, this, em_.next_ino_++, 0);
+  if (want == VType::kReg) {
+    int fd = -1;
+    bool ro = false;
+    if (rumpuser_open(path, RUMPUSER_OPEN_RDWR, &fd) != 0) {
+      ro = true;
+      if (int e = rumpuser_open(path, RUMPUSER_OPEN_RDONLY, &fd)) return err(e);
     }
+    n = new (km) EtfsNode(em_, VType::kReg, path, fd, ro, 0, kEndOff, false, this, de.d_ino, 0);
+    if (!n) {
+      rumpuser_close(fd);
+      return err(ENOMEM);
+    }
+  } else {
+    n = new (km) EtfsNode(em_, VType::kDir, path, -1, false, 0, 0, true, this, de.d_ino, 0);
+    if (!n) return err(ENOMEM);
   }
-  if (!n) {
-    Kmem::free(path);
-    return err(ENOENT);
-  }
+  std::move(free_path).Cancel();  // the node owns path now
   char* cname = kstrdup(km, name);
   if (!cname) {
     n->unref();
@@ -184,23 +204,37 @@ Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
   return Ref<Vnode>(*n);
 }
 
+// Positions are the host's own directory cookies (rumpuser_readdir), so a
+// getdents64 resumes, an lseek to a d_off returns there and 0 rewinds, with
+// no state kept between calls. "." and ".." are the host's entries with
+// this file system's inode numbers; entries the directory does not show
+// are skipped (their cookies are passed over, never returned).
 Result<void> EtfsNode::readdir(int64_t off, ReaddirFn fn) {
   if (!is_dir()) return err(ENOTDIR);
-  int64_t i = off;
-  if (i == 0) {
-    if (!fn(DirEntry{ino_, 1, VType::kDir, "."})) return {};
-    i = 1;
+  constexpr size_t kBatch = 16;
+  Kmem& km = mount().kernel().kmem();
+  auto* ents = static_cast<rumpuser_dirent*>(km.alloc(kBatch * sizeof(rumpuser_dirent)));
+  if (!ents) return err(ENOMEM);
+  absl::Cleanup free_ents = [&] { Kmem::free(ents); };
+  int dh = -1;
+  TRY(from_errno(rumpuser_opendir(hostpath_, &dh)));
+  absl::Cleanup close_dir = [&] { rumpuser_closedir(dh); };
+  int64_t pos = off;
+  for (;;) {
+    size_t n = 0;
+    TRY(from_errno(rumpuser_readdir(dh, &pos, ents, kBatch, &n)));
+    if (n == 0) return {};
+    for (size_t i = 0; i < n; i++) {
+      const rumpuser_dirent& e = ents[i];
+      std::string_view name = e.d_name;
+      DirEntry d{e.d_ino, e.d_off, VType::kReg, name};
+      if (name == ".") d = DirEntry{ino_, e.d_off, VType::kDir, name};
+      else if (name == "..") d = DirEntry{parent_ ? parent_->ino_ : ino_, e.d_off, VType::kDir, name};
+      else if (!shows(e.d_type)) continue;
+      else if (e.d_type == RUMPUSER_FT_DIR) d.type = VType::kDir;
+      if (!fn(d)) return {};
+    }
   }
-  if (i == 1) {
-    if (!fn(DirEntry{parent_ ? parent_->ino_ : ino_, 2, VType::kDir, ".."})) return {};
-    i = 2;
-  }
-  for (size_t c = static_cast<size_t>(i - 2); c < children_.size(); c++) {
-    Vattr va;
-    children_[c].node->getattr(va);
-    if (!fn(DirEntry{va.ino, static_cast<int64_t>(c + 3), va.type, children_[c].name})) return {};
-  }
-  return {};
 }
 
 std::string_view EtfsNode::name_of(const Vnode& child) const {
@@ -362,7 +396,12 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
   // The host side.
   int fd = -1;
   bool ro = false;
-  if (!dir) {
+  ino_t root_ino = 1;  // a directory's is the host's, as its entries' are
+  if (dir) {
+    rumpuser_dirent de;
+    if (int e = rumpuser_getdirent(hostpath, &de)) return e;
+    root_ino = de.d_ino;
+  } else {
     int bio = type == RUMP_ETFS_BLK ? RUMPUSER_OPEN_BIO : 0;
     if (rumpuser_open(hostpath, RUMPUSER_OPEN_RDWR | bio, &fd) != 0) {
       ro = true;
@@ -380,7 +419,7 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
   EtfsNode* root = nullptr;
   if (m && hp)
     root = new (km) EtfsNode(*m, vt, hp, fd, ro, dir ? 0 : begin, grows ? EtfsNode::kEndOff : size,
-                             type == RUMP_ETFS_DIR_SUBDIRS, nullptr, 1, rdev);
+                             type == RUMP_ETFS_DIR_SUBDIRS, nullptr, root_ino, rdev);
   if (!root || !kkey) {
     if (root) root->unref();
     else {

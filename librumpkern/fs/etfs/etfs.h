@@ -22,11 +22,16 @@
 // through the same vnode operations (the special-file hook for VType::kBlk
 // and kChr attaches the vnode FileOps to etfs nodes).
 //
-// Directories (RUMP_ETFS_DIR, _DIR_SUBDIRS) resolve names on lookup with
-// rumpuser_getfileinfo (regular files; subdirectories with _SUBDIRS) and
-// keep the nodes they made. The hypercall layer has no directory listing,
-// so readdir lists the nodes looked up so far (as NetBSD's rumpfs, which
-// also materialises etfs entries on lookup). No create/remove inside.
+// Directories (RUMP_ETFS_DIR, _DIR_SUBDIRS) show the host directory's
+// regular files (symbolic links followed) and, with _SUBDIRS, its
+// subdirectories, recursively; other host objects stay hidden. lookup
+// asks the host each time (rumpuser_getdirent) and keeps the node it made
+// only while the host has the same object (inode number and type) under
+// the name; readdir lists the host directory (rumpuser_opendir /
+// rumpuser_readdir) with the same filter, so the two agree. Directory
+// positions are the host's cookies; inode numbers are the host's (a tree
+// spanning several host file systems may repeat one). No create/remove
+// inside.
 //
 // The per-kernel registry (key -> mount) is the "etfs" component's state.
 #pragma once

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -788,6 +789,168 @@ TEST_CASE("iovread gives the CPU back", "[file][klock]") {
   CHECK(g_sched == 2);
   rumpuser_close(fd);
   unlink(path.c_str());
+}
+
+// ---------------------------------------------------------------------------
+// Directory listings.
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    const char* dir = getenv("TMPDIR");
+    path = std::string(dir ? dir : "/tmp") + "/rumpuser_test_dir_XXXXXX";
+    REQUIRE(mkdtemp(path.data()) != nullptr);
+  }
+  ~TempDir() {
+    for (const std::string& n : made) {
+      if (unlink((path + "/" + n).c_str()) != 0) rmdir((path + "/" + n).c_str());
+    }
+    rmdir(path.c_str());
+  }
+  std::string at(const std::string& n) { return path + "/" + n; }
+  void file(const std::string& n) {
+    int fd = open(at(n).c_str(), O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    close(fd);
+    made.push_back(n);
+  }
+  std::vector<std::string> made;  // entries to remove (files, links, empty dirs)
+};
+
+// Everything from position pos on, nents at a time.
+std::vector<rumpuser_dirent> read_dir(int dh, int64_t pos, size_t nents) {
+  std::vector<rumpuser_dirent> all, batch(nents);
+  for (;;) {
+    size_t n = 99;
+    REQUIRE(rumpuser_readdir(dh, &pos, batch.data(), nents, &n) == 0);
+    REQUIRE(n <= nents);
+    if (n == 0) break;
+    CHECK(pos == batch[n - 1].d_off);  // the position after the last one
+    all.insert(all.end(), batch.begin(), batch.begin() + static_cast<long>(n));
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("readdir lists names, types (links followed) and inode numbers as stat sees them", "[file][dir]") {
+  TempDir d;
+  d.file("plain");
+  REQUIRE(mkdir(d.at("sub").c_str(), 0755) == 0);
+  d.made.push_back("sub");
+  REQUIRE(symlink("plain", d.at("to_plain").c_str()) == 0);
+  d.made.push_back("to_plain");
+  REQUIRE(symlink("sub", d.at("to_sub").c_str()) == 0);
+  d.made.push_back("to_sub");
+  REQUIRE(symlink("missing", d.at("dangling").c_str()) == 0);
+  d.made.push_back("dangling");
+  REQUIRE(mkfifo(d.at("fifo").c_str(), 0644) == 0);
+  d.made.push_back("fifo");
+
+  int dh = -1;
+  REQUIRE(rumpuser_opendir(d.path.c_str(), &dh) == 0);
+  CHECK((fcntl(dh, F_GETFD) & FD_CLOEXEC) != 0);
+  std::vector<rumpuser_dirent> ents = read_dir(dh, 0, 64);
+  std::map<std::string, rumpuser_dirent> by_name;
+  for (const rumpuser_dirent& e : ents) {
+    CHECK(by_name.count(e.d_name) == 0);
+    by_name[e.d_name] = e;
+  }
+  CHECK(by_name.size() == 8);  // ".", ".." and the six made
+  struct {
+    const char* name;
+    int type;
+  } want[] = {{".", RUMPUSER_FT_DIR},      {"..", RUMPUSER_FT_DIR},         {"plain", RUMPUSER_FT_REG},
+              {"sub", RUMPUSER_FT_DIR},    {"to_plain", RUMPUSER_FT_REG},   {"to_sub", RUMPUSER_FT_DIR},
+              {"dangling", RUMPUSER_FT_OTHER}, {"fifo", RUMPUSER_FT_OTHER}};
+  for (auto& w : want) {
+    INFO(w.name);
+    REQUIRE(by_name.count(w.name) == 1);
+    CHECK(by_name[w.name].d_type == w.type);
+    struct stat st;
+    std::string p = d.at(w.name);
+    if (stat(p.c_str(), &st) != 0) REQUIRE(lstat(p.c_str(), &st) == 0);
+    CHECK(by_name[w.name].d_ino == static_cast<uint64_t>(st.st_ino));
+    // getdirent reports the same for the one path.
+    rumpuser_dirent one;
+    REQUIRE(rumpuser_getdirent(p.c_str(), &one) == 0);
+    CHECK(one.d_type == w.type);
+    CHECK(one.d_ino == by_name[w.name].d_ino);
+    CHECK(std::string(one.d_name) == w.name);
+    int ft = -1;
+    if (rumpuser_getfileinfo(p.c_str(), nullptr, &ft) == 0) CHECK(ft == w.type);
+  }
+  CHECK(rumpuser_closedir(dh) == 0);
+  rumpuser_dirent one;
+  CHECK(rumpuser_getdirent(d.at("nothing").c_str(), &one) == ENOENT);
+  CHECK(rumpuser_getdirent((d.at("plain") + "/x").c_str(), &one) == ENOTDIR);
+}
+
+TEST_CASE("readdir resumes from any returned position, on this handle or another", "[file][dir]") {
+  TempDir d;
+  for (int i = 0; i < 300; i++) d.file("f" + std::to_string(i));
+  int dh = -1, dh2 = -1;
+  REQUIRE(rumpuser_opendir(d.path.c_str(), &dh) == 0);
+  REQUIRE(rumpuser_opendir(d.path.c_str(), &dh2) == 0);
+  std::vector<rumpuser_dirent> all = read_dir(dh, 0, 1000);
+  REQUIRE(all.size() == 302);
+  // One at a time gives the same sequence.
+  std::vector<rumpuser_dirent> ones = read_dir(dh, 0, 1);
+  REQUIRE(ones.size() == all.size());
+  for (size_t i = 0; i < all.size(); i++) {
+    CHECK(std::string(ones[i].d_name) == all[i].d_name);
+    CHECK(ones[i].d_off == all[i].d_off);
+  }
+  // From the position after entry i, on the other handle: entry i + 1 on.
+  for (size_t i : {size_t{0}, size_t{7}, size_t{150}, all.size() - 1}) {
+    std::vector<rumpuser_dirent> rest = read_dir(dh2, all[i].d_off, 5);
+    REQUIRE(rest.size() == all.size() - i - 1);
+    if (!rest.empty()) CHECK(std::string(rest[0].d_name) == all[i + 1].d_name);
+  }
+  // The end stays the end.
+  int64_t pos = all.back().d_off;
+  rumpuser_dirent e;
+  size_t n = 1;
+  CHECK(rumpuser_readdir(dh, &pos, &e, 1, &n) == 0);
+  CHECK(n == 0);
+  CHECK(pos == all.back().d_off);
+  pos = -1;
+  CHECK(rumpuser_readdir(dh, &pos, &e, 1, &n) == EINVAL);
+  CHECK(rumpuser_closedir(dh) == 0);
+  CHECK(rumpuser_closedir(dh2) == 0);
+  pos = 0;
+  CHECK(rumpuser_readdir(dh, &pos, &e, 1, &n) == EBADF);
+}
+
+TEST_CASE("opendir errors: ENOENT, ENOTDIR", "[file][dir]") {
+  int dh = -1;
+  CHECK(rumpuser_opendir("/nonexistent/rumpuser_test", &dh) == ENOENT);
+  CHECK(rumpuser_opendir("/dev/null", &dh) == ENOTDIR);
+  CHECK(dh == -1);
+}
+
+TEST_CASE("opendir, readdir and getdirent give the CPU back", "[file][dir][klock]") {
+  install_fake_kernel();
+  TempDir d;
+  d.file("a");
+  reset_counts();
+  {
+    WithLwp lwp(fake_lwp(0));
+    int dh = -1;
+    REQUIRE(rumpuser_opendir(d.path.c_str(), &dh) == 0);
+    rumpuser_dirent e[4];
+    int64_t pos = 0;
+    size_t n = 0;
+    REQUIRE(rumpuser_readdir(dh, &pos, e, 4, &n) == 0);
+    CHECK(n == 3);
+    REQUIRE(rumpuser_getdirent(d.at("a").c_str(), e) == 0);
+    CHECK(rumpuser_closedir(dh) == 0);
+  }
+  CHECK(g_unsched == 3);
+  CHECK(g_sched == 3);
+  CHECK(g_nesting_errors == 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -9,8 +9,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "vfs2_util.h"
 
@@ -179,6 +181,327 @@ TEST_CASE("etfs DIR: lookup, read and write of the host directory's files; SUBDI
   rmdir(sub.c_str());
   unlink(f1.c_str());
   rmdir(d.c_str());
+}
+
+// --- DIR readdir: the listing comes from the host directory.
+
+namespace {
+
+// A host temp directory, removed with everything in it at the end.
+struct HostDir {
+  std::string path;
+  HostDir() {
+    char tmpl[] = "/tmp/vfs2_etfslsXXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~HostDir() { remove_tree(path); }
+  std::string at(const std::string& name) const { return path + "/" + name; }
+  void file(const std::string& name, const char* text = "x") const {
+    FILE* fp = fopen(at(name).c_str(), "w");
+    REQUIRE(fp != nullptr);
+    fputs(text, fp);
+    fclose(fp);
+  }
+  static void remove_tree(const std::string& p) {
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) return;
+    if (!S_ISDIR(st.st_mode)) {
+      unlink(p.c_str());
+      return;
+    }
+    DIR* d = opendir(p.c_str());
+    if (d) {
+      std::vector<std::string> names;
+      while (struct dirent* e = readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+      closedir(d);
+      for (const std::string& n : names) remove_tree(p + "/" + n);
+    }
+    rmdir(p.c_str());
+  }
+};
+
+struct Dent {
+  uint64_t ino;
+  int64_t off;
+  unsigned type;
+};
+
+// getdents64 of an open directory until the end, with a buffer of bufsize
+// bytes; every name once (a repeat fails the test).
+std::map<std::string, Dent> read_all(int fd, size_t bufsize) {
+  std::map<std::string, Dent> out;
+  std::vector<char> buf(bufsize);
+  for (;;) {
+    long n = rump_sys_getdents64(fd, buf.data(), buf.size());
+    REQUIRE(n >= 0);
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf.data() + off);
+      INFO(d->d_name);
+      CHECK(out.count(d->d_name) == 0);
+      out[d->d_name] = Dent{d->d_ino, d->d_off, d->d_type};
+      off += d->d_reclen;
+    }
+  }
+  return out;
+}
+
+std::map<std::string, Dent> listing(const std::string& path, size_t bufsize = 4096) {
+  int fd = rump_sys_open(path.c_str(), O_RDONLY | O_DIRECTORY, 0);
+  REQUIRE(fd >= 0);
+  auto out = read_all(fd, bufsize);
+  rump_sys_close(fd);
+  return out;
+}
+
+// The names of the host directory, "." and ".." included.
+std::set<std::string> host_names(const std::string& path) {
+  std::set<std::string> names;
+  DIR* d = opendir(path.c_str());
+  REQUIRE(d != nullptr);
+  while (struct dirent* e = readdir(d)) names.insert(e->d_name);
+  closedir(d);
+  return names;
+}
+
+unsigned dtype_of(mode_t m) {
+  return S_ISDIR(m) ? DT_DIR : S_ISREG(m) ? DT_REG : S_ISLNK(m) ? DT_LNK : DT_UNKNOWN;
+}
+
+// The listing of key agrees with the host directory (what is shown, by
+// the rule: regular files after following links, directories with
+// subdirs) and with lookups of every host name through the kernel.
+void check_against_host(const std::string& key, const std::string& hostdir, bool subdirs) {
+  std::map<std::string, Dent> ls = listing(key);
+  std::set<std::string> expect;
+  for (const std::string& n : host_names(hostdir)) {
+    INFO(key << ": host entry " << n);
+    struct stat hst;
+    bool shown = n == "." || n == ".." ||
+                 (stat((hostdir + "/" + n).c_str(), &hst) == 0 &&
+                  (S_ISREG(hst.st_mode) || (subdirs && S_ISDIR(hst.st_mode))));
+    if (shown) expect.insert(n);
+    // lookup agrees with readdir: found exactly when listed, same type and
+    // inode number.
+    struct stat kst;
+    int r = rump_sys_stat((key + "/" + n).c_str(), &kst);
+    CHECK((r == 0) == shown);
+    if (r == 0 && ls.count(n)) {
+      CHECK(ls[n].type == dtype_of(kst.st_mode));
+      if (n != "..") CHECK(ls[n].ino == kst.st_ino);
+    }
+    if (shown && n != "." && n != "..") {
+      CHECK(ls[n].ino == hst.st_ino);  // the host's inode numbers
+      CHECK(ls[n].type == dtype_of(hst.st_mode));
+    }
+  }
+  std::set<std::string> got;
+  for (auto& [n, d] : ls) got.insert(n);
+  CHECK(got == expect);
+}
+
+}  // namespace
+
+TEST_CASE("etfs DIR: getdents64 lists the host directory as lookup sees it; SUBDIRS adds directories",
+          "[etfs][readdir]") {
+  KernelUp up;
+  HostDir h;
+  h.file("one.txt", "first");
+  h.file("two.bin", "second");
+  REQUIRE(mkdir(h.at("sub").c_str(), 0755) == 0);
+  h.file("sub/inner.txt");
+  REQUIRE(mkdir(h.at("sub/deeper").c_str(), 0755) == 0);
+  REQUIRE(symlink("one.txt", h.at("link_to_file").c_str()) == 0);
+  REQUIRE(symlink("sub", h.at("link_to_dir").c_str()) == 0);
+  REQUIRE(symlink("nowhere", h.at("dangling").c_str()) == 0);
+  REQUIRE(mkfifo(h.at("fifo").c_str(), 0644) == 0);
+
+  REQUIRE(rump_pub_etfs_register("/flat", h.path.c_str(), RUMP_ETFS_DIR) == 0);
+  REQUIRE(rump_pub_etfs_register("/deep", h.path.c_str(), RUMP_ETFS_DIR_SUBDIRS) == 0);
+
+  std::map<std::string, Dent> flat = listing("/flat");
+  std::set<std::string> names;
+  for (auto& [n, d] : flat) names.insert(n);
+  CHECK(names == std::set<std::string>{".", "..", "one.txt", "two.bin", "link_to_file"});
+  CHECK(flat["one.txt"].type == DT_REG);
+  CHECK(flat["link_to_file"].type == DT_REG);  // followed, as lookup and open do
+  CHECK(flat["."].type == DT_DIR);
+  CHECK(flat[".."].type == DT_DIR);
+  struct stat st;
+  REQUIRE(rump_sys_stat("/flat", &st) == 0);
+  CHECK(flat["."].ino == st.st_ino);
+  CHECK(flat[".."].ino == st.st_ino);  // the etfs root is its own ".."
+  check_against_host("/flat", h.path, false);
+
+  std::map<std::string, Dent> deep = listing("/deep");
+  names.clear();
+  for (auto& [n, d] : deep) names.insert(n);
+  CHECK(names == std::set<std::string>{".", "..", "one.txt", "two.bin", "link_to_file", "sub", "link_to_dir"});
+  CHECK(deep["sub"].type == DT_DIR);
+  CHECK(deep["link_to_dir"].type == DT_DIR);
+  check_against_host("/deep", h.path, true);
+  check_against_host("/deep/sub", h.at("sub"), true);
+  std::map<std::string, Dent> sub = listing("/deep/sub");
+  REQUIRE(rump_sys_stat("/deep", &st) == 0);
+  CHECK(sub[".."].ino == st.st_ino);
+  CHECK(sub.count("deeper") == 1);
+  CHECK(listing("/deep/sub/deeper").size() == 2);  // "." and ".." only
+  // A file found by readdir opens and reads without a lookup before.
+  int fd = rump_sys_open("/flat/two.bin", O_RDONLY, 0);
+  REQUIRE(fd >= 0);
+  char buf[16] = {};
+  CHECK(rump_sys_read(fd, buf, sizeof buf) == 6);
+  rump_sys_close(fd);
+
+  CHECK(rump_pub_etfs_remove("/flat") == 0);
+  CHECK(rump_pub_etfs_remove("/deep") == 0);
+}
+
+TEST_CASE("etfs DIR: 1000 entries, read with a small buffer, resume at every d_off, rewind",
+          "[etfs][readdir]") {
+  KernelUp up;
+  HostDir h;
+  std::set<std::string> want{".", ".."};
+  for (int i = 0; i < 1000; i++) {
+    char n[32];
+    std::snprintf(n, sizeof n, "entry_%04d", i);
+    h.file(n);
+    want.insert(n);
+  }
+  for (int i = 0; i < 20; i++) REQUIRE(mkdir(h.at("dir_" + std::to_string(i)).c_str(), 0755) == 0);
+  REQUIRE(rump_pub_etfs_register("/many", h.path.c_str(), RUMP_ETFS_DIR) == 0);
+
+  int fd = rump_sys_open("/many", O_RDONLY | O_DIRECTORY, 0);
+  REQUIRE(fd >= 0);
+  // One record at a time: 40 bytes hold one "entry_NNNN" (32) but not two.
+  std::map<std::string, Dent> small = read_all(fd, 40);
+  std::set<std::string> got;
+  for (auto& [n, d] : small) got.insert(n);
+  CHECK(got == want);  // every file once, no directory (DIR, not SUBDIRS)
+  // A buffer too small for the next record is EINVAL, as on Linux.
+  CHECK(rump_sys_lseek(fd, 0, SEEK_SET) == 0);
+  char tiny[16];
+  CHECK_ERRNO(EINVAL, rump_sys_getdents64(fd, tiny, sizeof tiny));
+  // rewinddir: the same listing again, in the same order, with a big buffer.
+  std::vector<std::string> order;
+  std::vector<int64_t> offs;
+  {
+    CHECK(rump_sys_lseek(fd, 0, SEEK_SET) == 0);
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+      long n = rump_sys_getdents64(fd, buf.data(), buf.size());
+      REQUIRE(n >= 0);
+      if (n == 0) break;
+      for (long off = 0; off < n;) {
+        auto* d = reinterpret_cast<struct dirent64*>(buf.data() + off);
+        order.push_back(d->d_name);
+        offs.push_back(d->d_off);
+        off += d->d_reclen;
+      }
+    }
+  }
+  REQUIRE(order.size() == want.size());
+  // seekdir to the d_off of entry i continues with entry i + 1.
+  for (size_t i : {size_t{0}, size_t{1}, size_t{2}, size_t{500}, order.size() - 2}) {
+    INFO("after entry " << i);
+    CHECK(rump_sys_lseek(fd, offs[i], SEEK_SET) == offs[i]);
+    char buf[40];  // one record
+    long n = rump_sys_getdents64(fd, buf, sizeof buf);
+    REQUIRE(n > 0);
+    CHECK(std::string(reinterpret_cast<struct dirent64*>(buf)->d_name) == order[i + 1]);
+    CHECK(rump_sys_lseek(fd, 0, SEEK_CUR) == offs[i + 1]);  // the position moved past it
+  }
+  CHECK(rump_sys_lseek(fd, offs.back(), SEEK_SET) == offs.back());
+  char buf[64];
+  CHECK(rump_sys_getdents64(fd, buf, sizeof buf) == 0);  // the end
+  rump_sys_close(fd);
+  CHECK(rump_pub_etfs_remove("/many") == 0);
+}
+
+TEST_CASE("etfs DIR: entries added and removed on the host show in readdir and lookup",
+          "[etfs][readdir]") {
+  KernelUp up;
+  HostDir h;
+  h.file("stays");
+  h.file("goes");
+  h.file("becomes_dir");
+  REQUIRE(rump_pub_etfs_register("/live", h.path.c_str(), RUMP_ETFS_DIR_SUBDIRS) == 0);
+  struct stat st;
+  REQUIRE(rump_sys_stat("/live/goes", &st) == 0);  // looked up before the host changes
+  REQUIRE(rump_sys_stat("/live/becomes_dir", &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  int held = rump_sys_open("/live/goes", O_RDONLY, 0);
+  REQUIRE(held >= 0);
+  std::map<std::string, Dent> before = listing("/live");
+  CHECK(before.count("goes") == 1);
+
+  REQUIRE(unlink(h.at("goes").c_str()) == 0);
+  REQUIRE(unlink(h.at("becomes_dir").c_str()) == 0);
+  REQUIRE(mkdir(h.at("becomes_dir").c_str(), 0755) == 0);
+  h.file("new_file", "fresh");
+  REQUIRE(mkdir(h.at("new_dir").c_str(), 0755) == 0);
+
+  std::map<std::string, Dent> after = listing("/live");
+  std::set<std::string> names;
+  for (auto& [n, d] : after) names.insert(n);
+  CHECK(names == std::set<std::string>{".", "..", "stays", "becomes_dir", "new_file", "new_dir"});
+  CHECK(after["becomes_dir"].type == DT_DIR);
+  CHECK_ERRNO(ENOENT, rump_sys_stat("/live/goes", &st));
+  REQUIRE(rump_sys_stat("/live/becomes_dir", &st) == 0);
+  CHECK(S_ISDIR(st.st_mode));
+  check_against_host("/live", h.path, true);
+  // The descriptor opened before the host removed the file stays valid.
+  // (It reads as empty: a growing window's size comes from the host path.)
+  char buf[4] = {};
+  CHECK(rump_sys_read(held, buf, sizeof buf) >= 0);
+  rump_sys_close(held);
+  int fd = rump_sys_open("/live/new_file", O_RDONLY, 0);
+  REQUIRE(fd >= 0);
+  CHECK(rump_sys_read(fd, buf, sizeof buf) == 4);
+  rump_sys_close(fd);
+  CHECK(rump_pub_etfs_remove("/live") == 0);
+}
+
+TEST_CASE("etfs DIR: an open directory keeps the registration; after removal the key is gone",
+          "[etfs][readdir]") {
+  KernelUp up;
+  HostDir h;
+  h.file("f");
+  REQUIRE(rump_pub_etfs_register("/reg/dir", h.path.c_str(), RUMP_ETFS_DIR) == 0);
+  CHECK(listing("/reg").count("dir") == 1);  // the placeholder in tmpfs
+  int fd = rump_sys_open("/reg/dir", O_RDONLY | O_DIRECTORY, 0);
+  REQUIRE(fd >= 0);
+  CHECK(rump_pub_etfs_remove("/reg/dir") == EBUSY);
+  CHECK(read_all(fd, 4096).count("f") == 1);
+  rump_sys_close(fd);
+  CHECK(rump_pub_etfs_remove("/reg/dir") == 0);
+  CHECK(listing("/reg").count("dir") == 0);
+  struct stat st;
+  CHECK_ERRNO(ENOENT, rump_sys_stat("/reg/dir/f", &st));
+  CHECK_ERRNO(ENOENT, rump_sys_open("/reg/dir", O_RDONLY | O_DIRECTORY, 0));
+  // The host directory is untouched, and can be registered again.
+  CHECK(host_names(h.path).count("f") == 1);
+  REQUIRE(rump_pub_etfs_register("/reg/dir", h.path.c_str(), RUMP_ETFS_DIR) == 0);
+  CHECK(listing("/reg/dir").count("f") == 1);
+  CHECK(rump_pub_etfs_remove("/reg/dir") == 0);
+}
+
+TEST_CASE("etfs DIR: getdents64 on a host directory removed after registration is ENOENT",
+          "[etfs][readdir]") {
+  KernelUp up;
+  HostDir h;
+  std::string gone = h.at("gone");
+  REQUIRE(mkdir(gone.c_str(), 0755) == 0);
+  REQUIRE(rump_pub_etfs_register("/gone", gone.c_str(), RUMP_ETFS_DIR) == 0);
+  int fd = rump_sys_open("/gone", O_RDONLY | O_DIRECTORY, 0);
+  REQUIRE(fd >= 0);
+  REQUIRE(rmdir(gone.c_str()) == 0);
+  char buf[256];
+  CHECK_ERRNO(ENOENT, rump_sys_getdents64(fd, buf, sizeof buf));
+  rump_sys_close(fd);
+  CHECK(rump_pub_etfs_remove("/gone") == 0);
 }
 
 // The block-device interface a disk file system will mount on.

@@ -308,6 +308,205 @@ std::vector<int> fifo_hup_sequence(const std::string& path, Open open_, Close cl
 
 }  // namespace
 
+// --- the temporary signal mask of ppoll and pselect6
+//
+// Every scenario runs twice: in a rump process and in a forked host child
+// doing the same with the host's ppoll/pselect, and the outcomes must
+// agree. The process blocks SIGUSR1 and SIGUSR2 and catches SIGUSR2; the
+// call's temporary mask blocks SIGUSR2 and, in some scenarios, SIGUSR1.
+// Both signals arrive during the wait (from another thread) or are pending
+// before the call.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr uint64_t sigbit(int sig) { return uint64_t{1} << (sig - 1); }
+
+enum class Call { kPpoll, kPselect };
+enum class Act { kCaught, kDefault, kIgnored };
+
+struct MaskScenario {
+  Call call;
+  Act usr1;
+  bool temp_blocks_usr1;
+  bool from_thread;
+};
+
+std::ostream& operator<<(std::ostream& os, const MaskScenario& s) {
+  const char* act[] = {"caught", "default", "ignored"};
+  return os << (s.call == Call::kPpoll ? "ppoll" : "pselect6") << ", SIGUSR1 "
+            << act[static_cast<int>(s.usr1)] << (s.temp_blocks_usr1 ? ", blocked" : ", unblocked")
+            << " by the temporary mask, sent " << (s.from_thread ? "during the wait" : "before the call");
+}
+
+// How the call and the process ended.
+struct MaskOutcome {
+  bool killed = false;
+  int termsig = 0;
+  int ret = 0;  // the call's result, errno for -1 in err
+  int err = 0;
+  bool usr1_pending = false;
+  bool usr2_pending = false;
+  bool mask_back = false;  // the old mask is in force again
+  bool operator==(const MaskOutcome&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const MaskOutcome& o) {
+  if (o.killed) return os << "killed by " << o.termsig;
+  return os << "returned " << o.ret << " errno " << o.err << ", pending USR1 " << o.usr1_pending << " USR2 "
+            << o.usr2_pending << ", mask back " << o.mask_back;
+}
+
+constexpr long kMaskWaitNs = 200 * 1000000L;
+
+MaskOutcome rump_mask_run(const MaskScenario& s) {
+  KernelUp up(2);
+  Kid parent = fork_kid();
+  rump_lwproc_switch(parent.l);
+  Kid c = fork_kid();
+  REQUIRE(set_action(SIGUSR2, kHandler) == 0);
+  REQUIRE(set_action(SIGUSR1, s.usr1 == Act::kCaught ? kHandler : s.usr1 == Act::kIgnored ? kIgn : nullptr) == 0);
+  uint64_t old = sigbit(SIGUSR1) | sigbit(SIGUSR2);
+  REQUIRE(rump_sys_rt_sigprocmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(&old), nullptr, 8) == 0);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  std::thread sender;
+  if (s.from_thread) {
+    sender = std::thread([&] {
+      rump_kernel_set_current(up.k);
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      TCHECK(rump_sys_kill(c.pid, SIGUSR2) == 0);
+      TCHECK(rump_sys_kill(c.pid, SIGUSR1) == 0);
+    });
+  } else {
+    REQUIRE(rump_sys_kill(c.pid, SIGUSR2) == 0);
+    REQUIRE(rump_sys_kill(c.pid, SIGUSR1) == 0);
+  }
+  uint64_t temp = sigbit(SIGUSR2) | (s.temp_blocks_usr1 ? sigbit(SIGUSR1) : 0);
+  timespec ts{0, kMaskWaitNs};
+  int r;
+  if (s.call == Call::kPpoll) {
+    pollfd pf{p[0], POLLIN, 0};
+    r = rump_sys_ppoll(&pf, 1, &ts, reinterpret_cast<sigset_t*>(&temp), 8);
+  } else {
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(p[0], &rs);
+    struct {
+      const void* ss;
+      size_t len;
+    } arg{&temp, 8};
+    r = rump_sys_pselect6(p[0] + 1, &rs, nullptr, nullptr, &ts, &arg);
+  }
+  int e = r < 0 ? errno : 0;
+  if (sender.joinable()) sender.join();
+  CHECK(thread_failures.exchange(0) == 0);
+  MaskOutcome o;
+  if (rump_lwproc_curlwp() == nullptr) {
+    // The process is gone: its parent sees how.
+    rump_lwproc_switch(parent.l);
+    int st = -1;
+    REQUIRE(rump_sys_wait4(c.pid, &st, 0, nullptr) == c.pid);
+    o.killed = WIFSIGNALED(st);
+    o.termsig = o.killed ? WTERMSIG(st) : 0;
+    return o;
+  }
+  o.ret = r;
+  o.err = e;
+  uint64_t pend = 0, now = 0;
+  REQUIRE(rump_sys_rt_sigpending(reinterpret_cast<sigset_t*>(&pend), 8) == 0);
+  REQUIRE(rump_sys_rt_sigprocmask(SIG_BLOCK, nullptr, reinterpret_cast<sigset_t*>(&now), 8) == 0);
+  o.usr1_pending = pend & sigbit(SIGUSR1);
+  o.usr2_pending = pend & sigbit(SIGUSR2);
+  o.mask_back = now == old;
+  return o;
+}
+
+std::atomic<int> g_host_usr1_handled{0};
+void host_handler(int sig) {
+  if (sig == SIGUSR1) g_host_usr1_handled++;
+}
+
+// The same on the host, in a forked child; *handled is how often the
+// host ran the SIGUSR1 handler.
+MaskOutcome host_mask_run(const MaskScenario& s, int* handled) {
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    struct sigaction a2 {};
+    a2.sa_handler = host_handler;
+    sigaction(SIGUSR2, &a2, nullptr);
+    struct sigaction a1 {};
+    a1.sa_handler = s.usr1 == Act::kCaught ? host_handler : s.usr1 == Act::kIgnored ? SIG_IGN : SIG_DFL;
+    sigaction(SIGUSR1, &a1, nullptr);
+    sigset_t old;
+    sigemptyset(&old);
+    sigaddset(&old, SIGUSR1);
+    sigaddset(&old, SIGUSR2);
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    int p[2];
+    if (pipe(p) != 0) _exit(127);
+    std::thread sender;
+    if (s.from_thread) {
+      sender = std::thread([] {  // blocks both (the mask is inherited)
+        usleep(30000);
+        kill(getpid(), SIGUSR2);
+        kill(getpid(), SIGUSR1);
+      });
+    } else {
+      kill(getpid(), SIGUSR2);
+      kill(getpid(), SIGUSR1);
+    }
+    sigset_t temp;
+    sigemptyset(&temp);
+    sigaddset(&temp, SIGUSR2);
+    if (s.temp_blocks_usr1) sigaddset(&temp, SIGUSR1);
+    timespec ts{0, kMaskWaitNs};
+    int r;
+    if (s.call == Call::kPpoll) {
+      pollfd pf{p[0], POLLIN, 0};
+      r = ppoll(&pf, 1, &ts, &temp);
+    } else {
+      fd_set rs;
+      FD_ZERO(&rs);
+      FD_SET(p[0], &rs);
+      r = pselect(p[0] + 1, &rs, nullptr, nullptr, &ts, &temp);
+    }
+    int e = r < 0 ? errno : 0;
+    if (sender.joinable()) sender.join();
+    sigset_t pend, now;
+    sigpending(&pend);
+    sigprocmask(SIG_BLOCK, nullptr, &now);
+    int code = (r == -1 ? 1 : r == 0 ? 2 : 3) | (e == EINTR ? 4 : e != 0 ? 64 : 0) |
+               (sigismember(&pend, SIGUSR1) ? 8 : 0) | (sigismember(&pend, SIGUSR2) ? 16 : 0) |
+               (sigismember(&now, SIGUSR1) && sigismember(&now, SIGUSR2) ? 32 : 0);
+    _exit(code | (g_host_usr1_handled.load() ? 128 : 0));
+  }
+  int st = -1;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  MaskOutcome o;
+  *handled = 0;
+  if (WIFSIGNALED(st)) {
+    o.killed = true;
+    o.termsig = WTERMSIG(st);
+    return o;
+  }
+  REQUIRE(WIFEXITED(st));
+  int code = WEXITSTATUS(st);
+  REQUIRE((code & 64) == 0);
+  o.ret = (code & 3) == 1 ? -1 : (code & 3) == 2 ? 0 : 1;
+  o.err = (code & 4) ? EINTR : 0;
+  o.usr1_pending = code & 8;
+  o.usr2_pending = code & 16;
+  o.mask_back = code & 32;
+  *handled = (code & 128) ? 1 : 0;
+  return o;
+}
+
+}  // namespace
+
 TEST_CASE("poll: a FIFO reader sees POLLHUP only after a writer came and went, as on the host", "[poll][fifo]") {
   char tmpl[] = "/tmp/rumpfifo-XXXXXX";
   REQUIRE(mkdtemp(tmpl) != nullptr);
@@ -332,4 +531,104 @@ TEST_CASE("poll: a FIFO reader sees POLLHUP only after a writer came and went, a
   std::vector<int> want = {0,      0,          0, POLLOUT, POLLHUP, POLLHUP, 0, POLLIN | POLLHUP, POLLIN | POLLHUP,
                            0,      POLLHUP};
   CHECK(rump == want);
+}
+
+TEST_CASE("ppoll and pselect6: signals the temporary mask unblocks act before the old mask returns, as on Linux",
+          "[poll][select][signal]") {
+  MaskOutcome eintr_consumed{false, 0, -1, EINTR, false, true, true};
+  MaskOutcome timeout_both_pending{false, 0, 0, 0, true, true, true};
+  MaskOutcome timeout_usr2_pending{false, 0, 0, 0, false, true, true};
+  MaskOutcome killed{true, SIGUSR1, 0, 0, false, false, false};
+  struct {
+    Act act;
+    bool temp_blocks;
+    MaskOutcome want;
+  } cases[] = {
+      // A caught signal interrupts and is delivered (consumed) under the
+      // temporary mask; SIGUSR2, still blocked, stays pending.
+      {Act::kCaught, false, eintr_consumed},
+      // A default-fatal one ends the process.
+      {Act::kDefault, false, killed},
+      // An ignored one is discarded and doesn't interrupt.
+      {Act::kIgnored, false, timeout_usr2_pending},
+      // Still blocked by the temporary mask: no interruption, pending.
+      {Act::kCaught, true, timeout_both_pending},
+      {Act::kDefault, true, timeout_both_pending},
+  };
+  for (Call call : {Call::kPpoll, Call::kPselect}) {
+    for (bool from_thread : {false, true}) {
+      for (auto& c : cases) {
+        MaskScenario s{call, c.act, c.temp_blocks, from_thread};
+        INFO(s);
+        MaskOutcome got = rump_mask_run(s);
+        INFO("rump: " << got);
+        CHECK(got == c.want);
+        int handled = 0;
+        MaskOutcome host = host_mask_run(s, &handled);
+        INFO("host: " << host);
+        CHECK(got == host);
+        CHECK(handled == (c.act == Act::kCaught && !c.temp_blocks ? 1 : 0));
+      }
+    }
+  }
+}
+
+TEST_CASE("ppoll: a blocked ignored signal stays pending on Linux, is dropped here; both end the same",
+          "[poll][signal]") {
+  // Linux queues an ignored signal while it is blocked; this kernel drops
+  // ignored signals when they are posted. With the temporary mask blocking
+  // it, only rt_sigpending tells the difference.
+  MaskScenario s{Call::kPpoll, Act::kIgnored, true, false};
+  MaskOutcome got = rump_mask_run(s);
+  int handled = 0;
+  MaskOutcome host = host_mask_run(s, &handled);
+  CHECK(host.usr1_pending);
+  CHECK_FALSE(got.usr1_pending);
+  host.usr1_pending = false;
+  CHECK(got == host);
+}
+
+TEST_CASE("ppoll: ready descriptors win over a signal the temporary mask unblocks; it stays pending",
+          "[poll][signal]") {
+  // Linux restores the old mask at once when the call was not interrupted.
+  KernelUp up;
+  Kid c = fork_kid();
+  REQUIRE(set_action(SIGUSR1, kHandler) == 0);
+  uint64_t old = sigbit(SIGUSR1);
+  REQUIRE(rump_sys_rt_sigprocmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(&old), nullptr, 8) == 0);
+  REQUIRE(rump_sys_kill(c.pid, SIGUSR1) == 0);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  REQUIRE(rump_sys_write(p[1], "x", 1) == 1);
+  pollfd pf{p[0], POLLIN, 0};
+  uint64_t none = 0;
+  CHECK(rump_sys_ppoll(&pf, 1, nullptr, reinterpret_cast<sigset_t*>(&none), 8) == 1);
+  uint64_t pend = 0;
+  REQUIRE(rump_sys_rt_sigpending(reinterpret_cast<sigset_t*>(&pend), 8) == 0);
+  CHECK(pend == sigbit(SIGUSR1));
+  // The host does the same.
+  sigset_t hold, hnone, hpend;
+  sigemptyset(&hold);
+  sigaddset(&hold, SIGUSR1);
+  sigemptyset(&hnone);
+  struct sigaction sa {}, osa{};
+  sa.sa_handler = host_handler;
+  REQUIRE(sigaction(SIGUSR1, &sa, &osa) == 0);
+  sigset_t saved;
+  REQUIRE(pthread_sigmask(SIG_BLOCK, &hold, &saved) == 0);
+  int hp[2];
+  REQUIRE(pipe(hp) == 0);
+  REQUIRE(write(hp[1], "x", 1) == 1);
+  REQUIRE(pthread_kill(pthread_self(), SIGUSR1) == 0);
+  pollfd hpf{hp[0], POLLIN, 0};
+  CHECK(ppoll(&hpf, 1, nullptr, &hnone) == 1);
+  sigpending(&hpend);
+  CHECK(sigismember(&hpend, SIGUSR1));
+  // Clean up the host thread: take the signal, put everything back.
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGUSR1, &sa, nullptr);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  sigaction(SIGUSR1, &osa, nullptr);
+  close(hp[0]);
+  close(hp[1]);
 }
