@@ -95,7 +95,9 @@ bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t ma
   int64_t start = mono_now_ns();
   for (unsigned i = 1;; i++) {
     if (word.load(std::memory_order_acquire) != seen) {
-      changed = true;
+      // Seen in time, or only after the host preempted us (then the spin
+      // did not pay off: report it as run out).
+      changed = mono_now_ns() - start < max_ns;
       break;
     }
     // The clock and the signal state are looked at now and then only.

@@ -70,8 +70,10 @@ class Lwp : public KObject {
   // cost more than the wait itself. Gives the CPU back while it spins, so
   // the peer can run even with every CPU taken, and holds no lock. Gives up
   // after max_ns or when an interrupt is pending (the caller's next sleep()
-  // then answers EINTR). Returns true if word changed. Pointless, and not
-  // attempted, in a kernel with one CPU.
+  // then answers EINTR). Returns true if word changed within max_ns (a
+  // change noticed only later, after the host preempted the spinner, is
+  // false: the caller re-checks anyway). Pointless, and not attempted, in
+  // a kernel with one CPU.
   bool spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t max_ns);
   // Wakes an interruptible sleep of this LWP (signal delivery, exit).
   void interrupt();

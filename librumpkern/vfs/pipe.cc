@@ -51,10 +51,14 @@ Result<Ref<Pipe>> Pipe::create(Kmem& k) {
   return adopt_ref(p);
 }
 
-void Pipe::changed_locked() {
+void Pipe::bump_locked() {
   // Only ever changed under lock_: a plain increment, published for the
   // spinners (their acquire load pairs with this release store).
   gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
+
+void Pipe::changed_locked() {
+  bump_locked();
   if (!wq_.empty()) wq_.wakeup();
 }
 
@@ -65,16 +69,16 @@ int Pipe::wait_locked(Lwp& l, CondVar& cv, int& nwait, SpinBudget& spin) {
   if (budget > 0) {
     spin.waits = 0;
     lock_.unlock();
-    bool changed = l.spin_wait(gen_, seen, budget);
+    bool paid_off = l.spin_wait(gen_, seen, budget);
     lock_.lock();
     // A spin that paid off earns the next one a longer budget; one that
     // ran out a shorter one, down to none.
-    if (changed) {
+    if (paid_off) {
       spin.ns = budget < kSpinMaxNs / 2 ? budget * 2 : kSpinMaxNs;
       return 0;
     }
     spin.ns = budget >= 2 * kSpinMinNs ? budget / 2 : 0;
-    // A change between the end of the spin and the lock counts too: its
+    // A change late in the spin or between its end and the lock: its
     // waker saw no sleeper and signalled nobody.
     if (gen_.load(std::memory_order_relaxed) != seen) return 0;
   }
@@ -109,11 +113,12 @@ Result<size_t> Pipe::read(Lwp& l, Uio& uio, bool nonblock) {
     rbusy_ = true;
     char* ring = buf_;
     // Take what is there, and what arrives meanwhile, up to what was asked.
+    // Each piece is committed at once (a spinning writer may refill the
+    // space already), sleepers and pollers are told once, at the end.
     while (uio.resid > 0 && len_ > 0) {
       size_t n = min3(uio.resid, len_, kPiece);
       size_t at = head_;
       lock_.unlock();
-      if (wake_writers) wcv_.broadcast(), wake_writers = false;
       size_t before = uio.resid;
       Result<void> r = ring_copyout(uio, ring, at, n);
       size_t moved = before - uio.resid;  // on a fault, what was copied is consumed (as Linux)
@@ -122,8 +127,7 @@ Result<size_t> Pipe::read(Lwp& l, Uio& uio, bool nonblock) {
         head_ = (head_ + moved) % kCapacity;
         len_ -= moved;
         got += moved;
-        wake_writers = wwait_ > 0;
-        changed_locked();
+        bump_locked();
       }
       if (!r.ok()) {
         if (got == 0) error = r.error();
@@ -135,7 +139,7 @@ Result<size_t> Pipe::read(Lwp& l, Uio& uio, bool nonblock) {
     if (len_ == 0 && !wbusy_) head_ = 0;
     rbusy_ = false;
     wake_readers = rwait_ > 0;  // the next reader's turn
-    wake_writers = wake_writers || (got && wwait_ > 0);
+    wake_writers = got && wwait_ > 0;
     changed_locked();
   }
   lock_.unlock();
@@ -152,8 +156,7 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
   size_t done = 0;
   int error = 0;
   bool sigpipe = false;
-  bool wake_readers = false;
-  bool wake_writers = false;
+  bool told = true;  // sleeping readers and pollers know of every committed byte
   lock_.lock();
   if (want && !buf_ && readers_ > 0) {
     buf_ = static_cast<char*>(kmem_.alloc(kCapacity));
@@ -172,6 +175,18 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
         error = EAGAIN;
         break;
       }
+      // Before waiting, tell readers what is there (outside the lock, so
+      // a woken reader does not block on it at once), then look again.
+      if (!told) {
+        told = true;
+        if (!wq_.empty()) wq_.wakeup();
+        if (rwait_ > 0) {
+          lock_.unlock();
+          rcv_.broadcast();
+          lock_.lock();
+          continue;
+        }
+      }
       if (int e = wait_locked(l, wcv_, wwait_, wspin_)) {
         error = e;
         break;
@@ -180,12 +195,15 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
     }
     // Our turn: copy a piece into the free space without the lock. Other
     // writers wait for wbusy_, so an atomic write is never interleaved.
+    // Each piece is committed at once (a spinning reader may take it
+    // already); sleeping readers and pollers are told once, at the end or
+    // before this writer waits, so a sleeping reader is woken once per
+    // write, not per piece.
     wbusy_ = true;
     size_t n = min3(want - done, room, kPiece);
     size_t at = (head_ + len_) % kCapacity;
     char* ring = buf_;
     lock_.unlock();
-    if (wake_readers) rcv_.broadcast(), wake_readers = false;
     size_t before = uio.resid;
     Result<void> r = ring_copyin(uio, ring, at, n);
     size_t moved = before - uio.resid;  // on a fault, the part copied stays
@@ -194,15 +212,17 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
     if (moved) {
       len_ += moved;
       done += moved;
-      wake_readers = rwait_ > 0;
+      told = false;
     }
-    changed_locked();
+    bump_locked();  // also: wbusy_ is clear
     if (!r.ok()) {
       error = r.error();
       break;
     }
   }
-  wake_writers = wwait_ > 0;  // waiting for their turn (or for room a reader made)
+  bool wake_readers = !told && rwait_ > 0;
+  bool wake_writers = wwait_ > 0;  // waiting for their turn (or for room a reader made)
+  if (!told && !wq_.empty()) wq_.wakeup();
   lock_.unlock();
   if (wake_readers) rcv_.broadcast();
   if (wake_writers) wcv_.broadcast();

@@ -100,8 +100,10 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   };
 
   void last_unref() { delete this; }
-  // Records a change of the pipe's state: spinners see gen_ move and
-  // pollers are woken. Sleepers are the caller's business (rwait_/wwait_).
+  // Records a change of the pipe's state for spinners (gen_ moves).
+  void bump_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The same, and pollers are woken. Sleepers are the caller's business
+  // (rwait_/wwait_).
   void changed_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Waits for the next change of the pipe's state (spin, then sleep on cv;
   // nwait counts the sleepers on cv). 0 (re-check), or EINTR.
