@@ -88,7 +88,7 @@ inline void cpu_relax() {
 
 bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t max_ns) {
   Scheduler& s = kernel_.sched();
-  if (s.ncpu() < 2) return word.load(std::memory_order_acquire) != seen;
+  if (s.ncpu() < 2) return false;
   bool had_cpu = cpu_ != nullptr;
   if (had_cpu) s.unschedule(this);
   bool changed = false;
@@ -100,8 +100,11 @@ bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t ma
       changed = mono_now_ns() - start < max_ns;
       break;
     }
-    // The clock and the signal state are looked at now and then only.
-    if ((i & 31) == 0 && (interrupt_pending() || mono_now_ns() - start >= max_ns)) break;
+    // The clock and the signal state are looked at now and then only. A
+    // pause takes well over a nanosecond on any CPU, so max_ns iterations
+    // also end the spin where the clock stands still meanwhile (a virtual
+    // clock that only moves when threads sleep).
+    if ((i & 31) == 0 && (interrupt_pending() || mono_now_ns() - start >= max_ns || static_cast<int64_t>(i) >= max_ns)) break;
     cpu_relax();
   }
   if (had_cpu) s.schedule(this);
