@@ -87,16 +87,21 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   static constexpr size_t kPiece = 16 * 1024;
   // How long a reader or writer spins before it sleeps, adapted to how
   // spins went on this pipe (see wait_locked): at most a little more than
-  // a piece takes to copy and about what a sleep and a host wake-up cost.
-  // Spins that keep running out (the peer is not running: a loaded host,
-  // both threads on one host CPU, an idle pipe) stop spinning; one wait in
-  // kSpinProbe then spins kSpinMinNs to notice a busy peer again.
+  // a few pieces take to copy. Spins that keep running out (the peer is
+  // not running: a loaded host, both threads on one host CPU, an idle
+  // pipe) stop spinning. Sleeping then sustains itself (each side is
+  // woken only after the other slept), so now and then a wait probes
+  // with a spin longer than a host wake-up across CPUs plus the peer's
+  // turn; a probe that runs out makes the next one come later.
   static constexpr int32_t kSpinMaxNs = 20 * 1000;
   static constexpr int32_t kSpinMinNs = 2 * 1000;
-  static constexpr uint32_t kSpinProbe = 16;
+  static constexpr int32_t kSpinProbeNs = 50 * 1000;
+  static constexpr uint32_t kProbeFirst = 16;    // sleeps before a probe, at first
+  static constexpr uint32_t kProbeLast = 1024;   // ... and at most
   struct SpinBudget {
-    int32_t ns = kSpinMaxNs;
-    uint32_t waits = 0;  // waits without a spin, counting to the next probe
+    int32_t ns = kSpinMaxNs;  // 0: sleep at once, but for probes
+    uint32_t sleeps = 0;      // since the last probe
+    uint32_t probe_every = kProbeFirst;
   };
 
   void last_unref() { delete this; }
