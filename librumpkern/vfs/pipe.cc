@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 
-#include <cstring>
 
 #include "kern/copy.h"
 #include "kern/fork.h"

@@ -26,11 +26,16 @@
 //
 // Waiting: a reader or writer that must wait first spins briefly on gen_
 // (Lwp::spin_wait), which every change of the pipe's state bumps, and
-// sleeps on its condition variable only when the spin ran out. A peer
-// that is busy in the pipe thus hands over without a host wake-up; a
-// waker signals a condition variable only when someone sleeps on it, and
-// after dropping the lock. Pipe::fifo_opens_ is guarded by the FIFO
-// vnode's tree lock, so an open never finds a pipe that is going away.
+// sleeps on its condition variable only when the spin ran out; the spin's
+// length adapts per pipe and side (wait_locked), so a loaded host or an
+// idle pipe mostly sleeps. A peer busy in the pipe thus hands over without
+// a host wake-up. Sleepers and pollers are told once per read or write
+// call (a writer that must wait tells them first), not per piece, and a
+// condition variable is signalled only when someone sleeps on it, after
+// the lock is dropped where the caller goes on without it.
+//
+// Pipe::fifo_opens_ is guarded by the FIFO vnode's tree lock, so an open
+// never finds a pipe that is going away.
 #pragma once
 
 #include <sys/types.h>
