@@ -74,6 +74,43 @@ int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
   return rv;
 }
 
+namespace {
+// Tells the core this is a busy-wait loop (lets a sibling hardware thread
+// run and avoids the memory-order flush when the loop ends).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+}  // namespace
+
+bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t max_ns) {
+  Scheduler& s = kernel_.sched();
+  if (s.ncpu() < 2) return false;
+  bool had_cpu = cpu_ != nullptr;
+  if (had_cpu) s.unschedule(this);
+  bool changed = false;
+  int64_t start = mono_now_ns();
+  for (unsigned i = 1;; i++) {
+    if (word.load(std::memory_order_acquire) != seen) {
+      // Seen in time, or only after the host preempted us (then the spin
+      // did not pay off: report it as run out).
+      changed = mono_now_ns() - start < max_ns;
+      break;
+    }
+    // The clock and the signal state are looked at now and then only. A
+    // pause takes well over a nanosecond on any CPU, so max_ns iterations
+    // also end the spin where the clock stands still meanwhile (a virtual
+    // clock that only moves when threads sleep).
+    if ((i & 31) == 0 && (interrupt_pending() || mono_now_ns() - start >= max_ns || static_cast<int64_t>(i) >= max_ns)) break;
+    cpu_relax();
+  }
+  if (had_cpu) s.schedule(this);
+  return changed;
+}
+
 void Lwp::interrupt() {
   sleep_lock_.lock();
   rumpuser_mtx* m = sleep_mtx_;

@@ -64,6 +64,17 @@ class Lwp : public KObject {
   //   while (!cond) if (int e = l.sleep(cv, m, deadline, true)) return err(e);
   int sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(m);
+  // Waits a little, without sleeping, for word to differ from seen: the
+  // cheap path of a wait that the other side will end within microseconds
+  // (a peer copying into a pipe), where a sleep and a host wake-up would
+  // cost more than the wait itself. Gives the CPU back while it spins, so
+  // the peer can run even with every CPU taken, and holds no lock. Gives up
+  // after max_ns or when an interrupt is pending (the caller's next sleep()
+  // then answers EINTR). Returns true if word changed within max_ns (a
+  // change noticed only later, after the host preempted the spinner, is
+  // false: the caller re-checks anyway). Pointless, and not attempted, in
+  // a kernel with one CPU.
+  bool spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t max_ns);
   // Wakes an interruptible sleep of this LWP (signal delivery, exit).
   void interrupt();
   // True if an unblocked signal is pending for the process or the LWP was

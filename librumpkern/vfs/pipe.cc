@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 
-#include <cstring>
 
 #include "kern/copy.h"
 #include "kern/fork.h"
@@ -20,9 +19,26 @@ namespace rump {
 
 namespace {
 
-// Direct copies under the pipe lock are safe when no isolated user space
-// is involved (see pipe.h).
-bool direct_copy(Lwp& l, const Uio& uio) { return uio.kernel || l.user_space() == nullptr; }
+// Moves n bytes between the ring (at offset at, wrapping) and uio. On a
+// fault, uio.resid tells how much moved.
+Result<void> ring_copyout(Uio& uio, const char* ring, size_t at, size_t n) {
+  size_t first = n < Pipe::kCapacity - at ? n : Pipe::kCapacity - at;
+  TRY(uio.copyout(ring + at, first));
+  if (n > first) TRY(uio.copyout(ring, n - first));
+  return {};
+}
+
+Result<void> ring_copyin(Uio& uio, char* ring, size_t at, size_t n) {
+  size_t first = n < Pipe::kCapacity - at ? n : Pipe::kCapacity - at;
+  TRY(uio.copyin(ring + at, first));
+  if (n > first) TRY(uio.copyin(ring, n - first));
+  return {};
+}
+
+size_t min3(size_t a, size_t b, size_t c) {
+  size_t m = a < b ? a : b;
+  return m < c ? m : c;
+}
 
 }  // namespace
 
@@ -34,177 +50,190 @@ Result<Ref<Pipe>> Pipe::create(Kmem& k) {
   return adopt_ref(p);
 }
 
-void Pipe::wake_readers() {
-  if (rwait_) rcv_.broadcast();
-  wq_.wakeup();
+void Pipe::bump_locked() {
+  // Only ever changed under lock_: a plain increment, published for the
+  // spinners (their acquire load pairs with this release store).
+  gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
-void Pipe::wake_writers() {
-  if (wwait_) wcv_.broadcast();
-  wq_.wakeup();
+void Pipe::changed_locked() {
+  bump_locked();
+  if (!wq_.empty()) wq_.wakeup();
 }
 
-Result<void> Pipe::put_locked(Uio* uio, const char* kbuf, size_t n) {
-  size_t tail = (head_ + len_) % kCapacity;
-  size_t first = n < kCapacity - tail ? n : kCapacity - tail;
-  if (uio) {
-    TRY(uio->copyin(buf_ + tail, first));
-    if (n > first) TRY(uio->copyin(buf_, n - first));
-  } else {
-    std::memcpy(buf_ + tail, kbuf, first);
-    if (n > first) std::memcpy(buf_, kbuf + first, n - first);
+int Pipe::wait_locked(Lwp& l, CondVar& cv, int& nwait, SpinBudget& spin) {
+  uint32_t seen = gen_.load(std::memory_order_relaxed);
+  int32_t budget = spin.ns;
+  bool probe = false;
+  if (budget == 0 && ++spin.sleeps >= spin.probe_every) {
+    budget = kSpinProbeNs;
+    probe = true;
+    spin.sleeps = 0;
   }
-  len_ += n;
-  return {};
-}
-
-Result<void> Pipe::get_locked(Uio* uio, char* kbuf, size_t n) {
-  size_t first = n < kCapacity - head_ ? n : kCapacity - head_;
-  if (uio) {
-    TRY(uio->copyout(buf_ + head_, first));
-    if (n > first) TRY(uio->copyout(buf_, n - first));
-  } else {
-    std::memcpy(kbuf, buf_ + head_, first);
-    if (n > first) std::memcpy(kbuf + first, buf_, n - first);
+  if (budget > 0) {
+    lock_.unlock();
+    bool paid_off = l.spin_wait(gen_, seen, budget);
+    lock_.lock();
+    // A spin that paid off earns the next one a longer budget; one that
+    // ran out a shorter one, down to none.
+    if (paid_off) {
+      spin.ns = !probe && budget < kSpinMaxNs / 2 ? budget * 2 : kSpinMaxNs;
+      spin.probe_every = kProbeFirst;
+      return 0;
+    }
+    if (probe) {
+      if (spin.probe_every < kProbeLast) spin.probe_every *= 2;
+    } else {
+      spin.ns = budget >= 2 * kSpinMinNs ? budget / 2 : 0;
+    }
+    // A change late in the spin or between its end and the lock: its
+    // waker saw no sleeper and signalled nobody.
+    if (gen_.load(std::memory_order_relaxed) != seen) return 0;
   }
-  head_ = (head_ + n) % kCapacity;
-  len_ -= n;
-  if (len_ == 0) head_ = 0;
-  return {};
+  nwait++;
+  int e = l.sleep(cv, lock_, -1, true);
+  nwait--;
+  return e;
 }
 
 Result<size_t> Pipe::read(Lwp& l, Uio& uio, bool nonblock) {
-  size_t want = uio.resid;
-  if (want == 0) return size_t{0};
-  bool direct = direct_copy(l, uio);
-  char* bounce = nullptr;
-  if (!direct) {
-    bounce = static_cast<char*>(kmem_.alloc(want < kCapacity ? want : kCapacity));
-    if (!bounce) return err(ENOMEM);
-  }
-  size_t n = 0;
+  if (uio.resid == 0) return size_t{0};
+  size_t got = 0;
   int error = 0;
-  {
-    MutexLocker g(lock_);
-    while (len_ == 0) {
-      if (writers_ == 0) break;  // EOF
-      if (nonblock) {
-        error = EAGAIN;
-        break;
-      }
-      rwait_++;
-      int e = l.sleep(rcv_, lock_, -1, true);
-      rwait_--;
-      if (e) {
-        error = e;
-        break;
-      }
+  bool wake_writers = false;
+  bool wake_readers = false;
+  lock_.lock();
+  // Our turn (no other reader copying) and data, or EOF.
+  for (;;) {
+    if (!rbusy_ && (len_ > 0 || writers_ == 0)) break;
+    if (nonblock && !rbusy_) {
+      error = EAGAIN;
+      break;
     }
-    if (!error && len_ > 0) {
-      n = want < len_ ? want : len_;
-      if (!direct && n > kCapacity) n = kCapacity;
+    // Another reader's turn ends soon; a non-blocking read waits for it
+    // as it would for Linux's pipe mutex.
+    if (int e = wait_locked(l, rcv_, rwait_, rspin_)) {
+      error = e;
+      break;
+    }
+  }
+  if (!error && len_ > 0) {
+    rbusy_ = true;
+    char* ring = buf_;
+    // Take what is there, and what arrives meanwhile, up to what was asked.
+    // Each piece is committed at once (a spinning writer may refill the
+    // space already), sleepers and pollers are told once, at the end.
+    while (uio.resid > 0 && len_ > 0) {
+      size_t n = min3(uio.resid, len_, kPiece);
+      size_t at = head_;
+      lock_.unlock();
       size_t before = uio.resid;
-      Result<void> r = get_locked(direct ? &uio : nullptr, bounce, n);
-      if (!r.ok()) {
-        // A fault part way: what was copied is consumed (as Linux).
-        size_t moved = before - uio.resid;
+      Result<void> r = ring_copyout(uio, ring, at, n);
+      size_t moved = before - uio.resid;  // on a fault, what was copied is consumed (as Linux)
+      lock_.lock();
+      if (moved) {
         head_ = (head_ + moved) % kCapacity;
         len_ -= moved;
-        n = moved;
-        if (n == 0) error = r.error();
+        got += moved;
+        bump_locked();
       }
-      if (n) wake_writers();
+      if (!r.ok()) {
+        if (got == 0) error = r.error();
+        break;
+      }
     }
+    // An empty ring starts over at its beginning, unless a writer is
+    // filling it at the current tail right now.
+    if (len_ == 0 && !wbusy_) head_ = 0;
+    rbusy_ = false;
+    wake_readers = rwait_ > 0;  // the next reader's turn
+    wake_writers = got && wwait_ > 0;
+    changed_locked();
   }
-  if (!direct) {
-    if (n) {
-      Result<void> r = uio.copyout(bounce, n);
-      if (!r.ok()) error = r.error(), n = 0;
-    }
-    Kmem::free(bounce);
-  }
-  if (n == 0 && error) return err(error);
-  return n;
+  lock_.unlock();
+  if (wake_writers) wcv_.broadcast();
+  if (wake_readers) rcv_.broadcast();
+  if (got == 0 && error) return err(error);
+  return got;
 }
 
 Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
   size_t want = uio.resid;
-  bool direct = direct_copy(l, uio);
-  bool atomic = want <= kPipeBuf;
-  char* bounce = nullptr;
-  size_t chunk_cap = want < kCapacity ? want : kCapacity;
-  if (!direct && want) {
-    bounce = static_cast<char*>(kmem_.alloc(chunk_cap));
-    if (!bounce) return err(ENOMEM);
-  }
+  // At most PIPE_BUF bytes go in at once or not at all.
+  size_t need = want <= kPipeBuf ? want : 1;
   size_t done = 0;
   int error = 0;
   bool sigpipe = false;
-  {
-    MutexLocker g(lock_);
+  bool told = true;  // sleeping readers and pollers know of every committed byte
+  lock_.lock();
+  if (want && !buf_ && readers_ > 0) {
+    buf_ = static_cast<char*>(kmem_.alloc(kCapacity));
+    if (!buf_) error = ENOMEM;
+  }
+  while (!error) {
     if (readers_ == 0) {
       sigpipe = true;
       error = EPIPE;
-    } else if (want == 0) {
-      // nothing
-    } else if (!buf_) {
-      buf_ = static_cast<char*>(kmem_.alloc(kCapacity));
-      if (!buf_) error = ENOMEM;
+      break;
     }
-  }
-  while (!error && done < want) {
-    // One chunk: the whole rest when copying directly, else what the
-    // bounce buffer holds (copied in without the lock).
-    size_t chunk = want - done;
-    if (!direct) {
-      if (chunk > chunk_cap) chunk = chunk_cap;
-      Result<void> r = uio.copyin(bounce, chunk);
-      if (!r.ok()) {
-        error = r.error();
-        break;
-      }
-    }
-    size_t put = 0;  // of this chunk
-    MutexLocker g(lock_);
-    while (put < chunk) {
-      if (readers_ == 0) {
-        sigpipe = true;
-        error = EPIPE;
-        break;
-      }
-      size_t room = kCapacity - len_;
-      size_t need = atomic ? chunk : 1;
-      if (room >= need) {
-        size_t n = chunk - put < room ? chunk - put : room;
-        size_t before = uio.resid;
-        Result<void> r = put_locked(direct ? &uio : nullptr, direct ? nullptr : bounce + put, n);
-        if (!r.ok()) {
-          size_t moved = before - uio.resid;
-          len_ += moved;  // the part copied before the fault stays
-          put += moved;
-          if (moved) wake_readers();
-          error = r.error();
-          break;
-        }
-        put += n;
-        wake_readers();
-        continue;
-      }
-      if (nonblock) {
+    if (done == want) break;
+    size_t room = kCapacity - len_;
+    if (wbusy_ || room < need) {
+      if (nonblock && !wbusy_) {
         error = EAGAIN;
         break;
       }
-      wwait_++;
-      int e = l.sleep(wcv_, lock_, -1, true);
-      wwait_--;
-      if (e) {
+      // Before waiting, tell readers what is there (outside the lock, so
+      // a woken reader does not block on it at once), then look again.
+      if (!told) {
+        told = true;
+        if (!wq_.empty()) wq_.wakeup();
+        if (rwait_ > 0) {
+          lock_.unlock();
+          rcv_.broadcast();
+          lock_.lock();
+          continue;
+        }
+      }
+      if (int e = wait_locked(l, wcv_, wwait_, wspin_)) {
         error = e;
         break;
       }
+      continue;
     }
-    done += put;
+    // Our turn: copy a piece into the free space without the lock. Other
+    // writers wait for wbusy_, so an atomic write is never interleaved.
+    // Each piece is committed at once (a spinning reader may take it
+    // already); sleeping readers and pollers are told once, at the end or
+    // before this writer waits, so a sleeping reader is woken once per
+    // write, not per piece.
+    wbusy_ = true;
+    size_t n = min3(want - done, room, kPiece);
+    size_t at = (head_ + len_) % kCapacity;
+    char* ring = buf_;
+    lock_.unlock();
+    size_t before = uio.resid;
+    Result<void> r = ring_copyin(uio, ring, at, n);
+    size_t moved = before - uio.resid;  // on a fault, the part copied stays
+    lock_.lock();
+    wbusy_ = false;
+    if (moved) {
+      len_ += moved;
+      done += moved;
+      told = false;
+    }
+    bump_locked();  // also: wbusy_ is clear
+    if (!r.ok()) {
+      error = r.error();
+      break;
+    }
   }
-  Kmem::free(bounce);
+  bool wake_readers = !told && rwait_ > 0;
+  bool wake_writers = wwait_ > 0;  // waiting for their turn (or for room a reader made)
+  if (!told && !wq_.empty()) wq_.wakeup();
+  lock_.unlock();
+  if (wake_readers) rcv_.broadcast();
+  if (wake_writers) wcv_.broadcast();
   if (sigpipe) {
     // Outside the pipe lock (post_signal takes the process lock, which
     // ranks lower). The writer is in the kernel, so a fatal SIGPIPE ends
@@ -242,6 +271,7 @@ void Pipe::open_ends(bool rd, bool wr) {
   MutexLocker g(lock_);
   if (rd) readers_++, r_counter_++;
   if (wr) writers_++, w_counter_++;
+  changed_locked();
 }
 
 void Pipe::close_ends(bool rd, bool wr) {
@@ -251,7 +281,7 @@ void Pipe::close_ends(bool rd, bool wr) {
   // Readers see EOF, writers EPIPE, pollers HUP/ERR.
   if (rwait_) rcv_.broadcast();
   if (wwait_) wcv_.broadcast();
-  wq_.wakeup();
+  changed_locked();
 }
 
 Result<uint64_t> Pipe::fifo_open(Lwp& l, int flags) {
@@ -269,7 +299,7 @@ Result<uint64_t> Pipe::fifo_open(Lwp& l, int flags) {
     writers_++, w_counter_++;
     if (rwait_) rcv_.broadcast();
   }
-  wq_.wakeup();
+  changed_locked();
   if (acc == O_RDONLY && nonblock && writers_ == 0) return w_counter_;
   if (nonblock || acc == O_RDWR) return uint64_t{0};
   // Wait for a partner: a change of the other side's counter, so a peer
@@ -284,6 +314,8 @@ Result<uint64_t> Pipe::fifo_open(Lwp& l, int flags) {
     }
     if (e && w_counter_ == seen) {
       readers_--;
+      if (wwait_) wcv_.broadcast();
+      changed_locked();
       return err(e);
     }
   } else if (acc == O_WRONLY && readers_ == 0) {
@@ -296,6 +328,7 @@ Result<uint64_t> Pipe::fifo_open(Lwp& l, int flags) {
     if (e && r_counter_ == seen) {
       writers_--;
       if (rwait_) rcv_.broadcast();
+      changed_locked();
       return err(e);
     }
   }

@@ -12,16 +12,35 @@
 // a reader), except O_NONBLOCK (read-open succeeds at once, write-open
 // with no reader is ENXIO) and O_RDWR (never blocks).
 //
-// Locking: Pipe::lock_ (rank kSocket) guards the buffer, the counts and the
-// wait queue. User memory is touched under it only when the caller's
-// space is the host's (a plain memory copy that cannot reach the vm
-// faction's locks); isolated spaces go through a kernel bounce buffer
-// copied outside the lock. Pipe::fifo_opens_ is guarded by the FIFO
-// vnode's tree lock, so an open never finds a pipe that is going away.
+// Locking: Pipe::lock_ (rank kSocket) guards the ring's indices, the
+// counts and the wait queue, and is never held while bytes move: a reader
+// marks itself busy (rbusy_), copies out of the committed bytes without
+// the lock and then commits what it took; a writer marks itself busy
+// (wbusy_), copies into the free space and then commits what it put. The
+// two regions are disjoint, so one reader and one writer copy at the same
+// time; readers take turns among themselves, as do writers. Copies go
+// straight between the ring and user memory (host or isolated space: a
+// fault cannot reach the pipe lock). Long transfers move in pieces of
+// kPiece bytes, each committed (and made visible to the other side) on its
+// own, so a 64 KiB write and the read draining it overlap.
+//
+// Waiting: a reader or writer that must wait first spins briefly on gen_
+// (Lwp::spin_wait), which every change of the pipe's state bumps, and
+// sleeps on its condition variable only when the spin ran out; the spin's
+// length adapts per pipe and side (wait_locked), so a loaded host or an
+// idle pipe mostly sleeps. A peer busy in the pipe thus hands over without
+// a host wake-up. Sleepers and pollers are told once per read or write
+// call (a writer that must wait tells them first), not per piece, and a
+// condition variable is signalled only when someone sleeps on it, after
+// the lock is dropped where the caller goes on without it.
+//
+// Pipe::fifo_opens_ is guarded by the FIFO vnode's tree lock, so an open
+// never finds a pipe that is going away.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -73,25 +92,60 @@ class Pipe : public KObject, public RefCounted<Pipe> {
 
  private:
   friend class RefCounted<Pipe>;
+  // The most one reader or writer moves between two commits.
+  static constexpr size_t kPiece = 16 * 1024;
+  // How long a reader or writer spins before it sleeps, adapted to how
+  // spins went on this pipe (see wait_locked): at most a little more than
+  // a few pieces take to copy. Spins that keep running out (the peer is
+  // not running: a loaded host, both threads on one host CPU, an idle
+  // pipe) stop spinning. Sleeping then sustains itself (each side is
+  // woken only after the other slept), so now and then a wait probes
+  // with a spin longer than a host wake-up across CPUs plus the peer's
+  // turn; a probe that runs out makes the next one come later.
+  static constexpr int32_t kSpinMaxNs = 20 * 1000;
+  static constexpr int32_t kSpinMinNs = 2 * 1000;
+  static constexpr int32_t kSpinProbeNs = 50 * 1000;
+  static constexpr uint32_t kProbeFirst = 16;    // sleeps before a probe, at first
+  static constexpr uint32_t kProbeLast = 1024;   // ... and at most
+  struct SpinBudget {
+    int32_t ns = kSpinMaxNs;  // 0: sleep at once, but for probes
+    uint32_t sleeps = 0;      // since the last probe
+    uint32_t probe_every = kProbeFirst;
+  };
+
   void last_unref() { delete this; }
-  void wake_readers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  void wake_writers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  // Moves n bytes between the ring and uio (or a kernel buffer).
-  Result<void> put_locked(Uio* uio, const char* kbuf, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  Result<void> get_locked(Uio* uio, char* kbuf, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Records a change of the pipe's state for spinners (gen_ moves).
+  void bump_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The same, and pollers are woken. Sleepers are the caller's business
+  // (rwait_/wwait_).
+  void changed_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Waits for the next change of the pipe's state (spin, then sleep on cv;
+  // nwait counts the sleepers on cv). 0 (re-check), or EINTR.
+  // spin is the side's spin budget, adapted here.
+  int wait_locked(Lwp& l, CondVar& cv, int& nwait, SpinBudget& spin) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   Kmem& kmem_;
   Mutex lock_{LockRank::kSocket};
-  CondVar rcv_;  // readers: data, or a writer arriving (FIFO open)
-  CondVar wcv_;  // writers: room, or a reader arriving (FIFO open)
+  CondVar rcv_;  // readers: data, the reader's turn, or a writer arriving (FIFO open)
+  CondVar wcv_;  // writers: room, the writer's turn, or a reader arriving (FIFO open)
   WaitQueue wq_{lock_};
-  char* buf_ ABSL_GUARDED_BY(lock_) = nullptr;  // kCapacity bytes, at the first write
-  size_t head_ ABSL_GUARDED_BY(lock_) = 0;      // first unread byte
-  size_t len_ ABSL_GUARDED_BY(lock_) = 0;
+  // Bumped (under lock_) at every change a reader or writer may wait for;
+  // read without the lock by spinners.
+  std::atomic<uint32_t> gen_{0};
+  // kCapacity bytes, allocated at the first write, then fixed until the
+  // pipe goes: read under the lock, used by busy readers and writers
+  // without it.
+  char* buf_ ABSL_GUARDED_BY(lock_) = nullptr;
+  size_t head_ ABSL_GUARDED_BY(lock_) = 0;  // first unread byte
+  size_t len_ ABSL_GUARDED_BY(lock_) = 0;   // committed, unread bytes
+  bool rbusy_ ABSL_GUARDED_BY(lock_) = false;  // a reader is copying out
+  bool wbusy_ ABSL_GUARDED_BY(lock_) = false;  // a writer is copying in
   int readers_ ABSL_GUARDED_BY(lock_) = 0;
   int writers_ ABSL_GUARDED_BY(lock_) = 0;
   int rwait_ ABSL_GUARDED_BY(lock_) = 0;  // sleepers on rcv_ / wcv_
   int wwait_ ABSL_GUARDED_BY(lock_) = 0;
+  SpinBudget rspin_ ABSL_GUARDED_BY(lock_);  // of readers / writers
+  SpinBudget wspin_ ABSL_GUARDED_BY(lock_);
   uint64_t r_counter_ ABSL_GUARDED_BY(lock_) = 0;  // read-opens so far (FIFO)
   uint64_t w_counter_ ABSL_GUARDED_BY(lock_) = 0;  // write-opens so far: the writer generation
 };

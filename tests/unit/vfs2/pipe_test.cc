@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -254,6 +255,63 @@ TEST_CASE("pipe: readers and writers on both CPUs move every byte in order", "[p
   CHECK(thread_failures.exchange(0) == 0);
   CHECK(ok);
   CHECK(got == kTotal);
+  rump_sys_close(p[0]);
+}
+
+TEST_CASE("pipe: several readers and writers with large writes: every byte arrives exactly once", "[pipe][concurrency]") {
+  KernelUp up(2);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  // Writer w sends kPer bytes of value w in writes of 40000 (larger than
+  // the pieces the pipe moves at once, smaller than the ring); each reader
+  // counts what it got per value.
+  constexpr int kWriters = 3, kReaders = 3;
+  constexpr size_t kPer = 2 << 20, kWrite = 40000;
+  std::vector<std::thread> ts;
+  std::atomic<int> writers_left{kWriters};
+  for (int w = 0; w < kWriters; w++) {
+    ts.emplace_back([&, w] {
+      rump_kernel_set_current(up.k);
+      std::vector<unsigned char> b(kWrite, static_cast<unsigned char>(w));
+      size_t sent = 0;
+      while (sent < kPer) {
+        long r = rump_sys_write(p[1], b.data(), std::min(kWrite, kPer - sent));
+        if (r <= 0) {
+          thread_failures.fetch_add(1);
+          break;
+        }
+        sent += r;
+      }
+      // The last writer out closes the write end: readers then see EOF.
+      if (writers_left.fetch_sub(1) == 1) rump_sys_close(p[1]);
+    });
+  }
+  std::vector<std::array<size_t, kWriters>> counts(kReaders);
+  std::atomic<int> strays{0};
+  for (int r = 0; r < kReaders; r++) {
+    counts[r].fill(0);
+    ts.emplace_back([&, r] {
+      rump_kernel_set_current(up.k);
+      std::vector<unsigned char> b(12345);
+      for (;;) {
+        long n = rump_sys_read(p[0], b.data(), b.size());
+        if (n < 0) thread_failures.fetch_add(1);
+        if (n <= 0) break;
+        for (long i = 0; i < n; i++) {
+          if (b[i] < kWriters) counts[r][b[i]]++;
+          else strays++;
+        }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  CHECK(thread_failures.exchange(0) == 0);
+  CHECK(strays == 0);
+  for (int w = 0; w < kWriters; w++) {
+    size_t sum = 0;
+    for (int r = 0; r < kReaders; r++) sum += counts[r][w];
+    CHECK(sum == kPer);
+  }
   rump_sys_close(p[0]);
 }
 
