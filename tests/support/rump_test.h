@@ -18,6 +18,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <thread>
 
 // Expects expr to fail with -1 (or MAP_FAILED) and errno e.
 #define CHECK_ERRNO(e, expr)                                                        \
@@ -144,6 +146,24 @@ T host_child(F f) {
   REQUIRE(got == sizeof r);
   REQUIRE(WIFEXITED(st));
   return r;
+}
+
+// Runs fn on a new host thread and rethrows what it threw (a failed
+// REQUIRE). A thread's implicit LWP and its other per-thread state are
+// keyed by kernel, and a kernel booted after a halt may sit at the same
+// address: a test that boots its own kernels starts from a fresh thread.
+template <class Fn>
+void on_fresh_thread(Fn&& fn) {
+  std::exception_ptr ep;
+  std::thread t([&] {
+    try {
+      fn();
+    } catch (...) {
+      ep = std::current_exception();
+    }
+  });
+  t.join();
+  if (ep) std::rethrow_exception(ep);
 }
 
 }  // namespace rump_test

@@ -41,20 +41,9 @@ void clock_and_sleep(rump_kernel* k) {
   REQUIRE(rump_sys_nanosleep(&d, nullptr) == 0);
 }
 
-// Each test on a thread of its own: the thread-local counts start at zero.
-template <class Fn>
-void on_fresh_thread(Fn&& fn) {
-  std::exception_ptr ep;
-  std::thread t([&] {
-    try {
-      fn();
-    } catch (...) {
-      ep = std::current_exception();
-    }
-  });
-  t.join();
-  if (ep) std::rethrow_exception(ep);
-}
+// Each test runs on a thread of its own (rump_test::on_fresh_thread): the
+// thread-local counts start at zero.
+using rump_test::on_fresh_thread;
 
 struct KthreadSeen {
   long clock_calls = -1;

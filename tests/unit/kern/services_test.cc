@@ -96,23 +96,8 @@ int set_str(const char* name, const char* s) {
 }
 
 
-// Each test runs on a fresh host thread: a host thread's cached implicit
-// LWP is keyed by the kernel's address, and a kernel booted after a halt
-// often gets the same address (see the report on curlwp.cc), so tests do
-// not reuse a thread across kernels.
-template <class Fn>
-void on_fresh_thread(Fn&& fn) {
-  std::exception_ptr ep;
-  std::thread t([&] {
-    try {
-      fn();
-    } catch (...) {
-      ep = std::current_exception();
-    }
-  });
-  t.join();
-  if (ep) std::rethrow_exception(ep);
-}
+// Each test runs on a fresh host thread (rump_test::on_fresh_thread).
+using rump_test::on_fresh_thread;
 
 #define SVC_CAT2(a, b) a##b
 #define SVC_CAT(a, b) SVC_CAT2(a, b)
