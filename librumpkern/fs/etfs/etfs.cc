@@ -309,7 +309,9 @@ const SpecialRegistrar g_reg_chr(&g_etfs_chr);
 
 struct Entry {
   char* key;
-  EtfsMount* mount;  // borrowed: the mount table holds it
+  // A reference of its own: a user may take the mount out of the table
+  // (umount2) while the key stays registered.
+  EtfsMount* mount;
 };
 
 struct EtfsState : public KObject {
@@ -333,7 +335,10 @@ Result<void> etfs_init(Kernel& k) {
 void etfs_fini(Kernel& k) {
   EtfsState* st = state(k);
   if (!st) return;
-  for (Entry& e : st->entries) Kmem::free(e.key);
+  for (Entry& e : st->entries) {
+    Kmem::free(e.key);
+    e.mount->unref();
+  }
   k.component_state_[g_etfs_component.slot] = nullptr;
   delete st;
 }
@@ -466,6 +471,7 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
     }
     vs.mounts_.push_back(*mref.leak());
   }
+  m->ref();  // the entry's
   st.entries.push_back(Entry{kkey, m});
   if (rdev) st.next_minor++;
   return 0;
@@ -490,6 +496,7 @@ int do_remove(Lwp& l, EtfsState& st, const char* key) {
     else (void)dir.remove(nd.last, *nd.vp);
   }
   Kmem::free(st.entries[i].key);
+  m->unref();  // the entry's; hold keeps it until we return
   st.entries.erase(st.entries.begin() + static_cast<long>(i));
   return 0;
 }

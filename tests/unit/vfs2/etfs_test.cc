@@ -3,6 +3,7 @@
 // remove EBUSY/ENOENT, directories.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,6 +106,29 @@ TEST_CASE("etfs: errors as NetBSD (EEXIST, ENOENT, EINVAL)", "[etfs]") {
   struct stat st;
   REQUIRE(rump_sys_stat("/a", &st) == 0);
   CHECK(st.st_size == 104);
+}
+
+TEST_CASE("etfs: a key unmounted with umount2 can still be removed, and registered again", "[etfs]") {
+  KernelUp up;
+  HostFile h(100);
+  REQUIRE(rump_pub_etfs_register("/k", h.path.c_str(), RUMP_ETFS_REG) == 0);
+  REQUIRE(rump_pub_etfs_register("/d", "/tmp", RUMP_ETFS_DIR) == 0);
+  // The user takes the windows out of the namespace behind etfs's back.
+  REQUIRE(rump_sys_umount2("/k", 0) == 0);
+  REQUIRE(rump_sys_umount2("/d", MNT_DETACH) == 0);
+  struct stat st;
+  REQUIRE(rump_sys_stat("/k", &st) == 0);
+  CHECK(st.st_size == 0);  // the placeholder, no longer the host file
+  CHECK(rump_pub_etfs_register("/k", h.path.c_str(), RUMP_ETFS_REG) == EEXIST);
+  CHECK(rump_pub_etfs_remove("/k") == 0);
+  CHECK(rump_pub_etfs_remove("/d") == 0);
+  CHECK(rump_pub_etfs_remove("/k") == ENOENT);
+  REQUIRE(rump_pub_etfs_register("/k", h.path.c_str(), RUMP_ETFS_REG) == 0);
+  REQUIRE(rump_sys_stat("/k", &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK(st.st_size == 100);
+  // Unmounted and never removed: the halt gives everything back.
+  REQUIRE(rump_sys_umount2("/k", 0) == 0);
 }
 
 TEST_CASE("etfs BLK and CHR: device nodes whose I/O reaches the window; BlockDevice sizes", "[etfs]") {
