@@ -284,6 +284,25 @@ void Pipe::close_ends(bool rd, bool wr) {
   changed_locked();
 }
 
+// A change of the other side's open counter ends the wait, so a peer that
+// came and went already still counts. Interrupted with no partner: the
+// caller's end is counted out again.
+int Pipe::wait_for_partner(Lwp& l, const uint64_t& their_opens, CondVar& my_cv, int& my_waiters,
+                           int& my_ends, CondVar& their_cv, const int& their_waiters) {
+  uint64_t seen = their_opens;
+  int e = 0;
+  while (their_opens == seen && !e) {
+    my_waiters++;
+    e = l.sleep(my_cv, lock_, -1, true);
+    my_waiters--;
+  }
+  if (!e || their_opens != seen) return 0;
+  my_ends--;
+  if (their_waiters) their_cv.broadcast();
+  changed_locked();
+  return e;
+}
+
 Result<uint64_t> Pipe::fifo_open(Lwp& l, int flags) {
   int acc = flags & O_ACCMODE;
   bool rd = acc == O_RDONLY || acc == O_RDWR;
@@ -302,36 +321,14 @@ Result<uint64_t> Pipe::fifo_open(Lwp& l, int flags) {
   changed_locked();
   if (acc == O_RDONLY && nonblock && writers_ == 0) return w_counter_;
   if (nonblock || acc == O_RDWR) return uint64_t{0};
-  // Wait for a partner: a change of the other side's counter, so a peer
-  // that came and went already still counts (as Linux's wait_for_partner).
+  // Wait for a partner, as Linux's wait_for_partner.
   int e = 0;
   if (acc == O_RDONLY && writers_ == 0) {
-    uint64_t seen = w_counter_;
-    while (w_counter_ == seen && !e) {
-      rwait_++;
-      e = l.sleep(rcv_, lock_, -1, true);
-      rwait_--;
-    }
-    if (e && w_counter_ == seen) {
-      readers_--;
-      if (wwait_) wcv_.broadcast();
-      changed_locked();
-      return err(e);
-    }
+    e = wait_for_partner(l, w_counter_, rcv_, rwait_, readers_, wcv_, wwait_);
   } else if (acc == O_WRONLY && readers_ == 0) {
-    uint64_t seen = r_counter_;
-    while (r_counter_ == seen && !e) {
-      wwait_++;
-      e = l.sleep(wcv_, lock_, -1, true);
-      wwait_--;
-    }
-    if (e && r_counter_ == seen) {
-      writers_--;
-      if (rwait_) rcv_.broadcast();
-      changed_locked();
-      return err(e);
-    }
+    e = wait_for_partner(l, r_counter_, wcv_, wwait_, writers_, rcv_, rwait_);
   }
+  if (e) return err(e);
   return uint64_t{0};
 }
 

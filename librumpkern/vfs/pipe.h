@@ -123,6 +123,11 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   // nwait counts the sleepers on cv). 0 (re-check), or EINTR.
   // spin is the side's spin budget, adapted here.
   int wait_locked(Lwp& l, CondVar& cv, int& nwait, SpinBudget& spin) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // FIFO open, one side: sleeps on my_cv (my_waiters counts the sleepers)
+  // until the other side's open counter moves. 0, or EINTR with my_ends
+  // (the caller's count of its own side) taken back.
+  int wait_for_partner(Lwp& l, const uint64_t& their_opens, CondVar& my_cv, int& my_waiters, int& my_ends,
+                       CondVar& their_cv, const int& their_waiters) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   Kmem& kmem_;
   Mutex lock_{LockRank::kSocket};
