@@ -75,7 +75,7 @@ inline void check_epoch(ThreadCtx& t) {
 // thread that has no usable LWP of its own (making or freeing one).
 template <class Fn>
 void with_temp_lwp(Kernel& k, Fn&& fn) {
-  // The temporary LWP's own locks are made on k's backend too.
+  // On k's backend: the temporary LWP's own locks, and the work.
   BackendScope scope(k.backend_);
   Lwp tmp(k, *k.init_, 0, Lwp::Kind::kKthread);
   RunAs as(k, &tmp);

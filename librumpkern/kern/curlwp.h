@@ -73,14 +73,15 @@ Lwp* bound_lwp(Kernel& k);
 // Binds the calling thread to l (nullptr: implicit context).
 void bind_lwp(Kernel& k, Lwp* l);
 
-// Runs kernel code as l on a CPU of k for a scope, on k's backend, then
-// gives the CPU back and restores the thread's previous LWP: for work done
-// outside any system call (boot and halt as lwp0; making or freeing an LWP
-// for a thread that has no usable one of its own).
+// Runs kernel code as l on a CPU of k for a scope, then gives the CPU back
+// and restores the thread's previous LWP: for work done outside any system
+// call (boot and halt as lwp0; making or freeing an LWP for a thread that
+// has no usable one of its own). The caller has already switched the
+// thread to k's backend (a BackendScope around the whole piece of work).
 class RunAs {
  public:
   RunAs(Kernel& k, Lwp* l)
-      : k_(k), l_(l), backend_(k.backend_), prev_(rumpuser_curlwp()) {
+      : k_(k), l_(l), prev_(rumpuser_curlwp()) {
     rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(l));
     k.sched().schedule(l);
   }
@@ -94,7 +95,6 @@ class RunAs {
  private:
   Kernel& k_;
   Lwp* l_;
-  BackendScope backend_;
   struct lwp* prev_;
 };
 
