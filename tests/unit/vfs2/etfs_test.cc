@@ -252,10 +252,10 @@ struct Dent {
   unsigned type;
 };
 
-// getdents64 of an open directory until the end, with a buffer of bufsize
-// bytes; every name once (a repeat fails the test).
-std::map<std::string, Dent> read_all(int fd, size_t bufsize) {
-  std::map<std::string, Dent> out;
+// getdents64 of an open directory from its position to the end, with a
+// buffer of bufsize bytes: fn sees each record in order.
+template <class Fn>
+void for_each_dent(int fd, size_t bufsize, Fn&& fn) {
   std::vector<char> buf(bufsize);
   for (;;) {
     long n = rump_sys_getdents64(fd, buf.data(), buf.size());
@@ -263,12 +263,21 @@ std::map<std::string, Dent> read_all(int fd, size_t bufsize) {
     if (n == 0) break;
     for (long off = 0; off < n;) {
       auto* d = reinterpret_cast<struct dirent64*>(buf.data() + off);
-      INFO(d->d_name);
-      CHECK(out.count(d->d_name) == 0);
-      out[d->d_name] = Dent{d->d_ino, d->d_off, d->d_type};
+      fn(*d);
       off += d->d_reclen;
     }
   }
+}
+
+// Every record of an open directory by name; every name once (a repeat
+// fails the test).
+std::map<std::string, Dent> read_all(int fd, size_t bufsize) {
+  std::map<std::string, Dent> out;
+  for_each_dent(fd, bufsize, [&](const struct dirent64& d) {
+    INFO(d.d_name);
+    CHECK(out.count(d.d_name) == 0);
+    out[d.d_name] = Dent{d.d_ino, d.d_off, d.d_type};
+  });
   return out;
 }
 
@@ -411,21 +420,11 @@ TEST_CASE("etfs DIR: 1000 entries, read with a small buffer, resume at every d_o
   // rewinddir: the same listing again, in the same order, with a big buffer.
   std::vector<std::string> order;
   std::vector<int64_t> offs;
-  {
-    CHECK(rump_sys_lseek(fd, 0, SEEK_SET) == 0);
-    std::vector<char> buf(1 << 16);
-    for (;;) {
-      long n = rump_sys_getdents64(fd, buf.data(), buf.size());
-      REQUIRE(n >= 0);
-      if (n == 0) break;
-      for (long off = 0; off < n;) {
-        auto* d = reinterpret_cast<struct dirent64*>(buf.data() + off);
-        order.push_back(d->d_name);
-        offs.push_back(d->d_off);
-        off += d->d_reclen;
-      }
-    }
-  }
+  CHECK(rump_sys_lseek(fd, 0, SEEK_SET) == 0);
+  for_each_dent(fd, 1 << 16, [&](const struct dirent64& d) {
+    order.push_back(d.d_name);
+    offs.push_back(d.d_off);
+  });
   REQUIRE(order.size() == want.size());
   // seekdir to the d_off of entry i continues with entry i + 1.
   for (size_t i : {size_t{0}, size_t{1}, size_t{2}, size_t{500}, order.size() - 2}) {

@@ -109,11 +109,7 @@ TEST_CASE("pipe: a blocked write interrupted after some bytes returns the count"
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
-  std::thread t([&] {
-    rump_kernel_set_current(up.k);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
-    TCHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
-  });
+  std::thread t = kill_later(up.k, k.pid, SIGUSR1);
   std::vector<char> big(100000, 'z');
   CHECK(rump_sys_write(p[1], big.data(), big.size()) == 65536);
   t.join();

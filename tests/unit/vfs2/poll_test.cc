@@ -124,11 +124,7 @@ TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask ap
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
-  std::thread t([&] {
-    rump_kernel_set_current(up.k);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
-    TCHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
-  });
+  std::thread t = kill_later(up.k, k.pid, SIGUSR1);
   pollfd r{p[0], POLLIN, 0};
   CHECK_ERRNO(EINTR, rump_sys_poll(&r, 1, -1));
   t.join();
@@ -219,11 +215,7 @@ TEST_CASE("select: a signal interrupts (EINTR)", "[select][signal]") {
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
-  std::thread t([&] {
-    rump_kernel_set_current(up.k);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
-    TCHECK(rump_sys_kill(k.pid, SIGUSR1) == 0);
-  });
+  std::thread t = kill_later(up.k, k.pid, SIGUSR1);
   fd_set rs;
   FD_ZERO(&rs);
   FD_SET(p[0], &rs);

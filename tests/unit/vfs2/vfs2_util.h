@@ -72,3 +72,16 @@ inline std::atomic<int> thread_failures{0};
   do {                                                   \
     if (!(expr)) thread_failures.fetch_add(1);           \
   } while (0)
+
+// Sends sig to pid in kernel k from another host thread, 30 ms from now
+// (long enough for the caller to block): the caller joins the thread and
+// then checks thread_failures.
+#include <chrono>
+#include <thread>
+inline std::thread kill_later(struct rump_kernel* k, pid_t pid, int sig) {
+  return std::thread([k, pid, sig] {
+    rump_kernel_set_current(k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    TCHECK(rump_sys_kill(pid, sig) == 0);
+  });
+}
