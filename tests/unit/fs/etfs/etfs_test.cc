@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "vfs2_util.h"
+#include "vfs_test_util.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "vfs2_util.h"
+#include "vfs_test_util.h"
 
 TEST_CASE("devices: nodes with Linux's numbers in /dev", "[dev]") {
   KernelUp up;

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "vfs2_util.h"
+#include "vfs_test_util.h"
 
 namespace {
 int64_t now_ms() {

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "vfs2_util.h"
+#include "vfs_test_util.h"
 
 TEST_CASE("pipe: data flows, FIONREAD counts it, EOF after the last writer closes", "[pipe]") {
   KernelUp up;
