@@ -118,7 +118,16 @@ class KAllocator {
   KAllocator(const KAllocator<U>& o) noexcept : kmem_(o.kmem()) {}  // NOLINT(implicit)
   T* allocate(size_t n) {
     void* p = kmem_->alloc(n * sizeof(T));
-    if (!p) throw std::bad_alloc();
+    if (!p) {
+#if defined(__cpp_exceptions)
+      throw std::bad_alloc();
+#else
+      // A library built without exceptions must never get here: it
+      // reserves before it inserts or uses intrusive containers.
+      rumpuser_dprintf("panic: kernel container allocation failed (nothing reserved)\n");
+      rumpuser_exit(RUMPUSER_PANIC);
+#endif
+    }
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t) noexcept { Kmem::free(p); }

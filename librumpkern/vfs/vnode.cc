@@ -35,6 +35,11 @@ Result<uint64_t> Vnode::seek_data(uint64_t off, bool hole) {
 Mount::Mount(Kernel& k, FsType& type, int flags) : flags_(flags), kernel_(k), type_(type) {}
 Mount::~Mount() = default;
 
+bool Mount::is_root(const Vnode& vp) {
+  MutexLocker g(lock_);
+  return root_.get() == &vp;
+}
+
 bool Mount::read_only() const { return flags_.load(std::memory_order_relaxed) & MS_RDONLY; }
 
 // A lazy detach and the last unuse race: whichever of the two sees both
