@@ -244,7 +244,12 @@ Outcome tmpfs_mounts() {
   }
   for (int i = mounted - 1; i >= 0; i--) {
     name(d, sizeof d, "/mnt-%d", i);
-    REQUIRE(rump_sys_umount2(d, 0) == 0);
+    int e = rump_sys_umount2(d, 0) == 0 ? 0 : errno;
+    // A call that failed for want of its path buffer leaves too little
+    // for the first umount2's: then halt alone takes the mounts down.
+    if (e == ENOMEM && i == mounted - 1) return r;
+    INFO("umount2 " << d << " of " << mounted << " after errno " << r.error);
+    REQUIRE(e == 0);
   }
   for (int i = dirs - 1; i >= 0; i--) {
     name(d, sizeof d, "/mnt-%d", i);
