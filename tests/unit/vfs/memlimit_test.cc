@@ -80,6 +80,19 @@ bool exists(const char* path) {
   return false;
 }
 
+// Creates an empty file at p; on failure records errno in r and checks
+// that the failed call left no name behind.
+bool create_file(const char* p, Outcome& r) {
+  int fd = rump_sys_open(p, O_CREAT | O_EXCL | O_WRONLY, 0644);
+  if (fd < 0) {
+    r.error = errno;
+    CHECK(!exists(p));
+    return false;
+  }
+  REQUIRE(rump_sys_close(fd) == 0);
+  return true;
+}
+
 // Files in one directory: creat until it fails; the failed name is absent,
 // every made name is there and goes again.
 Outcome files_in_one_directory() {
@@ -87,13 +100,7 @@ Outcome files_in_one_directory() {
   char p[64];
   for (; r.steps < kMaxSteps; r.steps++) {
     name(p, sizeof p, "/file-with-a-longish-name-%d", r.steps);
-    int fd = rump_sys_open(p, O_CREAT | O_EXCL | O_WRONLY, 0644);
-    if (fd < 0) {
-      r.error = errno;
-      CHECK(!exists(p));
-      break;
-    }
-    REQUIRE(rump_sys_close(fd) == 0);
+    if (!create_file(p, r)) break;
   }
   for (int i = 0; i < r.steps; i++) {
     name(p, sizeof p, "/file-with-a-longish-name-%d", i);
@@ -186,13 +193,7 @@ Outcome trees_with_renames() {
     }
     dirs++;
     std::snprintf(f, sizeof f, "/dir-%d/file-%d", i, i);
-    int fd = rump_sys_open(f, O_CREAT | O_EXCL | O_WRONLY, 0644);
-    if (fd < 0) {
-      r.error = errno;
-      CHECK(!exists(f));
-      break;
-    }
-    REQUIRE(rump_sys_close(fd) == 0);
+    if (!create_file(f, r)) break;
     if (i == 0) continue;
     std::snprintf(to, sizeof to, "/dir-%d/renamed-with-a-long-new-name-%d", i - 1, i);
     if (rump_sys_rename(f, to) != 0) {
@@ -234,13 +235,7 @@ Outcome tmpfs_mounts() {
     }
     mounted++;
     std::snprintf(f, sizeof f, "/mnt-%d/file", r.steps);
-    int fd = rump_sys_open(f, O_CREAT | O_WRONLY, 0644);
-    if (fd < 0) {
-      r.error = errno;
-      CHECK(!exists(f));
-      break;
-    }
-    REQUIRE(rump_sys_close(fd) == 0);
+    if (!create_file(f, r)) break;
   }
   for (int i = mounted - 1; i >= 0; i--) {
     name(d, sizeof d, "/mnt-%d", i);
