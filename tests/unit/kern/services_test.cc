@@ -574,14 +574,14 @@ void in_kernel(TestKernel& tk, Fn&& fn) {
 
 SVC_TEST("a callout fires after its delay; stop() prevents it", "[callout]") {
   TestKernel tk;
-  REQUIRE(tk.kernel().callouts_ != nullptr);
+  REQUIRE(tk.kernel().services().callouts() != nullptr);
   CalloutProbe p1, p2, p3;
   Callout c1, c2, c3;
   int64_t t0 = host_mono_ns();
   in_kernel(tk, [&](Kernel& k, Lwp&) {
-    c1.init(*k.callouts_, probe_fn, &p1);
-    c2.init(*k.callouts_, probe_fn, &p2);
-    c3.init(*k.callouts_, probe_fn, &p3);
+    c1.init(*k.services().callouts(), probe_fn, &p1);
+    c2.init(*k.services().callouts(), probe_fn, &p2);
+    c3.init(*k.services().callouts(), probe_fn, &p3);
     c1.schedule(50 * 1000 * 1000);
     c2.schedule(30 * 1000 * 1000);
     c3.schedule(10 * 1000 * 1000);
@@ -605,9 +605,9 @@ SVC_TEST("a callout fires after its delay; stop() prevents it", "[callout]") {
     CHECK(!c1.halt());
     // A far callout is still pending at halt(): halt disarms it.
     c2.schedule(3600LL * 1000 * 1000 * 1000);
-    CHECK(k.callouts_->pending_count() == 1);
+    CHECK(k.services().callouts()->pending_count() == 1);
     CHECK(c2.halt());
-    CHECK(k.callouts_->pending_count() == 0);
+    CHECK(k.services().callouts()->pending_count() == 0);
   });
 }
 
@@ -632,7 +632,7 @@ SVC_TEST("Callout::halt waits for a running function", "[callout]") {
   SlowProbe p;
   Callout c;
   in_kernel(tk, [&](Kernel& k, Lwp&) {
-    c.init(*k.callouts_, slow_fn, &p);
+    c.init(*k.services().callouts(), slow_fn, &p);
     c.schedule(0);
   });
   REQUIRE(wait_for(p.started, 1, 5000));
@@ -648,7 +648,7 @@ SVC_TEST("a callout left pending does not stop the kernel from halting", "[callo
   static Callout c;  // outlives the kernel; the queue disarms it at halt
   CalloutProbe p;
   in_kernel(tk, [&](Kernel& k, Lwp&) {
-    c.init(*k.callouts_, probe_fn, &p);
+    c.init(*k.services().callouts(), probe_fn, &p);
     c.schedule(3600LL * 1000 * 1000 * 1000);
   });
   REQUIRE(rump_kernel_halt(tk.k) == 0);
@@ -669,7 +669,7 @@ void kthread_fn(void* arg) {
   auto* p = static_cast<KthreadProbe*>(arg);
   Lwp* l = reinterpret_cast<Lwp*>(rumpuser_curlwp());
   p->right_lwp = l != nullptr && &l->kernel() == p->k && l->kind() == Lwp::Kind::kKthread &&
-                 &l->proc() == p->k->proc0_;
+                 &l->proc() == p->k->procs().proc0();
   p->had_cpu = l != nullptr && l->cpu() != nullptr;
   p->ran++;
 }
