@@ -132,6 +132,7 @@ void vfs_fini(Kernel& k) {
 
 void unmount_locked(VfsState& st, Mount& m, bool lazy) {
   st.mounts_.erase(st.mounts_.iterator_to(m));
+  m.table_lock().assert_held();  // the one table: st's
   m.unmounted_ = true;
   if (m.covered_) {
     Vnode& c = *m.covered_;
@@ -222,6 +223,7 @@ Result<long> sys_mount(Lwp& l, UserPtr<char> source, UserPtr<char> target, UserP
   absl::Cleanup drop_tree = [&] { m->detach(false); };
   MutexLocker g(st.mount_lock_);
   // A directory of a detached (or unmounted) tree is no mount point.
+  vp->mount().table_lock().assert_held();  // the one table: st's
   if (vp->mount().unmounted_) return err(ENOENT);
   {
     MutexLocker vg(vp->mount().lock_);
@@ -264,6 +266,7 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
   KVec<Mount*> victims(k.kmem());
   {
     MutexLocker g(st.mount_lock_);
+    m.table_lock().assert_held();  // the one table: st's
     if (m.unmounted_) return err(EINVAL);
     // Collect m and (lazily) everything mounted below it: each mount of
     // the subtree is detached on its own, as Linux disconnects them. Room

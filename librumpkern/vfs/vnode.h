@@ -158,7 +158,10 @@ class Mount : public KObject, public RefCounted<Mount> {
   // Open files, cwd and root directories on this mount: EBUSY while > 0.
   // On a detached mount, the last one going tears the tree down.
   std::atomic<int> users_{0};
-  bool unmounted_ = false;  // guarded by the kernel's mount table lock
+  // The kernel's mount table lock (VfsState::mount_lock_), and what it
+  // guards here: the mount left the table.
+  Mutex& table_lock() const ABSL_LOCK_RETURNED(table_lock_) { return table_lock_; }
+  bool unmounted_ ABSL_GUARDED_BY(table_lock_) = false;
   // Out of the namespace (set with unmounted_, under lock_ as well): ".."
   // at its root stays there and getcwd inside it is "(unreachable)".
   bool detached_ ABSL_GUARDED_BY(lock_) = false;
@@ -196,6 +199,7 @@ class Mount : public KObject, public RefCounted<Mount> {
  private:
   Kernel& kernel_;
   FsType& type_;
+  Mutex& table_lock_;
 };
 
 // A file-system object in memory. The operations below are the interface

@@ -381,6 +381,7 @@ void unmount_etfs(Kernel& k, EtfsMount& m) {
   VfsState& vs = vfs_state(k);
   {
     MutexLocker g(vs.mount_lock_);
+    m.table_lock().assert_held();  // the one table: vs's
     if (m.unmounted_) return;
     unmount_locked(vs, m, false);
   }
