@@ -62,7 +62,9 @@ struct AdvWaitList : public KObject {
 
 namespace {
 
+// Both run under VfsState::adv_lock_, which is every mount's adv_lock().
 AdvState* state_of(Kmem& k, Vnode& vp, bool create) {
+  vp.mount().adv_lock().assert_held();
   AdvState* s = vp.advlock();
   if (!s && create) {
     s = new (k) AdvState(k);
@@ -72,6 +74,7 @@ AdvState* state_of(Kmem& k, Vnode& vp, bool create) {
 }
 
 void maybe_free(Vnode& vp) {
+  vp.mount().adv_lock().assert_held();
   AdvState* s = vp.advlock();
   if (s && s->locks.empty() && s->flocks.empty()) {
     delete s;

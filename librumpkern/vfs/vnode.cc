@@ -34,7 +34,8 @@ Result<uint64_t> Vnode::seek_data(uint64_t off, bool hole) {
 }
 
 Mount::Mount(Kernel& k, FsType& type, int flags)
-    : flags_(flags), kernel_(k), type_(type), table_lock_(vfs_state(k).mount_lock_) {}
+    : flags_(flags), kernel_(k), type_(type), table_lock_(vfs_state(k).mount_lock_),
+      adv_lock_(vfs_state(k).adv_lock_) {}
 Mount::~Mount() = default;
 
 bool Mount::is_root(const Vnode& vp) {

@@ -162,6 +162,9 @@ class Mount : public KObject, public RefCounted<Mount> {
   // guards here: the mount left the table.
   Mutex& table_lock() const ABSL_LOCK_RETURNED(table_lock_) { return table_lock_; }
   bool unmounted_ ABSL_GUARDED_BY(table_lock_) = false;
+  // The kernel's advisory lock (VfsState::adv_lock_), which guards the
+  // advisory lock state of every vnode (Vnode::advlock()).
+  Mutex& adv_lock() const ABSL_LOCK_RETURNED(adv_lock_) { return adv_lock_; }
   // Out of the namespace (set with unmounted_, under lock_ as well): ".."
   // at its root stays there and getcwd inside it is "(unreachable)".
   bool detached_ ABSL_GUARDED_BY(lock_) = false;
@@ -200,6 +203,7 @@ class Mount : public KObject, public RefCounted<Mount> {
   Kernel& kernel_;
   FsType& type_;
   Mutex& table_lock_;
+  Mutex& adv_lock_;
 };
 
 // A file-system object in memory. The operations below are the interface
@@ -276,10 +280,9 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   Mount* mounted_here() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return mounted_here_; }
   void set_mounted_here(Mount* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { mounted_here_ = m; }
 
-  // Advisory locks (vfs/lock.cc); guarded by the kernel's advisory lock
-  // (VfsState::adv_lock_, which this header cannot name).
-  AdvState* advlock() const { return advlock_; }
-  void set_advlock(AdvState* s) { advlock_ = s; }
+  // Advisory locks (vfs/lock.cc), under the kernel's advisory lock.
+  AdvState* advlock() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mount().adv_lock()) { return advlock_; }
+  void set_advlock(AdvState* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mount().adv_lock()) { advlock_ = s; }
   // The pipe of a FIFO while any description of it is open (vfs/pipe.cc):
   // fifo_get() counts an open of the attached pipe (nullptr: none yet),
   // fifo_attach() attaches p for a first open, fifo_put() counts a close
@@ -311,7 +314,7 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   Ref<Mount> mount_;
   VType type_;
   Mount* mounted_here_ ABSL_GUARDED_BY(lock()) = nullptr;
-  AdvState* advlock_ = nullptr;
+  AdvState* advlock_ ABSL_GUARDED_BY(mount().adv_lock()) = nullptr;
   Pipe* fifo_ ABSL_GUARDED_BY(lock()) = nullptr;
   int fifo_opens_ ABSL_GUARDED_BY(lock()) = 0;
 };
