@@ -118,7 +118,15 @@ class KAllocator {
   KAllocator(const KAllocator<U>& o) noexcept : kmem_(o.kmem()) {}  // NOLINT(implicit)
   T* allocate(size_t n) {
     void* p = kmem_->alloc(n * sizeof(T));
+#if defined(__cpp_exceptions)
     if (!p) throw std::bad_alloc();
+#else
+    // Built without exceptions: the caller reserved, so this cannot happen.
+    if (!p) {
+      rumpuser_dprintf("rump: container allocation failed where room was reserved\n");
+      rumpuser_exit(RUMPUSER_PANIC);
+    }
+#endif
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t) noexcept { Kmem::free(p); }
