@@ -7,6 +7,8 @@
 //  - signal actions in the kernel's layout (set_action, set_mask);
 //  - assertions from helper threads (TCHECK, CHECK_THREADS_OK) and a
 //    signal sender on another thread (kill_later);
+//  - processes with an isolated address space and memory in it
+//    (isolated_proc, guest_map, warm_up);
 //  - running code in a host child process (host_child), to compare the
 //    host kernel with the rump kernel, and on a fresh host thread.
 //
