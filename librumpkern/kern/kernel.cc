@@ -102,6 +102,12 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   Kernel* k = new (mem) Kernel(cfg.memlimit, g_serial.fetch_add(1) + 1);
   k->cfg_ = cfg;
   k->backend_ = be;
+  rumpuser_faults* faults = nullptr;
+  if (rumpuser_faults_create(&faults) != 0) {
+    k->halt();
+    return err(ENOMEM);
+  }
+  k->faults_.store(faults);
   k->verbose_ = cfg.verbose;
   k->maxproc_ = cfg.maxproc;
   k->boot_time_ns_ = mono_now_ns();
@@ -313,6 +319,7 @@ void Kernel::halt() {
     panic("kernel memory leaked at halt");
 #endif
   }
+  rumpuser_faults_destroy(faults_.exchange(nullptr));
   this->~Kernel();
   rumpuser_free(this, sizeof(Kernel));
 }

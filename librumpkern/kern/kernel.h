@@ -132,6 +132,9 @@ class Kernel {
   // The hypercall backend serving this kernel's threads and objects
   // (rumpuser.h, "Backends"), chosen at boot.
   const rumpuser_backend* backend_ = nullptr;
+  // Fault injection (kern/fault.cc): made at boot, freed at halt, read by
+  // the hyp_faults upcall from any thread of the kernel.
+  std::atomic<rumpuser_faults*> faults_{nullptr};
 
  private:
   Scheduler sched_;
