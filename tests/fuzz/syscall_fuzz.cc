@@ -63,6 +63,23 @@ long pick_ptr(uint8_t b) {
 
 }  // namespace
 
+// The input byte that selects the call named name, or -1 if the target
+// does not make it (for the seed and dictionary writer).
+int syscall_fuzz_call_byte(const char* name) {
+  const auto& table = calls();
+  for (size_t i = 0; i < table.size() && i < 256; i++)
+    if (std::strcmp(table[i]->name, name) == 0) return static_cast<int>(i);
+  return -1;
+}
+
+// How many argument bytes the call selected by byte b takes, and which of
+// them are pointers (bit j: argument j).
+void syscall_fuzz_call_shape(uint8_t b, int* nargs, unsigned* ptr_mask) {
+  const rump::SyscallName& s = *calls()[b % calls().size()];
+  *nargs = s.nargs;
+  *ptr_mask = s.ptr_mask;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   struct rump_kernel* k = nullptr;
   struct rump_boot_config cfg;
