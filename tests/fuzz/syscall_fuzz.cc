@@ -11,6 +11,7 @@
 //
 // Built as a libFuzzer target with -Dfuzz=true (clang); syscall_fuzz_replay
 // runs seeded random inputs in the normal test suite.
+#include <rump/kcov.h>
 #include <rump/rump.h>
 #include <sys/mman.h>
 
@@ -61,7 +62,13 @@ long pick_ptr(uint8_t b) {
   }
 }
 
+// Trace the calls of each input into a kcov buffer, as a coverage-guided
+// executor would (syscall_fuzz_replay --bench-kcov).
+bool g_kcov = false;
+
 }  // namespace
+
+void syscall_fuzz_use_kcov(bool on) { g_kcov = on; }
 
 // The input byte that selects the call named name, or -1 if the target
 // does not make it (for the seed and dictionary writer).
@@ -94,6 +101,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   void* ro = rump_sys_mmap(reinterpret_cast<void*>(kReadOnly), 4096, PROT_READ,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (m == MAP_FAILED || ro == MAP_FAILED) abort();
+  rump_kcov* kc = nullptr;
+  if (g_kcov) {
+    if (rump_kcov_open(64 * 1024, &kc) != 0 || rump_kcov_enable(kc, RUMP_KCOV_TRACE_PC) != 0) abort();
+  }
   // Some recognisable content: a path and a few integers.
   static const char kPath[] = "/tmp/fuzz/a/../b";
   if (rump_copyout(kPath, reinterpret_cast<void*>(kScratch + 1024), sizeof kPath) != 0) abort();
@@ -108,12 +119,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (rump_lwproc_curlwp() == nullptr) {
       // A call ended the process (a signal to itself): carry on as a new one.
       if (rump_lwproc_rfork(RUMP_RFFDG | RUMP_RFVMSPACE) != 0) break;
+      if (kc) rump_kcov_enable(kc, RUMP_KCOV_TRACE_PC);
     }
     long r = rump_syscall(s.nr, a);
     if (r < 0 && r >= -4095 && -r >= 134) {
       std::fprintf(stderr, "syscall_fuzz: %s returned %ld, not an errno\n", s.name, r);
       abort();
     }
+  }
+  if (kc) {
+    // The LWP may be gone (the process ended): then it let go already.
+    rump_kcov_disable(kc);
+    rump_kcov_close(kc);
   }
   rump_lwproc_switch(nullptr);
   rump_kernel_set_current(nullptr);

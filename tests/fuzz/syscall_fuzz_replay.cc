@@ -2,7 +2,8 @@
 // suite). With --write-seeds DIR DICT it writes the seed corpus and the
 // dictionary of tests/fuzz/ instead (the call bytes depend on the syscall
 // table: rerun it when the table changes).
-// With --bench N it times N inputs and prints executions per second.
+// With --bench N it times N inputs and prints executions per second;
+// --bench-kcov N does the same with each input traced by kcov.
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +17,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 int syscall_fuzz_call_byte(const char* name);
+void syscall_fuzz_use_kcov(bool on);
 void syscall_fuzz_call_shape(uint8_t b, int* nargs, unsigned* ptr_mask);
 
 namespace {
@@ -84,7 +86,12 @@ int write_seeds(const char* dir, const char* dict) {
 
 int main(int argc, char** argv) {
   if (argc == 4 && std::strcmp(argv[1], "--write-seeds") == 0) return write_seeds(argv[2], argv[3]);
-  if (argc == 3 && std::strcmp(argv[1], "--bench") == 0) {
+  bool bench = argc == 3 && std::strcmp(argv[1], "--bench") == 0;
+  if (argc == 3 && std::strcmp(argv[1], "--bench-kcov") == 0) {
+    syscall_fuzz_use_kcov(true);
+    bench = true;
+  }
+  if (bench) {
     // Short random inputs, as a fuzzer's typical ones: one kernel each.
     int runs = std::atoi(argv[2]);
     std::mt19937 rng(1);
