@@ -31,16 +31,8 @@ int rump_kernel_set_faults(struct rump_kernel* kk, const struct rump_fault_confi
   if (!k) return EINVAL;
   if (c && (!(c->probability >= 0 && c->probability <= 1) || (c->classes & ~RUMP_FAULT_ALL) != 0))
     return EINVAL;
-  rumpuser_faults* f = k->faults_.load(std::memory_order_acquire);
-  if (!f) {
-    if (!c) return 0;
-    if (rumpuser_faults_create(&f) != 0) return ENOMEM;
-    rumpuser_faults* expected = nullptr;
-    if (!k->faults_.compare_exchange_strong(expected, f)) {
-      rumpuser_faults_destroy(f);
-      f = expected;
-    }
-  }
+  rumpuser_faults* f = k->faults();
+  if (!f) return EINVAL;
   if (c) rumpuser_faults_configure(f, c->seed, c->probability, c->classes);
   else rumpuser_faults_configure(f, 0, 0, 0);
   return 0;
@@ -48,7 +40,7 @@ int rump_kernel_set_faults(struct rump_kernel* kk, const struct rump_fault_confi
 
 uint64_t rump_kernel_faults_injected(struct rump_kernel* kk) {
   Kernel* k = kk ? reinterpret_cast<Kernel*>(kk) : rump::current_kernel();
-  return k ? rumpuser_faults_injected(k->faults_.load(std::memory_order_acquire)) : 0;
+  return k ? rumpuser_faults_injected(k->faults()) : 0;
 }
 
 int rump_fault_fail_nth(unsigned n) {

@@ -102,7 +102,7 @@ pid_t hyp_getpid() {
 // The calling LWP's kernel's fault-injection state (rump/fault.h).
 struct rumpuser_faults* hyp_faults() {
   Lwp* l = cur();
-  return l ? l->kernel().faults_.load(std::memory_order_acquire) : nullptr;
+  return l ? l->kernel().faults() : nullptr;
 }
 
 const rumpuser_hyperup kUpcalls = {
