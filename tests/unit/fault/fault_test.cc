@@ -284,7 +284,7 @@ void mounts(Outcome& o) {
 
 }  // namespace
 
-TEST_CASE("boot fails cleanly at every failure point, and halt frees everything", "[fault][.][kern-pid]") {
+TEST_CASE("boot fails cleanly at every failure point, and halt frees everything", "[fault][.][kern-boot-leak]") {
   unsigned n = 1;
   for (;; n++) {
     REQUIRE(n < kMaxSteps);
@@ -316,23 +316,23 @@ TEST_CASE("boot fails cleanly at every failure point, and halt frees everything"
 // Cold: a fresh kernel per step. Warm: the scenario ran once first.
 //
 // Hidden ([.]) until the area named by the tag survives a failed
-// allocation: [kern-pid] the pid table's flat_hash_map insert
-// (PidAllocator::reserve, PidAllocator::alloc) throws; [vfs-fdtable]
-// FileTable::alloc's resize and FileTable::copy's vector copy throw;
-// [tmpfs-dir] TmpfsNode::add_entry's by_name_/by_cookie_ emplace throws;
-// [vmspace-pages] VmObject::reserve_one_locked catches bad_alloc from
-// flat_hash_map::reserve, which leaves the table corrupt (its capacity
-// set, no slots), so the VmObject's destructor crashes; [etfs-errno]
-// etfs turns injected failures into ENOENT (registration) and EBADF
-// (a later pwrite64).
-TEST_CASE("fault sweep cold: process trees", "[fault][.][kern-pid]") {
+// allocation (a container allocation that fails panics, KAllocator):
+// [vfs-fdtable] FileTable::copy's vector copy (fork with RFFDG) and
+// FileTable::alloc's resize (a new descriptor past the table's end);
+// [tmpfs-dir] TmpfsNode::add_entry's by_name_/by_cookie_ emplace;
+// [vmspace-pages] VmObject::reserve_one_locked's flat_hash_map::reserve
+// (it expects an exception the kernel no longer has); [etfs-errno] etfs
+// turns injected failures into ENOENT (registration) and EBADF (a later
+// pwrite64); [kern-boot-leak] a boot that fails part-way leaves one
+// allocation behind, which halt's leak check catches.
+TEST_CASE("fault sweep cold: process trees", "[fault][.][vfs-fdtable]") {
   CHECK(sweep(process_tree) > 0);
 }
 TEST_CASE("fault sweep warm: process trees", "[fault][.][vfs-fdtable]") {
   CHECK(sweep(process_tree, Start::kWarm) > 0);
 }
 
-TEST_CASE("fault sweep cold: isolated address spaces and copy-on-write", "[fault][.][kern-pid][vmspace-pages]") {
+TEST_CASE("fault sweep cold: isolated address spaces and copy-on-write", "[fault][.][vmspace-pages]") {
   CHECK(sweep(vmspace_cow) > 0);
 }
 TEST_CASE("fault sweep warm: isolated address spaces and copy-on-write", "[fault][.][vmspace-pages]") {
