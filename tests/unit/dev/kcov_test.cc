@@ -117,13 +117,13 @@ TEST_CASE("kcov: Linux's usage example works through /dev/kcov", "[kcov]") {
   int fd = rump_sys_open("/dev/kcov", O_RDWR, 0);
   REQUIRE(fd >= 0);
   // Setup trace mode and trace size.
-  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_INIT_TRACE, kCoverSize) == 0);
+  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_INIT_TRACE, reinterpret_cast<void*>(kCoverSize)) == 0);
   // Mmap buffer shared between kernel- and user-space.
   void* m = rump_sys_mmap(nullptr, kCoverSize * sizeof(unsigned long), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   REQUIRE(m != MAP_FAILED);
   auto* cover = static_cast<unsigned long*>(m);
   // Enable coverage collection on the current thread.
-  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_ENABLE, RUMP_KCOV_TRACE_PC) == 0);
+  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_ENABLE, reinterpret_cast<void*>(RUMP_KCOV_TRACE_PC)) == 0);
   // Reset coverage from the tail of the ioctl() call.
   __atomic_store_n(&cover[0], 0, __ATOMIC_RELAXED);
   // Call the target syscall call.
@@ -134,10 +134,10 @@ TEST_CASE("kcov: Linux's usage example works through /dev/kcov", "[kcov]") {
   for (unsigned long i = 0; i < n; i++) CHECK(cover[i + 1] != 0);
   // Disable coverage collection for the current thread. After this call
   // coverage can be enabled for a different thread.
-  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_DISABLE, 0) == 0);
+  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_DISABLE, nullptr) == 0);
   // A wrong size or a second INIT_TRACE are errors, as on Linux.
   CHECK(rump_sys_mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED);
-  CHECK(rump_sys_ioctl(fd, RUMP_KCOV_INIT_TRACE, kCoverSize) == -1);
+  CHECK(rump_sys_ioctl(fd, RUMP_KCOV_INIT_TRACE, reinterpret_cast<void*>(kCoverSize)) == -1);
   // Free resources.
   CHECK(rump_sys_munmap(m, kCoverSize * sizeof(unsigned long)) == 0);
   CHECK(rump_sys_close(fd) == 0);
