@@ -13,6 +13,15 @@
 
 namespace rump {
 
+namespace {
+// How many LWPs of the process, in any kernel, are tracing. Process-wide
+// like the instrumentation itself (one set of callbacks for every kernel
+// of the process): it is not kernel state but the callbacks' fast way out,
+// so that a kcov build where nobody traces pays one load per edge rather
+// than a hypercall.
+std::atomic<int> g_tracing{0};
+}  // namespace
+
 Result<Kcov*> Kcov::create(Kmem& kmem) {
   Kcov* kc = new (kmem) Kcov(kmem);
   if (!kc) return err(ENOMEM);
@@ -56,6 +65,7 @@ Result<void> Kcov::enable(Lwp& l, int mode) {
   if (!owner_.compare_exchange_strong(expected, &l)) return err(EBUSY);
   mode_ = mode;
   get();  // the LWP's reference
+  g_tracing.fetch_add(1, std::memory_order_relaxed);
   l.kcov_ = this;
   return {};
 }
@@ -63,6 +73,7 @@ Result<void> Kcov::enable(Lwp& l, int mode) {
 Result<void> Kcov::disable(Lwp& l) {
   if (l.kcov_ != this) return err(EINVAL);
   l.kcov_ = nullptr;
+  g_tracing.fetch_sub(1, std::memory_order_relaxed);
   owner_.store(nullptr);
   put();
   return {};
@@ -82,6 +93,7 @@ DeviceMmapHook device_mmap_hook() { return g_device_mmap_hook.load(std::memory_o
 void kcov_lwp_gone(Lwp& l) {
   Kcov* kc = l.kcov_;
   l.kcov_ = nullptr;
+  g_tracing.fetch_sub(1, std::memory_order_relaxed);
   kc->owner_.store(nullptr);
   kc->put();
 }
@@ -102,6 +114,7 @@ void kcov_lwp_gone(Lwp& l) {
 namespace {
 
 RUMP_NO_COVERAGE inline rump::Kcov* tracing(int mode) {
+  if (__builtin_expect(rump::g_tracing.load(std::memory_order_relaxed) == 0, 1)) return nullptr;
   auto* l = reinterpret_cast<rump::Lwp*>(rumpuser_curlwp());
   if (__builtin_expect(l == nullptr, 0)) return nullptr;
   rump::Kcov* kc = l->kcov_;
