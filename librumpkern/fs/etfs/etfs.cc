@@ -15,6 +15,7 @@
 #include "dev/blockdev.h"
 #include "kern/component.h"
 #include "kern/curlwp.h"
+#include "kern/faction_if.h"
 #include "kern/kernel.h"
 #include "vfs/vfs.h"
 
@@ -529,25 +530,11 @@ BlockDevice* block_device_of(Vnode& vp) {
   return n ? n->blockdev() : nullptr;
 }
 
+namespace {
+// The rump_pub_etfs_* functions of <rump/rumpvfs.h> (api/faction_c.cc) reach
+// etfs through this.
+const EtfsInterface kEtfsInterface{etfs_register, etfs_remove};
+const EtfsInterfaceRegistrar etfs_interface_registrar(&kEtfsInterface);
+}  // namespace
+
 }  // namespace rump
-
-extern "C" {
-
-int rump_pub_etfs_register_withsize(const char* key, const char* hostpath, enum rump_etfs_type ftype,
-                                    uint64_t begin, uint64_t size) {
-  rump::Kernel* k = rump::current_kernel();
-  if (!k) return ENOSYS;
-  return rump::etfs_register(*k, key, hostpath, static_cast<int>(ftype), begin, size);
-}
-
-int rump_pub_etfs_register(const char* key, const char* hostpath, enum rump_etfs_type ftype) {
-  return rump_pub_etfs_register_withsize(key, hostpath, ftype, 0, RUMP_ETFS_SIZE_ENDOFF);
-}
-
-int rump_pub_etfs_remove(const char* key) {
-  rump::Kernel* k = rump::current_kernel();
-  if (!k) return ENOSYS;
-  return rump::etfs_remove(*k, key);
-}
-
-}  // extern "C"
