@@ -69,8 +69,9 @@ struct RegisterKcov {
 // The node, once /dev exists.
 Result<void> kcov_init(Kernel& k) {
   Ref<Vnode> root = vfs_state(k).rootvnode.to_ref();
-  MutexLocker g(root->mount().lock_);
+  MutexLocker g(root->lock());
   Ref<Vnode> dev = TRY(root->lookup("dev"));
+  dev->lock().assert_held();  // the same tree
   if (dev->lookup("kcov").ok()) return {};
   NewNode n;
   n.type = VType::kChr;
