@@ -158,6 +158,7 @@ void* thread_start(void* p) {
 extern "C" int rumpuser_thread_create(void* (*fn)(void*), void* arg, const char* name,
                                       int mustjoin, int priority, int cpuidx, void** cookie) {
   if (fn == nullptr) return EINVAL;
+  if (rumpuser_int::fault_inject(RUMPUSER_FAULT_THREADS)) return EAGAIN;
   const rumpuser_backend* be = thread_backend();
   // Nobody could join a thread with no cookie: it runs detached.
   bool joinable = mustjoin && cookie != nullptr;

@@ -128,6 +128,11 @@ BioPool* pool() {
 
 extern "C" void rumpuser_bio(int fd, int op, void* data, size_t dlen, int64_t off,
                              rump_biodone_fn biodone, void* bioarg) {
+  if (rumpuser_int::fault_inject(RUMPUSER_FAULT_IO)) {
+    // As a failed transfer: nothing moved, reported through biodone.
+    biodone(bioarg, 0, EIO);
+    return;
+  }
   BioRequest r{fd, op, data, dlen, off, biodone, bioarg};
   if (!(op & RUMPUSER_BIO_SYNC) && pool()->submit(r)) return;
   // Synchronous, or no worker thread could be made: do it here, and call

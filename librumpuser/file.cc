@@ -20,6 +20,7 @@
 
 using rumpuser_int::KlockWrap;
 using rumpuser_int::retry_eintr;
+using rumpuser_int::fault_inject;
 
 static_assert(sizeof(rumpuser_iovec) == sizeof(struct iovec) &&
                   offsetof(rumpuser_iovec, iov_base) == offsetof(struct iovec, iov_base) &&
@@ -34,6 +35,7 @@ extern "C" int rumpuser_open(const char* path, int ruflags, int* fdp) {
     case RUMPUSER_OPEN_RDWR: flags = O_RDWR; break;
     default: return EINVAL;
   }
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EMFILE;
   if (ruflags & RUMPUSER_OPEN_CREATE) flags |= O_CREAT;
   if (ruflags & RUMPUSER_OPEN_EXCL) flags |= O_EXCL;
   flags |= O_CLOEXEC;
@@ -72,6 +74,7 @@ int file_type(mode_t mode) {
 }  // namespace
 
 extern "C" int rumpuser_getfileinfo(const char* path, uint64_t* sizep, int* typep) {
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EIO;
   struct stat st;
   if (stat(path, &st) != 0) return errno;
 
@@ -95,6 +98,7 @@ extern "C" int rumpuser_getfileinfo(const char* path, uint64_t* sizep, int* type
 extern "C" int rumpuser_iovread(int fd, struct rumpuser_iovec* ruiov, size_t iovcnt, int64_t off,
                                 size_t* retv) {
   if (iovcnt > IOV_MAX) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EIO;
   auto* iov = reinterpret_cast<const struct iovec*>(ruiov);
   int cnt = static_cast<int>(iovcnt);
   ssize_t n;
@@ -110,6 +114,7 @@ extern "C" int rumpuser_iovread(int fd, struct rumpuser_iovec* ruiov, size_t iov
 extern "C" int rumpuser_iovwrite(int fd, const struct rumpuser_iovec* ruiov, size_t iovcnt,
                                  int64_t off, size_t* retv) {
   if (iovcnt > IOV_MAX) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EIO;
   auto* iov = reinterpret_cast<const struct iovec*>(ruiov);
   int cnt = static_cast<int>(iovcnt);
   ssize_t n;
@@ -129,6 +134,7 @@ extern "C" int rumpuser_iovwrite(int fd, const struct rumpuser_iovec* ruiov, siz
 extern "C" int rumpuser_syncfd(int fd, int flags, uint64_t /*start*/, uint64_t /*len*/) {
   if ((flags & (RUMPUSER_SYNCFD_WRITE | RUMPUSER_SYNCFD_BARRIER | RUMPUSER_SYNCFD_SYNC)) == 0)
     return 0;
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EIO;
   int rv;
   {
     KlockWrap wrap;
@@ -145,6 +151,7 @@ extern "C" int rumpuser_syncfd(int fd, int flags, uint64_t /*start*/, uint64_t /
 // directory once per getdents and keeps only the position).
 
 extern "C" int rumpuser_opendir(const char* path, int* dhp) {
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EMFILE;
   int fd;
   {
     KlockWrap wrap;
@@ -193,6 +200,7 @@ extern "C" int rumpuser_readdir(int dh, int64_t* posp, struct rumpuser_dirent* e
                                 size_t* countp) {
   *countp = 0;
   if (*posp < 0) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EIO;
   KlockWrap wrap;
   if (lseek(dh, static_cast<off_t>(*posp), SEEK_SET) < 0) return errno;
   int64_t pos = *posp;
@@ -232,6 +240,7 @@ extern "C" int rumpuser_getdirent(const char* path, struct rumpuser_dirent* ent)
   const char* name = slash ? slash + 1 : path;
   size_t len = std::strlen(name);
   if (len > RUMPUSER_NAME_MAX) return ENAMETOOLONG;
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EIO;
   struct stat st;
   int rv = 0;
   {

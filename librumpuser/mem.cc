@@ -9,8 +9,13 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "rumpuser_int.h"
+
+using rumpuser_int::fault_inject;
+
 extern "C" int rumpuser_malloc(size_t len, int alignment, void** memp) {
   if (alignment < 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_MEMORY)) return ENOMEM;
   void* mem = nullptr;
   if (alignment == 0) {
     mem = malloc(len);
@@ -46,6 +51,7 @@ extern "C" int rumpuser_anonmmap(void* prefaddr, size_t size, int alignbit, int 
                                  void** memp) {
   const size_t pgsz = page_size();
   if (size == 0 || alignbit < 0 || alignbit >= 48) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_MEMORY)) return ENOMEM;
   size = (size + pgsz - 1) & ~(pgsz - 1);
   size_t align = alignbit == 0 ? pgsz : size_t{1} << alignbit;
   if (align < pgsz) align = pgsz;

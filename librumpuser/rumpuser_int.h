@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 
 namespace rumpuser_int {
 
@@ -81,6 +82,35 @@ auto retry_eintr(F&& f) {
     if (r == -1 && errno == EINTR) continue;
     return r;
   }
+}
+
+}  // namespace rumpuser_int
+
+namespace rumpuser_int {
+
+// Fault injection (fault.cc; rumpuser.h, "Fault injection").
+//
+// The cost when nothing is armed is one thread-local load and one relaxed
+// atomic load per injectable hypercall.
+struct FaultNth {
+  unsigned remaining = 0;  // 0: disarmed
+  bool fired = false;
+};
+extern thread_local constinit FaultNth fault_nth_tls __attribute__((tls_model("initial-exec")));
+// How many kernels have seeded faults switched on.
+extern std::atomic<int> faults_enabled;
+
+// The slow path: decides, counts, and says whether to fail.
+bool fault_decide(uint32_t cls);
+
+// True if the calling hypercall, of class cls (RUMPUSER_FAULT_*), must fail.
+inline bool fault_inject(uint32_t cls) {
+  if (__builtin_expect(fault_nth_tls.remaining == 0 &&
+                           faults_enabled.load(std::memory_order_relaxed) == 0,
+                       1)) {
+    return false;
+  }
+  return fault_decide(cls);
 }
 
 }  // namespace rumpuser_int

@@ -66,7 +66,15 @@ struct rumpuser_hyperup {
 	void (*hyp_lwpexit)(void);
 	void (*hyp_execnotify)(const char *);
 	pid_t (*hyp_getpid)(void);
-	void *hyp__extra[8];
+	/*
+	 * The fault-injection state of the calling thread's kernel (see
+	 * "Fault injection"), or NULL. Called only while some kernel of the
+	 * process has faults configured or a fail-nth is armed, from the
+	 * injectable hypercalls of a thread that has an LWP; must not block,
+	 * allocate or make hypercalls.
+	 */
+	struct rumpuser_faults *(*hyp_faults)(void);
+	void *hyp__extra[7];
 };
 
 /* Returns 0, or an errno value (EINVAL for a version mismatch). */
@@ -274,6 +282,59 @@ int rumpuser_cv_timedwait(struct rumpuser_cv *cv, struct rumpuser_mtx *mtx,
 void rumpuser_cv_signal(struct rumpuser_cv *cv);
 void rumpuser_cv_broadcast(struct rumpuser_cv *cv);
 void rumpuser_cv_has_waiters(struct rumpuser_cv *cv, int *waitersp);
+
+/*
+ * Fault injection.
+ *
+ * Every hypercall that can fail can be made to fail on purpose, in the
+ * dispatcher, below every backend: rumpuser_malloc and rumpuser_anonmmap
+ * (ENOMEM, class MEMORY), rumpuser_thread_create (EAGAIN, THREADS),
+ * rumpuser_open and rumpuser_opendir (EMFILE), rumpuser_getfileinfo,
+ * rumpuser_iovread, rumpuser_iovwrite, rumpuser_syncfd, rumpuser_readdir,
+ * rumpuser_getdirent and rumpuser_bio (EIO, class IO), rumpuser_getrandom
+ * (EAGAIN, RANDOM). An injected failure is indistinguishable from the
+ * host's: same return value, nothing done, nothing allocated.
+ *
+ * Two sources, checked in this order:
+ * - fail-nth, per calling thread (and so per LWP bound to it): after
+ *   rumpuser_fault_nth(n), the n-th injectable hypercall the thread makes
+ *   fails, once; rumpuser_fault_nth_fired says whether it has. A backend
+ *   that runs several LWPs on one host thread keeps one such counter per
+ *   LWP (rumpuser_fault_nth_swap).
+ * - per kernel, seeded: a kernel owns a struct rumpuser_faults
+ *   (rumpuser_faults_create) and hands it out through the hyp_faults
+ *   upcall; each injectable hypercall of a class in the mask fails with the
+ *   given probability, drawn from a generator seeded by the seed (the same
+ *   sequence of hypercalls gives the same failures).
+ * Injected failures are counted in the calling thread's kernel's state.
+ */
+#define RUMPUSER_FAULT_MEMORY 0x01
+#define RUMPUSER_FAULT_THREADS 0x02
+#define RUMPUSER_FAULT_IO 0x04
+#define RUMPUSER_FAULT_RANDOM 0x08
+#define RUMPUSER_FAULT_NET 0x10
+struct rumpuser_faults;
+/* A kernel's state, off; 0 or ENOMEM. Destroy only when no thread of the
+ * kernel can make a hypercall any more (at halt). */
+int rumpuser_faults_create(struct rumpuser_faults **fp);
+void rumpuser_faults_destroy(struct rumpuser_faults *f);
+/* Seeded failures with probability in [0, 1] for the RUMPUSER_FAULT_*
+ * classes in mask (0: off); restarts the generator. */
+void rumpuser_faults_configure(struct rumpuser_faults *f, uint64_t seed,
+    double probability, uint32_t mask);
+uint64_t rumpuser_faults_injected(const struct rumpuser_faults *f);
+/* Arms (n > 0) or disarms (0) the calling thread's fail-nth and clears its
+ * fired flag. */
+void rumpuser_fault_nth(unsigned n);
+int rumpuser_fault_nth_fired(void);
+/* For backends that run several LWPs on one host thread: exchanges the
+ * calling thread's fail-nth state (remaining count and fired flag) with
+ * *state, to save one LWP's and restore another's. */
+struct rumpuser_fault_nth_state {
+	unsigned fn_remaining;
+	int fn_fired;
+};
+void rumpuser_fault_nth_swap(struct rumpuser_fault_nth_state *state);
 
 /*
  * Backends.

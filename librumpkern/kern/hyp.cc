@@ -99,6 +99,12 @@ pid_t hyp_getpid() {
   return l ? l->proc().pid() : -1;
 }
 
+// The calling LWP's kernel's fault-injection state (rump/fault.h).
+struct rumpuser_faults* hyp_faults() {
+  Lwp* l = cur();
+  return l ? l->kernel().faults() : nullptr;
+}
+
 const rumpuser_hyperup kUpcalls = {
     .hyp_schedule = hyp_schedule,
     .hyp_unschedule = hyp_unschedule,
@@ -113,6 +119,7 @@ const rumpuser_hyperup kUpcalls = {
     .hyp_lwpexit = hyp_lwpexit,
     .hyp_execnotify = hyp_execnotify,
     .hyp_getpid = hyp_getpid,
+    .hyp_faults = hyp_faults,
     .hyp__extra = {},
 };
 

@@ -103,6 +103,12 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   k->cfg_ = cfg;
   k->backend_ = be;
   k->procs_.set_maxproc(cfg.maxproc);
+  rumpuser_faults* faults = nullptr;
+  if (rumpuser_faults_create(&faults) != 0) {
+    k->halt();
+    return err(ENOMEM);
+  }
+  k->faults_.store(faults);
   k->boot_time_ns_ = mono_now_ns();
   Result<void> r = k->start(cfg);
   if (!r.ok()) {
@@ -323,6 +329,7 @@ void Kernel::halt() {
     panic("kernel memory leaked at halt");
 #endif
   }
+  rumpuser_faults_destroy(faults_.exchange(nullptr));
   this->~Kernel();
   rumpuser_free(this, sizeof(Kernel));
 }

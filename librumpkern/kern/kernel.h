@@ -139,6 +139,9 @@ class Kernel {
   // (rumpuser.h, "Backends"), chosen at boot.
   const rumpuser_backend* backend() const { return backend_; }
   uint64_t boot_time_ns() const { return boot_time_ns_; }  // monotonic
+  // Fault injection (rump/fault.h, kern/fault.cc): made at boot, freed at
+  // halt, read by the hyp_faults upcall from any thread of the kernel.
+  rumpuser_faults* faults() const { return faults_.load(std::memory_order_acquire); }
 
   ProcTable& procs() { return procs_; }
   KernelServices& services() { return services_; }
@@ -183,6 +186,7 @@ class Kernel {
   BootConfig cfg_;
   const rumpuser_backend* backend_ = nullptr;
   uint64_t boot_time_ns_ = 0;
+  std::atomic<rumpuser_faults*> faults_{nullptr};
   Scheduler sched_;
   Cpu* cpus_ = nullptr;
   size_t cpus_bytes_ = 0;

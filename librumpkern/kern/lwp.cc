@@ -4,6 +4,7 @@
 #include <rump/rumpuser.h>
 
 #include "kern/clock.h"
+#include "kern/kcov.h"
 #include "kern/kernel.h"
 #include "kern/proc.h"
 
@@ -21,7 +22,9 @@ constexpr int64_t kInterruptSliceNs = 10 * 1000 * 1000;
 Lwp::Lwp(Kernel& k, Proc& p, pid_t tid, Kind kind)
     : kernel_(k), proc_(&p), tid_(tid), kind_(kind) {}
 
-Lwp::~Lwp() = default;
+Lwp::~Lwp() {
+  if (kcov_) kcov_lwp_gone(*this);
+}
 
 void Lwp::refresh_cred() {
   uint32_t g = proc_->cred_gen_.load(std::memory_order_acquire);

@@ -26,6 +26,8 @@
 
 namespace rump {
 
+class Kcov;
+
 class Proc;
 class Kernel;
 struct Cpu;
@@ -96,6 +98,12 @@ class Lwp : public KObject {
   std::atomic<bool> in_kernel_{false};
   ListHook proc_hook_;  // Proc::lwps_
   ListHook kernel_hook_;  // Kernel::all_lwps_
+
+  // The coverage buffer this LWP traces into (kern/kcov.h), or null. Set
+  // and cleared only by the LWP itself (KCOV_ENABLE/DISABLE) and read by it
+  // at every instrumented edge; an LWP that ends while enabled lets go in
+  // its destructor.
+  Kcov* kcov_ = nullptr;
 
   // Scheduler state, touched only by the thread running this LWP.
   Cpu* cpu_ = nullptr;

@@ -33,6 +33,7 @@
 #include "absl/cleanup/cleanup.h"
 
 #include "kern/copy.h"
+#include "kern/kcov.h"
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 #include "vm/user_space.h"
@@ -142,6 +143,15 @@ Result<long> sys_mmap(Lwp& l, UserPtr<void> addr, size_t length, int prot, int f
   RefPtr<vm::VmObject> object;
   int max_prot = vm::kProtAll;
   if (!(flags & MAP_ANONYMOUS)) {
+    if (!vs && type != MAP_PRIVATE) {
+      // A device that shares its own memory (/dev/kcov) with a process in
+      // the host's address space: the mapping is that memory.
+      if (DeviceMmapHook hook = device_mmap_hook()) {
+        Result<void*> m = hook(l, fd, length, static_cast<uint64_t>(offset));
+        if (m.ok()) return reinterpret_cast<long>(m.value());
+        if (m.error() != ENODEV) return err(m.error());
+      }
+    }
     object = TRY(mmap_file_object(l, fd, prot, flags, &max_prot));
     if (!vs) return err(ENODEV);  // host space maps no kernel objects
   }

@@ -15,6 +15,7 @@
 //
 // Built as a libFuzzer target with -Dfuzz=true (clang); syscall_fuzz_replay
 // runs seeded random inputs in the normal test suite.
+#include <rump/kcov.h>
 #include <rump/rump.h>
 #include <sys/mman.h>
 
@@ -67,6 +68,10 @@ long pick_ptr(uint8_t b) {
   }
 }
 
+// Trace the calls of each input into a kcov buffer, as a coverage-guided
+// executor would (syscall_fuzz_replay --bench-kcov).
+bool g_kcov = false;
+
 bool wraps(uint8_t b) { return b % 8 == 6; }
 
 // The same call with each wrapping memory argument at fresh zeroed memory,
@@ -97,6 +102,25 @@ bool second_run(const rump::SyscallName& s, const long a[6], unsigned bad, long*
 
 }  // namespace
 
+void syscall_fuzz_use_kcov(bool on) { g_kcov = on; }
+
+// The input byte that selects the call named name, or -1 if the target
+// does not make it (for the seed and dictionary writer).
+int syscall_fuzz_call_byte(const char* name) {
+  const auto& table = calls();
+  for (size_t i = 0; i < table.size() && i < 256; i++)
+    if (std::strcmp(table[i]->name, name) == 0) return static_cast<int>(i);
+  return -1;
+}
+
+// How many argument bytes the call selected by byte b takes, and which of
+// them are pointers (bit j: argument j).
+void syscall_fuzz_call_shape(uint8_t b, int* nargs, unsigned* ptr_mask) {
+  const rump::SyscallName& s = *calls()[b % calls().size()];
+  *nargs = s.nargs;
+  *ptr_mask = s.ptr_mask;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   struct rump_kernel* k = nullptr;
   struct rump_boot_config cfg;
@@ -111,6 +135,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   void* ro = rump_sys_mmap(reinterpret_cast<void*>(kReadOnly), 4096, PROT_READ,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (m == MAP_FAILED || ro == MAP_FAILED) abort();
+  rump_kcov* kc = nullptr;
+  if (g_kcov) {
+    if (rump_kcov_open(64 * 1024, &kc) != 0 || rump_kcov_enable(kc, RUMP_KCOV_TRACE_PC) != 0) abort();
+  }
   // Some recognisable content: a path and a few integers.
   static const char kPath[] = "/tmp/fuzz/a/../b";
   if (rump_copyout(kPath, reinterpret_cast<void*>(kScratch + 1024), sizeof kPath) != 0) abort();
@@ -129,6 +157,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (rump_lwproc_curlwp() == nullptr) {
       // A call ended the process (a signal to itself): carry on as a new one.
       if (rump_lwproc_rfork(RUMP_RFFDG | RUMP_RFVMSPACE) != 0) break;
+      if (kc) rump_kcov_enable(kc, RUMP_KCOV_TRACE_PC);
     }
     long r = rump_syscall(s.nr, a);
     if (r < 0 && r >= -4095 && -r >= 134) {
@@ -143,6 +172,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    s.name, a[0], a[1], a[2], a[3], a[4], a[5], r, bad, good);
       abort();
     }
+  }
+  if (kc) {
+    // The LWP may be gone (the process ended): then it let go already.
+    rump_kcov_disable(kc);
+    rump_kcov_close(kc);
   }
   rump_lwproc_switch(nullptr);
   rump_kernel_set_current(nullptr);
