@@ -5,6 +5,7 @@
 #include <rump/rumpuser.h>
 
 #include "kern/fork.h"
+#include "kern/sim.h"
 
 namespace rump {
 
@@ -203,6 +204,9 @@ Kernel* current_kernel() {
 
 // A reboot() asked for k to halt: do it now that the call has left it.
 void halt_requested(Kernel* k) {
+  // A sim kernel halts from its host thread's own stack, never under one
+  // of its fibers: rump_sim_run does it when the run ends.
+  if (k->sim_ && rumpuser_sim_check(k->sim_->world, 1) != 0) return;
   bool expected = false;
   if (!k->halting_.compare_exchange_strong(expected, true)) return;
   k->halting_.store(false);
@@ -246,6 +250,8 @@ inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
   // The thread's hypercalls go to k's backend from here on (until it
   // enters a kernel with another one).
   if (__builtin_expect(t.backend != k.backend_, 0)) {
+    // A sim kernel admits only its own host thread and fibers.
+    if (sim_check_entry(k) != 0) return nullptr;
     rumpuser_backend_switch(k.backend_);
     t.backend = k.backend_;
   }
@@ -260,6 +266,9 @@ inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
   if (!l) {
     l = implicit_lwp(t, k);
     if (!l) return nullptr;
+    // A sim kernel's client fibers are inside it whenever halt runs (on
+    // the same host thread): halt must see them to get them out.
+    if (__builtin_expect(k.sim_ != nullptr, 0)) l->in_kernel_.store(true, std::memory_order_relaxed);
     rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(l));
     k.sched().schedule(l);
     return l;
@@ -302,6 +311,7 @@ inline void leave_inline(Kernel& k, Lwp* l) {
       return;
     }
   }
+  if (__builtin_expect(k.sim_ != nullptr, 0)) l->in_kernel_.store(false, std::memory_order_relaxed);
   k.sched().unschedule(l);
   rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);
 }
@@ -319,7 +329,7 @@ void leave(Kernel& k, Lwp* l) { leave_inline(k, l); }
 
 inline long syscall_enter_checked(ThreadCtx& t, Kernel& k, long nr, const long* args) {
   Lwp* l = enter_checked(t, k);
-  if (__builtin_expect(l == nullptr, 0)) return -ENOMEM;
+  if (__builtin_expect(l == nullptr, 0)) return sim_check_entry(k) != 0 ? -EINVAL : -ENOMEM;
   long r;
   const Sysent* table = g_sysent;
   if (__builtin_expect(static_cast<unsigned long>(nr) >= static_cast<unsigned long>(kMaxSyscall) ||

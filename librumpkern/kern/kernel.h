@@ -27,6 +27,7 @@ namespace rump {
 class Msgbuf;
 class Sysctl;
 class CalloutQueue;
+struct SimState;
 
 struct BootConfig {
   int ncpu = 0;             // 0: RUMP_NCPU, else the host's core count
@@ -36,6 +37,7 @@ struct BootConfig {
   pid_t pid_max = PidAllocator::kDefaultPidMax;
   int maxproc = 4096;
   char backend[32] = {};    // empty: RUMP_BACKEND, else "pthread"
+  uint64_t seed = 0;        // "sim" backend: the seed of every scheduling choice
 };
 
 // Reads RUMP_* parameters into the fields the caller left at their defaults.
@@ -132,6 +134,8 @@ class Kernel {
   // The hypercall backend serving this kernel's threads and objects
   // (rumpuser.h, "Backends"), chosen at boot.
   const rumpuser_backend* backend_ = nullptr;
+  // On the "sim" backend: its world (kern/sim.h); else null.
+  SimState* sim_ = nullptr;
 
  private:
   Scheduler sched_;
