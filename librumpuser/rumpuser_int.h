@@ -43,6 +43,10 @@ int tls_blocks(const TlsBlock** blocksp);
 // kernel is served by an instance of it made by rumpuser_sim_create.
 namespace sim {
 extern const rumpuser_backend backend;
+// Fills buf from the calling thread's world's own generator (seeded from
+// the world's seed, apart from its scheduling choices); false if the
+// thread is not one of a world's.
+bool fill_random(void* buf, size_t len);
 }  // namespace sim
 
 // The calling thread's backend; null means pth::backend.

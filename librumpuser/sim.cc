@@ -267,7 +267,9 @@ struct World {
   int nblocks = 0;
   size_t tls_len = 0;
 
-  explicit World(uint64_t seed) : rng(seed) {}
+  Rng entropy;  // rumpuser_getrandom's, apart from the scheduling choices
+
+  explicit World(uint64_t seed) : rng(seed), entropy(~seed) {}
 
   // --- thread-local state
 
@@ -971,6 +973,21 @@ int clock_sleep(int clock, int64_t sec, long nsec) {
 }
 
 }  // namespace
+
+bool fill_random(void* buf, size_t len) {
+  const rumpuser_backend* be = thread_backend();
+  if (be == &backend || be->mutex_init != backend.mutex_init) return false;
+  World* w = caller_world();
+  auto* p = static_cast<unsigned char*>(buf);
+  while (len > 0) {
+    uint64_t v = w->entropy.next();
+    size_t n = len < sizeof v ? len : sizeof v;
+    memcpy(p, &v, n);
+    p += n;
+    len -= n;
+  }
+  return true;
+}
 
 #define RUMPUSER_SIM_MEMBER_(route, type, name, params, args) .name = name,
 const rumpuser_backend backend = {
