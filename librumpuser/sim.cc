@@ -76,7 +76,7 @@ constexpr int64_t kWallEpochSec = 946684800;
 constexpr uint64_t kNever = ~uint64_t{0};
 
 // One switch in kPreemptOdds at each preemption point.
-constexpr uint32_t kPreemptOdds = 4;
+constexpr uint32_t kPreemptOdds = 8;
 
 #ifdef RUMPUSER_SIM_ASAN
 constexpr size_t kStackSize = 1024 * 1024;
@@ -182,7 +182,11 @@ struct SimBackend {
 };
 
 // The world whose fiber runs on this host thread (null on its own stack).
-thread_local World* t_fiber_world = nullptr;
+// initial-exec: one %fs-relative access on every hypercall, no
+// __tls_get_addr.
+thread_local constinit World* t_fiber_world __attribute__((tls_model("initial-exec"))) = nullptr;
+// Its address names the host thread (cheaper to compare than pthread_self).
+thread_local constinit char t_thread_tag __attribute__((tls_model("initial-exec"))) = 0;
 
 // Stacks, kept for the next fiber of any world: a kernel boots and halts
 // in microseconds, a fresh mapping costs several system calls.
@@ -243,6 +247,7 @@ struct StackAlloc {
 struct World {
   SimBackend be;
   pthread_t owner;
+  const char* owner_tag;  // &t_thread_tag of the owner
   Rng rng;
   uint64_t now = kMonoEpochNs;
   uint64_t timer_seq = 0;
@@ -569,8 +574,7 @@ struct World {
   void free_objects();
 
   void check_caller() {
-    if (!pthread_equal(owner, pthread_self()) ||
-        (t_fiber_world != nullptr && t_fiber_world != this)) {
+    if (owner_tag != &t_thread_tag || (t_fiber_world != nullptr && t_fiber_world != this)) {
       fatal("a world's hypercall from a host thread or fiber not running it");
     }
   }
@@ -1023,6 +1027,7 @@ extern "C" int rumpuser_sim_create(uint64_t seed, const struct rumpuser_sim_hook
   w->be.table = rumpuser_int::sim::backend;
   w->be.world = w;
   w->owner = pthread_self();
+  w->owner_tag = &rumpuser_int::sim::t_thread_tag;
   if (hooks != nullptr) w->hooks = *hooks;
   w->cookie = cookie;
   w->nblocks = rumpuser_int::tls_blocks(&w->blocks);
@@ -1065,7 +1070,7 @@ extern "C" struct rumpuser_sim* rumpuser_sim_of(const struct rumpuser_backend* b
 
 extern "C" int rumpuser_sim_check(struct rumpuser_sim* s, int host) {
   World* w = W(s);
-  if (!pthread_equal(w->owner, pthread_self())) return EINVAL;
+  if (w->owner_tag != &rumpuser_int::sim::t_thread_tag) return EINVAL;
   World* running = rumpuser_int::sim::t_fiber_world;
   if (running == nullptr) return 0;
   return !host && running == w ? 0 : EINVAL;
