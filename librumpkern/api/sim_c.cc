@@ -18,8 +18,8 @@ namespace {
 // the host thread's own stack, not from a fiber.
 Kernel* sim_kernel(struct rump_kernel* kk, bool host) {
   Kernel* k = reinterpret_cast<Kernel*>(kk);
-  if (!k || !rump::registry_alive(k) || !k->sim_) return nullptr;
-  if (rumpuser_sim_check(k->sim_->world, host ? 1 : 0) != 0) return nullptr;
+  if (!k || !rump::registry_alive(k) || !k->sim()) return nullptr;
+  if (rumpuser_sim_check(k->sim()->world, host ? 1 : 0) != 0) return nullptr;
   return k;
 }
 
@@ -41,27 +41,27 @@ extern "C" {
 
 int rump_sim_spawn(struct rump_kernel* kk, void (*fn)(void*), void* arg) {
   Kernel* k = sim_kernel(kk, false);
-  if (!k || !fn || k->halting_.load()) return EINVAL;
-  return rumpuser_sim_spawn(k->sim_->world, fn, arg);
+  if (!k || !fn || k->halting()) return EINVAL;
+  return rumpuser_sim_spawn(k->sim()->world, fn, arg);
 }
 
 int rump_sim_run(struct rump_kernel* kk) {
   Kernel* k = sim_kernel(kk, true);
   if (!k) return EINVAL;
-  int e = rumpuser_sim_run(k->sim_->world);
+  int e = rumpuser_sim_run(k->sim()->world);
   if (e == EDEADLK) {
     k->printf("sim: deadlock at %llu ns: every client fiber is blocked and no timer is pending\n",
-              static_cast<unsigned long long>(rumpuser_sim_now(k->sim_->world)));
-    rumpuser_sim_waiters(k->sim_->world, report_waiter, k);
+              static_cast<unsigned long long>(rumpuser_sim_now(k->sim()->world)));
+    rumpuser_sim_waiters(k->sim()->world, report_waiter, k);
   }
   // A reboot() by a fiber: the halt it asked for happens here.
-  if (k->halt_requested_.load()) rump::halt_requested(k);
+  if (k->halt_requested()) rump::halt_after_reboot(k);
   return e;
 }
 
 uint64_t rump_sim_now(struct rump_kernel* kk) {
   Kernel* k = sim_kernel(kk, false);
-  return k ? rumpuser_sim_now(k->sim_->world) : 0;
+  return k ? rumpuser_sim_now(k->sim()->world) : 0;
 }
 
 }  // extern "C"

@@ -1,6 +1,8 @@
 // LWPs: creation, release, sleeping and interruption.
 #include "kern/lwp.h"
 
+#include <rump/rumpuser.h>
+
 #include <cstdint>
 
 #include "kern/clock.h"
@@ -58,7 +60,7 @@ int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
   sleep_lock_.unlock();
   int rv = 0;
   int64_t now = mono_now_ns();
-  int64_t wait = kernel_.sim_ ? kNoSlice : kInterruptSliceNs;
+  int64_t wait = kernel_.sim() ? kNoSlice : kInterruptSliceNs;
   if (deadline_ns >= 0) {
     if (now >= deadline_ns) rv = ETIMEDOUT;
     else if (deadline_ns - now < wait) wait = deadline_ns - now;
@@ -98,7 +100,7 @@ inline void cpu_relax() {
 bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t max_ns) {
   Scheduler& s = kernel_.sched();
   // Nobody else runs while a fiber spins on the sim backend.
-  if (s.ncpu() < 2 || kernel_.sim_) return false;
+  if (s.ncpu() < 2 || kernel_.sim()) return false;
   bool had_cpu = cpu_ != nullptr;
   if (had_cpu) s.unschedule(this);
   bool changed = false;
@@ -143,12 +145,26 @@ void Lwp::interrupt() {
         rumpuser_mutex_exit(m);
       } else {
         // pthread: the sleeper's slice ends the wait soon.
-        done = !kernel_.sim_ || tries == kSimTries;
+        done = !kernel_.sim() || tries == kSimTries;
       }
     }
     sleep_lock_.unlock();
     if (done) return;
     rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 1);
+  }
+}
+
+void drain_lwps(absl::FunctionRef<void(absl::FunctionRef<void(Lwp&)>)> for_each) {
+  for (long pause_ns = 10 * 1000;; pause_ns = pause_ns < 1000 * 1000 ? pause_ns * 2 : pause_ns) {
+    bool busy = false;
+    for_each([&busy](Lwp& l) {
+      if (!l.in_kernel_.load(std::memory_order_acquire)) return;
+      busy = true;
+      l.exiting_.store(true);
+      l.interrupt();
+    });
+    if (!busy) return;
+    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, pause_ns);
   }
 }
 
@@ -159,33 +175,34 @@ UserSpace* Lwp::user_space() const {
 Result<Lwp*> Kernel::new_lwp(Proc& p, Lwp::Kind kind) {
   pid_t tid;
   {
-    MutexLocker g(proc_tree_lock_);
+    MutexLocker g(procs_.lock());
     if (kind == Lwp::Kind::kProcess) {
       // The first LWP of a process has tid == pid, as on Linux.
       bool first;
       {
+        p.assert_tree_locked();
         MutexLocker pg(p.lock_);
         first = p.nlwps_ == 0 && p.state_ == Proc::State::kEmbryo;
       }
       if (first) {
         tid = p.pid();
-        pids_.hold(tid);
+        procs_.pids().hold(tid);
       } else {
-        tid = TRY(pids_.alloc(false, 0));
+        tid = TRY(procs_.pids().alloc(false, 0));
       }
     } else {
-      tid = TRY(pids_.alloc(false, 0));
+      tid = TRY(procs_.pids().alloc(false, 0));
     }
   }
   Lwp* l = new (kmem_) Lwp(*this, p, tid, kind);
   if (!l) {
-    MutexLocker g(proc_tree_lock_);
-    pids_.release(tid);
+    MutexLocker g(procs_.lock());
+    procs_.pids().release(tid);
     return err(ENOMEM);
   }
   {
-    MutexLocker g(proc_tree_lock_);
-    all_lwps_.push_back(*l);
+    MutexLocker g(procs_.lock());
+    procs_.lwps_locked().push_back(*l);
     MutexLocker pg(p.lock_);
     p.lwps_.push_back(*l);
     p.nlwps_++;
@@ -195,7 +212,7 @@ Result<Lwp*> Kernel::new_lwp(Proc& p, Lwp::Kind kind) {
 }
 
 void Kernel::unlink_lwp(Lwp* l) {
-  MutexLocker g(proc_tree_lock_);
+  MutexLocker g(procs_.lock());
   if (l->proc_hook_.is_linked()) {
     // Still on its process's list, so the process is alive. (Husks were
     // taken off when their process ended; their Proc may be gone.)
@@ -204,8 +221,9 @@ void Kernel::unlink_lwp(Lwp* l) {
     p.lwps_.erase(p.lwps_.iterator_to(*l));
     p.nlwps_--;
   }
-  if (l->kernel_hook_.is_linked()) all_lwps_.erase(all_lwps_.iterator_to(*l));
-  pids_.release(l->tid());
+  KernelLwpList& all = procs_.lwps_locked();
+  if (l->kernel_hook_.is_linked()) all.erase(all.iterator_to(*l));
+  procs_.pids().release(l->tid());
 }
 
 void Kernel::free_lwp(Lwp* l) {

@@ -15,8 +15,8 @@ namespace {
 void client_start(void* cookie) {
   Kernel* k = static_cast<Kernel*>(cookie);
   set_current_kernel(k);
-  SimState* s = k->sim_;
-  if (s == nullptr || k->halting_.load() || s->nidle == 0) return;
+  SimState* s = k->sim();
+  if (s == nullptr || k->halting() || s->nidle == 0) return;
   ThreadCtx& t = thread_ctx();
   t.implicit_k = k;
   t.implicit_serial = k->serial();
@@ -28,8 +28,8 @@ void client_start(void* cookie) {
 void client_exit(void* cookie) {
   Kernel* k = static_cast<Kernel*>(cookie);
   ThreadCtx& t = thread_ctx();
-  SimState* s = k->sim_;
-  if (s != nullptr && !k->halting_.load() && t.implicit_k == k && t.implicit_serial == k->serial() &&
+  SimState* s = k->sim();
+  if (s != nullptr && !k->halting() && t.implicit_k == k && t.implicit_serial == k->serial() &&
       t.implicit != nullptr && s->nidle < SimState::kIdleMax) {
     s->idle[s->nidle++] = t.implicit;
   }
@@ -51,8 +51,8 @@ int sim_world_create(uint64_t seed, void* kernel, rumpuser_sim** worldp,
 }
 
 int sim_check_entry(Kernel& k) {
-  if (k.sim_ == nullptr) return 0;
-  return rumpuser_sim_check(k.sim_->world, 0);
+  if (k.sim() == nullptr) return 0;
+  return rumpuser_sim_check(k.sim()->world, 0);
 }
 
 }  // namespace rump
