@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -30,53 +31,26 @@ using rumpuser_int::thread_backend;
 
 namespace {
 
-// The registered backends: "pthread" first, then those added at run time.
+// The registered backends: "pthread" and "sim" first, then those added at
+// run time.
 // Entries are never removed, so a pointer read under the lock stays valid.
 constexpr int kMaxBackends = 16;
 constexpr size_t kMaxNameLen = 31;
 
 struct Registry {
   pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
-  const rumpuser_backend* be[kMaxBackends] = {&rumpuser_int::pth::backend};
-  int n = 1;
+  const rumpuser_backend* be[kMaxBackends] = {&rumpuser_int::pth::backend,
+                                              &rumpuser_int::sim::backend};
+  int n = 2;
 };
 constinit Registry g_registry;
 
 // Every member set: a hole would crash the first caller that needs it.
 bool complete(const rumpuser_backend* be) {
-  void (*const fns[])() = {
-      reinterpret_cast<void (*)()>(be->thread_create),
-      reinterpret_cast<void (*)()>(be->thread_exit),
-      reinterpret_cast<void (*)()>(be->thread_join),
-      reinterpret_cast<void (*)()>(be->lwpop),
-      reinterpret_cast<void (*)()>(be->mutex_init),
-      reinterpret_cast<void (*)()>(be->mutex_enter),
-      reinterpret_cast<void (*)()>(be->mutex_enter_nowrap),
-      reinterpret_cast<void (*)()>(be->mutex_tryenter),
-      reinterpret_cast<void (*)()>(be->mutex_exit),
-      reinterpret_cast<void (*)()>(be->mutex_destroy),
-      reinterpret_cast<void (*)()>(be->mutex_owner),
-      reinterpret_cast<void (*)()>(be->rw_init),
-      reinterpret_cast<void (*)()>(be->rw_enter),
-      reinterpret_cast<void (*)()>(be->rw_tryenter),
-      reinterpret_cast<void (*)()>(be->rw_tryupgrade),
-      reinterpret_cast<void (*)()>(be->rw_downgrade),
-      reinterpret_cast<void (*)()>(be->rw_exit),
-      reinterpret_cast<void (*)()>(be->rw_held),
-      reinterpret_cast<void (*)()>(be->rw_destroy),
-      reinterpret_cast<void (*)()>(be->cv_init),
-      reinterpret_cast<void (*)()>(be->cv_destroy),
-      reinterpret_cast<void (*)()>(be->cv_wait),
-      reinterpret_cast<void (*)()>(be->cv_wait_nowrap),
-      reinterpret_cast<void (*)()>(be->cv_timedwait),
-      reinterpret_cast<void (*)()>(be->cv_signal),
-      reinterpret_cast<void (*)()>(be->cv_broadcast),
-      reinterpret_cast<void (*)()>(be->cv_has_waiters),
-      reinterpret_cast<void (*)()>(be->clock_gettime),
-      reinterpret_cast<void (*)()>(be->clock_sleep),
-  };
-  for (auto f : fns)
-    if (f == nullptr) return false;
+#define RUMPUSER_CHECK_(route, type, name, params, args) \
+  if (be->name == nullptr) return false;
+  RUMPUSER_BACKEND_OPS(RUMPUSER_CHECK_)
+#undef RUMPUSER_CHECK_
   return true;
 }
 
@@ -174,7 +148,10 @@ extern "C" int rumpuser_thread_create(void* (*fn)(void*), void* arg, const char*
   return 0;
 }
 
-extern "C" void rumpuser_thread_exit(void) { thread_backend()->thread_exit(); }
+extern "C" void rumpuser_thread_exit(void) {
+  thread_backend()->thread_exit();
+  __builtin_unreachable();  // a backend's thread_exit never returns
+}
 
 extern "C" int rumpuser_thread_join(void* cookie) {
   if (cookie == nullptr) return EINVAL;
@@ -205,59 +182,69 @@ extern "C" void rumpuser_curlwpop(int op, struct lwp* l) {
 extern "C" struct lwp* rumpuser_curlwp(void) { return rumpuser_int::curlwp_tls; }
 
 // ---------------------------------------------------------------------------
-// Objects: made by the calling thread's backend, then served by their own.
+// Objects, made by the calling thread's backend and then served by their
+// own, and clocks (the calling thread's backend: it may keep virtual time).
+// Every routed hypercall is one line of RUMPUSER_BACKEND_OPS.
 
-extern "C" void rumpuser_mutex_init(struct rumpuser_mtx** mtxp, int flags) {
-  thread_backend()->mutex_init(mtxp, flags);
-}
-extern "C" void rumpuser_mutex_enter(struct rumpuser_mtx* m) { owner(m)->mutex_enter(m); }
-extern "C" void rumpuser_mutex_enter_nowrap(struct rumpuser_mtx* m) {
-  owner(m)->mutex_enter_nowrap(m);
-}
-extern "C" int rumpuser_mutex_tryenter(struct rumpuser_mtx* m) { return owner(m)->mutex_tryenter(m); }
-extern "C" void rumpuser_mutex_exit(struct rumpuser_mtx* m) { owner(m)->mutex_exit(m); }
-extern "C" void rumpuser_mutex_destroy(struct rumpuser_mtx* m) { owner(m)->mutex_destroy(m); }
-extern "C" void rumpuser_mutex_owner(struct rumpuser_mtx* m, struct lwp** lp) {
-  owner(m)->mutex_owner(m, lp);
-}
-
-extern "C" void rumpuser_rw_init(struct rumpuser_rw** rwp) { thread_backend()->rw_init(rwp); }
-extern "C" void rumpuser_rw_enter(int op, struct rumpuser_rw* rw) { owner(rw)->rw_enter(op, rw); }
-extern "C" int rumpuser_rw_tryenter(int op, struct rumpuser_rw* rw) {
-  return owner(rw)->rw_tryenter(op, rw);
-}
-extern "C" int rumpuser_rw_tryupgrade(struct rumpuser_rw* rw) { return owner(rw)->rw_tryupgrade(rw); }
-extern "C" void rumpuser_rw_downgrade(struct rumpuser_rw* rw) { owner(rw)->rw_downgrade(rw); }
-extern "C" void rumpuser_rw_exit(struct rumpuser_rw* rw) { owner(rw)->rw_exit(rw); }
-extern "C" void rumpuser_rw_held(int op, struct rumpuser_rw* rw, int* heldp) {
-  owner(rw)->rw_held(op, rw, heldp);
-}
-extern "C" void rumpuser_rw_destroy(struct rumpuser_rw* rw) { owner(rw)->rw_destroy(rw); }
-
-extern "C" void rumpuser_cv_init(struct rumpuser_cv** cvp) { thread_backend()->cv_init(cvp); }
-extern "C" void rumpuser_cv_destroy(struct rumpuser_cv* cv) { owner(cv)->cv_destroy(cv); }
-extern "C" void rumpuser_cv_wait(struct rumpuser_cv* cv, struct rumpuser_mtx* m) {
-  owner(cv)->cv_wait(cv, m);
-}
-extern "C" void rumpuser_cv_wait_nowrap(struct rumpuser_cv* cv, struct rumpuser_mtx* m) {
-  owner(cv)->cv_wait_nowrap(cv, m);
-}
-extern "C" int rumpuser_cv_timedwait(struct rumpuser_cv* cv, struct rumpuser_mtx* m, int64_t sec,
-                                     int64_t nsec) {
-  return owner(cv)->cv_timedwait(cv, m, sec, nsec);
-}
-extern "C" void rumpuser_cv_signal(struct rumpuser_cv* cv) { owner(cv)->cv_signal(cv); }
-extern "C" void rumpuser_cv_broadcast(struct rumpuser_cv* cv) { owner(cv)->cv_broadcast(cv); }
-extern "C" void rumpuser_cv_has_waiters(struct rumpuser_cv* cv, int* waitersp) {
-  owner(cv)->cv_has_waiters(cv, waitersp);
-}
+#define RUMPUSER_ROUTE_CALLER thread_backend()
+#define RUMPUSER_ROUTE_OWNER(obj) owner(obj)
+#define RUMPUSER_DISPATCH_CALLER(route, type, name, params, args) \
+  extern "C" type rumpuser_##name params { return RUMPUSER_ROUTE_##route->name args; }
+#define RUMPUSER_DISPATCH_OWNER(obj) RUMPUSER_DISPATCH_CALLER
+#define RUMPUSER_DISPATCH_CUSTOM(route, type, name, params, args)
+#define RUMPUSER_DISPATCH_(route, type, name, params, args) \
+  RUMPUSER_DISPATCH_##route(route, type, name, params, args)
+RUMPUSER_BACKEND_OPS(RUMPUSER_DISPATCH_)
+#undef RUMPUSER_DISPATCH_
+#undef RUMPUSER_DISPATCH_CUSTOM
+#undef RUMPUSER_DISPATCH_OWNER
+#undef RUMPUSER_DISPATCH_CALLER
+#undef RUMPUSER_ROUTE_OWNER
+#undef RUMPUSER_ROUTE_CALLER
 
 // ---------------------------------------------------------------------------
-// Clocks: the calling thread's backend's (a backend may keep virtual time).
+// Thread-local blocks registered by the kernel (rumpuser_tls_register),
+// for backends that run several threads on one host thread. Entries are
+// only ever added, before the kernel's first thread exists, and read
+// without the lock after an acquire load of the count.
 
-extern "C" int rumpuser_clock_gettime(int clock, int64_t* sec, long* nsec) {
-  return thread_backend()->clock_gettime(clock, sec, nsec);
+namespace rumpuser_int {
+
+namespace {
+struct TlsRegistry {
+  pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
+  TlsBlock blocks[kMaxTlsBlocks] = {};
+  std::atomic<int> n{0};
+  size_t bytes = 0;
+};
+constinit TlsRegistry g_tls;
+}  // namespace
+
+int tls_blocks(const TlsBlock** blocksp) {
+  *blocksp = g_tls.blocks;
+  return g_tls.n.load(std::memory_order_acquire);
 }
-extern "C" int rumpuser_clock_sleep(int clock, int64_t sec, long nsec) {
-  return thread_backend()->clock_sleep(clock, sec, nsec);
+
+}  // namespace rumpuser_int
+
+extern "C" int rumpuser_tls_register(void* (*locate)(void), size_t len) {
+  if (locate == nullptr || len == 0) return EINVAL;
+  auto& r = rumpuser_int::g_tls;
+  int rv = 0;
+  pthread_mutex_lock(&r.mtx);
+  int n = r.n.load(std::memory_order_relaxed);
+  bool known = false;
+  for (int i = 0; i < n; i++)
+    if (r.blocks[i].locate == locate) known = true;
+  if (!known) {
+    if (n == rumpuser_int::kMaxTlsBlocks || r.bytes + len > rumpuser_int::kMaxTlsBytes) {
+      rv = ENOMEM;
+    } else {
+      r.blocks[n] = {locate, len};
+      r.bytes += len;
+      r.n.store(n + 1, std::memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&r.mtx);
+  return rv;
 }

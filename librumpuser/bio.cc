@@ -3,7 +3,8 @@
 // A small pool of host worker threads, started on first use, takes
 // requests from a FIFO and runs them with pread/pwrite. Workers have no LWP
 // and never call upcalls: the kernel's biodone must take a CPU itself if it
-// needs one. RUMPUSER_BIO_SYNC requests run in the caller (giving its CPU
+// needs one. RUMPUSER_BIO_SYNC requests, and every request of a thread of
+// a "sim" world, run in the caller (giving its CPU
 // back around the transfer) and call biodone before rumpuser_bio returns.
 //
 // The pool is never torn down: it lives in a heap object that is never
@@ -134,7 +135,10 @@ extern "C" void rumpuser_bio(int fd, int op, void* data, size_t dlen, int64_t of
     return;
   }
   BioRequest r{fd, op, data, dlen, off, biodone, bioarg};
-  if (!(op & RUMPUSER_BIO_SYNC) && pool()->submit(r)) return;
+  // A sim world's objects are served on its own host thread only, so its
+  // requests never go to the workers (which also keeps runs repeatable).
+  bool here = (op & RUMPUSER_BIO_SYNC) || rumpuser_sim_of(rumpuser_int::thread_backend()) != nullptr;
+  if (!here && pool()->submit(r)) return;
   // Synchronous, or no worker thread could be made: do it here, and call
   // biodone once we hold a CPU again.
   BioResult res;

@@ -1,4 +1,5 @@
-// random.cc: entropy from the host kernel's getrandom(2).
+// random.cc: entropy from the host kernel's getrandom(2), or, for a thread
+// of a "sim" world, from the world's seed (a run must not depend on it).
 #include <rump/rumpuser.h>
 
 #include <sys/random.h>
@@ -8,6 +9,10 @@
 #include "rumpuser_int.h"
 
 extern "C" int rumpuser_getrandom(void* buf, size_t buflen, int flags, size_t* retp) {
+  if (rumpuser_int::sim::fill_random(buf, buflen)) {
+    *retp = buflen;
+    return 0;
+  }
   // RUMPUSER_RANDOM_HARD needs nothing more: the host's urandom pool is
   // cryptographically strong once initialised, and getrandom waits for that.
   if (rumpuser_int::fault_inject(RUMPUSER_FAULT_RANDOM)) {

@@ -12,6 +12,7 @@
 #include <rump/rumpuser.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cerrno>
 #include <cstdint>
 
@@ -27,6 +28,27 @@ extern const rumpuser_backend backend;
 int clock_read(int clock, int64_t* sec, long* nsec);
 int clock_sleep(int clock, int64_t sec, long nsec);
 }  // namespace pth
+
+// Thread-local blocks of the kernel (rumpuser_tls_register): a backend
+// that runs several threads on one host thread keeps a copy per thread.
+struct TlsBlock {
+  void* (*locate)(void);
+  size_t len;
+};
+inline constexpr int kMaxTlsBlocks = 8;
+inline constexpr size_t kMaxTlsBytes = 4096;
+// The registered blocks and their number (stable once read).
+int tls_blocks(const TlsBlock** blocksp);
+
+// The "sim" backend (sim.cc): the table registered under its name. A
+// kernel is served by an instance of it made by rumpuser_sim_create.
+namespace sim {
+extern const rumpuser_backend backend;
+// Fills buf from the calling thread's world's own generator (seeded from
+// the world's seed, apart from its scheduling choices); false if the
+// thread is not one of a world's.
+bool fill_random(void* buf, size_t len);
+}  // namespace sim
 
 // The calling thread's backend; null means pth::backend.
 extern thread_local constinit const rumpuser_backend* backend_tls

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <rump/rump.h>
+#include <rump/sim.h>
 
 #include <cerrno>
 #include <string>
@@ -45,6 +46,7 @@ struct BootConfig {
   int maxproc = 0;         // 0: 4096
   int pid_max = 0;         // 0: 32768
   std::string backend;     // empty: RUMP_BACKEND, else "pthread"
+  uint64_t seed = 0;       // "sim": the seed of every scheduling choice
 };
 
 class Kernel;
@@ -104,6 +106,7 @@ class Kernel {
     c.maxproc = cfg.maxproc;
     c.pid_max = cfg.pid_max;
     c.backend = cfg.backend.empty() ? nullptr : cfg.backend.c_str();
+    c.seed = cfg.seed;
     struct rump_kernel* k = nullptr;
     int e = rump_kernel_boot(&c, &k);
     if (e != 0) return status_from_errno(e, "rump_kernel_boot");
@@ -157,6 +160,19 @@ class Kernel {
   }
 
   size_t memory_in_use() const { return rump_kernel_memory_in_use(k_); }
+
+  // Deterministic simulation (<rump/sim.h>), for a kernel booted with
+  // backend "sim". sim_spawn(fn) keeps a pointer to fn, which must live
+  // until the fiber has returned.
+  absl::Status sim_spawn(void (*fn)(void*), void* arg) const {
+    return status_from_errno(rump_sim_spawn(k_, fn, arg), "rump_sim_spawn");
+  }
+  template <class Fn>
+  absl::Status sim_spawn(Fn* fn) const {
+    return sim_spawn([](void* p) { (*static_cast<Fn*>(p))(); }, fn);
+  }
+  absl::Status sim_run() const { return status_from_errno(rump_sim_run(k_), "rump_sim_run"); }
+  uint64_t sim_now() const { return rump_sim_now(k_); }
 
   std::string msgbuf() const {
     return run([] {

@@ -35,8 +35,18 @@ struct rump_kernel;
  * already up. */
 int rump_init(void);
 
+/*
+ * Boot parameters. Fill one with rump_boot_config_init, then set fields.
+ * The struct grows at its end; struct_size, set by rump_boot_config_init,
+ * tells the library how much of it the caller's program knows, so that a
+ * program built against an older header keeps working: the library never
+ * reads a field beyond it (a config not made by rump_boot_config_init is
+ * read as the first version: ncpu to backend).
+ */
 struct rump_boot_config {
-	int ncpu;             /* 0: RUMP_NCPU, else the host's core count */
+	int ncpu;             /* 0: RUMP_NCPU, else the host's core count
+	                         ("sim": 2) */
+	unsigned int struct_size; /* set by rump_boot_config_init */
 	size_t memlimit;      /* bytes of kernel memory; 0: RUMP_MEMLIMIT or none */
 	const char *hostname; /* NULL: RUMP_HOSTNAME, else "rump<n>" */
 	int verbose;          /* -1: RUMP_VERBOSE; 1: messages to the console */
@@ -44,9 +54,17 @@ struct rump_boot_config {
 	int pid_max;          /* 0: 32768 */
 	const char *backend;  /* hypercall backend (rumpuser.h); NULL: RUMP_BACKEND,
 	                         else "pthread". An unknown name is EINVAL. */
+	/* Since struct_size 56: */
+	uint64_t seed;        /* "sim" backend: the seed of every scheduling
+	                         choice (<rump/sim.h>); 0 is a seed too */
 };
-/* Fills c with the defaults (every field "from the environment"). */
-void rump_boot_config_init(struct rump_boot_config *c);
+/* Fills c with the defaults (every field "from the environment") and
+ * records how big the caller's struct is. */
+void rump_boot_config_init_sized(struct rump_boot_config *c, size_t size);
+#define rump_boot_config_init(c) rump_boot_config_init_sized((c), sizeof(*(c)))
+/* What programs built against the first header call (fills ncpu to
+ * backend only). */
+void(rump_boot_config_init)(struct rump_boot_config *c);
 
 /* Boots another kernel. NULL config: the defaults. 0 or an errno. */
 int rump_kernel_boot(const struct rump_boot_config *c, struct rump_kernel **kp);

@@ -370,46 +370,68 @@ struct rumpuser_object {
 	const struct rumpuser_backend *ro_backend;
 };
 
+/*
+ * The operations of a backend, declared once. Each entry is
+ * X(route, type, name, (parameters), (arguments)); route says which
+ * backend serves the call: CALLER (the calling thread's), OWNER(p) (the
+ * backend that made object p), or CUSTOM (the dispatcher decides: threads
+ * and LWP notices). struct rumpuser_backend, the dispatcher, the
+ * registration check and test backends are all derived from this list.
+ */
+#define RUMPUSER_BACKEND_OPS(X) \
+	X(CUSTOM, int, thread_create, (void *(*fn)(void *), void *arg, \
+	    const char *name, int mustjoin, int priority, int cpuidx, \
+	    void **cookie), (fn, arg, name, mustjoin, priority, cpuidx, cookie)) \
+	X(CUSTOM, void, thread_exit, (void), ()) \
+	X(CUSTOM, int, thread_join, (void *cookie), (cookie)) \
+	X(CUSTOM, void, lwpop, (int op, struct lwp *l), (op, l)) \
+	X(CALLER, void, mutex_init, (struct rumpuser_mtx **mtxp, int flags), \
+	    (mtxp, flags)) \
+	X(OWNER(mtx), void, mutex_enter, (struct rumpuser_mtx *mtx), (mtx)) \
+	X(OWNER(mtx), void, mutex_enter_nowrap, (struct rumpuser_mtx *mtx), \
+	    (mtx)) \
+	X(OWNER(mtx), int, mutex_tryenter, (struct rumpuser_mtx *mtx), (mtx)) \
+	X(OWNER(mtx), void, mutex_exit, (struct rumpuser_mtx *mtx), (mtx)) \
+	X(OWNER(mtx), void, mutex_destroy, (struct rumpuser_mtx *mtx), (mtx)) \
+	X(OWNER(mtx), void, mutex_owner, (struct rumpuser_mtx *mtx, \
+	    struct lwp **lp), (mtx, lp)) \
+	X(CALLER, void, rw_init, (struct rumpuser_rw **rwp), (rwp)) \
+	X(OWNER(rw), void, rw_enter, (int op, struct rumpuser_rw *rw), (op, rw)) \
+	X(OWNER(rw), int, rw_tryenter, (int op, struct rumpuser_rw *rw), \
+	    (op, rw)) \
+	X(OWNER(rw), int, rw_tryupgrade, (struct rumpuser_rw *rw), (rw)) \
+	X(OWNER(rw), void, rw_downgrade, (struct rumpuser_rw *rw), (rw)) \
+	X(OWNER(rw), void, rw_exit, (struct rumpuser_rw *rw), (rw)) \
+	X(OWNER(rw), void, rw_held, (int op, struct rumpuser_rw *rw, \
+	    int *heldp), (op, rw, heldp)) \
+	X(OWNER(rw), void, rw_destroy, (struct rumpuser_rw *rw), (rw)) \
+	X(CALLER, void, cv_init, (struct rumpuser_cv **cvp), (cvp)) \
+	X(OWNER(cv), void, cv_destroy, (struct rumpuser_cv *cv), (cv)) \
+	X(OWNER(cv), void, cv_wait, (struct rumpuser_cv *cv, \
+	    struct rumpuser_mtx *mtx), (cv, mtx)) \
+	X(OWNER(cv), void, cv_wait_nowrap, (struct rumpuser_cv *cv, \
+	    struct rumpuser_mtx *mtx), (cv, mtx)) \
+	X(OWNER(cv), int, cv_timedwait, (struct rumpuser_cv *cv, \
+	    struct rumpuser_mtx *mtx, int64_t sec, int64_t nsec), \
+	    (cv, mtx, sec, nsec)) \
+	X(OWNER(cv), void, cv_signal, (struct rumpuser_cv *cv), (cv)) \
+	X(OWNER(cv), void, cv_broadcast, (struct rumpuser_cv *cv), (cv)) \
+	X(OWNER(cv), void, cv_has_waiters, (struct rumpuser_cv *cv, \
+	    int *waitersp), (cv, waitersp)) \
+	X(CALLER, int, clock_gettime, (int clock, int64_t *sec, long *nsec), \
+	    (clock, sec, nsec)) \
+	X(CALLER, int, clock_sleep, (int clock, int64_t sec, long nsec), \
+	    (clock, sec, nsec))
+
+/* thread_exit must not return (the member's type cannot say so). */
+#define RUMPUSER_BACKEND_MEMBER_(route, type, name, params, args) \
+	type (*name) params;
 struct rumpuser_backend {
 	int rb_version; /* RUMPUSER_BACKEND_VERSION */
 	const char *rb_name; /* at most 31 characters */
-
-	int (*thread_create)(void *(*)(void *), void *, const char *, int, int,
-	    int, void **);
-	void (*thread_exit)(void) __attribute__((__noreturn__));
-	int (*thread_join)(void *);
-	void (*lwpop)(int, struct lwp *); /* CREATE and DESTROY */
-
-	void (*mutex_init)(struct rumpuser_mtx **, int);
-	void (*mutex_enter)(struct rumpuser_mtx *);
-	void (*mutex_enter_nowrap)(struct rumpuser_mtx *);
-	int (*mutex_tryenter)(struct rumpuser_mtx *);
-	void (*mutex_exit)(struct rumpuser_mtx *);
-	void (*mutex_destroy)(struct rumpuser_mtx *);
-	void (*mutex_owner)(struct rumpuser_mtx *, struct lwp **);
-
-	void (*rw_init)(struct rumpuser_rw **);
-	void (*rw_enter)(int, struct rumpuser_rw *);
-	int (*rw_tryenter)(int, struct rumpuser_rw *);
-	int (*rw_tryupgrade)(struct rumpuser_rw *);
-	void (*rw_downgrade)(struct rumpuser_rw *);
-	void (*rw_exit)(struct rumpuser_rw *);
-	void (*rw_held)(int, struct rumpuser_rw *, int *);
-	void (*rw_destroy)(struct rumpuser_rw *);
-
-	void (*cv_init)(struct rumpuser_cv **);
-	void (*cv_destroy)(struct rumpuser_cv *);
-	void (*cv_wait)(struct rumpuser_cv *, struct rumpuser_mtx *);
-	void (*cv_wait_nowrap)(struct rumpuser_cv *, struct rumpuser_mtx *);
-	int (*cv_timedwait)(struct rumpuser_cv *, struct rumpuser_mtx *,
-	    int64_t, int64_t);
-	void (*cv_signal)(struct rumpuser_cv *);
-	void (*cv_broadcast)(struct rumpuser_cv *);
-	void (*cv_has_waiters)(struct rumpuser_cv *, int *);
-
-	int (*clock_gettime)(int, int64_t *, long *);
-	int (*clock_sleep)(int, int64_t, long);
+	RUMPUSER_BACKEND_OPS(RUMPUSER_BACKEND_MEMBER_)
 };
+#undef RUMPUSER_BACKEND_MEMBER_
 
 /* Makes a backend known by its name. The table must outlive the process's
  * use of it. 0, EINVAL (wrong version, no name or a member unset), EEXIST
@@ -422,6 +444,68 @@ int rumpuser_backend_find(const char *name, const struct rumpuser_backend **bep)
  * it had. */
 const struct rumpuser_backend *rumpuser_backend_switch(
     const struct rumpuser_backend *be);
+
+/*
+ * Thread-local state of the caller. A backend that runs several threads
+ * on one host thread (the "sim" backend) gives each of them its own copy
+ * of every registered block: it saves the host thread's block when it
+ * switches away from a thread and loads the next thread's, and a new
+ * thread starts with zeroes, as a new host thread would. locate returns
+ * the block's address for the calling host thread (a thread_local's).
+ * Registering the same locate again is a no-op. 0, or ENOMEM (too many
+ * blocks or bytes).
+ */
+int rumpuser_tls_register(void *(*locate)(void), size_t len);
+
+/*
+ * Deterministic simulation: the "sim" backend.
+ *
+ * Every thread of a world (the kernel's threads, and client threads made
+ * with rumpuser_sim_spawn) is a fiber on the host thread that created the
+ * world; the host thread itself takes part while it is inside a blocking
+ * hypercall of the world. Time is virtual: it starts at a fixed epoch and
+ * jumps to the next timer only when nothing can run. Every scheduling
+ * choice (which runnable thread goes next; whether to switch at a lock
+ * acquisition, a wake-up or a hypercall) is drawn from the seed, so that
+ * the same program with the same seed runs the same way every time.
+ *
+ * rumpuser_backend_find("sim") names the backend; a kernel booting on it
+ * makes its own world with rumpuser_sim_create and is served by the
+ * instance of the backend it returns.
+ */
+struct rumpuser_sim;
+struct rumpuser_sim_hooks {
+	/* Run on a client fiber before and after its function. */
+	void (*client_start)(void *cookie);
+	void (*client_exit)(void *cookie);
+};
+#define RUMPUSER_SIM_NAME "sim"
+/* A new world owned by the calling host thread, and the backend serving
+ * it. EINVAL when called from a fiber, ENOMEM. */
+int rumpuser_sim_create(uint64_t seed, const struct rumpuser_sim_hooks *hooks,
+    void *cookie, struct rumpuser_sim **simp,
+    const struct rumpuser_backend **bep);
+/* Frees the world: every fiber that has not ended is dropped unrun. From
+ * the owning host thread, not from one of the world's fibers. */
+void rumpuser_sim_destroy(struct rumpuser_sim *sim);
+/* The world served by be, or NULL if be is not an instance of "sim". */
+struct rumpuser_sim *rumpuser_sim_of(const struct rumpuser_backend *be);
+/* 0 if the caller may act on the world: it runs on the owning host
+ * thread, on its own stack (host != 0) or also on one of the world's
+ * fibers (host == 0); else EINVAL. */
+int rumpuser_sim_check(struct rumpuser_sim *sim, int host);
+/* A client fiber running fn(arg); it runs once the owner blocks. */
+int rumpuser_sim_spawn(struct rumpuser_sim *sim, void (*fn)(void *), void *arg);
+/* Runs the world until every client fiber has returned: 0, or EDEADLK when
+ * none can run and no timer is pending. From the owner's own stack. */
+int rumpuser_sim_run(struct rumpuser_sim *sim);
+/* Virtual nanoseconds since the world was made. */
+uint64_t rumpuser_sim_now(struct rumpuser_sim *sim);
+/* Calls fn for every client fiber that has not returned: its number
+ * (in spawn order, from 1), its LWP (as last set) and what it waits for. */
+void rumpuser_sim_waiters(struct rumpuser_sim *sim,
+    void (*fn)(void *arg, unsigned id, struct lwp *l, const char *what),
+    void *arg);
 
 #ifdef __cplusplus
 }

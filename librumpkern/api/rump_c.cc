@@ -3,12 +3,14 @@
 #include <rump/rump.h>
 #include <rump/rumpuser.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "kern/copy.h"
 #include "kern/curlwp.h"
 #include "kern/kernel.h"
 #include "kern/msgbuf.h"
+#include "kern/sim.h"
 
 using rump::Kernel;
 
@@ -27,6 +29,17 @@ rumpuser_mtx* init_lock() {
   return m;
 }
 
+// The first version of struct rump_boot_config ended after backend.
+constexpr size_t kBootConfigV1Size = offsetof(rump_boot_config, backend) + sizeof(const char*);
+
+// True if the caller's config reaches end. struct_size lies in what was
+// padding in the first version: a plausible size there was written by
+// rump_boot_config_init_sized, anything else is a first-version config.
+bool has_field(const struct rump_boot_config* c, size_t end) {
+  size_t n = c->struct_size;
+  return n >= end && n <= 4096 && n % alignof(rump_boot_config) == 0;
+}
+
 rump::BootConfig to_config(const struct rump_boot_config* c) {
   rump::BootConfig b;
   if (!c) return b;
@@ -37,6 +50,8 @@ rump::BootConfig to_config(const struct rump_boot_config* c) {
   if (c->maxproc > 0) b.maxproc = c->maxproc;
   if (c->pid_max > 0) b.pid_max = c->pid_max;
   if (c->backend) std::strncpy(b.backend, c->backend, sizeof b.backend - 1);
+  // Fields past the first version only when the caller's struct has them.
+  if (has_field(c, offsetof(rump_boot_config, seed) + sizeof c->seed)) b.seed = c->seed;
   return b;
 }
 
@@ -56,8 +71,18 @@ int rump_init(void) {
   return e;
 }
 
-void rump_boot_config_init(struct rump_boot_config* c) {
-  std::memset(c, 0, sizeof *c);
+void rump_boot_config_init_sized(struct rump_boot_config* c, size_t size) {
+  if (size < kBootConfigV1Size) return;
+  if (size > sizeof *c) size = sizeof *c;
+  std::memset(c, 0, size);
+  c->verbose = -1;
+  c->struct_size = static_cast<unsigned int>(size);
+}
+
+// Programs built against the first header call this: their struct ends
+// after backend.
+void(rump_boot_config_init)(struct rump_boot_config* c) {
+  std::memset(c, 0, kBootConfigV1Size);
   c->verbose = -1;
 }
 
@@ -89,6 +114,8 @@ struct rump_kernel* rump_kernel_current(void) { return to(rump::current_kernel()
 int rump_kernel_halt(struct rump_kernel* kk) {
   Kernel* k = kk ? from(kk) : rump::current_kernel();
   if (!k || !rump::registry_alive(k)) return EINVAL;
+  // A sim kernel halts from its own host thread, outside its fibers.
+  if (k->sim() && rumpuser_sim_check(k->sim()->world, 1) != 0) return EINVAL;
   if (!k->try_begin_halt()) return EBUSY;
   k->halt();
   return 0;

@@ -6,6 +6,7 @@
 
 #include "base/intrusive_hash.h"
 #include "kern/entry.h"
+#include "kern/sim.h"
 
 namespace rump {
 
@@ -206,6 +207,9 @@ Kernel* current_kernel() {
 
 // A reboot() asked for k to halt: do it now that the call has left it.
 void halt_after_reboot(Kernel* k) {
+  // A sim kernel halts from its host thread's own stack, never under one
+  // of its fibers: rump_sim_run does it when the run ends.
+  if (k->sim() && rumpuser_sim_check(k->sim()->world, 1) != 0) return;
   if (k->try_begin_halt()) k->halt();
 }
 

@@ -15,6 +15,7 @@
 #include "kern/curlwp.h"
 #include "kern/fork.h"
 #include "kern/kernel.h"
+#include "kern/sim.h"
 
 namespace rump {
 namespace entry {
@@ -46,6 +47,8 @@ inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
   // The thread's hypercalls go to k's backend from here on (until it
   // enters a kernel with another one).
   if (__builtin_expect(t.backend != k.backend(), 0)) {
+    // A sim kernel admits only its own host thread and fibers.
+    if (sim_check_entry(k) != 0) return nullptr;
     rumpuser_backend_switch(k.backend());
     t.backend = k.backend();
   }
@@ -58,6 +61,9 @@ inline Lwp* enter_checked(ThreadCtx& t, Kernel& k) {
   if (!l) {
     l = __builtin_expect(t.implicit_k == &k, 1) ? t.implicit : make_implicit_lwp(t, k);
     if (!l) return nullptr;
+    // A sim kernel's client fibers are inside it whenever its halt runs
+    // (on the same host thread): halt must see them to get them out.
+    if (__builtin_expect(k.sim() != nullptr, 0)) l->in_kernel_.store(true, std::memory_order_relaxed);
     rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(l));
     k.sched().schedule(l);
     return l;
@@ -90,6 +96,8 @@ inline void leave_inline(Kernel& k, Lwp* l) {
       leave_dead(k, l);
       return;
     }
+  } else if (__builtin_expect(k.sim() != nullptr, 0)) {
+    l->in_kernel_.store(false, std::memory_order_relaxed);
   }
   k.sched().unschedule(l);
   rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);

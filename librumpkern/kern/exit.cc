@@ -84,10 +84,12 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
     p.state_ = Proc::State::kZombie;
     p.exit_status_ = wstatus;
     Proc* parent = p.parent_;
+    // A waiter in wait4 sees the child's end either way: as a zombie to
+    // collect, or (autoreaped) as a child that is no longer there.
+    if (parent) parent->child_cv_.broadcast();
     if (parent == nullptr || parent_autoreaps(k, parent)) {
       t.reap_locked(p);
     } else {
-      parent->child_cv_.broadcast();
       if (p.exit_signal_ != 0) {
         notify = parent;
         notify_sig = p.exit_signal_;

@@ -123,8 +123,21 @@ const rumpuser_hyperup kUpcalls = {
     .hyp__extra = {},
 };
 
+// The calling thread's kernel state that a backend running several
+// threads on one host thread ("sim") must keep per thread.
+void* locate_thread_ctx() { return &thread_ctx(); }
+#ifndef NDEBUG
+void* locate_held_ranks() { return &t_held_ranks; }
+#endif
+
 }  // namespace
 
-int hyp_init() { return rumpuser_init(RUMPUSER_VERSION, &kUpcalls); }
+int hyp_init() {
+  if (int e = rumpuser_tls_register(locate_thread_ctx, sizeof(ThreadCtx))) return e;
+#ifndef NDEBUG
+  if (int e = rumpuser_tls_register(locate_held_ranks, sizeof(HeldRanks))) return e;
+#endif
+  return rumpuser_init(RUMPUSER_VERSION, &kUpcalls);
+}
 
 }  // namespace rump

@@ -14,6 +14,7 @@
 #include "kern/fork.h"
 #include "kern/msgbuf.h"
 #include "kern/services.h"
+#include "kern/sim.h"
 #include "kern/sysctl.h"
 
 namespace rump {
@@ -88,20 +89,39 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   // 1. The hypervisor.
   if (int e = hyp_init()) return err(e);
   BootConfig cfg = in;
-  boot_config_from_env(cfg);
   // The backend serves every thread and object of the kernel, from the
   // first lock the kernel object makes.
   const rumpuser_backend* be = nullptr;
   if (rumpuser_backend_find(cfg.backend, &be) != 0) return err(EINVAL);
-  BackendScope scope(be);
+  bool sim = sim_backend(be);
+  if (sim && cfg.ncpu <= 0) cfg.ncpu = kSimDefaultNcpu;
+  boot_config_from_env(cfg);
 
   // 2. The kernel object and its memory arena (the object itself is not
   // counted: it is the arena's home).
   void* mem = nullptr;
   if (rumpuser_malloc(sizeof(Kernel), alignof(Kernel), &mem) != 0) return err(ENOMEM);
+  // A sim kernel gets its own world, served by its own instance of the
+  // backend.
+  rumpuser_sim* world = nullptr;
+  if (sim) {
+    if (int e = sim_world_create(cfg.seed, mem, &world, &be)) {
+      rumpuser_free(mem, sizeof(Kernel));
+      return err(e);
+    }
+  }
+  BackendScope scope(be);
   Kernel* k = new (mem) Kernel(cfg.memlimit, g_serial.fetch_add(1) + 1);
   k->cfg_ = cfg;
   k->backend_ = be;
+  if (world) {
+    k->sim_ = new (k->kmem_) SimState(world);
+    if (!k->sim_) {
+      k->halt();
+      rumpuser_sim_destroy(world);
+      return err(ENOMEM);
+    }
+  }
   k->procs_.set_maxproc(cfg.maxproc);
   rumpuser_faults* faults = nullptr;
   if (rumpuser_faults_create(&faults) != 0) {
@@ -281,7 +301,10 @@ void Kernel::end_processes() {
 }
 
 void Kernel::halt() {
-  BackendScope scope(backend_);
+  // Scoped by hand: a sim kernel's backend goes with its world, below.
+  const rumpuser_backend* my_backend = backend_;
+  const rumpuser_backend* prev_backend = rumpuser_backend_switch(backend_);
+  rumpuser_sim* world = sim_ ? sim_->world : nullptr;
   halting_.store(true);
   registry_remove(this);
   Proc* p0 = procs_.proc0();
@@ -314,6 +337,10 @@ void Kernel::halt() {
   delete p0;
   procs_.set_init(nullptr);
   procs_.set_proc0(nullptr, nullptr);
+  if (sim_) {
+    delete sim_;
+    sim_ = nullptr;
+  }
   sched_.fini();
   if (cpus_) {
     rumpuser_free(cpus_, cpus_bytes_);
@@ -332,6 +359,14 @@ void Kernel::halt() {
   rumpuser_faults_destroy(faults_.exchange(nullptr));
   this->~Kernel();
   rumpuser_free(this, sizeof(Kernel));
+  if (world) {
+    // Every fiber left goes with the world; nothing may name its backend
+    // instance afterwards (another world may get its address).
+    if (prev_backend == my_backend) prev_backend = nullptr;
+    if (thread_ctx().backend == my_backend) thread_ctx().backend = nullptr;
+    rumpuser_sim_destroy(world);
+  }
+  rumpuser_backend_switch(prev_backend);
 }
 
 }  // namespace rump

@@ -37,6 +37,7 @@ namespace rump {
 class Msgbuf;
 class Sysctl;
 class CalloutQueue;
+struct SimState;
 
 struct BootConfig {
   int ncpu = 0;             // 0: RUMP_NCPU, else the host's core count
@@ -46,6 +47,7 @@ struct BootConfig {
   pid_t pid_max = PidAllocator::kDefaultPidMax;
   int maxproc = 4096;
   char backend[32] = {};    // empty: RUMP_BACKEND, else "pthread"
+  uint64_t seed = 0;        // "sim" backend: the seed of every scheduling choice
 };
 
 // Reads RUMP_* parameters into the fields the caller left at their defaults.
@@ -142,6 +144,8 @@ class Kernel {
   // Fault injection (rump/fault.h, kern/fault.cc): made at boot, freed at
   // halt, read by the hyp_faults upcall from any thread of the kernel.
   rumpuser_faults* faults() const { return faults_.load(std::memory_order_acquire); }
+  // On the "sim" backend: the kernel's world (kern/sim.h); else null.
+  SimState* sim() const { return sim_; }
 
   ProcTable& procs() { return procs_; }
   KernelServices& services() { return services_; }
@@ -185,6 +189,8 @@ class Kernel {
   uint64_t serial_;
   BootConfig cfg_;
   const rumpuser_backend* backend_ = nullptr;
+  // On the "sim" backend: its world (kern/sim.h); else null.
+  SimState* sim_ = nullptr;
   uint64_t boot_time_ns_ = 0;
   std::atomic<rumpuser_faults*> faults_{nullptr};
   Scheduler sched_;

@@ -3,6 +3,8 @@
 
 #include <rump/rumpuser.h>
 
+#include <cstdint>
+
 #include "kern/clock.h"
 #include "kern/kcov.h"
 #include "kern/kernel.h"
@@ -17,6 +19,11 @@ namespace {
 // the rare case it can't (the mutex is busy), without any lock ordering
 // between signal senders and the objects sleepers wait on.
 constexpr int64_t kInterruptSliceNs = 10 * 1000 * 1000;
+// On the sim backend there are no slices: a sleep without a deadline has
+// no timer (so that a run whose fibers all sleep for good is reported as a
+// deadlock), and interrupt() instead waits for the sleep's mutex to come
+// free (see there).
+constexpr int64_t kNoSlice = INT64_MAX;
 }  // namespace
 
 Lwp::Lwp(Kernel& k, Proc& p, pid_t tid, Kind kind)
@@ -56,13 +63,15 @@ int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
   sleep_lock_.unlock();
   int rv = 0;
   int64_t now = mono_now_ns();
-  int64_t wait = kInterruptSliceNs;
+  int64_t wait = kernel_.sim() ? kNoSlice : kInterruptSliceNs;
   if (deadline_ns >= 0) {
     if (now >= deadline_ns) rv = ETIMEDOUT;
     else if (deadline_ns - now < wait) wait = deadline_ns - now;
   }
   if (rv == 0) {
-    int r = cv.timed_wait(m, wait);
+    int r = 0;
+    if (wait == kNoSlice) cv.wait(m);
+    else r = cv.timed_wait(m, wait);
     if (r == ETIMEDOUT) {
       // A slice ended: a real timeout only if the deadline passed;
       // otherwise report a (spurious) wake-up and let the caller re-check
@@ -93,7 +102,8 @@ inline void cpu_relax() {
 
 bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t max_ns) {
   Scheduler& s = kernel_.sched();
-  if (s.ncpu() < 2) return false;
+  // Nobody else runs while a fiber spins on the sim backend.
+  if (s.ncpu() < 2 || kernel_.sim()) return false;
   bool had_cpu = cpu_ != nullptr;
   if (had_cpu) s.unschedule(this);
   bool changed = false;
@@ -117,21 +127,34 @@ bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t ma
 }
 
 void Lwp::interrupt() {
-  sleep_lock_.lock();
-  rumpuser_mtx* m = sleep_mtx_;
-  rumpuser_cv* cv = sleep_cv_;
-  if (m) {
-    struct lwp* owner = nullptr;
-    rumpuser_mutex_owner(m, &owner);
-    if (owner != nullptr && owner == rumpuser_curlwp()) {
-      rumpuser_cv_broadcast(cv);
-    } else if (rumpuser_mutex_tryenter(m) == 0) {
-      rumpuser_cv_broadcast(cv);
-      rumpuser_mutex_exit(m);
+  // On the sim backend a sleep has no slice to end it, so a busy mutex is
+  // waited for: its holder is a fiber that runs while this one pauses
+  // (for a virtual nanosecond), and is the sleeper itself about to wait
+  // more often than not. Bounded, in case the holder waits for a lock
+  // this caller holds.
+  constexpr int kSimTries = 64;
+  for (int tries = 0;; tries++) {
+    bool done = true;
+    sleep_lock_.lock();
+    rumpuser_mtx* m = sleep_mtx_;
+    rumpuser_cv* cv = sleep_cv_;
+    if (m) {
+      struct lwp* owner = nullptr;
+      rumpuser_mutex_owner(m, &owner);
+      if (owner != nullptr && owner == rumpuser_curlwp()) {
+        rumpuser_cv_broadcast(cv);
+      } else if (rumpuser_mutex_tryenter(m) == 0) {
+        rumpuser_cv_broadcast(cv);
+        rumpuser_mutex_exit(m);
+      } else {
+        // pthread: the sleeper's slice ends the wait soon.
+        done = !kernel_.sim() || tries == kSimTries;
+      }
     }
-    // else: the sleeper's slice ends the wait soon.
+    sleep_lock_.unlock();
+    if (done) return;
+    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 1);
   }
-  sleep_lock_.unlock();
 }
 
 void drain_lwps(absl::FunctionRef<void(absl::FunctionRef<void(Lwp&)>)> for_each) {

@@ -7,6 +7,7 @@
 #include <rump/rump.h>
 
 #include "kern/entry.h"
+#include "kern/sim.h"
 #include "kern/kernel.h"
 
 namespace rump {
@@ -30,7 +31,8 @@ namespace {
 // with the entry and exit paths of entry.h, compiles into one function.
 inline long dispatch(ThreadCtx& t, Kernel& k, long nr, const long* args) {
   Lwp* l = entry::enter_checked(t, k);
-  if (__builtin_expect(l == nullptr, 0)) return -ENOMEM;
+  // No LWP: out of memory, or a sim kernel refusing a foreign thread.
+  if (__builtin_expect(l == nullptr, 0)) return sim_check_entry(k) != 0 ? -EINVAL : -ENOMEM;
   long r;
   const Sysent* table = g_sysent;
   if (__builtin_expect(static_cast<unsigned long>(nr) >= static_cast<unsigned long>(kMaxSyscall) ||

@@ -6,6 +6,10 @@
 // Its objects are its own (a header naming this backend, then the pthread
 // object they wrap), so the dispatcher must route each call on an object
 // back here for the wrapped object to be found at all.
+//
+// The wrappers are derived from RUMPUSER_BACKEND_OPS: each operation is
+// counted (calls[], and the aggregates below) and forwarded with its
+// objects unwrapped; only making and destroying objects is written out.
 #pragma once
 
 #include <rump/rumpuser.h>
@@ -69,149 +73,133 @@ inline void made() {
   mine.objects_made++;
 }
 
-inline int thread_create(void* (*fn)(void*), void* arg, const char* name, int j, int pri, int cpu,
-                         void** cookie) {
-  counts.threads_made++;
-  mine.threads_made++;
-  return inner()->thread_create(fn, arg, name, j, pri, cpu, cookie);
-}
-__attribute__((__noreturn__)) inline void thread_exit() { inner()->thread_exit(); }
-inline int thread_join(void* c) {
-  counts.threads_joined++;
-  return inner()->thread_join(c);
-}
-inline void lwpop(int op, struct lwp* l) {
-  counts.lwpops++;
-  inner()->lwpop(op, l);
+// Every operation, as an enumerator named after it (RUMPUSER_BACKEND_OPS).
+enum class Op {
+#define COUNTING_OP_(route, type, name, params, args) name,
+  RUMPUSER_BACKEND_OPS(COUNTING_OP_)
+#undef COUNTING_OP_
+  kCount
+};
+// Calls served, per operation.
+inline std::atomic<long> calls[static_cast<int>(Op::kCount)];
+
+// Counts one call of op.
+inline void note(Op op) {
+  calls[static_cast<int>(op)]++;
+  switch (op) {
+    case Op::mutex_enter:
+    case Op::mutex_enter_nowrap:
+    case Op::mutex_tryenter:
+    case Op::mutex_exit:
+    case Op::rw_enter:
+    case Op::rw_tryenter:
+    case Op::rw_exit:
+      counts.lock_ops++;
+      break;
+    case Op::cv_wait:
+    case Op::cv_wait_nowrap:
+    case Op::cv_timedwait:
+      counts.cv_waits++;
+      break;
+    case Op::thread_create:
+      counts.threads_made++;
+      mine.threads_made++;
+      break;
+    case Op::thread_join:
+      counts.threads_joined++;
+      break;
+    case Op::clock_gettime:
+    case Op::clock_sleep:
+      counts.clock_calls++;
+      mine.clock_calls++;
+      break;
+    case Op::lwpop:
+      counts.lwpops++;
+      break;
+    default:
+      break;
+  }
 }
 
+// An object of ours to the pthread object inside it; anything else as is.
+inline rumpuser_mtx* unwrap(rumpuser_mtx* m) { return M(m)->in; }
+inline rumpuser_rw* unwrap(rumpuser_rw* r) { return R(r)->in; }
+inline rumpuser_cv* unwrap(rumpuser_cv* c) { return C(c)->in; }
+template <class T>
+T unwrap(T x) {
+  return x;
+}
+
+// Calls the inner backend's member m with every argument unwrapped.
+template <class Member>
+struct Forward {
+  Member m;
+  template <class... A>
+  auto operator()(A... a) const {
+    return (inner()->*m)(unwrap(a)...);
+  }
+};
+
+// Every operation counted and forwarded, derived from the list.
+#define COUNTING_FORWARD_(route, type, name, params, args) \
+  inline type forward_##name params {                        \
+    note(Op::name);                                          \
+    return Forward<decltype(&rumpuser_backend::name)>{&rumpuser_backend::name} args; \
+  }
+RUMPUSER_BACKEND_OPS(COUNTING_FORWARD_)
+#undef COUNTING_FORWARD_
+
+// Making and destroying objects: ours wrap the pthread backend's.
 inline void mutex_init(rumpuser_mtx** mp, int flags) {
   auto* m = new Mtx{{table()}, nullptr};
-  inner()->mutex_init(&m->in, flags);
+  forward_mutex_init(&m->in, flags);
   made();
   *mp = reinterpret_cast<rumpuser_mtx*>(m);
 }
-inline void mutex_enter(rumpuser_mtx* m) {
-  counts.lock_ops++;
-  inner()->mutex_enter(M(m)->in);
-}
-inline void mutex_enter_nowrap(rumpuser_mtx* m) {
-  counts.lock_ops++;
-  inner()->mutex_enter_nowrap(M(m)->in);
-}
-inline int mutex_tryenter(rumpuser_mtx* m) {
-  counts.lock_ops++;
-  return inner()->mutex_tryenter(M(m)->in);
-}
-inline void mutex_exit(rumpuser_mtx* m) {
-  counts.lock_ops++;
-  inner()->mutex_exit(M(m)->in);
-}
 inline void mutex_destroy(rumpuser_mtx* m) {
-  inner()->mutex_destroy(M(m)->in);
+  forward_mutex_destroy(m);
   delete M(m);
   counts.objects_freed++;
 }
-inline void mutex_owner(rumpuser_mtx* m, struct lwp** lp) { inner()->mutex_owner(M(m)->in, lp); }
-
 inline void rw_init(rumpuser_rw** rp) {
   auto* r = new Rw{{table()}, nullptr};
-  inner()->rw_init(&r->in);
+  forward_rw_init(&r->in);
   made();
   *rp = reinterpret_cast<rumpuser_rw*>(r);
 }
-inline void rw_enter(int op, rumpuser_rw* r) {
-  counts.lock_ops++;
-  inner()->rw_enter(op, R(r)->in);
-}
-inline int rw_tryenter(int op, rumpuser_rw* r) {
-  counts.lock_ops++;
-  return inner()->rw_tryenter(op, R(r)->in);
-}
-inline int rw_tryupgrade(rumpuser_rw* r) { return inner()->rw_tryupgrade(R(r)->in); }
-inline void rw_downgrade(rumpuser_rw* r) { inner()->rw_downgrade(R(r)->in); }
-inline void rw_exit(rumpuser_rw* r) {
-  counts.lock_ops++;
-  inner()->rw_exit(R(r)->in);
-}
-inline void rw_held(int op, rumpuser_rw* r, int* h) { inner()->rw_held(op, R(r)->in, h); }
 inline void rw_destroy(rumpuser_rw* r) {
-  inner()->rw_destroy(R(r)->in);
+  forward_rw_destroy(r);
   delete R(r);
   counts.objects_freed++;
 }
-
 inline void cv_init(rumpuser_cv** cp) {
   auto* c = new Cv{{table()}, nullptr};
-  inner()->cv_init(&c->in);
+  forward_cv_init(&c->in);
   made();
   *cp = reinterpret_cast<rumpuser_cv*>(c);
 }
 inline void cv_destroy(rumpuser_cv* c) {
-  inner()->cv_destroy(C(c)->in);
+  forward_cv_destroy(c);
   delete C(c);
   counts.objects_freed++;
 }
-inline void cv_wait(rumpuser_cv* c, rumpuser_mtx* m) {
-  counts.cv_waits++;
-  inner()->cv_wait(C(c)->in, M(m)->in);
-}
-inline void cv_wait_nowrap(rumpuser_cv* c, rumpuser_mtx* m) {
-  counts.cv_waits++;
-  inner()->cv_wait_nowrap(C(c)->in, M(m)->in);
-}
-inline int cv_timedwait(rumpuser_cv* c, rumpuser_mtx* m, int64_t s, int64_t ns) {
-  counts.cv_waits++;
-  return inner()->cv_timedwait(C(c)->in, M(m)->in, s, ns);
-}
-inline void cv_signal(rumpuser_cv* c) { inner()->cv_signal(C(c)->in); }
-inline void cv_broadcast(rumpuser_cv* c) { inner()->cv_broadcast(C(c)->in); }
-inline void cv_has_waiters(rumpuser_cv* c, int* n) { inner()->cv_has_waiters(C(c)->in, n); }
 
-inline int clock_gettime(int clk, int64_t* s, long* ns) {
-  counts.clock_calls++;
-  mine.clock_calls++;
-  return inner()->clock_gettime(clk, s, ns);
+inline rumpuser_backend make_table() {
+  rumpuser_backend t{};
+  t.rb_version = RUMPUSER_BACKEND_VERSION;
+  t.rb_name = kName;
+#define COUNTING_MEMBER_(route, type, name, params, args) t.name = forward_##name;
+  RUMPUSER_BACKEND_OPS(COUNTING_MEMBER_)
+#undef COUNTING_MEMBER_
+  t.mutex_init = mutex_init;
+  t.mutex_destroy = mutex_destroy;
+  t.rw_init = rw_init;
+  t.rw_destroy = rw_destroy;
+  t.cv_init = cv_init;
+  t.cv_destroy = cv_destroy;
+  return t;
 }
-inline int clock_sleep(int clk, int64_t s, long ns) {
-  counts.clock_calls++;
-  mine.clock_calls++;
-  return inner()->clock_sleep(clk, s, ns);
-}
-
-inline const rumpuser_backend kTable = {
-    .rb_version = RUMPUSER_BACKEND_VERSION,
-    .rb_name = kName,
-    .thread_create = thread_create,
-    .thread_exit = thread_exit,
-    .thread_join = thread_join,
-    .lwpop = lwpop,
-    .mutex_init = mutex_init,
-    .mutex_enter = mutex_enter,
-    .mutex_enter_nowrap = mutex_enter_nowrap,
-    .mutex_tryenter = mutex_tryenter,
-    .mutex_exit = mutex_exit,
-    .mutex_destroy = mutex_destroy,
-    .mutex_owner = mutex_owner,
-    .rw_init = rw_init,
-    .rw_enter = rw_enter,
-    .rw_tryenter = rw_tryenter,
-    .rw_tryupgrade = rw_tryupgrade,
-    .rw_downgrade = rw_downgrade,
-    .rw_exit = rw_exit,
-    .rw_held = rw_held,
-    .rw_destroy = rw_destroy,
-    .cv_init = cv_init,
-    .cv_destroy = cv_destroy,
-    .cv_wait = cv_wait,
-    .cv_wait_nowrap = cv_wait_nowrap,
-    .cv_timedwait = cv_timedwait,
-    .cv_signal = cv_signal,
-    .cv_broadcast = cv_broadcast,
-    .cv_has_waiters = cv_has_waiters,
-    .clock_gettime = clock_gettime,
-    .clock_sleep = clock_sleep,
-};
+inline const rumpuser_backend kTable = make_table();
 
 inline const rumpuser_backend* table() { return &kTable; }
 
