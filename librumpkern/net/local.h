@@ -68,6 +68,8 @@ struct NetState : public KObject {
   // Rank kFile: socket locks are taken under it, it is taken under none.
   Mutex gc_lock_{LockRank::kFile};
   UnpGcList gc_list_ ABSL_GUARDED_BY(gc_lock_);
+  // epoll (net/epoll.cc): every file's list of the items watching it.
+  Mutex ep_lock_{LockRank::kFile};
 };
 NetState& net_state(Kernel& k);
 
