@@ -4,8 +4,8 @@
 Usage:
   gensyscalls.py header  MASTER OUT.h          public <rump/rump_syscalls.h>
   gensyscalls.py protos  MASTER OUT.h          kernel handler prototypes
-  gensyscalls.py faction MASTER NAME OUT.cc    a faction's sysent entries and
-                                               its rump_sys_* wrappers
+  gensyscalls.py faction MASTER NAME OUT.cc    a faction's sysent entries
+  gensyscalls.py wrappers MASTER OUT.cc        every rump_sys_* wrapper (core)
   gensyscalls.py names   MASTER OUT.cc         the name table (tracing, fuzz)
 """
 import re
@@ -145,8 +145,7 @@ def gen_faction(calls, faction, out):
     w = out.write
     mine = [c for c in calls if c.faction == faction]
     w("// GENERATED from syscalls.master by tools/gensyscalls.py; do not edit.\n")
-    w(f"// The '{faction}' faction's sysent entries and rump_sys_* wrappers.\n")
-    w('#include <rump/rump_syscalls.h>\n#include <rump/rumpuser.h>\n\n')
+    w(f"// The '{faction}' faction's sysent entries.\n")
     w('#include "kern/syscall.h"\n#include "kern/syscall_protos.h"\n\n')
     w("namespace rump {\nnamespace {\n\n")
     for c in mine:
@@ -162,9 +161,19 @@ def gen_faction(calls, faction, out):
         w(f'  {{{c.nr}, entry_{c.name}, "{c.name}", {len(c.args)}}},\n')
     w("};\n\n")
     w(f"const SysentRegistrar registrar(kEntries, sizeof(kEntries) / sizeof(kEntries[0]));\n\n")
-    w("}  // namespace\n}  // namespace rump\n\n")
+    w("}  // namespace\n}  // namespace rump\n")
+
+
+def gen_wrappers(calls, out):
+    """Every rump_sys_* wrapper, whatever faction serves the call: they live
+    in the core, so a program that links only the core still links, and a
+    call into a faction it left out is ENOSYS from the sysent table."""
+    w = out.write
+    w("// GENERATED from syscalls.master by tools/gensyscalls.py; do not edit.\n")
+    w("// The rump_sys_* wrappers of every system call.\n")
+    w('#include <rump/rump_syscalls.h>\n#include <rump/rumpuser.h>\n\n#include <cstdint>\n\n')
     w('extern "C" {\n\n')
-    for c in mine:
+    for c in calls:
         params = ", ".join(f"{t} {n}" for t, n in c.args) or "void"
         w(f"{c.ret} rump_sys_{c.name}({params}) {{\n")
         vals = ", ".join(
@@ -203,6 +212,9 @@ def main():
     elif mode == "faction":
         with open(sys.argv[4], "w") as f:
             gen_faction(calls, sys.argv[3], f)
+    elif mode == "wrappers":
+        with open(sys.argv[3], "w") as f:
+            gen_wrappers(calls, f)
     elif mode == "names":
         with open(sys.argv[3], "w") as f:
             gen_names(calls, f)

@@ -28,6 +28,8 @@ Result<void> etfs_init(Kernel& k);
 void etfs_fini(Kernel& k);
 Component g_etfs_component{"etfs", ComponentType::kDev, &etfs_init, &etfs_fini};
 RUMP_COMPONENT(g_etfs_component);
+struct EtfsState;
+const KernelSlot<EtfsState> g_etfs_state{g_etfs_component};
 
 FsType g_etfs_type{"etfs", nullptr};  // not mountable by name: made by registration
 
@@ -323,12 +325,12 @@ struct EtfsState : public KObject {
   unsigned next_minor = 0;
 };
 
-EtfsState* state(Kernel& k) { return static_cast<EtfsState*>(k.component_state_[g_etfs_component.slot]); }
+EtfsState* state(Kernel& k) { return g_etfs_state.get(k); }
 
 Result<void> etfs_init(Kernel& k) {
   auto* st = new (k.kmem()) EtfsState(k.kmem());
   if (!st) return err(ENOMEM);
-  k.component_state_[g_etfs_component.slot] = st;
+  g_etfs_state.set(k, st);
   return {};
 }
 
@@ -339,8 +341,7 @@ void etfs_fini(Kernel& k) {
     Kmem::free(e.key);
     e.mount->unref();
   }
-  k.component_state_[g_etfs_component.slot] = nullptr;
-  delete st;
+  delete g_etfs_state.take(k);
 }
 
 // Makes the missing directories of path (all but its last component).

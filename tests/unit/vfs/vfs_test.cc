@@ -866,7 +866,7 @@ TEST_CASE("chroot confines lookups", "[vfs]") {
   CHECK(rump_sys_access("/secret", F_OK) == 0);
 }
 
-TEST_CASE("record locks between processes", "[vfs]") {
+TEST_CASE("record locks between processes", "[vfs][concurrency]") {
   KernelUp k;
   make_file("/lk", "0123456789");
   REQUIRE(rump_lwproc_rfork(RUMP_RFCFDG) == 0);
