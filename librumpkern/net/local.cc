@@ -24,11 +24,12 @@ Result<void> net_init(Kernel& k);
 void net_fini(Kernel& k);
 Component g_net_component{"net", ComponentType::kNet, &net_init, &net_fini};
 RUMP_COMPONENT(g_net_component);
+const KernelSlot<NetState> g_net_state{g_net_component};
 
 Result<void> net_init(Kernel& k) {
   auto* st = new (k.kmem()) NetState(k);
   if (!st) return err(ENOMEM);
-  k.component_state_[g_net_component.slot] = st;
+  g_net_state.set(k, st);
   return {};
 }
 
@@ -654,12 +655,12 @@ NetState::NetState(Kernel& k) : kernel(k), names_(k.kmem()) {}
 
 void NetState::unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  kernel.component_state_[g_net_component.slot] = nullptr;
+  g_net_state.take(kernel);
   delete this;
 }
 
 bool is_local_socket(Socket& so) { return so.domain().family == AF_UNIX; }
 
-NetState& net_state(Kernel& k) { return *static_cast<NetState*>(k.component_state_[g_net_component.slot]); }
+NetState& net_state(Kernel& k) { return *g_net_state.get(k); }
 
 }  // namespace rump

@@ -152,7 +152,7 @@ Result<long> sys_timerfd_create(Lwp& l, int clockid, int flags) {
   Kmem& km = l.kernel().kmem();
   auto* t = new (km) Timerfd(clockid);
   if (!t) return err(ENOMEM);
-  t->co_.init(*l.kernel().callouts_, &Timerfd::fire, t);
+  t->co_.init(*l.kernel().services().callouts(), &Timerfd::fire, t);
   Ref<Timerfd> tr = adopt_ref(t);
   Ref<File> f = TRY(File::create(km, &g_timerfd_ops, nullptr, O_RDWR | (flags & O_NONBLOCK)));
   f->data_ = tr.leak();
