@@ -2,6 +2,8 @@
 // (kernel memory coming back after descriptors in flight were collected)
 // and stress across both virtual CPUs.
 #include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 
 #include <atomic>
@@ -214,4 +216,55 @@ TEST_CASE("net: many threads connect, echo and close on both CPUs", "[net][concu
     CHECK(g_thread_failures.load() == 0);
     rump_sys_close(l);
   });
+}
+
+TEST_CASE("net: a bad user pointer is EFAULT for every socket, epoll and timerfd call", "[net]") {
+  Env env = make_env();
+  in_rump(env, [&] {
+    char* bad = reinterpret_cast<char*>(8);
+    int p[2];
+    REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) == 0);
+    CHECK_ERRNO(EFAULT, rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, reinterpret_cast<int*>(bad)));
+    int s = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK_ERRNO(EFAULT, rump_sys_bind(s, bad, 20));
+    CHECK_ERRNO(EFAULT, rump_sys_connect(s, bad, 20));
+    socklen_t len = sizeof(sockaddr_un);
+    sockaddr_un a;
+    CHECK_ERRNO(EFAULT, rump_sys_getsockname(p[0], bad, &len));
+    CHECK_ERRNO(EFAULT, rump_sys_getsockname(p[0], &a, reinterpret_cast<socklen_t*>(bad)));
+    CHECK_ERRNO(EFAULT, rump_sys_getpeername(p[0], bad, &len));
+    int v = 1;
+    CHECK_ERRNO(EFAULT, rump_sys_setsockopt(p[0], SOL_SOCKET, SO_PASSCRED, bad, sizeof v));
+    len = sizeof v;
+    CHECK_ERRNO(EFAULT, rump_sys_getsockopt(p[0], SOL_SOCKET, SO_TYPE, bad, &len));
+    CHECK_ERRNO(EFAULT, rump_sys_getsockopt(p[0], SOL_SOCKET, SO_TYPE, &v, reinterpret_cast<socklen_t*>(bad)));
+    CHECK_ERRNO(EFAULT, rump_sys_sendto(p[0], bad, 10, 0, nullptr, 0));
+    CHECK_ERRNO(EFAULT, rump_sys_sendmsg(p[0], bad, 0));
+    CHECK_ERRNO(EFAULT, rump_sys_sendmmsg(p[0], bad, 1, 0));
+    REQUIRE(rump_sys_write(p[0], "abc", 3) == 3);
+    CHECK_ERRNO(EFAULT, rump_sys_recvfrom(p[1], bad, 10, 0, nullptr, nullptr));
+    REQUIRE(rump_sys_write(p[0], "abc", 3) == 3);
+    CHECK_ERRNO(EFAULT, rump_sys_recvmsg(p[1], bad, 0));
+    CHECK_ERRNO(EFAULT, rump_sys_recvmmsg(p[1], bad, 1, 0, nullptr));
+    // listen + accept into a bad address buffer
+    sockaddr_un la;
+    socklen_t lalen = path_addr(la, env, "ef");
+    REQUIRE(rump_sys_bind(s, sa(la), lalen) == 0);
+    REQUIRE(rump_sys_listen(s, 1) == 0);
+    int c = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(rump_sys_connect(c, sa(la), lalen) == 0);
+    len = sizeof a;
+    CHECK_ERRNO(EFAULT, rump_sys_accept(s, bad, &len));
+    int ep = rump_sys_epoll_create1(0);
+    CHECK_ERRNO(EFAULT, rump_sys_epoll_ctl(ep, EPOLL_CTL_ADD, p[0], bad));
+    epoll_event ev{EPOLLOUT, {}};
+    REQUIRE(rump_sys_epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) == 0);
+    CHECK_ERRNO(EFAULT, rump_sys_epoll_wait(ep, bad, 1, 0));
+    int t = rump_sys_timerfd_create(CLOCK_MONOTONIC, 0);
+    CHECK_ERRNO(EFAULT, rump_sys_timerfd_settime(t, 0, bad, nullptr));
+    CHECK_ERRNO(EFAULT, rump_sys_timerfd_gettime(t, bad));
+    for (int f : {p[0], p[1], s, c, ep, t}) rump_sys_close(f);
+  });
+  std::error_code ec;
+  std::filesystem::remove_all(env.dir, ec);
 }
