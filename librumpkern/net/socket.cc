@@ -145,9 +145,22 @@ void Socket::uncharge(size_t n) {
   if (!wq_.empty()) wq_.wakeup();
 }
 
+namespace {
+constexpr int64_t kReadSpinNs = 10 * 1000;
+}  // namespace
+
 int64_t so_deadline(int64_t timeo_ns) { return timeo_ns > 0 ? poll_now_ns() + timeo_ns : -1; }
 
 int so_sleep(Lwp& l, Socket& so, CondVar& cv, int& waiters, int64_t deadline) {
+  // A reader whose peer is running hands over without a host wake-up if
+  // the data comes within a short spin (as pipes do, vfs/pipe.h).
+  if (&cv == &so.rcv_cv_ && deadline < 0) {
+    uint32_t seen = so.gen_.load(std::memory_order_relaxed);
+    so.lock_.unlock();
+    bool changed = l.spin_wait(so.gen_, seen, kReadSpinNs);
+    so.lock_.lock();
+    if (changed || so.gen_.load(std::memory_order_relaxed) != seen) return 0;
+  }
   waiters++;
   int e = l.sleep(cv, so.lock_, deadline, true);
   waiters--;
