@@ -149,8 +149,7 @@ struct RegisterAll {
 // /dev in the root file system, with a node per device.
 Result<void> dev_init(Kernel& k) {
   Ref<Vnode> root = vfs_state(k).rootvnode.to_ref();
-  Mount& m = root->mount();
-  MutexLocker g(m.lock_);
+  MutexLocker g(root->lock());
   Result<Ref<Vnode>> d = root->lookup("dev");
   if (!d.ok()) {
     NewNode n;
@@ -160,6 +159,7 @@ Result<void> dev_init(Kernel& k) {
   }
   if (!d.ok()) return err(d.error());
   Ref<Vnode> dev = std::move(d.value());
+  dev->lock().assert_held();  // the same tree
   for (const Device& x : kDevices) {
     if (dev->lookup(x.name).ok()) continue;
     NewNode n;
@@ -180,14 +180,15 @@ Result<void> console_init(Kernel& k) {
   Ref<Vnode> root = vfs_state(k).rootvnode.to_ref();
   RefPtr<Vnode> cons;
   {
-    MutexLocker g(root->mount().lock_);
+    MutexLocker g(root->lock());
     Ref<Vnode> dev = TRY(root->lookup("dev"));
+    dev->lock().assert_held();  // the same tree
     cons = RefPtr<Vnode>(TRY(dev->lookup("console")));
   }
   Ref<File> f = TRY(File::create(k.kmem(), &g_console, std::move(cons), O_RDWR | kOLargefile));
-  ProcVfs& pv = proc_vfs(*k.procs().init());
+  Ref<FileTable> fdt = proc_vfs(*k.procs().init()).fdt();
   for (int fd = 0; fd < 3; fd++) {
-    RefPtr<File> old = TRY(pv.fdt->install_at(Ref<File>(*f), fd, false, 3));
+    RefPtr<File> old = TRY(fdt->install_at(Ref<File>(*f), fd, false, 3));
     (void)old;
   }
   return {};

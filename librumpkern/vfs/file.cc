@@ -136,8 +136,36 @@ void File::set_pos(uint64_t pos) {
 
 // --- FileTable
 
-FileTable::FileTable(Kmem& k) : slots_(KAllocator<Slot>(k)) {}
-FileTable::~FileTable() = default;
+FileTable::FileTable(Kmem& k) : kmem_(k) {}
+
+FileTable::~FileTable() {
+  MutexLocker g(lock_);
+  free_slots(slots_, nslots_);
+}
+
+void FileTable::free_slots(Slot* s, size_t n) {
+  for (size_t i = 0; i < n; i++) s[i].~Slot();
+  Kmem::free(s);
+}
+
+Result<void> FileTable::grow_locked(size_t n) {
+  if (n <= nslots_) return {};
+  size_t want = nslots_ * 2 > n ? nslots_ * 2 : n;
+  if (want < 8) want = 8;
+  void* mem = kmem_.alloc(want * sizeof(Slot));
+  if (!mem && want > n) mem = kmem_.alloc((want = n) * sizeof(Slot));
+  if (!mem) return err(ENOMEM);
+  auto* fresh = static_cast<Slot*>(mem);
+  for (size_t i = 0; i < want; i++) new (&fresh[i]) Slot;
+  for (size_t i = 0; i < nslots_; i++) {
+    fresh[i].file = std::move(slots_[i].file);
+    fresh[i].cloexec = slots_[i].cloexec;
+  }
+  free_slots(slots_, nslots_);
+  slots_ = fresh;
+  nslots_ = want;
+  return {};
+}
 
 Result<Ref<FileTable>> FileTable::create(Kmem& k) {
   auto* t = new (k) FileTable(k);
@@ -147,23 +175,34 @@ Result<Ref<FileTable>> FileTable::create(Kmem& k) {
 
 Result<Ref<FileTable>> FileTable::copy(Kmem& k) {
   Ref<FileTable> n = TRY(create(k));
-  // Both locks have the same rank: copy the slots out first.
-  std::vector<Slot, KAllocator<Slot>> tmp{KAllocator<Slot>(k)};
+  // Both locks have the same rank, and the new table is private until we
+  // return: fill it without its lock (the analysis cannot see that).
+  size_t want;
   {
     MutexLocker g(lock_);
-    tmp = slots_;
+    want = nslots_;
   }
-  MutexLocker g(n->lock_);
-  n->slots_ = std::move(tmp);
-  return n;
+  for (;;) {
+    {
+      MutexLocker g(n->lock_);
+      TRY(n->grow_locked(want));
+    }
+    MutexLocker g(lock_);
+    if (nslots_ > want) {  // grew meanwhile
+      want = nslots_;
+      continue;
+    }
+    copy_into(*n);
+    return n;
+  }
 }
 
 Result<int> FileTable::alloc(Ref<File> f, int minfd, bool cloexec, uint64_t limit) {
   MutexLocker g(lock_);
   size_t fd = static_cast<size_t>(minfd);
-  while (fd < slots_.size() && slots_[fd].file) fd++;
+  while (fd < nslots_ && slots_[fd].file) fd++;
   if (fd >= limit) return err(EMFILE);
-  if (fd >= slots_.size()) slots_.resize(fd + 1);
+  TRY(grow_locked(fd + 1));
   slots_[fd].file = std::move(f);
   slots_[fd].cloexec = cloexec;
   return static_cast<int>(fd);
@@ -172,7 +211,7 @@ Result<int> FileTable::alloc(Ref<File> f, int minfd, bool cloexec, uint64_t limi
 Result<RefPtr<File>> FileTable::install_at(Ref<File> f, int fd, bool cloexec, uint64_t limit) {
   if (fd < 0 || static_cast<uint64_t>(fd) >= limit) return err(EBADF);
   MutexLocker g(lock_);
-  if (static_cast<size_t>(fd) >= slots_.size()) slots_.resize(fd + 1);
+  TRY(grow_locked(static_cast<size_t>(fd) + 1));
   RefPtr<File> old = std::move(slots_[fd].file);
   slots_[fd].file = std::move(f);
   slots_[fd].cloexec = cloexec;
@@ -181,14 +220,14 @@ Result<RefPtr<File>> FileTable::install_at(Ref<File> f, int fd, bool cloexec, ui
 
 Result<Ref<File>> FileTable::get(int fd, bool* cloexec) {
   MutexLocker g(lock_);
-  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[fd].file) return err(EBADF);
+  if (fd < 0 || static_cast<size_t>(fd) >= nslots_ || !slots_[fd].file) return err(EBADF);
   if (cloexec) *cloexec = slots_[fd].cloexec;
   return slots_[fd].file.to_ref();
 }
 
 Result<Ref<File>> FileTable::remove(int fd) {
   MutexLocker g(lock_);
-  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[fd].file) return err(EBADF);
+  if (fd < 0 || static_cast<size_t>(fd) >= nslots_ || !slots_[fd].file) return err(EBADF);
   Ref<File> f = slots_[fd].file.to_ref();
   slots_[fd].file.reset();
   slots_[fd].cloexec = false;
@@ -197,39 +236,50 @@ Result<Ref<File>> FileTable::remove(int fd) {
 
 Result<void> FileTable::set_cloexec(int fd, bool on) {
   MutexLocker g(lock_);
-  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[fd].file) return err(EBADF);
+  if (fd < 0 || static_cast<size_t>(fd) >= nslots_ || !slots_[fd].file) return err(EBADF);
   slots_[fd].cloexec = on;
   return {};
 }
 
-void FileTable::remove_range(unsigned lo, unsigned hi, bool cloexec_only,
-                             std::vector<Ref<File>, KAllocator<Ref<File>>>& out) {
+void FileTable::set_cloexec_range(unsigned lo, unsigned hi) {
   MutexLocker g(lock_);
-  for (size_t fd = lo; fd < slots_.size() && fd <= hi; fd++) {
-    if (!slots_[fd].file) continue;
-    if (cloexec_only) {
-      slots_[fd].cloexec = true;
-    } else {
-      out.push_back(slots_[fd].file.to_ref());
-      slots_[fd].file.reset();
-      slots_[fd].cloexec = false;
-    }
-  }
+  for (size_t fd = lo; fd < nslots_ && fd <= hi; fd++)
+    if (slots_[fd].file) slots_[fd].cloexec = true;
 }
 
-void FileTable::remove_all(std::vector<Ref<File>, KAllocator<Ref<File>>>& out) {
+RefPtr<File> FileTable::remove_next(unsigned* fd, unsigned hi) {
   MutexLocker g(lock_);
-  for (Slot& s : slots_) {
-    if (s.file) out.push_back(s.file.to_ref());
-    s.file.reset();
+  for (size_t i = *fd; i < nslots_ && i <= hi; i++) {
+    if (!slots_[i].file) continue;
+    RefPtr<File> f = std::move(slots_[i].file);
+    slots_[i].cloexec = false;
+    *fd = static_cast<unsigned>(i) + 1;
+    return f;
   }
-  slots_.clear();
+  *fd = hi;
+  return nullptr;
 }
 
-void FileTable::snapshot(std::vector<Ref<File>, KAllocator<Ref<File>>>& out) {
-  MutexLocker g(lock_);
-  for (Slot& s : slots_)
-    if (s.file) out.push_back(s.file.to_ref());
+void FileTable::remove_all() {
+  Slot* s;
+  size_t n;
+  {
+    MutexLocker g(lock_);
+    s = slots_;
+    n = nslots_;
+    slots_ = nullptr;
+    nslots_ = 0;
+  }
+  free_slots(s, n);
+}
+
+// n is private to its maker (copy), who made room for nslots_ in it: it
+// is filled without its lock, which has the same rank as ours.
+void FileTable::copy_into(FileTable& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (size_t i = 0; i < nslots_; i++) {
+    n.slots_[i].file = slots_[i].file;
+    n.slots_[i].cloexec = slots_[i].cloexec;
+  }
 }
 
 // --- ProcVfs
@@ -280,20 +330,17 @@ uint64_t nofile_limit(Proc& p) {
 }
 
 Result<Ref<File>> fd_get(Lwp& l, int fd, bool allow_path) {
-  ProcVfs& pv = proc_vfs(l.proc());
-  Ref<File> f = TRY(pv.fdt->get(fd));
+  Ref<File> f = TRY(proc_vfs(l.proc()).fdt()->get(fd));
   if (!allow_path && (f->flags() & O_PATH)) return err(EBADF);
   return f;
 }
 
 Result<int> fd_install(Lwp& l, Ref<File> f, bool cloexec) {
-  ProcVfs& pv = proc_vfs(l.proc());
-  return pv.fdt->alloc(std::move(f), 0, cloexec, nofile_limit(l.proc()));
+  return proc_vfs(l.proc()).fdt()->alloc(std::move(f), 0, cloexec, nofile_limit(l.proc()));
 }
 
 Result<void> fd_close(Lwp& l, int fd) {
-  ProcVfs& pv = proc_vfs(l.proc());
-  Ref<File> f = TRY(pv.fdt->remove(fd));
+  Ref<File> f = TRY(proc_vfs(l.proc()).fdt()->remove(fd));
   if (Vnode* vp = f->vnode()) adv_release_proc(l.kernel(), *vp, l.proc());
   return {};
 }

@@ -21,7 +21,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <vector>
 
 #include "base/kmem.h"
 #include "base/ref.h"
@@ -131,6 +130,12 @@ class File : public KObject, public RefCounted<File> {
 
 // A per-process descriptor table, shared by processes forked with neither
 // RFFDG nor RFCFDG.
+//
+// The slots are one Kmem array that grows by allocating a bigger one and
+// moving the slots over (EMFILE-like ENOMEM when the kernel is out of
+// memory, with the table unchanged); nothing that removes descriptors
+// allocates, so close, close_range and exit cannot fail for want of
+// memory.
 class FileTable : public KObject, public RefCounted<FileTable> {
  public:
   explicit FileTable(Kmem& k);
@@ -145,15 +150,24 @@ class FileTable : public KObject, public RefCounted<FileTable> {
   Result<Ref<File>> get(int fd, bool* cloexec = nullptr);
   // Removes fd; EBADF if none.
   Result<Ref<File>> remove(int fd);
-  // References to every open file (exit: release record locks).
-  void snapshot(std::vector<Ref<File>, KAllocator<Ref<File>>>& out);
+  // Calls fn(file) for every open file with the table's lock held (exit:
+  // release record locks; fn may take locks ranked above kFileTable).
+  template <class Fn>
+  void for_each(Fn fn) {
+    MutexLocker g(lock_);
+    for (size_t i = 0; i < nslots_; i++)
+      if (slots_[i].file) fn(*slots_[i].file);
+  }
   Result<void> set_cloexec(int fd, bool on);
-  // Removes every descriptor in [lo, hi] (close_range) or marks it
-  // close-on-exec; the removed files are appended to out.
-  void remove_range(unsigned lo, unsigned hi, bool cloexec_only,
-                    std::vector<Ref<File>, KAllocator<Ref<File>>>& out);
-  // Takes every file out (exit).
-  void remove_all(std::vector<Ref<File>, KAllocator<Ref<File>>>& out);
+  // Marks every descriptor in [lo, hi] close-on-exec (close_range).
+  void set_cloexec_range(unsigned lo, unsigned hi);
+  // Removes the lowest descriptor in [*fd, hi] and sets *fd past it;
+  // nullptr when none is left (close_range, one at a time: no list to
+  // allocate).
+  RefPtr<File> remove_next(unsigned* fd, unsigned hi);
+  // Takes every file out (exit); they are dropped on return, outside the
+  // table's lock.
+  void remove_all();
 
  private:
   friend class RefCounted<FileTable>;
@@ -161,15 +175,38 @@ class FileTable : public KObject, public RefCounted<FileTable> {
     RefPtr<File> file;
     bool cloexec = false;
   };
+  // Room for n slots (ENOMEM).
+  Result<void> grow_locked(size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  static void free_slots(Slot* s, size_t n);
+  // Copies every slot into n (room made, n's lock held by the caller).
+  void copy_into(FileTable& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  Kmem& kmem_;
   Mutex lock_{LockRank::kFileTable};
-  std::vector<Slot, KAllocator<Slot>> slots_ ABSL_GUARDED_BY(lock_);
+  Slot* slots_ ABSL_GUARDED_BY(lock_) = nullptr;
+  size_t nslots_ ABSL_GUARDED_BY(lock_) = 0;
 };
 
 // A process's VFS state (its ProcExtension slot).
+//
+// The descriptor table pointer changes under sibling LWPs (close_range
+// with CLOSE_RANGE_UNSHARE), so it is read and replaced under fdt_lock_,
+// a spin lock held only to take a reference: fdt() is the fast path of
+// every descriptor lookup.
 class ProcVfs : public KObject {
  public:
-  RefPtr<FileTable> fdt;  // set at fork, dropped at exit
-  // cwd and root; each holds a mount use. Guarded by lock_.
+  // The table (a reference: it stays valid while a sibling replaces it).
+  Ref<FileTable> fdt() {
+    SpinLocker g(fdt_lock_);
+    return fdt_.to_ref();
+  }
+  // Replaces the table; returns the old one (dropped by the caller,
+  // outside the lock). nullptr at exit.
+  RefPtr<FileTable> set_fdt(RefPtr<FileTable> t) {
+    SpinLocker g(fdt_lock_);
+    std::swap(t, fdt_);
+    return t;
+  }
+  // cwd and root; each holds a mount use.
   Mutex lock_{LockRank::kFileTable};
   RefPtr<Vnode> cwd_ ABSL_GUARDED_BY(lock_);
   RefPtr<Vnode> root_ ABSL_GUARDED_BY(lock_);
@@ -178,6 +215,10 @@ class ProcVfs : public KObject {
   Ref<Vnode> root();
   void set_cwd(Ref<Vnode> vp);
   void set_root(Ref<Vnode> vp);
+
+ private:
+  SpinLock fdt_lock_;
+  RefPtr<FileTable> fdt_ ABSL_GUARDED_BY(fdt_lock_);  // set at fork, dropped at exit
 };
 
 ProcVfs& proc_vfs(Proc& p);

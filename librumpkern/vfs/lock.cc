@@ -2,6 +2,11 @@
 // close of the file by that process and at exit), open-file-description
 // locks (F_OFD_*, owned by the File) and flock(2) locks (also per File).
 //
+// Memory: every list is a KVec reserved before anything changes, so a
+// request either fails with ENOLCK (Linux's answer when it cannot allocate
+// a lock) having changed nothing, or completes; releasing locks (close,
+// exit) never allocates and never fails.
+//
 // All lock state of a kernel is guarded by VfsState::adv_lock_; waiters
 // sleep interruptibly on adv_cv_ (EINTR on a signal). Deadlock detection
 // for F_SETLKW follows the chain "process waits for the owner of a
@@ -11,10 +16,10 @@
 
 #include <climits>
 #include <cstdint>
-#include <vector>
 
 #include "kern/copy.h"
 #include "kern/kernel.h"
+#include "vfs/kvec.h"
 #include "vfs/vfs.h"
 
 namespace rump {
@@ -35,37 +40,45 @@ struct FlockEntry {
   short type;  // F_RDLCK (shared) or F_WRLCK (exclusive)
 };
 
-struct AdvState : public KObject {
-  explicit AdvState(Kmem& k) : locks(KAllocator<AdvLock>(k)), flocks(KAllocator<FlockEntry>(k)) {}
-  std::vector<AdvLock, KAllocator<AdvLock>> locks;
-  std::vector<FlockEntry, KAllocator<FlockEntry>> flocks;
-};
-
 struct Waiter {
   const Proc* waiter;
   const void* blocker;
 };
 
-// Kernel-wide waiters list lives beside the state; small and rarely used.
-struct WaitList : public KObject {
-  explicit WaitList(Kmem& k) : w(KAllocator<Waiter>(k)) {}
-  std::vector<Waiter, KAllocator<Waiter>> w;
+}  // namespace
+
+// A vnode's advisory locks (Vnode::advlock()).
+struct AdvState : public KObject {
+  explicit AdvState(Kmem& k) : locks(k), flocks(k) {}
+  KVec<AdvLock> locks;
+  KVec<FlockEntry> flocks;
 };
 
+// The kernel's waiters list (VfsState::adv_waiters_); small and rarely used.
+struct AdvWaitList : public KObject {
+  explicit AdvWaitList(Kmem& k) : w(k) {}
+  KVec<Waiter> w;
+};
+
+namespace {
+
+// Both run under VfsState::adv_lock_, which is every mount's adv_lock().
 AdvState* state_of(Kmem& k, Vnode& vp, bool create) {
-  auto* s = static_cast<AdvState*>(vp.advlock_);
+  vp.mount().adv_lock().assert_held();
+  AdvState* s = vp.advlock();
   if (!s && create) {
     s = new (k) AdvState(k);
-    vp.advlock_ = s;
+    vp.set_advlock(s);
   }
   return s;
 }
 
 void maybe_free(Vnode& vp) {
-  auto* s = static_cast<AdvState*>(vp.advlock_);
+  vp.mount().adv_lock().assert_held();
+  AdvState* s = vp.advlock();
   if (s && s->locks.empty() && s->flocks.empty()) {
     delete s;
-    vp.advlock_ = nullptr;
+    vp.set_advlock(nullptr);
   }
 }
 
@@ -87,43 +100,11 @@ const AdvLock* find_conflict(AdvState* s, const AdvLock& want) {
   return nullptr;
 }
 
-// Adds want for its owner (whose locks in its range are gone already),
-// merging it with the owner's locks of the same type that it touches, as
-// Linux does: one owner's locks never overlap or abut with the same type,
-// and they sit together in the list, ordered by start, where the owner's
-// first lock was.
-void add_lock(AdvState* s, AdvLock want) {
-  std::vector<AdvLock, KAllocator<AdvLock>> out(s->locks.get_allocator());
-  std::vector<AdvLock, KAllocator<AdvLock>> mine(s->locks.get_allocator());
-  size_t at = SIZE_MAX;
-  for (const AdvLock& a : s->locks) {
-    if (a.owner != want.owner) {
-      out.push_back(a);
-      continue;
-    }
-    if (at == SIZE_MAX) at = out.size();
-    bool touches = (a.end != INT64_MAX && a.end + 1 == want.start) ||
-                   (want.end != INT64_MAX && want.end + 1 == a.start);
-    if (a.type == want.type && touches) {
-      if (a.start < want.start) want.start = a.start;
-      if (a.end > want.end) want.end = a.end;
-      continue;
-    }
-    mine.push_back(a);
-  }
-  if (at == SIZE_MAX) at = out.size();
-  auto pos = mine.begin();
-  while (pos != mine.end() && pos->start < want.start) ++pos;
-  mine.insert(pos, want);
-  out.insert(out.begin() + static_cast<long>(at), mine.begin(), mine.end());
-  s->locks.swap(out);
-}
-
-// Removes owner's locks in [start, end], splitting ones that straddle it.
-void unlock_range(AdvState* s, const void* owner, int64_t start, int64_t end) {
-  if (!s) return;
-  std::vector<AdvLock, KAllocator<AdvLock>> out(s->locks.get_allocator());
-  for (const AdvLock& a : s->locks) {
+// Removes owner's locks in [start, end] from in, splitting ones that
+// straddle it, into out (which has room for in.size() + 1: one owner's
+// locks never overlap, so at most one straddles the whole range).
+void unlock_into(const KVec<AdvLock>& in, KVec<AdvLock>& out, const void* owner, int64_t start, int64_t end) {
+  for (const AdvLock& a : in) {
     if (a.owner != owner || !overlaps(a, start, end)) {
       out.push_back(a);
       continue;
@@ -139,17 +120,65 @@ void unlock_range(AdvState* s, const void* owner, int64_t start, int64_t end) {
       out.push_back(right);
     }
   }
-  s->locks.swap(out);
 }
 
-// The waiters list hangs off the VfsState through this accessor.
-WaitList*& waitlist_slot(VfsState& st) {
-  static_assert(sizeof(void*) == sizeof(WaitList*));
-  return *reinterpret_cast<WaitList**>(&st.adv_waiters_);
+// Adds want for its owner (whose locks in its range are gone already) to
+// in, into out, merging it with the owner's locks of the same type that
+// it touches, as Linux does: one owner's locks never overlap or abut with
+// the same type, and they sit together in the list, ordered by start,
+// where the owner's first lock was. out and mine have room for
+// in.size() + 1.
+void add_into(const KVec<AdvLock>& in, KVec<AdvLock>& out, KVec<AdvLock>& mine, AdvLock want) {
+  size_t at = SIZE_MAX;
+  for (const AdvLock& a : in) {
+    if (a.owner != want.owner) {
+      out.push_back(a);
+      continue;
+    }
+    if (at == SIZE_MAX) at = out.size();
+    bool touches = (a.end != INT64_MAX && a.end + 1 == want.start) ||
+                   (want.end != INT64_MAX && want.end + 1 == a.start);
+    if (a.type == want.type && touches) {
+      if (a.start < want.start) want.start = a.start;
+      if (a.end > want.end) want.end = a.end;
+      continue;
+    }
+    mine.push_back(a);
+  }
+  if (at == SIZE_MAX) at = out.size();
+  size_t pos = 0;
+  while (pos < mine.size() && mine[pos].start < want.start) pos++;
+  mine.insert(pos, want);
+  for (size_t i = 0; i < mine.size(); i++) out.insert(at + i, mine[i]);
 }
 
-bool would_deadlock(VfsState& st, const Proc* me, const void* blocker) {
-  WaitList* wl = waitlist_slot(st);
+// Replaces owner's locks in [start, end] by add (nullptr: unlock the
+// range). Everything it needs is reserved first: ENOLCK changes nothing.
+Result<void> set_range(AdvState* s, const void* owner, int64_t start, int64_t end, const AdvLock* add) {
+  Kmem& k = s->locks.kmem();
+  size_t room = s->locks.size() + 2;
+  KVec<AdvLock> unlocked(k), added(k), mine(k);
+  if (!unlocked.reserve(room).ok() || (add && (!added.reserve(room).ok() || !mine.reserve(room).ok())))
+    return err(ENOLCK);
+  unlock_into(s->locks, unlocked, owner, start, end);
+  if (add) {
+    add_into(unlocked, added, mine, *add);
+    s->locks.swap(added);
+  } else {
+    s->locks.swap(unlocked);
+  }
+  return {};
+}
+
+// Drops every lock of owner (close, exit): never allocates.
+bool release_owner(AdvState* s, const void* owner) {
+  size_t before = s->locks.size();
+  s->locks.retain([&](const AdvLock& a) { return a.owner != owner; });
+  return s->locks.size() != before;
+}
+
+bool would_deadlock(VfsState& st, const Proc* me, const void* blocker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.adv_lock_) {
+  AdvWaitList* wl = st.adv_waiters_;
   if (!wl) return false;
   const void* cur = blocker;
   for (int depth = 0; depth < 64 && cur; depth++) {
@@ -169,9 +198,7 @@ void adv_release_proc(Kernel& k, Vnode& vp, Proc& p) {
   MutexLocker g(st.adv_lock_);
   auto* s = state_of(k.kmem(), vp, false);
   if (!s) return;
-  size_t before = s->locks.size();
-  unlock_range(s, &p, 0, INT64_MAX);
-  if (s->locks.size() != before) st.adv_cv_.broadcast();
+  if (release_owner(s, &p)) st.adv_cv_.broadcast();
   maybe_free(vp);
 }
 
@@ -180,11 +207,8 @@ void adv_release_file(Kernel& k, Vnode& vp, File& f) {
   MutexLocker g(st.adv_lock_);
   auto* s = state_of(k.kmem(), vp, false);
   if (!s) return;
-  unlock_range(s, &f, 0, INT64_MAX);
-  for (size_t i = 0; i < s->flocks.size();) {
-    if (s->flocks[i].file == &f) s->flocks.erase(s->flocks.begin() + i);
-    else i++;
-  }
+  release_owner(s, &f);
+  s->flocks.retain([&](const FlockEntry& e) { return e.file != &f; });
   st.adv_cv_.broadcast();
   maybe_free(vp);
 }
@@ -252,36 +276,47 @@ Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg) {
     return 0;
   }
   if (fl.l_type == F_UNLCK) {
-    unlock_range(state_of(k.kmem(), vp, false), owner, start, end);
+    AdvState* s = state_of(k.kmem(), vp, false);
+    if (!s) return 0;
+    TRY(set_range(s, owner, start, end, nullptr));
     st.adv_cv_.broadcast();
     maybe_free(vp);
     return 0;
   }
   AdvState* s = state_of(k.kmem(), vp, true);
-  if (!s) return err(ENOMEM);
+  if (!s) return err(ENOLCK);
   for (;;) {
     const AdvLock* c = find_conflict(s, want);
     if (!c) break;
     if (!wait) return err(EAGAIN);
     if (!ofd && !c->ofd && would_deadlock(st, &l.proc(), c->owner)) return err(EDEADLK);
-    WaitList*& wl = waitlist_slot(st);
-    if (!wl) wl = new (k.kmem()) WaitList(k.kmem());
-    if (!wl) return err(ENOMEM);
+    AdvWaitList*& wl = st.adv_waiters_;
+    if (!wl) wl = new (k.kmem()) AdvWaitList(k.kmem());
+    if (!wl || !wl->w.reserve_more(1).ok()) {
+      maybe_free(vp);
+      return err(ENOLCK);
+    }
     wl->w.push_back(Waiter{&l.proc(), c->owner});
     int e = l.sleep(st.adv_cv_, st.adv_lock_, -1, true);
     for (size_t i = 0; i < wl->w.size(); i++) {
       if (wl->w[i].waiter == &l.proc()) {
-        wl->w.erase(wl->w.begin() + i);
+        wl->w.erase(i);
         break;
       }
     }
-    if (e == EINTR) return err(EINTR);
-    s = state_of(k.kmem(), vp, true);
-    if (!s) return err(ENOMEM);
+    s = state_of(k.kmem(), vp, e != EINTR);
+    if (e == EINTR) {
+      if (s) maybe_free(vp);
+      return err(EINTR);
+    }
+    if (!s) return err(ENOLCK);
   }
-  // Replace what the owner had in the range, then add the new lock.
-  unlock_range(s, owner, start, end);
-  add_lock(s, want);
+  // Replace what the owner had in the range with the new lock.
+  Result<void> r = set_range(s, owner, start, end, &want);
+  if (!r.ok()) {
+    maybe_free(vp);
+    return err(r.error());
+  }
   st.adv_cv_.broadcast();
   return 0;
 }
@@ -302,12 +337,12 @@ Result<long> adv_flock(Lwp& l, File& f, int op) {
   f.has_adv_locks_.store(true);
   MutexLocker g(st.adv_lock_);
   AdvState* s = state_of(k.kmem(), vp, true);
-  if (!s) return err(ENOMEM);
+  if (!s) return err(ENOLCK);
   // A conversion drops the old lock first (as Linux: not atomic).
   for (size_t i = 0; i < s->flocks.size(); i++) {
     if (s->flocks[i].file == &f) {
       if (s->flocks[i].type == type) return 0;
-      s->flocks.erase(s->flocks.begin() + i);
+      s->flocks.erase(i);
       st.adv_cv_.broadcast();
       break;
     }
@@ -327,19 +362,24 @@ Result<long> adv_flock(Lwp& l, File& f, int op) {
     }
     int e = l.sleep(st.adv_cv_, st.adv_lock_, -1, true);
     s = state_of(k.kmem(), vp, true);
+    if (!s) return err(ENOLCK);
     if (e == EINTR) {
       maybe_free(vp);
       return err(EINTR);
     }
+  }
+  if (!s->flocks.reserve_more(1).ok()) {
+    maybe_free(vp);
+    return err(ENOLCK);
   }
   s->flocks.push_back(FlockEntry{&f, type});
   return 0;
 }
 
 void adv_fini(VfsState& st) {
-  WaitList*& wl = waitlist_slot(st);
-  delete wl;
-  wl = nullptr;
+  MutexLocker g(st.adv_lock_);
+  delete st.adv_waiters_;
+  st.adv_waiters_ = nullptr;
 }
 
 }  // namespace rump

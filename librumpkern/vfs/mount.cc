@@ -14,6 +14,7 @@
 #include "kern/copy.h"
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
+#include "vfs/kvec.h"
 #include "vfs/vfs.h"
 
 namespace rump {
@@ -37,7 +38,7 @@ const ProcSlot<ProcVfs> g_proc_vfs{g_vfs_ext};
 Result<ProcVfs*> new_proc_vfs(Kernel& k, RefPtr<FileTable> fdt, Ref<Vnode> cwd, Ref<Vnode> root) {
   auto* pv = new (k.kmem()) ProcVfs();
   if (!pv) return err(ENOMEM);
-  pv->fdt = std::move(fdt);
+  pv->set_fdt(std::move(fdt));
   pv->set_cwd(std::move(cwd));
   pv->set_root(std::move(root));
   return pv;
@@ -49,8 +50,8 @@ Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
   Kernel& k = child.kernel();
   RefPtr<FileTable> fdt;
   if (flags & RFCFDG) fdt = TRY(FileTable::create(k.kmem()));
-  else if (flags & RFFDG) fdt = TRY(ppv->fdt->copy(k.kmem()));
-  else fdt = ppv->fdt;
+  else if (flags & RFFDG) fdt = TRY(ppv->fdt()->copy(k.kmem()));
+  else fdt = ppv->fdt();
   g_proc_vfs.set(child, TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root())));
   return {};
 }
@@ -59,18 +60,14 @@ void vfs_exit(Proc& p) {
   ProcVfs* pv = g_proc_vfs.take(p);
   if (!pv) return;
   Kernel& k = p.kernel();
-  {
-    std::vector<Ref<File>, KAllocator<Ref<File>>> files{KAllocator<Ref<File>>(k.kmem())};
-    if (pv->fdt) {
-      // The process's record locks go whether or not the table is shared.
-      pv->fdt->snapshot(files);
-      for (Ref<File>& f : files)
-        if (f->vnode()) adv_release_proc(k, *f->vnode(), p);
-      files.clear();
-      if (pv->fdt->ref_count() == 1) pv->fdt->remove_all(files);
-      pv->fdt.reset();
-    }
-    // files drop here, outside every lock.
+  if (RefPtr<FileTable> fdt = pv->set_fdt(nullptr)) {
+    // The process's record locks go whether or not the table is shared
+    // (the advisory lock ranks above the table's).
+    fdt->for_each([&](File& f) {
+      if (f.vnode()) adv_release_proc(k, *f.vnode(), p);
+    });
+    // The files drop outside every lock.
+    if (fdt->ref_count() == 1) fdt->remove_all();
   }
   RefPtr<Vnode> cwd, root;
   {
@@ -135,11 +132,12 @@ void vfs_fini(Kernel& k) {
 
 void unmount_locked(VfsState& st, Mount& m, bool lazy) {
   st.mounts_.erase(st.mounts_.iterator_to(m));
+  m.table_lock().assert_held();  // the one table: st's
   m.unmounted_ = true;
   if (m.covered_) {
     Vnode& c = *m.covered_;
     MutexLocker g(c.mount().lock_);
-    if (c.mounted_here_ == &m) c.mounted_here_ = nullptr;
+    if (c.mounted_here() == &m) c.set_mounted_here(nullptr);
   }
   m.detach(lazy);
 }
@@ -225,11 +223,12 @@ Result<long> sys_mount(Lwp& l, UserPtr<char> source, UserPtr<char> target, UserP
   absl::Cleanup drop_tree = [&] { m->detach(false); };
   MutexLocker g(st.mount_lock_);
   // A directory of a detached (or unmounted) tree is no mount point.
+  vp->mount().table_lock().assert_held();  // the one table: st's
   if (vp->mount().unmounted_) return err(ENOENT);
   {
     MutexLocker vg(vp->mount().lock_);
-    if (vp->mounted_here_) return err(EBUSY);
-    vp->mounted_here_ = m.get();
+    if (vp->mounted_here()) return err(EBUSY);
+    vp->set_mounted_here(m.get());
   }
   std::move(drop_tree).Cancel();
   st.mounts_.push_back(*m.leak());
@@ -264,12 +263,21 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
   if (!m.covered_) return err(EBUSY);  // the root file system
   VfsState& st = vfs_state(k);
   // Our own reference (vp) is not a user; mounts on top are.
-  std::vector<Mount*, KAllocator<Mount*>> victims{KAllocator<Mount*>(k.kmem())};
+  KVec<Mount*> victims(k.kmem());
   {
     MutexLocker g(st.mount_lock_);
+    m.table_lock().assert_held();  // the one table: st's
     if (m.unmounted_) return err(EINVAL);
     // Collect m and (lazily) everything mounted below it: each mount of
-    // the subtree is detached on its own, as Linux disconnects them.
+    // the subtree is detached on its own, as Linux disconnects them. Room
+    // for every mount first (allocating under the table lock is fine: Kmem
+    // takes no lock), so the collection cannot fail half-way.
+    size_t nmounts = 0;
+    for (Mount& o : st.mounts_) {
+      (void)o;
+      nmounts++;
+    }
+    TRY(victims.reserve(nmounts + 1));
     victims.push_back(&m);
     for (size_t i = 0; i < victims.size(); i++) {
       for (Mount& o : st.mounts_) {

@@ -36,8 +36,8 @@ Ref<Vnode> cross_down(Ref<Vnode> vp, bool keep_expiry) {
     RefPtr<Mount> m;
     {
       MutexLocker g(vp->mount().lock_);
-      if (!vp->mounted_here_) return vp;
-      m = RefPtr<Mount>(vp->mounted_here_);
+      if (!vp->mounted_here()) return vp;
+      m = RefPtr<Mount>(vp->mounted_here());
     }
     MutexLocker g(m->lock_);
     if (!m->root_) return vp;  // unmounted meanwhile
@@ -157,8 +157,7 @@ Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& dir, std::string_view name, bool kee
     }
   }
   Ref<Vnode> vp = TRY([&]() -> Result<Ref<Vnode>> {
-    Mount& m = d->mount();
-    MutexLocker g(m.lock_);
+    MutexLocker g(d->lock());
     Vattr va;
     d->getattr(va);
     if (va.type != VType::kDir) return err(ENOTDIR);

@@ -58,6 +58,11 @@ void Pipe::bump_locked() {
 
 void Pipe::changed_locked() {
   bump_locked();
+  wake_pollers_locked();
+}
+
+void Pipe::wake_pollers_locked() {
+  wq_.lock().assert_held();  // the queue's lock is lock_
   if (!wq_.empty()) wq_.wakeup();
 }
 
@@ -187,7 +192,7 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
       // a woken reader does not block on it at once), then look again.
       if (!told) {
         told = true;
-        if (!wq_.empty()) wq_.wakeup();
+        wake_pollers_locked();
         if (rwait_ > 0) {
           lock_.unlock();
           rcv_.broadcast();
@@ -230,7 +235,7 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
   }
   bool wake_readers = !told && rwait_ > 0;
   bool wake_writers = wwait_ > 0;  // waiting for their turn (or for room a reader made)
-  if (!told && !wq_.empty()) wq_.wakeup();
+  if (!told) wake_pollers_locked();
   lock_.unlock();
   if (wake_readers) rcv_.broadcast();
   if (wake_writers) wcv_.broadcast();
@@ -247,6 +252,7 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
 
 short Pipe::poll(bool rd, bool wr, uint64_t writers_seen, short events, PollTable* pt) {
   MutexLocker g(lock_);
+  wq_.lock().assert_held();  // the queue's lock is lock_
   if (pt) pt->add(wq_);
   short mask = 0;
   if (rd) {
@@ -376,8 +382,8 @@ class PipeFileOps : public FileOps {
     if (!p) return;
     p->close_ends(f.readable(), f.writable());
     if (Vnode* vp = f.vnode()) {
-      MutexLocker g(vp->mount().lock_);
-      if (--p->fifo_opens_ == 0 && vp->fifo_ == p) vp->fifo_ = nullptr;
+      MutexLocker g(vp->lock());
+      vp->fifo_put();
     }
     f.data_ = nullptr;
     p->unref();
@@ -390,21 +396,20 @@ const PipeFileOps g_pipe_ops;
 Result<const FileOps*> fifo_special_open(Lwp& l, Vnode& vp, File& f, int flags) {
   Pipe* p;
   {
-    MutexLocker g(vp.mount().lock_);
-    p = static_cast<Pipe*>(vp.fifo_);
+    MutexLocker g(vp.lock());
+    p = vp.fifo_get();
     if (p) {
       p->ref();
     } else {
       p = TRY(Pipe::create(l.kernel().kmem())).leak();
-      vp.fifo_ = p;
+      vp.fifo_attach(p);
     }
-    p->fifo_opens_++;
   }
   Result<uint64_t> r = p->fifo_open(l, flags);
   if (!r.ok()) {
     {
-      MutexLocker g(vp.mount().lock_);
-      if (--p->fifo_opens_ == 0 && vp.fifo_ == p) vp.fifo_ = nullptr;
+      MutexLocker g(vp.lock());
+      vp.fifo_put();
     }
     p->unref();
     return err(r.error());

@@ -1,6 +1,6 @@
 // pipe.h: pipes and FIFOs. A Pipe is a 64 KiB ring buffer (Linux's default
 // capacity) with reader and writer counts; pipe(2) makes one with two
-// Files, and a FIFO vnode gets one attached (Vnode::fifo_) while any
+// Files, and a FIFO vnode gets one attached (Vnode::fifo_get) while any
 // description of it is open (the special-file hook for VType::kFifo).
 //
 // Semantics are Linux's: writes of at most PIPE_BUF (4096) bytes are
@@ -34,8 +34,8 @@
 // condition variable is signalled only when someone sleeps on it, after
 // the lock is dropped where the caller goes on without it.
 //
-// Pipe::fifo_opens_ is guarded by the FIFO vnode's tree lock, so an open
-// never finds a pipe that is going away.
+// The count of a FIFO's opens is the vnode's (Vnode::fifo_get/fifo_put),
+// under its tree lock, so an open never finds a pipe that is going away.
 #pragma once
 
 #include <sys/types.h>
@@ -79,10 +79,6 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   // (for poll), else 0.
   Result<uint64_t> fifo_open(Lwp& l, int flags);
 
-  // Opens of the FIFO vnode this pipe is attached to; guarded by that
-  // vnode's tree lock.
-  int fifo_opens_ = 0;
-
   // What fstat of a pipe(2) end reports: the creator, the creation time
   // and a number unique among the kernel's pipes. Set once, at creation.
   uid_t owner_uid_ = 0;
@@ -119,6 +115,8 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   // The same, and pollers are woken. Sleepers are the caller's business
   // (rwait_/wwait_).
   void changed_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Wakes pollers (wq_, whose lock is lock_).
+  void wake_pollers_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Waits for the next change of the pipe's state (spin, then sleep on cv;
   // nwait counts the sleepers on cv). 0 (re-check), or EINTR.
   // spin is the side's spin budget, adapted here.

@@ -5,10 +5,9 @@
 
 namespace rump {
 
-WaitQueue::~WaitQueue() {
-  // Pollers hold the object's files, so nobody can be linked here now.
-  entries_.clear();
-}
+// Pollers hold the object's files, so nobody can be linked here now, nor
+// look: no lock.
+WaitQueue::~WaitQueue() ABSL_NO_THREAD_SAFETY_ANALYSIS { entries_.clear(); }
 
 void WaitQueue::wakeup() {
   bool exclusive_done = false;

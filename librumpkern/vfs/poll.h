@@ -61,9 +61,9 @@ class WaitQueue {
   WaitQueue& operator=(const WaitQueue&) = delete;
 
   // Wakes every poller registered here. Caller holds the owner's lock.
-  void wakeup();
-  bool empty() const { return entries_.empty(); }
-  Mutex& lock() const { return lock_; }
+  void wakeup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  bool empty() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) { return entries_.empty(); }
+  Mutex& lock() const ABSL_LOCK_RETURNED(lock_) { return lock_; }
 
  private:
   friend class PollTable;
@@ -72,7 +72,7 @@ class WaitQueue {
       PollEntry, boost::intrusive::member_hook<PollEntry, decltype(PollEntry::hook), &PollEntry::hook>,
       boost::intrusive::constant_time_size<false>>;
   Mutex& lock_;
-  List entries_;
+  List entries_ ABSL_GUARDED_BY(lock_);
 };
 
 // The waiter side of one poll/select call.
@@ -87,7 +87,7 @@ class PollTable {
   // Selects the entry the next add() uses (the descriptor being polled).
   void set_current(size_t i) { cur_ = i; }
   // Registers this table on q. Caller holds q's owner lock.
-  void add(WaitQueue& q);
+  void add(WaitQueue& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q.lock());
   // Called by WaitQueue::wakeup.
   void fire();
   // Sleeps until fired, the deadline (monotonic ns, < 0: none) or a

@@ -88,11 +88,23 @@ Result<long> sys_symlink(Lwp& l, UserPtr<char> target, UserPtr<char> linkpath) {
 
 namespace {
 
+// True if ancestor is d or one of d's parents (all in one tree: its lock
+// covers every step).
+bool inside(Vnode* d, Vnode* ancestor) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->lock()) {
+  for (Vnode* p = d; p;) {
+    if (p == ancestor) return true;
+    p->lock().assert_held();
+    p = p->parent_dir();
+  }
+  return false;
+}
+
 // The checks unlink and rmdir share, with the tree lock held: search and
 // write permission on the directory, and the sticky bit.
 Result<void> may_delete(Lwp& l, Vnode& dir, Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(dir.mount().lock_) {
   Vattr dva, va;
   dir.getattr(dva);
+  vp.lock().assert_held();  // an entry of dir: the same tree
   vp.getattr(va);
   if (!vaccess_ok(dva, l.cred(), W_OK | X_OK)) return err(EACCES);
   if (sticky_denies(l.cred(), dva, va)) return err(EPERM);
@@ -133,7 +145,8 @@ Result<long> do_rmdir(Lwp& l, int dirfd, UserPtr<char> upath) {
   Vnode& dir = *nd.dir;
   MutexLocker g(dir.mount().lock_);
   TRY(may_delete(l, dir, *nd.vp));
-  if (nd.vp->mounted_here_) return err(EBUSY);
+  nd.vp->lock().assert_held();  // an entry of dir: the same tree
+  if (nd.vp->mounted_here()) return err(EBUSY);
   if (nd.vp->has_entries()) return err(ENOTEMPTY);
   TRY(dir.rmdir(nd.last, *nd.vp));
   return 0;
@@ -184,6 +197,9 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
   Vnode& fdir = *from.dir;
   Vnode& tdir = *to.dir;
   MutexLocker g(fdir.mount().lock_);
+  // One tree (EXDEV was checked), so one lock covers every node here.
+  tdir.lock().assert_held();
+  vp.lock().assert_held();
   // Both names must still be what the lookups saw.
   {
     Result<Ref<Vnode>> src = fdir.lookup(from.last);
@@ -201,9 +217,10 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
   if (!vaccess_ok(fva, c, W_OK | X_OK) || !vaccess_ok(tva, c, W_OK | X_OK)) return err(EACCES);
   if (sticky_denies(c, fva, va)) return err(EPERM);
   if (target) {
+    target->lock().assert_held();
     target->getattr(targ);
     if (sticky_denies(c, tva, targ)) return err(EPERM);
-    if (target->mounted_here_ || vp.mounted_here_) return err(EBUSY);
+    if (target->mounted_here() || vp.mounted_here()) return err(EBUSY);
     if (!exchange && target->is_dir() && target->has_entries()) return err(ENOTEMPTY);
   }
   // A directory moving to another parent rewrites its "..": needs write
@@ -213,11 +230,6 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
     if (exchange && target->is_dir() && !vaccess_ok(targ, c, W_OK)) return err(EACCES);
   }
   // No directory may move below itself.
-  auto inside = [](Vnode* d, Vnode* ancestor) {
-    for (Vnode* p = d; p; p = p->parent_dir())
-      if (p == ancestor) return true;
-    return false;
-  };
   if (vp.is_dir() && inside(&tdir, &vp)) return err(EINVAL);
   if (exchange && target->is_dir() && inside(&fdir, target)) return err(EINVAL);
   TRY(fdir.rename(from.last, vp, tdir, to.last, target, exchange));
@@ -265,6 +277,7 @@ Result<long> sys_linkat(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newdirf
   TRY(check_writable_mount(*nd.dir));
   Vnode& dir = *nd.dir;
   MutexLocker g(dir.mount().lock_);
+  vp->lock().assert_held();  // the same mount (EXDEV above)
   Vattr dva, va;
   dir.getattr(dva);
   vp->getattr(va);
@@ -439,6 +452,7 @@ Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
     std::string_view name;
     {
       MutexLocker g(m.lock_);
+      cur->lock().assert_held();  // m is cur's mount
       Vattr va;
       cur->getattr(va);
       Vnode* p = cur->parent_dir();
@@ -450,6 +464,7 @@ Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
         }
         return err(ENOENT);
       }
+      p->lock().assert_held();  // cur's parent: the same tree
       name = p->name_of(*cur);
       if (name.size() + 1 > start) return err(ENAMETOOLONG);
       start -= name.size();

@@ -7,6 +7,8 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "absl/cleanup/cleanup.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
@@ -50,8 +52,7 @@ Result<Ref<Vnode>> create_in(Lwp& l, NameiData& nd, const NewNode& n) {
   if (nd.vp || nd.is_dot) return err(EEXIST);
   Vnode& dir = *nd.dir;
   TRY(check_writable_mount(dir));
-  Mount& m = dir.mount();
-  MutexLocker g(m.lock_);
+  MutexLocker g(dir.lock());
   Vattr va;
   dir.getattr(va);
   if (va.nlink == 0) return err(ENOENT);  // removed directory
@@ -108,6 +109,13 @@ Result<Ref<File>> open_vnode(Lwp& l, Ref<Vnode> vp, int flags) {
 
 namespace {
 
+// Removes name from dir if it still names vp (removal allocates nothing).
+void uncreate(Vnode& dir, const char* name, Vnode& vp) {
+  MutexLocker g(dir.lock());
+  Result<Ref<Vnode>> now = dir.lookup(name);
+  if (now.ok() && now.value().get() == &vp) (void)dir.remove(name, vp);
+}
+
 Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t mode) {
   if (flags & ~kOpenFlagsValid) flags &= kOpenFlagsValid;  // Linux ignores unknown bits
   // Linux (since 6.4) refuses the pair outright, O_PATH or not, rather than
@@ -127,6 +135,10 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
   TRY(copyin_path(l, upath, path.p));
   mode_t cmode = mode & 07777 & ~proc_umask(l);
   RefPtr<Vnode> vp;
+  // A file this call created, taken away again if the open fails after
+  // all (out of memory, EMFILE): as on Linux, a failed open leaves no name.
+  RefPtr<Vnode> created_in;
+  char created_name[kNameMax + 1];
 
   if ((flags & O_TMPFILE) == O_TMPFILE) {
     Ref<Vnode> dir = TRY(namei(l, dirfd, path.p, kFollow));
@@ -135,10 +147,12 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
     Vattr dva = getattr(*dir);
     NewNode n = new_node(l, dva, VType::kReg, cmode);
     Ref<Vnode> t = TRY([&]() -> Result<Ref<Vnode>> {
-      MutexLocker g(dir->mount().lock_);
-      return dir->create_unnamed(n);
+      MutexLocker g(dir->lock());
+      Ref<Vnode> t = TRY(dir->create_unnamed(n));
+      t->lock().assert_held();  // made on dir's mount
+      t->linkable_ = !(flags & O_EXCL);
+      return t;
     }());
-    t->linkable_ = !(flags & O_EXCL);
     vp = t;
     flags &= ~(O_TMPFILE | O_CREAT | O_EXCL | O_TRUNC);
   } else if (flags & O_CREAT) {
@@ -164,6 +178,8 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
       if (r.ok()) {
         vp = std::move(r).value();
         flags &= ~O_TRUNC;  // new and empty
+        created_in = nd.dir;
+        std::memcpy(created_name, nd.last, sizeof created_name);
         break;
       }
       if (r.error() != EEXIST || (flags & O_EXCL) || attempt > 8) return err(r.error());
@@ -174,8 +190,12 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
     vp = std::move(v);
   }
   if ((flags & O_DIRECTORY) && !vp->is_dir()) return err(ENOTDIR);
-  Ref<File> f = TRY(open_vnode(l, vp.to_ref(), flags));
-  return TRY(fd_install(l, std::move(f), flags & O_CLOEXEC));
+  Result<int> fd = [&]() -> Result<int> {
+    Ref<File> f = TRY(open_vnode(l, vp.to_ref(), flags));
+    return fd_install(l, std::move(f), flags & O_CLOEXEC);
+  }();
+  if (!fd.ok() && created_in) uncreate(*created_in, created_name, *vp);
+  return TRY(std::move(fd));
 }
 
 }  // namespace
@@ -201,11 +221,22 @@ Result<long> sys_close_range(Lwp& l, unsigned int first, unsigned int last, unsi
   if (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) return err(EINVAL);
   if (first > last) return err(EINVAL);
   ProcVfs& pv = proc_vfs(l.proc());
-  Kmem& km = l.kernel().kmem();
-  if ((flags & CLOSE_RANGE_UNSHARE) && pv.fdt->ref_count() > 1) pv.fdt = TRY(pv.fdt->copy(km));
-  std::vector<Ref<File>, KAllocator<Ref<File>>> closed{KAllocator<Ref<File>>(km)};
-  pv.fdt->remove_range(first, last, flags & CLOSE_RANGE_CLOEXEC, closed);
-  for (Ref<File>& f : closed)
+  Ref<FileTable> fdt = pv.fdt();
+  if ((flags & CLOSE_RANGE_UNSHARE) && fdt->ref_count() > 2) {  // the process's, ours, another's
+    // Siblings may be using the old table right now: each holds its own
+    // reference, so it stays valid for them until they are done (a
+    // descriptor a sibling installs there meanwhile goes with it, as it
+    // would had its call come just before ours).
+    Ref<FileTable> mine = TRY(fdt->copy(l.kernel().kmem()));
+    RefPtr<FileTable> old = pv.set_fdt(mine);
+    fdt = std::move(mine);
+  }
+  if (flags & CLOSE_RANGE_CLOEXEC) {
+    fdt->set_cloexec_range(first, last);
+    return 0;
+  }
+  unsigned fd = first;
+  while (RefPtr<File> f = fdt->remove_next(&fd, last))
     if (f->vnode()) adv_release_proc(l.kernel(), *f->vnode(), l.proc());
   return 0;
 }
@@ -219,8 +250,7 @@ namespace {
 
 Result<long> do_dup3(Lwp& l, int oldfd, int newfd, bool cloexec) {
   Ref<File> f = TRY(fd_get(l, oldfd, true));
-  ProcVfs& pv = proc_vfs(l.proc());
-  RefPtr<File> old = TRY(pv.fdt->install_at(std::move(f), newfd, cloexec, nofile_limit(l.proc())));
+  RefPtr<File> old = TRY(proc_vfs(l.proc()).fdt()->install_at(std::move(f), newfd, cloexec, nofile_limit(l.proc())));
   if (old && old->vnode()) adv_release_proc(l.kernel(), *old->vnode(), l.proc());
   return newfd;
 }
@@ -242,20 +272,20 @@ Result<long> sys_dup3(Lwp& l, int oldfd, int newfd, int flags) {
 }
 
 Result<long> sys_fcntl(Lwp& l, int fd, int cmd, unsigned long arg) {
-  ProcVfs& pv = proc_vfs(l.proc());
+  Ref<FileTable> fdt = proc_vfs(l.proc()).fdt();
   bool cloexec = false;
-  Ref<File> f = TRY(pv.fdt->get(fd, &cloexec));
+  Ref<File> f = TRY(fdt->get(fd, &cloexec));
   bool is_path = f->flags() & O_PATH;
   switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
       uint64_t limit = nofile_limit(l.proc());
       if (arg >= limit) return err(EINVAL);
-      return TRY(pv.fdt->alloc(std::move(f), static_cast<int>(arg), cmd == F_DUPFD_CLOEXEC, limit));
+      return TRY(fdt->alloc(std::move(f), static_cast<int>(arg), cmd == F_DUPFD_CLOEXEC, limit));
     }
     case F_GETFD: return cloexec ? FD_CLOEXEC : 0;
     case F_SETFD:
-      TRY(pv.fdt->set_cloexec(fd, arg & FD_CLOEXEC));
+      TRY(fdt->set_cloexec(fd, arg & FD_CLOEXEC));
       return 0;
     case F_GETFL: return f->flags() & ~(O_DIRECTORY | O_NOFOLLOW);
     default: break;
@@ -292,11 +322,10 @@ Result<long> sys_flock(Lwp& l, int fd, int operation) {
 }
 
 Result<long> sys_ioctl(Lwp& l, int fd, unsigned long request, UserPtr<void> arg) {
-  ProcVfs& pv = proc_vfs(l.proc());
   Ref<File> f = TRY(fd_get(l, fd));
   switch (request) {
-    case FIOCLEX: TRY(pv.fdt->set_cloexec(fd, true)); return 0;
-    case FIONCLEX: TRY(pv.fdt->set_cloexec(fd, false)); return 0;
+    case FIOCLEX: TRY(proc_vfs(l.proc()).fdt()->set_cloexec(fd, true)); return 0;
+    case FIONCLEX: TRY(proc_vfs(l.proc()).fdt()->set_cloexec(fd, false)); return 0;
     case FIONBIO: {
       int on = TRY(copyin_obj(l, arg.as<int>()));
       int fl = f->flags();

@@ -117,7 +117,7 @@ Result<long> sys_statx(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, uns
   sx.stx_rdev_minor = minor(va.rdev);
   sx.stx_dev_major = major(va.dev);
   sx.stx_dev_minor = minor(va.dev);
-  if (vp.get() == vp->mount().root_.get()) {
+  if (vp->mount().is_root(*vp)) {
     sx.stx_attributes_mask |= STATX_ATTR_MOUNT_ROOT;
     sx.stx_attributes |= STATX_ATTR_MOUNT_ROOT;
   }

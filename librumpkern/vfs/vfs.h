@@ -28,6 +28,7 @@
 namespace rump {
 
 class Kernel;
+struct AdvWaitList;
 
 using MountList = boost::intrusive::list<
     Mount, boost::intrusive::member_hook<Mount, boost::intrusive::list_member_hook<>, &Mount::table_hook_>,
@@ -45,7 +46,7 @@ struct VfsState : public KObject {
   // Advisory locks of every vnode (vfs/lock.cc).
   Mutex adv_lock_{LockRank::kFile};
   CondVar adv_cv_;
-  void* adv_waiters_ = nullptr;  // vfs/lock.cc's waiters list; guarded by adv_lock_
+  AdvWaitList* adv_waiters_ ABSL_GUARDED_BY(adv_lock_) = nullptr;  // vfs/lock.cc
 };
 
 VfsState& vfs_state(Kernel& k);

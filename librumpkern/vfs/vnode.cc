@@ -11,6 +11,7 @@
 #include "kern/clock.h"
 #include "kern/kernel.h"
 #include "vfs/file.h"
+#include "vfs/vfs.h"
 
 namespace rump {
 
@@ -32,8 +33,15 @@ Result<uint64_t> Vnode::seek_data(uint64_t off, bool hole) {
   return hole ? va.size : off;
 }
 
-Mount::Mount(Kernel& k, FsType& type, int flags) : flags_(flags), kernel_(k), type_(type) {}
+Mount::Mount(Kernel& k, FsType& type, int flags)
+    : flags_(flags), kernel_(k), type_(type), table_lock_(vfs_state(k).mount_lock_),
+      adv_lock_(vfs_state(k).adv_lock_) {}
 Mount::~Mount() = default;
+
+bool Mount::is_root(const Vnode& vp) {
+  MutexLocker g(lock_);
+  return root_.get() == &vp;
+}
 
 bool Mount::read_only() const { return flags_.load(std::memory_order_relaxed) & MS_RDONLY; }
 

@@ -43,8 +43,10 @@
 
 namespace rump {
 
+struct AdvState;
 class Kernel;
 class Mount;
+class Pipe;
 class Vnode;
 
 enum class VType : uint8_t { kNon, kReg, kDir, kLnk, kChr, kBlk, kFifo, kSock };
@@ -131,94 +133,6 @@ using ReaddirFn = absl::FunctionRef<bool(const DirEntry&)>;
 inline constexpr int kFallocKeepSize = 1;
 inline constexpr int kFallocPunchHole = 2;
 
-// A file-system object in memory. The operations below are the interface
-// between the VFS and a file system; all run with mount().lock_ held, after
-// the VFS checked permissions, name validity and existence rules. Names
-// are single components ("." and ".." never reach create/remove/rename).
-class Vnode : public KObject, public RefCounted<Vnode> {
- public:
-  Vnode(Mount& mp, VType type);
-  virtual ~Vnode();
-  Vnode(const Vnode&) = delete;
-  Vnode& operator=(const Vnode&) = delete;
-
-  Mount& mount() const { return *mount_; }
-  VType type() const { return type_; }
-  bool is_dir() const { return type_ == VType::kDir; }
-
-  // --- namespace (directories)
-  // The named entry, or ENOENT. ".." of the file system's root is itself.
-  virtual Result<Ref<Vnode>> lookup(std::string_view name) { return err(ENOTDIR); }
-  virtual Result<Ref<Vnode>> create(std::string_view name, const NewNode& n) { return err(ENOTDIR); }
-  virtual Result<Ref<Vnode>> mknod(std::string_view name, const NewNode& n) { return create(name, n); }
-  virtual Result<Ref<Vnode>> mkdir(std::string_view name, const NewNode& n) { return create(name, n); }
-  virtual Result<Ref<Vnode>> symlink(std::string_view name, const NewNode& n) { return create(name, n); }
-  // An unnamed regular file (O_TMPFILE) on this directory's file system.
-  virtual Result<Ref<Vnode>> create_unnamed(const NewNode& n) { return err(EOPNOTSUPP); }
-  virtual Result<void> link(std::string_view name, Vnode& target) { return err(ENOTDIR); }
-  // Removes entry name (which names vp, not a directory).
-  virtual Result<void> remove(std::string_view name, Vnode& vp) { return err(ENOTDIR); }
-  // Removes entry name (which names the empty directory vp).
-  virtual Result<void> rmdir(std::string_view name, Vnode& vp) { return err(ENOTDIR); }
-  // Moves entry from_name (naming vp) of this directory to to_name in
-  // to_dir, replacing target if non-null (the VFS checked type
-  // compatibility and emptiness). exchange: swap the two entries.
-  virtual Result<void> rename(std::string_view from_name, Vnode& vp, Vnode& to_dir,
-                              std::string_view to_name, Vnode* target, bool exchange) {
-    return err(ENOTDIR);
-  }
-  // Entries from position off: 0 is the start, other positions are the
-  // file system's cookies as returned in next_off (tmpfs: "." is 0, ".."
-  // 1; etfs directories: the host's own cookies).
-  virtual Result<void> readdir(int64_t off, ReaddirFn fn) { return err(ENOTDIR); }
-  // True if the directory has entries besides "." and "..".
-  virtual bool has_entries() const { return false; }
-  // The directory this one is linked in (nullptr for the fs root or a
-  // removed directory). Used for ".." and getcwd.
-  virtual Vnode* parent_dir() const { return nullptr; }
-  // The name of child in this directory (for getcwd), or empty.
-  virtual std::string_view name_of(const Vnode& child) const { return {}; }
-
-  // --- data
-  virtual Result<size_t> readlink(char* buf, size_t len) { return err(EINVAL); }
-  virtual Result<size_t> read(void* buf, size_t len, uint64_t off) { return err(EINVAL); }
-  virtual Result<size_t> write(const void* buf, size_t len, uint64_t off) { return err(EINVAL); }
-  virtual Result<void> truncate(uint64_t size) { return err(EINVAL); }
-  virtual Result<void> fallocate(int mode, uint64_t off, uint64_t len) { return err(EOPNOTSUPP); }
-  // SEEK_DATA / SEEK_HOLE: the next data (or hole) position at or after off.
-  virtual Result<uint64_t> seek_data(uint64_t off, bool hole);
-  virtual Result<void> fsync() { return {}; }
-
-  // --- attributes
-  virtual void getattr(Vattr& va) const = 0;
-  virtual Result<void> setattr(const SetAttr& sa) = 0;
-  // Marks access/modification/change now (flags: 1 atime, 2 mtime, 4 ctime).
-  virtual void touch(int which) {}
-
-  // --- open/close of a description (for file systems that care)
-  virtual Result<void> open(int flags) { return {}; }
-  virtual void close(int flags) {}
-
-  // The vnode this mount point is covered by; guarded by mount().lock_.
-  Mount* mounted_here_ = nullptr;
-
-  // Advisory locks (vfs/lock.cc); guarded by the kernel's advisory lock.
-  void* advlock_ = nullptr;
-  // The pipe of an open FIFO (vfs/pipe.cc); guarded by mount().lock_.
-  void* fifo_ = nullptr;
-  // An O_TMPFILE file without O_EXCL: linkat(AT_EMPTY_PATH) may name it.
-  bool linkable_ = false;
-
- protected:
-  // reclaim: the last reference went; the destructor frees everything.
-  friend class RefCounted<Vnode>;
-  void last_unref() { delete this; }
-
- private:
-  Ref<Mount> mount_;
-  VType type_;
-};
-
 class FsType;
 
 // A mounted file system. Subclassed by each file system.
@@ -232,8 +146,9 @@ class Mount : public KObject, public RefCounted<Mount> {
 
   // The tree lock (see the top of this file).
   Mutex lock_{LockRank::kVnode};
-  // The root of the tree; reset at unmount. Guarded by lock_.
-  RefPtr<Vnode> root_;
+  Mutex& lock() ABSL_LOCK_RETURNED(lock_) { return lock_; }
+  // The root of the tree; reset at unmount.
+  RefPtr<Vnode> root_ ABSL_GUARDED_BY(lock_);
   // What this mount covers (nullptr for the root file system) and the
   // mount it belongs to; set at mount time, kept for the mount's life.
   RefPtr<Vnode> covered_;
@@ -243,7 +158,13 @@ class Mount : public KObject, public RefCounted<Mount> {
   // Open files, cwd and root directories on this mount: EBUSY while > 0.
   // On a detached mount, the last one going tears the tree down.
   std::atomic<int> users_{0};
-  bool unmounted_ = false;  // guarded by the kernel's mount table lock
+  // The kernel's mount table lock (VfsState::mount_lock_), and what it
+  // guards here: the mount left the table.
+  Mutex& table_lock() const ABSL_LOCK_RETURNED(table_lock_) { return table_lock_; }
+  bool unmounted_ ABSL_GUARDED_BY(table_lock_) = false;
+  // The kernel's advisory lock (VfsState::adv_lock_), which guards the
+  // advisory lock state of every vnode (Vnode::advlock()).
+  Mutex& adv_lock() const ABSL_LOCK_RETURNED(adv_lock_) { return adv_lock_; }
   // Out of the namespace (set with unmounted_, under lock_ as well): ".."
   // at its root stays there and getcwd inside it is "(unreachable)".
   bool detached_ ABSL_GUARDED_BY(lock_) = false;
@@ -260,6 +181,8 @@ class Mount : public KObject, public RefCounted<Mount> {
   void last_use_gone();
 
   bool read_only() const;
+  // True if vp is this mount's root (takes lock_).
+  bool is_root(const Vnode& vp);
 
   // statfs numbers (all in kBlockSize units).
   struct Stat {
@@ -268,7 +191,7 @@ class Mount : public KObject, public RefCounted<Mount> {
   };
   virtual Stat statfs() = 0;
   // Drops the tree (unmount): called with lock_ held.
-  virtual void teardown() = 0;
+  virtual void teardown() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) = 0;
 
   boost::intrusive::list_member_hook<> table_hook_;
 
@@ -279,7 +202,124 @@ class Mount : public KObject, public RefCounted<Mount> {
  private:
   Kernel& kernel_;
   FsType& type_;
+  Mutex& table_lock_;
+  Mutex& adv_lock_;
 };
+
+// A file-system object in memory. The operations below are the interface
+// between the VFS and a file system; all run with mount().lock_ held, after
+// the VFS checked permissions, name validity and existence rules. Names
+// are single components ("." and ".." never reach create/remove/rename).
+class Vnode : public KObject, public RefCounted<Vnode> {
+ public:
+  Vnode(Mount& mp, VType type);
+  virtual ~Vnode();
+  Vnode(const Vnode&) = delete;
+  Vnode& operator=(const Vnode&) = delete;
+
+  Mount& mount() const { return *mount_; }
+  // The tree lock of the vnode's mount: every operation below needs it.
+  Mutex& lock() const ABSL_LOCK_RETURNED(mount().lock_);
+  VType type() const { return type_; }
+  bool is_dir() const { return type_ == VType::kDir; }
+
+  // --- namespace (directories)
+  // The named entry, or ENOENT. ".." of the file system's root is itself.
+  virtual Result<Ref<Vnode>> lookup(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTDIR); }
+  virtual Result<Ref<Vnode>> create(std::string_view name, const NewNode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTDIR); }
+  virtual Result<Ref<Vnode>> mknod(std::string_view name, const NewNode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return create(name, n); }
+  virtual Result<Ref<Vnode>> mkdir(std::string_view name, const NewNode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return create(name, n); }
+  virtual Result<Ref<Vnode>> symlink(std::string_view name, const NewNode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return create(name, n); }
+  // An unnamed regular file (O_TMPFILE) on this directory's file system.
+  virtual Result<Ref<Vnode>> create_unnamed(const NewNode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  virtual Result<void> link(std::string_view name, Vnode& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTDIR); }
+  // Removes entry name (which names vp, not a directory).
+  virtual Result<void> remove(std::string_view name, Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTDIR); }
+  // Removes entry name (which names the empty directory vp).
+  virtual Result<void> rmdir(std::string_view name, Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTDIR); }
+  // Moves entry from_name (naming vp) of this directory to to_name in
+  // to_dir, replacing target if non-null (the VFS checked type
+  // compatibility and emptiness). exchange: swap the two entries.
+  virtual Result<void> rename(std::string_view from_name, Vnode& vp, Vnode& to_dir,
+                              std::string_view to_name, Vnode* target, bool exchange) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {
+    return err(ENOTDIR);
+  }
+  // Entries from position off: 0 is the start, other positions are the
+  // file system's cookies as returned in next_off (tmpfs: "." is 0, ".."
+  // 1; etfs directories: the host's own cookies).
+  virtual Result<void> readdir(int64_t off, ReaddirFn fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTDIR); }
+  // True if the directory has entries besides "." and "..".
+  virtual bool has_entries() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return false; }
+  // The directory this one is linked in (nullptr for the fs root or a
+  // removed directory). Used for ".." and getcwd.
+  virtual Vnode* parent_dir() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return nullptr; }
+  // The name of child in this directory (for getcwd), or empty.
+  virtual std::string_view name_of(const Vnode& child) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return {}; }
+
+  // --- data
+  virtual Result<size_t> readlink(char* buf, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
+  virtual Result<size_t> read(void* buf, size_t len, uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
+  virtual Result<size_t> write(const void* buf, size_t len, uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
+  virtual Result<void> truncate(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
+  virtual Result<void> fallocate(int mode, uint64_t off, uint64_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  // SEEK_DATA / SEEK_HOLE: the next data (or hole) position at or after off.
+  virtual Result<uint64_t> seek_data(uint64_t off, bool hole) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  virtual Result<void> fsync() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return {}; }
+
+  // --- attributes
+  virtual void getattr(Vattr& va) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) = 0;
+  virtual Result<void> setattr(const SetAttr& sa) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) = 0;
+  // Marks access/modification/change now (flags: 1 atime, 2 mtime, 4 ctime).
+  virtual void touch(int which) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {}
+
+  // --- open/close of a description (for file systems that care)
+  virtual Result<void> open(int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return {}; }
+  virtual void close(int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {}
+
+  // The mount covering this vnode (a mount point), or nullptr.
+  Mount* mounted_here() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return mounted_here_; }
+  void set_mounted_here(Mount* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { mounted_here_ = m; }
+
+  // Advisory locks (vfs/lock.cc), under the kernel's advisory lock.
+  AdvState* advlock() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mount().adv_lock()) { return advlock_; }
+  void set_advlock(AdvState* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mount().adv_lock()) { advlock_ = s; }
+  // The pipe of a FIFO while any description of it is open (vfs/pipe.cc):
+  // fifo_get() counts an open of the attached pipe (nullptr: none yet),
+  // fifo_attach() attaches p for a first open, fifo_put() counts a close
+  // and, at the last, detaches the pipe (true). The count lives here, under
+  // the tree lock, so an open never finds a pipe that is going away.
+  Pipe* fifo_get() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {
+    if (fifo_) fifo_opens_++;
+    return fifo_;
+  }
+  void fifo_attach(Pipe* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {
+    fifo_ = p;
+    fifo_opens_ = 1;
+  }
+  bool fifo_put() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {
+    if (--fifo_opens_ > 0) return false;
+    fifo_ = nullptr;
+    return true;
+  }
+
+  // An O_TMPFILE file without O_EXCL: linkat(AT_EMPTY_PATH) may name it.
+  bool linkable_ ABSL_GUARDED_BY(lock()) = false;
+
+ protected:
+  // reclaim: the last reference went; the destructor frees everything.
+  friend class RefCounted<Vnode>;
+  void last_unref() { delete this; }
+
+ private:
+  Ref<Mount> mount_;
+  VType type_;
+  Mount* mounted_here_ ABSL_GUARDED_BY(lock()) = nullptr;
+  AdvState* advlock_ ABSL_GUARDED_BY(mount().adv_lock()) = nullptr;
+  Pipe* fifo_ ABSL_GUARDED_BY(lock()) = nullptr;
+  int fifo_opens_ ABSL_GUARDED_BY(lock()) = 0;
+};
+
+inline Mutex& Vnode::lock() const { return mount().lock_; }
 
 // A file-system type: tmpfs, ext2 ... Registered at load time.
 class FsType {

@@ -8,14 +8,15 @@
 
 #include <cstring>
 #include <string_view>
-#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 
 #include "dev/blockdev.h"
 #include "kern/component.h"
 #include "kern/curlwp.h"
+#include "kern/faction_if.h"
 #include "kern/kernel.h"
+#include "vfs/kvec.h"
 #include "vfs/vfs.h"
 
 namespace rump {
@@ -55,26 +56,26 @@ class EtfsNode : public Vnode {
   ~EtfsNode() override;
 
   // --- directories
-  Result<Ref<Vnode>> lookup(std::string_view name) override;
-  Result<Ref<Vnode>> create(std::string_view, const NewNode&) override { return err(EOPNOTSUPP); }
-  Result<void> link(std::string_view, Vnode&) override { return err(EOPNOTSUPP); }
-  Result<void> remove(std::string_view, Vnode&) override { return err(EOPNOTSUPP); }
-  Result<void> rmdir(std::string_view, Vnode&) override { return err(EOPNOTSUPP); }
-  Result<void> readdir(int64_t off, ReaddirFn fn) override;
-  bool has_entries() const override { return !children_.empty(); }
-  Vnode* parent_dir() const override { return parent_; }
-  std::string_view name_of(const Vnode& child) const override;
+  Result<Ref<Vnode>> lookup(std::string_view name) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<Ref<Vnode>> create(std::string_view, const NewNode&) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  Result<void> link(std::string_view, Vnode&) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  Result<void> remove(std::string_view, Vnode&) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  Result<void> rmdir(std::string_view, Vnode&) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  Result<void> readdir(int64_t off, ReaddirFn fn) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  bool has_entries() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return !children_.empty(); }
+  Vnode* parent_dir() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return parent_; }
+  std::string_view name_of(const Vnode& child) const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
   // --- data
-  Result<size_t> read(void* buf, size_t len, uint64_t off) override;
-  Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
-  Result<void> fsync() override;
-  void getattr(Vattr& va) const override;
-  Result<void> setattr(const SetAttr& sa) override;
+  Result<size_t> read(void* buf, size_t len, uint64_t off) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<size_t> write(const void* buf, size_t len, uint64_t off) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> fsync() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void getattr(Vattr& va) const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> setattr(const SetAttr& sa) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
   uint64_t window_size() const;
   BlockDevice* blockdev() { return blk_; }
-  void drop_children();
+  void drop_children() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
  private:
   bool shows(int ft) const;
@@ -94,15 +95,19 @@ class EtfsNode : public Vnode {
   dev_t rdev_;
   mode_t mode_;
   HostBlockDevice* blk_ = nullptr;
-  std::vector<Child, KAllocator<Child>> children_;
+  KVec<Child> children_ ABSL_GUARDED_BY(lock());
 };
 
 class EtfsMount : public Mount {
  public:
   EtfsMount(Kernel& k) : Mount(k, g_etfs_type, 0) {}
   Stat statfs() override { return Stat{0, 0, 0, 0, 0x45544653}; }
-  void teardown() override {
-    if (root_) static_cast<EtfsNode&>(*root_).drop_children();
+  void teardown() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    if (root_) {
+      auto& root = static_cast<EtfsNode&>(*root_);
+      root.lock().assert_held();  // lock_ is the root's tree lock
+      root.drop_children();
+    }
     root_.reset();
   }
 };
@@ -112,13 +117,14 @@ EtfsNode::EtfsNode(EtfsMount& m, VType type, char* hostpath, int fd, bool rdonly
     : Vnode(m, type), em_(m), hostpath_(hostpath), fd_(fd), rdonly_(rdonly), begin_(begin), size_(size),
       subdirs_(subdirs), parent_(parent), ino_(ino), rdev_(rdev),
       mode_(type == VType::kDir ? 0755 : (rdonly ? 0444 : 0644)),
-      children_(KAllocator<Child>(m.kernel().kmem())) {
+      children_(m.kernel().kmem()) {
   if (type == VType::kBlk) {
     blk_ = new (m.kernel().kmem()) HostBlockDevice(fd, begin, size, rdonly);
   }
 }
 
-EtfsNode::~EtfsNode() {
+// The last reference went: nobody else can reach the node, no lock.
+EtfsNode::~EtfsNode() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   drop_children();
   delete blk_;
   if (fd_ >= 0) rumpuser_close(fd_);
@@ -175,7 +181,7 @@ Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
     if (found && cn->ino_ == de.d_ino && cn->type() == want) return Ref<Vnode>(*c.node);
     Kmem::free(c.name);
     c.node->unref();
-    children_.erase(children_.begin() + static_cast<long>(i));
+    children_.erase(i);
     break;
   }
   if (!found) return err(ENOENT);
@@ -199,6 +205,11 @@ Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
   std::move(free_path).Cancel();  // the node owns path now
   char* cname = kstrdup(km, name);
   if (!cname) {
+    n->unref();
+    return err(ENOMEM);
+  }
+  if (!children_.reserve_more(1).ok()) {
+    Kmem::free(cname);
     n->unref();
     return err(ENOMEM);
   }
@@ -317,12 +328,12 @@ struct Entry {
 };
 
 struct EtfsState : public KObject {
-  explicit EtfsState(Kmem& k) : entries(KAllocator<Entry>(k)) {}
+  explicit EtfsState(Kmem& k) : entries(k) {}
   // Serialises register/remove; outermost (taken before the mount table,
   // so unranked: kMount is the lowest rank of the VFS).
   Mutex lock{LockRank::kNone};
-  std::vector<Entry, KAllocator<Entry>> entries;
-  unsigned next_minor = 0;
+  KVec<Entry> entries ABSL_GUARDED_BY(lock);
+  unsigned next_minor ABSL_GUARDED_BY(lock) = 0;
 };
 
 EtfsState* state(Kernel& k) { return g_etfs_state.get(k); }
@@ -337,9 +348,13 @@ Result<void> etfs_init(Kernel& k) {
 void etfs_fini(Kernel& k) {
   EtfsState* st = state(k);
   if (!st) return;
-  for (Entry& e : st->entries) {
-    Kmem::free(e.key);
-    e.mount->unref();
+  {
+    MutexLocker g(st->lock);
+    for (Entry& e : st->entries) {
+      Kmem::free(e.key);
+      e.mount->unref();
+    }
+    st->entries.clear();
   }
   delete g_etfs_state.take(k);
 }
@@ -367,6 +382,7 @@ void unmount_etfs(Kernel& k, EtfsMount& m) {
   VfsState& vs = vfs_state(k);
   {
     MutexLocker g(vs.mount_lock_);
+    m.table_lock().assert_held();  // the one table: vs's
     if (m.unmounted_) return;
     unmount_locked(vs, m, false);
   }
@@ -399,6 +415,8 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
   MutexLocker g(st.lock);
   for (Entry& e : st.entries)
     if (std::strcmp(e.key, key) == 0) return EEXIST;
+  // Room for the entry first: past the placeholder nothing may fail.
+  if (!st.entries.reserve_more(1).ok()) return ENOMEM;
   // The host side.
   int fd = -1;
   bool ro = false;
@@ -468,7 +486,7 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
     MutexLocker tg(vs.mount_lock_);
     {
       MutexLocker cg(m->covered_->mount().lock_);
-      m->covered_->mounted_here_ = m;
+      m->covered_->set_mounted_here(m);
     }
     vs.mounts_.push_back(*mref.leak());
   }
@@ -498,7 +516,7 @@ int do_remove(Lwp& l, EtfsState& st, const char* key) {
   }
   Kmem::free(st.entries[i].key);
   m->unref();  // the entry's; hold keeps it until we return
-  st.entries.erase(st.entries.begin() + static_cast<long>(i));
+  st.entries.erase(i);
   return 0;
 }
 
@@ -529,25 +547,11 @@ BlockDevice* block_device_of(Vnode& vp) {
   return n ? n->blockdev() : nullptr;
 }
 
+namespace {
+// The rump_pub_etfs_* functions of <rump/rumpvfs.h> (api/faction_c.cc) reach
+// etfs through this.
+const EtfsInterface kEtfsInterface{etfs_register, etfs_remove};
+const EtfsInterfaceRegistrar etfs_interface_registrar(&kEtfsInterface);
+}  // namespace
+
 }  // namespace rump
-
-extern "C" {
-
-int rump_pub_etfs_register_withsize(const char* key, const char* hostpath, enum rump_etfs_type ftype,
-                                    uint64_t begin, uint64_t size) {
-  rump::Kernel* k = rump::current_kernel();
-  if (!k) return ENOSYS;
-  return rump::etfs_register(*k, key, hostpath, static_cast<int>(ftype), begin, size);
-}
-
-int rump_pub_etfs_register(const char* key, const char* hostpath, enum rump_etfs_type ftype) {
-  return rump_pub_etfs_register_withsize(key, hostpath, ftype, 0, RUMP_ETFS_SIZE_ENDOFF);
-}
-
-int rump_pub_etfs_remove(const char* key) {
-  rump::Kernel* k = rump::current_kernel();
-  if (!k) return ENOSYS;
-  return rump::etfs_remove(*k, key);
-}
-
-}  // extern "C"

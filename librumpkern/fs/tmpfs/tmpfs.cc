@@ -34,69 +34,76 @@ TmpfsNode::TmpfsNode(TmpfsMount& mp, const NewNode& n, ino_t ino)
       gid_(n.gid),
       ino_(ino),
       rdev_(n.rdev),
-      pages_(KAllocator<std::pair<const uint64_t, char*>>(mp.kernel().kmem())),
-      by_name_(0, NameMap::hasher(), NameMap::key_equal(),
-               KAllocator<std::pair<const std::string_view, Dirent*>>(mp.kernel().kmem())),
-      by_cookie_(KAllocator<std::pair<const uint64_t, Dirent*>>(mp.kernel().kmem())) {
+      by_name_(mp.kernel().kmem()) {
   atime_ = mtime_ = ctime_ = btime_ = wall_timespec();
   if (n.type == VType::kDir) nlink_ = 1;  // "."; the entry in the parent adds one
   mp.nodes_.fetch_add(1, std::memory_order_relaxed);
 }
 
 TmpfsNode::~TmpfsNode() {
+  destroy_contents();
+  Kmem::free(target_);
+  tmount().nodes_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void TmpfsNode::destroy_contents() {
   // A directory still holding entries here was torn down with its mount
   // (teardown empties trees first); drop whatever is left.
   while (!by_cookie_.empty()) {
-    Dirent* d = by_cookie_.begin()->second;
+    Dirent* d = &*by_cookie_.begin();
     TmpfsNode* n = d->node;
     drop_entry(d);
     if (n->is_dir()) n->parent_ = nullptr;
     n->unref();
   }
   free_pages_from(0);
-  Kmem::free(target_);
-  tmount().nodes_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 TmpfsMount& TmpfsNode::tmount() const { return static_cast<TmpfsMount&>(mount()); }
 
-TmpfsNode::Dirent* TmpfsNode::find(std::string_view name) const {
-  auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : it->second;
+TmpfsNode::Dirent* TmpfsNode::find(std::string_view name) { return by_name_.find(name); }
+
+Result<TmpfsNode::Dirent*> TmpfsNode::alloc_dirent(std::string_view name) {
+  void* mem = mount().kernel().kmem().alloc(offsetof(Dirent, name) + name.size() + 1);
+  if (!mem) return err(ENOMEM);
+  auto* d = new (mem) Dirent;
+  std::memcpy(d->name, name.data(), name.size());
+  d->name[name.size()] = '\0';
+  d->len = name.size();
+  d->cookie = 0;
+  d->node = nullptr;
+  return d;
 }
 
-Result<void> TmpfsNode::add_entry(std::string_view name, TmpfsNode& n) {
-  if (find(name)) return err(EEXIST);
-  Kmem& km = mount().kernel().kmem();
-  auto* d = static_cast<Dirent*>(km.alloc(sizeof(Dirent)));
-  if (!d) return err(ENOMEM);
-  char* nm = static_cast<char*>(km.alloc(name.size() + 1));
-  if (!nm) {
-    Kmem::free(d);
-    return err(ENOMEM);
-  }
-  std::memcpy(nm, name.data(), name.size());
-  nm[name.size()] = '\0';
-  d->name = nm;
-  d->len = name.size();
+void TmpfsNode::free_dirent(Dirent* d) {
+  d->~Dirent();
+  Kmem::free(d);
+}
+
+void TmpfsNode::link_entry(Dirent* d, TmpfsNode& n) {
+  n.lock().assert_held();  // one tree, one lock
   d->cookie = next_cookie_++;
   d->node = &n;
-  by_name_.emplace(d->sv(), d);
-  by_cookie_.emplace(d->cookie, d);
+  by_name_.insert(*d);
+  by_cookie_.insert(*d);
   n.ref();
   n.nlink_++;
   if (n.is_dir()) {
     nlink_++;  // the child's ".."
     n.parent_ = this;
   }
+}
+
+Result<void> TmpfsNode::add_entry(std::string_view name, TmpfsNode& n) {
+  if (find(name)) return err(EEXIST);
+  link_entry(TRY(alloc_dirent(name)), n);
   return {};
 }
 
 void TmpfsNode::drop_entry(Dirent* d) {
-  by_name_.erase(d->sv());
-  by_cookie_.erase(d->cookie);
-  Kmem::free(d->name);
-  Kmem::free(d);
+  by_name_.erase(*d);
+  by_cookie_.erase(by_cookie_.iterator_to(*d));
+  free_dirent(d);
 }
 
 Result<Ref<Vnode>> TmpfsNode::lookup(std::string_view name) {
@@ -119,15 +126,21 @@ Result<Ref<Vnode>> TmpfsNode::create(std::string_view name, const NewNode& n) {
     std::memcpy(target, n.symlink_target.data(), n.symlink_target.size());
     target[n.symlink_target.size()] = '\0';
   }
+  Result<Dirent*> d = alloc_dirent(name);
+  if (!d.ok()) {
+    Kmem::free(target);
+    return err(d.error());
+  }
   auto* node = new (km) TmpfsNode(tmount(), n, tmount().next_ino());
   if (!node) {
     Kmem::free(target);
+    free_dirent(d.value());
     return err(ENOMEM);
   }
   Ref<Vnode> ref = adopt_ref<Vnode>(node);
   node->target_ = target;
   node->target_len_ = n.symlink_target.size();
-  TRY(add_entry(name, *node));
+  link_entry(d.value(), *node);
   touch(2 | 4);
   return ref;
 }
@@ -143,6 +156,7 @@ Result<void> TmpfsNode::link(std::string_view name, Vnode& target) {
   if (!is_dir()) return err(ENOTDIR);
   if (find(name)) return err(EEXIST);
   auto& t = static_cast<TmpfsNode&>(target);
+  t.lock().assert_held();  // one tree, one lock
   TRY(add_entry(name, t));
   t.touch(4);
   touch(2 | 4);
@@ -153,6 +167,7 @@ Result<void> TmpfsNode::remove(std::string_view name, Vnode& vp) {
   Dirent* d = find(name);
   if (!d || d->node != &vp) return err(ENOENT);
   TmpfsNode* n = d->node;
+  n->lock().assert_held();
   drop_entry(d);
   n->nlink_--;
   n->touch(4);
@@ -165,6 +180,7 @@ Result<void> TmpfsNode::rmdir(std::string_view name, Vnode& vp) {
   Dirent* d = find(name);
   if (!d || d->node != &vp) return err(ENOENT);
   TmpfsNode* n = d->node;
+  n->lock().assert_held();
   if (n->has_entries()) return err(ENOTEMPTY);
   drop_entry(d);
   n->nlink_ = 0;
@@ -179,13 +195,16 @@ Result<void> TmpfsNode::rmdir(std::string_view name, Vnode& vp) {
 Result<void> TmpfsNode::rename(std::string_view from_name, Vnode& vp, Vnode& to_dir_v,
                                std::string_view to_name, Vnode* target, bool exchange) {
   auto& to_dir = static_cast<TmpfsNode&>(to_dir_v);
+  to_dir.lock().assert_held();  // a rename never spans two mounts
   Dirent* d = find(from_name);
   if (!d || d->node != &vp) return err(ENOENT);
   auto* node = static_cast<TmpfsNode*>(&vp);
+  node->lock().assert_held();
   if (exchange) {
     Dirent* e = to_dir.find(to_name);
     if (!e || e->node != target) return err(ENOENT);
     auto* other = static_cast<TmpfsNode*>(target);
+    other->lock().assert_held();
     d->node = other;
     e->node = node;
     if (this != &to_dir) {
@@ -209,8 +228,20 @@ Result<void> TmpfsNode::rename(std::string_view from_name, Vnode& vp, Vnode& to_
   if (target) {
     Dirent* e = to_dir.find(to_name);
     if (!e || e->node != target) return err(ENOENT);
-    if (target->is_dir()) TRY(to_dir.rmdir(to_name, *target));
-    else TRY(to_dir.remove(to_name, *target));
+    target->lock().assert_held();
+    if (target->is_dir() && target->has_entries()) return err(ENOTEMPTY);
+  } else if (to_dir.find(to_name)) {
+    return err(EEXIST);
+  }
+  // The new entry is made before anything changes: past this point the
+  // rename cannot fail, so a full kernel leaves both names as they were.
+  Dirent* nd = TRY(to_dir.alloc_dirent(to_name));
+  if (target) {
+    Result<void> r = target->is_dir() ? to_dir.rmdir(to_name, *target) : to_dir.remove(to_name, *target);
+    if (!r.ok()) {
+      free_dirent(nd);
+      return r;
+    }
   }
   // Take a reference across the move: the old entry's goes with it.
   node->ref();
@@ -221,9 +252,8 @@ Result<void> TmpfsNode::rename(std::string_view from_name, Vnode& vp, Vnode& to_
     node->parent_ = nullptr;
   }
   node->unref();
-  Result<void> r = to_dir.add_entry(to_name, *node);
+  to_dir.link_entry(nd, *node);
   node->unref();
-  TRY(r);
   node->touch(4);
   touch(2 | 4);
   to_dir.touch(2 | 4);
@@ -242,16 +272,16 @@ Result<void> TmpfsNode::readdir(int64_t off, ReaddirFn fn) {
     off = 2;
   }
   for (auto it = by_cookie_.lower_bound(static_cast<uint64_t>(off)); it != by_cookie_.end(); ++it) {
-    Dirent* d = it->second;
-    if (!fn(DirEntry{d->node->ino_, static_cast<int64_t>(d->cookie + 1), d->node->type(), d->sv()})) break;
+    const Dirent& d = *it;
+    if (!fn(DirEntry{d.node->ino_, static_cast<int64_t>(d.cookie + 1), d.node->type(), d.sv()})) break;
   }
   mark_accessed();
   return {};
 }
 
 std::string_view TmpfsNode::name_of(const Vnode& child) const {
-  for (auto& [cookie, d] : by_cookie_)
-    if (d->node == &child) return d->sv();
+  for (const Dirent& d : by_cookie_)
+    if (d.node == &child) return d.sv();
   return {};
 }
 
@@ -265,32 +295,40 @@ Result<size_t> TmpfsNode::readlink(char* buf, size_t len) {
 
 // --- data
 
-void TmpfsNode::free_page(PageMap::iterator it) {
-  Kmem::free(it->second);
-  pages_.erase(it);
+TmpfsNode::Page* TmpfsNode::find_page(uint64_t idx) {
+  auto it = pages_.find(idx);
+  return it == pages_.end() ? nullptr : &*it;
+}
+
+void TmpfsNode::free_page(Page* p) {
+  pages_.erase(pages_.iterator_to(*p));
+  p->~Page();
+  Kmem::free(p);
   tmount().uncharge_page();
 }
 
 void TmpfsNode::free_pages_from(uint64_t first_idx) {
   auto it = pages_.lower_bound(first_idx);
   while (it != pages_.end()) {
-    auto next = std::next(it);
-    free_page(it);
-    it = next;
+    Page* p = &*it;
+    ++it;
+    free_page(p);
   }
 }
 
 Result<char*> TmpfsNode::page_for_write(uint64_t idx) {
-  auto it = pages_.find(idx);
-  if (it != pages_.end()) return it->second;
+  if (Page* p = find_page(idx)) return p->data;
   if (!tmount().charge_page()) return err(ENOSPC);
-  char* p = static_cast<char*>(mount().kernel().kmem().zalloc(kPage));
-  if (!p) {
+  void* mem = mount().kernel().kmem().alloc(sizeof(Page));
+  if (!mem) {
     tmount().uncharge_page();
     return err(ENOSPC);  // out of kernel memory: a full tmpfs to the caller
   }
-  pages_.emplace(idx, p);
-  return p;
+  auto* p = new (mem) Page;
+  p->idx = idx;
+  std::memset(p->data, 0, kPage);
+  pages_.insert(*p);
+  return p->data;
 }
 
 // Zeroes [from, to) in the allocated pages (for truncation and holes).
@@ -299,10 +337,9 @@ void TmpfsNode::zero_range(uint64_t from, uint64_t to) {
     uint64_t idx = from / kPage, in = from % kPage;
     uint64_t n = kPage - in;
     if (n > to - from) n = to - from;
-    auto it = pages_.find(idx);
-    if (it != pages_.end()) {
-      if (in == 0 && n == kPage) free_page(it);
-      else std::memset(it->second + in, 0, n);
+    if (Page* p = find_page(idx)) {
+      if (in == 0 && n == kPage) free_page(p);
+      else std::memset(p->data + in, 0, n);
     }
     from += n;
   }
@@ -323,9 +360,8 @@ Result<size_t> TmpfsNode::read(void* buf, size_t len, uint64_t off) {
     uint64_t idx = pos / kPage, in = pos % kPage;
     size_t n = kPage - in;
     if (n > len - done) n = len - done;
-    auto it = pages_.find(idx);
-    if (it == pages_.end()) std::memset(out + done, 0, n);
-    else std::memcpy(out + done, it->second + in, n);
+    if (const Page* p = find_page(idx)) std::memcpy(out + done, p->data + in, n);
+    else std::memset(out + done, 0, n);
     done += n;
   }
   return done;
@@ -395,13 +431,13 @@ Result<uint64_t> TmpfsNode::seek_data(uint64_t off, bool hole) {
   if (!hole) {
     auto it = pages_.lower_bound(idx);
     if (it == pages_.end()) return err(ENXIO);
-    uint64_t pos = it->first == idx ? off : it->first * kPage;
+    uint64_t pos = it->idx == idx ? off : it->idx * kPage;
     if (pos >= size_) return err(ENXIO);
     return pos;
   }
   auto it = pages_.find(idx);
   if (it == pages_.end()) return off;
-  while (it != pages_.end() && it->first == idx) {
+  while (it != pages_.end() && it->idx == idx) {
     ++it;
     idx++;
   }
@@ -497,7 +533,7 @@ namespace {
 
 // Empties a directory tree bottom-up (unmount): drops every entry's
 // reference; nodes still open elsewhere live on, unlinked.
-void clear_tree(TmpfsNode& dir) {
+void clear_tree(TmpfsNode& dir) ABSL_EXCLUSIVE_LOCKS_REQUIRED(dir.lock()) {
   Ref<Vnode> keep(dir);
   for (;;) {
     std::string_view name;
@@ -513,6 +549,7 @@ void clear_tree(TmpfsNode& dir) {
     Result<Ref<Vnode>> c = dir.lookup(name);
     if (!c.ok()) break;
     Ref<Vnode> cv = std::move(c).value();
+    cv->lock().assert_held();
     if (cv->is_dir()) {
       clear_tree(static_cast<TmpfsNode&>(*cv));
       (void)dir.rmdir(name, *cv);
@@ -525,7 +562,10 @@ void clear_tree(TmpfsNode& dir) {
 }  // namespace
 
 void TmpfsMount::teardown() {
-  if (root_) clear_tree(static_cast<TmpfsNode&>(*root_));
+  if (root_) {
+    root_->lock().assert_held();
+    clear_tree(static_cast<TmpfsNode&>(*root_));
+  }
   root_.reset();
 }
 
@@ -605,15 +645,11 @@ Result<Ref<Mount>> tmpfs_mount(Kernel& k, const char* source, int flags, const c
   n.mode = root_mode;
   n.uid = uid;
   n.gid = gid;
-  ino_t ino;
-  {
-    MutexLocker g(m->lock_);
-    ino = m->next_ino();
-  }
-  auto* root = new (k.kmem()) TmpfsNode(*m, n, ino);
+  auto* root = new (k.kmem()) TmpfsNode(*m, n, m->next_ino());
   if (!root) return err(ENOMEM);
-  root->nlink_ = 2;
   MutexLocker g(m->lock_);
+  root->lock().assert_held();
+  root->init_root();
   m->root_ = RefPtr<Vnode>(kAdopt, root);
   return ref;
 }

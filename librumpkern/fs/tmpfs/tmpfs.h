@@ -2,17 +2,27 @@
 // mountable anywhere ("tmpfs", option size=N[kmg]).
 //
 // Nodes are vnodes (no separate cache): a TmpfsNode lives while it has a
-// name or an in-memory user. Regular files are sparse: page-sized chunks in
-// an ordered map, absent pages read as zeros and count nothing in
-// st_blocks. Pages come from the kernel's Kmem (so RUMP_MEMLIMIT covers
-// them) and are counted against the mount's size= limit (ENOSPC).
-// Everything is guarded by the mount's tree lock (vfs/vnode.h).
+// name or an in-memory user. Regular files are sparse: page-sized chunks
+// linked in an intrusive tree by index, absent pages read as zeros and
+// count nothing in st_blocks. Pages come from the kernel's Kmem (so
+// RUMP_MEMLIMIT covers them) and are counted against the mount's size=
+// limit (ENOSPC).
+//
+// Memory: every structure that grows is intrusive. A directory entry is
+// one Kmem block (hooks, cookie, name) allocated before anything is
+// linked, and a page carries its own tree hook, so once the allocation
+// succeeded linking cannot fail: an operation either fails with ENOMEM
+// (ENOSPC for file data) having changed nothing, or completes.
+//
+// Everything is guarded by the mount's tree lock (vfs/vnode.h), reached
+// as lock().
 #pragma once
 
-#include <map>
+#include <boost/intrusive/set.hpp>
+#include <boost/intrusive/unordered_set.hpp>
 #include <string_view>
 
-#include "absl/container/flat_hash_map.h"
+#include "base/intrusive_hash.h"
 #include "vfs/vnode.h"
 
 namespace rump {
@@ -24,73 +34,112 @@ class TmpfsNode : public Vnode {
   TmpfsNode(TmpfsMount& mp, const NewNode& n, ino_t ino);
   ~TmpfsNode() override;
 
-  Result<Ref<Vnode>> lookup(std::string_view name) override;
-  Result<Ref<Vnode>> create(std::string_view name, const NewNode& n) override;
-  Result<Ref<Vnode>> create_unnamed(const NewNode& n) override;
-  Result<void> link(std::string_view name, Vnode& target) override;
-  Result<void> remove(std::string_view name, Vnode& vp) override;
-  Result<void> rmdir(std::string_view name, Vnode& vp) override;
+  Result<Ref<Vnode>> lookup(std::string_view name) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<Ref<Vnode>> create(std::string_view name, const NewNode& n) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<Ref<Vnode>> create_unnamed(const NewNode& n) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> link(std::string_view name, Vnode& target) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> remove(std::string_view name, Vnode& vp) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> rmdir(std::string_view name, Vnode& vp) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   Result<void> rename(std::string_view from_name, Vnode& vp, Vnode& to_dir, std::string_view to_name,
-                      Vnode* target, bool exchange) override;
-  Result<void> readdir(int64_t off, ReaddirFn fn) override;
-  bool has_entries() const override { return !by_cookie_.empty(); }
-  Vnode* parent_dir() const override { return parent_; }
-  std::string_view name_of(const Vnode& child) const override;
+                      Vnode* target, bool exchange) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> readdir(int64_t off, ReaddirFn fn) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  bool has_entries() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return !by_cookie_.empty(); }
+  Vnode* parent_dir() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return parent_; }
+  std::string_view name_of(const Vnode& child) const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
-  Result<size_t> readlink(char* buf, size_t len) override;
-  Result<size_t> read(void* buf, size_t len, uint64_t off) override;
-  Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
-  Result<void> truncate(uint64_t size) override;
-  Result<void> fallocate(int mode, uint64_t off, uint64_t len) override;
-  Result<uint64_t> seek_data(uint64_t off, bool hole) override;
+  Result<size_t> readlink(char* buf, size_t len) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<size_t> read(void* buf, size_t len, uint64_t off) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<size_t> write(const void* buf, size_t len, uint64_t off) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> truncate(uint64_t size) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> fallocate(int mode, uint64_t off, uint64_t len) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<uint64_t> seek_data(uint64_t off, bool hole) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
-  void getattr(Vattr& va) const override;
-  Result<void> setattr(const SetAttr& sa) override;
-  void touch(int which) override;
+  void getattr(Vattr& va) const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> setattr(const SetAttr& sa) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void touch(int which) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // An access (read, readdir, readlink) under relatime rules.
-  void mark_accessed();
+  void mark_accessed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+
+  // The root directory of a fresh mount: its own "." and the ".." that
+  // names itself.
+  void init_root() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { nlink_ = 2; }
 
  private:
+  // A directory entry: one Kmem block holding the hooks, the cookie and
+  // the name, made before it is linked (see the top of this file).
   struct Dirent {
-    char* name;
-    size_t len;
+    bi::unordered_set_member_hook<> name_hook;
+    bi::set_member_hook<> cookie_hook;
     uint64_t cookie;
-    TmpfsNode* node;  // holds a reference
+    TmpfsNode* node;  // holds a reference while linked
+    size_t len;
+    char name[1];     // len bytes and a NUL, allocated with the entry
     std::string_view sv() const { return {name, len}; }
   };
-  using NameMap = absl::flat_hash_map<std::string_view, Dirent*, absl::container_internal::hash_default_hash<std::string_view>,
-                                      absl::container_internal::hash_default_eq<std::string_view>,
-                                      KAllocator<std::pair<const std::string_view, Dirent*>>>;
-  using CookieMap = std::map<uint64_t, Dirent*, std::less<uint64_t>, KAllocator<std::pair<const uint64_t, Dirent*>>>;
-  using PageMap = std::map<uint64_t, char*, std::less<uint64_t>, KAllocator<std::pair<const uint64_t, char*>>>;
+  struct NameOf {
+    using type = std::string_view;
+    std::string_view operator()(const Dirent& d) const { return d.sv(); }
+  };
+  struct CookieOf {
+    using type = uint64_t;
+    uint64_t operator()(const Dirent& d) const { return d.cookie; }
+  };
+  using NameTable = IntrusiveHash<Dirent, &Dirent::name_hook, NameOf>;
+  using CookieSet = bi::set<Dirent, bi::member_hook<Dirent, bi::set_member_hook<>, &Dirent::cookie_hook>,
+                            bi::key_of_value<CookieOf>, bi::constant_time_size<true>>;
+
+  // A page of file data with its tree hook.
+  struct Page {
+    bi::set_member_hook<> hook;
+    uint64_t idx;
+    alignas(16) char data[kBlockSize];
+  };
+  struct IndexOf {
+    using type = uint64_t;
+    uint64_t operator()(const Page& p) const { return p.idx; }
+  };
+  using PageSet = bi::set<Page, bi::member_hook<Page, bi::set_member_hook<>, &Page::hook>,
+                          bi::key_of_value<IndexOf>, bi::constant_time_size<true>>;
 
   TmpfsMount& tmount() const;
-  Result<void> add_entry(std::string_view name, TmpfsNode& n);
-  void drop_entry(Dirent* d);  // unlinks d from the maps and frees it (not the node ref)
-  Dirent* find(std::string_view name) const;
-  Result<char*> page_for_write(uint64_t idx);
-  void free_pages_from(uint64_t first_idx);
-  void zero_range(uint64_t from, uint64_t to);
-  void free_page(PageMap::iterator it);
+  // An unlinked entry for name (ENOMEM); link_entry makes it name n and
+  // cannot fail; free_dirent gives back one that was never linked.
+  Result<Dirent*> alloc_dirent(std::string_view name);
+  static void free_dirent(Dirent* d);
+  void link_entry(Dirent* d, TmpfsNode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> add_entry(std::string_view name, TmpfsNode& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // Unlinks d and frees it (not the node's reference).
+  void drop_entry(Dirent* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Dirent* find(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Page* find_page(uint64_t idx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<char*> page_for_write(uint64_t idx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void free_pages_from(uint64_t first_idx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void zero_range(uint64_t from, uint64_t to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void free_page(Page* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // The destructor's teardown: no other user exists, so no lock is held.
+  void destroy_contents() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
-  mode_t mode_;
-  uid_t uid_;
-  gid_t gid_;
-  nlink_t nlink_ = 0;
-  ino_t ino_;
-  dev_t rdev_;
-  timespec atime_, mtime_, ctime_, btime_;
+  mode_t mode_ ABSL_GUARDED_BY(lock());
+  uid_t uid_ ABSL_GUARDED_BY(lock());
+  gid_t gid_ ABSL_GUARDED_BY(lock());
+  nlink_t nlink_ ABSL_GUARDED_BY(lock()) = 0;
+  const ino_t ino_;
+  const dev_t rdev_;
+  timespec atime_ ABSL_GUARDED_BY(lock());
+  timespec mtime_ ABSL_GUARDED_BY(lock());
+  timespec ctime_ ABSL_GUARDED_BY(lock());
+  timespec btime_ ABSL_GUARDED_BY(lock());
   // Regular files.
-  uint64_t size_ = 0;
-  PageMap pages_;
-  // Symlinks.
+  uint64_t size_ ABSL_GUARDED_BY(lock()) = 0;
+  PageSet pages_ ABSL_GUARDED_BY(lock());
+  // Symlinks: set before the node is published, constant afterwards.
   char* target_ = nullptr;
   size_t target_len_ = 0;
   // Directories.
-  TmpfsNode* parent_ = nullptr;  // borrowed: a linked directory's parent outlives it
-  NameMap by_name_;
-  CookieMap by_cookie_;
-  uint64_t next_cookie_ = 2;
+  TmpfsNode* parent_ ABSL_GUARDED_BY(lock()) = nullptr;  // borrowed: a linked directory's parent outlives it
+  NameTable by_name_ ABSL_GUARDED_BY(lock());
+  CookieSet by_cookie_ ABSL_GUARDED_BY(lock());
+  uint64_t next_cookie_ ABSL_GUARDED_BY(lock()) = 2;
   friend class TmpfsMount;
   friend Result<Ref<Mount>> tmpfs_mount(Kernel& k, const char* source, int flags, const char* data);
 };
@@ -100,17 +149,17 @@ class TmpfsMount : public Mount {
   TmpfsMount(Kernel& k, FsType& t, int flags, uint64_t max_pages);
   ~TmpfsMount() override;
   Stat statfs() override;
-  void teardown() override;
+  void teardown() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   bool charge_page();
   void uncharge_page();
-  ino_t next_ino() { return next_ino_++; }
+  ino_t next_ino() { return next_ino_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   uint64_t max_pages_;  // 0: no limit but the kernel's memory
   std::atomic<uint64_t> pages_{0};
   std::atomic<uint64_t> nodes_{0};
-  ino_t next_ino_ = 2;  // guarded by lock_
+  std::atomic<ino_t> next_ino_{2};
   friend class TmpfsNode;
 };
 

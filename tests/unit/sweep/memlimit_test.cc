@@ -308,19 +308,15 @@ Failure tmpfs_mounts() {
 
 }  // namespace
 
-// A workload tagged [.] still ends the host process at some limit (an
-// allocation inside a container of the named faction throws); it runs only
-// when asked for by name or tag, until that faction returns ENOMEM there.
-
-TEST_CASE("memory limit: files in one directory", "[memlimit][.][needs-vfs]") {
+TEST_CASE("memory limit: files in one directory", "[memlimit]") {
   sweep(files_in_one_directory, {ENOMEM, ENOSPC});
 }
 
-TEST_CASE("memory limit: sparse file pages", "[memlimit][.][needs-vfs]") {
+TEST_CASE("memory limit: sparse file pages", "[memlimit]") {
   sweep(sparse_file_pages, {ENOMEM, ENOSPC});
 }
 
-TEST_CASE("memory limit: processes", "[memlimit][.][needs-vfs]") {
+TEST_CASE("memory limit: processes", "[memlimit]") {
   sweep(processes, {ENOMEM, EAGAIN});
 }
 
@@ -328,14 +324,14 @@ TEST_CASE("memory limit: pipes", "[memlimit]") {
   sweep(pipes, {ENOMEM, EMFILE, ENFILE, EAGAIN});
 }
 
-TEST_CASE("memory limit: pages of an isolated address space", "[memlimit][.][needs-vfs]") {
+TEST_CASE("memory limit: pages of an isolated address space", "[memlimit]") {
   sweep(isolated_address_space_pages, {ENOMEM, EAGAIN});
 }
 
-TEST_CASE("memory limit: directory trees with renames", "[memlimit][.][needs-vfs]") {
+TEST_CASE("memory limit: directory trees with renames", "[memlimit]") {
   sweep(directory_trees_with_renames, {ENOMEM, ENOSPC});
 }
 
-TEST_CASE("memory limit: tmpfs mounts", "[memlimit][.][needs-vfs]") {
+TEST_CASE("memory limit: tmpfs mounts", "[memlimit]") {
   sweep(tmpfs_mounts, {ENOMEM, ENOSPC});
 }
