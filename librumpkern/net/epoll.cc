@@ -113,6 +113,7 @@ class Eventpoll : public KObject, public RefCounted<Eventpoll> {
       it.ready = true;
     }
     if (sleepers_) cv_.signal();
+    wq_.lock().assert_held();  // the queue's lock is the object's lock_
     if (!wq_.empty()) wq_.wakeup();
     return true;
   }
@@ -334,6 +335,7 @@ class EpollOps : public FileOps {
   short poll(File& f, short events, PollTable* pt) const override {
     Eventpoll& ep = *static_cast<Eventpoll*>(f.data_);
     MutexLocker g(ep.lock_);
+    ep.wq_.lock().assert_held();  // the queue's lock is the object's lock_
     if (pt) pt->add(ep.wq_);
     return ep.rdl_.empty() ? 0 : static_cast<short>((POLLIN | POLLRDNORM) & events);
   }

@@ -37,6 +37,7 @@ class Eventfd : public KObject, public RefCounted<Eventfd> {
 
   void changed_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
     if (sleepers_) cv_.broadcast();
+    wq_.lock().assert_held();  // the queue's lock is the object's lock_
     if (!wq_.empty()) wq_.wakeup();
   }
 
@@ -91,6 +92,7 @@ class EventfdOps : public FileOps {
   short poll(File& f, short events, PollTable* pt) const override {
     Eventfd& e = efd_of(f);
     MutexLocker g(e.lock_);
+    e.wq_.lock().assert_held();  // the queue's lock is the object's lock_
     if (pt) pt->add(e.wq_);
     short m = 0;
     if (e.count_ > 0) m |= POLLIN | POLLRDNORM;

@@ -119,6 +119,7 @@ void Socket::wake_locked() {
   if (rcv_waiters_) rcv_cv_.broadcast();
   if (snd_waiters_) snd_cv_.broadcast();
   if (conn_waiters_) conn_cv_.broadcast();
+  wq_.lock().assert_held();  // the queue's lock is the object's lock_
   if (!wq_.empty()) wq_.wakeup();
 }
 
@@ -128,6 +129,7 @@ void Socket::deliver_locked(SockRecord* rec) {
   rcv_count_++;
   gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (rcv_waiters_) rcv_cv_.signal();
+  wq_.lock().assert_held();  // the queue's lock is the object's lock_
   if (!wq_.empty()) wq_.wakeup();
 }
 
@@ -142,6 +144,7 @@ void Socket::uncharge(size_t n) {
   snd_cc_ = snd_cc_ > n ? snd_cc_ - n : 0;
   gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   if (snd_waiters_) snd_cv_.broadcast();
+  wq_.lock().assert_held();  // the queue's lock is the object's lock_
   if (!wq_.empty()) wq_.wakeup();
 }
 
@@ -507,6 +510,7 @@ Result<Ref<Socket>> so_accept(Lwp& l, Socket& so, bool nonblock) {
 
 short so_poll(Socket& so, short events, PollTable* pt) {
   MutexLocker g(so.lock_);
+  so.wq_.lock().assert_held();  // the queue's lock is the object's lock_
   if (pt) pt->add(so.wq_);
   return so.proto().poll_locked(so) & (events | POLLERR | POLLHUP);
 }

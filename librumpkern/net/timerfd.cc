@@ -66,6 +66,7 @@ class Timerfd : public KObject, public RefCounted<Timerfd> {
           t->next_mono_ = 0;
         }
         if (t->sleepers_) t->cv_.broadcast();
+        t->wq_.lock().assert_held();  // the queue's lock is the object's lock_
         if (!t->wq_.empty()) t->wq_.wakeup();
       }
     }
@@ -103,6 +104,7 @@ class TimerfdOps : public FileOps {
   short poll(File& f, short events, PollTable* pt) const override {
     Timerfd& t = tfd_of(f);
     MutexLocker g(t.lock_);
+    t.wq_.lock().assert_held();  // the queue's lock is the object's lock_
     if (pt) pt->add(t.wq_);
     return t.ticks_ ? static_cast<short>((POLLIN | POLLRDNORM) & events) : 0;
   }
