@@ -75,7 +75,16 @@ Result<Ref<File>> File::create(Kmem& k, const FileOps* ops, RefPtr<Vnode> vp, in
   return adopt_ref(f);
 }
 
+namespace {
+std::atomic<void (*)(File&)> g_epoll_release{nullptr};
+}  // namespace
+
+void set_file_epoll_release(void (*fn)(File& f)) { g_epoll_release.store(fn, std::memory_order_release); }
+
 void File::last_unref() {
+  if (epoll_items_.load(std::memory_order_acquire)) {
+    if (auto* fn = g_epoll_release.load(std::memory_order_acquire)) fn(*this);
+  }
   ops_->close(*this);
   if (vnode_) {
     Kernel& k = vnode_->mount().kernel();

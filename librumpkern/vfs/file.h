@@ -110,6 +110,10 @@ class File : public KObject, public RefCounted<File> {
   // Set when OFD or flock locks were taken through this description, so
   // the last close knows to release them (vfs/lock.cc).
   std::atomic<bool> has_adv_locks_{false};
+  // Epoll items watching this description (net/epoll.cc's list head, or
+  // null): the last reference drops them, before the object goes, through
+  // the hook the epoll code registered (set_file_epoll_release).
+  std::atomic<void*> epoll_items_{nullptr};
 
  private:
   friend class RefCounted<File>;
@@ -247,6 +251,9 @@ const SpecialOps* find_special(VType type, dev_t rdev);
 struct SpecialRegistrar {
   explicit SpecialRegistrar(const SpecialOps* ops) { register_special(ops); }
 };
+
+// Registered at load time by the code that links epoll items to files.
+void set_file_epoll_release(void (*fn)(File& f));
 
 // The default FileOps of vnode-backed files.
 extern const FileOps& kVnodeFileOps;

@@ -10,7 +10,24 @@ namespace rump {
 WaitQueue::~WaitQueue() ABSL_NO_THREAD_SAFETY_ANALYSIS { entries_.clear(); }
 
 void WaitQueue::wakeup() {
-  for (PollEntry& e : entries_) e.table->fire();
+  bool exclusive_done = false;
+  for (PollEntry& e : entries_) {
+    if (!e.wake) {
+      e.table->fire();
+      continue;
+    }
+    if (e.exclusive && exclusive_done) continue;
+    if (e.wake(e) && e.exclusive) exclusive_done = true;
+  }
+}
+
+void poll_entry_unlink(PollEntry& e) {
+  if (!e.queue) return;
+  {
+    MutexLocker g(e.queue->lock());
+    if (e.hook.is_linked()) e.queue->entries_.erase(e.queue->entries_.iterator_to(e));
+  }
+  e.queue = nullptr;
 }
 
 PollTable::PollTable(PollEntry* entries, size_t n) : entries_(entries), n_(n) {

@@ -38,11 +38,18 @@ class Lwp;
 class PollTable;
 class WaitQueue;
 
-// One descriptor's link into an object's queue.
+// One descriptor's link into an object's queue. A poll/select call's
+// entries fire their PollTable; an entry with wake set (an epoll item,
+// net/epoll.cc) has wake(entry) called instead, with the queue owner's lock
+// held, and stays linked across calls until poll_entry_unlink(). wake
+// returns whether it took the event; exclusive entries (EPOLLEXCLUSIVE)
+// stop a wakeup after the first one that took it.
 struct PollEntry {
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
   PollTable* table = nullptr;
   WaitQueue* queue = nullptr;
+  bool (*wake)(PollEntry& e) = nullptr;
+  bool exclusive = false;
 };
 
 class WaitQueue {
@@ -60,6 +67,7 @@ class WaitQueue {
 
  private:
   friend class PollTable;
+  friend void poll_entry_unlink(PollEntry& e);
   using List = boost::intrusive::list<
       PollEntry, boost::intrusive::member_hook<PollEntry, decltype(PollEntry::hook), &PollEntry::hook>,
       boost::intrusive::constant_time_size<false>>;
@@ -87,6 +95,9 @@ class PollTable {
   int wait(Lwp& l, int64_t deadline_ns);
   // Unlinks every entry (each under its queue's owner lock).
   void detach_all();
+  // Forgets the entries without unlinking them: their owner (an epoll
+  // item that registered through this table) unlinks them itself.
+  void keep_linked() { n_ = 0; }
 
  private:
   PollEntry* entries_;
@@ -96,6 +107,10 @@ class PollTable {
   CondVar cv_;
   bool fired_ ABSL_GUARDED_BY(lock_) = false;
 };
+
+// Unlinks a long-lived entry (one with wake) from its queue, under the
+// queue owner's lock. No wake() runs for it after this returns.
+void poll_entry_unlink(PollEntry& e);
 
 // The monotonic clock in nanoseconds.
 int64_t poll_now_ns();

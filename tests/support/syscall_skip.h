@@ -14,7 +14,11 @@ namespace rump_test {
 inline constexpr const char* kSweepSkips[] = {
     "exit", "exit_group", "reboot", "nanosleep", "clock_nanosleep", "pause", "rt_sigsuspend",
     "wait4", "waitid", "poll", "ppoll", "select", "pselect6", "flock", "fcntl", "read", "readv",
-    "pread64", "preadv", "vmspace_ctl"};
+    "pread64", "preadv", "vmspace_ctl",
+    // Socket and epoll calls that wait: on a connected pair nobody writes
+    // to, a listener nobody connects to, a full backlog or buffer.
+    "accept", "accept4", "connect", "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg",
+    "epoll_wait", "epoll_pwait", "epoll_pwait2"};
 
 // Is the call called name one that sweeps leave out?
 inline bool sweep_skips(const char* name) {
@@ -58,6 +62,22 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"ioctl", "no sweep scalar is a request that copies (EFAULT of FIONREAD: vfs/pipe_test.cc)"},
     {"vmspace_pread", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"vmspace_pwrite", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
+    {"bind", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"getsockname", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"getpeername", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"getsockopt", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"setsockopt", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"accept", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"accept4", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"connect", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"sendto", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"sendmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"sendmmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"recvfrom", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"recvmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"recvmmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
+    {"epoll_wait", "no sweep descriptor is an epoll: EINVAL comes first (EFAULT: net/socket_test.cc)"},
+    {"timerfd_gettime", "no sweep descriptor is a timerfd: EINVAL comes first (EFAULT: net/socket_test.cc)"},
 };
 
 inline const char* no_efault_reason(const char* name) {

@@ -1,0 +1,138 @@
+// The differential harness of the network tests: one scenario, written
+// once as a template over the kernel it talks to, runs in a forked host
+// child against the host kernel and in a process of a fresh rump kernel;
+// every result and errno is logged and the two logs must be equal.
+//
+// SYS(name, args...) calls the host's name() or rump_sys_name(). Results
+// are logged with R (exact value), F (a descriptor: only ">= 0" or the
+// errno, as numbers differ) or V (a value the scenario computed). Both
+// runs ignore SIGPIPE (EPIPE is what is compared) and see the same
+// directory path (host: a fresh mkdtemp directory; rump: the same path in
+// its tmpfs) and the same abstract-name prefix.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include <rump/rump_syscalls.h>
+
+#include "rump_test.h"
+
+namespace net_test {
+
+// The kernel's struct sigaction, for a rump process's signal actions.
+struct KSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  uint64_t mask;
+};
+inline void* const kSigIgn = reinterpret_cast<void*>(uintptr_t{1});
+inline int rump_set_action(int sig, void* handler) {
+  KSigaction a{handler, 0, nullptr, 0};
+  return rump_sys_rt_sigaction(sig, &a, nullptr, 8);
+}
+
+// send and recv are sendto and recvfrom on Linux x86-64: the rump kernel
+// has no calls of those names.
+inline ssize_t rump_sys_send(int fd, const void* buf, size_t len, int flags) {
+  return rump_sys_sendto(fd, buf, len, flags, nullptr, 0);
+}
+inline ssize_t rump_sys_recv(int fd, void* buf, size_t len, int flags) {
+  return rump_sys_recvfrom(fd, buf, len, flags, nullptr, nullptr);
+}
+
+struct Log {
+  char buf[48 * 1024];
+  size_t n;
+  bool overflow;
+  void add(int line, const char* fmt, ...) __attribute__((format(printf, 3, 4))) {
+    if (n == 0) std::memset(buf, 0, sizeof buf);
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    int w = snprintf(buf + n, sizeof buf - n, "%d: %s\n", line, tmp);
+    if (w < 0 || static_cast<size_t>(w) >= sizeof buf - n) {
+      overflow = true;
+      return;
+    }
+    n += static_cast<size_t>(w);
+  }
+};
+
+struct Env {
+  char dir[64];       // an empty directory, same path in both kernels
+  char abstract[32];  // a prefix for abstract names, unique on the host
+};
+
+template <bool Rump>
+struct K {
+  static constexpr bool kRump = Rump;
+};
+
+#define SYS(name, ...) (S::kRump ? static_cast<long>(rump_sys_##name(__VA_ARGS__)) : static_cast<long>(::name(__VA_ARGS__)))
+
+inline long log_result(Log& L, int line, const char* text, long r, bool exact) {
+  int e = errno;
+  if (r < 0) L.add(line, "%s = -1 errno %d", text, e);
+  else if (exact) L.add(line, "%s = %ld", text, r);
+  else L.add(line, "%s = ok", text);
+  errno = e;
+  return r;
+}
+#define R(expr) ::net_test::log_result(L, __LINE__, #expr, (errno = 0, static_cast<long>(expr)), true)
+#define F(expr) static_cast<int>(::net_test::log_result(L, __LINE__, #expr, (errno = 0, static_cast<long>(expr)), false))
+#define V(fmt, ...) L.add(__LINE__, fmt, __VA_ARGS__)
+
+// A sockaddr_un for a path inside env.dir, or an abstract name.
+inline socklen_t path_addr(sockaddr_un& a, const Env& env, const char* name) {
+  std::memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof a.sun_path, "%s/%s", env.dir, name);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(a.sun_path) + 1);
+}
+inline socklen_t abstract_addr(sockaddr_un& a, const Env& env, const char* name) {
+  std::memset(&a, 0, sizeof a);
+  a.sun_family = AF_UNIX;
+  int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "%s-%s", env.abstract, name);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+}
+inline sockaddr* sa(sockaddr_un& a) { return reinterpret_cast<sockaddr*>(&a); }
+
+// Logs an address: its length and bytes (the path or the abstract name).
+inline void log_addr(Log& L, int line, const sockaddr_un& a, socklen_t len) {
+  std::string s;
+  size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+  for (size_t i = 0; i < n && i < sizeof a.sun_path; i++) s += a.sun_path[i] ? a.sun_path[i] : '@';
+  L.add(line, "addr len %u family %d '%s'", len, len >= 2 ? a.sun_family : -1, s.c_str());
+}
+#define LOG_ADDR(a, len) ::net_test::log_addr(L, __LINE__, a, len)
+
+using ScenarioFn = void (*)(Log&, const Env&);
+
+// Runs host and rump versions and compares their logs.
+void run_diff(ScenarioFn host, ScenarioFn rump);
+
+// Runs fn as a process of a fresh rump kernel that ignores SIGPIPE, with
+// env.dir made; used by run_diff and by the rump-only tests.
+void in_rump(const Env& env, const std::function<void()>& fn);
+Env make_env();
+
+}  // namespace net_test

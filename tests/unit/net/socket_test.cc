@@ -1,0 +1,270 @@
+// AF_UNIX tests against the rump kernel alone: what the host cannot show
+// (kernel memory coming back after descriptors in flight were collected)
+// and stress across both virtual CPUs.
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "net_diff.h"
+
+using namespace net_test;
+
+namespace {
+
+std::atomic<int> g_thread_failures{0};
+#define TCHECK(expr)                                 \
+  do {                                               \
+    if (!(expr)) g_thread_failures.fetch_add(1);     \
+  } while (0)
+
+long send_fds(int sock, const int* fds, int n) {
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 8)] = {};
+  char c = 'x';
+  iovec iov{&c, 1};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = ctl;
+  mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+  cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+  std::memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
+  return rump_sys_sendmsg(sock, &mh, 0);
+}
+
+}  // namespace
+
+TEST_CASE("net: descriptors in flight on unreachable sockets are collected; kernel memory comes back", "[net]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    rump_test::Kid kid = rump_test::fork_kid();
+    rump_lwproc_switch(kid.l);
+    // Warm up what stays allocated once used: the descriptor table's slots.
+    int w[2];
+    for (int i = 0; i < 8; i++) REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, w) == 0);
+    for (int fd = 0; fd < 64; fd++) rump_sys_close(fd);
+    size_t before = up.mem();
+    for (int round = 0; round < 3; round++) {
+      // A pair that carries its own descriptors, another that carries the
+      // first, a datagram socket that carries itself, and a pipe.
+      int a[2], b[2], d[2], p[2];
+      REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0);
+      REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_SEQPACKET, 0, b) == 0);
+      REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_DGRAM, 0, d) == 0);
+      REQUIRE(rump_sys_pipe(p) == 0);
+      CHECK(send_fds(a[0], a, 2) == 1);
+      CHECK(send_fds(a[1], a, 2) == 1);
+      CHECK(send_fds(b[0], a, 2) == 1);
+      CHECK(send_fds(b[1], b, 2) == 1);
+      CHECK(send_fds(d[0], d, 2) == 1);
+      CHECK(send_fds(d[1], p, 2) == 1);
+      for (int f : {a[0], a[1], b[0], b[1], d[0], d[1], p[0], p[1]}) CHECK(rump_sys_close(f) == 0);
+    }
+    // The collector runs at the last close of a local socket (as Linux's):
+    // one more pair made and closed.
+    REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, w) == 0);
+    rump_sys_close(w[0]);
+    rump_sys_close(w[1]);
+    CHECK(up.mem() == before);
+    // A reachable socket keeps what is in flight to it.
+    int a[2], q[2];
+    REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, a) == 0);
+    REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, q) == 0);
+    CHECK(send_fds(a[0], q, 2) == 1);
+    CHECK(rump_sys_close(q[0]) == 0);
+    CHECK(rump_sys_close(q[1]) == 0);
+    int x[2];
+    REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, x) == 0);
+    CHECK(rump_sys_close(x[0]) == 0);  // a close that runs the collector
+    CHECK(rump_sys_close(x[1]) == 0);
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 2)] = {};
+    char c;
+    iovec iov{&c, 1};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl;
+    mh.msg_controllen = sizeof ctl;
+    REQUIRE(rump_sys_recvmsg(a[1], &mh, 0) == 1);
+    int got[2];
+    std::memcpy(got, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof got);
+    CHECK(rump_sys_write(got[0], "ok", 2) == 2);
+    char buf[4] = {};
+    CHECK(rump_sys_read(got[1], buf, sizeof buf) == 2);
+    for (int f : {a[0], a[1], got[0], got[1]}) rump_sys_close(f);
+    CHECK(up.mem() == before);
+    rump_lwproc_switch(nullptr);
+  });
+}
+
+TEST_CASE("net: permission to connect needs write on the socket inode (as a non-root user)", "[net]") {
+  Env env = make_env();
+  in_rump(env, [&] {
+    sockaddr_un a;
+    socklen_t alen = path_addr(a, env, "perm");
+    int l = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(rump_sys_bind(l, sa(a), alen) == 0);
+    REQUIRE(rump_sys_listen(l, 4) == 0);
+    REQUIRE(rump_sys_chmod(env.dir, 0777) == 0);
+    REQUIRE(rump_sys_chmod(a.sun_path, 0755) == 0);
+    REQUIRE(rump_sys_setgid(1000) == 0);
+    REQUIRE(rump_sys_setuid(1000) == 0);
+    int c = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK_ERRNO(EACCES, rump_sys_connect(c, sa(a), alen));
+    int d = rump_sys_socket(AF_UNIX, SOCK_DGRAM, 0);
+    CHECK_ERRNO(EACCES, rump_sys_sendto(d, "x", 1, 0, sa(a), alen));
+    // A socket the user binds is the user's, with the umask applied.
+    sockaddr_un m;
+    socklen_t mlen = path_addr(m, env, "mine");
+    CHECK(rump_sys_bind(d, sa(m), mlen) == 0);
+    struct stat st;
+    REQUIRE(rump_sys_stat(m.sun_path, &st) == 0);
+    CHECK(st.st_uid == 1000);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK((st.st_mode & 0777) == (0777 & ~022));
+    CHECK(rump_sys_connect(rump_sys_socket(AF_UNIX, SOCK_DGRAM, 0), sa(m), mlen) == 0);
+    // A directory the user cannot write: bind is EACCES.
+    sockaddr_un r;
+    socklen_t rlen = path_addr(r, env, "");
+    std::strcpy(r.sun_path, "/x.sock");
+    rlen = offsetof(sockaddr_un, sun_path) + 8;
+    CHECK_ERRNO(EACCES, rump_sys_bind(rump_sys_socket(AF_UNIX, SOCK_STREAM, 0), sa(r), rlen));
+  });
+  std::error_code ec;
+  std::filesystem::remove_all(env.dir, ec);
+}
+
+TEST_CASE("net: many threads connect, echo and close on both CPUs", "[net][concurrency]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up(rump_test::BootOpts{.ncpu = 2});
+    g_thread_failures = 0;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, "\0stress", 7);
+    socklen_t alen = offsetof(sockaddr_un, sun_path) + 7;
+    int l = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(rump_sys_bind(l, sa(a), alen) == 0);
+    REQUIRE(rump_sys_listen(l, 64) == 0);
+    constexpr int kClients = 4, kServers = 3, kRounds = 150;
+    std::atomic<int> tickets{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < kServers; i++) {
+      ts.emplace_back([&] {
+        rump_kernel_set_current(up.k);
+        while (tickets.fetch_add(1) < kClients * kRounds) {
+          int s = rump_sys_accept(l, nullptr, nullptr);
+          TCHECK(s >= 0);
+          if (s < 0) continue;
+          char buf[256];
+          long n;
+          while ((n = rump_sys_read(s, buf, sizeof buf)) > 0) TCHECK(rump_sys_write(s, buf, n) == n);
+          TCHECK(n == 0);
+          rump_sys_close(s);
+        }
+      });
+    }
+    for (int i = 0; i < kClients; i++) {
+      ts.emplace_back([&, i] {
+        rump_kernel_set_current(up.k);
+        for (int r = 0; r < kRounds; r++) {
+          int c = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+          TCHECK(c >= 0);
+          TCHECK(rump_sys_connect(c, sa(a), alen) == 0);
+          char msg[100], back[100];
+          std::memset(msg, 'a' + i, sizeof msg);
+          msg[0] = static_cast<char>(r);
+          TCHECK(rump_sys_write(c, msg, sizeof msg) == sizeof msg);
+          TCHECK(rump_sys_recvfrom(c, back, sizeof back, MSG_WAITALL, nullptr, nullptr) == sizeof back);
+          TCHECK(std::memcmp(msg, back, sizeof msg) == 0);
+          TCHECK(rump_sys_shutdown(c, SHUT_WR) == 0);
+          TCHECK(rump_sys_read(c, back, 1) == 0);
+          rump_sys_close(c);
+        }
+      });
+    }
+    // Pairs torn down while their peers are blocked in them.
+    for (int i = 0; i < 2; i++) {
+      ts.emplace_back([&] {
+        rump_kernel_set_current(up.k);
+        for (int r = 0; r < 100; r++) {
+          int p[2];
+          TCHECK(rump_sys_socketpair(AF_UNIX, r % 2 ? SOCK_SEQPACKET : SOCK_STREAM, 0, p) == 0);
+          std::thread reader([&] {
+            rump_kernel_set_current(up.k);
+            char b[64];
+            long n;
+            while ((n = rump_sys_read(p[1], b, sizeof b)) > 0) {
+            }
+            TCHECK(n == 0 || (n < 0 && errno == ECONNRESET));
+          });
+          for (int k = 0; k < 10; k++) rump_sys_send(p[0], "0123456789", 10, MSG_NOSIGNAL);
+          rump_sys_close(p[0]);
+          reader.join();
+          rump_sys_close(p[1]);
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    CHECK(g_thread_failures.load() == 0);
+    rump_sys_close(l);
+  });
+}
+
+TEST_CASE("net: a bad user pointer is EFAULT for every socket, epoll and timerfd call", "[net]") {
+  Env env = make_env();
+  in_rump(env, [&] {
+    char* bad = reinterpret_cast<char*>(8);
+    int p[2];
+    REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) == 0);
+    CHECK_ERRNO(EFAULT, rump_sys_socketpair(AF_UNIX, SOCK_STREAM, 0, reinterpret_cast<int*>(bad)));
+    int s = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK_ERRNO(EFAULT, rump_sys_bind(s, bad, 20));
+    CHECK_ERRNO(EFAULT, rump_sys_connect(s, bad, 20));
+    socklen_t len = sizeof(sockaddr_un);
+    sockaddr_un a;
+    CHECK_ERRNO(EFAULT, rump_sys_getsockname(p[0], bad, &len));
+    CHECK_ERRNO(EFAULT, rump_sys_getsockname(p[0], &a, reinterpret_cast<socklen_t*>(bad)));
+    CHECK_ERRNO(EFAULT, rump_sys_getpeername(p[0], bad, &len));
+    int v = 1;
+    CHECK_ERRNO(EFAULT, rump_sys_setsockopt(p[0], SOL_SOCKET, SO_PASSCRED, bad, sizeof v));
+    len = sizeof v;
+    CHECK_ERRNO(EFAULT, rump_sys_getsockopt(p[0], SOL_SOCKET, SO_TYPE, bad, &len));
+    CHECK_ERRNO(EFAULT, rump_sys_getsockopt(p[0], SOL_SOCKET, SO_TYPE, &v, reinterpret_cast<socklen_t*>(bad)));
+    CHECK_ERRNO(EFAULT, rump_sys_sendto(p[0], bad, 10, 0, nullptr, 0));
+    CHECK_ERRNO(EFAULT, rump_sys_sendmsg(p[0], bad, 0));
+    CHECK_ERRNO(EFAULT, rump_sys_sendmmsg(p[0], bad, 1, 0));
+    REQUIRE(rump_sys_write(p[0], "abc", 3) == 3);
+    CHECK_ERRNO(EFAULT, rump_sys_recvfrom(p[1], bad, 10, 0, nullptr, nullptr));
+    REQUIRE(rump_sys_write(p[0], "abc", 3) == 3);
+    CHECK_ERRNO(EFAULT, rump_sys_recvmsg(p[1], bad, 0));
+    CHECK_ERRNO(EFAULT, rump_sys_recvmmsg(p[1], bad, 1, 0, nullptr));
+    // listen + accept into a bad address buffer
+    sockaddr_un la;
+    socklen_t lalen = path_addr(la, env, "ef");
+    REQUIRE(rump_sys_bind(s, sa(la), lalen) == 0);
+    REQUIRE(rump_sys_listen(s, 1) == 0);
+    int c = rump_sys_socket(AF_UNIX, SOCK_STREAM, 0);
+    REQUIRE(rump_sys_connect(c, sa(la), lalen) == 0);
+    len = sizeof a;
+    CHECK_ERRNO(EFAULT, rump_sys_accept(s, bad, &len));
+    int ep = rump_sys_epoll_create1(0);
+    CHECK_ERRNO(EFAULT, rump_sys_epoll_ctl(ep, EPOLL_CTL_ADD, p[0], bad));
+    epoll_event ev{EPOLLOUT, {}};
+    REQUIRE(rump_sys_epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) == 0);
+    CHECK_ERRNO(EFAULT, rump_sys_epoll_wait(ep, bad, 1, 0));
+    int t = rump_sys_timerfd_create(CLOCK_MONOTONIC, 0);
+    CHECK_ERRNO(EFAULT, rump_sys_timerfd_settime(t, 0, bad, nullptr));
+    CHECK_ERRNO(EFAULT, rump_sys_timerfd_gettime(t, bad));
+    for (int f : {p[0], p[1], s, c, ep, t}) rump_sys_close(f);
+  });
+  std::error_code ec;
+  std::filesystem::remove_all(env.dir, ec);
+}
