@@ -261,10 +261,14 @@ class Mount : public KObject, public RefCounted<Mount> {
 
   bool read_only() const;
 
-  // statfs numbers (all in kBlockSize units).
+  // statfs numbers, in units of bsize (0: kBlockSize). bavail is bfree
+  // unless has_bavail (blocks reserved for root).
   struct Stat {
     uint64_t blocks, bfree, files, ffree;
     uint64_t magic;
+    uint32_t bsize = 0;
+    bool has_bavail = false;
+    uint64_t bavail = 0;
   };
   virtual Stat statfs() = 0;
   // Drops the tree (unmount): called with lock_ held.
