@@ -193,3 +193,222 @@ std::string_view Ext2Node::name_of(const Vnode& child) const {
 }
 
 }  // namespace rump
+
+// --- changing directories
+
+namespace rump {
+
+using namespace ext2;
+
+namespace {
+
+uint8_t vtype_to_ft(VType t) {
+  switch (t) {
+    case VType::kReg: return kFtReg;
+    case VType::kDir: return kFtDir;
+    case VType::kChr: return kFtChr;
+    case VType::kBlk: return kFtBlk;
+    case VType::kFifo: return kFtFifo;
+    case VType::kSock: return kFtSock;
+    case VType::kLnk: return kFtLnk;
+    default: return kFtUnknown;
+  }
+}
+
+}  // namespace
+
+uint32_t Ext2Node::usable_end() const {
+  uint32_t bs = em().geo().block_size;
+  return em().has_csum() ? bs - static_cast<uint32_t>(kDirTailSize) : bs;
+}
+
+void Ext2Node::put_rec_len(char* blk, size_t pos, uint32_t len) const {
+  if (em().geo().block_size < 65536) {
+    put16(blk, pos + 4, static_cast<uint16_t>(len));
+  } else if (len == 65536) {
+    put16(blk, pos + 4, 65535);
+  } else {
+    put16(blk, pos + 4, static_cast<uint16_t>((len & 65532) | ((len >> 16) & 3)));
+  }
+}
+
+void Ext2Node::set_leaf_csum(char* blk) const {
+  Ext2Mount& m = em();
+  if (!m.has_csum()) return;
+  uint32_t bs = m.geo().block_size;
+  char* t = blk + bs - kDirTailSize;
+  put32(t, 0, 0);
+  put16(t, 4, kDirTailSize);
+  t[6] = 0;
+  t[7] = static_cast<char>(kDirTailType);
+  put32(t, 8, crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), blk, bs - kDirTailSize));
+}
+
+Result<void> Ext2Node::init_dir_block(char* blk, uint32_t parent) {
+  std::memset(blk, 0, em().geo().block_size);
+  bool ft = em().geo().incompat & kIncompatFiletype;
+  put32(blk, 0, ino_);
+  put_rec_len(blk, 0, 12);
+  blk[6] = 1;
+  blk[7] = ft ? static_cast<char>(kFtDir) : 0;
+  blk[8] = '.';
+  put32(blk, 12, parent);
+  put_rec_len(blk, 12, usable_end() - 12);
+  blk[18] = 2;
+  blk[19] = ft ? static_cast<char>(kFtDir) : 0;
+  blk[20] = '.';
+  blk[21] = '.';
+  set_leaf_csum(blk);
+  return {};
+}
+
+// A hashed directory becomes linear: the index root keeps "." and "..",
+// whose entry then spans the block, and interior index blocks become
+// empty leaves (with checksum tails under metadata_csum).
+Result<void> Ext2Node::deindex() {
+  Ext2Mount& m = em();
+  uint32_t bs = m.geo().block_size;
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    if (lblk == 0) {
+      TRY(check_dirent(blk, 0, bs, 0));
+      if (rec_len(blk, 0) != 12) return m.corrupt("bad hash tree root", ino_);
+      put_rec_len(blk, 12, usable_end() - 12);
+    } else if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) {
+      put_rec_len(blk, 0, usable_end());
+    } else {
+      continue;
+    }
+    set_leaf_csum(blk);
+    bh.dirty();
+  }
+  put32(raw_, ino::kFlags, flags() & ~kFlIndex);
+  return write_inode();
+}
+
+Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
+  Ext2Mount& m = em();
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (flags() & kFlIndex) TRY(deindex());
+  uint32_t bs = m.geo().block_size;
+  uint32_t need = dirent_len(static_cast<uint32_t>(name.size()));
+  bool ft = m.geo().incompat & kIncompatFiletype;
+  auto put_entry = [&](char* blk, size_t pos, uint32_t rec) {
+    put32(blk, pos, ino);
+    put_rec_len(blk, pos, rec);
+    blk[pos + 6] = static_cast<char>(name.size());
+    blk[pos + 7] = ft ? static_cast<char>(vtype_to_ft(t)) : 0;
+    std::memcpy(blk + pos + 8, name.data(), name.size());
+  };
+  uint64_t nblocks = size() / bs;
+  for (uint64_t lblk = 0; lblk < nblocks; lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    size_t end = usable_end();
+    for (size_t pos = 0; pos < end;) {
+      TRY(check_dirent(blk, pos, bs, lblk));
+      uint32_t rec = rec_len(blk, pos);
+      if (pos + rec > end) break;  // the tail
+      uint32_t used = get32(blk, pos) ? dirent_len(static_cast<uint8_t>(blk[pos + 6])) : 0;
+      if (rec - used >= need) {
+        if (used) {
+          put_rec_len(blk, pos, used);
+          put_entry(blk, pos + used, rec - used);
+        } else {
+          put_entry(blk, pos, rec);
+        }
+        set_leaf_csum(blk);
+        bh.dirty();
+        return {};
+      }
+      pos += rec;
+    }
+  }
+  // A new block at the end.
+  bool fresh = false;
+  uint64_t pb = TRY(map_for_write(nblocks, fresh));
+  BufRef bh = TRY(m.bc_.getblk(m.dev_, pb, bs));
+  std::memset(bh.data(), 0, bs);
+  put_entry(bh.data(), 0, usable_end());
+  set_leaf_csum(bh.data());
+  bh.dirty();
+  set_size((nblocks + 1) * bs);
+  return write_inode();
+}
+
+Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
+  Ext2Mount& m = em();
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (flags() & kFlIndex) TRY(deindex());
+  uint32_t bs = m.geo().block_size;
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    size_t prev = 0;
+    for (size_t pos = 0; pos < bs;) {
+      TRY(check_dirent(blk, pos, bs, lblk));
+      uint32_t rec = rec_len(blk, pos);
+      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
+        if (get32(blk, pos) != ino) return m.corrupt("directory entry changed under us", ino_);
+        if (pos == 0) {
+          put32(blk, 0, 0);
+        } else {
+          put_rec_len(blk, prev, rec_len(blk, prev) + rec);
+        }
+        set_leaf_csum(blk);
+        bh.dirty();
+        return {};
+      }
+      prev = pos;
+      pos += rec;
+    }
+  }
+  return err(ENOENT);
+}
+
+Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType t) {
+  Ext2Mount& m = em();
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  uint32_t bs = m.geo().block_size;
+  bool ft = m.geo().incompat & kIncompatFiletype;
+  bool indexed = flags() & kFlIndex;
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) continue;
+    for (size_t pos = 0; pos < bs;) {
+      TRY(check_dirent(blk, pos, bs, lblk));
+      uint32_t rec = rec_len(blk, pos);
+      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
+        put32(blk, pos, ino);
+        if (ft) blk[pos + 7] = static_cast<char>(vtype_to_ft(t));
+        if (!(indexed && lblk == 0)) set_leaf_csum(blk);
+        else if (m.has_csum()) {
+          // "." and ".." of an index root: the index's own checksum
+          // covers no entry names, so drop the index instead.
+          bh.dirty();
+          bh.reset();
+          return deindex();
+        }
+        bh.dirty();
+        return {};
+      }
+      if (indexed && lblk == 0 && pos > 0) break;
+      pos += rec;
+    }
+  }
+  return err(ENOENT);
+}
+
+}  // namespace rump

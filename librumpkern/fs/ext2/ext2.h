@@ -26,6 +26,8 @@
 #pragma once
 
 #include <boost/intrusive/unordered_set_hook.hpp>
+#include <sys/mount.h>
+
 #include <cstdint>
 #include <string_view>
 
@@ -60,6 +62,25 @@ class Ext2Node : public Vnode {
 
   uint32_t ino() const { return ino_; }
 
+  // --- writing (ops.cc, dir.cc, map.cc)
+  Result<Ref<Vnode>> create(std::string_view name, const NewNode& n) override;
+  Result<void> link(std::string_view name, Vnode& target) override;
+  Result<void> remove(std::string_view name, Vnode& vp) override;
+  Result<void> rmdir(std::string_view name, Vnode& vp) override;
+  Result<void> rename(std::string_view from_name, Vnode& vp, Vnode& to_dir, std::string_view to_name,
+                      Vnode* target, bool exchange) override;
+  Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
+  Result<void> truncate(uint64_t size) override;
+  void touch(int which) override;
+
+  // The inode's copy written into the inode table (with its checksum).
+  Result<void> write_inode();
+  uint16_t links() const;
+  void set_links(uint16_t n);
+  // Frees the blocks and the inode of an unlinked node (its last
+  // reference went).
+  Result<void> release();
+
  private:
   friend class Ext2Mount;
   struct InoOf {
@@ -76,6 +97,7 @@ class Ext2Node : public Vnode {
   struct Mapping {
     uint64_t pblk;
     uint64_t count;
+    bool unwritten = false;  // an unwritten extent (reads as zeros)
   };
   Result<Mapping> bmap(uint64_t lblk) const;
   Result<Mapping> bmap_extents(uint64_t lblk) const;
@@ -91,6 +113,29 @@ class Ext2Node : public Vnode {
   uint32_t rec_len(const char* blk, size_t pos) const;
   Result<void> check_dirent(const char* blk, size_t pos, size_t end, uint64_t lblk) const;
   Result<uint32_t> find_entry(std::string_view name) const;
+
+  void set_size(uint64_t size);
+  void add_blocks(int64_t fs_blocks);  // i_blocks bookkeeping
+  void set_time(size_t sec_off, size_t extra_off, const timespec& t);
+  // Mapping changes (map.cc): the physical block for a write of lblk,
+  // allocated if it is a hole (fresh: the block is new, its contents
+  // undefined on disk).
+  Result<uint64_t> map_for_write(uint64_t lblk, bool& fresh);
+  Result<void> insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten);
+  Result<void> insert_indirect(uint64_t lblk, uint64_t pblk);
+  // Frees every block from logical block first on (truncation).
+  Result<void> free_from(uint64_t first);
+  // Directory changes (dir.cc).
+  Result<void> add_entry(std::string_view name, uint32_t ino, VType t);
+  Result<void> remove_entry(std::string_view name, uint32_t ino);
+  Result<void> retarget_entry(std::string_view name, uint32_t ino, VType t);
+  Result<void> deindex();
+  Result<void> init_dir_block(char* blk, uint32_t parent);
+  void put_rec_len(char* blk, size_t pos, uint32_t len) const;
+  uint32_t usable_end() const;  // where a leaf block's entries end (before the checksum tail)
+  void set_leaf_csum(char* blk) const;
+  // A new inode (ops.cc).
+  Result<Ref<Vnode>> new_inode(const NewNode& n);
 
   uint32_t ino_;
   char* raw_;  // the inode as on disk (the file system's inode size)
@@ -154,6 +199,17 @@ class Ext2Mount : public Mount {
 
   Result<void> load(const char* data, const char* type);
 
+  // --- allocation and the superblock (alloc.cc); tree lock held
+  bool writable() const { return writable_ && !(flags_.load() & MS_RDONLY); }
+  Result<uint64_t> alloc_block(uint64_t goal);
+  Result<void> free_block(uint64_t b);
+  Result<uint32_t> alloc_inode(uint32_t goal_group, bool dir);
+  Result<void> free_inode(uint32_t ino, bool dir);
+  Result<void> write_super();
+  Result<void> sync_fs();
+  uint32_t next_generation() { return generation_++; }
+  Result<void> fsync() { return sync_fs(); }
+
   // name_of's answer (see dir.cc); guarded by the tree lock.
   char name_scratch_[kNameMax + 1];
 
@@ -174,6 +230,18 @@ class Ext2Mount : public Mount {
   bool noload_ = false;
   uint64_t sb_opt_ = 1;  // sb=N: in 1 KiB units
   uint64_t jblocks_ = 0;  // blocks of an internal journal
+  bool writable_ = false;  // the driver writes this image (features allow)
+  uint32_t generation_ = 1;
+  bool torn_down_ = false;
+  // Group descriptor and bitmap bookkeeping (alloc.cc).
+  void set_gd_csum(uint32_t g, char* d);
+  void set_bitmap_csum(char* d, const char* bitmap, bool inode);
+  Result<void> init_block_bitmap(uint32_t g, char* bitmap);
+  uint64_t group_first_block(uint32_t g) const;
+  uint32_t group_blocks(uint32_t g) const;
+  void add_free_blocks(int64_t n);
+  void add_free_inodes(int64_t n);
+  friend class Ext2Node;
   IntrusiveHash<Ext2Node, &Ext2Node::hash_hook_, Ext2Node::InoOf> nodes_ ABSL_GUARDED_BY(lock_);
 };
 

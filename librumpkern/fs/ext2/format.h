@@ -92,6 +92,17 @@ inline constexpr size_t kBlockBitmapLo = 0x00, kInodeBitmapLo = 0x04, kInodeTabl
                         kFreeBlocksHi = 0x2C, kFreeInodesHi = 0x2E, kUsedDirsHi = 0x30, kItableUnusedHi = 0x32,
                         kBlockBitmapCsumHi = 0x38, kInodeBitmapCsumHi = 0x3A;
 inline constexpr uint16_t kInodeUninit = 1, kBlockUninit = 2, kInodeZeroed = 4;
+// Split fields: the low half, and the high half in a 64-byte descriptor.
+inline uint64_t get_block(const void* d, size_t lo, size_t hi, bool big) {
+  return get32(d, lo) | (big ? uint64_t{get32(d, hi)} << 32 : 0);
+}
+inline uint32_t get_count(const void* d, size_t lo, size_t hi, bool big) {
+  return get16(d, lo) | (big ? uint32_t{get16(d, hi)} << 16 : 0);
+}
+inline void set_count(void* d, size_t lo, size_t hi, bool big, uint32_t v) {
+  put16(d, lo, static_cast<uint16_t>(v));
+  if (big) put16(d, hi, static_cast<uint16_t>(v >> 16));
+}
 }  // namespace gd
 
 // Inode fields.

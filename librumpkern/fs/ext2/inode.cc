@@ -43,11 +43,16 @@ Ext2Node::~Ext2Node() {
 Ext2Mount& Ext2Node::em() const { return static_cast<Ext2Mount&>(mount()); }
 
 // The last reference may go with the tree lock held (an operation dropping
-// a node) or not (a file closed): take it only in the second case.
+// a node) or not (a file closed): take it only in the second case. An
+// unlinked inode is freed here.
 void Ext2Mount::forget(Ext2Node& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   bool held = lock_.owned();
   if (!held) lock_.lock();
   if (n.hash_hook_.is_linked()) nodes_.erase(n);
+  if (n.links() == 0 && n.ino_ != geo_.journal_inum && writable()) {
+    Result<void> r = n.release();
+    if (!r.ok()) kernel().printf("EXT4-fs: freeing inode %u failed (%d)\n", n.ino_, r.error());
+  }
   if (!held) lock_.unlock();
 }
 
@@ -150,9 +155,7 @@ void Ext2Node::getattr(Vattr& va) const {
   if (extra >= ino::kCrtimeExtra + 4 - kGoodOldInodeSize) va.btime = decode_time(raw_, ino::kCrtime, ino::kCrtimeExtra, extra);
 }
 
-Result<void> Ext2Node::setattr(const SetAttr&) { return err(EROFS); }
-
-Result<void> Ext2Node::fsync() { return {}; }
+Result<void> Ext2Node::fsync() { return em().sync_fs(); }
 
 // --- block mapping
 
@@ -219,7 +222,7 @@ Result<Ext2Node::Mapping> Ext2Node::bmap_extents(uint64_t lblk) const {
       }
       uint64_t in = lblk - start;
       uint64_t count = len - in;
-      if (unwritten) return Mapping{0, count};
+      if (unwritten) return Mapping{0, count, true};
       return Mapping{pstart + in, count};
     }
     uint64_t leaf = get32(e, 4) | uint64_t{get16(e, 8)} << 32;

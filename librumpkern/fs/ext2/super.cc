@@ -431,9 +431,18 @@ Mount::Stat Ext2Mount::statfs() {
   return s;
 }
 
+// Unmount (or a failed mount): the tree goes, then the superblock is
+// marked clean again and everything reaches the device.
 void Ext2Mount::teardown() {
   root_.reset();
-  (void)bc_.flush(dev_);
+  if (writable() && sb_raw_) {
+    put16(sb_raw_, sb::kState, static_cast<uint16_t>(get16(sb_raw_, sb::kState) | kStateValid));
+    Result<void> r = sync_fs();
+    if (!r.ok()) kernel().printf("EXT4-fs: writing back at unmount failed (%d)\n", r.error());
+  } else {
+    (void)bc_.flush(dev_);
+  }
+  torn_down_ = true;
 }
 
 Result<void> Ext2Mount::load(const char* data, const char* type) {
@@ -441,9 +450,16 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
   TRY(read_super());
   TRY(check_features(type));
   TRY(check_groups());
-  // Read-only until this driver writes: a writable mount would promise
-  // what it cannot keep.
-  if (!(flags_.load() & MS_RDONLY)) flags_.fetch_or(MS_RDONLY);
+  // What this driver cannot keep consistent stays read-only: unknown
+  // read-only features, orphans it does not process, a journal left
+  // unreplayed (noload).
+  writable_ = !(geo_.ro_compat & ~kRoCompatSupported) && !(geo_.ro_compat & kRoCompatOrphanPresent) &&
+              !(geo_.incompat & kIncompatRecover) && get32(sb_raw_, sb::kLastOrphan) == 0;
+  if (!writable_ && !(flags_.load() & MS_RDONLY)) {
+    kernel().printf("EXT4-fs: orphans or an unreplayed journal: mounted read-only\n");
+    flags_.fetch_or(MS_RDONLY);
+  }
+  generation_ = get32(sb_raw_, sb::kWtime) ^ static_cast<uint32_t>(wall_timespec().tv_nsec);
   MutexLocker g(lock_);
   if (geo_.journal_inum) {
     if (geo_.journal_inum >= geo_.first_ino && geo_.journal_inum != 8) return corrupt("bad journal inode", 0);
@@ -455,6 +471,13 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
   Ref<Vnode> root = TRY(iget(kRootIno, nullptr));
   if (!root->is_dir()) return corrupt("root inode is not a directory", kRootIno);
   root_ = RefPtr<Vnode>(std::move(root));
+  if (writable()) {
+    // Mounted: not clean until unmounted (a crash leaves it so).
+    put16(sb_raw_, sb::kState, static_cast<uint16_t>(get16(sb_raw_, sb::kState) & ~kStateValid));
+    put16(sb_raw_, sb::kMntCount, static_cast<uint16_t>(get16(sb_raw_, sb::kMntCount) + 1));
+    put32(sb_raw_, sb::kMtime, static_cast<uint32_t>(wall_timespec().tv_sec));
+    TRY(sync_fs());
+  }
   return {};
 }
 
