@@ -273,6 +273,9 @@ class Mount : public KObject, public RefCounted<Mount> {
   virtual Stat statfs() = 0;
   // Drops the tree (unmount): called with lock_ held.
   virtual void teardown() = 0;
+  // Writes everything the file system holds back to its device (sync,
+  // syncfs): called with lock_ held.
+  virtual Result<void> sync() { return {}; }
 
   boost::intrusive::list_member_hook<> table_hook_;
 

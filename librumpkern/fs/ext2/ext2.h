@@ -208,7 +208,7 @@ class Ext2Mount : public Mount {
   Result<void> write_super();
   Result<void> sync_fs();
   uint32_t next_generation() { return generation_++; }
-  Result<void> fsync() { return sync_fs(); }
+  Result<void> sync() override { return sync_fs(); }
 
   // name_of's answer (see dir.cc); guarded by the tree lock.
   char name_scratch_[kNameMax + 1];

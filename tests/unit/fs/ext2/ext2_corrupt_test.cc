@@ -1,6 +1,6 @@
 // ext2/3/4 on corrupt images: checksum mismatches and bad entries fail the
-// operation with EUCLEAN, and randomly damaged images never crash, hang or
-// leak (the kernel halts cleanly after every walk).
+// operation with EUCLEAN, and randomly damaged images, read and written,
+// never crash, hang or leak (the kernel halts cleanly after every walk).
 #include <random>
 
 #include "ext2_test_util.h"
@@ -70,6 +70,51 @@ void walk(const std::string& path, int depth, int& seen) {
       char t[4096];
       rump_sys_readlink(p.c_str(), t, sizeof t);
     }
+  }
+}
+
+// Writes, truncates, renames and removes things under path (results
+// ignored: a damaged image may refuse any of them).
+void change(const std::string& path, int depth, std::mt19937_64& rng) {
+  if (depth > 4) return;
+  int fd = rump_sys_open(path.c_str(), O_RDONLY | O_DIRECTORY, 0);
+  if (fd < 0) return;
+  std::vector<std::string> names;
+  char buf[4096];
+  for (int rounds = 0; rounds < 100; rounds++) {
+    long n = rump_sys_getdents64(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      std::string nm = d->d_name;
+      if (nm != "." && nm != "..") names.push_back(nm);
+      off += d->d_reclen;
+    }
+  }
+  rump_sys_close(fd);
+  std::string data(20000, 'w');
+  for (const std::string& nm : names) {
+    std::string p = path + "/" + nm;
+    switch (rng() % 6) {
+      case 0: {
+        int f = rump_sys_open(p.c_str(), O_WRONLY | O_NONBLOCK, 0);
+        if (f >= 0) {
+          rump_sys_pwrite64(f, data.data(), data.size(), static_cast<int64_t>(rng() % 100000));
+          rump_sys_close(f);
+        }
+        break;
+      }
+      case 1: rump_sys_truncate(p.c_str(), static_cast<int64_t>(rng() % 50000)); break;
+      case 2: rump_sys_unlink(p.c_str()); break;
+      case 3: rump_sys_rename(p.c_str(), (path + "/r" + std::to_string(rng() % 100)).c_str()); break;
+      case 4: change(p, depth + 1, rng); rump_sys_rmdir(p.c_str()); break;
+      default: rump_sys_mkdir((p + "_d").c_str(), 0755);
+    }
+  }
+  int f = rump_sys_open((path + "/new").c_str(), O_CREAT | O_WRONLY, 0644);
+  if (f >= 0) {
+    rump_sys_write(f, data.data(), data.size());
+    rump_sys_close(f);
   }
 }
 
@@ -172,12 +217,17 @@ TEST_CASE("randomly damaged images never crash the kernel", "[ext2]") {
       }
       close(fd);
       INFO(type << " iteration " << iter);
-      Mounted m(img, type);
+      // Every other round writes too: allocation and removal on a damaged
+      // image fail cleanly.
+      bool rw = iter % 2;
+      Mounted m(img, type, rw ? 0 : MS_RDONLY);
       if (m.mount_result == 0) {
         int seen = 0;
         walk("/mnt", 0, seen);
         struct statfs sf;
         rump_sys_statfs("/mnt", &sf);
+        if (rw) change("/mnt", 0, rng);
+        rump_sys_umount2("/mnt", 0);
       }
     }
   }

@@ -87,7 +87,7 @@ class TreeGen {
   uint64_t pick(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
 
   std::string name(std::set<std::string>& used) {
-    static const char* const kFixed[] = {" space", "trailing.", "\xc3\xbcnic\xc3\xb6" "de", "-dash",
+    static const char* const kFixed[] = {" space", "trailing.", "\xc3\xbcnic\xc3\xb6\x64\x65", "-dash",
                                          "\x01\x02\x7f", "\xff\xfe", "a b\tc\nd", "..." , "x"};
     for (;;) {
       std::string n;

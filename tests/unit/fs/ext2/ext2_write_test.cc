@@ -373,3 +373,33 @@ TEST_CASE("changing a hashed directory keeps it valid", "[ext2]") {
     }
   }
 }
+
+TEST_CASE("fsync, syncfs and sync put the data on the image while mounted", "[ext2]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 32));
+  Mounted m(img, "ext4", 0);
+  REQUIRE(m.mount_result == 0);
+  auto put = [&](const char* path, const std::string& data) {
+    int fd = rump_sys_open(path, O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, data.data(), data.size()) == static_cast<long>(data.size()));
+    return fd;
+  };
+  auto on_image = [&](const char* path) {
+    return capture("debugfs -R " + shell_quote(std::string("cat ") + path) + " " + shell_quote(img) + " 2>/dev/null");
+  };
+  std::string a(10000, 'a'), b(5000, 'b'), c(3000, 'c');
+  int fd = put("/mnt/a", a);
+  REQUIRE(rump_sys_fsync(fd) == 0);
+  CHECK(on_image("/a") == a);
+  rump_sys_close(fd);
+  fd = put("/mnt/b", b);
+  REQUIRE(rump_sys_syncfs(fd) == 0);
+  CHECK(on_image("/b") == b);
+  rump_sys_close(fd);
+  fd = put("/mnt/c", c);
+  rump_sys_close(fd);
+  rump_sys_sync();
+  CHECK(on_image("/c") == c);
+}
