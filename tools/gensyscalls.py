@@ -4,21 +4,29 @@
 Usage:
   gensyscalls.py header  MASTER OUT.h          public <rump/rump_syscalls.h>
   gensyscalls.py protos  MASTER OUT.h          kernel handler prototypes
-  gensyscalls.py faction MASTER NAME OUT.cc    a faction's sysent entries and
-                                               its rump_sys_* wrappers
+  gensyscalls.py faction MASTER NAME OUT.cc    a faction's sysent entries
+  gensyscalls.py wrappers MASTER OUT.cc        every rump_sys_* wrapper (core)
   gensyscalls.py names   MASTER OUT.cc         the name table (tracing, fuzz)
+
+Wrappers take libc's form: a last argument written `...type name` is
+variadic in rump_sys_<name> (as libc's open, fcntl, ioctl), and lines
+starting with `@` give libc's and NetBSD's names and forms where they differ
+from the raw call (see syscalls.master).
 """
 import re
 import sys
 
 
 class Call:
-    def __init__(self, name, number, faction, ret, args):
+    def __init__(self, name, number, faction, ret, args, variadic=False):
         self.name = name
         self.number = number
         self.faction = faction
         self.ret = ret
         self.args = args  # list of (type, name)
+        self.variadic = variadic  # the last argument is libc's "..."
+        self.wrapper_name = f"rump_sys_{name}"  # rump___sysimpl_<name> when a libc form takes the name
+
 
     @property
     def nr(self):
@@ -41,31 +49,90 @@ class Call:
         return f"SYS_{self.name}" if self.number == "host" else f"RUMP_SYS_{self.name}"
 
 
+class Form:
+    """A libc or NetBSD spelling: rump_sys_<name>(params) returning expr."""
+    def __init__(self, name, ret, params, expr):
+        self.name = name
+        self.ret = ret
+        self.params = params
+        self.expr = expr
+
+
+# libc reads open's mode only when the flags create a file.
+VARIADIC_READ_IF = {
+    "open": "(flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE",
+    "openat": "(flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE",
+}
+
+
 def parse(path):
-    calls = []
+    """Returns (calls, forms)."""
+    calls, forms = [], []
     for lineno, line in enumerate(open(path), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
+            continue
+        if line.startswith("@"):
+            cols = [c.strip() for c in line[1:].split("|")]
+            if len(cols) != 4:
+                sys.exit(f"{path}:{lineno}: expected '@ name | return | params | expression'")
+            forms.append(Form(*cols))
             continue
         cols = [c.strip() for c in line.split("|")]
         if len(cols) != 5:
             sys.exit(f"{path}:{lineno}: expected 5 columns")
         name, number, faction, ret, argtext = cols
         args = []
+        variadic = False
         if argtext != "void":
-            for a in argtext.split(","):
-                m = re.match(r"^(.*?)(\w+)$", a.strip())
+            parts = argtext.split(",")
+            for i, a in enumerate(parts):
+                a = a.strip()
+                if a.startswith("..."):
+                    if i != len(parts) - 1:
+                        sys.exit(f"{path}:{lineno}: only the last argument can be variadic")
+                    variadic = True
+                    a = a[3:].strip()
+                m = re.match(r"^(.*?)(\w+)$", a)
                 if not m:
                     sys.exit(f"{path}:{lineno}: bad argument '{a}'")
                 args.append((m.group(1).strip(), m.group(2)))
         if len(args) > 6:
             sys.exit(f"{path}:{lineno}: more than 6 arguments")
-        calls.append(Call(name, number, faction, ret, args))
-    return calls
+        calls.append(Call(name, number, faction, ret, args, variadic))
+    taken = {f.name for f in forms}
+    for c in calls:
+        if c.name in taken:
+            c.wrapper_name = f"rump___sysimpl_{c.name}"
+    return calls, forms
+
+
+def c_param(t, n):
+    return f"{t}{n}" if t.endswith("*") else f"{t} {n}"
+
+
+def wrapper_params(c):
+    """The wrapper's parameter list as libc writes it."""
+    fixed = c.args[:-1] if c.variadic else c.args
+    params = ", ".join(c_param(t, n) for t, n in fixed)
+    if c.variadic:
+        params += ", ..."
+    return params or "void"
 
 
 def is_pointer(t):
     return "*" in t
+
+
+def va_type(t):
+    """The type va_arg reads for an argument of type t (after promotion)."""
+    if is_pointer(t):
+        return t
+    if t in ("mode_t", "unsigned int", "uid_t", "gid_t"):
+        return "unsigned int"
+    if t in ("int", "short", "char"):
+        return "int"
+    return t
 
 
 def kernel_type(t):
@@ -101,7 +168,7 @@ struct timezone;
 """
 
 
-def gen_header(calls, out):
+def gen_header(calls, forms, out):
     w = out.write
     w("/* rump_syscalls.h: the rump_sys_* system call wrappers.\n"
       " * GENERATED from librumpkern/kern/syscalls.master by tools/gensyscalls.py;\n"
@@ -121,8 +188,11 @@ def gen_header(calls, out):
     w("/* The name of a system call number, or NULL. */\n")
     w("const char *rump_syscall_name(long nr);\n\n")
     for c in calls:
-        params = ", ".join(f"{t} {n}" if not t.endswith("*") else f"{t}{n}" for t, n in c.args) or "void"
-        w(f"{c.ret} rump_sys_{c.name}({params});\n")
+        w(f"{c.ret} {c.wrapper_name}({wrapper_params(c)});\n")
+    w("\n/* libc's and NetBSD's names and forms where they differ from the raw\n"
+      " * call (the raw call stays reachable through rump_syscall). */\n")
+    for f in forms:
+        w(f"static inline {f.ret} rump_sys_{f.name}({f.params}) {{\n  return {f.expr};\n}}\n")
     w("\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n")
 
 
@@ -144,8 +214,7 @@ def gen_faction(calls, faction, out):
     w = out.write
     mine = [c for c in calls if c.faction == faction]
     w("// GENERATED from syscalls.master by tools/gensyscalls.py; do not edit.\n")
-    w(f"// The '{faction}' faction's sysent entries and rump_sys_* wrappers.\n")
-    w('#include <rump/rump_syscalls.h>\n#include <rump/rumpuser.h>\n\n')
+    w(f"// The '{faction}' faction's sysent entries.\n")
     w('#include "kern/syscall.h"\n#include "kern/syscall_protos.h"\n\n')
     w("namespace rump {\nnamespace {\n\n")
     for c in mine:
@@ -161,11 +230,34 @@ def gen_faction(calls, faction, out):
         w(f'  {{{c.nr}, entry_{c.name}, "{c.name}", {len(c.args)}}},\n')
     w("};\n\n")
     w(f"const SysentRegistrar registrar(kEntries, sizeof(kEntries) / sizeof(kEntries[0]));\n\n")
-    w("}  // namespace\n}  // namespace rump\n\n")
+    w("}  // namespace\n}  // namespace rump\n")
+
+
+def gen_wrappers(calls, out):
+    """Every rump_sys_* wrapper, whatever faction serves the call: they live
+    in the core, so a program that links only the core still links, and a
+    call into a faction it left out is ENOSYS from the sysent table."""
+    w = out.write
+    w("// GENERATED from syscalls.master by tools/gensyscalls.py; do not edit.\n")
+    w("// The rump_sys_* wrappers of every system call.\n")
+    w('#include <fcntl.h>\n#include <rump/rump_syscalls.h>\n#include <rump/rumpuser.h>\n\n'
+      '#include <cstdarg>\n#include <cstdint>\n\n')
     w('extern "C" {\n\n')
-    for c in mine:
-        params = ", ".join(f"{t} {n}" for t, n in c.args) or "void"
-        w(f"{c.ret} rump_sys_{c.name}({params}) {{\n")
+    for c in calls:
+        w(f"{c.ret} {c.wrapper_name}({wrapper_params(c)}) {{\n")
+        if c.variadic:
+            t, n = c.args[-1]
+            last_fixed = c.args[-2][1]
+            w(f"  {t} {n} = {{}};\n")
+            cond = VARIADIC_READ_IF.get(c.name)
+            indent = "  "
+            if cond:
+                w(f"  if ({cond}) {{\n")
+                indent = "    "
+            w(f"{indent}va_list ap;\n{indent}va_start(ap, {last_fixed});\n"
+              f"{indent}{n} = ({t})va_arg(ap, {va_type(t)});\n{indent}va_end(ap);\n")
+            if cond:
+                w("  }\n")
         vals = ", ".join(
             f"(long)(uintptr_t){n}" if is_pointer(t) else f"(long){n}" for t, n in c.args)
         w(f"  const long a[6] = {{{vals}}};\n")
@@ -192,16 +284,19 @@ def gen_names(calls, out):
 
 def main():
     mode = sys.argv[1]
-    calls = parse(sys.argv[2])
+    calls, forms = parse(sys.argv[2])
     if mode == "header":
         with open(sys.argv[3], "w") as f:
-            gen_header(calls, f)
+            gen_header(calls, forms, f)
     elif mode == "protos":
         with open(sys.argv[3], "w") as f:
             gen_protos(calls, f)
     elif mode == "faction":
         with open(sys.argv[4], "w") as f:
             gen_faction(calls, sys.argv[3], f)
+    elif mode == "wrappers":
+        with open(sys.argv[3], "w") as f:
+            gen_wrappers(calls, f)
     elif mode == "names":
         with open(sys.argv[3], "w") as f:
             gen_names(calls, f)

@@ -11,8 +11,11 @@
 //   auto p = k->rfork(RUMP_RFFDG);                // a child of init
 //   p->run([&] { rump_sys_setuid(1000); });
 //
-// Everything here is inline over <rump/rump.h>; it lives in the inline
-// namespace rump::api so it never collides with the kernel's own types.
+// Everything here is inline over <rump/rump.h>. It lives in rump::api, an
+// inline namespace, so users write rump::Kernel. An inline namespace does
+// not hide names from the enclosing one: the kernel's internal rump::Kernel
+// would make the name ambiguous, so a file uses either this header or the
+// kernel's internal headers, never both.
 #pragma once
 
 #include <rump/rump.h>

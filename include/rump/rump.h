@@ -9,6 +9,10 @@
  * rump_kernel_set_current(), else the process's default kernel, which
  * rump_init() boots. Errors are errno values (functions returning int) or
  * -1 with errno set (the rump_sys_* wrappers).
+ *
+ * As NetBSD's, this header declares every faction's public interface too
+ * (etfs: rump_pub_etfs_*; vmspace_*). A call into a faction the program
+ * did not link is ENOSYS.
  */
 #ifndef RUMP_RUMP_H_
 #define RUMP_RUMP_H_
@@ -81,6 +85,13 @@ void rump_lwproc_releaselwp(void);
 /* The calling thread's LWP, or NULL in implicit context. */
 struct lwp *rump_lwproc_curlwp(void);
 
+/* NetBSD's public spellings of the same calls. */
+static inline int rump_pub_lwproc_rfork(int flags) { return rump_lwproc_rfork(flags); }
+static inline int rump_pub_lwproc_newlwp(pid_t pid) { return rump_lwproc_newlwp(pid); }
+static inline void rump_pub_lwproc_switch(struct lwp *l) { rump_lwproc_switch(l); }
+static inline void rump_pub_lwproc_releaselwp(void) { rump_lwproc_releaselwp(); }
+static inline struct lwp *rump_pub_lwproc_curlwp(void) { return rump_lwproc_curlwp(); }
+
 /* The message buffer: copies its text (oldest first, NUL-terminated) and
  * returns the full length. */
 size_t rump_msgbuf_read(char *buf, size_t len);
@@ -93,5 +104,8 @@ int rump_copyout(const void *kaddr, void *uaddr, size_t len);
 #ifdef __cplusplus
 }
 #endif
+
+#include <rump/rumpvfs.h>
+#include <rump/vmspace.h>
 
 #endif /* RUMP_RUMP_H_ */

@@ -8,7 +8,8 @@
 // the table keeps its old one and chains grow longer, so insert stays
 // infallible and a table at the memory limit still works, only slower. The
 // array never shrinks below what it reached (a table that was big once is
-// likely to be again); clear() keeps it too, the destructor frees it.
+// likely to be again); clear() keeps it too, clear_and_release() and the
+// destructor free it.
 //
 // Who may call: any kernel or libvmspace code; the caller provides the
 // locking (the table is as thread-safe as a std container).
@@ -95,6 +96,17 @@ class IntrusiveHash {
     set_.clear_and_dispose(dispose);
   }
   void clear() { set_.clear(); }
+  // Unlinks every element and gives the bucket array back (the table
+  // starts over with its inline buckets): for an owner that must account
+  // for every byte before it goes (a kernel's leak check at halt).
+  void clear_and_release() {
+    set_.clear();
+    if (buckets_ == inline_) return;
+    set_.rehash(Traits(inline_, kInline));
+    free_buckets(buckets_, nbuckets_);
+    buckets_ = inline_;
+    nbuckets_ = kInline;
+  }
 
   size_t size() const { return set_.size(); }
   bool empty() const { return set_.empty(); }

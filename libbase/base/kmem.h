@@ -107,8 +107,19 @@ struct KObject {
 };
 
 // Allocator adaptor so containers count their memory against a kernel.
-// Allocation failure inside a container is a broken invariant of the
-// caller (it should have reserved); it reaches std::bad_alloc.
+// A container allocation that fails is a broken invariant of its caller:
+// kernel code reserves before it publishes anything, or uses an intrusive
+// structure (IntrusiveHash, Boost.Intrusive) whose insert never allocates.
+// So a failure here is reported the way a kernel panic is (this header sits
+// below the kernel and cannot call panic()), and nothing is thrown: the
+// kernel is built with -fno-exceptions.
+[[noreturn]] inline void kallocator_exhausted(size_t bytes) {
+  rumpuser_dprintf("rump kernel panic: container allocation of %zu bytes failed "
+                   "(a caller did not reserve)\n", bytes);
+  rumpuser_exit(RUMPUSER_PANIC);
+  __builtin_unreachable();
+}
+
 template <class T>
 class KAllocator {
  public:
@@ -118,7 +129,7 @@ class KAllocator {
   KAllocator(const KAllocator<U>& o) noexcept : kmem_(o.kmem()) {}  // NOLINT(implicit)
   T* allocate(size_t n) {
     void* p = kmem_->alloc(n * sizeof(T));
-    if (!p) throw std::bad_alloc();
+    if (__builtin_expect(p == nullptr, 0)) kallocator_exhausted(n * sizeof(T));
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t) noexcept { Kmem::free(p); }

@@ -18,7 +18,7 @@ template <class T>
 class RefCounted {
  public:
   void ref() const { refs_.fetch_add(1, std::memory_order_relaxed); }
-  // Returns true when this call dropped the last reference.
+  // Drops a reference; dropping the last one runs T::last_unref().
   void unref() const {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
       static_cast<T*>(const_cast<RefCounted*>(this))->last_unref();

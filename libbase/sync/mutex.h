@@ -14,6 +14,7 @@
 
 #include <rump/rumpuser.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 
@@ -34,13 +35,16 @@ class ABSL_LOCKABLE Mutex {
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     lock_rank_acquire(rank_);
     rumpuser_mutex_enter(mtx_);
+    note_owner();
   }
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
     if (rumpuser_mutex_tryenter(mtx_) != 0) return false;
     lock_rank_acquire(rank_);
+    note_owner();
     return true;
   }
   void unlock() ABSL_UNLOCK_FUNCTION() {
+    clear_owner();
     rumpuser_mutex_exit(mtx_);
     lock_rank_release(rank_);
   }
@@ -50,11 +54,40 @@ class ABSL_LOCKABLE Mutex {
     rumpuser_mutex_owner(mtx_, &o);
     return o != nullptr && o == rumpuser_curlwp();
   }
-  void assert_held() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
+  // Tells the lock analysis the caller holds the lock (a path the analysis
+  // cannot follow: the lock was taken through another object that shares
+  // it). Debug builds check it: the owner recorded at lock() must be the
+  // caller; release builds compile it away.
+  void assert_held() const ABSL_ASSERT_EXCLUSIVE_LOCK() {
+#ifndef NDEBUG
+    if (owner_.load(std::memory_order_relaxed) != self_id()) lock_not_held();
+#endif
+  }
   rumpuser_mtx* raw() const { return mtx_; }
   LockRank rank() const { return rank_; }
 
  private:
+  friend class CondVar;
+#ifndef NDEBUG
+  // Who holds it: the LWP (kernel code always runs as one; fibers of the
+  // deterministic backend share a host thread but not an LWP), else the
+  // host thread (code that runs outside any kernel, e.g. libvmspace alone).
+  static const void* self_id() {
+    static thread_local char thread_token;
+    if (struct lwp* l = rumpuser_curlwp()) return l;
+    return &thread_token;
+  }
+  [[noreturn]] static void lock_not_held() {
+    rumpuser_dprintf("rump kernel panic: a lock asserted held is not held by the caller\n");
+    rumpuser_exit(RUMPUSER_PANIC);
+  }
+  void note_owner() { owner_.store(self_id(), std::memory_order_relaxed); }
+  void clear_owner() { owner_.store(nullptr, std::memory_order_relaxed); }
+  std::atomic<const void*> owner_{nullptr};
+#else
+  void note_owner() {}
+  void clear_owner() {}
+#endif
   rumpuser_mtx* mtx_;
   LockRank rank_;
 };
@@ -140,11 +173,20 @@ class CondVar {
   ~CondVar() { rumpuser_cv_destroy(cv_); }
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
-  void wait(Mutex& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m) { rumpuser_cv_wait(cv_, m.raw()); }
+  // The wait gives the mutex up and takes it again: its recorded owner
+  // follows (debug builds).
+  void wait(Mutex& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m) {
+    m.clear_owner();
+    rumpuser_cv_wait(cv_, m.raw());
+    m.note_owner();
+  }
   // Relative timeout; returns 0 or ETIMEDOUT.
   int timed_wait(Mutex& m, int64_t nsec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m) {
     if (nsec < 0) nsec = 0;
-    return rumpuser_cv_timedwait(cv_, m.raw(), nsec / 1000000000, nsec % 1000000000);
+    m.clear_owner();
+    int r = rumpuser_cv_timedwait(cv_, m.raw(), nsec / 1000000000, nsec % 1000000000);
+    m.note_owner();
+    return r;
   }
   void signal() { rumpuser_cv_signal(cv_); }
   void broadcast() { rumpuser_cv_broadcast(cv_); }

@@ -49,12 +49,8 @@ int rump_init(void) {
   int e = 0;
   if (!rump::default_kernel()) {
     rump::Result<Kernel*> r = Kernel::boot(rump::BootConfig{});
-    if (!r.ok()) {
-      e = r.error();
-    } else if (!rump::registry_add(r.value(), true)) {
-      r.value()->halt();
-      e = EAGAIN;
-    }
+    if (r.ok()) rump::registry_add(r.value(), true);
+    else e = r.error();
   }
   rumpuser_mutex_exit(init_lock());
   return e;
@@ -76,12 +72,8 @@ int rump_kernel_boot(const struct rump_boot_config* c, struct rump_kernel** kp) 
   rump::Result<Kernel*> r = Kernel::boot(b);
   if (!r.ok()) return r.error();
   rumpuser_mutex_enter_nowrap(init_lock());
-  bool added = rump::registry_add(r.value(), rump::default_kernel() == nullptr);
+  rump::registry_add(r.value(), rump::default_kernel() == nullptr);
   rumpuser_mutex_exit(init_lock());
-  if (!added) {
-    r.value()->halt();
-    return EAGAIN;
-  }
   *kp = to(r.value());
   return 0;
 }
@@ -97,9 +89,7 @@ struct rump_kernel* rump_kernel_current(void) { return to(rump::current_kernel()
 int rump_kernel_halt(struct rump_kernel* kk) {
   Kernel* k = kk ? from(kk) : rump::current_kernel();
   if (!k || !rump::registry_alive(k)) return EINVAL;
-  bool expected = false;
-  if (!k->halting_.compare_exchange_strong(expected, true)) return EBUSY;
-  k->halting_.store(false);
+  if (!k->try_begin_halt()) return EBUSY;
   k->halt();
   return 0;
 }
@@ -112,9 +102,7 @@ size_t rump_kernel_memory_in_use(struct rump_kernel* k) {
 int rump_kernel_set_trace(struct rump_kernel* kk, rump_syscall_trace_fn fn, void* arg) {
   Kernel* k = kk ? from(kk) : rump::current_kernel();
   if (!k) return EINVAL;
-  k->trace_fn_.store(nullptr);
-  k->trace_arg_ = arg;
-  k->trace_fn_.store(reinterpret_cast<rump::SyscallTraceFn>(fn));
+  k->trace().set(reinterpret_cast<rump::SyscallTraceFn>(fn), arg);
   return 0;
 }
 
@@ -122,11 +110,12 @@ const char* rump_syscall_name(long nr) { return rump::syscall_name(nr); }
 
 size_t rump_msgbuf_read(char* buf, size_t len) {
   Kernel* k = rump::current_kernel();
-  if (!k || !k->msgbuf_) {
+  rump::Msgbuf* mb = k ? k->services().msgbuf() : nullptr;
+  if (!mb) {
     if (buf && len) buf[0] = '\0';
     return 0;
   }
-  return k->msgbuf_->read(buf, len);
+  return mb->read(buf, len);
 }
 
 int rump_copyin(const void* uaddr, void* kaddr, size_t len) {

@@ -176,7 +176,7 @@ RUMP_COMPONENT(g_dev_component);
 
 // init's descriptors 0, 1, 2: one description of /dev/console.
 Result<void> console_init(Kernel& k) {
-  if (!k.init_) return {};
+  if (!k.procs().init()) return {};
   Ref<Vnode> root = vfs_state(k).rootvnode.to_ref();
   RefPtr<Vnode> cons;
   {
@@ -185,7 +185,7 @@ Result<void> console_init(Kernel& k) {
     cons = RefPtr<Vnode>(TRY(dev->lookup("console")));
   }
   Ref<File> f = TRY(File::create(k.kmem(), &g_console, std::move(cons), O_RDWR | kOLargefile));
-  ProcVfs& pv = proc_vfs(*k.init_);
+  ProcVfs& pv = proc_vfs(*k.procs().init());
   for (int fd = 0; fd < 3; fd++) {
     RefPtr<File> old = TRY(pv.fdt->install_at(Ref<File>(*f), fd, false, 3));
     (void)old;

@@ -55,10 +55,12 @@ Kernel* current_kernel();
 void set_current_kernel(Kernel* k);
 
 // The process-wide registry of live kernels (for validating cached
-// pointers and for the default kernel).
-// At most this many kernels run at once in a process (EAGAIN beyond).
-inline constexpr int kMaxLiveKernels = 256;
-[[nodiscard]] bool registry_add(Kernel* k, bool make_default);
+// pointers and for the default kernel). It has no fixed size: kernels are
+// linked into an intrusive hash table (insert never fails), so a process
+// can run as many kernels as its memory holds. Hot paths never look at it:
+// they compare the thread's cached epoch with the registry's, which changes
+// only when a kernel boots or halts.
+void registry_add(Kernel* k, bool make_default);
 void registry_remove(Kernel* k);
 Kernel* default_kernel();
 bool registry_alive(Kernel* k);
@@ -98,10 +100,11 @@ class RunAs {
   struct lwp* prev_;
 };
 
-// Runs a system call in k from the calling thread: -errno on failure.
+// Runs a system call in k from the calling thread: -errno on failure
+// (kern/syscall.cc).
 long syscall_enter(Kernel& k, long nr, const long* args);
 // Halts k after a reboot() (called once the call has left the kernel).
-void halt_requested(Kernel* k);
+void halt_after_reboot(Kernel* k);
 
 // Installs the upcall table with the hypercall layer (idempotent).
 int hyp_init();

@@ -8,22 +8,10 @@ namespace rump {
 
 namespace {
 
-// Frees a zombie: the parent reaped it (or nobody will).
-void reap_locked(Kernel& k, Proc* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.proc_tree_lock_) {
-  if (c->parent_) c->parent_->children_.erase(c->parent_->children_.iterator_to(*c));
-  c->parent_ = nullptr;
-  k.procs_.erase(c->pid());
-  k.pids_.release(c->pid());
-  k.pids_.release(c->pgid_);
-  k.pids_.release(c->sid_);
-  k.nprocs_--;
-  delete c;
-}
-
 // Whether the parent asked not to keep zombies (SIGCHLD ignored or
 // SA_NOCLDWAIT), or is init, which reaps everything at once.
 bool parent_autoreaps(Kernel& k, Proc* parent) {
-  if (parent == k.init_ || parent == k.proc0_) return true;
+  if (parent == k.procs().init() || parent == k.procs().proc0()) return true;
   RefPtr<SigActs> sa;
   {
     MutexLocker g(parent->lock_);
@@ -49,21 +37,11 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
   }
   // Wake the other LWPs and wait until none is inside the kernel: after
   // this, no code runs on behalf of p but ours.
-  for (long pause_ns = 10 * 1000;; pause_ns = pause_ns < 1000 * 1000 ? pause_ns * 2 : pause_ns) {
-    bool busy = false;
-    {
-      MutexLocker g(p.lock_);
-      for (Lwp& l : p.lwps_) {
-        if (&l == self) continue;
-        if (l.in_kernel_.load(std::memory_order_acquire)) {
-          busy = true;
-          l.interrupt();
-        }
-      }
-    }
-    if (!busy) break;
-    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, pause_ns);
-  }
+  drain_lwps([&p, self](absl::FunctionRef<void(Lwp&)> visit) {
+    MutexLocker g(p.lock_);
+    for (Lwp& l : p.lwps_)
+      if (&l != self) visit(l);
+  });
 
   // Per-faction state goes (descriptors are closed here).
   for (int i = proc_extension_count() - 1; i >= 0; i--) proc_extension(i)->exit(p);
@@ -72,7 +50,9 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
   int notify_sig = 0;
   pid_t notify_pid = 0;
   {
-    MutexLocker g(k.proc_tree_lock_);
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    p.assert_tree_locked();
     // LWPs: free the idle ones; bound ones (and the caller's) become husks
     // that their host threads free on their next kernel entry.
     {
@@ -85,8 +65,8 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
           l.dead_.store(true);
           continue;
         }
-        k.all_lwps_.erase(k.all_lwps_.iterator_to(l));
-        k.pids_.release(l.tid());
+        t.lwps_locked().erase(t.lwps_locked().iterator_to(l));
+        t.pids().release(l.tid());
         delete &l;
       }
     }
@@ -94,15 +74,18 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
     while (!p.children_.empty()) {
       Proc& c = p.children_.front();
       p.children_.pop_front();
-      c.parent_ = k.init_;
-      k.init_->children_.push_back(c);
-      if (c.state_ == Proc::State::kZombie) reap_locked(k, &c);
+      Proc* init = t.init();
+      c.assert_tree_locked();
+      init->assert_tree_locked();
+      c.parent_ = init;
+      init->children_.push_back(c);
+      if (c.state_ == Proc::State::kZombie) t.reap_locked(c);
     }
     p.state_ = Proc::State::kZombie;
     p.exit_status_ = wstatus;
     Proc* parent = p.parent_;
     if (parent == nullptr || parent_autoreaps(k, parent)) {
-      reap_locked(k, &p);
+      t.reap_locked(p);
     } else {
       parent->child_cv_.broadcast();
       if (p.exit_signal_ != 0) {
@@ -119,9 +102,12 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
 void kill_proc(Kernel& k, pid_t pid, int sig) {
   Proc* p;
   {
-    MutexLocker g(k.proc_tree_lock_);
-    p = k.find_proc_locked(pid);
-    if (!p || p->state_ != Proc::State::kActive || p == k.init_ || p == k.proc0_) return;
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    p = t.find_locked(pid);
+    if (!p || p == t.init() || p == t.proc0()) return;
+    p->assert_tree_locked();
+    if (p->state_ != Proc::State::kActive) return;
     MutexLocker pg(p->lock_);
     if (p->exiting_) return;
   }

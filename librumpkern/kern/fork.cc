@@ -24,6 +24,7 @@ Result<void> fork1_check_flags(uint32_t flags) {
 Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   TRY(fork1_check_flags(flags));
   Kernel& k = l.kernel();
+  ProcTable& t = k.procs();
   Proc& parent = l.proc();
   Ref<Cred> cred = parent.cred();
 
@@ -32,9 +33,8 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   Proc* child = nullptr;
   pid_t pid;
   {
-    MutexLocker g(k.proc_tree_lock_);
-    if (k.halting_.load()) return err(EAGAIN);
-    if (k.nprocs_ >= k.maxproc_) return err(EAGAIN);
+    MutexLocker g(t.lock());
+    if (k.halting()) return err(EAGAIN);
     rlim_t nproc_limit;
     {
       MutexLocker pg(parent.lock_);
@@ -42,22 +42,32 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
     }
     if (!cred->is_root() && nproc_limit != RLIM_INFINITY) {
       rlim_t n = 0;
-      for (auto& [id, p] : k.procs_)
-        if (p->state_ != Proc::State::kZombie && p->cred()->uid == cred->uid) n++;
+      t.for_each_locked([&](Proc& p) {
+        p.assert_tree_locked();
+        if (p.state_ != Proc::State::kZombie && p.cred()->uid == cred->uid) n++;
+      });
       if (n >= nproc_limit) return err(EAGAIN);
     }
     uint32_t random = 0;
-    if (k.pids_.randomize) {
+    if (t.pids().randomize) {
       size_t got = 0;
       rumpuser_getrandom(&random, sizeof random, RUMPUSER_RANDOM_NOWAIT, &got);
     }
-    pid = TRY(k.pids_.alloc((flags & RFHIGHPID) != 0, random));
+    // maxproc and a pid first (EAGAIN), then the memory (ENOMEM): each
+    // step is undone if a later one fails.
+    TRY(t.count_proc_locked());
+    Result<pid_t> r = t.pids().alloc((flags & RFHIGHPID) != 0, random);
+    if (!r.ok()) {
+      t.uncount_proc_locked();
+      return Error{r.error()};
+    }
+    pid = r.value();
     child = new (k.kmem()) Proc(k, pid);
     if (!child) {
-      k.pids_.release(pid);
+      t.pids().release(pid);
+      t.uncount_proc_locked();
       return err(ENOMEM);
     }
-    k.nprocs_++;
   }
   // Until the child is published, failure undoes everything made so far.
   bool published = false;
@@ -65,9 +75,9 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   absl::Cleanup undo = [&] {
     if (published) return;
     for (int i = ext_done - 1; i >= 0; i--) proc_extension(i)->exit(*child);
-    MutexLocker g(k.proc_tree_lock_);
-    k.pids_.release(pid);
-    k.nprocs_--;
+    MutexLocker g(t.lock());
+    t.pids().release(pid);
+    t.uncount_proc_locked();
     delete child;
   };
 
@@ -112,8 +122,6 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   }
   child->umask_.store(parent.umask_.load());
   child->space_ = parent.space_;  // the vm faction's fork hook replaces it
-  child->exit_signal_ = (flags & RFTSIGZMB) ? static_cast<int>((flags >> RFTSIGSHIFT) & RFTSIGMASK)
-                                            : SIGCHLD;
 
   for (; ext_done < proc_extension_count(); ext_done++) {
     ProcExtension* ext = proc_extension(ext_done);
@@ -124,17 +132,22 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   cl->sigmask_.store(l.sigmask_.load());
 
   {
-    MutexLocker g(k.proc_tree_lock_);
-    Proc* p = (flags & RFNOWAIT) ? k.init_ : &parent;
+    MutexLocker g(t.lock());
+    Proc* p = (flags & RFNOWAIT) ? t.init() : &parent;
+    parent.assert_tree_locked();
+    p->assert_tree_locked();
+    child->assert_tree_locked();
+    child->exit_signal_ = (flags & RFTSIGZMB) ? static_cast<int>((flags >> RFTSIGSHIFT) & RFTSIGMASK)
+                                              : SIGCHLD;
     child->parent_ = p;
     child->pgid_ = parent.pgid_;
     child->sid_ = parent.sid_;
-    k.pids_.hold(child->pgid_);
-    k.pids_.hold(child->sid_);
+    t.pids().hold(child->pgid_);
+    t.pids().hold(child->sid_);
     child->ppwait_ = (flags & RFPPWAIT) != 0;
     child->stopped_report_ = false;
     p->children_.push_back(*child);
-    k.procs_[pid] = child;
+    t.insert_locked(*child);
     child->state_ = Proc::State::kActive;
     published = true;
   }

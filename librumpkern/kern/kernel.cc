@@ -14,6 +14,7 @@
 #include "kern/fork.h"
 #include "kern/msgbuf.h"
 #include "kern/services.h"
+#include "kern/sysctl.h"
 
 namespace rump {
 
@@ -57,8 +58,7 @@ void boot_config_from_env(BootConfig& c) {
   }
 }
 
-Kernel::Kernel(size_t memlimit, uint64_t serial)
-    : kmem_(memlimit), pids_(kmem_), procs_(KAllocator<std::pair<const pid_t, Proc*>>(kmem_)), serial_(serial) {}
+Kernel::Kernel(size_t memlimit, uint64_t serial) : kmem_(memlimit), procs_(kmem_), serial_(serial) {}
 
 Kernel::~Kernel() = default;
 
@@ -70,8 +70,8 @@ void Kernel::printf(const char* fmt, ...) {
   va_end(ap);
   if (n < 0) return;
   size_t len = static_cast<size_t>(n) < sizeof line ? static_cast<size_t>(n) : sizeof line - 1;
-  if (msgbuf_) msgbuf_->append(line, len);
-  if (verbose_) rumpuser_dprintf("%.*s", static_cast<int>(len), line);
+  if (Msgbuf* mb = services_.msgbuf()) mb->append(line, len);
+  if (cfg_.verbose > 0) rumpuser_dprintf("%.*s", static_cast<int>(len), line);
 }
 
 void panic(const char* fmt, ...) {
@@ -102,10 +102,9 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   Kernel* k = new (mem) Kernel(cfg.memlimit, g_serial.fetch_add(1) + 1);
   k->cfg_ = cfg;
   k->backend_ = be;
-  k->verbose_ = cfg.verbose;
-  k->maxproc_ = cfg.maxproc;
+  k->procs_.set_maxproc(cfg.maxproc);
   k->boot_time_ns_ = mono_now_ns();
-  Result<void> r = k->boot_locked(cfg);
+  Result<void> r = k->start(cfg);
   if (!r.ok()) {
     k->halt();
     return Error{r.error()};
@@ -113,7 +112,74 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   return k;
 }
 
-Result<void> Kernel::boot_locked(const BootConfig& cfg) {
+// proc0 and lwp0, the kernel's own process and first thread, then init
+// (pid 1): the parent of orphans and the home of implicit LWPs. Each is
+// handed to the process table as soon as it exists, so that a failure
+// half-way leaves halt() something it knows how to free.
+Result<void> Kernel::start_boot_procs() {
+  {
+    MutexLocker g(procs_.lock());
+    TRY(procs_.pids().init(cfg_.pid_max));
+    TRY(procs_.pids().reserve(0));
+  }
+  Proc* p0 = new (kmem_) Proc(*this, 0);
+  if (!p0) return err(ENOMEM);
+  procs_.set_proc0(p0, nullptr);
+  {
+    MutexLocker g(procs_.lock());
+    procs_.insert_locked(*p0);
+    procs_.count_proc_unlimited_locked();
+    p0->assert_tree_locked();
+    p0->state_ = Proc::State::kActive;
+  }
+  Ref<Cred> root = TRY(Cred::create_root(kmem_));
+  SigActs* sa0 = new (kmem_) SigActs();
+  if (!sa0) return err(ENOMEM);
+  {
+    MutexLocker g(p0->lock_);
+    p0->cred_ = root;
+    p0->sigacts_ = RefPtr<SigActs>(kAdopt, sa0);
+    std::strcpy(p0->comm_, "swapper");
+  }
+  Lwp* l0 = new (kmem_) Lwp(*this, *p0, 0, Lwp::Kind::kKthread);
+  if (!l0) return err(ENOMEM);
+  procs_.set_proc0(p0, l0);
+
+  Proc* p1 = new (kmem_) Proc(*this, 1);
+  if (!p1) return err(ENOMEM);
+  {
+    MutexLocker g(procs_.lock());
+    if (Result<void> r = procs_.pids().reserve(1); !r.ok()) {
+      delete p1;
+      return r;
+    }
+    procs_.set_init(p1);
+    procs_.insert_locked(*p1);
+    procs_.count_proc_unlimited_locked();
+    p0->assert_tree_locked();
+    p1->assert_tree_locked();
+    p1->parent_ = p0;
+    p0->children_.push_back(*p1);
+    // init leads its own group and session.
+    p1->pgid_ = p1->sid_ = 1;
+    procs_.pids().hold(1);
+    procs_.pids().hold(1);
+  }
+  SigActs* sa1 = new (kmem_) SigActs();
+  if (!sa1) return err(ENOMEM);
+  {
+    MutexLocker g(p1->lock_);
+    p1->cred_ = root;
+    p1->sigacts_ = RefPtr<SigActs>(kAdopt, sa1);
+    std::strcpy(p1->comm_, "init");
+  }
+  MutexLocker g(procs_.lock());
+  p1->assert_tree_locked();
+  p1->state_ = Proc::State::kActive;
+  return {};
+}
+
+Result<void> Kernel::start(const BootConfig& cfg) {
   // 3. CPUs.
   // One cache line per CPU (Kmem's blocks are only 16-byte aligned, so
   // the array comes straight from the hypercall and is charged by hand).
@@ -128,70 +194,23 @@ Result<void> Kernel::boot_locked(const BootConfig& cfg) {
   for (int i = 0; i < cfg.ncpu; i++) new (&cpus_[i]) Cpu();
   sched_.init(cpus_, cfg.ncpu);
 
-  // 4. proc0 and lwp0, the kernel's own process and first thread.
-  {
-    MutexLocker g(proc_tree_lock_);
-    TRY(pids_.init(cfg.pid_max));
-    pids_.reserve(0);
-  }
-  proc0_ = new (kmem_) Proc(*this, 0);
-  if (!proc0_) return err(ENOMEM);
-  Ref<Cred> root = TRY(Cred::create_root(kmem_));
-  SigActs* sa0 = new (kmem_) SigActs();
-  if (!sa0) return err(ENOMEM);
-  {
-    MutexLocker g(proc0_->lock_);
-    proc0_->cred_ = root;
-    proc0_->sigacts_ = RefPtr<SigActs>(kAdopt, sa0);
-    std::strcpy(proc0_->comm_, "swapper");
-  }
-  proc0_->state_ = Proc::State::kActive;
-  lwp0_ = new (kmem_) Lwp(*this, *proc0_, 0, Lwp::Kind::kKthread);
-  if (!lwp0_) return err(ENOMEM);
-  RunAs as(*this, lwp0_);
-  {
-    MutexLocker g(proc_tree_lock_);
-    procs_[0] = proc0_;
-    nprocs_++;
-  }
+  // 4. proc0, lwp0 and init; the rest of boot runs as lwp0.
+  TRY(start_boot_procs());
+  RunAs as(*this, procs_.lwp0());
 
-  // 5. Kernel services: sysctl, message buffer, callouts, host name.
-  msgbuf_ = TRY(Msgbuf::create(kmem_));
-  if (cfg.hostname[0]) std::strncpy(hostname_, cfg.hostname, sizeof hostname_ - 1);
-  else snprintf(hostname_, sizeof hostname_, "rump%llu", static_cast<unsigned long long>(serial_));
+  // 5. Kernel services: message buffer, host name, sysctl, callouts.
+  TRY(services_init(*this, cfg));
   printf("rump kernel %llu booting: %d CPU%s\n", static_cast<unsigned long long>(serial_), cfg.ncpu,
          cfg.ncpu == 1 ? "" : "s");
-  TRY(services_init(*this));
 
-  // 6. init (pid 1): the parent of orphans and the home of implicit LWPs.
-  {
-    MutexLocker g(proc_tree_lock_);
-    pids_.reserve(1);
-    init_ = new (kmem_) Proc(*this, 1);
-    if (!init_) return err(ENOMEM);
-    procs_[1] = init_;
-    nprocs_++;
-    init_->parent_ = proc0_;
-    proc0_->children_.push_back(*init_);
-    init_->pgid_ = init_->sid_ = 1;
-    pids_.hold(1);
-    pids_.hold(1);
-  }
-  SigActs* sa1 = new (kmem_) SigActs();
-  if (!sa1) return err(ENOMEM);
-  {
-    MutexLocker g(init_->lock_);
-    init_->cred_ = root;
-    init_->sigacts_ = RefPtr<SigActs>(kAdopt, sa1);
-    std::strcpy(init_->comm_, "init");
-  }
-  init_->state_ = Proc::State::kActive;
-
-  // 7. Components, by type.
+  // 6. Components, by type. Halt runs fini for every component whose init
+  // ran, even one that failed half-way (fini tolerates a partial start).
+  components_up_ = true;
   for (int type = 0; type <= static_cast<int>(ComponentType::kPostinit); type++) {
     for (int i = 0; i < component_count(); i++) {
       Component* c = component_at(i);
       if (static_cast<int>(c->type) != type) continue;
+      components_started_ |= uint32_t{1} << i;
       if (c->init) {
         Result<void> r = c->init(*this);
         if (!r.ok()) {
@@ -201,109 +220,100 @@ Result<void> Kernel::boot_locked(const BootConfig& cfg) {
       }
     }
   }
-  components_up_ = 1;
   printf("rump kernel %llu ready\n", static_cast<unsigned long long>(serial_));
   return {};
+}
+
+void Kernel::stop_components() {
+  if (!components_up_) return;
+  for (int type = static_cast<int>(ComponentType::kPostinit); type >= 0; type--) {
+    for (int i = component_count() - 1; i >= 0; i--) {
+      Component* c = component_at(i);
+      if (static_cast<int>(c->type) != type || !(components_started_ & (uint32_t{1} << i))) continue;
+      if (c->fini) c->fini(*this);
+    }
+  }
+  components_up_ = false;
+  components_started_ = 0;
+}
+
+// The processes go: every one but proc0 and init is ended (exit1), the
+// zombies nobody waited for are reaped, and the LWPs left (init's and
+// proc0's, husks, implicit LWPs) are freed. Runs as lwp0.
+void Kernel::end_processes() {
+  Proc* p0 = procs_.proc0();
+  Proc* p1 = procs_.init();
+  auto other = [p0, p1](Proc& p) { return &p != p0 && &p != p1; };
+  for (;;) {
+    Proc* victim;
+    {
+      MutexLocker g(procs_.lock());
+      victim = procs_.find_if_locked([&](Proc& p) {
+        p.assert_tree_locked();
+        return other(p) && p.state_ == Proc::State::kActive;
+      });
+    }
+    if (!victim) break;
+    exit1(*victim, nullptr, w_exitcode(0, SIGKILL));
+    // It may be a zombie of a parent that never waits: reaped below.
+  }
+  MutexLocker g(procs_.lock());
+  while (Proc* z = procs_.find_if_locked(other)) procs_.reap_locked(*z);
+  KernelLwpList& all = procs_.lwps_locked();
+  while (!all.empty()) {
+    Lwp& l = all.front();
+    all.pop_front();
+    if (l.proc_hook_.is_linked()) {
+      Proc& p = l.proc();
+      MutexLocker pg(p.lock_);
+      p.lwps_.erase(p.lwps_.iterator_to(l));
+      p.nlwps_--;
+    }
+    procs_.pids().release(l.tid());
+    delete &l;
+  }
 }
 
 void Kernel::halt() {
   BackendScope scope(backend_);
   halting_.store(true);
   registry_remove(this);
-  if (lwp0_) {
-    RunAs as(*this, lwp0_);
-    // Everyone out: interrupt LWPs inside the kernel and wait for them
-    // (polling with a growing pause: they leave within microseconds).
-    for (long pause_ns = 10 * 1000;; pause_ns = pause_ns < 1000 * 1000 ? pause_ns * 2 : pause_ns) {
-      bool busy = false;
-      {
-        MutexLocker g(proc_tree_lock_);
-        for (Lwp& l : all_lwps_) {
-          if (l.in_kernel_.load()) {
-            busy = true;
-            l.exiting_.store(true);
-            l.interrupt();
-          }
-        }
-      }
-      if (!busy) break;
-      rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, pause_ns);
-    }
-    if (components_up_) {
-      for (int type = static_cast<int>(ComponentType::kPostinit); type >= 0; type--) {
-        for (int i = component_count() - 1; i >= 0; i--) {
-          Component* c = component_at(i);
-          if (static_cast<int>(c->type) == type && c->fini) c->fini(*this);
-        }
-      }
-    }
-    // End every process but proc0 and init, children first where possible.
-    for (;;) {
-      Proc* victim = nullptr;
-      {
-        MutexLocker g(proc_tree_lock_);
-        for (auto& [pid, p] : procs_) {
-          if (p == proc0_ || p == init_ || p->state_ != Proc::State::kActive) continue;
-          victim = p;
-          break;
-        }
-      }
-      if (!victim) break;
-      exit1(*victim, nullptr, w_exitcode(0, SIGKILL));
-      // It may be a zombie of a parent that never waits: reap below.
-    }
-    {
-      MutexLocker g(proc_tree_lock_);
-      for (auto it = procs_.begin(); it != procs_.end();) {
-        Proc* p = it->second;
-        ++it;
-        if (p == proc0_ || p == init_) continue;
-        if (p->parent_) p->parent_->children_.erase(p->parent_->children_.iterator_to(*p));
-        procs_.erase(p->pid());
-        delete p;
-      }
-      // init's and proc0's remaining LWPs, husks and implicit LWPs.
-      while (!all_lwps_.empty()) {
-        Lwp& l = all_lwps_.front();
-        all_lwps_.pop_front();
-        if (l.proc_hook_.is_linked()) {
-          MutexLocker pg(l.proc().lock_);
-          l.proc().lwps_.erase(l.proc().lwps_.iterator_to(l));
-        }
-        delete &l;
-      }
-    }
-    if (init_) {
-      for (int i = proc_extension_count() - 1; i >= 0; i--) proc_extension(i)->exit(*init_);
+  Proc* p0 = procs_.proc0();
+  Proc* p1 = procs_.init();
+  if (Lwp* l0 = procs_.lwp0()) {
+    RunAs as(*this, l0);
+    // Everyone out of the kernel first.
+    drain_lwps([this](absl::FunctionRef<void(Lwp&)> visit) {
+      MutexLocker g(procs_.lock());
+      for (Lwp& l : procs_.lwps_locked()) visit(l);
+    });
+    stop_components();
+    end_processes();
+    if (p1) {
+      for (int i = proc_extension_count() - 1; i >= 0; i--) proc_extension(i)->exit(*p1);
     }
     services_fini(*this);
   }
-  if (init_) {
-    MutexLocker g(proc_tree_lock_);
-    if (init_->sibling_hook_.is_linked()) proc0_->children_.erase(proc0_->children_.iterator_to(*init_));
-    delete init_;
-    init_ = nullptr;
+  {
+    // Give the table's memory back now, so the leak check below sees it.
+    MutexLocker g(procs_.lock());
+    if (p1 && p0) {
+      p0->assert_tree_locked();
+      if (p1->sibling_hook_.is_linked()) p0->children_.erase(p0->children_.iterator_to(*p1));
+    }
+    procs_.clear_locked();
   }
-  delete lwp0_;
-  lwp0_ = nullptr;
-  delete proc0_;
-  proc0_ = nullptr;
-  delete msgbuf_;
-  msgbuf_ = nullptr;
+  delete p1;
+  delete procs_.lwp0();
+  delete p0;
+  procs_.set_init(nullptr);
+  procs_.set_proc0(nullptr, nullptr);
   sched_.fini();
   if (cpus_) {
     rumpuser_free(cpus_, cpus_bytes_);
     kmem_.uncharge(cpus_bytes_);
   }
   cpus_ = nullptr;
-  {
-    // Give the tables' memory back now, so the leak check below sees it.
-    MutexLocker g(proc_tree_lock_);
-    procs_.clear();
-    procs_.rehash(0);
-    pids_.~PidAllocator();
-    new (&pids_) PidAllocator(kmem_);
-  }
   if (kmem_.in_use() != 0) {
     // Memory that did not come back is a kernel bug: debug builds (the
     // test suite) stop here; release builds say so and go on.

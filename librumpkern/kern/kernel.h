@@ -9,15 +9,16 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <boost/intrusive/unordered_set_hook.hpp>
 #include <cstdint>
 
-#include "absl/container/flat_hash_map.h"
 #include "base/kmem.h"
 #include "base/result.h"
 #include "kern/component.h"
 #include "kern/lwp.h"
 #include "kern/pid.h"
 #include "kern/proc.h"
+#include "kern/proc_table.h"
 #include "kern/sched.h"
 #include "kern/syscall.h"
 #include "sync/mutex.h"
@@ -54,40 +55,85 @@ class BackendScope {
   const rumpuser_backend* prev_;
 };
 
+// Kernel services started at boot before the components and stopped at
+// halt after them (kern/services.cc): the message buffer, the sysctl tree,
+// the callout queue, and the host name (written by sethostname(2) and
+// sysctl kern.hostname through set_hostname, the one writer).
+inline constexpr size_t kHostNameMax = 64;  // Linux __NEW_UTS_LEN
+
+class KernelServices {
+ public:
+  Msgbuf* msgbuf() const { return msgbuf_; }
+  Sysctl* sysctl() const { return sysctl_; }
+  CalloutQueue* callouts() const { return callouts_; }
+
+  // Copies the host name (NUL-terminated) into out[kHostNameMax + 1].
+  void hostname(char* out) const;
+  // Sets the host name from len bytes (not necessarily NUL-terminated):
+  // EINVAL beyond kHostNameMax.
+  Result<void> set_hostname(const char* name, size_t len);
+
+ private:
+  friend Result<void> services_init(Kernel& k, const BootConfig& cfg);
+  friend void services_fini(Kernel& k);
+  Msgbuf* msgbuf_ = nullptr;
+  Sysctl* sysctl_ = nullptr;
+  CalloutQueue* callouts_ = nullptr;
+  mutable SpinLock hostname_lock_{LockRank::kNone};
+  char hostname_[kHostNameMax + 1] ABSL_GUARDED_BY(hostname_lock_) = {};
+};
+
+// The per-kernel system call tracing hook (rump_kernel_set_trace): sees
+// every call's number, arguments and result (the raw -errno convention).
+class SyscallTrace {
+ public:
+  void set(SyscallTraceFn fn, void* arg) {
+    fn_.store(nullptr, std::memory_order_release);
+    arg_.store(arg, std::memory_order_release);
+    fn_.store(fn, std::memory_order_release);
+  }
+  // On the syscall path: one relaxed load when no hook is set.
+  void record(long nr, const long* args, long result) const {
+    if (SyscallTraceFn fn = fn_.load(std::memory_order_relaxed)) fn(arg_.load(std::memory_order_acquire), nr, args, result);
+  }
+
+ private:
+  std::atomic<SyscallTraceFn> fn_{nullptr};
+  std::atomic<void*> arg_{nullptr};
+};
+
 class Kernel {
  public:
   static Result<Kernel*> boot(const BootConfig& cfg);
   // Stops the kernel's threads and frees everything. Must not be called
-  // from inside the kernel (reboot() only requests it: see halt_requested).
+  // from inside the kernel (reboot() only requests it: request_halt). The
+  // caller has won try_begin_halt(), or is boot giving up.
   void halt();
+  // Claims the halt of this kernel: true for exactly one caller, who then
+  // calls halt(); false if a halt is already under way.
+  bool try_begin_halt() {
+    bool expected = false;
+    return halting_.compare_exchange_strong(expected, true);
+  }
+  // A halt has begun: no new processes or kernel threads.
+  bool halting() const { return halting_.load(std::memory_order_acquire); }
+  // reboot(2): the halt happens once the call has left the kernel.
+  void request_halt() { halt_requested_.store(true, std::memory_order_relaxed); }
+  bool halt_requested() const { return halt_requested_.load(std::memory_order_relaxed); }
 
   Kmem& kmem() { return kmem_; }
-
- private:
-  Kmem kmem_;  // first: everything below allocates from it
-
- public:
   uint64_t serial() const { return serial_; }
   Scheduler& sched() { return sched_; }
   const BootConfig& config() const { return cfg_; }
   int ncpu() const { return sched_.ncpu(); }
+  // The hypercall backend serving this kernel's threads and objects
+  // (rumpuser.h, "Backends"), chosen at boot.
+  const rumpuser_backend* backend() const { return backend_; }
+  uint64_t boot_time_ns() const { return boot_time_ns_; }  // monotonic
 
-  // --- processes (kern/proc.cc, kern/fork.cc, kern/exit.cc)
-  Mutex proc_tree_lock_{LockRank::kProcTree};
-  PidAllocator pids_ ABSL_GUARDED_BY(proc_tree_lock_);
-  absl::flat_hash_map<pid_t, Proc*, absl::container_internal::hash_default_hash<pid_t>,
-                      absl::container_internal::hash_default_eq<pid_t>,
-                      KAllocator<std::pair<const pid_t, Proc*>>>
-      procs_ ABSL_GUARDED_BY(proc_tree_lock_);
-  int nprocs_ ABSL_GUARDED_BY(proc_tree_lock_) = 0;
-  int maxproc_ = 4096;
-  KernelLwpList all_lwps_ ABSL_GUARDED_BY(proc_tree_lock_);
-  Proc* proc0_ = nullptr;  // the kernel's own process (kernel threads)
-  Proc* init_ = nullptr;   // pid 1: implicit LWPs, orphans
-  Lwp* lwp0_ = nullptr;
-
-  // Finds a live or zombie process; caller holds proc_tree_lock_.
-  Proc* find_proc_locked(pid_t pid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(proc_tree_lock_);
+  ProcTable& procs() { return procs_; }
+  KernelServices& services() { return services_; }
+  SyscallTrace& trace() { return trace_; }
 
   // --- LWPs (kern/lwp.cc)
   Result<Lwp*> new_lwp(Proc& p, Lwp::Kind kind);
@@ -99,46 +145,58 @@ class Kernel {
   // unlink_lwp, then frees it. l must not hold a CPU.
   void free_lwp(Lwp* l);
 
-  // --- services
-  Msgbuf* msgbuf_ = nullptr;
-  Sysctl* sysctl_ = nullptr;
-  CalloutQueue* callouts_ = nullptr;
-  void* component_state_[kMaxComponents] = {};
-
-  char hostname_[65] = {};  // guarded by proc_tree_lock_ for writes (sethostname)
-  std::atomic<bool> halt_requested_{false};
-  std::atomic<bool> halting_{false};
-
-  // --- system call tracing
-  std::atomic<SyscallTraceFn> trace_fn_{nullptr};
-  void* trace_arg_ = nullptr;
-
   // Kernel messages: printf into the message buffer (and the console when
   // verbose).
   void printf(const char* fmt, ...) __attribute__((__format__(__printf__, 2, 3)));
 
-  uint64_t boot_time_ns_ = 0;  // monotonic
-  int verbose_ = 0;
-
  private:
+  template <class T>
+  friend class KernelSlot;
+  friend struct KernelRegistry;
   Kernel(size_t memlimit, uint64_t serial);
   ~Kernel();
-  Result<void> boot_locked(const BootConfig& cfg);
+  // Boot after the kernel object exists: CPUs, proc0, services, init,
+  // components. On failure the caller halts what was made.
+  Result<void> start(const BootConfig& cfg);
+  Result<void> start_boot_procs();
+  void stop_components();
+  void end_processes();
 
+  Kmem kmem_;  // first: everything below allocates from it
+  ProcTable procs_;
+  KernelServices services_;
+  SyscallTrace trace_;
+  // Per-component state, reached only through KernelSlot<T> (component.h).
+  void* component_state_[kMaxComponents] = {};
+  std::atomic<bool> halt_requested_{false};
+  std::atomic<bool> halting_{false};
   uint64_t serial_;
   BootConfig cfg_;
-
- public:
-  // The hypercall backend serving this kernel's threads and objects
-  // (rumpuser.h, "Backends"), chosen at boot.
   const rumpuser_backend* backend_ = nullptr;
-
- private:
+  uint64_t boot_time_ns_ = 0;
   Scheduler sched_;
   Cpu* cpus_ = nullptr;
   size_t cpus_bytes_ = 0;
-  int components_up_ = 0;
+  bool components_up_ = false;
+  uint32_t components_started_ = 0;  // bit i: component_at(i)'s init ran
+  // Linked while the kernel is alive (the process-wide registry, curlwp.cc).
+  boost::intrusive::unordered_set_member_hook<> registry_hook_;
 };
+
+template <class T>
+T* KernelSlot<T>::get(Kernel& k) const {
+  return static_cast<T*>(k.component_state_[c_->slot]);
+}
+template <class T>
+void KernelSlot<T>::set(Kernel& k, T* state) const {
+  k.component_state_[c_->slot] = state;
+}
+template <class T>
+T* KernelSlot<T>::take(Kernel& k) const {
+  T* s = get(k);
+  k.component_state_[c_->slot] = nullptr;
+  return s;
+}
 
 // Kernel panic: a broken invariant of the kernel itself. Never returns.
 [[noreturn]] void panic(const char* fmt, ...) __attribute__((__format__(__printf__, 1, 2)));

@@ -30,11 +30,12 @@ void* kthread_main(void* arg) {
 
 Result<Kthread*> kthread_create(Kernel& k, const char* name, void (*fn)(void*), void* arg) {
   if (!fn) return err(EINVAL);
-  if (k.halting_.load() || !k.proc0_) return err(EAGAIN);
+  Proc* p0 = k.procs().proc0();
+  if (k.halting() || !p0) return err(EAGAIN);
   Kthread* t = new (k.kmem()) Kthread(k, fn, arg);
   if (!t) return err(ENOMEM);
   std::strncpy(t->name_, name ? name : "kthread", sizeof t->name_ - 1);
-  Result<Lwp*> lr = k.new_lwp(*k.proc0_, Lwp::Kind::kKthread);
+  Result<Lwp*> lr = k.new_lwp(*p0, Lwp::Kind::kKthread);
   if (!lr.ok()) {
     delete t;
     return Error{lr.error()};

@@ -1,6 +1,8 @@
 // LWPs: creation, release, sleeping and interruption.
 #include "kern/lwp.h"
 
+#include <rump/rumpuser.h>
+
 #include "kern/clock.h"
 #include "kern/kernel.h"
 #include "kern/proc.h"
@@ -129,6 +131,20 @@ void Lwp::interrupt() {
   sleep_lock_.unlock();
 }
 
+void drain_lwps(absl::FunctionRef<void(absl::FunctionRef<void(Lwp&)>)> for_each) {
+  for (long pause_ns = 10 * 1000;; pause_ns = pause_ns < 1000 * 1000 ? pause_ns * 2 : pause_ns) {
+    bool busy = false;
+    for_each([&busy](Lwp& l) {
+      if (!l.in_kernel_.load(std::memory_order_acquire)) return;
+      busy = true;
+      l.exiting_.store(true);
+      l.interrupt();
+    });
+    if (!busy) return;
+    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, pause_ns);
+  }
+}
+
 UserSpace* Lwp::user_space() const {
   return space_override_ ? space_override_ : proc_->space_;
 }
@@ -136,33 +152,34 @@ UserSpace* Lwp::user_space() const {
 Result<Lwp*> Kernel::new_lwp(Proc& p, Lwp::Kind kind) {
   pid_t tid;
   {
-    MutexLocker g(proc_tree_lock_);
+    MutexLocker g(procs_.lock());
     if (kind == Lwp::Kind::kProcess) {
       // The first LWP of a process has tid == pid, as on Linux.
       bool first;
       {
+        p.assert_tree_locked();
         MutexLocker pg(p.lock_);
         first = p.nlwps_ == 0 && p.state_ == Proc::State::kEmbryo;
       }
       if (first) {
         tid = p.pid();
-        pids_.hold(tid);
+        procs_.pids().hold(tid);
       } else {
-        tid = TRY(pids_.alloc(false, 0));
+        tid = TRY(procs_.pids().alloc(false, 0));
       }
     } else {
-      tid = TRY(pids_.alloc(false, 0));
+      tid = TRY(procs_.pids().alloc(false, 0));
     }
   }
   Lwp* l = new (kmem_) Lwp(*this, p, tid, kind);
   if (!l) {
-    MutexLocker g(proc_tree_lock_);
-    pids_.release(tid);
+    MutexLocker g(procs_.lock());
+    procs_.pids().release(tid);
     return err(ENOMEM);
   }
   {
-    MutexLocker g(proc_tree_lock_);
-    all_lwps_.push_back(*l);
+    MutexLocker g(procs_.lock());
+    procs_.lwps_locked().push_back(*l);
     MutexLocker pg(p.lock_);
     p.lwps_.push_back(*l);
     p.nlwps_++;
@@ -172,7 +189,7 @@ Result<Lwp*> Kernel::new_lwp(Proc& p, Lwp::Kind kind) {
 }
 
 void Kernel::unlink_lwp(Lwp* l) {
-  MutexLocker g(proc_tree_lock_);
+  MutexLocker g(procs_.lock());
   if (l->proc_hook_.is_linked()) {
     // Still on its process's list, so the process is alive. (Husks were
     // taken off when their process ended; their Proc may be gone.)
@@ -181,8 +198,9 @@ void Kernel::unlink_lwp(Lwp* l) {
     p.lwps_.erase(p.lwps_.iterator_to(*l));
     p.nlwps_--;
   }
-  if (l->kernel_hook_.is_linked()) all_lwps_.erase(all_lwps_.iterator_to(*l));
-  pids_.release(l->tid());
+  KernelLwpList& all = procs_.lwps_locked();
+  if (l->kernel_hook_.is_linked()) all.erase(all.iterator_to(*l));
+  procs_.pids().release(l->tid());
 }
 
 void Kernel::free_lwp(Lwp* l) {

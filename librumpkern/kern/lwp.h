@@ -17,6 +17,7 @@
 #include <boost/intrusive/list.hpp>
 #include <cstdint>
 
+#include "absl/functional/function_ref.h"
 #include "base/kmem.h"
 #include "base/ref.h"
 #include "kern/cred.h"
@@ -114,6 +115,14 @@ class Lwp : public KObject {
   rumpuser_cv* sleep_cv_ = nullptr;
   friend class Proc;
 };
+
+// Makes LWPs leave the kernel and returns once none is inside: exit (the
+// other LWPs of the exiting process) and halt (every LWP of the kernel)
+// share it. for_each(visit) calls visit(Lwp&) on each LWP concerned, under
+// whatever lock keeps its list stable; each one found inside the kernel is
+// told to leave (exiting_, interrupt()), and the caller polls with a growing
+// pause, since they leave within microseconds.
+void drain_lwps(absl::FunctionRef<void(absl::FunctionRef<void(Lwp&)>)> for_each);
 
 using LwpList = bi::list<Lwp, bi::member_hook<Lwp, ListHook, &Lwp::proc_hook_>,
                          bi::constant_time_size<false>>;

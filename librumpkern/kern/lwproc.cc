@@ -33,9 +33,13 @@ int rump_lwproc_newlwp(pid_t pid) {
   rump::Result<Lwp*> nl = rump::err(ESRCH);
   rump::Proc* p = nullptr;
   {
-    rump::MutexLocker g(k->proc_tree_lock_);
-    p = k->find_proc_locked(pid);
-    if (p && (p->state_ != rump::Proc::State::kActive || p == k->proc0_)) p = nullptr;
+    rump::ProcTable& t = k->procs();
+    rump::MutexLocker g(t.lock());
+    p = t.find_locked(pid);
+    if (p) {
+      p->assert_tree_locked();
+      if (p->state_ != rump::Proc::State::kActive || p == t.proc0()) p = nullptr;
+    }
     if (p) {
       rump::MutexLocker pg(p->lock_);
       if (p->exiting_) p = nullptr;

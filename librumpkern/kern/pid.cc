@@ -3,11 +3,39 @@
 
 #include <cstring>
 
+#include "kern/kernel.h"
+
 namespace rump {
 
-PidAllocator::PidAllocator(Kmem& kmem) : kmem_(kmem), holders_(KAllocator<std::pair<const pid_t, uint32_t>>(kmem)) {}
+namespace {
+[[noreturn]] void panic_pid_reused(pid_t id) { panic("pid %d handed out while still held", static_cast<int>(id)); }
+[[noreturn]] void panic_pid_unheld(pid_t id) { panic("pid %d held again after its last holder left", static_cast<int>(id)); }
+}  // namespace
 
-PidAllocator::~PidAllocator() { Kmem::free(bits_); }
+PidAllocator::PidAllocator(Kmem& kmem) : kmem_(kmem), holders_(kmem) {}
+
+PidAllocator::~PidAllocator() { clear(); }
+
+void PidAllocator::clear() {
+  holders_.clear_and_dispose([](Holders* h) { delete h; });
+  holders_.clear_and_release();
+  Kmem::free(bits_);
+  bits_ = nullptr;
+  pid_max_ = 0;
+  last_ = 0;
+}
+
+Result<void> PidAllocator::add_record(pid_t id) {
+  auto* h = new (kmem_) Holders();
+  if (!h) return err(ENOMEM);
+  h->id = id;
+  h->count = 1;
+  if (!holders_.insert(*h)) {
+    delete h;
+    panic_pid_reused(id);
+  }
+  return {};
+}
 
 Result<void> PidAllocator::init(pid_t pid_max) {
   if (pid_max < kWrapTo + 2) return err(EINVAL);
@@ -30,23 +58,31 @@ bool PidAllocator::in_use(pid_t id) const {
   return (bits_[id / 64] >> (id % 64)) & 1;
 }
 
-void PidAllocator::reserve(pid_t id) {
-  if (id < 0 || id >= pid_max_) return;
+Result<void> PidAllocator::reserve(pid_t id) {
+  if (id < 0 || id >= pid_max_) return err(EINVAL);
+  if (Holders* h = holders_.find(id)) {
+    h->count++;
+    return {};
+  }
+  TRY(add_record(id));
   bits_[id / 64] |= uint64_t{1} << (id % 64);
-  holders_[id]++;
+  return {};
 }
 
 void PidAllocator::hold(pid_t id) {
   if (id <= 0) return;
-  holders_[id]++;
+  Holders* h = holders_.find(id);
+  if (!h) panic_pid_unheld(id);
+  h->count++;
 }
 
 void PidAllocator::release(pid_t id) {
   if (id <= 0) return;
-  auto it = holders_.find(id);
-  if (it == holders_.end()) return;
-  if (--it->second == 0) {
-    holders_.erase(it);
+  Holders* h = holders_.find(id);
+  if (!h) return;
+  if (--h->count == 0) {
+    holders_.erase(*h);
+    delete h;
     if (id < pid_max_) bits_[id / 64] &= ~(uint64_t{1} << (id % 64));
   }
 }
@@ -67,9 +103,8 @@ Result<pid_t> PidAllocator::alloc(bool high, uint32_t random) {
   for (pid_t n = 0; n < pid_max_; n++) {
     if (id >= pid_max_) id = first_lo = lo;
     if (id >= first_lo && !in_use(id)) {
-      // Skip whole full words quickly.
+      TRY(add_record(id));
       bits_[id / 64] |= uint64_t{1} << (id % 64);
-      holders_[id] = 1;
       last_ = id;
       return id;
     }

@@ -22,7 +22,7 @@ int register_proc_extension(ProcExtension* ext) {
 int proc_extension_count() { return g_nextensions; }
 ProcExtension* proc_extension(int slot) { return g_extensions[slot]; }
 
-Proc::Proc(Kernel& k, pid_t pid) : kernel_(k), pid_(pid) {
+Proc::Proc(Kernel& k, pid_t pid) : kernel_(k), tree_lock_(k.procs().lock()), pid_(pid) {
   for (auto& r : rlimits_) r.rlim_cur = r.rlim_max = RLIM_INFINITY;
 }
 
@@ -45,9 +45,23 @@ SigSet Proc::pending_unblocked(const Lwp& l) const {
   return sigpending_.load(std::memory_order_acquire) & ~l.sigmask_.load(std::memory_order_relaxed);
 }
 
-Proc* Kernel::find_proc_locked(pid_t pid) {
-  auto it = procs_.find(pid);
-  return it == procs_.end() ? nullptr : it->second;
+void ProcTable::insert_locked(Proc& p) {
+  if (!procs_.insert(p)) panic("pid %d published twice", static_cast<int>(p.pid()));
+}
+
+void ProcTable::reap_locked(Proc& c) {
+  c.assert_tree_locked();
+  if (Proc* parent = c.parent_) {
+    parent->assert_tree_locked();
+    parent->children_.erase(parent->children_.iterator_to(c));
+  }
+  c.parent_ = nullptr;
+  procs_.erase(c);
+  pids_.release(c.pid());
+  pids_.release(c.pgid_);
+  pids_.release(c.sid_);
+  nprocs_--;
+  delete &c;
 }
 
 SigDefault sig_default_action(int sig) {

@@ -3,12 +3,12 @@
 // A Proc is owned by its kernel's process table from fork1 until its parent
 // reaps it (wait4/waitid) or, for children nobody waits for, until it exits.
 // Locking:
-//   * Kernel::proc_tree_lock_ guards the pid table, parent/child links,
-//     process groups and sessions, process state and exit status. Parents
-//     sleep on their child_cv_ with it held.
+//   * The process table's lock (ProcTable, Proc::tree_lock()) guards the
+//     pid table, parent/child links, process groups and sessions, process
+//     state and exit status. Parents sleep on their child_cv_ with it held.
 //   * Proc::lock_ guards the process's own state: LWP list, credentials,
 //     signal actions and pending set, resource limits, name, umask.
-//   Order: proc_tree_lock_ before any Proc::lock_ (lock_rank.h).
+//   Order: the process table's lock before any Proc::lock_ (lock_rank.h).
 //
 // Factions that keep per-process state (descriptors, cwd/root, vmspace
 // tables) register a ProcExtension: fork1 calls its fork hook to share or
@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <boost/intrusive/list.hpp>
+#include <boost/intrusive/unordered_set_hook.hpp>
 #include <cstdint>
 
 #include "base/kmem.h"
@@ -94,20 +95,27 @@ class Proc : public KObject {
   Kernel& kernel() const { return kernel_; }
   pid_t pid() const { return pid_; }
 
-  // --- guarded by Kernel::proc_tree_lock_
-  Proc* parent_ = nullptr;
-  pid_t pgid_ = 0;
-  pid_t sid_ = 0;
-  State state_ = State::kEmbryo;
-  int exit_status_ = 0;     // wait status (W* encoding)
-  bool waited_ = false;     // a wait with WNOWAIT saw it; still reapable
-  bool stopped_report_ = false;
-  bool ppwait_ = false;     // vfork: parent waits until exit/exec
-  int exit_signal_ = SIGCHLD;  // what the parent gets when this exits (0: none)
+  // The process table's lock (ProcTable::lock()): it guards the fields
+  // below, which link processes to each other. Code that holds it through
+  // the table and then touches these fields of a Proc says so with
+  // assert_tree_locked() (a real check in debug builds).
+  Mutex& tree_lock() const ABSL_LOCK_RETURNED(tree_lock_) { return tree_lock_; }
+  void assert_tree_locked() const ABSL_ASSERT_EXCLUSIVE_LOCK(tree_lock_) { tree_lock_.assert_held(); }
+
+  Proc* parent_ ABSL_GUARDED_BY(tree_lock_) = nullptr;
+  pid_t pgid_ ABSL_GUARDED_BY(tree_lock_) = 0;
+  pid_t sid_ ABSL_GUARDED_BY(tree_lock_) = 0;
+  State state_ ABSL_GUARDED_BY(tree_lock_) = State::kEmbryo;
+  int exit_status_ ABSL_GUARDED_BY(tree_lock_) = 0;  // wait status (W* encoding)
+  bool stopped_report_ ABSL_GUARDED_BY(tree_lock_) = false;
+  bool ppwait_ ABSL_GUARDED_BY(tree_lock_) = false;  // vfork: parent waits until exit/exec
+  // What the parent gets when this exits (0: none).
+  int exit_signal_ ABSL_GUARDED_BY(tree_lock_) = SIGCHLD;
   ListHook sibling_hook_;
   bi::list<Proc, bi::member_hook<Proc, ListHook, &Proc::sibling_hook_>,
-           bi::constant_time_size<false>> children_;
+           bi::constant_time_size<false>> children_ ABSL_GUARDED_BY(tree_lock_);
   CondVar child_cv_;  // state changes of children; waited on with the tree lock
+  bi::unordered_set_member_hook<> pid_hook_;  // ProcTable's pid -> Proc table
 
   // --- guarded by lock_
   mutable Mutex lock_{LockRank::kProc};
@@ -126,8 +134,6 @@ class Proc : public KObject {
 
   // The process's user space; nullptr: the host's address space.
   UserSpace* space_ = nullptr;
-  // Per-faction state (ProcExtension slots).
-  void* ext_[kMaxProcExtensions] = {};
 
   Ref<Cred> cred() const;
   // Replaces the credentials (fresh, unpublished Cred).
@@ -135,8 +141,13 @@ class Proc : public KObject {
   SigSet pending_unblocked(const Lwp& l) const;
 
  private:
+  template <class T>
+  friend class ProcSlot;
   Kernel& kernel_;
+  Mutex& tree_lock_;
   pid_t pid_;
+  // Per-faction state, reached only through ProcSlot<T> (component.h).
+  void* ext_[kMaxProcExtensions] = {};
 };
 
 using ProcChildList = decltype(Proc::children_);

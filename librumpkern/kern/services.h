@@ -1,5 +1,6 @@
-// services.h: the kernel services started at boot before components
-// (sysctl tree, callouts, kernel threads) and stopped at halt after them.
+// services.h: the kernel services (KernelServices, kernel.h) started at
+// boot before components (message buffer, host name, sysctl tree, callouts)
+// and stopped at halt after them.
 #pragma once
 
 #include "base/result.h"
@@ -7,8 +8,9 @@
 namespace rump {
 
 class Kernel;
+struct BootConfig;
 
-Result<void> services_init(Kernel& k);
+Result<void> services_init(Kernel& k, const BootConfig& cfg);
 void services_fini(Kernel& k);
 
 }  // namespace rump

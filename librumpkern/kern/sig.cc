@@ -54,7 +54,7 @@ KernelSigaction action_of(Proc& p, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock
 
 bool post_signal(Proc& p, int sig) {
   Kernel& k = p.kernel();
-  if (&p == k.init_ || &p == k.proc0_) {
+  if (&p == k.procs().init() || &p == k.procs().proc0()) {
     // Like Linux's init: only signals it catches reach it.
     MutexLocker g(p.lock_);
     if (disposition(action_of(p, sig), sig) != Disposition::kPending) return false;
@@ -88,7 +88,7 @@ bool check_fatal_signals(Lwp& l) {
   Proc& p = l.proc();
   SigSet pend = p.pending_unblocked(l);
   if (pend == 0) return false;
-  if (&p == l.kernel().init_) {
+  if (&p == l.kernel().procs().init()) {
     // Signals caught by init: consumed.
     p.sigpending_.fetch_and(~pend);
     return false;

@@ -47,10 +47,9 @@ Result<long> sys_uname(Lwp& l, UserPtr<struct utsname> buf) {
   struct utsname u;
   std::memset(&u, 0, sizeof u);
   set_field(u.sysname, sizeof u.sysname, kOsType);
-  {
-    MutexLocker g(k.proc_tree_lock_);
-    set_field(u.nodename, sizeof u.nodename, k.hostname_);
-  }
+  char host[kHostNameMax + 1];
+  k.services().hostname(host);
+  set_field(u.nodename, sizeof u.nodename, host);
   set_field(u.release, sizeof u.release, kOsRelease);
   set_field(u.version, sizeof u.version, kOsVersion);
   set_field(u.machine, sizeof u.machine, kMachine);
@@ -68,10 +67,7 @@ Result<long> sys_sethostname(Lwp& l, UserPtr<char> name, size_t len) {
   if (len > kHostNameMax) return err(EINVAL);
   char tmp[kHostNameMax + 1] = {};
   TRY(copyin(l, name.addr, tmp, len));
-  Kernel& k = l.kernel();
-  MutexLocker g(k.proc_tree_lock_);
-  std::memset(k.hostname_, 0, sizeof k.hostname_);
-  std::memcpy(k.hostname_, tmp, len);
+  TRY(l.kernel().services().set_hostname(tmp, len));
   return 0;
 }
 
@@ -140,7 +136,7 @@ Result<long> sys_reboot(Lwp& l, int magic, int magic2, int cmd, UserPtr<void> ar
     case kRebootCmdHalt:
     case kRebootCmdPowerOff:
       k.printf("rump kernel %llu: reboot(2) requested halt\n", static_cast<unsigned long long>(k.serial()));
-      k.halt_requested_.store(true);
+      k.request_halt();
       return 0;
     default:
       return err(EINVAL);

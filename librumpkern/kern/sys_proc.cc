@@ -16,9 +16,9 @@ Result<long> sys_getpid(Lwp& l) { return l.proc().pid(); }
 Result<long> sys_gettid(Lwp& l) { return l.tid(); }
 
 Result<long> sys_getppid(Lwp& l) {
-  Kernel& k = l.kernel();
-  MutexLocker g(k.proc_tree_lock_);
-  Proc* pp = l.proc().parent_;
+  Proc& p = l.proc();
+  MutexLocker g(p.tree_lock());
+  Proc* pp = p.parent_;
   return pp ? pp->pid() : 0;
 }
 
@@ -31,7 +31,7 @@ Result<long> sys_exit(Lwp& l, int status) { return sys_exit_group(l, status); }
 
 Result<long> sys_exit_group(Lwp& l, int status) {
   Proc& p = l.proc();
-  if (&p == l.kernel().init_ || l.implicit()) return err(EPERM);
+  if (&p == l.kernel().procs().init() || l.implicit()) return err(EPERM);
   exit1(p, &l, w_exitcode(status, 0));
   return 0;
 }
@@ -53,7 +53,7 @@ struct WaitResult {
   uid_t uid = 0;
 };
 
-bool matches(const WaitRequest& w, const Proc& c) {
+bool matches(const WaitRequest& w, const Proc& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c.tree_lock()) {
   switch (w.idtype) {
     case WaitId::kAll: return true;
     case WaitId::kPid: return c.pid() == w.id;
@@ -65,31 +65,24 @@ bool matches(const WaitRequest& w, const Proc& c) {
 // Waits for a child of l's process that matches; 0 pid with WNOHANG and
 // none ready. ECHILD with no matching child, EINTR on a signal.
 Result<WaitResult> do_wait(Lwp& l, const WaitRequest& w) {
-  Kernel& k = l.kernel();
+  ProcTable& t = l.kernel().procs();
   Proc& self = l.proc();
-  MutexLocker g(k.proc_tree_lock_);
+  MutexLocker g(t.lock());
+  self.assert_tree_locked();
   for (;;) {
     bool any = false;
     for (Proc& c : self.children_) {
+      c.assert_tree_locked();
       if (!matches(w, c)) continue;
       any = true;
       if (c.state_ != Proc::State::kZombie) continue;
       WaitResult r{c.pid(), c.exit_status_, c.cred()->uid};
-      if (w.reap) {
-        self.children_.erase(self.children_.iterator_to(c));
-        c.parent_ = nullptr;
-        k.procs_.erase(c.pid());
-        k.pids_.release(c.pid());
-        k.pids_.release(c.pgid_);
-        k.pids_.release(c.sid_);
-        k.nprocs_--;
-        delete &c;
-      }
+      if (w.reap) t.reap_locked(c);
       return r;
     }
     if (!any) return err(ECHILD);
     if (w.options & WNOHANG) return WaitResult{};
-    if (int e = l.sleep(self.child_cv_, k.proc_tree_lock_, -1, true)) return err(e);
+    if (int e = l.sleep(self.child_cv_, t.lock(), -1, true)) return err(e);
   }
 }
 
@@ -102,9 +95,9 @@ Result<long> sys_wait4(Lwp& l, pid_t pid, UserPtr<int> wstatus, int options, Use
   if (pid > 0) {
     w.idtype = WaitId::kPid, w.id = pid;
   } else if (pid == 0) {
-    Kernel& k = l.kernel();
-    MutexLocker g(k.proc_tree_lock_);
-    w.idtype = WaitId::kPgid, w.id = l.proc().pgid_;
+    Proc& self = l.proc();
+    MutexLocker g(self.tree_lock());
+    w.idtype = WaitId::kPgid, w.id = self.pgid_;
   } else if (pid < -1) {
     w.idtype = WaitId::kPgid, w.id = -pid;
   }
@@ -134,9 +127,9 @@ Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, in
       if (static_cast<pid_t>(id) < 0) return err(EINVAL);
       w.idtype = WaitId::kPgid;
       if (id == 0) {
-        Kernel& k = l.kernel();
-        MutexLocker g(k.proc_tree_lock_);
-        w.id = l.proc().pgid_;
+        Proc& self = l.proc();
+        MutexLocker g(self.tree_lock());
+        w.id = self.pgid_;
       } else {
         w.id = static_cast<pid_t>(id);
       }
@@ -173,54 +166,71 @@ Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, in
   return 0;
 }
 
+namespace {
+// The process a pid names for the id queries (0: the caller), or nullptr.
+Proc* find_target_locked(Lwp& l, ProcTable& t, pid_t pid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
+  Proc* p = pid == 0 ? &l.proc() : t.find_locked(pid);
+  return p == t.proc0() ? nullptr : p;
+}
+}  // namespace
+
 Result<long> sys_getpgid(Lwp& l, pid_t pid) {
-  Kernel& k = l.kernel();
   if (pid < 0) return err(ESRCH);
-  MutexLocker g(k.proc_tree_lock_);
-  Proc* p = pid == 0 ? &l.proc() : k.find_proc_locked(pid);
-  if (!p || p == k.proc0_) return err(ESRCH);
+  ProcTable& t = l.kernel().procs();
+  MutexLocker g(t.lock());
+  Proc* p = find_target_locked(l, t, pid);
+  if (!p) return err(ESRCH);
+  p->assert_tree_locked();
   return p->pgid_;
 }
 
 Result<long> sys_getpgrp(Lwp& l) { return sys_getpgid(l, 0); }
 
 Result<long> sys_getsid(Lwp& l, pid_t pid) {
-  Kernel& k = l.kernel();
   if (pid < 0) return err(ESRCH);
-  MutexLocker g(k.proc_tree_lock_);
-  Proc* p = pid == 0 ? &l.proc() : k.find_proc_locked(pid);
-  if (!p || p == k.proc0_) return err(ESRCH);
+  ProcTable& t = l.kernel().procs();
+  MutexLocker g(t.lock());
+  Proc* p = find_target_locked(l, t, pid);
+  if (!p) return err(ESRCH);
+  p->assert_tree_locked();
   return p->sid_;
 }
 
 Result<long> sys_setsid(Lwp& l) {
-  Kernel& k = l.kernel();
+  ProcTable& t = l.kernel().procs();
   Proc& p = l.proc();
-  MutexLocker g(k.proc_tree_lock_);
+  MutexLocker g(t.lock());
+  p.assert_tree_locked();
   // EPERM if the caller already leads a group (POSIX), or any process's
   // group has its pid as id.
   if (p.pgid_ == p.pid()) return err(EPERM);
-  for (auto& [id, q] : k.procs_)
-    if (q->pgid_ == p.pid()) return err(EPERM);
-  k.pids_.hold(p.pid());
-  k.pids_.hold(p.pid());
-  k.pids_.release(p.pgid_);
-  k.pids_.release(p.sid_);
+  if (t.find_if_locked([&p](Proc& q) {
+        q.assert_tree_locked();
+        return q.pgid_ == p.pid();
+      }))
+    return err(EPERM);
+  t.pids().hold(p.pid());
+  t.pids().hold(p.pid());
+  t.pids().release(p.pgid_);
+  t.pids().release(p.sid_);
   p.pgid_ = p.sid_ = p.pid();
   return p.pid();
 }
 
 Result<long> sys_setpgid(Lwp& l, pid_t pid, pid_t pgid) {
-  Kernel& k = l.kernel();
+  ProcTable& t = l.kernel().procs();
   Proc& self = l.proc();
   // Linux's order of checks: pgid 0 means the target's pid, then a
   // negative group is EINVAL, then a negative pid finds no process.
   if (pgid == 0) pgid = pid == 0 ? self.pid() : pid;
   if (pgid < 0) return err(EINVAL);
   if (pid < 0) return err(ESRCH);
-  MutexLocker g(k.proc_tree_lock_);
-  Proc* p = pid == 0 ? &self : k.find_proc_locked(pid);
-  if (!p || p == k.proc0_ || p->state_ == Proc::State::kZombie) return err(ESRCH);
+  MutexLocker g(t.lock());
+  self.assert_tree_locked();
+  Proc* p = find_target_locked(l, t, pid);
+  if (!p) return err(ESRCH);
+  p->assert_tree_locked();
+  if (p->state_ == Proc::State::kZombie) return err(ESRCH);
   if (p != &self) {
     if (p->parent_ != &self) return err(ESRCH);
     if (p->sid_ != self.sid_) return err(EPERM);
@@ -229,18 +239,16 @@ Result<long> sys_setpgid(Lwp& l, pid_t pid, pid_t pgid) {
   if (pgid == 0) pgid = p->pid();
   if (pgid != p->pid()) {
     // The group must exist in the caller's session.
-    bool found = false;
-    for (auto& [id, q] : k.procs_) {
-      if (q->pgid_ == pgid && q->sid_ == self.sid_ && q->state_ != Proc::State::kZombie) {
-        found = true;
-        break;
-      }
-    }
+    pid_t sid = self.sid_;
+    bool found = t.find_if_locked([pgid, sid](Proc& q) {
+      q.assert_tree_locked();
+      return q.pgid_ == pgid && q.sid_ == sid && q.state_ != Proc::State::kZombie;
+    }) != nullptr;
     if (!found) return err(EPERM);
   }
   if (pgid != p->pgid_) {
-    k.pids_.hold(pgid);
-    k.pids_.release(p->pgid_);
+    t.pids().hold(pgid);
+    t.pids().release(p->pgid_);
     p->pgid_ = pgid;
   }
   return 0;
@@ -293,9 +301,12 @@ Result<long> sys_prlimit64(Lwp& l, pid_t pid, int resource, UserPtr<struct rlimi
   if (pid != 0 && pid != p->pid()) {
     // Another process: the caller must be root or have all ids equal
     // (Linux's rule). The tree lock keeps p alive meanwhile.
-    MutexLocker g(k.proc_tree_lock_);
-    Proc* q = k.find_proc_locked(pid);
-    if (!q || q == k.proc0_ || q->state_ != Proc::State::kActive) return err(ESRCH);
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    Proc* q = t.find_locked(pid);
+    if (!q || q == t.proc0()) return err(ESRCH);
+    q->assert_tree_locked();
+    if (q->state_ != Proc::State::kActive) return err(ESRCH);
     Ref<Cred> tc = q->cred();
     const Cred& c = l.cred();
     if (!c.is_root() && !(c.uid == tc->uid && c.uid == tc->euid && c.uid == tc->suid &&

@@ -14,7 +14,7 @@ namespace {
 // effective uid equals the target's real or saved uid (Linux); SIGCONT
 // within a session too.
 bool can_signal(const Cred& s, const Proc& sender, Proc& target, int sig)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(target.kernel().proc_tree_lock_) {
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(sender.tree_lock(), target.tree_lock()) {
   if (s.is_root()) return true;
   Ref<Cred> t = target.cred();
   if (s.uid == t->uid || s.uid == t->suid || s.euid == t->uid || s.euid == t->suid) return true;
@@ -35,8 +35,12 @@ Result<long> sys_kill(Lwp& l, pid_t pid, int sig) {
   int nfatal = 0;
   bool found = false, permitted = false;
   {
-    MutexLocker g(k.proc_tree_lock_);
-    auto consider = [&](Proc* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    self.assert_tree_locked();
+    auto consider = [&](Proc* p) {
+      self.assert_tree_locked();
+      p->assert_tree_locked();
       found = true;
       if (!can_signal(cred, self, *p, sig)) return;
       permitted = true;
@@ -44,20 +48,23 @@ Result<long> sys_kill(Lwp& l, pid_t pid, int sig) {
       if (post_signal(*p, sig) && nfatal < 64) fatal[nfatal++] = p->pid();
     };
     if (pid > 0) {
-      Proc* p = k.find_proc_locked(pid);
-      if (p && p != k.proc0_ && p->state_ == Proc::State::kActive) consider(p);
-      else if (p && p->state_ == Proc::State::kZombie) found = permitted = true;  // Linux: 0
+      if (Proc* p = t.find_locked(pid)) {
+        p->assert_tree_locked();
+        if (p != t.proc0() && p->state_ == Proc::State::kActive) consider(p);
+        else if (p->state_ == Proc::State::kZombie) found = permitted = true;  // Linux: 0
+      }
     } else {
       pid_t pgid = pid == 0 ? self.pgid_ : -pid;
-      for (auto& [id, p] : k.procs_) {
-        if (p == k.proc0_ || p->state_ != Proc::State::kActive) continue;
+      t.for_each_locked([&](Proc& p) {
+        p.assert_tree_locked();
+        if (&p == t.proc0() || p.state_ != Proc::State::kActive) return;
         if (pid == -1) {
-          if (p == k.init_ || p == &self) continue;
-        } else if (p->pgid_ != pgid) {
-          continue;
+          if (&p == t.init() || &p == &self) return;
+        } else if (p.pgid_ != pgid) {
+          return;
         }
-        consider(p);
-      }
+        consider(&p);
+      });
     }
   }
   for (int i = 0; i < nfatal; i++) kill_proc(k, fatal[i], sig);

@@ -33,7 +33,7 @@ struct KBuf {
 Result<long> do_sysctl(Lwp& l, const SysctlNode& n, UserPtr<void> oldp, UserPtr<size_t> oldlenp,
                        UserPtr<void> newp, size_t newlen) {
   Kernel& k = l.kernel();
-  Sysctl& s = *k.sysctl_;
+  Sysctl& s = *k.services().sysctl();
   if (n.is_dir()) return err(EISDIR);
   if (newp) TRY(s.check_write(l, n));
 
@@ -79,7 +79,7 @@ Result<long> do_sysctl(Lwp& l, const SysctlNode& n, UserPtr<void> oldp, UserPtr<
 
 Result<long> sys___sysctl(Lwp& l, UserPtr<int> name, unsigned int namelen, UserPtr<void> oldp,
                           UserPtr<size_t> oldlenp, UserPtr<void> newp, size_t newlen) {
-  Sysctl* s = l.kernel().sysctl_;
+  Sysctl* s = l.kernel().services().sysctl();
   if (!s) return err(ENOSYS);
   if (namelen == 0 || namelen > kCtlMaxName) return err(EINVAL);
   int mib[kCtlMaxName];
@@ -90,7 +90,7 @@ Result<long> sys___sysctl(Lwp& l, UserPtr<int> name, unsigned int namelen, UserP
 
 Result<long> sys_sysctlbyname(Lwp& l, UserPtr<char> name, UserPtr<void> oldp, UserPtr<size_t> oldlenp,
                               UserPtr<void> newp, size_t newlen) {
-  Sysctl* s = l.kernel().sysctl_;
+  Sysctl* s = l.kernel().services().sysctl();
   if (!s) return err(ENOSYS);
   char buf[kMaxDottedName];
   size_t len = 0;

@@ -50,7 +50,7 @@ int64_t now_ns(Kernel& k, ClockBase b) {
   switch (b) {
     case ClockBase::kWall: return wall_now_ns();
     case ClockBase::kMono: return mono_now_ns();
-    case ClockBase::kCpu: return mono_now_ns() - static_cast<int64_t>(k.boot_time_ns_);
+    case ClockBase::kCpu: return mono_now_ns() - static_cast<int64_t>(k.boot_time_ns());
   }
   return 0;
 }

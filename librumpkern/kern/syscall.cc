@@ -1,6 +1,12 @@
-// The process-wide sysent table, filled by each linked faction at load time.
+// The system call table and its dispatch: the process-wide sysent table,
+// filled by each linked faction at load time, and the one path every
+// system call takes into a kernel (the C API's rump_syscall, the
+// hypercall layer's syscall upcall, sysproxy).
 #include "kern/syscall.h"
 
+#include <rump/rump.h>
+
+#include "kern/entry.h"
 #include "kern/kernel.h"
 
 namespace rump {
@@ -17,6 +23,38 @@ SysentRegistrar::SysentRegistrar(const SysentInit* entries, size_t n) {
 }
 
 
+namespace {
+
+// Enters k, runs the handler of nr (ENOSYS where no linked faction declares
+// one, EINTR if the process is exiting), traces, leaves. The whole of it,
+// with the entry and exit paths of entry.h, compiles into one function.
+inline long dispatch(ThreadCtx& t, Kernel& k, long nr, const long* args) {
+  Lwp* l = entry::enter_checked(t, k);
+  if (__builtin_expect(l == nullptr, 0)) return -ENOMEM;
+  long r;
+  const Sysent* table = g_sysent;
+  if (__builtin_expect(static_cast<unsigned long>(nr) >= static_cast<unsigned long>(kMaxSyscall) ||
+                           table[nr].entry == nullptr,
+                       0)) {
+    r = -ENOSYS;
+  } else if (__builtin_expect(l->exiting_.load(std::memory_order_relaxed), 0)) {
+    r = -EINTR;
+  } else {
+    r = table[nr].entry(*l, args);
+  }
+  k.trace().record(nr, args, r);
+  entry::leave_inline(k, l);
+  return r;
+}
+
+}  // namespace
+
+long syscall_enter(Kernel& k, long nr, const long* args) {
+  ThreadCtx& t = entry::t_ctx;
+  entry::check_epoch(t);
+  return dispatch(t, k, nr, args);
+}
+
 const char* syscall_name(long nr) {
   for (size_t i = 0; i < kSyscallNameCount; i++)
     if (kSyscallNames[i].nr == nr) return kSyscallNames[i].name;
@@ -24,3 +62,16 @@ const char* syscall_name(long nr) {
 }
 
 }  // namespace rump
+
+// The raw system call entry of the C API: the calling thread's current
+// kernel, or the default one.
+extern "C" long rump_syscall(long nr, const long args[6]) {
+  static const long kZero[6] = {};
+  rump::ThreadCtx& t = rump::entry::t_ctx;
+  rump::entry::check_epoch(t);
+  rump::Kernel* k = t.cur ? t.cur : rump::entry::g_default.load(std::memory_order_acquire);
+  if (__builtin_expect(k == nullptr, 0)) return -ENOSYS;
+  long r = rump::dispatch(t, *k, nr, args ? args : kZero);
+  if (__builtin_expect(k->halt_requested(), 0)) rump::halt_after_reboot(k);
+  return r;
+}

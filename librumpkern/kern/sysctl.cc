@@ -27,67 +27,53 @@ int get_pagesize(Kernel&) { return 4096; }
 size_t get_ostype(Kernel&, char* buf, size_t cap) { return put_string(kOsType, buf, cap); }
 size_t get_osrelease(Kernel&, char* buf, size_t cap) { return put_string(kOsRelease, buf, cap); }
 
-// kern.hostname: Kernel::hostname_ is written under proc_tree_lock_ (here
-// and by sethostname); reads take it too for a consistent copy.
+// kern.hostname: the services keep it (the one writer is set_hostname).
 size_t get_hostname(Kernel& k, char* buf, size_t cap) {
-  char copy[sizeof k.hostname_];
-  {
-    MutexLocker g(k.proc_tree_lock_);
-    std::memcpy(copy, k.hostname_, sizeof copy);
-  }
-  copy[sizeof copy - 1] = '\0';
+  char copy[kHostNameMax + 1];
+  k.services().hostname(copy);
   return put_string(copy, buf, cap);
 }
-Result<void> set_hostname(Kernel& k, const char* s, size_t len) {
-  if (len > kHostNameMax) return err(EINVAL);
-  MutexLocker g(k.proc_tree_lock_);
-  std::memset(k.hostname_, 0, sizeof k.hostname_);
-  std::memcpy(k.hostname_, s, len);
-  return {};
-}
+Result<void> set_hostname(Kernel& k, const char* s, size_t len) { return k.services().set_hostname(s, len); }
 
-// --- kern: processes. maxproc_ is read by fork1 under proc_tree_lock_.
-int get_maxproc(Kernel& k) {
-  MutexLocker g(k.proc_tree_lock_);
-  return k.maxproc_;
-}
+// --- kern: processes (the process table's).
+int get_maxproc(Kernel& k) { return k.procs().maxproc(); }
 Result<void> set_maxproc(Kernel& k, int v) {
   if (v < 1) return err(EINVAL);
-  MutexLocker g(k.proc_tree_lock_);
-  k.maxproc_ = v;
+  k.procs().set_maxproc(v);
   return {};
 }
 int get_lastpid(Kernel& k) {
-  MutexLocker g(k.proc_tree_lock_);
-  return k.pids_.last();
+  MutexLocker g(k.procs().lock());
+  return k.procs().pids().last();
 }
 int get_randompid(Kernel& k) {
-  MutexLocker g(k.proc_tree_lock_);
-  return k.pids_.randomize ? 1 : 0;
+  MutexLocker g(k.procs().lock());
+  return k.procs().pids().randomize ? 1 : 0;
 }
 Result<void> set_randompid(Kernel& k, int v) {
   if (v != 0 && v != 1) return err(EINVAL);
-  MutexLocker g(k.proc_tree_lock_);
-  k.pids_.randomize = v == 1;
+  MutexLocker g(k.procs().lock());
+  k.procs().pids().randomize = v == 1;
   return {};
 }
 int get_pidmax(Kernel& k) {
-  MutexLocker g(k.proc_tree_lock_);
-  return k.pids_.pid_max();
+  MutexLocker g(k.procs().lock());
+  return k.procs().pids().pid_max();
 }
 // Linux's range: above the wrap point, at most PID_MAX_LIMIT (4M). Ids in
 // use above a lowered maximum stay valid until they are released.
 constexpr int kPidMaxLimit = 4 * 1024 * 1024;
 Result<void> set_pidmax(Kernel& k, int v) {
   if (v < PidAllocator::kWrapTo + 2 || v > kPidMaxLimit) return err(EINVAL);
-  MutexLocker g(k.proc_tree_lock_);
-  return k.pids_.init(v);
+  MutexLocker g(k.procs().lock());
+  return k.procs().pids().init(v);
 }
 
 // kern.msgbuf: the message buffer text, oldest first.
 size_t get_msgbuf(Kernel& k, char* buf, size_t cap) {
-  if (!k.msgbuf_) return put_string("", buf, cap);
-  return k.msgbuf_->read(buf, cap) + 1;
+  Msgbuf* mb = k.services().msgbuf();
+  if (!mb) return put_string("", buf, cap);
+  return mb->read(buf, cap) + 1;
 }
 
 // The standard tree, declared once. Directories come before their leaves.

@@ -58,7 +58,6 @@ inline constexpr const char kMachine[] = "s390x";
 #else
 inline constexpr const char kMachine[] = "unknown";
 #endif
-inline constexpr size_t kHostNameMax = 64;  // Linux __NEW_UTS_LEN
 
 // --- MIB numbers (BSD values where BSD has the node).
 inline constexpr unsigned kCtlMaxName = 12;  // CTL_MAXNAME

@@ -25,12 +25,14 @@ void vfs_fini(Kernel& k);
 
 Component g_vfs_component{"vfs", ComponentType::kVfs, &vfs_init, &vfs_fini};
 RUMP_COMPONENT(g_vfs_component);
+const KernelSlot<VfsState> g_vfs_state{g_vfs_component};
 
 Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags);
 void vfs_exit(Proc& p);
 
 ProcExtension g_vfs_ext{"vfs", &vfs_fork, &vfs_exit};
 const int g_vfs_ext_slot = register_proc_extension(&g_vfs_ext);
+const ProcSlot<ProcVfs> g_proc_vfs{g_vfs_ext};
 
 Result<ProcVfs*> new_proc_vfs(Kernel& k, RefPtr<FileTable> fdt, Ref<Vnode> cwd, Ref<Vnode> root) {
   auto* pv = new (k.kmem()) ProcVfs();
@@ -42,22 +44,21 @@ Result<ProcVfs*> new_proc_vfs(Kernel& k, RefPtr<FileTable> fdt, Ref<Vnode> cwd, 
 }
 
 Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
-  auto* ppv = static_cast<ProcVfs*>(parent.ext_[g_vfs_ext_slot]);
+  ProcVfs* ppv = g_proc_vfs.get(parent);
   if (!ppv) return {};  // the faction is not up (boot)
   Kernel& k = child.kernel();
   RefPtr<FileTable> fdt;
   if (flags & RFCFDG) fdt = TRY(FileTable::create(k.kmem()));
   else if (flags & RFFDG) fdt = TRY(ppv->fdt->copy(k.kmem()));
   else fdt = ppv->fdt;
-  child.ext_[g_vfs_ext_slot] = TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root()));
+  g_proc_vfs.set(child, TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root())));
   return {};
 }
 
 void vfs_exit(Proc& p) {
-  auto* pv = static_cast<ProcVfs*>(p.ext_[g_vfs_ext_slot]);
+  ProcVfs* pv = g_proc_vfs.take(p);
   if (!pv) return;
   Kernel& k = p.kernel();
-  p.ext_[g_vfs_ext_slot] = nullptr;
   {
     std::vector<Ref<File>, KAllocator<Ref<File>>> files{KAllocator<Ref<File>>(k.kmem())};
     if (pv->fdt) {
@@ -81,9 +82,8 @@ void vfs_exit(Proc& p) {
   release_use(root);
   delete pv;
   // init goes last at halt: the faction's state with it.
-  if (&p == k.init_ && k.halting_.load()) {
-    auto* st = static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]);
-    k.component_state_[g_vfs_component.slot] = nullptr;
+  if (&p == k.procs().init() && k.halting()) {
+    VfsState* st = g_vfs_state.take(k);
     adv_fini(*st);
     delete st;
   }
@@ -92,7 +92,7 @@ void vfs_exit(Proc& p) {
 Result<void> vfs_init(Kernel& k) {
   auto* st = new (k.kmem()) VfsState(k);
   if (!st) return err(ENOMEM);
-  k.component_state_[g_vfs_component.slot] = st;
+  g_vfs_state.set(k, st);
   Ref<Mount> root_mount = TRY(tmpfs_mount(k, "rootfs", 0, "mode=0755"));
   root_mount->dev_ = makedev(0, st->next_dev_.fetch_add(1));
   Ref<Vnode> root = [&] {
@@ -104,18 +104,18 @@ Result<void> vfs_init(Kernel& k) {
     st->mounts_.push_back(*root_mount.leak());
   }
   st->rootvnode = root;
-  for (Proc* p : {k.proc0_, k.init_}) {
+  for (Proc* p : {k.procs().proc0(), k.procs().init()}) {
     if (!p) continue;
     Ref<FileTable> fdt = TRY(FileTable::create(k.kmem()));
-    p->ext_[g_vfs_ext_slot] = TRY(new_proc_vfs(k, std::move(fdt), root, root));
+    g_proc_vfs.set(*p, TRY(new_proc_vfs(k, std::move(fdt), root, root)));
   }
   return {};
 }
 
 void vfs_fini(Kernel& k) {
-  auto* st = static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]);
+  VfsState* st = g_vfs_state.get(k);
   if (!st) return;
-  vfs_exit(*k.proc0_);
+  vfs_exit(*k.procs().proc0());
   st->rootvnode.reset();
   // Unmount everything, newest first; open files keep their vnodes (and
   // mounts) until their processes exit.
@@ -144,10 +144,10 @@ void unmount_locked(VfsState& st, Mount& m, bool lazy) {
   m.detach(lazy);
 }
 
-VfsState& vfs_state(Kernel& k) { return *static_cast<VfsState*>(k.component_state_[g_vfs_component.slot]); }
+VfsState& vfs_state(Kernel& k) { return *g_vfs_state.get(k); }
 
 ProcVfs& proc_vfs(Proc& p) {
-  auto* pv = static_cast<ProcVfs*>(p.ext_[g_vfs_ext_slot]);
+  ProcVfs* pv = g_proc_vfs.get(p);
   if (!pv) panic("proc %d has no vfs state", p.pid());
   return *pv;
 }

@@ -1,7 +1,7 @@
 // vnode.h: the vnode layer: Vnode (a file-system object in memory, with its
 // operations), Mount (a mounted file system) and the file-system type
 // registry. Used by the VFS faction (namei, descriptors, the vfs syscalls)
-// and implemented by file systems (fs/tmpfs, later fs/ext2).
+// and implemented by file systems (fs/tmpfs, fs/etfs).
 //
 // Locking: every Mount has one tree lock, Mount::lock_ (rank kVnode). It
 // guards the whole tree of that mount: directory contents, attributes and

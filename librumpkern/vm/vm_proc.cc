@@ -19,6 +19,7 @@ void vm_exit(Proc& p);
 
 ProcExtension g_ext{"vm", vm_fork, vm_exit};
 const int g_slot = register_proc_extension(&g_ext);
+const ProcSlot<VmProc> g_vm_proc{g_ext};
 
 std::atomic<MmapFileHook> g_file_hook{nullptr};
 
@@ -84,8 +85,7 @@ void vm_exit(Proc& p) {
     p.space_->release();
     p.space_ = nullptr;
   }
-  auto* v = static_cast<VmProc*>(p.ext_[g_slot]);
-  p.ext_[g_slot] = nullptr;
+  VmProc* v = g_vm_proc.take(p);
   if (v) {
     v->teardown();
     delete v;
@@ -95,7 +95,7 @@ void vm_exit(Proc& p) {
 // init and proc0 never exit1: their state goes at halt.
 Result<void> vm_init(Kernel&) { return {}; }
 void vm_fini(Kernel& k) {
-  for (Proc* p : {k.init_, k.proc0_})
+  for (Proc* p : {k.procs().init(), k.procs().proc0()})
     if (p) vm_exit(*p);
 }
 
@@ -158,15 +158,15 @@ void VmProc::teardown() {
 
 VmProc* vm_proc(Proc& p) {
   MutexLocker g(p.lock_);
-  return static_cast<VmProc*>(p.ext_[g_slot]);
+  return g_vm_proc.get(p);
 }
 
 Result<VmProc*> vm_proc_get(Proc& p) {
   MutexLocker g(p.lock_);
-  if (auto* v = static_cast<VmProc*>(p.ext_[g_slot])) return v;
+  if (VmProc* v = g_vm_proc.get(p)) return v;
   auto* v = new (p.kernel().kmem()) VmProc(p.kernel().kmem());
   if (!v) return err(ENOMEM);
-  p.ext_[g_slot] = v;
+  g_vm_proc.set(p, v);
   return v;
 }
 

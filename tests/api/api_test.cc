@@ -7,6 +7,9 @@
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -138,4 +141,23 @@ TEST_CASE("the hypercall backend is named at boot", "[api]") {
   auto k = rump::Kernel::boot({.ncpu = 1, .verbose = 0, .backend = "pthread"});
   REQUIRE(k.ok());
   CHECK(k->run([] { return rump_sys_getpid(); }) == 1);
+}
+
+// This program links the core alone (rumpkern): every faction's public
+// interface still links, and calls into the factions it left out are ENOSYS.
+TEST_CASE("calls into factions that are not linked are ENOSYS", "[api]") {
+  rump_kernel* k = nullptr;
+  REQUIRE(rump_kernel_boot(nullptr, &k) == 0);
+  REQUIRE(rump_kernel_set_current(k) == 0);
+  CHECK(rump_pub_etfs_register("/x", "/etc/hostname", RUMP_ETFS_REG) == ENOSYS);
+  CHECK(rump_pub_etfs_remove("/x") == ENOSYS);
+  errno = 0;
+  CHECK(rump_sys_open("/", O_RDONLY) == -1);
+  CHECK(errno == ENOSYS);
+  errno = 0;
+  CHECK(rump_sys_mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED);
+  CHECK(errno == ENOSYS);
+  CHECK(rump_sys_getpid() == 1);
+  rump_kernel_set_current(nullptr);
+  CHECK(rump_kernel_halt(k) == 0);
 }

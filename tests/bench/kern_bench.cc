@@ -5,14 +5,22 @@
 //   rfork_release       rump_lwproc_rfork + release vs fork + _exit + waitpid
 //   schedule            take + give back a virtual CPU vs an uncontended host mutex
 //   getpid threads      syscalls/s with 1 and 2 host threads
-// Counters: idle_kernel_bytes (kernel memory right after boot).
+//   boot_at_live/N      boot (and halt) of one more kernel while N - 1 others
+//                       are alive, N = 1, 100, 10000 (flat is the goal)
+// Counters: idle_kernel_bytes (kernel memory right after boot);
+// boot_at_live: kernel_bytes_per_kernel (the kernels' own count) and
+// host_bytes_per_kernel (the host heap, everything included), over the N
+// live kernels.
 #include <benchmark/benchmark.h>
 #include <rump/rump.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <malloc.h>
 #include <pthread.h>
+
+#include <vector>
 
 #include "kern/curlwp.h"
 #include "kern/kernel.h"
@@ -88,7 +96,7 @@ BENCHMARK(BM_rfork_release_host)->Name("rfork_release/host(fork+wait)")->Unit(be
 
 void BM_schedule_rump(benchmark::State& s) {
   rump::Kernel& k = *reinterpret_cast<rump::Kernel*>(bench_kernel());
-  rump::Lwp* l = k.lwp0_;
+  rump::Lwp* l = k.procs().lwp0();
   for (auto _ : s) {
     k.sched().schedule(l);
     k.sched().unschedule(l);
@@ -103,6 +111,37 @@ void BM_schedule_host(benchmark::State& s) {
 }
 BENCHMARK(BM_schedule_rump)->Name("schedule/rump");
 BENCHMARK(BM_schedule_host)->Name("schedule/host(mutex)");
+
+// Boot time and memory per kernel with many kernels alive: a registry or a
+// host resource that grows with the number of kernels shows here.
+void BM_boot_at_live(benchmark::State& s) {
+  const int n = static_cast<int>(s.range(0));
+  rump_boot_config c;
+  rump_boot_config_init(&c);
+  c.ncpu = 1;
+  c.verbose = 0;
+  size_t heap0 = mallinfo2().uordblks;
+  std::vector<struct rump_kernel*> live(n - 1, nullptr);
+  for (auto& k : live)
+    if (rump_kernel_boot(&c, &k) != 0) s.SkipWithError("boot failed");
+  size_t kernel_bytes = 0;
+  size_t host_bytes = 0;
+  for (auto _ : s) {
+    struct rump_kernel* k = nullptr;
+    if (rump_kernel_boot(&c, &k) != 0) s.SkipWithError("boot failed");
+    s.PauseTiming();
+    kernel_bytes = rump_kernel_memory_in_use(k);
+    for (auto* o : live) kernel_bytes += rump_kernel_memory_in_use(o);
+    host_bytes = mallinfo2().uordblks - heap0;
+    rump_kernel_halt(k);
+    s.ResumeTiming();
+  }
+  for (auto* k : live) rump_kernel_halt(k);
+  s.counters["kernel_bytes_per_kernel"] = static_cast<double>(kernel_bytes) / n;
+  s.counters["host_bytes_per_kernel"] = static_cast<double>(host_bytes) / n;
+}
+BENCHMARK(BM_boot_at_live)->Name("boot_at_live/rump")->Arg(1)->Arg(100)->Arg(10000)
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

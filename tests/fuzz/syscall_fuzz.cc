@@ -7,7 +7,11 @@
 // of small integers, descriptors, limits, and addresses (inside the
 // scratch area, the read-only page, NULL, unmapped, straddling the end of a
 // mapping, wrapping). The kernel must answer every call and give back all
-// of its memory at halt (a debug build panics on a leak).
+// of its memory at halt (a debug build panics on a leak). A call given a
+// wrapping pointer for memory it reads or writes must answer EFAULT, or
+// what the same call answers with that pointer at zeroed memory (it did
+// not touch it): the second run is made in a copy-on-write child, so
+// that the sequence goes on unchanged.
 //
 // Built as a libFuzzer target with -Dfuzz=true (clang); syscall_fuzz_replay
 // runs seeded random inputs in the normal test suite.
@@ -30,6 +34,8 @@ namespace {
 constexpr uintptr_t kScratch = 0x400000;
 constexpr size_t kScratchLen = 8 * 4096;
 constexpr uintptr_t kReadOnly = kScratch + kScratchLen + 4096;  // a gap, then one page
+constexpr uintptr_t kProbe = 0x800000;                           // zeroed memory for the second run
+constexpr size_t kProbeLen = 2 * 4096;
 
 const std::vector<const rump::SyscallName*>& calls() {
   static std::vector<const rump::SyscallName*> v = [] {
@@ -56,9 +62,37 @@ long pick_ptr(uint8_t b) {
     case 3: return static_cast<long>(kReadOnly + (b % 16) * 16);          // read-only page
     case 4: return static_cast<long>(kScratch + kScratchLen - (b % 32));  // straddles the end
     case 5: return static_cast<long>(kScratch + kScratchLen + 16);        // the unmapped gap
-    case 6: return static_cast<long>(~0UL - (b % 64));                     // wraps
+    case 6: return static_cast<long>(~0UL - (b % 64));                     // wraps (never mappable)
     default: return static_cast<long>(kScratch + 1024);                   // a path-ish string
   }
+}
+
+bool wraps(uint8_t b) { return b % 8 == 6; }
+
+// The same call with each wrapping memory argument at fresh zeroed memory,
+// in a copy-on-write child of the calling process (its descriptors
+// copied); the caller goes on as itself. False: no second run to compare
+// with.
+bool second_run(const rump::SyscallName& s, const long a[6], unsigned bad, long* result) {
+  lwp* self = rump_lwproc_curlwp();
+  pid_t parent = rump_sys_getpid();
+  if (rump_lwproc_rfork(RUMP_RFFDG) != 0) return false;
+  pid_t child = rump_sys_getpid();
+  // A scalar that names the caller or the child (a pid) means another
+  // process in the second run: no comparison.
+  bool names_pid = false;
+  for (int j = 0; j < s.nargs; j++)
+    if (!(s.ptr_mask >> j & 1) && (a[j] == parent || a[j] == child)) names_pid = true;
+  long b[6];
+  for (int j = 0; j < 6; j++) b[j] = (bad >> j & 1) ? static_cast<long>(kProbe) : a[j];
+  void* m = rump_sys_mmap(reinterpret_cast<void*>(kProbe), kProbeLen, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  bool ok = m != MAP_FAILED && !names_pid;
+  if (ok) *result = rump_syscall(s.nr, b);
+  if (rump_lwproc_curlwp() != nullptr) rump_lwproc_releaselwp();
+  rump_lwproc_switch(self);
+  rump_sys_wait4(child, nullptr, 0, nullptr);
+  return ok;
 }
 
 }  // namespace
@@ -86,8 +120,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (i + 1 < size) {
     const rump::SyscallName& s = *table[data[i++] % table.size()];
     long a[6] = {};
-    for (int j = 0; j < s.nargs && i < size; j++, i++)
+    unsigned bad = 0;  // memory arguments given a wrapping pointer
+    const unsigned mem = rump_test::memory_args(s.name, s.ptr_mask);
+    for (int j = 0; j < s.nargs && i < size; j++, i++) {
       a[j] = (s.ptr_mask & (1u << j)) ? pick_ptr(data[i]) : pick_int(data[i]);
+      if ((mem >> j & 1) && wraps(data[i])) bad |= 1u << j;
+    }
     if (rump_lwproc_curlwp() == nullptr) {
       // A call ended the process (a signal to itself): carry on as a new one.
       if (rump_lwproc_rfork(RUMP_RFFDG | RUMP_RFVMSPACE) != 0) break;
@@ -95,6 +133,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     long r = rump_syscall(s.nr, a);
     if (r < 0 && r >= -4095 && -r >= 134) {
       std::fprintf(stderr, "syscall_fuzz: %s returned %ld, not an errno\n", s.name, r);
+      abort();
+    }
+    long good = 0;
+    if (bad && r != -EFAULT && rump_lwproc_curlwp() != nullptr && second_run(s, a, bad, &good) && good != r) {
+      std::fprintf(stderr,
+                   "syscall_fuzz: %s(%ld, %ld, %ld, %ld, %ld, %ld) returned %ld with a wrapping pointer (mask %#x), "
+                   "%ld with zeroed memory there: neither EFAULT nor the pointer unused\n",
+                   s.name, a[0], a[1], a[2], a[3], a[4], a[5], r, bad, good);
       abort();
     }
   }

@@ -1,24 +1,37 @@
-// Shared support for the Catch2 tests of the rump kernel: the fixture that
-// boots a kernel and makes it current for the test (halting it at the end),
-// errno-checking macros, making processes with rump_lwproc_rfork and running
-// code as one of them, and running code in a host child process (to compare
-// the host kernel with the rump kernel).
+// The support every Catch2 suite of the rump kernel shares:
+//  - KernelUp, the fixture that boots a kernel with BootOpts, makes it
+//    current for the test's thread and halts it at the end;
+//  - CHECK_ERRNO / CHECK_OK, errno-checking assertions;
+//  - processes made with rump_lwproc_rfork (fork_kid, fork_and_switch) and
+//    running code as one of them (as);
+//  - signal actions in the kernel's layout (set_action, set_mask);
+//  - assertions from helper threads (TCHECK, CHECK_THREADS_OK) and a
+//    signal sender on another thread (kill_later);
+//  - processes with an isolated address space and memory in it
+//    (isolated_proc, guest_map, warm_up);
+//  - running code in a host child process (host_child), to compare the
+//    host kernel with the rump kernel, and on a fresh host thread.
 //
-// Public headers only (<rump/rump.h>), so that tests/api can use it too.
-// Everything is in namespace rump_test; a suite whose kernels need their own
-// boot settings derives its fixture from rump_test::KernelUp.
+// Public headers only (<rump/rump.h>). Everything but the macros is in
+// namespace rump_test.
 #pragma once
 
 #include <rump/rump.h>
 
 #include <catch2/catch.hpp>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <mutex>
+#include <string>
 #include <thread>
 
 // Expects expr to fail with -1 (or MAP_FAILED) and errno e.
@@ -43,12 +56,16 @@
 
 namespace rump_test {
 
-// The boot settings tests vary; the defaults are rump_boot_config_init's.
+// The boot settings tests vary. 0 and NULL are rump_boot_config_init's
+// defaults (from the environment), except verbose: tests boot quietly.
 struct BootOpts {
   int ncpu = 0;
   size_t memlimit = 0;
   const char* hostname = nullptr;
-  int verbose = -1;
+  int verbose = 0;
+  int maxproc = 0;
+  int pid_max = 0;
+  const char* backend = nullptr;
 };
 
 inline rump_boot_config boot_config(const BootOpts& o) {
@@ -58,8 +75,13 @@ inline rump_boot_config boot_config(const BootOpts& o) {
   c.memlimit = o.memlimit;
   c.hostname = o.hostname;
   c.verbose = o.verbose;
+  c.maxproc = o.maxproc;
+  c.pid_max = o.pid_max;
+  c.backend = o.backend;
   return c;
 }
+
+// ------------------------------------------------------------------ kernels
 
 // Boots a kernel (NULL config: the defaults) and makes it current on this
 // thread.
@@ -72,10 +94,10 @@ inline rump_kernel* boot_current(const rump_boot_config* c) {
 }
 
 // Boots a kernel, makes it current on this thread; halts it at the end.
+// KernelUp up({.ncpu = 2}) for other settings.
 struct KernelUp {
   rump_kernel* k = nullptr;
-  explicit KernelUp(const rump_boot_config* c = nullptr) : k(boot_current(c)) {}
-  explicit KernelUp(const BootOpts& o) {
+  explicit KernelUp(const BootOpts& o = {}) {
     rump_boot_config c = boot_config(o);
     k = boot_current(&c);
   }
@@ -90,6 +112,8 @@ struct KernelUp {
   KernelUp(const KernelUp&) = delete;
   KernelUp& operator=(const KernelUp&) = delete;
 };
+
+// ---------------------------------------------------------------- processes
 
 // A process made with rump_lwproc_rfork from the calling context; the
 // thread goes back to that context.
@@ -107,6 +131,16 @@ inline Kid fork_kid(int flags = RUMP_RFFDG) {
   return k;
 }
 
+// A process made with rump_lwproc_rfork from the calling context; the
+// thread goes on as the new process's LWP.
+inline Kid fork_and_switch(int flags = RUMP_RFFDG) {
+  int e = rump_lwproc_rfork(flags);
+  REQUIRE(e == 0);
+  Kid k{rump_sys_getpid(), rump_lwproc_curlwp()};
+  REQUIRE(k.l != nullptr);
+  return k;
+}
+
 // Runs f as l, then goes back to the calling context.
 template <class F>
 auto as(lwp* l, F f) {
@@ -116,6 +150,129 @@ auto as(lwp* l, F f) {
   rump_lwproc_switch(prev);
   return r;
 }
+
+// ---------------------------------------------------------------- signals
+
+// Linux's struct kernel_sigaction (what rt_sigaction takes).
+struct KSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  uint64_t mask;
+};
+// A handler address the kernel records but never runs (there is no user
+// code to run): the signal is "caught", so it interrupts sleeps with EINTR.
+inline void* const kHandler = reinterpret_cast<void*>(uintptr_t{0x1000});
+inline void* const kIgn = reinterpret_cast<void*>(uintptr_t{1});  // SIG_IGN
+inline void* const kDfl = nullptr;                                // SIG_DFL
+
+// The bit of sig in a kernel sigset.
+constexpr uint64_t sig_bit(int sig) { return uint64_t{1} << (sig - 1); }
+
+// rt_sigaction(sig, {handler, flags, mask}, NULL) for the calling process.
+inline int set_action(int sig, void* handler, unsigned long flags = 0, uint64_t mask = 0) {
+  KSigaction a{handler, flags, nullptr, mask};
+  return rump_sys_rt_sigaction(sig, &a, nullptr, 8);
+}
+// rt_sigprocmask(how, set, old) for the calling LWP.
+inline int set_mask(int how, uint64_t set, uint64_t* old = nullptr) {
+  return rump_sys_rt_sigprocmask(how, reinterpret_cast<const sigset_t*>(&set), reinterpret_cast<sigset_t*>(old), 8);
+}
+
+// ---------------------------------------------------------- helper threads
+
+// Catch2 v2 assertions are not thread-safe: helper threads record their
+// failures here (TCHECK, TFAIL) and the test's thread checks them after
+// join() with CHECK_THREADS_OK(), which also resets the record.
+class ThreadFailures {
+ public:
+  void add(const char* what, const char* file, int line) {
+    if (n_.fetch_add(1) == 0) {
+      std::lock_guard<std::mutex> g(m_);
+      first_ = std::string(what) + " at " + file + ":" + std::to_string(line);
+    }
+  }
+  // The number of failures since the last take(), and the first of them.
+  int take(std::string* first) {
+    std::lock_guard<std::mutex> g(m_);
+    *first = std::move(first_);
+    first_.clear();
+    return n_.exchange(0);
+  }
+
+ private:
+  std::atomic<int> n_{0};
+  std::mutex m_;
+  std::string first_;
+};
+inline ThreadFailures thread_failures;
+
+}  // namespace rump_test
+
+// In a helper thread: records a failure if expr is false.
+#define TCHECK(expr)                                                                \
+  do {                                                                              \
+    if (!(expr)) ::rump_test::thread_failures.add(#expr, __FILE__, __LINE__);       \
+  } while (0)
+// In a helper thread: records a failure.
+#define TFAIL(what) ::rump_test::thread_failures.add(what, __FILE__, __LINE__)
+// On the test's thread, after joining the helpers: none of them failed.
+#define CHECK_THREADS_OK()                                       \
+  do {                                                           \
+    std::string first_;                                          \
+    int n_ = ::rump_test::thread_failures.take(&first_);         \
+    INFO("first failure in a helper thread: " << first_);        \
+    CHECK(n_ == 0);                                              \
+  } while (0)
+
+namespace rump_test {
+
+// Sends sig to pid in kernel k from another host thread, after a pause in
+// which the caller goes to sleep in the call under test; the caller joins
+// the thread, then CHECK_THREADS_OK(). The outcome does not depend on the
+// pause: a caught signal that arrives before the sleep is pending when it
+// begins and interrupts it at once.
+inline std::thread kill_later(rump_kernel* k, pid_t pid, int sig) {
+  return std::thread([k, pid, sig] {
+    rump_kernel_set_current(k);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    TCHECK(rump_sys_kill(pid, sig) == 0);
+  });
+}
+
+// ------------------------------------------------ isolated address spaces
+
+// The calling thread becomes a new process (a child of init) with a fresh
+// isolated address space: every user pointer it passes is checked.
+inline lwp* isolated_proc() {
+  REQUIRE(rump_lwproc_rfork(RUMP_RFVMSPACE | RUMP_RFNOWAIT) == 0);
+  return rump_lwproc_curlwp();
+}
+
+// Anonymous private memory in the calling process's space.
+inline void* guest_map(size_t len, int prot = PROT_READ | PROT_WRITE, void* at = nullptr, int extra = 0) {
+  return rump_sys_mmap(at, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
+}
+
+inline uintptr_t U(void* p) { return reinterpret_cast<uintptr_t>(p); }
+inline void* P(uintptr_t a) { return reinterpret_cast<void*>(a); }
+
+// The thread's implicit LWP and the process table's growth to a few
+// entries stay for the kernel's life: make them before measuring memory.
+inline void warm_up() {
+  REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
+  lwp* a = rump_lwproc_curlwp();
+  REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
+  lwp* b = rump_lwproc_curlwp();
+  REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(b);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(a);
+  rump_lwproc_releaselwp();
+}
+
+// ---------------------------------------------------------- host children
 
 // Runs f in a host child process (made with fork()) and returns what it
 // returned (T is copied through a pipe as bytes): for comparing the host

@@ -23,4 +23,47 @@ inline bool sweep_skips(const char* name) {
   return false;
 }
 
+// Pointer arguments that are addresses the call works on (a range to map,
+// protect or unmap, a guest space's identifier), not memory it reads or
+// writes: a bad value there is EINVAL, ENOMEM or a hint, never EFAULT.
+struct AddressArgs {
+  const char* name;
+  unsigned mask;  // bit i: argument i
+};
+inline constexpr AddressArgs kAddressArgs[] = {
+    {"mmap", 0x1},           {"munmap", 0x1},         {"mprotect", 0x1},      {"madvise", 0x1},
+    {"mincore", 0x1},        {"msync", 0x1},          {"mlock", 0x1},         {"munlock", 0x1},
+    {"mremap", 0x11},        {"brk", 0x1},            {"vmspace_create", 0x5}, {"vmspace_destroy", 0x1},
+    {"vmspace_ctl", 0xd},    {"vmspace_mmap", 0x3},   {"vmspace_munmap", 0x3}, {"vmspace_mcontrol", 0x3},
+    {"vmspace_pread", 0x1},  {"vmspace_pwrite", 0x1},
+};
+
+// The pointer arguments (of ptr_mask) through which the call reads or
+// writes user memory.
+inline unsigned memory_args(const char* name, unsigned ptr_mask) {
+  for (const AddressArgs& a : kAddressArgs)
+    if (std::strcmp(a.name, name) == 0) return ptr_mask & ~a.mask;
+  return ptr_mask;
+}
+
+// Calls with a memory argument that a sweep cannot bring to touch it
+// (every probe fails first for another reason), with the reason.
+struct NoEfault {
+  const char* name;
+  const char* why;
+};
+inline constexpr NoEfault kNoEfaultExpected[] = {
+    {"wait4", "a probe has no children: ECHILD comes first (EFAULT: kern/core_test.cc, bad user pointers)"},
+    {"waitid", "a probe has no children: ECHILD comes first (EFAULT: kern/core_test.cc, bad user pointers)"},
+    {"ioctl", "no sweep scalar is a request that copies (EFAULT of FIONREAD: vfs/pipe_test.cc)"},
+    {"vmspace_pread", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
+    {"vmspace_pwrite", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
+};
+
+inline const char* no_efault_reason(const char* name) {
+  for (const NoEfault& n : kNoEfaultExpected)
+    if (std::strcmp(n.name, name) == 0) return n.why;
+  return nullptr;
+}
+
 }  // namespace rump_test

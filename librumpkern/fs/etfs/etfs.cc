@@ -15,6 +15,7 @@
 #include "dev/blockdev.h"
 #include "kern/component.h"
 #include "kern/curlwp.h"
+#include "kern/faction_if.h"
 #include "kern/kernel.h"
 #include "vfs/vfs.h"
 
@@ -28,6 +29,8 @@ Result<void> etfs_init(Kernel& k);
 void etfs_fini(Kernel& k);
 Component g_etfs_component{"etfs", ComponentType::kDev, &etfs_init, &etfs_fini};
 RUMP_COMPONENT(g_etfs_component);
+struct EtfsState;
+const KernelSlot<EtfsState> g_etfs_state{g_etfs_component};
 
 FsType g_etfs_type{"etfs", nullptr};  // not mountable by name: made by registration
 
@@ -323,12 +326,12 @@ struct EtfsState : public KObject {
   unsigned next_minor = 0;
 };
 
-EtfsState* state(Kernel& k) { return static_cast<EtfsState*>(k.component_state_[g_etfs_component.slot]); }
+EtfsState* state(Kernel& k) { return g_etfs_state.get(k); }
 
 Result<void> etfs_init(Kernel& k) {
   auto* st = new (k.kmem()) EtfsState(k.kmem());
   if (!st) return err(ENOMEM);
-  k.component_state_[g_etfs_component.slot] = st;
+  g_etfs_state.set(k, st);
   return {};
 }
 
@@ -339,8 +342,7 @@ void etfs_fini(Kernel& k) {
     Kmem::free(e.key);
     e.mount->unref();
   }
-  k.component_state_[g_etfs_component.slot] = nullptr;
-  delete st;
+  delete g_etfs_state.take(k);
 }
 
 // Makes the missing directories of path (all but its last component).
@@ -528,25 +530,11 @@ BlockDevice* block_device_of(Vnode& vp) {
   return n ? n->blockdev() : nullptr;
 }
 
+namespace {
+// The rump_pub_etfs_* functions of <rump/rumpvfs.h> (api/faction_c.cc) reach
+// etfs through this.
+const EtfsInterface kEtfsInterface{etfs_register, etfs_remove};
+const EtfsInterfaceRegistrar etfs_interface_registrar(&kEtfsInterface);
+}  // namespace
+
 }  // namespace rump
-
-extern "C" {
-
-int rump_pub_etfs_register_withsize(const char* key, const char* hostpath, enum rump_etfs_type ftype,
-                                    uint64_t begin, uint64_t size) {
-  rump::Kernel* k = rump::current_kernel();
-  if (!k) return ENOSYS;
-  return rump::etfs_register(*k, key, hostpath, static_cast<int>(ftype), begin, size);
-}
-
-int rump_pub_etfs_register(const char* key, const char* hostpath, enum rump_etfs_type ftype) {
-  return rump_pub_etfs_register_withsize(key, hostpath, ftype, 0, RUMP_ETFS_SIZE_ENDOFF);
-}
-
-int rump_pub_etfs_remove(const char* key) {
-  rump::Kernel* k = rump::current_kernel();
-  if (!k) return ENOSYS;
-  return rump::etfs_remove(*k, key);
-}
-
-}  // extern "C"

@@ -9,7 +9,11 @@
 #include <cstring>
 #include <string>
 
-#include "vfs_test_util.h"
+#include <rump/rump.h>
+
+#include "rump_test.h"
+
+using rump_test::KernelUp;
 
 TEST_CASE("devices: nodes with Linux's numbers in /dev", "[dev]") {
   KernelUp up;
@@ -60,7 +64,7 @@ TEST_CASE("devices: null, zero, full, random behave", "[dev]") {
 
 TEST_CASE("console: init's descriptor 1 writes reach the host through rumpuser_putchar", "[dev][console]") {
   KernelUp up;
-  char path[] = "/tmp/vfs2_consoleXXXXXX";
+  char path[] = "/tmp/rump_consoleXXXXXX";
   int tmp = mkstemp(path);
   REQUIRE(tmp >= 0);
   fflush(stdout);

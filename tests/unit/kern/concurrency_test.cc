@@ -17,33 +17,10 @@
 
 namespace {
 
-struct KernelUp : rump_test::KernelUp {
-  explicit KernelUp(int ncpu = 2) : rump_test::KernelUp(rump_test::BootOpts{.ncpu = ncpu, .verbose = 0}) {}
-};
+using rump_test::KernelUp;
 
 constexpr int kThreads = 8;
 
-// Failures seen in worker threads (Catch2 assertions are not thread-safe).
-struct Errors {
-  std::atomic<int> n{0};
-  std::mutex m;
-  std::string first;
-  void add(const std::string& what) {
-    if (n.fetch_add(1) == 0) {
-      std::lock_guard<std::mutex> g(m);
-      first = what;
-    }
-  }
-  void check() {
-    std::lock_guard<std::mutex> g(m);
-    INFO("first failure: " << first);
-    CHECK(n.load() == 0);
-  }
-};
-#define EXPECT(errs, cond)                                                              \
-  do {                                                                                  \
-    if (!(cond)) (errs).add(std::string(#cond) + " at line " + std::to_string(__LINE__)); \
-  } while (0)
 
 template <class F>
 void run_threads(int n, F f) {
@@ -55,8 +32,7 @@ void run_threads(int n, F f) {
 }  // namespace
 
 TEST_CASE("8 threads x 10000 syscalls on 2 CPUs all get correct answers", "[concurrency]") {
-  KernelUp up(2);
-  Errors errs;
+  KernelUp up({.ncpu = 2});
   std::mutex m;
   std::set<pid_t> tids;
   run_threads(kThreads, [&](int) {
@@ -64,53 +40,52 @@ TEST_CASE("8 threads x 10000 syscalls on 2 CPUs all get correct answers", "[conc
     pid_t tid = rump_sys_gettid();
     for (int i = 0; i < 10000; i++) {
       switch (i % 3) {
-        case 0: EXPECT(errs, rump_sys_getpid() == 1); break;
-        case 1: EXPECT(errs, rump_sys_getuid() == 0); break;
-        case 2: EXPECT(errs, rump_sys_gettid() == tid); break;
+        case 0: TCHECK(rump_sys_getpid() == 1); break;
+        case 1: TCHECK(rump_sys_getuid() == 0); break;
+        case 2: TCHECK(rump_sys_gettid() == tid); break;
       }
     }
     std::lock_guard<std::mutex> g(m);
     tids.insert(tid);
   });
-  errs.check();
+  CHECK_THREADS_OK();
   CHECK(tids.size() == kThreads);  // an implicit LWP each
   CHECK(tids.count(1) == 0);
 }
 
 TEST_CASE("threads each rfork their own process, make calls, and release it", "[concurrency]") {
-  KernelUp up(2);
-  Errors errs;
+  KernelUp up({.ncpu = 2});
   std::mutex m;
   std::set<pid_t> pids;
   run_threads(kThreads, [&](int i) {
     rump_kernel_set_current(up.k);
     for (int round = 0; round < 20; round++) {
       int e = rump_lwproc_rfork(RUMP_RFFDG);
-      EXPECT(errs, e == 0);
+      TCHECK(e == 0);
       if (e) return;
       pid_t pid = rump_sys_getpid();
-      EXPECT(errs, pid > 1);
-      EXPECT(errs, rump_sys_getppid() == 1);
-      EXPECT(errs, rump_sys_setuid(1000 + i) == 0);
+      TCHECK(pid > 1);
+      TCHECK(rump_sys_getppid() == 1);
+      TCHECK(rump_sys_setuid(1000 + i) == 0);
       for (int j = 0; j < 200; j++) {
-        EXPECT(errs, rump_sys_getpid() == pid);
-        EXPECT(errs, rump_sys_getuid() == static_cast<uid_t>(1000 + i));
+        TCHECK(rump_sys_getpid() == pid);
+        TCHECK(rump_sys_getuid() == static_cast<uid_t>(1000 + i));
       }
       if (round == 0) {
         std::lock_guard<std::mutex> g(m);
         pids.insert(pid);
       }
       rump_lwproc_releaselwp();
-      EXPECT(errs, rump_lwproc_curlwp() == nullptr);
-      EXPECT(errs, rump_sys_getuid() == 0);
+      TCHECK(rump_lwproc_curlwp() == nullptr);
+      TCHECK(rump_sys_getuid() == 0);
     }
   });
-  errs.check();
+  CHECK_THREADS_OK();
   CHECK(pids.size() == kThreads);
 }
 
 TEST_CASE("threads switch between LWPs of a few processes under load", "[concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   constexpr int kProcs = 3;
   // kProcs processes, each with one LWP per thread (an LWP runs on one
   // thread at a time).
@@ -128,7 +103,6 @@ TEST_CASE("threads switch between LWPs of a few processes under load", "[concurr
     rump_lwproc_switch(first);
     rump_lwproc_releaselwp();  // the process lives on in its other LWPs
   }
-  Errors errs;
   run_threads(kThreads, [&](int t) {
     rump_kernel_set_current(up.k);
     pid_t tids[kProcs];
@@ -139,13 +113,13 @@ TEST_CASE("threads switch between LWPs of a few processes under load", "[concurr
     for (int i = 0; i < 3000; i++) {
       int p = (i * 7 + t) % kProcs;
       rump_lwproc_switch(lwps[p][t]);
-      EXPECT(errs, rump_lwproc_curlwp() == lwps[p][t]);
-      EXPECT(errs, rump_sys_getpid() == pids[p]);
-      EXPECT(errs, rump_sys_gettid() == tids[p]);
-      EXPECT(errs, rump_sys_getuid() == static_cast<uid_t>(100 + p));
+      TCHECK(rump_lwproc_curlwp() == lwps[p][t]);
+      TCHECK(rump_sys_getpid() == pids[p]);
+      TCHECK(rump_sys_gettid() == tids[p]);
+      TCHECK(rump_sys_getuid() == static_cast<uid_t>(100 + p));
       if (i % 100 == 0) {
         rump_lwproc_switch(nullptr);
-        EXPECT(errs, rump_sys_getpid() == 1);
+        TCHECK(rump_sys_getpid() == 1);
       }
     }
     for (int p = 0; p < kProcs; p++) {
@@ -153,7 +127,7 @@ TEST_CASE("threads switch between LWPs of a few processes under load", "[concurr
       rump_lwproc_releaselwp();
     }
   });
-  errs.check();
+  CHECK_THREADS_OK();
   // Every LWP released: the processes are gone.
   for (pid_t p : pids) {
     errno = 0;
@@ -170,22 +144,21 @@ TEST_CASE("two kernels used concurrently by different threads stay separate", "[
   rump_kernel *a = nullptr, *b = nullptr;
   REQUIRE(rump_kernel_boot(&c, &a) == 0);
   REQUIRE(rump_kernel_boot(&c, &b) == 0);
-  Errors errs;
   std::mutex m;
   std::set<pid_t> pa, pb;
   run_threads(kThreads, [&](int i) {
     rump_kernel* k = (i % 2) ? b : a;
     rump_kernel_set_current(k);
-    EXPECT(errs, rump_kernel_current() == k);
+    TCHECK(rump_kernel_current() == k);
     for (int round = 0; round < 20; round++) {
       int e = rump_lwproc_rfork(RUMP_RFFDG);
-      EXPECT(errs, e == 0);
+      TCHECK(e == 0);
       if (e) return;
       pid_t pid = rump_sys_getpid();
-      EXPECT(errs, rump_sys_setuid(i % 2 ? 2000 : 1000) == 0);
+      TCHECK(rump_sys_setuid(i % 2 ? 2000 : 1000) == 0);
       for (int j = 0; j < 100; j++) {
-        EXPECT(errs, rump_sys_getpid() == pid);
-        EXPECT(errs, rump_sys_geteuid() == static_cast<uid_t>(i % 2 ? 2000 : 1000));
+        TCHECK(rump_sys_getpid() == pid);
+        TCHECK(rump_sys_geteuid() == static_cast<uid_t>(i % 2 ? 2000 : 1000));
       }
       {
         std::lock_guard<std::mutex> g(m);
@@ -194,7 +167,7 @@ TEST_CASE("two kernels used concurrently by different threads stay separate", "[
       rump_lwproc_releaselwp();
     }
   });
-  errs.check();
+  CHECK_THREADS_OK();
   // Each kernel allocated its own pids: they overlap.
   bool overlap = false;
   for (pid_t p : pa) overlap |= pb.count(p) > 0;
@@ -204,20 +177,19 @@ TEST_CASE("two kernels used concurrently by different threads stay separate", "[
 }
 
 TEST_CASE("concurrent rfork + exit + wait4 storms", "[concurrency]") {
-  KernelUp up(2);
-  Errors errs;
+  KernelUp up({.ncpu = 2});
   std::atomic<int> reaped{0};
   constexpr int kRounds = 300;
   run_threads(kThreads / 2, [&](int t) {
     rump_kernel_set_current(up.k);
     if (rump_lwproc_rfork(RUMP_RFFDG) != 0) {
-      errs.add("rfork parent");
+      TFAIL("rfork parent");
       return;
     }
     lwp* parent = rump_lwproc_curlwp();
     for (int i = 0; i < kRounds; i++) {
       int e = rump_lwproc_rfork(RUMP_RFFDG);
-      EXPECT(errs, e == 0);
+      TCHECK(e == 0);
       if (e) break;
       pid_t child = rump_sys_getpid();
       int status = (t * 31 + i) & 0xff;
@@ -229,25 +201,25 @@ TEST_CASE("concurrent rfork + exit + wait4 storms", "[concurrency]") {
       } else {
         // Killed by its parent instead.
         rump_lwproc_switch(parent);
-        EXPECT(errs, rump_sys_kill(child, SIGKILL) == 0);
+        TCHECK(rump_sys_kill(child, SIGKILL) == 0);
         status = -SIGKILL;
       }
       rump_lwproc_switch(parent);
       int st = -1;
       pid_t r = rump_sys_wait4(i % 2 ? child : -1, &st, 0, nullptr);
-      EXPECT(errs, r == child);
+      TCHECK(r == child);
       if (status >= 0) {
-        EXPECT(errs, WIFEXITED(st) && WEXITSTATUS(st) == status);
+        TCHECK(WIFEXITED(st) && WEXITSTATUS(st) == status);
       } else {
-        EXPECT(errs, WIFSIGNALED(st) && WTERMSIG(st) == -status);
+        TCHECK(WIFSIGNALED(st) && WTERMSIG(st) == -status);
       }
       reaped.fetch_add(1);
     }
     errno = 0;
-    EXPECT(errs, rump_sys_wait4(-1, nullptr, WNOHANG, nullptr) == -1 && errno == ECHILD);
+    TCHECK(rump_sys_wait4(-1, nullptr, WNOHANG, nullptr) == -1 && errno == ECHILD);
     rump_lwproc_releaselwp();
   });
-  errs.check();
+  CHECK_THREADS_OK();
   CHECK(reaped.load() == kThreads / 2 * kRounds);
 }
 
@@ -255,7 +227,7 @@ TEST_CASE("concurrent rfork + exit + wait4 storms", "[concurrency]") {
 // the exiting thread reads l->proc() after exit1 while the parent, on
 // another thread, has already reaped (freed) the Proc in wait4.
 TEST_CASE("children exiting on other threads wake a parent blocked in wait4", "[concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
   lwp* parent = rump_lwproc_curlwp();
   constexpr int kKids = 64;
@@ -267,14 +239,13 @@ TEST_CASE("children exiting on other threads wake a parent blocked in wait4", "[
     kidpids.insert(rump_sys_getpid());
     rump_lwproc_switch(parent);
   }
-  Errors errs;
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; t++) {
     ts.emplace_back([&, t] {
       rump_kernel_set_current(up.k);
       for (int i = t; i < kKids; i += 4) {
         rump_lwproc_switch(kids[i]);
-        EXPECT(errs, rump_sys_exit(i) == 0);
+        TCHECK(rump_sys_exit(i) == 0);
       }
     });
   }
@@ -287,12 +258,12 @@ TEST_CASE("children exiting on other threads wake a parent blocked in wait4", "[
     CHECK(WIFEXITED(st));
   }
   for (auto& t : ts) t.join();
-  errs.check();
+  CHECK_THREADS_OK();
   CHECK(got == kidpids);
 }
 
 TEST_CASE("implicit LWPs of exited host threads are freed", "[concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   rump_sys_getpid();  // this thread's implicit LWP
   auto wave = [&] {
     run_threads(kThreads, [&](int) {

@@ -33,14 +33,7 @@ using rump_test::KernelUp;
 using rump_test::Kid;
 
 rump_boot_config config(int ncpu = 0, int maxproc = 0, int pid_max = 0, const char* host = nullptr) {
-  rump_boot_config c;
-  rump_boot_config_init(&c);
-  c.ncpu = ncpu;
-  c.maxproc = maxproc;
-  c.pid_max = pid_max;
-  c.hostname = host;
-  c.verbose = 0;
-  return c;
+  return rump_test::boot_config({.ncpu = ncpu, .hostname = host, .maxproc = maxproc, .pid_max = pid_max});
 }
 
 // Ends k with exit(status) from its own LWP.
@@ -149,8 +142,7 @@ TEST_CASE("boot and halt 100 times: the same footprint each time", "[core][boot]
 }
 
 TEST_CASE("process churn does not grow kernel memory", "[core][boot]") {
-  rump_boot_config c = config(1);
-  KernelUp up(&c);
+  KernelUp up({.ncpu = 1});
   auto cycle = [] {
     for (int i = 0; i < 20; i++) {
       REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
@@ -521,7 +513,7 @@ TEST_CASE("wait4 selects children by pid, -1, 0 (own group) and -pgid", "[core][
   CHECK(ru.ru_utime.tv_sec == 0);
 }
 
-TEST_CASE("a blocking wait4 returns when another thread's child exits", "[core][wait]") {
+TEST_CASE("a blocking wait4 returns when another thread's child exits", "[core][wait][concurrency]") {
   KernelUp up;
   Kid p = fork_kid();
   rump_lwproc_switch(p.l);
@@ -689,8 +681,7 @@ TEST_CASE("RUMP_RFNOWAIT makes the child init's", "[core][lwproc]") {
 
 TEST_CASE("kern.maxproc from rump_boot_config.maxproc limits rfork with EAGAIN", "[core][limits]") {
   const int maxproc = 12;
-  rump_boot_config c = config(1, maxproc);
-  KernelUp up(&c);
+  KernelUp up({.ncpu = 1, .maxproc = maxproc});
   std::vector<Kid> kids;
   int e = 0;
   for (int i = 0; i < 100; i++) {
@@ -740,8 +731,7 @@ TEST_CASE("RLIMIT_NPROC limits a non-root uid with EAGAIN; root is exempt", "[co
 // ---------------------------------------------------------------- pids
 
 TEST_CASE("pids wrap at pid_max to 300 and run out with EAGAIN", "[core][pid]") {
-  rump_boot_config c = config(1, 0, 400);
-  KernelUp up(&c);
+  KernelUp up({.ncpu = 1, .pid_max = 400});
   std::vector<pid_t> seen;
   for (int i = 0; i < 700; i++) {
     REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
@@ -786,8 +776,7 @@ TEST_CASE("pids wrap at pid_max to 300 and run out with EAGAIN", "[core][pid]") 
 }
 
 TEST_CASE("a pid still used as a process group id is not reused", "[core][pid]") {
-  rump_boot_config c = config(1, 0, 400);
-  KernelUp up(&c);
+  KernelUp up({.ncpu = 1, .pid_max = 400});
   // Get past the first pass so that the leader's pid is in the wrap range.
   Kid leader{};
   for (int i = 0; i < 400; i++) {

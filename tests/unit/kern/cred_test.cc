@@ -20,9 +20,7 @@
 
 namespace {
 
-struct KernelUp : rump_test::KernelUp {
-  KernelUp() : rump_test::KernelUp(rump_test::BootOpts{.ncpu = 1, .verbose = 0}) {}
-};
+using rump_test::KernelUp;
 
 constexpr long kNo = -1;  // "unchanged" (uid_t)-1
 
@@ -207,7 +205,7 @@ TEST_CASE("the host lets this test change credentials (precondition)", "[cred]")
 }
 
 TEST_CASE("setuid/setgid as root and non-root behave as on the host", "[cred]") {
-  KernelUp up;
+  KernelUp up({.ncpu = 1});
   CHECK(same(with_reset({{kSetuid, 1000}, {kSetuid, 0}, {kSetuid, 1000}, {kSetgid, 5}, {kSetuid, 2000}}),
              "setuid drops root for good"));
   CHECK(same(with_reset({{kSetgid, 5}, {kSetgid, 6}, {kSetresuid, 1000, 1000, 1000}, {kSetgid, 5},
@@ -224,7 +222,7 @@ TEST_CASE("setuid/setgid as root and non-root behave as on the host", "[cred]") 
 }
 
 TEST_CASE("setreuid/setregid with -1 arguments and saved-id rules behave as on the host", "[cred]") {
-  KernelUp up;
+  KernelUp up({.ncpu = 1});
   CHECK(same(with_reset({{kSetreuid, 1000, 2000},
                          {kSetreuid, kNo, 1000},
                          {kSetreuid, kNo, 2000},
@@ -249,7 +247,7 @@ TEST_CASE("setreuid/setregid with -1 arguments and saved-id rules behave as on t
 }
 
 TEST_CASE("setresuid/setresgid EPERM transitions behave as on the host", "[cred]") {
-  KernelUp up;
+  KernelUp up({.ncpu = 1});
   CHECK(same(with_reset({{kSetresuid, kNo, kNo, kNo},
                          {kSetresuid, 1000, kNo, kNo},
                          {kSetresuid, kNo, 1000, kNo},
@@ -273,7 +271,7 @@ TEST_CASE("setresuid/setresgid EPERM transitions behave as on the host", "[cred]
 }
 
 TEST_CASE("getgroups/setgroups: size 0, too small, as non-root, too many, as on the host", "[cred]") {
-  KernelUp up;
+  KernelUp up({.ncpu = 1});
   CHECK(same(with_reset({{kSetgroups, 3, 0},
                          {kGetgroups, 0},
                          {kGetgroups, 2},
@@ -294,14 +292,14 @@ TEST_CASE("getgroups/setgroups: size 0, too small, as non-root, too many, as on 
 }
 
 TEST_CASE("setgroups with too many groups as non-root is EPERM, as on the host", "[cred]") {
-  // Kernel bug: sys_cred.cc sys_setgroups checks the size (EINVAL) before
-  // the privilege; Linux checks may_setgroups() first (EPERM).
-  KernelUp up;
+  // Linux checks the privilege (may_setgroups) before the size: EPERM,
+  // not EINVAL.
+  KernelUp up({.ncpu = 1});
   CHECK(same(with_reset({{kSetresuid, 1000, 1000, 1000}, {kSetgroups, 65537, 0}}), "non-root, too many"));
 }
 
 TEST_CASE("random credential sequences behave as on the host", "[cred]") {
-  KernelUp up;
+  KernelUp up({.ncpu = 1});
   std::mt19937 rng(12345);
   const long ids[] = {0, 1000, 2000, 3000, kNo, 0, 1000};
   auto id = [&] { return ids[rng() % (sizeof ids / sizeof ids[0])]; };
@@ -322,7 +320,7 @@ TEST_CASE("random credential sequences behave as on the host", "[cred]") {
 }
 
 TEST_CASE("children inherit credentials; a child's changes don't reach its parent", "[cred]") {
-  KernelUp up;
+  KernelUp up({.ncpu = 1});
   REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
   lwp* parent = rump_lwproc_curlwp();
   const gid_t groups[] = {7, 8};

@@ -27,18 +27,13 @@ namespace {
 void* const kBad = reinterpret_cast<void*>(8);
 
 // A kernel for one test, current for the calling thread.
-struct TestKernel {
-  rump_kernel* k = nullptr;
-  explicit TestKernel(int ncpu = 2, const char* hostname = "svc-test") {
-    rump_boot_config c = rump_test::boot_config({.ncpu = ncpu, .hostname = hostname, .verbose = 0});
-    k = rump_test::boot_current(&c);
-  }
-  // Not rump_test::KernelUp: a test may halt the kernel itself.
-  ~TestKernel() {
-    if (k && rump_kernel_current() == k) rump_kernel_halt(k);
-  }
-  rump::Kernel& kernel() const { return *reinterpret_cast<rump::Kernel*>(k); }
-};
+using rump_test::KernelUp;
+
+// The kernels here have 2 CPUs and the host name "svc-test" unless a test
+// says otherwise.
+constexpr rump_test::BootOpts kSvc{.ncpu = 2, .hostname = "svc-test"};
+
+rump::Kernel& kernel_of(const KernelUp& up) { return *reinterpret_cast<rump::Kernel*>(up.k); }
 
 int64_t host_mono_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -112,7 +107,7 @@ using rump_test::on_fresh_thread;
 using namespace rump;
 
 SVC_TEST("sysctl hw nodes by name and MIB", "[sysctl]") {
-  TestKernel tk(3);
+  KernelUp tk({.ncpu = 3, .hostname = "svc-test"});
   CHECK(sysctl_int("hw.ncpu") == 3);
   CHECK(sysctl_int_mib({CTL_HW, HW_NCPU}) == 3);
   CHECK(sysctl_int("hw.pagesize") == 4096);
@@ -126,7 +121,7 @@ SVC_TEST("sysctl hw nodes by name and MIB", "[sysctl]") {
 }
 
 SVC_TEST("sysctl kern.ostype and osrelease match uname", "[sysctl]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   struct utsname u;
   REQUIRE(rump_sys_uname(&u) == 0);
   CHECK(sysctl_str("kern.ostype") == u.sysname);
@@ -141,7 +136,7 @@ SVC_TEST("sysctl kern.ostype and osrelease match uname", "[sysctl]") {
 }
 
 SVC_TEST("hostname via sysctl, sethostname and uname agree", "[sysctl][uname]") {
-  TestKernel tk(1, "first");
+  KernelUp tk({.ncpu = 1, .hostname = "first"});
   struct utsname u;
   int urv = rump_sys_uname(&u);
   INFO("errno " << errno);
@@ -182,7 +177,7 @@ SVC_TEST("hostname via sysctl, sethostname and uname agree", "[sysctl][uname]") 
 }
 
 SVC_TEST("sysctl process nodes: maxproc, lastpid, randompid, pid_max", "[sysctl]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   CHECK(sysctl_int("kern.maxproc") == 4096);
   CHECK(sysctl_int_mib({CTL_KERN, KERN_MAXPROC}) == 4096);
   CHECK(set_int("kern.maxproc", 100) == 0);
@@ -230,7 +225,7 @@ SVC_TEST("sysctl process nodes: maxproc, lastpid, randompid, pid_max", "[sysctl]
 }
 
 SVC_TEST("sysctl kern.msgbuf holds the boot messages", "[sysctl]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   std::string m = sysctl_str("kern.msgbuf");
   CHECK(m.find("booting") != std::string::npos);
   CHECK(sysctl_str_mib({CTL_KERN, KERN_MSGBUF}).find("ready") != std::string::npos);
@@ -238,7 +233,7 @@ SVC_TEST("sysctl kern.msgbuf holds the boot messages", "[sysctl]") {
 }
 
 SVC_TEST("sysctl sizes, short buffers and name errors", "[sysctl]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   size_t len = 0;
   REQUIRE(rump_sys_sysctlbyname("kern.ostype", nullptr, &len, nullptr, 0) == 0);
   CHECK(len == std::strlen("RumpKernel") + 1);
@@ -322,7 +317,7 @@ SVC_TEST("sysctl sizes, short buffers and name errors", "[sysctl]") {
 }
 
 SVC_TEST("sysctl writes need root", "[sysctl][cred]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   {
     NonRoot nr;
     // Reading is open to everyone.
@@ -349,7 +344,7 @@ SVC_TEST("sysctl writes need root", "[sysctl][cred]") {
 }
 
 SVC_TEST("clock_gettime: monotonic never goes back, realtime near the host's", "[time]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   struct timespec a, b;
   REQUIRE(rump_sys_clock_gettime(CLOCK_MONOTONIC, &a) == 0);
   for (int i = 0; i < 1000; i++) {
@@ -391,7 +386,7 @@ SVC_TEST("clock_gettime: monotonic never goes back, realtime near the host's", "
 }
 
 SVC_TEST("nanosleep and clock_nanosleep sleep at least the time asked", "[time]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   struct timespec req = {0, 30 * 1000 * 1000}, rem = {9, 9};
   int64_t t0 = host_mono_ns();
   REQUIRE(rump_sys_nanosleep(&req, &rem) == 0);
@@ -427,7 +422,7 @@ SVC_TEST("nanosleep and clock_nanosleep sleep at least the time asked", "[time]"
 }
 
 SVC_TEST("sleeps reject bad times, clocks and pointers", "[time]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   struct timespec bad = {0, 1000000000};
   CHECK(rump_sys_nanosleep(&bad, nullptr) == -1);
   CHECK(errno == EINVAL);
@@ -451,7 +446,7 @@ SVC_TEST("sleeps reject bad times, clocks and pointers", "[time]") {
 }
 
 SVC_TEST("a signal interrupts nanosleep with EINTR and the time left", "[time][signal]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
   pid_t pid = rump_sys_getpid();
   // The kernel's sigaction layout: handler, flags, restorer, mask.
@@ -485,7 +480,7 @@ SVC_TEST("a signal interrupts nanosleep with EINTR and the time left", "[time][s
 }
 
 SVC_TEST("getrandom fills buffers and rejects bad flags", "[random]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   unsigned char a[1000], b[1000];
   std::memset(a, 0, sizeof a);
   std::memset(b, 0, sizeof b);
@@ -507,12 +502,12 @@ SVC_TEST("getrandom fills buffers and rejects bad flags", "[random]") {
 }
 
 SVC_TEST("sched_yield returns 0", "[misc]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   for (int i = 0; i < 100; i++) CHECK(rump_sys_sched_yield() == 0);
 }
 
 SVC_TEST("reboot checks its magic and halts the kernel", "[reboot]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   const int m1 = static_cast<int>(0xfee1dead), m2 = 672274793;
   CHECK(rump_sys_reboot(1, m2, static_cast<int>(0xCDEF0123), nullptr) == -1);
   CHECK(errno == EINVAL);
@@ -527,14 +522,16 @@ SVC_TEST("reboot checks its magic and halts the kernel", "[reboot]") {
   CHECK(rump_sys_getpid() > 0);
 
   CHECK(rump_sys_reboot(m1, m2, static_cast<int>(0xCDEF0123), nullptr) == 0);
+  tk.k = nullptr;  // halted by the reboot
   CHECK(rump_kernel_current() == nullptr);
   CHECK(rump_sys_getpid() == -1);
   CHECK(errno == ENOSYS);
   // A new kernel boots fine afterwards.
   on_fresh_thread([&] {
-    TestKernel again;
+    KernelUp again(kSvc);
     CHECK(rump_sys_getpid() > 0);
     CHECK(rump_sys_reboot(m1, m2, static_cast<int>(0x4321FEDC), nullptr) == 0);
+    again.k = nullptr;  // halted by the reboot
     CHECK(rump_kernel_current() == nullptr);
   });
 }
@@ -562,8 +559,8 @@ bool wait_for(const std::atomic<int>& v, int want, int ms) {
 
 // Runs fn as an LWP of the kernel on one of its CPUs.
 template <class Fn>
-void in_kernel(TestKernel& tk, Fn&& fn) {
-  Kernel& k = tk.kernel();
+void in_kernel(KernelUp& tk, Fn&& fn) {
+  Kernel& k = kernel_of(tk);
   Lwp* l = rump::enter(k);
   REQUIRE(l != nullptr);
   fn(k, *l);
@@ -573,15 +570,15 @@ void in_kernel(TestKernel& tk, Fn&& fn) {
 }  // namespace
 
 SVC_TEST("a callout fires after its delay; stop() prevents it", "[callout]") {
-  TestKernel tk;
-  REQUIRE(tk.kernel().callouts_ != nullptr);
+  KernelUp tk(kSvc);
+  REQUIRE(kernel_of(tk).services().callouts() != nullptr);
   CalloutProbe p1, p2, p3;
   Callout c1, c2, c3;
   int64_t t0 = host_mono_ns();
   in_kernel(tk, [&](Kernel& k, Lwp&) {
-    c1.init(*k.callouts_, probe_fn, &p1);
-    c2.init(*k.callouts_, probe_fn, &p2);
-    c3.init(*k.callouts_, probe_fn, &p3);
+    c1.init(*k.services().callouts(), probe_fn, &p1);
+    c2.init(*k.services().callouts(), probe_fn, &p2);
+    c3.init(*k.services().callouts(), probe_fn, &p3);
     c1.schedule(50 * 1000 * 1000);
     c2.schedule(30 * 1000 * 1000);
     c3.schedule(10 * 1000 * 1000);
@@ -605,9 +602,9 @@ SVC_TEST("a callout fires after its delay; stop() prevents it", "[callout]") {
     CHECK(!c1.halt());
     // A far callout is still pending at halt(): halt disarms it.
     c2.schedule(3600LL * 1000 * 1000 * 1000);
-    CHECK(k.callouts_->pending_count() == 1);
+    CHECK(k.services().callouts()->pending_count() == 1);
     CHECK(c2.halt());
-    CHECK(k.callouts_->pending_count() == 0);
+    CHECK(k.services().callouts()->pending_count() == 0);
   });
 }
 
@@ -628,11 +625,11 @@ void slow_fn(void* arg) {
 }  // namespace
 
 SVC_TEST("Callout::halt waits for a running function", "[callout]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   SlowProbe p;
   Callout c;
   in_kernel(tk, [&](Kernel& k, Lwp&) {
-    c.init(*k.callouts_, slow_fn, &p);
+    c.init(*k.services().callouts(), slow_fn, &p);
     c.schedule(0);
   });
   REQUIRE(wait_for(p.started, 1, 5000));
@@ -644,11 +641,11 @@ SVC_TEST("Callout::halt waits for a running function", "[callout]") {
 }
 
 SVC_TEST("a callout left pending does not stop the kernel from halting", "[callout]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   static Callout c;  // outlives the kernel; the queue disarms it at halt
   CalloutProbe p;
   in_kernel(tk, [&](Kernel& k, Lwp&) {
-    c.init(*k.callouts_, probe_fn, &p);
+    c.init(*k.services().callouts(), probe_fn, &p);
     c.schedule(3600LL * 1000 * 1000 * 1000);
   });
   REQUIRE(rump_kernel_halt(tk.k) == 0);
@@ -669,7 +666,7 @@ void kthread_fn(void* arg) {
   auto* p = static_cast<KthreadProbe*>(arg);
   Lwp* l = reinterpret_cast<Lwp*>(rumpuser_curlwp());
   p->right_lwp = l != nullptr && &l->kernel() == p->k && l->kind() == Lwp::Kind::kKthread &&
-                 &l->proc() == p->k->proc0_;
+                 &l->proc() == p->k->procs().proc0();
   p->had_cpu = l != nullptr && l->cpu() != nullptr;
   p->ran++;
 }
@@ -677,9 +674,9 @@ void kthread_fn(void* arg) {
 }  // namespace
 
 SVC_TEST("a kernel thread runs as an LWP of proc0 on a CPU and joins", "[kthread]") {
-  TestKernel tk;
+  KernelUp tk(kSvc);
   KthreadProbe p;
-  p.k = &tk.kernel();
+  p.k = &kernel_of(tk);
   // Once first: this thread's implicit LWP, and the pid table's growth.
   in_kernel(tk, [&](Kernel& k, Lwp&) {
     for (int i = 0; i < 10; i++) kthread_join(kthread_create(k, "warm", kthread_fn, &p).value());

@@ -20,30 +20,14 @@ using rump_test::as;
 using rump_test::fork_kid;
 using rump_test::Kid;
 
-struct KernelUp : rump_test::KernelUp {
-  KernelUp() : rump_test::KernelUp(rump_test::BootOpts{.verbose = 0}) {}
-};
-
-// Linux's struct kernel_sigaction (what rt_sigaction takes).
-struct KSigaction {
-  void* handler;
-  unsigned long flags;
-  void* restorer;
-  uint64_t mask;
-};
-void* const kHandler = reinterpret_cast<void*>(uintptr_t{0x1000});  // "caught"
-void* const kIgn = reinterpret_cast<void*>(uintptr_t{1});           // SIG_IGN
-void* const kDfl = nullptr;                                          // SIG_DFL
-
-constexpr uint64_t bit(int sig) { return uint64_t{1} << (sig - 1); }
-
-int set_action(int sig, void* handler, unsigned long flags = 0, uint64_t mask = 0) {
-  KSigaction a{handler, flags, nullptr, mask};
-  return rump_sys_rt_sigaction(sig, &a, nullptr, 8);
-}
-int set_mask(int how, uint64_t set, uint64_t* old = nullptr) {
-  return rump_sys_rt_sigprocmask(how, reinterpret_cast<const sigset_t*>(&set), reinterpret_cast<sigset_t*>(old), 8);
-}
+using rump_test::KernelUp;
+using rump_test::kDfl;
+using rump_test::kHandler;
+using rump_test::kIgn;
+using rump_test::KSigaction;
+using rump_test::set_action;
+using rump_test::set_mask;
+constexpr uint64_t bit(int sig) { return rump_test::sig_bit(sig); }
 // Wait status of child pid of the calling process (blocking).
 int reap(pid_t pid) {
   int st = -1;
@@ -385,7 +369,7 @@ TEST_CASE("with SIGCHLD ignored, children are reaped at once: wait4 is ECHILD", 
   CHECK(WEXITSTATUS(reap(f.pid)) == 4);
 }
 
-TEST_CASE("an LWP sleeping in wait4 wakes with EINTR on a caught signal", "[signal]") {
+TEST_CASE("an LWP sleeping in wait4 wakes with EINTR on a caught signal", "[signal][concurrency]") {
   KernelUp up;
   Kid p = fork_kid();
   rump_lwproc_switch(p.l);
@@ -420,7 +404,7 @@ TEST_CASE("an LWP sleeping in wait4 wakes with EINTR on a caught signal", "[sign
   CHECK(rump_sys_wait4(c.pid, &st, WNOHANG, nullptr) == 0);
 }
 
-TEST_CASE("a fatal signal ends a process whose LWP sleeps in wait4", "[signal]") {
+TEST_CASE("a fatal signal ends a process whose LWP sleeps in wait4", "[signal][concurrency]") {
   KernelUp up;
   Kid p = fork_kid();
   rump_lwproc_switch(p.l);

@@ -73,9 +73,18 @@ void reset_counts() {
   g_last_unsched_interlock = nullptr;
 }
 
+// Waits until p holds: false if it still does not after a bound far beyond
+// any healthy wait, so that a lost wakeup or a thread that never runs fails
+// the test instead of hanging it. In a helper thread the result may be
+// ignored: the test's thread then sees the wrong state and fails.
 template <class Pred>
-void wait_until(Pred p) {
-  while (!p()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+[[nodiscard]] bool wait_until(Pred p) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!p()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 int64_t mono_ns() {
@@ -275,7 +284,7 @@ TEST_CASE("a detached thread runs and can exit early", "[thread]") {
     rumpuser_thread_exit();
   };
   REQUIRE(rumpuser_thread_create(fn, nullptr, "detached", 0, 0, -1, nullptr) == 0);
-  wait_until([] { return ran.load() == 1; });
+  REQUIRE(wait_until([] { return ran.load() == 1; }));
 }
 
 TEST_CASE("thread_join gives the CPU back", "[thread][klock]") {
@@ -305,10 +314,10 @@ TEST_CASE("mutex tryenter is EBUSY while another thread holds it", "[mutex]") {
     std::thread t([&] {
       rumpuser_mutex_enter(mtx);
       held = true;
-      wait_until([&] { return release.load(); });
+      (void)wait_until([&] { return release.load(); });
       rumpuser_mutex_exit(mtx);
     });
-    wait_until([&] { return held.load(); });
+    REQUIRE(wait_until([&] { return held.load(); }));
     CHECK(rumpuser_mutex_tryenter(mtx) == EBUSY);
     release = true;
     t.join();
@@ -375,13 +384,13 @@ TEST_CASE("blocking on a held mutex gives the CPU back exactly around the block"
       rumpuser_mutex_enter(mtx);  // no LWP: never any upcall
       held = true;
       // The waiter gives its CPU back before it blocks...
-      wait_until([] { return g_unsched.load() == 1; });
+      (void)wait_until([] { return g_unsched.load() == 1; });
       // ...and has not taken one back while we still hold the mutex.
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       sched_when_released = g_sched.load();
       rumpuser_mutex_exit(mtx);
     });
-    wait_until([&] { return held.load(); });
+    REQUIRE(wait_until([&] { return held.load(); }));
     {
       WithLwp lwp(fake_lwp(0));
       rumpuser_mutex_enter(mtx);
@@ -412,7 +421,7 @@ TEST_CASE("blocking on a held mutex gives the CPU back exactly around the block"
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       rumpuser_mutex_exit(mtx);
     });
-    wait_until([&] { return held.load(); });
+    REQUIRE(wait_until([&] { return held.load(); }));
     {
       WithLwp lwp(fake_lwp(0));
       rumpuser_mutex_enter(spin);
@@ -469,11 +478,11 @@ TEST_CASE("cv signal wakes a waiter and has_waiters counts it", "[cv]") {
       rumpuser_mutex_exit(mtx);
       woke = true;
     });
-    wait_until([&] {
+    REQUIRE(wait_until([&] {
       int n;
       rumpuser_cv_has_waiters(cv, &n);
       return n == 1;
-    });
+    }));
     CHECK_FALSE(woke.load());
     rumpuser_mutex_enter(mtx);
     ready = true;
@@ -494,23 +503,27 @@ TEST_CASE("cv broadcast wakes every waiter", "[cv]") {
   rumpuser_mutex_init(&mtx, RUMPUSER_MTX_KMUTEX);
   rumpuser_cv_init(&cv);
   bool go = false;
+  std::atomic<int> woke{0};
   std::vector<std::thread> ts;
   for (int i = 0; i < 3; i++) {
     ts.emplace_back([&] {
       rumpuser_mutex_enter(mtx);
       while (!go) rumpuser_cv_wait_nowrap(cv, mtx);
       rumpuser_mutex_exit(mtx);
+      woke++;
     });
   }
-  wait_until([&] {
+  REQUIRE(wait_until([&] {
     int n;
     rumpuser_cv_has_waiters(cv, &n);
     return n == 3;
-  });
+  }));
   rumpuser_mutex_enter(mtx);
   go = true;
   rumpuser_cv_broadcast(cv);
   rumpuser_mutex_exit(mtx);
+  // One broadcast wakes all three (a waiter it missed would sleep on).
+  REQUIRE(wait_until([&] { return woke.load() == 3; }));
   for (auto& t : ts) t.join();
   rumpuser_cv_destroy(cv);
   rumpuser_mutex_destroy(mtx);
@@ -537,7 +550,7 @@ TEST_CASE("cv wait with an LWP gives the CPU back with the mutex as interlock",
       rumpuser_mutex_exit(mtx);
       done = true;
     });
-    wait_until([&] { return g_unsched.load() >= 1; });
+    REQUIRE(wait_until([&] { return g_unsched.load() >= 1; }));
     CHECK(g_last_unsched_interlock.load() == static_cast<void*>(mtx));
     // While it waits the mutex is free and has no owner.
     struct lwp* owner = fake_lwp(3);
@@ -568,7 +581,7 @@ TEST_CASE("cv wait with an LWP gives the CPU back with the mutex as interlock",
     // wait_nowrap keeps the CPU.
     reset_counts();
     std::thread signaller([&] {
-      wait_until([&] {
+      (void)wait_until([&] {
         int n;
         rumpuser_cv_has_waiters(cv, &n);
         return n == 1;
@@ -631,10 +644,10 @@ TEST_CASE("rw tryupgrade fails with a second reader and succeeds alone", "[rw]")
   std::thread other([&] {
     rumpuser_rw_enter(RUMPUSER_RW_READER, rw);
     in = true;
-    wait_until([&] { return out.load(); });
+    (void)wait_until([&] { return out.load(); });
     rumpuser_rw_exit(rw);
   });
-  wait_until([&] { return in.load(); });
+  REQUIRE(wait_until([&] { return in.load(); }));
   CHECK(rumpuser_rw_tryupgrade(rw) == EBUSY);
   out = true;
   other.join();
@@ -677,7 +690,7 @@ TEST_CASE("a blocked writer gets the lock and gives the CPU back while it waits"
     got = true;
     rumpuser_rw_exit(rw);
   });
-  wait_until([] { return g_unsched.load() == 1; });
+  REQUIRE(wait_until([] { return g_unsched.load() == 1; }));
   // A waiting writer holds back new readers.
   CHECK(rumpuser_rw_tryenter(RUMPUSER_RW_READER, rw) == EBUSY);
   CHECK_FALSE(got.load());
@@ -976,7 +989,7 @@ void bio_done(void* arg, size_t bytes, int error) {
 void bio_and_wait(int fd, int op, void* data, size_t len, int64_t off, BioCompletion& c) {
   c.caller = std::this_thread::get_id();
   rumpuser_bio(fd, op, data, len, off, bio_done, &c);
-  wait_until([&] { return c.calls.load() > 0; });
+  REQUIRE(wait_until([&] { return c.calls.load() > 0; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(2));
   CHECK(c.calls == 1);  // exactly once
 }
@@ -1046,7 +1059,7 @@ TEST_CASE("many concurrent bios each complete once", "[bio]") {
     rumpuser_bio(fd, RUMPUSER_BIO_WRITE, bufs[i].data(), 512, i * 512, bio_done, &done[i]);
   }
   for (int i = 0; i < kN; i++) {
-    wait_until([&] { return done[i].calls.load() > 0; });
+    REQUIRE(wait_until([&] { return done[i].calls.load() > 0; }));
     CHECK(done[i].bytes == 512);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(2));

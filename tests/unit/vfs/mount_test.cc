@@ -61,7 +61,7 @@ struct RumpSys {
   static long stat(const char* p, struct stat* st) { return rump_sys_stat(p, st); }
   static long fstat(int fd, struct stat* st) { return rump_sys_fstat(fd, st); }
   static long chdir(const char* p) { return rump_sys_chdir(p); }
-  static long getcwd(char* b, size_t n) { return rump_sys_getcwd(b, n); }
+  static long getcwd(char* b, size_t n) { return rump___sysimpl_getcwd(b, n); }  // the raw call: a length
   static long getdents(int fd, void* b, size_t n) { return rump_sys_getdents64(fd, b, n); }
   static long mount(const char* target) { return rump_sys_mount("none", target, "tmpfs", 0, nullptr); }
   static long umount2(const char* target, int flags) { return rump_sys_umount2(target, flags); }

@@ -14,7 +14,18 @@
 #include <thread>
 #include <vector>
 
-#include "vfs_test_util.h"
+#include <rump/rump.h>
+#include <rump/rumpvfs.h>
+
+#include "rump_test.h"
+
+using rump_test::fork_and_switch;
+using rump_test::kHandler;
+using rump_test::kIgn;
+using rump_test::kill_later;
+using rump_test::KernelUp;
+using rump_test::Kid;
+using rump_test::set_action;
 
 TEST_CASE("pipe: data flows, FIONREAD counts it, EOF after the last writer closes", "[pipe]") {
   KernelUp up;
@@ -24,6 +35,7 @@ TEST_CASE("pipe: data flows, FIONREAD counts it, EOF after the last writer close
   int n = -1;
   REQUIRE(rump_sys_ioctl(p[0], FIONREAD, &n) == 0);
   CHECK(n == 5);
+  CHECK_ERRNO(EFAULT, rump_sys_ioctl(p[0], FIONREAD, reinterpret_cast<int*>(uintptr_t{8})));
   char buf[16] = {};
   CHECK(rump_sys_read(p[0], buf, 3) == 3);
   CHECK(std::string(buf, 3) == "hel");
@@ -57,12 +69,12 @@ TEST_CASE("pipe2: flags O_CLOEXEC and O_NONBLOCK; others EINVAL; bad pointer EFA
 
 TEST_CASE("pipe: a write with no reader is EPIPE, and SIGPIPE kills the writer by default", "[pipe][signal]") {
   KernelUp up;
-  Kid parent = fork_kid();
+  Kid parent = fork_and_switch();
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
   REQUIRE(rump_sys_close(p[0]) == 0);
   SECTION("SIG_IGN: EPIPE, the process lives") {
-    Kid c = fork_kid();
+    Kid c = fork_and_switch();
     REQUIRE(set_action(SIGPIPE, kIgn) == 0);
     CHECK_ERRNO(EPIPE, rump_sys_write(p[1], "x", 1));
     CHECK(rump_sys_getpid() == c.pid);
@@ -73,7 +85,7 @@ TEST_CASE("pipe: a write with no reader is EPIPE, and SIGPIPE kills the writer b
     CHECK(WIFEXITED(st));
   }
   SECTION("default: the writer dies of SIGPIPE") {
-    Kid c = fork_kid();
+    Kid c = fork_and_switch();
     CHECK_ERRNO(EPIPE, rump_sys_write(p[1], "x", 1));
     rump_lwproc_switch(parent.l);
     int st = -1;
@@ -83,9 +95,9 @@ TEST_CASE("pipe: a write with no reader is EPIPE, and SIGPIPE kills the writer b
   }
 }
 
-TEST_CASE("pipe: a signal interrupts a blocked read (EINTR)", "[pipe][signal]") {
+TEST_CASE("pipe: a signal interrupts a blocked read (EINTR)", "[pipe][signal][concurrency]") {
   KernelUp up;
-  Kid k = fork_kid();
+  Kid k = fork_and_switch();
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
@@ -100,12 +112,12 @@ TEST_CASE("pipe: a signal interrupts a blocked read (EINTR)", "[pipe][signal]") 
   char c;
   CHECK_ERRNO(EINTR, rump_sys_read(p[0], &c, 1));
   t.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
 }
 
-TEST_CASE("pipe: a blocked write interrupted after some bytes returns the count", "[pipe][signal]") {
+TEST_CASE("pipe: a blocked write interrupted after some bytes returns the count", "[pipe][signal][concurrency]") {
   KernelUp up;
-  Kid k = fork_kid();
+  Kid k = fork_and_switch();
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
@@ -113,7 +125,7 @@ TEST_CASE("pipe: a blocked write interrupted after some bytes returns the count"
   std::vector<char> big(100000, 'z');
   CHECK(rump_sys_write(p[1], big.data(), big.size()) == 65536);
   t.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
 }
 
 TEST_CASE("FIFO: mknod S_IFIFO, open rules, data through the pipe", "[fifo]") {
@@ -146,7 +158,7 @@ TEST_CASE("FIFO: mknod S_IFIFO, open rules, data through the pipe", "[fifo]") {
 }
 
 TEST_CASE("FIFO: O_RDONLY blocks until a writer opens, O_WRONLY until a reader", "[fifo][concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   REQUIRE(rump_sys_mknod("/f", S_IFIFO | 0666, 0) == 0);
   for (int round = 0; round < 2; round++) {
     bool reader_first = round == 0;
@@ -175,14 +187,14 @@ TEST_CASE("FIFO: O_RDONLY blocks until a writer opens, O_WRONLY until a reader",
       CHECK(rump_sys_read(fd, buf, 4) == 4);
     }
     t.join();
-    CHECK(thread_failures.exchange(0) == 0);
+    CHECK_THREADS_OK();
     CHECK(opened.load());
     rump_sys_close(fd);
   }
 }
 
 TEST_CASE("pipe: PIPE_BUF writes from concurrent writers never interleave", "[pipe][concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
   constexpr int kWriters = 4, kRecs = 200, kSize = 4096;
@@ -209,14 +221,14 @@ TEST_CASE("pipe: PIPE_BUF writes from concurrent writers never interleave", "[pi
     recs++;
   }
   for (auto& t : ws) t.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
   CHECK(intact);
   rump_sys_close(p[0]);
   rump_sys_close(p[1]);
 }
 
 TEST_CASE("pipe: readers and writers on both CPUs move every byte in order", "[pipe][concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
   constexpr size_t kTotal = 4 << 20;
@@ -229,7 +241,7 @@ TEST_CASE("pipe: readers and writers on both CPUs move every byte in order", "[p
       for (size_t i = 0; i < n; i++) b[i] = static_cast<unsigned char>((sent + i) % 251);
       long r = rump_sys_write(p[1], b.data(), n);
       if (r <= 0) {
-        thread_failures.fetch_add(1);
+        TFAIL("write returned <= 0");
         break;
       }
       sent += r;
@@ -248,14 +260,14 @@ TEST_CASE("pipe: readers and writers on both CPUs move every byte in order", "[p
     got += r;
   }
   w.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
   CHECK(ok);
   CHECK(got == kTotal);
   rump_sys_close(p[0]);
 }
 
 TEST_CASE("pipe: several readers and writers with large writes: every byte arrives exactly once", "[pipe][concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
   // Writer w sends kPer bytes of value w in writes of 40000 (larger than
@@ -273,7 +285,7 @@ TEST_CASE("pipe: several readers and writers with large writes: every byte arriv
       while (sent < kPer) {
         long r = rump_sys_write(p[1], b.data(), std::min(kWrite, kPer - sent));
         if (r <= 0) {
-          thread_failures.fetch_add(1);
+          TFAIL("write returned <= 0");
           break;
         }
         sent += r;
@@ -291,7 +303,7 @@ TEST_CASE("pipe: several readers and writers with large writes: every byte arriv
       std::vector<unsigned char> b(12345);
       for (;;) {
         long n = rump_sys_read(p[0], b.data(), b.size());
-        if (n < 0) thread_failures.fetch_add(1);
+        if (n < 0) TFAIL("read failed");
         if (n <= 0) break;
         for (long i = 0; i < n; i++) {
           if (b[i] < kWriters) counts[r][b[i]]++;
@@ -301,7 +313,7 @@ TEST_CASE("pipe: several readers and writers with large writes: every byte arriv
     });
   }
   for (auto& t : ts) t.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
   CHECK(strays == 0);
   for (int w = 0; w < kWriters; w++) {
     size_t sum = 0;

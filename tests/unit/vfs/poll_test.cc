@@ -15,7 +15,18 @@
 #include <thread>
 #include <vector>
 
-#include "vfs_test_util.h"
+#include <rump/rump.h>
+#include <rump/rumpvfs.h>
+
+#include "rump_test.h"
+
+using rump_test::fork_and_switch;
+using rump_test::kHandler;
+using rump_test::kIgn;
+using rump_test::kill_later;
+using rump_test::KernelUp;
+using rump_test::Kid;
+using rump_test::set_action;
 
 namespace {
 int64_t now_ms() {
@@ -91,7 +102,7 @@ TEST_CASE("poll: the timeout passes (returned 0 after at least the timeout)", "[
 }
 
 TEST_CASE("poll: a writer on another thread wakes a poller", "[poll][concurrency]") {
-  KernelUp up(2);
+  KernelUp up({.ncpu = 2});
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
   std::thread t([&] {
@@ -103,7 +114,7 @@ TEST_CASE("poll: a writer on another thread wakes a poller", "[poll][concurrency
   CHECK(rump_sys_poll(&r, 1, -1) == 1);
   CHECK(r.revents == POLLIN);
   t.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
   // And a close wakes it with POLLHUP.
   char c;
   REQUIRE(rump_sys_read(p[0], &c, 1) == 1);
@@ -115,12 +126,12 @@ TEST_CASE("poll: a writer on another thread wakes a poller", "[poll][concurrency
   CHECK(rump_sys_poll(&r, 1, -1) == 1);
   CHECK(r.revents == POLLHUP);
   t2.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
 }
 
-TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask applies", "[poll][signal]") {
+TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask applies", "[poll][signal][concurrency]") {
   KernelUp up;
-  Kid k = fork_kid();
+  Kid k = fork_and_switch();
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
@@ -128,7 +139,7 @@ TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask ap
   pollfd r{p[0], POLLIN, 0};
   CHECK_ERRNO(EINTR, rump_sys_poll(&r, 1, -1));
   t.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
   // ppoll with SIGUSR1 blocked: the signal doesn't interrupt; it times out.
   uint64_t mask = uint64_t{1} << (SIGUSR1 - 1);
   std::thread t2([&] {
@@ -139,7 +150,7 @@ TEST_CASE("poll and ppoll: a signal interrupts the wait (EINTR); ppoll's mask ap
   timespec ts{0, 60 * 1000000};
   CHECK(rump_sys_ppoll(&r, 1, &ts, reinterpret_cast<sigset_t*>(&mask), 8) == 0);
   t2.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
   CHECK_ERRNO(EINVAL, rump_sys_ppoll(&r, 1, &ts, reinterpret_cast<sigset_t*>(&mask), 4));
 }
 
@@ -209,9 +220,9 @@ TEST_CASE("pselect6: Linux's sigmask argument, timeout", "[select]") {
   CHECK(rump_sys_pselect6(p[0] + 1, &rs, nullptr, nullptr, nullptr, &arg) == 1);
 }
 
-TEST_CASE("select: a signal interrupts (EINTR)", "[select][signal]") {
+TEST_CASE("select: a signal interrupts (EINTR)", "[select][signal][concurrency]") {
   KernelUp up;
-  Kid k = fork_kid();
+  Kid k = fork_and_switch();
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   int p[2];
   REQUIRE(rump_sys_pipe(p) == 0);
@@ -221,7 +232,7 @@ TEST_CASE("select: a signal interrupts (EINTR)", "[select][signal]") {
   FD_SET(p[0], &rs);
   CHECK_ERRNO(EINTR, rump_sys_select(p[0] + 1, &rs, nullptr, nullptr, nullptr));
   t.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
 }
 
 TEST_CASE("poll, ppoll, select, pselect6: bad pointers are EFAULT", "[poll]") {
@@ -354,10 +365,10 @@ std::ostream& operator<<(std::ostream& os, const MaskOutcome& o) {
 constexpr long kMaskWaitNs = 200 * 1000000L;
 
 MaskOutcome rump_mask_run(const MaskScenario& s) {
-  KernelUp up(2);
-  Kid parent = fork_kid();
+  KernelUp up({.ncpu = 2});
+  Kid parent = fork_and_switch();
   rump_lwproc_switch(parent.l);
-  Kid c = fork_kid();
+  Kid c = fork_and_switch();
   REQUIRE(set_action(SIGUSR2, kHandler) == 0);
   REQUIRE(set_action(SIGUSR1, s.usr1 == Act::kCaught ? kHandler : s.usr1 == Act::kIgnored ? kIgn : nullptr) == 0);
   uint64_t old = sigbit(SIGUSR1) | sigbit(SIGUSR2);
@@ -394,7 +405,7 @@ MaskOutcome rump_mask_run(const MaskScenario& s) {
   }
   int e = r < 0 ? errno : 0;
   if (sender.joinable()) sender.join();
-  CHECK(thread_failures.exchange(0) == 0);
+  CHECK_THREADS_OK();
   MaskOutcome o;
   if (rump_lwproc_curlwp() == nullptr) {
     // The process is gone: its parent sees how.
@@ -526,7 +537,7 @@ TEST_CASE("poll: a FIFO reader sees POLLHUP only after a writer came and went, a
 }
 
 TEST_CASE("ppoll and pselect6: signals the temporary mask unblocks act before the old mask returns, as on Linux",
-          "[poll][select][signal]") {
+          "[poll][select][signal][concurrency]") {
   MaskOutcome eintr_consumed{false, 0, -1, EINTR, false, true, true};
   MaskOutcome timeout_both_pending{false, 0, 0, 0, true, true, true};
   MaskOutcome timeout_usr2_pending{false, 0, 0, 0, false, true, true};
@@ -584,7 +595,7 @@ TEST_CASE("ppoll: ready descriptors win over a signal the temporary mask unblock
           "[poll][signal]") {
   // Linux restores the old mask at once when the call was not interrupted.
   KernelUp up;
-  Kid c = fork_kid();
+  Kid c = fork_and_switch();
   REQUIRE(set_action(SIGUSR1, kHandler) == 0);
   uint64_t old = sigbit(SIGUSR1);
   REQUIRE(rump_sys_rt_sigprocmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(&old), nullptr, 8) == 0);

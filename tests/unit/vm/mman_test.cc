@@ -6,7 +6,16 @@
 #include <cstring>
 #include <vector>
 
-#include "vmk_test_util.h"
+#include <rump/rump.h>
+#include <rump/vmspace.h>
+
+#include "rump_test.h"
+
+using rump_test::guest_map;
+using rump_test::isolated_proc;
+using rump_test::KernelUp;
+using rump_test::P;
+using rump_test::U;
 
 namespace {
 
@@ -20,8 +29,8 @@ bool host_mapped(void* p) {
 
 }  // namespace
 
-TEST_CASE("isolated mmap gives guest memory reachable only through copyin/copyout", "[vmk][mman]") {
-  KernelUp k;
+TEST_CASE("isolated mmap gives guest memory reachable only through copyin/copyout", "[vm][mman]") {
+  KernelUp k({.ncpu = 2});
   isolated_proc();
   char* g = static_cast<char*>(guest_map(3 * kPg));
   REQUIRE(g != MAP_FAILED);
@@ -44,8 +53,8 @@ TEST_CASE("isolated mmap gives guest memory reachable only through copyin/copyou
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("isolated mmap validates like Linux", "[vmk][mman]") {
-  KernelUp k;
+TEST_CASE("isolated mmap validates like Linux", "[vm][mman]") {
+  KernelUp k({.ncpu = 2});
   isolated_proc();
   CHECK_ERRNO(EINVAL, rump_sys_mmap(nullptr, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   CHECK_ERRNO(EINVAL, rump_sys_mmap(nullptr, kPg, PROT_READ, MAP_ANONYMOUS, -1, 0));  // neither
@@ -67,8 +76,8 @@ TEST_CASE("isolated mmap validates like Linux", "[vmk][mman]") {
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("isolated munmap, mprotect, madvise, mincore, msync, mlock, mremap", "[vmk][mman]") {
-  KernelUp k;
+TEST_CASE("isolated munmap, mprotect, madvise, mincore, msync, mlock, mremap", "[vm][mman]") {
+  KernelUp k({.ncpu = 2});
   isolated_proc();
   char* g = static_cast<char*>(guest_map(4 * kPg));
   REQUIRE(g != MAP_FAILED);
@@ -139,8 +148,8 @@ TEST_CASE("isolated munmap, mprotect, madvise, mincore, msync, mlock, mremap", "
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("isolated brk: heap after the base, brk(0) is the break", "[vmk][mman]") {
-  KernelUp k;
+TEST_CASE("isolated brk: heap after the base, brk(0) is the break", "[vm][mman]") {
+  KernelUp k({.ncpu = 2});
   isolated_proc();
   char* base = static_cast<char*>(rump_sys_brk(nullptr));
   REQUIRE(base != MAP_FAILED);
@@ -164,8 +173,8 @@ TEST_CASE("isolated brk: heap after the base, brk(0) is the break", "[vmk][mman]
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("host-space mmap gives usable host memory; munmap and exit release it", "[vmk][mman][host]") {
-  KernelUp k;
+TEST_CASE("host-space mmap gives usable host memory; munmap and exit release it", "[vm][mman][host]") {
+  KernelUp k({.ncpu = 2});
   REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);  // a host-space process
   size_t before = k.mem();
   char* p = static_cast<char*>(guest_map(4 * kPg));
@@ -222,8 +231,8 @@ TEST_CASE("host-space mmap gives usable host memory; munmap and exit release it"
   CHECK(k.mem() <= before);
 }
 
-TEST_CASE("isolated memory is charged to the kernel (RUMP_MEMLIMIT covers it)", "[vmk][mman]") {
-  KernelUp k(8u << 20);
+TEST_CASE("isolated memory is charged to the kernel (RUMP_MEMLIMIT covers it)", "[vm][mman]") {
+  KernelUp k({.ncpu = 2, .memlimit = 8u << 20});
   isolated_proc();
   char* g = static_cast<char*>(guest_map(64u << 20));
   REQUIRE(g != MAP_FAILED);

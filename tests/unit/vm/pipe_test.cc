@@ -9,7 +9,14 @@
 #include <thread>
 #include <vector>
 
-#include "vmk_test_util.h"
+#include <rump/rump.h>
+#include <rump/vmspace.h>
+
+#include "rump_test.h"
+
+using rump_test::guest_map;
+using rump_test::isolated_proc;
+using rump_test::KernelUp;
 
 namespace {
 
@@ -39,8 +46,8 @@ void guest_pipe(int* fds, int flags) {
 
 }  // namespace
 
-TEST_CASE("pipe: an isolated process's bytes go through a wrapping ring in order", "[vmk][pipe]") {
-  KernelUp k;
+TEST_CASE("pipe: an isolated process's bytes go through a wrapping ring in order", "[vm][pipe]") {
+  KernelUp k({.ncpu = 2});
   isolated_proc();
   int p[2];
   guest_pipe(p, O_NONBLOCK);
@@ -69,8 +76,8 @@ TEST_CASE("pipe: an isolated process's bytes go through a wrapping ring in order
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("pipe: unmapped buffers are EFAULT and move nothing", "[vmk][pipe]") {
-  KernelUp k;
+TEST_CASE("pipe: unmapped buffers are EFAULT and move nothing", "[vm][pipe]") {
+  KernelUp k({.ncpu = 2});
   isolated_proc();
   int p[2];
   guest_pipe(p, O_NONBLOCK);
@@ -93,8 +100,8 @@ TEST_CASE("pipe: unmapped buffers are EFAULT and move nothing", "[vmk][pipe]") {
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("pipe: two threads of an isolated process stream through it", "[vmk][pipe][concurrency]") {
-  KernelUp k;
+TEST_CASE("pipe: two threads of an isolated process stream through it", "[vm][pipe][concurrency]") {
+  KernelUp k({.ncpu = 2});
   struct lwp* reader = isolated_proc();
   int p[2];
   guest_pipe(p, 0);

@@ -2,7 +2,16 @@
 // RFVMSPACE fresh spaces, host-space children.
 #include <cstring>
 
-#include "vmk_test_util.h"
+#include <rump/rump.h>
+#include <rump/vmspace.h>
+
+#include "rump_test.h"
+
+using rump_test::guest_map;
+using rump_test::isolated_proc;
+using rump_test::KernelUp;
+using rump_test::P;
+using rump_test::warm_up;
 
 namespace {
 constexpr size_t kPg = 4096;
@@ -15,8 +24,8 @@ uint32_t peek(void* a) {
 void poke(void* a, uint32_t v) { REQUIRE(rump_copyout(&v, a, 4) == 0); }
 }  // namespace
 
-TEST_CASE("fork of an isolated process is copy-on-write, three generations", "[vmk][fork]") {
-  KernelUp k;
+TEST_CASE("fork of an isolated process is copy-on-write, three generations", "[vm][fork]") {
+  KernelUp k({.ncpu = 2});
   struct lwp* p = isolated_proc();
   char* g = static_cast<char*>(guest_map(2 * kPg));
   REQUIRE(g != MAP_FAILED);
@@ -53,8 +62,8 @@ TEST_CASE("fork of an isolated process is copy-on-write, three generations", "[v
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("RFMEM shares the space: writes and mappings visible both ways", "[vmk][fork]") {
-  KernelUp k;
+TEST_CASE("RFMEM shares the space: writes and mappings visible both ways", "[vm][fork]") {
+  KernelUp k({.ncpu = 2});
   struct lwp* p = isolated_proc();
   char* g = static_cast<char*>(guest_map(kPg));
   REQUIRE(g != MAP_FAILED);
@@ -75,8 +84,8 @@ TEST_CASE("RFMEM shares the space: writes and mappings visible both ways", "[vmk
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("RFVMSPACE gives a fresh empty space; RFMEM|RFVMSPACE is EINVAL", "[vmk][fork]") {
-  KernelUp k;
+TEST_CASE("RFVMSPACE gives a fresh empty space; RFMEM|RFVMSPACE is EINVAL", "[vm][fork]") {
+  KernelUp k({.ncpu = 2});
   isolated_proc();
   char* g = static_cast<char*>(guest_map(kPg));
   REQUIRE(g != MAP_FAILED);
@@ -88,8 +97,8 @@ TEST_CASE("RFVMSPACE gives a fresh empty space; RFMEM|RFVMSPACE is EINVAL", "[vm
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("host-space parents make host-space children", "[vmk][fork]") {
-  KernelUp k;
+TEST_CASE("host-space parents make host-space children", "[vm][fork]") {
+  KernelUp k({.ncpu = 2});
   REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
   int local = 42, back = 0;
   // Host space: pointers are the host's.
@@ -102,8 +111,8 @@ TEST_CASE("host-space parents make host-space children", "[vmk][fork]") {
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("exit of isolated processes gives their memory back", "[vmk][fork]") {
-  KernelUp k;
+TEST_CASE("exit of isolated processes gives their memory back", "[vm][fork]") {
+  KernelUp k({.ncpu = 2});
   // Warm up: the thread's implicit LWP and the process table's first
   // growth stay for the kernel's life.
   warm_up();

@@ -4,7 +4,14 @@
 
 #include <cstring>
 
-#include "vmk_test_util.h"
+#include <rump/rump.h>
+#include <rump/vmspace.h>
+
+#include "rump_test.h"
+
+using rump_test::KernelUp;
+using rump_test::P;
+using rump_test::warm_up;
 
 namespace {
 constexpr size_t kPg = 4096;
@@ -13,8 +20,8 @@ void* const kId2 = reinterpret_cast<void*>(0x5678);
 constexpr uintptr_t kGuest = 0x10000000;
 }  // namespace
 
-TEST_CASE("vmspace_create and vmspace_destroy", "[vmk][vmspace]") {
-  KernelUp k;
+TEST_CASE("vmspace_create and vmspace_destroy", "[vm][vmspace]") {
+  KernelUp k({.ncpu = 2});
   REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
   // No table yet: EINVAL, as DragonFly.
   CHECK_ERRNO(EINVAL, rump_sys_vmspace_destroy(kId));
@@ -31,8 +38,8 @@ TEST_CASE("vmspace_create and vmspace_destroy", "[vmk][vmspace]") {
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("vmspace_mmap, pwrite, pread, munmap, mcontrol", "[vmk][vmspace]") {
-  KernelUp k;
+TEST_CASE("vmspace_mmap, pwrite, pread, munmap, mcontrol", "[vm][vmspace]") {
+  KernelUp k({.ncpu = 2});
   REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
   REQUIRE(rump_sys_vmspace_create(kId, 0, nullptr) == 0);
   CHECK_ERRNO(ENOENT, rump_vmspace_mmap(kId2, nullptr, kPg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -78,8 +85,8 @@ TEST_CASE("vmspace_mmap, pwrite, pread, munmap, mcontrol", "[vmk][vmspace]") {
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("vmspace_ctl RUN makes syscalls address the guest, RETURN comes back", "[vmk][vmspace]") {
-  KernelUp k;
+TEST_CASE("vmspace_ctl RUN makes syscalls address the guest, RETURN comes back", "[vm][vmspace]") {
+  KernelUp k({.ncpu = 2});
   REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
   REQUIRE(rump_sys_setresuid(11, 22, 33) == 0);
   REQUIRE(rump_sys_vmspace_create(kId, 0, nullptr) == 0);
@@ -115,8 +122,8 @@ TEST_CASE("vmspace_ctl RUN makes syscalls address the guest, RETURN comes back",
   rump_lwproc_releaselwp();
 }
 
-TEST_CASE("the vmspace table is COW-copied by fork and gone at exit", "[vmk][vmspace]") {
-  KernelUp k;
+TEST_CASE("the vmspace table is COW-copied by fork and gone at exit", "[vm][vmspace]") {
+  KernelUp k({.ncpu = 2});
   warm_up();
   size_t before = k.mem();
   REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);

@@ -15,7 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "vfs_test_util.h"
+#include <rump/rump.h>
+#include <rump/rumpvfs.h>
+
+#include "rump_test.h"
+
+using rump_test::KernelUp;
 
 namespace {
 
@@ -23,7 +28,7 @@ struct HostFile {
   std::string path;
   int fd = -1;
   explicit HostFile(size_t size) {
-    char p[] = "/tmp/vfs2_etfsXXXXXX";
+    char p[] = "/tmp/rump_etfsXXXXXX";
     fd = mkstemp(p);
     REQUIRE(fd >= 0);
     path = p;
@@ -164,7 +169,7 @@ TEST_CASE("etfs BLK and CHR: device nodes whose I/O reaches the window; BlockDev
 
 TEST_CASE("etfs DIR: lookup, read and write of the host directory's files; SUBDIRS recurses", "[etfs]") {
   KernelUp up;
-  char tmpl[] = "/tmp/vfs2_etfsdirXXXXXX";
+  char tmpl[] = "/tmp/rump_etfsdirXXXXXX";
   REQUIRE(mkdtemp(tmpl) != nullptr);
   std::string d = tmpl;
   std::string f1 = d + "/one.txt", sub = d + "/sub", f2 = sub + "/two.txt";
@@ -215,7 +220,7 @@ namespace {
 struct HostDir {
   std::string path;
   HostDir() {
-    char tmpl[] = "/tmp/vfs2_etfslsXXXXXX";
+    char tmpl[] = "/tmp/rump_etfslsXXXXXX";
     REQUIRE(mkdtemp(tmpl) != nullptr);
     path = tmpl;
   }

@@ -1,0 +1,36 @@
+// faction_if.h: the C API entry points that a faction serves.
+//
+// <rump/rump.h> declares every public interface of every faction, and the
+// core defines the C functions, so a program that links only the core
+// still links; the faction library, when loaded, registers the functions
+// that do the work (a static registrar, as its sysent entries). A call
+// whose faction is not linked is ENOSYS, never an undefined symbol. The
+// registry is process-wide and written only while libraries load.
+#pragma once
+
+#include <cstdint>
+
+namespace rump {
+
+class Kernel;
+
+// etfs (fs/etfs, in the vfs faction): rump_pub_etfs_*.
+struct EtfsInterface {
+  int (*register_withsize)(Kernel& k, const char* key, const char* hostpath, int type, uint64_t begin,
+                           uint64_t size);
+  int (*remove)(Kernel& k, const char* key);
+};
+
+struct FactionInterfaces {
+  const EtfsInterface* etfs = nullptr;
+};
+
+// The registered interfaces (null members: that faction is not linked).
+const FactionInterfaces& faction_interfaces();
+
+// Registers a faction's interface when its library is loaded.
+struct EtfsInterfaceRegistrar {
+  explicit EtfsInterfaceRegistrar(const EtfsInterface* etfs);
+};
+
+}  // namespace rump
