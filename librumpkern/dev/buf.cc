@@ -14,11 +14,12 @@ Result<void> bufcache_init(Kernel& k);
 void bufcache_fini(Kernel& k);
 Component g_bufcache_component{"bufcache", ComponentType::kKern, &bufcache_init, &bufcache_fini};
 RUMP_COMPONENT(g_bufcache_component);
+const KernelSlot<BufCache> g_bufcache_state{g_bufcache_component};
 
 Result<void> bufcache_init(Kernel& k) {
   auto* c = new (k.kmem()) BufCache(k.kmem());
   if (!c) return err(ENOMEM);
-  k.component_state_[g_bufcache_component.slot] = c;
+  g_bufcache_state.set(k, c);
   return {};
 }
 
@@ -26,15 +27,13 @@ Result<void> bufcache_init(Kernel& k) {
 // unmounts every file system (each flushes and invalidates its device),
 // so nothing is left to write when the cache goes.
 void bufcache_fini(Kernel& k) {
-  auto* c = static_cast<BufCache*>(k.component_state_[g_bufcache_component.slot]);
-  k.component_state_[g_bufcache_component.slot] = nullptr;
-  delete c;
+  delete g_bufcache_state.take(k);
 }
 
 
 }  // namespace
 
-BufCache& buf_cache(Kernel& k) { return *static_cast<BufCache*>(k.component_state_[g_bufcache_component.slot]); }
+BufCache& buf_cache(Kernel& k) { return *g_bufcache_state.get(k); }
 
 BufCache::BufCache(Kmem& km) : km_(km), table_(km) {}
 

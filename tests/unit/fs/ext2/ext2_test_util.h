@@ -21,9 +21,15 @@
 #include <string>
 #include <vector>
 
-#include "vfs_test_util.h"
+#include <rump/rump.h>
+#include <rump/rump_syscalls.h>
+#include <rump/rumpvfs.h>
+
+#include "rump_test.h"
 
 namespace ext2_test {
+
+using rump_test::KernelUp;
 
 // Runs a shell command; its exit status.
 inline int run(const std::string& cmd) {
