@@ -2,25 +2,24 @@
 // vm_object.h for the locking rules).
 #include "vm_object.h"
 
+#include <rump/rumpuser.h>
 #include <sys/mman.h>
 
 #include <cerrno>
 #include <cstring>
-#include <new>
-#include <utility>
-#include <vector>
+
+#include "absl/cleanup/cleanup.h"
 
 namespace rump::vm {
 
 VmObject::VmObject(Kmem& kmem, uint64_t size, bool anonymous)
-    : kmem_(&kmem), size_(size), anonymous_(anonymous), pages_(0, absl::Hash<uint64_t>(), std::equal_to<uint64_t>(),
-                                                                KAllocator<std::pair<const uint64_t, Page*>>(kmem)) {}
+    : kmem_(&kmem), size_(size), anonymous_(anonymous), pages_(kmem) {}
 
 VmObject::~VmObject() {
   // Last reference: nobody else can reach the table, the lock only keeps the
   // analysis honest.
   Locker<RwLock> g(lock_);
-  for (auto& [index, page] : pages_) page->release();
+  pages_.for_each([](uint64_t, Page* page) { page->release(); });
   pages_.clear();
   FrameChunk::drop_owner(chunk_);
   chunk_ = nullptr;
@@ -43,20 +42,14 @@ size_t VmObject::resident_pages() {
   return pages_.size();
 }
 
-Result<void> VmObject::reserve_one_locked() {
-  // The table grows by rehashing; do it here, where a failure is ENOMEM, and
-  // not inside insert, where it would throw.
-  try {
-    pages_.reserve(pages_.size() + 1);
-  } catch (const std::bad_alloc&) {
-    return err(ENOMEM);
-  }
-  return {};
+void PageTable::panic_full() {
+  rumpuser_dprintf("libvmspace: page table insert without reserved room\n");
+  rumpuser_exit(RUMPUSER_PANIC);
 }
 
 Result<void> VmObject::insert_locked(uint64_t pindex, Page* p) {
   TRY(reserve_one_locked());
-  pages_.emplace(pindex, p);
+  pages_.insert(pindex, p);
   return {};
 }
 
@@ -72,20 +65,20 @@ Result<Page*> VmObject::fault_locked(uint64_t pindex) {
       return err(r.error());
     }
   }
-  pages_.emplace(pindex, p);
+  pages_.insert(pindex, p);
   return p;
 }
 
 Result<Page*> VmObject::fault_write_locked(uint64_t pindex) {
-  auto it = pages_.find(pindex);
-  if (it == pages_.end()) return fault_locked(pindex);
-  Page* p = it->second;
+  Page** slot = pages_.find_slot(pindex);
+  if (slot == nullptr) return fault_locked(pindex);
+  Page* p = *slot;
   if (p->exclusive()) return p;
   // Copy-on-write: another table (a forked space) still refers to the frame.
   // We hold lock_ exclusive, so no reader of this table sees the swap half
   // done; the other tables keep the old frame.
   Page* copy = TRY(Page::alloc_copy(*kmem_, *p, &chunk_));
-  it->second = copy;
+  *slot = copy;
   p->release();
   return copy;
 }
@@ -100,63 +93,58 @@ template <class Fn>
 void VmObject::for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn) {
   // Probe each index of a small range; walk the table for a sparse big one.
   if (count <= pages_.size()) {
-    for (uint64_t i = first; i < first + count; i++) {
-      auto it = pages_.find(i);
-      if (it != pages_.end()) fn(it->first, it->second);
-    }
+    for (uint64_t i = first; i < first + count; i++)
+      if (Page* p = pages_.find(i)) fn(i, p);
   } else {
-    for (auto& [index, page] : pages_)
+    pages_.for_each([&](uint64_t index, Page* page) {
       if (index >= first && index - first < count) fn(index, page);
+    });
   }
 }
 
 void VmObject::drop_range(uint64_t first, uint64_t count) {
   Locker<RwLock> g(lock_);
   if (count <= pages_.size()) {
-    for (uint64_t i = first; i < first + count; i++) {
-      auto it = pages_.find(i);
-      if (it == pages_.end()) continue;
-      it->second->release();
-      pages_.erase(it);
-    }
+    for (uint64_t i = first; i < first + count; i++)
+      if (Page* p = pages_.erase(i)) p->release();
     return;
   }
-  for (auto it = pages_.begin(); it != pages_.end();) {
-    if (it->first >= first && it->first - first < count) {
-      it->second->release();
-      pages_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  pages_.erase_if([&](uint64_t index, Page* page) {
+    if (index < first || index - first >= count) return false;
+    page->release();
+    return true;
+  });
 }
 
 Result<RefPtr<VmObject>> VmObject::clone_range(uint64_t first, uint64_t count, uint64_t new_first) {
   RefPtr<VmObject> clone = TRY(create_anonymous(*kmem_));
-  using Slot = std::pair<uint64_t, Page*>;
-  std::vector<Slot, KAllocator<Slot>> slots{KAllocator<Slot>(*kmem_)};
   // Gather under our lock, fill the clone under its own: the two object locks
-  // share a rank and are never held together.
+  // share a rank and are never held together. Both the gathering array and
+  // the clone's table are allocated before a frame is shared with the clone.
+  struct Slot {
+    uint64_t index;
+    Page* page;
+  };
+  Slot* slots = nullptr;
+  absl::Cleanup free_slots = [&slots] { Kmem::free(slots); };
+  size_t n = 0;
   {
     SharedLocker g(lock_);
-    try {
-      slots.reserve(count < pages_.size() ? count : pages_.size());
-    } catch (const std::bad_alloc&) {
-      return err(ENOMEM);
-    }
+    size_t most = count < pages_.size() ? count : pages_.size();
+    if (most == 0) return clone;
+    slots = static_cast<Slot*>(kmem_->alloc(most * sizeof(Slot)));
+    if (slots == nullptr) return err(ENOMEM);
     for_each_in_range_locked(first, count, [&](uint64_t index, Page* p) {
       p->share();
-      slots.emplace_back(index - first + new_first, p);
+      slots[n++] = Slot{index - first + new_first, p};
     });
   }
   Locker<RwLock> g(clone->lock_);
-  try {
-    clone->pages_.reserve(slots.size());
-  } catch (const std::bad_alloc&) {
-    for (auto& s : slots) s.second->release();
+  if (!clone->pages_.reserve(n).ok()) {
+    for (size_t i = 0; i < n; i++) slots[i].page->release();
     return err(ENOMEM);
   }
-  for (auto& s : slots) clone->pages_.emplace(s.first, s.second);
+  for (size_t i = 0; i < n; i++) clone->pages_.insert(slots[i].index, slots[i].page);
   return clone;
 }
 

@@ -26,11 +26,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "absl/container/flat_hash_map.h"
 #include "base/kmem.h"
 #include "base/ref.h"
 #include "base/result.h"
 #include "page.h"
+#include "page_table.h"
 #include "sync/mutex.h"
 
 namespace rump::vm {
@@ -65,10 +65,7 @@ class VmObject : public KObject, public RefCounted<VmObject> {
 
   // ---- the page table, for libvmspace (indices are page numbers) ----
   RwLock& lock() ABSL_LOCK_RETURNED(lock_) { return lock_; }
-  Page* lookup_locked(uint64_t pindex) ABSL_SHARED_LOCKS_REQUIRED(lock_) {
-    auto it = pages_.find(pindex);
-    return it == pages_.end() ? nullptr : it->second;
-  }
+  Page* lookup_locked(uint64_t pindex) ABSL_SHARED_LOCKS_REQUIRED(lock_) { return pages_.find(pindex); }
   // The page at pindex, filled (zero or by the pager) if absent.
   Result<Page*> fault_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // The page at pindex, safe to write into: filled if absent, copied if
@@ -89,10 +86,8 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   VmObject(Kmem& kmem, uint64_t size, bool anonymous);
 
  private:
-  using PageMap = absl::flat_hash_map<uint64_t, Page*, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
-                                      KAllocator<std::pair<const uint64_t, Page*>>>;
-  // Room for one more page without an allocation failing inside the table.
-  Result<void> reserve_one_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Room for one more page, made before anything else changes.
+  Result<void> reserve_one_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) { return pages_.reserve(pages_.size() + 1); }
   template <class Fn>
   void for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn) ABSL_SHARED_LOCKS_REQUIRED(lock_);
 
@@ -100,7 +95,7 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   uint64_t size_;
   bool anonymous_;
   RwLock lock_{LockRank::kVmObject};
-  PageMap pages_ ABSL_GUARDED_BY(lock_);
+  PageTable pages_ ABSL_GUARDED_BY(lock_);
   FrameChunk* chunk_ ABSL_GUARDED_BY(lock_) = nullptr;  // where new frames come from
 };
 

@@ -15,7 +15,7 @@ namespace rump {
 enum class LockRank : uint8_t {
   kNone = 0,
   // Process-wide structure, outermost first.
-  kProcTree = 10,     // Kernel::proc_tree_lock_: pid table, parent/child links, pgrps
+  kProcTree = 10,     // ProcTable's lock: pid table, parent/child links, pgrps
   kProc = 20,         // Proc::lock_: a process's LWPs, signals, exit state
   kVmspaceMap = 30,   // Vmspace map lock
   kVmObject = 40,     // VmObject page lock

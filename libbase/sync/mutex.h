@@ -23,6 +23,38 @@
 
 namespace rump {
 
+// Who holds a lock exclusively, in debug builds only (release builds keep
+// nothing and check nothing): the LWP (kernel code always runs as one;
+// fibers of the deterministic backend share a host thread but not an LWP),
+// else the host thread (code that runs outside any kernel, e.g. libvmspace
+// alone). check() panics if the caller is not the holder.
+class LockOwner {
+ public:
+#ifndef NDEBUG
+  void note() { owner_.store(self_id(), std::memory_order_relaxed); }
+  void clear() { owner_.store(nullptr, std::memory_order_relaxed); }
+  void check() const {
+    if (owner_.load(std::memory_order_relaxed) != self_id()) not_held();
+  }
+
+ private:
+  static const void* self_id() {
+    static thread_local char thread_token;
+    if (struct lwp* l = rumpuser_curlwp()) return l;
+    return &thread_token;
+  }
+  [[noreturn]] static void not_held() {
+    rumpuser_dprintf("rump kernel panic: a lock asserted held is not held by the caller\n");
+    rumpuser_exit(RUMPUSER_PANIC);
+  }
+  std::atomic<const void*> owner_{nullptr};
+#else
+  void note() {}
+  void clear() {}
+  void check() const {}
+#endif
+};
+
 class ABSL_LOCKABLE Mutex {
  public:
   explicit Mutex(LockRank rank = LockRank::kNone) : rank_(rank) {
@@ -58,36 +90,15 @@ class ABSL_LOCKABLE Mutex {
   // cannot follow: the lock was taken through another object that shares
   // it). Debug builds check it: the owner recorded at lock() must be the
   // caller; release builds compile it away.
-  void assert_held() const ABSL_ASSERT_EXCLUSIVE_LOCK() {
-#ifndef NDEBUG
-    if (owner_.load(std::memory_order_relaxed) != self_id()) lock_not_held();
-#endif
-  }
+  void assert_held() const ABSL_ASSERT_EXCLUSIVE_LOCK() { owner_.check(); }
   rumpuser_mtx* raw() const { return mtx_; }
   LockRank rank() const { return rank_; }
 
  private:
   friend class CondVar;
-#ifndef NDEBUG
-  // Who holds it: the LWP (kernel code always runs as one; fibers of the
-  // deterministic backend share a host thread but not an LWP), else the
-  // host thread (code that runs outside any kernel, e.g. libvmspace alone).
-  static const void* self_id() {
-    static thread_local char thread_token;
-    if (struct lwp* l = rumpuser_curlwp()) return l;
-    return &thread_token;
-  }
-  [[noreturn]] static void lock_not_held() {
-    rumpuser_dprintf("rump kernel panic: a lock asserted held is not held by the caller\n");
-    rumpuser_exit(RUMPUSER_PANIC);
-  }
-  void note_owner() { owner_.store(self_id(), std::memory_order_relaxed); }
-  void clear_owner() { owner_.store(nullptr, std::memory_order_relaxed); }
-  std::atomic<const void*> owner_{nullptr};
-#else
-  void note_owner() {}
-  void clear_owner() {}
-#endif
+  void note_owner() { owner_.note(); }
+  void clear_owner() { owner_.clear(); }
+  [[no_unique_address]] LockOwner owner_;  // nothing in release builds
   rumpuser_mtx* mtx_;
   LockRank rank_;
 };
@@ -124,8 +135,10 @@ class ABSL_LOCKABLE RwLock {
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     lock_rank_acquire(rank_);
     rumpuser_rw_enter(RUMPUSER_RW_WRITER, rw_);
+    writer_.note();
   }
   void unlock() ABSL_UNLOCK_FUNCTION() {
+    writer_.clear();
     rumpuser_rw_exit(rw_);
     lock_rank_release(rank_);
   }
@@ -137,8 +150,14 @@ class ABSL_LOCKABLE RwLock {
     rumpuser_rw_exit(rw_);
     lock_rank_release(rank_);
   }
+  // As Mutex::assert_held: the writer is checked in debug builds.
+  void assert_held() const ABSL_ASSERT_EXCLUSIVE_LOCK() { writer_.check(); }
+  // Held for reading or writing. Readers are not recorded (that would cost
+  // a shared write on every read lock), so this only informs the analysis.
+  void assert_held_shared() const ABSL_ASSERT_SHARED_LOCK() {}
 
  private:
+  [[no_unique_address]] LockOwner writer_;
   rumpuser_rw* rw_;
   LockRank rank_;
 };

@@ -17,6 +17,7 @@ Callout::~Callout() {
 
 void Callout::init(CalloutQueue& q, Fn fn, void* arg) {
   q_ = &q;
+  qlock_ = &q.lock_;
   fn_ = fn;
   arg_ = arg;
 }
@@ -27,6 +28,7 @@ void Callout::schedule(int64_t ns_from_now) {
   bool start_thread;
   {
     MutexLocker g(q.lock_);
+    qlock_->assert_held();
     q.stop_locked(*this);
     deadline_ = ns_from_now <= 0 ? now : now + ns_from_now;
     seq_ = q.next_seq_++;
@@ -129,6 +131,7 @@ void CalloutQueue::run(Lwp& l) {
     int64_t deadline = -1;
     if (!pending_.empty()) {
       Callout& c = *pending_.begin();
+      c.qlock_->assert_held();
       if (c.deadline_ <= mono_now_ns()) {
         pending_.erase(pending_.iterator_to(c));
         running_ = &c;

@@ -65,11 +65,14 @@ class Callout {
  private:
   friend class CalloutQueue;
   CalloutQueue* q_ = nullptr;
+  // The queue's lock (CalloutQueue::lock_), set by init(): it guards the
+  // fields below. Code that holds it through the queue says so with
+  // qlock_->assert_held().
+  Mutex* qlock_ = nullptr;
   Fn fn_ = nullptr;
   void* arg_ = nullptr;
-  // Guarded by the queue lock.
-  int64_t deadline_ = 0;   // monotonic ns
-  uint64_t seq_ = 0;       // orders equal deadlines by arming order
+  int64_t deadline_ ABSL_GUARDED_BY(*qlock_) = 0;  // monotonic ns
+  uint64_t seq_ ABSL_GUARDED_BY(*qlock_) = 0;      // orders equal deadlines by arming order
   boost::intrusive::set_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook_;
 };
 
@@ -90,7 +93,8 @@ class CalloutQueue : public KObject {
   friend class Callout;
   void start_thread();
   struct ByDeadline {
-    bool operator()(const Callout& a, const Callout& b) const {
+    // Called by the multiset, whose every use is under the queue lock.
+    bool operator()(const Callout& a, const Callout& b) const ABSL_NO_THREAD_SAFETY_ANALYSIS {
       return a.deadline_ != b.deadline_ ? a.deadline_ < b.deadline_ : a.seq_ < b.seq_;
     }
   };

@@ -10,9 +10,9 @@
 namespace rump {
 
 namespace entry {
-__thread ThreadCtx t_ctx __attribute__((tls_model("initial-exec")));
-std::atomic<uint64_t> g_epoch{1};
-std::atomic<Kernel*> g_default{nullptr};
+__thread ThreadCtx t_ctx __attribute__((tls_model("initial-exec"))) RUMP_ENTRY_HIDDEN;
+RUMP_ENTRY_HIDDEN std::atomic<uint64_t> g_epoch{1};
+RUMP_ENTRY_HIDDEN std::atomic<Kernel*> g_default{nullptr};
 }  // namespace entry
 
 using entry::check_epoch;

@@ -19,19 +19,23 @@
 namespace rump {
 namespace entry {
 
+// Hidden: private to the library, so the fast path reaches them
+// PC-relative, not through the GOT.
+#define RUMP_ENTRY_HIDDEN __attribute__((visibility("hidden")))
+
 // __thread, not thread_local: plain data with no constructor, so another
 // file of the library reaches it without a TLS wrapper call.
-extern __thread ThreadCtx t_ctx __attribute__((tls_model("initial-exec")));
-extern std::atomic<uint64_t> g_epoch;
-extern std::atomic<Kernel*> g_default;
+extern __thread ThreadCtx t_ctx __attribute__((tls_model("initial-exec"))) RUMP_ENTRY_HIDDEN;
+extern std::atomic<uint64_t> g_epoch RUMP_ENTRY_HIDDEN;
+extern std::atomic<Kernel*> g_default RUMP_ENTRY_HIDDEN;
 
 // Slow paths (curlwp.cc).
-void revalidate(ThreadCtx& t);
-Lwp* make_implicit_lwp(ThreadCtx& t, Kernel& k);
+RUMP_ENTRY_HIDDEN void revalidate(ThreadCtx& t);
+RUMP_ENTRY_HIDDEN Lwp* make_implicit_lwp(ThreadCtx& t, Kernel& k);
 // The thread's bound LWP is a husk: unbind and free it.
-void drop_dead_bound(ThreadCtx& t, Kernel& k, Lwp* l);
+RUMP_ENTRY_HIDDEN void drop_dead_bound(ThreadCtx& t, Kernel& k, Lwp* l);
 // l's process ended during the call: unbind l and free it, give up the CPU.
-void leave_dead(Kernel& k, Lwp* l);
+RUMP_ENTRY_HIDDEN void leave_dead(Kernel& k, Lwp* l);
 
 inline void check_epoch(ThreadCtx& t) {
   if (__builtin_expect(t.epoch != g_epoch.load(std::memory_order_acquire), 0)) revalidate(t);

@@ -1,9 +1,18 @@
 // kernel.h: a kernel instance: boot, halt, and everything it owns.
 //
 // All kernel state lives in a Kernel (invariant 1): several run side by side
-// in one process, and a halted one gives back every byte and thread so the
-// next boots clean. Boot order: hypervisor, CPUs, kernel memory, proc0 and
-// lwp0, sysctl, msgbuf, components by type, init (pid 1), ready.
+// in one process (as many as memory holds), and a halted one gives back
+// every byte and thread so the next boots clean. Boot order: hypervisor,
+// kernel memory, CPUs, proc0 and lwp0, init (pid 1), services (msgbuf, host
+// name, sysctl, callouts), components by type, ready. A boot that fails at
+// any step halts what it made and returns the error (ENOMEM at a memory
+// limit too small).
+//
+// The state is grouped by what guards it: the process table (ProcTable,
+// its own lock), the services, the tracing hook, per-component slots
+// (KernelSlot<T>, component.h). No kernel thread starts at boot; the
+// callout thread starts with the first callout, so an idle kernel costs
+// no host thread.
 #pragma once
 
 #include <sys/types.h>
@@ -55,12 +64,12 @@ class BackendScope {
   const rumpuser_backend* prev_;
 };
 
+inline constexpr size_t kHostNameMax = 64;  // Linux __NEW_UTS_LEN
+
 // Kernel services started at boot before the components and stopped at
 // halt after them (kern/services.cc): the message buffer, the sysctl tree,
 // the callout queue, and the host name (written by sethostname(2) and
 // sysctl kern.hostname through set_hostname, the one writer).
-inline constexpr size_t kHostNameMax = 64;  // Linux __NEW_UTS_LEN
-
 class KernelServices {
  public:
   Msgbuf* msgbuf() const { return msgbuf_; }

@@ -4,7 +4,10 @@
 // faction library carries a generated array of SysentInit and registers it
 // with a static SysentRegistrar when the library is loaded ("linking is
 // enough"). The registry is process-wide and immutable once the program has
-// started; a kernel copies nothing from it. Numbers with no entry are ENOSYS.
+// started; a kernel copies nothing from it. Numbers with no entry are ENOSYS:
+// every rump_sys_* wrapper is generated into the core, so a program that
+// leaves a faction out still links, and its calls into that faction are
+// ENOSYS (NetBSD's sys_nomodule). The dispatch is syscall.cc's.
 #pragma once
 
 #include <cstddef>

@@ -116,7 +116,7 @@ const StdNode kStdNodes[] = {
 
 }  // namespace
 
-Sysctl::Sysctl(Kernel& k) : kernel_(k) {}
+Sysctl::Sysctl(Kernel& k) : kernel_(k) { root_.tree_lock = &lock_; }
 
 Result<Sysctl*> Sysctl::create(Kernel& k) {
   Sysctl* s = new (k.kmem()) Sysctl(k);
@@ -141,12 +141,14 @@ void Sysctl::free_children(SysctlNode& dir) {
 }
 
 SysctlNode* Sysctl::find_child_locked(const SysctlNode& dir, int num) const {
+  dir.tree_lock->assert_held_shared();
   for (SysctlNode& c : const_cast<SysctlNode&>(dir).children)
     if (c.num == num) return &c;
   return nullptr;
 }
 
 SysctlNode* Sysctl::find_child_locked(const SysctlNode& dir, std::string_view name) const {
+  dir.tree_lock->assert_held_shared();
   for (SysctlNode& c : const_cast<SysctlNode&>(dir).children)
     if (name == c.name) return &c;
   return nullptr;
@@ -186,6 +188,8 @@ Result<SysctlNode*> Sysctl::add(const int* parent, unsigned parent_len, const Sy
     return err(EEXIST);
   }
   n->parent = dir;
+  n->tree_lock = &lock_;
+  dir->tree_lock->assert_held();
   dir->children.push_back(*n);
   return n;
 }

@@ -14,8 +14,8 @@
 // Locking: the tree has its own lock (rank kSysctl) held only while nodes are
 // looked up or linked. Nodes are never removed before the tree is freed, so a
 // looked-up node stays valid; leaf handlers run without the tree lock and
-// take whatever lock guards their value (e.g. proc_tree_lock_, which ranks
-// before kSysctl).
+// take whatever lock guards their value (e.g. the process table's lock,
+// which ranks before kSysctl).
 #pragma once
 
 #include <cstddef>
@@ -115,7 +115,10 @@ struct SysctlNode : public KObject {
       boost::intrusive::list<SysctlNode,
                              boost::intrusive::member_hook<SysctlNode, decltype(hook), &SysctlNode::hook>,
                              boost::intrusive::constant_time_size<false>>;
-  ChildList children;  // directories only; guarded by Sysctl::lock_
+  // The tree's lock (Sysctl::lock_), which guards children; Sysctl's code
+  // that holds it through the tree says so with tree_lock->assert_held*().
+  const RwLock* tree_lock = nullptr;
+  ChildList children ABSL_GUARDED_BY(*tree_lock);  // directories only
 
   bool is_dir() const { return type == SysctlType::kNode; }
   bool writable() const { return access != SysctlAccess::kReadOnly; }
@@ -166,7 +169,8 @@ class Sysctl : public KObject {
   SysctlNode* find_child_locked(const SysctlNode& dir, int num) const ABSL_SHARED_LOCKS_REQUIRED(lock_);
   SysctlNode* find_child_locked(const SysctlNode& dir, std::string_view name) const
       ABSL_SHARED_LOCKS_REQUIRED(lock_);
-  static void free_children(SysctlNode& dir);
+  // The destructor's: nobody else can reach the tree any more.
+  static void free_children(SysctlNode& dir) ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   Kernel& kernel_;
   mutable RwLock lock_{LockRank::kSysctl};

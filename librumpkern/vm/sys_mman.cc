@@ -28,6 +28,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
 
 #include "kern/copy.h"
 #include "kern/kernel.h"
@@ -83,40 +86,37 @@ Result<long> host_mmap(Lwp& l, uint64_t addr, uint64_t len, int prot, int flags)
     TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(addr), len, PROT_READ | PROT_WRITE)));
     TRY(from_errno(rumpuser_madvise(reinterpret_cast<void*>(addr), len, MADV_DONTNEED)));
     TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(addr), len, prot)));
-    for (auto it = v->regions_.find(addr); it != v->regions_.end() && it->first < addr + len; ++it)
-      it->second.prot = prot;
+    for (auto it = v->regions_.find(addr); it != v->regions_.end() && it->start < addr + len; ++it) it->prot = prot;
     return static_cast<long>(addr);
   }
+  // The region's node first: once the host memory exists nothing can fail
+  // but the host's own checks below.
+  auto* r = new (*v->kmem_) HostRegion(0, len, prot);
+  if (r == nullptr) return err(ENOMEM);
   int e = rumpuser_anonmmap(reinterpret_cast<void*>(addr), len, 0, (prot & PROT_EXEC) != 0, &p);
-  if (e) return err(ENOMEM);
+  if (e) {
+    delete r;
+    return err(ENOMEM);
+  }
   uint64_t got = reinterpret_cast<uint64_t>(p);
-  auto undo = [&] { rumpuser_unmap(p, len); };
-  if (fixed && got != addr) {
-    undo();
-    return err((flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM);
-  }
-  if (got >= kHostUserMax || got + len > kHostUserMax) {
-    undo();
-    return err(ENOMEM);
-  }
+  absl::Cleanup undo = [&] {
+    rumpuser_unmap(p, len);
+    delete r;
+  };
+  if (fixed && got != addr) return err((flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM);
+  if (got >= kHostUserMax || got + len > kHostUserMax) return err(ENOMEM);
   if (prot != (PROT_READ | PROT_WRITE | (prot & PROT_EXEC))) {
-    if (int pe = rumpuser_mprotect(p, len, prot)) {
-      undo();
-      return err(pe);
-    }
+    if (int pe = rumpuser_mprotect(p, len, prot)) return err(pe);
   }
-  try {
-    v->regions_.emplace(got, HostRegion{len, prot});
-  } catch (const std::bad_alloc&) {
-    undo();
-    return err(ENOMEM);
-  }
+  std::move(undo).Cancel();
+  r->start = got;
+  v->add_region_locked(*r);
   v->host_bytes_ += len;
   return static_cast<long>(got);
 }
 
 // Makes region boundaries at a and b; returns the first region at or
-// after a (callers walk while it->first < b).
+// after a (callers walk while it->start < b).
 Result<VmProc::RegionMap::iterator> clip_locked(VmProc& v, uint64_t a, uint64_t b)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(v.lock_) {
   TRY(v.split_at_locked(a));
@@ -172,10 +172,10 @@ Result<long> sys_munmap(Lwp& l, UserPtr<void> addr, size_t length) {
   if (!v) return 0;
   uint64_t a = addr.addr, b = a + len;
   MutexLocker g(v->lock_);
-  for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->first < b;) {
-    rumpuser_unmap(reinterpret_cast<void*>(it->first), it->second.len);
-    v->host_bytes_ -= it->second.len;
-    it = v->regions_.erase(it);
+  for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->start < b;) {
+    rumpuser_unmap(reinterpret_cast<void*>(it->start), it->len);
+    v->host_bytes_ -= it->len;
+    it = v->erase_region_locked(it);
   }
   return 0;
 }
@@ -193,9 +193,9 @@ Result<long> sys_mprotect(Lwp& l, UserPtr<void> addr, size_t len, int prot) {
   uint64_t a = addr.addr, b = a + n;
   MutexLocker g(v->lock_);
   if (!v->covered_locked(a, b)) return err(ENOMEM);
-  for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->first < b; ++it) {
-    TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(it->first), it->second.len, prot)));
-    it->second.prot = prot;
+  for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->start < b; ++it) {
+    TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(it->start), it->len, prot)));
+    it->prot = prot;
   }
   return 0;
 }
@@ -326,7 +326,7 @@ Result<long> sys_mremap(Lwp& l, UserPtr<void> old_address, size_t old_size, size
   auto it = v->regions_.upper_bound(a);
   if (it == v->regions_.begin()) return err(EFAULT);
   --it;
-  uint64_t rstart = it->first, rend = rstart + it->second.len;
+  uint64_t rstart = it->start, rend = rstart + it->len;
   if (a < rstart || a + olen > rend) return err(EFAULT);
   if (nlen == olen) return static_cast<long>(a);
   if (nlen < olen) {
@@ -334,11 +334,11 @@ Result<long> sys_mremap(Lwp& l, UserPtr<void> old_address, size_t old_size, size
     TRY(v->split_at_locked(a + olen));
     auto tail = v->regions_.find(a + nlen);
     rumpuser_unmap(reinterpret_cast<void*>(a + nlen), olen - nlen);
-    v->host_bytes_ -= tail->second.len;
-    v->regions_.erase(tail);
+    v->host_bytes_ -= tail->len;
+    v->erase_region_locked(tail);
     return static_cast<long>(a);
   }
-  int prot = it->second.prot;
+  int prot = it->prot;
   // Grow in place if the old range ends its region and the host has room.
   if (a + olen == rend) {
     void* p = nullptr;
@@ -346,7 +346,7 @@ Result<long> sys_mremap(Lwp& l, UserPtr<void> old_address, size_t old_size, size
     if (rumpuser_anonmmap(reinterpret_cast<void*>(rend), extra, 0, (prot & PROT_EXEC) != 0, &p) == 0) {
       if (reinterpret_cast<uint64_t>(p) == rend &&
           (prot == (PROT_READ | PROT_WRITE) || rumpuser_mprotect(p, extra, prot) == 0)) {
-        it->second.len += extra;
+        it->len += extra;
         v->host_bytes_ += extra;
         return static_cast<long>(a);
       }
@@ -354,29 +354,31 @@ Result<long> sys_mremap(Lwp& l, UserPtr<void> old_address, size_t old_size, size
     }
   }
   if (!(flags & MREMAP_MAYMOVE)) return err(ENOMEM);
+  // Everything that can fail comes before the move: the old range's own
+  // region (splitting only adds boundaries), the new region's node, the
+  // host memory.
+  TRY(v->split_at_locked(a));
+  TRY(v->split_at_locked(a + olen));
+  auto* r = new (*v->kmem_) HostRegion(0, nlen, prot);
+  if (r == nullptr) return err(ENOMEM);
   void* p = nullptr;
-  if (rumpuser_anonmmap(nullptr, nlen, 0, (prot & PROT_EXEC) != 0, &p) != 0) return err(ENOMEM);
-  uint64_t got = reinterpret_cast<uint64_t>(p);
-  try {
-    v->regions_.emplace(got, HostRegion{nlen, prot});
-  } catch (const std::bad_alloc&) {
-    rumpuser_unmap(p, nlen);
+  if (rumpuser_anonmmap(nullptr, nlen, 0, (prot & PROT_EXEC) != 0, &p) != 0) {
+    delete r;
     return err(ENOMEM);
   }
+  uint64_t got = reinterpret_cast<uint64_t>(p);
+  r->start = got;
+  v->add_region_locked(*r);
   // The old pages may be unreadable (PROT_NONE): make them readable, they
   // are going away.
   if (!(prot & PROT_READ)) rumpuser_mprotect(reinterpret_cast<void*>(a), olen, PROT_READ);
   std::memcpy(p, reinterpret_cast<void*>(a), olen);
   if (prot != (PROT_READ | PROT_WRITE | (prot & PROT_EXEC))) rumpuser_mprotect(p, nlen, prot);
   v->host_bytes_ += nlen;
-  // Drop [a, a+olen) from the old region (splitting may need room; if it
-  // fails the old pages stay tracked and are released at exit).
-  if (v->split_at_locked(a).ok() && v->split_at_locked(a + olen).ok()) {
-    auto old = v->regions_.find(a);
-    rumpuser_unmap(reinterpret_cast<void*>(a), olen);
-    v->host_bytes_ -= old->second.len;
-    v->regions_.erase(old);
-  }
+  auto old = v->regions_.find(a);
+  rumpuser_unmap(reinterpret_cast<void*>(a), olen);
+  v->host_bytes_ -= old->len;
+  v->erase_region_locked(old);
   return static_cast<long>(got);
 }
 

@@ -43,10 +43,10 @@ Result<SpaceRef> lookup(Lwp& l, uint64_t id) {
   if (!v) return err(EINVAL);
   MutexLocker g(v->lock_);
   if (!v->has_table_) return err(EINVAL);
-  auto it = v->table_.find(id);
-  if (it == v->table_.end()) return err(ENOENT);
-  it->second->hold();
-  return SpaceRef(it->second);
+  VmspaceSlot* slot = v->table_.find(id);
+  if (slot == nullptr) return err(ENOENT);
+  slot->space->hold();
+  return SpaceRef(slot->space);
 }
 
 // True if an LWP of p runs in s (vmspace_ctl RUN).
@@ -82,19 +82,18 @@ Result<long> sys_vmspace_create(Lwp& l, UserPtr<void> id, int type, UserPtr<void
   {
     MutexLocker g(v->lock_);
     v->has_table_ = true;
-    if (v->table_.contains(id.addr)) return err(EEXIST);
+    if (v->table_.find(id.addr) != nullptr) return err(EEXIST);
   }
   VmUserSpace* s = TRY(VmUserSpace::create(k.kmem()));
-  MutexLocker g(v->lock_);
-  bool inserted;
-  try {
-    inserted = v->table_.emplace(id.addr, s).second;
-  } catch (const std::bad_alloc&) {
+  auto* slot = new (k.kmem()) VmspaceSlot(id.addr, s);
+  if (slot == nullptr) {
     s->release();
     return err(ENOMEM);
   }
-  if (!inserted) {  // another LWP made it meanwhile
+  MutexLocker g(v->lock_);
+  if (!v->table_.insert(*slot)) {  // another LWP made it meanwhile
     s->release();
+    delete slot;
     return err(EEXIST);
   }
   return 0;
@@ -103,19 +102,19 @@ Result<long> sys_vmspace_create(Lwp& l, UserPtr<void> id, int type, UserPtr<void
 Result<long> sys_vmspace_destroy(Lwp& l, UserPtr<void> id) {
   VmProc* v = vm_proc(l.proc());
   if (!v) return err(EINVAL);
-  VmUserSpace* s;
+  VmspaceSlot* slot;
   {
     MutexLocker g(v->lock_);
     if (!v->has_table_) return err(EINVAL);
-    auto it = v->table_.find(id.addr);
-    if (it == v->table_.end()) return err(ENOENT);
-    s = it->second;
+    slot = v->table_.find(id.addr);
+    if (slot == nullptr) return err(ENOENT);
     // RUN is done by LWPs of this process only, each holding v->lock_ while
     // it sets its override: checked under the same lock, no race.
-    if (running_in(l.proc(), s)) return err(EBUSY);
-    v->table_.erase(it);
+    if (running_in(l.proc(), slot->space)) return err(EBUSY);
+    v->table_.erase(*slot);
   }
-  s->release();
+  slot->space->release();
+  delete slot;
   return 0;
 }
 
@@ -129,10 +128,10 @@ Result<long> sys_vmspace_ctl(Lwp& l, UserPtr<void> id, int cmd, UserPtr<void> tf
   if (!v) return err(EINVAL);
   MutexLocker g(v->lock_);
   if (!v->has_table_) return err(EINVAL);
-  auto it = v->table_.find(id.addr);
-  if (it == v->table_.end()) return err(ENOENT);
+  VmspaceSlot* slot = v->table_.find(id.addr);
+  if (slot == nullptr) return err(ENOENT);
   if (cmd != RUMP_VMSPACE_CTL_RUN) return err(EOPNOTSUPP);
-  l.space_override_ = it->second;
+  l.space_override_ = slot->space;
   return 0;
 }
 

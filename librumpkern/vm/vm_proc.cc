@@ -29,14 +29,15 @@ Result<void> copy_table(VmProc& from, VmProc& to) {
   if (!from.has_table_) return {};
   MutexLocker cg(to.lock_);
   to.has_table_ = true;
-  try {
-    to.table_.reserve(from.table_.size());
-  } catch (const std::bad_alloc&) {
-    return err(ENOMEM);
-  }
-  for (auto& [id, s] : from.table_) {
-    VmUserSpace* c = TRY(s->fork());
-    to.table_.emplace(id, c);  // reserved: no allocation
+  // A copy that fails halfway is undone with the child (vm_exit).
+  for (VmspaceSlot& s : from.table_) {
+    VmUserSpace* c = TRY(s.space->fork());
+    auto* slot = new (*to.kmem_) VmspaceSlot(s.id, c);
+    if (slot == nullptr) {
+      c->release();
+      return err(ENOMEM);
+    }
+    to.table_.insert(*slot);
   }
   return {};
 }
@@ -104,26 +105,21 @@ RUMP_COMPONENT(g_component);
 
 }  // namespace
 
-VmProc::VmProc(Kmem& kmem)
-    : kmem_(&kmem),
-      regions_(KAllocator<std::pair<const uint64_t, HostRegion>>(kmem)),
-      table_(0, absl::Hash<uint64_t>(), std::equal_to<uint64_t>(),
-             KAllocator<std::pair<const uint64_t, VmUserSpace*>>(kmem)) {}
+VmProc::VmProc(Kmem& kmem) : kmem_(&kmem), table_(kmem) {}
 
-VmProc::~VmProc() = default;
+// teardown() emptied both containers; the set's hooks must not outlive it.
+VmProc::~VmProc() { regions_.clear_and_dispose(HostRegion::Disposer()); }
 
 Result<void> VmProc::split_at_locked(uint64_t addr) {
   auto it = regions_.upper_bound(addr);
   if (it == regions_.begin()) return {};
   --it;
-  uint64_t start = it->first, end = start + it->second.len;
+  uint64_t start = it->start, end = start + it->len;
   if (addr <= start || addr >= end) return {};
-  try {
-    regions_.emplace_hint(std::next(it), addr, HostRegion{end - addr, it->second.prot});
-  } catch (const std::bad_alloc&) {
-    return err(ENOMEM);
-  }
-  it->second.len = addr - start;
+  auto* tail = new (*kmem_) HostRegion(addr, end - addr, it->prot);
+  if (tail == nullptr) return err(ENOMEM);
+  it->len = addr - start;
+  regions_.insert_before(std::next(it), *tail);
   return {};
 }
 
@@ -132,8 +128,8 @@ bool VmProc::covered_locked(uint64_t a, uint64_t b) {
   if (it == regions_.begin()) return false;
   --it;
   while (a < b) {
-    if (it == regions_.end() || it->first > a) return false;
-    uint64_t end = it->first + it->second.len;
+    if (it == regions_.end() || it->start > a) return false;
+    uint64_t end = it->start + it->len;
     if (end <= a) return false;
     a = end;
     ++it;
@@ -142,18 +138,28 @@ bool VmProc::covered_locked(uint64_t a, uint64_t b) {
 }
 
 void VmProc::teardown() {
-  Table table(0, absl::Hash<uint64_t>(), std::equal_to<uint64_t>(),
-              KAllocator<std::pair<const uint64_t, VmUserSpace*>>(*kmem_));
+  // The spaces are released without lock_ held: gather their slots first.
+  VmspaceSlot* dead = nullptr;
   {
     MutexLocker g(lock_);
-    for (auto& [start, r] : regions_) rumpuser_unmap(reinterpret_cast<void*>(start), r.len);
-    regions_.clear();
+    regions_.clear_and_dispose([](HostRegion* r) {
+      rumpuser_unmap(reinterpret_cast<void*>(r->start), r->len);
+      delete r;
+    });
     host_bytes_ = 0;
     if (host_brk_base_) rumpuser_unmap(reinterpret_cast<void*>(host_brk_base_), kHostBrkReserve);
     host_brk_base_ = host_brk_cur_ = 0;
-    table.swap(table_);
+    table_.clear_and_dispose([&dead](VmspaceSlot* s) {
+      s->next_dead = dead;
+      dead = s;
+    });
   }
-  for (auto& [id, s] : table) s->release();
+  while (dead != nullptr) {
+    VmspaceSlot* s = dead;
+    dead = s->next_dead;
+    s->space->release();
+    delete s;
+  }
 }
 
 VmProc* vm_proc(Proc& p) {

@@ -20,6 +20,9 @@
 // COW-copied into every child. The exit hook returns every LWP to its own
 // space and releases everything.
 //
+// Both are intrusive (a region or a table slot is a node of its own, made
+// before anything changes), so no insert can fail halfway through a call.
+//
 // Locking: lock_ guards the regions, the break and the table. Order:
 // lock_ before the process's Proc::lock_ (vmspace_destroy looks for LWPs
 // running in a space with both held; vmspace_ctl RUN sets an LWP's override
@@ -27,10 +30,10 @@
 // with a reference so that Vmspace work happens without lock_.
 #pragma once
 
+#include <boost/intrusive/set.hpp>
 #include <cstdint>
-#include <map>
 
-#include "absl/container/flat_hash_map.h"
+#include "base/intrusive_hash.h"
 #include "base/kmem.h"
 #include "base/result.h"
 #include "kern/proc.h"
@@ -42,9 +45,39 @@ namespace rump {
 
 inline constexpr uint64_t kHostBrkReserve = uint64_t{64} << 20;
 
-struct HostRegion {
+// A piece of host memory mmap handed out: [start, start+len), page aligned.
+struct HostRegion : KObject {
+  HostRegion(uint64_t s, uint64_t l, int p) : start(s), len(l), prot(p) {}
+  uint64_t start;
   uint64_t len;
   int prot;
+  bi::set_member_hook<bi::link_mode<bi::safe_link>> hook;
+
+  struct StartKey {
+    using type = uint64_t;
+    uint64_t operator()(const HostRegion& r) const { return r.start; }
+  };
+  // A process's regions by start address; the set does not own them.
+  using Set = bi::set<HostRegion, bi::member_hook<HostRegion, bi::set_member_hook<bi::link_mode<bi::safe_link>>,
+                                                  &HostRegion::hook>,
+                      bi::key_of_value<StartKey>, bi::constant_time_size<false>>;
+  struct Disposer {
+    void operator()(HostRegion* r) const { delete r; }
+  };
+};
+
+// An entry of the vmspace table: id -> space, holding one reference.
+struct VmspaceSlot : KObject {
+  VmspaceSlot(uint64_t i, VmUserSpace* s) : id(i), space(s) {}
+  uint64_t id;
+  VmUserSpace* space;
+  VmspaceSlot* next_dead = nullptr;  // teardown's list of slots to release
+  bi::unordered_set_member_hook<> hook;
+
+  struct IdOf {
+    using type = uint64_t;
+    uint64_t operator()(const VmspaceSlot& s) const { return s.id; }
+  };
 };
 
 class VmProc : public KObject {
@@ -55,10 +88,15 @@ class VmProc : public KObject {
   Kmem* const kmem_;
   Mutex lock_{LockRank::kNone};
 
-  // --- host-space mappings: start -> region. Regions never overlap.
-  using RegionMap = std::map<uint64_t, HostRegion, std::less<uint64_t>,
-                             KAllocator<std::pair<const uint64_t, HostRegion>>>;
+  // --- host-space mappings by start address. Regions never overlap.
+  using RegionMap = HostRegion::Set;
   RegionMap regions_ ABSL_GUARDED_BY(lock_);
+  // Links a region made by the caller (the set takes it over).
+  void add_region_locked(HostRegion& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) { regions_.insert(r); }
+  // Unlinks and frees a region (the host memory is the caller's business).
+  RegionMap::iterator erase_region_locked(RegionMap::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    return regions_.erase_and_dispose(it, HostRegion::Disposer());
+  }
   uint64_t host_bytes_ ABSL_GUARDED_BY(lock_) = 0;
   // Makes a region boundary at addr if a region spans it (ENOMEM).
   Result<void> split_at_locked(uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -71,8 +109,7 @@ class VmProc : public KObject {
 
   // --- vmspace table. has_table_: vmspace_create was called once (other
   // vmspace_* calls are EINVAL before, as DragonFly).
-  using Table = absl::flat_hash_map<uint64_t, VmUserSpace*, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
-                                    KAllocator<std::pair<const uint64_t, VmUserSpace*>>>;
+  using Table = IntrusiveHash<VmspaceSlot, &VmspaceSlot::hook, VmspaceSlot::IdOf>;
   bool has_table_ ABSL_GUARDED_BY(lock_) = false;
   Table table_ ABSL_GUARDED_BY(lock_);
 

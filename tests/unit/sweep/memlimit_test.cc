@@ -308,8 +308,8 @@ Failure tmpfs_mounts() {
 
 }  // namespace
 
-// A workload tagged [.] still ends the host process at some limit (an
-// allocation inside a container of the named faction throws); it runs only
+// A workload tagged [.] still ends the host process at some limit (a
+// container of the named faction allocates where it did not reserve); it runs only
 // when asked for by name or tag, until that faction returns ENOMEM there.
 
 TEST_CASE("memory limit: files in one directory", "[memlimit][.][needs-vfs]") {
@@ -328,7 +328,7 @@ TEST_CASE("memory limit: pipes", "[memlimit]") {
   sweep(pipes, {ENOMEM, EMFILE, ENFILE, EAGAIN});
 }
 
-TEST_CASE("memory limit: pages of an isolated address space", "[memlimit][.][needs-vfs]") {
+TEST_CASE("memory limit: pages of an isolated address space", "[memlimit]") {
   sweep(isolated_address_space_pages, {ENOMEM, EAGAIN});
 }
 
