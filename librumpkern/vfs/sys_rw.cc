@@ -186,9 +186,23 @@ Result<long> sys_fsync(Lwp& l, int fd) {
 }
 
 Result<long> sys_fdatasync(Lwp& l, int fd) { return sys_fsync(l, fd); }
-Result<long> sys_sync(Lwp& l) { return 0; }
+// sync writes every file system back (errors are not reported, as on
+// Linux); syncfs the one fd is on.
+Result<long> sys_sync(Lwp& l) {
+  VfsState& st = vfs_state(l.kernel());
+  MutexLocker g(st.mount_lock_);
+  for (Mount& m : st.mounts_) {
+    MutexLocker mg(m.lock_);
+    (void)m.sync();
+  }
+  return 0;
+}
 Result<long> sys_syncfs(Lwp& l, int fd) {
-  TRY(fd_get(l, fd));
+  Ref<File> f = TRY(fd_get(l, fd));
+  if (Vnode* vp = f->vnode()) {
+    MutexLocker g(vp->mount().lock_);
+    TRY(vp->mount().sync());
+  }
   return 0;
 }
 

@@ -133,15 +133,15 @@ Result<long> statfs_out(Lwp& l, Vnode& vp, UserPtr<void> buf) {
   struct statfs sf;
   std::memset(&sf, 0, sizeof sf);
   sf.f_type = static_cast<__fsword_t>(s.magic);
-  sf.f_bsize = kBlockSize;
+  sf.f_bsize = s.bsize ? s.bsize : kBlockSize;
   sf.f_blocks = s.blocks;
   sf.f_bfree = s.bfree;
-  sf.f_bavail = s.bfree;
+  sf.f_bavail = s.has_bavail ? s.bavail : s.bfree;
   sf.f_files = s.files;
   sf.f_ffree = s.ffree;
   std::memcpy(&sf.f_fsid, &m.dev_, sizeof(int) * 2 < sizeof m.dev_ ? sizeof(int) * 2 : sizeof m.dev_);
   sf.f_namelen = kNameMax;
-  sf.f_frsize = kBlockSize;
+  sf.f_frsize = sf.f_bsize;
   int mf = m.flags_.load();
   long flags = 0x20;  // ST_VALID
   if (mf & MS_RDONLY) flags |= ST_RDONLY;

@@ -184,14 +184,21 @@ class Mount : public KObject, public RefCounted<Mount> {
   // True if vp is this mount's root (takes lock_).
   bool is_root(const Vnode& vp);
 
-  // statfs numbers (all in kBlockSize units).
+  // statfs numbers, in units of bsize (0: kBlockSize). bavail is bfree
+  // unless has_bavail (blocks reserved for root).
   struct Stat {
     uint64_t blocks, bfree, files, ffree;
     uint64_t magic;
+    uint32_t bsize = 0;
+    bool has_bavail = false;
+    uint64_t bavail = 0;
   };
   virtual Stat statfs() = 0;
   // Drops the tree (unmount): called with lock_ held.
   virtual void teardown() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) = 0;
+  // Writes everything the file system holds back to its device (sync,
+  // syncfs): called with lock_ held.
+  virtual Result<void> sync() { return {}; }
 
   boost::intrusive::list_member_hook<> table_hook_;
 

@@ -1,0 +1,245 @@
+// The buffer cache (see buf.h) and its per-kernel component.
+#include "dev/buf.h"
+
+#include <cstring>
+
+#include "kern/component.h"
+#include "kern/kernel.h"
+
+namespace rump {
+
+namespace {
+
+Result<void> bufcache_init(Kernel& k);
+void bufcache_fini(Kernel& k);
+Component g_bufcache_component{"bufcache", ComponentType::kKern, &bufcache_init, &bufcache_fini};
+RUMP_COMPONENT(g_bufcache_component);
+const KernelSlot<BufCache> g_bufcache_state{g_bufcache_component};
+
+Result<void> bufcache_init(Kernel& k) {
+  auto* c = new (k.kmem()) BufCache(k.kmem());
+  if (!c) return err(ENOMEM);
+  g_bufcache_state.set(k, c);
+  return {};
+}
+
+// A kern-type component: its fini runs after the vfs faction's, which
+// unmounts every file system (each flushes and invalidates its device),
+// so nothing is left to write when the cache goes.
+void bufcache_fini(Kernel& k) {
+  delete g_bufcache_state.take(k);
+}
+
+
+}  // namespace
+
+BufCache& buf_cache(Kernel& k) { return *g_bufcache_state.get(k); }
+
+BufCache::BufCache(Kmem& km) : km_(km), table_(km) {}
+
+BufCache::~BufCache() {
+  MutexLocker g(lock_);
+  dirty_.clear();
+  lru_.clear();
+  table_.clear_and_dispose([](Buf* b) {
+    Kmem::free(b->data_);
+    delete b;
+  });
+}
+
+size_t BufCache::bytes() const {
+  MutexLocker g(lock_);
+  return bytes_;
+}
+
+size_t BufCache::count() const {
+  MutexLocker g(lock_);
+  return count_;
+}
+
+void BufCache::free_buf_locked(Buf* b) {
+  b->mu_->assert_held();
+  if (b->dirty_hook_.is_linked()) dirty_.erase(dirty_.iterator_to(*b));
+  lru_.erase(lru_.iterator_to(*b));
+  table_.erase(*b);
+  bytes_ -= b->size_;
+  count_--;
+  Kmem::free(b->data_);
+  delete b;
+}
+
+bool BufCache::evict_one_clean() {
+  MutexLocker g(lock_);
+  for (Buf& b : lru_) {
+    b.mu_->assert_held();
+    if (b.refs_ == 0 && !b.dirty_) {
+      free_buf_locked(&b);
+      return true;
+    }
+  }
+  return false;
+}
+
+void BufCache::trim_locked() {
+  if (km_.limit() != 0 || bytes_ <= kSoftCap) return;
+  for (auto it = lru_.begin(); it != lru_.end() && bytes_ > kSoftCap;) {
+    Buf& b = *it++;
+    b.mu_->assert_held();
+    if (b.refs_ == 0 && !b.dirty_) free_buf_locked(&b);
+  }
+}
+
+Result<void> BufCache::write_out(Buf& b) {
+  uint32_t dbs = b.dev_->block_size();
+  return b.dev_->write_blocks(b.blkno_ * (b.size_ / dbs), b.data_, b.size_ / dbs);
+}
+
+Result<bool> BufCache::clean_one(BlockDevice& dev) {
+  Buf* victim = nullptr;
+  {
+    MutexLocker g(lock_);
+    for (Buf& b : dirty_) {
+      b.mu_->assert_held();
+      if (b.dev_ == &dev && b.refs_ == 0) {
+        victim = &b;
+        b.refs_++;
+        break;
+      }
+    }
+  }
+  if (!victim) return false;
+  Result<void> r = write_out(*victim);
+  MutexLocker g(lock_);
+  victim->mu_->assert_held();
+  victim->refs_--;
+  if (!r.ok()) return err(r.error());
+  victim->dirty_ = false;
+  dirty_.erase(dirty_.iterator_to(*victim));
+  free_buf_locked(victim);
+  return true;
+}
+
+Result<Buf*> BufCache::alloc_buf(BlockDevice& dev, uint32_t size) {
+  for (;;) {
+    auto* b = new (km_) Buf();
+    char* data = b ? static_cast<char*>(km_.alloc(size)) : nullptr;
+    if (b && data) {
+      b->data_ = data;
+      b->size_ = size;
+      b->dev_ = &dev;
+      b->mu_ = &lock_;
+      return b;
+    }
+    delete b;
+    if (evict_one_clean()) continue;
+    if (TRY(clean_one(dev))) continue;
+    return err(ENOMEM);
+  }
+}
+
+Result<BufRef> BufCache::get(BlockDevice& dev, uint64_t blkno, uint32_t size, bool read) {
+  uint32_t dbs = dev.block_size();
+  if (size == 0 || size % dbs != 0) return err(EINVAL);
+  uint64_t per = size / dbs;
+  if (blkno >= dev.nblocks() / per) return err(EIO);  // past the device: a corrupt pointer
+  {
+    MutexLocker g(lock_);
+    if (Buf* b = table_.find(Buf::Key{&dev, blkno})) {
+      b->mu_->assert_held();
+      if (b->size_ != size) return err(EINVAL);
+      b->refs_++;
+      lru_.erase(lru_.iterator_to(*b));
+      lru_.push_back(*b);
+      return BufRef(this, b);
+    }
+  }
+  Buf* b = TRY(alloc_buf(dev, size));
+  b->blkno_ = blkno;
+  if (read) {
+    Result<void> r = dev.read_blocks(blkno * per, b->data_, per);
+    if (!r.ok()) {
+      Kmem::free(b->data_);
+      delete b;
+      return err(r.error() == EINVAL ? EIO : r.error());
+    }
+  } else {
+    std::memset(b->data_, 0, size);
+  }
+  MutexLocker g(lock_);
+  b->mu_->assert_held();
+  // The caller owns the device: nobody else can have read it meanwhile.
+  b->refs_ = 1;
+  table_.insert(*b);
+  lru_.push_back(*b);
+  bytes_ += size;
+  count_++;
+  trim_locked();
+  return BufRef(this, b);
+}
+
+Result<BufRef> BufCache::bread(BlockDevice& dev, uint64_t blkno, uint32_t size) {
+  return get(dev, blkno, size, true);
+}
+
+Result<BufRef> BufCache::getblk(BlockDevice& dev, uint64_t blkno, uint32_t size) {
+  return get(dev, blkno, size, false);
+}
+
+void BufCache::bdirty(Buf& b) {
+  MutexLocker g(lock_);
+  b.mu_->assert_held();
+  if (!b.dirty_) {
+    b.dirty_ = true;
+    dirty_.push_back(b);
+  }
+}
+
+void BufCache::brelse(Buf& b) {
+  MutexLocker g(lock_);
+  b.mu_->assert_held();
+  if (b.refs_ == 0) panic("brelse of an unreferenced buffer");
+  b.refs_--;
+}
+
+Result<void> BufCache::flush(BlockDevice& dev) {
+  // Write in block order: the device sees one ascending sweep.
+  for (;;) {
+    Buf* next = nullptr;
+    {
+      MutexLocker g(lock_);
+      for (Buf& b : dirty_) {
+        if (b.dev_ == &dev && (!next || b.blkno_ < next->blkno_)) next = &b;
+      }
+      if (!next) break;
+      next->mu_->assert_held();
+      next->refs_++;
+      next->dirty_ = false;
+      dirty_.erase(dirty_.iterator_to(*next));
+    }
+    Result<void> r = write_out(*next);
+    MutexLocker g(lock_);
+    next->mu_->assert_held();
+    next->refs_--;
+    if (!r.ok()) {
+      if (!next->dirty_) {
+        next->dirty_ = true;
+        dirty_.push_back(*next);
+      }
+      return err(EIO);
+    }
+  }
+  return dev.sync();
+}
+
+void BufCache::invalidate(BlockDevice& dev) {
+  MutexLocker g(lock_);
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    Buf& b = *it++;
+    b.mu_->assert_held();
+    if (b.dev_ != &dev) continue;
+    if (b.refs_ != 0) panic("invalidate: block %llu still in use", static_cast<unsigned long long>(b.blkno_));
+    free_buf_locked(&b);
+  }
+}
+
+}  // namespace rump

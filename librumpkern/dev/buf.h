@@ -1,0 +1,167 @@
+// buf.h: the buffer cache: blocks of block devices (dev/blockdev.h) kept
+// in kernel memory, keyed by (device, block), for disk file systems'
+// metadata and data.
+//
+// Who calls: file systems mounted on a BlockDevice (fs/ext2). A block is
+// named by its number in units of the caller's block size (the file
+// system's, a multiple of the device's 512 bytes); one device is used with
+// one block size at a time. The caller serialises everything it does with
+// one device's blocks (a file system holds its mount's tree lock), so a
+// buffer's bytes are guarded by that caller, not by the cache; the cache
+// lock (a leaf) guards only the table, the lists and the counts.
+//
+// Write-back: bdirty() marks a buffer; nothing reaches the device until
+// flush() (fsync, syncfs, umount, halt) or until memory runs short. Memory:
+// buffers come from the kernel's Kmem, so RUMP_MEMLIMIT bounds the cache.
+// When Kmem refuses a new buffer, unreferenced clean buffers are evicted,
+// oldest use first; when none is left, the requesting device's
+// unreferenced dirty buffers are written back and evicted (the caller
+// owns that device, so writing them races with nobody). Without a limit
+// the cache keeps at most kSoftCap bytes of unreferenced clean buffers.
+#pragma once
+
+#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/unordered_set_hook.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "base/intrusive_hash.h"
+#include "base/kmem.h"
+#include "base/result.h"
+#include "dev/blockdev.h"
+#include "sync/mutex.h"
+
+namespace rump {
+
+class Kernel;
+class BufCache;
+
+class Buf : public KObject {
+ public:
+  char* data() const { return data_; }
+  uint32_t size() const { return size_; }
+  uint64_t blkno() const { return blkno_; }
+
+ private:
+  friend class BufCache;
+  struct Key {
+    const BlockDevice* dev;
+    uint64_t blkno;
+    bool operator==(const Key& o) const { return dev == o.dev && blkno == o.blkno; }
+    template <class H>
+    friend H AbslHashValue(H h, const Key& k) {
+      return H::combine(std::move(h), k.dev, k.blkno);
+    }
+  };
+  struct KeyOf {
+    using type = Key;
+    Key operator()(const Buf& b) const { return Key{b.dev_, b.blkno_}; }
+  };
+
+  Mutex* mu_ = nullptr;  // the cache's lock
+  BlockDevice* dev_ = nullptr;
+  uint64_t blkno_ = 0;
+  uint32_t size_ = 0;
+  char* data_ = nullptr;
+  uint32_t refs_ ABSL_GUARDED_BY(mu_) = 0;
+  bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  boost::intrusive::unordered_set_member_hook<> hash_hook_;
+  boost::intrusive::list_member_hook<> lru_hook_;    // every buffer, oldest use first
+  boost::intrusive::list_member_hook<> dirty_hook_;  // dirty buffers only
+};
+
+// A counted use of a buffer; releases it when it goes.
+class BufRef {
+ public:
+  BufRef() = default;
+  BufRef(BufCache* c, Buf* b) : cache_(c), buf_(b) {}
+  BufRef(BufRef&& o) noexcept : cache_(o.cache_), buf_(std::exchange(o.buf_, nullptr)) {}
+  BufRef& operator=(BufRef&& o) noexcept {
+    if (this != &o) {
+      reset();
+      cache_ = o.cache_;
+      buf_ = std::exchange(o.buf_, nullptr);
+    }
+    return *this;
+  }
+  BufRef(const BufRef&) = delete;
+  BufRef& operator=(const BufRef&) = delete;
+  ~BufRef() { reset(); }
+  void reset();
+  Buf* get() const { return buf_; }
+  char* data() const { return buf_->data(); }
+  uint32_t size() const { return buf_->size(); }
+  explicit operator bool() const { return buf_ != nullptr; }
+  // Marks the block modified (written back later).
+  void dirty();
+
+ private:
+  BufCache* cache_ = nullptr;
+  Buf* buf_ = nullptr;
+};
+
+class BufCache : public KObject {
+ public:
+  explicit BufCache(Kmem& km);
+  ~BufCache();
+  BufCache(const BufCache&) = delete;
+  BufCache& operator=(const BufCache&) = delete;
+
+  // Block blkno (size bytes) of dev, read from the device unless cached.
+  // EIO on a device error, ENOMEM when no memory can be had.
+  Result<BufRef> bread(BlockDevice& dev, uint64_t blkno, uint32_t size);
+  // The same block without reading it: the caller overwrites all of it
+  // (a new block's contents are zeros).
+  Result<BufRef> getblk(BlockDevice& dev, uint64_t blkno, uint32_t size);
+  void bdirty(Buf& b);
+  void brelse(Buf& b);
+  // Writes every dirty buffer of dev back, then syncs the device.
+  Result<void> flush(BlockDevice& dev);
+  // Forgets every buffer of dev (after a flush, at unmount; dirty ones
+  // are dropped unwritten). Buffers still referenced are a caller bug.
+  void invalidate(BlockDevice& dev);
+
+  size_t bytes() const;
+  size_t count() const;
+
+  static constexpr size_t kSoftCap = size_t{256} << 20;
+
+ private:
+  using Table = IntrusiveHash<Buf, &Buf::hash_hook_, Buf::KeyOf>;
+  using Lru = boost::intrusive::list<
+      Buf, boost::intrusive::member_hook<Buf, boost::intrusive::list_member_hook<>, &Buf::lru_hook_>,
+      boost::intrusive::constant_time_size<false>>;
+  using DirtyList = boost::intrusive::list<
+      Buf, boost::intrusive::member_hook<Buf, boost::intrusive::list_member_hook<>, &Buf::dirty_hook_>,
+      boost::intrusive::constant_time_size<false>>;
+
+  Result<BufRef> get(BlockDevice& dev, uint64_t blkno, uint32_t size, bool read);
+  // A fresh unlinked buffer, evicting to make room if Kmem refuses.
+  Result<Buf*> alloc_buf(BlockDevice& dev, uint32_t size);
+  // Frees one unreferenced clean buffer (oldest first): false if none.
+  bool evict_one_clean();
+  // Writes back one unreferenced dirty buffer of dev: false if none.
+  Result<bool> clean_one(BlockDevice& dev);
+  void free_buf_locked(Buf* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void trim_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  static Result<void> write_out(Buf& b);
+
+  Kmem& km_;
+  mutable Mutex lock_;  // a leaf: nothing else is taken under it
+  Table table_ ABSL_GUARDED_BY(lock_);
+  Lru lru_ ABSL_GUARDED_BY(lock_);
+  DirtyList dirty_ ABSL_GUARDED_BY(lock_);
+  size_t bytes_ ABSL_GUARDED_BY(lock_) = 0;
+  size_t count_ ABSL_GUARDED_BY(lock_) = 0;
+};
+
+// The kernel's buffer cache (the "bufcache" component's state).
+BufCache& buf_cache(Kernel& k);
+
+inline void BufRef::reset() {
+  if (buf_) cache_->brelse(*std::exchange(buf_, nullptr));
+}
+inline void BufRef::dirty() { cache_->bdirty(*buf_); }
+
+}  // namespace rump

@@ -1,0 +1,280 @@
+// ext2/3/4 allocation: block and inode bitmaps (initialising the groups
+// uninit_bg left uninitialised), the free counts of group descriptors and
+// the superblock, their checksums, and writing the superblock back.
+#include <cstring>
+
+#include "fs/ext2/crc.h"
+#include "fs/ext2/ext2.h"
+#include "kern/kernel.h"
+
+namespace rump {
+
+using namespace ext2;
+
+namespace {
+
+bool bit_test(const char* map, uint32_t i) { return map[i >> 3] & (1 << (i & 7)); }
+void bit_set(char* map, uint32_t i) { map[i >> 3] = static_cast<char>(map[i >> 3] | (1 << (i & 7))); }
+void bit_clear(char* map, uint32_t i) { map[i >> 3] = static_cast<char>(map[i >> 3] & ~(1 << (i & 7))); }
+
+bool is_power_of(uint32_t n, uint32_t base) {
+  if (n == 0) return false;
+  while (n % base == 0) n /= base;
+  return n == 1;
+}
+
+}  // namespace
+
+uint64_t Ext2Mount::group_first_block(uint32_t g) const {
+  return geo_.first_data_block + uint64_t{g} * geo_.blocks_per_group;
+}
+
+uint32_t Ext2Mount::group_blocks(uint32_t g) const {
+  uint64_t first = group_first_block(g);
+  uint64_t left = geo_.blocks_count - first;
+  return left < geo_.blocks_per_group ? static_cast<uint32_t>(left) : geo_.blocks_per_group;
+}
+
+void Ext2Mount::set_gd_csum(uint32_t g, char* d) {
+  if (has_csum()) {
+    char gn[4];
+    put32(gn, 0, g);
+    uint32_t c = crc32c(geo_.csum_seed, gn, 4);
+    put16(d, gd::kChecksum, 0);
+    c = crc32c(c, d, geo_.desc_size);
+    put16(d, gd::kChecksum, static_cast<uint16_t>(c));
+  } else if (geo_.ro_compat & kRoCompatGdtCsum) {
+    uint16_t c = crc16(0xFFFF, sb_raw_ + sb::kUuid, 16);
+    char gn[4];
+    put32(gn, 0, g);
+    c = crc16(c, gn, 4);
+    c = crc16(c, d, gd::kChecksum);
+    if (geo_.desc_size > gd::kChecksum + 2) c = crc16(c, d + gd::kChecksum + 2, geo_.desc_size - gd::kChecksum - 2);
+    put16(d, gd::kChecksum, c);
+  }
+}
+
+void Ext2Mount::set_bitmap_csum(char* d, const char* bitmap, bool inode) {
+  if (!has_csum()) return;
+  uint32_t bytes = (inode ? geo_.inodes_per_group : geo_.blocks_per_group) / 8;
+  uint32_t c = crc32c(geo_.csum_seed, bitmap, bytes);
+  bool big = geo_.desc_size >= 64;
+  if (inode) {
+    put16(d, gd::kInodeBitmapCsumLo, static_cast<uint16_t>(c));
+    if (big) put16(d, gd::kInodeBitmapCsumHi, static_cast<uint16_t>(c >> 16));
+  } else {
+    put16(d, gd::kBlockBitmapCsumLo, static_cast<uint16_t>(c));
+    if (big) put16(d, gd::kBlockBitmapCsumHi, static_cast<uint16_t>(c >> 16));
+  }
+}
+
+void Ext2Mount::add_free_blocks(int64_t n) {
+  uint64_t v = get32(sb_raw_, sb::kFreeBlocksLo) |
+               ((geo_.incompat & kIncompat64bit) ? uint64_t{get32(sb_raw_, sb::kFreeBlocksHi)} << 32 : 0);
+  v += static_cast<uint64_t>(n);
+  put32(sb_raw_, sb::kFreeBlocksLo, static_cast<uint32_t>(v));
+  if (geo_.incompat & kIncompat64bit) put32(sb_raw_, sb::kFreeBlocksHi, static_cast<uint32_t>(v >> 32));
+}
+
+void Ext2Mount::add_free_inodes(int64_t n) {
+  put32(sb_raw_, sb::kFreeInodes, static_cast<uint32_t>(get32(sb_raw_, sb::kFreeInodes) + n));
+}
+
+// The metadata blocks lying in group g: its superblock copy and
+// descriptor tables, and every group's bitmaps and inode table placed in
+// it (flex_bg packs them together); bits past the group's end are set.
+Result<void> Ext2Mount::init_block_bitmap(uint32_t g, char* bitmap) {
+  std::memset(bitmap, 0, geo_.block_size);
+  uint64_t first = group_first_block(g);
+  uint32_t nblocks = group_blocks(g);
+  auto mark = [&](uint64_t b) {
+    if (b >= first && b < first + nblocks) bit_set(bitmap, static_cast<uint32_t>(b - first));
+  };
+  bool has_super = g <= 1 || !(geo_.ro_compat & kRoCompatSparseSuper) || ((g & 1) && (is_power_of(g, 3) || is_power_of(g, 5) || is_power_of(g, 7)));
+  uint64_t gdt_blocks = (uint64_t{geo_.groups} + geo_.desc_per_block - 1) / geo_.desc_per_block;
+  if (has_super) {
+    uint32_t n = 1;
+    if (!(geo_.incompat & kIncompatMetaBg)) n += static_cast<uint32_t>(gdt_blocks) + geo_.reserved_gdt;
+    for (uint32_t i = 0; i < n; i++) mark(first + i);
+  }
+  if (geo_.incompat & kIncompatMetaBg) {
+    uint32_t in = g % geo_.desc_per_block;
+    if (g / geo_.desc_per_block >= geo_.first_meta_bg && (in == 0 || in == 1 || in == geo_.desc_per_block - 1))
+      mark(first + (has_super ? 1 : 0));
+  }
+  bool big = geo_.desc_size >= 64;
+  for (uint32_t i = 0; i < geo_.groups; i++) {
+    BufRef h;
+    const char* d = TRY(group_desc(i, h));
+    mark(gd::get_block(d, gd::kBlockBitmapLo, gd::kBlockBitmapHi, big));
+    mark(gd::get_block(d, gd::kInodeBitmapLo, gd::kInodeBitmapHi, big));
+    uint64_t it = gd::get_block(d, gd::kInodeTableLo, gd::kInodeTableHi, big);
+    for (uint32_t k = 0; k < geo_.inode_table_blocks; k++) mark(it + k);
+  }
+  for (uint32_t i = nblocks; i < geo_.block_size * 8; i++) bit_set(bitmap, i);
+  return {};
+}
+
+Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal) {
+  if (goal < geo_.first_data_block || goal >= geo_.blocks_count) goal = geo_.first_data_block;
+  uint32_t g0 = static_cast<uint32_t>((goal - geo_.first_data_block) / geo_.blocks_per_group);
+  bool big = geo_.desc_size >= 64;
+  for (uint32_t k = 0; k <= geo_.groups; k++) {
+    uint32_t g = (g0 + k) % geo_.groups;
+    BufRef dh;
+    char* d = const_cast<char*>(TRY(group_desc(g, dh)));
+    uint32_t free = gd::get_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big);
+    if (free == 0) continue;
+    uint64_t bb = gd::get_block(d, gd::kBlockBitmapLo, gd::kBlockBitmapHi, big);
+    BufRef bh = TRY(bread(bb));
+    char* map = bh.data();
+    uint16_t flags = get16(d, gd::kFlags);
+    if (flags & gd::kBlockUninit) {
+      TRY(init_block_bitmap(g, map));
+      put16(d, gd::kFlags, flags & ~gd::kBlockUninit);
+    }
+    uint32_t n = group_blocks(g);
+    uint32_t start = (k == 0) ? static_cast<uint32_t>((goal - geo_.first_data_block) % geo_.blocks_per_group) : 0;
+    uint32_t found = n;
+    for (uint32_t i = start; i < n; i++) {
+      if (map[i >> 3] == static_cast<char>(0xff) && (i & 7) == 0 && i + 8 <= n) {
+        i += 7;
+        continue;
+      }
+      if (!bit_test(map, i)) {
+        found = i;
+        break;
+      }
+    }
+    if (found == n && start > 0) {
+      for (uint32_t i = 0; i < start; i++)
+        if (!bit_test(map, i)) {
+          found = i;
+          break;
+        }
+    }
+    if (found == n) {
+      if (k == 0) continue;
+      // The descriptor says free blocks, the bitmap none.
+      return corrupt("block bitmap and free count disagree", g);
+    }
+    bit_set(map, found);
+    set_bitmap_csum(d, map, false);
+    bh.dirty();
+    gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big, free - 1);
+    set_gd_csum(g, d);
+    dh.dirty();
+    add_free_blocks(-1);
+    return group_first_block(g) + found;
+  }
+  return err(ENOSPC);
+}
+
+Result<void> Ext2Mount::free_block(uint64_t b) {
+  if (b < geo_.first_data_block || b >= geo_.blocks_count) return corrupt("freeing a block outside", b);
+  uint32_t g = static_cast<uint32_t>((b - geo_.first_data_block) / geo_.blocks_per_group);
+  uint32_t bit = static_cast<uint32_t>((b - geo_.first_data_block) % geo_.blocks_per_group);
+  bool big = geo_.desc_size >= 64;
+  BufRef dh;
+  char* d = const_cast<char*>(TRY(group_desc(g, dh)));
+  if (get16(d, gd::kFlags) & gd::kBlockUninit) return corrupt("freeing a block of an uninitialised group", b);
+  BufRef bh = TRY(bread(gd::get_block(d, gd::kBlockBitmapLo, gd::kBlockBitmapHi, big)));
+  if (!bit_test(bh.data(), bit)) return corrupt("freeing a free block", b);
+  bit_clear(bh.data(), bit);
+  set_bitmap_csum(d, bh.data(), false);
+  bh.dirty();
+  gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big,
+                gd::get_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big) + 1);
+  set_gd_csum(g, d);
+  dh.dirty();
+  add_free_blocks(1);
+  return {};
+}
+
+Result<uint32_t> Ext2Mount::alloc_inode(uint32_t goal_group, bool dir) {
+  bool big = geo_.desc_size >= 64;
+  bool lazy = geo_.ro_compat & (kRoCompatGdtCsum | kRoCompatMetadataCsum);
+  for (uint32_t k = 0; k < geo_.groups; k++) {
+    uint32_t g = (goal_group + k) % geo_.groups;
+    BufRef dh;
+    char* d = const_cast<char*>(TRY(group_desc(g, dh)));
+    uint32_t free = gd::get_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big);
+    if (free == 0) continue;
+    BufRef bh = TRY(bread(gd::get_block(d, gd::kInodeBitmapLo, gd::kInodeBitmapHi, big)));
+    char* map = bh.data();
+    uint16_t flags = get16(d, gd::kFlags);
+    if (lazy && (flags & gd::kInodeUninit)) {
+      std::memset(map, 0, geo_.block_size);
+      for (uint32_t i = geo_.inodes_per_group; i < geo_.block_size * 8; i++) bit_set(map, i);
+      flags &= ~gd::kInodeUninit;
+      put16(d, gd::kFlags, flags);
+    }
+    uint32_t found = geo_.inodes_per_group;
+    for (uint32_t i = 0; i < geo_.inodes_per_group; i++) {
+      uint32_t ino = g * geo_.inodes_per_group + i + 1;
+      if (ino < geo_.first_ino) continue;
+      if (!bit_test(map, i)) {
+        found = i;
+        break;
+      }
+    }
+    if (found == geo_.inodes_per_group) continue;
+    bit_set(map, found);
+    set_bitmap_csum(d, map, true);
+    bh.dirty();
+    gd::set_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big, free - 1);
+    if (dir)
+      gd::set_count(d, gd::kUsedDirsLo, gd::kUsedDirsHi, big, gd::get_count(d, gd::kUsedDirsLo, gd::kUsedDirsHi, big) + 1);
+    if (lazy) {
+      uint32_t unused = gd::get_count(d, gd::kItableUnusedLo, gd::kItableUnusedHi, big);
+      if (found >= geo_.inodes_per_group - unused)
+        gd::set_count(d, gd::kItableUnusedLo, gd::kItableUnusedHi, big, geo_.inodes_per_group - found - 1);
+    }
+    set_gd_csum(g, d);
+    dh.dirty();
+    add_free_inodes(-1);
+    return g * geo_.inodes_per_group + found + 1;
+  }
+  return err(ENOSPC);
+}
+
+Result<void> Ext2Mount::free_inode(uint32_t ino, bool dir) {
+  if (ino < geo_.first_ino || ino > geo_.inodes_count) return corrupt("freeing a reserved inode", ino);
+  uint32_t g = (ino - 1) / geo_.inodes_per_group, bit = (ino - 1) % geo_.inodes_per_group;
+  bool big = geo_.desc_size >= 64;
+  BufRef dh;
+  char* d = const_cast<char*>(TRY(group_desc(g, dh)));
+  BufRef bh = TRY(bread(gd::get_block(d, gd::kInodeBitmapLo, gd::kInodeBitmapHi, big)));
+  if (!bit_test(bh.data(), bit)) return corrupt("freeing a free inode", ino);
+  bit_clear(bh.data(), bit);
+  set_bitmap_csum(d, bh.data(), true);
+  bh.dirty();
+  gd::set_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big,
+                gd::get_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big) + 1);
+  if (dir) {
+    uint32_t used = gd::get_count(d, gd::kUsedDirsLo, gd::kUsedDirsHi, big);
+    if (used) gd::set_count(d, gd::kUsedDirsLo, gd::kUsedDirsHi, big, used - 1);
+  }
+  set_gd_csum(g, d);
+  dh.dirty();
+  add_free_inodes(1);
+  return {};
+}
+
+Result<void> Ext2Mount::write_super() {
+  if (has_csum()) put32(sb_raw_, sb::kChecksum, crc32c(~0u, sb_raw_, sb::kChecksum));
+  BufRef bh = TRY(bread(geo_.sb_byte / geo_.block_size));
+  std::memcpy(bh.data() + geo_.sb_byte % geo_.block_size, sb_raw_, kSuperSize);
+  bh.dirty();
+  return {};
+}
+
+Result<void> Ext2Mount::sync_fs() {
+  if (writable()) {
+    put32(sb_raw_, sb::kWtime, static_cast<uint32_t>(wall_timespec().tv_sec));
+    TRY(write_super());
+  }
+  return bc_.flush(dev_);
+}
+
+}  // namespace rump

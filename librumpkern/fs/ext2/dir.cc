@@ -1,0 +1,414 @@
+// ext2/3/4 directories: linear and hash-tree indexed (read as linear:
+// the index's interior blocks hold no live entries), inline directories,
+// entry checks and checksums, lookup and readdir.
+//
+// Positions (readdir cookies) are byte offsets in the directory; in an
+// inline directory "." is 0, ".." 1, and the entries sit at their offset
+// in i_block (from 4) followed by the system.data attribute (from 60).
+#include <cstring>
+
+#include "fs/ext2/crc.h"
+#include "fs/ext2/ext2.h"
+
+namespace rump {
+
+using namespace ext2;
+
+namespace {
+
+VType ft_to_vtype(uint8_t ft) {
+  switch (ft & 7) {
+    case kFtReg: return VType::kReg;
+    case kFtDir: return VType::kDir;
+    case kFtChr: return VType::kChr;
+    case kFtBlk: return VType::kBlk;
+    case kFtFifo: return VType::kFifo;
+    case kFtSock: return VType::kSock;
+    case kFtLnk: return VType::kLnk;
+    default: return VType::kNon;
+  }
+}
+
+struct Entry {
+  uint32_t ino;
+  uint8_t ft;
+  std::string_view name;
+};
+
+}  // namespace
+
+uint32_t Ext2Node::rec_len(const char* blk, size_t pos) const {
+  uint32_t len = get16(blk, pos + 4);
+  if (em().geo().block_size < 65536) return len;
+  // 64 KiB blocks: the two low bits carry bits 16 and 17; 65535 (or 0)
+  // is a whole block.
+  if (len == 65535 || len == 0) return 65536;
+  return (len & 65532) | ((len & 3) << 16);
+}
+
+Result<void> Ext2Node::check_dirent(const char* blk, size_t pos, size_t end, uint64_t lblk) const {
+  Ext2Mount& m = em();
+  if (pos + kDirentHeader > end) return m.corrupt("directory entry past the block", ino_);
+  uint32_t rec = rec_len(blk, pos);
+  uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+  if (rec < dirent_len(1) || (rec & 3) || rec < dirent_len(nl) || pos + rec > end)
+    return m.corrupt("bad directory entry", lblk);
+  if (get32(blk, pos) > m.geo().inodes_count) return m.corrupt("directory entry inode out of range", lblk);
+  return {};
+}
+
+template <class Fn>
+Result<void> Ext2Node::for_each_entry(int64_t off, Fn fn) const {
+  Ext2Mount& m = em();
+  if (off < 0) off = 0;
+  auto rec_of = [&](const char* blk, size_t pos) { return rec_len(blk, pos); };
+  if (flags() & kFlInlineData) {
+    uint32_t parent = get32(raw_, ino::kBlock);
+    if (off <= 0 && !fn(Entry{ino_, kFtDir, "."}, 0, 1)) return {};
+    if (off <= 1 && !fn(Entry{parent, kFtDir, ".."}, 1, 4)) return {};
+    std::string_view more = TRY(inline_xattr());
+    struct Area {
+      const char* p;
+      size_t len;
+      size_t base;
+    } areas[2] = {{raw_ + ino::kBlock + 4, ino::kBlockBytes - 4, 4}, {more.data(), more.size(), ino::kBlockBytes}};
+    for (const Area& a : areas) {
+      for (size_t pos = 0; pos < a.len;) {
+        TRY(check_dirent(a.p, pos, a.len, ino_));
+        uint32_t rec = rec_of(a.p, pos);
+        uint32_t ino = get32(a.p, pos);
+        size_t here = a.base + pos;
+        if (ino && static_cast<int64_t>(here) >= off) {
+          Entry e{ino, static_cast<uint8_t>(a.p[pos + 7]), {a.p + pos + 8, static_cast<uint8_t>(a.p[pos + 6])}};
+          if (!fn(e, here, here + rec)) return {};
+        }
+        pos += rec;
+      }
+    }
+    return {};
+  }
+  uint32_t bs = m.geo().block_size;
+  uint64_t sz = size();
+  bool indexed = flags() & kFlIndex;
+  for (uint64_t lblk = static_cast<uint64_t>(off) / bs; lblk * bs < sz; lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (map.pblk == 0) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    const char* blk = bh.data();
+    size_t end = bs;
+    // An index node of a hash tree: one empty entry over the whole block
+    // (the index itself lives inside it).
+    if (get32(blk, 0) == 0 && rec_of(blk, 0) == bs) continue;
+    if (m.has_csum() && !(indexed && lblk == 0)) {
+      const char* t = blk + bs - kDirTailSize;
+      if (get32(t, 0) == 0 && get16(t, 4) == kDirTailSize && t[6] == 0 && static_cast<uint8_t>(t[7]) == kDirTailType) {
+        if (crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), blk, bs - kDirTailSize) != get32(t, 8))
+          return m.corrupt("directory block checksum invalid", lblk);
+      }
+    }
+    for (size_t pos = 0; pos < end;) {
+      TRY(check_dirent(blk, pos, end, lblk));
+      uint32_t rec = rec_of(blk, pos);
+      uint32_t ino = get32(blk, pos);
+      uint64_t here = lblk * bs + pos;
+      if (ino && here >= static_cast<uint64_t>(off)) {
+        Entry e{ino, static_cast<uint8_t>(blk[pos + 7]), {blk + pos + 8, static_cast<uint8_t>(blk[pos + 6])}};
+        // The root of a hash tree: only "." and ".." are entries.
+        if (!fn(e, here, here + rec)) return {};
+      }
+      if (indexed && lblk == 0 && pos > 0) break;
+      pos += rec;
+    }
+  }
+  return {};
+}
+
+Result<uint32_t> Ext2Node::find_entry(std::string_view name) const {
+  uint32_t found = 0;
+  TRY(for_each_entry(0, [&](const Entry& e, uint64_t, uint64_t) {
+    if (e.name == name) {
+      found = e.ino;
+      return false;
+    }
+    return true;
+  }));
+  if (!found) return err(ENOENT);
+  return found;
+}
+
+Result<Ref<Vnode>> Ext2Node::lookup(std::string_view name) {
+  if (!is_dir()) return err(ENOTDIR);
+  if (name == ".") return Ref<Vnode>(*this);
+  Ext2Mount& m = em();
+  m.lock_.assert_held();
+  if (name == "..") {
+    if (parent_) return parent_.to_ref();
+    if (ino_ == kRootIno) return Ref<Vnode>(*this);
+    uint32_t pino = TRY(find_entry(".."));
+    return m.iget(pino, nullptr);
+  }
+  if (name.size() > kNameMax) return err(ENAMETOOLONG);
+  uint32_t ino = TRY(find_entry(name));
+  return m.iget(ino, this);
+}
+
+Result<void> Ext2Node::readdir(int64_t off, ReaddirFn fn) {
+  if (!is_dir()) return err(ENOTDIR);
+  bool filetype = em().geo().incompat & kIncompatFiletype;
+  Result<void> r = for_each_entry(off, [&](const Entry& e, uint64_t, uint64_t next) {
+    VType t = filetype ? ft_to_vtype(e.ft) : VType::kNon;
+    return fn(DirEntry{e.ino, static_cast<int64_t>(next), t, e.name});
+  });
+  return r;
+}
+
+bool Ext2Node::has_entries() const {
+  bool any = false;
+  Result<void> r = for_each_entry(0, [&](const Entry& e, uint64_t, uint64_t) {
+    if (e.name == "." || e.name == "..") return true;
+    any = true;
+    return false;
+  });
+  return any || !r.ok();
+}
+
+Vnode* Ext2Node::parent_dir() const { return parent_.get(); }
+
+// The name is copied into the mount's scratch slot: the block it sits in
+// may go once the buffer is released. Valid until the next name_of on
+// this mount; the caller (getcwd) copies it under the tree lock.
+std::string_view Ext2Node::name_of(const Vnode& child) const {
+  std::string_view out;
+  Ext2Mount& m = em();
+  uint32_t want = static_cast<const Ext2Node&>(child).ino_;
+  (void)for_each_entry(0, [&](const Entry& e, uint64_t, uint64_t) {
+    if (e.ino == want && e.name != "." && e.name != "..") {
+      std::memcpy(m.name_scratch_, e.name.data(), e.name.size());
+      out = std::string_view(m.name_scratch_, e.name.size());
+      return false;
+    }
+    return true;
+  });
+  return out;
+}
+
+}  // namespace rump
+
+// --- changing directories
+
+namespace rump {
+
+using namespace ext2;
+
+namespace {
+
+uint8_t vtype_to_ft(VType t) {
+  switch (t) {
+    case VType::kReg: return kFtReg;
+    case VType::kDir: return kFtDir;
+    case VType::kChr: return kFtChr;
+    case VType::kBlk: return kFtBlk;
+    case VType::kFifo: return kFtFifo;
+    case VType::kSock: return kFtSock;
+    case VType::kLnk: return kFtLnk;
+    default: return kFtUnknown;
+  }
+}
+
+}  // namespace
+
+uint32_t Ext2Node::usable_end() const {
+  uint32_t bs = em().geo().block_size;
+  return em().has_csum() ? bs - static_cast<uint32_t>(kDirTailSize) : bs;
+}
+
+void Ext2Node::put_rec_len(char* blk, size_t pos, uint32_t len) const {
+  if (em().geo().block_size < 65536) {
+    put16(blk, pos + 4, static_cast<uint16_t>(len));
+  } else if (len == 65536) {
+    put16(blk, pos + 4, 65535);
+  } else {
+    put16(blk, pos + 4, static_cast<uint16_t>((len & 65532) | ((len >> 16) & 3)));
+  }
+}
+
+void Ext2Node::set_leaf_csum(char* blk) const {
+  Ext2Mount& m = em();
+  if (!m.has_csum()) return;
+  uint32_t bs = m.geo().block_size;
+  char* t = blk + bs - kDirTailSize;
+  put32(t, 0, 0);
+  put16(t, 4, kDirTailSize);
+  t[6] = 0;
+  t[7] = static_cast<char>(kDirTailType);
+  put32(t, 8, crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), blk, bs - kDirTailSize));
+}
+
+Result<void> Ext2Node::init_dir_block(char* blk, uint32_t parent) {
+  std::memset(blk, 0, em().geo().block_size);
+  bool ft = em().geo().incompat & kIncompatFiletype;
+  put32(blk, 0, ino_);
+  put_rec_len(blk, 0, 12);
+  blk[6] = 1;
+  blk[7] = ft ? static_cast<char>(kFtDir) : 0;
+  blk[8] = '.';
+  put32(blk, 12, parent);
+  put_rec_len(blk, 12, usable_end() - 12);
+  blk[18] = 2;
+  blk[19] = ft ? static_cast<char>(kFtDir) : 0;
+  blk[20] = '.';
+  blk[21] = '.';
+  set_leaf_csum(blk);
+  return {};
+}
+
+// A hashed directory becomes linear: the index root keeps "." and "..",
+// whose entry then spans the block, and interior index blocks become
+// empty leaves (with checksum tails under metadata_csum).
+Result<void> Ext2Node::deindex() {
+  Ext2Mount& m = em();
+  uint32_t bs = m.geo().block_size;
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    if (lblk == 0) {
+      TRY(check_dirent(blk, 0, bs, 0));
+      if (rec_len(blk, 0) != 12) return m.corrupt("bad hash tree root", ino_);
+      put_rec_len(blk, 12, usable_end() - 12);
+    } else if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) {
+      put_rec_len(blk, 0, usable_end());
+    } else {
+      continue;
+    }
+    set_leaf_csum(blk);
+    bh.dirty();
+  }
+  put32(raw_, ino::kFlags, flags() & ~kFlIndex);
+  return write_inode();
+}
+
+Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
+  Ext2Mount& m = em();
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (flags() & kFlIndex) TRY(deindex());
+  uint32_t bs = m.geo().block_size;
+  uint32_t need = dirent_len(static_cast<uint32_t>(name.size()));
+  bool ft = m.geo().incompat & kIncompatFiletype;
+  auto put_entry = [&](char* blk, size_t pos, uint32_t rec) {
+    put32(blk, pos, ino);
+    put_rec_len(blk, pos, rec);
+    blk[pos + 6] = static_cast<char>(name.size());
+    blk[pos + 7] = ft ? static_cast<char>(vtype_to_ft(t)) : 0;
+    std::memcpy(blk + pos + 8, name.data(), name.size());
+  };
+  uint64_t nblocks = size() / bs;
+  for (uint64_t lblk = 0; lblk < nblocks; lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    size_t end = usable_end();
+    for (size_t pos = 0; pos < end;) {
+      TRY(check_dirent(blk, pos, bs, lblk));
+      uint32_t rec = rec_len(blk, pos);
+      if (pos + rec > end) break;  // the tail
+      uint32_t used = get32(blk, pos) ? dirent_len(static_cast<uint8_t>(blk[pos + 6])) : 0;
+      if (rec - used >= need) {
+        if (used) {
+          put_rec_len(blk, pos, used);
+          put_entry(blk, pos + used, rec - used);
+        } else {
+          put_entry(blk, pos, rec);
+        }
+        set_leaf_csum(blk);
+        bh.dirty();
+        return {};
+      }
+      pos += rec;
+    }
+  }
+  // A new block at the end.
+  bool fresh = false;
+  uint64_t pb = TRY(map_for_write(nblocks, fresh));
+  BufRef bh = TRY(m.bc_.getblk(m.dev_, pb, bs));
+  std::memset(bh.data(), 0, bs);
+  put_entry(bh.data(), 0, usable_end());
+  set_leaf_csum(bh.data());
+  bh.dirty();
+  set_size((nblocks + 1) * bs);
+  return write_inode();
+}
+
+Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
+  Ext2Mount& m = em();
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (flags() & kFlIndex) TRY(deindex());
+  uint32_t bs = m.geo().block_size;
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    size_t prev = 0;
+    for (size_t pos = 0; pos < bs;) {
+      TRY(check_dirent(blk, pos, bs, lblk));
+      uint32_t rec = rec_len(blk, pos);
+      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
+        if (get32(blk, pos) != ino) return m.corrupt("directory entry changed under us", ino_);
+        if (pos == 0) {
+          put32(blk, 0, 0);
+        } else {
+          put_rec_len(blk, prev, rec_len(blk, prev) + rec);
+        }
+        set_leaf_csum(blk);
+        bh.dirty();
+        return {};
+      }
+      prev = pos;
+      pos += rec;
+    }
+  }
+  return err(ENOENT);
+}
+
+Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType t) {
+  Ext2Mount& m = em();
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  uint32_t bs = m.geo().block_size;
+  bool ft = m.geo().incompat & kIncompatFiletype;
+  bool indexed = flags() & kFlIndex;
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+    Mapping map = TRY(bmap(lblk));
+    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+    BufRef bh = TRY(m.bread(map.pblk));
+    char* blk = bh.data();
+    if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) continue;
+    for (size_t pos = 0; pos < bs;) {
+      TRY(check_dirent(blk, pos, bs, lblk));
+      uint32_t rec = rec_len(blk, pos);
+      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
+        put32(blk, pos, ino);
+        if (ft) blk[pos + 7] = static_cast<char>(vtype_to_ft(t));
+        if (!(indexed && lblk == 0)) set_leaf_csum(blk);
+        else if (m.has_csum()) {
+          // "." and ".." of an index root: the index's own checksum
+          // covers no entry names, so drop the index instead.
+          bh.dirty();
+          bh.reset();
+          return deindex();
+        }
+        bh.dirty();
+        return {};
+      }
+      if (indexed && lblk == 0 && pos > 0) break;
+      pos += rec;
+    }
+  }
+  return err(ENOENT);
+}
+
+}  // namespace rump

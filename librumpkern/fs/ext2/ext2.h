@@ -1,0 +1,248 @@
+// ext2.h: the ext2/ext3/ext4 file system on a block device, mountable as
+// "ext2", "ext3" and "ext4" (rump_sys_mount(source, target, type, flags,
+// options), source an etfs RUMP_ETFS_BLK key or another block-device node).
+//
+// Structure. Ext2Mount holds the parsed superblock and the device; every
+// block it touches goes through the kernel's buffer cache (dev/buf.h)
+// keyed by (device, block), including file data. Ext2Node is a vnode for
+// one inode: nodes are cached by inode number in the mount's table while
+// they have a reference (an open file, a cwd, a lookup in progress, a
+// child directory's parent pointer); the last reference takes the node out
+// of the table and frees it. A node keeps a copy of its on-disk inode;
+// each change is written into the inode table's buffer at once, so a node
+// never holds state the disk lacks.
+//
+// Locking: the mount's tree lock (Mount::lock_, vfs/vnode.h) guards the
+// node table, every node and the file system's blocks; all I/O is done
+// under it (it serialises the file system, not the kernel). The node table
+// lets a dying node go: a lookup finding a node whose count already fell
+// to zero replaces the table entry with a fresh node.
+//
+// Errors: anything on disk is bounds-checked before use; an inconsistency
+// (a pointer past the device, a bad entry, a checksum mismatch with
+// metadata_csum) fails that operation with EUCLEAN (Linux's EFSCORRUPTED)
+// or EIO, logs a kernel message and, under errors=remount-ro, makes the
+// mount read-only.
+#pragma once
+
+#include <boost/intrusive/unordered_set_hook.hpp>
+#include <sys/mount.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "base/intrusive_hash.h"
+#include "dev/blockdev.h"
+#include "dev/buf.h"
+#include "fs/ext2/format.h"
+#include "vfs/vnode.h"
+
+namespace rump {
+
+class Ext2Mount;
+
+class Ext2Node : public Vnode {
+ public:
+  Ext2Node(Ext2Mount& m, VType type, uint32_t ino, char* raw);
+  ~Ext2Node() override;
+
+  Result<Ref<Vnode>> lookup(std::string_view name) override;
+  Result<void> readdir(int64_t off, ReaddirFn fn) override;
+  bool has_entries() const override;
+  Vnode* parent_dir() const override;
+  std::string_view name_of(const Vnode& child) const override;
+
+  Result<size_t> readlink(char* buf, size_t len) override;
+  Result<size_t> read(void* buf, size_t len, uint64_t off) override;
+  Result<uint64_t> seek_data(uint64_t off, bool hole) override;
+  Result<void> fsync() override;
+
+  void getattr(Vattr& va) const override;
+  Result<void> setattr(const SetAttr& sa) override;
+
+  uint32_t ino() const { return ino_; }
+
+  // --- writing (ops.cc, dir.cc, map.cc)
+  Result<Ref<Vnode>> create(std::string_view name, const NewNode& n) override;
+  Result<void> link(std::string_view name, Vnode& target) override;
+  Result<void> remove(std::string_view name, Vnode& vp) override;
+  Result<void> rmdir(std::string_view name, Vnode& vp) override;
+  Result<void> rename(std::string_view from_name, Vnode& vp, Vnode& to_dir, std::string_view to_name,
+                      Vnode* target, bool exchange) override;
+  Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
+  Result<void> truncate(uint64_t size) override;
+  void touch(int which) override;
+
+  // The inode's copy written into the inode table (with its checksum).
+  Result<void> write_inode();
+  uint16_t links() const;
+  void set_links(uint16_t n);
+  // Frees the blocks and the inode of an unlinked node (its last
+  // reference went).
+  Result<void> release();
+
+ private:
+  friend class Ext2Mount;
+  struct InoOf {
+    using type = uint32_t;
+    uint32_t operator()(const Ext2Node& n) const { return n.ino_; }
+  };
+
+  Ext2Mount& em() const;
+  uint32_t flags() const;
+  uint64_t size() const;
+  // The physical block of logical block lblk (0: a hole), and how many
+  // blocks from there on are contiguous on disk (or are a hole) within
+  // the same mapping unit.
+  struct Mapping {
+    uint64_t pblk;
+    uint64_t count;
+    bool unwritten = false;  // an unwritten extent (reads as zeros)
+  };
+  Result<Mapping> bmap(uint64_t lblk) const;
+  Result<Mapping> bmap_extents(uint64_t lblk) const;
+  Result<Mapping> bmap_indirect(uint64_t lblk) const;
+  // Inline data (inline_data): the bytes kept in i_block and the
+  // system.data attribute.
+  Result<size_t> read_inline(char* out, size_t len, uint64_t off) const;
+  Result<std::string_view> inline_xattr() const;
+  // Calls fn(entry, position, next position) for each live entry of the
+  // directory from byte position off; fn returns false to stop.
+  template <class Fn>
+  Result<void> for_each_entry(int64_t off, Fn fn) const;
+  uint32_t rec_len(const char* blk, size_t pos) const;
+  Result<void> check_dirent(const char* blk, size_t pos, size_t end, uint64_t lblk) const;
+  Result<uint32_t> find_entry(std::string_view name) const;
+
+  void set_size(uint64_t size);
+  void add_blocks(int64_t fs_blocks);  // i_blocks bookkeeping
+  void set_time(size_t sec_off, size_t extra_off, const timespec& t);
+  // Mapping changes (map.cc): the physical block for a write of lblk,
+  // allocated if it is a hole (fresh: the block is new, its contents
+  // undefined on disk).
+  Result<uint64_t> map_for_write(uint64_t lblk, bool& fresh);
+  Result<void> insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten);
+  Result<void> insert_indirect(uint64_t lblk, uint64_t pblk);
+  // Frees every block from logical block first on (truncation).
+  Result<void> free_from(uint64_t first);
+  // Directory changes (dir.cc).
+  Result<void> add_entry(std::string_view name, uint32_t ino, VType t);
+  Result<void> remove_entry(std::string_view name, uint32_t ino);
+  Result<void> retarget_entry(std::string_view name, uint32_t ino, VType t);
+  Result<void> deindex();
+  Result<void> init_dir_block(char* blk, uint32_t parent);
+  void put_rec_len(char* blk, size_t pos, uint32_t len) const;
+  uint32_t usable_end() const;  // where a leaf block's entries end (before the checksum tail)
+  void set_leaf_csum(char* blk) const;
+  // A new inode (ops.cc).
+  Result<Ref<Vnode>> new_inode(const NewNode& n);
+
+  uint32_t ino_;
+  char* raw_;  // the inode as on disk (the file system's inode size)
+  RefPtr<Vnode> parent_;  // directories: the directory this one was found in
+  boost::intrusive::unordered_set_member_hook<> hash_hook_;
+};
+
+class Ext2Mount : public Mount {
+ public:
+  // Parsed superblock values, fixed while mounted.
+  struct Geometry {
+    uint32_t block_size;
+    uint32_t log_block_size;  // block_size = 1024 << log_block_size
+    uint64_t blocks_count;
+    uint32_t first_data_block;
+    uint32_t blocks_per_group;
+    uint32_t inodes_per_group;
+    uint32_t inodes_count;
+    uint32_t inode_size;
+    uint32_t first_ino;
+    uint32_t rev;
+    uint32_t compat, incompat, ro_compat;
+    uint32_t desc_size;
+    uint32_t groups;
+    uint32_t desc_per_block;
+    uint32_t first_meta_bg;
+    uint32_t reserved_gdt;
+    uint32_t inode_table_blocks;  // per group
+    uint32_t csum_seed;
+    uint32_t hash_seed[4];
+    uint8_t def_hash_version;
+    uint32_t sb_flags;
+    uint64_t r_blocks;
+    uint64_t overhead_clusters;
+    uint32_t journal_inum;
+    uint64_t sb_byte;  // where the superblock was read
+  };
+
+  Ext2Mount(Kernel& k, FsType& t, int flags, Ref<Vnode> devvp, BlockDevice& dev);
+  ~Ext2Mount() override;
+  Stat statfs() override;
+  void teardown() override;
+
+  const Geometry& geo() const { return geo_; }
+  const Vnode* device_vnode() const { return devvp_.get(); }
+  bool has_csum() const { return geo_.ro_compat & ext2::kRoCompatMetadataCsum; }
+
+  // A block of the file system through the buffer cache (EUCLEAN for a
+  // block number past the end).
+  Result<BufRef> bread(uint64_t blkno);
+  // The group descriptor of group g (a pointer into its cached block).
+  Result<const char*> group_desc(uint32_t g, BufRef& hold);
+  // The node of inode ino: the cached one or a fresh one read from disk.
+  // parent: the directory it was found in (kept by directories).
+  Result<Ref<Vnode>> iget(uint32_t ino, Ext2Node* parent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Takes a dying node out of the table (its destructor).
+  void forget(Ext2Node& n);
+  // Logs a corruption and acts on the errors= behaviour; returns EUCLEAN.
+  Error corrupt(const char* what, uint64_t where);
+  uint32_t inode_csum_seed(uint32_t ino, uint32_t gen) const;
+
+  Result<void> load(const char* data, const char* type);
+
+  // --- allocation and the superblock (alloc.cc); tree lock held
+  bool writable() const { return writable_ && !(flags_.load() & MS_RDONLY); }
+  Result<uint64_t> alloc_block(uint64_t goal);
+  Result<void> free_block(uint64_t b);
+  Result<uint32_t> alloc_inode(uint32_t goal_group, bool dir);
+  Result<void> free_inode(uint32_t ino, bool dir);
+  Result<void> write_super();
+  Result<void> sync_fs();
+  uint32_t next_generation() { return generation_++; }
+  Result<void> sync() override { return sync_fs(); }
+
+  // name_of's answer (see dir.cc); guarded by the tree lock.
+  char name_scratch_[kNameMax + 1];
+
+ private:
+  Result<void> parse_options(const char* data, const char* type);
+  Result<void> read_super();
+  Result<void> check_features(const char* type);
+  Result<void> check_groups();
+  uint64_t desc_block(uint32_t g) const;
+  uint64_t group_overhead() const;
+
+  Ref<Vnode> devvp_;
+  BlockDevice& dev_;
+  BufCache& bc_;
+  Geometry geo_{};
+  char* sb_raw_ = nullptr;  // the superblock bytes (1024)
+  int errors_ = ext2::kErrorsContinue;
+  bool noload_ = false;
+  uint64_t sb_opt_ = 1;  // sb=N: in 1 KiB units
+  uint64_t jblocks_ = 0;  // blocks of an internal journal
+  bool writable_ = false;  // the driver writes this image (features allow)
+  uint32_t generation_ = 1;
+  bool torn_down_ = false;
+  // Group descriptor and bitmap bookkeeping (alloc.cc).
+  void set_gd_csum(uint32_t g, char* d);
+  void set_bitmap_csum(char* d, const char* bitmap, bool inode);
+  Result<void> init_block_bitmap(uint32_t g, char* bitmap);
+  uint64_t group_first_block(uint32_t g) const;
+  uint32_t group_blocks(uint32_t g) const;
+  void add_free_blocks(int64_t n);
+  void add_free_inodes(int64_t n);
+  friend class Ext2Node;
+  IntrusiveHash<Ext2Node, &Ext2Node::hash_hook_, Ext2Node::InoOf> nodes_ ABSL_GUARDED_BY(lock_);
+};
+
+}  // namespace rump

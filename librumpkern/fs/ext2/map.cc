@@ -1,0 +1,431 @@
+// ext2/3/4 block mapping changes: allocating blocks for writes into
+// extent trees (any depth: leaves and index nodes split, the root grows)
+// and indirect block maps, and freeing blocks past a new end.
+//
+// Truncation rebuilds the mapping: it collects what stays, frees every
+// tree or indirect block and every block past the end, and inserts the
+// kept runs again (inserting merges neighbours, so the result is compact).
+#include <cstring>
+
+#include "fs/ext2/crc.h"
+#include "fs/ext2/ext2.h"
+#include "kern/kernel.h"
+
+namespace rump {
+
+using namespace ext2;
+
+namespace {
+
+struct Run {
+  uint64_t lblk, pblk;
+  uint32_t len;
+  bool unwritten;
+};
+
+// One node on the way down an extent tree.
+struct Level {
+  char* node = nullptr;
+  BufRef buf;  // empty for the root in the inode
+  uint64_t blk = 0;
+  int idx = -1;
+};
+
+uint16_t entries(const char* n) { return get16(n, 2); }
+uint16_t max_entries(const char* n) { return get16(n, 4); }
+uint16_t depth_of(const char* n) { return get16(n, 6); }
+char* entry(char* n, int i) { return n + kExtentHeader + size_t(i) * kExtentEntry; }
+
+void set_leaf(char* e, uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten) {
+  put32(e, 0, static_cast<uint32_t>(lblk));
+  put16(e, 4, static_cast<uint16_t>(unwritten ? len + kExtentInitMax : len));
+  put16(e, 6, static_cast<uint16_t>(pblk >> 32));
+  put32(e, 8, static_cast<uint32_t>(pblk));
+}
+void set_index(char* e, uint64_t lblk, uint64_t child) {
+  put32(e, 0, static_cast<uint32_t>(lblk));
+  put32(e, 4, static_cast<uint32_t>(child));
+  put16(e, 8, static_cast<uint16_t>(child >> 32));
+  put16(e, 10, 0);
+}
+uint64_t leaf_pblk(const char* e) { return get32(e, 8) | uint64_t{get16(e, 6)} << 32; }
+uint32_t leaf_len(const char* e) {
+  uint32_t l = get16(e, 4);
+  return l > kExtentInitMax ? l - kExtentInitMax : l;
+}
+bool leaf_unwritten(const char* e) { return get16(e, 4) > kExtentInitMax; }
+uint64_t index_child(const char* e) { return get32(e, 4) | uint64_t{get16(e, 8)} << 32; }
+
+}  // namespace
+
+// --- extent trees
+
+namespace {
+
+// Visits every extent (in order) and every tree block of a node, checking
+// it as bmap does.
+template <class OnRun, class OnBlock>
+Result<void> walk_extents(Ext2Mount& m, uint32_t ino, uint32_t seed, const char* node, size_t size, int want_depth,
+                          OnRun on_run, OnBlock on_block) {
+  if (get16(node, 0) != kExtentMagic) return m.corrupt("bad extent header magic", ino);
+  uint16_t n = entries(node), mx = max_entries(node), d = depth_of(node);
+  if (kExtentHeader + size_t{mx} * kExtentEntry > size || n > mx || d > 5 || (want_depth >= 0 && d != want_depth))
+    return m.corrupt("bad extent header", ino);
+  for (int i = 0; i < n; i++) {
+    const char* e = node + kExtentHeader + size_t(i) * kExtentEntry;
+    if (d == 0) {
+      uint64_t p = leaf_pblk(e);
+      uint32_t len = leaf_len(e);
+      if (len == 0 || p < m.geo().first_data_block || p + len > m.geo().blocks_count)
+        return m.corrupt("extent points outside the file system", ino);
+      TRY(on_run(Run{get32(e, 0), p, len, leaf_unwritten(e)}));
+    } else {
+      uint64_t child = index_child(e);
+      if (child < m.geo().first_data_block || child >= m.geo().blocks_count)
+        return m.corrupt("extent index points outside", ino);
+      BufRef b = TRY(m.bread(child));
+      TRY(walk_extents(m, ino, seed, b.data(), m.geo().block_size, d - 1, on_run, on_block));
+      TRY(on_block(child));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten) {
+  Ext2Mount& m = em();
+  const uint32_t bs = m.geo().block_size;
+  const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
+  auto seal = [&](Level& l) {
+    if (!l.buf) return;
+    if (m.has_csum()) {
+      size_t tail = kExtentHeader + size_t{max_entries(l.node)} * kExtentEntry;
+      put32(l.node, tail, crc32c(seed, l.node, tail));
+    }
+    l.buf.dirty();
+  };
+  for (int round = 0; round < 64; round++) {
+    Level path[7];
+    int depth = 0;
+    path[0].node = raw_ + ino::kBlock;
+    for (;;) {
+      char* n = path[depth].node;
+      if (get16(n, 0) != kExtentMagic || entries(n) > max_entries(n)) return m.corrupt("bad extent header", ino_);
+      if (depth_of(n) == 0) break;
+      if (depth >= 5 || entries(n) == 0) return m.corrupt("bad extent index", ino_);
+      int idx = 0;
+      for (int i = 0; i < entries(n); i++)
+        if (get32(entry(n, i), 0) <= lblk) idx = i;
+      path[depth].idx = idx;
+      uint64_t child = index_child(entry(n, idx));
+      Level& next = path[depth + 1];
+      next.buf = TRY(m.bread(child));
+      next.blk = child;
+      next.node = next.buf.data();
+      if (kExtentHeader + size_t{max_entries(next.node)} * kExtentEntry > bs ||
+          depth_of(next.node) + 1 != depth_of(n))
+        return m.corrupt("bad extent header", ino_);
+      depth++;
+    }
+    Level& leaf = path[depth];
+    char* n = leaf.node;
+    int cnt = entries(n);
+    int pos = 0;
+    while (pos < cnt && get32(entry(n, pos), 0) <= lblk) pos++;
+    // Merge with the run before.
+    if (pos > 0 && !unwritten) {
+      char* p = entry(n, pos - 1);
+      uint64_t pl = get32(p, 0);
+      uint32_t plen = leaf_len(p);
+      if (!leaf_unwritten(p) && pl + plen == lblk && leaf_pblk(p) + plen == pblk && plen + len <= kExtentInitMax) {
+        set_leaf(p, pl, leaf_pblk(p), plen + len, false);
+        seal(leaf);
+        return {};
+      }
+    }
+    auto fix_keys = [&]() {
+      for (int i = depth - 1; i >= 0; i--) {
+        char* e = entry(path[i].node, path[i].idx);
+        if (get32(e, 0) > lblk) {
+          put32(e, 0, static_cast<uint32_t>(lblk));
+          seal(path[i]);
+        }
+      }
+    };
+    if (cnt < max_entries(n)) {
+      std::memmove(entry(n, pos + 1), entry(n, pos), size_t(cnt - pos) * kExtentEntry);
+      set_leaf(entry(n, pos), lblk, pblk, len, unwritten);
+      put16(n, 2, static_cast<uint16_t>(cnt + 1));
+      seal(leaf);
+      if (pos == 0) fix_keys();
+      return {};
+    }
+    // Full: split the deepest full node whose parent has room, or grow
+    // the root when every node up to it is full.
+    int l = depth;
+    while (l > 0 && entries(path[l - 1].node) == max_entries(path[l - 1].node)) l--;
+    uint64_t goal = leaf.blk ? leaf.blk : pblk;
+    uint64_t nb = TRY(m.alloc_block(goal));
+    add_blocks(1);
+    BufRef b = TRY(m.bc_.getblk(m.dev_, nb, bs));
+    char* nn = b.data();
+    std::memset(nn, 0, bs);
+    if (l == 0) {
+      // Grow: the root's entries move to the new block, the root becomes
+      // an index with one entry one level higher.
+      char* root = path[0].node;
+      std::memcpy(nn, root, kExtentHeader + size_t{entries(root)} * kExtentEntry);
+      put16(nn, 4, static_cast<uint16_t>((bs - kExtentHeader) / kExtentEntry));
+      uint64_t first = entries(root) ? get32(entry(root, 0), 0) : lblk;
+      uint16_t d = depth_of(root);
+      put16(root, 2, 1);
+      put16(root, 6, static_cast<uint16_t>(d + 1));
+      set_index(entry(root, 0), first, nb);
+      Level nl;
+      nl.node = nn;
+      nl.buf = std::move(b);
+      seal(nl);
+      continue;
+    }
+    // Split path[l] (full) into itself and the new block; its parent
+    // path[l - 1] has room for the new index entry.
+    Level& full = path[l];
+    int fc = entries(full.node);
+    int keep = fc / 2;
+    put16(nn, 0, kExtentMagic);
+    put16(nn, 2, static_cast<uint16_t>(fc - keep));
+    put16(nn, 4, static_cast<uint16_t>((bs - kExtentHeader) / kExtentEntry));
+    put16(nn, 6, depth_of(full.node));
+    std::memcpy(entry(nn, 0), entry(full.node, keep), size_t(fc - keep) * kExtentEntry);
+    put16(full.node, 2, static_cast<uint16_t>(keep));
+    uint64_t key = get32(entry(nn, 0), 0);
+    seal(full);
+    Level nl;
+    nl.node = nn;
+    nl.buf = std::move(b);
+    seal(nl);
+    Level& parent = path[l - 1];
+    char* pn = parent.node;
+    int pc = entries(pn);
+    int at = parent.idx + 1;
+    std::memmove(entry(pn, at + 1), entry(pn, at), size_t(pc - at) * kExtentEntry);
+    set_index(entry(pn, at), key, nb);
+    put16(pn, 2, static_cast<uint16_t>(pc + 1));
+    seal(parent);
+  }
+  return m.corrupt("extent insert does not converge", ino_);
+}
+
+// --- indirect block maps
+
+Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
+  Ext2Mount& m = em();
+  uint64_t per = m.geo().block_size / 4;
+  if (lblk < 12) {
+    put32(raw_, ino::kBlock + lblk * 4, static_cast<uint32_t>(pblk));
+    return {};
+  }
+  lblk -= 12;
+  int levels;
+  uint64_t span;
+  if (lblk < per) {
+    levels = 1;
+    span = per;
+  } else if (lblk - per < per * per) {
+    lblk -= per;
+    levels = 2;
+    span = per * per;
+  } else {
+    lblk -= per + per * per;
+    if (lblk >= per * per * per) return err(EFBIG);
+    levels = 3;
+    span = per * per * per;
+  }
+  // The slot holding the pointer at each level: the inode, then blocks.
+  char* slot_base = raw_;
+  size_t slot = ino::kBlock + size_t(11 + levels) * 4;
+  BufRef holder;
+  while (true) {
+    uint32_t p = get32(slot_base, slot);
+    if (p == 0) {
+      uint64_t nb = TRY(m.alloc_block(pblk));
+      add_blocks(1);
+      BufRef z = TRY(m.bc_.getblk(m.dev_, nb, m.geo().block_size));
+      std::memset(z.data(), 0, m.geo().block_size);
+      z.dirty();
+      put32(slot_base, slot, static_cast<uint32_t>(nb));
+      if (holder) holder.dirty();
+      p = static_cast<uint32_t>(nb);
+    } else if (p >= m.geo().blocks_count) {
+      return m.corrupt("block map points outside the file system", ino_);
+    }
+    span /= per;
+    BufRef b = TRY(m.bread(p));
+    holder = std::move(b);
+    slot_base = holder.data();
+    slot = (lblk / span) * 4;
+    lblk %= span;
+    if (--levels == 0) {
+      put32(slot_base, slot, static_cast<uint32_t>(pblk));
+      holder.dirty();
+      return {};
+    }
+  }
+}
+
+namespace {
+
+// Visits the data blocks (lblk, pblk) and the indirect blocks of a map.
+template <class OnData, class OnMeta>
+Result<void> walk_indirect(Ext2Mount& m, uint32_t ino, uint32_t p, int level, uint64_t base, OnData on_data,
+                           OnMeta on_meta) {
+  if (p == 0) return {};
+  if (p < m.geo().first_data_block || p >= m.geo().blocks_count)
+    return m.corrupt("block map points outside the file system", ino);
+  uint64_t per = m.geo().block_size / 4;
+  uint64_t span = 1;
+  for (int i = 1; i < level; i++) span *= per;
+  BufRef b = TRY(m.bread(p));
+  for (uint64_t i = 0; i < per; i++) {
+    uint32_t q = get32(b.data(), i * 4);
+    if (!q) continue;
+    if (level == 1) {
+      if (q < m.geo().first_data_block || q >= m.geo().blocks_count)
+        return m.corrupt("block map points outside the file system", ino);
+      TRY(on_data(base + i, q));
+    } else {
+      TRY(walk_indirect(m, ino, q, level - 1, base + i * span, on_data, on_meta));
+    }
+  }
+  return on_meta(p);
+}
+
+}  // namespace
+
+// --- truncation
+
+Result<void> Ext2Node::free_from(uint64_t first) {
+  Ext2Mount& m = em();
+  Kmem& km = m.kernel().kmem();
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0) return {};
+  if (flags() & kFlExtents) {
+    uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
+    size_t nruns = 0;
+    TRY(walk_extents(m, ino_, seed, raw_ + ino::kBlock, ino::kBlockBytes, -1,
+                     [&](const Run&) -> Result<void> { nruns++; return {}; },
+                     [&](uint64_t) -> Result<void> { return {}; }));
+    Run* runs = nruns ? static_cast<Run*>(km.alloc(nruns * sizeof(Run))) : nullptr;
+    if (nruns && !runs) return err(ENOMEM);
+    size_t k = 0;
+    Result<void> r = walk_extents(
+        m, ino_, seed, raw_ + ino::kBlock, ino::kBlockBytes, -1,
+        [&](const Run& run) -> Result<void> {
+          if (k < nruns) runs[k++] = run;
+          return {};
+        },
+        [&](uint64_t b) -> Result<void> {
+          TRY(m.free_block(b));
+          add_blocks(-1);
+          return {};
+        });
+    if (!r.ok()) {
+      Kmem::free(runs);
+      return r;
+    }
+    char* root = raw_ + ino::kBlock;
+    std::memset(root, 0, ino::kBlockBytes);
+    put16(root, 0, kExtentMagic);
+    put16(root, 4, 4);
+    for (size_t i = 0; i < k && r.ok(); i++) {
+      Run run = runs[i];
+      uint64_t keep = run.lblk >= first ? 0 : (run.lblk + run.len <= first ? run.len : first - run.lblk);
+      for (uint64_t b = keep; b < run.len && r.ok(); b++) {
+        r = m.free_block(run.pblk + b);
+        add_blocks(-1);
+      }
+      if (keep && r.ok()) r = insert_extent(run.lblk, run.pblk, static_cast<uint32_t>(keep), run.unwritten);
+    }
+    Kmem::free(runs);
+    return r;
+  }
+  // Indirect maps.
+  struct Pair {
+    uint64_t lblk, pblk;
+  };
+  size_t n = 0;
+  uint64_t per = m.geo().block_size / 4;
+  auto count_data = [&](uint64_t, uint64_t) -> Result<void> {
+    n++;
+    return {};
+  };
+  auto none = [&](uint64_t) -> Result<void> { return {}; };
+  uint64_t bases[3] = {12, 12 + per, 12 + per + per * per};
+  for (int lv = 1; lv <= 3; lv++)
+    TRY(walk_indirect(m, ino_, get32(raw_, ino::kBlock + size_t(11 + lv) * 4), lv, bases[lv - 1], count_data, none));
+  Pair* kept = n ? static_cast<Pair*>(km.alloc(n * sizeof(Pair))) : nullptr;
+  if (n && !kept) return err(ENOMEM);
+  size_t k = 0;
+  Result<void> r;
+  auto collect = [&](uint64_t l, uint64_t p) -> Result<void> {
+    if (l < first) {
+      if (k < n) kept[k++] = Pair{l, p};
+      return {};
+    }
+    TRY(m.free_block(p));
+    add_blocks(-1);
+    return {};
+  };
+  auto free_meta = [&](uint64_t b) -> Result<void> {
+    TRY(m.free_block(b));
+    add_blocks(-1);
+    return {};
+  };
+  for (int lv = 1; lv <= 3 && r.ok(); lv++)
+    r = walk_indirect(m, ino_, get32(raw_, ino::kBlock + size_t(11 + lv) * 4), lv, bases[lv - 1], collect, free_meta);
+  for (int i = 12; i < 15; i++) put32(raw_, ino::kBlock + size_t(i) * 4, 0);
+  for (uint64_t l = 0; l < 12 && r.ok(); l++) {
+    uint32_t p = get32(raw_, ino::kBlock + l * 4);
+    if (p && l >= first) {
+      r = m.free_block(p);
+      add_blocks(-1);
+      put32(raw_, ino::kBlock + l * 4, 0);
+    }
+  }
+  for (size_t i = 0; i < k && r.ok(); i++) r = insert_indirect(kept[i].lblk, kept[i].pblk);
+  Kmem::free(kept);
+  return r;
+}
+
+Result<uint64_t> Ext2Node::map_for_write(uint64_t lblk, bool& fresh) {
+  fresh = false;
+  Mapping map = TRY(bmap(lblk));
+  if (map.pblk) return map.pblk;
+  if (map.unwritten) return err(EOPNOTSUPP);
+  Ext2Mount& m = em();
+  uint64_t per = m.geo().block_size / 4;
+  if (!(flags() & kFlExtents) && lblk >= 12 + per + per * per + per * per * per) return err(EFBIG);
+  if ((flags() & kFlExtents) && lblk >= (uint64_t{1} << 32) - 1) return err(EFBIG);
+  uint64_t goal = 0;
+  if (lblk > 0) {
+    Mapping prev = TRY(bmap(lblk - 1));
+    if (prev.pblk) goal = prev.pblk + 1;
+  }
+  if (!goal) {
+    uint32_t g = (ino_ - 1) / m.geo().inodes_per_group;
+    goal = m.group_first_block(g);
+  }
+  uint64_t pb = TRY(m.alloc_block(goal));
+  add_blocks(1);
+  Result<void> r = (flags() & kFlExtents) ? insert_extent(lblk, pb, 1, false) : insert_indirect(lblk, pb);
+  if (!r.ok()) {
+    (void)m.free_block(pb);
+    add_blocks(-1);
+    return err(r.error());
+  }
+  fresh = true;
+  return pb;
+}
+
+}  // namespace rump

@@ -1,0 +1,406 @@
+// ext2/3/4 changes through the vnode interface: new inodes, links,
+// removal (an unlinked inode is freed with its last reference), rename,
+// writes, truncation, attributes and times; each change reaches the
+// inode table's buffer at once (write_inode).
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+
+#include <cstring>
+
+#include "fs/ext2/crc.h"
+#include "fs/ext2/ext2.h"
+#include "kern/kernel.h"
+
+namespace rump {
+
+using namespace ext2;
+
+namespace {
+
+constexpr uint16_t kLinkMax = 65000;
+
+}  // namespace
+
+uint16_t Ext2Node::links() const { return get16(raw_, ino::kLinks); }
+void Ext2Node::set_links(uint16_t n) { put16(raw_, ino::kLinks, n); }
+
+void Ext2Node::set_size(uint64_t s) {
+  put32(raw_, ino::kSizeLo, static_cast<uint32_t>(s));
+  if (type() == VType::kReg || (type() == VType::kDir && (em().geo().incompat & kIncompatLargedir)))
+    put32(raw_, ino::kSizeHigh, static_cast<uint32_t>(s >> 32));
+}
+
+void Ext2Node::add_blocks(int64_t fs_blocks) {
+  const Ext2Mount::Geometry& g = em().geo();
+  bool huge = g.ro_compat & kRoCompatHugeFile;
+  uint64_t v = get32(raw_, ino::kBlocksLo) | (huge ? uint64_t{get16(raw_, ino::kBlocksHi)} << 32 : 0);
+  int64_t unit = (huge && (flags() & kFlHugeFile)) ? 1 : g.block_size / 512;
+  v += static_cast<uint64_t>(fs_blocks * unit);
+  put32(raw_, ino::kBlocksLo, static_cast<uint32_t>(v));
+  if (huge) put16(raw_, ino::kBlocksHi, static_cast<uint16_t>(v >> 32));
+}
+
+void Ext2Node::set_time(size_t sec_off, size_t extra_off, const timespec& t) {
+  put32(raw_, sec_off, static_cast<uint32_t>(t.tv_sec));
+  uint32_t extra_isize = em().geo().inode_size > kGoodOldInodeSize ? get16(raw_, ino::kExtraIsize) : 0;
+  if (extra_off + 4 <= kGoodOldInodeSize + extra_isize) {
+    int64_t lo = static_cast<int32_t>(static_cast<uint32_t>(t.tv_sec));
+    uint32_t epoch = static_cast<uint32_t>(((t.tv_sec - lo) >> 32) & 3);
+    put32(raw_, extra_off, epoch | static_cast<uint32_t>(t.tv_nsec) << 2);
+  }
+}
+
+Result<void> Ext2Node::write_inode() {
+  Ext2Mount& m = em();
+  const Ext2Mount::Geometry& g = m.geo();
+  if (m.has_csum()) {
+    uint32_t extra = g.inode_size > kGoodOldInodeSize ? get16(raw_, ino::kExtraIsize) : 0;
+    bool hi = extra >= 4;
+    put16(raw_, ino::kChecksumLo, 0);
+    if (hi) put16(raw_, ino::kChecksumHi, 0);
+    uint32_t c = crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), raw_, g.inode_size);
+    put16(raw_, ino::kChecksumLo, static_cast<uint16_t>(c));
+    if (hi) put16(raw_, ino::kChecksumHi, static_cast<uint16_t>(c >> 16));
+  }
+  uint32_t group = (ino_ - 1) / g.inodes_per_group, index = (ino_ - 1) % g.inodes_per_group;
+  BufRef gh;
+  const char* d = TRY(m.group_desc(group, gh));
+  uint64_t table = gd::get_block(d, gd::kInodeTableLo, gd::kInodeTableHi, g.desc_size >= 64);
+  gh.reset();
+  uint64_t byte = uint64_t{index} * g.inode_size;
+  BufRef ib = TRY(m.bread(table + byte / g.block_size));
+  std::memcpy(ib.data() + byte % g.block_size, raw_, g.inode_size);
+  ib.dirty();
+  return {};
+}
+
+void Ext2Node::touch(int which) {
+  if (!em().writable()) return;
+  timespec now = wall_timespec();
+  if (which & 1) set_time(ino::kAtime, ino::kAtimeExtra, now);
+  if (which & 2) set_time(ino::kMtime, ino::kMtimeExtra, now);
+  if (which & 4) set_time(ino::kCtime, ino::kCtimeExtra, now);
+  (void)write_inode();
+}
+
+Result<void> Ext2Node::setattr(const SetAttr& sa) {
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  if (sa.mask & SetAttr::kSize) TRY(truncate(sa.size));
+  if (sa.mask & SetAttr::kMode)
+    put16(raw_, ino::kMode, static_cast<uint16_t>((get16(raw_, ino::kMode) & S_IFMT) | (sa.mode & 07777)));
+  if (sa.mask & SetAttr::kUid) {
+    put16(raw_, ino::kUid, static_cast<uint16_t>(sa.uid));
+    put16(raw_, ino::kUidHigh, static_cast<uint16_t>(sa.uid >> 16));
+  }
+  if (sa.mask & SetAttr::kGid) {
+    put16(raw_, ino::kGid, static_cast<uint16_t>(sa.gid));
+    put16(raw_, ino::kGidHigh, static_cast<uint16_t>(sa.gid >> 16));
+  }
+  if (sa.mask & SetAttr::kAtime) set_time(ino::kAtime, ino::kAtimeExtra, sa.atime);
+  if (sa.mask & SetAttr::kMtime) set_time(ino::kMtime, ino::kMtimeExtra, sa.mtime);
+  set_time(ino::kCtime, ino::kCtimeExtra, (sa.mask & SetAttr::kCtime) ? sa.ctime : wall_timespec());
+  return write_inode();
+}
+
+// --- new inodes
+
+Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
+  Ext2Mount& m = em();
+  m.lock_.assert_held();
+  const Ext2Mount::Geometry& g = m.geo();
+  bool dir = n.type == VType::kDir;
+  uint32_t goal = (ino_ - 1) / g.inodes_per_group;
+  uint32_t ino = TRY(m.alloc_inode(goal, dir));
+  char* raw = static_cast<char*>(m.kernel().kmem().zalloc(g.inode_size));
+  if (!raw) {
+    (void)m.free_inode(ino, dir);
+    return err(ENOMEM);
+  }
+  put16(raw, ino::kMode, static_cast<uint16_t>(vtype_to_ifmt(n.type) | (n.mode & 07777)));
+  put16(raw, ino::kUid, static_cast<uint16_t>(n.uid));
+  put16(raw, ino::kUidHigh, static_cast<uint16_t>(n.uid >> 16));
+  put16(raw, ino::kGid, static_cast<uint16_t>(n.gid));
+  put16(raw, ino::kGidHigh, static_cast<uint16_t>(n.gid >> 16));
+  put16(raw, ino::kLinks, dir ? 2 : 1);
+  put32(raw, ino::kGeneration, m.next_generation());
+  if (g.inode_size > kGoodOldInodeSize) {
+    uint32_t extra = g.inode_size - kGoodOldInodeSize < 32 ? g.inode_size - kGoodOldInodeSize : 32;
+    put16(raw, ino::kExtraIsize, static_cast<uint16_t>(extra));
+  }
+  bool slow_link = n.type == VType::kLnk && n.symlink_target.size() >= ino::kBlockBytes;
+  bool mapped = n.type == VType::kReg || dir || slow_link;
+  if (mapped && (g.incompat & kIncompatExtents)) {
+    put32(raw, ino::kFlags, kFlExtents);
+    put16(raw, ino::kBlock, kExtentMagic);
+    put16(raw, ino::kBlock + 4, 4);
+  }
+  if (n.type == VType::kChr || n.type == VType::kBlk) {
+    uint32_t ma = major(n.rdev), mi = minor(n.rdev);
+    if (ma < 256 && mi < 256) put32(raw, ino::kBlock, ma << 8 | mi);
+    else put32(raw, ino::kBlock + 4, (mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12));
+  }
+  auto* node = new (m.kernel().kmem()) Ext2Node(m, n.type, ino, raw);
+  if (!node) {
+    Kmem::free(raw);
+    (void)m.free_inode(ino, dir);
+    return err(ENOMEM);
+  }
+  Ref<Vnode> ref(kAdopt, static_cast<Vnode*>(node));
+  m.nodes_.insert(*node);
+  if (dir) node->parent_ = RefPtr<Vnode>(static_cast<Vnode*>(this));
+  timespec now = wall_timespec();
+  node->set_time(ino::kAtime, ino::kAtimeExtra, now);
+  node->set_time(ino::kMtime, ino::kMtimeExtra, now);
+  node->set_time(ino::kCtime, ino::kCtimeExtra, now);
+  node->set_time(ino::kCrtime, ino::kCrtimeExtra, now);
+  // From here on a failure unlinks the node: its release frees it.
+  auto undo = [&](int e) -> Result<Ref<Vnode>> {
+    node->set_links(0);
+    return err(e);
+  };
+  if (dir) {
+    bool fresh;
+    Result<uint64_t> pb = node->map_for_write(0, fresh);
+    if (!pb.ok()) return undo(pb.error());
+    Result<BufRef> bh = m.bc_.getblk(m.dev_, *pb, g.block_size);
+    if (!bh.ok()) return undo(bh.error());
+    (void)node->init_dir_block(bh->data(), ino_);
+    bh->dirty();
+    node->set_size(g.block_size);
+  } else if (n.type == VType::kLnk) {
+    size_t len = n.symlink_target.size();
+    if (len >= g.block_size || len >= kPathMax) return undo(ENAMETOOLONG);
+    if (!slow_link) {
+      std::memcpy(node->raw_ + ino::kBlock, n.symlink_target.data(), len);
+    } else {
+      bool fresh;
+      Result<uint64_t> pb = node->map_for_write(0, fresh);
+      if (!pb.ok()) return undo(pb.error());
+      Result<BufRef> bh = m.bc_.getblk(m.dev_, *pb, g.block_size);
+      if (!bh.ok()) return undo(bh.error());
+      std::memset(bh->data(), 0, g.block_size);
+      std::memcpy(bh->data(), n.symlink_target.data(), len);
+      bh->dirty();
+    }
+    node->set_size(len);
+  }
+  Result<void> w = node->write_inode();
+  if (!w.ok()) return undo(w.error());
+  return ref;
+}
+
+Result<Ref<Vnode>> Ext2Node::create(std::string_view name, const NewNode& n) {
+  if (!is_dir()) return err(ENOTDIR);
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  if (name.size() > kNameMax) return err(ENAMETOOLONG);
+  if (find_entry(name).ok()) return err(EEXIST);
+  if (n.type == VType::kDir && links() >= kLinkMax) return err(EMLINK);
+  Ref<Vnode> child = TRY(new_inode(n));
+  auto& c = static_cast<Ext2Node&>(*child);
+  Result<void> r = add_entry(name, c.ino_, n.type);
+  if (!r.ok()) {
+    c.set_links(0);
+    return err(r.error());
+  }
+  if (n.type == VType::kDir) set_links(static_cast<uint16_t>(links() + 1));
+  timespec now = wall_timespec();
+  set_time(ino::kMtime, ino::kMtimeExtra, now);
+  set_time(ino::kCtime, ino::kCtimeExtra, now);
+  TRY(write_inode());
+  return child;
+}
+
+Result<void> Ext2Node::link(std::string_view name, Vnode& target) {
+  if (!is_dir()) return err(ENOTDIR);
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  auto& t = static_cast<Ext2Node&>(target);
+  if (t.links() >= kLinkMax) return err(EMLINK);
+  if (find_entry(name).ok()) return err(EEXIST);
+  TRY(add_entry(name, t.ino_, t.type()));
+  t.set_links(static_cast<uint16_t>(t.links() + 1));
+  t.touch(4);
+  touch(2 | 4);
+  return {};
+}
+
+Result<void> Ext2Node::remove(std::string_view name, Vnode& vp) {
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  auto& t = static_cast<Ext2Node&>(vp);
+  TRY(remove_entry(name, t.ino_));
+  if (t.links() > 0) t.set_links(static_cast<uint16_t>(t.links() - 1));
+  t.touch(4);
+  touch(2 | 4);
+  return {};
+}
+
+Result<void> Ext2Node::rmdir(std::string_view name, Vnode& vp) {
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  auto& t = static_cast<Ext2Node&>(vp);
+  if (t.has_entries()) return err(ENOTEMPTY);
+  TRY(remove_entry(name, t.ino_));
+  t.set_links(0);
+  t.parent_.reset();
+  (void)t.write_inode();
+  if (links() > 2) set_links(static_cast<uint16_t>(links() - 1));
+  touch(2 | 4);
+  return {};
+}
+
+Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_dir_v, std::string_view to_name,
+                              Vnode* target, bool exchange) {
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  auto& to_dir = static_cast<Ext2Node&>(to_dir_v);
+  auto& node = static_cast<Ext2Node&>(vp);
+  auto move_dotdot = [&](Ext2Node& d, Ext2Node& from, Ext2Node& to) -> Result<void> {
+    if (!d.is_dir() || &from == &to) return {};
+    TRY(d.retarget_entry("..", to.ino_, VType::kDir));
+    from.set_links(static_cast<uint16_t>(from.links() - 1));
+    to.set_links(static_cast<uint16_t>(to.links() + 1));
+    d.parent_ = RefPtr<Vnode>(static_cast<Vnode*>(&to));
+    return {};
+  };
+  if (exchange) {
+    auto& other = static_cast<Ext2Node&>(*target);
+    TRY(retarget_entry(from_name, other.ino_, other.type()));
+    TRY(to_dir.retarget_entry(to_name, node.ino_, node.type()));
+    TRY(move_dotdot(node, *this, to_dir));
+    TRY(move_dotdot(other, to_dir, *this));
+    node.touch(4);
+    other.touch(4);
+  } else {
+    if (target) {
+      auto& t = static_cast<Ext2Node&>(*target);
+      if (t.is_dir() && t.has_entries()) return err(ENOTEMPTY);
+      TRY(to_dir.retarget_entry(to_name, node.ino_, node.type()));
+      if (t.is_dir()) {
+        t.set_links(0);
+        t.parent_.reset();
+        to_dir.set_links(static_cast<uint16_t>(to_dir.links() - 1));
+      } else if (t.links() > 0) {
+        t.set_links(static_cast<uint16_t>(t.links() - 1));
+      }
+      t.touch(4);
+    } else {
+      TRY(to_dir.add_entry(to_name, node.ino_, node.type()));
+    }
+    TRY(remove_entry(from_name, node.ino_));
+    TRY(move_dotdot(node, *this, to_dir));
+    node.touch(4);
+  }
+  touch(2 | 4);
+  if (&to_dir != this) to_dir.touch(2 | 4);
+  return {};
+}
+
+// --- data
+
+Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
+  if (type() != VType::kReg) return err(EINVAL);
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  uint32_t bs = m.geo().block_size;
+  uint64_t old = size();
+  // Bytes between the old end and the write read as zeros: clear the
+  // rest of the old last block.
+  if (off > old && old % bs) {
+    Mapping map = TRY(bmap(old / bs));
+    if (map.pblk) {
+      BufRef bh = TRY(m.bread(map.pblk));
+      uint64_t end = (old / bs + 1) * bs;
+      if (off < end) end = off;
+      std::memset(bh.data() + old % bs, 0, end - old);
+      bh.dirty();
+    }
+  }
+  const char* in = static_cast<const char*>(buf);
+  size_t done = 0;
+  Result<void> failed;
+  while (done < len) {
+    uint64_t pos = off + done;
+    uint64_t lblk = pos / bs;
+    size_t at = pos % bs;
+    size_t n = bs - at < len - done ? bs - at : len - done;
+    bool fresh = false;
+    Result<uint64_t> pb = map_for_write(lblk, fresh);
+    if (!pb.ok()) {
+      failed = err(pb.error());
+      break;
+    }
+    Result<BufRef> bh = (fresh || n == bs) ? m.bc_.getblk(m.dev_, *pb, bs) : m.bread(*pb);
+    if (!bh.ok()) {
+      failed = err(bh.error());
+      break;
+    }
+    if (fresh) std::memset(bh->data(), 0, bs);
+    std::memcpy(bh->data() + at, in + done, n);
+    bh->dirty();
+    done += n;
+  }
+  if (off + done > old) set_size(off + done);
+  if (done > 0) {
+    timespec now = wall_timespec();
+    set_time(ino::kMtime, ino::kMtimeExtra, now);
+    set_time(ino::kCtime, ino::kCtimeExtra, now);
+  }
+  Result<void> w = write_inode();
+  if (done == 0) {
+    if (!failed.ok()) return err(failed.error());
+    TRY(w);
+  }
+  return done;
+}
+
+Result<void> Ext2Node::truncate(uint64_t new_size) {
+  if (is_dir()) return err(EISDIR);
+  if (type() != VType::kReg) return err(EINVAL);
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  uint32_t bs = m.geo().block_size;
+  uint64_t old = size();
+  if (new_size < old) {
+    TRY(free_from((new_size + bs - 1) / bs));
+    if (new_size % bs) {
+      Mapping map = TRY(bmap(new_size / bs));
+      if (map.pblk) {
+        BufRef bh = TRY(m.bread(map.pblk));
+        std::memset(bh.data() + new_size % bs, 0, bs - new_size % bs);
+        bh.dirty();
+      }
+    }
+  } else if (new_size > old && old % bs) {
+    Mapping map = TRY(bmap(old / bs));
+    if (map.pblk) {
+      BufRef bh = TRY(m.bread(map.pblk));
+      std::memset(bh.data() + old % bs, 0, bs - old % bs);
+      bh.dirty();
+    }
+  }
+  set_size(new_size);
+  timespec now = wall_timespec();
+  set_time(ino::kMtime, ino::kMtimeExtra, now);
+  set_time(ino::kCtime, ino::kCtimeExtra, now);
+  return write_inode();
+}
+
+// The last reference of an unlinked inode went: its blocks and the inode
+// go back to the bitmaps.
+Result<void> Ext2Node::release() {
+  Ext2Mount& m = em();
+  bool mapped = type() == VType::kReg || type() == VType::kDir ||
+                (type() == VType::kLnk && !(size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0));
+  if (mapped && !(flags() & kFlInlineData)) TRY(free_from(0));
+  set_size(0);
+  put32(raw_, ino::kDtime, static_cast<uint32_t>(wall_timespec().tv_sec));
+  TRY(write_inode());
+  return m.free_inode(ino_, is_dir());
+}
+
+}  // namespace rump
