@@ -177,7 +177,7 @@ class Ext2Mount : public Mount {
   Ext2Mount(Kernel& k, FsType& t, int flags, Ref<Vnode> devvp, BlockDevice& dev);
   ~Ext2Mount() override;
   Stat statfs() override;
-  void teardown() override;
+  void teardown() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   const Geometry& geo() const { return geo_; }
   const Vnode* device_vnode() const { return devvp_.get(); }

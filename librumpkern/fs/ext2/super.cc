@@ -465,6 +465,7 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
     if (geo_.journal_inum >= geo_.first_ino && geo_.journal_inum != 8) return corrupt("bad journal inode", 0);
     Ref<Vnode> j = TRY(iget(geo_.journal_inum, nullptr));
     Vattr va;
+    j->lock().assert_held();  // this mount's lock, held above
     j->getattr(va);
     jblocks_ = va.size / geo_.block_size;
   }
