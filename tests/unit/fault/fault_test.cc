@@ -315,59 +315,54 @@ TEST_CASE("boot fails cleanly at every failure point, and halt frees everything"
 
 // Cold: a fresh kernel per step. Warm: the scenario ran once first.
 //
-// Hidden ([.]) until the area named by the tag survives a failed
-// allocation (a container allocation that fails panics, KAllocator):
-// [vfs-fdtable] FileTable::copy's vector copy (fork with RFFDG) and
-// FileTable::alloc's resize (a new descriptor past the table's end);
-// [tmpfs-dir] TmpfsNode::add_entry's by_name_/by_cookie_ emplace;
-// [vmspace-pages] VmObject::reserve_one_locked's flat_hash_map::reserve
-// (it expects an exception the kernel no longer has); [etfs-errno] etfs
-// turns injected failures into ENOENT (registration) and EBADF (a later
-// pwrite64); [kern-boot-leak] a boot that fails part-way leaves one
-// allocation behind, which halt's leak check catches.
-TEST_CASE("fault sweep cold: process trees", "[fault][.][vfs-fdtable]") {
+// Hidden ([.]) while the area named by the tag does not yet survive a
+// failed hypercall: [etfs-errno] etfs turns injected failures into ENOENT
+// (registration) and EBADF (a later pwrite64); [kern-boot-leak] a boot
+// that fails part-way leaves one allocation behind, which halt's leak
+// check catches.
+TEST_CASE("fault sweep cold: process trees", "[fault]") {
   CHECK(sweep(process_tree) > 0);
 }
-TEST_CASE("fault sweep warm: process trees", "[fault][.][vfs-fdtable]") {
+TEST_CASE("fault sweep warm: process trees", "[fault]") {
   CHECK(sweep(process_tree, Start::kWarm) > 0);
 }
 
-TEST_CASE("fault sweep cold: isolated address spaces and copy-on-write", "[fault][.][vmspace-pages]") {
+TEST_CASE("fault sweep cold: isolated address spaces and copy-on-write", "[fault]") {
   CHECK(sweep(vmspace_cow) > 0);
 }
-TEST_CASE("fault sweep warm: isolated address spaces and copy-on-write", "[fault][.][vmspace-pages]") {
+TEST_CASE("fault sweep warm: isolated address spaces and copy-on-write", "[fault]") {
   CHECK(sweep(vmspace_cow, Start::kWarm) > 0);
 }
 
-TEST_CASE("fault sweep cold: tmpfs file work", "[fault][.][tmpfs-dir]") {
+TEST_CASE("fault sweep cold: tmpfs file work", "[fault]") {
   CHECK(sweep(tmpfs_files) > 0);
 }
-TEST_CASE("fault sweep warm: tmpfs file work", "[fault][.][tmpfs-dir]") {
+TEST_CASE("fault sweep warm: tmpfs file work", "[fault]") {
   CHECK(sweep(tmpfs_files, Start::kWarm) > 0);
 }
 
-TEST_CASE("fault sweep cold: etfs file work", "[fault][.][tmpfs-dir][etfs-errno]") {
+TEST_CASE("fault sweep cold: etfs file work", "[fault][.][etfs-errno]") {
   std::string host = make_host_file();
   CHECK(sweep([&](Outcome& o) { etfs_files(o, host.c_str()); }) > 0);
   unlink(host.c_str());
 }
-TEST_CASE("fault sweep warm: etfs file work", "[fault][.][tmpfs-dir][etfs-errno]") {
+TEST_CASE("fault sweep warm: etfs file work", "[fault][.][etfs-errno]") {
   std::string host = make_host_file();
   CHECK(sweep([&](Outcome& o) { etfs_files(o, host.c_str()); }, Start::kWarm) > 0);
   unlink(host.c_str());
 }
 
-TEST_CASE("fault sweep cold: pipes and poll", "[fault][.][vfs-fdtable]") {
+TEST_CASE("fault sweep cold: pipes and poll", "[fault]") {
   CHECK(sweep(pipes_poll) > 0);
 }
 TEST_CASE("fault sweep warm: pipes and poll", "[fault]") {
   CHECK(sweep(pipes_poll, Start::kWarm) > 0);
 }
 
-TEST_CASE("fault sweep cold: mounts", "[fault][.][tmpfs-dir]") {
+TEST_CASE("fault sweep cold: mounts", "[fault]") {
   CHECK(sweep(mounts) > 0);
 }
-TEST_CASE("fault sweep warm: mounts", "[fault][.][tmpfs-dir]") {
+TEST_CASE("fault sweep warm: mounts", "[fault]") {
   CHECK(sweep(mounts, Start::kWarm) > 0);
 }
 
