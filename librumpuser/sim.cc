@@ -36,10 +36,10 @@
 #endif
 #endif
 #ifdef RUMPUSER_SIM_ASAN
-// The ucontext fibers tell ASan about every stack switch; the assembly
-// ones do not.
-#define BOOST_USE_UCONTEXT
-#define BOOST_USE_ASAN
+// Debian's Boost.Context is built for its assembly fibers only (the
+// ucontext ones, which tell ASan about stack switches, are not in the
+// library), so under ASan the fibers get bigger stacks and a stack taken
+// back is unpoisoned before reuse.
 #include <sanitizer/asan_interface.h>
 #endif
 
