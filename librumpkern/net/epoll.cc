@@ -339,14 +339,7 @@ class EpollOps : public FileOps {
     if (pt) pt->add(ep.wq_);
     return ep.rdl_.empty() ? 0 : static_cast<short>((POLLIN | POLLRDNORM) & events);
   }
-  Result<void> stat(File& f, struct stat* st) const override {
-    std::memset(st, 0, sizeof *st);
-    st->st_mode = 0600;
-    st->st_nlink = 1;
-    st->st_blksize = 4096;
-    st->st_ino = reinterpret_cast<uintptr_t>(f.data_) >> 4;
-    return {};
-  }
+  Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
   void close(File& f) const override {
     auto* ep = static_cast<Eventpoll*>(f.data_);
     if (!ep) return;

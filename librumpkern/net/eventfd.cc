@@ -10,7 +10,6 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
-#include <cstring>
 
 #include "kern/copy.h"
 #include "kern/kernel.h"
@@ -100,14 +99,7 @@ class EventfdOps : public FileOps {
     if (e.count_ == ~uint64_t{0}) m |= POLLERR;
     return m & (events | POLLERR | POLLHUP);
   }
-  Result<void> stat(File& f, struct stat* st) const override {
-    std::memset(st, 0, sizeof *st);
-    st->st_mode = 0600;  // an anonymous inode
-    st->st_nlink = 1;
-    st->st_blksize = 4096;
-    st->st_ino = reinterpret_cast<uintptr_t>(f.data_) >> 4;
-    return {};
-  }
+  Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
   void close(File& f) const override {
     if (auto* e = static_cast<Eventfd*>(f.data_)) e->unref();
     f.data_ = nullptr;

@@ -441,29 +441,48 @@ Result<long> sys_recvmsg(Lwp& l, int sockfd, UserPtr<void> msg, int flags) {
   return got;
 }
 
-Result<long> sys_sendmmsg(Lwp& l, int sockfd, UserPtr<void> msgvec, unsigned int vlen, int flags) {
-  Ref<File> f = TRY(fd_get(l, sockfd));
-  Socket* so = file_socket(*f);
-  if (!so) return err(ENOTSOCK);
+namespace {
+
+// sendmmsg/recvmmsg: runs one(mm, i) on each of the vlen mmsghdrs at
+// msgvec and stores its length in msg_len (the whole mmsghdr when
+// whole_back: recvmsg also updates the header). A failure on the first
+// message is the call's error; a later one ends the batch, which returns
+// how many went.
+template <class Fn>
+Result<long> each_mmsg(Lwp& l, uintptr_t msgvec, unsigned vlen, bool whole_back, Fn one) {
   if (vlen > kIovMax) vlen = kIovMax;
   unsigned i = 0;
   for (; i < vlen; i++) {
-    uintptr_t at = msgvec.addr + i * sizeof(mmsghdr);
+    uintptr_t at = msgvec + i * sizeof(mmsghdr);
     mmsghdr mm;
     Result<void> c = copyin(l, at, &mm, sizeof mm);
     if (!c.ok()) {
       if (i == 0) return err(c.error());
       break;
     }
-    Result<long> r = do_sendmsg(l, *so, *f, mm.msg_hdr, flags);
+    Result<long> r = one(mm, i);
     if (!r.ok()) {
       if (i == 0) return err(r.error());
       break;
     }
-    unsigned len = static_cast<unsigned>(r.value());
-    TRY(copyout(l, &len, at + offsetof(mmsghdr, msg_len), sizeof len));
+    mm.msg_len = static_cast<unsigned>(r.value());
+    if (whole_back) {
+      TRY(copyout(l, &mm, at, sizeof mm));
+    } else {
+      TRY(copyout(l, &mm.msg_len, at + offsetof(mmsghdr, msg_len), sizeof mm.msg_len));
+    }
   }
   return i;
+}
+
+}  // namespace
+
+Result<long> sys_sendmmsg(Lwp& l, int sockfd, UserPtr<void> msgvec, unsigned int vlen, int flags) {
+  Ref<File> f = TRY(fd_get(l, sockfd));
+  Socket* so = file_socket(*f);
+  if (!so) return err(ENOTSOCK);
+  return each_mmsg(l, msgvec.addr, vlen, false,
+                   [&](mmsghdr& mm, unsigned) { return do_sendmsg(l, *so, *f, mm.msg_hdr, flags); });
 }
 
 Result<long> sys_recvmmsg(Lwp& l, int sockfd, UserPtr<void> msgvec, unsigned int vlen, int flags,
@@ -471,28 +490,12 @@ Result<long> sys_recvmmsg(Lwp& l, int sockfd, UserPtr<void> msgvec, unsigned int
   Ref<File> f = TRY(fd_get(l, sockfd));
   Socket* so = file_socket(*f);
   if (!so) return err(ENOTSOCK);
-  if (vlen > kIovMax) vlen = kIovMax;
-  unsigned i = 0;
-  for (; i < vlen; i++) {
-    uintptr_t at = msgvec.addr + i * sizeof(mmsghdr);
-    mmsghdr mm;
-    Result<void> c = copyin(l, at, &mm, sizeof mm);
-    if (!c.ok()) {
-      if (i == 0) return err(c.error());
-      break;
-    }
+  return each_mmsg(l, msgvec.addr, vlen, true, [&](mmsghdr& mm, unsigned i) {
     // After the first message, MSG_WAITFORONE makes the rest non-blocking.
     int fl = flags & kRecvFlags;
     if (i > 0 && (flags & MSG_WAITFORONE)) fl |= MSG_DONTWAIT;
-    Result<long> r = do_recvmsg(l, *so, *f, mm.msg_hdr, fl);
-    if (!r.ok()) {
-      if (i == 0) return err(r.error());
-      break;
-    }
-    mm.msg_len = static_cast<unsigned>(r.value());
-    TRY(copyout(l, &mm, at, sizeof mm));
-  }
-  return i;
+    return do_recvmsg(l, *so, *f, mm.msg_hdr, fl);
+  });
 }
 
 namespace {

@@ -14,7 +14,6 @@
 #include <sys/timerfd.h>
 #include <time.h>
 
-#include <cstring>
 
 #include "kern/callout.h"
 #include "kern/clock.h"
@@ -108,14 +107,7 @@ class TimerfdOps : public FileOps {
     if (pt) pt->add(t.wq_);
     return t.ticks_ ? static_cast<short>((POLLIN | POLLRDNORM) & events) : 0;
   }
-  Result<void> stat(File& f, struct stat* st) const override {
-    std::memset(st, 0, sizeof *st);
-    st->st_mode = 0600;
-    st->st_nlink = 1;
-    st->st_blksize = 4096;
-    st->st_ino = reinterpret_cast<uintptr_t>(f.data_) >> 4;
-    return {};
-  }
+  Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
   void close(File& f) const override {
     if (auto* t = static_cast<Timerfd*>(f.data_)) t->unref();
     f.data_ = nullptr;

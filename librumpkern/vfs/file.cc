@@ -467,4 +467,13 @@ const PathFileOps g_path_ops;
 const FileOps& kVnodeFileOps = g_vnode_ops;
 const FileOps& kPathFileOps = g_path_ops;
 
+Result<void> anon_inode_stat(const File& f, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_mode = 0600;
+  st->st_nlink = 1;
+  st->st_blksize = 4096;
+  st->st_ino = reinterpret_cast<uintptr_t>(f.data_) >> 4;
+  return {};
+}
+
 }  // namespace rump

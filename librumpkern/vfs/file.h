@@ -260,4 +260,8 @@ extern const FileOps& kVnodeFileOps;
 // O_PATH descriptors: no I/O.
 extern const FileOps& kPathFileOps;
 
+// stat of a file with no inode of its own (eventfd, timerfd, epoll: Linux's
+// anonymous inodes): mode 0600, one link, an inode number from the object.
+Result<void> anon_inode_stat(const File& f, struct stat* st);
+
 }  // namespace rump

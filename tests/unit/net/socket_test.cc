@@ -268,3 +268,43 @@ TEST_CASE("net: a bad user pointer is EFAULT for every socket, epoll and timerfd
   std::error_code ec;
   std::filesystem::remove_all(env.dir, ec);
 }
+
+TEST_CASE("net: sendmmsg sends a batch and recvmmsg with MSG_WAITFORONE returns what is queued", "[net]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    int p[2];
+    REQUIRE(rump_sys_socketpair(AF_UNIX, SOCK_DGRAM, 0, p) == 0);
+    const char* words[3] = {"one", "three", "seventeen"};
+    iovec out_iov[3];
+    mmsghdr out[3];
+    std::memset(out, 0, sizeof out);
+    for (int i = 0; i < 3; i++) {
+      out_iov[i] = {const_cast<char*>(words[i]), std::strlen(words[i])};
+      out[i].msg_hdr.msg_iov = &out_iov[i];
+      out[i].msg_hdr.msg_iovlen = 1;
+      out[i].msg_len = 12345;
+    }
+    CHECK(rump_sys_sendmmsg(p[0], out, 3, 0) == 3);
+    for (int i = 0; i < 3; i++) CHECK(out[i].msg_len == std::strlen(words[i]));
+
+    char bufs[5][16];
+    iovec in_iov[5];
+    mmsghdr in[5];
+    std::memset(in, 0, sizeof in);
+    for (int i = 0; i < 5; i++) {
+      in_iov[i] = {bufs[i], sizeof bufs[i]};
+      in[i].msg_hdr.msg_iov = &in_iov[i];
+      in[i].msg_hdr.msg_iovlen = 1;
+    }
+    // Blocking socket: the first message is waited for, the rest are not.
+    CHECK(rump_sys_recvmmsg(p[1], in, 5, MSG_WAITFORONE, nullptr) == 3);
+    for (int i = 0; i < 3; i++) {
+      REQUIRE(in[i].msg_len == std::strlen(words[i]));
+      CHECK(std::memcmp(bufs[i], words[i], in[i].msg_len) == 0);
+    }
+    CHECK_ERRNO(EAGAIN, rump_sys_recvmmsg(p[1], in, 5, MSG_DONTWAIT, nullptr));
+    CHECK_ERRNO(ENOTSOCK, rump_sys_sendmmsg(0, out, 1, 0));
+    rump_sys_close(p[0]);
+    rump_sys_close(p[1]);
+  });
+}
