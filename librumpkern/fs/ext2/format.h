@@ -158,4 +158,26 @@ inline constexpr uint8_t kXattrIndexSystem = 7;
 // Journal (jbd2) block header: magic, block type, sequence (big-endian).
 inline constexpr uint32_t kJbd2Magic = 0xC03B3998;
 
+// Where a logical block past the 12 direct ones (lblk counted from the
+// first indirect one) sits in a block map with per pointers a block: the
+// depth of its indirect tree (1 to 3), the blocks that tree spans, and
+// lblk's offset inside it. False past the triple-indirect tree.
+struct IndirectSlot {
+  int levels;
+  uint64_t span;
+  uint64_t off;
+};
+inline bool indirect_slot(uint64_t lblk, uint64_t per, IndirectSlot& s) {
+  if (lblk < per) {
+    s = {1, per, lblk};
+  } else if (lblk - per < per * per) {
+    s = {2, per * per, lblk - per};
+  } else {
+    lblk -= per + per * per;
+    if (lblk >= per * per * per) return false;
+    s = {3, per * per * per, lblk};
+  }
+  return true;
+}
+
 }  // namespace rump::ext2

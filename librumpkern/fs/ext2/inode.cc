@@ -257,22 +257,11 @@ Result<Ext2Node::Mapping> Ext2Node::bmap_indirect(uint64_t lblk) const {
     return Mapping{p, count};
   };
   if (lblk < 12) return run(raw_ + ino::kBlock, lblk, 12);
-  lblk -= 12;
-  int levels;
-  uint64_t span;
-  if (lblk < per) {
-    levels = 1;
-    span = per;
-  } else if (lblk - per < per * per) {
-    lblk -= per;
-    levels = 2;
-    span = per * per;
-  } else {
-    lblk -= per + per * per;
-    if (lblk >= per * per * per) return Mapping{0, 1};
-    levels = 3;
-    span = per * per * per;
-  }
+  IndirectSlot where;
+  if (!indirect_slot(lblk - 12, per, where)) return Mapping{0, 1};
+  lblk = where.off;
+  int levels = where.levels;
+  uint64_t span = where.span;
   uint32_t p = get32(raw_, ino::kBlock + size_t(11 + levels) * 4);
   TRY(check(p));
   BufRef hold;

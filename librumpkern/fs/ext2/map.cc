@@ -226,22 +226,11 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
     put32(raw_, ino::kBlock + lblk * 4, static_cast<uint32_t>(pblk));
     return {};
   }
-  lblk -= 12;
-  int levels;
-  uint64_t span;
-  if (lblk < per) {
-    levels = 1;
-    span = per;
-  } else if (lblk - per < per * per) {
-    lblk -= per;
-    levels = 2;
-    span = per * per;
-  } else {
-    lblk -= per + per * per;
-    if (lblk >= per * per * per) return err(EFBIG);
-    levels = 3;
-    span = per * per * per;
-  }
+  IndirectSlot where;
+  if (!indirect_slot(lblk - 12, per, where)) return err(EFBIG);
+  lblk = where.off;
+  int levels = where.levels;
+  uint64_t span = where.span;
   // The slot holding the pointer at each level: the inode, then blocks.
   char* slot_base = raw_;
   size_t slot = ino::kBlock + size_t(11 + levels) * 4;
