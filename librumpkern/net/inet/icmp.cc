@@ -188,7 +188,7 @@ void ip_send_unreach(Kernel& k, Pkt* p, const IpHdrInfo& ip, int code) {
   h.protocol = ip.proto;
   h.saddr = ip.src.v4.s;
   h.daddr = ip.dst.v4.s;
-  h.check = in_cksum(&h, sizeof h);
+  h.check = htons(in_cksum(&h, sizeof h));
   uint8_t first[8] = {};
   size_t n = p->len() < 8 ? p->len() : 8;
   p->copy_out(0, n, first);

@@ -87,7 +87,7 @@ In6Addr prefix6(const In6Addr& a, int plen) {
 
 }  // namespace
 
-Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen) {
+Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary) {
   if (plen < 0 || plen > 32) return err(EINVAL);
   if (a.multicast() || a.limited_broadcast()) return err(EINVAL);
   InetState& st = ifp.state();
@@ -99,7 +99,13 @@ Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen) {
       if (ifp.addr4[i].addr == a) slot = &ifp.addr4[i];
     if (!slot) {
       if (ifp.naddr4 == Ifnet::kMaxAddr4) return err(ENOSPC);
-      slot = &ifp.addr4[ifp.naddr4++];
+      if (primary) {
+        for (int i = ifp.naddr4; i > 0; i--) ifp.addr4[i] = ifp.addr4[i - 1];
+        slot = &ifp.addr4[0];
+        ifp.naddr4++;
+      } else {
+        slot = &ifp.addr4[ifp.naddr4++];
+      }
     }
     slot->addr = a;
     slot->mask = m;

@@ -254,8 +254,9 @@ Result<void> if_attach(InetState& st, Ifnet& ifp);
 // Unlinks it, removes its addresses and routes, calls ops.destroy.
 void if_detach(InetState& st, Ifnet& ifp);
 Result<void> if_set_up(Ifnet& ifp, bool up);
-// Adds (or replaces the mask of) an address, with its connected route.
-Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen);
+// Adds (or replaces the mask of) an address, with its connected route;
+// primary: as the first address (what SIOCGIFADDR reports).
+Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary = false);
 Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen);
 // Removes an address and its connected route: EADDRNOTAVAIL if absent.
 Result<void> if_del_addr4(Ifnet& ifp, InAddr a);

@@ -128,7 +128,7 @@ Result<long> inet_ioctl(Lwp& l, Socket& so, unsigned long cmd, uintptr_t arg) {
       int plen = old.ok() ? old->plen : classful_len(a);
       if (old.ok()) TRY(if_del_addr4(*ifp, old->addr));
       if (a.any()) return 0;  // 0.0.0.0 removes the address (Linux)
-      TRY(if_add_addr4(*ifp, a, plen));
+      TRY(if_add_addr4(*ifp, a, plen, true));
       return 0;
     }
     case SIOCSIFNETMASK: {
@@ -137,7 +137,7 @@ Result<long> inet_ioctl(Lwp& l, Socket& so, unsigned long cmd, uintptr_t arg) {
       if (plen < 0) return err(EINVAL);
       IfAddr4 old = TRY(if_primary_addr4(*ifp));
       TRY(if_del_addr4(*ifp, old.addr));
-      TRY(if_add_addr4(*ifp, old.addr, plen));
+      TRY(if_add_addr4(*ifp, old.addr, plen, true));
       return 0;
     }
     case SIOCGIFMTU: ifr.ifr_mtu = static_cast<int>(ifp->mtu.load()); break;

@@ -16,6 +16,7 @@ namespace {
 constexpr int kMaxProtos = 8;
 Protosw g_in_protos[kMaxProtos];
 Protosw g_in6_protos[kMaxProtos];
+int g_by_number[2];  // AF_INET, AF_INET6: entries registered by_number_only
 // Constant-initialized, so registrations in any load order find them.
 Domain g_inet_domain{AF_INET, g_in_protos, 0, &inet_check_addr, nullptr, nullptr, &inet_ioctl};
 Domain g_inet6_domain{AF_INET6, g_in6_protos, 0, &inet_check_addr, nullptr, nullptr, &inet_ioctl};
@@ -24,10 +25,19 @@ const DomainRegistrar g_inet6_registrar(&g_inet6_domain);
 
 }  // namespace
 
-void inet_register_protosw(int family, const Protosw& p) {
-  Domain& d = family == AF_INET6 ? g_inet6_domain : g_inet_domain;
-  Protosw* table = family == AF_INET6 ? g_in6_protos : g_in_protos;
-  if (d.nprotos < kMaxProtos) table[d.nprotos++] = p;
+void inet_register_protosw(int family, const Protosw& p, bool by_number_only) {
+  bool six = family == AF_INET6;
+  Domain& d = six ? g_inet6_domain : g_inet_domain;
+  Protosw* table = six ? g_in6_protos : g_in_protos;
+  int& tail = g_by_number[six];
+  if (d.nprotos >= kMaxProtos) return;
+  // socket(2) with protocol 0 takes the first entry of its type: entries
+  // reached only by their number stay after every other.
+  int at = by_number_only ? d.nprotos : d.nprotos - tail;
+  for (int i = d.nprotos; i > at; i--) table[i] = table[i - 1];
+  table[at] = p;
+  d.nprotos++;
+  if (by_number_only) tail++;
 }
 
 Result<void> inet_check_addr(const void* raw, socklen_t len, SockAddr& a) {

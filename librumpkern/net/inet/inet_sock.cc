@@ -247,6 +247,10 @@ Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonb
   uint16_t port;
   TRY(inet_sock_dest(so, a, dst, port));
   if (dst.family == AF_INET && dst.v4.any()) dst.v4 = InAddr::host(0x7f000001);  // as BSD and Linux
+  if (ip_is_broadcast(so.kernel(), dst)) {
+    MutexLocker g(so.lock_);
+    if (!(so.options_ & kSoBroadcast)) return err(EACCES);
+  }
   IpAddr src = TRY(ip_select_source(so.kernel(), dst));
   inet_sock_sync_opts(so);
   if (so.proto().type == SOCK_RAW || so.protocol_ == IPPROTO_ICMP) port = 0;

@@ -151,10 +151,13 @@ struct InetProtoRegistrar {
 // --- sockets: the AF_INET and AF_INET6 domains (net/inet/in_proto.cc)
 // take their protocols from registrations at load time: each transport
 // registers its Protosw (type, protocol number: -1 for "any nonzero", as
-// raw IP) for the families it serves.
-void inet_register_protosw(int family, const Protosw& p);
+// raw IP) for the families it serves. by_number_only: never the default
+// of its type for protocol 0 (ping sockets: SOCK_DGRAM is UDP).
+void inet_register_protosw(int family, const Protosw& p, bool by_number_only = false);
 struct InetProtoswRegistrar {
-  InetProtoswRegistrar(int family, const Protosw& p) { inet_register_protosw(family, p); }
+  InetProtoswRegistrar(int family, const Protosw& p, bool by_number_only = false) {
+    inet_register_protosw(family, p, by_number_only);
+  }
 };
 // Checks a socket address from user space for an inet socket (the
 // domain's check_addr): copies what fits, keeps the length.
@@ -185,6 +188,9 @@ uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst);
 // Is a one of this kernel's own addresses (unicast, of an interface that
 // exists)?
 bool ip_is_local(Kernel& k, const IpAddr& a);
+// Is a a broadcast address (255.255.255.255 or an interface's subnet
+// broadcast)?
+bool ip_is_broadcast(Kernel& k, const IpAddr& a);
 // ICMP errors a transport generates about a packet it received (port
 // unreachable ...): p is the packet as the transport got it (starting at
 // its header), ip its header info. Consumes p.

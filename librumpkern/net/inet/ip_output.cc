@@ -55,7 +55,7 @@ void fill_header(Pkt& p, char* at, InAddr src, InAddr dst, uint8_t proto, uint8_
   h.saddr = src.s;
   h.daddr = dst.s;
   h.check = 0;
-  h.check = in_cksum(&h, sizeof h);
+  h.check = htons(in_cksum(&h, sizeof h));
   std::memcpy(at, &h, sizeof h);
   (void)p;
 }

@@ -177,7 +177,7 @@ Protosw make_protosw(int type, int protocol, Result<void> (*attach)(Socket&),
 const Protosw kRawProtosw = make_protosw(SOCK_RAW, -1, &raw_attach, &raw_send_msg);
 const Protosw kPingProtosw = make_protosw(SOCK_DGRAM, IPPROTO_ICMP, &ping_attach, &ping_send_msg);
 const InetProtoswRegistrar g_raw4(AF_INET, kRawProtosw);
-const InetProtoswRegistrar g_ping4(AF_INET, kPingProtosw);
+const InetProtoswRegistrar g_ping4(AF_INET, kPingProtosw, true);
 
 }  // namespace
 
@@ -200,7 +200,7 @@ bool raw_input(InetState& st, const Pkt& p, const IpHdrInfo& ip) {
       h.protocol = ip.proto;
       h.saddr = ip.src.v4.s;
       h.daddr = ip.dst.v4.s;
-      h.check = in_cksum(&h, sizeof h);
+      h.check = htons(in_cksum(&h, sizeof h));
       Result<char*> at = copy->prepend(sizeof h);
       if (!at.ok()) {
         Pkt::free(copy);

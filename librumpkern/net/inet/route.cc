@@ -61,6 +61,18 @@ bool ip_is_local(Kernel& k, const IpAddr& a) {
   return false;
 }
 
+bool ip_is_broadcast(Kernel& k, const IpAddr& a) {
+  if (a.family != AF_INET) return false;
+  if (a.v4.limited_broadcast()) return true;
+  InetState* st = inet_state_or_null(k);
+  if (!st) return false;
+  SharedLocker g(st->if_lock_);
+  for (const Ifnet& i : st->ifs_)
+    for (int n = 0; n < i.naddr4; n++)
+      if (i.addr4[n].plen < 31 && i.addr4[n].bcast == a.v4) return true;
+  return false;
+}
+
 Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
   RouteResult r;
   // Our own addresses, and all of 127/8, go through lo (Linux's local
