@@ -188,7 +188,9 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
   if (flags & MSG_OOB) return err(EOPNOTSUPP);
   if (pr.send_msg) {
     Result<size_t> r = pr.send_msg(l, so, m, flags, nonblock || (flags & MSG_DONTWAIT));
-    if (!r.ok() && r.error() == EPIPE && !(flags & MSG_NOSIGNAL)) send_sigpipe(l);
+    // Streams raise SIGPIPE with EPIPE (Linux's sk_stream_error); datagram
+    // protocols return EPIPE alone.
+    if (!r.ok() && r.error() == EPIPE && pr.stream && !(flags & MSG_NOSIGNAL)) send_sigpipe(l);
     return r;
   }
   nonblock = nonblock || (flags & MSG_DONTWAIT);

@@ -174,6 +174,10 @@ void icmp_error(InetState& st, const uint8_t* hdr, size_t hlen, const uint8_t* p
 
 void ip_send_unreach(Kernel& k, Pkt* p, const IpHdrInfo& ip, int code) {
   InetState* st = inet_state_or_null(k);
+  if (st && ip.src.family == AF_INET6) {
+    ip6_send_unreach(*st, p, ip);
+    return;
+  }
   if (!st || ip.src.family != AF_INET || (ip.flags & (kPktBroadcast | kPktMulticast))) {
     Pkt::free(p);
     return;

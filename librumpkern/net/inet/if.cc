@@ -8,7 +8,7 @@
 
 namespace rump {
 
-// Network-layer input (net/inet/ip_input.cc, ip6_input.cc).
+// Network-layer input (net/inet/ip_input.cc, ip6.cc).
 void ip_input(InetState& st, Ifnet& ifp, Pkt* p);
 void ip6_input(InetState& st, Ifnet& ifp, Pkt* p);
 

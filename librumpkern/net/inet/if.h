@@ -154,6 +154,13 @@ Result<void> route_delete(InetState& st, const IpAddr& dst, int plen);
 #define RUMP_UDP_STATS(X)                                                                                  \
   X(InDatagrams) X(NoPorts) X(InErrors) X(OutDatagrams) X(RcvbufErrors) X(SndbufErrors) X(InCsumErrors)
 
+#define RUMP_IP6_STATS(X)                                                                                  \
+  X(InReceives) X(InHdrErrors) X(InAddrErrors) X(InUnknownProtos) X(InTruncatedPkts) X(InDelivers)        \
+  X(OutRequests) X(OutDiscards) X(OutNoRoutes) X(ReasmFails) X(FragFails)
+#define RUMP_ICMP6_STATS(X)                                                                                \
+  X(InMsgs) X(InErrors) X(InCsumErrors) X(InDestUnreachs) X(InEchos) X(InEchoReps) X(OutMsgs)             \
+  X(OutErrors) X(OutDestUnreachs) X(OutEchoReps)
+
 #define RUMP_STAT_FIELD(n) std::atomic<uint64_t> n{0};
 struct IpStats {
   RUMP_IP_STATS(RUMP_STAT_FIELD)
@@ -163,6 +170,12 @@ struct IcmpStats {
 };
 struct UdpStats {
   RUMP_UDP_STATS(RUMP_STAT_FIELD)
+};
+struct Ip6Stats {
+  RUMP_IP6_STATS(RUMP_STAT_FIELD)
+};
+struct Icmp6Stats {
+  RUMP_ICMP6_STATS(RUMP_STAT_FIELD)
 };
 #undef RUMP_STAT_FIELD
 
@@ -232,6 +245,8 @@ struct InetState : public KObject {
   IpStats ip_stats;
   IcmpStats icmp_stats;
   UdpStats udp_stats;
+  Ip6Stats ip6_stats;
+  Icmp6Stats icmp6_stats;
 
   // Sysctls.
   std::atomic<int> ip_default_ttl{64};

@@ -56,7 +56,7 @@ Result<void> sockaddr_to_ip(const SockAddr& a, IpAddr& ip, uint16_t& port) {
     return {};
   }
   if (a.family == AF_INET6) {
-    if (a.len < sizeof(sockaddr_in6)) return err(EINVAL);
+    if (a.len < 24) return err(EINVAL);
     In6Addr x;
     std::memcpy(x.b, &a.in6.sin6_addr, 16);
     ip = IpAddr::of(x);

@@ -37,7 +37,10 @@ ProtoTable& protos() {
 enum : int {
   CTL_NET = 4,
   NET_INET = 2,    // BSD's PF_INET
+  NET_INET6 = 24,  // BSD's PF_INET6
   NET_IPV4 = 100,  // Linux's names, this kernel's numbers
+  INET6_IP6 = 41,
+  INET6_ICMP6 = 58,
   INET_IP = 0,
   INET_ICMP = 1,
   INET_UDP = 17,
@@ -75,6 +78,8 @@ size_t format_stats(const Stats& s, const char* const* names, const std::atomic<
 const char* const kIpNames[] = {RUMP_IP_STATS(RUMP_STAT_NAME)};
 const char* const kIcmpNames[] = {RUMP_ICMP_STATS(RUMP_STAT_NAME)};
 const char* const kUdpNames[] = {RUMP_UDP_STATS(RUMP_STAT_NAME)};
+const char* const kIp6Names[] = {RUMP_IP6_STATS(RUMP_STAT_NAME)};
+const char* const kIcmp6Names[] = {RUMP_ICMP6_STATS(RUMP_STAT_NAME)};
 #undef RUMP_STAT_NAME
 
 size_t empty_string(char* buf, size_t cap) {
@@ -98,6 +103,13 @@ size_t get_icmp_stats(Kernel& k, char* buf, size_t cap) {
 }
 size_t get_udp_stats(Kernel& k, char* buf, size_t cap) {
   return stats_of(k, &InetState::udp_stats, kUdpNames, buf, cap);
+}
+
+size_t get_ip6_stats(Kernel& k, char* buf, size_t cap) {
+  return stats_of(k, &InetState::ip6_stats, kIp6Names, buf, cap);
+}
+size_t get_icmp6_stats(Kernel& k, char* buf, size_t cap) {
+  return stats_of(k, &InetState::icmp6_stats, kIcmp6Names, buf, cap);
 }
 
 size_t get_ping_range(Kernel& k, char* buf, size_t cap) {
@@ -197,6 +209,11 @@ const InetNode kInetNodes[] = {
     {{CTL_NET, NET_INET, INET_IP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_ip_stats)}},
     {{CTL_NET, NET_INET, INET_ICMP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_icmp_stats)}},
     {{CTL_NET, NET_INET, INET_UDP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_udp_stats)}},
+    {{CTL_NET}, 1, {NET_INET6, "inet6", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET6}, 2, {INET6_IP6, "ip6", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET6}, 2, {INET6_ICMP6, "icmp6", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET6, INET6_IP6}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_ip6_stats)}},
+    {{CTL_NET, NET_INET6, INET6_ICMP6}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_icmp6_stats)}},
     {{CTL_NET}, 1, {NET_IPV4, "ipv4", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_IPV4}, 2,
      {IPV4_PING_GROUP_RANGE, "ping_group_range", kString, kRootWrite, str_ops(get_ping_range, set_ping_range)}},

@@ -64,10 +64,15 @@ void inet_sock_free_pcb(Socket& so) {
 
 void inet_sock_sync_opts(Socket& so) {
   InetCb& cb = inet_cb(so);
-  MutexLocker g(so.lock_);
-  cb.pcb.reuseaddr = so.options_ & kSoReuseAddr;
-  cb.pcb.reuseport = so.options_ & kSoReusePort;
-  cb.pcb.uid = so.creator_.uid;
+  bool ra, rp;
+  {
+    MutexLocker g(so.lock_);
+    ra = so.options_ & kSoReuseAddr;
+    rp = so.options_ & kSoReusePort;
+  }
+  // Raw sockets share their protocol freely.
+  if (so.proto().type == SOCK_RAW) ra = true;
+  cb.table->set_sharing(cb.pcb, ra, rp, so.creator_.uid);
 }
 
 Result<void> inet_sock_dest(Socket& so, const SockAddr& a, IpAddr& dst, uint16_t& port) {
@@ -76,13 +81,17 @@ Result<void> inet_sock_dest(Socket& so, const SockAddr& a, IpAddr& dst, uint16_t
   if (cb.pcb.family == AF_INET) {
     if (a.family != AF_INET) return err(EAFNOSUPPORT);
     if (a.len < sizeof(sockaddr_in)) return err(EINVAL);
+  } else if (a.family == AF_INET) {
+    // An IPv6 socket takes a sockaddr_in as IPv4 (Linux's udpv6_sendmsg
+    // and ip6_datagram_connect).
+    if (a.len < sizeof(sockaddr_in)) return err(EINVAL);
   } else {
-    if (a.len < sizeof(sockaddr_in6)) return err(EINVAL);
+    if (a.len < 24) return err(EINVAL);  // SIN6_LEN_RFC2133: without the scope id
     if (a.family != AF_INET6) return err(EAFNOSUPPORT);
   }
   TRY(sockaddr_to_ip(a, dst, port));
   dst = normalize(dst);
-  if (cb.pcb.family == AF_INET6 && dst.family == AF_INET && cb.pcb.v6only) return err(ENETUNREACH);
+  if (cb.pcb.family == AF_INET6 && dst.family == AF_INET && cb.table->ends(cb.pcb).v6only) return err(ENETUNREACH);
   return {};
 }
 
@@ -102,7 +111,7 @@ Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
     if (a.len < sizeof(sockaddr_in6)) return err(EINVAL);
     if (a.family != AF_INET6) return err(EAFNOSUPPORT);
     TRY(sockaddr_to_ip(a, ip, port));
-    if (ip.v6.v4mapped() && cb.pcb.v6only) return err(EINVAL);
+    if (ip.v6.v4mapped() && cb.table->ends(cb.pcb).v6only) return err(EINVAL);
     ip = normalize(ip);
   }
   if (so.proto().type == SOCK_RAW) port = 0;  // a raw socket's "port" is its protocol
@@ -119,7 +128,6 @@ Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
     // Raw sockets are filed under their protocol and share it freely;
     // binding only sets the local address.
     cb.table->remove(cb.pcb);
-    cb.pcb.reuseaddr = true;
     return cb.table->bind(cb.pcb, ip, static_cast<uint16_t>(so.protocol_));
   }
   return cb.table->bind(cb.pcb, ip, port);
@@ -127,8 +135,9 @@ Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
 
 void inet_sock_sockname(Socket& so, SockAddr& a) {
   InetCb& cb = inet_cb(so);
-  IpAddr ip = cb.pcb.laddr;
-  uint16_t port = so.proto().type == SOCK_RAW ? 0 : cb.pcb.lport;
+  InPcbEnds e = cb.table->ends(cb.pcb);
+  IpAddr ip = e.laddr;
+  uint16_t port = so.proto().type == SOCK_RAW ? 0 : e.lport;
   if (cb.pcb.family == AF_INET6) {
     if (ip.family == AF_INET) ip = IpAddr::of(In6Addr::mapped(ip.v4));
     else if (ip.family == 0) ip = IpAddr::of(In6Addr());
@@ -144,9 +153,10 @@ Result<void> inet_sock_peername(Socket& so, SockAddr& a) {
     MutexLocker g(so.lock_);
     if (!(so.state_ & kSsConnected)) return err(ENOTCONN);
   }
-  IpAddr ip = cb.pcb.faddr;
+  InPcbEnds e = cb.table->ends(cb.pcb);
+  IpAddr ip = e.faddr;
   if (cb.pcb.family == AF_INET6 && ip.family == AF_INET) ip = IpAddr::of(In6Addr::mapped(ip.v4));
-  ip_to_sockaddr(ip, so.proto().type == SOCK_RAW ? 0 : cb.pcb.fport, a);
+  ip_to_sockaddr(ip, so.proto().type == SOCK_RAW ? 0 : e.fport, a);
   return {};
 }
 
@@ -223,10 +233,9 @@ Result<void> inet_sock_ctloutput(Lwp& l, Socket& so, SockOptArg& o) {
       if (o.set) {
         int v;
         TRY(get_int(v));
-        if (cb.pcb.bound) return err(EINVAL);
-        cb.pcb.v6only = v != 0;
+        TRY(cb.table->set_v6only(cb.pcb, v != 0));
       } else {
-        put_int(cb.pcb.v6only ? 1 : 0);
+        put_int(cb.table->ends(cb.pcb).v6only ? 1 : 0);
       }
       return {};
     }
@@ -247,6 +256,7 @@ Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonb
   uint16_t port;
   TRY(inet_sock_dest(so, a, dst, port));
   if (dst.family == AF_INET && dst.v4.any()) dst.v4 = InAddr::host(0x7f000001);  // as BSD and Linux
+  if (dst.family == AF_INET6 && dst.v6.any()) dst.v6.b[15] = 1;                   // :: is ::1
   if (ip_is_broadcast(so.kernel(), dst)) {
     MutexLocker g(so.lock_);
     if (!(so.options_ & kSoBroadcast)) return err(EACCES);

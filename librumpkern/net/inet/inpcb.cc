@@ -190,10 +190,10 @@ RefPtr<Socket> InPcbTable::lookup(const IpAddr& faddr, uint16_t fport, const IpA
   for (const InPcb& q : l) {
     if (q.lport != lport) continue;
     if (q.connected) {
-      if (q.fport == fport && q.faddr == faddr && inpcb_laddr_matches(q, laddr)) {
-        q.so.ref();
+      // try_ref: a socket on its way out (last reference gone, not yet
+      // removed) is not found.
+      if (q.fport == fport && q.faddr == faddr && inpcb_laddr_matches(q, laddr) && q.so.try_ref())
         return adopt_ref(&q.so);
-      }
       continue;
     }
     if (!wildcard || !inpcb_laddr_matches(q, laddr)) continue;
@@ -220,7 +220,7 @@ RefPtr<Socket> InPcbTable::lookup(const IpAddr& faddr, uint16_t fport, const IpA
       }
     }
   }
-  pick->so.ref();
+  if (!pick->so.try_ref()) return nullptr;
   return adopt_ref(&pick->so);
 }
 
@@ -236,10 +236,36 @@ size_t InPcbTable::collect(const IpAddr& faddr, uint16_t fport, const IpAddr& la
     // to that very address.
     if (q.laddr.family != 0 && !(q.laddr == laddr)) continue;
     if (q.laddr.family == 0 && !inpcb_laddr_matches(q, laddr)) continue;
-    q.so.ref();
-    out[got++] = &q.so;
+    if (q.so.try_ref()) out[got++] = &q.so;
   }
   return got;
+}
+
+InPcbEnds InPcbTable::ends(const InPcb& pcb) const {
+  MutexLocker g(lock_);
+  InPcbEnds e;
+  e.laddr = pcb.laddr;
+  e.faddr = pcb.faddr;
+  e.lport = pcb.lport;
+  e.fport = pcb.fport;
+  e.bound = pcb.bound;
+  e.connected = pcb.connected;
+  e.v6only = pcb.v6only;
+  return e;
+}
+
+void InPcbTable::set_sharing(InPcb& pcb, bool reuseaddr, bool reuseport, uid_t uid) {
+  MutexLocker g(lock_);
+  pcb.reuseaddr = reuseaddr;
+  pcb.reuseport = reuseport;
+  pcb.uid = uid;
+}
+
+Result<void> InPcbTable::set_v6only(InPcb& pcb, bool on) {
+  MutexLocker g(lock_);
+  if (pcb.bound) return err(EINVAL);
+  pcb.v6only = on;
+  return {};
 }
 
 size_t InPcbTable::count() const {

@@ -201,7 +201,7 @@ void ip_send_unreach(Kernel& k, Pkt* p, const IpHdrInfo& ip, int code);
 // The part of a transport's control block that names its endpoints. It is
 // embedded in the transport's own block and linked into that transport's
 // InPcbTable while bound; the fields below are written only under the
-// table's lock (and read under it, or by the socket's own thread).
+// table's lock and read under it (InPcbTable::ends gives a snapshot).
 struct InPcb {
   explicit InPcb(Socket& s, int fam) : so(s), family(static_cast<uint8_t>(fam)) {}
   Socket& so;
@@ -217,6 +217,13 @@ struct InPcb {
   IpAddr laddr, faddr;     // laddr family 0 or any: wildcard
   uint16_t lport = 0, fport = 0;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> port_hook;
+};
+
+// A consistent copy of a pcb's endpoints (InPcbTable::ends).
+struct InPcbEnds {
+  IpAddr laddr, faddr;
+  uint16_t lport = 0, fport = 0;
+  bool bound = false, connected = false, v6only = false;
 };
 
 // One transport's PCBs (UDP's, TCP's, raw's), hashed by local port.
@@ -265,6 +272,14 @@ class InPcbTable {
   void for_each_match(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport, Fn fn);
   // PCBs in the table.
   size_t count() const;
+  // The endpoints as one snapshot (senders and getsockname read them while
+  // another thread of the socket may bind or connect).
+  InPcbEnds ends(const InPcb& pcb) const;
+  // Sets the sharing options (from SO_REUSEADDR/SO_REUSEPORT) and owner
+  // that bind compares.
+  void set_sharing(InPcb& pcb, bool reuseaddr, bool reuseport, uid_t uid);
+  // IPV6_V6ONLY: EINVAL once bound.
+  Result<void> set_v6only(InPcb& pcb, bool on);
 
  private:
   static constexpr int kBuckets = 64;

@@ -11,7 +11,7 @@
 
 namespace rump {
 
-// IPv6 output (net/inet/ip6_output.cc).
+// IPv6 output (net/inet/ip6.cc).
 Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& dst, uint8_t proto,
                         const IpOutOpts& opts);
 Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst);

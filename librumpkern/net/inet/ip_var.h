@@ -37,6 +37,10 @@ bool raw_input(InetState& st, const Pkt& p, const IpHdrInfo& ip);
 // returns true.
 bool ping_input(InetState& st, Pkt* p, const IpHdrInfo& ip);
 
+// IPv6 (net/inet/ip6.cc): port unreachable about a received packet
+// (consumes p).
+void ip6_send_unreach(InetState& st, Pkt* p, const IpHdrInfo& ip);
+
 // The reassembly timer and teardown (net/inet/ip_reass.cc).
 void ip_reass_drop_all(InetState& st);
 

@@ -30,7 +30,7 @@ Result<void> raw_attach(Socket& so) {
   if (so.creator_.uid != 0) return err(EPERM);
   TRY(inet_sock_attach(so, so.domain().family));
   InetCb& cb = inet_cb(so);
-  cb.pcb.reuseaddr = true;
+  inet_sock_sync_opts(so);
   // Filed under its protocol from the start: it receives without bind.
   TRY(cb.table->bind(cb.pcb, IpAddr(), static_cast<uint16_t>(so.protocol_)));
   if (so.protocol_ == IPPROTO_RAW) cb.hdrincl.store(true);
@@ -54,9 +54,13 @@ Result<IpAddr> send_dest(Socket& so, SockMsg& m) {
     TRY(inet_sock_dest(so, *m.to, dst, port));
     return dst;
   }
-  MutexLocker g(so.lock_);
-  if (!(so.state_ & kSsConnected)) return err(EDESTADDRREQ);
-  return cb.pcb.faddr;
+  {
+    MutexLocker g(so.lock_);
+    if (!(so.state_ & kSsConnected)) return err(EDESTADDRREQ);
+  }
+  InPcbEnds e = cb.table->ends(cb.pcb);
+  if (!e.connected) return err(EDESTADDRREQ);
+  return e.faddr;
 }
 
 Result<void> pending_error(Socket& so) {
@@ -84,7 +88,7 @@ Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   }
   IpOutOpts o = inet_sock_out_opts(so);
   uint8_t proto = static_cast<uint8_t>(so.protocol_);
-  IpAddr src = cb.pcb.laddr;
+  IpAddr src = cb.table->ends(cb.pcb).laddr;
   if (cb.hdrincl.load()) {
     // The caller's header: its protocol, source and TTL are kept; the
     // stack rebuilds the rest (length, id, checksum).
@@ -117,11 +121,12 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
   if (len < 8) return err(EINVAL);
   if (len > 65535 - sizeof(iphdr)) return err(EMSGSIZE);
   IpAddr dst = TRY(send_dest(so, m));
-  if (!cb.pcb.bound) {
+  if (!cb.table->ends(cb.pcb).bound) {
     inet_sock_sync_opts(so);
     Result<void> b = cb.table->bind(cb.pcb, IpAddr(), 0);
     if (!b.ok() && b.error() != EINVAL) return err(b.error());
   }
+  InPcbEnds ends = cb.table->ends(cb.pcb);
   Pkt* p = TRY(Pkt::alloc(st.pool, 0));
   Result<void> c = p->append_uio(*m.uio, len);
   if (!c.ok()) {
@@ -134,7 +139,7 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
     Pkt::free(p);
     return err(EINVAL);
   }
-  uint16_t id = htons(cb.pcb.lport);
+  uint16_t id = htons(ends.lport);
   std::memcpy(h + 4, &id, 2);
   h[2] = h[3] = 0;
   p->copy_in(0, 8, h);
@@ -143,7 +148,7 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
   IpOutOpts o = inet_sock_out_opts(so);
   bump(st.icmp_stats.OutMsgs);
   bump(st.icmp_stats.OutEchos);
-  TRY(ip_output(so.kernel(), p, cb.pcb.laddr, dst, IPPROTO_ICMP, o));
+  TRY(ip_output(so.kernel(), p, ends.laddr, dst, IPPROTO_ICMP, o));
   return len;
 }
 

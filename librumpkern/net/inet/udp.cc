@@ -27,6 +27,7 @@ namespace {
 void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 
 constexpr size_t kMaxPayload4 = 65535 - sizeof(iphdr) - sizeof(udphdr);
+constexpr size_t kMaxPayload6 = 65535 - sizeof(udphdr);
 
 Result<void> udp_attach(Socket& so) { return inet_sock_attach(so, so.domain().family); }
 
@@ -51,18 +52,24 @@ Result<size_t> udp_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
     TRY(inet_sock_dest(so, *m.to, dst, dport));
     if (dport == 0) return err(EINVAL);
   } else {
-    MutexLocker g(so.lock_);
-    if (!(so.state_ & kSsConnected)) return err(EDESTADDRREQ);
-    dst = cb.pcb.faddr;
-    dport = cb.pcb.fport;
+    {
+      MutexLocker g(so.lock_);
+      if (!(so.state_ & kSsConnected)) return err(EDESTADDRREQ);
+    }
+    InPcbEnds e = st.udp.ends(cb.pcb);
+    if (!e.connected) return err(EDESTADDRREQ);
+    dst = e.faddr;
+    dport = e.fport;
   }
-  if (len > kMaxPayload4) return err(EMSGSIZE);
-  if (!cb.pcb.bound) {
+  if (len > (dst.family == AF_INET6 ? kMaxPayload6 : kMaxPayload4)) return err(EMSGSIZE);
+  InPcbEnds e = st.udp.ends(cb.pcb);
+  if (!e.bound) {
     inet_sock_sync_opts(so);
     Result<void> b = st.udp.bind(cb.pcb, IpAddr(), 0);
     if (!b.ok() && b.error() != EINVAL) return err(b.error());  // EINVAL: bound meanwhile
+    e = st.udp.ends(cb.pcb);
   }
-  IpAddr src = cb.pcb.laddr;
+  IpAddr src = e.laddr;
   if (src.family == 0) src = TRY(ip_select_source(so.kernel(), dst));
   Pkt* p = TRY(Pkt::alloc(st.pool, sizeof(udphdr)));
   Result<void> c = p->append_uio(*m.uio, len);
@@ -71,7 +78,7 @@ Result<size_t> udp_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
     return err(c.error());
   }
   udphdr uh{};
-  uh.source = htons(cb.pcb.lport);
+  uh.source = htons(e.lport);
   uh.dest = htons(dport);
   uh.len = htons(static_cast<uint16_t>(sizeof(udphdr) + len));
   // The pseudo-header sum goes in the field; the device (or ip_output)
@@ -208,6 +215,7 @@ Protosw make_udp_protosw() {
 }
 const Protosw kUdpProtosw = make_udp_protosw();
 const InetProtoswRegistrar g_udp4(AF_INET, kUdpProtosw);
+const InetProtoswRegistrar g_udp6(AF_INET6, kUdpProtosw);
 
 }  // namespace
 

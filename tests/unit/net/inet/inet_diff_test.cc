@@ -353,6 +353,104 @@ void sc_lo_ioctls(Log& L, const Env&) {
   R(SYS(close, s));
 }
 
+sockaddr_in6 in6(const char* a, uint16_t port) {
+  sockaddr_in6 s{};
+  s.sin6_family = AF_INET6;
+  s.sin6_port = htons(port);
+  inet_pton(AF_INET6, a, &s.sin6_addr);
+  return s;
+}
+sockaddr* sa6(sockaddr_in6& a) { return reinterpret_cast<sockaddr*>(&a); }
+
+void log_in6(Log& L, int line, const sockaddr_in6& a, socklen_t len, uint16_t expect_port = 0) {
+  char buf[64];
+  inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof buf);
+  uint16_t p = ntohs(a.sin6_port);
+  const char* port = p == 0 ? "0" : expect_port && p == expect_port ? "expected" : (p >= 32768 && p <= 60999) ? "ephemeral" : "other";
+  L.add(line, "in6 len %u family %d addr %s port %s flow %u scope %u", len, a.sin6_family, buf, port, a.sin6_flowinfo,
+        a.sin6_scope_id);
+}
+#define LOG_IN6(a, len, ...) log_in6(L, __LINE__, a, len, ##__VA_ARGS__)
+
+template <class S>
+uint16_t port6_of(int fd) {
+  sockaddr_in6 a{};
+  socklen_t l = sizeof a;
+  if (SYS(getsockname, fd, sa6(a), &l) != 0) return 0;
+  return ntohs(a.sin6_port);
+}
+
+template <class S>
+void sc_udp6(Log& L, const Env&) {
+  int r = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
+  int v = -1;
+  socklen_t vl = sizeof v;
+  R(SYS(getsockopt, r, IPPROTO_IPV6, IPV6_V6ONLY, &v, &vl));
+  V("v6only %d", v);
+  sockaddr_in6 a{};
+  socklen_t al = sizeof a;
+  R(SYS(getsockname, r, sa6(a), &al));
+  LOG_IN6(a, al);
+  sockaddr_in6 any = in6("::", 0);
+  R(SYS(bind, r, sa6(any), sizeof any));
+  v = 1;
+  R(SYS(setsockopt, r, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v));  // EINVAL: bound
+  uint16_t port = port6_of<S>(r);
+  int s = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
+  sockaddr_in6 to = in6("::1", port);
+  R(SYS(sendto, s, "six", 3, 0, sa6(to), sizeof to));
+  uint16_t sport = port6_of<S>(s);
+  char buf[16];
+  sockaddr_in6 from{};
+  socklen_t fl = sizeof from;
+  R(SYS(recvfrom, r, buf, sizeof buf, 0, sa6(from), &fl));
+  LOG_IN6(from, fl, sport);
+  // A dual-stack socket takes IPv4 and names its sender v4-mapped.
+  int s4 = F(SYS(socket, AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in to4 = in4("127.0.0.1", port);
+  R(SYS(sendto, s4, "four", 4, 0, sa4(to4), sizeof to4));
+  uint16_t s4port = port_of<S>(s4);
+  fl = sizeof from;
+  R(SYS(recvfrom, r, buf, sizeof buf, 0, sa6(from), &fl));
+  LOG_IN6(from, fl, s4port);
+  // And sends to v4-mapped addresses.
+  sockaddr_in6 mapped = in6("::ffff:127.0.0.1", s4port);
+  R(SYS(sendto, r, "back", 4, 0, sa6(mapped), sizeof mapped));
+  sockaddr_in f4{};
+  socklen_t f4l = sizeof f4;
+  R(SYS(recvfrom, s4, buf, sizeof buf, 0, sa4(f4), &f4l));
+  LOG_IN(f4, f4l, port);
+  // Short and wrong-family addresses.
+  R(SYS(sendto, s, "x", 1, 0, sa6(to), sizeof(sockaddr_in)));  // EINVAL
+  R(SYS(sendto, s, "x", 1, 0, sa4(to4), sizeof(sockaddr_in6)));  // EAFNOSUPPORT
+  // IPV6_V6ONLY before bind: IPv4 no longer reaches it.
+  int o = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
+  v = 1;
+  R(SYS(setsockopt, o, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v));
+  R(SYS(bind, o, sa6(any), sizeof any));
+  uint16_t oport = port6_of<S>(o);
+  sockaddr_in oto = in4("127.0.0.1", oport);
+  int c4 = F(SYS(socket, AF_INET, SOCK_DGRAM, 0));
+  R(SYS(connect, c4, sa4(oto), sizeof oto));
+  R(SYS(send, c4, "x", 1, 0));
+  R(SYS(recv, c4, buf, sizeof buf, MSG_DONTWAIT));  // ECONNREFUSED
+  R(SYS(recv, o, buf, sizeof buf, MSG_DONTWAIT));   // EAGAIN
+  // A v6 port nothing listens on: ECONNREFUSED too (ICMPv6 port unreachable).
+  int d = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
+  R(SYS(bind, d, sa6(any), sizeof any));
+  uint16_t dead = port6_of<S>(d);
+  R(SYS(close, d));
+  int c6 = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
+  sockaddr_in6 dto = in6("::1", dead);
+  R(SYS(connect, c6, sa6(dto), sizeof dto));
+  al = sizeof a;
+  R(SYS(getsockname, c6, sa6(a), &al));
+  LOG_IN6(a, al);
+  R(SYS(send, c6, "x", 1, 0));
+  R(SYS(recv, c6, buf, sizeof buf, MSG_DONTWAIT));
+  for (int fd : {r, s, s4, o, c4, c6}) R(SYS(close, fd));
+}
+
 }  // namespace
 
 #define DIFF(name) run_diff(&name<K<false>>, &name<K<true>>)
@@ -367,3 +465,4 @@ TEST_CASE("inet diff: IP_TTL, IP_TOS and the socket options of a UDP socket", "[
 }
 TEST_CASE("inet diff: broadcast needs SO_BROADCAST", "[inet][diff]") { DIFF(sc_udp_broadcast); }
 TEST_CASE("inet diff: lo as the interface ioctls see it", "[inet][diff]") { DIFF(sc_lo_ioctls); }
+TEST_CASE("inet diff: UDP over ::1, dual-stack sockets and IPV6_V6ONLY", "[inet][diff]") { DIFF(sc_udp6); }

@@ -5,8 +5,10 @@
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <net/if.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/udp.h>
 #include <sys/ioctl.h>
@@ -78,7 +80,7 @@ std::map<std::string, uint64_t> stats(const char* node) {
 }
 
 // Feeds raw bytes into lo's input, as a device would.
-void inject(const std::vector<uint8_t>& bytes) {
+void inject(const std::vector<uint8_t>& bytes, uint16_t proto = ETH_P_IP) {
   rump::Kernel* k = rump::current_kernel();
   REQUIRE(k != nullptr);
   rump::Lwp* l = rump::enter(*k);
@@ -88,7 +90,7 @@ void inject(const std::vector<uint8_t>& bytes) {
   rump::Result<rump::Pkt*> p = rump::Pkt::alloc(st->pool, 0);
   REQUIRE(p.ok());
   REQUIRE(p.value()->append(bytes.data(), bytes.size()).ok());
-  rump::if_input(*st->lo_, p.value(), ETH_P_IP);
+  rump::if_input(*st->lo_, p.value(), proto);
   rump::leave(*k, l);
 }
 
@@ -592,5 +594,86 @@ TEST_CASE("inet: sockets and packets give their memory back", "[inet]") {
     for (int i = 0; i < 3; i++) round();
     CHECK(up.mem() == before);
     rump_lwproc_switch(nullptr);
+  });
+}
+
+namespace {
+
+// An IPv6 packet ::1 -> ::1 with next header nxt.
+std::vector<uint8_t> ip6_packet(uint8_t nxt, const std::vector<uint8_t>& payload) {
+  std::vector<uint8_t> v(40 + payload.size());
+  ip6_hdr h{};
+  h.ip6_flow = htonl(6u << 28);
+  h.ip6_plen = htons(static_cast<uint16_t>(payload.size()));
+  h.ip6_nxt = nxt;
+  h.ip6_hlim = 64;
+  h.ip6_src = in6addr_loopback;
+  h.ip6_dst = in6addr_loopback;
+  std::memcpy(v.data(), &h, 40);
+  std::memcpy(v.data() + 40, payload.data(), payload.size());
+  return v;
+}
+
+// An ICMPv6 echo request ::1 -> ::1 with its checksum.
+std::vector<uint8_t> echo6() {
+  std::vector<uint8_t> m = {ICMP6_ECHO_REQUEST, 0, 0, 0, 0x43, 0x21, 0, 1, 's', 'i', 'x', '!'};
+  std::vector<uint8_t> ph(40 + m.size(), 0);
+  std::memcpy(&ph[0], &in6addr_loopback, 16);
+  std::memcpy(&ph[16], &in6addr_loopback, 16);
+  ph[35] = static_cast<uint8_t>(m.size());
+  ph[39] = IPPROTO_ICMPV6;
+  std::memcpy(&ph[40], m.data(), m.size());
+  uint16_t c = cksum(ph.data(), ph.size());
+  std::memcpy(&m[2], &c, 2);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("inet: IPv6 on lo: echo answered, malformed packets counted and dropped", "[inet][ipv6]") {
+  in_rump(make_env(), [] {
+    auto i6 = stats("net.inet6.icmp6.stats");
+    inject(ip6_packet(IPPROTO_ICMPV6, echo6()), ETH_P_IPV6);
+    auto a6 = stats("net.inet6.icmp6.stats");
+    CHECK(a6["InEchos"] - i6["InEchos"] == 1);
+    CHECK(a6["OutEchoReps"] - i6["OutEchoReps"] == 1);
+    CHECK(a6["InEchoReps"] - i6["InEchoReps"] == 1);  // the reply came back over lo
+    CHECK(a6["InCsumErrors"] == i6["InCsumErrors"]);
+    // The same behind a destination-options header (skipped).
+    std::vector<uint8_t> dst_opts = {IPPROTO_ICMPV6, 0, 1, 4, 0, 0, 0, 0};
+    auto e = echo6();
+    dst_opts.insert(dst_opts.end(), e.begin(), e.end());
+    inject(ip6_packet(IPPROTO_DSTOPTS, dst_opts), ETH_P_IPV6);
+    CHECK(stats("net.inet6.icmp6.stats")["InEchos"] - a6["InEchos"] == 1);
+    auto b = stats("net.inet6.ip6.stats");
+    auto good = ip6_packet(IPPROTO_ICMPV6, echo6());
+    inject(std::vector<uint8_t>(good.begin(), good.begin() + 30), ETH_P_IPV6);  // truncated header
+    auto v = good;
+    v[0] = 0x40;  // version 4
+    inject(v, ETH_P_IPV6);
+    v = good;
+    v[5] = 200;  // payload length beyond the packet
+    inject(v, ETH_P_IPV6);
+    // Hop-by-hop after another header; an extension header that overruns.
+    std::vector<uint8_t> hbh_late = {IPPROTO_HOPOPTS, 0, 1, 4, 0, 0, 0, 0, IPPROTO_ICMPV6, 0, 1, 4, 0, 0, 0, 0};
+    inject(ip6_packet(IPPROTO_DSTOPTS, hbh_late), ETH_P_IPV6);
+    std::vector<uint8_t> overrun = {IPPROTO_ICMPV6, 5, 1, 4, 0, 0, 0, 0};
+    inject(ip6_packet(IPPROTO_DSTOPTS, overrun), ETH_P_IPV6);
+    // A fragment: not reassembled, counted.
+    std::vector<uint8_t> frag = {IPPROTO_UDP, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8};
+    inject(ip6_packet(IPPROTO_FRAGMENT, frag), ETH_P_IPV6);
+    // Not ours.
+    v = good;
+    v[39] = 2;
+    inject(v, ETH_P_IPV6);
+    // An unknown next header: parameter problem back.
+    inject(ip6_packet(253, {1, 2, 3, 4, 5, 6, 7, 8}), ETH_P_IPV6);
+    auto a = stats("net.inet6.ip6.stats");
+    CHECK(a["InHdrErrors"] - b["InHdrErrors"] == 4);
+    CHECK(a["InTruncatedPkts"] - b["InTruncatedPkts"] == 1);
+    CHECK(a["ReasmFails"] - b["ReasmFails"] == 1);
+    CHECK(a["InAddrErrors"] - b["InAddrErrors"] == 1);
+    CHECK(a["InUnknownProtos"] - b["InUnknownProtos"] == 1);
+    CHECK(a["InDelivers"] - b["InDelivers"] == 1);  // the parameter problem itself, over lo
   });
 }
