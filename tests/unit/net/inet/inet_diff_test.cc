@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 
+#include <sys/epoll.h>
+
 #include "net_diff.h"
 
 using namespace net_test;
@@ -72,7 +74,18 @@ void sc_udp_basic(Log& L, const Env&) {
   al = sizeof a;
   R(SYS(getpeername, r, sa4(a), &al));  // ENOTCONN
   sockaddr_in to = in4("127.0.0.1", rport);
+  // epoll sees the datagram arrive.
+  int ep = F(SYS(epoll_create1, 0));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = 7;
+  R(SYS(epoll_ctl, ep, EPOLL_CTL_ADD, r, &ev));
+  epoll_event got[2] = {};
+  R(SYS(epoll_wait, ep, got, 2, 0));
   R(SYS(sendto, s, "hello", 5, 0, sa4(to), sizeof to));
+  R(SYS(epoll_wait, ep, got, 2, 0));
+  V("event %#x data %u", got[0].events, got[0].data.u32);
+  R(SYS(close, ep));
   // Autobound: the wildcard address and an ephemeral port.
   al = sizeof a;
   R(SYS(getsockname, s, sa4(a), &al));
