@@ -28,6 +28,7 @@
 #include "kern/curlwp.h"
 #include "kern/kernel.h"
 #include "net/inet/if.h"
+#include "net/inet/if_ether.h"
 #include "net_diff.h"
 
 using namespace net_test;
@@ -675,5 +676,167 @@ TEST_CASE("inet: IPv6 on lo: echo answered, malformed packets counted and droppe
     CHECK(a["InAddrErrors"] - b["InAddrErrors"] == 1);
     CHECK(a["InUnknownProtos"] - b["InUnknownProtos"] == 1);
     CHECK(a["InDelivers"] - b["InDelivers"] == 1);  // the parameter problem itself, over lo
+  });
+}
+
+namespace {
+
+// A link that keeps every transmitted frame, for the test to look at.
+struct Capture {
+  std::vector<std::vector<uint8_t>> frames;
+};
+void capture_tx(void* arg, rump::Ifnet&, rump::Pkt* p) {
+  std::vector<uint8_t> f(p->len());
+  p->copy_out(0, p->len(), f.data());
+  static_cast<Capture*>(arg)->frames.push_back(std::move(f));
+  rump::Pkt::free(p);
+}
+
+template <class Fn>
+void in_kernel(Fn fn) {
+  rump::Kernel* k = rump::current_kernel();
+  REQUIRE(k != nullptr);
+  rump::Lwp* l = rump::enter(*k);
+  REQUIRE(l != nullptr);
+  fn(*rump::inet_state_or_null(*k));
+  rump::leave(*k, l);
+}
+
+void ether_rx(const std::vector<uint8_t>& frame) {
+  in_kernel([&](rump::InetState& st) {
+    rump::RefPtr<rump::Ifnet> ifp = st.find_if("eth0");
+    REQUIRE(ifp);
+    rump::Pkt* p = rump::Pkt::alloc(st.pool, 0).value();
+    REQUIRE(p->append(frame.data(), frame.size()).ok());
+    rump::ether_input(*ifp, p);
+  });
+}
+
+const uint8_t kOurMac[6] = {0x02, 0, 0, 0, 0, 0x01};
+const uint8_t kPeerMac[6] = {0x02, 0, 0, 0, 0, 0x02};
+const uint8_t kThirdMac[6] = {0x02, 0, 0, 0, 0, 0x03};
+const uint8_t kBroadcastMacForTest[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+std::vector<uint8_t> frame(const uint8_t dst[6], const uint8_t src[6], uint16_t type, const std::vector<uint8_t>& body) {
+  std::vector<uint8_t> f(14 + body.size());
+  std::memcpy(&f[0], dst, 6);
+  std::memcpy(&f[6], src, 6);
+  f[12] = static_cast<uint8_t>(type >> 8);
+  f[13] = static_cast<uint8_t>(type);
+  std::memcpy(&f[14], body.data(), body.size());
+  return f;
+}
+
+std::vector<uint8_t> arp(uint16_t op, const uint8_t sha[6], const char* spa, const uint8_t tha[6], const char* tpa) {
+  std::vector<uint8_t> a = {0, 1, 8, 0, 6, 4, 0, static_cast<uint8_t>(op)};
+  a.insert(a.end(), sha, sha + 6);
+  uint32_t x = inet_addr(spa);
+  a.insert(a.end(), reinterpret_cast<uint8_t*>(&x), reinterpret_cast<uint8_t*>(&x) + 4);
+  a.insert(a.end(), tha, tha + 6);
+  x = inet_addr(tpa);
+  a.insert(a.end(), reinterpret_cast<uint8_t*>(&x), reinterpret_cast<uint8_t*>(&x) + 4);
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("inet: Ethernet: ARP resolves a next hop, holds packets meanwhile, answers for our address",
+          "[inet][ether]") {
+  in_rump(make_env(), [] {
+    Capture cap;
+    in_kernel([&](rump::InetState& st) {
+      REQUIRE(rump::ether_attach(st, "eth0", kOurMac, rump::EtherLink{&capture_tx, &cap}).ok());
+    });
+    REQUIRE(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.1.0.1", 24) == 0);
+    REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+    uint16_t port;
+    int r = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in me = in4("10.1.0.1", 0);
+    REQUIRE(rump_sys_bind(r, sa4(me), sizeof me) == 0);
+    port = port_of(r);
+    int s = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in peer = in4("10.1.0.2", 9999);
+    for (int i = 0; i < 5; i++) {
+      char m = static_cast<char>('0' + i);
+      REQUIRE(rump_sys_sendto(s, &m, 1, 0, sa4(peer), sizeof peer) == 1);
+    }
+    // One request, broadcast, asking for 10.1.0.2 on behalf of 10.1.0.1.
+    REQUIRE(cap.frames.size() == 1);
+    auto& req = cap.frames[0];
+    REQUIRE(req.size() == 14 + 28);
+    CHECK(std::memcmp(&req[0], "\xff\xff\xff\xff\xff\xff", 6) == 0);
+    CHECK(std::memcmp(&req[6], kOurMac, 6) == 0);
+    CHECK((req[12] << 8 | req[13]) == ETH_P_ARP);
+    CHECK(req[21] == 1);  // request
+    uint32_t spa, tpa;
+    std::memcpy(&spa, &req[28], 4);
+    std::memcpy(&tpa, &req[38], 4);
+    CHECK(spa == inet_addr("10.1.0.1"));
+    CHECK(tpa == inet_addr("10.1.0.2"));
+    // The reply releases the last three datagrams (the oldest two were
+    // dropped), addressed to the peer's MAC, with good checksums.
+    cap.frames.clear();
+    ether_rx(frame(kOurMac, kPeerMac, ETH_P_ARP, arp(2, kPeerMac, "10.1.0.2", kOurMac, "10.1.0.1")));
+    REQUIRE(cap.frames.size() == 3);
+    for (int i = 0; i < 3; i++) {
+      auto& f = cap.frames[i];
+      REQUIRE(f.size() == 14 + 20 + 8 + 1);
+      CHECK(std::memcmp(&f[0], kPeerMac, 6) == 0);
+      CHECK((f[12] << 8 | f[13]) == ETH_P_IP);
+      CHECK(cksum(&f[14], 20) == 0);
+      CHECK(f[14 + 28] == '2' + i);
+      // UDP checksum over the pseudo-header.
+      std::vector<uint8_t> ph(12 + 9);
+      std::memcpy(&ph[0], &f[14 + 12], 8);
+      ph[9] = IPPROTO_UDP;
+      ph[11] = 9;
+      std::memcpy(&ph[12], &f[34], 9);
+      CHECK(cksum(ph.data(), ph.size()) == 0);
+    }
+    // Resolved: the next one goes straight out.
+    cap.frames.clear();
+    REQUIRE(rump_sys_sendto(s, "x", 1, 0, sa4(peer), sizeof peer) == 1);
+    REQUIRE(cap.frames.size() == 1);
+    CHECK(std::memcmp(&cap.frames[0][0], kPeerMac, 6) == 0);
+    // Someone asks for 10.1.0.1: we answer, to them.
+    cap.frames.clear();
+    const uint8_t zero[6] = {};
+    ether_rx(frame(kBroadcastMacForTest, kThirdMac, ETH_P_ARP, arp(1, kThirdMac, "10.1.0.3", zero, "10.1.0.1")));
+    REQUIRE(cap.frames.size() == 1);
+    auto& rep = cap.frames[0];
+    CHECK(std::memcmp(&rep[0], kThirdMac, 6) == 0);
+    CHECK(rep[21] == 2);
+    CHECK(std::memcmp(&rep[22], kOurMac, 6) == 0);
+    CHECK(std::memcmp(&rep[32], kThirdMac, 6) == 0);
+    // An IPv4 datagram from the peer reaches the socket; one for another
+    // MAC does not; a runt is counted.
+    std::vector<uint8_t> ipp = ip_packet(IPPROTO_UDP, std::vector<uint8_t>(8 + 2));
+    {
+      uint32_t a = inet_addr("10.1.0.2"), b = inet_addr("10.1.0.1");
+      std::memcpy(&ipp[12], &a, 4);
+      std::memcpy(&ipp[16], &b, 4);
+      refix_ip_cksum(ipp);
+      udphdr uh{};
+      uh.source = htons(7777);
+      uh.dest = htons(port);
+      uh.len = htons(10);
+      uh.check = 0;  // none (IPv4 allows it)
+      std::memcpy(&ipp[20], &uh, 8);
+      ipp[28] = 'o';
+      ipp[29] = 'k';
+    }
+    ether_rx(frame(kOurMac, kPeerMac, ETH_P_IP, ipp));
+    ether_rx(frame(kThirdMac, kPeerMac, ETH_P_IP, ipp));
+    ether_rx(std::vector<uint8_t>(10, 0));
+    char buf[8];
+    sockaddr_in from{};
+    socklen_t fl = sizeof from;
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, sa4(from), &fl) == 2);
+    CHECK(from.sin_addr.s_addr == inet_addr("10.1.0.2"));
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, nullptr, nullptr) == -1);
+    rump_sys_close(r);
+    rump_sys_close(s);
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
+    CHECK(rump_pub_netconfig_ifup("eth0") == ENXIO);
   });
 }
