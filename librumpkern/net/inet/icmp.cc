@@ -92,6 +92,12 @@ void error_input(InetState& st, Pkt* p, const IpHdrInfo& ip, uint8_t type, uint8
   m.proto = oh.protocol;
   m.l4 = q + 8 + ohl;
   m.l4len = n - 8 - ohl;
+  // Fragmentation needed (RFC 1191): remember the smaller MTU towards the
+  // packet's destination (never below IPv4's 68).
+  if (type == ICMP_DEST_UNREACH && code == ICMP_FRAG_NEEDED && mtu >= 68) {
+    uint32_t now = st.pmtu_of(m.dst);
+    if (now == 0 || mtu < now) st.pmtu_learn(m.dst, mtu);
+  }
   (void)ip;
   icmp_notify(st.kernel, m);
 }
@@ -154,6 +160,10 @@ void icmp_error(InetState& st, const uint8_t* hdr, size_t hlen, const uint8_t* p
   if (ntohs(oh.frag_off) & IP_OFFMASK) return;
   if (src.any() || src.limited_broadcast() || src.multicast() || dst.multicast() || dst.limited_broadcast()) return;
   if (oh.protocol == IPPROTO_ICMP && n >= 1 && payload[0] != ICMP_ECHO && payload[0] != ICMP_ECHOREPLY) return;
+  if (!st.icmp_rate_ok()) {
+    bump(st.icmp_stats.OutRateLimited);
+    return;
+  }
   if (n > 8) n = 8;
   Result<Pkt*> r = Pkt::alloc(st.pool, 8 + hlen + n);
   if (!r.ok()) {

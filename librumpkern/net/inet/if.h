@@ -236,6 +236,30 @@ struct InetState : public KObject {
   Callout reass_timer_;
   std::atomic<uint32_t> ip_id_{0};
 
+  // Path MTUs learnt from ICMP "fragmentation needed" (RFC 1191), a
+  // small table of the most recent, each valid for kPmtuValidNs.
+  struct PmtuEntry {
+    IpAddr dst;
+    uint32_t mtu = 0;
+    int64_t expire_ns = 0;
+  };
+  static constexpr int kPmtuEntries = 16;
+  static constexpr int64_t kPmtuValidNs = 600LL * 1000 * 1000 * 1000;  // Linux's mtu_expires
+  mutable SpinLock pmtu_lock_{LockRank::kNone};
+  PmtuEntry pmtu_[kPmtuEntries] ABSL_GUARDED_BY(pmtu_lock_);
+  int pmtu_next_ ABSL_GUARDED_BY(pmtu_lock_) = 0;
+  // The path MTU to dst if one was learnt (0: none).
+  uint32_t pmtu_of(const IpAddr& dst) const;
+  void pmtu_learn(const IpAddr& dst, uint32_t mtu);
+
+  // ICMP errors: a token bucket for the whole kernel (Linux's
+  // icmp_msgs_per_sec 1000, icmp_msgs_burst 50).
+  SpinLock icmp_rate_lock_{LockRank::kNone};
+  int64_t icmp_tokens_ ABSL_GUARDED_BY(icmp_rate_lock_) = 50;
+  int64_t icmp_last_ns_ ABSL_GUARDED_BY(icmp_rate_lock_) = 0;
+  // Takes a token: false when the error must not be sent.
+  bool icmp_rate_ok();
+
   InPcbTable udp{IPPROTO_UDP};
   InPcbTable raw{IPPROTO_RAW};
   InPcbTable ping{IPPROTO_ICMP};

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "kern/clock.h"
 #include "kern/component.h"
 #include "kern/kernel.h"
 #include "kern/sysctl.h"
@@ -316,6 +317,44 @@ RefPtr<Ifnet> InetState::find_if(int index) const {
 }
 
 InetState* inet_state_or_null(Kernel& k) { return g_inet_state.get(k); }
+
+uint32_t InetState::pmtu_of(const IpAddr& dst) const {
+  int64_t now = mono_now_ns();
+  SpinLocker g(pmtu_lock_);
+  for (const PmtuEntry& e : pmtu_)
+    if (e.mtu && e.expire_ns > now && e.dst == dst) return e.mtu;
+  return 0;
+}
+
+void InetState::pmtu_learn(const IpAddr& dst, uint32_t mtu) {
+  int64_t now = mono_now_ns();
+  SpinLocker g(pmtu_lock_);
+  PmtuEntry* slot = nullptr;
+  for (PmtuEntry& e : pmtu_)
+    if (e.mtu && e.dst == dst) slot = &e;
+  if (!slot) {
+    slot = &pmtu_[pmtu_next_];
+    pmtu_next_ = (pmtu_next_ + 1) % kPmtuEntries;
+  }
+  slot->dst = dst;
+  slot->mtu = mtu;
+  slot->expire_ns = now + kPmtuValidNs;
+}
+
+bool InetState::icmp_rate_ok() {
+  constexpr int64_t kPerSec = 1000, kBurst = 50;
+  int64_t now = mono_now_ns();
+  SpinLocker g(icmp_rate_lock_);
+  if (icmp_last_ns_ == 0) icmp_last_ns_ = now;
+  int64_t add = (now - icmp_last_ns_) * kPerSec / kNsPerSec;
+  if (add > 0) {
+    icmp_tokens_ = icmp_tokens_ + add > kBurst ? kBurst : icmp_tokens_ + add;
+    icmp_last_ns_ = now;
+  }
+  if (icmp_tokens_ <= 0) return false;
+  icmp_tokens_--;
+  return true;
+}
 
 void inet_register_proto(const InetProto* p) { protos().by_num[p->proto] = p; }
 const InetProto* inet_find_proto(uint8_t proto) { return protos().by_num[proto]; }

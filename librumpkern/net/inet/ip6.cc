@@ -59,6 +59,7 @@ void icmp6_error(InetState& st, const ip6_hdr& h, const Pkt& payload, uint8_t ty
   // Never about a multicast destination (but for packet too big) or an
   // unspecified/multicast source (RFC 4443 2.4).
   if (src.any() || src.multicast() || dst.multicast()) return;
+  if (!st.icmp_rate_ok()) return;
   size_t n = payload.len();
   if (n > 1280 - 40 - 8 - 40) n = 1280 - 40 - 8 - 40;
   Result<Pkt*> r = Pkt::alloc(st.pool, 8 + 40 + n);

@@ -85,7 +85,9 @@ uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst) {
   if (!st) return 0;
   Result<RouteResult> rt = route_lookup(*st, dst);
   if (!rt.ok()) return 0;
-  return rt->ifp->mtu.load(std::memory_order_relaxed);
+  uint32_t mtu = rt->ifp->mtu.load(std::memory_order_relaxed);
+  uint32_t p = st->pmtu_of(dst);
+  return p && p < mtu ? p : mtu;
 }
 
 Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, uint8_t proto, const IpOutOpts& opts) {
@@ -141,6 +143,7 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
   }
   uint8_t ttl = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : st.ip_default_ttl.load(std::memory_order_relaxed));
   size_t mtu = ifp.mtu.load(std::memory_order_relaxed);
+  if (uint32_t pm = st.pmtu_of(dst); pm && pm < mtu) mtu = pm;
   size_t tot = sizeof(iphdr) + p->len();
   uint16_t id = htons(static_cast<uint16_t>(st.ip_id_.fetch_add(1, std::memory_order_relaxed)));
   if (tot <= mtu) {

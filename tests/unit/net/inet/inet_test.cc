@@ -840,3 +840,45 @@ TEST_CASE("inet: Ethernet: ARP resolves a next hop, holds packets meanwhile, ans
     CHECK(rump_pub_netconfig_ifup("eth0") == ENXIO);
   });
 }
+
+TEST_CASE("inet: ICMP fragmentation needed lowers the path MTU; errors are rate-limited", "[inet][icmp]") {
+  in_rump(make_env(), [] {
+    uint16_t port;
+    int r = bound_udp(&port);
+    int big = 1 << 20;
+    REQUIRE(rump_sys_setsockopt(r, SOL_SOCKET, SO_RCVBUF, &big, sizeof big) == 0);
+    int s = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to = in4("127.0.0.1", port);
+    std::vector<char> data(1000, 'p');
+    auto b = stats("net.inet.ip.stats");
+    REQUIRE(rump_sys_sendto(s, data.data(), data.size(), 0, sa4(to), sizeof to) == 1000);
+    CHECK(stats("net.inet.ip.stats")["FragCreates"] == b["FragCreates"]);  // lo's MTU is 65536
+    // "Fragmentation needed, next-hop MTU 600" about a datagram to 127.0.0.1.
+    std::vector<uint8_t> quoted = ip_packet(IPPROTO_UDP, udp_payload(port_of(s), port, std::string(1000, 'p')));
+    std::vector<uint8_t> icmp = {ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 0, 0, 0, 0, 600 >> 8, 600 & 0xff};
+    icmp.insert(icmp.end(), quoted.begin(), quoted.begin() + 28);
+    uint16_t c = cksum(icmp.data(), icmp.size());
+    std::memcpy(&icmp[2], &c, 2);
+    inject(ip_packet(IPPROTO_ICMP, icmp));
+    REQUIRE(rump_sys_sendto(s, data.data(), data.size(), 0, sa4(to), sizeof to) == 1000);
+    auto a = stats("net.inet.ip.stats");
+    CHECK(a["FragCreates"] - b["FragCreates"] == 2);  // 1008 bytes in pieces of 576
+    char buf[2000];
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, nullptr, nullptr) == 1000);
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, nullptr, nullptr) == 1000);
+    // A burst of datagrams to a closed port: 50 answers at once, then 1000
+    // a second (the burst takes far less than the second it would need to
+    // refill that much).
+    uint16_t dead;
+    int d = bound_udp(&dead);
+    rump_sys_close(d);
+    sockaddr_in dto = in4("127.0.0.1", dead);
+    auto ib = stats("net.inet.icmp.stats");
+    for (int i = 0; i < 1000; i++) REQUIRE(rump_sys_sendto(s, "x", 1, 0, sa4(dto), sizeof dto) == 1);
+    auto ia = stats("net.inet.icmp.stats");
+    CHECK(ia["OutRateLimited"] - ib["OutRateLimited"] > 0);
+    CHECK(ia["OutDestUnreachs"] - ib["OutDestUnreachs"] + ia["OutRateLimited"] - ib["OutRateLimited"] == 1000);
+    rump_sys_close(r);
+    rump_sys_close(s);
+  });
+}
