@@ -435,7 +435,11 @@ void sc_udp6(Log& L, const Env&) {
   LOG_IN(f4, f4l, port);
   // Short and wrong-family addresses.
   R(SYS(sendto, s, "x", 1, 0, sa6(to), sizeof(sockaddr_in)));  // EINVAL
-  R(SYS(sendto, s, "x", 1, 0, sa4(to4), sizeof(sockaddr_in6)));  // EAFNOSUPPORT
+  // A sockaddr_in (in a buffer of sockaddr_in6's size) on an IPv6
+  // socket: sent as IPv4.
+  sockaddr_in6 as4{};
+  std::memcpy(&as4, &to4, sizeof to4);
+  R(SYS(sendto, s, "x", 1, 0, sa6(as4), sizeof as4));
   // IPV6_V6ONLY before bind: IPv4 no longer reaches it.
   int o = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
   v = 1;
