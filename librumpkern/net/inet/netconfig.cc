@@ -32,7 +32,7 @@ ClonerTable& cloners() {
 template <class Fn>
 int in_kernel(Kernel& k, Fn fn) {
   Lwp* l = enter(k);
-  if (!l) return ENOMEM;
+  if (!l) return enter_error(k);
   InetState* st = inet_state_or_null(k);
   int e = st ? fn(*st) : ENOSYS;
   leave(k, l);
