@@ -2,8 +2,8 @@
 // them, the routing table, the packet pool and the protocol counters.
 //
 // An Ifnet is a device the stack sends through and receives from: `lo`
-// (made at boot), and later Ethernet devices (a shared-memory bus, a host
-// tap) whose IfOps add link framing, ARP and neighbour discovery. The
+// (made at boot) and Ethernet interfaces (if_ether.h: framing and ARP over
+// a link a device provides: a shared-memory bus, a host tap). The
 // stack calls ops->output with a packet that starts at the network header
 // and the next hop; the device frames and sends it. A device hands
 // received packets (network header first, link header already stripped
