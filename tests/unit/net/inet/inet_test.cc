@@ -882,3 +882,37 @@ TEST_CASE("inet: ICMP fragmentation needed lowers the path MTU; errors are rate-
     rump_sys_close(s);
   });
 }
+
+TEST_CASE("inet: an SO_REUSEPORT group shares the datagrams of different peers, each peer sticking to one member",
+          "[inet]") {
+  in_rump(make_env(), [] {
+    int on = 1;
+    int a = rump_sys_socket(AF_INET, SOCK_DGRAM, 0), b = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(rump_sys_setsockopt(a, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
+    REQUIRE(rump_sys_setsockopt(b, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
+    sockaddr_in lo = in4("127.0.0.1", 0);
+    REQUIRE(rump_sys_bind(a, sa4(lo), sizeof lo) == 0);
+    sockaddr_in same = in4("127.0.0.1", port_of(a));
+    REQUIRE(rump_sys_bind(b, sa4(same), sizeof same) == 0);
+    int got_a = 0, got_b = 0;
+    for (int peer = 0; peer < 32; peer++) {
+      int s = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+      // Three datagrams from each peer: all three reach the same member.
+      for (int i = 0; i < 3; i++) REQUIRE(rump_sys_sendto(s, "r", 1, 0, sa4(same), sizeof same) == 1);
+      char c;
+      int na = 0, nb = 0;
+      while (rump_sys_recvfrom(a, &c, 1, MSG_DONTWAIT, nullptr, nullptr) == 1) na++;
+      while (rump_sys_recvfrom(b, &c, 1, MSG_DONTWAIT, nullptr, nullptr) == 1) nb++;
+      CHECK(na + nb == 3);
+      CHECK((na == 0 || nb == 0));
+      got_a += na;
+      got_b += nb;
+      rump_sys_close(s);
+    }
+    // 32 peers all hashed to one member would be a broken hash.
+    CHECK(got_a > 0);
+    CHECK(got_b > 0);
+    rump_sys_close(a);
+    rump_sys_close(b);
+  });
+}
