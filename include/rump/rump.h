@@ -123,6 +123,7 @@ int rump_copyout(const void *kaddr, void *uaddr, size_t len);
 }
 #endif
 
+#include <rump/rumpnet.h>
 #include <rump/rumpvfs.h>
 #include <rump/vmspace.h>
 

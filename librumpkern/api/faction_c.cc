@@ -3,7 +3,10 @@
 // factions a program has; each goes to the implementation its faction
 // registered (kern/faction_if.h), or is ENOSYS without it.
 #include <rump/rump.h>
+#include <rump/rumpnet.h>
 #include <rump/rumpvfs.h>
+
+#include <sys/socket.h>
 
 #include <cerrno>
 
@@ -24,6 +27,7 @@ FactionInterfaces& registry() {
 const FactionInterfaces& faction_interfaces() { return registry(); }
 
 EtfsInterfaceRegistrar::EtfsInterfaceRegistrar(const EtfsInterface* etfs) { registry().etfs = etfs; }
+NetconfigInterfaceRegistrar::NetconfigInterfaceRegistrar(const NetconfigInterface* nc) { registry().netconfig = nc; }
 
 }  // namespace rump
 
@@ -47,5 +51,32 @@ int rump_pub_etfs_remove(const char* key) {
   if (!etfs || !k) return ENOSYS;
   return etfs->remove(*k, key);
 }
+
+// The netconfig calls: ENOSYS without the net faction (or a kernel).
+#define RUMP_NETCONFIG_CALL(expr)                                    \
+  const rump::NetconfigInterface* nc = rump::faction_interfaces().netconfig; \
+  rump::Kernel* k = rump::current_kernel();                          \
+  if (!nc || !k) return ENOSYS;                                      \
+  return expr
+
+int rump_pub_netconfig_ifcreate(const char* ifname) { RUMP_NETCONFIG_CALL(nc->ifcreate(*k, ifname)); }
+int rump_pub_netconfig_ifdestroy(const char* ifname) { RUMP_NETCONFIG_CALL(nc->ifdestroy(*k, ifname)); }
+int rump_pub_netconfig_ifup(const char* ifname) { RUMP_NETCONFIG_CALL(nc->ifup(*k, ifname, true)); }
+int rump_pub_netconfig_ifdown(const char* ifname) { RUMP_NETCONFIG_CALL(nc->ifup(*k, ifname, false)); }
+int rump_pub_netconfig_ifsetlinkstr(const char* ifname, const char* linkstr) {
+  RUMP_NETCONFIG_CALL(nc->ifsetlinkstr(*k, ifname, linkstr));
+}
+int rump_pub_netconfig_ipv4_ifaddr(const char* ifname, const char* addr, const char* mask) {
+  RUMP_NETCONFIG_CALL(nc->ipv4_ifaddr(*k, ifname, addr, mask, -1));
+}
+int rump_pub_netconfig_ipv4_ifaddr_cidr(const char* ifname, const char* addr, int prefixlen) {
+  RUMP_NETCONFIG_CALL(nc->ipv4_ifaddr(*k, ifname, addr, nullptr, prefixlen));
+}
+int rump_pub_netconfig_ipv6_ifaddr(const char* ifname, const char* addr, int prefixlen) {
+  RUMP_NETCONFIG_CALL(nc->ipv6_ifaddr(*k, ifname, addr, prefixlen));
+}
+int rump_pub_netconfig_ipv4_gw(const char* addr) { RUMP_NETCONFIG_CALL(nc->gw(*k, AF_INET, addr)); }
+int rump_pub_netconfig_ipv6_gw(const char* addr) { RUMP_NETCONFIG_CALL(nc->gw(*k, AF_INET6, addr)); }
+#undef RUMP_NETCONFIG_CALL
 
 }  // extern "C"

@@ -21,8 +21,20 @@ struct EtfsInterface {
   int (*remove)(Kernel& k, const char* key);
 };
 
+// netconfig (net/inet, in the net faction): rump_pub_netconfig_*.
+struct NetconfigInterface {
+  int (*ifcreate)(Kernel& k, const char* ifname);
+  int (*ifdestroy)(Kernel& k, const char* ifname);
+  int (*ifup)(Kernel& k, const char* ifname, bool up);
+  int (*ifsetlinkstr)(Kernel& k, const char* ifname, const char* linkstr);
+  int (*ipv4_ifaddr)(Kernel& k, const char* ifname, const char* addr, const char* mask, int prefixlen);
+  int (*ipv6_ifaddr)(Kernel& k, const char* ifname, const char* addr, int prefixlen);
+  int (*gw)(Kernel& k, int family, const char* addr);
+};
+
 struct FactionInterfaces {
   const EtfsInterface* etfs = nullptr;
+  const NetconfigInterface* netconfig = nullptr;
 };
 
 // The registered interfaces (null members: that faction is not linked).
@@ -31,6 +43,9 @@ const FactionInterfaces& faction_interfaces();
 // Registers a faction's interface when its library is loaded.
 struct EtfsInterfaceRegistrar {
   explicit EtfsInterfaceRegistrar(const EtfsInterface* etfs);
+};
+struct NetconfigInterfaceRegistrar {
+  explicit NetconfigInterfaceRegistrar(const NetconfigInterface* nc);
 };
 
 }  // namespace rump

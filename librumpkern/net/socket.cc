@@ -98,10 +98,12 @@ Socket::~Socket() {
   if (pcb_) proto_.free_pcb(*this);
 }
 
-Result<Ref<Socket>> Socket::create(Lwp& l, const Domain& d, const Protosw& p) {
+Result<Ref<Socket>> Socket::create(Lwp& l, const Domain& d, const Protosw& p, int protocol) {
   auto* so = new (l.kernel().kmem()) Socket(l.kernel(), d, p);
   if (!so) return err(ENOMEM);
   Ref<Socket> r = adopt_ref(so);
+  so->protocol_ = protocol >= 0 ? protocol : p.protocol;
+  so->creator_ = creds_of(l);
   TRY(p.attach(*so));
   return r;
 }
@@ -184,6 +186,13 @@ void send_sigpipe(Lwp& l) {
 Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) {
   const Protosw& pr = so.proto();
   if (flags & MSG_OOB) return err(EOPNOTSUPP);
+  if (pr.send_msg) {
+    Result<size_t> r = pr.send_msg(l, so, m, flags, nonblock || (flags & MSG_DONTWAIT));
+    // Streams raise SIGPIPE with EPIPE (Linux's sk_stream_error); datagram
+    // protocols return EPIPE alone.
+    if (!r.ok() && r.error() == EPIPE && pr.stream && !(flags & MSG_NOSIGNAL)) send_sigpipe(l);
+    return r;
+  }
   nonblock = nonblock || (flags & MSG_DONTWAIT);
   Kmem& km = so.kernel().kmem();
   size_t want = m.uio->resid;
@@ -553,7 +562,9 @@ class SocketFileOps : public FileOps {
         n = static_cast<int>(so.snd_cc_);
         break;
       }
-      default: return err(ENOTTY);
+      default:
+        if (so.domain().ioctl) return so.domain().ioctl(l, so, cmd, arg);
+        return err(ENOTTY);
     }
     TRY(copyout_obj(l, n, UserPtr<int>{arg}));
     return 0;

@@ -30,6 +30,7 @@
 // before it takes any lock.
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -60,6 +61,8 @@ struct SockAddr {
   union {
     sa_family_t family;
     sockaddr_un un;
+    sockaddr_in in;
+    sockaddr_in6 in6;
     char bytes[sizeof(sockaddr_un)];
   };
   SockAddr() : bytes{} {}
@@ -123,6 +126,22 @@ enum SockOpt : uint32_t {
   kSoReuseAddr = 1,
   kSoKeepAlive = 2,
   kSoPassCred = 4,
+  kSoBroadcast = 8,
+  kSoReusePort = 16,
+};
+
+struct SockMsg;
+
+// A socket option below SOL_SOCKET (or one SOL_SOCKET option the generic
+// layer does not know), for Protosw::ctloutput: the value in kernel
+// memory, at most kMaxLen bytes. set: len bytes given; get: len is the
+// room on entry and the value's length on return.
+struct SockOptArg {
+  static constexpr size_t kMaxLen = 256;
+  bool set = false;
+  int level = 0, name = 0;
+  socklen_t len = 0;
+  alignas(8) char val[kMaxLen];
 };
 
 // The hooks of one protocol. Each runs without the socket's lock unless
@@ -152,6 +171,13 @@ struct Protosw {
   void (*source_name)(SockRecord& r, SockAddr& a);
   // The socket is being freed: the control block goes.
   void (*free_pcb)(Socket& so);
+  // Optional (null: the generic path). A protocol that builds its own
+  // packets takes the whole send from the user's iovec (so_send checks
+  // MSG_OOB and then calls it) and returns the bytes sent.
+  Result<size_t> (*send_msg)(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) = nullptr;
+  // Optional: options of the protocol's levels (IPPROTO_IP, IPPROTO_UDP
+  // ...). ENOPROTOOPT for an unknown one.
+  Result<void> (*ctloutput)(Lwp& l, Socket& so, SockOptArg& opt) = nullptr;
 };
 
 // An address family.
@@ -166,6 +192,9 @@ struct Domain {
   // in-flight sockets counts them (BSD's dom_internalize/dom_dispose).
   void (*internalize)(File& f);
   void (*dispose)(File& f);
+  // Optional: ioctls of the family on any of its sockets (the SIOC*
+  // interface calls of AF_INET). ENOTTY for an unknown one.
+  Result<long> (*ioctl)(Lwp& l, Socket& so, unsigned long cmd, uintptr_t arg) = nullptr;
 };
 void register_domain(const Domain* d);
 const Domain* find_domain(int family);
@@ -179,8 +208,9 @@ class Socket : public KObject, public RefCounted<Socket> {
 
   Socket(Kernel& k, const Domain& d, const Protosw& p) : kernel_(k), domain_(d), proto_(p) {}
   ~Socket();
-  // A socket of d's protocol p, attached.
-  static Result<Ref<Socket>> create(Lwp& l, const Domain& d, const Protosw& p);
+  // A socket of d's protocol p, attached. protocol: what socket(2) asked
+  // for (-1: p's own number).
+  static Result<Ref<Socket>> create(Lwp& l, const Domain& d, const Protosw& p, int protocol = -1);
 
   Kernel& kernel() const { return kernel_; }
   const Domain& domain() const { return domain_; }
@@ -227,6 +257,11 @@ class Socket : public KObject, public RefCounted<Socket> {
 
   // The protocol's control block (net/local.cc: the AF_UNIX state).
   void* pcb_ = nullptr;
+  // Set before attach, constant after: the protocol number (SO_PROTOCOL;
+  // a raw socket's is the one it was made with) and the creator's
+  // credentials (attach checks privileges against them).
+  int protocol_ = 0;
+  ScmCreds creator_;
   // The open file description of this socket (one per socket; set when it
   // is made, cleared at its last close): for the collector.
   std::atomic<File*> file_{nullptr};

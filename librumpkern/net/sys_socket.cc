@@ -72,10 +72,18 @@ Result<const Protosw*> find_proto(int domain, int& type, int protocol) {
   if (domain == AF_UNIX) {
     if (protocol && protocol != AF_UNIX) return err(EPROTONOSUPPORT);
     if (type == SOCK_RAW) type = SOCK_DGRAM;  // Linux's AF_UNIX takes SOCK_RAW as SOCK_DGRAM
+    protocol = 0;
   }
-  for (int i = 0; i < d->nprotos; i++)
-    if (d->protos[i].type == type) return &d->protos[i];
-  return err(ESOCKTNOSUPPORT);
+  // A protocol entry of number -1 takes any nonzero protocol (raw IP);
+  // others take 0 or their own number.
+  bool type_known = false;
+  for (int i = 0; i < d->nprotos; i++) {
+    const Protosw& p = d->protos[i];
+    if (p.type != type) continue;
+    type_known = true;
+    if (p.protocol == -1 ? protocol > 0 && protocol < 256 : (protocol == 0 || protocol == p.protocol)) return &p;
+  }
+  return err(type_known ? EPROTONOSUPPORT : ESOCKTNOSUPPORT);
 }
 
 void free_rights(ScmRights* r) { scm_rights_free(r); }
@@ -294,7 +302,7 @@ Result<long> sys_socket(Lwp& l, int domain, int type, int protocol) {
   int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
   type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   const Protosw* p = TRY(find_proto(domain, type, protocol));
-  Ref<Socket> so = TRY(Socket::create(l, *find_domain(domain), *p));
+  Ref<Socket> so = TRY(Socket::create(l, *find_domain(domain), *p, p->protocol == -1 ? protocol : -1));
   return install(l, *so, flags);
 }
 
@@ -505,10 +513,25 @@ timeval ns_timeval(int64_t ns) { return timeval{ns / 1000000000, (ns % 100000000
 
 }  // namespace
 
+// A protocol's own option (Protosw::ctloutput).
+Result<long> proto_setopt(Lwp& l, Socket& so, int level, int optname, UserPtr<void> optval, socklen_t optlen) {
+  SockOptArg o;
+  o.set = true;
+  o.level = level;
+  o.name = optname;
+  o.len = optlen < SockOptArg::kMaxLen ? optlen : SockOptArg::kMaxLen;
+  if (o.len) TRY(copyin(l, optval.addr, o.val, o.len));
+  TRY(so.proto().ctloutput(l, so, o));
+  return 0;
+}
+
 Result<long> sys_setsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<void> optval, socklen_t optlen) {
   Ref<Socket> so = TRY(sock_get(l, sockfd));
-  if (level != SOL_SOCKET) return err(EOPNOTSUPP);
   if (static_cast<int>(optlen) < 0) return err(EINVAL);
+  if (level != SOL_SOCKET) {
+    if (so->proto().ctloutput) return proto_setopt(l, *so, level, optname, optval, optlen);
+    return err(EOPNOTSUPP);
+  }
   switch (optname) {
     case SO_RCVTIMEO_OLD:
     case SO_SNDTIMEO_OLD: {
@@ -541,6 +564,8 @@ Result<long> sys_setsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<
     case SO_REUSEADDR: bit = kSoReuseAddr; break;
     case SO_KEEPALIVE: bit = kSoKeepAlive; break;
     case SO_PASSCRED: bit = kSoPassCred; break;
+    case SO_BROADCAST: bit = kSoBroadcast; break;
+    case SO_REUSEPORT: bit = kSoReusePort; break;
     case SO_SNDBUF: {
       int x = v > kWmemMax ? kWmemMax : v;
       x = x * 2 > kMinSndbuf ? x * 2 : kMinSndbuf;
@@ -563,9 +588,19 @@ Result<long> sys_setsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<
 Result<long> sys_getsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<void> optval,
                             UserPtr<socklen_t> optlen) {
   Ref<Socket> so = TRY(sock_get(l, sockfd));
-  if (level != SOL_SOCKET) return err(EOPNOTSUPP);
   int len = static_cast<int>(TRY(copyin_obj(l, optlen)));
   if (len < 0) return err(EINVAL);
+  if (level != SOL_SOCKET) {
+    if (!so->proto().ctloutput) return err(EOPNOTSUPP);
+    SockOptArg o;
+    o.level = level;
+    o.name = optname;
+    o.len = static_cast<size_t>(len) < SockOptArg::kMaxLen ? static_cast<socklen_t>(len) : SockOptArg::kMaxLen;
+    TRY(so->proto().ctloutput(l, *so, o));
+    if (o.len) TRY(copyout(l, o.val, optval.addr, o.len));
+    TRY(copyout_obj(l, o.len, optlen));
+    return 0;
+  }
   union {
     int i;
     timeval tv;
@@ -578,7 +613,7 @@ Result<long> sys_getsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<
     switch (optname) {
       case SO_TYPE: v.i = so->proto().type; break;
       case SO_DOMAIN: v.i = so->domain().family; break;
-      case SO_PROTOCOL: v.i = so->proto().protocol; break;
+      case SO_PROTOCOL: v.i = so->protocol_; break;
       case SO_ERROR: v.i = so->error_; so->error_ = 0; break;
       case SO_RCVBUF: v.i = so->rcvbuf_; break;
       case SO_SNDBUF: v.i = so->sndbuf_; break;
@@ -587,6 +622,8 @@ Result<long> sys_getsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<
       case SO_REUSEADDR: v.i = (so->options_ & kSoReuseAddr) ? 1 : 0; break;
       case SO_KEEPALIVE: v.i = (so->options_ & kSoKeepAlive) ? 1 : 0; break;
       case SO_PASSCRED: v.i = (so->options_ & kSoPassCred) ? 1 : 0; break;
+      case SO_BROADCAST: v.i = (so->options_ & kSoBroadcast) ? 1 : 0; break;
+      case SO_REUSEPORT: v.i = (so->options_ & kSoReusePort) ? 1 : 0; break;
       case SO_ACCEPTCONN: v.i = (so->state_ & kSsListening) ? 1 : 0; break;
       case SO_RCVTIMEO_OLD: v.tv = ns_timeval(so->rcvtimeo_ns_); lv = sizeof(timeval); break;
       case SO_SNDTIMEO_OLD: v.tv = ns_timeval(so->sndtimeo_ns_); lv = sizeof(timeval); break;

@@ -1,0 +1,319 @@
+// if.h: network interfaces (Ifnet) and the per-kernel inet state that owns
+// them, the routing table, the packet pool and the protocol counters.
+//
+// An Ifnet is a device the stack sends through and receives from: `lo`
+// (made at boot), and later Ethernet devices (a shared-memory bus, a host
+// tap) whose IfOps add link framing, ARP and neighbour discovery. The
+// stack calls ops->output with a packet that starts at the network header
+// and the next hop; the device frames and sends it. A device hands
+// received packets (network header first, link header already stripped
+// and its type given) to if_input(), which queues them and runs the stack
+// on them.
+//
+// Input runs in the thread of whoever queued first (as Linux's softirq
+// runs at the end of the call that raised it): if_input() appends to the
+// interface's queue and, if no thread is draining that queue, drains it
+// itself. So loopback delivery needs no thread switch, deep recursion
+// cannot happen (a packet sent while draining is only queued), and the
+// rule for callers is: no socket lock held across ip_output() or
+// if_input().
+//
+// Locking: InetState::if_lock_ (an RwLock, read on every packet) guards the
+// interface list and every interface's addresses and MTU; rt_lock_ guards
+// the routing table. Neither is held while a packet is delivered to a
+// socket or handed to a device. Flags and counters are atomics.
+#pragma once
+
+#include <net/if.h>
+
+#include <atomic>
+#include <boost/intrusive/list.hpp>
+
+#include "base/kmem.h"
+#include "base/ref.h"
+#include "kern/callout.h"
+#include "net/inet/ip.h"
+#include "net/inet/pkt.h"
+#include "sync/mutex.h"
+
+namespace rump {
+
+class Ifnet;
+struct InetState;
+
+struct IfOps {
+  // Sends p (starting at the network header, proto an ETH_P_* value) to
+  // next hop nh. Consumes p.
+  Result<void> (*output)(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto);
+  // IFF_UP changed (may be null).
+  Result<void> (*set_up)(Ifnet& ifp, bool up);
+  // rump_pub_netconfig_ifsetlinkstr (may be null: EOPNOTSUPP).
+  Result<void> (*set_linkstr)(Ifnet& ifp, const char* s);
+  // The interface goes (may be null).
+  void (*destroy)(Ifnet& ifp);
+};
+
+struct IfAddr4 {
+  InAddr addr, mask, bcast;
+  uint8_t plen = 0;
+};
+struct IfAddr6 {
+  In6Addr addr;
+  uint8_t plen = 0;
+};
+
+struct IfCounters {
+  std::atomic<uint64_t> ipackets{0}, ibytes{0}, ierrors{0}, iqdrops{0};
+  std::atomic<uint64_t> opackets{0}, obytes{0}, oerrors{0};
+};
+
+class Ifnet : public KObject, public RefCounted<Ifnet> {
+ public:
+  static constexpr int kMaxAddr4 = 8, kMaxAddr6 = 8;
+
+  Ifnet(InetState& st, const IfOps& ops) : st_(st), ops_(ops) {}
+  ~Ifnet();
+
+  InetState& state() const { return st_; }
+  const IfOps& ops() const { return ops_; }
+
+  char name[IFNAMSIZ] = {};
+  int index = 0;
+  int type = 0;            // ARPHRD_LOOPBACK, ARPHRD_ETHER
+  bool no_csum = false;    // the medium needs no checksums (loopback)
+  uint8_t hwaddr[6] = {};
+  std::atomic<uint32_t> flags{0};  // IFF_*
+  std::atomic<uint32_t> mtu{1500};
+  IfCounters counters;
+  void* softc = nullptr;   // the device's own state (its IfOps know the type)
+
+  // Guarded by st_.if_lock_.
+  IfAddr4 addr4[kMaxAddr4];
+  int naddr4 = 0;
+  IfAddr6 addr6[kMaxAddr6];
+  int naddr6 = 0;
+
+  bool up() const { return flags.load(std::memory_order_acquire) & IFF_UP; }
+
+  // The input queue (if_input).
+  SpinLock inq_lock_{LockRank::kNone};
+  PktList inq_ ABSL_GUARDED_BY(inq_lock_);
+  bool draining_ ABSL_GUARDED_BY(inq_lock_) = false;
+  static constexpr size_t kInqMax = 1000;  // net.core.netdev_max_backlog
+
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
+
+ private:
+  friend class RefCounted<Ifnet>;
+  void last_unref() { delete this; }
+  InetState& st_;
+  const IfOps& ops_;
+};
+
+// Queues a received packet (network header first; proto: ETH_P_IP,
+// ETH_P_IPV6, ETH_P_ARP) and runs the stack on the queue unless another
+// thread is at it. Consumes p. No socket lock held.
+void if_input(Ifnet& ifp, Pkt* p, uint16_t proto);
+
+// --- routes
+
+struct RouteEntry : public KObject {
+  IpAddr dst;       // the prefix (host bits zero)
+  uint8_t plen = 0;
+  IpAddr gateway;   // family 0: directly connected
+  int ifindex = 0;
+  bool connected = false;  // made by an address (removed with it)
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
+};
+using RouteList = boost::intrusive::list<RouteEntry, boost::intrusive::member_hook<RouteEntry, decltype(RouteEntry::hook),
+                                                                                   &RouteEntry::hook>,
+                                         boost::intrusive::constant_time_size<false>>;
+
+// The result of a route lookup: the interface (referenced) and the next
+// hop.
+struct RouteResult {
+  RefPtr<Ifnet> ifp;
+  IpAddr nexthop;
+  bool local = false;  // dst is one of our own addresses (sent through lo)
+};
+Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst);
+// Adds or replaces a route. ENETUNREACH if the gateway is not reachable
+// through a connected route (for gateway routes), ENXIO for a bad ifindex.
+Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected);
+Result<void> route_delete(InetState& st, const IpAddr& dst, int plen);
+
+// --- counters (/proc/net/snmp names)
+
+#define RUMP_IP_STATS(X)                                                                                   \
+  X(InReceives) X(InHdrErrors) X(InAddrErrors) X(ForwDatagrams) X(InUnknownProtos) X(InDiscards)          \
+  X(InDelivers) X(OutRequests) X(OutDiscards) X(OutNoRoutes) X(ReasmTimeout) X(ReasmReqds) X(ReasmOKs)   \
+  X(ReasmFails) X(FragOKs) X(FragFails) X(FragCreates) X(InTruncatedPkts) X(InCsumErrors) X(ReasmOverlaps)
+#define RUMP_ICMP_STATS(X)                                                                                 \
+  X(InMsgs) X(InErrors) X(InCsumErrors) X(InDestUnreachs) X(InTimeExcds) X(InEchos) X(InEchoReps)         \
+  X(OutMsgs) X(OutErrors) X(OutDestUnreachs) X(OutTimeExcds) X(OutEchos) X(OutEchoReps) X(OutRateLimited)
+#define RUMP_UDP_STATS(X)                                                                                  \
+  X(InDatagrams) X(NoPorts) X(InErrors) X(OutDatagrams) X(RcvbufErrors) X(SndbufErrors) X(InCsumErrors)
+
+#define RUMP_IP6_STATS(X)                                                                                  \
+  X(InReceives) X(InHdrErrors) X(InAddrErrors) X(InUnknownProtos) X(InTruncatedPkts) X(InDelivers)        \
+  X(OutRequests) X(OutDiscards) X(OutNoRoutes) X(ReasmFails) X(FragFails)
+#define RUMP_ICMP6_STATS(X)                                                                                \
+  X(InMsgs) X(InErrors) X(InCsumErrors) X(InDestUnreachs) X(InEchos) X(InEchoReps) X(OutMsgs)             \
+  X(OutErrors) X(OutDestUnreachs) X(OutEchoReps)
+
+#define RUMP_STAT_FIELD(n) std::atomic<uint64_t> n{0};
+struct IpStats {
+  RUMP_IP_STATS(RUMP_STAT_FIELD)
+};
+struct IcmpStats {
+  RUMP_ICMP_STATS(RUMP_STAT_FIELD)
+};
+struct UdpStats {
+  RUMP_UDP_STATS(RUMP_STAT_FIELD)
+};
+struct Ip6Stats {
+  RUMP_IP6_STATS(RUMP_STAT_FIELD)
+};
+struct Icmp6Stats {
+  RUMP_ICMP6_STATS(RUMP_STAT_FIELD)
+};
+#undef RUMP_STAT_FIELD
+
+// --- IPv4 reassembly: the fragments of one datagram so far, ordered by
+// offset without overlap (an overlapping fragment drops the whole datagram,
+// as RFC 5722 asks for IPv6 and Linux does for IPv4).
+
+struct ReassQueue : public KObject {
+  InAddr src, dst;
+  uint16_t id = 0;
+  uint8_t proto = 0, ttl = 0, tos = 0;
+  int ifindex = 0;
+  uint32_t flags = 0;
+  uint32_t total = 0;   // the datagram's length, once the last fragment came (0: not yet)
+  uint32_t have = 0;    // payload bytes held
+  int64_t expire_ns = 0;
+  uint8_t hdr[60];      // the first fragment's IP header (for time exceeded)
+  uint8_t hdrlen = 0;   // 0: the first fragment has not come
+  uint8_t first8[8];    // and the first 8 bytes of its payload
+  PktList frags;        // each Pkt's meta.aux is its offset
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
+};
+using ReassList = boost::intrusive::list<ReassQueue, boost::intrusive::member_hook<ReassQueue, decltype(ReassQueue::hook),
+                                                                                   &ReassQueue::hook>,
+                                         boost::intrusive::constant_time_size<true>>;
+
+// --- the per-kernel state
+
+// Lives from boot until halt and the last inet socket, whichever is later
+// (sockets are closed after the components' fini at halt): every inet
+// socket holds a reference (ref/unref) and reaches the state through its
+// own pointer; inet_state_or_null(k) is null once the component stopped.
+struct InetState : public KObject {
+  explicit InetState(Kernel& k);
+  ~InetState();
+  Kernel& kernel;
+  std::atomic<int> refs_{1};  // the component's, and one per inet socket
+  void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  PktPool pool;
+
+  mutable RwLock if_lock_{LockRank::kNone};
+  boost::intrusive::list<Ifnet, boost::intrusive::member_hook<Ifnet, decltype(Ifnet::hook), &Ifnet::hook>,
+                         boost::intrusive::constant_time_size<false>>
+      ifs_ ABSL_GUARDED_BY(if_lock_);
+  int next_ifindex_ ABSL_GUARDED_BY(if_lock_) = 1;
+  Ifnet* lo_ = nullptr;  // set at boot, referenced by the list
+
+  mutable RwLock rt_lock_{LockRank::kNone};
+  RouteList routes_ ABSL_GUARDED_BY(rt_lock_);
+
+  // IPv4 reassembly (net/inet/ip_reass.cc).
+  Mutex reass_lock_{LockRank::kNone};
+  ReassList reass_ ABSL_GUARDED_BY(reass_lock_);
+  size_t reass_bytes_ ABSL_GUARDED_BY(reass_lock_) = 0;
+  Callout reass_timer_;
+  std::atomic<uint32_t> ip_id_{0};
+
+  // Path MTUs learnt from ICMP "fragmentation needed" (RFC 1191), a
+  // small table of the most recent, each valid for kPmtuValidNs.
+  struct PmtuEntry {
+    IpAddr dst;
+    uint32_t mtu = 0;
+    int64_t expire_ns = 0;
+  };
+  static constexpr int kPmtuEntries = 16;
+  static constexpr int64_t kPmtuValidNs = 600LL * 1000 * 1000 * 1000;  // Linux's mtu_expires
+  mutable SpinLock pmtu_lock_{LockRank::kNone};
+  PmtuEntry pmtu_[kPmtuEntries] ABSL_GUARDED_BY(pmtu_lock_);
+  int pmtu_next_ ABSL_GUARDED_BY(pmtu_lock_) = 0;
+  // The path MTU to dst if one was learnt (0: none).
+  uint32_t pmtu_of(const IpAddr& dst) const;
+  void pmtu_learn(const IpAddr& dst, uint32_t mtu);
+
+  // ICMP errors: a token bucket for the whole kernel (Linux's
+  // icmp_msgs_per_sec 1000, icmp_msgs_burst 50).
+  SpinLock icmp_rate_lock_{LockRank::kNone};
+  int64_t icmp_tokens_ ABSL_GUARDED_BY(icmp_rate_lock_) = 50;
+  int64_t icmp_last_ns_ ABSL_GUARDED_BY(icmp_rate_lock_) = 0;
+  // Takes a token: false when the error must not be sent.
+  bool icmp_rate_ok();
+
+  InPcbTable udp{IPPROTO_UDP};
+  InPcbTable raw{IPPROTO_RAW};
+  InPcbTable ping{IPPROTO_ICMP};
+  // The TCP engine's PCBs.
+  InPcbTable tcp{IPPROTO_TCP};
+
+  IpStats ip_stats;
+  IcmpStats icmp_stats;
+  UdpStats udp_stats;
+  Ip6Stats ip6_stats;
+  Icmp6Stats icmp6_stats;
+
+  // Sysctls.
+  std::atomic<int> ip_default_ttl{64};
+  std::atomic<uint32_t> ping_group_lo{1}, ping_group_hi{0};  // net.ipv4.ping_group_range (empty)
+  std::atomic<int> ipfrag_high_thresh{4 * 1024 * 1024};
+  std::atomic<int> ipfrag_time{30};  // seconds
+
+  // Interfaces by name or index, referenced (null if none).
+  RefPtr<Ifnet> find_if(const char* name) const;
+  RefPtr<Ifnet> find_if(int index) const;
+};
+// Null when the inet component is not running (halted, not linked).
+InetState* inet_state_or_null(Kernel& k);
+// The reassembly timer's function (arg: the InetState).
+void ip_reass_timer(void* arg);
+
+// Interface management (net/inet/if.cc). attach: gives it an index and
+// links it. EEXIST for a name in use.
+Result<void> if_attach(InetState& st, Ifnet& ifp);
+// Unlinks it, removes its addresses and routes, calls ops.destroy.
+void if_detach(InetState& st, Ifnet& ifp);
+Result<void> if_set_up(Ifnet& ifp, bool up);
+// Adds (or replaces the mask of) an address, with its connected route;
+// primary: as the first address (what SIOCGIFADDR reports).
+Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary = false);
+Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen);
+// Removes an address and its connected route: EADDRNOTAVAIL if absent.
+Result<void> if_del_addr4(Ifnet& ifp, InAddr a);
+// The first IPv4 address (SIOCGIFADDR's): EADDRNOTAVAIL if none.
+Result<IfAddr4> if_primary_addr4(Ifnet& ifp);
+// Interface types made by name (rump_pub_netconfig_ifcreate("shmif0")):
+// a device registers its cloner at load time; create makes, attaches and
+// returns nothing else (ENXIO for a unit it cannot make).
+struct IfCloner {
+  const char* prefix;
+  Result<void> (*create)(InetState& st, const char* name, int unit);
+};
+void if_clone_register(const IfCloner* c);
+struct IfClonerRegistrar {
+  explicit IfClonerRegistrar(const IfCloner* c) { if_clone_register(c); }
+};
+
+// The loopback interface (net/inet/if_loop.cc).
+Result<void> loop_create(InetState& st);
+
+}  // namespace rump

@@ -1,0 +1,37 @@
+// if_ether.h: Ethernet interfaces: framing (Ethernet II) and ARP (RFC 826)
+// over a link that a device provides (a shared-memory bus, a host tap).
+//
+// A device makes its interface with ether_attach(), giving its MAC address
+// and an EtherLink whose transmit() sends one whole frame; it hands every
+// frame it receives to ether_input(). The stack's output resolves IPv4
+// next hops through the interface's ARP cache: a packet for a next hop not
+// yet resolved waits (at most kArpHold per neighbour, the oldest dropped,
+// as Linux's unres_qlen) while a request goes out; the reply releases it.
+// Entries are valid for kArpValidNs after they were learnt, then resolved
+// again on the next use. IPv6 neighbour discovery is not done here yet:
+// IPv6 output on Ethernet is ENETUNREACH.
+//
+// Locking: the cache has its own lock (a leaf); frames are transmitted and
+// packets handed to the stack with no lock held.
+#pragma once
+
+#include <cstdint>
+
+#include "net/inet/if.h"
+
+namespace rump {
+
+struct EtherLink {
+  // Sends a frame (Ethernet header first). Consumes it. Called with no
+  // kernel lock held, from any thread in the kernel.
+  void (*transmit)(void* arg, Ifnet& ifp, Pkt* frame);
+  void* arg;
+};
+
+// Makes, attaches and returns an Ethernet interface (down, no address).
+// EEXIST for a name in use, ENOMEM.
+Result<Ref<Ifnet>> ether_attach(InetState& st, const char* name, const uint8_t mac[6], const EtherLink& link);
+// A received frame. Consumes it; no socket lock held.
+void ether_input(Ifnet& ifp, Pkt* frame);
+
+}  // namespace rump

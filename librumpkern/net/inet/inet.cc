@@ -1,0 +1,362 @@
+// The inet component: the per-kernel inet state (if.h) made at boot with
+// `lo` up, the registry of transport protocols (ip.h), and the sysctl
+// nodes of the stack (counters under net.inet.*, Linux's knobs under
+// net.ipv4.*).
+#include <arpa/inet.h>
+#include <net/if_arp.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "kern/clock.h"
+#include "kern/component.h"
+#include "kern/kernel.h"
+#include "kern/sysctl.h"
+#include "net/inet/if.h"
+
+namespace rump {
+
+namespace {
+
+Result<void> inet_init(Kernel& k);
+void inet_fini(Kernel& k);
+Component g_inet_component{"inet", ComponentType::kNet, &inet_init, &inet_fini};
+RUMP_COMPONENT(g_inet_component);
+const KernelSlot<InetState> g_inet_state{g_inet_component};
+
+// --- protocols: registered at load time, read-only afterwards.
+struct ProtoTable {
+  const InetProto* by_num[256] = {};
+};
+ProtoTable& protos() {
+  static ProtoTable t;
+  return t;
+}
+
+// --- sysctl
+
+enum : int {
+  CTL_NET = 4,
+  NET_INET = 2,    // BSD's PF_INET
+  NET_INET6 = 24,  // BSD's PF_INET6
+  NET_IPV4 = 100,  // Linux's names, this kernel's numbers
+  INET6_IP6 = 41,
+  INET6_ICMP6 = 58,
+  INET_IP = 0,
+  INET_ICMP = 1,
+  INET_UDP = 17,
+  STATS = 1000,
+  IPV4_PING_GROUP_RANGE = 1,
+  IPV4_DEFAULT_TTL = 2,
+  IPV4_IPFRAG_TIME = 3,
+  IPV4_IPFRAG_HIGH_THRESH = 4,
+};
+
+// Counters as "Name value" lines, /proc/net/snmp's names.
+template <class Stats>
+size_t format_stats(const Stats& s, const char* const* names, const std::atomic<uint64_t>* first, size_t n,
+                    char* buf, size_t cap) {
+  char tmp[2048];
+  size_t len = 0;
+  for (size_t i = 0; i < n && len < sizeof tmp; i++) {
+    int w = snprintf(tmp + len, sizeof tmp - len, "%s %llu\n", names[i],
+                     static_cast<unsigned long long>(first[i].load(std::memory_order_relaxed)));
+    if (w < 0) break;
+    len += static_cast<size_t>(w);
+  }
+  if (len >= sizeof tmp) len = sizeof tmp - 1;
+  tmp[len] = '\0';
+  if (cap) {
+    size_t c = len + 1 < cap ? len + 1 : cap;
+    std::memcpy(buf, tmp, c);
+    buf[c - 1] = '\0';
+  }
+  (void)s;
+  return len + 1;
+}
+
+#define RUMP_STAT_NAME(n) #n,
+const char* const kIpNames[] = {RUMP_IP_STATS(RUMP_STAT_NAME)};
+const char* const kIcmpNames[] = {RUMP_ICMP_STATS(RUMP_STAT_NAME)};
+const char* const kUdpNames[] = {RUMP_UDP_STATS(RUMP_STAT_NAME)};
+const char* const kIp6Names[] = {RUMP_IP6_STATS(RUMP_STAT_NAME)};
+const char* const kIcmp6Names[] = {RUMP_ICMP6_STATS(RUMP_STAT_NAME)};
+#undef RUMP_STAT_NAME
+
+size_t empty_string(char* buf, size_t cap) {
+  if (cap) buf[0] = '\0';
+  return 1;
+}
+
+// The counter structs are arrays of atomics laid out in declaration order.
+template <class Stats, size_t N>
+size_t stats_of(Kernel& k, Stats InetState::*member, const char* const (&names)[N], char* buf, size_t cap) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return empty_string(buf, cap);
+  const Stats& s = st->*member;
+  static_assert(sizeof(Stats) == N * sizeof(std::atomic<uint64_t>));
+  return format_stats(s, names, reinterpret_cast<const std::atomic<uint64_t>*>(&s), N, buf, cap);
+}
+
+size_t get_ip_stats(Kernel& k, char* buf, size_t cap) { return stats_of(k, &InetState::ip_stats, kIpNames, buf, cap); }
+size_t get_icmp_stats(Kernel& k, char* buf, size_t cap) {
+  return stats_of(k, &InetState::icmp_stats, kIcmpNames, buf, cap);
+}
+size_t get_udp_stats(Kernel& k, char* buf, size_t cap) {
+  return stats_of(k, &InetState::udp_stats, kUdpNames, buf, cap);
+}
+
+size_t get_ip6_stats(Kernel& k, char* buf, size_t cap) {
+  return stats_of(k, &InetState::ip6_stats, kIp6Names, buf, cap);
+}
+size_t get_icmp6_stats(Kernel& k, char* buf, size_t cap) {
+  return stats_of(k, &InetState::icmp6_stats, kIcmp6Names, buf, cap);
+}
+
+size_t get_ping_range(Kernel& k, char* buf, size_t cap) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return empty_string(buf, cap);
+  char tmp[32];
+  int n = snprintf(tmp, sizeof tmp, "%u\t%u", st->ping_group_lo.load(), st->ping_group_hi.load());
+  if (cap) {
+    size_t c = static_cast<size_t>(n) + 1 < cap ? static_cast<size_t>(n) + 1 : cap;
+    std::memcpy(buf, tmp, c);
+    buf[c - 1] = '\0';
+  }
+  return static_cast<size_t>(n) + 1;
+}
+
+bool parse_uint(const char*& s, const char* end, uint32_t& v) {
+  while (s < end && (*s == ' ' || *s == '\t' || *s == '\n')) s++;
+  if (s == end || *s < '0' || *s > '9') return false;
+  uint64_t x = 0;
+  while (s < end && *s >= '0' && *s <= '9') {
+    x = x * 10 + static_cast<uint64_t>(*s++ - '0');
+    if (x > 0xffffffffu) return false;
+  }
+  v = static_cast<uint32_t>(x);
+  return true;
+}
+
+Result<void> set_ping_range(Kernel& k, const char* s, size_t len) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return err(ENOENT);
+  const char* end = s + len;
+  uint32_t lo, hi;
+  if (!parse_uint(s, end, lo) || !parse_uint(s, end, hi)) return err(EINVAL);
+  while (s < end && (*s == ' ' || *s == '\t' || *s == '\n')) s++;
+  if (s != end) return err(EINVAL);
+  st->ping_group_lo.store(lo);
+  st->ping_group_hi.store(hi);
+  return {};
+}
+
+int get_default_ttl(Kernel& k) {
+  InetState* st = inet_state_or_null(k);
+  return st ? st->ip_default_ttl.load() : 64;
+}
+Result<void> set_default_ttl(Kernel& k, int v) {
+  if (v < 1 || v > 255) return err(EINVAL);
+  if (InetState* st = inet_state_or_null(k)) st->ip_default_ttl.store(v);
+  return {};
+}
+int get_frag_time(Kernel& k) {
+  InetState* st = inet_state_or_null(k);
+  return st ? st->ipfrag_time.load() : 30;
+}
+Result<void> set_frag_time(Kernel& k, int v) {
+  if (v < 1) return err(EINVAL);
+  if (InetState* st = inet_state_or_null(k)) st->ipfrag_time.store(v);
+  return {};
+}
+int get_frag_high(Kernel& k) {
+  InetState* st = inet_state_or_null(k);
+  return st ? st->ipfrag_high_thresh.load() : 0;
+}
+Result<void> set_frag_high(Kernel& k, int v) {
+  if (v < 0) return err(EINVAL);
+  if (InetState* st = inet_state_or_null(k)) st->ipfrag_high_thresh.store(v);
+  return {};
+}
+
+SysctlOps str_ops(size_t (*get)(Kernel&, char*, size_t), Result<void> (*set)(Kernel&, const char*, size_t) = nullptr) {
+  SysctlOps o;
+  o.get_string = get;
+  o.set_string = set;
+  return o;
+}
+SysctlOps i_ops(int (*get)(Kernel&), Result<void> (*set)(Kernel&, int)) {
+  SysctlOps o;
+  o.get_int = get;
+  o.set_int = set;
+  return o;
+}
+
+struct InetNode {
+  int parent[3];
+  unsigned plen;
+  SysctlNodeInit init;
+};
+
+using enum SysctlType;
+using enum SysctlAccess;
+
+const InetNode kInetNodes[] = {
+    {{}, 0, {CTL_NET, "net", kNode, kReadOnly, {}}},
+    {{CTL_NET}, 1, {NET_INET, "inet", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET}, 2, {INET_IP, "ip", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET}, 2, {INET_ICMP, "icmp", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET}, 2, {INET_UDP, "udp", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET, INET_IP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_ip_stats)}},
+    {{CTL_NET, NET_INET, INET_ICMP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_icmp_stats)}},
+    {{CTL_NET, NET_INET, INET_UDP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_udp_stats)}},
+    {{CTL_NET}, 1, {NET_INET6, "inet6", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET6}, 2, {INET6_IP6, "ip6", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET6}, 2, {INET6_ICMP6, "icmp6", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET6, INET6_IP6}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_ip6_stats)}},
+    {{CTL_NET, NET_INET6, INET6_ICMP6}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_icmp6_stats)}},
+    {{CTL_NET}, 1, {NET_IPV4, "ipv4", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_IPV4}, 2,
+     {IPV4_PING_GROUP_RANGE, "ping_group_range", kString, kRootWrite, str_ops(get_ping_range, set_ping_range)}},
+    {{CTL_NET, NET_IPV4}, 2,
+     {IPV4_DEFAULT_TTL, "ip_default_ttl", kInt, kRootWrite, i_ops(get_default_ttl, set_default_ttl)}},
+    {{CTL_NET, NET_IPV4}, 2, {IPV4_IPFRAG_TIME, "ipfrag_time", kInt, kRootWrite, i_ops(get_frag_time, set_frag_time)}},
+    {{CTL_NET, NET_IPV4}, 2,
+     {IPV4_IPFRAG_HIGH_THRESH, "ipfrag_high_thresh", kInt, kRootWrite, i_ops(get_frag_high, set_frag_high)}},
+};
+
+Result<void> inet_init(Kernel& k) {
+  auto* st = new (k.kmem()) InetState(k);
+  if (!st) return err(ENOMEM);
+  g_inet_state.set(k, st);
+  if (Sysctl* sc = k.services().sysctl()) {
+    for (const InetNode& n : kInetNodes) {
+      Result<SysctlNode*> r = sc->add(n.parent, n.plen, n.init);
+      // "net" may exist already (another component's); a clashing leaf
+      // is EEXIST too and leaves the first one in place.
+      if (!r.ok() && r.error() != EEXIST) {
+        inet_fini(k);
+        return Error{r.error()};
+      }
+    }
+  }
+  Result<void> r = loop_create(*st);
+  if (!r.ok()) {
+    inet_fini(k);
+    return r;
+  }
+  return {};
+}
+
+void inet_fini(Kernel& k) {
+  InetState* st = g_inet_state.take(k);
+  if (!st) return;
+  // The callout queue goes before the last socket: no timer may outlive
+  // this.
+  st->reass_timer_.halt();
+  st->unref();
+}
+
+}  // namespace
+
+InetState::InetState(Kernel& k) : kernel(k), pool(k.kmem()) {
+  uint32_t r = 0;
+  size_t got = 0;
+  rumpuser_getrandom(&r, sizeof r, 0, &got);
+  ip_id_.store(r);
+  reass_timer_.init(*k.services().callouts(), &ip_reass_timer, this);
+}
+
+InetState::~InetState() {
+  reass_timer_.halt();
+  {
+    MutexLocker g(reass_lock_);
+    reass_.clear_and_dispose([](ReassQueue* q) {
+      pkt_list_free(q->frags);
+      delete q;
+    });
+    reass_bytes_ = 0;
+  }
+  // Interfaces: detach every one (lo last is not needed: nothing sends now).
+  for (;;) {
+    Ifnet* ifp = nullptr;
+    {
+      SharedLocker g(if_lock_);
+      if (!ifs_.empty()) {
+        ifp = &ifs_.front();
+        ifp->ref();
+      }
+    }
+    if (!ifp) break;
+    if_detach(*this, *ifp);
+    ifp->unref();
+  }
+  lo_ = nullptr;
+  Locker<RwLock> g(rt_lock_);
+  routes_.clear_and_dispose([](RouteEntry* e) { delete e; });
+}
+
+RefPtr<Ifnet> InetState::find_if(const char* name) const {
+  SharedLocker g(if_lock_);
+  for (const Ifnet& i : ifs_)
+    if (std::strncmp(i.name, name, IFNAMSIZ) == 0) {
+      i.ref();
+      return adopt_ref(const_cast<Ifnet*>(&i));
+    }
+  return nullptr;
+}
+
+RefPtr<Ifnet> InetState::find_if(int index) const {
+  SharedLocker g(if_lock_);
+  for (const Ifnet& i : ifs_)
+    if (i.index == index) {
+      i.ref();
+      return adopt_ref(const_cast<Ifnet*>(&i));
+    }
+  return nullptr;
+}
+
+InetState* inet_state_or_null(Kernel& k) { return g_inet_state.get(k); }
+
+uint32_t InetState::pmtu_of(const IpAddr& dst) const {
+  int64_t now = mono_now_ns();
+  SpinLocker g(pmtu_lock_);
+  for (const PmtuEntry& e : pmtu_)
+    if (e.mtu && e.expire_ns > now && e.dst == dst) return e.mtu;
+  return 0;
+}
+
+void InetState::pmtu_learn(const IpAddr& dst, uint32_t mtu) {
+  int64_t now = mono_now_ns();
+  SpinLocker g(pmtu_lock_);
+  PmtuEntry* slot = nullptr;
+  for (PmtuEntry& e : pmtu_)
+    if (e.mtu && e.dst == dst) slot = &e;
+  if (!slot) {
+    slot = &pmtu_[pmtu_next_];
+    pmtu_next_ = (pmtu_next_ + 1) % kPmtuEntries;
+  }
+  slot->dst = dst;
+  slot->mtu = mtu;
+  slot->expire_ns = now + kPmtuValidNs;
+}
+
+bool InetState::icmp_rate_ok() {
+  constexpr int64_t kPerSec = 1000, kBurst = 50;
+  int64_t now = mono_now_ns();
+  SpinLocker g(icmp_rate_lock_);
+  if (icmp_last_ns_ == 0) icmp_last_ns_ = now;
+  int64_t add = (now - icmp_last_ns_) * kPerSec / kNsPerSec;
+  if (add > 0) {
+    icmp_tokens_ = icmp_tokens_ + add > kBurst ? kBurst : icmp_tokens_ + add;
+    icmp_last_ns_ = now;
+  }
+  if (icmp_tokens_ <= 0) return false;
+  icmp_tokens_--;
+  return true;
+}
+
+void inet_register_proto(const InetProto* p) { protos().by_num[p->proto] = p; }
+const InetProto* inet_find_proto(uint8_t proto) { return protos().by_num[proto]; }
+
+}  // namespace rump

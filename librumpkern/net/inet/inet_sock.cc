@@ -1,0 +1,322 @@
+// The socket plumbing the inet datagram transports share (see
+// inet_sock.h), with Linux's errors for bind and the IP options.
+#include "net/inet/inet_sock.h"
+
+#include <netinet/ip.h>
+
+#include <cstring>
+
+#include "kern/kernel.h"
+#include "kern/proc.h"
+
+namespace rump {
+
+namespace {
+
+// The sender's address travels after the data of a received record.
+struct RecordTrailer {
+  IpAddr src;
+  uint16_t port;
+};
+
+InPcbTable* table_for(InetState& st, Socket& so) {
+  if (so.proto().type == SOCK_RAW) return &st.raw;
+  if (so.protocol_ == IPPROTO_ICMP || so.protocol_ == IPPROTO_ICMPV6) return &st.ping;
+  if (so.proto().type == SOCK_STREAM) return &st.tcp;
+  return &st.udp;
+}
+
+IpAddr normalize(const IpAddr& a) {
+  if (a.family == AF_INET6 && a.v6.v4mapped()) return IpAddr::of(a.v6.v4());
+  return a;
+}
+
+}  // namespace
+
+Result<void> inet_sock_attach(Socket& so, int family) {
+  InetState* st = inet_state_or_null(so.kernel());
+  if (!st) return err(EAFNOSUPPORT);
+  auto* cb = new (so.kernel().kmem()) InetCb(so, family, *st, *table_for(*st, so));
+  if (!cb) return err(ENOMEM);
+  st->ref();
+  so.pcb_ = cb;
+  return {};
+}
+
+void inet_sock_detach(Socket& so) {
+  InetCb& cb = inet_cb(so);
+  cb.table->remove(cb.pcb);
+  MutexLocker g(so.lock_);
+  so.state_ &= ~kSsConnected;
+  so.state_ |= kSsClosed | kSsCantRcvMore | kSsCantSendMore;
+  so.wake_locked();
+}
+
+void inet_sock_free_pcb(Socket& so) {
+  auto* cb = static_cast<InetCb*>(so.pcb_);
+  if (!cb) return;
+  cb->table->remove(cb->pcb);
+  InetState* st = cb->st;
+  delete cb;
+  so.pcb_ = nullptr;
+  st->unref();
+}
+
+void inet_sock_sync_opts(Socket& so) {
+  InetCb& cb = inet_cb(so);
+  bool ra, rp;
+  {
+    MutexLocker g(so.lock_);
+    ra = so.options_ & kSoReuseAddr;
+    rp = so.options_ & kSoReusePort;
+  }
+  // Raw sockets share their protocol freely.
+  if (so.proto().type == SOCK_RAW) ra = true;
+  cb.table->set_sharing(cb.pcb, ra, rp, so.creator_.uid);
+}
+
+Result<void> inet_sock_dest(Socket& so, const SockAddr& a, IpAddr& dst, uint16_t& port) {
+  InetCb& cb = inet_cb(so);
+  if (a.len < sizeof(sa_family_t)) return err(EINVAL);
+  if (cb.pcb.family == AF_INET) {
+    if (a.family != AF_INET) return err(EAFNOSUPPORT);
+    if (a.len < sizeof(sockaddr_in)) return err(EINVAL);
+  } else if (a.family == AF_INET) {
+    // An IPv6 socket takes a sockaddr_in as IPv4 (Linux's udpv6_sendmsg
+    // and ip6_datagram_connect).
+    if (a.len < sizeof(sockaddr_in)) return err(EINVAL);
+  } else {
+    if (a.len < 24) return err(EINVAL);  // SIN6_LEN_RFC2133: without the scope id
+    if (a.family != AF_INET6) return err(EAFNOSUPPORT);
+  }
+  TRY(sockaddr_to_ip(a, dst, port));
+  dst = normalize(dst);
+  if (cb.pcb.family == AF_INET6 && dst.family == AF_INET && cb.table->ends(cb.pcb).v6only) return err(ENETUNREACH);
+  return {};
+}
+
+Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
+  InetCb& cb = inet_cb(so);
+  IpAddr ip;
+  uint16_t port = 0;
+  if (cb.pcb.family == AF_INET) {
+    if (a.len < sizeof(sockaddr_in)) return err(EINVAL);
+    if (a.family != AF_INET) {
+      // Linux takes AF_UNSPEC with INADDR_ANY, for old programs.
+      if (a.family != AF_UNSPEC || a.in.sin_addr.s_addr != 0) return err(EAFNOSUPPORT);
+    }
+    ip = IpAddr::of(InAddr{a.in.sin_addr.s_addr});
+    port = ntohs(a.in.sin_port);
+  } else {
+    if (a.len < sizeof(sockaddr_in6)) return err(EINVAL);
+    if (a.family != AF_INET6) return err(EAFNOSUPPORT);
+    TRY(sockaddr_to_ip(a, ip, port));
+    if (ip.v6.v4mapped() && cb.table->ends(cb.pcb).v6only) return err(EINVAL);
+    ip = normalize(ip);
+  }
+  if (so.proto().type == SOCK_RAW) port = 0;  // a raw socket's "port" is its protocol
+  bool local = ip.any() || ip_is_local(so.kernel(), ip) || (ip.family == AF_INET && ip.v4.loopback());
+  // Datagram sockets may bind to a broadcast or multicast address.
+  if (!local && so.proto().type == SOCK_DGRAM && (ip.multicast() || (ip.family == AF_INET && ip.v4.limited_broadcast())))
+    local = true;
+  if (!local) return err(EADDRNOTAVAIL);
+  // Ping sockets' "port" is their echo identifier: no privileged range.
+  bool ping = so.protocol_ == IPPROTO_ICMP && so.proto().type == SOCK_DGRAM;
+  if (port != 0 && port < 1024 && !ping && !l.cred().is_root()) return err(EACCES);
+  inet_sock_sync_opts(so);
+  if (so.proto().type == SOCK_RAW) {
+    // Raw sockets are filed under their protocol and share it freely;
+    // binding only sets the local address.
+    cb.table->remove(cb.pcb);
+    return cb.table->bind(cb.pcb, ip, static_cast<uint16_t>(so.protocol_));
+  }
+  return cb.table->bind(cb.pcb, ip, port);
+}
+
+void inet_sock_sockname(Socket& so, SockAddr& a) {
+  InetCb& cb = inet_cb(so);
+  InPcbEnds e = cb.table->ends(cb.pcb);
+  IpAddr ip = e.laddr;
+  uint16_t port = so.proto().type == SOCK_RAW ? 0 : e.lport;
+  if (cb.pcb.family == AF_INET6) {
+    if (ip.family == AF_INET) ip = IpAddr::of(In6Addr::mapped(ip.v4));
+    else if (ip.family == 0) ip = IpAddr::of(In6Addr());
+  } else if (ip.family == 0) {
+    ip = IpAddr::of(InAddr());
+  }
+  ip_to_sockaddr(ip, port, a);
+}
+
+Result<void> inet_sock_peername(Socket& so, SockAddr& a) {
+  InetCb& cb = inet_cb(so);
+  {
+    MutexLocker g(so.lock_);
+    if (!(so.state_ & kSsConnected)) return err(ENOTCONN);
+  }
+  InPcbEnds e = cb.table->ends(cb.pcb);
+  IpAddr ip = e.faddr;
+  if (cb.pcb.family == AF_INET6 && ip.family == AF_INET) ip = IpAddr::of(In6Addr::mapped(ip.v4));
+  ip_to_sockaddr(ip, so.proto().type == SOCK_RAW ? 0 : e.fport, a);
+  return {};
+}
+
+IpOutOpts inet_sock_out_opts(Socket& so) {
+  InetCb& cb = inet_cb(so);
+  IpOutOpts o;
+  o.ttl = cb.ttl.load(std::memory_order_relaxed);
+  o.tos = static_cast<uint8_t>(cb.tos.load(std::memory_order_relaxed));
+  MutexLocker g(so.lock_);
+  o.broadcast = so.options_ & kSoBroadcast;
+  return o;
+}
+
+Result<void> inet_sock_ctloutput(Lwp& l, Socket& so, SockOptArg& o) {
+  InetCb& cb = inet_cb(so);
+  auto get_int = [&](int& v) -> Result<void> {
+    // Linux's ip_setsockopt takes an int, or a single byte for some.
+    if (o.len >= sizeof(int)) std::memcpy(&v, o.val, sizeof v);
+    else if (o.len >= 1) v = static_cast<unsigned char>(o.val[0]);
+    else return err(EINVAL);
+    return {};
+  };
+  auto put_int = [&](int v) {
+    socklen_t n = o.len < sizeof(int) ? o.len : sizeof(int);
+    std::memcpy(o.val, &v, n);
+    o.len = n;
+  };
+  if (o.level == IPPROTO_IP) {
+    switch (o.name) {
+      case IP_TTL:
+        if (o.set) {
+          int v;
+          TRY(get_int(v));
+          if (v != -1 && (v < 1 || v > 255)) return err(EINVAL);
+          cb.ttl.store(v);
+        } else {
+          int v = cb.ttl.load();
+          put_int(v < 0 ? cb.st->ip_default_ttl.load() : v);
+        }
+        return {};
+      case IP_TOS:
+        if (o.set) {
+          int v;
+          TRY(get_int(v));
+          cb.tos.store(v & 0xff & ~3);  // the ECN bits are not the socket's
+        } else {
+          put_int(cb.tos.load());
+        }
+        return {};
+      case IP_HDRINCL:
+        if (so.proto().type != SOCK_RAW) return err(ENOPROTOOPT);
+        if (o.set) {
+          int v;
+          TRY(get_int(v));
+          cb.hdrincl.store(v != 0);
+        } else {
+          put_int(cb.hdrincl.load() ? 1 : 0);
+        }
+        return {};
+      case IP_RECVERR:
+        if (o.set) {
+          int v;
+          TRY(get_int(v));
+          cb.recverr.store(v != 0);
+        } else {
+          put_int(cb.recverr.load() ? 1 : 0);
+        }
+        return {};
+      default: return err(ENOPROTOOPT);
+    }
+  }
+  if (o.level == IPPROTO_IPV6 && cb.pcb.family == AF_INET6) {
+    if (o.name == IPV6_V6ONLY) {
+      if (o.set) {
+        int v;
+        TRY(get_int(v));
+        TRY(cb.table->set_v6only(cb.pcb, v != 0));
+      } else {
+        put_int(cb.table->ends(cb.pcb).v6only ? 1 : 0);
+      }
+      return {};
+    }
+    return err(ENOPROTOOPT);
+  }
+  return err(ENOPROTOOPT);
+}
+
+Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonblock) {
+  InetCb& cb = inet_cb(so);
+  if (a.len >= sizeof(sa_family_t) && a.family == AF_UNSPEC) {
+    cb.table->disconnect(cb.pcb);
+    MutexLocker g(so.lock_);
+    so.state_ &= ~kSsConnected;
+    return {};
+  }
+  IpAddr dst;
+  uint16_t port;
+  TRY(inet_sock_dest(so, a, dst, port));
+  if (dst.family == AF_INET && dst.v4.any()) dst.v4 = InAddr::host(0x7f000001);  // as BSD and Linux
+  if (dst.family == AF_INET6 && dst.v6.any()) dst.v6.b[15] = 1;                   // :: is ::1
+  if (ip_is_broadcast(so.kernel(), dst)) {
+    MutexLocker g(so.lock_);
+    if (!(so.options_ & kSoBroadcast)) return err(EACCES);
+  }
+  IpAddr src = TRY(ip_select_source(so.kernel(), dst));
+  inet_sock_sync_opts(so);
+  if (so.proto().type == SOCK_RAW || so.protocol_ == IPPROTO_ICMP) port = 0;
+  TRY(cb.table->connect(cb.pcb, src, dst, port, false));
+  MutexLocker g(so.lock_);
+  so.error_ = 0;
+  so.state_ |= kSsConnected;
+  return {};
+}
+
+Result<void> inet_dgram_shutdown(Socket& so, int how) {
+  MutexLocker g(so.lock_);
+  if (!(so.state_ & kSsConnected)) return err(ENOTCONN);
+  if (how == SHUT_RD || how == SHUT_RDWR) so.state_ |= kSsCantRcvMore;
+  if (how == SHUT_WR || how == SHUT_RDWR) so.state_ |= kSsCantSendMore;
+  so.wake_locked();
+  return {};
+}
+
+short inet_dgram_poll_locked(Socket& so) {
+  short mask = POLLOUT | POLLWRNORM | POLLWRBAND;
+  if (so.error_) mask |= POLLERR;
+  if (!so.rcv_.empty() || (so.state_ & kSsCantRcvMore)) mask |= POLLIN | POLLRDNORM;
+  if (so.state_ & kSsCantRcvMore) mask |= POLLRDHUP;
+  if ((so.state_ & kSsCantRcvMore) && (so.state_ & kSsCantSendMore)) mask |= POLLHUP;
+  return mask;
+}
+
+void inet_dgram_source_name(SockRecord& r, SockAddr& a) {
+  RecordTrailer t;
+  std::memcpy(&t, r.data + r.len, sizeof t);
+  ip_to_sockaddr(t.src, t.port, a);
+}
+
+bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport) {
+  size_t n = p.len() - off;
+  SockRecord* rec = SockRecord::alloc(st.kernel.kmem(), n + sizeof(RecordTrailer));
+  if (!rec) return false;
+  rec->len = static_cast<uint32_t>(n);
+  p.copy_out(off, n, rec->data);
+  RecordTrailer t{src, sport};
+  InetCb& cb = inet_cb(so);
+  if (cb.pcb.family == AF_INET6 && t.src.family == AF_INET) t.src = IpAddr::of(In6Addr::mapped(t.src.v4));
+  std::memcpy(rec->data + n, &t, sizeof t);
+  {
+    MutexLocker g(so.lock_);
+    if (!(so.state_ & (kSsCantRcvMore | kSsClosed)) && so.rcv_cc_ + n <= static_cast<size_t>(so.rcvbuf_)) {
+      so.deliver_locked(rec);
+      rec = nullptr;
+    }
+  }
+  if (rec) {
+    SockRecord::dispose(rec);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace rump

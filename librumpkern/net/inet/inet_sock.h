@@ -1,0 +1,61 @@
+// inet_sock.h: what the datagram transports of net/inet (UDP, raw IP,
+// ICMP ping sockets) share as sockets: their control block (an InPcb in
+// one InPcbTable, the inet state it holds a reference on, the IP-level
+// options) and the Protosw hooks that are the same for all of them
+// (bind, names, IP options, teardown). Only net/inet code uses it.
+#pragma once
+
+#include <poll.h>
+
+#include "net/inet/if.h"
+#include "net/inet/ip.h"
+#include "net/socket.h"
+
+namespace rump {
+
+struct InetCb : public KObject {
+  InetCb(Socket& so, int family, InetState& s, InPcbTable& t) : pcb(so, family), st(&s), table(&t) {}
+  InPcb pcb;
+  InetState* st;      // referenced
+  InPcbTable* table;  // the transport's
+  // IP options; read by the socket's senders, written by setsockopt.
+  std::atomic<int> ttl{-1};  // IP_TTL (-1: the default)
+  std::atomic<int> tos{0};
+  std::atomic<bool> hdrincl{false};  // IP_HDRINCL (raw)
+  std::atomic<bool> recverr{false};
+};
+
+inline InetCb& inet_cb(Socket& so) { return *static_cast<InetCb*>(so.pcb_); }
+
+// Makes the control block in the transport table of so's protocol.
+// EAFNOSUPPORT when the inet component is not running.
+Result<void> inet_sock_attach(Socket& so, int family);
+void inet_sock_detach(Socket& so);
+void inet_sock_free_pcb(Socket& so);
+Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a);
+void inet_sock_sockname(Socket& so, SockAddr& a);
+Result<void> inet_sock_peername(Socket& so, SockAddr& a);
+Result<void> inet_sock_ctloutput(Lwp& l, Socket& so, SockOptArg& o);
+// A destination from connect/sendto, checked against the socket's family
+// (v4-mapped IPv6 addresses become IPv4).
+Result<void> inet_sock_dest(Socket& so, const SockAddr& a, IpAddr& dst, uint16_t& port);
+// Copies SO_REUSEADDR, SO_REUSEPORT and the owner into the pcb (before a
+// bind).
+void inet_sock_sync_opts(Socket& so);
+IpOutOpts inet_sock_out_opts(Socket& so);
+
+// --- datagram sockets (UDP, raw, ping)
+// connect: a peer (AF_UNSPEC dissolves it); the port is ignored for raw
+// and ping sockets.
+Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonblock);
+Result<void> inet_dgram_shutdown(Socket& so, int how);
+short inet_dgram_poll_locked(Socket& so) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_);
+// Records carry their sender's address after the data, where
+// source_name finds it.
+void inet_dgram_source_name(SockRecord& r, SockAddr& a);
+// Queues a copy of bytes [off, end) of p on so as one record from
+// src:sport. False when the socket's buffer is full (or it is shut for
+// reading, or out of memory).
+bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport);
+
+}  // namespace rump

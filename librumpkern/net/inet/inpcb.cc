@@ -1,0 +1,276 @@
+// The inet protocol control block table (see ip.h): Linux's bind
+// conflicts, ephemeral ports and the lookup of the socket a packet is for.
+//
+// Addresses in a pcb are kept in their wire family: a v4-mapped IPv6
+// address is stored as the IPv4 address it maps (a dual-stack socket
+// bound to ::ffff:127.0.0.1 receives IPv4 packets to 127.0.0.1), and the
+// wildcard is family 0. The socket's own family (InPcb::family) says how
+// to name them back to the user.
+#include <rump/rumpuser.h>
+
+#include "net/inet/ip.h"
+
+namespace rump {
+
+namespace {
+
+// What part of the address space a binding covers.
+struct Cover {
+  bool all4 = false, all6 = false;
+  IpAddr one;  // when neither "all"
+};
+
+Cover cover_of(uint8_t fam, bool v6only, const IpAddr& laddr) {
+  Cover c;
+  if (laddr.family == 0) {
+    c.all4 = fam == AF_INET || !v6only;
+    c.all6 = fam == AF_INET6;
+  } else {
+    c.one = laddr;
+  }
+  return c;
+}
+
+bool overlaps(const Cover& a, const Cover& b) {
+  auto covers = [](const Cover& c, const IpAddr& x) {
+    if (x.family == AF_INET) return c.all4 || (c.one.family == AF_INET && c.one == x);
+    return c.all6 || (c.one.family == AF_INET6 && c.one == x);
+  };
+  if (a.one.family && b.one.family) return a.one == b.one;
+  if (a.one.family) return covers(b, a.one);
+  if (b.one.family) return covers(a, b.one);
+  return (a.all4 && b.all4) || (a.all6 && b.all6);
+}
+
+uint32_t tuple_hash(const IpAddr& faddr, uint16_t fport) {
+  uint32_t h = fport * 0x9e3779b1u;
+  if (faddr.family == AF_INET) h ^= faddr.v4.s * 0x85ebca6bu;
+  else
+    for (int i = 0; i < 16; i += 4) {
+      uint32_t w;
+      std::memcpy(&w, faddr.v6.b + i, 4);
+      h = (h ^ w) * 0xc2b2ae35u;
+    }
+  return h ^ (h >> 16);
+}
+
+}  // namespace
+
+bool inpcb_laddr_matches(const InPcb& pcb, const IpAddr& a) {
+  if (pcb.laddr.family == 0) {
+    if (a.family == AF_INET) return pcb.family == AF_INET || !pcb.v6only;
+    return pcb.family == AF_INET6;
+  }
+  return pcb.laddr == a;
+}
+
+InPcbTable::~InPcbTable() {
+  MutexLocker g(lock_);
+  for (List& l : ports_) l.clear();
+}
+
+bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport) const {
+  Cover mine = cover_of(pcb.family, pcb.v6only, laddr);
+  for (const InPcb& q : ports_[bucket(lport)]) {
+    if (&q == &pcb || q.lport != lport) continue;
+    if (!overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) continue;
+    if (pcb.reuseaddr && q.reuseaddr && !pcb.listening && !q.listening) continue;
+    if (pcb.reuseport && q.reuseport && pcb.uid == q.uid) continue;
+    return true;
+  }
+  return false;
+}
+
+bool InPcbTable::tuple_taken_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) const {
+  for (const InPcb& q : ports_[bucket(lport)])
+    if (q.lport == lport && q.connected && q.fport == fport && q.faddr == faddr && q.laddr == laddr) return true;
+  return false;
+}
+
+Result<uint16_t> InPcbTable::pick_port_locked(const InPcb& pcb, const IpAddr& laddr) {
+  constexpr uint32_t kRange = kPortHigh - kPortLow + 1;
+  if (next_port_ == 0) {
+    uint32_t r = 0;
+    size_t got = 0;
+    rumpuser_getrandom(&r, sizeof r, 0, &got);
+    next_port_ = (r % kRange) | 0x80000000u;  // the high bit: seeded
+  }
+  for (uint32_t i = 0; i < kRange; i++) {
+    uint32_t off = (next_port_ + i) % kRange;
+    auto port = static_cast<uint16_t>(kPortLow + off);
+    if (!conflicts_locked(pcb, laddr, port)) {
+      next_port_ = ((off + 1) % kRange) | 0x80000000u;
+      return port;
+    }
+  }
+  return err(EAGAIN);
+}
+
+Result<void> InPcbTable::bind(InPcb& pcb, const IpAddr& laddr, uint16_t lport) {
+  MutexLocker g(lock_);
+  if (pcb.bound) return err(EINVAL);
+  IpAddr la = laddr.any() ? IpAddr() : laddr;
+  if (lport == 0) {
+    lport = TRY(pick_port_locked(pcb, la));
+  } else if (conflicts_locked(pcb, la, lport)) {
+    return err(EADDRINUSE);
+  }
+  pcb.laddr = la;
+  pcb.lport = lport;
+  pcb.bound = true;
+  ports_[bucket(lport)].push_back(pcb);
+  count_++;
+  return {};
+}
+
+Result<void> InPcbTable::connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& faddr, uint16_t fport, bool unique) {
+  MutexLocker g(lock_);
+  IpAddr la = pcb.laddr;
+  bool from_connect = false;
+  if (la.family == 0 && !laddr.any()) {
+    la = laddr;
+    from_connect = true;
+  }
+  if (!pcb.bound) {
+    uint16_t port = TRY(pick_port_locked(pcb, la));
+    pcb.lport = port;
+    pcb.bound = true;
+    ports_[bucket(port)].push_back(pcb);
+    count_++;
+  }
+  if (unique && tuple_taken_locked(la, pcb.lport, faddr, fport)) return err(EADDRNOTAVAIL);
+  if (from_connect) pcb.laddr_from_connect = true;
+  pcb.laddr = la;
+  pcb.faddr = faddr;
+  pcb.fport = fport;
+  pcb.connected = true;
+  return {};
+}
+
+void InPcbTable::disconnect(InPcb& pcb) {
+  MutexLocker g(lock_);
+  pcb.faddr = IpAddr();
+  pcb.fport = 0;
+  pcb.connected = false;
+  if (pcb.laddr_from_connect) pcb.laddr = IpAddr();
+  pcb.laddr_from_connect = false;
+}
+
+void InPcbTable::remove(InPcb& pcb) {
+  MutexLocker g(lock_);
+  if (!pcb.bound) return;
+  ports_[bucket(pcb.lport)].erase(List::s_iterator_to(pcb));
+  pcb.bound = false;
+  count_--;
+}
+
+Result<void> InPcbTable::set_listening(InPcb& pcb, bool on) {
+  MutexLocker g(lock_);
+  if (on) {
+    pcb.listening = true;
+    if (pcb.bound && conflicts_locked(pcb, pcb.laddr, pcb.lport)) {
+      pcb.listening = false;
+      return err(EADDRINUSE);
+    }
+    return {};
+  }
+  pcb.listening = false;
+  return {};
+}
+
+RefPtr<Socket> InPcbTable::lookup(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport,
+                                  bool wildcard) {
+  MutexLocker g(lock_);
+  const List& l = ports_[bucket(lport)];
+  // Score: 8 connected exact; else 4 for a specific local address, +1 for
+  // the packet's own family (an AF_INET socket before a dual-stack one).
+  int best = -1;
+  const InPcb* pick = nullptr;
+  int group = 0;  // reuseport members at the best score
+  for (const InPcb& q : l) {
+    if (q.lport != lport) continue;
+    if (q.connected) {
+      // try_ref: a socket on its way out (last reference gone, not yet
+      // removed) is not found.
+      if (q.fport == fport && q.faddr == faddr && inpcb_laddr_matches(q, laddr) && q.so.try_ref())
+        return adopt_ref(&q.so);
+      continue;
+    }
+    if (!wildcard || !inpcb_laddr_matches(q, laddr)) continue;
+    int score = (q.laddr.family ? 4 : 0) + (q.family == laddr.family ? 1 : 0);
+    if (score > best) {
+      best = score;
+      pick = &q;
+      group = q.reuseport ? 1 : 0;
+    } else if (score == best && q.reuseport && pick->reuseport) {
+      group++;
+    }
+  }
+  if (!pick) return nullptr;
+  if (group > 1) {
+    // One member of the group, the same one for the same peer.
+    int want = static_cast<int>(tuple_hash(faddr, fport) % group);
+    for (const InPcb& q : l) {
+      if (q.lport != lport || q.connected || !q.reuseport || !inpcb_laddr_matches(q, laddr)) continue;
+      int score = (q.laddr.family ? 4 : 0) + (q.family == laddr.family ? 1 : 0);
+      if (score != best) continue;
+      if (want-- == 0) {
+        pick = &q;
+        break;
+      }
+    }
+  }
+  if (!pick->so.try_ref()) return nullptr;
+  return adopt_ref(&pick->so);
+}
+
+size_t InPcbTable::collect(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport, Socket** out,
+                           size_t n) {
+  MutexLocker g(lock_);
+  size_t got = 0;
+  for (const InPcb& q : ports_[bucket(lport)]) {
+    if (got == n) break;
+    if (q.lport != lport) continue;
+    if (q.connected && (q.fport != fport || !(q.faddr == faddr))) continue;
+    // A broadcast or multicast reaches sockets bound to the wildcard or
+    // to that very address.
+    if (q.laddr.family != 0 && !(q.laddr == laddr)) continue;
+    if (q.laddr.family == 0 && !inpcb_laddr_matches(q, laddr)) continue;
+    if (q.so.try_ref()) out[got++] = &q.so;
+  }
+  return got;
+}
+
+InPcbEnds InPcbTable::ends(const InPcb& pcb) const {
+  MutexLocker g(lock_);
+  InPcbEnds e;
+  e.laddr = pcb.laddr;
+  e.faddr = pcb.faddr;
+  e.lport = pcb.lport;
+  e.fport = pcb.fport;
+  e.bound = pcb.bound;
+  e.connected = pcb.connected;
+  e.v6only = pcb.v6only;
+  return e;
+}
+
+void InPcbTable::set_sharing(InPcb& pcb, bool reuseaddr, bool reuseport, uid_t uid) {
+  MutexLocker g(lock_);
+  pcb.reuseaddr = reuseaddr;
+  pcb.reuseport = reuseport;
+  pcb.uid = uid;
+}
+
+Result<void> InPcbTable::set_v6only(InPcb& pcb, bool on) {
+  MutexLocker g(lock_);
+  if (pcb.bound) return err(EINVAL);
+  pcb.v6only = on;
+  return {};
+}
+
+size_t InPcbTable::count() const {
+  MutexLocker g(lock_);
+  return count_;
+}
+
+}  // namespace rump

@@ -1,0 +1,347 @@
+// IPv6 (RFC 8200) over the same interfaces and routes as IPv4: input with
+// header checks and extension headers skipped (hop-by-hop, routing,
+// destination options; a fragment header drops the packet, counted, as
+// this host does not reassemble IPv6), output without fragmentation
+// (EMSGSIZE above the MTU), source selection, and ICMPv6 (RFC 4443):
+// echo replies, port unreachable for the transports, and errors handed
+// to the transport of the packet they quote.
+#include <linux/if_ether.h>
+#include <netinet/icmp6.h>
+#include <netinet/ip6.h>
+
+#include <cstring>
+
+#include "kern/kernel.h"
+#include "net/inet/ip_var.h"
+
+namespace rump {
+
+namespace {
+
+void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+
+bool has_addr6_locked(const Ifnet& ifp, const In6Addr& a) {
+  for (int i = 0; i < ifp.naddr6; i++)
+    if (ifp.addr6[i].addr == a) return true;
+  return false;
+}
+
+// 0 not ours, 1 unicast to us, 3 multicast we take (all-nodes ff02::1).
+int classify_dst6(InetState& st, Ifnet& ifp, const In6Addr& dst) {
+  if (dst.multicast()) {
+    static const uint8_t all_nodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return std::memcmp(dst.b, all_nodes, 16) == 0 ? 3 : 0;
+  }
+  SharedLocker g(st.if_lock_);
+  for (const Ifnet& i : st.ifs_)
+    if (has_addr6_locked(i, dst)) return 1;
+  return 0;
+}
+
+void send_icmp6(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& dst) {
+  // The checksum covers a pseudo-header (RFC 4443 2.3).
+  uint16_t zero = 0;
+  p->copy_in(2, 2, &zero);
+  uint32_t ps = in_pseudo6(src.v6.b, dst.v6.b, IPPROTO_ICMPV6, static_cast<uint32_t>(p->len()));
+  uint16_t c = htons(in_cksum_fold(pkt_cksum_add(*p, 0, p->len(), ps)));
+  p->copy_in(2, 2, &c);
+  bump(st.icmp6_stats.OutMsgs);
+  IpOutOpts o;
+  if (!ip_output(st.kernel, p, src, dst, IPPROTO_ICMPV6, o).ok()) bump(st.icmp6_stats.OutErrors);
+}
+
+// An ICMPv6 error about a received packet (hdr: its IPv6 header, then
+// as much of it as fits in the minimum MTU).
+void icmp6_error(InetState& st, const ip6_hdr& h, const Pkt& payload, uint8_t type, uint8_t code, uint32_t param) {
+  In6Addr src, dst;
+  std::memcpy(src.b, &h.ip6_src, 16);
+  std::memcpy(dst.b, &h.ip6_dst, 16);
+  // Never about a multicast destination (but for packet too big) or an
+  // unspecified/multicast source (RFC 4443 2.4).
+  if (src.any() || src.multicast() || dst.multicast()) return;
+  if (!st.icmp_rate_ok()) return;
+  size_t n = payload.len();
+  if (n > 1280 - 40 - 8 - 40) n = 1280 - 40 - 8 - 40;
+  Result<Pkt*> r = Pkt::alloc(st.pool, 8 + 40 + n);
+  if (!r.ok()) {
+    bump(st.icmp6_stats.OutErrors);
+    return;
+  }
+  Pkt* p = r.value();
+  uint8_t ih[8] = {type, code, 0, 0, static_cast<uint8_t>(param >> 24), static_cast<uint8_t>(param >> 16),
+                   static_cast<uint8_t>(param >> 8), static_cast<uint8_t>(param)};
+  p->copy_in(0, 8, ih);
+  p->copy_in(8, 40, &h);
+  uint8_t buf[1280];
+  payload.copy_out(0, n, buf);
+  p->copy_in(48, n, buf);
+  if (type == ICMP6_DST_UNREACH) bump(st.icmp6_stats.OutDestUnreachs);
+  send_icmp6(st, p, IpAddr::of(dst), IpAddr::of(src));
+}
+
+void icmp6_input(InetState& st, Pkt* p, const IpHdrInfo& ip) {
+  Icmp6Stats& s = st.icmp6_stats;
+  bump(s.InMsgs);
+  if (p->len() < 8) {
+    bump(s.InErrors);
+    Pkt::free(p);
+    return;
+  }
+  uint32_t ps = in_pseudo6(ip.src.v6.b, ip.dst.v6.b, IPPROTO_ICMPV6, static_cast<uint32_t>(p->len()));
+  if (p->meta.csum != kCsumVerified && in_cksum_fold(pkt_cksum_add(*p, 0, p->len(), ps)) != 0) {
+    bump(s.InCsumErrors);
+    bump(s.InErrors);
+    Pkt::free(p);
+    return;
+  }
+  uint8_t h[8];
+  p->copy_out(0, 8, h);
+  switch (h[0]) {
+    case ICMP6_ECHO_REQUEST: {
+      bump(s.InEchos);
+      if (ip.flags & kPktMulticast) break;  // Linux answers; this host does not (no MLD here)
+      uint8_t t = ICMP6_ECHO_REPLY;
+      p->copy_in(0, 1, &t);
+      p->meta = PktMeta();
+      bump(s.OutEchoReps);
+      send_icmp6(st, p, ip.dst, ip.src);
+      return;
+    }
+    case ICMP6_ECHO_REPLY:
+      bump(s.InEchoReps);
+      if (ping_input(st, p, ip)) return;
+      break;
+    case ICMP6_DST_UNREACH:
+    case ICMP6_PACKET_TOO_BIG:
+    case ICMP6_TIME_EXCEEDED:
+    case ICMP6_PARAM_PROB: {
+      if (h[0] == ICMP6_DST_UNREACH) bump(s.InDestUnreachs);
+      if (p->len() < 8 + 40 + 8) {
+        bump(s.InErrors);
+        break;
+      }
+      uint8_t q[8 + 40 + 8];
+      p->copy_out(0, sizeof q, q);
+      ip6_hdr oh;
+      std::memcpy(&oh, q + 8, 40);
+      IpCtlMsg m;
+      m.icmp_type = h[0];
+      m.icmp_code = h[1];
+      m.error = h[0] == ICMP6_DST_UNREACH ? (h[1] == ICMP6_DST_UNREACH_NOPORT ? ECONNREFUSED : EHOSTUNREACH)
+                : h[0] == ICMP6_PACKET_TOO_BIG ? EMSGSIZE
+                : h[0] == ICMP6_PARAM_PROB     ? EPROTO
+                                               : EHOSTUNREACH;
+      m.mtu = static_cast<uint32_t>(h[4] << 24 | h[5] << 16 | h[6] << 8 | h[7]);
+      In6Addr a;
+      std::memcpy(a.b, &oh.ip6_src, 16);
+      m.src = IpAddr::of(a);
+      std::memcpy(a.b, &oh.ip6_dst, 16);
+      m.dst = IpAddr::of(a);
+      m.proto = oh.ip6_nxt;  // extension headers in the quote are not walked
+      m.l4 = q + 48;
+      m.l4len = 8;
+      icmp_notify(st.kernel, m);
+      break;
+    }
+    default: break;
+  }
+  Pkt::free(p);
+}
+
+}  // namespace
+
+void ip6_input(InetState& st, Ifnet& ifp, Pkt* p) {
+  Ip6Stats& s = st.ip6_stats;
+  bump(s.InReceives);
+  Result<char*> r = p->pullup(sizeof(ip6_hdr));
+  if (!r.ok()) {
+    bump(s.InHdrErrors);
+    Pkt::free(p);
+    return;
+  }
+  ip6_hdr h;
+  std::memcpy(&h, r.value(), sizeof h);
+  if ((h.ip6_vfc >> 4) != 6) {
+    bump(s.InHdrErrors);
+    Pkt::free(p);
+    return;
+  }
+  size_t plen = ntohs(h.ip6_plen);
+  if (plen + sizeof h > p->len()) {
+    bump(s.InTruncatedPkts);
+    Pkt::free(p);
+    return;
+  }
+  p->trim_back(p->len() - plen - sizeof h);
+  In6Addr src, dst;
+  std::memcpy(src.b, &h.ip6_src, 16);
+  std::memcpy(dst.b, &h.ip6_dst, 16);
+  if (src.multicast() || (src.loopback() && !(ifp.flags.load() & IFF_LOOPBACK))) {
+    bump(s.InAddrErrors);
+    Pkt::free(p);
+    return;
+  }
+  int kind = classify_dst6(st, ifp, dst);
+  if (kind == 0) {
+    bump(s.InAddrErrors);
+    Pkt::free(p);
+    return;
+  }
+  IpHdrInfo ip;
+  ip.src = IpAddr::of(src);
+  ip.dst = IpAddr::of(dst);
+  ip.ttl = h.ip6_hlim;
+  ip.tos = static_cast<uint8_t>(ntohl(h.ip6_flow) >> 20);
+  ip.ifindex = ifp.index;
+  ip.flags = (p->meta.flags & kPktLoopback) | (kind == 3 ? kPktMulticast : 0);
+  p->trim_front(sizeof h);
+  uint8_t nxt = h.ip6_nxt;
+  // Extension headers (RFC 8200 4): each begins with the next header and
+  // its length in 8-byte units beyond the first 8. Hop-by-hop only first.
+  for (int n = 0;; n++) {
+    bool ext = nxt == IPPROTO_HOPOPTS || nxt == IPPROTO_ROUTING || nxt == IPPROTO_DSTOPTS;
+    if (!ext) break;
+    uint8_t e[4];
+    if (n >= 16 || (nxt == IPPROTO_HOPOPTS && n != 0) || p->len() < 8) {
+      bump(s.InHdrErrors);
+      Pkt::free(p);
+      return;
+    }
+    p->copy_out(0, 4, e);
+    size_t elen = (e[1] + 1u) * 8u;
+    // A routing header with segments left is not for this host to follow.
+    if (elen > p->len() || (nxt == IPPROTO_ROUTING && e[3] != 0)) {
+      bump(s.InHdrErrors);
+      Pkt::free(p);
+      return;
+    }
+    nxt = e[0];
+    p->trim_front(elen);
+  }
+  if (nxt == IPPROTO_FRAGMENT) {
+    bump(s.ReasmFails);
+    Pkt::free(p);
+    return;
+  }
+  if (nxt == IPPROTO_NONE) {
+    Pkt::free(p);
+    return;
+  }
+  ip.proto = nxt;
+  if (nxt == IPPROTO_ICMPV6) {
+    bump(s.InDelivers);
+    icmp6_input(st, p, ip);
+    return;
+  }
+  const InetProto* pr = inet_find_proto(nxt);
+  if (!pr) {
+    bump(s.InUnknownProtos);
+    if (kind == 1) {
+      ip6_hdr oh = h;
+      // The pointer (param) names the next-header field that was not
+      // understood; extension headers walked are not counted back here.
+      icmp6_error(st, oh, *p, ICMP6_PARAM_PROB, ICMP6_PARAMPROB_NEXTHEADER, 6);
+    }
+    Pkt::free(p);
+    return;
+  }
+  bump(s.InDelivers);
+  pr->input(st.kernel, p, ip);
+}
+
+void ip6_send_unreach(InetState& st, Pkt* p, const IpHdrInfo& ip) {
+  if (ip.flags & kPktMulticast) {
+    Pkt::free(p);
+    return;
+  }
+  ip6_hdr h{};
+  h.ip6_flow = htonl(6u << 28 | static_cast<uint32_t>(ip.tos) << 20);
+  h.ip6_plen = htons(static_cast<uint16_t>(p->len()));
+  h.ip6_nxt = ip.proto;
+  h.ip6_hlim = ip.ttl;
+  std::memcpy(&h.ip6_src, ip.src.v6.b, 16);
+  std::memcpy(&h.ip6_dst, ip.dst.v6.b, 16);
+  icmp6_error(st, h, *p, ICMP6_DST_UNREACH, ICMP6_DST_UNREACH_NOPORT, 0);
+  Pkt::free(p);
+}
+
+Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst) {
+  RouteResult rt = TRY(route_lookup(st, dst));
+  if (rt.local) return dst;
+  SharedLocker g(st.if_lock_);
+  Ifnet& ifp = *rt.ifp;
+  for (int i = 0; i < ifp.naddr6; i++)
+    if (!ifp.addr6[i].addr.linklocal() || dst.v6.linklocal()) return IpAddr::of(ifp.addr6[i].addr);
+  if (ifp.naddr6) return IpAddr::of(ifp.addr6[0].addr);
+  return err(EADDRNOTAVAIL);
+}
+
+Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& dst, uint8_t proto,
+                        const IpOutOpts& opts) {
+  Ip6Stats& s = st.ip6_stats;
+  bump(s.OutRequests);
+  RouteResult rt;
+  if (opts.oif) {
+    rt.ifp = st.find_if(opts.oif);
+    rt.nexthop = dst;
+    if (!rt.ifp || !rt.ifp->up()) {
+      bump(s.OutNoRoutes);
+      Pkt::free(p);
+      return err(ENETUNREACH);
+    }
+  } else {
+    Result<RouteResult> r = route_lookup(st, dst);
+    if (!r.ok()) {
+      bump(s.OutNoRoutes);
+      Pkt::free(p);
+      return err(r.error());
+    }
+    rt = std::move(r.value());
+  }
+  Ifnet& ifp = *rt.ifp;
+  IpAddr sa = src;
+  if (sa.family != AF_INET6 || sa.v6.any()) {
+    Result<IpAddr> a = ip6_select_source(st, dst);
+    if (!a.ok()) {
+      Pkt::free(p);
+      return err(a.error());
+    }
+    sa = a.value();
+  }
+  size_t mtu = ifp.mtu.load(std::memory_order_relaxed);
+  if (sizeof(ip6_hdr) + p->len() > mtu || p->len() > 65535) {
+    bump(s.FragFails);
+    Pkt::free(p);
+    return err(EMSGSIZE);
+  }
+  if (p->meta.csum == kCsumPartial && !ifp.no_csum) {
+    Result<void> c = pkt_csum_finish(*p);
+    if (!c.ok()) {
+      Pkt::free(p);
+      return c;
+    }
+  }
+  Result<char*> at = p->prepend(sizeof(ip6_hdr));
+  if (!at.ok()) {
+    bump(s.OutDiscards);
+    Pkt::free(p);
+    return err(ENOBUFS);
+  }
+  if (p->meta.csum == kCsumPartial) p->meta.csum_start += sizeof(ip6_hdr);
+  ip6_hdr h{};
+  h.ip6_flow = htonl(6u << 28 | static_cast<uint32_t>(opts.tos) << 20);
+  h.ip6_plen = htons(static_cast<uint16_t>(p->len() - sizeof h));
+  h.ip6_nxt = proto;
+  h.ip6_hlim = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : 64);
+  std::memcpy(&h.ip6_src, sa.v6.b, 16);
+  std::memcpy(&h.ip6_dst, dst.v6.b, 16);
+  std::memcpy(at.value(), &h, sizeof h);
+  Result<void> r = ifp.ops().output(ifp, p, rt.nexthop, ETH_P_IPV6);
+  if (!r.ok()) {
+    bump(s.OutDiscards);
+    ifp.counters.oerrors.fetch_add(1, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+}  // namespace rump

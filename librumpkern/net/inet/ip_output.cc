@@ -1,0 +1,211 @@
+// IPv4 output: route, source address, the header, a partial checksum
+// finished for devices that need it, fragmentation when larger than the
+// interface MTU (RFC 791), and the hand-off to the device.
+#include <linux/if_ether.h>
+#include <netinet/ip.h>
+
+#include <cstring>
+
+#include "kern/kernel.h"
+#include "net/inet/ip_var.h"
+
+namespace rump {
+
+// IPv6 output (net/inet/ip6.cc).
+Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& dst, uint8_t proto,
+                        const IpOutOpts& opts);
+Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst);
+
+namespace {
+
+void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+
+// The source address for dst through ifp (if_lock_ taken here).
+Result<InAddr> source4(InetState& st, Ifnet& ifp, InAddr dst, bool local) {
+  if (local) {
+    if (dst.loopback()) return InAddr::host(0x7f000001);
+    return dst;  // one of ours: talk to it from itself
+  }
+  SharedLocker g(st.if_lock_);
+  for (int i = 0; i < ifp.naddr4; i++)
+    if ((ifp.addr4[i].addr.s & ifp.addr4[i].mask.s) == (dst.s & ifp.addr4[i].mask.s)) return ifp.addr4[i].addr;
+  if (ifp.naddr4) return ifp.addr4[0].addr;
+  return err(EADDRNOTAVAIL);
+}
+
+bool is_broadcast(InetState& st, Ifnet& ifp, InAddr dst) {
+  if (dst.limited_broadcast()) return true;
+  SharedLocker g(st.if_lock_);
+  for (int i = 0; i < ifp.naddr4; i++)
+    if (ifp.addr4[i].plen < 31 && ifp.addr4[i].bcast == dst) return true;
+  return false;
+}
+
+void fill_header(Pkt& p, char* at, InAddr src, InAddr dst, uint8_t proto, uint8_t ttl, uint8_t tos, uint16_t id,
+                 uint16_t frag, size_t tot) {
+  iphdr h{};
+  h.version = 4;
+  h.ihl = 5;
+  h.tos = tos;
+  h.tot_len = htons(static_cast<uint16_t>(tot));
+  h.id = id;
+  h.frag_off = htons(frag);
+  h.ttl = ttl;
+  h.protocol = proto;
+  h.saddr = src.s;
+  h.daddr = dst.s;
+  h.check = 0;
+  h.check = htons(in_cksum(&h, sizeof h));
+  std::memcpy(at, &h, sizeof h);
+  (void)p;
+}
+
+Result<void> send_one(Ifnet& ifp, Pkt* p, const IpAddr& nh, IpStats& s) {
+  Result<void> r = ifp.ops().output(ifp, p, nh, ETH_P_IP);
+  if (!r.ok()) {
+    bump(s.OutDiscards);
+    ifp.counters.oerrors.fetch_add(1, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+}  // namespace
+
+Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return err(ENETDOWN);
+  if (dst.family == AF_INET6) return ip6_select_source(*st, dst);
+  RouteResult rt = TRY(route_lookup(*st, dst));
+  InAddr a = TRY(source4(*st, *rt.ifp, dst.v4, rt.local));
+  return IpAddr::of(a);
+}
+
+uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return 0;
+  Result<RouteResult> rt = route_lookup(*st, dst);
+  if (!rt.ok()) return 0;
+  uint32_t mtu = rt->ifp->mtu.load(std::memory_order_relaxed);
+  uint32_t p = st->pmtu_of(dst);
+  return p && p < mtu ? p : mtu;
+}
+
+Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, uint8_t proto, const IpOutOpts& opts) {
+  InetState* stp = inet_state_or_null(k);
+  if (!stp) {
+    Pkt::free(p);
+    return err(ENETDOWN);
+  }
+  InetState& st = *stp;
+  if (dst.family == AF_INET6) return ip6_output(st, p, src, dst, proto, opts);
+  IpStats& s = st.ip_stats;
+  bump(s.OutRequests);
+  if (dst.family != AF_INET) {
+    Pkt::free(p);
+    return err(EAFNOSUPPORT);
+  }
+  RouteResult rt;
+  if (opts.oif) {
+    rt.ifp = st.find_if(opts.oif);
+    if (!rt.ifp || !rt.ifp->up()) {
+      bump(s.OutNoRoutes);
+      Pkt::free(p);
+      return err(ENETUNREACH);
+    }
+    rt.nexthop = dst;
+  } else {
+    Result<RouteResult> r = route_lookup(st, dst);
+    if (!r.ok()) {
+      bump(s.OutNoRoutes);
+      Pkt::free(p);
+      return err(r.error());
+    }
+    rt = std::move(r.value());
+  }
+  Ifnet& ifp = *rt.ifp;
+  if (is_broadcast(st, ifp, dst.v4)) {
+    if (!opts.broadcast) {
+      Pkt::free(p);
+      return err(EACCES);
+    }
+    p->meta.flags |= kPktBroadcast;
+  }
+  InAddr sa;
+  if (src.family == AF_INET && !src.v4.any()) {
+    sa = src.v4;
+  } else {
+    Result<InAddr> a = source4(st, ifp, dst.v4, rt.local);
+    if (!a.ok()) {
+      Pkt::free(p);
+      return err(a.error());
+    }
+    sa = a.value();
+  }
+  uint8_t ttl = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : st.ip_default_ttl.load(std::memory_order_relaxed));
+  size_t mtu = ifp.mtu.load(std::memory_order_relaxed);
+  if (uint32_t pm = st.pmtu_of(dst); pm && pm < mtu) mtu = pm;
+  size_t tot = sizeof(iphdr) + p->len();
+  uint16_t id = htons(static_cast<uint16_t>(st.ip_id_.fetch_add(1, std::memory_order_relaxed)));
+  if (tot <= mtu) {
+    if (p->meta.csum == kCsumPartial && !ifp.no_csum) {
+      Result<void> c = pkt_csum_finish(*p);
+      if (!c.ok()) {
+        Pkt::free(p);
+        return c;
+      }
+    }
+    Result<char*> at = p->prepend(sizeof(iphdr));
+    if (!at.ok()) {
+      bump(s.OutDiscards);
+      Pkt::free(p);
+      return err(ENOBUFS);
+    }
+    if (p->meta.csum == kCsumPartial) p->meta.csum_start += sizeof(iphdr);
+    fill_header(*p, at.value(), sa, dst.v4, proto, ttl, opts.tos, id, opts.df ? IP_DF : 0, tot);
+    return send_one(ifp, p, rt.nexthop, s);
+  }
+  if (opts.df) {
+    bump(s.FragFails);
+    Pkt::free(p);
+    return err(EMSGSIZE);
+  }
+  // Fragments: each carries a multiple of 8 payload bytes but the last.
+  Result<void> c = pkt_csum_finish(*p);
+  if (!c.ok()) {
+    Pkt::free(p);
+    return c;
+  }
+  size_t per = (mtu - sizeof(iphdr)) & ~size_t{7};
+  if (per == 0) {
+    bump(s.FragFails);
+    Pkt::free(p);
+    return err(EMSGSIZE);
+  }
+  size_t len = p->len();
+  Result<void> result;
+  for (size_t off = 0; off < len; off += per) {
+    size_t n = len - off < per ? len - off : per;
+    Result<Pkt*> f = p->copy(off, n);
+    if (!f.ok()) {
+      bump(s.FragFails);
+      result = err(ENOBUFS);
+      break;
+    }
+    Pkt* fp = f.value();
+    fp->meta.csum = kCsumNone;
+    char* at = fp->prepend(sizeof(iphdr)).value();  // the copy has headroom
+    uint16_t frag = static_cast<uint16_t>(off / 8) | (off + n < len ? IP_MF : 0);
+    fill_header(*fp, at, sa, dst.v4, proto, ttl, opts.tos, id, frag, sizeof(iphdr) + n);
+    bump(s.FragCreates);
+    Result<void> r = send_one(ifp, fp, rt.nexthop, s);
+    if (!r.ok()) {
+      result = r;
+      break;
+    }
+  }
+  if (result.ok()) bump(s.FragOKs);
+  Pkt::free(p);
+  return result;
+}
+
+}  // namespace rump

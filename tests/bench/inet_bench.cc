@@ -1,0 +1,130 @@
+// inet_bench: UDP over the rump kernel's loopback next to the host's
+// loopback, in one run, and their ratio.
+//
+//   udp_pps/{rump,host}/64    64-byte datagrams: a batch of 32 sendto, then
+//                             32 recvfrom on one thread (no loss possible)
+//   udp_pps/{rump,host}/1400  the same with 1400-byte datagrams
+//
+// At the end: rump items/s divided by host items/s for each size.
+#include <arpa/inet.h>
+#include <benchmark/benchmark.h>
+#include <netinet/in.h>
+#include <rump/rump.h>
+#include <rump/rump_syscalls.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct rump_kernel* bench_kernel() {
+  static struct rump_kernel* k = [] {
+    struct rump_kernel* kk = nullptr;
+    rump_boot_config c;
+    rump_boot_config_init(&c);
+    c.ncpu = 2;
+    if (rump_kernel_boot(&c, &kk) != 0) abort();
+    return kk;
+  }();
+  rump_kernel_set_current(k);
+  return k;
+}
+
+struct Rump {
+  static void init() { bench_kernel(); }
+  static int socket() { return rump_sys_socket(AF_INET, SOCK_DGRAM, 0); }
+  static int bind(int s, const sockaddr_in& a) { return rump_sys_bind(s, &a, sizeof a); }
+  static int getsockname(int s, sockaddr_in& a) {
+    socklen_t l = sizeof a;
+    return rump_sys_getsockname(s, &a, &l);
+  }
+  static int setsockopt(int s, int lvl, int opt, int v) { return rump_sys_setsockopt(s, lvl, opt, &v, sizeof v); }
+  static long sendto(int s, const void* b, size_t n, const sockaddr_in& a) {
+    return rump_sys_sendto(s, b, n, 0, &a, sizeof a);
+  }
+  static long recv(int s, void* b, size_t n) { return rump_sys_recvfrom(s, b, n, 0, nullptr, nullptr); }
+  static int close(int s) { return rump_sys_close(s); }
+};
+
+struct Host {
+  static void init() {}
+  static int socket() { return ::socket(AF_INET, SOCK_DGRAM, 0); }
+  static int bind(int s, const sockaddr_in& a) { return ::bind(s, reinterpret_cast<const sockaddr*>(&a), sizeof a); }
+  static int getsockname(int s, sockaddr_in& a) {
+    socklen_t l = sizeof a;
+    return ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &l);
+  }
+  static int setsockopt(int s, int lvl, int opt, int v) { return ::setsockopt(s, lvl, opt, &v, sizeof v); }
+  static long sendto(int s, const void* b, size_t n, const sockaddr_in& a) {
+    return ::sendto(s, b, n, 0, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+  }
+  static long recv(int s, void* b, size_t n) { return ::recvfrom(s, b, n, 0, nullptr, nullptr); }
+  static int close(int s) { return ::close(s); }
+};
+
+template <class S>
+void BM_udp_pps(benchmark::State& st) {
+  S::init();
+  const size_t size = static_cast<size_t>(st.range(0));
+  constexpr int kBatch = 32;
+  int r = S::socket(), s = S::socket();
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (r < 0 || s < 0 || S::bind(r, a) != 0 || S::getsockname(r, a) != 0) abort();
+  S::setsockopt(r, SOL_SOCKET, SO_RCVBUF, 4 << 20);
+  std::vector<char> buf(size, 'u'), in(size);
+  for (auto _ : st) {
+    for (int i = 0; i < kBatch; i++)
+      if (S::sendto(s, buf.data(), size, a) != static_cast<long>(size)) abort();
+    for (int i = 0; i < kBatch; i++)
+      if (S::recv(r, in.data(), size) != static_cast<long>(size)) abort();
+  }
+  S::close(r);
+  S::close(s);
+  st.SetItemsProcessed(st.iterations() * kBatch);
+  st.SetBytesProcessed(st.iterations() * kBatch * static_cast<int64_t>(size));
+}
+
+BENCHMARK_TEMPLATE(BM_udp_pps, Rump)->Name("udp_pps/rump")->Arg(64)->Arg(1400)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_udp_pps, Host)->Name("udp_pps/host")->Arg(64)->Arg(1400)->UseRealTime();
+
+// Remembers each run's items/s to print rump/host ratios at the end.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      auto it = r.counters.find("items_per_second");
+      if (it != r.counters.end()) rate_[r.benchmark_name()] = it->second.value;
+    }
+  }
+  void print_ratios() const {
+    for (const char* arg : {"64", "1400"}) {
+      auto rump = rate_.find(std::string("udp_pps/rump/") + arg + "/real_time");
+      auto host = rate_.find(std::string("udp_pps/host/") + arg + "/real_time");
+      if (rump == rate_.end() || host == rate_.end() || host->second == 0) continue;
+      printf("udp_pps/%s: rump %.0f/s host %.0f/s ratio %.2f\n", arg, rump->second, host->second,
+             rump->second / host->second);
+    }
+  }
+
+ private:
+  std::map<std::string, double> rate_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  RatioReporter rep;
+  benchmark::RunSpecifiedBenchmarks(&rep);
+  rep.print_ratios();
+  benchmark::Shutdown();
+  return 0;
+}
