@@ -29,8 +29,11 @@ void ByteRing::write_at(size_t off, const uint8_t* src, size_t n) {
 
 void ByteRing::drop(size_t n) {
   if (n > size_) n = size_;
+  if (n == 0) return;
   size_ -= n;
-  head_ = size_ == 0 ? 0 : (head_ + n) % cap_;
+  // The head moves even when the ring empties: out-of-order bytes may sit
+  // beyond it at their offsets.
+  head_ = (head_ + n) % cap_;
 }
 
 void ByteRing::copy_out(size_t off, uint8_t* dst, size_t n) const {
