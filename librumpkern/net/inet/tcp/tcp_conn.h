@@ -236,6 +236,7 @@ class TcpConnection : public KObject {
   bool process_ack(const TcpSegment& seg);
   void new_ack(const TcpSegment& seg, Seq ack);
   void duplicate_ack(const TcpSegment& seg);
+  void note_sack(const SackBlock& b);
   void process_data(const TcpSegment& seg);
   void process_fin();
   void negotiate(const TcpOptions& o, bool peer_syn_has_ws);

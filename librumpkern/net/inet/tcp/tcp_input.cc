@@ -389,9 +389,8 @@ void TcpConnection::duplicate_ack(const TcpSegment& seg) {
       (static_cast<uint32_t>(seg.window) << snd_wscale_) != snd_wnd_) {
     return;
   }
-  for (int i = 0; i < seg.opt.nsack && nsacked_ < kMaxSackBlocks; i++) {
-    const SackBlock& b = seg.opt.sack[i];
-    if (seq_gt(b.left, snd_una_) && seq_leq(b.right, snd_max_)) sacked_[nsacked_++] = b;
+  if (sack_ok_) {
+    for (int i = 0; i < seg.opt.nsack; i++) note_sack(seg.opt.sack[i]);
   }
   dupacks_++;
   if (in_recovery_) {
@@ -410,6 +409,34 @@ void TcpConnection::duplicate_ack(const TcpSegment& seg) {
   retransmit_first();
   cc_.set_cwnd(cc_.ssthresh() + 3 * smss_);
   arm_rexmt();
+}
+
+// Merges a SACK block into the scoreboard: blocks above SND.UNA within what
+// was sent, overlapping ones joined; when the table is full the block
+// replaces the lowest (the one the next ACK will most likely cover).
+void TcpConnection::note_sack(const SackBlock& b) {
+  if (!seq_gt(b.left, snd_una_) || !seq_leq(b.right, snd_max_) || !seq_lt(b.left, b.right)) return;
+  SackBlock nb = b;
+  int k = 0;
+  for (int i = 0; i < nsacked_; i++) {
+    const SackBlock& x = sacked_[i];
+    if (seq_leq(x.left, nb.right) && seq_leq(nb.left, x.right)) {
+      nb.left = seq_min(nb.left, x.left);
+      nb.right = seq_max(nb.right, x.right);
+    } else {
+      sacked_[k++] = x;
+    }
+  }
+  nsacked_ = k;
+  if (nsacked_ == kMaxSackBlocks) {
+    int low = 0;
+    for (int i = 1; i < nsacked_; i++) {
+      if (seq_lt(sacked_[i].left, sacked_[low].left)) low = i;
+    }
+    sacked_[low] = nb;
+    return;
+  }
+  sacked_[nsacked_++] = nb;
 }
 
 void TcpConnection::process_data(const TcpSegment& seg) {

@@ -194,9 +194,14 @@ void TcpConnection::output() {
 }
 
 void TcpConnection::retransmit_first() {
-  // One segment from SND.UNA, skipping nothing: what the peer lacks first.
+  // One segment from SND.UNA: what the peer lacks first, up to the first
+  // range it reported with SACK (no need to send that again).
   size_t buffered = sndbuf_.size();
   size_t len = buffered < smss_ ? buffered : smss_;
+  for (int i = 0; i < nsacked_; i++) {
+    size_t gap = sacked_[i].left - snd_una_;
+    if (seq_gt(sacked_[i].left, snd_una_) && gap < len) len = gap;
+  }
   Seq end = snd_una_ + static_cast<uint32_t>(len);
   uint8_t flags = kAck;
   if (fin_sent_ && end == fin_seq_ && len == buffered) flags |= kFin;

@@ -283,6 +283,29 @@ TEST_CASE("fast retransmit after three duplicate ACKs; NewReno partial ACKs retr
   CHECK(s.conn().unacked() == 0);
 }
 
+TEST_CASE("with SACK, a retransmission stops where the peer's SACKed data begins", "[tcp]") {
+  Script s;
+  s.connect();
+  s.out("S 0:0(0)");
+  s.in("S. 0:0(0) ack 1 win 65535 <mss 1000,sackOK>");
+  s.out(". 1:1(0) ack 1 win 65535 <>");
+  s.conn().set_nodelay(true);
+  s.send(5000);
+  for (uint32_t n = 0; n < 5; n++) s.out(seg_text(n == 4 ? "P." : ".", n));
+  // 1001..1501 is missing; the rest arrived.
+  s.in(". 1:1(0) ack 1001 win 65535");
+  for (int i = 0; i < 3; i++) s.in(". 1:1(0) ack 1001 win 65535 <sack 1501:3001>");
+  s.out(". 1001:1501(500) ack 1");
+  s.in(". 1:1(0) ack 1001 win 65535 <sack 1501:5001>");
+  s.none();
+  s.in(". 1:1(0) ack 5001 win 65535");
+  CHECK(s.conn().unacked() == 0);
+  struct tcp_info info;
+  s.conn().fill_info(info);
+  CHECK(info.tcpi_total_retrans == 1);
+  CHECK(info.tcpi_bytes_retrans == 500);
+}
+
 TEST_CASE("CUBIC reduces the window to 0.7 and Reno to 0.5 on loss, and both grow again",
           "[tcp]") {
   for (auto algo : {rump::tcp::CcAlgo::kCubic, rump::tcp::CcAlgo::kReno}) {
