@@ -139,6 +139,12 @@ class TcpConnection : public KObject {
   // ---- segments and time ----
   // A segment for this connection's 4-tuple (any state but kListen).
   void input(const TcpSegment& seg);
+  // A SYN that reached this connection in TIME_WAIT and may open a new
+  // incarnation (RFC 6191: its timestamp is newer, or without timestamps
+  // its sequence number is beyond RCV.NXT). The host then closes this
+  // connection (abort_time_wait()) and gives the SYN to the listener.
+  bool time_wait_accepts_syn(const TcpSegment& seg) const;
+  void abort_time_wait();
   // The earliest pending timer (INT64_MAX if none).
   int64_t next_deadline() const;
   // Runs every timer due at host.now_ns().

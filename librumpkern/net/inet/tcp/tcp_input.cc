@@ -29,6 +29,16 @@ void TcpConnection::rtt_sample(int64_t r) {
   if (rto_ns_ > cfg_.rto_max_ns) rto_ns_ = cfg_.rto_max_ns;
 }
 
+bool TcpConnection::time_wait_accepts_syn(const TcpSegment& seg) const {
+  if (state_ != TcpState::kTimeWait || !seg.has(kSyn) || seg.has(kAck) || seg.has(kRst)) return false;
+  if (ts_ok_ && seg.opt.has_ts) return seq_gt(seg.opt.tsval, ts_recent_);
+  return seq_gt(seg.seq, rcv_nxt_);
+}
+
+void TcpConnection::abort_time_wait() {
+  if (state_ == TcpState::kTimeWait) to_closed(0);
+}
+
 bool TcpConnection::acceptable(const TcpSegment& seg) const {
   uint32_t wnd = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
   uint32_t len = seg.seq_len();
@@ -199,6 +209,8 @@ void TcpConnection::input_syn_sent(const TcpSegment& seg) {
     } else if (backoff_ == 0) {
       rtt_sample(now() - last_send_ns_);
     }
+    // RFC 6298 5.7: a lost SYN and no sample leave a 3-second RTO.
+    if (backoff_ > 0 && srtt_ns_ == 0) rto_ns_ = 3LL * 1000000000;
     backoff_ = 0;
     rexmt_at_ = 0;
     last_ack_recv_ns_ = now();

@@ -250,6 +250,39 @@ TEST_CASE("an unanswered SYN is retried syn_retries times, then ETIMEDOUT", "[tc
   CHECK(s.conn().error() == ETIMEDOUT);
 }
 
+TEST_CASE("after a lost SYN and no RTT sample the RTO is 3 seconds (RFC 6298 5.7)", "[tcp]") {
+  TcpConfig cfg;
+  cfg.timestamps = false;
+  Script s(cfg);
+  s.connect();
+  s.out("S 0:0(0) win 65535 <mss 1460,sackOK,wscale 2>");
+  s.advance_ms(1000);
+  s.out("S 0:0(0)");
+  s.in("S. 0:0(0) ack 1 win 65535 <mss 1000>");
+  s.out(". 1:1(0) ack 1");
+  CHECK(s.conn().rto_ns() == 3000000000);
+}
+
+TEST_CASE("a SYN with a newer sequence number may reopen a TIME_WAIT connection", "[tcp]") {
+  Script s;
+  establish_plain(s);
+  REQUIRE(s.conn().shutdown_write().ok());
+  s.out("F. 1:1(0) ack 1");
+  s.in("F. 1:1(0) ack 2 win 65535");
+  s.out(". 2:2(0) ack 2");
+  REQUIRE(s.conn().state() == TcpState::kTimeWait);
+  TcpSegment old_syn;
+  old_syn.flags = kSyn;
+  old_syn.seq = Script::kPeerIss + 1;  // not beyond RCV.NXT
+  CHECK_FALSE(s.conn().time_wait_accepts_syn(old_syn));
+  TcpSegment new_syn = old_syn;
+  new_syn.seq = Script::kPeerIss + 100000;
+  CHECK(s.conn().time_wait_accepts_syn(new_syn));
+  s.conn().abort_time_wait();
+  CHECK(s.conn().state() == TcpState::kClosed);
+  s.none();
+}
+
 TEST_CASE("fast retransmit after three duplicate ACKs; NewReno partial ACKs retransmit the next hole",
           "[tcp]") {
   TcpConfig cfg;
