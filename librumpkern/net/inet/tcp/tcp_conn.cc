@@ -27,7 +27,7 @@ const char* tcp_state_name(TcpState s) {
 
 TcpConnection::TcpConnection(Kmem& kmem, TcpHost& host, const TcpEndpoints& ep,
                              const TcpConfig& cfg)
-    : kmem_(kmem), host_(host), ep_(ep), cfg_(cfg) {
+    : kmem_(kmem), host_(&host), ep_(ep), cfg_(cfg) {
   sndbuf_.set_capacity(cfg_.sndbuf);
   rcvbuf_.set_capacity(cfg_.rcvbuf);
   rto_ns_ = cfg_.rto_initial_ns;
@@ -51,14 +51,14 @@ bool TcpConnection::synchronized() const {
 }
 
 uint32_t TcpConnection::ts_now() const {
-  return static_cast<uint32_t>(host_.now_ns() / 1000000) + ts_offset_;
+  return static_cast<uint32_t>(host_->now_ns() / 1000000) + ts_offset_;
 }
 
 void TcpConnection::set_state(TcpState s) {
   state_ = s;
   if (s == TcpState::kEstablished || s == TcpState::kCloseWait) reset_keepalive();
   else keep_at_ = 0;
-  host_.notify(*this);
+  host_->notify(*this);
 }
 
 void TcpConnection::to_closed(int error) {
@@ -110,8 +110,8 @@ Result<void> TcpConnection::connect() {
       return err(EISCONN);
   }
   if (was_established_ || error_ != 0) return err(EISCONN);
-  iss_ = host_.random32();
-  ts_offset_ = host_.random32();
+  iss_ = host_->random32();
+  ts_offset_ = host_->random32();
   snd_una_ = snd_nxt_ = snd_max_ = iss_;
   snd_buf_seq_ = iss_ + 1;
   // The smallest shift that lets the whole receive buffer be advertised.
@@ -127,7 +127,7 @@ Result<void> TcpConnection::connect() {
 void TcpConnection::accept_syn(const TcpSegment& syn, Seq iss) {
   passive_ = true;
   iss_ = iss;
-  ts_offset_ = host_.random32();
+  ts_offset_ = host_->random32();
   snd_una_ = snd_nxt_ = snd_max_ = iss_;
   snd_buf_seq_ = iss_ + 1;
   irs_ = syn.seq;
@@ -300,7 +300,7 @@ void TcpConnection::shutdown_read() {
   read_shut_ = true;
   rcvbuf_.drop(rcvbuf_.size());
   rcv_user_seq_ = rcv_nxt_;
-  host_.notify(*this);
+  host_->notify(*this);
 }
 
 void TcpConnection::close() {

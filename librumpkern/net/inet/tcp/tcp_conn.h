@@ -175,6 +175,9 @@ class TcpConnection : public KObject {
   // Marks the connection as no longer referenced by a user (children a
   // listener dropped); the host frees it once closed.
   void detach() { detached_ = true; }
+  // Moves the connection to another host (a child a listener made goes to
+  // the socket that accepts it). Under the lock that guards both.
+  void set_host(TcpHost& host) { host_ = &host; }
 
   // ---- options ----
   void set_nodelay(bool on);
@@ -274,13 +277,13 @@ class TcpConnection : public KObject {
   void to_closed(int error);
   void established();
   uint32_t ts_now() const;
-  int64_t now() const { return host_.now_ns(); }
+  int64_t now() const { return host_->now_ns(); }
   bool synchronized() const;
   bool urg_pending_in_buffer() const;
   Seq data_start() const { return snd_buf_seq_; }
 
   Kmem& kmem_;
-  TcpHost& host_;
+  TcpHost* host_;  // never null
   TcpEndpoints ep_;
   TcpConfig cfg_;
   TcpState state_ = TcpState::kClosed;

@@ -18,7 +18,7 @@ uint32_t msec_since(int64_t now, int64_t then) {
 
 void TcpConnection::fill_info(struct tcp_info& info) const {
   memset(&info, 0, sizeof(info));
-  int64_t t = host_.now_ns();
+  int64_t t = host_->now_ns();
   info.tcpi_state = static_cast<uint8_t>(state_);
   // Linux's TCP_CA_Open (0), TCP_CA_Recovery (3), TCP_CA_Loss (4).
   info.tcpi_ca_state = in_recovery_ ? 3 : (backoff_ > 0 ? 4 : 0);

@@ -57,7 +57,7 @@ void TcpConnection::input(const TcpSegment& seg_in) {
   last_recv_ns_ = now();
   switch (state_) {
     case TcpState::kClosed:
-      tcp_respond_closed(host_, ep_, seg);
+      tcp_respond_closed(*host_, ep_, seg);
       return;
     case TcpState::kListen:
       return;
@@ -185,7 +185,7 @@ void TcpConnection::input_syn_sent(const TcpSegment& seg) {
       r.seq = seg.ack;
       r.flags = kRst;
       stats_.segs_out++;
-      host_.output(ep_, r);
+      host_->output(ep_, r);
     }
     return;
   }
@@ -271,7 +271,7 @@ bool TcpConnection::process_ack(const TcpSegment& seg) {
       r.seq = seg.ack;
       r.flags = kRst;
       stats_.segs_out++;
-      host_.output(ep_, r);
+      host_->output(ep_, r);
       return false;
     }
     // A full accept queue leaves the child waiting: the peer's next ACK
@@ -391,7 +391,7 @@ void TcpConnection::new_ack(const TcpSegment& seg, Seq ack) {
   } else {
     arm_rexmt();
   }
-  host_.notify(*this);
+  host_->notify(*this);
 }
 
 void TcpConnection::duplicate_ack(const TcpSegment& seg) {
@@ -521,7 +521,7 @@ void TcpConnection::process_data(const TcpSegment& seg) {
     // sender counts these duplicate ACKs.
     schedule_ack(true);
   }
-  host_.notify(*this);
+  host_->notify(*this);
 }
 
 void TcpConnection::process_fin() {
@@ -545,7 +545,7 @@ void TcpConnection::process_fin() {
     default:
       break;
   }
-  host_.notify(*this);
+  host_->notify(*this);
 }
 
 }  // namespace rump::tcp

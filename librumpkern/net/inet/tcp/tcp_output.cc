@@ -79,7 +79,7 @@ void TcpConnection::emit(Seq seq, size_t len, uint8_t flags) {
   }
   stats_.segs_out++;
   last_send_ns_ = now();
-  host_.output(ep_, s);
+  host_->output(ep_, s);
 }
 
 void TcpConnection::send_syn(bool with_ack) {
@@ -97,7 +97,7 @@ void TcpConnection::send_rst(Seq seq) {
   s.flags = kRst | kAck;
   s.ack = rcv_nxt_;
   stats_.segs_out++;
-  host_.output(ep_, s);
+  host_->output(ep_, s);
 }
 
 void TcpConnection::schedule_ack(bool now_flag) {
