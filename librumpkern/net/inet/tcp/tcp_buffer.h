@@ -1,0 +1,92 @@
+// tcp_buffer.h: the byte stores under a TCP connection.
+//
+// ByteRing is a fixed-capacity ring of bytes, allocated from the kernel's
+// arena on first use (a connection that never carries data costs nothing).
+// The send side keeps bytes from SND.UNA on (what is unacknowledged plus
+// what is not yet sent); the receive side keeps in-order bytes the user has
+// not read, and places out-of-order bytes directly at their offset beyond
+// them, with RecvQueue recording which ranges above RCV.NXT are present.
+// Neither allocates after the first use, so nothing on the segment path can
+// fail for memory. Not thread-safe: the owning connection's lock guards it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/kmem.h"
+#include "base/result.h"
+#include "net/inet/tcp/tcp_segment.h"
+
+namespace rump::tcp {
+
+class ByteRing {
+ public:
+  ByteRing() = default;
+  ByteRing(const ByteRing&) = delete;
+  ByteRing& operator=(const ByteRing&) = delete;
+  ~ByteRing() { Kmem::free(buf_); }
+
+  // Sets the capacity: before the first allocation only; later calls are
+  // ignored (a connection keeps the buffer it started with).
+  void set_capacity(size_t cap) {
+    if (buf_ == nullptr) cap_ = cap;
+  }
+  // Allocates the storage if not yet done. ENOMEM.
+  Result<void> prepare(Kmem& kmem);
+  bool allocated() const { return buf_ != nullptr; }
+
+  size_t size() const { return size_; }
+  size_t capacity() const { return cap_; }
+  size_t space() const { return cap_ - size_; }
+
+  // Copies up to space() bytes to the end; returns how many (prepare first).
+  size_t append(const uint8_t* src, size_t n);
+  // Stores n bytes at offset off from the head without making them part of
+  // the contents (off >= size(), off + n <= capacity()); commit() adopts
+  // them later. Used for out-of-order data.
+  void write_at(size_t off, const uint8_t* src, size_t n);
+  void commit(size_t n) { size_ += n; }
+  // Removes n bytes from the head.
+  void drop(size_t n);
+  // Copies n bytes starting at offset off (off + n <= size()).
+  void copy_out(size_t off, uint8_t* dst, size_t n) const;
+  // The bytes [off, off + n) as up to two contiguous pieces.
+  void pieces(size_t off, size_t n, const uint8_t** p1, size_t* l1, const uint8_t** p2,
+              size_t* l2) const;
+
+ private:
+  uint8_t* buf_ = nullptr;
+  size_t cap_ = 0;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
+// The out-of-order ranges held above RCV.NXT, sorted and disjoint, with the
+// most recently changed one remembered for the first SACK block (RFC 2018
+// section 4). A range that does not fit in the table is dropped, as the
+// segment it came from would have been.
+class RecvQueue {
+ public:
+  static constexpr int kMaxRanges = 16;
+
+  bool empty() const { return n_ == 0; }
+  int count() const { return n_; }
+  // Records [left, right). Returns false if the table is full and the range
+  // touches none already held.
+  bool add(Seq left, Seq right);
+  // If the lowest range starts at or below rcv_nxt, removes it and returns
+  // its right edge (the new RCV.NXT); otherwise returns rcv_nxt.
+  Seq take_contiguous(Seq rcv_nxt);
+  // Fills up to max SACK blocks, the most recent first.
+  int sack_blocks(SackBlock* out, int max) const;
+  // Bytes held out of order (for TCP_INFO-like counters).
+  uint32_t bytes() const;
+  void clear() { n_ = 0; }
+
+ private:
+  SackBlock r_[kMaxRanges] = {};
+  int n_ = 0;
+  Seq recent_ = 0;  // a sequence number inside the most recently added range
+};
+
+}  // namespace rump::tcp

@@ -1,0 +1,387 @@
+// tcp_conn.h: one TCP connection (a TCB, RFC 9293 section 3.3.1) and the
+// host interface it runs on.
+//
+// The engine is independent of IP: a TcpConnection is driven by
+//   * segments in (input(), already demultiplexed by the caller),
+//   * user calls (connect, send, recv, shutdown, close, abort, options),
+//   * timer expiry (on_timer() whenever the clock reaches next_deadline()),
+// and produces segments through TcpHost::output(). Time, randomness and
+// output come from the TcpHost, so a test drives a connection with a
+// virtual clock and a scripted peer, and the inet glue with the kernel's
+// clock, callouts and IP output.
+//
+// Locking: a connection is not thread-safe; its owner (the socket, or the
+// listener for a child not yet accepted) serialises every call with the
+// lock that guards the TcpConnection object as a whole. Host callbacks run
+// with that lock held and must not call back into the connection.
+//
+// Lifetime: the engine never frees a connection. When state() is kClosed
+// and detached() is true, nothing refers to it any more and the host frees
+// it (after the call that closed it has returned; never from a callback).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <boost/intrusive/list.hpp>
+
+#include "base/kmem.h"
+#include "base/result.h"
+#include "net/inet/tcp/tcp_buffer.h"
+#include "net/inet/tcp/tcp_cc.h"
+#include "net/inet/tcp/tcp_segment.h"
+
+struct tcp_info;
+
+namespace rump::tcp {
+
+class TcpConnection;
+class TcpListener;
+
+// States, numbered as Linux numbers them (TCP_INFO's tcpi_state).
+enum class TcpState : uint8_t {
+  kEstablished = 1,
+  kSynSent = 2,
+  kSynReceived = 3,
+  kFinWait1 = 4,
+  kFinWait2 = 5,
+  kTimeWait = 6,
+  kClosed = 7,
+  kCloseWait = 8,
+  kLastAck = 9,
+  kListen = 10,
+  kClosing = 11,
+};
+const char* tcp_state_name(TcpState s);
+
+// The two ends of a connection, as the IP layer names them.
+struct TcpEndpoints {
+  uint8_t family = 0;  // AF_INET or AF_INET6
+  uint8_t laddr[16] = {};
+  uint8_t faddr[16] = {};
+  uint16_t lport = 0;
+  uint16_t fport = 0;
+};
+
+class TcpHost {
+ public:
+  virtual ~TcpHost() = default;
+  // Monotonic time in nanoseconds.
+  virtual int64_t now_ns() = 0;
+  virtual uint32_t random32() = 0;
+  // Transmits seg from ep.laddr:lport to ep.faddr:fport. A packet the host
+  // cannot send is simply lost: retransmission recovers.
+  virtual void output(const TcpEndpoints& ep, const TcpSegment& seg) = 0;
+  // c's readability, writability, state or error changed.
+  virtual void notify(TcpConnection& c) = 0;
+  // l has a connection ready to accept().
+  virtual void listener_ready(TcpListener& l) = 0;
+  // Secret for SYN cookies (stable for the host's lifetime).
+  virtual uint64_t cookie_secret() = 0;
+};
+
+// Per-connection settings; defaults are Linux's.
+struct TcpConfig {
+  uint32_t sndbuf = 256 * 1024;
+  uint32_t rcvbuf = 128 * 1024;
+  uint16_t mss = 1460;  // what we announce (the route's MTU less headers)
+  bool window_scaling = true;
+  bool sack = true;
+  bool timestamps = true;
+  CcAlgo cc = CcAlgo::kCubic;
+  bool nodelay = false;
+  bool keepalive = false;
+  int64_t keepidle_ns = 7200LL * 1000000000;
+  int64_t keepintvl_ns = 75LL * 1000000000;
+  int keepcnt = 9;
+  bool linger = false;  // SO_LINGER on ...
+  int linger_s = 0;     // ... with this timeout (0: close() resets)
+  int syn_retries = 6;
+  int synack_retries = 5;
+  int retries2 = 15;
+  int64_t delack_ns = 40000000;  // Linux's minimum delayed-ACK time
+  int64_t rto_initial_ns = 1000000000;
+  int64_t rto_min_ns = 200000000;
+  int64_t rto_max_ns = 120LL * 1000000000;
+  int64_t time_wait_ns = 60LL * 1000000000;  // 2*MSL, as Linux's TCP_TIMEWAIT_LEN
+  int64_t fin_timeout_ns = 60LL * 1000000000;
+};
+
+// Counters for TCP_INFO and tests.
+struct TcpStats {
+  uint64_t segs_in = 0;
+  uint64_t segs_out = 0;
+  uint64_t data_segs_in = 0;
+  uint64_t data_segs_out = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_retrans = 0;
+  uint64_t bytes_acked = 0;
+  uint64_t bytes_received = 0;
+  uint32_t total_retrans = 0;
+  uint32_t dsack_dups = 0;
+  uint32_t rcv_ooopack = 0;
+  uint32_t paws_drops = 0;
+  uint32_t challenge_acks = 0;
+  uint32_t fast_retransmits = 0;
+  uint32_t rto_expiries = 0;
+  uint32_t urgent_dropped = 0;
+};
+
+class TcpConnection : public KObject {
+ public:
+  // A connection in kClosed with the given endpoints, ready for connect()
+  // (or for a listener to make it a child). ENOMEM.
+  static Result<TcpConnection*> create(Kmem& kmem, TcpHost& host, const TcpEndpoints& ep,
+                                       const TcpConfig& cfg);
+  ~TcpConnection();
+
+  // ---- segments and time ----
+  // A segment for this connection's 4-tuple (any state but kListen).
+  void input(const TcpSegment& seg);
+  // A SYN that reached this connection in TIME_WAIT and may open a new
+  // incarnation (RFC 6191: its timestamp is newer, or without timestamps
+  // its sequence number is beyond RCV.NXT). The host then closes this
+  // connection (abort_time_wait()) and gives the SYN to the listener.
+  bool time_wait_accepts_syn(const TcpSegment& seg) const;
+  void abort_time_wait();
+  // The earliest pending timer (INT64_MAX if none).
+  int64_t next_deadline() const;
+  // Runs every timer due at host.now_ns().
+  void on_timer();
+
+  // ---- user calls ----
+  // Active open: sends a SYN. EISCONN / EALREADY if not closed.
+  Result<void> connect();
+  // Queues up to n bytes; returns how many (EAGAIN if none fit, EPIPE after
+  // shutdown, the connection's error if it failed, ENOTCONN before
+  // connect). more: more data follows at once (MSG_MORE): hold a partial
+  // segment as TCP_CORK would.
+  Result<size_t> send(const uint8_t* data, size_t n, bool more = false);
+  // Copies up to n received bytes; peek leaves them queued. Returns 0 at
+  // end of stream, EAGAIN if nothing is there yet, the error of a reset
+  // connection, ENOTCONN before the connection exists.
+  Result<size_t> recv(uint8_t* dst, size_t n, bool peek = false);
+  // SHUT_WR: a FIN after the queued data. ENOTCONN if never connected.
+  Result<void> shutdown_write();
+  // SHUT_RD: later data is discarded (as Linux, nothing is sent).
+  void shutdown_read();
+  // The user lets go (close(2)): unread data or SO_LINGER 0 reset the
+  // connection; otherwise a FIN follows the queued data and the connection
+  // finishes on its own. The connection is detached afterwards.
+  void close();
+  // Sends RST (if synchronized) and goes to kClosed with no error.
+  void abort();
+  // Marks the connection as no longer referenced by a user (children a
+  // listener dropped); the host frees it once closed.
+  void detach() { detached_ = true; }
+  // Moves the connection to another host (a child a listener made goes to
+  // the socket that accepts it). Under the lock that guards both.
+  void set_host(TcpHost& host) { host_ = &host; }
+
+  // ---- options ----
+  void set_nodelay(bool on);
+  void set_cork(bool on);
+  Result<void> set_congestion(std::string_view name);
+  const char* congestion() const { return cc_name(cc_.algo()); }
+  void set_keepalive(bool on);
+  Result<void> set_keepidle(int seconds);
+  Result<void> set_keepintvl(int seconds);
+  Result<void> set_keepcnt(int n);
+  void set_linger(bool on, int seconds);
+  // Before the connection carries data only.
+  void set_sndbuf(uint32_t bytes);
+  void set_rcvbuf(uint32_t bytes);
+  Result<void> set_maxseg(int mss);
+  const TcpConfig& config() const { return cfg_; }
+  void fill_info(struct tcp_info& info) const;
+
+  // ---- state ----
+  TcpState state() const { return state_; }
+  bool detached() const { return detached_; }
+  const TcpEndpoints& endpoints() const { return ep_; }
+  // Bytes readable now, whether the peer's FIN has been read up to, room
+  // in the send buffer.
+  size_t readable() const { return rcvbuf_.size() - (urg_pending_in_buffer() ? 1 : 0); }
+  bool read_eof() const;
+  size_t send_space() const;
+  // The pending error (ECONNREFUSED, ECONNRESET, ETIMEDOUT), cleared by
+  // take_error() as SO_ERROR reads it.
+  int error() const { return error_; }
+  int take_error();
+  bool write_shut() const { return fin_queued_; }
+  bool established_once() const { return was_established_; }
+  const TcpStats& stats() const { return stats_; }
+  uint32_t cwnd() const { return cc_.cwnd(); }
+  uint32_t ssthresh() const { return cc_.ssthresh(); }
+  uint32_t smss() const { return smss_; }
+  uint32_t snd_wnd() const { return snd_wnd_; }
+  int64_t rto_ns() const { return rto_ns_; }
+  int64_t srtt_ns() const { return srtt_ns_; }
+  uint32_t unacked() const { return snd_max_ - snd_una_; }
+  size_t send_queued() const { return sndbuf_.size(); }
+
+  // The listener this connection is queued on, if any.
+  TcpListener* listener() const { return listener_; }
+
+  // Listener queues (SYN queue, accept queue).
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>>
+      queue_hook_;
+
+ private:
+  friend class TcpListener;
+  TcpConnection(Kmem& kmem, TcpHost& host, const TcpEndpoints& ep, const TcpConfig& cfg);
+
+  // Passive open by a listener: the peer's SYN arrived; sends SYN-ACK.
+  void accept_syn(const TcpSegment& syn, Seq iss);
+  // A SYN-cookie handshake completed: straight to ESTABLISHED.
+  void accept_cookie(const TcpSegment& ack, Seq iss, uint16_t mss, int wscale, bool sack,
+                     bool ts);
+
+  // Input, by state.
+  void input_syn_sent(const TcpSegment& seg);
+  bool acceptable(const TcpSegment& seg) const;
+  void process_rst(const TcpSegment& seg);
+  bool process_ack(const TcpSegment& seg);
+  void new_ack(const TcpSegment& seg, Seq ack);
+  void duplicate_ack(const TcpSegment& seg);
+  void note_sack(const SackBlock& b);
+  void process_data(const TcpSegment& seg);
+  void process_fin();
+  void negotiate(const TcpOptions& o, bool peer_syn_has_ws);
+  void update_window(const TcpSegment& seg);
+  void rtt_sample(int64_t rtt_ns);
+
+  // Output.
+  void output();
+  // One segment: seq, len payload bytes from the send buffer at seq, flags.
+  void emit(Seq seq, size_t len, uint8_t flags);
+  void send_ack() { emit(snd_nxt_, 0, kAck); }
+  void send_rst(Seq seq);
+  void send_syn(bool with_ack);
+  uint16_t advertised_window();
+  void schedule_ack(bool now);
+  void retransmit_first();
+  uint32_t flight() const { return snd_nxt_ - snd_una_; }
+
+  // Timers.
+  void arm_rexmt();
+  void on_rexmt();
+  void on_persist();
+  void on_keepalive();
+  void reset_keepalive();
+  void enter_time_wait();
+
+  // State changes.
+  void set_state(TcpState s);
+  void to_closed(int error);
+  void established();
+  uint32_t ts_now() const;
+  int64_t now() const { return host_->now_ns(); }
+  bool synchronized() const;
+  bool urg_pending_in_buffer() const;
+  Seq data_start() const { return snd_buf_seq_; }
+
+  Kmem& kmem_;
+  TcpHost* host_;  // never null
+  TcpEndpoints ep_;
+  TcpConfig cfg_;
+  TcpState state_ = TcpState::kClosed;
+  TcpListener* listener_ = nullptr;
+  bool detached_ = false;
+  bool user_closed_ = false;
+  bool was_established_ = false;
+  bool passive_ = false;
+  int error_ = 0;
+
+  // Send sequence space.
+  Seq iss_ = 0;
+  Seq snd_una_ = 0;
+  Seq snd_nxt_ = 0;
+  Seq snd_max_ = 0;
+  Seq snd_buf_seq_ = 0;  // sequence number of sndbuf_'s first byte
+  uint32_t snd_wnd_ = 0;
+  uint32_t max_snd_wnd_ = 0;
+  Seq snd_wl1_ = 0;
+  Seq snd_wl2_ = 0;
+  bool fin_queued_ = false;
+  bool fin_sent_ = false;
+  Seq fin_seq_ = 0;
+  bool cork_ = false;
+  bool more_ = false;
+
+  // Receive sequence space.
+  Seq irs_ = 0;
+  Seq rcv_nxt_ = 0;
+  Seq rcv_adv_ = 0;  // right edge of the window we advertised
+  bool rcv_fin_ = false;  // the peer's FIN has been received in order
+  bool fin_ooo_ = false;  // a FIN arrived beyond a hole
+  Seq fin_ooo_seq_ = 0;
+  bool read_shut_ = false;
+  bool urg_valid_ = false;
+  Seq urg_seq_ = 0;  // the urgent byte, skipped by recv()
+  Seq rcv_user_seq_ = 0;  // sequence number of rcvbuf_'s first byte
+
+  // Options.
+  uint8_t snd_wscale_ = 0;
+  uint8_t rcv_wscale_ = 0;
+  bool ws_ok_ = false;
+  bool ts_ok_ = false;
+  bool sack_ok_ = false;
+  uint32_t ts_recent_ = 0;
+  int64_t ts_recent_age_ = 0;
+  uint32_t ts_offset_ = 0;
+  Seq last_ack_sent_ = 0;
+  uint32_t smss_ = 536;  // sender MSS: payload bytes per segment
+  uint16_t peer_mss_ = 536;
+
+  // Round-trip time and retransmission (RFC 6298).
+  int64_t srtt_ns_ = 0;
+  int64_t rttvar_ns_ = 0;
+  int64_t rto_ns_ = 0;
+  int64_t min_rtt_ns_ = 0;
+  bool rtt_timing_ = false;
+  Seq rtt_seq_ = 0;
+  int64_t rtt_start_ns_ = 0;
+  int backoff_ = 0;
+
+  // Loss recovery (RFC 5681, RFC 6582).
+  CongestionControl cc_;
+  int dupacks_ = 0;
+  bool in_recovery_ = false;
+  Seq recover_ = 0;
+  bool recover_valid_ = false;
+  // The peer's SACK blocks above SND.UNA (a small scoreboard: which
+  // sequence ranges need no retransmission).
+  SackBlock sacked_[kMaxSackBlocks] = {};
+  int nsacked_ = 0;
+
+  // ACK scheduling.
+  bool ack_now_ = false;
+  int unacked_segs_ = 0;
+
+  // Timers: absolute deadlines, 0 = off.
+  int64_t rexmt_at_ = 0;
+  int64_t persist_at_ = 0;
+  int64_t delack_at_ = 0;
+  int64_t keep_at_ = 0;
+  int64_t timewait_at_ = 0;  // TIME_WAIT, and the orphan FIN_WAIT_2 timeout
+  int persist_shift_ = 0;
+  int keep_probes_ = 0;
+  int64_t last_recv_ns_ = 0;
+  int64_t last_send_ns_ = 0;
+  int64_t last_data_recv_ns_ = 0;
+  int64_t last_data_send_ns_ = 0;
+  int64_t last_ack_recv_ns_ = 0;
+
+  ByteRing sndbuf_;
+  ByteRing rcvbuf_;
+  RecvQueue ooo_;
+  TcpStats stats_;
+};
+
+// A reply to a segment that reached no connection or listener (RFC 9293
+// 3.10.7.1): RST for anything but a RST.
+void tcp_respond_closed(TcpHost& host, const TcpEndpoints& ep, const TcpSegment& seg);
+
+}  // namespace rump::tcp
