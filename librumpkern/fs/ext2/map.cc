@@ -97,13 +97,13 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
   Ext2Mount& m = em();
   const uint32_t bs = m.geo().block_size;
   const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
-  auto seal = [&](Level& l) {
-    if (!l.buf) return;
+  auto seal = [&](Level& l) -> Result<void> {
+    if (!l.buf) return {};
     if (m.has_csum()) {
       size_t tail = kExtentHeader + size_t{max_entries(l.node)} * kExtentEntry;
       put32(l.node, tail, crc32c(seed, l.node, tail));
     }
-    l.buf.dirty();
+    return m.dirty_meta(l.buf);
   };
   for (int round = 0; round < 64; round++) {
     Level path[7];
@@ -140,25 +140,25 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
       uint32_t plen = leaf_len(p);
       if (!leaf_unwritten(p) && pl + plen == lblk && leaf_pblk(p) + plen == pblk && plen + len <= kExtentInitMax) {
         set_leaf(p, pl, leaf_pblk(p), plen + len, false);
-        seal(leaf);
-        return {};
+        return seal(leaf);
       }
     }
-    auto fix_keys = [&]() {
+    auto fix_keys = [&]() -> Result<void> {
       for (int i = depth - 1; i >= 0; i--) {
         char* e = entry(path[i].node, path[i].idx);
         if (get32(e, 0) > lblk) {
           put32(e, 0, static_cast<uint32_t>(lblk));
-          seal(path[i]);
+          TRY(seal(path[i]));
         }
       }
+      return {};
     };
     if (cnt < max_entries(n)) {
       std::memmove(entry(n, pos + 1), entry(n, pos), size_t(cnt - pos) * kExtentEntry);
       set_leaf(entry(n, pos), lblk, pblk, len, unwritten);
       put16(n, 2, static_cast<uint16_t>(cnt + 1));
-      seal(leaf);
-      if (pos == 0) fix_keys();
+      TRY(seal(leaf));
+      if (pos == 0) TRY(fix_keys());
       return {};
     }
     // Full: split the deepest full node whose parent has room, or grow
@@ -185,7 +185,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
       Level nl;
       nl.node = nn;
       nl.buf = std::move(b);
-      seal(nl);
+      TRY(seal(nl));
       continue;
     }
     // Split path[l] (full) into itself and the new block; its parent
@@ -200,11 +200,11 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     std::memcpy(entry(nn, 0), entry(full.node, keep), size_t(fc - keep) * kExtentEntry);
     put16(full.node, 2, static_cast<uint16_t>(keep));
     uint64_t key = get32(entry(nn, 0), 0);
-    seal(full);
+    TRY(seal(full));
     Level nl;
     nl.node = nn;
     nl.buf = std::move(b);
-    seal(nl);
+    TRY(seal(nl));
     Level& parent = path[l - 1];
     char* pn = parent.node;
     int pc = entries(pn);
@@ -212,7 +212,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     std::memmove(entry(pn, at + 1), entry(pn, at), size_t(pc - at) * kExtentEntry);
     set_index(entry(pn, at), key, nb);
     put16(pn, 2, static_cast<uint16_t>(pc + 1));
-    seal(parent);
+    TRY(seal(parent));
   }
   return m.corrupt("extent insert does not converge", ino_);
 }
@@ -242,9 +242,9 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
       add_blocks(1);
       BufRef z = TRY(m.bc_.getblk(m.dev_, nb, m.geo().block_size));
       std::memset(z.data(), 0, m.geo().block_size);
-      z.dirty();
+      TRY(m.dirty_meta(z));
       put32(slot_base, slot, static_cast<uint32_t>(nb));
-      if (holder) holder.dirty();
+      if (holder) TRY(m.dirty_meta(holder));
       p = static_cast<uint32_t>(nb);
     } else if (p >= m.geo().blocks_count) {
       return m.corrupt("block map points outside the file system", ino_);
@@ -257,8 +257,7 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
     lblk %= span;
     if (--levels == 0) {
       put32(slot_base, slot, static_cast<uint32_t>(pblk));
-      holder.dirty();
-      return {};
+      return m.dirty_meta(holder);
     }
   }
 }
