@@ -655,7 +655,8 @@ Result<void> Journal::commit(bool checkpoint_after) {
   });
   drop_frozen();
   timer_.stop();
-  if (checkpoint_after || used() > capacity() / 2) TRY(checkpoint());
+  // Less than a quarter of the log free: the next transaction may not fit.
+  if (checkpoint_after || used() + capacity() / 4 > capacity()) TRY(checkpoint());
   return {};
 }
 

@@ -26,7 +26,8 @@
 // happen when the commit interval expires (a callout), when the
 // transaction grows past a quarter of the journal, before an operation
 // that might not fit, and on fsync, syncfs, sync and unmount; checkpoints
-// when the log is half full, and on syncfs, sync and unmount.
+// when less than a quarter of the log is free, and on syncfs, sync and
+// unmount.
 //
 // A freed block that has a copy in the live log gets a revoke record; a
 // block freed in the running transaction is not handed out again before
