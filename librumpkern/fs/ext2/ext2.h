@@ -77,6 +77,7 @@ class Ext2Node : public Vnode {
                       Vnode* target, bool exchange) override;
   Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
   Result<void> truncate(uint64_t size) override;
+  Result<void> fallocate(int mode, uint64_t off, uint64_t len) override;
   void touch(int which) override;
 
   // The inode's copy written into the inode table (with its checksum).
@@ -132,6 +133,10 @@ class Ext2Node : public Vnode {
   Result<void> insert_indirect(uint64_t lblk, uint64_t pblk);
   // Frees every block from logical block first on (truncation).
   Result<void> free_from(uint64_t first);
+  // Frees the blocks of logical blocks [first, end) (punching a hole).
+  Result<void> free_range(uint64_t first, uint64_t end);
+  // A write into an unwritten extent: see map.cc.
+  Result<uint64_t> mark_written(uint64_t lblk);
   // Directory changes (dir.cc).
   Result<void> add_entry(std::string_view name, uint32_t ino, VType t);
   Result<void> remove_entry(std::string_view name, uint32_t ino);

@@ -461,3 +461,84 @@ TEST_CASE("an open file unlinked goes on the orphan list and is freed at close o
   out = capture("dumpe2fs -h " + shell_quote(snap) + " 2>/dev/null");
   CHECK(out.find("First orphan inode") == std::string::npos);
 }
+
+TEST_CASE("fallocate and hole punching on ext4 give the bytes the host gives, e2fsck-clean", "[ext2]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 32));
+  std::string hpath = tmp.path + "/host";
+  int hfd = open(hpath.c_str(), O_CREAT | O_RDWR, 0644);
+  REQUIRE(hfd >= 0);
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int rfd = rump_sys_open("/mnt/f", O_CREAT | O_RDWR, 0644);
+    REQUIRE(rfd >= 0);
+    std::mt19937_64 rng(42);
+    auto both_size = [&]() {
+      struct stat hs, rs;
+      REQUIRE(fstat(hfd, &hs) == 0);
+      REQUIRE(rump_sys_fstat(rfd, &rs) == 0);
+      CHECK(hs.st_size == rs.st_size);
+      return rs;
+    };
+    for (int step = 0; step < 60; step++) {
+      uint64_t off = rng() % (3 << 20);
+      uint64_t len = 1 + rng() % (600 << 10);
+      int kind = static_cast<int>(rng() % 5);
+      INFO("step " << step << " kind " << kind << " off " << off << " len " << len);
+      if (kind == 0) {
+        std::string data = pattern(rng(), len % 100000 + 1);
+        REQUIRE(pwrite(hfd, data.data(), data.size(), static_cast<off_t>(off)) == static_cast<ssize_t>(data.size()));
+        REQUIRE(rump_sys_pwrite(rfd, data.data(), data.size(), static_cast<off_t>(off)) ==
+                static_cast<long>(data.size()));
+      } else {
+        int mode = kind == 1 ? 0 : kind == 2 ? FALLOC_FL_KEEP_SIZE : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+        int hr = fallocate(hfd, mode, static_cast<off_t>(off), static_cast<off_t>(len));
+        REQUIRE(hr == 0);
+        CHECK(rump_sys_fallocate(rfd, mode, static_cast<off_t>(off), static_cast<off_t>(len)) == 0);
+      }
+      struct stat rs = both_size();
+      if (kind == 2 && off >= static_cast<uint64_t>(rs.st_size)) CHECK(rs.st_blocks > 0);
+    }
+    struct stat rs = both_size();
+    std::string got;
+    REQUIRE(rump_read_all("/mnt/f", got));
+    CHECK((got == host_read_all(hpath)));
+    // Punched blocks are free again: punching all of it leaves nothing
+    // but what lies past the end (KEEP_SIZE allocations are kept there).
+    CHECK(rump_sys_fallocate(rfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8 << 20) == 0);
+    REQUIRE(rump_sys_fstat(rfd, &rs) == 0);
+    CHECK(rs.st_blocks == 0);
+    REQUIRE(rump_read_all("/mnt/f", got));
+    CHECK(got == std::string(got.size(), '\0'));
+    rump_sys_close(rfd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  close(hfd);
+  check_fsck_clean(img);
+}
+
+TEST_CASE("fallocate on a file without extents is EOPNOTSUPP, punching works, as ext4", "[ext2]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  REQUIRE(make_image(img, "ext3", 4096, "", 32));
+  {
+    Mounted m(img, "ext3", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/f", O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    std::string data = pattern(3, 100000);
+    REQUIRE(rump_sys_write(fd, data.data(), data.size()) == static_cast<long>(data.size()));
+    CHECK_ERRNO(EOPNOTSUPP, rump_sys_fallocate(fd, 0, 0, 200000));
+    CHECK_ERRNO(EOPNOTSUPP, rump_sys_fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 200000));
+    CHECK(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5000, 60000) == 0);
+    std::string got;
+    REQUIRE(rump_read_all("/mnt/f", got));
+    std::fill(data.begin() + 5000, data.begin() + 65000, '\0');
+    CHECK(got == data);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  check_fsck_clean(img);
+}
