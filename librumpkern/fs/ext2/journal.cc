@@ -364,6 +364,15 @@ Result<void> Journal::recover() {
   return dev_.sync();
 }
 
+Result<void> Journal::wipe() {
+  start_ = 0;
+  sequence_++;
+  tid_ = sequence_;
+  head_ = tail_ = first_;
+  TRY(write_super());
+  return dev_.sync();
+}
+
 // --- writing
 
 Result<void> Journal::start(DataMode mode, uint32_t commit_seconds) {

@@ -92,6 +92,8 @@ class Journal : public KObject {
   // buffer cache, flushed before it returns) honouring revoke records,
   // then marks the journal empty.
   Result<void> recover();
+  // Marks the journal empty without replaying it.
+  Result<void> wipe();
 
   // --- writing (after load/recover, on a writable mount)
   // Sets the features this driver writes by and opens the log (s_start =

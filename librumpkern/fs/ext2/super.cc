@@ -492,7 +492,14 @@ Result<void> Ext2Mount::load_journal() {
   journal_ = new (kernel().kmem()) Journal(*this, bc_, dev_, kernel().kmem());
   if (!journal_) return err(ENOMEM);
   TRY(journal_->load(jn));
-  if (!(geo_.incompat & kIncompatRecover) && !journal_->needs_recovery()) return {};
+  if (!(geo_.incompat & kIncompatRecover)) {
+    // Log contents without needs_recovery: Linux discards them.
+    if (journal_->needs_recovery()) {
+      kernel().printf("JBD2: ignoring recovery information on journal\n");
+      if (!(flags_.load() & MS_RDONLY)) TRY(journal_->wipe());
+    }
+    return {};
+  }
   if (journal_->needs_recovery()) {
     if (flags_.load() & MS_RDONLY) kernel().printf("EXT4-fs: INFO: recovery required on readonly filesystem\n");
     TRY(journal_->recover());
