@@ -1,6 +1,7 @@
 // The buffer cache (see buf.h) and its per-kernel component.
 #include "dev/buf.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kern/component.h"
@@ -100,7 +101,7 @@ Result<bool> BufCache::clean_one(BlockDevice& dev) {
     MutexLocker g(lock_);
     for (Buf& b : dirty_) {
       b.mu_->assert_held();
-      if (b.dev_ == &dev && b.refs_ == 0) {
+      if (b.dev_ == &dev && b.refs_ == 0 && !b.pinned_) {
         victim = &b;
         b.refs_++;
         break;
@@ -194,6 +195,12 @@ void BufCache::bdirty(Buf& b) {
   }
 }
 
+void BufCache::set_pinned(Buf& b, bool pinned) {
+  MutexLocker g(lock_);
+  b.mu_->assert_held();
+  b.pinned_ = pinned;
+}
+
 void BufCache::brelse(Buf& b) {
   MutexLocker g(lock_);
   b.mu_->assert_held();
@@ -202,13 +209,58 @@ void BufCache::brelse(Buf& b) {
 }
 
 Result<void> BufCache::flush(BlockDevice& dev) {
-  // Write in block order: the device sees one ascending sweep.
+  // Write in block order: the device sees one ascending sweep. The dirty
+  // buffers are taken (referenced, marked clean) in one pass and sorted;
+  // when no memory for that list can be had, one at a time.
+  Buf** batch = nullptr;
+  size_t n = 0;
+  {
+    MutexLocker g(lock_);
+    size_t want = 0;
+    for (Buf& b : dirty_) {
+      b.mu_->assert_held();
+      if (b.dev_ == &dev && !b.pinned_) want++;
+    }
+    if (want > 1) batch = static_cast<Buf**>(km_.alloc(want * sizeof(Buf*)));
+    if (batch) {
+      for (auto it = dirty_.begin(); it != dirty_.end();) {
+        Buf& b = *it++;
+        b.mu_->assert_held();
+        if (b.dev_ != &dev || b.pinned_) continue;
+        b.refs_++;
+        b.dirty_ = false;
+        dirty_.erase(dirty_.iterator_to(b));
+        batch[n++] = &b;
+      }
+    }
+  }
+  if (batch) {
+    std::sort(batch, batch + n, [](const Buf* a, const Buf* b) { return a->blkno_ < b->blkno_; });
+    Result<void> failed;
+    for (size_t i = 0; i < n; i++) {
+      Buf* b = batch[i];
+      Result<void> r = failed.ok() ? write_out(*b) : Result<void>(err(EIO));
+      MutexLocker g(lock_);
+      b->mu_->assert_held();
+      b->refs_--;
+      if (!r.ok()) {
+        failed = err(EIO);
+        if (!b->dirty_) {
+          b->dirty_ = true;
+          dirty_.push_back(*b);
+        }
+      }
+    }
+    Kmem::free(batch);
+    TRY(failed);
+  }
   for (;;) {
     Buf* next = nullptr;
     {
       MutexLocker g(lock_);
       for (Buf& b : dirty_) {
-        if (b.dev_ == &dev && (!next || b.blkno_ < next->blkno_)) next = &b;
+        b.mu_->assert_held();
+        if (b.dev_ == &dev && !b.pinned_ && (!next || b.blkno_ < next->blkno_)) next = &b;
       }
       if (!next) break;
       next->mu_->assert_held();

@@ -18,6 +18,11 @@
 // unreferenced dirty buffers are written back and evicted (the caller
 // owns that device, so writing them races with nobody). Without a limit
 // the cache keeps at most kSoftCap bytes of unreferenced clean buffers.
+//
+// Pinning: a journaling file system pins a buffer it has put in a
+// transaction that is not yet committed; neither flush() nor eviction
+// writes a pinned buffer to its home block until it is unpinned (the
+// caller also keeps a reference, so it is never evicted meanwhile).
 #pragma once
 
 #include <boost/intrusive/list.hpp>
@@ -66,6 +71,7 @@ class Buf : public KObject {
   char* data_ = nullptr;
   uint32_t refs_ ABSL_GUARDED_BY(mu_) = 0;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
+  bool pinned_ ABSL_GUARDED_BY(mu_) = false;
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
   boost::intrusive::list_member_hook<> lru_hook_;    // every buffer, oldest use first
   boost::intrusive::list_member_hook<> dirty_hook_;  // dirty buffers only
@@ -116,7 +122,11 @@ class BufCache : public KObject {
   Result<BufRef> getblk(BlockDevice& dev, uint64_t blkno, uint32_t size);
   void bdirty(Buf& b);
   void brelse(Buf& b);
-  // Writes every dirty buffer of dev back, then syncs the device.
+  // Keeps a dirty buffer off its home block (pin) or lets it go there
+  // again (unpin); see "Pinning" above.
+  void set_pinned(Buf& b, bool pinned);
+  // Writes every dirty buffer of dev back (pinned ones excepted), then
+  // syncs the device.
   Result<void> flush(BlockDevice& dev);
   // Forgets every buffer of dev (after a flush, at unmount; dirty ones
   // are dropped unwritten). Buffers still referenced are a caller bug.

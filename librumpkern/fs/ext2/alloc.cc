@@ -135,35 +135,38 @@ Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal) {
     }
     uint32_t n = group_blocks(g);
     uint32_t start = (k == 0) ? static_cast<uint32_t>((goal - geo_.first_data_block) % geo_.blocks_per_group) : 0;
+    // A block freed since the last commit stays taken until then.
+    const char* committed = journal_ ? journal_->committed_bitmap(g) : nullptr;
+    auto is_free = [&](uint32_t i) { return !bit_test(map, i) && !(committed && bit_test(committed, i)); };
     uint32_t found = n;
     for (uint32_t i = start; i < n; i++) {
       if (map[i >> 3] == static_cast<char>(0xff) && (i & 7) == 0 && i + 8 <= n) {
         i += 7;
         continue;
       }
-      if (!bit_test(map, i)) {
+      if (is_free(i)) {
         found = i;
         break;
       }
     }
     if (found == n && start > 0) {
       for (uint32_t i = 0; i < start; i++)
-        if (!bit_test(map, i)) {
+        if (is_free(i)) {
           found = i;
           break;
         }
     }
     if (found == n) {
-      if (k == 0) continue;
+      if (k == 0 || committed) continue;
       // The descriptor says free blocks, the bitmap none.
       return corrupt("block bitmap and free count disagree", g);
     }
     bit_set(map, found);
     set_bitmap_csum(d, map, false);
-    bh.dirty();
+    TRY(dirty_meta(bh));
     gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big, free - 1);
     set_gd_csum(g, d);
-    dh.dirty();
+    TRY(dirty_meta(dh));
     add_free_blocks(-1);
     return group_first_block(g) + found;
   }
@@ -180,13 +183,17 @@ Result<void> Ext2Mount::free_block(uint64_t b) {
   if (get16(d, gd::kFlags) & gd::kBlockUninit) return corrupt("freeing a block of an uninitialised group", b);
   BufRef bh = TRY(bread(gd::get_block(d, gd::kBlockBitmapLo, gd::kBlockBitmapHi, big)));
   if (!bit_test(bh.data(), bit)) return corrupt("freeing a free block", b);
+  if (journal_) {
+    TRY(journal_->freeze_bitmap(g, bh.data(), (geo_.blocks_per_group + 7) / 8));
+    TRY(journal_->forget(b));
+  }
   bit_clear(bh.data(), bit);
   set_bitmap_csum(d, bh.data(), false);
-  bh.dirty();
+  TRY(dirty_meta(bh));
   gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big,
                 gd::get_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big) + 1);
   set_gd_csum(g, d);
-  dh.dirty();
+  TRY(dirty_meta(dh));
   add_free_blocks(1);
   return {};
 }
@@ -221,7 +228,7 @@ Result<uint32_t> Ext2Mount::alloc_inode(uint32_t goal_group, bool dir) {
     if (found == geo_.inodes_per_group) continue;
     bit_set(map, found);
     set_bitmap_csum(d, map, true);
-    bh.dirty();
+    TRY(dirty_meta(bh));
     gd::set_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big, free - 1);
     if (dir)
       gd::set_count(d, gd::kUsedDirsLo, gd::kUsedDirsHi, big, gd::get_count(d, gd::kUsedDirsLo, gd::kUsedDirsHi, big) + 1);
@@ -231,7 +238,7 @@ Result<uint32_t> Ext2Mount::alloc_inode(uint32_t goal_group, bool dir) {
         gd::set_count(d, gd::kItableUnusedLo, gd::kItableUnusedHi, big, geo_.inodes_per_group - found - 1);
     }
     set_gd_csum(g, d);
-    dh.dirty();
+    TRY(dirty_meta(dh));
     add_free_inodes(-1);
     return g * geo_.inodes_per_group + found + 1;
   }
@@ -248,7 +255,7 @@ Result<void> Ext2Mount::free_inode(uint32_t ino, bool dir) {
   if (!bit_test(bh.data(), bit)) return corrupt("freeing a free inode", ino);
   bit_clear(bh.data(), bit);
   set_bitmap_csum(d, bh.data(), true);
-  bh.dirty();
+  TRY(dirty_meta(bh));
   gd::set_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big,
                 gd::get_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big) + 1);
   if (dir) {
@@ -256,7 +263,7 @@ Result<void> Ext2Mount::free_inode(uint32_t ino, bool dir) {
     if (used) gd::set_count(d, gd::kUsedDirsLo, gd::kUsedDirsHi, big, used - 1);
   }
   set_gd_csum(g, d);
-  dh.dirty();
+  TRY(dirty_meta(dh));
   add_free_inodes(1);
   return {};
 }
@@ -265,8 +272,7 @@ Result<void> Ext2Mount::write_super() {
   if (has_csum()) put32(sb_raw_, sb::kChecksum, crc32c(~0u, sb_raw_, sb::kChecksum));
   BufRef bh = TRY(bread(geo_.sb_byte / geo_.block_size));
   std::memcpy(bh.data() + geo_.sb_byte % geo_.block_size, sb_raw_, kSuperSize);
-  bh.dirty();
-  return {};
+  return dirty_meta(bh);
 }
 
 Result<void> Ext2Mount::sync_fs() {
@@ -274,7 +280,35 @@ Result<void> Ext2Mount::sync_fs() {
     put32(sb_raw_, sb::kWtime, static_cast<uint32_t>(wall_timespec().tv_sec));
     TRY(write_super());
   }
+  // syncfs, sync, unmount: committed and checkpointed, so that the home
+  // blocks alone hold everything.
+  if (journal_ && journal_->started()) TRY(journal_->commit(true));
   return bc_.flush(dev_);
+}
+
+Result<void> Ext2Mount::fsync_fs() {
+  if (!journal_ || !journal_->started()) return sync_fs();
+  // Ordered mode flushes file data inside the commit; writeback mode and
+  // a transaction with nothing to commit need the data flush here.
+  if (journal_->mode() == DataMode::kWriteback || journal_->idle()) TRY(bc_.flush(dev_));
+  return journal_->commit(false);
+}
+
+Result<void> Ext2Mount::dirty_meta(BufRef& b) {
+  b.dirty();
+  if (journal_ && journal_->started()) return journal_->add(b);
+  return {};
+}
+
+Result<void> Ext2Mount::dirty_data(BufRef& b) {
+  if (journal_ && journal_->started() && journal_->mode() == DataMode::kJournal) return dirty_meta(b);
+  b.dirty();
+  return {};
+}
+
+Result<void> Ext2Mount::begin_op() {
+  if (journal_) return journal_->reserve();
+  return {};
 }
 
 }  // namespace rump

@@ -283,7 +283,7 @@ Result<void> Ext2Node::deindex() {
       continue;
     }
     set_leaf_csum(blk);
-    bh.dirty();
+    TRY(m.dirty_meta(bh));
   }
   put32(raw_, ino::kFlags, flags() & ~kFlIndex);
   return write_inode();
@@ -323,8 +323,7 @@ Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
           put_entry(blk, pos, rec);
         }
         set_leaf_csum(blk);
-        bh.dirty();
-        return {};
+        return m.dirty_meta(bh);
       }
       pos += rec;
     }
@@ -336,7 +335,7 @@ Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
   std::memset(bh.data(), 0, bs);
   put_entry(bh.data(), 0, usable_end());
   set_leaf_csum(bh.data());
-  bh.dirty();
+  TRY(m.dirty_meta(bh));
   set_size((nblocks + 1) * bs);
   return write_inode();
 }
@@ -364,8 +363,7 @@ Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
           put_rec_len(blk, prev, rec_len(blk, prev) + rec);
         }
         set_leaf_csum(blk);
-        bh.dirty();
-        return {};
+        return m.dirty_meta(bh);
       }
       prev = pos;
       pos += rec;
@@ -397,12 +395,11 @@ Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType
         else if (m.has_csum()) {
           // "." and ".." of an index root: the index's own checksum
           // covers no entry names, so drop the index instead.
-          bh.dirty();
+          TRY(m.dirty_meta(bh));
           bh.reset();
           return deindex();
         }
-        bh.dirty();
-        return {};
+        return m.dirty_meta(bh);
       }
       if (indexed && lblk == 0 && pos > 0) break;
       pos += rec;

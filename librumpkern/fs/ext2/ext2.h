@@ -12,6 +12,11 @@
 // each change is written into the inode table's buffer at once, so a node
 // never holds state the disk lacks.
 //
+// Journal (has_journal): replayed at mount when it needs recovery, then
+// every metadata change goes into the journal's running transaction
+// (dirty_meta) and file data is written in place (dirty_data) before the
+// transaction commits (data=ordered); see journal.h.
+//
 // Locking: the mount's tree lock (Mount::lock_, vfs/vnode.h) guards the
 // node table, every node and the file system's blocks; all I/O is done
 // under it (it serialises the file system, not the kernel). The node table
@@ -35,6 +40,7 @@
 #include "dev/blockdev.h"
 #include "dev/buf.h"
 #include "fs/ext2/format.h"
+#include "fs/ext2/journal.h"
 #include "vfs/vnode.h"
 
 namespace rump {
@@ -71,6 +77,7 @@ class Ext2Node : public Vnode {
                       Vnode* target, bool exchange) override;
   Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
   Result<void> truncate(uint64_t size) override;
+  Result<void> fallocate(int mode, uint64_t off, uint64_t len) override;
   void touch(int which) override;
 
   // The inode's copy written into the inode table (with its checksum).
@@ -83,6 +90,7 @@ class Ext2Node : public Vnode {
 
  private:
   friend class Ext2Mount;
+  friend class Journal;
   struct InoOf {
     using type = uint32_t;
     uint32_t operator()(const Ext2Node& n) const { return n.ino_; }
@@ -125,6 +133,10 @@ class Ext2Node : public Vnode {
   Result<void> insert_indirect(uint64_t lblk, uint64_t pblk);
   // Frees every block from logical block first on (truncation).
   Result<void> free_from(uint64_t first);
+  // Frees the blocks of logical blocks [first, end) (punching a hole).
+  Result<void> free_range(uint64_t first, uint64_t end);
+  // A write into an unwritten extent: see map.cc.
+  Result<uint64_t> mark_written(uint64_t lblk);
   // Directory changes (dir.cc).
   Result<void> add_entry(std::string_view name, uint32_t ino, VType t);
   Result<void> remove_entry(std::string_view name, uint32_t ino);
@@ -198,6 +210,10 @@ class Ext2Mount : public Mount {
   uint32_t inode_csum_seed(uint32_t ino, uint32_t gen) const;
 
   Result<void> load(const char* data, const char* type);
+  // After load, with no lock held: the journal's commit timer runs.
+  void start_commit_timer() {
+    if (journal_) journal_->start_timer();
+  }
 
   // --- allocation and the superblock (alloc.cc); tree lock held
   bool writable() const { return writable_ && !(flags_.load() & MS_RDONLY); }
@@ -205,8 +221,22 @@ class Ext2Mount : public Mount {
   Result<void> free_block(uint64_t b);
   Result<uint32_t> alloc_inode(uint32_t goal_group, bool dir);
   Result<void> free_inode(uint32_t ino, bool dir);
+  // The superblock copy into its buffer (journaled once the journal runs).
   Result<void> write_super();
   Result<void> sync_fs();
+  // fsync and fdatasync: the running transaction committed (and file
+  // data written), or everything written back without a journal.
+  Result<void> fsync_fs();
+  // A changed metadata buffer (into the running transaction) and a
+  // changed file-data buffer (written in place; journaled with
+  // data=journal).
+  Result<void> dirty_meta(BufRef& b);
+  Result<void> dirty_data(BufRef& b);
+  // Before each operation that changes the file system (and each step of
+  // a long one): makes room in the journal.
+  Result<void> begin_op();
+  // A long operation should reach a consistent state and call begin_op.
+  bool step_due() const { return journal_ && journal_->reserve_would_commit(); }
   uint32_t next_generation() { return generation_++; }
   Result<void> sync() override { return sync_fs(); }
 
@@ -230,6 +260,17 @@ class Ext2Mount : public Mount {
   bool noload_ = false;
   uint64_t sb_opt_ = 1;  // sb=N: in 1 KiB units
   uint64_t jblocks_ = 0;  // blocks of an internal journal
+  Journal* journal_ = nullptr;  // owned; loaded unless noload
+  DataMode data_mode_ = DataMode::kOrdered;
+  uint32_t commit_secs_ = 5;
+  Result<void> load_journal() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The orphan list (ops.cc).
+  Result<void> orphan_add(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  Result<void> orphan_del(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  bool on_orphan_list(uint32_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  Result<void> process_orphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  bool allow_deleted_ = false;  // iget of an orphan at mount
+  void sum_free_counts();
   bool writable_ = false;  // the driver writes this image (features allow)
   uint32_t generation_ = 1;
   bool torn_down_ = false;

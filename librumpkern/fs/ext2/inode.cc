@@ -50,7 +50,9 @@ void Ext2Mount::forget(Ext2Node& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (!held) lock_.lock();
   if (n.hash_hook_.is_linked()) nodes_.erase(n);
   if (n.links() == 0 && n.ino_ != geo_.journal_inum && writable()) {
-    Result<void> r = n.release();
+    // Inside an operation (the lock was held) the freeing is part of it.
+    Result<void> r = held ? Result<void>() : begin_op();
+    if (r.ok()) r = n.release();
     if (!r.ok()) kernel().printf("EXT4-fs: freeing inode %u failed (%d)\n", n.ino_, r.error());
   }
   if (!held) lock_.unlock();
@@ -103,7 +105,8 @@ Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent) {
   mode_t mode = get16(raw, ino::kMode);
   VType t = ifmt_to_vtype(mode);
   if (t == VType::kNon) return fail("bad inode mode");
-  if (get16(raw, ino::kLinks) == 0 && ino != geo_.journal_inum) return fail("deleted inode referenced");
+  if (get16(raw, ino::kLinks) == 0 && ino != geo_.journal_inum && !allow_deleted_)
+    return fail("deleted inode referenced");
   auto* n = new (kernel().kmem()) Ext2Node(*this, t, ino, raw);
   if (!n) {
     Kmem::free(raw);
@@ -155,7 +158,7 @@ void Ext2Node::getattr(Vattr& va) const {
   if (extra >= ino::kCrtimeExtra + 4 - kGoodOldInodeSize) va.btime = decode_time(raw_, ino::kCrtime, ino::kCrtimeExtra, extra);
 }
 
-Result<void> Ext2Node::fsync() { return em().sync_fs(); }
+Result<void> Ext2Node::fsync() { return em().fsync_fs(); }
 
 // --- block mapping
 

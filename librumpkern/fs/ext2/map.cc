@@ -97,13 +97,13 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
   Ext2Mount& m = em();
   const uint32_t bs = m.geo().block_size;
   const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
-  auto seal = [&](Level& l) {
-    if (!l.buf) return;
+  auto seal = [&](Level& l) -> Result<void> {
+    if (!l.buf) return {};
     if (m.has_csum()) {
       size_t tail = kExtentHeader + size_t{max_entries(l.node)} * kExtentEntry;
       put32(l.node, tail, crc32c(seed, l.node, tail));
     }
-    l.buf.dirty();
+    return m.dirty_meta(l.buf);
   };
   for (int round = 0; round < 64; round++) {
     Level path[7];
@@ -134,31 +134,32 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     int pos = 0;
     while (pos < cnt && get32(entry(n, pos), 0) <= lblk) pos++;
     // Merge with the run before.
-    if (pos > 0 && !unwritten) {
+    if (pos > 0) {
       char* p = entry(n, pos - 1);
       uint64_t pl = get32(p, 0);
       uint32_t plen = leaf_len(p);
-      if (!leaf_unwritten(p) && pl + plen == lblk && leaf_pblk(p) + plen == pblk && plen + len <= kExtentInitMax) {
-        set_leaf(p, pl, leaf_pblk(p), plen + len, false);
-        seal(leaf);
-        return {};
+      uint32_t max = unwritten ? kExtentInitMax - 1 : kExtentInitMax;
+      if (leaf_unwritten(p) == unwritten && pl + plen == lblk && leaf_pblk(p) + plen == pblk && plen + len <= max) {
+        set_leaf(p, pl, leaf_pblk(p), plen + len, unwritten);
+        return seal(leaf);
       }
     }
-    auto fix_keys = [&]() {
+    auto fix_keys = [&]() -> Result<void> {
       for (int i = depth - 1; i >= 0; i--) {
         char* e = entry(path[i].node, path[i].idx);
         if (get32(e, 0) > lblk) {
           put32(e, 0, static_cast<uint32_t>(lblk));
-          seal(path[i]);
+          TRY(seal(path[i]));
         }
       }
+      return {};
     };
     if (cnt < max_entries(n)) {
       std::memmove(entry(n, pos + 1), entry(n, pos), size_t(cnt - pos) * kExtentEntry);
       set_leaf(entry(n, pos), lblk, pblk, len, unwritten);
       put16(n, 2, static_cast<uint16_t>(cnt + 1));
-      seal(leaf);
-      if (pos == 0) fix_keys();
+      TRY(seal(leaf));
+      if (pos == 0) TRY(fix_keys());
       return {};
     }
     // Full: split the deepest full node whose parent has room, or grow
@@ -185,7 +186,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
       Level nl;
       nl.node = nn;
       nl.buf = std::move(b);
-      seal(nl);
+      TRY(seal(nl));
       continue;
     }
     // Split path[l] (full) into itself and the new block; its parent
@@ -200,11 +201,11 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     std::memcpy(entry(nn, 0), entry(full.node, keep), size_t(fc - keep) * kExtentEntry);
     put16(full.node, 2, static_cast<uint16_t>(keep));
     uint64_t key = get32(entry(nn, 0), 0);
-    seal(full);
+    TRY(seal(full));
     Level nl;
     nl.node = nn;
     nl.buf = std::move(b);
-    seal(nl);
+    TRY(seal(nl));
     Level& parent = path[l - 1];
     char* pn = parent.node;
     int pc = entries(pn);
@@ -212,7 +213,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     std::memmove(entry(pn, at + 1), entry(pn, at), size_t(pc - at) * kExtentEntry);
     set_index(entry(pn, at), key, nb);
     put16(pn, 2, static_cast<uint16_t>(pc + 1));
-    seal(parent);
+    TRY(seal(parent));
   }
   return m.corrupt("extent insert does not converge", ino_);
 }
@@ -242,9 +243,9 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
       add_blocks(1);
       BufRef z = TRY(m.bc_.getblk(m.dev_, nb, m.geo().block_size));
       std::memset(z.data(), 0, m.geo().block_size);
-      z.dirty();
+      TRY(m.dirty_meta(z));
       put32(slot_base, slot, static_cast<uint32_t>(nb));
-      if (holder) holder.dirty();
+      if (holder) TRY(m.dirty_meta(holder));
       p = static_cast<uint32_t>(nb);
     } else if (p >= m.geo().blocks_count) {
       return m.corrupt("block map points outside the file system", ino_);
@@ -257,8 +258,7 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
     lblk %= span;
     if (--levels == 0) {
       put32(slot_base, slot, static_cast<uint32_t>(pblk));
-      holder.dirty();
-      return {};
+      return m.dirty_meta(holder);
     }
   }
 }
@@ -294,7 +294,9 @@ Result<void> walk_indirect(Ext2Mount& m, uint32_t ino, uint32_t p, int level, ui
 
 // --- truncation
 
-Result<void> Ext2Node::free_from(uint64_t first) {
+Result<void> Ext2Node::free_from(uint64_t first) { return free_range(first, ~uint64_t{0}); }
+
+Result<void> Ext2Node::free_range(uint64_t first, uint64_t end) {
   Ext2Mount& m = em();
   Kmem& km = m.kernel().kmem();
   if (flags() & kFlInlineData) return err(EOPNOTSUPP);
@@ -329,12 +331,23 @@ Result<void> Ext2Node::free_from(uint64_t first) {
     put16(root, 4, 4);
     for (size_t i = 0; i < k && r.ok(); i++) {
       Run run = runs[i];
-      uint64_t keep = run.lblk >= first ? 0 : (run.lblk + run.len <= first ? run.len : first - run.lblk);
-      for (uint64_t b = keep; b < run.len && r.ok(); b++) {
-        r = m.free_block(run.pblk + b);
+      // What lies before first and from end on stays.
+      uint64_t run_end = run.lblk + run.len;
+      uint64_t cut_lo = run.lblk > first ? run.lblk : first;
+      uint64_t cut_hi = run_end < end ? run_end : end;
+      if (cut_lo >= cut_hi) {
+        r = insert_extent(run.lblk, run.pblk, run.len, run.unwritten);
+        continue;
+      }
+      for (uint64_t b = cut_lo; b < cut_hi && r.ok(); b++) {
+        r = m.free_block(run.pblk + (b - run.lblk));
         add_blocks(-1);
       }
-      if (keep && r.ok()) r = insert_extent(run.lblk, run.pblk, static_cast<uint32_t>(keep), run.unwritten);
+      if (r.ok() && cut_lo > run.lblk)
+        r = insert_extent(run.lblk, run.pblk, static_cast<uint32_t>(cut_lo - run.lblk), run.unwritten);
+      if (r.ok() && cut_hi < run_end)
+        r = insert_extent(cut_hi, run.pblk + (cut_hi - run.lblk), static_cast<uint32_t>(run_end - cut_hi),
+                          run.unwritten);
     }
     Kmem::free(runs);
     return r;
@@ -358,7 +371,7 @@ Result<void> Ext2Node::free_from(uint64_t first) {
   size_t k = 0;
   Result<void> r;
   auto collect = [&](uint64_t l, uint64_t p) -> Result<void> {
-    if (l < first) {
+    if (l < first || l >= end) {
       if (k < n) kept[k++] = Pair{l, p};
       return {};
     }
@@ -376,7 +389,7 @@ Result<void> Ext2Node::free_from(uint64_t first) {
   for (int i = 12; i < 15; i++) put32(raw_, ino::kBlock + size_t(i) * 4, 0);
   for (uint64_t l = 0; l < 12 && r.ok(); l++) {
     uint32_t p = get32(raw_, ino::kBlock + l * 4);
-    if (p && l >= first) {
+    if (p && l >= first && l < end) {
       r = m.free_block(p);
       add_blocks(-1);
       put32(raw_, ino::kBlock + l * 4, 0);
@@ -391,7 +404,10 @@ Result<uint64_t> Ext2Node::map_for_write(uint64_t lblk, bool& fresh) {
   fresh = false;
   Mapping map = TRY(bmap(lblk));
   if (map.pblk) return map.pblk;
-  if (map.unwritten) return err(EOPNOTSUPP);
+  if (map.unwritten) {
+    fresh = true;
+    return mark_written(lblk);
+  }
   Ext2Mount& m = em();
   uint64_t per = m.geo().block_size / 4;
   if (!(flags() & kFlExtents) && lblk >= 12 + per + per * per + per * per * per) return err(EFBIG);
@@ -415,6 +431,131 @@ Result<uint64_t> Ext2Node::map_for_write(uint64_t lblk, bool& fresh) {
   }
   fresh = true;
   return pb;
+}
+
+}  // namespace rump
+
+namespace rump {
+
+using namespace ext2;
+
+// A write into an unwritten extent (fallocate): the extent's blocks up to
+// and including lblk become written (those before lblk zeroed: they read
+// as zeros and are now below the file's new end), the rest stays
+// unwritten as an extent of its own. Returns lblk's block.
+Result<uint64_t> Ext2Node::mark_written(uint64_t lblk) {
+  Ext2Mount& m = em();
+  const uint32_t bs = m.geo().block_size;
+  char* n = raw_ + ino::kBlock;
+  BufRef hold;
+  for (int level = 0;; level++) {
+    if (level > 5 || get16(n, 0) != kExtentMagic || entries(n) > max_entries(n) || entries(n) == 0)
+      return m.corrupt("bad extent header", ino_);
+    int idx = 0;
+    for (int i = 0; i < entries(n); i++)
+      if (get32(entry(n, i), 0) <= lblk) idx = i;
+    char* e = entry(n, idx);
+    if (depth_of(n) > 0) {
+      hold = TRY(m.bread(index_child(e)));
+      n = hold.data();
+      if (kExtentHeader + size_t{max_entries(n)} * kExtentEntry > bs) return m.corrupt("bad extent header", ino_);
+      continue;
+    }
+    uint64_t start = get32(e, 0), pstart = leaf_pblk(e);
+    uint32_t len = leaf_len(e);
+    if (!leaf_unwritten(e) || lblk < start || lblk >= start + len) return m.corrupt("extent changed under us", ino_);
+    uint32_t head = static_cast<uint32_t>(lblk + 1 - start);
+    for (uint32_t b = 0; b + 1 < head; b++) {
+      BufRef z = TRY(m.bc_.getblk(m.dev_, pstart + b, bs));
+      std::memset(z.data(), 0, bs);
+      TRY(m.dirty_data(z));
+    }
+    set_leaf(e, start, pstart, head, false);
+    if (hold) {
+      if (m.has_csum()) {
+        size_t tail = kExtentHeader + size_t{max_entries(n)} * kExtentEntry;
+        put32(n, tail, crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), n, tail));
+      }
+      TRY(m.dirty_meta(hold));
+    }
+    hold.reset();
+    if (len > head) TRY(insert_extent(lblk + 1, pstart + head, len - head, true));
+    return pstart + (lblk - start);
+  }
+}
+
+// fallocate: mode 0 and KEEP_SIZE allocate the holes of the range as
+// unwritten extents (they read as zeros; mode 0 then extends the size),
+// PUNCH_HOLE frees the whole blocks of the range and zeroes the partial
+// ones at its edges. Extent-mapped files only, as Linux's ext4 (punching
+// works on block maps too).
+Result<void> Ext2Node::fallocate(int mode, uint64_t off, uint64_t len) {
+  if (type() != VType::kReg) return err(ENODEV);
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (flags() & (kFlImmutable | kFlAppend)) return err(EPERM);
+  bool extents = flags() & kFlExtents;
+  if (!extents && !(mode & kFallocPunchHole)) return err(EOPNOTSUPP);
+  const uint32_t bs = m.geo().block_size;
+  uint64_t end = off + len;
+  uint64_t max = extents ? (uint64_t{1} << 32) - 1 : 12 + uint64_t{bs / 4} + uint64_t{bs / 4} * (bs / 4) +
+                                                         uint64_t{bs / 4} * (bs / 4) * (bs / 4);
+  if (end < off || (end + bs - 1) / bs > max) return err(EFBIG);
+  TRY(m.begin_op());
+  uint64_t sz = size();
+  if (mode & kFallocPunchHole) {
+    uint64_t first = (off + bs - 1) / bs, last = end / bs;  // whole blocks [first, last)
+    if (first < last) TRY(free_range(first, last));
+    // The partial blocks at the edges, within the file: zeros.
+    auto zero = [&](uint64_t from, uint64_t to) -> Result<void> {
+      if (to > sz) to = sz;
+      if (from >= to) return {};
+      Mapping mp = TRY(bmap(from / bs));
+      if (!mp.pblk) return {};
+      BufRef b = TRY(m.bread(mp.pblk));
+      std::memset(b.data() + from % bs, 0, to - from);
+      return m.dirty_data(b);
+    };
+    if (off / bs == (end - 1) / bs) {
+      if (off % bs || end % bs) TRY(zero(off, end));
+    } else {
+      if (off % bs) TRY(zero(off, (off / bs + 1) * bs));
+      if (end % bs) TRY(zero(end / bs * bs, end));
+    }
+  } else {
+    for (uint64_t lblk = off / bs; lblk * bs < end;) {
+      if (m.step_due()) {
+        TRY(write_inode());
+        TRY(m.begin_op());
+      }
+      Mapping mp = TRY(bmap(lblk));
+      if (mp.pblk || mp.unwritten) {
+        lblk += mp.count ? mp.count : 1;
+        continue;
+      }
+      uint64_t goal = 0;
+      if (lblk > 0) {
+        Mapping prev = TRY(bmap(lblk - 1));
+        if (prev.pblk) goal = prev.pblk + 1;
+      }
+      if (!goal) goal = m.group_first_block((ino_ - 1) / m.geo().inodes_per_group);
+      uint64_t pb = TRY(m.alloc_block(goal));
+      add_blocks(1);
+      Result<void> r = insert_extent(lblk, pb, 1, true);
+      if (!r.ok()) {
+        (void)m.free_block(pb);
+        add_blocks(-1);
+        return r;
+      }
+      lblk++;
+    }
+    if (!(mode & kFallocKeepSize) && end > sz) set_size(end);
+  }
+  timespec now = wall_timespec();
+  set_time(ino::kCtime, ino::kCtimeExtra, now);
+  if (!(mode & kFallocKeepSize) || (mode & kFallocPunchHole)) set_time(ino::kMtime, ino::kMtimeExtra, now);
+  return write_inode();
 }
 
 }  // namespace rump

@@ -70,8 +70,7 @@ Result<void> Ext2Node::write_inode() {
   uint64_t byte = uint64_t{index} * g.inode_size;
   BufRef ib = TRY(m.bread(table + byte / g.block_size));
   std::memcpy(ib.data() + byte % g.block_size, raw_, g.inode_size);
-  ib.dirty();
-  return {};
+  return m.dirty_meta(ib);
 }
 
 void Ext2Node::touch(int which) {
@@ -86,6 +85,7 @@ void Ext2Node::touch(int which) {
 Result<void> Ext2Node::setattr(const SetAttr& sa) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
+  TRY(m.begin_op());
   if (sa.mask & SetAttr::kSize) TRY(truncate(sa.size));
   if (sa.mask & SetAttr::kMode)
     put16(raw_, ino::kMode, static_cast<uint16_t>((get16(raw_, ino::kMode) & S_IFMT) | (sa.mode & 07777)));
@@ -166,7 +166,8 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
     Result<BufRef> bh = m.bc_.getblk(m.dev_, *pb, g.block_size);
     if (!bh.ok()) return undo(bh.error());
     (void)node->init_dir_block(bh->data(), ino_);
-    bh->dirty();
+    Result<void> d = m.dirty_meta(*bh);
+    if (!d.ok()) return undo(d.error());
     node->set_size(g.block_size);
   } else if (n.type == VType::kLnk) {
     size_t len = n.symlink_target.size();
@@ -181,7 +182,8 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
       if (!bh.ok()) return undo(bh.error());
       std::memset(bh->data(), 0, g.block_size);
       std::memcpy(bh->data(), n.symlink_target.data(), len);
-      bh->dirty();
+      Result<void> d = m.dirty_meta(*bh);
+      if (!d.ok()) return undo(d.error());
     }
     node->set_size(len);
   }
@@ -196,6 +198,7 @@ Result<Ref<Vnode>> Ext2Node::create(std::string_view name, const NewNode& n) {
   if (!m.writable()) return err(EROFS);
   if (name.size() > kNameMax) return err(ENAMETOOLONG);
   if (find_entry(name).ok()) return err(EEXIST);
+  TRY(m.begin_op());
   if (n.type == VType::kDir && links() >= kLinkMax) return err(EMLINK);
   Ref<Vnode> child = TRY(new_inode(n));
   auto& c = static_cast<Ext2Node&>(*child);
@@ -219,6 +222,7 @@ Result<void> Ext2Node::link(std::string_view name, Vnode& target) {
   auto& t = static_cast<Ext2Node&>(target);
   if (t.links() >= kLinkMax) return err(EMLINK);
   if (find_entry(name).ok()) return err(EEXIST);
+  TRY(m.begin_op());
   TRY(add_entry(name, t.ino_, t.type()));
   t.set_links(static_cast<uint16_t>(t.links() + 1));
   t.touch(4);
@@ -230,8 +234,13 @@ Result<void> Ext2Node::remove(std::string_view name, Vnode& vp) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   auto& t = static_cast<Ext2Node&>(vp);
+  TRY(m.begin_op());
   TRY(remove_entry(name, t.ino_));
   if (t.links() > 0) t.set_links(static_cast<uint16_t>(t.links() - 1));
+  if (t.links() == 0) {
+        m.lock_.assert_held();
+        TRY(m.orphan_add(t));
+      }
   t.touch(4);
   touch(2 | 4);
   return {};
@@ -242,9 +251,12 @@ Result<void> Ext2Node::rmdir(std::string_view name, Vnode& vp) {
   if (!m.writable()) return err(EROFS);
   auto& t = static_cast<Ext2Node&>(vp);
   if (t.has_entries()) return err(ENOTEMPTY);
+  TRY(m.begin_op());
   TRY(remove_entry(name, t.ino_));
   t.set_links(0);
   t.parent_.reset();
+  m.lock_.assert_held();
+  TRY(m.orphan_add(t));
   (void)t.write_inode();
   if (links() > 2) set_links(static_cast<uint16_t>(links() - 1));
   touch(2 | 4);
@@ -257,6 +269,7 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
   if (!m.writable()) return err(EROFS);
   auto& to_dir = static_cast<Ext2Node&>(to_dir_v);
   auto& node = static_cast<Ext2Node&>(vp);
+  TRY(m.begin_op());
   auto move_dotdot = [&](Ext2Node& d, Ext2Node& from, Ext2Node& to) -> Result<void> {
     if (!d.is_dir() || &from == &to) return {};
     TRY(d.retarget_entry("..", to.ino_, VType::kDir));
@@ -285,6 +298,10 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
       } else if (t.links() > 0) {
         t.set_links(static_cast<uint16_t>(t.links() - 1));
       }
+      if (t.links() == 0) {
+        m.lock_.assert_held();
+        TRY(m.orphan_add(t));
+      }
       t.touch(4);
     } else {
       TRY(to_dir.add_entry(to_name, node.ino_, node.type()));
@@ -305,6 +322,7 @@ Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  TRY(m.begin_op());
   uint32_t bs = m.geo().block_size;
   uint64_t old = size();
   // Bytes between the old end and the write read as zeros: clear the
@@ -316,7 +334,7 @@ Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
       uint64_t end = (old / bs + 1) * bs;
       if (off < end) end = off;
       std::memset(bh.data() + old % bs, 0, end - old);
-      bh.dirty();
+      TRY(m.dirty_data(bh));
     }
   }
   const char* in = static_cast<const char*>(buf);
@@ -327,6 +345,17 @@ Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
     uint64_t lblk = pos / bs;
     size_t at = pos % bs;
     size_t n = bs - at < len - done ? bs - at : len - done;
+    if (done > 0 && m.step_due()) {
+      // A long write goes in steps, each a consistent state: the size
+      // covers what is written so far.
+      if (off + done > size()) set_size(off + done);
+      Result<void> s = write_inode();
+      if (s.ok()) s = m.begin_op();
+      if (!s.ok()) {
+        failed = err(s.error());
+        break;
+      }
+    }
     bool fresh = false;
     Result<uint64_t> pb = map_for_write(lblk, fresh);
     if (!pb.ok()) {
@@ -340,7 +369,11 @@ Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
     }
     if (fresh) std::memset(bh->data(), 0, bs);
     std::memcpy(bh->data() + at, in + done, n);
-    bh->dirty();
+    Result<void> d = m.dirty_data(*bh);
+    if (!d.ok()) {
+      failed = err(d.error());
+      break;
+    }
     done += n;
   }
   if (off + done > old) set_size(off + done);
@@ -363,6 +396,7 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  TRY(m.begin_op());
   uint32_t bs = m.geo().block_size;
   uint64_t old = size();
   if (new_size < old) {
@@ -372,7 +406,7 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
       if (map.pblk) {
         BufRef bh = TRY(m.bread(map.pblk));
         std::memset(bh.data() + new_size % bs, 0, bs - new_size % bs);
-        bh.dirty();
+        TRY(m.dirty_data(bh));
       }
     }
   } else if (new_size > old && old % bs) {
@@ -380,7 +414,7 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
     if (map.pblk) {
       BufRef bh = TRY(m.bread(map.pblk));
       std::memset(bh.data() + old % bs, 0, bs - old % bs);
-      bh.dirty();
+      TRY(m.dirty_data(bh));
     }
   }
   set_size(new_size);
@@ -394,6 +428,8 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
 // go back to the bitmaps.
 Result<void> Ext2Node::release() {
   Ext2Mount& m = em();
+  m.lock_.assert_held();
+  TRY(m.orphan_del(*this));
   bool mapped = type() == VType::kReg || type() == VType::kDir ||
                 (type() == VType::kLnk && !(size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0));
   if (mapped && !(flags() & kFlInlineData)) TRY(free_from(0));
@@ -401,6 +437,89 @@ Result<void> Ext2Node::release() {
   put32(raw_, ino::kDtime, static_cast<uint32_t>(wall_timespec().tv_sec));
   TRY(write_inode());
   return m.free_inode(ino_, is_dir());
+}
+
+}  // namespace rump
+
+namespace rump {
+
+using namespace ext2;
+
+// --- the orphan list: inodes whose last link went while they are still
+// in use (an open file, an operation in progress), chained from the
+// superblock's s_last_orphan through their i_dtime, so that a crash
+// before their release leaves them to be freed at the next mount.
+
+Result<void> Ext2Mount::orphan_add(Ext2Node& n) {
+  if (get32(n.raw_, ino::kDtime) != 0 && on_orphan_list(n.ino_)) return {};
+  put32(n.raw_, ino::kDtime, get32(sb_raw_, sb::kLastOrphan));
+  put32(sb_raw_, sb::kLastOrphan, n.ino_);
+  TRY(n.write_inode());
+  return write_super();
+}
+
+bool Ext2Mount::on_orphan_list(uint32_t ino) {
+  uint32_t cur = get32(sb_raw_, sb::kLastOrphan);
+  for (uint32_t steps = 0; cur != 0 && steps <= geo_.inodes_count; steps++) {
+    if (cur == ino) return true;
+    Ext2Node* n = nodes_.find(cur);
+    if (!n) return false;
+    cur = get32(n->raw_, ino::kDtime);
+  }
+  return false;
+}
+
+Result<void> Ext2Mount::orphan_del(Ext2Node& n) {
+  uint32_t cur = get32(sb_raw_, sb::kLastOrphan);
+  uint32_t next = get32(n.raw_, ino::kDtime);
+  if (cur == n.ino_) {
+    put32(sb_raw_, sb::kLastOrphan, next);
+    return write_super();
+  }
+  // Every orphan of this mount is in memory (referenced until released).
+  for (uint32_t steps = 0; cur != 0 && steps <= geo_.inodes_count; steps++) {
+    Ext2Node* p = nodes_.find(cur);
+    if (!p) return {};
+    uint32_t after = get32(p->raw_, ino::kDtime);
+    if (after == n.ino_) {
+      put32(p->raw_, ino::kDtime, next);
+      return p->write_inode();
+    }
+    cur = after;
+  }
+  return {};
+}
+
+// At mount: the orphans a crash left are freed (or, still linked, cut
+// to their size, the list's other use).
+Result<void> Ext2Mount::process_orphans() {
+  uint32_t cur = get32(sb_raw_, sb::kLastOrphan);
+  uint32_t done = 0;
+  while (cur != 0) {
+    if (++done > geo_.inodes_count || cur < geo_.first_ino || cur > geo_.inodes_count)
+      return corrupt("bad orphan list", cur);
+    allow_deleted_ = true;
+    Result<Ref<Vnode>> r = iget(cur, nullptr);
+    allow_deleted_ = false;
+    Ref<Vnode> v = TRY(std::move(r));
+    auto& n = static_cast<Ext2Node&>(*v);
+    uint32_t next = get32(n.raw_, ino::kDtime);
+    put32(sb_raw_, sb::kLastOrphan, next);
+    put32(n.raw_, ino::kDtime, 0);
+    if (n.links() > 0) {
+      kernel().printf("EXT4-fs: truncating orphaned inode %u\n", cur);
+      if (n.type() == VType::kReg && !(n.flags() & kFlInlineData)) {
+        TRY(n.free_from((n.size() + geo_.block_size - 1) / geo_.block_size));
+      }
+      TRY(n.write_inode());
+    } else {
+      kernel().printf("EXT4-fs: deleting orphaned inode %u\n", cur);
+    }
+    TRY(write_super());
+    cur = next;
+    // A deleted one is freed as its reference goes (forget, lock held).
+  }
+  return {};
 }
 
 }  // namespace rump

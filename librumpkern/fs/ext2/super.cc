@@ -91,6 +91,7 @@ Ext2Mount::Ext2Mount(Kernel& k, FsType& t, int flags, Ref<Vnode> devvp, BlockDev
 }
 
 Ext2Mount::~Ext2Mount() {
+  delete journal_;
   Kmem::free(sb_raw_);
   bc_.invalidate(dev_);
   mount_unuse(*devvp_);
@@ -147,9 +148,15 @@ Result<void> Ext2Mount::parse_options(const char* data, const char* type) {
     };
     uint64_t n = 0;
     if (opt.empty() || opt == "rw" || opt == "user_xattr" || opt == "nouser_xattr" || opt == "acl" ||
-        opt == "noacl" || opt == "barrier" || opt == "nobarrier" || opt == "data=ordered" ||
-        opt == "data=writeback" || opt == "data=journal" || opt == "errors=continue" || opt == "defaults") {
+        opt == "noacl" || opt == "barrier" || opt == "nobarrier" || opt == "errors=continue" ||
+        opt == "defaults") {
       if (opt == "errors=continue") errors_ = kErrorsContinue;
+    } else if (opt == "data=ordered") {
+      data_mode_ = DataMode::kOrdered;
+    } else if (opt == "data=writeback") {
+      data_mode_ = DataMode::kWriteback;
+    } else if (opt == "data=journal") {
+      data_mode_ = DataMode::kJournal;
     } else if (opt == "ro") {
       flags_.fetch_or(MS_RDONLY);
     } else if (opt == "errors=remount-ro") {
@@ -162,7 +169,9 @@ Result<void> Ext2Mount::parse_options(const char* data, const char* type) {
       if (!number(val("sb"), n) || n == 0) return err(EINVAL);
       sb_opt_ = n;
     } else if (!val("commit").empty()) {
-      if (!number(val("commit"), n)) return err(EINVAL);
+      // Linux: 0 means the default; the interval is kept below a day.
+      if (!number(val("commit"), n) || n > 86400) return err(EINVAL);
+      commit_secs_ = n ? static_cast<uint32_t>(n) : 5;
     } else {
       kernel().printf("%s: Unrecognized mount option \"%.*s\" or missing value\n", type,
                       static_cast<int>(len), p);
@@ -178,7 +187,7 @@ Result<void> Ext2Mount::parse_options(const char* data, const char* type) {
 
 Result<void> Ext2Mount::read_super() {
   Kmem& km = kernel().kmem();
-  sb_raw_ = static_cast<char*>(km.alloc(kSuperSize));
+  if (!sb_raw_) sb_raw_ = static_cast<char*>(km.alloc(kSuperSize));
   if (!sb_raw_) return err(ENOMEM);
   uint64_t byte = sb_opt_ * 1024;
   uint32_t dbs = dev_.block_size();
@@ -295,8 +304,8 @@ Result<void> Ext2Mount::check_features(const char* type) {
       kernel().printf("EXT4-fs: required journal recovery suppressed and not mounted read-only\n");
       return err(EINVAL);
     }
-    if (!noload_) {
-      kernel().printf("EXT4-fs: journal recovery is not supported by this driver\n");
+    if (!(g.compat & kCompatHasJournal)) {
+      kernel().printf("EXT4-fs: filesystem needs recovery but has no journal\n");
       return err(EINVAL);
     }
   }
@@ -435,9 +444,18 @@ Mount::Stat Ext2Mount::statfs() {
 // marked clean again and everything reaches the device.
 void Ext2Mount::teardown() {
   root_.reset();
+  if (journal_ && journal_->started() && !writable()) (void)journal_->stop(false);
   if (writable() && sb_raw_) {
+    Result<void> r;
+    if (journal_ && journal_->started()) {
+      // The last transaction, a checkpoint, and an empty journal; then
+      // the superblock says so, written home directly.
+      r = write_super();
+      if (r.ok()) r = journal_->stop(true);
+      if (r.ok()) put32(sb_raw_, sb::kFeatureIncompat, get32(sb_raw_, sb::kFeatureIncompat) & ~kIncompatRecover);
+    }
     put16(sb_raw_, sb::kState, static_cast<uint16_t>(get16(sb_raw_, sb::kState) | kStateValid));
-    Result<void> r = sync_fs();
+    if (r.ok()) r = sync_fs();
     if (!r.ok()) kernel().printf("EXT4-fs: writing back at unmount failed (%d)\n", r.error());
   } else {
     (void)bc_.flush(dev_);
@@ -445,39 +463,104 @@ void Ext2Mount::teardown() {
   torn_down_ = true;
 }
 
+// The free counts of the superblock from the group descriptors (Linux
+// keeps them so; a crash leaves the superblock's stale).
+void Ext2Mount::sum_free_counts() {
+  uint64_t bfree = 0, ifree = 0;
+  bool big = geo_.desc_size >= 64;
+  for (uint32_t i = 0; i < geo_.groups; i++) {
+    BufRef hold;
+    Result<const char*> d = group_desc(i, hold);
+    if (!d.ok()) return;
+    bfree += gd::get_count(*d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big);
+    ifree += gd::get_count(*d, gd::kFreeInodesLo, gd::kFreeInodesHi, big);
+  }
+  put32(sb_raw_, sb::kFreeBlocksLo, static_cast<uint32_t>(bfree));
+  if (geo_.incompat & kIncompat64bit) put32(sb_raw_, sb::kFreeBlocksHi, static_cast<uint32_t>(bfree >> 32));
+  put32(sb_raw_, sb::kFreeInodes, static_cast<uint32_t>(ifree));
+}
+
+// The journal inode, its journal, and replay when it needs recovery
+// (Linux replays for read-only mounts too, unless noload); then the
+// superblock is read again: the journal may have held it.
+Result<void> Ext2Mount::load_journal() {
+  if (geo_.journal_inum >= geo_.first_ino && geo_.journal_inum != 8) return corrupt("bad journal inode", 0);
+  Ref<Vnode> j = TRY(iget(geo_.journal_inum, nullptr));
+  auto& jn = static_cast<Ext2Node&>(*j);
+  jblocks_ = jn.size() / geo_.block_size;
+  if (noload_) return {};
+  journal_ = new (kernel().kmem()) Journal(*this, bc_, dev_, kernel().kmem());
+  if (!journal_) return err(ENOMEM);
+  TRY(journal_->load(jn));
+  if (!(geo_.incompat & kIncompatRecover)) {
+    // Log contents without needs_recovery: Linux discards them.
+    if (journal_->needs_recovery()) {
+      kernel().printf("JBD2: ignoring recovery information on journal\n");
+      if (!(flags_.load() & MS_RDONLY)) TRY(journal_->wipe());
+    }
+    return {};
+  }
+  if (journal_->needs_recovery()) {
+    if (flags_.load() & MS_RDONLY) kernel().printf("EXT4-fs: INFO: recovery required on readonly filesystem\n");
+    TRY(journal_->recover());
+    kernel().printf("EXT4-fs: recovery complete\n");
+  }
+  TRY(read_super());
+  put32(sb_raw_, sb::kFeatureIncompat, get32(sb_raw_, sb::kFeatureIncompat) & ~kIncompatRecover);
+  geo_.incompat &= ~kIncompatRecover;
+  {
+    // Written home at once: the journal is not running yet.
+    if (has_csum()) put32(sb_raw_, sb::kChecksum, crc32c(~0u, sb_raw_, sb::kChecksum));
+    BufRef bh = TRY(bread(geo_.sb_byte / geo_.block_size));
+    std::memcpy(bh.data() + geo_.sb_byte % geo_.block_size, sb_raw_, kSuperSize);
+    bh.dirty();
+  }
+  TRY(bc_.flush(dev_));
+  return {};
+}
+
 Result<void> Ext2Mount::load(const char* data, const char* type) {
   TRY(parse_options(data, type));
   TRY(read_super());
   TRY(check_features(type));
   TRY(check_groups());
+  if (geo_.journal_inum) {
+    {
+      MutexLocker g(lock_);
+      TRY(load_journal());
+    }
+    // What the journal replayed is checked as it would be at mount.
+    TRY(check_features(type));
+    TRY(check_groups());
+  }
   // What this driver cannot keep consistent stays read-only: unknown
   // read-only features, orphans it does not process, a journal left
   // unreplayed (noload).
   writable_ = !(geo_.ro_compat & ~kRoCompatSupported) && !(geo_.ro_compat & kRoCompatOrphanPresent) &&
-              !(geo_.incompat & kIncompatRecover) && get32(sb_raw_, sb::kLastOrphan) == 0;
+              !(geo_.incompat & kIncompatRecover);
   if (!writable_ && !(flags_.load() & MS_RDONLY)) {
-    kernel().printf("EXT4-fs: orphans or an unreplayed journal: mounted read-only\n");
+    kernel().printf("EXT4-fs: an orphan file or an unreplayed journal: mounted read-only\n");
     flags_.fetch_or(MS_RDONLY);
   }
   generation_ = get32(sb_raw_, sb::kWtime) ^ static_cast<uint32_t>(wall_timespec().tv_nsec);
   MutexLocker g(lock_);
-  if (geo_.journal_inum) {
-    if (geo_.journal_inum >= geo_.first_ino && geo_.journal_inum != 8) return corrupt("bad journal inode", 0);
-    Ref<Vnode> j = TRY(iget(geo_.journal_inum, nullptr));
-    Vattr va;
-    j->lock().assert_held();  // this mount's lock, held above
-    j->getattr(va);
-    jblocks_ = va.size / geo_.block_size;
-  }
   Ref<Vnode> root = TRY(iget(kRootIno, nullptr));
   if (!root->is_dir()) return corrupt("root inode is not a directory", kRootIno);
   root_ = RefPtr<Vnode>(std::move(root));
   if (writable()) {
-    // Mounted: not clean until unmounted (a crash leaves it so).
+    // Mounted: not clean until unmounted (a crash leaves it so); with a
+    // journal, needs_recovery until then.
+    sum_free_counts();
     put16(sb_raw_, sb::kState, static_cast<uint16_t>(get16(sb_raw_, sb::kState) & ~kStateValid));
     put16(sb_raw_, sb::kMntCount, static_cast<uint16_t>(get16(sb_raw_, sb::kMntCount) + 1));
     put32(sb_raw_, sb::kMtime, static_cast<uint32_t>(wall_timespec().tv_sec));
+    if (journal_) put32(sb_raw_, sb::kFeatureIncompat, get32(sb_raw_, sb::kFeatureIncompat) | kIncompatRecover);
     TRY(sync_fs());
+    if (journal_) TRY(journal_->start(data_mode_, commit_secs_));
+    if (get32(sb_raw_, sb::kLastOrphan)) {
+      TRY(process_orphans());
+      TRY(sync_fs());
+    }
   }
   return {};
 }
@@ -512,6 +595,7 @@ Result<Ref<Mount>> ext_mount(FsType& type, Kernel& k, const char* source, int fl
     m->teardown();
     return err(r.error());
   }
+  m->start_commit_timer();
   return ref;
 }
 
