@@ -472,14 +472,6 @@ Result<void> unp_connect2(Lwp& l, Socket& a, Socket& b) {
   return {};
 }
 
-// The socket's peer, referenced (nullptr if none).
-Socket* peer_of(Socket& so) {
-  MutexLocker g(so.lock_);
-  Socket* p = unp(so).peer;
-  if (p) p->ref();
-  return p;
-}
-
 void disconnect_from(Socket& so, Socket& dead) {
   Socket* old = nullptr;
   {
@@ -496,20 +488,22 @@ void disconnect_from(Socket& so, Socket& dead) {
 Result<void> unp_send(Lwp& l, Socket& so, SockRecord* rec, const SockAddr* to, bool nonblock) {
   const Protosw& pr = so.proto();
   RefPtr<Socket> target;
+  int64_t timeo;
+  Socket* p;
+  {
+    MutexLocker g(so.lock_);
+    timeo = so.sndtimeo_ns_;
+    p = to ? nullptr : unp(so).peer;
+    if (p) p->ref();
+  }
   if (to) {
     target = TRY(lookup(l, *to));
     if (target->proto().type != pr.type) return err(EPROTOTYPE);
   } else {
-    Socket* p = peer_of(so);
     if (!p) return err(pr.connection ? EPIPE : ENOTCONN);
     target = adopt_ref(p);
   }
   if (!pr.stream && !pr.connection) TRY(maybe_autobind(so));
-  int64_t timeo;
-  {
-    MutexLocker g(so.lock_);
-    timeo = so.sndtimeo_ns_;
-  }
   Socket& t = *target;
   bool dead_peer = false;
   int error = 0;

@@ -63,11 +63,23 @@ void scm_rights_free(ScmRights* r) {
   Kmem::free(r);
 }
 
+namespace {
+// The size class of a record of len bytes (0: none, not kept for reuse).
+size_t record_class(size_t len) {
+  if (len <= SockRecord::kSmallRecord) return SockRecord::kSmallRecord;
+  if (len == SockRecord::kStreamPiece) return SockRecord::kStreamPiece;
+  return 0;
+}
+}  // namespace
+
 SockRecord* SockRecord::alloc(Kmem& k, size_t len) {
-  void* mem = k.alloc(sizeof(SockRecord) + len);
+  size_t cap = record_class(len);
+  if (cap == 0) cap = len;
+  void* mem = k.alloc(sizeof(SockRecord) + cap);
   if (!mem) return nullptr;
   auto* r = new (mem) SockRecord();
   r->len = static_cast<uint32_t>(len);
+  r->cap = static_cast<uint32_t>(cap);
   return r;
 }
 
@@ -93,6 +105,8 @@ Socket::~Socket() {
   {
     MutexLocker g(lock_);
     drain_locked(left);
+    left.splice(left.end(), rec_cache_);
+    rec_cached_ = 0;
   }
   left.clear_and_dispose(&SockRecord::dispose);
   if (pcb_) proto_.free_pcb(*this);
@@ -141,30 +155,95 @@ void Socket::drain_locked(SockRecordList& out) {
   rcv_count_ = 0;
 }
 
-void Socket::uncharge(size_t n) {
-  MutexLocker g(lock_);
-  snd_cc_ = snd_cc_ > n ? snd_cc_ - n : 0;
-  gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  if (snd_waiters_) snd_cv_.broadcast();
-  wq_.lock().assert_held();  // the queue's lock is the object's lock_
-  if (!wq_.empty()) wq_.wakeup();
+namespace {
+
+// Gives back n bytes charged to so (lock held): a writer waits only while
+// the buffer is full, so only then does a spinner need to see gen_ move
+// and a sleeper a signal; pollers look for themselves.
+void uncharge_locked(Socket& so, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_) {
+  bool was_full = so.snd_cc_ >= static_cast<size_t>(so.sndbuf_);
+  so.snd_cc_ = so.snd_cc_ > n ? so.snd_cc_ - n : 0;
+  if (was_full) {
+    so.gen_.store(so.gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    if (so.snd_waiters_) so.snd_cv_.broadcast();
+  }
+  so.wq_.lock().assert_held();  // the queue's lock is the object's lock_
+  if (!so.wq_.empty()) so.wq_.wakeup();
 }
 
-namespace {
-constexpr int64_t kReadSpinNs = 10 * 1000;
+// A consumed record that can be reused as it is.
+bool reusable(const SockRecord& r) {
+  return !r.rights && !r.addr && record_class(r.cap) == r.cap && r.cap != 0;
+}
+
 }  // namespace
+
+void Socket::uncharge(size_t n) {
+  MutexLocker g(lock_);
+  uncharge_locked(*this, n);
+}
+
+void Socket::uncharge_and_recycle(size_t n, SockRecordList& done) {
+  SockRecordList keep;
+  int drops = 0;  // references the kept records held on this socket
+  for (auto it = done.begin(); it != done.end();) {
+    SockRecord& r = *it;
+    if (r.sender == this && reusable(r)) {
+      it = done.erase(it);
+      n += r.charged;
+      r.charged = 0;
+      r.sender = nullptr;
+      drops++;
+      keep.push_back(r);
+    } else {
+      ++it;
+    }
+  }
+  {
+    MutexLocker g(lock_);
+    if (n) uncharge_locked(*this, n);
+    while (!keep.empty() && rec_cached_ < kRecordCache) {
+      SockRecord& r = keep.front();
+      keep.pop_front();
+      r.len = r.off = 0;
+      r.has_creds = false;
+      rec_cache_.push_front(r);
+      rec_cached_++;
+    }
+  }
+  keep.clear_and_dispose(&SockRecord::dispose);
+  done.clear_and_dispose(&SockRecord::dispose);
+  // The caller holds a reference of its own: these are never the last.
+  for (int i = 0; i < drops; i++) unref();
+}
+
+SockRecord* Socket::take_record_locked(size_t len) {
+  size_t cls = record_class(len);
+  if (cls == 0) return nullptr;
+  for (auto it = rec_cache_.begin(); it != rec_cache_.end(); ++it) {
+    if (it->cap != cls) continue;
+    SockRecord& r = *it;
+    rec_cache_.erase(it);
+    rec_cached_--;
+    r.len = static_cast<uint32_t>(len);
+    return &r;
+  }
+  return nullptr;
+}
 
 int64_t so_deadline(int64_t timeo_ns) { return timeo_ns > 0 ? poll_now_ns() + timeo_ns : -1; }
 
 int so_sleep(Lwp& l, Socket& so, CondVar& cv, int& waiters, int64_t deadline) {
-  // A reader whose peer is running hands over without a host wake-up if
-  // the data comes within a short spin (as pipes do, vfs/pipe.h).
-  if (&cv == &so.rcv_cv_ && deadline < 0) {
-    uint32_t seen = so.gen_.load(std::memory_order_relaxed);
-    so.lock_.unlock();
-    bool changed = l.spin_wait(so.gen_, seen, kReadSpinNs);
-    so.lock_.lock();
-    if (changed || so.gen_.load(std::memory_order_relaxed) != seen) return 0;
+  // A reader or writer whose peer is running hands over without a host
+  // wake-up if what it waits for comes within a short spin.
+  SpinBudget* spin = &cv == &so.rcv_cv_ ? &so.rcv_spin_ : &cv == &so.snd_cv_ ? &so.snd_spin_ : nullptr;
+  if (spin) {
+    int64_t left = -1;
+    if (deadline >= 0) {
+      left = deadline - poll_now_ns();
+      if (left <= 0) return EAGAIN;
+    }
+    if (spin->spin(l, so.lock_, so.gen_, so.gen_.load(std::memory_order_relaxed), left)) return 0;
   }
   waiters++;
   int e = l.sleep(cv, so.lock_, deadline, true);
@@ -173,8 +252,6 @@ int so_sleep(Lwp& l, Socket& so, CondVar& cv, int& waiters, int64_t deadline) {
 }
 
 namespace {
-
-constexpr size_t kStreamChunk = 64 * 1024;
 
 void send_sigpipe(Lwp& l) {
   Proc& p = l.proc();
@@ -199,22 +276,23 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
   size_t sent = 0;
   int error = 0;
   bool creds = m.want_creds || (pr.wants_creds && pr.wants_creds(so));
-  {
-    MutexLocker g(so.lock_);
-    if (pr.connection) {
-      if (pr.stream && m.to) return err((so.state_ & kSsConnected) ? EISCONN : EOPNOTSUPP);
-      if (!(so.state_ & kSsConnected)) return err(ENOTCONN);
-      m.to = nullptr;  // a connected record socket ignores the address
-    }
-    if (!pr.stream && want > static_cast<size_t>(so.sndbuf_) - 32) return err(EMSGSIZE);
-  }
+  constexpr size_t kPiece = SockRecord::kStreamPiece;
   int64_t deadline = -1;
   bool first = true;
   do {
-    size_t chunk = pr.stream ? (want - sent < kStreamChunk ? want - sent : kStreamChunk) : want;
+    size_t chunk = pr.stream ? (want - sent < kPiece ? want - sent : kPiece) : want;
+    SockRecord* rec = nullptr;
     {
       MutexLocker g(so.lock_);
-      if (first) deadline = so_deadline(so.sndtimeo_ns_);
+      if (first) {
+        if (pr.connection) {
+          if (pr.stream && m.to) return err((so.state_ & kSsConnected) ? EISCONN : EOPNOTSUPP);
+          if (!(so.state_ & kSsConnected)) return err(ENOTCONN);
+          m.to = nullptr;  // a connected record socket ignores the address
+        }
+        if (!pr.stream && want > static_cast<size_t>(so.sndbuf_) - 32) return err(EMSGSIZE);
+        deadline = so_deadline(so.sndtimeo_ns_);
+      }
       for (;;) {
         if (so.state_ & kSsCantSendMore) {
           error = EPIPE;
@@ -238,8 +316,9 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
       if (error) break;
       if (pr.stream && want == 0) break;  // the checks only (Linux)
       so.snd_cc_ += chunk;
+      rec = so.take_record_locked(chunk);
     }
-    SockRecord* rec = SockRecord::alloc(km, chunk);
+    if (!rec) rec = SockRecord::alloc(km, chunk);
     if (!rec) {
       so.uncharge(chunk);
       error = ENOMEM;
@@ -469,6 +548,10 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
           so.rcv_count_--;
           so.rcv_cc_ -= r.len;
           done.push_back(r);
+          if (r.sender) {
+            pend_sender = r.sender;
+            pend_sender->ref();
+          }
         }
         result = (flags & MSG_TRUNC) ? r.len : n;
       }
@@ -480,7 +563,8 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
   if (!done.empty() && so.conn_waiters_) so.conn_cv_.broadcast();
   so.lock_.unlock();
   if (pend_sender) {
-    if (pend_n) pend_sender->uncharge(pend_n);
+    // One visit to the sender: its space back, its records for reuse.
+    pend_sender->uncharge_and_recycle(pend_n, done);
     pend_sender->unref();
   }
   done.clear_and_dispose(&SockRecord::dispose);

@@ -19,7 +19,18 @@
 // charged to the socket that sent them (snd_cc_, Linux's write-memory
 // accounting) until the receiver consumes them, so a sender blocks on its
 // own buffer, and a reader frees space without touching the sender's lock
-// while it holds its own.
+// while it holds its own. A stream send moves in records of at most
+// kStreamPiece bytes, each delivered as soon as it is filled, so a reader
+// copies out one piece while the sender copies in the next. A consumed
+// record of a size class goes back to its sender's small cache (in the
+// same critical section that gives the sender its space back), so a
+// steady stream allocates nothing.
+//
+// Waiting: a reader or writer that must wait first spins on gen_ for an
+// adaptive budget (kern/spin_budget.h), so a peer running on another CPU
+// hands over without a host wake-up; condition variables are signalled
+// only when someone sleeps on them, and gen_ moves only on changes a
+// waiter may wait for.
 //
 // Locking: Socket::lock_ (rank kSocket) guards the socket's state, its
 // receive buffer and its wait queue. Two socket locks are never held at
@@ -42,6 +53,7 @@
 #include "base/kmem.h"
 #include "base/ref.h"
 #include "base/result.h"
+#include "kern/spin_budget.h"
 #include "sync/mutex.h"
 #include "vfs/file.h"
 #include "vfs/poll.h"
@@ -95,6 +107,7 @@ struct SockRecord {
   bi::list_member_hook<bi::link_mode<bi::safe_link>> hook;
   Socket* sender = nullptr;  // holds a reference; `charged` bytes are on its snd_cc_
   uint32_t len = 0;          // bytes of data
+  uint32_t cap = 0;          // room for data (>= len)
   uint32_t off = 0;          // bytes already read (streams)
   uint32_t charged = 0;
   bool has_creds = false;
@@ -103,6 +116,10 @@ struct SockRecord {
   SockAddr* addr = nullptr;     // the sender's name (record protocols), owned
   char data[];
 
+  // Records of up to kSmallRecord bytes and stream pieces are made with
+  // room for their whole size class, so that they can be reused.
+  static constexpr size_t kSmallRecord = 512 - 96;
+  static constexpr size_t kStreamPiece = 16 * 1024;
   static SockRecord* alloc(Kmem& k, size_t len);
   // Frees the record, its address and its rights (dropping the files) and
   // gives the sender its space back. No socket lock held.
@@ -237,6 +254,12 @@ class Socket : public KObject, public RefCounted<Socket> {
   size_t snd_cc_ ABSL_GUARDED_BY(lock_) = 0;
   int snd_waiters_ ABSL_GUARDED_BY(lock_) = 0;
   int conn_waiters_ ABSL_GUARDED_BY(lock_) = 0;
+  SpinBudget rcv_spin_ ABSL_GUARDED_BY(lock_);
+  SpinBudget snd_spin_ ABSL_GUARDED_BY(lock_);
+  // Consumed records this socket sent, kept for its next sends.
+  static constexpr int kRecordCache = 8;
+  SockRecordList rec_cache_ ABSL_GUARDED_BY(lock_);
+  int rec_cached_ ABSL_GUARDED_BY(lock_) = 0;
   int rcvbuf_ ABSL_GUARDED_BY(lock_) = kDefaultBuf;
   int sndbuf_ ABSL_GUARDED_BY(lock_) = kDefaultBuf;
   int rcvlowat_ ABSL_GUARDED_BY(lock_) = 1;
@@ -279,6 +302,13 @@ class Socket : public KObject, public RefCounted<Socket> {
   void drain_locked(SockRecordList& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Gives back n bytes charged to this socket (a receiver consumed them).
   void uncharge(size_t n);
+  // The same, and the records in done that this socket sent and that a
+  // receiver consumed are kept for reuse (or disposed of). No socket lock
+  // held.
+  void uncharge_and_recycle(size_t n, SockRecordList& done);
+  // A record with room for len bytes from the cache (sender and charge
+  // unset), or nullptr.
+  SockRecord* take_record_locked(size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   // The credentials of the calling LWP as a record carries them.
   static ScmCreds creds_of(Lwp& l);

@@ -48,15 +48,6 @@ inline int rump_set_action(int sig, void* handler) {
   return rump_sys_rt_sigaction(sig, &a, nullptr, 8);
 }
 
-// send and recv are sendto and recvfrom on Linux x86-64: the rump kernel
-// has no calls of those names.
-inline ssize_t rump_sys_send(int fd, const void* buf, size_t len, int flags) {
-  return rump_sys_sendto(fd, buf, len, flags, nullptr, 0);
-}
-inline ssize_t rump_sys_recv(int fd, void* buf, size_t len, int flags) {
-  return rump_sys_recvfrom(fd, buf, len, flags, nullptr, nullptr);
-}
-
 struct Log {
   char buf[48 * 1024];
   size_t n;
