@@ -35,10 +35,10 @@ ProcExtension g_vfs_ext{"vfs", &vfs_fork, &vfs_exit};
 const int g_vfs_ext_slot = register_proc_extension(&g_vfs_ext);
 const ProcSlot<ProcVfs> g_proc_vfs{g_vfs_ext};
 
-Result<ProcVfs*> new_proc_vfs(Kernel& k, RefPtr<FileTable> fdt, Ref<Vnode> cwd, Ref<Vnode> root) {
+Result<ProcVfs*> new_proc_vfs(Kernel& k, Ref<FileTable> fdt, Ref<Vnode> cwd, Ref<Vnode> root) {
   auto* pv = new (k.kmem()) ProcVfs();
   if (!pv) return err(ENOMEM);
-  pv->set_fdt(std::move(fdt));
+  pv->init_fdt(std::move(fdt));
   pv->set_cwd(std::move(cwd));
   pv->set_root(std::move(root));
   return pv;
@@ -48,10 +48,9 @@ Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
   ProcVfs* ppv = g_proc_vfs.get(parent);
   if (!ppv) return {};  // the faction is not up (boot)
   Kernel& k = child.kernel();
-  RefPtr<FileTable> fdt;
-  if (flags & RFCFDG) fdt = TRY(FileTable::create(k.kmem()));
-  else if (flags & RFFDG) fdt = TRY(ppv->fdt()->copy(k.kmem()));
-  else fdt = ppv->fdt();
+  Ref<FileTable> fdt = (flags & RFCFDG)  ? TRY(FileTable::create(k.kmem()))
+                       : (flags & RFFDG) ? TRY(ppv->table().copy(k.kmem()))
+                                         : ppv->fdt();
   g_proc_vfs.set(child, TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root())));
   return {};
 }
@@ -60,14 +59,15 @@ void vfs_exit(Proc& p) {
   ProcVfs* pv = g_proc_vfs.take(p);
   if (!pv) return;
   Kernel& k = p.kernel();
-  if (RefPtr<FileTable> fdt = pv->set_fdt(nullptr)) {
+  bool last = false;
+  if (RefPtr<FileTable> fdt = pv->release_fdt(&last)) {
     // The process's record locks go whether or not the table is shared
     // (the advisory lock ranks above the table's).
     fdt->for_each([&](File& f) {
       if (f.vnode()) adv_release_proc(k, *f.vnode(), p);
     });
     // The files drop outside every lock.
-    if (fdt->ref_count() == 1) fdt->remove_all();
+    if (last) fdt->remove_all();
   }
   RefPtr<Vnode> cwd, root;
   {
