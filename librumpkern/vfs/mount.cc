@@ -134,8 +134,8 @@ void unmount_locked(VfsState& st, Mount& m, bool lazy) {
   st.mounts_.erase(st.mounts_.iterator_to(m));
   m.table_lock().assert_held();  // the one table: st's
   m.unmounted_ = true;
-  if (m.covered_) {
-    Vnode& c = *m.covered_;
+  if (m.covered()) {
+    Vnode& c = *m.covered();
     MutexLocker g(c.mount().lock_);
     if (c.mounted_here() == &m) c.set_mounted_here(nullptr);
   }
@@ -217,7 +217,7 @@ Result<long> sys_mount(Lwp& l, UserPtr<char> source, UserPtr<char> target, UserP
   Ref<Mount> m = TRY(type->mount(k, src, static_cast<int>(flags & kMountFlagsKept), opts));
   VfsState& st = vfs_state(k);
   m->dev_ = makedev(0, st.next_dev_.fetch_add(1));
-  m->covered_ = vp;
+  m->set_covered(vp);
   // Until the mount is in the table, a failure takes its new tree down
   // again (the root holds the mount: dropping m alone would leak both).
   absl::Cleanup drop_tree = [&] { m->detach(false); };
@@ -260,7 +260,7 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
   // tmpfs has nothing to abort in flight: MNT_FORCE changes nothing (a busy
   // mount stays EBUSY), as for Linux's local file systems.
   bool lazy = flags & MNT_DETACH;
-  if (!m.covered_) return err(EBUSY);  // the root file system
+  if (!m.covered()) return err(EBUSY);  // the root file system
   VfsState& st = vfs_state(k);
   // Our own reference (vp) is not a user; mounts on top are.
   KVec<Mount*> victims(k.kmem());
@@ -281,7 +281,7 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
     victims.push_back(&m);
     for (size_t i = 0; i < victims.size(); i++) {
       for (Mount& o : st.mounts_) {
-        if (o.covered_ && &o.covered_->mount() == victims[i]) {
+        if (o.covered() && &o.covered()->mount() == victims[i]) {
           if (!lazy) return err(EBUSY);
           victims.push_back(&o);
         }
@@ -292,7 +292,7 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
     if (expire && !m.expiry_mark_.exchange(true)) return err(EAGAIN);
     for (size_t i = victims.size(); i-- > 0;) unmount_locked(st, *victims[i], lazy);
   }
-  // Drop the table's references; covered_ goes with each Mount.
+  // Drop the table's references; covered() goes with each Mount.
   for (Mount* v : victims) v->unref();
   return 0;
 }
