@@ -74,8 +74,18 @@ Result<Page*> Page::alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk) 
   return p;
 }
 
+Result<Page*> Page::wrap_external(Kmem& kmem, std::byte* frame) {
+  Page* p = new (kmem) Page(kmem, frame, nullptr, true);
+  if (!p) return err(ENOMEM);
+  return p;
+}
+
 void Page::release() {
   if (shares_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (external_) {
+    delete this;
+    return;
+  }
   Kmem* kmem = kmem_;
   if (chunk_ != nullptr)
     chunk_->put();

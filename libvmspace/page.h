@@ -1,7 +1,7 @@
 // page.h: page frames of user memory and the page-size arithmetic.
 //
-// A Page is one 4 KiB frame of host memory (rumpuser_malloc, page aligned)
-// holding user data, charged to the Kmem it was allocated from so that a
+// A Page is one 4 KiB frame of host memory (rumpuser_malloc, page aligned;
+// or a device's own memory, wrap_external) holding user data, charged to the Kmem it was allocated from so that a
 // memory limit turns into ENOMEM. A frame is referenced by page tables
 // (VmObject::pages_): after fork the private layers of parent and child
 // refer to the same frames, and `shares_` counts those tables. A table may
@@ -60,6 +60,10 @@ class Page : public KObject {
   static Result<Page*> alloc_zeroed(Kmem& kmem, FrameChunk** chunk = nullptr);
   // A frame holding a copy of src (the copy-on-write break).
   static Result<Page*> alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk = nullptr);
+  // A page for memory someone else owns and charged (a device's buffer
+  // that a process maps, /dev/kcov): page aligned, kPageSize bytes, alive
+  // until the last table lets go. Releasing it frees only the Page.
+  static Result<Page*> wrap_external(Kmem& kmem, std::byte* frame);
 
   std::byte* data() const { return frame_; }
 
@@ -75,7 +79,8 @@ class Page : public KObject {
   uint32_t shares() const { return shares_.load(std::memory_order_relaxed); }
 
  private:
-  Page(Kmem& kmem, std::byte* frame, FrameChunk* chunk) : kmem_(&kmem), frame_(frame), chunk_(chunk) {}
+  Page(Kmem& kmem, std::byte* frame, FrameChunk* chunk, bool external = false)
+      : kmem_(&kmem), frame_(frame), chunk_(chunk), external_(external) {}
   ~Page() = default;
   static Result<Page*> alloc_raw(Kmem& kmem, FrameChunk** chunk);
 
@@ -83,6 +88,7 @@ class Page : public KObject {
   std::byte* frame_;   // kPageSize bytes, page aligned, owned
   FrameChunk* chunk_;  // where frame_ lives, or null: frame_ is its own block
   std::atomic<uint32_t> shares_{1};
+  bool external_;      // frame_ is not ours (wrap_external): never freed here
 };
 
 }  // namespace rump::vm

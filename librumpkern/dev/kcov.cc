@@ -2,7 +2,8 @@
 //
 // Each open makes a buffer (kern/kcov.h); ioctl KCOV_INIT_TRACE sizes it,
 // mmap (MAP_SHARED, offset 0, exactly the buffer's size) gives a process
-// in the host's address space the buffer itself, KCOV_ENABLE starts the
+// the buffer itself (in the host's address space, or as the pages of an
+// isolated one), KCOV_ENABLE starts the
 // calling LWP tracing into it and KCOV_DISABLE stops it. The node exists
 // only in kernels built with -Dkcov=true. Device number 240:0 (Linux's
 // first "local use" major): Linux itself serves kcov from debugfs.
@@ -48,13 +49,15 @@ Result<const FileOps*> open_kcov(Lwp& l, Vnode&, File& f, int) {
   return &g_kcov_ops;
 }
 
-// As Linux: the whole buffer from offset 0, once it has a size.
-Result<void*> kcov_mmap(Lwp& l, int fd, uint64_t len, uint64_t off) {
+// As Linux: the whole buffer from offset 0, once it has a size. The
+// mapping holds a reference on the buffer.
+Result<DeviceMem> kcov_mmap(Lwp& l, int fd, uint64_t len, uint64_t off) {
   Ref<File> f = TRY(fd_get(l, fd));
   if (&f->ops() != &g_kcov_ops) return err(ENODEV);
   auto* kc = static_cast<Kcov*>(f->data_);
   if (!kc->area() || off != 0 || len != kc->words() * sizeof(uint64_t)) return err(EINVAL);
-  return static_cast<void*>(kc->area());
+  kc->get();
+  return DeviceMem{kc->area(), [](void* c) { static_cast<Kcov*>(c)->put(); }, kc};
 }
 
 const SpecialOps g_kcov_special = {VType::kChr, makedev(kKcovMajor, kKcovMinor), &open_kcov};

@@ -249,6 +249,8 @@ Lwp* enter(Kernel& k) {
   return entry::enter_checked(t, k);
 }
 
+int enter_error(Kernel& k) { return sim_check_entry(k) != 0 ? EINVAL : ENOMEM; }
+
 void leave(Kernel& k, Lwp* l) { entry::leave_inline(k, l); }
 
 }  // namespace rump

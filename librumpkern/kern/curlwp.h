@@ -66,9 +66,12 @@ Kernel* default_kernel();
 bool registry_alive(Kernel* k);
 
 // Takes a CPU of k for the calling thread and returns the LWP it runs as.
-// nullptr if no LWP could be had (out of memory).
+// nullptr if no LWP could be had: enter_error() says why.
 Lwp* enter(Kernel& k);
 void leave(Kernel& k, Lwp* l);
+// Why enter(k) gave no LWP: EINVAL for a sim kernel called from a thread
+// that is not running it, otherwise ENOMEM.
+int enter_error(Kernel& k);
 
 // The bound LWP of the calling thread in k, or nullptr (implicit context).
 Lwp* bound_lwp(Kernel& k);

@@ -211,7 +211,7 @@ int as_caller(Fn&& fn) {
   Kernel* k = rump::current_kernel();
   if (!k) return EINVAL;
   Lwp* l = rump::enter(*k);
-  if (!l) return ENOMEM;
+  if (!l) return rump::enter_error(*k);
   int e = fn(*k, *l);
   rump::leave(*k, l);
   return e;

@@ -32,7 +32,9 @@ class Kcov : public KObject {
   Result<void> enable(Lwp& l, int mode);
   // KCOV_DISABLE by l, the LWP that enabled it.
   Result<void> disable(Lwp& l);
-  // The descriptor's or handle's reference.
+  // Another holder (a mapping of the buffer).
+  void get() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // The descriptor's or handle's reference, or a mapping's.
   void put();
 
   uint64_t* area() const { return area_; }
@@ -48,7 +50,6 @@ class Kcov : public KObject {
   friend void kcov_lwp_gone(Lwp& l);
   explicit Kcov(Kmem& kmem) : kmem_(kmem) {}
   ~Kcov();
-  void get() { refs_.fetch_add(1, std::memory_order_relaxed); }
 
   Kmem& kmem_;
   std::atomic<int> refs_{1};
@@ -62,12 +63,22 @@ class Kcov : public KObject {
 // l ends while tracing: it lets go of its buffer.
 void kcov_lwp_gone(Lwp& l);
 
-// Maps len bytes at offset off of the device open at fd into l's process,
-// which lives in the host's address space: the host address, or ENODEV
-// when the file is no such device. The vm faction's mmap asks; the VFS
-// faction, which knows descriptors and devices, answers (registered when
-// it is loaded, process-wide, like the special-file hook).
-using DeviceMmapHook = Result<void*> (*)(Lwp& l, int fd, uint64_t len, uint64_t off);
+// Memory of a device that a process maps (/dev/kcov's buffer): where it
+// is (page aligned), and a reference that keeps it alive while mapped:
+// put(cookie) lets go of it.
+struct DeviceMem {
+  void* addr = nullptr;
+  void (*put)(void* cookie) = nullptr;
+  void* cookie = nullptr;
+};
+// The memory behind len bytes at offset off of the device open at fd, with
+// a reference, or ENODEV when the file is no such device. The vm
+// faction's mmap asks (a process in the host's address space gets the
+// memory itself; an isolated space maps it as an object whose pages are
+// that memory); the VFS faction, which knows descriptors and devices,
+// answers (registered when it is loaded, process-wide, like the
+// special-file hook).
+using DeviceMmapHook = Result<DeviceMem> (*)(Lwp& l, int fd, uint64_t len, uint64_t off);
 void set_device_mmap_hook(DeviceMmapHook hook);
 DeviceMmapHook device_mmap_hook();
 

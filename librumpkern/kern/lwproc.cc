@@ -17,7 +17,7 @@ int rump_lwproc_rfork(int flags) {
   uint32_t f = static_cast<uint32_t>(flags);
   if (f & ~kAllowed) return EINVAL;
   Lwp* l = rump::enter(*k);
-  if (!l) return ENOMEM;
+  if (!l) return rump::enter_error(*k);
   rump::Result<rump::ForkResult> r = rump::fork1(*l, f | rump::RFPROC, nullptr);
   rump::leave(*k, l);
   if (!r.ok()) return r.error();
@@ -29,7 +29,7 @@ int rump_lwproc_newlwp(pid_t pid) {
   Kernel* k = rump::current_kernel();
   if (!k) return ENOSYS;
   Lwp* l = rump::enter(*k);
-  if (!l) return ENOMEM;
+  if (!l) return rump::enter_error(*k);
   rump::Result<Lwp*> nl = rump::err(ESRCH);
   rump::Proc* p = nullptr;
   {

@@ -35,7 +35,7 @@ namespace {
 [[gnu::always_inline]] inline long dispatch(ThreadCtx& t, Kernel& k, long nr, const long* args) {
   Lwp* l = entry::enter_checked(t, k);
   // No LWP: out of memory, or a sim kernel refusing a foreign thread.
-  if (__builtin_expect(l == nullptr, 0)) return sim_check_entry(k) != 0 ? -EINVAL : -ENOMEM;
+  if (__builtin_expect(l == nullptr, 0)) return -enter_error(k);
   long r;
   const Sysent* table = g_sysent;
   if (__builtin_expect(static_cast<unsigned long>(nr) >= static_cast<unsigned long>(kMaxSyscall) ||

@@ -132,6 +132,38 @@ Result<VmProc*> host_owned(Lwp& l, uint64_t a, uint64_t len) {
   return v;
 }
 
+// The pages of a device's memory (DeviceMem), mapped shared into an
+// isolated space: every page is there from the start, so nothing is ever
+// filled, and stores land in the device's memory itself. Holds the
+// device's reference until the last mapping goes.
+class DeviceObject final : public vm::VmObject {
+ public:
+  // Takes over mem's reference, whatever happens.
+  static Result<RefPtr<vm::VmObject>> create(Kmem& kmem, const DeviceMem& mem, uint64_t len) {
+    auto* o = new (kmem) DeviceObject(kmem, mem, vm::page_round(len));
+    if (!o) {
+      mem.put(mem.cookie);
+      return err(ENOMEM);
+    }
+    RefPtr<vm::VmObject> ref(kAdopt, o);
+    Locker<RwLock> g(o->lock());
+    for (uint64_t i = 0; i < vm::page_round(len) / vm::kPageSize; i++) {
+      vm::Page* p = TRY(vm::Page::wrap_external(kmem, static_cast<std::byte*>(mem.addr) + i * vm::kPageSize));
+      if (Result<void> r = o->insert_locked(i, p); !r.ok()) {
+        p->release();
+        return err(r.error());
+      }
+    }
+    return ref;
+  }
+  // The base then frees the pages, which never touches the memory.
+  ~DeviceObject() override { mem_.put(mem_.cookie); }
+
+ private:
+  DeviceObject(Kmem& kmem, const DeviceMem& mem, uint64_t size) : VmObject(kmem, size, false), mem_(mem) {}
+  DeviceMem mem_;
+};
+
 }  // namespace
 
 Result<long> sys_mmap(Lwp& l, UserPtr<void> addr, size_t length, int prot, int flags, int fd, off_t offset) {
@@ -143,16 +175,23 @@ Result<long> sys_mmap(Lwp& l, UserPtr<void> addr, size_t length, int prot, int f
   RefPtr<vm::VmObject> object;
   int max_prot = vm::kProtAll;
   if (!(flags & MAP_ANONYMOUS)) {
-    if (!vs && type != MAP_PRIVATE) {
-      // A device that shares its own memory (/dev/kcov) with a process in
-      // the host's address space: the mapping is that memory.
+    if (type != MAP_PRIVATE) {
+      // A device that shares its own memory (/dev/kcov) with a process:
+      // in the host's address space the mapping is that memory; in an
+      // isolated one, an object whose pages are that memory.
       if (DeviceMmapHook hook = device_mmap_hook()) {
-        Result<void*> m = hook(l, fd, length, static_cast<uint64_t>(offset));
-        if (m.ok()) return reinterpret_cast<long>(m.value());
-        if (m.error() != ENODEV) return err(m.error());
+        Result<DeviceMem> m = hook(l, fd, length, static_cast<uint64_t>(offset));
+        if (m.ok() && !vs) {
+          // The host mapping is not tracked: the device keeps its memory
+          // for as long as it is open.
+          m.value().put(m.value().cookie);
+          return reinterpret_cast<long>(m.value().addr);
+        }
+        if (m.ok()) object = TRY(DeviceObject::create(l.kernel().kmem(), m.value(), length));
+        if (!m.ok() && m.error() != ENODEV) return err(m.error());
       }
     }
-    object = TRY(mmap_file_object(l, fd, prot, flags, &max_prot));
+    if (!object) object = TRY(mmap_file_object(l, fd, prot, flags, &max_prot));
     if (!vs) return err(ENODEV);  // host space maps no kernel objects
   }
   if (vs) {

@@ -17,6 +17,8 @@
 // runs seeded random inputs in the normal test suite.
 #include <rump/kcov.h>
 #include <rump/rump.h>
+#include <rump/sim.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -121,20 +123,49 @@ void syscall_fuzz_call_shape(uint8_t b, int* nargs, unsigned* ptr_mask) {
   *ptr_mask = s.ptr_mask;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  struct rump_kernel* k = nullptr;
-  struct rump_boot_config cfg;
-  rump_boot_config_init(&cfg);
-  cfg.ncpu = 1;
-  cfg.memlimit = 64 << 20;
-  if (rump_kernel_boot(&cfg, &k) != 0) abort();
-  rump_kernel_set_current(k);
+namespace {
+
+// The input's seed for sim mode: FNV-1a over every byte, so that an input
+// names its own schedule and replays bit for bit.
+uint64_t input_seed(const uint8_t* data, size_t size) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < size; i++) h = (h ^ data[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+// FNV-1a over each call's number and result, in order (the trace hook).
+void hash_call(void* arg, long nr, const long*, long result) {
+  auto* h = static_cast<uint64_t*>(arg);
+  for (long v : {nr, result})
+    for (int b = 0; b < 64; b += 8) *h = (*h ^ ((static_cast<uint64_t>(v) >> b) & 0xff)) * 0x100000001b3ULL;
+}
+
+struct Input {
+  const uint8_t* data;
+  size_t size;
+};
+
+// The body of one input, on a thread (pthread) or a client fiber (sim) of
+// the current kernel.
+void run_input(void* p) {
+  const uint8_t* data = static_cast<Input*>(p)->data;
+  size_t size = static_cast<Input*>(p)->size;
   if (rump_lwproc_rfork(RUMP_RFFDG | RUMP_RFVMSPACE) != 0) abort();
   void* m = rump_sys_mmap(reinterpret_cast<void*>(kScratch), kScratchLen, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   void* ro = rump_sys_mmap(reinterpret_cast<void*>(kReadOnly), 4096, PROT_READ,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (m == MAP_FAILED || ro == MAP_FAILED) abort();
+  // Standard descriptors on /dev/null: fuzzed writes to them would flood
+  // the host's console with noise (the path is read from
+  // the guest space; the scratch area's path overwrites it below).
+  static const char kNull[] = "/dev/null";
+  if (rump_copyout(kNull, reinterpret_cast<void*>(kScratch + 1024), sizeof kNull) != 0) abort();
+  int null = rump_sys_open(reinterpret_cast<const char*>(kScratch + 1024), O_RDWR);
+  if (null < 0) abort();
+  for (int fd = 0; fd <= 2; fd++)
+    if (fd != null && rump_sys_dup2(null, fd) != fd) abort();
+  if (null > 2) rump_sys_close(null);
   rump_kcov* kc = nullptr;
   if (g_kcov) {
     if (rump_kcov_open(64 * 1024, &kc) != 0 || rump_kcov_enable(kc, RUMP_KCOV_TRACE_PC) != 0) abort();
@@ -179,7 +210,45 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     rump_kcov_close(kc);
   }
   rump_lwproc_switch(nullptr);
-  rump_kernel_set_current(nullptr);
+}
+
+// Sim mode (the default): every input runs on a "sim" kernel seeded from
+// the input itself, so a crash found by the fuzzer replays bit for bit.
+// SYSCALL_FUZZ_BACKEND=pthread runs inputs on host threads instead.
+bool g_sim = [] {
+  const char* b = std::getenv("SYSCALL_FUZZ_BACKEND");
+  return b == nullptr || std::strcmp(b, "pthread") != 0;
+}();
+uint64_t g_trace_hash = 0;
+
+}  // namespace
+
+void syscall_fuzz_use_sim(bool on) { g_sim = on; }
+uint64_t syscall_fuzz_trace_hash() { return g_trace_hash; }
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  struct rump_kernel* k = nullptr;
+  struct rump_boot_config cfg;
+  rump_boot_config_init(&cfg);
+  cfg.ncpu = 1;
+  cfg.memlimit = 64 << 20;
+  if (g_sim) {
+    cfg.backend = "sim";
+    cfg.seed = input_seed(data, size);
+  }
+  if (rump_kernel_boot(&cfg, &k) != 0) abort();
+  g_trace_hash = 0xcbf29ce484222325ULL;
+  if (rump_kernel_set_trace(k, hash_call, &g_trace_hash) != 0) abort();
+  Input in{data, size};
+  if (g_sim) {
+    if (rump_sim_spawn(k, run_input, &in) != 0) abort();
+    int rv = rump_sim_run(k);
+    if (rv != 0 && rv != EDEADLK) abort();  // EDEADLK: the input blocked itself for good (pause, a read of an empty pipe)
+  } else {
+    rump_kernel_set_current(k);
+    run_input(&in);
+    rump_kernel_set_current(nullptr);
+  }
   if (rump_kernel_halt(k) != 0) abort();
   return 0;
 }

@@ -2,8 +2,13 @@
 // suite). With --write-seeds DIR DICT it writes the seed corpus and the
 // dictionary of tests/fuzz/ instead (the call bytes depend on the syscall
 // table: rerun it when the table changes).
+// Inputs run in sim mode (a "sim" kernel seeded from the input, the
+// target's default); every fourth one runs twice and must give the same
+// trace both times (each call's number and result, in order), and every
+// eighth runs on the pthread backend instead.
 // With --bench N it times N inputs and prints executions per second;
-// --bench-kcov N does the same with each input traced by kcov.
+// --bench-kcov N does the same with each input traced by kcov;
+// --bench-pthread N times them on the pthread backend.
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 int syscall_fuzz_call_byte(const char* name);
 void syscall_fuzz_use_kcov(bool on);
+void syscall_fuzz_use_sim(bool on);
+uint64_t syscall_fuzz_trace_hash();
 void syscall_fuzz_call_shape(uint8_t b, int* nargs, unsigned* ptr_mask);
 
 namespace {
@@ -91,6 +98,10 @@ int main(int argc, char** argv) {
     syscall_fuzz_use_kcov(true);
     bench = true;
   }
+  if (argc == 3 && std::strcmp(argv[1], "--bench-pthread") == 0) {
+    syscall_fuzz_use_sim(false);
+    bench = true;
+  }
   if (bench) {
     // Short random inputs, as a fuzzer's typical ones: one kernel each.
     int runs = std::atoi(argv[2]);
@@ -112,11 +123,23 @@ int main(int argc, char** argv) {
   int runs = argc > 1 ? std::atoi(argv[1]) : 3000;
   std::mt19937 rng(20261123);
   std::vector<uint8_t> buf;
+  int replayed = 0;
   for (int r = 0; r < runs; r++) {
     buf.resize(rng() % 512);
     for (auto& b : buf) b = static_cast<uint8_t>(rng());
+    syscall_fuzz_use_sim(r % 8 != 7);
     LLVMFuzzerTestOneInput(buf.data(), buf.size());
+    if (r % 4 == 0) {
+      uint64_t first = syscall_fuzz_trace_hash();
+      LLVMFuzzerTestOneInput(buf.data(), buf.size());
+      if (syscall_fuzz_trace_hash() != first) {
+        std::fprintf(stderr, "syscall_fuzz_replay: input %d (%zu bytes) gave two different traces in sim mode\n", r,
+                     buf.size());
+        return 1;
+      }
+      replayed++;
+    }
   }
-  std::printf("syscall_fuzz_replay: %d inputs\n", runs);
+  std::printf("syscall_fuzz_replay: %d inputs, %d replayed with the same trace\n", runs, replayed);
   return 0;
 }

@@ -526,7 +526,7 @@ int etfs_register(Kernel& k, const char* key, const char* hostpath, int type, ui
   EtfsState* st = state(k);
   if (!st) return ENOSYS;
   Lwp* l = enter(k);
-  if (!l) return ENOMEM;
+  if (!l) return enter_error(k);
   int e = do_register(*l, *st, key, hostpath, type, begin, size);
   leave(k, l);
   return e;
@@ -536,7 +536,7 @@ int etfs_remove(Kernel& k, const char* key) {
   EtfsState* st = state(k);
   if (!st) return ENOSYS;
   Lwp* l = enter(k);
-  if (!l) return ENOMEM;
+  if (!l) return enter_error(k);
   int e = do_remove(*l, *st, key);
   leave(k, l);
   return e;

@@ -143,6 +143,44 @@ TEST_CASE("kcov: Linux's usage example works through /dev/kcov", "[kcov]") {
   CHECK(rump_sys_close(fd) == 0);
 }
 
+TEST_CASE("kcov: a process with an isolated address space maps the buffer too", "[kcov]") {
+  KernelUp k;
+  REQUIRE(rump_lwproc_rfork(RUMP_RFFDG | RUMP_RFVMSPACE) == 0);
+  constexpr size_t kBytes = kWords * sizeof(uint64_t);
+  // Paths and buffers live in the process's own space.
+  void* scratch = rump_sys_mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(scratch != MAP_FAILED);
+  static const char kPath[] = "/dev/kcov";
+  REQUIRE(rump_copyout(kPath, scratch, sizeof kPath) == 0);
+  int fd = rump_sys_open(static_cast<const char*>(scratch), O_RDWR);
+  REQUIRE(fd >= 0);
+  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_INIT_TRACE, reinterpret_cast<void*>(kWords)) == 0);
+  CHECK(rump_sys_mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) == MAP_FAILED);
+  CHECK(rump_sys_mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+  void* m = rump_sys_mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  REQUIRE(m != MAP_FAILED);
+  auto word = [&](size_t i) {
+    uint64_t v = 0;
+    REQUIRE(rump_copyin(static_cast<uint64_t*>(m) + i, &v, sizeof v) == 0);
+    return v;
+  };
+  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_ENABLE, reinterpret_cast<void*>(RUMP_KCOV_TRACE_PC)) == 0);
+  // The count is reset through the mapping, as an executor does it.
+  uint64_t zero = 0;
+  REQUIRE(rump_copyout(&zero, m, sizeof zero) == 0);
+  rump_sys_getppid();
+  uint64_t n = word(0);
+  CHECK(n > 0);
+  for (uint64_t i = 1; i <= n && i < 16; i++) CHECK(word(i) != 0);
+  REQUIRE(rump_sys_ioctl(fd, RUMP_KCOV_DISABLE, nullptr) == 0);
+  uint64_t after = word(0);
+  // The mapping keeps the buffer after the descriptor is gone.
+  REQUIRE(rump_sys_close(fd) == 0);
+  CHECK(word(0) == after);
+  CHECK(rump_sys_munmap(m, kBytes) == 0);
+  rump_lwproc_releaselwp();
+}
+
 TEST_CASE("kcov: an LWP that ends while tracing lets its buffer go", "[kcov]") {
   KernelUp k;
   rump_kcov* kc = nullptr;

@@ -356,12 +356,17 @@ TEST_CASE("sim kernel: a seed sweep finds a lost update, and its seed alone repl
 TEST_CASE("sim kernel: calls from a host thread that is not running it are EINVAL", "[sim]") {
   rump_kernel* k = boot_sim(3);
   long getpid_rv = 0;
-  int getpid_errno = 0, spawn_rv = 0, run_rv = 0, halt_rv = 0;
+  int getpid_errno = 0, spawn_rv = 0, run_rv = 0, halt_rv = 0, rfork_rv = 0, copy_rv = 0, etfs_rv = 0;
   std::thread other([&] {
     rump_kernel_set_current(k);
     errno = 0;
     getpid_rv = rump_sys_getpid();
     getpid_errno = errno;
+    // Every other way in refuses the same way.
+    rfork_rv = rump_lwproc_rfork(RUMP_RFFDG);
+    char c = 0;
+    copy_rv = rump_copyout(&c, &c, 1);
+    etfs_rv = rump_pub_etfs_remove("/nothing");
     spawn_rv = rump_sim_spawn(k, [](void*) {}, nullptr);
     run_rv = rump_sim_run(k);
     halt_rv = rump_kernel_halt(k);
@@ -370,6 +375,9 @@ TEST_CASE("sim kernel: calls from a host thread that is not running it are EINVA
   other.join();
   CHECK(getpid_rv == -1);
   CHECK(getpid_errno == EINVAL);
+  CHECK(rfork_rv == EINVAL);
+  CHECK(copy_rv == EINVAL);
+  CHECK(etfs_rv == EINVAL);
   CHECK(spawn_rv == EINVAL);
   CHECK(run_rv == EINVAL);
   CHECK(halt_rv == EINVAL);
