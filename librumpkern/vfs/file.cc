@@ -379,8 +379,27 @@ uint64_t nofile_limit(Proc& p) {
   return cur == RLIM_INFINITY || cur > kHardMax ? kHardMax : cur;
 }
 
+namespace {
+
+// Runs op(table) on the process's table; if it fails while a sibling
+// replaced the table (close_range's unshare, whose old table may have
+// been emptied under the call), runs it again on the new one: the call
+// then counts as made after the unshare.
+template <class Op>
+auto on_table(ProcVfs& pv, Op op) {
+  FileTable* t = &pv.table();
+  auto r = op(*t);
+  while (__builtin_expect(!r.ok(), 0) && &pv.table() != t) {
+    t = &pv.table();
+    r = op(*t);
+  }
+  return r;
+}
+
+}  // namespace
+
 Result<Ref<File>> fd_get(Lwp& l, int fd, bool allow_path) {
-  Ref<File> f = TRY(proc_vfs(l.proc()).table().get(fd));
+  Ref<File> f = TRY(on_table(proc_vfs(l.proc()), [fd](FileTable& t) { return t.get(fd); }));
   if (!allow_path && (f->flags() & O_PATH)) return err(EBADF);
   return f;
 }
@@ -390,7 +409,7 @@ Result<int> fd_install(Lwp& l, Ref<File> f, bool cloexec) {
 }
 
 Result<void> fd_close(Lwp& l, int fd) {
-  Ref<File> f = TRY(proc_vfs(l.proc()).table().remove(fd));
+  Ref<File> f = TRY(on_table(proc_vfs(l.proc()), [fd](FileTable& t) { return t.remove(fd); }));
   if (Vnode* vp = f->vnode()) adv_release_proc(l.kernel(), *vp, l.proc());
   return {};
 }
