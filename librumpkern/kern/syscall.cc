@@ -28,8 +28,11 @@ namespace {
 
 // Enters k, runs the handler of nr (ENOSYS where no linked faction declares
 // one, EINTR if the process is exiting), traces, leaves. The whole of it,
-// with the entry and exit paths of entry.h, compiles into one function.
-inline long dispatch(ThreadCtx& t, Kernel& k, long nr, const long* args) {
+// with the entry and exit paths of entry.h, compiles into one function:
+// forced, because with two callers gcc keeps it out of line, and the call,
+// its own frame and the spills across it cost a bound LWP's getpid about
+// 2.5 ns (13 %).
+[[gnu::always_inline]] inline long dispatch(ThreadCtx& t, Kernel& k, long nr, const long* args) {
   Lwp* l = entry::enter_checked(t, k);
   // No LWP: out of memory, or a sim kernel refusing a foreign thread.
   if (__builtin_expect(l == nullptr, 0)) return -enter_error(k);

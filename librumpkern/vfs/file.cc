@@ -284,6 +284,56 @@ void FileTable::copy_into(FileTable& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 
 // --- ProcVfs
 
+ProcVfs::~ProcVfs() {
+  Retired* r;
+  {
+    SpinLocker g(fdt_lock_);
+    r = std::exchange(retired_, nullptr);
+  }
+  while (r) delete std::exchange(r, r->next);
+  if (FileTable* t = fdt_.exchange(nullptr)) {
+    Ref<FileTable> drop = adopt_ref(t);
+  }
+}
+
+void ProcVfs::init_fdt(Ref<FileTable> t) {
+  t->holders_.fetch_add(1, std::memory_order_acq_rel);
+  SpinLocker g(fdt_lock_);
+  fdt_.store(t.leak(), std::memory_order_release);
+}
+
+Result<void> ProcVfs::replace_fdt(Ref<FileTable> t) {
+  // The retired entry first: past this point nothing can fail.
+  auto* r = new (t->kmem_) Retired(Ref<FileTable>(t), nullptr);
+  if (!r) return err(ENOMEM);
+  t->holders_.fetch_add(1, std::memory_order_acq_rel);
+  FileTable* old;
+  {
+    SpinLocker g(fdt_lock_);
+    old = fdt_.exchange(t.leak(), std::memory_order_acq_rel);
+    // The entry keeps old's reference (the one fdt_ held) in place of t's.
+    r->table = adopt_ref(old);
+    r->next = retired_;
+    retired_ = r;
+  }
+  // Nobody else holds the old table: its files close now (a sibling still
+  // looking into it finds it empty, as if its call came after).
+  if (old->holders_.fetch_sub(1, std::memory_order_acq_rel) == 1) old->remove_all();
+  return {};
+}
+
+RefPtr<FileTable> ProcVfs::release_fdt(bool* last) {
+  FileTable* t;
+  {
+    SpinLocker g(fdt_lock_);
+    t = fdt_.exchange(nullptr, std::memory_order_acq_rel);
+  }
+  *last = false;
+  if (!t) return nullptr;
+  *last = t->holders_.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  return RefPtr<FileTable>(adopt_ref(t));
+}
+
 Ref<Vnode> ProcVfs::cwd() {
   MutexLocker g(lock_);
   return cwd_.to_ref();
@@ -329,18 +379,37 @@ uint64_t nofile_limit(Proc& p) {
   return cur == RLIM_INFINITY || cur > kHardMax ? kHardMax : cur;
 }
 
+namespace {
+
+// Runs op(table) on the process's table; if it fails while a sibling
+// replaced the table (close_range's unshare, whose old table may have
+// been emptied under the call), runs it again on the new one: the call
+// then counts as made after the unshare.
+template <class Op>
+auto on_table(ProcVfs& pv, Op op) {
+  FileTable* t = &pv.table();
+  auto r = op(*t);
+  while (__builtin_expect(!r.ok(), 0) && &pv.table() != t) {
+    t = &pv.table();
+    r = op(*t);
+  }
+  return r;
+}
+
+}  // namespace
+
 Result<Ref<File>> fd_get(Lwp& l, int fd, bool allow_path) {
-  Ref<File> f = TRY(proc_vfs(l.proc()).fdt()->get(fd));
+  Ref<File> f = TRY(on_table(proc_vfs(l.proc()), [fd](FileTable& t) { return t.get(fd); }));
   if (!allow_path && (f->flags() & O_PATH)) return err(EBADF);
   return f;
 }
 
 Result<int> fd_install(Lwp& l, Ref<File> f, bool cloexec) {
-  return proc_vfs(l.proc()).fdt()->alloc(std::move(f), 0, cloexec, nofile_limit(l.proc()));
+  return proc_vfs(l.proc()).table().alloc(std::move(f), 0, cloexec, nofile_limit(l.proc()));
 }
 
 Result<void> fd_close(Lwp& l, int fd) {
-  Ref<File> f = TRY(proc_vfs(l.proc()).fdt()->remove(fd));
+  Ref<File> f = TRY(on_table(proc_vfs(l.proc()), [fd](FileTable& t) { return t.remove(fd); }));
   if (Vnode* vp = f->vnode()) adv_release_proc(l.kernel(), *vp, l.proc());
   return {};
 }

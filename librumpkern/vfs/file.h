@@ -184,28 +184,48 @@ class FileTable : public KObject, public RefCounted<FileTable> {
   Mutex lock_{LockRank::kFileTable};
   Slot* slots_ ABSL_GUARDED_BY(lock_) = nullptr;
   size_t nslots_ ABSL_GUARDED_BY(lock_) = 0;
+
+  // How many processes have this as their table (ProcVfs). References
+  // (ref_count) count more: callers in flight and tables a process
+  // replaced and keeps until it exits. The last holder to let go empties
+  // the table, so its files close then, whoever still refers to it.
+  friend class ProcVfs;
+  std::atomic<int> holders_{0};
+
+ public:
+  // Another process holds the table too (close_range's UNSHARE copies it).
+  bool shared() const { return holders_.load(std::memory_order_acquire) > 1; }
 };
 
 // A process's VFS state (its ProcExtension slot).
 //
-// The descriptor table pointer changes under sibling LWPs (close_range
-// with CLOSE_RANGE_UNSHARE), so it is read and replaced under fdt_lock_,
-// a spin lock held only to take a reference: fdt() is the fast path of
-// every descriptor lookup.
+// The descriptor table is looked up without a lock or a reference on every
+// descriptor call (fd_get, fd_install, fd_close), and sibling LWPs may
+// replace it meanwhile (close_range with CLOSE_RANGE_UNSHARE). That is
+// safe because a table this process ever had stays allocated until the
+// process ends: a replaced one goes on the retired list (it keeps a
+// reference, not a holder: its files close as soon as no process holds
+// it), and the list goes at exit, when no LWP of the process is in the
+// kernel any more. Replacements are rare (an unshare of a shared table)
+// and serialised by fdt_lock_; a retired table that no process holds is
+// an empty object of about a hundred bytes.
 class ProcVfs : public KObject {
  public:
-  // The table (a reference: it stays valid while a sibling replaces it).
-  Ref<FileTable> fdt() {
-    SpinLocker g(fdt_lock_);
-    return fdt_.to_ref();
-  }
-  // Replaces the table; returns the old one (dropped by the caller,
-  // outside the lock). nullptr at exit.
-  RefPtr<FileTable> set_fdt(RefPtr<FileTable> t) {
-    SpinLocker g(fdt_lock_);
-    std::swap(t, fdt_);
-    return t;
-  }
+  ~ProcVfs();
+  // The current table, borrowed: valid until the process ends, whatever a
+  // sibling does meanwhile. The fast path: one load.
+  FileTable& table() const { return *fdt_.load(std::memory_order_acquire); }
+  // A reference to the current table.
+  Ref<FileTable> fdt() const { return Ref<FileTable>(table()); }
+  // The first table, before the state is published (creation, fork).
+  void init_fdt(Ref<FileTable> t);
+  // Makes t the process's table in place of the current one (which is
+  // retired); ENOMEM with nothing changed.
+  Result<void> replace_fdt(Ref<FileTable> t);
+  // Exit, once no LWP of the process is in the kernel: lets go of the
+  // table and returns it, with *last set if this was its last holder.
+  RefPtr<FileTable> release_fdt(bool* last);
+
   // cwd and root; each holds a mount use.
   Mutex lock_{LockRank::kFileTable};
   RefPtr<Vnode> cwd_ ABSL_GUARDED_BY(lock_);
@@ -217,8 +237,16 @@ class ProcVfs : public KObject {
   void set_root(Ref<Vnode> vp);
 
  private:
+  struct Retired : KObject {
+    explicit Retired(Ref<FileTable> t, Retired* n) : table(std::move(t)), next(n) {}
+    Ref<FileTable> table;
+    Retired* next;
+  };
+  // Holds one reference to the table it points to; null before init_fdt
+  // and after release_fdt. Written under fdt_lock_, read without it.
+  std::atomic<FileTable*> fdt_{nullptr};
   SpinLock fdt_lock_;
-  RefPtr<FileTable> fdt_ ABSL_GUARDED_BY(fdt_lock_);  // set at fork, dropped at exit
+  Retired* retired_ ABSL_GUARDED_BY(fdt_lock_) = nullptr;
 };
 
 ProcVfs& proc_vfs(Proc& p);

@@ -35,10 +35,10 @@ ProcExtension g_vfs_ext{"vfs", &vfs_fork, &vfs_exit};
 const int g_vfs_ext_slot = register_proc_extension(&g_vfs_ext);
 const ProcSlot<ProcVfs> g_proc_vfs{g_vfs_ext};
 
-Result<ProcVfs*> new_proc_vfs(Kernel& k, RefPtr<FileTable> fdt, Ref<Vnode> cwd, Ref<Vnode> root) {
+Result<ProcVfs*> new_proc_vfs(Kernel& k, Ref<FileTable> fdt, Ref<Vnode> cwd, Ref<Vnode> root) {
   auto* pv = new (k.kmem()) ProcVfs();
   if (!pv) return err(ENOMEM);
-  pv->set_fdt(std::move(fdt));
+  pv->init_fdt(std::move(fdt));
   pv->set_cwd(std::move(cwd));
   pv->set_root(std::move(root));
   return pv;
@@ -48,10 +48,9 @@ Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
   ProcVfs* ppv = g_proc_vfs.get(parent);
   if (!ppv) return {};  // the faction is not up (boot)
   Kernel& k = child.kernel();
-  RefPtr<FileTable> fdt;
-  if (flags & RFCFDG) fdt = TRY(FileTable::create(k.kmem()));
-  else if (flags & RFFDG) fdt = TRY(ppv->fdt()->copy(k.kmem()));
-  else fdt = ppv->fdt();
+  Ref<FileTable> fdt = (flags & RFCFDG)  ? TRY(FileTable::create(k.kmem()))
+                       : (flags & RFFDG) ? TRY(ppv->table().copy(k.kmem()))
+                                         : ppv->fdt();
   g_proc_vfs.set(child, TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root())));
   return {};
 }
@@ -60,14 +59,15 @@ void vfs_exit(Proc& p) {
   ProcVfs* pv = g_proc_vfs.take(p);
   if (!pv) return;
   Kernel& k = p.kernel();
-  if (RefPtr<FileTable> fdt = pv->set_fdt(nullptr)) {
+  bool last = false;
+  if (RefPtr<FileTable> fdt = pv->release_fdt(&last)) {
     // The process's record locks go whether or not the table is shared
     // (the advisory lock ranks above the table's).
     fdt->for_each([&](File& f) {
       if (f.vnode()) adv_release_proc(k, *f.vnode(), p);
     });
     // The files drop outside every lock.
-    if (fdt->ref_count() == 1) fdt->remove_all();
+    if (last) fdt->remove_all();
   }
   RefPtr<Vnode> cwd, root;
   {
@@ -134,8 +134,8 @@ void unmount_locked(VfsState& st, Mount& m, bool lazy) {
   st.mounts_.erase(st.mounts_.iterator_to(m));
   m.table_lock().assert_held();  // the one table: st's
   m.unmounted_ = true;
-  if (m.covered_) {
-    Vnode& c = *m.covered_;
+  if (m.covered()) {
+    Vnode& c = *m.covered();
     MutexLocker g(c.mount().lock_);
     if (c.mounted_here() == &m) c.set_mounted_here(nullptr);
   }
@@ -217,7 +217,7 @@ Result<long> sys_mount(Lwp& l, UserPtr<char> source, UserPtr<char> target, UserP
   Ref<Mount> m = TRY(type->mount(k, src, static_cast<int>(flags & kMountFlagsKept), opts));
   VfsState& st = vfs_state(k);
   m->dev_ = makedev(0, st.next_dev_.fetch_add(1));
-  m->covered_ = vp;
+  m->set_covered(vp);
   // Until the mount is in the table, a failure takes its new tree down
   // again (the root holds the mount: dropping m alone would leak both).
   absl::Cleanup drop_tree = [&] { m->detach(false); };
@@ -260,7 +260,7 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
   // tmpfs has nothing to abort in flight: MNT_FORCE changes nothing (a busy
   // mount stays EBUSY), as for Linux's local file systems.
   bool lazy = flags & MNT_DETACH;
-  if (!m.covered_) return err(EBUSY);  // the root file system
+  if (!m.covered()) return err(EBUSY);  // the root file system
   VfsState& st = vfs_state(k);
   // Our own reference (vp) is not a user; mounts on top are.
   KVec<Mount*> victims(k.kmem());
@@ -281,7 +281,7 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
     victims.push_back(&m);
     for (size_t i = 0; i < victims.size(); i++) {
       for (Mount& o : st.mounts_) {
-        if (o.covered_ && &o.covered_->mount() == victims[i]) {
+        if (o.covered() && &o.covered()->mount() == victims[i]) {
           if (!lazy) return err(EBUSY);
           victims.push_back(&o);
         }
@@ -292,7 +292,7 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
     if (expire && !m.expiry_mark_.exchange(true)) return err(EAGAIN);
     for (size_t i = victims.size(); i-- > 0;) unmount_locked(st, *victims[i], lazy);
   }
-  // Drop the table's references; covered_ goes with each Mount.
+  // Drop the table's references; covered() goes with each Mount.
   for (Mount* v : victims) v->unref();
   return 0;
 }

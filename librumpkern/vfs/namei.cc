@@ -150,7 +150,7 @@ Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& dir, std::string_view name, bool kee
       RefPtr<Vnode> up;
       {
         MutexLocker g(m.lock_);
-        if (!m.detached_ && m.root_.get() == d.get()) up = m.covered_;
+        if (!m.detached_ && m.root_.get() == d.get()) up = m.covered();
       }
       if (!up) break;
       d = up.to_ref();

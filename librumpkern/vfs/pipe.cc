@@ -44,8 +44,10 @@ size_t min3(size_t a, size_t b, size_t c) {
 
 Pipe::~Pipe() { Kmem::free(buf_); }
 
-Result<Ref<Pipe>> Pipe::create(Kmem& k) {
-  auto* p = new (k) Pipe(k);
+Result<Ref<Pipe>> Pipe::create(Kmem& k) { return create(k, Origin{}); }
+
+Result<Ref<Pipe>> Pipe::create(Kmem& k, const Origin& o) {
+  auto* p = new (k) Pipe(k, o);
   if (!p) return err(ENOMEM);
   return adopt_ref(p);
 }

@@ -60,9 +60,19 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   static constexpr size_t kCapacity = 64 * 1024;
   static constexpr size_t kPipeBuf = 4096;
 
-  explicit Pipe(Kmem& k) : kmem_(k) {}
+  // Who made a pipe(2) and when (a FIFO's pipe reports its vnode's).
+  struct Origin {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    int64_t ctime_ns = 0;
+  };
+
+  Pipe(Kmem& k, const Origin& o)
+      : owner_uid_(o.uid), owner_gid_(o.gid), ino_(reinterpret_cast<uintptr_t>(this) >> 4),
+        ctime_ns_(o.ctime_ns), kmem_(k) {}
   ~Pipe();
-  static Result<Ref<Pipe>> create(Kmem& k);
+  static Result<Ref<Pipe>> create(Kmem& k, const Origin& o);
+  static Result<Ref<Pipe>> create(Kmem& k);  // a FIFO's: no origin
 
   Result<size_t> read(Lwp& l, Uio& uio, bool nonblock);
   Result<size_t> write(Lwp& l, Uio& uio, bool nonblock);
@@ -80,11 +90,13 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   Result<uint64_t> fifo_open(Lwp& l, int flags);
 
   // What fstat of a pipe(2) end reports: the creator, the creation time
-  // and a number unique among the kernel's pipes. Set once, at creation.
-  uid_t owner_uid_ = 0;
-  gid_t owner_gid_ = 0;
-  uint64_t ino_ = 0;
-  int64_t ctime_ns_ = 0;
+  // and a number unique among the live pipes (from the address). Fixed by
+  // the constructor, before any other thread can see the pipe, and never
+  // changed (const): read without a lock, so no lock guards them.
+  const uid_t owner_uid_;
+  const gid_t owner_gid_;
+  const uint64_t ino_;
+  const int64_t ctime_ns_;
 
  private:
   friend class RefCounted<Pipe>;

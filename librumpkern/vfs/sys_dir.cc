@@ -437,7 +437,7 @@ Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
         // A detached mount hangs nowhere: the path is unreachable from
         // the root (Linux: "(unreachable)/...").
         if (m.detached_) detached_root = true;
-        else up = m.covered_;
+        else up = m.covered();
       }
     }
     if (detached_root) {

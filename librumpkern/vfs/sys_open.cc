@@ -222,13 +222,13 @@ Result<long> sys_close_range(Lwp& l, unsigned int first, unsigned int last, unsi
   if (first > last) return err(EINVAL);
   ProcVfs& pv = proc_vfs(l.proc());
   Ref<FileTable> fdt = pv.fdt();
-  if ((flags & CLOSE_RANGE_UNSHARE) && fdt->ref_count() > 2) {  // the process's, ours, another's
-    // Siblings may be using the old table right now: each holds its own
-    // reference, so it stays valid for them until they are done (a
-    // descriptor a sibling installs there meanwhile goes with it, as it
-    // would had its call come just before ours).
+  if ((flags & CLOSE_RANGE_UNSHARE) && fdt->shared()) {
+    // Siblings may be using the old table right now: it stays allocated
+    // for them until the process ends (ProcVfs), and a descriptor a
+    // sibling installs there meanwhile goes with it, as it would had its
+    // call come just before ours.
     Ref<FileTable> mine = TRY(fdt->copy(l.kernel().kmem()));
-    RefPtr<FileTable> old = pv.set_fdt(mine);
+    TRY(pv.replace_fdt(mine));
     fdt = std::move(mine);
   }
   if (flags & CLOSE_RANGE_CLOEXEC) {

@@ -13,11 +13,7 @@ namespace rump {
 Result<long> sys_pipe2(Lwp& l, UserPtr<int> pipefd, int flags) {
   if (flags & ~(O_CLOEXEC | O_NONBLOCK)) return err(EINVAL);
   Kmem& km = l.kernel().kmem();
-  Ref<Pipe> p = TRY(Pipe::create(km));
-  p->owner_uid_ = l.cred().euid;
-  p->owner_gid_ = l.cred().egid;
-  p->ino_ = reinterpret_cast<uintptr_t>(p.get()) >> 4;  // unique among live pipes
-  p->ctime_ns_ = wall_now_ns();
+  Ref<Pipe> p = TRY(Pipe::create(km, Pipe::Origin{l.cred().euid, l.cred().egid, wall_now_ns()}));
   int fl = flags & O_NONBLOCK;
   // Each end holds a reference to the pipe (File::data_).
   Ref<File> rf = TRY(File::create(km, &kPipeFileOps, nullptr, O_RDONLY | fl));

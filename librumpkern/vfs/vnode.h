@@ -150,8 +150,12 @@ class Mount : public KObject, public RefCounted<Mount> {
   // The root of the tree; reset at unmount.
   RefPtr<Vnode> root_ ABSL_GUARDED_BY(lock_);
   // What this mount covers (nullptr for the root file system) and the
-  // mount it belongs to; set at mount time, kept for the mount's life.
-  RefPtr<Vnode> covered_;
+  // mount it belongs to. Set once by mount(2) before the mount enters the
+  // table (under the table's lock, which publishes it) and never changed
+  // after: read without a lock, so no lock guards it, and only
+  // set_covered() writes it.
+  const RefPtr<Vnode>& covered() const { return covered_; }
+  void set_covered(Ref<Vnode> vp) { covered_ = std::move(vp); }
 
   std::atomic<int> flags_;  // MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC
   dev_t dev_ = 0;
@@ -207,6 +211,7 @@ class Mount : public KObject, public RefCounted<Mount> {
   void last_unref() { delete this; }
 
  private:
+  RefPtr<Vnode> covered_;  // see covered()
   Kernel& kernel_;
   FsType& type_;
   Mutex& table_lock_;

@@ -481,12 +481,12 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
   }
   VfsState& vs = vfs_state(k);
   m->dev_ = makedev(0, vs.next_dev_.fetch_add(1));
-  m->covered_ = RefPtr<Vnode>(std::move(ph.value()));
+  m->set_covered(std::move(ph.value()));
   {
     MutexLocker tg(vs.mount_lock_);
     {
-      MutexLocker cg(m->covered_->mount().lock_);
-      m->covered_->set_mounted_here(m);
+      MutexLocker cg(m->covered()->mount().lock_);
+      m->covered()->set_mounted_here(m);
     }
     vs.mounts_.push_back(*mref.leak());
   }
