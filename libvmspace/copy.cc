@@ -304,6 +304,27 @@ Result<size_t> Vmspace::copyoutstr(const char* kaddr, uint64_t uaddr, size_t max
   return len;
 }
 
+Result<void> Vmspace::with_word(uint64_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn) {
+  if (uaddr % sizeof(uint32_t) != 0) return err(EINVAL);
+  size_t done = 0;
+  auto op = [&fn](std::byte* user, size_t, size_t&) {
+    fn(reinterpret_cast<uint32_t*>(user));
+    return true;
+  };
+  Result<bool> r = write ? copy_loop<true>(uaddr, sizeof(uint32_t), op, done)
+                         : copy_loop<false>(uaddr, sizeof(uint32_t), op, done);
+  return r.ok() ? Result<void>() : err(r.error());
+}
+
+Result<Vmspace::Backing> Vmspace::backing(uint64_t uaddr) {
+  if (uaddr < min_ || uaddr >= max_) return err(EFAULT);
+  SharedLocker g(map_lock_);
+  auto it = find_locked(uaddr);
+  if (it == entries_.end()) return err(EFAULT);
+  if (!it->shared || !it->object) return Backing{nullptr, 0};
+  return Backing{it->object.get(), it->object_offset + (uaddr - it->start)};
+}
+
 Result<size_t> Vmspace::pread(uint64_t uaddr, void* buf, size_t len) {
   size_t done = 0;
   Result<void> r = copyin(uaddr, buf, len, &done);

@@ -38,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/functional/function_ref.h"
 #include "base/kmem.h"
 #include "base/ref.h"
 #include "base/result.h"
@@ -126,6 +127,19 @@ class Vmspace : public KObject, public RefCounted<Vmspace> {
   Result<size_t> copyoutstr(const char* kaddr, uint64_t uaddr, size_t maxlen);
   // pread/pwrite into the space: the bytes done, stopping short at the first
   // faulting page; the error only when nothing could be done.
+  // Runs fn on the 4-byte word at uaddr in place (uaddr 4-aligned: the
+  // word never crosses a page), the page present and, for write, writable
+  // with copy-on-write resolved: futexes compare and update user words
+  // atomically through it. EFAULT as copyin/copyout.
+  Result<void> with_word(uint64_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn);
+  // What backs the byte at uaddr: the object and offset of a shared
+  // mapping, object null for a private one. EFAULT if nothing is mapped.
+  struct Backing {
+    const void* object;
+    uint64_t offset;
+  };
+  Result<Backing> backing(uint64_t uaddr);
+
   Result<size_t> pread(uint64_t uaddr, void* buf, size_t len);
   Result<size_t> pwrite(uint64_t uaddr, const void* buf, size_t len);
 

@@ -23,6 +23,8 @@ bool host_range_ok(uintptr_t uaddr, size_t len) {
 }
 }  // namespace
 
+bool host_user_range_ok(uintptr_t uaddr, size_t len) { return host_range_ok(uaddr, len); }
+
 Result<void> copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len) {
   if (len == 0) return {};
   if (UserSpace* s = l.user_space()) {

@@ -10,12 +10,23 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/functional/function_ref.h"
 #include "base/result.h"
 #include "base/user_ptr.h"
 
 namespace rump {
 
 class Lwp;
+
+// What a word of user memory is, independent of the address it is reached
+// at: the futex table keys shared futexes by it. Two keys are equal iff
+// the addresses name the same memory (a MAP_SHARED object and offset, or
+// one space and one address for private memory).
+struct MemoryKey {
+  const void* object;
+  uint64_t offset;
+  bool operator==(const MemoryKey&) const = default;
+};
 
 // An isolated user address space as the kernel sees it. Copies stop at the
 // first page that faults: *done says how much was copied.
@@ -28,10 +39,20 @@ class UserSpace {
   // NUL; *len counts the bytes copied including it. ENAMETOOLONG if no NUL
   // within maxlen.
   virtual Result<void> copyinstr(uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len) = 0;
+  // The memory at uaddr (EFAULT if nothing is mapped there): the object
+  // and offset of a shared mapping, else this space and uaddr.
+  virtual Result<MemoryKey> memory_key(uintptr_t uaddr) { return MemoryKey{this, uaddr}; }
+  // Runs fn on the aligned 32-bit word at uaddr in place, writable if
+  // write (for atomic compare and update: futexes). EFAULT as copyin.
+  virtual Result<void> with_word(uintptr_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn) = 0;
   // Reference counting: processes sharing a space (RFMEM) hold it.
   virtual void hold() = 0;
   virtual void release() = 0;
 };
+
+// May [uaddr, uaddr + len) be user memory of a host-space process? (What
+// copyin/copyout check before touching a host address.)
+bool host_user_range_ok(uintptr_t uaddr, size_t len);
 
 Result<void> copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len);
 Result<void> copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len);

@@ -2,6 +2,7 @@
 #include <rump/rumpuser.h>
 
 #include "kern/fork.h"
+#include "kern/futex.h"
 #include "kern/kernel.h"
 
 namespace rump {
@@ -42,6 +43,13 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
     for (Lwp& l : p.lwps_)
       if (&l != self) visit(l);
   });
+
+  // Robust futexes and set_tid_address words of every LWP, while the
+  // address space is still there.
+  {
+    MutexLocker g(p.lock_);
+    for (Lwp& l : p.lwps_) futex_lwp_exit(l);
+  }
 
   // Per-faction state goes (descriptors are closed here).
   for (int i = proc_extension_count() - 1; i >= 0; i--) proc_extension(i)->exit(p);

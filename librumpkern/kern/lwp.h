@@ -105,6 +105,12 @@ class Lwp : public KObject {
   // its destructor.
   Kcov* kcov_ = nullptr;
 
+  // set_tid_address(2) and set_robust_list(2): user addresses (0: none)
+  // that futex_lwp_exit (kern/futex.h) works on when the LWP ends. Written
+  // by the LWP itself; get_robust_list reads them from any LWP.
+  std::atomic<uintptr_t> clear_child_tid_{0};
+  std::atomic<uintptr_t> robust_list_{0};
+
   // Scheduler state, touched only by the thread running this LWP.
   Cpu* cpu_ = nullptr;
   int last_cpu_ = 0;

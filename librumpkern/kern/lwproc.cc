@@ -3,6 +3,7 @@
 
 #include "kern/curlwp.h"
 #include "kern/fork.h"
+#include "kern/futex.h"
 #include "kern/kernel.h"
 
 using rump::Kernel;
@@ -95,6 +96,7 @@ void Kernel::release_lwp(Lwp* l, int exit_status) {
   // The last LWP ends the process, and exit1 leaves l (the caller's) a
   // husk; otherwise l just goes.
   if (last) exit1(p, l, w_exitcode(exit_status, 0));
+  else futex_lwp_exit(*l);
   free_lwp(l);
 }
 

@@ -50,6 +50,16 @@ Result<void> VmUserSpace::copyinstr(uintptr_t uaddr, char* kbuf, size_t maxlen, 
   return {};
 }
 
+Result<MemoryKey> VmUserSpace::memory_key(uintptr_t uaddr) {
+  vm::Vmspace::Backing b = TRY(space_->backing(uaddr));
+  if (b.object) return MemoryKey{b.object, b.offset};
+  return MemoryKey{this, uaddr};
+}
+
+Result<void> VmUserSpace::with_word(uintptr_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn) {
+  return space_->with_word(uaddr, write, fn);
+}
+
 uint64_t VmUserSpace::brk(uint64_t addr, uint64_t data_limit) {
   MutexLocker g(brk_lock_);
   if (addr < brk_base_ || addr >= space_->max_address()) return brk_cur_;

@@ -15,6 +15,9 @@ inline constexpr const char* kSweepSkips[] = {
     "exit", "exit_group", "reboot", "nanosleep", "clock_nanosleep", "pause", "rt_sigsuspend",
     "wait4", "waitid", "poll", "ppoll", "select", "pselect6", "flock", "fcntl", "read", "readv",
     "pread64", "preadv", "vmspace_ctl",
+    // FUTEX_WAIT without a timeout on a word that holds the value (tests:
+    // kern/futex_test.cc, vm/futex_space_test.cc).
+    "futex",
     // Socket and epoll calls that wait: on a connected pair nobody writes
     // to, a listener nobody connects to, a full backlog or buffer.
     "accept", "accept4", "connect", "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg",
@@ -40,6 +43,8 @@ inline constexpr AddressArgs kAddressArgs[] = {
     {"mremap", 0x11},        {"brk", 0x1},            {"vmspace_create", 0x5}, {"vmspace_destroy", 0x1},
     {"vmspace_ctl", 0xd},    {"vmspace_mmap", 0x3},   {"vmspace_munmap", 0x3}, {"vmspace_mcontrol", 0x3},
     {"vmspace_pread", 0x1},  {"vmspace_pwrite", 0x1},
+    // Stored for the LWP's exit, not touched by the call.
+    {"set_tid_address", 0x1}, {"set_robust_list", 0x1},
 };
 
 // The pointer arguments (of ptr_mask) through which the call reads or
