@@ -138,10 +138,10 @@ void File::set_pos(uint64_t pos) {
 
 FileTable::FileTable(Kmem& k) : kmem_(k) {}
 
-FileTable::~FileTable() {
-  MutexLocker g(lock_);
-  free_slots(slots_, nslots_);
-}
+// Files still here (a table retired by an unshare that a racing dup
+// filled) close outside the table's lock: a file's last close takes its
+// vnode's, which ranks below.
+FileTable::~FileTable() { remove_all(); }
 
 void FileTable::free_slots(Slot* s, size_t n) {
   for (size_t i = 0; i < n; i++) s[i].~Slot();

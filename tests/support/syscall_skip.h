@@ -45,6 +45,9 @@ inline constexpr AddressArgs kAddressArgs[] = {
     {"vmspace_pread", 0x1},  {"vmspace_pwrite", 0x1},
     // Stored for the LWP's exit, not touched by the call.
     {"set_tid_address", 0x1}, {"set_robust_list", 0x1},
+    // Futex words: a misaligned address is EINVAL before any access, as on
+    // Linux (EFAULT of aligned bad words: kern/futex_test.cc).
+    {"futex", 0x11},
 };
 
 // The pointer arguments (of ptr_mask) through which the call reads or

@@ -42,6 +42,8 @@ constexpr Skip kSkips[] = {
     {"ppoll", "waits forever with nfds 0 and a NULL timeout"},
     {"select", "waits forever with no fd sets and a NULL timeout"},
     {"pselect6", "waits forever with no fd sets and a NULL timeout"},
+    {"futex", "FUTEX_WAIT with no timeout on a zero word waits forever (tests: kern/futex_test.cc, "
+              "vm/futex_space_test.cc)"},
 };
 
 bool skipped(const char* name) {
