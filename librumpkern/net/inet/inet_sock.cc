@@ -271,6 +271,17 @@ Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonb
   return {};
 }
 
+Result<void> inet_sock_send_check(Socket& so) {
+  MutexLocker g(so.lock_);
+  if (so.error_) {
+    int e = so.error_;
+    so.error_ = 0;
+    return err(e);
+  }
+  if (so.state_ & kSsCantSendMore) return err(EPIPE);
+  return {};
+}
+
 Result<void> inet_dgram_shutdown(Socket& so, int how) {
   MutexLocker g(so.lock_);
   if (!(so.state_ & kSsConnected)) return err(ENOTCONN);

@@ -42,6 +42,9 @@ Result<void> inet_sock_dest(Socket& so, const SockAddr& a, IpAddr& dst, uint16_t
 // Copies SO_REUSEADDR, SO_REUSEPORT and the owner into the pcb (before a
 // bind).
 void inet_sock_sync_opts(Socket& so);
+// Before a datagram send: a pending error (taken and cleared) or EPIPE
+// after shutdown for writing.
+Result<void> inet_sock_send_check(Socket& so);
 IpOutOpts inet_sock_out_opts(Socket& so);
 
 // --- datagram sockets (UDP, raw, ping)

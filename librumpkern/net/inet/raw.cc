@@ -63,20 +63,9 @@ Result<IpAddr> send_dest(Socket& so, SockMsg& m) {
   return e.faddr;
 }
 
-Result<void> pending_error(Socket& so) {
-  MutexLocker g(so.lock_);
-  if (so.error_) {
-    int e = so.error_;
-    so.error_ = 0;
-    return err(e);
-  }
-  if (so.state_ & kSsCantSendMore) return err(EPIPE);
-  return {};
-}
-
 Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) {
   InetCb& cb = inet_cb(so);
-  TRY(pending_error(so));
+  TRY(inet_sock_send_check(so));
   size_t len = m.uio->resid;
   if (len > 65535) return err(EMSGSIZE);
   IpAddr dst = TRY(send_dest(so, m));
@@ -116,7 +105,7 @@ Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
 Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) {
   InetCb& cb = inet_cb(so);
   InetState& st = *cb.st;
-  TRY(pending_error(so));
+  TRY(inet_sock_send_check(so));
   size_t len = m.uio->resid;
   if (len < 8) return err(EINVAL);
   if (len > 65535 - sizeof(iphdr)) return err(EMSGSIZE);

@@ -39,15 +39,7 @@ Result<size_t> udp_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   size_t len = m.uio->resid;
   IpAddr dst;
   uint16_t dport;
-  {
-    MutexLocker g(so.lock_);
-    if (so.error_) {
-      int e = so.error_;
-      so.error_ = 0;
-      return err(e);
-    }
-    if (so.state_ & kSsCantSendMore) return err(EPIPE);
-  }
+  TRY(inet_sock_send_check(so));
   if (m.to) {
     TRY(inet_sock_dest(so, *m.to, dst, dport));
     if (dport == 0) return err(EINVAL);
