@@ -43,6 +43,23 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define RUMPUSER_SIM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RUMPUSER_SIM_TSAN 1
+#endif
+#endif
+#ifdef RUMPUSER_SIM_TSAN
+// TSan keeps a shadow stack and a clock per thread of execution; a stack
+// switch it is not told about mixes two fibers' histories and reports
+// races (and stack underflows) that are not there. Each context gets a
+// TSan fiber, and every switch names the one that runs next, with the
+// synchronisation a hand-over implies: everything the previous context
+// did happens before what the next one does.
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -157,7 +174,19 @@ struct Ctx {
   bool joinable = false;
   Ctx* joiner = nullptr;
   void* stack = nullptr;  // the mapping, guard page first; null once freed
+#ifdef RUMPUSER_SIM_TSAN
+  void* tsan_fiber = nullptr;  // the host context's is its thread's own
+#endif
 };
+
+// Tells TSan that c runs from now on (immediately before the stack switch).
+inline void tsan_switch_to(Ctx* c) {
+#ifdef RUMPUSER_SIM_TSAN
+  __tsan_switch_to_fiber(c->tsan_fiber, 0);
+#else
+  (void)c;
+#endif
+}
 
 using WaitQueue = bi::list<Ctx, bi::member_hook<Ctx, WaitHook, &Ctx::wait_hook>,
                            bi::constant_time_size<false>>;
@@ -431,6 +460,7 @@ struct World {
     cur = next;
     next->state = Ctx::State::kRunning;
     t_fiber_world = next->kind == Ctx::Kind::kHost ? nullptr : this;
+    tsan_switch_to(next);
     bctx::fiber f = std::move(next->cont);
     std::move(f).resume_with([prev](bctx::fiber&& c) {
       prev->cont = std::move(c);
@@ -513,6 +543,9 @@ struct World {
       delete c;
       return nullptr;
     }
+#ifdef RUMPUSER_SIM_TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
     fibers.push_back(c);
     c->state = Ctx::State::kRunnable;
     runq.push_back(c);
@@ -533,6 +566,7 @@ struct World {
     cur = next;
     next->state = Ctx::State::kRunning;
     t_fiber_world = next->kind == Ctx::Kind::kHost ? nullptr : this;
+    tsan_switch_to(next);
     // Returning switches to next and frees this fiber's stack.
     return std::move(next->cont);
   }
@@ -567,6 +601,10 @@ struct World {
     timer_cancel(c);
     auto it = std::find(fibers.begin(), fibers.end(), c);
     if (it != fibers.end()) fibers.erase(it);
+#ifdef RUMPUSER_SIM_TSAN
+    // Never the running context: a fiber is freed by another one.
+    if (c->tsan_fiber != nullptr) __tsan_destroy_fiber(c->tsan_fiber);
+#endif
     free(c->tls);
     delete c;
   }
@@ -1035,6 +1073,9 @@ extern "C" int rumpuser_sim_create(uint64_t seed, const struct rumpuser_sim_hook
   w->host.w = w;
   w->host.kind = Ctx::Kind::kHost;
   w->host.state = Ctx::State::kRunning;
+#ifdef RUMPUSER_SIM_TSAN
+  w->host.tsan_fiber = __tsan_get_current_fiber();
+#endif
   if (w->tls_len != 0) {
     w->host.tls = static_cast<unsigned char*>(calloc(1, w->tls_len));
     if (w->host.tls == nullptr) {
