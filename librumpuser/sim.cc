@@ -95,6 +95,15 @@ constexpr uint64_t kNever = ~uint64_t{0};
 // One switch in kPreemptOdds at each preemption point.
 constexpr uint32_t kPreemptOdds = 8;
 
+// Timer expiries in a row, while every client waits with no deadline of
+// its own, that may wake no client before rumpuser_sim_run gives up with
+// EDEADLK: kernel timers that only re-arm themselves (a periodic timerfd
+// nobody reads, a persist timer probing a window that never opens) would
+// otherwise move virtual time on for ever while nothing can change. The
+// longest chains of kernel timers that end by waking a client (TCP's
+// retransmission and keepalive back-offs) are a few dozen expiries.
+constexpr uint32_t kLivelockExpiries = 10000;
+
 #ifdef RUMPUSER_SIM_ASAN
 constexpr size_t kStackSize = 1024 * 1024;
 #else
@@ -280,6 +289,10 @@ struct World {
   Rng rng;
   uint64_t now = kMonoEpochNs;
   uint64_t timer_seq = 0;
+  // Pending timers of client and host contexts (those wake a client by
+  // themselves), and timer expiries since a client or the host last woke.
+  uint32_t client_timers = 0;
+  uint32_t idle_expiries = 0;
   rumpuser_sim_hooks hooks{};
   void* cookie = nullptr;
 
@@ -361,6 +374,7 @@ struct World {
     timer_set(i, c);
   }
   void timer_add(Ctx* c, uint64_t deadline) {
+    if (c->kind != Ctx::Kind::kThread) client_timers++;
     c->deadline = deadline;
     c->timer_seq = timer_seq++;
     timers.push_back(c);
@@ -370,6 +384,7 @@ struct World {
     size_t i = c->timer_index;
     if (i == SIZE_MAX) return;
     c->timer_index = SIZE_MAX;
+    if (c->kind != Ctx::Kind::kThread) client_timers--;
     Ctx* last = timers.back();
     timers.pop_back();
     if (i == timers.size()) return;
@@ -381,6 +396,7 @@ struct World {
   // --- scheduling
 
   void make_runnable(Ctx* c) {
+    if (c->kind != Ctx::Kind::kThread) idle_expiries = 0;
     c->wait_hook.unlink();
     timer_cancel(c);
     c->state = Ctx::State::kRunnable;
@@ -428,7 +444,18 @@ struct World {
         runq.pop_back();
         return c;
       }
-      if (fire_timers()) continue;
+      if (!timers.empty()) {
+        // With no client timer pending, the next expiry wakes only kernel
+        // threads; once that has gone on for kLivelockExpiries without a
+        // client waking, rumpuser_sim_run ends as in a deadlock.
+        bool livelock = client_timers == 0 && idle_expiries >= kLivelockExpiries && host_in_run &&
+                        host.state == Ctx::State::kBlocked;
+        if (!livelock) {
+          if (client_timers == 0) idle_expiries++;
+          fire_timers();
+          continue;
+        }
+      }
       // Nothing can run and nothing will. rumpuser_sim_run reports it; a
       // host context blocked anywhere else would wait forever.
       if (host_in_run && host.state == Ctx::State::kBlocked) {
@@ -1135,6 +1162,7 @@ extern "C" int rumpuser_sim_run(struct rumpuser_sim* s) {
   if (w->cur != &w->host) return EINVAL;
   w->host_in_run = true;
   w->deadlocked = false;
+  w->idle_expiries = 0;
   while (w->clients_live != 0 && !w->deadlocked) w->block("rumpuser_sim_run", rumpuser_int::sim::kNever);
   w->host_in_run = false;
   bool dead = w->deadlocked;

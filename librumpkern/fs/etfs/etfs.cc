@@ -150,7 +150,12 @@ Result<uint64_t> EtfsNode::window_size() const {
   if (size_ != kEndOff) return size_;
   uint64_t hs = 0;
   int t = 0;
-  if (int e = rumpuser_getfileinfo(hostpath_, &hs, &t)) return err(e);
+  if (int e = rumpuser_getfileinfo(hostpath_, &hs, &t)) {
+    // The host removed (or renamed) the file under an open descriptor:
+    // the window is empty. Any other failure is the caller's error.
+    if (e != ENOENT && e != ENOTDIR) return err(e);
+    hs = 0;
+  }
   known_size_ = hs < begin_ ? 0 : hs - begin_;
   return known_size_;
 }
