@@ -104,7 +104,8 @@ constexpr uint32_t kPreemptOdds = 8;
 // retransmission and keepalive back-offs) are a few dozen expiries.
 constexpr uint32_t kLivelockExpiries = 10000;
 
-#ifdef RUMPUSER_SIM_ASAN
+#if defined(RUMPUSER_SIM_ASAN) || defined(RUMPUSER_SIM_TSAN)
+// Instrumented frames are several times larger.
 constexpr size_t kStackSize = 1024 * 1024;
 #else
 constexpr size_t kStackSize = 256 * 1024;
