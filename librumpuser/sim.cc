@@ -313,6 +313,9 @@ struct World {
   // The registered thread-local blocks, as of the world's creation.
   const TlsBlock* blocks = nullptr;
   int nblocks = 0;
+  // Where each block lives on the owner thread (the only one that runs the
+  // world), found once: a switch copies without asking.
+  void* block_addr[kMaxTlsBlocks] = {};
   size_t tls_len = 0;
 
   Rng entropy;  // rumpuser_getrandom's, apart from the scheduling choices
@@ -327,7 +330,7 @@ struct World {
     c->saved_errno = errno;
     unsigned char* p = c->tls;
     for (int i = 0; i < nblocks; i++) {
-      memcpy(p, blocks[i].locate(), blocks[i].len);
+      memcpy(p, block_addr[i], blocks[i].len);
       p += blocks[i].len;
     }
   }
@@ -337,7 +340,7 @@ struct World {
     errno = c->saved_errno;
     const unsigned char* p = c->tls;
     for (int i = 0; i < nblocks; i++) {
-      memcpy(blocks[i].locate(), p, blocks[i].len);
+      memcpy(block_addr[i], p, blocks[i].len);
       p += blocks[i].len;
     }
   }
@@ -1097,7 +1100,10 @@ extern "C" int rumpuser_sim_create(uint64_t seed, const struct rumpuser_sim_hook
   if (hooks != nullptr) w->hooks = *hooks;
   w->cookie = cookie;
   w->nblocks = rumpuser_int::tls_blocks(&w->blocks);
-  for (int i = 0; i < w->nblocks; i++) w->tls_len += w->blocks[i].len;
+  for (int i = 0; i < w->nblocks; i++) {
+    w->tls_len += w->blocks[i].len;
+    w->block_addr[i] = w->blocks[i].locate();
+  }
   w->host.w = w;
   w->host.kind = Ctx::Kind::kHost;
   w->host.state = Ctx::State::kRunning;
