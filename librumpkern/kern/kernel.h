@@ -28,6 +28,7 @@
 #include "kern/pid.h"
 #include "kern/proc.h"
 #include "kern/proc_table.h"
+#include "kern/realtime.h"
 #include "kern/sched.h"
 #include "kern/syscall.h"
 #include "sync/mutex.h"
@@ -149,6 +150,8 @@ class Kernel {
 
   ProcTable& procs() { return procs_; }
   KernelServices& services() { return services_; }
+  // CLOCK_REALTIME: the host's wall clock plus what clock_settime moved.
+  RealtimeClock& realtime() { return realtime_; }
   SyscallTrace& trace() { return trace_; }
 
   // --- LWPs (kern/lwp.cc)
@@ -182,6 +185,7 @@ class Kernel {
   ProcTable procs_;
   KernelServices services_;
   SyscallTrace trace_;
+  RealtimeClock realtime_;
   // Per-component state, reached only through KernelSlot<T> (component.h).
   void* component_state_[kMaxComponents] = {};
   std::atomic<bool> halt_requested_{false};

@@ -1,9 +1,10 @@
 // Time system calls: clock_gettime, clock_nanosleep, nanosleep,
-// gettimeofday. Time comes from the clock hypercalls (kern/clock.h); sleeps
+// gettimeofday, clock_settime, settimeofday. Time comes from the clock hypercalls (kern/clock.h); sleeps
 // are interruptible Lwp::sleep()s, so a signal ends them with EINTR.
 //
-// Clocks: REALTIME (and REALTIME_COARSE, TAI: the host's wall clock; this
-// kernel keeps no leap-second offset), MONOTONIC, MONOTONIC_RAW,
+// Clocks: REALTIME (and REALTIME_COARSE, TAI: the kernel's realtime clock,
+// the host's wall clock plus what clock_settime moved, kern/realtime.h;
+// this kernel keeps no leap-second offset), MONOTONIC, MONOTONIC_RAW,
 // MONOTONIC_COARSE, BOOTTIME (the host's monotonic clock; the kernel never
 // suspends, so boot time equals monotonic), and the CPU-time clocks of the
 // calling process and thread, approximated by the monotonic time since this
@@ -48,7 +49,7 @@ Result<ClockBase> clock_base(clockid_t clk) {
 
 int64_t now_ns(Kernel& k, ClockBase b) {
   switch (b) {
-    case ClockBase::kWall: return wall_now_ns();
+    case ClockBase::kWall: return k.realtime().now_ns();
     case ClockBase::kMono: return mono_now_ns();
     case ClockBase::kCpu: return mono_now_ns() - static_cast<int64_t>(k.boot_time_ns());
   }
@@ -141,7 +142,7 @@ Result<long> sys_nanosleep(Lwp& l, UserPtr<struct timespec> req, UserPtr<struct 
 
 Result<long> sys_gettimeofday(Lwp& l, UserPtr<struct timeval> tv, UserPtr<struct timezone> tz) {
   if (tv) {
-    int64_t ns = wall_now_ns();
+    int64_t ns = l.kernel().realtime().now_ns();
     timeval t{};
     t.tv_sec = static_cast<time_t>(ns / kNsPerSec);
     t.tv_usec = static_cast<suseconds_t>((ns % kNsPerSec) / 1000);
@@ -152,6 +153,34 @@ Result<long> sys_gettimeofday(Lwp& l, UserPtr<struct timeval> tv, UserPtr<struct
     struct timezone z{};
     TRY(copyout_obj(l, z, tz));
   }
+  return 0;
+}
+
+// Setting the realtime clock, in Linux's order of checks: a clock that
+// cannot be set (EINVAL), the value (EFAULT, EINVAL), then the privilege
+// (root only: CAP_SYS_TIME; EPERM). Only CLOCK_REALTIME can be set.
+// Watchers (a timerfd with TFD_TIMER_CANCEL_ON_SET) are told.
+Result<long> sys_clock_settime(Lwp& l, clockid_t clk, UserPtr<struct timespec> tp) {
+  if (clk != CLOCK_REALTIME) return err(EINVAL);
+  timespec ts = TRY(copyin_obj(l, tp));
+  int64_t ns = TRY(timespec_ns(ts));
+  if (!l.cred().is_root()) return err(EPERM);
+  l.kernel().realtime().set(ns);
+  return 0;
+}
+
+Result<long> sys_settimeofday(Lwp& l, UserPtr<struct timeval> tv, UserPtr<struct timezone> tz) {
+  timeval t{};
+  if (tv) {
+    t = TRY(copyin_obj(l, tv));
+    if (t.tv_usec < 0 || t.tv_usec >= 1000000 || t.tv_sec < 0) return err(EINVAL);
+  }
+  struct timezone z{};
+  if (tz) z = TRY(copyin_obj(l, tz));
+  if (!l.cred().is_root()) return err(EPERM);
+  if (tz && (z.tz_minuteswest < -15 * 60 || z.tz_minuteswest > 15 * 60)) return err(EINVAL);
+  // The time zone is checked and not kept (the kernel runs on UTC).
+  if (tv) l.kernel().realtime().set(static_cast<int64_t>(t.tv_sec) * kNsPerSec + t.tv_usec * 1000);
   return 0;
 }
 
