@@ -276,11 +276,7 @@ Result<void> TcpCb::listen(Lwp& l, int backlog) {
       return {};
     }
   }
-  if (!table->ends(pcb).bound) {
-    inet_sock_sync_opts(so);
-    Result<void> b = table->bind(pcb, IpAddr(), 0);
-    if (!b.ok() && b.error() != EINVAL) return b;
-  }
+  TRY(inet_sock_autobind(so));
   TRY(table->set_listening(pcb, true));
   InPcbEnds e = table->ends(pcb);
   TcpEndpoints local;
