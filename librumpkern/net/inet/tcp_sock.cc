@@ -895,6 +895,19 @@ void tcp_abort_orphans(InetState& st) {
   }
 }
 
+void TcpCb::ctl_error(int error) {
+  TcpPending pend;
+  so.lock_.lock();
+  if (conn_ && conn_->state() == TcpState::kSynSent) {
+    conn_->abort();
+    after_locked(pend);
+    so.error_ = error;
+    so.wake_locked();
+  }
+  so.lock_.unlock();
+  tcp_finish(so.kernel(), pend);
+}
+
 // --- timers
 
 void TcpCb::timer_fn(void* arg) {
@@ -1031,12 +1044,7 @@ void tcp_ctlinput(Kernel& k, const IpCtlMsg& m) {
   uint16_t sport = static_cast<uint16_t>(m.l4[0] << 8 | m.l4[1]);
   uint16_t dport = static_cast<uint16_t>(m.l4[2] << 8 | m.l4[3]);
   RefPtr<Socket> so = st->tcp.lookup(m.dst, dport, m.src, sport, false);
-  if (!so) return;
-  MutexLocker g(so->lock_);
-  if ((so->state_ & kSsConnecting) && !(so->state_ & kSsConnected)) {
-    so->error_ = m.error;
-    so->wake_locked();
-  }
+  if (so) tcp_cb(*so).ctl_error(m.error);
 }
 
 const InetProto kTcpProto = {IPPROTO_TCP, &tcp_input, &tcp_ctlinput};

@@ -71,6 +71,9 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   // when the segment must be looked up again (the 4-tuple moved).
   bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, uint32_t mss);
   static void timer_fn(void* arg);
+  // An ICMP hard error about a segment of this connection: a connection
+  // still opening fails with it (ECONNREFUSED, EHOSTUNREACH ...).
+  void ctl_error(int error);
   // Starts the kernel's callout thread (no lock held).
   void kick_timer();
   // The stack stops: reset an orphan at once.

@@ -109,6 +109,23 @@ void sc_tcp_basic(Log& L, const Env&) {
   V("keepidle %d", v);
   v = 10;
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v));  // EINVAL
+  v = 1;
+  R(SYS(setsockopt, c, IPPROTO_TCP, TCP_CORK, &v, sizeof v));
+  vl = sizeof v;
+  R(SYS(getsockopt, c, IPPROTO_TCP, TCP_CORK, &v, &vl));
+  V("cork %d", v);
+  v = 0;
+  R(SYS(setsockopt, c, IPPROTO_TCP, TCP_CORK, &v, sizeof v));
+  v = 65536;
+  R(SYS(setsockopt, s, SOL_SOCKET, SO_RCVBUF, &v, sizeof v));
+  R(SYS(setsockopt, s, SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
+  vl = sizeof v;
+  R(SYS(getsockopt, s, SOL_SOCKET, SO_RCVBUF, &v, &vl));
+  V("rcvbuf %d", v);
+  vl = sizeof v;
+  R(SYS(getsockopt, s, SOL_SOCKET, SO_SNDBUF, &v, &vl));
+  V("sndbuf %d", v);
+  R(SYS(getsockopt, c, IPPROTO_TCP, 9999, &v, &vl));  // ENOPROTOOPT
   // Data both ways, FIONREAD, MSG_PEEK, MSG_DONTWAIT.
   R(SYS(recv, s, buf, sizeof buf, 0));  // EAGAIN (non-blocking)
   R(SYS(send, c, "hello", 5, 0));
