@@ -823,6 +823,24 @@ void TcpCb::detach() {
     conn_->set_linger(so.linger_.l_onoff != 0, so.linger_.l_linger);
     if (halting) conn_->abort();
     else conn_->close();
+    // SO_LINGER with a timeout: close() waits until the peer acknowledged
+    // everything and the FIN, or the time is up (then the connection goes
+    // on as after any close).
+    Lwp* l = reinterpret_cast<Lwp*>(rumpuser_curlwp());
+    if (!halting && l && so.linger_.l_onoff && so.linger_.l_linger > 0) {
+      int64_t deadline = so_deadline(so.linger_.l_linger * kNsPerSec);
+      auto acked = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_) {
+        TcpState s = conn_->state();
+        return s == TcpState::kFinWait2 || s == TcpState::kTimeWait || s == TcpState::kClosed;
+      };
+      while (!acked()) {
+        after_locked(pend);
+        so.lock_.unlock();
+        tcp_finish(so.kernel(), pend);
+        so.lock_.lock();
+        if (acked() || so_sleep(*l, so, so.snd_cv_, so.snd_waiters_, deadline)) break;
+      }
+    }
     if (conn_->state() != TcpState::kClosed) {
       so.ref();
       orphan_ = true;

@@ -212,6 +212,29 @@ void sc_tcp_reset(Log& L, const Env&) {
   }
 }
 
+// SO_LINGER with a timeout: close() returns once the data is
+// acknowledged, and the peer reads all of it, then the end of stream.
+template <class S>
+void sc_tcp_linger(Log& L, const Env&) {
+  TcpPair p = tcp_pair<S>(L, AF_INET);
+  linger lg{1, 5};
+  R(SYS(setsockopt, p.c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+  linger got{};
+  socklen_t gl = sizeof got;
+  R(SYS(getsockopt, p.c, SOL_SOCKET, SO_LINGER, &got, &gl));
+  V("linger %d %d", got.l_onoff, got.l_linger);
+  static char big[100000];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = static_cast<char>(i * 7);
+  R(SYS(send, p.c, big, sizeof big, 0));
+  R(SYS(close, p.c));
+  static char in[sizeof big];
+  R(SYS(recv, p.s, in, sizeof in, MSG_WAITALL));
+  V("same %d", std::memcmp(in, big, sizeof big) == 0 ? 1 : 0);
+  R(SYS(recv, p.s, in, sizeof in, 0));  // 0
+  R(SYS(close, p.s));
+  R(SYS(close, p.l));
+}
+
 // A port nobody listens on: ECONNREFUSED, blocking and not.
 template <class S>
 void sc_tcp_refused(Log& L, const Env&) {
@@ -354,6 +377,7 @@ TEST_CASE("tcp diff: half-close with shutdown(SHUT_WR)", "[inet][tcp][diff]") { 
 TEST_CASE("tcp diff: close with unread data and SO_LINGER 0 reset the peer", "[inet][tcp][diff]") {
   DIFF(sc_tcp_reset);
 }
+TEST_CASE("tcp diff: SO_LINGER with a timeout, close after sending", "[inet][tcp][diff]") { DIFF(sc_tcp_linger); }
 TEST_CASE("tcp diff: ECONNREFUSED, blocking and non-blocking", "[inet][tcp][diff]") { DIFF(sc_tcp_refused); }
 TEST_CASE("tcp diff: non-blocking connect, poll and epoll, SO_ERROR", "[inet][tcp][diff]") {
   DIFF(sc_tcp_nonblock_connect);
