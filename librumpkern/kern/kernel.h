@@ -148,6 +148,7 @@ class Kernel {
   SimState* sim() const { return sim_; }
 
   ProcTable& procs() { return procs_; }
+  SigWatchers& sig_watchers() { return sig_watchers_; }
   KernelServices& services() { return services_; }
   SyscallTrace& trace() { return trace_; }
 
@@ -180,6 +181,7 @@ class Kernel {
 
   Kmem kmem_;  // first: everything below allocates from it
   ProcTable procs_;
+  SigWatchers sig_watchers_;
   KernelServices services_;
   SyscallTrace trace_;
   // Per-component state, reached only through KernelSlot<T> (component.h).
