@@ -1,6 +1,8 @@
 // Process exit, zombies, reaping, and orphan reparenting.
 #include <rump/rumpuser.h>
 
+#include <cstring>
+
 #include "kern/fork.h"
 #include "kern/futex.h"
 #include "kern/kernel.h"
@@ -104,7 +106,26 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
       }
     }
     // Still under the tree lock, so the parent can't be reaped meanwhile.
-    if (notify && notify_sig && post_signal(*notify, notify_sig)) notify_pid = notify->pid();
+    if (notify && notify_sig) {
+      // What the parent reads (rt_sigtimedwait, signalfd): who ended, how.
+      siginfo_t info;
+      std::memset(&info, 0, sizeof info);
+      info.si_signo = notify_sig;
+      info.si_pid = p.pid();
+      info.si_uid = p.cred()->uid;
+      if (wstatus & 0x80) {
+        info.si_code = CLD_DUMPED;
+        info.si_status = wstatus & 0x7f;
+      } else if (wstatus & 0x7f) {
+        info.si_code = CLD_KILLED;
+        info.si_status = wstatus & 0x7f;
+      } else {
+        info.si_code = CLD_EXITED;
+        info.si_status = (wstatus >> 8) & 0xff;
+      }
+      Result<bool> r = post_signal_info(*notify, nullptr, info);
+      if (r.ok() && *r) notify_pid = notify->pid();
+    }
   }
   if (notify_pid > 0) kill_proc(k, notify_pid, notify_sig);
 }

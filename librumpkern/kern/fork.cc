@@ -130,6 +130,13 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
 
   Lwp* cl = TRY(k.new_lwp(*child, Lwp::Kind::kProcess));
   cl->sigmask_.store(l.sigmask_.load());
+  // The alternate signal stack is inherited unless the child shares the
+  // address space (Linux: CLONE_VM without CLONE_VFORK resets it).
+  if (!(flags & RFMEM) || (flags & RFPPWAIT)) {
+    cl->altstack_sp_ = l.altstack_sp_;
+    cl->altstack_size_ = l.altstack_size_;
+    cl->altstack_flags_ = l.altstack_flags_;
+  }
 
   {
     MutexLocker g(t.lock());

@@ -149,6 +149,7 @@ class Kernel {
   SimState* sim() const { return sim_; }
 
   ProcTable& procs() { return procs_; }
+  SigWatchers& sig_watchers() { return sig_watchers_; }
   KernelServices& services() { return services_; }
   // CLOCK_REALTIME: the host's wall clock plus what clock_settime moved.
   RealtimeClock& realtime() { return realtime_; }
@@ -183,6 +184,7 @@ class Kernel {
 
   Kmem kmem_;  // first: everything below allocates from it
   ProcTable procs_;
+  SigWatchers sig_watchers_;
   KernelServices services_;
   SyscallTrace trace_;
   RealtimeClock realtime_;

@@ -26,7 +26,9 @@ Proc::Proc(Kernel& k, pid_t pid) : kernel_(k), tree_lock_(k.procs().lock()), pid
   for (auto& r : rlimits_) r.rlim_cur = r.rlim_max = RLIM_INFINITY;
 }
 
-Proc::~Proc() = default;
+Proc::~Proc() {
+  sigqueue_.clear_and_dispose([](SigQueued* q) { delete q; });
+}
 
 Ref<Cred> Proc::cred() const {
   MutexLocker g(lock_);
@@ -42,7 +44,7 @@ void Proc::set_cred(Ref<Cred> c) {
 }
 
 SigSet Proc::pending_unblocked(const Lwp& l) const {
-  return sigpending_.load(std::memory_order_acquire) & ~l.sigmask_.load(std::memory_order_relaxed);
+  return pending_for(l) & ~l.sigmask_.load(std::memory_order_relaxed);
 }
 
 void ProcTable::insert_locked(Proc& p) {

@@ -124,8 +124,15 @@ class Proc : public KObject {
   RefPtr<Cred> cred_ ABSL_GUARDED_BY(lock_);  // set before the process is published
   // Shared between processes made with RFSIGSHARE.
   RefPtr<SigActs> sigacts_ ABSL_GUARDED_BY(lock_);
-  // Changed under lock_, read without it (Lwp::interrupt_pending).
+  // The shared pending set: changed under lock_, read without it
+  // (Lwp::interrupt_pending); its records (kern/signal.h).
   std::atomic<SigSet> sigpending_{0};
+  SigQueue sigqueue_ ABSL_GUARDED_BY(lock_);
+  // Records queued for the process and its LWPs (RLIMIT_SIGPENDING).
+  int nsigqueued_ ABSL_GUARDED_BY(lock_) = 0;
+  // What rt_sigsuspend, pause, rt_sigtimedwait and signalfd reads sleep
+  // on (with lock_); signal posting wakes them through Lwp::interrupt().
+  CondVar sigwait_cv_;
   rlimit rlimits_[RLIM_NLIMITS] ABSL_GUARDED_BY(lock_) = {};
   char comm_[16] ABSL_GUARDED_BY(lock_) = {};
   std::atomic<mode_t> umask_{022};
@@ -139,6 +146,10 @@ class Proc : public KObject {
   // Replaces the credentials (fresh, unpublished Cred).
   void set_cred(Ref<Cred> c);
   SigSet pending_unblocked(const Lwp& l) const;
+  // Pending for l: the process's set and l's own.
+  SigSet pending_for(const Lwp& l) const {
+    return sigpending_.load(std::memory_order_acquire) | l.sigpending_.load(std::memory_order_acquire);
+  }
 
  private:
   template <class T>
