@@ -221,10 +221,11 @@ using TcpOrphanList = boost::intrusive::list<
 
 // --- the per-kernel state
 
-// Lives from boot until halt and the last inet socket, whichever is later
-// (sockets are closed after the components' fini at halt): every inet
-// socket holds a reference (ref/unref) and reaches the state through its
-// own pointer; inet_state_or_null(k) is null once the component stopped.
+// Lives from its first use (inet_state) until halt and the last inet
+// socket, whichever is later (sockets are closed after the components'
+// fini at halt): every inet socket holds a reference (ref/unref) and
+// reaches the state through its own pointer; inet_state_or_null(k) is
+// null once the component stopped.
 struct InetState : public KObject {
   explicit InetState(Kernel& k);
   ~InetState();
@@ -306,7 +307,12 @@ struct InetState : public KObject {
   RefPtr<Ifnet> find_if(const char* name) const;
   RefPtr<Ifnet> find_if(int index) const;
 };
-// Null when the inet component is not running (halted, not linked).
+// The state, made (with lo up) by the first caller that needs it:
+// EAFNOSUPPORT when the inet component is not running (halted, not
+// linked), ENOMEM when it cannot be made (nothing is left behind; the
+// next caller tries again).
+Result<InetState*> inet_state(Kernel& k);
+// The same, null on either error.
 InetState* inet_state_or_null(Kernel& k);
 // Resets every orphaned TCP connection (the stack stops).
 void tcp_abort_orphans(InetState& st);

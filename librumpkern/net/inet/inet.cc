@@ -1,5 +1,6 @@
-// The inet component: the per-kernel inet state (if.h) made at boot with
-// `lo` up, the registry of transport protocols (ip.h), and the sysctl
+// The inet component: the per-kernel inet state (if.h), made with `lo` up
+// on first use (a kernel that never touches IPv4/IPv6 pays neither the
+// time nor the memory of the stack at boot and halt), the registry of transport protocols (ip.h), and the sysctl
 // nodes of the stack (counters under net.inet.*, Linux's knobs under
 // net.ipv4.*).
 #include <arpa/inet.h>
@@ -22,7 +23,29 @@ Result<void> inet_init(Kernel& k);
 void inet_fini(Kernel& k);
 Component g_inet_component{"inet", ComponentType::kNet, &inet_init, &inet_fini};
 RUMP_COMPONENT(g_inet_component);
-const KernelSlot<InetState> g_inet_state{g_inet_component};
+
+// What the component owns from boot to halt: the state once something
+// needed it. The state is published once (release) and read without the
+// lock; the lock orders its creation against halt, which sets stopped_ so
+// that nothing makes a state the halt would not free.
+struct InetHolder : public KObject {
+  Mutex lock_{LockRank::kNone};
+  std::atomic<InetState*> st_{nullptr};
+  bool stopped_ ABSL_GUARDED_BY(lock_) = false;
+};
+const KernelSlot<InetHolder> g_inet_holder{g_inet_component};
+
+// A new state with lo up, not yet published (ENOMEM).
+Result<InetState*> make_state(Kernel& k) {
+  auto* st = new (k.kmem()) InetState(k);
+  if (!st) return err(ENOMEM);
+  Result<void> r = loop_create(*st);
+  if (!r.ok()) {
+    st->unref();
+    return Error{r.error()};
+  }
+  return st;
+}
 
 // --- protocols: registered at load time, read-only afterwards.
 struct ProtoTable {
@@ -234,9 +257,9 @@ const InetNode kInetNodes[] = {
 };
 
 Result<void> inet_init(Kernel& k) {
-  auto* st = new (k.kmem()) InetState(k);
-  if (!st) return err(ENOMEM);
-  g_inet_state.set(k, st);
+  auto* h = new (k.kmem()) InetHolder;
+  if (!h) return err(ENOMEM);
+  g_inet_holder.set(k, h);
   if (Sysctl* sc = k.services().sysctl()) {
     for (const InetNode& n : kInetNodes) {
       Result<SysctlNode*> r = sc->add(n.parent, n.plen, n.init);
@@ -248,16 +271,19 @@ Result<void> inet_init(Kernel& k) {
       }
     }
   }
-  Result<void> r = loop_create(*st);
-  if (!r.ok()) {
-    inet_fini(k);
-    return r;
-  }
   return {};
 }
 
 void inet_fini(Kernel& k) {
-  InetState* st = g_inet_state.take(k);
+  InetHolder* h = g_inet_holder.take(k);
+  if (!h) return;
+  InetState* st;
+  {
+    MutexLocker g(h->lock_);
+    h->stopped_ = true;
+    st = h->st_.exchange(nullptr, std::memory_order_acq_rel);
+  }
+  delete h;
   if (!st) return;
   // The callout queue goes before the last socket: no timer may outlive
   // this.
@@ -326,7 +352,22 @@ RefPtr<Ifnet> InetState::find_if(int index) const {
   return nullptr;
 }
 
-InetState* inet_state_or_null(Kernel& k) { return g_inet_state.get(k); }
+Result<InetState*> inet_state(Kernel& k) {
+  InetHolder* h = g_inet_holder.get(k);
+  if (!h) return err(EAFNOSUPPORT);
+  if (InetState* st = h->st_.load(std::memory_order_acquire)) return st;
+  MutexLocker g(h->lock_);
+  if (h->stopped_) return err(EAFNOSUPPORT);
+  if (InetState* st = h->st_.load(std::memory_order_relaxed)) return st;
+  InetState* st = TRY(make_state(k));
+  h->st_.store(st, std::memory_order_release);
+  return st;
+}
+
+InetState* inet_state_or_null(Kernel& k) {
+  Result<InetState*> r = inet_state(k);
+  return r.ok() ? *r : nullptr;
+}
 
 uint32_t InetState::pmtu_of(const IpAddr& dst) const {
   int64_t now = mono_now_ns();

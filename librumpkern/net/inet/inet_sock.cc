@@ -34,8 +34,7 @@ IpAddr normalize(const IpAddr& a) {
 }  // namespace
 
 Result<void> inet_sock_attach(Socket& so, int family) {
-  InetState* st = inet_state_or_null(so.kernel());
-  if (!st) return err(EAFNOSUPPORT);
+  InetState* st = TRY(inet_state(so.kernel()));
   auto* cb = new (so.kernel().kmem()) InetCb(so, family, *st, *table_for(*st, so));
   if (!cb) return err(ENOMEM);
   st->ref();

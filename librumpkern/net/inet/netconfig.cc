@@ -28,13 +28,14 @@ ClonerTable& cloners() {
   return t;
 }
 
-// Runs fn(state) inside the kernel; ENOSYS without the inet component.
+// Runs fn(state) inside the kernel; ENOSYS without the inet component,
+// ENOMEM when its state cannot be made.
 template <class Fn>
 int in_kernel(Kernel& k, Fn fn) {
   Lwp* l = enter(k);
   if (!l) return enter_error(k);
-  InetState* st = inet_state_or_null(k);
-  int e = st ? fn(*st) : ENOSYS;
+  Result<InetState*> st = inet_state(k);
+  int e = st.ok() ? fn(**st) : st.error() == ENOMEM ? ENOMEM : ENOSYS;
   leave(k, l);
   return e;
 }
