@@ -51,6 +51,9 @@ inline constexpr AddressArgs kAddressArgs[] = {
     // Futex words: a misaligned address is EINVAL before any access, as on
     // Linux (EFAULT of aligned bad words: kern/futex_test.cc).
     {"futex", 0x11},
+    // A number for most options (a signal, a flag); a pointer only for the
+    // options that name one (PR_SET_NAME, PR_GET_NAME ...: kern/procctl_test.cc).
+    {"prctl", 0x2},
 };
 
 // The pointer arguments (of ptr_mask) through which the call reads or
@@ -73,6 +76,9 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"ioctl", "no sweep scalar is a request that copies (EFAULT of FIONREAD: vfs/pipe_test.cc)"},
     {"vmspace_pread", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"vmspace_pwrite", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
+    {"timer_gettime", "a probe has no POSIX timer: EINVAL comes first (tests: kern/time_test.cc)"},
+    {"sched_getaffinity", "pid and size take the same scalar: no probe names a live process with a whole word"},
+    {"flistxattr", "no sweep file has attributes: an empty list copies nothing, as on Linux"},
     {"bind", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"getsockname", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"getpeername", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
@@ -86,7 +92,6 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"sendmmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"recvfrom", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"recvmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
-    {"recvmmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"epoll_wait", "no sweep descriptor is an epoll: EINVAL comes first (EFAULT: net/socket_test.cc)"},
     {"timerfd_gettime", "no sweep descriptor is a timerfd: EINVAL comes first (EFAULT: net/socket_test.cc)"},
 };
