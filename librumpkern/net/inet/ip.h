@@ -289,7 +289,7 @@ class InPcbTable {
 
  private:
   static constexpr int kBuckets = 64;
-  static constexpr int kConnBuckets = 128;
+  static constexpr int kConnBuckets = 64;
   using List = boost::intrusive::list<InPcb, boost::intrusive::member_hook<InPcb, decltype(InPcb::port_hook),
                                                                              &InPcb::port_hook>,
                                       boost::intrusive::constant_time_size<false>>;
