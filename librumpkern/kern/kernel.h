@@ -23,6 +23,7 @@
 
 #include "base/kmem.h"
 #include "base/result.h"
+#include "kern/kernel_clock.h"
 #include "kern/component.h"
 #include "kern/lwp.h"
 #include "kern/pid.h"
@@ -150,6 +151,8 @@ class Kernel {
   ProcTable& procs() { return procs_; }
   SigWatchers& sig_watchers() { return sig_watchers_; }
   KernelServices& services() { return services_; }
+  // The realtime clock (kern/kernel_clock.h).
+  KernelClock& clock() { return clock_; }
   SyscallTrace& trace() { return trace_; }
 
   // --- LWPs (kern/lwp.cc)
@@ -183,6 +186,7 @@ class Kernel {
   ProcTable procs_;
   SigWatchers sig_watchers_;
   KernelServices services_;
+  KernelClock clock_;
   SyscallTrace trace_;
   // Per-component state, reached only through KernelSlot<T> (component.h).
   void* component_state_[kMaxComponents] = {};

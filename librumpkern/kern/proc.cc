@@ -24,6 +24,10 @@ ProcExtension* proc_extension(int slot) { return g_extensions[slot]; }
 
 Proc::Proc(Kernel& k, pid_t pid) : kernel_(k), tree_lock_(k.procs().lock()), pid_(pid) {
   for (auto& r : rlimits_) r.rlim_cur = r.rlim_max = RLIM_INFINITY;
+  // As Linux: no raised nice values or real-time priorities without
+  // CAP_SYS_NICE unless a limit is set.
+  rlimits_[RLIMIT_NICE].rlim_cur = rlimits_[RLIMIT_NICE].rlim_max = 0;
+  rlimits_[RLIMIT_RTPRIO].rlim_cur = rlimits_[RLIMIT_RTPRIO].rlim_max = 0;
 }
 
 Proc::~Proc() {
