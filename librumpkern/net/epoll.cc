@@ -447,13 +447,7 @@ Result<long> wait_masked(Lwp& l, int epfd, UserPtr<void> events, int maxevents, 
                          UserPtr<sigset_t> sigmask, size_t sigsetsize) {
   if (sigmask.is_null()) return ep_wait(l, epfd, events, maxevents, deadline);
   SigSet mask = TRY(copyin_mask(l, sigmask, sigsetsize));
-  SigSet old;
-  {
-    Proc& p = l.proc();
-    MutexLocker g(p.lock_);
-    old = l.sigmask_.load();
-    l.sigmask_.store(mask & ~kCantMask);
-  }
+  SigSet old = begin_temp_sigmask(l, mask);
   Result<long> r = ep_wait(l, epfd, events, maxevents, deadline);
   if (end_temp_sigmask(l, old, !r.ok() && r.error() == EINTR)) return err(EINTR);
   return r;
