@@ -23,12 +23,12 @@
 
 #include "base/kmem.h"
 #include "base/result.h"
+#include "kern/kernel_clock.h"
 #include "kern/component.h"
 #include "kern/lwp.h"
 #include "kern/pid.h"
 #include "kern/proc.h"
 #include "kern/proc_table.h"
-#include "kern/realtime.h"
 #include "kern/sched.h"
 #include "kern/syscall.h"
 #include "sync/mutex.h"
@@ -149,9 +149,10 @@ class Kernel {
   SimState* sim() const { return sim_; }
 
   ProcTable& procs() { return procs_; }
+  SigWatchers& sig_watchers() { return sig_watchers_; }
   KernelServices& services() { return services_; }
-  // CLOCK_REALTIME: the host's wall clock plus what clock_settime moved.
-  RealtimeClock& realtime() { return realtime_; }
+  // The realtime clock (kern/kernel_clock.h).
+  KernelClock& clock() { return clock_; }
   SyscallTrace& trace() { return trace_; }
 
   // --- LWPs (kern/lwp.cc)
@@ -183,9 +184,10 @@ class Kernel {
 
   Kmem kmem_;  // first: everything below allocates from it
   ProcTable procs_;
+  SigWatchers sig_watchers_;
   KernelServices services_;
+  KernelClock clock_;
   SyscallTrace trace_;
-  RealtimeClock realtime_;
   // Per-component state, reached only through KernelSlot<T> (component.h).
   void* component_state_[kMaxComponents] = {};
   std::atomic<bool> halt_requested_{false};

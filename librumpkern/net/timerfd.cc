@@ -4,7 +4,7 @@
 // see it readable then. The timer is a kernel callout (kern/callout.h) on
 // the monotonic clock; a CLOCK_REALTIME absolute time is turned into a
 // delay when it is set, and again whenever the kernel's realtime clock is
-// set (kern/realtime.h: every CLOCK_REALTIME timerfd watches it), so it
+// set (kern/kernel_clock.h: every CLOCK_REALTIME timerfd watches it), so it
 // expires at the realtime it names, as Linux's realtime hrtimers. Armed
 // with TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, a setting of the
 // clock also cancels the timer: the next read (or the one waiting) fails
@@ -24,7 +24,7 @@
 #include "kern/clock.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
-#include "kern/realtime.h"
+#include "kern/kernel_clock.h"
 #include "kern/syscall_protos.h"
 #include "vfs/file.h"
 #include "vfs/poll.h"
@@ -39,12 +39,12 @@ class Timerfd : public KObject, public RefCounted<Timerfd> {
     if (clock_ == CLOCK_REALTIME) {
       watcher_.t = this;
       watcher_.was_set = &Timerfd::clock_was_set;
-      k.realtime().watch(watcher_);
+      k.clock().watch(watcher_);
     }
   }
   ~Timerfd() {
     // After unwatch no clock_was_set runs for this timer; then the callout.
-    if (clock_ == CLOCK_REALTIME) kernel_.realtime().unwatch(watcher_);
+    if (clock_ == CLOCK_REALTIME) kernel_.clock().unwatch(watcher_);
     co_.halt();
   }
 
@@ -118,7 +118,7 @@ class Timerfd : public KObject, public RefCounted<Timerfd> {
       }
       if (t->abs_real_ && t->next_mono_) {
         int64_t mono = mono_now_ns();
-        int64_t d = t->kernel_.realtime().now_ns() - mono;
+        int64_t d = t->kernel_.clock().realtime_ns() - mono;
         t->next_mono_ += t->real_minus_mono_ - d;
         t->real_minus_mono_ = d;
         if (t->next_mono_ < 1) t->next_mono_ = 1;
@@ -244,7 +244,7 @@ Result<long> sys_timerfd_settime(Lwp& l, int fd, int flags, UserPtr<void> new_va
       if (flags & TFD_TIMER_ABSTIME) {
         int64_t now = now_mono;
         if (abs_real) {
-          now = l.kernel().realtime().now_ns();
+          now = l.kernel().clock().realtime_ns();
           t->abs_real_ = true;
           t->real_minus_mono_ = now - now_mono;
         }

@@ -3,6 +3,7 @@
 #include "vfs/file.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 
 #include <cstring>
@@ -518,6 +519,29 @@ class VnodeFileOps : public FileOps {
       uint64_t pos = f.pos();
       int n = va.size > pos ? static_cast<int>(va.size - pos > 0x7fffffff ? 0x7fffffff : va.size - pos) : 0;
       TRY(copyout_obj(l, n, UserPtr<int>{arg}));
+      return 0;
+    }
+    if (cmd == FS_IOC_GETFLAGS || cmd == FS_IOC_GETVERSION) {
+      uint32_t v;
+      {
+        MutexLocker g(vp.mount().lock_);
+        v = TRY(cmd == FS_IOC_GETFLAGS ? vp.inode_flags() : vp.generation());
+      }
+      TRY(copyout_obj(l, static_cast<int>(v), UserPtr<int>{arg}));
+      return 0;
+    }
+    if (cmd == FS_IOC_SETFLAGS) {
+      // Linux's order: a writable mount, the flags word, the owner, the
+      // privilege to change immutable or append-only.
+      TRY(check_writable_mount(vp));
+      uint32_t want = static_cast<uint32_t>(TRY(copyin_obj(l, UserPtr<int>{arg})));
+      Vattr va = getattr(vp);
+      const Cred& c = l.cred();
+      if (!c.is_root() && c.euid != va.uid) return err(EPERM);
+      MutexLocker g(vp.mount().lock_);
+      uint32_t old = TRY(vp.inode_flags());
+      if (((old ^ want) & (FS_IMMUTABLE_FL | FS_APPEND_FL)) && !c.is_root()) return err(EPERM);
+      TRY(vp.set_inode_flags(want));
       return 0;
     }
     return err(ENOTTY);

@@ -284,6 +284,32 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   // Marks access/modification/change now (flags: 1 atime, 2 mtime, 4 ctime).
   virtual void touch(int which) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {}
 
+  // --- extended attributes (vfs/sys_xattr.cc calls these after its
+  // checks: name is a whole name, "user.x", at most 255 bytes, with a
+  // known namespace prefix and a non-empty rest; the caller may use the
+  // namespace; the mount is writable for changes). File systems without
+  // them keep these defaults, Linux's answers for such a file system.
+  // The value's size; with len > 0 the value is copied to buf (ERANGE if
+  // larger than len). ENODATA if absent.
+  virtual Result<size_t> getxattr(std::string_view name, char* buf, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  // flags: XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if
+  // absent). ENOSPC if the value does not fit where the file system keeps
+  // attributes.
+  virtual Result<void> setxattr(std::string_view name, const char* value, size_t len, int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  virtual Result<void> removexattr(std::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EOPNOTSUPP); }
+  // The names, each followed by a NUL, as listxattr(2) returns them: their
+  // total size; with len > 0 copied to buf (ERANGE if larger). trusted:
+  // the caller may see trusted.* names.
+  virtual Result<size_t> listxattr(char* buf, size_t len, bool trusted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return size_t{0}; }
+
+  // --- inode flags (FS_IOC_GETFLAGS/SETFLAGS: FS_*_FL values) and the
+  // generation (FS_IOC_GETVERSION); ENOTTY where the file system has none.
+  // set_inode_flags gets the whole new set; the caller checked ownership
+  // and the privilege for FS_IMMUTABLE_FL and FS_APPEND_FL changes.
+  virtual Result<uint32_t> inode_flags() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTTY); }
+  virtual Result<void> set_inode_flags(uint32_t flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTTY); }
+  virtual Result<uint32_t> generation() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(ENOTTY); }
+
   // --- open/close of a description (for file systems that care)
   virtual Result<void> open(int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return {}; }
   virtual void close(int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {}

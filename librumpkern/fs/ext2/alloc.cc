@@ -268,6 +268,12 @@ Result<void> Ext2Mount::free_inode(uint32_t ino, bool dir) {
   return {};
 }
 
+Result<void> Ext2Mount::set_compat(uint32_t bit) {
+  geo_.compat |= bit;
+  put32(sb_raw_, sb::kFeatureCompat, get32(sb_raw_, sb::kFeatureCompat) | bit);
+  return write_super();
+}
+
 Result<void> Ext2Mount::write_super() {
   if (has_csum()) put32(sb_raw_, sb::kChecksum, crc32c(~0u, sb_raw_, sb::kChecksum));
   BufRef bh = TRY(bread(geo_.sb_byte / geo_.block_size));

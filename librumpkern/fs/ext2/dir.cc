@@ -9,6 +9,7 @@
 
 #include "fs/ext2/crc.h"
 #include "fs/ext2/ext2.h"
+#include "kern/kernel.h"
 
 namespace rump {
 
@@ -125,6 +126,16 @@ Result<void> Ext2Node::for_each_entry(int64_t off, Fn fn) const {
 
 Result<uint32_t> Ext2Node::find_entry(std::string_view name) const {
   uint32_t found = 0;
+  if ((flags() & kFlIndex) && !(flags() & kFlInlineData) && name != "." && name != "..") {
+    // Through the index; an index that cannot be used falls back to the
+    // linear search below (as Linux does), its error logged.
+    Result<uint64_t> leaf = const_cast<Ext2Node*>(this)->dx_find(name, &found);
+    if (leaf.ok()) {
+      if (*leaf == kNoLeaf) return err(ENOENT);
+      return found;
+    }
+    found = 0;
+  }
   TRY(for_each_entry(0, [&](const Entry& e, uint64_t, uint64_t) {
     if (e.name == name) {
       found = e.ino;
@@ -291,11 +302,17 @@ Result<void> Ext2Node::deindex() {
 
 Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
   Ext2Mount& m = em();
-  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
-  if (flags() & kFlIndex) TRY(deindex());
+  TRY(uninline());
+  bool ft = m.geo().incompat & kIncompatFiletype;
+  uint8_t ftype = ft ? vtype_to_ft(t) : 0;
+  if (flags() & kFlIndex) {
+    Result<void> r = dx_add(name, ino, ftype);
+    if (r.ok() || r.error() != EUCLEAN) return r;
+    // A broken index: the directory goes on linear.
+    TRY(deindex());
+  }
   uint32_t bs = m.geo().block_size;
   uint32_t need = dirent_len(static_cast<uint32_t>(name.size()));
-  bool ft = m.geo().incompat & kIncompatFiletype;
   auto put_entry = [&](char* blk, size_t pos, uint32_t rec) {
     put32(blk, pos, ino);
     put_rec_len(blk, pos, rec);
@@ -328,6 +345,13 @@ Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
       pos += rec;
     }
   }
+  // A full one-block directory becomes indexed (dir_index) rather than
+  // grow linearly.
+  if (nblocks == 1 && (m.geo().compat & kCompatDirIndex)) {
+    Result<void> r = make_indexed();
+    if (r.ok()) return dx_add(name, ino, ftype);
+    if (r.error() != ENOSPC) return r;
+  }
   // A new block at the end.
   bool fresh = false;
   uint64_t pb = TRY(map_for_write(nblocks, fresh));
@@ -340,45 +364,72 @@ Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
   return write_inode();
 }
 
+Result<bool> Ext2Node::remove_in_block(uint64_t lblk, std::string_view name, uint32_t ino) {
+  Ext2Mount& m = em();
+  uint32_t bs = m.geo().block_size;
+  Mapping map = TRY(bmap(lblk));
+  if (!map.pblk) return m.corrupt("hole in a directory", ino_);
+  BufRef bh = TRY(m.bread(map.pblk));
+  char* blk = bh.data();
+  // Index blocks hold no entries; the index root only "." and "..".
+  if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return false;
+  bool root = (flags() & kFlIndex) && lblk == 0;
+  size_t prev = 0;
+  for (size_t pos = 0; pos < bs;) {
+    TRY(check_dirent(blk, pos, bs, lblk));
+    uint32_t rec = rec_len(blk, pos);
+    uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+    if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
+      if (get32(blk, pos) != ino) return m.corrupt("directory entry changed under us", ino_);
+      if (pos == 0) {
+        put32(blk, 0, 0);
+      } else {
+        put_rec_len(blk, prev, rec_len(blk, prev) + rec);
+      }
+      set_leaf_csum(blk);
+      TRY(m.dirty_meta(bh));
+      return true;
+    }
+    if (root && pos > 0) break;
+    prev = pos;
+    pos += rec;
+  }
+  return false;
+}
+
 Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
   Ext2Mount& m = em();
-  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
-  if (flags() & kFlIndex) TRY(deindex());
+  TRY(uninline());
+  if (flags() & kFlIndex) {
+    Result<uint64_t> leaf = dx_find(name, nullptr);
+    if (leaf.ok()) {
+      if (*leaf == kNoLeaf) return err(ENOENT);
+      if (TRY(remove_in_block(*leaf, name, ino))) return {};
+      return err(ENOENT);
+    }
+  }
   uint32_t bs = m.geo().block_size;
   for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
-    Mapping map = TRY(bmap(lblk));
-    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
-    BufRef bh = TRY(m.bread(map.pblk));
-    char* blk = bh.data();
-    size_t prev = 0;
-    for (size_t pos = 0; pos < bs;) {
-      TRY(check_dirent(blk, pos, bs, lblk));
-      uint32_t rec = rec_len(blk, pos);
-      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
-      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
-        if (get32(blk, pos) != ino) return m.corrupt("directory entry changed under us", ino_);
-        if (pos == 0) {
-          put32(blk, 0, 0);
-        } else {
-          put_rec_len(blk, prev, rec_len(blk, prev) + rec);
-        }
-        set_leaf_csum(blk);
-        return m.dirty_meta(bh);
-      }
-      prev = pos;
-      pos += rec;
-    }
+    if (TRY(remove_in_block(lblk, name, ino))) return {};
   }
   return err(ENOENT);
 }
 
 Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType t) {
   Ext2Mount& m = em();
-  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  TRY(uninline());
   uint32_t bs = m.geo().block_size;
   bool ft = m.geo().incompat & kIncompatFiletype;
   bool indexed = flags() & kFlIndex;
-  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+  // In an indexed directory the leaf the index names is tried first;
+  // then every block once (start, then 0 .. start-1, then the rest).
+  uint64_t start = 0;
+  if (indexed && name != "." && name != "..") {
+    Result<uint64_t> leaf = dx_find(name, nullptr);
+    if (leaf.ok() && *leaf != kNoLeaf) start = *leaf;
+  }
+  for (uint64_t i = 0; i * bs < size(); i++) {
+    uint64_t lblk = i == 0 ? start : (i <= start ? i - 1 : i);
     Mapping map = TRY(bmap(lblk));
     if (!map.pblk) return m.corrupt("hole in a directory", ino_);
     BufRef bh = TRY(m.bread(map.pblk));
@@ -391,14 +442,10 @@ Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType
       if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
         put32(blk, pos, ino);
         if (ft) blk[pos + 7] = static_cast<char>(vtype_to_ft(t));
+        // "." and ".." of an index root are covered by the index's own
+        // checksum.
         if (!(indexed && lblk == 0)) set_leaf_csum(blk);
-        else if (m.has_csum()) {
-          // "." and ".." of an index root: the index's own checksum
-          // covers no entry names, so drop the index instead.
-          TRY(m.dirty_meta(bh));
-          bh.reset();
-          return deindex();
-        }
+        else set_dx_csum(blk, kDxRootEntries);
         return m.dirty_meta(bh);
       }
       if (indexed && lblk == 0 && pos > 0) break;
@@ -406,6 +453,73 @@ Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType
     }
   }
   return err(ENOENT);
+}
+
+}  // namespace rump
+
+// --- leaving inline data (inline_data): a write, truncation or
+// fallocate of an inline file, or a change to an inline directory, first
+// moves the bytes or entries into an ordinary block (as Linux does when
+// they outgrow the inode), then goes on as for any inode.
+
+namespace rump {
+
+using namespace ext2;
+
+Result<void> Ext2Node::uninline() {
+  if (!(flags() & kFlInlineData)) return {};
+  Ext2Mount& m = em();
+  const Ext2Mount::Geometry& g = m.geo();
+  uint32_t bs = g.block_size;
+  if (type() != VType::kReg && type() != VType::kDir) return err(EOPNOTSUPP);
+  uint64_t sz = size();
+  if (sz > ino::kBlockBytes + g.inode_size) return m.corrupt("inline data larger than its inode", ino_);
+  char* buf = static_cast<char*>(m.kernel().kmem().alloc(bs));
+  if (!buf) return err(ENOMEM);
+  struct Free {
+    char* p;
+    ~Free() { Kmem::free(p); }
+  } free_buf{buf};
+  if (is_dir()) {
+    // The entries into a fresh directory block: ".", "..", the rest.
+    uint32_t parent = get32(raw_, ino::kBlock);
+    TRY(init_dir_block(buf, parent));
+    uint8_t ftmask = (g.incompat & kIncompatFiletype) ? 0xff : 0;
+    bool full = false;
+    TRY(for_each_entry(2, [&](const Entry& e, uint64_t, uint64_t) {
+      if (!leaf_insert(buf, e.name, e.ino, static_cast<uint8_t>(e.ft & ftmask))) full = true;
+      return !full;
+    }));
+    if (full) return m.corrupt("inline directory entries do not fit a block", ino_);
+  } else {
+    TRY(read_inline(buf, static_cast<size_t>(sz), 0));
+  }
+  TRY(m.begin_op());
+  TRY(remove_inline_xattr());
+  std::memset(raw_ + ino::kBlock, 0, ino::kBlockBytes);
+  uint32_t fl = flags() & ~kFlInlineData;
+  if (g.incompat & kIncompatExtents) {
+    fl |= kFlExtents;
+    put16(raw_, ino::kBlock, kExtentMagic);
+    put16(raw_, ino::kBlock + 4, 4);
+  }
+  put32(raw_, ino::kFlags, fl);
+  set_size(0);
+  TRY(write_inode());
+  if (is_dir()) {
+    bool fresh = false;
+    uint64_t pb = TRY(map_for_write(0, fresh));
+    BufRef bh = TRY(m.bc_.getblk(m.dev_, pb, bs));
+    std::memcpy(bh.data(), buf, bs);
+    TRY(m.dirty_meta(bh));
+    set_size(bs);
+    return write_inode();
+  }
+  if (sz == 0) return {};
+  // The bytes through the ordinary write path (block 0 and the size).
+  size_t n = TRY(write(buf, static_cast<size_t>(sz), 0));
+  if (n != sz) return err(EIO);
+  return {};
 }
 
 }  // namespace rump

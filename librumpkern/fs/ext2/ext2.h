@@ -63,6 +63,18 @@ class Ext2Node : public Vnode {
   Result<uint64_t> seek_data(uint64_t off, bool hole) override;
   Result<void> fsync() override;
 
+  // Extended attributes (xattr.cc).
+  Result<size_t> getxattr(std::string_view name, char* buf, size_t len) override;
+  Result<void> setxattr(std::string_view name, const char* value, size_t len, int flags) override;
+  Result<void> removexattr(std::string_view name) override;
+  Result<size_t> listxattr(char* buf, size_t len, bool trusted) override;
+
+  // Inode flags (ops.cc).
+  Result<uint32_t> inode_flags() const override;
+  Result<void> set_inode_flags(uint32_t flags) override;
+  Result<uint32_t> generation() const override;
+  Result<void> open(int flags) override;
+
   void getattr(Vattr& va) const override;
   Result<void> setattr(const SetAttr& sa) override;
 
@@ -146,6 +158,43 @@ class Ext2Node : public Vnode {
   void put_rec_len(char* blk, size_t pos, uint32_t len) const;
   uint32_t usable_end() const;  // where a leaf block's entries end (before the checksum tail)
   void set_leaf_csum(char* blk) const;
+  // Extended attributes (xattr.cc): the body's region (false if none;
+  // init makes an empty one), the attribute block.
+  bool body_region(char*& base, size_t& end, bool init);
+  uint64_t xattr_block() const;
+  void set_xattr_block(uint64_t b);
+  Result<BufRef> read_xattr_block(uint64_t b);
+  Result<void> drop_xattr_block();
+  Result<void> remove_inline_xattr();
+  // Moves inline data (a file's bytes, a directory's entries) out to a
+  // block, leaving an ordinary inode (dir.cc).
+  Result<void> uninline();
+  Result<void> change_xattr(std::string_view name, const char* value, size_t len, int flags, bool remove);
+  // Hashed directories (htree.cc). A path through the index: each
+  // level's buffer, logical block, where its limit/count pair sits and
+  // the entry taken.
+  struct DxFrame {
+    BufRef bh;
+    uint64_t lblk = 0;
+    size_t entries = 0;
+    size_t at = 0;
+    uint64_t block() const;  // the block entry at points to
+  };
+  static constexpr uint64_t kNoLeaf = ~uint64_t{0};
+  Result<uint32_t> dx_hash(std::string_view name, uint8_t version) const;
+  size_t dx_limit(bool root) const;
+  void set_dx_csum(char* blk, size_t entries) const;
+  Result<int> dx_probe(uint32_t hash, DxFrame* path, uint32_t& hash_version);
+  Result<bool> dx_next_leaf(uint32_t hash, DxFrame* path, int levels);
+  Result<uint64_t> dx_find(std::string_view name, uint32_t* ino_out);
+  Result<BufRef> append_dir_block(uint64_t& lblk);
+  bool leaf_insert(char* blk, std::string_view name, uint32_t ino, uint8_t ft);
+  Result<void> dx_split_leaf(DxFrame* path, int levels, uint8_t version, BufRef& leaf, uint64_t leaf_lblk);
+  Result<void> dx_grow(DxFrame* path, int levels);
+  Result<void> dx_add(std::string_view name, uint32_t ino, uint8_t ft);
+  Result<void> make_indexed();
+  // Removes name (naming ino) from the leaf block lblk: false if absent.
+  Result<bool> remove_in_block(uint64_t lblk, std::string_view name, uint32_t ino);
   // A new inode (ops.cc).
   Result<Ref<Vnode>> new_inode(const NewNode& n);
 
@@ -238,6 +287,10 @@ class Ext2Mount : public Mount {
   // A long operation should reach a consistent state and call begin_op.
   bool step_due() const { return journal_ && journal_->reserve_would_commit(); }
   uint32_t next_generation() { return generation_++; }
+  // user.* attributes allowed (user_xattr).
+  bool user_xattr() const { return user_xattr_; }
+  // Sets a compatible feature bit in the superblock (ext_attr on first use).
+  Result<void> set_compat(uint32_t bit);
   Result<void> sync() override { return sync_fs(); }
 
   // name_of's answer (see dir.cc); guarded by the tree lock.
@@ -258,6 +311,8 @@ class Ext2Mount : public Mount {
   char* sb_raw_ = nullptr;  // the superblock bytes (1024)
   int errors_ = ext2::kErrorsContinue;
   bool noload_ = false;
+  int user_xattr_opt_ = -1;  // user_xattr (1), nouser_xattr (0), neither (-1)
+  bool user_xattr_ = true;
   uint64_t sb_opt_ = 1;  // sb=N: in 1 KiB units
   uint64_t jblocks_ = 0;  // blocks of an internal journal
   Journal* journal_ = nullptr;  // owned; loaded unless noload

@@ -53,7 +53,7 @@ inline constexpr size_t kInodesCount = 0x00, kBlocksCountLo = 0x04, kRBlocksCoun
                         kState = 0x3A, kErrors = 0x3C, kRevLevel = 0x4C, kFirstIno = 0x54, kInodeSize = 0x58,
                         kFeatureCompat = 0x5C, kFeatureIncompat = 0x60, kFeatureRoCompat = 0x64, kUuid = 0x68,
                         kReservedGdtBlocks = 0xCE, kJournalInum = 0xE0, kLastOrphan = 0xE8, kHashSeed = 0xEC,
-                        kDefHashVersion = 0xFC, kDescSize = 0xFE, kFirstMetaBg = 0x104, kBlocksCountHi = 0x150,
+                        kDefHashVersion = 0xFC, kDefaultMountOpts = 0x100, kDescSize = 0xFE, kFirstMetaBg = 0x104, kBlocksCountHi = 0x150,
                         kRBlocksCountHi = 0x154, kFreeBlocksHi = 0x158, kMinExtraIsize = 0x15C,
                         kWantExtraIsize = 0x15E, kFlags = 0x160, kLogGroupsPerFlex = 0x174, kChecksumType = 0x175,
                         kKbytesWritten = 0x178, kOverheadClusters = 0x248, kChecksumSeed = 0x270,

@@ -493,8 +493,9 @@ Result<void> Ext2Node::fallocate(int mode, uint64_t off, uint64_t len) {
   if (type() != VType::kReg) return err(ENODEV);
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
-  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
-  if (flags() & (kFlImmutable | kFlAppend)) return err(EPERM);
+  if ((flags() & kFlImmutable) || ((flags() & kFlAppend) && (mode & ~kFallocKeepSize))) return err(EPERM);
+  TRY(uninline());
+  if ((flags() & kFlImmutable) || ((flags() & kFlAppend) && (mode & ~kFallocKeepSize))) return err(EPERM);
   bool extents = flags() & kFlExtents;
   if (!extents && !(mode & kFallocPunchHole)) return err(EOPNOTSUPP);
   const uint32_t bs = m.geo().block_size;

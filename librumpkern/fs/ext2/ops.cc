@@ -2,6 +2,7 @@
 // removal (an unlinked inode is freed with its last reference), rename,
 // writes, truncation, attributes and times; each change reaches the
 // inode table's buffer at once (write_inode).
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 
@@ -41,8 +42,10 @@ void Ext2Node::add_blocks(int64_t fs_blocks) {
 }
 
 void Ext2Node::set_time(size_t sec_off, size_t extra_off, const timespec& t) {
-  put32(raw_, sec_off, static_cast<uint32_t>(t.tv_sec));
   uint32_t extra_isize = em().geo().inode_size > kGoodOldInodeSize ? get16(raw_, ino::kExtraIsize) : 0;
+  // The creation time lives past the 128-byte core: only with room.
+  if (sec_off + 4 > kGoodOldInodeSize + extra_isize) return;
+  put32(raw_, sec_off, static_cast<uint32_t>(t.tv_sec));
   if (extra_off + 4 <= kGoodOldInodeSize + extra_isize) {
     int64_t lo = static_cast<int32_t>(static_cast<uint32_t>(t.tv_sec));
     uint32_t epoch = static_cast<uint32_t>(((t.tv_sec - lo) >> 32) & 3);
@@ -85,6 +88,11 @@ void Ext2Node::touch(int which) {
 Result<void> Ext2Node::setattr(const SetAttr& sa) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
+  if (flags() & kFlImmutable) return err(EPERM);
+  if ((flags() & kFlAppend) &&
+      ((sa.mask & (SetAttr::kMode | SetAttr::kUid | SetAttr::kGid | SetAttr::kSize)) ||
+       ((sa.mask & (SetAttr::kAtime | SetAttr::kMtime)) && !(sa.mask & SetAttr::kCtime))))
+    return err(EPERM);
   TRY(m.begin_op());
   if (sa.mask & SetAttr::kSize) TRY(truncate(sa.size));
   if (sa.mask & SetAttr::kMode)
@@ -197,6 +205,7 @@ Result<Ref<Vnode>> Ext2Node::create(std::string_view name, const NewNode& n) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   if (name.size() > kNameMax) return err(ENAMETOOLONG);
+  if (flags() & kFlImmutable) return err(EPERM);
   if (find_entry(name).ok()) return err(EEXIST);
   TRY(m.begin_op());
   if (n.type == VType::kDir && links() >= kLinkMax) return err(EMLINK);
@@ -220,6 +229,7 @@ Result<void> Ext2Node::link(std::string_view name, Vnode& target) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   auto& t = static_cast<Ext2Node&>(target);
+  if ((flags() & kFlImmutable) || (t.flags() & (kFlImmutable | kFlAppend))) return err(EPERM);
   if (t.links() >= kLinkMax) return err(EMLINK);
   if (find_entry(name).ok()) return err(EEXIST);
   TRY(m.begin_op());
@@ -234,6 +244,7 @@ Result<void> Ext2Node::remove(std::string_view name, Vnode& vp) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   auto& t = static_cast<Ext2Node&>(vp);
+  if ((flags() | t.flags()) & (kFlImmutable | kFlAppend)) return err(EPERM);
   TRY(m.begin_op());
   TRY(remove_entry(name, t.ino_));
   if (t.links() > 0) t.set_links(static_cast<uint16_t>(t.links() - 1));
@@ -250,6 +261,7 @@ Result<void> Ext2Node::rmdir(std::string_view name, Vnode& vp) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   auto& t = static_cast<Ext2Node&>(vp);
+  if ((flags() | t.flags()) & (kFlImmutable | kFlAppend)) return err(EPERM);
   if (t.has_entries()) return err(ENOTEMPTY);
   TRY(m.begin_op());
   TRY(remove_entry(name, t.ino_));
@@ -269,6 +281,14 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
   if (!m.writable()) return err(EROFS);
   auto& to_dir = static_cast<Ext2Node&>(to_dir_v);
   auto& node = static_cast<Ext2Node&>(vp);
+  // Taking a name out of a directory (both with exchange, a replaced
+  // target's too) is refused by append-only and immutable ones; adding
+  // one by immutable ones.
+  constexpr uint32_t kFrozen = kFlImmutable | kFlAppend;
+  uint32_t to_flags = to_dir.flags() & ((exchange || target) ? kFrozen : kFlImmutable);
+  if (((flags() | node.flags()) & kFrozen) || to_flags ||
+      (target && (static_cast<Ext2Node*>(target)->flags() & kFrozen)))
+    return err(EPERM);
   TRY(m.begin_op());
   auto move_dotdot = [&](Ext2Node& d, Ext2Node& from, Ext2Node& to) -> Result<void> {
     if (!d.is_dir() || &from == &to) return {};
@@ -321,7 +341,8 @@ Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
   if (type() != VType::kReg) return err(EINVAL);
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
-  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (flags() & kFlImmutable) return err(EPERM);
+  TRY(uninline());
   TRY(m.begin_op());
   uint32_t bs = m.geo().block_size;
   uint64_t old = size();
@@ -395,7 +416,8 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
   if (type() != VType::kReg) return err(EINVAL);
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
-  if (flags() & kFlInlineData) return err(EOPNOTSUPP);
+  if (flags() & (kFlImmutable | kFlAppend)) return err(EPERM);
+  TRY(uninline());
   TRY(m.begin_op());
   uint32_t bs = m.geo().block_size;
   uint64_t old = size();
@@ -433,6 +455,7 @@ Result<void> Ext2Node::release() {
   bool mapped = type() == VType::kReg || type() == VType::kDir ||
                 (type() == VType::kLnk && !(size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0));
   if (mapped && !(flags() & kFlInlineData)) TRY(free_from(0));
+  TRY(drop_xattr_block());
   set_size(0);
   put32(raw_, ino::kDtime, static_cast<uint32_t>(wall_timespec().tv_sec));
   TRY(write_inode());
@@ -523,3 +546,59 @@ Result<void> Ext2Mount::process_orphans() {
 }
 
 }  // namespace rump
+
+// --- inode flags (chattr): FS_IOC_GETFLAGS/SETFLAGS see the flags users
+// may see and change, with ext4's masks; immutable and append-only
+// inodes refuse changes with EPERM (open for writing, truncation,
+// attribute changes, removal, renaming, links), as Linux does.
+
+namespace rump {
+
+using namespace ext2;
+
+namespace {
+
+constexpr uint32_t kFlUserVisible = 0x705BDFFF;
+constexpr uint32_t kFlUserModifiable = 0x604BC0FF;
+// What each file type may carry: directories anything, regular files no
+// directory flags (dirsync, topdir, casefold, project inherit), others only
+// nodump and noatime.
+constexpr uint32_t kFlRegMask = ~(kFlDirsync | kFlTopdir | kFlCasefold | 0x20000000u);
+constexpr uint32_t kFlOtherMask = kFlNodump | kFlNoatime;
+
+}  // namespace
+
+Result<uint32_t> Ext2Node::inode_flags() const { return flags() & kFlUserVisible; }
+
+Result<uint32_t> Ext2Node::generation() const { return get32(raw_, ino::kGeneration); }
+
+Result<void> Ext2Node::set_inode_flags(uint32_t want) {
+  Ext2Mount& m = em();
+  if (!m.writable()) return err(EROFS);
+  if (want & ~kFlUserVisible) return err(EOPNOTSUPP);
+  want &= kFlUserModifiable;
+  uint32_t mask = is_dir() ? ~0u : type() == VType::kReg ? kFlRegMask : kFlOtherMask;
+  if ((want & mask) != want) return err(EOPNOTSUPP);
+  uint32_t old = flags();
+  // An immutable inode that stays so changes nothing else.
+  if ((old & kFlImmutable) && (want & kFlImmutable) && (old & kFlUserModifiable) != want) return err(EPERM);
+  uint32_t next = want | (old & ~kFlUserModifiable);
+  // Converting between block maps and extents is not done here.
+  if ((next ^ old) & kFlExtents) return err(EOPNOTSUPP);
+  TRY(m.begin_op());
+  put32(raw_, ino::kFlags, next);
+  set_time(ino::kCtime, ino::kCtimeExtra, wall_timespec());
+  return write_inode();
+}
+
+Result<void> Ext2Node::open(int oflags) {
+  uint32_t f = flags();
+  int acc = oflags & O_ACCMODE;
+  bool writes = acc == O_WRONLY || acc == O_RDWR || (oflags & O_TRUNC);
+  if ((f & kFlImmutable) && writes) return err(EPERM);
+  if ((f & kFlAppend) && ((writes && !(oflags & O_APPEND)) || (oflags & O_TRUNC))) return err(EPERM);
+  return {};
+}
+
+}  // namespace rump
+

@@ -147,7 +147,9 @@ Result<void> Ext2Mount::parse_options(const char* data, const char* type) {
       return true;
     };
     uint64_t n = 0;
-    if (opt.empty() || opt == "rw" || opt == "user_xattr" || opt == "nouser_xattr" || opt == "acl" ||
+    if (opt == "user_xattr" || opt == "nouser_xattr") {
+      user_xattr_opt_ = opt == "user_xattr";
+    } else if (opt.empty() || opt == "rw" || opt == "acl" ||
         opt == "noacl" || opt == "barrier" || opt == "nobarrier" || opt == "errors=continue" ||
         opt == "defaults") {
       if (opt == "errors=continue") errors_ = kErrorsContinue;
@@ -524,6 +526,11 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
   TRY(read_super());
   TRY(check_features(type));
   TRY(check_groups());
+  // user.* attributes: ext3 and ext4 allow them unless told otherwise;
+  // ext2 when told, or when the superblock's default mount options say so.
+  constexpr uint32_t kDefmXattrUser = 0x4;
+  if (user_xattr_opt_ >= 0) user_xattr_ = user_xattr_opt_ == 1;
+  else user_xattr_ = std::string_view(type) != "ext2" || (get32(sb_raw_, sb::kDefaultMountOpts) & kDefmXattrUser);
   if (geo_.journal_inum) {
     {
       MutexLocker g(lock_);

@@ -1,0 +1,159 @@
+// ext2/3/4 hashed directories written through the kernel: a directory
+// that grows past one block becomes indexed, leaves and index nodes
+// split, the tree grows a level, and e2fsck -fn (which checks every
+// entry's hash against its leaf's range) stays clean through additions,
+// removals and renames; debugfs sees the index.
+#include "ext2_test_util.h"
+
+using namespace ext2_test;
+
+namespace {
+
+std::string fsck(const std::string& img) {
+  std::string out = capture("e2fsck -fn " + shell_quote(img) + " 2>&1; echo EXIT=$?");
+  if (out.find("EXIT=0") != std::string::npos) return "";
+  return out;
+}
+
+// Names of varied length and bytes (some above 0x7f, where signed and
+// unsigned hashing differ).
+std::string name_of(int i) {
+  std::string n = "n" + std::to_string(i);
+  if (i % 7 == 0) n += "\xc3\xa9t\xc3\xa9";
+  if (i % 5 == 0) n += std::string(static_cast<size_t>(i % 40), 'x');
+  if (i % 11 == 0) n += "\xff\x80";
+  return n;
+}
+
+int indirect_levels(const std::string& img, const std::string& dir) {
+  std::string out = capture("debugfs -R " + shell_quote("htree " + dir) + " " + shell_quote(img) + " 2>/dev/null");
+  size_t at = out.find("Indirect levels: ");
+  if (at == std::string::npos) return -1;
+  return std::atoi(out.c_str() + at + 17);
+}
+
+}  // namespace
+
+TEST_CASE("a large directory written through the kernel is indexed, two levels deep, and e2fsck-clean",
+          "[ext2][htree]") {
+  struct Variant {
+    const char* type;
+    uint32_t bs;
+    int files;
+    int levels;  // the index depth expected
+  };
+  for (Variant v : {Variant{"ext4", 1024, 12000, 1}, Variant{"ext2", 1024, 10000, 1}, Variant{"ext4", 4096, 3000, 0}}) {
+    DYNAMIC_SECTION(v.type << " " << v.bs << " " << v.files) {
+      TempDir tmp;
+      std::string img = tmp.path + "/img";
+      REQUIRE(make_image(img, v.type, v.bs, "", 64, "-N 40000"));
+      std::set<std::string> want;
+      {
+        Mounted m(img, v.type, 0);
+        REQUIRE(m.mount_result == 0);
+        REQUIRE(rump_sys_mkdir("/mnt/big", 0755) == 0);
+        for (int i = 0; i < v.files; i++) {
+          std::string p = "/mnt/big/" + name_of(i);
+          int fd = rump_sys_open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+          INFO("creating " << i);
+          REQUIRE(fd >= 0);
+          rump_sys_close(fd);
+          want.insert(name_of(i));
+        }
+        // Every name is found, a missing one is not, and a second create
+        // of an existing name is EEXIST.
+        struct stat st;
+        int found = 0;
+        for (int i = 0; i < v.files; i++) found += rump_sys_lstat(("/mnt/big/" + name_of(i)).c_str(), &st) == 0;
+        CHECK(found == v.files);
+        CHECK_ERRNO(ENOENT, rump_sys_lstat("/mnt/big/not-there", &st));
+        CHECK_ERRNO(EEXIST, rump_sys_open(("/mnt/big/" + name_of(17)).c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644));
+        Listed l = rump_list("/mnt/big");
+        CHECK(l.ok);
+        CHECK(l.entries.size() == want.size());
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      {
+        std::string out = fsck(img);
+        INFO(out);
+        CHECK(out.empty());
+      }
+      CHECK(indirect_levels(img, "/big") == v.levels);
+      // Removals, more additions, renames in and out: still clean.
+      {
+        Mounted m(img, v.type, 0);
+        REQUIRE(m.mount_result == 0);
+        REQUIRE(rump_sys_mkdir("/mnt/other", 0755) == 0);
+        for (int i = 0; i < v.files; i += 3) {
+          REQUIRE(rump_sys_unlink(("/mnt/big/" + name_of(i)).c_str()) == 0);
+          want.erase(name_of(i));
+        }
+        for (int i = 1; i < v.files; i += 50) {
+          if (i % 3 == 0) continue;  // removed above
+          std::string from = "/mnt/big/" + name_of(i), to = "/mnt/other/" + name_of(i);
+          REQUIRE(rump_sys_rename(from.c_str(), to.c_str()) == 0);
+          want.erase(name_of(i));
+        }
+        for (int i = v.files; i < v.files + 2000; i++) {
+          std::string p = "/mnt/big/" + name_of(i);
+          int fd = rump_sys_open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+          REQUIRE(fd >= 0);
+          rump_sys_close(fd);
+          want.insert(name_of(i));
+        }
+        // A rename within the directory onto an existing name.
+        REQUIRE(rump_sys_rename(("/mnt/big/" + name_of(2)).c_str(), ("/mnt/big/" + name_of(4)).c_str()) == 0);
+        want.erase(name_of(2));
+        struct stat st;
+        CHECK_ERRNO(ENOENT, rump_sys_lstat(("/mnt/big/" + name_of(3)).c_str(), &st));
+        CHECK(rump_sys_lstat(("/mnt/big/" + name_of(v.files + 1999)).c_str(), &st) == 0);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      {
+        std::string out = fsck(img);
+        INFO(out);
+        CHECK(out.empty());
+      }
+      Mounted again(img, v.type);
+      REQUIRE(again.mount_result == 0);
+      Listed l = rump_list("/mnt/big");
+      std::set<std::string> got;
+      for (auto& [n, t] : l.entries) got.insert(n);
+      CHECK(got == want);
+      struct stat st;
+      int found = 0;
+      for (auto& n : want) found += rump_sys_lstat(("/mnt/big/" + n).c_str(), &st) == 0;
+      CHECK(found == static_cast<int>(want.size()));
+    }
+  }
+}
+
+TEST_CASE("a directory indexed by e2fsck -D takes new entries into its index", "[ext2][htree]") {
+  TempDir tmp;
+  std::string tree = tmp.path + "/tree", img = tmp.path + "/img";
+  REQUIRE(mkdir(tree.c_str(), 0755) == 0);
+  REQUIRE(mkdir((tree + "/d").c_str(), 0755) == 0);
+  for (int i = 0; i < 400; i++) REQUIRE(close(open((tree + "/d/" + name_of(i)).c_str(), O_CREAT | O_WRONLY, 0644)) == 0);
+  REQUIRE(make_image(img, "ext4", 1024, tree, 32));
+  run("e2fsck -fyD " + shell_quote(img) + " >/dev/null 2>&1");
+  REQUIRE(indirect_levels(img, "/d") == 0);
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    struct stat st;
+    for (int i = 0; i < 400; i++) REQUIRE(rump_sys_lstat(("/mnt/d/" + name_of(i)).c_str(), &st) == 0);
+    for (int i = 400; i < 3000; i++) {
+      int fd = rump_sys_open(("/mnt/d/" + name_of(i)).c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+      REQUIRE(fd >= 0);
+      rump_sys_close(fd);
+    }
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  std::string out = fsck(img);
+  INFO(out);
+  CHECK(out.empty());
+  CHECK(indirect_levels(img, "/d") >= 0);  // still indexed
+  Mounted again(img, "ext4");
+  REQUIRE(again.mount_result == 0);
+  CHECK(rump_list("/mnt/d").entries.size() == 3000);
+}
