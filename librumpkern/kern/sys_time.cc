@@ -163,8 +163,6 @@ Result<long> sys_gettimeofday(Lwp& l, UserPtr<struct timeval> tv, UserPtr<struct
   return 0;
 }
 
-int64_t KernelClock::realtime_ns() const { return wall_now_ns() + offset_ns_.load(std::memory_order_acquire); }
-
 Result<void> KernelClock::set_realtime(int64_t ns) {
   // Linux refuses a realtime clock set before the monotonic clock's
   // reading (wall_to_monotonic may not become positive).
