@@ -55,7 +55,11 @@ TEST_CASE("timerfd: setting the realtime clock cancels a TFD_TIMER_CANCEL_ON_SET
     itimerspec rel{};
     rel.it_value = timespec{1000, 0};
     REQUIRE(rump_sys_timerfd_settime(relative, TFD_TIMER_CANCEL_ON_SET, &rel, nullptr) == 0);
-    REQUIRE(rump_sys_timerfd_settime(mono, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &rel, nullptr) == 0);
+    timespec mono_now{};
+    REQUIRE(rump_sys_clock_gettime(CLOCK_MONOTONIC, &mono_now) == 0);
+    itimerspec mono_abs{};
+    mono_abs.it_value = timespec{mono_now.tv_sec + 1000, 0};
+    REQUIRE(rump_sys_timerfd_settime(mono, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &mono_abs, nullptr) == 0);
     CHECK_ERRNO(EAGAIN, rump_sys_read(cancel, &v, 8));
 
     // Set the clock a minute forward: the canceled timer is readable and
