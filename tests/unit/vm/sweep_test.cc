@@ -47,9 +47,6 @@ constexpr Skip kSkips[] = {
     {"ppoll", "waits forever with nfds 0 and a NULL timeout"},
     {"select", "waits forever with no fd sets and a NULL timeout"},
     {"pselect6", "waits forever with no fd sets and a NULL timeout"},
-    {"pause", "waits for a signal nobody sends (no pointer arguments)"},
-    {"rt_sigsuspend", "waits for a signal nobody sends (tests: kern/sigwait_test.cc)"},
-    {"rt_sigtimedwait", "without a timeout waits for a signal nobody sends (tests: kern/sigwait_test.cc)"},
     {"futex", "FUTEX_WAIT with no timeout on a zero word waits forever (tests: kern/futex_test.cc, "
               "vm/futex_space_test.cc)"},
 };
