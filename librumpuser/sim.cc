@@ -43,6 +43,23 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define RUMPUSER_SIM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RUMPUSER_SIM_TSAN 1
+#endif
+#endif
+#ifdef RUMPUSER_SIM_TSAN
+// TSan keeps a shadow stack and a clock per thread of execution; a stack
+// switch it is not told about mixes two fibers' histories and reports
+// races (and stack underflows) that are not there. Each context gets a
+// TSan fiber, and every switch names the one that runs next, with the
+// synchronisation a hand-over implies: everything the previous context
+// did happens before what the next one does.
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -78,7 +95,17 @@ constexpr uint64_t kNever = ~uint64_t{0};
 // One switch in kPreemptOdds at each preemption point.
 constexpr uint32_t kPreemptOdds = 8;
 
-#ifdef RUMPUSER_SIM_ASAN
+// Timer expiries in a row, while every client waits with no deadline of
+// its own, that may wake no client before rumpuser_sim_run gives up with
+// EDEADLK: kernel timers that only re-arm themselves (a periodic timerfd
+// nobody reads, a persist timer probing a window that never opens) would
+// otherwise move virtual time on for ever while nothing can change. The
+// longest chains of kernel timers that end by waking a client (TCP's
+// retransmission and keepalive back-offs) are a few dozen expiries.
+constexpr uint32_t kLivelockExpiries = 10000;
+
+#if defined(RUMPUSER_SIM_ASAN) || defined(RUMPUSER_SIM_TSAN)
+// Instrumented frames are several times larger.
 constexpr size_t kStackSize = 1024 * 1024;
 #else
 constexpr size_t kStackSize = 256 * 1024;
@@ -157,7 +184,19 @@ struct Ctx {
   bool joinable = false;
   Ctx* joiner = nullptr;
   void* stack = nullptr;  // the mapping, guard page first; null once freed
+#ifdef RUMPUSER_SIM_TSAN
+  void* tsan_fiber = nullptr;  // the host context's is its thread's own
+#endif
 };
+
+// Tells TSan that c runs from now on (immediately before the stack switch).
+inline void tsan_switch_to(Ctx* c) {
+#ifdef RUMPUSER_SIM_TSAN
+  __tsan_switch_to_fiber(c->tsan_fiber, 0);
+#else
+  (void)c;
+#endif
+}
 
 using WaitQueue = bi::list<Ctx, bi::member_hook<Ctx, WaitHook, &Ctx::wait_hook>,
                            bi::constant_time_size<false>>;
@@ -251,6 +290,10 @@ struct World {
   Rng rng;
   uint64_t now = kMonoEpochNs;
   uint64_t timer_seq = 0;
+  // Pending timers of client and host contexts (those wake a client by
+  // themselves), and timer expiries since a client or the host last woke.
+  uint32_t client_timers = 0;
+  uint32_t idle_expiries = 0;
   rumpuser_sim_hooks hooks{};
   void* cookie = nullptr;
 
@@ -270,6 +313,9 @@ struct World {
   // The registered thread-local blocks, as of the world's creation.
   const TlsBlock* blocks = nullptr;
   int nblocks = 0;
+  // Where each block lives on the owner thread (the only one that runs the
+  // world), found once: a switch copies without asking.
+  void* block_addr[kMaxTlsBlocks] = {};
   size_t tls_len = 0;
 
   Rng entropy;  // rumpuser_getrandom's, apart from the scheduling choices
@@ -284,7 +330,7 @@ struct World {
     c->saved_errno = errno;
     unsigned char* p = c->tls;
     for (int i = 0; i < nblocks; i++) {
-      memcpy(p, blocks[i].locate(), blocks[i].len);
+      memcpy(p, block_addr[i], blocks[i].len);
       p += blocks[i].len;
     }
   }
@@ -294,7 +340,7 @@ struct World {
     errno = c->saved_errno;
     const unsigned char* p = c->tls;
     for (int i = 0; i < nblocks; i++) {
-      memcpy(blocks[i].locate(), p, blocks[i].len);
+      memcpy(block_addr[i], p, blocks[i].len);
       p += blocks[i].len;
     }
   }
@@ -332,6 +378,7 @@ struct World {
     timer_set(i, c);
   }
   void timer_add(Ctx* c, uint64_t deadline) {
+    if (c->kind != Ctx::Kind::kThread) client_timers++;
     c->deadline = deadline;
     c->timer_seq = timer_seq++;
     timers.push_back(c);
@@ -341,6 +388,7 @@ struct World {
     size_t i = c->timer_index;
     if (i == SIZE_MAX) return;
     c->timer_index = SIZE_MAX;
+    if (c->kind != Ctx::Kind::kThread) client_timers--;
     Ctx* last = timers.back();
     timers.pop_back();
     if (i == timers.size()) return;
@@ -352,6 +400,7 @@ struct World {
   // --- scheduling
 
   void make_runnable(Ctx* c) {
+    if (c->kind != Ctx::Kind::kThread) idle_expiries = 0;
     c->wait_hook.unlink();
     timer_cancel(c);
     c->state = Ctx::State::kRunnable;
@@ -399,7 +448,18 @@ struct World {
         runq.pop_back();
         return c;
       }
-      if (fire_timers()) continue;
+      if (!timers.empty()) {
+        // With no client timer pending, the next expiry wakes only kernel
+        // threads; once that has gone on for kLivelockExpiries without a
+        // client waking, rumpuser_sim_run ends as in a deadlock.
+        bool livelock = client_timers == 0 && idle_expiries >= kLivelockExpiries && host_in_run &&
+                        host.state == Ctx::State::kBlocked;
+        if (!livelock) {
+          if (client_timers == 0) idle_expiries++;
+          fire_timers();
+          continue;
+        }
+      }
       // Nothing can run and nothing will. rumpuser_sim_run reports it; a
       // host context blocked anywhere else would wait forever.
       if (host_in_run && host.state == Ctx::State::kBlocked) {
@@ -431,6 +491,7 @@ struct World {
     cur = next;
     next->state = Ctx::State::kRunning;
     t_fiber_world = next->kind == Ctx::Kind::kHost ? nullptr : this;
+    tsan_switch_to(next);
     bctx::fiber f = std::move(next->cont);
     std::move(f).resume_with([prev](bctx::fiber&& c) {
       prev->cont = std::move(c);
@@ -513,6 +574,9 @@ struct World {
       delete c;
       return nullptr;
     }
+#ifdef RUMPUSER_SIM_TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
     fibers.push_back(c);
     c->state = Ctx::State::kRunnable;
     runq.push_back(c);
@@ -533,6 +597,7 @@ struct World {
     cur = next;
     next->state = Ctx::State::kRunning;
     t_fiber_world = next->kind == Ctx::Kind::kHost ? nullptr : this;
+    tsan_switch_to(next);
     // Returning switches to next and frees this fiber's stack.
     return std::move(next->cont);
   }
@@ -567,6 +632,10 @@ struct World {
     timer_cancel(c);
     auto it = std::find(fibers.begin(), fibers.end(), c);
     if (it != fibers.end()) fibers.erase(it);
+#ifdef RUMPUSER_SIM_TSAN
+    // Never the running context: a fiber is freed by another one.
+    if (c->tsan_fiber != nullptr) __tsan_destroy_fiber(c->tsan_fiber);
+#endif
     free(c->tls);
     delete c;
   }
@@ -1031,10 +1100,16 @@ extern "C" int rumpuser_sim_create(uint64_t seed, const struct rumpuser_sim_hook
   if (hooks != nullptr) w->hooks = *hooks;
   w->cookie = cookie;
   w->nblocks = rumpuser_int::tls_blocks(&w->blocks);
-  for (int i = 0; i < w->nblocks; i++) w->tls_len += w->blocks[i].len;
+  for (int i = 0; i < w->nblocks; i++) {
+    w->tls_len += w->blocks[i].len;
+    w->block_addr[i] = w->blocks[i].locate();
+  }
   w->host.w = w;
   w->host.kind = Ctx::Kind::kHost;
   w->host.state = Ctx::State::kRunning;
+#ifdef RUMPUSER_SIM_TSAN
+  w->host.tsan_fiber = __tsan_get_current_fiber();
+#endif
   if (w->tls_len != 0) {
     w->host.tls = static_cast<unsigned char*>(calloc(1, w->tls_len));
     if (w->host.tls == nullptr) {
@@ -1094,6 +1169,7 @@ extern "C" int rumpuser_sim_run(struct rumpuser_sim* s) {
   if (w->cur != &w->host) return EINVAL;
   w->host_in_run = true;
   w->deadlocked = false;
+  w->idle_expiries = 0;
   while (w->clients_live != 0 && !w->deadlocked) w->block("rumpuser_sim_run", rumpuser_int::sim::kNever);
   w->host_in_run = false;
   bool dead = w->deadlocked;

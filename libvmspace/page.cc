@@ -11,36 +11,39 @@ namespace rump::vm {
 
 void FrameChunk::put() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  rumpuser_free(base_, kChunkPages * kPageSize);
+  kmem_->give_chunk(base_);
   // Chunk headers live in host memory next to nothing of the kernel's: they
   // are bookkeeping of frames, charged with them.
   this->~FrameChunk();
   rumpuser_free(this, sizeof(FrameChunk));
 }
 
-Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp) {
+Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero) {
+  *zero = false;
   if (!kmem.charge(kPageSize)) return err(ENOMEM);
   std::byte* frame = nullptr;
   FrameChunk* chunk = nullptr;
   if (chunkp != nullptr) {
     chunk = *chunkp;
     if (chunk == nullptr || chunk->next_ == FrameChunk::kChunkPages) {
-      void* base = nullptr;
-      void* mem = nullptr;
-      if (rumpuser_malloc(FrameChunk::kChunkPages * kPageSize, static_cast<int>(kPageSize), &base) != 0) {
+      bool fresh = false;
+      void* base = kmem.take_chunk(&fresh);
+      if (base == nullptr) {
         kmem.uncharge(kPageSize);
         return err(ENOMEM);
       }
+      void* mem = nullptr;
       if (rumpuser_malloc(sizeof(FrameChunk), 0, &mem) != 0) {
-        rumpuser_free(base, FrameChunk::kChunkPages * kPageSize);
+        kmem.give_chunk(base);
         kmem.uncharge(kPageSize);
         return err(ENOMEM);
       }
       FrameChunk::drop_owner(chunk);
-      chunk = new (mem) FrameChunk(static_cast<std::byte*>(base));
+      chunk = new (mem) FrameChunk(kmem, static_cast<std::byte*>(base), fresh);
       *chunkp = chunk;
     }
     frame = chunk->base_ + chunk->next_ * kPageSize;
+    *zero = chunk->fresh_;
   } else {
     void* mem = nullptr;
     if (rumpuser_malloc(kPageSize, static_cast<int>(kPageSize), &mem) != 0) {
@@ -63,13 +66,17 @@ Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp) {
 }
 
 Result<Page*> Page::alloc_zeroed(Kmem& kmem, FrameChunk** chunk) {
-  Page* p = TRY(alloc_raw(kmem, chunk));
-  std::memset(p->frame_, 0, kPageSize);
+  bool zero = false;
+  Page* p = TRY(alloc_raw(kmem, chunk, &zero));
+  // A fresh chunk's frames are zero already; writing them here would only
+  // take the host's page fault earlier.
+  if (!zero) std::memset(p->frame_, 0, kPageSize);
   return p;
 }
 
 Result<Page*> Page::alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk) {
-  Page* p = TRY(alloc_raw(kmem, chunk));
+  bool zero = false;
+  Page* p = TRY(alloc_raw(kmem, chunk, &zero));
   std::memcpy(p->frame_, src.frame_, kPageSize);
   return p;
 }
@@ -86,12 +93,13 @@ void Page::release() {
     delete this;
     return;
   }
-  Kmem* kmem = kmem_;
+  // Uncharged first: a chunk that goes back to the cache finds the room
+  // this frame leaves under the limit.
+  kmem_->uncharge(kPageSize);
   if (chunk_ != nullptr)
     chunk_->put();
   else
     rumpuser_free(frame_, kPageSize);
-  kmem->uncharge(kPageSize);
   delete this;
 }
 

@@ -1,7 +1,8 @@
 // page.h: page frames of user memory and the page-size arithmetic.
 //
-// A Page is one 4 KiB frame of host memory (rumpuser_malloc, page aligned;
-// or a device's own memory, wrap_external) holding user data, charged to the Kmem it was allocated from so that a
+// A Page is one 4 KiB frame of host memory (from a FrameChunk, or
+// rumpuser_malloc'd on its own, page aligned; or a device's own memory,
+// wrap_external) holding user data, charged to the Kmem it was allocated from so that a
 // memory limit turns into ENOMEM. A frame is referenced by page tables
 // (VmObject::pages_): after fork the private layers of parent and child
 // refer to the same frames, and `shares_` counts those tables. A table may
@@ -32,12 +33,15 @@ constexpr bool page_aligned(uint64_t a) { return (a & kPageMask) == 0; }
 // Frames are carved from host chunks of kChunkPages pages, handed out in
 // order to one VmObject, so that pages faulted in one after the other sit
 // next to each other in host memory and a copy can memcpy a whole run of
-// them at once. A chunk goes back to the host when its last frame is freed
-// and its object has moved on to another chunk. Each frame is charged to
-// the Kmem on its own when handed out.
+// them at once. Chunks come from the Kmem's chunk cache (base/chunk_cache.h:
+// host mappings kept off the C library's heap, reused resident), and go
+// back to it when their last frame is freed and their object has moved on
+// to another chunk. Each frame is charged to the Kmem on its own when
+// handed out.
 class FrameChunk {
  public:
   static constexpr uint64_t kChunkPages = 16;
+  static_assert(kChunkPages * kPageSize == ChunkCache::kChunkBytes);
   // The owner's reference on a chunk it still allocates from; null: none.
   static void drop_owner(FrameChunk* c) {
     if (c != nullptr) c->put();
@@ -45,11 +49,15 @@ class FrameChunk {
 
  private:
   friend class Page;
-  FrameChunk(std::byte* base) : base_(base) {}
+  FrameChunk(Kmem& kmem, std::byte* base, bool fresh) : kmem_(&kmem), base_(base), fresh_(fresh) {}
   void put();
+  Kmem* kmem_;                       // whose cache the chunk goes back to
   std::byte* base_;
   uint32_t next_ = 0;                // frames handed out (owner's lock)
   std::atomic<uint32_t> refs_{1};    // frames alive + 1 while owned
+  // Straight from the host, so every frame not yet handed out is zero
+  // (frames are handed out once each, in order).
+  bool fresh_;
 };
 
 class Page : public KObject {
@@ -82,7 +90,8 @@ class Page : public KObject {
   Page(Kmem& kmem, std::byte* frame, FrameChunk* chunk, bool external = false)
       : kmem_(&kmem), frame_(frame), chunk_(chunk), external_(external) {}
   ~Page() = default;
-  static Result<Page*> alloc_raw(Kmem& kmem, FrameChunk** chunk);
+  // *zero: the frame is known to be all zero (from a fresh chunk).
+  static Result<Page*> alloc_raw(Kmem& kmem, FrameChunk** chunk, bool* zero);
 
   Kmem* kmem_;         // the arena the frame is charged to
   std::byte* frame_;   // kPageSize bytes, page aligned, owned

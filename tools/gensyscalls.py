@@ -8,8 +8,8 @@ Usage:
   gensyscalls.py wrappers MASTER OUT.cc        every rump_sys_* wrapper (core)
   gensyscalls.py names   MASTER OUT.cc         the name table (tracing, fuzz)
 
-Wrappers take libc's form: a last argument written `...type name` is
-variadic in rump_sys_<name> (as libc's open, fcntl, ioctl), and lines
+Wrappers take libc's form: trailing arguments written `...type name` are
+variadic in rump_sys_<name> (as libc's open, fcntl, ioctl, prctl), and lines
 starting with `@` give libc's and NetBSD's names and forms where they differ
 from the raw call (see syscalls.master).
 """
@@ -18,13 +18,13 @@ import sys
 
 
 class Call:
-    def __init__(self, name, number, faction, ret, args, variadic=False):
+    def __init__(self, name, number, faction, ret, args, variadic=0):
         self.name = name
         self.number = number
         self.faction = faction
         self.ret = ret
         self.args = args  # list of (type, name)
-        self.variadic = variadic  # the last argument is libc's "..."
+        self.variadic = variadic  # how many trailing arguments are libc's "..."
         self.wrapper_name = f"rump_sys_{name}"  # rump___sysimpl_<name> when a libc form takes the name
 
 
@@ -83,16 +83,16 @@ def parse(path):
             sys.exit(f"{path}:{lineno}: expected 5 columns")
         name, number, faction, ret, argtext = cols
         args = []
-        variadic = False
+        variadic = 0
         if argtext != "void":
             parts = argtext.split(",")
             for i, a in enumerate(parts):
                 a = a.strip()
                 if a.startswith("..."):
-                    if i != len(parts) - 1:
-                        sys.exit(f"{path}:{lineno}: only the last argument can be variadic")
-                    variadic = True
+                    variadic += 1
                     a = a[3:].strip()
+                elif variadic:
+                    sys.exit(f"{path}:{lineno}: only trailing arguments can be variadic")
                 m = re.match(r"^(.*?)(\w+)$", a)
                 if not m:
                     sys.exit(f"{path}:{lineno}: bad argument '{a}'")
@@ -113,7 +113,7 @@ def c_param(t, n):
 
 def wrapper_params(c):
     """The wrapper's parameter list as libc writes it."""
-    fixed = c.args[:-1] if c.variadic else c.args
+    fixed = c.args[:-c.variadic] if c.variadic else c.args
     params = ", ".join(c_param(t, n) for t, n in fixed)
     if c.variadic:
         params += ", ..."
@@ -152,7 +152,8 @@ def unpack(t, expr):
     return f"static_cast<{t}>({expr})"
 
 
-HEADER_INCLUDES = """#include <signal.h>
+HEADER_INCLUDES = """#include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -166,6 +167,8 @@ HEADER_INCLUDES = """#include <signal.h>
 #include <time.h>
 
 struct timezone;
+struct tms;
+struct sysinfo;
 """
 
 
@@ -247,16 +250,21 @@ def gen_wrappers(calls, out):
     for c in calls:
         w(f"{c.ret} {c.wrapper_name}({wrapper_params(c)}) {{\n")
         if c.variadic:
-            t, n = c.args[-1]
-            last_fixed = c.args[-2][1]
-            w(f"  {t} {n} = {{}};\n")
+            va = c.args[-c.variadic:]
+            last_fixed = c.args[-c.variadic - 1][1]
+            for t, n in va:
+                w(f"  {t} {n} = {{}};\n")
             cond = VARIADIC_READ_IF.get(c.name)
             indent = "  "
             if cond:
                 w(f"  if ({cond}) {{\n")
                 indent = "    "
-            w(f"{indent}va_list ap;\n{indent}va_start(ap, {last_fixed});\n"
-              f"{indent}{n} = ({t})va_arg(ap, {va_type(t)});\n{indent}va_end(ap);\n")
+            # As libc: every variadic argument is read, whether the caller
+            # passed it or not (prctl's unused arguments are garbage then).
+            w(f"{indent}va_list ap;\n{indent}va_start(ap, {last_fixed});\n")
+            for t, n in va:
+                w(f"{indent}{n} = ({t})va_arg(ap, {va_type(t)});\n")
+            w(f"{indent}va_end(ap);\n")
             if cond:
                 w("  }\n")
         vals = ", ".join(

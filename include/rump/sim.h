@@ -37,8 +37,10 @@ int rump_sim_spawn(struct rump_kernel *k, void (*fn)(void *), void *arg);
 
 /* Runs k on the calling host thread until every client fiber has
  * returned: 0, or EDEADLK when all of them that are left are blocked and
- * no timer is pending (then what each one waits for is written to the
- * message buffer). EINVAL if k is not a sim kernel or the caller is not
+ * no timer is pending, or when only kernel timers that wake none of them
+ * keep firing (10,000 expiries in a row while no client has a timeout of
+ * its own: a periodic timer nobody reads); then what each one waits for
+ * is written to the message buffer. EINVAL if k is not a sim kernel or the caller is not
  * its host thread on its own stack. */
 int rump_sim_run(struct rump_kernel *k);
 

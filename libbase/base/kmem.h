@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <new>
 
+#include "base/chunk_cache.h"
+
 namespace rump {
 
 class Kmem {
@@ -25,6 +27,13 @@ class Kmem {
   explicit Kmem(size_t limit = 0) : limit_(limit) {}
   Kmem(const Kmem&) = delete;
   Kmem& operator=(const Kmem&) = delete;
+  // Cached frame chunks go back to the host here (a kernel's halt).
+  ~Kmem() {
+    if (ChunkCache* c = chunks_.load(std::memory_order_acquire)) {
+      c->~ChunkCache();
+      rumpuser_free(c, sizeof(ChunkCache));
+    }
+  }
 
   // Returns nullptr when the limit would be exceeded or the host is out.
   void* alloc(size_t size) {
@@ -84,6 +93,41 @@ class Kmem {
   }
   void uncharge(size_t bytes) { in_use_.fetch_sub(bytes, std::memory_order_relaxed); }
 
+  // Host memory for user-page frames (chunk_cache.h): kChunkBytes, page
+  // aligned, charged to nobody (the caller charges each frame it hands
+  // out). *fresh says whether it comes straight from the host, all zero.
+  // Null when the host has no memory.
+  void* take_chunk(bool* fresh) {
+    if (ChunkCache* c = chunks_.load(std::memory_order_acquire)) {
+      if (void* p = c->pop()) {
+        *fresh = false;
+        return p;
+      }
+    }
+    void* p = nullptr;
+    if (rumpuser_anonmmap(nullptr, ChunkCache::kChunkBytes, 0, 0, &p) != 0) return nullptr;
+    *fresh = true;
+    return p;
+  }
+  // A chunk whose frames are all free: cached while the bounds allow (with
+  // a limit, cached chunks and in_use() together stay within it), else back
+  // to the host.
+  void give_chunk(void* p) {
+    size_t room = ChunkCache::kMaxCached;
+    if (limit_ != 0) {
+      size_t used = in_use();
+      size_t spare = used < limit_ ? (limit_ - used) / ChunkCache::kChunkBytes : 0;
+      if (spare < room) room = spare;
+    }
+    ChunkCache* c = room == 0 ? nullptr : chunk_cache();
+    if (c == nullptr || !c->push(p, room)) rumpuser_unmap(p, ChunkCache::kChunkBytes);
+  }
+  // Chunks waiting in the cache (tests).
+  size_t cached_chunks() const {
+    ChunkCache* c = chunks_.load(std::memory_order_acquire);
+    return c == nullptr ? 0 : c->cached();
+  }
+
   static constexpr size_t kHeader = 16;
 
  private:
@@ -91,9 +135,25 @@ class Kmem {
     Kmem* arena;
     size_t size;
   };
+  // The cache, made when the first chunk comes back; it stays until the
+  // Kmem goes. Its few bytes are host bookkeeping, charged to nobody.
+  ChunkCache* chunk_cache() {
+    ChunkCache* c = chunks_.load(std::memory_order_acquire);
+    if (c != nullptr) return c;
+    void* mem = nullptr;
+    if (rumpuser_malloc(sizeof(ChunkCache), alignof(ChunkCache), &mem) != 0) return nullptr;
+    ChunkCache* mine = new (mem) ChunkCache();
+    if (chunks_.compare_exchange_strong(c, mine, std::memory_order_acq_rel, std::memory_order_acquire))
+      return mine;
+    mine->~ChunkCache();
+    rumpuser_free(mem, sizeof(ChunkCache));
+    return c;
+  }
+
   std::atomic<size_t> in_use_{0};
   std::atomic<size_t> allocs_{0};
   size_t limit_;
+  std::atomic<ChunkCache*> chunks_{nullptr};
 };
 
 // Base for kernel objects: `new (kmem) T(...)` allocates from that arena.

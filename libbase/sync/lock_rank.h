@@ -23,6 +23,7 @@ enum class LockRank : uint8_t {
   kVnode = 60,
   kFileTable = 70,
   kFile = 80,
+  kSigWatch = 85,     // the signal watchers (signalfd wait queues), kern/signal.h
   kSocket = 90,
   kSysctl = 100,
   kCallout = 110,

@@ -50,7 +50,8 @@ int rump_sim_run(struct rump_kernel* kk) {
   if (!k) return EINVAL;
   int e = rumpuser_sim_run(k->sim()->world);
   if (e == EDEADLK) {
-    k->printf("sim: deadlock at %llu ns: every client fiber is blocked and no timer is pending\n",
+    k->printf("sim: deadlock at %llu ns: every client fiber is blocked and no timer is pending that "
+              "would wake one\n",
               static_cast<unsigned long long>(rumpuser_sim_now(k->sim()->world)));
     rumpuser_sim_waiters(k->sim()->world, report_waiter, k);
   }

@@ -77,6 +77,15 @@ Result<CalloutQueue*> CalloutQueue::create(Kernel& k) {
   return q;
 }
 
+void CalloutQueue::start() {
+  {
+    MutexLocker g(lock_);
+    if (thread_started_) return;
+    thread_started_ = true;
+  }
+  start_thread();
+}
+
 void CalloutQueue::start_thread() {
   Result<Kthread*> t = kthread_create(kernel_, "callout", thread_main, this);
   MutexLocker g(lock_);

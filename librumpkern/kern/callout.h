@@ -86,6 +86,11 @@ class CalloutQueue : public KObject {
   ~CalloutQueue();
 
   Kernel& kernel() const { return kernel_; }
+  // Starts the thread now if it has not started. schedule() otherwise
+  // starts it, and making a thread takes the process table's lock: owners
+  // that arm callouts with a lock held that ranks above it (a process's
+  // timers, under Proc::lock_) call this first, with no lock held.
+  void start();
   // Pending callouts (for tests and diagnostics).
   size_t pending_count() const;
 

@@ -17,6 +17,7 @@ Result<Ref<Cred>> Cred::clone() const {
   Ref<Cred> r = adopt_ref(c);
   c->uid = uid, c->euid = euid, c->suid = suid, c->fsuid = fsuid;
   c->gid = gid, c->egid = egid, c->sgid = sgid, c->fsgid = fsgid;
+  c->cap_effective = cap_effective, c->cap_permitted = cap_permitted, c->cap_inheritable = cap_inheritable;
   TRY(c->set_groups(groups_, ngroups_));
   return r;
 }

@@ -86,7 +86,8 @@ inline void leave_inline(Kernel& k, Lwp* l) {
     // or by a parent on another thread): never look at it then.
     bool dead = l->dead_.load(std::memory_order_acquire);
     if (!dead && __builtin_expect(l->exiting_.load(std::memory_order_relaxed) ||
-                                      l->proc().sigpending_.load(std::memory_order_relaxed) != 0,
+                                      (l->proc().sigpending_.load(std::memory_order_relaxed) |
+                                       l->sigpending_.load(std::memory_order_relaxed)) != 0,
                                   0)) {
       check_fatal_signals(*l);
       dead = l->dead_.load(std::memory_order_acquire);

@@ -1,6 +1,8 @@
 // Process exit, zombies, reaping, and orphan reparenting.
 #include <rump/rumpuser.h>
 
+#include <cstring>
+
 #include "kern/fork.h"
 #include "kern/futex.h"
 #include "kern/kernel.h"
@@ -21,6 +23,21 @@ bool parent_autoreaps(Kernel& k, Proc* parent) {
   if (!sa) return false;
   KernelSigaction a = sa->get(SIGCHLD);
   return a.handler == reinterpret_cast<uintptr_t>(SIG_IGN) || (a.flags & SA_NOCLDWAIT);
+}
+
+// The process that adopts the children of p: its nearest ancestor that is
+// a child subreaper and not exiting, else init (Linux's find_new_reaper).
+Proc* find_reaper_locked(ProcTable& t, Proc& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
+  p.assert_tree_locked();
+  for (Proc* a = p.parent_; a != nullptr && a != t.init() && a != t.proc0();) {
+    a->assert_tree_locked();
+    if (a->child_subreaper_ && a->state_ == Proc::State::kActive) {
+      MutexLocker g(a->lock_);
+      if (!a->exiting_) return a;
+    }
+    a = a->parent_;
+  }
+  return t.init();
 }
 
 }  // namespace
@@ -57,6 +74,14 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
   Proc* notify = nullptr;
   int notify_sig = 0;
   pid_t notify_pid = 0;
+  // Processes that a signal posted under the tree lock must end, ended
+  // once it is released.
+  constexpr int kMaxFatal = 64;
+  struct {
+    pid_t pid;
+    int sig;
+  } fatal[kMaxFatal];
+  int nfatal = 0;
   {
     ProcTable& t = k.procs();
     MutexLocker g(t.lock());
@@ -78,16 +103,34 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
         delete &l;
       }
     }
-    // Orphans go to init, which reaps the dead ones at once.
+    // Orphans go to the nearest living ancestor that asked to be their
+    // subreaper, else to init, which reaps the dead ones at once. A
+    // subreaper is told of a dead one as its parent would have been.
+    // Children that asked for a parent-death signal get it.
+    Proc* reaper = find_reaper_locked(t, p);
+    reaper->assert_tree_locked();
     while (!p.children_.empty()) {
       Proc& c = p.children_.front();
       p.children_.pop_front();
-      Proc* init = t.init();
       c.assert_tree_locked();
-      init->assert_tree_locked();
-      c.parent_ = init;
-      init->children_.push_back(c);
-      if (c.state_ == Proc::State::kZombie) t.reap_locked(c);
+      c.parent_ = reaper;
+      reaper->children_.push_back(c);
+      if (c.state_ == Proc::State::kZombie) {
+        if (reaper == t.init() || parent_autoreaps(k, reaper)) {
+          t.reap_locked(c);
+          continue;
+        }
+        reaper->child_cv_.broadcast();
+        if (c.exit_signal_ != 0 && post_signal(*reaper, c.exit_signal_) && nfatal < kMaxFatal)
+          fatal[nfatal++] = {reaper->pid(), c.exit_signal_};
+        continue;
+      }
+      int pdeath;
+      {
+        MutexLocker cg(c.lock_);
+        pdeath = c.pdeath_signal_;
+      }
+      if (pdeath != 0 && post_signal(c, pdeath) && nfatal < kMaxFatal) fatal[nfatal++] = {c.pid(), pdeath};
     }
     p.state_ = Proc::State::kZombie;
     p.exit_status_ = wstatus;
@@ -104,9 +147,29 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
       }
     }
     // Still under the tree lock, so the parent can't be reaped meanwhile.
-    if (notify && notify_sig && post_signal(*notify, notify_sig)) notify_pid = notify->pid();
+    if (notify && notify_sig) {
+      // What the parent reads (rt_sigtimedwait, signalfd): who ended, how.
+      siginfo_t info;
+      std::memset(&info, 0, sizeof info);
+      info.si_signo = notify_sig;
+      info.si_pid = p.pid();
+      info.si_uid = p.cred()->uid;
+      if (wstatus & 0x80) {
+        info.si_code = CLD_DUMPED;
+        info.si_status = wstatus & 0x7f;
+      } else if (wstatus & 0x7f) {
+        info.si_code = CLD_KILLED;
+        info.si_status = wstatus & 0x7f;
+      } else {
+        info.si_code = CLD_EXITED;
+        info.si_status = (wstatus >> 8) & 0xff;
+      }
+      Result<bool> r = post_signal_info(*notify, nullptr, info);
+      if (r.ok() && *r) notify_pid = notify->pid();
+    }
   }
   if (notify_pid > 0) kill_proc(k, notify_pid, notify_sig);
+  for (int i = 0; i < nfatal; i++) kill_proc(k, fatal[i].pid, fatal[i].sig);
 }
 
 void kill_proc(Kernel& k, pid_t pid, int sig) {

@@ -86,11 +86,28 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   rlimit limits[RLIM_NLIMITS];
   char name[sizeof child->comm_];
   RefPtr<SigActs> parent_sa;
+  int dumpable, nice, policy, priority;
+  bool no_new_privs;
+  uint64_t affinity[Proc::kAffinityWords];
   {
     MutexLocker pg(parent.lock_);
     std::memcpy(limits, parent.rlimits_, sizeof limits);
     std::memcpy(name, parent.comm_, sizeof name);
     parent_sa = parent.sigacts_;
+    dumpable = parent.dumpable_;
+    no_new_privs = parent.no_new_privs_;
+    nice = parent.nice_;
+    policy = parent.sched_policy_;
+    priority = parent.sched_priority_;
+    std::memcpy(affinity, parent.affinity_, sizeof affinity);
+  }
+  // SCHED_RESET_ON_FORK: the child starts with the normal policy and no
+  // negative nice value (Linux).
+  constexpr int kSchedResetOnFork = 0x40000000;
+  if (policy & kSchedResetOnFork) {
+    policy = 0;
+    priority = 0;
+    if (nice < 0) nice = 0;
   }
   if (comm) {
     std::strncpy(name, comm, sizeof name - 1);
@@ -119,6 +136,12 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
     std::memcpy(child->rlimits_, limits, sizeof limits);
     std::memcpy(child->comm_, name, sizeof name);
     child->sigacts_ = child_sa;
+    child->dumpable_ = dumpable;
+    child->no_new_privs_ = no_new_privs;
+    child->nice_ = nice;
+    child->sched_policy_ = policy;
+    child->sched_priority_ = priority;
+    std::memcpy(child->affinity_, affinity, sizeof affinity);
   }
   child->umask_.store(parent.umask_.load());
   child->space_ = parent.space_;  // the vm faction's fork hook replaces it
@@ -130,6 +153,13 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
 
   Lwp* cl = TRY(k.new_lwp(*child, Lwp::Kind::kProcess));
   cl->sigmask_.store(l.sigmask_.load());
+  // The alternate signal stack is inherited unless the child shares the
+  // address space (Linux: CLONE_VM without CLONE_VFORK resets it).
+  if (!(flags & RFMEM) || (flags & RFPPWAIT)) {
+    cl->altstack_sp_ = l.altstack_sp_;
+    cl->altstack_size_ = l.altstack_size_;
+    cl->altstack_flags_ = l.altstack_flags_;
+  }
 
   {
     MutexLocker g(t.lock());

@@ -40,6 +40,14 @@ void exit1(Proc& p, Lwp* self, int wstatus);
 // then calls kill_proc() once it holds no locks. Caller may hold the tree
 // lock (which keeps p alive), not p's lock.
 bool post_signal(Proc& p, int sig);
+// The same with what the sender says (info.si_signo is the signal), sent
+// to the process or, with thread, to that LWP of it alone. EAGAIN when a
+// real-time signal from sigqueue-like senders (si_code < 0, not SI_USER)
+// can't be queued (RLIMIT_SIGPENDING, memory). Otherwise true as above.
+Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info);
+// A siginfo_t as kill(2) makes it: code (SI_USER, SI_TKILL), the sending
+// process's pid and real uid.
+siginfo_t sig_user_info(Lwp& sender, int sig, int code);
 // Ends process pid as killed by sig, if it is still alive. No locks held.
 void kill_proc(Kernel& k, pid_t pid, int sig);
 
@@ -53,6 +61,20 @@ bool check_fatal_signals(Lwp& l);
 // process ended: l is then a husk, its process possibly freed, and the
 // caller must return (EINTR) without touching either.
 bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted);
+
+// Dequeues the first pending signal of set for l (l's own before the
+// process's; faults first, then the lowest number) into *info; 0 if none.
+int sig_dequeue_locked(Proc& p, Lwp& l, SigSet set, siginfo_t* info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
+// Waits until a signal of set is pending for l and dequeues it (returns
+// its number). deadline_ns: monotonic, < 0 none, 0 don't wait. EAGAIN
+// when the deadline passed, EINTR when another signal (unblocked, not in
+// set) or exit interrupts. Unblocked signals of set whose action is fatal
+// are not taken: they end the process as l leaves the kernel, as Linux.
+Result<int> sig_wait(Lwp& l, SigSet set, siginfo_t* info, int64_t deadline_ns);
+// Drops the pending instances of set, from the process and every LWP.
+void sig_discard_locked(Proc& p, SigSet set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
+// Frees l's records as it leaves p.
+void sig_flush_lwp_locked(Proc& p, Lwp& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
 
 // The wait status encodings.
 inline constexpr int w_exitcode(int status, int sig) { return ((status & 0xff) << 8) | (sig & 0x7f); }

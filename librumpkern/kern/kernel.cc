@@ -226,7 +226,7 @@ Result<void> Kernel::start(const BootConfig& cfg) {
 
   // 5. Kernel services: message buffer, host name, sysctl, callouts.
   TRY(services_init(*this, cfg));
-  printf("rump kernel %llu booting: %d CPU%s\n", static_cast<unsigned long long>(serial_), cfg.ncpu,
+  printf("rump kernel %llu booting: %d CPU%s\n", static_cast<unsigned long long>(sim_ ? 1 : serial_), cfg.ncpu,
          cfg.ncpu == 1 ? "" : "s");
 
   // 6. Components, by type. Halt runs fini for every component whose init
@@ -246,7 +246,7 @@ Result<void> Kernel::start(const BootConfig& cfg) {
       }
     }
   }
-  printf("rump kernel %llu ready\n", static_cast<unsigned long long>(serial_));
+  printf("rump kernel %llu ready\n", static_cast<unsigned long long>(sim_ ? 1 : serial_));
   return {};
 }
 

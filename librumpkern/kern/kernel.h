@@ -23,6 +23,7 @@
 
 #include "base/kmem.h"
 #include "base/result.h"
+#include "kern/kernel_clock.h"
 #include "kern/component.h"
 #include "kern/lwp.h"
 #include "kern/pid.h"
@@ -148,7 +149,10 @@ class Kernel {
   SimState* sim() const { return sim_; }
 
   ProcTable& procs() { return procs_; }
+  SigWatchers& sig_watchers() { return sig_watchers_; }
   KernelServices& services() { return services_; }
+  // The realtime clock (kern/kernel_clock.h).
+  KernelClock& clock() { return clock_; }
   SyscallTrace& trace() { return trace_; }
 
   // --- LWPs (kern/lwp.cc)
@@ -180,7 +184,9 @@ class Kernel {
 
   Kmem kmem_;  // first: everything below allocates from it
   ProcTable procs_;
+  SigWatchers sig_watchers_;
   KernelServices services_;
+  KernelClock clock_;
   SyscallTrace trace_;
   // Per-component state, reached only through KernelSlot<T> (component.h).
   void* component_state_[kMaxComponents] = {};

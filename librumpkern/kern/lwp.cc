@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "kern/clock.h"
+#include "kern/fork.h"
 #include "kern/kcov.h"
 #include "kern/kernel.h"
 #include "kern/proc.h"
@@ -27,10 +28,13 @@ constexpr int64_t kNoSlice = INT64_MAX;
 }  // namespace
 
 Lwp::Lwp(Kernel& k, Proc& p, pid_t tid, Kind kind)
-    : kernel_(k), proc_(&p), tid_(tid), kind_(kind) {}
+    : kernel_(k), proc_(&p), tid_(tid), kind_(kind), sig_lock_(p.lock_) {}
 
 Lwp::~Lwp() {
   if (kcov_) kcov_lwp_gone(*this);
+  // Records left by a husk (its process gone before it): nobody else can
+  // reach them now.
+  sigqueue_.clear_and_dispose([](SigQueued* q) { delete q; });
 }
 
 void Lwp::refresh_cred() {
@@ -42,8 +46,8 @@ void Lwp::refresh_cred() {
 
 bool Lwp::interrupt_pending() const {
   if (exiting_.load(std::memory_order_relaxed)) return true;
-  SigSet pend = proc_->sigpending_.load(std::memory_order_acquire);
-  return (pend & ~sigmask_.load(std::memory_order_relaxed)) != 0;
+  SigSet pend = proc_->sigpending_.load(std::memory_order_acquire) | sigpending_.load(std::memory_order_acquire);
+  return (pend & ~(sigmask_.load(std::memory_order_relaxed) | sigwaiting_.load(std::memory_order_relaxed))) != 0;
 }
 
 int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
@@ -223,6 +227,8 @@ void Kernel::unlink_lwp(Lwp* l) {
     MutexLocker pg(p.lock_);
     p.lwps_.erase(p.lwps_.iterator_to(*l));
     p.nlwps_--;
+    l->assert_sig_locked();
+    sig_flush_lwp_locked(p, *l);
   }
   KernelLwpList& all = procs_.lwps_locked();
   if (l->kernel_hook_.is_linked()) all.erase(all.iterator_to(*l));

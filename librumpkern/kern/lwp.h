@@ -94,6 +94,23 @@ class Lwp : public KObject {
 
   // Changed under the process lock, read without it.
   std::atomic<SigSet> sigmask_{0};
+  // Signals sent to this LWP alone (tkill, tgkill, rt_tgsigqueueinfo):
+  // the set changes under the process lock and is read without it; the
+  // records are in sigqueue_ (kern/signal.h).
+  std::atomic<SigSet> sigpending_{0};
+  SigQueue sigqueue_ ABSL_GUARDED_BY(sig_lock_);
+  // The signals this LWP waits to dequeue (rt_sigtimedwait, a signalfd
+  // read): they wake it, and don't interrupt it, although they may be
+  // unblocked. Set by the LWP under the process lock; 0 when not waiting.
+  std::atomic<SigSet> sigwaiting_{0};
+  // Says that the caller holds the process's lock, which guards the
+  // LWP's signal records (a path the analysis can't follow).
+  void assert_sig_locked() const ABSL_ASSERT_EXCLUSIVE_LOCK(sig_lock_) { sig_lock_.assert_held(); }
+  // sigaltstack(2): the alternate signal stack. Only the LWP itself
+  // touches it (and fork1, on the parent's LWP, to copy it).
+  uintptr_t altstack_sp_ = 0;
+  size_t altstack_size_ = 0;
+  int altstack_flags_ = SS_DISABLE;
   // Set by the entry path while a host thread runs this LWP in the kernel.
   std::atomic<bool> in_kernel_{false};
   ListHook proc_hook_;  // Proc::lwps_
@@ -120,6 +137,7 @@ class Lwp : public KObject {
   Proc* proc_;
   pid_t tid_;
   Kind kind_;
+  Mutex& sig_lock_;  // the process's lock_ (Proc::lock_)
   RefPtr<Cred> cred_;
   uint32_t cred_gen_ = 0;
 

@@ -24,9 +24,15 @@ ProcExtension* proc_extension(int slot) { return g_extensions[slot]; }
 
 Proc::Proc(Kernel& k, pid_t pid) : kernel_(k), tree_lock_(k.procs().lock()), pid_(pid) {
   for (auto& r : rlimits_) r.rlim_cur = r.rlim_max = RLIM_INFINITY;
+  // As Linux: no raised nice values or real-time priorities without
+  // CAP_SYS_NICE unless a limit is set.
+  rlimits_[RLIMIT_NICE].rlim_cur = rlimits_[RLIMIT_NICE].rlim_max = 0;
+  rlimits_[RLIMIT_RTPRIO].rlim_cur = rlimits_[RLIMIT_RTPRIO].rlim_max = 0;
 }
 
-Proc::~Proc() = default;
+Proc::~Proc() {
+  sigqueue_.clear_and_dispose([](SigQueued* q) { delete q; });
+}
 
 Ref<Cred> Proc::cred() const {
   MutexLocker g(lock_);
@@ -42,7 +48,7 @@ void Proc::set_cred(Ref<Cred> c) {
 }
 
 SigSet Proc::pending_unblocked(const Lwp& l) const {
-  return sigpending_.load(std::memory_order_acquire) & ~l.sigmask_.load(std::memory_order_relaxed);
+  return pending_for(l) & ~l.sigmask_.load(std::memory_order_relaxed);
 }
 
 void ProcTable::insert_locked(Proc& p) {

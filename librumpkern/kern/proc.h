@@ -111,6 +111,9 @@ class Proc : public KObject {
   bool ppwait_ ABSL_GUARDED_BY(tree_lock_) = false;  // vfork: parent waits until exit/exec
   // What the parent gets when this exits (0: none).
   int exit_signal_ ABSL_GUARDED_BY(tree_lock_) = SIGCHLD;
+  // prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are reparented
+  // here rather than to init. Not inherited.
+  bool child_subreaper_ ABSL_GUARDED_BY(tree_lock_) = false;
   ListHook sibling_hook_;
   bi::list<Proc, bi::member_hook<Proc, ListHook, &Proc::sibling_hook_>,
            bi::constant_time_size<false>> children_ ABSL_GUARDED_BY(tree_lock_);
@@ -124,10 +127,31 @@ class Proc : public KObject {
   RefPtr<Cred> cred_ ABSL_GUARDED_BY(lock_);  // set before the process is published
   // Shared between processes made with RFSIGSHARE.
   RefPtr<SigActs> sigacts_ ABSL_GUARDED_BY(lock_);
-  // Changed under lock_, read without it (Lwp::interrupt_pending).
+  // The shared pending set: changed under lock_, read without it
+  // (Lwp::interrupt_pending); its records (kern/signal.h).
   std::atomic<SigSet> sigpending_{0};
+  SigQueue sigqueue_ ABSL_GUARDED_BY(lock_);
+  // Records queued for the process and its LWPs (RLIMIT_SIGPENDING).
+  int nsigqueued_ ABSL_GUARDED_BY(lock_) = 0;
+  // What rt_sigsuspend, pause, rt_sigtimedwait and signalfd reads sleep
+  // on (with lock_); signal posting wakes them through Lwp::interrupt().
+  CondVar sigwait_cv_;
   rlimit rlimits_[RLIM_NLIMITS] ABSL_GUARDED_BY(lock_) = {};
   char comm_[16] ABSL_GUARDED_BY(lock_) = {};
+  // prctl state: the signal sent when the parent exits (not inherited,
+  // cleared when the credentials change), the dumpable flag (reset to 0
+  // when they change), no_new_privs (inherited, never cleared).
+  int pdeath_signal_ ABSL_GUARDED_BY(lock_) = 0;
+  int dumpable_ ABSL_GUARDED_BY(lock_) = 1;
+  bool no_new_privs_ ABSL_GUARDED_BY(lock_) = false;
+  // Scheduling (kern/sys_sched.cc), inherited: the nice value, policy and
+  // real-time priority, and the CPUs allowed (bit n: virtual CPU n; read
+  // through the CPUs the kernel has).
+  static constexpr int kAffinityWords = 4;  // 256 virtual CPUs at most
+  int nice_ ABSL_GUARDED_BY(lock_) = 0;
+  int sched_policy_ ABSL_GUARDED_BY(lock_) = 0;
+  int sched_priority_ ABSL_GUARDED_BY(lock_) = 0;
+  uint64_t affinity_[kAffinityWords] ABSL_GUARDED_BY(lock_) = {~0ull, ~0ull, ~0ull, ~0ull};
   std::atomic<mode_t> umask_{022};
   bool exiting_ ABSL_GUARDED_BY(lock_) = false;
   std::atomic<uint32_t> cred_gen_{1};
@@ -139,6 +163,10 @@ class Proc : public KObject {
   // Replaces the credentials (fresh, unpublished Cred).
   void set_cred(Ref<Cred> c);
   SigSet pending_unblocked(const Lwp& l) const;
+  // Pending for l: the process's set and l's own.
+  SigSet pending_for(const Lwp& l) const {
+    return sigpending_.load(std::memory_order_acquire) | l.sigpending_.load(std::memory_order_acquire);
+  }
 
  private:
   template <class T>

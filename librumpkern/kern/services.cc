@@ -22,8 +22,11 @@ Result<void> services_init(Kernel& k, const BootConfig& cfg) {
   absl::Cleanup undo = [&k] { services_fini(k); };
   s.msgbuf_ = TRY(Msgbuf::create(k.kmem()));
   char name[kHostNameMax + 1];
+  // The default name carries the kernel's serial, except on "sim": a run
+  // there may not depend on how many kernels the process booted before
+  // (uname, sethostname and the boot messages would differ).
   if (cfg.hostname[0]) std::snprintf(name, sizeof name, "%s", cfg.hostname);
-  else std::snprintf(name, sizeof name, "rump%llu", static_cast<unsigned long long>(k.serial()));
+  else std::snprintf(name, sizeof name, "rump%llu", static_cast<unsigned long long>(k.sim() ? 1 : k.serial()));
   TRY(s.set_hostname(name, std::strlen(name)));
   s.sysctl_ = TRY(Sysctl::create(k));
   s.callouts_ = TRY(CalloutQueue::create(k));

@@ -19,6 +19,20 @@
 // that was not interrupted (ready, timed out, failed) restores the old
 // mask at once, leaving signals that only the temporary mask unblocked
 // pending, as Linux does.
+//
+// Ignoring: a signal whose action ignores it is dropped when posted,
+// unless the target blocks it (Linux: a blocked signal is kept, since the
+// action may change before it is unblocked); blocked ones stay pending
+// for rt_sigtimedwait and signalfd. A process-directed signal asks the
+// LWP whose tid is the pid (the main one), or any LWP if that is gone.
+//
+// Waiting for signals (rt_sigtimedwait, signalfd reads, rt_sigsuspend,
+// pause) sleeps on Proc::sigwait_cv_ with the process lock; posting holds
+// that lock and wakes the LWPs concerned with Lwp::interrupt(), so no
+// wake-up is lost between a waiter's check and its sleep.
+#include <cstring>
+
+#include "kern/clock.h"
 #include "kern/fork.h"
 #include "kern/kernel.h"
 
@@ -50,64 +64,239 @@ KernelSigaction action_of(Proc& p, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock
   return p.sigacts_->get(sig);
 }
 
+// The signals of set whose action is fatal.
+SigSet fatal_of(Proc& p, SigSet set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  SigSet f = 0;
+  for (SigSet rest = set; rest; rest &= rest - 1) {
+    int sig = __builtin_ctzll(rest) + 1;
+    if (disposition(action_of(p, sig), sig) == Disposition::kFatal) f |= sig_bit(sig);
+  }
+  return f;
+}
+
+// Is sig blocked where a process-directed signal is judged (the main LWP)?
+bool blocked_by_process(Proc& p, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  bool any = false;
+  for (Lwp& l : p.lwps_) {
+    bool b = (l.sigmask_.load() & sig_bit(sig)) != 0;
+    if (l.tid() == p.pid()) return b;
+    any |= b;
+  }
+  return any;
+}
+
+// Next signal of pend to take: faults first, then the lowest number.
+int next_signal(SigSet pend) {
+  if (pend == 0) return 0;
+  if (pend & kSyncSignals) pend &= kSyncSignals;
+  return __builtin_ctzll(pend) + 1;
+}
+
+// Takes sig off one queue: its first record, and the bit once no record
+// of it is left. A signal pending without a record reads as SI_USER.
+void collect_signal(Proc& p, std::atomic<SigSet>& set, SigQueue& q, int sig, siginfo_t* info)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  SigQueued* first = nullptr;
+  bool more = false;
+  for (SigQueued& e : q) {
+    if (e.info.si_signo != sig) continue;
+    if (first) {
+      more = true;
+      break;
+    }
+    first = &e;
+  }
+  if (!more) set.fetch_and(~sig_bit(sig), std::memory_order_release);
+  if (first) {
+    if (info) *info = first->info;
+    q.erase(q.iterator_to(*first));
+    delete first;
+    p.nsigqueued_--;
+  } else if (info) {
+    std::memset(info, 0, sizeof *info);
+    info->si_signo = sig;
+    info->si_code = SI_USER;
+  }
+}
+
+void discard_queue(Proc& p, std::atomic<SigSet>& set, SigQueue& q, SigSet which)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  if ((set.load() & which) == 0) return;
+  set.fetch_and(~which, std::memory_order_release);
+  q.remove_and_dispose_if([&](const SigQueued& e) { return (sig_bit(e.info.si_signo) & which) != 0; },
+                          [&p](SigQueued* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                            p.nsigqueued_--;
+                            delete e;
+                          });
+}
+
 }  // namespace
 
+void SigWatchers::add(SigWatch& w) {
+  MutexLocker g(lock_);
+  list_.push_back(w);
+  n_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void SigWatchers::remove(SigWatch& w) {
+  MutexLocker g(lock_);
+  list_.erase(list_.iterator_to(w));
+  n_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void SigWatchers::notify(Proc& p, int sig) {
+  if (n_.load(std::memory_order_relaxed) == 0) return;
+  MutexLocker g(lock_);
+  for (SigWatch& w : list_) w.notify(w, p, sig);
+}
+
+siginfo_t sig_user_info(Lwp& sender, int sig, int code) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  info.si_signo = sig;
+  info.si_code = code;
+  info.si_pid = sender.proc().pid();
+  info.si_uid = sender.cred().uid;
+  return info;
+}
+
 bool post_signal(Proc& p, int sig) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  info.si_signo = sig;
+  info.si_code = SI_KERNEL;
+  Result<bool> r = post_signal_info(p, nullptr, info);
+  return r.ok() && *r;
+}
+
+Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info) {
+  const int sig = info.si_signo;
   Kernel& k = p.kernel();
-  if (&p == k.procs().init() || &p == k.procs().proc0()) {
-    // Like Linux's init: only signals it catches reach it.
-    MutexLocker g(p.lock_);
-    if (disposition(action_of(p, sig), sig) != Disposition::kPending) return false;
-  }
   bool fatal_now = false;
-  MutexLocker g(p.lock_);
-  if (p.exiting_) return false;
-  Disposition d = disposition(action_of(p, sig), sig);
-  if (d == Disposition::kDrop) return false;
-  p.sigpending_.fetch_or(sig_bit(sig), std::memory_order_release);
-  bool any_in_kernel = false;
-  for (Lwp& l : p.lwps_) {
-    bool in = l.in_kernel_.load(std::memory_order_acquire);
-    any_in_kernel |= in;
-    if (in && ((l.sigmask_.load() & sig_bit(sig)) == 0 || sig == SIGKILL)) {
-      if (sig == SIGKILL) l.exiting_.store(true);
-      l.interrupt();
+  {
+    MutexLocker g(p.lock_);
+    if (p.exiting_) return false;
+    Disposition d = disposition(action_of(p, sig), sig);
+    if (&p == k.procs().init() || &p == k.procs().proc0()) {
+      // Like Linux's init: only signals it catches reach it.
+      if (d != Disposition::kPending) return false;
+    }
+    if (thread) thread->assert_sig_locked();
+    bool blocked = thread ? (thread->sigmask_.load() & sig_bit(sig)) != 0 : blocked_by_process(p, sig);
+    if (d == Disposition::kDrop && !blocked) return false;
+    std::atomic<SigSet>& set = thread ? thread->sigpending_ : p.sigpending_;
+    SigQueue& q = thread ? thread->sigqueue_ : p.sigqueue_;
+    // A standard signal already pending is not queued again.
+    if (sig < kSigRtMin && (set.load() & sig_bit(sig))) return false;
+    if (sig != SIGKILL) {
+      // Linux: records of standard signals from kill-like senders are
+      // kept past RLIMIT_SIGPENDING; others count against it.
+      bool override_limit = sig < kSigRtMin && info.si_code >= 0;
+      rlim_t limit = p.rlimits_[RLIMIT_SIGPENDING].rlim_cur;
+      SigQueued* e = nullptr;
+      if (override_limit || limit == RLIM_INFINITY || static_cast<rlim_t>(p.nsigqueued_) < limit)
+        e = new (k.kmem()) SigQueued;
+      if (e) {
+        e->info = info;
+        q.push_back(*e);
+        p.nsigqueued_++;
+      } else if (sig >= kSigRtMin && info.si_code != SI_USER) {
+        return err(EAGAIN);
+      }
+    }
+    set.fetch_or(sig_bit(sig), std::memory_order_release);
+    bool any_in_kernel = false;
+    for (Lwp& l : p.lwps_) {
+      if (thread && &l != thread) continue;
+      bool in = l.in_kernel_.load(std::memory_order_acquire);
+      any_in_kernel |= in;
+      bool wakes = (l.sigmask_.load() & sig_bit(sig)) == 0 || (l.sigwaiting_.load() & sig_bit(sig)) != 0;
+      if (in && (wakes || sig == SIGKILL)) {
+        if (sig == SIGKILL) l.exiting_.store(true);
+        l.interrupt();
+      }
+    }
+    if (d == Disposition::kFatal && !any_in_kernel) {
+      // A blocked fatal signal waits, except SIGKILL.
+      bool blocked_everywhere = sig != SIGKILL && !p.lwps_.empty();
+      for (Lwp& l : p.lwps_) {
+        if (thread && &l != thread) continue;
+        if ((l.sigmask_.load() & sig_bit(sig)) == 0) blocked_everywhere = false;
+      }
+      fatal_now = !blocked_everywhere;
     }
   }
-  if (d == Disposition::kFatal && !any_in_kernel) {
-    // A blocked fatal signal waits, except SIGKILL.
-    bool blocked_everywhere = sig != SIGKILL && !p.lwps_.empty();
-    for (Lwp& l : p.lwps_)
-      if ((l.sigmask_.load() & sig_bit(sig)) == 0) blocked_everywhere = false;
-    fatal_now = !blocked_everywhere;
-  }
+  k.sig_watchers().notify(p, sig);
   return fatal_now;
+}
+
+int sig_dequeue_locked(Proc& p, Lwp& l, SigSet set, siginfo_t* info) {
+  l.assert_sig_locked();
+  if (int sig = next_signal(l.sigpending_.load() & set)) {
+    collect_signal(p, l.sigpending_, l.sigqueue_, sig, info);
+    return sig;
+  }
+  if (int sig = next_signal(p.sigpending_.load() & set)) {
+    collect_signal(p, p.sigpending_, p.sigqueue_, sig, info);
+    return sig;
+  }
+  return 0;
+}
+
+void sig_discard_locked(Proc& p, SigSet set) {
+  discard_queue(p, p.sigpending_, p.sigqueue_, set);
+  for (Lwp& l : p.lwps_) {
+    l.assert_sig_locked();
+    discard_queue(p, l.sigpending_, l.sigqueue_, set);
+  }
+}
+
+void sig_flush_lwp_locked(Proc& p, Lwp& l) {
+  l.assert_sig_locked();
+  discard_queue(p, l.sigpending_, l.sigqueue_, ~SigSet{0});
+}
+
+Result<int> sig_wait(Lwp& l, SigSet set, siginfo_t* info, int64_t deadline_ns) {
+  Proc& p = l.proc();
+  set &= ~kCantMask;
+  MutexLocker g(p.lock_);
+  for (;;) {
+    // An unblocked signal that would kill is left to do so.
+    SigSet take = set & ~(fatal_of(p, set) & ~l.sigmask_.load());
+    if (int sig = sig_dequeue_locked(p, l, take, info)) return sig;
+    if (deadline_ns == 0) return err(EAGAIN);
+    l.sigwaiting_.store(take);
+    int r = l.sleep(p.sigwait_cv_, p.lock_, deadline_ns, true);
+    l.sigwaiting_.store(0);
+    if (r) {
+      if (int sig = sig_dequeue_locked(p, l, take, info)) return sig;
+      return err(r == ETIMEDOUT ? EAGAIN : r);
+    }
+  }
 }
 
 bool check_fatal_signals(Lwp& l) {
   Proc& p = l.proc();
   SigSet pend = p.pending_unblocked(l);
   if (pend == 0) return false;
-  if (&p == l.kernel().procs().init()) {
-    // Signals caught by init: consumed.
-    p.sigpending_.fetch_and(~pend);
-    return false;
-  }
   int fatal = 0;
   {
     MutexLocker g(p.lock_);
-    for (int sig = 1; sig <= kNsig; sig++) {
-      if (!(pend & sig_bit(sig))) continue;
-      Disposition d = disposition(action_of(p, sig), sig);
-      if (d == Disposition::kFatal) {
-        fatal = sig;
-        break;
+    l.assert_sig_locked();
+    if (&p != l.kernel().procs().init()) {
+      for (int sig = 1; sig <= kNsig; sig++) {
+        if (!(pend & sig_bit(sig))) continue;
+        if (disposition(action_of(p, sig), sig) == Disposition::kFatal) {
+          fatal = sig;
+          break;
+        }
       }
     }
     if (!fatal) {
       // Caught signals are delivered: their handlers can't run on a host
-      // thread, so delivery consumes them.
-      p.sigpending_.fetch_and(~pend);
+      // thread, so delivery consumes them (init's too).
+      discard_queue(p, l.sigpending_, l.sigqueue_, pend);
+      discard_queue(p, p.sigpending_, p.sigqueue_, pend);
       return false;
     }
   }

@@ -12,7 +12,8 @@
 // a wait probes with a spin longer than a host wake-up across CPUs plus the
 // peer's turn; a probe that runs out makes the next one come later.
 //
-// Who uses it: the socket layer (net/socket.cc). The object keeps a
+// Who uses it: pipes and FIFOs (vfs/pipe.cc) and the socket layer
+// (net/socket.cc). The object keeps a
 // generation word that every change a waiter may wait for bumps under the
 // object's lock.
 #pragma once

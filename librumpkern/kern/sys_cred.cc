@@ -12,15 +12,39 @@ namespace {
 
 constexpr uid_t kNoId = static_cast<uid_t>(-1);
 
+// Linux's capability effects of a change of user ids (without
+// SECBIT_KEEP_CAPS): leaving root in all of the real, effective and saved
+// ids drops the permitted and effective sets; the effective id leaving 0
+// drops the effective set, and coming back to 0 restores it from the
+// permitted one.
+void fix_caps_for_uids(const Cred& o, Cred& n) {
+  if ((o.uid == 0 || o.euid == 0 || o.suid == 0) && n.uid != 0 && n.euid != 0 && n.suid != 0) {
+    n.cap_permitted = 0;
+    n.cap_effective = 0;
+  }
+  if (o.euid == 0 && n.euid != 0) n.cap_effective = 0;
+  if (o.euid != 0 && n.euid == 0) n.cap_effective = n.cap_permitted;
+}
+
 // Applies change to a private copy of the caller's credentials and
-// publishes it. change returns an errno or 0.
+// publishes it. change returns an errno or 0. As Linux's commit_creds, a
+// change of the effective or file-system ids makes the process not
+// dumpable and forgets its parent-death signal.
 template <class Fn>
 Result<long> change_cred(Lwp& l, Fn&& change) {
   Proc& p = l.proc();
   Ref<Cred> cur = p.cred();
   Ref<Cred> n = TRY(cur->clone());
   if (int e = change(*cur, *n)) return err(e);
+  fix_caps_for_uids(*cur, *n);
+  bool ids_changed = cur->euid != n->euid || cur->egid != n->egid || cur->fsuid != n->fsuid ||
+                     cur->fsgid != n->fsgid;
   p.set_cred(std::move(n));
+  if (ids_changed) {
+    MutexLocker g(p.lock_);
+    p.dumpable_ = 0;
+    p.pdeath_signal_ = 0;
+  }
   l.refresh_cred();
   return 0;
 }
@@ -173,6 +197,100 @@ Result<long> sys_setgroups(Lwp& l, size_t size, UserPtr<gid_t> list) {
   });
   Kmem::free(groups);
   return r;
+}
+
+// --- capabilities: capget(2), capset(2)
+
+namespace {
+
+constexpr uint32_t kCapVersion1 = 0x19980330;  // one 32-bit word per set
+constexpr uint32_t kCapVersion2 = 0x20071026;  // two words (deprecated)
+constexpr uint32_t kCapVersion3 = 0x20080522;  // two words
+
+struct CapHeader {
+  uint32_t version;
+  int pid;
+};
+struct CapData {
+  uint32_t effective;
+  uint32_t permitted;
+  uint32_t inheritable;
+};
+
+// Checks the header's version: the number of data words it implies, or,
+// for an unknown version, the preferred one written back and EINVAL.
+Result<int> cap_validate(Lwp& l, UserPtr<CapHeader> hdr, CapHeader& h) {
+  h = TRY(copyin_obj(l, hdr));
+  switch (h.version) {
+    case kCapVersion1: return 1;
+    case kCapVersion2:
+    case kCapVersion3: return 2;
+    default: {
+      uint32_t v = kCapVersion3;
+      TRY(copyout(l, &v, hdr.addr, sizeof v));
+      return err(EINVAL);
+    }
+  }
+}
+
+}  // namespace
+
+Result<long> sys_capget(Lwp& l, UserPtr<void> hdrp, UserPtr<void> datap) {
+  CapHeader h;
+  UserPtr<CapHeader> hdr{hdrp.addr};
+  Result<int> words = cap_validate(l, hdr, h);
+  // An unknown version with no data buffer is how programs ask for the
+  // preferred version: success.
+  if (!words.ok()) return !datap && words.error() == EINVAL ? Result<long>(0) : Error{words.error()};
+  if (!datap) return 0;
+  int n = words.value();
+  if (h.pid < 0) return err(EINVAL);
+  Ref<Cred> c = l.proc().cred();
+  if (h.pid != 0 && h.pid != l.proc().pid()) {
+    ProcTable& t = l.kernel().procs();
+    MutexLocker g(t.lock());
+    Proc* q = t.find_locked(h.pid);
+    if (!q || q == t.proc0()) return err(ESRCH);
+    q->assert_tree_locked();
+    if (q->state_ != Proc::State::kActive) return err(ESRCH);
+    c = q->cred();
+  }
+  CapData d[2] = {};
+  for (int i = 0; i < 2; i++) {
+    d[i].effective = static_cast<uint32_t>(c->cap_effective >> (32 * i));
+    d[i].permitted = static_cast<uint32_t>(c->cap_permitted >> (32 * i));
+    d[i].inheritable = static_cast<uint32_t>(c->cap_inheritable >> (32 * i));
+  }
+  TRY(copyout(l, d, datap.addr, sizeof(CapData) * static_cast<size_t>(n)));
+  return 0;
+}
+
+Result<long> sys_capset(Lwp& l, UserPtr<void> hdrp, UserPtr<void> datap) {
+  CapHeader h;
+  int n = TRY(cap_validate(l, UserPtr<CapHeader>{hdrp.addr}, h));
+  // Only the caller's own capabilities can be set.
+  if (h.pid != 0 && h.pid != l.proc().pid()) return err(EPERM);
+  CapData d[2] = {};
+  TRY(copyin(l, datap.addr, d, sizeof(CapData) * static_cast<size_t>(n)));
+  uint64_t eff = 0, perm = 0, inh = 0;
+  for (int i = 0; i < n; i++) {
+    eff |= uint64_t{d[i].effective} << (32 * i);
+    perm |= uint64_t{d[i].permitted} << (32 * i);
+    inh |= uint64_t{d[i].inheritable} << (32 * i);
+  }
+  eff &= kCapAll, perm &= kCapAll, inh &= kCapAll;
+  return change_cred(l, [&](const Cred& o, Cred& c) {
+    // Linux's rules: inheritable within the old inheritable and permitted
+    // sets (unless CAP_SETPCAP), permitted only shrinks, effective within
+    // the new permitted set.
+    if (!o.capable(kCapSetpcap) && (inh & ~(o.cap_inheritable | o.cap_permitted)) != 0) return EPERM;
+    if ((perm & ~o.cap_permitted) != 0) return EPERM;
+    if ((eff & ~perm) != 0) return EPERM;
+    c.cap_effective = eff;
+    c.cap_permitted = perm;
+    c.cap_inheritable = inh;
+    return 0;
+  });
 }
 
 }  // namespace rump

@@ -135,7 +135,7 @@ Result<long> sys_reboot(Lwp& l, int magic, int magic2, int cmd, UserPtr<void> ar
     case kRebootCmdRestart:
     case kRebootCmdHalt:
     case kRebootCmdPowerOff:
-      k.printf("rump kernel %llu: reboot(2) requested halt\n", static_cast<unsigned long long>(k.serial()));
+      k.printf("rump kernel %llu: reboot(2) requested halt\n", static_cast<unsigned long long>(k.sim() ? 1 : k.serial()));
       k.request_halt();
       return 0;
     default:

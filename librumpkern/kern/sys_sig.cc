@@ -1,6 +1,9 @@
-// Signal system calls: kill, rt_sigaction, rt_sigprocmask, rt_sigpending.
+// Signal system calls: kill, tkill, tgkill, rt_sigqueueinfo,
+// rt_tgsigqueueinfo, rt_sigaction, rt_sigprocmask, rt_sigpending,
+// rt_sigtimedwait, rt_sigsuspend, pause, sigaltstack.
 #include <cstring>
 
+#include "kern/clock.h"
 #include "kern/copy.h"
 #include "kern/fork.h"
 #include "kern/kernel.h"
@@ -20,6 +23,119 @@ bool can_signal(const Cred& s, const Proc& sender, Proc& target, int sig)
   if (s.uid == t->uid || s.uid == t->suid || s.euid == t->uid || s.euid == t->suid) return true;
   if (sig == SIGCONT && sender.sid_ == target.sid_) return true;
   return false;
+}
+
+// Linux's kernel_siginfo: what a sender's siginfo_t carries in (the rest
+// of the 128 bytes must be zero for si_codes of no known layout).
+constexpr size_t kKernelSiginfoSize = 48;
+
+// Does a siginfo with this si_code have a layout Linux knows (so that the
+// tail past kKernelSiginfoSize carries nothing)?
+bool known_siginfo_layout(int sig, int code) {
+  if (code == SI_KERNEL) return true;
+  if (code > SI_USER) {
+    int limit;
+    switch (sig) {
+      case SIGILL: limit = 11; break;
+      case SIGFPE: limit = 15; break;
+      case SIGSEGV: limit = 10; break;
+      case SIGBUS: limit = 5; break;
+      case SIGTRAP: limit = 6; break;
+      case SIGCHLD: limit = 6; break;
+      case SIGSYS: limit = 2; break;
+      default: limit = 6; break;  // NSIGPOLL
+    }
+    return code <= limit;
+  }
+  return code >= SI_DETHREAD || code == SI_ASYNCNL;
+}
+
+// rt_sigqueueinfo's siginfo, as Linux reads it: si_signo becomes sig.
+Result<siginfo_t> copyin_siginfo(Lwp& l, int sig, UserPtr<siginfo_t> u) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  TRY(copyin(l, u.addr, &info, kKernelSiginfoSize));
+  info.si_signo = sig;
+  if (!known_siginfo_layout(sig, info.si_code)) {
+    unsigned char tail[sizeof(siginfo_t) - kKernelSiginfoSize];
+    TRY(copyin(l, u.addr + kKernelSiginfoSize, tail, sizeof tail));
+    for (unsigned char c : tail)
+      if (c) return err(E2BIG);
+  }
+  return info;
+}
+
+// The LWP with thread id tid, if its process is alive. Tree lock held.
+Lwp* find_lwp_locked(ProcTable& t, pid_t tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
+  for (Lwp& x : t.lwps_locked()) {
+    if (x.tid() != tid || x.dead_.load(std::memory_order_acquire) || !x.proc_hook_.is_linked()) continue;
+    return &x;
+  }
+  return nullptr;
+}
+
+// Sends info (a signal to one process, or with `thread` to that LWP of it)
+// after Linux's permission check. target/thread found under the tree lock.
+Result<void> send_checked(Lwp& l, Proc& target, Lwp* thread, int sig, const siginfo_t& info, pid_t* fatal)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.proc().tree_lock(), target.tree_lock()) {
+  if (!sig_valid(sig) && sig != 0) return err(EINVAL);
+  // A kernel-style si_code (> 0, only ever to itself) skips the check.
+  if (info.si_code <= 0 && !can_signal(l.cred(), l.proc(), target, sig)) return err(EPERM);
+  if (sig == 0 || target.state_ != Proc::State::kActive) return {};
+  if (TRY(post_signal_info(target, thread, info))) *fatal = target.pid();
+  return {};
+}
+
+// rt_sigqueueinfo and kill-like sends to the process that has thread tid.
+Result<long> send_to_process(Lwp& l, pid_t tid, int sig, const siginfo_t& info) {
+  Kernel& k = l.kernel();
+  pid_t fatal = 0;
+  {
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    l.proc().assert_tree_locked();
+    Proc* p = nullptr;
+    if (tid > 0) {
+      p = t.find_locked(tid);
+      if (!p)
+        if (Lwp* x = find_lwp_locked(t, tid)) p = &x->proc();
+    }
+    if (!p || p == t.proc0()) return err(ESRCH);
+    p->assert_tree_locked();
+    TRY(send_checked(l, *p, nullptr, sig, info, &fatal));
+  }
+  if (fatal) kill_proc(k, fatal, sig);
+  return 0;
+}
+
+// tkill, tgkill and rt_tgsigqueueinfo: to thread tid (of process tgid, if
+// tgid > 0).
+Result<long> send_to_thread(Lwp& l, pid_t tgid, pid_t tid, int sig, const siginfo_t& info) {
+  Kernel& k = l.kernel();
+  pid_t fatal = 0;
+  {
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    l.proc().assert_tree_locked();
+    Lwp* x = find_lwp_locked(t, tid);
+    if (!x || (tgid > 0 && x->proc().pid() != tgid) || &x->proc() == t.proc0()) return err(ESRCH);
+    Proc& p = x->proc();
+    p.assert_tree_locked();
+    TRY(send_checked(l, p, x, sig, info, &fatal));
+  }
+  if (fatal) kill_proc(k, fatal, sig);
+  return 0;
+}
+
+// A user timespec as a relative deadline on the monotonic clock: 0 for a
+// zero timeout (poll), saturating far in the future.
+Result<int64_t> timeout_deadline(Lwp& l, UserPtr<struct timespec> ts_p) {
+  timespec ts = TRY(copyin_obj(l, ts_p));
+  if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return err(EINVAL);
+  if (ts.tv_sec == 0 && ts.tv_nsec == 0) return int64_t{0};
+  constexpr int64_t kMaxSec = INT64_MAX / 1000000000 / 2;
+  if (ts.tv_sec >= kMaxSec) return int64_t{INT64_MAX / 2};
+  return mono_now_ns() + ts.tv_sec * int64_t{1000000000} + ts.tv_nsec;
 }
 
 }  // namespace
@@ -45,7 +161,8 @@ Result<long> sys_kill(Lwp& l, pid_t pid, int sig) {
       if (!can_signal(cred, self, *p, sig)) return;
       permitted = true;
       if (sig == 0) return;
-      if (post_signal(*p, sig) && nfatal < 64) fatal[nfatal++] = p->pid();
+      Result<bool> r = post_signal_info(*p, nullptr, sig_user_info(l, sig, SI_USER));
+      if (r.ok() && *r && nfatal < 64) fatal[nfatal++] = p->pid();
     };
     if (pid > 0) {
       if (Proc* p = t.find_locked(pid)) {
@@ -100,7 +217,10 @@ Result<long> sys_rt_sigaction(Lwp& l, int sig, UserPtr<void> act, UserPtr<void> 
     bool ignored = na.handler == reinterpret_cast<uintptr_t>(SIG_IGN) ||
                    (na.handler == reinterpret_cast<uintptr_t>(SIG_DFL) &&
                     sig_default_action(sig) == SigDefault::kIgnore);
-    if (ignored) p.sigpending_.fetch_and(~sig_bit(sig));
+    if (ignored) {
+      MutexLocker g(p.lock_);
+      sig_discard_locked(p, sig_bit(sig));
+    }
   }
   if (oact) TRY(copyout(l, &old, oact.addr, sizeof old));
   return 0;
@@ -130,8 +250,135 @@ Result<long> sys_rt_sigprocmask(Lwp& l, int how, UserPtr<sigset_t> set, UserPtr<
 
 Result<long> sys_rt_sigpending(Lwp& l, UserPtr<sigset_t> set, size_t sigsetsize) {
   if (sigsetsize > sizeof(SigSet)) return err(EINVAL);
-  SigSet pend = l.proc().sigpending_.load() & l.sigmask_.load();
+  SigSet pend = l.proc().pending_for(l) & l.sigmask_.load();
   TRY(copyout(l, &pend, set.addr, sigsetsize));
+  return 0;
+}
+
+Result<long> sys_tkill(Lwp& l, pid_t tid, int sig) {
+  if (tid <= 0) return err(EINVAL);
+  return send_to_thread(l, 0, tid, sig, sig_user_info(l, sig, SI_TKILL));
+}
+
+Result<long> sys_tgkill(Lwp& l, pid_t tgid, pid_t tid, int sig) {
+  if (tid <= 0 || tgid <= 0) return err(EINVAL);
+  return send_to_thread(l, tgid, tid, sig, sig_user_info(l, sig, SI_TKILL));
+}
+
+Result<long> sys_rt_sigqueueinfo(Lwp& l, pid_t tgid, int sig, UserPtr<siginfo_t> uinfo) {
+  siginfo_t info = TRY(copyin_siginfo(l, sig, uinfo));
+  // Nobody may pose as the kernel or as kill/tkill (which add the
+  // sender's identity) towards another thread.
+  if ((info.si_code >= 0 || info.si_code == SI_TKILL) && l.tid() != tgid) return err(EPERM);
+  return send_to_process(l, tgid, sig, info);
+}
+
+Result<long> sys_rt_tgsigqueueinfo(Lwp& l, pid_t tgid, pid_t tid, int sig, UserPtr<siginfo_t> uinfo) {
+  siginfo_t info = TRY(copyin_siginfo(l, sig, uinfo));
+  if (tid <= 0 || tgid <= 0) return err(EINVAL);
+  if ((info.si_code >= 0 || info.si_code == SI_TKILL) && l.tid() != tid) return err(EPERM);
+  return send_to_thread(l, tgid, tid, sig, info);
+}
+
+Result<long> sys_rt_sigtimedwait(Lwp& l, UserPtr<sigset_t> set, UserPtr<siginfo_t> info,
+                                 UserPtr<struct timespec> timeout, size_t sigsetsize) {
+  if (sigsetsize != sizeof(SigSet)) return err(EINVAL);
+  SigSet s;
+  TRY(copyin(l, set.addr, &s, sizeof s));
+  int64_t deadline = -1;
+  if (timeout) deadline = TRY(timeout_deadline(l, timeout));
+  siginfo_t si;
+  int sig = TRY(sig_wait(l, s, &si, deadline));
+  if (info) TRY(copyout(l, &si, info.addr, sizeof si));
+  return sig;
+}
+
+Result<long> sys_rt_sigsuspend(Lwp& l, UserPtr<sigset_t> mask, size_t sigsetsize) {
+  if (sigsetsize != sizeof(SigSet)) return err(EINVAL);
+  SigSet m;
+  TRY(copyin(l, mask.addr, &m, sizeof m));
+  Proc& p = l.proc();
+  SigSet old;
+  {
+    MutexLocker g(p.lock_);
+    old = l.sigmask_.load();
+    l.sigmask_.store(m & ~kCantMask);
+    // Until a signal the new mask lets through arrives. One that was kept
+    // only because the old mask blocked it and that is ignored now goes,
+    // and the wait goes on (Linux restarts the call for it).
+    for (;;) {
+      int r = l.sleep(p.sigwait_cv_, p.lock_, -1, true);
+      if (r != EINTR) continue;
+      if (l.exiting_.load()) break;
+      SigSet pend = p.pending_unblocked(l);
+      SigSet ignored = 0;
+      for (SigSet rest = pend; rest; rest &= rest - 1) {
+        int sig = __builtin_ctzll(rest) + 1;
+        KernelSigaction a = p.sigacts_ ? p.sigacts_->get(sig) : KernelSigaction{};
+        bool ign = a.handler == reinterpret_cast<uintptr_t>(SIG_IGN) ||
+                   (a.handler == reinterpret_cast<uintptr_t>(SIG_DFL) && sig != SIGKILL &&
+                    sig_default_action(sig) != SigDefault::kTerminate && sig_default_action(sig) != SigDefault::kCore);
+        if (ign) ignored |= sig_bit(sig);
+      }
+      if (ignored != pend) break;
+      sig_discard_locked(p, ignored);
+    }
+  }
+  // The signals are delivered under the temporary mask, then the old
+  // mask returns (unless the process ended).
+  end_temp_sigmask(l, old, true);
+  return err(EINTR);
+}
+
+Result<long> sys_pause(Lwp& l) {
+  Proc& p = l.proc();
+  MutexLocker g(p.lock_);
+  while (l.sleep(p.sigwait_cv_, p.lock_, -1, true) != EINTR) {
+  }
+  return err(EINTR);
+}
+
+// sigaltstack: only kept and checked here (handlers run on host threads,
+// not on it). The caller's stack pointer is where this call runs: for a
+// local client, the kernel runs on its host thread's stack, so a call
+// made on the alternate stack is refused as Linux refuses it.
+Result<long> sys_sigaltstack(Lwp& l, UserPtr<void> ss_p, UserPtr<void> old_ss) {
+  UserPtr<stack_t> ss{ss_p.addr};
+  constexpr int SS_AUTODISARM = 1u << 31;  // Linux's; glibc 2.36 does not name it
+  constexpr size_t kMinSigStack = 2048;  // Linux's MINSIGSTKSZ on x86-64
+  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  auto on_stack = [&] {
+    if (l.user_space() != nullptr || (l.altstack_flags_ & SS_AUTODISARM)) return false;
+    return sp > l.altstack_sp_ && sp - l.altstack_sp_ <= l.altstack_size_;
+  };
+  stack_t n;
+  if (ss) n = TRY(copyin_obj(l, ss));
+  stack_t o;
+  std::memset(&o, 0, sizeof o);
+  o.ss_sp = reinterpret_cast<void*>(l.altstack_sp_);
+  o.ss_size = l.altstack_size_;
+  o.ss_flags = (l.altstack_size_ == 0 ? SS_DISABLE : on_stack() ? SS_ONSTACK : 0) | (l.altstack_flags_ & SS_AUTODISARM);
+  if (ss) {
+    if (on_stack()) return err(EPERM);
+    // No change: fine whatever it is (Linux answers before checking).
+    if (reinterpret_cast<uintptr_t>(n.ss_sp) == l.altstack_sp_ && n.ss_size == l.altstack_size_ &&
+        n.ss_flags == l.altstack_flags_) {
+      if (old_ss) TRY(copyout(l, &o, old_ss.addr, sizeof o));
+      return 0;
+    }
+    int mode = n.ss_flags & ~SS_AUTODISARM;
+    if (mode != SS_DISABLE && mode != SS_ONSTACK && mode != 0) return err(EINVAL);
+    if (mode == SS_DISABLE) {
+      n.ss_sp = nullptr;
+      n.ss_size = 0;
+    } else if (n.ss_size < kMinSigStack) {
+      return err(ENOMEM);
+    }
+    l.altstack_sp_ = reinterpret_cast<uintptr_t>(n.ss_sp);
+    l.altstack_size_ = n.ss_size;
+    l.altstack_flags_ = n.ss_flags;
+  }
+  if (old_ss) TRY(copyout(l, &o, old_ss.addr, sizeof o));
   return 0;
 }
 

@@ -1,13 +1,22 @@
-// Time system calls: clock_gettime, clock_nanosleep, nanosleep,
-// gettimeofday. Time comes from the clock hypercalls (kern/clock.h); sleeps
-// are interruptible Lwp::sleep()s, so a signal ends them with EINTR.
+// Time system calls: clock_gettime, clock_getres, clock_settime,
+// clock_nanosleep, nanosleep, gettimeofday, settimeofday, times, getrusage,
+// sysinfo. Time comes from the clock hypercalls (kern/clock.h); sleeps are
+// interruptible Lwp::sleep()s, so a signal ends them with EINTR.
 //
-// Clocks: REALTIME (and REALTIME_COARSE, TAI: the host's wall clock; this
-// kernel keeps no leap-second offset), MONOTONIC, MONOTONIC_RAW,
+// Clocks: REALTIME (and REALTIME_COARSE, TAI: the kernel's realtime clock,
+// the host's wall clock moved by clock_settime; this kernel keeps no
+// leap-second offset), MONOTONIC, MONOTONIC_RAW,
 // MONOTONIC_COARSE, BOOTTIME (the host's monotonic clock; the kernel never
 // suspends, so boot time equals monotonic), and the CPU-time clocks of the
 // calling process and thread, approximated by the monotonic time since this
-// kernel booted (the kernel does not account CPU time).
+// kernel booted (the kernel does not account CPU time, so times() and
+// getrusage() report none). Resolutions are Linux's: 1 ns for the
+// high-resolution clocks, a tick of a 250 Hz kernel for the coarse ones.
+#include <sys/sysinfo.h>
+#include <sys/times.h>
+
+#include <climits>
+#include <cstring>
 #include <ctime>
 
 #include "kern/clock.h"
@@ -48,7 +57,7 @@ Result<ClockBase> clock_base(clockid_t clk) {
 
 int64_t now_ns(Kernel& k, ClockBase b) {
   switch (b) {
-    case ClockBase::kWall: return wall_now_ns();
+    case ClockBase::kWall: return k.clock().realtime_ns();
     case ClockBase::kMono: return mono_now_ns();
     case ClockBase::kCpu: return mono_now_ns() - static_cast<int64_t>(k.boot_time_ns());
   }
@@ -141,17 +150,130 @@ Result<long> sys_nanosleep(Lwp& l, UserPtr<struct timespec> req, UserPtr<struct 
 
 Result<long> sys_gettimeofday(Lwp& l, UserPtr<struct timeval> tv, UserPtr<struct timezone> tz) {
   if (tv) {
-    int64_t ns = wall_now_ns();
+    int64_t ns = l.kernel().clock().realtime_ns();
     timeval t{};
     t.tv_sec = static_cast<time_t>(ns / kNsPerSec);
     t.tv_usec = static_cast<suseconds_t>((ns % kNsPerSec) / 1000);
     TRY(copyout_obj(l, t, tv));
   }
   if (tz) {
-    // The kernel keeps no time zone: UTC, no DST (Linux's default).
-    struct timezone z{};
+    struct timezone z = l.kernel().clock().timezone();
     TRY(copyout_obj(l, z, tz));
   }
+  return 0;
+}
+
+int64_t KernelClock::realtime_ns() const { return wall_now_ns() + offset_ns_.load(std::memory_order_acquire); }
+
+Result<void> KernelClock::set_realtime(int64_t ns) {
+  // Linux refuses a realtime clock set before the monotonic clock's
+  // reading (wall_to_monotonic may not become positive).
+  if (ns < mono_now_ns()) return err(EINVAL);
+  MutexLocker g(lock_);
+  offset_ns_.store(ns - host_wall_ns(), std::memory_order_release);
+  for (RealtimeWatcher& w : watchers_) w.was_set(w);
+  return {};
+}
+
+Result<long> sys_clock_getres(Lwp& l, clockid_t clk, UserPtr<struct timespec> res) {
+  TRY(clock_base(clk));
+  timespec ts{};
+  bool coarse = clk == CLOCK_REALTIME_COARSE || clk == CLOCK_MONOTONIC_COARSE;
+  ts.tv_nsec = coarse ? kCoarseTickNs : 1;
+  if (res) TRY(copyout_obj(l, ts, res));
+  return 0;
+}
+
+namespace {
+
+// The largest realtime clock_settime accepts (Linux's TIME_SETTOD_SEC_MAX:
+// KTIME_SEC_MAX less 30 years, so that the clock can't wrap while running).
+constexpr int64_t kSettodSecMax = INT64_MAX / kNsPerSec - 30LL * 365 * 86400;
+
+// Sets the realtime clock: clock_settime(CLOCK_REALTIME) and
+// settimeofday. EINVAL for an invalid or out-of-range time, then EPERM
+// without CAP_SYS_TIME (Linux's order).
+Result<void> settime(Lwp& l, const timespec& ts) {
+  if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= kNsPerSec || ts.tv_sec >= kSettodSecMax)
+    return err(EINVAL);
+  if (!l.cred().capable(kCapSysTime)) return err(EPERM);
+  return l.kernel().clock().set_realtime(static_cast<int64_t>(ts.tv_sec) * kNsPerSec + ts.tv_nsec);
+}
+
+}  // namespace
+
+Result<long> sys_clock_settime(Lwp& l, clockid_t clk, UserPtr<struct timespec> tp) {
+  // Only CLOCK_REALTIME can be set; Linux checks the clock before reading
+  // the time.
+  if (clk != CLOCK_REALTIME) return err(EINVAL);
+  timespec ts = TRY(copyin_obj(l, tp));
+  TRY(settime(l, ts));
+  return 0;
+}
+
+Result<long> sys_settimeofday(Lwp& l, UserPtr<struct timeval> tv, UserPtr<struct timezone> tz) {
+  timespec ts{};
+  if (tv) {
+    timeval t = TRY(copyin_obj(l, tv));
+    if (t.tv_sec < 0 || t.tv_usec < 0 || t.tv_usec >= 1000000) return err(EINVAL);
+    ts.tv_sec = t.tv_sec;
+    ts.tv_nsec = t.tv_usec * 1000;
+  }
+  struct timezone z{};
+  if (tz) z = TRY(copyin_obj(l, tz));
+  if (tv && ts.tv_sec >= kSettodSecMax) return err(EINVAL);
+  if (!l.cred().capable(kCapSysTime)) return err(EPERM);
+  if (tz) {
+    if (z.tz_minuteswest > 15 * 60 || z.tz_minuteswest < -15 * 60) return err(EINVAL);
+    l.kernel().clock().set_timezone(z);
+  }
+  if (tv) TRY(settime(l, ts));
+  return 0;
+}
+
+namespace {
+constexpr int64_t kUserHz = 100;  // clock_t ticks per second (Linux's USER_HZ)
+}  // namespace
+
+Result<long> sys_times(Lwp& l, UserPtr<struct tms> buf) {
+  if (buf) {
+    // No CPU time is accounted: all four are zero.
+    struct tms t;
+    std::memset(&t, 0, sizeof t);
+    TRY(copyout_obj(l, t, buf));
+  }
+  int64_t up = mono_now_ns() - static_cast<int64_t>(l.kernel().boot_time_ns());
+  return up / (kNsPerSec / kUserHz);
+}
+
+Result<long> sys_getrusage(Lwp& l, int who, UserPtr<struct rusage> usage) {
+  if (who != RUSAGE_SELF && who != RUSAGE_CHILDREN && who != RUSAGE_THREAD) return err(EINVAL);
+  struct rusage ru;
+  std::memset(&ru, 0, sizeof ru);
+  TRY(copyout_obj(l, ru, usage));
+  return 0;
+}
+
+Result<long> sys_sysinfo(Lwp& l, UserPtr<struct sysinfo> info) {
+  Kernel& k = l.kernel();
+  struct sysinfo si;
+  std::memset(&si, 0, sizeof si);
+  int64_t up = mono_now_ns() - static_cast<int64_t>(k.boot_time_ns());
+  // Whole seconds, rounded up (Linux).
+  si.uptime = static_cast<long>((up + kNsPerSec - 1) / kNsPerSec);
+  // The kernel's memory is its memory limit; without one, as much as the
+  // field holds (page-aligned).
+  size_t limit = k.kmem().limit();
+  size_t used = k.kmem().in_use();
+  si.totalram = limit ? limit : (ULONG_MAX & ~0xfffUL);
+  si.freeram = si.totalram > used ? si.totalram - used : 0;
+  {
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    si.procs = static_cast<unsigned short>(t.nprocs_locked());
+  }
+  si.mem_unit = 1;
+  TRY(copyout_obj(l, si, info));
   return 0;
 }
 

@@ -99,6 +99,10 @@ class Eventpoll : public KObject, public RefCounted<Eventpoll> {
   Mutex mtx_{LockRank::kNone};
   IntrusiveHash<Epitem, &Epitem::table_hook, KeyOf> items_ ABSL_GUARDED_BY(mtx_);
 
+  // The epoll's own open file description (cleared at its close): the
+  // depth check walks up through the items watching it.
+  std::atomic<File*> file_{nullptr};
+
   Mutex lock_{LockRank::kNone};
   ItemList rdl_ ABSL_GUARDED_BY(lock_);
   CondVar cv_;
@@ -195,8 +199,27 @@ struct ReleaseHookSetter {
 };
 const ReleaseHookSetter g_release_hook_setter;
 
+// The longest chain of epolls above the epoll whose file is f (0: none
+// watches it), counted up to just past the limit.
+int depth_up(NetState& st, File& f, int depth) ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.ep_lock_) {
+  if (depth > kMaxNests) return depth;
+  auto* fl = static_cast<EpFileList*>(f.epoll_items_.load(std::memory_order_acquire));
+  int best = depth;
+  if (!fl) return best;
+  for (Epitem& it : fl->items) {
+    // An item still linked means its epoll's close has not finished, so
+    // the file it names is still there.
+    File* pf = it.ep->file_.load(std::memory_order_acquire);
+    if (!pf) continue;
+    int d = depth_up(st, *pf, depth + 1);
+    if (d > best) best = d;
+  }
+  return best;
+}
+
 // Would watching target from ep make a loop, or nest deeper than Linux
-// allows? depth: epolls above target so far.
+// allows (a chain of more than kMaxNests + 1 epolls, counting those above
+// ep and those below target)? depth: epolls above target so far.
 bool loops(Eventpoll& ep, Eventpoll& target, int depth) {
   if (&target == &ep) return true;
   if (depth > kMaxNests) return true;
@@ -296,7 +319,46 @@ int ep_scan(Eventpoll& ep, EpollEvent* out, int max) {
   }
   MutexLocker g(ep.lock_);
   ep.rdl_.splice(ep.rdl_.begin(), tx);
+  // A wake-up woke one sleeper; what is left (level-triggered items put
+  // back, items beyond max) is for the next one (Linux's ep_done_scan).
+  if (!ep.rdl_.empty() && ep.sleepers_) ep.cv_.signal();
   return n;
+}
+
+// Does an item on ep's ready list still hold? Drops those that do not.
+bool ep_recheck(Eventpoll& ep) {
+  MutexLocker m(ep.mtx_);
+  ItemList tx;
+  {
+    MutexLocker g(ep.lock_);
+    tx.splice(tx.end(), ep.rdl_);
+  }
+  bool ready = false;
+  for (;;) {
+    Epitem* it;
+    uint32_t want;
+    {
+      MutexLocker g(ep.lock_);
+      if (tx.empty()) break;
+      it = &tx.front();
+      tx.pop_front();
+      it->ready = false;  // a wake-up from now on puts it back
+      want = it->events;
+    }
+    uint32_t rev = static_cast<uint16_t>(it->file->ops().poll(*it->file, ep_events16(want), nullptr)) & want;
+    if (rev) {
+      MutexLocker g(ep.lock_);
+      if (!it->ready) {
+        tx.push_front(*it);
+        it->ready = true;
+      }
+      ready = true;
+      break;
+    }
+  }
+  MutexLocker g(ep.lock_);
+  ep.rdl_.splice(ep.rdl_.begin(), tx);
+  return ready;
 }
 
 Result<long> ep_wait(Lwp& l, int epfd, UserPtr<void> events, int maxevents, int64_t deadline) {
@@ -331,19 +393,28 @@ Result<long> ep_wait(Lwp& l, int epfd, UserPtr<void> events, int maxevents, int6
 
 class EpollOps : public FileOps {
  public:
-  // Readable while something is on the ready list.
+  // Readable while an item on the ready list still holds: each one is
+  // polled again, and those that no longer hold leave the list (as
+  // Linux's ep_eventpoll_poll), so an epoll inside an epoll is not
+  // reported for an event that was consumed meanwhile. Items that hold
+  // stay on the list: looking does not consume an edge. Takes this
+  // epoll's mtx_ (an outer epoll's scan holds its own: outer first).
   short poll(File& f, short events, PollTable* pt) const override {
     Eventpoll& ep = *static_cast<Eventpoll*>(f.data_);
-    MutexLocker g(ep.lock_);
-    ep.wq_.lock().assert_held();  // the queue's lock is the object's lock_
-    if (pt) pt->add(ep.wq_);
-    return ep.rdl_.empty() ? 0 : static_cast<short>((POLLIN | POLLRDNORM) & events);
+    {
+      MutexLocker g(ep.lock_);
+      ep.wq_.lock().assert_held();  // the queue's lock is the object's lock_
+      if (pt) pt->add(ep.wq_);
+      if (ep.rdl_.empty()) return 0;
+    }
+    return ep_recheck(ep) ? static_cast<short>((POLLIN | POLLRDNORM) & events) : 0;
   }
   Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
   void close(File& f) const override {
     auto* ep = static_cast<Eventpoll*>(f.data_);
     if (!ep) return;
     f.data_ = nullptr;
+    ep->file_.store(nullptr, std::memory_order_release);
     {
       MutexLocker g(ep->mtx_);
       while (!ep->items_.empty()) remove_item(*ep, *ep->items_.begin());
@@ -390,6 +461,7 @@ Result<long> sys_epoll_create1(Lwp& l, int flags) {
   if (!ep) return err(ENOMEM);
   Ref<Eventpoll> er = adopt_ref(ep);
   Ref<File> f = TRY(File::create(km, &g_epoll_ops, nullptr, O_RDWR));
+  ep->file_.store(f.get(), std::memory_order_release);
   f->data_ = er.leak();
   return TRY(fd_install(l, std::move(f), flags & EPOLL_CLOEXEC));
 }
@@ -414,7 +486,20 @@ Result<long> sys_epoll_ctl(Lwp& l, int epfd, int op, int fd, UserPtr<void> event
     if (op == EPOLL_CTL_ADD && (epoll_of(*tf) || (ev.events & ~kExclusiveOk))) return err(EINVAL);
   }
   Eventpoll* inner = op == EPOLL_CTL_ADD ? epoll_of(*tf) : nullptr;
-  if (inner && loops(*ep, *inner, 1)) return err(ELOOP);
+  if (inner) {
+    NetState& st = net_state(l.kernel());
+    MutexLocker nest(st.ep_nest_lock_);
+    int up;
+    {
+      MutexLocker g(st.ep_lock_);
+      up = depth_up(st, *f, 0);
+    }
+    if (up > kMaxNests || loops(*ep, *inner, up + 1)) return err(ELOOP);
+    MutexLocker g(ep->mtx_);
+    if (ep->items_.find(Key{reinterpret_cast<uintptr_t>(tf.get()), fd})) return err(EEXIST);
+    TRY(ep_insert(*ep, *tf, fd, ev));
+    return 0;
+  }
   MutexLocker g(ep->mtx_);
   Epitem* it = ep->items_.find(Key{reinterpret_cast<uintptr_t>(tf.get()), fd});
   switch (op) {

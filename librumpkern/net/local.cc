@@ -37,7 +37,9 @@ void net_fini(Kernel& k) {
   // Halt: no process will receive again, so every descriptor still in
   // flight goes now (this breaks every cycle the collector did not see
   // become garbage). The sockets themselves go as the processes' tables
-  // are closed, after this; the state goes with the last of them.
+  // are closed, after this; the state goes with the last of them. A boot
+  // that failed before this faction's init has nothing to stop.
+  if (!g_net_state.get(k)) return;
   unp_purge_inflight(k);
   net_state(k).unref();
 }

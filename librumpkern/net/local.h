@@ -70,6 +70,9 @@ struct NetState : public KObject {
   UnpGcList gc_list_ ABSL_GUARDED_BY(gc_lock_);
   // epoll (net/epoll.cc): every file's list of the items watching it.
   Mutex ep_lock_{LockRank::kFile};
+  // epoll: adding an epoll to an epoll (the loop and depth check and the
+  // insert are one step, so two adds cannot close a loop between them).
+  Mutex ep_nest_lock_{LockRank::kNone};
 };
 NetState& net_state(Kernel& k);
 

@@ -386,6 +386,7 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
   const Protosw& pr = so.proto();
   if (flags & MSG_OOB) return err(EOPNOTSUPP);
   nonblock = nonblock || (flags & MSG_DONTWAIT);
+  if (pr.recv_msg) return pr.recv_msg(l, so, m, flags, nonblock);
   bool peek = flags & MSG_PEEK;
   Kmem& km = so.kernel().kmem();
   Uio& uio = *m.uio;

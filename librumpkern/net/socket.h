@@ -195,6 +195,11 @@ struct Protosw {
   // Optional: options of the protocol's levels (IPPROTO_IP, IPPROTO_UDP
   // ...). ENOPROTOOPT for an unknown one.
   Result<void> (*ctloutput)(Lwp& l, Socket& so, SockOptArg& opt) = nullptr;
+  // Optional: a protocol that keeps its received bytes itself (TCP: in
+  // its connection, which must learn when the reader consumes them to
+  // open its window) takes the whole receive (so_receive checks MSG_OOB
+  // and then calls it) and returns the bytes read.
+  Result<size_t> (*recv_msg)(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) = nullptr;
 };
 
 // An address family.

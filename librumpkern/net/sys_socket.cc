@@ -451,13 +451,12 @@ Result<long> sys_recvmsg(Lwp& l, int sockfd, UserPtr<void> msg, int flags) {
 
 namespace {
 
-// sendmmsg/recvmmsg: runs one(mm, i) on each of the vlen mmsghdrs at
-// msgvec and stores its length in msg_len (the whole mmsghdr when
-// whole_back: recvmsg also updates the header). A failure on the first
+// sendmmsg: runs one(mm, i) on each of the vlen mmsghdrs at msgvec and
+// stores its length in msg_len. A failure on the first
 // message is the call's error; a later one ends the batch, which returns
 // how many went.
 template <class Fn>
-Result<long> each_mmsg(Lwp& l, uintptr_t msgvec, unsigned vlen, bool whole_back, Fn one) {
+Result<long> each_mmsg(Lwp& l, uintptr_t msgvec, unsigned vlen, Fn one) {
   if (vlen > kIovMax) vlen = kIovMax;
   unsigned i = 0;
   for (; i < vlen; i++) {
@@ -474,11 +473,7 @@ Result<long> each_mmsg(Lwp& l, uintptr_t msgvec, unsigned vlen, bool whole_back,
       break;
     }
     mm.msg_len = static_cast<unsigned>(r.value());
-    if (whole_back) {
-      TRY(copyout(l, &mm, at, sizeof mm));
-    } else {
-      TRY(copyout(l, &mm.msg_len, at + offsetof(mmsghdr, msg_len), sizeof mm.msg_len));
-    }
+    TRY(copyout(l, &mm.msg_len, at + offsetof(mmsghdr, msg_len), sizeof mm.msg_len));
   }
   return i;
 }
@@ -489,21 +484,81 @@ Result<long> sys_sendmmsg(Lwp& l, int sockfd, UserPtr<void> msgvec, unsigned int
   Ref<File> f = TRY(fd_get(l, sockfd));
   Socket* so = file_socket(*f);
   if (!so) return err(ENOTSOCK);
-  return each_mmsg(l, msgvec.addr, vlen, false,
+  return each_mmsg(l, msgvec.addr, vlen,
                    [&](mmsghdr& mm, unsigned) { return do_sendmsg(l, *so, *f, mm.msg_hdr, flags); });
 }
 
+// recvmmsg. The timeout is looked at only after each datagram (as Linux:
+// a blocking receive inside the batch waits as long as it must, the time
+// left is checked when it returns), and the time left is written back
+// when at least one datagram came. A pending socket error is the call's
+// error before anything is received; an error after some datagrams ends
+// the batch and, unless it is EAGAIN, stays pending for the next call.
 Result<long> sys_recvmmsg(Lwp& l, int sockfd, UserPtr<void> msgvec, unsigned int vlen, int flags,
                           UserPtr<struct timespec> timeout) {
+  timespec ts{};
+  int64_t end = -1;
+  if (!timeout.is_null()) {
+    ts = TRY(copyin_obj(l, timeout));
+    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return err(EINVAL);
+    int64_t ns = ts.tv_sec > INT64_MAX / 2000000000 ? INT64_MAX / 2 : ts.tv_sec * 1000000000 + ts.tv_nsec;
+    end = poll_now_ns() + ns;
+  }
   Ref<File> f = TRY(fd_get(l, sockfd));
   Socket* so = file_socket(*f);
   if (!so) return err(ENOTSOCK);
-  return each_mmsg(l, msgvec.addr, vlen, true, [&](mmsghdr& mm, unsigned i) {
+  if (!(flags & MSG_ERRQUEUE)) {
+    MutexLocker g(so->lock_);
+    if (int e = so->error_) {
+      so->error_ = 0;
+      return err(e);
+    }
+  }
+  if (vlen > kIovMax) vlen = kIovMax;
+  int fl = flags & kRecvFlags;
+  unsigned n = 0;
+  int error = 0;
+  while (n < vlen) {
+    uintptr_t at = msgvec.addr + n * sizeof(mmsghdr);
+    mmsghdr mm;
+    Result<void> c = copyin(l, at, &mm, sizeof mm);
+    if (!c.ok()) {
+      error = c.error();
+      break;
+    }
+    Result<long> r = do_recvmsg(l, *so, *f, mm.msg_hdr, fl);
+    if (!r.ok()) {
+      error = r.error();
+      break;
+    }
+    mm.msg_len = static_cast<unsigned>(r.value());
+    c = copyout(l, &mm, at, sizeof mm);
+    if (!c.ok()) {
+      error = c.error();
+      break;
+    }
+    n++;
     // After the first message, MSG_WAITFORONE makes the rest non-blocking.
-    int fl = flags & kRecvFlags;
-    if (i > 0 && (flags & MSG_WAITFORONE)) fl |= MSG_DONTWAIT;
-    return do_recvmsg(l, *so, *f, mm.msg_hdr, fl);
-  });
+    if (flags & MSG_WAITFORONE) fl |= MSG_DONTWAIT;
+    if (end >= 0) {
+      int64_t left = end - poll_now_ns();
+      if (left <= 0) {
+        ts = timespec{0, 0};
+        break;
+      }
+      ts = timespec{left / 1000000000, left % 1000000000};
+    }
+  }
+  if (n == 0) {
+    if (error) return err(error);
+    return 0;
+  }
+  if (error && error != EAGAIN) {
+    MutexLocker g(so->lock_);
+    so->error_ = error;
+  }
+  if (!timeout.is_null()) TRY(copyout_obj(l, ts, timeout));
+  return n;
 }
 
 namespace {

@@ -3,22 +3,28 @@
 // read (a u64) and blocks while there were none; poll, select and epoll
 // see it readable then. The timer is a kernel callout (kern/callout.h) on
 // the monotonic clock; a CLOCK_REALTIME absolute time is turned into a
-// delay when it is set.
+// delay when it is set, and again whenever the kernel's realtime clock is
+// set (kern/kernel_clock.h: every CLOCK_REALTIME timerfd watches it), so it
+// expires at the realtime it names, as Linux's realtime hrtimers. Armed
+// with TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, a setting of the
+// clock also cancels the timer: the next read (or the one waiting) fails
+// with ECANCELED, and poll sees it readable until then.
 //
 // Locking: Timerfd::lock_ (rank kSocket) guards the timer's settings,
 // the expiration count, the sleepers and the wait queue. The callout
-// function takes it with no other lock held.
+// function takes it with no other lock held; the clock's watcher callback
+// under the clock's watcher lock (rank kFile).
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 
-
 #include "kern/callout.h"
 #include "kern/clock.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
+#include "kern/kernel_clock.h"
 #include "kern/syscall_protos.h"
 #include "vfs/file.h"
 #include "vfs/poll.h"
@@ -29,14 +35,37 @@ namespace {
 
 class Timerfd : public KObject, public RefCounted<Timerfd> {
  public:
-  explicit Timerfd(int clock) : clock_(clock) {}
-  ~Timerfd() { co_.halt(); }
+  Timerfd(Kernel& k, int clock) : kernel_(k), clock_(clock) {
+    if (clock_ == CLOCK_REALTIME) {
+      watcher_.t = this;
+      watcher_.was_set = &Timerfd::clock_was_set;
+      k.clock().watch(watcher_);
+    }
+  }
+  ~Timerfd() {
+    // After unwatch no clock_was_set runs for this timer; then the callout.
+    if (clock_ == CLOCK_REALTIME) kernel_.clock().unwatch(watcher_);
+    co_.halt();
+  }
 
   Mutex lock_{LockRank::kSocket};
   WaitQueue wq_{lock_};
   CondVar cv_;
   Callout co_;
+  Kernel& kernel_;
   const int clock_;
+  struct Watcher : RealtimeWatcher {
+    Timerfd* t = nullptr;
+  };
+  Watcher watcher_;
+  // An absolute CLOCK_REALTIME setting: the realtime minus the monotonic
+  // time when it was turned into next_mono_ (to move it when the clock is
+  // set). 0 for any other setting.
+  bool abs_real_ ABSL_GUARDED_BY(lock_) = false;
+  int64_t real_minus_mono_ ABSL_GUARDED_BY(lock_) = 0;
+  // Armed with TFD_TIMER_CANCEL_ON_SET; canceled_: the clock was set since.
+  bool might_cancel_ ABSL_GUARDED_BY(lock_) = false;
+  bool canceled_ ABSL_GUARDED_BY(lock_) = false;
   int64_t next_mono_ ABSL_GUARDED_BY(lock_) = 0;  // the next expiry (monotonic ns); 0: disarmed
   int64_t interval_ ABSL_GUARDED_BY(lock_) = 0;
   uint64_t ticks_ ABSL_GUARDED_BY(lock_) = 0;
@@ -72,6 +101,35 @@ class Timerfd : public KObject, public RefCounted<Timerfd> {
     if (again >= 0) t->co_.schedule(again);
   }
 
+  // The kernel's realtime clock was set (under the clock's watcher lock):
+  // a cancel-on-set timer is canceled, and an absolute realtime expiry is
+  // moved on the monotonic clock to stay at the realtime it names.
+  static void clock_was_set(RealtimeWatcher& w) {
+    Timerfd* t = static_cast<Watcher&>(w).t;
+    int64_t arm = -1;
+    {
+      MutexLocker g(t->lock_);
+      if (t->might_cancel_ && !t->canceled_) {
+        t->canceled_ = true;
+        t->ticks_++;  // readable, so that a reader or poller looks
+        if (t->sleepers_) t->cv_.broadcast();
+        t->wq_.lock().assert_held();  // the queue's lock is the object's lock_
+        if (!t->wq_.empty()) t->wq_.wakeup();
+      }
+      if (t->abs_real_ && t->next_mono_) {
+        int64_t mono = mono_now_ns();
+        int64_t d = t->kernel_.clock().realtime_ns() - mono;
+        t->next_mono_ += t->real_minus_mono_ - d;
+        t->real_minus_mono_ = d;
+        if (t->next_mono_ < 1) t->next_mono_ = 1;
+        arm = t->next_mono_ > mono ? t->next_mono_ - mono : 0;
+      }
+    }
+    // The callout was armed before (the timer is armed), so arming it
+    // again starts no thread.
+    if (arm >= 0) t->co_.schedule(arm);
+  }
+
  private:
   friend class RefCounted<Timerfd>;
   void last_unref() { delete this; }
@@ -93,6 +151,13 @@ class TimerfdOps : public FileOps {
         int e = uio.lwp->sleep(t.cv_, t.lock_, -1, true);
         t.sleepers_--;
         if (e) return err(e);
+      }
+      // The clock was set: the expirations no longer mean anything; the
+      // timer stays armed for the realtime it names (Linux).
+      if (t.canceled_) {
+        t.canceled_ = false;
+        t.ticks_ = 0;
+        return err(ECANCELED);
       }
       v = t.ticks_;
       t.ticks_ = 0;
@@ -144,7 +209,7 @@ Result<long> sys_timerfd_create(Lwp& l, int clockid, int flags) {
   if (clockid != CLOCK_REALTIME && clockid != CLOCK_MONOTONIC && clockid != CLOCK_BOOTTIME) return err(EINVAL);
   if (flags & ~(TFD_CLOEXEC | TFD_NONBLOCK)) return err(EINVAL);
   Kmem& km = l.kernel().kmem();
-  auto* t = new (km) Timerfd(clockid);
+  auto* t = new (km) Timerfd(l.kernel(), clockid);
   if (!t) return err(ENOMEM);
   t->co_.init(*l.kernel().services().callouts(), &Timerfd::fire, t);
   Ref<Timerfd> tr = adopt_ref(t);
@@ -165,6 +230,10 @@ Result<long> sys_timerfd_settime(Lwp& l, int fd, int flags, UserPtr<void> new_va
     MutexLocker g(t->lock_);
     old = current_locked(*t);
     t->ticks_ = 0;
+    t->canceled_ = false;
+    bool abs_real = t->clock_ == CLOCK_REALTIME && (flags & TFD_TIMER_ABSTIME);
+    t->might_cancel_ = abs_real && (flags & TFD_TIMER_CANCEL_ON_SET);
+    t->abs_real_ = false;
     t->interval_ = ts_ns(nv.it_interval);
     int64_t v = ts_ns(nv.it_value);
     if (v == 0) {
@@ -173,7 +242,12 @@ Result<long> sys_timerfd_settime(Lwp& l, int fd, int flags, UserPtr<void> new_va
       int64_t now_mono = mono_now_ns();
       int64_t delay = v;
       if (flags & TFD_TIMER_ABSTIME) {
-        int64_t now = t->clock_ == CLOCK_REALTIME ? wall_now_ns() : now_mono;
+        int64_t now = now_mono;
+        if (abs_real) {
+          now = l.kernel().clock().realtime_ns();
+          t->abs_real_ = true;
+          t->real_minus_mono_ = now - now_mono;
+        }
         delay = v - now;
       }
       t->next_mono_ = now_mono + (delay > 0 ? delay : 0);

@@ -55,9 +55,23 @@ Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
   return {};
 }
 
+// init goes last at halt: the faction's state with it, even when init
+// never got its part (a boot that failed before it).
+void vfs_release_state(Proc& p) {
+  Kernel& k = p.kernel();
+  if (&p != k.procs().init() || !k.halting()) return;
+  if (VfsState* st = g_vfs_state.take(k)) {
+    adv_fini(*st);
+    delete st;
+  }
+}
+
 void vfs_exit(Proc& p) {
   ProcVfs* pv = g_proc_vfs.take(p);
-  if (!pv) return;
+  if (!pv) {
+    vfs_release_state(p);
+    return;
+  }
   Kernel& k = p.kernel();
   bool last = false;
   if (RefPtr<FileTable> fdt = pv->release_fdt(&last)) {
@@ -78,12 +92,7 @@ void vfs_exit(Proc& p) {
   release_use(cwd);
   release_use(root);
   delete pv;
-  // init goes last at halt: the faction's state with it.
-  if (&p == k.procs().init() && k.halting()) {
-    VfsState* st = g_vfs_state.take(k);
-    adv_fini(*st);
-    delete st;
-  }
+  vfs_release_state(p);
 }
 
 Result<void> vfs_init(Kernel& k) {

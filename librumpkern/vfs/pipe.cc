@@ -69,34 +69,7 @@ void Pipe::wake_pollers_locked() {
 }
 
 int Pipe::wait_locked(Lwp& l, CondVar& cv, int& nwait, SpinBudget& spin) {
-  uint32_t seen = gen_.load(std::memory_order_relaxed);
-  int32_t budget = spin.ns;
-  bool probe = false;
-  if (budget == 0 && ++spin.sleeps >= spin.probe_every) {
-    budget = kSpinProbeNs;
-    probe = true;
-    spin.sleeps = 0;
-  }
-  if (budget > 0) {
-    lock_.unlock();
-    bool paid_off = l.spin_wait(gen_, seen, budget);
-    lock_.lock();
-    // A spin that paid off earns the next one a longer budget; one that
-    // ran out a shorter one, down to none.
-    if (paid_off) {
-      spin.ns = !probe && budget < kSpinMaxNs / 2 ? budget * 2 : kSpinMaxNs;
-      spin.probe_every = kProbeFirst;
-      return 0;
-    }
-    if (probe) {
-      if (spin.probe_every < kProbeLast) spin.probe_every *= 2;
-    } else {
-      spin.ns = budget >= 2 * kSpinMinNs ? budget / 2 : 0;
-    }
-    // A change late in the spin or between its end and the lock: its
-    // waker saw no sleeper and signalled nobody.
-    if (gen_.load(std::memory_order_relaxed) != seen) return 0;
-  }
+  if (spin.spin(l, lock_, gen_, gen_.load(std::memory_order_relaxed), -1)) return 0;
   nwait++;
   int e = l.sleep(cv, lock_, -1, true);
   nwait--;

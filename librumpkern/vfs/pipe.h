@@ -27,8 +27,8 @@
 // Waiting: a reader or writer that must wait first spins briefly on gen_
 // (Lwp::spin_wait), which every change of the pipe's state bumps, and
 // sleeps on its condition variable only when the spin ran out; the spin's
-// length adapts per pipe and side (wait_locked), so a loaded host or an
-// idle pipe mostly sleeps. A peer busy in the pipe thus hands over without
+// length adapts per pipe and side (SpinBudget, kern/spin_budget.h, as for
+// sockets), so a loaded host or an idle pipe mostly sleeps. A peer busy in the pipe thus hands over without
 // a host wake-up. Sleepers and pollers are told once per read or write
 // call (a writer that must wait tells them first), not per piece, and a
 // condition variable is signalled only when someone sleeps on it, after
@@ -47,6 +47,7 @@
 #include "base/kmem.h"
 #include "base/ref.h"
 #include "base/result.h"
+#include "kern/spin_budget.h"
 #include "sync/mutex.h"
 #include "vfs/file.h"
 #include "vfs/poll.h"
@@ -102,25 +103,6 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   friend class RefCounted<Pipe>;
   // The most one reader or writer moves between two commits.
   static constexpr size_t kPiece = 16 * 1024;
-  // How long a reader or writer spins before it sleeps, adapted to how
-  // spins went on this pipe (see wait_locked): at most a little more than
-  // a few pieces take to copy. Spins that keep running out (the peer is
-  // not running: a loaded host, both threads on one host CPU, an idle
-  // pipe) stop spinning. Sleeping then sustains itself (each side is
-  // woken only after the other slept), so now and then a wait probes
-  // with a spin longer than a host wake-up across CPUs plus the peer's
-  // turn; a probe that runs out makes the next one come later.
-  static constexpr int32_t kSpinMaxNs = 20 * 1000;
-  static constexpr int32_t kSpinMinNs = 2 * 1000;
-  static constexpr int32_t kSpinProbeNs = 50 * 1000;
-  static constexpr uint32_t kProbeFirst = 16;    // sleeps before a probe, at first
-  static constexpr uint32_t kProbeLast = 1024;   // ... and at most
-  struct SpinBudget {
-    int32_t ns = kSpinMaxNs;  // 0: sleep at once, but for probes
-    uint32_t sleeps = 0;      // since the last probe
-    uint32_t probe_every = kProbeFirst;
-  };
-
   void last_unref() { delete this; }
   // Records a change of the pipe's state for spinners (gen_ moves).
   void bump_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -131,7 +113,7 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   void wake_pollers_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Waits for the next change of the pipe's state (spin, then sleep on cv;
   // nwait counts the sleepers on cv). 0 (re-check), or EINTR.
-  // spin is the side's spin budget, adapted here.
+  // spin is the side's spin budget (kern/spin_budget.h), adapted there.
   int wait_locked(Lwp& l, CondVar& cv, int& nwait, SpinBudget& spin) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // FIFO open, one side: sleeps on my_cv (my_waiters counts the sleepers)
   // until the other side's open counter moves. 0, or EINTR with my_ends

@@ -190,10 +190,6 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
   if (exchange && target && !target->is_dir() && to.trailing_slash) return err(ENOTDIR);
   TRY(check_writable_mount(*from.dir));
   if (target == &vp) return 0;  // two names of one file: nothing to do
-  if (target && !exchange) {
-    if (vp.is_dir() && !target->is_dir()) return err(ENOTDIR);
-    if (!vp.is_dir() && target->is_dir()) return err(EISDIR);
-  }
   Vnode& fdir = *from.dir;
   Vnode& tdir = *to.dir;
   MutexLocker g(fdir.mount().lock_);
@@ -214,14 +210,22 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
   tdir.getattr(tva);
   vp.getattr(va);
   if (tva.nlink == 0) return err(ENOENT);
+  // The tree's shape first, as Linux checks it before any permission or
+  // type: no directory may move below itself (EINVAL), and the target may
+  // not be an ancestor of the source (ENOTEMPTY, or EINVAL for an exchange,
+  // which would move it below itself).
+  if (vp.is_dir() && inside(&tdir, &vp)) return err(EINVAL);
+  if (target && target->is_dir() && inside(&fdir, target)) return err(exchange ? EINVAL : ENOTEMPTY);
+  // Then Linux's may_delete of the source and of the target (or may_create
+  // in tdir): search and write permission, the sticky bit, the types.
   if (!vaccess_ok(fva, c, W_OK | X_OK) || !vaccess_ok(tva, c, W_OK | X_OK)) return err(EACCES);
   if (sticky_denies(c, fva, va)) return err(EPERM);
   if (target) {
     target->lock().assert_held();
     target->getattr(targ);
     if (sticky_denies(c, tva, targ)) return err(EPERM);
-    if (target->mounted_here() || vp.mounted_here()) return err(EBUSY);
-    if (!exchange && target->is_dir() && target->has_entries()) return err(ENOTEMPTY);
+    if (!exchange && vp.is_dir() && !target->is_dir()) return err(ENOTDIR);
+    if (!exchange && !vp.is_dir() && target->is_dir()) return err(EISDIR);
   }
   // A directory moving to another parent rewrites its "..": needs write
   // permission on it.
@@ -229,9 +233,11 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
     if (vp.is_dir() && !vaccess_ok(va, c, W_OK)) return err(EACCES);
     if (exchange && target->is_dir() && !vaccess_ok(targ, c, W_OK)) return err(EACCES);
   }
-  // No directory may move below itself.
-  if (vp.is_dir() && inside(&tdir, &vp)) return err(EINVAL);
-  if (exchange && target->is_dir() && inside(&fdir, target)) return err(EINVAL);
+  if (target) {
+    target->lock().assert_held();
+    if (target->mounted_here() || vp.mounted_here()) return err(EBUSY);
+    if (!exchange && target->is_dir() && target->has_entries()) return err(ENOTEMPTY);
+  }
   TRY(fdir.rename(from.last, vp, tdir, to.last, target, exchange));
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "absl/cleanup/cleanup.h"
@@ -272,35 +273,38 @@ Result<long> sys_sendfile(Lwp& l, int out_fd, int in_fd, UserPtr<off_t> offset, 
   return n;
 }
 
+// Linux's order (the syscall, then vfs_copy_file_range and its generic
+// checks): descriptors (EBADF), offsets copied in (EFAULT), flags (EINVAL),
+// the kinds of file (EISDIR, then EINVAL), the open modes (EBADF),
+// offsets that wrap (EOVERFLOW); then the count is cut at the input's end
+// of file, an overlap within one file (EINVAL) is judged on what is left,
+// and a negative offset is EINVAL. A copy that is left with nothing to do
+// returns 0.
 Result<long> sys_copy_file_range(Lwp& l, int fd_in, UserPtr<off_t> off_in, int fd_out, UserPtr<off_t> off_out,
                                  size_t len, unsigned int flags) {
-  if (flags != 0) return err(EINVAL);
   Ref<File> fin = TRY(fd_get(l, fd_in));
   Ref<File> fout = TRY(fd_get(l, fd_out));
-  if (!fin->readable() || !fout->writable()) return err(EBADF);
-  if (fout->flags() & O_APPEND) return err(EBADF);
+  int64_t in = static_cast<int64_t>(fin->pos());
+  if (!off_in.is_null()) in = TRY(copyin_obj(l, off_in));
+  int64_t out = static_cast<int64_t>(fout->pos());
+  if (!off_out.is_null()) out = TRY(copyin_obj(l, off_out));
+  if (flags != 0) return err(EINVAL);
   Vnode* vin = fin->vnode();
   Vnode* vout = fout->vnode();
-  if (!vin || !vout) return err(EINVAL);
-  if (vin->is_dir() || vout->is_dir()) return err(EISDIR);
-  if (vin->type() != VType::kReg || vout->type() != VType::kReg) return err(EINVAL);
-  int64_t in = 0, out = 0;
-  if (!off_in.is_null()) {
-    in = TRY(copyin_obj(l, off_in));
-    if (in < 0) return err(EINVAL);
-  }
-  if (!off_out.is_null()) {
-    out = TRY(copyin_obj(l, off_out));
-    if (out < 0) return err(EINVAL);
-  }
-  if (vin == vout) {
-    int64_t a = off_in.is_null() ? static_cast<int64_t>(fin->pos()) : in;
-    int64_t b = off_out.is_null() ? static_cast<int64_t>(fout->pos()) : out;
-    int64_t n = static_cast<int64_t>(len);
-    if (a < b + n && b < a + n) return err(EINVAL);
-  }
+  if ((vin && vin->is_dir()) || (vout && vout->is_dir())) return err(EISDIR);
+  if (!vin || !vout || vin->type() != VType::kReg || vout->type() != VType::kReg) return err(EINVAL);
+  if (!fin->readable() || !fout->writable() || (fout->flags() & O_APPEND)) return err(EBADF);
+  // Offsets and the count as Linux compares them: as unsigned 64-bit sums.
+  uint64_t uin = static_cast<uint64_t>(in), uout = static_cast<uint64_t>(out);
+  uint64_t count = len;
+  if (uin + count < uin || uout + count < uout) return err(EOVERFLOW);
+  int64_t size_in = static_cast<int64_t>(getattr(*vin).size);
+  count = in >= size_in ? 0 : std::min<uint64_t>(count, static_cast<uint64_t>(size_in) - uin);
+  if (vin == vout && uout + count > uin && uout < uin + count) return err(EINVAL);
+  if (in < 0 || out < 0) return err(EINVAL);
+  if (count == 0) return 0;
   long n = TRY(copy_range(l, *fin, off_in.is_null() ? nullptr : &in, *fout, off_out.is_null() ? nullptr : &out,
-                          len));
+                          static_cast<size_t>(count)));
   if (!off_in.is_null()) TRY(copyout_obj(l, in, off_in));
   if (!off_out.is_null()) TRY(copyout_obj(l, out, off_out));
   return n;

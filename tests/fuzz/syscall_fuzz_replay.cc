@@ -121,15 +121,20 @@ int main(int argc, char** argv) {
     return 0;
   }
   int runs = argc > 1 ? std::atoi(argv[1]) : 3000;
+  // --only N: input N of the sequence alone (twice), to read it with
+  // SYSCALL_FUZZ_PRINT=1; --from N: the inputs from N on.
+  int only = argc > 3 && std::strcmp(argv[2], "--only") == 0 ? std::atoi(argv[3]) : -1;
+  int from = argc > 3 && std::strcmp(argv[2], "--from") == 0 ? std::atoi(argv[3]) : 0;
   std::mt19937 rng(20261123);
   std::vector<uint8_t> buf;
   int replayed = 0;
   for (int r = 0; r < runs; r++) {
     buf.resize(rng() % 512);
     for (auto& b : buf) b = static_cast<uint8_t>(rng());
+    if ((only >= 0 && r != only) || r < from) continue;
     syscall_fuzz_use_sim(r % 8 != 7);
     LLVMFuzzerTestOneInput(buf.data(), buf.size());
-    if (r % 4 == 0) {
+    if (r % 4 == 0 || only >= 0) {
       uint64_t first = syscall_fuzz_trace_hash();
       LLVMFuzzerTestOneInput(buf.data(), buf.size());
       if (syscall_fuzz_trace_hash() != first) {

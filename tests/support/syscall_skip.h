@@ -13,6 +13,9 @@ namespace rump_test {
 
 inline constexpr const char* kSweepSkips[] = {
     "exit", "exit_group", "reboot", "nanosleep", "clock_nanosleep", "pause", "rt_sigsuspend",
+    // Without a timeout it waits for a signal nobody sends (tests:
+    // kern/sigwait_test.cc).
+    "rt_sigtimedwait",
     "wait4", "waitid", "poll", "ppoll", "select", "pselect6", "flock", "fcntl", "read", "readv",
     "pread64", "preadv", "vmspace_ctl",
     // FUTEX_WAIT without a timeout on a word that holds the value (tests:

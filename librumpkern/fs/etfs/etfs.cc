@@ -48,11 +48,12 @@ class EtfsMount;
 class EtfsNode : public Vnode {
  public:
   // A file or device: fd (owned), window [begin, begin + size); size
-  // kEndOff grows with the host file.
+  // kEndOff grows with the host file (known_size: its size at creation,
+  // if known).
   static constexpr uint64_t kEndOff = ~uint64_t{0};
 
   EtfsNode(EtfsMount& m, VType type, char* hostpath, int fd, bool rdonly, uint64_t begin, uint64_t size,
-           bool subdirs, EtfsNode* parent, ino_t ino, dev_t rdev);
+           bool subdirs, EtfsNode* parent, ino_t ino, dev_t rdev, uint64_t known_size = 0);
   ~EtfsNode() override;
 
   // --- directories
@@ -73,7 +74,9 @@ class EtfsNode : public Vnode {
   void getattr(Vattr& va) const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   Result<void> setattr(const SetAttr& sa) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
-  uint64_t window_size() const;
+  // The window's size now; a window that grows with the host file asks
+  // the host every time.
+  Result<uint64_t> window_size() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   BlockDevice* blockdev() { return blk_; }
   void drop_children() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
@@ -96,6 +99,10 @@ class EtfsNode : public Vnode {
   mode_t mode_;
   HostBlockDevice* blk_ = nullptr;
   KVec<Child> children_ ABSL_GUARDED_BY(lock());
+  // The size the host last gave (getattr cannot fail: when the host
+  // cannot say, it shows this one).
+  mutable uint64_t known_size_ ABSL_GUARDED_BY(lock()) = 0;
+
 };
 
 class EtfsMount : public Mount {
@@ -113,11 +120,11 @@ class EtfsMount : public Mount {
 };
 
 EtfsNode::EtfsNode(EtfsMount& m, VType type, char* hostpath, int fd, bool rdonly, uint64_t begin, uint64_t size,
-                   bool subdirs, EtfsNode* parent, ino_t ino, dev_t rdev)
+                   bool subdirs, EtfsNode* parent, ino_t ino, dev_t rdev, uint64_t known_size)
     : Vnode(m, type), em_(m), hostpath_(hostpath), fd_(fd), rdonly_(rdonly), begin_(begin), size_(size),
       subdirs_(subdirs), parent_(parent), ino_(ino), rdev_(rdev),
       mode_(type == VType::kDir ? 0755 : (rdonly ? 0444 : 0644)),
-      children_(m.kernel().kmem()) {
+      children_(m.kernel().kmem()), known_size_(size != kEndOff ? size : known_size) {
   if (type == VType::kBlk) {
     blk_ = new (m.kernel().kmem()) HostBlockDevice(fd, begin, size, rdonly);
   }
@@ -139,13 +146,24 @@ void EtfsNode::drop_children() {
   children_.clear();
 }
 
-uint64_t EtfsNode::window_size() const {
+Result<uint64_t> EtfsNode::window_size() const {
   if (size_ != kEndOff) return size_;
   uint64_t hs = 0;
   int t = 0;
-  if (rumpuser_getfileinfo(hostpath_, &hs, &t) != 0 || hs < begin_) return 0;
-  return hs - begin_;
+  if (int e = rumpuser_getfileinfo(hostpath_, &hs, &t)) {
+    // The host removed (or renamed) the file under an open descriptor:
+    // the window is empty. Any other failure is the caller's error.
+    if (e != ENOENT && e != ENOTDIR) return err(e);
+    hs = 0;
+  }
+  known_size_ = hs < begin_ ? 0 : hs - begin_;
+  return known_size_;
 }
+
+// Whether an open for reading and writing that failed with e may succeed
+// read-only: only a refusal of write access. Any other failure (no
+// descriptors, I/O error) is the caller's error, not a read-only file.
+bool write_refused(int e) { return e == EACCES || e == EROFS || e == EPERM || e == ETXTBSY; }
 
 // Which host entries a directory shows, for lookup and readdir alike:
 // regular files (symbolic links followed, as the host's open does), and
@@ -172,7 +190,11 @@ Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
   // with readdir after the host directory changed. A dropped node lives on
   // for the files open on it.
   rumpuser_dirent de{};
-  bool found = rumpuser_getdirent(path, &de) == 0 && shows(de.d_type);
+  int gone = rumpuser_getdirent(path, &de);
+  // Only the host's "no such entry" answers mean not found; anything else
+  // (an I/O error, no memory) is the lookup's error.
+  if (gone != 0 && gone != ENOENT && gone != ENOTDIR && gone != ENAMETOOLONG && gone != ELOOP) return err(gone);
+  bool found = gone == 0 && shows(de.d_type);
   VType want = de.d_type == RUMPUSER_FT_DIR ? VType::kDir : VType::kReg;
   for (size_t i = 0; i < children_.size(); i++) {
     Child& c = children_[i];
@@ -189,9 +211,10 @@ Result<Ref<Vnode>> EtfsNode::lookup(std::string_view name) {
   if (want == VType::kReg) {
     int fd = -1;
     bool ro = false;
-    if (rumpuser_open(path, RUMPUSER_OPEN_RDWR, &fd) != 0) {
+    if (int e = rumpuser_open(path, RUMPUSER_OPEN_RDWR, &fd)) {
+      if (!write_refused(e)) return err(e);
       ro = true;
-      if (int e = rumpuser_open(path, RUMPUSER_OPEN_RDONLY, &fd)) return err(e);
+      if (int e2 = rumpuser_open(path, RUMPUSER_OPEN_RDONLY, &fd)) return err(e2);
     }
     n = new (km) EtfsNode(em_, VType::kReg, path, fd, ro, 0, kEndOff, false, this, de.d_ino, 0);
     if (!n) {
@@ -258,7 +281,7 @@ std::string_view EtfsNode::name_of(const Vnode& child) const {
 
 Result<size_t> EtfsNode::read(void* buf, size_t len, uint64_t off) {
   if (is_dir()) return err(EISDIR);
-  uint64_t ws = window_size();
+  uint64_t ws = TRY(window_size());
   if (off >= ws) return size_t{0};
   if (len > ws - off) len = static_cast<size_t>(ws - off);
   rumpuser_iovec iov{buf, len};
@@ -293,7 +316,10 @@ void EtfsNode::getattr(Vattr& va) const {
   va.type = type();
   va.mode = mode_;
   va.nlink = is_dir() ? 2 : 1;
-  va.size = is_dir() ? 0 : window_size();
+  if (!is_dir()) {
+    Result<uint64_t> ws = window_size();
+    va.size = ws.ok() ? ws.value() : known_size_;
+  }
   va.blocks = (va.size + 511) / 512;
   va.ino = ino_;
   va.dev = mount().dev_;
@@ -360,10 +386,12 @@ void etfs_fini(Kernel& k) {
 }
 
 // Makes the missing directories of path (all but its last component).
-void make_parents(Lwp& l, const char* path) {
+// A directory that could not be made is the registration's error (a
+// path that leads nowhere is found by the lookup after this).
+int make_parents(Lwp& l, const char* path) {
   char buf[kPathMax];
   size_t n = std::strlen(path);
-  if (n >= kPathMax) return;
+  if (n >= kPathMax) return ENAMETOOLONG;
   std::memcpy(buf, path, n + 1);
   for (size_t i = 1; i < n; i++) {
     if (buf[i] != '/') continue;
@@ -371,10 +399,12 @@ void make_parents(Lwp& l, const char* path) {
     NameiData nd;
     if (namei_parent(l, AT_FDCWD, buf, nd).ok() && !nd.vp && !nd.is_dot) {
       NewNode nn = new_node(l, getattr(*nd.dir), VType::kDir, 0755);
-      (void)create_in(l, nd, nn);
+      Result<Ref<Vnode>> made = create_in(l, nd, nn);
+      if (!made.ok() && made.error() != EEXIST) return made.error();
     }
     buf[i] = '/';
   }
+  return 0;
 }
 
 // Detaches m from the mount table and from the node it covers.
@@ -399,7 +429,7 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
   bool dir = type == RUMP_ETFS_DIR || type == RUMP_ETFS_DIR_SUBDIRS;
   uint64_t hsize = 0;
   int ft = 0;
-  if (rumpuser_getfileinfo(hostpath, &hsize, &ft) != 0) return ENOENT;
+  if (int e = rumpuser_getfileinfo(hostpath, &hsize, &ft)) return e;
   if (dir != (ft == RUMPUSER_FT_DIR)) return dir ? ENOTDIR : EINVAL;
   if (!dir && ft != RUMPUSER_FT_REG && ft != RUMPUSER_FT_BLK && ft != RUMPUSER_FT_CHR) return EINVAL;
   bool grows = false;
@@ -427,9 +457,10 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
     root_ino = de.d_ino;
   } else {
     int bio = type == RUMP_ETFS_BLK ? RUMPUSER_OPEN_BIO : 0;
-    if (rumpuser_open(hostpath, RUMPUSER_OPEN_RDWR | bio, &fd) != 0) {
+    if (int e = rumpuser_open(hostpath, RUMPUSER_OPEN_RDWR | bio, &fd)) {
+      if (!write_refused(e)) return e;
       ro = true;
-      if (int e = rumpuser_open(hostpath, RUMPUSER_OPEN_RDONLY | bio, &fd)) return e;
+      if (int e2 = rumpuser_open(hostpath, RUMPUSER_OPEN_RDONLY | bio, &fd)) return e2;
     }
   }
   char* hp = kstrdup(km, hostpath);
@@ -443,7 +474,7 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
   EtfsNode* root = nullptr;
   if (m && hp)
     root = new (km) EtfsNode(*m, vt, hp, fd, ro, dir ? 0 : begin, grows ? EtfsNode::kEndOff : size,
-                             type == RUMP_ETFS_DIR_SUBDIRS, nullptr, root_ino, rdev);
+                             type == RUMP_ETFS_DIR_SUBDIRS, nullptr, root_ino, rdev, dir ? 0 : size);
   if (!root || !kkey) {
     if (root) root->unref();
     else {
@@ -460,9 +491,9 @@ int do_register(Lwp& l, EtfsState& st, const char* key, const char* hostpath, in
   }
   Ref<Mount> mref(kAdopt, m);
   // The placeholder the mount covers.
-  make_parents(l, key);
   NameiData nd;
-  Result<void> r = namei_parent(l, AT_FDCWD, key, nd);
+  Result<void> r = from_errno(make_parents(l, key));
+  if (r.ok()) r = namei_parent(l, AT_FDCWD, key, nd);
   if (!r.ok() || nd.vp || nd.is_dot) {
     MutexLocker mg(m->lock_);
     m->teardown();

@@ -153,6 +153,8 @@ Result<void> route_delete(InetState& st, const IpAddr& dst, int plen);
   X(OutMsgs) X(OutErrors) X(OutDestUnreachs) X(OutTimeExcds) X(OutEchos) X(OutEchoReps) X(OutRateLimited)
 #define RUMP_UDP_STATS(X)                                                                                  \
   X(InDatagrams) X(NoPorts) X(InErrors) X(OutDatagrams) X(RcvbufErrors) X(SndbufErrors) X(InCsumErrors)
+#define RUMP_TCP_STATS(X)                                                                                  \
+  X(ActiveOpens) X(PassiveOpens) X(InSegs) X(InErrs) X(InCsumErrors) X(NoPorts) X(OutRsts)
 
 #define RUMP_IP6_STATS(X)                                                                                  \
   X(InReceives) X(InHdrErrors) X(InAddrErrors) X(InUnknownProtos) X(InTruncatedPkts) X(InDelivers)        \
@@ -170,6 +172,9 @@ struct IcmpStats {
 };
 struct UdpStats {
   RUMP_UDP_STATS(RUMP_STAT_FIELD)
+};
+struct TcpStats {
+  RUMP_TCP_STATS(RUMP_STAT_FIELD)
 };
 struct Ip6Stats {
   RUMP_IP6_STATS(RUMP_STAT_FIELD)
@@ -201,6 +206,18 @@ struct ReassQueue : public KObject {
 using ReassList = boost::intrusive::list<ReassQueue, boost::intrusive::member_hook<ReassQueue, decltype(ReassQueue::hook),
                                                                                    &ReassQueue::hook>,
                                          boost::intrusive::constant_time_size<true>>;
+
+// A TCP connection whose socket was closed while the connection still
+// runs (FIN_WAIT, TIME_WAIT ...): it holds a reference on its socket until
+// it ends, and sits on InetState::tcp_orphans_ so that stopping the stack
+// ends it at once (net/inet/tcp_sock.cc).
+struct TcpOrphanLink {
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
+  Socket* so = nullptr;
+};
+using TcpOrphanList = boost::intrusive::list<
+    TcpOrphanLink, boost::intrusive::member_hook<TcpOrphanLink, decltype(TcpOrphanLink::hook), &TcpOrphanLink::hook>,
+    boost::intrusive::constant_time_size<false>>;
 
 // --- the per-kernel state
 
@@ -265,10 +282,17 @@ struct InetState : public KObject {
   InPcbTable ping{IPPROTO_ICMP};
   // The TCP engine's PCBs.
   InPcbTable tcp{IPPROTO_TCP};
+  // Closed sockets whose connections still run (a leaf lock: taken under
+  // a socket's lock).
+  Mutex tcp_orphans_lock_{LockRank::kNone};
+  TcpOrphanList tcp_orphans_ ABSL_GUARDED_BY(tcp_orphans_lock_);
+  uint64_t tcp_cookie_secret = 0;  // for SYN cookies, chosen at boot
+  std::atomic<bool> tcp_callouts_started{false};
 
   IpStats ip_stats;
   IcmpStats icmp_stats;
   UdpStats udp_stats;
+  TcpStats tcp_stats;
   Ip6Stats ip6_stats;
   Icmp6Stats icmp6_stats;
 
@@ -284,6 +308,8 @@ struct InetState : public KObject {
 };
 // Null when the inet component is not running (halted, not linked).
 InetState* inet_state_or_null(Kernel& k);
+// Resets every orphaned TCP connection (the stack stops).
+void tcp_abort_orphans(InetState& st);
 // The reassembly timer's function (arg: the InetState).
 void ip_reass_timer(void* arg);
 

@@ -44,6 +44,7 @@ enum : int {
   INET6_ICMP6 = 58,
   INET_IP = 0,
   INET_ICMP = 1,
+  INET_TCP = 6,
   INET_UDP = 17,
   STATS = 1000,
   IPV4_PING_GROUP_RANGE = 1,
@@ -79,6 +80,7 @@ size_t format_stats(const Stats& s, const char* const* names, const std::atomic<
 const char* const kIpNames[] = {RUMP_IP_STATS(RUMP_STAT_NAME)};
 const char* const kIcmpNames[] = {RUMP_ICMP_STATS(RUMP_STAT_NAME)};
 const char* const kUdpNames[] = {RUMP_UDP_STATS(RUMP_STAT_NAME)};
+const char* const kTcpNames[] = {RUMP_TCP_STATS(RUMP_STAT_NAME)};
 const char* const kIp6Names[] = {RUMP_IP6_STATS(RUMP_STAT_NAME)};
 const char* const kIcmp6Names[] = {RUMP_ICMP6_STATS(RUMP_STAT_NAME)};
 #undef RUMP_STAT_NAME
@@ -104,6 +106,10 @@ size_t get_icmp_stats(Kernel& k, char* buf, size_t cap) {
 }
 size_t get_udp_stats(Kernel& k, char* buf, size_t cap) {
   return stats_of(k, &InetState::udp_stats, kUdpNames, buf, cap);
+}
+
+size_t get_tcp_stats(Kernel& k, char* buf, size_t cap) {
+  return stats_of(k, &InetState::tcp_stats, kTcpNames, buf, cap);
 }
 
 size_t get_ip6_stats(Kernel& k, char* buf, size_t cap) {
@@ -207,9 +213,11 @@ const InetNode kInetNodes[] = {
     {{CTL_NET, NET_INET}, 2, {INET_IP, "ip", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_INET}, 2, {INET_ICMP, "icmp", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_INET}, 2, {INET_UDP, "udp", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_INET}, 2, {INET_TCP, "tcp", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_INET, INET_IP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_ip_stats)}},
     {{CTL_NET, NET_INET, INET_ICMP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_icmp_stats)}},
     {{CTL_NET, NET_INET, INET_UDP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_udp_stats)}},
+    {{CTL_NET, NET_INET, INET_TCP}, 3, {STATS, "stats", kString, kReadOnly, str_ops(get_tcp_stats)}},
     {{CTL_NET}, 1, {NET_INET6, "inet6", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_INET6}, 2, {INET6_IP6, "ip6", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_INET6}, 2, {INET6_ICMP6, "icmp6", kNode, kReadOnly, {}}},
@@ -254,6 +262,7 @@ void inet_fini(Kernel& k) {
   // The callout queue goes before the last socket: no timer may outlive
   // this.
   st->reass_timer_.halt();
+  tcp_abort_orphans(*st);
   st->unref();
 }
 
@@ -264,6 +273,7 @@ InetState::InetState(Kernel& k) : kernel(k), pool(k.kmem()) {
   size_t got = 0;
   rumpuser_getrandom(&r, sizeof r, 0, &got);
   ip_id_.store(r);
+  rumpuser_getrandom(&tcp_cookie_secret, sizeof tcp_cookie_secret, 0, &got);
   reass_timer_.init(*k.services().callouts(), &ip_reass_timer, this);
 }
 

@@ -282,6 +282,30 @@ Result<void> inet_sock_send_check(Socket& so) {
   return {};
 }
 
+Result<InPcbEnds> inet_sock_autobind(Socket& so) {
+  InetCb& cb = inet_cb(so);
+  if (!cb.table->ends(cb.pcb).bound) {
+    inet_sock_sync_opts(so);
+    Result<void> b = cb.table->bind(cb.pcb, IpAddr(), 0);
+    if (!b.ok() && b.error() != EINVAL) return err(b.error());  // EINVAL: bound meanwhile
+  }
+  return cb.table->ends(cb.pcb);
+}
+
+Result<void> inet_dgram_dest(Socket& so, const SockMsg& m, IpAddr& dst, uint16_t& port) {
+  InetCb& cb = inet_cb(so);
+  if (m.to) return inet_sock_dest(so, *m.to, dst, port);
+  {
+    MutexLocker g(so.lock_);
+    if (!(so.state_ & kSsConnected)) return err(EDESTADDRREQ);
+  }
+  InPcbEnds e = cb.table->ends(cb.pcb);
+  if (!e.connected) return err(EDESTADDRREQ);
+  dst = e.faddr;
+  port = e.fport;
+  return {};
+}
+
 Result<void> inet_dgram_shutdown(Socket& so, int how) {
   MutexLocker g(so.lock_);
   if (!(so.state_ & kSsConnected)) return err(ENOTCONN);

@@ -46,12 +46,18 @@ void inet_sock_sync_opts(Socket& so);
 // after shutdown for writing.
 Result<void> inet_sock_send_check(Socket& so);
 IpOutOpts inet_sock_out_opts(Socket& so);
+// Binds an unbound socket to the wildcard and an ephemeral port (a send
+// or listen before bind) and returns its endpoints.
+Result<InPcbEnds> inet_sock_autobind(Socket& so);
 
 // --- datagram sockets (UDP, raw, ping)
 // connect: a peer (AF_UNSPEC dissolves it); the port is ignored for raw
 // and ping sockets.
 Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonblock);
 Result<void> inet_dgram_shutdown(Socket& so, int how);
+// The destination of a datagram send: m.to checked, or the connected
+// peer (EDESTADDRREQ without one).
+Result<void> inet_dgram_dest(Socket& so, const SockMsg& m, IpAddr& dst, uint16_t& port);
 short inet_dgram_poll_locked(Socket& so) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_);
 // Records carry their sender's address after the data, where
 // source_name finds it.

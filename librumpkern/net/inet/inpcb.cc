@@ -147,6 +147,19 @@ Result<void> InPcbTable::connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& 
   return {};
 }
 
+void InPcbTable::attach_accepted(InPcb& pcb, const IpAddr& laddr, uint16_t lport, const IpAddr& faddr,
+                                 uint16_t fport) {
+  MutexLocker g(lock_);
+  pcb.laddr = laddr;
+  pcb.lport = lport;
+  pcb.faddr = faddr;
+  pcb.fport = fport;
+  pcb.bound = true;
+  pcb.connected = true;
+  ports_[bucket(lport)].push_back(pcb);
+  count_++;
+}
+
 void InPcbTable::disconnect(InPcb& pcb) {
   MutexLocker g(lock_);
   pcb.faddr = IpAddr();

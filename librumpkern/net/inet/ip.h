@@ -249,6 +249,11 @@ class InPcbTable {
   // source chosen for faddr) and an ephemeral port. unique: the 4-tuple
   // must be free (TCP): EADDRNOTAVAIL when it is not.
   Result<void> connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& faddr, uint16_t fport, bool unique);
+  // Enters a connection a listener accepted (TCP): bound to laddr:lport
+  // and connected to faddr:fport at once, with no conflict check (it
+  // shares the listener's port by definition). The 4-tuple is free: a
+  // segment for it reached the listener, not a connected pcb.
+  void attach_accepted(InPcb& pcb, const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport);
   // Clears the foreign end (UDP connect to AF_UNSPEC); a local address
   // that connect chose goes back to the wildcard.
   void disconnect(InPcb& pcb);

@@ -233,8 +233,7 @@ void ip6_input(InetState& st, Ifnet& ifp, Pkt* p) {
     icmp6_input(st, p, ip);
     return;
   }
-  const InetProto* pr = inet_find_proto(nxt);
-  if (!pr) {
+  if (!ip_deliver(st, p, ip, s.InDelivers)) {
     bump(s.InUnknownProtos);
     if (kind == 1) {
       ip6_hdr oh = h;
@@ -243,10 +242,7 @@ void ip6_input(InetState& st, Ifnet& ifp, Pkt* p) {
       icmp6_error(st, oh, *p, ICMP6_PARAM_PROB, ICMP6_PARAMPROB_NEXTHEADER, 6);
     }
     Pkt::free(p);
-    return;
   }
-  bump(s.InDelivers);
-  pr->input(st.kernel, p, ip);
 }
 
 void ip6_send_unreach(InetState& st, Pkt* p, const IpHdrInfo& ip) {
@@ -280,24 +276,12 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
                         const IpOutOpts& opts) {
   Ip6Stats& s = st.ip6_stats;
   bump(s.OutRequests);
-  RouteResult rt;
-  if (opts.oif) {
-    rt.ifp = st.find_if(opts.oif);
-    rt.nexthop = dst;
-    if (!rt.ifp || !rt.ifp->up()) {
-      bump(s.OutNoRoutes);
-      Pkt::free(p);
-      return err(ENETUNREACH);
-    }
-  } else {
-    Result<RouteResult> r = route_lookup(st, dst);
-    if (!r.ok()) {
-      bump(s.OutNoRoutes);
-      Pkt::free(p);
-      return err(r.error());
-    }
-    rt = std::move(r.value());
+  Result<RouteResult> r = ip_route_out(st, dst, opts, s.OutNoRoutes);
+  if (!r.ok()) {
+    Pkt::free(p);
+    return err(r.error());
   }
+  RouteResult rt = std::move(r.value());
   Ifnet& ifp = *rt.ifp;
   IpAddr sa = src;
   if (sa.family != AF_INET6 || sa.v6.any()) {
@@ -314,20 +298,7 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
     Pkt::free(p);
     return err(EMSGSIZE);
   }
-  if (p->meta.csum == kCsumPartial && !ifp.no_csum) {
-    Result<void> c = pkt_csum_finish(*p);
-    if (!c.ok()) {
-      Pkt::free(p);
-      return c;
-    }
-  }
-  Result<char*> at = p->prepend(sizeof(ip6_hdr));
-  if (!at.ok()) {
-    bump(s.OutDiscards);
-    Pkt::free(p);
-    return err(ENOBUFS);
-  }
-  if (p->meta.csum == kCsumPartial) p->meta.csum_start += sizeof(ip6_hdr);
+  char* at = TRY(ip_prepend_header(ifp, p, sizeof(ip6_hdr), s.OutDiscards));
   ip6_hdr h{};
   h.ip6_flow = htonl(6u << 28 | static_cast<uint32_t>(opts.tos) << 20);
   h.ip6_plen = htons(static_cast<uint16_t>(p->len() - sizeof h));
@@ -335,13 +306,8 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
   h.ip6_hlim = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : 64);
   std::memcpy(&h.ip6_src, sa.v6.b, 16);
   std::memcpy(&h.ip6_dst, dst.v6.b, 16);
-  std::memcpy(at.value(), &h, sizeof h);
-  Result<void> r = ifp.ops().output(ifp, p, rt.nexthop, ETH_P_IPV6);
-  if (!r.ok()) {
-    bump(s.OutDiscards);
-    ifp.counters.oerrors.fetch_add(1, std::memory_order_relaxed);
-  }
-  return r;
+  std::memcpy(at, &h, sizeof h);
+  return ip_send_if(ifp, p, rt.nexthop, ETH_P_IPV6, s.OutDiscards);
 }
 
 }  // namespace rump

@@ -138,34 +138,29 @@ void ip_input(InetState& st, Ifnet& ifp, Pkt* p) {
   }
   // Raw sockets get a copy; the transport still sees the packet.
   bool raw_took = raw_input(st, *p, ip);
-  const InetProto* pr = inet_find_proto(ip.proto);
   if (ip.proto == IPPROTO_ICMP) {
     bump(s.InDelivers);
     icmp_input(st.kernel, p, ip);
     return;
   }
-  if (!pr && raw_took) {
+  if (ip_deliver(st, p, ip, s.InDelivers)) return;
+  if (raw_took) {
     bump(s.InDelivers);
     Pkt::free(p);
     return;
   }
-  if (!pr) {
-    // Protocol unreachable (no raw socket wanted it either).
-    bump(s.InUnknownProtos);
-    uint8_t first[8] = {};
-    size_t n = p->len() < 8 ? p->len() : 8;
-    p->copy_out(0, n, first);
-    uint8_t hdr[20];
-    iphdr oh = h;
-    oh.ihl = 5;
-    oh.tot_len = htons(static_cast<uint16_t>(20 + p->len()));
-    std::memcpy(hdr, &oh, 20);
-    if (kind == 1) icmp_error(st, hdr, 20, first, n, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, 0);
-    Pkt::free(p);
-    return;
-  }
-  bump(s.InDelivers);
-  pr->input(st.kernel, p, ip);
+  // Protocol unreachable (no raw socket wanted it either).
+  bump(s.InUnknownProtos);
+  uint8_t first[8] = {};
+  size_t n = p->len() < 8 ? p->len() : 8;
+  p->copy_out(0, n, first);
+  uint8_t hdr[20];
+  iphdr oh = h;
+  oh.ihl = 5;
+  oh.tot_len = htons(static_cast<uint16_t>(20 + p->len()));
+  std::memcpy(hdr, &oh, 20);
+  if (kind == 1) icmp_error(st, hdr, 20, first, n, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, 0);
+  Pkt::free(p);
 }
 
 }  // namespace rump

@@ -60,16 +60,60 @@ void fill_header(Pkt& p, char* at, InAddr src, InAddr dst, uint8_t proto, uint8_
   (void)p;
 }
 
-Result<void> send_one(Ifnet& ifp, Pkt* p, const IpAddr& nh, IpStats& s) {
-  Result<void> r = ifp.ops().output(ifp, p, nh, ETH_P_IP);
+}  // namespace
+
+Result<RouteResult> ip_route_out(InetState& st, const IpAddr& dst, const IpOutOpts& opts,
+                                 std::atomic<uint64_t>& no_routes) {
+  if (opts.oif) {
+    RouteResult rt;
+    rt.ifp = st.find_if(opts.oif);
+    if (!rt.ifp || !rt.ifp->up()) {
+      bump(no_routes);
+      return err(ENETUNREACH);
+    }
+    rt.nexthop = dst;
+    return rt;
+  }
+  Result<RouteResult> r = route_lookup(st, dst);
+  if (!r.ok()) bump(no_routes);
+  return r;
+}
+
+Result<char*> ip_prepend_header(Ifnet& ifp, Pkt* p, size_t hlen, std::atomic<uint64_t>& discards) {
+  if (p->meta.csum == kCsumPartial && !ifp.no_csum) {
+    Result<void> c = pkt_csum_finish(*p);
+    if (!c.ok()) {
+      Pkt::free(p);
+      return err(c.error());
+    }
+  }
+  Result<char*> at = p->prepend(hlen);
+  if (!at.ok()) {
+    bump(discards);
+    Pkt::free(p);
+    return err(ENOBUFS);
+  }
+  if (p->meta.csum == kCsumPartial) p->meta.csum_start += hlen;
+  return at;
+}
+
+Result<void> ip_send_if(Ifnet& ifp, Pkt* p, const IpAddr& nexthop, uint16_t ethertype,
+                        std::atomic<uint64_t>& discards) {
+  Result<void> r = ifp.ops().output(ifp, p, nexthop, ethertype);
   if (!r.ok()) {
-    bump(s.OutDiscards);
+    bump(discards);
     ifp.counters.oerrors.fetch_add(1, std::memory_order_relaxed);
   }
   return r;
 }
 
-}  // namespace
+bool ip_deliver(InetState& st, Pkt* p, const IpHdrInfo& ip, std::atomic<uint64_t>& delivers) {
+  const InetProto* pr = inet_find_proto(ip.proto);
+  if (!pr) return false;
+  bump(delivers);
+  pr->input(st.kernel, p, ip);
+  return true;
+}
 
 Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst) {
   InetState* st = inet_state_or_null(k);
@@ -104,24 +148,12 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
     Pkt::free(p);
     return err(EAFNOSUPPORT);
   }
-  RouteResult rt;
-  if (opts.oif) {
-    rt.ifp = st.find_if(opts.oif);
-    if (!rt.ifp || !rt.ifp->up()) {
-      bump(s.OutNoRoutes);
-      Pkt::free(p);
-      return err(ENETUNREACH);
-    }
-    rt.nexthop = dst;
-  } else {
-    Result<RouteResult> r = route_lookup(st, dst);
-    if (!r.ok()) {
-      bump(s.OutNoRoutes);
-      Pkt::free(p);
-      return err(r.error());
-    }
-    rt = std::move(r.value());
+  Result<RouteResult> r = ip_route_out(st, dst, opts, s.OutNoRoutes);
+  if (!r.ok()) {
+    Pkt::free(p);
+    return err(r.error());
   }
+  RouteResult rt = std::move(r.value());
   Ifnet& ifp = *rt.ifp;
   if (is_broadcast(st, ifp, dst.v4)) {
     if (!opts.broadcast) {
@@ -147,22 +179,9 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
   size_t tot = sizeof(iphdr) + p->len();
   uint16_t id = htons(static_cast<uint16_t>(st.ip_id_.fetch_add(1, std::memory_order_relaxed)));
   if (tot <= mtu) {
-    if (p->meta.csum == kCsumPartial && !ifp.no_csum) {
-      Result<void> c = pkt_csum_finish(*p);
-      if (!c.ok()) {
-        Pkt::free(p);
-        return c;
-      }
-    }
-    Result<char*> at = p->prepend(sizeof(iphdr));
-    if (!at.ok()) {
-      bump(s.OutDiscards);
-      Pkt::free(p);
-      return err(ENOBUFS);
-    }
-    if (p->meta.csum == kCsumPartial) p->meta.csum_start += sizeof(iphdr);
-    fill_header(*p, at.value(), sa, dst.v4, proto, ttl, opts.tos, id, opts.df ? IP_DF : 0, tot);
-    return send_one(ifp, p, rt.nexthop, s);
+    char* at = TRY(ip_prepend_header(ifp, p, sizeof(iphdr), s.OutDiscards));
+    fill_header(*p, at, sa, dst.v4, proto, ttl, opts.tos, id, opts.df ? IP_DF : 0, tot);
+    return ip_send_if(ifp, p, rt.nexthop, ETH_P_IP, s.OutDiscards);
   }
   if (opts.df) {
     bump(s.FragFails);
@@ -197,9 +216,9 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
     uint16_t frag = static_cast<uint16_t>(off / 8) | (off + n < len ? IP_MF : 0);
     fill_header(*fp, at, sa, dst.v4, proto, ttl, opts.tos, id, frag, sizeof(iphdr) + n);
     bump(s.FragCreates);
-    Result<void> r = send_one(ifp, fp, rt.nexthop, s);
-    if (!r.ok()) {
-      result = r;
+    Result<void> sr = ip_send_if(ifp, fp, rt.nexthop, ETH_P_IP, s.OutDiscards);
+    if (!sr.ok()) {
+      result = sr;
       break;
     }
   }

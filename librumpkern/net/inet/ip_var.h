@@ -41,6 +41,27 @@ bool ping_input(InetState& st, Pkt* p, const IpHdrInfo& ip);
 // (consumes p).
 void ip6_send_unreach(InetState& st, Pkt* p, const IpHdrInfo& ip);
 
+// --- what IPv4 and IPv6 share on their way in and out (net/inet/ip_output.cc)
+
+// The interface and next hop towards dst (opts.oif forces an interface
+// that must be up). Counts no_routes on failure: ENETUNREACH or the
+// route lookup's error.
+Result<RouteResult> ip_route_out(InetState& st, const IpAddr& dst, const IpOutOpts& opts,
+                                 std::atomic<uint64_t>& no_routes);
+// Puts hlen bytes of network header in front of p for ifp, finishing a
+// partial transport checksum first unless ifp needs none (lo). Returns
+// where the header goes; on failure p is freed (ENOBUFS counted in
+// discards).
+Result<char*> ip_prepend_header(Ifnet& ifp, Pkt* p, size_t hlen, std::atomic<uint64_t>& discards);
+// Hands a finished packet to the device (consumes p); a failure is
+// counted in discards and the interface's output errors.
+Result<void> ip_send_if(Ifnet& ifp, Pkt* p, const IpAddr& nexthop, uint16_t ethertype,
+                        std::atomic<uint64_t>& discards);
+// Gives a packet (transport header first) to its transport, counting it
+// in delivers. False when no transport is registered for ip.proto: p
+// is not consumed, the caller reports it.
+bool ip_deliver(InetState& st, Pkt* p, const IpHdrInfo& ip, std::atomic<uint64_t>& delivers);
+
 // The reassembly timer and teardown (net/inet/ip_reass.cc).
 void ip_reass_drop_all(InetState& st);
 

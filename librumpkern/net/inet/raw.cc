@@ -47,20 +47,10 @@ Result<void> ping_attach(Socket& so) {
 
 // The destination of a send: the address given, or the connected peer.
 Result<IpAddr> send_dest(Socket& so, SockMsg& m) {
-  InetCb& cb = inet_cb(so);
-  if (m.to) {
-    IpAddr dst;
-    uint16_t port;
-    TRY(inet_sock_dest(so, *m.to, dst, port));
-    return dst;
-  }
-  {
-    MutexLocker g(so.lock_);
-    if (!(so.state_ & kSsConnected)) return err(EDESTADDRREQ);
-  }
-  InPcbEnds e = cb.table->ends(cb.pcb);
-  if (!e.connected) return err(EDESTADDRREQ);
-  return e.faddr;
+  IpAddr dst;
+  uint16_t port;
+  TRY(inet_dgram_dest(so, m, dst, port));
+  return dst;
 }
 
 Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) {
@@ -110,12 +100,7 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
   if (len < 8) return err(EINVAL);
   if (len > 65535 - sizeof(iphdr)) return err(EMSGSIZE);
   IpAddr dst = TRY(send_dest(so, m));
-  if (!cb.table->ends(cb.pcb).bound) {
-    inet_sock_sync_opts(so);
-    Result<void> b = cb.table->bind(cb.pcb, IpAddr(), 0);
-    if (!b.ok() && b.error() != EINVAL) return err(b.error());
-  }
-  InPcbEnds ends = cb.table->ends(cb.pcb);
+  InPcbEnds ends = TRY(inet_sock_autobind(so));
   Pkt* p = TRY(Pkt::alloc(st.pool, 0));
   Result<void> c = p->append_uio(*m.uio, len);
   if (!c.ok()) {

@@ -40,27 +40,10 @@ Result<size_t> udp_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   IpAddr dst;
   uint16_t dport;
   TRY(inet_sock_send_check(so));
-  if (m.to) {
-    TRY(inet_sock_dest(so, *m.to, dst, dport));
-    if (dport == 0) return err(EINVAL);
-  } else {
-    {
-      MutexLocker g(so.lock_);
-      if (!(so.state_ & kSsConnected)) return err(EDESTADDRREQ);
-    }
-    InPcbEnds e = st.udp.ends(cb.pcb);
-    if (!e.connected) return err(EDESTADDRREQ);
-    dst = e.faddr;
-    dport = e.fport;
-  }
+  TRY(inet_dgram_dest(so, m, dst, dport));
+  if (m.to && dport == 0) return err(EINVAL);
   if (len > (dst.family == AF_INET6 ? kMaxPayload6 : kMaxPayload4)) return err(EMSGSIZE);
-  InPcbEnds e = st.udp.ends(cb.pcb);
-  if (!e.bound) {
-    inet_sock_sync_opts(so);
-    Result<void> b = st.udp.bind(cb.pcb, IpAddr(), 0);
-    if (!b.ok() && b.error() != EINVAL) return err(b.error());  // EINVAL: bound meanwhile
-    e = st.udp.ends(cb.pcb);
-  }
+  InPcbEnds e = TRY(inet_sock_autobind(so));
   IpAddr src = e.laddr;
   if (src.family == 0) src = TRY(ip_select_source(so.kernel(), dst));
   Pkt* p = TRY(Pkt::alloc(st.pool, sizeof(udphdr)));

@@ -230,6 +230,97 @@ void sc_epoll_lifetime_nested(Log& L, const Env& env) {
 }
 
 template <class S>
+void sc_epoll_nested_recheck(Log& L, const Env& env) {
+  int p[2];
+  R(SYS(pipe, p));
+  int in = F(SYS(epoll_create1, 0));
+  int out = F(SYS(epoll_create1, 0));
+  CTL(in, EPOLL_CTL_ADD, p[0], EPOLLIN, 1);
+  CTL(out, EPOLL_CTL_ADD, in, EPOLLIN, 2);
+  // Ready, then consumed before anyone looked: the outer sees nothing.
+  char c;
+  R(SYS(write, p[1], "x", 1));
+  R(SYS(read, p[0], &c, 1));
+  EPW(out, 0);
+  pollfd pf{in, POLLIN, 0};
+  R(SYS(poll, &pf, 1, 0));
+  V("inner polled %#x", pf.revents);
+  // Readiness propagates up; level-triggered it stays while it holds.
+  R(SYS(write, p[1], "x", 1));
+  EPW(out, 0);
+  EPW(out, 0);
+  // Edge-triggered on the outer: once; looking does not consume the
+  // inner's event.
+  CTL(out, EPOLL_CTL_MOD, in, EPOLLIN | EPOLLET, 3);
+  EPW(out, 0);
+  EPW(out, 0);
+  EPW(in, 0);
+  // A new event below is a new edge above.
+  R(SYS(write, p[1], "y", 1));
+  EPW(out, 0);
+  EPW(out, 0);
+  // A blocking wait on the outer wakes for an event two levels down.
+  int top = F(SYS(epoll_create1, 0));
+  CTL(top, EPOLL_CTL_ADD, out, EPOLLIN, 4);
+  R(SYS(read, p[0], &c, 1));
+  R(SYS(read, p[0], &c, 1));
+  EPW(top, 0);
+  R(SYS(write, p[1], "z", 1));
+  EPW(top, -1);
+  // An edge-triggered item in the inner epoll: the inner is readable
+  // until the inner itself reports it.
+  int q[2];
+  R(SYS(pipe, q));
+  CTL(in, EPOLL_CTL_DEL, p[0], 0, 0);
+  CTL(in, EPOLL_CTL_ADD, q[0], EPOLLIN | EPOLLET, 5);
+  CTL(out, EPOLL_CTL_MOD, in, EPOLLIN, 6);
+  R(SYS(write, q[1], "w", 1));
+  EPW(top, 0);
+  EPW(out, 0);
+  EPW(in, 0);
+  EPW(out, 0);
+  EPW(top, 0);
+  for (int f : {p[0], p[1], q[0], q[1], in, out, top}) SYS(close, f);
+}
+
+// Linux allows a chain of at most five epolls, counting both those above
+// the one added to and those below the one added; a loop is ELOOP at
+// any length.
+template <class S>
+void sc_epoll_depth(Log& L, const Env& env) {
+  int e[8], f[8];
+  for (int i = 0; i < 8; i++) {
+    e[i] = F(SYS(epoll_create1, 0));
+    f[i] = F(SYS(epoll_create1, 0));
+  }
+  // Bottom up: e[i] into e[i + 1].
+  for (int i = 0; i < 7; i++) CTL(e[i + 1], EPOLL_CTL_ADD, e[i], EPOLLIN, i);
+  // Top down: f[i + 1] into f[i].
+  for (int i = 0; i < 7; i++) CTL(f[i], EPOLL_CTL_ADD, f[i + 1], EPOLLIN, i);
+  // Joining two chains in the middle.
+  int g[6];
+  for (int i = 0; i < 6; i++) g[i] = F(SYS(epoll_create1, 0));
+  CTL(g[1], EPOLL_CTL_ADD, g[0], EPOLLIN, 0);
+  CTL(g[2], EPOLL_CTL_ADD, g[1], EPOLLIN, 0);
+  CTL(g[4], EPOLL_CTL_ADD, g[3], EPOLLIN, 0);
+  CTL(g[3], EPOLL_CTL_ADD, g[2], EPOLLIN, 0);  // five: fine
+  CTL(g[5], EPOLL_CTL_ADD, g[4], EPOLLIN, 0);  // six: ELOOP
+  // Loops of two and three.
+  CTL(g[0], EPOLL_CTL_ADD, g[1], EPOLLIN, 0);
+  CTL(g[0], EPOLL_CTL_ADD, g[2], EPOLLIN, 0);
+  // Already there: EEXIST.
+  CTL(g[1], EPOLL_CTL_ADD, g[0], EPOLLIN, 0);
+  // Closing the middle shortens the chain.
+  SYS(close, g[2]);
+  CTL(g[5], EPOLL_CTL_ADD, g[4], EPOLLIN, 0);
+  for (int i = 0; i < 8; i++) {
+    SYS(close, e[i]);
+    SYS(close, f[i]);
+  }
+  for (int i : {0, 1, 3, 4, 5}) SYS(close, g[i]);
+}
+
+template <class S>
 void sc_timerfd(Log& L, const Env& env) {
   R(SYS(timerfd_create, 99, 0));
   R(SYS(timerfd_create, CLOCK_MONOTONIC, 1));
@@ -306,3 +397,7 @@ TEST_CASE("net diff: epoll items go with the description's last reference; neste
   DIFF(sc_epoll_lifetime_nested);
 }
 TEST_CASE("net diff: timerfd one-shot, periodic, absolute, errors", "[net][diff][event]") { DIFF(sc_timerfd); }
+TEST_CASE("net diff: an epoll inside an epoll is readable only while an item below still holds", "[net][diff][epoll]") {
+  DIFF(sc_epoll_nested_recheck);
+}
+TEST_CASE("net diff: epoll nesting depth limit and loops are ELOOP", "[net][diff][epoll]") { DIFF(sc_epoll_depth); }

@@ -8,6 +8,7 @@
 #include <rump/rumpuser.h>
 #include <rump/sim.h>
 #include <signal.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
@@ -451,6 +452,80 @@ TEST_CASE("sim kernel: a deadlocked run is EDEADLK, says why, and halt reaps the
   CHECK(log.find("sim: client fiber 1 (pid 1") != std::string::npos);
   CHECK(log.find("sim: client fiber 2 (pid 1") != std::string::npos);
   CHECK(log.find("sim: client fiber 3") == std::string::npos);
+  rump_kernel_set_current(nullptr);
+  REQUIRE(rump_kernel_halt(k) == 0);
+}
+
+namespace {
+
+// A periodic timerfd: every millisecond of virtual time, a callout.
+int periodic_timerfd() {
+  int fd = rump_sys_timerfd_create(CLOCK_MONOTONIC, 0);
+  struct itimerspec its = {{0, 1000000}, {0, 1000000}};
+  if (fd < 0 || rump_sys_timerfd_settime(fd, 0, &its, nullptr) != 0) return -1;
+  return fd;
+}
+
+}  // namespace
+
+// A kernel timer that only re-arms itself keeps virtual time moving while
+// the client waits for good: the run must still end, as a deadlock, after
+// a bounded number of expiries (not loop for ever in virtual time).
+TEST_CASE("sim kernel: a client waiting for good beside a periodic kernel timer is EDEADLK", "[sim]") {
+  rump_kernel* k = boot_sim(11);
+  struct Arg {
+    int fds[2];
+    int tfd;
+  } a{{-1, -1}, -1};
+  REQUIRE(rump_kernel_set_current(k) == 0);
+  REQUIRE(rump_sys_pipe(a.fds) == 0);
+  REQUIRE(rump_sim_spawn(k, [](void* p) {
+    auto* a = static_cast<Arg*>(p);
+    a->tfd = periodic_timerfd();
+    char c;
+    rump_sys_read(a->fds[0], &c, 1);  // nobody writes
+  }, &a) == 0);
+  CHECK(rump_sim_run(k) == EDEADLK);
+  CHECK(a.tfd >= 0);
+  // It gave up after the timer had fired for a while, not at once.
+  CHECK(rump_sim_now(k) >= 1000 * 1000000ull);
+  char buf[4096];
+  rump_msgbuf_read(buf, sizeof buf);
+  CHECK(std::string(buf).find("sim: client fiber 1 (pid 1") != std::string::npos);
+  rump_kernel_set_current(nullptr);
+  REQUIRE(rump_kernel_halt(k) == 0);
+}
+
+// The same timer, read: each expiry wakes the client, so the run goes on
+// for as long as the client wants (more expiries than the livelock bound).
+TEST_CASE("sim kernel: a client woken by a periodic timer runs past the livelock bound", "[sim]") {
+  rump_kernel* k = boot_sim(12);
+  struct Arg {
+    uint64_t ticks = 0;
+    int err = 0;
+  } a;
+  REQUIRE(rump_kernel_set_current(k) == 0);
+  REQUIRE(rump_sim_spawn(k, [](void* p) {
+    auto* a = static_cast<Arg*>(p);
+    int fd = periodic_timerfd();
+    if (fd < 0) {
+      a->err = errno;
+      return;
+    }
+    while (a->ticks < 12000) {
+      uint64_t n = 0;
+      if (rump_sys_read(fd, &n, sizeof n) != sizeof n) {
+        a->err = errno;
+        return;
+      }
+      a->ticks += n;
+    }
+    rump_sys_close(fd);
+  }, &a) == 0);
+  CHECK(rump_sim_run(k) == 0);
+  CHECK(a.err == 0);
+  CHECK(a.ticks >= 12000);
+  CHECK(rump_sim_now(k) >= 12000 * 1000000ull);
   rump_kernel_set_current(nullptr);
   REQUIRE(rump_kernel_halt(k) == 0);
 }

@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -104,6 +105,7 @@ struct Backend {
   std::function<long(int, struct stat*)> fstat;
   std::function<long(int, int)> flock;
   std::function<long()> getpid;
+  std::function<long(int, off_t*, int, off_t*, size_t, unsigned)> copy_file_range;
   // A second process for the scenario's ops marked to run there (locks
   // between processes).
   std::function<std::unique_ptr<Peer>(Backend&, const Scenario&, const std::string& root)> make_peer;
@@ -273,6 +275,9 @@ Backend host_backend() {
   b.fstat = [](int fd, struct stat* st) { return ::fstat(fd, st); };
   b.flock = [](int fd, int op) { return ::flock(fd, op); };
   b.getpid = [] { return static_cast<long>(::getpid()); };
+  b.copy_file_range = [](int fi, off_t* oi, int fo, off_t* oo, size_t n, unsigned f) {
+    return syscall(SYS_copy_file_range, fi, oi, fo, oo, n, f);
+  };
   b.make_peer = [](Backend& b, const Scenario& sc, const std::string& root) -> std::unique_ptr<Peer> {
     return std::make_unique<HostPeer>(b, sc, root);
   };
@@ -317,6 +322,9 @@ Backend rump_backend() {
   b.fstat = [](int fd, struct stat* st) { return rump_sys_fstat(fd, st); };
   b.flock = [](int fd, int op) { return rump_sys_flock(fd, op); };
   b.getpid = [] { return static_cast<long>(rump_sys_getpid()); };
+  b.copy_file_range = [](int fi, off_t* oi, int fo, off_t* oo, size_t n, unsigned f) {
+    return rump_sys_copy_file_range(fi, oi, fo, oo, n, f);
+  };
   b.make_peer = [](Backend& b, const Scenario& sc, const std::string& root) -> std::unique_ptr<Peer> {
     return std::make_unique<RumpPeer>(b, sc, root);
   };
@@ -460,6 +468,30 @@ Op op_symlink(std::string target, std::string c) {
 Op op_symlink_abs(std::string target_rel, std::string c) {
   return {"symlink /" + target_rel + " " + c, [=](Backend& b, const std::string& r, std::vector<long>&, std::string&) {
             return b.symlink(P(r, target_rel).c_str(), P(r, c).c_str());
+          }};
+}
+// copy_file_range between the descriptors in two slots (kNoFd: a number
+// that is no descriptor). An offset is a value passed by pointer and
+// reported after the call, or kNullOff (the file's position is used) or
+// kBadOff (a pointer into the first page: EFAULT).
+constexpr int kNoFd = -1;
+constexpr off_t kNullOff = INT64_MIN;
+constexpr off_t kBadOff = INT64_MIN + 1;
+Op op_copy_file_range(int in_slot, off_t in_off, int out_slot, off_t out_off, size_t len, unsigned flags = 0) {
+  return {"copy_file_range #" + std::to_string(in_slot) + "@" + std::to_string(in_off) + " #" +
+              std::to_string(out_slot) + "@" + std::to_string(out_off) + " " + std::to_string(len) + " " +
+              std::to_string(flags),
+          [=](Backend& b, const std::string&, std::vector<long>& fds, std::string& out) {
+            auto fd = [&](int slot) { return slot == kNoFd ? 999 : static_cast<int>(fds.at(slot)); };
+            off_t in = in_off, o = out_off;
+            auto ptr = [](off_t& v) {
+              return v == kNullOff ? nullptr : v == kBadOff ? reinterpret_cast<off_t*>(8) : &v;
+            };
+            long r = b.copy_file_range(fd(in_slot), ptr(in), fd(out_slot), ptr(o), len, flags);
+            int e = errno;
+            out = "offsets " + std::to_string(in) + " " + std::to_string(o);
+            errno = e;
+            return r;
           }};
 }
 Op op_readlink(std::string rel) {
@@ -720,12 +752,46 @@ std::vector<Scenario> scenarios() {
                 op_rename("nope", "x"), op_rename("b/", "x"), op_rename("b", "x/"), op_rename("d/.", "x"),
                 op_rename("d", "e/sub"), op_rename("e", "d"), op_stat("d", true), op_stat("e", true),
                 op_rename("b", "b"), op_rename("d", "d")}});
+  // Linux checks the tree's shape (a directory moved below itself: EINVAL;
+  // the target an ancestor of the source: ENOTEMPTY) before the types of
+  // source and target (ENOTDIR, EISDIR).
+  s.push_back({"rename-ancestry-first",
+               {op_mkdir("d"), op_mkdir("d/sub"), op_open("d/sub/g", O_CREAT | O_WRONLY), op_close(0),
+                op_open("f", O_CREAT | O_WRONLY), op_close(1), op_rename("d", "d/sub/g"), op_rename("d", "d/sub"),
+                op_rename("d/sub", "d/sub/g"), op_rename("d/sub/g", "d"), op_rename("d/sub", "d"),
+                op_rename("d/sub/g", "d", RENAME_EXCHANGE), op_rename("d/sub", "d", RENAME_EXCHANGE),
+                op_rename("d", "d/sub/g", RENAME_EXCHANGE), op_rename("d", "d/sub/new"), op_rename("f", "d"),
+                op_rename("d/sub", "f"), op_rename("d", "f/"), op_rename("f", "d/sub/g"), op_stat("d/sub/g", true),
+                op_stat("d", true)}});
   s.push_back({"renameat2",
                {op_open("a", O_CREAT | O_WRONLY), op_write(0, "AAA"), op_close(0), op_open("b", O_CREAT | O_WRONLY),
                 op_write(1, "B"), op_close(1), op_mkdir("d"), op_rename("a", "b", RENAME_NOREPLACE),
                 op_rename("a", "b", RENAME_EXCHANGE), op_stat("a", true), op_stat("b", true),
                 op_rename("a", "zz", RENAME_EXCHANGE), op_rename("a", "d", RENAME_EXCHANGE), op_stat("d", true),
                 op_rename("a", "b", RENAME_EXCHANGE | RENAME_NOREPLACE), op_rename("d", "c", RENAME_NOREPLACE)}});
+  // copy_file_range's checks in Linux's order: descriptors, offsets copied
+  // in, flags, kinds of file, open modes, wrapping offsets; the count cut
+  // at the input's end of file before the overlap check; negative offsets.
+  s.push_back({"copy-file-range",
+               {op_open("f", O_CREAT | O_RDWR), op_write(0, "0123456789"), op_open("g", O_CREAT | O_RDWR),  // #0 #1
+                op_mkdir("d"), op_open("d", O_RDONLY | O_DIRECTORY), op_open("g", O_RDONLY),                 // #2 #3
+                op_open("g", O_WRONLY | O_APPEND),                                                         // #4
+                op_copy_file_range(kNoFd, kBadOff, 1, 0, 5, 1), op_copy_file_range(0, kBadOff, 1, 0, 5, 1),
+                op_copy_file_range(0, 0, 1, kBadOff, 5, 1), op_copy_file_range(0, 0, kNoFd, kBadOff, 5, 1),
+                op_copy_file_range(2, 0, 1, 0, 5, 1), op_copy_file_range(0, 0, 1, 0, 5, 2),
+                op_copy_file_range(2, 0, 3, 0, 5), op_copy_file_range(0, 0, 2, 0, 5),
+                op_copy_file_range(3, -1, 2, 0, 5), op_copy_file_range(0, -1, 4, 0, 5),
+                op_copy_file_range(0, 0, 3, 0, 5), op_copy_file_range(3, 0, 1, 0, 5),
+                op_copy_file_range(0, -1, 1, 0, 5), op_copy_file_range(0, 0, 1, -1, 5),
+                op_copy_file_range(0, -4096, 1, 0, 5), op_copy_file_range(0, 0, 1, -4096, 5),
+                op_copy_file_range(0, -4096, 1, 0, 0), op_copy_file_range(0, 0, 0, 0, 100),
+                op_copy_file_range(0, 0, 0, 3, 5), op_copy_file_range(0, 20, 0, 0, 100),
+                op_copy_file_range(0, 10, 0, 5, 100), op_copy_file_range(0, 5, 0, 0, 100),
+                op_copy_file_range(0, 0, 1, 0, 100), op_copy_file_range(0, 0, 1, 0, 0),
+                op_copy_file_range(0, kNullOff, 1, kNullOff, 3), op_lseek(0, 2, SEEK_SET),
+                op_copy_file_range(0, kNullOff, 1, kNullOff, 3), op_lseek(0, 0, SEEK_CUR), op_lseek(1, 0, SEEK_CUR),
+                op_copy_file_range(0, kNullOff, 1, 20, 4), op_lseek(0, 0, SEEK_CUR), op_stat("g", true),
+                op_lseek(1, 0, SEEK_SET), op_read(1, 64), op_lseek(0, 0, SEEK_SET), op_read(0, 64)}});
   s.push_back({"chmod-access-truncate",
                {op_open("f", O_CREAT | O_WRONLY, 0600), op_write(0, "0123456789"), op_close(0),
                 op_chmod("f", 0751), op_stat("f", true), op_chmod("f", 04755), op_stat("f", true),
@@ -973,7 +1039,7 @@ void compare_with_host(const std::string& name) {
 // The scenarios the test cases below run, in the table's order.
 const char* const kCovered[] = {"create-write-read", "open-errors",  "mkdir-rmdir",    "unlink",
                                 "symlinks",          "creat-through-symlinks", "hard-links", "rename",
-                                "renameat2",         "chmod-access-truncate",  "fifo-and-nodes",
+                                "rename-ancestry-first", "renameat2", "copy-file-range", "chmod-access-truncate",  "fifo-and-nodes",
                                 "descriptors",       "times",        "locks",          "bulk-0",
                                 "bulk-1",            "bulk-2",       "bulk-3"};
 
@@ -1028,6 +1094,16 @@ TEST_CASE("differential: rename of files and directories, onto each other and in
 
 TEST_CASE("differential: renameat2 RENAME_NOREPLACE and RENAME_EXCHANGE as on the host", "[vfs][differential]") {
   compare_with_host("renameat2");
+}
+
+TEST_CASE("differential: rename checks that a directory does not move below itself before the types, as on the host",
+          "[vfs][differential]") {
+  compare_with_host("rename-ancestry-first");
+}
+
+TEST_CASE("differential: copy_file_range's errors in Linux's order, cut at end of file, overlaps, as on the host",
+          "[vfs][differential]") {
+  compare_with_host("copy-file-range");
 }
 
 TEST_CASE("differential: chmod, access and truncate as on the host", "[vfs][differential]") {

@@ -60,6 +60,21 @@ void ByteRing::pieces(size_t off, size_t n, const uint8_t** p1, size_t* l1, cons
   *l2 = n - first;
 }
 
+void ByteRing::free_pieces(uint8_t** p1, size_t* l1, uint8_t** p2, size_t* l2) const {
+  size_t n = space();
+  if (n == 0 || buf_ == nullptr) {
+    *p1 = *p2 = nullptr;
+    *l1 = *l2 = 0;
+    return;
+  }
+  size_t pos = (head_ + size_) % cap_;
+  size_t first = n < cap_ - pos ? n : cap_ - pos;
+  *p1 = buf_ + pos;
+  *l1 = first;
+  *p2 = n > first ? buf_ : nullptr;
+  *l2 = n - first;
+}
+
 bool RecvQueue::add(Seq left, Seq right) {
   if (!seq_lt(left, right)) return true;
   // Merge with every range it touches.

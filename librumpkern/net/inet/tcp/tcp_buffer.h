@@ -34,6 +34,13 @@ class ByteRing {
   // Allocates the storage if not yet done. ENOMEM.
   Result<void> prepare(Kmem& kmem);
   bool allocated() const { return buf_ != nullptr; }
+  // Gives the storage back (the contents go; prepare() would allocate
+  // anew).
+  void release() {
+    Kmem::free(buf_);
+    buf_ = nullptr;
+    head_ = size_ = 0;
+  }
 
   size_t size() const { return size_; }
   size_t capacity() const { return cap_; }
@@ -53,6 +60,11 @@ class ByteRing {
   // The bytes [off, off + n) as up to two contiguous pieces.
   void pieces(size_t off, size_t n, const uint8_t** p1, size_t* l1, const uint8_t** p2,
               size_t* l2) const;
+  // The free room after the contents as up to two pieces (prepare first).
+  // Bytes written there become contents with commit(). The room stays
+  // free until then: only append/commit fill it, and drop only adds room
+  // at the head, so a host may fill it while another thread drops.
+  void free_pieces(uint8_t** p1, size_t* l1, uint8_t** p2, size_t* l2) const;
 
  private:
   uint8_t* buf_ = nullptr;

@@ -252,21 +252,76 @@ Result<size_t> TcpConnection::recv(uint8_t* dst, size_t n, bool peek) {
   if (!peek) {
     rcvbuf_.drop(take);
     rcv_user_seq_ += static_cast<uint32_t>(take);
-    // Window update: tell the peer when the window has opened by two
-    // segments or half the buffer since we last advertised (RFC 1122
-    // 4.2.3.3, receiver-side silly window avoidance).
-    if (synchronized() && !rcv_fin_) {
-      uint32_t space = static_cast<uint32_t>(rcvbuf_.space());
-      uint32_t max_win = 65535u << rcv_wscale_;
-      if (space > max_win) space = max_win;
-      uint32_t adv = rcv_adv_ - rcv_nxt_;
-      uint32_t step = 2 * smss_ < cfg_.rcvbuf / 2 ? 2 * smss_ : cfg_.rcvbuf / 2;
-      if (space > adv && space - adv >= step) {
-        send_ack();
-      }
-    }
+    after_read();
   }
   return take;
+}
+
+void TcpConnection::after_read() {
+  // Window update: tell the peer when the window has opened by two
+  // segments or half the buffer since we last advertised (RFC 1122
+  // 4.2.3.3, receiver-side silly window avoidance).
+  if (synchronized() && !rcv_fin_) {
+    uint32_t space = static_cast<uint32_t>(rcvbuf_.space());
+    uint32_t max_win = 65535u << rcv_wscale_;
+    if (space > max_win) space = max_win;
+    uint32_t adv = rcv_adv_ - rcv_nxt_;
+    uint32_t step = 2 * smss_ < cfg_.rcvbuf / 2 ? 2 * smss_ : cfg_.rcvbuf / 2;
+    if (space > adv && space - adv >= step) {
+      send_ack();
+    }
+  }
+}
+
+size_t TcpConnection::recv_pieces(const uint8_t** p1, size_t* l1, const uint8_t** p2, size_t* l2) const {
+  size_t have = rcvbuf_.size();
+  if (have == 0 || urg_pending_in_buffer()) {
+    *p1 = *p2 = nullptr;
+    *l1 = *l2 = 0;
+    return 0;
+  }
+  rcvbuf_.pieces(0, have, p1, l1, p2, l2);
+  return have;
+}
+
+void TcpConnection::recv_consume(size_t n) {
+  if (n > rcvbuf_.size()) n = rcvbuf_.size();
+  // A SHUT_RD or reset meanwhile emptied the buffer: nothing to drop.
+  if (n == 0) return;
+  rcvbuf_.drop(n);
+  rcv_user_seq_ += static_cast<uint32_t>(n);
+  after_read();
+}
+
+Result<size_t> TcpConnection::send_room(uint8_t** p1, size_t* l1, uint8_t** p2, size_t* l2) {
+  if (error_ != 0 && state_ == TcpState::kClosed) return err(take_error());
+  if (fin_queued_ || user_closed_) return err(EPIPE);
+  switch (state_) {
+    case TcpState::kClosed:
+    case TcpState::kListen:
+      return err(was_established_ ? EPIPE : ENOTCONN);
+    case TcpState::kSynSent:
+    case TcpState::kSynReceived:
+    case TcpState::kEstablished:
+    case TcpState::kCloseWait:
+      break;
+    default:
+      return err(EPIPE);
+  }
+  TRY(sndbuf_.prepare(kmem_));
+  sndbuf_.free_pieces(p1, l1, p2, l2);
+  return *l1 + *l2;
+}
+
+void TcpConnection::send_commit(size_t n, bool more) {
+  if (n > sndbuf_.space()) n = sndbuf_.space();
+  // The connection may have failed or been shut while the host copied:
+  // then the bytes are dropped, as send() would have refused them.
+  if (n == 0 || fin_queued_ || state_ == TcpState::kClosed) return;
+  sndbuf_.commit(n);
+  more_ = more;
+  if (synchronized()) output();
+  more_ = false;
 }
 
 Result<void> TcpConnection::shutdown_write() {
@@ -328,6 +383,13 @@ void TcpConnection::abort() {
   }
   rcvbuf_.drop(rcvbuf_.size());
   to_closed(0);
+}
+
+void TcpConnection::release_buffers() {
+  if (!user_closed_ || (state_ != TcpState::kTimeWait && state_ != TcpState::kClosed)) return;
+  sndbuf_.release();
+  rcvbuf_.release();
+  ooo_.clear();
 }
 
 int TcpConnection::take_error() {

@@ -158,6 +158,19 @@ class TcpConnection : public KObject {
   // connect). more: more data follows at once (MSG_MORE): hold a partial
   // segment as TCP_CORK would.
   Result<size_t> send(const uint8_t* data, size_t n, bool more = false);
+  // The same two calls for a host that copies user memory without holding
+  // its lock (a reader or writer marked busy meanwhile, so that calls of
+  // one kind never overlap): send_room() checks as send() and returns the
+  // free room of the send buffer as up to two pieces, which the host
+  // fills and hands over with send_commit(); recv_pieces() gives the
+  // readable bytes at the head of the receive buffer (0 with *p1 null
+  // when recv() must be used: end of stream, an error, urgent data
+  // ahead), recv_consume() drops n of them and updates the window as
+  // recv() does. Input only appends beyond those bytes meanwhile.
+  Result<size_t> send_room(uint8_t** p1, size_t* l1, uint8_t** p2, size_t* l2);
+  void send_commit(size_t n, bool more = false);
+  size_t recv_pieces(const uint8_t** p1, size_t* l1, const uint8_t** p2, size_t* l2) const;
+  void recv_consume(size_t n);
   // Copies up to n received bytes; peek leaves them queued. Returns 0 at
   // end of stream, EAGAIN if nothing is there yet, the error of a reset
   // connection, ENOTCONN before the connection exists.
@@ -172,6 +185,10 @@ class TcpConnection : public KObject {
   void close();
   // Sends RST (if synchronized) and goes to kClosed with no error.
   void abort();
+  // A connection its user closed that carries no data any more
+  // (TIME_WAIT, CLOSED) gives its buffers' memory back, so that many
+  // TIME_WAIT connections cost little. The host calls it when it likes.
+  void release_buffers();
   // Marks the connection as no longer referenced by a user (children a
   // listener dropped); the host frees it once closed.
   void detach() { detached_ = true; }
@@ -227,6 +244,9 @@ class TcpConnection : public KObject {
   // Listener queues (SYN queue, accept queue).
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>>
       queue_hook_;
+  // For the host's own lists (the children of a listening socket).
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>>
+      host_hook_;
 
  private:
   friend class TcpListener;
@@ -280,6 +300,8 @@ class TcpConnection : public KObject {
   int64_t now() const { return host_->now_ns(); }
   bool synchronized() const;
   bool urg_pending_in_buffer() const;
+  // The window update after the user consumed bytes.
+  void after_read();
   Seq data_start() const { return snd_buf_seq_; }
 
   Kmem& kmem_;

@@ -47,7 +47,7 @@ TcpListener::~TcpListener() {
   }
 }
 
-void TcpListener::set_backlog(int backlog) { backlog_ = backlog < 1 ? 1 : backlog; }
+void TcpListener::set_backlog(int backlog) { backlog_ = backlog < 0 ? 0 : backlog; }
 
 uint32_t TcpListener::cookie_count() const {
   return static_cast<uint32_t>(host_.now_ns() / kCookiePeriodNs);

@@ -52,7 +52,8 @@ class TcpListener : public KObject {
   TcpConnection* input(const TcpEndpoints& ep, const TcpSegment& seg);
   // An established child, unlinked and now the caller's; nullptr if none.
   TcpConnection* accept();
-  // listen(2) again with a new backlog.
+  // listen(2) again with a new backlog (0: the accept queue counts as
+  // full, for a host that keeps accepted children elsewhere).
   void set_backlog(int backlog);
   int backlog() const { return backlog_; }
   size_t accept_queue_length() const { return accepted_.size(); }

@@ -1,0 +1,528 @@
+// Interval timers (getitimer, setitimer, alarm) and POSIX timers
+// (timer_create, timer_settime, timer_gettime, timer_getoverrun,
+// timer_delete).
+//
+// A process's timers live in a ProcTimers made on its first timer call and
+// dropped when it exits (a ProcExtension: a child starts with none, as
+// fork(2) children do). Each armed timer is a Callout on the kernel's
+// callout queue; when it fires, the callout thread posts the timer's
+// signal to the process with post_signal (kern/fork.h) and re-arms a
+// periodic timer.
+//
+// Clocks: ITIMER_REAL and timers on the monotonic clocks run on the
+// monotonic clock; an absolute CLOCK_REALTIME timer runs on the kernel's
+// realtime clock (a clock set back makes it fire later: the callout re-arms
+// when it finds the deadline not yet reached). The CPU-time clocks run as
+// the monotonic clock (the kernel does not account CPU time, see
+// sys_time.cc), and ITIMER_VIRTUAL and ITIMER_PROF are kept and reported
+// but never fire.
+//
+// Overruns: the signals here carry no queued siginfo, so a timer's signal
+// counts as delivered once it is no longer pending. Expirations while it is
+// still pending are overruns; timer_getoverrun reports those of the signal
+// delivered last, as Linux.
+//
+// Locking: the process's lock_ guards every timer of the process (it ranks
+// below the callout queue's lock, which arming takes). It is not held while
+// a signal is posted (post_signal takes it) nor while a callout is halted
+// (the callout function takes it).
+#include <sys/time.h>
+
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+
+#include "kern/callout.h"
+#include "kern/clock.h"
+#include "kern/component.h"
+#include "kern/copy.h"
+#include "kern/fork.h"
+#include "kern/kernel.h"
+#include "kern/syscall_protos.h"
+
+#ifndef SIGEV_THREAD_ID
+#define SIGEV_THREAD_ID 4
+#endif
+#ifndef CLOCK_TAI
+#define CLOCK_TAI 11
+#endif
+
+namespace rump {
+
+namespace {
+
+constexpr int kMaxPosixTimers = 64;
+constexpr int64_t kNsPerUsec = 1000;
+
+enum class Base { kMono, kReal };
+
+// One timer: a POSIX timer or the process's ITIMER_REAL.
+struct Timer : public KObject {
+  explicit Timer(Proc& p) : proc(p), lock_(p.lock_) {}
+
+  Proc& proc;
+  Mutex& lock_;  // the process's lock_
+  int id = -1;   // -1: ITIMER_REAL
+  clockid_t clock = CLOCK_MONOTONIC;
+  int notify = SIGEV_SIGNAL;  // SIGEV_SIGNAL, SIGEV_NONE (SIGEV_THREAD_ID: as SIGEV_SIGNAL)
+  int signo = SIGALRM;
+  Callout callout;
+
+  bool armed ABSL_GUARDED_BY(lock_) = false;
+  Base base ABSL_GUARDED_BY(lock_) = Base::kMono;
+  int64_t expires ABSL_GUARDED_BY(lock_) = 0;   // on base's clock, ns
+  int64_t interval ABSL_GUARDED_BY(lock_) = 0;  // ns, 0: one shot
+  bool queued ABSL_GUARDED_BY(lock_) = false;   // its signal was posted and not yet seen delivered
+  int64_t overrun ABSL_GUARDED_BY(lock_) = 0;   // since the signal was posted
+  int64_t overrun_last ABSL_GUARDED_BY(lock_) = 0;
+};
+
+class ProcTimers : public KObject {
+ public:
+  explicit ProcTimers(Proc& p) : real(p), lock_(p.lock_) {}
+  Timer real;  // ITIMER_REAL
+  Mutex& lock_;  // the process's lock_
+  Timer* posix[kMaxPosixTimers] ABSL_GUARDED_BY(lock_) = {};
+  int next_id ABSL_GUARDED_BY(lock_) = 0;
+  // ITIMER_VIRTUAL and ITIMER_PROF: value and interval, ns.
+  int64_t cpu_value[2] ABSL_GUARDED_BY(lock_) = {};
+  int64_t cpu_interval[2] ABSL_GUARDED_BY(lock_) = {};
+};
+
+Result<void> timers_fork(Proc&, Proc&, uint32_t) { return {}; }
+void timers_exit(Proc& p);
+
+ProcExtension g_timers_ext{"timers", &timers_fork, &timers_exit};
+const int g_timers_slot = register_proc_extension(&g_timers_ext);
+const ProcSlot<ProcTimers> g_timers{g_timers_ext};
+
+// a + b for b >= 0, saturating (huge intervals must not wrap).
+int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+
+// The next expiry of a periodic timer due at `expires` (<= now): the first
+// one after now. Returns the number of whole periods skipped.
+int64_t forward(int64_t& expires, int64_t interval, int64_t now) {
+  int64_t missed = (now - expires) / interval;
+  expires = sat_add(expires, interval);
+  if (missed > 0) {
+    int64_t step = missed > INT64_MAX / interval ? INT64_MAX : missed * interval;
+    expires = sat_add(expires, step);
+  }
+  return missed;
+}
+
+int64_t base_now(Kernel& k, Base b) { return b == Base::kReal ? k.clock().realtime_ns() : mono_now_ns(); }
+
+void timer_fire(void* arg);
+
+void timer_init(Timer& t, Kernel& k) { t.callout.init(*k.services().callouts(), &timer_fire, &t); }
+
+// The process's timers, made on first use. ENOMEM. Starts the callout
+// thread, so that timers can be armed under the process's lock.
+Result<ProcTimers*> timers_of(Proc& p) {
+  p.kernel().services().callouts()->start();
+  MutexLocker g(p.lock_);
+  if (ProcTimers* pt = g_timers.get(p)) return pt;
+  auto* pt = new (p.kernel().kmem()) ProcTimers(p);
+  if (!pt) return err(ENOMEM);
+  timer_init(pt->real, p.kernel());
+  g_timers.set(p, pt);
+  return pt;
+}
+
+// Time left before t fires (0: disarmed). A timer that is due but whose
+// callout has not run yet reports a little time left rather than none
+// (Linux reports 1 ns for its POSIX timers and 1 us for ITIMER_REAL).
+int64_t remaining_locked(Timer& t, int64_t due_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
+  if (!t.armed) return 0;
+  int64_t left = t.expires - base_now(t.proc.kernel(), t.base);
+  return left > 0 ? left : due_ns;
+}
+
+// Arms (value > 0) or disarms t; value is relative unless abs.
+void arm_locked(Timer& t, int64_t value, int64_t interval, bool abs, Base base)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
+  t.interval = 0;
+  t.armed = false;
+  t.callout.stop();
+  t.overrun = 0;
+  t.overrun_last = 0;
+  t.queued = false;
+  if (value <= 0) return;
+  Kernel& k = t.proc.kernel();
+  t.base = base;
+  int64_t now = base_now(k, base);
+  t.expires = abs ? value : sat_add(now, value);
+  t.interval = interval;
+  t.armed = true;
+  if (t.notify != SIGEV_NONE) t.callout.schedule(t.expires - now);
+}
+
+// The callout: posts the timer's signal and re-arms a periodic timer.
+void timer_fire(void* arg) {
+  Timer& t = *static_cast<Timer*>(arg);
+  Proc& p = t.proc;
+  Kernel& k = p.kernel();
+  int sig = 0;
+  {
+    MutexLocker g(t.lock_);
+    if (!t.armed) return;
+    int64_t now = base_now(k, t.base);
+    if (now < t.expires) {
+      // The realtime clock was set back: not due yet.
+      t.callout.schedule(t.expires - now);
+      return;
+    }
+    if (t.interval > 0) {
+      // Periods that passed entirely while the callout waited are overruns.
+      t.overrun += forward(t.expires, t.interval, now);
+      t.callout.schedule(t.expires - now);
+    } else {
+      t.armed = false;
+    }
+    bool pending = (p.sigpending_.load(std::memory_order_acquire) & sig_bit(t.signo)) != 0;
+    if (t.queued && pending) {
+      t.overrun++;
+    } else {
+      if (t.queued) {
+        // The signal posted last was delivered: its overruns are frozen.
+        t.overrun_last = t.overrun;
+        t.overrun = 0;
+      }
+      t.queued = true;
+      sig = t.signo;
+    }
+  }
+  // Last: a fatal signal ends the process, whose exit frees t.
+  if (sig && post_signal(p, sig)) kill_proc(k, p.pid(), sig);
+}
+
+void timer_halt(Timer& t) {
+  {
+    MutexLocker g(t.lock_);
+    t.armed = false;
+  }
+  t.callout.halt();
+}
+
+void timers_exit(Proc& p) {
+  ProcTimers* pt;
+  {
+    MutexLocker g(p.lock_);
+    pt = g_timers.take(p);
+  }
+  if (!pt) return;
+  timer_halt(pt->real);
+  Timer* all[kMaxPosixTimers];
+  {
+    MutexLocker g(pt->lock_);
+    std::memcpy(all, pt->posix, sizeof all);
+    std::memset(pt->posix, 0, sizeof pt->posix);
+  }
+  for (Timer* t : all) {
+    if (!t) continue;
+    timer_halt(*t);
+    delete t;
+  }
+  delete pt;
+}
+
+// --- interval timers
+
+Result<int64_t> timeval_ns(const timeval& tv) {
+  if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000) return err(EINVAL);
+  constexpr int64_t kMaxSec = INT64_MAX / kNsPerSec - 1;
+  int64_t sec = tv.tv_sec > kMaxSec ? kMaxSec : static_cast<int64_t>(tv.tv_sec);
+  return sec * kNsPerSec + tv.tv_usec * kNsPerUsec;
+}
+
+timeval ns_timeval(int64_t ns) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ns / kNsPerSec);
+  tv.tv_usec = static_cast<suseconds_t>((ns % kNsPerSec) / kNsPerUsec);
+  return tv;
+}
+
+itimerval get_itimer(ProcTimers& pt, int which) {
+  itimerval v{};
+  MutexLocker g(pt.lock_);
+  if (which == ITIMER_REAL) {
+    Timer& t = pt.real;
+    t.lock_.assert_held();
+    v.it_value = ns_timeval(remaining_locked(t, kNsPerUsec));
+    v.it_interval = ns_timeval(t.armed ? t.interval : 0);
+  } else {
+    int i = which == ITIMER_VIRTUAL ? 0 : 1;
+    v.it_value = ns_timeval(pt.cpu_value[i]);
+    v.it_interval = ns_timeval(pt.cpu_interval[i]);
+  }
+  return v;
+}
+
+// setitimer's work; the old value is returned.
+itimerval set_itimer(ProcTimers& pt, int which, int64_t value, int64_t interval) {
+  itimerval old = get_itimer(pt, which);
+  MutexLocker g(pt.lock_);
+  if (which == ITIMER_REAL) {
+    Timer& t = pt.real;
+    t.lock_.assert_held();
+    arm_locked(t, value, interval, false, Base::kMono);
+  } else {
+    int i = which == ITIMER_VIRTUAL ? 0 : 1;
+    pt.cpu_value[i] = value;
+    pt.cpu_interval[i] = value ? interval : 0;
+  }
+  return old;
+}
+
+bool valid_which(int which) { return which == ITIMER_REAL || which == ITIMER_VIRTUAL || which == ITIMER_PROF; }
+
+}  // namespace
+
+Result<long> sys_getitimer(Lwp& l, int which, UserPtr<struct itimerval> curr_value) {
+  if (!valid_which(which)) return err(EINVAL);
+  ProcTimers* pt = TRY(timers_of(l.proc()));
+  itimerval v = get_itimer(*pt, which);
+  TRY(copyout_obj(l, v, curr_value));
+  return 0;
+}
+
+Result<long> sys_setitimer(Lwp& l, int which, UserPtr<struct itimerval> new_value,
+                           UserPtr<struct itimerval> old_value) {
+  // A null new value disarms (an old Linux misfeature, still accepted).
+  itimerval nv{};
+  if (new_value) nv = TRY(copyin_obj(l, new_value));
+  int64_t value = TRY(timeval_ns(nv.it_value));
+  int64_t interval = TRY(timeval_ns(nv.it_interval));
+  if (!valid_which(which)) return err(EINVAL);
+  ProcTimers* pt = TRY(timers_of(l.proc()));
+  itimerval old = set_itimer(*pt, which, value, interval);
+  if (old_value) TRY(copyout_obj(l, old, old_value));
+  return 0;
+}
+
+Result<long> sys_alarm(Lwp& l, unsigned int seconds) {
+  ProcTimers* pt = TRY(timers_of(l.proc()));
+  itimerval old = set_itimer(*pt, ITIMER_REAL, static_cast<int64_t>(seconds) * kNsPerSec, 0);
+  // What was left, rounded to the nearest second, and at least 1 if any.
+  long left = old.it_value.tv_sec;
+  if ((left == 0 && old.it_value.tv_usec != 0) || old.it_value.tv_usec >= 500000) left++;
+  return left;
+}
+
+// --- POSIX timers
+
+namespace {
+
+// Linux's struct sigevent on x86-64 (64 bytes).
+struct KernelSigevent {
+  uint64_t value;  // sigval
+  int signo;
+  int notify;
+  int tid;  // SIGEV_THREAD_ID target (the union's first member)
+  char pad[44];
+};
+static_assert(sizeof(KernelSigevent) == 64);
+
+Result<Timer*> find_timer_locked(ProcTimers& pt, int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pt.lock_) {
+  if (id < 0) return err(EINVAL);
+  for (Timer* t : pt.posix)
+    if (t && t->id == id) return t;
+  return err(EINVAL);
+}
+
+// The thread id names an LWP of p.
+bool lwp_of(Proc& p, pid_t tid) {
+  MutexLocker g(p.lock_);
+  for (Lwp& l : p.lwps_)
+    if (l.tid() == tid) return true;
+  return false;
+}
+
+Result<itimerspec> get_timer_locked(Timer& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
+  itimerspec v{};
+  if (t.armed && t.notify == SIGEV_NONE && t.interval > 0) {
+    // A SIGEV_NONE timer has no callout: move it past now here.
+    int64_t now = base_now(t.proc.kernel(), t.base);
+    if (now >= t.expires) forward(t.expires, t.interval, now);
+  }
+  int64_t left = remaining_locked(t, 1);
+  if (t.armed && t.notify == SIGEV_NONE && t.interval == 0 &&
+      t.expires <= base_now(t.proc.kernel(), t.base))
+    left = 0;  // an expired one-shot SIGEV_NONE timer reads 0
+  v.it_value.tv_sec = static_cast<time_t>(left / kNsPerSec);
+  v.it_value.tv_nsec = static_cast<long>(left % kNsPerSec);
+  int64_t iv = t.armed ? t.interval : 0;
+  v.it_interval.tv_sec = static_cast<time_t>(iv / kNsPerSec);
+  v.it_interval.tv_nsec = static_cast<long>(iv % kNsPerSec);
+  return v;
+}
+
+Result<int64_t> itimerspec_part_ns(const timespec& ts) {
+  if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= kNsPerSec) return err(EINVAL);
+  constexpr int64_t kMaxSec = INT64_MAX / kNsPerSec - 1;
+  int64_t sec = ts.tv_sec > kMaxSec ? kMaxSec : static_cast<int64_t>(ts.tv_sec);
+  return sec * kNsPerSec + ts.tv_nsec;
+}
+
+}  // namespace
+
+Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent> sevp, UserPtr<int> timerid) {
+  KernelSigevent ev{};
+  bool have_ev = static_cast<bool>(sevp);
+  if (have_ev) TRY(copyin(l, sevp.addr, &ev, sizeof ev));
+  switch (clockid) {
+    case CLOCK_REALTIME:
+    case CLOCK_MONOTONIC:
+    case CLOCK_BOOTTIME:
+    case CLOCK_TAI:
+    case CLOCK_PROCESS_CPUTIME_ID:
+    case CLOCK_THREAD_CPUTIME_ID:
+      break;
+    case CLOCK_MONOTONIC_RAW:
+    case CLOCK_REALTIME_COARSE:
+    case CLOCK_MONOTONIC_COARSE:
+    case CLOCK_REALTIME_ALARM:
+    case CLOCK_BOOTTIME_ALARM:
+      // Clocks without timers (the alarm clocks need an RTC device).
+      return err(EOPNOTSUPP);
+    default:
+      return err(EINVAL);
+  }
+  Proc& p = l.proc();
+  int notify = SIGEV_SIGNAL;
+  int signo = SIGALRM;
+  if (have_ev) {
+    // Linux's checks: a thread target must be a thread of the caller; a
+    // signal must be a valid one. SIGEV_THREAD reaches the kernel only
+    // from programs that do not go through libc: it signals, as Linux.
+    switch (ev.notify) {
+      case SIGEV_SIGNAL | SIGEV_THREAD_ID:
+        if (!lwp_of(p, ev.tid)) return err(EINVAL);
+        [[fallthrough]];
+      case SIGEV_SIGNAL:
+      case SIGEV_THREAD:
+        if (ev.signo <= 0 || ev.signo > kNsig) return err(EINVAL);
+        [[fallthrough]];
+      case SIGEV_NONE:
+        break;
+      default:
+        return err(EINVAL);
+    }
+    notify = ev.notify == SIGEV_NONE ? SIGEV_NONE : SIGEV_SIGNAL;
+    signo = ev.signo;
+  }
+  ProcTimers* pt = TRY(timers_of(p));
+  auto* t = new (l.kernel().kmem()) Timer(p);
+  if (!t) return err(EAGAIN);
+  t->clock = clockid;
+  t->notify = notify;
+  t->signo = notify == SIGEV_NONE ? 0 : signo;
+  timer_init(*t, l.kernel());
+  int id;
+  {
+    MutexLocker g(pt->lock_);
+    int slot = -1;
+    for (int i = 0; i < kMaxPosixTimers; i++)
+      if (!pt->posix[i]) {
+        slot = i;
+        break;
+      }
+    if (slot < 0) {
+      delete t;
+      return err(EAGAIN);
+    }
+    // Ids count up per process and are not reused until they wrap (Linux).
+    for (;;) {
+      id = pt->next_id;
+      pt->next_id = pt->next_id == INT_MAX ? 0 : pt->next_id + 1;
+      bool used = false;
+      for (Timer* o : pt->posix)
+        if (o && o->id == id) used = true;
+      if (!used) break;
+    }
+    t->id = id;
+    pt->posix[slot] = t;
+  }
+  Result<void> out = copyout_obj(l, id, timerid);
+  if (!out.ok()) {
+    MutexLocker g(pt->lock_);
+    for (Timer*& s : pt->posix)
+      if (s == t) s = nullptr;
+    delete t;
+    return Error{out.error()};
+  }
+  return 0;
+}
+
+Result<long> sys_timer_settime(Lwp& l, int timerid, int flags, UserPtr<struct itimerspec> new_value,
+                               UserPtr<struct itimerspec> old_value) {
+  if (!new_value) return err(EINVAL);
+  itimerspec nv = TRY(copyin_obj(l, new_value));
+  int64_t interval = TRY(itimerspec_part_ns(nv.it_interval));
+  int64_t value = TRY(itimerspec_part_ns(nv.it_value));
+  ProcTimers* pt = TRY(timers_of(l.proc()));
+  itimerspec old{};
+  {
+    MutexLocker g(pt->lock_);
+    Timer* t = TRY(find_timer_locked(*pt, timerid));
+    t->lock_.assert_held();
+    old = TRY(get_timer_locked(*t));
+    bool abs = (flags & TIMER_ABSTIME) != 0;
+    // A relative realtime timer is not moved by clock changes: it runs on
+    // the monotonic clock (Linux).
+    Base base = abs && (t->clock == CLOCK_REALTIME || t->clock == CLOCK_TAI) ? Base::kReal : Base::kMono;
+    if (abs && base == Base::kMono && (t->clock == CLOCK_PROCESS_CPUTIME_ID || t->clock == CLOCK_THREAD_CPUTIME_ID)) {
+      // CPU-time clocks read the time since boot: make it monotonic.
+      value = sat_add(value, static_cast<int64_t>(l.kernel().boot_time_ns()));
+    }
+    arm_locked(*t, value, interval, abs, base);
+  }
+  if (old_value) TRY(copyout_obj(l, old, old_value));
+  return 0;
+}
+
+Result<long> sys_timer_gettime(Lwp& l, int timerid, UserPtr<struct itimerspec> curr_value) {
+  ProcTimers* pt = TRY(timers_of(l.proc()));
+  itimerspec v{};
+  {
+    MutexLocker g(pt->lock_);
+    Timer* t = TRY(find_timer_locked(*pt, timerid));
+    t->lock_.assert_held();
+    v = TRY(get_timer_locked(*t));
+  }
+  TRY(copyout_obj(l, v, curr_value));
+  return 0;
+}
+
+Result<long> sys_timer_getoverrun(Lwp& l, int timerid) {
+  Proc& p = l.proc();
+  ProcTimers* pt = TRY(timers_of(p));
+  MutexLocker g(pt->lock_);
+  Timer* t = TRY(find_timer_locked(*pt, timerid));
+  t->lock_.assert_held();
+  if (t->queued && (p.sigpending_.load(std::memory_order_acquire) & sig_bit(t->signo)) == 0) {
+    // Delivered since it was posted: freeze its overruns.
+    t->overrun_last = t->overrun;
+    t->overrun = 0;
+    t->queued = false;
+  }
+  return t->overrun_last > INT_MAX ? INT_MAX : t->overrun_last;
+}
+
+Result<long> sys_timer_delete(Lwp& l, int timerid) {
+  ProcTimers* pt = TRY(timers_of(l.proc()));
+  Timer* t;
+  {
+    MutexLocker g(pt->lock_);
+    t = TRY(find_timer_locked(*pt, timerid));
+    for (Timer*& s : pt->posix)
+      if (s == t) s = nullptr;
+  }
+  timer_halt(*t);
+  delete t;
+  return 0;
+}
+
+}  // namespace rump
