@@ -74,6 +74,8 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"wait4", "a probe has no children: ECHILD comes first (EFAULT: kern/core_test.cc, bad user pointers)"},
     {"waitid", "a probe has no children: ECHILD comes first (EFAULT: kern/core_test.cc, bad user pointers)"},
     {"ioctl", "no sweep scalar is a request that copies (EFAULT of FIONREAD: vfs/pipe_test.cc)"},
+    {"flistxattr", "no sweep descriptor's file has attributes: an empty list writes nothing (EFAULT: "
+                   "fs/ext2/ext2_xattr_test.cc)"},
     {"vmspace_pread", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"vmspace_pwrite", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"sched_getaffinity", "pid and size take the same scalar: no probe names a live process with a whole word"},
