@@ -79,7 +79,6 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"vmspace_pread", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"vmspace_pwrite", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"sched_getaffinity", "pid and size take the same scalar: no probe names a live process with a whole word"},
-    {"flistxattr", "no sweep file has attributes: an empty list copies nothing, as on Linux"},
     {"bind", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"getsockname", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"getpeername", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
