@@ -78,6 +78,10 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
                    "fs/ext2/ext2_xattr_test.cc)"},
     {"vmspace_pread", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"vmspace_pwrite", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
+    {"process_vm_readv", "pid, counts and flags take one scalar: flags must be 0, and pid 0 is no process "
+                         "(EFAULT: kern/procctl_test.cc)"},
+    {"process_vm_writev", "pid, counts and flags take one scalar: flags must be 0, and pid 0 is no process "
+                          "(EFAULT: kern/procctl_test.cc)"},
     {"sched_getaffinity", "pid and size take the same scalar: no probe names a live process with a whole word"},
     {"bind", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"getsockname", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},

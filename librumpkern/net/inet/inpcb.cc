@@ -51,6 +51,12 @@ uint32_t tuple_hash(const IpAddr& faddr, uint16_t fport) {
       std::memcpy(&w, faddr.v6.b + i, 4);
       h = (h ^ w) * 0xc2b2ae35u;
     }
+  // A full finalizer (every input bit reaches the low bits that pick a
+  // reuseport member or a bucket).
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
   return h ^ (h >> 16);
 }
 
@@ -106,7 +112,7 @@ Result<uint16_t> InPcbTable::pick_port_locked(const InPcb& pcb, const IpAddr& la
     next_port_ = (r % kRange) | 0x80000000u;  // the high bit: seeded
   }
   for (uint32_t i = 0; i < kRange; i++) {
-    uint32_t off = (next_port_ + i) % kRange;
+    uint32_t off = ((next_port_ & ~0x80000000u) + i) % kRange;
     auto port = static_cast<uint16_t>(kPortLow + off);
     if (!conflicts_locked(pcb, laddr, port)) {
       next_port_ = ((off + 1) % kRange) | 0x80000000u;
