@@ -55,6 +55,11 @@ void kill_proc(Kernel& k, pid_t pid, int sig);
 // l's process. Returns true if the process ended.
 bool check_fatal_signals(Lwp& l);
 
+// Puts a temporary signal mask in place (ppoll, pselect6, epoll_pwait,
+// rt_sigsuspend) and returns the old one. Pending signals it unblocks
+// whose action ignores them go at once: Linux discards them when they
+// come up and restarts the call, so they never interrupt it.
+SigSet begin_temp_sigmask(Lwp& l, SigSet mask);
 // Ends a temporary signal mask (ppoll, pselect6; see sig.cc): if the call
 // was interrupted (EINTR), first delivers, under the temporary mask, the
 // pending signals it lets through; then puts old back. Returns true if the

@@ -68,6 +68,7 @@ struct Timer : public KObject {
   int notify = SIGEV_SIGNAL;  // SIGEV_SIGNAL, SIGEV_NONE (SIGEV_THREAD_ID: as SIGEV_SIGNAL)
   int signo = SIGALRM;
   Callout callout;
+  Timer* next_dead = nullptr;  // ProcTimers::dead
 
   bool armed ABSL_GUARDED_BY(lock_) = false;
   Base base ABSL_GUARDED_BY(lock_) = Base::kMono;
@@ -84,6 +85,9 @@ class ProcTimers : public KObject {
   Timer real;  // ITIMER_REAL
   Mutex& lock_;  // the process's lock_
   Timer* posix[kMaxPosixTimers] ABSL_GUARDED_BY(lock_) = {};
+  // Deleted timers whose callout was running at the time (see
+  // sys_timer_delete): freed once it is not, or at exit.
+  Timer* dead ABSL_GUARDED_BY(lock_) = nullptr;
   int next_id ABSL_GUARDED_BY(lock_) = 0;
   // ITIMER_VIRTUAL and ITIMER_PROF: value and interval, ns.
   int64_t cpu_value[2] ABSL_GUARDED_BY(lock_) = {};
@@ -224,6 +228,18 @@ void timers_exit(Proc& p) {
     if (!t) continue;
     timer_halt(*t);
     delete t;
+  }
+  Timer* dead;
+  {
+    MutexLocker g(pt->lock_);
+    dead = pt->dead;
+    pt->dead = nullptr;
+  }
+  while (dead) {
+    Timer* next = dead->next_dead;
+    timer_halt(*dead);
+    delete dead;
+    dead = next;
   }
   delete pt;
 }
@@ -513,15 +529,40 @@ Result<long> sys_timer_getoverrun(Lwp& l, int timerid) {
 
 Result<long> sys_timer_delete(Lwp& l, int timerid) {
   ProcTimers* pt = TRY(timers_of(l.proc()));
+  // The callout is stopped, not waited for: its function may be ending
+  // this very process (a fatal signal, kill_proc), and that waits for the
+  // caller to leave the kernel. A timer whose function is running is
+  // parked on the dead list instead, and freed by a later delete or at
+  // exit (after halt()).
   Timer* t;
+  Timer* reap = nullptr;
   {
     MutexLocker g(pt->lock_);
     t = TRY(find_timer_locked(*pt, timerid));
+    t->lock_.assert_held();
     for (Timer*& s : pt->posix)
       if (s == t) s = nullptr;
+    t->armed = false;
+    t->callout.stop();
+    // Once stopped and not running, the function can no longer start.
+    t->next_dead = pt->dead;
+    pt->dead = t;
+    for (Timer** d = &pt->dead; *d;) {
+      if (!(*d)->callout.running()) {
+        Timer* x = *d;
+        *d = x->next_dead;
+        x->next_dead = reap;
+        reap = x;
+      } else {
+        d = &(*d)->next_dead;
+      }
+    }
   }
-  timer_halt(*t);
-  delete t;
+  while (reap) {
+    Timer* next = reap->next_dead;
+    delete reap;
+    reap = next;
+  }
   return 0;
 }
 

@@ -304,6 +304,26 @@ bool check_fatal_signals(Lwp& l) {
   return true;
 }
 
+SigSet begin_temp_sigmask(Lwp& l, SigSet mask) {
+  Proc& p = l.proc();
+  MutexLocker g(p.lock_);
+  SigSet old = l.sigmask_.load();
+  mask &= ~kCantMask;
+  l.sigmask_.store(mask);
+  SigSet now_open = p.pending_for(l) & old & ~mask;
+  SigSet ignored = 0;
+  for (SigSet rest = now_open; rest; rest &= rest - 1) {
+    int sig = __builtin_ctzll(rest) + 1;
+    if (disposition(action_of(p, sig), sig) == Disposition::kDrop) ignored |= sig_bit(sig);
+  }
+  if (ignored) {
+    l.assert_sig_locked();
+    discard_queue(p, l.sigpending_, l.sigqueue_, ignored);
+    discard_queue(p, p.sigpending_, p.sigqueue_, ignored);
+  }
+  return old;
+}
+
 bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted) {
   if (interrupted && check_fatal_signals(l)) return true;
   Proc& p = l.proc();

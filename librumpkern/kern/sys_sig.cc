@@ -298,14 +298,12 @@ Result<long> sys_rt_sigsuspend(Lwp& l, UserPtr<sigset_t> mask, size_t sigsetsize
   SigSet m;
   TRY(copyin(l, mask.addr, &m, sizeof m));
   Proc& p = l.proc();
-  SigSet old;
+  SigSet old = begin_temp_sigmask(l, m);
   {
     MutexLocker g(p.lock_);
-    old = l.sigmask_.load();
-    l.sigmask_.store(m & ~kCantMask);
-    // Until a signal the new mask lets through arrives. One that was kept
-    // only because the old mask blocked it and that is ignored now goes,
-    // and the wait goes on (Linux restarts the call for it).
+    // Until a signal the new mask lets through arrives. One whose action
+    // became "ignore" meanwhile goes, and the wait goes on (Linux restarts
+    // the call for it).
     for (;;) {
       int r = l.sleep(p.sigwait_cv_, p.lock_, -1, true);
       if (r != EINTR) continue;

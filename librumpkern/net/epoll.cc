@@ -93,7 +93,10 @@ bool ep_wake(PollEntry& e);
 
 class Eventpoll : public KObject, public RefCounted<Eventpoll> {
  public:
-  explicit Eventpoll(Kernel& k) : kernel_(k), items_(k.kmem()) {}
+  // Each epoll holds a reference on the faction's state: its ep_lock_
+  // serves the files an epoll watches, which may be released after the
+  // faction stopped (halt ends the processes after the components).
+  explicit Eventpoll(Kernel& k) : kernel_(k), items_(k.kmem()) { net_state(k).ref(); }
   Kernel& kernel() const { return kernel_; }
 
   Mutex mtx_{LockRank::kNone};
@@ -124,7 +127,11 @@ class Eventpoll : public KObject, public RefCounted<Eventpoll> {
 
  private:
   friend class RefCounted<Eventpoll>;
-  void last_unref() { delete this; }
+  void last_unref() {
+    NetState& st = net_state(kernel_);
+    delete this;
+    st.unref();
+  }
   Kernel& kernel_;
 };
 
@@ -440,13 +447,7 @@ Result<long> wait_masked(Lwp& l, int epfd, UserPtr<void> events, int maxevents, 
                          UserPtr<sigset_t> sigmask, size_t sigsetsize) {
   if (sigmask.is_null()) return ep_wait(l, epfd, events, maxevents, deadline);
   SigSet mask = TRY(copyin_mask(l, sigmask, sigsetsize));
-  SigSet old;
-  {
-    Proc& p = l.proc();
-    MutexLocker g(p.lock_);
-    old = l.sigmask_.load();
-    l.sigmask_.store(mask & ~kCantMask);
-  }
+  SigSet old = begin_temp_sigmask(l, mask);
   Result<long> r = ep_wait(l, epfd, events, maxevents, deadline);
   if (end_temp_sigmask(l, old, !r.ok() && r.error() == EINTR)) return err(EINTR);
   return r;

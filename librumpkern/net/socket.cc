@@ -410,6 +410,9 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
   }
   so.rcv_busy_ = true;
   bool passcred = so.options_ & kSoPassCred;
+  // A local stream copies and consumes with MSG_TRUNC as without it
+  // (Linux's unix_stream_recvmsg ignores the flag; TCP discards the
+  // bytes instead, in its own receive path).
   if (pr.stream) {
     size_t target = (flags & MSG_WAITALL) ? uio.resid : (static_cast<size_t>(so.rcvlowat_) < uio.resid ? so.rcvlowat_ : uio.resid);
     if (target == 0) target = 1;

@@ -537,10 +537,12 @@ class VnodeFileOps : public FileOps {
       uint32_t want = static_cast<uint32_t>(TRY(copyin_obj(l, UserPtr<int>{arg})));
       Vattr va = getattr(vp);
       const Cred& c = l.cred();
-      if (!c.is_root() && c.euid != va.uid) return err(EPERM);
+      // CAP_LINUX_IMMUTABLE (<linux/capability.h>).
+      constexpr int kCapLinuxImmutable = 9;
+      if (!c.capable(kCapFowner) && c.euid != va.uid) return err(EPERM);
       MutexLocker g(vp.mount().lock_);
       uint32_t old = TRY(vp.inode_flags());
-      if (((old ^ want) & (FS_IMMUTABLE_FL | FS_APPEND_FL)) && !c.is_root()) return err(EPERM);
+      if (((old ^ want) & (FS_IMMUTABLE_FL | FS_APPEND_FL)) && !c.capable(kCapLinuxImmutable)) return err(EPERM);
       TRY(vp.set_inode_flags(want));
       return 0;
     }

@@ -163,10 +163,12 @@ ProcVfs& proc_vfs(Proc& p) {
 
 namespace {
 
-constexpr unsigned long kMountFlagsKept = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-constexpr unsigned long kMountFlagsIgnored = MS_SILENT | MS_NOATIME | MS_NODIRATIME | MS_RELATIME |
-                                             MS_STRICTATIME | MS_LAZYTIME | MS_SYNCHRONOUS | MS_DIRSYNC |
-                                             MS_MANDLOCK;
+// Kept flags are the mount's options (statfs reports them in f_flags);
+// ignored ones are accepted and have no effect (MS_MANDLOCK: none on Linux
+// since 5.15 either).
+constexpr unsigned long kMountFlagsKept = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME |
+                                          MS_NODIRATIME | MS_STRICTATIME | MS_SYNCHRONOUS;
+constexpr unsigned long kMountFlagsIgnored = MS_SILENT | MS_RELATIME | MS_LAZYTIME | MS_DIRSYNC | MS_MANDLOCK;
 
 Result<void> copy_string(Lwp& l, UserPtr<char> u, char* buf, size_t max) {
   size_t len = 0;

@@ -102,10 +102,7 @@ class TempSigmask {
  public:
   TempSigmask(Lwp& l, const SigSet* mask) : l_(l), active_(mask != nullptr) {
     if (!active_) return;
-    Proc& p = l.proc();
-    MutexLocker g(p.lock_);
-    old_ = l.sigmask_.load();
-    l.sigmask_.store(*mask & ~kCantMask);
+    old_ = begin_temp_sigmask(l, *mask);
   }
   // Returns true if the process ended (return EINTR, touch nothing).
   bool end(bool interrupted) {

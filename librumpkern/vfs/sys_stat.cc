@@ -1,5 +1,5 @@
 // Attribute system calls: the stat family, statfs, access, chmod, chown,
-// utimensat.
+// utimensat, utimes, futimesat.
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
@@ -127,6 +127,22 @@ Result<long> sys_statx(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, uns
 
 namespace {
 
+// f_flags as Linux reports them for a mount made with the MS_* flags mf:
+// ST_VALID, the mount's options, and relatime unless the mount asked for
+// noatime or strictatime (Linux's default).
+long statfs_flags(int mf) {
+  long flags = 0x20;  // ST_VALID
+  if (mf & MS_RDONLY) flags |= ST_RDONLY;
+  if (mf & MS_NOSUID) flags |= ST_NOSUID;
+  if (mf & MS_NODEV) flags |= ST_NODEV;
+  if (mf & MS_NOEXEC) flags |= ST_NOEXEC;
+  if (mf & MS_SYNCHRONOUS) flags |= ST_SYNCHRONOUS;
+  if (mf & MS_NOATIME) flags |= ST_NOATIME;
+  if (mf & MS_NODIRATIME) flags |= ST_NODIRATIME;
+  if (!(mf & (MS_NOATIME | MS_STRICTATIME))) flags |= ST_RELATIME;
+  return flags;
+}
+
 Result<long> statfs_out(Lwp& l, Vnode& vp, UserPtr<void> buf) {
   Mount& m = vp.mount();
   Mount::Stat s = m.statfs();
@@ -142,13 +158,7 @@ Result<long> statfs_out(Lwp& l, Vnode& vp, UserPtr<void> buf) {
   std::memcpy(&sf.f_fsid, &m.dev_, sizeof(int) * 2 < sizeof m.dev_ ? sizeof(int) * 2 : sizeof m.dev_);
   sf.f_namelen = kNameMax;
   sf.f_frsize = sf.f_bsize;
-  int mf = m.flags_.load();
-  long flags = 0x20;  // ST_VALID
-  if (mf & MS_RDONLY) flags |= ST_RDONLY;
-  if (mf & MS_NOSUID) flags |= ST_NOSUID;
-  if (mf & MS_NODEV) flags |= ST_NODEV;
-  if (mf & MS_NOEXEC) flags |= ST_NOEXEC;
-  sf.f_flags = flags;
+  sf.f_flags = statfs_flags(m.flags_.load());
   TRY(copyout(l, &sf, buf.addr, sizeof sf));
   return 0;
 }
@@ -314,14 +324,14 @@ Result<Ref<Vnode>> utimens_target(Lwp& l, int dirfd, UserPtr<char> pathname, int
   return resolve_at(l, dirfd, pathname, flags);
 }
 
-}  // namespace
-
-Result<long> sys_utimensat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<struct timespec> times, int flags) {
-  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return err(EINVAL);
+// utimensat's work, for utimes and futimesat too: times is null (both now)
+// or the two times, already copied in.
+Result<long> do_utimens(Lwp& l, int dirfd, UserPtr<char> pathname, const timespec* times, int flags) {
   timespec t[2];
-  bool now_both = times.is_null();
+  bool now_both = times == nullptr;
   if (!now_both) {
-    TRY(copyin(l, times.addr, t, sizeof t));
+    t[0] = times[0];
+    t[1] = times[1];
     for (auto& x : t)
       if (x.tv_nsec != UTIME_NOW && x.tv_nsec != UTIME_OMIT && (x.tv_nsec < 0 || x.tv_nsec >= 1000000000))
         return err(EINVAL);
@@ -359,6 +369,39 @@ Result<long> sys_utimensat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<st
   }
   TRY(vp->setattr(sa));
   return 0;
+}
+
+// Linux's futimesat: microseconds out of range (UTIME_NOW and UTIME_OMIT
+// included) are EINVAL before anything else.
+Result<long> do_futimes(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<struct timeval> times) {
+  if (times.is_null()) return do_utimens(l, dirfd, pathname, nullptr, 0);
+  timeval tv[2];
+  TRY(copyin(l, times.addr, tv, sizeof tv));
+  timespec t[2];
+  for (int i = 0; i < 2; i++) {
+    if (tv[i].tv_usec < 0 || tv[i].tv_usec >= 1000000) return err(EINVAL);
+    t[i].tv_sec = tv[i].tv_sec;
+    t[i].tv_nsec = tv[i].tv_usec * 1000;
+  }
+  return do_utimens(l, dirfd, pathname, t, 0);
+}
+
+}  // namespace
+
+Result<long> sys_utimensat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<struct timespec> times, int flags) {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return err(EINVAL);
+  if (times.is_null()) return do_utimens(l, dirfd, pathname, nullptr, flags);
+  timespec t[2];
+  TRY(copyin(l, times.addr, t, sizeof t));
+  return do_utimens(l, dirfd, pathname, t, flags);
+}
+
+Result<long> sys_utimes(Lwp& l, UserPtr<char> filename, UserPtr<struct timeval> times) {
+  return do_futimes(l, AT_FDCWD, filename, times);
+}
+
+Result<long> sys_futimesat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<struct timeval> times) {
+  return do_futimes(l, dirfd, pathname, times);
 }
 
 }  // namespace rump

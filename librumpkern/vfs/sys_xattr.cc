@@ -8,9 +8,9 @@
 //
 // Namespaces: "user." (regular files and directories only; the file's
 // read or write permission; only the owner writes on a sticky directory),
-// "trusted." (privileged callers only: EPERM to write, ENODATA to read
-// for others), "security." (anyone reads, privileged callers write, as
-// Linux's capability module has it), "system." (left to the file system).
+// "trusted." (CAP_SYS_ADMIN only: EPERM to write, ENODATA to read for
+// others), "security." (anyone reads, CAP_SYS_ADMIN writes, as Linux's
+// capability module has it), "system." (left to the file system).
 // Any other prefix is EOPNOTSUPP, a known prefix with nothing after it
 // EINVAL.
 #include <fcntl.h>
@@ -69,15 +69,15 @@ Result<void> xattr_permission(Lwp& l, Vnode& vp, std::string_view name, bool wri
   Ns ns = name_space(name);
   switch (ns) {
     case Ns::kSecurity:
-      if (write && !c.is_root()) return err(EPERM);
+      if (write && !c.capable(kCapSysAdmin)) return err(EPERM);
       break;
     case Ns::kSystem: break;
     case Ns::kTrusted:
-      if (!c.is_root()) return err(write ? EPERM : ENODATA);
+      if (!c.capable(kCapSysAdmin)) return err(write ? EPERM : ENODATA);
       break;
     case Ns::kUser:
       if (va.type != VType::kReg && va.type != VType::kDir) return err(write ? EPERM : ENODATA);
-      if (va.type == VType::kDir && (va.mode & S_ISVTX) && write && !c.is_root() && c.euid != va.uid)
+      if (va.type == VType::kDir && (va.mode & S_ISVTX) && write && !c.capable(kCapFowner) && c.euid != va.uid)
         return err(EPERM);
       [[fallthrough]];
     case Ns::kOther:
@@ -149,7 +149,7 @@ Result<long> do_listxattr(Lwp& l, Vnode& vp, UserPtr<char> list, size_t size) {
   if (size > XATTR_LIST_MAX) size = XATTR_LIST_MAX;
   ValueBuf v(l.kernel().kmem(), size);
   if (size && !v.p) return err(ENOMEM);
-  bool trusted = l.cred().is_root();
+  bool trusted = l.cred().capable(kCapSysAdmin);
   Result<size_t> r = err(EIO);
   {
     MutexLocker g(vp.mount().lock_);

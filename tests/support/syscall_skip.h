@@ -51,6 +51,9 @@ inline constexpr AddressArgs kAddressArgs[] = {
     // Futex words: a misaligned address is EINVAL before any access, as on
     // Linux (EFAULT of aligned bad words: kern/futex_test.cc).
     {"futex", 0x11},
+    // A number for most options (a signal, a flag); a pointer only for the
+    // options that name one (PR_SET_NAME, PR_GET_NAME ...: kern/procctl_test.cc).
+    {"prctl", 0x2},
 };
 
 // The pointer arguments (of ptr_mask) through which the call reads or
@@ -71,8 +74,15 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"wait4", "a probe has no children: ECHILD comes first (EFAULT: kern/core_test.cc, bad user pointers)"},
     {"waitid", "a probe has no children: ECHILD comes first (EFAULT: kern/core_test.cc, bad user pointers)"},
     {"ioctl", "no sweep scalar is a request that copies (EFAULT of FIONREAD: vfs/pipe_test.cc)"},
+    {"flistxattr", "no sweep descriptor's file has attributes: an empty list writes nothing (EFAULT: "
+                   "fs/ext2/ext2_xattr_test.cc)"},
     {"vmspace_pread", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
     {"vmspace_pwrite", "needs a guest space made by vmspace_create (EFAULT: vm/vmspace_test.cc)"},
+    {"process_vm_readv", "pid, counts and flags take one scalar: flags must be 0, and pid 0 is no process "
+                         "(EFAULT: kern/procctl_test.cc)"},
+    {"process_vm_writev", "pid, counts and flags take one scalar: flags must be 0, and pid 0 is no process "
+                          "(EFAULT: kern/procctl_test.cc)"},
+    {"sched_getaffinity", "pid and size take the same scalar: no probe names a live process with a whole word"},
     {"bind", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"getsockname", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"getpeername", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
@@ -86,9 +96,9 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"sendmmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"recvfrom", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"recvmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
-    {"recvmmsg", "no sweep descriptor is a socket: ENOTSOCK comes first (EFAULT: net/socket_test.cc)"},
     {"epoll_wait", "no sweep descriptor is an epoll: EINVAL comes first (EFAULT: net/socket_test.cc)"},
     {"timerfd_gettime", "no sweep descriptor is a timerfd: EINVAL comes first (EFAULT: net/socket_test.cc)"},
+    {"timer_gettime", "a probe has no POSIX timer: EINVAL comes first (EFAULT: vm/time_space_test.cc)"},
 };
 
 inline const char* no_efault_reason(const char* name) {

@@ -246,16 +246,24 @@ Result<bool> Ext2Node::dx_next_leaf(uint32_t hash, DxFrame* path, int levels) {
   path[level].at++;
   uint32_t start = get32(path[level].bh.data(), path[level].entries + path[level].at * 8);
   if ((start & ~1u) != hash || !(start & 1)) return false;
+  uint32_t bs = m.geo().block_size;
+  uint64_t nblocks = size() / bs;
   for (int l = level + 1; l <= levels; l++) {
     uint64_t b = path[l - 1].block();
+    if (b == 0 || b >= nblocks) return m.corrupt("hash tree points outside the directory", path[l - 1].lblk);
     Mapping map = TRY(bmap(b));
     if (!map.pblk) return m.corrupt("hole in a directory", ino_);
     path[l].bh = TRY(m.bread(map.pblk));
     path[l].lblk = b;
     path[l].entries = kDxNodeEntries;
     path[l].at = 0;
-    if (get16(path[l].bh.data(), kDxNodeEntries + 2) == 0) return m.corrupt("bad hash tree node", b);
+    const char* nb = path[l].bh.data();
+    size_t limit = get16(nb, kDxNodeEntries), count = get16(nb, kDxNodeEntries + 2);
+    if (get32(nb, 0) != 0 || rec_len(nb, 0) != bs || limit != dx_limit(false) || count == 0 || count > limit)
+      return m.corrupt("bad hash tree node", b);
   }
+  uint64_t leaf = path[levels].block();
+  if (leaf == 0 || leaf >= nblocks) return m.corrupt("hash tree points outside the directory", path[levels].lblk);
   return true;
 }
 

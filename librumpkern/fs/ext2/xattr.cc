@@ -83,7 +83,8 @@ static Result<Scan> scan_region(Ext2Mount& m, const Region& r, uint64_t where) {
     if (p + entry_size(nl) > r.end) return m.corrupt("extended attribute name past its region", where);
     if (vinum != 0) return m.corrupt("extended attribute value in an inode (ea_inode)", where);
     if (vsize) {
-      if (voff > r.end || vsize > r.end - voff || (voff & 3)) return m.corrupt("bad extended attribute value", where);
+      if (voff > r.end || pad4(vsize) > r.end - voff || (voff & 3))
+        return m.corrupt("bad extended attribute value", where);
       if (voff < s.min_offs) s.min_offs = voff;
     }
     p += entry_size(nl);

@@ -51,6 +51,12 @@ uint32_t tuple_hash(const IpAddr& faddr, uint16_t fport) {
       std::memcpy(&w, faddr.v6.b + i, 4);
       h = (h ^ w) * 0xc2b2ae35u;
     }
+  // A full finalizer (every input bit reaches the low bits that pick a
+  // reuseport member or a bucket).
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
   return h ^ (h >> 16);
 }
 
@@ -67,6 +73,16 @@ bool inpcb_laddr_matches(const InPcb& pcb, const IpAddr& a) {
 InPcbTable::~InPcbTable() {
   MutexLocker g(lock_);
   for (List& l : ports_) l.clear();
+  for (ConnList& l : conns_) l.clear();
+}
+
+int InPcbTable::conn_bucket(uint16_t lport, const IpAddr& faddr, uint16_t fport) {
+  return static_cast<int>((tuple_hash(faddr, fport) ^ (lport * 0x27d4eb2du)) % kConnBuckets);
+}
+
+void InPcbTable::link_conn_locked(InPcb& pcb) {
+  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
+  conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].push_back(pcb);
 }
 
 bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport) const {
@@ -82,7 +98,7 @@ bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_
 }
 
 bool InPcbTable::tuple_taken_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) const {
-  for (const InPcb& q : ports_[bucket(lport)])
+  for (const InPcb& q : conns_[conn_bucket(lport, faddr, fport)])
     if (q.lport == lport && q.connected && q.fport == fport && q.faddr == faddr && q.laddr == laddr) return true;
   return false;
 }
@@ -96,7 +112,7 @@ Result<uint16_t> InPcbTable::pick_port_locked(const InPcb& pcb, const IpAddr& la
     next_port_ = (r % kRange) | 0x80000000u;  // the high bit: seeded
   }
   for (uint32_t i = 0; i < kRange; i++) {
-    uint32_t off = (next_port_ + i) % kRange;
+    uint32_t off = ((next_port_ & ~0x80000000u) + i) % kRange;
     auto port = static_cast<uint16_t>(kPortLow + off);
     if (!conflicts_locked(pcb, laddr, port)) {
       next_port_ = ((off + 1) % kRange) | 0x80000000u;
@@ -140,10 +156,12 @@ Result<void> InPcbTable::connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& 
   }
   if (unique && tuple_taken_locked(la, pcb.lport, faddr, fport)) return err(EADDRNOTAVAIL);
   if (from_connect) pcb.laddr_from_connect = true;
+  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
   pcb.laddr = la;
   pcb.faddr = faddr;
   pcb.fport = fport;
   pcb.connected = true;
+  link_conn_locked(pcb);
   return {};
 }
 
@@ -156,12 +174,13 @@ void InPcbTable::attach_accepted(InPcb& pcb, const IpAddr& laddr, uint16_t lport
   pcb.fport = fport;
   pcb.bound = true;
   pcb.connected = true;
-  ports_[bucket(lport)].push_back(pcb);
+  link_conn_locked(pcb);
   count_++;
 }
 
 void InPcbTable::disconnect(InPcb& pcb) {
   MutexLocker g(lock_);
+  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
   pcb.faddr = IpAddr();
   pcb.fport = 0;
   pcb.connected = false;
@@ -172,7 +191,8 @@ void InPcbTable::disconnect(InPcb& pcb) {
 void InPcbTable::remove(InPcb& pcb) {
   MutexLocker g(lock_);
   if (!pcb.bound) return;
-  ports_[bucket(pcb.lport)].erase(List::s_iterator_to(pcb));
+  if (pcb.port_hook.is_linked()) ports_[bucket(pcb.lport)].erase(List::s_iterator_to(pcb));
+  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
   pcb.bound = false;
   count_--;
 }
@@ -194,22 +214,23 @@ Result<void> InPcbTable::set_listening(InPcb& pcb, bool on) {
 RefPtr<Socket> InPcbTable::lookup(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport,
                                   bool wildcard) {
   MutexLocker g(lock_);
+  // An exact connected match first. try_ref: a socket on its way out
+  // (last reference gone, not yet removed) is not found.
+  for (const InPcb& q : conns_[conn_bucket(lport, faddr, fport)]) {
+    if (q.lport == lport && q.fport == fport && q.faddr == faddr && inpcb_laddr_matches(q, laddr) &&
+        q.so.try_ref())
+      return adopt_ref(&q.so);
+  }
+  if (!wildcard) return nullptr;
   const List& l = ports_[bucket(lport)];
-  // Score: 8 connected exact; else 4 for a specific local address, +1 for
-  // the packet's own family (an AF_INET socket before a dual-stack one).
+  // Score: 4 for a specific local address, +1 for the packet's own family
+  // (an AF_INET socket before a dual-stack one).
   int best = -1;
   const InPcb* pick = nullptr;
   int group = 0;  // reuseport members at the best score
   for (const InPcb& q : l) {
-    if (q.lport != lport) continue;
-    if (q.connected) {
-      // try_ref: a socket on its way out (last reference gone, not yet
-      // removed) is not found.
-      if (q.fport == fport && q.faddr == faddr && inpcb_laddr_matches(q, laddr) && q.so.try_ref())
-        return adopt_ref(&q.so);
-      continue;
-    }
-    if (!wildcard || !inpcb_laddr_matches(q, laddr)) continue;
+    if (q.lport != lport || q.connected) continue;
+    if (!inpcb_laddr_matches(q, laddr)) continue;
     int score = (q.laddr.family ? 4 : 0) + (q.family == laddr.family ? 1 : 0);
     if (score > best) {
       best = score;

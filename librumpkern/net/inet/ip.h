@@ -217,6 +217,7 @@ struct InPcb {
   IpAddr laddr, faddr;     // laddr family 0 or any: wildcard
   uint16_t lport = 0, fport = 0;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> port_hook;
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> conn_hook;
 };
 
 // A consistent copy of a pcb's endpoints (InPcbTable::ends).
@@ -288,10 +289,16 @@ class InPcbTable {
 
  private:
   static constexpr int kBuckets = 64;
+  static constexpr int kConnBuckets = 64;
   using List = boost::intrusive::list<InPcb, boost::intrusive::member_hook<InPcb, decltype(InPcb::port_hook),
                                                                              &InPcb::port_hook>,
                                       boost::intrusive::constant_time_size<false>>;
+  using ConnList = boost::intrusive::list<InPcb, boost::intrusive::member_hook<InPcb, decltype(InPcb::conn_hook),
+                                                                                 &InPcb::conn_hook>,
+                                          boost::intrusive::constant_time_size<false>>;
   static int bucket(uint16_t port) { return port & (kBuckets - 1); }
+  static int conn_bucket(uint16_t lport, const IpAddr& faddr, uint16_t fport);
+  void link_conn_locked(InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool tuple_taken_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -301,7 +308,11 @@ class InPcbTable {
 
   uint8_t proto_;
   mutable Mutex lock_{LockRank::kNone};
+  // Every bound pcb by local port (bind conflicts, wildcard lookups),
+  // except accepted connections, which share their listener's port and
+  // would make its bucket long; connected pcbs also by 4-tuple.
   List ports_[kBuckets] ABSL_GUARDED_BY(lock_);
+  ConnList conns_[kConnBuckets] ABSL_GUARDED_BY(lock_);
   size_t count_ ABSL_GUARDED_BY(lock_) = 0;
   uint32_t next_port_ ABSL_GUARDED_BY(lock_) = 0;
 };

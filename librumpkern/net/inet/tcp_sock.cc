@@ -229,7 +229,10 @@ void TcpCb::rearm_locked() {
     }
     return;
   }
-  if (d == timer_at_) return;
+  // A later deadline leaves the callout where it is: it fires early, runs
+  // nothing and re-arms. The retransmit timer moves later at every ACK,
+  // and moving the callout each time would wake the callout thread.
+  if (timer_at_ != 0 && d >= timer_at_) return;
   timer_at_ = d;
   timer_.schedule(d - mono_now_ns());
 }

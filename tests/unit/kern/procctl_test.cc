@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -403,6 +404,56 @@ TEST_CASE("seteuid away from 0 and back keeps the permitted set", "[cred][caps][
     T(sys(SYS_setresuid, -1, 0, -1));
     T(sys(SYS_capget, &h, d2));
     V(d2[0].effective == d0[0].permitted);
+    return trace;
+  });
+}
+
+TEST_CASE("process_vm_readv/writev: segments, partial copies, EFAULT, EINVAL, ESRCH, EPERM as the host",
+          "[process_vm][differential]") {
+  KernelUp up;
+  differential([](Sys sys) {
+    Trace trace;
+    char src[64] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    char dst[64] = {};
+    long self = sys(SYS_getpid);
+    void* bad = reinterpret_cast<void*>(uintptr_t{8});
+    iovec l1{dst, 10}, r1{src, 10};
+    T(sys(SYS_process_vm_readv, self, &l1, 1, &r1, 1, 0));
+    V(std::memcmp(dst, src, 10) == 0);
+    T(sys(SYS_process_vm_readv, self, &l1, 1, &r1, 1, 1));
+    T(sys(SYS_process_vm_readv, self, &l1, 1025, &r1, 1, 0));
+    T(sys(SYS_process_vm_readv, self, &l1, 1, &r1, 1025, 0));
+    T(sys(SYS_process_vm_readv, self, &l1, 0, &r1, 1, 0));  // nothing to copy
+    T(sys(SYS_process_vm_readv, 999999, &l1, 0, &r1, 1, 0));
+    T(sys(SYS_process_vm_readv, 999999, &l1, 1, &r1, 0, 0));
+    T(sys(SYS_process_vm_readv, 999999, &l1, 1, &r1, 1, 0));
+    T(sys(SYS_process_vm_readv, self, bad, 1, &r1, 1, 0));
+    T(sys(SYS_process_vm_readv, self, &l1, 1, bad, 1, 0));
+    iovec neg{dst, static_cast<size_t>(-1)};
+    T(sys(SYS_process_vm_readv, self, &neg, 1, &r1, 1, 0));
+    // Segments of different sizes on the two sides.
+    std::memset(dst, 0, sizeof dst);
+    iovec lv[2] = {{dst, 3}, {dst + 10, 7}};
+    iovec rv[2] = {{src + 5, 4}, {src + 20, 8}};
+    T(sys(SYS_process_vm_readv, self, lv, 2, rv, 2, 0));
+    for (int i = 0; i < 20; i++) V(dst[i]);
+    // A remote fault after the first segment: what came before it.
+    iovec rp[2] = {{src, 4}, {bad, 4}};
+    iovec lp{dst, 8};
+    T(sys(SYS_process_vm_readv, self, &lp, 1, rp, 2, 0));
+    iovec rb{bad, 4};
+    T(sys(SYS_process_vm_readv, self, &lp, 1, &rb, 1, 0));
+    iovec lb{bad, 4};
+    T(sys(SYS_process_vm_readv, self, &lb, 1, &r1, 1, 0));
+    // writev into the process's own buffer.
+    char msg[] = "HELLO";
+    iovec lw{msg, 5}, rw{dst + 1, 5};
+    T(sys(SYS_process_vm_writev, self, &lw, 1, &rw, 1, 0));
+    for (int i = 0; i < 8; i++) V(dst[i]);
+    // Another user's process: EPERM.
+    T(sys(SYS_setresuid, 1000, 1000, 1000));
+    T(sys(SYS_process_vm_readv, 1, &l1, 1, &r1, 1, 0));
+    T(sys(SYS_process_vm_readv, sys(SYS_getpid), &l1, 1, &r1, 1, 0));
     return trace;
   });
 }

@@ -507,3 +507,54 @@ TEST_CASE("a signal to a process waiting in rt_sigsuspend with the signal unbloc
   REQUIRE(rump_sys_rt_sigprocmask(SIG_BLOCK, nullptr, reinterpret_cast<sigset_t*>(&cur), 8) == 0);
   CHECK(cur == bit(SIGUSR1));
 }
+
+TEST_CASE("libc's forms: rump_sys_sigtimedwait, rump_sys_sigwaitinfo, rump_sys_sigsuspend take a sigset_t",
+          "[signal]") {
+  rump_test::KernelUp up;
+  [[maybe_unused]] rump_test::Kid p = rump_test::fork_and_switch();
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGUSR1);
+  sigaddset(&s, SIGRTMIN + 1);
+  REQUIRE(rump_sys_rt_sigprocmask(SIG_BLOCK, &s, nullptr, 8) == 0);
+  timespec zero{0, 0};
+  CHECK_ERRNO(EAGAIN, rump_sys_sigtimedwait(&s, nullptr, &zero));
+  pid_t me = rump_sys_getpid();
+  REQUIRE(rump_sys_kill(me, SIGRTMIN + 1) == 0);
+  siginfo_t si;
+  CHECK(rump_sys_sigwaitinfo(&s, &si) == SIGRTMIN + 1);
+  CHECK(si.si_code == SI_USER);
+  CHECK(si.si_pid == me);
+  REQUIRE(rump_test::set_action(SIGUSR1, rump_test::kHandler) == 0);
+  REQUIRE(rump_sys_kill(me, SIGUSR1) == 0);
+  sigset_t none;
+  sigemptyset(&none);
+  CHECK_ERRNO(EINTR, rump_sys_sigsuspend(&none));
+}
+
+TEST_CASE("SIGCHLD carries CLD_EXITED or CLD_KILLED with the child's pid, uid and status", "[signal]") {
+  rump_test::KernelUp up;
+  rump_test::Kid p = rump_test::fork_and_switch();
+  uint64_t set = bit(SIGCHLD);
+  REQUIRE(rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&set), nullptr, 8) == 0);
+  rump_test::Kid a = rump_test::fork_kid();
+  REQUIRE(rump_test::as(a.l, [] { return rump_sys_setuid(1234); }) == 0);
+  rump_test::as(a.l, [] { return rump_sys_exit(7); });
+  siginfo_t si;
+  timespec zero{0, 0};
+  REQUIRE(rump_sys_rt_sigtimedwait(reinterpret_cast<sigset_t*>(&set), &si, &zero, 8) == SIGCHLD);
+  CHECK(si.si_code == CLD_EXITED);
+  CHECK(si.si_pid == a.pid);
+  CHECK(si.si_uid == 1234u);
+  CHECK(si.si_status == 7);
+  rump_test::Kid b = rump_test::fork_kid();
+  REQUIRE(rump_sys_kill(b.pid, SIGTERM) == 0);
+  REQUIRE(rump_sys_rt_sigtimedwait(reinterpret_cast<sigset_t*>(&set), &si, &zero, 8) == SIGCHLD);
+  CHECK(si.si_code == CLD_KILLED);
+  CHECK(si.si_pid == b.pid);
+  CHECK(si.si_status == SIGTERM);
+  int st;
+  CHECK(rump_sys_wait4(a.pid, &st, 0, nullptr) == a.pid);
+  CHECK(rump_sys_wait4(b.pid, &st, 0, nullptr) == b.pid);
+  (void)p;
+}

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>

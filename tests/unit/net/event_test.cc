@@ -55,7 +55,11 @@ TEST_CASE("timerfd: setting the realtime clock cancels a TFD_TIMER_CANCEL_ON_SET
     itimerspec rel{};
     rel.it_value = timespec{1000, 0};
     REQUIRE(rump_sys_timerfd_settime(relative, TFD_TIMER_CANCEL_ON_SET, &rel, nullptr) == 0);
-    REQUIRE(rump_sys_timerfd_settime(mono, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &rel, nullptr) == 0);
+    timespec mono_now{};
+    REQUIRE(rump_sys_clock_gettime(CLOCK_MONOTONIC, &mono_now) == 0);
+    itimerspec mono_abs{};
+    mono_abs.it_value = timespec{mono_now.tv_sec + 1000, 0};
+    REQUIRE(rump_sys_timerfd_settime(mono, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &mono_abs, nullptr) == 0);
     CHECK_ERRNO(EAGAIN, rump_sys_read(cancel, &v, 8));
 
     // Set the clock a minute forward: the canceled timer is readable and
@@ -96,12 +100,16 @@ TEST_CASE("timerfd: a blocked read and an epoll wait wake when the clock is set"
   rump_test::on_fresh_thread([] {
     rump_test::KernelUp up({.ncpu = 2});
     int64_t now = rump_realtime();
+    // One timer for the reader, one for the waiter: a read consumes the
+    // cancel, which the waiter must still see.
     int t = rump_sys_timerfd_create(CLOCK_REALTIME, 0);
+    int t2 = rump_sys_timerfd_create(CLOCK_REALTIME, 0);
     REQUIRE(arm_abs(t, now + 1000 * kSec, TFD_TIMER_CANCEL_ON_SET) == 0);
+    REQUIRE(arm_abs(t2, now + 1000 * kSec, TFD_TIMER_CANCEL_ON_SET) == 0);
     int ep = rump_sys_epoll_create1(0);
     epoll_event ev{EPOLLIN, {}};
     ev.data.u64 = 7;
-    REQUIRE(rump_sys_epoll_ctl(ep, EPOLL_CTL_ADD, t, &ev) == 0);
+    REQUIRE(rump_sys_epoll_ctl(ep, EPOLL_CTL_ADD, t2, &ev) == 0);
     std::atomic<long> read_r{0}, read_errno{0}, wait_r{0};
     // The reader and the waiter share this thread's process (init).
     std::thread reader([&] {
@@ -124,8 +132,11 @@ TEST_CASE("timerfd: a blocked read and an epoll wait wake when the clock is set"
     CHECK(read_r.load() == -1);
     CHECK(read_errno.load() == ECANCELED);
     CHECK(wait_r.load() == 1);
+    uint64_t v;
+    CHECK_ERRNO(ECANCELED, rump_sys_read(t2, &v, 8));
     rump_sys_close(ep);
     rump_sys_close(t);
+    rump_sys_close(t2);
   });
 }
 

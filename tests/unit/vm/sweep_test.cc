@@ -36,6 +36,11 @@ constexpr Skip kSkips[] = {
     {"exit_group", "ends the sweeping process (no pointer arguments)"},
     {"reboot", "halts the kernel under the sweep"},
     {"kill", "kill(0/-1, sig) signals the sweeping process or all (no pointer arguments)"},
+    {"tkill", "may signal the sweeping process's own LWP (no pointer arguments)"},
+    {"tgkill", "may signal the sweeping process's own LWP (no pointer arguments)"},
+    {"pause", "waits for a signal nobody sends (no pointer arguments)"},
+    {"rt_sigsuspend", "with a good mask waits for a signal nobody sends (EFAULT: kern/sigwait_test.cc)"},
+    {"rt_sigtimedwait", "with a good set and no timeout waits for a signal nobody sends"},
     // No descriptors and no (or a negative) timeout wait forever, as on
     // Linux; their bad-pointer answers are tested in tests/unit/vfs/poll_test.cc.
     {"poll", "waits forever with nfds 0 and timeout -1"},

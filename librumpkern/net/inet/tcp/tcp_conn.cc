@@ -182,27 +182,20 @@ void TcpConnection::accept_cookie(const TcpSegment& ack, Seq iss, uint16_t mss, 
 }
 
 Result<size_t> TcpConnection::send(const uint8_t* data, size_t n, bool more) {
-  if (error_ != 0 && state_ == TcpState::kClosed) return err(take_error());
-  if (fin_queued_ || user_closed_) return err(EPIPE);
-  switch (state_) {
-    case TcpState::kClosed:
-    case TcpState::kListen:
-      return err(was_established_ ? EPIPE : ENOTCONN);
-    case TcpState::kSynSent:
-    case TcpState::kSynReceived:
-    case TcpState::kEstablished:
-    case TcpState::kCloseWait:
-      break;
-    default:
-      return err(EPIPE);
+  uint8_t *p1, *p2;
+  size_t l1, l2;
+  size_t room = TRY(send_room(&p1, &l1, &p2, &l2));
+  if (room == 0 && n > 0) return err(EAGAIN);
+  size_t a = n < l1 ? n : l1;
+  size_t b = n - a < l2 ? n - a : l2;
+  if (a) memcpy(p1, data, a);
+  if (b) memcpy(p2, data + a, b);
+  if (a + b == 0) {
+    if (synchronized()) output();
+    return size_t{0};
   }
-  TRY(sndbuf_.prepare(kmem_));
-  size_t done = sndbuf_.append(data, n);
-  if (done == 0 && n > 0) return err(EAGAIN);
-  more_ = more;
-  if (synchronized()) output();
-  more_ = false;
-  return done;
+  send_commit(a + b, more);
+  return a + b;
 }
 
 size_t TcpConnection::send_space() const {

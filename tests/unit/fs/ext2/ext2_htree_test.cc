@@ -157,3 +157,45 @@ TEST_CASE("a directory indexed by e2fsck -D takes new entries into its index", "
   REQUIRE(again.mount_result == 0);
   CHECK(rump_list("/mnt/d").entries.size() == 3000);
 }
+
+TEST_CASE("a damaged hash index is not trusted: lookups fall back to a linear search, a change drops it",
+          "[ext2][htree]") {
+  TempDir tmp;
+  std::string tree = tmp.path + "/tree", img = tmp.path + "/img";
+  REQUIRE(mkdir(tree.c_str(), 0755) == 0);
+  REQUIRE(mkdir((tree + "/d").c_str(), 0755) == 0);
+  for (int i = 0; i < 300; i++) REQUIRE(close(open((tree + "/d/" + name_of(i)).c_str(), O_CREAT | O_WRONLY, 0644)) == 0);
+  REQUIRE(make_image(img, "ext2", 1024, tree, 16));
+  run("e2fsck -fyD " + shell_quote(img) + " >/dev/null 2>&1");
+  REQUIRE(indirect_levels(img, "/d") == 0);
+  std::string bm = capture("debugfs -R 'bmap /d 0' " + shell_quote(img) + " 2>/dev/null");
+  unsigned long blk = std::strtoul(bm.c_str(), nullptr, 10);
+  REQUIRE(blk != 0);
+  {
+    // The root's entry count past its limit.
+    int fd = open(img.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    uint16_t count = 0xffff;
+    REQUIRE(pwrite(fd, &count, 2, static_cast<off_t>(blk * 1024 + 0x22)) == 2);
+    close(fd);
+  }
+  {
+    Mounted m(img, "ext2", 0);
+    REQUIRE(m.mount_result == 0);
+    struct stat st;
+    int found = 0;
+    for (int i = 0; i < 300; i++) found += rump_sys_lstat(("/mnt/d/" + name_of(i)).c_str(), &st) == 0;
+    CHECK(found == 300);
+    CHECK_ERRNO(ENOENT, rump_sys_lstat("/mnt/d/absent", &st));
+    int fd = rump_sys_open("/mnt/d/new", O_CREAT | O_WRONLY, 0644);
+    CHECK(fd >= 0);
+    rump_sys_close(fd);
+    CHECK(rump_sys_unlink(("/mnt/d/" + name_of(5)).c_str()) == 0);
+    CHECK(rump_list("/mnt/d").entries.size() == 300);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  std::string out = fsck(img);
+  INFO(out);
+  CHECK(out.empty());
+  CHECK(indirect_levels(img, "/d") < 0);  // no index any more
+}

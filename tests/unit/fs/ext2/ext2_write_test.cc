@@ -18,64 +18,6 @@ std::string fsck(const std::string& img) {
   return out;
 }
 
-// Copies the host tree at h into the kernel at r: data (holes stay holes),
-// symlinks, hard links, FIFOs and devices, modes, owners and times.
-void copy_in(const std::string& h, const std::string& r, std::map<ino_t, std::string>& linked) {
-  Listed l = host_list(h);
-  for (auto& [name, dt] : l.entries) {
-    std::string hp = h + "/" + name, rp = r + "/" + name;
-    INFO("copying " << hp);
-    struct stat st;
-    REQUIRE(lstat(hp.c_str(), &st) == 0);
-    if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-      auto it = linked.find(st.st_ino);
-      if (it != linked.end()) {
-        REQUIRE(rump_sys_link(it->second.c_str(), rp.c_str()) == 0);
-        continue;
-      }
-      linked[st.st_ino] = rp;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      REQUIRE(rump_sys_mkdir(rp.c_str(), 0700) == 0);
-      copy_in(hp, rp, linked);
-    } else if (S_ISREG(st.st_mode)) {
-      int fd = rump_sys_open(rp.c_str(), O_CREAT | O_WRONLY | O_EXCL, 0600);
-      REQUIRE(fd >= 0);
-      int hfd = open(hp.c_str(), O_RDONLY);
-      REQUIRE(hfd >= 0);
-      off_t pos = 0;
-      std::vector<char> buf(1 << 20);
-      for (;;) {
-        off_t data = lseek(hfd, pos, SEEK_DATA);
-        if (data < 0) break;
-        off_t hole = lseek(hfd, data, SEEK_HOLE);
-        for (off_t o = data; o < hole;) {
-          size_t n = static_cast<size_t>(std::min<off_t>(hole - o, static_cast<off_t>(buf.size())));
-          REQUIRE(pread(hfd, buf.data(), n, o) == static_cast<ssize_t>(n));
-          REQUIRE(rump_sys_pwrite64(fd, buf.data(), n, o) == static_cast<long>(n));
-          o += static_cast<off_t>(n);
-        }
-        pos = hole;
-      }
-      close(hfd);
-      REQUIRE(rump_sys_ftruncate(fd, st.st_size) == 0);
-      rump_sys_close(fd);
-    } else if (S_ISLNK(st.st_mode)) {
-      char t[4096];
-      ssize_t n = readlink(hp.c_str(), t, sizeof t - 1);
-      REQUIRE(n >= 0);
-      t[n] = 0;
-      REQUIRE(rump_sys_symlink(t, rp.c_str()) == 0);
-    } else {
-      REQUIRE(rump_sys_mknod(rp.c_str(), st.st_mode, st.st_rdev) == 0);
-    }
-    REQUIRE(rump_sys_lchown(rp.c_str(), st.st_uid, st.st_gid) == 0);
-    if (!S_ISLNK(st.st_mode)) REQUIRE(rump_sys_chmod(rp.c_str(), st.st_mode & 07777) == 0);
-    struct timespec ts[2] = {st.st_atim, st.st_mtim};
-    REQUIRE(rump_sys_utimensat(AT_FDCWD, rp.c_str(), ts, AT_SYMLINK_NOFOLLOW) == 0);
-  }
-}
-
 // Byte and name comparison of two host trees (debugfs's dump against the
 // original): names, types, bytes, symlink targets.
 void compare_host_trees(const std::string& a, const std::string& b, int& checked) {

@@ -465,6 +465,14 @@ TEST_CASE("user xattrs follow user_xattr, and tmpfs has no xattrs", "[ext2][xatt
     CHECK(rump_sys_setxattr("/mnt/f", "trusted.a", "1", 1, 0) == 0);
     char buf[100];
     CHECK(rump_sys_listxattr("/mnt/f", buf, sizeof buf) == 10);
+    // Bad buffers are EFAULT once there is something to copy.
+    int fd = rump_sys_open("/mnt/f", O_RDONLY);
+    REQUIRE(fd >= 0);
+    CHECK_ERRNO(EFAULT, rump_sys_flistxattr(fd, reinterpret_cast<char*>(8), sizeof buf));
+    CHECK_ERRNO(EFAULT, rump_sys_fgetxattr(fd, "trusted.a", reinterpret_cast<char*>(8), sizeof buf));
+    CHECK_ERRNO(EFAULT, rump_sys_fsetxattr(fd, "trusted.b", reinterpret_cast<char*>(8), 10, 0));
+    CHECK_ERRNO(EFAULT, rump_sys_fgetxattr(fd, reinterpret_cast<char*>(8), buf, sizeof buf));
+    rump_sys_close(fd);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   // tmpfs (the root): no attributes at all; an empty list.
