@@ -91,6 +91,11 @@ constexpr int64_t kNsPerSec = 1000000000;
 constexpr uint64_t kMonoEpochNs = 1000000000ull;
 constexpr int64_t kWallEpochSec = 946684800;
 constexpr uint64_t kNever = ~uint64_t{0};
+// Virtual time never passes this (about 146 years after boot): a deadline
+// beyond it never expires, as a Linux timer near KTIME_MAX, so that the
+// wall clock (its epoch plus the virtual time, in signed nanoseconds) can
+// never overflow.
+constexpr uint64_t kHorizonNs = (uint64_t{INT64_MAX} - uint64_t{kWallEpochSec} * kNsPerSec) / 2;
 
 // One switch in kPreemptOdds at each preemption point.
 constexpr uint32_t kPreemptOdds = 8;
@@ -509,7 +514,7 @@ struct World {
     self->state = Ctx::State::kBlocked;
     self->what = what;
     self->timed_out = false;
-    if (deadline != kNever) timer_add(self, deadline);
+    if (deadline != kNever && deadline <= kHorizonNs) timer_add(self, deadline);
     switch_to(pick_next());
     return self->timed_out;
   }

@@ -95,7 +95,10 @@ Result<void> sleep_until(Lwp& l, ClockBase b, int64_t until, int64_t* left) {
     if (now >= until) return {};
     // The deadline on the monotonic clock, recomputed each round so a wall
     // clock that is set meanwhile is followed.
-    int64_t deadline = mono_now_ns() + (until - now);
+    // A deadline past the monotonic clock's range is none: the sleep ends
+    // only by a signal (as Linux's KTIME_MAX, which never expires).
+    int64_t mono = mono_now_ns();
+    int64_t deadline = until - now > INT64_MAX - mono ? -1 : mono + (until - now);
     int e = l.sleep(cv, m, deadline, true);
     if (e == EINTR) {
       *left = until - now_ns(k, b);
@@ -116,7 +119,9 @@ Result<long> do_nanosleep(Lwp& l, clockid_t clk, int flags, UserPtr<timespec> re
   timespec ts = TRY(copyin_obj(l, req));
   int64_t ns = TRY(timespec_ns(ts));
   bool abs = flags & TIMER_ABSTIME;
-  int64_t until = abs ? ns : now_ns(l.kernel(), b) + ns;
+  int64_t now = abs ? 0 : now_ns(l.kernel(), b);
+  // A relative sleep past the end of time sleeps until then (no overflow).
+  int64_t until = abs ? ns : (ns > INT64_MAX - now ? INT64_MAX : now + ns);
   int64_t left = 0;
   Result<void> r = sleep_until(l, b, until, &left);
   if (!r.ok()) {

@@ -349,6 +349,13 @@ TEST_CASE("signal diff: sigaltstack validation (SS_DISABLE, MINSIGSTKSZ, flags)"
   DIFF(sc_sigaltstack);
 }
 TEST_CASE("signal diff: sigaltstack from a thread running on the alternate stack is EPERM", "[signal][diff]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The host side cannot run under a sanitizer: its runtime unsets each
+  // thread's alternate stack at thread exit, which the host refuses (EPERM)
+  // for a thread whose whole stack is its alternate stack, and aborts.
+  WARN("host side not runnable under a sanitizer's runtime");
+  return;
+#endif
   DIFF(sc_on_altstack);
 }
 
