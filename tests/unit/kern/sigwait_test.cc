@@ -18,6 +18,7 @@ using sig_test::K;
 using sig_test::KSigaction;
 using sig_test::Log;
 using sig_test::queue_info;
+using sig_test::RepeatSender;
 
 template <class S>
 long self_pid() {
@@ -405,24 +406,13 @@ TEST_CASE("rt_sigtimedwait wakes for a signal sent by another LWP while it waits
   REQUIRE(rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&set), nullptr, 8) == 0);
   pid_t me = rump_sys_getpid();
   pid_t waiter_tid = rump_sys_gettid();
-  std::atomic<bool> stop{false};
-  // The sender keeps queueing until the waiter got one: no timing
-  // assumption about when the waiter sleeps.
-  std::thread sender([&] {
-    rump_kernel_set_current(up.k);
-    if (rump_lwproc_newlwp(me) != 0) return;
-    siginfo_t q = queue_info(SI_QUEUE, me, 0, 99);
-    while (!stop.load()) {
-      rump_sys_rt_tgsigqueueinfo(me, waiter_tid, kRt, &q);
-      usleep(1000);
-    }
-    rump_lwproc_releaselwp();
-  });
+  // The sender keeps queueing until the waiter got one.
+  siginfo_t q = queue_info(SI_QUEUE, me, 0, 99);
+  RepeatSender sender(up.k, me, false, [&] { rump_sys_rt_tgsigqueueinfo(me, waiter_tid, kRt, &q); });
   siginfo_t si;
   std::memset(&si, 0, sizeof si);
   long r = rump_sys_rt_sigtimedwait(reinterpret_cast<sigset_t*>(&set), &si, nullptr, 8);
-  stop = true;
-  sender.join();
+  sender.stop();
   CHECK(r == kRt);
   CHECK(si.si_code == SI_QUEUE);
   CHECK(si.si_value.sival_int == 99);
@@ -437,22 +427,10 @@ TEST_CASE("rt_sigtimedwait is EINTR for a caught signal outside its set", "[sign
   REQUIRE(rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&set), nullptr, 8) == 0);
   pid_t me = rump_sys_getpid();
   pid_t waiter = rump_sys_gettid();
-  std::atomic<bool> stop{false};
-  std::thread sender([&] {
-    rump_kernel_set_current(up.k);
-    if (rump_lwproc_newlwp(me) != 0) return;
-    uint64_t all = ~uint64_t{0};
-    rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&all), nullptr, 8);
-    while (!stop.load()) {
-      rump_sys_tkill(waiter, SIGUSR2);
-      usleep(1000);
-    }
-    rump_lwproc_releaselwp();
-  });
+  RepeatSender sender(up.k, me, true, [&] { rump_sys_tkill(waiter, SIGUSR2); });
   long r = rump_sys_rt_sigtimedwait(reinterpret_cast<sigset_t*>(&set), nullptr, nullptr, 8);
   int e = errno;
-  stop = true;
-  sender.join();
+  sender.stop();
   CHECK(r == -1);
   CHECK(e == EINTR);
   CHECK(rump_sys_getpid() == me);  // caught, not fatal
@@ -463,23 +441,10 @@ TEST_CASE("pause returns EINTR once a caught signal arrives", "[signal][concurre
   [[maybe_unused]] rump_test::Kid p = rump_test::fork_and_switch();
   REQUIRE(rump_test::set_action(SIGUSR1, rump_test::kHandler) == 0);
   pid_t me = rump_sys_getpid();
-  std::atomic<bool> stop{false};
-  std::thread sender([&] {
-    rump_kernel_set_current(up.k);
-    if (rump_lwproc_newlwp(me) != 0) return;
-    // Blocks them itself, or it would take them as it leaves the kernel.
-    uint64_t all = ~uint64_t{0};
-    rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&all), nullptr, 8);
-    while (!stop.load()) {
-      rump_sys_kill(me, SIGUSR1);
-      usleep(1000);
-    }
-    rump_lwproc_releaselwp();
-  });
+  RepeatSender sender(up.k, me, true, [&] { rump_sys_kill(me, SIGUSR1); });
   long r = rump_sys_pause();
   int e = errno;
-  stop = true;
-  sender.join();
+  sender.stop();
   CHECK(r == -1);
   CHECK(e == EINTR);
 }
@@ -491,23 +456,11 @@ TEST_CASE("a signal to a process waiting in rt_sigsuspend with the signal unbloc
   uint64_t set = bit(SIGUSR1);
   REQUIRE(rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&set), nullptr, 8) == 0);
   pid_t me = rump_sys_getpid();
-  std::atomic<bool> stop{false};
-  std::thread sender([&] {
-    rump_kernel_set_current(up.k);
-    if (rump_lwproc_newlwp(me) != 0) return;
-    uint64_t all = ~uint64_t{0};
-    rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&all), nullptr, 8);
-    while (!stop.load()) {
-      rump_sys_kill(me, SIGUSR1);
-      usleep(1000);
-    }
-    rump_lwproc_releaselwp();
-  });
+  RepeatSender sender(up.k, me, true, [&] { rump_sys_kill(me, SIGUSR1); });
   uint64_t none = 0;
   long r = rump_sys_rt_sigsuspend(reinterpret_cast<sigset_t*>(&none), 8);
   int e = errno;
-  stop = true;
-  sender.join();
+  sender.stop();
   CHECK(r == -1);
   CHECK(e == EINTR);
   uint64_t cur = 0;

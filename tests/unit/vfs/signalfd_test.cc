@@ -18,6 +18,7 @@ using sig_test::bit;
 using sig_test::KSigaction;
 using sig_test::Log;
 using sig_test::queue_info;
+using sig_test::RepeatSender;
 
 constexpr int kRt = 40;
 
@@ -191,22 +192,12 @@ TEST_CASE("signalfd: a blocking read wakes for a signal another LWP sends", "[si
   REQUIRE(fd >= 0);
   pid_t me = rump_sys_getpid();
   pid_t reader = rump_sys_gettid();
-  std::atomic<bool> stop{false};
-  std::thread sender([&] {
-    rump_kernel_set_current(up.k);
-    if (rump_lwproc_newlwp(me) != 0) return;
-    siginfo_t q = queue_info(SI_QUEUE, me, 0, 1234);
-    while (!stop.load()) {
-      rump_sys_rt_tgsigqueueinfo(me, reader, kRt, &q);
-      usleep(1000);
-    }
-    rump_lwproc_releaselwp();
-  });
+  siginfo_t q = queue_info(SI_QUEUE, me, 0, 1234);
+  RepeatSender sender(up.k, me, false, [&] { rump_sys_rt_tgsigqueueinfo(me, reader, kRt, &q); });
   signalfd_siginfo rec;
   std::memset(&rec, 0, sizeof rec);
   long r = rump_sys_read(fd, &rec, sizeof rec);
-  stop = true;
-  sender.join();
+  sender.stop();
   CHECK(r == static_cast<long>(sizeof rec));
   CHECK(rec.ssi_signo == static_cast<uint32_t>(kRt));
   CHECK(rec.ssi_code == SI_QUEUE);
