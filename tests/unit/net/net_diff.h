@@ -91,6 +91,14 @@ inline long log_result(Log& L, int line, const char* text, long r, bool exact) {
 #define R(expr) ::net_test::log_result(L, __LINE__, #expr, (errno = 0, static_cast<long>(expr)), true)
 #define F(expr) static_cast<int>(::net_test::log_result(L, __LINE__, #expr, (errno = 0, static_cast<long>(expr)), false))
 #define V(fmt, ...) L.add(__LINE__, fmt, __VA_ARGS__)
+// Reads an int socket option into the scenario's v (vl its length) and
+// logs the call and the value with fmt.
+#define GETOPT_V(fd, level, opt, fmt)                     \
+  do {                                                    \
+    vl = sizeof v;                                        \
+    R(SYS(getsockopt, fd, level, opt, &v, &vl));          \
+    V(fmt, v);                                            \
+  } while (0)
 
 // A sockaddr_un for a path inside env.dir, or an abstract name.
 inline socklen_t path_addr(sockaddr_un& a, const Env& env, const char* name) {

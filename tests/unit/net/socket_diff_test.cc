@@ -476,15 +476,11 @@ void sc_sockopts(Log& L, const Env& env) {
   }
   v = 65536;
   R(SYS(setsockopt, p[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, p[0], SOL_SOCKET, SO_SNDBUF, &v, &vl));
-  V("sndbuf %d", v);
+  GETOPT_V(p[0], SOL_SOCKET, SO_SNDBUF, "sndbuf %d");
   v = 1;
   R(SYS(setsockopt, p[0], SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v));
   R(SYS(setsockopt, p[0], SOL_SOCKET, SO_REUSEADDR, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, p[0], SOL_SOCKET, SO_KEEPALIVE, &v, &vl));
-  V("keepalive %d", v);
+  GETOPT_V(p[0], SOL_SOCKET, SO_KEEPALIVE, "keepalive %d");
   // Short option buffers are filled as far as they go.
   short sh = 0;
   vl = sizeof sh;

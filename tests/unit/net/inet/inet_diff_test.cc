@@ -264,35 +264,21 @@ void sc_udp_options(Log& L, const Env&) {
   V("ttl %d len %u", v, vl);
   v = 200;
   R(SYS(setsockopt, s, IPPROTO_IP, IP_TTL, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, s, IPPROTO_IP, IP_TTL, &v, &vl));
-  V("ttl %d", v);
+  GETOPT_V(s, IPPROTO_IP, IP_TTL, "ttl %d");
   v = 0;
   R(SYS(setsockopt, s, IPPROTO_IP, IP_TTL, &v, sizeof v));  // EINVAL
   v = 256;
   R(SYS(setsockopt, s, IPPROTO_IP, IP_TTL, &v, sizeof v));  // EINVAL
   v = -1;
   R(SYS(setsockopt, s, IPPROTO_IP, IP_TTL, &v, sizeof v));  // the default again
-  vl = sizeof v;
-  R(SYS(getsockopt, s, IPPROTO_IP, IP_TTL, &v, &vl));
-  V("ttl %d", v);
+  GETOPT_V(s, IPPROTO_IP, IP_TTL, "ttl %d");
   v = IPTOS_LOWDELAY;
   R(SYS(setsockopt, s, IPPROTO_IP, IP_TOS, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, s, IPPROTO_IP, IP_TOS, &v, &vl));
-  V("tos %#x", v);
-  vl = sizeof v;
-  R(SYS(getsockopt, s, SOL_SOCKET, SO_BROADCAST, &v, &vl));
-  V("broadcast %d", v);
-  vl = sizeof v;
-  R(SYS(getsockopt, s, SOL_SOCKET, SO_TYPE, &v, &vl));
-  V("type %d", v);
-  vl = sizeof v;
-  R(SYS(getsockopt, s, SOL_SOCKET, SO_PROTOCOL, &v, &vl));
-  V("protocol %d", v);
-  vl = sizeof v;
-  R(SYS(getsockopt, s, SOL_SOCKET, SO_DOMAIN, &v, &vl));
-  V("domain %d", v);
+  GETOPT_V(s, IPPROTO_IP, IP_TOS, "tos %#x");
+  GETOPT_V(s, SOL_SOCKET, SO_BROADCAST, "broadcast %d");
+  GETOPT_V(s, SOL_SOCKET, SO_TYPE, "type %d");
+  GETOPT_V(s, SOL_SOCKET, SO_PROTOCOL, "protocol %d");
+  GETOPT_V(s, SOL_SOCKET, SO_DOMAIN, "domain %d");
   R(SYS(setsockopt, s, IPPROTO_IP, 12345, &v, sizeof v));  // ENOPROTOOPT
   R(SYS(close, s));
   R(SYS(socket, AF_INET, SOCK_DGRAM, IPPROTO_TCP));  // EPROTONOSUPPORT

@@ -29,12 +29,8 @@ void sc_tcp_basic(Log& L, const Env&) {
   socklen_t vl = sizeof v;
   R(SYS(getsockopt, ls, SOL_SOCKET, SO_TYPE, &v, &vl));
   V("type %d", v);
-  vl = sizeof v;
-  R(SYS(getsockopt, ls, SOL_SOCKET, SO_PROTOCOL, &v, &vl));
-  V("protocol %d", v);
-  vl = sizeof v;
-  R(SYS(getsockopt, ls, IPPROTO_TCP, TCP_MAXSEG, &v, &vl));
-  V("maxseg before connect %d", v);
+  GETOPT_V(ls, SOL_SOCKET, SO_PROTOCOL, "protocol %d");
+  GETOPT_V(ls, IPPROTO_TCP, TCP_MAXSEG, "maxseg before connect %d");
   tcp_info ti{};
   vl = sizeof ti;
   R(SYS(getsockopt, ls, IPPROTO_TCP, TCP_INFO, &ti, &vl));
@@ -49,9 +45,7 @@ void sc_tcp_basic(Log& L, const Env&) {
   sockaddr_in a = tcp_in4("127.0.0.1", 0);
   R(SYS(bind, ls, tcp_sa(a), sizeof a));
   R(SYS(listen, ls, 8));
-  vl = sizeof v;
-  R(SYS(getsockopt, ls, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl));
-  V("acceptconn %d", v);
+  GETOPT_V(ls, SOL_SOCKET, SO_ACCEPTCONN, "acceptconn %d");
   vl = sizeof ti;
   R(SYS(getsockopt, ls, IPPROTO_TCP, TCP_INFO, &ti, &vl));
   V("listener info state %d", ti.tcpi_state);
@@ -80,15 +74,11 @@ void sc_tcp_basic(Log& L, const Env&) {
   vl = sizeof ti;
   R(SYS(getsockopt, c, IPPROTO_TCP, TCP_INFO, &ti, &vl));
   V("client info state %d", ti.tcpi_state);
-  vl = sizeof v;
-  R(SYS(getsockopt, c, SOL_SOCKET, SO_ERROR, &v, &vl));
-  V("so_error %d", v);
+  GETOPT_V(c, SOL_SOCKET, SO_ERROR, "so_error %d");
   // Options.
   v = 1;
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, c, IPPROTO_TCP, TCP_NODELAY, &v, &vl));
-  V("nodelay %d", v);
+  GETOPT_V(c, IPPROTO_TCP, TCP_NODELAY, "nodelay %d");
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_CONGESTION, "reno", 4));
   char cc[16] = {};
   vl = sizeof cc;
@@ -97,34 +87,24 @@ void sc_tcp_basic(Log& L, const Env&) {
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_CONGESTION, "nosuch", 6));  // ENOENT
   v = 1;
   R(SYS(setsockopt, c, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, c, SOL_SOCKET, SO_KEEPALIVE, &v, &vl));
-  V("keepalive %d", v);
+  GETOPT_V(c, SOL_SOCKET, SO_KEEPALIVE, "keepalive %d");
   v = 30;
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof v));
   v = 0;
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof v));  // EINVAL
-  vl = sizeof v;
-  R(SYS(getsockopt, c, IPPROTO_TCP, TCP_KEEPIDLE, &v, &vl));
-  V("keepidle %d", v);
+  GETOPT_V(c, IPPROTO_TCP, TCP_KEEPIDLE, "keepidle %d");
   v = 10;
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v));  // EINVAL
   v = 1;
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_CORK, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, c, IPPROTO_TCP, TCP_CORK, &v, &vl));
-  V("cork %d", v);
+  GETOPT_V(c, IPPROTO_TCP, TCP_CORK, "cork %d");
   v = 0;
   R(SYS(setsockopt, c, IPPROTO_TCP, TCP_CORK, &v, sizeof v));
   v = 65536;
   R(SYS(setsockopt, s, SOL_SOCKET, SO_RCVBUF, &v, sizeof v));
   R(SYS(setsockopt, s, SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
-  vl = sizeof v;
-  R(SYS(getsockopt, s, SOL_SOCKET, SO_RCVBUF, &v, &vl));
-  V("rcvbuf %d", v);
-  vl = sizeof v;
-  R(SYS(getsockopt, s, SOL_SOCKET, SO_SNDBUF, &v, &vl));
-  V("sndbuf %d", v);
+  GETOPT_V(s, SOL_SOCKET, SO_RCVBUF, "rcvbuf %d");
+  GETOPT_V(s, SOL_SOCKET, SO_SNDBUF, "sndbuf %d");
   R(SYS(getsockopt, c, IPPROTO_TCP, 9999, &v, &vl));  // ENOPROTOOPT
   // Data both ways, FIONREAD, MSG_PEEK, MSG_DONTWAIT.
   R(SYS(recv, s, buf, sizeof buf, 0));  // EAGAIN (non-blocking)
