@@ -98,7 +98,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
           l.dead_.store(true);
           continue;
         }
-        t.lwps_locked().erase(t.lwps_locked().iterator_to(l));
+        t.remove_lwp_locked(l);
         t.pids().release(l.tid());
         delete &l;
       }

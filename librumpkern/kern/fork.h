@@ -51,9 +51,18 @@ siginfo_t sig_user_info(Lwp& sender, int sig, int code);
 // Ends process pid as killed by sig, if it is still alive. No locks held.
 void kill_proc(Kernel& k, pid_t pid, int sig);
 
+// What a delivery consumed: the first caught signal (as Linux would take
+// it; 0 if none) and whether its action has SA_RESTART, which decides
+// whether an interrupted call restarts (kern/restart.cc).
+struct Delivered {
+  int sig = 0;
+  bool restart = false;
+};
+
 // At the end of a kernel entry: act on pending unblocked fatal signals of
-// l's process. Returns true if the process ended.
-bool check_fatal_signals(Lwp& l);
+// l's process, and deliver (consume) the caught ones, saying in *d (if
+// given) what was delivered. Returns true if the process ended.
+bool check_fatal_signals(Lwp& l, Delivered* d = nullptr);
 
 // Puts a temporary signal mask in place (ppoll, pselect6, epoll_pwait,
 // rt_sigsuspend) and returns the old one. Pending signals it unblocks
@@ -61,21 +70,24 @@ bool check_fatal_signals(Lwp& l);
 // come up and restarts the call, so they never interrupt it.
 SigSet begin_temp_sigmask(Lwp& l, SigSet mask);
 // Ends a temporary signal mask (ppoll, pselect6; see sig.cc): if the call
-// was interrupted (EINTR), first delivers, under the temporary mask, the
-// pending signals it lets through; then puts old back. Returns true if the
-// process ended: l is then a husk, its process possibly freed, and the
-// caller must return (EINTR) without touching either.
-bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted);
+// was interrupted, first delivers, under the temporary mask, the pending
+// signals it lets through (saying in *d what); then puts old back. Returns
+// true if the process ended: l is then a husk, its process possibly freed,
+// and the caller must return (EINTR) without touching either.
+bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted, Delivered* d = nullptr);
 
 // Dequeues the first pending signal of set for l (l's own before the
 // process's; faults first, then the lowest number) into *info; 0 if none.
 int sig_dequeue_locked(Proc& p, Lwp& l, SigSet set, siginfo_t* info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
 // Waits until a signal of set is pending for l and dequeues it (returns
 // its number). deadline_ns: monotonic, < 0 none, 0 don't wait. EAGAIN
-// when the deadline passed, EINTR when another signal (unblocked, not in
-// set) or exit interrupts. Unblocked signals of set whose action is fatal
+// when the deadline passed, kErestartSys when another signal (unblocked,
+// not in set) or exit interrupts. Unblocked signals of set whose action is fatal
 // are not taken: they end the process as l leaves the kernel, as Linux.
-Result<int> sig_wait(Lwp& l, SigSet set, siginfo_t* info, int64_t deadline_ns);
+// which is read again whenever the waiter wakes: a change of it followed
+// by sig_wait_set_changed(p) is seen by the LWPs of p waiting on it.
+Result<int> sig_wait(Lwp& l, const std::atomic<SigSet>& which, siginfo_t* info, int64_t deadline_ns);
+void sig_wait_set_changed(Proc& p);
 // Drops the pending instances of set, from the process and every LWP.
 void sig_discard_locked(Proc& p, SigSet set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
 // Frees l's records as it leaves p.

@@ -256,6 +256,8 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
   }
   // Timed out or interrupted, unless a waker came first.
   if (!unqueue(w)) return 0;
+  // Restarted (the same wait again) only without a timeout, as Linux.
+  if (deadline_ns >= 0) e = eintr_if_restart(e);
   return err(e);
 }
 
@@ -482,9 +484,8 @@ Result<long> sys_get_robust_list(Lwp& l, int pid, UserPtr<void> head_ptr, UserPt
   } else {
     ProcTable& t = l.kernel().procs();
     MutexLocker g(t.lock());
-    Lwp* found = nullptr;
-    for (Lwp& o : t.lwps_locked())
-      if (o.tid() == pid && o.kind() != Lwp::Kind::kKthread && !o.dead_.load()) found = &o;
+    Lwp* found = t.find_tid_locked(pid);
+    if (found && (found->kind() == Lwp::Kind::kKthread || found->dead_.load())) found = nullptr;
     if (!found) return err(ESRCH);
     // Linux's PTRACE_MODE_READ_REALCREDS: the caller's real ids match
     // every id of the target, or the caller is privileged.

@@ -6,8 +6,9 @@
 // dropped when it exits (a ProcExtension: a child starts with none, as
 // fork(2) children do). Each armed timer is a Callout on the kernel's
 // callout queue; when it fires, the callout thread posts the timer's
-// signal to the process with post_signal (kern/fork.h) and re-arms a
-// periodic timer.
+// signal to the process with post_signal (kern/fork.h), or to the LWP a
+// SIGEV_THREAD_ID timer names (to the process once that LWP is gone), and
+// re-arms a periodic timer.
 //
 // Clocks: ITIMER_REAL and timers on the monotonic clocks run on the
 // monotonic clock; an absolute CLOCK_REALTIME timer runs on the kernel's
@@ -67,6 +68,7 @@ struct Timer : public KObject {
   clockid_t clock = CLOCK_MONOTONIC;
   int notify = SIGEV_SIGNAL;  // SIGEV_SIGNAL, SIGEV_NONE (SIGEV_THREAD_ID: as SIGEV_SIGNAL)
   int signo = SIGALRM;
+  pid_t tid = 0;  // SIGEV_THREAD_ID: the LWP the signal goes to; 0: the process
   Callout callout;
   Timer* next_dead = nullptr;  // ProcTimers::dead
 
@@ -117,6 +119,30 @@ int64_t forward(int64_t& expires, int64_t interval, int64_t now) {
 }
 
 int64_t base_now(Kernel& k, Base b) { return b == Base::kReal ? k.clock().realtime_ns() : mono_now_ns(); }
+
+// The LWP tid of p, if it is still one of p's.
+Lwp* lwp_of_locked(Proc& p, pid_t tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  for (Lwp& l : p.lwps_)
+    if (l.tid() == tid) return &l;
+  return nullptr;
+}
+
+// Posts a timer's signal: to the process, or to its LWP tid while that
+// one lives (found under the process table's lock, which keeps it).
+// Returns true if the signal is fatal and the process must be ended.
+bool post_timer_signal(Proc& p, pid_t tid, int sig) {
+  if (tid == 0) return post_signal(p, sig);
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  info.si_signo = sig;
+  info.si_code = SI_KERNEL;
+  ProcTable& t = p.kernel().procs();
+  MutexLocker g(t.lock());
+  Lwp* x = t.find_tid_locked(tid);
+  if (x && (&x->proc() != &p || x->dead_.load(std::memory_order_acquire) || !x->proc_hook_.is_linked())) x = nullptr;
+  Result<bool> r = post_signal_info(p, x, info);
+  return r.ok() && *r;
+}
 
 void timer_fire(void* arg);
 
@@ -169,6 +195,7 @@ void timer_fire(void* arg) {
   Proc& p = t.proc;
   Kernel& k = p.kernel();
   int sig = 0;
+  pid_t tid = 0;
   {
     MutexLocker g(t.lock_);
     if (!t.armed) return;
@@ -178,6 +205,7 @@ void timer_fire(void* arg) {
       t.callout.schedule(t.expires - now);
       return;
     }
+    tid = t.tid;
     if (t.interval > 0) {
       // Periods that passed entirely while the callout waited are overruns.
       t.overrun += forward(t.expires, t.interval, now);
@@ -185,7 +213,11 @@ void timer_fire(void* arg) {
     } else {
       t.armed = false;
     }
-    bool pending = (p.sigpending_.load(std::memory_order_acquire) & sig_bit(t.signo)) != 0;
+    SigSet pend = p.sigpending_.load(std::memory_order_acquire);
+    p.lock_.assert_held();  // t.lock_ is the process's lock_
+    if (t.tid)
+      if (Lwp* x = lwp_of_locked(p, t.tid)) pend |= x->sigpending_.load(std::memory_order_acquire);
+    bool pending = (pend & sig_bit(t.signo)) != 0;
     if (t.queued && pending) {
       t.overrun++;
     } else {
@@ -199,7 +231,7 @@ void timer_fire(void* arg) {
     }
   }
   // Last: a fatal signal ends the process, whose exit frees t.
-  if (sig && post_signal(p, sig)) kill_proc(k, p.pid(), sig);
+  if (sig && post_timer_signal(p, tid, sig)) kill_proc(k, p.pid(), sig);
 }
 
 void timer_halt(Timer& t) {
@@ -351,9 +383,7 @@ Result<Timer*> find_timer_locked(ProcTimers& pt, int id) ABSL_EXCLUSIVE_LOCKS_RE
 // The thread id names an LWP of p.
 bool lwp_of(Proc& p, pid_t tid) {
   MutexLocker g(p.lock_);
-  for (Lwp& l : p.lwps_)
-    if (l.tid() == tid) return true;
-  return false;
+  return lwp_of_locked(p, tid) != nullptr;
 }
 
 Result<itimerspec> get_timer_locked(Timer& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
@@ -409,6 +439,7 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
   Proc& p = l.proc();
   int notify = SIGEV_SIGNAL;
   int signo = SIGALRM;
+  pid_t tid = 0;
   if (have_ev) {
     // Linux's checks: a thread target must be a thread of the caller; a
     // signal must be a valid one. SIGEV_THREAD reaches the kernel only
@@ -428,6 +459,7 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
     }
     notify = ev.notify == SIGEV_NONE ? SIGEV_NONE : SIGEV_SIGNAL;
     signo = ev.signo;
+    if (ev.notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID)) tid = ev.tid;
   }
   ProcTimers* pt = TRY(timers_of(p));
   auto* t = new (l.kernel().kmem()) Timer(p);
@@ -435,6 +467,7 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
   t->clock = clockid;
   t->notify = notify;
   t->signo = notify == SIGEV_NONE ? 0 : signo;
+  t->tid = tid;
   timer_init(*t, l.kernel());
   int id;
   {

@@ -288,7 +288,7 @@ void Kernel::end_processes() {
   KernelLwpList& all = procs_.lwps_locked();
   while (!all.empty()) {
     Lwp& l = all.front();
-    all.pop_front();
+    procs_.remove_lwp_locked(l);
     if (l.proc_hook_.is_linked()) {
       Proc& p = l.proc();
       MutexLocker pg(p.lock_);

@@ -60,7 +60,7 @@ int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
     if (now >= deadline_ns) return ETIMEDOUT;
     return cv.timed_wait(m, deadline_ns - now);
   }
-  if (interrupt_pending()) return EINTR;
+  if (interrupt_pending()) return kErestartSys;
   sleep_lock_.lock();
   sleep_mtx_ = m.raw();
   sleep_cv_ = cv.raw();
@@ -88,7 +88,7 @@ int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
   sleep_cv_ = nullptr;
   sleep_lock_.unlock();
   // A wake-up by interrupt() returns 0: the caller re-checks its condition
-  // and, if it still has to wait, its next sleep() answers EINTR.
+  // and, if it still has to wait, its next sleep() answers kErestartSys.
   return rv;
 }
 
@@ -209,7 +209,7 @@ Result<Lwp*> Kernel::new_lwp(Proc& p, Lwp::Kind kind) {
   }
   {
     MutexLocker g(procs_.lock());
-    procs_.lwps_locked().push_back(*l);
+    procs_.add_lwp_locked(*l);
     MutexLocker pg(p.lock_);
     p.lwps_.push_back(*l);
     p.nlwps_++;
@@ -230,8 +230,7 @@ void Kernel::unlink_lwp(Lwp* l) {
     l->assert_sig_locked();
     sig_flush_lwp_locked(p, *l);
   }
-  KernelLwpList& all = procs_.lwps_locked();
-  if (l->kernel_hook_.is_linked()) all.erase(all.iterator_to(*l));
+  if (l->kernel_hook_.is_linked()) procs_.remove_lwp_locked(*l);
   procs_.pids().release(l->tid());
 }
 

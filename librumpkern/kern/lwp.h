@@ -7,14 +7,33 @@
 // (attached to proc0). An Lwp belongs to one Proc and is linked on its list.
 //
 // Sleeping: Lwp::sleep() is the one way kernel code waits for an event with
-// a timeout or interruptibly. An interruptible sleep ends with EINTR when a
-// signal is posted to the process (Lwp::interrupt()).
+// a timeout or interruptibly. An interruptible sleep ends with kErestartSys
+// when a signal is posted to the process (Lwp::interrupt()).
+//
+// Restarting (Linux's rules, signal(7)): kErestartSys and kErestartNoHand
+// are internal errno values that never reach a user. A call returns one of
+// them when a signal interrupted it; the system call exit (kern/restart.cc)
+// delivers the pending signals and then restarts the call with the same
+// arguments, or answers EINTR:
+//   kErestartSys     restarts if no signal was delivered or the first one
+//                    delivered is caught with SA_RESTART (read, write and
+//                    ioctl on pipes and sockets without a timeout, accept,
+//                    connect, wait4, futex without a timeout, flock,
+//                    F_SETLKW, FIFO opens);
+//   kErestartNoHand  restarts only if no signal was delivered (pause,
+//                    rt_sigsuspend).
+// Calls that are never restarted after a handler ran whatever SA_RESTART
+// says (those with a timeout: poll, select, epoll_wait, nanosleep,
+// rt_sigtimedwait, sockets with SO_RCVTIMEO/SO_SNDTIMEO, futex with a
+// timeout) turn kErestartSys into EINTR themselves (eintr_if_restart).
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <boost/intrusive/list.hpp>
+#include <boost/intrusive/unordered_set_hook.hpp>
+#include <cerrno>
 #include <cstdint>
 
 #include "absl/functional/function_ref.h"
@@ -35,6 +54,13 @@ class UserSpace;
 
 namespace bi = boost::intrusive;
 using ListHook = bi::list_member_hook<bi::link_mode<bi::safe_link>>;
+
+// Linux's numbers for the same codes (ERESTARTSYS, ERESTARTNOHAND).
+inline constexpr int kErestartSys = 512;
+inline constexpr int kErestartNoHand = 514;
+inline constexpr bool is_restart(int e) { return e == kErestartSys || e == kErestartNoHand; }
+// An interrupted sleep seen by a call that is never restarted: EINTR.
+inline constexpr int eintr_if_restart(int e) { return is_restart(e) ? EINTR : e; }
 
 class Lwp : public KObject {
  public:
@@ -62,8 +88,8 @@ class Lwp : public KObject {
 
   // Sleeps on cv with m held. deadline_ns is on the monotonic clock, < 0
   // for none. Returns 0 (woken: possibly spuriously, re-check and sleep
-  // again), ETIMEDOUT, or EINTR (interruptible sleeps only: an unblocked
-  // signal is pending or the process is exiting). Callers loop:
+  // again), ETIMEDOUT, or kErestartSys (interruptible sleeps only: an
+  // unblocked signal is pending or the process is exiting). Callers loop:
   //   while (!cond) if (int e = l.sleep(cv, m, deadline, true)) return err(e);
   int sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(m);
@@ -73,7 +99,7 @@ class Lwp : public KObject {
   // cost more than the wait itself. Gives the CPU back while it spins, so
   // the peer can run even with every CPU taken, and holds no lock. Gives up
   // after max_ns or when an interrupt is pending (the caller's next sleep()
-  // then answers EINTR). Returns true if word changed within max_ns (a
+  // then answers kErestartSys). Returns true if word changed within max_ns (a
   // change noticed only later, after the host preempted the spinner, is
   // false: the caller re-checks anyway). Pointless, and not attempted, in
   // a kernel with one CPU.
@@ -115,6 +141,7 @@ class Lwp : public KObject {
   std::atomic<bool> in_kernel_{false};
   ListHook proc_hook_;  // Proc::lwps_
   ListHook kernel_hook_;  // Kernel::all_lwps_
+  bi::unordered_set_member_hook<> tid_hook_;  // ProcTable's tid -> Lwp table
 
   // The coverage buffer this LWP traces into (kern/kcov.h), or null. Set
   // and cleared only by the LWP itself (KCOV_ENABLE/DISABLE) and read by it

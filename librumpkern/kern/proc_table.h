@@ -2,7 +2,8 @@
 //
 // One object owns everything the process-table lock guards: the pid
 // allocator, the pid -> Proc table, the process count and its limit
-// (maxproc), the list of every LWP of the kernel, and the process-tree
+// (maxproc), the list of every LWP of the kernel and the tid -> Lwp table
+// over the same LWPs, and the process-tree
 // fields of each Proc (parent/child links, groups, sessions, state, exit
 // status: Proc::tree_lock() is this lock). proc0, init and lwp0 are set once
 // at boot, before anything else can look, and cleared at halt after
@@ -32,7 +33,7 @@ namespace rump {
 
 class ProcTable {
  public:
-  explicit ProcTable(Kmem& kmem) : pids_(kmem), procs_(kmem) {}
+  explicit ProcTable(Kmem& kmem) : pids_(kmem), procs_(kmem), tids_(kmem) {}
   ProcTable(const ProcTable&) = delete;
   ProcTable& operator=(const ProcTable&) = delete;
 
@@ -73,8 +74,22 @@ class ProcTable {
   int maxproc() const { return maxproc_.load(std::memory_order_relaxed); }
   void set_maxproc(int n) { maxproc_.store(n, std::memory_order_relaxed); }
 
-  // Every LWP of the kernel (halt interrupts and frees them from here).
+  // Every LWP of the kernel (halt interrupts and frees them from here);
+  // linked and unlinked only by add_lwp_locked/remove_lwp_locked.
   KernelLwpList& lwps_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) { return all_lwps_; }
+  // Links a new LWP on the list and under its tid, which is unique among
+  // them (held in the pid allocator until the LWP is freed), and unlinks
+  // one. Neither allocates anything that can fail.
+  void add_lwp_locked(Lwp& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    all_lwps_.push_back(l);
+    tids_.insert(l);
+  }
+  void remove_lwp_locked(Lwp& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    all_lwps_.erase(all_lwps_.iterator_to(l));
+    tids_.erase(l);
+  }
+  // The LWP with thread id tid (husks included), or nullptr.
+  Lwp* find_tid_locked(pid_t tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) { return tids_.find(tid); }
 
   // Frees a zombie that its parent reaped (or that nobody will): off its
   // parent's list and the table, its ids given back, the memory freed.
@@ -94,6 +109,7 @@ class ProcTable {
   // that the kernel's leak check sees all of it.
   void clear_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
     procs_.clear_and_release();
+    tids_.clear_and_release();
     pids_.clear();
   }
 
@@ -108,6 +124,11 @@ class ProcTable {
   int nprocs_ ABSL_GUARDED_BY(lock_) = 0;
   std::atomic<int> maxproc_{4096};
   KernelLwpList all_lwps_ ABSL_GUARDED_BY(lock_);
+  struct TidOf {
+    using type = pid_t;
+    pid_t operator()(const Lwp& l) const { return l.tid(); }
+  };
+  IntrusiveHash<Lwp, &Lwp::tid_hook_, TidOf> tids_ ABSL_GUARDED_BY(lock_);
   Proc* proc0_ = nullptr;
   Proc* init_ = nullptr;
   Lwp* lwp0_ = nullptr;

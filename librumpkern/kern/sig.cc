@@ -3,7 +3,7 @@
 // Local clients run on host threads, where the kernel cannot run a signal
 // handler. So: ignored signals (explicitly or by default) are dropped when
 // posted; caught signals become pending, interrupt interruptible sleeps
-// (EINTR) and are consumed ("delivered") when an LWP of the process leaves
+// (the call restarts or fails with EINTR: kern/lwp.h) and are consumed ("delivered") when an LWP of the process leaves
 // the kernel with them unblocked; fatal default actions end the process
 // (WIFSIGNALED for the parent), at once when no LWP of it is in the
 // kernel, otherwise when one leaves. Stop and continue signals are treated
@@ -256,11 +256,13 @@ void sig_flush_lwp_locked(Proc& p, Lwp& l) {
   discard_queue(p, l.sigpending_, l.sigqueue_, ~SigSet{0});
 }
 
-Result<int> sig_wait(Lwp& l, SigSet set, siginfo_t* info, int64_t deadline_ns) {
+Result<int> sig_wait(Lwp& l, const std::atomic<SigSet>& which, siginfo_t* info, int64_t deadline_ns) {
   Proc& p = l.proc();
-  set &= ~kCantMask;
   MutexLocker g(p.lock_);
   for (;;) {
+    // Read again after each wake-up: a signalfd's set may change while
+    // its reader sleeps (sig_wait_set_changed).
+    SigSet set = which.load(std::memory_order_acquire) & ~kCantMask;
     // An unblocked signal that would kill is left to do so.
     SigSet take = set & ~(fatal_of(p, set) & ~l.sigmask_.load());
     if (int sig = sig_dequeue_locked(p, l, take, info)) return sig;
@@ -275,7 +277,12 @@ Result<int> sig_wait(Lwp& l, SigSet set, siginfo_t* info, int64_t deadline_ns) {
   }
 }
 
-bool check_fatal_signals(Lwp& l) {
+void sig_wait_set_changed(Proc& p) {
+  MutexLocker g(p.lock_);
+  p.sigwait_cv_.broadcast();
+}
+
+bool check_fatal_signals(Lwp& l, Delivered* d) {
   Proc& p = l.proc();
   SigSet pend = p.pending_unblocked(l);
   if (pend == 0) return false;
@@ -294,7 +301,12 @@ bool check_fatal_signals(Lwp& l) {
     }
     if (!fatal) {
       // Caught signals are delivered: their handlers can't run on a host
-      // thread, so delivery consumes them (init's too).
+      // thread, so delivery consumes them (init's too). The first one (as
+      // Linux would take it) decides whether an interrupted call restarts.
+      if (d) {
+        d->sig = next_signal(pend);
+        d->restart = (action_of(p, d->sig).flags & SA_RESTART) != 0;
+      }
       discard_queue(p, l.sigpending_, l.sigqueue_, pend);
       discard_queue(p, p.sigpending_, p.sigqueue_, pend);
       return false;
@@ -324,8 +336,8 @@ SigSet begin_temp_sigmask(Lwp& l, SigSet mask) {
   return old;
 }
 
-bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted) {
-  if (interrupted && check_fatal_signals(l)) return true;
+bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted, Delivered* d) {
+  if (interrupted && check_fatal_signals(l, d)) return true;
   Proc& p = l.proc();
   MutexLocker g(p.lock_);
   l.sigmask_.store(old);

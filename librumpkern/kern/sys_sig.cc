@@ -67,11 +67,9 @@ Result<siginfo_t> copyin_siginfo(Lwp& l, int sig, UserPtr<siginfo_t> u) {
 
 // The LWP with thread id tid, if its process is alive. Tree lock held.
 Lwp* find_lwp_locked(ProcTable& t, pid_t tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
-  for (Lwp& x : t.lwps_locked()) {
-    if (x.tid() != tid || x.dead_.load(std::memory_order_acquire) || !x.proc_hook_.is_linked()) continue;
-    return &x;
-  }
-  return nullptr;
+  Lwp* x = t.find_tid_locked(tid);
+  if (!x || x->dead_.load(std::memory_order_acquire) || !x->proc_hook_.is_linked()) return nullptr;
+  return x;
 }
 
 // Sends info (a signal to one process, or with `thread` to that LWP of it)
@@ -288,7 +286,11 @@ Result<long> sys_rt_sigtimedwait(Lwp& l, UserPtr<sigset_t> set, UserPtr<siginfo_
   int64_t deadline = -1;
   if (timeout) deadline = TRY(timeout_deadline(l, timeout));
   siginfo_t si;
-  int sig = TRY(sig_wait(l, s, &si, deadline));
+  std::atomic<SigSet> which{s};
+  Result<int> r = sig_wait(l, which, &si, deadline);
+  // Never restarted after a handler (signal(7)).
+  if (!r.ok()) return err(eintr_if_restart(r.error()));
+  int sig = *r;
   if (info) TRY(copyout(l, &si, info.addr, sizeof si));
   return sig;
 }
@@ -306,7 +308,7 @@ Result<long> sys_rt_sigsuspend(Lwp& l, UserPtr<sigset_t> mask, size_t sigsetsize
     // the call for it).
     for (;;) {
       int r = l.sleep(p.sigwait_cv_, p.lock_, -1, true);
-      if (r != EINTR) continue;
+      if (!is_restart(r)) continue;
       if (l.exiting_.load()) break;
       SigSet pend = p.pending_unblocked(l);
       SigSet ignored = 0;
@@ -323,17 +325,22 @@ Result<long> sys_rt_sigsuspend(Lwp& l, UserPtr<sigset_t> mask, size_t sigsetsize
     }
   }
   // The signals are delivered under the temporary mask, then the old
-  // mask returns (unless the process ended).
-  end_temp_sigmask(l, old, true);
-  return err(EINTR);
+  // mask returns (unless the process ended). If none was delivered after
+  // all (another LWP took it), the call starts again, as Linux's
+  // ERESTARTNOHAND; after a handler it is EINTR.
+  Delivered d;
+  if (end_temp_sigmask(l, old, true, &d)) return err(EINTR);
+  return err(d.sig ? EINTR : kErestartNoHand);
 }
 
 Result<long> sys_pause(Lwp& l) {
   Proc& p = l.proc();
   MutexLocker g(p.lock_);
-  while (l.sleep(p.sigwait_cv_, p.lock_, -1, true) != EINTR) {
+  int r;
+  while (!is_restart(r = l.sleep(p.sigwait_cv_, p.lock_, -1, true))) {
   }
-  return err(EINTR);
+  // EINTR once a handler ran (the system call exit delivers it first).
+  return err(kErestartNoHand);
 }
 
 // sigaltstack: only kept and checked here (handlers run on host threads,

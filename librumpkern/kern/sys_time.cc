@@ -100,7 +100,8 @@ Result<void> sleep_until(Lwp& l, ClockBase b, int64_t until, int64_t* left) {
     int64_t mono = mono_now_ns();
     int64_t deadline = until - now > INT64_MAX - mono ? -1 : mono + (until - now);
     int e = l.sleep(cv, m, deadline, true);
-    if (e == EINTR) {
+    // nanosleep and clock_nanosleep are never restarted after a handler.
+    if (is_restart(e)) {
       *left = until - now_ns(k, b);
       if (*left < 0) *left = 0;
       return err(EINTR);

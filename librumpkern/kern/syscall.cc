@@ -27,7 +27,8 @@ SysentRegistrar::SysentRegistrar(const SysentInit* entries, size_t n) {
 namespace {
 
 // Enters k, runs the handler of nr (ENOSYS where no linked faction declares
-// one, EINTR if the process is exiting), traces, leaves. The whole of it,
+// one, EINTR if the process is exiting; restarted or EINTR if a signal
+// interrupted it), traces, leaves. The whole of it,
 // with the entry and exit paths of entry.h, compiles into one function:
 // forced, because with two callers gcc keeps it out of line, and the call,
 // its own frame and the spills across it cost a bound LWP's getpid about
@@ -46,6 +47,7 @@ namespace {
     r = -EINTR;
   } else {
     r = table[nr].entry(*l, args);
+    if (__builtin_expect(is_restart_result(r), 0)) r = syscall_restart(*l, nr, args, r);
   }
   k.trace().record(nr, args, r);
   entry::leave_inline(k, l);

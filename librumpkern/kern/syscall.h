@@ -58,6 +58,17 @@ extern const SyscallName kSyscallNames[];
 extern const size_t kSyscallNameCount;
 const char* syscall_name(long nr);
 
+// The system call exit's answer to a call that a signal interrupted (r is
+// -kErestartSys or -kErestartNoHand, kern/lwp.h): delivers the pending
+// signals, then runs entry nr again with the same arguments as long as
+// Linux's rules say restart, and returns the final result (EINTR where
+// they say not to restart).
+long syscall_restart(Lwp& l, long nr, const long* args, long r);
+inline bool is_restart_result(long r) {
+  // -514 (ERESTARTNOHAND) .. -512 (ERESTARTSYS); -513 is never returned.
+  return static_cast<unsigned long>(r + 514) <= 2;
+}
+
 // The per-kernel tracing hook: sees every call's number, arguments and
 // result (the raw -errno convention).
 using SyscallTraceFn = void (*)(void* arg, long nr, const long* args, long result);

@@ -393,7 +393,8 @@ Result<long> ep_wait(Lwp& l, int epfd, UserPtr<void> events, int maxevents, int6
       int e = l.sleep(ep->cv_, ep->lock_, deadline, true);
       ep->sleepers_--;
       if (e == ETIMEDOUT) return 0;
-      if (e) return err(e);
+      // Never restarted after a handler (signal(7)).
+      if (e) return err(eintr_if_restart(e));
     }
   }
 }

@@ -248,7 +248,10 @@ int so_sleep(Lwp& l, Socket& so, CondVar& cv, int& waiters, int64_t deadline) {
   waiters++;
   int e = l.sleep(cv, so.lock_, deadline, true);
   waiters--;
-  return e == ETIMEDOUT ? EAGAIN : e;
+  if (e == ETIMEDOUT) return EAGAIN;
+  // A call with a timeout (SO_RCVTIMEO/SO_SNDTIMEO) is never restarted
+  // after a handler; one without is (Linux's sock_intr_errno).
+  return deadline >= 0 ? eintr_if_restart(e) : e;
 }
 
 namespace {

@@ -358,7 +358,8 @@ inline Socket* file_socket(File& f) { return &f.ops() == &kSocketFileOps ? stati
 Result<Ref<File>> socket_file(Kmem& k, Socket& so, int flags);
 
 // Waits on cv with so's lock held, up to deadline (monotonic ns, < 0:
-// none): 0, EAGAIN (timed out) or EINTR.
+// none): 0, EAGAIN (timed out), or on a signal EINTR with a deadline and
+// kErestartSys without one.
 int so_sleep(Lwp& l, Socket& so, CondVar& cv, int& waiters, int64_t deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_);
 int64_t so_deadline(int64_t timeo_ns);
 

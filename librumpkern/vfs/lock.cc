@@ -304,10 +304,10 @@ Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg) {
         break;
       }
     }
-    s = state_of(k.kmem(), vp, e != EINTR);
-    if (e == EINTR) {
+    s = state_of(k.kmem(), vp, !is_restart(e));
+    if (is_restart(e)) {
       if (s) maybe_free(vp);
-      return err(EINTR);
+      return err(e);
     }
     if (!s) return err(ENOLCK);
   }
@@ -363,9 +363,9 @@ Result<long> adv_flock(Lwp& l, File& f, int op) {
     int e = l.sleep(st.adv_cv_, st.adv_lock_, -1, true);
     s = state_of(k.kmem(), vp, true);
     if (!s) return err(ENOLCK);
-    if (e == EINTR) {
+    if (is_restart(e)) {
       maybe_free(vp);
-      return err(EINTR);
+      return err(e);
     }
   }
   if (!s->flocks.reserve_more(1).ok()) {

@@ -59,7 +59,9 @@ int PollTable::wait(Lwp& l, int64_t deadline_ns) {
   }
   if (fired_) e = 0;
   fired_ = false;
-  return e;
+  // poll, select and their p-forms are never restarted after a handler
+  // (signal(7)).
+  return eintr_if_restart(e);
 }
 
 void PollTable::detach_all() {

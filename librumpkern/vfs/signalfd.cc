@@ -45,8 +45,11 @@ class Signalfd : public KObject, public RefCounted<Signalfd>, public SigWatch {
   WaitQueue wq_{lock_};
   std::atomic<SigSet> mask_;
 
-  void set_mask(SigSet m) {
+  // As Linux, a reader of the caller's process that sleeps on the old set
+  // wakes to look at the new one.
+  void set_mask(Proc& caller, SigSet m) {
     mask_.store(m, std::memory_order_release);
+    sig_wait_set_changed(caller);
     wake();
   }
   void wake() {
@@ -151,7 +154,7 @@ class SignalfdOps : public FileOps {
     for (; count > 0; count--) {
       siginfo_t info;
       // Only the first record may wait.
-      Result<int> r = sig_wait(l, s.mask_.load(std::memory_order_acquire), &info, nonblock ? 0 : -1);
+      Result<int> r = sig_wait(l, s.mask_, &info, nonblock ? 0 : -1);
       if (!r.ok()) {
         if (total) break;
         return err(r.error());
@@ -204,7 +207,7 @@ Result<long> sys_signalfd4(Lwp& l, int fd, UserPtr<sigset_t> mask, size_t sizema
     Ref<File> f = TRY(fd_get(l, fd));
     Signalfd* s = sfd_of(*f);
     if (!s) return err(EINVAL);
-    s->set_mask(m);
+    s->set_mask(l.proc(), m);
     return fd;
   }
   Kernel& k = l.kernel();

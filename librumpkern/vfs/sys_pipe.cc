@@ -13,7 +13,7 @@ namespace rump {
 Result<long> sys_pipe2(Lwp& l, UserPtr<int> pipefd, int flags) {
   if (flags & ~(O_CLOEXEC | O_NONBLOCK)) return err(EINVAL);
   Kmem& km = l.kernel().kmem();
-  Ref<Pipe> p = TRY(Pipe::create(km, Pipe::Origin{l.cred().euid, l.cred().egid, wall_now_ns()}));
+  Ref<Pipe> p = TRY(Pipe::create(km, Pipe::Origin{l.cred().euid, l.cred().egid, l.kernel().clock().realtime_ns()}));
   int fl = flags & O_NONBLOCK;
   // Each end holds a reference to the pipe (File::data_).
   Ref<File> rf = TRY(File::create(km, &kPipeFileOps, nullptr, O_RDONLY | fl));

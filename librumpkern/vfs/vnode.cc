@@ -16,7 +16,10 @@
 namespace rump {
 
 timespec wall_timespec() {
-  int64_t ns = wall_now_ns();
+  // Every thread in the kernel has an LWP (invariant 3): the clock is its
+  // kernel's.
+  auto* l = reinterpret_cast<Lwp*>(rumpuser_curlwp());
+  int64_t ns = l ? l->kernel().clock().realtime_ns() : wall_now_ns();
   timespec t;
   t.tv_sec = ns / kNsPerSec;
   t.tv_nsec = ns % kNsPerSec;

@@ -395,6 +395,8 @@ inline void mount_unuse(Vnode& vp) {
 // set (directories: always).
 bool vaccess_ok(const Vattr& va, const Cred& cred, int acc);
 
+// The calling kernel's realtime clock (KernelClock: clock_settime moves
+// it), for file times.
 timespec wall_timespec();
 
 }  // namespace rump

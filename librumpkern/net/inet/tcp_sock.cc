@@ -442,7 +442,10 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   MutexLocker g(so.lock_);
   int64_t deadline = so_deadline(so.sndtimeo_ns_);
   while (conn_ && synchronizing(conn_->state())) {
-    if (int e2 = so_sleep(l, so, so.conn_cv_, so.conn_waiters_, deadline)) return err(e2 == EAGAIN ? EINPROGRESS : e2);
+    // Not restarted: a second connect on the half-open connection would
+    // find it busy (EALREADY), where Linux's goes on waiting.
+    if (int e2 = so_sleep(l, so, so.conn_cv_, so.conn_waiters_, deadline))
+      return err(e2 == EAGAIN ? EINPROGRESS : eintr_if_restart(e2));
   }
   if (so.error_) {
     int e2 = so.error_;
