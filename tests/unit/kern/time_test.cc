@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "differential.h"
 #include "rump_test.h"
@@ -469,4 +471,53 @@ TEST_CASE("libc's timer_t forms of the timer calls", "[time][timer]") {
   REQUIRE(rump_sys_alarm(1000) == 0);
   rump_lwproc_releaselwp();
   rump_lwproc_switch(nullptr);
+}
+
+TEST_CASE("a SIGEV_THREAD_ID timer signals its thread, not the process", "[time][timer][differential]") {
+  KernelUp up;
+  differential([](Sys sys) {
+    Trace trace;
+    bool rump = sys.fn == kRump.fn;
+    T(block_signal(sys, SIG_BLOCK, SIGUSR2));
+    pid_t pid = static_cast<pid_t>(sys(SYS_getpid));
+    std::atomic<long> tid{0};
+    std::atomic<bool> go{false};
+    long got = 0;
+    // Thread b: its tid is the timer's target; it takes the signal once
+    // told to look.
+    std::thread b([&] {
+      if (rump && rump_lwproc_newlwp(pid) != 0) {
+        tid = -1;
+        return;
+      }
+      block_signal(sys, SIG_BLOCK, SIGUSR2);
+      tid = sys(SYS_gettid);
+      while (!go.load()) usleep(1000);
+      uint64_t set = rump_test::sig_bit(SIGUSR2);
+      timespec ts{10, 0};
+      got = sys(SYS_rt_sigtimedwait, &set, nullptr, &ts, 8);
+      if (rump) rump_lwproc_releaselwp();
+    });
+    while (tid.load() == 0) usleep(1000);
+    V(tid.load() > 0);
+    sigevent ev;
+    std::memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL | SIGEV_THREAD_ID;
+    ev.sigev_signo = SIGUSR2;
+    ev._sigev_un._tid = static_cast<int>(tid.load());
+    int id = -1;
+    T(sys(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id));
+    itimerspec once{{0, 0}, {0, 10000000}};
+    T(sys(SYS_timer_settime, id, 0, &once, nullptr));
+    // The creating thread never sees it (EAGAIN after its timeout, however
+    // late the timer fires); b does.
+    uint64_t set = rump_test::sig_bit(SIGUSR2);
+    timespec wait{0, 300000000};
+    T(sys(SYS_rt_sigtimedwait, &set, nullptr, &wait, 8));
+    go = true;
+    b.join();
+    V(got);
+    T(sys(SYS_timer_delete, id));
+    return trace;
+  });
 }

@@ -81,3 +81,34 @@ TEST_CASE("utimes and futimesat set microsecond times and reject bad ones as the
   Trace rump = utimes_scenario(kRump, dir);
   check_same(host, rump);
 }
+
+TEST_CASE("file and pipe times follow the kernel's realtime clock once clock_settime moves it", "[vfs][time]") {
+  KernelUp up;
+  timespec now{};
+  REQUIRE(rump_sys_clock_gettime(CLOCK_REALTIME, &now) == 0);
+  timespec later = now;
+  later.tv_sec += 100000;
+  REQUIRE(rump_sys_clock_settime(CLOCK_REALTIME, &later) == 0);
+  int fd = rump_sys_open("/timed", O_RDWR | O_CREAT, 0600);
+  REQUIRE(fd >= 0);
+  struct stat st{};
+  REQUIRE(rump_sys_fstat(fd, &st) == 0);
+  CHECK(st.st_mtim.tv_sec >= later.tv_sec);
+  CHECK(st.st_ctim.tv_sec >= later.tv_sec);
+  CHECK(st.st_mtim.tv_sec < later.tv_sec + 1000);
+  // A write stamps the kernel's time too.
+  timespec back = now;
+  REQUIRE(rump_sys_clock_settime(CLOCK_REALTIME, &back) == 0);
+  REQUIRE(rump_sys_write(fd, "x", 1) == 1);
+  REQUIRE(rump_sys_fstat(fd, &st) == 0);
+  CHECK(st.st_mtim.tv_sec < later.tv_sec - 1000);
+  REQUIRE(rump_sys_close(fd) == 0);
+  REQUIRE(rump_sys_clock_settime(CLOCK_REALTIME, &later) == 0);
+  int p[2];
+  REQUIRE(rump_sys_pipe(p) == 0);
+  REQUIRE(rump_sys_fstat(p[0], &st) == 0);
+  CHECK(st.st_mtim.tv_sec >= later.tv_sec);
+  CHECK(st.st_mtim.tv_sec < later.tv_sec + 1000);
+  rump_sys_close(p[0]);
+  rump_sys_close(p[1]);
+}
