@@ -8,10 +8,13 @@
 //
 // A waiter first spins a little on its own "woken" flag, giving its
 // virtual CPU back (Lwp::spin_wait), before it sleeps: a lock handed
-// over between two LWPs on two CPUs then costs no host wake-up.
+// over between two LWPs on two CPUs then costs no host wake-up. How long
+// it spins adapts per bucket (kern/spin_budget.h): where the waker is not
+// running (a loaded host), waiters soon sleep at once.
 #include "kern/futex.h"
 
 #include <linux/futex.h>
+#include <rump/rumpuser.h>
 
 #include <atomic>
 #include <boost/intrusive/list.hpp>
@@ -22,6 +25,7 @@
 #include "kern/component.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
+#include "kern/spin_budget.h"
 #include "kern/syscall_protos.h"
 
 namespace rump {
@@ -30,8 +34,6 @@ namespace {
 
 namespace bi = boost::intrusive;
 
-// How long a waiter spins before it sleeps.
-constexpr int64_t kSpinNs = 20 * 1000;
 constexpr int kBuckets = 64;  // a power of two
 // Linux's limit on robust list entries walked at exit.
 constexpr int kRobustListLimit = 2048;
@@ -40,11 +42,20 @@ constexpr size_t kRobustHeadSize = 24;
 
 struct Bucket;
 
+// Waiter::woken: queued; taken off, the waker still to signal the
+// sleeper's condition variable (after dropping the bucket lock, so that the
+// sleeper does not wake only to block on it); taken off for good (the
+// waker no longer touches the waiter).
+constexpr uint32_t kQueued = 0;
+constexpr uint32_t kSignalPending = 2;
+constexpr uint32_t kWoken = 1;
+
 struct Waiter {
   MemoryKey key{};
   uint32_t bitset = 0;
-  // Set by the waker after its last touch of the waiter.
-  std::atomic<uint32_t> woken{0};
+  std::atomic<uint32_t> woken{kQueued};
+  // On the waker's SignalList while woken is kSignalPending.
+  Waiter* next_signal = nullptr;
   // The bucket the waiter is queued on (requeue moves it), changed with
   // that bucket's and the new one's locks held.
   std::atomic<Bucket*> bucket{nullptr};
@@ -61,6 +72,20 @@ struct Bucket {
   // has no one to wake (the waiter counts itself before it reads the word).
   std::atomic<int> nwaiters{0};
   WaiterList waiters ABSL_GUARDED_BY(lock);
+  // How long waiters on this bucket spin before they sleep.
+  SpinBudget spin ABSL_GUARDED_BY(lock);
+  // spin is at its longest with no probe pending: a spin that paid off
+  // changes nothing then, and its waiter does not take the lock again.
+  // Written under lock, read without it.
+  std::atomic<bool> spin_full{true};
+
+  void spin_end_locked(SpinBudget::Turn t, bool paid_off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock) {
+    spin.end(t, paid_off);
+    spin_full.store(spin.settled(SpinBudget::Turn{SpinBudget::kMaxNs, false}), std::memory_order_relaxed);
+  }
+  bool spin_settled(SpinBudget::Turn t) const {
+    return !t.probe && t.ns >= SpinBudget::kMaxNs / 2 && spin_full.load(std::memory_order_relaxed);
+  }
 };
 
 class FutexTable : public KObject {
@@ -160,29 +185,87 @@ class ABSL_SCOPED_LOCKABLE PairLocker {
   Bucket& b_;
 };
 
-// Takes w off b and wakes it. After this the waiter may be gone.
-void wake_waiter(Bucket& b, Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
+// Sleepers a waker took off their buckets, signalled when the list goes:
+// declared before the bucket lock's guard, it goes after the lock is
+// dropped. A spinning waiter needs no signal: the flag is the hand-over.
+class SignalList {
+ public:
+  SignalList() = default;
+  SignalList(const SignalList&) = delete;
+  SignalList& operator=(const SignalList&) = delete;
+  ~SignalList() {
+    while (head_) {
+      Waiter* w = head_;
+      head_ = w->next_signal;
+      w->cv->signal();
+      // The waiter may return and go from here on.
+      w->woken.store(kWoken, std::memory_order_release);
+    }
+  }
+  void add(Waiter& w) {
+    w.next_signal = head_;
+    head_ = &w;
+  }
+
+ private:
+  Waiter* head_ = nullptr;
+};
+
+// Takes w off b and wakes it (a sleeper through sl). Unless it sleeps,
+// the waiter may be gone after this.
+void wake_waiter(Bucket& b, Waiter& w, SignalList& sl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
   b.waiters.erase(b.waiters.iterator_to(w));
   b.nwaiters.fetch_sub(1, std::memory_order_relaxed);
-  if (w.cv) w.cv->signal();
-  w.woken.store(1, std::memory_order_release);
+  if (w.cv) {
+    w.woken.store(kSignalPending, std::memory_order_release);
+    sl.add(w);
+  } else {
+    w.woken.store(kWoken, std::memory_order_release);
+  }
 }
 
 // Wakes up to n (at least one, as Linux) waiters of key whose bitset
 // meets bitset.
-int wake_locked(Bucket& b, const MemoryKey& key, int n, uint32_t bitset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
+int wake_locked(Bucket& b, const MemoryKey& key, int n, uint32_t bitset, SignalList& sl)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
   int woken = 0;
   for (auto it = b.waiters.begin(); it != b.waiters.end();) {
     Waiter& w = *it++;
     if (!(w.key == key) || (w.bitset & bitset) == 0) continue;
-    wake_waiter(b, w);
+    wake_waiter(b, w, sl);
     if (++woken >= n) break;
   }
   return woken;
 }
 
+// A woken sleeper waits until its waker has signalled (a few instructions
+// after the waker dropped the bucket lock) before its condition variable
+// and record go. No lock held.
+void await_waker(Lwp& l, Waiter& w) {
+  constexpr int64_t kSpinNs = 20 * 1000;
+  while (w.woken.load(std::memory_order_acquire) == kSignalPending) {
+    if (l.spin_wait(w.woken, kSignalPending, kSpinNs)) continue;
+    // The waker was preempted by the host (or, on the sim backend, is a
+    // fiber that must run first: no spinning there): let it run.
+    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 1000);
+  }
+}
+
+// The waker's store to the word must be ordered before its load of the
+// count (the waiter counts itself, then reads the word), as Linux's
+// smp_mb() before futex_hb_waiters_pending.
 bool no_waiters(Bucket& b) {
+#if defined(__x86_64__)
+  // Every store a waker makes to the word comes before a locked
+  // instruction of its own: the scheduler's compare-and-swap at kernel
+  // entry (for a store made in user space) or the kernel's own seq_cst
+  // exchange or compare-and-swap of the word (robust lists, clear_child_tid).
+  // On x86-64 that is a full barrier: the fence needs to stop the compiler
+  // only.
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
   std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
   return b.nwaiters.load(std::memory_order_relaxed) == 0;
 }
 
@@ -193,8 +276,9 @@ Result<long> futex_wake(Kernel& k, UserSpace* s, uintptr_t uaddr, bool priv, int
   if (!t) return 0;
   Bucket& b = t->bucket(key);
   if (no_waiters(b)) return 0;
+  SignalList sl;
   MutexLocker g(b.lock);
-  return wake_locked(b, key, n, bitset);
+  return wake_locked(b, key, n, bitset, sl);
 }
 
 // Takes w off whatever bucket it is on now, unless a waker took it off
@@ -223,7 +307,13 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
   w.key = key;
   w.bitset = bitset;
   w.bucket.store(&b0, std::memory_order_relaxed);
+  int64_t left = -1;
+  if (deadline_ns >= 0) {
+    left = deadline_ns - mono_now_ns();
+    if (left < 0) left = 0;
+  }
   b0.nwaiters.fetch_add(1, std::memory_order_seq_cst);
+  SpinBudget::Turn turn;
   {
     MutexLocker g(b0.lock);
     Result<uint32_t> cur = load_word(s, uaddr);
@@ -232,21 +322,29 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
       return err(cur.ok() ? EAGAIN : cur.error());
     }
     b0.waiters.push_back(w);
+    turn = b0.spin.begin(left);
   }
-  int64_t spin = kSpinNs;
-  if (deadline_ns >= 0) {
-    int64_t left = deadline_ns - mono_now_ns();
-    if (left < spin) spin = left > 0 ? left : 0;
+  if (turn.ns > 0 && l.spin_wait(w.woken, 0, turn.ns)) {
+    // The hand-over: the waker set the flag while we spun.
+    if (!b0.spin_settled(turn)) {
+      MutexLocker g(b0.lock);
+      b0.spin_end_locked(turn, true);
+    }
+    return 0;
   }
-  if (spin > 0 && l.spin_wait(w.woken, 0, spin)) return 0;
-  if (w.woken.load(std::memory_order_acquire)) return 0;
   std::optional<CondVar> cv;
   int e = 0;
   for (;;) {
     Bucket* b = w.bucket.load(std::memory_order_acquire);
     MutexLocker g(b->lock);
     if (w.bucket.load(std::memory_order_relaxed) != b) continue;
-    if (w.woken.load(std::memory_order_acquire)) return 0;
+    if (turn.ns > 0) {
+      // The spin ran out (a flag set only now came too late to count).
+      // A waiter requeued meanwhile leaves its first bucket's budget be.
+      if (b == &b0) b->spin_end_locked(turn, false);
+      turn.ns = 0;
+    }
+    if (w.woken.load(std::memory_order_acquire)) break;
     if (!cv) {
       cv.emplace();
       w.cv = &*cv;
@@ -255,7 +353,10 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
     if (e) break;
   }
   // Timed out or interrupted, unless a waker came first.
-  if (!unqueue(w)) return 0;
+  if (w.woken.load(std::memory_order_acquire) || !unqueue(w)) {
+    await_waker(l, w);
+    return 0;
+  }
   return err(e);
 }
 
@@ -269,6 +370,7 @@ Result<long> futex_requeue(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nr
   if (!t) return err(ENOMEM);
   Bucket& b1 = t->bucket(k1);
   Bucket& b2 = t->bucket(k2);
+  SignalList sl;
   PairLocker g(b1, b2);
   if (cmpval) {
     uint32_t cur = TRY(load_word(s, uaddr));
@@ -280,7 +382,7 @@ Result<long> futex_requeue(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nr
     Waiter& w = *it++;
     if (!(w.key == k1)) continue;
     if (++count <= nwake) {
-      wake_waiter(b1, w);
+      wake_waiter(b1, w, sl);
       continue;
     }
     // Moved: a sleeping waiter notices its new bucket when it next wakes.
@@ -343,10 +445,11 @@ Result<long> futex_wake_op(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nw
   if (!t) return err(ENOMEM);
   Bucket& b1 = t->bucket(k1);
   Bucket& b2 = t->bucket(k2);
+  SignalList sl;
   PairLocker g(b1, b2);
   int opret = TRY(atomic_op(s, uaddr2, encoded));
-  int woken = wake_locked(b1, k1, nwake, FUTEX_BITSET_MATCH_ANY);
-  if (opret > 0) woken += wake_locked(b2, k2, nwake2, FUTEX_BITSET_MATCH_ANY);
+  int woken = wake_locked(b1, k1, nwake, FUTEX_BITSET_MATCH_ANY, sl);
+  if (opret > 0) woken += wake_locked(b2, k2, nwake2, FUTEX_BITSET_MATCH_ANY, sl);
   return woken;
 }
 
