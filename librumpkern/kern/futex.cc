@@ -14,7 +14,6 @@
 #include "kern/futex.h"
 
 #include <linux/futex.h>
-#include <rump/rumpuser.h>
 
 #include <atomic>
 #include <boost/intrusive/list.hpp>
@@ -42,20 +41,11 @@ constexpr size_t kRobustHeadSize = 24;
 
 struct Bucket;
 
-// Waiter::woken: queued; taken off, the waker still to signal the
-// sleeper's condition variable (after dropping the bucket lock, so that the
-// sleeper does not wake only to block on it); taken off for good (the
-// waker no longer touches the waiter).
-constexpr uint32_t kQueued = 0;
-constexpr uint32_t kSignalPending = 2;
-constexpr uint32_t kWoken = 1;
-
 struct Waiter {
   MemoryKey key{};
   uint32_t bitset = 0;
-  std::atomic<uint32_t> woken{kQueued};
-  // On the waker's SignalList while woken is kSignalPending.
-  Waiter* next_signal = nullptr;
+  // Set by the waker after its last touch of the waiter.
+  std::atomic<uint32_t> woken{0};
   // The bucket the waiter is queued on (requeue moves it), changed with
   // that bucket's and the new one's locks held.
   std::atomic<Bucket*> bucket{nullptr};
@@ -185,70 +175,32 @@ class ABSL_SCOPED_LOCKABLE PairLocker {
   Bucket& b_;
 };
 
-// Sleepers a waker took off their buckets, signalled when the list goes:
-// declared before the bucket lock's guard, it goes after the lock is
-// dropped. A spinning waiter needs no signal: the flag is the hand-over.
-class SignalList {
- public:
-  SignalList() = default;
-  SignalList(const SignalList&) = delete;
-  SignalList& operator=(const SignalList&) = delete;
-  ~SignalList() {
-    while (head_) {
-      Waiter* w = head_;
-      head_ = w->next_signal;
-      w->cv->signal();
-      // The waiter may return and go from here on.
-      w->woken.store(kWoken, std::memory_order_release);
-    }
-  }
-  void add(Waiter& w) {
-    w.next_signal = head_;
-    head_ = &w;
-  }
-
- private:
-  Waiter* head_ = nullptr;
-};
-
-// Takes w off b and wakes it (a sleeper through sl). Unless it sleeps,
-// the waiter may be gone after this.
-void wake_waiter(Bucket& b, Waiter& w, SignalList& sl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
+// Takes w off b and wakes it. After this the waiter may be gone.
+//
+// A sleeper is signalled under the bucket lock. Signalling it after the
+// lock is dropped (so that it does not wake only to block on the lock)
+// needs the waiter to keep its condition variable until the waker is
+// done; measured on a loaded host, that hand-shake made a futex
+// ping-pong several times slower (a waker preempted between the unlock
+// and the signal holds its waiter up for a host time slice).
+void wake_waiter(Bucket& b, Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
   b.waiters.erase(b.waiters.iterator_to(w));
   b.nwaiters.fetch_sub(1, std::memory_order_relaxed);
-  if (w.cv) {
-    w.woken.store(kSignalPending, std::memory_order_release);
-    sl.add(w);
-  } else {
-    w.woken.store(kWoken, std::memory_order_release);
-  }
+  if (w.cv) w.cv->signal();
+  w.woken.store(1, std::memory_order_release);
 }
 
 // Wakes up to n (at least one, as Linux) waiters of key whose bitset
 // meets bitset.
-int wake_locked(Bucket& b, const MemoryKey& key, int n, uint32_t bitset, SignalList& sl)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
+int wake_locked(Bucket& b, const MemoryKey& key, int n, uint32_t bitset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
   int woken = 0;
   for (auto it = b.waiters.begin(); it != b.waiters.end();) {
     Waiter& w = *it++;
     if (!(w.key == key) || (w.bitset & bitset) == 0) continue;
-    wake_waiter(b, w, sl);
+    wake_waiter(b, w);
     if (++woken >= n) break;
   }
   return woken;
-}
-
-// A woken sleeper waits until its waker has signalled (a few instructions
-// after the waker dropped the bucket lock) before its condition variable
-// and record go. No lock held.
-void await_waker(Lwp& l, Waiter& w) {
-  constexpr int64_t kSpinNs = 20 * 1000;
-  while (w.woken.load(std::memory_order_acquire) == kSignalPending) {
-    if (l.spin_wait(w.woken, kSignalPending, kSpinNs)) continue;
-    // The waker was preempted by the host (or, on the sim backend, is a
-    // fiber that must run first: no spinning there): let it run.
-    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, 1000);
-  }
 }
 
 // The waker's store to the word must be ordered before its load of the
@@ -276,9 +228,8 @@ Result<long> futex_wake(Kernel& k, UserSpace* s, uintptr_t uaddr, bool priv, int
   if (!t) return 0;
   Bucket& b = t->bucket(key);
   if (no_waiters(b)) return 0;
-  SignalList sl;
   MutexLocker g(b.lock);
-  return wake_locked(b, key, n, bitset, sl);
+  return wake_locked(b, key, n, bitset);
 }
 
 // Takes w off whatever bucket it is on now, unless a waker took it off
@@ -344,7 +295,7 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
       if (b == &b0) b->spin_end_locked(turn, false);
       turn.ns = 0;
     }
-    if (w.woken.load(std::memory_order_acquire)) break;
+    if (w.woken.load(std::memory_order_acquire)) return 0;
     if (!cv) {
       cv.emplace();
       w.cv = &*cv;
@@ -353,10 +304,7 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
     if (e) break;
   }
   // Timed out or interrupted, unless a waker came first.
-  if (w.woken.load(std::memory_order_acquire) || !unqueue(w)) {
-    await_waker(l, w);
-    return 0;
-  }
+  if (!unqueue(w)) return 0;
   return err(e);
 }
 
@@ -370,7 +318,6 @@ Result<long> futex_requeue(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nr
   if (!t) return err(ENOMEM);
   Bucket& b1 = t->bucket(k1);
   Bucket& b2 = t->bucket(k2);
-  SignalList sl;
   PairLocker g(b1, b2);
   if (cmpval) {
     uint32_t cur = TRY(load_word(s, uaddr));
@@ -382,7 +329,7 @@ Result<long> futex_requeue(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nr
     Waiter& w = *it++;
     if (!(w.key == k1)) continue;
     if (++count <= nwake) {
-      wake_waiter(b1, w, sl);
+      wake_waiter(b1, w);
       continue;
     }
     // Moved: a sleeping waiter notices its new bucket when it next wakes.
@@ -445,11 +392,10 @@ Result<long> futex_wake_op(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nw
   if (!t) return err(ENOMEM);
   Bucket& b1 = t->bucket(k1);
   Bucket& b2 = t->bucket(k2);
-  SignalList sl;
   PairLocker g(b1, b2);
   int opret = TRY(atomic_op(s, uaddr2, encoded));
-  int woken = wake_locked(b1, k1, nwake, FUTEX_BITSET_MATCH_ANY, sl);
-  if (opret > 0) woken += wake_locked(b2, k2, nwake2, FUTEX_BITSET_MATCH_ANY, sl);
+  int woken = wake_locked(b1, k1, nwake, FUTEX_BITSET_MATCH_ANY);
+  if (opret > 0) woken += wake_locked(b2, k2, nwake2, FUTEX_BITSET_MATCH_ANY);
   return woken;
 }
 
