@@ -203,21 +203,8 @@ int wake_locked(Bucket& b, const MemoryKey& key, int n, uint32_t bitset) ABSL_EX
   return woken;
 }
 
-// The waker's store to the word must be ordered before its load of the
-// count (the waiter counts itself, then reads the word), as Linux's
-// smp_mb() before futex_hb_waiters_pending.
 bool no_waiters(Bucket& b) {
-#if defined(__x86_64__)
-  // Every store a waker makes to the word comes before a locked
-  // instruction of its own: the scheduler's compare-and-swap at kernel
-  // entry (for a store made in user space) or the kernel's own seq_cst
-  // exchange or compare-and-swap of the word (robust lists, clear_child_tid).
-  // On x86-64 that is a full barrier: the fence needs to stop the compiler
-  // only.
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-#else
   std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
   return b.nwaiters.load(std::memory_order_relaxed) == 0;
 }
 
