@@ -13,9 +13,11 @@
 // peer's turn; a probe that runs out makes the next one come later.
 //
 // Who uses it: pipes and FIFOs (vfs/pipe.cc) and the socket layer
-// (net/socket.cc). The object keeps a
-// generation word that every change a waiter may wait for bumps under the
-// object's lock.
+// (net/socket.cc), through spin(): the object keeps a generation word that
+// every change a waiter may wait for bumps under the object's lock.
+// Futexes (kern/futex.cc) keep one budget per hash bucket and call
+// begin()/end() themselves: their waiter spins on its own flag with no
+// lock held.
 #pragma once
 
 #include <atomic>
