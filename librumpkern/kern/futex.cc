@@ -8,7 +8,9 @@
 //
 // A waiter first spins a little on its own "woken" flag, giving its
 // virtual CPU back (Lwp::spin_wait), before it sleeps: a lock handed
-// over between two LWPs on two CPUs then costs no host wake-up.
+// over between two LWPs on two CPUs then costs no host wake-up. How long
+// it spins adapts per bucket (kern/spin_budget.h): where the waker is not
+// running (a loaded host), waiters soon sleep at once.
 #include "kern/futex.h"
 
 #include <linux/futex.h>
@@ -22,6 +24,7 @@
 #include "kern/component.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
+#include "kern/spin_budget.h"
 #include "kern/syscall_protos.h"
 
 namespace rump {
@@ -30,8 +33,6 @@ namespace {
 
 namespace bi = boost::intrusive;
 
-// How long a waiter spins before it sleeps.
-constexpr int64_t kSpinNs = 20 * 1000;
 constexpr int kBuckets = 64;  // a power of two
 // Linux's limit on robust list entries walked at exit.
 constexpr int kRobustListLimit = 2048;
@@ -61,6 +62,20 @@ struct Bucket {
   // has no one to wake (the waiter counts itself before it reads the word).
   std::atomic<int> nwaiters{0};
   WaiterList waiters ABSL_GUARDED_BY(lock);
+  // How long waiters on this bucket spin before they sleep.
+  SpinBudget spin ABSL_GUARDED_BY(lock);
+  // spin is at its longest with no probe pending: a spin that paid off
+  // changes nothing then, and its waiter does not take the lock again.
+  // Written under lock, read without it.
+  std::atomic<bool> spin_full{true};
+
+  void spin_end_locked(SpinBudget::Turn t, bool paid_off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock) {
+    spin.end(t, paid_off);
+    spin_full.store(spin.settled(SpinBudget::Turn{SpinBudget::kMaxNs, false}), std::memory_order_relaxed);
+  }
+  bool spin_settled(SpinBudget::Turn t) const {
+    return !t.probe && t.ns >= SpinBudget::kMaxNs / 2 && spin_full.load(std::memory_order_relaxed);
+  }
 };
 
 class FutexTable : public KObject {
@@ -161,6 +176,13 @@ class ABSL_SCOPED_LOCKABLE PairLocker {
 };
 
 // Takes w off b and wakes it. After this the waiter may be gone.
+//
+// A sleeper is signalled under the bucket lock. Signalling it after the
+// lock is dropped (so that it does not wake only to block on the lock)
+// needs the waiter to keep its condition variable until the waker is
+// done; measured on a loaded host, that hand-shake made a futex
+// ping-pong several times slower (a waker preempted between the unlock
+// and the signal holds its waiter up for a host time slice).
 void wake_waiter(Bucket& b, Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
   b.waiters.erase(b.waiters.iterator_to(w));
   b.nwaiters.fetch_sub(1, std::memory_order_relaxed);
@@ -223,7 +245,13 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
   w.key = key;
   w.bitset = bitset;
   w.bucket.store(&b0, std::memory_order_relaxed);
+  int64_t left = -1;
+  if (deadline_ns >= 0) {
+    left = deadline_ns - mono_now_ns();
+    if (left < 0) left = 0;
+  }
   b0.nwaiters.fetch_add(1, std::memory_order_seq_cst);
+  SpinBudget::Turn turn;
   {
     MutexLocker g(b0.lock);
     Result<uint32_t> cur = load_word(s, uaddr);
@@ -232,20 +260,28 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
       return err(cur.ok() ? EAGAIN : cur.error());
     }
     b0.waiters.push_back(w);
+    turn = b0.spin.begin(left);
   }
-  int64_t spin = kSpinNs;
-  if (deadline_ns >= 0) {
-    int64_t left = deadline_ns - mono_now_ns();
-    if (left < spin) spin = left > 0 ? left : 0;
+  if (turn.ns > 0 && l.spin_wait(w.woken, 0, turn.ns)) {
+    // The hand-over: the waker set the flag while we spun.
+    if (!b0.spin_settled(turn)) {
+      MutexLocker g(b0.lock);
+      b0.spin_end_locked(turn, true);
+    }
+    return 0;
   }
-  if (spin > 0 && l.spin_wait(w.woken, 0, spin)) return 0;
-  if (w.woken.load(std::memory_order_acquire)) return 0;
   std::optional<CondVar> cv;
   int e = 0;
   for (;;) {
     Bucket* b = w.bucket.load(std::memory_order_acquire);
     MutexLocker g(b->lock);
     if (w.bucket.load(std::memory_order_relaxed) != b) continue;
+    if (turn.ns > 0) {
+      // The spin ran out (a flag set only now came too late to count).
+      // A waiter requeued meanwhile leaves its first bucket's budget be.
+      if (b == &b0) b->spin_end_locked(turn, false);
+      turn.ns = 0;
+    }
     if (w.woken.load(std::memory_order_acquire)) return 0;
     if (!cv) {
       cv.emplace();

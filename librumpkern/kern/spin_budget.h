@@ -13,9 +13,11 @@
 // peer's turn; a probe that runs out makes the next one come later.
 //
 // Who uses it: pipes and FIFOs (vfs/pipe.cc) and the socket layer
-// (net/socket.cc). The object keeps a
-// generation word that every change a waiter may wait for bumps under the
-// object's lock.
+// (net/socket.cc), through spin(): the object keeps a generation word that
+// every change a waiter may wait for bumps under the object's lock.
+// Futexes (kern/futex.cc) keep one budget per hash bucket and call
+// begin()/end() themselves: their waiter spins on its own flag with no
+// lock held.
 #pragma once
 
 #include <atomic>
@@ -37,34 +39,56 @@ struct SpinBudget {
   uint32_t sleeps = 0;  // since the last probe
   uint32_t probe_every = kProbeFirst;
 
+  // One spin's length and whether it is a probe, as begin() chose it.
+  struct Turn {
+    int32_t ns = 0;
+    bool probe = false;
+  };
+
+  // The length of the next spin (0: none), never past max_ns when >= 0.
+  // The caller spins, then tells end() how it went. Both under the lock
+  // that guards the budget.
+  Turn begin(int64_t max_ns) {
+    Turn t{ns, false};
+    if (t.ns == 0 && ++sleeps >= probe_every) {
+      t.ns = kProbeNs;
+      t.probe = true;
+      sleeps = 0;
+    }
+    if (max_ns >= 0 && t.ns > max_ns) t.ns = static_cast<int32_t>(max_ns);
+    if (t.ns < 0) t.ns = 0;
+    return t;
+  }
+
+  // Adapts the budget to a spin of t that paid off or ran out.
+  void end(Turn t, bool paid_off) {
+    if (paid_off) {
+      ns = !t.probe && t.ns < kMaxNs / 2 ? (t.ns < kMinNs ? kMinNs : t.ns * 2) : kMaxNs;
+      probe_every = kProbeFirst;
+    } else if (t.probe) {
+      if (probe_every < kProbeLast) probe_every *= 2;
+    } else {
+      ns = t.ns >= 2 * kMinNs ? t.ns / 2 : 0;
+    }
+  }
+
+  // True if end(t, true) would change nothing: a waiter that spins with
+  // no lock held skips taking the lock again after a spin that paid off.
+  bool settled(Turn t) const { return !t.probe && t.ns >= kMaxNs / 2 && ns == kMaxNs && probe_every == kProbeFirst; }
+
   // Spins on gen (whose value under m was seen) with m dropped, for at
   // most the budget (and never past max_ns, when >= 0), and adapts the
   // budget. m is held again on return. True if gen moved: the caller
   // re-checks its condition instead of sleeping.
   bool spin(Lwp& l, Mutex& m, const std::atomic<uint32_t>& gen, uint32_t seen, int64_t max_ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(m) {
-    int32_t budget = ns;
-    bool probe = false;
-    if (budget == 0 && ++sleeps >= probe_every) {
-      budget = kProbeNs;
-      probe = true;
-      sleeps = 0;
-    }
-    if (max_ns >= 0 && budget > max_ns) budget = static_cast<int32_t>(max_ns);
-    if (budget <= 0) return false;
+    Turn t = begin(max_ns);
+    if (t.ns <= 0) return false;
     m.unlock();
-    bool paid_off = l.spin_wait(gen, seen, budget);
+    bool paid_off = l.spin_wait(gen, seen, t.ns);
     m.lock();
-    if (paid_off) {
-      ns = !probe && budget < kMaxNs / 2 ? (budget < kMinNs ? kMinNs : budget * 2) : kMaxNs;
-      probe_every = kProbeFirst;
-      return true;
-    }
-    if (probe) {
-      if (probe_every < kProbeLast) probe_every *= 2;
-    } else {
-      ns = budget >= 2 * kMinNs ? budget / 2 : 0;
-    }
+    end(t, paid_off);
+    if (paid_off) return true;
     // A change late in the spin or between its end and the lock: its
     // maker saw no sleeper and woke nobody.
     return gen.load(std::memory_order_relaxed) != seen;

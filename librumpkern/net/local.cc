@@ -508,6 +508,7 @@ Result<void> unp_send(Lwp& l, Socket& so, SockRecord* rec, const SockAddr* to, b
   if (!pr.stream && !pr.connection) TRY(maybe_autobind(so));
   Socket& t = *target;
   bool dead_peer = false;
+  bool wake = false;
   int error = 0;
   {
     MutexLocker g(t.lock_);
@@ -547,9 +548,11 @@ Result<void> unp_send(Lwp& l, Socket& so, SockRecord* rec, const SockAddr* to, b
         rec->has_creds = true;
         rec->creds = Socket::creds_of(l);
       }
-      t.deliver_locked(rec);
+      wake = t.deliver_locked_deferred(rec);
     }
   }
+  // target's reference keeps t (and its condition variable) alive.
+  if (wake) t.wake_receiver();
   if (dead_peer) disconnect_from(so, t);
   if (error) return err(error);
   return {};

@@ -139,14 +139,18 @@ void Socket::wake_locked() {
   if (!wq_.empty()) wq_.wakeup();
 }
 
-void Socket::deliver_locked(SockRecord* rec) {
+bool Socket::deliver_locked_deferred(SockRecord* rec) {
   rcv_.push_back(*rec);
   rcv_cc_ += rec->len - rec->off;
   rcv_count_++;
   gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  if (rcv_waiters_) rcv_cv_.signal();
   wq_.lock().assert_held();  // the queue's lock is the object's lock_
   if (!wq_.empty()) wq_.wakeup();
+  return rcv_waiters_ > 0;
+}
+
+void Socket::deliver_locked(SockRecord* rec) {
+  if (deliver_locked_deferred(rec)) rcv_cv_.signal();
 }
 
 void Socket::drain_locked(SockRecordList& out) {
@@ -159,16 +163,16 @@ namespace {
 
 // Gives back n bytes charged to so (lock held): a writer waits only while
 // the buffer is full, so only then does a spinner need to see gen_ move
-// and a sleeper a signal; pollers look for themselves.
-void uncharge_locked(Socket& so, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_) {
+// and a sleeper a wake-up; pollers look for themselves. True if writers
+// sleep: the caller broadcasts snd_cv_ after dropping the lock (woken
+// under it, they would block on it at once).
+[[nodiscard]] bool uncharge_locked(Socket& so, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_) {
   bool was_full = so.snd_cc_ >= static_cast<size_t>(so.sndbuf_);
   so.snd_cc_ = so.snd_cc_ > n ? so.snd_cc_ - n : 0;
-  if (was_full) {
-    so.gen_.store(so.gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    if (so.snd_waiters_) so.snd_cv_.broadcast();
-  }
+  if (was_full) so.gen_.store(so.gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   so.wq_.lock().assert_held();  // the queue's lock is the object's lock_
   if (!so.wq_.empty()) so.wq_.wakeup();
+  return was_full && so.snd_waiters_ > 0;
 }
 
 // A consumed record that can be reused as it is.
@@ -179,8 +183,12 @@ bool reusable(const SockRecord& r) {
 }  // namespace
 
 void Socket::uncharge(size_t n) {
-  MutexLocker g(lock_);
-  uncharge_locked(*this, n);
+  bool wake;
+  {
+    MutexLocker g(lock_);
+    wake = uncharge_locked(*this, n);
+  }
+  if (wake) snd_cv_.broadcast();
 }
 
 void Socket::uncharge_and_recycle(size_t n, SockRecordList& done) {
@@ -199,9 +207,10 @@ void Socket::uncharge_and_recycle(size_t n, SockRecordList& done) {
       ++it;
     }
   }
+  bool wake = false;
   {
     MutexLocker g(lock_);
-    if (n) uncharge_locked(*this, n);
+    if (n) wake = uncharge_locked(*this, n);
     while (!keep.empty() && rec_cached_ < kRecordCache) {
       SockRecord& r = keep.front();
       keep.pop_front();
@@ -211,6 +220,7 @@ void Socket::uncharge_and_recycle(size_t n, SockRecordList& done) {
       rec_cached_++;
     }
   }
+  if (wake) snd_cv_.broadcast();
   keep.clear_and_dispose(&SockRecord::dispose);
   done.clear_and_dispose(&SockRecord::dispose);
   // The caller holds a reference of its own: these are never the last.

@@ -301,6 +301,13 @@ class Socket : public KObject, public RefCounted<Socket> {
   // --- for protocols (lock held)
   // Appends rec to the receive buffer and wakes readers and pollers.
   void deliver_locked(SockRecord* rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The same, but a sleeping reader is left to the caller: true if one
+  // sleeps, and the caller, still holding a reference, calls
+  // wake_receiver() once it has dropped lock_. A reader signalled under
+  // the lock would wake only to block on it at once (a second host
+  // wake-up on the round trip).
+  [[nodiscard]] bool deliver_locked_deferred(SockRecord* rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void wake_receiver() { rcv_cv_.signal(); }
   // Something a reader, writer or poller waits for changed.
   void wake_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Takes every record out (close, gc); dispose them without the lock.

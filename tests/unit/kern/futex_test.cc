@@ -466,3 +466,157 @@ TEST_CASE("futex ping-pong on two virtual CPUs: every wake reaches the other sid
   CHECK_THREADS_OK();
   CHECK(turn == 2 * kRounds);
 }
+
+// The hand-over races: a waiter spins a little (its virtual CPU given
+// back) before it sleeps, and a waker that finds it spinning hands over
+// with a store. Each wake must reach exactly one waiter whatever phase
+// (queueing, spinning, sleeping, timing out) the waiter is in.
+
+TEST_CASE("timed FUTEX_WAITs racing FUTEX_WAKEs: every wake a waker counts is one waiter's 0, none lost",
+          "[futex][concurrency]") {
+  KernelUp up({.ncpu = 2});
+  Kid k = fork_and_switch();
+  constexpr int kWaits = 4000;
+  alignas(4) static uint32_t word;
+  word = 0;
+  std::atomic<bool> done{false};
+  long woke = 0, timed_out = 0, wakes = 0;
+  std::thread waiter([&] {
+    rump_kernel_set_current(up.k);
+    TCHECK(rump_lwproc_newlwp(k.pid) == 0);
+    // Timeouts inside the spin budget (20 us), about its end, and beyond.
+    constexpr long kTimeoutsNs[] = {1000, 5000, 19000, 25000, 200000};
+    for (int i = 0; i < kWaits; i++) {
+      timespec ts{0, kTimeoutsNs[i % 5]};
+      long r = rump_sys_futex(&word, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0);
+      if (r == 0) woke++;
+      else if (errno == ETIMEDOUT) timed_out++;
+      else TCHECK(false);
+    }
+    done = true;
+    rump_lwproc_releaselwp();
+  });
+  std::thread waker([&] {
+    rump_kernel_set_current(up.k);
+    TCHECK(rump_lwproc_newlwp(k.pid) == 0);
+    for (unsigned i = 1; !done.load(); i++) {
+      long n = rump_sys_futex(&word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+      TCHECK(n == 0 || n == 1);
+      if (n > 0) wakes += n;
+      // Pauses of varying length, so that wakes land in every phase.
+      for (unsigned j = 0; j < (i * 2654435761u) % 4096; j++) __asm__ volatile("" ::: "memory");
+    }
+    rump_lwproc_releaselwp();
+  });
+  waiter.join();
+  waker.join();
+  CHECK_THREADS_OK();
+  CHECK(woke + timed_out == kWaits);
+  CHECK(wakes == woke);
+}
+
+TEST_CASE("a FUTEX_WAIT timing out inside its spin is ETIMEDOUT, never before its deadline", "[futex][concurrency]") {
+  KernelUp up({.ncpu = 2});
+  Kid k = fork_and_switch();
+  alignas(4) static uint32_t word = 0;
+  for (long ns : {2000L, 10000L, 15000L}) {
+    for (int i = 0; i < 20; i++) {
+      timespec before, after;
+      clock_gettime(CLOCK_MONOTONIC, &before);
+      timespec ts{0, ns};
+      CHECK_ERRNO(ETIMEDOUT, rump_sys_futex(&word, FUTEX_WAIT_PRIVATE, 0, &ts, nullptr, 0));
+      clock_gettime(CLOCK_MONOTONIC, &after);
+      long waited = (after.tv_sec - before.tv_sec) * 1000000000L + (after.tv_nsec - before.tv_nsec);
+      CHECK(waited >= ns);
+    }
+  }
+}
+
+TEST_CASE("futex ping-pong with signals sent to one player: each wait is a wake, EAGAIN or EINTR, no turn lost",
+          "[futex][concurrency]") {
+  KernelUp up({.ncpu = 2});
+  Kid k = fork_and_switch();
+  REQUIRE(rump_test::set_action(SIGUSR1, rump_test::kHandler) == 0);
+  constexpr int kRounds = 3000;
+  alignas(4) static uint32_t turn;
+  turn = 0;
+  std::atomic<pid_t> target{0};
+  std::atomic<bool> done{false};
+  std::atomic<long> eintr{0};
+  std::atomic<bool> target_leaving{false};
+  auto player = [&](uint32_t me) {
+    rump_kernel_set_current(up.k);
+    TCHECK(rump_lwproc_newlwp(k.pid) == 0);
+    if (me == 1) target = static_cast<pid_t>(rump_sys_gettid());
+    for (int i = 0; i < kRounds; i++) {
+      uint32_t t;
+      while ((t = __atomic_load_n(&turn, __ATOMIC_ACQUIRE)) % 2 != me) {
+        long r = rump_sys_futex(&turn, FUTEX_WAIT_PRIVATE, t, nullptr, nullptr, 0);
+        TCHECK(r == 0 || errno == EAGAIN || errno == EINTR);
+        if (r != 0 && errno == EINTR) eintr++;
+      }
+      __atomic_fetch_add(&turn, 1, __ATOMIC_RELEASE);
+      TCHECK(rump_sys_futex(&turn, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0) >= 0);
+    }
+    if (me == 1) target_leaving = true;
+    rump_lwproc_releaselwp();
+  };
+  std::thread sender([&] {
+    rump_kernel_set_current(up.k);
+    TCHECK(rump_lwproc_newlwp(k.pid) == 0);
+    uint64_t all = ~uint64_t{0};
+    rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&all), nullptr, 8);
+    while (!done.load()) {
+      // ESRCH only once the target's LWP is going.
+      if (pid_t t = target.load()) TCHECK(rump_sys_tkill(t, SIGUSR1) == 0 || (errno == ESRCH && target_leaving));
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+    rump_lwproc_releaselwp();
+  });
+  std::thread a(player, 0u), b(player, 1u);
+  a.join();
+  b.join();
+  done = true;
+  sender.join();
+  CHECK_THREADS_OK();
+  CHECK(turn == 2 * kRounds);
+  INFO("waits ended by a signal: " << eintr.load());
+}
+
+TEST_CASE("halting a kernel while an LWP waits in FUTEX_WAIT ends the wait and the halt completes",
+          "[futex][concurrency]") {
+  for (int round = 0; round < 40; round++) {
+    rump_boot_config c;
+    rump_boot_config_init(&c);
+    c.ncpu = 2;
+    rump_kernel* kk = nullptr;
+    REQUIRE(rump_kernel_boot(&c, &kk) == 0);
+    rump_kernel_set_current(kk);
+    REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
+    pid_t pid = rump_sys_getpid();
+    rump_lwproc_switch(nullptr);
+    alignas(4) static uint32_t word;
+    word = 0;
+    std::atomic<bool> queued{false};
+    std::atomic<long> r{99};
+    std::atomic<int> e{0};
+    std::thread waiter([&] {
+      rump_kernel_set_current(kk);
+      TCHECK(rump_lwproc_newlwp(pid) == 0);
+      queued = true;
+      r = rump_sys_futex(&word, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+      e = errno;
+      // The kernel is gone: the thread leaves without calling in again.
+    });
+    // Halt right after the waiter started (it spins then) or a little
+    // later (it sleeps).
+    while (!queued) std::this_thread::yield();
+    if (round % 2) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    rump_kernel_set_current(nullptr);
+    CHECK(rump_kernel_halt(kk) == 0);
+    waiter.join();
+    CHECK(r == -1);
+    CHECK(e == EINTR);
+  }
+  CHECK_THREADS_OK();
+}
