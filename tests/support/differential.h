@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "rump_test.h"
+
 namespace rump_diff {
 
 // One system call with up to six arguments (integers or pointers).
@@ -95,5 +97,21 @@ inline void check_same(const Trace& host, const Trace& rump) {
     CHECK(host.v[i] == rump.v[i]);
   }
 }
+
+// Runs scenario s (a Trace s(Sys)) in a forked host child and as a fresh
+// process of the current rump kernel, forked from the calling context,
+// and compares what they saw: for scenarios that change process state.
+template <class S>
+void differential(S s) {
+  Trace host = rump_test::host_child<Trace>([&] { return s(kHost); });
+  rump_test::Kid k = rump_test::fork_kid();
+  Trace rump = rump_test::as(k.l, [&] { return s(kRump); });
+  check_same(host, rump);
+}
+
+// A call that returns a descriptor is recorded by its outcome (0, or -1
+// and errno), not its number: the host process has others open.
+inline long fd_outcome(long r) { return r >= 0 ? 0 : r; }
+#define TFD(var, expr) trace.call(::rump_diff::fd_outcome(var = (expr)), __LINE__)
 
 }  // namespace rump_diff

@@ -30,27 +30,12 @@ extern "C" {
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifdef COMPAT_RUMP
-#include <rump/rump.h>
-#define CALL(name) rump_sys_##name
-#else
-#define CALL(name) name
-#endif
-
-static void show(const char *what, long r) {
-	printf("%s = %ld errno %d\n", what, r < 0 ? -1L : r, r < 0 ? errno : 0);
-	errno = 0;
-}
+#include "compat.h"
 
 int main(void) {
-#ifdef COMPAT_RUMP
-	if (rump_init() != 0)
-		return 2;
-#else
 	char dir[] = "/tmp/compat_procXXXXXX";
-	if (!mkdtemp(dir) || chdir(dir) != 0)
+	if (compat_begin(dir) != 0)
 		return 2;
-#endif
 	int m = CALL(memfd_create)("compat", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	show("memfd_create", m >= 0 ? 0 : -1);
 	show("write", CALL(write)(m, "sealed", 6));
@@ -96,9 +81,7 @@ int main(void) {
 	show("close", CALL(close)(g));
 	show("close", CALL(close)(p));
 	show("close", CALL(close)(m));
-#ifndef COMPAT_RUMP
-	if (chdir("/") != 0 || rmdir(dir) != 0)
+	if (compat_end(dir) != 0)
 		return 2;
-#endif
 	return 0;
 }

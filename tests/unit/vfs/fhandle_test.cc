@@ -30,9 +30,6 @@ using rump_diff::Sys;
 using rump_diff::Trace;
 using rump_test::KernelUp;
 
-inline long fd_outcome(long r) { return r >= 0 ? 0 : r; }
-#define TFD(var, expr) trace.call(fd_outcome(var = (expr)), __LINE__)
-
 struct Handle {
   uint32_t handle_bytes;
   int32_t handle_type;

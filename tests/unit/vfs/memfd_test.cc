@@ -38,11 +38,6 @@ using rump_test::KernelUp;
 #define F_SEAL_EXEC 0x0020
 #endif
 
-// Records a call that returns a descriptor by its outcome (0 or -1 and
-// errno), not its number: the host process has other descriptors open.
-inline long fd_outcome(long r) { return r >= 0 ? 0 : r; }
-#define TFD(var, expr) trace.call(fd_outcome(var = (expr)), __LINE__)
-
 void stat_of(Trace& trace, Sys sys, long fd) {
   struct stat st;
   T(sys(SYS_fstat, fd, &st));

@@ -32,8 +32,6 @@ using rump_diff::Sys;
 using rump_diff::Trace;
 using rump_test::KernelUp;
 
-inline long fd_outcome(long r) { return r >= 0 ? 0 : r; }
-
 // openat2 with a structure of size bytes (zero past open_how), recording
 // the outcome and closing what it opened.
 long open2(Trace& trace, Sys sys, int at, long dfd, const char* path, uint64_t flags, uint64_t mode,
@@ -44,7 +42,7 @@ long open2(Trace& trace, Sys sys, int at, long dfd, const char* path, uint64_t f
   if (size > sizeof how && size <= sizeof buf) buf[size - 1] = tail;
   long r = sys(SYS_openat2, dfd, path, buf, size);
   int e = errno;
-  trace.put(fd_outcome(r), at);
+  trace.put(rump_diff::fd_outcome(r), at);
   trace.put(r < 0 ? e : 0, at);
   if (r >= 0) {
     // (F_GETFL here leaves out O_DIRECTORY and O_NOFOLLOW, which the

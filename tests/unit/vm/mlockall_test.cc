@@ -16,15 +16,8 @@
 
 namespace {
 
-using rump_diff::check_same;
-using rump_diff::kHost;
-using rump_diff::kRump;
 using rump_diff::Sys;
 using rump_diff::Trace;
-using rump_test::as;
-using rump_test::fork_kid;
-using rump_test::host_child;
-using rump_test::Kid;
 using rump_test::KernelUp;
 
 Trace mlockall_scenario(Sys sys) {
@@ -57,10 +50,7 @@ Trace mlockall_scenario(Sys sys) {
 
 TEST_CASE("mlockall and munlockall check flags and privilege as the host", "[mman][differential]") {
   KernelUp up;
-  Trace host = host_child<Trace>([] { return mlockall_scenario(kHost); });
-  Kid k = fork_kid();
-  Trace rump = as(k.l, [] { return mlockall_scenario(kRump); });
-  check_same(host, rump);
+  rump_diff::differential(mlockall_scenario);
 }
 
 TEST_CASE("mlockall in an isolated address space checks the same", "[mman]") {
