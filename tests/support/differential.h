@@ -13,11 +13,13 @@
 
 #include <catch2/catch.hpp>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <type_traits>
+#include <string>
 
 #include "rump_test.h"
 
@@ -106,6 +108,27 @@ void differential(S s) {
   Trace host = rump_test::host_child<Trace>([&] { return s(kHost); });
   rump_test::Kid k = rump_test::fork_kid();
   Trace rump = rump_test::as(k.l, [&] { return s(kRump); });
+  check_same(host, rump);
+}
+
+// As differential, for a scenario s(Sys, dir) that works in an empty
+// directory dir and leaves it empty: on the host a fresh one under the
+// existing directory parent (removed afterwards), in the rump kernel the
+// same path, made with its parents.
+template <class S>
+void differential_in_dir(const std::string& parent, S s) {
+  std::string tmpl = parent + "/rump-diff-XXXXXX";
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const std::string dir = tmpl;
+  Trace host = rump_test::host_child<Trace>([&] { return s(kHost, dir); });
+  CHECK(rmdir(dir.c_str()) == 0);
+  for (size_t i = 1; i <= dir.size(); i++) {
+    if (i < dir.size() && dir[i] != '/') continue;
+    int r = rump_sys_mkdir(dir.substr(0, i).c_str(), 0755);
+    REQUIRE((r == 0 || errno == EEXIST));
+  }
+  rump_test::Kid k = rump_test::fork_kid();
+  Trace rump = rump_test::as(k.l, [&] { return s(kRump, dir); });
   check_same(host, rump);
 }
 
