@@ -20,11 +20,13 @@ namespace rump {
 enum Capability : int {
   kCapChown = 0,
   kCapDacOverride = 1,
+  kCapDacReadSearch = 2,
   kCapFowner = 3,
   kCapKill = 5,
   kCapSetgid = 6,
   kCapSetuid = 7,
   kCapSetpcap = 8,
+  kCapIpcLock = 14,
   kCapSysPtrace = 19,
   kCapSysAdmin = 21,
   kCapSysNice = 23,

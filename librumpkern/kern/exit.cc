@@ -134,6 +134,9 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
     }
     p.state_ = Proc::State::kZombie;
     p.exit_status_ = wstatus;
+    // Process descriptors (pidfd) become readable; p can't be reaped
+    // before this, as the tree lock is held.
+    k.sig_watchers().notify(p, 0);
     Proc* parent = p.parent_;
     // A waiter in wait4 sees the child's end either way: as a zombie to
     // collect, or (autoreaped) as a child that is no longer there.

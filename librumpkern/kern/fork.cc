@@ -144,6 +144,7 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
     std::memcpy(child->affinity_, affinity, sizeof affinity);
   }
   child->umask_.store(parent.umask_.load());
+  child->personality_.store(parent.personality_.load(std::memory_order_relaxed), std::memory_order_relaxed);
   child->space_ = parent.space_;  // the vm faction's fork hook replaces it
 
   for (; ext_done < proc_extension_count(); ext_done++) {

@@ -144,6 +144,12 @@ class Proc : public KObject {
   int pdeath_signal_ ABSL_GUARDED_BY(lock_) = 0;
   int dumpable_ ABSL_GUARDED_BY(lock_) = 1;
   bool no_new_privs_ ABSL_GUARDED_BY(lock_) = false;
+  // personality(2): the execution domain (PER_LINUX, low byte 0) and its
+  // flags; inherited.
+  std::atomic<uint32_t> personality_{0};
+  // membarrier(2): the MEMBARRIER_CMD_REGISTER_* commands this process
+  // ran (their bits); not inherited, as Linux keeps them per address space.
+  std::atomic<uint32_t> membarrier_registered_{0};
   // Scheduling (kern/sys_sched.cc), inherited: the nice value, policy and
   // real-time priority, and the CPUs allowed (bit n: virtual CPU n; read
   // through the CPUs the kernel has).

@@ -51,7 +51,9 @@ class Proc;
 // Something that wants to hear of signals as they become pending (a
 // signalfd's wait queue: vfs/signalfd.cc). notify runs after the signal
 // is pending, with no process lock held (the process table's may be), and
-// may take locks ranked above kSigWatch.
+// may take locks ranked above kSigWatch. sig 0 says that p has just
+// become a zombie (exit1 calls it under the process table's lock, for
+// pidfds: vfs/pidfd.cc).
 struct SigWatch {
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
   void (*notify)(SigWatch& w, Proc& p, int sig) = nullptr;

@@ -1,5 +1,6 @@
 // Process system calls: ids, exit, wait, process groups and sessions,
 // umask, resource limits.
+#include <fcntl.h>
 #include <sys/wait.h>
 
 #include <cstring>
@@ -7,6 +8,7 @@
 #include "kern/copy.h"
 #include "kern/fork.h"
 #include "kern/kernel.h"
+#include "kern/pidfd.h"
 #include "kern/syscall_protos.h"
 
 namespace rump {
@@ -39,6 +41,9 @@ Result<long> sys_exit_group(Lwp& l, int status) {
 namespace {
 
 enum class WaitId { kAll, kPid, kPgid };
+
+// waitid's idtype for a child named by a pidfd (Linux 5.4's P_PIDFD).
+constexpr int kPPidfd = 3;
 
 struct WaitRequest {
   WaitId idtype;
@@ -117,6 +122,7 @@ Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, in
     return err(EINVAL);
   if ((options & (WEXITED | WSTOPPED | WCONTINUED)) == 0) return err(EINVAL);
   WaitRequest w{WaitId::kAll, 0, options, (options & WNOWAIT) == 0};
+  bool nonblock_pidfd = false;
   switch (idtype) {
     case P_ALL: break;
     case P_PID:
@@ -134,6 +140,18 @@ Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, in
         w.id = static_cast<pid_t>(id);
       }
       break;
+    case kPPidfd: {
+      if (static_cast<int>(id) < 0) return err(EINVAL);
+      PidfdTarget pt = TRY(pidfd_resolve(l, static_cast<int>(id)));
+      w.idtype = WaitId::kPid, w.id = pt.pid;
+      // A PIDFD_NONBLOCK descriptor does not wait: EAGAIN instead of
+      // blocking when the child has not ended (Linux 5.10).
+      if (pt.file_flags & O_NONBLOCK) {
+        if ((options & WNOHANG) == 0) nonblock_pidfd = true;
+        w.options |= WNOHANG;
+      }
+      break;
+    }
     default:
       return err(EINVAL);
   }
@@ -141,6 +159,7 @@ Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, in
   // none here (no job control): WNOHANG reports nothing, else ECHILD.
   if ((options & WEXITED) == 0 && (options & WNOHANG) == 0) return err(ECHILD);
   WaitResult r = (options & WEXITED) ? TRY(do_wait(l, w)) : WaitResult{};
+  if (r.pid == 0 && nonblock_pidfd) return err(EAGAIN);
   if (info) {
     siginfo_t si;
     std::memset(&si, 0, sizeof si);
@@ -164,6 +183,17 @@ Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, in
     TRY(copyout_obj(l, zero, ru));
   }
   return 0;
+}
+
+namespace {
+PidfdResolveFn g_pidfd_resolver = nullptr;  // set while libraries load
+}  // namespace
+
+PidfdResolverRegistrar::PidfdResolverRegistrar(PidfdResolveFn fn) { g_pidfd_resolver = fn; }
+
+Result<PidfdTarget> pidfd_resolve(Lwp& l, int fd) {
+  if (!g_pidfd_resolver) return err(EBADF);
+  return g_pidfd_resolver(l, fd);
 }
 
 namespace {

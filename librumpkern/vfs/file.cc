@@ -496,7 +496,8 @@ class VnodeFileOps : public FileOps {
             }
           }
         }
-        Result<size_t> w = vp.write(buf, n, off);
+        size_t allowed = TRY(seals_check_write(vp, off, n));
+        Result<size_t> w = vp.write(buf, allowed, off);
         if (w.ok()) off += w.value();
         return w;
       }();

@@ -26,7 +26,18 @@ struct Walk {
   Ref<Vnode> root;
   int symlinks = 0;
   bool keep_expiry = false;  // kKeepExpiryMark
+  // openat2's scoping: the kNoXdev ... kInRoot flags, the directory a
+  // kBeneath walk stays under, the mount a kNoXdev walk stays on.
+  int scope = 0;
+  RefPtr<Vnode> beneath;
+  const Mount* xdev_mount = nullptr;
 };
+
+// kNoXdev: vp must be on the walk's mount.
+Result<void> check_xdev(const Walk& w, const Vnode& vp) {
+  if (w.xdev_mount && &vp.mount() != w.xdev_mount) return err(EXDEV);
+  return {};
+}
 
 // Follows mounts stacked on vp (vp's mount lock held by the caller when
 // reading mounted_here_; done here with fresh locks). Entering a mount is
@@ -47,13 +58,24 @@ Ref<Vnode> cross_down(Ref<Vnode> vp, bool keep_expiry) {
   }
 }
 
-Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& dir, std::string_view name, bool keep_expiry);
+Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& root, Vnode& dir, std::string_view name, bool keep_expiry);
 
 Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link);
 
+// One component looked up under the walk's rules.
+Result<Ref<Vnode>> walk_step(Walk& w, Vnode& dir, std::string_view comp) {
+  // kBeneath: ".." of the start directory would leave it.
+  if ((w.scope & kBeneath) && comp == ".." && &dir == w.beneath.get()) return err(EXDEV);
+  Ref<Vnode> next = TRY(lookup_in(w.l, *w.root, dir, comp, w.keep_expiry));
+  TRY(check_xdev(w, *next));
+  return next;
+}
+
 Result<Ref<Vnode>> walk(Walk& w, Ref<Vnode> dir, std::string_view path, bool follow_last, NameiData* nd) {
   if (!path.empty() && path[0] == '/') {
+    if (w.scope & kBeneath) return err(EXDEV);
     dir = w.root;
+    TRY(check_xdev(w, *dir));
     while (!path.empty() && path[0] == '/') path.remove_prefix(1);
   }
   if (path.empty()) {
@@ -80,12 +102,12 @@ Result<Ref<Vnode>> walk(Walk& w, Ref<Vnode> dir, std::string_view path, bool fol
       nd->last[comp.size()] = '\0';
       nd->trailing_slash = trailing;
       nd->is_dot = comp == "." || comp == "..";
-      Result<Ref<Vnode>> r = lookup_in(w.l, *dir, comp, w.keep_expiry);
+      Result<Ref<Vnode>> r = walk_step(w, *dir, comp);
       if (r.ok()) nd->vp = std::move(r).value();
       else if (r.error() != ENOENT) return err(r.error());
       return dir;
     }
-    Ref<Vnode> next = TRY(lookup_in(w.l, *dir, comp, w.keep_expiry));
+    Ref<Vnode> next = TRY(walk_step(w, *dir, comp));
     if (next->type() == VType::kLnk && (!last || follow_last || trailing))
       next = TRY(read_and_walk(w, dir, *next));
     if (last) {
@@ -98,6 +120,7 @@ Result<Ref<Vnode>> walk(Walk& w, Ref<Vnode> dir, std::string_view path, bool fol
 }
 
 Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link) {
+  if (w.scope & kNoSymlinks) return err(ELOOP);
   if (++w.symlinks > kMaxSymlinks) return err(ELOOP);
   Kmem& km = w.l.kernel().kmem();
   char* buf = static_cast<char*>(km.alloc(kPathMax));
@@ -115,6 +138,26 @@ Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link) {
 Result<Walk> start(Lwp& l) {
   ProcVfs& pv = proc_vfs(l.proc());
   return Walk{l, pv.root()};
+}
+
+// A walk from dirfd with openat2's scoping: *start_dir is where it
+// begins. kBeneath and kInRoot anchor it at dirfd's directory (whatever
+// the path); kNoXdev keeps it on the mount it starts on.
+Result<Walk> start_scoped(Lwp& l, int dirfd, const char* path, int flags, RefPtr<Vnode>* start_dir) {
+  Walk w = TRY(start(l));
+  w.keep_expiry = flags & kKeepExpiryMark;
+  w.scope = flags & (kNoXdev | kNoSymlinks | kBeneath | kInRoot);
+  if (w.scope & (kBeneath | kInRoot)) {
+    Ref<Vnode> anchor = TRY(at_dir(l, dirfd, "."));
+    if (!anchor->is_dir()) return err(ENOTDIR);
+    if (w.scope & kInRoot) w.root = anchor;
+    else w.beneath = anchor;
+    *start_dir = path[0] == '/' ? w.root : std::move(anchor);
+  } else {
+    *start_dir = TRY(at_dir(l, dirfd, path));
+  }
+  if (w.scope & kNoXdev) w.xdev_mount = &(*start_dir)->mount();
+  return w;
 }
 
 }  // namespace
@@ -138,14 +181,14 @@ Result<Ref<Vnode>> at_dir(Lwp& l, int dirfd, const char* path) {
 
 namespace {
 
-Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& dir, std::string_view name, bool keep_expiry) {
+// root: the walk's root, where ".." stays.
+Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& root, Vnode& dir, std::string_view name, bool keep_expiry) {
   Ref<Vnode> d(dir);
   if (name == "..") {
-    Ref<Vnode> root = proc_vfs(l.proc()).root();
     // At a mount's root, ".." is the covered directory's "..". A detached
     // mount has no parent: its root's ".." is itself.
     for (;;) {
-      if (d.get() == root.get()) return d;
+      if (d.get() == &root) return d;
       Mount& m = d->mount();
       RefPtr<Vnode> up;
       {
@@ -171,33 +214,34 @@ Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& dir, std::string_view name, bool kee
 }  // namespace
 
 Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name) {
-  return lookup_in(l, dir, name, false);
+  Ref<Vnode> root = proc_vfs(l.proc()).root();
+  return lookup_in(l, *root, dir, name, false);
 }
 
 Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags) {
-  Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
   if (path[0] == '\0') {
+    Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
     if (!(flags & kEmptyPath)) return err(ENOENT);
     return start_dir;
   }
-  Walk w = TRY(start(l));
-  w.keep_expiry = flags & kKeepExpiryMark;
-  return walk(w, std::move(start_dir), path, flags & kFollow, nullptr);
+  RefPtr<Vnode> start_dir;
+  Walk w = TRY(start_scoped(l, dirfd, path, flags, &start_dir));
+  return walk(w, Ref<Vnode>(kAdopt, start_dir.leak()), path, flags & kFollow, nullptr);
 }
 
-Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd) {
+Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd, int flags) {
   if (path[0] == '\0') return err(ENOENT);
-  Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
-  Walk w = TRY(start(l));
-  TRY(walk(w, std::move(start_dir), path, false, &nd));
+  RefPtr<Vnode> start_dir;
+  Walk w = TRY(start_scoped(l, dirfd, path, flags, &start_dir));
+  TRY(walk(w, Ref<Vnode>(kAdopt, start_dir.leak()), path, false, &nd));
   return {};
 }
 
-Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd) {
+Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd, int flags) {
   if (path[0] == '\0') return err(ENOENT);
-  Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
-  Walk w = TRY(start(l));
-  TRY(walk(w, std::move(start_dir), path, false, &nd));
+  RefPtr<Vnode> start_dir;
+  Walk w = TRY(start_scoped(l, dirfd, path, flags, &start_dir));
+  TRY(walk(w, Ref<Vnode>(kAdopt, start_dir.leak()), path, false, &nd));
   if (!follow) return {};
   Kmem& km = l.kernel().kmem();
   PathBuf body(km);
@@ -205,6 +249,7 @@ Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, Name
   // A trailing slash makes the open EISDIR whatever the name is: the
   // caller says so without following.
   while (nd.vp && nd.vp->type() == VType::kLnk && !nd.trailing_slash) {
+    if (w.scope & kNoSymlinks) return err(ELOOP);
     if (++w.symlinks > kMaxSymlinks) return err(ELOOP);
     Ref<Vnode> link = nd.vp.to_ref();
     size_t n;

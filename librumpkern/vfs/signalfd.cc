@@ -62,7 +62,7 @@ class Signalfd : public KObject, public RefCounted<Signalfd>, public SigWatch {
   friend class RefCounted<Signalfd>;
   static void notify(SigWatch& w, Proc& p, int sig) {
     auto* s = static_cast<Signalfd*>(&w);
-    if (s->mask_.load(std::memory_order_acquire) & sig_bit(sig)) s->wake();
+    if (sig > 0 && (s->mask_.load(std::memory_order_acquire) & sig_bit(sig))) s->wake();
   }
   void last_unref() {
     kernel_.sig_watchers().remove(*this);

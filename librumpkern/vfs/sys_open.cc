@@ -102,7 +102,10 @@ Result<Ref<File>> open_vnode(Lwp& l, Ref<Vnode> vp, int flags) {
   {
     MutexLocker g(vp->mount().lock_);
     TRY(vp->open(flags));
-    if ((flags & O_TRUNC) && va.type == VType::kReg) TRY(vp->truncate(0));
+    if ((flags & O_TRUNC) && va.type == VType::kReg) {
+      TRY(seals_check_resize(*vp, 0));
+      TRY(vp->truncate(0));
+    }
   }
   return f;
 }
@@ -116,7 +119,8 @@ void uncreate(Vnode& dir, const char* name, Vnode& vp) {
   if (now.ok() && now.value().get() == &vp) (void)dir.remove(name, vp);
 }
 
-Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t mode) {
+// scope: openat2's RESOLVE_* flags as namei's kNoXdev ... kInRoot.
+Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t mode, int scope = 0) {
   if (flags & ~kOpenFlagsValid) flags &= kOpenFlagsValid;  // Linux ignores unknown bits
   // Linux (since 6.4) refuses the pair outright, O_PATH or not, rather than
   // create a regular file and fail with ENOTDIR.
@@ -141,7 +145,7 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
   char created_name[kNameMax + 1];
 
   if ((flags & O_TMPFILE) == O_TMPFILE) {
-    Ref<Vnode> dir = TRY(namei(l, dirfd, path.p, kFollow));
+    Ref<Vnode> dir = TRY(namei(l, dirfd, path.p, kFollow | scope));
     if (!dir->is_dir()) return err(ENOTDIR);
     TRY(vaccess(l, *dir, W_OK | X_OK));
     Vattr dva = getattr(*dir);
@@ -161,7 +165,7 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
     bool follow = !(flags & (O_EXCL | O_NOFOLLOW));
     for (int attempt = 0; !vp; attempt++) {
       NameiData nd;
-      TRY(namei_create(l, dirfd, path.p, follow, nd));
+      TRY(namei_create(l, dirfd, path.p, follow, nd, scope));
       // A trailing slash (in the path or a followed link) is EISDIR before
       // anything else, existing or not.
       if (nd.trailing_slash) return err(EISDIR);
@@ -185,7 +189,7 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
       if (r.error() != EEXIST || (flags & O_EXCL) || attempt > 8) return err(r.error());
     }
   } else {
-    Ref<Vnode> v = TRY(namei(l, dirfd, path.p, (flags & O_NOFOLLOW) ? 0 : kFollow));
+    Ref<Vnode> v = TRY(namei(l, dirfd, path.p, ((flags & O_NOFOLLOW) ? 0 : kFollow) | scope));
     if (v->type() == VType::kLnk && !(flags & O_PATH)) return err(ELOOP);
     vp = std::move(v);
   }
@@ -206,6 +210,66 @@ Result<long> sys_open(Lwp& l, UserPtr<char> pathname, int flags, mode_t mode) {
 
 Result<long> sys_openat(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, mode_t mode) {
   return do_open(l, dirfd, pathname, flags, mode);
+}
+
+namespace {
+
+// <linux/openat2.h>
+struct OpenHow {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+constexpr uint64_t kResolveNoXdev = 0x01;
+constexpr uint64_t kResolveNoMagiclinks = 0x02;
+constexpr uint64_t kResolveNoSymlinks = 0x04;
+constexpr uint64_t kResolveBeneath = 0x08;
+constexpr uint64_t kResolveInRoot = 0x10;
+constexpr uint64_t kResolveCached = 0x20;
+constexpr uint64_t kResolveAll = kResolveNoXdev | kResolveNoMagiclinks | kResolveNoSymlinks | kResolveBeneath |
+                                 kResolveInRoot | kResolveCached;
+constexpr size_t kOpenHowSizeVer0 = 24;
+constexpr size_t kOpenHowSizeMax = 4096;  // a page, as Linux
+
+}  // namespace
+
+// openat2: openat with every argument checked (unknown flags are EINVAL,
+// not ignored) and the lookup scoped by RESOLVE_*. The structure may be
+// larger than this kernel's (a newer caller) if the extra bytes are zero
+// (E2BIG otherwise), as Linux's copy_struct_from_user. RESOLVE_NO_MAGICLINKS
+// has nothing to refuse: this kernel has no magic links. RESOLVE_CACHED:
+// every lookup here is served from memory, so only the opens that would
+// change something (O_CREAT, O_TRUNC, O_TMPFILE) are EAGAIN, as Linux's.
+Result<long> sys_openat2(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<void> uhow, size_t size) {
+  if (size < kOpenHowSizeVer0) return err(EINVAL);
+  if (size > kOpenHowSizeMax) return err(E2BIG);
+  OpenHow how;
+  TRY(copyin(l, uhow.addr, &how, sizeof how));
+  for (size_t off = sizeof how; off < size;) {
+    unsigned char tail[64];
+    size_t n = size - off < sizeof tail ? size - off : sizeof tail;
+    TRY(copyin(l, uhow.addr + off, tail, n));
+    for (size_t i = 0; i < n; i++)
+      if (tail[i]) return err(E2BIG);
+    off += n;
+  }
+  uint64_t flags = how.flags;
+  if (!(flags & O_PATH)) flags |= kOLargefile;
+  if (flags & ~static_cast<uint64_t>(static_cast<unsigned>(kOpenFlagsValid))) return err(EINVAL);
+  if (how.resolve & ~kResolveAll) return err(EINVAL);
+  if ((how.resolve & kResolveBeneath) && (how.resolve & kResolveInRoot)) return err(EINVAL);
+  bool creates = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+  if (creates ? (how.mode & ~uint64_t{07777}) != 0 : how.mode != 0) return err(EINVAL);
+  if ((flags & O_CREAT) && (flags & O_DIRECTORY)) return err(EINVAL);
+  if ((flags & O_TMPFILE) == O_TMPFILE && (flags & O_ACCMODE) == O_RDONLY) return err(EINVAL);
+  if ((flags & O_PATH) && (flags & ~uint64_t{O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC})) return err(EINVAL);
+  if ((how.resolve & kResolveCached) && (flags & (O_TRUNC | O_CREAT | O_TMPFILE))) return err(EAGAIN);
+  int scope = 0;
+  if (how.resolve & kResolveNoXdev) scope |= kNoXdev;
+  if (how.resolve & kResolveNoSymlinks) scope |= kNoSymlinks;
+  if (how.resolve & kResolveBeneath) scope |= kBeneath;
+  if (how.resolve & kResolveInRoot) scope |= kInRoot;
+  return do_open(l, dirfd, pathname, static_cast<int>(flags), static_cast<mode_t>(how.mode), scope);
 }
 
 Result<long> sys_creat(Lwp& l, UserPtr<char> pathname, mode_t mode) {
@@ -271,6 +335,10 @@ Result<long> sys_dup3(Lwp& l, int oldfd, int newfd, int flags) {
   return do_dup3(l, oldfd, newfd, flags & O_CLOEXEC);
 }
 
+// fcntl's memfd seal commands (F_LINUX_SPECIFIC_BASE + 9, + 10).
+constexpr int kFAddSeals = 1024 + 9;
+constexpr int kFGetSeals = 1024 + 10;
+
 Result<long> sys_fcntl(Lwp& l, int fd, int cmd, unsigned long arg) {
   Ref<FileTable> fdt = proc_vfs(l.proc()).fdt();
   bool cloexec = false;
@@ -305,6 +373,9 @@ Result<long> sys_fcntl(Lwp& l, int fd, int cmd, unsigned long arg) {
     case F_OFD_SETLKW:
       if (!f->vnode()) return err(EINVAL);
       return adv_fcntl(l, *f, cmd, arg);
+    case kFAddSeals:
+    case kFGetSeals:
+      return memfd_fcntl(*f, cmd, arg);
     default: return err(EINVAL);
   }
 }

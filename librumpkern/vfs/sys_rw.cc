@@ -130,6 +130,7 @@ Result<void> do_truncate(Lwp& l, Vnode& vp, off_t length) {
   if (vp.type() != VType::kReg) return err(EINVAL);
   TRY(check_writable_mount(vp));
   MutexLocker g(vp.mount().lock_);
+  TRY(seals_check_resize(vp, static_cast<uint64_t>(length)));
   return vp.truncate(static_cast<uint64_t>(length));
 }
 
@@ -173,6 +174,7 @@ Result<long> sys_fallocate(Lwp& l, int fd, int mode, off_t offset, off_t len) {
   if (mode & FALLOC_FL_KEEP_SIZE) m |= kFallocKeepSize;
   if (mode & FALLOC_FL_PUNCH_HOLE) m |= kFallocPunchHole;
   MutexLocker g(vp->mount().lock_);
+  TRY(seals_check_fallocate(*vp, m, static_cast<uint64_t>(offset), static_cast<uint64_t>(len)));
   TRY(vp->fallocate(m, static_cast<uint64_t>(offset), static_cast<uint64_t>(len)));
   return 0;
 }

@@ -229,6 +229,7 @@ Result<long> do_chmod(Lwp& l, Vnode& vp, mode_t mode) {
   sa.mask = SetAttr::kMode;
   sa.mode = mode & 07777;
   if (!c.is_root() && !c.in_group(va.gid)) sa.mode &= ~S_ISGID;
+  TRY(seals_check_chmod(vp, sa.mode));
   TRY(vp.setattr(sa));
   return 0;
 }

@@ -61,6 +61,11 @@ enum : int {
   kFollow = 1,        // follow a symlink in the last component
   kEmptyPath = 2,     // "" names the start directory (AT_EMPTY_PATH)
   kKeepExpiryMark = 4,  // entering a mount leaves its MNT_EXPIRE mark (umount2)
+  // openat2's RESOLVE_* scoping (vfs/namei.cc):
+  kNoXdev = 8,        // no mount crossed, up or down (EXDEV)
+  kNoSymlinks = 16,   // no symlink followed (ELOOP)
+  kBeneath = 32,      // never above the start directory: no "/", no ".." out of it (EXDEV)
+  kInRoot = 64,       // the start directory is "/" for this walk
 };
 
 // A resolved path. For lookups of the parent (namei_parent), dir is the
@@ -94,12 +99,13 @@ Result<Ref<Vnode>> at_dir(Lwp& l, int dirfd, const char* path);
 Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags);
 // Resolves all but the last component; nd.vp is the object if it exists
 // (symlinks in the last component are not followed).
-Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd);
+Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd, int flags = 0);
 // As namei_parent, for open(O_CREAT): with follow, while the last
 // component is a symlink (and the path has no trailing slash) its target
 // is resolved the same way, so nd ends at the name to open or create: a
 // dangling link creates its target.
-Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd);
+// flags: the scoping flags above (kNoXdev ... kInRoot).
+Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd, int flags = 0);
 // Lookup of one component in dir (locks dir's mount; crosses mounts).
 Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name);
 
@@ -134,5 +140,28 @@ void adv_fini(VfsState& st);
 
 // Dropping a cwd/root: the vnode's mount use too.
 void release_use(RefPtr<Vnode>& vp);
+
+// --- memfd files and their seals (vfs/memfd.cc). The checks are EPERM
+// when vp's seals forbid the change, and nothing for other files; each
+// runs under vp's tree lock, just before the change it guards.
+// A write of len bytes at off (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, and
+// F_SEAL_GROW past the end): how many of the bytes may be written. As
+// Linux writes page by page, F_SEAL_GROW lets the pages that end inside
+// the file through and stops at the first that would grow it (EPERM if
+// that is the first).
+Result<uint64_t> seals_check_write(Vnode& vp, uint64_t off, uint64_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock());
+// truncate/ftruncate to size (F_SEAL_SHRINK, F_SEAL_GROW).
+Result<void> seals_check_resize(Vnode& vp, uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock());
+// fallocate (kFalloc* mode bits).
+Result<void> seals_check_fallocate(Vnode& vp, int mode, uint64_t off, uint64_t len)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock());
+// chmod to mode: F_SEAL_EXEC keeps the execute bits.
+Result<void> seals_check_chmod(Vnode& vp, mode_t mode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock());
+// fcntl F_ADD_SEALS and F_GET_SEALS on any description.
+Result<long> memfd_fcntl(File& f, int cmd, unsigned long arg);
+// The name a memfd's descriptor shows ("memfd:NAME"; Linux's readlink of
+// /proc/PID/fd/N adds " (deleted)" and a leading '/'), or nullptr.
+const char* memfd_name(const Vnode& vp);
+void memfd_state_free(MemfdState* m);
 
 }  // namespace rump

@@ -27,7 +27,9 @@ timespec wall_timespec() {
 }
 
 Vnode::Vnode(Mount& mp, VType type) : mount_(mp), type_(type) {}
-Vnode::~Vnode() = default;
+Vnode::~Vnode() {
+  if (memfd_) memfd_state_free(memfd_);
+}
 
 Result<uint64_t> Vnode::seek_data(uint64_t off, bool hole) {
   Vattr va;

@@ -44,6 +44,7 @@
 namespace rump {
 
 struct AdvState;
+struct MemfdState;
 class Kernel;
 class Mount;
 class Pipe;
@@ -204,6 +205,15 @@ class Mount : public KObject, public RefCounted<Mount> {
   // syncfs): called with lock_ held.
   virtual Result<void> sync() { return {}; }
 
+  // File handles (vfs/fhandle.cc): how many 32-bit words a handle of this
+  // file system has (0: none, name_to_handle_at is EOPNOTSUPP), and the
+  // vnode a handle names: inode number ino with generation gen, ESTALE if
+  // there is none (any more). Both with lock_ held.
+  virtual int handle_words() const { return 0; }
+  virtual Result<Ref<Vnode>> vget(uint64_t ino, uint32_t gen) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    return err(ESTALE);
+  }
+
   boost::intrusive::list_member_hook<> table_hook_;
 
  protected:
@@ -343,6 +353,11 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   // An O_TMPFILE file without O_EXCL: linkat(AT_EMPTY_PATH) may name it.
   bool linkable_ ABSL_GUARDED_BY(lock()) = false;
 
+  // A memfd's name and seals (vfs/memfd.cc), or nullptr for any other
+  // file. Set once before the vnode is published; freed with the vnode.
+  MemfdState* memfd() const { return memfd_; }
+  void set_memfd(MemfdState* m) { memfd_ = m; }
+
  protected:
   // reclaim: the last reference went; the destructor frees everything.
   friend class RefCounted<Vnode>;
@@ -355,6 +370,7 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   AdvState* advlock_ ABSL_GUARDED_BY(mount().adv_lock()) = nullptr;
   Pipe* fifo_ ABSL_GUARDED_BY(lock()) = nullptr;
   int fifo_opens_ ABSL_GUARDED_BY(lock()) = 0;
+  MemfdState* memfd_ = nullptr;
 };
 
 inline Mutex& Vnode::lock() const { return mount().lock_; }

@@ -355,6 +355,25 @@ Result<long> sys_munlock(Lwp& l, UserPtr<void> addr, size_t len) {
   return host_lock_check(l, addr.addr, len);
 }
 
+// mlockall/munlockall: every page here stays resident (isolated spaces
+// have no pager that evicts, host-space processes use the host's memory),
+// so these check what Linux checks and lock nothing more: flags (MCL_ONFAULT
+// only with MCL_CURRENT or MCL_FUTURE), and EPERM for a caller with a zero
+// RLIMIT_MEMLOCK and no CAP_IPC_LOCK.
+Result<long> sys_mlockall(Lwp& l, int flags) {
+  if (flags == 0 || (flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)) || flags == MCL_ONFAULT) return err(EINVAL);
+  Proc& p = l.proc();
+  rlim_t limit;
+  {
+    MutexLocker g(p.lock_);
+    limit = p.rlimits_[RLIMIT_MEMLOCK].rlim_cur;
+  }
+  if (limit == 0 && !l.cred().capable(kCapIpcLock)) return err(EPERM);
+  return 0;
+}
+
+Result<long> sys_munlockall(Lwp&) { return 0; }
+
 Result<long> sys_mremap(Lwp& l, UserPtr<void> old_address, size_t old_size, size_t new_size, int flags,
                         UserPtr<void> new_address) {
   VM_SPACE_OR_HOST(l, vs);

@@ -13,11 +13,15 @@
 
 #include <catch2/catch.hpp>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <type_traits>
+#include <string>
+
+#include "rump_test.h"
 
 namespace rump_diff {
 
@@ -95,5 +99,42 @@ inline void check_same(const Trace& host, const Trace& rump) {
     CHECK(host.v[i] == rump.v[i]);
   }
 }
+
+// Runs scenario s (a Trace s(Sys)) in a forked host child and as a fresh
+// process of the current rump kernel, forked from the calling context,
+// and compares what they saw: for scenarios that change process state.
+template <class S>
+void differential(S s) {
+  Trace host = rump_test::host_child<Trace>([&] { return s(kHost); });
+  rump_test::Kid k = rump_test::fork_kid();
+  Trace rump = rump_test::as(k.l, [&] { return s(kRump); });
+  check_same(host, rump);
+}
+
+// As differential, for a scenario s(Sys, dir) that works in an empty
+// directory dir and leaves it empty: on the host a fresh one under the
+// existing directory parent (removed afterwards), in the rump kernel the
+// same path, made with its parents.
+template <class S>
+void differential_in_dir(const std::string& parent, S s) {
+  std::string tmpl = parent + "/rump-diff-XXXXXX";
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  const std::string dir = tmpl;
+  Trace host = rump_test::host_child<Trace>([&] { return s(kHost, dir); });
+  CHECK(rmdir(dir.c_str()) == 0);
+  for (size_t i = 1; i <= dir.size(); i++) {
+    if (i < dir.size() && dir[i] != '/') continue;
+    int r = rump_sys_mkdir(dir.substr(0, i).c_str(), 0755);
+    REQUIRE((r == 0 || errno == EEXIST));
+  }
+  rump_test::Kid k = rump_test::fork_kid();
+  Trace rump = rump_test::as(k.l, [&] { return s(kRump, dir); });
+  check_same(host, rump);
+}
+
+// A call that returns a descriptor is recorded by its outcome (0, or -1
+// and errno), not its number: the host process has others open.
+inline long fd_outcome(long r) { return r >= 0 ? 0 : r; }
+#define TFD(var, expr) trace.call(::rump_diff::fd_outcome(var = (expr)), __LINE__)
 
 }  // namespace rump_diff

@@ -54,6 +54,9 @@ inline constexpr AddressArgs kAddressArgs[] = {
     // A number for most options (a signal, a flag); a pointer only for the
     // options that name one (PR_SET_NAME, PR_GET_NAME ...: kern/procctl_test.cc).
     {"prctl", 0x2},
+    // getcpu's third argument is the unused cache of old kernels: never
+    // touched (kern/compat_calls_test.cc).
+    {"getcpu", 0x4},
 };
 
 // The pointer arguments (of ptr_mask) through which the call reads or
@@ -99,6 +102,8 @@ inline constexpr NoEfault kNoEfaultExpected[] = {
     {"epoll_wait", "no sweep descriptor is an epoll: EINVAL comes first (EFAULT: net/socket_test.cc)"},
     {"timerfd_gettime", "no sweep descriptor is a timerfd: EINVAL comes first (EFAULT: net/socket_test.cc)"},
     {"timer_gettime", "a probe has no POSIX timer: EINVAL comes first (EFAULT: vm/time_space_test.cc)"},
+    {"pidfd_send_signal", "no sweep descriptor is a pidfd: EBADF comes first (the siginfo is read only for "
+                          "one: vfs/pidfd_test.cc)"},
 };
 
 inline const char* no_efault_reason(const char* name) {

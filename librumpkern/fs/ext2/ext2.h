@@ -238,6 +238,9 @@ class Ext2Mount : public Mount {
   Ext2Mount(Kernel& k, FsType& t, int flags, Ref<Vnode> devvp, BlockDevice& dev);
   ~Ext2Mount() override;
   Stat statfs() override;
+  // Handles: the inode number and its generation (Linux's FILEID_INO32_GEN).
+  int handle_words() const override { return 2; }
+  Result<Ref<Vnode>> vget(uint64_t ino, uint32_t gen) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void teardown() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   const Geometry& geo() const { return geo_; }
@@ -251,7 +254,9 @@ class Ext2Mount : public Mount {
   Result<const char*> group_desc(uint32_t g, BufRef& hold);
   // The node of inode ino: the cached one or a fresh one read from disk.
   // parent: the directory it was found in (kept by directories).
-  Result<Ref<Vnode>> iget(uint32_t ino, Ext2Node* parent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // for_handle: an inode that is free or unreadable is ESTALE, not a
+  // corruption (a file handle may name a file that went).
+  Result<Ref<Vnode>> iget(uint32_t ino, Ext2Node* parent, bool for_handle = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Takes a dying node out of the table (its destructor).
   void forget(Ext2Node& n);
   // Logs a corruption and acts on the errors= behaviour; returns EUCLEAN.

@@ -58,8 +58,11 @@ void Ext2Mount::forget(Ext2Node& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (!held) lock_.unlock();
 }
 
-Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent) {
-  if (ino == 0 || ino > geo_.inodes_count) return corrupt("inode number out of range", ino);
+Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent, bool for_handle) {
+  if (ino == 0 || ino > geo_.inodes_count) {
+    if (for_handle) return err(ESTALE);
+    return corrupt("inode number out of range", ino);
+  }
   if (Ext2Node* n = nodes_.find(ino)) {
     if (n->try_ref()) {
       if (parent && n->is_dir() && !n->parent_) n->parent_ = RefPtr<Vnode>(parent);
@@ -73,8 +76,10 @@ Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent) {
   const char* d = TRY(group_desc(group, gh));
   bool big = geo_.desc_size >= 64;
   uint64_t table = get32(d, gd::kInodeTableLo) | (big ? uint64_t{get32(d, gd::kInodeTableHi)} << 32 : 0);
-  if ((geo_.ro_compat & (kRoCompatGdtCsum | kRoCompatMetadataCsum)) && (get16(d, gd::kFlags) & gd::kInodeUninit))
+  if ((geo_.ro_compat & (kRoCompatGdtCsum | kRoCompatMetadataCsum)) && (get16(d, gd::kFlags) & gd::kInodeUninit)) {
+    if (for_handle) return err(ESTALE);
     return corrupt("inode in an uninitialised group", ino);
+  }
   gh.reset();
   uint64_t byte = uint64_t{index} * geo_.inode_size;
   BufRef ib = TRY(bread(table + byte / geo_.block_size));
@@ -82,8 +87,9 @@ Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent) {
   if (!raw) return err(ENOMEM);
   std::memcpy(raw, ib.data() + byte % geo_.block_size, geo_.inode_size);
   ib.reset();
-  auto fail = [&](const char* what) {
+  auto fail = [&](const char* what) -> Error {
     Kmem::free(raw);
+    if (for_handle) return err(ESTALE);
     return corrupt(what, ino);
   };
   uint32_t extra = 0;
@@ -116,6 +122,15 @@ Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent) {
   if (parent && t == VType::kDir) n->parent_ = RefPtr<Vnode>(parent);
   nodes_.insert(*n);
   return ref;
+}
+
+Result<Ref<Vnode>> Ext2Mount::vget(uint64_t ino, uint32_t gen) {
+  // Reserved inodes other than the root are not for handles (Linux).
+  if (ino > UINT32_MAX || (ino < geo_.first_ino && ino != kRootIno)) return err(ESTALE);
+  Ref<Vnode> vp = TRY(iget(static_cast<uint32_t>(ino), nullptr, true));
+  vp->lock().assert_held();  // the mount's lock
+  if (TRY(vp->generation()) != gen) return err(ESTALE);
+  return vp;
 }
 
 // --- inode fields

@@ -279,6 +279,17 @@ Result<void> TmpfsNode::readdir(int64_t off, ReaddirFn fn) {
   return {};
 }
 
+TmpfsNode* TmpfsNode::find_ino(ino_t ino) {
+  for (const Dirent& d : by_cookie_) {
+    TmpfsNode* n = d.node;
+    n->lock().assert_held();  // one tree, one lock
+    if (n->ino_ == ino) return n;
+    if (n->is_dir())
+      if (TmpfsNode* f = n->find_ino(ino)) return f;
+  }
+  return nullptr;
+}
+
 std::string_view TmpfsNode::name_of(const Vnode& child) const {
   for (const Dirent& d : by_cookie_)
     if (d.node == &child) return d.sv();
@@ -511,6 +522,16 @@ bool TmpfsMount::charge_page() {
 }
 
 void TmpfsMount::uncharge_page() { pages_.fetch_sub(1, std::memory_order_relaxed); }
+
+Result<Ref<Vnode>> TmpfsMount::vget(uint64_t ino, uint32_t gen) {
+  if (gen != 0 || !root_) return err(ESTALE);
+  auto& root = static_cast<TmpfsNode&>(*root_);
+  root.lock().assert_held();  // the mount's lock
+  if (root.ino_ == ino) return Ref<Vnode>(root);
+  TmpfsNode* n = root.find_ino(static_cast<ino_t>(ino));
+  if (!n) return err(ESTALE);
+  return Ref<Vnode>(*static_cast<Vnode*>(n));
+}
 
 Mount::Stat TmpfsMount::statfs() {
   Stat s{};

@@ -141,6 +141,8 @@ class TmpfsNode : public Vnode {
   CookieSet by_cookie_ ABSL_GUARDED_BY(lock());
   uint64_t next_cookie_ ABSL_GUARDED_BY(lock()) = 2;
   friend class TmpfsMount;
+  // The node numbered ino in this directory's subtree, or nullptr.
+  TmpfsNode* find_ino(ino_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   friend Result<Ref<Mount>> tmpfs_mount(Kernel& k, const char* source, int flags, const char* data);
 };
 
@@ -150,6 +152,11 @@ class TmpfsMount : public Mount {
   ~TmpfsMount() override;
   Stat statfs() override;
   void teardown() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Handles: a generation word that is always 0 (inode numbers are never
+  // reused) and the inode number (two words). A handle finds only a node
+  // that still has a name: vget searches the tree.
+  int handle_words() const override { return 3; }
+  Result<Ref<Vnode>> vget(uint64_t ino, uint32_t gen) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   bool charge_page();
   void uncharge_page();

@@ -21,27 +21,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef COMPAT_RUMP
-#include <rump/rump.h>
-#define CALL(name) rump_sys_##name
-#else
-#define CALL(name) name
-#endif
-
-static void show(const char *what, long r) {
-	printf("%s = %ld errno %d\n", what, r < 0 ? -1L : r, r < 0 ? errno : 0);
-	errno = 0;
-}
+#include "compat.h"
 
 int main(void) {
-#ifdef COMPAT_RUMP
-	if (rump_init() != 0)
-		return 2;
-#else
 	char dir[] = "/tmp/compat_libcXXXXXX";
-	if (!mkdtemp(dir) || chdir(dir) != 0)
+	if (compat_begin(dir) != 0)
 		return 2;
-#endif
 	char buf[256];
 	struct stat st;
 	int fd = CALL(open)("f", O_RDWR | O_CREAT | O_EXCL, 0640);
@@ -117,9 +102,7 @@ int main(void) {
 	show("unlink", CALL(unlink)("f"));
 	show("unlink", CALL(unlink)("g"));
 	show("rmdir", CALL(rmdir)("sub"));
-#ifndef COMPAT_RUMP
-	if (chdir("/") != 0 || rmdir(dir) != 0)
+	if (compat_end(dir) != 0)
 		return 2;
-#endif
 	return 0;
 }

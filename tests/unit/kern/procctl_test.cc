@@ -24,6 +24,7 @@
 namespace {
 
 using rump_diff::check_same;
+using rump_diff::differential;
 using rump_diff::kHost;
 using rump_diff::kRump;
 using rump_diff::Sys;
@@ -33,14 +34,6 @@ using rump_test::fork_kid;
 using rump_test::host_child;
 using rump_test::Kid;
 using rump_test::KernelUp;
-
-template <class S>
-void differential(S s) {
-  Trace host = host_child<Trace>([&] { return s(kHost); });
-  Kid k = fork_kid();
-  Trace rump = as(k.l, [&] { return s(kRump); });
-  check_same(host, rump);
-}
 
 int host_ncpu() { return static_cast<int>(sysconf(_SC_NPROCESSORS_CONF)); }
 

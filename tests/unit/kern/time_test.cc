@@ -28,6 +28,7 @@
 namespace {
 
 using rump_diff::check_same;
+using rump_diff::differential;
 using rump_diff::kHost;
 using rump_diff::kRump;
 using rump_diff::Sys;
@@ -43,16 +44,6 @@ using rump_test::KernelUp;
 #endif
 
 constexpr long kSec = 1000000000L;
-
-// Runs scenario s as a fresh process of the rump kernel and in a host
-// child, and compares what they saw.
-template <class S>
-void differential(S s) {
-  Trace host = host_child<Trace>([&] { return s(kHost); });
-  Kid k = fork_kid();
-  Trace rump = as(k.l, [&] { return s(kRump); });
-  check_same(host, rump);
-}
 
 // A caught signal: the kernel records the handler (never runs it), so the
 // signal interrupts sleeps. On the host a real, empty handler.

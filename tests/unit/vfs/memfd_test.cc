@@ -1,0 +1,175 @@
+// memfd_create and file seals against the host: flag and name checks
+// (EINVAL for unknown flags, MFD_EXEC with MFD_NOEXEC_SEAL, a name longer
+// than 249 bytes; EFAULT), what fstat and F_GETFL/F_GETFD show, and every
+// seal's effect: F_SEAL_SHRINK and F_SEAL_GROW on ftruncate, writes and
+// fallocate; F_SEAL_WRITE on writes and hole punching; F_SEAL_SEAL;
+// F_SEAL_EXEC on chmod and what it brings along; a memfd without
+// MFD_ALLOW_SEALING; F_ADD_SEALS/F_GET_SEALS on a pipe.
+#include <rump/rump.h>
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "differential.h"
+#include "rump_test.h"
+
+namespace {
+
+using rump_diff::check_same;
+using rump_diff::kHost;
+using rump_diff::kRump;
+using rump_diff::Sys;
+using rump_diff::Trace;
+using rump_test::KernelUp;
+
+#ifndef MFD_EXEC
+#define MFD_NOEXEC_SEAL 0x0008U
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
+
+void stat_of(Trace& trace, Sys sys, long fd) {
+  struct stat st;
+  T(sys(SYS_fstat, fd, &st));
+  V(st.st_mode), V(st.st_nlink), V(st.st_size), V(st.st_blksize), V(st.st_uid), V(st.st_blocks);
+}
+
+Trace memfd_scenario(Sys sys) {
+  Trace trace;
+  T(sys(SYS_memfd_create, "x", 0x100));
+  T(sys(SYS_memfd_create, "x", MFD_EXEC | MFD_NOEXEC_SEAL));
+  T(sys(SYS_memfd_create, nullptr, 0));
+  std::string name249(249, 'n'), name250(250, 'n');
+  long ok;
+  TFD(ok, sys(SYS_memfd_create, name249.c_str(), 0));
+  T(sys(SYS_close, ok));
+  T(sys(SYS_memfd_create, name250.c_str(), 0));
+  long empty;
+  TFD(empty, sys(SYS_memfd_create, "", MFD_CLOEXEC));
+  T(sys(SYS_close, empty));
+  long fd;
+  TFD(fd, sys(SYS_memfd_create, "test", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  T(sys(SYS_fcntl, fd, F_GETFD));
+  T(sys(SYS_fcntl, fd, F_GETFL));
+  stat_of(trace, sys, fd);
+  T(sys(SYS_fcntl, fd, F_GET_SEALS));
+  T(sys(SYS_write, fd, "0123456789", 10));
+  T(sys(SYS_ftruncate, fd, 4096));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, 0x40));
+  // Shrink sealed: only growth.
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK));
+  T(sys(SYS_ftruncate, fd, 100));
+  T(sys(SYS_ftruncate, fd, 8192));
+  // Grow sealed too: the size is fixed; writes inside it still work.
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_GROW));
+  T(sys(SYS_ftruncate, fd, 8193));
+  T(sys(SYS_ftruncate, fd, 8192));
+  T(sys(SYS_pwrite64, fd, "abcd", 4, 8190));
+  T(sys(SYS_pwrite64, fd, "abcd", 4, 8188));
+  T(sys(SYS_pwrite64, fd, "abcd", 4, 0));
+  T(sys(SYS_fallocate, fd, 0, 8000, 1000));
+  T(sys(SYS_fallocate, fd, 0, 0, 100));
+  T(sys(SYS_fallocate, fd, FALLOC_FL_KEEP_SIZE, 8000, 1000));
+  T(sys(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096));
+  // Write sealed: no data changes at all.
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_WRITE));
+  T(sys(SYS_write, fd, "z", 1));
+  T(sys(SYS_pwrite64, fd, "z", 1, 0));
+  T(sys(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096));
+  T(sys(SYS_ftruncate, fd, 8192));
+  T(sys(SYS_fcntl, fd, F_GET_SEALS));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SEAL));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, 0));
+  T(sys(SYS_fcntl, fd, F_GET_SEALS));
+  char buf[16] = {};
+  T(sys(SYS_pread64, fd, buf, 12, 0));
+  for (int i = 0; i < 12; i++) V(buf[i]);
+  T(sys(SYS_pread64, fd, buf, 4, 8188));
+  for (int i = 0; i < 4; i++) V(buf[i]);
+  stat_of(trace, sys, fd);
+  T(sys(SYS_close, fd));
+  // Without MFD_ALLOW_SEALING: sealed against seals.
+  long n;
+  TFD(n, sys(SYS_memfd_create, "n", 0));
+  T(sys(SYS_fcntl, n, F_GETFD));
+  T(sys(SYS_fcntl, n, F_GET_SEALS));
+  T(sys(SYS_fcntl, n, F_ADD_SEALS, F_SEAL_SHRINK));
+  T(sys(SYS_close, n));
+  // MFD_NOEXEC_SEAL: no execute bits, and they stay off.
+  long e;
+  TFD(e, sys(SYS_memfd_create, "e", MFD_NOEXEC_SEAL));
+  T(sys(SYS_fcntl, e, F_GET_SEALS));
+  stat_of(trace, sys, e);
+  T(sys(SYS_fchmod, e, 0777));
+  T(sys(SYS_fchmod, e, 0644));
+  T(sys(SYS_fcntl, e, F_ADD_SEALS, F_SEAL_SHRINK));
+  T(sys(SYS_fcntl, e, F_GET_SEALS));
+  T(sys(SYS_close, e));
+  // F_SEAL_EXEC on an executable memfd seals its contents too.
+  long x;
+  TFD(x, sys(SYS_memfd_create, "x", MFD_ALLOW_SEALING | MFD_EXEC));
+  T(sys(SYS_fcntl, x, F_ADD_SEALS, F_SEAL_EXEC));
+  T(sys(SYS_fcntl, x, F_GET_SEALS));
+  T(sys(SYS_write, x, "z", 1));
+  T(sys(SYS_fchmod, x, 0666));
+  T(sys(SYS_fchmod, x, 0755));
+  T(sys(SYS_close, x));
+  // Other files have no seals.
+  int p[2];
+  T(sys(SYS_pipe2, p, 0));
+  T(sys(SYS_fcntl, p[0], F_GET_SEALS));
+  T(sys(SYS_fcntl, p[0], F_ADD_SEALS, F_SEAL_SEAL));
+  T(sys(SYS_fcntl, p[1], F_ADD_SEALS, F_SEAL_SEAL));
+  T(sys(SYS_fcntl, p[1], F_ADD_SEALS, 0x1000));
+  T(sys(SYS_close, p[0]));
+  T(sys(SYS_close, p[1]));
+  return trace;
+}
+
+}  // namespace
+
+TEST_CASE("memfd_create and its seals behave as the host's", "[memfd][differential]") {
+  Trace host = rump_test::host_child<Trace>([] { return memfd_scenario(kHost); });
+  KernelUp up;
+  Trace rump = memfd_scenario(kRump);
+  check_same(host, rump);
+}
+
+TEST_CASE("a memfd's file system goes with its last descriptor and gives its memory back", "[memfd]") {
+  KernelUp up;
+  size_t before = 0;
+  for (int i = 0; i < 20; i++) {
+    // The first round grows tables that stay (the descriptor table).
+    if (i == 1) before = up.mem();
+    int fd = rump_sys_memfd_create("leak", MFD_ALLOW_SEALING);
+    REQUIRE(fd >= 0);
+    char page[4096];
+    std::memset(page, i, sizeof page);
+    REQUIRE(rump_sys_write(fd, page, sizeof page) == static_cast<ssize_t>(sizeof page));
+    int d = rump_sys_dup(fd);
+    REQUIRE(rump_sys_close(fd) == 0);
+    // Still there through the duplicate.
+    char b = 0;
+    REQUIRE(rump_sys_pread(d, &b, 1, 100) == 1);
+    CHECK(b == static_cast<char>(i));
+    REQUIRE(rump_sys_close(d) == 0);
+  }
+  CHECK(up.mem() == before);
+}
+
+TEST_CASE("memfd_create refuses huge pages: this kernel has none", "[memfd]") {
+  KernelUp up;
+  CHECK_ERRNO(EINVAL, rump_sys_memfd_create("h", MFD_HUGETLB));
+  CHECK_ERRNO(EINVAL, rump_sys_memfd_create("h", MFD_HUGETLB | (21u << 26)));
+}
