@@ -19,7 +19,9 @@
 #include <algorithm>
 #include <cstring>
 #include <dirent.h>
+#include <atomic>
 #include <map>
+#include <thread>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -505,4 +507,57 @@ TEST_CASE("procfs: mountable again, and the boot mount is cheap", "[procfs]") {
   // Nothing under it is writable by creation.
   CHECK_ERRNO(ENOENT, rump_sys_mkdir("/mnt/x", 0755));
   REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+}
+
+TEST_CASE("procfs: reading every process's files races fork, exit and reaping", "[procfs][concurrency]") {
+  KernelUp up({.ncpu = 2});
+  REQUIRE(rump_sys_mkdir("/tmp", 0777) == 0);
+  std::atomic<bool> stop{false};
+  std::atomic<long> reads{0};
+  std::thread reader([&] {
+    rump_kernel_set_current(up.k);
+    while (!stop.load()) {
+      int dfd = rump_sys_open("/proc", O_RDONLY | O_DIRECTORY);
+      TCHECK(dfd >= 0);
+      char buf[4096];
+      long n = rump_sys_getdents64(dfd, buf, sizeof buf);
+      rump_sys_close(dfd);
+      for (long off = 0; off < n;) {
+        auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+        off += d->d_reclen;
+        if (d->d_name[0] < '1' || d->d_name[0] > '9') continue;
+        std::string base = std::string("/proc/") + d->d_name;
+        for (const char* f : {"/status", "/stat", "/maps", "/fdinfo/0", "/mountinfo"}) {
+          std::string t = kRumpSrc.read(base + f);
+          // Gone meanwhile is fine; what is read is whole.
+          if (std::string(f) == "/status" && t.rfind("<open", 0) != 0 && !t.empty())
+            TCHECK(t.rfind("Name:", 0) == 0);
+          reads++;
+        }
+        kRumpSrc.link(base + "/cwd");
+        kRumpSrc.link(base + "/fd/0");
+      }
+    }
+  });
+  lwp* top = rump_lwproc_curlwp();
+  auto parent = rump_test::fork_and_switch();
+  for (int i = 0; i < 200; i++) {
+    // Every other kid has an isolated space (whose memory, not the host's,
+    // its system calls reach) with a mapping; the others open a file.
+    bool isolated = i % 2;
+    auto kid = rump_test::fork_kid(isolated ? RUMP_RFFDG | RUMP_RFVMSPACE : RUMP_RFFDG);
+    rump_lwproc_switch(kid.l);
+    if (isolated) CHECK(rump_test::guest_map(1 << 16) != MAP_FAILED);
+    else CHECK(rump_sys_open("/tmp/f", O_CREAT | O_RDWR, 0644) >= 0);
+    rump_lwproc_releaselwp();
+    rump_lwproc_switch(parent.l);
+    int st = 0;
+    REQUIRE(rump_sys_wait4(kid.pid, &st, 0, nullptr) == kid.pid);
+  }
+  stop = true;
+  reader.join();
+  CHECK_THREADS_OK();
+  CHECK(reads.load() > 0);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(top);
 }
