@@ -158,6 +158,8 @@ class Vmspace : public KObject, public RefCounted<Vmspace> {
     int prot, max_prot;
     bool shared, locked;
     Inherit inherit;
+    bool object;             // backed by an object (a file), not anonymous
+    uint64_t object_offset;  // where in it
   };
   // Calls fn(const EntryInfo&) for each entry in address order (tests, /proc).
   template <class Fn>
@@ -181,7 +183,8 @@ class Vmspace : public KObject, public RefCounted<Vmspace> {
   template <class Fn>
   void for_each_entry_locked(Fn& fn) ABSL_SHARED_LOCKS_REQUIRED(map_lock_) {
     for (MapEntry& e : entries_)
-      fn(EntryInfo{e.start, e.end, e.prot, e.max_prot, e.shared, e.locked, e.inherit});
+      fn(EntryInfo{e.start, e.end, e.prot, e.max_prot, e.shared, e.locked, e.inherit, static_cast<bool>(e.object),
+                   e.object_offset});
   }
 
   // The entry containing addr, or end().

@@ -45,6 +45,19 @@ class UserSpace {
   // Runs fn on the aligned 32-bit word at uaddr in place, writable if
   // write (for atomic compare and update: futexes). EFAULT as copyin.
   virtual Result<void> with_word(uintptr_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn) = 0;
+  // What /proc shows of the space: its mappings in address order (the
+  // heap is the one brk made) and its totals in bytes. A space that keeps
+  // no map of its own (the host's) shows none.
+  struct Mapping {
+    uint64_t start, end, offset;
+    int prot;
+    bool shared, object, heap;
+  };
+  virtual void for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) {}
+  struct Totals {
+    uint64_t mapped = 0, resident = 0, locked = 0;
+  };
+  virtual Totals totals() { return {}; }
   // Reference counting: processes sharing a space (RFMEM) hold it.
   virtual void hold() = 0;
   virtual void release() = 0;

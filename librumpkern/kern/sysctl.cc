@@ -2,6 +2,7 @@
 // reads and writes (see sysctl.h).
 #include "kern/sysctl.h"
 
+#include <climits>
 #include <cstring>
 
 #include "kern/kernel.h"
@@ -76,6 +77,10 @@ size_t get_msgbuf(Kernel& k, char* buf, size_t cap) {
   return mb->read(buf, cap) + 1;
 }
 
+// fs.file-max: the kernel keeps no table of open files, so only memory
+// limits them: the largest value the node holds.
+int get_filemax(Kernel&) { return INT_MAX; }
+
 // The standard tree, declared once. Directories come before their leaves.
 struct StdNode {
   int parent;  // 0: the root
@@ -102,6 +107,8 @@ using enum SysctlAccess;
 const StdNode kStdNodes[] = {
     {0, {CTL_KERN, "kern", kNode, kReadOnly, {}}},
     {0, {CTL_HW, "hw", kNode, kReadOnly, {}}},
+    {0, {CTL_FS, "fs", kNode, kReadOnly, {}}},
+    {CTL_FS, {FS_FILEMAX, "file-max", kInt, kReadOnly, int_ops(get_filemax)}},
     {CTL_HW, {HW_NCPU, "ncpu", kInt, kReadOnly, int_ops(get_ncpu)}},
     {CTL_HW, {HW_PAGESIZE, "pagesize", kInt, kReadOnly, int_ops(get_pagesize)}},
     {CTL_KERN, {KERN_OSTYPE, "ostype", kString, kReadOnly, string_ops(get_ostype)}},
@@ -204,6 +211,19 @@ Result<const SysctlNode*> Sysctl::lookup(const int* name, unsigned namelen) cons
     if (!n) return err(ENOENT);
   }
   return n;
+}
+
+const SysctlNode* Sysctl::child(const SysctlNode& dir, std::string_view name) const {
+  if (!dir.is_dir()) return nullptr;
+  SharedLocker g(lock_);
+  return find_child_locked(dir, name);
+}
+
+void Sysctl::for_each_child(const SysctlNode& dir, absl::FunctionRef<void(const SysctlNode&)> fn) const {
+  if (!dir.is_dir()) return;
+  SharedLocker g(lock_);
+  dir.tree_lock->assert_held_shared();  // the one tree: lock_
+  for (const SysctlNode& c : dir.children) fn(c);
 }
 
 Result<const SysctlNode*> Sysctl::lookup(std::string_view dotted) const {

@@ -24,6 +24,7 @@
 
 #include <boost/intrusive/list.hpp>
 
+#include "absl/functional/function_ref.h"
 #include "base/kmem.h"
 #include "base/result.h"
 #include "sync/mutex.h"
@@ -63,6 +64,7 @@ inline constexpr const char kMachine[] = "unknown";
 inline constexpr unsigned kCtlMaxName = 12;  // CTL_MAXNAME
 enum : int {
   CTL_KERN = 1,
+  CTL_FS = 5,  // Linux's number: BSD has no "fs" top level
   CTL_HW = 6,
 };
 enum : int {
@@ -75,6 +77,9 @@ enum : int {
   KERN_RANDOMPID = 101,
   KERN_PIDMAX = 102,
   KERN_MSGBUF = 103,
+};
+enum : int {
+  FS_FILEMAX = 1,
 };
 enum : int {
   HW_NCPU = 3,
@@ -154,6 +159,12 @@ class Sysctl : public KObject {
   // The same by dotted name ("kern.hostname"). EINVAL for an empty name or
   // an empty component.
   Result<const SysctlNode*> lookup(std::string_view dotted) const;
+  // The nameless top directory, a directory's child by name (nullptr if
+  // none) and its children in order: for walking the tree as files
+  // (/proc/sys).
+  const SysctlNode& root() const { return root_; }
+  const SysctlNode* child(const SysctlNode& dir, std::string_view name) const;
+  void for_each_child(const SysctlNode& dir, absl::FunctionRef<void(const SysctlNode&)> fn) const;
 
   // Reads a leaf into buf (at most cap bytes); returns the full size of the
   // value (4 for integers; string length + 1). EISDIR for a directory.

@@ -418,6 +418,7 @@ class EpollOps : public FileOps {
     return ep_recheck(ep) ? static_cast<short>((POLLIN | POLLRDNORM) & events) : 0;
   }
   Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
+  const char* anon_name() const override { return "[eventpoll]"; }
   void close(File& f) const override {
     auto* ep = static_cast<Eventpoll*>(f.data_);
     if (!ep) return;

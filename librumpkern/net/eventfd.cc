@@ -100,6 +100,7 @@ class EventfdOps : public FileOps {
     return m & (events | POLLERR | POLLHUP);
   }
   Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
+  const char* anon_name() const override { return "[eventfd]"; }
   void close(File& f) const override {
     if (auto* e = static_cast<Eventfd*>(f.data_)) e->unref();
     f.data_ = nullptr;

@@ -173,6 +173,7 @@ class TimerfdOps : public FileOps {
     return t.ticks_ ? static_cast<short>((POLLIN | POLLRDNORM) & events) : 0;
   }
   Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
+  const char* anon_name() const override { return "[timerfd]"; }
   void close(File& f) const override {
     if (auto* t = static_cast<Timerfd*>(f.data_)) t->unref();
     f.data_ = nullptr;

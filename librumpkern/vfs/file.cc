@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "kern/copy.h"
@@ -562,6 +563,21 @@ const PathFileOps g_path_ops;
 
 const FileOps& kVnodeFileOps = g_vnode_ops;
 const FileOps& kPathFileOps = g_path_ops;
+
+size_t FileOps::link_name(File& f, char* buf, size_t cap) const {
+  int n = 0;
+  if (const char* a = anon_name()) {
+    n = std::snprintf(buf, cap, "anon_inode:%s", a);
+  } else if (!f.vnode()) {
+    struct stat st;
+    if (!stat(f, &st).ok()) return 0;
+    const char* kind = S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" : nullptr;
+    if (!kind) return 0;
+    n = std::snprintf(buf, cap, "%s:[%llu]", kind, static_cast<unsigned long long>(st.st_ino));
+  }
+  if (n <= 0) return 0;
+  return static_cast<size_t>(n) < cap ? static_cast<size_t>(n) : cap;
+}
 
 Result<void> anon_inode_stat(const File& f, struct stat* st) {
   std::memset(st, 0, sizeof *st);

@@ -67,6 +67,17 @@ class FileOps {
   virtual bool seekable() const { return false; }
   // fstat of a description with no vnode (a pipe): fills *st.
   virtual Result<void> stat(File& f, struct stat* st) const { return err(EBADF); }
+  // What readlink of /proc/<pid>/fd/<n> shows for a description with no
+  // path of its own: the kind's name, written to buf (at most cap bytes,
+  // no NUL), and its length; 0: the description shows its vnode's path.
+  // The default names anonymous inodes "anon_inode:<anon_name()>", and
+  // FIFOs and sockets without a vnode "pipe:[ino]" and "socket:[ino]" by
+  // their stat; a kind with another form ("/memfd:x (deleted)")
+  // overrides it.
+  virtual size_t link_name(File& f, char* buf, size_t cap) const;
+  // The name of an anonymous inode kind ("[eventfd]", "[eventpoll]"), or
+  // nullptr.
+  virtual const char* anon_name() const { return nullptr; }
   // Readiness (poll/select, vfs/poll.h): the POLL* events of `events`
   // that hold now, plus POLLERR/POLLHUP whenever they hold. With pt
   // non-null, also registers pt on the object's wait queue (under the
@@ -154,9 +165,15 @@ class FileTable : public KObject, public RefCounted<FileTable> {
   // release record locks; fn may take locks ranked above kFileTable).
   template <class Fn>
   void for_each(Fn fn) {
+    for_each_fd([&](int, File& f, bool) { fn(f); });
+  }
+  // The same with each descriptor's number and close-on-exec flag, in
+  // order (/proc/<pid>/fd).
+  template <class Fn>
+  void for_each_fd(Fn fn) {
     MutexLocker g(lock_);
     for (size_t i = 0; i < nslots_; i++)
-      if (slots_[i].file) fn(*slots_[i].file);
+      if (slots_[i].file) fn(static_cast<int>(i), *slots_[i].file, slots_[i].cloexec);
   }
   Result<void> set_cloexec(int fd, bool on);
   // Marks every descriptor in [lo, hi] close-on-exec (close_range).

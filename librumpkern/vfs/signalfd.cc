@@ -184,6 +184,7 @@ class SignalfdOps : public FileOps {
     return m & events;
   }
   Result<void> stat(File& f, struct stat* st) const override { return anon_inode_stat(f, st); }
+  const char* anon_name() const override { return "[signalfd]"; }
   void close(File& f) const override {
     if (auto* s = static_cast<Signalfd*>(f.data_)) s->unref();
     f.data_ = nullptr;

@@ -422,15 +422,10 @@ Result<long> sys_chroot(Lwp& l, UserPtr<char> upath) {
   return 0;
 }
 
-Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
-  ProcVfs& pv = proc_vfs(l.proc());
-  Ref<Vnode> root = pv.root();
-  Ref<Vnode> cur = pv.cwd();
-  PathBuf out(l.kernel().kmem());
-  if (!out.p) return err(ENOMEM);
+Result<size_t> vnode_path(Ref<Vnode> root, Ref<Vnode> cur, char* out) {
   // Built right to left at the end of the buffer.
   size_t start = kPathMax - 1;
-  out.p[start] = '\0';
+  out[start] = '\0';
   bool unreachable = false;
   for (;;) {
     if (cur.get() == root.get()) break;
@@ -474,20 +469,28 @@ Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
       name = p->name_of(*cur);
       if (name.size() + 1 > start) return err(ENAMETOOLONG);
       start -= name.size();
-      std::memcpy(out.p + start, name.data(), name.size());
-      out.p[--start] = '/';
+      std::memcpy(out + start, name.data(), name.size());
+      out[--start] = '/';
       parent = RefPtr<Vnode>(p);
     }
     cur = parent.to_ref();
   }
-  if (start == kPathMax - 1) out.p[--start] = '/';
+  if (start == kPathMax - 1) out[--start] = '/';
   if (unreachable) {
     static constexpr char kUnreach[] = "(unreachable)";
     size_t n = sizeof kUnreach - 1;
     if (n > start) return err(ENAMETOOLONG);
     start -= n;
-    std::memcpy(out.p + start, kUnreach, n);
+    std::memcpy(out + start, kUnreach, n);
   }
+  return start;
+}
+
+Result<long> sys_getcwd(Lwp& l, UserPtr<char> buf, size_t size) {
+  ProcVfs& pv = proc_vfs(l.proc());
+  PathBuf out(l.kernel().kmem());
+  if (!out.p) return err(ENOMEM);
+  size_t start = TRY(vnode_path(pv.root(), pv.cwd(), out.p));
   size_t len = kPathMax - start;  // including the NUL
   if (size < len) return err(ERANGE);
   TRY(copyout(l, out.p + start, buf.addr, len));

@@ -138,6 +138,13 @@ Result<long> adv_fcntl(Lwp& l, File& f, int cmd, uintptr_t arg);
 Result<long> adv_flock(Lwp& l, File& f, int op);
 void adv_fini(VfsState& st);
 
+// The path of vp as seen from root (getcwd, the links under /proc), built
+// at the end of buf (kPathMax bytes) and NUL-terminated: returns the
+// offset where it starts. ENOENT for a node no name leads to any more (a
+// removed directory; a file whose file system does not know its
+// directory); "(unreachable)/..." for a node outside root.
+Result<size_t> vnode_path(Ref<Vnode> root, Ref<Vnode> vp, char* buf);
+
 // Dropping a cwd/root: the vnode's mount use too.
 void release_use(RefPtr<Vnode>& vp);
 

@@ -104,6 +104,10 @@ FsType* find_fstype(std::string_view name) {
   return nullptr;
 }
 
+void for_each_fstype(absl::FunctionRef<void(const FsType&)> fn) {
+  for (int i = 0; i < g_nfstypes; i++) fn(*g_fstypes[i]);
+}
+
 void register_special(const SpecialOps* ops) {
   if (g_nspecial >= kMaxSpecial) panic("too many special-file handlers");
   g_special[g_nspecial++] = ops;

@@ -382,9 +382,13 @@ class FsType {
   // Makes a mount from the caller's source and option string (data may be
   // null). The root vnode is set in the returned mount.
   Result<Ref<Mount>> (*mount)(Kernel& k, const char* source, int flags, const char* data);
+  // Mounted from a block device (/proc/filesystems leaves "nodev" off).
+  bool block_device = false;
 };
 void register_fstype(FsType* t);
 FsType* find_fstype(std::string_view name);
+// Every registered type, in registration order.
+void for_each_fstype(absl::FunctionRef<void(const FsType&)> fn);
 
 struct FsTypeRegistrar {
   explicit FsTypeRegistrar(FsType* t) { register_fstype(t); }

@@ -32,6 +32,26 @@ Result<VmUserSpace*> VmUserSpace::fork() {
   return us;
 }
 
+void VmUserSpace::for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) {
+  uint64_t brk_cur;
+  {
+    MutexLocker g(brk_lock_);
+    brk_cur = brk_cur_;
+  }
+  space_->for_each_entry([&](const vm::Vmspace::EntryInfo& e) {
+    bool heap = !e.object && e.start >= brk_base_ && e.end <= ((brk_cur + 4095) & ~uint64_t{4095});
+    fn(Mapping{e.start, e.end, e.object_offset, e.prot, e.shared, e.object, heap});
+  });
+}
+
+UserSpace::Totals VmUserSpace::totals() {
+  Totals t;
+  t.mapped = space_->mapped_bytes();
+  t.resident = static_cast<uint64_t>(space_->resident_pages()) * 4096;
+  t.locked = space_->locked_bytes();
+  return t;
+}
+
 void VmUserSpace::release() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }

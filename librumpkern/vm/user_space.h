@@ -45,6 +45,8 @@ class VmUserSpace final : public UserSpace, public KObject {
   Result<void> copyinstr(uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len) override;
   Result<MemoryKey> memory_key(uintptr_t uaddr) override;
   Result<void> with_word(uintptr_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn) override;
+  void for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) override;
+  Totals totals() override;
   void hold() override { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() override;
 

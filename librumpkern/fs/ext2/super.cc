@@ -610,9 +610,9 @@ Result<Ref<Mount>> ext2_mount(Kernel& k, const char* source, int flags, const ch
 Result<Ref<Mount>> ext3_mount(Kernel& k, const char* source, int flags, const char* data);
 Result<Ref<Mount>> ext4_mount(Kernel& k, const char* source, int flags, const char* data);
 
-FsType g_ext2_type{"ext2", &ext2_mount};
-FsType g_ext3_type{"ext3", &ext3_mount};
-FsType g_ext4_type{"ext4", &ext4_mount};
+FsType g_ext2_type{"ext2", &ext2_mount, true};
+FsType g_ext3_type{"ext3", &ext3_mount, true};
+FsType g_ext4_type{"ext4", &ext4_mount, true};
 FsTypeRegistrar ext2_registrar(&g_ext2_type);
 FsTypeRegistrar ext3_registrar(&g_ext3_type);
 FsTypeRegistrar ext4_registrar(&g_ext4_type);

@@ -53,7 +53,7 @@ void TmpfsNode::destroy_contents() {
     Dirent* d = &*by_cookie_.begin();
     TmpfsNode* n = d->node;
     drop_entry(d);
-    if (n->is_dir()) n->parent_ = nullptr;
+    if (n->parent_ == this) n->parent_ = nullptr;
     n->unref();
   }
   free_pages_from(0);
@@ -88,10 +88,8 @@ void TmpfsNode::link_entry(Dirent* d, TmpfsNode& n) {
   by_cookie_.insert(*d);
   n.ref();
   n.nlink_++;
-  if (n.is_dir()) {
-    nlink_++;  // the child's ".."
-    n.parent_ = this;
-  }
+  if (n.is_dir()) nlink_++;  // the child's ".."
+  n.parent_ = this;
 }
 
 Result<void> TmpfsNode::add_entry(std::string_view name, TmpfsNode& n) {
@@ -170,6 +168,7 @@ Result<void> TmpfsNode::remove(std::string_view name, Vnode& vp) {
   n->lock().assert_held();
   drop_entry(d);
   n->nlink_--;
+  if (n->parent_ == this) n->parent_ = nullptr;
   n->touch(4);
   touch(2 | 4);
   n->unref();
@@ -211,13 +210,13 @@ Result<void> TmpfsNode::rename(std::string_view from_name, Vnode& vp, Vnode& to_
       if (node->is_dir()) {
         nlink_--;
         to_dir.nlink_++;
-        node->parent_ = &to_dir;
       }
       if (other->is_dir()) {
         to_dir.nlink_--;
         nlink_++;
-        other->parent_ = this;
       }
+      node->parent_ = &to_dir;
+      other->parent_ = this;
     }
     node->touch(4);
     other->touch(4);
@@ -247,10 +246,8 @@ Result<void> TmpfsNode::rename(std::string_view from_name, Vnode& vp, Vnode& to_
   node->ref();
   drop_entry(d);
   node->nlink_--;
-  if (node->is_dir()) {
-    nlink_--;
-    node->parent_ = nullptr;
-  }
+  if (node->is_dir()) nlink_--;
+  node->parent_ = nullptr;
   node->unref();
   to_dir.link_entry(nd, *node);
   node->unref();

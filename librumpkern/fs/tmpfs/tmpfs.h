@@ -136,7 +136,10 @@ class TmpfsNode : public Vnode {
   char* target_ = nullptr;
   size_t target_len_ = 0;
   // Directories.
-  TmpfsNode* parent_ ABSL_GUARDED_BY(lock()) = nullptr;  // borrowed: a linked directory's parent outlives it
+  // The directory that last linked this node (a file with several names:
+  // one of them), for "..", getcwd and the paths /proc shows; nullptr
+  // once that name is gone. Borrowed: a directory outlives the names in it.
+  TmpfsNode* parent_ ABSL_GUARDED_BY(lock()) = nullptr;
   NameTable by_name_ ABSL_GUARDED_BY(lock());
   CookieSet by_cookie_ ABSL_GUARDED_BY(lock());
   uint64_t next_cookie_ ABSL_GUARDED_BY(lock()) = 2;

@@ -89,15 +89,15 @@ TEST_CASE("root is a tmpfs directory, cwd is /", "[vfs]") {
   KernelUp k;
   struct stat st = stat_of("/");
   CHECK(S_ISDIR(st.st_mode));
-  CHECK(st.st_nlink == 3);  // 2 + one subdirectory: /dev
+  CHECK(st.st_nlink == 4);  // 2 + two subdirectories: /dev and /proc
   struct statfs sf {};
   REQUIRE(rump_sys_statfs("/", &sf) == 0);
   CHECK(sf.f_type == 0x01021994);
   char buf[64];
   CHECK(getcwd_len(buf, sizeof buf) == 2);
   CHECK(std::string(buf) == "/");
-  // Boot makes /dev (the device nodes); nothing else.
-  CHECK(list_dir("/") == std::set<std::string>{".", "..", "dev"});
+  // Boot makes /dev (the device nodes) and /proc; nothing else.
+  CHECK(list_dir("/") == std::set<std::string>{".", "..", "dev", "proc"});
 }
 
 TEST_CASE("create, write, read back, stat", "[vfs]") {
@@ -296,7 +296,7 @@ TEST_CASE("link counts and hard links", "[vfs]") {
   KernelUp k;
   REQUIRE(rump_sys_mkdir("/d", 0755) == 0);
   CHECK(stat_of("/d").st_nlink == 2);
-  CHECK(stat_of("/").st_nlink == 4);  // /dev and /d
+  CHECK(stat_of("/").st_nlink == 5);  // /dev, /proc and /d
   REQUIRE(rump_sys_mkdir("/d/s1", 0755) == 0);
   REQUIRE(rump_sys_mkdir("/d/s2", 0755) == 0);
   CHECK(stat_of("/d").st_nlink == 4);

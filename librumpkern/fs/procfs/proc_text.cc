@@ -1,0 +1,434 @@
+// procfs: what /proc/<pid>/ and task/<tid>/ show, in Linux's formats
+// (proc(5)): the process snapshot, stat, statm, status, limits, maps,
+// smaps_rollup, cmdline, comm, environ, the links and fdinfo.
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+
+#include <climits>
+#include <cstring>
+
+#include "fs/procfs/procfs.h"
+#include "kern/copy.h"
+#include "kern/kernel.h"
+#include "kern/proc_table.h"
+#include "vfs/vfs.h"
+
+namespace rump {
+namespace procfs {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+// The snapshot's one critical section: the table's lock, then the
+// process's.
+Result<void> snap_locked(ProcTable& t, Proc& p, pid_t tid, unsigned what, ProcSnap& s)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
+  p.assert_tree_locked();
+  s.pid = p.pid();
+  s.ppid = p.parent_ ? p.parent_->pid() : 0;
+  s.pgid = p.pgid_;
+  s.sid = p.sid_;
+  s.exit_signal = p.exit_signal_;
+  bool zombie = p.state_ == Proc::State::kZombie;
+  MutexLocker g(p.lock_);
+  Lwp* thread = nullptr;
+  bool running = false;
+  for (Lwp& l : p.lwps_) {
+    if (!s.first_tid) s.first_tid = l.tid();
+    if (l.cpu()) running = true;
+    if (l.tid() == tid) thread = &l;
+  }
+  if (tid && !thread) return err(ESRCH);
+  s.tid = tid;
+  s.nlwps = p.nlwps_;
+  if (thread) running = thread->cpu() != nullptr;
+  s.state = zombie ? 'Z' : running ? 'R' : 'S';
+  std::memcpy(s.comm, p.comm_, sizeof s.comm);
+  s.comm[sizeof s.comm - 1] = '\0';
+  s.cred = p.cred_;
+  s.umask = p.umask_.load(std::memory_order_relaxed);
+  std::memcpy(s.rl, p.rlimits_, sizeof s.rl);
+  s.nice = p.nice_;
+  s.policy = p.sched_policy_;
+  s.rtprio = p.sched_priority_;
+  s.no_new_privs = p.no_new_privs_;
+  std::memcpy(s.affinity, p.affinity_, sizeof s.affinity);
+  s.shd_pending = p.sigpending_.load(std::memory_order_acquire);
+  s.sigqueued = p.nsigqueued_;
+  Lwp* l0 = thread ? thread : (p.lwps_.empty() ? nullptr : &p.lwps_.front());
+  if (l0) {
+    s.pending = l0->sigpending_.load(std::memory_order_acquire);
+    s.blocked = l0->sigmask_.load(std::memory_order_acquire);
+  }
+  if (p.sigacts_) {
+    for (int sig = 1; sig <= kNsig; sig++) {
+      uintptr_t h = p.sigacts_->get(sig).handler;
+      if (h == 1) s.ignored |= SigSet{1} << (sig - 1);
+      else if (h != 0) s.caught |= SigSet{1} << (sig - 1);
+    }
+  }
+  // Past exiting_ the per-faction state goes without these locks: take
+  // references only before it.
+  if (!zombie && !p.exiting_) {
+    if ((what & kSnapSpace) && p.space_) {
+      s.space = p.space_;
+      s.space->hold();
+    }
+    if (what & kSnapVfs) {
+      ProcVfs& pv = proc_vfs(p);
+      s.fdt = pv.fdt();
+      s.cwd = pv.cwd();
+      s.root = pv.root();
+      s.have_vfs = true;
+    }
+  }
+  (void)t;
+  return {};
+}
+
+// The name (comm) with the characters Linux escapes in status ("\n", "\\").
+void put_name(Text& t, const char* name) {
+  for (const char* c = name; *c; c++) {
+    if (*c == '\n') t.put("\\n");
+    else if (*c == '\\') t.put("\\\\");
+    else t.putc(*c);
+  }
+}
+
+const char* state_name(char c) {
+  switch (c) {
+    case 'R': return "R (running)";
+    case 'Z': return "Z (zombie)";
+    default: return "S (sleeping)";
+  }
+}
+
+uint64_t kb(uint64_t bytes) { return bytes / 1024; }
+
+void put_stat(Lwp& l, const ProcSnap& s, Text& t) {
+  Kernel& k = l.kernel();
+  UserSpace::Totals tot = s.space ? s.space->totals() : UserSpace::Totals{};
+  rlim_t rss_lim = s.rl[RLIMIT_RSS].rlim_cur;
+  // Fields 1-52 of proc(5); what the kernel does not track is 0.
+  t.printf("%d (%s) %c %d %d %d 0 -1 %u 0 0 0 0 0 0 0 0 %d %d %d 0 %llu %llu %llu %llu ", s.tid ? s.tid : s.pid,
+           s.comm, s.state, s.ppid, s.pgid, s.sid, 0x400000u /* PF_RANDOMIZE-free, as a user task */,
+           s.policy ? -1 - s.rtprio : 20 + s.nice, s.nice, s.nlwps,
+           static_cast<unsigned long long>(0) /* starttime: since boot, unknown per process */,
+           static_cast<unsigned long long>(tot.mapped), static_cast<unsigned long long>(tot.resident / kPage),
+           static_cast<unsigned long long>(rss_lim == RLIM_INFINITY ? ULLONG_MAX : rss_lim));
+  t.printf("0 0 0 0 0 0 0 0 0 0 0 0 %d %d %d %d 0 0 0 0 0 0 0 0 0 0 0\n", s.exit_signal, s.last_cpu, s.rtprio,
+           s.policy);
+  (void)k;
+}
+
+void put_cpus(Text& t, const uint64_t* affinity, int ncpu) {
+  // Cpus_allowed: a hex mask; Cpus_allowed_list: ranges.
+  uint64_t mask = affinity[0] & (ncpu >= 64 ? ~0ull : ((1ull << ncpu) - 1));
+  t.printf("Cpus_allowed:\t%llx\nCpus_allowed_list:\t", static_cast<unsigned long long>(mask));
+  bool first = true;
+  for (int i = 0; i < ncpu && i < 64;) {
+    if (!(mask >> i & 1)) {
+      i++;
+      continue;
+    }
+    int j = i;
+    while (j + 1 < ncpu && j + 1 < 64 && (mask >> (j + 1) & 1)) j++;
+    if (!first) t.putc(',');
+    first = false;
+    if (j == i) t.printf("%d", i);
+    else t.printf("%d-%d", i, j);
+    i = j + 1;
+  }
+  t.putc('\n');
+}
+
+void put_status(Lwp& l, const ProcSnap& s, Text& t) {
+  Kernel& k = l.kernel();
+  const Cred& c = *s.cred;
+  t.put("Name:\t");
+  put_name(t, s.comm);
+  t.printf("\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\nTracerPid:\t0\n",
+           static_cast<unsigned>(s.umask), state_name(s.state), s.pid, s.tid ? s.tid : s.pid, s.ppid);
+  t.printf("Uid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n", c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid,
+           c.fsgid);
+  size_t nfds = 0;
+  if (s.fdt) s.fdt->for_each_fd([&](int fd, rump::File&, bool) { nfds = static_cast<size_t>(fd) + 1; });
+  size_t fdsize = 64;
+  while (fdsize < nfds) fdsize *= 2;
+  t.printf("FDSize:\t%zu\nGroups:\t", fdsize);
+  for (size_t i = 0; i < c.ngroups(); i++) t.printf("%u ", c.groups()[i]);
+  t.printf("\nNStgid:\t%d\nNSpid:\t%d\nNSpgid:\t%d\nNSsid:\t%d\nKthread:\t0\n", s.pid, s.tid ? s.tid : s.pid,
+           s.pgid, s.sid);
+  if (s.state != 'Z') {
+    UserSpace::Totals tot = s.space ? s.space->totals() : UserSpace::Totals{};
+    uint64_t heap = 0;
+    if (s.space)
+      s.space->for_each_mapping([&](const UserSpace::Mapping& m) {
+        if (m.heap || (!m.object && !m.shared)) heap += m.end - m.start;
+      });
+    t.printf("VmPeak:\t%8llu kB\nVmSize:\t%8llu kB\nVmLck:\t%8llu kB\nVmPin:\t%8d kB\nVmHWM:\t%8llu kB\n"
+             "VmRSS:\t%8llu kB\nRssAnon:\t%8llu kB\nRssFile:\t%8d kB\nRssShmem:\t%8d kB\nVmData:\t%8llu kB\n"
+             "VmStk:\t%8d kB\nVmExe:\t%8d kB\nVmLib:\t%8d kB\nVmPTE:\t%8d kB\nVmSwap:\t%8d kB\n"
+             "HugetlbPages:\t%8d kB\n",
+             static_cast<unsigned long long>(kb(tot.mapped)), static_cast<unsigned long long>(kb(tot.mapped)),
+             static_cast<unsigned long long>(kb(tot.locked)), 0, static_cast<unsigned long long>(kb(tot.resident)),
+             static_cast<unsigned long long>(kb(tot.resident)), static_cast<unsigned long long>(kb(tot.resident)),
+             0, 0, static_cast<unsigned long long>(kb(heap)), 0, 0, 0, 0, 0, 0);
+    t.put("CoreDumping:\t0\nTHP_enabled:\t0\n");
+  }
+  t.printf("Threads:\t%d\nSigQ:\t%d/%llu\n", s.nlwps, s.sigqueued,
+           static_cast<unsigned long long>(s.rl[RLIMIT_SIGPENDING].rlim_cur));
+  t.printf("SigPnd:\t%016llx\nShdPnd:\t%016llx\nSigBlk:\t%016llx\nSigIgn:\t%016llx\nSigCgt:\t%016llx\n",
+           static_cast<unsigned long long>(s.pending), static_cast<unsigned long long>(s.shd_pending),
+           static_cast<unsigned long long>(s.blocked), static_cast<unsigned long long>(s.ignored),
+           static_cast<unsigned long long>(s.caught));
+  t.printf("CapInh:\t%016llx\nCapPrm:\t%016llx\nCapEff:\t%016llx\nCapBnd:\t%016llx\nCapAmb:\t%016llx\n",
+           static_cast<unsigned long long>(c.cap_inheritable), static_cast<unsigned long long>(c.cap_permitted),
+           static_cast<unsigned long long>(c.cap_effective), static_cast<unsigned long long>(kCapAll), 0ull);
+  t.printf("NoNewPrivs:\t%d\nSeccomp:\t0\nSeccomp_filters:\t0\n", s.no_new_privs ? 1 : 0);
+  put_cpus(t, s.affinity, k.ncpu());
+  t.put("Mems_allowed:\t1\nMems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n");
+}
+
+struct LimitRow {
+  const char* name;
+  int res;
+  const char* unit;
+};
+const LimitRow kLimits[] = {
+    {"Max cpu time", RLIMIT_CPU, "seconds"},
+    {"Max file size", RLIMIT_FSIZE, "bytes"},
+    {"Max data size", RLIMIT_DATA, "bytes"},
+    {"Max stack size", RLIMIT_STACK, "bytes"},
+    {"Max core file size", RLIMIT_CORE, "bytes"},
+    {"Max resident set", RLIMIT_RSS, "bytes"},
+    {"Max processes", RLIMIT_NPROC, "processes"},
+    {"Max open files", RLIMIT_NOFILE, "files"},
+    {"Max locked memory", RLIMIT_MEMLOCK, "bytes"},
+    {"Max address space", RLIMIT_AS, "bytes"},
+    {"Max file locks", RLIMIT_LOCKS, "locks"},
+    {"Max pending signals", RLIMIT_SIGPENDING, "signals"},
+    {"Max msgqueue size", RLIMIT_MSGQUEUE, "bytes"},
+    {"Max nice priority", RLIMIT_NICE, ""},
+    {"Max realtime priority", RLIMIT_RTPRIO, ""},
+    {"Max realtime timeout", RLIMIT_RTTIME, "us"},
+};
+
+void put_limit_value(Text& t, rlim_t v) {
+  char b[32];
+  if (v == RLIM_INFINITY) std::snprintf(b, sizeof b, "unlimited");
+  else std::snprintf(b, sizeof b, "%llu", static_cast<unsigned long long>(v));
+  t.printf("%-20s ", b);
+}
+
+void put_limits(const ProcSnap& s, Text& t) {
+  t.printf("%-25s %-20s %-20s %-10s\n", "Limit", "Soft Limit", "Hard Limit", "Units");
+  for (const LimitRow& r : kLimits) {
+    t.printf("%-25s ", r.name);
+    put_limit_value(t, s.rl[r.res].rlim_cur);
+    put_limit_value(t, s.rl[r.res].rlim_max);
+    // An empty unit leaves no column (Linux).
+    if (*r.unit) t.printf("%-10s\n", r.unit);
+    else t.putc('\n');
+  }
+}
+
+void put_maps(const ProcSnap& s, Text& t) {
+  if (!s.space) return;
+  s.space->for_each_mapping([&](const UserSpace::Mapping& m) {
+    char line[128];
+    int n = std::snprintf(line, sizeof line, "%08llx-%08llx %c%c%c%c %08llx 00:00 0",
+                          static_cast<unsigned long long>(m.start), static_cast<unsigned long long>(m.end),
+                          (m.prot & 1) ? 'r' : '-', (m.prot & 2) ? 'w' : '-', (m.prot & 4) ? 'x' : '-',
+                          m.shared ? 's' : 'p', static_cast<unsigned long long>(m.offset));
+    t.put(std::string_view(line, static_cast<size_t>(n)));
+    if (m.heap) {
+      // The name column starts at position 73 (Linux pads to it).
+      for (int i = n; i < 73; i++) t.putc(' ');
+      t.put("[heap]");
+    }
+    t.putc('\n');
+  });
+}
+
+void put_smaps_rollup(const ProcSnap& s, Text& t) {
+  uint64_t lo = 0, hi = 0;
+  bool any = false;
+  if (s.space)
+    s.space->for_each_mapping([&](const UserSpace::Mapping& m) {
+      if (!any) lo = m.start;
+      hi = m.end;
+      any = true;
+    });
+  UserSpace::Totals tot = s.space ? s.space->totals() : UserSpace::Totals{};
+  char head[128];
+  int n = std::snprintf(head, sizeof head, "%08llx-%08llx ---p 00000000 00:00 0", static_cast<unsigned long long>(lo),
+                        static_cast<unsigned long long>(hi));
+  t.put(std::string_view(head, static_cast<size_t>(n)));
+  for (int i = n; i < 73; i++) t.putc(' ');
+  t.put("[rollup]\n");
+  struct Row {
+    const char* name;
+    uint64_t kb;
+  } rows[] = {{"Rss", kb(tot.resident)},        {"Pss", kb(tot.resident)},   {"Pss_Dirty", kb(tot.resident)},
+              {"Pss_Anon", kb(tot.resident)},   {"Pss_File", 0},             {"Pss_Shmem", 0},
+              {"Shared_Clean", 0},              {"Shared_Dirty", 0},         {"Private_Clean", 0},
+              {"Private_Dirty", kb(tot.resident)}, {"Referenced", kb(tot.resident)}, {"Anonymous", kb(tot.resident)},
+              {"KSM", 0},                       {"LazyFree", 0},             {"AnonHugePages", 0},
+              {"ShmemPmdMapped", 0},            {"FilePmdMapped", 0},        {"Shared_Hugetlb", 0},
+              {"Private_Hugetlb", 0},           {"Swap", 0},                 {"SwapPss", 0},
+              {"Locked", kb(tot.locked)}};
+  for (const Row& r : rows) {
+    char label[32];
+    std::snprintf(label, sizeof label, "%s:", r.name);
+    t.printf("%-15s %8llu kB\n", label, static_cast<unsigned long long>(r.kb));
+  }
+}
+
+}  // namespace
+
+ProcSnap::~ProcSnap() {
+  if (space) space->release();
+}
+
+Result<void> snap_proc(Kernel& k, pid_t pid, pid_t tid, unsigned what, ProcSnap& s) {
+  ProcTable& t = k.procs();
+  MutexLocker g(t.lock());
+  Proc* p = pid > 0 ? t.find_locked(pid) : nullptr;
+  if (!p) return err(ESRCH);
+  p->assert_tree_locked();
+  if (p->state_ == Proc::State::kEmbryo) return err(ESRCH);
+  return snap_locked(t, *p, tid, what, s);
+}
+
+Result<void> proc_owner(Kernel& k, pid_t pid, pid_t tid, uid_t* uid, gid_t* gid) {
+  ProcSnap s(k.kmem());
+  Result<void> r = snap_proc(k, pid, tid, 0, s);
+  if (!r.ok()) return err(ENOENT);
+  *uid = s.cred ? s.cred->euid : 0;
+  *gid = s.cred ? s.cred->egid : 0;
+  return {};
+}
+
+Result<void> make_pid_file(Lwp& l, Which which, pid_t pid, pid_t tid, Text& t) {
+  Kernel& k = l.kernel();
+  ProcSnap s(k.kmem());
+  unsigned what = kSnapSpace | kSnapVfs;
+  TRY(snap_proc(k, pid, tid, what, s));
+  s.last_cpu = 0;
+  switch (which) {
+    case Which::kStat: put_stat(l, s, t); break;
+    case Which::kStatus: put_status(l, s, t); break;
+    case Which::kStatm: {
+      UserSpace::Totals tot = s.space ? s.space->totals() : UserSpace::Totals{};
+      t.printf("%llu %llu 0 0 0 0 0\n", static_cast<unsigned long long>(tot.mapped / kPage),
+               static_cast<unsigned long long>(tot.resident / kPage));
+      break;
+    }
+    case Which::kComm: t.printf("%s\n", s.comm); break;
+    case Which::kCmdline:
+      // No exec, no argument vector: the name, NUL-terminated, as a
+      // process that set its own (zombies and kernel threads show none).
+      if (s.state != 'Z') t.put(std::string_view(s.comm, std::strlen(s.comm) + 1));
+      break;
+    case Which::kEnviron: break;
+    case Which::kLimits: put_limits(s, t); break;
+    case Which::kMaps: put_maps(s, t); break;
+    case Which::kSmapsRollup: put_smaps_rollup(s, t); break;
+    case Which::kMounts:
+    case Which::kMountinfo:
+      if (!s.root) break;
+      TRY(make_mounts(l, s.root.to_ref(), which == Which::kMountinfo, t));
+      break;
+    default: return err(EINVAL);
+  }
+  return {};
+}
+
+Result<void> make_fdinfo(Lwp& l, pid_t pid, int fd, Text& t) {
+  Kernel& k = l.kernel();
+  ProcSnap s(k.kmem());
+  TRY(snap_proc(k, pid, 0, kSnapVfs, s));
+  if (!s.fdt) return err(ENOENT);
+  bool cloexec = false;
+  Ref<rump::File> f = TRY(s.fdt->get(fd, &cloexec));
+  int flags = f->flags() | (cloexec ? O_CLOEXEC : 0);
+  uint64_t ino = 0;
+  int mnt = 0;
+  if (Vnode* vp = f->vnode()) {
+    Vattr va = getattr(*vp);
+    ino = va.ino;
+    mnt = static_cast<int>(minor(vp->mount().dev_));
+  } else {
+    struct stat st;
+    if (f->ops().stat(*f, &st).ok()) ino = st.st_ino;
+  }
+  t.printf("pos:\t%llu\nflags:\t0%o\nmnt_id:\t%d\nino:\t%llu\n", static_cast<unsigned long long>(f->pos()),
+           static_cast<unsigned>(flags), mnt, static_cast<unsigned long long>(ino));
+  return {};
+}
+
+Result<size_t> write_comm(Lwp& l, pid_t pid, pid_t tid, const char* buf, size_t len) {
+  Kernel& k = l.kernel();
+  ProcTable& t = k.procs();
+  MutexLocker g(t.lock());
+  Proc* p = t.find_locked(pid);
+  if (!p) return err(ESRCH);
+  p->assert_tree_locked();
+  if (p->state_ != Proc::State::kActive) return err(ESRCH);
+  MutexLocker pg(p->lock_);
+  // Only the process itself (any of its threads) names itself; others
+  // need the same user (Linux: same thread group, else ptrace access).
+  const Cred& c = l.cred();
+  if (&l.proc() != p && !c.capable(kCapSysPtrace) && c.euid != p->cred_->euid) return err(EACCES);
+  size_t n = len < sizeof p->comm_ - 1 ? len : sizeof p->comm_ - 1;
+  std::memset(p->comm_, 0, sizeof p->comm_);
+  std::memcpy(p->comm_, buf, n);
+  // The write's trailing newline is no part of the name.
+  if (n && p->comm_[n - 1] == '\n') p->comm_[n - 1] = '\0';
+  (void)tid;
+  return len;
+}
+
+Result<size_t> link_text(Lwp& l, Which which, pid_t pid, int fd, char* buf, size_t cap) {
+  Kernel& k = l.kernel();
+  if (which == Which::kExe) return err(ENOENT);  // no program image: as a kernel thread's
+  ProcSnap s(k.kmem());
+  TRY(snap_proc(k, pid, 0, kSnapVfs, s));
+  if (!s.have_vfs) return err(ENOENT);
+  RefPtr<Vnode> vp;
+  RefPtr<rump::File> f;
+  if (which == Which::kCwd) vp = s.cwd;
+  else if (which == Which::kRootLink) vp = s.root;
+  else {
+    Result<Ref<rump::File>> r = s.fdt->get(fd);
+    if (!r.ok()) return err(ENOENT);
+    f = RefPtr<rump::File>(std::move(r).value());
+    if (size_t n = f->ops().link_name(*f, buf, cap)) return n;
+    vp = RefPtr<Vnode>(f->vnode());
+    if (!vp) return err(ENOENT);
+  }
+  // Paths as the reader's root sees them (Linux: d_path from the
+  // reader's root).
+  PathBuf path(k.kmem());
+  if (!path.p) return err(ENOMEM);
+  Result<size_t> start = vnode_path(proc_vfs(l.proc()).root(), vp.to_ref(), path.p);
+  const char* text;
+  size_t n;
+  if (start.ok()) {
+    text = path.p + start.value();
+    n = std::strlen(text);
+  } else {
+    // A file no name leads to any more (Linux shows its last path with
+    // " (deleted)"; the path is not kept here).
+    text = "(deleted)";
+    n = 9;
+  }
+  if (n > cap) n = cap;
+  std::memcpy(buf, text, n);
+  return n;
+}
+
+}  // namespace procfs
+}  // namespace rump
