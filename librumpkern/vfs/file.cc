@@ -11,6 +11,7 @@
 #include "kern/copy.h"
 #include "kern/kernel.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -477,6 +478,7 @@ class VnodeFileOps : public FileOps {
         error = c.error();
         break;
       }
+      StalePages stale;  // the mapped pages this write changes
       Result<size_t> r = [&]() -> Result<size_t> {
         MutexLocker g(vp.mount().lock_);
         if (append || done == 0) {
@@ -497,7 +499,10 @@ class VnodeFileOps : public FileOps {
           }
         }
         Result<size_t> w = vp.write(buf, n, off);
-        if (w.ok()) off += w.value();
+        if (w.ok()) {
+          stale.note_locked(vp, off, w.value());
+          off += w.value();
+        }
         return w;
       }();
       if (!r.ok()) {

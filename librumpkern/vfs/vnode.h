@@ -48,6 +48,7 @@ class Kernel;
 class Mount;
 class Pipe;
 class Vnode;
+class VnodePager;
 
 enum class VType : uint8_t { kNon, kReg, kDir, kLnk, kChr, kBlk, kFifo, kSock };
 
@@ -342,6 +343,11 @@ class Vnode : public KObject, public RefCounted<Vnode> {
 
   // An O_TMPFILE file without O_EXCL: linkat(AT_EMPTY_PATH) may name it.
   bool linkable_ ABSL_GUARDED_BY(lock()) = false;
+
+  // The page cache of a mapped regular file (vfs/vnode_pager.h), or
+  // nullptr: not a reference (the cache holds the vnode); the cache clears
+  // it when it goes, and a finder takes a reference with try_ref().
+  VnodePager* pager_ ABSL_GUARDED_BY(lock()) = nullptr;
 
  protected:
   // reclaim: the last reference went; the destructor frees everything.
