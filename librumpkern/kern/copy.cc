@@ -79,22 +79,25 @@ void raise_bus_fault(Lwp& l, uintptr_t uaddr) {
 }
 }  // namespace
 
+// One access of the process to its own isolated space: copy(done) does it.
+template <class Copy>
+Result<void> user_access(Lwp& l, UserSpace* s, uintptr_t uaddr, Copy copy) {
+  size_t done = 0;
+  Result<void> r = copy(*s, &done);
+  if (!r.ok() && r.error() == kBusFault) raise_bus_fault(l, uaddr + done);
+  return bus_to_efault(r);
+}
+
 Result<void> user_copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len) {
   UserSpace* s = l.user_space();
   if (len == 0 || s == nullptr) return copyin(l, uaddr, kaddr, len);
-  size_t done = 0;
-  Result<void> r = s->copyin(uaddr, kaddr, len, &done);
-  if (!r.ok() && r.error() == kBusFault) raise_bus_fault(l, uaddr + done);
-  return bus_to_efault(r);
+  return user_access(l, s, uaddr, [&](UserSpace& us, size_t* done) { return us.copyin(uaddr, kaddr, len, done); });
 }
 
 Result<void> user_copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len) {
   UserSpace* s = l.user_space();
   if (len == 0 || s == nullptr) return copyout(l, kaddr, uaddr, len);
-  size_t done = 0;
-  Result<void> r = s->copyout(kaddr, uaddr, len, &done);
-  if (!r.ok() && r.error() == kBusFault) raise_bus_fault(l, uaddr + done);
-  return bus_to_efault(r);
+  return user_access(l, s, uaddr, [&](UserSpace& us, size_t* done) { return us.copyout(kaddr, uaddr, len, done); });
 }
 
 }  // namespace rump
