@@ -53,11 +53,28 @@ Result<void> VmObject::insert_locked(uint64_t pindex, Page* p) {
   return {};
 }
 
+Result<Page*> VmObject::alloc_for_fill_locked() {
+  for (bool retried = false;; retried = true) {
+    Result<void> room = reserve_one_locked();
+    if (room.ok()) {
+      Result<Page*> p = Page::alloc_zeroed(*kmem_, &chunk_);
+      if (p.ok() || p.error() != ENOMEM) return p;
+    } else if (room.error() != ENOMEM) {
+      return err(room.error());
+    }
+    if (retried || anonymous_ || !pages_clean() || pages_.size() == 0) return err(ENOMEM);
+    // Every page can be filled again: give them all back. Copies hold no
+    // frame of a pager object across a fault (copy.cc goes page by page
+    // there), so nothing points into them.
+    pages_.for_each([](uint64_t, Page* page) { page->release(); });
+    pages_.clear();
+  }
+}
+
 Result<Page*> VmObject::fault_locked(uint64_t pindex) {
   if (Page* p = lookup_locked(pindex)) return p;
   if (size_ != kUnbounded && (pindex << kPageShift) >= size_) return err(EFAULT);
-  TRY(reserve_one_locked());
-  Page* p = TRY(Page::alloc_zeroed(*kmem_, &chunk_));
+  Page* p = TRY(alloc_for_fill_locked());
   if (!anonymous_) {
     Result<void> r = fill_page(pindex << kPageShift, p->data());
     if (!r.ok()) {
@@ -87,6 +104,13 @@ Result<Page*> VmObject::copy_page(uint64_t pindex) {
   Locker<RwLock> g(lock_);
   Page* src = TRY(fault_locked(pindex));
   return Page::alloc_copy(*kmem_, *src);
+}
+
+Result<void> VmObject::read_page(uint64_t pindex, std::byte* dst) {
+  Locker<RwLock> g(lock_);
+  Page* src = TRY(fault_locked(pindex));
+  std::memcpy(dst, src->data(), kPageSize);
+  return {};
 }
 
 template <class Fn>

@@ -62,6 +62,11 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   virtual void page_written(uint64_t offset, size_t len);
   // msync(2) of [offset, offset+len) with MS_* flags.
   virtual Result<void> sync(uint64_t offset, uint64_t len, int flags);
+  // True if every page is a clean copy of what the pager can fill again
+  // (a file cache that writes stores through): when a fill finds no memory
+  // under the Kmem's limit, the object then drops its pages and tries once
+  // more, so a cache never holds memory another fault needs.
+  virtual bool pages_clean() const { return false; }
 
   // ---- the page table, for libvmspace (indices are page numbers) ----
   RwLock& lock() ABSL_LOCK_RETURNED(lock_) { return lock_; }
@@ -81,6 +86,9 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // Copies one page's content (filling it if absent) into a fresh private
   // frame: how a private mapping gets its own copy of a backing page.
   Result<Page*> copy_page(uint64_t pindex);
+  // Copies one page's content (filling it if absent) to dst (kPageSize
+  // bytes): a snapshot for memory the object does not own.
+  Result<void> read_page(uint64_t pindex, std::byte* dst);
 
  protected:
   VmObject(Kmem& kmem, uint64_t size, bool anonymous);
@@ -88,6 +96,9 @@ class VmObject : public KObject, public RefCounted<VmObject> {
  private:
   // Room for one more page, made before anything else changes.
   Result<void> reserve_one_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) { return pages_.reserve(pages_.size() + 1); }
+  // A zeroed frame with room for it in the table; for a pages_clean()
+  // object, dropping its pages when memory runs out.
+  Result<Page*> alloc_for_fill_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   template <class Fn>
   void for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn) ABSL_SHARED_LOCKS_REQUIRED(lock_);
 

@@ -150,7 +150,7 @@ int rump_copyin(const void* uaddr, void* kaddr, size_t len) {
   if (!k) return ENOSYS;
   rump::Lwp* l = rump::enter(*k);
   if (!l) return rump::enter_error(*k);
-  rump::Result<void> r = rump::copyin(*l, reinterpret_cast<uintptr_t>(uaddr), kaddr, len);
+  rump::Result<void> r = rump::user_copyin(*l, reinterpret_cast<uintptr_t>(uaddr), kaddr, len);
   rump::leave(*k, l);
   return r.error();
 }
@@ -160,7 +160,7 @@ int rump_copyout(const void* kaddr, void* uaddr, size_t len) {
   if (!k) return ENOSYS;
   rump::Lwp* l = rump::enter(*k);
   if (!l) return rump::enter_error(*k);
-  rump::Result<void> r = rump::copyout(*l, kaddr, reinterpret_cast<uintptr_t>(uaddr), len);
+  rump::Result<void> r = rump::user_copyout(*l, kaddr, reinterpret_cast<uintptr_t>(uaddr), len);
   rump::leave(*k, l);
   return r.error();
 }

@@ -4,7 +4,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "kern/file_map.h"
+#include "kern/fork.h"
 #include "kern/lwp.h"
+#include "kern/proc.h"
 
 namespace rump {
 
@@ -29,7 +32,7 @@ Result<void> copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len) {
   if (len == 0) return {};
   if (UserSpace* s = l.user_space()) {
     size_t done = 0;
-    return s->copyin(uaddr, kaddr, len, &done);
+    return bus_to_efault(s->copyin(uaddr, kaddr, len, &done));
   }
   if (!host_range_ok(uaddr, len)) return err(EFAULT);
   std::memcpy(kaddr, reinterpret_cast<const void*>(uaddr), len);
@@ -40,7 +43,7 @@ Result<void> copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len) {
   if (len == 0) return {};
   if (UserSpace* s = l.user_space()) {
     size_t done = 0;
-    return s->copyout(kaddr, uaddr, len, &done);
+    return bus_to_efault(s->copyout(kaddr, uaddr, len, &done));
   }
   if (!host_range_ok(uaddr, len)) return err(EFAULT);
   std::memcpy(reinterpret_cast<void*>(uaddr), kaddr, len);
@@ -48,7 +51,7 @@ Result<void> copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len) {
 }
 
 Result<void> copyinstr(Lwp& l, uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len) {
-  if (UserSpace* s = l.user_space()) return s->copyinstr(uaddr, kbuf, maxlen, len);
+  if (UserSpace* s = l.user_space()) return bus_to_efault(s->copyinstr(uaddr, kbuf, maxlen, len));
   if (!host_range_ok(uaddr, 1)) return err(EFAULT);
   const char* src = reinterpret_cast<const char*>(uaddr);
   for (size_t i = 0; i < maxlen; i++) {
@@ -60,6 +63,41 @@ Result<void> copyinstr(Lwp& l, uintptr_t uaddr, char* kbuf, size_t maxlen, size_
     }
   }
   return err(ENAMETOOLONG);
+}
+
+namespace {
+// The process's own load or store at uaddr met a mapped file's page past
+// its end: SIGBUS (BUS_ADRERR), as the host raises it. The signal is
+// synchronous: a process that blocks or ignores it is ended by it.
+void raise_bus_fault(Lwp& l, uintptr_t uaddr) {
+  siginfo_t info{};
+  info.si_signo = SIGBUS;
+  info.si_code = BUS_ADRERR;
+  info.si_addr = reinterpret_cast<void*>(uaddr);
+  Result<bool> fatal = post_signal_info(l.proc(), &l, info);
+  if (fatal.ok() && fatal.value()) kill_proc(l.kernel(), l.proc().pid(), SIGBUS);
+}
+}  // namespace
+
+// One access of the process to its own isolated space: copy(done) does it.
+template <class Copy>
+Result<void> user_access(Lwp& l, UserSpace* s, uintptr_t uaddr, Copy copy) {
+  size_t done = 0;
+  Result<void> r = copy(*s, &done);
+  if (!r.ok() && r.error() == kBusFault) raise_bus_fault(l, uaddr + done);
+  return bus_to_efault(r);
+}
+
+Result<void> user_copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len) {
+  UserSpace* s = l.user_space();
+  if (len == 0 || s == nullptr) return copyin(l, uaddr, kaddr, len);
+  return user_access(l, s, uaddr, [&](UserSpace& us, size_t* done) { return us.copyin(uaddr, kaddr, len, done); });
+}
+
+Result<void> user_copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len) {
+  UserSpace* s = l.user_space();
+  if (len == 0 || s == nullptr) return copyout(l, kaddr, uaddr, len);
+  return user_access(l, s, uaddr, [&](UserSpace& us, size_t* done) { return us.copyout(kaddr, uaddr, len, done); });
 }
 
 }  // namespace rump

@@ -13,6 +13,7 @@
 #include "absl/functional/function_ref.h"
 #include "base/result.h"
 #include "base/user_ptr.h"
+#include "kern/file_map.h"
 
 namespace rump {
 
@@ -70,6 +71,11 @@ bool host_user_range_ok(uintptr_t uaddr, size_t len);
 Result<void> copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len);
 Result<void> copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len);
 Result<void> copyinstr(Lwp& l, uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len);
+// The process's own access to its memory (rump_copyin/rump_copyout): as
+// copyin/copyout, and a page past the end of a mapped file also raises
+// SIGBUS in the process (kern/file_map.h).
+Result<void> user_copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len);
+Result<void> user_copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len);
 
 template <class T, class U>
 Result<void> copyin(Lwp& l, UserPtr<U> src, T* dst, size_t len = sizeof(T)) {

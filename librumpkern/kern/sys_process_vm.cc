@@ -37,7 +37,7 @@ constexpr size_t kChunk = 512;
 Result<void> space_copy(UserSpace* s, bool to_user, uintptr_t uaddr, void* kbuf, size_t len, size_t* done) {
   *done = 0;
   if (len == 0) return {};
-  if (s) return to_user ? s->copyout(kbuf, uaddr, len, done) : s->copyin(uaddr, kbuf, len, done);
+  if (s) return bus_to_efault(to_user ? s->copyout(kbuf, uaddr, len, done) : s->copyin(uaddr, kbuf, len, done));
   if (!host_user_range_ok(uaddr, len)) return err(EFAULT);
   if (to_user) std::memcpy(reinterpret_cast<void*>(uaddr), kbuf, len);
   else std::memcpy(kbuf, reinterpret_cast<const void*>(uaddr), len);

@@ -12,6 +12,7 @@
 #include "kern/copy.h"
 #include "kern/kernel.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -478,6 +479,7 @@ class VnodeFileOps : public FileOps {
         error = c.error();
         break;
       }
+      StalePages stale;  // the mapped pages this write changes
       Result<size_t> r = [&]() -> Result<size_t> {
         MutexLocker g(vp.mount().lock_);
         if (append || done == 0) {
@@ -499,7 +501,10 @@ class VnodeFileOps : public FileOps {
         }
         size_t allowed = TRY(seals_check_write(vp, off, n));
         Result<size_t> w = vp.write(buf, allowed, off);
-        if (w.ok()) off += w.value();
+        if (w.ok()) {
+          stale.note_locked(vp, off, w.value());
+          off += w.value();
+        }
         return w;
       }();
       if (!r.ok()) {

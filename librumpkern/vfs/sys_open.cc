@@ -14,6 +14,7 @@
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -100,10 +101,12 @@ Result<Ref<File>> open_vnode(Lwp& l, Ref<Vnode> vp, int flags) {
     default: break;
   }
   {
+    StalePages stale;
     MutexLocker g(vp->mount().lock_);
     TRY(vp->open(flags));
     if ((flags & O_TRUNC) && va.type == VType::kReg) {
       TRY(seals_check_resize(*vp, 0));
+      stale.note_locked(*vp, 0, VnodePager::kToEnd);
       TRY(vp->truncate(0));
     }
   }

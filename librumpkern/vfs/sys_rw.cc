@@ -13,6 +13,7 @@
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -129,9 +130,16 @@ Result<void> do_truncate(Lwp& l, Vnode& vp, off_t length) {
   if (vp.is_dir()) return err(EISDIR);
   if (vp.type() != VType::kReg) return err(EINVAL);
   TRY(check_writable_mount(vp));
+  StalePages stale;
   MutexLocker g(vp.mount().lock_);
   TRY(seals_check_resize(vp, static_cast<uint64_t>(length)));
-  return vp.truncate(static_cast<uint64_t>(length));
+  // Pages from the old or the new end on (whichever is lower) change: the
+  // tail of the last page reads as zero, pages past the end are gone.
+  uint64_t size = static_cast<uint64_t>(length);
+  Vattr va;
+  vp.getattr(va);
+  stale.note_locked(vp, std::min(size, va.size), VnodePager::kToEnd);
+  return vp.truncate(size);
 }
 
 }  // namespace
@@ -173,9 +181,11 @@ Result<long> sys_fallocate(Lwp& l, int fd, int mode, off_t offset, off_t len) {
   int m = 0;
   if (mode & FALLOC_FL_KEEP_SIZE) m |= kFallocKeepSize;
   if (mode & FALLOC_FL_PUNCH_HOLE) m |= kFallocPunchHole;
+  StalePages stale;
   MutexLocker g(vp->mount().lock_);
   TRY(seals_check_fallocate(*vp, m, static_cast<uint64_t>(offset), static_cast<uint64_t>(len)));
   TRY(vp->fallocate(m, static_cast<uint64_t>(offset), static_cast<uint64_t>(len)));
+  stale.note_locked(*vp, static_cast<uint64_t>(offset), static_cast<uint64_t>(len));
   return 0;
 }
 

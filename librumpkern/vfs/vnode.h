@@ -49,6 +49,7 @@ class Kernel;
 class Mount;
 class Pipe;
 class Vnode;
+class VnodePager;
 
 enum class VType : uint8_t { kNon, kReg, kDir, kLnk, kChr, kBlk, kFifo, kSock };
 
@@ -357,6 +358,11 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   // file. Set once before the vnode is published; freed with the vnode.
   MemfdState* memfd() const { return memfd_; }
   void set_memfd(MemfdState* m) { memfd_ = m; }
+
+  // The page cache of a mapped regular file (vfs/vnode_pager.h), or
+  // nullptr: not a reference (the cache holds the vnode); the cache clears
+  // it when it goes, and a finder takes a reference with try_ref().
+  VnodePager* pager_ ABSL_GUARDED_BY(lock()) = nullptr;
 
  protected:
   // reclaim: the last reference went; the destructor frees everything.

@@ -116,6 +116,37 @@ Result<long> host_mmap(Lwp& l, uint64_t addr, uint64_t len, int prot, int flags)
   return static_cast<long>(got);
 }
 
+// A private host-space mapping of a file: fresh host memory holding a copy
+// of the pages of [offset, offset+len) as they are now (pages past the end
+// of the file stay zero). Unlike Linux, later changes of the file do not
+// show in pages the process has not written.
+Result<long> host_map_private_file(Lwp& l, uint64_t addr, uint64_t length, int prot, int flags, vm::VmObject& object,
+                                   uint64_t offset) {
+  if (length > kHostUserMax) return err(ENOMEM);
+  uint64_t len = page_up(length);
+  if (offset > ~uint64_t{0} - len) return err(EOVERFLOW);
+  long got = TRY(host_mmap(l, addr, len, PROT_READ | PROT_WRITE, flags & ~MAP_POPULATE));
+  auto* mem = reinterpret_cast<std::byte*>(got);
+  for (uint64_t i = 0; i < len / kPage; i++) {
+    Result<void> r = object.read_page((offset >> vm::kPageShift) + i, mem + i * kPage);
+    if (r.ok()) continue;
+    if (r.error() == kBusFault) break;  // past the end: zero, as host memory is
+    sys_munmap(l, UserPtr<void>{static_cast<uint64_t>(got)}, len);
+    return err(r.error());
+  }
+  if (prot != (PROT_READ | PROT_WRITE)) {
+    if (int e = rumpuser_mprotect(mem, len, prot)) {
+      sys_munmap(l, UserPtr<void>{static_cast<uint64_t>(got)}, len);
+      return err(e);
+    }
+    VmProc* v = vm_proc(l.proc());
+    MutexLocker g(v->lock_);
+    for (auto it = v->regions_.find(static_cast<uint64_t>(got)); it != v->regions_.end() && it->start < got + len; ++it)
+      it->prot = prot;
+  }
+  return got;
+}
+
 // Makes region boundaries at a and b; returns the first region at or
 // after a (callers walk while it->start < b).
 Result<VmProc::RegionMap::iterator> clip_locked(VmProc& v, uint64_t a, uint64_t b)
@@ -192,7 +223,14 @@ Result<long> sys_mmap(Lwp& l, UserPtr<void> addr, size_t length, int prot, int f
       }
     }
     if (!object) object = TRY(mmap_file_object(l, fd, prot, flags, &max_prot));
-    if (!vs) return err(ENODEV);  // host space maps no kernel objects
+    if (!vs) {
+      // Host space: a private mapping is a copy of the file's pages made
+      // now; a shared one would need the cache's pages at the caller's
+      // address, which host memory cannot give (ENODEV).
+      if (type != MAP_PRIVATE) return err(ENODEV);
+      if ((prot & ~max_prot) != 0) return err(EACCES);
+      return host_map_private_file(l, addr.addr, length, prot, flags, *object, static_cast<uint64_t>(offset));
+    }
   }
   if (vs) {
     uint64_t a = TRY(vs->vmspace().map(addr.addr, length, prot, flags, object.get(),

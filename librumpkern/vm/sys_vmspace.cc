@@ -195,7 +195,7 @@ Result<long> vmspace_rw(Lwp& l, uint64_t id, uint64_t buf, size_t nbyte, int fla
       Result<size_t> r = vs.pread(at + done, bounce, n);
       if (!r.ok()) {
         if (done) break;
-        return err(r.error());
+        return err(bus_to_efault(r).error());
       }
       got = r.value();
       if (got && !copyout(l, bounce, buf + done, got).ok()) {
@@ -210,7 +210,7 @@ Result<long> vmspace_rw(Lwp& l, uint64_t id, uint64_t buf, size_t nbyte, int fla
       Result<size_t> r = vs.pwrite(at + done, bounce, n);
       if (!r.ok()) {
         if (done) break;
-        return err(r.error());
+        return err(bus_to_efault(r).error());
       }
       got = r.value();
     }

@@ -65,7 +65,7 @@ Result<void> VmUserSpace::copyout(const void* kaddr, uintptr_t uaddr, size_t len
 }
 
 Result<void> VmUserSpace::copyinstr(uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len) {
-  size_t n = TRY(space_->copyinstr(uaddr, kbuf, maxlen));
+  size_t n = TRY(bus_to_efault(space_->copyinstr(uaddr, kbuf, maxlen)));
   if (len) *len = n;
   return {};
 }
@@ -77,7 +77,7 @@ Result<MemoryKey> VmUserSpace::memory_key(uintptr_t uaddr) {
 }
 
 Result<void> VmUserSpace::with_word(uintptr_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn) {
-  return space_->with_word(uaddr, write, fn);
+  return bus_to_efault(space_->with_word(uaddr, write, fn));
 }
 
 uint64_t VmUserSpace::brk(uint64_t addr, uint64_t data_limit) {

@@ -8,6 +8,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "kern/component.h"
+#include "kern/file_map.h"
 #include "kern/kernel.h"
 
 namespace rump {
@@ -20,8 +21,6 @@ void vm_exit(Proc& p);
 ProcExtension g_ext{"vm", vm_fork, vm_exit};
 const int g_slot = register_proc_extension(&g_ext);
 const ProcSlot<VmProc> g_vm_proc{g_ext};
-
-std::atomic<MmapFileHook> g_file_hook{nullptr};
 
 // The parent's table, copied entry by entry (Vmspace::fork: COW).
 Result<void> copy_table(VmProc& from, VmProc& to) {
@@ -175,9 +174,6 @@ Result<VmProc*> vm_proc_get(Proc& p) {
   g_vm_proc.set(p, v);
   return v;
 }
-
-void set_mmap_file_hook(MmapFileHook hook) { g_file_hook.store(hook); }
-MmapFileHook mmap_file_hook() { return g_file_hook.load(); }
 
 Result<RefPtr<vm::VmObject>> mmap_file_object(Lwp& l, int fd, int prot, int flags, int* max_prot) {
   if (fd < 0) return err(EBADF);

@@ -122,14 +122,9 @@ VmProc* vm_proc(Proc& p);
 // The vm state of p, made on first use.
 Result<VmProc*> vm_proc_get(Proc& p);
 
-// A hook the VFS faction may install (at load time) to make files
-// mappable: the VmObject behind fd, and the widest protection a mapping
-// of it may have. Without one, mmap of a file is ENODEV.
-using MmapFileHook = Result<RefPtr<vm::VmObject>> (*)(Lwp& l, int fd, int prot, int flags, int* max_prot);
-void set_mmap_file_hook(MmapFileHook hook);
-MmapFileHook mmap_file_hook();
-// The object behind a file mapping of fd, through the hook (mmap and
-// vmspace_mmap): EBADF for a negative fd, ENODEV without a hook.
+// The object behind a file mapping of fd, through the VFS faction's hook
+// (kern/file_map.h; mmap and vmspace_mmap): EBADF for a negative fd,
+// ENODEV without a hook.
 Result<RefPtr<vm::VmObject>> mmap_file_object(Lwp& l, int fd, int prot, int flags, int* max_prot);
 
 }  // namespace rump

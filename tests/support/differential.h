@@ -65,7 +65,7 @@ inline constexpr Sys kRump{&rump_call};
 // What a scenario saw: each call's result (or -1) and errno (0 on success),
 // and values it chose to record.
 struct Trace {
-  static constexpr int kMax = 128;
+  static constexpr int kMax = 512;
   long v[kMax] = {};
   int n = 0;
   int line[kMax] = {};

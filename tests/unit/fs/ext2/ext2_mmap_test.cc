@@ -1,0 +1,113 @@
+// File-backed mmap on ext4 images: the scenario of file_map_scenario.h on
+// an image made by the host's mke2fs against the host's tmpfs, files made
+// by mke2fs -d read through a mapping, stores through a mapping read back
+// by debugfs, and e2fsck -fn clean after it all.
+#include <sys/mman.h>
+
+#include <string>
+
+#include "differential.h"
+#include "ext2_test_util.h"
+#include "file_map_scenario.h"
+
+using namespace ext2_test;
+using file_map_test::kHostMem;
+using file_map_test::kRumpMem;
+using rump_diff::Trace;
+
+namespace {
+
+constexpr size_t kPg = 4096;
+
+std::string fsck(const std::string& img) {
+  std::string out = capture("e2fsck -fn " + shell_quote(img) + " 2>&1; echo EXIT=$?");
+  if (out.find("EXIT=0") != std::string::npos) return "";
+  return out;
+}
+
+std::string pattern(size_t n, int seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i++) s[i] = static_cast<char>('a' + (i * 7 + seed + i / 4096) % 26);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("mmap of an ext4 file behaves as on the host's tmpfs, and e2fsck is clean after",
+          "[ext2][file_map][differential]") {
+  TempDir t;
+  std::string hostdir = t.path + "/host";
+  REQUIRE(mkdir(hostdir.c_str(), 0755) == 0);
+  Trace host = rump_test::host_child<Trace>([&] {
+    static char scratch[file_map_test::kScratch];
+    return file_map_test::scenario(rump_diff::kHost, kHostMem, hostdir, scratch);
+  });
+  for (uint32_t bs : {1024u, 4096u}) {
+    INFO("block size " << bs);
+    std::string img = t.path + "/img" + std::to_string(bs);
+    REQUIRE(make_image(img, "ext4", bs, "", 16));
+    {
+      Mounted m(img, "ext4", 0);
+      REQUIRE(m.mount_result == 0);
+      rump_test::isolated_proc();
+      auto* scratch = static_cast<char*>(rump_test::guest_map(file_map_test::kScratch));
+      Trace rump = file_map_test::scenario(rump_diff::kRump, kRumpMem, "/mnt", scratch);
+      rump_lwproc_releaselwp();
+      rump_lwproc_switch(nullptr);
+      rump_diff::check_same(host, rump);
+      REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+    }
+    CHECK(fsck(img) == "");
+  }
+}
+
+TEST_CASE("mke2fs -d files read through a mapping; stores through one reach the image", "[ext2][file_map]") {
+  TempDir t;
+  std::string tree = t.path + "/tree";
+  REQUIRE(mkdir(tree.c_str(), 0755) == 0);
+  const std::string a = pattern(5 * kPg + 123, 1);
+  {
+    int fd = open((tree + "/a").c_str(), O_WRONLY | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, a.data(), a.size()) == static_cast<ssize_t>(a.size()));
+    close(fd);
+  }
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, tree, 16));
+  const std::string b = pattern(3 * kPg, 5);
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/a", O_RDWR, 0);
+    REQUIRE(fd >= 0);
+    int nfd = rump_sys_open("/mnt/b", O_RDWR | O_CREAT, 0644);
+    REQUIRE(nfd >= 0);
+    rump_test::isolated_proc();
+    char* p = static_cast<char*>(rump_sys_mmap(nullptr, a.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    std::string got(a.size(), '\0');
+    REQUIRE(rump_copyin(p, got.data(), got.size()) == 0);  // into the test's own memory
+    CHECK(got == a);
+    // A new file filled only through a mapping (ftruncate, then stores).
+    REQUIRE(rump_sys_ftruncate(nfd, static_cast<off_t>(b.size())) == 0);
+    char* q = static_cast<char*>(rump_sys_mmap(nullptr, b.size(), PROT_READ | PROT_WRITE, MAP_SHARED, nfd, 0));
+    REQUIRE(q != MAP_FAILED);
+    REQUIRE(rump_copyout(b.data(), q, b.size()) == 0);
+    REQUIRE(rump_copyout("MAPPED", p + 2 * kPg + 10, 6) == 0);
+    CHECK(rump_sys_msync(q, b.size(), MS_SYNC) == 0);
+    rump_sys_close(fd);
+    rump_sys_close(nfd);
+    // The process exits with the mappings in place.
+    rump_lwproc_releaselwp();
+    rump_lwproc_switch(nullptr);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck(img) == "");
+  std::string out = t.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /b " + out + "b") + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  REQUIRE(run("debugfs -R " + shell_quote("dump /a " + out + "a") + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(out + "b") == b);
+  std::string want = a;
+  want.replace(2 * kPg + 10, 6, "MAPPED");
+  CHECK(host_read_all(out + "a") == want);
+}
