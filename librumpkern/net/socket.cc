@@ -93,6 +93,7 @@ void SockRecord::dispose(SockRecord* r) {
     r->addr->~SockAddr();
     Kmem::free(r->addr);
   }
+  if (r->ext_free) r->ext_free(r->ext_arg);
   r->~SockRecord();
   Kmem::free(r);
 }
@@ -476,7 +477,7 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
       }
       size_t avail = r.len - r.off - skip;
       size_t n = avail < uio.resid ? avail : uio.resid;
-      const char* src = r.data + r.off + skip;
+      const char* src = r.bytes() + r.off + skip;
       so.lock_.unlock();
       size_t before = uio.resid;
       Result<void> c = n ? uio.copyout(src, n) : Result<void>{};
@@ -547,7 +548,7 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
         m.rcreds = r.creds;
       }
       so.lock_.unlock();
-      Result<void> c = n ? uio.copyout(r.data, n) : Result<void>{};
+      Result<void> c = n ? uio.copyout(r.bytes(), n) : Result<void>{};
       so.lock_.lock();
       if (!c.ok()) {
         error = c.error();

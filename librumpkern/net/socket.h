@@ -114,6 +114,13 @@ struct SockRecord {
   ScmCreds creds;
   ScmRights* rights = nullptr;  // owned
   SockAddr* addr = nullptr;     // the sender's name (record protocols), owned
+  // The bytes may be borrowed (a received packet's payload, taken over
+  // instead of copied): then they are at ext, data holds only what the
+  // protocol keeps with the record, and dispose calls ext_free(ext_arg).
+  const char* ext = nullptr;
+  void (*ext_free)(void*) = nullptr;
+  void* ext_arg = nullptr;
+  const char* bytes() const { return ext ? ext : data; }
   char data[];
 
   // Records of up to kSmallRecord bytes and stream pieces are made with

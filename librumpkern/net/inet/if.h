@@ -282,7 +282,7 @@ struct InetState : public KObject {
   InPcbTable raw{IPPROTO_RAW};
   InPcbTable ping{IPPROTO_ICMP};
   // The TCP engine's PCBs.
-  InPcbTable tcp{IPPROTO_TCP};
+  InPcbTable tcp;
   // Closed sockets whose connections still run (a leaf lock: taken under
   // a socket's lock).
   Mutex tcp_orphans_lock_{LockRank::kNone};

@@ -294,7 +294,7 @@ void inet_fini(Kernel& k) {
 
 }  // namespace
 
-InetState::InetState(Kernel& k) : kernel(k), pool(k.kmem()) {
+InetState::InetState(Kernel& k) : kernel(k), pool(k.kmem()), tcp(IPPROTO_TCP, &k.kmem()) {
   uint32_t r = 0;
   size_t got = 0;
   rumpuser_getrandom(&r, sizeof r, 0, &got);

@@ -325,20 +325,50 @@ short inet_dgram_poll_locked(Socket& so) {
 
 void inet_dgram_source_name(SockRecord& r, SockAddr& a) {
   RecordTrailer t;
-  std::memcpy(&t, r.data + r.len, sizeof t);
+  // After the bytes, or alone in data when the bytes are borrowed.
+  std::memcpy(&t, r.data + (r.ext ? 0 : r.len), sizeof t);
   ip_to_sockaddr(t.src, t.port, a);
 }
 
+namespace {
+
+// A payload from this size on, in one piece of the packet, is borrowed by
+// the record instead of copied (below, a copy into a small record costs
+// less than keeping the packet's buffer).
+constexpr size_t kBorrowMin = 512;
+
+void free_pkt(void* p) { Pkt::free(static_cast<Pkt*>(p)); }
+
+}  // namespace
+
 bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport) {
+  Pkt* none = nullptr;
+  return inet_dgram_deliver_pkt(st, so, p, off, src, sport, none);
+}
+
+bool inet_dgram_deliver_pkt(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport,
+                            Pkt*& own) {
   size_t n = p.len() - off;
-  SockRecord* rec = SockRecord::alloc(st.kernel.kmem(), n + sizeof(RecordTrailer));
+  const char* piece = nullptr;
+  size_t plen = 0;
+  bool borrow = own && n >= kBorrowMin && p.pieces(off, &piece, &plen, 1) == 1;
+  SockRecord* rec = SockRecord::alloc(st.kernel.kmem(), (borrow ? 0 : n) + sizeof(RecordTrailer));
   if (!rec) return false;
   rec->len = static_cast<uint32_t>(n);
-  p.copy_out(off, n, rec->data);
+  size_t tail = n;
+  if (borrow) {
+    rec->ext = piece;
+    rec->ext_free = &free_pkt;
+    rec->ext_arg = own;
+    own = nullptr;
+    tail = 0;
+  } else {
+    p.copy_out(off, n, rec->data);
+  }
   RecordTrailer t{src, sport};
   InetCb& cb = inet_cb(so);
   if (cb.pcb.family == AF_INET6 && t.src.family == AF_INET) t.src = IpAddr::of(In6Addr::mapped(t.src.v4));
-  std::memcpy(rec->data + n, &t, sizeof t);
+  std::memcpy(rec->data + tail, &t, sizeof t);
   {
     MutexLocker g(so.lock_);
     if (!(so.state_ & (kSsCantRcvMore | kSsClosed)) && so.rcv_cc_ + n <= static_cast<size_t>(so.rcvbuf_)) {

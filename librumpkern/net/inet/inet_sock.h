@@ -66,5 +66,10 @@ void inet_dgram_source_name(SockRecord& r, SockAddr& a);
 // src:sport. False when the socket's buffer is full (or it is shut for
 // reading, or out of memory).
 bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport);
+// The same for a packet the caller owns (own == &p): a large payload in
+// one piece is not copied, the record takes the packet over (own becomes
+// null; on failure too, once taken: the record frees it).
+bool inet_dgram_deliver_pkt(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport,
+                            Pkt*& own);
 
 }  // namespace rump

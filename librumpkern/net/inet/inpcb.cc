@@ -73,16 +73,59 @@ bool inpcb_laddr_matches(const InPcb& pcb, const IpAddr& a) {
 InPcbTable::~InPcbTable() {
   MutexLocker g(lock_);
   for (List& l : ports_) l.clear();
-  for (ConnList& l : conns_) l.clear();
+  for (size_t i = 0; i < nconn_; i++) conns_[i].clear();
+  if (conns_ != conns_fixed_) {
+    for (size_t i = 0; i < nconn_; i++) conns_[i].~ConnList();
+    Kmem::free(conns_);
+  }
+  if (acc_) {
+    for (int i = 0; i < kAccBuckets; i++) {
+      acc_[i].clear();
+      acc_[i].~AccList();
+    }
+    Kmem::free(acc_);
+  }
 }
 
-int InPcbTable::conn_bucket(uint16_t lport, const IpAddr& faddr, uint16_t fport) {
-  return static_cast<int>((tuple_hash(faddr, fport) ^ (lport * 0x27d4eb2du)) % kConnBuckets);
+size_t InPcbTable::conn_bucket(uint16_t lport, const IpAddr& faddr, uint16_t fport) const {
+  return (tuple_hash(faddr, fport) ^ (lport * 0x27d4eb2du)) % nconn_;
+}
+
+void InPcbTable::unlink_conn_locked(InPcb& pcb) {
+  if (!pcb.conn_hook.is_linked()) return;
+  conn_list(pcb).erase(ConnList::s_iterator_to(pcb));
+  nconnected_--;
 }
 
 void InPcbTable::link_conn_locked(InPcb& pcb) {
-  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
-  conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].push_back(pcb);
+  unlink_conn_locked(pcb);
+  conn_list(pcb).push_back(pcb);
+  nconnected_++;
+  if (nconnected_ > 2 * nconn_) grow_conns_locked();
+}
+
+void InPcbTable::grow_conns_locked() {
+  if (!km_) return;
+  size_t n = nconn_ * 4;
+  void* mem = km_->alloc(n * sizeof(ConnList));
+  if (!mem) return;  // the chains stay longer
+  auto* fresh = static_cast<ConnList*>(mem);
+  for (size_t i = 0; i < n; i++) new (&fresh[i]) ConnList();
+  ConnList* old = conns_;
+  size_t nold = nconn_;
+  conns_ = fresh;
+  nconn_ = n;
+  for (size_t i = 0; i < nold; i++) {
+    while (!old[i].empty()) {
+      InPcb& q = old[i].front();
+      old[i].pop_front();
+      conn_list(q).push_back(q);
+    }
+  }
+  if (old != conns_fixed_) {
+    for (size_t i = 0; i < nold; i++) old[i].~ConnList();
+    Kmem::free(old);
+  }
 }
 
 bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport) const {
@@ -91,6 +134,15 @@ bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_
     if (&q == &pcb || q.lport != lport) continue;
     if (!overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) continue;
     if (pcb.reuseaddr && q.reuseaddr && !pcb.listening && !q.listening) continue;
+    if (pcb.reuseport && q.reuseport && pcb.uid == q.uid) continue;
+    return true;
+  }
+  if (!acc_) return false;
+  for (const InPcb& q : acc_[lport % kAccBuckets]) {
+    if (q.lport != lport || !overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) continue;
+    // SO_REUSEADDR on both shares a port with a connection (TIME_WAIT
+    // included), as Linux's bind conflict check does.
+    if (pcb.reuseaddr && q.reuseaddr) continue;
     if (pcb.reuseport && q.reuseport && pcb.uid == q.uid) continue;
     return true;
   }
@@ -156,7 +208,7 @@ Result<void> InPcbTable::connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& 
   }
   if (unique && tuple_taken_locked(la, pcb.lport, faddr, fport)) return err(EADDRNOTAVAIL);
   if (from_connect) pcb.laddr_from_connect = true;
-  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
+  unlink_conn_locked(pcb);
   pcb.laddr = la;
   pcb.faddr = faddr;
   pcb.fport = fport;
@@ -174,13 +226,22 @@ void InPcbTable::attach_accepted(InPcb& pcb, const IpAddr& laddr, uint16_t lport
   pcb.fport = fport;
   pcb.bound = true;
   pcb.connected = true;
+  // Held by port too, as in Linux's bind bucket: a later bind of the port
+  // conflicts with it.
+  if (!acc_ && km_) {
+    if (void* mem = km_->alloc(kAccBuckets * sizeof(AccList))) {
+      acc_ = static_cast<AccList*>(mem);
+      for (int i = 0; i < kAccBuckets; i++) new (&acc_[i]) AccList();
+    }
+  }
+  if (acc_) acc_[lport % kAccBuckets].push_back(pcb);
   link_conn_locked(pcb);
   count_++;
 }
 
 void InPcbTable::disconnect(InPcb& pcb) {
   MutexLocker g(lock_);
-  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
+  unlink_conn_locked(pcb);
   pcb.faddr = IpAddr();
   pcb.fport = 0;
   pcb.connected = false;
@@ -192,7 +253,8 @@ void InPcbTable::remove(InPcb& pcb) {
   MutexLocker g(lock_);
   if (!pcb.bound) return;
   if (pcb.port_hook.is_linked()) ports_[bucket(pcb.lport)].erase(List::s_iterator_to(pcb));
-  if (pcb.conn_hook.is_linked()) conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)].erase(ConnList::s_iterator_to(pcb));
+  if (pcb.acc_hook.is_linked()) acc_[pcb.lport % kAccBuckets].erase(AccList::s_iterator_to(pcb));
+  unlink_conn_locked(pcb);
   pcb.bound = false;
   count_--;
 }

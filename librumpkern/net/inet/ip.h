@@ -218,6 +218,7 @@ struct InPcb {
   uint16_t lport = 0, fport = 0;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> port_hook;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> conn_hook;
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> acc_hook;
 };
 
 // A consistent copy of a pcb's endpoints (InPcbTable::ends).
@@ -233,7 +234,9 @@ class InPcbTable {
   // The ephemeral range, Linux's default (net.ipv4.ip_local_port_range).
   static constexpr uint16_t kPortLow = 32768, kPortHigh = 60999;
 
-  explicit InPcbTable(uint8_t proto) : proto_(proto) {}
+  // km: where the connection hash grows (without one it keeps its first
+  // size).
+  explicit InPcbTable(uint8_t proto, Kmem* km = nullptr) : proto_(proto), km_(km) {}
   uint8_t proto() const { return proto_; }
   ~InPcbTable();
   InPcbTable(const InPcbTable&) = delete;
@@ -253,7 +256,9 @@ class InPcbTable {
   // Enters a connection a listener accepted (TCP): bound to laddr:lport
   // and connected to faddr:fport at once, with no conflict check (it
   // shares the listener's port by definition). The 4-tuple is free: a
-  // segment for it reached the listener, not a connected pcb.
+  // segment for it reached the listener, not a connected pcb. It holds the
+  // port as long as it lives (TIME_WAIT included): a later bind of the port
+  // without SO_REUSEADDR on both is EADDRINUSE, as on Linux.
   void attach_accepted(InPcb& pcb, const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport);
   // Clears the foreign end (UDP connect to AF_UNSPEC); a local address
   // that connect chose goes back to the wildcard.
@@ -296,9 +301,20 @@ class InPcbTable {
   using ConnList = boost::intrusive::list<InPcb, boost::intrusive::member_hook<InPcb, decltype(InPcb::conn_hook),
                                                                                  &InPcb::conn_hook>,
                                           boost::intrusive::constant_time_size<false>>;
+  using AccList = boost::intrusive::list<InPcb, boost::intrusive::member_hook<InPcb, decltype(InPcb::acc_hook),
+                                                                                &InPcb::acc_hook>,
+                                         boost::intrusive::constant_time_size<false>>;
+  static constexpr int kAccBuckets = 1024;
   static int bucket(uint16_t port) { return port & (kBuckets - 1); }
-  static int conn_bucket(uint16_t lport, const IpAddr& faddr, uint16_t fport);
+  size_t conn_bucket(uint16_t lport, const IpAddr& faddr, uint16_t fport) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  ConnList& conn_list(const InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    return conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)];
+  }
   void link_conn_locked(InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void unlink_conn_locked(InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Doubles the connection hash (times 4) when it holds more than two
+  // pcbs a bucket.
+  void grow_conns_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool tuple_taken_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -307,12 +323,20 @@ class InPcbTable {
   size_t collect(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport, Socket** out, size_t n);
 
   uint8_t proto_;
+  Kmem* km_;
   mutable Mutex lock_{LockRank::kNone};
   // Every bound pcb by local port (bind conflicts, wildcard lookups),
   // except accepted connections, which share their listener's port and
-  // would make its bucket long; connected pcbs also by 4-tuple.
+  // would make its bucket long: they are in acc_ (by local port, for bind
+  // conflicts only; kAccBuckets lists made at the first one). Connected
+  // pcbs also by 4-tuple, in nconn_ buckets (conns_fixed_ until the hash
+  // grows).
   List ports_[kBuckets] ABSL_GUARDED_BY(lock_);
-  ConnList conns_[kConnBuckets] ABSL_GUARDED_BY(lock_);
+  ConnList conns_fixed_[kConnBuckets] ABSL_GUARDED_BY(lock_);
+  ConnList* conns_ ABSL_GUARDED_BY(lock_) = conns_fixed_;
+  size_t nconn_ ABSL_GUARDED_BY(lock_) = kConnBuckets;
+  size_t nconnected_ ABSL_GUARDED_BY(lock_) = 0;
+  AccList* acc_ ABSL_GUARDED_BY(lock_) = nullptr;
   size_t count_ ABSL_GUARDED_BY(lock_) = 0;
   uint32_t next_port_ ABSL_GUARDED_BY(lock_) = 0;
 };

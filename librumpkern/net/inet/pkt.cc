@@ -53,6 +53,11 @@ PktSeg* PktPool::get(size_t cap) {
 }
 
 void PktPool::put(PktSeg* s) {
+  if (s->ext) {
+    if (s->release) s->release(s->arg);
+    Kmem::free(s);
+    return;
+  }
   if (s->pooled) {
     SpinLocker g(lock_);
     if (nfree_ < kMaxCached) {
@@ -130,10 +135,11 @@ Result<char*> Pkt::prepend(size_t n) {
 
 Result<char*> Pkt::pullup(size_t n) {
   if (n > len_) return err(EINVAL);
-  if (n == 0 || head_->len >= n) return head_->data();
-  // Gather into the first segment if it has room, else into a new one.
+  if (n == 0 || (head_->len >= n && !head_->ext)) return head_->data();
+  // Gather into the first segment if it has room (and is our own), else
+  // into a new one.
   PktSeg* dst = head_;
-  if (dst->cap - dst->off < n) {
+  if (dst->ext || dst->cap - dst->off < n) {
     PktSeg* s = pool_->get(n + kPktHeadroom);
     if (!s) return err(ENOBUFS);
     s->off = static_cast<uint32_t>(kPktHeadroom);
@@ -151,7 +157,7 @@ Result<char*> Pkt::pullup(size_t n) {
       std::memmove(dst->buf, dst->data(), dst->len);
       dst->off = 0;
     }
-    std::memcpy(dst->data() + dst->len, nx->data(), take);
+    std::memcpy(dst->data() + dst->len, static_cast<const PktSeg*>(nx)->data(), take);
     dst->len += static_cast<uint32_t>(take);
     nx->off += static_cast<uint32_t>(take);
     nx->len -= static_cast<uint32_t>(take);
@@ -241,6 +247,39 @@ Result<void> Pkt::append_uio(Uio& uio, size_t n) {
   return {};
 }
 
+Result<void> Pkt::append_ext(const void* data, size_t n, void (*release)(void*), void* arg) {
+  if (n == 0) {
+    if (release) release(arg);
+    return {};
+  }
+  void* mem = pool_->kmem().alloc(sizeof(PktSeg));
+  if (!mem) return err(ENOBUFS);
+  auto* s = new (mem) PktSeg();
+  s->ext = static_cast<const char*>(data);
+  s->len = static_cast<uint32_t>(n);
+  s->release = release;
+  s->arg = arg;
+  push_seg(s);
+  len_ += n;
+  return {};
+}
+
+int Pkt::pieces(size_t off, const char** ptr, size_t* len, int max) const {
+  int k = 0;
+  for (const PktSeg* s = head_; s; s = s->next) {
+    if (off >= s->len) {
+      off -= s->len;
+      continue;
+    }
+    if (k == max) return -1;
+    ptr[k] = s->data() + off;
+    len[k] = s->len - off;
+    k++;
+    off = 0;
+  }
+  return k;
+}
+
 void Pkt::copy_out(size_t off, size_t n, void* dst) const {
   char* to = static_cast<char*>(dst);
   for (const PktSeg* s = head_; s && n > 0; s = s->next) {
@@ -278,7 +317,8 @@ void Pkt::copy_in(size_t off, size_t n, const void* src) {
       continue;
     }
     size_t take = s->len - off < n ? s->len - off : n;
-    std::memcpy(s->data() + off, from, take);
+    // Borrowed bytes are never written (callers write headers only).
+    if (!s->ext) std::memcpy(s->data() + off, from, take);
     from += take;
     n -= take;
     off = 0;

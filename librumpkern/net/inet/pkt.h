@@ -48,16 +48,23 @@ inline constexpr size_t kPktBufSize = 2048;
 // (Ethernet 14 + IPv6 40 + fragment 8 + TCP 60, rounded up).
 inline constexpr size_t kPktHeadroom = 128;
 
+// A segment whose bytes live elsewhere (ext set) borrows them: it holds
+// a reference that release(arg) drops when the segment goes, and it is
+// read-only: no headroom, no tailroom, and nothing writes its bytes
+// (Pkt::pullup gathers into an own segment in front of it).
 struct PktSeg {
   PktSeg* next = nullptr;
-  uint32_t off = 0;  // where the data starts in buf
+  uint32_t off = 0;  // where the data starts in buf (or ext)
   uint32_t len = 0;  // bytes of data
   uint32_t cap = 0;  // size of buf
   bool pooled = false;
+  const char* ext = nullptr;
+  void (*release)(void*) = nullptr;
+  void* arg = nullptr;
   char* data() { return buf + off; }
-  const char* data() const { return buf + off; }
-  uint32_t headroom() const { return off; }
-  uint32_t tailroom() const { return cap - off - len; }
+  const char* data() const { return (ext ? ext : buf) + off; }
+  uint32_t headroom() const { return ext ? 0 : off; }
+  uint32_t tailroom() const { return ext ? 0 : cap - off - len; }
   alignas(8) char buf[];
 };
 inline constexpr size_t kPktSegData = kPktBufSize - sizeof(PktSeg) - Kmem::kHeader;
@@ -132,6 +139,13 @@ class Pkt {
   // copied before the fault).
   Result<void> append(const void* src, size_t n);
   Result<void> append_uio(Uio& uio, size_t n);
+  // Appends n bytes at data without copying them: the packet borrows
+  // them until it is freed, then calls release(arg) once. ENOBUFS (then
+  // release is not called: the caller keeps its reference).
+  Result<void> append_ext(const void* data, size_t n, void (*release)(void*), void* arg);
+  // The bytes from off to the end as up to max contiguous pieces (into
+  // ptr/len); returns how many, or -1 when more are needed.
+  int pieces(size_t off, const char** ptr, size_t* len, int max) const;
   // Copies bytes [off, off + n) out (to kernel memory or a Uio), or
   // overwrites them. off + n <= len().
   void copy_out(size_t off, size_t n, void* dst) const;

@@ -57,13 +57,33 @@ void put_ip(const IpAddr& ip, uint8_t* a) {
   else std::memcpy(a, ip.v6.b, 16);
 }
 
+// Payloads from this size on are lent to a loopback packet rather than
+// copied into it (below, the copy is cheaper than the extra segment).
+constexpr size_t kLendMin = 512;
+
+// Lends the payload piece [d, d + n) of conn's send buffer to p: false
+// when out of buffers.
+bool lend_piece(Pkt& p, const TcpConnection& conn, const uint8_t* d, size_t n) {
+  if (n == 0) return true;
+  void* ref = conn.share_send_bytes(d);
+  if (!ref) return p.append(d, n).ok();
+  if (p.append_ext(d, n, &tcp::ByteRing::unshare, ref).ok()) return true;
+  tcp::ByteRing::unshare(ref);
+  return false;
+}
+
 // A segment as a packet with a partial checksum (the device finishes it,
 // or lo skips it), its addresses in front. Null when out of buffers: the
-// segment is lost and retransmission recovers.
-Pkt* build_packet(InetState& st, const TcpEndpoints& ep, const TcpSegment& seg, int ttl, uint8_t tos) {
+// segment is lost and retransmission recovers. With lend (a connection
+// over lo), a large payload is not copied: the packet borrows it from the
+// send buffer, and the receiver copies it straight into its receive
+// buffer.
+Pkt* build_packet(InetState& st, const TcpEndpoints& ep, const TcpSegment& seg, int ttl, uint8_t tos,
+                  const TcpConnection* lend = nullptr) {
   size_t hl = tcp::tcp_header_len(seg);
   size_t n = seg.payload_len();
-  Result<Pkt*> r = Pkt::alloc(st.pool, hl + n, kPktHeadroom + sizeof(OutAddr));
+  bool borrow = lend && n >= kLendMin;
+  Result<Pkt*> r = Pkt::alloc(st.pool, borrow ? hl : hl + n, kPktHeadroom + sizeof(OutAddr));
   if (!r.ok()) return nullptr;
   Pkt* p = r.value();
   uint8_t hdr[tcp::kTcpMaxHeaderLen];
@@ -74,8 +94,15 @@ Pkt* build_packet(InetState& st, const TcpEndpoints& ep, const TcpSegment& seg, 
   uint16_t folded = htons(static_cast<uint16_t>(~in_cksum_fold(ps)));
   std::memcpy(hdr + 16, &folded, 2);
   p->copy_in(0, hl, hdr);
-  if (seg.len) p->copy_in(hl, seg.len, seg.data);
-  if (seg.len2) p->copy_in(hl + seg.len, seg.len2, seg.data2);
+  if (borrow) {
+    if (!lend_piece(*p, *lend, seg.data, seg.len) || !lend_piece(*p, *lend, seg.data2, seg.len2)) {
+      Pkt::free(p);
+      return nullptr;
+    }
+  } else {
+    if (seg.len) p->copy_in(hl, seg.len, seg.data);
+    if (seg.len2) p->copy_in(hl + seg.len, seg.len2, seg.data2);
+  }
   p->meta.csum = kCsumPartial;
   p->meta.csum_start = 0;
   p->meta.csum_offset = 16;
@@ -176,7 +203,7 @@ void TcpCb::output(const TcpEndpoints& ep, const TcpSegment& seg) {
   // The engine calls this only from calls made under the socket's lock.
   so.lock_.assert_held();
   Pkt* p = build_packet(*st, ep, seg, ttl.load(std::memory_order_relaxed),
-                        static_cast<uint8_t>(tos.load(std::memory_order_relaxed)));
+                        static_cast<uint8_t>(tos.load(std::memory_order_relaxed)), lo_path_ ? conn_ : nullptr);
   if (p) out_.push_back(*p);
 }
 
@@ -196,6 +223,12 @@ void TcpCb::sync_opts_locked() {
   if (!conn_) return;
   bool ka = so.options_ & kSoKeepAlive;
   if (ka != conn_->config().keepalive) conn_->set_keepalive(ka);
+  // SO_SNDBUF and SO_RCVBUF set on a running connection resize its
+  // buffers, unless someone is copying in or out of them right now (the
+  // next call does it then).
+  auto snd = static_cast<uint32_t>(so.sndbuf_), rcv = static_cast<uint32_t>(so.rcvbuf_);
+  if (snd != conn_->config().sndbuf && !snd_busy_) (void)conn_->set_sndbuf(snd);
+  if (rcv != conn_->config().rcvbuf && !so.rcv_busy_) (void)conn_->set_rcvbuf(rcv);
 }
 
 void TcpCb::sync_locked() {
@@ -365,6 +398,7 @@ void TcpCb::adopt_child(TcpCb& parent, TcpConnection* c) ABSL_NO_THREAD_SAFETY_A
   connect_reported_ = true;
   opts_ = parent.opts_;
   user_mss_ = parent.user_mss_;
+  lo_path_ = parent.in_lo_;
   conn_ = c;
   c->set_host(*this);
   // What sync_locked sets, without its wake-up: nobody waits here yet.
@@ -418,12 +452,15 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   ep.lport = e.lport;
   ep.fport = port;
   uint32_t mss = mss_for(so.kernel(), dst);
+  Result<RouteResult> rt = route_lookup(*st, dst);
+  bool lo = rt.ok() && rt->local;
   TcpPending pend;
   so.lock_.lock();
   if (conn_ || listener_) {
     so.lock_.unlock();
     return err(EALREADY);
   }
+  lo_path_ = lo;
   Result<TcpConnection*> c = TcpConnection::create(so.kernel().kmem(), *this, ep, config_locked(mss));
   if (!c.ok()) {
     so.lock_.unlock();
@@ -564,8 +601,8 @@ Result<size_t> TcpCb::recv(Lwp& l, SockMsg& m, int flags, bool nonblock) {
       return err(e);
     }
   }
-  so.rcv_busy_ = true;
   sync_opts_locked();
+  so.rcv_busy_ = true;
   size_t lowat = static_cast<size_t>(so.rcvlowat_);
   size_t target = (flags & MSG_WAITALL) && !peek ? uio.resid : (lowat < uio.resid ? lowat : uio.resid);
   if (target == 0) target = 1;
@@ -963,10 +1000,12 @@ void TcpCb::on_timer() {
 
 // --- input
 
-bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass, uint32_t mss) {
+bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass, uint32_t mss, bool lo) {
   TcpPending pend;
   bool again = false;
   so.lock_.lock();
+  in_lo_ = lo;
+  sync_opts_locked();
   if (conn_) {
     TcpState s = conn_->state();
     if (s == TcpState::kClosed) {
@@ -1004,6 +1043,39 @@ namespace {
 
 void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 
+// Parses the TCP segment p holds. The header is made contiguous; the
+// payload stays where it is when it is in at most two pieces (a packet
+// that borrowed a sender's ring), else it is gathered. False if malformed
+// or out of buffers.
+bool parse_segment(Pkt& p, TcpSegment& seg) {
+  size_t len = p.len();
+  Result<char*> h = p.pullup(tcp::kTcpHeaderLen);
+  if (!h.ok()) return false;
+  size_t hl = (static_cast<uint8_t>(h.value()[12]) >> 4) * 4u;
+  if (hl < tcp::kTcpHeaderLen || hl > len) return false;
+  h = p.pullup(hl);
+  if (!h.ok() || !tcp::tcp_parse(reinterpret_cast<const uint8_t*>(h.value()), hl, seg).ok()) return false;
+  const char* ptr[2];
+  size_t n[2];
+  int k = p.pieces(hl, ptr, n, 2);
+  if (k < 0) {
+    Result<char*> all = p.pullup(len);
+    if (!all.ok()) return false;
+    ptr[0] = all.value() + hl;
+    n[0] = len - hl;
+    k = 1;
+  }
+  if (k > 0) {
+    seg.data = reinterpret_cast<const uint8_t*>(ptr[0]);
+    seg.len = n[0];
+  }
+  if (k > 1) {
+    seg.data2 = reinterpret_cast<const uint8_t*>(ptr[1]);
+    seg.len2 = n[1];
+  }
+  return true;
+}
+
 void tcp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
   InetState* st = inet_state_or_null(k);
   if (!st) {
@@ -1028,9 +1100,8 @@ void tcp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
       return;
     }
   }
-  Result<char*> r = p->pullup(len);
   TcpSegment seg;
-  if (!r.ok() || !tcp::tcp_parse(reinterpret_cast<const uint8_t*>(r.value()), len, seg).ok()) {
+  if (!parse_segment(*p, seg)) {
     bump(s.InErrs);
     Pkt::free(p);
     return;
@@ -1052,7 +1123,7 @@ void tcp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
       send_list(k, h.out);
       break;
     }
-    if (!tcp_cb(*so).input(ep, seg, first, mss_for(k, ip.src))) break;
+    if (!tcp_cb(*so).input(ep, seg, first, mss_for(k, ip.src), (p->meta.flags & kPktLoopback) != 0)) break;
     first = false;
   }
   Pkt::free(p);

@@ -69,7 +69,8 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
 
   // --- from IP input and the timer (no lock held). input returns true
   // when the segment must be looked up again (the 4-tuple moved).
-  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, uint32_t mss);
+  // lo: the segment came over loopback.
+  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, uint32_t mss, bool lo);
   static void timer_fn(void* arg);
   // An ICMP hard error about a segment of this connection: a connection
   // still opening fails with it (ECONNREFUSED, EHOSTUNREACH ...).
@@ -117,6 +118,11 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   bool connect_reported_ ABSL_GUARDED_BY(so.lock_) = false;
   // The connection outlives the socket's file (see above).
   bool orphan_ ABSL_GUARDED_BY(so.lock_) = false;
+  // The peer is reached over lo: output segments lend their payload
+  // (build_packet). in_lo_: the last input came over lo (children inherit
+  // it).
+  bool lo_path_ ABSL_GUARDED_BY(so.lock_) = false;
+  bool in_lo_ ABSL_GUARDED_BY(so.lock_) = false;
   TcpOrphanLink orphan_link_;
   Callout timer_;
   int64_t timer_at_ ABSL_GUARDED_BY(so.lock_) = 0;  // armed deadline (0: none)

@@ -6,9 +6,10 @@
 // EACCES for a broadcast without SO_BROADCAST, EMSGSIZE beyond 65507.
 //
 // Data path: send copies the user's bytes once, into a packet whose
-// headroom takes the UDP and IP headers; input copies the payload once
-// into a record of the receiving socket (inet_dgram_deliver), which
-// recvmsg copies out.
+// headroom takes the UDP and IP headers; input hands a large payload to a
+// record of the receiving socket by reference (the record holds the
+// packet) and copies a small one into it (inet_dgram_deliver_pkt); recvmsg
+// copies it out. Over lo that is one copy on each side.
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/udp.h>
@@ -136,13 +137,14 @@ void udp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
     ip_send_unreach(k, p, ip, ICMP_PORT_UNREACH);
     return;
   }
-  if (inet_dgram_deliver(st, *so, *p, sizeof(udphdr), ip.src, sport)) {
+  Pkt* own = p;
+  if (inet_dgram_deliver_pkt(st, *so, *p, sizeof(udphdr), ip.src, sport, own)) {
     bump(s.InDatagrams);
   } else {
     bump(s.RcvbufErrors);
     bump(s.InErrors);
   }
-  Pkt::free(p);
+  Pkt::free(own);
 }
 
 // An ICMP error about a datagram we sent: a connected socket learns it

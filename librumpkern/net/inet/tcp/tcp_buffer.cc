@@ -1,16 +1,59 @@
 // tcp_buffer.cc: the send/receive byte ring and the out-of-order ranges.
 #include "net/inet/tcp/tcp_buffer.h"
 
+#include <atomic>
 #include <cstring>
+#include <new>
 
 namespace rump::tcp {
+
+struct ByteRing::Store {
+  std::atomic<uint32_t> refs{1};
+  alignas(8) uint8_t bytes[];
+};
+
+ByteRing::Store* ByteRing::alloc_store(Kmem& kmem, size_t cap) {
+  void* mem = kmem.alloc(sizeof(Store) + cap);
+  return mem ? new (mem) Store() : nullptr;
+}
 
 Result<void> ByteRing::prepare(Kmem& kmem) {
   if (buf_ != nullptr) return {};
   if (cap_ == 0) return err(EINVAL);
-  buf_ = static_cast<uint8_t*>(kmem.alloc(cap_));
-  if (buf_ == nullptr) return err(ENOMEM);
+  store_ = alloc_store(kmem, cap_);
+  if (store_ == nullptr) return err(ENOMEM);
+  buf_ = store_->bytes;
   return {};
+}
+
+Result<void> ByteRing::resize(Kmem& kmem, size_t cap) {
+  if (buf_ == nullptr) {
+    cap_ = cap;
+    return {};
+  }
+  if (cap < size_ || cap == 0) return err(EINVAL);
+  if (cap == cap_) return {};
+  Store* st = alloc_store(kmem, cap);
+  if (st == nullptr) return err(ENOMEM);
+  copy_out(0, st->bytes, size_);
+  unshare(store_);
+  store_ = st;
+  buf_ = st->bytes;
+  cap_ = cap;
+  head_ = 0;
+  return {};
+}
+
+void* ByteRing::share() const {
+  store_->refs.fetch_add(1, std::memory_order_relaxed);
+  return store_;
+}
+
+void ByteRing::unshare(void* store) {
+  auto* st = static_cast<Store*>(store);
+  if (st == nullptr || st->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  st->~Store();
+  Kmem::free(st);
 }
 
 size_t ByteRing::append(const uint8_t* src, size_t n) {

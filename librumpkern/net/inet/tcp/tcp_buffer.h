@@ -8,6 +8,13 @@
 // them, with RecvQueue recording which ranges above RCV.NXT are present.
 // Neither allocates after the first use, so nothing on the segment path can
 // fail for memory. Not thread-safe: the owning connection's lock guards it.
+//
+// The storage is reference-counted: a packet may borrow bytes of a send
+// ring (share()) and read them after the lock is dropped; the storage
+// lives until the ring and every borrower let go. A borrower reads only
+// bytes that were unacknowledged when it borrowed them; the ring rewrites
+// a byte only after it was acknowledged, which needs the receiver to have
+// passed it, and the receiver then ignores the borrower's copy.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +31,7 @@ class ByteRing {
   ByteRing() = default;
   ByteRing(const ByteRing&) = delete;
   ByteRing& operator=(const ByteRing&) = delete;
-  ~ByteRing() { Kmem::free(buf_); }
+  ~ByteRing() { unshare(store_); }
 
   // Sets the capacity: before the first allocation only; later calls are
   // ignored (a connection keeps the buffer it started with).
@@ -34,13 +41,23 @@ class ByteRing {
   // Allocates the storage if not yet done. ENOMEM.
   Result<void> prepare(Kmem& kmem);
   bool allocated() const { return buf_ != nullptr; }
+  bool holds(const uint8_t* p) const { return buf_ != nullptr && p >= buf_ && p < buf_ + cap_; }
   // Gives the storage back (the contents go; prepare() would allocate
   // anew).
   void release() {
-    Kmem::free(buf_);
+    unshare(store_);
+    store_ = nullptr;
     buf_ = nullptr;
     head_ = size_ = 0;
   }
+  // Moves the contents to new storage of cap bytes (cap >= size(); out-of-
+  // order bytes beyond the contents are not kept). ENOMEM leaves it as it
+  // was. Before the first allocation it only sets the capacity.
+  Result<void> resize(Kmem& kmem, size_t cap);
+  // A reference on the storage for a borrower (allocated() only), and its
+  // release, which may run on any thread without the connection's lock.
+  void* share() const;
+  static void unshare(void* store);
 
   size_t size() const { return size_; }
   size_t capacity() const { return cap_; }
@@ -67,6 +84,9 @@ class ByteRing {
   void free_pieces(uint8_t** p1, size_t* l1, uint8_t** p2, size_t* l2) const;
 
  private:
+  struct Store;
+  static Store* alloc_store(Kmem& kmem, size_t cap);
+  Store* store_ = nullptr;
   uint8_t* buf_ = nullptr;
   size_t cap_ = 0;
   size_t head_ = 0;

@@ -438,15 +438,32 @@ void TcpConnection::set_linger(bool on, int seconds) {
   cfg_.linger_s = seconds < 0 ? 0 : seconds;
 }
 
-void TcpConnection::set_sndbuf(uint32_t bytes) {
+Result<void> TcpConnection::set_sndbuf(uint32_t bytes) {
+  // Never below what is queued: those bytes stay until acknowledged.
+  size_t cap = bytes > sndbuf_.size() ? bytes : sndbuf_.size();
+  TRY(sndbuf_.resize(kmem_, cap));
   cfg_.sndbuf = bytes;
-  sndbuf_.set_capacity(bytes);
+  return {};
 }
 
-void TcpConnection::set_rcvbuf(uint32_t bytes) {
-  if (state_ != TcpState::kClosed) return;
+Result<void> TcpConnection::set_rcvbuf(uint32_t bytes) {
+  if (state_ == TcpState::kClosed) {
+    cfg_.rcvbuf = bytes;
+    rcvbuf_.set_capacity(bytes);
+    return {};
+  }
+  // Out-of-order bytes sit beyond the contents and would not move: wait
+  // until the hole is filled.
+  if (!ooo_.empty()) return err(EAGAIN);
+  // Never below the unread bytes. The window already offered is not
+  // taken back (RFC 9293 3.8.6.2.2): what the peer sends beyond the
+  // smaller buffer is dropped and sent again (as Linux prunes), and later
+  // windows follow the new size.
+  TRY(rcvbuf_.resize(kmem_, bytes > rcvbuf_.size() ? bytes : rcvbuf_.size()));
   cfg_.rcvbuf = bytes;
-  rcvbuf_.set_capacity(bytes);
+  // A bigger buffer opens the window at once.
+  after_read();
+  return {};
 }
 
 Result<void> TcpConnection::set_maxseg(int mss) {

@@ -206,9 +206,13 @@ class TcpConnection : public KObject {
   Result<void> set_keepintvl(int seconds);
   Result<void> set_keepcnt(int n);
   void set_linger(bool on, int seconds);
-  // Before the connection carries data only.
-  void set_sndbuf(uint32_t bytes);
-  void set_rcvbuf(uint32_t bytes);
+  // Buffer sizes, also on a running connection (as Linux's SO_SNDBUF and
+  // SO_RCVBUF): the buffer moves to storage of the new size, never below
+  // what it holds (nor, for receiving, the window already offered).
+  // ENOMEM; EAGAIN for a receive buffer holding out-of-order bytes (try
+  // later). The host must not be copying in or out of the buffer meanwhile.
+  Result<void> set_sndbuf(uint32_t bytes);
+  Result<void> set_rcvbuf(uint32_t bytes);
   Result<void> set_maxseg(int mss);
   const TcpConfig& config() const { return cfg_; }
   void fill_info(struct tcp_info& info) const;
@@ -237,6 +241,10 @@ class TcpConnection : public KObject {
   int64_t srtt_ns() const { return srtt_ns_; }
   uint32_t unacked() const { return snd_max_ - snd_una_; }
   size_t send_queued() const { return sndbuf_.size(); }
+  // A reference on the send buffer's storage if p points into it (an
+  // output segment's payload), for a packet that borrows the bytes
+  // instead of copying them (ByteRing::unshare lets go); null otherwise.
+  void* share_send_bytes(const uint8_t* p) const { return sndbuf_.holds(p) ? sndbuf_.share() : nullptr; }
 
   // The listener this connection is queued on, if any.
   TcpListener* listener() const { return listener_; }
@@ -267,6 +275,7 @@ class TcpConnection : public KObject {
   void duplicate_ack(const TcpSegment& seg);
   void note_sack(const SackBlock& b);
   void process_data(const TcpSegment& seg);
+  void write_payload(size_t off, const TcpSegment& seg, size_t len);
   void process_fin();
   void negotiate(const TcpOptions& o, bool peer_syn_has_ws);
   void update_window(const TcpSegment& seg);

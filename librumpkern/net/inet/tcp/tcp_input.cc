@@ -106,21 +106,20 @@ void TcpConnection::input(const TcpSegment& seg_in) {
       d--;
     }
     if (d > 0) {
-      if (d >= seg.len) {
+      if (d >= seg.payload_len()) {
         // Every byte is a duplicate: say so at once.
-        d = static_cast<uint32_t>(seg.len);
+        d = static_cast<uint32_t>(seg.payload_len());
         ack_now_ = true;
       }
-      seg.data += d;
-      seg.len -= d;
+      seg.drop_front(d);
       seg.seq += d;
     }
   }
   {
     uint32_t wnd = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
     Seq right = rcv_nxt_ + wnd;
-    if (seq_gt(seg.seq + static_cast<uint32_t>(seg.len), right)) {
-      seg.len = seq_gt(right, seg.seq) ? right - seg.seq : 0;
+    if (seq_gt(seg.seq + static_cast<uint32_t>(seg.payload_len()), right)) {
+      seg.keep_front(seq_gt(right, seg.seq) ? right - seg.seq : 0);
       seg.flags &= static_cast<uint8_t>(~kFin);
     }
   }
@@ -163,7 +162,7 @@ void TcpConnection::input(const TcpSegment& seg_in) {
 
   // 8. FIN, if it is in order now.
   if (seg.has(kFin)) {
-    Seq fin_at = seg.seq + static_cast<uint32_t>(seg.len);
+    Seq fin_at = seg.seq + static_cast<uint32_t>(seg.payload_len());
     if (fin_at == rcv_nxt_) {
       process_fin();
     } else if (seq_gt(fin_at, rcv_nxt_)) {
@@ -238,7 +237,9 @@ void TcpConnection::process_rst(const TcpSegment& seg) {
     case TcpState::kFinWait2:
     case TcpState::kCloseWait:
       rcvbuf_.drop(rcvbuf_.size());
-      to_closed(ECONNRESET);
+      // Linux's tcp_reset: the peer had finished already (CLOSE_WAIT), so
+      // the reset only says nobody reads: EPIPE, not ECONNRESET.
+      to_closed(state_ == TcpState::kCloseWait ? EPIPE : ECONNRESET);
       return;
     default:
       to_closed(0);
@@ -451,8 +452,14 @@ void TcpConnection::note_sack(const SackBlock& b) {
   sacked_[nsacked_++] = nb;
 }
 
+void TcpConnection::write_payload(size_t off, const TcpSegment& seg, size_t len) {
+  size_t a = len < seg.len ? len : seg.len;
+  rcvbuf_.write_at(off, seg.data, a);
+  if (len > a) rcvbuf_.write_at(off + a, seg.data2, len - a);
+}
+
 void TcpConnection::process_data(const TcpSegment& seg) {
-  size_t len = seg.len;
+  size_t len = seg.payload_len();
   if (len == 0) return;
   if (state_ != TcpState::kEstablished && state_ != TcpState::kFinWait1 &&
       state_ != TcpState::kFinWait2) {
@@ -488,7 +495,7 @@ void TcpConnection::process_data(const TcpSegment& seg) {
   }
   if (seg.seq == rcv_nxt_) {
     if (len > rcvbuf_.space()) len = rcvbuf_.space();
-    rcvbuf_.write_at(rcvbuf_.size(), seg.data, len);
+    write_payload(rcvbuf_.size(), seg, len);
     rcvbuf_.commit(len);
     rcv_nxt_ += static_cast<uint32_t>(len);
     stats_.bytes_received += len;
@@ -514,7 +521,7 @@ void TcpConnection::process_data(const TcpSegment& seg) {
     }
     if (off + len > rcvbuf_.capacity()) len = rcvbuf_.capacity() - off;
     if (ooo_.add(seg.seq, seg.seq + static_cast<uint32_t>(len))) {
-      rcvbuf_.write_at(off, seg.data, len);
+      write_payload(off, seg, len);
     }
     stats_.rcv_ooopack++;
     // An out-of-order segment is acknowledged at once, with SACK blocks: the

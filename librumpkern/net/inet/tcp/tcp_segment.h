@@ -58,13 +58,35 @@ struct TcpSegment {
   uint16_t window = 0;  // as on the wire: not yet scaled
   uint16_t urp = 0;
   TcpOptions opt;
-  // Payload, in up to two pieces (len2 is 0 for input segments).
+  // Payload, in up to two pieces (a ring's wrap, or a packet's segments).
   const uint8_t* data = nullptr;
   size_t len = 0;
   const uint8_t* data2 = nullptr;
   size_t len2 = 0;
 
   size_t payload_len() const { return len + len2; }
+  // Drops the first d payload bytes, or keeps only the first n.
+  void drop_front(size_t d) {
+    if (d < len) {
+      data += d;
+      len -= d;
+      return;
+    }
+    d -= len;
+    data = data2 + d;
+    len = len2 - d;
+    data2 = nullptr;
+    len2 = 0;
+  }
+  void keep_front(size_t n) {
+    if (n <= len) {
+      len = n;
+      data2 = nullptr;
+      len2 = 0;
+    } else {
+      len2 = n - len;
+    }
+  }
   // Sequence space the segment occupies: payload plus one each for SYN, FIN.
   uint32_t seq_len() const {
     return static_cast<uint32_t>(payload_len()) + ((flags & kSyn) ? 1 : 0) + ((flags & kFin) ? 1 : 0);

@@ -147,3 +147,57 @@ TEST_CASE("cksum: RFC 1071's example, odd splits, incremental updates, pseudo-he
   ph6[39] = 58;
   CHECK(in_cksum_fold(in_pseudo6(s6, d6, 58, 0x102)) == in_cksum(ph6, 40));
 }
+
+TEST_CASE("pkt: borrowed bytes are read in place, never written, and released once", "[inet][pkt]") {
+  Kmem km;
+  int released = 0;
+  auto release = [](void* a) { ++*static_cast<int*>(a); };
+  {
+    PktPool pool(km);
+    const auto lent = pattern(3000, 9);
+    const auto keep = lent;
+    Pkt* p = Pkt::alloc(pool, 20).value();
+    std::memset(p->first()->data(), 'h', 20);
+    REQUIRE(p->append_ext(lent.data(), 1000, release, &released).ok());
+    REQUIRE(p->append_ext(lent.data() + 1000, 2000, release, &released).ok());
+    CHECK(p->len() == 3020);
+    // The payload as two pieces, in place.
+    const char* ptr[2];
+    size_t n[2];
+    REQUIRE(p->pieces(20, ptr, n, 2) == 2);
+    CHECK(ptr[0] == reinterpret_cast<const char*>(lent.data()));
+    CHECK(n[0] == 1000);
+    CHECK(ptr[1] == reinterpret_cast<const char*>(lent.data()) + 1000);
+    CHECK(n[1] == 2000);
+    CHECK(p->pieces(0, ptr, n, 2) == -1);
+    // Headers go in front, a pullup into the borrowed part gathers into a
+    // segment of the packet's own, and a checksum reads the bytes: the
+    // lender's bytes stay as they were.
+    std::memset(p->prepend(40).value(), 'i', 40);
+    char* front = p->pullup(100).value();
+    CHECK(front == p->first()->data());
+    CHECK(std::memcmp(front + 60, lent.data(), 40) == 0);
+    std::vector<uint8_t> all = bytes_of(*p);
+    CHECK(std::memcmp(all.data() + 60, lent.data(), 3000) == 0);
+    p->trim_front(1000);
+    p->prepend(4).value();
+    p->copy_in(0, 4, "abcd");
+    CHECK(lent == keep);
+    CHECK(released == 0);
+    Pkt::free(p);
+    CHECK(released == 2);
+    // A borrowed segment alone at the head: a pullup still copies.
+    Pkt* q = Pkt::alloc(pool, 4).value();
+    REQUIRE(q->append_ext(lent.data(), 100, release, &released).ok());
+    q->trim_front(4);
+    CHECK(q->first()->ext != nullptr);
+    CHECK(q->first()->headroom() == 0);
+    char* h = q->pullup(10).value();
+    CHECK(h != reinterpret_cast<const char*>(lent.data()));
+    h[0] = 0;
+    CHECK(lent == keep);
+    Pkt::free(q);
+    CHECK(released == 3);
+  }
+  CHECK(km.in_use() == 0);
+}

@@ -294,6 +294,69 @@ void sc_tcp_bulk(Log& L, const Env&) {
   }
 }
 
+// Byte-for-byte over loopback with sends of many sizes (below and above
+// the size from which lo lends the payload instead of copying it) and
+// reads of other sizes, some peeking first: every byte read, peeked or
+// not, is checked against the pattern at its offset.
+template <class S>
+void sc_tcp_bytes_peek(Log& L, const Env&) {
+  static uint8_t out[150000], in[70000], pk[70000];
+  const size_t sends[] = {1, 511, 512, 4097, 65536, 131072, 70001, 3};
+  const size_t reads[] = {1, 100, 7000, 65536, 513, 40000};
+  for (int fam : {AF_INET, AF_INET6}) {
+    TcpPair p = tcp_pair<S>(L, fam);
+    R(SYS(fcntl, p.c, F_SETFL, O_NONBLOCK));
+    R(SYS(fcntl, p.s, F_SETFL, O_NONBLOCK));
+    constexpr size_t kTotal = 3 << 20;
+    size_t sent = 0, got = 0, bad = 0, badpeek = 0, peeks = 0;
+    unsigned k = 0, j = 0;
+    bool shut = false;
+    for (;;) {
+      if (sent < kTotal) {
+        size_t n = sends[k % 8];
+        if (n > kTotal - sent) n = kTotal - sent;
+        for (size_t i = 0; i < n; i++) out[i] = TcpPump::byte_at(sent + i);
+        long w = SYS(send, p.c, out, n, MSG_NOSIGNAL);
+        if (w > 0) {
+          sent += static_cast<size_t>(w);
+          k++;
+        } else if (errno != EAGAIN) {
+          break;
+        }
+      } else if (!shut) {
+        R(SYS(shutdown, p.c, SHUT_WR));
+        shut = true;
+      }
+      size_t want = reads[j % 6];
+      long pr = -1;
+      if (j % 3 == 0) {
+        pr = SYS(recv, p.s, pk, want, MSG_PEEK);
+        if (pr > 0) peeks++;
+      }
+      long r = SYS(recv, p.s, in, want, 0);
+      if (r > 0) {
+        for (long i = 0; i < r; i++)
+          if (in[i] != TcpPump::byte_at(got + static_cast<size_t>(i))) bad++;
+        for (long i = 0; pr > 0 && i < pr && i < r; i++)
+          if (pk[i] != in[i]) badpeek++;
+        if (pr > r) badpeek++;  // a peek saw more than the read that follows
+        got += static_cast<size_t>(r);
+        j++;
+        continue;
+      }
+      if (r == 0) break;
+      if (errno != EAGAIN) break;
+      pollfd pf[2] = {{p.s, POLLIN, 0}, {p.c, static_cast<short>(sent < kTotal ? POLLOUT : 0), 0}};
+      if (SYS(poll, pf, 2, -1) < 0) break;
+    }
+    V("family %d sent %zu received %zu bad bytes %zu bad peeks %zu peeked %d", fam, sent, got, bad, badpeek,
+      peeks > 0 ? 1 : 0);
+    R(SYS(close, p.c));
+    R(SYS(close, p.s));
+    R(SYS(close, p.l));
+  }
+}
+
 // IPv6 and dual-stack: a v6 listener takes an IPv4 client (names mapped).
 template <class S>
 void sc_tcp_v6(Log& L, const Env&) {
@@ -348,6 +411,126 @@ void sc_tcp_bind_rules(Log& L, const Env&) {
   R(SYS(close, a));
 }
 
+// The port of a closed listener stays taken while a connection it
+// accepted lives on (here in TIME_WAIT: the server end closed first):
+// EADDRINUSE without SO_REUSEADDR on both sockets; with it on both, bind
+// and listen succeed (a server restart).
+template <class S>
+void sc_tcp_rebind_time_wait(Log& L, const Env&) {
+  int one = 1;
+  for (int reuse : {0, 1}) {
+    V("listener SO_REUSEADDR %d", reuse);
+    int l = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    if (reuse) R(SYS(setsockopt, l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+    sockaddr_in a = tcp_in4("127.0.0.1", 0);
+    R(SYS(bind, l, tcp_sa(a), sizeof a));
+    R(SYS(listen, l, 4));
+    uint16_t port = tcp_port<S>(l);
+    int c = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    sockaddr_in to = tcp_in4("127.0.0.1", port);
+    R(SYS(connect, c, tcp_sa(to), sizeof to));
+    int s = F(SYS(accept, l, nullptr, nullptr));
+    R(SYS(close, s));
+    char b;
+    R(SYS(recv, c, &b, 1, 0));  // the server's FIN
+    R(SYS(close, c));
+    R(SYS(close, l));
+    int n = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    R(SYS(bind, n, tcp_sa(to), sizeof to));
+    int m = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    R(SYS(setsockopt, m, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+    R(SYS(bind, m, tcp_sa(to), sizeof to));
+    R(SYS(listen, m, 4));
+    sockaddr_in any = tcp_in4("0.0.0.0", port);
+    int w = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    R(SYS(bind, w, tcp_sa(any), sizeof any));
+    R(SYS(close, w));
+    R(SYS(close, m));
+    R(SYS(close, n));
+  }
+}
+
+// SIGPIPE: a send that fails with EPIPE raises it (held pending here by
+// blocking it, with the default action), MSG_NOSIGNAL does not, and
+// neither does the ECONNRESET the first send after a reset gets.
+template <class S>
+int sigpipe_pending() {
+  sigset_t set;
+  sigemptyset(&set);
+  if constexpr (S::kRump) rump_sys_rt_sigpending(&set, 8);
+  else sigpending(&set);
+  int r = sigismember(&set, SIGPIPE);
+  if (r == 1) {
+    // Take it, so that the next check starts clean.
+    sigset_t w;
+    sigemptyset(&w);
+    sigaddset(&w, SIGPIPE);
+    timespec zero{0, 0};
+    if constexpr (S::kRump) rump_sys_rt_sigtimedwait(&w, nullptr, &zero, 8);
+    else sigtimedwait(&w, nullptr, &zero);
+  }
+  return r;
+}
+template <class S>
+void sigpipe_default_blocked(bool on) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  if constexpr (S::kRump) {
+    rump_set_action(SIGPIPE, on ? nullptr : kSigIgn);
+    rump_sys_rt_sigprocmask(on ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr, 8);
+  } else {
+    signal(SIGPIPE, on ? SIG_DFL : SIG_IGN);
+    sigprocmask(on ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+  }
+}
+template <class S>
+void sc_tcp_sigpipe(Log& L, const Env&) {
+  sigpipe_default_blocked<S>(true);
+  TcpPair p = tcp_pair<S>(L, AF_INET);
+  R(SYS(shutdown, p.c, SHUT_WR));
+  R(SYS(send, p.c, "x", 1, MSG_NOSIGNAL));
+  V("after MSG_NOSIGNAL: pending %d", sigpipe_pending<S>());
+  R(SYS(send, p.c, "x", 1, 0));
+  V("after send: pending %d", sigpipe_pending<S>());
+  // The peer closed: the first send draws its reset.
+  TcpPair q = tcp_pair<S>(L, AF_INET);
+  R(SYS(close, q.s));
+  R(SYS(send, q.c, "a", 1, 0));
+  V("data to a closed peer: pending %d", sigpipe_pending<S>());
+  pollfd pf{q.c, POLLERR, 0};
+  R(SYS(poll, &pf, 1, -1));
+  V("revents %#x", pf.revents);
+  R(SYS(send, q.c, "b", 1, 0));  // ECONNRESET
+  V("after the reset: pending %d", sigpipe_pending<S>());
+  R(SYS(send, q.c, "c", 1, MSG_NOSIGNAL));
+  V("EPIPE with MSG_NOSIGNAL: pending %d", sigpipe_pending<S>());
+  R(SYS(send, q.c, "d", 1, 0));
+  V("EPIPE: pending %d", sigpipe_pending<S>());
+  for (int fd : {p.c, p.s, p.l, q.c, q.l}) R(SYS(close, fd));
+  sigpipe_default_blocked<S>(false);
+}
+
+// SO_SNDBUF and SO_RCVBUF set after connect bound what a connection
+// takes: small buffers (set on the established sender and receiver)
+// hold far less than the defaults.
+template <class S>
+void sc_tcp_bufsize_after_connect(Log& L, const Env&) {
+  TcpPair a = tcp_pair<S>(L, AF_INET);
+  size_t deflt = tcp_fill<S>(a.c);
+  TcpPair b = tcp_pair<S>(L, AF_INET);
+  int small = 4096, v = 0;
+  socklen_t vl;
+  R(SYS(setsockopt, b.c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small));
+  R(SYS(setsockopt, b.s, SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
+  GETOPT_V(b.c, SOL_SOCKET, SO_SNDBUF, "sndbuf %d");
+  GETOPT_V(b.s, SOL_SOCKET, SO_RCVBUF, "rcvbuf %d");
+  size_t got = tcp_fill<S>(b.c);
+  V("small buffers take less than a quarter: %d", got * 4 < deflt ? 1 : 0);
+  V("small buffers take at most 128 KiB: %d", got <= 128 * 1024 ? 1 : 0);
+  for (int fd : {a.c, a.s, a.l, b.c, b.s, b.l}) R(SYS(close, fd));
+}
+
 #define DIFF(name) run_diff(&name<K<false>>, &name<K<true>>)
 
 }  // namespace
@@ -367,3 +550,15 @@ TEST_CASE("tcp diff: 4 MiB over IPv4 and IPv6 from one thread, bytes hashed", "[
 }
 TEST_CASE("tcp diff: IPv6 and a dual-stack listener", "[inet][tcp][diff]") { DIFF(sc_tcp_v6); }
 TEST_CASE("tcp diff: bind rules of stream sockets", "[inet][tcp][diff]") { DIFF(sc_tcp_bind_rules); }
+TEST_CASE("tcp diff: a closed listener's port stays taken by its TIME_WAIT children", "[inet][tcp][diff]") {
+  DIFF(sc_tcp_rebind_time_wait);
+}
+TEST_CASE("tcp diff: SIGPIPE on EPIPE, not with MSG_NOSIGNAL nor on ECONNRESET", "[inet][tcp][diff]") {
+  DIFF(sc_tcp_sigpipe);
+}
+TEST_CASE("tcp diff: SO_SNDBUF/SO_RCVBUF set after connect bound the connection", "[inet][tcp][diff]") {
+  DIFF(sc_tcp_bufsize_after_connect);
+}
+TEST_CASE("tcp diff: 3 MiB in sends and reads of many sizes, with MSG_PEEK, checked byte for byte", "[inet][tcp][diff]") {
+  DIFF(sc_tcp_bytes_peek);
+}

@@ -123,4 +123,17 @@ bool tcp_pump(TcpPump& pump, int from, int to) {
   }
 }
 
+// Sends 1 KiB pieces on a non-blocking socket until the send buffer and
+// the peer's window are full (EAGAIN); returns how many bytes went.
+template <class S>
+size_t tcp_fill(int fd) {
+  static uint8_t piece[1024];
+  size_t total = 0;
+  for (;;) {
+    long w = SYS(send, fd, piece, sizeof piece, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w <= 0) return total;
+    total += static_cast<size_t>(w);
+  }
+}
+
 }  // namespace net_test
