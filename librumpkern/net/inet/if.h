@@ -363,7 +363,8 @@ Result<IfAddr4> if_primary_addr4(Ifnet& ifp);
 // returns nothing else (ENXIO for a unit it cannot make).
 struct IfCloner {
   const char* prefix;
-  Result<void> (*create)(InetState& st, const char* name, int unit);
+  Result<void> (*create)(InetState& st, const char* name, int unit, const void* arg);
+  const void* arg;  // the type's own (handed to create)
 };
 void if_clone_register(const IfCloner* c);
 struct IfClonerRegistrar {

@@ -138,4 +138,10 @@ Result<Ref<Ifnet>> hostlink_create(InetState& st, const HostLinkOps& ops, const 
   return r;
 }
 
+Result<void> hostlink_clone(InetState& st, const char* name, int unit, const void* arg) {
+  Result<Ref<Ifnet>> r = hostlink_create(st, *static_cast<const HostLinkOps*>(arg), name);
+  if (!r.ok()) return err(r.error());
+  return {};
+}
+
 }  // namespace rump

@@ -38,5 +38,7 @@ struct HostLinkOps {
 // Makes the interface name (unit already parsed) with no link: EEXIST,
 // ENOMEM.
 Result<Ref<Ifnet>> hostlink_create(InetState& st, const HostLinkOps& ops, const char* name);
+// The cloner's create for a link type (arg: its HostLinkOps).
+Result<void> hostlink_clone(InetState& st, const char* name, int unit, const void* arg);
 
 }  // namespace rump

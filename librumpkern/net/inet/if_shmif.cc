@@ -189,9 +189,14 @@ bool shmif_send(void* link, Pkt* frame) {
   bus_lock(b);
   uint64_t w = at(b->wpos).load(std::memory_order_relaxed);
   uint64_t f = at(b->first).load(std::memory_order_relaxed);
+  if (f > w) f = w;  // a header someone else bent: start the ring over
   while (w + need - f > kShmifRingSize) {
     ShmifRec old;
     ring_read(*l, f, &old, sizeof old);
+    if (old.len > kShmifMaxFrame || f + rec_size(old.len) > w) {
+      f = w;  // not a record: drop the lot
+      break;
+    }
     f += rec_size(old.len);
   }
   at(b->first).store(f, std::memory_order_relaxed);
@@ -217,16 +222,20 @@ size_t shmif_take(ShmifLink& l, InetState& st, Pkt** out, size_t max) {
   bus_lock(b);
   uint64_t w = at(b->wpos).load(std::memory_order_relaxed);
   uint64_t f = at(b->first).load(std::memory_order_relaxed);
-  if (l.rpos < f) {
+  if (l.rpos < f || l.rpos > w) {
     l.overruns.fetch_add(1, std::memory_order_relaxed);
-    l.rpos = f;
+    l.rpos = l.rpos > w ? w : f;
   }
   while (n < max && l.rpos < w) {
     ShmifRec h;
     ring_read(l, l.rpos, &h, sizeof h);
+    if (h.len > kShmifMaxFrame || l.rpos + rec_size(h.len) > w) {
+      l.rpos = w;  // not a record (a bent ring): go on from the end
+      break;
+    }
     uint64_t at_data = l.rpos + sizeof h;
     l.rpos += rec_size(h.len);
-    if (h.sender == l.sender || h.len > kShmifMaxFrame) continue;
+    if (h.sender == l.sender) continue;
     Result<Pkt*> p = Pkt::alloc(st.pool, h.len, 0);
     if (!p.ok()) continue;  // out of memory: lost, as a full queue loses it
     // Pkt::alloc gives one contiguous segment for a frame this size.
@@ -256,13 +265,7 @@ size_t shmif_recv(void* link, InetState& st, Pkt** out, size_t max, int64_t time
 
 const HostLinkOps kShmifOps = {"shmif", &shmif_open, &shmif_close, &shmif_send, &shmif_recv};
 
-Result<void> shmif_clone(InetState& st, const char* name, int unit) {
-  Result<Ref<Ifnet>> r = hostlink_create(st, kShmifOps, name);
-  if (!r.ok()) return err(r.error());
-  return {};
-}
-
-const IfCloner kShmifCloner = {"shmif", &shmif_clone};
+const IfCloner kShmifCloner = {"shmif", &hostlink_clone, &kShmifOps};
 const IfClonerRegistrar g_shmif_cloner(&kShmifCloner);
 
 }  // namespace

@@ -90,13 +90,7 @@ size_t virt_recv(void* link, InetState& st, Pkt** out, size_t max, int64_t timeo
 
 const HostLinkOps kVirtOps = {"virt", &virt_open, &virt_close, &virt_send, &virt_recv};
 
-Result<void> virt_clone(InetState& st, const char* name, int unit) {
-  Result<Ref<Ifnet>> r = hostlink_create(st, kVirtOps, name);
-  if (!r.ok()) return err(r.error());
-  return {};
-}
-
-const IfCloner kVirtCloner = {"virt", &virt_clone};
+const IfCloner kVirtCloner = {"virt", &hostlink_clone, &kVirtOps};
 const IfClonerRegistrar g_virt_cloner(&kVirtCloner);
 
 }  // namespace

@@ -67,7 +67,7 @@ int nc_ifcreate(Kernel& k, const char* ifname) {
     ClonerTable& t = cloners();
     for (int i = 0; i < t.n; i++)
       if (std::strlen(t.c[i]->prefix) == n && std::strncmp(t.c[i]->prefix, ifname, n) == 0)
-        return errno_of(t.c[i]->create(st, ifname, static_cast<int>(unit)));
+        return errno_of(t.c[i]->create(st, ifname, static_cast<int>(unit), t.c[i]->arg));
     return ENXIO;
   });
 }

@@ -138,19 +138,25 @@ inline void recv_timeout(int fd, int ms) {
   rump_sys_setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-// Sends req to addr:port on UDP socket fd and waits for a reply, sending
-// again after each 200 ms without one (the first datagrams may wait for
-// ARP or be lost on an impaired link), at most tries times. The reply's
-// length, or -1.
+// Sends req to addr:port on UDP socket fd and waits for its echo (a reply
+// equal to req: stale or duplicated echoes of earlier requests are
+// skipped), sending again after each 200 ms without one (the first
+// datagrams may wait for ARP or be lost on an impaired link), at most
+// tries times. The echo's length, or -1.
 inline long udp_request(int fd, const char* addr, uint16_t port, const void* req, size_t len, void* reply,
                         size_t cap, int tries = 50) {
   recv_timeout(fd, 200);
   sockaddr_in to = in4(addr, port);
   for (int i = 0; i < tries; i++) {
     if (rump_sys_sendto(fd, req, len, 0, sa(to), sizeof to) != static_cast<long>(len)) return -1;
-    long n = rump_sys_recvfrom(fd, reply, cap, 0, nullptr, nullptr);
-    if (n >= 0) return n;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    for (;;) {
+      long n = rump_sys_recvfrom(fd, reply, cap, 0, nullptr, nullptr);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+        break;
+      }
+      if (static_cast<size_t>(n) == len && std::memcmp(reply, req, len) == 0) return n;
+    }
   }
   return -1;
 }

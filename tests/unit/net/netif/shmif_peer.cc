@@ -1,7 +1,7 @@
 // The other end of the two-process shmif test (shmif_proc_test.cc): a
 // kernel in a host process of its own on the bus file it is given.
 //
-//   shmif_peer BUS ADDR SEED
+//   shmif_peer BUS ADDR SEED [LOSS DUP REORDER]
 //
 // It boots a kernel, puts shmif0 on BUS with ADDR/24, listens on TCP port
 // 8000 and UDP port 7000, and says "ready" on stdout. Then it echoes UDP
@@ -9,6 +9,7 @@
 // checks every byte received against the stream with SEED, and answers
 // with the byte count and the offset of the first wrong byte (two
 // uint64_t; UINT64_MAX: none). Exit status 0 when all of that worked.
+// With LOSS DUP REORDER its interface is impaired so (seeded by SEED).
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -18,8 +19,8 @@
 using namespace netif_test;
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: shmif_peer BUS ADDR SEED\n");
+  if (argc != 4 && argc != 7) {
+    std::fprintf(stderr, "usage: shmif_peer BUS ADDR SEED [LOSS DUP REORDER]\n");
     return 2;
   }
   uint64_t seed = std::strtoull(argv[3], nullptr, 10);
@@ -30,6 +31,10 @@ int main(int argc, char** argv) {
   char ifname[16];
   std::snprintf(ifname, sizeof ifname, "shmif%d", unit);
   if (if_config(ifname, argv[2], 24) != 0) return 5;
+  if (argc == 7) {
+    rump_netconfig_impair im{seed, std::atof(argv[4]), std::atof(argv[5]), std::atof(argv[6]), 0};
+    if (rump_pub_netconfig_impair(ifname, &im) != 0) return 10;
+  }
   int l = tcp_listen(argv[2], 8000);
   int u = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in ua = in4(argv[2], 7000);

@@ -24,7 +24,7 @@ namespace {
 // The helper running on bus with addr; stdout read up to its "ready".
 struct Peer {
   pid_t pid = -1;
-  Peer(const std::string& bus, const char* addr, uint64_t seed) {
+  Peer(const std::string& bus, const char* addr, uint64_t seed, const rump_netconfig_impair* im) {
     int p[2];
     REQUIRE(pipe(p) == 0);
     std::string s = std::to_string(seed);
@@ -34,7 +34,13 @@ struct Peer {
       dup2(p[1], 1);
       close(p[0]);
       close(p[1]);
-      execl(SHMIF_PEER_PATH, "shmif_peer", bus.c_str(), addr, s.c_str(), static_cast<char*>(nullptr));
+      if (im) {
+        std::string l = std::to_string(im->loss), d = std::to_string(im->duplicate), r = std::to_string(im->reorder);
+        execl(SHMIF_PEER_PATH, "shmif_peer", bus.c_str(), addr, s.c_str(), l.c_str(), d.c_str(), r.c_str(),
+              static_cast<char*>(nullptr));
+      } else {
+        execl(SHMIF_PEER_PATH, "shmif_peer", bus.c_str(), addr, s.c_str(), static_cast<char*>(nullptr));
+      }
       _exit(127);
     }
     close(p[1]);
@@ -65,7 +71,8 @@ void run(const rump_netconfig_impair* im, uint64_t bytes) {
     REQUIRE(mkdtemp(dir) != nullptr);
     std::string bus = std::string(dir) + "/bus";
     const uint64_t seed = 77;
-    Peer peer(bus, "10.1.0.2", seed);
+    // Both ends impaired alike (each with its own generator), when asked.
+    Peer peer(bus, "10.1.0.2", seed, im);
     {
       rump_test::KernelUp up(rump_test::BootOpts{.ncpu = 2});
       int unit = -1;

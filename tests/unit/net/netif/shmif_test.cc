@@ -130,7 +130,7 @@ TEST_CASE("shmif: UDP between two kernels in one process", "[netif][shmif]") {
   });
 }
 
-TEST_CASE("shmif: TCP bulk between two kernels, checked byte for byte", "[netif][shmif]") {
+TEST_CASE("shmif: TCP bulk between two kernels, checked byte for byte", "[netif][shmif][concurrency]") {
   rump_test::on_fresh_thread([] {
     BusFile bus;
     Node a(bus.path, "10.0.0.1"), b(bus.path, "10.0.0.2");
@@ -307,5 +307,44 @@ TEST_CASE("shmif: interface errors", "[netif][shmif]") {
     CHECK(rump_pub_netconfig_ifsetlinkstr("virt0", "") == EINVAL);
     CHECK(rump_pub_netconfig_ifsetlinkstr("virt0", "a-name-longer-than-ifnamsiz") == EINVAL);
     CHECK(rump_pub_netconfig_ifdestroy("virt0") == 0);
+  });
+}
+
+TEST_CASE("shmif: a bus file bent by another writer costs frames, not the kernels", "[netif][shmif]") {
+  rump_test::on_fresh_thread([] {
+    BusFile bus;
+    Node a(bus.path, "10.0.0.1"), b(bus.path, "10.0.0.2");
+    b.use();
+    int sb = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in ba = in4("10.0.0.2", 7000);
+    REQUIRE(rump_sys_bind(sb, sa(ba), sizeof ba) == 0);
+    std::thread echo([&] {
+      b.use();
+      udp_echo_until_quit(sb);
+    });
+    a.use();
+    int s = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    char rep[64];
+    REQUIRE(udp_request(s, "10.0.0.2", 7000, "before", 6, rep, sizeof rep) == 6);
+    // Garbage over the positions (offset 24: write position, oldest
+    // record, frame count) and over the start of the ring.
+    int fd = open(bus.path.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    std::vector<char> junk(8192);
+    for (size_t i = 0; i < junk.size(); i++) junk[i] = static_cast<char>(i * 131 + 7);
+    REQUIRE(pwrite(fd, junk.data(), 24, 24) == 24);
+    REQUIRE(pwrite(fd, junk.data(), junk.size(), 64) == static_cast<ssize_t>(junk.size()));
+    close(fd);
+    for (int i = 0; i < 5; i++) {
+      std::string req = "after " + std::to_string(i);
+      long n = udp_request(s, "10.0.0.2", 7000, req.data(), req.size(), rep, sizeof rep);
+      REQUIRE(n == static_cast<long>(req.size()));
+      CHECK(std::string(rep, static_cast<size_t>(n)) == req);
+    }
+    udp_request(s, "10.0.0.2", 7000, "quit", 4, rep, sizeof rep, 5);
+    echo.join();
+    rump_sys_close(s);
+    b.use();
+    rump_sys_close(sb);
   });
 }
