@@ -210,8 +210,11 @@ bool shmif_send(void* link, Pkt* frame) {
   at(b->frames).fetch_add(1, std::memory_order_relaxed);
   bus_unlock(b);
   Pkt::free(frame);
-  at(b->gen).fetch_add(1, std::memory_order_release);
-  if (at(b->waiters).load(std::memory_order_acquire) != 0) rumpuser_shm_wake(&b->gen);
+  // Store gen, then load waiters; the reader stores waiters, then loads
+  // gen (in the futex wait): sequentially consistent on both sides, so at
+  // least one of them sees the other's store and no wake-up is lost.
+  at(b->gen).fetch_add(1, std::memory_order_seq_cst);
+  if (at(b->waiters).load(std::memory_order_seq_cst) != 0) rumpuser_shm_wake(&b->gen);
   return true;
 }
 
@@ -256,7 +259,7 @@ size_t shmif_recv(void* link, InetState& st, Pkt** out, size_t max, int64_t time
   uint32_t g = at(b->gen).load(std::memory_order_acquire);
   size_t n = shmif_take(*l, st, out, max);
   if (n || timeout_ns <= 0) return n;
-  at(b->waiters).fetch_add(1, std::memory_order_acq_rel);
+  at(b->waiters).fetch_add(1, std::memory_order_seq_cst);
   // A frame written after the snapshot changed gen: the wait returns.
   rumpuser_shm_wait(&b->gen, g, timeout_ns);
   at(b->waiters).fetch_sub(1, std::memory_order_acq_rel);

@@ -1,9 +1,9 @@
-// What the interface tests (shmif, virt, impairment) and their helper
+// What the interface tests (shmif, virt, impairment) and their peer
 // program share: a reproducible byte stream for bulk transfers, the
 // sending and the byte-for-byte checking side of a TCP bulk transfer, a
 // UDP request with retries, and setting up an interface with an address.
 // Everything acts on the calling thread's current kernel through the
-// public C API (rump_sys_*, rump_pub_*), so the helper program can use it
+// public C API (rump_sys_*, rump_pub_*), so the peer program can use it
 // without the test framework.
 #pragma once
 

@@ -1,5 +1,5 @@
 // Kernels in two host processes on one shmif bus file: this process's
-// kernel and one in a helper program (shmif_peer, started with fork and
+// kernel and one in a peer program (shmif_peer, started with fork and
 // exec) exchange UDP datagrams and a TCP bulk transfer checked byte for
 // byte, with and without seeded impairment.
 #include <signal.h>
@@ -16,12 +16,12 @@
 using namespace netif_test;
 
 #ifndef SHMIF_PEER_PATH
-#error "SHMIF_PEER_PATH: the helper program's path (set by the build)"
+#error "SHMIF_PEER_PATH: the peer program's path (set by the build)"
 #endif
 
 namespace {
 
-// The helper running on bus with addr; stdout read up to its "ready".
+// The peer program running on bus with addr; stdout read up to its "ready".
 struct Peer {
   pid_t pid = -1;
   Peer(const std::string& bus, const char* addr, uint64_t seed, const rump_netconfig_impair* im) {
@@ -50,7 +50,7 @@ struct Peer {
     close(p[0]);
     REQUIRE(line == "ready");
   }
-  // The helper's exit status (-1: killed).
+  // The peer program's exit status (-1: killed).
   int wait() {
     int st = 0;
     REQUIRE(waitpid(pid, &st, 0) == pid);
