@@ -59,6 +59,33 @@ struct Node {
   void use() const { rump_kernel_set_current(k); }
 };
 
+// A UDP echo server on node n at addr:port, on a thread of its own until
+// a "quit" datagram (then: how many it echoed).
+struct EchoServer {
+  Node& n;
+  int fd = -1;
+  std::atomic<int> echoed{-1};
+  std::thread t;
+  EchoServer(Node& node, const char* addr, uint16_t port) : n(node) {
+    n.use();
+    fd = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a = in4(addr, port);
+    REQUIRE(rump_sys_bind(fd, sa(a), sizeof a) == 0);
+    t = std::thread([this] {
+      n.use();
+      echoed = udp_echo_until_quit(fd);
+    });
+  }
+  // Waits for the "quit" (the caller sent it) and closes the socket.
+  int finish() {
+    t.join();
+    n.use();
+    rump_sys_close(fd);
+    return echoed.load();
+  }
+};
+
 // A TCP bulk transfer of n bytes from `from` to `to` (listening on
 // to_addr:port): what the receiver saw.
 StreamResult bulk(Node& from, Node& to, const char* to_addr, uint16_t port, uint64_t n, uint64_t seed) {
@@ -94,16 +121,7 @@ TEST_CASE("shmif: UDP between two kernels in one process", "[netif][shmif]") {
   rump_test::on_fresh_thread([] {
     BusFile bus;
     Node a(bus.path, "10.0.0.1"), b(bus.path, "10.0.0.2");
-    b.use();
-    int sb = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
-    REQUIRE(sb >= 0);
-    sockaddr_in ba = in4("10.0.0.2", 7000);
-    REQUIRE(rump_sys_bind(sb, sa(ba), sizeof ba) == 0);
-    std::atomic<int> echoed{0};
-    std::thread echo([&] {
-      b.use();
-      echoed = udp_echo_until_quit(sb);
-    });
+    EchoServer echo(b, "10.0.0.2", 7000);
     a.use();
     int sa_ = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
     REQUIRE(sa_ >= 0);
@@ -122,11 +140,9 @@ TEST_CASE("shmif: UDP between two kernels in one process", "[netif][shmif]") {
     CHECK(n == static_cast<long>(big.size()));
     CHECK(rep.substr(0, big.size()) == big);
     udp_request(sa_, "10.0.0.2", 7000, "quit", 4, rep.data(), rep.size(), 5);
-    echo.join();
-    CHECK(echoed.load() >= 21);
+    CHECK(echo.finish() >= 21);
+    a.use();
     rump_sys_close(sa_);
-    b.use();
-    rump_sys_close(sb);
   });
 }
 
@@ -314,14 +330,7 @@ TEST_CASE("shmif: a bus file bent by another writer costs frames, not the kernel
   rump_test::on_fresh_thread([] {
     BusFile bus;
     Node a(bus.path, "10.0.0.1"), b(bus.path, "10.0.0.2");
-    b.use();
-    int sb = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in ba = in4("10.0.0.2", 7000);
-    REQUIRE(rump_sys_bind(sb, sa(ba), sizeof ba) == 0);
-    std::thread echo([&] {
-      b.use();
-      udp_echo_until_quit(sb);
-    });
+    EchoServer echo(b, "10.0.0.2", 7000);
     a.use();
     int s = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
     char rep[64];
@@ -342,9 +351,8 @@ TEST_CASE("shmif: a bus file bent by another writer costs frames, not the kernel
       CHECK(std::string(rep, static_cast<size_t>(n)) == req);
     }
     udp_request(s, "10.0.0.2", 7000, "quit", 4, rep, sizeof rep, 5);
-    echo.join();
+    CHECK(echo.finish() >= 6);
+    a.use();
     rump_sys_close(s);
-    b.use();
-    rump_sys_close(sb);
   });
 }
