@@ -77,6 +77,10 @@ int rump_pub_netconfig_ipv6_ifaddr(const char* ifname, const char* addr, int pre
 }
 int rump_pub_netconfig_ipv4_gw(const char* addr) { RUMP_NETCONFIG_CALL(nc->gw(*k, AF_INET, addr)); }
 int rump_pub_netconfig_ipv6_gw(const char* addr) { RUMP_NETCONFIG_CALL(nc->gw(*k, AF_INET6, addr)); }
+int rump_pub_netconfig_impair(const char* ifname, const struct rump_netconfig_impair* cfg) {
+  RUMP_NETCONFIG_CALL(nc->impair(*k, ifname, cfg));
+}
+int rump_pub_shmif_create(const char* path, int* unit) { RUMP_NETCONFIG_CALL(nc->shmif_create(*k, path, unit)); }
 #undef RUMP_NETCONFIG_CALL
 
 }  // extern "C"

@@ -30,6 +30,9 @@ struct NetconfigInterface {
   int (*ipv4_ifaddr)(Kernel& k, const char* ifname, const char* addr, const char* mask, int prefixlen);
   int (*ipv6_ifaddr)(Kernel& k, const char* ifname, const char* addr, int prefixlen);
   int (*gw)(Kernel& k, int family, const char* addr);
+  // impair: cfg is a struct rump_netconfig_impair.
+  int (*impair)(Kernel& k, const char* ifname, const void* cfg);
+  int (*shmif_create)(Kernel& k, const char* path, int* unit);
 };
 
 struct FactionInterfaces {

@@ -13,6 +13,7 @@ void ip_input(InetState& st, Ifnet& ifp, Pkt* p);
 void ip6_input(InetState& st, Ifnet& ifp, Pkt* p);
 
 Ifnet::~Ifnet() {
+  if_impair_free(*this);
   PktList left;
   {
     SpinLocker g(inq_lock_);
@@ -61,6 +62,8 @@ void if_detach(InetState& st, Ifnet& ifp) {
   ifp.flags.fetch_and(~static_cast<uint32_t>(IFF_UP | IFF_RUNNING));
   remove_routes_of(st, ifp.index, false);
   if (ifp.ops().destroy) ifp.ops().destroy(ifp);
+  // Nothing receives any more: packets held back go, with the timer.
+  if_impair_free(ifp);
   ifp.unref();  // the list's
 }
 
@@ -163,7 +166,6 @@ Result<IfAddr4> if_primary_addr4(Ifnet& ifp) {
 }
 
 void if_input(Ifnet& ifp, Pkt* p, uint16_t proto) {
-  InetState& st = ifp.state();
   ifp.counters.ipackets.fetch_add(1, std::memory_order_relaxed);
   ifp.counters.ibytes.fetch_add(p->len(), std::memory_order_relaxed);
   if (!ifp.up()) {
@@ -171,6 +173,15 @@ void if_input(Ifnet& ifp, Pkt* p, uint16_t proto) {
     Pkt::free(p);
     return;
   }
+  if (IfImpair* im = ifp.impair.load(std::memory_order_acquire)) {
+    if_impair_input(ifp, *im, p, proto);
+    return;
+  }
+  if_enqueue(ifp, p, proto);
+}
+
+void if_enqueue(Ifnet& ifp, Pkt* p, uint16_t proto) {
+  InetState& st = ifp.state();
   p->meta.rcvif = ifp.index;
   // The protocol travels in aux while queued.
   p->meta.aux = proto;

@@ -40,6 +40,7 @@ namespace rump {
 
 class Ifnet;
 struct InetState;
+struct IfImpair;
 
 struct IfOps {
   // Sends p (starting at the network header, proto an ETH_P_* value) to
@@ -95,6 +96,11 @@ class Ifnet : public KObject, public RefCounted<Ifnet> {
 
   bool up() const { return flags.load(std::memory_order_acquire) & IFF_UP; }
 
+  // Seeded impairment of what the interface receives (if_impair.cc):
+  // made by the first rump_pub_netconfig_impair, kept until the interface
+  // goes; null (the usual case) costs one load per packet.
+  std::atomic<IfImpair*> impair{nullptr};
+
   // The input queue (if_input).
   SpinLock inq_lock_{LockRank::kNone};
   PktList inq_ ABSL_GUARDED_BY(inq_lock_);
@@ -114,6 +120,25 @@ class Ifnet : public KObject, public RefCounted<Ifnet> {
 // ETH_P_IPV6, ETH_P_ARP) and runs the stack on the queue unless another
 // thread is at it. Consumes p. No socket lock held.
 void if_input(Ifnet& ifp, Pkt* p, uint16_t proto);
+
+// The part of if_input after the counters and the up check: queues p and
+// drains the queue (impairment hands its packets on through this).
+void if_enqueue(Ifnet& ifp, Pkt* p, uint16_t proto);
+
+// Impairment (rump_pub_netconfig_impair): what an interface receives is
+// dropped, duplicated, reordered and delayed at random, from a generator
+// seeded by seed, so the same traffic is impaired the same way each time.
+// Probabilities in [0, 1] (else EINVAL); all zero turns it off; ENOMEM.
+struct ImpairConfig {
+  uint64_t seed = 0;
+  double loss = 0, duplicate = 0, reorder = 0;
+  uint32_t delay_us = 0;
+};
+Result<void> if_set_impair(Ifnet& ifp, const ImpairConfig& cfg);
+// Takes a received packet through the impairment (consumes it).
+void if_impair_input(Ifnet& ifp, IfImpair& im, Pkt* p, uint16_t proto);
+// Frees the impairment state (the interface goes: no more input).
+void if_impair_free(Ifnet& ifp);
 
 // --- routes
 
@@ -338,7 +363,8 @@ Result<IfAddr4> if_primary_addr4(Ifnet& ifp);
 // returns nothing else (ENXIO for a unit it cannot make).
 struct IfCloner {
   const char* prefix;
-  Result<void> (*create)(InetState& st, const char* name, int unit);
+  Result<void> (*create)(InetState& st, const char* name, int unit, const void* arg);
+  const void* arg;  // the type's own (handed to create)
 };
 void if_clone_register(const IfCloner* c);
 struct IfClonerRegistrar {

@@ -238,13 +238,22 @@ void arp_input(Ifnet& ifp, Pkt* p) {
 
 Result<void> ether_set_up(Ifnet& ifp, bool up) { return {}; }
 
+Result<void> ether_set_linkstr(Ifnet& ifp, const char* s) {
+  EtherLink& link = softc(ifp).link;
+  if (!link.set_linkstr) return err(EOPNOTSUPP);
+  return link.set_linkstr(link.arg, ifp, s);
+}
+
 void ether_destroy(Ifnet& ifp) {
   auto* sc = static_cast<EtherSoftc*>(ifp.softc);
+  if (!sc) return;
+  // The device first: it may still be handing frames to ether_input.
+  if (sc->link.destroy) sc->link.destroy(sc->link.arg, ifp);
   ifp.softc = nullptr;
   delete sc;
 }
 
-const IfOps kEtherOps = {&ether_output, &ether_set_up, nullptr, &ether_destroy};
+const IfOps kEtherOps = {&ether_output, &ether_set_up, &ether_set_linkstr, &ether_destroy};
 
 }  // namespace
 
@@ -267,6 +276,7 @@ Result<Ref<Ifnet>> ether_attach(InetState& st, const char* name, const uint8_t m
   ifp->flags.store(IFF_BROADCAST | IFF_MULTICAST);
   Result<void> r = if_attach(st, *ifp);
   if (!r.ok()) {
+    sc->link.destroy = nullptr;  // the device's state stays its caller's
     ether_destroy(*ifp);
     return err(r.error());
   }

@@ -26,6 +26,11 @@ struct EtherLink {
   // kernel lock held, from any thread in the kernel.
   void (*transmit)(void* arg, Ifnet& ifp, Pkt* frame);
   void* arg;
+  // rump_pub_netconfig_ifsetlinkstr (null: EOPNOTSUPP).
+  Result<void> (*set_linkstr)(void* arg, Ifnet& ifp, const char* s) = nullptr;
+  // The interface goes: the device stops calling ether_input and frees
+  // its state (null: nothing to do). Called with no kernel lock held.
+  void (*destroy)(void* arg, Ifnet& ifp) = nullptr;
 };
 
 // Makes, attaches and returns an Ethernet interface (down, no address).

@@ -5,6 +5,7 @@
 // ("shmif", "virt"): ifcreate("shmif0") asks the "shmif" cloner for unit
 // 0.
 #include <arpa/inet.h>
+#include <rump/rumpnet.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,9 @@
 #include "net/inet/if.h"
 
 namespace rump {
+
+// if_shmif.cc: the first free shmifN on the bus at path; its unit.
+Result<int> shmif_create(InetState& st, const char* path);
 
 namespace {
 
@@ -63,7 +67,7 @@ int nc_ifcreate(Kernel& k, const char* ifname) {
     ClonerTable& t = cloners();
     for (int i = 0; i < t.n; i++)
       if (std::strlen(t.c[i]->prefix) == n && std::strncmp(t.c[i]->prefix, ifname, n) == 0)
-        return errno_of(t.c[i]->create(st, ifname, static_cast<int>(unit)));
+        return errno_of(t.c[i]->create(st, ifname, static_cast<int>(unit), t.c[i]->arg));
     return ENXIO;
   });
 }
@@ -149,8 +153,33 @@ int nc_gw(Kernel& k, int family, const char* addr) {
   });
 }
 
-const NetconfigInterface kNetconfig{&nc_ifcreate, &nc_ifdestroy, &nc_ifup, &nc_ifsetlinkstr,
-                                    &nc_ipv4_ifaddr, &nc_ipv6_ifaddr, &nc_gw};
+int nc_impair(Kernel& k, const char* ifname, const void* cfgp) {
+  return in_kernel(k, [&](InetState& st) {
+    Result<RefPtr<Ifnet>> ifp = find(st, ifname);
+    if (!ifp.ok()) return ifp.error();
+    if (!cfgp) return EINVAL;
+    const auto* c = static_cast<const rump_netconfig_impair*>(cfgp);
+    ImpairConfig cfg;
+    cfg.seed = c->seed;
+    cfg.loss = c->loss;
+    cfg.duplicate = c->duplicate;
+    cfg.reorder = c->reorder;
+    cfg.delay_us = c->delay_us;
+    return errno_of(if_set_impair(*ifp.value(), cfg));
+  });
+}
+
+int nc_shmif_create(Kernel& k, const char* path, int* unit) {
+  return in_kernel(k, [&](InetState& st) {
+    Result<int> r = shmif_create(st, path);
+    if (!r.ok()) return r.error();
+    if (unit) *unit = r.value();
+    return 0;
+  });
+}
+
+const NetconfigInterface kNetconfig{&nc_ifcreate, &nc_ifdestroy,  &nc_ifup,   &nc_ifsetlinkstr,   &nc_ipv4_ifaddr,
+                                    &nc_ipv6_ifaddr, &nc_gw, &nc_impair, &nc_shmif_create};
 const NetconfigInterfaceRegistrar g_netconfig_registrar(&kNetconfig);
 
 }  // namespace

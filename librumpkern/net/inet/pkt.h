@@ -111,6 +111,7 @@ struct PktMeta {
   uint16_t csum_start = 0;
   uint16_t csum_offset = 0;
   uint32_t aux = 0;  // for the layer holding the packet (reassembly: the fragment's offset)
+  int64_t stamp = 0;  // a time for the layer holding it (impairment: when to deliver it)
 };
 
 class Pkt {

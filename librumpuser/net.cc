@@ -1,0 +1,154 @@
+// net.cc: what network interfaces need from the host: a file mapped shared
+// between kernels with a cross-process wait on a word of it (the shmif
+// bus), and host tap devices (the virt interface). Calls that wait give
+// the virtual CPU back (KLOCK wrap).
+#include <rump/rumpuser_net.h>
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "rumpuser_int.h"
+
+using rumpuser_int::fault_inject;
+using rumpuser_int::KlockWrap;
+using rumpuser_int::retry_eintr;
+
+extern "C" int rumpuser_shm_map(const char* path, size_t size, void** memp) {
+  if (size == 0 || !path) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EMFILE;
+  int fd;
+  {
+    KlockWrap wrap;
+    fd = retry_eintr([&] { return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644); });
+  }
+  if (fd < 0) return errno;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return e;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+  }
+  // Several mappers may grow it at once: each only ever grows it, to the
+  // same size, so none can cut another's contents.
+  if (static_cast<uint64_t>(st.st_size) < size && ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int e = errno;
+    close(fd);
+    return e;
+  }
+  void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int e = errno;
+  close(fd);
+  if (m == MAP_FAILED) return e;
+  *memp = m;
+  return 0;
+}
+
+extern "C" int rumpuser_shm_wait(const volatile uint32_t* addr, uint32_t val, int64_t timeout_ns) {
+  if (timeout_ns < 0) timeout_ns = 0;
+  if (rumpuser_sim_of(rumpuser_int::thread_backend()) != nullptr) {
+    // Virtual time: a short sleep lets the world run the writer.
+    if (*addr != val) return 0;
+    int64_t ns = timeout_ns < 1000000 ? timeout_ns : 1000000;
+    rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, static_cast<long>(ns));
+    return *addr != val ? 0 : ETIMEDOUT;
+  }
+  struct timespec ts = {static_cast<time_t>(timeout_ns / 1000000000), static_cast<long>(timeout_ns % 1000000000)};
+  long r;
+  {
+    KlockWrap wrap;
+    // A shared (not private) futex: the word may be mapped by other
+    // processes at other addresses.
+    r = syscall(SYS_futex, const_cast<uint32_t*>(addr), FUTEX_WAIT, val, &ts, nullptr, 0);
+  }
+  if (r != 0 && errno == ETIMEDOUT) return ETIMEDOUT;
+  return 0;  // woken, EAGAIN (the word changed) or EINTR: the caller looks again
+}
+
+extern "C" void rumpuser_shm_wake(const volatile uint32_t* addr) {
+  syscall(SYS_futex, const_cast<uint32_t*>(addr), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+extern "C" int rumpuser_tap_open(const char* name, int* fdp) {
+  if (!name || !name[0] || std::strlen(name) >= IFNAMSIZ) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_NET)) return EIO;
+  int fd = retry_eintr([] { return open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC); });
+  if (fd < 0) return errno;
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    int e = errno;
+    close(fd);
+    return e;
+  }
+  *fdp = fd;
+  return 0;
+}
+
+extern "C" int rumpuser_tap_send(int fd, const struct rumpuser_iovec* frames, size_t nframes, size_t* nsent) {
+  *nsent = 0;
+  if (fault_inject(RUMPUSER_FAULT_NET)) return EIO;
+  int first_err = 0;
+  size_t sent = 0;
+  for (size_t i = 0; i < nframes; i++) {
+    ssize_t r = retry_eintr([&] { return write(fd, frames[i].iov_base, frames[i].iov_len); });
+    if (r < 0) {
+      // EAGAIN: the tap's queue is full; the frame is lost as on a wire.
+      if (!first_err) first_err = errno;
+      continue;
+    }
+    sent++;
+  }
+  *nsent = sent;
+  return sent == 0 && nframes != 0 && first_err != EAGAIN ? first_err : 0;
+}
+
+extern "C" int rumpuser_tap_recv(int fd, struct rumpuser_iovec* bufs, size_t nbufs, size_t* lens, size_t* nrecv,
+                                 int64_t timeout_ns) {
+  *nrecv = 0;
+  if (fault_inject(RUMPUSER_FAULT_NET)) return EIO;
+  size_t n = 0;
+  while (n < nbufs) {
+    ssize_t r = retry_eintr([&] { return read(fd, bufs[n].iov_base, bufs[n].iov_len); });
+    if (r < 0) {
+      if (errno != EAGAIN) {
+        int e = errno;
+        *nrecv = n;
+        return n ? 0 : e;
+      }
+      if (n > 0 || timeout_ns <= 0) break;
+      struct pollfd p = {fd, POLLIN, 0};
+      int ms = static_cast<int>((timeout_ns + 999999) / 1000000);
+      int pr;
+      {
+        KlockWrap wrap;
+        pr = poll(&p, 1, ms);
+      }
+      if (pr <= 0) break;  // timed out (or EINTR: the caller looks again)
+      timeout_ns = 0;
+      continue;
+    }
+    lens[n++] = static_cast<size_t>(r);
+  }
+  *nrecv = n;
+  return 0;
+}
