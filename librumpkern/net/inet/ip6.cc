@@ -402,54 +402,18 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
     fill_header6(at, sa.v6, dst.v6, proto, hlim, opts.tos, p->len() - sizeof(ip6_hdr));
     return ip_send_if(ifp, p, rt.nexthop, ETH_P_IPV6, s.OutDiscards);
   }
-  if (opts.df) {
-    bump(s.FragFails);
-    Pkt::free(p);
-    return err(EMSGSIZE);
-  }
-  // Fragments (RFC 8200 4.5): the payload in pieces of a multiple of 8
-  // bytes, each behind the IPv6 header and a fragment header.
-  Result<void> c = pkt_csum_finish(*p);
-  if (!c.ok()) {
-    Pkt::free(p);
-    return c;
-  }
-  if (mtu < sizeof(ip6_hdr) + sizeof(ip6_frag) + 8) {
-    bump(s.FragFails);
-    Pkt::free(p);
-    return err(EMSGSIZE);
-  }
-  size_t per = (mtu - sizeof(ip6_hdr) - sizeof(ip6_frag)) & ~size_t{7};
-  size_t len = p->len();
+  // Fragments (RFC 8200 4.5): each piece behind the IPv6 header and a
+  // fragment header.
   uint32_t id = htonl(st.ip6_id_.fetch_add(1, std::memory_order_relaxed) + 1);
-  Result<void> result;
-  for (size_t off = 0; off < len; off += per) {
-    size_t n = len - off < per ? len - off : per;
-    Result<Pkt*> f = p->copy(off, n);
-    if (!f.ok()) {
-      bump(s.FragFails);
-      result = err(ENOBUFS);
-      break;
-    }
-    Pkt* fp = f.value();
-    fp->meta.csum = kCsumNone;
-    char* at = fp->prepend(sizeof(ip6_hdr) + sizeof(ip6_frag)).value();  // the copy has headroom
-    fill_header6(at, sa.v6, dst.v6, IPPROTO_FRAGMENT, hlim, opts.tos, sizeof(ip6_frag) + n);
-    ip6_frag fh{};
-    fh.ip6f_nxt = proto;
-    fh.ip6f_offlg = htons(static_cast<uint16_t>(off | (off + n < len ? 1 : 0)));
-    fh.ip6f_ident = id;
-    std::memcpy(at + sizeof(ip6_hdr), &fh, sizeof fh);
-    bump(s.FragCreates);
-    Result<void> sr = ip_send_if(ifp, fp, rt.nexthop, ETH_P_IPV6, s.OutDiscards);
-    if (!sr.ok()) {
-      result = sr;
-      break;
-    }
-  }
-  if (result.ok()) bump(s.FragOKs);
-  Pkt::free(p);
-  return result;
+  return ip_send_fragments(ifp, p, mtu, sizeof(ip6_hdr) + sizeof(ip6_frag), opts.df, rt.nexthop, ETH_P_IPV6, s,
+                           [&](char* at, size_t off, size_t n, bool more) {
+                             fill_header6(at, sa.v6, dst.v6, IPPROTO_FRAGMENT, hlim, opts.tos, sizeof(ip6_frag) + n);
+                             ip6_frag fh{};
+                             fh.ip6f_nxt = proto;
+                             fh.ip6f_offlg = htons(static_cast<uint16_t>(off | (more ? 1 : 0)));
+                             fh.ip6f_ident = id;
+                             std::memcpy(at + sizeof(ip6_hdr), &fh, sizeof fh);
+                           });
 }
 
 }  // namespace rump

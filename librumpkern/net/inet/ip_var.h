@@ -88,6 +88,51 @@ Result<char*> ip_prepend_header(Ifnet& ifp, Pkt* p, size_t hlen, std::atomic<uin
 // counted in discards and the interface's output errors.
 Result<void> ip_send_if(Ifnet& ifp, Pkt* p, const IpAddr& nexthop, uint16_t ethertype,
                         std::atomic<uint64_t>& discards);
+// Sends p (transport header and payload) in fragments for a path MTU it
+// exceeds, each behind hlen bytes of network header that fill(at, off, n,
+// more) writes for the n bytes at offset off; every fragment but the last
+// carries a multiple of 8 bytes. df: EMSGSIZE instead. Consumes p. Stats
+// is IpStats or Ip6Stats.
+template <class Stats, class Fill>
+Result<void> ip_send_fragments(Ifnet& ifp, Pkt* p, size_t mtu, size_t hlen, bool df, const IpAddr& nexthop,
+                               uint16_t ethertype, Stats& s, Fill fill) {
+  size_t per = mtu > hlen ? (mtu - hlen) & ~size_t{7} : 0;
+  if (df || per == 0) {
+    s.FragFails.fetch_add(1, std::memory_order_relaxed);
+    Pkt::free(p);
+    return err(EMSGSIZE);
+  }
+  Result<void> c = pkt_csum_finish(*p);
+  if (!c.ok()) {
+    Pkt::free(p);
+    return c;
+  }
+  size_t len = p->len();
+  Result<void> result;
+  for (size_t off = 0; off < len; off += per) {
+    size_t n = len - off < per ? len - off : per;
+    Result<Pkt*> f = p->copy(off, n);
+    if (!f.ok()) {
+      s.FragFails.fetch_add(1, std::memory_order_relaxed);
+      result = err(ENOBUFS);
+      break;
+    }
+    Pkt* fp = f.value();
+    fp->meta.csum = kCsumNone;
+    char* at = fp->prepend(hlen).value();  // the copy has headroom
+    fill(at, off, n, off + n < len);
+    s.FragCreates.fetch_add(1, std::memory_order_relaxed);
+    Result<void> sr = ip_send_if(ifp, fp, nexthop, ethertype, s.OutDiscards);
+    if (!sr.ok()) {
+      result = sr;
+      break;
+    }
+  }
+  if (result.ok()) s.FragOKs.fetch_add(1, std::memory_order_relaxed);
+  Pkt::free(p);
+  return result;
+}
+
 // Gives a packet (transport header first) to its transport, counting it
 // in delivers. False when no transport is registered for ip.proto: p
 // is not consumed, the caller reports it.
