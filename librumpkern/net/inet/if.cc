@@ -3,8 +3,11 @@
 #include "net/inet/if.h"
 
 #include <linux/if_ether.h>
+#include <net/if_arp.h>
 
 #include <cstring>
+
+#include "net/inet/ip_var.h"
 
 namespace rump {
 
@@ -69,8 +72,19 @@ void if_detach(InetState& st, Ifnet& ifp) {
 
 Result<void> if_set_up(Ifnet& ifp, bool up) {
   if (ifp.ops().set_up) TRY(ifp.ops().set_up(ifp, up));
-  if (up) ifp.flags.fetch_or(IFF_UP | IFF_RUNNING);
-  else ifp.flags.fetch_and(~static_cast<uint32_t>(IFF_UP | IFF_RUNNING));
+  uint32_t was = up ? ifp.flags.fetch_or(IFF_UP | IFF_RUNNING)
+                    : ifp.flags.fetch_and(~static_cast<uint32_t>(IFF_UP | IFF_RUNNING));
+  if (up && !(was & IFF_UP) && ifp.type == ARPHRD_ETHER) {
+    // Duplicate address detection for the IPv6 addresses it already has.
+    In6Addr addrs[Ifnet::kMaxAddr6];
+    int n;
+    {
+      SharedLocker g(ifp.state().if_lock_);
+      n = ifp.naddr6;
+      for (int i = 0; i < n; i++) addrs[i] = ifp.addr6[i].addr;
+    }
+    for (int i = 0; i < n; i++) nd6_dad_start(ifp, addrs[i]);
+  }
   return {};
 }
 
@@ -140,6 +154,23 @@ Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen) {
     slot->plen = static_cast<uint8_t>(plen);
   }
   if (plen < 128) TRY(route_add(st, IpAddr::of(prefix6(a, plen)), plen, IpAddr(), ifp.index, true));
+  if (ifp.type == ARPHRD_ETHER && ifp.up()) nd6_dad_start(ifp, a);
+  return {};
+}
+
+Result<void> if_del_addr6(Ifnet& ifp, const In6Addr& a) {
+  InetState& st = ifp.state();
+  IfAddr6 old;
+  {
+    Locker<RwLock> g(st.if_lock_);
+    int i = 0;
+    while (i < ifp.naddr6 && !(ifp.addr6[i].addr == a)) i++;
+    if (i == ifp.naddr6) return err(EADDRNOTAVAIL);
+    old = ifp.addr6[i];
+    for (; i + 1 < ifp.naddr6; i++) ifp.addr6[i] = ifp.addr6[i + 1];
+    ifp.naddr6--;
+  }
+  if (old.plen < 128) (void)route_delete(st, IpAddr::of(prefix6(old.addr, old.plen)), old.plen);
   return {};
 }
 

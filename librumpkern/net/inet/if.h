@@ -61,6 +61,7 @@ struct IfAddr4 {
 struct IfAddr6 {
   In6Addr addr;
   uint8_t plen = 0;
+  int64_t tentative_until_ns = 0;  // duplicate address detection runs until then
 };
 
 struct IfCounters {
@@ -183,10 +184,13 @@ Result<void> route_delete(InetState& st, const IpAddr& dst, int plen);
 
 #define RUMP_IP6_STATS(X)                                                                                  \
   X(InReceives) X(InHdrErrors) X(InAddrErrors) X(InUnknownProtos) X(InTruncatedPkts) X(InDelivers)        \
-  X(OutRequests) X(OutDiscards) X(OutNoRoutes) X(ReasmFails) X(FragFails)
+  X(OutRequests) X(OutDiscards) X(OutNoRoutes) X(ReasmTimeout) X(ReasmReqds) X(ReasmOKs) X(ReasmFails)   \
+  X(ReasmOverlaps) X(FragOKs) X(FragFails) X(FragCreates)
 #define RUMP_ICMP6_STATS(X)                                                                                \
-  X(InMsgs) X(InErrors) X(InCsumErrors) X(InDestUnreachs) X(InEchos) X(InEchoReps) X(OutMsgs)             \
-  X(OutErrors) X(OutDestUnreachs) X(OutEchoReps)
+  X(InMsgs) X(InErrors) X(InCsumErrors) X(InDestUnreachs) X(InPktTooBigs) X(InTimeExcds) X(InParmProblems) \
+  X(InEchos) X(InEchoReps) X(InNeighborSolicits) X(InNeighborAdvertisements) X(OutMsgs) X(OutErrors)      \
+  X(OutDestUnreachs) X(OutPktTooBigs) X(OutTimeExcds) X(OutParmProblems) X(OutEchos) X(OutEchoReps)       \
+  X(OutNeighborSolicits) X(OutNeighborAdvertisements) X(OutRateLimited) X(NdDupAddrs) X(NdResolveFails)
 
 #define RUMP_STAT_FIELD(n) std::atomic<uint64_t> n{0};
 struct IpStats {
@@ -209,20 +213,20 @@ struct Icmp6Stats {
 };
 #undef RUMP_STAT_FIELD
 
-// --- IPv4 reassembly: the fragments of one datagram so far, ordered by
-// offset without overlap (an overlapping fragment drops the whole datagram,
-// as RFC 5722 asks for IPv6 and Linux does for IPv4).
+// --- IPv4 and IPv6 reassembly: the fragments of one datagram so far,
+// ordered by offset without overlap (an overlapping fragment drops the
+// whole datagram, as RFC 5722 asks for IPv6 and Linux does for IPv4).
 
 struct ReassQueue : public KObject {
-  InAddr src, dst;
-  uint16_t id = 0;
-  uint8_t proto = 0, ttl = 0, tos = 0;
+  IpAddr src, dst;      // the family tells IPv4 from IPv6 queues
+  uint32_t id = 0;      // IPv4: the 16-bit id (network order); IPv6: the fragment header's
+  uint8_t proto = 0, ttl = 0, tos = 0;  // IPv6: proto is the first fragment's next header
   int ifindex = 0;
   uint32_t flags = 0;
   uint32_t total = 0;   // the datagram's length, once the last fragment came (0: not yet)
   uint32_t have = 0;    // payload bytes held
   int64_t expire_ns = 0;
-  uint8_t hdr[60];      // the first fragment's IP header (for time exceeded)
+  uint8_t hdr[60];      // the first fragment's IP header (for time exceeded; IPv6: 40 bytes)
   uint8_t hdrlen = 0;   // 0: the first fragment has not come
   uint8_t first8[8];    // and the first 8 bytes of its payload
   PktList frags;        // each Pkt's meta.aux is its offset
@@ -272,12 +276,13 @@ struct InetState : public KObject {
   mutable RwLock rt_lock_{LockRank::kNone};
   RouteList routes_ ABSL_GUARDED_BY(rt_lock_);
 
-  // IPv4 reassembly (net/inet/ip_reass.cc).
+  // IPv4 and IPv6 reassembly (net/inet/ip_reass.cc).
   Mutex reass_lock_{LockRank::kNone};
   ReassList reass_ ABSL_GUARDED_BY(reass_lock_);
   size_t reass_bytes_ ABSL_GUARDED_BY(reass_lock_) = 0;
   Callout reass_timer_;
   std::atomic<uint32_t> ip_id_{0};
+  std::atomic<uint32_t> ip6_id_{0};  // the IPv6 fragment identification
 
   // Path MTUs learnt from ICMP "fragmentation needed" (RFC 1191), a
   // small table of the most recent, each valid for kPmtuValidNs.
@@ -327,6 +332,7 @@ struct InetState : public KObject {
   std::atomic<uint32_t> ping_group_lo{1}, ping_group_hi{0};  // net.ipv4.ping_group_range (empty)
   std::atomic<int> ipfrag_high_thresh{4 * 1024 * 1024};
   std::atomic<int> ipfrag_time{30};  // seconds
+  std::atomic<int> ip6frag_time{60};  // seconds (net.ipv6.ip6frag_time)
 
   // Interfaces by name or index, referenced (null if none).
   RefPtr<Ifnet> find_if(const char* name) const;
@@ -356,6 +362,7 @@ Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary = false);
 Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen);
 // Removes an address and its connected route: EADDRNOTAVAIL if absent.
 Result<void> if_del_addr4(Ifnet& ifp, InAddr a);
+Result<void> if_del_addr6(Ifnet& ifp, const In6Addr& a);
 // The first IPv4 address (SIOCGIFADDR's): EADDRNOTAVAIL if none.
 Result<IfAddr4> if_primary_addr4(Ifnet& ifp);
 // Interface types made by name (rump_pub_netconfig_ifcreate("shmif0")):

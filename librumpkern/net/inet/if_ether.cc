@@ -3,11 +3,13 @@
 
 #include <linux/if_ether.h>
 #include <net/if_arp.h>
+#include <netinet/icmp6.h>
 
 #include <cstring>
 
 #include "kern/clock.h"
 #include "kern/kernel.h"
+#include "net/inet/ip_var.h"
 
 namespace rump {
 
@@ -17,28 +19,43 @@ constexpr size_t kArpHold = 3;
 constexpr int64_t kArpValidNs = 60 * kNsPerSec;
 constexpr int64_t kArpRetryNs = kNsPerSec;
 constexpr int kArpMaxEntries = 256;
+// RFC 4861 10: RetransTimer, REACHABLE_TIME, DELAY_FIRST_PROBE_TIME,
+// MAX_MULTICAST_SOLICIT and MAX_UNICAST_SOLICIT.
+constexpr int64_t kNdRetransNs = kNsPerSec;
+constexpr int64_t kNdReachableNs = 30 * kNsPerSec;
+constexpr int64_t kNdDelayNs = 5 * kNsPerSec;
+constexpr int kNdMaxSolicit = 3;
 const uint8_t kBroadcastMac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-struct ArpEntry : public KObject {
-  InAddr ip;
+// A neighbour: an ARP entry (IPv4: incomplete, or reachable until it
+// expires) or an IPv6 neighbour cache entry with RFC 4861's states.
+enum class NeighState : uint8_t { kIncomplete, kReachable, kStale, kDelay, kProbe };
+
+struct NeighEntry : public KObject {
+  IpAddr ip;
   uint8_t mac[6] = {};
-  bool resolved = false;
-  int64_t expire_ns = 0;     // resolved: valid until
-  int64_t requested_ns = 0;  // last request sent
+  NeighState state = NeighState::kIncomplete;
+  int64_t until_ns = 0;      // reachable: valid until; IPv6 delay/probe/incomplete: the next step
+  int64_t requested_ns = 0;  // ARP: last request sent
+  int probes = 0;            // IPv6: solicitations sent in this state
   PktList hold;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
 };
-using ArpList = boost::intrusive::list<ArpEntry, boost::intrusive::member_hook<ArpEntry, decltype(ArpEntry::hook),
-                                                                               &ArpEntry::hook>,
-                                       boost::intrusive::constant_time_size<true>>;
+using NeighList = boost::intrusive::list<NeighEntry, boost::intrusive::member_hook<NeighEntry, decltype(NeighEntry::hook),
+                                                                                   &NeighEntry::hook>,
+                                         boost::intrusive::constant_time_size<true>>;
 
 struct EtherSoftc : public KObject {
   EtherLink link;
   Mutex lock{LockRank::kNone};
-  ArpList cache ABSL_GUARDED_BY(lock);
+  NeighList cache ABSL_GUARDED_BY(lock);
+  // Retransmits IPv6 solicitations and moves DELAY/PROBE entries on
+  // (nd_timer); armed while an entry needs it.
+  Callout nd_timer;
+  bool nd_armed ABSL_GUARDED_BY(lock) = false;
   ~EtherSoftc() {
     MutexLocker g(lock);
-    cache.clear_and_dispose([](ArpEntry* e) {
+    cache.clear_and_dispose([](NeighEntry* e) {
       pkt_list_free(e->hold);
       delete e;
     });
@@ -57,24 +74,6 @@ struct ArpPacket {
   uint8_t tpa[4];
 } __attribute__((packed));
 static_assert(sizeof(ArpPacket) == 28);
-
-// Prepends the Ethernet header and transmits.
-void send_frame(Ifnet& ifp, Pkt* p, const uint8_t dst[6], uint16_t type) {
-  Result<char*> at = p->prepend(sizeof(ethhdr));
-  if (!at.ok()) {
-    ifp.counters.oerrors.fetch_add(1, std::memory_order_relaxed);
-    Pkt::free(p);
-    return;
-  }
-  ethhdr h;
-  std::memcpy(h.h_dest, dst, 6);
-  std::memcpy(h.h_source, ifp.hwaddr, 6);
-  h.h_proto = htons(type);
-  std::memcpy(at.value(), &h, sizeof h);
-  ifp.counters.opackets.fetch_add(1, std::memory_order_relaxed);
-  ifp.counters.obytes.fetch_add(p->len(), std::memory_order_relaxed);
-  softc(ifp).link.transmit(softc(ifp).link.arg, ifp, p);
-}
 
 // Our address on ifp for talking to ip (the one whose subnet holds it),
 // or any.
@@ -106,29 +105,98 @@ void send_arp(Ifnet& ifp, uint16_t op, InAddr sender, const uint8_t tha[6], InAd
   std::memcpy(a.tha, tha, 6);
   std::memcpy(a.tpa, &target.s, 4);
   r.value()->copy_in(0, sizeof a, &a);
-  send_frame(ifp, r.value(), dst, ETH_P_ARP);
+  ether_send_frame(ifp, r.value(), dst, ETH_P_ARP);
 }
 
-ArpEntry* find_locked(EtherSoftc& sc, InAddr ip) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
-  for (ArpEntry& e : sc.cache)
+NeighEntry* find_locked(EtherSoftc& sc, const IpAddr& ip) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  for (NeighEntry& e : sc.cache)
     if (e.ip == ip) return &e;
   return nullptr;
 }
 
 // A fresh entry for ip (the oldest goes when the cache is full); null
 // when out of memory.
-ArpEntry* make_locked(InetState& st, EtherSoftc& sc, InAddr ip, PktList& drop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+NeighEntry* make_locked(InetState& st, EtherSoftc& sc, const IpAddr& ip, PktList& drop)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
   if (sc.cache.size() >= kArpMaxEntries) {
-    ArpEntry& old = sc.cache.front();
+    NeighEntry& old = sc.cache.front();
     sc.cache.pop_front();
     drop.splice(drop.end(), old.hold);
     delete &old;
   }
-  auto* e = new (st.kernel.kmem()) ArpEntry();
+  auto* e = new (st.kernel.kmem()) NeighEntry();
   if (!e) return nullptr;
   e->ip = ip;
   sc.cache.push_back(*e);
   return e;
+}
+
+// Queues p on an unresolved entry, the oldest beyond kArpHold dropped
+// (Linux's unres_qlen).
+void hold_locked(NeighEntry& e, Pkt* p, PktList& drop) {
+  e.hold.push_back(*p);
+  while (e.hold.size() > kArpHold) {
+    Pkt& old = e.hold.front();
+    e.hold.pop_front();
+    drop.push_back(old);
+  }
+}
+
+void arm_nd_locked(EtherSoftc& sc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  if (sc.nd_armed) return;
+  sc.nd_armed = true;
+  sc.nd_timer.schedule(kNdRetransNs);
+}
+
+// The Ethernet address of an IPv6 multicast group (RFC 2464 7).
+void mcast6_mac(const In6Addr& a, uint8_t mac[6]) {
+  mac[0] = mac[1] = 0x33;
+  std::memcpy(mac + 2, a.b + 12, 4);
+}
+
+// IPv6 output to a unicast next hop through the neighbour cache.
+Result<void> nd_output(Ifnet& ifp, Pkt* p, const In6Addr& nh) {
+  EtherSoftc& sc = softc(ifp);
+  uint8_t mac[6];
+  bool have = false, solicit = false;
+  PktList drop;
+  int64_t now = mono_now_ns();
+  {
+    MutexLocker g(sc.lock);
+    NeighEntry* e = find_locked(sc, IpAddr::of(nh));
+    if (!e) {
+      e = make_locked(ifp.state(), sc, IpAddr::of(nh), drop);
+      if (e) {
+        e->probes = 1;
+        e->until_ns = now + kNdRetransNs;
+        solicit = true;
+        arm_nd_locked(sc);
+      }
+    }
+    if (!e) {
+      drop.push_back(*p);
+    } else if (e->state == NeighState::kIncomplete) {
+      hold_locked(*e, p, drop);
+    } else {
+      if (e->state == NeighState::kReachable && e->until_ns <= now) e->state = NeighState::kStale;
+      if (e->state == NeighState::kStale) {
+        // First use of a stale entry: send, and check on it soon (RFC
+        // 4861 7.3.3).
+        e->state = NeighState::kDelay;
+        e->until_ns = now + kNdDelayNs;
+        arm_nd_locked(sc);
+      }
+      std::memcpy(mac, e->mac, 6);
+      have = true;
+    }
+  }
+  pkt_list_free(drop);
+  if (have) {
+    ether_send_frame(ifp, p, mac, ETH_P_IPV6);
+    return {};
+  }
+  if (solicit) nd6_solicit(ifp, nh, nullptr);
+  return {};
 }
 
 Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) {
@@ -136,20 +204,28 @@ Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) 
     Pkt::free(p);
     return err(ENETDOWN);
   }
+  if (proto == ETH_P_IPV6 && nh.family == AF_INET6) {
+    if (nh.v6.multicast()) {
+      uint8_t mac[6];
+      mcast6_mac(nh.v6, mac);
+      ether_send_frame(ifp, p, mac, ETH_P_IPV6);
+      return {};
+    }
+    return nd_output(ifp, p, nh.v6);
+  }
   if (proto != ETH_P_IP || nh.family != AF_INET) {
-    // IPv6 needs neighbour discovery, which this interface does not do.
     Pkt::free(p);
-    return err(ENETUNREACH);
+    return err(EAFNOSUPPORT);
   }
   if ((p->meta.flags & kPktBroadcast) || nh.v4.limited_broadcast()) {
-    send_frame(ifp, p, kBroadcastMac, ETH_P_IP);
+    ether_send_frame(ifp, p, kBroadcastMac, ETH_P_IP);
     return {};
   }
   if (nh.v4.multicast()) {
     uint32_t h = nh.v4.to_host();
     uint8_t mac[6] = {0x01, 0x00, 0x5e, static_cast<uint8_t>((h >> 16) & 0x7f), static_cast<uint8_t>(h >> 8),
                       static_cast<uint8_t>(h)};
-    send_frame(ifp, p, mac, ETH_P_IP);
+    ether_send_frame(ifp, p, mac, ETH_P_IP);
     return {};
   }
   EtherSoftc& sc = softc(ifp);
@@ -159,22 +235,17 @@ Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) 
   int64_t now = mono_now_ns();
   {
     MutexLocker g(sc.lock);
-    ArpEntry* e = find_locked(sc, nh.v4);
-    if (e && e->resolved && e->expire_ns > now) {
+    NeighEntry* e = find_locked(sc, nh);
+    if (e && e->state == NeighState::kReachable && e->until_ns > now) {
       std::memcpy(mac, e->mac, 6);
       have = true;
     } else {
-      if (!e) e = make_locked(ifp.state(), sc, nh.v4, drop);
+      if (!e) e = make_locked(ifp.state(), sc, nh, drop);
       if (!e) {
         drop.push_back(*p);
       } else {
-        e->resolved = false;
-        e->hold.push_back(*p);
-        while (e->hold.size() > kArpHold) {
-          Pkt& old = e->hold.front();
-          e->hold.pop_front();
-          drop.push_back(old);
-        }
+        e->state = NeighState::kIncomplete;
+        hold_locked(*e, p, drop);
         if (now - e->requested_ns >= kArpRetryNs || e->requested_ns == 0) {
           e->requested_ns = now;
           request = true;
@@ -184,7 +255,7 @@ Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) 
   }
   pkt_list_free(drop);
   if (have) {
-    send_frame(ifp, p, mac, ETH_P_IP);
+    ether_send_frame(ifp, p, mac, ETH_P_IP);
     return {};
   }
   if (request) {
@@ -192,6 +263,70 @@ Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) 
     send_arp(ifp, ARPOP_REQUEST, our_addr_for(ifp, nh.v4), zero, nh.v4, kBroadcastMac);
   }
   return {};
+}
+
+// Once a second while IPv6 entries wait: solicitations again for
+// incomplete entries (given up after kNdMaxSolicit, the held packets
+// answered with address unreachable), DELAY entries move to PROBE, and
+// PROBE entries that stay unanswered go.
+void nd_timer(void* arg) {
+  Ifnet& ifp = *static_cast<Ifnet*>(arg);
+  EtherSoftc& sc = softc(ifp);
+  InetState& st = ifp.state();
+  struct Solicit {
+    In6Addr target;
+    uint8_t mac[6];
+    bool unicast;
+  };
+  Solicit out[32];
+  int nout = 0;
+  PktList failed;
+  int64_t now = mono_now_ns();
+  {
+    MutexLocker g(sc.lock);
+    bool again = false;
+    for (auto it = sc.cache.begin(); it != sc.cache.end();) {
+      NeighEntry& e = *it++;
+      if (e.ip.family != AF_INET6) continue;
+      bool waits = e.state == NeighState::kIncomplete || e.state == NeighState::kDelay || e.state == NeighState::kProbe;
+      if (!waits) continue;
+      if (e.until_ns > now) {
+        again = true;
+        continue;
+      }
+      if (e.state == NeighState::kDelay) {
+        e.state = NeighState::kProbe;
+        e.probes = 0;
+      }
+      if (e.probes >= kNdMaxSolicit) {
+        if (e.state == NeighState::kIncomplete) st.icmp6_stats.NdResolveFails.fetch_add(1, std::memory_order_relaxed);
+        failed.splice(failed.end(), e.hold);
+        sc.cache.erase(sc.cache.iterator_to(e));
+        delete &e;
+        continue;
+      }
+      if (nout == 32) {  // the rest next time
+        again = true;
+        continue;
+      }
+      e.probes++;
+      e.until_ns = now + kNdRetransNs;
+      out[nout].target = e.ip.v6;
+      std::memcpy(out[nout].mac, e.mac, 6);
+      out[nout].unicast = e.state == NeighState::kProbe;
+      nout++;
+      again = true;
+    }
+    sc.nd_armed = again;
+    if (again) sc.nd_timer.schedule(kNdRetransNs);
+  }
+  for (int i = 0; i < nout; i++) nd6_solicit(ifp, out[i].target, out[i].unicast ? out[i].mac : nullptr);
+  // RFC 4861 7.2.2: each packet that waited gets destination unreachable
+  // (address unreachable).
+  failed.clear_and_dispose([&](Pkt* p) {
+    icmp6_error_pkt(st, *p, ICMP6_DST_UNREACH, ICMP6_DST_UNREACH_ADDR, 0);
+    Pkt::free(p);
+  });
 }
 
 void arp_input(Ifnet& ifp, Pkt* p) {
@@ -218,21 +353,21 @@ void arp_input(Ifnet& ifp, Pkt* p) {
   PktList release, drop;
   {
     MutexLocker g(sc.lock);
-    ArpEntry* e = find_locked(sc, spa);
+    NeighEntry* e = find_locked(sc, IpAddr::of(spa));
     // Learn the sender if we already wanted it, or if it talks to us
     // (RFC 826's merge, Linux's rule for new entries).
-    if (!e && for_us && !spa.any()) e = make_locked(ifp.state(), sc, spa, drop);
+    if (!e && for_us && !spa.any()) e = make_locked(ifp.state(), sc, IpAddr::of(spa), drop);
     if (e && !spa.any()) {
       std::memcpy(e->mac, a.sha, 6);
-      e->resolved = true;
-      e->expire_ns = mono_now_ns() + kArpValidNs;
+      e->state = NeighState::kReachable;
+      e->until_ns = mono_now_ns() + kArpValidNs;
       release.splice(release.end(), e->hold);
     }
   }
   pkt_list_free(drop);
   uint8_t mac[6];
   std::memcpy(mac, a.sha, 6);
-  release.clear_and_dispose([&](Pkt* q) { send_frame(ifp, q, mac, ETH_P_IP); });
+  release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, mac, ETH_P_IP); });
   if (op == ARPOP_REQUEST && for_us) send_arp(ifp, ARPOP_REPLY, tpa, a.sha, spa, a.sha);
 }
 
@@ -249,6 +384,7 @@ void ether_destroy(Ifnet& ifp) {
   if (!sc) return;
   // The device first: it may still be handing frames to ether_input.
   if (sc->link.destroy) sc->link.destroy(sc->link.arg, ifp);
+  sc->nd_timer.halt();
   ifp.softc = nullptr;
   delete sc;
 }
@@ -256,6 +392,73 @@ void ether_destroy(Ifnet& ifp) {
 const IfOps kEtherOps = {&ether_output, &ether_set_up, &ether_set_linkstr, &ether_destroy};
 
 }  // namespace
+
+void ether_send_frame(Ifnet& ifp, Pkt* p, const uint8_t dst[6], uint16_t type) {
+  Result<char*> at = p->prepend(sizeof(ethhdr));
+  if (!at.ok()) {
+    ifp.counters.oerrors.fetch_add(1, std::memory_order_relaxed);
+    Pkt::free(p);
+    return;
+  }
+  ethhdr h;
+  std::memcpy(h.h_dest, dst, 6);
+  std::memcpy(h.h_source, ifp.hwaddr, 6);
+  h.h_proto = htons(type);
+  std::memcpy(at.value(), &h, sizeof h);
+  ifp.counters.opackets.fetch_add(1, std::memory_order_relaxed);
+  ifp.counters.obytes.fetch_add(p->len(), std::memory_order_relaxed);
+  softc(ifp).link.transmit(softc(ifp).link.arg, ifp, p);
+}
+
+void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_na, bool solicited, bool override) {
+  if (ifp.type != ARPHRD_ETHER || !ifp.softc) return;
+  EtherSoftc& sc = softc(ifp);
+  PktList release, drop;
+  uint8_t to[6];
+  int64_t now = mono_now_ns();
+  {
+    MutexLocker g(sc.lock);
+    NeighEntry* e = find_locked(sc, IpAddr::of(ip));
+    if (!is_na) {
+      // A solicitation's source link-layer option (RFC 4861 7.2.3): a new
+      // or changed address is STALE until used and confirmed.
+      if (!mac) return;
+      if (!e) {
+        e = make_locked(ifp.state(), sc, IpAddr::of(ip), drop);
+        if (!e) return;
+      } else if (e->state != NeighState::kIncomplete && std::memcmp(e->mac, mac, 6) == 0) {
+        return;
+      }
+      std::memcpy(e->mac, mac, 6);
+      e->state = NeighState::kStale;
+      release.splice(release.end(), e->hold);
+    } else if (e) {
+      // An advertisement (RFC 4861 7.2.5); none is wanted for an address
+      // with no entry.
+      bool differs = mac && std::memcmp(e->mac, mac, 6) != 0;
+      if (e->state == NeighState::kIncomplete) {
+        if (!mac) return;
+        std::memcpy(e->mac, mac, 6);
+        e->state = solicited ? NeighState::kReachable : NeighState::kStale;
+        e->until_ns = now + kNdReachableNs;
+        release.splice(release.end(), e->hold);
+      } else if (!override && differs) {
+        if (e->state == NeighState::kReachable) e->state = NeighState::kStale;
+      } else {
+        if (differs) std::memcpy(e->mac, mac, 6);
+        if (solicited) {
+          e->state = NeighState::kReachable;
+          e->until_ns = now + kNdReachableNs;
+        } else if (differs) {
+          e->state = NeighState::kStale;
+        }
+      }
+    }
+    if (e) std::memcpy(to, e->mac, 6);
+  }
+  pkt_list_free(drop);
+  release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, to, ETH_P_IPV6); });
+}
 
 Result<Ref<Ifnet>> ether_attach(InetState& st, const char* name, const uint8_t mac[6], const EtherLink& link) {
   if (std::strlen(name) >= IFNAMSIZ) return err(EINVAL);
@@ -269,6 +472,7 @@ Result<Ref<Ifnet>> ether_attach(InetState& st, const char* name, const uint8_t m
   }
   Ref<Ifnet> ref = adopt_ref(ifp);
   ifp->softc = sc;
+  sc->nd_timer.init(*st.kernel.services().callouts(), &nd_timer, ifp);
   std::strcpy(ifp->name, name);
   ifp->type = ARPHRD_ETHER;
   std::memcpy(ifp->hwaddr, mac, 6);

@@ -8,8 +8,12 @@
 // yet resolved waits (at most kArpHold per neighbour, the oldest dropped,
 // as Linux's unres_qlen) while a request goes out; the reply releases it.
 // Entries are valid for kArpValidNs after they were learnt, then resolved
-// again on the next use. IPv6 neighbour discovery is not done here yet:
-// IPv6 output on Ethernet is ENETUNREACH.
+// again on the next use. IPv6 next hops go through the same cache as a
+// neighbour cache with RFC 4861's states (INCOMPLETE, REACHABLE, STALE,
+// DELAY, PROBE): the protocol (solicitations, advertisements, duplicate
+// address detection) is net/inet/nd6.cc, which tells the cache what it
+// learnt through ether_nd_learn(); a per-interface callout retransmits
+// solicitations and ages DELAY and PROBE entries.
 //
 // Locking: the cache has its own lock (a leaf); frames are transmitted and
 // packets handed to the stack with no lock held.
@@ -38,5 +42,13 @@ struct EtherLink {
 Result<Ref<Ifnet>> ether_attach(InetState& st, const char* name, const uint8_t mac[6], const EtherLink& link);
 // A received frame. Consumes it; no socket lock held.
 void ether_input(Ifnet& ifp, Pkt* frame);
+// Prepends an Ethernet header (to dst, of type) and transmits. Consumes p.
+void ether_send_frame(Ifnet& ifp, Pkt* p, const uint8_t dst[6], uint16_t type);
+// What neighbour discovery learnt about ip's link-layer address (mac may
+// be null: the message had no option): from a solicitation (is_na false)
+// or an advertisement with its Solicited and Override flags (RFC 4861
+// 7.2.3 and 7.2.5). Packets held for ip go out once it is known. A no-op
+// on interfaces that are not Ethernet.
+void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_na, bool solicited, bool override);
 
 }  // namespace rump

@@ -1,10 +1,14 @@
 // Linux's interface ioctls on inet sockets (netdevice(7)): SIOCGIFCONF,
 // SIOCGIFFLAGS/SIOCSIFFLAGS, SIOCGIFADDR/SIOCSIFADDR,
 // SIOCGIFNETMASK/SIOCSIFNETMASK, SIOCGIFBRDADDR, SIOCGIFMTU/SIOCSIFMTU,
-// SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFHWADDR. struct ifreq and struct
-// ifconf are Linux x86-64's; setting needs root (CAP_NET_ADMIN).
+// SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFHWADDR; and the routing table's
+// SIOCADDRT/SIOCDELRT (struct rtentry on IPv4 sockets, struct in6_rtmsg
+// on IPv6 ones, as Linux's ip_rt_ioctl and ipv6_route_ioctl). struct
+// ifreq, ifconf, rtentry and in6_rtmsg are Linux x86-64's; setting needs
+// root (CAP_NET_ADMIN).
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <net/route.h>
 #include <sys/ioctl.h>
 
 #include <cstring>
@@ -87,6 +91,78 @@ Result<long> ifconf_ioctl(Lwp& l, InetState& st, uintptr_t arg) {
   return 0;
 }
 
+// Is there a route to exactly dst/plen? (SIOCADDRT does not replace one.)
+bool route_exists(InetState& st, const IpAddr& dst, int plen) {
+  SharedLocker g(st.rt_lock_);
+  for (const RouteEntry& e : st.routes_)
+    if (e.plen == plen && e.dst == dst) return true;
+  return false;
+}
+
+bool host_bits_clear(const IpAddr& a, int plen) {
+  if (a.family == AF_INET) return plen == 32 || (a.v4.to_host() & (plen == 0 ? ~0u : ~(~0u << (32 - plen)))) == 0;
+  for (int i = 0; i < 16; i++) {
+    int bits = plen - i * 8;
+    if (bits >= 8) continue;
+    uint8_t keep = bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
+    if (a.v6.b[i] & ~keep) return false;
+  }
+  return true;
+}
+
+Result<long> route_ioctl(Lwp& l, Socket& so, InetState& st, unsigned long cmd, uintptr_t arg) {
+  if (!l.cred().is_root()) return err(EPERM);
+  IpAddr dst, gw;
+  int plen, ifindex = 0;
+  if (so.domain().family == AF_INET6) {
+    in6_rtmsg m;
+    TRY(copyin(l, arg, &m, sizeof m));
+    if (m.rtmsg_dst_len > 128) return err(EINVAL);
+    In6Addr d;
+    std::memcpy(d.b, &m.rtmsg_dst, 16);
+    dst = IpAddr::of(d);
+    plen = m.rtmsg_dst_len;
+    if (m.rtmsg_flags & RTF_GATEWAY) {
+      In6Addr g;
+      std::memcpy(g.b, &m.rtmsg_gateway, 16);
+      gw = IpAddr::of(g);
+    }
+    ifindex = m.rtmsg_ifindex;
+    if (ifindex && !st.find_if(ifindex)) return err(ENODEV);
+  } else {
+    rtentry rt;
+    TRY(copyin(l, arg, &rt, sizeof rt));
+    InAddr d = TRY(get_sin(rt.rt_dst));
+    dst = IpAddr::of(d);
+    if (rt.rt_flags & RTF_HOST) {
+      plen = 32;
+    } else {
+      sockaddr_in mk;
+      std::memcpy(&mk, &rt.rt_genmask, sizeof mk);
+      plen = mask_len(InAddr{mk.sin_addr.s_addr});
+      if (plen < 0) return err(EINVAL);
+    }
+    if (rt.rt_flags & RTF_GATEWAY) gw = IpAddr::of(TRY(get_sin(rt.rt_gateway)));
+    if (rt.rt_dev) {
+      char name[IFNAMSIZ];
+      size_t n;
+      TRY(copyinstr(l, reinterpret_cast<uintptr_t>(rt.rt_dev), name, sizeof name, &n));
+      RefPtr<Ifnet> ifp = st.find_if(name);
+      if (!ifp) return err(ENODEV);
+      ifindex = ifp->index;
+    }
+  }
+  if (!host_bits_clear(dst, plen)) return err(EINVAL);
+  if (cmd == SIOCDELRT) {
+    TRY(route_delete(st, dst, plen));
+    return 0;
+  }
+  if (route_exists(st, dst, plen)) return err(EEXIST);
+  if (!gw.family && !ifindex) return err(ENODEV);  // neither a gateway nor a device: Linux's answer
+  TRY(route_add(st, dst, plen, gw, ifindex, false));
+  return 0;
+}
+
 }  // namespace
 
 Result<long> inet_ioctl(Lwp& l, Socket& so, unsigned long cmd, uintptr_t arg) {
@@ -95,6 +171,7 @@ Result<long> inet_ioctl(Lwp& l, Socket& so, unsigned long cmd, uintptr_t arg) {
   InetState& st = *stp;
   switch (cmd) {
     case SIOCGIFCONF: return ifconf_ioctl(l, st, arg);
+    case SIOCADDRT: case SIOCDELRT: return route_ioctl(l, so, st, cmd, arg);
     case SIOCGIFFLAGS: case SIOCSIFFLAGS: case SIOCGIFADDR: case SIOCSIFADDR: case SIOCGIFNETMASK:
     case SIOCSIFNETMASK: case SIOCGIFBRDADDR: case SIOCGIFMTU: case SIOCSIFMTU: case SIOCGIFINDEX:
     case SIOCGIFNAME: case SIOCGIFHWADDR: break;

@@ -63,6 +63,7 @@ enum : int {
   NET_INET = 2,    // BSD's PF_INET
   NET_INET6 = 24,  // BSD's PF_INET6
   NET_IPV4 = 100,  // Linux's names, this kernel's numbers
+  NET_IPV6 = 101,
   INET6_IP6 = 41,
   INET6_ICMP6 = 58,
   INET_IP = 0,
@@ -74,6 +75,7 @@ enum : int {
   IPV4_DEFAULT_TTL = 2,
   IPV4_IPFRAG_TIME = 3,
   IPV4_IPFRAG_HIGH_THRESH = 4,
+  IPV6_IP6FRAG_TIME = 1,
 };
 
 // Counters as "Name value" lines, /proc/net/snmp's names.
@@ -198,6 +200,15 @@ Result<void> set_frag_time(Kernel& k, int v) {
   if (InetState* st = inet_state_or_null(k)) st->ipfrag_time.store(v);
   return {};
 }
+int get_frag6_time(Kernel& k) {
+  InetState* st = inet_state_or_null(k);
+  return st ? st->ip6frag_time.load() : 60;
+}
+Result<void> set_frag6_time(Kernel& k, int v) {
+  if (v < 1) return err(EINVAL);
+  if (InetState* st = inet_state_or_null(k)) st->ip6frag_time.store(v);
+  return {};
+}
 int get_frag_high(Kernel& k) {
   InetState* st = inet_state_or_null(k);
   return st ? st->ipfrag_high_thresh.load() : 0;
@@ -254,6 +265,9 @@ const InetNode kInetNodes[] = {
     {{CTL_NET, NET_IPV4}, 2, {IPV4_IPFRAG_TIME, "ipfrag_time", kInt, kRootWrite, i_ops(get_frag_time, set_frag_time)}},
     {{CTL_NET, NET_IPV4}, 2,
      {IPV4_IPFRAG_HIGH_THRESH, "ipfrag_high_thresh", kInt, kRootWrite, i_ops(get_frag_high, set_frag_high)}},
+    {{CTL_NET}, 1, {NET_IPV6, "ipv6", kNode, kReadOnly, {}}},
+    {{CTL_NET, NET_IPV6}, 2,
+     {IPV6_IP6FRAG_TIME, "ip6frag_time", kInt, kRootWrite, i_ops(get_frag6_time, set_frag6_time)}},
 };
 
 Result<void> inet_init(Kernel& k) {

@@ -2,6 +2,7 @@
 // inet_sock.h), with Linux's errors for bind and the IP options.
 #include "net/inet/inet_sock.h"
 
+#include <netinet/icmp6.h>
 #include <netinet/ip.h>
 
 #include <cstring>
@@ -120,7 +121,7 @@ Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
     local = true;
   if (!local) return err(EADDRNOTAVAIL);
   // Ping sockets' "port" is their echo identifier: no privileged range.
-  bool ping = so.protocol_ == IPPROTO_ICMP && so.proto().type == SOCK_DGRAM;
+  bool ping = (so.protocol_ == IPPROTO_ICMP || so.protocol_ == IPPROTO_ICMPV6) && so.proto().type == SOCK_DGRAM;
   if (port != 0 && port < 1024 && !ping && !l.cred().is_root()) return err(EACCES);
   inet_sock_sync_opts(so);
   if (so.proto().type == SOCK_RAW) {
@@ -240,6 +241,23 @@ Result<void> inet_sock_ctloutput(Lwp& l, Socket& so, SockOptArg& o) {
     }
     return err(ENOPROTOOPT);
   }
+  if (o.level == IPPROTO_ICMPV6 && so.proto().type == SOCK_RAW && cb.pcb.family == AF_INET6) {
+    // ICMP6_FILTER (RFC 3542 3.2; Linux: only on ICMPv6 raw sockets, a
+    // set bit blocks its type, a short value sets the words it holds).
+    if (o.name != ICMP6_FILTER) return err(ENOPROTOOPT);
+    if (so.protocol_ != IPPROTO_ICMPV6) return err(EOPNOTSUPP);
+    uint32_t f[8];
+    for (int i = 0; i < 8; i++) f[i] = cb.icmp6_filter[i].load(std::memory_order_relaxed);
+    if (o.set) {
+      std::memcpy(f, o.val, o.len < sizeof f ? o.len : sizeof f);
+      for (int i = 0; i < 8; i++) cb.icmp6_filter[i].store(f[i], std::memory_order_relaxed);
+    } else {
+      socklen_t n = o.len < sizeof f ? o.len : sizeof f;
+      std::memcpy(o.val, f, n);
+      o.len = n;
+    }
+    return {};
+  }
   return err(ENOPROTOOPT);
 }
 
@@ -262,7 +280,7 @@ Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonb
   }
   IpAddr src = TRY(ip_select_source(so.kernel(), dst));
   inet_sock_sync_opts(so);
-  if (so.proto().type == SOCK_RAW || so.protocol_ == IPPROTO_ICMP) port = 0;
+  if (so.proto().type == SOCK_RAW || so.protocol_ == IPPROTO_ICMP || so.protocol_ == IPPROTO_ICMPV6) port = 0;
   TRY(cb.table->connect(cb.pcb, src, dst, port, false));
   MutexLocker g(so.lock_);
   so.error_ = 0;

@@ -23,6 +23,8 @@ struct InetCb : public KObject {
   std::atomic<int> tos{0};
   std::atomic<bool> hdrincl{false};  // IP_HDRINCL (raw)
   std::atomic<bool> recverr{false};
+  // ICMP6_FILTER of an ICMPv6 raw socket: a set bit blocks that type.
+  std::atomic<uint32_t> icmp6_filter[8] = {};
 };
 
 inline InetCb& inet_cb(Socket& so) { return *static_cast<InetCb*>(so.pcb_); }

@@ -1,10 +1,11 @@
 // IPv6 (RFC 8200) over the same interfaces and routes as IPv4: input with
 // header checks and extension headers skipped (hop-by-hop, routing,
-// destination options; a fragment header drops the packet, counted, as
-// this host does not reassemble IPv6), output without fragmentation
-// (EMSGSIZE above the MTU), source selection, and ICMPv6 (RFC 4443):
-// echo replies, port unreachable for the transports, and errors handed
-// to the transport of the packet they quote.
+// destination options), fragments reassembled (ip_reass.cc), output
+// fragmented to the path MTU (RFC 8201: ICMPv6 packet too big lowers it,
+// never below 1280), source selection, and ICMPv6 (RFC 4443): echo
+// replies, port unreachable for the transports, time exceeded when
+// reassembly gives up, neighbour discovery handed to nd6.cc, and errors
+// handed to the transport of the packet they quote.
 #include <linux/if_ether.h>
 #include <netinet/icmp6.h>
 #include <netinet/ip6.h>
@@ -26,12 +27,10 @@ bool has_addr6_locked(const Ifnet& ifp, const In6Addr& a) {
   return false;
 }
 
-// 0 not ours, 1 unicast to us, 3 multicast we take (all-nodes ff02::1).
+// 0 not ours, 1 unicast to us, 3 multicast we take (all-nodes, the
+// solicited-node groups of ifp's addresses).
 int classify_dst6(InetState& st, Ifnet& ifp, const In6Addr& dst) {
-  if (dst.multicast()) {
-    static const uint8_t all_nodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    return std::memcmp(dst.b, all_nodes, 16) == 0 ? 3 : 0;
-  }
+  if (dst.multicast()) return nd6_joined(ifp, dst) ? 3 : 0;
   SharedLocker g(st.if_lock_);
   for (const Ifnet& i : st.ifs_)
     if (has_addr6_locked(i, dst)) return 1;
@@ -50,17 +49,24 @@ void send_icmp6(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& dst) {
   if (!ip_output(st.kernel, p, src, dst, IPPROTO_ICMPV6, o).ok()) bump(st.icmp6_stats.OutErrors);
 }
 
-// An ICMPv6 error about a received packet (hdr: its IPv6 header, then
-// as much of it as fits in the minimum MTU).
-void icmp6_error(InetState& st, const ip6_hdr& h, const Pkt& payload, uint8_t type, uint8_t code, uint32_t param) {
+}  // namespace
+
+void icmp6_error_quote(InetState& st, const uint8_t* hdr, const uint8_t* payload, size_t n, uint8_t type,
+                       uint8_t code, uint32_t param) {
+  ip6_hdr h;
+  std::memcpy(&h, hdr, sizeof h);
   In6Addr src, dst;
   std::memcpy(src.b, &h.ip6_src, 16);
   std::memcpy(dst.b, &h.ip6_dst, 16);
   // Never about a multicast destination (but for packet too big) or an
-  // unspecified/multicast source (RFC 4443 2.4).
-  if (src.any() || src.multicast() || dst.multicast()) return;
-  if (!st.icmp_rate_ok()) return;
-  size_t n = payload.len();
+  // unspecified/multicast source (RFC 4443 2.4); never about an ICMPv6
+  // error.
+  if (src.any() || src.multicast() || (dst.multicast() && type != ICMP6_PACKET_TOO_BIG)) return;
+  if (h.ip6_nxt == IPPROTO_ICMPV6 && n >= 1 && payload[0] < 128) return;
+  if (!st.icmp_rate_ok()) {
+    bump(st.icmp6_stats.OutRateLimited);
+    return;
+  }
   if (n > 1280 - 40 - 8 - 40) n = 1280 - 40 - 8 - 40;
   Result<Pkt*> r = Pkt::alloc(st.pool, 8 + 40 + n);
   if (!r.ok()) {
@@ -72,14 +78,52 @@ void icmp6_error(InetState& st, const ip6_hdr& h, const Pkt& payload, uint8_t ty
                    static_cast<uint8_t>(param >> 8), static_cast<uint8_t>(param)};
   p->copy_in(0, 8, ih);
   p->copy_in(8, 40, &h);
-  uint8_t buf[1280];
-  payload.copy_out(0, n, buf);
-  p->copy_in(48, n, buf);
-  if (type == ICMP6_DST_UNREACH) bump(st.icmp6_stats.OutDestUnreachs);
-  send_icmp6(st, p, IpAddr::of(dst), IpAddr::of(src));
+  p->copy_in(48, n, payload);
+  switch (type) {
+    case ICMP6_DST_UNREACH: bump(st.icmp6_stats.OutDestUnreachs); break;
+    case ICMP6_PACKET_TOO_BIG: bump(st.icmp6_stats.OutPktTooBigs); break;
+    case ICMP6_TIME_EXCEEDED: bump(st.icmp6_stats.OutTimeExcds); break;
+    case ICMP6_PARAM_PROB: bump(st.icmp6_stats.OutParmProblems); break;
+    default: break;
+  }
+  // From the address it was sent to when that is ours (never from a
+  // multicast group).
+  IpAddr from = !dst.multicast() && ip_is_local(st.kernel, IpAddr::of(dst)) ? IpAddr::of(dst) : IpAddr();
+  send_icmp6(st, p, from, IpAddr::of(src));
 }
 
-void icmp6_input(InetState& st, Pkt* p, const IpHdrInfo& ip) {
+void icmp6_error_pkt(InetState& st, const Pkt& p, uint8_t type, uint8_t code, uint32_t param) {
+  if (p.len() < sizeof(ip6_hdr)) return;
+  uint8_t buf[1280];
+  size_t n = p.len() < sizeof buf ? p.len() : sizeof buf;
+  p.copy_out(0, n, buf);
+  icmp6_error_quote(st, buf, buf + 40, n - 40, type, code, param);
+}
+
+namespace {
+
+void fill_header6(char* at, const In6Addr& src, const In6Addr& dst, uint8_t nxt, uint8_t hlim, uint8_t tclass,
+                  size_t plen) {
+  ip6_hdr h{};
+  h.ip6_flow = htonl(6u << 28 | static_cast<uint32_t>(tclass) << 20);
+  h.ip6_plen = htons(static_cast<uint16_t>(plen));
+  h.ip6_nxt = nxt;
+  h.ip6_hlim = hlim;
+  std::memcpy(&h.ip6_src, src.b, 16);
+  std::memcpy(&h.ip6_dst, dst.b, 16);
+  std::memcpy(at, &h, sizeof h);
+}
+
+// An ICMPv6 error about a received packet (h: its IPv6 header; payload:
+// what followed it, as much as fits).
+void icmp6_error(InetState& st, const ip6_hdr& h, const Pkt& payload, uint8_t type, uint8_t code, uint32_t param) {
+  uint8_t buf[1280];
+  size_t n = payload.len() < sizeof buf ? payload.len() : sizeof buf;
+  payload.copy_out(0, n, buf);
+  icmp6_error_quote(st, reinterpret_cast<const uint8_t*>(&h), buf, n, type, code, param);
+}
+
+void icmp6_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip) {
   Icmp6Stats& s = st.icmp6_stats;
   bump(s.InMsgs);
   if (p->len() < 8) {
@@ -111,11 +155,16 @@ void icmp6_input(InetState& st, Pkt* p, const IpHdrInfo& ip) {
       bump(s.InEchoReps);
       if (ping_input(st, p, ip)) return;
       break;
+    case ND_NEIGHBOR_SOLICIT:
+    case ND_NEIGHBOR_ADVERT: nd6_input(st, ifp, p, ip, h[0]); return;
     case ICMP6_DST_UNREACH:
     case ICMP6_PACKET_TOO_BIG:
     case ICMP6_TIME_EXCEEDED:
     case ICMP6_PARAM_PROB: {
-      if (h[0] == ICMP6_DST_UNREACH) bump(s.InDestUnreachs);
+      bump(h[0] == ICMP6_DST_UNREACH      ? s.InDestUnreachs
+           : h[0] == ICMP6_PACKET_TOO_BIG ? s.InPktTooBigs
+           : h[0] == ICMP6_TIME_EXCEEDED  ? s.InTimeExcds
+                                          : s.InParmProblems);
       if (p->len() < 8 + 40 + 8) {
         bump(s.InErrors);
         break;
@@ -140,6 +189,13 @@ void icmp6_input(InetState& st, Pkt* p, const IpHdrInfo& ip) {
       m.proto = oh.ip6_nxt;  // extension headers in the quote are not walked
       m.l4 = q + 48;
       m.l4len = 8;
+      if (h[0] == ICMP6_PACKET_TOO_BIG) {
+        // RFC 8201: remember the smaller path MTU, never below IPv6's
+        // minimum link MTU.
+        if (m.mtu < 1280) m.mtu = 1280;
+        uint32_t now = st.pmtu_of(m.dst);
+        if (now == 0 || m.mtu < now) st.pmtu_learn(m.dst, m.mtu);
+      }
       icmp_notify(st.kernel, m);
       break;
     }
@@ -196,9 +252,49 @@ void ip6_input(InetState& st, Ifnet& ifp, Pkt* p) {
   ip.flags = (p->meta.flags & kPktLoopback) | (kind == 3 ? kPktMulticast : 0);
   p->trim_front(sizeof h);
   uint8_t nxt = h.ip6_nxt;
+  bool reassembled = false;
   // Extension headers (RFC 8200 4): each begins with the next header and
-  // its length in 8-byte units beyond the first 8. Hop-by-hop only first.
+  // its length in 8-byte units beyond the first 8. Hop-by-hop only first;
+  // a fragment header hands the rest to reassembly, and the whole
+  // datagram's fragmentable part goes on from the first fragment's next
+  // header.
   for (int n = 0;; n++) {
+    if (nxt == IPPROTO_FRAGMENT) {
+      ip6_frag fh;
+      if (reassembled || p->len() < sizeof fh) {
+        bump(s.InHdrErrors);
+        Pkt::free(p);
+        return;
+      }
+      p->copy_out(0, sizeof fh, &fh);
+      p->trim_front(sizeof fh);
+      uint16_t offlg = ntohs(fh.ip6f_offlg);
+      bool more = offlg & 1u;
+      uint32_t off = offlg & 0xfff8u;
+      if (off == 0 && !more) {
+        // An atomic fragment (RFC 6946): the packet itself.
+        nxt = fh.ip6f_nxt;
+        reassembled = true;
+        continue;
+      }
+      bump(s.ReasmReqds);
+      // RFC 8200 4.5: a fragment but the last carries a multiple of 8
+      // bytes; none makes the datagram longer than 65535.
+      size_t unfrag = plen - p->len() - sizeof fh;
+      if ((more && (p->len() % 8 != 0 || p->len() == 0)) || unfrag + off + p->len() > 65535) {
+        bump(s.InHdrErrors);
+        bump(s.ReasmFails);
+        uint32_t ptr = more && p->len() % 8 != 0 ? 4 : static_cast<uint32_t>(sizeof h + unfrag + 2);
+        if (kind == 1) icmp6_error(st, h, *p, ICMP6_PARAM_PROB, ICMP6_PARAMPROB_HEADER, ptr);
+        Pkt::free(p);
+        return;
+      }
+      p = ip6_reass(st, p, h, fh, ip);
+      if (!p) return;
+      nxt = ip.proto;
+      reassembled = true;
+      continue;
+    }
     bool ext = nxt == IPPROTO_HOPOPTS || nxt == IPPROTO_ROUTING || nxt == IPPROTO_DSTOPTS;
     if (!ext) break;
     uint8_t e[4];
@@ -218,31 +314,32 @@ void ip6_input(InetState& st, Ifnet& ifp, Pkt* p) {
     nxt = e[0];
     p->trim_front(elen);
   }
-  if (nxt == IPPROTO_FRAGMENT) {
-    bump(s.ReasmFails);
-    Pkt::free(p);
-    return;
-  }
   if (nxt == IPPROTO_NONE) {
     Pkt::free(p);
     return;
   }
   ip.proto = nxt;
+  // Raw sockets get a copy; the transport still sees the packet.
+  bool raw_took = raw_input(st, *p, ip);
   if (nxt == IPPROTO_ICMPV6) {
     bump(s.InDelivers);
-    icmp6_input(st, p, ip);
+    icmp6_input(st, ifp, p, ip);
     return;
   }
-  if (!ip_deliver(st, p, ip, s.InDelivers)) {
-    bump(s.InUnknownProtos);
-    if (kind == 1) {
-      ip6_hdr oh = h;
-      // The pointer (param) names the next-header field that was not
-      // understood; extension headers walked are not counted back here.
-      icmp6_error(st, oh, *p, ICMP6_PARAM_PROB, ICMP6_PARAMPROB_NEXTHEADER, 6);
-    }
+  if (ip_deliver(st, p, ip, s.InDelivers)) return;
+  if (raw_took) {
+    bump(s.InDelivers);
     Pkt::free(p);
+    return;
   }
+  bump(s.InUnknownProtos);
+  if (kind == 1) {
+    ip6_hdr oh = h;
+    // The pointer (param) names the next-header field that was not
+    // understood; extension headers walked are not counted back here.
+    icmp6_error(st, oh, *p, ICMP6_PARAM_PROB, ICMP6_PARAMPROB_NEXTHEADER, 6);
+  }
+  Pkt::free(p);
 }
 
 void ip6_send_unreach(InetState& st, Pkt* p, const IpHdrInfo& ip) {
@@ -293,21 +390,30 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
     sa = a.value();
   }
   size_t mtu = ifp.mtu.load(std::memory_order_relaxed);
-  if (sizeof(ip6_hdr) + p->len() > mtu || p->len() > 65535) {
+  if (uint32_t pm = st.pmtu_of(dst); pm && pm < mtu) mtu = pm;
+  uint8_t hlim = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : 64);
+  if (p->len() > 65535) {
     bump(s.FragFails);
     Pkt::free(p);
     return err(EMSGSIZE);
   }
-  char* at = TRY(ip_prepend_header(ifp, p, sizeof(ip6_hdr), s.OutDiscards));
-  ip6_hdr h{};
-  h.ip6_flow = htonl(6u << 28 | static_cast<uint32_t>(opts.tos) << 20);
-  h.ip6_plen = htons(static_cast<uint16_t>(p->len() - sizeof h));
-  h.ip6_nxt = proto;
-  h.ip6_hlim = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : 64);
-  std::memcpy(&h.ip6_src, sa.v6.b, 16);
-  std::memcpy(&h.ip6_dst, dst.v6.b, 16);
-  std::memcpy(at, &h, sizeof h);
-  return ip_send_if(ifp, p, rt.nexthop, ETH_P_IPV6, s.OutDiscards);
+  if (sizeof(ip6_hdr) + p->len() <= mtu) {
+    char* at = TRY(ip_prepend_header(ifp, p, sizeof(ip6_hdr), s.OutDiscards));
+    fill_header6(at, sa.v6, dst.v6, proto, hlim, opts.tos, p->len() - sizeof(ip6_hdr));
+    return ip_send_if(ifp, p, rt.nexthop, ETH_P_IPV6, s.OutDiscards);
+  }
+  // Fragments (RFC 8200 4.5): each piece behind the IPv6 header and a
+  // fragment header.
+  uint32_t id = htonl(st.ip6_id_.fetch_add(1, std::memory_order_relaxed) + 1);
+  return ip_send_fragments(ifp, p, mtu, sizeof(ip6_hdr) + sizeof(ip6_frag), opts.df, rt.nexthop, ETH_P_IPV6, s,
+                           [&](char* at, size_t off, size_t n, bool more) {
+                             fill_header6(at, sa.v6, dst.v6, IPPROTO_FRAGMENT, hlim, opts.tos, sizeof(ip6_frag) + n);
+                             ip6_frag fh{};
+                             fh.ip6f_nxt = proto;
+                             fh.ip6f_offlg = htons(static_cast<uint16_t>(off | (more ? 1 : 0)));
+                             fh.ip6f_ident = id;
+                             std::memcpy(at + sizeof(ip6_hdr), &fh, sizeof fh);
+                           });
 }
 
 }  // namespace rump

@@ -41,7 +41,7 @@ bool is_broadcast(InetState& st, Ifnet& ifp, InAddr dst) {
   return false;
 }
 
-void fill_header(Pkt& p, char* at, InAddr src, InAddr dst, uint8_t proto, uint8_t ttl, uint8_t tos, uint16_t id,
+void fill_header(char* at, InAddr src, InAddr dst, uint8_t proto, uint8_t ttl, uint8_t tos, uint16_t id,
                  uint16_t frag, size_t tot) {
   iphdr h{};
   h.version = 4;
@@ -57,7 +57,6 @@ void fill_header(Pkt& p, char* at, InAddr src, InAddr dst, uint8_t proto, uint8_
   h.check = 0;
   h.check = htons(in_cksum(&h, sizeof h));
   std::memcpy(at, &h, sizeof h);
-  (void)p;
 }
 
 }  // namespace
@@ -180,51 +179,14 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
   uint16_t id = htons(static_cast<uint16_t>(st.ip_id_.fetch_add(1, std::memory_order_relaxed)));
   if (tot <= mtu) {
     char* at = TRY(ip_prepend_header(ifp, p, sizeof(iphdr), s.OutDiscards));
-    fill_header(*p, at, sa, dst.v4, proto, ttl, opts.tos, id, opts.df ? IP_DF : 0, tot);
+    fill_header(at, sa, dst.v4, proto, ttl, opts.tos, id, opts.df ? IP_DF : 0, tot);
     return ip_send_if(ifp, p, rt.nexthop, ETH_P_IP, s.OutDiscards);
   }
-  if (opts.df) {
-    bump(s.FragFails);
-    Pkt::free(p);
-    return err(EMSGSIZE);
-  }
-  // Fragments: each carries a multiple of 8 payload bytes but the last.
-  Result<void> c = pkt_csum_finish(*p);
-  if (!c.ok()) {
-    Pkt::free(p);
-    return c;
-  }
-  size_t per = (mtu - sizeof(iphdr)) & ~size_t{7};
-  if (per == 0) {
-    bump(s.FragFails);
-    Pkt::free(p);
-    return err(EMSGSIZE);
-  }
-  size_t len = p->len();
-  Result<void> result;
-  for (size_t off = 0; off < len; off += per) {
-    size_t n = len - off < per ? len - off : per;
-    Result<Pkt*> f = p->copy(off, n);
-    if (!f.ok()) {
-      bump(s.FragFails);
-      result = err(ENOBUFS);
-      break;
-    }
-    Pkt* fp = f.value();
-    fp->meta.csum = kCsumNone;
-    char* at = fp->prepend(sizeof(iphdr)).value();  // the copy has headroom
-    uint16_t frag = static_cast<uint16_t>(off / 8) | (off + n < len ? IP_MF : 0);
-    fill_header(*fp, at, sa, dst.v4, proto, ttl, opts.tos, id, frag, sizeof(iphdr) + n);
-    bump(s.FragCreates);
-    Result<void> sr = ip_send_if(ifp, fp, rt.nexthop, ETH_P_IP, s.OutDiscards);
-    if (!sr.ok()) {
-      result = sr;
-      break;
-    }
-  }
-  if (result.ok()) bump(s.FragOKs);
-  Pkt::free(p);
-  return result;
+  return ip_send_fragments(ifp, p, mtu, sizeof(iphdr), opts.df, rt.nexthop, ETH_P_IP, s,
+                           [&](char* at, size_t off, size_t n, bool more) {
+                             uint16_t frag = static_cast<uint16_t>(off / 8) | (more ? IP_MF : 0);
+                             fill_header(at, sa, dst.v4, proto, ttl, opts.tos, id, frag, sizeof(iphdr) + n);
+                           });
 }
 
 }  // namespace rump

@@ -1,12 +1,16 @@
-// IPv4 reassembly (RFC 791, RFC 815) with limits: every datagram being
-// reassembled is a ReassQueue (if.h) that expires net.ipv4.ipfrag_time
-// seconds after its first fragment (ICMP time exceeded if fragment zero
-// came), and the bytes held by all of them stay under
+// IPv4 and IPv6 reassembly (RFC 791, RFC 815, RFC 8200 4.5) with limits:
+// every datagram being reassembled is a ReassQueue (if.h) that expires
+// net.ipv4.ipfrag_time (IPv6: net.ipv6.ip6frag_time, 60) seconds after
+// its first fragment (ICMP time exceeded if fragment zero came), and the
+// bytes held by all of them (both families) stay under
 // net.ipv4.ipfrag_high_thresh (a fragment beyond it is dropped). A
 // fragment that overlaps one already held drops the whole datagram
-// (ReasmOverlaps): overlaps are how firewalls are evaded, and no honest
-// sender makes them; an exact duplicate is dropped alone.
+// (ReasmOverlaps; RFC 5722 for IPv6): overlaps are how firewalls are
+// evaded, and no honest sender makes them; an exact duplicate is dropped
+// alone (RFC 8200 4.5 allows it).
+#include <netinet/icmp6.h>
 #include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <netinet/ip_icmp.h>
 
 #include <cstring>
@@ -60,10 +64,17 @@ void ip_reass_timer(void* arg) {
     arm_locked(st);
   }
   expired.clear_and_dispose([&](ReassQueue* q) {
-    bump(st.ip_stats.ReasmTimeout);
-    bump(st.ip_stats.ReasmFails);
-    // RFC 792: time exceeded (reassembly) only if fragment zero came.
-    if (q->hdrlen) icmp_error(st, q->hdr, q->hdrlen, q->first8, 8, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0);
+    // RFC 792 and RFC 8200 4.5: time exceeded (reassembly) only if
+    // fragment zero came.
+    if (q->src.family == AF_INET6) {
+      bump(st.ip6_stats.ReasmTimeout);
+      bump(st.ip6_stats.ReasmFails);
+      if (q->hdrlen) icmp6_error_quote(st, q->hdr, q->first8, 8, ICMP6_TIME_EXCEEDED, ICMP6_TIME_EXCEED_REASSEMBLY, 0);
+    } else {
+      bump(st.ip_stats.ReasmTimeout);
+      bump(st.ip_stats.ReasmFails);
+      if (q->hdrlen) icmp_error(st, q->hdr, q->hdrlen, q->first8, 8, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME, 0);
+    }
     free_queue(q);
   });
 }
@@ -78,24 +89,18 @@ void ip_reass_drop_all(InetState& st) {
   all.clear_and_dispose(&free_queue);
 }
 
-Pkt* ip_reass(InetState& st, Pkt* p, const iphdr& h, size_t hlen, IpHdrInfo& ip) {
-  IpStats& s = st.ip_stats;
-  bump(s.ReasmReqds);
-  uint16_t frag = ntohs(h.frag_off);
-  uint32_t off = (frag & IP_OFFMASK) * 8u;
-  bool more = frag & IP_MF;
-  uint8_t hdr[60];
-  p->copy_out(0, hlen, hdr);
-  p->trim_front(hlen);
+namespace {
+
+// The fragment reassembly shared by both families: p is a fragment's
+// payload (header stripped) at byte offset off; more: more fragments
+// follow. key holds the datagram's identity (family, addresses, id, and
+// for IPv4 the protocol); hdr/hlen the fragment's network header, kept
+// from fragment zero for time exceeded. Returns the whole payload or null
+// (p consumed either way).
+template <class Stats>
+Pkt* reass_insert(InetState& st, Stats& s, const ReassQueue& key, Pkt* p, uint32_t off, bool more,
+                  const uint8_t* hdr, size_t hlen, int64_t timeout_ns, IpHdrInfo& ip) {
   uint32_t len = static_cast<uint32_t>(p->len());
-  // Every fragment but the last carries a multiple of 8 bytes, and none
-  // reaches past the largest datagram.
-  if ((more && (len % 8 != 0 || len == 0)) || off + len > 65535 - hlen) {
-    bump(s.InHdrErrors);
-    bump(s.ReasmFails);
-    Pkt::free(p);
-    return nullptr;
-  }
   p->meta.aux = off;
   ReassQueue* drop = nullptr;
   ReassQueue* done = nullptr;
@@ -104,7 +109,8 @@ Pkt* ip_reass(InetState& st, Pkt* p, const iphdr& h, size_t hlen, IpHdrInfo& ip)
     MutexLocker g(st.reass_lock_);
     ReassQueue* q = nullptr;
     for (ReassQueue& x : st.reass_)
-      if (x.id == h.id && x.src.s == h.saddr && x.dst.s == h.daddr && x.proto == h.protocol) {
+      if (x.id == key.id && x.src == key.src && x.dst == key.dst &&
+          (key.src.family == AF_INET6 || x.proto == key.proto)) {
         q = &x;
         break;
       }
@@ -116,15 +122,15 @@ Pkt* ip_reass(InetState& st, Pkt* p, const iphdr& h, size_t hlen, IpHdrInfo& ip)
       if (!q) {
         dropped_frag = true;
       } else {
-        q->src.s = h.saddr;
-        q->dst.s = h.daddr;
-        q->id = h.id;
-        q->proto = h.protocol;
-        q->ttl = h.ttl;
-        q->tos = h.tos;
+        q->src = key.src;
+        q->dst = key.dst;
+        q->id = key.id;
+        q->proto = key.proto;
+        q->ttl = key.ttl;
+        q->tos = key.tos;
         q->ifindex = ip.ifindex;
         q->flags = ip.flags;
-        q->expire_ns = mono_now_ns() + static_cast<int64_t>(st.ipfrag_time.load()) * kNsPerSec;
+        q->expire_ns = mono_now_ns() + timeout_ns;
         st.reass_.push_back(*q);
         arm_locked(st);
       }
@@ -166,6 +172,7 @@ Pkt* ip_reass(InetState& st, Pkt* p, const iphdr& h, size_t hlen, IpHdrInfo& ip)
           q->hdrlen = static_cast<uint8_t>(hlen);
           std::memset(q->first8, 0, 8);
           p->copy_out(0, len < 8 ? len : 8, q->first8);
+          q->proto = key.proto;
         }
         if (q->total && q->have == q->total) {
           unlink_locked(st, *q);
@@ -176,12 +183,8 @@ Pkt* ip_reass(InetState& st, Pkt* p, const iphdr& h, size_t hlen, IpHdrInfo& ip)
   }
   if (dropped_frag) {
     Pkt::free(p);
-    if (drop) {
-      bump(s.ReasmFails);
-      free_queue(drop);
-    } else {
-      bump(s.ReasmFails);
-    }
+    bump(s.ReasmFails);
+    if (drop) free_queue(drop);
     return nullptr;
   }
   if (!done) return nullptr;
@@ -194,9 +197,56 @@ Pkt* ip_reass(InetState& st, Pkt* p, const iphdr& h, size_t hlen, IpHdrInfo& ip)
   ip.ttl = done->ttl;
   ip.tos = done->tos;
   ip.flags = done->flags;
+  ip.proto = done->proto;
   delete done;
   bump(s.ReasmOKs);
   return whole;
+}
+
+}  // namespace
+
+Pkt* ip_reass(InetState& st, Pkt* p, const iphdr& h, size_t hlen, IpHdrInfo& ip) {
+  IpStats& s = st.ip_stats;
+  bump(s.ReasmReqds);
+  uint16_t frag = ntohs(h.frag_off);
+  uint32_t off = (frag & IP_OFFMASK) * 8u;
+  bool more = frag & IP_MF;
+  uint8_t hdr[60];
+  p->copy_out(0, hlen, hdr);
+  p->trim_front(hlen);
+  uint32_t len = static_cast<uint32_t>(p->len());
+  // Every fragment but the last carries a multiple of 8 bytes, and none
+  // reaches past the largest datagram.
+  if ((more && (len % 8 != 0 || len == 0)) || off + len > 65535 - hlen) {
+    bump(s.InHdrErrors);
+    bump(s.ReasmFails);
+    Pkt::free(p);
+    return nullptr;
+  }
+  ReassQueue key;
+  key.src = IpAddr::of(InAddr{h.saddr});
+  key.dst = IpAddr::of(InAddr{h.daddr});
+  key.id = h.id;
+  key.proto = h.protocol;
+  key.ttl = h.ttl;
+  key.tos = h.tos;
+  int64_t timeout = static_cast<int64_t>(st.ipfrag_time.load()) * kNsPerSec;
+  return reass_insert(st, s, key, p, off, more, hdr, hlen, timeout, ip);
+}
+
+Pkt* ip6_reass(InetState& st, Pkt* p, const ip6_hdr& h, const ip6_frag& fh, IpHdrInfo& ip) {
+  Ip6Stats& s = st.ip6_stats;
+  ReassQueue key;
+  key.src = ip.src;
+  key.dst = ip.dst;
+  key.id = fh.ip6f_ident;
+  key.proto = fh.ip6f_nxt;
+  key.ttl = h.ip6_hlim;
+  key.tos = ip.tos;
+  uint16_t offlg = ntohs(fh.ip6f_offlg);
+  int64_t timeout = static_cast<int64_t>(st.ip6frag_time.load()) * kNsPerSec;
+  return reass_insert(st, s, key, p, offlg & 0xfff8u, offlg & 1u, reinterpret_cast<const uint8_t*>(&h), sizeof h,
+                      timeout, ip);
 }
 
 }  // namespace rump

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <netinet/ip.h>
+#include <netinet/ip6.h>
 
 #include "net/inet/if.h"
 
@@ -40,6 +41,36 @@ bool ping_input(InetState& st, Pkt* p, const IpHdrInfo& ip);
 // IPv6 (net/inet/ip6.cc): port unreachable about a received packet
 // (consumes p).
 void ip6_send_unreach(InetState& st, Pkt* p, const IpHdrInfo& ip);
+// An ICMPv6 error about a packet whose IPv6 header is hdr (40 bytes) and
+// whose payload starts with payload[0, n). Rate-limited, never about a
+// multicast destination (but for packet too big) or an unspecified or
+// multicast source (RFC 4443 2.4).
+void icmp6_error_quote(InetState& st, const uint8_t* hdr, const uint8_t* payload, size_t n, uint8_t type,
+                       uint8_t code, uint32_t param);
+// The same about a whole IPv6 packet (header first); p is not consumed.
+void icmp6_error_pkt(InetState& st, const Pkt& p, uint8_t type, uint8_t code, uint32_t param);
+// IPv6 reassembly: p is a fragment's payload (the fragment header fh
+// stripped); h its IPv6 header, ip filled from it. Returns the whole
+// fragmentable part (ip.proto: the next header of the first fragment's
+// fragment header) or null while fragments are missing (p consumed
+// either way).
+Pkt* ip6_reass(InetState& st, Pkt* p, const ip6_hdr& h, const ip6_frag& fh, IpHdrInfo& ip);
+
+// IPv6 neighbour discovery (net/inet/nd6.cc, RFC 4861 and RFC 4862).
+// A neighbour solicitation or advertisement arrived (ICMPv6 header
+// first). Consumes p.
+void nd6_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip, uint8_t type);
+// Sends a solicitation for target on ifp: to its solicited-node
+// multicast group, or (mac given) to that neighbour alone (a probe).
+void nd6_solicit(Ifnet& ifp, const In6Addr& target, const uint8_t* mac);
+// Duplicate address detection for a's on an Ethernet interface that is
+// up: one solicitation from the unspecified address. The address is
+// usable at once (optimistic, RFC 4429) and tentative for a second; a
+// neighbour that claims it meanwhile removes it (NdDupAddrs counted).
+void nd6_dad_start(Ifnet& ifp, const In6Addr& a);
+// Is a one of the solicited-node groups (ff02::1:ffXX:XXXX) of ifp's
+// addresses, or all-nodes? (if_lock_ held by the caller or not: takes it)
+bool nd6_joined(Ifnet& ifp, const In6Addr& a);
 
 // --- what IPv4 and IPv6 share on their way in and out (net/inet/ip_output.cc)
 
@@ -57,6 +88,51 @@ Result<char*> ip_prepend_header(Ifnet& ifp, Pkt* p, size_t hlen, std::atomic<uin
 // counted in discards and the interface's output errors.
 Result<void> ip_send_if(Ifnet& ifp, Pkt* p, const IpAddr& nexthop, uint16_t ethertype,
                         std::atomic<uint64_t>& discards);
+// Sends p (transport header and payload) in fragments for a path MTU it
+// exceeds, each behind hlen bytes of network header that fill(at, off, n,
+// more) writes for the n bytes at offset off; every fragment but the last
+// carries a multiple of 8 bytes. df: EMSGSIZE instead. Consumes p. Stats
+// is IpStats or Ip6Stats.
+template <class Stats, class Fill>
+Result<void> ip_send_fragments(Ifnet& ifp, Pkt* p, size_t mtu, size_t hlen, bool df, const IpAddr& nexthop,
+                               uint16_t ethertype, Stats& s, Fill fill) {
+  size_t per = mtu > hlen ? (mtu - hlen) & ~size_t{7} : 0;
+  if (df || per == 0) {
+    s.FragFails.fetch_add(1, std::memory_order_relaxed);
+    Pkt::free(p);
+    return err(EMSGSIZE);
+  }
+  Result<void> c = pkt_csum_finish(*p);
+  if (!c.ok()) {
+    Pkt::free(p);
+    return c;
+  }
+  size_t len = p->len();
+  Result<void> result;
+  for (size_t off = 0; off < len; off += per) {
+    size_t n = len - off < per ? len - off : per;
+    Result<Pkt*> f = p->copy(off, n);
+    if (!f.ok()) {
+      s.FragFails.fetch_add(1, std::memory_order_relaxed);
+      result = err(ENOBUFS);
+      break;
+    }
+    Pkt* fp = f.value();
+    fp->meta.csum = kCsumNone;
+    char* at = fp->prepend(hlen).value();  // the copy has headroom
+    fill(at, off, n, off + n < len);
+    s.FragCreates.fetch_add(1, std::memory_order_relaxed);
+    Result<void> sr = ip_send_if(ifp, fp, nexthop, ethertype, s.OutDiscards);
+    if (!sr.ok()) {
+      result = sr;
+      break;
+    }
+  }
+  if (result.ok()) s.FragOKs.fetch_add(1, std::memory_order_relaxed);
+  Pkt::free(p);
+  return result;
+}
+
 // Gives a packet (transport header first) to its transport, counting it
 // in delivers. False when no transport is registered for ip.proto: p
 // is not consumed, the caller reports it.

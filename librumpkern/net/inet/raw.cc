@@ -1,14 +1,19 @@
-// Raw IPv4 sockets (SOCK_RAW, any protocol; root only, as CAP_NET_RAW)
-// and Linux's unprivileged ICMP datagram sockets (SOCK_DGRAM,
-// IPPROTO_ICMP; for groups in net.ipv4.ping_group_range).
+// Raw IPv4 and IPv6 sockets (SOCK_RAW, any protocol; root only, as
+// CAP_NET_RAW) and Linux's unprivileged ICMP datagram sockets (SOCK_DGRAM,
+// IPPROTO_ICMP or IPPROTO_ICMPV6; for groups in net.ipv4.ping_group_range,
+// which Linux applies to both families).
 //
 // A raw socket receives a copy of every datagram of its protocol for its
 // address, IP header first (the header is rebuilt without options), and
 // sends its payload under an IP header the stack makes (IP_HDRINCL: the
-// caller's own header, whose destination and protocol are used). A ping
+// caller's own header, whose destination and protocol are used). An IPv6
+// raw socket receives the payload alone (RFC 3542 3), ICMPv6 ones only
+// the types their ICMP6_FILTER passes, and the stack computes an ICMPv6
+// raw socket's checksum (RFC 3542 3.1). A ping
 // socket sends ICMP echo requests whose identifier the stack sets to the
 // socket's "port" and whose checksum it computes, and receives the echo
 // replies carrying that identifier, ICMP header first.
+#include <netinet/icmp6.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 
@@ -33,7 +38,7 @@ Result<void> raw_attach(Socket& so) {
   inet_sock_sync_opts(so);
   // Filed under its protocol from the start: it receives without bind.
   TRY(cb.table->bind(cb.pcb, IpAddr(), static_cast<uint16_t>(so.protocol_)));
-  if (so.protocol_ == IPPROTO_RAW) cb.hdrincl.store(true);
+  if (so.protocol_ == IPPROTO_RAW && so.domain().family == AF_INET) cb.hdrincl.store(true);
   return {};
 }
 
@@ -43,6 +48,20 @@ Result<void> ping_attach(Socket& so) {
   uint32_t gid = so.creator_.gid;
   if (gid < st->ping_group_lo.load() || gid > st->ping_group_hi.load()) return err(EACCES);
   return inet_sock_attach(so, so.domain().family);
+}
+
+// An ICMPv6 message's checksum over the pseudo-header (RFC 4443 2.3);
+// an unset source is the one the route gives.
+Result<void> icmp6_checksum(Kernel& k, Pkt& p, const IpAddr& src, const IpAddr& dst) {
+  if (p.len() < 4) return err(EINVAL);
+  IpAddr sa = src;
+  if (sa.family != AF_INET6 || sa.v6.any()) sa = TRY(ip_select_source(k, dst));
+  uint16_t zero = 0;
+  p.copy_in(2, 2, &zero);
+  uint32_t ps = in_pseudo6(sa.v6.b, dst.v6.b, IPPROTO_ICMPV6, static_cast<uint32_t>(p.len()));
+  uint16_t c = htons(in_cksum_fold(pkt_cksum_add(p, 0, p.len(), ps)));
+  p.copy_in(2, 2, &c);
+  return {};
 }
 
 // The destination of a send: the address given, or the connected peer.
@@ -88,6 +107,13 @@ Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
     o.tos = h.tos;
     p->trim_front(hl);
   }
+  if (dst.family == AF_INET6 && proto == IPPROTO_ICMPV6) {
+    Result<void> c = icmp6_checksum(so.kernel(), *p, src, dst);
+    if (!c.ok()) {
+      Pkt::free(p);
+      return err(c.error());
+    }
+  }
   TRY(ip_output(so.kernel(), p, src, dst, proto, o));
   return len;
 }
@@ -107,9 +133,10 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
     Pkt::free(p);
     return err(c.error());
   }
+  bool v6 = dst.family == AF_INET6;
   uint8_t h[8];
   p->copy_out(0, 8, h);
-  if (h[0] != ICMP_ECHO || h[1] != 0) {
+  if (h[0] != (v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO) || h[1] != 0) {
     Pkt::free(p);
     return err(EINVAL);
   }
@@ -117,9 +144,20 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
   std::memcpy(h + 4, &id, 2);
   h[2] = h[3] = 0;
   p->copy_in(0, 8, h);
+  IpOutOpts o = inet_sock_out_opts(so);
+  if (v6) {
+    Result<void> c = icmp6_checksum(so.kernel(), *p, ends.laddr, dst);
+    if (!c.ok()) {
+      Pkt::free(p);
+      return err(c.error());
+    }
+    bump(st.icmp6_stats.OutMsgs);
+    bump(st.icmp6_stats.OutEchos);
+    TRY(ip_output(so.kernel(), p, ends.laddr, dst, IPPROTO_ICMPV6, o));
+    return len;
+  }
   uint16_t sum = htons(in_cksum_fold(pkt_cksum_add(*p, 0, p->len())));
   p->copy_in(2, 2, &sum);
-  IpOutOpts o = inet_sock_out_opts(so);
   bump(st.icmp_stats.OutMsgs);
   bump(st.icmp_stats.OutEchos);
   TRY(ip_output(so.kernel(), p, ends.laddr, dst, IPPROTO_ICMP, o));
@@ -155,16 +193,35 @@ Protosw make_protosw(int type, int protocol, Result<void> (*attach)(Socket&),
 
 const Protosw kRawProtosw = make_protosw(SOCK_RAW, -1, &raw_attach, &raw_send_msg);
 const Protosw kPingProtosw = make_protosw(SOCK_DGRAM, IPPROTO_ICMP, &ping_attach, &ping_send_msg);
+const Protosw kPing6Protosw = make_protosw(SOCK_DGRAM, IPPROTO_ICMPV6, &ping_attach, &ping_send_msg);
 const InetProtoswRegistrar g_raw4(AF_INET, kRawProtosw);
 const InetProtoswRegistrar g_ping4(AF_INET, kPingProtosw, true);
+const InetProtoswRegistrar g_raw6(AF_INET6, kRawProtosw);
+const InetProtoswRegistrar g_ping6(AF_INET6, kPing6Protosw, true);
 
 }  // namespace
 
 bool raw_input(InetState& st, const Pkt& p, const IpHdrInfo& ip) {
-  if (st.raw.count() == 0 || ip.src.family != AF_INET) return false;
+  if (st.raw.count() == 0) return false;
+  bool v6 = ip.src.family == AF_INET6;
+  uint8_t icmp6_type = 0;
+  if (v6 && ip.proto == IPPROTO_ICMPV6) {
+    if (p.len() < 1) return false;
+    p.copy_out(0, 1, &icmp6_type);
+  }
   bool any = false;
   Pkt* copy = nullptr;
   st.raw.for_each_match(ip.src, 0, ip.dst, ip.proto, [&](Socket& so) {
+    InetCb& cb = inet_cb(so);
+    if (cb.pcb.family != ip.src.family) return;
+    if (v6) {
+      // The payload alone, through the socket's ICMPv6 filter.
+      if (ip.proto == IPPROTO_ICMPV6 &&
+          (cb.icmp6_filter[icmp6_type >> 5].load(std::memory_order_relaxed) >> (icmp6_type & 31)) & 1)
+        return;
+      if (inet_dgram_deliver(st, so, p, 0, ip.src, 0)) any = true;
+      return;
+    }
     if (!copy) {
       // The datagram as it arrived, under a rebuilt header.
       Result<Pkt*> r = p.copy(0, p.len());

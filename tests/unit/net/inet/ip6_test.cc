@@ -1,0 +1,616 @@
+// IPv6 beyond lo's basics: neighbour discovery on an Ethernet interface
+// (frames checked field by field against RFC 4861, and two kernels joined
+// by an in-memory wire), fragmentation and reassembly with RFC 5722's
+// overlap rule, path MTU from packet too big, ICMPv6 raw sockets with
+// ICMP6_FILTER and ICMPv6 ping sockets.
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <netinet/ip6.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <rump/rump.h>
+#include <rump/rumpnet.h>
+
+#include "kern/curlwp.h"
+#include "kern/kernel.h"
+#include "net/inet/if.h"
+#include "net/inet/if_ether.h"
+#include "net_diff.h"
+
+using namespace net_test;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+sockaddr_in6 in6(const char* a, uint16_t port) {
+  sockaddr_in6 s{};
+  s.sin6_family = AF_INET6;
+  s.sin6_port = htons(port);
+  inet_pton(AF_INET6, a, &s.sin6_addr);
+  return s;
+}
+sockaddr* sa6(sockaddr_in6& a) { return reinterpret_cast<sockaddr*>(&a); }
+Bytes addr6(const char* a) {
+  Bytes b(16);
+  inet_pton(AF_INET6, a, b.data());
+  return b;
+}
+
+// Counters of a net.*.stats node, by name.
+std::map<std::string, uint64_t> counters(const char* node) {
+  char buf[4096];
+  size_t len = sizeof buf;
+  REQUIRE(rump_sys_sysctlbyname(node, buf, &len, nullptr, 0) == 0);
+  std::map<std::string, uint64_t> m;
+  std::istringstream in(std::string(buf, len > 0 ? len - 1 : 0));
+  std::string k;
+  uint64_t v;
+  while (in >> k >> v) m[k] = v;
+  return m;
+}
+
+// The Internet checksum of an ICMPv6 message under its pseudo-header
+// (zero when the message's own checksum is right).
+uint16_t icmp6_sum(const uint8_t* src, const uint8_t* dst, const uint8_t* m, size_t n) {
+  Bytes b(40 + n);
+  std::memcpy(&b[0], src, 16);
+  std::memcpy(&b[16], dst, 16);
+  b[34] = static_cast<uint8_t>(n >> 8);
+  b[35] = static_cast<uint8_t>(n);
+  b[39] = IPPROTO_ICMPV6;
+  std::memcpy(&b[40], m, n);
+  uint32_t s = 0;
+  for (size_t i = 0; i + 1 < b.size(); i += 2) s += static_cast<uint32_t>(b[i] << 8 | b[i + 1]);
+  if (b.size() & 1) s += static_cast<uint32_t>(b.back() << 8);
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(~s);
+}
+
+// An IPv6 packet (hop limit hlim) with a payload; an ICMPv6 payload gets
+// its checksum.
+Bytes ip6(const char* src, const char* dst, uint8_t nxt, Bytes payload, uint8_t hlim = 64) {
+  Bytes s = addr6(src), d = addr6(dst);
+  if (nxt == IPPROTO_ICMPV6 && payload.size() >= 4) {
+    payload[2] = payload[3] = 0;
+    uint16_t c = icmp6_sum(s.data(), d.data(), payload.data(), payload.size());
+    payload[2] = static_cast<uint8_t>(c >> 8);
+    payload[3] = static_cast<uint8_t>(c);
+  }
+  Bytes v(40);
+  v[0] = 0x60;
+  v[4] = static_cast<uint8_t>(payload.size() >> 8);
+  v[5] = static_cast<uint8_t>(payload.size());
+  v[6] = nxt;
+  v[7] = hlim;
+  std::memcpy(&v[8], s.data(), 16);
+  std::memcpy(&v[24], d.data(), 16);
+  v.insert(v.end(), payload.begin(), payload.end());
+  return v;
+}
+
+// A fragment header and its piece of the fragmentable part.
+Bytes fragment(uint8_t nxt, uint32_t off, bool more, uint32_t id, const Bytes& piece) {
+  Bytes f = {nxt, 0, static_cast<uint8_t>(off >> 8), static_cast<uint8_t>((off & 0xf8) | (more ? 1 : 0)),
+             static_cast<uint8_t>(id >> 24), static_cast<uint8_t>(id >> 16), static_cast<uint8_t>(id >> 8),
+             static_cast<uint8_t>(id)};
+  f.insert(f.end(), piece.begin(), piece.end());
+  return f;
+}
+
+Bytes udp(uint16_t sport, uint16_t dport, const std::string& data) {
+  Bytes u = {static_cast<uint8_t>(sport >> 8), static_cast<uint8_t>(sport), static_cast<uint8_t>(dport >> 8),
+             static_cast<uint8_t>(dport), static_cast<uint8_t>((8 + data.size()) >> 8),
+             static_cast<uint8_t>(8 + data.size()), 0, 0};
+  u.insert(u.end(), data.begin(), data.end());
+  return u;
+}
+
+// Runs fn inside the current kernel with its inet state.
+template <class Fn>
+void in_kernel(Fn fn) {
+  rump::Kernel* k = rump::current_kernel();
+  REQUIRE(k != nullptr);
+  rump::Lwp* l = rump::enter(*k);
+  REQUIRE(l != nullptr);
+  rump::InetState* st = rump::inet_state_or_null(*k);
+  REQUIRE(st != nullptr);
+  fn(*st);
+  rump::leave(*k, l);
+}
+
+// Hands bytes to an interface of the current kernel: an Ethernet frame
+// to ether_input, or an IPv6 packet to lo's input.
+void rx(const char* ifname, const Bytes& bytes) {
+  in_kernel([&](rump::InetState& st) {
+    rump::RefPtr<rump::Ifnet> ifp = st.find_if(ifname);
+    REQUIRE(ifp);
+    rump::Pkt* p = rump::Pkt::alloc(st.pool, 0).value();
+    REQUIRE(p->append(bytes.data(), bytes.size()).ok());
+    if (ifp->type == ARPHRD_ETHER) rump::ether_input(*ifp, p);
+    else rump::if_input(*ifp, p, ETH_P_IPV6);
+  });
+}
+
+// The frames an interface sent (the callout thread sends too).
+struct Frames {
+  std::mutex mu;
+  std::deque<Bytes> q;
+  Bytes pop() {
+    std::lock_guard<std::mutex> g(mu);
+    if (q.empty()) return {};
+    Bytes f = std::move(q.front());
+    q.pop_front();
+    return f;
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> g(mu);
+    return q.size();
+  }
+  void clear() {
+    std::lock_guard<std::mutex> g(mu);
+    q.clear();
+  }
+};
+void keep_frame(void* arg, rump::Ifnet&, rump::Pkt* p) {
+  Bytes f(p->len());
+  p->copy_out(0, p->len(), f.data());
+  rump::Pkt::free(p);
+  auto* fr = static_cast<Frames*>(arg);
+  std::lock_guard<std::mutex> g(fr->mu);
+  fr->q.push_back(std::move(f));
+}
+
+void attach_ether(const char* name, const uint8_t mac[6], Frames& out) {
+  in_kernel([&](rump::InetState& st) {
+    REQUIRE(rump::ether_attach(st, name, mac, rump::EtherLink{&keep_frame, &out}).ok());
+  });
+}
+
+Bytes ether(const uint8_t dst[6], const uint8_t src[6], const Bytes& body) {
+  Bytes f(dst, dst + 6);
+  f.insert(f.end(), src, src + 6);
+  f.push_back(ETH_P_IPV6 >> 8);
+  f.push_back(ETH_P_IPV6 & 0xff);
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+
+// A frame's parts (an IPv6 frame with an ICMPv6 message is checked for a
+// hop limit of 255 and a good checksum by the caller).
+struct Nd {
+  Bytes dmac, smac, src, dst, msg;
+  int hlim = 0;
+  bool ok = false;
+};
+Nd parse_nd(const Bytes& f) {
+  Nd n;
+  if (f.size() < 14 + 40 + 8 || (f[12] << 8 | f[13]) != ETH_P_IPV6 || f[14 + 6] != IPPROTO_ICMPV6) return n;
+  n.dmac.assign(f.begin(), f.begin() + 6);
+  n.smac.assign(f.begin() + 6, f.begin() + 12);
+  n.hlim = f[14 + 7];
+  n.src.assign(f.begin() + 22, f.begin() + 38);
+  n.dst.assign(f.begin() + 38, f.begin() + 54);
+  n.msg.assign(f.begin() + 54, f.end());
+  n.ok = icmp6_sum(n.src.data(), n.dst.data(), n.msg.data(), n.msg.size()) == 0;
+  return n;
+}
+
+const uint8_t kMacA[6] = {0x02, 0, 0, 0, 0, 0x0a};
+const uint8_t kMacB[6] = {0x02, 0, 0, 0, 0, 0x0b};
+const uint8_t kMacC[6] = {0x02, 0, 0, 0, 0, 0x0c};
+
+Bytes mac(const uint8_t m[6]) { return Bytes(m, m + 6); }
+
+// A neighbour advertisement for target with flags (0x40 solicited, 0x20
+// override) and a target link-layer option.
+Bytes na(const char* target, uint8_t flags, const uint8_t* tll) {
+  Bytes m = {ND_NEIGHBOR_ADVERT, 0, 0, 0, flags, 0, 0, 0};
+  Bytes t = addr6(target);
+  m.insert(m.end(), t.begin(), t.end());
+  if (tll) {
+    m.push_back(2);
+    m.push_back(1);
+    m.insert(m.end(), tll, tll + 6);
+  }
+  return m;
+}
+Bytes ns(const char* target, const uint8_t* sll) {
+  Bytes m = {ND_NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0};
+  Bytes t = addr6(target);
+  m.insert(m.end(), t.begin(), t.end());
+  if (sll) {
+    m.push_back(1);
+    m.push_back(1);
+    m.insert(m.end(), sll, sll + 6);
+  }
+  return m;
+}
+
+// A kernel booted here, current while the test runs in it.
+struct OwnKernel {
+  rump_kernel* k = nullptr;
+  OwnKernel() {
+    rump_boot_config c;
+    rump_boot_config_init(&c);
+    if (rump_kernel_boot(&c, &k) != 0) k = nullptr;
+  }
+  ~OwnKernel() {
+    if (k) {
+      rump_kernel_set_current(k);
+      CHECK(rump_kernel_halt(k) == 0);
+      rump_kernel_set_current(nullptr);
+    }
+  }
+  void use() const { rump_kernel_set_current(k); }
+};
+
+}  // namespace
+
+TEST_CASE("ipv6 nd: DAD on up, solicitation to the solicited-node group, advertisement releases held packets",
+          "[inet][ipv6][nd]") {
+  in_rump(make_env(), [] {
+    Frames out;
+    attach_ether("eth0", kMacA, out);
+    REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
+    CHECK(out.size() == 0);  // down: no DAD yet
+    REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+    // DAD: a solicitation for our address from ::, to ff02::1:ff00:1 at
+    // 33:33:ff:00:00:01, hop limit 255, no source option.
+    REQUIRE(out.size() == 1);
+    Nd d = parse_nd(out.pop());
+    CHECK(d.ok);
+    CHECK(d.hlim == 255);
+    CHECK(d.dmac == Bytes({0x33, 0x33, 0xff, 0, 0, 1}));
+    CHECK(d.smac == mac(kMacA));
+    CHECK(d.src == addr6("::"));
+    CHECK(d.dst == addr6("ff02::1:ff00:1"));
+    REQUIRE(d.msg.size() == 24);
+    CHECK(d.msg[0] == ND_NEIGHBOR_SOLICIT);
+    CHECK(Bytes(d.msg.begin() + 8, d.msg.begin() + 24) == addr6("2001:db8::1"));
+
+    int r = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 me = in6("2001:db8::1", 7000);
+    REQUIRE(rump_sys_bind(r, sa6(me), sizeof me) == 0);
+    int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 peer = in6("2001:db8::2", 9999);
+    for (int i = 0; i < 5; i++) {
+      char m = static_cast<char>('0' + i);
+      REQUIRE(rump_sys_sendto(s, &m, 1, 0, sa6(peer), sizeof peer) == 1);
+    }
+    // One solicitation, from our address, with our MAC in a source
+    // link-layer option.
+    REQUIRE(out.size() == 1);
+    Nd q = parse_nd(out.pop());
+    CHECK(q.ok);
+    CHECK(q.hlim == 255);
+    CHECK(q.dmac == Bytes({0x33, 0x33, 0xff, 0, 0, 2}));
+    CHECK(q.src == addr6("2001:db8::1"));
+    CHECK(q.dst == addr6("ff02::1:ff00:2"));
+    REQUIRE(q.msg.size() == 32);
+    CHECK(q.msg[0] == ND_NEIGHBOR_SOLICIT);
+    CHECK(Bytes(q.msg.begin() + 8, q.msg.begin() + 24) == addr6("2001:db8::2"));
+    CHECK(q.msg[24] == 1);
+    CHECK(q.msg[25] == 1);
+    CHECK(Bytes(q.msg.begin() + 26, q.msg.end()) == mac(kMacA));
+
+    // An advertisement forwarded by a router (hop limit 64) is ignored.
+    auto before = counters("net.inet6.icmp6.stats");
+    rx("eth0", ether(kMacA, kMacB, ip6("2001:db8::2", "2001:db8::1", IPPROTO_ICMPV6, na("2001:db8::2", 0x60, kMacB),
+                                       64)));
+    CHECK(out.size() == 0);
+    CHECK(counters("net.inet6.icmp6.stats")["InErrors"] - before["InErrors"] == 1);
+    // The real one releases the last three datagrams to the peer's MAC.
+    rx("eth0", ether(kMacA, kMacB, ip6("2001:db8::2", "2001:db8::1", IPPROTO_ICMPV6, na("2001:db8::2", 0x60, kMacB),
+                                       255)));
+    REQUIRE(out.size() == 3);
+    for (int i = 0; i < 3; i++) {
+      Bytes f = out.pop();
+      REQUIRE(f.size() == 14 + 40 + 8 + 1);
+      CHECK(Bytes(f.begin(), f.begin() + 6) == mac(kMacB));
+      CHECK(f[14 + 6] == IPPROTO_UDP);
+      CHECK(f.back() == '2' + i);
+    }
+    // Reachable now: the next datagram goes straight out.
+    REQUIRE(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == 1);
+    REQUIRE(out.size() == 1);
+    CHECK(Bytes(out.q.front().begin(), out.q.front().begin() + 6) == mac(kMacB));
+    out.clear();
+
+    // A third node asks for us: a solicited, override advertisement back
+    // to its MAC, with ours as the target option.
+    rx("eth0", ether(Bytes({0x33, 0x33, 0xff, 0, 0, 1}).data(), kMacC,
+                     ip6("2001:db8::3", "ff02::1:ff00:1", IPPROTO_ICMPV6, ns("2001:db8::1", kMacC), 255)));
+    REQUIRE(out.size() == 1);
+    Nd a = parse_nd(out.pop());
+    CHECK(a.ok);
+    CHECK(a.hlim == 255);
+    CHECK(a.dmac == mac(kMacC));
+    CHECK(a.src == addr6("2001:db8::1"));
+    CHECK(a.dst == addr6("2001:db8::3"));
+    REQUIRE(a.msg.size() == 32);
+    CHECK(a.msg[0] == ND_NEIGHBOR_ADVERT);
+    CHECK(a.msg[4] == 0x60);  // solicited, override, not a router
+    CHECK(Bytes(a.msg.begin() + 8, a.msg.begin() + 24) == addr6("2001:db8::1"));
+    CHECK(a.msg[24] == 2);
+    CHECK(Bytes(a.msg.begin() + 26, a.msg.end()) == mac(kMacA));
+    // A solicitation for an address that is not ours, one with a
+    // multicast target, and one with a zero-length option: no answer.
+    before = counters("net.inet6.icmp6.stats");
+    rx("eth0", ether(Bytes({0x33, 0x33, 0xff, 0, 0, 7}).data(), kMacC,
+                     ip6("2001:db8::3", "ff02::1:ff00:7", IPPROTO_ICMPV6, ns("2001:db8::7", kMacC), 255)));
+    rx("eth0", ether(kMacA, kMacC, ip6("2001:db8::3", "2001:db8::1", IPPROTO_ICMPV6, ns("ff02::1", kMacC), 255)));
+    Bytes bad = ns("2001:db8::1", kMacC);
+    bad[25] = 0;
+    rx("eth0", ether(kMacA, kMacC, ip6("2001:db8::3", "2001:db8::1", IPPROTO_ICMPV6, bad, 255)));
+    CHECK(out.size() == 0);
+    CHECK(counters("net.inet6.icmp6.stats")["InErrors"] - before["InErrors"] == 2);
+    rump_sys_close(r);
+    rump_sys_close(s);
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
+  });
+}
+
+TEST_CASE("ipv6 nd: a neighbour claiming a tentative address makes it a duplicate, removed", "[inet][ipv6][nd]") {
+  in_rump(make_env(), [] {
+    Frames out;
+    attach_ether("eth0", kMacA, out);
+    REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+    REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::5", 64) == 0);
+    REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::6", 64) == 0);
+    CHECK(out.size() == 2);  // one DAD solicitation each
+    auto before = counters("net.inet6.icmp6.stats");
+    // Someone else advertises ::5; someone else runs DAD for ::6.
+    rx("eth0", ether(Bytes({0x33, 0x33, 0, 0, 0, 1}).data(), kMacB,
+                     ip6("2001:db8::99", "ff02::1", IPPROTO_ICMPV6, na("2001:db8::5", 0x20, kMacB), 255)));
+    rx("eth0", ether(Bytes({0x33, 0x33, 0xff, 0, 0, 6}).data(), kMacB,
+                     ip6("::", "ff02::1:ff00:6", IPPROTO_ICMPV6, ns("2001:db8::6", nullptr), 255)));
+    CHECK(counters("net.inet6.icmp6.stats")["NdDupAddrs"] - before["NdDupAddrs"] == 2);
+    int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 a5 = in6("2001:db8::5", 0), a6 = in6("2001:db8::6", 0);
+    CHECK(rump_sys_bind(s, sa6(a5), sizeof a5) == -1);
+    CHECK(errno == EADDRNOTAVAIL);
+    CHECK(rump_sys_bind(s, sa6(a6), sizeof a6) == -1);
+    CHECK(errno == EADDRNOTAVAIL);
+    rump_sys_close(s);
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
+  });
+}
+
+TEST_CASE("ipv6: two kernels on one Ethernet wire: UDP in fragments, ping and an ICMPv6 raw socket with a filter",
+          "[inet][ipv6][nd][frag]") {
+  OwnKernel ka, kb;
+  REQUIRE(ka.k);
+  REQUIRE(kb.k);
+  Frames from_a, from_b;
+  // Moves frames across until the wire is quiet.
+  auto pump = [&] {
+    for (int round = 0; round < 100 && (from_a.size() || from_b.size()); round++) {
+      kb.use();
+      for (Bytes f = from_a.pop(); !f.empty(); f = from_a.pop()) rx("eth0", f);
+      ka.use();
+      for (Bytes f = from_b.pop(); !f.empty(); f = from_b.pop()) rx("eth0", f);
+    }
+  };
+  ka.use();
+  attach_ether("eth0", kMacA, from_a);
+  REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::a", 64) == 0);
+  REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+  const char range[] = "0 0";
+  REQUIRE(rump_sys_sysctlbyname("net.ipv4.ping_group_range", nullptr, nullptr, range, sizeof range - 1) == 0);
+  kb.use();
+  attach_ether("eth0", kMacB, from_b);
+  REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::b", 64) == 0);
+  REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+  int rb = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+  sockaddr_in6 any = in6("::", 5000);
+  REQUIRE(rump_sys_bind(rb, sa6(any), sizeof any) == 0);
+  int raw = rump_sys_socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+  REQUIRE(raw >= 0);
+  icmp6_filter filt;
+  ICMP6_FILTER_SETBLOCKALL(&filt);
+  ICMP6_FILTER_SETPASS(ICMP6_ECHO_REQUEST, &filt);
+  REQUIRE(rump_sys_setsockopt(raw, IPPROTO_ICMPV6, ICMP6_FILTER, &filt, sizeof filt) == 0);
+  icmp6_filter got{};
+  socklen_t gl = sizeof got;
+  REQUIRE(rump_sys_getsockopt(raw, IPPROTO_ICMPV6, ICMP6_FILTER, &got, &gl) == 0);
+  CHECK(gl == sizeof got);
+  CHECK(std::memcmp(&got, &filt, sizeof got) == 0);
+  pump();
+
+  // 3000 bytes of UDP: three fragments on a 1500-byte link, held while
+  // the neighbour is resolved, reassembled on the other side.
+  ka.use();
+  std::string data(3000, 'x');
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<char>('a' + i % 26);
+  int sa = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+  sockaddr_in6 to_b = in6("2001:db8::b", 5000);
+  auto fa = counters("net.inet6.ip6.stats");
+  REQUIRE(rump_sys_sendto(sa, data.data(), data.size(), 0, sa6(to_b), sizeof to_b) == 3000);
+  CHECK(counters("net.inet6.ip6.stats")["FragCreates"] - fa["FragCreates"] == 3);
+  pump();
+  kb.use();
+  std::string buf(4000, '\0');
+  sockaddr_in6 from{};
+  socklen_t fl = sizeof from;
+  REQUIRE(rump_sys_recvfrom(rb, buf.data(), buf.size(), MSG_DONTWAIT, sa6(from), &fl) == 3000);
+  CHECK(buf.substr(0, 3000) == data);
+  CHECK(std::memcmp(&from.sin6_addr, addr6("2001:db8::a").data(), 16) == 0);
+  CHECK(counters("net.inet6.ip6.stats")["ReasmOKs"] >= 1);
+
+  // An ICMPv6 ping socket: the stack sets the identifier and checksum;
+  // the reply comes back to it. B's raw socket sees the request only.
+  ka.use();
+  int ping = rump_sys_socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6);
+  REQUIRE(ping >= 0);
+  uint8_t req[12] = {ICMP6_ECHO_REQUEST, 0, 0, 0, 0, 0, 0, 7, 'h', 'e', 'l', 'o'};
+  REQUIRE(rump_sys_sendto(ping, req, sizeof req, 0, sa6(to_b), sizeof to_b) == sizeof req);
+  pump();
+  uint8_t rep[64];
+  REQUIRE(rump_sys_recvfrom(ping, rep, sizeof rep, MSG_DONTWAIT, nullptr, nullptr) == sizeof req);
+  CHECK(rep[0] == ICMP6_ECHO_REPLY);
+  CHECK(rep[7] == 7);
+  CHECK(std::memcmp(rep + 8, "helo", 4) == 0);
+  kb.use();
+  REQUIRE(rump_sys_recvfrom(raw, rep, sizeof rep, MSG_DONTWAIT, nullptr, nullptr) == sizeof req);
+  CHECK(rep[0] == ICMP6_ECHO_REQUEST);  // the payload alone, no IPv6 header
+  CHECK(rump_sys_recvfrom(raw, rep, sizeof rep, MSG_DONTWAIT, nullptr, nullptr) == -1);  // ND was filtered
+
+  // A raw ICMPv6 socket sends an echo request with no checksum: the stack
+  // fills it in, and A answers.
+  ICMP6_FILTER_SETPASSALL(&filt);
+  ICMP6_FILTER_SETBLOCK(ND_NEIGHBOR_SOLICIT, &filt);
+  ICMP6_FILTER_SETBLOCK(ND_NEIGHBOR_ADVERT, &filt);
+  REQUIRE(rump_sys_setsockopt(raw, IPPROTO_ICMPV6, ICMP6_FILTER, &filt, sizeof filt) == 0);
+  sockaddr_in6 to_a = in6("2001:db8::a", 0);
+  REQUIRE(rump_sys_sendto(raw, req, sizeof req, 0, sa6(to_a), sizeof to_a) == sizeof req);
+  pump();
+  kb.use();
+  REQUIRE(rump_sys_recvfrom(raw, rep, sizeof rep, MSG_DONTWAIT, nullptr, nullptr) == sizeof req);
+  CHECK(rep[0] == ICMP6_ECHO_REPLY);
+  ka.use();
+  rump_sys_close(sa);
+  rump_sys_close(ping);
+  kb.use();
+  rump_sys_close(rb);
+  rump_sys_close(raw);
+  rump_kernel_set_current(nullptr);
+}
+
+TEST_CASE("ipv6: fragments on lo are reassembled; overlapping ones drop the datagram; bad lengths are counted",
+          "[inet][ipv6][frag]") {
+  in_rump(make_env(), [] {
+    int r = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 lo = in6("::1", 0);
+    REQUIRE(rump_sys_bind(r, sa6(lo), sizeof lo) == 0);
+    sockaddr_in6 me{};
+    socklen_t ml = sizeof me;
+    REQUIRE(rump_sys_getsockname(r, sa6(me), &ml) == 0);
+    uint16_t port = ntohs(me.sin6_port);
+    // Two fragments, the second first; an exact duplicate is harmless.
+    Bytes u = udp(4444, port, std::string(24, 'f'));
+    {
+      // UDP over IPv6 needs its checksum.
+      Bytes ph(40 + u.size(), 0);
+      Bytes one = addr6("::1");
+      std::memcpy(&ph[0], one.data(), 16);
+      std::memcpy(&ph[16], one.data(), 16);
+      ph[35] = static_cast<uint8_t>(u.size());
+      ph[39] = IPPROTO_UDP;
+      std::memcpy(&ph[40], u.data(), u.size());
+      uint32_t s = 0;
+      for (size_t i = 0; i + 1 < ph.size(); i += 2) s += static_cast<uint32_t>(ph[i] << 8 | ph[i + 1]);
+      while (s >> 16) s = (s & 0xffff) + (s >> 16);
+      uint16_t c = static_cast<uint16_t>(~s);
+      u[6] = static_cast<uint8_t>(c >> 8);
+      u[7] = static_cast<uint8_t>(c);
+    }
+    auto b = counters("net.inet6.ip6.stats");
+    Bytes first(u.begin(), u.begin() + 16), second(u.begin() + 16, u.end());
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 16, false, 77, second)));
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 16, false, 77, second)));
+    char buf[64];
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, nullptr, nullptr) == -1);
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 0, true, 77, first)));
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, nullptr, nullptr) == 24);
+    CHECK(std::string(buf, 24) == std::string(24, 'f'));
+    // Overlap: bytes 8..23 again in a different fragment.
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 0, true, 78, first)));
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 8, true, 78, Bytes(u.begin() + 8, u.begin() + 24))));
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 16, false, 78, second)));
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, nullptr, nullptr) == -1);
+    // A middle fragment whose length is not a multiple of 8, and one that
+    // would make the datagram longer than 65535 bytes.
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 0, true, 79, Bytes(12, 1))));
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 65528, false, 80, Bytes(16, 1))));
+    // An atomic fragment (offset 0, no more) is the packet itself.
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 0, false, 81, u)));
+    CHECK(rump_sys_recvfrom(r, buf, sizeof buf, MSG_DONTWAIT, nullptr, nullptr) == 24);
+    auto a = counters("net.inet6.ip6.stats");
+    CHECK(a["ReasmOKs"] - b["ReasmOKs"] == 1);
+    CHECK(a["ReasmOverlaps"] - b["ReasmOverlaps"] == 1);
+    CHECK(a["InHdrErrors"] - b["InHdrErrors"] == 2);
+
+    // A datagram larger than lo's MTU (lowered to 1280) goes out in
+    // fragments and comes back whole.
+    int fd = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "lo");
+    ifr.ifr_mtu = 1280;
+    REQUIRE(rump_sys_ioctl(fd, SIOCSIFMTU, &ifr) == 0);
+    std::string big(5000, 'B');
+    sockaddr_in6 to = in6("::1", port);
+    b = counters("net.inet6.ip6.stats");
+    REQUIRE(rump_sys_sendto(fd, big.data(), big.size(), 0, sa6(to), sizeof to) == 5000);
+    a = counters("net.inet6.ip6.stats");
+    CHECK(a["FragCreates"] - b["FragCreates"] == 5);  // 5008 bytes in pieces of 1232
+    CHECK(a["ReasmOKs"] - b["ReasmOKs"] == 1);
+    std::string got(6000, '\0');
+    CHECK(rump_sys_recvfrom(r, got.data(), got.size(), MSG_DONTWAIT, nullptr, nullptr) == 5000);
+    CHECK(got.substr(0, 5000) == big);
+    ifr.ifr_mtu = 65536;
+    REQUIRE(rump_sys_ioctl(fd, SIOCSIFMTU, &ifr) == 0);
+    rump_sys_close(fd);
+    rump_sys_close(r);
+  });
+}
+
+TEST_CASE("ipv6: packet too big lowers the path MTU (not below 1280); reassembly timeout sends time exceeded",
+          "[inet][ipv6][frag]") {
+  in_rump(make_env(), [] {
+    int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 to = in6("::1", 9);
+    std::string data(2000, 'p');
+    auto b = counters("net.inet6.ip6.stats");
+    REQUIRE(rump_sys_sendto(s, data.data(), data.size(), 0, sa6(to), sizeof to) == 2000);
+    CHECK(counters("net.inet6.ip6.stats")["FragCreates"] == b["FragCreates"]);
+    // Packet too big, MTU 1400, quoting a datagram to ::1.
+    Bytes quoted = ip6("::1", "::1", IPPROTO_UDP, udp(1, 9, std::string(100, 'p')));
+    Bytes ptb = {ICMP6_PACKET_TOO_BIG, 0, 0, 0, 0, 0, 1400 >> 8, 1400 & 0xff};
+    ptb.insert(ptb.end(), quoted.begin(), quoted.end());
+    auto ib = counters("net.inet6.icmp6.stats");
+    rx("lo", ip6("::1", "::1", IPPROTO_ICMPV6, ptb));
+    CHECK(counters("net.inet6.icmp6.stats")["InPktTooBigs"] - ib["InPktTooBigs"] == 1);
+    b = counters("net.inet6.ip6.stats");
+    REQUIRE(rump_sys_sendto(s, data.data(), data.size(), 0, sa6(to), sizeof to) == 2000);
+    CHECK(counters("net.inet6.ip6.stats")["FragCreates"] - b["FragCreates"] == 2);  // 2008 in pieces of 1352
+    // 600 is below IPv6's minimum: the path MTU becomes 1280.
+    ptb[6] = 600 >> 8;
+    ptb[7] = 600 & 0xff;
+    rx("lo", ip6("::1", "::1", IPPROTO_ICMPV6, ptb));
+    b = counters("net.inet6.ip6.stats");
+    std::string d2(1300, 'q');
+    REQUIRE(rump_sys_sendto(s, d2.data(), d2.size(), 0, sa6(to), sizeof to) == 1300);
+    CHECK(counters("net.inet6.ip6.stats")["FragCreates"] - b["FragCreates"] == 2);  // 1348 > 1280
+    rump_sys_close(s);
+
+    // Fragment zero alone: after ip6frag_time, time exceeded (reassembly).
+    int one = 1;
+    REQUIRE(rump_sys_sysctlbyname("net.ipv6.ip6frag_time", nullptr, nullptr, &one, sizeof one) == 0);
+    b = counters("net.inet6.ip6.stats");
+    ib = counters("net.inet6.icmp6.stats");
+    rx("lo", ip6("::1", "::1", IPPROTO_FRAGMENT, fragment(IPPROTO_UDP, 0, true, 99, Bytes(16, 0))));
+    // The timer runs on the callout thread; wait for it (bounded).
+    for (int i = 0; i < 1000 && counters("net.inet6.icmp6.stats")["InTimeExcds"] == ib["InTimeExcds"]; i++)
+      usleep(10000);
+    auto a = counters("net.inet6.ip6.stats");
+    CHECK(a["ReasmTimeout"] - b["ReasmTimeout"] == 1);
+    auto ia = counters("net.inet6.icmp6.stats");
+    CHECK(ia["OutTimeExcds"] - ib["OutTimeExcds"] == 1);
+    CHECK(ia["InTimeExcds"] - ib["InTimeExcds"] == 1);  // it came back over lo
+  });
+}
