@@ -18,20 +18,9 @@
 #include <thread>
 #include <vector>
 
-namespace {
+#include "bench_kernel.h"
 
-struct rump_kernel* bench_kernel() {
-  static struct rump_kernel* k = [] {
-    struct rump_kernel* kk = nullptr;
-    rump_boot_config c;
-    rump_boot_config_init(&c);
-    c.ncpu = 2;
-    if (rump_kernel_boot(&c, &kk) != 0) abort();
-    return kk;
-  }();
-  rump_kernel_set_current(k);
-  return k;
-}
+namespace {
 
 // The same operations on either side.
 struct Rump {
