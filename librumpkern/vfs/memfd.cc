@@ -102,6 +102,11 @@ Result<uint64_t> seals_check_write(Vnode& vp, uint64_t off, uint64_t len) {
   return pos - off;
 }
 
+bool seals_deny_shared_write(const Vnode& vp) {
+  const MemfdState* m = vp.memfd();
+  return m && (m->seals.load(std::memory_order_relaxed) & (kSealWrite | kSealFutureWrite));
+}
+
 Result<void> seals_check_resize(Vnode& vp, uint64_t size) {
   MemfdState* m = vp.memfd();
   if (!m) return {};

@@ -164,6 +164,9 @@ Result<void> seals_check_fallocate(Vnode& vp, int mode, uint64_t off, uint64_t l
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock());
 // chmod to mode: F_SEAL_EXEC keeps the execute bits.
 Result<void> seals_check_chmod(Vnode& vp, mode_t mode) ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock());
+// F_SEAL_WRITE or F_SEAL_FUTURE_WRITE: no shared mapping may write (mmap
+// with PROT_WRITE is EPERM, a read-only one may never become writable).
+bool seals_deny_shared_write(const Vnode& vp);
 // fcntl F_ADD_SEALS and F_GET_SEALS on any description.
 Result<long> memfd_fcntl(File& f, int cmd, unsigned long arg);
 // The name a memfd's descriptor shows ("memfd:NAME"; Linux's readlink of

@@ -106,7 +106,8 @@ namespace {
 // mmap(2) of a descriptor, Linux's checks in Linux's order: EBADF, ENODEV
 // for what has no pages (directories, pipes, sockets), EACCES for a file
 // not open for reading, or a shared writable mapping of a file not open
-// for writing or open for appending; EPERM for PROT_EXEC on a noexec mount.
+// for writing or open for appending; EPERM for a shared writable mapping
+// of a memfd sealed against writes, and for PROT_EXEC on a noexec mount.
 Result<RefPtr<vm::VmObject>> vnode_mmap(Lwp& l, int fd, int prot, int flags, int* max_prot) {
   Ref<File> f = TRY(fd_get(l, fd));
   Vnode* vp = f->vnode();
@@ -117,6 +118,10 @@ Result<RefPtr<vm::VmObject>> vnode_mmap(Lwp& l, int fd, int prot, int flags, int
     if ((prot & PROT_WRITE) && !f->writable()) return err(EACCES);
     if ((prot & PROT_WRITE) && (f->flags() & O_APPEND)) return err(EACCES);
     if (!f->writable()) most &= ~PROT_WRITE;
+    if (seals_deny_shared_write(*vp)) {
+      if (prot & PROT_WRITE) return err(EPERM);
+      most &= ~PROT_WRITE;
+    }
   }
   if (vp->mount().flags_.load(std::memory_order_relaxed) & MS_NOEXEC) {
     if (prot & PROT_EXEC) return err(EPERM);

@@ -245,3 +245,49 @@ TEST_CASE("a host-space process maps a file privately as a copy; shared is ENODE
   CHECK_ERRNO(ENODEV, rump_sys_mmap(nullptr, kPg, PROT_READ, MAP_SHARED, fd, 0));
   rump_sys_close(fd);
 }
+
+// A memfd sealed against writes: a shared writable mapping is EPERM, a
+// shared read-only one may not become writable (mprotect EACCES), and a
+// private writable one is fine, on the host and in an isolated process
+// (which gets the descriptor from its host-space parent: its pointers are
+// its own).
+TEST_CASE("a memfd sealed against writes refuses shared writable mappings, as on the host",
+          "[vm][file_map][memfd]") {
+  struct Outcome {
+    int shared_rw, mprotect_rw, private_rw;
+  };
+  auto maps = [](int fd, auto mmap, auto mprotect) {
+    Outcome o{};
+    errno = 0;
+    o.shared_rw = mmap(kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd) == MAP_FAILED ? errno : 0;
+    void* ro = mmap(kPg, PROT_READ, MAP_SHARED, fd);
+    REQUIRE(ro != MAP_FAILED);
+    errno = 0;
+    o.mprotect_rw = mprotect(ro, kPg, PROT_READ | PROT_WRITE) != 0 ? errno : 0;
+    errno = 0;
+    o.private_rw = mmap(kPg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd) == MAP_FAILED ? errno : 0;
+    return o;
+  };
+  int hfd = memfd_create("sealed", MFD_ALLOW_SEALING);
+  REQUIRE(hfd >= 0);
+  REQUIRE(write(hfd, "data", 4) == 4);
+  REQUIRE(fcntl(hfd, F_ADD_SEALS, F_SEAL_WRITE) == 0);
+  Outcome host = maps(
+      hfd, [](size_t len, int prot, int flags, int fd) { return mmap(nullptr, len, prot, flags, fd, 0); },
+      [](void* a, size_t len, int prot) { return mprotect(a, len, prot); });
+  close(hfd);
+  KernelUp up;
+  int rfd = rump_sys_memfd_create("sealed", MFD_ALLOW_SEALING);
+  REQUIRE(rfd >= 0);
+  REQUIRE(rump_sys_write(rfd, "data", 4) == 4);
+  REQUIRE(rump_sys_fcntl(rfd, F_ADD_SEALS, F_SEAL_WRITE) == 0);
+  isolated_proc();
+  Outcome ours = maps(
+      rfd, [](size_t len, int prot, int flags, int fd) { return rump_sys_mmap(nullptr, len, prot, flags, fd, 0); },
+      [](void* a, size_t len, int prot) { return rump_sys_mprotect(a, len, prot); });
+  CHECK(host.shared_rw == EPERM);
+  CHECK(host.mprotect_rw == EACCES);
+  CHECK(ours.shared_rw == host.shared_rw);
+  CHECK(ours.mprotect_rw == host.mprotect_rw);
+  CHECK(ours.private_rw == host.private_rw);
+}
