@@ -92,11 +92,17 @@ inline void leave_inline(Kernel& k, Lwp* l) {
       check_fatal_signals(*l);
       dead = l->dead_.load(std::memory_order_acquire);
     }
-    l->in_kernel_.store(false, std::memory_order_release);
     if (__builtin_expect(dead, 0)) {
+      l->in_kernel_.store(false, std::memory_order_release);
       leave_dead(k, l);
       return;
     }
+    // The CPU goes first: once in_kernel_ is false, a halt that waited
+    // for it may free the LWP, so that store is the last touch of l.
+    k.sched().unschedule(l);
+    l->in_kernel_.store(false, std::memory_order_release);
+    rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);
+    return;
   } else if (__builtin_expect(k.sim() != nullptr, 0)) {
     l->in_kernel_.store(false, std::memory_order_relaxed);
   }

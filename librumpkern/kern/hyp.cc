@@ -33,18 +33,18 @@ void hyp_execnotify_impl(const char* comm) {
 }
 
 void hyp_schedule() {
-  if (Lwp* l = cur(); l && !l->cpu_) l->kernel().sched().schedule(l);
+  if (Lwp* l = cur(); l && !l->cpu()) l->kernel().sched().schedule(l);
 }
 
 void hyp_unschedule() {
-  if (Lwp* l = cur(); l && l->cpu_) l->kernel().sched().unschedule(l);
+  if (Lwp* l = cur(); l && l->cpu()) l->kernel().sched().unschedule(l);
 }
 
 void hyp_backend_unschedule(int nlocks, int* countp, void* interlock) {
   (void)nlocks;
   (void)interlock;
   Lwp* l = cur();
-  if (l && l->cpu_) {
+  if (l && l->cpu()) {
     l->kernel().sched().unschedule(l);
     *countp = 1;
   } else {

@@ -108,7 +108,7 @@ bool Lwp::spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t ma
   Scheduler& s = kernel_.sched();
   // Nobody else runs while a fiber spins on the sim backend.
   if (s.ncpu() < 2 || kernel_.sim()) return false;
-  bool had_cpu = cpu_ != nullptr;
+  bool had_cpu = cpu() != nullptr;
   if (had_cpu) s.unschedule(this);
   bool changed = false;
   int64_t start = mono_now_ns();

@@ -74,7 +74,7 @@ class Lwp : public KObject {
   pid_t tid() const { return tid_; }
   Kind kind() const { return kind_; }
   bool implicit() const { return kind_ == Kind::kImplicit; }
-  Cpu* cpu() const { return cpu_; }
+  Cpu* cpu() const { return cpu_.load(std::memory_order_relaxed); }
 
   // The credentials this LWP acts with: its process's, refreshed at each
   // kernel entry if the process changed them.
@@ -156,7 +156,9 @@ class Lwp : public KObject {
   std::atomic<uintptr_t> robust_list_{0};
 
   // Scheduler state, touched only by the thread running this LWP.
-  Cpu* cpu_ = nullptr;
+  // Written only by the LWP's own thread (schedule/unschedule); atomic
+  // so that others (procfs, getcpu of another) may look.
+  std::atomic<Cpu*> cpu_{nullptr};
   int last_cpu_ = 0;
 
  private:

@@ -24,14 +24,14 @@ inline Cpu* Scheduler::try_take(Lwp* l, int hint) {
 inline Cpu* Scheduler::schedule(Lwp* l) {
   Cpu* c = try_take(l, l->last_cpu_);
   if (__builtin_expect(c == nullptr, 0)) c = schedule_slow(l);
-  l->cpu_ = c;
+  l->cpu_.store(c, std::memory_order_relaxed);
   l->last_cpu_ = c->index;
   return c;
 }
 
 inline void Scheduler::unschedule(Lwp* l) {
-  Cpu* c = l->cpu_;
-  l->cpu_ = nullptr;
+  Cpu* c = l->cpu_.load(std::memory_order_relaxed);
+  l->cpu_.store(nullptr, std::memory_order_relaxed);
   c->holder.store(nullptr, std::memory_order_release);
   if (__builtin_expect(waiters_.load(std::memory_order_relaxed) != 0, 0)) wake_waiter();
 }
