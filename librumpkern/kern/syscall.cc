@@ -28,12 +28,14 @@ namespace {
 
 // Enters k, runs the handler of nr (ENOSYS where no linked faction declares
 // one, EINTR if the process is exiting; restarted or EINTR if a signal
-// interrupted it), traces, leaves. The whole of it,
+// interrupted it), traces, leaves. *halt says whether a halt was asked for
+// (reboot), read while still inside: once out, another thread's halt may
+// free k. The whole of it,
 // with the entry and exit paths of entry.h, compiles into one function:
 // forced, because with two callers gcc keeps it out of line, and the call,
 // its own frame and the spills across it cost a bound LWP's getpid about
 // 2.5 ns (13 %).
-[[gnu::always_inline]] inline long dispatch(ThreadCtx& t, Kernel& k, long nr, const long* args) {
+[[gnu::always_inline]] inline long dispatch(ThreadCtx& t, Kernel& k, long nr, const long* args, bool* halt) {
   Lwp* l = entry::enter_checked(t, k);
   // No LWP: out of memory, or a sim kernel refusing a foreign thread.
   if (__builtin_expect(l == nullptr, 0)) return -enter_error(k);
@@ -50,6 +52,7 @@ namespace {
     if (__builtin_expect(is_restart_result(r), 0)) r = syscall_restart(*l, nr, args, r);
   }
   k.trace().record(nr, args, r);
+  *halt = k.halt_requested();
   entry::leave_inline(k, l);
   return r;
 }
@@ -59,7 +62,8 @@ namespace {
 long syscall_enter(Kernel& k, long nr, const long* args) {
   ThreadCtx& t = entry::t_ctx;
   entry::check_epoch(t);
-  return dispatch(t, k, nr, args);
+  bool halt = false;
+  return dispatch(t, k, nr, args, &halt);
 }
 
 const char* syscall_name(long nr) {
@@ -78,7 +82,8 @@ extern "C" long rump_syscall(long nr, const long args[6]) {
   rump::entry::check_epoch(t);
   rump::Kernel* k = t.cur ? t.cur : rump::entry::g_default.load(std::memory_order_acquire);
   if (__builtin_expect(k == nullptr, 0)) return -ENOSYS;
-  long r = rump::dispatch(t, *k, nr, args ? args : kZero);
-  if (__builtin_expect(k->halt_requested(), 0)) rump::halt_after_reboot(k);
+  bool halt = false;
+  long r = rump::dispatch(t, *k, nr, args ? args : kZero, &halt);
+  if (__builtin_expect(halt, 0)) rump::halt_after_reboot(k);
   return r;
 }
