@@ -33,6 +33,8 @@
 
 using namespace net_test;
 
+#include "net_stats.h"
+
 namespace {
 
 std::atomic<int> g_thread_failures{0};
@@ -67,18 +69,7 @@ int bound_udp(uint16_t* port) {
   return s;
 }
 
-// The counters of a net.inet.*.stats node.
-std::map<std::string, uint64_t> stats(const char* node) {
-  char buf[4096];
-  size_t len = sizeof buf;
-  REQUIRE(rump_sys_sysctlbyname(node, buf, &len, nullptr, 0) == 0);
-  std::map<std::string, uint64_t> m;
-  std::istringstream in(std::string(buf, len > 0 ? len - 1 : 0));
-  std::string k;
-  uint64_t v;
-  while (in >> k >> v) m[k] = v;
-  return m;
-}
+std::map<std::string, uint64_t> stats(const char* node) { return net_stats(node); }
 
 // Feeds raw bytes into lo's input, as a device would.
 void inject(const std::vector<uint8_t>& bytes, uint16_t proto = ETH_P_IP) {

@@ -33,6 +33,8 @@
 
 using namespace net_test;
 
+#include "net_stats.h"
+
 namespace {
 
 using Bytes = std::vector<uint8_t>;
@@ -51,18 +53,7 @@ Bytes addr6(const char* a) {
   return b;
 }
 
-// Counters of a net.*.stats node, by name.
-std::map<std::string, uint64_t> counters(const char* node) {
-  char buf[4096];
-  size_t len = sizeof buf;
-  REQUIRE(rump_sys_sysctlbyname(node, buf, &len, nullptr, 0) == 0);
-  std::map<std::string, uint64_t> m;
-  std::istringstream in(std::string(buf, len > 0 ? len - 1 : 0));
-  std::string k;
-  uint64_t v;
-  while (in >> k >> v) m[k] = v;
-  return m;
-}
+std::map<std::string, uint64_t> counters(const char* node) { return net_stats(node); }
 
 // The Internet checksum of an ICMPv6 message under its pseudo-header
 // (zero when the message's own checksum is right).
