@@ -66,7 +66,7 @@ const char* syscall_name(long nr);
 long syscall_restart(Lwp& l, long nr, const long* args, long r);
 inline bool is_restart_result(long r) {
   // -514 (ERESTARTNOHAND) .. -512 (ERESTARTSYS); -513 is never returned.
-  return static_cast<unsigned long>(r + 514) <= 2;
+  return static_cast<unsigned long>(r) + 514UL <= 2UL;
 }
 
 // The per-kernel tracing hook: sees every call's number, arguments and
