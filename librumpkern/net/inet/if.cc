@@ -83,7 +83,30 @@ Result<void> if_set_up(Ifnet& ifp, bool up) {
       n = ifp.naddr6;
       for (int i = 0; i < n; i++) addrs[i] = ifp.addr6[i].addr;
     }
-    for (int i = 0; i < n; i++) nd6_dad_start(ifp, addrs[i]);
+    bool have_ll = false;
+    for (int i = 0; i < n; i++) {
+      nd6_dad_start(ifp, addrs[i]);
+      have_ll = have_ll || addrs[i].linklocal();
+    }
+    // A link-local address from the MAC (modified EUI-64, RFC 4291
+    // appendix A), as Linux makes with addr_gen_mode eui64, and a router
+    // solicitation.
+    if (!have_ll) {
+      In6Addr ll;
+      ll.b[0] = 0xfe;
+      ll.b[1] = 0x80;
+      ll.b[8] = static_cast<uint8_t>(ifp.hwaddr[0] ^ 0x02);
+      ll.b[9] = ifp.hwaddr[1];
+      ll.b[10] = ifp.hwaddr[2];
+      ll.b[11] = 0xff;
+      ll.b[12] = 0xfe;
+      ll.b[13] = ifp.hwaddr[3];
+      ll.b[14] = ifp.hwaddr[4];
+      ll.b[15] = ifp.hwaddr[5];
+      // No room for it (every slot taken) leaves the interface without one.
+      (void)if_add_addr6(ifp, ll, 64);
+    }
+    nd6_router_solicit(ifp);
   }
   return {};
 }
@@ -153,7 +176,10 @@ Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen) {
     slot->addr = a;
     slot->plen = static_cast<uint8_t>(plen);
   }
-  if (plen < 128) TRY(route_add(st, IpAddr::of(prefix6(a, plen)), plen, IpAddr(), ifp.index, true));
+  // Without scope ids to choose by, the link-local prefix stays on the
+  // interface that had it first.
+  IpAddr net = IpAddr::of(prefix6(a, plen));
+  if (plen < 128 && !(a.linklocal() && route_exists(st, net, plen))) TRY(route_add(st, net, plen, IpAddr(), ifp.index, true));
   if (ifp.type == ARPHRD_ETHER && ifp.up()) nd6_dad_start(ifp, a);
   return {};
 }

@@ -31,6 +31,7 @@
 
 #include "base/kmem.h"
 #include "base/ref.h"
+#include "base/siphash.h"
 #include "kern/callout.h"
 #include "net/inet/ip.h"
 #include "net/inet/pkt.h"
@@ -167,6 +168,8 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst);
 // through a connected route (for gateway routes), ENXIO for a bad ifindex.
 Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected);
 Result<void> route_delete(InetState& st, const IpAddr& dst, int plen);
+// True if a route for exactly dst/plen is in the table.
+bool route_exists(InetState& st, const IpAddr& dst, int plen);
 
 // --- counters (/proc/net/snmp names)
 
@@ -190,7 +193,8 @@ Result<void> route_delete(InetState& st, const IpAddr& dst, int plen);
   X(InMsgs) X(InErrors) X(InCsumErrors) X(InDestUnreachs) X(InPktTooBigs) X(InTimeExcds) X(InParmProblems) \
   X(InEchos) X(InEchoReps) X(InNeighborSolicits) X(InNeighborAdvertisements) X(OutMsgs) X(OutErrors)      \
   X(OutDestUnreachs) X(OutPktTooBigs) X(OutTimeExcds) X(OutParmProblems) X(OutEchos) X(OutEchoReps)       \
-  X(OutNeighborSolicits) X(OutNeighborAdvertisements) X(OutRateLimited) X(NdDupAddrs) X(NdResolveFails)
+  X(OutNeighborSolicits) X(OutNeighborAdvertisements) X(OutRateLimited) X(NdDupAddrs) X(NdResolveFails)       \
+  X(OutRouterSolicits)
 
 #define RUMP_STAT_FIELD(n) std::atomic<uint64_t> n{0};
 struct IpStats {
@@ -318,6 +322,7 @@ struct InetState : public KObject {
   Mutex tcp_orphans_lock_{LockRank::kNone};
   TcpOrphanList tcp_orphans_ ABSL_GUARDED_BY(tcp_orphans_lock_);
   uint64_t tcp_cookie_secret = 0;  // for SYN cookies, chosen at boot
+  SipKey tcp_isn_key;              // for ISNs and timestamp offsets, chosen at boot
   std::atomic<bool> tcp_callouts_started{false};
 
   IpStats ip_stats;

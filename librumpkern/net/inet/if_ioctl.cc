@@ -91,14 +91,6 @@ Result<long> ifconf_ioctl(Lwp& l, InetState& st, uintptr_t arg) {
   return 0;
 }
 
-// Is there a route to exactly dst/plen? (SIOCADDRT does not replace one.)
-bool route_exists(InetState& st, const IpAddr& dst, int plen) {
-  SharedLocker g(st.rt_lock_);
-  for (const RouteEntry& e : st.routes_)
-    if (e.plen == plen && e.dst == dst) return true;
-  return false;
-}
-
 bool host_bits_clear(const IpAddr& a, int plen) {
   if (a.family == AF_INET) return plen == 32 || (a.v4.to_host() & (plen == 0 ? ~0u : ~(~0u << (32 - plen)))) == 0;
   for (int i = 0; i < 16; i++) {
@@ -157,7 +149,7 @@ Result<long> route_ioctl(Lwp& l, Socket& so, InetState& st, unsigned long cmd, u
     TRY(route_delete(st, dst, plen));
     return 0;
   }
-  if (route_exists(st, dst, plen)) return err(EEXIST);
+  if (route_exists(st, dst, plen)) return err(EEXIST);  // SIOCADDRT does not replace a route
   if (!gw.family && !ifindex) return err(ENODEV);  // neither a gateway nor a device: Linux's answer
   TRY(route_add(st, dst, plen, gw, ifindex, false));
   return 0;

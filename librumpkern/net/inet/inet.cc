@@ -314,6 +314,7 @@ InetState::InetState(Kernel& k) : kernel(k), pool(k.kmem()), tcp(IPPROTO_TCP, &k
   rumpuser_getrandom(&r, sizeof r, 0, &got);
   ip_id_.store(r);
   rumpuser_getrandom(&tcp_cookie_secret, sizeof tcp_cookie_secret, 0, &got);
+  rumpuser_getrandom(&tcp_isn_key, sizeof tcp_isn_key, 0, &got);
   reass_timer_.init(*k.services().callouts(), &ip_reass_timer, this);
 }
 

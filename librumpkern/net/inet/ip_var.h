@@ -68,6 +68,9 @@ void nd6_solicit(Ifnet& ifp, const In6Addr& target, const uint8_t* mac);
 // usable at once (optimistic, RFC 4429) and tentative for a second; a
 // neighbour that claims it meanwhile removes it (NdDupAddrs counted).
 void nd6_dad_start(Ifnet& ifp, const In6Addr& a);
+// Sends a router solicitation (RFC 4861 6.3.7) from the unspecified
+// address, as a host whose link-local address is still tentative does.
+void nd6_router_solicit(Ifnet& ifp);
 // Is a one of the solicited-node groups (ff02::1:ffXX:XXXX) of ifp's
 // addresses, or all-nodes? (if_lock_ held by the caller or not: takes it)
 bool nd6_joined(Ifnet& ifp, const In6Addr& a);

@@ -210,6 +210,26 @@ void nd6_dad_start(Ifnet& ifp, const In6Addr& a) {
   ether_send_frame(ifp, p, to, ETH_P_IPV6);
 }
 
+void nd6_router_solicit(Ifnet& ifp) {
+  InetState& st = ifp.state();
+  // Type, code, checksum, 4 reserved bytes; no source link-layer option
+  // from the unspecified address (RFC 4861 4.1).
+  uint8_t m[8] = {ND_ROUTER_SOLICIT, 0};
+  In6Addr dst;
+  dst.b[0] = 0xff;
+  dst.b[1] = 0x02;
+  dst.b[15] = 2;  // all routers
+  Pkt* p = nd_packet(st, In6Addr(), dst, m, sizeof m);
+  if (!p) {
+    bump(st.icmp6_stats.OutErrors);
+    return;
+  }
+  bump(st.icmp6_stats.OutMsgs);
+  bump(st.icmp6_stats.OutRouterSolicits);
+  uint8_t to[6] = {0x33, 0x33, 0, 0, 0, 2};
+  ether_send_frame(ifp, p, to, ETH_P_IPV6);
+}
+
 void nd6_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip, uint8_t type) {
   Icmp6Stats& s = st.icmp6_stats;
   bump(type == ND_NEIGHBOR_SOLICIT ? s.InNeighborSolicits : s.InNeighborAdvertisements);

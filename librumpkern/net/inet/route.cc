@@ -114,6 +114,14 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
   return r;
 }
 
+bool route_exists(InetState& st, const IpAddr& dst, int plen) {
+  IpAddr m = masked(dst, plen);
+  SharedLocker g(st.rt_lock_);
+  for (const RouteEntry& x : st.routes_)
+    if (x.plen == plen && x.dst == m) return true;
+  return false;
+}
+
 Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected) {
   int maxlen = dst.family == AF_INET ? 32 : 128;
   if (plen < 0 || plen > maxlen) return err(EINVAL);

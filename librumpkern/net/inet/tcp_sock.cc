@@ -199,6 +199,30 @@ uint32_t TcpCb::random32() {
 
 uint64_t TcpCb::cookie_secret() { return st->tcp_cookie_secret; }
 
+// RFC 6528: ISN = M + F(endpoints, secret), with M a clock ticking every
+// 4 microseconds and F a keyed hash (SipHash-2-4 under a secret drawn once
+// per kernel), so that no host call is made per connection. The timestamp
+// offset is the same hash under another salt, as Linux does.
+namespace {
+
+uint32_t tcp_secure_hash(const InetState& st, const TcpEndpoints& ep, uint8_t salt) {
+  uint8_t m[37];
+  std::memcpy(m, ep.laddr, 16);
+  std::memcpy(m + 16, ep.faddr, 16);
+  std::memcpy(m + 32, &ep.lport, 2);
+  std::memcpy(m + 34, &ep.fport, 2);
+  m[36] = salt;
+  return static_cast<uint32_t>(siphash24(st.tcp_isn_key, m, sizeof m));
+}
+
+}  // namespace
+
+uint32_t TcpCb::isn(const TcpEndpoints& ep) {
+  return tcp_secure_hash(*st, ep, 0) + static_cast<uint32_t>(mono_now_ns() / 4000);
+}
+
+uint32_t TcpCb::ts_offset(const TcpEndpoints& ep) { return tcp_secure_hash(*st, ep, 1); }
+
 void TcpCb::output(const TcpEndpoints& ep, const TcpSegment& seg) {
   // The engine calls this only from calls made under the socket's lock.
   so.lock_.assert_held();
@@ -255,13 +279,11 @@ void TcpCb::rearm_locked() {
     int64_t cd = c.next_deadline();
     if (cd < d) d = cd;
   }
-  if (d == INT64_MAX) {
-    if (timer_at_) {
-      timer_.stop();
-      timer_at_ = 0;
-    }
-    return;
-  }
+  // Nothing to time: an armed callout is left to fire, finding nothing
+  // due. Stopping it would make the next arm a new earliest deadline,
+  // which wakes the callout thread: on every burst of a transfer whose
+  // data is all acknowledged in between.
+  if (d == INT64_MAX) return;
   // A later deadline leaves the callout where it is: it fires early, runs
   // nothing and re-arms. The retransmit timer moves later at every ACK,
   // and moving the callout each time would wake the callout thread.
@@ -606,11 +628,13 @@ Result<size_t> TcpCb::recv(Lwp& l, SockMsg& m, int flags, bool nonblock) {
   size_t lowat = static_cast<size_t>(so.rcvlowat_);
   size_t target = (flags & MSG_WAITALL) && !peek ? uio.resid : (lowat < uio.resid ? lowat : uio.resid);
   if (target == 0) target = 1;
+  bool peek_more = false;  // a peek that has more bytes to show
   while (uio.resid > 0) {
     const uint8_t *p1, *p2;
     size_t l1, l2;
-    size_t have = conn_ ? conn_->recv_pieces(&p1, &l1, &p2, &l2) : 0;
-    if (have > 0 && !(peek && copied > 0)) {
+    void* pins[2];
+    size_t have = conn_ ? conn_->recv_pieces(peek ? copied : 0, &p1, &l1, &p2, &l2, pins) : 0;
+    if (have > 0 && (!peek || copied == 0 || peek_more)) {
       so.lock_.unlock();
       size_t before = uio.resid;
       size_t n1 = l1 < uio.resid ? l1 : uio.resid;
@@ -620,6 +644,8 @@ Result<size_t> TcpCb::recv(Lwp& l, SockMsg& m, int flags, bool nonblock) {
         c = uio.copyout(p2, n2);
       }
       size_t moved = before - uio.resid;
+      tcp::ByteRing::unshare(pins[0]);
+      tcp::ByteRing::unshare(pins[1]);
       so.lock_.lock();
       if (!peek && conn_) conn_->recv_consume(moved);
       copied += moved;
@@ -627,9 +653,18 @@ Result<size_t> TcpCb::recv(Lwp& l, SockMsg& m, int flags, bool nonblock) {
         if (copied == 0) error = c.error();
         break;
       }
-      if (peek || copied >= target) break;
+      // Pieces short of what is readable (lent spans): go on for the rest,
+      // so a read takes all there is, as a peek does.
+      bool more = moved < have;
+      if (peek) {
+        peek_more = more;
+        if (!peek_more) break;
+        continue;
+      }
+      if (copied >= target && !more) break;
       continue;
     }
+    if (peek && copied > 0) break;
     if (conn_ && conn_->readable() > 0 && !(peek && copied > 0)) {
       // Urgent data ahead: the engine's own copy skips the urgent byte.
       uint8_t buf[512];
@@ -1043,6 +1078,22 @@ namespace {
 
 void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 
+// The send-ring store a packet's bytes from off on were lent from, when
+// all of them are lent bytes of one store (lend_piece); else null.
+void* payload_lender(const Pkt& p, size_t off) {
+  void* store = nullptr;
+  for (const PktSeg* s = p.first(); s; s = s->next) {
+    if (off >= s->len) {
+      off -= s->len;
+      continue;
+    }
+    off = 0;
+    if (s->release != &tcp::ByteRing::unshare || (store && s->arg != store)) return nullptr;
+    store = s->arg;
+  }
+  return store;
+}
+
 // Parses the TCP segment p holds. The header is made contiguous; the
 // payload stays where it is when it is in at most two pieces (a packet
 // that borrowed a sender's ring), else it is gathered. False if malformed
@@ -1073,6 +1124,7 @@ bool parse_segment(Pkt& p, TcpSegment& seg) {
     seg.data2 = reinterpret_cast<const uint8_t*>(ptr[1]);
     seg.len2 = n[1];
   }
+  if (k > 0) seg.lender = payload_lender(p, hl);
   return true;
 }
 

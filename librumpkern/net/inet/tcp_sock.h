@@ -83,6 +83,8 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   // --- TcpHost (called by the engine under so.lock_)
   int64_t now_ns() override;
   uint32_t random32() override;
+  uint32_t isn(const tcp::TcpEndpoints& ep) override;
+  uint32_t ts_offset(const tcp::TcpEndpoints& ep) override;
   void output(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg) override;
   void notify(tcp::TcpConnection&) override {}
   void listener_ready(tcp::TcpListener&) override {}

@@ -35,13 +35,95 @@ Result<void> ByteRing::resize(Kmem& kmem, size_t cap) {
   if (cap == cap_) return {};
   Store* st = alloc_store(kmem, cap);
   if (st == nullptr) return err(ENOMEM);
+  unshare(spare_);
+  spare_ = nullptr;
+  move_to(st, cap);
+  return {};
+}
+
+void ByteRing::move_to(Store* st, size_t cap) {
   copy_out(0, st->bytes, size_);
+  release_lent();
   unshare(store_);
   store_ = st;
   buf_ = st->bytes;
   cap_ = cap;
   head_ = 0;
+}
+
+Result<void> ByteRing::own_free_room(Kmem& kmem) {
+  if (store_ == nullptr || store_->refs.load(std::memory_order_acquire) == 1) return {};
+  Store* st;
+  if (spare_ != nullptr && spare_->refs.load(std::memory_order_acquire) == 1) {
+    st = spare_;
+  } else {
+    st = alloc_store(kmem, cap_);
+    if (st == nullptr) return err(ENOMEM);
+    unshare(spare_);
+  }
+  // The borrowed store becomes the spare once its borrowers let go.
+  spare_ = store_;
+  store_->refs.fetch_add(1, std::memory_order_relaxed);
+  move_to(st, cap_);
   return {};
+}
+
+void* ByteRing::reshare(void* store) {
+  static_cast<Store*>(store)->refs.fetch_add(1, std::memory_order_relaxed);
+  return store;
+}
+
+bool ByteRing::append_lent(const uint8_t* data, size_t n, void* store) {
+  if (n == 0) return true;
+  if (n > space()) return false;
+  uint64_t pos = dropped_ + size_;
+  Lent* last = nlent_ > 0 ? &lent_[nlent_ - 1] : nullptr;
+  if (last && last->store == store && last->ptr + last->len == data && last->pos + last->len == pos) {
+    last->len += n;
+  } else {
+    if (nlent_ == kMaxLent) return false;
+    lent_[nlent_++] = Lent{pos, n, data, reshare(store)};
+  }
+  size_ += n;
+  return true;
+}
+
+void ByteRing::pin_lent(size_t off, size_t n, void* pins[2]) const {
+  pins[0] = pins[1] = nullptr;
+  int k = 0;
+  uint64_t lo = dropped_ + off, hi = lo + n;
+  for (int i = 0; i < nlent_ && k < 2; i++) {
+    const Lent& l = lent_[i];
+    if (l.pos < hi && lo < l.pos + l.len) pins[k++] = reshare(l.store);
+  }
+}
+
+void ByteRing::release_lent() {
+  for (int i = 0; i < nlent_; i++) unshare(lent_[i].store);
+  nlent_ = 0;
+}
+
+const uint8_t* ByteRing::run(size_t off, size_t n, size_t* len) const {
+  uint64_t at = dropped_ + off;
+  uint64_t limit = UINT64_MAX;
+  for (int i = 0; i < nlent_; i++) {
+    const Lent& l = lent_[i];
+    if (at < l.pos) {
+      limit = l.pos;
+      break;
+    }
+    if (at < l.pos + l.len) {
+      size_t k = static_cast<size_t>(l.pos + l.len - at);
+      *len = k < n ? k : n;
+      return l.ptr + (at - l.pos);
+    }
+  }
+  size_t pos = (head_ + off) % cap_;
+  size_t k = cap_ - pos;
+  if (k > n) k = n;
+  if (limit - at < k) k = static_cast<size_t>(limit - at);
+  *len = k;
+  return buf_ + pos;
 }
 
 void* ByteRing::share() const {
@@ -74,12 +156,30 @@ void ByteRing::drop(size_t n) {
   if (n > size_) n = size_;
   if (n == 0) return;
   size_ -= n;
+  dropped_ += n;
+  int gone = 0;
+  while (gone < nlent_ && lent_[gone].pos + lent_[gone].len <= dropped_) unshare(lent_[gone++].store);
+  if (gone > 0) {
+    for (int i = gone; i < nlent_; i++) lent_[i - gone] = lent_[i];
+    nlent_ -= gone;
+  }
   // The head moves even when the ring empties: out-of-order bytes may sit
   // beyond it at their offsets.
   head_ = (head_ + n) % cap_;
 }
 
 void ByteRing::copy_out(size_t off, uint8_t* dst, size_t n) const {
+  if (nlent_ > 0) {
+    while (n > 0) {
+      size_t k;
+      const uint8_t* p = run(off, n, &k);
+      memcpy(dst, p, k);
+      dst += k;
+      off += k;
+      n -= k;
+    }
+    return;
+  }
   const uint8_t* p1;
   const uint8_t* p2;
   size_t l1, l2;
@@ -93,6 +193,13 @@ void ByteRing::pieces(size_t off, size_t n, const uint8_t** p1, size_t* l1, cons
   if (n == 0 || buf_ == nullptr) {
     *p1 = *p2 = nullptr;
     *l1 = *l2 = 0;
+    return;
+  }
+  if (nlent_ > 0) {
+    *p1 = run(off, n, l1);
+    *p2 = nullptr;
+    *l2 = 0;
+    if (*l1 < n) *p2 = run(off + *l1, n - *l1, l2);
     return;
   }
   size_t pos = (head_ + off) % cap_;

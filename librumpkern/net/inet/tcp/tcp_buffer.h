@@ -14,7 +14,16 @@
 // lives until the ring and every borrower let go. A borrower reads only
 // bytes that were unacknowledged when it borrowed them; the ring rewrites
 // a byte only after it was acknowledged, which needs the receiver to have
-// passed it, and the receiver then ignores the borrower's copy.
+// passed it. A receiver on the same kernel (lo) may keep borrowed bytes
+// as part of its contents (append_lent) instead of copying them: so that
+// they stay as they were, a send ring whose storage is borrowed moves to
+// other storage before it takes new bytes (send_room()).
+//
+// Lent spans (receive side): a span of the contents whose bytes live in
+// another ring's storage, with a reference on it. The ring reserves their
+// room as if it held them, so space and window accounting are the same;
+// every read (copy_out, pieces) takes such bytes from the span, and drop
+// lets a span go once its last byte is gone.
 #pragma once
 
 #include <cstddef>
@@ -31,7 +40,11 @@ class ByteRing {
   ByteRing() = default;
   ByteRing(const ByteRing&) = delete;
   ByteRing& operator=(const ByteRing&) = delete;
-  ~ByteRing() { unshare(store_); }
+  ~ByteRing() {
+    release_lent();
+    unshare(store_);
+    unshare(spare_);
+  }
 
   // Sets the capacity: before the first allocation only; later calls are
   // ignored (a connection keeps the buffer it started with).
@@ -45,7 +58,10 @@ class ByteRing {
   // Gives the storage back (the contents go; prepare() would allocate
   // anew).
   void release() {
+    release_lent();
     unshare(store_);
+    unshare(spare_);
+    spare_ = nullptr;
     store_ = nullptr;
     buf_ = nullptr;
     head_ = size_ = 0;
@@ -58,6 +74,24 @@ class ByteRing {
   // release, which may run on any thread without the connection's lock.
   void* share() const;
   static void unshare(void* store);
+  // Another reference on a store a packet lent (see share()).
+  static void* reshare(void* store);
+  // Send side: makes sure no borrower can see the free room, moving the
+  // contents to storage nobody borrows (a spare kept from an earlier move,
+  // or new storage) when the current one is borrowed. ENOMEM.
+  Result<void> own_free_room(Kmem& kmem);
+
+  // Receive side: n bytes at data, inside store (a store a packet lent),
+  // become the next contents without a copy (n <= space(); prepare
+  // first). False, and nothing done, when the span table is full.
+  bool append_lent(const uint8_t* data, size_t n, void* store);
+  // Spans still free in the table.
+  int lent_room() const { return kMaxLent - nlent_; }
+  // References on the stores of the lent spans the bytes [off, off + n)
+  // lie in (at most two: what pieces() gives), for a reader that copies
+  // them without the owner's lock; each non-null one is given back with
+  // unshare().
+  void pin_lent(size_t off, size_t n, void* pins[2]) const;
 
   size_t size() const { return size_; }
   size_t capacity() const { return cap_; }
@@ -74,7 +108,8 @@ class ByteRing {
   void drop(size_t n);
   // Copies n bytes starting at offset off (off + n <= size()).
   void copy_out(size_t off, uint8_t* dst, size_t n) const;
-  // The bytes [off, off + n) as up to two contiguous pieces.
+  // The bytes [off, off + n) as up to two contiguous pieces (with lent
+  // spans, the first two runs from off, which may hold fewer bytes).
   void pieces(size_t off, size_t n, const uint8_t** p1, size_t* l1, const uint8_t** p2,
               size_t* l2) const;
   // The free room after the contents as up to two pieces (prepare first).
@@ -85,12 +120,29 @@ class ByteRing {
 
  private:
   struct Store;
+  struct Lent {
+    uint64_t pos;  // the stream position (see dropped_) of its first byte
+    size_t len;
+    const uint8_t* ptr;
+    void* store;
+  };
+  static constexpr int kMaxLent = 6;
   static Store* alloc_store(Kmem& kmem, size_t cap);
+  void release_lent();
+  // The longest contiguous run of contents from offset off (< size()), at
+  // most n bytes: where it is and how long.
+  const uint8_t* run(size_t off, size_t n, size_t* len) const;
+  void move_to(Store* st, size_t cap);
+
   Store* store_ = nullptr;
+  Store* spare_ = nullptr;  // a store to move to once nobody borrows it
   uint8_t* buf_ = nullptr;
   size_t cap_ = 0;
   size_t head_ = 0;
   size_t size_ = 0;
+  uint64_t dropped_ = 0;  // bytes ever dropped: the stream position of the head
+  Lent lent_[kMaxLent];
+  int nlent_ = 0;
 };
 
 // The out-of-order ranges held above RCV.NXT, sorted and disjoint, with the

@@ -110,8 +110,8 @@ Result<void> TcpConnection::connect() {
       return err(EISCONN);
   }
   if (was_established_ || error_ != 0) return err(EISCONN);
-  iss_ = host_->random32();
-  ts_offset_ = host_->random32();
+  iss_ = host_->isn(ep_);
+  ts_offset_ = host_->ts_offset(ep_);
   snd_una_ = snd_nxt_ = snd_max_ = iss_;
   snd_buf_seq_ = iss_ + 1;
   // The smallest shift that lets the whole receive buffer be advertised.
@@ -127,7 +127,7 @@ Result<void> TcpConnection::connect() {
 void TcpConnection::accept_syn(const TcpSegment& syn, Seq iss) {
   passive_ = true;
   iss_ = iss;
-  ts_offset_ = host_->random32();
+  ts_offset_ = host_->ts_offset(ep_);
   snd_una_ = snd_nxt_ = snd_max_ = iss_;
   snd_buf_seq_ = iss_ + 1;
   irs_ = syn.seq;
@@ -266,14 +266,18 @@ void TcpConnection::after_read() {
   }
 }
 
-size_t TcpConnection::recv_pieces(const uint8_t** p1, size_t* l1, const uint8_t** p2, size_t* l2) const {
+size_t TcpConnection::recv_pieces(size_t off, const uint8_t** p1, size_t* l1, const uint8_t** p2, size_t* l2,
+                                  void* pins[2]) const {
   size_t have = rcvbuf_.size();
-  if (have == 0 || urg_pending_in_buffer()) {
+  pins[0] = pins[1] = nullptr;
+  if (have <= off || urg_pending_in_buffer()) {
     *p1 = *p2 = nullptr;
     *l1 = *l2 = 0;
     return 0;
   }
-  rcvbuf_.pieces(0, have, p1, l1, p2, l2);
+  have -= off;
+  rcvbuf_.pieces(off, have, p1, l1, p2, l2);
+  rcvbuf_.pin_lent(off, *l1 + *l2, pins);
   return have;
 }
 
@@ -302,6 +306,7 @@ Result<size_t> TcpConnection::send_room(uint8_t** p1, size_t* l1, uint8_t** p2, 
       return err(EPIPE);
   }
   TRY(sndbuf_.prepare(kmem_));
+  TRY(sndbuf_.own_free_room(kmem_));
   sndbuf_.free_pieces(p1, l1, p2, l2);
   return *l1 + *l2;
 }

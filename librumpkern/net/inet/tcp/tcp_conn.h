@@ -70,6 +70,11 @@ class TcpHost {
   // Monotonic time in nanoseconds.
   virtual int64_t now_ns() = 0;
   virtual uint32_t random32() = 0;
+  // The initial sequence number of a connection on ep and its timestamp
+  // offset (RFC 6528 and RFC 7323 section 5.4 want both unpredictable per
+  // connection); random by default.
+  virtual uint32_t isn(const TcpEndpoints&) { return random32(); }
+  virtual uint32_t ts_offset(const TcpEndpoints&) { return random32(); }
   // Transmits seg from ep.laddr:lport to ep.faddr:fport. A packet the host
   // cannot send is simply lost: retransmission recovers.
   virtual void output(const TcpEndpoints& ep, const TcpSegment& seg) = 0;
@@ -169,7 +174,13 @@ class TcpConnection : public KObject {
   // recv() does. Input only appends beyond those bytes meanwhile.
   Result<size_t> send_room(uint8_t** p1, size_t* l1, uint8_t** p2, size_t* l2);
   void send_commit(size_t n, bool more = false);
-  size_t recv_pieces(const uint8_t** p1, size_t* l1, const uint8_t** p2, size_t* l2) const;
+  // recv_pieces() starts at offset off of the readable bytes (a peek
+  // going on), may give fewer bytes than are readable (the host calls
+  // again), and returns how many are readable from off; pins gets
+  // references on lent bytes the pieces show (ByteRing::pin_lent), which
+  // the host gives back once it copied them.
+  size_t recv_pieces(size_t off, const uint8_t** p1, size_t* l1, const uint8_t** p2, size_t* l2,
+                     void* pins[2]) const;
   void recv_consume(size_t n);
   // Copies up to n received bytes; peek leaves them queued. Returns 0 at
   // end of stream, EAGAIN if nothing is there yet, the error of a reset

@@ -495,8 +495,16 @@ void TcpConnection::process_data(const TcpSegment& seg) {
   }
   if (seg.seq == rcv_nxt_) {
     if (len > rcvbuf_.space()) len = rcvbuf_.space();
-    write_payload(rcvbuf_.size(), seg, len);
-    rcvbuf_.commit(len);
+    if (seg.lender != nullptr && rcvbuf_.lent_room() >= 2) {
+      // Lent by a sender on this kernel: keep its bytes where they are
+      // (the one copy is the reader's).
+      size_t a = len < seg.len ? len : seg.len;
+      rcvbuf_.append_lent(seg.data, a, seg.lender);
+      rcvbuf_.append_lent(seg.data2, len - a, seg.lender);
+    } else {
+      write_payload(rcvbuf_.size(), seg, len);
+      rcvbuf_.commit(len);
+    }
     rcv_nxt_ += static_cast<uint32_t>(len);
     stats_.bytes_received += len;
     bool filled = false;

@@ -96,7 +96,7 @@ TcpConnection* TcpListener::input(const TcpEndpoints& ep, const TcpSegment& seg)
   TcpConnection* child = *c;
   child->listener_ = this;
   syn_queue_.push_back(*child);
-  child->accept_syn(seg, host_.random32());
+  child->accept_syn(seg, host_.isn(child->endpoints()));
   return child;
 }
 

@@ -63,6 +63,9 @@ struct TcpSegment {
   size_t len = 0;
   const uint8_t* data2 = nullptr;
   size_t len2 = 0;
+  // On receive: the send-ring store the payload was lent from (a segment
+  // over lo, see ByteRing::share), or null.
+  void* lender = nullptr;
 
   size_t payload_len() const { return len + len2; }
   // Drops the first d payload bytes, or keeps only the first n.

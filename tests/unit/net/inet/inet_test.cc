@@ -740,6 +740,7 @@ TEST_CASE("inet: Ethernet: ARP resolves a next hop, holds packets meanwhile, ans
     });
     REQUIRE(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.1.0.1", 24) == 0);
     REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+    cap.frames.clear();  // IPv6: the link-local address's DAD, a router solicitation
     uint16_t port;
     int r = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in me = in4("10.1.0.1", 0);

@@ -259,10 +259,14 @@ TEST_CASE("ipv6 nd: DAD on up, solicitation to the solicited-node group, adverti
     attach_ether("eth0", kMacA, out);
     REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
     CHECK(out.size() == 0);  // down: no DAD yet
+    auto icmp_before = counters("net.inet6.icmp6.stats");
     REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
     // DAD: a solicitation for our address from ::, to ff02::1:ff00:1 at
-    // 33:33:ff:00:00:01, hop limit 255, no source option.
-    REQUIRE(out.size() == 1);
+    // 33:33:ff:00:00:01, hop limit 255, no source option; then the same
+    // for the link-local address made from the MAC (modified EUI-64:
+    // 02:00:00:00:00:0a gives fe80::ff:fe00:a), then a router
+    // solicitation from :: to all routers, without a source option.
+    REQUIRE(out.size() == 3);
     Nd d = parse_nd(out.pop());
     CHECK(d.ok);
     CHECK(d.hlim == 255);
@@ -273,6 +277,23 @@ TEST_CASE("ipv6 nd: DAD on up, solicitation to the solicited-node group, adverti
     REQUIRE(d.msg.size() == 24);
     CHECK(d.msg[0] == ND_NEIGHBOR_SOLICIT);
     CHECK(Bytes(d.msg.begin() + 8, d.msg.begin() + 24) == addr6("2001:db8::1"));
+    Nd ll = parse_nd(out.pop());
+    CHECK(ll.ok);
+    CHECK(ll.dmac == Bytes({0x33, 0x33, 0xff, 0, 0, 0x0a}));
+    CHECK(ll.src == addr6("::"));
+    CHECK(ll.dst == addr6("ff02::1:ff00:a"));
+    REQUIRE(ll.msg.size() == 24);
+    CHECK(ll.msg[0] == ND_NEIGHBOR_SOLICIT);
+    CHECK(Bytes(ll.msg.begin() + 8, ll.msg.begin() + 24) == addr6("fe80::ff:fe00:a"));
+    Nd rs = parse_nd(out.pop());
+    CHECK(rs.ok);
+    CHECK(rs.hlim == 255);
+    CHECK(rs.dmac == Bytes({0x33, 0x33, 0, 0, 0, 2}));
+    CHECK(rs.src == addr6("::"));
+    CHECK(rs.dst == addr6("ff02::2"));
+    REQUIRE(rs.msg.size() == 8);
+    CHECK(rs.msg[0] == ND_ROUTER_SOLICIT);
+    CHECK(counters("net.inet6.icmp6.stats")["OutRouterSolicits"] - icmp_before["OutRouterSolicits"] == 1);
 
     int r = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
     sockaddr_in6 me = in6("2001:db8::1", 7000);
@@ -361,6 +382,8 @@ TEST_CASE("ipv6 nd: a neighbour claiming a tentative address makes it a duplicat
     Frames out;
     attach_ether("eth0", kMacA, out);
     REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+    CHECK(out.size() == 2);  // the link-local address's DAD, a router solicitation
+    out.clear();
     REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::5", 64) == 0);
     REQUIRE(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::6", 64) == 0);
     CHECK(out.size() == 2);  // one DAD solicitation each
