@@ -127,27 +127,13 @@ void read_stream(int rd, size_t total, int dir, uint64_t seed) {
   TCHECK(got == total);
 }
 
-// Writes or reads exactly len bytes, going on after EINTR (a signal that
-// came before any byte moved) and after short counts (one that came after).
-bool write_all(int fd, const void* p, size_t len, std::atomic<long>& eintr) {
-  const char* c = static_cast<const char*>(p);
-  while (len > 0) {
-    long r = rump_sys_write(fd, c, len);
-    if (r < 0 && errno == EINTR) {
-      eintr++;
-      continue;
-    }
-    if (r <= 0) return false;
-    c += r;
-    len -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* p, size_t len, std::atomic<long>& eintr) {
+// Writes (or reads) exactly len bytes, going on after EINTR (a signal
+// that came before any byte moved) and after short counts (one that came
+// after).
+bool move_all(bool write, int fd, void* p, size_t len, std::atomic<long>& eintr) {
   char* c = static_cast<char*>(p);
   while (len > 0) {
-    long r = rump_sys_read(fd, c, len);
+    long r = write ? rump_sys_write(fd, c, len) : rump_sys_read(fd, c, len);
     if (r < 0 && errno == EINTR) {
       eintr++;
       continue;
@@ -158,6 +144,8 @@ bool read_all(int fd, void* p, size_t len, std::atomic<long>& eintr) {
   }
   return true;
 }
+bool write_all(int fd, void* p, size_t len, std::atomic<long>& eintr) { return move_all(true, fd, p, len, eintr); }
+bool read_all(int fd, void* p, size_t len, std::atomic<long>& eintr) { return move_all(false, fd, p, len, eintr); }
 
 }  // namespace
 
