@@ -320,8 +320,11 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
   constexpr size_t kPiece = SockRecord::kStreamPiece;
   int64_t deadline = -1;
   bool first = true;
-  // One copy into a waiting reader's uio, tried before each record.
-  bool direct_ok = pr.send_direct && pr.stream && !creds && !m.rights && m.uio->direct();
+  // One copy into a waiting reader's uio, tried before each record; not
+  // for small sends, where a cached record costs less than looking at the
+  // peer's offer under its lock.
+  bool direct_ok = pr.send_direct && pr.stream && !creds && !m.rights && want > SockRecord::kSmallRecord &&
+                   m.uio->direct();
   bool direct_tried = false;
   do {
     size_t chunk = pr.stream ? (want - sent < kPiece ? want - sent : kPiece) : want;

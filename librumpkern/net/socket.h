@@ -31,7 +31,7 @@
 // vfs/file.h); a sender in the host's address space whose protocol has a
 // send_direct hook (local streams) copies from its buffer straight into
 // it, with no record, unless the record would carry credentials or
-// rights.
+// rights; sends of at most kSmallRecord bytes keep to (cached) records.
 //
 // Waiting: a reader or writer that must wait first spins on gen_ for an
 // adaptive budget (kern/spin_budget.h), so a peer running on another CPU

@@ -210,9 +210,10 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
       }
       continue;
     }
-    if (rdirect_ && !rdirect_->claimed && !rdirect_->filled() && len_ == 0 &&
-        (want > kPipeBuf || rdirect_->uio->resid >= want - done) && uio.direct()) {
-      // A reader waits with its uio: one copy, straight into it.
+    if (want > kPipeBuf && rdirect_ && !rdirect_->claimed && !rdirect_->filled() && len_ == 0 && uio.direct()) {
+      // A reader waits with its uio: one copy, straight into it. Only
+      // writes of more than PIPE_BUF bytes (no atomicity to keep, and a
+      // copy saved that is worth the reader's hand-shake).
       DirectRead& d = *rdirect_;
       d.claimed = true;
       wbusy_ = true;

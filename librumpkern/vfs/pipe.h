@@ -29,8 +29,9 @@
 // waits, keeping its turn (rbusy_); a writer in the host's address space
 // that finds the ring empty and the offer there copies from its buffer
 // straight into the reader's, with no copy through the ring, and wakes it.
-// The rest of the write, if the reader asked for less, goes into the ring
-// (a write of at most PIPE_BUF bytes goes straight only if it fits whole).
+// The rest of the write, if the reader asked for less, goes into the ring.
+// Only writes of more than PIPE_BUF bytes go straight (no atomicity to
+// keep, and a copy saved that is worth the reader's hand-shake).
 //
 // Waiting: a reader or writer that must wait first spins briefly on gen_
 // (Lwp::spin_wait), which every change of the pipe's state bumps, and

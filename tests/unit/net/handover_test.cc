@@ -309,40 +309,50 @@ TEST_CASE("hand-over: a fault on either side loses no byte: the faulting side ge
     Kid k = fork_and_switch();
     Channels c = open_channels(kind);
     void* bad = reinterpret_cast<void*>(uintptr_t{8});
+    // Large enough to go straight into a waiting reader's buffer.
+    constexpr size_t kLen = 3 * 4096;
+    std::vector<unsigned char> out(kLen);
+    for (size_t i = 0; i < kLen; i++) out[i] = pattern(i, 2);
+    auto read_whole = [&](std::vector<unsigned char>& in) {
+      size_t got = 0;
+      while (got < kLen) {
+        long n = rump_sys_read(c.a_to_b_rd, in.data() + got, kLen - got);
+        if (n <= 0) return false;
+        got += static_cast<size_t>(n);
+      }
+      return true;
+    };
     // A reader with a bad buffer, waiting (or not yet) when the bytes come.
     std::atomic<long> r{99};
     std::atomic<int> e{0};
     std::thread reader([&] {
       rump_kernel_set_current(up.k);
       TCHECK(rump_lwproc_newlwp(k.pid) == 0);
-      r = rump_sys_read(c.a_to_b_rd, bad, 5);
+      r = rump_sys_read(c.a_to_b_rd, bad, kLen);
       e = errno;
       rump_lwproc_releaselwp();
     });
-    CHECK(rump_sys_write(c.a_to_b_wr, "hello", 5) == 5);
+    CHECK(rump_sys_write(c.a_to_b_wr, out.data(), kLen) == static_cast<long>(kLen));
     reader.join();
     CHECK(r == -1);
     CHECK(e == EFAULT);
-    char buf[8] = {};
-    CHECK(rump_sys_read(c.a_to_b_rd, buf, sizeof buf) == 5);
-    CHECK(std::string(buf, 5) == "hello");
+    std::vector<unsigned char> in(kLen);
+    CHECK(read_whole(in));
+    CHECK(in == out);
     // A writer with a bad buffer: EFAULT, and the waiting reader gets the
     // next good write whole.
-    std::string got;
+    std::vector<unsigned char> in2(kLen);
     std::thread reader2([&] {
       rump_kernel_set_current(up.k);
       TCHECK(rump_lwproc_newlwp(k.pid) == 0);
-      char b2[8] = {};
-      long n = rump_sys_read(c.a_to_b_rd, b2, sizeof b2);
-      TCHECK(n == 5);
-      if (n > 0) got.assign(b2, static_cast<size_t>(n));
+      TCHECK(read_whole(in2));
       rump_lwproc_releaselwp();
     });
-    CHECK_ERRNO(EFAULT, rump_sys_write(c.a_to_b_wr, bad, 5));
-    CHECK(rump_sys_write(c.a_to_b_wr, "world", 5) == 5);
+    CHECK_ERRNO(EFAULT, rump_sys_write(c.a_to_b_wr, bad, kLen));
+    CHECK(rump_sys_write(c.a_to_b_wr, out.data(), kLen) == static_cast<long>(kLen));
     reader2.join();
     CHECK_THREADS_OK();
-    CHECK(got == "world");
+    CHECK(in2 == out);
     c.close_all();
   }
 }
