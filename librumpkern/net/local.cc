@@ -636,12 +636,28 @@ Result<void> unp_check_addr(const void* raw, socklen_t len, SockAddr& a) {
   return {};
 }
 
+// A stream's one copy into its peer's waiting reader (socket.h).
+Result<size_t> unp_send_direct(Lwp& l, Socket& so, Uio& uio, size_t max) {
+  Socket* p;
+  {
+    MutexLocker g(so.lock_);
+    p = unp(so).peer;
+    if (!p) return size_t{0};
+    p->ref();
+  }
+  RefPtr<Socket> target = adopt_ref(p);
+  int src_error = 0;
+  size_t moved = target->fill_direct(uio, max, &src_error);
+  if (moved == 0 && src_error) return err(src_error);
+  return moved;
+}
+
 #define UNP_HOOKS                                                                                       \
   &unp_attach, &unp_detach, &unp_bind, &unp_listen, &unp_connect, &unp_connect2, &unp_send, &unp_shutdown, \
       &unp_sockname, &unp_peername, &unp_poll_locked, &unp_wants_creds, &unp_source_name, &free_pcb
 
 const Protosw g_unp_protos[] = {
-    {SOCK_STREAM, 0, true, true, UNP_HOOKS},
+    {SOCK_STREAM, 0, true, true, UNP_HOOKS, nullptr, nullptr, nullptr, &unp_send_direct},
     {SOCK_DGRAM, 0, false, false, UNP_HOOKS},
     {SOCK_SEQPACKET, 0, false, true, UNP_HOOKS},
 };

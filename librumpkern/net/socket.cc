@@ -242,6 +242,33 @@ SockRecord* Socket::take_record_locked(size_t len) {
   return nullptr;
 }
 
+size_t Socket::fill_direct(Uio& src, size_t max, int* src_error) {
+  DirectRead* d;
+  {
+    MutexLocker g(lock_);
+    d = rcv_direct_;
+    if (!d || d->claimed || d->filled() || !rcv_.empty() || (state_ & (kSsClosed | kSsCantRcvMore)) ||
+        (options_ & kSoPassCred))
+      return 0;
+    d->claimed = true;
+  }
+  UioMoved r = uio_move(*d->uio, src, max);
+  bool wake;
+  {
+    MutexLocker g(lock_);
+    d->claimed = false;
+    d->moved += r.moved;
+    if (r.dst_error && d->moved == 0) d->error = r.dst_error;
+    gen_.store(gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    wake = rcv_waiters_ > 0;
+  }
+  // The reader may sleep, or wait for the claim to end; other readers
+  // wait on the same condition variable for its turn.
+  if (wake) rcv_cv_.broadcast();
+  if (r.src_error) *src_error = r.src_error;
+  return r.moved;
+}
+
 int64_t so_deadline(int64_t timeo_ns) { return timeo_ns > 0 ? poll_now_ns() + timeo_ns : -1; }
 
 int so_sleep(Lwp& l, Socket& so, CondVar& cv, int& waiters, int64_t deadline) {
@@ -293,6 +320,12 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
   constexpr size_t kPiece = SockRecord::kStreamPiece;
   int64_t deadline = -1;
   bool first = true;
+  // One copy into a waiting reader's uio, tried before each record; not
+  // for small sends, where a cached record costs less than looking at the
+  // peer's offer under its lock.
+  bool direct_ok = pr.send_direct && pr.stream && !creds && !m.rights && want > SockRecord::kSmallRecord &&
+                   m.uio->direct();
+  bool direct_tried = false;
   do {
     size_t chunk = pr.stream ? (want - sent < kPiece ? want - sent : kPiece) : want;
     SockRecord* rec = nullptr;
@@ -329,8 +362,26 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
       }
       if (error) break;
       if (pr.stream && want == 0) break;  // the checks only (Linux)
-      so.snd_cc_ += chunk;
-      rec = so.take_record_locked(chunk);
+      if (direct_ok && !direct_tried) {
+        direct_tried = true;
+      } else {
+        direct_tried = false;
+        so.snd_cc_ += chunk;
+        rec = so.take_record_locked(chunk);
+      }
+    }
+    if (direct_tried) {
+      Result<size_t> d = pr.send_direct(l, so, *m.uio, want - sent);
+      if (!d.ok()) {
+        error = d.error();
+        break;
+      }
+      if (d.value()) {
+        sent += d.value();
+        first = false;
+        direct_tried = false;
+      }
+      continue;
     }
     if (!rec) rec = SockRecord::alloc(km, chunk);
     if (!rec) {
@@ -424,6 +475,7 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
   }
   so.rcv_busy_ = true;
   bool passcred = so.options_ & kSoPassCred;
+  DirectRead direct(uio);
   // A local stream copies and consumes with MSG_TRUNC as without it
   // (Linux's unix_stream_recvmsg ignores the flag; TCP discards the
   // bytes instead, in its own receive path).
@@ -453,7 +505,26 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
         // end() we hold now must be re-read after the sleep.
         bool was_empty = so.rcv_.empty();
         SockRecord* last = was_empty ? nullptr : &so.rcv_.back();
-        if (int e = so_sleep(l, so, so.rcv_cv_, so.rcv_waiters_, deadline)) {
+        // Nothing buffered: a sender may copy straight into our uio.
+        bool offer = was_empty && !peek && !passcred && pr.send_direct && uio.direct();
+        if (offer) so.rcv_direct_ = &direct;
+        int e = so_sleep(l, so, so.rcv_cv_, so.rcv_waiters_, deadline);
+        if (offer) {
+          while (direct.claimed) {
+            // The sender wakes us when its copy ends.
+            so.rcv_waiters_++;
+            (void)l.sleep(so.rcv_cv_, so.lock_, -1, false);
+            so.rcv_waiters_--;
+          }
+          so.rcv_direct_ = nullptr;
+          copied += direct.moved;
+          direct.moved = 0;
+          if (direct.error) {
+            if (copied == 0) error = direct.error;
+            break;
+          }
+        }
+        if (e) {
           if (copied == 0) error = e;
           break;
         }

@@ -26,6 +26,13 @@
 // same critical section that gives the sender its space back), so a
 // steady stream allocates nothing.
 //
+// One copy: a stream reader in the host's address space that finds the
+// buffer empty offers its uio while it waits (rcv_direct_, a DirectRead of
+// vfs/file.h); a sender in the host's address space whose protocol has a
+// send_direct hook (local streams) copies from its buffer straight into
+// it, with no record, unless the record would carry credentials or
+// rights; sends of at most kSmallRecord bytes keep to (cached) records.
+//
 // Waiting: a reader or writer that must wait first spins on gen_ for an
 // adaptive budget (kern/spin_budget.h), so a peer running on another CPU
 // hands over without a host wake-up; condition variables are signalled
@@ -207,6 +214,11 @@ struct Protosw {
   // open its window) takes the whole receive (so_receive checks MSG_OOB
   // and then calls it) and returns the bytes read.
   Result<size_t> (*recv_msg)(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) = nullptr;
+  // Optional, for streams: moves up to max bytes of uio straight into the
+  // uio of a reader of the peer that waits on an empty buffer
+  // (Socket::fill_direct). 0: none waits (the record path follows); an
+  // error: the sender's memory faulted before a byte moved.
+  Result<size_t> (*send_direct)(Lwp& l, Socket& so, Uio& uio, size_t max) = nullptr;
 };
 
 // An address family.
@@ -266,6 +278,9 @@ class Socket : public KObject, public RefCounted<Socket> {
   size_t snd_cc_ ABSL_GUARDED_BY(lock_) = 0;
   int snd_waiters_ ABSL_GUARDED_BY(lock_) = 0;
   int conn_waiters_ ABSL_GUARDED_BY(lock_) = 0;
+  // A stream reader waiting on an empty buffer offers its uio (while it
+  // holds rcv_busy_): a sender copies into it directly (fill_direct).
+  DirectRead* rcv_direct_ ABSL_GUARDED_BY(lock_) = nullptr;
   SpinBudget rcv_spin_ ABSL_GUARDED_BY(lock_);
   SpinBudget snd_spin_ ABSL_GUARDED_BY(lock_);
   // Consumed records this socket sent, kept for its next sends.
@@ -328,6 +343,12 @@ class Socket : public KObject, public RefCounted<Socket> {
   // A record with room for len bytes from the cache (sender and charge
   // unset), or nullptr.
   SockRecord* take_record_locked(size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+
+  // A sender's one copy (no lock held, a reference held): if a reader of
+  // this socket offers its uio and nothing is buffered before it, moves up
+  // to max bytes from src into it and wakes it. Returns what moved; a
+  // fault of src's memory sets *src_error.
+  size_t fill_direct(Uio& src, size_t max, int* src_error);
 
   // The credentials of the calling LWP as a record carries them.
   static ScmCreds creds_of(Lwp& l);

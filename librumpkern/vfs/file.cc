@@ -64,6 +64,46 @@ Result<void> Uio::copyin(void* k, size_t n) {
   });
 }
 
+bool Uio::direct() const { return kernel || (lwp && lwp->user_space() == nullptr); }
+
+UioMoved uio_move(Uio& dst, Uio& src, size_t n) {
+  UioMoved r;
+  while (n > 0 && dst.cur < dst.iovcnt && src.cur < src.iovcnt) {
+    size_t droom = dst.iov[dst.cur].iov_len - dst.cur_off;
+    if (droom == 0) {
+      dst.cur++;
+      dst.cur_off = 0;
+      continue;
+    }
+    size_t sroom = src.iov[src.cur].iov_len - src.cur_off;
+    if (sroom == 0) {
+      src.cur++;
+      src.cur_off = 0;
+      continue;
+    }
+    size_t m = n < droom ? n : droom;
+    if (sroom < m) m = sroom;
+    uintptr_t d = reinterpret_cast<uintptr_t>(dst.iov[dst.cur].iov_base) + dst.cur_off;
+    uintptr_t s = reinterpret_cast<uintptr_t>(src.iov[src.cur].iov_base) + src.cur_off;
+    if (!src.kernel && !host_user_range_ok(s, m)) {
+      r.src_error = EFAULT;
+      break;
+    }
+    if (!dst.kernel && !host_user_range_ok(d, m)) {
+      r.dst_error = EFAULT;
+      break;
+    }
+    std::memcpy(reinterpret_cast<void*>(d), reinterpret_cast<const void*>(s), m);
+    dst.cur_off += m;
+    dst.resid -= m;
+    src.cur_off += m;
+    src.resid -= m;
+    r.moved += m;
+    n -= m;
+  }
+  return r;
+}
+
 // --- File
 
 File::File(const FileOps* ops, RefPtr<Vnode> vp, int flags) : ops_(ops), vnode_(std::move(vp)), flags_(flags) {

@@ -50,6 +50,36 @@ struct Uio {
   Result<void> copyout(const void* k, size_t n);
   // ... or from user memory to the kernel (writes).
   Result<void> copyin(void* k, size_t n);
+  // True if the iovecs are addresses of this host process (kernel memory,
+  // or a process in the host's address space): another thread may then
+  // copy into or out of them directly (uio_move).
+  bool direct() const;
+};
+
+// What uio_move did: the bytes moved (both uios advanced by them) and the
+// error of the side whose memory faulted, if one did.
+struct UioMoved {
+  size_t moved = 0;
+  int src_error = 0;
+  int dst_error = 0;
+};
+// Copies up to n bytes from src's memory straight into dst's, both
+// direct(): one copy from a writer's buffer into a waiting reader's.
+UioMoved uio_move(Uio& dst, Uio& src, size_t n);
+
+// A reader that finds a pipe or stream socket empty offers its uio here
+// (under the object's lock) while it waits; a writer that comes while it
+// waits and nothing is buffered claims it, copies from its own uio into
+// the reader's with the lock dropped (uio_move: one copy instead of two
+// through the buffer), and reports under the lock. The reader withdraws
+// the offer when it stops waiting, after any claim ended.
+struct DirectRead {
+  explicit DirectRead(Uio& u) : uio(&u) {}
+  Uio* uio;
+  bool claimed = false;  // a writer is copying into uio (lock dropped)
+  size_t moved = 0;      // bytes writers put into uio
+  int error = 0;         // the reader's memory faulted (EFAULT)
+  bool filled() const { return moved > 0 || error != 0; }
 };
 
 // What a File does. Vnode-backed files get the VFS's default; pipes,

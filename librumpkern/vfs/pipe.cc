@@ -82,13 +82,26 @@ Result<size_t> Pipe::read(Lwp& l, Uio& uio, bool nonblock) {
   int error = 0;
   bool wake_writers = false;
   bool wake_readers = false;
+  DirectRead direct(uio);
+  bool offered = false;
   lock_.lock();
-  // Our turn (no other reader copying) and data, or EOF.
+  // Our turn (no other reader copying) and data, or EOF; or, while we
+  // offer our uio, a writer's bytes in it.
   for (;;) {
-    if (!rbusy_ && (len_ > 0 || writers_ == 0)) break;
-    if (nonblock && !rbusy_) {
-      error = EAGAIN;
-      break;
+    if (offered) {
+      if (direct.filled() || len_ > 0 || writers_ == 0) break;
+    } else {
+      if (!rbusy_ && (len_ > 0 || writers_ == 0)) break;
+      if (nonblock && !rbusy_) {
+        error = EAGAIN;
+        break;
+      }
+      if (!rbusy_ && uio.direct()) {
+        // The ring is empty and a writer is there: wait with the offer.
+        rbusy_ = true;
+        rdirect_ = &direct;
+        offered = true;
+      }
     }
     // Another reader's turn ends soon; a non-blocking read waits for it
     // as it would for Linux's pipe mutex.
@@ -97,7 +110,23 @@ Result<size_t> Pipe::read(Lwp& l, Uio& uio, bool nonblock) {
       break;
     }
   }
-  if (!error && len_ > 0) {
+  if (offered) {
+    // A writer copying into our uio finishes first (it wakes sleepers
+    // when done); then the offer goes, and so does our turn.
+    while (direct.claimed) {
+      rwait_++;
+      (void)l.sleep(rcv_, lock_, -1, false);
+      rwait_--;
+    }
+    rdirect_ = nullptr;
+    rbusy_ = false;
+    got = direct.moved;
+    if (got) error = 0;  // bytes read win over an interrupt
+    else if (direct.error) error = direct.error;
+    wake_readers = rwait_ > 0;  // the next reader's turn, if we leave
+    bump_locked();
+  }
+  if (!error && len_ > 0 && uio.resid > 0) {
     rbusy_ = true;
     char* ring = buf_;
     // Take what is there, and what arrives meanwhile, up to what was asked.
@@ -177,6 +206,35 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
       }
       if (int e = wait_locked(l, wcv_, wwait_, wspin_)) {
         error = e;
+        break;
+      }
+      continue;
+    }
+    if (want > kPipeBuf && rdirect_ && !rdirect_->claimed && !rdirect_->filled() && len_ == 0 && uio.direct()) {
+      // A reader waits with its uio: one copy, straight into it. Only
+      // writes of more than PIPE_BUF bytes (no atomicity to keep, and a
+      // copy saved that is worth the reader's hand-shake).
+      DirectRead& d = *rdirect_;
+      d.claimed = true;
+      wbusy_ = true;
+      size_t n = want - done;
+      lock_.unlock();
+      UioMoved r = uio_move(*d.uio, uio, n);
+      lock_.lock();
+      wbusy_ = false;
+      d.claimed = false;
+      d.moved += r.moved;
+      if (r.dst_error && d.moved == 0) d.error = r.dst_error;
+      done += r.moved;
+      bump_locked();
+      if (rwait_ > 0) {
+        // The reader sleeps (or waits for the claim to end).
+        lock_.unlock();
+        rcv_.broadcast();
+        lock_.lock();
+      }
+      if (r.src_error) {
+        error = r.src_error;
         break;
       }
       continue;

@@ -24,6 +24,15 @@
 // kPiece bytes, each committed (and made visible to the other side) on its
 // own, so a 64 KiB write and the read draining it overlap.
 //
+// One copy: a reader that must wait for data on an empty ring, in the
+// host's address space, offers its uio (DirectRead, vfs/file.h) while it
+// waits, keeping its turn (rbusy_); a writer in the host's address space
+// that finds the ring empty and the offer there copies from its buffer
+// straight into the reader's, with no copy through the ring, and wakes it.
+// The rest of the write, if the reader asked for less, goes into the ring.
+// Only writes of more than PIPE_BUF bytes go straight (no atomicity to
+// keep, and a copy saved that is worth the reader's hand-shake).
+//
 // Waiting: a reader or writer that must wait first spins briefly on gen_
 // (Lwp::spin_wait), which every change of the pipe's state bumps, and
 // sleeps on its condition variable only when the spin ran out; the spin's
@@ -137,6 +146,10 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   size_t len_ ABSL_GUARDED_BY(lock_) = 0;   // committed, unread bytes
   bool rbusy_ ABSL_GUARDED_BY(lock_) = false;  // a reader is copying out
   bool wbusy_ ABSL_GUARDED_BY(lock_) = false;  // a writer is copying in
+  // A reader waiting on an empty ring offers its uio (vfs/file.h); it
+  // holds rbusy_ meanwhile. A writer that finds the ring empty copies
+  // into it straight from its own uio, holding wbusy_.
+  DirectRead* rdirect_ ABSL_GUARDED_BY(lock_) = nullptr;
   int readers_ ABSL_GUARDED_BY(lock_) = 0;
   int writers_ ABSL_GUARDED_BY(lock_) = 0;
   int rwait_ ABSL_GUARDED_BY(lock_) = 0;  // sleepers on rcv_ / wcv_
