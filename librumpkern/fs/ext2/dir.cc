@@ -160,6 +160,8 @@ Result<Ref<Vnode>> Ext2Node::lookup(std::string_view name) {
   }
   if (name.size() > kNameMax) return err(ENAMETOOLONG);
   uint32_t ino = TRY(find_entry(name));
+  // A name for the directory itself (as Linux: corrupt).
+  if (ino == ino_) return m.corrupt("entry linked to its own directory", ino_);
   return m.iget(ino, this);
 }
 
