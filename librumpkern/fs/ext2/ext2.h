@@ -335,6 +335,9 @@ class Ext2Mount : public Mount {
   Result<void> orphan_del(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool on_orphan_list(uint32_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   Result<void> process_orphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // One orphan at mount: freed, or (still linked) cut to its size.
+  Result<void> process_orphan(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  Result<void> process_orphan_file() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool allow_deleted_ = false;  // iget of an orphan at mount
   void sum_free_counts();
   bool writable_ = false;  // the driver writes this image (features allow)
