@@ -15,6 +15,21 @@ using namespace ext2_test;
 
 namespace {
 
+// The host kernel's loop mount of img at mnt (made here), with the mount
+// options opts; unmounted at the end of the scope. ok: the host mounted it.
+struct LoopMount {
+  std::string mnt;
+  bool ok;
+  LoopMount(const std::string& img, const std::string& dir, const std::string& opts) : mnt(dir) {
+    REQUIRE(mkdir(mnt.c_str(), 0755) == 0);
+    ok = run("mount -o " + opts + " " + shell_quote(img) + " " + shell_quote(mnt) + " >/dev/null 2>&1") == 0;
+    if (!ok) WARN("skipped: the host refused the loop mount");
+  }
+  ~LoopMount() {
+    if (ok) run("umount " + shell_quote(mnt) + " >/dev/null 2>&1");
+  }
+};
+
 std::map<std::string, std::string> host_xattrs(const std::string& p) {
   std::map<std::string, std::string> out;
   char names[65536];
@@ -103,15 +118,8 @@ TEST_CASE("the host kernel's ext4 driver reads the tree, xattrs, flags and index
     rump_sys_close(fd);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  REQUIRE(mkdir(mnt.c_str(), 0755) == 0);
-  if (run("mount -o loop,ro " + shell_quote(img) + " " + shell_quote(mnt) + " >/dev/null 2>&1") != 0) {
-    WARN("skipped: the host refused the loop mount");
-    return;
-  }
-  struct Unmount {
-    std::string p;
-    ~Unmount() { run("umount " + shell_quote(p) + " >/dev/null 2>&1"); }
-  } unmount{mnt};
+  LoopMount host(img, mnt, "loop,ro");
+  if (!host.ok) return;
   Mounted m(img, "ext4");
   REQUIRE(m.mount_result == 0);
   std::map<ino_t, ino_t> inos;
@@ -154,16 +162,9 @@ TEST_CASE("an orphan file left by the host kernel is processed at a read-write m
     WARN("skipped: mke2fs without orphan_file");
     return;
   }
-  REQUIRE(mkdir(mnt.c_str(), 0755) == 0);
-  if (run("mount -o loop " + shell_quote(img) + " " + shell_quote(mnt) + " >/dev/null 2>&1") != 0) {
-    WARN("skipped: the host refused the loop mount");
-    return;
-  }
   {
-    struct Unmount {
-      std::string p;
-      ~Unmount() { run("umount " + shell_quote(p) + " >/dev/null 2>&1"); }
-    } unmount{mnt};
+    LoopMount host(img, mnt, "loop");
+    if (!host.ok) return;
     std::string victim = mnt + "/victim";
     int fd = open(victim.c_str(), O_CREAT | O_RDWR, 0644);
     REQUIRE(fd >= 0);
