@@ -2,7 +2,8 @@
 # rumpimg against the host's e2fsprogs: a tree copied into an image made by
 # mke2fs reads back with debugfs byte for byte, keeps modes, owners, times,
 # xattrs, symbolic and hard links and holes, and e2fsck -fn calls the image
-# clean; copied out again it equals the original; the other commands do
+# clean; copied out again it equals the original; copied from one image
+# into another it stays equal; the other commands do
 # what they say, and errors are one line with coreutils' exit status.
 # Usage: rumpimg_test.sh PATH_TO_RUMPIMG
 set -u
@@ -68,6 +69,16 @@ for type in ext2 ext3 ext4; do
   "$R" rm "$img:/nothing" 2>/dev/null; st=$?
   check "$type: rm of a missing path: status 1" [ $st = 1 ]
 done
+# From one image into another (each in its own kernel): the tree as it
+# was, both images e2fsck-clean.
+check "cp -a from an ext4 image into an ext2 image" "$R" cp -a "$T/ext4.img:/srv" "$T/ext2.img:/copied"
+check "the copy between images is e2fsck-clean" fsck_clean "$T/ext2.img"
+check "the source image is untouched and clean" fsck_clean "$T/ext4.img"
+"$R" cp -a "$T/ext4.img:/srv" "$T/from4" 2>/dev/null
+"$R" cp -a "$T/ext2.img:/copied" "$T/from2" 2>/dev/null
+check "the copy between images reads back equal" diff -r --no-dereference "$T/from4" "$T/from2"
+check "cp between images keeps hard links" bash -c "debugfs -R 'stat /copied/small' '$T/ext2.img' 2>/dev/null | grep -q 'Links: 3'"
+check "a third image is refused" bash -c "! '$R' cp '$T/ext3.img:/srv/small' '$T/ext4.img:/srv/small' '$T/ext2.img:/' 2>/dev/null"
 check "--type mismatch is refused" bash -c "! '$R' --type ext2 ls '$T/ext4.img:/' 2>/dev/null"
 check "--help" bash -c "'$R' --help | grep -q SYNOPSIS"
 check "not an image" bash -c "! '$R' ls '$T/tree/small:/' 2>/dev/null"

@@ -6,7 +6,8 @@
 // paths: rumpimg ls disk.img:/etc, rumpimg cp -a tree disk.img:/srv. See
 // usage() for the commands. Every file operation is one system call made
 // either to the host kernel or to the rump kernel through the same Side
-// interface, so a copy in either direction is the same code.
+// interface, so a copy in either direction is the same code. A copy from
+// one image to another runs two kernels, one per image.
 #include <rump/rump.h>
 #include <rump/rump_syscalls.h>
 #include <rump/rumpvfs.h>
@@ -45,13 +46,19 @@ constexpr const char* kMountPoint = "/img";
 
 // ----------------------------------------------------------------- sides
 
-// Where a path lives: the host, or the image mounted in the rump kernel.
-// call() is the raw system call (host syscall(2) or rump_syscall), -1 and
-// errno on failure.
+// The rump kernels: one per image named on the command line (at most two,
+// for cp from one image to another).
+rump_kernel* g_kernels[2];
+
+// Where a path lives: the host, or the image mounted in a rump kernel.
+// call() is the raw system call (host syscall(2) or rump_syscall in that
+// image's kernel), -1 and errno on failure.
 struct Side {
   bool image;
+  int kernel = 0;  // which of g_kernels
   long call(long nr, long a0 = 0, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) const {
     if (!image) return syscall(nr, a0, a1, a2, a3, a4, a5);
+    if (g_kernels[1]) rump_kernel_set_current(g_kernels[kernel]);
     long a[6] = {a0, a1, a2, a3, a4, a5};
     long r = rump_syscall(nr, a);
     if (r < 0 && r >= -4095) {
@@ -74,14 +81,16 @@ long L(T v) {
 
 const Side kHostSide{false};
 const Side kImageSide{true};
+const Side kSecondImageSide{true, 1};
 
 // A command-line operand: a host path, or IMAGE:PATH.
 struct Operand {
   bool in_image = false;
+  bool second = false;  // in the second image (cp between two images)
   std::string image;  // host path of the image
   std::string path;   // inside the image (absolute) or on the host
   std::string text;   // as written
-  const Side& side() const { return in_image ? kImageSide : kHostSide; }
+  const Side& side() const { return in_image ? (second ? kSecondImageSide : kImageSide) : kHostSide; }
   std::string real() const { return side().real(path); }
 };
 
@@ -170,6 +179,7 @@ struct Kernel {
   rump_kernel* k = nullptr;
   bool mounted = false;
   ~Kernel() {
+    if (k) rump_kernel_set_current(k);
     if (mounted) {
       if (rump_sys_umount2(kMountPoint, 0) != 0) fail("cannot unmount the image: %s", std::strerror(errno));
     }
@@ -715,13 +725,15 @@ void usage(FILE* f) {
 "    Runs the rump kernel's own ext2/ext3/ext4 driver in this process, with\n"
 "    the image as its block device: no root, no loop device, no FUSE. A path\n"
 "    inside an image is written IMAGE:PATH (disk.img:/etc); any other operand\n"
-"    is a host path. One image per command.\n"
+"    is a host path. One image per command, except cp from one image into\n"
+"    another.\n"
 "\n"
 "COMMANDS\n"
 "    ls [-l] [-R] IMAGE:PATH...      list directories or files\n"
 "    cat IMAGE:PATH...               write files to standard output\n"
-"    cp [-a] [-r] [-p] SRC... DST    copy host -> image, image -> host, or within\n"
-"                                    an image; -r: directories recursively;\n"
+"    cp [-a] [-r] [-p] SRC... DST    copy host -> image, image -> host, within\n"
+"                                    an image, or image -> another image;\n"
+"                                    -r: directories recursively;\n"
 "                                    -p: keep modes, owners, times and extended\n"
 "                                    attributes; -a: both, and symbolic links as\n"
 "                                    links. Hard links and holes are kept.\n"
@@ -812,13 +824,28 @@ int main(int argc, char** argv) {
   for (auto& a : args) ops.push_back(parse_operand(a));
   if (cmd == "df" && args.size() == 1 && !ops[0].in_image) ops[0] = parse_operand(args[0] + ":/");
   if (ops.empty()) die(cmd == "ls" ? 2 : 1, "missing operand (try --help)");
-  std::string image;
+  // The image the command acts on; cp may copy from one image (every
+  // source) into another (the destination).
+  std::string image, second;
   for (auto& o : ops) {
     if (!o.in_image) continue;
-    if (!image.empty() && o.image != image) die(1, "one image per command ('%s' and '%s')", image.c_str(), o.image.c_str());
+    if (!image.empty() && o.image != image) {
+      if (cmd == "cp" && &o == &ops.back() && second.empty()) {
+        second = o.image;
+        o.second = true;
+        continue;
+      }
+      die(1, "%s ('%s' and '%s')", cmd == "cp" ? "cp copies from one image into another" : "one image per command",
+          image.c_str(), o.image.c_str());
+    }
     image = o.image;
   }
   if (image.empty()) die(1, "no IMAGE:PATH operand");
+  if (!second.empty()) {
+    struct stat a, b;
+    if (stat(image.c_str(), &a) == 0 && stat(second.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+      die(1, "'%s' and '%s' are the same image", image.c_str(), second.c_str());
+  }
   static const char* const kCommands[] = {"ls", "cat", "cp", "mkdir", "rm", "mv", "ln", "chmod", "chown", "stat", "df"};
   bool known_cmd = false;
   for (const char* c : kCommands) known_cmd |= cmd == c;
@@ -830,8 +857,14 @@ int main(int argc, char** argv) {
     for (auto& o : ops)
       if (!o.in_image) die(1, "%s: '%s' is not an IMAGE:PATH", cmd.c_str(), o.text.c_str());
 
-  Kernel kern;
-  boot_and_mount(kern, image, type, writes);
+  Kernel kern, kern2;
+  // With two images the first is only read.
+  boot_and_mount(kern, image, type, writes && second.empty());
+  g_kernels[0] = kern.k;
+  if (!second.empty()) {
+    boot_and_mount(kern2, second, type, true);
+    g_kernels[1] = kern2.k;
+  }
   int status = 0;
   if (cmd == "ls") {
     status = cmd_ls(ops, has('l'), has('R'));

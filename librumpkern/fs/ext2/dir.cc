@@ -2,14 +2,19 @@
 // the index's interior blocks hold no live entries), inline directories,
 // entry checks and checksums, lookup and readdir.
 //
-// Positions (readdir cookies) are byte offsets in the directory; in an
-// inline directory "." is 0, ".." 1, and the entries sit at their offset
-// in i_block (from 4) followed by the system.data attribute (from 60).
+// Positions (readdir cookies) are byte offsets in a linear directory of
+// several blocks. Indexed, one-block and inline directories (with the
+// dir_index feature) are read in hash order, as Linux reads them: "." is
+// 0, ".." 1, an entry 2 + its hash / 2, the end INT64_MAX. A leaf split
+// or a move to blocks between two getdents calls then neither loses nor
+// repeats an entry (except within one run of equal hashes).
+#include <algorithm>
 #include <cstring>
 
 #include "fs/ext2/crc.h"
 #include "fs/ext2/ext2.h"
 #include "kern/kernel.h"
+#include "vfs/kvec.h"
 
 namespace rump {
 
@@ -160,11 +165,115 @@ Result<Ref<Vnode>> Ext2Node::lookup(std::string_view name) {
   }
   if (name.size() > kNameMax) return err(ENAMETOOLONG);
   uint32_t ino = TRY(find_entry(name));
+  // A name for the directory itself (as Linux: corrupt).
+  if (ino == ino_) return m.corrupt("entry linked to its own directory", ino_);
   return m.iget(ino, this);
+}
+
+namespace {
+
+constexpr int64_t kHashEof = INT64_MAX;
+int64_t hash_pos(uint32_t hash) { return static_cast<int64_t>(hash >> 1) + 2; }
+
+struct HashedEntry {
+  uint32_t hash;
+  uint32_t ino;
+  uint32_t name_at;
+  uint8_t len;
+  uint8_t ft;
+};
+
+}  // namespace
+
+bool Ext2Node::readdir_by_hash() const {
+  if (!(em().geo().compat & kCompatDirIndex)) return false;
+  return (flags() & (kFlIndex | kFlInlineData)) || size() == em().geo().block_size;
+}
+
+Result<void> Ext2Node::readdir_hashed(int64_t off, ReaddirFn fn) {
+  Ext2Mount& m = em();
+  if (off < 0 || off >= kHashEof || off - 2 > 0x7fffffff) return {};
+  bool filetype = m.geo().incompat & kIncompatFiletype;
+  if (off < 2) {
+    uint32_t dotdot = TRY(find_entry(".."));
+    if (off == 0 && !fn(DirEntry{ino_, 1, VType::kDir, "."})) return {};
+    if (!fn(DirEntry{dotdot, 2, VType::kDir, ".."})) return {};
+    off = 2;
+  }
+  uint32_t from = static_cast<uint32_t>(off - 2) << 1;
+  KVec<HashedEntry> ents(m.kernel().kmem());
+  KVec<char> names(m.kernel().kmem());
+  // The entries of [begin, end) with a hash at or above from, in hash
+  // order (equal hashes by name), each given to fn with the position of
+  // the one after it (after: the position after the last).
+  auto emit = [&](uint64_t begin, uint64_t end, uint8_t version, int64_t after) -> Result<bool> {
+    ents.clear();
+    names.clear();
+    Result<void> inner;
+    TRY(for_each_entry(static_cast<int64_t>(begin), [&](const Entry& e, uint64_t here, uint64_t) {
+      if (here >= end) return false;
+      if (e.name == "." || e.name == "..") return true;
+      Result<uint32_t> h = dx_hash(e.name, version);
+      if (!h.ok()) {
+        inner = err(h.error());
+        return false;
+      }
+      if (*h < from) return true;
+      Result<void> room = ents.reserve_more(1);
+      if (room.ok()) room = names.reserve_more(e.name.size());
+      if (!room.ok()) {
+        inner = room;
+        return false;
+      }
+      ents.push_back(HashedEntry{*h, e.ino, static_cast<uint32_t>(names.size()), static_cast<uint8_t>(e.name.size()),
+                                 e.ft});
+      for (char c : e.name) names.push_back(c);
+      return true;
+    }));
+    TRY(inner);
+    auto name = [&](const HashedEntry& x) { return std::string_view(names.begin() + x.name_at, x.len); };
+    std::sort(ents.begin(), ents.end(), [&](const HashedEntry& a, const HashedEntry& b) {
+      return a.hash != b.hash ? a.hash < b.hash : name(a) < name(b);
+    });
+    for (size_t i = 0; i < ents.size(); i++) {
+      int64_t next = i + 1 < ents.size() ? hash_pos(ents[i + 1].hash) : after;
+      VType t = filetype ? ft_to_vtype(ents[i].ft) : VType::kNon;
+      if (!fn(DirEntry{ents[i].ino, next, t, name(ents[i])})) return false;
+    }
+    return true;
+  };
+  if (!(flags() & kFlIndex) || (flags() & kFlInlineData)) {
+    TRY(emit(0, UINT64_MAX, m.geo().def_hash_version, kHashEof));
+    return {};
+  }
+  uint32_t bs = m.geo().block_size;
+  DxFrame path[3];
+  uint32_t version;
+  int levels = TRY(dx_probe(from, path, version));
+  for (uint64_t leaves = 0;; leaves++) {
+    uint64_t lblk = path[levels].block();
+    uint32_t start = 0;
+    bool more = TRY(dx_step_leaf(path, levels, &start));
+    if (!TRY(emit(lblk * bs, (lblk + 1) * bs, static_cast<uint8_t>(version), more ? hash_pos(start & ~1u) : kHashEof)))
+      return {};
+    if (!more) return {};
+    if (leaves > size() / bs) return m.corrupt("hash tree loops", ino_);
+    from = start & ~1u;
+  }
 }
 
 Result<void> Ext2Node::readdir(int64_t off, ReaddirFn fn) {
   if (!is_dir()) return err(ENOTDIR);
+  if (readdir_by_hash()) {
+    bool any = false;
+    Result<void> r = readdir_hashed(off, [&](const DirEntry& e) {
+      any = true;
+      return fn(e);
+    });
+    // A broken index (or hash) before any entry: read linearly, as Linux
+    // does.
+    if (r.ok() || r.error() != EUCLEAN || any) return r;
+  }
   bool filetype = em().geo().incompat & kIncompatFiletype;
   Result<void> r = for_each_entry(off, [&](const Entry& e, uint64_t, uint64_t next) {
     VType t = filetype ? ft_to_vtype(e.ft) : VType::kNon;

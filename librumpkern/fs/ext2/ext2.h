@@ -185,7 +185,13 @@ class Ext2Node : public Vnode {
   size_t dx_limit(bool root) const;
   void set_dx_csum(char* blk, size_t entries) const;
   Result<int> dx_probe(uint32_t hash, DxFrame* path, uint32_t& hash_version);
+  Result<bool> dx_step_leaf(DxFrame* path, int levels, uint32_t* start, const uint32_t* run = nullptr);
   Result<bool> dx_next_leaf(uint32_t hash, DxFrame* path, int levels);
+  // readdir in hash order (indexed, one-block and inline directories):
+  // positions are hash based, so that entries moving between blocks
+  // (a leaf split) are neither lost nor repeated.
+  bool readdir_by_hash() const;
+  Result<void> readdir_hashed(int64_t off, ReaddirFn fn);
   Result<uint64_t> dx_find(std::string_view name, uint32_t* ino_out);
   Result<BufRef> append_dir_block(uint64_t& lblk);
   bool leaf_insert(char* blk, std::string_view name, uint32_t ino, uint8_t ft);
@@ -329,6 +335,9 @@ class Ext2Mount : public Mount {
   Result<void> orphan_del(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool on_orphan_list(uint32_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   Result<void> process_orphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // One orphan at mount: freed, or (still linked) cut to its size.
+  Result<void> process_orphan(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  Result<void> process_orphan_file() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool allow_deleted_ = false;  // iget of an orphan at mount
   void sum_free_counts();
   bool writable_ = false;  // the driver writes this image (features allow)

@@ -57,7 +57,7 @@ inline constexpr size_t kInodesCount = 0x00, kBlocksCountLo = 0x04, kRBlocksCoun
                         kRBlocksCountHi = 0x154, kFreeBlocksHi = 0x158, kMinExtraIsize = 0x15C,
                         kWantExtraIsize = 0x15E, kFlags = 0x160, kLogGroupsPerFlex = 0x174, kChecksumType = 0x175,
                         kKbytesWritten = 0x178, kOverheadClusters = 0x248, kChecksumSeed = 0x270,
-                        kChecksum = 0x3FC;
+                        kOrphanFileInum = 0x280, kChecksum = 0x3FC;
 }  // namespace sb
 
 inline constexpr uint16_t kStateValid = 1, kStateError = 2, kStateOrphans = 4;

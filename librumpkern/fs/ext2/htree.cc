@@ -233,9 +233,11 @@ Result<int> Ext2Node::dx_probe(uint32_t hash, DxFrame* path, uint32_t& hash_vers
 
 uint64_t Ext2Node::DxFrame::block() const { return get32(bh.data(), entries + at * 8 + 4) & 0x0fffffff; }
 
-// The leaf after the one path ends in, if it continues hash's collision
-// run (its range starts at hash with the low bit set); path moves to it.
-Result<bool> Ext2Node::dx_next_leaf(uint32_t hash, DxFrame* path, int levels) {
+// Moves path to the leaf after the one it ends in, in hash order: false
+// after the last leaf. start: the new leaf's range start (its low bit set
+// when it continues the previous leaf's collision run). With run, only a
+// leaf continuing the collision run of hash *run is taken.
+Result<bool> Ext2Node::dx_step_leaf(DxFrame* path, int levels, uint32_t* start, const uint32_t* run) {
   Ext2Mount& m = em();
   int level = levels;
   for (; level >= 0; level--) {
@@ -244,8 +246,8 @@ Result<bool> Ext2Node::dx_next_leaf(uint32_t hash, DxFrame* path, int levels) {
   }
   if (level < 0) return false;
   path[level].at++;
-  uint32_t start = get32(path[level].bh.data(), path[level].entries + path[level].at * 8);
-  if ((start & ~1u) != hash || !(start & 1)) return false;
+  *start = get32(path[level].bh.data(), path[level].entries + path[level].at * 8);
+  if (run && ((*start & ~1u) != *run || !(*start & 1))) return false;
   uint32_t bs = m.geo().block_size;
   uint64_t nblocks = size() / bs;
   for (int l = level + 1; l <= levels; l++) {
@@ -265,6 +267,13 @@ Result<bool> Ext2Node::dx_next_leaf(uint32_t hash, DxFrame* path, int levels) {
   uint64_t leaf = path[levels].block();
   if (leaf == 0 || leaf >= nblocks) return m.corrupt("hash tree points outside the directory", path[levels].lblk);
   return true;
+}
+
+// The leaf after the one path ends in, if it continues hash's collision
+// run (its range starts at hash with the low bit set); path moves to it.
+Result<bool> Ext2Node::dx_next_leaf(uint32_t hash, DxFrame* path, int levels) {
+  uint32_t start;
+  return dx_step_leaf(path, levels, &start, &hash);
 }
 
 // The leaf block (logical) holding name, through the index: kNoLeaf if

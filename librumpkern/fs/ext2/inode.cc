@@ -65,7 +65,20 @@ Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent, bool for_hand
   }
   if (Ext2Node* n = nodes_.find(ino)) {
     if (n->try_ref()) {
-      if (parent && n->is_dir() && !n->parent_) n->parent_ = RefPtr<Vnode>(parent);
+      // A directory reached first without its parent (the root, one
+      // found by ".." or a handle) gets it now, unless the link would
+      // make a loop: in a corrupt image an entry may name the directory's
+      // own ancestor, and an ancestor that held its descendant would
+      // hold itself, never freed.
+      if (parent && n->is_dir() && !n->parent_ && ino != kRootIno) {
+        bool loop = false;
+        int depth = 0;
+        for (const Vnode* v = parent; v && !loop && depth < 65536; depth++) {
+          loop = v == n;
+          v = static_cast<const Ext2Node*>(v)->parent_.get();
+        }
+        if (!loop && depth < 65536) n->parent_ = RefPtr<Vnode>(parent);
+      }
       return Ref<Vnode>(kAdopt, static_cast<Vnode*>(n));
     }
     nodes_.erase(*n);  // dying: its destructor finds it gone

@@ -528,21 +528,72 @@ Result<void> Ext2Mount::process_orphans() {
     auto& n = static_cast<Ext2Node&>(*v);
     uint32_t next = get32(n.raw_, ino::kDtime);
     put32(sb_raw_, sb::kLastOrphan, next);
-    put32(n.raw_, ino::kDtime, 0);
-    if (n.links() > 0) {
-      kernel().printf("EXT4-fs: truncating orphaned inode %u\n", cur);
-      if (n.type() == VType::kReg && !(n.flags() & kFlInlineData)) {
-        TRY(n.free_from((n.size() + geo_.block_size - 1) / geo_.block_size));
-      }
-      TRY(n.write_inode());
-    } else {
-      kernel().printf("EXT4-fs: deleting orphaned inode %u\n", cur);
-    }
+    TRY(process_orphan(n));
     TRY(write_super());
     cur = next;
     // A deleted one is freed as its reference goes (forget, lock held).
   }
   return {};
+}
+
+Result<void> Ext2Mount::process_orphan(Ext2Node& n) {
+  put32(n.raw_, ino::kDtime, 0);
+  if (n.links() > 0) {
+    kernel().printf("EXT4-fs: truncating orphaned inode %u\n", n.ino_);
+    if (n.type() == VType::kReg && !(n.flags() & kFlInlineData)) {
+      TRY(n.free_from((n.size() + geo_.block_size - 1) / geo_.block_size));
+    }
+    return n.write_inode();
+  }
+  kernel().printf("EXT4-fs: deleting orphaned inode %u\n", n.ino_);
+  return {};
+}
+
+// The orphan file (orphan_file, Linux 5.15+): blocks of inode numbers,
+// each ending in a magic number and a checksum (crc32c over the block's
+// number and its entries, seeded by the orphan file's inode). With
+// orphan_present set (a mount that did not end cleanly), every entry is
+// processed as the list's are, the entries are cleared and so is the flag.
+Result<void> Ext2Mount::process_orphan_file() {
+  constexpr uint32_t kOrphanBlockMagic = 0x0b10ca04;
+  uint32_t of_ino = get32(sb_raw_, sb::kOrphanFileInum);
+  if (of_ino == 0 || of_ino > geo_.inodes_count) return corrupt("bad orphan file inode", of_ino);
+  Ref<Vnode> v = TRY(iget(of_ino, nullptr));
+  auto& of = static_cast<Ext2Node&>(*v);
+  const uint32_t bs = geo_.block_size;
+  const uint32_t per = (bs - 8) / 4;
+  const uint32_t seed = inode_csum_seed(of_ino, get32(of.raw_, ino::kGeneration));
+  uint64_t nblocks = of.size() / bs;
+  for (uint64_t lb = 0; lb < nblocks; lb++) {
+    Ext2Node::Mapping map = TRY(of.bmap(lb));
+    if (!map.pblk) return corrupt("hole in the orphan file", of_ino);
+    BufRef bh = TRY(bread(map.pblk));
+    if (get32(bh.data(), bs - 8) != kOrphanBlockMagic) return corrupt("bad orphan file block", map.pblk);
+    bool changed = false;
+    for (uint32_t i = 0; i < per; i++) {
+      uint32_t o = get32(bh.data(), i * 4);
+      if (o == 0) continue;
+      if (o < geo_.first_ino || o > geo_.inodes_count) return corrupt("bad orphan file entry", map.pblk);
+      allow_deleted_ = true;
+      Result<Ref<Vnode>> r = iget(o, nullptr);
+      allow_deleted_ = false;
+      Ref<Vnode> n = TRY(std::move(r));
+      TRY(process_orphan(static_cast<Ext2Node&>(*n)));
+      put32(bh.data(), i * 4, 0);
+      changed = true;
+    }
+    if (!changed) continue;
+    if (has_csum()) {
+      char nr[8];
+      put32(nr, 0, static_cast<uint32_t>(map.pblk));
+      put32(nr, 4, static_cast<uint32_t>(map.pblk >> 32));
+      put32(bh.data(), bs - 4, crc32c(crc32c(seed, nr, 8), bh.data(), per * 4));
+    }
+    TRY(dirty_meta(bh));
+  }
+  put32(sb_raw_, sb::kFeatureRoCompat, get32(sb_raw_, sb::kFeatureRoCompat) & ~kRoCompatOrphanPresent);
+  geo_.ro_compat &= ~kRoCompatOrphanPresent;
+  return write_super();
 }
 
 }  // namespace rump

@@ -541,9 +541,10 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
     TRY(check_groups());
   }
   // What this driver cannot keep consistent stays read-only: unknown
-  // read-only features, orphans it does not process, a journal left
-  // unreplayed (noload).
-  writable_ = !(geo_.ro_compat & ~kRoCompatSupported) && !(geo_.ro_compat & kRoCompatOrphanPresent) &&
+  // read-only features, orphans it does not process (orphan_present
+  // without an orphan file), a journal left unreplayed (noload).
+  writable_ = !(geo_.ro_compat & ~kRoCompatSupported) &&
+              !((geo_.ro_compat & kRoCompatOrphanPresent) && !(geo_.compat & kCompatOrphanFile)) &&
               !(geo_.incompat & kIncompatRecover);
   if (!writable_ && !(flags_.load() & MS_RDONLY)) {
     kernel().printf("EXT4-fs: an orphan file or an unreplayed journal: mounted read-only\n");
@@ -566,6 +567,10 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
     if (journal_) TRY(journal_->start(data_mode_, commit_secs_));
     if (get32(sb_raw_, sb::kLastOrphan)) {
       TRY(process_orphans());
+      TRY(sync_fs());
+    }
+    if (geo_.ro_compat & kRoCompatOrphanPresent) {
+      TRY(process_orphan_file());
       TRY(sync_fs());
     }
   }
