@@ -143,6 +143,17 @@ extern "C" int rumpuser_syncfd(int fd, int flags, uint64_t /*start*/, uint64_t /
   return rv == 0 ? 0 : errno;
 }
 
+extern "C" int rumpuser_ftruncate(int fd, uint64_t len) {
+  if (len > static_cast<uint64_t>(INT64_MAX)) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_IO)) return EIO;
+  int rv;
+  {
+    KlockWrap wrap;
+    rv = retry_eintr([&] { return ftruncate(fd, static_cast<off_t>(len)); });
+  }
+  return rv == 0 ? 0 : errno;
+}
+
 // --- directory listings
 
 // A handle is a host descriptor of the directory. Nothing is cached in it

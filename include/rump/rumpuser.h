@@ -156,6 +156,9 @@ int rumpuser_iovwrite(int fd, const struct rumpuser_iovec *iov, size_t iovcnt,
 #define RUMPUSER_SYNCFD_BARRIER 0x04
 #define RUMPUSER_SYNCFD_SYNC 0x08
 int rumpuser_syncfd(int fd, int flags, uint64_t start, uint64_t len);
+/* Sets the size of an open host file (cut or extended with zeros), as
+ * ftruncate: 0 or the host's errno. */
+int rumpuser_ftruncate(int fd, uint64_t len);
 
 /*
  * Host directories (for etfs). A listing is read through a handle in
@@ -290,7 +293,8 @@ void rumpuser_cv_has_waiters(struct rumpuser_cv *cv, int *waitersp);
  * dispatcher, below every backend: rumpuser_malloc and rumpuser_anonmmap
  * (ENOMEM, class MEMORY), rumpuser_thread_create (EAGAIN, THREADS),
  * rumpuser_open and rumpuser_opendir (EMFILE), rumpuser_getfileinfo,
- * rumpuser_iovread, rumpuser_iovwrite, rumpuser_syncfd, rumpuser_readdir,
+ * rumpuser_iovread, rumpuser_iovwrite, rumpuser_syncfd, rumpuser_ftruncate,
+ * rumpuser_readdir,
  * rumpuser_getdirent and rumpuser_bio (EIO, class IO), rumpuser_getrandom
  * (EAGAIN, RANDOM). An injected failure is indistinguishable from the
  * host's: same return value, nothing done, nothing allocated.

@@ -73,6 +73,7 @@ class EtfsNode : public Vnode {
   Result<void> fsync() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   void getattr(Vattr& va) const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   Result<void> setattr(const SetAttr& sa) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  Result<void> truncate(uint64_t size) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
   // The window's size now; a window that grows with the host file asks
   // the host every time.
@@ -330,6 +331,19 @@ void EtfsNode::getattr(Vattr& va) const {
 Result<void> EtfsNode::setattr(const SetAttr& sa) {
   if (sa.mask & SetAttr::kSize) return err(EINVAL);
   if (sa.mask & SetAttr::kMode) mode_ = sa.mode & 07777;
+  return {};
+}
+
+// A window that grows with the host file (a whole regular file) is cut
+// or extended as a host file is; a fixed window or a device keeps its
+// size (EINVAL, as ftruncate on a device).
+Result<void> EtfsNode::truncate(uint64_t size) {
+  if (is_dir()) return err(EISDIR);
+  if (type() != VType::kReg || size_ != kEndOff) return err(EINVAL);
+  if (rdonly_) return err(EACCES);
+  if (size > static_cast<uint64_t>(INT64_MAX) - begin_) return err(EFBIG);
+  TRY(from_errno(rumpuser_ftruncate(fd_, begin_ + size)));
+  known_size_ = size;
   return {};
 }
 

@@ -93,6 +93,38 @@ TEST_CASE("etfs REG: reads and writes go to the host file within the window", "[
   CHECK(rump_pub_etfs_remove("/host/win") == ENOENT);
 }
 
+TEST_CASE("etfs REG: O_TRUNC and ftruncate cut and extend the host file; a fixed window keeps its size",
+          "[etfs]") {
+  KernelUp up;
+  HostFile h(1000);
+  REQUIRE(rump_pub_etfs_register("/host/whole", h.path.c_str(), RUMP_ETFS_REG) == 0);
+  int fd = rump_sys_open("/host/whole", O_CREAT | O_TRUNC | O_WRONLY, 0644);
+  REQUIRE(fd >= 0);
+  struct stat st, hst;
+  REQUIRE(rump_sys_fstat(fd, &st) == 0);
+  REQUIRE(fstat(h.fd, &hst) == 0);
+  CHECK(st.st_size == 0);
+  CHECK(hst.st_size == 0);
+  CHECK(rump_sys_write(fd, "abc", 3) == 3);
+  CHECK(rump_sys_ftruncate(fd, 10) == 0);
+  REQUIRE(fstat(h.fd, &hst) == 0);
+  CHECK(hst.st_size == 10);
+  char hb[10];
+  REQUIRE(pread(h.fd, hb, 10, 0) == 10);
+  CHECK(std::string(hb, 10) == std::string("abc") + std::string(7, '\0'));
+  CHECK(rump_sys_ftruncate(fd, 2) == 0);
+  REQUIRE(rump_sys_fstat(fd, &st) == 0);
+  REQUIRE(fstat(h.fd, &hst) == 0);
+  CHECK(st.st_size == 2);
+  CHECK(hst.st_size == 2);
+  rump_sys_close(fd);
+  // A window of fixed size cannot change size: EINVAL, the host file as it was.
+  REQUIRE(rump_pub_etfs_register_withsize("/host/win", h.path.c_str(), RUMP_ETFS_REG, 0, 2) == 0);
+  CHECK_ERRNO(EINVAL, rump_sys_open("/host/win", O_CREAT | O_TRUNC | O_WRONLY, 0644));
+  REQUIRE(fstat(h.fd, &hst) == 0);
+  CHECK(hst.st_size == 2);
+}
+
 TEST_CASE("etfs: errors as NetBSD (EEXIST, ENOENT, EINVAL)", "[etfs]") {
   KernelUp up;
   HostFile h(100);
