@@ -398,12 +398,21 @@ namespace rumpuser_int::pth {
 
 namespace {
 
+thread_local constinit bool g_free_cleanup_armed __attribute__((tls_model("initial-exec"))) = false;
+
+// Out of line: the thread-local object with a destructor is reached
+// through the slower dynamic TLS path, once per thread.
+[[gnu::noinline]] void arm_free_cleanup() {
+  static thread_local FreeCacheCleanup cleanup;
+  (void)cleanup;
+  g_free_cleanup_armed = true;
+}
+
 template <class T>
 bool FreeCache<T>::put(T* o) {
   if (closed || n == kMax) return false;
   // The first put of the thread registers the cleanup.
-  static thread_local FreeCacheCleanup cleanup;
-  (void)cleanup;
+  if (!g_free_cleanup_armed) arm_free_cleanup();
   items[n++] = o;
   return true;
 }
