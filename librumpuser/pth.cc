@@ -36,6 +36,51 @@ void nofail(int rv, const char* what) {
   }
 }
 
+// The attributes every mutex and condition variable of one kind shares,
+// made once (a function-local static: the first init makes them).
+struct PthreadAttrs {
+  pthread_mutexattr_t adaptive;
+  pthread_condattr_t monotonic;
+  PthreadAttrs() {
+    pthread_mutexattr_init(&adaptive);
+    pthread_mutexattr_settype(&adaptive, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+  }
+};
+
+// Freed lock objects, kept per host thread for the next init: a kernel
+// makes and frees several with every process (fork, exit) and every boot,
+// and the host allocator's malloc and free cost more than the rest of an
+// init. A cached object is destroyed (pthread_*_destroy) and initialised
+// again when it is reused; at most kMax wait, the rest are freed. The list
+// is plain data, so a destroy that runs after the thread's cleanup (a
+// thread-local destructor of another library) still finds it usable: the
+// cleanup marks it closed and from then on objects are freed at once.
+template <class T>
+struct FreeCache {
+  static constexpr int kMax = 64;
+  T* items[kMax];
+  int n;
+  bool closed;
+
+  T* get() { return n > 0 ? items[--n] : nullptr; }
+  bool put(T* o);
+  void drain() {
+    closed = true;
+    while (n > 0) delete items[--n];
+  }
+};
+
+// Runs the caches' cleanup when the thread exits (and at process exit for
+// the main thread); registered by the first put.
+struct FreeCacheCleanup {
+  ~FreeCacheCleanup();
+};
+
+thread_local constinit FreeCache<rumpuser_mtx> g_free_mtx __attribute__((tls_model("initial-exec"))) = {};
+thread_local constinit FreeCache<rumpuser_cv> g_free_cv __attribute__((tls_model("initial-exec"))) = {};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -133,16 +178,16 @@ inline void mtx_clear_owner(rumpuser_mtx* mtx) {
 }  // namespace
 
 void mutex_init(struct rumpuser_mtx** mtxp, int flags) {
-  auto* mtx = new rumpuser_mtx;
+  auto* mtx = g_free_mtx.get();
+  if (mtx == nullptr) mtx = new rumpuser_mtx;
   mtx->hdr.ro_backend = &backend;
+  mtx->owner.store(nullptr, std::memory_order_relaxed);
   mtx->flags = flags;
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
   // Spin mutexes are held for a few instructions: spin a little in user
   // space before sleeping in the host kernel.
-  if (flags & RUMPUSER_MTX_SPIN) pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-  nofail(pthread_mutex_init(&mtx->pthmtx, &attr), "mutex_init");
-  pthread_mutexattr_destroy(&attr);
+  static const PthreadAttrs attrs;
+  nofail(pthread_mutex_init(&mtx->pthmtx, (flags & RUMPUSER_MTX_SPIN) ? &attrs.adaptive : nullptr),
+         "mutex_init");
   *mtxp = mtx;
 }
 
@@ -176,7 +221,7 @@ void mutex_exit(struct rumpuser_mtx* mtx) {
 
 void mutex_destroy(struct rumpuser_mtx* mtx) {
   nofail(pthread_mutex_destroy(&mtx->pthmtx), "mutex_destroy");
-  delete mtx;
+  if (!g_free_mtx.put(mtx)) delete mtx;
 }
 
 void mutex_owner(struct rumpuser_mtx* mtx, struct lwp** lp) {
@@ -351,21 +396,48 @@ struct rumpuser_cv {
 
 namespace rumpuser_int::pth {
 
+namespace {
+
+thread_local constinit bool g_free_cleanup_armed __attribute__((tls_model("initial-exec"))) = false;
+
+// Out of line: the thread-local object with a destructor is reached
+// through the slower dynamic TLS path, once per thread.
+[[gnu::noinline]] void arm_free_cleanup() {
+  static thread_local FreeCacheCleanup cleanup;
+  (void)cleanup;
+  g_free_cleanup_armed = true;
+}
+
+template <class T>
+bool FreeCache<T>::put(T* o) {
+  if (closed || n == kMax) return false;
+  // The first put of the thread registers the cleanup.
+  if (!g_free_cleanup_armed) arm_free_cleanup();
+  items[n++] = o;
+  return true;
+}
+
+FreeCacheCleanup::~FreeCacheCleanup() {
+  g_free_mtx.drain();
+  g_free_cv.drain();
+}
+
+}  // namespace
+
 void cv_init(struct rumpuser_cv** cvp) {
-  auto* cv = new rumpuser_cv;
+  auto* cv = g_free_cv.get();
+  if (cv == nullptr) cv = new rumpuser_cv;
   cv->hdr.ro_backend = &backend;
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
+  cv->nwaiters.store(0, std::memory_order_relaxed);
   // Timed waits are relative: measure them on the clock that does not jump.
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-  nofail(pthread_cond_init(&cv->pthcv, &attr), "cv_init");
-  pthread_condattr_destroy(&attr);
+  static const PthreadAttrs attrs;
+  nofail(pthread_cond_init(&cv->pthcv, &attrs.monotonic), "cv_init");
   *cvp = cv;
 }
 
 void cv_destroy(struct rumpuser_cv* cv) {
   nofail(pthread_cond_destroy(&cv->pthcv), "cv_destroy");
-  delete cv;
+  if (!g_free_cv.put(cv)) delete cv;
 }
 
 namespace {

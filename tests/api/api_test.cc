@@ -4,7 +4,6 @@
 #include <rump/kernel.hpp>
 #include <rump/rump.h>
 
-#define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>

@@ -359,6 +359,59 @@ TEST_CASE("a KMUTEX reports its owner LWP, other mutexes none", "[mutex]") {
   rumpuser_mutex_destroy(spin);
 }
 
+// The backend keeps destroyed locks for the next init (LIFO, per thread):
+// each new one must start unlocked, of its own kind and with no waiters,
+// whatever its memory was before.
+TEST_CASE("a lock made after others were destroyed starts fresh and of its own kind",
+          "[mutex][cv]") {
+  WithLwp lwp(fake_lwp(1));
+  for (int round = 0; round < 3; round++) {
+    // More than any cache keeps, destroyed after being held and waited on.
+    std::vector<rumpuser_mtx*> ms(200);
+    std::vector<rumpuser_cv*> cvs(200);
+    for (size_t i = 0; i < ms.size(); i++) {
+      rumpuser_mutex_init(&ms[i], i % 2 ? RUMPUSER_MTX_KMUTEX : RUMPUSER_MTX_SPIN);
+      rumpuser_cv_init(&cvs[i]);
+      rumpuser_mutex_enter(ms[i]);
+      CHECK(rumpuser_cv_timedwait(cvs[i], ms[i], 0, 0) == ETIMEDOUT);
+      rumpuser_mutex_exit(ms[i]);
+    }
+    for (size_t i = 0; i < ms.size(); i++) {
+      rumpuser_cv_destroy(cvs[i]);
+      rumpuser_mutex_destroy(ms[i]);
+    }
+    for (int flags : {RUMPUSER_MTX_SPIN, RUMPUSER_MTX_KMUTEX, 0}) {
+      rumpuser_mtx* m;
+      rumpuser_cv* cv;
+      rumpuser_mutex_init(&m, flags);
+      rumpuser_cv_init(&cv);
+      struct lwp* owner = fake_lwp(3);
+      rumpuser_mutex_owner(m, &owner);
+      CHECK(owner == nullptr);
+      int waiters = -1;
+      rumpuser_cv_has_waiters(cv, &waiters);
+      CHECK(waiters == 0);
+      REQUIRE(rumpuser_mutex_tryenter(m) == 0);
+      rumpuser_mutex_owner(m, &owner);
+      CHECK(owner == (flags == RUMPUSER_MTX_KMUTEX ? fake_lwp(1) : nullptr));
+      int other = 0;
+      std::thread([&] { other = rumpuser_mutex_tryenter(m); }).join();
+      CHECK(other == EBUSY);
+      // The condition variable still measures timed waits on the
+      // monotonic clock and gives the mutex back.
+      CHECK(rumpuser_cv_timedwait(cv, m, 0, 1000) == ETIMEDOUT);
+      rumpuser_mutex_exit(m);
+      std::thread([&] {
+        other = rumpuser_mutex_tryenter(m);
+        if (other == 0) rumpuser_mutex_exit(m);
+      }).join();
+      CHECK(other == 0);
+      rumpuser_cv_destroy(cv);
+      rumpuser_mutex_destroy(m);
+    }
+  }
+}
+
 TEST_CASE("blocking on a held mutex gives the CPU back exactly around the block",
           "[mutex][klock]") {
   install_fake_kernel();
