@@ -139,6 +139,11 @@ void CpuTick::kick() {
   callout_.schedule(kTickNs);
 }
 
+void CpuTick::kick_if_cheap() {
+  if (running_.load(std::memory_order_relaxed)) return;
+  if (kernel_.services().callouts()->started()) kick();
+}
+
 void CpuTick::halt() {
   halted_.store(true);
   callout_.halt();
@@ -150,8 +155,6 @@ void CpuTick::run() {
   if (halted_.load()) return;
   ticks_.fetch_add(1, std::memory_order_relaxed);
   Kernel& k = kernel_;
-  Lwp* self = nullptr;  // the callout thread's LWP: not a sample of load
-  (void)self;
   bool used = false;
   bool armed_any = false;
   int active = 0;

@@ -19,8 +19,9 @@
 // and samples the load average every 5 s.
 //
 // The tick runs only while the kernel is busy: it starts when a thread
-// takes up an LWP, when a CPU-time interval timer is armed and when a
-// process reads its CPU time, and stops after kIdleTicks samples in which
+// takes up an LWP (if the callout thread runs already), when a CPU-time
+// interval timer is armed and when a process reads its CPU time (then
+// starting the callout thread if need be), and stops after kIdleTicks samples in which
 // no LWP used CPU time and no CPU-time interval timer was armed. A stopped
 // tick costs nothing; the load average decays over the time it did not
 // run when it starts again (or is read).
@@ -105,6 +106,9 @@ class CpuTick : public KObject {
   // Starts the tick if it is stopped. No lock may be held (it may start
   // the callout thread).
   void kick();
+  // kick(), but only if the callout thread runs already: taking up an LWP
+  // never makes a host thread (nor uses up a pid for it).
+  void kick_if_cheap();
   // Stops it for good (halt).
   void halt();
   bool running() const { return running_.load(std::memory_order_relaxed); }

@@ -22,7 +22,7 @@ int rump_lwproc_rfork(int flags) {
   if (!l) return rump::enter_error(*k);
   rump::Result<rump::ForkResult> r = rump::fork1(*l, f | rump::RFPROC, nullptr);
   // The thread will run the new process: its CPU time is sampled.
-  if (r.ok()) k->services().cputick()->kick();
+  if (r.ok()) k->services().cputick()->kick_if_cheap();
   rump::leave(*k, l);
   if (!r.ok()) return r.error();
   rump::bind_lwp(*k, r.value().lwp);
@@ -53,7 +53,7 @@ int rump_lwproc_newlwp(pid_t pid) {
   // the process can't be reaped meanwhile unless it exits, which would
   // need one of its LWPs, and a process with none is already gone.
   if (p) nl = k->new_lwp(*p, Lwp::Kind::kProcess);
-  if (nl.ok()) k->services().cputick()->kick();
+  if (nl.ok()) k->services().cputick()->kick_if_cheap();
   rump::leave(*k, l);
   if (!nl.ok()) return nl.error();
   rump::bind_lwp(*k, nl.value());
@@ -71,7 +71,7 @@ void rump_lwproc_switch(struct lwp* nl) {
   rump::CpuTick* tick = k->services().cputick();
   if (l && !tick->running()) {
     if (Lwp* x = rump::enter(*k)) {
-      tick->kick();
+      tick->kick_if_cheap();
       rump::leave(*k, x);
     }
   }
