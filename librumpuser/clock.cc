@@ -1,8 +1,9 @@
 // clock.cc: the "pthread" backend's clocks: the host's wall and monotonic
-// clocks, and sleeping on them.
+// clocks, sleeping on them, and the per-thread CPU clocks.
 // Sleeping blocks, so it gives the virtual CPU back (KLOCK wrap).
 #include <rump/rumpuser.h>
 
+#include <pthread.h>
 #include <time.h>
 
 #include <cerrno>
@@ -44,6 +45,22 @@ int clock_sleep(int clock, int64_t sec, long nsec) {
     }
   }
   return rv;
+}
+
+// A handle is the thread's CPU clockid_t: the host encodes the thread in
+// it, and any thread of the process may read it while that thread lives.
+int cpuclock_self(uint64_t* clkp) {
+  clockid_t id;
+  if (int e = pthread_getcpuclockid(pthread_self(), &id)) return e;
+  *clkp = static_cast<uint64_t>(static_cast<uint32_t>(id));
+  return 0;
+}
+
+int cpuclock_read(uint64_t clk, int64_t* nsp) {
+  struct timespec ts;
+  if (::clock_gettime(static_cast<clockid_t>(static_cast<uint32_t>(clk)), &ts) != 0) return errno;
+  *nsp = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  return 0;
 }
 
 }  // namespace rumpuser_int::pth

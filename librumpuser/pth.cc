@@ -562,6 +562,8 @@ const rumpuser_backend backend = {
     .cv_has_waiters = cv_has_waiters,
     .clock_gettime = clock_read,
     .clock_sleep = clock_sleep,
+    .cpuclock_self = cpuclock_self,
+    .cpuclock_read = cpuclock_read,
 };
 
 }  // namespace rumpuser_int::pth

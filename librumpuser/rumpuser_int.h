@@ -27,6 +27,8 @@ namespace pth {
 extern const rumpuser_backend backend;
 int clock_read(int clock, int64_t* sec, long* nsec);
 int clock_sleep(int clock, int64_t sec, long nsec);
+int cpuclock_self(uint64_t* clkp);
+int cpuclock_read(uint64_t clk, int64_t* nsp);
 }  // namespace pth
 
 // Thread-local blocks of the kernel (rumpuser_tls_register): a backend

@@ -1050,6 +1050,11 @@ int clock_sleep(int clock, int64_t sec, long nsec) {
   return 0;
 }
 
+// Fibers share their host thread, whose CPU time depends on the host: a
+// world has no per-thread CPU time (it would break reproducibility).
+int cpuclock_self(uint64_t*) { return ENOTSUP; }
+int cpuclock_read(uint64_t, int64_t*) { return ENOTSUP; }
+
 }  // namespace
 
 bool fill_random(void* buf, size_t len) {

@@ -207,6 +207,16 @@ int rumpuser_getdirent(const char *path, struct rumpuser_dirent *ent);
 int rumpuser_clock_gettime(int clock, int64_t *sec, long *nsec);
 /* RELWALL: sleep for the interval; ABSMONO: until the monotonic time. */
 int rumpuser_clock_sleep(int clock, int64_t sec, long nsec);
+/*
+ * CPU-time clocks of host threads (the kernel's CPU-time accounting).
+ * cpuclock_self gives a handle on the calling thread's CPU clock (the CPU
+ * time the host charged that thread); cpuclock_read reads such a clock, in
+ * nanoseconds, from any thread while the thread it names lives. 0, or
+ * ENOTSUP (a backend without per-thread CPU time: "sim", whose time is
+ * virtual), or EINVAL (a handle of a thread that has ended).
+ */
+int rumpuser_cpuclock_self(uint64_t *clkp);
+int rumpuser_cpuclock_read(uint64_t clk, int64_t *nsp);
 
 /* Entropy. */
 #define RUMPUSER_RANDOM_HARD 0x01
@@ -366,7 +376,7 @@ void rumpuser_fault_nth_swap(struct rumpuser_fault_nth_state *state);
  * hypercall of the same name, including giving the virtual CPU back
  * through the upcalls while blocking.
  */
-#define RUMPUSER_BACKEND_VERSION 1
+#define RUMPUSER_BACKEND_VERSION 2
 
 struct rumpuser_backend;
 
@@ -425,7 +435,9 @@ struct rumpuser_object {
 	X(CALLER, int, clock_gettime, (int clock, int64_t *sec, long *nsec), \
 	    (clock, sec, nsec)) \
 	X(CALLER, int, clock_sleep, (int clock, int64_t sec, long nsec), \
-	    (clock, sec, nsec))
+	    (clock, sec, nsec)) \
+	X(CALLER, int, cpuclock_self, (uint64_t *clkp), (clkp)) \
+	X(CALLER, int, cpuclock_read, (uint64_t clk, int64_t *nsp), (clk, nsp))
 
 /* thread_exit must not return (the member's type cannot say so). */
 #define RUMPUSER_BACKEND_MEMBER_(route, type, name, params, args) \

@@ -91,6 +91,8 @@ class CalloutQueue : public KObject {
   // that arm callouts with a lock held that ranks above it (a process's
   // timers, under Proc::lock_) call this first, with no lock held.
   void start();
+  // The thread has been started (or is being started).
+  bool started() const;
   // Pending callouts (for tests and diagnostics).
   size_t pending_count() const;
 

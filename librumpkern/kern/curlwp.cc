@@ -5,6 +5,7 @@
 #include <rump/rumpuser.h>
 
 #include "base/intrusive_hash.h"
+#include "kern/cputime.h"
 #include "kern/entry.h"
 #include "kern/sim.h"
 
@@ -131,12 +132,16 @@ Lwp* make_implicit_lwp(ThreadCtx& t, Kernel& k) {
   t.implicit_serial = k.serial();
   t.implicit = r.value();
   t_exit_guard.armed = true;
+  // The thread's time in k is the implicit LWP's until it takes up one of
+  // a process (bind_lwp).
+  if (t.bound_k != &k) cpu_on(*t.implicit);
   return t.implicit;
 }
 
 void drop_dead_bound(ThreadCtx& t, Kernel& k, Lwp* l) {
   t.bound_k = nullptr;
   t.bound = nullptr;
+  if (t.implicit_k == &k && t.implicit) cpu_on(*t.implicit);
   with_temp_lwp(k, [&] { k.free_lwp(l); });
 }
 
@@ -148,6 +153,7 @@ void leave_dead(Kernel& k, Lwp* l) {
   if (t.bound == l) {
     t.bound = nullptr;
     t.bound_k = nullptr;
+    if (t.implicit_k == &k && t.implicit) cpu_on(*t.implicit);
   }
   with_temp_lwp(k, [&] { k.free_lwp(l); });
   rumpuser_curlwpop(RUMPUSER_LWP_CLEAR, nullptr);
@@ -231,7 +237,16 @@ Lwp* bound_lwp(Kernel& k) {
 void bind_lwp(Kernel& k, Lwp* l) {
   ThreadCtx& t = t_ctx;
   check_epoch(t);
-  if (t.bound_k == &k && t.bound) t.bound->bound_.store(false);
+  // The thread's time goes from the LWP it ran (its bound one, else its
+  // implicit one) to l (else the implicit one).
+  Lwp* implicit = t.implicit_k == &k ? t.implicit : nullptr;
+  if (t.bound_k == &k && t.bound) {
+    t.bound->bound_.store(false);
+    cpu_off(*t.bound);
+  } else if (implicit) {
+    cpu_off(*implicit);
+  }
+  if (Lwp* run = l ? l : implicit) cpu_on(*run);
   if (l) {
     l->bound_.store(true);
     t.bound_k = &k;

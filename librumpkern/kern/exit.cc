@@ -94,6 +94,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
         Lwp& l = p.lwps_.front();
         p.lwps_.pop_front();
         p.nlwps_--;
+        cpu_lwp_gone_locked(p, l);
         if (&l == self || l.bound_.load()) {
           l.dead_.store(true);
           continue;

@@ -13,10 +13,11 @@
 // Clocks: ITIMER_REAL and timers on the monotonic clocks run on the
 // monotonic clock; an absolute CLOCK_REALTIME timer runs on the kernel's
 // realtime clock (a clock set back makes it fire later: the callout re-arms
-// when it finds the deadline not yet reached). The CPU-time clocks run as
-// the monotonic clock (the kernel does not account CPU time, see
-// sys_time.cc), and ITIMER_VIRTUAL and ITIMER_PROF are kept and reported
-// but never fire.
+// when it finds the deadline not yet reached). POSIX timers on the
+// CPU-time clocks still run as the monotonic clock. ITIMER_VIRTUAL and
+// ITIMER_PROF count down the process's user and total CPU time: the
+// accounting tick (kern/cputime.h) charges them through itimer_charge_cpu
+// and posts SIGVTALRM and SIGPROF.
 //
 // Overruns: the signals here carry no queued siginfo, so a timer's signal
 // counts as delivered once it is no longer pending. Expirations while it is
@@ -38,6 +39,7 @@
 #include "kern/clock.h"
 #include "kern/component.h"
 #include "kern/copy.h"
+#include "kern/cputime.h"
 #include "kern/fork.h"
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
@@ -324,9 +326,37 @@ itimerval set_itimer(ProcTimers& pt, int which, int64_t value, int64_t interval)
   return old;
 }
 
+// Charges one CPU-time interval timer with ns; true if it expired.
+bool charge_cpu_timer(int64_t& value, int64_t interval, int64_t ns) {
+  if (value <= 0 || ns <= 0) return false;
+  value -= ns;
+  if (value > 0) return false;
+  // Expired: a periodic timer goes on from where it should have fired
+  // (the overshoot counts against the next period, as Linux).
+  if (interval > 0) {
+    while (value <= 0) value += interval;
+  } else {
+    value = 0;
+  }
+  return true;
+}
+
 bool valid_which(int which) { return which == ITIMER_REAL || which == ITIMER_VIRTUAL || which == ITIMER_PROF; }
 
 }  // namespace
+
+int itimer_charge_cpu(Proc& p, int64_t user_ns, int64_t total_ns, bool* armed) {
+  MutexLocker g(p.lock_);
+  ProcTimers* pt = g_timers.get(p);
+  *armed = false;
+  if (!pt) return 0;
+  pt->lock_.assert_held();  // the process's lock_
+  int due = 0;
+  if (charge_cpu_timer(pt->cpu_value[0], pt->cpu_interval[0], user_ns)) due |= kItimerVirtualDue;
+  if (charge_cpu_timer(pt->cpu_value[1], pt->cpu_interval[1], total_ns)) due |= kItimerProfDue;
+  *armed = pt->cpu_value[0] > 0 || pt->cpu_value[1] > 0;
+  return due;
+}
 
 Result<long> sys_getitimer(Lwp& l, int which, UserPtr<struct itimerval> curr_value) {
   if (!valid_which(which)) return err(EINVAL);
@@ -346,6 +376,8 @@ Result<long> sys_setitimer(Lwp& l, int which, UserPtr<struct itimerval> new_valu
   if (!valid_which(which)) return err(EINVAL);
   ProcTimers* pt = TRY(timers_of(l.proc()));
   itimerval old = set_itimer(*pt, which, value, interval);
+  // The tick charges CPU-time timers.
+  if (which != ITIMER_REAL && value > 0) l.kernel().services().cputick()->kick();
   if (old_value) TRY(copyout_obj(l, old, old_value));
   return 0;
 }

@@ -38,6 +38,7 @@ namespace rump {
 class Msgbuf;
 class Sysctl;
 class CalloutQueue;
+class CpuTick;
 struct SimState;
 
 struct BootConfig {
@@ -78,6 +79,8 @@ class KernelServices {
   Msgbuf* msgbuf() const { return msgbuf_; }
   Sysctl* sysctl() const { return sysctl_; }
   CalloutQueue* callouts() const { return callouts_; }
+  // CPU-time accounting's tick and load average (kern/cputime.h).
+  CpuTick* cputick() const { return cputick_; }
 
   // Copies the host name (NUL-terminated) into out[kHostNameMax + 1].
   void hostname(char* out) const;
@@ -91,6 +94,7 @@ class KernelServices {
   Msgbuf* msgbuf_ = nullptr;
   Sysctl* sysctl_ = nullptr;
   CalloutQueue* callouts_ = nullptr;
+  CpuTick* cputick_ = nullptr;
   mutable SpinLock hostname_lock_{LockRank::kNone};
   char hostname_[kHostNameMax + 1] ABSL_GUARDED_BY(hostname_lock_) = {};
 };

@@ -73,6 +73,7 @@ int Lwp::sleep(CondVar& cv, Mutex& m, int64_t deadline_ns, bool interruptible) {
     else if (deadline_ns - now < wait) wait = deadline_ns - now;
   }
   if (rv == 0) {
+    acct_.nvcsw.fetch_add(1, std::memory_order_relaxed);
     int r = 0;
     if (wait == kNoSlice) cv.wait(m);
     else r = cv.timed_wait(m, wait);
@@ -227,6 +228,7 @@ void Kernel::unlink_lwp(Lwp* l) {
     MutexLocker pg(p.lock_);
     p.lwps_.erase(p.lwps_.iterator_to(*l));
     p.nlwps_--;
+    cpu_lwp_gone_locked(p, *l);
     l->assert_sig_locked();
     sig_flush_lwp_locked(p, *l);
   }

@@ -39,6 +39,7 @@
 #include "absl/functional/function_ref.h"
 #include "base/kmem.h"
 #include "base/ref.h"
+#include "kern/cputime.h"
 #include "kern/cred.h"
 #include "kern/signal.h"
 #include "sync/mutex.h"
@@ -161,6 +162,11 @@ class Lwp : public KObject {
   std::atomic<Cpu*> cpu_{nullptr};
   int last_cpu_ = 0;
 
+  // CPU-time accounting (kern/cputime.h), guarded by acct_lock() but for
+  // its atomic counters.
+  LwpCpu acct_;
+  SpinLock& acct_lock() const ABSL_LOCK_RETURNED(sleep_lock_) { return sleep_lock_; }
+
  private:
   Kernel& kernel_;
   Proc* proc_;
@@ -171,7 +177,8 @@ class Lwp : public KObject {
   uint32_t cred_gen_ = 0;
 
   // An interruptible sleep in progress: what to wake (see Lwp::sleep).
-  SpinLock sleep_lock_;
+  // Also guards acct_ (a leaf, held for a few instructions either way).
+  mutable SpinLock sleep_lock_;
   rumpuser_mtx* sleep_mtx_ = nullptr;
   rumpuser_cv* sleep_cv_ = nullptr;
   friend class Proc;

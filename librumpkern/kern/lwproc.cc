@@ -1,6 +1,7 @@
 // rump_lwproc_*: binding host threads to processes and LWPs.
 #include <rump/rump.h>
 
+#include "kern/cputime.h"
 #include "kern/curlwp.h"
 #include "kern/fork.h"
 #include "kern/futex.h"
@@ -20,6 +21,8 @@ int rump_lwproc_rfork(int flags) {
   Lwp* l = rump::enter(*k);
   if (!l) return rump::enter_error(*k);
   rump::Result<rump::ForkResult> r = rump::fork1(*l, f | rump::RFPROC, nullptr);
+  // The thread will run the new process: its CPU time is sampled.
+  if (r.ok()) k->services().cputick()->kick_if_cheap();
   rump::leave(*k, l);
   if (!r.ok()) return r.error();
   rump::bind_lwp(*k, r.value().lwp);
@@ -50,6 +53,7 @@ int rump_lwproc_newlwp(pid_t pid) {
   // the process can't be reaped meanwhile unless it exits, which would
   // need one of its LWPs, and a process with none is already gone.
   if (p) nl = k->new_lwp(*p, Lwp::Kind::kProcess);
+  if (nl.ok()) k->services().cputick()->kick_if_cheap();
   rump::leave(*k, l);
   if (!nl.ok()) return nl.error();
   rump::bind_lwp(*k, nl.value());
@@ -62,6 +66,15 @@ void rump_lwproc_switch(struct lwp* nl) {
   Lwp* l = reinterpret_cast<Lwp*>(nl);
   if (l && (&l->kernel() != k || l->dead_.load())) return;
   rump::bind_lwp(*k, l);
+  // The tick samples the LWPs that threads run; starting it takes a
+  // moment inside the kernel.
+  rump::CpuTick* tick = k->services().cputick();
+  if (l && !tick->running()) {
+    if (Lwp* x = rump::enter(*k)) {
+      tick->kick_if_cheap();
+      rump::leave(*k, x);
+    }
+  }
 }
 
 void rump_lwproc_releaselwp(void) {

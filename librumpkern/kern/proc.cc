@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "kern/clock.h"
 #include "kern/kernel.h"
 
 namespace rump {
@@ -22,7 +23,8 @@ int register_proc_extension(ProcExtension* ext) {
 int proc_extension_count() { return g_nextensions; }
 ProcExtension* proc_extension(int slot) { return g_extensions[slot]; }
 
-Proc::Proc(Kernel& k, pid_t pid) : kernel_(k), tree_lock_(k.procs().lock()), pid_(pid) {
+Proc::Proc(Kernel& k, pid_t pid)
+    : start_ns_(mono_now_ns()), kernel_(k), tree_lock_(k.procs().lock()), pid_(pid) {
   for (auto& r : rlimits_) r.rlim_cur = r.rlim_max = RLIM_INFINITY;
   // As Linux: no raised nice values or real-time priorities without
   // CAP_SYS_NICE unless a limit is set.
@@ -60,6 +62,7 @@ void ProcTable::reap_locked(Proc& c) {
   if (Proc* parent = c.parent_) {
     parent->assert_tree_locked();
     parent->children_.erase(parent->children_.iterator_to(c));
+    cpu_reaped_locked(*parent, c);
   }
   c.parent_ = nullptr;
   procs_.erase(c);

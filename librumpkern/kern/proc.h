@@ -160,6 +160,12 @@ class Proc : public KObject {
   uint64_t affinity_[kAffinityWords] ABSL_GUARDED_BY(lock_) = {~0ull, ~0ull, ~0ull, ~0ull};
   std::atomic<mode_t> umask_{022};
   bool exiting_ ABSL_GUARDED_BY(lock_) = false;
+  // CPU usage (kern/cputime.h) of the LWPs that have left the process, and
+  // of the reaped children (and theirs).
+  CpuUsage cpu_dead_ ABSL_GUARDED_BY(lock_);
+  CpuUsage cpu_children_ ABSL_GUARDED_BY(lock_);
+  // When the process was made (monotonic ns).
+  const int64_t start_ns_;
   std::atomic<uint32_t> cred_gen_{1};
 
   // The process's user space; nullptr: the host's address space.

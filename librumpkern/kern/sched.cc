@@ -27,6 +27,7 @@ void Scheduler::fini() {
 Cpu* Scheduler::schedule_slow(Lwp* l) {
   rumpuser_mutex_enter_nowrap(wait_mtx_);
   waiters_.fetch_add(1, std::memory_order_seq_cst);
+  l->acct_.nivcsw.fetch_add(1, std::memory_order_relaxed);
   Cpu* c;
   // The releaser gives the CPU back with a plain release store and then
   // looks at waiters_ without a full fence (that keeps the fast path at

@@ -1,6 +1,6 @@
 // Starting and stopping the kernel services, in order: the message
 // buffer and the host name, the sysctl tree, then the callout queue (whose
-// thread starts with the first callout). services_init runs at boot as lwp0
+// thread starts with the first callout) and the CPU-time tick on it. services_init runs at boot as lwp0
 // on a CPU, before components; services_fini runs at halt after components
 // and processes are gone, in reverse order. Both tolerate a partial start
 // (boot failing half-way still halts through services_fini).
@@ -11,6 +11,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "kern/callout.h"
+#include "kern/cputime.h"
 #include "kern/kernel.h"
 #include "kern/msgbuf.h"
 #include "kern/sysctl.h"
@@ -30,12 +31,17 @@ Result<void> services_init(Kernel& k, const BootConfig& cfg) {
   TRY(s.set_hostname(name, std::strlen(name)));
   s.sysctl_ = TRY(Sysctl::create(k));
   s.callouts_ = TRY(CalloutQueue::create(k));
+  s.cputick_ = new (k.kmem()) CpuTick(k);
+  if (!s.cputick_) return err(ENOMEM);
   std::move(undo).Cancel();
   return {};
 }
 
 void services_fini(Kernel& k) {
   KernelServices& s = k.services();
+  if (s.cputick_) s.cputick_->halt();
+  delete s.cputick_;
+  s.cputick_ = nullptr;
   delete s.callouts_;
   s.callouts_ = nullptr;
   delete s.sysctl_;

@@ -56,6 +56,7 @@ struct WaitResult {
   pid_t pid = 0;
   int status = 0;
   uid_t uid = 0;
+  CpuUsage usage;  // the child's and its reaped children's (Linux's RUSAGE_BOTH)
 };
 
 bool matches(const WaitRequest& w, const Proc& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c.tree_lock()) {
@@ -81,7 +82,9 @@ Result<WaitResult> do_wait(Lwp& l, const WaitRequest& w) {
       if (!matches(w, c)) continue;
       any = true;
       if (c.state_ != Proc::State::kZombie) continue;
-      WaitResult r{c.pid(), c.exit_status_, c.cred()->uid};
+      WaitResult r{c.pid(), c.exit_status_, c.cred()->uid, {}};
+      r.usage = cpu_proc_usage(c, false);
+      r.usage.add(cpu_proc_usage(c, true));
       if (w.reap) t.reap_locked(c);
       return r;
     }
@@ -109,9 +112,10 @@ Result<long> sys_wait4(Lwp& l, pid_t pid, UserPtr<int> wstatus, int options, Use
   WaitResult r = TRY(do_wait(l, w));
   if (r.pid != 0 && wstatus) TRY(copyout_obj(l, r.status, wstatus));
   if (ru) {
-    struct rusage zero;
-    std::memset(&zero, 0, sizeof zero);
-    TRY(copyout_obj(l, zero, ru));
+    struct rusage out;
+    std::memset(&out, 0, sizeof out);
+    if (r.pid != 0) cpu_fill_rusage(r.usage, out);
+    TRY(copyout_obj(l, out, ru));
   }
   return r.pid;
 }
@@ -178,9 +182,10 @@ Result<long> sys_waitid(Lwp& l, int idtype, id_t id, UserPtr<siginfo_t> info, in
     TRY(copyout_obj(l, si, info));
   }
   if (ru) {
-    struct rusage zero;
-    std::memset(&zero, 0, sizeof zero);
-    TRY(copyout_obj(l, zero, ru));
+    struct rusage out;
+    std::memset(&out, 0, sizeof out);
+    if (r.pid != 0) cpu_fill_rusage(r.usage, out);
+    TRY(copyout_obj(l, out, ru));
   }
   return 0;
 }

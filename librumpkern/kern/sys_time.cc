@@ -7,11 +7,12 @@
 // the host's wall clock moved by clock_settime; this kernel keeps no
 // leap-second offset), MONOTONIC, MONOTONIC_RAW,
 // MONOTONIC_COARSE, BOOTTIME (the host's monotonic clock; the kernel never
-// suspends, so boot time equals monotonic), and the CPU-time clocks of the
-// calling process and thread, approximated by the monotonic time since this
-// kernel booted (the kernel does not account CPU time, so times() and
-// getrusage() report none). Resolutions are Linux's: 1 ns for the
-// high-resolution clocks, a tick of a 250 Hz kernel for the coarse ones.
+// suspends, so boot time equals monotonic), and the CPU-time clocks: the
+// calling process's and thread's, and any process's or thread's named by
+// Linux's encoding (clock_getcpuclockid, pthread_getcpuclockid), read from
+// the kernel's accounting (kern/cputime.h), as are times() and getrusage().
+// Resolutions are Linux's: 1 ns for the high-resolution clocks, a tick of a
+// 250 Hz kernel for the coarse ones.
 #include <sys/sysinfo.h>
 #include <sys/times.h>
 
@@ -21,6 +22,7 @@
 
 #include "kern/clock.h"
 #include "kern/copy.h"
+#include "kern/cputime.h"
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 
@@ -45,24 +47,26 @@ Result<ClockBase> clock_base(clockid_t clk) {
     case CLOCK_MONOTONIC_COARSE:
     case CLOCK_BOOTTIME:
       return ClockBase::kMono;
-    case CLOCK_PROCESS_CPUTIME_ID:
-    case CLOCK_THREAD_CPUTIME_ID:
-      return ClockBase::kCpu;
     default:
-      // Including negative ids (another process's CPU clock, a clock fd):
-      // not supported.
+      // The CPU-time clocks, checked when read (cpu_clock_read).
+      if (is_cpu_clock(clk)) return ClockBase::kCpu;
       return err(EINVAL);
   }
 }
 
-int64_t now_ns(Kernel& k, ClockBase b) {
+// The clock's reading; clk is only looked at for kCpu.
+Result<int64_t> now_ns(Lwp& l, ClockBase b, clockid_t clk) {
   switch (b) {
-    case ClockBase::kWall: return k.clock().realtime_ns();
+    case ClockBase::kWall: return l.kernel().clock().realtime_ns();
     case ClockBase::kMono: return mono_now_ns();
-    case ClockBase::kCpu: return mono_now_ns() - static_cast<int64_t>(k.boot_time_ns());
+    case ClockBase::kCpu: return cpu_clock_read(l, clk);
   }
   return 0;
 }
+
+// A CPU-time clock advances only while some thread runs: a sleep on one
+// looks at it again at least this often.
+constexpr int64_t kCpuSleepSliceNs = 10 * 1000 * 1000;
 
 timespec to_timespec(int64_t ns) {
   if (ns < 0) ns = 0;
@@ -83,26 +87,28 @@ Result<int64_t> timespec_ns(const timespec& ts) {
 // Sleeps until the clock b reads `until` (absolute, on that clock).
 // Returns EINTR, with *left the time that remained, if a signal (or the
 // process's exit) interrupts it.
-Result<void> sleep_until(Lwp& l, ClockBase b, int64_t until, int64_t* left) {
-  Kernel& k = l.kernel();
+Result<void> sleep_until(Lwp& l, ClockBase b, clockid_t clk, int64_t until, int64_t* left) {
   // A private wait channel: nobody wakes it but interrupt(); the sleep ends
   // at its deadline.
   Mutex m;
   CondVar cv;
   MutexLocker g(m);
   for (;;) {
-    int64_t now = now_ns(k, b);
+    int64_t now = TRY(now_ns(l, b, clk));
     if (now >= until) return {};
     // The deadline on the monotonic clock, recomputed each round so a wall
     // clock that is set meanwhile is followed.
     // A deadline past the monotonic clock's range is none: the sleep ends
     // only by a signal (as Linux's KTIME_MAX, which never expires).
     int64_t mono = mono_now_ns();
-    int64_t deadline = until - now > INT64_MAX - mono ? -1 : mono + (until - now);
+    int64_t wait = until - now;
+    if (b == ClockBase::kCpu && wait > kCpuSleepSliceNs) wait = kCpuSleepSliceNs;
+    int64_t deadline = wait > INT64_MAX - mono ? -1 : mono + wait;
     int e = l.sleep(cv, m, deadline, true);
     // nanosleep and clock_nanosleep are never restarted after a handler.
     if (is_restart(e)) {
-      *left = until - now_ns(k, b);
+      Result<int64_t> at = now_ns(l, b, clk);
+      *left = at.ok() ? until - *at : 0;
       if (*left < 0) *left = 0;
       return err(EINTR);
     }
@@ -110,9 +116,10 @@ Result<void> sleep_until(Lwp& l, ClockBase b, int64_t until, int64_t* left) {
 }
 
 Result<long> do_nanosleep(Lwp& l, clockid_t clk, int flags, UserPtr<timespec> req, UserPtr<timespec> rem) {
-  // As Linux: CPU-time clocks of other threads can't be slept on; the
-  // thread's own cannot either; raw/coarse clocks have no sleep.
-  if (clk == CLOCK_THREAD_CPUTIME_ID) return err(EINVAL);
+  // As Linux: a thread's CPU-time clock can't be slept on (the constant has
+  // no sleep at all: EOPNOTSUPP); raw/coarse clocks have no sleep.
+  if (clk == CLOCK_THREAD_CPUTIME_ID) return err(EOPNOTSUPP);
+  if (clk < 0 && (clk & kCpuClockThread)) return err(EINVAL);
   ClockBase b = TRY(clock_base(clk));
   if (clk == CLOCK_MONOTONIC_RAW || clk == CLOCK_MONOTONIC_COARSE || clk == CLOCK_REALTIME_COARSE)
     return err(EOPNOTSUPP);
@@ -120,11 +127,11 @@ Result<long> do_nanosleep(Lwp& l, clockid_t clk, int flags, UserPtr<timespec> re
   timespec ts = TRY(copyin_obj(l, req));
   int64_t ns = TRY(timespec_ns(ts));
   bool abs = flags & TIMER_ABSTIME;
-  int64_t now = abs ? 0 : now_ns(l.kernel(), b);
+  int64_t now = abs ? 0 : TRY(now_ns(l, b, clk));
   // A relative sleep past the end of time sleeps until then (no overflow).
   int64_t until = abs ? ns : (ns > INT64_MAX - now ? INT64_MAX : now + ns);
   int64_t left = 0;
-  Result<void> r = sleep_until(l, b, until, &left);
+  Result<void> r = sleep_until(l, b, clk, until, &left);
   if (!r.ok()) {
     // Only relative sleeps report what remained (Linux).
     if (!abs && rem) {
@@ -140,7 +147,7 @@ Result<long> do_nanosleep(Lwp& l, clockid_t clk, int flags, UserPtr<timespec> re
 
 Result<long> sys_clock_gettime(Lwp& l, clockid_t clk, UserPtr<struct timespec> tp) {
   ClockBase b = TRY(clock_base(clk));
-  timespec ts = to_timespec(now_ns(l.kernel(), b));
+  timespec ts = to_timespec(TRY(now_ns(l, b, clk)));
   TRY(copyout_obj(l, ts, tp));
   return 0;
 }
@@ -180,10 +187,14 @@ Result<void> KernelClock::set_realtime(int64_t ns) {
 }
 
 Result<long> sys_clock_getres(Lwp& l, clockid_t clk, UserPtr<struct timespec> res) {
-  TRY(clock_base(clk));
+  ClockBase b = TRY(clock_base(clk));
   timespec ts{};
   bool coarse = clk == CLOCK_REALTIME_COARSE || clk == CLOCK_MONOTONIC_COARSE;
   ts.tv_nsec = coarse ? kCoarseTickNs : 1;
+  if (b == ClockBase::kCpu) {
+    TRY(cpu_clock_read(l, clk));  // the process or thread must exist
+    ts.tv_nsec = static_cast<long>(cpu_clock_res(clk));
+  }
   if (res) TRY(copyout_obj(l, ts, res));
   return 0;
 }
@@ -241,9 +252,16 @@ constexpr int64_t kUserHz = 100;  // clock_t ticks per second (Linux's USER_HZ)
 
 Result<long> sys_times(Lwp& l, UserPtr<struct tms> buf) {
   if (buf) {
-    // No CPU time is accounted: all four are zero.
+    l.kernel().services().cputick()->kick();
+    CpuUsage self = cpu_proc_usage(l.proc(), false);
+    CpuUsage children = cpu_proc_usage(l.proc(), true);
+    constexpr int64_t kNsPerTick = kNsPerSec / kUserHz;
     struct tms t;
     std::memset(&t, 0, sizeof t);
+    t.tms_utime = static_cast<clock_t>(self.utime_ns / kNsPerTick);
+    t.tms_stime = static_cast<clock_t>(self.stime_ns / kNsPerTick);
+    t.tms_cutime = static_cast<clock_t>(children.utime_ns / kNsPerTick);
+    t.tms_cstime = static_cast<clock_t>(children.stime_ns / kNsPerTick);
     TRY(copyout_obj(l, t, buf));
   }
   int64_t up = mono_now_ns() - static_cast<int64_t>(l.kernel().boot_time_ns());
@@ -252,8 +270,11 @@ Result<long> sys_times(Lwp& l, UserPtr<struct tms> buf) {
 
 Result<long> sys_getrusage(Lwp& l, int who, UserPtr<struct rusage> usage) {
   if (who != RUSAGE_SELF && who != RUSAGE_CHILDREN && who != RUSAGE_THREAD) return err(EINVAL);
+  l.kernel().services().cputick()->kick();
+  CpuUsage u = who == RUSAGE_THREAD ? cpu_lwp_usage(l) : cpu_proc_usage(l.proc(), who == RUSAGE_CHILDREN);
   struct rusage ru;
   std::memset(&ru, 0, sizeof ru);
+  cpu_fill_rusage(u, ru);
   TRY(copyout_obj(l, ru, usage));
   return 0;
 }

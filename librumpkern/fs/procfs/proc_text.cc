@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "fs/procfs/procfs.h"
+#include "kern/clock.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
 #include "kern/proc_table.h"
@@ -56,6 +57,14 @@ Result<void> snap_locked(ProcTable& t, Proc& p, pid_t tid, unsigned what, ProcSn
   std::memcpy(s.affinity, p.affinity_, sizeof s.affinity);
   s.shd_pending = p.sigpending_.load(std::memory_order_acquire);
   s.sigqueued = p.nsigqueued_;
+  s.start_ns = p.start_ns_;
+  s.cusage = p.cpu_children_;
+  if (thread) {
+    s.usage = cpu_lwp_usage(*thread);
+  } else {
+    s.usage = p.cpu_dead_;
+    for (Lwp& l : p.lwps_) s.usage.add(cpu_lwp_usage(l));
+  }
   Lwp* l0 = thread ? thread : (p.lwps_.empty() ? nullptr : &p.lwps_.front());
   if (l0) {
     s.pending = l0->sigpending_.load(std::memory_order_acquire);
@@ -111,10 +120,15 @@ void put_stat(Lwp& l, const ProcSnap& s, Text& t) {
   UserSpace::Totals tot = s.space ? s.space->totals() : UserSpace::Totals{};
   rlim_t rss_lim = s.rl[RLIMIT_RSS].rlim_cur;
   // Fields 1-52 of proc(5); what the kernel does not track is 0.
-  t.printf("%d (%s) %c %d %d %d 0 -1 %u 0 0 0 0 0 0 0 0 %d %d %d 0 %llu %llu %llu %llu ", s.tid ? s.tid : s.pid,
-           s.comm, s.state, s.ppid, s.pgid, s.sid, 0x400000u /* PF_RANDOMIZE-free, as a user task */,
-           s.policy ? -1 - s.rtprio : 20 + s.nice, s.nice, s.nlwps,
-           static_cast<unsigned long long>(0) /* starttime: since boot, unknown per process */,
+  // Times in clock ticks (USER_HZ); the start time since boot.
+  constexpr int64_t kTick = kNsPerSec / 100;
+  auto ticks = [](int64_t ns) { return static_cast<unsigned long long>(ns / kTick); };
+  int64_t since_boot = s.start_ns - static_cast<int64_t>(k.boot_time_ns());
+  t.printf("%d (%s) %c %d %d %d 0 -1 %u 0 0 0 0 %llu %llu %llu %llu %d %d %d 0 %llu %llu %llu %llu ",
+           s.tid ? s.tid : s.pid, s.comm, s.state, s.ppid, s.pgid, s.sid,
+           0x400000u /* PF_RANDOMIZE-free, as a user task */, ticks(s.usage.utime_ns), ticks(s.usage.stime_ns),
+           ticks(s.cusage.utime_ns), ticks(s.cusage.stime_ns), s.policy ? -1 - s.rtprio : 20 + s.nice, s.nice,
+           s.nlwps, ticks(since_boot > 0 ? since_boot : 0),
            static_cast<unsigned long long>(tot.mapped), static_cast<unsigned long long>(tot.resident / kPage),
            static_cast<unsigned long long>(rss_lim == RLIM_INFINITY ? ULLONG_MAX : rss_lim));
   t.printf("0 0 0 0 0 0 0 0 0 0 0 0 %d %d %d %d 0 0 0 0 0 0 0 0 0 0 0\n", s.exit_signal, s.last_cpu, s.rtprio,
@@ -188,7 +202,9 @@ void put_status(Lwp& l, const ProcSnap& s, Text& t) {
            static_cast<unsigned long long>(c.cap_effective), static_cast<unsigned long long>(kCapAll), 0ull);
   t.printf("NoNewPrivs:\t%d\nSeccomp:\t0\nSeccomp_filters:\t0\n", s.no_new_privs ? 1 : 0);
   put_cpus(t, s.affinity, k.ncpu());
-  t.put("Mems_allowed:\t1\nMems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n");
+  t.printf("Mems_allowed:\t1\nMems_allowed_list:\t0\nvoluntary_ctxt_switches:\t%llu\n"
+           "nonvoluntary_ctxt_switches:\t%llu\n",
+           static_cast<unsigned long long>(s.usage.nvcsw), static_cast<unsigned long long>(s.usage.nivcsw));
 }
 
 struct LimitRow {

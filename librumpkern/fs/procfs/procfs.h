@@ -127,6 +127,9 @@ struct ProcSnap {
   uint64_t affinity[Proc::kAffinityWords] = {};
   uint64_t shd_pending = 0, pending = 0, blocked = 0, ignored = 0, caught = 0;
   int sigqueued = 0;
+  CpuUsage usage;           // the process's (the thread's for task/<tid>)
+  CpuUsage cusage;          // its reaped children's
+  int64_t start_ns = 0;     // monotonic
   UserSpace* space = nullptr;  // held; null: the host's address space
   bool have_vfs = false;       // fdt, cwd, root (not for zombies)
   RefPtr<FileTable> fdt;

@@ -59,12 +59,42 @@ void put_cpuinfo(Kernel& k, Text& t) {
   }
 }
 
+// The CPU time every process has used (each one's and its reaped
+// children's: a reaped process's time is in its parent's), and the idle
+// time: what is left of the virtual CPUs' time since boot.
+struct SysTimes {
+  CpuUsage used;
+  int64_t idle_ns = 0;
+};
+SysTimes sys_times(Kernel& k) {
+  SysTimes st;
+  {
+    ProcTable& pt = k.procs();
+    MutexLocker g(pt.lock());
+    pt.for_each_locked([&](Proc& p) {
+      MutexLocker pg(p.lock_);
+      st.used.add(p.cpu_dead_);
+      st.used.add(p.cpu_children_);
+      for (Lwp& l : p.lwps_) st.used.add(cpu_lwp_usage(l));
+    });
+  }
+  int64_t all = uptime_ns(k) * k.ncpu();
+  st.idle_ns = all > st.used.total_ns() ? all - st.used.total_ns() : 0;
+  return st;
+}
+
+unsigned long long clock_ticks(int64_t ns) { return static_cast<unsigned long long>(ns / (kNsPerSec / kClockTicks)); }
+
 void put_stat(Kernel& k, Text& t) {
   int64_t up = uptime_ns(k);
-  // The virtual CPUs keep no per-state time: all of it shows as idle.
-  unsigned long long idle = static_cast<unsigned long long>(up / (kNsPerSec / kClockTicks));
-  t.printf("cpu  0 0 0 %llu 0 0 0 0 0 0\n", idle * static_cast<unsigned long long>(k.ncpu()));
-  for (int i = 0; i < k.ncpu(); i++) t.printf("cpu%d 0 0 0 %llu 0 0 0 0 0 0\n", i, idle);
+  // Per virtual CPU the kernel keeps no times: each shows an equal share.
+  SysTimes st = sys_times(k);
+  int n = k.ncpu();
+  t.printf("cpu  %llu 0 %llu %llu 0 0 0 0 0 0\n", clock_ticks(st.used.utime_ns), clock_ticks(st.used.stime_ns),
+           clock_ticks(st.idle_ns));
+  for (int i = 0; i < n; i++)
+    t.printf("cpu%d %llu 0 %llu %llu 0 0 0 0 0 0\n", i, clock_ticks(st.used.utime_ns / n),
+             clock_ticks(st.used.stime_ns / n), clock_ticks(st.idle_ns / n));
   int nprocs = 0, running = 0;
   {
     ProcTable& pt = k.procs();
@@ -77,7 +107,8 @@ void put_stat(Kernel& k, Text& t) {
     });
   }
   int64_t boot_wall = k.clock().realtime_ns() - up;
-  t.printf("intr 0\nctxt 0\nbtime %lld\nprocesses %d\nprocs_running %d\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n",
+  t.printf("intr 0\nctxt %llu\nbtime %lld\nprocesses %d\nprocs_running %d\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n",
+           static_cast<unsigned long long>(st.used.nvcsw + st.used.nivcsw),
            static_cast<long long>(boot_wall / kNsPerSec), nprocs, running);
 }
 
@@ -96,7 +127,14 @@ void put_loadavg(Kernel& k, Text& t) {
       }
     });
   }
-  t.printf("0.00 0.00 0.00 %d/%d %d\n", running, nlwps, last);
+  uint64_t avg[3];
+  k.services().cputick()->loadavg(avg);
+  // Two decimals, rounded (as Linux's LOAD_INT/LOAD_FRAC).
+  for (uint64_t v : avg) {
+    uint64_t c = (v * 100 + CpuTick::kLoadOne / 2) >> CpuTick::kLoadShift;
+    t.printf("%llu.%02llu ", static_cast<unsigned long long>(c / 100), static_cast<unsigned long long>(c % 100));
+  }
+  t.printf("%d/%d %d\n", running, nlwps, last);
 }
 
 void put_filesystems(Text& t) {
@@ -177,7 +215,7 @@ Result<void> make_global(Lwp& l, Which which, Text& t) {
     case Which::kUptime: {
       int64_t up = uptime_ns(k);
       long long cs = up / (kNsPerSec / 100);
-      long long idle = cs * k.ncpu();
+      long long idle = sys_times(k).idle_ns / (kNsPerSec / 100);
       t.printf("%lld.%02lld %lld.%02lld\n", cs / 100, cs % 100, idle / 100, idle % 100);
       break;
     }

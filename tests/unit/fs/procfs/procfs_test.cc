@@ -2,7 +2,8 @@
 // counts and formats equal), its values for the kernel's own processes
 // (pids, parent, state, ids, threads, VmSize of isolated spaces, fd
 // links), readdir of live pids, a process that exits going away,
-// permissions, and the writable files (comm, /proc/sys).
+// permissions, the writable files (comm, /proc/sys), and the CPU times
+// and start time of a busy process in stat, status, /proc/stat and uptime.
 #include <rump/rump.h>
 
 #include <catch2/catch.hpp>
@@ -309,6 +310,49 @@ TEST_CASE("procfs: a process's pid, parent, state, ids and threads", "[procfs]")
   rump_lwproc_switch(second);
   rump_lwproc_releaselwp();
   rump_lwproc_switch(prev);
+}
+
+TEST_CASE("procfs: a busy process's CPU times and start time in stat, status, /proc/stat and uptime", "[procfs]") {
+  KernelUp up({.ncpu = 2});
+  auto kid = rump_test::fork_kid();
+  std::string base = "/proc/" + std::to_string(kid.pid);
+  auto field = [](const Stat& s, int n) { return std::stoll(s.rest.at(static_cast<size_t>(n - 3))); };
+  Stat s0 = parse_stat(kRumpSrc.read(base + "/stat"));
+  REQUIRE(s0.fields() >= 52);
+  auto cpu_line = [] { return words(lines(kRumpSrc.read("/proc/stat")).at(0)); };
+  auto c0 = cpu_line();
+  // 60 ms of the host thread's CPU time, as the kid's LWP.
+  rump_test::as(kid.l, [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    int64_t end = ts.tv_sec * 1000000000LL + ts.tv_nsec + 60 * 1000 * 1000;
+    volatile int x = 0;
+    for (;;) {
+      for (int i = 0; i < 10000; i++) x = x + i;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      if (ts.tv_sec * 1000000000LL + ts.tv_nsec >= end) break;
+    }
+    return 0;
+  });
+  Stat s1 = parse_stat(kRumpSrc.read(base + "/stat"));
+  // utime + stime (fields 14, 15) in 10 ms ticks, each rounded down.
+  CHECK(field(s1, 14) + field(s1, 15) - field(s0, 14) - field(s0, 15) >= 5);
+  CHECK(field(s1, 16) + field(s1, 17) == 0);  // no children
+  // starttime (22): since boot, no later than now.
+  auto upw = words(kRumpSrc.read("/proc/uptime"));
+  double uptime = std::stod(upw.at(0)), idle = std::stod(upw.at(1));
+  CHECK(field(s1, 22) >= 0);
+  CHECK(field(s1, 22) <= static_cast<long long>(uptime * 100) + 1);
+  CHECK(field(s1, 22) == field(s0, 22));
+  // The idle time is what the CPU time leaves of the virtual CPUs' time.
+  CHECK(idle <= uptime * 2 + 0.01);
+  auto c1 = cpu_line();
+  REQUIRE(c1.size() == c0.size());
+  CHECK(std::stoll(c1.at(1)) + std::stoll(c1.at(3)) - std::stoll(c0.at(1)) - std::stoll(c0.at(3)) >= 5);
+  // status: the switch counters are there and parse.
+  auto st = parse_status(kRumpSrc.read(base + "/status"));
+  CHECK(status_num(st, "voluntary_ctxt_switches") >= 0);
+  CHECK(status_num(st, "nonvoluntary_ctxt_switches") >= 0);
 }
 
 TEST_CASE("procfs: readdir lists the live pids, and a process that exits goes away", "[procfs]") {

@@ -1,0 +1,286 @@
+// CPU-time accounting, the accounting tick and the load average (see
+// cputime.h).
+#include "kern/cputime.h"
+
+#include <rump/rumpuser.h>
+
+#include <csignal>
+
+#include "kern/clock.h"
+#include "kern/fork.h"
+#include "kern/kernel.h"
+#include "kern/lwp.h"
+#include "kern/proc.h"
+
+namespace rump {
+
+namespace {
+
+// The time the record holds, with the current stretch. acct_lock held.
+int64_t total_locked(LwpCpu& a) {
+  int64_t t = a.done_ns;
+  if (a.on) {
+    int64_t now = 0;
+    if (rumpuser_cpuclock_read(a.clock, &now) == 0 && now > a.base_ns) t += now - a.base_ns;
+  }
+  return t;
+}
+
+// Splits total in the proportion of the samples (half and half before any).
+CpuUsage split(int64_t total, int64_t user_w, int64_t sys_w) {
+  CpuUsage u;
+  int64_t w = user_w + sys_w;
+  if (w <= 0) {
+    u.utime_ns = total / 2;
+  } else {
+    u.utime_ns = static_cast<int64_t>(static_cast<__int128>(total) * user_w / w);
+  }
+  u.stime_ns = total - u.utime_ns;
+  return u;
+}
+
+}  // namespace
+
+void cpu_on(Lwp& l) {
+  uint64_t clk;
+  int64_t now;
+  if (rumpuser_cpuclock_self(&clk) != 0 || rumpuser_cpuclock_read(clk, &now) != 0) return;
+  SpinLocker g(l.acct_lock());
+  LwpCpu& a = l.acct_;
+  if (a.on) return;
+  a.clock = clk;
+  a.base_ns = now;
+  a.on = true;
+}
+
+void cpu_off(Lwp& l) {
+  SpinLocker g(l.acct_lock());
+  LwpCpu& a = l.acct_;
+  if (!a.on) return;
+  a.done_ns = total_locked(a);
+  a.on = false;
+  a.clock = 0;
+}
+
+int64_t cpu_lwp_total_ns(Lwp& l) {
+  SpinLocker g(l.acct_lock());
+  return total_locked(l.acct_);
+}
+
+CpuUsage cpu_lwp_usage(Lwp& l) {
+  CpuUsage u;
+  {
+    SpinLocker g(l.acct_lock());
+    LwpCpu& a = l.acct_;
+    u = split(total_locked(a), a.user_w, a.sys_w);
+  }
+  u.nvcsw = l.acct_.nvcsw.load(std::memory_order_relaxed);
+  u.nivcsw = l.acct_.nivcsw.load(std::memory_order_relaxed);
+  return u;
+}
+
+CpuUsage cpu_proc_usage(Proc& p, bool children) {
+  MutexLocker g(p.lock_);
+  if (children) return p.cpu_children_;
+  CpuUsage u = p.cpu_dead_;
+  for (Lwp& l : p.lwps_) u.add(cpu_lwp_usage(l));
+  return u;
+}
+
+void cpu_lwp_gone_locked(Proc& p, Lwp& l) {
+  p.lock_.assert_held();
+  p.cpu_dead_.add(cpu_lwp_usage(l));
+}
+
+void cpu_reaped_locked(Proc& parent, Proc& child) {
+  CpuUsage u;
+  {
+    MutexLocker g(child.lock_);
+    u = child.cpu_dead_;
+    u.add(child.cpu_children_);
+  }
+  MutexLocker g(parent.lock_);
+  parent.cpu_children_.add(u);
+}
+
+void cpu_fill_rusage(const CpuUsage& u, struct rusage& ru) {
+  ru.ru_utime.tv_sec = static_cast<time_t>(u.utime_ns / kNsPerSec);
+  ru.ru_utime.tv_usec = static_cast<suseconds_t>(u.utime_ns % kNsPerSec / 1000);
+  ru.ru_stime.tv_sec = static_cast<time_t>(u.stime_ns / kNsPerSec);
+  ru.ru_stime.tv_usec = static_cast<suseconds_t>(u.stime_ns % kNsPerSec / 1000);
+  ru.ru_nvcsw = static_cast<long>(u.nvcsw);
+  ru.ru_nivcsw = static_cast<long>(u.nivcsw);
+}
+
+// --- the tick
+
+namespace {
+// exp(-5 s / 1, 5, 15 min) in fixed point (Linux's EXP_1, EXP_5, EXP_15).
+constexpr uint64_t kLoadExp[3] = {1884, 2014, 2037};
+
+uint64_t calc_load(uint64_t load, uint64_t exp, uint64_t active) {
+  uint64_t n = load * exp + active * (CpuTick::kLoadOne - exp);
+  // Rounds up while rising, so that a steady load is reached.
+  if (active >= load) n += CpuTick::kLoadOne - 1;
+  return n >> CpuTick::kLoadShift;
+}
+}  // namespace
+
+CpuTick::CpuTick(Kernel& k) : kernel_(k) {
+  callout_.init(*k.services().callouts(), &CpuTick::fire, this);
+  load_at_.store(mono_now_ns(), std::memory_order_relaxed);
+}
+
+void CpuTick::kick() {
+  if (running_.load(std::memory_order_relaxed) || halted_.load(std::memory_order_relaxed)) return;
+  if (running_.exchange(true)) return;
+  kernel_.services().callouts()->start();
+  idle_ = 0;
+  callout_.schedule(kTickNs);
+}
+
+void CpuTick::kick_if_cheap() {
+  if (running_.load(std::memory_order_relaxed)) return;
+  if (kernel_.services().callouts()->started()) kick();
+}
+
+void CpuTick::halt() {
+  halted_.store(true);
+  callout_.halt();
+}
+
+void CpuTick::fire(void* arg) { static_cast<CpuTick*>(arg)->run(); }
+
+void CpuTick::run() {
+  if (halted_.load()) return;
+  ticks_.fetch_add(1, std::memory_order_relaxed);
+  Kernel& k = kernel_;
+  bool used = false;
+  bool armed_any = false;
+  int active = 0;
+  constexpr int kMaxFatal = 16;
+  struct {
+    pid_t pid;
+    int sig;
+  } fatal[kMaxFatal];
+  int nfatal = 0;
+  {
+    ProcTable& t = k.procs();
+    MutexLocker g(t.lock());
+    t.for_each_locked([&](Proc& p) {
+      int64_t user = 0;
+      int64_t total = 0;
+      {
+        MutexLocker pg(p.lock_);
+        for (Lwp& l : p.lwps_) {
+          if (l.kind() == Lwp::Kind::kKthread) continue;
+          SpinLocker lg(l.acct_lock());
+          LwpCpu& a = l.acct_;
+          if (!a.on) continue;
+          int64_t now = total_locked(a);
+          int64_t d = now - a.seen_ns;
+          a.seen_ns = now;
+          if (d <= 0) continue;
+          bool in_kernel = l.cpu() != nullptr;
+          if (in_kernel) a.sys_w += d;
+          else a.user_w += d, user += d;
+          total += d;
+          if (in_kernel || d >= kTickNs / 2) active++;
+        }
+      }
+      if (total > 0) used = true;
+      bool armed = false;
+      int due = itimer_charge_cpu(p, user, total, &armed);
+      armed_any |= armed;
+      for (int sig : {SIGVTALRM, SIGPROF}) {
+        if (!(due & (sig == SIGVTALRM ? kItimerVirtualDue : kItimerProfDue))) continue;
+        if (post_signal(p, sig) && nfatal < kMaxFatal) fatal[nfatal++] = {p.pid(), sig};
+      }
+    });
+  }
+  for (int i = 0; i < nfatal; i++) kill_proc(k, fatal[i].pid, fatal[i].sig);
+
+  int64_t now = mono_now_ns();
+  if (now - load_at_.load(std::memory_order_relaxed) >= kLoadPeriodNs) sample_load(now, active);
+
+  idle_ = used ? 0 : idle_ + 1;
+  if (armed_any || idle_ < kIdleTicks) {
+    callout_.schedule(kTickNs);
+    return;
+  }
+  // Idle: stop. A kick that saw the tick running just before this store
+  // restarts nothing; its LWP is charged its full time anyway, only the
+  // user/system split waits for the next kick.
+  running_.store(false);
+}
+
+void CpuTick::sample_load(int64_t now, int active) {
+  int64_t at = load_at_.load(std::memory_order_relaxed);
+  int64_t periods = (now - at) / kLoadPeriodNs;
+  if (periods <= 0) return;
+  // The periods before the last one passed while the tick slept: nothing
+  // ran then.
+  for (int i = 0; i < 3; i++) {
+    uint64_t v = load_[i].load(std::memory_order_relaxed);
+    for (int64_t n = 1; n < periods && v != 0; n++) v = calc_load(v, kLoadExp[i], 0);
+    v = calc_load(v, kLoadExp[i], static_cast<uint64_t>(active) * kLoadOne);
+    load_[i].store(v, std::memory_order_relaxed);
+  }
+  load_at_.store(at + periods * kLoadPeriodNs, std::memory_order_relaxed);
+}
+
+void CpuTick::loadavg(uint64_t out[3]) const {
+  int64_t periods = (mono_now_ns() - load_at_.load(std::memory_order_relaxed)) / kLoadPeriodNs;
+  // While the tick is stopped nothing runs: the averages decay.
+  if (running()) periods = 0;
+  for (int i = 0; i < 3; i++) {
+    uint64_t v = load_[i].load(std::memory_order_relaxed);
+    for (int64_t n = 0; n < periods && v != 0; n++) v = calc_load(v, kLoadExp[i], 0);
+    out[i] = v;
+  }
+}
+
+}  // namespace rump
+
+namespace rump {
+
+namespace {
+int64_t pick(const CpuUsage& u, int which) {
+  return which == kCpuClockVirt ? u.utime_ns : u.total_ns();
+}
+}  // namespace
+
+Result<int64_t> cpu_clock_read(Lwp& l, clockid_t clk) {
+  Kernel& k = l.kernel();
+  k.services().cputick()->kick();
+  if (clk == CLOCK_THREAD_CPUTIME_ID) return cpu_lwp_total_ns(l);
+  if (clk == CLOCK_PROCESS_CPUTIME_ID) return cpu_proc_usage(l.proc(), false).total_ns();
+  if (clk >= 0) return err(EINVAL);
+  int which = clk & 3;
+  if (which == 3) return err(EINVAL);  // a clock fd: none here
+  bool thread = (clk & kCpuClockThread) != 0;
+  pid_t pid = static_cast<pid_t>(~(clk >> 3));
+  if (pid == 0) {
+    if (thread) return pick(cpu_lwp_usage(l), which);
+    return pick(cpu_proc_usage(l.proc(), false), which);
+  }
+  ProcTable& t = k.procs();
+  MutexLocker g(t.lock());
+  if (thread) {
+    Lwp* x = t.find_tid_locked(pid);
+    if (!x || x->dead_.load(std::memory_order_acquire) || &x->proc() != &l.proc()) return err(EINVAL);
+    return pick(cpu_lwp_usage(*x), which);
+  }
+  Proc* p = t.find_locked(pid);
+  if (!p) return err(EINVAL);
+  p->assert_tree_locked();
+  if (p->state_ == Proc::State::kEmbryo) return err(EINVAL);
+  return pick(cpu_proc_usage(*p, false), which);
+}
+
+int64_t cpu_clock_res(clockid_t clk) {
+  if (clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID || (clk & 3) == kCpuClockSched) return 1;
+  return CpuTick::kTickNs;
+}
+
+}  // namespace rump

@@ -1,0 +1,230 @@
+// CPU-time accounting against the host: getrusage, times, the CPU-time
+// clocks (the two constants and Linux's encoded ids), wait4's rusage and
+// ITIMER_VIRTUAL/ITIMER_PROF. The work is a busy loop that runs until the
+// host's own clock of the thread shows the CPU time wanted, so no figure
+// depends on how fast or loaded the machine is; the kernel's figures are
+// checked against the host's readings of the same thread taken between
+// them.
+#include <rump/rump.h>
+
+#include <catch2/catch.hpp>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/times.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "differential.h"
+#include "rump_test.h"
+
+namespace {
+
+using rump_diff::differential;
+using rump_diff::kHost;
+using rump_diff::Sys;
+using rump_diff::Trace;
+using rump_test::as;
+using rump_test::fork_kid;
+using rump_test::Kid;
+using rump_test::KernelUp;
+
+constexpr int64_t kMs = 1000 * 1000;
+
+int64_t ts_ns(const timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
+int64_t tv_ns(const timeval& tv) { return static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000; }
+
+// The host's CPU clock of the calling thread.
+int64_t host_thread_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts_ns(ts);
+}
+
+// Burns ns of the calling thread's CPU time in user code.
+void burn(int64_t ns) {
+  int64_t end = host_thread_ns() + ns;
+  volatile uint64_t x = 0;
+  while (host_thread_ns() < end)
+    for (int i = 0; i < 10000; i++) x = x + static_cast<uint64_t>(i);
+}
+
+// Burns CPU time until sig is pending for the caller (true), or gives up
+// after 10 s of CPU time (false).
+bool burn_until_pending(Sys sys, int sig) {
+  int64_t end = host_thread_ns() + 10000 * kMs;
+  while (host_thread_ns() < end) {
+    burn(kMs);
+    uint64_t pending = 0;
+    if (sys(SYS_rt_sigpending, &pending, 8) != 0) return false;
+    if (pending & rump_test::sig_bit(sig)) return true;
+  }
+  return false;
+}
+
+clockid_t process_clock(pid_t pid, int which) { return static_cast<clockid_t>((~pid << 3) | which); }
+clockid_t thread_clock(pid_t tid, int which) { return static_cast<clockid_t>((~tid << 3) | 4 | which); }
+
+}  // namespace
+
+TEST_CASE("A busy thread's CPU time grows in getrusage, times and the CPU-time clocks, as on the host",
+          "[time][cputime][differential]") {
+  KernelUp up;
+  differential([](Sys sys) {
+    Trace trace;
+    struct rusage a, b, sa, sb;
+    timespec t0{}, t1{}, p0{}, p1{};
+    struct tms m0, m1;
+    T(sys(SYS_getrusage, RUSAGE_THREAD, &a));
+    T(sys(SYS_getrusage, RUSAGE_SELF, &sa));
+    T(sys(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, &t0));
+    T(sys(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, &p0));
+    V(sys(SYS_times, &m0) >= 0);
+    burn(100 * kMs);
+    T(sys(SYS_getrusage, RUSAGE_THREAD, &b));
+    T(sys(SYS_getrusage, RUSAGE_SELF, &sb));
+    T(sys(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, &t1));
+    T(sys(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, &p1));
+    V(sys(SYS_times, &m1) >= 0);
+    V(ts_ns(t1) - ts_ns(t0) >= 100 * kMs);
+    V(ts_ns(p1) - ts_ns(p0) >= 100 * kMs);
+    // rusage is in microseconds: allow for the rounding of each reading.
+    V(tv_ns(b.ru_utime) + tv_ns(b.ru_stime) - tv_ns(a.ru_utime) - tv_ns(a.ru_stime) >= 100 * kMs - 2000);
+    V(tv_ns(sb.ru_utime) + tv_ns(sb.ru_stime) - tv_ns(sa.ru_utime) - tv_ns(sa.ru_stime) >= 100 * kMs - 2000);
+    V(tv_ns(b.ru_utime) > tv_ns(a.ru_utime));
+    // times() counts in 10 ms ticks.
+    V((m1.tms_utime + m1.tms_stime) - (m0.tms_utime + m0.tms_stime) >= 9);
+    // The thread's own clock is at most the process's.
+    V(ts_ns(t1) <= ts_ns(p1));
+    return trace;
+  });
+}
+
+TEST_CASE("CLOCK_THREAD_CPUTIME_ID is the host's clock of the same thread while it runs an LWP",
+          "[time][cputime]") {
+  KernelUp up;
+  Kid k = fork_kid();
+  as(k.l, [] {
+    int64_t last = 0;
+    for (int round = 0; round < 5; round++) {
+      int64_t before = host_thread_ns();
+      timespec r0{};
+      REQUIRE(rump_sys_clock_gettime(CLOCK_THREAD_CPUTIME_ID, &r0) == 0);
+      int64_t h0 = host_thread_ns();
+      burn(10 * kMs);
+      int64_t h1 = host_thread_ns();
+      timespec r1{};
+      REQUIRE(rump_sys_clock_gettime(CLOCK_THREAD_CPUTIME_ID, &r1) == 0);
+      int64_t after = host_thread_ns();
+      // The kernel's readings bracket the host's and are bracketed by them.
+      CHECK(ts_ns(r1) - ts_ns(r0) >= h1 - h0);
+      CHECK(ts_ns(r1) - ts_ns(r0) <= after - before);
+      // Monotonic.
+      CHECK(ts_ns(r0) >= last);
+      CHECK(ts_ns(r1) >= ts_ns(r0));
+      last = ts_ns(r1);
+    }
+    return 0;
+  });
+}
+
+TEST_CASE("ITIMER_PROF and ITIMER_VIRTUAL expire after CPU time, as on the host", "[time][cputime][itimer][differential]") {
+  KernelUp up;
+  for (int which : {ITIMER_PROF, ITIMER_VIRTUAL}) {
+    int sig = which == ITIMER_PROF ? SIGPROF : SIGVTALRM;
+    differential([which, sig](Sys sys) {
+      Trace trace;
+      // Blocked, so that it stays pending (its default action ends the
+      // process).
+      uint64_t set = rump_test::sig_bit(sig);
+      T(sys(SYS_rt_sigprocmask, SIG_BLOCK, &set, nullptr, 8));
+      itimerval v{{0, 0}, {0, 30000}};
+      T(sys(SYS_setitimer, which, &v, nullptr));
+      V(burn_until_pending(sys, sig));
+      // A one-shot timer that expired reads as disarmed.
+      itimerval now{};
+      T(sys(SYS_getitimer, which, &now));
+      V(now.it_value.tv_sec == 0 && now.it_value.tv_usec == 0);
+      // A periodic one goes on: after the pending signal is taken, it
+      // comes again.
+      siginfo_t si;
+      timespec zero{0, 0};
+      V(sys(SYS_rt_sigtimedwait, &set, &si, &zero, 8) == sig);
+      itimerval p{{0, 20000}, {0, 20000}};
+      T(sys(SYS_setitimer, which, &p, nullptr));
+      V(burn_until_pending(sys, sig));
+      T(sys(SYS_getitimer, which, &now));
+      V(now.it_interval.tv_usec == 20000);
+      V(now.it_value.tv_sec == 0 && now.it_value.tv_usec > 0 && now.it_value.tv_usec <= 20000);
+      itimerval off{};
+      T(sys(SYS_setitimer, which, &off, nullptr));
+      V(sys(SYS_rt_sigtimedwait, &set, &si, &zero, 8) == sig);
+      return trace;
+    });
+  }
+}
+
+TEST_CASE("wait4 reports the child's CPU time, and so do RUSAGE_CHILDREN and times()", "[time][cputime]") {
+  KernelUp up;
+  Kid parent = fork_kid();
+  rump_lwproc_switch(parent.l);
+  REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
+  pid_t child = rump_sys_getpid();
+  int64_t h0 = host_thread_ns();
+  burn(50 * kMs);
+  int64_t used = host_thread_ns() - h0;
+  // The last LWP going ends the process (status 0).
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(parent.l);
+  struct rusage before;
+  REQUIRE(rump_sys_getrusage(RUSAGE_CHILDREN, &before) == 0);
+  CHECK(tv_ns(before.ru_utime) + tv_ns(before.ru_stime) == 0);
+  int st = -1;
+  struct rusage ru;
+  std::memset(&ru, 0xff, sizeof ru);
+  REQUIRE(rump_sys_wait4(child, &st, 0, &ru) == child);
+  CHECK(WIFEXITED(st));
+  CHECK(tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime) >= used - 2000);
+  struct rusage after;
+  REQUIRE(rump_sys_getrusage(RUSAGE_CHILDREN, &after) == 0);
+  CHECK(tv_ns(after.ru_utime) + tv_ns(after.ru_stime) == tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime));
+  struct tms t;
+  REQUIRE(rump_sys_times(&t) >= 0);
+  CHECK(t.tms_cutime + t.tms_cstime >= used / (10 * kMs) - 1);
+  rump_lwproc_switch(nullptr);
+}
+
+TEST_CASE("Encoded CPU-time clock ids: validation as the host", "[time][cputime][differential]") {
+  KernelUp up;
+  differential([](Sys sys) {
+    Trace trace;
+    pid_t pid = static_cast<pid_t>(sys(SYS_getpid));
+    pid_t tid = static_cast<pid_t>(sys(SYS_gettid));
+    timespec ts{};
+    for (int which : {0, 1, 2, 3}) {
+      T(sys(SYS_clock_gettime, process_clock(pid, which), &ts));
+      T(sys(SYS_clock_gettime, process_clock(0, which), &ts));
+      T(sys(SYS_clock_gettime, thread_clock(tid, which), &ts));
+      T(sys(SYS_clock_gettime, thread_clock(0, which), &ts));
+      T(sys(SYS_clock_gettime, process_clock(4000000, which), &ts));  // no such process
+      T(sys(SYS_clock_getres, process_clock(pid, which), &ts));
+      T(sys(SYS_clock_getres, process_clock(4000000, which), &ts));
+    }
+    T(sys(SYS_clock_getres, process_clock(pid, 2), &ts));
+    V(ts.tv_sec == 0 && ts.tv_nsec == 1);
+    // A thread's CPU clock can't be slept on.
+    timespec nap{0, 1000};
+    T(sys(SYS_clock_nanosleep, thread_clock(tid, 2), 0, &nap, nullptr));
+    T(sys(SYS_clock_nanosleep, CLOCK_THREAD_CPUTIME_ID, 0, &nap, nullptr));
+    // The process's can: another thread's work, or this one's before, moves it.
+    timespec now{};
+    T(sys(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, &now));
+    T(sys(SYS_clock_nanosleep, CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, &now, nullptr));
+    return trace;
+  });
+}
