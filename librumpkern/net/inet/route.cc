@@ -95,14 +95,17 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
     return r;
   }
   int best_len = -1, ifindex = 0;
+  uint32_t best_prio = 0;
   IpAddr gw;
   {
     SharedLocker g(st.rt_lock_);
     for (const RouteEntry& e : st.routes_) {
-      if (e.plen <= best_len || !prefix_match(dst, e.dst, e.plen)) continue;
+      if (e.plen < best_len || (e.plen == best_len && e.info.priority >= best_prio)) continue;
+      if (!prefix_match(dst, e.dst, e.plen)) continue;
       RefPtr<Ifnet> ifp = st.find_if(e.ifindex);
       if (!ifp || !ifp->up()) continue;
       best_len = e.plen;
+      best_prio = e.info.priority;
       ifindex = e.ifindex;
       gw = e.gateway;
     }
@@ -114,7 +117,8 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
   return r;
 }
 
-Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected) {
+Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected,
+                       const RouteInfo& info) {
   int maxlen = dst.family == AF_INET ? 32 : 128;
   if (plen < 0 || plen > maxlen) return err(EINVAL);
   if (gw.family && gw.family != dst.family) return err(EINVAL);
@@ -133,34 +137,44 @@ Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr&
   e->gateway = gw;
   e->ifindex = ifindex;
   e->connected = connected;
+  e->info = info;
+  e->info.excl = false;
   RouteEntry* old = nullptr;
   {
     Locker<RwLock> g(st.rt_lock_);
     for (RouteEntry& x : st.routes_)
-      if (x.plen == e->plen && x.dst == e->dst) {
+      if (x.plen == e->plen && x.dst == e->dst && x.info.priority == e->info.priority) {
         old = &x;
         break;
       }
+    if (old && info.excl) {
+      delete e;
+      return err(EEXIST);
+    }
     if (old) st.routes_.erase(st.routes_.iterator_to(*old));
     st.routes_.push_back(*e);
   }
+  if (old) rtnl_notify_route(st, *old, false);
+  rtnl_notify_route(st, *e, true);
   delete old;
   return {};
 }
 
-Result<void> route_delete(InetState& st, const IpAddr& dst, int plen) {
+Result<void> route_delete(InetState& st, const IpAddr& dst, int plen, int64_t priority, int ifindex, const IpAddr& gw) {
   RouteEntry* old = nullptr;
   IpAddr d = masked(dst, plen);
   {
     Locker<RwLock> g(st.rt_lock_);
     for (RouteEntry& x : st.routes_)
-      if (x.plen == plen && x.dst == d) {
+      if (x.plen == plen && x.dst == d && (priority < 0 || x.info.priority == priority) &&
+          (ifindex == 0 || x.ifindex == ifindex) && (gw.family == 0 || x.gateway == gw)) {
         old = &x;
         break;
       }
     if (!old) return err(ESRCH);
     st.routes_.erase(st.routes_.iterator_to(*old));
   }
+  rtnl_notify_route(st, *old, false);
   delete old;
   return {};
 }
