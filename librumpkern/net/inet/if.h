@@ -168,6 +168,9 @@ using RouteList = boost::intrusive::list<RouteEntry, boost::intrusive::member_ho
                                                                                    &RouteEntry::hook>,
                                          boost::intrusive::constant_time_size<false>>;
 
+// a with the bits after its first plen cleared.
+IpAddr ip_prefix(const IpAddr& a, int plen);
+
 // The result of a route lookup: the interface (referenced) and the next
 // hop.
 struct RouteResult {

@@ -23,7 +23,9 @@ bool prefix_match(const IpAddr& a, const IpAddr& prefix, int plen) {
   return (a.v6.b[full] & m) == (prefix.v6.b[full] & m);
 }
 
-IpAddr masked(const IpAddr& a, int plen) {
+}  // namespace
+
+IpAddr ip_prefix(const IpAddr& a, int plen) {
   IpAddr r = a;
   if (a.family == AF_INET) {
     uint32_t m = plen == 0 ? 0 : ~0u << (32 - plen);
@@ -37,6 +39,8 @@ IpAddr masked(const IpAddr& a, int plen) {
   }
   return r;
 }
+
+namespace {
 
 // Is a one of ifp's addresses? (if_lock_ held)
 bool has_addr_locked(const Ifnet& ifp, const IpAddr& a) {
@@ -132,7 +136,7 @@ Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr&
   if (!st.find_if(ifindex)) return err(ENXIO);
   auto* e = new (st.kernel.kmem()) RouteEntry();
   if (!e) return err(ENOMEM);
-  e->dst = masked(dst, plen);
+  e->dst = ip_prefix(dst, plen);
   e->plen = static_cast<uint8_t>(plen);
   e->gateway = gw;
   e->ifindex = ifindex;
@@ -162,7 +166,7 @@ Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr&
 
 Result<void> route_delete(InetState& st, const IpAddr& dst, int plen, int64_t priority, int ifindex, const IpAddr& gw) {
   RouteEntry* old = nullptr;
-  IpAddr d = masked(dst, plen);
+  IpAddr d = ip_prefix(dst, plen);
   {
     Locker<RwLock> g(st.rt_lock_);
     for (RouteEntry& x : st.routes_)

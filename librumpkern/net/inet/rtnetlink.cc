@@ -80,6 +80,10 @@ bool fixed(const NlRequest& rq, T& out, NlAttrs& attrs) {
   return true;
 }
 
+// Does a dump asked for family cover f? (A family nobody serves falls
+// back to PF_UNSPEC's handler, which dumps them all.)
+bool dumps_family(int family, int f) { return family == f || (family != AF_INET && family != AF_INET6); }
+
 uint8_t scope_of(const IpAddr& a) {
   if (a.family == AF_INET) return a.v4.loopback() ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE;
   if (a.v6.loopback()) return RT_SCOPE_HOST;
@@ -301,7 +305,7 @@ int dump_addrs(NlRequest& rq, NlOut& dump) {
   {
     SharedLocker g(rq.st.if_lock_);
     for (int f : {AF_INET, AF_INET6}) {
-      if (family != AF_UNSPEC && family != f && (family == AF_INET || family == AF_INET6)) continue;
+      if (!dumps_family(family, f)) continue;
       for (const Ifnet& i : rq.st.ifs_) {
         if (only && i.index != only) continue;
         int n = f == AF_INET ? i.naddr4 : i.naddr6;
@@ -508,7 +512,7 @@ void fill_route(NlMsg& m, const RouteEntry& e, const RouteView& v) {
 int dump_local_routes(NlRequest& rq, int family, NlOut& dump) {
   SharedLocker g(rq.st.if_lock_);
   for (int f : {AF_INET, AF_INET6}) {
-    if (family != AF_UNSPEC && family != f && (family == AF_INET || family == AF_INET6)) continue;
+    if (!dumps_family(family, f)) continue;
     for (const Ifnet& i : rq.st.ifs_) {
       int n = f == AF_INET ? i.naddr4 : i.naddr6;
       for (int k = 0; k < n; k++) {
@@ -541,7 +545,7 @@ int dump_routes(NlRequest& rq, NlOut& dump) {
   // One route at a time is copied out under the table's lock: its view
   // reads the interfaces.
   for (int f : {AF_INET, AF_INET6}) {
-    if (family != AF_UNSPEC && family != f && (family == AF_INET || family == AF_INET6)) continue;
+    if (!dumps_family(family, f)) continue;
     int n = 0;
     {
       SharedLocker g(rq.st.rt_lock_);
@@ -613,14 +617,9 @@ int parse_route(NlRequest& rq, int family, RouteReq& r) {
 // The prefix of a route to add or delete: IPv4 rejects host bits
 // (EINVAL), IPv6 clears them.
 int route_prefix(IpAddr& a, int plen) {
-  if (a.family == AF_INET) {
-    uint32_t m = plen == 0 ? 0 : ~0u << (32 - plen);
-    return (a.v4.to_host() & ~m) != 0 ? EINVAL : 0;
-  }
-  for (int i = 0; i < 16; i++) {
-    int bits = plen - i * 8;
-    if (bits < 8) a.v6.b[i] = bits <= 0 ? 0 : static_cast<uint8_t>(a.v6.b[i] & (0xff << (8 - bits)));
-  }
+  IpAddr p = ip_prefix(a, plen);
+  if (a.family == AF_INET && !(p == a)) return EINVAL;
+  a = p;
   return 0;
 }
 
