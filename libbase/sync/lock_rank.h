@@ -24,6 +24,7 @@ enum class LockRank : uint8_t {
   kFileTable = 70,
   kFile = 80,
   kSigWatch = 85,     // the signal watchers (signalfd wait queues), kern/signal.h
+  kNetlinkTable = 87, // InetState::nl_lock_ (netlink ports and groups); a notification takes socket locks under it
   kSocket = 90,
   kSysctl = 100,
   kCallout = 110,

@@ -452,6 +452,11 @@ Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblo
   if (flags & MSG_OOB) return err(EOPNOTSUPP);
   nonblock = nonblock || (flags & MSG_DONTWAIT);
   if (pr.recv_msg) return pr.recv_msg(l, so, m, flags, nonblock);
+  return so_receive_records(l, so, m, flags, nonblock);
+}
+
+Result<size_t> so_receive_records(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) {
+  const Protosw& pr = so.proto();
   bool peek = flags & MSG_PEEK;
   Kmem& km = so.kernel().kmem();
   Uio& uio = *m.uio;

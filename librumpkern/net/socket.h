@@ -52,6 +52,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <linux/netlink.h>
 
 #include <atomic>
 #include <boost/intrusive/list.hpp>
@@ -82,6 +83,7 @@ struct SockAddr {
     sockaddr_un un;
     sockaddr_in in;
     sockaddr_in6 in6;
+    sockaddr_nl nl;
     char bytes[sizeof(sockaddr_un)];
   };
   SockAddr() : bytes{} {}
@@ -382,6 +384,9 @@ struct SockMsg {
 
 Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock);
 Result<size_t> so_receive(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock);
+// so_receive's path over the receive buffer's records, for a protocol
+// whose recv_msg does more around it (MSG_OOB checked, nonblock final).
+Result<size_t> so_receive_records(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock);
 Result<void> so_shutdown(Socket& so, int how);
 // The next connection of a listener (EINVAL if so does not listen).
 Result<Ref<Socket>> so_accept(Lwp& l, Socket& so, bool nonblock);

@@ -74,6 +74,7 @@ Result<void> if_set_up(Ifnet& ifp, bool up) {
   if (ifp.ops().set_up) TRY(ifp.ops().set_up(ifp, up));
   uint32_t was = up ? ifp.flags.fetch_or(IFF_UP | IFF_RUNNING)
                     : ifp.flags.fetch_and(~static_cast<uint32_t>(IFF_UP | IFF_RUNNING));
+  if (static_cast<bool>(was & IFF_UP) != up) rtnl_notify_link(ifp);
   if (up && !(was & IFF_UP) && ifp.type == ARPHRD_ETHER) {
     // Duplicate address detection for the IPv6 addresses it already has.
     In6Addr addrs[Ifnet::kMaxAddr6];
@@ -127,11 +128,12 @@ In6Addr prefix6(const In6Addr& a, int plen) {
 
 }  // namespace
 
-Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary) {
+Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary, const InAddr* bcast) {
   if (plen < 0 || plen > 32) return err(EINVAL);
   if (a.multicast() || a.limited_broadcast()) return err(EINVAL);
   InetState& st = ifp.state();
   InAddr m = mask_of(plen);
+  IfAddr4 added;
   {
     Locker<RwLock> g(st.if_lock_);
     IfAddr4* slot = nullptr;
@@ -150,8 +152,10 @@ Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary) {
     slot->addr = a;
     slot->mask = m;
     slot->plen = static_cast<uint8_t>(plen);
-    slot->bcast = InAddr{a.s | ~m.s};
+    slot->bcast = bcast ? *bcast : InAddr{a.s | ~m.s};
+    added = *slot;
   }
+  rtnl_notify_addr4(ifp, added, true);
   // The connected route of the prefix (a /32 has none).
   if (plen < 32) {
     IpAddr dst = IpAddr::of(InAddr{a.s & m.s});
@@ -164,6 +168,7 @@ Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen) {
   if (plen < 0 || plen > 128) return err(EINVAL);
   if (a.multicast() || a.any()) return err(EINVAL);
   InetState& st = ifp.state();
+  IfAddr6 added;
   {
     Locker<RwLock> g(st.if_lock_);
     IfAddr6* slot = nullptr;
@@ -175,7 +180,9 @@ Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen) {
     }
     slot->addr = a;
     slot->plen = static_cast<uint8_t>(plen);
+    added = *slot;
   }
+  rtnl_notify_addr6(ifp, added, true);
   // Without scope ids to choose by, the link-local prefix stays on the
   // interface that had it first.
   IpAddr net = IpAddr::of(prefix6(a, plen));
@@ -196,6 +203,7 @@ Result<void> if_del_addr6(Ifnet& ifp, const In6Addr& a) {
     for (; i + 1 < ifp.naddr6; i++) ifp.addr6[i] = ifp.addr6[i + 1];
     ifp.naddr6--;
   }
+  rtnl_notify_addr6(ifp, old, false);
   if (old.plen < 128) (void)route_delete(st, IpAddr::of(prefix6(old.addr, old.plen)), old.plen);
   return {};
 }
@@ -212,6 +220,7 @@ Result<void> if_del_addr4(Ifnet& ifp, InAddr a) {
     for (; i + 1 < ifp.naddr4; i++) ifp.addr4[i] = ifp.addr4[i + 1];
     ifp.naddr4--;
   }
+  rtnl_notify_addr4(ifp, old, false);
   if (old.plen < 32) (void)route_delete(st, IpAddr::of(InAddr{old.addr.s & old.mask.s}), old.plen);
   return {};
 }

@@ -144,17 +144,33 @@ void if_impair_free(Ifnet& ifp);
 
 // --- routes
 
+// What rtnetlink says about a route beyond where it leads (Linux's
+// rtmsg fields and RTA_PRIORITY/RTA_PREFSRC); routes made by the ioctls
+// and netconfig take the defaults, which derive them as Linux does.
+struct RouteInfo {
+  static constexpr uint8_t kDerive = 0xff;
+  uint32_t priority = 0;         // the metric (lower wins between equal prefixes)
+  uint8_t protocol = kDerive;    // RTPROT_*: kernel for connected routes, else boot
+  uint8_t scope = kDerive;       // RT_SCOPE_*: link without a gateway, else universe
+  IpAddr prefsrc;                // family 0: none
+  bool excl = false;             // add: EEXIST instead of replacing (NLM_F_EXCL)
+};
+
 struct RouteEntry : public KObject {
   IpAddr dst;       // the prefix (host bits zero)
   uint8_t plen = 0;
   IpAddr gateway;   // family 0: directly connected
   int ifindex = 0;
   bool connected = false;  // made by an address (removed with it)
+  RouteInfo info;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
 };
 using RouteList = boost::intrusive::list<RouteEntry, boost::intrusive::member_hook<RouteEntry, decltype(RouteEntry::hook),
                                                                                    &RouteEntry::hook>,
                                          boost::intrusive::constant_time_size<false>>;
+
+// a with the bits after its first plen cleared.
+IpAddr ip_prefix(const IpAddr& a, int plen);
 
 // The result of a route lookup: the interface (referenced) and the next
 // hop.
@@ -166,8 +182,15 @@ struct RouteResult {
 Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst);
 // Adds or replaces a route. ENETUNREACH if the gateway is not reachable
 // through a connected route (for gateway routes), ENXIO for a bad ifindex.
-Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected);
-Result<void> route_delete(InetState& st, const IpAddr& dst, int plen);
+// A route is known by its prefix and metric: adding one that exists
+// replaces it (EEXIST with info.excl).
+Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected,
+                       const RouteInfo& info = {});
+// Deletes the first route of the prefix that also matches the metric,
+// interface and gateway where they are given (priority < 0, ifindex 0,
+// gw family 0: any); ESRCH if none.
+Result<void> route_delete(InetState& st, const IpAddr& dst, int plen, int64_t priority = -1, int ifindex = 0,
+                          const IpAddr& gw = IpAddr());
 // True if a route for exactly dst/plen is in the table.
 bool route_exists(InetState& st, const IpAddr& dst, int plen);
 
@@ -252,6 +275,16 @@ using TcpOrphanList = boost::intrusive::list<
     TcpOrphanLink, boost::intrusive::member_hook<TcpOrphanLink, decltype(TcpOrphanLink::hook), &TcpOrphanLink::hook>,
     boost::intrusive::constant_time_size<false>>;
 
+
+// A netlink socket's place in InetState::nl_socks_ (net/inet/netlink.h).
+struct NetlinkLink {
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
+  Socket* so = nullptr;
+};
+using NetlinkList = boost::intrusive::list<
+    NetlinkLink, boost::intrusive::member_hook<NetlinkLink, decltype(NetlinkLink::hook), &NetlinkLink::hook>,
+    boost::intrusive::constant_time_size<false>>;
+
 // --- the per-kernel state
 
 // Lives from its first use (inet_state) until halt and the last inet
@@ -325,6 +358,15 @@ struct InetState : public KObject {
   SipKey tcp_isn_key;              // for ISNs and timestamp offsets, chosen at boot
   std::atomic<bool> tcp_callouts_started{false};
 
+  // Netlink sockets, bound or not (port ids and multicast groups). The
+  // table lock is taken before a socket's lock (a notification delivers
+  // to each listener under it), never under one.
+  Mutex nl_lock_{LockRank::kNetlinkTable};
+  NetlinkList nl_socks_ ABSL_GUARDED_BY(nl_lock_);
+  int32_t nl_rover_ ABSL_GUARDED_BY(nl_lock_) = -4096;  // Linux's first automatic port id
+  // Sockets in a multicast group: without any, a change costs no message.
+  std::atomic<int> nl_listeners_{0};
+
   IpStats ip_stats;
   IcmpStats icmp_stats;
   UdpStats udp_stats;
@@ -362,8 +404,9 @@ Result<void> if_attach(InetState& st, Ifnet& ifp);
 void if_detach(InetState& st, Ifnet& ifp);
 Result<void> if_set_up(Ifnet& ifp, bool up);
 // Adds (or replaces the mask of) an address, with its connected route;
-// primary: as the first address (what SIOCGIFADDR reports).
-Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary = false);
+// primary: as the first address (what SIOCGIFADDR reports); bcast: the
+// broadcast address (null: the prefix's, as SIOCSIFADDR sets it; 0: none).
+Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary = false, const InAddr* bcast = nullptr);
 Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen);
 // Removes an address and its connected route: EADDRNOTAVAIL if absent.
 Result<void> if_del_addr4(Ifnet& ifp, InAddr a);
@@ -382,6 +425,14 @@ void if_clone_register(const IfCloner* c);
 struct IfClonerRegistrar {
   explicit IfClonerRegistrar(const IfCloner* c) { if_clone_register(c); }
 };
+
+// rtnetlink notifications (net/inet/rtnetlink.cc) of a change made by any
+// path (netlink, ioctl, netconfig) to the sockets in the matching
+// multicast group. No lock held; nothing is built without a listener.
+void rtnl_notify_link(Ifnet& ifp);
+void rtnl_notify_addr4(Ifnet& ifp, const IfAddr4& a, bool add);
+void rtnl_notify_addr6(Ifnet& ifp, const IfAddr6& a, bool add);
+void rtnl_notify_route(InetState& st, const RouteEntry& e, bool add);
 
 // The loopback interface (net/inet/if_loop.cc).
 Result<void> loop_create(InetState& st);

@@ -213,7 +213,8 @@ Result<long> inet_ioctl(Lwp& l, Socket& so, unsigned long cmd, uintptr_t arg) {
     case SIOCSIFMTU:
       // IPv4 needs 68 (RFC 791); the largest is what a length field holds.
       if (ifr.ifr_mtu < 68 || ifr.ifr_mtu > 65536) return err(EINVAL);
-      ifp->mtu.store(static_cast<uint32_t>(ifr.ifr_mtu));
+      if (ifp->mtu.exchange(static_cast<uint32_t>(ifr.ifr_mtu)) != static_cast<uint32_t>(ifr.ifr_mtu))
+        rtnl_notify_link(*ifp);
       return 0;
     case SIOCGIFINDEX: ifr.ifr_ifindex = ifp->index; break;
     case SIOCGIFNAME: std::memcpy(ifr.ifr_name, ifp->name, IFNAMSIZ); break;

@@ -363,8 +363,12 @@ Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst) {
   if (rt.local) return dst;
   SharedLocker g(st.if_lock_);
   Ifnet& ifp = *rt.ifp;
-  for (int i = 0; i < ifp.naddr6; i++)
-    if (!ifp.addr6[i].addr.linklocal() || dst.v6.linklocal()) return IpAddr::of(ifp.addr6[i].addr);
+  // The first address of the destination's scope (RFC 6724 rule 2, in
+  // short): link-local and ::1 only for destinations of their own scope.
+  for (int i = 0; i < ifp.naddr6; i++) {
+    const In6Addr& a = ifp.addr6[i].addr;
+    if ((!a.linklocal() || dst.v6.linklocal()) && (!a.loopback() || dst.v6.loopback())) return IpAddr::of(a);
+  }
   if (ifp.naddr6) return IpAddr::of(ifp.addr6[0].addr);
   return err(EADDRNOTAVAIL);
 }

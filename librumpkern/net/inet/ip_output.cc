@@ -29,6 +29,10 @@ Result<InAddr> source4(InetState& st, Ifnet& ifp, InAddr dst, bool local) {
   SharedLocker g(st.if_lock_);
   for (int i = 0; i < ifp.naddr4; i++)
     if ((ifp.addr4[i].addr.s & ifp.addr4[i].mask.s) == (dst.s & ifp.addr4[i].mask.s)) return ifp.addr4[i].addr;
+  // Else the first address of a wider scope than host (Linux's
+  // inet_select_addr skips 127/8 for other destinations), or any.
+  for (int i = 0; i < ifp.naddr4; i++)
+    if (!ifp.addr4[i].addr.loopback() || dst.loopback()) return ifp.addr4[i].addr;
   if (ifp.naddr4) return ifp.addr4[0].addr;
   return err(EADDRNOTAVAIL);
 }

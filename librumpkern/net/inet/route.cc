@@ -23,7 +23,9 @@ bool prefix_match(const IpAddr& a, const IpAddr& prefix, int plen) {
   return (a.v6.b[full] & m) == (prefix.v6.b[full] & m);
 }
 
-IpAddr masked(const IpAddr& a, int plen) {
+}  // namespace
+
+IpAddr ip_prefix(const IpAddr& a, int plen) {
   IpAddr r = a;
   if (a.family == AF_INET) {
     uint32_t m = plen == 0 ? 0 : ~0u << (32 - plen);
@@ -37,6 +39,8 @@ IpAddr masked(const IpAddr& a, int plen) {
   }
   return r;
 }
+
+namespace {
 
 // Is a one of ifp's addresses? (if_lock_ held)
 bool has_addr_locked(const Ifnet& ifp, const IpAddr& a) {
@@ -95,14 +99,17 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
     return r;
   }
   int best_len = -1, ifindex = 0;
+  uint32_t best_prio = 0;
   IpAddr gw;
   {
     SharedLocker g(st.rt_lock_);
     for (const RouteEntry& e : st.routes_) {
-      if (e.plen <= best_len || !prefix_match(dst, e.dst, e.plen)) continue;
+      if (e.plen < best_len || (e.plen == best_len && e.info.priority >= best_prio)) continue;
+      if (!prefix_match(dst, e.dst, e.plen)) continue;
       RefPtr<Ifnet> ifp = st.find_if(e.ifindex);
       if (!ifp || !ifp->up()) continue;
       best_len = e.plen;
+      best_prio = e.info.priority;
       ifindex = e.ifindex;
       gw = e.gateway;
     }
@@ -115,14 +122,15 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
 }
 
 bool route_exists(InetState& st, const IpAddr& dst, int plen) {
-  IpAddr m = masked(dst, plen);
+  IpAddr m = ip_prefix(dst, plen);
   SharedLocker g(st.rt_lock_);
   for (const RouteEntry& x : st.routes_)
     if (x.plen == plen && x.dst == m) return true;
   return false;
 }
 
-Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected) {
+Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected,
+                       const RouteInfo& info) {
   int maxlen = dst.family == AF_INET ? 32 : 128;
   if (plen < 0 || plen > maxlen) return err(EINVAL);
   if (gw.family && gw.family != dst.family) return err(EINVAL);
@@ -136,39 +144,49 @@ Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr&
   if (!st.find_if(ifindex)) return err(ENXIO);
   auto* e = new (st.kernel.kmem()) RouteEntry();
   if (!e) return err(ENOMEM);
-  e->dst = masked(dst, plen);
+  e->dst = ip_prefix(dst, plen);
   e->plen = static_cast<uint8_t>(plen);
   e->gateway = gw;
   e->ifindex = ifindex;
   e->connected = connected;
+  e->info = info;
+  e->info.excl = false;
   RouteEntry* old = nullptr;
   {
     Locker<RwLock> g(st.rt_lock_);
     for (RouteEntry& x : st.routes_)
-      if (x.plen == e->plen && x.dst == e->dst) {
+      if (x.plen == e->plen && x.dst == e->dst && x.info.priority == e->info.priority) {
         old = &x;
         break;
       }
+    if (old && info.excl) {
+      delete e;
+      return err(EEXIST);
+    }
     if (old) st.routes_.erase(st.routes_.iterator_to(*old));
     st.routes_.push_back(*e);
   }
+  if (old) rtnl_notify_route(st, *old, false);
+  rtnl_notify_route(st, *e, true);
   delete old;
   return {};
 }
 
-Result<void> route_delete(InetState& st, const IpAddr& dst, int plen) {
+Result<void> route_delete(InetState& st, const IpAddr& dst, int plen, int64_t priority, int ifindex, const IpAddr& gw) {
   RouteEntry* old = nullptr;
-  IpAddr d = masked(dst, plen);
+  IpAddr d = ip_prefix(dst, plen);
   {
     Locker<RwLock> g(st.rt_lock_);
     for (RouteEntry& x : st.routes_)
-      if (x.plen == plen && x.dst == d) {
+      if (x.plen == plen && x.dst == d && (priority < 0 || x.info.priority == priority) &&
+          (ifindex == 0 || x.ifindex == ifindex) && (gw.family == 0 || x.gateway == gw)) {
         old = &x;
         break;
       }
     if (!old) return err(ESRCH);
     st.routes_.erase(st.routes_.iterator_to(*old));
   }
+  rtnl_notify_route(st, *old, false);
   delete old;
   return {};
 }

@@ -75,6 +75,7 @@ void run_diff(ScenarioFn host, ScenarioFn rump) {
   REQUIRE(!rl->overflow);
   std::vector<std::string> h = lines(*hl), r = lines(*rl);
   if (getenv("RUMPNET_DIFF_DUMP")) fprintf(stderr, "%.*s", static_cast<int>(rl->n), rl->buf);
+  if (getenv("RUMPNET_DIFF_HOST")) fprintf(stderr, "%.*s", static_cast<int>(hl->n), hl->buf);
   size_t n = h.size() > r.size() ? h.size() : r.size();
   int shown = 0;
   for (size_t i = 0; i < n && shown < 10; i++) {
