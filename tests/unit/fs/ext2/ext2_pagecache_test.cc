@@ -9,7 +9,10 @@
 
 #include <rump/fault.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "ext2_test_util.h"
 
@@ -231,4 +234,50 @@ TEST_CASE("a failed write-back is reported once to each open description, as Lin
   rump_sys_close(fd1);
   rump_sys_close(fd2);
   rump_sys_close(fd3);
+}
+
+TEST_CASE("writers, readers, sync and a small memory limit on one ext4 image at once lose nothing",
+          "[ext2][pagecache][concurrency]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 64));
+  constexpr uint64_t kEach = 6u << 20;
+  constexpr int kWriters = 3;
+  {
+    MountedWith m(img, {.ncpu = 2, .memlimit = 16u << 20});
+    std::atomic<bool> done{false};
+    std::atomic<int> failures{0};
+    std::vector<std::thread> ts;
+    for (int w = 0; w < kWriters; w++) {
+      ts.emplace_back([&, w] {
+        rump_kernel_set_current(m.up.k);
+        std::string path = "/mnt/w" + std::to_string(w);
+        int fd = rump_sys_open(path.c_str(), O_RDWR | O_CREAT, 0644);
+        if (fd < 0) failures++;
+        for (uint64_t off = 0; off < kEach; off += 32 * 1024) {
+          std::string c = pattern(off, 32 * 1024, w);
+          if (rump_sys_pwrite(fd, c.data(), c.size(), static_cast<off_t>(off)) != static_cast<long>(c.size())) failures++;
+          // Read back a page written earlier, cached or written back.
+          uint64_t back = (off / 2) & ~uint64_t{4095};
+          char buf[4096];
+          if (rump_sys_pread(fd, buf, sizeof buf, static_cast<off_t>(back)) != static_cast<long>(sizeof buf) ||
+              std::string(buf, sizeof buf) != pattern(back, sizeof buf, w))
+            failures++;
+        }
+        if (rump_sys_fsync(fd) != 0) failures++;
+        rump_sys_close(fd);
+      });
+    }
+    ts.emplace_back([&] {
+      rump_kernel_set_current(m.up.k);
+      while (!done.load()) rump_sys_sync();
+    });
+    for (int w = 0; w < kWriters; w++) ts[static_cast<size_t>(w)].join();
+    done = true;
+    ts.back().join();
+    CHECK(failures.load() == 0);
+    for (int w = 0; w < kWriters; w++) check_file(("/mnt/w" + std::to_string(w)).c_str(), kEach, w);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
 }
