@@ -443,18 +443,7 @@ auto cache_io(Vnode& vp, Io io) -> decltype(io()) {
   Kmem& km = k.kmem();
   if (km.limit() != 0 && km.in_use() > km.limit() / 8 * 7) page_cache_reclaim(k);
   auto r = io();
-  for (int tries = 0; tries < 2 && !r.ok() && r.error() == ENOMEM; tries++) {
-    // Caches write back and give back clean pages; then the file system
-    // commits what that wrote, so that its own buffers can go too.
-    bool freed = page_cache_reclaim(k);
-    {
-      MutexLocker g(vp.mount().lock_);
-      (void)vp.mount().sync();
-    }
-    freed = page_cache_reclaim(k) || freed;
-    if (!freed && tries > 0) break;
-    r = io();
-  }
+  if (!r.ok() && r.error() == ENOMEM && page_cache_reclaim(k)) r = io();
   return r;
 }
 

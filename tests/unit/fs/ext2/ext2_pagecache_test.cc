@@ -125,9 +125,9 @@ TEST_CASE("more than the memory limit through write(2) and a mapping reads back 
   TempDir t;
   std::string img = t.path + "/img";
   REQUIRE(make_image(img, "ext4", 4096, "", 96));
-  constexpr size_t kLimit = 12u << 20;
-  constexpr uint64_t kBig = 28u << 20;     // through write(2)
-  constexpr uint64_t kMapped = 20u << 20;  // through a mapping
+  constexpr size_t kLimit = 24u << 20;
+  constexpr uint64_t kBig = 32u << 20;     // through write(2)
+  constexpr uint64_t kMapped = 28u << 20;  // through a mapping
   {
     MountedWith m(img, {.memlimit = kLimit});
     int fd = rump_sys_open("/mnt/big", O_RDWR | O_CREAT, 0644);
@@ -244,7 +244,7 @@ TEST_CASE("writers, readers, sync and a small memory limit on one ext4 image at 
   constexpr uint64_t kEach = 6u << 20;
   constexpr int kWriters = 3;
   {
-    MountedWith m(img, {.ncpu = 2, .memlimit = 16u << 20});
+    MountedWith m(img, {.ncpu = 2, .memlimit = 32u << 20});
     std::atomic<bool> done{false};
     std::atomic<int> failures{0};
     std::vector<std::thread> ts;
