@@ -62,13 +62,38 @@ Result<Page*> VmObject::alloc_for_fill_locked() {
     } else if (room.error() != ENOMEM) {
       return err(room.error());
     }
-    if (retried || anonymous_ || !pages_clean() || pages_.size() == 0) return err(ENOMEM);
-    // Every page can be filled again: give them all back. Copies hold no
-    // frame of a pager object across a fault (copy.cc goes page by page
-    // there), so nothing points into them.
-    pages_.for_each([](uint64_t, Page* page) { page->release(); });
-    pages_.clear();
+    if (retried || anonymous_ || pages_.size() == 0) return err(ENOMEM);
+    // Give back every page that can be filled again. Copies hold no frame
+    // of a pager object across a fault (copy.cc goes page by page there),
+    // so nothing points into them.
+    if (drop_reclaimable_locked() > 0) continue;
+    clean_pages_locked();
+    if (drop_reclaimable_locked() == 0) return err(ENOMEM);
   }
+}
+
+size_t VmObject::drop_reclaimable_locked() {
+  size_t before = pages_.size();
+  pages_.erase_if([&](uint64_t index, Page* page) {
+    if (!page_reclaimable_locked(index)) return false;
+    page->release();
+    return true;
+  });
+  return before - pages_.size();
+}
+
+size_t VmObject::drop_reclaimable() {
+  if (anonymous_) return 0;
+  Locker<RwLock> g(lock_);
+  return drop_reclaimable_locked();
+}
+
+Result<Page*> VmObject::fault_overwrite_locked(uint64_t pindex) {
+  if (pages_.find(pindex) != nullptr) return fault_write_locked(pindex);
+  if (size_ != kUnbounded && (pindex << kPageShift) >= size_) return err(EFAULT);
+  Page* p = TRY(alloc_for_fill_locked());
+  pages_.insert(pindex, p);
+  return p;
 }
 
 Result<Page*> VmObject::fault_locked(uint64_t pindex) {

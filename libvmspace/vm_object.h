@@ -67,6 +67,14 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // under the Kmem's limit, the object then drops its pages and tries once
   // more, so a cache never holds memory another fault needs.
   virtual bool pages_clean() const { return false; }
+  // True if the page at pindex may be given back and filled again later
+  // (a clean page of a write-back file cache). Called with lock_ held
+  // exclusive; the default is pages_clean().
+  virtual bool page_reclaimable_locked(uint64_t pindex) { return pages_clean(); }
+  // Called with lock_ held exclusive when a fill found no memory and no
+  // reclaimable page: a write-back cache writes its dirty pages back here
+  // so that they can be given back.
+  virtual void clean_pages_locked() {}
 
   // ---- the page table, for libvmspace (indices are page numbers) ----
   RwLock& lock() ABSL_LOCK_RETURNED(lock_) { return lock_; }
@@ -78,8 +86,15 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   Result<Page*> fault_write_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Puts a frame (whose share the caller hands over) at an empty index.
   Result<void> insert_locked(uint64_t pindex, Page* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The page at pindex, about to be overwritten whole: an absent page is
+  // not filled by the pager (a fresh zeroed frame), a present one is made
+  // safe to write into as fault_write_locked does.
+  Result<Page*> fault_overwrite_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Releases the pages in [first, first+count).
   void drop_range(uint64_t first, uint64_t count);
+  // Releases every page page_reclaimable_locked() allows; returns how many
+  // went (global eviction under the memory limit).
+  size_t drop_reclaimable();
   // A new anonymous object holding the pages of [first, first+count) at
   // indices from new_first on, shared with this one (fork, layer split).
   Result<RefPtr<VmObject>> clone_range(uint64_t first, uint64_t count, uint64_t new_first);
@@ -99,6 +114,7 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // A zeroed frame with room for it in the table; for a pages_clean()
   // object, dropping its pages when memory runs out.
   Result<Page*> alloc_for_fill_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  size_t drop_reclaimable_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   template <class Fn>
   void for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn) ABSL_SHARED_LOCKS_REQUIRED(lock_);
 

@@ -82,8 +82,12 @@ bool BufCache::evict_one_clean() {
 }
 
 void BufCache::trim_locked() {
-  if (km_.limit() != 0 || bytes_ <= kSoftCap) return;
-  for (auto it = lru_.begin(); it != lru_.end() && bytes_ > kSoftCap;) {
+  // Under a memory limit the buffers share it with the file page caches,
+  // which cannot evict buffers: unreferenced clean ones are kept to a
+  // quarter of the limit.
+  size_t cap = km_.limit() != 0 ? km_.limit() / 4 : kSoftCap;
+  if (bytes_ <= cap) return;
+  for (auto it = lru_.begin(); it != lru_.end() && bytes_ > cap;) {
     Buf& b = *it++;
     b.mu_->assert_held();
     if (b.refs_ == 0 && !b.dirty_) free_buf_locked(&b);

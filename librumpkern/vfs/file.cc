@@ -107,7 +107,13 @@ UioMoved uio_move(Uio& dst, Uio& src, size_t n) {
 // --- File
 
 File::File(const FileOps* ops, RefPtr<Vnode> vp, int flags) : ops_(ops), vnode_(std::move(vp)), flags_(flags) {
-  if (vnode_) mount_use(*vnode_);
+  if (vnode_) {
+    mount_use(*vnode_);
+    // Linux's errseq_sample: an error nobody saw yet is reported to this
+    // description too; a seen one is not.
+    uint64_t e = vnode_->wb_error_.load(std::memory_order_acquire);
+    wb_seen_.store((e & Vnode::kWbErrorSeen) ? e : 0, std::memory_order_relaxed);
+  }
 }
 
 File::~File() = default;
@@ -129,6 +135,9 @@ void File::last_unref() {
     if (auto* fn = g_epoll_release.load(std::memory_order_acquire)) fn(*this);
   }
   ops_->close(*this);
+  // The cache's dirty pages go back before the tree lock is taken (the
+  // page lock ranks below it).
+  file_cache_release(*this);
   if (vnode_) {
     Kernel& k = vnode_->mount().kernel();
     if (has_adv_locks_.load()) adv_release_file(k, *vnode_, *this);
@@ -462,6 +471,30 @@ Result<void> fd_close(Lwp& l, int fd) {
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
+// The largest file offset write(2) reaches (Linux's MAX_LFS_FILESIZE).
+constexpr uint64_t kMaxFileOffset = INT64_MAX;
+
+// Runs io (a read or write through a file cache). Near the kernel's
+// memory limit, or when io found no memory, other caches give back pages
+// first (and io is tried once more).
+template <class Io>
+auto cache_io(Vnode& vp, Io io) -> decltype(io()) {
+  Kernel& k = vp.mount().kernel();
+  Kmem& km = k.kmem();
+  if (km.limit() != 0 && km.in_use() > km.limit() / 8 * 7) page_cache_reclaim(k);
+  auto r = io();
+  if (!r.ok() && r.error() == ENOMEM && page_cache_reclaim(k)) r = io();
+  return r;
+}
+
+// A writer that finds more dirty pages in the kernel than the dirty limit
+// writes its own file back (Linux's balance_dirty_pages, simplified).
+void throttle_dirty(Vnode& vp, VnodePager& cache) {
+  PageCache* pc = page_cache(vp.mount().kernel());
+  if (pc == nullptr || pc->dirty_pages_.load(std::memory_order_relaxed) <= pc->dirty_limit_) return;
+  // An error stays recorded in the vnode for the next fsync.
+  (void)cache.flush();
+}
 
 class VnodeFileOps : public FileOps {
  public:
@@ -474,11 +507,13 @@ class VnodeFileOps : public FileOps {
     Kmem& km = vp.mount().kernel().kmem();
     void* buf = km.alloc(chunk);
     if (!buf) return err(ENOMEM);
+    VnodePager* cache = file_cache(f);
     size_t done = 0;
     int error = 0;
     while (done < want) {
       size_t n = want - done < chunk ? want - done : chunk;
-      Result<size_t> r = [&]() -> Result<size_t> {
+      Result<size_t> r = cache ? cache_io(vp, [&] { return cache->read_cached(buf, n, off + done); })
+                               : [&]() -> Result<size_t> {
         MutexLocker g(vp.mount().lock_);
         return vp.read(buf, n, off + done);
       }();
@@ -510,6 +545,7 @@ class VnodeFileOps : public FileOps {
     void* buf = km.alloc(chunk);
     if (!buf) return err(ENOMEM);
     bool append = f.flags() & O_APPEND;
+    VnodePager* cache = file_cache(f);
     size_t done = 0;
     int error = 0;
     while (done < want) {
@@ -518,6 +554,21 @@ class VnodeFileOps : public FileOps {
       if (!c.ok()) {
         error = c.error();
         break;
+      }
+      bool cached = cache != nullptr;
+      if (cached) {
+        // Append-only and immutable files are written straight through
+        // (the file system checks them; growing one by truncation would be
+        // refused), after the cache's dirty pages, which the write's stale
+        // pages would otherwise take with them.
+        Result<uint32_t> fl = [&] {
+          MutexLocker g(vp.mount().lock_);
+          return vp.inode_flags();
+        }();
+        if (fl.ok() && (fl.value() & (FS_APPEND_FL | FS_IMMUTABLE_FL))) {
+          cached = false;
+          (void)cache->flush();
+        }
       }
       StalePages stale;  // the mapped pages this write changes
       Result<size_t> r = [&]() -> Result<size_t> {
@@ -540,6 +591,17 @@ class VnodeFileOps : public FileOps {
           }
         }
         size_t allowed = TRY(seals_check_write(vp, off, n));
+        if (cached) {
+          // The bytes go to the cache; the file grows now (a hole until
+          // write-back), so stat and readers see the new size.
+          if (allowed == 0) return size_t{0};
+          if (off > kMaxFileOffset - allowed) return err(EFBIG);
+          Vattr cur;
+          vp.getattr(cur);
+          if (off + allowed > cur.size) TRY(vp.truncate(off + allowed));
+          vp.touch(2 | 4);
+          return allowed;
+        }
         Result<size_t> w = vp.write(buf, allowed, off);
         if (w.ok()) {
           stale.note_locked(vp, off, w.value());
@@ -547,6 +609,13 @@ class VnodeFileOps : public FileOps {
         }
         return w;
       }();
+      if (r.ok() && cached && r.value() > 0) {
+        uint64_t at = off;
+        Result<void> c = cache_io(vp, [&] { return cache->write_cached(buf, r.value(), at); });
+        if (!c.ok()) r = err(c.error());
+        else off += r.value();
+        if (c.ok()) throttle_dirty(vp, *cache);
+      }
       if (!r.ok()) {
         error = r.error();
         break;

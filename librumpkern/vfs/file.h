@@ -155,6 +155,11 @@ class File : public KObject, public RefCounted<File> {
   // null): the last reference drops them, before the object goes, through
   // the hook the epoll code registered (set_file_epoll_release).
   std::atomic<void*> epoll_items_{nullptr};
+  // The file's write-back cache, referenced (vfs/vnode_pager.h,
+  // file_cache()), and the write-back error sequence this description saw
+  // (Vnode::wb_error_), sampled at open.
+  std::atomic<VnodePager*> cache_{nullptr};
+  std::atomic<uint64_t> wb_seen_{0};
 
  private:
   friend class RefCounted<File>;

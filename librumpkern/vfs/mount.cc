@@ -16,6 +16,7 @@
 #include "kern/syscall_protos.h"
 #include "vfs/kvec.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -61,6 +62,7 @@ void vfs_release_state(Proc& p) {
   Kernel& k = p.kernel();
   if (&p != k.procs().init() || !k.halting()) return;
   if (VfsState* st = g_vfs_state.take(k)) {
+    page_cache_fini(st->page_cache);
     adv_fini(*st);
     delete st;
   }
@@ -99,6 +101,7 @@ Result<void> vfs_init(Kernel& k) {
   auto* st = new (k.kmem()) VfsState(k);
   if (!st) return err(ENOMEM);
   g_vfs_state.set(k, st);
+  st->page_cache = TRY(page_cache_init(k));
   Ref<Mount> root_mount = TRY(tmpfs_mount(k, "rootfs", 0, "mode=0755"));
   root_mount->dev_ = makedev(0, st->next_dev_.fetch_add(1));
   Ref<Vnode> root = [&] {
@@ -122,6 +125,8 @@ void vfs_fini(Kernel& k) {
   VfsState* st = g_vfs_state.get(k);
   if (!st) return;
   vfs_exit(*k.procs().proc0());
+  // Cached file data goes back before the file systems are torn down.
+  (void)page_cache_flush_all(k);
   st->rootvnode.reset();
   // Unmount everything, newest first; open files keep their vnodes (and
   // mounts) until their processes exit.
@@ -152,6 +157,11 @@ void unmount_locked(VfsState& st, Mount& m, bool lazy) {
 }
 
 VfsState& vfs_state(Kernel& k) { return *g_vfs_state.get(k); }
+
+PageCache* page_cache(Kernel& k) {
+  VfsState* st = g_vfs_state.get(k);
+  return st ? st->page_cache : nullptr;
+}
 
 ProcVfs& proc_vfs(Proc& p) {
   ProcVfs* pv = g_proc_vfs.get(p);

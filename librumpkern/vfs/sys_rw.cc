@@ -109,6 +109,8 @@ Result<long> sys_lseek(Lwp& l, int fd, off_t offset, int whence) {
         error = vp.is_dir() ? EINVAL : ENXIO;
         break;
       }
+      // Cached pages become data (blocks) at write-back.
+      (void)vnode_flush(vp);
       MutexLocker g(vp.mount().lock_);
       Result<uint64_t> r = vp.seek_data(static_cast<uint64_t>(offset), whence == SEEK_HOLE);
       if (r.ok()) npos = static_cast<int64_t>(r.value());
@@ -130,6 +132,8 @@ Result<void> do_truncate(Lwp& l, Vnode& vp, off_t length) {
   if (vp.is_dir()) return err(EISDIR);
   if (vp.type() != VType::kReg) return err(EINVAL);
   TRY(check_writable_mount(vp));
+  // Cached bytes below the new end must reach the file before it shrinks.
+  TRY(vnode_flush(vp));
   StalePages stale;
   MutexLocker g(vp.mount().lock_);
   TRY(seals_check_resize(vp, static_cast<uint64_t>(length)));
@@ -181,6 +185,7 @@ Result<long> sys_fallocate(Lwp& l, int fd, int mode, off_t offset, off_t len) {
   int m = 0;
   if (mode & FALLOC_FL_KEEP_SIZE) m |= kFallocKeepSize;
   if (mode & FALLOC_FL_PUNCH_HOLE) m |= kFallocPunchHole;
+  TRY(vnode_flush(*vp));
   StalePages stale;
   MutexLocker g(vp->mount().lock_);
   TRY(seals_check_fallocate(*vp, m, static_cast<uint64_t>(offset), static_cast<uint64_t>(len)));
@@ -189,11 +194,20 @@ Result<long> sys_fallocate(Lwp& l, int fd, int mode, off_t offset, off_t len) {
   return 0;
 }
 
+// fsync writes the file's cached pages back first (without the tree lock:
+// the page lock ranks below it), then asks the file system to make them
+// durable. A write-back error this description has not seen is reported
+// once (Linux's errseq), whether it came now or from earlier write-back.
 Result<long> sys_fsync(Lwp& l, int fd) {
   Ref<File> f = TRY(fd_get(l, fd));
   if (Vnode* vp = f->vnode()) {
-    MutexLocker g(vp->mount().lock_);
-    TRY(vp->fsync());
+    (void)vnode_flush(*vp);  // a failure is recorded in the vnode
+    Result<void> r = [&] {
+      MutexLocker g(vp->mount().lock_);
+      return vp->fsync();
+    }();
+    if (!r.ok()) vnode_record_wb_error(*vp, r.error());
+    if (int e = file_check_wb_error(*f)) return err(e);
   }
   return 0;
 }
@@ -203,6 +217,7 @@ Result<long> sys_fdatasync(Lwp& l, int fd) { return sys_fsync(l, fd); }
 // Linux); syncfs the one fd is on.
 Result<long> sys_sync(Lwp& l) {
   VfsState& st = vfs_state(l.kernel());
+  (void)page_cache_flush_all(l.kernel());
   MutexLocker g(st.mount_lock_);
   for (Mount& m : st.mounts_) {
     MutexLocker mg(m.lock_);
@@ -213,8 +228,12 @@ Result<long> sys_sync(Lwp& l) {
 Result<long> sys_syncfs(Lwp& l, int fd) {
   Ref<File> f = TRY(fd_get(l, fd));
   if (Vnode* vp = f->vnode()) {
-    MutexLocker g(vp->mount().lock_);
-    TRY(vp->mount().sync());
+    (void)page_cache_flush_all(l.kernel(), &vp->mount());
+    {
+      MutexLocker g(vp->mount().lock_);
+      TRY(vp->mount().sync());
+    }
+    if (int e = file_check_wb_error(*f)) return err(e);
   }
   return 0;
 }

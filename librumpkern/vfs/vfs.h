@@ -34,6 +34,8 @@ using MountList = boost::intrusive::list<
     Mount, boost::intrusive::member_hook<Mount, boost::intrusive::list_member_hook<>, &Mount::table_hook_>,
     boost::intrusive::constant_time_size<false>>;
 
+struct PageCache;
+
 struct VfsState : public KObject {
   explicit VfsState(Kernel& k) : kernel(k) {}
   Kernel& kernel;
@@ -47,6 +49,9 @@ struct VfsState : public KObject {
   Mutex adv_lock_{LockRank::kFile};
   CondVar adv_cv_;
   AdvWaitList* adv_waiters_ ABSL_GUARDED_BY(adv_lock_) = nullptr;  // vfs/lock.cc
+
+  // The kernel's file caches (vfs/vnode_pager.h); made at init, freed at halt.
+  PageCache* page_cache = nullptr;
 };
 
 VfsState& vfs_state(Kernel& k);

@@ -205,6 +205,9 @@ class Mount : public KObject, public RefCounted<Mount> {
   // Writes everything the file system holds back to its device (sync,
   // syncfs): called with lock_ held.
   virtual Result<void> sync() { return {}; }
+  // Regular files' data is cached in their pages and written back later
+  // (vfs/vnode_pager.h): read/write go through the cache.
+  virtual bool caches_file_data() const { return false; }
 
   // File handles (vfs/fhandle.cc): how many 32-bit words a handle of this
   // file system has (0: none, name_to_handle_at is EOPNOTSUPP), and the
@@ -363,6 +366,11 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   // nullptr: not a reference (the cache holds the vnode); the cache clears
   // it when it goes, and a finder takes a reference with try_ref().
   VnodePager* pager_ ABSL_GUARDED_BY(lock()) = nullptr;
+  // The file's write-back errors as an error sequence (Linux's errseq_t):
+  // the errno in the low 16 bits, bit 16 set once a description saw it, a
+  // count above that bumped at each new error (vfs/vnode_pager.cc).
+  std::atomic<uint64_t> wb_error_{0};
+  static constexpr uint64_t kWbErrorSeen = uint64_t{1} << 16;
 
  protected:
   // reclaim: the last reference went; the destructor frees everything.

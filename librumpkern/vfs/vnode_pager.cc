@@ -1,5 +1,5 @@
-// vnode_pager.cc: the page cache of mapped regular files, and the mmap hook
-// that hands it to the vm faction (see vnode_pager.h).
+// vnode_pager.cc: the page cache of regular files, its write-back, and the
+// mmap hook that hands it to the vm faction (see vnode_pager.h).
 #include "vfs/vnode_pager.h"
 
 #include <fcntl.h>
@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
+#include "kern/clock.h"
 #include "kern/file_map.h"
 #include "kern/kernel.h"
 #include "vfs/file.h"
@@ -17,9 +19,190 @@
 
 namespace rump {
 
-VnodePager::VnodePager(Kmem& kmem, Vnode& vp) : VmObject(kmem, kUnbounded, false), vp_(vp) {}
+namespace {
+
+// Linux's defaults: dirty_expire_centisecs 3000, dirty_writeback_centisecs
+// 500. The dirty limit: a quarter of the memory limit, else 64 MiB.
+constexpr int64_t kDirtyExpireNs = 30 * kNsPerSec;
+constexpr int64_t kFlusherPeriodNs = 5 * kNsPerSec;
+constexpr int64_t kDefaultDirtyLimitPages = (int64_t{64} << 20) >> vm::kPageShift;
+// Caches handled per pass over the list (references taken under the list
+// lock, work done outside it).
+constexpr size_t kBatch = 16;
+
+}  // namespace
+
+void vnode_record_wb_error(Vnode& vp, int e) {
+  uint64_t old = vp.wb_error_.load(std::memory_order_relaxed);
+  uint64_t fresh;
+  do {
+    uint64_t count = (old >> 17) + 1;
+    fresh = (count << 17) | static_cast<uint16_t>(e);
+  } while (!vp.wb_error_.compare_exchange_weak(old, fresh, std::memory_order_acq_rel));
+}
+
+namespace {
+
+void flusher_run(void* arg);
+
+void arm_flusher(PageCache& pc, int64_t ns) {
+  if (pc.flusher_armed_.exchange(true, std::memory_order_acq_rel)) return;
+  pc.flusher_.schedule(ns);
+}
+
+}  // namespace
+
+// --- the kernel's state
+
+PageCache::PageCache(Kernel& k) : kernel(k) {
+  dirty_expire_ns_ = kDirtyExpireNs;
+  size_t limit = k.kmem().limit();
+  dirty_limit_ = limit ? static_cast<int64_t>(limit / 4) >> vm::kPageShift : kDefaultDirtyLimitPages;
+  if (dirty_limit_ < 16) dirty_limit_ = 16;
+}
+
+Result<PageCache*> page_cache_init(Kernel& k) {
+  auto* pc = new (k.kmem()) PageCache(k);
+  if (pc == nullptr) return err(ENOMEM);
+  if (k.services().callouts() != nullptr) pc->flusher_.init(*k.services().callouts(), &flusher_run, pc);
+  return pc;
+}
+
+void page_cache_fini(PageCache* pc) {
+  if (pc == nullptr) return;
+  if (pc->kernel.services().callouts() != nullptr) pc->flusher_.halt();
+  {
+    // Caches still alive (a mapping that outlives the faction) leave the
+    // list; they find no state afterwards.
+    MutexLocker g(pc->lock_);
+    pc->pagers_.clear();
+  }
+  delete pc;
+}
+
+namespace {
+
+// Takes references to up to kBatch caches that pick() selects, from the
+// least recently used on, skipping the first `skip` selected ones.
+size_t collect(PageCache& pc, RefPtr<VnodePager>* out, size_t skip, absl::FunctionRef<bool(VnodePager&)> pick) {
+  size_t n = 0;
+  MutexLocker g(pc.lock_);
+  for (VnodePager& p : pc.pagers_) {
+    if (!pick(p)) continue;
+    if (skip > 0) {
+      skip--;
+      continue;
+    }
+    if (!p.try_ref()) continue;
+    out[n++] = RefPtr<VnodePager>(kAdopt, &p);
+    if (n == kBatch) break;
+  }
+  return n;
+}
+
+void flusher_run(void* arg) {
+  auto& pc = *static_cast<PageCache*>(arg);
+  pc.flusher_armed_.store(false, std::memory_order_release);
+  int64_t now = mono_now_ns();
+  bool over = pc.dirty_pages_.load(std::memory_order_relaxed) > pc.dirty_limit_ / 2;
+  auto expired = [&](VnodePager& p) {
+    return p.dirty_pages() > 0 && (over || now - p.dirtied_at() >= pc.dirty_expire_ns_);
+  };
+  RefPtr<VnodePager> batch[kBatch];
+  size_t skip = 0;
+  for (;;) {
+    size_t n = collect(pc, batch, skip, expired);
+    if (n == 0) break;
+    for (size_t i = 0; i < n; i++) {
+      // A failure stays recorded in the vnode; the pages stay dirty and
+      // are tried again at the next pass.
+      if (!batch[i]->flush().ok()) skip++;
+      batch[i].reset();
+    }
+  }
+  // Every flusher period while a write-back cache lives (Linux's
+  // dirty_writeback interval).
+  bool any;
+  {
+    MutexLocker g(pc.lock_);
+    any = !pc.pagers_.empty();
+  }
+  if (any) arm_flusher(pc, kFlusherPeriodNs);
+}
+
+}  // namespace
+
+Result<void> page_cache_flush_all(Kernel& k, Mount* m) {
+  PageCache* pc = page_cache(k);
+  if (pc == nullptr) return {};
+  int first = 0;
+  RefPtr<VnodePager> batch[kBatch];
+  size_t skip = 0;
+  for (;;) {
+    size_t n = collect(*pc, batch, skip, [m](VnodePager& p) {
+      return p.dirty_pages() > 0 && (m == nullptr || &p.vnode().mount() == m);
+    });
+    if (n == 0) break;
+    for (size_t i = 0; i < n; i++) {
+      Result<void> r = batch[i]->flush();
+      if (!r.ok()) {
+        if (first == 0) first = r.error();
+        skip++;
+      }
+      batch[i].reset();
+    }
+  }
+  if (first) return err(first);
+  return {};
+}
+
+uint64_t page_cache_dirty_bytes(Kernel& k, Mount& m) {
+  PageCache* pc = page_cache(k);
+  if (pc == nullptr || pc->dirty_pages_.load(std::memory_order_relaxed) == 0) return 0;
+  uint64_t pages = 0;
+  MutexLocker g(pc->lock_);
+  for (VnodePager& p : pc->pagers_)
+    if (&p.vnode().mount() == &m) pages += p.dirty_pages();
+  return pages << vm::kPageShift;
+}
+
+bool page_cache_reclaim(Kernel& k) {
+  PageCache* pc = page_cache(k);
+  Kmem& km = k.kmem();
+  if (pc == nullptr || km.limit() == 0) return false;
+  size_t low = km.limit() / 4 * 3;
+  bool freed = false;
+  RefPtr<VnodePager> batch[kBatch];
+  size_t skip = 0;
+  while (km.in_use() > low) {
+    size_t n = collect(*pc, batch, skip, [](VnodePager&) { return true; });
+    if (n == 0) break;
+    for (size_t i = 0; i < n; i++) {
+      (void)batch[i]->flush();
+      if (batch[i]->drop_reclaimable() > 0) freed = true;
+      else skip++;
+      batch[i].reset();
+      if (km.in_use() <= low) break;
+    }
+  }
+  return freed;
+}
+
+// --- one cache
+
+VnodePager::VnodePager(Kmem& kmem, Vnode& vp, bool write_back)
+    : VmObject(kmem, kUnbounded, false), vp_(vp), write_back_(write_back), dirty_(kmem) {}
 
 VnodePager::~VnodePager() {
+  // The last reference went with pages still dirty (a store raced with the
+  // last close): they go back now.
+  if (dirty_count_.load(std::memory_order_relaxed) > 0) (void)flush();
+  if (write_back_) {
+    if (PageCache* pc = page_cache(vp_->mount().kernel())) {
+      MutexLocker g(pc->lock_);
+      if (cache_hook_.is_linked()) pc->pagers_.erase(pc->pagers_.iterator_to(*this));
+    }
+  }
   {
     MutexLocker g(vp_->lock());
     // A new cache may have replaced this one while its count was zero.
@@ -29,13 +212,27 @@ VnodePager::~VnodePager() {
 }
 
 Result<RefPtr<vm::VmObject>> VnodePager::get(Vnode& vp) {
-  Kmem& kmem = vp.mount().kernel().kmem();
-  MutexLocker g(vp.lock());
-  if (vp.pager_ != nullptr && vp.pager_->try_ref()) return RefPtr<vm::VmObject>(kAdopt, vp.pager_);
-  auto* p = new (kmem) VnodePager(kmem, vp);
-  if (p == nullptr) return err(ENOMEM);
-  vp.pager_ = p;
-  mount_use(vp);
+  Kernel& k = vp.mount().kernel();
+  Kmem& kmem = k.kmem();
+  PageCache* pc = page_cache(k);
+  bool write_back = pc != nullptr && vp.mount().caches_file_data();
+  VnodePager* p;
+  {
+    MutexLocker g(vp.lock());
+    if (vp.pager_ != nullptr && vp.pager_->try_ref()) return RefPtr<vm::VmObject>(kAdopt, vp.pager_);
+    p = new (kmem) VnodePager(kmem, vp, write_back);
+    if (p == nullptr) return err(ENOMEM);
+    vp.pager_ = p;
+    mount_use(vp);
+  }
+  if (write_back) {
+    {
+      MutexLocker g(pc->lock_);
+      pc->pagers_.push_back(*p);
+    }
+    // With no lock held: the first arming starts the callout thread.
+    arm_flusher(*pc, kFlusherPeriodNs);
+  }
   return RefPtr<vm::VmObject>(kAdopt, p);
 }
 
@@ -62,10 +259,39 @@ Result<void> VnodePager::fill_page(uint64_t offset, std::byte* frame) {
   return {};
 }
 
+bool VnodePager::page_reclaimable_locked(uint64_t pindex) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // Called by VmObject with the page lock held exclusive.
+  return !write_back_ || dirty_.find(pindex) == nullptr;
+}
+
+Result<void> VnodePager::mark_dirty_locked(uint64_t pindex) {
+  if (dirty_.find(pindex) != nullptr) return {};
+  TRY(dirty_.reserve(dirty_.size() + 1));
+  // The value only says "present"; the page is looked up again at
+  // write-back.
+  dirty_.insert(pindex, lookup_locked(pindex));
+  if (dirty_count_.fetch_add(1, std::memory_order_relaxed) == 0)
+    dirtied_at_.store(mono_now_ns(), std::memory_order_relaxed);
+  // The flusher is armed while write-back caches exist (get()): arming
+  // here could start the callout thread, which takes locks ranked above
+  // this one.
+  if (PageCache* pc = page_cache(vp_->mount().kernel())) pc->dirty_pages_.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
 void VnodePager::page_written(uint64_t offset, size_t len) {
   lock().assert_held();
   vm::Page* p = lookup_locked(offset >> vm::kPageShift);
   if (p == nullptr || len == 0) return;
+  // Write-back: the page is dirty and goes back later. Without room to
+  // note it (no memory), it is written through instead.
+  if (write_back_ && mark_dirty_locked(offset >> vm::kPageShift).ok()) {
+    // Stores through mappings are throttled as write(2) is: past the
+    // kernel's dirty limit, this file's dirty pages go back now.
+    PageCache* pc = page_cache(vp_->mount().kernel());
+    if (pc != nullptr && pc->dirty_pages_.load(std::memory_order_relaxed) > pc->dirty_limit_) (void)flush_locked();
+    return;
+  }
   Vnode& vp = *vp_;
   MutexLocker g(vp.lock());
   Vattr va;
@@ -78,17 +304,158 @@ void VnodePager::page_written(uint64_t offset, size_t len) {
     int e = w.ok() ? EIO : w.error();
     int none = 0;
     write_error_.compare_exchange_strong(none, e, std::memory_order_relaxed);
+    if (write_back_) vnode_record_wb_error(vp, e);
   }
 }
 
+Result<void> VnodePager::flush() {
+  if (!write_back_) return {};
+  Locker<RwLock> g(lock());
+  return flush_locked();
+}
+
+Result<void> VnodePager::flush_locked() {
+  if (!write_back_) return {};
+  size_t n = dirty_.size();
+  if (n == 0) return {};
+  // Back in file order, so that the file system allocates blocks in order.
+  // Without memory for the whole list (write-back under memory
+  // pressure), a batch at a time from a buffer on the stack.
+  uint64_t small[256];
+  auto* idx = static_cast<uint64_t*>(kmem().alloc(n * sizeof(uint64_t)));
+  size_t cap = n;
+  if (idx == nullptr) {
+    idx = small;
+    cap = std::size(small);
+  }
+  absl::Cleanup free_idx = [idx, &small] {
+    if (idx != small) Kmem::free(idx);
+  };
+  constexpr size_t kRunPages = 16;
+  auto* bounce = static_cast<std::byte*>(kmem().alloc(kRunPages * vm::kPageSize));
+  absl::Cleanup free_bounce = [bounce] { Kmem::free(bounce); };
+  Vnode& vp = *vp_;
+  int first = 0;
+  size_t done = 0;
+  for (bool progress = true; progress && dirty_.size() > 0;) {
+    progress = false;
+    size_t k = 0;
+    dirty_.for_each([&](uint64_t index, vm::Page*) {
+      if (k < cap) idx[k++] = index;
+    });
+    std::sort(idx, idx + k);
+    // A run of consecutive resident pages goes back in one write, through
+    // the bounce buffer (one page at a time without one).
+    for (size_t i = 0; i < k;) {
+      size_t run = 1;
+      while (bounce != nullptr && run < kRunPages && i + run < k && idx[i + run] == idx[i] + run &&
+             lookup_locked(idx[i + run]) != nullptr)
+        run++;
+      uint64_t off = idx[i] << vm::kPageShift;
+      vm::Page* p = lookup_locked(idx[i]);
+      int e = 0;
+      if (p != nullptr) {
+        const std::byte* src = p->data();
+        if (run > 1) {
+          for (size_t j = 0; j < run; j++)
+            std::memcpy(bounce + j * vm::kPageSize, lookup_locked(idx[i + j])->data(), vm::kPageSize);
+          src = bounce;
+        }
+        MutexLocker t(vp.lock());
+        Vattr va;
+        vp.getattr(va);
+        // Past the end (truncated since): nothing to write.
+        if (off < va.size) {
+          size_t len = static_cast<size_t>(std::min<uint64_t>(run * vm::kPageSize, va.size - off));
+          Result<size_t> w = vp.write(src, len, off);
+          if (!w.ok()) e = w.error();
+          else if (w.value() != len) e = EIO;
+        }
+      }
+      if (e != 0) {
+        // The pages stay dirty (and resident): nothing is lost while the
+        // kernel lives, and a later write-back may succeed (ENOSPC freed).
+        if (first == 0) first = e;
+        i += run;
+        continue;
+      }
+      for (size_t j = 0; j < run; j++) dirty_.erase(idx[i + j]);
+      done += run;
+      progress = true;
+      i += run;
+    }
+    if (first) break;
+  }
+  dirty_count_.fetch_sub(done, std::memory_order_relaxed);
+  if (dirty_.size() > 0) dirtied_at_.store(mono_now_ns(), std::memory_order_relaxed);
+  if (PageCache* pc = page_cache(vp.mount().kernel())) pc->dirty_pages_.fetch_sub(static_cast<int64_t>(done), std::memory_order_relaxed);
+  if (first) {
+    vnode_record_wb_error(vp, first);
+    return err(first);
+  }
+  return {};
+}
+
+Result<size_t> VnodePager::read_cached(void* buf, size_t len, uint64_t off) {
+  Locker<RwLock> g(lock());
+  uint64_t size;
+  {
+    MutexLocker t(vp_->lock());
+    Vattr va;
+    vp_->getattr(va);
+    size = va.size;
+  }
+  if (off >= size) return size_t{0};
+  if (len > size - off) len = static_cast<size_t>(size - off);
+  size_t done = 0;
+  while (done < len) {
+    uint64_t pos = off + done;
+    size_t in = static_cast<size_t>(pos & vm::kPageMask);
+    size_t n = std::min<size_t>(len - done, vm::kPageSize - in);
+    Result<vm::Page*> p = fault_locked(pos >> vm::kPageShift);
+    if (!p.ok()) {
+      if (done > 0) break;
+      return err(p.error() == kBusFault ? EIO : p.error());
+    }
+    std::memcpy(static_cast<std::byte*>(buf) + done, p.value()->data() + in, n);
+    done += n;
+  }
+  return done;
+}
+
+Result<void> VnodePager::write_cached(const void* buf, size_t len, uint64_t off) {
+  Locker<RwLock> g(lock());
+  size_t done = 0;
+  while (done < len) {
+    uint64_t pos = off + done;
+    size_t in = static_cast<size_t>(pos & vm::kPageMask);
+    size_t n = std::min<size_t>(len - done, vm::kPageSize - in);
+    uint64_t pindex = pos >> vm::kPageShift;
+    Result<vm::Page*> p = n == vm::kPageSize ? fault_overwrite_locked(pindex) : fault_write_locked(pindex);
+    if (!p.ok()) return err(p.error() == kBusFault ? EIO : p.error());
+    TRY(mark_dirty_locked(pindex));
+    std::memcpy(p.value()->data() + in, static_cast<const std::byte*>(buf) + done, n);
+    done += n;
+  }
+  return {};
+}
+
 Result<void> VnodePager::sync(uint64_t offset, uint64_t len, int flags) {
-  // Stores were written through already: MS_SYNC makes them durable,
-  // MS_INVALIDATE drops the (clean) pages so that the next touch rereads.
-  if (flags & MS_INVALIDATE) invalidate(offset, len);
+  // Write-back: MS_ASYNC only schedules (the flusher runs anyway), MS_SYNC
+  // writes the dirty pages back and makes them durable. Write-through:
+  // stores were written already. MS_INVALIDATE drops the clean pages so
+  // that the next touch rereads.
+  Result<void> wb;
+  if ((flags & MS_SYNC) || (flags & MS_INVALIDATE)) wb = flush();
+  if (flags & MS_INVALIDATE) {
+    if (write_back_) drop_reclaimable();
+    else invalidate(offset, len);
+  }
   if (flags & MS_SYNC) {
     MutexLocker g(vp_->lock());
     TRY(vp_->fsync());
   }
+  if (!wb.ok()) return wb;
   if (int e = write_error_.exchange(0, std::memory_order_relaxed)) return err(e);
   return {};
 }
@@ -98,7 +465,66 @@ void VnodePager::invalidate(uint64_t off, uint64_t len) {
   uint64_t first = off >> vm::kPageShift;
   uint64_t count = len >= kToEnd - off ? (kToEnd >> vm::kPageShift) - first + 1
                                        : ((off + len + vm::kPageMask) >> vm::kPageShift) - first;
+  if (write_back_) {
+    // Dirty pages in the range are forgotten with their frames.
+    Locker<RwLock> g(lock());
+    size_t gone = 0;
+    dirty_.erase_if([&](uint64_t index, vm::Page*) {
+      if (index < first || index - first >= count) return false;
+      gone++;
+      return true;
+    });
+    dirty_count_.fetch_sub(gone, std::memory_order_relaxed);
+    if (PageCache* pc = page_cache(vp_->mount().kernel())) pc->dirty_pages_.fetch_sub(static_cast<int64_t>(gone), std::memory_order_relaxed);
+  }
   drop_range(first, count);
+}
+
+// --- descriptions
+
+VnodePager* file_cache(File& f) {
+  if (VnodePager* p = f.cache_.load(std::memory_order_acquire)) return p;
+  Vnode* vp = f.vnode();
+  if (vp == nullptr || vp->type() != VType::kReg || !vp->mount().caches_file_data()) return nullptr;
+  if (page_cache(vp->mount().kernel()) == nullptr) return nullptr;
+  Result<RefPtr<vm::VmObject>> r = VnodePager::get(*vp);
+  if (!r.ok()) return nullptr;
+  auto* p = static_cast<VnodePager*>(r.value().leak());
+  VnodePager* none = nullptr;
+  if (!f.cache_.compare_exchange_strong(none, p, std::memory_order_acq_rel)) {
+    p->unref();
+    return none;
+  }
+  return p;
+}
+
+void file_cache_release(File& f) {
+  VnodePager* p = f.cache_.exchange(nullptr, std::memory_order_acq_rel);
+  if (p == nullptr) return;
+  (void)p->flush();
+  p->unref();
+}
+
+int file_check_wb_error(File& f) {
+  Vnode* vp = f.vnode();
+  if (vp == nullptr) return 0;
+  uint64_t cur = vp->wb_error_.load(std::memory_order_acquire);
+  uint64_t seen = f.wb_seen_.load(std::memory_order_relaxed);
+  if ((cur & ~Vnode::kWbErrorSeen) == (seen & ~Vnode::kWbErrorSeen)) return 0;
+  f.wb_seen_.store(cur, std::memory_order_relaxed);
+  // Mark it seen, so that descriptions opened later do not report it.
+  vp->wb_error_.compare_exchange_strong(cur, cur | Vnode::kWbErrorSeen, std::memory_order_acq_rel);
+  return static_cast<int>(cur & 0xffff);
+}
+
+Result<void> vnode_flush(Vnode& vp) {
+  RefPtr<VnodePager> p;
+  {
+    MutexLocker g(vp.lock());
+    p = VnodePager::find_locked(vp);
+  }
+  if (!p) return {};
+  return p->flush();
 }
 
 namespace {

@@ -1,46 +1,75 @@
-// vnode_pager.h: the page cache of a mapped regular file, and how the VFS
-// keeps it coherent with read(2) and write(2).
+// vnode_pager.h: the page cache of a regular file: the pages mmap(2) maps
+// and, on file systems that cache file data (ext2/3/4, etfs), the pages
+// read(2) and write(2) copy to and from.
 //
-// A VnodePager is the VmObject that mmap(2) of a regular file maps (tmpfs,
-// etfs and ext2/3/4 files alike: it reaches the data through the vnode's
-// read and write operations). There is at most one per vnode, made at the
-// first mapping and gone with the last (Vnode::pager_ points at it without
-// a reference). Its pages are what every mapping of the file sees:
-//   * a page is filled from the file at its first touch; a page wholly past
-//     the end of the file is kBusFault (EFAULT to a system call's copy,
-//     SIGBUS to the process's own access, kern/file_map.h);
-//   * a store through a MAP_SHARED mapping reaches the file at once
-//     (page_written writes the stored bytes through, up to the end of the
-//     file), so read(2) sees it with no write-back step and munmap, exit or
-//     a crash of the mapping process lose nothing;
-//   * a change made through the file (write, truncate, fallocate) drops the
-//     pages it made stale (StalePages), so the next touch reads the new
-//     data; MAP_PRIVATE mappings copy a page at their first store and keep
-//     seeing the file's later changes until then, as on Linux.
-// The frames are charged to the kernel's Kmem, so RUMP_MEMLIMIT bounds the
-// cache; every page is clean (written through), so a fill that finds no
-// memory drops the cache's pages and tries again (VmObject::pages_clean),
-// and msync(MS_INVALIDATE) or the file's change drops pages.
+// A VnodePager is the VmObject of one vnode (Vnode::pager_ points at it
+// without a reference). It reaches the file system through the vnode's
+// read and write operations. Two modes, chosen by the mount
+// (Mount::caches_file_data()):
+//
+// Write-back (ext2/3/4, etfs). The cache is the file's data:
+//   * read(2) and write(2) copy through the cache's pages (read_cached,
+//     write_cached); a page is filled from the file system on its first
+//     touch, unless a write overwrites it whole;
+//   * a write(2) that grows the file sets the new size in the file system
+//     at once (a hole there until write-back), so stat and a racing
+//     reader see it; the bytes stay in dirty pages;
+//   * a store through a MAP_SHARED mapping marks the page dirty (no write
+//     through), so read(2) sees it at once: one cache for both;
+//   * dirty pages go back to the file system (vp.write, which allocates
+//     blocks and journals them, so ext's data=ordered holds: a block and
+//     the metadata that references it go into the same transaction) by
+//     flush(): asynchronously from the kernel's flusher (a callout that
+//     writes back every cache whose oldest dirty page is older than the
+//     dirty expiry), synchronously by a writer that finds more dirty pages
+//     than the dirty limit (throttling), and by fsync, fdatasync,
+//     msync(MS_SYNC), syncfs, sync, the last close of a description of the
+//     file, unmount and halt;
+//   * a write-back error is recorded in the vnode (Vnode::wb_error_, an
+//     error sequence as Linux's errseq_t): each open description reports
+//     it once at its next fsync, fdatasync, msync or syncfs;
+//   * truncate, fallocate and O_TRUNC write the dirty pages back first and
+//     drop the pages they change afterwards (StalePages).
+// Write-through (tmpfs and any other file system): only mmap uses the
+// cache; stores reach the file at once (page_written) and changes through
+// the file drop the stale pages, as before.
+//
+// Memory: frames are charged to the kernel's Kmem, so RUMP_MEMLIMIT bounds
+// the cache. The kernel keeps every write-back cache on one list, least
+// recently used first (PageCache below). A read or write that finds the
+// kernel near its limit, or whose fill fails for want of memory, reclaims:
+// from the least recently used cache on, dirty pages are written back and
+// clean pages given back. A fault through a mapping gives back the clean
+// pages of its own cache (VmObject::page_reclaimable_locked). What cannot
+// be found is ENOMEM to the caller.
 //
 // Locking: the cache's page lock (rank kVmObject) ranks below the tree lock
-// (kVnode): fill and write-through take the tree lock inside the page lock;
-// the VFS never takes the page lock with the tree lock held, hence
-// StalePages, which drops pages after the tree lock is released.
+// (kVnode): fill, write-back and the size checks of read/write take the
+// tree lock inside the page lock; the VFS never takes the page lock with
+// the tree lock held, hence StalePages, which drops pages after the tree
+// lock is released. The kernel's cache list lock (a leaf, unranked)
+// guards the list; it is never held across I/O or another lock: the list
+// is walked by taking references to a batch of caches.
 //
 // Lifetime: the cache holds a reference to its vnode and a use of its
-// mount (a mapped file keeps the mount busy, as on Linux), so the data stays
-// reachable after close and unlink while a mapping lives.
+// mount; mappings and open descriptions (File::cache_) hold the cache. A
+// mapped file keeps the mount busy, as on Linux.
 #pragma once
 
 #include <atomic>
+#include <boost/intrusive/list.hpp>
 #include <cstdint>
 
 #include "base/ref.h"
 #include "base/result.h"
+#include "kern/callout.h"
+#include "page_table.h"
 #include "vfs/vnode.h"
 #include "vm_object.h"
 
 namespace rump {
+
+class File;
 
 class VnodePager final : public vm::VmObject {
  public:
@@ -50,25 +79,101 @@ class VnodePager final : public vm::VmObject {
   static RefPtr<VnodePager> find_locked(Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock());
   ~VnodePager() override;
 
+  Vnode& vnode() const { return *vp_; }
+  bool write_back() const { return write_back_; }
+
   Result<void> fill_page(uint64_t offset, std::byte* frame) override;
   void page_written(uint64_t offset, size_t len) override;
   Result<void> sync(uint64_t offset, uint64_t len, int flags) override;
-  // Written through: every page may be dropped and filled again.
-  bool pages_clean() const override { return true; }
+  bool pages_clean() const override { return !write_back_; }
+  bool page_reclaimable_locked(uint64_t pindex) override;
+  void clean_pages_locked() override ABSL_NO_THREAD_SAFETY_ANALYSIS { (void)flush_locked(); }
+
+  // Write-back mode, with no lock held. read_cached: up to len bytes at
+  // off (short at the end of the file). write_cached: len bytes at off,
+  // the file already grown to cover them (the caller did the size, mode
+  // and seal checks under the tree lock).
+  Result<size_t> read_cached(void* buf, size_t len, uint64_t off);
+  Result<void> write_cached(const void* buf, size_t len, uint64_t off);
+
+  // Writes the dirty pages back to the file system (write-back mode; a
+  // no-op otherwise). The first error is also recorded in the vnode.
+  Result<void> flush();
+  Result<void> flush_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
   // Drops the pages holding bytes [off, off+len) (len kToEnd: to the end).
   // Without the tree lock.
   static constexpr uint64_t kToEnd = ~uint64_t{0};
   void invalidate(uint64_t off, uint64_t len);
 
+  size_t dirty_pages() const { return dirty_count_.load(std::memory_order_relaxed); }
+  int64_t dirtied_at() const { return dirtied_at_.load(std::memory_order_relaxed); }
+
+  boost::intrusive::list_member_hook<> cache_hook_;  // PageCache::pagers_
+  using List = boost::intrusive::list<VnodePager, boost::intrusive::member_hook<VnodePager, boost::intrusive::list_member_hook<>,
+                                                                               &VnodePager::cache_hook_>>;
+
  private:
-  VnodePager(Kmem& kmem, Vnode& vp);
+  VnodePager(Kmem& kmem, Vnode& vp, bool write_back);
+  Result<void> mark_dirty_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   Ref<Vnode> vp_;
-  // The first error a write-through met (ENOSPC in a sparse file, EIO):
-  // reported once by the next msync or fsync, as Linux reports a failed
-  // write-back.
+  const bool write_back_;
+  // Page indices of dirty pages (the values are never dereferenced).
+  vm::PageTable dirty_ ABSL_GUARDED_BY(lock());
+  std::atomic<size_t> dirty_count_{0};
+  std::atomic<int64_t> dirtied_at_{0};  // when the oldest dirty page became dirty
+  // Write-through mode: the first error a write-through met (ENOSPC in a
+  // sparse file, EIO), reported by the next msync or fsync.
   std::atomic<int> write_error_{0};
 };
+
+// The kernel's write-back caches (one per kernel, VfsState::page_cache).
+struct PageCache : public KObject {
+  explicit PageCache(Kernel& k);
+  Kernel& kernel;
+  // A leaf: nothing is taken while it is held (references are taken with
+  // try_ref), so it needs no place in the rank order, as the host-name
+  // lock.
+  Mutex lock_{LockRank::kNone};
+  VnodePager::List pagers_ ABSL_GUARDED_BY(lock_);  // least recently used first; no references
+  std::atomic<int64_t> dirty_pages_{0};
+  // Dirty pages older than this are written back by the flusher; more
+  // dirty pages than dirty_limit_ make a writer write its file back.
+  int64_t dirty_expire_ns_;
+  int64_t dirty_limit_;
+  Callout flusher_;
+  std::atomic<bool> flusher_armed_{false};
+};
+
+// The kernel's page cache state, or null (the VFS faction not up).
+PageCache* page_cache(Kernel& k);
+// Makes and tears down the kernel's state (vfs init and halt).
+Result<PageCache*> page_cache_init(Kernel& k);
+void page_cache_fini(PageCache* pc);
+// Writes back every dirty cache (sync, halt), or those of mount m (syncfs,
+// unmount). The first error, if any.
+Result<void> page_cache_flush_all(Kernel& k, Mount* m = nullptr);
+// Gives back clean pages (writing dirty ones back first), least recently
+// used caches first, until the kernel is below its memory limit's low
+// mark. True if anything was given back.
+bool page_cache_reclaim(Kernel& k);
+// Bytes of dirty cached pages of files on mount m (statfs counts them as
+// used).
+uint64_t page_cache_dirty_bytes(Kernel& k, Mount& m);
+
+// The write-back cache of an open description of a regular file on a
+// file system that caches file data (attached at first use, held until the
+// last close), or null: read/write then go to the file system directly.
+VnodePager* file_cache(File& f);
+// At the last close of f: writes its cache back and lets go of it.
+void file_cache_release(File& f);
+// The write-back error f has not yet seen (0: none), and marks it seen.
+int file_check_wb_error(File& f);
+// Records write-back error e of vp (fsync's failure, a failed flush).
+void vnode_record_wb_error(Vnode& vp, int e);
+// Writes vp's cached pages back, if it has a write-back cache (truncate,
+// fallocate, SEEK_DATA/SEEK_HOLE). Without the tree lock.
+Result<void> vnode_flush(Vnode& vp);
 
 // The part of a file's cache that a change under the tree lock made stale:
 // noted while the lock is held, dropped when this goes, after the lock is

@@ -20,6 +20,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench_image.h"
+
 namespace {
 
 std::string name_of(int i) { return "entry_" + std::to_string(i * 7919 % 1000003) + "_file"; }
@@ -31,16 +33,7 @@ struct RumpDir {
   std::string img;
   explicit RumpDir(int n) {
     img = "/tmp/ext2_bench." + std::to_string(getpid()) + "." + std::to_string(n);
-    std::string cmd = "mke2fs -q -F -t ext4 -N " + std::to_string(n + 1000) + " " + img + " 512M >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) != 0) abort();
-    rump_boot_config c;
-    rump_boot_config_init(&c);
-    c.ncpu = 2;
-    if (rump_kernel_boot(&c, &k) != 0) abort();
-    rump_kernel_set_current(k);
-    if (rump_pub_etfs_register("/dev/img", img.c_str(), RUMP_ETFS_BLK) != 0) abort();
-    rump_sys_mkdir("/mnt", 0755);
-    if (rump_sys_mount("/dev/img", "/mnt", "ext4", 0, nullptr) != 0) abort();
+    k = boot_with_ext4(img, "-N " + std::to_string(n + 1000) + " 512M");
     rump_sys_mkdir("/mnt/big", 0755);
     for (int i = 0; i < n; i++) {
       int fd = rump_sys_open(("/mnt/big/" + name_of(i)).c_str(), O_CREAT | O_WRONLY, 0644);

@@ -244,6 +244,8 @@ class Ext2Mount : public Mount {
   Ext2Mount(Kernel& k, FsType& t, int flags, Ref<Vnode> devvp, BlockDevice& dev);
   ~Ext2Mount() override;
   Stat statfs() override;
+  // File data goes through the kernel's page cache (vfs/vnode_pager.h).
+  bool caches_file_data() const override { return true; }
   // Handles: the inode number and its generation (Linux's FILEID_INO32_GEN).
   int handle_words() const override { return 2; }
   Result<Ref<Vnode>> vget(uint64_t ino, uint32_t gen) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);

@@ -59,6 +59,13 @@ inline std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+// e2fsck -fn of img: "" when clean (exit 0), else what it printed.
+inline std::string fsck_problems(const std::string& img) {
+  std::string out = capture("e2fsck -fn " + shell_quote(img) + " 2>&1; echo EXIT=$?");
+  if (out.find("EXIT=0") != std::string::npos) return "";
+  return out;
+}
+
 // A temporary directory, removed with everything in it.
 struct TempDir {
   std::string path;

@@ -1,0 +1,283 @@
+// The page cache of ext4 files (vfs/vnode_pager.h): read(2), write(2) and
+// shared mappings see the same pages before any write-back; more data than
+// the kernel's memory limit goes through write(2) and a mapping and reads
+// back whole; a snapshot of the image taken right after fsync (a crash)
+// mounts with the journal replayed and holds the fsync'ed bytes; a failed
+// write-back is reported once to each open description. e2fsck -fn is
+// clean after every scenario that unmounts.
+#include <sys/mman.h>
+
+#include <rump/fault.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ext2_test_util.h"
+
+using namespace ext2_test;
+
+namespace {
+
+constexpr size_t kPg = 4096;
+
+// The byte at offset off of a file made with seed.
+char byte_at(uint64_t off, int seed) { return static_cast<char>('a' + (off * 7 + seed + off / 4096) % 26); }
+
+std::string pattern(uint64_t from, size_t n, int seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i++) s[i] = byte_at(from + i, seed);
+  return s;
+}
+
+// img registered at /dev/img and mounted read-write at /mnt in a kernel
+// booted with opts.
+struct MountedWith {
+  rump_test::KernelUp up;
+  explicit MountedWith(const std::string& img, const rump_test::BootOpts& opts = {}) : up(opts) {
+    REQUIRE(rump_pub_etfs_register("/dev/img", img.c_str(), RUMP_ETFS_BLK) == 0);
+    REQUIRE(rump_sys_mkdir("/mnt", 0755) == 0);
+    REQUIRE(rump_sys_mount("/dev/img", "/mnt", "ext4", 0, nullptr) == 0);
+  }
+};
+
+// The whole file at path matches pattern(0, size, seed), read in 64 KiB
+// pieces (a mismatch names the first bad offset).
+void check_file(const char* path, uint64_t size, int seed) {
+  int fd = rump_sys_open(path, O_RDONLY, 0);
+  REQUIRE(fd >= 0);
+  std::string buf(64 * 1024, '\0');
+  uint64_t off = 0;
+  for (;;) {
+    long n = rump_sys_read(fd, buf.data(), buf.size());
+    REQUIRE(n >= 0);
+    if (n == 0) break;
+    std::string want = pattern(off, static_cast<size_t>(n), seed);
+    if (buf.compare(0, static_cast<size_t>(n), want) != 0) {
+      size_t i = 0;
+      while (buf[i] == want[i]) i++;
+      FAIL("first difference at offset " << off + i);
+    }
+    off += static_cast<uint64_t>(n);
+  }
+  CHECK(off == size);
+  rump_sys_close(fd);
+}
+
+}  // namespace
+
+TEST_CASE("write(2), read(2) and a shared mapping of an ext4 file see one cache", "[ext2][pagecache]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 16));
+  const std::string a = pattern(0, 3 * kPg + 100, 1);
+  {
+    MountedWith m(img);
+    int fd = rump_sys_open("/mnt/f", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    struct stat st;
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_size == static_cast<off_t>(a.size()));
+    // The mapping lives in an isolated process that shares the
+    // descriptor table; read(2) and write(2) come from the host-space one.
+    lwp* host = rump_lwproc_curlwp();
+    lwp* iso = rump_test::isolated_proc();
+    char* p = static_cast<char*>(rump_sys_mmap(nullptr, 4 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    // The mapping sees what write(2) left in the cache.
+    std::string got(a.size(), '\0');
+    REQUIRE(rump_copyin(p, got.data(), got.size()) == 0);
+    CHECK(got == a);
+    // A store through the mapping: read(2) sees it at once.
+    REQUIRE(rump_copyout("STORE", p + 5000, 5) == 0);
+    char back[6] = {};
+    rump_lwproc_switch(host);
+    REQUIRE(rump_sys_pread(fd, back, 5, 5000) == 5);
+    CHECK(std::string(back) == "STORE");
+    // A pwrite: the mapping sees it at once.
+    REQUIRE(rump_sys_pwrite(fd, "WRITE", 5, 9000) == 5);
+    rump_lwproc_switch(iso);
+    REQUIRE(rump_copyin(p + 9000, back, 5) == 0);
+    CHECK(std::string(back) == "WRITE");
+    // Past the end of the file, in the last page: zero, and stays so.
+    char tail = 1;
+    REQUIRE(rump_copyin(p + a.size() + 10, &tail, 1) == 0);
+    CHECK(tail == 0);
+    REQUIRE(rump_sys_munmap(p, 4 * kPg) == 0);
+    rump_lwproc_releaselwp();
+    rump_lwproc_switch(nullptr);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  std::string out = t.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /f " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  std::string want = a;
+  want.replace(5000, 5, "STORE");
+  want.replace(9000, 5, "WRITE");
+  CHECK(host_read_all(out) == want);
+}
+
+TEST_CASE("more than the memory limit through write(2) and a mapping reads back whole; e2fsck is clean",
+          "[ext2][pagecache][memlimit]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 96));
+  constexpr size_t kLimit = 24u << 20;
+  constexpr uint64_t kBig = 32u << 20;     // through write(2)
+  constexpr uint64_t kMapped = 28u << 20;  // through a mapping
+  {
+    MountedWith m(img, {.memlimit = kLimit});
+    int fd = rump_sys_open("/mnt/big", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    std::string chunk;
+    for (uint64_t off = 0; off < kBig; off += 64 * 1024) {
+      chunk = pattern(off, 64 * 1024, 3);
+      REQUIRE(rump_sys_write(fd, chunk.data(), chunk.size()) == static_cast<long>(chunk.size()));
+    }
+    // Read back while the file is open (some pages cached, some gone).
+    check_file("/mnt/big", kBig, 3);
+    rump_sys_close(fd);
+
+    int mfd = rump_sys_open("/mnt/mapped", O_RDWR | O_CREAT, 0644);
+    REQUIRE(mfd >= 0);
+    REQUIRE(rump_sys_ftruncate(mfd, static_cast<off_t>(kMapped)) == 0);
+    lwp* host = rump_lwproc_curlwp();
+    lwp* iso = rump_test::isolated_proc();
+    char* p = static_cast<char*>(rump_sys_mmap(nullptr, kMapped, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0));
+    REQUIRE(p != MAP_FAILED);
+    for (uint64_t off = 0; off < kMapped; off += 64 * 1024) {
+      chunk = pattern(off, 64 * 1024, 4);
+      REQUIRE(rump_copyout(chunk.data(), p + off, chunk.size()) == 0);
+    }
+    // read(2) of the mapped file while the mapping lives.
+    rump_lwproc_switch(host);
+    check_file("/mnt/mapped", kMapped, 4);
+    rump_lwproc_switch(iso);
+    REQUIRE(rump_sys_munmap(p, kMapped) == 0);
+    rump_lwproc_releaselwp();
+    rump_lwproc_switch(nullptr);
+    rump_sys_close(mfd);
+    check_file("/mnt/big", kBig, 3);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  // The image holds the bytes (debugfs reads them without our kernel).
+  std::string out = t.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /mapped " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(out) == pattern(0, kMapped, 4));
+}
+
+TEST_CASE("an image copied right after fsync (a crash) replays its journal and holds the fsync'ed data",
+          "[ext2][pagecache][journal]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  std::string crashed = t.path + "/crashed";
+  REQUIRE(make_image(img, "ext4", 4096, "", 32));
+  const std::string a = pattern(0, 200 * kPg + 7, 5);
+  {
+    MountedWith m(img);
+    int fd = rump_sys_open("/mnt/kept", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    // The host file is what a crash would leave: copy it now, mounted,
+    // with the descriptor still open.
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(crashed)) == 0);
+    rump_sys_close(fd);
+  }
+  {
+    MountedWith m(crashed);
+    std::string got;
+    REQUIRE(rump_read_all("/mnt/kept", got));
+    CHECK(got == a);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(crashed) == "");
+  CHECK(fsck_problems(img) == "");
+}
+
+TEST_CASE("a failed write-back is reported once to each open description, as Linux's errseq",
+          "[ext2][pagecache][fault]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 16));
+  MountedWith m(img);
+  int fd1 = rump_sys_open("/mnt/f", O_RDWR | O_CREAT, 0644);
+  REQUIRE(fd1 >= 0);
+  int fd2 = rump_sys_open("/mnt/f", O_RDWR, 0);
+  REQUIRE(fd2 >= 0);
+  const std::string a = pattern(0, 8 * kPg, 6);
+  REQUIRE(rump_sys_write(fd1, a.data(), a.size()) == static_cast<long>(a.size()));
+  // Every block I/O fails from now on.
+  rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
+  REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
+  errno = 0;
+  CHECK(rump_sys_fsync(fd1) == -1);
+  CHECK(errno == EIO);
+  REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+  // fd1 saw it; fd2 sees it once; a description opened now does not.
+  int fd3 = rump_sys_open("/mnt/f", O_RDONLY, 0);
+  REQUIRE(fd3 >= 0);
+  CHECK(rump_sys_fsync(fd1) == 0);
+  errno = 0;
+  CHECK(rump_sys_fsync(fd2) == -1);
+  CHECK(errno == EIO);
+  CHECK(rump_sys_fsync(fd2) == 0);
+  CHECK(rump_sys_fsync(fd3) == 0);
+  // Nothing was lost: the bytes are still there to read.
+  std::string got(a.size(), '\0');
+  REQUIRE(rump_sys_pread(fd3, got.data(), got.size(), 0) == static_cast<long>(got.size()));
+  CHECK(got == a);
+  rump_sys_close(fd1);
+  rump_sys_close(fd2);
+  rump_sys_close(fd3);
+}
+
+TEST_CASE("writers, readers, sync and a small memory limit on one ext4 image at once lose nothing",
+          "[ext2][pagecache][concurrency]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 64));
+  constexpr uint64_t kEach = 6u << 20;
+  constexpr int kWriters = 3;
+  {
+    MountedWith m(img, {.ncpu = 2, .memlimit = 32u << 20});
+    std::atomic<bool> done{false};
+    std::atomic<int> failures{0};
+    std::vector<std::thread> ts;
+    for (int w = 0; w < kWriters; w++) {
+      ts.emplace_back([&, w] {
+        rump_kernel_set_current(m.up.k);
+        std::string path = "/mnt/w" + std::to_string(w);
+        int fd = rump_sys_open(path.c_str(), O_RDWR | O_CREAT, 0644);
+        if (fd < 0) failures++;
+        for (uint64_t off = 0; off < kEach; off += 32 * 1024) {
+          std::string c = pattern(off, 32 * 1024, w);
+          if (rump_sys_pwrite(fd, c.data(), c.size(), static_cast<off_t>(off)) != static_cast<long>(c.size())) failures++;
+          // Read back a page written earlier, cached or written back.
+          uint64_t back = (off / 2) & ~uint64_t{4095};
+          char buf[4096];
+          if (rump_sys_pread(fd, buf, sizeof buf, static_cast<off_t>(back)) != static_cast<long>(sizeof buf) ||
+              std::string(buf, sizeof buf) != pattern(back, sizeof buf, w))
+            failures++;
+        }
+        if (rump_sys_fsync(fd) != 0) failures++;
+        rump_sys_close(fd);
+      });
+    }
+    ts.emplace_back([&] {
+      rump_kernel_set_current(m.up.k);
+      while (!done.load()) rump_sys_sync();
+    });
+    for (int w = 0; w < kWriters; w++) ts[static_cast<size_t>(w)].join();
+    done = true;
+    ts.back().join();
+    CHECK(failures.load() == 0);
+    for (int w = 0; w < kWriters; w++) check_file(("/mnt/w" + std::to_string(w)).c_str(), kEach, w);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+}
