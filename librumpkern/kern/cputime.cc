@@ -41,6 +41,11 @@ CpuUsage split(int64_t total, int64_t user_w, int64_t sys_w) {
 
 }  // namespace
 
+bool cpu_clocks_run() {
+  uint64_t clk;
+  return rumpuser_cpuclock_self(&clk) == 0;
+}
+
 void cpu_on(Lwp& l) {
   uint64_t clk;
   int64_t now;
@@ -132,6 +137,7 @@ CpuTick::CpuTick(Kernel& k) : kernel_(k) {
 }
 
 void CpuTick::kick() {
+  if (!clocks_) return;
   if (running_.load(std::memory_order_relaxed) || halted_.load(std::memory_order_relaxed)) return;
   if (running_.exchange(true)) return;
   kernel_.services().callouts()->start();

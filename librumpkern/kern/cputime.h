@@ -82,6 +82,9 @@ void cpu_on(Lwp& l);
 void cpu_off(Lwp& l);
 // l's CPU time so far (any thread).
 int64_t cpu_lwp_total_ns(Lwp& l);
+// False where the backend has no CPU-time clocks (sim: its time is
+// virtual), so CPU times stay zero and never advance.
+bool cpu_clocks_run();
 // l's usage, split into user and system time.
 CpuUsage cpu_lwp_usage(Lwp& l);
 // The process's usage: its LWPs' and its ended LWPs'. children: its
@@ -127,6 +130,9 @@ class CpuTick : public KObject {
   void sample_load(int64_t now, int active);
 
   Kernel& kernel_;
+  // Without CPU clocks (sim) nothing is ever charged: the tick never runs,
+  // so an armed ITIMER_PROF is no timer that keeps virtual time going.
+  const bool clocks_ = cpu_clocks_run();
   Callout callout_;
   std::atomic<bool> running_{false};
   std::atomic<bool> halted_{false};

@@ -93,6 +93,7 @@ Result<void> sleep_until(Lwp& l, ClockBase b, clockid_t clk, int64_t until, int6
   Mutex m;
   CondVar cv;
   MutexLocker g(m);
+  bool cpu_running = b == ClockBase::kCpu && cpu_clocks_run();
   for (;;) {
     int64_t now = TRY(now_ns(l, b, clk));
     if (now >= until) return {};
@@ -104,6 +105,10 @@ Result<void> sleep_until(Lwp& l, ClockBase b, clockid_t clk, int64_t until, int6
     int64_t wait = until - now;
     if (b == ClockBase::kCpu && wait > kCpuSleepSliceNs) wait = kCpuSleepSliceNs;
     int64_t deadline = wait > INT64_MAX - mono ? -1 : mono + wait;
+    // A CPU-time clock that never advances (no CPU clocks in this backend)
+    // is a sleep for good: only a signal ends it, and the sim backend sees
+    // a wait with no timer rather than a poll that never ends.
+    if (b == ClockBase::kCpu && !cpu_running) deadline = -1;
     int e = l.sleep(cv, m, deadline, true);
     // nanosleep and clock_nanosleep are never restarted after a handler.
     if (is_restart(e)) {
