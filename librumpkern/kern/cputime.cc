@@ -164,12 +164,7 @@ void CpuTick::run() {
   bool used = false;
   bool armed_any = false;
   int active = 0;
-  constexpr int kMaxFatal = 16;
-  struct {
-    pid_t pid;
-    int sig;
-  } fatal[kMaxFatal];
-  int nfatal = 0;
+  FatalSignals<16> fatal;
   {
     ProcTable& t = k.procs();
     MutexLocker g(t.lock());
@@ -200,11 +195,11 @@ void CpuTick::run() {
       armed_any |= armed;
       for (int sig : {SIGVTALRM, SIGPROF}) {
         if (!(due & (sig == SIGVTALRM ? kItimerVirtualDue : kItimerProfDue))) continue;
-        if (post_signal(p, sig) && nfatal < kMaxFatal) fatal[nfatal++] = {p.pid(), sig};
+        fatal.post(p, sig);
       }
     });
   }
-  for (int i = 0; i < nfatal; i++) kill_proc(k, fatal[i].pid, fatal[i].sig);
+  fatal.kill_all(k);
 
   int64_t now = mono_now_ns();
   if (now - load_at_.load(std::memory_order_relaxed) >= kLoadPeriodNs) sample_load(now, active);

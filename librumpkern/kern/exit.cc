@@ -76,12 +76,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
   pid_t notify_pid = 0;
   // Processes that a signal posted under the tree lock must end, ended
   // once it is released.
-  constexpr int kMaxFatal = 64;
-  struct {
-    pid_t pid;
-    int sig;
-  } fatal[kMaxFatal];
-  int nfatal = 0;
+  FatalSignals<64> fatal;
   {
     ProcTable& t = k.procs();
     MutexLocker g(t.lock());
@@ -122,8 +117,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
           continue;
         }
         reaper->child_cv_.broadcast();
-        if (c.exit_signal_ != 0 && post_signal(*reaper, c.exit_signal_) && nfatal < kMaxFatal)
-          fatal[nfatal++] = {reaper->pid(), c.exit_signal_};
+        if (c.exit_signal_ != 0) fatal.post(*reaper, c.exit_signal_);
         continue;
       }
       int pdeath;
@@ -131,7 +125,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
         MutexLocker cg(c.lock_);
         pdeath = c.pdeath_signal_;
       }
-      if (pdeath != 0 && post_signal(c, pdeath) && nfatal < kMaxFatal) fatal[nfatal++] = {c.pid(), pdeath};
+      if (pdeath != 0) fatal.post(c, pdeath);
     }
     p.state_ = Proc::State::kZombie;
     p.exit_status_ = wstatus;
@@ -173,7 +167,7 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
     }
   }
   if (notify_pid > 0) kill_proc(k, notify_pid, notify_sig);
-  for (int i = 0; i < nfatal; i++) kill_proc(k, fatal[i].pid, fatal[i].sig);
+  fatal.kill_all(k);
 }
 
 void kill_proc(Kernel& k, pid_t pid, int sig) {

@@ -50,6 +50,22 @@ Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info);
 siginfo_t sig_user_info(Lwp& sender, int sig, int code);
 // Ends process pid as killed by sig, if it is still alive. No locks held.
 void kill_proc(Kernel& k, pid_t pid, int sig);
+// Processes that signals posted under the tree lock must end: post()
+// remembers them (at most N), kill_all() ends them once no lock is held.
+template <int N>
+struct FatalSignals {
+  struct {
+    pid_t pid;
+    int sig;
+  } at[N];
+  int n = 0;
+  void post(Proc& p, int sig) {
+    if (post_signal(p, sig) && n < N) at[n++] = {p.pid(), sig};
+  }
+  void kill_all(Kernel& k) {
+    for (int i = 0; i < n; i++) kill_proc(k, at[i].pid, at[i].sig);
+  }
+};
 
 // What a delivery consumed: the first caught signal (as Linux would take
 // it; 0 if none) and whether its action has SA_RESTART, which decides
