@@ -170,7 +170,11 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
   fatal.kill_all(k);
 }
 
-void kill_proc(Kernel& k, pid_t pid, int sig) {
+namespace {
+
+// Ends process pid with wstatus unless it is gone, exiting, init or proc0;
+// with only_if_empty, also unless it still has an LWP.
+void end_proc(Kernel& k, pid_t pid, int wstatus, bool only_if_empty) {
   Proc* p;
   {
     ProcTable& t = k.procs();
@@ -181,10 +185,17 @@ void kill_proc(Kernel& k, pid_t pid, int sig) {
     if (p->state_ != Proc::State::kActive) return;
     MutexLocker pg(p->lock_);
     if (p->exiting_) return;
+    if (only_if_empty && p->nlwps_ != 0) return;
   }
   // Nobody else can free p now: only its own exit1 makes it a zombie, and
   // exit1 runs once (p->exiting_). A racing exit1 makes ours return early.
-  exit1(*p, nullptr, w_exitcode(0, sig));
+  exit1(*p, nullptr, wstatus);
 }
+
+}  // namespace
+
+void kill_proc(Kernel& k, pid_t pid, int sig) { end_proc(k, pid, w_exitcode(0, sig), false); }
+
+void end_if_lwpless(Kernel& k, pid_t pid, int wstatus) { end_proc(k, pid, wstatus, true); }
 
 }  // namespace rump

@@ -50,6 +50,9 @@ Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info);
 siginfo_t sig_user_info(Lwp& sender, int sig, int code);
 // Ends process pid as killed by sig, if it is still alive. No locks held.
 void kill_proc(Kernel& k, pid_t pid, int sig);
+// Ends process pid with wstatus if it is alive, not exiting and has no
+// LWP left (two of its last LWPs released at once each saw the other).
+void end_if_lwpless(Kernel& k, pid_t pid, int wstatus);
 // Processes that signals posted under the tree lock must end: post()
 // remembers them (at most N), kill_all() ends them once no lock is held.
 template <int N>

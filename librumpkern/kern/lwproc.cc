@@ -108,9 +108,18 @@ void Kernel::release_lwp(Lwp* l, int exit_status) {
   }
   // The last LWP ends the process, and exit1 leaves l (the caller's) a
   // husk; otherwise l just goes.
-  if (last) exit1(p, l, w_exitcode(exit_status, 0));
-  else futex_lwp_exit(*l);
+  if (last) {
+    exit1(p, l, w_exitcode(exit_status, 0));
+    free_lwp(l);
+    return;
+  }
+  // Two LWPs released at once may each have seen the other and neither
+  // was last: whichever finds the process left with none ends it (p may
+  // be gone by then, so it is looked up again by pid).
+  pid_t pid = p.pid();
+  futex_lwp_exit(*l);
   free_lwp(l);
+  end_if_lwpless(*this, pid, w_exitcode(exit_status, 0));
 }
 
 }  // namespace rump
