@@ -77,11 +77,6 @@ Result<CalloutQueue*> CalloutQueue::create(Kernel& k) {
   return q;
 }
 
-bool CalloutQueue::started() const {
-  MutexLocker g(lock_);
-  return thread_started_;
-}
-
 void CalloutQueue::start() {
   {
     MutexLocker g(lock_);

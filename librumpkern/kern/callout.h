@@ -18,6 +18,7 @@
 // stop() callouts, its own included.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include <boost/intrusive/set.hpp>
@@ -91,8 +92,9 @@ class CalloutQueue : public KObject {
   // that arm callouts with a lock held that ranks above it (a process's
   // timers, under Proc::lock_) call this first, with no lock held.
   void start();
-  // The thread has been started (or is being started).
-  bool started() const;
+  // The thread has been started (or is being started). Lock-free, and
+  // safe to ask from outside the kernel while the kernel is up.
+  bool started() const { return thread_started_.load(std::memory_order_acquire); }
   // Pending callouts (for tests and diagnostics).
   size_t pending_count() const;
 
@@ -124,7 +126,9 @@ class CalloutQueue : public KObject {
   Lwp* thread_lwp_ ABSL_GUARDED_BY(lock_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(lock_) = false;
   Kthread* thread_ ABSL_GUARDED_BY(lock_) = nullptr;
-  bool thread_started_ ABSL_GUARDED_BY(lock_) = false;
+  // Written under lock_; read without it by started(), which asks on
+  // paths that should not take a lock (taking up an LWP).
+  std::atomic<bool> thread_started_{false};
 };
 
 }  // namespace rump

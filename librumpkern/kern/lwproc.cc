@@ -67,9 +67,10 @@ void rump_lwproc_switch(struct lwp* nl) {
   if (l && (&l->kernel() != k || l->dead_.load())) return;
   rump::bind_lwp(*k, l);
   // The tick samples the LWPs that threads run; starting it takes a
-  // moment inside the kernel.
+  // moment inside the kernel, and happens only once the callout thread
+  // exists (kick_if_cheap), so nothing else enters the kernel here.
   rump::CpuTick* tick = k->services().cputick();
-  if (l && !tick->running()) {
+  if (l && !tick->running() && k->services().callouts()->started()) {
     if (Lwp* x = rump::enter(*k)) {
       tick->kick_if_cheap();
       rump::leave(*k, x);
