@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 
 #include "net_diff.h"
+#include "sockaddr6.h"
 
 using namespace net_test;
 
@@ -352,14 +353,6 @@ void sc_lo_ioctls(Log& L, const Env&) {
   R(SYS(close, s));
 }
 
-sockaddr_in6 in6(const char* a, uint16_t port) {
-  sockaddr_in6 s{};
-  s.sin6_family = AF_INET6;
-  s.sin6_port = htons(port);
-  inet_pton(AF_INET6, a, &s.sin6_addr);
-  return s;
-}
-sockaddr* sa6(sockaddr_in6& a) { return reinterpret_cast<sockaddr*>(&a); }
 
 void log_in6(Log& L, int line, const sockaddr_in6& a, socklen_t len, uint16_t expect_port = 0) {
   char buf[64];

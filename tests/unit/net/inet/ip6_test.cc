@@ -34,19 +34,12 @@
 using namespace net_test;
 
 #include "net_stats.h"
+#include "sockaddr6.h"
 
 namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-sockaddr_in6 in6(const char* a, uint16_t port) {
-  sockaddr_in6 s{};
-  s.sin6_family = AF_INET6;
-  s.sin6_port = htons(port);
-  inet_pton(AF_INET6, a, &s.sin6_addr);
-  return s;
-}
-sockaddr* sa6(sockaddr_in6& a) { return reinterpret_cast<sockaddr*>(&a); }
 Bytes addr6(const char* a) {
   Bytes b(16);
   inet_pton(AF_INET6, a, b.data());

@@ -18,6 +18,7 @@
 
 #include "netif_util.h"
 #include "rump_test.h"
+#include "sockaddr6.h"
 
 using namespace netif_test;
 
@@ -176,14 +177,6 @@ TEST_CASE("shmif: three kernels on one bus each reach the others", "[netif][shmi
 
 namespace {
 
-sockaddr_in6 in6(const char* a, uint16_t port) {
-  sockaddr_in6 s{};
-  s.sin6_family = AF_INET6;
-  s.sin6_port = htons(port);
-  inet_pton(AF_INET6, a, &s.sin6_addr);
-  return s;
-}
-sockaddr* sa6(sockaddr_in6& a) { return reinterpret_cast<sockaddr*>(&a); }
 
 // An ICMPv6 echo from the current kernel to dst over a ping socket: true
 // if the reply came back with the payload.
