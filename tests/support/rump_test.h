@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -252,6 +253,21 @@ inline lwp* isolated_proc() {
 // Anonymous private memory in the calling process's space.
 inline void* guest_map(size_t len, int prot = PROT_READ | PROT_WRITE, void* at = nullptr, int extra = 0) {
   return rump_sys_mmap(at, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
+}
+
+// The host's CPU clock of the calling thread, in nanoseconds.
+inline int64_t host_thread_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Burns ns of the calling thread's CPU time in user code.
+inline void burn_thread_cpu(int64_t ns) {
+  int64_t end = host_thread_ns() + ns;
+  volatile uint64_t x = 0;
+  while (host_thread_ns() < end)
+    for (uint64_t i = 0; i < 10000; i++) x = x + i;
 }
 
 inline uintptr_t U(void* p) { return reinterpret_cast<uintptr_t>(p); }

@@ -39,20 +39,8 @@ constexpr int64_t kMs = 1000 * 1000;
 int64_t ts_ns(const timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
 int64_t tv_ns(const timeval& tv) { return static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000; }
 
-// The host's CPU clock of the calling thread.
-int64_t host_thread_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts_ns(ts);
-}
-
-// Burns ns of the calling thread's CPU time in user code.
-void burn(int64_t ns) {
-  int64_t end = host_thread_ns() + ns;
-  volatile uint64_t x = 0;
-  while (host_thread_ns() < end)
-    for (int i = 0; i < 10000; i++) x = x + static_cast<uint64_t>(i);
-}
+using rump_test::host_thread_ns;
+void burn(int64_t ns) { rump_test::burn_thread_cpu(ns); }
 
 // Burns CPU time until sig is pending for the caller (true), or gives up
 // after 10 s of CPU time (false).

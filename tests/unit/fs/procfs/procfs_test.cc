@@ -323,15 +323,7 @@ TEST_CASE("procfs: a busy process's CPU times and start time in stat, status, /p
   auto c0 = cpu_line();
   // 60 ms of the host thread's CPU time, as the kid's LWP.
   rump_test::as(kid.l, [] {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    int64_t end = ts.tv_sec * 1000000000LL + ts.tv_nsec + 60 * 1000 * 1000;
-    volatile int x = 0;
-    for (;;) {
-      for (int i = 0; i < 10000; i++) x = x + i;
-      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-      if (ts.tv_sec * 1000000000LL + ts.tv_nsec >= end) break;
-    }
+    rump_test::burn_thread_cpu(60 * 1000 * 1000);
     return 0;
   });
   Stat s1 = parse_stat(kRumpSrc.read(base + "/stat"));
