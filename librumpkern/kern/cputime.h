@@ -7,7 +7,10 @@
 // lets go of it; the time between is read from the thread's CPU clock
 // through a hypercall (rumpuser_cpuclock_*), and the clock is read only
 // there and by readers, never on the system call path. So a bound thread's
-// time in user code counts as its LWP's, as a Linux thread's does.
+// time in user code counts as its LWP's, as a Linux thread's does. Switches
+// in quick succession on one thread share a reading (cputime.cc,
+// boundary()): a boundary can be up to 50 us of the thread's time early,
+// and the stretches still add up to exactly the thread's time.
 //
 // User against system time: a tick (a callout every kTickNs) samples each
 // LWP that is on a thread, and charges the CPU time it used since the last
@@ -80,6 +83,8 @@ struct LwpCpu {
 void cpu_on(Lwp& l);
 // Stops charging l; called on the thread that runs it.
 void cpu_off(Lwp& l);
+// cpu_off(*from) then cpu_on(*to) (either may be null), at one reading.
+void cpu_switch(Lwp* from, Lwp* to);
 // l's CPU time so far (any thread).
 int64_t cpu_lwp_total_ns(Lwp& l);
 // False where the backend has no CPU-time clocks (sim: its time is

@@ -240,13 +240,12 @@ void bind_lwp(Kernel& k, Lwp* l) {
   // The thread's time goes from the LWP it ran (its bound one, else its
   // implicit one) to l (else the implicit one).
   Lwp* implicit = t.implicit_k == &k ? t.implicit : nullptr;
+  Lwp* ran = implicit;
   if (t.bound_k == &k && t.bound) {
     t.bound->bound_.store(false);
-    cpu_off(*t.bound);
-  } else if (implicit) {
-    cpu_off(*implicit);
+    ran = t.bound;
   }
-  if (Lwp* run = l ? l : implicit) cpu_on(*run);
+  cpu_switch(ran, l ? l : implicit);
   if (l) {
     l->bound_.store(true);
     t.bound_k = &k;

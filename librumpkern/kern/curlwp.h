@@ -46,6 +46,13 @@ struct ThreadCtx {
     uint64_t serial;
     Lwp* l;
   } spare[kSpareImplicit];
+  // The thread's CPU clock at its last reading (kern/cputime.cc), which
+  // quick LWP switches share instead of each reading it again.
+  struct CpuMark {
+    uint64_t clock;   // the thread's CPU clock (0: never read)
+    int64_t cpu_ns;   // its reading
+    int64_t wall_ns;  // the monotonic clock then
+  } cpu_mark;
 };
 
 ThreadCtx& thread_ctx();

@@ -44,6 +44,7 @@ Proc* find_reaper_locked(ProcTable& t, Proc& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.
 
 void exit1(Proc& p, Lwp* self, int wstatus) {
   Kernel& k = p.kernel();
+  bool others = false;
   {
     MutexLocker g(p.lock_);
     if (p.exiting_) return;
@@ -51,19 +52,22 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
     for (Lwp& l : p.lwps_) {
       if (&l == self) continue;
       l.exiting_.store(true);
+      others = true;
     }
+    // Robust futexes and set_tid_address words of every LWP, while the
+    // address space is still there (the caller's own at once when it is
+    // the only one).
+    if (!others)
+      for (Lwp& l : p.lwps_) futex_lwp_exit(l);
   }
-  // Wake the other LWPs and wait until none is inside the kernel: after
-  // this, no code runs on behalf of p but ours.
-  drain_lwps([&p, self](absl::FunctionRef<void(Lwp&)> visit) {
-    MutexLocker g(p.lock_);
-    for (Lwp& l : p.lwps_)
-      if (&l != self) visit(l);
-  });
-
-  // Robust futexes and set_tid_address words of every LWP, while the
-  // address space is still there.
-  {
+  if (others) {
+    // Wake the other LWPs and wait until none is inside the kernel: after
+    // this, no code runs on behalf of p but ours.
+    drain_lwps([&p, self](absl::FunctionRef<void(Lwp&)> visit) {
+      MutexLocker g(p.lock_);
+      for (Lwp& l : p.lwps_)
+        if (&l != self) visit(l);
+    });
     MutexLocker g(p.lock_);
     for (Lwp& l : p.lwps_) futex_lwp_exit(l);
   }

@@ -245,6 +245,9 @@ void timer_halt(Timer& t) {
 }
 
 void timers_exit(Proc& p) {
+  // No LWP of p is left to make timers, and the tick only reads the slot:
+  // a process that never made one has nothing to lock for.
+  if (!g_timers.get(p)) return;
   ProcTimers* pt;
   {
     MutexLocker g(p.lock_);
