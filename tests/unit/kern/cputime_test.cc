@@ -216,3 +216,33 @@ TEST_CASE("Encoded CPU-time clock ids: validation as the host", "[time][cputime]
     return trace;
   });
 }
+
+TEST_CASE("Quick LWP switches on one thread lose none of its CPU time", "[time][cputime]") {
+  // Switches close together share one reading of the thread's clock, so
+  // single stretches may be charged to a neighbour, but the process's two
+  // LWPs still add up to the thread's time.
+  KernelUp up;
+  Kid k = fork_kid();
+  REQUIRE(rump_lwproc_newlwp(k.pid) == 0);
+  lwp* l2 = rump_lwproc_curlwp();
+  auto process_ns = [] {
+    timespec ts{};
+    REQUIRE(rump_sys_clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0);
+    return ts_ns(ts);
+  };
+  int64_t p0 = process_ns();
+  int64_t h0 = host_thread_ns();
+  for (int i = 0; i < 2000; i++) {
+    rump_lwproc_switch(i % 2 ? l2 : k.l);
+    burn(i % 2 ? 30 * 1000 : 10 * 1000);
+  }
+  int64_t h1 = host_thread_ns();
+  int64_t p1 = process_ns();
+  CHECK(p1 - p0 >= h1 - h0);
+  // Each end may sit one shared reading's age (50 us) away.
+  CHECK(p1 - p0 <= h1 - h0 + 2 * 50 * 1000 + (h1 - h0) / 100);
+  rump_lwproc_switch(l2);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(k.l);
+  rump_lwproc_releaselwp();
+}
