@@ -65,6 +65,11 @@ struct FatalSignals {
   void post(Proc& p, int sig) {
     if (post_signal(p, sig) && n < N) at[n++] = {p.pid(), sig};
   }
+  // The same with what the sender says (a failed post ends nothing).
+  void post(Proc& p, const siginfo_t& info) {
+    Result<bool> r = post_signal_info(p, nullptr, info);
+    if (r.ok() && *r && n < N) at[n++] = {p.pid(), info.si_signo};
+  }
   void kill_all(Kernel& k) {
     for (int i = 0; i < n; i++) kill_proc(k, at[i].pid, at[i].sig);
   }

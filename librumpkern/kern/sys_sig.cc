@@ -145,8 +145,7 @@ Result<long> sys_kill(Lwp& l, pid_t pid, int sig) {
   Proc& self = l.proc();
   const Cred& cred = l.cred();
   // Targets that must die at once are collected and ended after the lock.
-  pid_t fatal[64];
-  int nfatal = 0;
+  FatalSignals<64> fatal;
   bool found = false, permitted = false;
   {
     ProcTable& t = k.procs();
@@ -159,8 +158,7 @@ Result<long> sys_kill(Lwp& l, pid_t pid, int sig) {
       if (!can_signal(cred, self, *p, sig)) return;
       permitted = true;
       if (sig == 0) return;
-      Result<bool> r = post_signal_info(*p, nullptr, sig_user_info(l, sig, SI_USER));
-      if (r.ok() && *r && nfatal < 64) fatal[nfatal++] = p->pid();
+      fatal.post(*p, sig_user_info(l, sig, SI_USER));
     };
     if (pid > 0) {
       if (Proc* p = t.find_locked(pid)) {
@@ -182,7 +180,7 @@ Result<long> sys_kill(Lwp& l, pid_t pid, int sig) {
       });
     }
   }
-  for (int i = 0; i < nfatal; i++) kill_proc(k, fatal[i], sig);
+  fatal.kill_all(k);
   if (!found) return err(ESRCH);
   if (!permitted) return err(EPERM);
   return 0;
