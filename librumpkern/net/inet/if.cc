@@ -37,36 +37,57 @@ Result<void> if_attach(InetState& st, Ifnet& ifp) {
 
 namespace {
 
-void remove_routes_of(InetState& st, int ifindex, bool connected_only) {
+// Removes the routes through ifindex. Linux announces the IPv6 ones
+// going; the IPv4 ones of an interface that goes down are flushed
+// without a word (fib_sync_down_dev).
+void remove_routes_of(InetState& st, int ifindex) {
   RouteList gone;
   {
     Locker<RwLock> g(st.rt_lock_);
     for (auto it = st.routes_.begin(); it != st.routes_.end();) {
       RouteEntry& e = *it++;
-      if (e.ifindex == ifindex && (!connected_only || e.connected)) {
+      if (e.ifindex == ifindex) {
         st.routes_.erase(st.routes_.iterator_to(e));
         gone.push_back(e);
       }
     }
   }
-  gone.clear_and_dispose([](RouteEntry* e) { delete e; });
+  gone.clear_and_dispose([&](RouteEntry* e) {
+    if (e->dst.family == AF_INET6) rtnl_notify_route(st, *e, false);
+    delete e;
+  });
 }
 
 }  // namespace
 
 void if_detach(InetState& st, Ifnet& ifp) {
+  IfAddr4 a4[Ifnet::kMaxAddr4];
+  IfAddr6 a6[Ifnet::kMaxAddr6];
+  int n4, n6;
   {
     Locker<RwLock> g(st.if_lock_);
     if (!ifp.hook.is_linked()) return;
     st.ifs_.erase(st.ifs_.iterator_to(ifp));
+    n4 = ifp.naddr4;
+    n6 = ifp.naddr6;
+    for (int i = 0; i < n4; i++) a4[i] = ifp.addr4[i];
+    for (int i = 0; i < n6; i++) a6[i] = ifp.addr6[i];
     ifp.naddr4 = 0;
     ifp.naddr6 = 0;
   }
-  ifp.flags.fetch_and(~static_cast<uint32_t>(IFF_UP | IFF_RUNNING));
-  remove_routes_of(st, ifp.index, false);
+  // What listeners hear, in Linux's order (unregister_netdevice): the
+  // link goes down, its neighbours and IPv6 routes go, then its
+  // addresses (IPv6 first) with their local routes, then the link.
+  uint32_t was = ifp.flags.fetch_and(~static_cast<uint32_t>(IFF_UP | IFF_RUNNING));
+  if (was & IFF_UP) rtnl_notify_link(ifp);
+  rtnl_notify_neighs_gone(ifp);
+  remove_routes_of(st, ifp.index);
+  for (int i = 0; i < n6; i++) rtnl_notify_addr6(ifp, a6[i], false);
+  for (int i = 0; i < n4; i++) rtnl_notify_addr4(ifp, a4[i], false);
   if (ifp.ops().destroy) ifp.ops().destroy(ifp);
   // Nothing receives any more: packets held back go, with the timer.
   if_impair_free(ifp);
+  rtnl_notify_link_gone(ifp);
   ifp.unref();  // the list's
 }
 
@@ -93,17 +114,10 @@ Result<void> if_set_up(Ifnet& ifp, bool up) {
     // appendix A), as Linux makes with addr_gen_mode eui64, and a router
     // solicitation.
     if (!have_ll) {
-      In6Addr ll;
-      ll.b[0] = 0xfe;
-      ll.b[1] = 0x80;
-      ll.b[8] = static_cast<uint8_t>(ifp.hwaddr[0] ^ 0x02);
-      ll.b[9] = ifp.hwaddr[1];
-      ll.b[10] = ifp.hwaddr[2];
-      ll.b[11] = 0xff;
-      ll.b[12] = 0xfe;
-      ll.b[13] = ifp.hwaddr[3];
-      ll.b[14] = ifp.hwaddr[4];
-      ll.b[15] = ifp.hwaddr[5];
+      In6Addr fe80;
+      fe80.b[0] = 0xfe;
+      fe80.b[1] = 0x80;
+      In6Addr ll = nd6_eui64(fe80, ifp.hwaddr);
       // No room for it (every slot taken) leaves the interface without one.
       (void)if_add_addr6(ifp, ll, 64);
     }

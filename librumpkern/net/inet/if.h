@@ -87,6 +87,7 @@ class Ifnet : public KObject, public RefCounted<Ifnet> {
   uint8_t hwaddr[6] = {};
   std::atomic<uint32_t> flags{0};  // IFF_*
   std::atomic<uint32_t> mtu{1500};
+  std::atomic<uint32_t> mtu6{0};  // IPv6's, from a router advertisement (0: mtu)
   IfCounters counters;
   void* softc = nullptr;   // the device's own state (its IfOps know the type)
 
@@ -149,6 +150,10 @@ void if_impair_free(Ifnet& ifp);
 // and netconfig take the defaults, which derive them as Linux does.
 struct RouteInfo {
   static constexpr uint8_t kDerive = 0xff;
+  // Linux's table numbers: lookups use main, then default (its default
+  // rules; there are no others); any other table only keeps its routes.
+  static constexpr uint32_t kTableDefault = 253, kTableMain = 254, kTableLocal = 255;
+  uint32_t table = kTableMain;
   uint32_t priority = 0;         // the metric (lower wins between equal prefixes)
   uint8_t protocol = kDerive;    // RTPROT_*: kernel for connected routes, else boot
   uint8_t scope = kDerive;       // RT_SCOPE_*: link without a gateway, else universe
@@ -186,12 +191,12 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst);
 // replaces it (EEXIST with info.excl).
 Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr& gw, int ifindex, bool connected,
                        const RouteInfo& info = {});
-// Deletes the first route of the prefix that also matches the metric,
-// interface and gateway where they are given (priority < 0, ifindex 0,
-// gw family 0: any); ESRCH if none.
+// Deletes the first route of the prefix in table that also matches the
+// metric, interface and gateway where they are given (priority < 0,
+// ifindex 0, gw family 0: any); ESRCH if none.
 Result<void> route_delete(InetState& st, const IpAddr& dst, int plen, int64_t priority = -1, int ifindex = 0,
-                          const IpAddr& gw = IpAddr());
-// True if a route for exactly dst/plen is in the table.
+                          const IpAddr& gw = IpAddr(), uint32_t table = RouteInfo::kTableMain);
+// True if a route for exactly dst/plen is in table main.
 bool route_exists(InetState& st, const IpAddr& dst, int plen);
 
 // --- counters (/proc/net/snmp names)
@@ -217,7 +222,7 @@ bool route_exists(InetState& st, const IpAddr& dst, int plen);
   X(InEchos) X(InEchoReps) X(InNeighborSolicits) X(InNeighborAdvertisements) X(OutMsgs) X(OutErrors)      \
   X(OutDestUnreachs) X(OutPktTooBigs) X(OutTimeExcds) X(OutParmProblems) X(OutEchos) X(OutEchoReps)       \
   X(OutNeighborSolicits) X(OutNeighborAdvertisements) X(OutRateLimited) X(NdDupAddrs) X(NdResolveFails)       \
-  X(OutRouterSolicits)
+  X(OutRouterSolicits) X(InRouterAdvertisements)
 
 #define RUMP_STAT_FIELD(n) std::atomic<uint64_t> n{0};
 struct IpStats {
@@ -433,6 +438,11 @@ void rtnl_notify_link(Ifnet& ifp);
 void rtnl_notify_addr4(Ifnet& ifp, const IfAddr4& a, bool add);
 void rtnl_notify_addr6(Ifnet& ifp, const IfAddr6& a, bool add);
 void rtnl_notify_route(InetState& st, const RouteEntry& e, bool add);
+// The interface goes (RTM_DELLINK); its neighbour entries go
+// (RTM_DELNEIGH each); ip's entry was set or removed.
+void rtnl_notify_link_gone(Ifnet& ifp);
+void rtnl_notify_neighs_gone(Ifnet& ifp);
+void rtnl_notify_neigh(Ifnet& ifp, const IpAddr& ip, bool add);
 
 // The loopback interface (net/inet/if_loop.cc).
 Result<void> loop_create(InetState& st);

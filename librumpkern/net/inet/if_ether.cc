@@ -2,6 +2,7 @@
 #include "net/inet/if_ether.h"
 
 #include <linux/if_ether.h>
+#include <linux/neighbour.h>
 #include <net/if_arp.h>
 #include <netinet/icmp6.h>
 
@@ -38,6 +39,8 @@ struct NeighEntry : public KObject {
   int64_t until_ns = 0;      // reachable: valid until; IPv6 delay/probe/incomplete: the next step
   int64_t requested_ns = 0;  // ARP: last request sent
   int probes = 0;            // IPv6: solicitations sent in this state
+  uint16_t admin = 0;        // NUD_PERMANENT or NUD_NOARP: set by an administrator, never expires
+  int64_t made_ns = 0;       // when it was made or last set
   PktList hold;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
 };
@@ -127,6 +130,7 @@ NeighEntry* make_locked(InetState& st, EtherSoftc& sc, const IpAddr& ip, PktList
   auto* e = new (st.kernel.kmem()) NeighEntry();
   if (!e) return nullptr;
   e->ip = ip;
+  e->made_ns = mono_now_ns();
   sc.cache.push_back(*e);
   return e;
 }
@@ -178,7 +182,7 @@ Result<void> nd_output(Ifnet& ifp, Pkt* p, const In6Addr& nh) {
     } else if (e->state == NeighState::kIncomplete) {
       hold_locked(*e, p, drop);
     } else {
-      if (e->state == NeighState::kReachable && e->until_ns <= now) e->state = NeighState::kStale;
+      if (e->state == NeighState::kReachable && !e->admin && e->until_ns <= now) e->state = NeighState::kStale;
       if (e->state == NeighState::kStale) {
         // First use of a stale entry: send, and check on it soon (RFC
         // 4861 7.3.3).
@@ -236,7 +240,7 @@ Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) 
   {
     MutexLocker g(sc.lock);
     NeighEntry* e = find_locked(sc, nh);
-    if (e && e->state == NeighState::kReachable && e->until_ns > now) {
+    if (e && e->state == NeighState::kReachable && (e->admin || e->until_ns > now)) {
       std::memcpy(mac, e->mac, 6);
       have = true;
     } else {
@@ -357,7 +361,7 @@ void arp_input(Ifnet& ifp, Pkt* p) {
     // Learn the sender if we already wanted it, or if it talks to us
     // (RFC 826's merge, Linux's rule for new entries).
     if (!e && for_us && !spa.any()) e = make_locked(ifp.state(), sc, IpAddr::of(spa), drop);
-    if (e && !spa.any()) {
+    if (e && !spa.any() && !e->admin) {
       std::memcpy(e->mac, a.sha, 6);
       e->state = NeighState::kReachable;
       e->until_ns = mono_now_ns() + kArpValidNs;
@@ -419,6 +423,7 @@ void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_n
   {
     MutexLocker g(sc.lock);
     NeighEntry* e = find_locked(sc, IpAddr::of(ip));
+    if (e && e->admin) return;  // what arrives does not change a static entry
     if (!is_na) {
       // A solicitation's source link-layer option (RFC 4861 7.2.3): a new
       // or changed address is STALE until used and confirmed.
@@ -458,6 +463,113 @@ void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_n
   }
   pkt_list_free(drop);
   release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, to, ETH_P_IPV6); });
+}
+
+namespace {
+
+uint16_t nud_of(const NeighEntry& e, int64_t now) {
+  if (e.admin) return e.admin;
+  switch (e.state) {
+    case NeighState::kIncomplete: return NUD_INCOMPLETE;
+    case NeighState::kReachable: return e.until_ns > now ? NUD_REACHABLE : NUD_STALE;
+    case NeighState::kStale: return NUD_STALE;
+    case NeighState::kDelay: return NUD_DELAY;
+    case NeighState::kProbe: return NUD_PROBE;
+  }
+  return NUD_NONE;
+}
+
+}  // namespace
+
+size_t ether_neigh_list(Ifnet& ifp, int family, NeighInfo* out, size_t max) {
+  if (ifp.type != ARPHRD_ETHER || !ifp.softc) return 0;
+  EtherSoftc& sc = softc(ifp);
+  int64_t now = mono_now_ns();
+  size_t n = 0;
+  MutexLocker g(sc.lock);
+  for (const NeighEntry& e : sc.cache) {
+    if (family && e.ip.family != family) continue;
+    if (n < max) {
+      NeighInfo& x = out[n];
+      x.ip = e.ip;
+      std::memcpy(x.mac, e.mac, 6);
+      x.nud = nud_of(e, now);
+      x.probes = e.admin ? 0 : static_cast<uint32_t>(e.probes);
+      x.age_cs = static_cast<uint32_t>((now - e.made_ns) / 10000000);
+    }
+    n++;
+  }
+  return n;
+}
+
+Result<bool> ether_neigh_set(Ifnet& ifp, const IpAddr& ip, const uint8_t* mac, uint16_t nud, bool create, bool excl,
+                             bool replace) {
+  if (ifp.type != ARPHRD_ETHER || !ifp.softc) return err(EOPNOTSUPP);
+  NeighState state;
+  switch (nud) {
+    case NUD_PERMANENT:
+    case NUD_NOARP:
+    case NUD_REACHABLE: state = NeighState::kReachable; break;
+    case NUD_STALE: state = NeighState::kStale; break;
+    case NUD_DELAY: state = NeighState::kDelay; break;
+    case NUD_PROBE: state = NeighState::kProbe; break;
+    default: return err(EINVAL);
+  }
+  EtherSoftc& sc = softc(ifp);
+  PktList release, drop;
+  uint8_t to[6];
+  int64_t now = mono_now_ns();
+  bool changed;
+  {
+    MutexLocker g(sc.lock);
+    NeighEntry* e = find_locked(sc, ip);
+    if (e && excl) return err(EEXIST);
+    if (!e && !create) return err(ENOENT);
+    bool valid = e && (e->admin || e->state != NeighState::kIncomplete);
+    if (!mac && !valid) return err(EINVAL);  // no link-layer address given
+    // Without replace a valid entry keeps a different address, and then
+    // its state (Linux's update without NEIGH_UPDATE_F_OVERRIDE).
+    if (valid && mac && !replace && std::memcmp(e->mac, mac, 6) != 0) return false;
+    changed = !e || nud_of(*e, now) != nud || (mac && std::memcmp(e->mac, mac, 6) != 0);
+    if (!e) {
+      e = make_locked(ifp.state(), sc, ip, drop);
+      if (!e) {
+        pkt_list_free(drop);
+        return err(ENOMEM);
+      }
+    }
+    if (mac) std::memcpy(e->mac, mac, 6);
+    e->admin = nud == NUD_PERMANENT || nud == NUD_NOARP ? nud : 0;
+    e->state = state;
+    e->probes = 0;
+    e->made_ns = now;
+    e->until_ns = now + (state == NeighState::kReachable ? (ip.family == AF_INET ? kArpValidNs : kNdReachableNs)
+                         : state == NeighState::kDelay ? kNdDelayNs
+                                                       : kNdRetransNs);
+    if (ip.family == AF_INET6 && (state == NeighState::kDelay || state == NeighState::kProbe)) arm_nd_locked(sc);
+    release.splice(release.end(), e->hold);
+    std::memcpy(to, e->mac, 6);
+  }
+  pkt_list_free(drop);
+  uint16_t type = ip.family == AF_INET ? ETH_P_IP : ETH_P_IPV6;
+  release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, to, type); });
+  return changed;
+}
+
+Result<void> ether_neigh_delete(Ifnet& ifp, const IpAddr& ip) {
+  if (ifp.type != ARPHRD_ETHER || !ifp.softc) return err(ENOENT);
+  EtherSoftc& sc = softc(ifp);
+  PktList drop;
+  {
+    MutexLocker g(sc.lock);
+    NeighEntry* e = find_locked(sc, ip);
+    if (!e) return err(ENOENT);
+    drop.splice(drop.end(), e->hold);
+    sc.cache.erase(sc.cache.iterator_to(*e));
+    delete e;
+  }
+  pkt_list_free(drop);
+  return {};
 }
 
 Result<Ref<Ifnet>> ether_attach(InetState& st, const char* name, const uint8_t mac[6], const EtherLink& link) {

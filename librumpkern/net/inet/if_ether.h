@@ -51,4 +51,30 @@ void ether_send_frame(Ifnet& ifp, Pkt* p, const uint8_t dst[6], uint16_t type);
 // on interfaces that are not Ethernet.
 void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_na, bool solicited, bool override);
 
+// The neighbour cache as rtnetlink shows and changes it (RTM_*NEIGH):
+// an entry's state is one of Linux's NUD_* values; entries an
+// administrator made PERMANENT or NOARP never expire and are not changed
+// by what arrives.
+struct NeighInfo {
+  IpAddr ip;
+  uint8_t mac[6];
+  uint16_t nud;     // NUD_*
+  uint32_t probes;  // solicitations sent in the present state
+  uint32_t age_cs;  // centiseconds since the entry last changed
+};
+// Copies ifp's entries of family (0: both) into out, at most max; returns
+// how many there are. Nothing on an interface that is not Ethernet.
+size_t ether_neigh_list(Ifnet& ifp, int family, NeighInfo* out, size_t max);
+// Sets ip's entry as Linux's neigh_add does: a missing entry is made only
+// with create (else ENOENT), an existing one is EEXIST with excl; its
+// link-layer address changes only with replace or when it was not valid.
+// nud: NUD_PERMANENT, NUD_NOARP, NUD_REACHABLE, NUD_STALE, NUD_DELAY or
+// NUD_PROBE (EINVAL otherwise, or without mac for an entry that has
+// none). Returns whether its state or address changed. EOPNOTSUPP on
+// interfaces that are not Ethernet, ENOMEM.
+Result<bool> ether_neigh_set(Ifnet& ifp, const IpAddr& ip, const uint8_t* mac, uint16_t nud, bool create, bool excl,
+                             bool replace);
+// Removes ip's entry (packets waiting on it are dropped): ENOENT.
+Result<void> ether_neigh_delete(Ifnet& ifp, const IpAddr& ip);
+
 }  // namespace rump

@@ -116,6 +116,22 @@ Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
   }
   if (so.proto().type == SOCK_RAW) port = 0;  // a raw socket's "port" is its protocol
   bool local = ip.any() || ip_is_local(so.kernel(), ip) || (ip.family == AF_INET && ip.v4.loopback());
+  // A link-local address names an interface with it (inet6_bind): the
+  // scope id's, which must hold the address.
+  int scope = 0;
+  if (ip.family == AF_INET6 && ip.v6.linklocal() && local) {
+    scope = TRY(inet_sock_scope(so, &a, ip));
+    if (scope) {
+      RefPtr<Ifnet> ifp = cb.st->find_if(scope);
+      bool has = false;
+      if (ifp) {
+        SharedLocker g(cb.st->if_lock_);
+        for (int k = 0; k < ifp->naddr6; k++)
+          if (ifp->addr6[k].addr == ip.v6) has = true;
+      }
+      if (!has) return err(EADDRNOTAVAIL);
+    }
+  }
   // Datagram sockets may bind to a broadcast or multicast address.
   if (!local && so.proto().type == SOCK_DGRAM && (ip.multicast() || (ip.family == AF_INET && ip.v4.limited_broadcast())))
     local = true;
@@ -128,9 +144,12 @@ Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
     // Raw sockets are filed under their protocol and share it freely;
     // binding only sets the local address.
     cb.table->remove(cb.pcb);
-    return cb.table->bind(cb.pcb, ip, static_cast<uint16_t>(so.protocol_));
+    TRY(cb.table->bind(cb.pcb, ip, static_cast<uint16_t>(so.protocol_)));
+  } else {
+    TRY(cb.table->bind(cb.pcb, ip, port));
   }
-  return cb.table->bind(cb.pcb, ip, port);
+  if (scope) cb.bound_if.store(scope, std::memory_order_relaxed);
+  return {};
 }
 
 void inet_sock_sockname(Socket& so, SockAddr& a) {
@@ -158,6 +177,33 @@ Result<void> inet_sock_peername(Socket& so, SockAddr& a) {
   if (cb.pcb.family == AF_INET6 && ip.family == AF_INET) ip = IpAddr::of(In6Addr::mapped(ip.v4));
   ip_to_sockaddr(ip, so.proto().type == SOCK_RAW ? 0 : e.fport, a);
   return {};
+}
+
+Result<int> inet_sock_scope(Socket& so, const SockAddr* a, const IpAddr& dst) {
+  if (dst.family != AF_INET6) return 0;
+  const In6Addr& d = dst.v6;
+  bool link_scope = d.linklocal() || (d.multicast() && (d.b[1] & 0x0f) <= 2);
+  if (!link_scope) return 0;
+  InetCb& cb = inet_cb(so);
+  InetState& st = *cb.st;
+  int bound = cb.bound_if.load(std::memory_order_relaxed);
+  uint32_t scope = a && a->family == AF_INET6 && a->len >= sizeof(sockaddr_in6) ? a->in6.sin6_scope_id : 0;
+  if (scope) {
+    if (scope > INT32_MAX || !st.find_if(static_cast<int>(scope))) return err(ENODEV);
+    if (bound && bound != static_cast<int>(scope)) return err(EINVAL);
+    return static_cast<int>(scope);
+  }
+  if (bound) return bound;
+  int n = 0;
+  SharedLocker g(st.if_lock_);
+  for (const Ifnet& i : st.ifs_)
+    for (int k = 0; k < i.naddr6; k++)
+      if (i.addr6[k].addr.linklocal()) {
+        n++;
+        break;
+      }
+  if (n > 1) return err(EINVAL);
+  return 0;
 }
 
 IpOutOpts inet_sock_out_opts(Socket& so) {
@@ -239,6 +285,21 @@ Result<void> inet_sock_ctloutput(Lwp& l, Socket& so, SockOptArg& o) {
       }
       return {};
     }
+    if (o.name == IPV6_CHECKSUM && so.proto().type == SOCK_RAW) {
+      // rawv6_setsockopt: an int; not on ICMPv6 sockets (always 2 there);
+      // an odd offset is EINVAL, a negative one turns it off.
+      if (o.set) {
+        if (o.len < sizeof(int)) return err(EINVAL);
+        if (so.protocol_ == IPPROTO_ICMPV6) return err(EINVAL);
+        int v;
+        std::memcpy(&v, o.val, sizeof v);
+        if (v > 0 && (v & 1)) return err(EINVAL);
+        cb.v6_csum.store(v < 0 ? -1 : v, std::memory_order_relaxed);
+      } else {
+        put_int(cb.v6_csum.load(std::memory_order_relaxed));
+      }
+      return {};
+    }
     return err(ENOPROTOOPT);
   }
   if (o.level == IPPROTO_ICMPV6 && so.proto().type == SOCK_RAW && cb.pcb.family == AF_INET6) {
@@ -278,7 +339,11 @@ Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonb
     MutexLocker g(so.lock_);
     if (!(so.options_ & kSoBroadcast)) return err(EACCES);
   }
-  IpAddr src = TRY(ip_select_source(so.kernel(), dst));
+  int oif = TRY(inet_sock_scope(so, &a, dst));
+  IpAddr src = TRY(ip_select_source(so.kernel(), dst, oif));
+  // Connecting with a scope id ties the socket to that interface (Linux's
+  // __ip6_datagram_connect).
+  if (oif) cb.bound_if.store(oif, std::memory_order_relaxed);
   inet_sock_sync_opts(so);
   if (so.proto().type == SOCK_RAW || so.protocol_ == IPPROTO_ICMP || so.protocol_ == IPPROTO_ICMPV6) port = 0;
   TRY(cb.table->connect(cb.pcb, src, dst, port, false));

@@ -23,6 +23,14 @@ struct InetCb : public KObject {
   std::atomic<int> tos{0};
   std::atomic<bool> hdrincl{false};  // IP_HDRINCL (raw)
   std::atomic<bool> recverr{false};
+  // The interface a bind or connect with a scope id tied the socket to,
+  // for its link-scope destinations (Linux's sk_bound_dev_if, which also
+  // narrows other routes; 0: none).
+  std::atomic<int> bound_if{0};
+  // IPV6_CHECKSUM of an IPv6 raw socket (RFC 3542 3.1): where in the
+  // payload the stack puts the checksum it computes on sending and checks
+  // on receiving; -1: none. ICMPv6 sockets have 2, fixed.
+  std::atomic<int> v6_csum{-1};
   // ICMP6_FILTER of an ICMPv6 raw socket: a set bit blocks that type.
   std::atomic<uint32_t> icmp6_filter[8] = {};
 };
@@ -41,6 +49,14 @@ Result<void> inet_sock_ctloutput(Lwp& l, Socket& so, SockOptArg& o);
 // A destination from connect/sendto, checked against the socket's family
 // (v4-mapped IPv6 addresses become IPv4).
 Result<void> inet_sock_dest(Socket& so, const SockAddr& a, IpAddr& dst, uint16_t& port);
+// The interface a link-scope IPv6 destination (fe80::/10, ff02::/16 and
+// narrower multicast) goes through (RFC 4007): the address's scope id
+// (ENODEV if no such interface, EINVAL if the socket is bound to another),
+// else the socket's bound interface; without either, EINVAL when more
+// than one interface has a link-local address, as Linux wants an
+// interface. 0 for other destinations, or when one interface is all
+// there is.
+Result<int> inet_sock_scope(Socket& so, const SockAddr* a, const IpAddr& dst);
 // Copies SO_REUSEADDR, SO_REUSEPORT and the owner into the pcb (before a
 // bind).
 void inet_sock_sync_opts(Socket& so);

@@ -181,7 +181,9 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
                        const IpOutOpts& opts);
 // The source address to use towards dst: ENETUNREACH when there is no
 // route, EADDRNOTAVAIL when the interface has no address of that family.
-Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst);
+// oif: the interface a link-scope IPv6 destination goes through (its
+// scope id; 0: the route's).
+Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst, int oif = 0);
 // The MTU towards dst (route's interface MTU, lowered by path-MTU
 // discovery); 0 if unreachable.
 uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst);

@@ -157,6 +157,7 @@ void icmp6_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip) {
       break;
     case ND_NEIGHBOR_SOLICIT:
     case ND_NEIGHBOR_ADVERT: nd6_input(st, ifp, p, ip, h[0]); return;
+    case ND_ROUTER_ADVERT: nd6_ra_input(st, ifp, p, ip); return;
     case ICMP6_DST_UNREACH:
     case ICMP6_PACKET_TOO_BIG:
     case ICMP6_TIME_EXCEEDED:
@@ -358,11 +359,20 @@ void ip6_send_unreach(InetState& st, Pkt* p, const IpHdrInfo& ip) {
   Pkt::free(p);
 }
 
-Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst) {
-  RouteResult rt = TRY(route_lookup(st, dst));
-  if (rt.local) return dst;
+Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst, int oif) {
+  Result<RouteResult> rt = route_lookup(st, dst);
+  if (rt.ok() && rt->local) return dst;
+  // The interface a scope id or a bound socket chose, else the route's.
+  RefPtr<Ifnet> out;
+  if (oif) {
+    out = st.find_if(oif);
+    if (!out) return err(ENODEV);
+  } else {
+    if (!rt.ok()) return err(rt.error());
+    out = rt->ifp;
+  }
   SharedLocker g(st.if_lock_);
-  Ifnet& ifp = *rt.ifp;
+  Ifnet& ifp = *out;
   // The first address of the destination's scope (RFC 6724 rule 2, in
   // short): link-local and ::1 only for destinations of their own scope.
   for (int i = 0; i < ifp.naddr6; i++) {
@@ -386,7 +396,7 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
   Ifnet& ifp = *rt.ifp;
   IpAddr sa = src;
   if (sa.family != AF_INET6 || sa.v6.any()) {
-    Result<IpAddr> a = ip6_select_source(st, dst);
+    Result<IpAddr> a = ip6_select_source(st, dst, opts.oif);
     if (!a.ok()) {
       Pkt::free(p);
       return err(a.error());
@@ -394,6 +404,7 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
     sa = a.value();
   }
   size_t mtu = ifp.mtu.load(std::memory_order_relaxed);
+  if (uint32_t m6 = ifp.mtu6.load(std::memory_order_relaxed); m6 && m6 < mtu) mtu = m6;
   if (uint32_t pm = st.pmtu_of(dst); pm && pm < mtu) mtu = pm;
   uint8_t hlim = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : 64);
   if (p->len() > 65535) {

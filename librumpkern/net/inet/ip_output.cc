@@ -14,7 +14,7 @@ namespace rump {
 // IPv6 output (net/inet/ip6.cc).
 Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& dst, uint8_t proto,
                         const IpOutOpts& opts);
-Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst);
+Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst, int oif);
 
 namespace {
 
@@ -118,10 +118,10 @@ bool ip_deliver(InetState& st, Pkt* p, const IpHdrInfo& ip, std::atomic<uint64_t
   return true;
 }
 
-Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst) {
+Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst, int oif) {
   InetState* st = inet_state_or_null(k);
   if (!st) return err(ENETDOWN);
-  if (dst.family == AF_INET6) return ip6_select_source(*st, dst);
+  if (dst.family == AF_INET6) return ip6_select_source(*st, dst, oif);
   RouteResult rt = TRY(route_lookup(*st, dst));
   InAddr a = TRY(source4(*st, *rt.ifp, dst.v4, rt.local));
   return IpAddr::of(a);

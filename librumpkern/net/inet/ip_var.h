@@ -71,6 +71,21 @@ void nd6_dad_start(Ifnet& ifp, const In6Addr& a);
 // Sends a router solicitation (RFC 4861 6.3.7) from the unspecified
 // address, as a host whose link-local address is still tentative does.
 void nd6_router_solicit(Ifnet& ifp);
+// A router advertisement arrived (ICMPv6 header first; RFC 4861 6.3.4,
+// RFC 4862 5.5.3), processed as Linux's host with accept_ra=1 and
+// autoconf=1 does: its source link-layer option enters the neighbour
+// cache, a nonzero router lifetime makes (zero removes) a default route
+// through it (metric 1024, protocol ra), an MTU option sets the
+// interface's IPv6 MTU, and each prefix option with the on-link flag
+// makes a prefix route (metric 256), with the autonomous flag and a /64
+// an address from the prefix and the interface's MAC (modified EUI-64).
+// Lifetimes are not counted down. Anything malformed (hop limit not 255,
+// a source that is not link-local, a bad option) is counted in InErrors.
+// Consumes p.
+void nd6_ra_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip);
+// The address of the 64-bit prefix with the interface identifier of
+// mac (modified EUI-64, RFC 4291 appendix A).
+In6Addr nd6_eui64(const In6Addr& prefix, const uint8_t mac[6]);
 // Is a one of the solicited-node groups (ff02::1:ffXX:XXXX) of ifp's
 // addresses, or all-nodes? (if_lock_ held by the caller or not: takes it)
 bool nd6_joined(Ifnet& ifp, const In6Addr& a);

@@ -11,8 +11,10 @@
 // multicast advertisement); anything else is counted in InErrors and
 // dropped. A solicitation for one of our addresses is answered with an
 // advertisement carrying our MAC (Solicited set unless it was DAD, then to
-// all-nodes; Override set). Router discovery and redirects are not done.
+// all-nodes; Override set). Router advertisements are processed
+// (nd6_ra_input); redirects are not.
 #include <linux/if_ether.h>
+#include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 #include <netinet/icmp6.h>
 #include <netinet/ip6.h>
@@ -147,7 +149,103 @@ bool parse_options(const uint8_t* o, size_t n, uint8_t want, const uint8_t** mac
   return true;
 }
 
+uint32_t be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3]; }
+
+// RFC 4861 4.6.2: a prefix information option (32 bytes).
+void ra_prefix(InetState& st, Ifnet& ifp, const uint8_t* o) {
+  int plen = o[2];
+  bool onlink = o[3] & ND_OPT_PI_FLAG_ONLINK, autonomous = o[3] & ND_OPT_PI_FLAG_AUTO;
+  uint32_t valid = be32(o + 4), preferred = be32(o + 8);
+  In6Addr prefix;
+  std::memcpy(prefix.b, o + 16, 16);
+  // RFC 4862 5.5.3 a) and c); a prefix longer than 128 bits is nonsense.
+  if (plen > 128 || prefix.linklocal() || prefix.multicast() || preferred > valid) return;
+  IpAddr net = ip_prefix(IpAddr::of(prefix), plen);
+  if (autonomous && plen == 64 && valid > 0) {
+    // The interface identifier is 64 bits (RFC 4291 2.5.1): other
+    // lengths make no address, as Linux logs and ignores.
+    In6Addr a = nd6_eui64(net.v6, ifp.hwaddr);
+    bool have = false;
+    {
+      SharedLocker g(st.if_lock_);
+      for (int i = 0; i < ifp.naddr6; i++)
+        if (ifp.addr6[i].addr == a) have = true;
+    }
+    if (!have) (void)if_add_addr6(ifp, a, 64);
+  }
+  if (onlink && valid > 0 && !route_exists(st, net, plen)) {
+    RouteInfo info;
+    info.priority = 256;  // IP6_RT_PRIO_ADDRCONF
+    info.protocol = RTPROT_KERNEL;
+    (void)route_add(st, net, plen, IpAddr(), ifp.index, false, info);
+  }
+}
+
 }  // namespace
+
+In6Addr nd6_eui64(const In6Addr& prefix, const uint8_t mac[6]) {
+  In6Addr a = prefix;
+  a.b[8] = static_cast<uint8_t>(mac[0] ^ 0x02);
+  a.b[9] = mac[1];
+  a.b[10] = mac[2];
+  a.b[11] = 0xff;
+  a.b[12] = 0xfe;
+  a.b[13] = mac[3];
+  a.b[14] = mac[4];
+  a.b[15] = mac[5];
+  return a;
+}
+
+void nd6_ra_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip) {
+  Icmp6Stats& s = st.icmp6_stats;
+  bump(s.InRouterAdvertisements);
+  uint8_t m[1024];
+  size_t n = p->len();
+  // RFC 4861 6.1.2: hop limit 255, a link-local source, code 0, 16 bytes
+  // at least, options of nonzero length; on Ethernet (ND's only medium
+  // here).
+  bool ok = n >= 16 && n <= sizeof m && ip.ttl == 255 && ip.src.family == AF_INET6 && ip.src.v6.linklocal() &&
+            ifp.type == ARPHRD_ETHER;
+  if (ok) p->copy_out(0, n, m);
+  Pkt::free(p);
+  const uint8_t* sll = nullptr;
+  if (!ok || m[1] != 0 || !parse_options(m + 16, n - 16, kOptSourceLl, &sll)) {
+    bump(s.InErrors);
+    return;
+  }
+  if (sll) ether_nd_learn(ifp, ip.src.v6, sll, false, false, false);
+  // The default router (6.3.4): a lifetime in seconds, zero: not one.
+  uint16_t lifetime = static_cast<uint16_t>(m[6] << 8 | m[7]);
+  RouteInfo info;
+  info.priority = 1024;  // IP6_RT_PRIO_USER, as Linux's RA routes
+  info.protocol = RTPROT_RA;
+  IpAddr any6 = IpAddr::of(In6Addr());
+  if (lifetime) {
+    bool have = false;
+    {
+      SharedLocker g(st.rt_lock_);
+      for (const RouteEntry& e : st.routes_)
+        if (e.plen == 0 && e.dst.family == AF_INET6 && e.info.priority == info.priority && e.gateway == ip.src &&
+            e.ifindex == ifp.index)
+          have = true;
+    }
+    if (!have) (void)route_add(st, any6, 0, ip.src, ifp.index, false, info);
+  } else {
+    (void)route_delete(st, any6, 0, info.priority, ifp.index, ip.src);
+  }
+  // The options (their lengths were checked above).
+  for (size_t off = 16; off < n;) {
+    const uint8_t* o = m + off;
+    size_t len = o[1] * 8u;
+    if (o[0] == ND_OPT_MTU && len == 8) {
+      uint32_t mtu = be32(o + 4);
+      if (mtu >= 1280 && mtu <= ifp.mtu.load(std::memory_order_relaxed)) ifp.mtu6.store(mtu, std::memory_order_relaxed);
+    } else if (o[0] == ND_OPT_PREFIX_INFORMATION && len == 32) {
+      ra_prefix(st, ifp, o);
+    }
+    off += len;
+  }
+}
 
 bool nd6_joined(Ifnet& ifp, const In6Addr& a) {
   if (a == all_nodes()) return true;

@@ -314,13 +314,37 @@ void queue_replies(Socket& so, SockRecordList& recs) {
   dropped.clear_and_dispose(&SockRecord::dispose);
 }
 
+// What an extended ACK carries (NETLINK_EXT_ACK): a message and, for an
+// error, the offset of the attribute at fault in the request.
+struct ExtAck {
+  const char* msg = nullptr;
+  uint32_t offs = 0;  // 0: none
+};
+
+size_t ext_ack_len(const ExtAck& x, int error) {
+  size_t n = 0;
+  if (x.msg) n += NLA_ALIGN(NLA_HDRLEN + std::strlen(x.msg) + 1);
+  if (error && x.offs) n += NLA_ALIGN(NLA_HDRLEN + 4);
+  return n;
+}
+
+// Writes one attribute at p (zeroed, room made); returns what it took.
+size_t put_tlv(char* p, uint16_t type, const void* data, size_t len) {
+  nlattr a{static_cast<uint16_t>(NLA_HDRLEN + len), type};
+  std::memcpy(p, &a, sizeof a);
+  std::memcpy(p + NLA_HDRLEN, data, len);
+  return NLA_ALIGN(NLA_HDRLEN + len);
+}
+
 // netlink_ack: NLMSG_ERROR with the errno (0: an acknowledgement) and the
 // request's header, or the whole request for an error unless
-// NETLINK_CAP_ACK.
-Result<void> put_ack(NlOut& out, const nlmsghdr& h, size_t len, int error, uint32_t portid, bool cap) {
+// NETLINK_CAP_ACK, then the extended ACK's attributes (NLM_F_ACK_TLVS).
+Result<void> put_ack(NlOut& out, const nlmsghdr& h, size_t len, int error, uint32_t portid, bool cap,
+                     const ExtAck& ext = {}) {
   bool whole = error && !cap;
   size_t payload = sizeof(nlmsgerr) + (whole ? len - NLMSG_HDRLEN : 0);
-  size_t total = NLMSG_HDRLEN + NLMSG_ALIGN(payload);
+  size_t tlvs = ext_ack_len(ext, error);
+  size_t total = NLMSG_HDRLEN + NLMSG_ALIGN(payload) + tlvs;
   char small[NLMSG_HDRLEN + sizeof(nlmsgerr)];
   char* buf = small;
   void* big = nullptr;
@@ -333,7 +357,7 @@ Result<void> put_ack(NlOut& out, const nlmsghdr& h, size_t len, int error, uint3
   nlmsghdr r{};
   r.nlmsg_len = static_cast<uint32_t>(total);
   r.nlmsg_type = NLMSG_ERROR;
-  r.nlmsg_flags = whole ? 0 : NLM_F_CAPPED;
+  r.nlmsg_flags = static_cast<uint16_t>((whole ? 0 : NLM_F_CAPPED) | (tlvs ? NLM_F_ACK_TLVS : 0));
   r.nlmsg_seq = h.nlmsg_seq;
   r.nlmsg_pid = portid;
   std::memcpy(buf, &r, sizeof r);
@@ -342,6 +366,9 @@ Result<void> put_ack(NlOut& out, const nlmsghdr& h, size_t len, int error, uint3
   e.msg = h;
   std::memcpy(buf + NLMSG_HDRLEN, &e, sizeof e);
   if (whole) std::memcpy(buf + NLMSG_HDRLEN + sizeof e, reinterpret_cast<const char*>(&h) + NLMSG_HDRLEN, len - NLMSG_HDRLEN);
+  char* t = buf + NLMSG_HDRLEN + NLMSG_ALIGN(payload);
+  if (ext.msg) t += put_tlv(t, NLMSGERR_ATTR_MSG, ext.msg, std::strlen(ext.msg) + 1);
+  if (error && ext.offs) t += put_tlv(t, NLMSGERR_ATTR_OFFS, &ext.offs, 4);
   Result<void> res = out.add(buf, total);
   if (big) Kmem::free(big);
   return res;
@@ -448,6 +475,7 @@ void serve(Lwp& l, Socket& so, NlCb& cb, const char* buf, size_t len, uint32_t p
     if (h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > len - off) break;
     int error = 0;
     bool ack = true;
+    ExtAck ext;
     if ((h->nlmsg_flags & NLM_F_REQUEST) && h->nlmsg_type >= NLMSG_MIN_TYPE) {
       bool busy;
       {
@@ -457,6 +485,10 @@ void serve(Lwp& l, Socket& so, NlCb& cb, const char* buf, size_t len, uint32_t p
       NlOut dump(km, kDumpChunk);
       NlRequest rq{l, so, cb.st, *h, h->nlmsg_len, portid, (cb.flags.load() & kNlStrict) != 0};
       error = rtnl_rcv_msg(rq, out, dump);
+      if (cb.flags.load() & kNlExtAck) {
+        ext.msg = rq.ext_msg;
+        if (rq.ext_attr) ext.offs = static_cast<uint32_t>(reinterpret_cast<const char*>(rq.ext_attr) - (buf + off));
+      }
       if (error == kNlDumpStarted) {
         ack = false;
         error = 0;
@@ -477,7 +509,7 @@ void serve(Lwp& l, Socket& so, NlCb& cb, const char* buf, size_t len, uint32_t p
       }
     }
     if (ack && (error || (h->nlmsg_flags & NLM_F_ACK)))
-      (void)put_ack(out, *h, h->nlmsg_len, error, portid, (cb.flags.load() & kNlCapAck) != 0);
+      (void)put_ack(out, *h, h->nlmsg_len, error, portid, (cb.flags.load() & kNlCapAck) != 0, ext);
     size_t step = NLMSG_ALIGN(h->nlmsg_len);
     off += step < len - off ? step : len - off;
   }

@@ -98,8 +98,18 @@ struct NlRequest {
   size_t len;           // hdr.nlmsg_len, checked
   uint32_t portid;      // the requester's
   bool strict;          // NETLINK_GET_STRICT_CHK
+  // Linux's extended ACK (NETLINK_EXT_ACK): what the error was about, as
+  // NLMSGERR_ATTR_MSG, and the attribute at fault, as NLMSGERR_ATTR_OFFS.
+  const char* ext_msg = nullptr;
+  const nlattr* ext_attr = nullptr;
   const char* payload() const { return reinterpret_cast<const char*>(&hdr) + NLMSG_HDRLEN; }
   size_t payload_len() const { return len - NLMSG_HDRLEN; }
+  // Returns error after noting msg (and attr) for the extended ACK.
+  int fail(int error, const char* msg, const nlattr* attr = nullptr) {
+    ext_msg = msg;
+    ext_attr = attr;
+    return error;
+  }
 };
 
 // What rtnl_rcv_msg returns besides an errno: a dump was queued (no ACK

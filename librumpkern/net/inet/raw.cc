@@ -39,6 +39,7 @@ Result<void> raw_attach(Socket& so) {
   // Filed under its protocol from the start: it receives without bind.
   TRY(cb.table->bind(cb.pcb, IpAddr(), static_cast<uint16_t>(so.protocol_)));
   if (so.protocol_ == IPPROTO_RAW && so.domain().family == AF_INET) cb.hdrincl.store(true);
+  if (so.protocol_ == IPPROTO_ICMPV6 && so.domain().family == AF_INET6) cb.v6_csum.store(2);
   return {};
 }
 
@@ -50,18 +51,26 @@ Result<void> ping_attach(Socket& so) {
   return inet_sock_attach(so, so.domain().family);
 }
 
-// An ICMPv6 message's checksum over the pseudo-header (RFC 4443 2.3);
-// an unset source is the one the route gives.
-Result<void> icmp6_checksum(Kernel& k, Pkt& p, const IpAddr& src, const IpAddr& dst) {
-  if (p.len() < 4) return err(EINVAL);
+// An IPv6 payload's checksum over the pseudo-header (RFC 8200 8.1), put
+// at off (ICMPv6: 2, RFC 4443 2.3; a raw socket's IPV6_CHECKSUM): EINVAL
+// when the field does not fit. An unset source is the one the route
+// gives.
+Result<void> raw6_checksum(Kernel& k, Pkt& p, const IpAddr& src, const IpAddr& dst, uint8_t proto, size_t off,
+                           int oif) {
+  if (p.len() < 2 || off > p.len() - 2) return err(EINVAL);
   IpAddr sa = src;
-  if (sa.family != AF_INET6 || sa.v6.any()) sa = TRY(ip_select_source(k, dst));
+  if (sa.family != AF_INET6 || sa.v6.any()) sa = TRY(ip_select_source(k, dst, oif));
   uint16_t zero = 0;
-  p.copy_in(2, 2, &zero);
-  uint32_t ps = in_pseudo6(sa.v6.b, dst.v6.b, IPPROTO_ICMPV6, static_cast<uint32_t>(p.len()));
+  p.copy_in(off, 2, &zero);
+  uint32_t ps = in_pseudo6(sa.v6.b, dst.v6.b, proto, static_cast<uint32_t>(p.len()));
   uint16_t c = htons(in_cksum_fold(pkt_cksum_add(p, 0, p.len(), ps)));
-  p.copy_in(2, 2, &c);
+  p.copy_in(off, 2, &c);
   return {};
+}
+
+Result<void> icmp6_checksum(Kernel& k, Pkt& p, const IpAddr& src, const IpAddr& dst, int oif) {
+  if (p.len() < 4) return err(EINVAL);
+  return raw6_checksum(k, p, src, dst, IPPROTO_ICMPV6, 2, oif);
 }
 
 // The destination of a send: the address given, or the connected peer.
@@ -78,6 +87,7 @@ Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   size_t len = m.uio->resid;
   if (len > 65535) return err(EMSGSIZE);
   IpAddr dst = TRY(send_dest(so, m));
+  int oif = TRY(inet_sock_scope(so, m.to, dst));
   Pkt* p = TRY(Pkt::alloc(cb.st->pool, 0));
   Result<void> c = p->append_uio(*m.uio, len);
   if (!c.ok()) {
@@ -85,6 +95,7 @@ Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
     return err(c.error());
   }
   IpOutOpts o = inet_sock_out_opts(so);
+  if (oif) o.oif = oif;
   uint8_t proto = static_cast<uint8_t>(so.protocol_);
   IpAddr src = cb.table->ends(cb.pcb).laddr;
   if (cb.hdrincl.load()) {
@@ -107,8 +118,10 @@ Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
     o.tos = h.tos;
     p->trim_front(hl);
   }
-  if (dst.family == AF_INET6 && proto == IPPROTO_ICMPV6) {
-    Result<void> c = icmp6_checksum(so.kernel(), *p, src, dst);
+  int csum = cb.v6_csum.load(std::memory_order_relaxed);
+  if (dst.family == AF_INET6 && csum >= 0) {
+    Result<void> c = proto == IPPROTO_ICMPV6 ? icmp6_checksum(so.kernel(), *p, src, dst, o.oif)
+                                             : raw6_checksum(so.kernel(), *p, src, dst, proto, static_cast<size_t>(csum), o.oif);
     if (!c.ok()) {
       Pkt::free(p);
       return err(c.error());
@@ -126,6 +139,7 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
   if (len < 8) return err(EINVAL);
   if (len > 65535 - sizeof(iphdr)) return err(EMSGSIZE);
   IpAddr dst = TRY(send_dest(so, m));
+  int oif = TRY(inet_sock_scope(so, m.to, dst));
   InPcbEnds ends = TRY(inet_sock_autobind(so));
   Pkt* p = TRY(Pkt::alloc(st.pool, 0));
   Result<void> c = p->append_uio(*m.uio, len);
@@ -145,8 +159,9 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
   h[2] = h[3] = 0;
   p->copy_in(0, 8, h);
   IpOutOpts o = inet_sock_out_opts(so);
+  if (oif) o.oif = oif;
   if (v6) {
-    Result<void> c = icmp6_checksum(so.kernel(), *p, ends.laddr, dst);
+    Result<void> c = icmp6_checksum(so.kernel(), *p, ends.laddr, dst, o.oif);
     if (!c.ok()) {
       Pkt::free(p);
       return err(c.error());
@@ -211,9 +226,19 @@ bool raw_input(InetState& st, const Pkt& p, const IpHdrInfo& ip) {
   }
   bool any = false;
   Pkt* copy = nullptr;
+  int sum_ok = -1;  // the payload's checksum under the pseudo-header: -1 not yet known
   st.raw.for_each_match(ip.src, 0, ip.dst, ip.proto, [&](Socket& so) {
     InetCb& cb = inet_cb(so);
     if (cb.pcb.family != ip.src.family) return;
+    if (v6 && cb.v6_csum.load(std::memory_order_relaxed) >= 0) {
+      // IPV6_CHECKSUM (ICMPv6 sockets: always): what fails the check is
+      // not this socket's (rawv6_rcv).
+      if (sum_ok < 0) {
+        uint32_t ps = in_pseudo6(ip.src.v6.b, ip.dst.v6.b, ip.proto, static_cast<uint32_t>(p.len()));
+        sum_ok = in_cksum_fold(pkt_cksum_add(p, 0, p.len(), ps)) == 0 ? 1 : 0;
+      }
+      if (!sum_ok) return;
+    }
     if (v6) {
       // The payload alone, through the socket's ICMPv6 filter.
       if (ip.proto == IPPROTO_ICMPV6 &&

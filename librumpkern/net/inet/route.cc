@@ -101,9 +101,13 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
   int best_len = -1, ifindex = 0;
   uint32_t best_prio = 0;
   IpAddr gw;
-  {
+  // Table main, then table default if main has nothing (Linux's default
+  // rules 32766 and 32767).
+  for (uint32_t table : {RouteInfo::kTableMain, RouteInfo::kTableDefault}) {
+    if (best_len >= 0) break;
     SharedLocker g(st.rt_lock_);
     for (const RouteEntry& e : st.routes_) {
+      if (e.info.table != table) continue;
       if (e.plen < best_len || (e.plen == best_len && e.info.priority >= best_prio)) continue;
       if (!prefix_match(dst, e.dst, e.plen)) continue;
       RefPtr<Ifnet> ifp = st.find_if(e.ifindex);
@@ -125,7 +129,7 @@ bool route_exists(InetState& st, const IpAddr& dst, int plen) {
   IpAddr m = ip_prefix(dst, plen);
   SharedLocker g(st.rt_lock_);
   for (const RouteEntry& x : st.routes_)
-    if (x.plen == plen && x.dst == m) return true;
+    if (x.plen == plen && x.dst == m && x.info.table == RouteInfo::kTableMain) return true;
   return false;
 }
 
@@ -155,7 +159,7 @@ Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr&
   {
     Locker<RwLock> g(st.rt_lock_);
     for (RouteEntry& x : st.routes_)
-      if (x.plen == e->plen && x.dst == e->dst && x.info.priority == e->info.priority) {
+      if (x.plen == e->plen && x.dst == e->dst && x.info.priority == e->info.priority && x.info.table == e->info.table) {
         old = &x;
         break;
       }
@@ -172,13 +176,14 @@ Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr&
   return {};
 }
 
-Result<void> route_delete(InetState& st, const IpAddr& dst, int plen, int64_t priority, int ifindex, const IpAddr& gw) {
+Result<void> route_delete(InetState& st, const IpAddr& dst, int plen, int64_t priority, int ifindex, const IpAddr& gw,
+                          uint32_t table) {
   RouteEntry* old = nullptr;
   IpAddr d = ip_prefix(dst, plen);
   {
     Locker<RwLock> g(st.rt_lock_);
     for (RouteEntry& x : st.routes_)
-      if (x.plen == plen && x.dst == d && (priority < 0 || x.info.priority == priority) &&
+      if (x.plen == plen && x.dst == d && x.info.table == table && (priority < 0 || x.info.priority == priority) &&
           (ifindex == 0 || x.ifindex == ifindex) && (gw.family == 0 || x.gateway == gw)) {
         old = &x;
         break;

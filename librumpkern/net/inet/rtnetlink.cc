@@ -1,13 +1,20 @@
 // rtnetlink (NETLINK_ROUTE): the requests about interfaces (RTM_*LINK),
-// addresses (RTM_*ADDR) and routes (RTM_*ROUTE) over the inet state, with
-// Linux's messages, attributes and errors (net/core/rtnetlink.c,
-// net/ipv4/devinet.c, fib_frontend.c, route.c, net/ipv6/addrconf.c,
-// route.c), and the notifications of changes made by any path.
+// addresses (RTM_*ADDR), routes (RTM_*ROUTE) and neighbours (RTM_*NEIGH)
+// over the inet state, with Linux's messages, attributes and errors
+// (net/core/rtnetlink.c, neighbour.c, net/ipv4/devinet.c, fib_frontend.c,
+// route.c, net/ipv6/addrconf.c, route.c), and the notifications of
+// changes made by any path.
 //
-// What Linux has and this kernel does not: one routing table (main; the
-// IPv4 prefix routes of loopback interfaces, which Linux keeps as local
-// routes in table local, are reported there), no route types besides
-// unicast, no link creation, renaming or deletion, no neighbour dump.
+// What Linux has and this kernel does not: policy rules (lookups use
+// table main, then default; routes of other tables are kept and listed;
+// the IPv4 prefix routes of loopback interfaces, which Linux keeps as
+// local routes in table local, are reported there), no route types besides
+// unicast, no link creation or renaming (deletion: the interfaces made by
+// name, not lo), no proxy neighbours, and neighbour notifications only
+// for what an administrator changes (not for what the protocols learn).
+// Errors carry Linux's extended ACK message where this file names one
+// (NETLINK_EXT_ACK), and the offset of the attribute for a policy error,
+// but no NLMSGERR_ATTR_POLICY.
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
@@ -16,6 +23,7 @@
 #include "kern/clock.h"
 #include "kern/kernel.h"
 #include "kern/proc.h"
+#include "net/inet/if_ether.h"
 #include "net/inet/ip_var.h"
 #include "net/inet/netlink.h"
 
@@ -32,7 +40,10 @@ constexpr uint8_t kOperUnknown = 0, kOperDown = 2, kOperUp = 6;
 // --- attributes of requests
 
 // Linux's policy check of a fixed-size attribute: shorter is ERANGE.
-int need(const NlAttrs& a, int type, size_t len) { return a.tb[type] && a.len(type) < len ? ERANGE : 0; }
+int need(NlRequest& rq, const NlAttrs& a, int type, size_t len) {
+  if (!a.tb[type] || a.len(type) >= len) return 0;
+  return rq.fail(ERANGE, "Attribute failed policy validation", a.tb[type]);
+}
 
 uint32_t get_u32(const NlAttrs& a, int type) {
   uint32_t v;
@@ -203,7 +214,7 @@ int get_link(NlRequest& rq, NlOut& out) {
 
 // do_setlink: the MTU, then the flags (only IFF_UP has an effect here).
 int set_link(NlRequest& rq, Ifnet& ifp, const ifinfomsg& ifm, const NlAttrs& a) {
-  if (int e = need(a, IFLA_MTU, 4)) return e;
+  if (int e = need(rq, a, IFLA_MTU, 4)) return e;
   char name[IFNAMSIZ];
   if (int e = get_ifname(a, name)) return e;
   if (a.tb[IFLA_IFNAME] && ifm.ifi_index > 0 && std::strncmp(name, ifp.name, IFNAMSIZ) != 0) return EOPNOTSUPP;
@@ -247,7 +258,11 @@ int del_link(NlRequest& rq) {
   if (!fixed(rq, ifm, a)) return EINVAL;
   int error = 0;
   RefPtr<Ifnet> ifp = link_of(rq, ifm, a, error, true);
-  return ifp ? EOPNOTSUPP : error;
+  if (!ifp) return error;
+  // lo stays, as Linux's (it has no rtnl_link_ops to delete it by).
+  if (ifp->type == ARPHRD_LOOPBACK) return EOPNOTSUPP;
+  if_detach(rq.st, *ifp);
+  return 0;
 }
 
 // --- addresses
@@ -444,7 +459,8 @@ int get_addr6(NlRequest& rq, NlOut& out) {
 // How a route is reported: IPv4 prefix routes of a loopback interface
 // are local routes of table local, as Linux makes them.
 struct RouteView {
-  uint8_t table, type, scope, protocol;
+  uint32_t table;
+  uint8_t type, scope, protocol;
   uint32_t priority;
   IpAddr prefsrc;
 };
@@ -452,7 +468,7 @@ struct RouteView {
 RouteView view_of(InetState& st, const RouteEntry& e) {
   RouteView v{};
   bool v4 = e.dst.family == AF_INET;
-  v.table = RT_TABLE_MAIN;
+  v.table = e.info.table;
   v.type = RTN_UNICAST;
   v.protocol = e.info.protocol != RouteInfo::kDerive ? e.info.protocol : e.connected ? RTPROT_KERNEL : RTPROT_BOOT;
   v.scope = !v4 ? RT_SCOPE_UNIVERSE
@@ -491,7 +507,7 @@ void fill_route(NlMsg& m, const RouteEntry& e, const RouteView& v) {
   auto* r = m.header<rtmsg>();
   r->rtm_family = e.dst.family;
   r->rtm_dst_len = e.plen;
-  r->rtm_table = v.table;
+  r->rtm_table = static_cast<uint8_t>(v.table < 256 ? v.table : RT_TABLE_COMPAT);
   r->rtm_protocol = v.protocol;
   r->rtm_scope = v.scope;
   r->rtm_type = v.type;
@@ -507,6 +523,19 @@ void fill_route(NlMsg& m, const RouteEntry& e, const RouteView& v) {
   }
 }
 
+// The route of table local for one of our addresses (a host route of
+// type local through the interface that holds it).
+void fill_local_route(NlMsg& m, const IpAddr& a, int ifindex) {
+  RouteEntry e;
+  bool v4 = a.family == AF_INET;
+  e.dst = a;
+  e.plen = v4 ? 32 : 128;
+  e.ifindex = ifindex;
+  RouteView v{RT_TABLE_LOCAL, RTN_LOCAL, static_cast<uint8_t>(v4 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE), RTPROT_KERNEL, 0,
+              v4 ? a : IpAddr()};
+  fill_route(m, e, v);
+}
+
 // Table local as far as this kernel has it: a host route of type local
 // for each address, through the interface that holds it.
 int dump_local_routes(NlRequest& rq, int family, NlOut& dump) {
@@ -516,14 +545,8 @@ int dump_local_routes(NlRequest& rq, int family, NlOut& dump) {
     for (const Ifnet& i : rq.st.ifs_) {
       int n = f == AF_INET ? i.naddr4 : i.naddr6;
       for (int k = 0; k < n; k++) {
-        RouteEntry e;
-        e.dst = f == AF_INET ? IpAddr::of(i.addr4[k].addr) : IpAddr::of(i.addr6[k].addr);
-        e.plen = f == AF_INET ? 32 : 128;
-        e.ifindex = i.index;
-        RouteView v{RT_TABLE_LOCAL, RTN_LOCAL, static_cast<uint8_t>(f == AF_INET ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE),
-                    RTPROT_KERNEL, 0, f == AF_INET ? e.dst : IpAddr()};
         NlMsg m(RTM_NEWROUTE, NLM_F_MULTI, rq.hdr.nlmsg_seq, rq.portid);
-        fill_route(m, e, v);
+        fill_local_route(m, f == AF_INET ? IpAddr::of(i.addr4[k].addr) : IpAddr::of(i.addr6[k].addr), i.index);
         if (!dump.add(m.data(), m.len()).ok()) return ENOMEM;
       }
     }
@@ -601,7 +624,7 @@ int parse_route(NlRequest& rq, int family, RouteReq& r) {
   const NlAttrs& a = r.a;
   int maxlen = family == AF_INET ? 32 : 128;
   for (int t : {RTA_OIF, RTA_PRIORITY, RTA_TABLE})
-    if (int e = need(a, t, 4)) return e;
+    if (int e = need(rq, a, t, 4)) return e;
   if (r.rtm.rtm_dst_len > maxlen) return EINVAL;
   if (int e = get_addr(a, RTA_DST, family, r.dst)) return e;
   if (int e = get_addr(a, RTA_GATEWAY, family, r.gw)) return e;
@@ -626,7 +649,6 @@ int route_prefix(IpAddr& a, int plen) {
 int new_route(NlRequest& rq, int family) {
   RouteReq r;
   if (int e = parse_route(rq, family, r)) return e;
-  if (r.table != 0 && r.table != RT_TABLE_MAIN) return EOPNOTSUPP;
   if (r.rtm.rtm_type != RTN_UNICAST) return EOPNOTSUPP;
   if (int e = route_prefix(r.dst, r.rtm.rtm_dst_len)) return e;
   RefPtr<Ifnet> ifp;
@@ -642,12 +664,16 @@ int new_route(NlRequest& rq, int family) {
   info.protocol = r.rtm.rtm_protocol;
   info.scope = family == AF_INET ? r.rtm.rtm_scope : RT_SCOPE_UNIVERSE;
   info.prefsrc = r.prefsrc;
+  // Any table (0: main), made by its first route as fib_new_table does.
+  info.table = r.table ? r.table : RT_TABLE_MAIN;
   uint16_t fl = rq.hdr.nlmsg_flags;
   bool exists = false;
   {
     SharedLocker g(rq.st.rt_lock_);
     for (const RouteEntry& e : rq.st.routes_)
-      if (e.plen == r.rtm.rtm_dst_len && e.info.priority == info.priority && e.dst == r.dst) exists = true;
+      if (e.plen == r.rtm.rtm_dst_len && e.info.priority == info.priority && e.dst == r.dst &&
+          e.info.table == info.table)
+        exists = true;
   }
   if (exists && ((fl & NLM_F_EXCL) || !(fl & NLM_F_REPLACE))) return EEXIST;
   if (!exists && !(fl & NLM_F_CREATE)) return ENOENT;
@@ -659,9 +685,9 @@ int new_route(NlRequest& rq, int family) {
 int del_route(NlRequest& rq, int family) {
   RouteReq r;
   if (int e = parse_route(rq, family, r)) return e;
-  if (r.table != 0 && r.table != RT_TABLE_MAIN) return ESRCH;
   if (int e = route_prefix(r.dst, r.rtm.rtm_dst_len)) return e;
-  Result<void> res = route_delete(rq.st, r.dst, r.rtm.rtm_dst_len, r.priority, r.oif, r.gw);
+  Result<void> res =
+      route_delete(rq.st, r.dst, r.rtm.rtm_dst_len, r.priority, r.oif, r.gw, r.table ? r.table : RT_TABLE_MAIN);
   return res.ok() ? 0 : res.error();
 }
 
@@ -694,6 +720,203 @@ int get_route(NlRequest& rq, int family, NlOut& out) {
   return out.add(m.data(), m.len()).ok() ? 0 : ENOMEM;
 }
 
+
+// --- neighbours (net/core/neighbour.c: neigh_add, neigh_delete,
+// neigh_get, neigh_dump_info)
+
+constexpr uint16_t kNudValid = NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY;
+constexpr size_t kNeighMax = 256;  // the most one interface's cache holds
+constexpr int kMaxEtherIfs = 64;   // the interfaces one dump covers
+
+// ip's entry on ifp, if there is one.
+bool rtnl_neigh_of(Ifnet& ifp, const IpAddr& ip, NeighInfo& out) {
+  auto* all = static_cast<NeighInfo*>(ifp.state().kernel.kmem().alloc(kNeighMax * sizeof(NeighInfo)));
+  if (!all) return false;
+  size_t n = ether_neigh_list(ifp, ip.family, all, kNeighMax);
+  bool found = false;
+  for (size_t j = 0; j < n && j < kNeighMax && !found; j++)
+    if (all[j].ip == ip) {
+      out = all[j];
+      found = true;
+    }
+  Kmem::free(all);
+  return found;
+}
+
+void fill_neigh(NlMsg& m, int ifindex, const NeighInfo& n) {
+  auto* h = m.header<ndmsg>();
+  h->ndm_family = n.ip.family;
+  h->ndm_ifindex = ifindex;
+  h->ndm_state = n.nud;
+  h->ndm_type = RTN_UNICAST;
+  m.put(NDA_DST, addr_bytes(n.ip), addr_len(n.ip));
+  if (n.nud & kNudValid) m.put(NDA_LLADDR, n.mac, 6);
+  m.put_u32(NDA_PROBES, n.probes);
+  nda_cacheinfo ci{n.age_cs, n.age_cs, n.age_cs, 0};
+  m.put(NDA_CACHEINFO, &ci, sizeof ci);
+}
+
+// The Ethernet interfaces (index 0: all), referenced, in index order.
+int ether_ifs(InetState& st, int only, RefPtr<Ifnet>* out, int max) {
+  int n = 0;
+  SharedLocker g(st.if_lock_);
+  for (Ifnet& i : st.ifs_) {
+    if (i.type != ARPHRD_ETHER || (only && i.index != only) || n == max) continue;
+    i.ref();
+    out[n++] = adopt_ref(&i);
+  }
+  return n;
+}
+
+int dump_neigh(NlRequest& rq, NlOut& dump) {
+  int family = static_cast<uint8_t>(rq.payload()[0]);
+  ndmsg ndm{};
+  NlAttrs a;
+  bool whole = fixed(rq, ndm, a);
+  if (rq.strict) {
+    if (!whole) return rq.fail(EINVAL, "Invalid header for neighbor dump request");
+    if (ndm.ndm_pad1 || ndm.ndm_pad2 || ndm.ndm_ifindex || ndm.ndm_state || ndm.ndm_type)
+      return rq.fail(EINVAL, "Invalid values in header for neighbor dump request");
+    if (ndm.ndm_flags & ~NTF_PROXY) return rq.fail(EINVAL, "Invalid flags in header for neighbor dump request");
+    for (int t = 0; t < NlAttrs::kMax; t++)
+      if (a.tb[t] && t != NDA_IFINDEX && t != NDA_MASTER)
+        return rq.fail(EINVAL, "Unsupported attribute in neighbor dump request");
+  }
+  int only = a.tb[NDA_IFINDEX] && a.len(NDA_IFINDEX) >= 4 ? static_cast<int>(get_u32(a, NDA_IFINDEX)) : 0;
+  bool proxy = whole && ndm.ndm_flags == NTF_PROXY;  // no proxy entries here
+  auto flags = static_cast<uint16_t>(NLM_F_MULTI | (only ? NLM_F_DUMP_FILTERED : 0));
+  RefPtr<Ifnet> ifs[kMaxEtherIfs];
+  int nifs = proxy || only < 0 ? 0 : ether_ifs(rq.st, only, ifs, kMaxEtherIfs);
+  auto* buf = static_cast<NeighInfo*>(rq.st.kernel.kmem().alloc(kNeighMax * sizeof(NeighInfo)));
+  if (!buf) return ENOMEM;
+  int error = 0;
+  // ARP's table first, then neighbour discovery's, as Linux's order.
+  for (int f : {AF_INET, AF_INET6}) {
+    if (family && family != f) continue;
+    for (int k = 0; k < nifs && !error; k++) {
+      size_t n = ether_neigh_list(*ifs[k], f, buf, kNeighMax);
+      if (n > kNeighMax) n = kNeighMax;
+      for (size_t j = 0; j < n; j++) {
+        NlMsg m(RTM_NEWNEIGH, flags, rq.hdr.nlmsg_seq, rq.portid);
+        fill_neigh(m, ifs[k]->index, buf[j]);
+        if (!dump.add(m.data(), m.len()).ok()) {
+          error = ENOMEM;
+          break;
+        }
+      }
+    }
+  }
+  Kmem::free(buf);
+  if (error) return error;
+  return done(rq, dump).ok() ? kNlDumpStarted : ENOMEM;
+}
+
+// The family's key length (0: no neighbour table for it).
+size_t neigh_key_len(int family) { return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0; }
+
+IpAddr neigh_key(int family, const void* p) {
+  IpAddr ip;
+  if (family == AF_INET) {
+    InAddr x;
+    std::memcpy(&x.s, p, 4);
+    ip = IpAddr::of(x);
+  } else {
+    In6Addr x;
+    std::memcpy(x.b, p, 16);
+    ip = IpAddr::of(x);
+  }
+  return ip;
+}
+
+int get_neigh(NlRequest& rq, NlOut& out) {
+  ndmsg ndm;
+  NlAttrs a;
+  if (!fixed(rq, ndm, a)) return rq.fail(EINVAL, "Invalid header for neighbor get request");
+  if (ndm.ndm_pad1 || ndm.ndm_pad2 || ndm.ndm_state || ndm.ndm_type)
+    return rq.fail(EINVAL, "Invalid values in header for neighbor get request");
+  if (ndm.ndm_flags & ~NTF_PROXY) return rq.fail(EINVAL, "Invalid flags in header for neighbor get request");
+  size_t klen = neigh_key_len(ndm.ndm_family);
+  if (!klen) return rq.fail(EAFNOSUPPORT, "Unsupported family in header for neighbor get request");
+  for (int t = 0; t < NlAttrs::kMax; t++) {
+    if (!a.tb[t]) continue;
+    if (t != NDA_DST) return rq.fail(EINVAL, "Unsupported attribute in neighbor get request");
+    if (a.len(t) != klen) return rq.fail(EINVAL, "Invalid network address in neighbor get request");
+  }
+  RefPtr<Ifnet> ifp;
+  if (ndm.ndm_ifindex) {
+    ifp = rq.st.find_if(ndm.ndm_ifindex);
+    if (!ifp) return rq.fail(ENODEV, "Unknown device ifindex");
+  }
+  if (!a.tb[NDA_DST]) return EINVAL;  // (Linux's neigh_get says no more)
+  if (ndm.ndm_flags & NTF_PROXY) return rq.fail(ENOENT, "Proxy neighbour entry not found");
+  if (!ifp) return rq.fail(EINVAL, "No device specified");
+  IpAddr key = neigh_key(ndm.ndm_family, a.data(NDA_DST));
+  NeighInfo found;
+  if (!rtnl_neigh_of(*ifp, key, found)) return rq.fail(ENOENT, "Neighbour entry not found");
+  NlMsg m(RTM_NEWNEIGH, 0, rq.hdr.nlmsg_seq, rq.portid);
+  fill_neigh(m, ifp->index, found);
+  return out.add(m.data(), m.len()).ok() ? 0 : ENOMEM;
+}
+
+// neigh_add and neigh_delete: the request's header and attributes, and
+// the checks they share, in Linux's order. The interface and key of the
+// request, or an errno.
+int neigh_target(NlRequest& rq, bool add, ndmsg& ndm, NlAttrs& a, RefPtr<Ifnet>& ifp, IpAddr& key) {
+  if (!fixed(rq, ndm, a)) return EINVAL;
+  if (!a.tb[NDA_DST]) return rq.fail(EINVAL, "Network address not specified");
+  if (ndm.ndm_ifindex) {
+    ifp = rq.st.find_if(ndm.ndm_ifindex);
+    if (!ifp) return ENODEV;
+    if (add && a.tb[NDA_LLADDR] && a.len(NDA_LLADDR) < (ifp->type == ARPHRD_ETHER ? 6u : 0u))
+      return rq.fail(EINVAL, "Invalid link address");
+  }
+  size_t klen = neigh_key_len(ndm.ndm_family);
+  if (!klen) return EAFNOSUPPORT;
+  if (a.len(NDA_DST) < klen) return rq.fail(EINVAL, "Invalid network address");
+  if (ndm.ndm_flags & NTF_PROXY) return EOPNOTSUPP;  // no proxy entries here
+  if (!ifp) return add ? rq.fail(EINVAL, "Device not specified") : EINVAL;
+  key = neigh_key(ndm.ndm_family, a.data(NDA_DST));
+  return 0;
+}
+
+int new_neigh(NlRequest& rq) {
+  ndmsg ndm;
+  NlAttrs a;
+  RefPtr<Ifnet> ifp;
+  IpAddr key;
+  if (int e = neigh_target(rq, true, ndm, a, ifp, key)) return e;
+  uint16_t fl = rq.hdr.nlmsg_flags;
+  const uint8_t* mac = a.tb[NDA_LLADDR] ? static_cast<const uint8_t*>(a.data(NDA_LLADDR)) : nullptr;
+  Result<bool> r = ether_neigh_set(*ifp, key, mac, ndm.ndm_state, fl & NLM_F_CREATE, fl & NLM_F_EXCL, fl & NLM_F_REPLACE);
+  if (!r.ok()) {
+    if (r.error() == EINVAL && !mac) return rq.fail(EINVAL, "No link layer address given");
+    return r.error();
+  }
+  if (*r) rtnl_notify_neigh(*ifp, key, true);
+  return 0;
+}
+
+int del_neigh(NlRequest& rq) {
+  ndmsg ndm;
+  NlAttrs a;
+  RefPtr<Ifnet> ifp;
+  IpAddr key;
+  if (int e = neigh_target(rq, false, ndm, a, ifp, key)) return e;
+  NeighInfo gone;
+  if (!rtnl_neigh_of(*ifp, key, gone)) return ENOENT;
+  Result<void> r = ether_neigh_delete(*ifp, key);
+  if (!r.ok()) return r.error();
+  // Linux marks it failed (announced), then removes it (announced).
+  if (rq.st.nl_listeners_.load(std::memory_order_acquire) == 0) return 0;
+  gone.nud = NUD_FAILED;
+  for (uint16_t type : {RTM_NEWNEIGH, RTM_DELNEIGH}) {
+    NlMsg m(type, 0, 0, 0);
+    fill_neigh(m, ifp->index, gone);
+    nl_multicast(rq.st, RTNLGRP_NEIGH, m);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int rtnl_rcv_msg(NlRequest& rq, NlOut& out, NlOut& dump) {
@@ -711,6 +934,7 @@ int rtnl_rcv_msg(NlRequest& rq, NlOut& out, NlOut& dump) {
       case RTM_GETLINK: return dump_links(rq, dump);
       case RTM_GETADDR: return dump_addrs(rq, dump);
       case RTM_GETROUTE: return dump_routes(rq, dump);
+      case RTM_GETNEIGH: return dump_neigh(rq, dump);
       default: return EOPNOTSUPP;
     }
   }
@@ -725,6 +949,9 @@ int rtnl_rcv_msg(NlRequest& rq, NlOut& out, NlOut& dump) {
     case RTM_NEWROUTE: return inet ? new_route(rq, family) : EOPNOTSUPP;
     case RTM_DELROUTE: return inet ? del_route(rq, family) : EOPNOTSUPP;
     case RTM_GETROUTE: return inet ? get_route(rq, family, out) : EOPNOTSUPP;
+    case RTM_NEWNEIGH: return new_neigh(rq);
+    case RTM_DELNEIGH: return del_neigh(rq);
+    case RTM_GETNEIGH: return get_neigh(rq, out);
     default: return EOPNOTSUPP;
   }
 }
@@ -742,12 +969,33 @@ void rtnl_notify_link(Ifnet& ifp) {
   nl_multicast(st, RTNLGRP_LINK, m);
 }
 
+void rtnl_notify_link_gone(Ifnet& ifp) {
+  InetState& st = ifp.state();
+  if (st.nl_listeners_.load(std::memory_order_acquire) == 0) return;
+  NlMsg m(RTM_DELLINK, 0, 0, 0);
+  fill_link(m, ifp, 0);
+  nl_multicast(st, RTNLGRP_LINK, m);
+}
+
+namespace {
+
+// The route of table local that goes with an address.
+void notify_local_route(Ifnet& ifp, const IpAddr& a, bool add) {
+  NlMsg m(add ? RTM_NEWROUTE : RTM_DELROUTE, 0, 0, 0);
+  fill_local_route(m, a, ifp.index);
+  nl_multicast(ifp.state(), a.family == AF_INET ? RTNLGRP_IPV4_ROUTE : RTNLGRP_IPV6_ROUTE, m);
+}
+
+}  // namespace
+
 void rtnl_notify_addr4(Ifnet& ifp, const IfAddr4& a, bool add) {
   InetState& st = ifp.state();
   if (st.nl_listeners_.load(std::memory_order_acquire) == 0) return;
   NlMsg m(add ? RTM_NEWADDR : RTM_DELADDR, 0, 0, 0);
   fill_addr4(m, ifp, a, false, centisecs(st.kernel));
   nl_multicast(st, RTNLGRP_IPV4_IFADDR, m);
+  // Then its route of table local, as fib_add_ifaddr/fib_del_ifaddr.
+  notify_local_route(ifp, IpAddr::of(a.addr), add);
 }
 
 void rtnl_notify_addr6(Ifnet& ifp, const IfAddr6& a, bool add) {
@@ -762,9 +1010,35 @@ void rtnl_notify_addr6(Ifnet& ifp, const IfAddr6& a, bool add) {
     fill_addr6(t, ifp, a, now, true);
     nl_multicast(st, RTNLGRP_IPV6_IFADDR, t);
   }
+  if (!add) notify_local_route(ifp, IpAddr::of(a.addr), false);
   NlMsg m(add ? RTM_NEWADDR : RTM_DELADDR, 0, 0, 0);
   fill_addr6(m, ifp, a, now);
   nl_multicast(st, RTNLGRP_IPV6_IFADDR, m);
+  if (add) notify_local_route(ifp, IpAddr::of(a.addr), true);
+}
+
+void rtnl_notify_neigh(Ifnet& ifp, const IpAddr& ip, bool add) {
+  InetState& st = ifp.state();
+  if (st.nl_listeners_.load(std::memory_order_acquire) == 0) return;
+  NeighInfo n;
+  if (!rtnl_neigh_of(ifp, ip, n)) return;
+  NlMsg m(add ? RTM_NEWNEIGH : RTM_DELNEIGH, 0, 0, 0);
+  fill_neigh(m, ifp.index, n);
+  nl_multicast(st, RTNLGRP_NEIGH, m);
+}
+
+void rtnl_notify_neighs_gone(Ifnet& ifp) {
+  InetState& st = ifp.state();
+  if (st.nl_listeners_.load(std::memory_order_acquire) == 0) return;
+  auto* all = static_cast<NeighInfo*>(st.kernel.kmem().alloc(kNeighMax * sizeof(NeighInfo)));
+  if (!all) return;
+  size_t n = ether_neigh_list(ifp, 0, all, kNeighMax);
+  for (size_t j = 0; j < n && j < kNeighMax; j++) {
+    NlMsg m(RTM_DELNEIGH, 0, 0, 0);
+    fill_neigh(m, ifp.index, all[j]);
+    nl_multicast(st, RTNLGRP_NEIGH, m);
+  }
+  Kmem::free(all);
 }
 
 void rtnl_notify_route(InetState& st, const RouteEntry& e, bool add) {

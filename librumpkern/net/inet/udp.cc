@@ -44,9 +44,11 @@ Result<size_t> udp_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   TRY(inet_dgram_dest(so, m, dst, dport));
   if (m.to && dport == 0) return err(EINVAL);
   if (len > (dst.family == AF_INET6 ? kMaxPayload6 : kMaxPayload4)) return err(EMSGSIZE);
+  int oif = TRY(inet_sock_scope(so, m.to, dst));
   InPcbEnds e = TRY(inet_sock_autobind(so));
   IpAddr src = e.laddr;
-  if (src.family == 0) src = TRY(ip_select_source(so.kernel(), dst));
+  if (src.family == 0 || (oif && src.family == AF_INET6 && src.v6.any()))
+    src = TRY(ip_select_source(so.kernel(), dst, oif));
   Pkt* p = TRY(Pkt::alloc(st.pool, sizeof(udphdr)));
   Result<void> c = p->append_uio(*m.uio, len);
   if (!c.ok()) {
@@ -68,6 +70,7 @@ Result<size_t> udp_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   p->meta.csum_start = 0;
   p->meta.csum_offset = offsetof(udphdr, check);
   IpOutOpts o = inet_sock_out_opts(so);
+  if (oif) o.oif = oif;
   Result<void> r = ip_output(so.kernel(), p, src, dst, IPPROTO_UDP, o);
   if (!r.ok()) {
     if (r.error() == ENOBUFS) bump(st.udp_stats.SndbufErrors);

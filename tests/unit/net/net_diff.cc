@@ -2,6 +2,7 @@
 #include "net_diff.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <memory>
@@ -89,6 +90,14 @@ void run_diff(ScenarioFn host, ScenarioFn rump) {
   }
   CHECK(h.size() == r.size());
   CHECK(h.size() > 0);
+}
+
+bool can_unshare_net() {
+  pid_t p = fork();
+  if (p == 0) _exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
+  int st = 0;
+  waitpid(p, &st, 0);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 }  // namespace net_test

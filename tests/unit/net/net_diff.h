@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,6 +126,21 @@ inline void log_addr(Log& L, int line, const sockaddr_un& a, socklen_t len) {
 #define LOG_ADDR(a, len) ::net_test::log_addr(L, __LINE__, a, len)
 
 using ScenarioFn = void (*)(Log&, const Env&);
+
+// Can this process make a network namespace (root)? Asked in a child.
+bool can_unshare_net();
+// The host run of a scenario that changes network state enters a fresh
+// network namespace of its own first (false, logged, if it cannot).
+template <class S>
+bool enter_netns(Log& L) {
+  if constexpr (!S::kRump) {
+    if (unshare(CLONE_NEWNET) != 0) {
+      V("unshare failed %d", errno);
+      return false;
+    }
+  }
+  return true;
+}
 
 // Runs host and rump versions and compares their logs.
 void run_diff(ScenarioFn host, ScenarioFn rump);

@@ -14,8 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -365,6 +367,244 @@ TEST_CASE("ipv6 nd: DAD on up, solicitation to the solicited-node group, adverti
     CHECK(out.size() == 0);
     CHECK(counters("net.inet6.icmp6.stats")["InErrors"] - before["InErrors"] == 2);
     rump_sys_close(r);
+    rump_sys_close(s);
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
+  });
+}
+
+// A router advertisement (RFC 4861 4.2) with a router lifetime in
+// seconds, then options.
+Bytes ra(uint16_t lifetime, std::initializer_list<Bytes> options) {
+  Bytes m = {ND_ROUTER_ADVERT, 0, 0, 0, 64, 0, static_cast<uint8_t>(lifetime >> 8), static_cast<uint8_t>(lifetime),
+             0, 0, 0, 0, 0, 0, 0, 0};
+  for (const Bytes& o : options) m.insert(m.end(), o.begin(), o.end());
+  return m;
+}
+Bytes be32(uint32_t v) {
+  return {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
+          static_cast<uint8_t>(v)};
+}
+Bytes opt_sll(const uint8_t m[6]) {
+  Bytes o = {1, 1};
+  o.insert(o.end(), m, m + 6);
+  return o;
+}
+Bytes opt_mtu(uint32_t mtu) {
+  Bytes o = {5, 1, 0, 0};
+  Bytes v = be32(mtu);
+  o.insert(o.end(), v.begin(), v.end());
+  return o;
+}
+Bytes opt_prefix(const char* prefix, uint8_t plen, uint8_t flags, uint32_t valid, uint32_t preferred) {
+  Bytes o = {3, 4, plen, flags};
+  for (uint32_t v : {valid, preferred}) {
+    Bytes b = be32(v);
+    o.insert(o.end(), b.begin(), b.end());
+  }
+  o.insert(o.end(), 4, 0);
+  Bytes p = addr6(prefix);
+  o.insert(o.end(), p.begin(), p.end());
+  return o;
+}
+
+// The IPv6 addresses of an interface, as text.
+std::vector<std::string> addrs6(const char* ifname) {
+  std::vector<std::string> out;
+  in_kernel([&](rump::InetState& st) {
+    rump::RefPtr<rump::Ifnet> ifp = st.find_if(ifname);
+    REQUIRE(ifp);
+    rump::SharedLocker g(st.if_lock_);
+    for (int i = 0; i < ifp->naddr6; i++) {
+      char b[64];
+      inet_ntop(AF_INET6, ifp->addr6[i].addr.b, b, sizeof b);
+      out.push_back(std::string(b) + "/" + std::to_string(ifp->addr6[i].plen));
+    }
+  });
+  return out;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+TEST_CASE("ipv6 nd: a router advertisement gives a SLAAC address, a default route and the IPv6 MTU",
+          "[inet][ipv6][nd]") {
+  in_rump(make_env(), [] {
+    Frames out;
+    attach_ether("eth0", kMacA, out);
+    REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+    out.clear();
+    const uint8_t all_nodes[6] = {0x33, 0x33, 0, 0, 0, 1};
+    auto before = counters("net.inet6.icmp6.stats");
+    Bytes good = ra(1800, {opt_sll(kMacC), opt_mtu(1280), opt_prefix("2001:db8:77::", 64, 0xc0, 86400, 14400),
+                           opt_prefix("2001:db8:88::", 48, 0x40, 86400, 14400),
+                           opt_prefix("fe80::", 64, 0x40, 86400, 14400),
+                           opt_prefix("2001:db8:66::", 64, 0x40, 100, 200)});
+    // Not from a router on the link: forwarded (hop limit 64), from a
+    // global source, or with an option of length zero.
+    rx("eth0", ether(all_nodes, kMacC, ip6("fe80::1", "ff02::1", IPPROTO_ICMPV6, good, 64)));
+    rx("eth0", ether(all_nodes, kMacC, ip6("2001:db8::9", "ff02::1", IPPROTO_ICMPV6, good, 255)));
+    Bytes bad = good;
+    bad[17] = 0;
+    rx("eth0", ether(all_nodes, kMacC, ip6("fe80::1", "ff02::1", IPPROTO_ICMPV6, bad, 255)));
+    auto after = counters("net.inet6.icmp6.stats");
+    CHECK(after["InRouterAdvertisements"] - before["InRouterAdvertisements"] == 3);
+    CHECK(after["InErrors"] - before["InErrors"] == 3);
+    int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 far = in6("2001:db8:99::1", 9);
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(far), sizeof far) == -1);
+    CHECK(errno == ENETUNREACH);
+    CHECK(out.size() == 0);
+
+    rx("eth0", ether(all_nodes, kMacC, ip6("fe80::1", "ff02::1", IPPROTO_ICMPV6, good, 255)));
+    // The /64 with the autonomous flag gave an address from the MAC
+    // (02:00:00:00:00:0a: ::ff:fe00:a), with duplicate detection; the
+    // /48, the link-local prefix and the one whose preferred lifetime
+    // exceeds its valid one gave none.
+    std::vector<std::string> a = addrs6("eth0");
+    CHECK(has(a, "2001:db8:77::ff:fe00:a/64"));
+    CHECK(a.size() == 2);  // and the link-local one
+    REQUIRE(out.size() == 1);
+    Nd dad = parse_nd(out.pop());
+    CHECK(dad.src == addr6("::"));
+    CHECK(Bytes(dad.msg.begin() + 8, dad.msg.begin() + 24) == addr6("2001:db8:77::ff:fe00:a"));
+    // The default route goes through the router, whose MAC the source
+    // option put in the neighbour cache: a datagram goes straight to it,
+    // from the new address.
+    REQUIRE(rump_sys_sendto(s, "x", 1, 0, sa6(far), sizeof far) == 1);
+    REQUIRE(out.size() == 1);
+    Bytes f = out.pop();
+    CHECK(Bytes(f.begin(), f.begin() + 6) == mac(kMacC));
+    CHECK(Bytes(f.begin() + 22, f.begin() + 38) == addr6("2001:db8:77::ff:fe00:a"));
+    CHECK(Bytes(f.begin() + 38, f.begin() + 54) == addr6("2001:db8:99::1"));
+    // The MTU option: 1400 bytes go in fragments of at most 1280.
+    std::string big(1400, 'b');
+    REQUIRE(rump_sys_sendto(s, big.data(), big.size(), 0, sa6(far), sizeof far) == 1400);
+    REQUIRE(out.size() == 2);
+    for (int i = 0; i < 2; i++) {
+      Bytes g = out.pop();
+      CHECK(g.size() <= 14 + 1280);
+      CHECK(g[14 + 6] == IPPROTO_FRAGMENT);
+    }
+    // The same advertisement again changes nothing.
+    rx("eth0", ether(all_nodes, kMacC, ip6("fe80::1", "ff02::1", IPPROTO_ICMPV6, good, 255)));
+    CHECK(addrs6("eth0").size() == 2);
+    CHECK(out.size() == 0);
+    // A router lifetime of zero: no longer a default router.
+    rx("eth0", ether(all_nodes, kMacC, ip6("fe80::1", "ff02::1", IPPROTO_ICMPV6, ra(0, {}), 255)));
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(far), sizeof far) == -1);
+    CHECK(errno == ENETUNREACH);
+    // The on-link prefix stays reachable without a router.
+    sockaddr_in6 near = in6("2001:db8:77::5", 9);
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(near), sizeof near) == 1);
+    rump_sys_close(s);
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
+  });
+}
+
+int ifindex(const char* name) {
+  int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+  ifreq ifr{};
+  std::strcpy(ifr.ifr_name, name);
+  int r = rump_sys_ioctl(s, SIOCGIFINDEX, &ifr);
+  rump_sys_close(s);
+  return r == 0 ? ifr.ifr_ifindex : -1;
+}
+
+// Takes every frame an interface sent and counts the neighbour
+// solicitations for target among them (retransmissions included), with
+// the IPv6 source of the last.
+int ns_for(Frames& f, const char* target, Bytes* src = nullptr) {
+  int n = 0;
+  for (Bytes b = f.pop(); !b.empty(); b = f.pop()) {
+    Nd d = parse_nd(b);
+    if (!d.ok || d.msg.size() < 24 || d.msg[0] != ND_NEIGHBOR_SOLICIT) continue;
+    if (Bytes(d.msg.begin() + 8, d.msg.begin() + 24) != addr6(target)) continue;
+    n++;
+    if (src) *src = d.src;
+  }
+  return n;
+}
+
+TEST_CASE("ipv6: a link-local destination takes its interface from the scope id; without one it is ambiguous",
+          "[inet][ipv6]") {
+  in_rump(make_env(), [] {
+    Frames out0, out1;
+    attach_ether("eth0", kMacA, out0);
+    attach_ether("eth1", kMacB, out1);
+    REQUIRE(rump_pub_netconfig_ifup("eth0") == 0);
+    REQUIRE(rump_pub_netconfig_ifup("eth1") == 0);
+    out0.clear();
+    out1.clear();
+    int i0 = ifindex("eth0"), i1 = ifindex("eth1");
+    REQUIRE(i0 > 0);
+    REQUIRE(i1 > 0);
+    int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 peer = in6("fe80::99", 9);
+    // Two interfaces with link-local addresses: which one is meant?
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == -1);
+    CHECK(errno == EINVAL);
+    peer.sin6_scope_id = 999;
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == -1);
+    CHECK(errno == ENODEV);
+    // Through eth1: resolved there, from eth1's link-local address.
+    peer.sin6_scope_id = static_cast<uint32_t>(i1);
+    REQUIRE(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == 1);
+    Bytes src;
+    CHECK(ns_for(out0, "fe80::99") == 0);
+    CHECK(ns_for(out1, "fe80::99", &src) >= 1);
+    CHECK(src == addr6("fe80::ff:fe00:b"));
+    // A raw ICMPv6 socket the same way, through eth0.
+    int r = rump_sys_socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+    REQUIRE(r >= 0);
+    uint8_t echo[8] = {ICMP6_ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1};
+    sockaddr_in6 rp = in6("fe80::98", 0);
+    CHECK(rump_sys_sendto(r, echo, sizeof echo, 0, sa6(rp), sizeof rp) == -1);
+    CHECK(errno == EINVAL);
+    rp.sin6_scope_id = static_cast<uint32_t>(i0);
+    REQUIRE(rump_sys_sendto(r, echo, sizeof echo, 0, sa6(rp), sizeof rp) == sizeof echo);
+    CHECK(ns_for(out0, "fe80::98", &src) >= 1);
+    CHECK(src == addr6("fe80::ff:fe00:a"));
+    CHECK(ns_for(out1, "fe80::98") == 0);
+    rump_sys_close(r);
+    // connect with a scope id ties the socket to the interface.
+    int c = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 cp = in6("fe80::97", 9);
+    CHECK(rump_sys_connect(c, sa6(cp), sizeof cp) == -1);
+    CHECK(errno == EINVAL);
+    cp.sin6_scope_id = static_cast<uint32_t>(i0);
+    REQUIRE(rump_sys_connect(c, sa6(cp), sizeof cp) == 0);
+    sockaddr_in6 me{};
+    socklen_t ml = sizeof me;
+    REQUIRE(rump_sys_getsockname(c, sa6(me), &ml) == 0);
+    CHECK(Bytes(me.sin6_addr.s6_addr, me.sin6_addr.s6_addr + 16) == addr6("fe80::ff:fe00:a"));
+    REQUIRE(rump_sys_send(c, "y", 1, 0) == 1);
+    CHECK(ns_for(out0, "fe80::97") >= 1);
+    CHECK(ns_for(out1, "fe80::97") == 0);
+    rump_sys_close(c);
+    // bind: the scope id's interface must hold the address.
+    int b = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 ll1 = in6("fe80::ff:fe00:b", 0);
+    CHECK(rump_sys_bind(b, sa6(ll1), sizeof ll1) == -1);
+    CHECK(errno == EINVAL);
+    ll1.sin6_scope_id = static_cast<uint32_t>(i0);
+    CHECK(rump_sys_bind(b, sa6(ll1), sizeof ll1) == -1);
+    CHECK(errno == EADDRNOTAVAIL);
+    ll1.sin6_scope_id = static_cast<uint32_t>(i1);
+    REQUIRE(rump_sys_bind(b, sa6(ll1), sizeof ll1) == 0);
+    // Bound to eth1: an unscoped link-local destination goes there, a
+    // scope id for another interface is EINVAL.
+    sockaddr_in6 p2 = in6("fe80::96", 9);
+    REQUIRE(rump_sys_sendto(b, "z", 1, 0, sa6(p2), sizeof p2) == 1);
+    CHECK(ns_for(out1, "fe80::96") >= 1);
+    CHECK(ns_for(out0, "fe80::96") == 0);
+    p2.sin6_scope_id = static_cast<uint32_t>(i0);
+    CHECK(rump_sys_sendto(b, "z", 1, 0, sa6(p2), sizeof p2) == -1);
+    CHECK(errno == EINVAL);
+    rump_sys_close(b);
+    // With one interface left, nothing is ambiguous.
+    REQUIRE(rump_pub_netconfig_ifdestroy("eth1") == 0);
+    sockaddr_in6 p3 = in6("fe80::95", 9);
+    REQUIRE(rump_sys_sendto(s, "x", 1, 0, sa6(p3), sizeof p3) == 1);
+    CHECK(ns_for(out0, "fe80::95") >= 1);
     rump_sys_close(s);
     CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
   });

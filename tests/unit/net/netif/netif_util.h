@@ -103,14 +103,29 @@ inline StreamResult stream_recv(int fd, uint64_t seed) {
   }
 }
 
+// A socket address for addr:port, IPv4 or IPv6 text ("2001:db8::1"); its
+// length.
+inline socklen_t any_addr(const char* addr, uint16_t port, sockaddr_in6& out) {
+  std::memset(&out, 0, sizeof out);
+  if (inet_pton(AF_INET6, addr, &out.sin6_addr) == 1) {
+    out.sin6_family = AF_INET6;
+    out.sin6_port = htons(port);
+    return sizeof(sockaddr_in6);
+  }
+  sockaddr_in a = in4(addr, port);
+  std::memcpy(&out, &a, sizeof a);
+  return sizeof a;
+}
+
 // A listening TCP socket on addr:port (backlog 4), or -1.
 inline int tcp_listen(const char* addr, uint16_t port) {
-  int s = rump_sys_socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in6 a;
+  socklen_t len = any_addr(addr, port, a);
+  int s = rump_sys_socket(a.sin6_family, SOCK_STREAM, 0);
   if (s < 0) return -1;
   int one = 1;
   rump_sys_setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a = in4(addr, port);
-  if (rump_sys_bind(s, sa(a), sizeof a) != 0 || rump_sys_listen(s, 4) != 0) {
+  if (rump_sys_bind(s, reinterpret_cast<sockaddr*>(&a), len) != 0 || rump_sys_listen(s, 4) != 0) {
     rump_sys_close(s);
     return -1;
   }
@@ -119,10 +134,11 @@ inline int tcp_listen(const char* addr, uint16_t port) {
 
 // A TCP connection to addr:port, or -1 with errno.
 inline int tcp_connect(const char* addr, uint16_t port) {
-  int s = rump_sys_socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in6 a;
+  socklen_t len = any_addr(addr, port, a);
+  int s = rump_sys_socket(a.sin6_family, SOCK_STREAM, 0);
   if (s < 0) return -1;
-  sockaddr_in a = in4(addr, port);
-  if (rump_sys_connect(s, sa(a), sizeof a) != 0) {
+  if (rump_sys_connect(s, reinterpret_cast<sockaddr*>(&a), len) != 0) {
     int e = errno;
     rump_sys_close(s);
     errno = e;

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -130,9 +131,11 @@ struct Client {
     auto a = attrs(m.body, sizeof i);
     auto ip = [&](int t) { return a.count(t) ? ntop(i.ifa_family, a[t].data()) : std::string("-"); };
     // Linux runs duplicate address detection even on lo, later: whether
-    // an IPv6 address is still tentative is a race there.
-    uint32_t flags = a.count(IFA_FLAGS) ? u32_of(a[IFA_FLAGS]) & ~IFA_F_TENTATIVE : 0;
-    i.ifa_flags &= static_cast<uint8_t>(~IFA_F_TENTATIVE);
+    // an IPv6 address is still tentative is a race there. IFA_F_NODAD
+    // (asked for where the host must not wait for detection) is the
+    // request's, not the address's state.
+    uint32_t flags = a.count(IFA_FLAGS) ? u32_of(a[IFA_FLAGS]) & ~(IFA_F_TENTATIVE | IFA_F_NODAD) : 0;
+    i.ifa_flags &= static_cast<uint8_t>(~(IFA_F_TENTATIVE | IFA_F_NODAD));
     char b[320];
     snprintf(b, sizeof b, "addr %s/%u on %s family %d flags %#x/%#x scope %u local %s brd %s label %s cache %d",
              ip(IFA_ADDRESS).c_str(), i.ifa_prefixlen, ifname(static_cast<int>(i.ifa_index)).c_str(), i.ifa_family,
@@ -156,8 +159,32 @@ struct Client {
     return b;
   }
 
+  // Normalized: the cache times and reference count.
+  std::string neigh_line(const Msg& m) {
+    ndmsg n;
+    std::memcpy(&n, m.body.data(), sizeof n);
+    auto a = attrs(m.body, sizeof n);
+    std::string mac = "-";
+    if (a.count(NDA_LLADDR)) {
+      mac.clear();
+      for (unsigned char c : a[NDA_LLADDR]) {
+        char h[4];
+        snprintf(h, sizeof h, "%s%02x", mac.empty() ? "" : ":", c);
+        mac += h;
+      }
+    }
+    char b[320];
+    snprintf(b, sizeof b, "neigh %s dev %s family %d state %#x flags %#x type %u lladdr %s probes %d cache %d",
+             a.count(NDA_DST) ? ntop(n.ndm_family, a[NDA_DST].data()).c_str() : "-",
+             ifname(n.ndm_ifindex).c_str(), n.ndm_family, n.ndm_state, n.ndm_flags, n.ndm_type, mac.c_str(),
+             a.count(NDA_PROBES) ? static_cast<int>(u32_of(a[NDA_PROBES])) : -1,
+             a.count(NDA_CACHEINFO) ? static_cast<int>(a[NDA_CACHEINFO].size()) : 0);
+    return b;
+  }
+
   std::string line(const Msg& m) {
     switch (m.h.nlmsg_type) {
+      case RTM_NEWNEIGH: case RTM_DELNEIGH: return (m.h.nlmsg_type == RTM_DELNEIGH ? "del " : "") + neigh_line(m);
       case RTM_NEWLINK: case RTM_DELLINK: return link_line(m);
       case RTM_NEWADDR: case RTM_DELADDR: return (m.h.nlmsg_type == RTM_DELADDR ? "del " : "") + addr_line(m);
       case RTM_NEWROUTE: case RTM_DELROUTE: return (m.h.nlmsg_type == RTM_DELROUTE ? "del " : "") + route_line(m);
@@ -276,11 +303,40 @@ struct Nl : Client {
     collect(err);
     return err;
   }
+  // Sends r asking for an ACK and returns the NLMSG_ERROR's errno, its
+  // extended ACK's message ("-" if none) and attribute offset (0: none).
+  int call_ext(Req& r, std::string& msg, uint32_t& offs) {
+    r.hdr()->nlmsg_flags |= NLM_F_ACK;
+    msg = "-";
+    offs = 0;
+    if (send(r) < 0) return 3000 + errno;
+    for (;;) {
+      std::vector<char> buf;
+      long n = recv_one(buf);
+      if (n < 0) return 1000 + static_cast<int>(-n);
+      std::vector<Msg> ms;
+      split(buf.data(), static_cast<size_t>(n), ms);
+      for (Msg& m : ms) {
+        if (m.h.nlmsg_seq != seq || m.h.nlmsg_type != NLMSG_ERROR) continue;
+        nlmsgerr e;
+        std::memcpy(&e, m.body.data(), sizeof e);
+        // The TLVs follow the quoted request (all of it unless capped).
+        size_t quoted = (m.h.nlmsg_flags & NLM_F_CAPPED) ? 0 : e.msg.nlmsg_len - NLMSG_HDRLEN;
+        if (m.h.nlmsg_flags & NLM_F_ACK_TLVS) {
+          auto t = attrs(m.body, sizeof e + quoted);
+          if (t.count(NLMSGERR_ATTR_MSG)) msg = t[NLMSGERR_ATTR_MSG].c_str();
+          if (t.count(NLMSGERR_ATTR_OFFS)) offs = u32_of(t[NLMSGERR_ATTR_OFFS]);
+        }
+        return -e.error;
+      }
+    }
+  }
   // A dump: the normalized lines, sorted.
   std::vector<std::string> dump(uint16_t type, uint8_t family, int& err) {
     Req r(type, NLM_F_REQUEST | NLM_F_DUMP);
     if (type == RTM_GETLINK) r.fixed<ifinfomsg>()->ifi_family = family;
     else if (type == RTM_GETADDR) r.fixed<ifaddrmsg>()->ifa_family = family;
+    else if (type == RTM_GETNEIGH) r.fixed<ndmsg>()->ndm_family = family;
     else r.fixed<rtmsg>()->rtm_family = family;
     err = 0;
     if (send(r) < 0) {

@@ -48,10 +48,12 @@ TEST_CASE("rtnetlink: netconfig changes reach listeners", "[netlink]") {
     std::vector<Msg> ms = drain(mon);
     std::vector<std::string> lines;
     for (Msg& m : ms) lines.push_back(mon.line(m));
-    REQUIRE(lines.size() == 2);
+    REQUIRE(lines.size() == 3);
     CHECK(lines[0].find("addr 10.5.0.1/24") == 0);
-    // On lo, the prefix route is a local route of table local.
-    CHECK(lines[1].find("route 10.5.0.0/24 family 2 table 255/255 proto 2 scope 254 type 2") == 0);
+    // The address's own route of table local, then (on lo) the prefix
+    // route, a local route of table local too.
+    CHECK(lines[1].find("route 10.5.0.1/32 family 2 table 255/255 proto 2 scope 254 type 2") == 0);
+    CHECK(lines[2].find("route 10.5.0.0/24 family 2 table 255/255 proto 2 scope 254 type 2") == 0);
     CHECK(mon.last_from.nl_pid == 0);
     CHECK(mon.last_from.nl_groups == RTMGRP_IPV4_ROUTE);
     REQUIRE(rump_pub_netconfig_ifdown("lo") == 0);
@@ -68,7 +70,7 @@ TEST_CASE("rtnetlink: netconfig changes reach listeners", "[netlink]") {
     REQUIRE(quiet.open());
     REQUIRE(rump_pub_netconfig_ipv4_ifaddr_cidr("lo", "10.6.0.1", 24) == 0);
     CHECK(drain(quiet).empty());
-    CHECK(drain(mon).size() == 2);
+    CHECK(drain(mon).size() == 3);
   });
 }
 
