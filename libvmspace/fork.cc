@@ -45,6 +45,7 @@ Result<RefPtr<Vmspace>> Vmspace::fork() {
       c->inherit = e.inherit;
       c->object = e.object;
       c->object_offset = e.object_offset;
+      c->count_writable_like(e);
       mapped += e.size();
       if (!e.layer) continue;
       switch (e.inherit) {

@@ -59,6 +59,24 @@ struct MapEntry : KObject {
   uint64_t object_offset = 0;
   RefPtr<VmObject> layer;
   uint64_t layer_offset = 0;
+  // A shared mapping that may be made writable holds one of its object's
+  // writable-map counts (VmObject::add_writable_map) while it exists; the
+  // halves of a split and a child's copy each hold their own.
+  bool counts_writable = false;
+
+  MapEntry() = default;
+  MapEntry(const MapEntry&) = delete;
+  MapEntry& operator=(const MapEntry&) = delete;
+  ~MapEntry() {
+    if (counts_writable) object->drop_writable_map();
+  }
+  // Takes a count for a copy of an entry that holds one (it cannot be
+  // denied while that one is held).
+  void count_writable_like(const MapEntry& from) {
+    if (!from.counts_writable) return;
+    (void)object->add_writable_map();
+    counts_writable = true;
+  }
 
   bi::set_member_hook<bi::link_mode<bi::safe_link>> map_hook;
 

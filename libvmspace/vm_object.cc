@@ -42,6 +42,23 @@ size_t VmObject::resident_pages() {
   return pages_.size();
 }
 
+Result<void> VmObject::add_writable_map() {
+  int n = writable_maps_.load(std::memory_order_acquire);
+  do {
+    if (n < 0) return err(EPERM);
+  } while (!writable_maps_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel));
+  return {};
+}
+
+Result<void> VmObject::deny_writable_maps() {
+  int n = writable_maps_.load(std::memory_order_acquire);
+  do {
+    if (n > 0) return err(EBUSY);
+    if (n < 0) return {};
+  } while (!writable_maps_.compare_exchange_weak(n, kDenied, std::memory_order_acq_rel));
+  return {};
+}
+
 void PageTable::panic_full() {
   rumpuser_dprintf("libvmspace: page table insert without reserved room\n");
   rumpuser_exit(RUMPUSER_PANIC);

@@ -23,6 +23,7 @@
 // are refcounted; map entries hold references.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -52,6 +53,15 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // (a read-only file: PROT_READ|PROT_EXEC).
   virtual int max_shared_prot() const;
   size_t resident_pages();
+
+  // Shared mappings that may be made writable (Linux's i_mmap_writable):
+  // each map entry that is one holds a count here, and a seal against
+  // writes (memfd F_SEAL_WRITE) denies them for good. add_writable_map:
+  // EPERM once denied. deny_writable_maps: EBUSY while any exist.
+  // Counting is lock-free, so an mmap and a seal racing see one order.
+  Result<void> add_writable_map();
+  void drop_writable_map() { writable_maps_.fetch_sub(1, std::memory_order_acq_rel); }
+  Result<void> deny_writable_maps();
 
   // ---- the pager interface (override in a subclass) ----
   // Fills `frame` (kPageSize bytes, zeroed) with the content at `offset`
@@ -118,6 +128,9 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   template <class Fn>
   void for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn) ABSL_SHARED_LOCKS_REQUIRED(lock_);
 
+  // > 0: that many writable shared mappings; kDenied (negative): sealed.
+  static constexpr int kDenied = -(1 << 30);
+  std::atomic<int> writable_maps_{0};
   Kmem* kmem_;
   uint64_t size_;
   bool anonymous_;

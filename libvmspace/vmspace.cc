@@ -135,6 +135,7 @@ Result<void> Vmspace::split_at_locked(uint64_t addr) {
   tail->object_offset = e.object_offset + delta;
   tail->layer = e.layer;
   tail->layer_offset = e.layer_offset + delta;
+  tail->count_writable_like(e);
   e.end = addr;
   entries_.insert_before(std::next(it), *tail);
   return {};
@@ -266,6 +267,12 @@ Result<uint64_t> Vmspace::map(uint64_t addr, uint64_t len, int prot, int flags, 
   e->max_prot = max_prot;
   e->shared = shared;
   e->inherit = shared ? Inherit::kShare : Inherit::kCopy;
+  // A shared mapping of a caller's object that may become writable counts
+  // there (EPERM once the object is sealed against writes).
+  if (shared && !anonymous && (max_prot & PROT_WRITE)) {
+    if (!e->object->add_writable_map().ok()) return dispose(e), err(EPERM);
+    e->counts_writable = true;
+  }
 
   Locker<RwLock> g(map_lock_);
   uint64_t replaced = 0;

@@ -160,6 +160,7 @@ class Vmspace : public KObject, public RefCounted<Vmspace> {
     Inherit inherit;
     bool object;             // backed by an object (a file), not anonymous
     uint64_t object_offset;  // where in it
+    VmObject* backing;       // that object, borrowed for the call (or null)
   };
   // Calls fn(const EntryInfo&) for each entry in address order (tests, /proc).
   template <class Fn>
@@ -184,7 +185,7 @@ class Vmspace : public KObject, public RefCounted<Vmspace> {
   void for_each_entry_locked(Fn& fn) ABSL_SHARED_LOCKS_REQUIRED(map_lock_) {
     for (MapEntry& e : entries_)
       fn(EntryInfo{e.start, e.end, e.prot, e.max_prot, e.shared, e.locked, e.inherit, static_cast<bool>(e.object),
-                   e.object_offset});
+                   e.object_offset, e.object.get()});
   }
 
   // The entry containing addr, or end().

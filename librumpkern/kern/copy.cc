@@ -28,6 +28,17 @@ bool host_range_ok(uintptr_t uaddr, size_t len) {
 
 bool host_user_range_ok(uintptr_t uaddr, size_t len) { return host_range_ok(uaddr, len); }
 
+Result<void> space_copy(UserSpace* s, bool to_user, uintptr_t uaddr, void* kbuf, size_t len, size_t* done) {
+  *done = 0;
+  if (len == 0) return {};
+  if (s) return bus_to_efault(to_user ? s->copyout(kbuf, uaddr, len, done) : s->copyin(uaddr, kbuf, len, done));
+  if (!host_range_ok(uaddr, len)) return err(EFAULT);
+  if (to_user) std::memcpy(reinterpret_cast<void*>(uaddr), kbuf, len);
+  else std::memcpy(kbuf, reinterpret_cast<const void*>(uaddr), len);
+  *done = len;
+  return {};
+}
+
 Result<void> copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len) {
   if (len == 0) return {};
   if (UserSpace* s = l.user_space()) {

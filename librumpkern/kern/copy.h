@@ -53,6 +53,9 @@ class UserSpace {
     uint64_t start, end, offset;
     int prot;
     bool shared, object, heap;
+    // The mapped object (a file's page cache), borrowed for the call; null
+    // for private anonymous memory.
+    vm::VmObject* backing;
   };
   virtual void for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) {}
   struct Totals {
@@ -71,6 +74,10 @@ bool host_user_range_ok(uintptr_t uaddr, size_t len);
 Result<void> copyin(Lwp& l, uintptr_t uaddr, void* kaddr, size_t len);
 Result<void> copyout(Lwp& l, const void* kaddr, uintptr_t uaddr, size_t len);
 Result<void> copyinstr(Lwp& l, uintptr_t uaddr, char* kbuf, size_t maxlen, size_t* len);
+// Copies between kernel memory and a given space (null: the host's), not
+// the caller's: another process's memory (process_vm_readv, /proc). *done
+// is what was copied before the first fault.
+Result<void> space_copy(UserSpace* s, bool to_user, uintptr_t uaddr, void* kbuf, size_t len, size_t* done);
 // The process's own access to its memory (rump_copyin/rump_copyout): as
 // copyin/copyout, and a page past the end of a mapped file also raises
 // SIGBUS in the process (kern/file_map.h).

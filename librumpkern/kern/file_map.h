@@ -42,4 +42,11 @@ using MmapFileHook = Result<RefPtr<vm::VmObject>> (*)(Lwp& l, int fd, int prot, 
 void set_mmap_file_hook(MmapFileHook hook);
 MmapFileHook mmap_file_hook();
 
+// The same seam for prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, fd): the VFS
+// faction keeps a process's executable file (what /proc/<pid>/exe shows).
+// Without the VFS faction the option is EINVAL.
+using ExeFileHook = Result<void> (*)(Lwp& l, int fd);
+void set_exe_file_hook(ExeFileHook hook);
+ExeFileHook exe_file_hook();
+
 }  // namespace rump

@@ -89,8 +89,10 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   int dumpable, nice, policy, priority;
   bool no_new_privs;
   uint64_t affinity[Proc::kAffinityWords];
+  Proc::MmArgs mm_args;
   {
     MutexLocker pg(parent.lock_);
+    if (!(flags & RFVMSPACE)) mm_args = parent.mm_args_;
     std::memcpy(limits, parent.rlimits_, sizeof limits);
     std::memcpy(name, parent.comm_, sizeof name);
     parent_sa = parent.sigacts_;
@@ -138,6 +140,7 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
     child->sigacts_ = child_sa;
     child->dumpable_ = dumpable;
     child->no_new_privs_ = no_new_privs;
+    child->mm_args_ = mm_args;
     child->nice_ = nice;
     child->sched_policy_ = policy;
     child->sched_priority_ = priority;

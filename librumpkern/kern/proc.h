@@ -144,6 +144,14 @@ class Proc : public KObject {
   int pdeath_signal_ ABSL_GUARDED_BY(lock_) = 0;
   int dumpable_ ABSL_GUARDED_BY(lock_) = 1;
   bool no_new_privs_ ABSL_GUARDED_BY(lock_) = false;
+  // The argument and environment areas of the process's memory, as exec
+  // would leave them (set by prctl PR_SET_MM_ARG_START ... ENV_END; there
+  // is no exec here): what /proc/<pid>/cmdline and environ read. 0:
+  // unset. Inherited, except by a child with a fresh space (RFVMSPACE).
+  struct MmArgs {
+    uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  };
+  MmArgs mm_args_ ABSL_GUARDED_BY(lock_);
   // personality(2): the execution domain (PER_LINUX, low byte 0) and its
   // flags; inherited.
   std::atomic<uint32_t> personality_{0};

@@ -5,13 +5,21 @@
 // the parent exits), PR_SET_DUMPABLE/PR_GET_DUMPABLE,
 // PR_SET_NO_NEW_PRIVS/PR_GET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER/
 // PR_GET_CHILD_SUBREAPER (exit1 reparents orphans to the nearest
-// subreaper), PR_GET_TID_ADDRESS. Anything else is EINVAL, as an option
-// Linux does not know.
+// subreaper), PR_GET_TID_ADDRESS, and PR_SET_MM with PR_SET_MM_ARG_START,
+// _ARG_END, _ENV_START and _ENV_END (root's: CAP_SYS_RESOURCE): the
+// process's argument and environment areas, which /proc/<pid>/cmdline and
+// environ read, set as Linux's checkpoint/restore tools set them (this
+// kernel has no exec to set them). Linux's checks: an address below
+// 64 KiB or past the user range is EINVAL, and so is a start past its end
+// (so the end is set first). PR_SET_MM_EXE_FILE names the process's
+// executable by a descriptor (vfs/file.cc, through kern/file_map.h): what
+// /proc/<pid>/exe shows. The other PR_SET_MM fields are not kept: EINVAL. Anything else is EINVAL, as an option Linux does not know.
 #include <sys/prctl.h>
 
 #include <cstring>
 
 #include "kern/copy.h"
+#include "kern/file_map.h"
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 
@@ -107,6 +115,34 @@ Result<long> sys_prctl(Lwp& l, int option, UserPtr<void> uarg2, unsigned long ar
       if (arg2 || arg3 || arg4 || arg5) return err(EINVAL);
       MutexLocker g(p.lock_);
       return p.no_new_privs_ ? 1 : 0;
+    }
+    case PR_SET_MM: {
+      unsigned long opt = arg2;
+      if (arg5 || (arg4 && opt != PR_SET_MM_AUXV && opt != PR_SET_MM_MAP && opt != PR_SET_MM_MAP_SIZE))
+        return err(EINVAL);
+      if (opt == PR_SET_MM_MAP || opt == PR_SET_MM_MAP_SIZE) return err(EINVAL);
+      if (!l.cred().capable(kCapSysResource)) return err(EPERM);
+      if (opt == PR_SET_MM_EXE_FILE) {
+        ExeFileHook hook = exe_file_hook();
+        if (!hook) return err(EINVAL);
+        TRY(hook(l, static_cast<int>(arg3)));
+        return 0;
+      }
+      constexpr uint64_t kMinAddr = 65536;           // Linux's mmap_min_addr
+      constexpr uint64_t kUserTop = uint64_t{1} << 47;  // TASK_SIZE, x86-64
+      if (arg3 < kMinAddr || arg3 >= kUserTop) return err(EINVAL);
+      MutexLocker g(p.lock_);
+      Proc::MmArgs a = p.mm_args_;
+      switch (opt) {
+        case PR_SET_MM_ARG_START: a.arg_start = arg3; break;
+        case PR_SET_MM_ARG_END: a.arg_end = arg3; break;
+        case PR_SET_MM_ENV_START: a.env_start = arg3; break;
+        case PR_SET_MM_ENV_END: a.env_end = arg3; break;
+        default: return err(EINVAL);
+      }
+      if (a.arg_start > a.arg_end || a.env_start > a.env_end) return err(EINVAL);
+      p.mm_args_ = a;
+      return 0;
     }
     case PR_GET_TID_ADDRESS: {
       uintptr_t a = l.clear_child_tid_.load(std::memory_order_relaxed);

@@ -32,19 +32,6 @@ namespace {
 constexpr unsigned long kMaxIov = 1024;  // Linux UIO_MAXIOV
 constexpr size_t kChunk = 512;
 
-// Copies between kernel memory and a space (null: the host's). *done is
-// what was copied before the first fault.
-Result<void> space_copy(UserSpace* s, bool to_user, uintptr_t uaddr, void* kbuf, size_t len, size_t* done) {
-  *done = 0;
-  if (len == 0) return {};
-  if (s) return bus_to_efault(to_user ? s->copyout(kbuf, uaddr, len, done) : s->copyin(uaddr, kbuf, len, done));
-  if (!host_user_range_ok(uaddr, len)) return err(EFAULT);
-  if (to_user) std::memcpy(reinterpret_cast<void*>(uaddr), kbuf, len);
-  else std::memcpy(kbuf, reinterpret_cast<const void*>(uaddr), len);
-  *done = len;
-  return {};
-}
-
 // The iovec array of n entries at u, in kernel memory the caller frees.
 Result<iovec*> copyin_iov(Lwp& l, UserPtr<void> u, unsigned long n) {
   if (n == 0) return nullptr;

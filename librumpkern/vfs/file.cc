@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 
 #include <cstdio>
 #include <cstring>
 
 #include "kern/copy.h"
+#include "kern/file_map.h"
 #include "kern/kernel.h"
 #include "vfs/vfs.h"
 #include "vfs/vnode_pager.h"
@@ -406,6 +408,42 @@ void ProcVfs::set_cwd(Ref<Vnode> vp) {
   release_use(old);
 }
 
+RefPtr<Vnode> ProcVfs::exe() {
+  MutexLocker g(lock_);
+  return exe_;
+}
+
+void ProcVfs::set_exe(RefPtr<Vnode> vp) {
+  if (vp) mount_use(*vp);
+  RefPtr<Vnode> old(std::move(vp));
+  {
+    MutexLocker g(lock_);
+    std::swap(old, exe_);
+  }
+  release_use(old);
+}
+
+namespace {
+
+// prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, fd), Linux's checks: EBADF; a file
+// that is not regular, on a noexec mount, or not executable by the
+// caller: EACCES. (Linux also refuses while the old executable is still
+// mapped, EBUSY, which a process here never has.)
+Result<void> set_exe_file(Lwp& l, int fd) {
+  Ref<File> f = TRY(fd_get(l, fd));  // not O_PATH (Linux's fdget)
+  Vnode* vp = f->vnode();
+  if (!vp || vp->type() != VType::kReg || (vp->mount().flags_.load() & MS_NOEXEC)) return err(EACCES);
+  TRY(vaccess(l, *vp, X_OK));
+  proc_vfs(l.proc()).set_exe(RefPtr<Vnode>(vp));
+  return {};
+}
+
+struct ExeHookRegistrar {
+  ExeHookRegistrar() { set_exe_file_hook(&set_exe_file); }
+} g_exe_hook_registrar;
+
+}  // namespace
+
 void ProcVfs::set_root(Ref<Vnode> vp) {
   mount_use(*vp);
   RefPtr<Vnode> old(std::move(vp));
@@ -677,6 +715,8 @@ const PathFileOps g_path_ops;
 
 const FileOps& kVnodeFileOps = g_vnode_ops;
 const FileOps& kPathFileOps = g_path_ops;
+
+Result<Ref<File>> FileOps::reopen(File&, Lwp&, int) const { return err(ENXIO); }
 
 size_t FileOps::link_name(File& f, char* buf, size_t cap) const {
   int n = 0;

@@ -105,6 +105,11 @@ class FileOps {
   // their stat; a kind with another form ("/memfd:x (deleted)")
   // overrides it.
   virtual size_t link_name(File& f, char* buf, size_t cap) const;
+  // open(2) through a magic link (/proc/<pid>/fd/<n>) of a description
+  // with no vnode: a new description of the same object with the
+  // description flags fflags (a pipe: opened as a FIFO is), or ENXIO
+  // (sockets, anonymous inodes: Linux's).
+  virtual Result<Ref<File>> reopen(File& f, Lwp& l, int fflags) const;
   // The name of an anonymous inode kind ("[eventfd]", "[eventpoll]"), or
   // nullptr.
   virtual const char* anon_name() const { return nullptr; }
@@ -283,10 +288,16 @@ class ProcVfs : public KObject {
   RefPtr<Vnode> cwd_ ABSL_GUARDED_BY(lock_);
   RefPtr<Vnode> root_ ABSL_GUARDED_BY(lock_);
 
+  // The executable (prctl PR_SET_MM_EXE_FILE; there is no exec): what
+  // /proc/<pid>/exe shows, null for none. Inherited; holds a mount use.
+  RefPtr<Vnode> exe_ ABSL_GUARDED_BY(lock_);
+
   Ref<Vnode> cwd();
   Ref<Vnode> root();
+  RefPtr<Vnode> exe();
   void set_cwd(Ref<Vnode> vp);
   void set_root(Ref<Vnode> vp);
+  void set_exe(RefPtr<Vnode> vp);
 
  private:
   struct Retired : KObject {

@@ -19,11 +19,17 @@
 // A memfd made without MFD_ALLOW_SEALING starts with F_SEAL_SEAL. Files
 // that are not memfds have no seals: F_GET_SEALS and F_ADD_SEALS are EINVAL
 // (F_ADD_SEALS on a description not open for writing is EPERM first).
-// This kernel maps no files into address spaces, so no writable shared
-// mapping can make F_SEAL_WRITE wait or fail with EBUSY.
+// F_SEAL_WRITE is EBUSY while a shared mapping that may be made writable
+// exists (one made from a description open for writing, whatever its
+// protection now: Linux's VM_MAYWRITE), counted by the file's page cache
+// (VmObject::add_writable_map); the seal denies new ones for good. Shared
+// mappings made after the seal may only be read (mmap with PROT_WRITE:
+// EPERM; mprotect to PROT_WRITE: EACCES, as Linux).
 //
 // Locking: the seals change and are checked under the file's tree lock
-// (Mount::lock_), so a check and the change it allows are atomic.
+// (Mount::lock_), so a check and the change it allows are atomic. mmap
+// finds the cache before it looks at the seals (vnode_pager.cc), so a seal
+// either sees the cache and denies it, or comes first and is seen.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -38,6 +44,7 @@
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -158,6 +165,8 @@ Result<long> memfd_fcntl(File& f, int cmd, unsigned long arg) {
     vp->getattr(va);
     if (va.mode & 0111) add |= kSealShrink | kSealGrow | kSealWrite | kSealFutureWrite;
   }
+  if ((add & kSealWrite) && !(cur & kSealWrite))
+    if (RefPtr<VnodePager> p = VnodePager::find_locked(*vp)) TRY(p->deny_writable_maps());
   m.seals.store(cur | add, std::memory_order_relaxed);
   return 0;
 }

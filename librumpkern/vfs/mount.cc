@@ -52,7 +52,9 @@ Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
   Ref<FileTable> fdt = (flags & RFCFDG)  ? TRY(FileTable::create(k.kmem()))
                        : (flags & RFFDG) ? TRY(ppv->table().copy(k.kmem()))
                                          : ppv->fdt();
-  g_proc_vfs.set(child, TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root())));
+  ProcVfs* cpv = TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root()));
+  cpv->set_exe(ppv->exe());
+  g_proc_vfs.set(child, cpv);
   return {};
 }
 
@@ -85,14 +87,16 @@ void vfs_exit(Proc& p) {
     // The files drop outside every lock.
     if (last) fdt->remove_all();
   }
-  RefPtr<Vnode> cwd, root;
+  RefPtr<Vnode> cwd, root, exe;
   {
     MutexLocker g(pv->lock_);
     std::swap(cwd, pv->cwd_);
     std::swap(root, pv->root_);
+    std::swap(exe, pv->exe_);
   }
   release_use(cwd);
   release_use(root);
+  release_use(exe);
   delete pv;
   vfs_release_state(p);
 }

@@ -31,6 +31,9 @@ struct Walk {
   int scope = 0;
   RefPtr<Vnode> beneath;
   const Mount* xdev_mount = nullptr;
+  // kMagicFile: where a magic link in the last place that reaches a
+  // description with no vnode puts it.
+  RefPtr<File>* magic_file = nullptr;
 };
 
 // kNoXdev: vp must be on the walk's mount.
@@ -60,7 +63,7 @@ Ref<Vnode> cross_down(Ref<Vnode> vp, bool keep_expiry) {
 
 Result<Ref<Vnode>> lookup_in(Lwp& l, Vnode& root, Vnode& dir, std::string_view name, bool keep_expiry);
 
-Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link);
+Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link, bool last);
 
 // One component looked up under the walk's rules.
 Result<Ref<Vnode>> walk_step(Walk& w, Vnode& dir, std::string_view comp) {
@@ -109,7 +112,7 @@ Result<Ref<Vnode>> walk(Walk& w, Ref<Vnode> dir, std::string_view path, bool fol
     }
     Ref<Vnode> next = TRY(walk_step(w, *dir, comp));
     if (next->type() == VType::kLnk && (!last || follow_last || trailing))
-      next = TRY(read_and_walk(w, dir, *next));
+      next = TRY(read_and_walk(w, dir, *next, last));
     if (last) {
       if (trailing && !next->is_dir()) return err(ENOTDIR);
       return next;
@@ -119,9 +122,29 @@ Result<Ref<Vnode>> walk(Walk& w, Ref<Vnode> dir, std::string_view path, bool fol
   }
 }
 
-Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link) {
+// A magic link's target (Vnode::magic_target): its vnode, or with
+// nd_file the description it reaches (the link stays where the walk is);
+// null when the walk goes on with the link's text.
+Result<RefPtr<Vnode>> follow_magic(Walk& w, Vnode& link, RefPtr<File>* nd_file) {
+  Vnode::MagicTarget m = TRY(link.magic_target(w.l));
+  if (!m.vp && !m.file) return RefPtr<Vnode>();
+  if (w.scope & kNoMagiclinks) return err(ELOOP);
+  if (m.vp) {
+    TRY(check_xdev(w, *m.vp));
+    return m.vp;
+  }
+  if (nd_file) {
+    *nd_file = std::move(m.file);
+    return RefPtr<Vnode>(&link);
+  }
+  return RefPtr<Vnode>();
+}
+
+Result<Ref<Vnode>> read_and_walk(Walk& w, Ref<Vnode> dir, Vnode& link, bool last) {
   if (w.scope & kNoSymlinks) return err(ELOOP);
   if (++w.symlinks > kMaxSymlinks) return err(ELOOP);
+  RefPtr<Vnode> magic = TRY(follow_magic(w, link, last ? w.magic_file : nullptr));
+  if (magic) return magic.to_ref();
   Kmem& km = w.l.kernel().kmem();
   char* buf = static_cast<char*>(km.alloc(kPathMax));
   if (!buf) return err(ENOMEM);
@@ -146,7 +169,7 @@ Result<Walk> start(Lwp& l) {
 Result<Walk> start_scoped(Lwp& l, int dirfd, const char* path, int flags, RefPtr<Vnode>* start_dir) {
   Walk w = TRY(start(l));
   w.keep_expiry = flags & kKeepExpiryMark;
-  w.scope = flags & (kNoXdev | kNoSymlinks | kBeneath | kInRoot);
+  w.scope = flags & (kNoXdev | kNoSymlinks | kBeneath | kInRoot | kNoMagiclinks);
   if (w.scope & (kBeneath | kInRoot)) {
     Ref<Vnode> anchor = TRY(at_dir(l, dirfd, "."));
     if (!anchor->is_dir()) return err(ENOTDIR);
@@ -218,7 +241,7 @@ Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name) {
   return lookup_in(l, *root, dir, name, false);
 }
 
-Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags) {
+Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags, RefPtr<File>* magic_file) {
   if (path[0] == '\0') {
     Ref<Vnode> start_dir = TRY(at_dir(l, dirfd, path));
     if (!(flags & kEmptyPath)) return err(ENOENT);
@@ -226,6 +249,7 @@ Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags) {
   }
   RefPtr<Vnode> start_dir;
   Walk w = TRY(start_scoped(l, dirfd, path, flags, &start_dir));
+  if (flags & kMagicFile) w.magic_file = magic_file;
   return walk(w, Ref<Vnode>(kAdopt, start_dir.leak()), path, flags & kFollow, nullptr);
 }
 
@@ -252,6 +276,11 @@ Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, Name
     if (w.scope & kNoSymlinks) return err(ELOOP);
     if (++w.symlinks > kMaxSymlinks) return err(ELOOP);
     Ref<Vnode> link = nd.vp.to_ref();
+    RefPtr<Vnode> magic = TRY(follow_magic(w, *link, (flags & kMagicFile) ? &nd.magic_file : nullptr));
+    if (magic) {
+      nd.vp = std::move(magic);
+      break;
+    }
     size_t n;
     {
       MutexLocker g(link->mount().lock_);

@@ -410,6 +410,21 @@ class PipeFileOps : public FileOps {
         timespec{static_cast<time_t>(p.ctime_ns_ / 1000000000), static_cast<long>(p.ctime_ns_ % 1000000000)};
     return {};
   }
+  // Through /proc/<pid>/fd/<n>: the same pipe, opened as a FIFO is (Linux
+  // opens the pipe's inode with the FIFO rules).
+  Result<Ref<File>> reopen(File& f, Lwp& l, int fflags) const override {
+    Pipe& p = pipe_of(f);
+    uint64_t seen = TRY(p.fifo_open(l, fflags));
+    Result<Ref<File>> nf = File::create(l.kernel().kmem(), this, nullptr, fflags);
+    if (!nf.ok()) {
+      p.close_ends((fflags & O_ACCMODE) != O_WRONLY, (fflags & O_ACCMODE) != O_RDONLY);
+      return err(nf.error());
+    }
+    p.ref();
+    nf.value()->data_ = &p;
+    nf.value()->pipe_writers_seen_ = seen;
+    return nf;
+  }
   void close(File& f) const override {
     Pipe* p = static_cast<Pipe*>(f.data_);
     if (!p) return;

@@ -111,6 +111,28 @@ Result<void> may_delete(Lwp& l, Vnode& dir, Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQU
   return {};
 }
 
+// A node whose last name went while something else still uses it (an
+// open description, a cwd) remembers where it was, for /proc's links.
+// Costs nothing for a node nobody else holds.
+void note_deleted(Lwp& l, NameiData& nd) {
+  Vnode& vp = *nd.vp;
+  if (vp.ref_count() <= 1 || getattr(vp).nlink != 0) return;
+  Kmem& km = l.kernel().kmem();
+  PathBuf path(km);
+  if (!path.p) return;
+  Result<size_t> start = vnode_path(proc_vfs(l.proc()).root(), nd.dir.to_ref(), path.p);
+  if (!start.ok()) return;
+  const char* dir = path.p + start.value();
+  size_t dn = std::strlen(dir), nn = std::strlen(nd.last);
+  if (dn == 1) dn = 0;  // "/" + name
+  auto* p = static_cast<char*>(km.alloc(dn + 1 + nn + 1));
+  if (!p) return;
+  std::memcpy(p, dir, dn);
+  p[dn] = '/';
+  std::memcpy(p + dn + 1, nd.last, nn + 1);
+  vp.set_deleted_path(p);
+}
+
 Result<long> do_unlink(Lwp& l, int dirfd, UserPtr<char> upath) {
   COPY_PATH(path, upath, false);
   NameiData nd;
@@ -122,9 +144,12 @@ Result<long> do_unlink(Lwp& l, int dirfd, UserPtr<char> upath) {
   if (crossed(nd)) return err(EBUSY);
   TRY(check_writable_mount(*nd.dir));
   Vnode& dir = *nd.dir;
-  MutexLocker g(dir.mount().lock_);
-  TRY(may_delete(l, dir, *nd.vp));
-  TRY(dir.remove(nd.last, *nd.vp));
+  {
+    MutexLocker g(dir.mount().lock_);
+    TRY(may_delete(l, dir, *nd.vp));
+    TRY(dir.remove(nd.last, *nd.vp));
+  }
+  note_deleted(l, nd);
   return 0;
 }
 
@@ -143,12 +168,15 @@ Result<long> do_rmdir(Lwp& l, int dirfd, UserPtr<char> upath) {
   if (nd.vp.get() == proc_vfs(l.proc()).root().get()) return err(EBUSY);
   TRY(check_writable_mount(*nd.dir));
   Vnode& dir = *nd.dir;
-  MutexLocker g(dir.mount().lock_);
-  TRY(may_delete(l, dir, *nd.vp));
-  nd.vp->lock().assert_held();  // an entry of dir: the same tree
-  if (nd.vp->mounted_here()) return err(EBUSY);
-  if (nd.vp->has_entries()) return err(ENOTEMPTY);
-  TRY(dir.rmdir(nd.last, *nd.vp));
+  {
+    MutexLocker g(dir.mount().lock_);
+    TRY(may_delete(l, dir, *nd.vp));
+    nd.vp->lock().assert_held();  // an entry of dir: the same tree
+    if (nd.vp->mounted_here()) return err(EBUSY);
+    if (nd.vp->has_entries()) return err(ENOTEMPTY);
+    TRY(dir.rmdir(nd.last, *nd.vp));
+  }
+  note_deleted(l, nd);
   return 0;
 }
 

@@ -146,6 +146,10 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
   // all (out of memory, EMFILE): as on Linux, a failed open leaves no name.
   RefPtr<Vnode> created_in;
   char created_name[kNameMax + 1];
+  // A description with no vnode reached through a magic link
+  // (/proc/<pid>/fd/<n> of a pipe or socket): opened anew by its kind.
+  RefPtr<File> magic;
+  if (!(flags & O_PATH)) scope |= kMagicFile;
 
   if ((flags & O_TMPFILE) == O_TMPFILE) {
     Ref<Vnode> dir = TRY(namei(l, dirfd, path.p, kFollow | scope));
@@ -172,6 +176,12 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
       // A trailing slash (in the path or a followed link) is EISDIR before
       // anything else, existing or not.
       if (nd.trailing_slash) return err(EISDIR);
+      if (nd.magic_file) {
+        if (flags & O_EXCL) return err(EEXIST);
+        magic = std::move(nd.magic_file);
+        vp = nd.vp;
+        break;
+      }
       if (nd.vp) {
         if (flags & O_EXCL) return err(EEXIST);
         if (nd.vp->is_dir() || nd.is_dot) return err(EISDIR);
@@ -192,9 +202,17 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
       if (r.error() != EEXIST || (flags & O_EXCL) || attempt > 8) return err(r.error());
     }
   } else {
-    Ref<Vnode> v = TRY(namei(l, dirfd, path.p, ((flags & O_NOFOLLOW) ? 0 : kFollow) | scope));
-    if (v->type() == VType::kLnk && !(flags & O_PATH)) return err(ELOOP);
+    Ref<Vnode> v = TRY(namei(l, dirfd, path.p, ((flags & O_NOFOLLOW) ? 0 : kFollow) | scope, &magic));
+    if (v->type() == VType::kLnk && !(flags & O_PATH) && !magic) return err(ELOOP);
     vp = std::move(v);
+  }
+  if (magic) {
+    // Linux: a pipe gives a new description of the same pipe (opened as
+    // a FIFO is), a socket or an anonymous inode ENXIO.
+    if (flags & O_DIRECTORY) return err(ENOTDIR);
+    int fflags = (flags & kFileFlagsKept & ~(O_DIRECTORY | O_NOFOLLOW)) | kOLargefile;
+    Ref<File> f = TRY(magic->ops().reopen(*magic, l, fflags));
+    return TRY(fd_install(l, std::move(f), flags & O_CLOEXEC));
   }
   if ((flags & O_DIRECTORY) && !vp->is_dir()) return err(ENOTDIR);
   Result<int> fd = [&]() -> Result<int> {
@@ -240,7 +258,7 @@ constexpr size_t kOpenHowSizeMax = 4096;  // a page, as Linux
 // not ignored) and the lookup scoped by RESOLVE_*. The structure may be
 // larger than this kernel's (a newer caller) if the extra bytes are zero
 // (E2BIG otherwise), as Linux's copy_struct_from_user. RESOLVE_NO_MAGICLINKS
-// has nothing to refuse: this kernel has no magic links. RESOLVE_CACHED:
+// refuses procfs's magic links (ELOOP). RESOLVE_CACHED:
 // every lookup here is served from memory, so only the opens that would
 // change something (O_CREAT, O_TRUNC, O_TMPFILE) are EAGAIN, as Linux's.
 Result<long> sys_openat2(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<void> uhow, size_t size) {
@@ -272,6 +290,7 @@ Result<long> sys_openat2(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<void
   if (how.resolve & kResolveNoSymlinks) scope |= kNoSymlinks;
   if (how.resolve & kResolveBeneath) scope |= kBeneath;
   if (how.resolve & kResolveInRoot) scope |= kInRoot;
+  if (how.resolve & kResolveNoMagiclinks) scope |= kNoMagiclinks;
   return do_open(l, dirfd, pathname, static_cast<int>(flags), static_cast<mode_t>(how.mode), scope);
 }
 

@@ -71,6 +71,10 @@ enum : int {
   kNoSymlinks = 16,   // no symlink followed (ELOOP)
   kBeneath = 32,      // never above the start directory: no "/", no ".." out of it (EXDEV)
   kInRoot = 64,       // the start directory is "/" for this walk
+  kNoMagiclinks = 128,  // no magic link followed (ELOOP)
+  // The last component may be a magic link to a description with no
+  // vnode (a pipe): namei_open / namei_create hand it out.
+  kMagicFile = 256,
 };
 
 // A resolved path. For lookups of the parent (namei_parent), dir is the
@@ -81,6 +85,9 @@ struct NameiData {
   char last[kNameMax + 1] = {};
   bool trailing_slash = false;
   bool is_dot = false;  // last is "." or ".." (or the path is "/")
+  // namei_create with kMagicFile: the last component was a magic link to
+  // a description with no vnode (vp is then the link).
+  RefPtr<File> magic_file;
 };
 
 // A kernel buffer for a path of up to kPathMax bytes (p is null when the
@@ -100,8 +107,12 @@ Result<void> copyin_path(Lwp& l, UserPtr<char> upath, char* buf, bool allow_empt
 // The start directory for a *at call: dirfd AT_FDCWD or a directory fd.
 Result<Ref<Vnode>> at_dir(Lwp& l, int dirfd, const char* path);
 
-// Resolves path fully (ENOENT if the object doesn't exist).
-Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags);
+// Resolves path fully (ENOENT if the object doesn't exist). Magic links
+// (Vnode::magic_target) lead to their vnode; one to a description with
+// no vnode is followed by its text, unless flags has kMagicFile and it is
+// the last component: then the link itself is returned and the
+// description put in *magic_file.
+Result<Ref<Vnode>> namei(Lwp& l, int dirfd, const char* path, int flags, RefPtr<File>* magic_file = nullptr);
 // Resolves all but the last component; nd.vp is the object if it exists
 // (symlinks in the last component are not followed).
 Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd, int flags = 0);
@@ -109,7 +120,8 @@ Result<void> namei_parent(Lwp& l, int dirfd, const char* path, NameiData& nd, in
 // component is a symlink (and the path has no trailing slash) its target
 // is resolved the same way, so nd ends at the name to open or create: a
 // dangling link creates its target.
-// flags: the scoping flags above (kNoXdev ... kInRoot).
+// flags: the scoping flags above (kNoXdev ... kNoMagiclinks, kMagicFile:
+// nd.magic_file as namei's magic_file).
 Result<void> namei_create(Lwp& l, int dirfd, const char* path, bool follow, NameiData& nd, int flags = 0);
 // Lookup of one component in dir (locks dir's mount; crosses mounts).
 Result<Ref<Vnode>> lookup_one(Lwp& l, Vnode& dir, std::string_view name);

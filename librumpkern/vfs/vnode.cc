@@ -29,7 +29,10 @@ timespec wall_timespec() {
 Vnode::Vnode(Mount& mp, VType type) : mount_(mp), type_(type) {}
 Vnode::~Vnode() {
   if (memfd_) memfd_state_free(memfd_);
+  Kmem::free(deleted_path_.load(std::memory_order_relaxed));
 }
+
+Result<Vnode::MagicTarget> Vnode::magic_target(Lwp&) { return MagicTarget{}; }
 
 Result<uint64_t> Vnode::seek_data(uint64_t off, bool hole) {
   Vattr va;

@@ -45,7 +45,9 @@ namespace rump {
 
 struct AdvState;
 struct MemfdState;
+class File;
 class Kernel;
+class Lwp;
 class Mount;
 class Pipe;
 class Vnode;
@@ -284,6 +286,16 @@ class Vnode : public KObject, public RefCounted<Vnode> {
 
   // --- data
   virtual Result<size_t> readlink(char* buf, size_t len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
+  // A magic link (procfs's fd/<n>, cwd, root and exe, as Linux's):
+  // following it reaches what it stands for, not the path readlink shows:
+  // a vnode, or for a description with none (a pipe, a socket) the
+  // description itself. Both null: an ordinary link. l is the walker;
+  // called with no lock held.
+  struct MagicTarget {
+    RefPtr<Vnode> vp;
+    RefPtr<File> file;
+  };
+  virtual Result<MagicTarget> magic_target(Lwp& l);
   virtual Result<size_t> read(void* buf, size_t len, uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
   virtual Result<size_t> write(const void* buf, size_t len, uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
   virtual Result<void> truncate(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return err(EINVAL); }
@@ -362,6 +374,14 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   MemfdState* memfd() const { return memfd_; }
   void set_memfd(MemfdState* m) { memfd_ = m; }
 
+  // Where the node was when its last name went while something still used
+  // it ("/tmp/f"), from the remover's root: what /proc's links show with
+  // " (deleted)", as Linux's dentries keep it. Null otherwise. Set by
+  // unlink and rmdir (vfs/sys_dir.cc) with a Kmem block, freed with the
+  // vnode.
+  const char* deleted_path() const { return deleted_path_.load(std::memory_order_acquire); }
+  void set_deleted_path(char* p) { Kmem::free(deleted_path_.exchange(p, std::memory_order_acq_rel)); }
+
   // The page cache of a mapped regular file (vfs/vnode_pager.h), or
   // nullptr: not a reference (the cache holds the vnode); the cache clears
   // it when it goes, and a finder takes a reference with try_ref().
@@ -385,6 +405,7 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   Pipe* fifo_ ABSL_GUARDED_BY(lock()) = nullptr;
   int fifo_opens_ ABSL_GUARDED_BY(lock()) = 0;
   MemfdState* memfd_ = nullptr;
+  std::atomic<char*> deleted_path_{nullptr};
 };
 
 inline Mutex& Vnode::lock() const { return mount().lock_; }

@@ -540,6 +540,9 @@ Result<RefPtr<vm::VmObject>> vnode_mmap(Lwp& l, int fd, int prot, int flags, int
   if (vp == nullptr || vp->type() != VType::kReg) return err(ENODEV);
   if (!f->readable()) return err(EACCES);
   int most = PROT_READ | PROT_WRITE | PROT_EXEC;
+  // The cache first, then the seals (memfd.cc: a seal that comes between
+  // finds the cache and denies its writable mappings).
+  RefPtr<vm::VmObject> cache = TRY(VnodePager::get(*vp));
   if ((flags & MAP_TYPE) != MAP_PRIVATE) {
     if ((prot & PROT_WRITE) && !f->writable()) return err(EACCES);
     if ((prot & PROT_WRITE) && (f->flags() & O_APPEND)) return err(EACCES);
@@ -554,7 +557,7 @@ Result<RefPtr<vm::VmObject>> vnode_mmap(Lwp& l, int fd, int prot, int flags, int
     most &= ~PROT_EXEC;
   }
   *max_prot = most;
-  return VnodePager::get(*vp);
+  return cache;
 }
 
 struct HookRegistrar {

@@ -40,7 +40,7 @@ void VmUserSpace::for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) {
   }
   space_->for_each_entry([&](const vm::Vmspace::EntryInfo& e) {
     bool heap = !e.object && e.start >= brk_base_ && e.end <= ((brk_cur + 4095) & ~uint64_t{4095});
-    fn(Mapping{e.start, e.end, e.object_offset, e.prot, e.shared, e.object, heap});
+    fn(Mapping{e.start, e.end, e.object_offset, e.prot, e.shared, e.object, heap, e.backing});
   });
 }
 

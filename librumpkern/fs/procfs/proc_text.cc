@@ -12,7 +12,9 @@
 #include "kern/copy.h"
 #include "kern/kernel.h"
 #include "kern/proc_table.h"
+#include "vfs/kvec.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 namespace procfs {
@@ -58,6 +60,7 @@ Result<void> snap_locked(ProcTable& t, Proc& p, pid_t tid, unsigned what, ProcSn
   s.shd_pending = p.sigpending_.load(std::memory_order_acquire);
   s.sigqueued = p.nsigqueued_;
   s.start_ns = p.start_ns_;
+  s.mm = p.mm_args_;
   s.cusage = p.cpu_children_;
   if (thread) {
     s.usage = cpu_lwp_usage(*thread);
@@ -80,6 +83,7 @@ Result<void> snap_locked(ProcTable& t, Proc& p, pid_t tid, unsigned what, ProcSn
   // Past exiting_ the per-faction state goes without these locks: take
   // references only before it.
   if (!zombie && !p.exiting_) {
+    s.mem_ok = (what & kSnapSpace) != 0;
     if ((what & kSnapSpace) && p.space_) {
       s.space = p.space_;
       s.space->hold();
@@ -89,6 +93,7 @@ Result<void> snap_locked(ProcTable& t, Proc& p, pid_t tid, unsigned what, ProcSn
       s.fdt = pv.fdt();
       s.cwd = pv.cwd();
       s.root = pv.root();
+      s.exe = pv.exe();
       s.have_vfs = true;
     }
   }
@@ -250,22 +255,87 @@ void put_limits(const ProcSnap& s, Text& t) {
   }
 }
 
-void put_maps(const ProcSnap& s, Text& t) {
-  if (!s.space) return;
+// A mapping and the file it maps (null: none), gathered under the map's
+// lock; the names are made after it, with the file systems' locks.
+struct MapLine {
+  UserSpace::Mapping m;
+  Vnode* vp;  // holds a reference
+};
+
+Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t) {
+  if (!s.space) return {};
+  Kmem& km = l.kernel().kmem();
+  KVec<MapLine> maps(km);
+  bool full = false;
   s.space->for_each_mapping([&](const UserSpace::Mapping& m) {
+    if (full) return;
+    if (!maps.reserve(maps.size() + 1).ok()) {
+      full = true;
+      return;
+    }
+    Vnode* vp = nullptr;
+    if (auto* pager = dynamic_cast<VnodePager*>(m.backing)) {
+      vp = &pager->vnode();
+      vp->ref();
+    }
+    maps.push_back(MapLine{m, vp});
+  });
+  PathBuf path(km);
+  for (size_t i = 0; i < maps.size(); i++) {
+    const UserSpace::Mapping& m = maps[i].m;
+    Vnode* vp = maps[i].vp;
+    RefPtr<Vnode> hold(kAdopt, vp);
+    uint64_t ino = 0;
+    dev_t dev = 0;
+    if (vp) {
+      Vattr va = getattr(*vp);
+      ino = va.ino;
+      dev = vp->mount().dev_;
+    }
     char line[128];
-    int n = std::snprintf(line, sizeof line, "%08llx-%08llx %c%c%c%c %08llx 00:00 0",
+    int n = std::snprintf(line, sizeof line, "%08llx-%08llx %c%c%c%c %08llx %02x:%02x %llu",
                           static_cast<unsigned long long>(m.start), static_cast<unsigned long long>(m.end),
                           (m.prot & 1) ? 'r' : '-', (m.prot & 2) ? 'w' : '-', (m.prot & 4) ? 'x' : '-',
-                          m.shared ? 's' : 'p', static_cast<unsigned long long>(m.offset));
+                          m.shared ? 's' : 'p', static_cast<unsigned long long>(m.offset), major(dev), minor(dev),
+                          static_cast<unsigned long long>(ino));
     t.put(std::string_view(line, static_cast<size_t>(n)));
-    if (m.heap) {
-      // The name column starts at position 73 (Linux pads to it).
-      for (int i = n; i < 73; i++) t.putc(' ');
-      t.put("[heap]");
+    // The name column: padded to 72, then a space (Linux's seq_pad).
+    std::string_view name;
+    if (vp && path.p) name = vnode_name(l, *vp, path.p);
+    else if (m.heap) name = "[heap]";
+    else if (m.shared && m.backing) name = "/dev/zero (deleted)";  // shared anonymous memory, as Linux's
+    if (!name.empty()) {
+      for (int i = n; i < 72; i++) t.putc(' ');
+      t.putc(' ');
+      t.put(name);
     }
     t.putc('\n');
-  });
+  }
+  if (full) return err(ENOMEM);
+  return {};
+}
+
+// The bytes of [start, end) of the process's memory, up to the first that
+// faults; a cmdline whose last byte is not NUL was rewritten in place
+// (setproctitle): it ends at its first NUL, as Linux's.
+void put_area(const ProcSnap& s, uint64_t start, uint64_t end, bool cmdline, Text& t) {
+  if (!s.mem_ok || start >= end) return;
+  constexpr uint64_t kMaxArea = 1 << 20;
+  if (end - start > kMaxArea) end = start + kMaxArea;
+  size_t from = t.size();
+  char buf[256];
+  for (uint64_t pos = start; pos < end;) {
+    size_t want = end - pos < sizeof buf ? static_cast<size_t>(end - pos) : sizeof buf;
+    size_t done = 0;
+    Result<void> r = space_copy(s.space, false, pos, buf, want, &done);
+    t.put(std::string_view(buf, done));
+    if (!r.ok() || done < want) break;
+    pos += want;
+  }
+  if (!cmdline || t.size() == from || t.failed() || t.data()[t.size() - 1] == '\0') return;
+  const char* d = t.data() + from;
+  if (const void* nul = std::memchr(d, '\0', t.size() - from))
+    t.truncate(static_cast<size_t>(static_cast<const char*>(nul) - t.data()) + 1);
 }
 
 void put_smaps_rollup(const ProcSnap& s, Text& t) {
@@ -344,13 +414,15 @@ Result<void> make_pid_file(Lwp& l, Which which, pid_t pid, pid_t tid, Text& t) {
     }
     case Which::kComm: t.printf("%s\n", s.comm); break;
     case Which::kCmdline:
-      // No exec, no argument vector: the name, NUL-terminated, as a
-      // process that set its own (zombies and kernel threads show none).
-      if (s.state != 'Z') t.put(std::string_view(s.comm, std::strlen(s.comm) + 1));
+      // The argument area (prctl PR_SET_MM_ARG_START/END, as exec would
+      // set it). A process that set none (there is no exec here) shows its
+      // name, NUL-terminated; zombies show nothing, as Linux's.
+      if (s.mm.arg_end) put_area(s, s.mm.arg_start, s.mm.arg_end, true, t);
+      else if (s.state != 'Z') t.put(std::string_view(s.comm, std::strlen(s.comm) + 1));
       break;
-    case Which::kEnviron: break;
+    case Which::kEnviron: put_area(s, s.mm.env_start, s.mm.env_end, false, t); break;
     case Which::kLimits: put_limits(s, t); break;
-    case Which::kMaps: put_maps(s, t); break;
+    case Which::kMaps: TRY(put_maps(l, s, t)); break;
     case Which::kSmapsRollup: put_smaps_rollup(s, t); break;
     case Which::kMounts:
     case Which::kMountinfo:
@@ -407,42 +479,55 @@ Result<size_t> write_comm(Lwp& l, pid_t pid, pid_t tid, const char* buf, size_t 
   return len;
 }
 
-Result<size_t> link_text(Lwp& l, Which which, pid_t pid, int fd, char* buf, size_t cap) {
+Result<Vnode::MagicTarget> link_target(Lwp& l, Which which, pid_t pid, int fd) {
   Kernel& k = l.kernel();
-  if (which == Which::kExe) return err(ENOENT);  // no program image: as a kernel thread's
   ProcSnap s(k.kmem());
   TRY(snap_proc(k, pid, 0, kSnapVfs, s));
   if (!s.have_vfs) return err(ENOENT);
-  RefPtr<Vnode> vp;
-  RefPtr<rump::File> f;
-  if (which == Which::kCwd) vp = s.cwd;
-  else if (which == Which::kRootLink) vp = s.root;
-  else {
+  Vnode::MagicTarget m;
+  if (which == Which::kExe) {
+    // The file PR_SET_MM_EXE_FILE named; none (there is no exec): ENOENT,
+    // as a kernel thread's.
+    if (!s.exe) return err(ENOENT);
+    m.vp = s.exe;
+  } else if (which == Which::kCwd) {
+    m.vp = s.cwd;
+  } else if (which == Which::kRootLink) {
+    m.vp = s.root;
+  } else {
     Result<Ref<rump::File>> r = s.fdt->get(fd);
     if (!r.ok()) return err(ENOENT);
-    f = RefPtr<rump::File>(std::move(r).value());
-    if (size_t n = f->ops().link_name(*f, buf, cap)) return n;
-    vp = RefPtr<Vnode>(f->vnode());
-    if (!vp) return err(ENOENT);
+    m.file = RefPtr<rump::File>(std::move(r).value());
+    m.vp = RefPtr<Vnode>(m.file->vnode());
   }
+  return m;
+}
+
+std::string_view vnode_name(Lwp& l, Vnode& vp, char* path) {
+  if (const char* m = memfd_name(vp)) {
+    int n = std::snprintf(path, kPathMax, "/%s (deleted)", m);
+    return std::string_view(path, static_cast<size_t>(n) < kPathMax ? static_cast<size_t>(n) : kPathMax - 1);
+  }
+  Result<size_t> start = vnode_path(proc_vfs(l.proc()).root(), Ref<Vnode>(vp), path);
+  if (start.ok()) return std::string_view(path + start.value());
+  // A file no name leads to any more: where it was, when that is known.
+  const char* d = vp.deleted_path();
+  int n = std::snprintf(path, kPathMax, "%s%s(deleted)", d ? d : "", d ? " " : "");
+  return std::string_view(path, static_cast<size_t>(n) < kPathMax ? static_cast<size_t>(n) : kPathMax - 1);
+}
+
+Result<size_t> link_text(Lwp& l, Which which, pid_t pid, int fd, char* buf, size_t cap) {
+  Vnode::MagicTarget m = TRY(link_target(l, which, pid, fd));
+  if (m.file)
+    if (size_t n = m.file->ops().link_name(*m.file, buf, cap)) return n;
+  if (!m.vp) return err(ENOENT);
   // Paths as the reader's root sees them (Linux: d_path from the
   // reader's root).
-  PathBuf path(k.kmem());
+  PathBuf path(l.kernel().kmem());
   if (!path.p) return err(ENOMEM);
-  Result<size_t> start = vnode_path(proc_vfs(l.proc()).root(), vp.to_ref(), path.p);
-  const char* text;
-  size_t n;
-  if (start.ok()) {
-    text = path.p + start.value();
-    n = std::strlen(text);
-  } else {
-    // A file no name leads to any more (Linux shows its last path with
-    // " (deleted)"; the path is not kept here).
-    text = "(deleted)";
-    n = 9;
-  }
-  if (n > cap) n = cap;
-  std::memcpy(buf, text, n);
+  std::string_view text = vnode_name(l, *m.vp, path.p);
+  size_t n = text.size() < cap ? text.size() : cap;
+  std::memcpy(buf, text.data(), n);
   return n;
 }
 

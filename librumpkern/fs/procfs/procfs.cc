@@ -114,6 +114,9 @@ class ProcNode : public Vnode {
   Result<void> readdir(int64_t off, ReaddirFn fn) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   bool has_entries() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) { return true; }
   Result<size_t> readlink(char* buf, size_t len) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // fd/<n>, cwd, root and exe are magic links (Linux's): following one
+  // reaches the description or vnode itself.
+  Result<MagicTarget> magic_target(Lwp& l) override;
   Result<size_t> read(void* buf, size_t len, uint64_t off) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   Result<size_t> write(const void* buf, size_t len, uint64_t off) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // O_TRUNC of a writable file changes nothing (as Linux).
@@ -417,6 +420,12 @@ Result<size_t> ProcNode::readlink(char* buf, size_t len) {
     default:
       return err(EINVAL);
   }
+}
+
+Result<Vnode::MagicTarget> ProcNode::magic_target(Lwp& l) {
+  if (kind_ == Kind::kFdLink) return link_target(l, Which::kNone, pid_, fd_);
+  if (kind_ == Kind::kPidFile && type() == VType::kLnk) return link_target(l, which_, pid_, -1);
+  return MagicTarget{};
 }
 
 Result<size_t> ProcNode::read(void* buf, size_t len, uint64_t off) {

@@ -5,6 +5,15 @@
 // task/<tid>/), the system files (meminfo, cpuinfo, uptime, loadavg, stat,
 // filesystems, the mounts link) and /proc/sys over the sysctl tree.
 //
+// What there is no exec to set: cmdline and environ read the areas of the
+// process's memory that prctl(PR_SET_MM, PR_SET_MM_ARG_START ... ENV_END)
+// names (cmdline without one: the name, NUL-terminated); exe is the file
+// PR_SET_MM_EXE_FILE names (ENOENT without one, as a kernel thread's).
+// The fd/<n>, cwd, root and exe links are magic, as Linux's
+// (Vnode::magic_target): following one reaches the file itself, even
+// unlinked, and opening a pipe's gives a new description of that pipe. A
+// file no name leads to any more reads as "<path it had> (deleted)".
+//
 // Design. Nothing is made ahead of time: the mount is one root vnode, and
 // every lookup makes a small node naming what it shows (a kind, a pid, a
 // tid, a descriptor, a sysctl node), which goes with its last reference.
@@ -62,6 +71,8 @@ class Text {
   void printf(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
   void put(std::string_view s);
   void putc(char c) { put(std::string_view(&c, 1)); }
+  // Keeps the first n bytes (n <= size()).
+  void truncate(size_t n) { n_ = n < n_ ? n : n_; }
   bool failed() const { return failed_; }
   const char* data() const { return p_; }
   size_t size() const { return n_; }
@@ -130,10 +141,14 @@ struct ProcSnap {
   CpuUsage usage;           // the process's (the thread's for task/<tid>)
   CpuUsage cusage;          // its reaped children's
   int64_t start_ns = 0;     // monotonic
+  Proc::MmArgs mm;          // the argument and environment areas
+  // The process's memory may be read: not a zombie, not exiting (then
+  // space is its isolated space, or null for the host's).
+  bool mem_ok = false;
   UserSpace* space = nullptr;  // held; null: the host's address space
   bool have_vfs = false;       // fdt, cwd, root (not for zombies)
   RefPtr<FileTable> fdt;
-  RefPtr<Vnode> cwd, root;
+  RefPtr<Vnode> cwd, root, exe;
 };
 enum : unsigned { kSnapVfs = 1, kSnapSpace = 2 };
 // ESRCH when the process (or the thread) is gone.
@@ -155,6 +170,14 @@ Result<size_t> write_sys(Lwp& l, const SysctlNode& n, const char* buf, size_t le
 // readlink of cwd, root, exe and fd/<n>: the text into buf (at most cap
 // bytes), its length.
 Result<size_t> link_text(Lwp& l, Which which, pid_t pid, int fd, char* buf, size_t cap);
+// What following one of those links reaches (Vnode::magic_target); ENOENT
+// where there is nothing (a closed descriptor, exe).
+Result<Vnode::MagicTarget> link_target(Lwp& l, Which which, pid_t pid, int fd);
+// The name Linux's d_path gives vp, as the reader l sees it: its path
+// from l's root; for a file no name leads to any more, the path it had
+// and " (deleted)" (a memfd: "/memfd:NAME (deleted)"). Made in path
+// (kPathMax bytes).
+std::string_view vnode_name(Lwp& l, Vnode& vp, char* path);
 
 }  // namespace procfs
 }  // namespace rump

@@ -4,7 +4,10 @@
 // seal's effect: F_SEAL_SHRINK and F_SEAL_GROW on ftruncate, writes and
 // fallocate; F_SEAL_WRITE on writes and hole punching; F_SEAL_SEAL;
 // F_SEAL_EXEC on chmod and what it brings along; a memfd without
-// MFD_ALLOW_SEALING; F_ADD_SEALS/F_GET_SEALS on a pipe.
+// MFD_ALLOW_SEALING; F_ADD_SEALS/F_GET_SEALS on a pipe; F_SEAL_WRITE
+// against shared mappings that may write (EBUSY, each half of a split
+// counting, until the last goes), and the mappings made after it (mmap
+// EPERM, mprotect EACCES), in an isolated address space.
 #include <rump/rump.h>
 
 #include <catch2/catch.hpp>
@@ -137,7 +140,87 @@ Trace memfd_scenario(Sys sys) {
   return trace;
 }
 
+// F_SEAL_WRITE and shared mappings. Mapped addresses are recorded by
+// outcome only (TFD): the two spaces place them differently.
+// fd: a memfd made with MFD_ALLOW_SEALING (outside the scenario: an
+// isolated process's system calls read pointers from its own space).
+Trace seal_map_scenario(Sys sys, long fd) {
+  Trace trace;
+  constexpr long kPg = 4096;
+  long w, r, p, m;
+  T(sys(SYS_ftruncate, fd, 3 * kPg));
+  // A writable shared mapping, split in two by an unmap: each piece holds
+  // the seal off until the last goes.
+  TFD(w, sys(SYS_mmap, 0, 3 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  T(sys(SYS_munmap, w + kPg, kPg));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_WRITE));
+  T(sys(SYS_munmap, w, kPg));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_WRITE));
+  T(sys(SYS_munmap, w + 2 * kPg, kPg));
+  // A read-only shared mapping of a writable description may become
+  // writable (mprotect), so it holds the seal off too.
+  TFD(r, sys(SYS_mmap, 0, kPg, PROT_READ, MAP_SHARED, fd, 0));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_WRITE));
+  T(sys(SYS_mprotect, r, kPg, PROT_READ | PROT_WRITE));
+  T(sys(SYS_munmap, r, kPg));
+  // Private mappings never write the file.
+  TFD(p, sys(SYS_mmap, 0, kPg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  T(sys(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_WRITE));
+  T(sys(SYS_fcntl, fd, F_GET_SEALS));
+  T(sys(SYS_mprotect, p, kPg, PROT_READ));
+  // After the seal: no writable shared mapping, a read-only one that stays
+  // so.
+  TFD(m, sys(SYS_mmap, 0, kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  TFD(m, sys(SYS_mmap, 0, kPg, PROT_READ, MAP_SHARED, fd, 0));
+  T(sys(SYS_mprotect, m, kPg, PROT_READ | PROT_WRITE));
+  T(sys(SYS_mprotect, m, kPg, PROT_READ | PROT_EXEC));
+  T(sys(SYS_munmap, m, kPg));
+  T(sys(SYS_munmap, p, kPg));
+  T(sys(SYS_close, fd));
+  return trace;
+}
+
 }  // namespace
+
+TEST_CASE("F_SEAL_WRITE is EBUSY while a shared mapping may write, as the host's", "[memfd][differential]") {
+  Trace host = rump_test::host_child<Trace>([] { return seal_map_scenario(kHost, memfd_create("m", MFD_ALLOW_SEALING)); });
+  KernelUp up;
+  // Shared file mappings need an isolated space; it shares the table.
+  int fd = rump_sys_memfd_create("m", MFD_ALLOW_SEALING);
+  REQUIRE(fd >= 0);
+  lwp* prev = rump_lwproc_curlwp();
+  lwp* iso = rump_test::isolated_proc();
+  Trace rump = seal_map_scenario(kRump, fd);
+  rump_lwproc_switch(iso);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+  check_same(host, rump);
+}
+
+TEST_CASE("a child's copy of a writable shared mapping holds F_SEAL_WRITE off until it goes", "[memfd]") {
+  KernelUp up;
+  int fd = rump_sys_memfd_create("fork", MFD_ALLOW_SEALING);
+  REQUIRE(fd >= 0);
+  REQUIRE(rump_sys_ftruncate(fd, 4096) == 0);
+  lwp* prev = rump_lwproc_curlwp();
+  lwp* iso = rump_test::isolated_proc();
+  void* a = rump_sys_mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  REQUIRE(a != MAP_FAILED);
+  // The child gets a copy of the space and shares the descriptor table.
+  REQUIRE(rump_lwproc_rfork(RUMP_RFNOWAIT) == 0);
+  lwp* kid = rump_lwproc_curlwp();
+  rump_lwproc_switch(iso);
+  REQUIRE(rump_sys_munmap(a, 4096) == 0);
+  CHECK_ERRNO(EBUSY, rump_sys_fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+  rump_lwproc_switch(kid);
+  REQUIRE(rump_sys_munmap(a, 4096) == 0);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(iso);
+  CHECK(rump_sys_fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0);
+  CHECK_ERRNO(EPERM, rump_sys_mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+}
 
 TEST_CASE("memfd_create and its seals behave as the host's", "[memfd][differential]") {
   Trace host = rump_test::host_child<Trace>([] { return memfd_scenario(kHost); });

@@ -3,7 +3,14 @@
 // (pids, parent, state, ids, threads, VmSize of isolated spaces, fd
 // links), readdir of live pids, a process that exits going away,
 // permissions, the writable files (comm, /proc/sys), and the CPU times
-// and start time of a busy process in stat, status, /proc/stat and uptime.
+// and start time of a busy process in stat, status, /proc/stat and uptime;
+// against the host: links of unlinked files and removed directories
+// ("<path> (deleted)", "/memfd:x (deleted)") and opening through them
+// (a deleted file's inode, a new description of a pipe, ENXIO for sockets
+// and eventfds); cmdline and environ from the areas PR_SET_MM sets (the
+// host's own argument vector shown the same; an isolated process's;
+// setproctitle's rewrite; the checks), and maps naming the mapped files
+// with their device and inode.
 #include <rump/rump.h>
 
 #include <catch2/catch.hpp>
@@ -13,7 +20,10 @@
 #include <sys/statfs.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -29,8 +39,11 @@
 #include <string>
 #include <vector>
 
+#include "differential.h"
 #include "rump_test.h"
 
+using rump_diff::Sys;
+using rump_diff::Trace;
 using rump_test::KernelUp;
 
 namespace {
@@ -598,4 +611,307 @@ TEST_CASE("procfs: reading every process's files races fork, exit and reaping", 
   CHECK_THREADS_OK();
   rump_lwproc_releaselwp();
   rump_lwproc_switch(top);
+}
+
+namespace {
+
+std::string fd_path(long fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+// Records a link's text, byte by byte, so that two traces compare it.
+void link_into(Trace& trace, Sys sys, const std::string& path) {
+  char buf[256];
+  long n = sys(SYS_readlinkat, AT_FDCWD, path.c_str(), buf, sizeof buf);
+  trace.call(n, __LINE__);
+  for (long i = 0; i < n; i++) trace.put(buf[i], __LINE__);
+}
+
+// Links of things no name leads to any more, and opening through the
+// links (Linux's magic links).
+Trace magic_link_scenario(Sys sys, const std::string& dir) {
+  Trace trace;
+  std::string f = dir + "/f", d = dir + "/d";
+  long fd, again, w, r, so, ev, dfd, m;
+  TFD(fd, sys(SYS_openat, AT_FDCWD, f.c_str(), O_CREAT | O_RDWR, 0600));
+  T(sys(SYS_write, fd, "abc", 3));
+  link_into(trace, sys, fd_path(fd));
+  T(sys(SYS_unlink, f.c_str()));
+  link_into(trace, sys, fd_path(fd));
+  // The deleted file opens again through its link: the same inode.
+  TFD(again, sys(SYS_openat, AT_FDCWD, fd_path(fd).c_str(), O_RDONLY));
+  char b[4] = {};
+  T(sys(SYS_read, again, b, 3));
+  V(b[0]), V(b[1]), V(b[2]);
+  struct stat s1, s2;
+  T(sys(SYS_fstat, fd, &s1));
+  T(sys(SYS_fstat, again, &s2));
+  V(s1.st_ino == s2.st_ino), V(s1.st_nlink), V(s2.st_nlink);
+  T(sys(SYS_close, again));
+  T(sys(SYS_openat, AT_FDCWD, fd_path(fd).c_str(), O_RDONLY | O_NOFOLLOW));
+  // A pipe's link opens a new description of the same pipe, either end.
+  int p[2];
+  T(sys(SYS_pipe2, p, 0));
+  TFD(w, sys(SYS_openat, AT_FDCWD, fd_path(p[0]).c_str(), O_WRONLY));
+  T(sys(SYS_write, w, "hi", 2));
+  T(sys(SYS_read, p[0], b, 2));
+  V(b[0]), V(b[1]);
+  TFD(r, sys(SYS_openat, AT_FDCWD, fd_path(p[1]).c_str(), O_RDONLY | O_NONBLOCK));
+  T(sys(SYS_read, r, b, 1));
+  T(sys(SYS_write, p[1], "z", 1));
+  T(sys(SYS_read, r, b, 1));
+  V(b[0]);
+  T(sys(SYS_fstat, r, &s1));
+  T(sys(SYS_fstat, p[0], &s2));
+  V(s1.st_ino == s2.st_ino), V(s1.st_mode);
+  T(sys(SYS_fcntl, r, F_GETFL));
+  T(sys(SYS_close, r));
+  T(sys(SYS_close, w));
+  T(sys(SYS_close, p[0]));
+  T(sys(SYS_close, p[1]));
+  // Sockets and anonymous inodes do not open again.
+  TFD(so, sys(SYS_socket, AF_UNIX, SOCK_STREAM, 0));
+  T(sys(SYS_openat, AT_FDCWD, fd_path(so).c_str(), O_RDWR));
+  TFD(ev, sys(SYS_eventfd2, 0, 0));
+  T(sys(SYS_openat, AT_FDCWD, fd_path(ev).c_str(), O_RDWR));
+  T(sys(SYS_close, so));
+  T(sys(SYS_close, ev));
+  // A removed directory, held open and as the working directory.
+  T(sys(SYS_mkdir, d.c_str(), 0755));
+  TFD(dfd, sys(SYS_openat, AT_FDCWD, d.c_str(), O_RDONLY | O_DIRECTORY));
+  T(sys(SYS_chdir, d.c_str()));
+  T(sys(SYS_rmdir, d.c_str()));
+  link_into(trace, sys, fd_path(dfd));
+  link_into(trace, sys, "/proc/self/cwd");
+  T(sys(SYS_close, dfd));
+  // A memfd has no name at all.
+  TFD(m, sys(SYS_memfd_create, "x", 0));
+  link_into(trace, sys, fd_path(m));
+  T(sys(SYS_close, m));
+  T(sys(SYS_close, fd));
+  return trace;
+}
+
+}  // namespace
+
+TEST_CASE("procfs: links of unlinked files say (deleted), and open the same object, as the host's",
+          "[procfs][differential]") {
+  KernelUp up;
+  rump_diff::differential_in_dir("/tmp", magic_link_scenario);
+}
+
+TEST_CASE("procfs: RESOLVE_NO_MAGICLINKS refuses the fd links", "[procfs]") {
+  KernelUp up;
+  int p[2];
+  REQUIRE(rump_sys_pipe2(p, 0) == 0);
+  struct {
+    uint64_t flags, mode, resolve;
+  } how{O_WRONLY, 0, 0x02 /* RESOLVE_NO_MAGICLINKS */};
+  std::string path = fd_path(p[0]);
+  CHECK_ERRNO(ELOOP, rump_sys_openat2(AT_FDCWD, path.c_str(), &how, sizeof how));
+  how.resolve = 0;
+  long w = rump_sys_openat2(AT_FDCWD, path.c_str(), &how, sizeof how);
+  CHECK(w >= 0);
+}
+
+TEST_CASE("procfs: cmdline and environ read the areas PR_SET_MM sets, as the host shows its own", "[procfs]") {
+  KernelUp up;
+  // The host's own argument vector and environment, in this process's
+  // memory (the host space of the kernel's processes), set as the areas:
+  // the kernel shows the same bytes.
+  static std::string host_args = kHostSrc.read("/proc/self/cmdline");
+  static std::string host_env = kHostSrc.read("/proc/self/environ");
+  REQUIRE(!host_args.empty());
+  auto set = [](int opt, const void* at) {
+    return rump_sys_prctl(PR_SET_MM, opt, reinterpret_cast<unsigned long>(at), 0, 0);
+  };
+  // None set: the name, NUL-terminated.
+  std::string comm = kRumpSrc.read("/proc/self/comm");
+  CHECK(kRumpSrc.read("/proc/self/cmdline") == comm.substr(0, comm.size() - 1) + std::string(1, '\0'));
+  // The start may not pass the end: the end goes first (Linux).
+  CHECK_ERRNO(EINVAL, set(PR_SET_MM_ARG_START, host_args.data()));
+  REQUIRE(set(PR_SET_MM_ARG_END, host_args.data() + host_args.size()) == 0);
+  REQUIRE(set(PR_SET_MM_ARG_START, host_args.data()) == 0);
+  CHECK(kRumpSrc.read("/proc/self/cmdline") == host_args);
+  CHECK(kRumpSrc.read("/proc/self/environ").empty());
+  if (!host_env.empty()) {
+    REQUIRE(set(PR_SET_MM_ENV_END, host_env.data() + host_env.size()) == 0);
+    REQUIRE(set(PR_SET_MM_ENV_START, host_env.data()) == 0);
+    CHECK(kRumpSrc.read("/proc/self/environ") == host_env);
+  }
+  // The host's parser of cmdline splits both the same way.
+  auto split = [](const std::string& s) {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < s.size();) {
+      size_t e = s.find('\0', i);
+      if (e == std::string::npos) e = s.size();
+      v.push_back(s.substr(i, e - i));
+      i = e + 1;
+    }
+    return v;
+  };
+  CHECK(split(kRumpSrc.read("/proc/self/cmdline")) == split(host_args));
+  // A child shares the areas (its memory is the same); with a fresh space
+  // it has none.
+  auto kid = rump_test::fork_kid();
+  CHECK(kRumpSrc.read("/proc/" + std::to_string(kid.pid) + "/cmdline") == host_args);
+  // Checks: arguments Linux refuses, then root's capability.
+  CHECK_ERRNO(EINVAL, rump_sys_prctl(PR_SET_MM, PR_SET_MM_ARG_END, 0x100000ul, 0, 1));
+  CHECK_ERRNO(EINVAL, set(PR_SET_MM_ARG_END, reinterpret_cast<void*>(0x1000)));
+  CHECK_ERRNO(EINVAL, set(PR_SET_MM_START_CODE, host_args.data()));
+  rump_test::as(kid.l, [] { return rump_sys_setuid(1000); });
+  CHECK(rump_test::as(kid.l, [&] { return set(PR_SET_MM_ARG_END, host_args.data()) == -1 && errno == EPERM; }));
+  lwp* prev = rump_lwproc_curlwp();
+  rump_lwproc_switch(kid.l);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+}
+
+TEST_CASE("procfs: an isolated process's cmdline comes from its own memory, setproctitle style too", "[procfs]") {
+  KernelUp up;
+  lwp* prev = rump_lwproc_curlwp();
+  lwp* iso = rump_test::isolated_proc();
+  pid_t pid = rump_sys_getpid();
+  auto* a = static_cast<char*>(rump_test::guest_map(4096));
+  REQUIRE(a != MAP_FAILED);
+  static const char kArgs[] = "prog\0--flag\0value";  // sizeof: with the last NUL
+  REQUIRE(rump_copyout(kArgs, a, sizeof kArgs) == 0);
+  REQUIRE(rump_sys_prctl(PR_SET_MM, PR_SET_MM_ARG_END, reinterpret_cast<unsigned long>(a + sizeof kArgs), 0, 0) == 0);
+  REQUIRE(rump_sys_prctl(PR_SET_MM, PR_SET_MM_ARG_START, reinterpret_cast<unsigned long>(a), 0, 0) == 0);
+  rump_lwproc_switch(prev);
+  std::string cmdline = "/proc/" + std::to_string(pid) + "/cmdline";
+  CHECK(kRumpSrc.read(cmdline) == std::string(kArgs, sizeof kArgs));
+  // Rewritten in place with no NUL at the end: one string, up to its NUL.
+  rump_lwproc_switch(iso);
+  static const char kTitle[] = "worker: idle\0xxxxx";
+  REQUIRE(rump_copyout(kTitle, a, sizeof kTitle - 1) == 0);
+  rump_lwproc_switch(prev);
+  CHECK(kRumpSrc.read(cmdline) == std::string("worker: idle\0", 13));
+  // A zombie shows none.
+  auto parent = rump_test::fork_and_switch();
+  auto kid = rump_test::fork_kid();
+  REQUIRE(rump_test::as(kid.l, [] { return rump_sys_prctl(PR_SET_NAME, "kid"); }) == 0);
+  std::string kcmd = "/proc/" + std::to_string(kid.pid) + "/cmdline";
+  CHECK(kRumpSrc.read(kcmd) == std::string("kid\0", 4));
+  rump_lwproc_switch(kid.l);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(parent.l);
+  CHECK(kRumpSrc.read(kcmd).empty());
+  int st;
+  REQUIRE(rump_sys_wait4(kid.pid, &st, 0, nullptr) == kid.pid);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(iso);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+}
+
+TEST_CASE("procfs: maps name the mapped files with their device and inode, (deleted) once unlinked", "[procfs]") {
+  KernelUp up;
+  REQUIRE(rump_sys_mkdir("/tmp", 0777) == 0);
+  // The files are opened here (the isolated process's system calls read
+  // their pointers from its own space) and mapped there, through the
+  // descriptor table the two share.
+  int f = rump_sys_open("/tmp/mapped", O_CREAT | O_RDWR, 0644);
+  REQUIRE(f >= 0);
+  REQUIRE(rump_sys_ftruncate(f, 2 * 4096) == 0);
+  int m = rump_sys_memfd_create("blob", 0);
+  REQUIRE(m >= 0);
+  REQUIRE(rump_sys_ftruncate(m, 4096) == 0);
+  struct stat fs, ms;
+  REQUIRE(rump_sys_fstat(f, &fs) == 0);
+  REQUIRE(rump_sys_fstat(m, &ms) == 0);
+  lwp* prev = rump_lwproc_curlwp();
+  lwp* iso = rump_test::isolated_proc();
+  pid_t pid = rump_sys_getpid();
+  void* fa = rump_sys_mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, f, 4096);
+  void* ma = rump_sys_mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+  void* za = rump_sys_mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(fa != MAP_FAILED);
+  REQUIRE(ma != MAP_FAILED);
+  REQUIRE(za != MAP_FAILED);
+  char* brk0 = static_cast<char*>(rump_sys_brk(nullptr));
+  REQUIRE(rump_sys_brk(brk0 + 8192) == brk0 + 8192);
+  rump_lwproc_switch(prev);
+  // Each line: the host's fields, then the name at column 73.
+  std::regex line(R"(^([0-9a-f]+)-[0-9a-f]+ ([r-][w-][x-][ps]) ([0-9a-f]{8}) ([0-9a-f]{2,}):([0-9a-f]{2,}) (\d+)(?: {2,}(.*))?$)");
+  auto find = [&](void* at) -> std::smatch {
+    static std::vector<std::string> keep;
+    keep = lines(kRumpSrc.read("/proc/" + std::to_string(pid) + "/maps"));
+    for (const auto& l : keep) {
+      std::smatch mt;
+      INFO(l);
+      REQUIRE(std::regex_match(l, mt, line));
+      if (l.find('/') != std::string::npos || l.find('[') != std::string::npos) CHECK(l.find_first_not_of(' ', 73) == 73);
+      if (std::stoull(mt[1], nullptr, 16) == rump_test::U(at)) return mt;
+    }
+    FAIL("no mapping at " << at);
+    return {};
+  };
+  auto dev = [](const std::smatch& mt) {
+    return makedev(std::stoul(mt[4], nullptr, 16), std::stoul(mt[5], nullptr, 16));
+  };
+  std::smatch fl = find(fa);
+  CHECK(fl[2] == "r--p");
+  CHECK(fl[3] == "00001000");
+  CHECK(fl[7] == "/tmp/mapped");
+  CHECK(std::stoull(fl[6]) == fs.st_ino);
+  CHECK(dev(fl) == fs.st_dev);
+  std::smatch ml = find(ma);
+  CHECK(ml[2] == "rw-s");
+  CHECK(ml[7] == "/memfd:blob (deleted)");
+  CHECK(std::stoull(ml[6]) == ms.st_ino);
+  CHECK(find(za)[7] == "/dev/zero (deleted)");
+  CHECK(find(reinterpret_cast<void*>(brk0))[7] == "[heap]");
+  // Unlinked: the path it had, and (deleted).
+  REQUIRE(rump_sys_unlink("/tmp/mapped") == 0);
+  CHECK(find(fa)[7] == "/tmp/mapped (deleted)");
+  // The host's maps name files the same way.
+  bool named = false;
+  for (const auto& l : lines(kHostSrc.read("/proc/self/maps"))) {
+    std::smatch mt;
+    if (std::regex_match(l, mt, line) && mt[7].length() && mt[7].str()[0] == '/') {
+      named = true;
+      CHECK(l.find_first_not_of(' ', 73) == 73);
+    }
+  }
+  CHECK(named);
+  rump_lwproc_switch(iso);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+}
+
+TEST_CASE("procfs: exe is ENOENT until PR_SET_MM_EXE_FILE names the executable, then a link that opens it",
+          "[procfs]") {
+  KernelUp up;
+  char buf[64];
+  CHECK_ERRNO(ENOENT, rump_sys_readlink("/proc/self/exe", buf, sizeof buf));
+  CHECK_ERRNO(ENOENT, rump_sys_open("/proc/self/exe", O_RDONLY));
+  REQUIRE(rump_sys_mkdir("/bin", 0755) == 0);
+  int prog = rump_sys_open("/bin/prog", O_CREAT | O_RDWR, 0755);
+  REQUIRE(prog >= 0);
+  REQUIRE(rump_sys_write(prog, "\177ELF", 4) == 4);
+  int data = rump_sys_open("/bin/data", O_CREAT | O_RDWR, 0644);
+  int dir = rump_sys_open("/bin", O_RDONLY | O_DIRECTORY);
+  auto set = [](int fd) { return rump_sys_prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, fd, 0, 0); };
+  // Linux's checks: a descriptor, of a regular file the caller may execute.
+  CHECK_ERRNO(EBADF, set(99));
+  CHECK_ERRNO(EACCES, set(data));
+  CHECK_ERRNO(EACCES, set(dir));
+  REQUIRE(set(prog) == 0);
+  CHECK(kRumpSrc.link("/proc/self/exe") == "/bin/prog");
+  int again = rump_sys_open("/proc/self/exe", O_RDONLY);
+  REQUIRE(again >= 0);
+  char head[4] = {};
+  CHECK(rump_sys_read(again, head, 4) == 4);
+  CHECK(std::string(head, 4) == "\177ELF");
+  // A child inherits it; a user without CAP_SYS_RESOURCE may not set it.
+  auto kid = rump_test::fork_kid();
+  CHECK(kRumpSrc.link("/proc/" + std::to_string(kid.pid) + "/exe") == "/bin/prog");
+  rump_test::as(kid.l, [] { return rump_sys_setuid(1000); });
+  CHECK(rump_test::as(kid.l, [&] { return set(prog) == -1 && errno == EPERM; }));
+  // Unlinked, it shows where it was.
+  REQUIRE(rump_sys_unlink("/bin/prog") == 0);
+  CHECK(kRumpSrc.link("/proc/self/exe") == "/bin/prog (deleted)");
+  lwp* prev = rump_lwproc_curlwp();
+  rump_lwproc_switch(kid.l);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
 }
