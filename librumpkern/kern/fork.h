@@ -100,6 +100,11 @@ SigSet begin_temp_sigmask(Lwp& l, SigSet mask);
 // and the caller must return (EINTR) without touching either.
 bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted, Delivered* d = nullptr);
 
+// Sets l's signal mask. As Linux's: pending process-directed signals the
+// mask lets through become l's to take as well, and those picked for l
+// that it now blocks go to another LWP that takes them.
+void sig_set_mask_locked(Proc& p, Lwp& l, SigSet mask) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
+
 // Dequeues the first pending signal of set for l (l's own before the
 // process's; faults first, then the lowest number) into *info; 0 if none.
 int sig_dequeue_locked(Proc& p, Lwp& l, SigSet set, siginfo_t* info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
@@ -114,7 +119,8 @@ Result<int> sig_wait(Lwp& l, const std::atomic<SigSet>& which, siginfo_t* info, 
 void sig_wait_set_changed(Proc& p);
 // Drops the pending instances of set, from the process and every LWP.
 void sig_discard_locked(Proc& p, SigSet set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
-// Frees l's records as it leaves p.
+// Frees l's records as it leaves p; the process-directed signals picked
+// for it go to another LWP.
 void sig_flush_lwp_locked(Proc& p, Lwp& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
 
 // The wait status encodings.

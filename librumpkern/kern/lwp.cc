@@ -46,7 +46,8 @@ void Lwp::refresh_cred() {
 
 bool Lwp::interrupt_pending() const {
   if (exiting_.load(std::memory_order_relaxed)) return true;
-  SigSet pend = proc_->sigpending_.load(std::memory_order_acquire) | sigpending_.load(std::memory_order_acquire);
+  SigSet pend = (proc_->sigpending_.load(std::memory_order_acquire) & sigclaim_.load(std::memory_order_acquire)) |
+                sigpending_.load(std::memory_order_acquire);
   return (pend & ~(sigmask_.load(std::memory_order_relaxed) | sigwaiting_.load(std::memory_order_relaxed))) != 0;
 }
 

@@ -8,7 +8,9 @@
 //
 // Sleeping: Lwp::sleep() is the one way kernel code waits for an event with
 // a timeout or interruptibly. An interruptible sleep ends with kErestartSys
-// when a signal is posted to the process (Lwp::interrupt()).
+// when a signal is posted to this LWP, or to the process and picked for
+// this LWP (Lwp::interrupt(); kern/sig.cc says which LWP a process-directed
+// signal goes to). The other LWPs sleep on undisturbed, as on Linux.
 //
 // Restarting (Linux's rules, signal(7)): kErestartSys and kErestartNoHand
 // are internal errno values that never reach a user. A call returns one of
@@ -107,8 +109,9 @@ class Lwp : public KObject {
   bool spin_wait(const std::atomic<uint32_t>& word, uint32_t seen, int64_t max_ns);
   // Wakes an interruptible sleep of this LWP (signal delivery, exit).
   void interrupt();
-  // True if an unblocked signal is pending for the process or the LWP was
-  // told to stop (process exit).
+  // True if an unblocked signal is pending for this LWP (sent to it, or
+  // sent to the process and picked for it: sigclaim_) or the LWP was told
+  // to stop (process exit).
   bool interrupt_pending() const;
 
   // Set when the process is exiting: syscalls return and the LWP goes.
@@ -126,6 +129,12 @@ class Lwp : public KObject {
   // records are in sigqueue_ (kern/signal.h).
   std::atomic<SigSet> sigpending_{0};
   SigQueue sigqueue_ ABSL_GUARDED_BY(sig_lock_);
+  // The process-directed pending signals this LWP was picked to take
+  // (Linux's TIF_SIGPENDING, one bit per signal; kern/sig.cc): only they,
+  // of the process's set, interrupt its sleeps, and while it is in the
+  // kernel no other LWP takes them as it leaves. Changed under the
+  // process lock, read without it.
+  std::atomic<SigSet> sigclaim_{0};
   // The signals this LWP waits to dequeue (rt_sigtimedwait, a signalfd
   // read): they wake it, and don't interrupt it, although they may be
   // unblocked. Set by the LWP under the process lock; 0 when not waiting.

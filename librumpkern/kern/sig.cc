@@ -26,6 +26,20 @@
 // for rt_sigtimedwait and signalfd. A process-directed signal asks the
 // LWP whose tid is the pid (the main one), or any LWP if that is gone.
 //
+// Which LWP a process-directed signal interrupts: one, picked when it is
+// posted as Linux's complete_signal picks a thread: the main LWP if it
+// takes the signal (does not block it, or waits for it in
+// rt_sigtimedwait or a signalfd read), otherwise the first other LWP that
+// does. The pick is recorded in that LWP's sigclaim_: only its sleeps end,
+// and while it is in the kernel, no other LWP takes the signal as it
+// leaves. The other LWPs sleep on undisturbed: a timed call of theirs
+// keeps its deadline and never fails with EINTR for a signal another LWP
+// took. A signal that every LWP blocks is picked by none; an LWP that
+// unblocks it takes it (sig_set_mask_locked), and one that blocks a
+// signal picked for it, or leaves, hands it to another LWP. A fatal
+// action ends the whole process: every LWP that takes the signal is
+// interrupted, as Linux's group exit.
+//
 // Waiting for signals (rt_sigtimedwait, signalfd reads, rt_sigsuspend,
 // pause) sleeps on Proc::sigwait_cv_ with the process lock; posting holds
 // that lock and wakes the LWPs concerned with Lwp::interrupt(), so no
@@ -85,6 +99,58 @@ bool blocked_by_process(Proc& p, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_)
   return any;
 }
 
+// Would l take sig, sent to its process (Linux's wants_signal)?
+bool wants_signal(const Lwp& l, int sig) {
+  if (l.exiting_.load(std::memory_order_relaxed) || l.dead_.load(std::memory_order_acquire)) return false;
+  return (l.sigmask_.load() & sig_bit(sig)) == 0 || (l.sigwaiting_.load() & sig_bit(sig)) != 0;
+}
+
+// The LWP a process-directed sig goes to, never skip; nullptr if none
+// takes it. The main LWP if it takes it, otherwise the first other one
+// that does; but an LWP that can run (in the kernel, or bound to a host
+// thread) comes before one that can't (parked by rump_lwproc_switch, it
+// would hold the signal until a thread switches to it).
+Lwp* pick_lwp_locked(Proc& p, int sig, const Lwp* skip) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  Lwp* best = nullptr;
+  int best_rank = -1;
+  for (Lwp& l : p.lwps_) {
+    if (&l == skip || !wants_signal(l, sig)) continue;
+    bool runs = l.in_kernel_.load(std::memory_order_acquire) || l.bound_.load(std::memory_order_relaxed);
+    int rank = (runs ? 2 : 0) + (l.tid() == p.pid() ? 1 : 0);
+    if (rank > best_rank) {
+      best = &l;
+      best_rank = rank;
+    }
+  }
+  return best;
+}
+
+// Gives t the process-directed signals of set to take, and ends its sleep.
+// Under the process lock.
+void claim(Lwp& t, SigSet set) {
+  t.sigclaim_.fetch_or(set, std::memory_order_release);
+  if (t.in_kernel_.load(std::memory_order_acquire)) t.interrupt();
+}
+
+// The signals of set that were picked for l and are still pending go to
+// another LWP that takes them (Linux's retarget_shared_pending).
+void retarget_locked(Proc& p, Lwp& l, SigSet set) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  set &= l.sigclaim_.load() & p.sigpending_.load();
+  if (set == 0) return;
+  l.sigclaim_.fetch_and(~set);
+  for (SigSet rest = set; rest; rest &= rest - 1) {
+    int sig = __builtin_ctzll(rest) + 1;
+    if (Lwp* t = pick_lwp_locked(p, sig, &l)) claim(*t, sig_bit(sig));
+  }
+}
+
+// The signals of gone left the process's pending set: no LWP holds them.
+void unclaim_locked(Proc& p, SigSet gone) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  for (Lwp& l : p.lwps_) {
+    if (l.sigclaim_.load(std::memory_order_relaxed) & gone) l.sigclaim_.fetch_and(~gone);
+  }
+}
+
 // Next signal of pend to take: faults first, then the lowest number.
 int next_signal(SigSet pend) {
   if (pend == 0) return 0;
@@ -106,7 +172,10 @@ void collect_signal(Proc& p, std::atomic<SigSet>& set, SigQueue& q, int sig, sig
     }
     first = &e;
   }
-  if (!more) set.fetch_and(~sig_bit(sig), std::memory_order_release);
+  if (!more) {
+    set.fetch_and(~sig_bit(sig), std::memory_order_release);
+    if (&set == &p.sigpending_) unclaim_locked(p, sig_bit(sig));
+  }
   if (first) {
     if (info) *info = first->info;
     q.erase(q.iterator_to(*first));
@@ -123,6 +192,7 @@ void discard_queue(Proc& p, std::atomic<SigSet>& set, SigQueue& q, SigSet which)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
   if ((set.load() & which) == 0) return;
   set.fetch_and(~which, std::memory_order_release);
+  if (&set == &p.sigpending_) unclaim_locked(p, which);
   q.remove_and_dispose_if([&](const SigQueued& e) { return (sig_bit(e.info.si_signo) & which) != 0; },
                           [&p](SigQueued* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
                             p.nsigqueued_--;
@@ -206,15 +276,24 @@ Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info) {
     }
     set.fetch_or(sig_bit(sig), std::memory_order_release);
     bool any_in_kernel = false;
+    // A thread-directed signal, and one that ends the process, wake each
+    // LWP concerned; any other process-directed one wakes one LWP.
+    bool each = thread || sig == SIGKILL || d == Disposition::kFatal;
     for (Lwp& l : p.lwps_) {
       if (thread && &l != thread) continue;
       bool in = l.in_kernel_.load(std::memory_order_acquire);
       any_in_kernel |= in;
+      if (!each) continue;
       bool wakes = (l.sigmask_.load() & sig_bit(sig)) == 0 || (l.sigwaiting_.load() & sig_bit(sig)) != 0;
-      if (in && (wakes || sig == SIGKILL)) {
+      if (!wakes && sig != SIGKILL) continue;
+      if (!thread) l.sigclaim_.fetch_or(sig_bit(sig), std::memory_order_release);
+      if (in) {
         if (sig == SIGKILL) l.exiting_.store(true);
         l.interrupt();
       }
+    }
+    if (!each) {
+      if (Lwp* t = pick_lwp_locked(p, sig, nullptr)) claim(*t, sig_bit(sig));
     }
     if (d == Disposition::kFatal && !any_in_kernel) {
       // A blocked fatal signal waits, except SIGKILL.
@@ -254,6 +333,16 @@ void sig_discard_locked(Proc& p, SigSet set) {
 void sig_flush_lwp_locked(Proc& p, Lwp& l) {
   l.assert_sig_locked();
   discard_queue(p, l.sigpending_, l.sigqueue_, ~SigSet{0});
+  retarget_locked(p, l, ~SigSet{0});
+  l.sigclaim_.store(0);
+}
+
+void sig_set_mask_locked(Proc& p, Lwp& l, SigSet mask) {
+  l.sigmask_.store(mask);
+  SigSet pend = p.sigpending_.load();
+  if (pend == 0) return;
+  if (pend & ~mask) l.sigclaim_.fetch_or(pend & ~mask, std::memory_order_release);
+  retarget_locked(p, l, mask & ~l.sigwaiting_.load());
 }
 
 Result<int> sig_wait(Lwp& l, const std::atomic<SigSet>& which, siginfo_t* info, int64_t deadline_ns) {
@@ -272,6 +361,9 @@ Result<int> sig_wait(Lwp& l, const std::atomic<SigSet>& which, siginfo_t* info, 
     l.sigwaiting_.store(0);
     if (r) {
       if (int sig = sig_dequeue_locked(p, l, take, info)) return sig;
+      // Signals picked for l because it waited for them, and still
+      // pending, go to an LWP that takes them.
+      retarget_locked(p, l, l.sigmask_.load());
       return err(r == ETIMEDOUT ? EAGAIN : r);
     }
   }
@@ -290,6 +382,14 @@ bool check_fatal_signals(Lwp& l, Delivered* d) {
   {
     MutexLocker g(p.lock_);
     l.assert_sig_locked();
+    // Process-directed signals picked for another LWP that is in the
+    // kernel are that LWP's to take: it may sleep in a call they end.
+    SigSet others = 0;
+    for (Lwp& o : p.lwps_) {
+      if (&o != &l && o.in_kernel_.load(std::memory_order_acquire)) others |= o.sigclaim_.load();
+    }
+    pend &= ~(others & ~l.sigclaim_.load() & ~l.sigpending_.load());
+    if (pend == 0) return false;
     if (&p != l.kernel().procs().init()) {
       for (int sig = 1; sig <= kNsig; sig++) {
         if (!(pend & sig_bit(sig))) continue;
@@ -321,7 +421,7 @@ SigSet begin_temp_sigmask(Lwp& l, SigSet mask) {
   MutexLocker g(p.lock_);
   SigSet old = l.sigmask_.load();
   mask &= ~kCantMask;
-  l.sigmask_.store(mask);
+  sig_set_mask_locked(p, l, mask);
   SigSet now_open = p.pending_for(l) & old & ~mask;
   SigSet ignored = 0;
   for (SigSet rest = now_open; rest; rest &= rest - 1) {
@@ -340,7 +440,7 @@ bool end_temp_sigmask(Lwp& l, SigSet old, bool interrupted, Delivered* d) {
   if (interrupted && check_fatal_signals(l, d)) return true;
   Proc& p = l.proc();
   MutexLocker g(p.lock_);
-  l.sigmask_.store(old);
+  sig_set_mask_locked(p, l, old);
   return false;
 }
 

@@ -237,8 +237,9 @@ Result<long> sys_rt_sigprocmask(Lwp& l, int how, UserPtr<sigset_t> set, UserPtr<
       case SIG_SETMASK: n = s; break;
       default: return err(EINVAL);
     }
-    MutexLocker g(l.proc().lock_);
-    l.sigmask_.store(n);
+    Proc& p = l.proc();
+    MutexLocker g(p.lock_);
+    sig_set_mask_locked(p, l, n);
   }
   if (oset) TRY(copyout(l, &old, oset.addr, sizeof old));
   return 0;

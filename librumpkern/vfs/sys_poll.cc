@@ -242,14 +242,15 @@ Result<long> sys_ppoll(Lwp& l, UserPtr<void> fds, unsigned long nfds, UserPtr<st
   }
   SigSet mask = 0;
   if (!sigmask.is_null()) mask = TRY(copyin_sigmask(l, sigmask.addr, sigsetsize));
-  long n = TRY(poll_common(l, fds, nfds, deadline, sigmask.is_null() ? nullptr : &mask));
-  if (!tmo_p.is_null()) {
+  Result<long> r = poll_common(l, fds, nfds, deadline, sigmask.is_null() ? nullptr : &mask);
+  if (!tmo_p.is_null() && (r.ok() || r.error() == EINTR)) {
+    // Linux writes the time left back, also when a signal interrupted.
     int64_t left = deadline == 0 ? 0 : deadline - poll_now_ns();
     if (left < 0) left = 0;
     timespec ts{left / kNsPerSec, left % kNsPerSec};
     (void)copyout_obj(l, ts, tmo_p);  // Linux ignores a failure here
   }
-  return n;
+  return r;
 }
 
 Result<long> sys_select(Lwp& l, int nfds, UserPtr<void> readfds, UserPtr<void> writefds, UserPtr<void> exceptfds,

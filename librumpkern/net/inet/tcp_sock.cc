@@ -439,7 +439,10 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
     if (listener_) return err(EISCONN);
     if (conn_) {
       TcpState s = conn_->state();
-      if (synchronizing(s)) return err(EALREADY);
+      // A blocking connect on a connection still being set up (by a
+      // non-blocking connect, or by one a signal interrupted, which the
+      // system call exit may have restarted) waits for it, as Linux's.
+      if (synchronizing(s)) return nonblock ? err(EALREADY) : wait_connected_locked(l);
       if (s != TcpState::kClosed) {
         // The first connect() after a non-blocking one completed reports
         // the success (Linux's SS_CONNECTING to SS_CONNECTED).
@@ -499,17 +502,20 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   TRY(r);
   if (nonblock) return err(EINPROGRESS);
   MutexLocker g(so.lock_);
+  return wait_connected_locked(l);
+}
+
+// Until the handshake ends. Interrupted without SO_SNDTIMEO: restarted
+// (Linux's sock_intr_errno), and the restarted call waits here again.
+Result<void> TcpCb::wait_connected_locked(Lwp& l) {
   int64_t deadline = so_deadline(so.sndtimeo_ns_);
   while (conn_ && synchronizing(conn_->state())) {
-    // Not restarted: a second connect on the half-open connection would
-    // find it busy (EALREADY), where Linux's goes on waiting.
-    if (int e2 = so_sleep(l, so, so.conn_cv_, so.conn_waiters_, deadline))
-      return err(e2 == EAGAIN ? EINPROGRESS : eintr_if_restart(e2));
+    if (int e = so_sleep(l, so, so.conn_cv_, so.conn_waiters_, deadline)) return err(e == EAGAIN ? EINPROGRESS : e);
   }
   if (so.error_) {
-    int e2 = so.error_;
+    int e = so.error_;
     so.error_ = 0;
-    return err(e2);
+    return err(e);
   }
   if (!conn_ || conn_->state() == TcpState::kClosed) return err(ECONNABORTED);
   connect_reported_ = true;

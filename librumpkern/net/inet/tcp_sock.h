@@ -91,6 +91,8 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   uint64_t cookie_secret() override;
 
  private:
+  // A blocking connect's wait for the end of the handshake.
+  Result<void> wait_connected_locked(Lwp& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_);
   // After every engine call: the socket's view of the connection (state
   // bits, SO_ERROR, FIONREAD), children handed over or freed, the timer,
   // and the queued packets moved to p.

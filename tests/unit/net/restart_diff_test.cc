@@ -3,16 +3,19 @@
 // SIGUSR1, installed with and without SA_RESTART; the host kernel and the
 // rump kernel must agree on EINTR (no SA_RESTART) against completion (the
 // call restarts and ends when its event comes). Calls that are never
-// restarted after a handler (poll, epoll_wait, nanosleep, rt_sigtimedwait,
-// futex with a timeout) give EINTR even with SA_RESTART. A blocking
+// restarted after a handler (poll, ppoll, select, epoll_wait, nanosleep,
+// clock_nanosleep, rt_sigtimedwait, futex with a timeout) give EINTR even
+// with SA_RESTART, and report the time left where Linux does. A blocking
 // signalfd read follows a change of the signalfd's set made while it
-// sleeps. Log against log (net_diff.h).
+// sleeps. A blocking connect (AF_UNIX and TCP) to a full backlog is
+// restarted like accept. Log against log (net_diff.h).
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,108 +27,14 @@
 #include <utility>
 #include <vector>
 
+#include "inet/tcp_scenario.h"
+#include "interrupter.h"
 #include "net_diff.h"
-#include "repeat_sender.h"
 #include "rump_test.h"
 
 using namespace net_test;
 
 namespace {
-
-void on_usr1(int) {}
-
-// SIGUSR1 caught, with or without SA_RESTART.
-template <class S>
-int catch_usr1(bool restart) {
-  unsigned long flags = restart ? SA_RESTART : 0;
-  if (S::kRump) {
-    KSigaction a{reinterpret_cast<void*>(&on_usr1), flags, nullptr, 0};
-    return rump_sys_rt_sigaction(SIGUSR1, &a, nullptr, 8);
-  }
-  struct sigaction sa {};
-  sa.sa_handler = on_usr1;
-  sa.sa_flags = static_cast<int>(flags);
-  return sigaction(SIGUSR1, &sa, nullptr);
-}
-
-// Interrupts the calling thread's blocking calls: every millisecond a
-// SIGUSR1 (host: to that thread; rump: to its process, from an LWP of it
-// that blocks every signal), and at given counts a step (run on the
-// sender's thread; rump: as that LWP), so that a call that is restarted
-// rather than failed ends when the step makes its event come. Signals
-// stop after kMaxSignals, the steps go on.
-template <class S>
-class Interrupter {
- public:
-  static constexpr int kMaxSignals = 1500;
-  using Steps = std::vector<std::pair<int, std::function<void()>>>;
-
-  Interrupter(Steps steps, bool signal = true) : steps_(std::move(steps)), signal_(signal) {
-    if (S::kRump) {
-      pid_t pid = rump_sys_getpid();
-      sender_.emplace(rump_kernel_current(), pid, true, [this, pid] {
-        tick([pid] { rump_sys_kill(pid, SIGUSR1); });
-      });
-    } else {
-      pthread_t self = pthread_self();
-      host_ = std::thread([this, self] {
-        while (!stop_.load()) {
-          tick([self] { pthread_kill(self, SIGUSR1); });
-          usleep(1000);
-        }
-      });
-    }
-  }
-  ~Interrupter() {
-    stop_.store(true);
-    if (host_.joinable()) host_.join();
-    if (sender_) sender_->stop();
-  }
-
- private:
-  template <class Send>
-  void tick(Send send) {
-    int n = ++count_;
-    if (signal_ && n <= kMaxSignals) send();
-    for (auto& [at, step] : steps_)
-      if (n == at) step();
-  }
-
-  Steps steps_;
-  bool signal_;
-  int count_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread host_;
-  std::optional<rump_test::RepeatSender> sender_;
-};
-
-// Finished after this many signals: a restarted call ends then.
-constexpr int kFinishAt = 20;
-// For calls that must fail: their event comes only after this many, so a
-// call wrongly restarted ends with a result, not EINTR.
-constexpr int kLateAt = 1200;
-
-inline int finish_at(bool restart) { return restart ? kFinishAt : kLateAt; }
-
-template <class S>
-long futex_call(uint32_t* w, int op, uint32_t val, const timespec* ts) {
-  if (S::kRump) return rump_sys_futex(w, op, val, ts, nullptr, 0);
-  return syscall(SYS_futex, w, op, val, ts, nullptr, 0);
-}
-
-template <class S>
-int signalfd_call(int fd, uint64_t mask) {
-  if (S::kRump) return rump_sys_signalfd4(fd, reinterpret_cast<sigset_t*>(&mask), 8, 0);
-  return static_cast<int>(syscall(SYS_signalfd4, fd, &mask, 8, 0));
-}
-
-template <class S>
-int block(uint64_t mask) {
-  if (S::kRump) return rump_sys_rt_sigprocmask(SIG_BLOCK, reinterpret_cast<sigset_t*>(&mask), nullptr, 8);
-  return static_cast<int>(syscall(SYS_rt_sigprocmask, SIG_BLOCK, &mask, nullptr, 8));
-}
-
-inline uint64_t bit(int sig) { return uint64_t{1} << (sig - 1); }
 
 // Reads and writes on a pipe and a stream socketpair, and accept.
 template <class S, bool Restart>
@@ -252,10 +161,34 @@ void sc_never_restarted(Log& L, const Env&) {
     R(SYS(epoll_wait, ep, &out, 1, -1));
   }
   SYS(read, p[0], &c, 1);
+  // select and ppoll write the time left back, a relative clock_nanosleep
+  // into rem: some, and less than the whole.
+  auto some_left = [](time_t sec, long nsec, time_t of) { return (sec > 0 || nsec > 0) && sec < of; };
+  {
+    Interrupter<S> in({{kLateAt, [&] { SYS(write, p[1], "x", 1); }}});
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(p[0], &rd);
+    timeval tv{30, 0};
+    R(RAW(select, p[0] + 1, &rd, nullptr, nullptr, &tv));
+    V("select: time left %s", some_left(tv.tv_sec, tv.tv_usec, 30) ? "yes" : "no");
+  }
+  SYS(read, p[0], &c, 1);
+  {
+    Interrupter<S> in({{kLateAt, [&] { SYS(write, p[1], "x", 1); }}});
+    pollfd pf{p[0], POLLIN, 0};
+    timespec ts{30, 0};
+    R(RAW(ppoll, &pf, 1, &ts, nullptr, 8));
+    V("ppoll: time left %s", some_left(ts.tv_sec, ts.tv_nsec, 30) ? "yes" : "no");
+  }
+  SYS(read, p[0], &c, 1);
   {
     Interrupter<S> in({});
     timespec ts{3, 0};
     R(SYS(nanosleep, &ts, nullptr));
+    timespec rem{-1, -1};
+    R(RAW(clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, &rem));
+    V("clock_nanosleep: time left %s", some_left(rem.tv_sec, rem.tv_nsec, 3) ? "yes" : "no");
   }
   static uint32_t word;
   word = 0;
@@ -315,6 +248,74 @@ void sc_signalfd_mask_change(Log& L, const Env&) {
   SYS(close, fd);
 }
 
+// A blocking connect to a listener whose backlog is full (backlog 0
+// holds one connection: AF_UNIX waits for room, TCP's SYN is dropped and
+// sent again after a second). Linux restarts it with SA_RESTART (the
+// restarted TCP connect waits on for the handshake it began), and it ends
+// once an accept makes room; without SA_RESTART it fails with EINTR, and
+// a second blocking connect waits on (TCP) or starts again (AF_UNIX).
+// With SO_SNDTIMEO it fails with EINTR whatever SA_RESTART says.
+template <class S, bool Restart, class Addr>
+void connect_full_backlog(Log& L, int fam, Addr& a, socklen_t al) {
+  R(catch_usr1<S>(Restart));
+  int ls = F(SYS(socket, fam, SOCK_STREAM, 0));
+  R(SYS(bind, ls, reinterpret_cast<sockaddr*>(&a), al));
+  R(SYS(listen, ls, 0));
+  Addr to = a;
+  socklen_t tl = al;
+  R(SYS(getsockname, ls, reinterpret_cast<sockaddr*>(&to), &tl));
+  sockaddr* tsa = reinterpret_cast<sockaddr*>(&to);
+  int c1 = F(SYS(socket, fam, SOCK_STREAM, 0));
+  R(SYS(connect, c1, tsa, tl));
+  int c2 = F(SYS(socket, fam, SOCK_STREAM, 0));
+  std::atomic<int> x{-1};
+  {
+    Interrupter<S> in({{finish_at(Restart), [&] { x = static_cast<int>(SYS(accept, ls, nullptr, nullptr)); }}});
+    R(SYS(connect, c2, tsa, tl));
+  }
+  V("accepted by the step: %s", x >= 0 ? "yes" : "no");
+  int s2 = -1;
+  if (Restart) {
+    // Connected already: EISCONN (after an accept: Linux's AF_UNIX
+    // connect waits for room in the backlog before it looks).
+    s2 = F(SYS(accept, ls, nullptr, nullptr));
+    R(SYS(connect, c2, tsa, tl));
+  } else {
+    // Connects now, once c1's place is free.
+    x = F(SYS(accept, ls, nullptr, nullptr));
+    R(SYS(connect, c2, tsa, tl));
+    s2 = F(SYS(accept, ls, nullptr, nullptr));
+  }
+  R(SYS(write, c2, "k", 1));
+  char c = 0;
+  R(SYS(read, s2, &c, 1));
+  V("byte %c", c);
+  // Full again (c3 takes the one place, c4 waits), with SO_SNDTIMEO.
+  int c3 = F(SYS(socket, fam, SOCK_STREAM, 0));
+  R(SYS(connect, c3, tsa, tl));
+  int c4 = F(SYS(socket, fam, SOCK_STREAM, 0));
+  timeval tv{30, 0};
+  R(SYS(setsockopt, c4, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv));
+  {
+    Interrupter<S> in({});
+    R(SYS(connect, c4, tsa, tl));
+  }
+  for (int f : {ls, c1, c2, x.load(), s2, c3, c4}) SYS(close, f);
+}
+
+template <class S, bool Restart>
+void sc_connect_unix(Log& L, const Env& env) {
+  sockaddr_un a;
+  socklen_t al = path_addr(a, env, Restart ? "full-r" : "full");
+  connect_full_backlog<S, Restart>(L, AF_UNIX, a, al);
+}
+
+template <class S, bool Restart>
+void sc_connect_tcp(Log& L, const Env&) {
+  sockaddr_in a = tcp_in4("127.0.0.1", 0);
+  connect_full_backlog<S, Restart>(L, AF_INET, a, sizeof a);
+}
+
 }  // namespace
 
 TEST_CASE("restart diff: pipe, socket and accept fail with EINTR without SA_RESTART", "[net][diff][signal]") {
@@ -329,7 +330,8 @@ TEST_CASE("restart diff: wait4, futex and flock fail with EINTR without SA_RESTA
 TEST_CASE("restart diff: wait4, futex and flock are restarted with SA_RESTART", "[net][diff][signal]") {
   run_diff(&sc_wait_futex_lock<K<false>, true>, &sc_wait_futex_lock<K<true>, true>);
 }
-TEST_CASE("restart diff: poll, epoll_wait, nanosleep, timed futex and rt_sigtimedwait give EINTR despite SA_RESTART",
+TEST_CASE("restart diff: poll, ppoll, select, epoll_wait, nanosleep, clock_nanosleep, timed futex and rt_sigtimedwait "
+          "give EINTR despite SA_RESTART",
           "[net][diff][signal]") {
   run_diff(&sc_never_restarted<K<false>>, &sc_never_restarted<K<true>>);
 }
@@ -340,4 +342,13 @@ TEST_CASE("restart diff: a signalfd read is restarted with SA_RESTART and fails 
 }
 TEST_CASE("restart diff: a blocking signalfd read takes a signal its set gained while it slept", "[net][diff][signal]") {
   run_diff(&sc_signalfd_mask_change<K<false>>, &sc_signalfd_mask_change<K<true>>);
+}
+TEST_CASE("restart diff: a blocking connect to a full backlog fails with EINTR without SA_RESTART",
+          "[net][diff][signal]") {
+  run_diff(&sc_connect_unix<K<false>, false>, &sc_connect_unix<K<true>, false>);
+  run_diff(&sc_connect_tcp<K<false>, false>, &sc_connect_tcp<K<true>, false>);
+}
+TEST_CASE("restart diff: a blocking connect to a full backlog is restarted with SA_RESTART", "[net][diff][signal]") {
+  run_diff(&sc_connect_unix<K<false>, true>, &sc_connect_unix<K<true>, true>);
+  run_diff(&sc_connect_tcp<K<false>, true>, &sc_connect_tcp<K<true>, true>);
 }
