@@ -1,8 +1,13 @@
 // HostBlockDevice: block I/O on a window of a host file through the
-// asynchronous rumpuser_bio hypercall, waited for synchronously.
+// asynchronous rumpuser_bio hypercall, waited for synchronously, and
+// vectored I/O through rumpuser_iovread/rumpuser_iovwrite.
 #include "dev/blockdev.h"
 
 #include <rump/rumpuser.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
 
 #include "sync/mutex.h"
 
@@ -55,6 +60,57 @@ Result<void> HostBlockDevice::read_blocks(uint64_t blkno, void* buf, size_t coun
 Result<void> HostBlockDevice::write_blocks(uint64_t blkno, const void* buf, size_t count) {
   if (read_only_) return err(EROFS);
   return io(RUMPUSER_BIO_WRITE, blkno, const_cast<void*>(buf), count);
+}
+
+Result<void> BlockDevice::per_segment(bool write, uint64_t blkno, const Segment* iov, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    size_t count = iov[i].len / block_size();
+    TRY(write ? write_blocks(blkno, iov[i].base, count) : read_blocks(blkno, iov[i].base, count));
+    blkno += count;
+  }
+  return {};
+}
+
+Result<void> BlockDevice::read_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
+  return per_segment(false, blkno, iov, n);
+}
+
+Result<void> BlockDevice::write_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
+  return per_segment(true, blkno, iov, n);
+}
+
+static_assert(sizeof(BlockDevice::Segment) == sizeof(rumpuser_iovec) &&
+              offsetof(BlockDevice::Segment, base) == offsetof(rumpuser_iovec, iov_base) &&
+              offsetof(BlockDevice::Segment, len) == offsetof(rumpuser_iovec, iov_len));
+
+Result<void> HostBlockDevice::iov_io(bool write, uint64_t blkno, const Segment* iov, size_t n) {
+  // The host takes at most IOV_MAX (1024) segments per call.
+  constexpr size_t kMaxSegments = 1024;
+  while (n > 0) {
+    size_t k = std::min(n, kMaxSegments);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < k; i++) bytes += iov[i].len;
+    if (blkno > size_ / kBlockBytes || bytes > size_ - blkno * kBlockBytes) return err(EINVAL);
+    size_t done = 0;
+    auto* v = const_cast<rumpuser_iovec*>(reinterpret_cast<const rumpuser_iovec*>(iov));
+    int64_t at = static_cast<int64_t>(begin_ + blkno * kBlockBytes);
+    int e = write ? rumpuser_iovwrite(fd_, v, k, at, &done) : rumpuser_iovread(fd_, v, k, at, &done);
+    if (e) return err(e);
+    if (done != bytes) return err(EIO);
+    blkno += bytes / kBlockBytes;
+    iov += k;
+    n -= k;
+  }
+  return {};
+}
+
+Result<void> HostBlockDevice::read_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
+  return iov_io(false, blkno, iov, n);
+}
+
+Result<void> HostBlockDevice::write_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
+  if (read_only_) return err(EROFS);
+  return iov_io(true, blkno, iov, n);
 }
 
 Result<void> HostBlockDevice::sync() {

@@ -1,9 +1,10 @@
-// blockdev.h: the block-device interface disk file systems (a future
-// ext2) mount on. A BlockDevice is a run of fixed-size blocks with
-// synchronous block reads and writes and a cache flush; today's provider
-// is a window of a host file (etfs RUMP_ETFS_BLK, HostBlockDevice) doing
-// its I/O through rumpuser_bio. Callers hold no tree lock across these
-// calls: they block (the CPU is released while the host does the I/O).
+// blockdev.h: the block-device interface disk file systems (ext2/3/4)
+// mount on. A BlockDevice is a run of fixed-size blocks with synchronous
+// block reads and writes and a cache flush; today's provider is a window
+// of a host file (etfs RUMP_ETFS_BLK, HostBlockDevice) doing its I/O
+// through rumpuser_bio, vectored requests through rumpuser_iovread and
+// rumpuser_iovwrite. The calls block (the CPU is released while the host
+// does the I/O); a file system makes them under its tree lock.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +28,22 @@ class BlockDevice {
   // errors, EROFS writing a read-only device.
   virtual Result<void> read_blocks(uint64_t blkno, void* buf, size_t count) = 0;
   virtual Result<void> write_blocks(uint64_t blkno, const void* buf, size_t count) = 0;
+  // The same for blocks from blkno on, to or from the n segments of iov
+  // in turn (each a multiple of the block size long): a run of blocks
+  // moves between the device and frames that are not contiguous in
+  // memory (a file's cached pages) in one request. The default makes
+  // one request per segment.
+  struct Segment {
+    void* base;
+    size_t len;
+  };
+  virtual Result<void> read_blocksv(uint64_t blkno, const Segment* iov, size_t n);
+  virtual Result<void> write_blocksv(uint64_t blkno, const Segment* iov, size_t n);
   // Everything written so far is on stable storage.
   virtual Result<void> sync() = 0;
+
+ private:
+  Result<void> per_segment(bool write, uint64_t blkno, const Segment* iov, size_t n);
 };
 
 // A window [begin, begin + size) of a host file or device, opened by the
@@ -41,12 +56,15 @@ class HostBlockDevice : public BlockDevice, public KObject {
   uint64_t size() const override { return size_; }
   Result<void> read_blocks(uint64_t blkno, void* buf, size_t count) override;
   Result<void> write_blocks(uint64_t blkno, const void* buf, size_t count) override;
+  Result<void> read_blocksv(uint64_t blkno, const Segment* iov, size_t n) override;
+  Result<void> write_blocksv(uint64_t blkno, const Segment* iov, size_t n) override;
   Result<void> sync() override;
 
   static constexpr uint32_t kBlockBytes = 512;
 
  private:
   Result<void> io(int op, uint64_t blkno, void* buf, size_t count);
+  Result<void> iov_io(bool write, uint64_t blkno, const Segment* iov, size_t n);
   int fd_;
   uint64_t begin_, size_;
   bool read_only_;

@@ -287,6 +287,28 @@ Result<void> BufCache::flush(BlockDevice& dev) {
   return dev.sync();
 }
 
+bool BufCache::copy_cached(BlockDevice& dev, uint64_t blkno, uint32_t size, void* dst) {
+  MutexLocker g(lock_);
+  if (count_ == 0) return false;
+  Buf* b = table_.find(Buf::Key{&dev, blkno});
+  if (b == nullptr || b->size_ != size) return false;
+  std::memcpy(dst, b->data_, size);
+  return true;
+}
+
+void BufCache::wrote_through(BlockDevice& dev, uint64_t blkno, uint32_t size, const void* src) {
+  MutexLocker g(lock_);
+  if (count_ == 0) return;
+  Buf* b = table_.find(Buf::Key{&dev, blkno});
+  if (b == nullptr || b->size_ != size) return;
+  b->mu_->assert_held();
+  std::memcpy(b->data_, src, size);
+  if (b->dirty_ && !b->pinned_) {
+    b->dirty_ = false;
+    dirty_.erase(dirty_.iterator_to(*b));
+  }
+}
+
 void BufCache::invalidate(BlockDevice& dev) {
   MutexLocker g(lock_);
   for (auto it = lru_.begin(); it != lru_.end();) {

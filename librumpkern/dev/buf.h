@@ -128,6 +128,14 @@ class BufCache : public KObject {
   // Writes every dirty buffer of dev back (pinned ones excepted), then
   // syncs the device.
   Result<void> flush(BlockDevice& dev);
+  // File data moved between a page cache and the device past this cache
+  // (fs/ext2/pageio.cc) stays coherent with a copy a file system made
+  // here (a write through its own write path): copy_cached copies the
+  // cached bytes of block blkno to dst (false: not cached, the device's
+  // bytes are current); wrote_through gives a cached copy the bytes just
+  // written to the device, which make it clean (unless pinned).
+  bool copy_cached(BlockDevice& dev, uint64_t blkno, uint32_t size, void* dst);
+  void wrote_through(BlockDevice& dev, uint64_t blkno, uint32_t size, const void* src);
   // Forgets every buffer of dev (after a flush, at unmount; dirty ones
   // are dropped unwritten). Buffers still referenced are a caller bug.
   void invalidate(BlockDevice& dev);

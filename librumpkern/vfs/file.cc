@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -609,6 +610,8 @@ class VnodeFileOps : public FileOps {
         }
       }
       StalePages stale;  // the mapped pages this write changes
+      bool grew = false;
+      uint64_t grown_from = 0;
       Result<size_t> r = [&]() -> Result<size_t> {
         MutexLocker g(vp.mount().lock_);
         if (append || done == 0) {
@@ -636,8 +639,14 @@ class VnodeFileOps : public FileOps {
           if (off > kMaxFileOffset - allowed) return err(EFBIG);
           Vattr cur;
           vp.getattr(cur);
-          if (off + allowed > cur.size) TRY(vp.truncate(off + allowed));
-          vp.touch(2 | 4);
+          if (off + allowed > cur.size) {
+            // Growing sets the modification and change times too.
+            TRY(vp.truncate(off + allowed));
+            grew = true;
+            grown_from = cur.size;
+          } else {
+            vp.touch(2 | 4);
+          }
           return allowed;
         }
         Result<size_t> w = vp.write(buf, allowed, off);
@@ -649,10 +658,24 @@ class VnodeFileOps : public FileOps {
       }();
       if (r.ok() && cached && r.value() > 0) {
         uint64_t at = off;
-        Result<void> c = cache_io(vp, [&] { return cache->write_cached(buf, r.value(), at); });
-        if (!c.ok()) r = err(c.error());
-        else off += r.value();
-        if (c.ok()) throttle_dirty(vp, *cache);
+        Result<size_t> c = cache_io(vp, [&] { return cache->write_cached(buf, r.value(), at); });
+        size_t wrote = c.ok() ? c.value() : 0;
+        if (wrote < r.value() && grew) {
+          // No room for the rest (ENOSPC): the file ends where the bytes
+          // written end, unless someone wrote past them meanwhile.
+          MutexLocker g(vp.mount().lock_);
+          Vattr cur;
+          vp.getattr(cur);
+          uint64_t end = std::max<uint64_t>(grown_from, at + wrote);
+          if (cur.size == at + r.value() && end < cur.size) (void)vp.truncate(end);
+        }
+        if (!c.ok()) {
+          r = err(c.error());
+        } else {
+          off += wrote;
+          r = wrote;
+          throttle_dirty(vp, *cache);
+        }
       }
       if (!r.ok()) {
         error = r.error();

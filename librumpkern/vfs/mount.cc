@@ -131,6 +131,7 @@ void vfs_fini(Kernel& k) {
   vfs_exit(*k.procs().proc0());
   // Cached file data goes back before the file systems are torn down.
   (void)page_cache_flush_all(k);
+  page_cache_drop_retained(k);
   st->rootvnode.reset();
   // Unmount everything, newest first; open files keep their vnodes (and
   // mounts) until their processes exit.
@@ -287,6 +288,8 @@ Result<long> sys_umount2(Lwp& l, UserPtr<char> target, int flags) {
   bool lazy = flags & MNT_DETACH;
   if (!m.covered()) return err(EBUSY);  // the root file system
   VfsState& st = vfs_state(k);
+  // The caches kept after their files' last close are no users.
+  page_cache_drop_retained(k, &m);
   // Our own reference (vp) is not a user; mounts on top are.
   KVec<Mount*> victims(k.kmem());
   {

@@ -12,6 +12,7 @@
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 #include "vfs/vfs.h"
+#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -144,10 +145,13 @@ Result<long> do_unlink(Lwp& l, int dirfd, UserPtr<char> upath) {
   if (crossed(nd)) return err(EBUSY);
   TRY(check_writable_mount(*nd.dir));
   Vnode& dir = *nd.dir;
+  UnlinkedCache unlinked;
   {
     MutexLocker g(dir.mount().lock_);
     TRY(may_delete(l, dir, *nd.vp));
     TRY(dir.remove(nd.last, *nd.vp));
+    nd.vp->lock().assert_held();  // an entry of dir: the same tree
+    unlinked.note_locked(*nd.vp);
   }
   note_deleted(l, nd);
   return 0;
@@ -220,6 +224,7 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
   if (target == &vp) return 0;  // two names of one file: nothing to do
   Vnode& fdir = *from.dir;
   Vnode& tdir = *to.dir;
+  UnlinkedCache replaced;
   MutexLocker g(fdir.mount().lock_);
   // One tree (EXDEV was checked), so one lock covers every node here.
   tdir.lock().assert_held();
@@ -267,6 +272,10 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
     if (!exchange && target->is_dir() && target->has_entries()) return err(ENOTEMPTY);
   }
   TRY(fdir.rename(from.last, vp, tdir, to.last, target, exchange));
+  if (target && !exchange) {
+    target->lock().assert_held();
+    replaced.note_locked(*target);
+  }
   return 0;
 }
 

@@ -15,7 +15,6 @@
 #include "kern/kernel.h"
 #include "kern/syscall_protos.h"
 #include "vfs/vfs.h"
-#include "vfs/vnode_pager.h"
 
 namespace rump {
 
@@ -147,14 +146,6 @@ long statfs_flags(int mf) {
 Result<long> statfs_out(Lwp& l, Vnode& vp, UserPtr<void> buf) {
   Mount& m = vp.mount();
   Mount::Stat s = m.statfs();
-  // Dirty cached pages will take blocks at write-back: they count as used
-  // already (ext4's delayed-allocation reservation does the same).
-  if (uint64_t dirty = page_cache_dirty_bytes(m.kernel(), m)) {
-    uint64_t bs = s.bsize ? s.bsize : kBlockSize;
-    uint64_t blocks = (dirty + bs - 1) / bs;
-    s.bfree = s.bfree > blocks ? s.bfree - blocks : 0;
-    s.bavail = s.bavail > blocks ? s.bavail - blocks : 0;
-  }
   struct statfs sf;
   std::memset(&sf, 0, sizeof sf);
   sf.f_type = static_cast<__fsword_t>(s.magic);

@@ -29,8 +29,13 @@ constexpr int64_t kDefaultDirtyLimitPages = (int64_t{64} << 20) >> vm::kPageShif
 // Caches handled per pass over the list (references taken under the list
 // lock, work done outside it).
 constexpr size_t kBatch = 16;
+// Pages a sequential read fills ahead of what it asked for (one page I/O
+// call of the file system fills at most kMaxRun).
+constexpr uint64_t kReadAhead = 64;
 
 }  // namespace
+
+PageIo* page_io_of(Vnode& vp) { return dynamic_cast<PageIo*>(&vp); }
 
 void vnode_record_wb_error(Vnode& vp, int e) {
   uint64_t old = vp.wb_error_.load(std::memory_order_relaxed);
@@ -156,16 +161,6 @@ Result<void> page_cache_flush_all(Kernel& k, Mount* m) {
   return {};
 }
 
-uint64_t page_cache_dirty_bytes(Kernel& k, Mount& m) {
-  PageCache* pc = page_cache(k);
-  if (pc == nullptr || pc->dirty_pages_.load(std::memory_order_relaxed) == 0) return 0;
-  uint64_t pages = 0;
-  MutexLocker g(pc->lock_);
-  for (VnodePager& p : pc->pagers_)
-    if (&p.vnode().mount() == &m) pages += p.dirty_pages();
-  return pages << vm::kPageShift;
-}
-
 bool page_cache_reclaim(Kernel& k) {
   PageCache* pc = page_cache(k);
   Kmem& km = k.kmem();
@@ -191,12 +186,20 @@ bool page_cache_reclaim(Kernel& k) {
 // --- one cache
 
 VnodePager::VnodePager(Kmem& kmem, Vnode& vp, bool write_back)
-    : VmObject(kmem, kUnbounded, false), vp_(vp), write_back_(write_back), dirty_(kmem) {}
+    : VmObject(kmem, kUnbounded, false), vp_(vp), io_(page_io_of(vp)), write_back_(write_back), dirty_(kmem), reserved_(kmem) {}
 
 VnodePager::~VnodePager() {
   // The last reference went with pages still dirty (a store raced with the
   // last close): they go back now.
   if (dirty_count_.load(std::memory_order_relaxed) > 0) (void)flush();
+  {
+    // Pages whose write-back failed give their room back.
+    Locker<RwLock> g(lock());
+    if (reserved_.size() > 0) {
+      MutexLocker t(vp_->lock());
+      io_->adjust_reserved(-static_cast<int64_t>(reserved_.size()));
+    }
+  }
   if (write_back_) {
     if (PageCache* pc = page_cache(vp_->mount().kernel())) {
       MutexLocker g(pc->lock_);
@@ -249,6 +252,9 @@ Result<void> VnodePager::fill_page(uint64_t offset, std::byte* frame) {
   // A page wholly past the end: nothing backs it (SIGBUS).
   if (offset >= va.size) return err(kBusFault);
   size_t want = static_cast<size_t>(std::min<uint64_t>(vm::kPageSize, va.size - offset));
+  Result<void> direct = io_ ? io_->read_pages(offset, want, &frame) : Result<void>(err(EOPNOTSUPP));
+  if (direct.ok()) return {};
+  if (direct.error() != EOPNOTSUPP) return err(kBusFault);
   size_t got = 0;
   while (got < want) {
     Result<size_t> r = vp.read(frame + got, want - got, offset + got);
@@ -320,23 +326,34 @@ Result<void> VnodePager::flush_locked() {
   if (n == 0) return {};
   // Back in file order, so that the file system allocates blocks in order.
   // Without memory for the whole list (write-back under memory
-  // pressure), a batch at a time from a buffer on the stack.
-  uint64_t small[256];
+  // pressure), a batch at a time from buffers on the stack.
+  uint64_t small_idx[64];
+  std::byte* small_frames[64];
   auto* idx = static_cast<uint64_t*>(kmem().alloc(n * sizeof(uint64_t)));
+  auto* frames = static_cast<std::byte**>(kmem().alloc(n * sizeof(std::byte*)));
   size_t cap = n;
-  if (idx == nullptr) {
-    idx = small;
-    cap = std::size(small);
+  if (idx == nullptr || frames == nullptr) {
+    Kmem::free(idx);
+    Kmem::free(frames);
+    idx = small_idx;
+    frames = small_frames;
+    cap = std::size(small_idx);
   }
-  absl::Cleanup free_idx = [idx, &small] {
-    if (idx != small) Kmem::free(idx);
+  absl::Cleanup free_idx = [idx, frames, &small_idx] {
+    if (idx != small_idx) {
+      Kmem::free(idx);
+      Kmem::free(frames);
+    }
   };
-  constexpr size_t kRunPages = 16;
-  auto* bounce = static_cast<std::byte*>(kmem().alloc(kRunPages * vm::kPageSize));
-  absl::Cleanup free_bounce = [bounce] { Kmem::free(bounce); };
   Vnode& vp = *vp_;
   int first = 0;
   size_t done = 0;
+  // The file system's page I/O (straight to the device); without it, runs
+  // of up to kBounceRun pages through a bounce buffer and vp.write.
+  bool page_io = true;
+  constexpr size_t kBounceRun = 16;
+  std::byte* bounce = nullptr;
+  absl::Cleanup free_bounce = [&bounce] { Kmem::free(bounce); };
   for (bool progress = true; progress && dirty_.size() > 0;) {
     progress = false;
     size_t k = 0;
@@ -344,41 +361,72 @@ Result<void> VnodePager::flush_locked() {
       if (k < cap) idx[k++] = index;
     });
     std::sort(idx, idx + k);
-    // A run of consecutive resident pages goes back in one write, through
-    // the bounce buffer (one page at a time without one).
+    // A run of consecutive resident pages goes back in one call.
     for (size_t i = 0; i < k;) {
-      size_t run = 1;
-      while (bounce != nullptr && run < kRunPages && i + run < k && idx[i + run] == idx[i] + run &&
-             lookup_locked(idx[i + run]) != nullptr)
+      size_t run = 0;
+      while (i + run < k && idx[i + run] == idx[i] + run) {
+        vm::Page* p = lookup_locked(idx[i + run]);
+        if (p == nullptr) break;
+        frames[i + run] = p->data();
         run++;
+        if (!page_io && run == kBounceRun) break;
+      }
+      if (run == 0) {
+        // Not resident (cannot happen while dirty): forget it.
+        dirty_.erase(idx[i]);
+        if (int64_t res = reserved_among_locked(idx + i, 1, true)) {
+          MutexLocker t(vp.lock());
+          io_->adjust_reserved(-res);
+        }
+        done++;
+        i++;
+        continue;
+      }
       uint64_t off = idx[i] << vm::kPageShift;
-      vm::Page* p = lookup_locked(idx[i]);
       int e = 0;
-      if (p != nullptr) {
-        const std::byte* src = p->data();
-        if (run > 1) {
-          for (size_t j = 0; j < run; j++)
-            std::memcpy(bounce + j * vm::kPageSize, lookup_locked(idx[i + j])->data(), vm::kPageSize);
-          src = bounce;
+      MutexLocker t(vp.lock());
+      // The run's reservations go back just before its blocks are
+      // allocated (and are taken again if that fails).
+      int64_t res = reserved_among_locked(idx + i, run, false);
+      if (res) io_->adjust_reserved(-res);
+      Vattr va;
+      vp.getattr(va);
+      // Past the end (truncated since): nothing to write.
+      if (off < va.size) {
+        size_t len = static_cast<size_t>(std::min<uint64_t>(run * vm::kPageSize, va.size - off));
+        Result<void> w = err(EOPNOTSUPP);
+        if (page_io && io_) w = io_->write_pages(off, len, frames + i);
+        if (!w.ok() && w.error() == EOPNOTSUPP) {
+          page_io = false;
+          if (bounce == nullptr) bounce = static_cast<std::byte*>(kmem().alloc(kBounceRun * vm::kPageSize));
+          // One page at a time without a bounce buffer.
+          size_t step = bounce ? kBounceRun : 1;
+          w = Result<void>();
+          for (size_t at = 0; at < len && w.ok(); at += step * vm::kPageSize) {
+            size_t pages = std::min<size_t>(step, (len - at + vm::kPageMask) >> vm::kPageShift);
+            size_t bytes = std::min<size_t>(pages * vm::kPageSize, len - at);
+            const std::byte* src = frames[i + (at >> vm::kPageShift)];
+            if (bounce) {
+              for (size_t j = 0; j < pages; j++)
+                std::memcpy(bounce + j * vm::kPageSize, frames[i + (at >> vm::kPageShift) + j], vm::kPageSize);
+              src = bounce;
+            }
+            Result<size_t> wr = vp.write(src, bytes, off + at);
+            if (!wr.ok()) w = err(wr.error());
+            else if (wr.value() != bytes) w = err(EIO);
+          }
         }
-        MutexLocker t(vp.lock());
-        Vattr va;
-        vp.getattr(va);
-        // Past the end (truncated since): nothing to write.
-        if (off < va.size) {
-          size_t len = static_cast<size_t>(std::min<uint64_t>(run * vm::kPageSize, va.size - off));
-          Result<size_t> w = vp.write(src, len, off);
-          if (!w.ok()) e = w.error();
-          else if (w.value() != len) e = EIO;
-        }
+        if (!w.ok()) e = w.error();
       }
       if (e != 0) {
         // The pages stay dirty (and resident): nothing is lost while the
         // kernel lives, and a later write-back may succeed (ENOSPC freed).
+        if (res) io_->adjust_reserved(res);
         if (first == 0) first = e;
         i += run;
         continue;
       }
+      reserved_among_locked(idx + i, run, true);
       for (size_t j = 0; j < run; j++) dirty_.erase(idx[i + j]);
       done += run;
       progress = true;
@@ -412,7 +460,16 @@ Result<size_t> VnodePager::read_cached(void* buf, size_t len, uint64_t off) {
     uint64_t pos = off + done;
     size_t in = static_cast<size_t>(pos & vm::kPageMask);
     size_t n = std::min<size_t>(len - done, vm::kPageSize - in);
-    Result<vm::Page*> p = fault_locked(pos >> vm::kPageShift);
+    uint64_t pindex = pos >> vm::kPageShift;
+    if (lookup_locked(pindex) == nullptr) {
+      // The missing pages the read covers, in one call; a read that
+      // continues from a resident page (sequential) also reads ahead.
+      uint64_t want = ((off + len - 1) >> vm::kPageShift) + 1;
+      if (pindex == 0 || lookup_locked(pindex - 1) != nullptr)
+        want = std::max(want, std::min(pindex + kReadAhead, (size + vm::kPageMask) >> vm::kPageShift));
+      fill_run_locked(pindex, want);
+    }
+    Result<vm::Page*> p = fault_locked(pindex);
     if (!p.ok()) {
       if (done > 0) break;
       return err(p.error() == kBusFault ? EIO : p.error());
@@ -423,21 +480,83 @@ Result<size_t> VnodePager::read_cached(void* buf, size_t len, uint64_t off) {
   return done;
 }
 
-Result<void> VnodePager::write_cached(const void* buf, size_t len, uint64_t off) {
+void VnodePager::fill_run_locked(uint64_t first, uint64_t end) {
+  constexpr size_t kMaxRun = 64;
+  static_assert(kReadAhead <= kMaxRun);
+  vm::Page* pages[kMaxRun];
+  std::byte* frames[kMaxRun];
+  size_t n = 0;
+  for (uint64_t i = first; i < end && n < kMaxRun && lookup_locked(i) == nullptr; i++) {
+    Result<vm::Page*> p = vm::Page::alloc_zeroed(kmem());
+    if (!p.ok()) break;
+    pages[n] = p.value();
+    frames[n] = p.value()->data();
+    n++;
+  }
+  if (n == 0) return;
+  Result<void> r;
+  {
+    MutexLocker t(vp_->lock());
+    r = io_ ? io_->read_pages(first << vm::kPageShift, n << vm::kPageShift, frames) : Result<void>(err(EOPNOTSUPP));
+  }
+  size_t in = 0;
+  // The pages the read filled join the cache; on a failure the caller's
+  // own fault fills (or fails) page by page.
+  while (r.ok() && in < n && insert_locked(first + in, pages[in]).ok()) in++;
+  for (size_t i = in; i < n; i++) pages[i]->release();
+}
+
+Result<void> VnodePager::reserve_locked(uint64_t pindex, vm::Page* p) {
+  if (dirty_.find(pindex) != nullptr || reserved_.find(pindex) != nullptr) return {};
+  TRY(reserved_.reserve(reserved_.size() + 1));
+  if (io_ == nullptr) return {};
+  bool got;
+  {
+    MutexLocker t(vp_->lock());
+    got = TRY(io_->reserve_page(pindex << vm::kPageShift));
+  }
+  if (got) reserved_.insert(pindex, p);
+  return {};
+}
+
+int64_t VnodePager::reserved_among_locked(const uint64_t* idx, size_t n, bool erase) {
+  if (reserved_.size() == 0) return 0;
+  int64_t k = 0;
+  for (size_t j = 0; j < n; j++)
+    if ((erase ? reserved_.erase(idx[j]) : reserved_.find(idx[j])) != nullptr) k++;
+  return k;
+}
+
+Result<size_t> VnodePager::write_cached(const void* buf, size_t len, uint64_t off) {
   Locker<RwLock> g(lock());
+  uint64_t size;
+  {
+    MutexLocker t(vp_->lock());
+    Vattr va;
+    vp_->getattr(va);
+    size = va.size;
+  }
   size_t done = 0;
   while (done < len) {
     uint64_t pos = off + done;
     size_t in = static_cast<size_t>(pos & vm::kPageMask);
     size_t n = std::min<size_t>(len - done, vm::kPageSize - in);
     uint64_t pindex = pos >> vm::kPageShift;
-    Result<vm::Page*> p = n == vm::kPageSize ? fault_overwrite_locked(pindex) : fault_write_locked(pindex);
+    // A page overwritten whole, or wholly past the end of the file, has
+    // nothing to read first.
+    bool fresh = n == vm::kPageSize || (pindex << vm::kPageShift) >= size;
+    Result<vm::Page*> p = fresh ? fault_overwrite_locked(pindex) : fault_write_locked(pindex);
     if (!p.ok()) return err(p.error() == kBusFault ? EIO : p.error());
+    Result<void> room = reserve_locked(pindex, p.value());
+    if (!room.ok()) {
+      if (done > 0) break;
+      return err(room.error());
+    }
     TRY(mark_dirty_locked(pindex));
     std::memcpy(p.value()->data() + in, static_cast<const std::byte*>(buf) + done, n);
     done += n;
   }
-  return {};
+  return done;
 }
 
 Result<void> VnodePager::sync(uint64_t offset, uint64_t len, int flags) {
@@ -476,6 +595,17 @@ void VnodePager::invalidate(uint64_t off, uint64_t len) {
     });
     dirty_count_.fetch_sub(gone, std::memory_order_relaxed);
     if (PageCache* pc = page_cache(vp_->mount().kernel())) pc->dirty_pages_.fetch_sub(static_cast<int64_t>(gone), std::memory_order_relaxed);
+    // Their reservations go with them.
+    int64_t res = 0;
+    reserved_.erase_if([&](uint64_t index, vm::Page*) {
+      if (index < first || index - first >= count) return false;
+      res++;
+      return true;
+    });
+    if (res) {
+      MutexLocker t(vp_->lock());
+      io_->adjust_reserved(-res);
+    }
   }
   drop_range(first, count);
 }
@@ -498,11 +628,78 @@ VnodePager* file_cache(File& f) {
   return p;
 }
 
+namespace {
+
+// Drops the retained reference of up to kBatch caches that pick()
+// selects, least recently used first; false if none was found.
+bool drop_retained(PageCache& pc, absl::FunctionRef<bool(VnodePager&)> pick, size_t max = kBatch) {
+  VnodePager* batch[kBatch];
+  size_t n = 0;
+  {
+    MutexLocker g(pc.lock_);
+    for (VnodePager& p : pc.pagers_) {
+      if (!pick(p) || !p.retained_.load(std::memory_order_relaxed)) continue;
+      if (!p.retained_.exchange(false, std::memory_order_acq_rel)) continue;
+      pc.retained_count_.fetch_sub(1, std::memory_order_relaxed);
+      batch[n++] = &p;
+      if (n == max) break;
+    }
+  }
+  // Without the list lock: the last reference takes it.
+  for (size_t i = 0; i < n; i++) batch[i]->unref();
+  return n > 0;
+}
+
+}  // namespace
+
+void page_cache_drop_retained(Kernel& k, Mount* m) {
+  PageCache* pc = page_cache(k);
+  if (pc == nullptr) return;
+  while (drop_retained(*pc, [m](VnodePager& p) { return m == nullptr || &p.vnode().mount() == m; })) {
+  }
+}
+
 void file_cache_release(File& f) {
   VnodePager* p = f.cache_.exchange(nullptr, std::memory_order_acq_rel);
   if (p == nullptr) return;
   (void)p->flush();
+  Vnode& vp = p->vnode();
+  PageCache* pc = page_cache(vp.mount().kernel());
+  bool kept = false, over = false;
+  if (pc != nullptr) {
+    // The cache stays with the kernel while the file has a name (our
+    // reference becomes the retained one), unless it is retained already.
+    // Decided under the tree lock, so that an unlink sees the decision
+    // (UnlinkedCache). A detached mount keeps nothing: its last user
+    // tears it down.
+    MutexLocker g(vp.lock());
+    Vattr va;
+    vp.getattr(va);
+    if (va.nlink > 0 && !vp.mount().detached_) kept = !p->retained_.exchange(true, std::memory_order_acq_rel);
+    if (kept) over = pc->retained_count_.fetch_add(1, std::memory_order_relaxed) + 1 > PageCache::kMaxRetained;
+  }
+  if (kept) {
+    {
+      // The list's back: the most recently closed.
+      MutexLocker g(pc->lock_);
+      if (p->cache_hook_.is_linked()) {
+        pc->pagers_.erase(pc->pagers_.iterator_to(*p));
+        pc->pagers_.push_back(*p);
+      }
+    }
+    if (over) drop_retained(*pc, [](VnodePager&) { return true; }, 1);
+    return;
+  }
   p->unref();
+}
+
+UnlinkedCache::~UnlinkedCache() {
+  if (!pager_) return;
+  if (pager_->retained_.exchange(false, std::memory_order_acq_rel)) {
+    if (PageCache* pc = page_cache(pager_->vnode().mount().kernel()))
+      pc->retained_count_.fetch_sub(1, std::memory_order_relaxed);
+    pager_->unref();
+  }
 }
 
 int file_check_wb_error(File& f) {

@@ -4,22 +4,31 @@
 //
 // A VnodePager is the VmObject of one vnode (Vnode::pager_ points at it
 // without a reference). It reaches the file system through the vnode's
-// read and write operations. Two modes, chosen by the mount
+// page I/O (vfs/page_io.h: runs of pages straight
+// between the frames and the device, ext2/3/4), or its read and write
+// operations where there is none. Two modes, chosen by the mount
 // (Mount::caches_file_data()):
 //
 // Write-back (ext2/3/4, etfs). The cache is the file's data:
 //   * read(2) and write(2) copy through the cache's pages (read_cached,
 //     write_cached); a page is filled from the file system on its first
-//     touch, unless a write overwrites it whole;
+//     touch (a read fills the run of missing pages it covers in one
+//     call), unless a write overwrites it whole or it lies past the end;
+//   * delayed allocation: write(2) reserves room in the file system for
+//     each page it dirties that has no blocks yet (PageIo::reserve_page),
+//     so that a full file system is ENOSPC (or a short write) at the
+//     call; write-back gives a run's reservations back as it allocates
+//     the run's blocks, dropping a dirty page gives its own back;
 //   * a write(2) that grows the file sets the new size in the file system
 //     at once (a hole there until write-back), so stat and a racing
 //     reader see it; the bytes stay in dirty pages;
 //   * a store through a MAP_SHARED mapping marks the page dirty (no write
 //     through), so read(2) sees it at once: one cache for both;
-//   * dirty pages go back to the file system (vp.write, which allocates
-//     blocks and journals them, so ext's data=ordered holds: a block and
-//     the metadata that references it go into the same transaction) by
-//     flush(): asynchronously from the kernel's flusher (a callout that
+//   * dirty pages go back to the file system in runs of consecutive pages
+//     (PageIo::write_pages allocates the blocks, journals the mapping and
+//     writes the data to the device before anything can commit that
+//     mapping, so ext's data=ordered holds) by flush(): asynchronously
+//     from the kernel's flusher (a callout that
 //     writes back every cache whose oldest dirty page is older than the
 //     dirty expiry), synchronously by a writer that finds more dirty pages
 //     than the dirty limit (throttling), and by fsync, fdatasync,
@@ -53,7 +62,13 @@
 //
 // Lifetime: the cache holds a reference to its vnode and a use of its
 // mount; mappings and open descriptions (File::cache_) hold the cache. A
-// mapped file keeps the mount busy, as on Linux.
+// mapped file keeps the mount busy, as on Linux. After the last close the
+// kernel keeps the cache (and so the vnode) while the file has a name,
+// so that the next open finds its pages: up to PageCache::kMaxRetained
+// files, the least recently closed going first; unlink (or a rename over
+// it) lets go of it at once (UnlinkedCache), unmount and halt before they
+// tear the mount down. Clean pages of kept caches are given back under
+// the memory limit as any others.
 #pragma once
 
 #include <atomic>
@@ -64,6 +79,7 @@
 #include "base/result.h"
 #include "kern/callout.h"
 #include "page_table.h"
+#include "vfs/page_io.h"
 #include "vfs/vnode.h"
 #include "vm_object.h"
 
@@ -90,11 +106,13 @@ class VnodePager final : public vm::VmObject {
   void clean_pages_locked() override ABSL_NO_THREAD_SAFETY_ANALYSIS { (void)flush_locked(); }
 
   // Write-back mode, with no lock held. read_cached: up to len bytes at
-  // off (short at the end of the file). write_cached: len bytes at off,
-  // the file already grown to cover them (the caller did the size, mode
-  // and seal checks under the tree lock).
+  // off (short at the end of the file). write_cached: up to len bytes at
+  // off (the caller did the mode and seal checks under the tree lock and
+  // grows the file to cover what was written afterwards); short, or
+  // ENOSPC, when the file system has no room left for the pages that
+  // have no blocks yet (PageIo::reserve_page).
   Result<size_t> read_cached(void* buf, size_t len, uint64_t off);
-  Result<void> write_cached(const void* buf, size_t len, uint64_t off);
+  Result<size_t> write_cached(const void* buf, size_t len, uint64_t off);
 
   // Writes the dirty pages back to the file system (write-back mode; a
   // no-op otherwise). The first error is also recorded in the vnode.
@@ -109,6 +127,10 @@ class VnodePager final : public vm::VmObject {
   size_t dirty_pages() const { return dirty_count_.load(std::memory_order_relaxed); }
   int64_t dirtied_at() const { return dirtied_at_.load(std::memory_order_relaxed); }
 
+  // The cache holds a reference of its own, kept after the last close of
+  // the file so that the next open finds its pages (see PageCache).
+  std::atomic<bool> retained_{false};
+
   boost::intrusive::list_member_hook<> cache_hook_;  // PageCache::pagers_
   using List = boost::intrusive::list<VnodePager, boost::intrusive::member_hook<VnodePager, boost::intrusive::list_member_hook<>,
                                                                                &VnodePager::cache_hook_>>;
@@ -116,10 +138,24 @@ class VnodePager final : public vm::VmObject {
  private:
   VnodePager(Kmem& kmem, Vnode& vp, bool write_back);
   Result<void> mark_dirty_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // Fills the pages from first on that are not resident, up to end (and
+  // at most a batch), with one page I/O call of the file system, so that
+  // a read moves runs of blocks rather than a page at a time.
+  void fill_run_locked(uint64_t first, uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   Ref<Vnode> vp_;
+  PageIo* const io_;  // vp_'s page I/O, or null
   const bool write_back_;
+  // Reserves room in the file system for page pindex if it has no blocks
+  // yet and holds none already (delayed allocation).
+  Result<void> reserve_locked(uint64_t pindex, vm::Page* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // How many of the pages idx[0..n) hold a reservation; erase: they hold
+  // none from now on (the caller gives the room back).
+  int64_t reserved_among_locked(const uint64_t* idx, size_t n, bool erase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Page indices of dirty pages (the values are never dereferenced).
   vm::PageTable dirty_ ABSL_GUARDED_BY(lock());
+  // Page indices of pages holding a block reservation (dirtied by write(2)
+  // over a hole, not yet written back).
+  vm::PageTable reserved_ ABSL_GUARDED_BY(lock());
   std::atomic<size_t> dirty_count_{0};
   std::atomic<int64_t> dirtied_at_{0};  // when the oldest dirty page became dirty
   // Write-through mode: the first error a write-through met (ENOSPC in a
@@ -143,6 +179,12 @@ struct PageCache : public KObject {
   int64_t dirty_limit_;
   Callout flusher_;
   std::atomic<bool> flusher_armed_{false};
+  // Caches kept after their file's last close (VnodePager::retained_),
+  // at most kMaxRetained: past that the least recently used goes. Each
+  // keeps its vnode (and a use of its mount) until it goes: when the
+  // file loses its last name, at unmount, at halt.
+  static constexpr size_t kMaxRetained = 512;
+  std::atomic<size_t> retained_count_{0};
 };
 
 // The kernel's page cache state, or null (the VFS faction not up).
@@ -157,15 +199,16 @@ Result<void> page_cache_flush_all(Kernel& k, Mount* m = nullptr);
 // used caches first, until the kernel is below its memory limit's low
 // mark. True if anything was given back.
 bool page_cache_reclaim(Kernel& k);
-// Bytes of dirty cached pages of files on mount m (statfs counts them as
-// used).
-uint64_t page_cache_dirty_bytes(Kernel& k, Mount& m);
+// Lets go of the caches kept after their last close: those of mount m
+// (unmount), or all (halt).
+void page_cache_drop_retained(Kernel& k, Mount* m = nullptr);
 
 // The write-back cache of an open description of a regular file on a
 // file system that caches file data (attached at first use, held until the
 // last close), or null: read/write then go to the file system directly.
 VnodePager* file_cache(File& f);
-// At the last close of f: writes its cache back and lets go of it.
+// At the last close of f: writes its cache back and lets go of it (the
+// kernel keeps the cache while the file has a name).
 void file_cache_release(File& f);
 // The write-back error f has not yet seen (0: none), and marks it seen.
 int file_check_wb_error(File& f);
@@ -199,6 +242,27 @@ class StalePages {
   RefPtr<VnodePager> pager_;
   uint64_t from_ = VnodePager::kToEnd;
   uint64_t to_ = 0;
+};
+
+// A file whose last name went under the tree lock (unlink, a rename over
+// it): the cache kept after its last close goes when this goes, after the
+// lock is released (declare it before the lock guard), so that the file
+// is freed.
+class UnlinkedCache {
+ public:
+  UnlinkedCache() = default;
+  UnlinkedCache(const UnlinkedCache&) = delete;
+  UnlinkedCache& operator=(const UnlinkedCache&) = delete;
+  ~UnlinkedCache();
+  void note_locked(Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(vp.lock()) {
+    if (vp.pager_ == nullptr) return;
+    Vattr va;
+    vp.getattr(va);
+    if (va.nlink == 0) pager_ = VnodePager::find_locked(vp);
+  }
+
+ private:
+  RefPtr<VnodePager> pager_;
 };
 
 }  // namespace rump

@@ -1,6 +1,7 @@
 // ext2/3/4 allocation: block and inode bitmaps (initialising the groups
 // uninit_bg left uninitialised), the free counts of group descriptors and
 // the superblock, their checksums, and writing the superblock back.
+#include <algorithm>
 #include <cstring>
 
 #include "fs/ext2/crc.h"
@@ -69,9 +70,7 @@ void Ext2Mount::set_bitmap_csum(char* d, const char* bitmap, bool inode) {
 }
 
 void Ext2Mount::add_free_blocks(int64_t n) {
-  uint64_t v = get32(sb_raw_, sb::kFreeBlocksLo) |
-               ((geo_.incompat & kIncompat64bit) ? uint64_t{get32(sb_raw_, sb::kFreeBlocksHi)} << 32 : 0);
-  v += static_cast<uint64_t>(n);
+  uint64_t v = free_blocks() + static_cast<uint64_t>(n);
   put32(sb_raw_, sb::kFreeBlocksLo, static_cast<uint32_t>(v));
   if (geo_.incompat & kIncompat64bit) put32(sb_raw_, sb::kFreeBlocksHi, static_cast<uint32_t>(v >> 32));
 }
@@ -115,7 +114,21 @@ Result<void> Ext2Mount::init_block_bitmap(uint32_t g, char* bitmap) {
   return {};
 }
 
+uint64_t Ext2Mount::free_blocks() const {
+  return get32(sb_raw_, sb::kFreeBlocksLo) |
+         ((geo_.incompat & kIncompat64bit) ? uint64_t{get32(sb_raw_, sb::kFreeBlocksHi)} << 32 : 0);
+}
+
 Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal) {
+  uint32_t got;
+  return alloc_run(goal, 1, got);
+}
+
+Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& got) {
+  uint64_t free_now = free_blocks();
+  if (free_now <= reserved_) return err(ENOSPC);
+  if (want > free_now - reserved_) want = static_cast<uint32_t>(free_now - reserved_);
+  if (want == 0) want = 1;
   if (goal < geo_.first_data_block || goal >= geo_.blocks_count) goal = geo_.first_data_block;
   uint32_t g0 = static_cast<uint32_t>((goal - geo_.first_data_block) / geo_.blocks_per_group);
   bool big = geo_.desc_size >= 64;
@@ -161,40 +174,56 @@ Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal) {
       // The descriptor says free blocks, the bitmap none.
       return corrupt("block bitmap and free count disagree", g);
     }
-    bit_set(map, found);
+    // The free blocks right after it, up to want (and the group's free
+    // count, which a damaged bitmap might contradict), in one bitmap change.
+    uint32_t cnt = 1;
+    while (cnt < want && cnt < free && found + cnt < n && is_free(found + cnt)) cnt++;
+    for (uint32_t i = 0; i < cnt; i++) bit_set(map, found + i);
     set_bitmap_csum(d, map, false);
     TRY(dirty_meta(bh));
-    gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big, free - 1);
+    gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big, free - cnt);
     set_gd_csum(g, d);
     TRY(dirty_meta(dh));
-    add_free_blocks(-1);
+    add_free_blocks(-static_cast<int64_t>(cnt));
+    got = cnt;
     return group_first_block(g) + found;
   }
   return err(ENOSPC);
 }
 
-Result<void> Ext2Mount::free_block(uint64_t b) {
-  if (b < geo_.first_data_block || b >= geo_.blocks_count) return corrupt("freeing a block outside", b);
-  uint32_t g = static_cast<uint32_t>((b - geo_.first_data_block) / geo_.blocks_per_group);
-  uint32_t bit = static_cast<uint32_t>((b - geo_.first_data_block) % geo_.blocks_per_group);
+Result<void> Ext2Mount::free_block(uint64_t b) { return free_run(b, 1); }
+
+Result<void> Ext2Mount::free_run(uint64_t b, uint64_t count) {
+  if (count == 0) return {};
+  if (b < geo_.first_data_block || b >= geo_.blocks_count || count > geo_.blocks_count - b)
+    return corrupt("freeing a block outside", b);
   bool big = geo_.desc_size >= 64;
-  BufRef dh;
-  char* d = const_cast<char*>(TRY(group_desc(g, dh)));
-  if (get16(d, gd::kFlags) & gd::kBlockUninit) return corrupt("freeing a block of an uninitialised group", b);
-  BufRef bh = TRY(bread(gd::get_block(d, gd::kBlockBitmapLo, gd::kBlockBitmapHi, big)));
-  if (!bit_test(bh.data(), bit)) return corrupt("freeing a free block", b);
-  if (journal_) {
-    TRY(journal_->freeze_bitmap(g, bh.data(), (geo_.blocks_per_group + 7) / 8));
-    TRY(journal_->forget(b));
+  // One bitmap change per group the run touches.
+  while (count > 0) {
+    uint32_t g = static_cast<uint32_t>((b - geo_.first_data_block) / geo_.blocks_per_group);
+    uint32_t bit = static_cast<uint32_t>((b - geo_.first_data_block) % geo_.blocks_per_group);
+    uint32_t here = static_cast<uint32_t>(std::min<uint64_t>(count, geo_.blocks_per_group - bit));
+    BufRef dh;
+    char* d = const_cast<char*>(TRY(group_desc(g, dh)));
+    if (get16(d, gd::kFlags) & gd::kBlockUninit) return corrupt("freeing a block of an uninitialised group", b);
+    BufRef bh = TRY(bread(gd::get_block(d, gd::kBlockBitmapLo, gd::kBlockBitmapHi, big)));
+    for (uint32_t i = 0; i < here; i++)
+      if (!bit_test(bh.data(), bit + i)) return corrupt("freeing a free block", b + i);
+    if (journal_) {
+      TRY(journal_->freeze_bitmap(g, bh.data(), (geo_.blocks_per_group + 7) / 8));
+      for (uint32_t i = 0; i < here; i++) TRY(journal_->forget(b + i));
+    }
+    for (uint32_t i = 0; i < here; i++) bit_clear(bh.data(), bit + i);
+    set_bitmap_csum(d, bh.data(), false);
+    TRY(dirty_meta(bh));
+    gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big,
+                  gd::get_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big) + here);
+    set_gd_csum(g, d);
+    TRY(dirty_meta(dh));
+    add_free_blocks(here);
+    b += here;
+    count -= here;
   }
-  bit_clear(bh.data(), bit);
-  set_bitmap_csum(d, bh.data(), false);
-  TRY(dirty_meta(bh));
-  gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big,
-                gd::get_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big) + 1);
-  set_gd_csum(g, d);
-  TRY(dirty_meta(dh));
-  add_free_blocks(1);
   return {};
 }
 

@@ -3,12 +3,16 @@
 // options), source an etfs RUMP_ETFS_BLK key or another block-device node).
 //
 // Structure. Ext2Mount holds the parsed superblock and the device; every
-// block it touches goes through the kernel's buffer cache (dev/buf.h)
-// keyed by (device, block), including file data. Ext2Node is a vnode for
-// one inode: nodes are cached by inode number in the mount's table while
-// they have a reference (an open file, a cwd, a lookup in progress, a
-// child directory's parent pointer); the last reference takes the node out
-// of the table and frees it. A node keeps a copy of its on-disk inode;
+// metadata block it touches goes through the kernel's buffer cache
+// (dev/buf.h) keyed by (device, block). File data read and written by the
+// page cache moves straight between its frames and the device
+// (pageio.cc); the file system's own read and write (the write-through
+// paths: append-only files, no page cache) use the buffer cache.
+// Ext2Node is a vnode for one inode: nodes are cached by inode number in
+// the mount's table while they have a reference (an open file, a cwd, a
+// lookup in progress, a child directory's parent pointer, a page cache
+// kept after the last close); the last reference takes the node out of
+// the table and frees it. A node keeps a copy of its on-disk inode;
 // each change is written into the inode table's buffer at once, so a node
 // never holds state the disk lacks.
 //
@@ -41,13 +45,14 @@
 #include "dev/buf.h"
 #include "fs/ext2/format.h"
 #include "fs/ext2/journal.h"
+#include "vfs/page_io.h"
 #include "vfs/vnode.h"
 
 namespace rump {
 
 class Ext2Mount;
 
-class Ext2Node : public Vnode {
+class Ext2Node : public Vnode, public PageIo {
  public:
   Ext2Node(Ext2Mount& m, VType type, uint32_t ino, char* raw);
   ~Ext2Node() override;
@@ -89,6 +94,12 @@ class Ext2Node : public Vnode {
                       Vnode* target, bool exchange) override;
   Result<size_t> write(const void* buf, size_t len, uint64_t off) override;
   Result<void> truncate(uint64_t size) override;
+  // The page cache's I/O straight between its frames and the device
+  // (pageio.cc).
+  Result<void> read_pages(uint64_t off, size_t len, std::byte* const* pages) override;
+  Result<void> write_pages(uint64_t off, size_t len, std::byte* const* pages) override;
+  Result<bool> reserve_page(uint64_t off) override;
+  void adjust_reserved(int64_t pages) override;
   Result<void> fallocate(int mode, uint64_t off, uint64_t len) override;
   void touch(int which) override;
 
@@ -141,6 +152,10 @@ class Ext2Node : public Vnode {
   // allocated if it is a hole (fresh: the block is new, its contents
   // undefined on disk).
   Result<uint64_t> map_for_write(uint64_t lblk, bool& fresh);
+  // The same for a run: the physical block of lblk and how many blocks
+  // from there (at most want) follow it on disk, a hole of an
+  // extent-mapped file allocated as one run (fresh).
+  Result<uint64_t> map_run_for_write(uint64_t lblk, uint64_t want, uint64_t& count, bool& fresh);
   Result<void> insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten);
   Result<void> insert_indirect(uint64_t lblk, uint64_t pblk);
   // Frees every block from logical block first on (truncation).
@@ -279,8 +294,30 @@ class Ext2Mount : public Mount {
 
   // --- allocation and the superblock (alloc.cc); tree lock held
   bool writable() const { return writable_ && !(flags_.load() & MS_RDONLY); }
+  // Allocation keeps the blocks reserved for cached pages (reserved_)
+  // free: ENOSPC when only those are left.
   Result<uint64_t> alloc_block(uint64_t goal);
+  // Up to want free blocks in a row from goal on (got says how many; at
+  // least one), in one bitmap change.
+  Result<uint64_t> alloc_run(uint64_t goal, uint32_t want, uint32_t& got);
+  // Delayed allocation (pageio.cc): blocks set aside for cached pages not
+  // yet written back. Write-back gives a run's reservation back just
+  // before it allocates the run's blocks.
+  uint64_t free_blocks() const;
+  // The blocks ext4 keeps for metadata (s_resv_clusters: 2% of the
+  // blocks, at most 4096, with extents): statfs leaves them out of
+  // f_bavail, reservations out of what pages may take.
+  uint64_t metadata_pool() const;
+  Result<void> reserve_blocks(uint64_t n);
+  void unreserve_blocks(uint64_t n);
+  uint64_t reserved_blocks() const { return reserved_; }
+  // Blocks freed in the running transaction stay taken until it commits:
+  // commits it if there is one (true), for an allocation that found no
+  // room.
+  Result<bool> commit_for_space();
   Result<void> free_block(uint64_t b);
+  // Blocks [b, b+count), one bitmap change per group.
+  Result<void> free_run(uint64_t b, uint64_t count);
   Result<uint32_t> alloc_inode(uint32_t goal_group, bool dir);
   Result<void> free_inode(uint32_t ino, bool dir);
   // The superblock copy into its buffer (journaled once the journal runs).
@@ -341,6 +378,7 @@ class Ext2Mount : public Mount {
   Result<void> process_orphan(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   Result<void> process_orphan_file() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool allow_deleted_ = false;  // iget of an orphan at mount
+  uint64_t reserved_ = 0;  // blocks (tree lock)
   void sum_free_counts();
   bool writable_ = false;  // the driver writes this image (features allow)
   uint32_t generation_ = 1;

@@ -339,10 +339,8 @@ Result<void> Ext2Node::free_range(uint64_t first, uint64_t end) {
         r = insert_extent(run.lblk, run.pblk, run.len, run.unwritten);
         continue;
       }
-      for (uint64_t b = cut_lo; b < cut_hi && r.ok(); b++) {
-        r = m.free_block(run.pblk + (b - run.lblk));
-        add_blocks(-1);
-      }
+      r = m.free_run(run.pblk + (cut_lo - run.lblk), cut_hi - cut_lo);
+      add_blocks(-static_cast<int64_t>(cut_hi - cut_lo));
       if (r.ok() && cut_lo > run.lblk)
         r = insert_extent(run.lblk, run.pblk, static_cast<uint32_t>(cut_lo - run.lblk), run.unwritten);
       if (r.ok() && cut_hi < run_end)
@@ -398,6 +396,44 @@ Result<void> Ext2Node::free_range(uint64_t first, uint64_t end) {
   for (size_t i = 0; i < k && r.ok(); i++) r = insert_indirect(kept[i].lblk, kept[i].pblk);
   Kmem::free(kept);
   return r;
+}
+
+Result<uint64_t> Ext2Node::map_run_for_write(uint64_t lblk, uint64_t want, uint64_t& count, bool& fresh) {
+  count = 1;
+  fresh = false;
+  Mapping map = TRY(bmap(lblk));
+  if (map.pblk && !map.unwritten) {
+    count = map.count < want ? map.count : want;
+    if (count == 0) count = 1;
+    return map.pblk;
+  }
+  if (map.pblk || map.unwritten || !(flags() & kFlExtents) || want <= 1) return map_for_write(lblk, fresh);
+  // A hole of an extent-mapped file: as much of it as asked for, in one
+  // run of blocks and one extent (at most an extent's length).
+  Ext2Mount& m = em();
+  uint64_t n = want;
+  if (map.count && map.count < n) n = map.count;
+  if (n > kExtentInitMax) n = kExtentInitMax;
+  if (lblk >= (uint64_t{1} << 32) - 1) return err(EFBIG);
+  if (n > (uint64_t{1} << 32) - 1 - lblk) n = (uint64_t{1} << 32) - 1 - lblk;
+  uint64_t goal = 0;
+  if (lblk > 0) {
+    Mapping prev = TRY(bmap(lblk - 1));
+    if (prev.pblk) goal = prev.pblk + 1;
+  }
+  if (!goal) goal = m.group_first_block((ino_ - 1) / m.geo().inodes_per_group);
+  uint32_t got = 0;
+  uint64_t pb = TRY(m.alloc_run(goal, static_cast<uint32_t>(n), got));
+  add_blocks(got);
+  Result<void> r = insert_extent(lblk, pb, got, false);
+  if (!r.ok()) {
+    (void)m.free_run(pb, got);
+    add_blocks(-static_cast<int64_t>(got));
+    return err(r.error());
+  }
+  count = got;
+  fresh = true;
+  return pb;
 }
 
 Result<uint64_t> Ext2Node::map_for_write(uint64_t lblk, bool& fresh) {

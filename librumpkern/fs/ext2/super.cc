@@ -428,13 +428,11 @@ Mount::Stat Ext2Mount::statfs() {
     ffree += get16(*d, gd::kFreeInodesLo) | (big ? uint64_t{get16(*d, gd::kFreeInodesHi)} << 16 : 0);
   }
   s.blocks = geo_.blocks_count - group_overhead();
+  // Blocks reserved for cached pages count as used (ext4's delayed
+  // allocation shows them so).
+  bfree = bfree > reserved_ ? bfree - reserved_ : 0;
   s.bfree = bfree;
-  uint64_t resv = 0;
-  if (geo_.incompat & kIncompatExtents) {
-    resv = geo_.blocks_count / 50;
-    if (resv > 4096) resv = 4096;
-  }
-  resv += geo_.r_blocks;
+  uint64_t resv = metadata_pool() + geo_.r_blocks;
   s.bavail = bfree > resv ? bfree - resv : 0;
   s.has_bavail = true;
   s.files = geo_.inodes_count;

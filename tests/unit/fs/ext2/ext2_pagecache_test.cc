@@ -281,3 +281,109 @@ TEST_CASE("writers, readers, sync and a small memory limit on one ext4 image at 
   }
   CHECK(fsck_problems(img) == "");
 }
+
+TEST_CASE("write(2) on an ext4 image that fills up is short or ENOSPC at the call; fsync and e2fsck are clean",
+          "[ext2][pagecache][enospc]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 16));
+  uint64_t written = 0;
+  {
+    MountedWith m(img);
+    int fd = rump_sys_open("/mnt/fill", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    // Room is set aside at write(2) for pages without blocks (delayed
+    // allocation): the image runs out at a write, never at fsync.
+    int last_errno = 0;
+    for (int i = 0; i < 1000; i++) {
+      std::string c = pattern(written, 64 * 1024, 8);
+      errno = 0;
+      long n = rump_sys_write(fd, c.data(), c.size());
+      if (n < 0) {
+        last_errno = errno;
+        break;
+      }
+      written += static_cast<uint64_t>(n);
+      if (n < static_cast<long>(c.size())) {
+        // A short write; the next one has no room at all.
+        errno = 0;
+        CHECK(rump_sys_write(fd, c.data(), c.size()) == -1);
+        last_errno = errno;
+        break;
+      }
+    }
+    CHECK(last_errno == ENOSPC);
+    CHECK(written > (8u << 20));  // most of the 16 MiB image (a journal of 4 MiB)
+    struct stat st;
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(static_cast<uint64_t>(st.st_size) == written);
+    CHECK(rump_sys_fsync(fd) == 0);
+    // Overwriting what has blocks still works on the full image.
+    std::string c = pattern(0, 8192, 8);
+    CHECK(rump_sys_pwrite(fd, c.data(), c.size(), 0) == static_cast<long>(c.size()));
+    CHECK(rump_sys_fsync(fd) == 0);
+    rump_sys_close(fd);
+    // Deleting gives the room back to new writes.
+    REQUIRE(rump_sys_unlink("/mnt/fill") == 0);
+    fd = rump_sys_open("/mnt/again", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    std::string d = pattern(0, 1u << 20, 9);
+    CHECK(rump_sys_write(fd, d.data(), d.size()) == static_cast<long>(d.size()));
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  std::string out = t.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /again " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(out) == pattern(0, 1u << 20, 9));
+}
+
+TEST_CASE("an ext4 file's cache outlives its last close, and goes with its last name or at unmount",
+          "[ext2][pagecache]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 32));
+  const std::string a = pattern(0, 1u << 20, 10);
+  {
+    MountedWith m(img);
+    int fd = rump_sys_open("/mnt/f", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    rump_sys_close(fd);
+    // Reopened with every block I/O failing: the same bytes, from the
+    // kept cache.
+    rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
+    REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
+    std::string got;
+    bool read_ok = rump_read_all("/mnt/f", got);
+    REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+    REQUIRE(read_ok);
+    CHECK(got == a);
+    struct statfs before, after;
+    REQUIRE(rump_sys_statfs("/mnt", &before) == 0);
+    // The last name goes: the file's blocks are free at once, although
+    // no description was open.
+    REQUIRE(rump_sys_unlink("/mnt/f") == 0);
+    REQUIRE(rump_sys_statfs("/mnt", &after) == 0);
+    CHECK(after.f_bfree >= before.f_bfree + a.size() / 4096);
+    // A renamed-over file too.
+    fd = rump_sys_open("/mnt/g", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    rump_sys_close(fd);
+    fd = rump_sys_open("/mnt/h", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, "h", 1) == 1);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_statfs("/mnt", &before) == 0);
+    REQUIRE(rump_sys_rename("/mnt/h", "/mnt/g") == 0);
+    REQUIRE(rump_sys_statfs("/mnt", &after) == 0);
+    CHECK(after.f_bfree >= before.f_bfree + a.size() / 4096);
+    REQUIRE(rump_read_all("/mnt/g", got));
+    CHECK(got == "h");
+    // A kept cache does not make the mount busy.
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+}
