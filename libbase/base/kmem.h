@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <new>
 
+#include "base/block_cache.h"
 #include "base/chunk_cache.h"
 
 namespace rump {
@@ -27,11 +28,16 @@ class Kmem {
   explicit Kmem(size_t limit = 0) : limit_(limit) {}
   Kmem(const Kmem&) = delete;
   Kmem& operator=(const Kmem&) = delete;
-  // Cached frame chunks go back to the host here (a kernel's halt).
+  // Cached frame chunks and blocks go back to the host here (a kernel's
+  // halt).
   ~Kmem() {
     if (ChunkCache* c = chunks_.load(std::memory_order_acquire)) {
       c->~ChunkCache();
       rumpuser_free(c, sizeof(ChunkCache));
+    }
+    if (BlockCache* b = blocks_.load(std::memory_order_acquire)) {
+      b->~BlockCache();
+      rumpuser_free(b, sizeof(BlockCache));
     }
   }
 
@@ -44,7 +50,10 @@ class Kmem {
       return nullptr;
     }
     void* mem = nullptr;
-    if (rumpuser_malloc(total, kHeader, &mem) != 0) {
+    if (BlockCache::cacheable(total)) {
+      if (BlockCache* b = blocks_.load(std::memory_order_acquire)) mem = b->pop(total);
+    }
+    if (mem == nullptr && rumpuser_malloc(total, kHeader, &mem) != 0) {
       in_use_.fetch_sub(total, std::memory_order_relaxed);
       return nullptr;
     }
@@ -61,14 +70,21 @@ class Kmem {
     return p;
   }
 
-  // Frees a block from any arena.
+  // Frees a block from any arena: to the arena's block cache (see
+  // block_cache.h) while its bounds allow, else to the host.
   static void free(void* p) {
     if (!p) return;
     auto* h = reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader);
     Kmem* a = h->arena;
     size_t total = h->size;
-    a->in_use_.fetch_sub(total, std::memory_order_relaxed);
+    size_t now = a->in_use_.fetch_sub(total, std::memory_order_relaxed) - total;
     a->allocs_.fetch_sub(1, std::memory_order_relaxed);
+    if (BlockCache::cacheable(total)) {
+      size_t room = BlockCache::kMaxBytes;
+      if (a->limit_ != 0) room = now < a->limit_ ? a->limit_ - now : 0;
+      BlockCache* b = room < total ? nullptr : a->block_cache();
+      if (b != nullptr && b->push(h, total, room)) return;
+    }
     rumpuser_free(h, total);
   }
 
@@ -122,6 +138,12 @@ class Kmem {
     ChunkCache* c = room == 0 ? nullptr : chunk_cache();
     if (c == nullptr || !c->push(p, room)) rumpuser_unmap(p, ChunkCache::kChunkBytes);
   }
+  // Bytes of freed blocks waiting in the block cache (tests).
+  size_t cached_block_bytes() const {
+    BlockCache* b = blocks_.load(std::memory_order_acquire);
+    return b == nullptr ? 0 : b->cached_bytes();
+  }
+
   // Chunks waiting in the cache (tests).
   size_t cached_chunks() const {
     ChunkCache* c = chunks_.load(std::memory_order_acquire);
@@ -150,10 +172,26 @@ class Kmem {
     return c;
   }
 
+  // The block cache, made when the first cacheable block is freed; as
+  // chunk_cache() otherwise.
+  BlockCache* block_cache() {
+    BlockCache* b = blocks_.load(std::memory_order_acquire);
+    if (b != nullptr) return b;
+    void* mem = nullptr;
+    if (rumpuser_malloc(sizeof(BlockCache), alignof(BlockCache), &mem) != 0) return nullptr;
+    BlockCache* mine = new (mem) BlockCache();
+    if (blocks_.compare_exchange_strong(b, mine, std::memory_order_acq_rel, std::memory_order_acquire))
+      return mine;
+    mine->~BlockCache();
+    rumpuser_free(mem, sizeof(BlockCache));
+    return b;
+  }
+
   std::atomic<size_t> in_use_{0};
   std::atomic<size_t> allocs_{0};
   size_t limit_;
   std::atomic<ChunkCache*> chunks_{nullptr};
+  std::atomic<BlockCache*> blocks_{nullptr};
 };
 
 // Base for kernel objects: `new (kmem) T(...)` allocates from that arena.

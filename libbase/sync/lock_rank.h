@@ -31,6 +31,7 @@ enum class LockRank : uint8_t {
   kCpu = 120,         // scheduler wait lock
   kMsgbuf = 130,
   kKmem = 140,
+  kKmemBlocks = 150,  // Kmem's cache of freed blocks (base/block_cache.h): innermost
 };
 
 #ifndef NDEBUG

@@ -33,8 +33,12 @@ void Callout::schedule(int64_t ns_from_now) {
     deadline_ = ns_from_now <= 0 ? now : now + ns_from_now;
     seq_ = q.next_seq_++;
     q.pending_.insert(*this);
-    // A new earliest deadline: the thread sleeps until the old one.
-    if (&*q.pending_.begin() == this) q.wake_cv_.signal();
+    // A deadline before the thread's own wake-up (see sleep_until_).
+    if (deadline_ < q.sleep_until_) {
+      q.sleep_until_ = 0;
+      q.wakeups_++;
+      q.wake_cv_.signal();
+    }
     start_thread = !q.thread_started_;
     q.thread_started_ = true;
   }
@@ -119,6 +123,11 @@ size_t CalloutQueue::pending_count() const {
   return pending_.size();
 }
 
+uint64_t CalloutQueue::wakeups() const {
+  MutexLocker g(lock_);
+  return wakeups_;
+}
+
 bool CalloutQueue::stop_locked(Callout& c) {
   if (!c.hook_.is_linked()) return false;
   pending_.erase(pending_.iterator_to(c));
@@ -156,7 +165,9 @@ void CalloutQueue::run(Lwp& l) {
       deadline = c.deadline_;
     }
     // 0 (woken or a slice ended), ETIMEDOUT or EINTR: all mean look again.
+    sleep_until_ = deadline < 0 ? INT64_MAX : deadline;
     (void)l.sleep(wake_cv_, lock_, deadline, true);
+    sleep_until_ = 0;
   }
   thread_lwp_ = nullptr;
   lock_.unlock();

@@ -97,6 +97,8 @@ class CalloutQueue : public KObject {
   bool started() const { return thread_started_.load(std::memory_order_acquire); }
   // Pending callouts (for tests and diagnostics).
   size_t pending_count() const;
+  // Times schedule() woke the sleeping thread (tests).
+  uint64_t wakeups() const;
 
  private:
   friend class Callout;
@@ -123,6 +125,13 @@ class CalloutQueue : public KObject {
   Set pending_ ABSL_GUARDED_BY(lock_);
   uint64_t next_seq_ ABSL_GUARDED_BY(lock_) = 0;
   Callout* running_ ABSL_GUARDED_BY(lock_) = nullptr;
+  // When the sleeping thread wakes up by itself (INT64_MAX: never); 0
+  // while it is awake, bound to look at the queue before it sleeps again.
+  // schedule() wakes it only for a deadline before this: a callout that
+  // was the earliest and went (halted with its owner) leaves the thread's
+  // timer set, and later ones need no wake-up of their own.
+  int64_t sleep_until_ ABSL_GUARDED_BY(lock_) = 0;
+  uint64_t wakeups_ ABSL_GUARDED_BY(lock_) = 0;
   Lwp* thread_lwp_ ABSL_GUARDED_BY(lock_) = nullptr;
   bool stop_ ABSL_GUARDED_BY(lock_) = false;
   Kthread* thread_ ABSL_GUARDED_BY(lock_) = nullptr;

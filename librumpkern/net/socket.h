@@ -161,6 +161,7 @@ enum SockOpt : uint32_t {
   kSoPassCred = 4,
   kSoBroadcast = 8,
   kSoReusePort = 16,
+  kSoSndBufLock = 32,  // SO_SNDBUF was set: no send-buffer autotuning (Linux's SOCK_SNDBUF_LOCK)
 };
 
 struct SockMsg;

@@ -625,6 +625,7 @@ Result<long> sys_setsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<
       int x = v > kWmemMax ? kWmemMax : v;
       x = x * 2 > kMinSndbuf ? x * 2 : kMinSndbuf;
       so->sndbuf_ = x;
+      so->options_ |= kSoSndBufLock;
       so->wake_locked();
       break;
     }

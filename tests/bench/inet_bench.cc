@@ -14,7 +14,11 @@
 //                             iteration (the server end closes first)
 //
 // At the end: rump items/s divided by host items/s for each (for tcp_rr
-// also the inverse: rump latency over host latency).
+// also the inverse: rump latency over host latency), and the same ratio
+// in CPU time per iteration of the benchmark thread (host CPU over rump
+// CPU): on a loaded machine the wall times mostly measure how long the
+// thread waited for a host CPU (it is preempted, not asleep), so the CPU
+// ratio is the steadier figure.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <netinet/in.h>
@@ -197,27 +201,36 @@ class RatioReporter : public benchmark::ConsoleReporter {
     for (const Run& r : runs) {
       auto it = r.counters.find("items_per_second");
       if (it != r.counters.end()) rate_[r.benchmark_name()] = it->second.value;
+      cpu_[r.benchmark_name()] = r.GetAdjustedCPUTime();
     }
+  }
+  // Host CPU time per iteration over rump's for the two runs (0: missing).
+  double cpu_ratio(const std::string& rump, const std::string& host) const {
+    auto r = cpu_.find(rump), h = cpu_.find(host);
+    if (r == cpu_.end() || h == cpu_.end() || r->second == 0) return 0;
+    return h->second / r->second;
   }
   void print_ratios() const {
     for (const char* arg : {"64", "1400"}) {
       auto rump = rate_.find(std::string("udp_pps/rump/") + arg + "/real_time");
       auto host = rate_.find(std::string("udp_pps/host/") + arg + "/real_time");
       if (rump == rate_.end() || host == rate_.end() || host->second == 0) continue;
-      printf("udp_pps/%s: rump %.0f/s host %.0f/s ratio %.2f\n", arg, rump->second, host->second,
-             rump->second / host->second);
+      printf("udp_pps/%s: rump %.0f/s host %.0f/s ratio %.2f, CPU ratio %.2f\n", arg, rump->second, host->second,
+             rump->second / host->second, cpu_ratio(rump->first, host->first));
     }
     for (const char* name : {"tcp_bulk", "tcp_rr", "tcp_crr"}) {
       auto rump = rate_.find(std::string(name) + "/rump/real_time");
       auto host = rate_.find(std::string(name) + "/host/real_time");
       if (rump == rate_.end() || host == rate_.end() || host->second == 0 || rump->second == 0) continue;
-      printf("%s: rump %.0f/s host %.0f/s ratio %.2f (latency ratio %.2f)\n", name, rump->second, host->second,
-             rump->second / host->second, host->second / rump->second);
+      printf("%s: rump %.0f/s host %.0f/s ratio %.2f (latency ratio %.2f), CPU ratio %.2f\n", name, rump->second,
+             host->second, rump->second / host->second, host->second / rump->second,
+             cpu_ratio(rump->first, host->first));
     }
   }
 
  private:
   std::map<std::string, double> rate_;
+  std::map<std::string, double> cpu_;
 };
 
 }  // namespace

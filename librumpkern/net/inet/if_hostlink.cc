@@ -135,6 +135,7 @@ Result<Ref<Ifnet>> hostlink_create(InetState& st, const HostLinkOps& ops, const 
     return r;
   }
   d->ifp = r.value().get();
+  d->ifp->no_csum = ops.no_csum;
   return r;
 }
 

@@ -33,6 +33,10 @@ struct HostLinkOps {
   // Receives up to max frames into out[], waiting at most timeout_ns for
   // the first; returns how many came.
   size_t (*recv)(void* link, InetState& st, Pkt** out, size_t max, int64_t timeout_ns);
+  // The link carries frames whose TCP/UDP checksum is left unfilled
+  // (kCsumPartial) and marks them verified at the receiver: a medium
+  // that cannot corrupt (memory), as Ifnet::no_csum.
+  bool no_csum = false;
 };
 
 // Makes the interface name (unit already parsed) with no link: EEXIST,

@@ -11,7 +11,7 @@
 //   offset  size  field
 //   0       4     magic     0x46494d53 ("SMIF") once set up; 0 in a new
 //                           file; 1 while the first mapper sets it up
-//   4       4     version   1
+//   4       4     version   2
 //   8       4     lock      the bus lock: 0 free, 1 held, 2 held with
 //                           waiters (a futex word, shared across processes)
 //   12      4     gen       incremented after every frame written: readers
@@ -26,10 +26,14 @@
 //   48      16    reserved  zero
 //   64      ringsize        the ring of records
 //
-// A record is a 16-byte header {uint32 len: frame bytes; uint32 flags: 0;
+// A record is a 16-byte header {uint32 len: frame bytes; uint32 flags;
 // uint64 sender: the writing interface's random id} and the frame, the
 // whole padded to a multiple of 8; a record may wrap from the end of the
-// ring to its start. Positions only grow (2^64 bytes do not wrap in
+// ring to its start. Flags: bit 0 (kShmifRecCsumPartial): the frame's TCP
+// or UDP checksum was left unfilled (the field holds the pseudo-header
+// sum, as a NIC with checksum offload gets it); the bus is memory, which
+// corrupts nothing, so a reader takes such a frame as verified. Other bits
+// are zero. (Version 1 had no flags.) Positions only grow (2^64 bytes do not wrap in
 // practice). A writer holds the lock, drops the oldest records (advancing
 // first) until its record fits behind them, copies it in, advances wpos
 // and frames, releases the lock, increments gen and wakes the readers if
@@ -62,7 +66,8 @@ namespace {
 
 constexpr uint32_t kShmifMagic = 0x46494d53;
 constexpr uint32_t kShmifSettingUp = 1;
-constexpr uint32_t kShmifVersion = 1;
+constexpr uint32_t kShmifVersion = 2;
+constexpr uint32_t kShmifRecCsumPartial = 1;
 constexpr uint32_t kShmifRingSize = 1u << 20;
 constexpr size_t kShmifHeaderSize = 64;
 constexpr size_t kShmifFileSize = kShmifHeaderSize + kShmifRingSize;
@@ -193,7 +198,8 @@ bool shmif_send(void* link, Pkt* frame) {
     Pkt::free(frame);
     return false;
   }
-  ShmifRec h{static_cast<uint32_t>(len), 0, l->sender};
+  uint32_t flags = frame->meta.csum == kCsumPartial ? kShmifRecCsumPartial : 0;
+  ShmifRec h{static_cast<uint32_t>(len), flags, l->sender};
   uint64_t need = rec_size(h.len);
   bus_lock(b);
   uint64_t w = at(b->wpos).load(std::memory_order_relaxed);
@@ -250,6 +256,7 @@ size_t shmif_take(ShmifLink& l, InetState& st, Pkt** out, size_t max) {
     if (h.sender == l.sender) continue;
     Result<Pkt*> p = Pkt::alloc(st.pool, h.len, 0);
     if (!p.ok()) continue;  // out of memory: lost, as a full queue loses it
+    if (h.flags & kShmifRecCsumPartial) p.value()->meta.csum = kCsumVerified;
     // Pkt::alloc gives one contiguous segment for a frame this size.
     size_t pos = 0;
     for (PktSeg* s = p.value()->first(); s; s = s->next) {
@@ -285,7 +292,7 @@ size_t shmif_recv(void* link, InetState& st, Pkt** out, size_t max, int64_t time
   return shmif_take(*l, st, out, max);
 }
 
-const HostLinkOps kShmifOps = {"shmif", &shmif_open, &shmif_close, &shmif_send, &shmif_recv};
+const HostLinkOps kShmifOps = {"shmif", &shmif_open, &shmif_close, &shmif_send, &shmif_recv, true};
 
 const IfCloner kShmifCloner = {"shmif", &hostlink_clone, &kShmifOps};
 const IfClonerRegistrar g_shmif_cloner(&kShmifCloner);

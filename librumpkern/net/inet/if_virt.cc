@@ -2,10 +2,18 @@
 // ifcreate("virt0") makes it, ifsetlinkstr("virt0", "tap0") attaches it to
 // the host's tap0 (made if it does not exist) through the tap hypercalls.
 // Frames are read in batches by the receive thread (if_hostlink.h) and
-// written one hypercall per frame from the sending thread.
+// written one hypercall per frame from the sending thread (a tap takes one
+// frame per write(2): a batch would save no host call).
+//
+// The receive thread that finds the tap empty polls it for a while before
+// it sleeps in the host's poll(2), with a budget that adapts to how such
+// spins went (kern/spin_budget.h): frames that come within the spin (the
+// host's ACKs to a transfer of ours) cost no host wake-up.
 #include <rump/rumpuser_net.h>
 
+#include "kern/clock.h"
 #include "kern/kernel.h"
+#include "kern/spin_budget.h"
 #include "net/inet/if_hostlink.h"
 
 namespace rump {
@@ -16,6 +24,7 @@ constexpr size_t kVirtMaxFrame = 1514 + 4;  // Ethernet with MTU 1500 (and a VLA
 
 struct VirtLink : public KObject {
   int fd = -1;
+  SpinBudget rx_spin;  // the receive thread's
 };
 
 Result<void*> virt_open(Kernel& k, const char* name) {
@@ -73,7 +82,18 @@ size_t virt_recv(void* link, InetState& st, Pkt** out, size_t max, int64_t timeo
     iov[n] = {bufs[n]->first()->data(), bufs[n]->first()->len};
   }
   size_t got = 0;
-  int e = n ? rumpuser_tap_recv(l->fd, iov, n, lens, &got, timeout_ns) : ENOBUFS;
+  int e = n ? rumpuser_tap_recv(l->fd, iov, n, lens, &got, 0) : ENOBUFS;
+  if (e == 0 && got == 0 && timeout_ns > 0) {
+    SpinBudget::Turn t = l->rx_spin.begin(timeout_ns);
+    if (t.ns > 0) {
+      int64_t until = mono_now_ns() + t.ns;
+      do {
+        e = rumpuser_tap_recv(l->fd, iov, n, lens, &got, 0);
+      } while (e == 0 && got == 0 && mono_now_ns() < until);
+      l->rx_spin.end(t, got > 0);
+    }
+    if (e == 0 && got == 0) e = rumpuser_tap_recv(l->fd, iov, n, lens, &got, timeout_ns);
+  }
   // A tap that fails (the host removed it) or no memory: wait as long as
   // the receive would have, so that the thread does not spin.
   if (e && timeout_ns > 0) rumpuser_clock_sleep(RUMPUSER_CLOCK_RELWALL, 0, static_cast<long>(timeout_ns));

@@ -148,6 +148,10 @@ void send_list(Kernel& k, PktList& out) {
   }
 }
 
+// The most send-buffer autotuning gives a connection (Linux's
+// net.ipv4.tcp_wmem maximum).
+constexpr uint32_t kSndBufAutoMax = 4 * 1024 * 1024;
+
 // Linux's TCP_CA_NAME_MAX: the length TCP_CONGESTION reports.
 constexpr size_t kCaNameMax = 16;
 
@@ -567,6 +571,11 @@ Result<size_t> TcpCb::send(Lwp& l, SockMsg& m, int flags, bool nonblock) {
       break;
     }
     if (want == 0) break;
+    if (room.value() == 0 && !(so.options_ & kSoSndBufLock) && conn_->expand_sndbuf(kSndBufAutoMax)) {
+      // SO_SNDBUF shows the size autotuning gave, as on Linux.
+      so.sndbuf_ = static_cast<int>(conn_->config().sndbuf);
+      continue;
+    }
     if (room.value() == 0) {
       if (nonblock) {
         error = EAGAIN;

@@ -610,6 +610,38 @@ SVC_TEST("a callout fires after its delay; stop() prevents it", "[callout]") {
   });
 }
 
+SVC_TEST("moving the earliest callout later does not wake the callout thread; it fires at the new time",
+         "[callout]") {
+  KernelUp tk(kSvc);
+  CalloutProbe pa, pb;
+  Callout a, b;
+  int64_t t0 = host_mono_ns();
+  uint64_t w0 = 0, w1 = 0, w2 = 0;
+  in_kernel(tk, [&](Kernel& k, Lwp&) {
+    CalloutQueue& q = *k.services().callouts();
+    a.init(q, probe_fn, &pa);
+    b.init(q, probe_fn, &pb);
+    // From here on a is pending: the thread sleeps until a's deadline, or
+    // is awake and looks at the queue before it sleeps again.
+    a.schedule(20 * 1000 * 1000);
+    w0 = q.wakeups();
+    // Later: the thread wakes at the old deadline anyway and sleeps on.
+    a.schedule(40 * 1000 * 1000);
+    w1 = q.wakeups();
+    // Nor does a callout due after that.
+    b.schedule(60 * 1000 * 1000);
+    w2 = q.wakeups();
+  });
+  CHECK(w1 == w0);
+  CHECK(w2 == w0);
+  REQUIRE(wait_for(pa.fired, 1, 5000));
+  REQUIRE(wait_for(pb.fired, 1, 5000));
+  CHECK(pa.at - t0 >= 40 * 1000 * 1000);
+  CHECK(pb.at - t0 >= 60 * 1000 * 1000);
+  CHECK(pa.fired == 1);
+  CHECK(pb.fired == 1);
+}
+
 namespace {
 
 struct SlowProbe {

@@ -11,7 +11,10 @@
 //   - halt gives every byte back (a debug build's halt panics on a leak).
 // Public API only, one test case per workload so that a failing one is
 // named.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -306,6 +309,45 @@ Failure tmpfs_mounts() {
   return never_failed();
 }
 
+// TCP connections over lo: each one connected, accepted and given a few
+// bytes; every other pair closed again at once (the accepted end first, so
+// that it stays in TIME_WAIT), so that control blocks and sockets are
+// freed and made again while the others pile up. Non-blocking, so that a
+// segment lost for want of memory ends the workload (accept4's EAGAIN)
+// instead of waiting for a retransmission.
+Failure tcp_connections() {
+  int l = rump_sys_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (l < 0) return failed_errno("socket (listener)");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  if (rump_sys_bind(l, &a, sizeof a) != 0) return failed_errno("bind");
+  if (rump_sys_getsockname(l, &a, &alen) != 0) return failed_errno("getsockname");
+  if (rump_sys_listen(l, 64) != 0) return failed_errno("listen");
+  static const char data[100] = {'t'};
+  for (int i = 0; i < kMaxSteps; i++) {
+    int c = rump_sys_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (c < 0) return failed_errno("socket #" + std::to_string(i));
+    // On lo the handshake is over when connect returns (EINPROGRESS all
+    // the same, as Linux's).
+    if (rump_sys_connect(c, &a, sizeof a) != 0 && errno != EINPROGRESS)
+      return failed_errno("connect #" + std::to_string(i));
+    int s = rump_sys_accept4(l, nullptr, nullptr, SOCK_NONBLOCK);
+    if (s < 0) return failed_errno("accept4 #" + std::to_string(i));
+    ssize_t n = rump_sys_write(c, data, sizeof data);
+    if (n != static_cast<ssize_t>(sizeof data)) {
+      if (n >= 0) return failed("write (short)", 0);
+      return failed_errno("write #" + std::to_string(i));
+    }
+    if (i % 2 == 1) {
+      rump_sys_close(s);
+      rump_sys_close(c);
+    }
+  }
+  return never_failed();
+}
+
 }  // namespace
 
 TEST_CASE("memory limit: files in one directory", "[memlimit]") {
@@ -334,4 +376,8 @@ TEST_CASE("memory limit: directory trees with renames", "[memlimit]") {
 
 TEST_CASE("memory limit: tmpfs mounts", "[memlimit]") {
   sweep(tmpfs_mounts, {ENOMEM, ENOSPC});
+}
+
+TEST_CASE("memory limit: TCP connections over lo", "[memlimit]") {
+  sweep(tcp_connections, {ENOMEM, ENOBUFS, EMFILE, ENFILE, EAGAIN});
 }

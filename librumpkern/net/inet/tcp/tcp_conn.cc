@@ -451,6 +451,20 @@ Result<void> TcpConnection::set_sndbuf(uint32_t bytes) {
   return {};
 }
 
+bool TcpConnection::expand_sndbuf(uint32_t max) {
+  if (!sndbuf_.allocated() || sndbuf_.space() != 0) return false;
+  if (state_ != TcpState::kEstablished && state_ != TcpState::kCloseWait) return false;
+  uint64_t cap = sndbuf_.capacity();
+  uint32_t fly = cc_.cwnd() < snd_wnd_ ? cc_.cwnd() : snd_wnd_;
+  uint64_t want = 2 * static_cast<uint64_t>(fly);
+  if (want <= cap || cap >= max) return false;
+  if (want < cap + cap / 2) want = cap + cap / 2;
+  if (want > max) want = max;
+  if (!sndbuf_.resize(kmem_, static_cast<size_t>(want)).ok()) return false;
+  cfg_.sndbuf = static_cast<uint32_t>(want);
+  return true;
+}
+
 Result<void> TcpConnection::set_rcvbuf(uint32_t bytes) {
   if (state_ == TcpState::kClosed) {
     cfg_.rcvbuf = bytes;

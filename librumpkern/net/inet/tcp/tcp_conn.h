@@ -223,6 +223,14 @@ class TcpConnection : public KObject {
   // ENOMEM; EAGAIN for a receive buffer holding out-of-order bytes (try
   // later). The host must not be copying in or out of the buffer meanwhile.
   Result<void> set_sndbuf(uint32_t bytes);
+  // Send-buffer autotuning (as Linux's tcp_sndbuf_expand): a full send
+  // buffer grows to twice what the congestion and peer windows let fly
+  // (at least by half, at most to max), so that a path with a long round
+  // trip (a tap, a loaded host) is not held to one buffer per round trip.
+  // The host calls it when the buffer is full, it is not copying into it,
+  // and the user has not set SO_SNDBUF; true if it grew (config().sndbuf
+  // is the new size; ENOMEM keeps the old buffer).
+  bool expand_sndbuf(uint32_t max);
   Result<void> set_rcvbuf(uint32_t bytes);
   Result<void> set_maxseg(int mss);
   const TcpConfig& config() const { return cfg_; }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <rump/rump.h>
+#include <rump/rumpnet.h>
 
 #include "net_diff.h"
 #include "tcp_scenario.h"
@@ -301,5 +302,46 @@ TEST_CASE("tcp: while a send buffer's bytes are lent to loopback packets, resizi
     rump_sys_close(p.c);
     rump_sys_close(p.s);
     rump_sys_close(p.l);
+  });
+}
+
+TEST_CASE("tcp: a full send buffer grows to twice what the windows let fly, unless SO_SNDBUF was set",
+          "[inet][tcp]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    Log L{};
+    // SO_SNDBUF after filling the sender's buffer while every packet on
+    // lo is held for 200 ms: what was sent stays unacknowledged, so the
+    // buffer is full while the peer's window (its receive buffer) and the
+    // congestion window would let more fly.
+    auto filled_sndbuf = [&](bool set) {
+      TcpPair p = tcp_pair<RK>(L, AF_INET);
+      int v = 106496;  // doubled: the default, 212992
+      if (set) REQUIRE(rump_sys_setsockopt(p.c, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) == 0);
+      // A segment from the peer tells the sender the peer's scaled window
+      // (the SYN-ACK's is unscaled, at most 65535).
+      char w = 'w';
+      REQUIRE(rump_sys_send(p.s, &w, 1, 0) == 1);
+      REQUIRE(rump_sys_recv(p.c, &w, 1, MSG_WAITALL) == 1);
+      rump_netconfig_impair slow{1, 0, 0, 0, 200000};
+      REQUIRE(rump_pub_netconfig_impair("lo", &slow) == 0);
+      size_t took = tcp_fill<RK>(p.c);
+      socklen_t len = sizeof v;
+      REQUIRE(rump_sys_getsockopt(p.c, SOL_SOCKET, SO_SNDBUF, &v, &len) == 0);
+      rump_netconfig_impair off{};
+      REQUIRE(rump_pub_netconfig_impair("lo", &off) == 0);
+      // Everything arrives, in order.
+      std::vector<uint8_t> in(took);
+      REQUIRE(rump_sys_recv(p.s, in.data(), in.size(), MSG_WAITALL) == static_cast<long>(in.size()));
+      CHECK(took >= static_cast<size_t>(v) / 2);
+      rump_sys_close(p.c);
+      rump_sys_close(p.s);
+      rump_sys_close(p.l);
+      return v;
+    };
+    CHECK(filled_sndbuf(true) == 212992);
+    // The peer's window is its receive buffer (212992 by default): the
+    // buffer grows to twice that, once.
+    CHECK(filled_sndbuf(false) == 2 * 212992);
   });
 }
