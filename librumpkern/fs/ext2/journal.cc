@@ -483,12 +483,17 @@ Result<void> Journal::forget(uint64_t blk) {
   return {};
 }
 
+bool Journal::pinned_too_much() const {
+  size_t limit = km_.limit();
+  return limit != 0 && running_.size() * size_t{bs_} > limit / kPinnedShare;
+}
+
 bool Journal::reserve_would_commit() const {
   if (!started_) return false;
   uint64_t cap = capacity();
   uint64_t margin = cap / 8;
   uint64_t run = running_blocks();
-  return run + margin > cap / 4 || used() + run + margin + 1 > cap;
+  return run + margin > cap / 4 || used() + run + margin + 1 > cap || pinned_too_much();
 }
 
 Result<void> Journal::reserve() {
@@ -497,7 +502,10 @@ Result<void> Journal::reserve() {
   uint64_t margin = cap / 8;
   uint64_t run = running_blocks();
   if (used() + run + margin + 1 > cap) return commit(true);
-  if (run + margin > cap / 4) return commit(false);
+  // Pinned buffers cannot be written back or evicted: under a memory
+  // limit the transaction is committed (which unpins them) before they
+  // take more than their share, so that eviction always finds something.
+  if (run + margin > cap / 4 || pinned_too_much()) return commit(false);
   return {};
 }
 
@@ -542,7 +550,13 @@ Result<void> Journal::commit(bool checkpoint_after) {
   TRY(m_.write_super());
   uint64_t need = running_blocks();
   if (used() + need + 1 > capacity()) {
-    // Only an operation far larger than the reserve can get here.
+    // An operation larger than the free log: what is committed goes home
+    // first and the log is empty again (the running transaction's buffers
+    // stay pinned meanwhile), as jbd2 checkpoints to make room.
+    TRY(checkpoint());
+  }
+  if (need + 1 > capacity()) {
+    // Larger than the whole log: nothing can make room for it.
     m_.kernel().printf("JBD2: transaction of %llu blocks does not fit the journal\n",
                        static_cast<unsigned long long>(need));
     return err(ENOSPC);
@@ -669,11 +683,25 @@ Result<void> Journal::commit(bool checkpoint_after) {
   return {};
 }
 
-// Everything committed goes home; the log is then empty. Only between
-// transactions (nothing pinned).
+// Everything committed goes home; the log is then empty. The running
+// transaction, if any, stays as it is: its buffers are pinned, so the
+// flush leaves them off their home blocks.
 Result<void> Journal::checkpoint() {
   TRY(bc_.flush(dev_));
-  records_.clear_and_dispose([](Record* r) { delete r; });
+  if (running_.empty() && revokes_.empty()) {
+    records_.clear_and_dispose([](Record* r) { delete r; });
+  } else {
+    // No copy is left in the live log; the running transaction's records
+    // (its buffers and its revokes) stay.
+    for (auto it = records_.begin(); it != records_.end();) {
+      Record& r = *it++;
+      r.logged = false;
+      if (!r.running && !r.revoke) {
+        records_.erase(r);
+        delete &r;
+      }
+    }
+  }
   logged_count_ = 0;
   tail_ = head_;
   sequence_ = tid_;
