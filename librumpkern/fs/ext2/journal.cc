@@ -376,25 +376,33 @@ Result<void> Journal::wipe() {
 // --- writing
 
 Result<void> Journal::start(DataMode mode, uint32_t commit_seconds) {
-  if (type_ != jbd2::kSuperV2) {
-    m_.kernel().printf("EXT4-fs: a version 1 journal cannot be written by this driver\n");
-    return err(EINVAL);
-  }
   mode_ = mode;
   interval_ns_ = int64_t{commit_seconds ? commit_seconds : 5} * 1000000000;
   const Ext2Mount::Geometry& g = m_.geo();
-  // The features commits are written with: revoke records, 64-bit block
-  // numbers on a 64bit file system, v3 checksums with metadata_csum.
-  incompat_ |= jbd2::kIncompatRevoke;
-  incompat_ &= ~jbd2::kIncompatAsyncCommit;
-  if (g.incompat & ext2::kIncompat64bit) incompat_ |= jbd2::kIncompat64bit;
-  if (m_.has_csum()) {
-    incompat_ = (incompat_ & ~jbd2::kIncompatCsumV2) | jbd2::kIncompatCsumV3;
-    compat_ &= ~jbd2::kCompatChecksum;
-    csum_seed_ = crc32c(~0u, sb_ + jbd2::kSbUuid, 16);
+  if (type_ == jbd2::kSuperV1) {
+    // A version 1 superblock has no feature fields: 32-bit block numbers,
+    // no checksums and no revoke records (see forget for what stands in
+    // for them).
+    if (g.blocks_count > UINT32_MAX) {
+      m_.kernel().printf("EXT4-fs: a version 1 journal cannot hold 64-bit block numbers\n");
+      return err(EINVAL);
+    }
+    compat_ = incompat_ = 0;
   } else {
-    incompat_ &= ~(jbd2::kIncompatCsumV2 | jbd2::kIncompatCsumV3);
-    compat_ &= ~jbd2::kCompatChecksum;
+    // The features commits are written with: revoke records, 64-bit
+    // block numbers on a 64bit file system, v3 checksums with
+    // metadata_csum.
+    incompat_ |= jbd2::kIncompatRevoke;
+    incompat_ &= ~jbd2::kIncompatAsyncCommit;
+    if (g.incompat & ext2::kIncompat64bit) incompat_ |= jbd2::kIncompat64bit;
+    if (m_.has_csum()) {
+      incompat_ = (incompat_ & ~jbd2::kIncompatCsumV2) | jbd2::kIncompatCsumV3;
+      compat_ &= ~jbd2::kCompatChecksum;
+      csum_seed_ = crc32c(~0u, sb_ + jbd2::kSbUuid, 16);
+    } else {
+      incompat_ &= ~(jbd2::kIncompatCsumV2 | jbd2::kIncompatCsumV3);
+      compat_ &= ~jbd2::kCompatChecksum;
+    }
   }
   if (tags_per_descriptor() < 1) return err(EINVAL);
   head_ = tail_ = first_;
@@ -472,8 +480,16 @@ Result<void> Journal::forget(uint64_t blk) {
     r->pin.reset();
   }
   if (r->logged && !r->revoke) {
-    r->revoke = true;
-    revokes_.push_back(*r);
+    if (type_ == jbd2::kSuperV1) {
+      // No revoke records: the commit that frees the block also
+      // checkpoints, so its old copy leaves the live log before the block
+      // can be handed out again (until that commit the allocator keeps
+      // it, and a replay of the old copy onto a free block is harmless).
+      checkpoint_due_ = true;
+    } else {
+      r->revoke = true;
+      revokes_.push_back(*r);
+    }
     arm_timer();
   }
   if (!r->logged && !r->revoke) {
@@ -679,7 +695,7 @@ Result<void> Journal::commit(bool checkpoint_after) {
   drop_frozen();
   timer_.stop();
   // Less than a quarter of the log free: the next transaction may not fit.
-  if (checkpoint_after || used() + capacity() / 4 > capacity()) TRY(checkpoint());
+  if (checkpoint_after || checkpoint_due_ || used() + capacity() / 4 > capacity()) TRY(checkpoint());
   return {};
 }
 
@@ -703,6 +719,7 @@ Result<void> Journal::checkpoint() {
     }
   }
   logged_count_ = 0;
+  checkpoint_due_ = false;
   tail_ = head_;
   sequence_ = tid_;
   start_ = tail_;

@@ -32,6 +32,10 @@
 // operation larger than the reserve; only one larger than the whole log
 // is ENOSPC).
 //
+// Version 1 journals (old ext3) are written too: 32-bit tags, no
+// checksums, no revoke records (a commit that frees a block with a copy
+// in the live log checkpoints instead).
+//
 // A freed block that has a copy in the live log gets a revoke record; a
 // block freed in the running transaction is not handed out again before
 // that transaction is committed (the allocator consults the bitmap as it
@@ -223,6 +227,9 @@ class Journal : public KObject {
   bool started_ = false;
   bool closing_ = false;
   bool timer_ready_ = false;
+  // A version 1 journal freed a block with a copy in the live log: the
+  // next commit checkpoints (there are no revoke records to write).
+  bool checkpoint_due_ = false;
   DataMode mode_ = DataMode::kOrdered;
   int64_t interval_ns_ = 0;
   Callout timer_;
