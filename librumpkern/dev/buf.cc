@@ -25,10 +25,10 @@ Result<void> bufcache_init(Kernel& k) {
 }
 
 // A kern-type component: its fini runs after the vfs faction's, which
-// unmounts every file system (each flushes and invalidates its device),
-// so nothing is left to write when the cache goes.
+// unmounts every file system (each flushes and invalidates its device).
+// A mount whose files are still open holds the cache until it goes.
 void bufcache_fini(Kernel& k) {
-  delete g_bufcache_state.take(k);
+  if (BufCache* c = g_bufcache_state.take(k)) c->release();
 }
 
 
@@ -46,6 +46,15 @@ BufCache::~BufCache() {
     Kmem::free(b->data_);
     delete b;
   });
+}
+
+bool BufCache::has_dirty(const BlockDevice& dev) const {
+  MutexLocker g(lock_);
+  for (const Buf& b : dirty_) {
+    b.mu_->assert_held();
+    if (b.dev_ == &dev) return true;
+  }
+  return false;
 }
 
 size_t BufCache::bytes() const {

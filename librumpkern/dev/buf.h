@@ -19,6 +19,12 @@
 // owns that device, so writing them races with nobody). Without a limit
 // the cache keeps at most kSoftCap bytes of unreferenced clean buffers.
 //
+// Lifetime: the cache is the kernel's "bufcache" component's, and every
+// mount on a block device holds it too (hold/release): at halt a file
+// system whose files are still open in a process goes only when that
+// process ends, after the components' fini, and writes its last changes
+// then.
+//
 // Pinning: a journaling file system pins a buffer it has put in a
 // transaction that is not yet committed; neither flush() nor eviction
 // writes a pinned buffer to its home block until it is unpinned (the
@@ -27,6 +33,7 @@
 
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/unordered_set_hook.hpp>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -140,8 +147,17 @@ class BufCache : public KObject {
   // are dropped unwritten). Buffers still referenced are a caller bug.
   void invalidate(BlockDevice& dev);
 
+  // dev has dirty buffers (pinned ones included).
+  bool has_dirty(const BlockDevice& dev) const;
+
   size_t bytes() const;
   size_t count() const;
+
+  // One more holder; release by the last one deletes the cache.
+  void hold() { holds_.fetch_add(1, std::memory_order_relaxed); }
+  void release() {
+    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
 
   static constexpr size_t kSoftCap = size_t{256} << 20;
 
@@ -166,6 +182,7 @@ class BufCache : public KObject {
   static Result<void> write_out(Buf& b);
 
   Kmem& km_;
+  std::atomic<uint32_t> holds_{1};  // the component's, and each mount's
   mutable Mutex lock_;  // a leaf: nothing else is taken under it
   Table table_ ABSL_GUARDED_BY(lock_);
   Lru lru_ ABSL_GUARDED_BY(lock_);

@@ -376,25 +376,33 @@ Result<void> Journal::wipe() {
 // --- writing
 
 Result<void> Journal::start(DataMode mode, uint32_t commit_seconds) {
-  if (type_ != jbd2::kSuperV2) {
-    m_.kernel().printf("EXT4-fs: a version 1 journal cannot be written by this driver\n");
-    return err(EINVAL);
-  }
   mode_ = mode;
   interval_ns_ = int64_t{commit_seconds ? commit_seconds : 5} * 1000000000;
   const Ext2Mount::Geometry& g = m_.geo();
-  // The features commits are written with: revoke records, 64-bit block
-  // numbers on a 64bit file system, v3 checksums with metadata_csum.
-  incompat_ |= jbd2::kIncompatRevoke;
-  incompat_ &= ~jbd2::kIncompatAsyncCommit;
-  if (g.incompat & ext2::kIncompat64bit) incompat_ |= jbd2::kIncompat64bit;
-  if (m_.has_csum()) {
-    incompat_ = (incompat_ & ~jbd2::kIncompatCsumV2) | jbd2::kIncompatCsumV3;
-    compat_ &= ~jbd2::kCompatChecksum;
-    csum_seed_ = crc32c(~0u, sb_ + jbd2::kSbUuid, 16);
+  if (type_ == jbd2::kSuperV1) {
+    // A version 1 superblock has no feature fields: 32-bit block numbers,
+    // no checksums and no revoke records (see forget for what stands in
+    // for them).
+    if (g.blocks_count > UINT32_MAX) {
+      m_.kernel().printf("EXT4-fs: a version 1 journal cannot hold 64-bit block numbers\n");
+      return err(EINVAL);
+    }
+    compat_ = incompat_ = 0;
   } else {
-    incompat_ &= ~(jbd2::kIncompatCsumV2 | jbd2::kIncompatCsumV3);
-    compat_ &= ~jbd2::kCompatChecksum;
+    // The features commits are written with: revoke records, 64-bit
+    // block numbers on a 64bit file system, v3 checksums with
+    // metadata_csum.
+    incompat_ |= jbd2::kIncompatRevoke;
+    incompat_ &= ~jbd2::kIncompatAsyncCommit;
+    if (g.incompat & ext2::kIncompat64bit) incompat_ |= jbd2::kIncompat64bit;
+    if (m_.has_csum()) {
+      incompat_ = (incompat_ & ~jbd2::kIncompatCsumV2) | jbd2::kIncompatCsumV3;
+      compat_ &= ~jbd2::kCompatChecksum;
+      csum_seed_ = crc32c(~0u, sb_ + jbd2::kSbUuid, 16);
+    } else {
+      incompat_ &= ~(jbd2::kIncompatCsumV2 | jbd2::kIncompatCsumV3);
+      compat_ &= ~jbd2::kCompatChecksum;
+    }
   }
   if (tags_per_descriptor() < 1) return err(EINVAL);
   head_ = tail_ = first_;
@@ -472,8 +480,16 @@ Result<void> Journal::forget(uint64_t blk) {
     r->pin.reset();
   }
   if (r->logged && !r->revoke) {
-    r->revoke = true;
-    revokes_.push_back(*r);
+    if (type_ == jbd2::kSuperV1) {
+      // No revoke records: the commit that frees the block also
+      // checkpoints, so its old copy leaves the live log before the block
+      // can be handed out again (until that commit the allocator keeps
+      // it, and a replay of the old copy onto a free block is harmless).
+      checkpoint_due_ = true;
+    } else {
+      r->revoke = true;
+      revokes_.push_back(*r);
+    }
     arm_timer();
   }
   if (!r->logged && !r->revoke) {
@@ -483,12 +499,17 @@ Result<void> Journal::forget(uint64_t blk) {
   return {};
 }
 
+bool Journal::pinned_too_much() const {
+  size_t limit = km_.limit();
+  return limit != 0 && running_.size() * size_t{bs_} > limit / kPinnedShare;
+}
+
 bool Journal::reserve_would_commit() const {
   if (!started_) return false;
   uint64_t cap = capacity();
   uint64_t margin = cap / 8;
   uint64_t run = running_blocks();
-  return run + margin > cap / 4 || used() + run + margin + 1 > cap;
+  return run + margin > cap / 4 || used() + run + margin + 1 > cap || pinned_too_much();
 }
 
 Result<void> Journal::reserve() {
@@ -497,7 +518,10 @@ Result<void> Journal::reserve() {
   uint64_t margin = cap / 8;
   uint64_t run = running_blocks();
   if (used() + run + margin + 1 > cap) return commit(true);
-  if (run + margin > cap / 4) return commit(false);
+  // Pinned buffers cannot be written back or evicted: under a memory
+  // limit the transaction is committed (which unpins them) before they
+  // take more than their share, so that eviction always finds something.
+  if (run + margin > cap / 4 || pinned_too_much()) return commit(false);
   return {};
 }
 
@@ -542,7 +566,13 @@ Result<void> Journal::commit(bool checkpoint_after) {
   TRY(m_.write_super());
   uint64_t need = running_blocks();
   if (used() + need + 1 > capacity()) {
-    // Only an operation far larger than the reserve can get here.
+    // An operation larger than the free log: what is committed goes home
+    // first and the log is empty again (the running transaction's buffers
+    // stay pinned meanwhile), as jbd2 checkpoints to make room.
+    TRY(checkpoint());
+  }
+  if (need + 1 > capacity()) {
+    // Larger than the whole log: nothing can make room for it.
     m_.kernel().printf("JBD2: transaction of %llu blocks does not fit the journal\n",
                        static_cast<unsigned long long>(need));
     return err(ENOSPC);
@@ -665,16 +695,31 @@ Result<void> Journal::commit(bool checkpoint_after) {
   drop_frozen();
   timer_.stop();
   // Less than a quarter of the log free: the next transaction may not fit.
-  if (checkpoint_after || used() + capacity() / 4 > capacity()) TRY(checkpoint());
+  if (checkpoint_after || checkpoint_due_ || used() + capacity() / 4 > capacity()) TRY(checkpoint());
   return {};
 }
 
-// Everything committed goes home; the log is then empty. Only between
-// transactions (nothing pinned).
+// Everything committed goes home; the log is then empty. The running
+// transaction, if any, stays as it is: its buffers are pinned, so the
+// flush leaves them off their home blocks.
 Result<void> Journal::checkpoint() {
   TRY(bc_.flush(dev_));
-  records_.clear_and_dispose([](Record* r) { delete r; });
+  if (running_.empty() && revokes_.empty()) {
+    records_.clear_and_dispose([](Record* r) { delete r; });
+  } else {
+    // No copy is left in the live log; the running transaction's records
+    // (its buffers and its revokes) stay.
+    for (auto it = records_.begin(); it != records_.end();) {
+      Record& r = *it++;
+      r.logged = false;
+      if (!r.running && !r.revoke) {
+        records_.erase(r);
+        delete &r;
+      }
+    }
+  }
   logged_count_ = 0;
+  checkpoint_due_ = false;
   tail_ = head_;
   sequence_ = tid_;
   start_ = tail_;

@@ -24,10 +24,17 @@
 // flush. A checkpoint (right after a commit, when nothing is pinned)
 // flushes everything and moves the journal's tail to its head. Commits
 // happen when the commit interval expires (a callout), when the
-// transaction grows past a quarter of the journal, before an operation
-// that might not fit, and on fsync, syncfs, sync and unmount; checkpoints
-// when less than a quarter of the log is free, and on syncfs, sync and
-// unmount.
+// transaction grows past a quarter of the journal or (under a memory
+// limit) its pinned buffers past an eighth of the limit, before an
+// operation that might not fit, and on fsync, syncfs, sync and unmount;
+// checkpoints when less than a quarter of the log is free, on syncfs, sync
+// and unmount, and before a commit that does not fit the free log (an
+// operation larger than the reserve; only one larger than the whole log
+// is ENOSPC).
+//
+// Version 1 journals (old ext3) are written too: 32-bit tags, no
+// checksums, no revoke records (a commit that frees a block with a copy
+// in the live log checkpoints instead).
 //
 // A freed block that has a copy in the live log gets a revoke record; a
 // block freed in the running transaction is not handed out again before
@@ -188,6 +195,10 @@ class Journal : public KObject {
   bool csum() const { return incompat_ & (jbd2::kIncompatCsumV2 | jbd2::kIncompatCsumV3); }
   // Log blocks the running transaction takes when committed.
   uint64_t running_blocks() const;
+  // The running transaction's pinned buffers take more than 1/kPinnedShare
+  // of the kernel's memory limit.
+  static constexpr size_t kPinnedShare = 8;
+  bool pinned_too_much() const;
   Result<void> write_super();
   Result<void> do_pass(Pass pass, uint32_t& end_tid, uint64_t& replayed);
   Result<void> checkpoint();
@@ -216,6 +227,9 @@ class Journal : public KObject {
   bool started_ = false;
   bool closing_ = false;
   bool timer_ready_ = false;
+  // A version 1 journal freed a block with a copy in the live log: the
+  // next commit checkpoints (there are no revoke records to write).
+  bool checkpoint_due_ = false;
   DataMode mode_ = DataMode::kOrdered;
   int64_t interval_ns_ = 0;
   Callout timer_;

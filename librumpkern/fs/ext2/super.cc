@@ -87,13 +87,24 @@ bool group_has_super(uint32_t g, uint32_t ro_compat) {
 
 Ext2Mount::Ext2Mount(Kernel& k, FsType& t, int flags, Ref<Vnode> devvp, BlockDevice& dev)
     : Mount(k, t, flags), devvp_(std::move(devvp)), dev_(dev), bc_(buf_cache(k)), nodes_(k.kmem()) {
+  bc_.hold();
   mount_use(*devvp_);
 }
 
+// After teardown the tree's last nodes may still change blocks: at halt
+// the files a process kept open are closed after the unmount (an unlinked
+// one is freed then). Those changes go home here, without the journal
+// (stopped), before the buffers go.
 Ext2Mount::~Ext2Mount() {
+  if (torn_down_ && writable() && bc_.has_dirty(dev_)) {
+    Result<void> r = write_super();
+    if (r.ok()) r = bc_.flush(dev_);
+    if (!r.ok()) kernel().printf("EXT4-fs: writing back after unmount failed (%d)\n", r.error());
+  }
   delete journal_;
   Kmem::free(sb_raw_);
   bc_.invalidate(dev_);
+  bc_.release();
   mount_unuse(*devvp_);
 }
 

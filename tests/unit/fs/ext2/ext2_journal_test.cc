@@ -542,3 +542,206 @@ TEST_CASE("fallocate on a file without extents is EOPNOTSUPP, punching works, as
   }
   check_fsck_clean(img);
 }
+
+TEST_CASE("operations larger than the free log of a 1 MiB journal checkpoint first: no ENOSPC, clean after a crash",
+          "[ext2][journal]") {
+  // 1 KiB blocks and mke2fs's smallest journal (1,024 blocks). A file with
+  // one extent per block (every other block allocated) has an extent tree
+  // of hundreds of blocks; each truncate below frees it and builds the
+  // kept part again in one operation, hundreds of journaled blocks at
+  // once, more than the log has free whenever earlier transactions are
+  // still in it (the reserve kept before each operation is an eighth of
+  // the log). A directory of thousands of long names adds its own.
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  std::string snap = tmp.path + "/snap";
+  REQUIRE(make_image(img, "ext4", 1024, "", 64, "-J size=1"));
+  constexpr off_t kBs = 1024;
+  constexpr int kExtents = 16000;
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    REQUIRE(rump_sys_mkdir("/mnt/big", 0755) == 0);
+    for (int i = 0; i < 3000; i++) {
+      std::string p = "/mnt/big/" + std::string(150, 'n') + std::to_string(i);
+      int fd = rump_sys_open(p.c_str(), O_CREAT | O_WRONLY, 0644);
+      REQUIRE(fd >= 0);
+      REQUIRE(rump_sys_close(fd) == 0);
+    }
+    int fd = rump_sys_open("/mnt/frag", O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    for (int i = 0; i < kExtents; i++) REQUIRE(rump_sys_fallocate(fd, 0, 2 * i * kBs, kBs) == 0);
+    // Each cut keeps 1,000 extents fewer: transactions of 250 to 400
+    // blocks, one after another, so that the log fills up whatever it
+    // held before.
+    for (off_t keep = kExtents - 1000; keep >= 4000; keep -= 1000) {
+      INFO("truncate to " << keep << " extents");
+      REQUIRE(rump_sys_ftruncate(fd, 2 * keep * kBs) == 0);
+    }
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    // A crash now: the copy has the last truncate in its log.
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(snap)) == 0);
+    REQUIRE(rump_sys_ftruncate(fd, 0) == 0);
+    REQUIRE(rump_sys_close(fd) == 0);
+    for (int i = 0; i < 3000; i += 2) {
+      std::string p = "/mnt/big/" + std::string(150, 'n') + std::to_string(i);
+      REQUIRE(rump_sys_unlink(p.c_str()) == 0);
+    }
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  check_fsck_clean(img);
+  {
+    Mounted m(img, "ext4", MS_RDONLY);
+    REQUIRE(m.mount_result == 0);
+    struct stat st;
+    REQUIRE(rump_sys_stat("/mnt/frag", &st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(st.st_blocks == 0);
+    CHECK(rump_list("/mnt/big").entries.size() == 1500);
+  }
+  // The crash copy: recovered by the kernel and by the host's e2fsck,
+  // clean both ways. (e2fsck -fy may offer to make the cut extent tree
+  // narrower: an optimisation, which Linux's truncate leaves to it too.)
+  CHECK(needs_recovery(snap));
+  std::string copy = tmp.path + "/copy";
+  REQUIRE(run("cp " + shell_quote(snap) + " " + shell_quote(copy)) == 0);
+  {
+    Mounted m(snap, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    struct stat st;
+    REQUIRE(rump_sys_stat("/mnt/frag", &st) == 0);
+    CHECK(st.st_size == 2 * 4000 * kBs);
+    CHECK(rump_list("/mnt/big").entries.size() == 3000);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK_FALSE(needs_recovery(snap));
+  check_fsck_clean(snap);
+  std::string out = capture("e2fsck -fy " + shell_quote(copy) + " 2>&1");
+  INFO(out);
+  for (size_t at = out.find("? yes"); at != std::string::npos; at = out.find("? yes", at + 1)) {
+    size_t line = out.rfind('\n', at);
+    CHECK(out.substr(line + 1, at - line).find("could be narrower") != std::string::npos);
+  }
+  CHECK_FALSE(needs_recovery(copy));
+  check_fsck_clean(copy);
+}
+
+TEST_CASE("under a small memory limit the journal commits before its pinned buffers fill it",
+          "[ext2][journal][memlimit]") {
+  // data=journal pins every written block until its transaction commits;
+  // a 256 MiB journal would let a transaction grow to 32 MiB of them, and
+  // pinned buffers can be neither written back nor evicted. With a 16 MiB
+  // limit, 48 MiB of writes must still succeed.
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 1024, "-J size=256"));
+  constexpr uint64_t kFile = 48u << 20;
+  constexpr size_t kChunk = 1u << 20;
+  {
+    rump_test::KernelUp up({.memlimit = 16u << 20});
+    REQUIRE(rump_pub_etfs_register("/dev/img", img.c_str(), RUMP_ETFS_BLK) == 0);
+    REQUIRE(rump_sys_mkdir("/mnt", 0755) == 0);
+    REQUIRE(rump_sys_mount("/dev/img", "/mnt", "ext4", 0, "data=journal,commit=600") == 0);
+    int fd = rump_sys_open("/mnt/f", O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    for (uint64_t off = 0; off < kFile; off += kChunk) {
+      std::string c = pattern(off, kChunk);
+      INFO("offset " << off);
+      REQUIRE(rump_sys_write(fd, c.data(), c.size()) == static_cast<long>(c.size()));
+    }
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(rump_sys_close(fd) == 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  check_fsck_clean(img);
+  std::string out = tmp.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /f " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  std::string got = host_read_all(out);
+  REQUIRE(got.size() == kFile);
+  for (uint64_t off = 0; off < kFile; off += kChunk) {
+    INFO("offset " << off);
+    CHECK(got.compare(off, kChunk, pattern(off, kChunk)) == 0);
+  }
+}
+
+namespace {
+
+// Where the journal superblock of img is (block 0 of inode 8).
+off_t journal_super_at(const std::string& img, uint32_t bs) {
+  std::string out = capture("debugfs -R " + shell_quote("bmap <8> 0") + " " + shell_quote(img) + " 2>/dev/null");
+  uint64_t jb = std::strtoull(out.c_str(), nullptr, 10);
+  REQUIRE(jb != 0);
+  return static_cast<off_t>(jb * bs);
+}
+
+// The journal superblock's type (3: version 1, 4: version 2).
+int journal_super_type(const std::string& img, uint32_t bs) {
+  std::string all = host_read_all(img);
+  off_t at = journal_super_at(img, bs);
+  REQUIRE(all.size() >= static_cast<size_t>(at) + 8);
+  return static_cast<unsigned char>(all[static_cast<size_t>(at) + 7]);
+}
+
+// Makes the journal superblock of img a version 1 one (as old ext3 tools
+// wrote): type 3, and nothing after s_errno (no feature fields, no users).
+void make_v1_journal(const std::string& img, uint32_t bs) {
+  off_t at = journal_super_at(img, bs);
+  int fd = open(img.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  char sb[1024];
+  REQUIRE(pread(fd, sb, sizeof sb, at) == static_cast<ssize_t>(sizeof sb));
+  const char v1[4] = {0, 0, 0, 3};
+  std::memcpy(sb + 4, v1, 4);
+  std::memset(sb + 0x24, 0, sizeof sb - 0x24);
+  REQUIRE(pwrite(fd, sb, sizeof sb, at) == static_cast<ssize_t>(sizeof sb));
+  close(fd);
+}
+
+}  // namespace
+
+TEST_CASE("a version 1 journal is written: crash copies replay clean, freed logged blocks are reused safely",
+          "[ext2][journal]") {
+  // Version 1 has no revoke records. A file's indirect block is journaled,
+  // freed by a truncate and handed out again as another file's data: a
+  // replay of its old copy would overwrite that data.
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  REQUIRE(make_image(img, "ext3", 1024, "", 32));
+  make_v1_journal(img, 1024);
+  check_fsck_clean(img);
+  REQUIRE(journal_super_type(img, 1024) == 3);
+  std::vector<std::string> snaps;
+  std::vector<int> synced;
+  {
+    Mounted m(img, "ext3", 0);
+    REQUIRE(m.mount_result == 0);
+    make_dirs();
+    std::string scratch = pattern(77, 30000);  // past the 12 direct blocks
+    for (int i = 0; i < 90; i++) {
+      if (i % 3 == 0) {
+        int fd = rump_sys_open("/mnt/scratch", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(rump_sys_write(fd, scratch.data(), scratch.size()) == static_cast<long>(scratch.size()));
+        REQUIRE(rump_sys_fsync(fd) == 0);
+        REQUIRE(rump_sys_ftruncate(fd, 0) == 0);
+        REQUIRE(rump_sys_close(fd) == 0);
+      }
+      write_numbered(i, true);
+      if (i % 30 == 29) {
+        std::string s = tmp.path + "/snap" + std::to_string(i);
+        REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(s)) == 0);
+        snaps.push_back(s);
+        synced.push_back(i);
+      }
+    }
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  check_fsck_clean(img);
+  // Still a version 1 journal.
+  CHECK(journal_super_type(img, 1024) == 3);
+  for (size_t k = 0; k < snaps.size(); k++) {
+    INFO("snapshot after file " << synced[k]);
+    CHECK(needs_recovery(snaps[k]));
+    check_crash_image(snaps[k], "ext3", synced[k], tmp.path);
+  }
+}

@@ -386,4 +386,43 @@ TEST_CASE("an ext4 file's cache outlives its last close, and goes with its last 
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   CHECK(fsck_problems(img) == "");
+
+TEST_CASE("a kernel halted with ext4 files open, dirty, mapped and unlinked leaves a clean image with their bytes",
+          "[ext2][pagecache][halt]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 64));
+  const std::string written = pattern(0, 300 * kPg + 11, 9);
+  const std::string mapped = pattern(0, 40 * kPg, 10);
+  {
+    MountedWith m(img);
+    // Written, not synced, still open.
+    int wfd = rump_sys_open("/mnt/written", O_RDWR | O_CREAT, 0644);
+    REQUIRE(wfd >= 0);
+    REQUIRE(rump_sys_write(wfd, written.data(), written.size()) == static_cast<long>(written.size()));
+    // Mapped shared by another process and stored into, still mapped.
+    int mfd = rump_sys_open("/mnt/mapped", O_RDWR | O_CREAT, 0644);
+    REQUIRE(mfd >= 0);
+    REQUIRE(rump_sys_ftruncate(mfd, static_cast<off_t>(mapped.size())) == 0);
+    rump_test::isolated_proc();
+    char* p = static_cast<char*>(rump_sys_mmap(nullptr, mapped.size(), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0));
+    REQUIRE(p != MAP_FAILED);
+    REQUIRE(rump_copyout(mapped.data(), p, mapped.size()) == 0);
+    rump_lwproc_switch(nullptr);
+    // Unlinked while open: on the orphan list until the halt frees it.
+    int ufd = rump_sys_open("/mnt/unlinked", O_RDWR | O_CREAT, 0644);
+    REQUIRE(ufd >= 0);
+    REQUIRE(rump_sys_write(ufd, written.data(), written.size()) == static_cast<long>(written.size()));
+    REQUIRE(rump_sys_unlink("/mnt/unlinked") == 0);
+    // The kernel halts with all three open and the file system mounted.
+  }
+  CHECK(fsck_problems(img) == "");
+  std::string out = t.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /written " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(out) == written);
+  REQUIRE(run("debugfs -R " + shell_quote("dump /mapped " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(out) == mapped);
+  // Nothing of the unlinked file is left.
+  CHECK(capture("debugfs -R " + shell_quote("ls /") + " " + shell_quote(img) + " 2>/dev/null").find("unlinked") ==
+        std::string::npos);
 }
