@@ -63,7 +63,11 @@ struct FatalSignals {
   } at[N];
   int n = 0;
   void post(Proc& p, int sig) {
-    if (post_signal(p, sig) && n < N) at[n++] = {p.pid(), sig};
+    if (post_signal(p, sig)) add(p.pid(), sig);
+  }
+  // A signal posted otherwise that ends process pid.
+  void add(pid_t pid, int sig) {
+    if (n < N) at[n++] = {pid, sig};
   }
   void kill_all(Kernel& k) {
     for (int i = 0; i < n; i++) kill_proc(k, at[i].pid, at[i].sig);
