@@ -54,7 +54,8 @@ class Proc;
 // may take locks ranked above kSigWatch. sig 0 says that p has just
 // become a zombie (exit1 calls it under the process table's lock, for
 // pidfds: vfs/pidfd.cc), sig < 0 that p's LWP -sig has ended while p
-// lives on (Kernel::unlink_lwp, under the same lock, for thread pidfds).
+// lives on (Kernel::unlink_lwp, under the same lock; watchers that do not
+// follow threads ignore it).
 struct SigWatch {
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
   void (*notify)(SigWatch& w, Proc& p, int sig) = nullptr;

@@ -1,8 +1,6 @@
 // The time, timer and process-control calls in isolated address spaces:
 // an address outside the process's map is EFAULT, as a bad address is on
-// the host (the same scenario runs in a host child); getrusage's
-// ru_maxrss of an isolated process is the peak of its own resident set,
-// and its children's reach RUSAGE_CHILDREN and wait4.
+// the host (the same scenario runs in a host child).
 #include <rump/rump.h>
 
 #include <catch2/catch.hpp>
@@ -11,11 +9,9 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "differential.h"
 #include "rump_test.h"
@@ -72,46 +68,4 @@ TEST_CASE("bad addresses are EFAULT for the time, timer and process-control call
   rump_lwproc_releaselwp();
   rump_lwproc_switch(nullptr);
   check_same(host, rump);
-}
-
-TEST_CASE("ru_maxrss of an isolated process is its resident peak; its child's reaches wait4 and RUSAGE_CHILDREN",
-          "[time][vm]") {
-  KernelUp up;
-  constexpr long kParentKib = 4096, kChildKib = 8192;
-  rump_test::isolated_proc();
-  struct rusage ru{};
-  REQUIRE(rump_sys_getrusage(RUSAGE_SELF, &ru) == 0);
-  CHECK(ru.ru_maxrss < kParentKib);
-  void* a = rump_test::guest_map(kParentKib * 1024, PROT_READ | PROT_WRITE, nullptr, MAP_POPULATE);
-  REQUIRE(a != MAP_FAILED);
-  REQUIRE(rump_sys_getrusage(RUSAGE_SELF, &ru) == 0);
-  long peak = ru.ru_maxrss;
-  CHECK(peak >= kParentKib);
-  // A peak, not the current size: unmapping leaves it.
-  REQUIRE(rump_sys_munmap(a, kParentKib * 1024) == 0);
-  REQUIRE(rump_sys_getrusage(RUSAGE_SELF, &ru) == 0);
-  CHECK(ru.ru_maxrss == peak);
-  REQUIRE(rump_sys_getrusage(RUSAGE_THREAD, &ru) == 0);
-  CHECK(ru.ru_maxrss == peak);
-  REQUIRE(rump_sys_getrusage(RUSAGE_CHILDREN, &ru) == 0);
-  CHECK(ru.ru_maxrss == 0);
-  // A child (a copy of the space) that fills twice as much and exits.
-  rump_test::Kid c = rump_test::fork_kid();
-  rump_test::as(c.l, [&] {
-    void* b = rump_test::guest_map(kChildKib * 1024, PROT_READ | PROT_WRITE, nullptr, MAP_POPULATE);
-    CHECK(b != MAP_FAILED);
-    return rump_sys_exit(0);
-  });
-  int st = 0;
-  std::memset(&ru, 0, sizeof ru);
-  REQUIRE(rump_sys_wait4(c.pid, &st, 0, &ru) == c.pid);
-  CHECK(ru.ru_maxrss >= kChildKib);
-  long child = ru.ru_maxrss;
-  REQUIRE(rump_sys_getrusage(RUSAGE_CHILDREN, &ru) == 0);
-  CHECK(ru.ru_maxrss == child);
-  // The parent's own peak did not move.
-  REQUIRE(rump_sys_getrusage(RUSAGE_SELF, &ru) == 0);
-  CHECK(ru.ru_maxrss == peak);
-  rump_lwproc_releaselwp();
-  rump_lwproc_switch(nullptr);
 }
