@@ -7,8 +7,13 @@
 // (a lock that is free) touch neither the upcalls nor the host kernel.
 #include <rump/rumpuser.h>
 
+#include <linux/membarrier.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -524,6 +529,64 @@ void cv_has_waiters(struct rumpuser_cv* cv, int* waitersp) {
 }
 
 // ---------------------------------------------------------------------------
+// Memory barriers on every running thread
+
+namespace {
+
+// Taking write access away from a locked, dirty page of ours makes the
+// host shoot its translation down on every CPU that runs one of our
+// threads; on x86 it does so with an interrupt, which is a full barrier
+// there (the way language runtimes flush other threads' store buffers).
+// Other CPUs may invalidate translations without interrupting anyone.
+int barrier_by_page() {
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  static const long page_size = sysconf(_SC_PAGESIZE);
+  static void* const page = [] {
+    void* p = mmap(nullptr, static_cast<size_t>(page_size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED) return static_cast<void*>(nullptr);
+    (void)mlock(p, static_cast<size_t>(page_size));
+    return p;
+  }();
+  if (page == nullptr) return ENOMEM;
+  pthread_mutex_lock(&lock);
+  int rv = 0;
+  if (mprotect(page, static_cast<size_t>(page_size), PROT_READ | PROT_WRITE) != 0) {
+    rv = errno;
+  } else {
+    __atomic_add_fetch(static_cast<int*>(page), 1, __ATOMIC_SEQ_CST);
+    if (mprotect(page, static_cast<size_t>(page_size), PROT_NONE) != 0) rv = errno;
+  }
+  pthread_mutex_unlock(&lock);
+  return rv;
+}
+
+}  // namespace
+
+// On x86 the page's shootdown, which leaves no trace in the host process.
+// Elsewhere the host's expedited membarrier, which needs the process
+// registered for it (once, on first use: the program then sees that
+// registration in MEMBARRIER_CMD_GET_REGISTRATIONS, and its forks inherit
+// it).
+int membarrier() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (barrier_by_page() == 0) return 0;
+#endif
+  static const bool expedited =
+      syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  if (!expedited) return ENOSYS;
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) return errno;
+  return 0;
+}
+
+int rss_peak(uint64_t* bytesp) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return errno;
+  *bytesp = static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // KiB on Linux
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
 // The table
 
 void lwpop(int, struct lwp*) {
@@ -564,6 +627,8 @@ const rumpuser_backend backend = {
     .clock_sleep = clock_sleep,
     .cpuclock_self = cpuclock_self,
     .cpuclock_read = cpuclock_read,
+    .membarrier = membarrier,
+    .rss_peak = rss_peak,
 };
 
 }  // namespace rumpuser_int::pth

@@ -29,6 +29,8 @@ int clock_read(int clock, int64_t* sec, long* nsec);
 int clock_sleep(int clock, int64_t sec, long nsec);
 int cpuclock_self(uint64_t* clkp);
 int cpuclock_read(uint64_t clk, int64_t* nsp);
+int membarrier();
+int rss_peak(uint64_t* bytesp);
 }  // namespace pth
 
 // Thread-local blocks of the kernel (rumpuser_tls_register): a backend

@@ -1055,6 +1055,16 @@ int clock_sleep(int clock, int64_t sec, long nsec) {
 int cpuclock_self(uint64_t*) { return ENOTSUP; }
 int cpuclock_read(uint64_t, int64_t*) { return ENOTSUP; }
 
+// A world's memory is the host's, shared with whatever else runs there:
+// no figure of its own.
+int rss_peak(uint64_t*) { return ENOTSUP; }
+
+// A world's fibers take turns on one host thread: a fence orders them all.
+int membarrier() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return 0;
+}
+
 }  // namespace
 
 bool fill_random(void* buf, size_t len) {

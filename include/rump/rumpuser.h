@@ -218,6 +218,23 @@ int rumpuser_clock_sleep(int clock, int64_t sec, long nsec);
 int rumpuser_cpuclock_self(uint64_t *clkp);
 int rumpuser_cpuclock_read(uint64_t clk, int64_t *nsp);
 
+/*
+ * A memory barrier on every thread of the host process that runs at the
+ * moment (membarrier(2) for the kernel's LWPs, wherever their threads are:
+ * in the kernel or in the program's own code), as the host's
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED ("pthread": a TLB shootdown of a page
+ * of its own on x86, the host's membarrier elsewhere). 0, or an errno if
+ * the host offers no way to do it. Not blocking on other threads.
+ */
+int rumpuser_membarrier(void);
+
+/*
+ * The host process's peak resident set so far, in bytes (what its
+ * getrusage(2) reports as ru_maxrss). 0, or ENOTSUP (a backend whose
+ * memory is not the host process's own: "sim").
+ */
+int rumpuser_rss_peak(uint64_t *bytesp);
+
 /* Entropy. */
 #define RUMPUSER_RANDOM_HARD 0x01
 #define RUMPUSER_RANDOM_NOWAIT 0x02
@@ -376,7 +393,7 @@ void rumpuser_fault_nth_swap(struct rumpuser_fault_nth_state *state);
  * hypercall of the same name, including giving the virtual CPU back
  * through the upcalls while blocking.
  */
-#define RUMPUSER_BACKEND_VERSION 2
+#define RUMPUSER_BACKEND_VERSION 3
 
 struct rumpuser_backend;
 
@@ -437,7 +454,9 @@ struct rumpuser_object {
 	X(CALLER, int, clock_sleep, (int clock, int64_t sec, long nsec), \
 	    (clock, sec, nsec)) \
 	X(CALLER, int, cpuclock_self, (uint64_t *clkp), (clkp)) \
-	X(CALLER, int, cpuclock_read, (uint64_t clk, int64_t *nsp), (clk, nsp))
+	X(CALLER, int, cpuclock_read, (uint64_t clk, int64_t *nsp), (clk, nsp)) \
+	X(CALLER, int, membarrier, (void), ()) \
+	X(CALLER, int, rss_peak, (uint64_t *bytesp), (bytesp))
 
 /* thread_exit must not return (the member's type cannot say so). */
 #define RUMPUSER_BACKEND_MEMBER_(route, type, name, params, args) \

@@ -7,6 +7,7 @@
 #include <csignal>
 
 #include "kern/clock.h"
+#include "kern/copy.h"
 #include "kern/curlwp.h"
 #include "kern/fork.h"
 #include "kern/kernel.h"
@@ -163,11 +164,34 @@ void cpu_reaped_locked(Proc& parent, Proc& child) {
   parent.cpu_children_.add(u);
 }
 
+uint64_t cpu_note_rss(Proc& p) {
+  uint64_t bytes = 0;
+  if (p.space_) bytes = p.space_->totals().resident;
+  else if (rumpuser_rss_peak(&bytes) != 0) bytes = 0;
+  uint64_t kib = bytes / 1024;
+  MutexLocker g(p.lock_);
+  if (kib > p.cpu_dead_.maxrss_kib) p.cpu_dead_.maxrss_kib = kib;
+  return p.cpu_dead_.maxrss_kib;
+}
+
+void cpu_note_exit_rss(Proc& p) {
+  if (p.space_) {
+    cpu_note_rss(p);
+    return;
+  }
+  MutexLocker g(p.lock_);
+  p.cpu_dead_.host_rss = true;
+}
+
 void cpu_fill_rusage(const CpuUsage& u, struct rusage& ru) {
   ru.ru_utime.tv_sec = static_cast<time_t>(u.utime_ns / kNsPerSec);
   ru.ru_utime.tv_usec = static_cast<suseconds_t>(u.utime_ns % kNsPerSec / 1000);
   ru.ru_stime.tv_sec = static_cast<time_t>(u.stime_ns / kNsPerSec);
   ru.ru_stime.tv_usec = static_cast<suseconds_t>(u.stime_ns % kNsPerSec / 1000);
+  uint64_t kib = u.maxrss_kib;
+  uint64_t host = 0;
+  if (u.host_rss && rumpuser_rss_peak(&host) == 0 && host / 1024 > kib) kib = host / 1024;
+  ru.ru_maxrss = static_cast<long>(kib);
   ru.ru_nvcsw = static_cast<long>(u.nvcsw);
   ru.ru_nivcsw = static_cast<long>(u.nivcsw);
 }
@@ -229,7 +253,6 @@ void CpuTick::run() {
       {
         MutexLocker pg(p.lock_);
         for (Lwp& l : p.lwps_) {
-          if (l.kind() == Lwp::Kind::kKthread) continue;
           SpinLocker lg(l.acct_lock());
           LwpCpu& a = l.acct_;
           if (!a.on) continue;
@@ -237,6 +260,13 @@ void CpuTick::run() {
           int64_t d = now - a.seen_ns;
           a.seen_ns = now;
           if (d <= 0) continue;
+          if (l.kind() == Lwp::Kind::kKthread) {
+            // Kernel threads (of proc0) run kernel code only. Their time
+            // keeps no tick going (the tick's own callout thread is one)
+            // and counts in no load.
+            a.sys_w += d;
+            continue;
+          }
           bool in_kernel = l.cpu() != nullptr;
           if (in_kernel) a.sys_w += d;
           else a.user_w += d, user += d;
@@ -248,6 +278,7 @@ void CpuTick::run() {
       bool armed = false;
       int due = itimer_charge_cpu(p, user, total, &armed);
       armed_any |= armed;
+      armed_any |= itimer_cpu_timers(t, p, [&](int sig) { fatal.add(p.pid(), sig); });
       for (int sig : {SIGVTALRM, SIGPROF}) {
         if (!(due & (sig == SIGVTALRM ? kItimerVirtualDue : kItimerProfDue))) continue;
         fatal.post(p, sig);
@@ -306,32 +337,56 @@ int64_t pick(const CpuUsage& u, int which) {
 }
 }  // namespace
 
-Result<int64_t> cpu_clock_read(Lwp& l, clockid_t clk) {
-  Kernel& k = l.kernel();
-  k.services().cputick()->kick();
-  if (clk == CLOCK_THREAD_CPUTIME_ID) return cpu_lwp_total_ns(l);
-  if (clk == CLOCK_PROCESS_CPUTIME_ID) return cpu_proc_usage(l.proc(), false).total_ns();
+Result<CpuClockId> cpu_clock_resolve(Lwp& l, clockid_t clk) {
+  Proc& self = l.proc();
+  if (clk == CLOCK_THREAD_CPUTIME_ID) return CpuClockId{self.pid(), l.tid(), kCpuClockSched};
+  if (clk == CLOCK_PROCESS_CPUTIME_ID) return CpuClockId{self.pid(), 0, kCpuClockSched};
   if (clk >= 0) return err(EINVAL);
   int which = clk & 3;
   if (which == 3) return err(EINVAL);  // a clock fd: none here
   bool thread = (clk & kCpuClockThread) != 0;
   pid_t pid = static_cast<pid_t>(~(clk >> 3));
-  if (pid == 0) {
-    if (thread) return pick(cpu_lwp_usage(l), which);
-    return pick(cpu_proc_usage(l.proc(), false), which);
-  }
-  ProcTable& t = k.procs();
+  if (pid == 0) return CpuClockId{self.pid(), thread ? l.tid() : 0, which};
+  ProcTable& t = l.kernel().procs();
   MutexLocker g(t.lock());
   if (thread) {
     Lwp* x = t.find_tid_locked(pid);
-    if (!x || x->dead_.load(std::memory_order_acquire) || &x->proc() != &l.proc()) return err(EINVAL);
-    return pick(cpu_lwp_usage(*x), which);
+    if (!x || x->dead_.load(std::memory_order_acquire) || &x->proc() != &self) return err(EINVAL);
+    return CpuClockId{self.pid(), pid, which};
   }
   Proc* p = t.find_locked(pid);
   if (!p) return err(EINVAL);
   p->assert_tree_locked();
   if (p->state_ == Proc::State::kEmbryo) return err(EINVAL);
-  return pick(cpu_proc_usage(*p, false), which);
+  return CpuClockId{pid, 0, which};
+}
+
+Result<int64_t> cpu_clock_value_locked(ProcTable& t, const CpuClockId& c) {
+  t.lock().assert_held();
+  if (c.tid != 0) {
+    Lwp* x = t.find_tid_locked(c.tid);
+    if (!x || x->dead_.load(std::memory_order_acquire) || x->proc().pid() != c.pid) return err(EINVAL);
+    return pick(cpu_lwp_usage(*x), c.which);
+  }
+  Proc* p = t.find_locked(c.pid);
+  if (!p) return err(EINVAL);
+  return pick(cpu_proc_usage(*p, false), c.which);
+}
+
+Result<int64_t> cpu_clock_read(Lwp& l, clockid_t clk) {
+  Kernel& k = l.kernel();
+  k.services().cputick()->kick();
+  // The caller's own clocks need no lookup.
+  if (clk == CLOCK_THREAD_CPUTIME_ID) return cpu_lwp_total_ns(l);
+  if (clk == CLOCK_PROCESS_CPUTIME_ID) return cpu_proc_usage(l.proc(), false).total_ns();
+  CpuClockId c = TRY(cpu_clock_resolve(l, clk));
+  if (c.pid == l.proc().pid()) {
+    if (c.tid == l.tid()) return pick(cpu_lwp_usage(l), c.which);
+    if (c.tid == 0) return pick(cpu_proc_usage(l.proc(), false), c.which);
+  }
+  ProcTable& t = k.procs();
+  MutexLocker g(t.lock());
+  return cpu_clock_value_locked(t, c);
 }
 
 int64_t cpu_clock_res(clockid_t clk) {

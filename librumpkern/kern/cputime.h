@@ -29,6 +29,13 @@
 // tick costs nothing; the load average decays over the time it did not
 // run when it starts again (or is read).
 //
+// Kernel threads (the callout thread, the flushers: LWPs of proc0) are
+// charged too, from when their host thread starts until their function
+// returns, all of it as system time. So proc0's totals are the kernel's
+// own time, and every figure summed over the processes (/proc/stat's CPU
+// lines, and so its idle time) counts them; they keep no tick running and
+// add nothing to the load average.
+//
 // Backends without per-thread CPU clocks ("sim") charge nothing.
 //
 // Locking: an LWP's record is guarded by its acct_lock() (a leaf); a
@@ -42,6 +49,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/functional/function_ref.h"
 #include "base/result.h"
 #include "kern/callout.h"
 
@@ -50,6 +58,7 @@ namespace rump {
 class Kernel;
 class Lwp;
 class Proc;
+class ProcTable;
 
 // What getrusage reports, in the kernel's units.
 struct CpuUsage {
@@ -57,11 +66,17 @@ struct CpuUsage {
   int64_t stime_ns = 0;
   uint64_t nvcsw = 0;   // voluntary switches: sleeps that waited
   uint64_t nivcsw = 0;  // involuntary ones: waits for a virtual CPU
+  uint64_t maxrss_kib = 0;  // peak resident set (a maximum, not a sum)
+  // Some of it ran in the host's address space, whose peak is the host
+  // process's: read when reported (cpu_fill_rusage), not at every exit.
+  bool host_rss = false;
   void add(const CpuUsage& o) {
     utime_ns += o.utime_ns;
     stime_ns += o.stime_ns;
     nvcsw += o.nvcsw;
     nivcsw += o.nivcsw;
+    if (o.maxrss_kib > maxrss_kib) maxrss_kib = o.maxrss_kib;
+    host_rss |= o.host_rss;
   }
   int64_t total_ns() const { return utime_ns + stime_ns; }
 };
@@ -100,8 +115,21 @@ void cpu_lwp_gone_locked(Proc& p, Lwp& l);
 // A child is reaped: its time and its children's go to the parent's
 // children total. The process table's lock held.
 void cpu_reaped_locked(Proc& parent, Proc& child);
-// rusage of u (ru_maxrss left to the caller).
+// rusage of u (with the host process's peak if u.host_rss).
 void cpu_fill_rusage(const CpuUsage& u, struct rusage& ru);
+// The peak resident set of p (ru_maxrss), sampled now and kept with p's
+// totals, so that it reaches its parent with them when it is reaped
+// (children's peaks are their maximum, as Linux's). An isolated process's
+// is the most pages its address space held when sampled: the process
+// samples it when it asks (getrusage) and as it exits. A process in the
+// host's address space shares that space with the host program and every
+// other such process, as a thread shares its process's: it reports the
+// host process's peak (rumpuser_rss_peak; 0 on "sim"). Called by p's own
+// LWP, which keeps p's space, with no lock held. Returns the peak, KiB.
+uint64_t cpu_note_rss(Proc& p);
+// At exit: cpu_note_rss for an isolated process; a process in the host's
+// space is only marked (host_rss), so that exiting costs no host call.
+void cpu_note_exit_rss(Proc& p);
 
 // The per-kernel tick (KernelServices::cputick()).
 class CpuTick : public KObject {
@@ -157,6 +185,12 @@ namespace rump {
 inline constexpr int kItimerVirtualDue = 1;
 inline constexpr int kItimerProfDue = 2;
 int itimer_charge_cpu(Proc& p, int64_t user_ns, int64_t total_ns, bool* armed);
+// Fires p's POSIX timers on CPU-time clocks that are due, as the tick finds
+// the clocks now, posting their signals; fatal(sig) is told of each one
+// that ends p (the caller ends it once it holds no lock). Returns true if
+// one is still armed (the tick must go on). The process table's lock held
+// (t.lock()), no lock of p.
+bool itimer_cpu_timers(ProcTable& t, Proc& p, absl::FunctionRef<void(int sig)> fatal);
 }  // namespace rump
 
 namespace rump {
@@ -168,6 +202,13 @@ inline constexpr int kCpuClockProf = 0;
 inline constexpr int kCpuClockVirt = 1;
 inline constexpr int kCpuClockSched = 2;
 inline constexpr int kCpuClockThread = 4;
+// A CPU-time clock as what it measures: process pid's, or thread tid's
+// (tid != 0; pid is then its process's), which one (kCpuClock*).
+struct CpuClockId {
+  pid_t pid = 0;
+  pid_t tid = 0;
+  int which = kCpuClockSched;
+};
 // Is clk a CPU-time clock (the two constants or an encoded one)?
 inline bool is_cpu_clock(clockid_t clk) { return clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID || clk < 0; }
 // The reading of CPU-time clock clk as seen by l; EINVAL for a malformed
@@ -176,4 +217,9 @@ inline bool is_cpu_clock(clockid_t clk) { return clk == CLOCK_PROCESS_CPUTIME_ID
 Result<int64_t> cpu_clock_read(Lwp& l, clockid_t clk);
 // The resolution Linux reports: 1 ns for SCHED clocks, a tick otherwise.
 int64_t cpu_clock_res(clockid_t clk);
+// What CPU-time clock clk names for l (errors as cpu_clock_read).
+Result<CpuClockId> cpu_clock_resolve(Lwp& l, clockid_t clk);
+// The clock's reading now; EINVAL once its process or thread is gone (or
+// the thread left its process). The process table's lock held (t.lock()).
+Result<int64_t> cpu_clock_value_locked(ProcTable& t, const CpuClockId& c);
 }  // namespace rump

@@ -72,6 +72,10 @@ void exit1(Proc& p, Lwp* self, int wstatus) {
     for (Lwp& l : p.lwps_) futex_lwp_exit(l);
   }
 
+  // The peak resident set, while the address space is there: it goes to
+  // the parent with the process's times.
+  cpu_note_exit_rss(p);
+
   // Per-faction state goes (descriptors are closed here).
   for (int i = proc_extension_count() - 1; i >= 0; i--) proc_extension(i)->exit(p);
 

@@ -63,7 +63,11 @@ struct FatalSignals {
   } at[N];
   int n = 0;
   void post(Proc& p, int sig) {
-    if (post_signal(p, sig) && n < N) at[n++] = {p.pid(), sig};
+    if (post_signal(p, sig)) add(p.pid(), sig);
+  }
+  // A signal posted otherwise that ends process pid.
+  void add(pid_t pid, int sig) {
+    if (n < N) at[n++] = {pid, sig};
   }
   // The same with what the sender says (a failed post ends nothing).
   void post(Proc& p, const siginfo_t& info) {

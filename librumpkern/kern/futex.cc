@@ -11,6 +11,14 @@
 // over between two LWPs on two CPUs then costs no host wake-up. How long
 // it spins adapts per bucket (kern/spin_budget.h): where the waker is not
 // running (a loaded host), waiters soon sleep at once.
+//
+// A waiter that sleeps parks on its LWP's Parker (kern/parker.h). A waker
+// takes it off the bucket and sets its flag under the bucket lock, with a
+// reference to its Parker, and unparks it only after dropping the lock
+// (WakeList): the sleeper does not wake to block on the bucket lock, and
+// the unlock wakes nobody. The waiter may be gone by then; the reference
+// keeps the Parker, and a late unpark is a spurious wake-up of the LWP's
+// next futex sleep, which re-checks its flag.
 #include "kern/futex.h"
 
 #include <linux/futex.h>
@@ -18,12 +26,12 @@
 #include <atomic>
 #include <boost/intrusive/list.hpp>
 #include <ctime>
-#include <optional>
 
 #include "kern/clock.h"
 #include "kern/component.h"
 #include "kern/copy.h"
 #include "kern/kernel.h"
+#include "kern/parker.h"
 #include "kern/spin_budget.h"
 #include "kern/syscall_protos.h"
 
@@ -49,8 +57,9 @@ struct Waiter {
   // The bucket the waiter is queued on (requeue moves it), changed with
   // that bucket's and the new one's locks held.
   std::atomic<Bucket*> bucket{nullptr};
-  // Made only when the waiter goes to sleep (under the bucket lock).
-  CondVar* cv = nullptr;
+  // Set when the waiter goes to sleep (under the bucket lock): a waker
+  // takes a reference and unparks it once it dropped the lock.
+  Parker* parker = nullptr;
   bi::list_member_hook<bi::link_mode<bi::safe_link>> hook;
 };
 using WaiterList = bi::list<Waiter, bi::member_hook<Waiter, decltype(Waiter::hook), &Waiter::hook>,
@@ -175,29 +184,56 @@ class ABSL_SCOPED_LOCKABLE PairLocker {
   Bucket& b_;
 };
 
-// Takes w off b and wakes it. After this the waiter may be gone.
-//
-// A sleeper is signalled under the bucket lock. Signalling it after the
-// lock is dropped (so that it does not wake only to block on the lock)
-// needs the waiter to keep its condition variable until the waker is
-// done; measured on a loaded host, that hand-shake made a futex
-// ping-pong several times slower (a waker preempted between the unlock
-// and the signal holds its waiter up for a host time slice).
-void wake_waiter(Bucket& b, Waiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
+// The sleepers a waker took off a bucket, unparked when it is destroyed:
+// declared before the bucket's lock guard, so after the unlock. A long
+// list (a broadcast) unparks the ones beyond kMax under the lock.
+class WakeList {
+ public:
+  WakeList() = default;
+  WakeList(const WakeList&) = delete;
+  WakeList& operator=(const WakeList&) = delete;
+  ~WakeList() {
+    for (int i = 0; i < n_; i++) unpark(*parkers_[i]);
+  }
+  // p is referenced already; its waiter's flag is set.
+  void add(Parker& p) {
+    if (n_ == kMax) unpark(p);
+    else parkers_[n_++] = &p;
+  }
+
+ private:
+  static constexpr int kMax = 8;
+  static void unpark(Parker& p) {
+    p.unpark();
+    p.unref();
+  }
+  Parker* parkers_[kMax];
+  int n_ = 0;
+};
+
+// Takes w off b and sets its flag; a sleeper goes on wl. After this the
+// waiter may be gone.
+void wake_waiter(Bucket& b, Waiter& w, WakeList& wl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
   b.waiters.erase(b.waiters.iterator_to(w));
   b.nwaiters.fetch_sub(1, std::memory_order_relaxed);
-  if (w.cv) w.cv->signal();
+  // The waiter's LWP holds a reference to its Parker while it is queued.
+  Parker* p = w.parker;
+  if (p) p->ref();
   w.woken.store(1, std::memory_order_release);
+  // Only after the flag: an unpark before it would let the sleeper wake,
+  // find no flag and park again for good.
+  if (p) wl.add(*p);
 }
 
 // Wakes up to n (at least one, as Linux) waiters of key whose bitset
 // meets bitset.
-int wake_locked(Bucket& b, const MemoryKey& key, int n, uint32_t bitset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
+int wake_locked(Bucket& b, const MemoryKey& key, int n, uint32_t bitset, WakeList& wl)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(b.lock) {
   int woken = 0;
   for (auto it = b.waiters.begin(); it != b.waiters.end();) {
     Waiter& w = *it++;
     if (!(w.key == key) || (w.bitset & bitset) == 0) continue;
-    wake_waiter(b, w);
+    wake_waiter(b, w, wl);
     if (++woken >= n) break;
   }
   return woken;
@@ -215,8 +251,9 @@ Result<long> futex_wake(Kernel& k, UserSpace* s, uintptr_t uaddr, bool priv, int
   if (!t) return 0;
   Bucket& b = t->bucket(key);
   if (no_waiters(b)) return 0;
+  WakeList wl;
   MutexLocker g(b.lock);
-  return wake_locked(b, key, n, bitset);
+  return wake_locked(b, key, n, bitset, wl);
 }
 
 // Takes w off whatever bucket it is on now, unless a waker took it off
@@ -270,8 +307,11 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
     }
     return 0;
   }
-  std::optional<CondVar> cv;
-  int e = 0;
+  Parker* pk = l.futex_parker_;
+  if (!pk) {
+    pk = new (l.kernel().kmem()) Parker();
+    l.futex_parker_ = pk;
+  }
   for (;;) {
     Bucket* b = w.bucket.load(std::memory_order_acquire);
     MutexLocker g(b->lock);
@@ -280,14 +320,17 @@ Result<long> futex_wait(Lwp& l, uintptr_t uaddr, bool priv, uint32_t val, int64_
       // The spin ran out (a flag set only now came too late to count).
       // A waiter requeued meanwhile leaves its first bucket's budget be.
       if (b == &b0) b->spin_end_locked(turn, false);
-      turn.ns = 0;
     }
     if (w.woken.load(std::memory_order_acquire)) return 0;
-    if (!cv) {
-      cv.emplace();
-      w.cv = &*cv;
-    }
-    e = l.sleep(*cv, b->lock, deadline_ns, true);
+    // Out of memory for the Parker: no sleep (ENOMEM unless woken).
+    if (pk) w.parker = pk;
+    break;
+  }
+  int e = ENOMEM;
+  while (pk) {
+    e = pk->park(l, deadline_ns);
+    // The flag is set last by the waker: after it, w is ours again.
+    if (w.woken.load(std::memory_order_acquire)) return 0;
     if (e) break;
   }
   // Timed out or interrupted, unless a waker came first.
@@ -307,6 +350,7 @@ Result<long> futex_requeue(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nr
   if (!t) return err(ENOMEM);
   Bucket& b1 = t->bucket(k1);
   Bucket& b2 = t->bucket(k2);
+  WakeList wl;
   PairLocker g(b1, b2);
   if (cmpval) {
     uint32_t cur = TRY(load_word(s, uaddr));
@@ -318,10 +362,10 @@ Result<long> futex_requeue(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nr
     Waiter& w = *it++;
     if (!(w.key == k1)) continue;
     if (++count <= nwake) {
-      wake_waiter(b1, w);
+      wake_waiter(b1, w, wl);
       continue;
     }
-    // Moved: a sleeping waiter notices its new bucket when it next wakes.
+    // Moved, with its Parker: a waker of the new word finds it there.
     b1.waiters.erase(b1.waiters.iterator_to(w));
     b1.nwaiters.fetch_sub(1, std::memory_order_relaxed);
     w.key = k2;
@@ -381,10 +425,11 @@ Result<long> futex_wake_op(Lwp& l, uintptr_t uaddr, bool priv, int nwake, int nw
   if (!t) return err(ENOMEM);
   Bucket& b1 = t->bucket(k1);
   Bucket& b2 = t->bucket(k2);
+  WakeList wl;
   PairLocker g(b1, b2);
   int opret = TRY(atomic_op(s, uaddr2, encoded));
-  int woken = wake_locked(b1, k1, nwake, FUTEX_BITSET_MATCH_ANY);
-  if (opret > 0) woken += wake_locked(b2, k2, nwake2, FUTEX_BITSET_MATCH_ANY);
+  int woken = wake_locked(b1, k1, nwake, FUTEX_BITSET_MATCH_ANY, wl);
+  if (opret > 0) woken += wake_locked(b2, k2, nwake2, FUTEX_BITSET_MATCH_ANY, wl);
   return woken;
 }
 

@@ -21,8 +21,9 @@
 // Locking: each bucket has a Mutex (rank kNone: held across the user-word
 // access, which may take a Vmspace map lock and fault a page in; never
 // across anything else). Two buckets are taken in address order. A waiter
-// sleeps on its own mutex and condition variable, so a wake-up needs no
-// bucket-wide broadcast; the bucket lock is taken before a waiter's own.
+// sleeps on its LWP's Parker (kern/parker.h), which its waker unparks
+// after dropping the bucket lock, so a wake-up needs no bucket-wide
+// broadcast and the sleeper never wakes to wait for the bucket lock.
 #pragma once
 
 #include <cstdint>

@@ -13,11 +13,16 @@
 // Clocks: ITIMER_REAL and timers on the monotonic clocks run on the
 // monotonic clock; an absolute CLOCK_REALTIME timer runs on the kernel's
 // realtime clock (a clock set back makes it fire later: the callout re-arms
-// when it finds the deadline not yet reached). POSIX timers on the
-// CPU-time clocks still run as the monotonic clock. ITIMER_VIRTUAL and
+// when it finds the deadline not yet reached). ITIMER_VIRTUAL and
 // ITIMER_PROF count down the process's user and total CPU time: the
 // accounting tick (kern/cputime.h) charges them through itimer_charge_cpu
-// and posts SIGVTALRM and SIGPROF.
+// and posts SIGVTALRM and SIGPROF. POSIX timers on CPU-time clocks
+// (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID and Linux's encoded
+// per-process and per-thread clocks, of any process as Linux allows) have
+// no callout: their expiry is a reading of that clock, and the same tick
+// looks at them (itimer_cpu_timers), so they fire within a tick of the
+// clock reaching it, as Linux's do. A timer whose thread or process has
+// gone stays, disarmed (timer_settime then is ESRCH, as Linux).
 //
 // Overruns: the signals here carry no queued siginfo, so a timer's signal
 // counts as delivered once it is no longer pending. Expirations while it is
@@ -58,7 +63,7 @@ namespace {
 constexpr int kMaxPosixTimers = 64;
 constexpr int64_t kNsPerUsec = 1000;
 
-enum class Base { kMono, kReal };
+enum class Base { kMono, kReal, kCpu };
 
 // One timer: a POSIX timer or the process's ITIMER_REAL.
 struct Timer : public KObject {
@@ -71,6 +76,8 @@ struct Timer : public KObject {
   int notify = SIGEV_SIGNAL;  // SIGEV_SIGNAL, SIGEV_NONE (SIGEV_THREAD_ID: as SIGEV_SIGNAL)
   int signo = SIGALRM;
   pid_t tid = 0;  // SIGEV_THREAD_ID: the LWP the signal goes to; 0: the process
+  bool cpu = false;  // on CPU-time clock cpu_clock (Base::kCpu, no callout)
+  CpuClockId cpu_clock;
   Callout callout;
   Timer* next_dead = nullptr;  // ProcTimers::dead
 
@@ -93,6 +100,8 @@ class ProcTimers : public KObject {
   // sys_timer_delete): freed once it is not, or at exit.
   Timer* dead ABSL_GUARDED_BY(lock_) = nullptr;
   int next_id ABSL_GUARDED_BY(lock_) = 0;
+  // Timers in posix[] on CPU-time clocks (the tick looks only if any).
+  int cpu_timers ABSL_GUARDED_BY(lock_) = 0;
   // ITIMER_VIRTUAL and ITIMER_PROF: value and interval, ns.
   int64_t cpu_value[2] ABSL_GUARDED_BY(lock_) = {};
   int64_t cpu_interval[2] ABSL_GUARDED_BY(lock_) = {};
@@ -132,18 +141,23 @@ Lwp* lwp_of_locked(Proc& p, pid_t tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
 // Posts a timer's signal: to the process, or to its LWP tid while that
 // one lives (found under the process table's lock, which keeps it).
 // Returns true if the signal is fatal and the process must be ended.
-bool post_timer_signal(Proc& p, pid_t tid, int sig) {
+bool post_timer_signal_locked(ProcTable& t, Proc& p, pid_t tid, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
   if (tid == 0) return post_signal(p, sig);
   siginfo_t info;
   std::memset(&info, 0, sizeof info);
   info.si_signo = sig;
   info.si_code = SI_KERNEL;
-  ProcTable& t = p.kernel().procs();
-  MutexLocker g(t.lock());
   Lwp* x = t.find_tid_locked(tid);
   if (x && (&x->proc() != &p || x->dead_.load(std::memory_order_acquire) || !x->proc_hook_.is_linked())) x = nullptr;
   Result<bool> r = post_signal_info(p, x, info);
   return r.ok() && *r;
+}
+
+bool post_timer_signal(Proc& p, pid_t tid, int sig) {
+  if (tid == 0) return post_signal(p, sig);
+  ProcTable& t = p.kernel().procs();
+  MutexLocker g(t.lock());
+  return post_timer_signal_locked(t, p, tid, sig);
 }
 
 void timer_fire(void* arg);
@@ -166,14 +180,16 @@ Result<ProcTimers*> timers_of(Proc& p) {
 // Time left before t fires (0: disarmed). A timer that is due but whose
 // callout has not run yet reports a little time left rather than none
 // (Linux reports 1 ns for its POSIX timers and 1 us for ITIMER_REAL).
-int64_t remaining_locked(Timer& t, int64_t due_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
+// now: the reading of t's clock (base_now, or its CPU-time clock's).
+int64_t remaining_locked(Timer& t, int64_t now, int64_t due_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
   if (!t.armed) return 0;
-  int64_t left = t.expires - base_now(t.proc.kernel(), t.base);
+  int64_t left = t.expires - now;
   return left > 0 ? left : due_ns;
 }
 
-// Arms (value > 0) or disarms t; value is relative unless abs.
-void arm_locked(Timer& t, int64_t value, int64_t interval, bool abs, Base base)
+// Arms (value > 0) or disarms t; value is relative unless abs. now: the
+// reading of a CPU-time timer's clock (others read their base's).
+void arm_locked(Timer& t, int64_t value, int64_t interval, bool abs, Base base, int64_t now = 0)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
   t.interval = 0;
   t.armed = false;
@@ -184,11 +200,37 @@ void arm_locked(Timer& t, int64_t value, int64_t interval, bool abs, Base base)
   if (value <= 0) return;
   Kernel& k = t.proc.kernel();
   t.base = base;
-  int64_t now = base_now(k, base);
+  if (base != Base::kCpu) now = base_now(k, base);
   t.expires = abs ? value : sat_add(now, value);
   t.interval = interval;
   t.armed = true;
-  if (t.notify != SIGEV_NONE) t.callout.schedule(t.expires - now);
+  if (t.notify != SIGEV_NONE && base != Base::kCpu) t.callout.schedule(t.expires - now);
+}
+
+// t is due (its clock reads now >= expires): moves a periodic timer on,
+// counting the periods that passed entirely as overruns, or disarms a
+// one-shot. Returns the signal to post, or 0 where the one posted last is
+// still pending (another overrun).
+int expire_locked(Timer& t, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
+  Proc& p = t.proc;
+  if (t.interval > 0) t.overrun += forward(t.expires, t.interval, now);
+  else t.armed = false;
+  SigSet pend = p.sigpending_.load(std::memory_order_acquire);
+  p.lock_.assert_held();  // t.lock_ is the process's lock_
+  if (t.tid)
+    if (Lwp* x = lwp_of_locked(p, t.tid)) pend |= x->sigpending_.load(std::memory_order_acquire);
+  bool pending = (pend & sig_bit(t.signo)) != 0;
+  if (t.queued && pending) {
+    t.overrun++;
+    return 0;
+  }
+  if (t.queued) {
+    // The signal posted last was delivered: its overruns are frozen.
+    t.overrun_last = t.overrun;
+    t.overrun = 0;
+  }
+  t.queued = true;
+  return t.signo;
 }
 
 // The callout: posts the timer's signal and re-arms a periodic timer.
@@ -208,29 +250,8 @@ void timer_fire(void* arg) {
       return;
     }
     tid = t.tid;
-    if (t.interval > 0) {
-      // Periods that passed entirely while the callout waited are overruns.
-      t.overrun += forward(t.expires, t.interval, now);
-      t.callout.schedule(t.expires - now);
-    } else {
-      t.armed = false;
-    }
-    SigSet pend = p.sigpending_.load(std::memory_order_acquire);
-    p.lock_.assert_held();  // t.lock_ is the process's lock_
-    if (t.tid)
-      if (Lwp* x = lwp_of_locked(p, t.tid)) pend |= x->sigpending_.load(std::memory_order_acquire);
-    bool pending = (pend & sig_bit(t.signo)) != 0;
-    if (t.queued && pending) {
-      t.overrun++;
-    } else {
-      if (t.queued) {
-        // The signal posted last was delivered: its overruns are frozen.
-        t.overrun_last = t.overrun;
-        t.overrun = 0;
-      }
-      t.queued = true;
-      sig = t.signo;
-    }
+    sig = expire_locked(t, now);
+    if (t.armed) t.callout.schedule(t.expires - now);
   }
   // Last: a fatal signal ends the process, whose exit frees t.
   if (sig && post_timer_signal(p, tid, sig)) kill_proc(k, p.pid(), sig);
@@ -303,7 +324,7 @@ itimerval get_itimer(ProcTimers& pt, int which) {
   if (which == ITIMER_REAL) {
     Timer& t = pt.real;
     t.lock_.assert_held();
-    v.it_value = ns_timeval(remaining_locked(t, kNsPerUsec));
+    v.it_value = ns_timeval(remaining_locked(t, mono_now_ns(), kNsPerUsec));
     v.it_interval = ns_timeval(t.armed ? t.interval : 0);
   } else {
     int i = which == ITIMER_VIRTUAL ? 0 : 1;
@@ -421,16 +442,43 @@ bool lwp_of(Proc& p, pid_t tid) {
   return lwp_of_locked(p, tid) != nullptr;
 }
 
-Result<itimerspec> get_timer_locked(Timer& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
+// What a CPU-time timer's clock reads, taken with no timer lock held
+// (reading a process's clock takes its lock).
+struct ClockNow {
+  bool cpu = false;   // the timer is on a CPU-time clock
+  bool gone = false;  // whose thread or process has gone
+  int64_t ns = 0;
+};
+
+Result<ClockNow> clock_now_of(Lwp& l, ProcTimers& pt, int id) {
+  ClockNow n;
+  CpuClockId c;
+  {
+    MutexLocker g(pt.lock_);
+    Timer* t = TRY(find_timer_locked(pt, id));
+    if (!t->cpu) return n;
+    n.cpu = true;
+    c = t->cpu_clock;
+  }
+  ProcTable& tab = l.kernel().procs();
+  MutexLocker g(tab.lock());
+  Result<int64_t> v = cpu_clock_value_locked(tab, c);
+  if (v.ok()) n.ns = *v;
+  else n.gone = true;
+  return n;
+}
+
+// cn: the reading of a CPU-time timer's clock (clock_now_of).
+Result<itimerspec> get_timer_locked(Timer& t, const ClockNow& cn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock_) {
   itimerspec v{};
+  if (t.cpu && cn.gone) t.armed = false;
+  int64_t now = t.cpu ? cn.ns : base_now(t.proc.kernel(), t.base);
   if (t.armed && t.notify == SIGEV_NONE && t.interval > 0) {
     // A SIGEV_NONE timer has no callout: move it past now here.
-    int64_t now = base_now(t.proc.kernel(), t.base);
     if (now >= t.expires) forward(t.expires, t.interval, now);
   }
-  int64_t left = remaining_locked(t, 1);
-  if (t.armed && t.notify == SIGEV_NONE && t.interval == 0 &&
-      t.expires <= base_now(t.proc.kernel(), t.base))
+  int64_t left = remaining_locked(t, now, 1);
+  if (t.armed && t.notify == SIGEV_NONE && t.interval == 0 && t.expires <= now)
     left = 0;  // an expired one-shot SIGEV_NONE timer reads 0
   v.it_value.tv_sec = static_cast<time_t>(left / kNsPerSec);
   v.it_value.tv_nsec = static_cast<long>(left % kNsPerSec);
@@ -469,8 +517,16 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
       // Clocks without timers (the alarm clocks need an RTC device).
       return err(EOPNOTSUPP);
     default:
-      return err(EINVAL);
+      // Linux's encoded CPU-time clocks (of any process, of a thread of
+      // the caller's). The clock-fd encoding names a clock without
+      // timers.
+      if (clockid >= 0) return err(EINVAL);
+      if ((clockid & 7) == 3) return err(EOPNOTSUPP);
+      break;
   }
+  bool cpu = is_cpu_clock(clockid);
+  CpuClockId cpu_clock;
+  if (cpu) cpu_clock = TRY(cpu_clock_resolve(l, clockid));
   Proc& p = l.proc();
   int notify = SIGEV_SIGNAL;
   int signo = SIGALRM;
@@ -503,6 +559,8 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
   t->notify = notify;
   t->signo = notify == SIGEV_NONE ? 0 : signo;
   t->tid = tid;
+  t->cpu = cpu;
+  t->cpu_clock = cpu_clock;
   timer_init(*t, l.kernel());
   int id;
   {
@@ -527,6 +585,11 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
       if (!used) break;
     }
     t->id = id;
+    t->lock_.assert_held();  // the process's lock_, as pt->lock_
+    if (cpu) {
+      t->base = Base::kCpu;
+      pt->cpu_timers++;
+    }
     pt->posix[slot] = t;
   }
   Result<void> out = copyout_obj(l, id, timerid);
@@ -534,6 +597,7 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
     MutexLocker g(pt->lock_);
     for (Timer*& s : pt->posix)
       if (s == t) s = nullptr;
+    if (cpu) pt->cpu_timers--;
     delete t;
     return Error{out.error()};
   }
@@ -547,34 +611,37 @@ Result<long> sys_timer_settime(Lwp& l, int timerid, int flags, UserPtr<struct it
   int64_t interval = TRY(itimerspec_part_ns(nv.it_interval));
   int64_t value = TRY(itimerspec_part_ns(nv.it_value));
   ProcTimers* pt = TRY(timers_of(l.proc()));
+  ClockNow cn = TRY(clock_now_of(l, *pt, timerid));
+  // The thread or process whose CPU time it counts has gone (Linux).
+  if (cn.gone) return err(ESRCH);
   itimerspec old{};
   {
     MutexLocker g(pt->lock_);
     Timer* t = TRY(find_timer_locked(*pt, timerid));
     t->lock_.assert_held();
-    old = TRY(get_timer_locked(*t));
+    old = TRY(get_timer_locked(*t, cn));
     bool abs = (flags & TIMER_ABSTIME) != 0;
     // A relative realtime timer is not moved by clock changes: it runs on
     // the monotonic clock (Linux).
     Base base = abs && (t->clock == CLOCK_REALTIME || t->clock == CLOCK_TAI) ? Base::kReal : Base::kMono;
-    if (abs && base == Base::kMono && (t->clock == CLOCK_PROCESS_CPUTIME_ID || t->clock == CLOCK_THREAD_CPUTIME_ID)) {
-      // CPU-time clocks read the time since boot: make it monotonic.
-      value = sat_add(value, static_cast<int64_t>(l.kernel().boot_time_ns()));
-    }
-    arm_locked(*t, value, interval, abs, base);
+    if (t->cpu) base = Base::kCpu;
+    arm_locked(*t, value, interval, abs, base, cn.ns);
   }
+  // The tick looks at CPU-time timers.
+  if (cn.cpu && value > 0) l.kernel().services().cputick()->kick();
   if (old_value) TRY(copyout_obj(l, old, old_value));
   return 0;
 }
 
 Result<long> sys_timer_gettime(Lwp& l, int timerid, UserPtr<struct itimerspec> curr_value) {
   ProcTimers* pt = TRY(timers_of(l.proc()));
+  ClockNow cn = TRY(clock_now_of(l, *pt, timerid));
   itimerspec v{};
   {
     MutexLocker g(pt->lock_);
     Timer* t = TRY(find_timer_locked(*pt, timerid));
     t->lock_.assert_held();
-    v = TRY(get_timer_locked(*t));
+    v = TRY(get_timer_locked(*t, cn));
   }
   TRY(copyout_obj(l, v, curr_value));
   return 0;
@@ -610,6 +677,7 @@ Result<long> sys_timer_delete(Lwp& l, int timerid) {
     t->lock_.assert_held();
     for (Timer*& s : pt->posix)
       if (s == t) s = nullptr;
+    if (t->cpu) pt->cpu_timers--;
     t->armed = false;
     t->callout.stop();
     // Once stopped and not running, the function can no longer start.
@@ -632,6 +700,69 @@ Result<long> sys_timer_delete(Lwp& l, int timerid) {
     reap = next;
   }
   return 0;
+}
+
+bool itimer_cpu_timers(ProcTable& tab, Proc& p, absl::FunctionRef<void(int sig)> fatal) {
+  tab.lock().assert_held();
+  // The armed ones that signal, and their clocks: read with p's lock
+  // dropped (reading a process's clock takes its lock).
+  struct Seen {
+    int id;
+    CpuClockId clock;
+    int64_t now = 0;
+    bool gone = false;
+  };
+  Seen seen[kMaxPosixTimers];
+  int n = 0;
+  {
+    MutexLocker g(p.lock_);
+    ProcTimers* pt = g_timers.get(p);
+    if (!pt) return false;
+    pt->lock_.assert_held();  // the process's lock_
+    if (pt->cpu_timers == 0) return false;
+    for (Timer* t : pt->posix) {
+      if (!t || !t->cpu) continue;
+      t->lock_.assert_held();
+      if (t->armed && t->notify != SIGEV_NONE) seen[n++] = {t->id, t->cpu_clock};
+    }
+  }
+  if (n == 0) return false;
+  for (int i = 0; i < n; i++) {
+    Result<int64_t> v = cpu_clock_value_locked(tab, seen[i].clock);
+    if (v.ok()) seen[i].now = *v;
+    else seen[i].gone = true;
+  }
+  struct Post {
+    pid_t tid;
+    int sig;
+  } posts[kMaxPosixTimers];
+  int np = 0;
+  bool armed = false;
+  {
+    MutexLocker g(p.lock_);
+    ProcTimers* pt = g_timers.get(p);
+    if (!pt) return false;
+    pt->lock_.assert_held();
+    for (int i = 0; i < n; i++) {
+      // Deleted or disarmed meanwhile: nothing to do. Armed again: a
+      // reading of its (never decreasing) clock from before is still one.
+      Result<Timer*> f = find_timer_locked(*pt, seen[i].id);
+      if (!f.ok()) continue;
+      Timer& t = **f;
+      t.lock_.assert_held();
+      if (!t.armed || !t.cpu || t.notify == SIGEV_NONE) continue;
+      if (seen[i].gone) {
+        t.armed = false;  // its thread or process has gone
+        continue;
+      }
+      if (seen[i].now >= t.expires)
+        if (int sig = expire_locked(t, seen[i].now)) posts[np++] = {t.tid, sig};
+      armed |= t.armed;
+    }
+  }
+  for (int i = 0; i < np; i++)
+    if (post_timer_signal_locked(tab, p, posts[i].tid, posts[i].sig)) fatal(posts[i].sig);
+  return armed;
 }
 
 }  // namespace rump

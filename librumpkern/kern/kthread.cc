@@ -18,7 +18,10 @@ void* kthread_main(void* arg) {
   Lwp* l = t->lwp_;
   rumpuser_curlwpop(RUMPUSER_LWP_SET, reinterpret_cast<struct lwp*>(l));
   k.sched().schedule(l);
+  // Its CPU time is proc0's (kern/cputime.h), all of it system time.
+  cpu_on(*l);
   t->fn_(t->arg_);
+  cpu_off(*l);
   k.unlink_lwp(l);
   l->in_kernel_.store(false, std::memory_order_release);
   k.sched().unschedule(l);

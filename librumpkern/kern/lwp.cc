@@ -9,6 +9,7 @@
 #include "kern/fork.h"
 #include "kern/kcov.h"
 #include "kern/kernel.h"
+#include "kern/parker.h"
 #include "kern/proc.h"
 
 namespace rump {
@@ -32,6 +33,7 @@ Lwp::Lwp(Kernel& k, Proc& p, pid_t tid, Kind kind)
 
 Lwp::~Lwp() {
   if (kcov_) kcov_lwp_gone(*this);
+  if (futex_parker_) futex_parker_->unref();
   // Records left by a husk (its process gone before it): nobody else can
   // reach them now.
   sigqueue_.clear_and_dispose([](SigQueued* q) { delete q; });
@@ -226,12 +228,16 @@ void Kernel::unlink_lwp(Lwp* l) {
     // Still on its process's list, so the process is alive. (Husks were
     // taken off when their process ended; their Proc may be gone.)
     Proc& p = l->proc();
-    MutexLocker pg(p.lock_);
-    p.lwps_.erase(p.lwps_.iterator_to(*l));
-    p.nlwps_--;
-    cpu_lwp_gone_locked(p, *l);
-    l->assert_sig_locked();
-    sig_flush_lwp_locked(p, *l);
+    {
+      MutexLocker pg(p.lock_);
+      p.lwps_.erase(p.lwps_.iterator_to(*l));
+      p.nlwps_--;
+      cpu_lwp_gone_locked(p, *l);
+      l->assert_sig_locked();
+      sig_flush_lwp_locked(p, *l);
+    }
+    // Descriptors of the thread (PIDFD_THREAD) become readable.
+    sig_watchers().notify(p, -l->tid());
   }
   if (l->kernel_hook_.is_linked()) procs_.remove_lwp_locked(*l);
   procs_.pids().release(l->tid());

@@ -49,6 +49,7 @@
 namespace rump {
 
 class Kcov;
+class Parker;
 
 class Proc;
 class Kernel;
@@ -164,6 +165,10 @@ class Lwp : public KObject {
   // by the LWP itself; get_robust_list reads them from any LWP.
   std::atomic<uintptr_t> clear_child_tid_{0};
   std::atomic<uintptr_t> robust_list_{0};
+  // What a futex sleep of this LWP waits on (kern/parker.h): made by its
+  // first one, used only by the LWP itself and, through a reference, by
+  // its wakers; the LWP's reference goes with the LWP.
+  Parker* futex_parker_ = nullptr;
 
   // Scheduler state, touched only by the thread running this LWP.
   // Written only by the LWP's own thread (schedule/unschedule); atomic

@@ -53,7 +53,9 @@ class Proc;
 // is pending, with no process lock held (the process table's may be), and
 // may take locks ranked above kSigWatch. sig 0 says that p has just
 // become a zombie (exit1 calls it under the process table's lock, for
-// pidfds: vfs/pidfd.cc).
+// pidfds: vfs/pidfd.cc), sig < 0 that p's LWP -sig has ended while p
+// lives on (Kernel::unlink_lwp, under the same lock; watchers that do not
+// follow threads ignore it).
 struct SigWatch {
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
   void (*notify)(SigWatch& w, Proc& p, int sig) = nullptr;

@@ -9,14 +9,19 @@
 // The private commands need the process to have registered first (EPERM
 // otherwise); registrations are per process and not inherited (Linux keeps
 // them per address space, and a forked child has a new one). The barrier
-// itself is a sequentially consistent fence of the calling thread only:
-// the process's other threads are host threads the kernel cannot
-// interrupt, so a program that needs the guarantee across its own host
-// threads still needs the host's membarrier.
+// commands fence every running LWP, whether its host thread is in the
+// kernel or in the program's own code, through rumpuser_membarrier: a
+// barrier on every running thread of the host process, whose threads are
+// all the kernel's LWPs (so the global and the private commands are one
+// barrier, wider than Linux's private one; SYNC_CORE is that barrier too:
+// it interrupts each CPU concerned, and the return from the interrupt
+// serialises the core on x86-64).
 //
 // personality: the kernel has Linux's execution domain only (PER_LINUX,
 // the low byte 0); its flag bits (ADDR_NO_RANDOMIZE and the like) are kept
 // and inherited, and mean nothing here. Another domain is EINVAL.
+#include <rump/rumpuser.h>
+
 #include <atomic>
 
 #include "kern/copy.h"
@@ -48,10 +53,16 @@ constexpr unsigned kMembarrierFlagCpu = 1;
 constexpr uint32_t kPerMask = 0xff;
 constexpr uint32_t kPerQuery = 0xffffffff;
 
+// A barrier on every running LWP (and the caller).
+Result<long> barrier_all() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (int e = rumpuser_membarrier()) return err(e);
+  return 0;
+}
+
 Result<long> private_expedited(Lwp& l, int register_cmd) {
   if ((l.proc().membarrier_registered_.load(std::memory_order_acquire) & register_cmd) == 0) return err(EPERM);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return 0;
+  return barrier_all();
 }
 
 }  // namespace
@@ -76,8 +87,7 @@ Result<long> sys_membarrier(Lwp& l, int cmd, unsigned int flags, int cpu_id) {
       return kMembarrierAll;
     case kMembarrierGlobal:
     case kMembarrierGlobalExpedited:
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      return 0;
+      return barrier_all();
     case kMembarrierRegisterGlobalExpedited:
     case kMembarrierRegisterPrivateExpedited:
     case kMembarrierRegisterPrivateExpeditedSyncCore:

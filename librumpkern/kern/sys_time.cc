@@ -276,7 +276,10 @@ Result<long> sys_times(Lwp& l, UserPtr<struct tms> buf) {
 Result<long> sys_getrusage(Lwp& l, int who, UserPtr<struct rusage> usage) {
   if (who != RUSAGE_SELF && who != RUSAGE_CHILDREN && who != RUSAGE_THREAD) return err(EINVAL);
   l.kernel().services().cputick()->kick();
+  // The process's peak: a thread reports its process's, as Linux.
+  uint64_t maxrss = who == RUSAGE_CHILDREN ? 0 : cpu_note_rss(l.proc());
   CpuUsage u = who == RUSAGE_THREAD ? cpu_lwp_usage(l) : cpu_proc_usage(l.proc(), who == RUSAGE_CHILDREN);
+  if (who == RUSAGE_THREAD) u.maxrss_kib = maxrss;
   struct rusage ru;
   std::memset(&ru, 0, sizeof ru);
   cpu_fill_rusage(u, ru);

@@ -2,7 +2,9 @@
 // objects are served by the backend named at its boot, and another kernel
 // in the same process is not touched by it. The counting backend
 // (tests/support/counting_backend.h) stands in for a second backend.
+#include <linux/membarrier.h>
 #include <rump/rump.h>
+#include <rump/rump_syscalls.h>
 #include <rump/rumpuser.h>
 #include <stdlib.h>
 #include <time.h>
@@ -180,5 +182,31 @@ TEST_CASE("an unknown or overlong backend name is EINVAL and boots nothing", "[b
     unsetenv("RUMP_BACKEND");
     CHECK(e == EINVAL);
     CHECK(k == nullptr);
+  });
+}
+
+TEST_CASE("membarrier's barrier commands go through the host-wide barrier hypercall; query and registration do not",
+          "[backend][compat]") {
+  cb::ensure_registered();
+  on_fresh_thread([] {
+    rump_kernel* a = boot_with(cb::kName);
+    REQUIRE(rump_kernel_set_current(a) == 0);
+    REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);
+    auto barriers = [] { return cb::calls[static_cast<int>(cb::Op::membarrier)].load(); };
+    long n0 = barriers();
+    CHECK(rump_sys_membarrier(MEMBARRIER_CMD_QUERY, 0, 0) > 0);
+    CHECK(rump_sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == -1);
+    CHECK(errno == EPERM);
+    CHECK(rump_sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0);
+    CHECK(barriers() == n0);
+    CHECK(rump_sys_membarrier(MEMBARRIER_CMD_GLOBAL, 0, 0) == 0);
+    CHECK(barriers() == n0 + 1);
+    CHECK(rump_sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0);
+    CHECK(barriers() == n0 + 2);
+    CHECK(rump_sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0);
+    CHECK(barriers() == n0 + 3);
+    rump_lwproc_releaselwp();
+    REQUIRE(rump_kernel_set_current(nullptr) == 0);
+    REQUIRE(rump_kernel_halt(a) == 0);
   });
 }

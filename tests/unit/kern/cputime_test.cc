@@ -20,6 +20,12 @@
 #include <cerrno>
 #include <cstring>
 
+// The kernel's own headers before differential.h, whose one-letter
+// macros (T, V) would otherwise reach Boost's templates.
+#include "kern/cputime.h"
+#include "kern/curlwp.h"
+#include "kern/kernel.h"
+#include "kern/kthread.h"
 #include "differential.h"
 #include "rump_test.h"
 
@@ -157,6 +163,88 @@ TEST_CASE("ITIMER_PROF and ITIMER_VIRTUAL expire after CPU time, as on the host"
   }
 }
 
+TEST_CASE("POSIX timers on CPU-time clocks expire after that much CPU time, not while the process sleeps, as on the host",
+          "[time][cputime][timer][differential]") {
+  KernelUp up;
+  for (int kind = 0; kind < 3; kind++) {
+    differential([kind](Sys sys) {
+      Trace trace;
+      pid_t me = static_cast<pid_t>(sys(SYS_getpid));
+      // The process's clock, the thread's, and the process's by its
+      // encoded id (CPUCLOCK_SCHED).
+      clockid_t clk = kind == 0 ? CLOCK_PROCESS_CPUTIME_ID : kind == 1 ? CLOCK_THREAD_CPUTIME_ID : process_clock(me, 2);
+      uint64_t set = rump_test::sig_bit(SIGUSR1);
+      T(sys(SYS_rt_sigprocmask, SIG_BLOCK, &set, nullptr, 8));
+      struct sigevent ev;
+      std::memset(&ev, 0, sizeof ev);
+      ev.sigev_notify = SIGEV_SIGNAL;
+      ev.sigev_signo = SIGUSR1;
+      int id = -1;
+      T(sys(SYS_timer_create, clk, &ev, &id));
+      timespec armed_at{};
+      T(sys(SYS_clock_gettime, clk, &armed_at));
+      itimerspec v{{0, 0}, {0, 30 * kMs}};
+      T(sys(SYS_timer_settime, id, 0, &v, nullptr));
+      // Asleep for twice its value: its clock hardly moves, so it stays
+      // armed and silent (on the monotonic clock it would have fired).
+      timespec nap{0, 60 * kMs};
+      T(sys(SYS_nanosleep, &nap, nullptr));
+      uint64_t pending = ~0ull;
+      T(sys(SYS_rt_sigpending, &pending, 8));
+      V(pending & set);
+      itimerspec cur{};
+      T(sys(SYS_timer_gettime, id, &cur));
+      V(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 30 * kMs);
+      // Busy: it fires, and only once its clock has run 30 ms.
+      V(burn_until_pending(sys, SIGUSR1));
+      timespec fired{};
+      T(sys(SYS_clock_gettime, clk, &fired));
+      V(ts_ns(fired) - ts_ns(armed_at) >= 30 * kMs);
+      T(sys(SYS_timer_gettime, id, &cur));
+      V(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0);
+      siginfo_t si;
+      timespec zero{0, 0};
+      V(sys(SYS_rt_sigtimedwait, &set, &si, &zero, 8) == SIGUSR1);
+      // Periodic, absolute first expiry on the clock's own scale.
+      timespec now{};
+      T(sys(SYS_clock_gettime, clk, &now));
+      int64_t first = ts_ns(now) + 10 * kMs;
+      itimerspec p{{0, 10 * kMs}, {static_cast<time_t>(first / 1000000000), static_cast<long>(first % 1000000000)}};
+      T(sys(SYS_timer_settime, id, TIMER_ABSTIME, &p, nullptr));
+      V(burn_until_pending(sys, SIGUSR1));
+      T(sys(SYS_clock_gettime, clk, &fired));
+      V(ts_ns(fired) >= first);
+      T(sys(SYS_timer_gettime, id, &cur));
+      V(cur.it_interval.tv_nsec == 10 * kMs);
+      V(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 10 * kMs);
+      V(sys(SYS_rt_sigtimedwait, &set, &si, &zero, 8) == SIGUSR1);
+      T(sys(SYS_timer_delete, id));
+      return trace;
+    });
+  }
+}
+
+TEST_CASE("timer_create on encoded CPU-time clocks: the ids accepted and refused as on the host",
+          "[time][cputime][timer][differential]") {
+  KernelUp up;
+  differential([](Sys sys) {
+    Trace trace;
+    pid_t me = static_cast<pid_t>(sys(SYS_getpid));
+    pid_t tid = static_cast<pid_t>(sys(SYS_gettid));
+    struct sigevent ev;
+    std::memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_NONE;
+    for (clockid_t clk : {process_clock(0, 0), process_clock(0, 1), process_clock(0, 2), process_clock(0, 3),
+                          process_clock(me, 0), thread_clock(0, 2), thread_clock(tid, 1), thread_clock(tid, 3),
+                          process_clock(0x3fffffff, 2), thread_clock(0x3fffffff, 2)}) {
+      int id = -1;
+      long r = T(sys(SYS_timer_create, clk, &ev, &id));
+      if (r == 0) T(sys(SYS_timer_delete, id));
+    }
+    return trace;
+  });
+}
+
 TEST_CASE("wait4 reports the child's CPU time, and so do RUSAGE_CHILDREN and times()", "[time][cputime]") {
   KernelUp up;
   Kid parent = fork_kid();
@@ -172,19 +260,73 @@ TEST_CASE("wait4 reports the child's CPU time, and so do RUSAGE_CHILDREN and tim
   struct rusage before;
   REQUIRE(rump_sys_getrusage(RUSAGE_CHILDREN, &before) == 0);
   CHECK(tv_ns(before.ru_utime) + tv_ns(before.ru_stime) == 0);
+  CHECK(before.ru_maxrss == 0);
   int st = -1;
   struct rusage ru;
   std::memset(&ru, 0xff, sizeof ru);
   REQUIRE(rump_sys_wait4(child, &st, 0, &ru) == child);
   CHECK(WIFEXITED(st));
   CHECK(tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime) >= used - 2000);
+  // A process in the host's space reports the host process's peak.
+  CHECK(ru.ru_maxrss > 0);
   struct rusage after;
   REQUIRE(rump_sys_getrusage(RUSAGE_CHILDREN, &after) == 0);
   CHECK(tv_ns(after.ru_utime) + tv_ns(after.ru_stime) == tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime));
+  CHECK(after.ru_maxrss == ru.ru_maxrss);
   struct tms t;
   REQUIRE(rump_sys_times(&t) >= 0);
   CHECK(t.tms_cutime + t.tms_cstime >= used / (10 * kMs) - 1);
   rump_lwproc_switch(nullptr);
+}
+
+TEST_CASE("ru_maxrss: set for the process and the thread, none for children yet, as on the host",
+          "[time][cputime][differential]") {
+  KernelUp up;
+  differential([](Sys sys) {
+    Trace trace;
+    struct rusage ru{};
+    T(sys(SYS_getrusage, RUSAGE_CHILDREN, &ru));
+    V(ru.ru_maxrss);
+    T(sys(SYS_getrusage, RUSAGE_SELF, &ru));
+    V(ru.ru_maxrss > 0);
+    long self = ru.ru_maxrss;
+    T(sys(SYS_getrusage, RUSAGE_THREAD, &ru));
+    V(ru.ru_maxrss >= self);
+    return trace;
+  });
+}
+
+TEST_CASE("a kernel thread's CPU time is charged to proc0, the kernel's own", "[time][cputime]") {
+  KernelUp up;
+  rump::Kernel& k = *reinterpret_cast<rump::Kernel*>(up.k);
+  auto usage0 = [&k] {
+    rump::Proc* p0;
+    {
+      rump::ProcTable& t = k.procs();
+      rump::MutexLocker g(t.lock());
+      p0 = t.proc0();
+    }
+    return rump::cpu_proc_usage(*p0, false).total_ns();
+  };
+  static int64_t used;
+  used = 0;
+  rump::Lwp* l = rump::enter(k);
+  REQUIRE(l != nullptr);
+  int64_t before = usage0();
+  rump::Result<rump::Kthread*> t = rump::kthread_create(
+      k, "burn",
+      [](void*) {
+        int64_t h0 = host_thread_ns();
+        burn(20 * kMs);
+        used = host_thread_ns() - h0;
+      },
+      nullptr);
+  REQUIRE(t.ok());
+  rump::kthread_join(t.value());
+  int64_t after = usage0();
+  rump::leave(k, l);
+  CHECK(used >= 20 * kMs);
+  CHECK(after - before >= used);
 }
 
 TEST_CASE("Encoded CPU-time clock ids: validation as the host", "[time][cputime][differential]") {

@@ -515,6 +515,47 @@ TEST_CASE("timed FUTEX_WAITs racing FUTEX_WAKEs: every wake a waker counts is on
   CHECK(wakes == woke);
 }
 
+// Sleepers are unparked after the waker dropped the bucket lock, through
+// a reference to their LWP's Parker: a waiter may have returned and its
+// LWP gone by then. Many waiters (more than a waker's inline list holds)
+// on LWPs made and released around every wait, woken in bulk.
+TEST_CASE("bulk FUTEX_WAKEs of waiters on short-lived LWPs: every wake counted is one waiter's 0",
+          "[futex][concurrency]") {
+  KernelUp up({.ncpu = 2});
+  Kid k = fork_and_switch();
+  constexpr int kWaiters = 12, kWaits = 150;
+  alignas(4) static uint32_t word;
+  word = 0;
+  std::atomic<int> done{0};
+  std::atomic<long> woke{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kWaiters; i++) {
+    ts.emplace_back([&] {
+      rump_kernel_set_current(up.k);
+      for (int j = 0; j < kWaits; j++) {
+        TCHECK(rump_lwproc_newlwp(k.pid) == 0);
+        uint32_t v = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
+        long r = rump_sys_futex(&word, FUTEX_WAIT_PRIVATE, v, nullptr, nullptr, 0);
+        if (r == 0) woke++;
+        else TCHECK(errno == EAGAIN);
+        rump_lwproc_releaselwp();
+      }
+      done++;
+    });
+  }
+  long wakes = 0;
+  rump_kernel_set_current(up.k);
+  while (done.load() < kWaiters) {
+    __atomic_fetch_add(&word, 1, __ATOMIC_RELEASE);
+    long n = rump_sys_futex(&word, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+    TCHECK(n >= 0 && n <= kWaiters);
+    if (n > 0) wakes += n;
+  }
+  for (auto& t : ts) t.join();
+  CHECK_THREADS_OK();
+  CHECK(wakes == woke.load());
+}
+
 TEST_CASE("a FUTEX_WAIT timing out inside its spin is ETIMEDOUT, never before its deadline", "[futex][concurrency]") {
   KernelUp up({.ncpu = 2});
   Kid k = fork_and_switch();
