@@ -386,6 +386,7 @@ TEST_CASE("an ext4 file's cache outlives its last close, and goes with its last 
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   CHECK(fsck_problems(img) == "");
+}
 
 TEST_CASE("a kernel halted with ext4 files open, dirty, mapped and unlinked leaves a clean image with their bytes",
           "[ext2][pagecache][halt]") {
