@@ -391,13 +391,19 @@ void TcpCb::hand_over_locked() {
 // without its lock, and the listener's lock is the only one held.
 bool TcpCb::make_child_locked(TcpConnection* c) {
   Kernel& k = so.kernel();
+  // Both allocations first: a socket given up here would take its own
+  // lock in its destructor, under the listener's of the same rank.
+  void* cb_mem = k.kmem().alloc(sizeof(TcpCb));
+  if (!cb_mem) return false;
   auto* cs = new (k.kmem()) Socket(k, so.domain(), so.proto());
-  if (!cs) return false;
+  if (!cs) {
+    Kmem::free(cb_mem);
+    return false;
+  }
   Ref<Socket> ref = adopt_ref(cs);
   cs->protocol_ = so.protocol_;
   cs->creator_ = so.creator_;
-  auto* ccb = new (k.kmem()) TcpCb(*cs, pcb.family, *st);
-  if (!ccb) return false;
+  auto* ccb = ::new (cb_mem) TcpCb(*cs, pcb.family, *st);
   st->ref();
   cs->pcb_ = static_cast<InetCb*>(ccb);
   ccb->ttl.store(ttl.load());
