@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "net_diff.h"
+#include "sockaddr6.h"
 
 namespace net_test {
 
@@ -23,13 +24,7 @@ inline sockaddr_in tcp_in4(const char* a, uint16_t port) {
   inet_pton(AF_INET, a, &s.sin_addr);
   return s;
 }
-inline sockaddr_in6 tcp_in6(const char* a, uint16_t port) {
-  sockaddr_in6 s{};
-  s.sin6_family = AF_INET6;
-  s.sin6_port = htons(port);
-  inet_pton(AF_INET6, a, &s.sin6_addr);
-  return s;
-}
+inline sockaddr_in6 tcp_in6(const char* a, uint16_t port) { return in6(a, port); }
 inline sockaddr* tcp_sa(sockaddr_in& a) { return reinterpret_cast<sockaddr*>(&a); }
 inline sockaddr* tcp_sa(sockaddr_in6& a) { return reinterpret_cast<sockaddr*>(&a); }
 
