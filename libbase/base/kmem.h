@@ -31,14 +31,8 @@ class Kmem {
   // Cached frame chunks and blocks go back to the host here (a kernel's
   // halt).
   ~Kmem() {
-    if (ChunkCache* c = chunks_.load(std::memory_order_acquire)) {
-      c->~ChunkCache();
-      rumpuser_free(c, sizeof(ChunkCache));
-    }
-    if (BlockCache* b = blocks_.load(std::memory_order_acquire)) {
-      b->~BlockCache();
-      rumpuser_free(b, sizeof(BlockCache));
-    }
+    drop_cache(chunks_);
+    drop_cache(blocks_);
   }
 
   // Returns nullptr when the limit would be exceeded or the host is out.
@@ -157,35 +151,31 @@ class Kmem {
     Kmem* arena;
     size_t size;
   };
-  // The cache, made when the first chunk comes back; it stays until the
-  // Kmem goes. Its few bytes are host bookkeeping, charged to nobody.
-  ChunkCache* chunk_cache() {
-    ChunkCache* c = chunks_.load(std::memory_order_acquire);
+  // A cache made when first needed (the chunk cache when the first chunk
+  // comes back, the block cache when the first cacheable block is freed);
+  // it stays until the Kmem goes. Its few bytes are host bookkeeping,
+  // charged to nobody. nullptr if the host has no memory for it.
+  template <class Cache>
+  static Cache* lazy_cache(std::atomic<Cache*>& slot) {
+    Cache* c = slot.load(std::memory_order_acquire);
     if (c != nullptr) return c;
     void* mem = nullptr;
-    if (rumpuser_malloc(sizeof(ChunkCache), alignof(ChunkCache), &mem) != 0) return nullptr;
-    ChunkCache* mine = new (mem) ChunkCache();
-    if (chunks_.compare_exchange_strong(c, mine, std::memory_order_acq_rel, std::memory_order_acquire))
-      return mine;
-    mine->~ChunkCache();
-    rumpuser_free(mem, sizeof(ChunkCache));
+    if (rumpuser_malloc(sizeof(Cache), alignof(Cache), &mem) != 0) return nullptr;
+    Cache* mine = new (mem) Cache();
+    if (slot.compare_exchange_strong(c, mine, std::memory_order_acq_rel, std::memory_order_acquire)) return mine;
+    mine->~Cache();
+    rumpuser_free(mem, sizeof(Cache));
     return c;
   }
-
-  // The block cache, made when the first cacheable block is freed; as
-  // chunk_cache() otherwise.
-  BlockCache* block_cache() {
-    BlockCache* b = blocks_.load(std::memory_order_acquire);
-    if (b != nullptr) return b;
-    void* mem = nullptr;
-    if (rumpuser_malloc(sizeof(BlockCache), alignof(BlockCache), &mem) != 0) return nullptr;
-    BlockCache* mine = new (mem) BlockCache();
-    if (blocks_.compare_exchange_strong(b, mine, std::memory_order_acq_rel, std::memory_order_acquire))
-      return mine;
-    mine->~BlockCache();
-    rumpuser_free(mem, sizeof(BlockCache));
-    return b;
+  template <class Cache>
+  static void drop_cache(std::atomic<Cache*>& slot) {
+    if (Cache* c = slot.load(std::memory_order_acquire)) {
+      c->~Cache();
+      rumpuser_free(c, sizeof(Cache));
+    }
   }
+  ChunkCache* chunk_cache() { return lazy_cache(chunks_); }
+  BlockCache* block_cache() { return lazy_cache(blocks_); }
 
   std::atomic<size_t> in_use_{0};
   std::atomic<size_t> allocs_{0};
