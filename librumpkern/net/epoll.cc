@@ -96,7 +96,7 @@ class Eventpoll : public KObject, public RefCounted<Eventpoll> {
   // Each epoll holds a reference on the faction's state: its ep_lock_
   // serves the files an epoll watches, which may be released after the
   // faction stopped (halt ends the processes after the components).
-  explicit Eventpoll(Kernel& k) : kernel_(k), items_(k.kmem()) { net_state(k).ref(); }
+  explicit Eventpoll(Kernel& k) : items_(k.kmem()), kernel_(k) { net_state(k).ref(); }
   Kernel& kernel() const { return kernel_; }
 
   Mutex mtx_{LockRank::kNone};

@@ -77,7 +77,7 @@ bool vaccess_ok(const Vattr& va, const Cred& cred, int acc) {
   if (cred.euid == va.uid) bits = (va.mode >> 6) & 7;
   else if (cred.in_group(va.gid)) bits = (va.mode >> 3) & 7;
   else bits = va.mode & 7;
-  int need = 0;
+  mode_t need = 0;
   if (acc & R_OK) need |= 4;
   if (acc & W_OK) need |= 2;
   if (acc & X_OK) need |= 1;

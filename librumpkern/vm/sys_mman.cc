@@ -131,12 +131,14 @@ Result<long> host_map_private_file(Lwp& l, uint64_t addr, uint64_t length, int p
     Result<void> r = object.read_page((offset >> vm::kPageShift) + i, mem + i * kPage);
     if (r.ok()) continue;
     if (r.error() == kBusFault) break;  // past the end: zero, as host memory is
-    sys_munmap(l, UserPtr<void>{static_cast<uint64_t>(got)}, len);
+    // Undoing a mapping this call just made: the error reported is the
+    // read's, whatever the unmap says.
+    static_cast<void>(sys_munmap(l, UserPtr<void>{static_cast<uint64_t>(got)}, len));
     return err(r.error());
   }
   if (prot != (PROT_READ | PROT_WRITE)) {
     if (int e = rumpuser_mprotect(mem, len, prot)) {
-      sys_munmap(l, UserPtr<void>{static_cast<uint64_t>(got)}, len);
+      static_cast<void>(sys_munmap(l, UserPtr<void>{static_cast<uint64_t>(got)}, len));
       return err(e);
     }
     VmProc* v = vm_proc(l.proc());

@@ -21,12 +21,6 @@ namespace {
 
 using RK = K<true>;
 
-std::atomic<int> g_failures{0};
-#define TCHECK(expr)                     \
-  do {                                   \
-    if (!(expr)) g_failures.fetch_add(1); \
-  } while (0)
-
 int tcp_state(int fd) {
   tcp_info ti{};
   socklen_t l = sizeof ti;
@@ -186,7 +180,6 @@ TEST_CASE("tcp: two threads send 8 MiB each way at once on two CPUs", "[inet][tc
     rump_test::KernelUp up(rump_test::BootOpts{.ncpu = 2});
     Log L{};
     TcpPair p = tcp_pair<RK>(L, AF_INET);
-    g_failures = 0;
     constexpr size_t kTotal = 8 << 20;
     uint64_t hashes[4] = {};
     auto sender = [&](int fd, uint64_t* h) {
@@ -228,7 +221,7 @@ TEST_CASE("tcp: two threads send 8 MiB each way at once on two CPUs", "[inet][tc
     t2.join();
     t3.join();
     t4.join();
-    CHECK(g_failures.load() == 0);
+    CHECK_THREADS_OK();
     CHECK(hashes[0] == hashes[2]);
     CHECK(hashes[1] == hashes[3]);
     rump_sys_close(p.c);
