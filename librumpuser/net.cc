@@ -9,6 +9,8 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,8 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 
 #include "rumpuser_int.h"
@@ -84,6 +88,80 @@ extern "C" int rumpuser_shm_wait(const volatile uint32_t* addr, uint32_t val, in
 
 extern "C" void rumpuser_shm_wake(const volatile uint32_t* addr) {
   syscall(SYS_futex, const_cast<uint32_t*>(addr), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+namespace {
+
+// This process's id, read once and again in a forked child (getpid is a
+// system call, dear on some hosts, and the bus lock is taken per frame).
+std::atomic<pid_t> g_self_pid{0};
+
+uint32_t self_pid() {
+  pid_t p = g_self_pid.load(std::memory_order_relaxed);
+  if (p != 0) return static_cast<uint32_t>(p);
+  static const int atfork = pthread_atfork(nullptr, nullptr, [] { g_self_pid.store(0, std::memory_order_relaxed); });
+  (void)atfork;
+  p = getpid();
+  g_self_pid.store(p, std::memory_order_relaxed);
+  return static_cast<uint32_t>(p);
+}
+
+// Has host process pid ended? A zombie has: it runs no more code.
+bool process_gone(uint32_t pid) {
+  if (pid == 0 || pid >= RUMPUSER_SHM_LOCK_WAITERS) return false;
+  if (kill(static_cast<pid_t>(pid), 0) != 0) return errno == ESRCH;
+  char path[40];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[256];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  // "pid (comm) S ...": the state follows the last ')'.
+  const char* rp = std::strrchr(buf, ')');
+  return rp != nullptr && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+std::atomic_ref<uint32_t> word(volatile uint32_t* addr) {
+  return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(addr));
+}
+
+constexpr int64_t kShmLockCheckNs = 1000 * 1000;
+
+}  // namespace
+
+extern "C" int rumpuser_shm_lock(volatile uint32_t* addr) {
+  const uint32_t self = self_pid();
+  auto w = word(addr);
+  uint32_t c = 0;
+  if (w.compare_exchange_strong(c, self, std::memory_order_acquire)) return 0;
+  for (int spin = 0; spin < 100; spin++) {
+    __builtin_ia32_pause();
+    c = 0;
+    if (w.compare_exchange_strong(c, self, std::memory_order_acquire)) return 0;
+  }
+  // Contended: wait with the waiters bit set; a lock taken here keeps it
+  // set, since others may still sleep (a futex mutex's state 2).
+  for (;;) {
+    c = w.load(std::memory_order_relaxed);
+    if (c == 0) {
+      if (w.compare_exchange_strong(c, self | RUMPUSER_SHM_LOCK_WAITERS, std::memory_order_acquire)) return 0;
+      continue;
+    }
+    if (!(c & RUMPUSER_SHM_LOCK_WAITERS)) {
+      if (!w.compare_exchange_strong(c, c | RUMPUSER_SHM_LOCK_WAITERS, std::memory_order_relaxed)) continue;
+      c |= RUMPUSER_SHM_LOCK_WAITERS;
+    }
+    if (rumpuser_shm_wait(addr, c, kShmLockCheckNs) == ETIMEDOUT && process_gone(c & ~RUMPUSER_SHM_LOCK_WAITERS) &&
+        w.compare_exchange_strong(c, self | RUMPUSER_SHM_LOCK_WAITERS, std::memory_order_acquire))
+      return EOWNERDEAD;
+  }
+}
+
+extern "C" void rumpuser_shm_unlock(volatile uint32_t* addr) {
+  if (word(addr).exchange(0, std::memory_order_release) & RUMPUSER_SHM_LOCK_WAITERS) rumpuser_shm_wake(addr);
 }
 
 extern "C" int rumpuser_tap_open(const char* name, int* fdp) {

@@ -37,6 +37,22 @@ int rumpuser_shm_wait(const volatile uint32_t *addr, uint32_t val,
 void rumpuser_shm_wake(const volatile uint32_t *addr);
 
 /*
+ * A lock in such a mapping that outlives a holder's death:
+ * rumpuser_shm_lock takes the 32-bit word at addr, which holds 0 while
+ * the lock is free and else the holding host process's id, with bit 31
+ * (RUMPUSER_SHM_LOCK_WAITERS) set while others may wait. It waits (CPU
+ * released) while another live process holds it; when the holder's
+ * process has ended (or is a zombie) it takes the lock over and returns
+ * EOWNERDEAD, the lock then being held, so the caller can repair what
+ * the dead holder left half done. Else 0. A holder's id reused by a new
+ * process before anyone looks keeps the lock held, as a live holder's.
+ * rumpuser_shm_unlock releases it (held by the calling process).
+ */
+#define RUMPUSER_SHM_LOCK_WAITERS 0x80000000u
+int rumpuser_shm_lock(volatile uint32_t *addr);
+void rumpuser_shm_unlock(volatile uint32_t *addr);
+
+/*
  * Host tap devices (the virt interface). rumpuser_tap_open attaches to
  * the host's tap interface name (IFNAMSIZ bounds it), making the tap if it
  * does not exist (a tap made here lives until its last descriptor is

@@ -11,9 +11,10 @@
 //   offset  size  field
 //   0       4     magic     0x46494d53 ("SMIF") once set up; 0 in a new
 //                           file; 1 while the first mapper sets it up
-//   4       4     version   2
-//   8       4     lock      the bus lock: 0 free, 1 held, 2 held with
-//                           waiters (a futex word, shared across processes)
+//   4       4     version   3
+//   8       4     lock      the bus lock: 0 free, else the holder's host
+//                           process id, bit 31 set while others may wait
+//                           (a futex word, shared across processes)
 //   12      4     gen       incremented after every frame written: readers
 //                           sleep on it
 //   16      4     waiters   readers asleep on gen (writers wake only if any)
@@ -33,7 +34,8 @@
 // or UDP checksum was left unfilled (the field holds the pseudo-header
 // sum, as a NIC with checksum offload gets it); the bus is memory, which
 // corrupts nothing, so a reader takes such a frame as verified. Other bits
-// are zero. (Version 1 had no flags.) Positions only grow (2^64 bytes do not wrap in
+// are zero. (Version 1 had no flags; version 2's lock word was 0 free, 1
+// held, 2 held with waiters, so a dead holder stopped the bus.) Positions only grow (2^64 bytes do not wrap in
 // practice). A writer holds the lock, drops the oldest records (advancing
 // first) until its record fits behind them, copies it in, advances wpos
 // and frames, releases the lock, increments gen and wakes the readers if
@@ -43,7 +45,10 @@
 // overrun) it counts the loss and goes on from first. The bus has no
 // owner and keeps no state about its readers: a kernel joins by mapping
 // the file and leaves by unmapping it. A mapper that dies holding the
-// lock stops the bus (as a hub losing power).
+// lock is found out by the next one to wait for it, which takes the lock
+// over (rumpuser_shm_lock): a writer that died had not yet moved wpos
+// past its record, so nobody reads what it left half written, and the
+// checks every reader and writer makes mend a bent ring.
 //
 // A reader that finds nothing spins on gen for a while before it sleeps
 // (kern/spin_budget.h, with its virtual CPU given back): a frame that comes
@@ -66,7 +71,7 @@ namespace {
 
 constexpr uint32_t kShmifMagic = 0x46494d53;
 constexpr uint32_t kShmifSettingUp = 1;
-constexpr uint32_t kShmifVersion = 2;
+constexpr uint32_t kShmifVersion = 3;
 constexpr uint32_t kShmifRecCsumPartial = 1;
 constexpr uint32_t kShmifRingSize = 1u << 20;
 constexpr size_t kShmifHeaderSize = 64;
@@ -105,25 +110,11 @@ struct ShmifLink : public KObject {
 
 uint64_t rec_size(uint32_t len) { return (kShmifRecHeader + len + 7) & ~uint64_t{7}; }
 
-// The bus lock: a futex mutex (states 0, 1, 2) in the shared file.
-void bus_lock(ShmifBus* b) {
-  uint32_t c = 0;
-  if (at(b->lock).compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
-  for (int spin = 0; spin < 100; spin++) {
-    __builtin_ia32_pause();
-    c = 0;
-    if (at(b->lock).compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
-  }
-  if (c != 2) c = at(b->lock).exchange(2, std::memory_order_acquire);
-  while (c != 0) {
-    rumpuser_shm_wait(&b->lock, 2, kLockWaitNs);
-    c = at(b->lock).exchange(2, std::memory_order_acquire);
-  }
-}
+// The bus lock, which outlives a holder's death (EOWNERDEAD: taken over
+// from a dead process; nothing to repair, see above).
+void bus_lock(ShmifBus* b) { rumpuser_shm_lock(&b->lock); }
 
-void bus_unlock(ShmifBus* b) {
-  if (at(b->lock).exchange(0, std::memory_order_release) == 2) rumpuser_shm_wake(&b->lock);
-}
+void bus_unlock(ShmifBus* b) { rumpuser_shm_unlock(&b->lock); }
 
 // Copies between the ring and linear memory at position pos.
 void ring_write(ShmifLink& l, uint64_t pos, const void* src, size_t n) {

@@ -1,11 +1,14 @@
 // The network hypercalls of <rump/rumpuser_net.h> against the real host:
 // shared mappings of one file seen through two mappings, the shared
-// futex wait and wake, and the tap calls' argument errors (opening a real
+// futex wait and wake, the lock that outlives its holder's death, and the
+// tap calls' argument errors (opening a real
 // tap is the virt interface's test, tests/unit/net/netif/tap_test.cc).
 #include <rump/rumpuser_net.h>
 
 #include <catch2/catch.hpp>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -73,6 +76,117 @@ TEST_CASE("rumpuser_shm_wait: times out, returns when the word differs, is woken
   rumpuser_unmap(a, 4096);
   unlink(path.c_str());
   rmdir(dir);
+}
+
+namespace {
+
+// A one-page shared mapping of a new file, removed at the end.
+struct ShmPage {
+  char dir[32] = "/tmp/rumpuser-shm-XXXXXX";
+  std::string path;
+  void* mem = nullptr;
+  ShmPage() {
+    REQUIRE(mkdtemp(dir) != nullptr);
+    path = std::string(dir) + "/f";
+    REQUIRE(rumpuser_shm_map(path.c_str(), 4096, &mem) == 0);
+  }
+  ~ShmPage() {
+    rumpuser_unmap(mem, 4096);
+    unlink(path.c_str());
+    rmdir(dir);
+  }
+  uint32_t* word(size_t i) { return static_cast<uint32_t*>(mem) + i; }
+};
+
+uint32_t load(uint32_t* w) { return std::atomic_ref<uint32_t>(*w).load(); }
+
+// A host child that takes the lock at w (a shared mapping, inherited),
+// says so on a pipe, and then sleeps until killed (exit_at_once: exits
+// instead, left unreaped by the caller: a zombie).
+pid_t child_holding(uint32_t* w, bool exit_at_once) {
+  int p[2];
+  REQUIRE(pipe(p) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(p[0]);
+    int r = rumpuser_shm_lock(w);
+    char c = r == 0 ? 'y' : 'n';
+    if (write(p[1], &c, 1) != 1) _exit(2);
+    if (exit_at_once) _exit(0);
+    for (;;) pause();
+  }
+  close(p[1]);
+  char c = 0;
+  REQUIRE(read(p[0], &c, 1) == 1);
+  close(p[0]);
+  REQUIRE(c == 'y');
+  return pid;
+}
+
+}  // namespace
+
+TEST_CASE("rumpuser_shm_lock: holder's id, waiters bit, mutual exclusion", "[rumpuser][net]") {
+  ShmPage page;
+  uint32_t* w = page.word(2);
+  REQUIRE(rumpuser_shm_lock(w) == 0);
+  CHECK(load(w) == static_cast<uint32_t>(getpid()));
+  rumpuser_shm_unlock(w);
+  CHECK(load(w) == 0);
+  // Two threads of one process, each adding under the lock: no update
+  // lost, and the lock free at the end.
+  constexpr int kRounds = 20000;
+  uint32_t* counter = page.word(10);
+  std::atomic<int> bad{0};
+  auto adder = [&] {
+    for (int i = 0; i < kRounds; i++) {
+      if (rumpuser_shm_lock(w) != 0) bad++;
+      uint32_t v = load(counter);
+      std::atomic_ref<uint32_t>(*counter).store(v + 1);
+      rumpuser_shm_unlock(w);
+    }
+  };
+  std::thread t1(adder), t2(adder);
+  t1.join();
+  t2.join();
+  CHECK(bad.load() == 0);
+  CHECK(load(counter) == 2 * kRounds);
+  CHECK(load(w) == 0);
+}
+
+TEST_CASE("rumpuser_shm_lock: a holder killed while holding is taken over with EOWNERDEAD", "[rumpuser][net]") {
+  ShmPage page;
+  uint32_t* w = page.word(2);
+  pid_t holder = child_holding(w, false);
+  CHECK((load(w) & ~RUMPUSER_SHM_LOCK_WAITERS) == static_cast<uint32_t>(holder));
+  // A waiter blocks while the holder lives ...
+  std::atomic<int> got{-1};
+  std::thread waiter([&] { got = rumpuser_shm_lock(w); });
+  usleep(20000);
+  CHECK(got.load() == -1);
+  CHECK((load(w) & RUMPUSER_SHM_LOCK_WAITERS) != 0);
+  // ... and takes the lock over once it is dead.
+  REQUIRE(kill(holder, SIGKILL) == 0);
+  int st = 0;
+  REQUIRE(waitpid(holder, &st, 0) == holder);
+  waiter.join();
+  CHECK(got.load() == EOWNERDEAD);
+  CHECK((load(w) & ~RUMPUSER_SHM_LOCK_WAITERS) == static_cast<uint32_t>(getpid()));
+  rumpuser_shm_unlock(w);
+  CHECK(load(w) == 0);
+  CHECK(rumpuser_shm_lock(w) == 0);
+  rumpuser_shm_unlock(w);
+}
+
+TEST_CASE("rumpuser_shm_lock: a holder that exited (a zombie, not yet reaped) counts as dead", "[rumpuser][net]") {
+  ShmPage page;
+  uint32_t* w = page.word(2);
+  pid_t holder = child_holding(w, true);
+  CHECK(rumpuser_shm_lock(w) == EOWNERDEAD);
+  rumpuser_shm_unlock(w);
+  int st = 0;
+  REQUIRE(waitpid(holder, &st, 0) == holder);
+  CHECK(WIFEXITED(st));
 }
 
 TEST_CASE("rumpuser_tap_open: bad names", "[rumpuser][net]") {

@@ -4,7 +4,10 @@
 // (errors, determinism, its effect on lo).
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -434,6 +437,55 @@ TEST_CASE("shmif: a bus file bent by another writer costs frames, not the kernel
     REQUIRE(pwrite(fd, junk.data(), 24, 24) == 24);
     REQUIRE(pwrite(fd, junk.data(), junk.size(), 64) == static_cast<ssize_t>(junk.size()));
     close(fd);
+    for (int i = 0; i < 5; i++) {
+      std::string req = "after " + std::to_string(i);
+      long n = udp_request(s, "10.0.0.2", 7000, req.data(), req.size(), rep, sizeof rep);
+      REQUIRE(n == static_cast<long>(req.size()));
+      CHECK(std::string(rep, static_cast<size_t>(n)) == req);
+    }
+    udp_request(s, "10.0.0.2", 7000, "quit", 4, rep, sizeof rep, 5);
+    CHECK(echo.finish() >= 6);
+    a.use();
+    rump_sys_close(s);
+  });
+}
+
+TEST_CASE("shmif: a mapper that died holding the bus lock does not stop the bus", "[netif][shmif]") {
+  rump_test::on_fresh_thread([] {
+    BusFile bus;
+    Node a(bus.path, "10.0.0.1"), b(bus.path, "10.0.0.2");
+    EchoServer echo(b, "10.0.0.2", 7000);
+    a.use();
+    int s = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    char rep[64];
+    REQUIRE(udp_request(s, "10.0.0.2", 7000, "before", 6, rep, sizeof rep) == 6);
+    // A host child takes the lock as the format says (offset 8: from 0 to
+    // the holder's process id), writes half a record past the write
+    // position (offset 24) and dies: a writer killed in the middle of a
+    // frame. It uses only system calls (the parent has threads).
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      int fd = open(bus.path.c_str(), O_RDWR);
+      if (fd < 0) _exit(1);
+      constexpr size_t kRing = size_t{1} << 20;
+      void* m = mmap(nullptr, 64 + kRing, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (m == MAP_FAILED) _exit(1);
+      auto* base = static_cast<char*>(m);
+      std::atomic_ref<uint32_t> lock(*reinterpret_cast<uint32_t*>(base + 8));
+      uint32_t free_ = 0;
+      while (!lock.compare_exchange_strong(free_, static_cast<uint32_t>(getpid()))) {
+        free_ = 0;
+        sched_yield();
+      }
+      uint64_t wpos = std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base + 24)).load();
+      for (size_t i = 0; i < 40; i++) base[64 + (wpos + i) % kRing] = 0x5a;
+      _exit(0);
+    }
+    int st = 0;
+    REQUIRE(waitpid(child, &st, 0) == child);
+    REQUIRE(WIFEXITED(st));
+    REQUIRE(WEXITSTATUS(st) == 0);
     for (int i = 0; i < 5; i++) {
       std::string req = "after " + std::to_string(i);
       long n = udp_request(s, "10.0.0.2", 7000, req.data(), req.size(), rep, sizeof rep);
