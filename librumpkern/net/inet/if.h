@@ -359,6 +359,9 @@ struct InetState : public KObject {
   // a socket's lock).
   Mutex tcp_orphans_lock_{LockRank::kNone};
   TcpOrphanList tcp_orphans_ ABSL_GUARDED_BY(tcp_orphans_lock_);
+  // Frees the compact TIME_WAIT records in tcp whose time is up
+  // (tcp_timewait.cc), armed at the earliest.
+  Callout tcp_tw_timer_;
   uint64_t tcp_cookie_secret = 0;  // for SYN cookies, chosen at boot
   SipKey tcp_isn_key;              // for ISNs and timestamp offsets, chosen at boot
   std::atomic<bool> tcp_callouts_started{false};
@@ -399,6 +402,10 @@ Result<InetState*> inet_state(Kernel& k);
 InetState* inet_state_or_null(Kernel& k);
 // Resets every orphaned TCP connection (the stack stops).
 void tcp_abort_orphans(InetState& st);
+// Stops the TIME_WAIT records' callout and frees every record.
+void tcp_time_wait_drop_all(InetState& st);
+// The records' callout function (arg: the InetState).
+void tcp_time_wait_timer(void* arg);
 // The reassembly timer's function (arg: the InetState).
 void ip_reass_timer(void* arg);
 

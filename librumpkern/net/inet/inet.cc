@@ -303,6 +303,7 @@ void inet_fini(Kernel& k) {
   // this.
   st->reass_timer_.halt();
   tcp_abort_orphans(*st);
+  tcp_time_wait_drop_all(*st);
   st->unref();
 }
 
@@ -316,10 +317,12 @@ InetState::InetState(Kernel& k) : kernel(k), pool(k.kmem()), tcp(IPPROTO_TCP, &k
   rumpuser_getrandom(&tcp_cookie_secret, sizeof tcp_cookie_secret, 0, &got);
   rumpuser_getrandom(&tcp_isn_key, sizeof tcp_isn_key, 0, &got);
   reass_timer_.init(*k.services().callouts(), &ip_reass_timer, this);
+  tcp_tw_timer_.init(*k.services().callouts(), &tcp_time_wait_timer, this);
 }
 
 InetState::~InetState() {
   reass_timer_.halt();
+  tcp_time_wait_drop_all(*this);
   {
     MutexLocker g(reass_lock_);
     reass_.clear_and_dispose([](ReassQueue* q) {

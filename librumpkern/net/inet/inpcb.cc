@@ -8,6 +8,8 @@
 // to name them back to the user.
 #include <rump/rumpuser.h>
 
+#include <iterator>
+
 #include "net/inet/ip.h"
 
 namespace rump {
@@ -72,6 +74,11 @@ bool inpcb_laddr_matches(const InPcb& pcb, const IpAddr& a) {
 
 InPcbTable::~InPcbTable() {
   MutexLocker g(lock_);
+  while (!expiring_.empty()) {
+    InPcbRecord& r = expiring_.front();
+    unlink_record_locked(r);
+    delete &r;
+  }
   for (List& l : ports_) l.clear();
   for (size_t i = 0; i < nconn_; i++) conns_[i].clear();
   if (conns_ != conns_fixed_) {
@@ -128,6 +135,28 @@ void InPcbTable::grow_conns_locked() {
   }
 }
 
+bool InPcbTable::ensure_acc_locked() {
+  if (!acc_ && km_) {
+    // The lists and the bitmap of ports in them, in one block.
+    if (void* mem = km_->alloc(kAccBuckets * sizeof(AccList) + kAccPortWords * sizeof(uint64_t))) {
+      acc_ = static_cast<AccList*>(mem);
+      for (int i = 0; i < kAccBuckets; i++) new (&acc_[i]) AccList();
+      acc_ports_ = reinterpret_cast<uint64_t*>(acc_ + kAccBuckets);
+      for (int i = 0; i < kAccPortWords; i++) acc_ports_[i] = 0;
+    }
+  }
+  return acc_ != nullptr;
+}
+
+void InPcbTable::link_acc_locked(InPcb& pcb) {
+  acc_[pcb.lport % kAccBuckets].push_back(pcb);
+  acc_ports_[pcb.lport / 64] |= uint64_t{1} << (pcb.lport % 64);
+}
+
+bool InPcbTable::acc_may_hold_locked(uint16_t lport) const {
+  return (acc_ports_[lport / 64] >> (lport % 64)) & 1;
+}
+
 bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport) const {
   Cover mine = cover_of(pcb.family, pcb.v6only, laddr);
   for (const InPcb& q : ports_[bucket(lport)]) {
@@ -137,15 +166,22 @@ bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_
     if (pcb.reuseport && q.reuseport && pcb.uid == q.uid) continue;
     return true;
   }
-  if (!acc_) return false;
+  // Connections share their listener's port, so one list can hold
+  // thousands of them (TIME_WAIT): a port none of them has skips it.
+  if (!acc_ || !acc_may_hold_locked(lport)) return false;
+  bool held = false;
   for (const InPcb& q : acc_[lport % kAccBuckets]) {
-    if (q.lport != lport || !overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) continue;
+    if (q.lport != lport) continue;
+    held = true;
+    if (!overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) continue;
     // SO_REUSEADDR on both shares a port with a connection (TIME_WAIT
     // included), as Linux's bind conflict check does.
     if (pcb.reuseaddr && q.reuseaddr) continue;
     if (pcb.reuseport && q.reuseport && pcb.uid == q.uid) continue;
     return true;
   }
+  // The bit outlived the port's last connection: clear it now.
+  if (!held) acc_ports_[lport / 64] &= ~(uint64_t{1} << (lport % 64));
   return false;
 }
 
@@ -228,13 +264,7 @@ void InPcbTable::attach_accepted(InPcb& pcb, const IpAddr& laddr, uint16_t lport
   pcb.connected = true;
   // Held by port too, as in Linux's bind bucket: a later bind of the port
   // conflicts with it.
-  if (!acc_ && km_) {
-    if (void* mem = km_->alloc(kAccBuckets * sizeof(AccList))) {
-      acc_ = static_cast<AccList*>(mem);
-      for (int i = 0; i < kAccBuckets; i++) new (&acc_[i]) AccList();
-    }
-  }
-  if (acc_) acc_[lport % kAccBuckets].push_back(pcb);
+  if (ensure_acc_locked()) link_acc_locked(pcb);
   link_conn_locked(pcb);
   count_++;
 }
@@ -259,6 +289,71 @@ void InPcbTable::remove(InPcb& pcb) {
   count_--;
 }
 
+void InPcbTable::unlink_record_locked(InPcbRecord& r) {
+  if (r.acc_hook.is_linked()) acc_[r.lport % kAccBuckets].erase(AccList::s_iterator_to(r));
+  unlink_conn_locked(r);
+  if (r.expire_hook.is_linked()) expiring_.erase(ExpireList::s_iterator_to(r));
+  r.bound = false;
+  count_--;
+}
+
+void InPcbTable::insert_expiring_locked(InPcbRecord& r) {
+  // Records mostly come in expiry order: search from the back.
+  auto it = expiring_.end();
+  while (it != expiring_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->expire_ns <= r.expire_ns) break;
+    it = prev;
+  }
+  expiring_.insert(it, r);
+}
+
+bool InPcbTable::replace(InPcb& live, InPcbRecord& rec, bool* first) {
+  MutexLocker g(lock_);
+  if (!live.bound || !live.connected || !ensure_acc_locked()) return false;
+  rec.family = live.family;
+  rec.v6only = live.v6only;
+  rec.reuseaddr = live.reuseaddr;
+  rec.reuseport = live.reuseport;
+  rec.uid = live.uid;
+  rec.laddr = live.laddr;
+  rec.faddr = live.faddr;
+  rec.lport = live.lport;
+  rec.fport = live.fport;
+  rec.bound = true;
+  rec.connected = true;
+  if (live.port_hook.is_linked()) ports_[bucket(live.lport)].erase(List::s_iterator_to(live));
+  if (live.acc_hook.is_linked()) acc_[live.lport % kAccBuckets].erase(AccList::s_iterator_to(live));
+  // In live's place in its hash chain: a lookup finds one or the other.
+  ConnList& chain = conn_list(live);
+  chain.insert(ConnList::s_iterator_to(live), rec);
+  chain.erase(ConnList::s_iterator_to(live));
+  live.bound = false;
+  link_acc_locked(rec);
+  insert_expiring_locked(rec);
+  *first = &expiring_.front() == &rec;
+  return true;
+}
+
+InPcbRecord* InPcbTable::take_expired(int64_t now, int64_t* next) {
+  MutexLocker g(lock_);
+  InPcbRecord* r = nullptr;
+  if (!expiring_.empty() && expiring_.front().expire_ns <= now) {
+    r = &expiring_.front();
+    unlink_record_locked(*r);
+  }
+  *next = expiring_.empty() ? INT64_MAX : expiring_.front().expire_ns;
+  return r;
+}
+
+InPcbRecord* InPcbTable::take_record() {
+  MutexLocker g(lock_);
+  if (expiring_.empty()) return nullptr;
+  InPcbRecord* r = &expiring_.front();
+  unlink_record_locked(*r);
+  return r;
+}
+
 Result<void> InPcbTable::set_listening(InPcb& pcb, bool on) {
   MutexLocker g(lock_);
   if (on) {
@@ -274,16 +369,43 @@ Result<void> InPcbTable::set_listening(InPcb& pcb, bool on) {
 }
 
 RefPtr<Socket> InPcbTable::lookup(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport,
-                                  bool wildcard) {
+                                  bool wildcard, InPcbVisitor visit, void* arg, bool* visited) {
   MutexLocker g(lock_);
   // An exact connected match first. try_ref: a socket on its way out
   // (last reference gone, not yet removed) is not found.
-  for (const InPcb& q : conns_[conn_bucket(lport, faddr, fport)]) {
-    if (q.lport == lport && q.fport == fport && q.faddr == faddr && inpcb_laddr_matches(q, laddr) &&
-        q.so.try_ref())
-      return adopt_ref(&q.so);
+  InPcbRecord* rec = nullptr;
+  for (InPcb& q : conns_[conn_bucket(lport, faddr, fport)]) {
+    if (q.lport != lport || q.fport != fport || !(q.faddr == faddr) || !inpcb_laddr_matches(q, laddr)) continue;
+    if (!q.so) {
+      rec = static_cast<InPcbRecord*>(&q);
+      break;
+    }
+    if (q.so->try_ref()) return adopt_ref(q.so);
   }
-  if (!wildcard) return nullptr;
+  if (!rec) return wildcard ? wildcard_locked(faddr, fport, laddr, lport) : nullptr;
+  if (!visit) return nullptr;
+  int64_t was = rec->expire_ns;
+  InPcbVerdict v = visit(arg, *rec);
+  RefPtr<Socket> pass;
+  // A record passes the packet on only to a socket that takes it (a
+  // listener); without one it stays and its own answer goes.
+  if (v == InPcbVerdict::kRemoveAndPass && wildcard) pass = wildcard_locked(faddr, fport, laddr, lport);
+  if (v == InPcbVerdict::kKeep || (v == InPcbVerdict::kRemoveAndPass && !pass)) {
+    if (rec->expire_ns != was) {
+      expiring_.erase(ExpireList::s_iterator_to(*rec));
+      insert_expiring_locked(*rec);
+    }
+    if (visited) *visited = true;
+    return nullptr;
+  }
+  unlink_record_locked(*rec);
+  delete rec;
+  if (!pass && visited) *visited = true;
+  return pass;
+}
+
+RefPtr<Socket> InPcbTable::wildcard_locked(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr,
+                                           uint16_t lport) {
   const List& l = ports_[bucket(lport)];
   // Score: 4 for a specific local address, +1 for the packet's own family
   // (an AF_INET socket before a dual-stack one).
@@ -316,8 +438,8 @@ RefPtr<Socket> InPcbTable::lookup(const IpAddr& faddr, uint16_t fport, const IpA
       }
     }
   }
-  if (!pick->so.try_ref()) return nullptr;
-  return adopt_ref(&pick->so);
+  if (!pick->so->try_ref()) return nullptr;
+  return adopt_ref(pick->so);
 }
 
 size_t InPcbTable::collect(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport, Socket** out,
@@ -332,7 +454,7 @@ size_t InPcbTable::collect(const IpAddr& faddr, uint16_t fport, const IpAddr& la
     // to that very address.
     if (q.laddr.family != 0 && !(q.laddr == laddr)) continue;
     if (q.laddr.family == 0 && !inpcb_laddr_matches(q, laddr)) continue;
-    if (q.so.try_ref()) out[got++] = &q.so;
+    if (q.so && q.so->try_ref()) out[got++] = q.so;
   }
   return got;
 }

@@ -205,8 +205,10 @@ void ip_send_unreach(Kernel& k, Pkt* p, const IpHdrInfo& ip, int code);
 // InPcbTable while bound; the fields below are written only under the
 // table's lock and read under it (InPcbTable::ends gives a snapshot).
 struct InPcb {
-  explicit InPcb(Socket& s, int fam) : so(s), family(static_cast<uint8_t>(fam)) {}
-  Socket& so;
+  explicit InPcb(Socket& s, int fam) : so(&s), family(static_cast<uint8_t>(fam)) {}
+  // A binding without a socket (InPcbRecord).
+  explicit InPcb(int fam) : so(nullptr), family(static_cast<uint8_t>(fam)) {}
+  Socket* so;             // null: an InPcbRecord
   uint8_t family;         // the socket's: AF_INET or AF_INET6
   bool v6only = false;    // IPV6_V6ONLY
   bool reuseaddr = false;  // set by the transport from SO_REUSEADDR before bind
@@ -222,6 +224,31 @@ struct InPcb {
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> conn_hook;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> acc_hook;
 };
+
+// A binding that outlives its socket: TCP's compact TIME_WAIT record
+// (net/inet/tcp_timewait.h) is one. InPcbTable::replace puts it in the
+// place of a socket's pcb: from then on the table owns it (it answers
+// segments for its 4-tuple through lookup's visitor and holds its port
+// for bind as an accepted connection does) until it expires, a visitor
+// removes it, or the table goes; each way it is deleted through the
+// virtual destructor. Its fields are the table's (written under its
+// lock).
+struct InPcbRecord : public InPcb {
+  explicit InPcbRecord(int fam) : InPcb(fam) {}
+  virtual ~InPcbRecord() = default;
+  int64_t expire_ns = 0;  // monotonic
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> expire_hook;
+};
+
+// What a record does with the packet lookup found it for (the visitor
+// decides under the table's lock, and may move expire_ns later).
+enum class InPcbVerdict : uint8_t {
+  kKeep,            // the packet was the record's
+  kRemove,          // the record goes (deleted); the packet was its
+  kRemoveAndPass,   // the packet goes on to a wildcard match (a listener), and the record
+                    // goes; without a match the record stays and the packet was its
+};
+using InPcbVisitor = InPcbVerdict (*)(void* arg, InPcbRecord& r);
 
 // A consistent copy of a pcb's endpoints (InPcbTable::ends).
 struct InPcbEnds {
@@ -276,8 +303,27 @@ class InPcbTable {
   // address (SO_REUSEPORT groups pick one member by the 4-tuple's hash).
   // wildcard false: connected matches only. Returns the socket,
   // referenced, or null.
+  // An exact match that is an InPcbRecord is given to visit(arg, record)
+  // under the table's lock when visit is set (else it is no match): its
+  // verdict says whether the lookup ends there (null returned, *visited
+  // set) or goes on to the wildcard matches (kRemoveAndPass: the record
+  // goes only if one is found; else it stays and *visited is set).
   RefPtr<Socket> lookup(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport,
-                        bool wildcard = true);
+                        bool wildcard = true, InPcbVisitor visit = nullptr, void* arg = nullptr,
+                        bool* visited = nullptr);
+  // Puts rec in the place of live (a connected pcb whose socket goes): rec
+  // takes live's endpoints, sharing options and family, is bound and
+  // connected in the table, and stays until rec.expire_ns (the list by
+  // expiry is kept in order); live leaves the table. False (nothing
+  // changed) when the table cannot hold it (out of memory for the port
+  // lists). *first: rec expires first of all records now (the caller's
+  // timer must be armed for it).
+  bool replace(InPcb& live, InPcbRecord& rec, bool* first);
+  // Unlinks and returns a record whose time came (expire_ns <= now), or
+  // null; *next: the earliest expiry left (INT64_MAX: none).
+  InPcbRecord* take_expired(int64_t now, int64_t* next);
+  // Unlinks and returns any record (halt), or null.
+  InPcbRecord* take_record();
   // Calls fn(Socket&) for every socket that a broadcast or multicast
   // packet to laddr:lport from faddr:fport reaches (each referenced
   // during the call; the table lock is not held).
@@ -306,13 +352,25 @@ class InPcbTable {
   using AccList = boost::intrusive::list<InPcb, boost::intrusive::member_hook<InPcb, decltype(InPcb::acc_hook),
                                                                                 &InPcb::acc_hook>,
                                          boost::intrusive::constant_time_size<false>>;
+  using ExpireList = boost::intrusive::list<
+      InPcbRecord, boost::intrusive::member_hook<InPcbRecord, decltype(InPcbRecord::expire_hook),
+                                                 &InPcbRecord::expire_hook>,
+      boost::intrusive::constant_time_size<true>>;
   static constexpr int kAccBuckets = 1024;
+  static constexpr int kAccPortWords = 65536 / 64;
   static int bucket(uint16_t port) { return port & (kBuckets - 1); }
   size_t conn_bucket(uint16_t lport, const IpAddr& faddr, uint16_t fport) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   ConnList& conn_list(const InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
     return conns_[conn_bucket(pcb.lport, pcb.faddr, pcb.fport)];
   }
   void link_conn_locked(InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void unlink_record_locked(InPcbRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Makes acc_ if it is not there yet: false when out of memory.
+  bool ensure_acc_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void link_acc_locked(InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // May acc_ hold a pcb on lport? (false: surely not)
+  bool acc_may_hold_locked(uint16_t lport) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void insert_expiring_locked(InPcbRecord& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void unlink_conn_locked(InPcb& pcb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Doubles the connection hash (times 4) when it holds more than two
   // pcbs a bucket.
@@ -321,6 +379,9 @@ class InPcbTable {
   bool tuple_taken_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   Result<uint16_t> pick_port_locked(const InPcb& pcb, const IpAddr& laddr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // lookup's second step: the best bound, unconnected socket for the packet.
+  RefPtr<Socket> wildcard_locked(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Collects up to n matching sockets, referenced.
   size_t collect(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport, Socket** out, size_t n);
 
@@ -329,8 +390,9 @@ class InPcbTable {
   mutable Mutex lock_{LockRank::kNone};
   // Every bound pcb by local port (bind conflicts, wildcard lookups),
   // except accepted connections, which share their listener's port and
-  // would make its bucket long: they are in acc_ (by local port, for bind
-  // conflicts only; kAccBuckets lists made at the first one). Connected
+  // would make its bucket long, and records: they are in acc_ (by local
+  // port, for bind conflicts only; kAccBuckets lists made at the first
+  // one). Connected
   // pcbs also by 4-tuple, in nconn_ buckets (conns_fixed_ until the hash
   // grows).
   List ports_[kBuckets] ABSL_GUARDED_BY(lock_);
@@ -339,6 +401,11 @@ class InPcbTable {
   size_t nconn_ ABSL_GUARDED_BY(lock_) = kConnBuckets;
   size_t nconnected_ ABSL_GUARDED_BY(lock_) = 0;
   AccList* acc_ ABSL_GUARDED_BY(lock_) = nullptr;
+  // A bit per port that acc_ may hold (set on insertion, cleared by a
+  // conflict check that finds none), in acc_'s block.
+  mutable uint64_t* acc_ports_ ABSL_GUARDED_BY(lock_) = nullptr;
+  // Records (in the hash and acc_ too), by expiry, earliest first.
+  ExpireList expiring_ ABSL_GUARDED_BY(lock_);
   size_t count_ ABSL_GUARDED_BY(lock_) = 0;
   uint32_t next_port_ ABSL_GUARDED_BY(lock_) = 0;
 };

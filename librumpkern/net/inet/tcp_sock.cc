@@ -311,6 +311,15 @@ void TcpCb::after_locked(TcpPending& p) {
     }
   }
   sync_locked();
+  // An orphan in TIME_WAIT leaves a compact record in the table instead
+  // (not while the stack stops: orphans are reset then).
+  if (orphan_ && conn_ && conn_->state() == TcpState::kTimeWait && inet_state_or_null(so.kernel()) &&
+      tcp_time_wait_enter(*st, pcb, *conn_, ttl.load(std::memory_order_relaxed),
+                          tos.load(std::memory_order_relaxed))) {
+    delete conn_;
+    conn_ = nullptr;
+    time_wait_moved_ = true;
+  }
   if (orphan_ && conn_) conn_->release_buffers();
   if (orphan_ && (!conn_ || conn_->state() == TcpState::kClosed)) {
     // The orphan ended: out of the table before its reference goes.
@@ -1056,7 +1065,8 @@ void TcpCb::on_timer() {
 
 // --- input
 
-bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass, uint32_t mss, bool lo) {
+bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass, uint32_t mss, bool lo,
+                  tcp::Seq* iss, bool* has_iss) {
   TcpPending pend;
   bool again = false;
   so.lock_.lock();
@@ -1069,6 +1079,11 @@ bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass
     } else if (s == TcpState::kTimeWait && seg.has(tcp::kSyn) && !seg.has(tcp::kAck) &&
                conn_->time_wait_accepts_syn(seg)) {
       // A new incarnation: this one ends and the SYN goes to a listener.
+      tcp::TcpTimeWaitState tw;
+      if (conn_->time_wait_state(tw)) {
+        *iss = tcp::tcp_time_wait_reopen_iss(tw);
+        *has_iss = true;
+      }
       conn_->abort_time_wait();
       table->remove(pcb);
       again = true;
@@ -1084,8 +1099,11 @@ bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass
     } else {
       listener_->config().mss = static_cast<uint16_t>(user_mss_ && static_cast<uint32_t>(user_mss_) < mss ? user_mss_ : mss);
       listener_->set_backlog(so.backlog_ + 1 - so.accept_len_);
-      if (TcpConnection* c = listener_->input(ep, seg)) children_.push_back(*c);
+      if (TcpConnection* c = listener_->input(ep, seg, *has_iss ? iss : nullptr)) children_.push_back(*c);
     }
+  } else if (time_wait_moved_) {
+    // Found before the connection became a record: the record answers.
+    again = true;
   } else {
     tcp::tcp_respond_closed(*this, ep, seg);
   }
@@ -1186,8 +1204,26 @@ void tcp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
   ep.lport = seg.dport;
   ep.fport = seg.sport;
   bool first = true;
+  tcp::Seq iss = 0;
+  bool has_iss = false;
   for (int pass = 0; pass < 3; pass++) {
-    RefPtr<Socket> so = st->tcp.lookup(ip.src, seg.sport, ip.dst, seg.dport);
+    TcpTimeWaitVisit tw;
+    tw.seg = &seg;
+    bool visited = false;
+    RefPtr<Socket> so =
+        st->tcp.lookup(ip.src, seg.sport, ip.dst, seg.dport, true, &tcp_time_wait_visit, &tw, &visited);
+    if (visited && tw.has_reply) {
+      if (Pkt* r = build_packet(*st, ep, tw.reply, tw.ttl, static_cast<uint8_t>(tw.tos))) {
+        PktList out;
+        out.push_back(*r);
+        send_list(k, out);
+      }
+    }
+    if (visited) break;
+    if (tw.reopen) {
+      iss = tw.iss;
+      has_iss = true;
+    }
     if (!so) {
       bump(s.NoPorts);
       StatelessHost h(*st);
@@ -1196,7 +1232,9 @@ void tcp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
       send_list(k, h.out);
       break;
     }
-    if (!tcp_cb(*so).input(ep, seg, first, mss_for(k, ip.src), (p->meta.flags & kPktLoopback) != 0)) break;
+    if (!tcp_cb(*so).input(ep, seg, first, mss_for(k, ip.src), (p->meta.flags & kPktLoopback) != 0, &iss,
+                           &has_iss))
+      break;
     first = false;
   }
   Pkt::free(p);

@@ -20,8 +20,10 @@
 // runs when its socket is closed (FIN_WAIT, TIME_WAIT) keeps a reference
 // on the socket (an orphan, listed in InetState::tcp_orphans_) until it
 // reaches CLOSED; then it leaves the PCB table before that reference is
-// dropped. Timers are a Callout per socket armed at the engine's next
-// deadline.
+// dropped. An orphan that reaches TIME_WAIT gives way to a TcpTimeWait
+// record in the PCB table (tcp_timewait.cc) and ends at once; without
+// memory for one it stays whole. Timers are a Callout per socket armed at
+// the engine's next deadline.
 #pragma once
 
 #include <boost/intrusive/list.hpp>
@@ -42,6 +44,33 @@ struct TcpPending {
 };
 // Sends and releases what p holds (no socket lock held).
 void tcp_finish(Kernel& k, TcpPending& p);
+
+// The compact TIME_WAIT record (net/inet/tcp_timewait.cc): what the
+// engine's TIME_WAIT needs, in the PCB table, which owns it.
+struct TcpTimeWait final : public InPcbRecord, public KObject {
+  explicit TcpTimeWait(int fam) : InPcbRecord(fam) {}
+  tcp::TcpTimeWaitState tcb;  // under the table's lock (visits)
+  int16_t ttl = -1;           // the socket's IP_TTL and IP_TOS, for replies
+  uint8_t tos = 0;
+};
+// Makes conn's record (conn in TIME_WAIT) and puts it in pcb's place in
+// the TCP table, arming the records' callout if it expires first. False
+// when it cannot (out of memory): the connection stays as it is. Under
+// the socket's lock.
+bool tcp_time_wait_enter(InetState& st, InPcb& pcb, tcp::TcpConnection& conn, int ttl, int tos);
+// A segment meets a record (InPcbTable::lookup's visitor; arg: a
+// TcpTimeWaitVisit). Runs under the table's lock: the reply is sent by
+// the caller afterwards.
+struct TcpTimeWaitVisit {
+  const tcp::TcpSegment* seg = nullptr;
+  bool has_reply = false;
+  tcp::TcpSegment reply;
+  int ttl = -1;
+  int tos = 0;
+  bool reopen = false;  // the record went; the SYN goes to a listener with iss
+  tcp::Seq iss = 0;
+};
+InPcbVerdict tcp_time_wait_visit(void* arg, InPcbRecord& r);
 
 class TcpCb final : public InetCb, public tcp::TcpHost {
  public:
@@ -70,7 +99,10 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   // --- from IP input and the timer (no lock held). input returns true
   // when the segment must be looked up again (the 4-tuple moved).
   // lo: the segment came over loopback.
-  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, uint32_t mss, bool lo);
+  // iss: a SYN that reopens a 4-tuple in TIME_WAIT (tcp_time_wait_reopen_iss),
+  // in and out (set when this connection was that TIME_WAIT).
+  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, uint32_t mss, bool lo,
+             tcp::Seq* iss, bool* has_iss);
   static void timer_fn(void* arg);
   // An ICMP hard error about a segment of this connection: a connection
   // still opening fails with it (ECONNREFUSED, EHOSTUNREACH ...).
@@ -122,6 +154,8 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   bool connect_reported_ ABSL_GUARDED_BY(so.lock_) = false;
   // The connection outlives the socket's file (see above).
   bool orphan_ ABSL_GUARDED_BY(so.lock_) = false;
+  // The orphan's TIME_WAIT went to a TcpTimeWait record (conn_ is gone).
+  bool time_wait_moved_ ABSL_GUARDED_BY(so.lock_) = false;
   // The peer is reached over lo: output segments lend their payload
   // (build_packet). in_lo_: the last input came over lo (children inherit
   // it).

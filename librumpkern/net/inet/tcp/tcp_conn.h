@@ -133,6 +133,55 @@ struct TcpStats {
   uint32_t urgent_dropped = 0;
 };
 
+// What a connection in TIME_WAIT still needs once its user is gone: a
+// host may keep this instead of the whole connection (TcpConnection::
+// time_wait_state), as Linux keeps an inet_timewait_sock, and hand it the
+// segments for the 4-tuple (tcp_time_wait_input).
+struct TcpTimeWaitState {
+  Seq snd_nxt = 0;        // SND.UNA = SND.NXT: our FIN was acknowledged
+  Seq rcv_nxt = 0;        // past the peer's FIN
+  Seq rcv_adv = 0;        // the right edge of the window offered
+  Seq last_ack_sent = 0;
+  uint32_t max_snd_wnd = 0;
+  uint16_t window = 0;    // the window field of our ACKs
+  bool ts_ok = false;
+  uint32_t ts_recent = 0;
+  int64_t ts_recent_age = 0;
+  uint32_t ts_offset = 0;
+  int64_t expire_ns = 0;     // when TIME_WAIT ends (monotonic)
+  int64_t time_wait_ns = 0;  // how long a retransmitted FIN restarts it for
+};
+
+enum class TimeWaitAction : uint8_t {
+  kDrop,    // nothing to send
+  kReply,   // send the reply (an ACK)
+  kClose,   // a RST ended TIME_WAIT (RFC 9293 3.10.7.4; Linux's default rfc1337=0)
+  kReopen,  // a SYN that may open a new incarnation: end TIME_WAIT and give
+            // it to a listener, with ISS tcp_time_wait_reopen_iss()
+};
+
+// A segment for a 4-tuple in TIME_WAIT, by RFC 9293 3.10.7.4 with PAWS
+// (RFC 7323 5.3) and the challenge ACKs of RFC 5961: a retransmitted FIN
+// restarts the timer and is acknowledged, an out-of-window segment is
+// acknowledged, an exact RST closes, a SYN whose timestamp (without
+// timestamps: sequence number) is newer than the last incarnation's may
+// reopen (RFC 6191). tw's timestamp and expiry may change; reply gets
+// the ACK to send (ports from seg). stats may be null.
+TimeWaitAction tcp_time_wait_input(TcpTimeWaitState& tw, const TcpSegment& seg, int64_t now, TcpSegment& reply,
+                                   TcpStats* stats);
+// TIME_WAIT's ACK of seg (ports from seg): SND.NXT, RCV.NXT, the window
+// offered, timestamps.
+void tcp_time_wait_ack(const TcpTimeWaitState& tw, const TcpSegment& seg, int64_t now, TcpSegment& reply);
+// Would a SYN open a new incarnation over tw (RFC 6191)?
+bool tcp_time_wait_accepts_syn(const TcpTimeWaitState& tw, const TcpSegment& seg);
+// The ISS of a connection that reopens tw's 4-tuple: beyond anything the
+// last incarnation sent and the largest window it could still see, as
+// Linux's (SND.NXT + 65535 + 2).
+inline Seq tcp_time_wait_reopen_iss(const TcpTimeWaitState& tw) {
+  Seq iss = tw.snd_nxt + 65535 + 2;
+  return iss == 0 ? 1 : iss;
+}
+
 class TcpConnection : public KObject {
  public:
   // A connection in kClosed with the given endpoints, ready for connect()
@@ -150,6 +199,9 @@ class TcpConnection : public KObject {
   // connection (abort_time_wait()) and gives the SYN to the listener.
   bool time_wait_accepts_syn(const TcpSegment& seg) const;
   void abort_time_wait();
+  // In TIME_WAIT: fills tw with what the state still needs (the host may
+  // then keep tw and free the connection). False in any other state.
+  bool time_wait_state(TcpTimeWaitState& tw);
   // The earliest pending timer (INT64_MAX if none).
   int64_t next_deadline() const;
   // Runs every timer due at host.now_ns().

@@ -9,7 +9,112 @@ namespace {
 
 constexpr int64_t kPawsIdleNs = 24LL * 24 * 3600 * 1000000000;  // RFC 7323 5.5
 
+// RFC 9293 3.10.7.4's acceptance test of a segment against the receive
+// window [rcv_nxt, rcv_adv).
+bool seq_acceptable(const TcpSegment& seg, Seq rcv_nxt, Seq rcv_adv) {
+  uint32_t wnd = seq_gt(rcv_adv, rcv_nxt) ? rcv_adv - rcv_nxt : 0;
+  uint32_t len = seg.seq_len();
+  if (len == 0) {
+    if (wnd == 0) return seg.seq == rcv_nxt;
+    return seq_in(seg.seq, rcv_nxt, rcv_nxt + wnd);
+  }
+  if (wnd == 0) return false;
+  return seq_in(seg.seq, rcv_nxt, rcv_nxt + wnd) || seq_in(seg.seq + len - 1, rcv_nxt, rcv_nxt + wnd);
+}
+
 }  // namespace
+
+void tcp_time_wait_ack(const TcpTimeWaitState& tw, const TcpSegment& seg, int64_t now, TcpSegment& r) {
+  r = TcpSegment();
+  r.sport = seg.dport;
+  r.dport = seg.sport;
+  r.seq = tw.snd_nxt;
+  r.ack = tw.rcv_nxt;
+  r.flags = kAck;
+  r.window = tw.window;
+  if (tw.ts_ok) {
+    r.opt.has_ts = true;
+    r.opt.tsval = static_cast<uint32_t>(now / 1000000) + tw.ts_offset;
+    r.opt.tsecr = tw.ts_recent;
+  }
+}
+
+bool tcp_time_wait_accepts_syn(const TcpTimeWaitState& tw, const TcpSegment& seg) {
+  if (!seg.has(kSyn) || seg.has(kAck) || seg.has(kRst)) return false;
+  if (tw.ts_ok && seg.opt.has_ts) return seq_gt(seg.opt.tsval, tw.ts_recent);
+  return seq_gt(seg.seq, tw.rcv_nxt);
+}
+
+TimeWaitAction tcp_time_wait_input(TcpTimeWaitState& tw, const TcpSegment& seg, int64_t now, TcpSegment& reply,
+                                   TcpStats* stats) {
+  if (tcp_time_wait_accepts_syn(tw, seg)) return TimeWaitAction::kReopen;
+  // PAWS: an old timestamp marks an old duplicate.
+  if (tw.ts_ok && seg.opt.has_ts && !seg.has(kRst) && seq_lt(seg.opt.tsval, tw.ts_recent) &&
+      now - tw.ts_recent_age < kPawsIdleNs) {
+    if (stats) stats->paws_drops++;
+    tcp_time_wait_ack(tw, seg, now, reply);
+    return TimeWaitAction::kReply;
+  }
+  if (!seq_acceptable(seg, tw.rcv_nxt, tw.rcv_adv)) {
+    if (seg.has(kRst)) return TimeWaitAction::kDrop;
+    // A retransmitted FIN: our last ACK was lost; TIME_WAIT starts over.
+    if (seg.has(kFin)) tw.expire_ns = now + tw.time_wait_ns;
+    tcp_time_wait_ack(tw, seg, now, reply);
+    return TimeWaitAction::kReply;
+  }
+  // Within the window: take the timestamp of a segment that starts at or
+  // before what we acknowledged (RFC 7323 4.3).
+  Seq start = seq_lt(seg.seq, tw.rcv_nxt) ? tw.rcv_nxt : seg.seq;
+  if (tw.ts_ok && seg.opt.has_ts && seq_leq(start, tw.last_ack_sent) && seq_geq(seg.opt.tsval, tw.ts_recent)) {
+    tw.ts_recent = seg.opt.tsval;
+    tw.ts_recent_age = now;
+  }
+  if (seg.has(kRst)) {
+    // RFC 5961 3.2: only an exact match resets.
+    if (seg.seq == tw.rcv_nxt) return TimeWaitAction::kClose;
+    if (stats) stats->challenge_acks++;
+    tcp_time_wait_ack(tw, seg, now, reply);
+    return TimeWaitAction::kReply;
+  }
+  if (seg.has(kSyn)) {
+    if (stats) stats->challenge_acks++;
+    tcp_time_wait_ack(tw, seg, now, reply);
+    return TimeWaitAction::kReply;
+  }
+  if (!seg.has(kAck)) return TimeWaitAction::kDrop;
+  // RFC 5961 5.2: an ACK of what was never sent, or too old.
+  bool too_old = seq_lt(seg.ack, tw.snd_nxt - tw.max_snd_wnd);
+  if (seq_gt(seg.ack, tw.snd_nxt) || too_old) {
+    if (too_old && stats) stats->challenge_acks++;
+    tcp_time_wait_ack(tw, seg, now, reply);
+    return TimeWaitAction::kReply;
+  }
+  // Bytes that are all old duplicates are acknowledged at once; anything
+  // else (new data after the peer's FIN) is dropped.
+  size_t n = seg.payload_len();
+  if (n > 0 && seq_lt(seg.seq, tw.rcv_nxt) && tw.rcv_nxt - seg.seq - (seg.has(kSyn) ? 1 : 0) >= n) {
+    tcp_time_wait_ack(tw, seg, now, reply);
+    return TimeWaitAction::kReply;
+  }
+  return TimeWaitAction::kDrop;
+}
+
+bool TcpConnection::time_wait_state(TcpTimeWaitState& tw) {
+  if (state_ != TcpState::kTimeWait) return false;
+  tw.snd_nxt = snd_nxt_;
+  tw.rcv_nxt = rcv_nxt_;
+  tw.window = advertised_window();
+  tw.rcv_adv = rcv_adv_;
+  tw.last_ack_sent = last_ack_sent_;
+  tw.max_snd_wnd = max_snd_wnd_;
+  tw.ts_ok = ts_ok_;
+  tw.ts_recent = ts_recent_;
+  tw.ts_recent_age = ts_recent_age_;
+  tw.ts_offset = ts_offset_;
+  tw.expire_ns = timewait_at_;
+  tw.time_wait_ns = cfg_.time_wait_ns;
+  return true;
+}
 
 void TcpConnection::rtt_sample(int64_t r) {
   if (r < 1000) r = 1000;
@@ -30,26 +135,19 @@ void TcpConnection::rtt_sample(int64_t r) {
 }
 
 bool TcpConnection::time_wait_accepts_syn(const TcpSegment& seg) const {
-  if (state_ != TcpState::kTimeWait || !seg.has(kSyn) || seg.has(kAck) || seg.has(kRst)) return false;
-  if (ts_ok_ && seg.opt.has_ts) return seq_gt(seg.opt.tsval, ts_recent_);
-  return seq_gt(seg.seq, rcv_nxt_);
+  if (state_ != TcpState::kTimeWait) return false;
+  TcpTimeWaitState tw;
+  tw.rcv_nxt = rcv_nxt_;
+  tw.ts_ok = ts_ok_;
+  tw.ts_recent = ts_recent_;
+  return tcp_time_wait_accepts_syn(tw, seg);
 }
 
 void TcpConnection::abort_time_wait() {
   if (state_ == TcpState::kTimeWait) to_closed(0);
 }
 
-bool TcpConnection::acceptable(const TcpSegment& seg) const {
-  uint32_t wnd = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
-  uint32_t len = seg.seq_len();
-  if (len == 0) {
-    if (wnd == 0) return seg.seq == rcv_nxt_;
-    return seq_in(seg.seq, rcv_nxt_, rcv_nxt_ + wnd);
-  }
-  if (wnd == 0) return false;
-  return seq_in(seg.seq, rcv_nxt_, rcv_nxt_ + wnd) ||
-         seq_in(seg.seq + len - 1, rcv_nxt_, rcv_nxt_ + wnd);
-}
+bool TcpConnection::acceptable(const TcpSegment& seg) const { return seq_acceptable(seg, rcv_nxt_, rcv_adv_); }
 
 void TcpConnection::input(const TcpSegment& seg_in) {
   TcpSegment seg = seg_in;
@@ -64,6 +162,26 @@ void TcpConnection::input(const TcpSegment& seg_in) {
     case TcpState::kSynSent:
       input_syn_sent(seg);
       return;
+    case TcpState::kTimeWait: {
+      // The same code as a host's compact record (tcp_time_wait_input).
+      TcpTimeWaitState tw;
+      (void)time_wait_state(tw);
+      TcpSegment reply;
+      TimeWaitAction a = tcp_time_wait_input(tw, seg, now(), reply, &stats_);
+      ts_recent_ = tw.ts_recent;
+      ts_recent_age_ = tw.ts_recent_age;
+      timewait_at_ = tw.expire_ns;
+      if (a == TimeWaitAction::kClose) {
+        to_closed(0);
+      } else if (a != TimeWaitAction::kDrop) {
+        // kReopen here: the host kept the connection; a SYN gets an ACK.
+        if (a == TimeWaitAction::kReopen) tcp_time_wait_ack(tw, seg, now(), reply);
+        stats_.segs_out++;
+        last_send_ns_ = now();
+        host_->output(ep_, reply);
+      }
+      return;
+    }
     default:
       break;
   }

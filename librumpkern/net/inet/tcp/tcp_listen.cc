@@ -69,7 +69,7 @@ uint32_t TcpListener::cookie_hash(const TcpEndpoints& ep, uint32_t count, uint32
   return static_cast<uint32_t>(h);
 }
 
-TcpConnection* TcpListener::input(const TcpEndpoints& ep, const TcpSegment& seg) {
+TcpConnection* TcpListener::input(const TcpEndpoints& ep, const TcpSegment& seg, const Seq* iss) {
   if (seg.has(kRst)) return nullptr;
   if (seg.has(kAck) && !seg.has(kSyn)) {
     TcpConnection* c = check_cookie(ep, seg);
@@ -96,7 +96,7 @@ TcpConnection* TcpListener::input(const TcpEndpoints& ep, const TcpSegment& seg)
   TcpConnection* child = *c;
   child->listener_ = this;
   syn_queue_.push_back(*child);
-  child->accept_syn(seg, host_.isn(child->endpoints()));
+  child->accept_syn(seg, iss ? *iss : host_.isn(child->endpoints()));
   return child;
 }
 

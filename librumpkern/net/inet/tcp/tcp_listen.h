@@ -48,8 +48,10 @@ class TcpListener : public KObject {
 
   // A segment from ep.faddr:fport with no connection of its own. Returns a
   // child the host must enter in its connection table, or nullptr. ENOMEM
-  // drops the SYN (the peer retries).
-  TcpConnection* input(const TcpEndpoints& ep, const TcpSegment& seg);
+  // drops the SYN (the peer retries). iss: the ISS for a SYN that reopens
+  // a 4-tuple in TIME_WAIT (tcp_time_wait_reopen_iss; null: the host's
+  // isn()).
+  TcpConnection* input(const TcpEndpoints& ep, const TcpSegment& seg, const Seq* iss = nullptr);
   // An established child, unlinked and now the caller's; nullptr if none.
   TcpConnection* accept();
   // listen(2) again with a new backlog (0: the accept queue counts as

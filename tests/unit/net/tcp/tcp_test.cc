@@ -283,6 +283,58 @@ TEST_CASE("a SYN with a newer sequence number may reopen a TIME_WAIT connection"
   s.none();
 }
 
+TEST_CASE("a TIME_WAIT state kept apart from its connection answers segments as the connection did", "[tcp]") {
+  using rump::tcp::TcpTimeWaitState;
+  using rump::tcp::TimeWaitAction;
+  Script s;
+  establish_plain(s);
+  REQUIRE(s.conn().shutdown_write().ok());
+  s.out("F. 1:1(0) ack 1");
+  s.in("F. 1:1(0) ack 2 win 65535");
+  s.out(". 2:2(0) ack 2");
+  TcpTimeWaitState tw;
+  REQUIRE(s.conn().time_wait_state(tw));
+  const uint32_t our = s.our_iss(), peer = Script::kPeerIss;
+  CHECK(tw.snd_nxt == our + 2);
+  CHECK(tw.rcv_nxt == peer + 2);
+  auto seg = [&](uint8_t flags, uint32_t seq, uint32_t ack) {
+    TcpSegment g;
+    g.sport = Script::kPeerPort;
+    g.dport = Script::kLocalPort;
+    g.flags = flags;
+    g.seq = seq;
+    g.ack = ack;
+    g.window = 65535;
+    return g;
+  };
+  TcpSegment reply;
+  // The peer's FIN again: an ACK, and TIME_WAIT starts over.
+  int64_t now = tw.expire_ns - 1000000000;
+  CHECK(rump::tcp::tcp_time_wait_input(tw, seg(kFin | kAck, peer + 1, our + 2), now, reply, nullptr) ==
+        TimeWaitAction::kReply);
+  CHECK(reply.flags == kAck);
+  CHECK(reply.seq == our + 2);
+  CHECK(reply.ack == peer + 2);
+  CHECK(reply.sport == Script::kLocalPort);
+  CHECK(reply.dport == Script::kPeerPort);
+  CHECK(tw.expire_ns == now + tw.time_wait_ns);
+  // A bare ACK in the window: nothing.
+  CHECK(rump::tcp::tcp_time_wait_input(tw, seg(kAck, peer + 2, our + 2), now, reply, nullptr) ==
+        TimeWaitAction::kDrop);
+  // A RST off RCV.NXT but in the window: a challenge ACK; on it: closed.
+  CHECK(rump::tcp::tcp_time_wait_input(tw, seg(kRst, peer + 10, 0), now, reply, nullptr) ==
+        TimeWaitAction::kReply);
+  CHECK(rump::tcp::tcp_time_wait_input(tw, seg(kRst, peer + 2, 0), now, reply, nullptr) ==
+        TimeWaitAction::kClose);
+  // A SYN beyond RCV.NXT reopens, with an ISS past the old sequence space.
+  CHECK(rump::tcp::tcp_time_wait_input(tw, seg(kSyn, peer + 100000, 0), now, reply, nullptr) ==
+        TimeWaitAction::kReopen);
+  CHECK(rump::tcp::tcp_time_wait_reopen_iss(tw) == our + 2 + 65537);
+  // An old one gets an ACK instead.
+  CHECK(rump::tcp::tcp_time_wait_input(tw, seg(kSyn, peer, 0), now, reply, nullptr) == TimeWaitAction::kReply);
+  CHECK(reply.ack == peer + 2);
+}
+
 TEST_CASE("fast retransmit after three duplicate ACKs; NewReno partial ACKs retransmit the next hole",
           "[tcp]") {
   TcpConfig cfg;

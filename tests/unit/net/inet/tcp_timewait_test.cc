@@ -1,0 +1,252 @@
+// TIME_WAIT after the socket is gone: a connection whose socket was
+// closed leaves a compact record in the PCB table. These tests watch it
+// from outside: the segments it sends (seen by a raw IPPROTO_TCP socket on
+// lo, which gets a copy of every TCP packet lo delivers), the memory it
+// costs, the port it holds, and its end at its timer (a sim kernel, whose
+// clock jumps) and at halt (the kernel's leak check).
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <rump/rump.h>
+#include <rump/rumpnet.h>
+
+#include "net_diff.h"
+#include "tcp_scenario.h"
+
+using namespace net_test;
+
+namespace {
+
+using RK = K<true>;
+
+// One TCP segment as a raw socket saw it (ports and numbers host order).
+struct Seen {
+  uint16_t sport = 0, dport = 0;
+  uint32_t seq = 0, ack = 0;
+  uint8_t flags = 0;
+};
+
+// Every TCP segment queued on raw socket r so far.
+std::vector<Seen> drain(int r) {
+  std::vector<Seen> out;
+  uint8_t buf[2048];
+  for (;;) {
+    long n = rump_sys_recv(r, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) break;
+    size_t hl = (buf[0] & 0xfu) * 4u;
+    if (static_cast<size_t>(n) < hl + 20) continue;
+    const uint8_t* t = buf + hl;
+    Seen s;
+    s.sport = static_cast<uint16_t>(t[0] << 8 | t[1]);
+    s.dport = static_cast<uint16_t>(t[2] << 8 | t[3]);
+    s.seq = uint32_t{t[4]} << 24 | uint32_t{t[5]} << 16 | uint32_t{t[6]} << 8 | t[7];
+    s.ack = uint32_t{t[8]} << 24 | uint32_t{t[9]} << 16 | uint32_t{t[10]} << 8 | t[11];
+    s.flags = t[13];
+    out.push_back(s);
+  }
+  return out;
+}
+
+constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+
+// The first segment from sport to dport with all of flags set.
+const Seen* find(const std::vector<Seen>& v, uint16_t sport, uint16_t dport, uint8_t flags) {
+  for (const Seen& s : v)
+    if (s.sport == sport && s.dport == dport && (s.flags & flags) == flags) return &s;
+  return nullptr;
+}
+
+// Sends a bare TCP header (no options, no payload) from 127.0.0.1:sport
+// to 127.0.0.1:dport through raw socket r, with its checksum.
+void inject(int r, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags) {
+  uint8_t t[20] = {};
+  t[0] = static_cast<uint8_t>(sport >> 8);
+  t[1] = static_cast<uint8_t>(sport);
+  t[2] = static_cast<uint8_t>(dport >> 8);
+  t[3] = static_cast<uint8_t>(dport);
+  for (int i = 0; i < 4; i++) {
+    t[4 + i] = static_cast<uint8_t>(seq >> (24 - 8 * i));
+    t[8 + i] = static_cast<uint8_t>(ack >> (24 - 8 * i));
+  }
+  t[12] = 5 << 4;
+  t[13] = flags;
+  t[14] = 0xff;  // window 65535
+  t[15] = 0xff;
+  // Pseudo header: 127.0.0.1 twice, protocol, length.
+  uint32_t sum = 0x7f00 + 0x0001 + 0x7f00 + 0x0001 + IPPROTO_TCP + sizeof t;
+  for (size_t i = 0; i < sizeof t; i += 2) sum += uint32_t{t[i]} << 8 | t[i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t c = static_cast<uint16_t>(~sum);
+  t[16] = static_cast<uint8_t>(c >> 8);
+  t[17] = static_cast<uint8_t>(c);
+  sockaddr_in to = tcp_in4("127.0.0.1", 0);
+  REQUIRE(rump_sys_sendto(r, t, sizeof t, 0, tcp_sa(to), sizeof to) == static_cast<long>(sizeof t));
+}
+
+int listener(uint16_t* port) {
+  int l = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
+  REQUIRE(l >= 0);
+  sockaddr_in a = tcp_in4("127.0.0.1", 0);
+  REQUIRE(rump_sys_bind(l, tcp_sa(a), sizeof a) == 0);
+  REQUIRE(rump_sys_listen(l, 64) == 0);
+  *port = tcp_port<RK>(l);
+  return l;
+}
+
+// A connection to the listener on port whose accepted end closes first
+// and so stays in TIME_WAIT with no socket; returns the client's port.
+uint16_t server_closes_first(int l, uint16_t port) {
+  sockaddr_in to = tcp_in4("127.0.0.1", port);
+  int c = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
+  REQUIRE(c >= 0);
+  REQUIRE(rump_sys_connect(c, tcp_sa(to), sizeof to) == 0);
+  uint16_t cport = tcp_port<RK>(c);
+  int s = static_cast<int>(rump_sys_accept(l, nullptr, nullptr));
+  REQUIRE(s >= 0);
+  REQUIRE(rump_sys_close(s) == 0);
+  char b;
+  REQUIRE(rump_sys_recv(c, &b, 1, 0) == 0);
+  REQUIRE(rump_sys_close(c) == 0);
+  return cport;
+}
+
+}  // namespace
+
+TEST_CASE("tcp TIME_WAIT: the record acknowledges a retransmitted FIN, ignores stray segments, holds the port",
+          "[inet][tcp]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    int r = static_cast<int>(rump_sys_socket(AF_INET, SOCK_RAW, IPPROTO_TCP));
+    REQUIRE(r >= 0);
+    uint16_t port;
+    int l = listener(&port);
+    uint16_t cport = server_closes_first(l, port);
+    std::vector<Seen> v = drain(r);
+    const Seen* sfin = find(v, port, cport, kFin | kAck);
+    const Seen* cfin = find(v, cport, port, kFin | kAck);
+    REQUIRE(sfin);
+    REQUIRE(cfin);
+    uint32_t srv_nxt = sfin->seq + 1, cli_fin = cfin->seq;
+
+    // A bare in-window ACK gets nothing, nor does an out-of-window RST.
+    inject(r, cport, port, cli_fin + 1, srv_nxt, kAck);
+    inject(r, cport, port, cli_fin + 1000000, 0, kRst);
+    v = drain(r);
+    CHECK(find(v, port, cport, 0) == nullptr);
+
+    // The record holds the listener's port like the connection did.
+    REQUIRE(rump_sys_close(l) == 0);
+    int b = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in a = tcp_in4("127.0.0.1", port);
+    errno = 0;
+    CHECK(rump_sys_bind(b, tcp_sa(a), sizeof a) == -1);
+    CHECK(errno == EADDRINUSE);
+
+    // The client's FIN again, as if our ACK had been lost: an ACK. The
+    // client's port has no socket any more and answers that ACK with a
+    // RST, which is exact and ends TIME_WAIT (Linux's default, rfc1337
+    // off): the port is free again.
+    inject(r, cport, port, cli_fin, srv_nxt, kFin | kAck);
+    v = drain(r);
+    const Seen* ack = find(v, port, cport, kAck);
+    REQUIRE(ack);
+    CHECK(ack->flags == kAck);
+    CHECK(ack->seq == srv_nxt);
+    CHECK(ack->ack == cli_fin + 1);
+    const Seen* rst = find(v, cport, port, kRst);
+    REQUIRE(rst);
+    CHECK(rst->seq == cli_fin + 1);
+    CHECK(rump_sys_bind(b, tcp_sa(a), sizeof a) == 0);
+    // Now a FIN meets a bound socket that does not listen: a RST.
+    inject(r, cport, port, cli_fin, srv_nxt, kFin | kAck);
+    v = drain(r);
+    CHECK(find(v, port, cport, kRst) != nullptr);
+    rump_sys_close(b);
+    rump_sys_close(r);
+  });
+}
+
+TEST_CASE("tcp TIME_WAIT: a newer SYN on the same 4-tuple reopens it with an ISS past the old one's",
+          "[inet][tcp]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    int r = static_cast<int>(rump_sys_socket(AF_INET, SOCK_RAW, IPPROTO_TCP));
+    REQUIRE(r >= 0);
+    uint16_t port;
+    int l = listener(&port);
+    uint16_t cport = server_closes_first(l, port);
+    std::vector<Seen> v = drain(r);
+    const Seen* sfin = find(v, port, cport, kFin | kAck);
+    REQUIRE(sfin);
+    uint32_t srv_nxt = sfin->seq + 1;
+    // The new SYN's timestamp must be newer than the last one the record
+    // saw: let the millisecond clock move on.
+    auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(3)) {
+    }
+    int c = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in from = tcp_in4("127.0.0.1", cport), to = tcp_in4("127.0.0.1", port);
+    REQUIRE(rump_sys_bind(c, tcp_sa(from), sizeof from) == 0);
+    REQUIRE(rump_sys_connect(c, tcp_sa(to), sizeof to) == 0);
+    v = drain(r);
+    const Seen* synack = find(v, port, cport, kSyn | kAck);
+    REQUIRE(synack);
+    CHECK(synack->seq == srv_nxt + 65535 + 2);
+    int s = static_cast<int>(rump_sys_accept(l, nullptr, nullptr));
+    REQUIRE(s >= 0);
+    REQUIRE(rump_sys_send(c, "hi", 2, 0) == 2);
+    char b[2];
+    CHECK(rump_sys_recv(s, b, 2, MSG_WAITALL) == 2);
+    rump_sys_close(s);
+    rump_sys_close(c);
+    rump_sys_close(l);
+    rump_sys_close(r);
+  });
+}
+
+TEST_CASE("tcp TIME_WAIT: thousands of closed connections cost a small record each and go at halt",
+          "[inet][tcp]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    uint16_t port;
+    int l = listener(&port);
+    // Warm up: the connection hash and the port lists grow once.
+    for (int i = 0; i < 600; i++) server_closes_first(l, port);
+    size_t before = up.mem();
+    constexpr int kN = 2000;
+    for (int i = 0; i < kN; i++) server_closes_first(l, port);
+    size_t after = up.mem();
+    size_t each = after > before ? (after - before) / kN : 0;
+    INFO("bytes per TIME_WAIT connection: " << each);
+    // A whole socket, control block and connection took several KiB.
+    CHECK(each < 512);
+    rump_sys_close(l);
+    // The kernel's leak check at halt says whether all of them went.
+  });
+}
+
+TEST_CASE("tcp TIME_WAIT: records go at their timer, 60 seconds on (sim kernel)", "[inet][tcp]") {
+  rump_test::KernelUp up(rump_test::BootOpts{.backend = "sim"});
+  uint16_t port;
+  int l = listener(&port);
+  server_closes_first(l, port);
+  REQUIRE(rump_sys_close(l) == 0);
+  int b = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in a = tcp_in4("127.0.0.1", port);
+  errno = 0;
+  CHECK(rump_sys_bind(b, tcp_sa(a), sizeof a) == -1);
+  CHECK(errno == EADDRINUSE);
+  timespec ts{59, 0};
+  REQUIRE(rump_sys_nanosleep(&ts, nullptr) == 0);
+  CHECK(rump_sys_bind(b, tcp_sa(a), sizeof a) == -1);
+  ts = {2, 0};
+  REQUIRE(rump_sys_nanosleep(&ts, nullptr) == 0);
+  CHECK(rump_sys_bind(b, tcp_sa(a), sizeof a) == 0);
+  rump_sys_close(b);
+}
