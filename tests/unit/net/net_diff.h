@@ -142,6 +142,19 @@ bool enter_netns(Log& L) {
   return true;
 }
 
+// An Ethernet interface named name ("shmif0", "shmif1" ... in the order
+// they are made) without a carrier, so that neither kernel talks on it by
+// itself: on the host a persistent tap whose descriptor is closed (in the
+// scenario's own network namespace), in the rump kernel a shmif interface
+// on a bus file of its own. 0 or -1.
+int make_ether_host(const char* name);
+int make_ether_rump(const char* name);
+template <class S>
+int make_ether(const char* name = "shmif0") {
+  if constexpr (S::kRump) return make_ether_rump(name);
+  else return make_ether_host(name);
+}
+
 // Runs host and rump versions and compares their logs.
 void run_diff(ScenarioFn host, ScenarioFn rump);
 
