@@ -102,21 +102,6 @@ void log_name(Log& L, int line, int fd, bool peer, const Ifs& ifs) {
 #define PEER(fd) log_name<S>(L, __LINE__, fd, true, ifs)
 
 template <class S>
-bool ping_allowed(Log& L) {
-  char range[] = "0 0";
-  bool set;
-  if constexpr (S::kRump) {
-    set = rump_sys_sysctlbyname("net.ipv4.ping_group_range", nullptr, nullptr, range, sizeof range - 1) == 0;
-  } else {
-    int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY);
-    set = fd >= 0 && write(fd, range, sizeof range - 1) == static_cast<long>(sizeof range - 1);
-    if (fd >= 0) close(fd);
-  }
-  V("ping_group_range set %d", set);
-  return set;
-}
-
-template <class S>
 void sc_scope(Log& L, const Env&) {
   if (!enter_netns<S>(L)) return;
   R(make_ether<S>("shmif0"));
@@ -231,7 +216,7 @@ void sc_scope(Log& L, const Env&) {
 
   // Ping sockets want an interface for sendto too; bind wants the scope
   // id in the address.
-  if (ping_allowed<S>(L)) {
+  if (allow_ping<S>(L)) {
     int p = F(SYS(socket, AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6));
     d = ll("fe80::98", 0, 0);
     R(SYS(sendto, p, echo, sizeof echo, 0, sa6(d), sizeof d));

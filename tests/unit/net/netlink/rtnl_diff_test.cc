@@ -760,27 +760,16 @@ void sc_tables(Log& L, const Env&) {
   }
   int zero = 0;
   R(SYS(setsockopt, nl.fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &zero, sizeof zero));
-  // Lookups: main, then default; table 100 and 1000 are not consulted.
-  // IPv4 answers say main, IPv6 ones the table the route came from.
-  for (const char* d : {"10.50.1.1", "10.51.1.1", "10.52.1.1"}) {
-    Req r(RTM_GETROUTE, NLM_F_REQUEST);
-    r.fixed<rtmsg>()->rtm_family = AF_INET;
-    r.in4(RTA_DST, d);
-    R(nl.send(r) > 0);
-    std::vector<Msg> ms = nl.collect(err);
-    V("get %s: err %d n %zu", d, err, ms.size());
-    for (Msg& m2 : ms) {
-      rtmsg rm;
-      std::memcpy(&rm, m2.body.data(), sizeof rm);
-      auto a = attrs(m2.body, sizeof rm);
-      V("get %s table %u/%u type %u", d, rm.rtm_table, a.count(RTA_TABLE) ? u32_of(a[RTA_TABLE]) : 0, rm.rtm_type);
-    }
-  }
+  // Lookups: main, then default (IPv4 only); table 100 and 1000 are
+  // not consulted. IPv4 answers say main, IPv6 ones the table the route
+  // came from.
   R(route(nl, RTM_NEWROUTE, ce, AF_INET6, "2001:db8:52::", 48, lo, 0, RT_TABLE_DEFAULT));
-  for (const char* d : {"2001:db8:50::1", "2001:db8:52::1", "::1"}) {
+  for (const char* d : {"10.50.1.1", "10.51.1.1", "10.52.1.1", "2001:db8:50::1", "2001:db8:52::1", "::1"}) {
+    bool v6 = std::strchr(d, ':') != nullptr;
     Req r(RTM_GETROUTE, NLM_F_REQUEST);
-    r.fixed<rtmsg>()->rtm_family = AF_INET6;
-    r.in6(RTA_DST, d);
+    r.fixed<rtmsg>()->rtm_family = v6 ? AF_INET6 : AF_INET;
+    if (v6) r.in6(RTA_DST, d);
+    else r.in4(RTA_DST, d);
     R(nl.send(r) > 0);
     std::vector<Msg> ms = nl.collect(err);
     V("get %s: err %d n %zu", d, err, ms.size());
