@@ -178,7 +178,7 @@ Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary, const In
   return {};
 }
 
-Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen) {
+Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen, const IfAddr6* life) {
   if (plen < 0 || plen > 128) return err(EINVAL);
   if (a.multicast() || a.any()) return err(EINVAL);
   InetState& st = ifp.state();
@@ -194,6 +194,10 @@ Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen) {
     }
     slot->addr = a;
     slot->plen = static_cast<uint8_t>(plen);
+    slot->autoconf = life && life->autoconf;
+    slot->deprecated_told = false;
+    slot->valid_until_ns = life ? life->valid_until_ns : 0;
+    slot->preferred_until_ns = life ? life->preferred_until_ns : 0;
     added = *slot;
   }
   rtnl_notify_addr6(ifp, added, true);

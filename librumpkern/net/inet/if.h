@@ -63,6 +63,15 @@ struct IfAddr6 {
   In6Addr addr;
   uint8_t plen = 0;
   int64_t tentative_until_ns = 0;  // duplicate address detection runs until then
+  // Made by stateless autoconfiguration from a router advertisement's
+  // prefix (RFC 4862 5.5.3): reported dynamic, not permanent, and its
+  // lifetimes count down (monotonic deadlines; 0: infinite). Past the
+  // preferred one it is deprecated (source selection avoids it), past
+  // the valid one it goes (nd6_lifetime_timer).
+  bool autoconf = false;
+  bool deprecated_told = false;  // its deprecation was announced
+  int64_t valid_until_ns = 0, preferred_until_ns = 0;
+  bool deprecated(int64_t now) const { return preferred_until_ns && preferred_until_ns <= now; }
 };
 
 struct IfCounters {
@@ -159,6 +168,7 @@ struct RouteInfo {
   uint8_t scope = kDerive;       // RT_SCOPE_*: link without a gateway, else universe
   IpAddr prefsrc;                // family 0: none
   bool excl = false;             // add: EEXIST instead of replacing (NLM_F_EXCL)
+  int64_t expires_ns = 0;        // learnt from a router advertisement: goes then (monotonic; 0: never)
 };
 
 struct RouteEntry : public KObject {
@@ -183,6 +193,7 @@ struct RouteResult {
   RefPtr<Ifnet> ifp;
   IpAddr nexthop;
   bool local = false;  // dst is one of our own addresses (sent through lo)
+  uint32_t table = RouteInfo::kTableMain;  // the table the route came from (local for our addresses)
 };
 Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst);
 // Adds or replaces a route. ENETUNREACH if the gateway is not reachable
@@ -320,6 +331,9 @@ struct InetState : public KObject {
 
   // IPv4 and IPv6 reassembly (net/inet/ip_reass.cc).
   Mutex reass_lock_{LockRank::kNone};
+  // Router-advertisement lifetimes (nd6_lifetime_timer), armed under
+  // rt_lock_ held exclusively (nd6_lifetimes_arm).
+  Callout addrconf_timer_;
   ReassList reass_ ABSL_GUARDED_BY(reass_lock_);
   size_t reass_bytes_ ABSL_GUARDED_BY(reass_lock_) = 0;
   Callout reass_timer_;
@@ -408,6 +422,12 @@ void tcp_time_wait_drop_all(InetState& st);
 void tcp_time_wait_timer(void* arg);
 // The reassembly timer's function (arg: the InetState).
 void ip_reass_timer(void* arg);
+// The lifetimes of what router advertisements made (net/inet/nd6.cc):
+// the timer's function (arg: the InetState) expires addresses and routes
+// and deprecates addresses; arm sets it to the next deadline (stops it
+// when none is left).
+void nd6_lifetime_timer(void* arg);
+void nd6_lifetimes_arm(InetState& st);
 
 // Interface management (net/inet/if.cc). attach: gives it an index and
 // links it. EEXIST for a name in use.
@@ -419,7 +439,9 @@ Result<void> if_set_up(Ifnet& ifp, bool up);
 // primary: as the first address (what SIOCGIFADDR reports); bcast: the
 // broadcast address (null: the prefix's, as SIOCSIFADDR sets it; 0: none).
 Result<void> if_add_addr4(Ifnet& ifp, InAddr a, int plen, bool primary = false, const InAddr* bcast = nullptr);
-Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen);
+// life: an autoconfigured address's (autoconf and lifetimes), null for
+// a configured one.
+Result<void> if_add_addr6(Ifnet& ifp, const In6Addr& a, int plen, const IfAddr6* life = nullptr);
 // Removes an address and its connected route: EADDRNOTAVAIL if absent.
 Result<void> if_del_addr4(Ifnet& ifp, InAddr a);
 Result<void> if_del_addr6(Ifnet& ifp, const In6Addr& a);
@@ -444,6 +466,8 @@ struct IfClonerRegistrar {
 void rtnl_notify_link(Ifnet& ifp);
 void rtnl_notify_addr4(Ifnet& ifp, const IfAddr4& a, bool add);
 void rtnl_notify_addr6(Ifnet& ifp, const IfAddr6& a, bool add);
+// An address's flags or lifetimes changed (RTM_NEWADDR alone).
+void rtnl_notify_addr6_changed(Ifnet& ifp, const IfAddr6& a);
 void rtnl_notify_route(InetState& st, const RouteEntry& e, bool add);
 // The interface goes (RTM_DELLINK); its neighbour entries go
 // (RTM_DELNEIGH each); ip's entry was set or removed.

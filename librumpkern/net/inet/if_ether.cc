@@ -67,6 +67,55 @@ struct EtherSoftc : public KObject {
 
 EtherSoftc& softc(Ifnet& ifp) { return *static_cast<EtherSoftc*>(ifp.softc); }
 
+uint16_t nud_of(const NeighEntry& e, int64_t now) {
+  if (e.admin) return e.admin;
+  switch (e.state) {
+    case NeighState::kIncomplete: return NUD_INCOMPLETE;
+    case NeighState::kReachable: return e.until_ns > now ? NUD_REACHABLE : NUD_STALE;
+    case NeighState::kStale: return NUD_STALE;
+    case NeighState::kDelay: return NUD_DELAY;
+    case NeighState::kProbe: return NUD_PROBE;
+  }
+  return NUD_NONE;
+}
+
+// An entry as rtnetlink shows it.
+NeighInfo info_of(const NeighEntry& e, int64_t now) {
+  NeighInfo x;
+  x.ip = e.ip;
+  std::memcpy(x.mac, e.mac, 6);
+  x.nud = nud_of(e, now);
+  x.probes = e.admin ? 0 : static_cast<uint32_t>(e.probes);
+  x.age_cs = static_cast<uint32_t>((now - e.made_ns) / 10000000);
+  return x;
+}
+
+// What traffic did to an entry, announced after the cache lock is
+// dropped when its state or link-layer address changed (Linux's
+// __neigh_update notifies then, and not for a refresh that changes
+// neither).
+struct NeighChange {
+  uint16_t old_nud = NUD_NONE;
+  uint8_t old_mac[6] = {};
+  bool announce = false;
+  NeighInfo now;
+  void before(const NeighEntry* e, int64_t t) {
+    if (!e) return;
+    old_nud = nud_of(*e, t);
+    std::memcpy(old_mac, e->mac, 6);
+  }
+  void after(const NeighEntry* e, int64_t t) {
+    if (!e) return;
+    uint16_t n = nud_of(*e, t);
+    if (n == old_nud && (!(n & ~NUD_INCOMPLETE) || std::memcmp(old_mac, e->mac, 6) == 0)) return;
+    now = info_of(*e, t);
+    announce = true;
+  }
+  void send(Ifnet& ifp) const {
+    if (announce) rtnl_notify_neigh_entry(ifp, now, true);
+  }
+};
+
 struct ArpPacket {
   uint16_t htype, ptype;
   uint8_t hlen, plen;
@@ -284,6 +333,9 @@ void nd_timer(void* arg) {
   };
   Solicit out[32];
   int nout = 0;
+  // Entries that moved to PROBE, and that failed (announced, then gone).
+  NeighInfo probing[32], gone[32];
+  int nprobing = 0, ngone = 0;
   PktList failed;
   int64_t now = mono_now_ns();
   {
@@ -298,21 +350,24 @@ void nd_timer(void* arg) {
         again = true;
         continue;
       }
-      if (e.state == NeighState::kDelay) {
+      if (nout == 32 || ngone == 32) {  // the rest next time
+        again = true;
+        continue;
+      }
+      bool to_probe = e.state == NeighState::kDelay;
+      if (to_probe) {
         e.state = NeighState::kProbe;
         e.probes = 0;
       }
       if (e.probes >= kNdMaxSolicit) {
         if (e.state == NeighState::kIncomplete) st.icmp6_stats.NdResolveFails.fetch_add(1, std::memory_order_relaxed);
+        gone[ngone++] = info_of(e, now);
         failed.splice(failed.end(), e.hold);
         sc.cache.erase(sc.cache.iterator_to(e));
         delete &e;
         continue;
       }
-      if (nout == 32) {  // the rest next time
-        again = true;
-        continue;
-      }
+      if (to_probe) probing[nprobing++] = info_of(e, now);
       e.probes++;
       e.until_ns = now + kNdRetransNs;
       out[nout].target = e.ip.v6;
@@ -324,6 +379,8 @@ void nd_timer(void* arg) {
     sc.nd_armed = again;
     if (again) sc.nd_timer.schedule(kNdRetransNs);
   }
+  for (int i = 0; i < nprobing; i++) rtnl_notify_neigh_entry(ifp, probing[i], true);
+  for (int i = 0; i < ngone; i++) rtnl_notify_neigh_failed(ifp, gone[i]);
   for (int i = 0; i < nout; i++) nd6_solicit(ifp, out[i].target, out[i].unicast ? out[i].mac : nullptr);
   // RFC 4861 7.2.2: each packet that waited gets destination unreachable
   // (address unreachable).
@@ -355,20 +412,25 @@ void arp_input(Ifnet& ifp, Pkt* p) {
   bool for_us = is_our_addr(ifp, tpa);
   EtherSoftc& sc = softc(ifp);
   PktList release, drop;
+  NeighChange ch;
   {
     MutexLocker g(sc.lock);
+    int64_t now = mono_now_ns();
     NeighEntry* e = find_locked(sc, IpAddr::of(spa));
+    ch.before(e, now);
     // Learn the sender if we already wanted it, or if it talks to us
     // (RFC 826's merge, Linux's rule for new entries).
     if (!e && for_us && !spa.any()) e = make_locked(ifp.state(), sc, IpAddr::of(spa), drop);
     if (e && !spa.any() && !e->admin) {
       std::memcpy(e->mac, a.sha, 6);
       e->state = NeighState::kReachable;
-      e->until_ns = mono_now_ns() + kArpValidNs;
+      e->until_ns = now + kArpValidNs;
       release.splice(release.end(), e->hold);
+      ch.after(e, now);
     }
   }
   pkt_list_free(drop);
+  ch.send(ifp);
   uint8_t mac[6];
   std::memcpy(mac, a.sha, 6);
   release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, mac, ETH_P_IP); });
@@ -420,10 +482,12 @@ void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_n
   PktList release, drop;
   uint8_t to[6];
   int64_t now = mono_now_ns();
+  NeighChange ch;
   {
     MutexLocker g(sc.lock);
     NeighEntry* e = find_locked(sc, IpAddr::of(ip));
     if (e && e->admin) return;  // what arrives does not change a static entry
+    ch.before(e, now);
     if (!is_na) {
       // A solicitation's source link-layer option (RFC 4861 7.2.3): a new
       // or changed address is STALE until used and confirmed.
@@ -460,26 +524,12 @@ void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_n
       }
     }
     if (e) std::memcpy(to, e->mac, 6);
+    ch.after(e, now);
   }
   pkt_list_free(drop);
+  ch.send(ifp);
   release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, to, ETH_P_IPV6); });
 }
-
-namespace {
-
-uint16_t nud_of(const NeighEntry& e, int64_t now) {
-  if (e.admin) return e.admin;
-  switch (e.state) {
-    case NeighState::kIncomplete: return NUD_INCOMPLETE;
-    case NeighState::kReachable: return e.until_ns > now ? NUD_REACHABLE : NUD_STALE;
-    case NeighState::kStale: return NUD_STALE;
-    case NeighState::kDelay: return NUD_DELAY;
-    case NeighState::kProbe: return NUD_PROBE;
-  }
-  return NUD_NONE;
-}
-
-}  // namespace
 
 size_t ether_neigh_list(Ifnet& ifp, int family, NeighInfo* out, size_t max) {
   if (ifp.type != ARPHRD_ETHER || !ifp.softc) return 0;
@@ -489,14 +539,7 @@ size_t ether_neigh_list(Ifnet& ifp, int family, NeighInfo* out, size_t max) {
   MutexLocker g(sc.lock);
   for (const NeighEntry& e : sc.cache) {
     if (family && e.ip.family != family) continue;
-    if (n < max) {
-      NeighInfo& x = out[n];
-      x.ip = e.ip;
-      std::memcpy(x.mac, e.mac, 6);
-      x.nud = nud_of(e, now);
-      x.probes = e.admin ? 0 : static_cast<uint32_t>(e.probes);
-      x.age_cs = static_cast<uint32_t>((now - e.made_ns) / 10000000);
-    }
+    if (n < max) out[n] = info_of(e, now);
     n++;
   }
   return n;

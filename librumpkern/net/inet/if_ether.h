@@ -77,4 +77,11 @@ Result<bool> ether_neigh_set(Ifnet& ifp, const IpAddr& ip, const uint8_t* mac, u
 // Removes ip's entry (packets waiting on it are dropped): ENOENT.
 Result<void> ether_neigh_delete(Ifnet& ifp, const IpAddr& ip);
 
+// RTNLGRP_NEIGH notifications (net/inet/rtnetlink.cc) of an entry as it
+// is now: RTM_NEWNEIGH (add) or RTM_DELNEIGH. An entry that failed or was
+// removed is announced as Linux announces it: NUD_FAILED, then gone. No
+// lock held; nothing is built without a listener.
+void rtnl_notify_neigh_entry(Ifnet& ifp, const NeighInfo& n, bool add);
+void rtnl_notify_neigh_failed(Ifnet& ifp, const NeighInfo& n);
+
 }  // namespace rump

@@ -302,6 +302,7 @@ void inet_fini(Kernel& k) {
   // The callout queue goes before the last socket: no timer may outlive
   // this.
   st->reass_timer_.halt();
+  st->addrconf_timer_.halt();
   tcp_abort_orphans(*st);
   tcp_time_wait_drop_all(*st);
   st->unref();
@@ -318,10 +319,12 @@ InetState::InetState(Kernel& k) : kernel(k), pool(k.kmem()), tcp(IPPROTO_TCP, &k
   rumpuser_getrandom(&tcp_isn_key, sizeof tcp_isn_key, 0, &got);
   reass_timer_.init(*k.services().callouts(), &ip_reass_timer, this);
   tcp_tw_timer_.init(*k.services().callouts(), &tcp_time_wait_timer, this);
+  addrconf_timer_.init(*k.services().callouts(), &nd6_lifetime_timer, this);
 }
 
 InetState::~InetState() {
   reass_timer_.halt();
+  addrconf_timer_.halt();
   tcp_time_wait_drop_all(*this);
   {
     MutexLocker g(reass_lock_);

@@ -18,6 +18,7 @@ namespace {
 struct RecordTrailer {
   IpAddr src;
   uint16_t port;
+  uint32_t scope;  // sin6_scope_id
 };
 
 InPcbTable* table_for(InetState& st, Socket& so) {
@@ -116,28 +117,36 @@ Result<void> inet_sock_bind(Lwp& l, Socket& so, const SockAddr& a) {
   }
   if (so.proto().type == SOCK_RAW) port = 0;  // a raw socket's "port" is its protocol
   bool local = ip.any() || ip_is_local(so.kernel(), ip) || (ip.family == AF_INET && ip.v4.loopback());
-  // A link-local address names an interface with it (inet6_bind): the
-  // scope id's, which must hold the address.
+  // An address that needs a scope names an interface with it (Linux's
+  // __inet6_bind and ping_check_bind_addr): the scope id's (which
+  // replaces the bound one), else the bound one, else EINVAL; ENODEV if
+  // it does not exist; it must hold a unicast address.
+  bool ping = (so.protocol_ == IPPROTO_ICMP || so.protocol_ == IPPROTO_ICMPV6) && so.proto().type == SOCK_DGRAM;
   int scope = 0;
-  if (ip.family == AF_INET6 && ip.v6.linklocal() && local) {
-    scope = TRY(inet_sock_scope(so, &a, ip));
-    if (scope) {
-      RefPtr<Ifnet> ifp = cb.st->find_if(scope);
+  if (ip.family == AF_INET6 && ip.v6.needs_scope()) {
+    uint32_t sid = a.in6.sin6_scope_id;
+    if (ping && !sid) return err(EINVAL);  // ping sockets want it in the address
+    if (sid > INT32_MAX) return err(ENODEV);
+    scope = sid ? static_cast<int>(sid) : cb.bound_if.load(std::memory_order_relaxed);
+    if (!scope) return err(EINVAL);
+    RefPtr<Ifnet> ifp = cb.st->find_if(scope);
+    if (!ifp) return err(ENODEV);
+    if (!ip.v6.multicast()) {
       bool has = false;
-      if (ifp) {
+      {
         SharedLocker g(cb.st->if_lock_);
         for (int k = 0; k < ifp->naddr6; k++)
           if (ifp->addr6[k].addr == ip.v6) has = true;
       }
       if (!has) return err(EADDRNOTAVAIL);
     }
+    local = true;
   }
   // Datagram sockets may bind to a broadcast or multicast address.
   if (!local && so.proto().type == SOCK_DGRAM && (ip.multicast() || (ip.family == AF_INET && ip.v4.limited_broadcast())))
     local = true;
   if (!local) return err(EADDRNOTAVAIL);
   // Ping sockets' "port" is their echo identifier: no privileged range.
-  bool ping = (so.protocol_ == IPPROTO_ICMP || so.protocol_ == IPPROTO_ICMPV6) && so.proto().type == SOCK_DGRAM;
   if (port != 0 && port < 1024 && !ping && !l.cred().is_root()) return err(EACCES);
   inet_sock_sync_opts(so);
   if (so.proto().type == SOCK_RAW) {
@@ -164,6 +173,7 @@ void inet_sock_sockname(Socket& so, SockAddr& a) {
     ip = IpAddr::of(InAddr());
   }
   ip_to_sockaddr(ip, port, a);
+  if (ip.family == AF_INET6) a.in6.sin6_scope_id = inet_sock_name_scope(so, ip);
 }
 
 Result<void> inet_sock_peername(Socket& so, SockAddr& a) {
@@ -176,34 +186,73 @@ Result<void> inet_sock_peername(Socket& so, SockAddr& a) {
   IpAddr ip = e.faddr;
   if (cb.pcb.family == AF_INET6 && ip.family == AF_INET) ip = IpAddr::of(In6Addr::mapped(ip.v4));
   ip_to_sockaddr(ip, so.proto().type == SOCK_RAW ? 0 : e.fport, a);
+  if (ip.family == AF_INET6) a.in6.sin6_scope_id = inet_sock_name_scope(so, ip);
   return {};
 }
 
-Result<int> inet_sock_scope(Socket& so, const SockAddr* a, const IpAddr& dst) {
-  if (dst.family != AF_INET6) return 0;
-  const In6Addr& d = dst.v6;
-  bool link_scope = d.linklocal() || (d.multicast() && (d.b[1] & 0x0f) <= 2);
-  if (!link_scope) return 0;
+namespace {
+
+// The scope id a destination address carries (0: none, or it needs none).
+uint32_t scope_id_of(const SockAddr* a) {
+  if (!a || a->family != AF_INET6 || a->len < sizeof(sockaddr_in6)) return 0;
+  return a->in6.sin6_scope_id;
+}
+
+}  // namespace
+
+Result<int> inet_sock_send_scope(Socket& so, const SockAddr* a, const IpAddr& dst, bool strict) {
+  if (dst.family != AF_INET6 || !dst.v6.needs_scope()) return 0;
+  int bound = inet_cb(so).bound_if.load(std::memory_order_relaxed);
+  uint32_t sid = scope_id_of(a);
+  // A scope id no interface has is ENETUNREACH from the route lookup.
+  if (sid > INT32_MAX) return err(ENETUNREACH);
+  int oif = sid ? static_cast<int>(sid) : bound;
+  if (strict && (!oif || (bound && oif != bound))) return err(EINVAL);
+  return oif;
+}
+
+Result<int> inet_sock_connect_scope(Socket& so, const SockAddr& a, const IpAddr& dst) {
+  if (dst.family != AF_INET6 || !dst.v6.needs_scope()) return 0;
   InetCb& cb = inet_cb(so);
-  InetState& st = *cb.st;
   int bound = cb.bound_if.load(std::memory_order_relaxed);
-  uint32_t scope = a && a->family == AF_INET6 && a->len >= sizeof(sockaddr_in6) ? a->in6.sin6_scope_id : 0;
-  if (scope) {
-    if (scope > INT32_MAX || !st.find_if(static_cast<int>(scope))) return err(ENODEV);
-    if (bound && bound != static_cast<int>(scope)) return err(EINVAL);
-    return static_cast<int>(scope);
+  uint32_t sid = scope_id_of(&a);
+  if (sid) {
+    if (bound && static_cast<uint32_t>(bound) != sid) return err(EINVAL);
+    if (sid > INT32_MAX || !cb.st->find_if(static_cast<int>(sid))) return err(ENETUNREACH);
+    return static_cast<int>(sid);
   }
-  if (bound) return bound;
-  int n = 0;
+  if (!bound) return err(EINVAL);
+  return bound;
+}
+
+uint32_t inet_sock_name_scope(Socket& so, const IpAddr& a) {
+  if (a.family != AF_INET6 || !a.v6.needs_scope()) return 0;
+  return static_cast<uint32_t>(inet_cb(so).bound_if.load(std::memory_order_relaxed));
+}
+
+int inet_addr_owner(InetState& st, const IpAddr& a) {
+  if (a.family != AF_INET6) return 0;
   SharedLocker g(st.if_lock_);
-  for (const Ifnet& i : st.ifs_)
+  for (const Ifnet& i : st.ifs_) {
+    if (&i == st.lo_) continue;
     for (int k = 0; k < i.naddr6; k++)
-      if (i.addr6[k].addr.linklocal()) {
-        n++;
-        break;
-      }
-  if (n > 1) return err(EINVAL);
+      if (i.addr6[k].addr == a.v6) return i.index;
+  }
   return 0;
+}
+
+int inet_scope_oif(InetState& st, const IpAddr& src, const IpAddr& dst, int bound) {
+  if (dst.family != AF_INET6 || !dst.v6.needs_scope()) return 0;
+  if (bound) return bound;
+  return src.family == AF_INET6 && src.v6.needs_scope() ? inet_addr_owner(st, src) : 0;
+}
+
+uint32_t inet_recv_scope(InetState& st, const IpHdrInfo& ip) {
+  if (ip.src.family != AF_INET6 || !ip.src.v6.needs_scope()) return 0;
+  if (st.lo_ && ip.ifindex == st.lo_->index) {
+    if (int o = inet_addr_owner(st, ip.dst)) return static_cast<uint32_t>(o);
+  }
+  return static_cast<uint32_t>(ip.ifindex);
 }
 
 IpOutOpts inet_sock_out_opts(Socket& so) {
@@ -339,10 +388,10 @@ Result<void> inet_dgram_connect(Lwp& l, Socket& so, const SockAddr& a, bool nonb
     MutexLocker g(so.lock_);
     if (!(so.options_ & kSoBroadcast)) return err(EACCES);
   }
-  int oif = TRY(inet_sock_scope(so, &a, dst));
+  int oif = TRY(inet_sock_connect_scope(so, a, dst));
   IpAddr src = TRY(ip_select_source(so.kernel(), dst, oif));
-  // Connecting with a scope id ties the socket to that interface (Linux's
-  // __ip6_datagram_connect).
+  // Connecting to a link-scope address ties the socket to its interface
+  // (Linux's __ip6_datagram_connect).
   if (oif) cb.bound_if.store(oif, std::memory_order_relaxed);
   inet_sock_sync_opts(so);
   if (so.proto().type == SOCK_RAW || so.protocol_ == IPPROTO_ICMP || so.protocol_ == IPPROTO_ICMPV6) port = 0;
@@ -411,6 +460,7 @@ void inet_dgram_source_name(SockRecord& r, SockAddr& a) {
   // After the bytes, or alone in data when the bytes are borrowed.
   std::memcpy(&t, r.data + (r.ext ? 0 : r.len), sizeof t);
   ip_to_sockaddr(t.src, t.port, a);
+  if (t.src.family == AF_INET6) a.in6.sin6_scope_id = t.scope;
 }
 
 namespace {
@@ -424,12 +474,12 @@ void free_pkt(void* p) { Pkt::free(static_cast<Pkt*>(p)); }
 
 }  // namespace
 
-bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport) {
+bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpHdrInfo& ip, uint16_t sport) {
   Pkt* none = nullptr;
-  return inet_dgram_deliver_pkt(st, so, p, off, src, sport, none);
+  return inet_dgram_deliver_pkt(st, so, p, off, ip, sport, none);
 }
 
-bool inet_dgram_deliver_pkt(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport,
+bool inet_dgram_deliver_pkt(InetState& st, Socket& so, const Pkt& p, size_t off, const IpHdrInfo& ip, uint16_t sport,
                             Pkt*& own) {
   size_t n = p.len() - off;
   const char* piece = nullptr;
@@ -448,7 +498,7 @@ bool inet_dgram_deliver_pkt(InetState& st, Socket& so, const Pkt& p, size_t off,
   } else {
     p.copy_out(off, n, rec->data);
   }
-  RecordTrailer t{src, sport};
+  RecordTrailer t{ip.src, sport, inet_recv_scope(st, ip)};
   InetCb& cb = inet_cb(so);
   if (cb.pcb.family == AF_INET6 && t.src.family == AF_INET) t.src = IpAddr::of(In6Addr::mapped(t.src.v4));
   std::memcpy(rec->data + tail, &t, sizeof t);

@@ -49,14 +49,35 @@ Result<void> inet_sock_ctloutput(Lwp& l, Socket& so, SockOptArg& o);
 // A destination from connect/sendto, checked against the socket's family
 // (v4-mapped IPv6 addresses become IPv4).
 Result<void> inet_sock_dest(Socket& so, const SockAddr& a, IpAddr& dst, uint16_t& port);
-// The interface a link-scope IPv6 destination (fe80::/10, ff02::/16 and
-// narrower multicast) goes through (RFC 4007): the address's scope id
-// (ENODEV if no such interface, EINVAL if the socket is bound to another),
-// else the socket's bound interface; without either, EINVAL when more
-// than one interface has a link-local address, as Linux wants an
-// interface. 0 for other destinations, or when one interface is all
-// there is.
-Result<int> inet_sock_scope(Socket& so, const SockAddr* a, const IpAddr& dst);
+// Scope ids (RFC 4007) as Linux applies them to an IPv6 address that
+// needs one (In6Addr::needs_scope); every function gives 0 for other
+// addresses.
+//
+// sendto: the interface the datagram goes through: the address's scope
+// id, else the socket's bound interface, else 0 (the route's). strict
+// (ping sockets, Linux's ping_v6_sendmsg): without either EINVAL, and a
+// scope id other than the bound interface EINVAL.
+Result<int> inet_sock_send_scope(Socket& so, const SockAddr* a, const IpAddr& dst, bool strict);
+// connect (datagram and TCP sockets): the address's scope id (EINVAL if
+// the socket is bound to another interface, ENETUNREACH if there is no
+// such interface), else the bound interface, else EINVAL: Linux wants an
+// interface even when only one could carry it. The caller ties the
+// socket to it (bound_if).
+Result<int> inet_sock_connect_scope(Socket& so, const SockAddr& a, const IpAddr& dst);
+// The sin6_scope_id that goes with address a in the socket's names
+// (getsockname, getpeername, accept): its bound interface (Linux's
+// ipv6_iface_scope_id of sk_bound_dev_if).
+uint32_t inet_sock_name_scope(Socket& so, const IpAddr& a);
+// The interface other than lo that holds address a (0: none).
+int inet_addr_owner(InetState& st, const IpAddr& a);
+// The interface a packet from src (ours) to dst goes through: bound if
+// set, else the one holding src when dst needs a scope (a listener's
+// replies to link-local peers, resets), else 0 (the route's).
+int inet_scope_oif(InetState& st, const IpAddr& src, const IpAddr& dst, int bound);
+// The sin6_scope_id of a received packet's source: the interface it came
+// in on, or for traffic to ourselves (over lo) the one holding its
+// destination, as Linux's inet6_iif.
+uint32_t inet_recv_scope(InetState& st, const IpHdrInfo& ip);
 // Copies SO_REUSEADDR, SO_REUSEPORT and the owner into the pcb (before a
 // bind).
 void inet_sock_sync_opts(Socket& so);
@@ -81,13 +102,14 @@ short inet_dgram_poll_locked(Socket& so) ABSL_EXCLUSIVE_LOCKS_REQUIRED(so.lock_)
 // source_name finds it.
 void inet_dgram_source_name(SockRecord& r, SockAddr& a);
 // Queues a copy of bytes [off, end) of p on so as one record from
-// src:sport. False when the socket's buffer is full (or it is shut for
+// ip.src:sport. False when the socket's buffer is full (or it is shut for
 // reading, or out of memory).
-bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport);
+// ip: the packet's addresses and interface (the source's scope id).
+bool inet_dgram_deliver(InetState& st, Socket& so, const Pkt& p, size_t off, const IpHdrInfo& ip, uint16_t sport);
 // The same for a packet the caller owns (own == &p): a large payload in
 // one piece is not copied, the record takes the packet over (own becomes
 // null; on failure too, once taken: the record frees it).
-bool inet_dgram_deliver_pkt(InetState& st, Socket& so, const Pkt& p, size_t off, const IpAddr& src, uint16_t sport,
+bool inet_dgram_deliver_pkt(InetState& st, Socket& so, const Pkt& p, size_t off, const IpHdrInfo& ip, uint16_t sport,
                             Pkt*& own);
 
 }  // namespace rump

@@ -58,6 +58,10 @@ struct In6Addr {
   }
   bool multicast() const { return b[0] == 0xff; }
   bool linklocal() const { return b[0] == 0xfe && (b[1] & 0xc0) == 0x80; }
+  // Means something only together with an interface (RFC 4007; Linux's
+  // __ipv6_addr_needs_scope_id): link-local unicast, and multicast of
+  // interface- or link-local scope.
+  bool needs_scope() const { return linklocal() || (multicast() && ((b[1] & 0x0f) == 1 || (b[1] & 0x0f) == 2)); }
   // ::ffff:a.b.c.d
   bool v4mapped() const {
     for (int i = 0; i < 10; i++)

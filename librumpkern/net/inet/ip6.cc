@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "kern/clock.h"
 #include "kern/kernel.h"
 #include "net/inet/ip_var.h"
 
@@ -366,7 +367,7 @@ Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst, int oif) {
   RefPtr<Ifnet> out;
   if (oif) {
     out = st.find_if(oif);
-    if (!out) return err(ENODEV);
+    if (!out) return err(ENETUNREACH);  // as the route lookup with that interface
   } else {
     if (!rt.ok()) return err(rt.error());
     out = rt->ifp;
@@ -374,10 +375,15 @@ Result<IpAddr> ip6_select_source(InetState& st, const IpAddr& dst, int oif) {
   SharedLocker g(st.if_lock_);
   Ifnet& ifp = *out;
   // The first address of the destination's scope (RFC 6724 rule 2, in
-  // short): link-local and ::1 only for destinations of their own scope.
-  for (int i = 0; i < ifp.naddr6; i++) {
-    const In6Addr& a = ifp.addr6[i].addr;
-    if ((!a.linklocal() || dst.v6.linklocal()) && (!a.loopback() || dst.v6.loopback())) return IpAddr::of(a);
+  // short): link-local and ::1 only for destinations of their own scope;
+  // a deprecated one only when no other fits (rule 3).
+  int64_t now = mono_now_ns();
+  for (bool deprecated_ok : {false, true}) {
+    for (int i = 0; i < ifp.naddr6; i++) {
+      const In6Addr& a = ifp.addr6[i].addr;
+      if (!deprecated_ok && ifp.addr6[i].deprecated(now)) continue;
+      if ((!a.linklocal() || dst.v6.linklocal()) && (!a.loopback() || dst.v6.loopback())) return IpAddr::of(a);
+    }
   }
   if (ifp.naddr6) return IpAddr::of(ifp.addr6[0].addr);
   return err(EADDRNOTAVAIL);

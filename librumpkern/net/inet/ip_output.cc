@@ -67,7 +67,10 @@ void fill_header(char* at, InAddr src, InAddr dst, uint8_t proto, uint8_t ttl, u
 
 Result<RouteResult> ip_route_out(InetState& st, const IpAddr& dst, const IpOutOpts& opts,
                                  std::atomic<uint64_t>& no_routes) {
-  if (opts.oif) {
+  // A forced interface (a scope id) does not hide our own addresses:
+  // they are reached through lo all the same (Linux's local table comes
+  // first).
+  if (opts.oif && !ip_is_local(st.kernel, dst)) {
     RouteResult rt;
     rt.ifp = st.find_if(opts.oif);
     if (!rt.ifp || !rt.ifp->up()) {

@@ -151,6 +151,25 @@ bool parse_options(const uint8_t* o, size_t n, uint8_t want, const uint8_t** mac
 
 uint32_t be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3]; }
 
+// A lifetime in seconds from now as a monotonic deadline (0: infinite,
+// all ones in the option).
+int64_t deadline_of(uint32_t seconds, int64_t now) {
+  return seconds == 0xffffffffu ? 0 : now + static_cast<int64_t>(seconds) * kNsPerSec;
+}
+
+// RFC 4862 5.5.3 e), as Linux's addrconf_prefix_rcv_add_addr: an
+// advertised valid lifetime shorter than what is left is taken only down
+// to two hours (so that a forged advertisement cannot end an address at
+// once).
+constexpr int64_t kMinValidNs = 2 * 3600 * kNsPerSec;
+int64_t refreshed_valid(int64_t old_until, uint32_t valid, int64_t now) {
+  int64_t until = deadline_of(valid, now);
+  if (!until || !old_until) return until;
+  int64_t left = old_until > now ? old_until - now : 0;
+  int64_t floor = now + (left < kMinValidNs ? left : kMinValidNs);
+  return until > floor ? until : floor;
+}
+
 // RFC 4861 4.6.2: a prefix information option (32 bytes).
 void ra_prefix(InetState& st, Ifnet& ifp, const uint8_t* o) {
   int plen = o[2];
@@ -165,19 +184,54 @@ void ra_prefix(InetState& st, Ifnet& ifp, const uint8_t* o) {
     // The interface identifier is 64 bits (RFC 4291 2.5.1): other
     // lengths make no address, as Linux logs and ignores.
     In6Addr a = nd6_eui64(net.v6, ifp.hwaddr);
+    int64_t now = mono_now_ns();
+    bool have = false, told = false;
+    IfAddr6 upd;
+    {
+      Locker<RwLock> g(st.if_lock_);
+      for (int i = 0; i < ifp.naddr6; i++) {
+        IfAddr6& x = ifp.addr6[i];
+        if (!(x.addr == a)) continue;
+        have = true;
+        if (!x.autoconf) break;  // configured by hand: its lifetimes are not the router's
+        // The lifetimes start again (the valid one not below two hours
+        // left); a preferred lifetime undeprecates it.
+        x.valid_until_ns = refreshed_valid(x.valid_until_ns, valid, now);
+        x.preferred_until_ns = deadline_of(preferred, now);
+        if (!x.deprecated(now)) x.deprecated_told = false;
+        upd = x;
+        told = x.tentative_until_ns <= now;
+      }
+    }
+    if (told) rtnl_notify_addr6_changed(ifp, upd);
+    if (!have) {
+      IfAddr6 life;
+      life.autoconf = true;
+      life.valid_until_ns = deadline_of(valid, now);
+      life.preferred_until_ns = deadline_of(preferred, now);
+      (void)if_add_addr6(ifp, a, 64, &life);
+    }
+  }
+  if (onlink && valid > 0) {
+    // The prefix's route lives as long as its valid lifetime (the
+    // connected route of an address made from it goes with the address).
+    int64_t expires = deadline_of(valid, mono_now_ns());
     bool have = false;
     {
-      SharedLocker g(st.if_lock_);
-      for (int i = 0; i < ifp.naddr6; i++)
-        if (ifp.addr6[i].addr == a) have = true;
+      Locker<RwLock> g(st.rt_lock_);
+      for (RouteEntry& e : st.routes_)
+        if (e.plen == plen && e.dst == net && e.info.table == RouteInfo::kTableMain) {
+          have = true;
+          if (!e.connected) e.info.expires_ns = expires;
+        }
     }
-    if (!have) (void)if_add_addr6(ifp, a, 64);
-  }
-  if (onlink && valid > 0 && !route_exists(st, net, plen)) {
-    RouteInfo info;
-    info.priority = 256;  // IP6_RT_PRIO_ADDRCONF
-    info.protocol = RTPROT_KERNEL;
-    (void)route_add(st, net, plen, IpAddr(), ifp.index, false, info);
+    if (!have) {
+      RouteInfo info;
+      info.priority = 256;  // IP6_RT_PRIO_ADDRCONF
+      info.protocol = RTPROT_KERNEL;
+      info.expires_ns = expires;
+      (void)route_add(st, net, plen, IpAddr(), ifp.index, false, info);
+    }
   }
 }
 
@@ -221,13 +275,17 @@ void nd6_ra_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip) {
   info.protocol = RTPROT_RA;
   IpAddr any6 = IpAddr::of(In6Addr());
   if (lifetime) {
+    // It lasts lifetime seconds from the last advertisement.
+    info.expires_ns = mono_now_ns() + lifetime * kNsPerSec;
     bool have = false;
     {
-      SharedLocker g(st.rt_lock_);
-      for (const RouteEntry& e : st.routes_)
+      Locker<RwLock> g(st.rt_lock_);
+      for (RouteEntry& e : st.routes_)
         if (e.plen == 0 && e.dst.family == AF_INET6 && e.info.priority == info.priority && e.gateway == ip.src &&
-            e.ifindex == ifp.index)
+            e.ifindex == ifp.index) {
           have = true;
+          e.info.expires_ns = info.expires_ns;
+        }
     }
     if (!have) (void)route_add(st, any6, 0, ip.src, ifp.index, false, info);
   } else {
@@ -245,6 +303,90 @@ void nd6_ra_input(InetState& st, Ifnet& ifp, Pkt* p, const IpHdrInfo& ip) {
     }
     off += len;
   }
+  nd6_lifetimes_arm(st);
+}
+
+namespace {
+
+// What is due at now: addresses to deprecate (announced) or remove,
+// routes to remove.
+struct LifetimeScan {
+  static constexpr int kMax = 16;  // per pass; the rest the next, at once
+  struct Addr {
+    int ifindex;
+    IfAddr6 a;
+  };
+  Addr deprecate[kMax], expire[kMax];
+  int ndeprecate = 0, nexpire = 0;
+  struct Route {
+    IpAddr dst, gw;
+    int plen, ifindex;
+    uint32_t priority, table;
+  };
+  Route routes[kMax];
+  int nroutes = 0;
+};
+
+void scan_lifetimes(InetState& st, int64_t now, LifetimeScan& sc) {
+  {
+    Locker<RwLock> g(st.if_lock_);
+    for (Ifnet& i : st.ifs_) {
+      for (int k = 0; k < i.naddr6; k++) {
+        IfAddr6& x = i.addr6[k];
+        if (!x.autoconf) continue;
+        if (x.valid_until_ns && x.valid_until_ns <= now) {
+          if (sc.nexpire < LifetimeScan::kMax) sc.expire[sc.nexpire++] = {i.index, x};
+        } else if (x.deprecated(now) && !x.deprecated_told && sc.ndeprecate < LifetimeScan::kMax) {
+          x.deprecated_told = true;
+          sc.deprecate[sc.ndeprecate++] = {i.index, x};
+        }
+      }
+    }
+  }
+  SharedLocker g(st.rt_lock_);
+  for (const RouteEntry& e : st.routes_)
+    if (e.info.expires_ns && e.info.expires_ns <= now && sc.nroutes < LifetimeScan::kMax)
+      sc.routes[sc.nroutes++] = {e.dst, e.gateway, e.plen, e.ifindex, e.info.priority, e.info.table};
+}
+
+}  // namespace
+
+void nd6_lifetimes_arm(InetState& st) {
+  // The routing table's lock, held exclusively, orders the callers that
+  // compute and set the next deadline (each sees what the one before it
+  // changed); if_lock_ nests inside it as in route lookups.
+  Locker<RwLock> g(st.rt_lock_);
+  int64_t now = mono_now_ns();
+  int64_t next = INT64_MAX;
+  {
+    SharedLocker gi(st.if_lock_);
+    for (const Ifnet& i : st.ifs_)
+      for (int k = 0; k < i.naddr6; k++) {
+        const IfAddr6& x = i.addr6[k];
+        if (!x.autoconf) continue;
+        if (x.valid_until_ns && x.valid_until_ns < next) next = x.valid_until_ns;
+        if (x.preferred_until_ns && !x.deprecated_told && x.preferred_until_ns < next) next = x.preferred_until_ns;
+      }
+  }
+  for (const RouteEntry& e : st.routes_)
+    if (e.info.expires_ns && e.info.expires_ns < next) next = e.info.expires_ns;
+  if (next == INT64_MAX) st.addrconf_timer_.stop();
+  else st.addrconf_timer_.schedule(next - now);
+}
+
+void nd6_lifetime_timer(void* arg) {
+  InetState& st = *static_cast<InetState*>(arg);
+  LifetimeScan sc;
+  scan_lifetimes(st, mono_now_ns(), sc);
+  for (int i = 0; i < sc.ndeprecate; i++)
+    if (RefPtr<Ifnet> ifp = st.find_if(sc.deprecate[i].ifindex)) rtnl_notify_addr6_changed(*ifp, sc.deprecate[i].a);
+  for (int i = 0; i < sc.nexpire; i++)
+    if (RefPtr<Ifnet> ifp = st.find_if(sc.expire[i].ifindex)) (void)if_del_addr6(*ifp, sc.expire[i].a.addr);
+  for (int i = 0; i < sc.nroutes; i++) {
+    const LifetimeScan::Route& r = sc.routes[i];
+    (void)route_delete(st, r.dst, r.plen, r.priority, r.ifindex, r.gw, r.table);
+  }
+  nd6_lifetimes_arm(st);
 }
 
 bool nd6_joined(Ifnet& ifp, const In6Addr& a) {

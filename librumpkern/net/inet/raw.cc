@@ -87,7 +87,7 @@ Result<size_t> raw_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   size_t len = m.uio->resid;
   if (len > 65535) return err(EMSGSIZE);
   IpAddr dst = TRY(send_dest(so, m));
-  int oif = TRY(inet_sock_scope(so, m.to, dst));
+  int oif = TRY(inet_sock_send_scope(so, m.to, dst, false));
   Pkt* p = TRY(Pkt::alloc(cb.st->pool, 0));
   Result<void> c = p->append_uio(*m.uio, len);
   if (!c.ok()) {
@@ -139,7 +139,7 @@ Result<size_t> ping_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool non
   if (len < 8) return err(EINVAL);
   if (len > 65535 - sizeof(iphdr)) return err(EMSGSIZE);
   IpAddr dst = TRY(send_dest(so, m));
-  int oif = TRY(inet_sock_scope(so, m.to, dst));
+  int oif = TRY(inet_sock_send_scope(so, m.to, dst, true));
   InPcbEnds ends = TRY(inet_sock_autobind(so));
   Pkt* p = TRY(Pkt::alloc(st.pool, 0));
   Result<void> c = p->append_uio(*m.uio, len);
@@ -244,7 +244,7 @@ bool raw_input(InetState& st, const Pkt& p, const IpHdrInfo& ip) {
       if (ip.proto == IPPROTO_ICMPV6 &&
           (cb.icmp6_filter[icmp6_type >> 5].load(std::memory_order_relaxed) >> (icmp6_type & 31)) & 1)
         return;
-      if (inet_dgram_deliver(st, so, p, 0, ip.src, 0)) any = true;
+      if (inet_dgram_deliver(st, so, p, 0, ip, 0)) any = true;
       return;
     }
     if (!copy) {
@@ -270,7 +270,7 @@ bool raw_input(InetState& st, const Pkt& p, const IpHdrInfo& ip) {
       }
       std::memcpy(at.value(), &h, sizeof h);
     }
-    if (inet_dgram_deliver(st, so, *copy, 0, ip.src, 0)) any = true;
+    if (inet_dgram_deliver(st, so, *copy, 0, ip, 0)) any = true;
   });
   Pkt::free(copy);
   return any;
@@ -282,7 +282,7 @@ bool ping_input(InetState& st, Pkt* p, const IpHdrInfo& ip) {
   uint16_t id = static_cast<uint16_t>(h[4] << 8 | h[5]);
   RefPtr<Socket> so = st.ping.lookup(ip.src, 0, ip.dst, id);
   if (!so) return false;
-  inet_dgram_deliver(st, *so, *p, 0, ip.src, 0);
+  inet_dgram_deliver(st, *so, *p, 0, ip, 0);
   Pkt::free(p);
   return true;
 }

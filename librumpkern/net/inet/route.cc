@@ -96,15 +96,16 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
     r.ifp = adopt_ref(st.lo_);
     r.nexthop = dst;
     r.local = true;
+    r.table = RouteInfo::kTableLocal;
     return r;
   }
   int best_len = -1, ifindex = 0;
-  uint32_t best_prio = 0;
+  uint32_t best_prio = 0, best_table = 0;
   IpAddr gw;
   // Table main, then table default if main has nothing (Linux's default
-  // rules 32766 and 32767).
+  // rules 32766 and 32767; IPv6 has only the first).
   for (uint32_t table : {RouteInfo::kTableMain, RouteInfo::kTableDefault}) {
-    if (best_len >= 0) break;
+    if (best_len >= 0 || (table == RouteInfo::kTableDefault && dst.family == AF_INET6)) break;
     SharedLocker g(st.rt_lock_);
     for (const RouteEntry& e : st.routes_) {
       if (e.info.table != table) continue;
@@ -116,12 +117,26 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
       best_prio = e.info.priority;
       ifindex = e.ifindex;
       gw = e.gateway;
+      best_table = table;
     }
+  }
+  if (best_len < 0 && dst.family == AF_INET6 && dst.v6.multicast()) {
+    // Linux's multicast routes ff00::/8 of table local, one per
+    // interface: the first one that is up, lo aside.
+    SharedLocker g(st.if_lock_);
+    for (const Ifnet& i : st.ifs_)
+      if (&i != st.lo_ && i.up()) {
+        best_len = 8;
+        ifindex = i.index;
+        best_table = RouteInfo::kTableLocal;
+        break;
+      }
   }
   if (best_len < 0) return err(ENETUNREACH);
   r.ifp = st.find_if(ifindex);
   if (!r.ifp) return err(ENETUNREACH);
   r.nexthop = gw.family ? gw : dst;
+  r.table = best_table;
   return r;
 }
 

@@ -294,10 +294,21 @@ void fill_addr4(NlMsg& m, const Ifnet& ifp, const IfAddr4& x, bool secondary, ui
   m.put(IFA_CACHEINFO, &ci, sizeof ci);
 }
 
+// Seconds left until a lifetime's deadline (0: infinite).
+uint32_t life_left(int64_t until_ns, int64_t now_ns) {
+  if (!until_ns) return kInfinityLife;
+  return until_ns > now_ns ? static_cast<uint32_t>((until_ns - now_ns) / kNsPerSec) : 0;
+}
+
 void fill_addr6(NlMsg& m, const Ifnet& ifp, const IfAddr6& x, uint32_t now, bool tentative = false) {
   auto* h = m.header<ifaddrmsg>();
-  uint32_t flags = IFA_F_PERMANENT;
-  if (tentative || x.tentative_until_ns > mono_now_ns()) flags |= IFA_F_TENTATIVE;
+  int64_t now_ns = mono_now_ns();
+  // An autoconfigured address is not permanent ("dynamic" to ip) and
+  // reports what is left of its lifetimes; past the preferred one it is
+  // deprecated.
+  uint32_t flags = x.autoconf ? 0 : IFA_F_PERMANENT;
+  if (tentative || x.tentative_until_ns > now_ns) flags |= IFA_F_TENTATIVE;
+  if (x.deprecated(now_ns)) flags |= IFA_F_DEPRECATED;
   h->ifa_family = AF_INET6;
   h->ifa_prefixlen = x.plen;
   h->ifa_flags = static_cast<uint8_t>(flags);
@@ -305,6 +316,10 @@ void fill_addr6(NlMsg& m, const Ifnet& ifp, const IfAddr6& x, uint32_t now, bool
   h->ifa_index = static_cast<uint32_t>(ifp.index);
   m.put(IFA_ADDRESS, x.addr.b, 16);
   ifa_cacheinfo ci{kInfinityLife, kInfinityLife, now, now};
+  if (x.autoconf) {
+    ci.ifa_prefered = life_left(x.preferred_until_ns, now_ns);
+    ci.ifa_valid = life_left(x.valid_until_ns, now_ns);
+  }
   m.put(IFA_CACHEINFO, &ci, sizeof ci);
   m.put_u32(IFA_FLAGS, flags);
 }
@@ -704,10 +719,13 @@ int get_route(NlRequest& rq, int family, NlOut& out) {
   }
   NlMsg m(RTM_NEWROUTE, 0, rq.hdr.nlmsg_seq, rq.portid);
   auto* h = m.header<rtmsg>();
-  uint8_t table = RT_TABLE_MAIN;
+  // IPv6 names the table the route came from (rt6_fill_node: local for
+  // our own addresses); IPv4 says main whichever of main and default it
+  // was, as Linux does without policy rules.
+  uint32_t table = family == AF_INET6 ? rr->table : RT_TABLE_MAIN;
   h->rtm_family = static_cast<uint8_t>(family);
   h->rtm_dst_len = family == AF_INET ? 32 : 128;
-  h->rtm_table = table;
+  h->rtm_table = static_cast<uint8_t>(table < 256 ? table : RT_TABLE_COMPAT);
   h->rtm_protocol = RTPROT_UNSPEC;
   h->rtm_scope = RT_SCOPE_UNIVERSE;
   h->rtm_type = rr->local ? RTN_LOCAL : RTN_UNICAST;
@@ -906,14 +924,7 @@ int del_neigh(NlRequest& rq) {
   if (!rtnl_neigh_of(*ifp, key, gone)) return ENOENT;
   Result<void> r = ether_neigh_delete(*ifp, key);
   if (!r.ok()) return r.error();
-  // Linux marks it failed (announced), then removes it (announced).
-  if (rq.st.nl_listeners_.load(std::memory_order_acquire) == 0) return 0;
-  gone.nud = NUD_FAILED;
-  for (uint16_t type : {RTM_NEWNEIGH, RTM_DELNEIGH}) {
-    NlMsg m(type, 0, 0, 0);
-    fill_neigh(m, ifp->index, gone);
-    nl_multicast(rq.st, RTNLGRP_NEIGH, m);
-  }
+  rtnl_notify_neigh_failed(*ifp, gone);
   return 0;
 }
 
@@ -1017,14 +1028,35 @@ void rtnl_notify_addr6(Ifnet& ifp, const IfAddr6& a, bool add) {
   if (add) notify_local_route(ifp, IpAddr::of(a.addr), true);
 }
 
+void rtnl_notify_addr6_changed(Ifnet& ifp, const IfAddr6& a) {
+  InetState& st = ifp.state();
+  if (st.nl_listeners_.load(std::memory_order_acquire) == 0) return;
+  NlMsg m(RTM_NEWADDR, 0, 0, 0);
+  fill_addr6(m, ifp, a, centisecs(st.kernel));
+  nl_multicast(st, RTNLGRP_IPV6_IFADDR, m);
+}
+
 void rtnl_notify_neigh(Ifnet& ifp, const IpAddr& ip, bool add) {
   InetState& st = ifp.state();
   if (st.nl_listeners_.load(std::memory_order_acquire) == 0) return;
   NeighInfo n;
   if (!rtnl_neigh_of(ifp, ip, n)) return;
+  rtnl_notify_neigh_entry(ifp, n, add);
+}
+
+void rtnl_notify_neigh_entry(Ifnet& ifp, const NeighInfo& n, bool add) {
+  InetState& st = ifp.state();
+  if (st.nl_listeners_.load(std::memory_order_acquire) == 0) return;
   NlMsg m(add ? RTM_NEWNEIGH : RTM_DELNEIGH, 0, 0, 0);
   fill_neigh(m, ifp.index, n);
   nl_multicast(st, RTNLGRP_NEIGH, m);
+}
+
+void rtnl_notify_neigh_failed(Ifnet& ifp, const NeighInfo& n) {
+  NeighInfo f = n;
+  f.nud = NUD_FAILED;
+  rtnl_notify_neigh_entry(ifp, f, true);
+  rtnl_notify_neigh_entry(ifp, f, false);
 }
 
 void rtnl_notify_neighs_gone(Ifnet& ifp) {

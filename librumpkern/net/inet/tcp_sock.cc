@@ -39,6 +39,7 @@ struct OutAddr {
   IpAddr src, dst;
   int16_t ttl;
   uint8_t tos;
+  int32_t oif;  // a link-scope peer's interface (inet_scope_oif; 0: the route's)
 };
 
 IpAddr ip_of(uint8_t family, const uint8_t* a) {
@@ -78,7 +79,7 @@ bool lend_piece(Pkt& p, const TcpConnection& conn, const uint8_t* d, size_t n) {
 // over lo), a large payload is not copied: the packet borrows it from the
 // send buffer, and the receiver copies it straight into its receive
 // buffer.
-Pkt* build_packet(InetState& st, const TcpEndpoints& ep, const TcpSegment& seg, int ttl, uint8_t tos,
+Pkt* build_packet(InetState& st, const TcpEndpoints& ep, const TcpSegment& seg, int ttl, uint8_t tos, int bound_if,
                   const TcpConnection* lend = nullptr) {
   size_t hl = tcp::tcp_header_len(seg);
   size_t n = seg.payload_len();
@@ -106,7 +107,7 @@ Pkt* build_packet(InetState& st, const TcpEndpoints& ep, const TcpSegment& seg, 
   p->meta.csum = kCsumPartial;
   p->meta.csum_start = 0;
   p->meta.csum_offset = 16;
-  OutAddr oa{src, dst, static_cast<int16_t>(ttl), tos};
+  OutAddr oa{src, dst, static_cast<int16_t>(ttl), tos, inet_scope_oif(st, src, dst, bound_if)};
   Result<char*> at = p->prepend(sizeof oa);
   if (!at.ok()) {
     Pkt::free(p);
@@ -123,7 +124,7 @@ class StatelessHost final : public tcp::TcpHost {
   int64_t now_ns() override { return mono_now_ns(); }
   uint32_t random32() override { return 0; }
   void output(const TcpEndpoints& ep, const TcpSegment& seg) override {
-    if (Pkt* p = build_packet(st_, ep, seg, -1, 0)) out.push_back(*p);
+    if (Pkt* p = build_packet(st_, ep, seg, -1, 0, 0)) out.push_back(*p);
   }
   void notify(TcpConnection&) override {}
   void listener_ready(TcpListener&) override {}
@@ -144,6 +145,7 @@ void send_list(Kernel& k, PktList& out) {
     IpOutOpts o;
     o.ttl = oa.ttl;
     o.tos = oa.tos;
+    o.oif = oa.oif;
     (void)ip_output(k, &p, oa.src, oa.dst, IPPROTO_TCP, o);
   }
 }
@@ -231,7 +233,8 @@ void TcpCb::output(const TcpEndpoints& ep, const TcpSegment& seg) {
   // The engine calls this only from calls made under the socket's lock.
   so.lock_.assert_held();
   Pkt* p = build_packet(*st, ep, seg, ttl.load(std::memory_order_relaxed),
-                        static_cast<uint8_t>(tos.load(std::memory_order_relaxed)), lo_path_ ? conn_ : nullptr);
+                        static_cast<uint8_t>(tos.load(std::memory_order_relaxed)),
+                        bound_if.load(std::memory_order_relaxed), lo_path_ ? conn_ : nullptr);
   if (p) out_.push_back(*p);
 }
 
@@ -417,10 +420,16 @@ bool TcpCb::make_child_locked(TcpConnection* c) {
   cs->pcb_ = static_cast<InetCb*>(ccb);
   ccb->ttl.store(ttl.load());
   ccb->tos.store(tos.load());
+  const TcpEndpoints& e = c->endpoints();
+  // A link-local peer ties the child to its interface (Linux's
+  // tcp_v6_init_req: the SYN's, which holds the address it was sent to).
+  int bif = bound_if.load(std::memory_order_relaxed);
+  if (!bif && e.family == AF_INET6 && ip_of(e.family, e.faddr).v6.needs_scope())
+    bif = inet_addr_owner(*st, ip_of(e.family, e.laddr));
+  ccb->bound_if.store(bif, std::memory_order_relaxed);
   ccb->adopt_child(*this, c);
   // Ports and sharing as the listener's.
   table->set_sharing(ccb->pcb, pcb.reuseaddr, pcb.reuseport, pcb.uid);
-  const TcpEndpoints& e = c->endpoints();
   (void)table->set_v6only(ccb->pcb, table->ends(pcb).v6only);
   table->attach_accepted(ccb->pcb, ip_of(e.family, e.laddr), e.lport, ip_of(e.family, e.faddr), e.fport);
   so.accept_q_.push_back(*cs);
@@ -483,9 +492,13 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   if (dst.family == AF_INET && dst.v4.any()) dst.v4 = InAddr::host(0x7f000001);
   if (dst.family == AF_INET6 && dst.v6.any()) dst.v6.b[15] = 1;
   if (dst.multicast() || ip_is_broadcast(so.kernel(), dst)) return err(ENETUNREACH);
+  // A link-local peer needs an interface (Linux's tcp_v6_connect), which
+  // the socket is then tied to.
+  int oif = TRY(inet_sock_connect_scope(so, a, dst));
   InPcbEnds e0 = table->ends(pcb);
   IpAddr src = e0.laddr;
-  if (src.family == 0) src = TRY(ip_select_source(so.kernel(), dst));
+  if (src.family == 0) src = TRY(ip_select_source(so.kernel(), dst, oif));
+  if (oif) bound_if.store(oif, std::memory_order_relaxed);
   inet_sock_sync_opts(so);
   TRY(table->connect(pcb, src, dst, port, true));
   InPcbEnds e = table->ends(pcb);

@@ -44,7 +44,7 @@ Result<size_t> udp_send_msg(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonb
   TRY(inet_dgram_dest(so, m, dst, dport));
   if (m.to && dport == 0) return err(EINVAL);
   if (len > (dst.family == AF_INET6 ? kMaxPayload6 : kMaxPayload4)) return err(EMSGSIZE);
-  int oif = TRY(inet_sock_scope(so, m.to, dst));
+  int oif = TRY(inet_sock_send_scope(so, m.to, dst, false));
   InPcbEnds e = TRY(inet_sock_autobind(so));
   IpAddr src = e.laddr;
   if (src.family == 0 || (oif && src.family == AF_INET6 && src.v6.any()))
@@ -126,7 +126,7 @@ void udp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
     st.udp.for_each_match(ip.src, sport, ip.dst, dport, [&](Socket& so) {
       // Every socket bound to the port gets one (SO_BROADCAST governs
       // sending only, as Linux).
-      if (inet_dgram_deliver(st, so, *p, sizeof(udphdr), ip.src, sport)) any = true;
+      if (inet_dgram_deliver(st, so, *p, sizeof(udphdr), ip, sport)) any = true;
       else bump(s.RcvbufErrors);
     });
     if (any) bump(s.InDatagrams);
@@ -141,7 +141,7 @@ void udp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
     return;
   }
   Pkt* own = p;
-  if (inet_dgram_deliver_pkt(st, *so, *p, sizeof(udphdr), ip.src, sport, own)) {
+  if (inet_dgram_deliver_pkt(st, *so, *p, sizeof(udphdr), ip, sport, own)) {
     bump(s.InDatagrams);
   } else {
     bump(s.RcvbufErrors);

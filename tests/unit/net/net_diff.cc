@@ -1,8 +1,12 @@
 // The differential harness (see net_diff.h).
 #include "net_diff.h"
 
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+
+#include <rump/rumpnet.h>
 
 #include <atomic>
 #include <memory>
@@ -35,6 +39,29 @@ void rump_mkdirs(const char* dir) {
 }
 
 }  // namespace
+
+int make_ether_rump(const char* name) {
+  char t[] = "/tmp/rump-ether-XXXXXX";
+  if (!mkdtemp(t)) return -1;
+  std::string bus = std::string(t) + "/bus";
+  int unit = -1;
+  int e = rump_pub_shmif_create(bus.c_str(), &unit);
+  unlink(bus.c_str());
+  rmdir(t);
+  return e == 0 && unit >= 0 && std::string(name) == "shmif" + std::to_string(unit) ? 0 : -1;
+}
+
+int make_ether_host(const char* name) {
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  int r = ioctl(fd, TUNSETIFF, &ifr);
+  if (r == 0) r = ioctl(fd, TUNSETPERSIST, 1);
+  close(fd);
+  return r;
+}
 
 Env make_env() {
   Env e{};

@@ -142,6 +142,37 @@ bool enter_netns(Log& L) {
   return true;
 }
 
+// An Ethernet interface named name ("shmif0", "shmif1" ... in the order
+// they are made) without a carrier, so that neither kernel talks on it by
+// itself: on the host a persistent tap whose descriptor is closed (in the
+// scenario's own network namespace), in the rump kernel a shmif interface
+// on a bus file of its own. 0 or -1.
+int make_ether_host(const char* name);
+int make_ether_rump(const char* name);
+template <class S>
+int make_ether(const char* name = "shmif0") {
+  if constexpr (S::kRump) return make_ether_rump(name);
+  else return make_ether_host(name);
+}
+
+// Lets every group open ICMP datagram (ping) sockets
+// (net.ipv4.ping_group_range "0 0" is root's, which both runs are); logs
+// whether it could.
+template <class S>
+bool allow_ping(Log& L) {
+  char range[] = "0 0";
+  bool set;
+  if constexpr (S::kRump) {
+    set = rump_sys_sysctlbyname("net.ipv4.ping_group_range", nullptr, nullptr, range, sizeof range - 1) == 0;
+  } else {
+    int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY);
+    set = fd >= 0 && write(fd, range, sizeof range - 1) == static_cast<long>(sizeof range - 1);
+    if (fd >= 0) close(fd);
+  }
+  V("ping_group_range set %d", set);
+  return set;
+}
+
 // Runs host and rump versions and compares their logs.
 void run_diff(ScenarioFn host, ScenarioFn rump);
 

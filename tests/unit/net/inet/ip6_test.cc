@@ -26,12 +26,16 @@
 
 #include <rump/rump.h>
 #include <rump/rumpnet.h>
+#include <rump/sim.h>
+
+#include <functional>
 
 #include "kern/curlwp.h"
 #include "kern/kernel.h"
 #include "net/inet/if.h"
 #include "net/inet/if_ether.h"
 #include "net_diff.h"
+#include "netlink/nl_scenario.h"
 
 using namespace net_test;
 
@@ -524,7 +528,7 @@ int ns_for(Frames& f, const char* target, Bytes* src = nullptr) {
   return n;
 }
 
-TEST_CASE("ipv6: a link-local destination takes its interface from the scope id; without one it is ambiguous",
+TEST_CASE("ipv6: a link-local destination takes its interface from the scope id, else the bound one, else the route's",
           "[inet][ipv6]") {
   in_rump(make_env(), [] {
     Frames out0, out1;
@@ -539,12 +543,14 @@ TEST_CASE("ipv6: a link-local destination takes its interface from the scope id;
     REQUIRE(i1 > 0);
     int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
     sockaddr_in6 peer = in6("fe80::99", 9);
-    // Two interfaces with link-local addresses: which one is meant?
-    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == -1);
-    CHECK(errno == EINVAL);
+    // Two interfaces with link-local addresses: sendto takes the route's
+    // (the first interface's, as Linux's first fe80::/64 route).
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == 1);
+    CHECK(ns_for(out0, "fe80::99") >= 1);
+    CHECK(ns_for(out1, "fe80::99") == 0);
     peer.sin6_scope_id = 999;
     CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == -1);
-    CHECK(errno == ENODEV);
+    CHECK(errno == ENETUNREACH);
     // Through eth1: resolved there, from eth1's link-local address.
     peer.sin6_scope_id = static_cast<uint32_t>(i1);
     REQUIRE(rump_sys_sendto(s, "x", 1, 0, sa6(peer), sizeof peer) == 1);
@@ -557,7 +563,7 @@ TEST_CASE("ipv6: a link-local destination takes its interface from the scope id;
     REQUIRE(r >= 0);
     uint8_t echo[8] = {ICMP6_ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1};
     sockaddr_in6 rp = in6("fe80::98", 0);
-    CHECK(rump_sys_sendto(r, echo, sizeof echo, 0, sa6(rp), sizeof rp) == -1);
+    CHECK(rump_sys_connect(r, sa6(rp), sizeof rp) == -1);
     CHECK(errno == EINVAL);
     rp.sin6_scope_id = static_cast<uint32_t>(i0);
     REQUIRE(rump_sys_sendto(r, echo, sizeof echo, 0, sa6(rp), sizeof rp) == sizeof echo);
@@ -590,14 +596,17 @@ TEST_CASE("ipv6: a link-local destination takes its interface from the scope id;
     CHECK(errno == EADDRNOTAVAIL);
     ll1.sin6_scope_id = static_cast<uint32_t>(i1);
     REQUIRE(rump_sys_bind(b, sa6(ll1), sizeof ll1) == 0);
-    // Bound to eth1: an unscoped link-local destination goes there, a
-    // scope id for another interface is EINVAL.
+    // Bound to eth1: an unscoped link-local destination goes there; a
+    // scope id for another interface takes sendto there, and is EINVAL
+    // for connect.
     sockaddr_in6 p2 = in6("fe80::96", 9);
     REQUIRE(rump_sys_sendto(b, "z", 1, 0, sa6(p2), sizeof p2) == 1);
     CHECK(ns_for(out1, "fe80::96") >= 1);
     CHECK(ns_for(out0, "fe80::96") == 0);
     p2.sin6_scope_id = static_cast<uint32_t>(i0);
-    CHECK(rump_sys_sendto(b, "z", 1, 0, sa6(p2), sizeof p2) == -1);
+    CHECK(rump_sys_sendto(b, "z", 1, 0, sa6(p2), sizeof p2) == 1);
+    CHECK(ns_for(out0, "fe80::96") >= 1);
+    CHECK(rump_sys_connect(b, sa6(p2), sizeof p2) == -1);
     CHECK(errno == EINVAL);
     rump_sys_close(b);
     // With one interface left, nothing is ambiguous.
@@ -859,5 +868,234 @@ TEST_CASE("ipv6: packet too big lowers the path MTU (not below 1280); reassembly
     auto ia = counters("net.inet6.icmp6.stats");
     CHECK(ia["OutTimeExcds"] - ib["OutTimeExcds"] == 1);
     CHECK(ia["InTimeExcds"] - ib["InTimeExcds"] == 1);  // it came back over lo
+  });
+}
+
+namespace {
+
+// Runs fn as a client fiber of a fresh kernel on the "sim" backend, whose
+// clock moves only when every fiber waits: lifetimes of minutes pass in no
+// wall time. fn checks with CHECK (an exception must not leave a fiber).
+void in_sim(const std::function<void()>& fn) {
+  rump_boot_config c;
+  rump_boot_config_init(&c);
+  c.backend = "sim";
+  c.seed = 7;
+  rump_kernel* k = nullptr;
+  REQUIRE(rump_kernel_boot(&c, &k) == 0);
+  rump_kernel_set_current(k);
+  REQUIRE(rump_sim_spawn(
+              k, [](void* a) { (*static_cast<const std::function<void()>*>(a))(); },
+              const_cast<void*>(static_cast<const void*>(&fn))) == 0);
+  CHECK(rump_sim_run(k) == 0);
+  CHECK(rump_kernel_halt(k) == 0);
+  rump_kernel_set_current(nullptr);
+}
+
+void sleep_s(int s) {
+  timespec ts{s, 0};
+  rump_sys_nanosleep(&ts, nullptr);
+}
+
+using RumpNl = nl_test::Nl<K<true>>;
+
+// What a listener heard so far, one line per message.
+std::vector<std::string> heard(RumpNl& mon) {
+  std::vector<std::string> out;
+  for (;;) {
+    std::vector<char> buf;
+    long n = mon.recv_one(buf, true);
+    if (n < 0) break;
+    std::vector<nl_test::Msg> ms;
+    nl_test::split(buf.data(), static_cast<size_t>(n), ms);
+    for (nl_test::Msg& m : ms) out.push_back(mon.line(m));
+  }
+  return out;
+}
+
+// The lines that hold every one of the words.
+size_t count(const std::vector<std::string>& v, std::initializer_list<const char*> words) {
+  size_t n = 0;
+  for (const std::string& l : v) {
+    bool all = true;
+    for (const char* w : words) all = all && l.find(w) != std::string::npos;
+    n += all;
+  }
+  return n;
+}
+
+// An ARP packet (RFC 826) in an Ethernet frame.
+Bytes arp(uint16_t op, const uint8_t sha[6], const char* spa, const uint8_t tha[6], const char* tpa,
+          const uint8_t dst[6]) {
+  Bytes f(dst, dst + 6);
+  f.insert(f.end(), sha, sha + 6);
+  f.push_back(ETH_P_ARP >> 8);
+  f.push_back(ETH_P_ARP & 0xff);
+  Bytes a = {0, 1, 8, 0, 6, 4, 0, static_cast<uint8_t>(op)};
+  a.insert(a.end(), sha, sha + 6);
+  in_addr x;
+  inet_pton(AF_INET, spa, &x);
+  a.insert(a.end(), reinterpret_cast<uint8_t*>(&x), reinterpret_cast<uint8_t*>(&x) + 4);
+  a.insert(a.end(), tha, tha + 6);
+  inet_pton(AF_INET, tpa, &x);
+  a.insert(a.end(), reinterpret_cast<uint8_t*>(&x), reinterpret_cast<uint8_t*>(&x) + 4);
+  f.insert(f.end(), a.begin(), a.end());
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("neighbours learnt, changed and failed by traffic are announced to RTNLGRP_NEIGH as Linux does",
+          "[inet][ipv6][nd][netlink]") {
+  in_sim([] {
+    Frames out;
+    attach_ether("eth0", kMacA, out);
+    CHECK(rump_pub_netconfig_ifup("eth0") == 0);
+    CHECK(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
+    CHECK(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.0.0.1", 24) == 0);
+    sleep_s(2);  // duplicate address detection is over
+    out.clear();
+    RumpNl mon;
+    CHECK(mon.open(RTMGRP_NEIGH));
+    mon.names[ifindex("eth0")] = "eth0";
+    // A solicitation with a source option makes its sender STALE.
+    rx("eth0", ether(kMacA, kMacC, ip6("2001:db8::5", "2001:db8::1", IPPROTO_ICMPV6, ns("2001:db8::1", kMacC), 255)));
+    std::vector<std::string> v = heard(mon);
+    CHECK(v.size() == 1);
+    CHECK(count(v, {"neigh 2001:db8::5 dev eth0", "state 0x4 ", "lladdr 02:00:00:00:00:0c"}) == 1);
+    // The same solicitation again changes nothing: no message.
+    rx("eth0", ether(kMacA, kMacC, ip6("2001:db8::5", "2001:db8::1", IPPROTO_ICMPV6, ns("2001:db8::1", kMacC), 255)));
+    CHECK(heard(mon).empty());
+    // Resolving a new neighbour (INCOMPLETE: not announced), then its
+    // solicited advertisement: REACHABLE.
+    int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 d6 = in6("2001:db8::6", 9);
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(d6), sizeof d6) == 1);
+    CHECK(heard(mon).empty());
+    rx("eth0", ether(kMacA, kMacB, ip6("2001:db8::6", "2001:db8::1", IPPROTO_ICMPV6, na("2001:db8::6", 0x60, kMacB), 255)));
+    v = heard(mon);
+    CHECK(count(v, {"neigh 2001:db8::6 dev eth0", "state 0x2 ", "lladdr 02:00:00:00:00:0b"}) == 1);
+    CHECK(v.size() == 1);
+    // An overriding advertisement with another address: the new one,
+    // STALE (not solicited).
+    rx("eth0", ether(kMacA, kMacC, ip6("2001:db8::6", "2001:db8::1", IPPROTO_ICMPV6, na("2001:db8::6", 0x20, kMacC), 255)));
+    v = heard(mon);
+    CHECK(count(v, {"neigh 2001:db8::6 dev eth0", "state 0x4 ", "lladdr 02:00:00:00:00:0c"}) == 1);
+    CHECK(v.size() == 1);
+    // A neighbour that never answers: after the solicitations it FAILS
+    // (announced) and goes (RTM_DELNEIGH).
+    sockaddr_in6 d7 = in6("2001:db8::7", 9);
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(d7), sizeof d7) == 1);
+    sleep_s(5);
+    v = heard(mon);
+    CHECK(count(v, {"neigh 2001:db8::7 dev eth0", "state 0x20 "}) == 2);
+    CHECK(count(v, {"del neigh 2001:db8::7 dev eth0", "state 0x20 "}) == 1);
+    // The stale neighbour used: DELAY (not announced), then PROBE after
+    // five seconds (announced), then, unanswered, FAILED and gone.
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(d6), sizeof d6) == 1);
+    CHECK(heard(mon).empty());
+    sleep_s(12);
+    v = heard(mon);
+    std::vector<std::string> six;
+    for (const std::string& l : v)
+      if (l.find(" 2001:db8::6 ") != std::string::npos) six.push_back(l);
+    CHECK(six.size() == 3);
+    if (six.size() == 3) {
+      CHECK(count({six[0]}, {"neigh 2001:db8::6 dev eth0", "state 0x10 "}) == 1);
+      CHECK(count({six[1]}, {"neigh 2001:db8::6 dev eth0", "state 0x20 "}) == 1);
+      CHECK(count({six[2]}, {"del neigh 2001:db8::6 dev eth0", "state 0x20 "}) == 1);
+    }
+    rump_sys_close(s);
+    // ARP: a reply to our request makes the neighbour REACHABLE; a
+    // request to us from a new neighbour enters it too.
+    int s4 = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in d4{};
+    d4.sin_family = AF_INET;
+    d4.sin_port = htons(9);
+    inet_pton(AF_INET, "10.0.0.2", &d4.sin_addr);
+    CHECK(rump_sys_sendto(s4, "x", 1, 0, reinterpret_cast<sockaddr*>(&d4), sizeof d4) == 1);
+    CHECK(heard(mon).empty());
+    rx("eth0", arp(2, kMacB, "10.0.0.2", kMacA, "10.0.0.1", kMacA));
+    v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.2 dev eth0", "state 0x2 ", "lladdr 02:00:00:00:00:0b"}) == 1);
+    CHECK(v.size() == 1);
+    const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t zero[6] = {};
+    rx("eth0", arp(1, kMacC, "10.0.0.3", zero, "10.0.0.1", bcast));
+    v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.3 dev eth0", "lladdr 02:00:00:00:00:0c"}) == 1);
+    // The reply again: nothing changed, nothing said.
+    rx("eth0", arp(2, kMacB, "10.0.0.2", kMacA, "10.0.0.1", kMacA));
+    CHECK(heard(mon).empty());
+    rump_sys_close(s4);
+    mon.close();
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
+  });
+}
+
+TEST_CASE("router advertisement lifetimes count down: addresses deprecated then removed, default route expires",
+          "[inet][ipv6][nd][netlink]") {
+  in_sim([] {
+    Frames out;
+    attach_ether("eth0", kMacA, out);
+    CHECK(rump_pub_netconfig_ifup("eth0") == 0);
+    sleep_s(2);
+    out.clear();
+    RumpNl mon;
+    CHECK(mon.open(RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE));
+    mon.names[ifindex("eth0")] = "eth0";
+    const uint8_t all_nodes[6] = {0x33, 0x33, 0, 0, 0, 1};
+    // A router for 30 s; a prefix valid for 20 s, preferred for 10 s; an
+    // on-link-only prefix valid for 15 s.
+    rx("eth0", ether(all_nodes, kMacC,
+                     ip6("fe80::1", "ff02::1", IPPROTO_ICMPV6,
+                         ra(30, {opt_sll(kMacC), opt_prefix("2001:db8:77::", 64, 0xc0, 20, 10),
+                                 opt_prefix("2001:db8:88::", 64, 0x80, 15, 15)}),
+                         255)));
+    CHECK(has(addrs6("eth0"), "2001:db8:77::ff:fe00:a/64"));
+    sleep_s(2);  // its duplicate detection
+    // A second address on the prefix, configured by hand: the source
+    // while the autoconfigured one is deprecated.
+    CHECK(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8:77::99", 64) == 0);
+    sleep_s(2);
+    std::vector<std::string> v = heard(mon);
+    // Autoconfigured: not permanent (dynamic).
+    CHECK(count(v, {"addr 2001:db8:77::ff:fe00:a/64", "flags 0/0 "}) >= 1);
+    int s = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 far = in6("2001:db8:99::1", 9);
+    // The source address a datagram to far would have.
+    auto src_of_send = [&]() -> Bytes {
+      int c = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+      sockaddr_in6 me{};
+      socklen_t ml = sizeof me;
+      bool ok = rump_sys_connect(c, sa6(far), sizeof far) == 0 && rump_sys_getsockname(c, sa6(me), &ml) == 0;
+      rump_sys_close(c);
+      return ok ? Bytes(me.sin6_addr.s6_addr, me.sin6_addr.s6_addr + 16) : Bytes();
+    };
+    CHECK(src_of_send() == addr6("2001:db8:77::ff:fe00:a"));
+    // Past the preferred lifetime: deprecated (announced once, with
+    // IFA_F_DEPRECATED), and sources avoid it.
+    sleep_s(7);  // 11 s after the advertisement
+    v = heard(mon);
+    CHECK(count(v, {"addr 2001:db8:77::ff:fe00:a/64", "flags 0x20/0x20 "}) == 1);
+    CHECK(src_of_send() == addr6("2001:db8:77::99"));
+    // The on-link prefix's route goes at 15 s, the address at 20 s (its
+    // connected route with it), the default route at 30 s.
+    sleep_s(5);
+    v = heard(mon);
+    CHECK(count(v, {"del route 2001:db8:88::/64"}) == 1);
+    sleep_s(5);
+    v = heard(mon);
+    CHECK(count(v, {"del addr 2001:db8:77::ff:fe00:a/64"}) == 1);
+    CHECK(!has(addrs6("eth0"), "2001:db8:77::ff:fe00:a/64"));
+    CHECK(src_of_send() == addr6("2001:db8:77::99"));
+    sleep_s(10);
+    v = heard(mon);
+    CHECK(count(v, {"del route -/0", "via fe80::1"}) == 1);
+    CHECK(rump_sys_sendto(s, "x", 1, 0, sa6(far), sizeof far) == -1);
+    CHECK(errno == ENETUNREACH);
+    rump_sys_close(s);
+    mon.close();
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
   });
 }

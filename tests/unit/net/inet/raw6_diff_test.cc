@@ -160,16 +160,7 @@ void sc_icmp6_raw_ping(Log& L, const Env&) {
 
   // A ping socket: the stack sets the identifier (the socket's "port")
   // and the checksum; the reply comes back to it alone.
-  char range[] = "0 0";
-  bool set;
-  if constexpr (S::kRump) {
-    set = rump_sys_sysctlbyname("net.ipv4.ping_group_range", nullptr, nullptr, range, sizeof range - 1) == 0;
-  } else {
-    int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY);
-    set = fd >= 0 && write(fd, range, sizeof range - 1) == static_cast<long>(sizeof range - 1);
-    if (fd >= 0) close(fd);
-  }
-  V("ping_group_range set %d", set);
+  allow_ping<S>(L);
   int p = F(SYS(socket, AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6));
   sockaddr_in6 me = in6("::1", 4242);
   R(SYS(bind, p, sa6(me), sizeof me));

@@ -476,34 +476,6 @@ int link_index(Nl<S>& nl, const char* name) {
   return i.ifi_index;
 }
 
-// An Ethernet interface named shmif0 without a carrier (so that neither
-// kernel talks on it by itself): on the host a persistent tap whose
-// descriptor is closed, in the rump kernel a shmif interface on a bus
-// file of its own. 0 or -1.
-template <class S>
-int make_ether() {
-  if constexpr (S::kRump) {
-    char t[] = "/tmp/rump-nl-XXXXXX";
-    if (!mkdtemp(t)) return -1;
-    std::string bus = std::string(t) + "/bus";
-    int unit = -1;
-    int e = rump_pub_shmif_create(bus.c_str(), &unit);
-    unlink(bus.c_str());
-    rmdir(t);
-    return e == 0 && unit == 0 ? 0 : -1;
-  } else {
-    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ifreq ifr{};
-    std::strcpy(ifr.ifr_name, "shmif0");
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-    int r = ioctl(fd, TUNSETIFF, &ifr);
-    if (r == 0) r = ioctl(fd, TUNSETPERSIST, 1);
-    close(fd);
-    return r;
-  }
-}
-
 template <class S>
 int neigh(Nl<S>& nl, uint16_t type, uint16_t flags, int family, const char* dst, int index, uint16_t state,
           const char* mac = nullptr, size_t maclen = 6) {
@@ -788,15 +760,27 @@ void sc_tables(Log& L, const Env&) {
   }
   int zero = 0;
   R(SYS(setsockopt, nl.fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &zero, sizeof zero));
-  // Lookups: main, then default; table 100 and 1000 are not consulted.
-  for (const char* d : {"10.50.1.1", "10.51.1.1", "10.52.1.1"}) {
+  // Lookups: main, then default (IPv4 only); table 100 and 1000 are
+  // not consulted. IPv4 answers say main, IPv6 ones the table the route
+  // came from.
+  R(route(nl, RTM_NEWROUTE, ce, AF_INET6, "2001:db8:52::", 48, lo, 0, RT_TABLE_DEFAULT));
+  for (const char* d : {"10.50.1.1", "10.51.1.1", "10.52.1.1", "2001:db8:50::1", "2001:db8:52::1", "::1"}) {
+    bool v6 = std::strchr(d, ':') != nullptr;
     Req r(RTM_GETROUTE, NLM_F_REQUEST);
-    r.fixed<rtmsg>()->rtm_family = AF_INET;
-    r.in4(RTA_DST, d);
+    r.fixed<rtmsg>()->rtm_family = v6 ? AF_INET6 : AF_INET;
+    if (v6) r.in6(RTA_DST, d);
+    else r.in4(RTA_DST, d);
     R(nl.send(r) > 0);
     std::vector<Msg> ms = nl.collect(err);
     V("get %s: err %d n %zu", d, err, ms.size());
+    for (Msg& m2 : ms) {
+      rtmsg rm;
+      std::memcpy(&rm, m2.body.data(), sizeof rm);
+      auto a = attrs(m2.body, sizeof rm);
+      V("get %s table %u/%u type %u", d, rm.rtm_table, a.count(RTA_TABLE) ? u32_of(a[RTA_TABLE]) : 0, rm.rtm_type);
+    }
   }
+  R(route(nl, RTM_DELROUTE, 0, AF_INET6, "2001:db8:52::", 48, 0, 0, RT_TABLE_DEFAULT));
   // Deletions name their table (0: main).
   R(route(nl, RTM_DELROUTE, 0, AF_INET, "10.51.0.0", 16, 0));
   R(route(nl, RTM_DELROUTE, 0, AF_INET, "10.51.0.0", 16, 0, 0, 1000));
