@@ -1226,7 +1226,9 @@ void tcp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
     RefPtr<Socket> so =
         st->tcp.lookup(ip.src, seg.sport, ip.dst, seg.dport, true, &tcp_time_wait_visit, &tw, &visited);
     if (visited && tw.has_reply) {
-      if (Pkt* r = build_packet(*st, ep, tw.reply, tw.ttl, static_cast<uint8_t>(tw.tos))) {
+      // No bound interface: a link-scope reply leaves by the interface
+      // holding its source address, as a stateless reply does.
+      if (Pkt* r = build_packet(*st, ep, tw.reply, tw.ttl, static_cast<uint8_t>(tw.tos), 0)) {
         PktList out;
         out.push_back(*r);
         send_list(k, out);
