@@ -70,7 +70,9 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   // --- from IP input and the timer (no lock held). input returns true
   // when the segment must be looked up again (the 4-tuple moved).
   // lo: the segment came over loopback.
-  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, uint32_t mss, bool lo);
+  // peer: the segment's source (the path a new child's MSS comes from).
+  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, Kernel& k, const IpAddr& peer,
+             bool lo);
   static void timer_fn(void* arg);
   // An ICMP hard error about a segment of this connection: a connection
   // still opening fails with it (ECONNREFUSED, EHOSTUNREACH ...).
