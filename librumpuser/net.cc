@@ -164,7 +164,10 @@ extern "C" void rumpuser_shm_unlock(volatile uint32_t* addr) {
   if (word(addr).exchange(0, std::memory_order_release) & RUMPUSER_SHM_LOCK_WAITERS) rumpuser_shm_wake(addr);
 }
 
-extern "C" int rumpuser_tap_open(const char* name, int* fdp) {
+namespace {
+
+// Attaches fd to the tap name with flags (TUNSETIFF).
+int tap_attach(const char* name, short flags, int* fdp) {
   if (!name || !name[0] || std::strlen(name) >= IFNAMSIZ) return EINVAL;
   if (fault_inject(RUMPUSER_FAULT_NET)) return EIO;
   int fd = retry_eintr([] { return open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC); });
@@ -172,7 +175,7 @@ extern "C" int rumpuser_tap_open(const char* name, int* fdp) {
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
   std::strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = flags;
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
     int e = errno;
     close(fd);
@@ -182,13 +185,47 @@ extern "C" int rumpuser_tap_open(const char* name, int* fdp) {
   return 0;
 }
 
-extern "C" int rumpuser_tap_send(int fd, const struct rumpuser_iovec* frames, size_t nframes, size_t* nsent) {
+// At most this many pieces per frame (more is EINVAL).
+constexpr size_t kMaxFramePieces = 64;
+
+}  // namespace
+
+extern "C" int rumpuser_tap_open(const char* name, int* fdp) { return tap_attach(name, IFF_TAP | IFF_NO_PI, fdp); }
+
+extern "C" int rumpuser_tap_open_vnet(const char* name, int* fdp) {
+  int fd;
+  int e = tap_attach(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, &fd);
+  if (e) return e;
+  // The header without num_buffers (10 bytes), and what the host may send
+  // us: partial checksums and TCP segments up to 64 KiB (its GRO and its
+  // own TSO); a host that refuses either makes the caller use a plain tap.
+  static_assert(sizeof(struct rumpuser_vnet_hdr) == 10, "the virtio-net header without num_buffers");
+  int hdrsz = static_cast<int>(sizeof(struct rumpuser_vnet_hdr));
+  if (ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) != 0 ||
+      ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) != 0) {
+    e = errno;
+    close(fd);
+    return e == EINVAL || e == ENOTTY ? EOPNOTSUPP : e;
+  }
+  *fdp = fd;
+  return 0;
+}
+
+extern "C" int rumpuser_tap_sendv(int fd, const struct rumpuser_iovec* iov, const size_t* niov, size_t nframes,
+                                  size_t* nsent) {
   *nsent = 0;
   if (fault_inject(RUMPUSER_FAULT_NET)) return EIO;
   int first_err = 0;
   size_t sent = 0;
-  for (size_t i = 0; i < nframes; i++) {
-    ssize_t r = retry_eintr([&] { return write(fd, frames[i].iov_base, frames[i].iov_len); });
+  size_t at = 0;  // the frame's first piece
+  for (size_t i = 0; i < nframes; at += niov[i], i++) {
+    if (niov[i] == 0 || niov[i] > kMaxFramePieces) {
+      if (!first_err) first_err = EINVAL;
+      continue;
+    }
+    // A tap takes a frame per write (it has no sendmmsg).
+    auto* v = reinterpret_cast<const struct iovec*>(iov + at);
+    ssize_t r = retry_eintr([&] { return writev(fd, v, static_cast<int>(niov[i])); });
     if (r < 0) {
       // EAGAIN: the tap's queue is full; the frame is lost as on a wire.
       if (!first_err) first_err = errno;
@@ -200,13 +237,32 @@ extern "C" int rumpuser_tap_send(int fd, const struct rumpuser_iovec* frames, si
   return sent == 0 && nframes != 0 && first_err != EAGAIN ? first_err : 0;
 }
 
-extern "C" int rumpuser_tap_recv(int fd, struct rumpuser_iovec* bufs, size_t nbufs, size_t* lens, size_t* nrecv,
-                                 int64_t timeout_ns) {
+extern "C" int rumpuser_tap_send(int fd, const struct rumpuser_iovec* frames, size_t nframes, size_t* nsent) {
+  size_t ones[kMaxFramePieces];
+  *nsent = 0;
+  for (size_t i = 0; i < kMaxFramePieces; i++) ones[i] = 1;
+  int first = 0;
+  for (size_t done = 0; done < nframes;) {
+    size_t n = nframes - done < kMaxFramePieces ? nframes - done : kMaxFramePieces;
+    size_t got = 0;
+    int e = rumpuser_tap_sendv(fd, frames + done, ones, n, &got);
+    if (e && !first) first = e;
+    *nsent += got;
+    done += n;
+  }
+  return *nsent == 0 && nframes != 0 ? first : 0;
+}
+
+extern "C" int rumpuser_tap_recvv(int fd, const struct rumpuser_iovec* iov, const size_t* niov, size_t nframes,
+                                  size_t* lens, size_t* nrecv, int64_t timeout_ns) {
   *nrecv = 0;
   if (fault_inject(RUMPUSER_FAULT_NET)) return EIO;
+  for (size_t i = 0; i < nframes; i++)
+    if (niov[i] == 0 || niov[i] > kMaxFramePieces) return EINVAL;
   size_t n = 0;
-  while (n < nbufs) {
-    ssize_t r = retry_eintr([&] { return read(fd, bufs[n].iov_base, bufs[n].iov_len); });
+  while (n < nframes) {
+    auto* v = reinterpret_cast<const struct iovec*>(iov);
+    ssize_t r = retry_eintr([&] { return readv(fd, v, static_cast<int>(niov[n])); });
     if (r < 0) {
       if (errno != EAGAIN) {
         int e = errno;
@@ -225,8 +281,18 @@ extern "C" int rumpuser_tap_recv(int fd, struct rumpuser_iovec* bufs, size_t nbu
       timeout_ns = 0;
       continue;
     }
-    lens[n++] = static_cast<size_t>(r);
+    lens[n] = static_cast<size_t>(r);
+    iov += niov[n];
+    n++;
   }
   *nrecv = n;
   return 0;
+}
+
+extern "C" int rumpuser_tap_recv(int fd, struct rumpuser_iovec* bufs, size_t nbufs, size_t* lens, size_t* nrecv,
+                                 int64_t timeout_ns) {
+  size_t ones[kMaxFramePieces];
+  for (size_t i = 0; i < kMaxFramePieces; i++) ones[i] = 1;
+  return rumpuser_tap_recvv(fd, bufs, ones, nbufs < kMaxFramePieces ? nbufs : kMaxFramePieces, lens, nrecv,
+                            timeout_ns);
 }

@@ -77,6 +77,45 @@ int rumpuser_tap_send(int fd, const struct rumpuser_iovec *frames,
 int rumpuser_tap_recv(int fd, struct rumpuser_iovec *bufs, size_t nbufs,
     size_t *lens, size_t *nrecv, int64_t timeout_ns);
 
+/*
+ * Taps with offloads. rumpuser_tap_open_vnet attaches as rumpuser_tap_open
+ * does, but every frame either way then starts with a virtio-net header
+ * (struct rumpuser_vnet_hdr: the virtio specification's, 5.1.6, without
+ * num_buffers; fields little-endian), and the host is asked to send
+ * partial checksums (VIRTIO_NET_HDR_F_NEEDS_CSUM) and TCP segments of up
+ * to 64 KiB (VIRTIO_NET_HDR_GSO_TCPV4/TCPV6) and takes both from us.
+ * 0, the errors of rumpuser_tap_open, or EOPNOTSUPP when the host has no
+ * such taps or offloads (the caller then uses a plain tap).
+ *
+ * rumpuser_tap_sendv and rumpuser_tap_recvv are rumpuser_tap_send and
+ * rumpuser_tap_recv with each frame in pieces: frame i is niov[i] (1 to
+ * 64) iovecs of iov, after those of the frames before it; a received
+ * frame fills its pieces in order, lens[i] being its whole length. EINVAL
+ * for a piece count out of range.
+ */
+struct rumpuser_vnet_hdr {
+	uint8_t flags;		/* RUMPUSER_VNET_F_* */
+	uint8_t gso_type;	/* RUMPUSER_VNET_GSO_* */
+	uint16_t hdr_len;	/* GSO: bytes of headers in front of the payload */
+	uint16_t gso_size;	/* GSO: payload bytes per segment */
+	uint16_t csum_start;	/* NEEDS_CSUM: where the summed part starts */
+	uint16_t csum_offset;	/* ... and where in it the checksum goes */
+};
+#define RUMPUSER_VNET_F_NEEDS_CSUM 1	/* finish the checksum as described */
+#define RUMPUSER_VNET_F_DATA_VALID 2	/* received: the checksum is known good */
+#define RUMPUSER_VNET_GSO_NONE 0
+#define RUMPUSER_VNET_GSO_TCPV4 1
+#define RUMPUSER_VNET_GSO_UDP 3
+#define RUMPUSER_VNET_GSO_TCPV6 4
+#define RUMPUSER_VNET_GSO_ECN 0x80
+
+int rumpuser_tap_open_vnet(const char *name, int *fdp);
+int rumpuser_tap_sendv(int fd, const struct rumpuser_iovec *iov,
+    const size_t *niov, size_t nframes, size_t *nsent);
+int rumpuser_tap_recvv(int fd, const struct rumpuser_iovec *iov,
+    const size_t *niov, size_t nframes, size_t *lens, size_t *nrecv,
+    int64_t timeout_ns);
+
 #ifdef __cplusplus
 }
 #endif

@@ -162,6 +162,7 @@ enum SockOpt : uint32_t {
   kSoBroadcast = 8,
   kSoReusePort = 16,
   kSoSndBufLock = 32,  // SO_SNDBUF was set: no send-buffer autotuning (Linux's SOCK_SNDBUF_LOCK)
+  kSoRcvBufLock = 64,  // SO_RCVBUF was set: no receive-buffer autotuning (SOCK_RCVBUF_LOCK)
 };
 
 struct SockMsg;

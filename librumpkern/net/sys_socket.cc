@@ -632,6 +632,7 @@ Result<long> sys_setsockopt(Lwp& l, int sockfd, int level, int optname, UserPtr<
     case SO_RCVBUF: {
       int x = v > kRmemMax ? kRmemMax : v;
       so->rcvbuf_ = x * 2 > kMinRcvbuf ? x * 2 : kMinRcvbuf;
+      so->options_ |= kSoRcvBufLock;
       break;
     }
     case SO_RCVLOWAT: so->rcvlowat_ = v < 0 ? INT_MAX : (v ? v : 1); break;

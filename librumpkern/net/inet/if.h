@@ -92,7 +92,13 @@ class Ifnet : public KObject, public RefCounted<Ifnet> {
   char name[IFNAMSIZ] = {};
   int index = 0;
   int type = 0;            // ARPHRD_LOOPBACK, ARPHRD_ETHER
-  bool no_csum = false;    // the medium needs no checksums (loopback)
+  // The device takes partial checksums (kCsumPartial): it finishes them
+  // (a tap with offloads) or its medium needs none (lo, shmif).
+  std::atomic<bool> no_csum{false};
+  // The longest IP packet holding one TCP segment that the device cuts
+  // into MTU-sized segments itself (TSO; 0: none). Such a packet carries
+  // meta.gso_size; ip_output cuts it in software for other devices.
+  std::atomic<uint32_t> tso_max{0};
   uint8_t hwaddr[6] = {};
   std::atomic<uint32_t> flags{0};  // IFF_*
   std::atomic<uint32_t> mtu{1500};

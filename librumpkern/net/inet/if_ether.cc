@@ -466,6 +466,7 @@ void ether_send_frame(Ifnet& ifp, Pkt* p, const uint8_t dst[6], uint16_t type) {
     Pkt::free(p);
     return;
   }
+  if (p->meta.csum == kCsumPartial) p->meta.csum_start = static_cast<uint16_t>(p->meta.csum_start + sizeof(ethhdr));
   ethhdr h;
   std::memcpy(h.h_dest, dst, 6);
   std::memcpy(h.h_source, ifp.hwaddr, 6);

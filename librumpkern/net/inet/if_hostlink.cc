@@ -83,6 +83,9 @@ Result<void> dev_set_linkstr(void* arg, Ifnet& ifp, const char* s) {
     d->link_ = nl.value();
   }
   if (old) d->ops.close(k, old);
+  HostLinkOffloads o = d->ops.offloads ? d->ops.offloads(nl.value()) : HostLinkOffloads{d->ops.no_csum, 0};
+  ifp.no_csum.store(o.csum, std::memory_order_relaxed);
+  ifp.tso_max.store(o.tso_max, std::memory_order_relaxed);
   char name[32];
   std::snprintf(name, sizeof name, "%s rx", ifp.name);
   d->rx_link = nl.value();

@@ -22,6 +22,12 @@
 
 namespace rump {
 
+// What a link takes off the stack (set on the interface at attach).
+struct HostLinkOffloads {
+  bool csum = false;     // partial checksums (Ifnet::no_csum)
+  uint32_t tso_max = 0;  // TCP segments it cuts itself (Ifnet::tso_max)
+};
+
 struct HostLinkOps {
   const char* prefix;  // the cloner's name prefix ("shmif", "virt")
   // Attaches to the link named s: its state, or an errno.
@@ -37,6 +43,8 @@ struct HostLinkOps {
   // (kCsumPartial) and marks them verified at the receiver: a medium
   // that cannot corrupt (memory), as Ifnet::no_csum.
   bool no_csum = false;
+  // The offloads of an attached link (null: no_csum and no TSO).
+  HostLinkOffloads (*offloads)(void* link) = nullptr;
 };
 
 // Makes the interface name (unit already parsed) with no link: EEXIST,

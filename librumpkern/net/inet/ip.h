@@ -189,8 +189,9 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
 // scope id; 0: the route's).
 Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst, int oif = 0);
 // The MTU towards dst (route's interface MTU, lowered by path-MTU
-// discovery); 0 if unreachable.
-uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst);
+// discovery); 0 if unreachable. tso_max (if given): the interface's
+// Ifnet::tso_max when path-MTU discovery has not lowered its MTU, else 0.
+uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst, uint32_t* tso_max = nullptr);
 // Is a one of this kernel's own addresses (unicast, of an interface that
 // exists)?
 bool ip_is_local(Kernel& k, const IpAddr& a);

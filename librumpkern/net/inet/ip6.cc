@@ -418,23 +418,28 @@ Result<void> ip6_output(InetState& st, Pkt* p, const IpAddr& src, const IpAddr& 
     Pkt::free(p);
     return err(EMSGSIZE);
   }
-  if (sizeof(ip6_hdr) + p->len() <= mtu) {
-    char* at = TRY(ip_prepend_header(ifp, p, sizeof(ip6_hdr), s.OutDiscards));
-    fill_header6(at, sa.v6, dst.v6, proto, hlim, opts.tos, p->len() - sizeof(ip6_hdr));
-    return ip_send_if(ifp, p, rt.nexthop, ETH_P_IPV6, s.OutDiscards);
-  }
-  // Fragments (RFC 8200 4.5): each piece behind the IPv6 header and a
-  // fragment header.
-  uint32_t id = htonl(st.ip6_id_.fetch_add(1, std::memory_order_relaxed) + 1);
-  return ip_send_fragments(ifp, p, mtu, sizeof(ip6_hdr) + sizeof(ip6_frag), opts.df, rt.nexthop, ETH_P_IPV6, s,
-                           [&](char* at, size_t off, size_t n, bool more) {
-                             fill_header6(at, sa.v6, dst.v6, IPPROTO_FRAGMENT, hlim, opts.tos, sizeof(ip6_frag) + n);
-                             ip6_frag fh{};
-                             fh.ip6f_nxt = proto;
-                             fh.ip6f_offlg = htons(static_cast<uint16_t>(off | (more ? 1 : 0)));
-                             fh.ip6f_ident = id;
-                             std::memcpy(at + sizeof(ip6_hdr), &fh, sizeof fh);
-                           });
+  auto send_one = [&](Pkt* q) -> Result<void> {
+    size_t tot = sizeof(ip6_hdr) + q->len();
+    if (tot <= mtu || ip_tso_whole(ifp, *q, tot)) {
+      char* at = TRY(ip_prepend_header(ifp, q, sizeof(ip6_hdr), s.OutDiscards));
+      fill_header6(at, sa.v6, dst.v6, proto, hlim, opts.tos, q->len() - sizeof(ip6_hdr));
+      return ip_send_if(ifp, q, rt.nexthop, ETH_P_IPV6, s.OutDiscards);
+    }
+    // Fragments (RFC 8200 4.5): each piece behind the IPv6 header and a
+    // fragment header.
+    uint32_t id = htonl(st.ip6_id_.fetch_add(1, std::memory_order_relaxed) + 1);
+    return ip_send_fragments(ifp, q, mtu, sizeof(ip6_hdr) + sizeof(ip6_frag), opts.df, rt.nexthop, ETH_P_IPV6, s,
+                             [&](char* at, size_t off, size_t n, bool more) {
+                               fill_header6(at, sa.v6, dst.v6, IPPROTO_FRAGMENT, hlim, opts.tos,
+                                            sizeof(ip6_frag) + n);
+                               ip6_frag fh{};
+                               fh.ip6f_nxt = proto;
+                               fh.ip6f_offlg = htons(static_cast<uint16_t>(off | (more ? 1 : 0)));
+                               fh.ip6f_ident = id;
+                               std::memcpy(at + sizeof(ip6_hdr), &fh, sizeof fh);
+                             });
+  };
+  return ip_send_gso(ifp, p, sizeof(ip6_hdr), mtu, send_one);
 }
 
 }  // namespace rump

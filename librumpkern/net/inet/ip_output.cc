@@ -86,7 +86,7 @@ Result<RouteResult> ip_route_out(InetState& st, const IpAddr& dst, const IpOutOp
 }
 
 Result<char*> ip_prepend_header(Ifnet& ifp, Pkt* p, size_t hlen, std::atomic<uint64_t>& discards) {
-  if (p->meta.csum == kCsumPartial && !ifp.no_csum) {
+  if (p->meta.csum == kCsumPartial && !ifp.no_csum.load(std::memory_order_relaxed)) {
     Result<void> c = pkt_csum_finish(*p);
     if (!c.ok()) {
       Pkt::free(p);
@@ -130,14 +130,17 @@ Result<IpAddr> ip_select_source(Kernel& k, const IpAddr& dst, int oif) {
   return IpAddr::of(a);
 }
 
-uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst) {
+uint32_t ip_path_mtu(Kernel& k, const IpAddr& dst, uint32_t* tso_max) {
+  if (tso_max) *tso_max = 0;
   InetState* st = inet_state_or_null(k);
   if (!st) return 0;
   Result<RouteResult> rt = route_lookup(*st, dst);
   if (!rt.ok()) return 0;
   uint32_t mtu = rt->ifp->mtu.load(std::memory_order_relaxed);
   uint32_t p = st->pmtu_of(dst);
-  return p && p < mtu ? p : mtu;
+  if (p && p < mtu) return p;
+  if (tso_max) *tso_max = rt->ifp->tso_max.load(std::memory_order_relaxed);
+  return mtu;
 }
 
 Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, uint8_t proto, const IpOutOpts& opts) {
@@ -182,18 +185,77 @@ Result<void> ip_output(Kernel& k, Pkt* p, const IpAddr& src, const IpAddr& dst, 
   uint8_t ttl = static_cast<uint8_t>(opts.ttl >= 0 ? opts.ttl : st.ip_default_ttl.load(std::memory_order_relaxed));
   size_t mtu = ifp.mtu.load(std::memory_order_relaxed);
   if (uint32_t pm = st.pmtu_of(dst); pm && pm < mtu) mtu = pm;
-  size_t tot = sizeof(iphdr) + p->len();
-  uint16_t id = htons(static_cast<uint16_t>(st.ip_id_.fetch_add(1, std::memory_order_relaxed)));
-  if (tot <= mtu) {
-    char* at = TRY(ip_prepend_header(ifp, p, sizeof(iphdr), s.OutDiscards));
-    fill_header(at, sa, dst.v4, proto, ttl, opts.tos, id, opts.df ? IP_DF : 0, tot);
-    return ip_send_if(ifp, p, rt.nexthop, ETH_P_IP, s.OutDiscards);
+  auto send_one = [&](Pkt* q) -> Result<void> {
+    size_t tot = sizeof(iphdr) + q->len();
+    uint16_t id = htons(static_cast<uint16_t>(st.ip_id_.fetch_add(1, std::memory_order_relaxed)));
+    if (tot <= mtu || ip_tso_whole(ifp, *q, tot)) {
+      char* at = TRY(ip_prepend_header(ifp, q, sizeof(iphdr), s.OutDiscards));
+      fill_header(at, sa, dst.v4, proto, ttl, opts.tos, id, opts.df ? IP_DF : 0, tot);
+      return ip_send_if(ifp, q, rt.nexthop, ETH_P_IP, s.OutDiscards);
+    }
+    return ip_send_fragments(ifp, q, mtu, sizeof(iphdr), opts.df, rt.nexthop, ETH_P_IP, s,
+                             [&](char* at, size_t off, size_t n, bool more) {
+                               uint16_t frag = static_cast<uint16_t>(off / 8) | (more ? IP_MF : 0);
+                               fill_header(at, sa, dst.v4, proto, ttl, opts.tos, id, frag, sizeof(iphdr) + n);
+                             });
+  };
+  return ip_send_gso(ifp, p, sizeof(iphdr), mtu, send_one);
+}
+
+bool ip_tso_whole(const Ifnet& ifp, const Pkt& p, size_t tot) {
+  return p.meta.gso_size != 0 && tot <= ifp.tso_max.load(std::memory_order_relaxed) && tot <= 65535;
+}
+
+void tcp_gso_segment(Pkt* p, PktList& out) {
+  size_t len = p->len();
+  size_t mss = p->meta.gso_size;
+  uint8_t h[60];
+  if (len < 20 || mss == 0) {
+    Pkt::free(p);
+    return;
   }
-  return ip_send_fragments(ifp, p, mtu, sizeof(iphdr), opts.df, rt.nexthop, ETH_P_IP, s,
-                           [&](char* at, size_t off, size_t n, bool more) {
-                             uint16_t frag = static_cast<uint16_t>(off / 8) | (more ? IP_MF : 0);
-                             fill_header(at, sa, dst.v4, proto, ttl, opts.tos, id, frag, sizeof(iphdr) + n);
-                           });
+  p->copy_out(0, 20, h);
+  size_t hl = (h[12] >> 4) * 4u;
+  if (hl < 20 || hl > len || len > 65535 || p->meta.csum != kCsumPartial) {
+    Pkt::free(p);
+    return;
+  }
+  p->copy_out(0, hl, h);
+  uint32_t seq0;
+  std::memcpy(&seq0, h + 4, 4);
+  seq0 = ntohl(seq0);
+  uint16_t sum0;
+  std::memcpy(&sum0, h + 16, 2);
+  uint8_t flags = h[13];
+  size_t payload = len - hl;
+  for (size_t off = 0; off < payload; off += mss) {
+    size_t n = payload - off < mss ? payload - off : mss;
+    Result<Pkt*> c = p->copy(hl + off, n, kPktHeadroom + hl);
+    if (!c.ok()) break;  // the rest is lost as on a wire: retransmission recovers it
+    Pkt* q = c.value();
+    char* at = q->prepend(hl).value();  // the copy has the headroom
+    std::memcpy(at, h, hl);
+    uint32_t seq = htonl(seq0 + static_cast<uint32_t>(off));
+    std::memcpy(at + 4, &seq, 4);
+    bool last = off + n == payload;
+    // FIN and PSH belong to the last piece, CWR to the first (as Linux's
+    // tcp_gso_segment).
+    at[13] = static_cast<char>(flags & ~((last ? 0 : 0x09) | (off ? 0x80 : 0)));
+    {
+      // The field holds the pseudo-header sum for the whole length: the
+      // piece's differs in the length word only (RFC 1624 arithmetic).
+      uint32_t v = ntohs(sum0) + (~static_cast<uint32_t>(len) & 0xffff) + static_cast<uint32_t>(hl + n);
+      while (v >> 16) v = (v & 0xffff) + (v >> 16);
+      uint16_t w = htons(static_cast<uint16_t>(v));
+      std::memcpy(at + 16, &w, 2);
+      q->meta.csum = kCsumPartial;
+      q->meta.csum_start = 0;
+      q->meta.csum_offset = 16;
+    }
+    q->meta.gso_size = 0;
+    out.push_back(*q);
+  }
+  Pkt::free(p);
 }
 
 }  // namespace rump

@@ -151,6 +151,36 @@ Result<void> ip_send_fragments(Ifnet& ifp, Pkt* p, size_t mtu, size_t hlen, bool
   return result;
 }
 
+// TCP segments of more than one MSS (meta.gso_size: built for a device
+// with TSO). ip_tso_whole: ifp takes p whole behind a network header,
+// the packet then being tot bytes. tcp_gso_segment cuts p (TCP header
+// first, a partial checksum as TCP leaves it) into segments of gso_size
+// payload bytes, each with the header (sequence number advanced, FIN and
+// PSH on the last only, CWR on the first only) and its own partial
+// checksum, appended to out; consumes p (one that is malformed, or
+// not partial, is dropped; out of buffers, the rest is dropped: the
+// sender retransmits).
+bool ip_tso_whole(const Ifnet& ifp, const Pkt& p, size_t tot);
+void tcp_gso_segment(Pkt* p, PktList& out);
+// Sends p through send_one (consumes its packet), first cut in software
+// when it is a TCP segment of more than one MSS that exceeds the mtu and
+// ifp cannot take whole; the first error of the pieces.
+template <class SendOne>
+Result<void> ip_send_gso(Ifnet& ifp, Pkt* p, size_t hlen, size_t mtu, SendOne send_one) {
+  size_t tot = hlen + p->len();
+  if (p->meta.gso_size == 0 || tot <= mtu || ip_tso_whole(ifp, *p, tot)) return send_one(p);
+  PktList segs;
+  tcp_gso_segment(p, segs);
+  Result<void> r;
+  while (!segs.empty()) {
+    Pkt& q = segs.front();
+    segs.pop_front();
+    Result<void> e = send_one(&q);
+    if (!e.ok() && r.ok()) r = e;
+  }
+  return r;
+}
+
 // Gives a packet (transport header first) to its transport, counting it
 // in delivers. False when no transport is registered for ip.proto: p
 // is not consumed, the caller reports it.

@@ -22,8 +22,10 @@
 // sets meta.csum = kCsumPartial with csum_start (offset of the transport
 // header from the packet's start at that time) and csum_offset (of the
 // field inside that header), and ip_output finishes it unless the
-// interface needs no checksum (loopback). A packet that arrives with
-// meta.csum = kCsumVerified needs no check by the receiver.
+// interface finishes it itself or needs none (Ifnet::no_csum). A packet
+// that arrives with meta.csum = kCsumVerified needs no check by the
+// receiver. The offsets stay right as headers are prepended: ip_output
+// and ether_send_frame move csum_start with them.
 #pragma once
 
 #include <sys/types.h>
@@ -110,6 +112,10 @@ struct PktMeta {
   PktCsum csum = kCsumNone;
   uint16_t csum_start = 0;
   uint16_t csum_offset = 0;
+  // A TCP segment carrying more than one MSS for a device that cuts it
+  // (TSO), or as received whole from one (the host's GRO): the payload
+  // bytes per wire segment. 0: an ordinary packet.
+  uint16_t gso_size = 0;
   uint32_t aux = 0;  // for the layer holding the packet (reassembly: the fragment's offset)
   int64_t stamp = 0;  // a time for the layer holding it (impairment: when to deliver it)
 };

@@ -107,6 +107,7 @@ Pkt* build_packet(InetState& st, const TcpEndpoints& ep, const TcpSegment& seg, 
   p->meta.csum = kCsumPartial;
   p->meta.csum_start = 0;
   p->meta.csum_offset = 16;
+  p->meta.gso_size = seg.gso_size;
   OutAddr oa{src, dst, static_cast<int16_t>(ttl), tos, inet_scope_oif(st, src, dst, bound_if)};
   Result<char*> at = p->prepend(sizeof oa);
   if (!at.ok()) {
@@ -153,6 +154,8 @@ void send_list(Kernel& k, PktList& out) {
 // The most send-buffer autotuning gives a connection (Linux's
 // net.ipv4.tcp_wmem maximum).
 constexpr uint32_t kSndBufAutoMax = 4 * 1024 * 1024;
+// The most receive-buffer autotuning gives one (Linux's tcp_rmem[2]).
+constexpr uint32_t kRcvBufAutoMax = 6 * 1024 * 1024;
 
 // Linux's TCP_CA_NAME_MAX: the length TCP_CONGESTION reports.
 constexpr size_t kCaNameMax = 16;
@@ -166,12 +169,24 @@ bool peer_done(TcpState s) {
          s == TcpState::kTimeWait || s == TcpState::kClosed;
 }
 
-uint32_t mss_for(Kernel& k, const IpAddr& dst) {
-  uint32_t mtu = ip_path_mtu(k, dst);
-  uint32_t hdr = dst.family == AF_INET6 ? 60 : 40;
-  if (mtu < hdr + 536) return 536;
+// The MSS towards dst, and the payload one segment may carry when the
+// route's device cuts segments itself (TSO; 0: none).
+struct PathSizes {
+  uint32_t mss;
+  uint32_t gso_max;
+};
+
+PathSizes path_sizes(Kernel& k, const IpAddr& dst) {
+  uint32_t tso = 0;
+  uint32_t mtu = ip_path_mtu(k, dst, &tso);
+  uint32_t ip = dst.family == AF_INET6 ? 40 : 20;
+  uint32_t hdr = ip + 20;
+  if (mtu < hdr + 536) return {536, 0};
   uint32_t mss = mtu - hdr;
-  return mss > 65495 ? 65495 : mss;
+  if (mss > 65495) mss = 65495;
+  // Room for the largest TCP header.
+  uint32_t gso = tso > ip + tcp::kTcpMaxHeaderLen ? tso - ip - tcp::kTcpMaxHeaderLen : 0;
+  return {mss, gso > mss ? gso : 0};
 }
 
 }  // namespace
@@ -242,6 +257,7 @@ tcp::TcpConfig TcpCb::config_locked(uint32_t mss) {
   tcp::TcpConfig c = opts_;
   c.sndbuf = static_cast<uint32_t>(so.sndbuf_);
   c.rcvbuf = static_cast<uint32_t>(so.rcvbuf_);
+  c.rcvbuf_max = (so.options_ & kSoRcvBufLock) ? 0 : kRcvBufAutoMax;
   if (user_mss_ && static_cast<uint32_t>(user_mss_) < mss) mss = static_cast<uint32_t>(user_mss_);
   c.mss = static_cast<uint16_t>(mss);
   c.keepalive = so.options_ & kSoKeepAlive;
@@ -508,7 +524,7 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   put_ip(dst, ep.faddr);
   ep.lport = e.lport;
   ep.fport = port;
-  uint32_t mss = mss_for(so.kernel(), dst);
+  PathSizes ps = path_sizes(so.kernel(), dst);
   Result<RouteResult> rt = route_lookup(*st, dst);
   bool lo = rt.ok() && rt->local;
   TcpPending pend;
@@ -518,7 +534,9 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
     return err(EALREADY);
   }
   lo_path_ = lo;
-  Result<TcpConnection*> c = TcpConnection::create(so.kernel().kmem(), *this, ep, config_locked(mss));
+  tcp::TcpConfig cfg = config_locked(ps.mss);
+  cfg.gso_max = ps.gso_max;
+  Result<TcpConnection*> c = TcpConnection::create(so.kernel().kmem(), *this, ep, cfg);
   if (!c.ok()) {
     so.lock_.unlock();
     table->disconnect(pcb);
@@ -690,7 +708,11 @@ Result<size_t> TcpCb::recv(Lwp& l, SockMsg& m, int flags, bool nonblock) {
       tcp::ByteRing::unshare(pins[0]);
       tcp::ByteRing::unshare(pins[1]);
       so.lock_.lock();
-      if (!peek && conn_) conn_->recv_consume(moved);
+      if (!peek && conn_) {
+        conn_->recv_consume(moved);
+        // SO_RCVBUF shows the size autotuning gave, as on Linux.
+        if (conn_->rcv_space_adjust()) so.rcvbuf_ = static_cast<int>(conn_->config().rcvbuf);
+      }
       copied += moved;
       if (!c.ok()) {
         if (copied == 0) error = c.error();
@@ -1078,10 +1100,15 @@ void TcpCb::on_timer() {
 
 // --- input
 
-bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass, uint32_t mss, bool lo,
-                  tcp::Seq* iss, bool* has_iss) {
+bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass, Kernel& k, const IpAddr& peer,
+                  bool lo, tcp::Seq* iss, bool* has_iss) {
   TcpPending pend;
   bool again = false;
+  // A SYN may make a child of a listener: the path it would use, looked
+  // up before the socket's lock (a cookie's ACK takes the sizes the last
+  // SYN left).
+  PathSizes ps{0, 0};
+  if (seg.has(tcp::kSyn) && !seg.has(tcp::kAck)) ps = path_sizes(k, peer);
   so.lock_.lock();
   in_lo_ = lo;
   sync_opts_locked();
@@ -1110,7 +1137,13 @@ bool TcpCb::input(const TcpEndpoints& ep, const TcpSegment& seg, bool first_pass
       // The child may have just been handed over (it is in the table now).
       again = true;
     } else {
-      listener_->config().mss = static_cast<uint16_t>(user_mss_ && static_cast<uint32_t>(user_mss_) < mss ? user_mss_ : mss);
+      if (uint32_t mss = ps.mss) {
+        listener_->config().mss =
+            static_cast<uint16_t>(user_mss_ && static_cast<uint32_t>(user_mss_) < mss ? user_mss_ : mss);
+        listener_->config().gso_max = ps.gso_max;
+      }
+      listener_->config().rcvbuf = static_cast<uint32_t>(so.rcvbuf_);
+      listener_->config().rcvbuf_max = (so.options_ & kSoRcvBufLock) ? 0 : kRcvBufAutoMax;
       listener_->set_backlog(so.backlog_ + 1 - so.accept_len_);
       if (TcpConnection* c = listener_->input(ep, seg, *has_iss ? iss : nullptr)) children_.push_back(*c);
     }
@@ -1247,9 +1280,7 @@ void tcp_input(Kernel& k, Pkt* p, const IpHdrInfo& ip) {
       send_list(k, h.out);
       break;
     }
-    if (!tcp_cb(*so).input(ep, seg, first, mss_for(k, ip.src), (p->meta.flags & kPktLoopback) != 0, &iss,
-                           &has_iss))
-      break;
+    if (!tcp_cb(*so).input(ep, seg, first, k, ip.src, (p->meta.flags & kPktLoopback) != 0, &iss, &has_iss)) break;
     first = false;
   }
   Pkt::free(p);

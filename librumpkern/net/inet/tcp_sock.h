@@ -99,10 +99,11 @@ class TcpCb final : public InetCb, public tcp::TcpHost {
   // --- from IP input and the timer (no lock held). input returns true
   // when the segment must be looked up again (the 4-tuple moved).
   // lo: the segment came over loopback.
+  // peer: the segment's source (the path a new child's MSS comes from).
   // iss: a SYN that reopens a 4-tuple in TIME_WAIT (tcp_time_wait_reopen_iss),
   // in and out (set when this connection was that TIME_WAIT).
-  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, uint32_t mss, bool lo,
-             tcp::Seq* iss, bool* has_iss);
+  bool input(const tcp::TcpEndpoints& ep, const tcp::TcpSegment& seg, bool first_pass, Kernel& k, const IpAddr& peer,
+             bool lo, tcp::Seq* iss, bool* has_iss);
   static void timer_fn(void* arg);
   // An ICMP hard error about a segment of this connection: a connection
   // still opening fails with it (ECONNREFUSED, EHOSTUNREACH ...).

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -195,4 +196,35 @@ TEST_CASE("rumpuser_tap_open: bad names", "[rumpuser][net]") {
   CHECK(rumpuser_tap_open(nullptr, &fd) == EINVAL);
   CHECK(rumpuser_tap_open("a-name-longer-than-ifnamsiz", &fd) == EINVAL);
   CHECK(fd == -1);
+}
+
+TEST_CASE("rumpuser_tap_open_vnet: bad names; sendv and recvv: piece counts out of range", "[rumpuser][net]") {
+  int fd = -1;
+  CHECK(rumpuser_tap_open_vnet("", &fd) == EINVAL);
+  CHECK(rumpuser_tap_open_vnet("a-name-longer-than-ifnamsiz", &fd) == EINVAL);
+  CHECK(fd == -1);
+  // A pipe stands in for the tap: one write, one read per frame.
+  int p[2];
+  REQUIRE(pipe(p) == 0);
+  char a[3] = {'a', 'b', 'c'}, hdr[2] = {'h', 'i'};
+  rumpuser_iovec iov[3] = {{hdr, 2}, {a, 3}, {a, 1}};
+  size_t niov[2] = {0, 65}, sent = 9;
+  CHECK(rumpuser_tap_sendv(p[1], iov, niov, 2, &sent) == EINVAL);
+  CHECK(sent == 0);
+  // Two frames: one of two pieces, one of one.
+  size_t good[2] = {2, 1};
+  CHECK(rumpuser_tap_sendv(p[1], iov, good, 2, &sent) == 0);
+  CHECK(sent == 2);
+  char in1[4] = {}, in2[8] = {};
+  rumpuser_iovec rv[3] = {{in1, 1}, {in1 + 1, 3}, {in2, sizeof in2}};
+  size_t rn[2] = {2, 65}, lens[2] = {}, got = 9;
+  CHECK(rumpuser_tap_recvv(p[0], rv, rn, 2, lens, &got, 0) == EINVAL);
+  // A pipe has no frame boundaries: the first read takes what fits.
+  size_t rgood[1] = {2};
+  CHECK(rumpuser_tap_recvv(p[0], rv, rgood, 1, lens, &got, 0) == 0);
+  CHECK(got == 1);
+  CHECK(lens[0] == 4);
+  CHECK(std::memcmp(in1, "hiab", 4) == 0);
+  close(p[0]);
+  close(p[1]);
 }

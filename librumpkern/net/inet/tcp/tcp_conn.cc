@@ -116,9 +116,7 @@ Result<void> TcpConnection::connect() {
   snd_buf_seq_ = iss_ + 1;
   // The smallest shift that lets the whole receive buffer be advertised.
   rcv_wscale_ = 0;
-  if (cfg_.window_scaling) {
-    while (rcv_wscale_ < 14 && (cfg_.rcvbuf >> rcv_wscale_) > 65535) rcv_wscale_++;
-  }
+  if (cfg_.window_scaling) choose_rcv_wscale();
   set_state(TcpState::kSynSent);
   send_syn(false);
   return {};
@@ -133,9 +131,7 @@ void TcpConnection::accept_syn(const TcpSegment& syn, Seq iss) {
   irs_ = syn.seq;
   rcv_nxt_ = rcv_user_seq_ = syn.seq + 1;
   rcv_wscale_ = 0;
-  if (cfg_.window_scaling && syn.opt.has_wscale) {
-    while (rcv_wscale_ < 14 && (cfg_.rcvbuf >> rcv_wscale_) > 65535) rcv_wscale_++;
-  }
+  if (cfg_.window_scaling && syn.opt.has_wscale) choose_rcv_wscale();
   negotiate(syn.opt, syn.opt.has_wscale);
   snd_wnd_ = syn.window;  // never scaled in a SYN
   max_snd_wnd_ = snd_wnd_;
@@ -164,9 +160,7 @@ void TcpConnection::accept_cookie(const TcpSegment& ack, Seq iss, uint16_t mss, 
   o.has_ts = ts;
   o.tsval = ack.opt.tsval;
   rcv_wscale_ = 0;
-  if (cfg_.window_scaling && wscale >= 0) {
-    while (rcv_wscale_ < 14 && (cfg_.rcvbuf >> rcv_wscale_) > 65535) rcv_wscale_++;
-  }
+  if (cfg_.window_scaling && wscale >= 0) choose_rcv_wscale();
   negotiate(o, wscale >= 0);
   if (ts_ok_) {
     // Continue the timestamp clock the cookie SYN-ACK used (offset 0).
@@ -255,7 +249,7 @@ void TcpConnection::after_read() {
   // segments or half the buffer since we last advertised (RFC 1122
   // 4.2.3.3, receiver-side silly window avoidance).
   if (synchronized() && !rcv_fin_) {
-    uint32_t space = static_cast<uint32_t>(rcvbuf_.space());
+    uint32_t space = static_cast<uint32_t>(rcv_space());
     uint32_t max_win = 65535u << rcv_wscale_;
     if (space > max_win) space = max_win;
     uint32_t adv = rcv_adv_ - rcv_nxt_;
@@ -287,7 +281,19 @@ void TcpConnection::recv_consume(size_t n) {
   if (n == 0) return;
   rcvbuf_.drop(n);
   rcv_user_seq_ += static_cast<uint32_t>(n);
+  // Storage kept for a window offered before SO_RCVBUF shrank the buffer
+  // goes once that window fits the new size.
+  if (rcvbuf_.capacity() > cfg_.rcvbuf && ooo_.empty() && rcvbuf_.size() <= cfg_.rcvbuf &&
+      static_cast<uint32_t>(rcv_adv_ - rcv_user_seq_) <= cfg_.rcvbuf) {
+    (void)rcvbuf_.resize(kmem_, cfg_.rcvbuf);
+  }
   after_read();
+}
+
+size_t TcpConnection::rcv_space() const {
+  size_t space = rcvbuf_.space();
+  size_t limit = cfg_.rcvbuf > rcvbuf_.size() ? cfg_.rcvbuf - rcvbuf_.size() : 0;
+  return space < limit ? space : limit;
 }
 
 Result<size_t> TcpConnection::send_room(uint8_t** p1, size_t* l1, uint8_t** p2, size_t* l2) {
@@ -466,6 +472,8 @@ bool TcpConnection::expand_sndbuf(uint32_t max) {
 }
 
 Result<void> TcpConnection::set_rcvbuf(uint32_t bytes) {
+  // A size the user sets stays (Linux's SOCK_RCVBUF_LOCK).
+  cfg_.rcvbuf_max = 0;
   if (state_ == TcpState::kClosed) {
     cfg_.rcvbuf = bytes;
     rcvbuf_.set_capacity(bytes);
@@ -474,15 +482,63 @@ Result<void> TcpConnection::set_rcvbuf(uint32_t bytes) {
   // Out-of-order bytes sit beyond the contents and would not move: wait
   // until the hole is filled.
   if (!ooo_.empty()) return err(EAGAIN);
-  // Never below the unread bytes. The window already offered is not
-  // taken back (RFC 9293 3.8.6.2.2): what the peer sends beyond the
-  // smaller buffer is dropped and sent again (as Linux prunes), and later
-  // windows follow the new size.
-  TRY(rcvbuf_.resize(kmem_, bytes > rcvbuf_.size() ? bytes : rcvbuf_.size()));
+  // Never below the unread bytes, nor below the window already offered
+  // (RFC 9293 3.8.6.2.2: it is not taken back), so that what the peer
+  // sends into it is kept rather than dropped and sent again after a
+  // retransmission timeout; later windows follow the new size, and the
+  // storage shrinks to it once the old window fits (recv_consume).
+  size_t keep = bytes > rcvbuf_.size() ? bytes : rcvbuf_.size();
+  if (seq_gt(rcv_adv_, rcv_user_seq_) && rcv_adv_ - rcv_user_seq_ > keep) {
+    keep = rcv_adv_ - rcv_user_seq_;
+  }
+  TRY(rcvbuf_.resize(kmem_, keep));
   cfg_.rcvbuf = bytes;
   // A bigger buffer opens the window at once.
   after_read();
   return {};
+}
+
+void TcpConnection::choose_rcv_wscale() {
+  // The smallest shift that lets the whole buffer be advertised, the
+  // buffer being the largest autotuning may make (as Linux's
+  // tcp_select_initial_window with tcp_rmem[2]).
+  uint32_t space = cfg_.rcvbuf_max > cfg_.rcvbuf ? cfg_.rcvbuf_max : cfg_.rcvbuf;
+  rcv_wscale_ = 0;
+  while (rcv_wscale_ < 14 && (space >> rcv_wscale_) > 65535) rcv_wscale_++;
+}
+
+bool TcpConnection::rcv_space_adjust() {
+  if (cfg_.rcvbuf_max <= cfg_.rcvbuf || !rcvbuf_.allocated()) return false;
+  if (state_ != TcpState::kEstablished && state_ != TcpState::kFinWait1 && state_ != TcpState::kFinWait2) {
+    return false;
+  }
+  int64_t t = now();
+  if (rcvq_time_ == 0) {
+    // The first measure starts with ten segments' worth, at most the
+    // first window (Linux's tcp_init_buffer_space).
+    rcvq_seq_ = rcv_user_seq_;
+    rcvq_time_ = t;
+    rcvq_space_ = 10u * cfg_.mss < 65535u ? 10u * cfg_.mss : 65535u;
+    return false;
+  }
+  // Once a round trip (the handshake's, at least; 1 ms before any).
+  int64_t rtt = srtt_ns_ > 0 ? srtt_ns_ : 1000000;
+  if (t - rcvq_time_ < rtt) return false;
+  uint32_t copied = rcv_user_seq_ - rcvq_seq_;
+  rcvq_seq_ = rcv_user_seq_;
+  rcvq_time_ = t;
+  if (copied <= rcvq_space_) return false;
+  // Twice the rate plus some segments, more while the rate climbs.
+  uint64_t win = 2ull * copied + 16ull * cfg_.mss;
+  uint64_t grow = win * (copied - rcvq_space_) / rcvq_space_;
+  win += 2 * grow;
+  rcvq_space_ = copied;
+  if (win > cfg_.rcvbuf_max) win = cfg_.rcvbuf_max;
+  if (win <= cfg_.rcvbuf || win < rcvbuf_.size() || !ooo_.empty()) return false;
+  if (!rcvbuf_.resize(kmem_, static_cast<size_t>(win)).ok()) return false;
+  cfg_.rcvbuf = static_cast<uint32_t>(win);
+  after_read();
+  return true;
 }
 
 Result<void> TcpConnection::set_maxseg(int mss) {

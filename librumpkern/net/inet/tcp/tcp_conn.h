@@ -91,6 +91,13 @@ struct TcpConfig {
   uint32_t sndbuf = 256 * 1024;
   uint32_t rcvbuf = 128 * 1024;
   uint16_t mss = 1460;  // what we announce (the route's MTU less headers)
+  // Payload bytes one segment may carry when the route's device cuts it
+  // into MSS-sized segments itself (TSO); 0 or at most the MSS: none.
+  uint32_t gso_max = 0;
+  // Receive-buffer autotuning grows rcvbuf up to this (Linux's
+  // tcp_rmem[2]), and the window scale is chosen for it at SYN time;
+  // 0 or at most rcvbuf: the buffer stays as set (SO_RCVBUF).
+  uint32_t rcvbuf_max = 0;
   bool window_scaling = true;
   bool sack = true;
   bool timestamps = true;
@@ -284,6 +291,13 @@ class TcpConnection : public KObject {
   // is the new size; ENOMEM keeps the old buffer).
   bool expand_sndbuf(uint32_t max);
   Result<void> set_rcvbuf(uint32_t bytes);
+  // Receive-buffer autotuning (as Linux's tcp_rcv_space_adjust): once a
+  // round trip, when the reader took more in it than in the one before,
+  // the buffer grows to about twice that rate's window (faster while the
+  // rate climbs), up to config().rcvbuf_max. The host calls it after the
+  // reader consumed bytes, the reader being itself; true if it grew
+  // (config().rcvbuf is the new size; ENOMEM keeps the old buffer).
+  bool rcv_space_adjust();
   Result<void> set_maxseg(int mss);
   const TcpConfig& config() const { return cfg_; }
   void fill_info(struct tcp_info& info) const;
@@ -349,6 +363,8 @@ class TcpConnection : public KObject {
   void write_payload(size_t off, const TcpSegment& seg, size_t len);
   void process_fin();
   void negotiate(const TcpOptions& o, bool peer_syn_has_ws);
+  // The receive window scale for the largest buffer autotuning may give.
+  void choose_rcv_wscale();
   void update_window(const TcpSegment& seg);
   void rtt_sample(int64_t rtt_ns);
 
@@ -382,6 +398,10 @@ class TcpConnection : public KObject {
   bool urg_pending_in_buffer() const;
   // The window update after the user consumed bytes.
   void after_read();
+  // Room for new bytes in the receive buffer as the user sized it (the
+  // storage stays larger after SO_RCVBUF shrank it, until the window
+  // offered before fits the new size).
+  size_t rcv_space() const;
   Seq data_start() const { return snd_buf_seq_; }
 
   Kmem& kmem_;
@@ -423,6 +443,11 @@ class TcpConnection : public KObject {
   bool urg_valid_ = false;
   Seq urg_seq_ = 0;  // the urgent byte, skipped by recv()
   Seq rcv_user_seq_ = 0;  // sequence number of rcvbuf_'s first byte
+  // Autotuning's measure: what the reader had consumed (rcvq_seq_) at
+  // rcvq_time_, and the most it consumed in one round trip so far.
+  Seq rcvq_seq_ = 0;
+  int64_t rcvq_time_ = 0;
+  uint32_t rcvq_space_ = 0;
 
   // Options.
   uint8_t snd_wscale_ = 0;

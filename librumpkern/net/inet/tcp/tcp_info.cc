@@ -49,7 +49,7 @@ void TcpConnection::fill_info(struct tcp_info& info) const {
   info.tcpi_snd_cwnd = cc_.cwnd() / smss_;
   info.tcpi_advmss = cfg_.mss;
   info.tcpi_reordering = 3;
-  info.tcpi_rcv_space = static_cast<uint32_t>(rcvbuf_.allocated() ? rcvbuf_.space() : cfg_.rcvbuf);
+  info.tcpi_rcv_space = static_cast<uint32_t>(rcvbuf_.allocated() ? rcv_space() : cfg_.rcvbuf);
   info.tcpi_total_retrans = stats_.total_retrans;
   info.tcpi_bytes_acked = stats_.bytes_acked;
   info.tcpi_bytes_received = stats_.bytes_received;

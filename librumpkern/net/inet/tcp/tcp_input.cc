@@ -636,8 +636,10 @@ void TcpConnection::process_data(const TcpSegment& seg) {
       filled = true;
     }
     // ACK every second full-sized segment at once (RFC 9293 3.8.6.3), a
-    // segment that fills a hole too (RFC 5681 4.2); otherwise delay.
-    unacked_segs_++;
+    // segment that fills a hole too (RFC 5681 4.2); otherwise delay. A
+    // segment of more than one MSS (coalesced by the sender's device or
+    // the host's GRO) counts as the two or more it was.
+    unacked_segs_ += len > cfg_.mss ? 2 : 1;
     schedule_ack(filled || unacked_segs_ >= 2);
   } else {
     size_t off = rcvbuf_.size() + (seg.seq - rcv_nxt_);

@@ -9,7 +9,7 @@
 namespace rump::tcp {
 
 uint16_t TcpConnection::advertised_window() {
-  uint32_t space = static_cast<uint32_t>(rcvbuf_.allocated() ? rcvbuf_.space() : cfg_.rcvbuf);
+  uint32_t space = static_cast<uint32_t>(rcvbuf_.allocated() ? rcv_space() : cfg_.rcvbuf);
   if (read_shut_) space = cfg_.rcvbuf;
   uint32_t max_win = 65535u << rcv_wscale_;
   if (space > max_win) space = max_win;
@@ -65,10 +65,15 @@ void TcpConnection::emit(Seq seq, size_t len, uint8_t flags) {
   if (sack_ok_ && (flags & kAck) && !(flags & (kSyn | kRst)) && !ooo_.empty()) {
     s.opt.nsack = static_cast<uint8_t>(ooo_.sack_blocks(s.opt.sack, ts_ok_ ? 3 : 4));
   }
+  uint32_t nsegs = 1;
+  if (len > smss_) {
+    s.gso_size = static_cast<uint16_t>(smss_);
+    nsegs = static_cast<uint32_t>((len + smss_ - 1) / smss_);
+  }
   if (len > 0) {
     size_t off = seq - snd_buf_seq_;
     sndbuf_.pieces(off, len, &s.data, &s.len, &s.data2, &s.len2);
-    stats_.data_segs_out++;
+    stats_.data_segs_out += nsegs;
     last_data_send_ns_ = now();
   }
   if (flags & kAck) {
@@ -77,7 +82,7 @@ void TcpConnection::emit(Seq seq, size_t len, uint8_t flags) {
     delack_at_ = 0;
     unacked_segs_ = 0;
   }
-  stats_.segs_out++;
+  stats_.segs_out += nsegs;
   last_send_ns_ = now();
   host_->output(ep_, s);
 }
@@ -123,6 +128,9 @@ void TcpConnection::output() {
   }
   bool fin_state = state_ == TcpState::kFinWait1 || state_ == TcpState::kClosing ||
                    state_ == TcpState::kLastAck;
+  // With TSO a segment carries as many whole MSS as the device takes.
+  size_t seg_max = smss_;
+  if (cfg_.gso_max > smss_) seg_max = cfg_.gso_max - cfg_.gso_max % smss_;
   for (;;) {
     size_t buffered = sndbuf_.size();
     size_t off = seq_gt(snd_nxt_, snd_buf_seq_) ? snd_nxt_ - snd_buf_seq_ : 0;
@@ -133,14 +141,16 @@ void TcpConnection::output() {
     if (fin_sent_ && seq_gt(snd_nxt_, fin_seq_)) fl--;  // the FIN is no data
     size_t usable = wnd > fl ? wnd - fl : 0;
     size_t len = avail;
-    if (len > smss_) len = smss_;
+    if (len > seg_max) len = seg_max;
     if (len > usable) len = usable;
+    // Whole segments only: a tail under one MSS goes by the rules below.
+    if (len > smss_) len -= len % smss_;
     bool at_end = off + len == buffered;
     bool can_fin = fin_queued_ && fin_state && at_end &&
                    (!fin_sent_ || snd_nxt_ == fin_seq_) && !(fin_sent_ && seq_gt(snd_nxt_, fin_seq_));
     bool send = false;
     if (len > 0) {
-      if (len == smss_) {
+      if (len >= smss_) {
         send = true;
       } else if (len == avail) {
         // The tail of the queued data: Nagle (RFC 896) holds it while data

@@ -63,6 +63,9 @@ struct TcpSegment {
   size_t len = 0;
   const uint8_t* data2 = nullptr;
   size_t len2 = 0;
+  // On send: a payload longer than this is cut into segments of this many
+  // bytes by the device or below (TSO); 0 for a segment of one MSS.
+  uint16_t gso_size = 0;
   // On receive: the send-ring store the payload was lent from (a segment
   // over lo, see ByteRing::share), or null.
   void* lender = nullptr;

@@ -338,3 +338,106 @@ TEST_CASE("tcp: a full send buffer grows to twice what the windows let fly, unle
     CHECK(filled_sndbuf(false) == 2 * 212992);
   });
 }
+
+TEST_CASE("tcp: a reader that keeps up grows its receive buffer per round trip, unless SO_RCVBUF was set",
+          "[inet][tcp]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    Log L{};
+    // 8 MiB through lo with every packet held 1 ms (a round trip of about
+    // 2 ms), read as it comes: SO_RCVBUF of the reading end afterwards,
+    // and its receive window scale.
+    auto transfer = [&](int set_rcvbuf) {
+      TcpPair p = tcp_pair<RK>(L, AF_INET);
+      if (set_rcvbuf) REQUIRE(rump_sys_setsockopt(p.s, SOL_SOCKET, SO_RCVBUF, &set_rcvbuf, sizeof(int)) == 0);
+      rump_netconfig_impair slow{1, 0, 0, 0, 1000};
+      REQUIRE(rump_pub_netconfig_impair("lo", &slow) == 0);
+      constexpr size_t kTotal = 8u << 20;
+      std::thread tx([&] {
+        rump_kernel_set_current(up.k);
+        std::vector<uint8_t> buf(65536);
+        for (size_t i = 0; i < buf.size(); i++) buf[i] = TcpPump::byte_at(i);
+        size_t sent = 0;
+        while (sent < kTotal) {
+          long n = rump_sys_send(p.c, buf.data(), buf.size(), 0);
+          if (n <= 0) break;
+          sent += static_cast<size_t>(n);
+        }
+      });
+      std::vector<uint8_t> in(65536);
+      size_t got = 0;
+      while (got < kTotal) {
+        long n = rump_sys_recv(p.s, in.data(), in.size(), 0);
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+      }
+      tx.join();
+      CHECK(got == kTotal);
+      rump_netconfig_impair off{};
+      REQUIRE(rump_pub_netconfig_impair("lo", &off) == 0);
+      int v = 0;
+      socklen_t len = sizeof v;
+      REQUIRE(rump_sys_getsockopt(p.s, SOL_SOCKET, SO_RCVBUF, &v, &len) == 0);
+      tcp_info ti{};
+      socklen_t tl = sizeof ti;
+      REQUIRE(rump_sys_getsockopt(p.s, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0);
+      rump_sys_close(p.c);
+      rump_sys_close(p.s);
+      rump_sys_close(p.l);
+      return std::pair<int, int>(v, static_cast<int>(ti.tcpi_rcv_wscale));
+    };
+    // The window scale is chosen at SYN time for tcp_rmem[2] (6 MiB: 7),
+    // as Linux; the buffer grew past the default (212992) and stays
+    // within 6 MiB.
+    auto [grown, ws] = transfer(0);
+    CHECK(ws == 7);
+    CHECK(grown > 212992);
+    CHECK(grown <= 6 * 1024 * 1024);
+    // SO_RCVBUF set after the connection was made: no autotuning (the
+    // scale was already chosen).
+    auto [fixed, ws2] = transfer(100000);
+    CHECK(fixed == 200000);
+    CHECK(ws2 == 7);
+  });
+}
+
+TEST_CASE("tcp: SO_RCVBUF shrunk while a window's data is in flight keeps that data (no retransmission)",
+          "[inet][tcp]") {
+  rump_test::on_fresh_thread([] {
+    rump_test::KernelUp up;
+    Log L{};
+    TcpPair p = tcp_pair<RK>(L, AF_INET);
+    // A segment from the reader tells the sender its scaled window.
+    char w = 'w';
+    REQUIRE(rump_sys_send(p.s, &w, 1, 0) == 1);
+    REQUIRE(rump_sys_recv(p.c, &w, 1, MSG_WAITALL) == 1);
+    // 150000 bytes leave at once (the window and the initial congestion
+    // window of lo's MSS allow it) and are held 50 ms on the way, while
+    // the reader shrinks its buffer to 8192 bytes.
+    rump_netconfig_impair slow{1, 0, 0, 0, 50000};
+    REQUIRE(rump_pub_netconfig_impair("lo", &slow) == 0);
+    constexpr size_t kBytes = 150000;
+    std::vector<uint8_t> out(kBytes);
+    for (size_t i = 0; i < kBytes; i++) out[i] = TcpPump::byte_at(i);
+    REQUIRE(rump_sys_send(p.c, out.data(), out.size(), 0) == static_cast<long>(kBytes));
+    int small = 4096;
+    REQUIRE(rump_sys_setsockopt(p.s, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    std::vector<uint8_t> in(kBytes);
+    REQUIRE(rump_sys_recv(p.s, in.data(), in.size(), MSG_WAITALL) == static_cast<long>(kBytes));
+    CHECK(in == out);
+    rump_netconfig_impair off{};
+    REQUIRE(rump_pub_netconfig_impair("lo", &off) == 0);
+    tcp_info ti{};
+    socklen_t tl = sizeof ti;
+    REQUIRE(rump_sys_getsockopt(p.c, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0);
+    // What the window let fly was kept: nothing was sent twice.
+    CHECK(ti.tcpi_total_retrans == 0);
+    int v = 0;
+    socklen_t len = sizeof v;
+    REQUIRE(rump_sys_getsockopt(p.s, SOL_SOCKET, SO_RCVBUF, &v, &len) == 0);
+    CHECK(v == 8192);
+    rump_sys_close(p.c);
+    rump_sys_close(p.s);
+    rump_sys_close(p.l);
+  });
+}
