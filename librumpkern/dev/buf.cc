@@ -161,6 +161,8 @@ Result<BufRef> BufCache::get(BlockDevice& dev, uint64_t blkno, uint32_t size, bo
     if (Buf* b = table_.find(Buf::Key{&dev, blkno})) {
       b->mu_->assert_held();
       if (b->size_ != size) return err(EINVAL);
+      // getblk: the caller writes new bytes over the block.
+      if (!read) b->checked_ = false;
       b->refs_++;
       lru_.erase(lru_.iterator_to(*b));
       lru_.push_back(*b);
@@ -250,19 +252,36 @@ Result<void> BufCache::flush(BlockDevice& dev) {
   if (batch) {
     std::sort(batch, batch + n, [](const Buf* a, const Buf* b) { return a->blkno_ < b->blkno_; });
     Result<void> failed;
-    for (size_t i = 0; i < n; i++) {
-      Buf* b = batch[i];
-      Result<void> r = failed.ok() ? write_out(*b) : Result<void>(err(EIO));
+    // Buffers of adjacent blocks go out in one vectored request.
+    constexpr size_t kMaxRun = 256;
+    BlockDevice::Segment seg[kMaxRun];
+    for (size_t i = 0; i < n;) {
+      size_t run = 1;
+      while (i + run < n && run < kMaxRun && batch[i + run]->size_ == batch[i]->size_ &&
+             batch[i + run]->blkno_ == batch[i]->blkno_ + run)
+        run++;
+      Result<void> r;
+      if (!failed.ok()) {
+        r = err(EIO);
+      } else if (run == 1) {
+        r = write_out(*batch[i]);
+      } else {
+        for (size_t j = 0; j < run; j++) seg[j] = BlockDevice::Segment{batch[i + j]->data_, batch[i + j]->size_};
+        uint32_t per = batch[i]->size_ / dev.block_size();
+        r = dev.write_blocksv(batch[i]->blkno_ * per, seg, run);
+      }
       MutexLocker g(lock_);
-      b->mu_->assert_held();
-      b->refs_--;
-      if (!r.ok()) {
-        failed = err(EIO);
-        if (!b->dirty_) {
+      for (size_t j = 0; j < run; j++) {
+        Buf* b = batch[i + j];
+        b->mu_->assert_held();
+        b->refs_--;
+        if (!r.ok() && !b->dirty_) {
           b->dirty_ = true;
           dirty_.push_back(*b);
         }
       }
+      if (!r.ok()) failed = err(EIO);
+      i += run;
     }
     Kmem::free(batch);
     TRY(failed);
@@ -312,6 +331,7 @@ void BufCache::wrote_through(BlockDevice& dev, uint64_t blkno, uint32_t size, co
   if (b == nullptr || b->size_ != size) return;
   b->mu_->assert_held();
   std::memcpy(b->data_, src, size);
+  b->checked_ = false;
   if (b->dirty_ && !b->pinned_) {
     b->dirty_ = false;
     dirty_.erase(dirty_.iterator_to(*b));

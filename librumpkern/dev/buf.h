@@ -54,6 +54,13 @@ class Buf : public KObject {
   char* data() const { return data_; }
   uint32_t size() const { return size_; }
   uint64_t blkno() const { return blkno_; }
+  // The file system found the bytes as read from the device valid (a
+  // checksum verified once, not on every use). Cleared whenever the cache
+  // fills the buffer from the device or from a page (wrote_through) and
+  // by getblk (the caller writes new bytes); like the bytes, guarded by
+  // the caller that owns the device.
+  bool checked() const { return checked_; }
+  void set_checked() { checked_ = true; }
 
  private:
   friend class BufCache;
@@ -79,6 +86,7 @@ class Buf : public KObject {
   uint32_t refs_ ABSL_GUARDED_BY(mu_) = 0;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool pinned_ ABSL_GUARDED_BY(mu_) = false;
+  bool checked_ = false;
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
   boost::intrusive::list_member_hook<> lru_hook_;    // every buffer, oldest use first
   boost::intrusive::list_member_hook<> dirty_hook_;  // dirty buffers only

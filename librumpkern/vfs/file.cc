@@ -641,7 +641,8 @@ class VnodeFileOps : public FileOps {
           vp.getattr(cur);
           if (off + allowed > cur.size) {
             // Growing sets the modification and change times too.
-            TRY(vp.truncate(off + allowed));
+            PageIo* io = cache->page_io();
+            TRY(io ? io->grow_for_cache(off + allowed) : vp.truncate(off + allowed));
             grew = true;
             grown_from = cur.size;
           } else {

@@ -34,6 +34,13 @@ class PageIo {
   // unchecked) the room of that many reserved pages.
   virtual Result<bool> reserve_page(uint64_t off) = 0;
   virtual void adjust_reserved(int64_t pages) = 0;
+  // write(2) into the cache grows the file to size (larger than it is),
+  // with new modification and change times. The file system may keep the
+  // change in its in-memory inode and store it with the pages
+  // (write_pages), once per write-back rather than once per write, as
+  // Linux keeps i_size ahead of i_disksize; it is stored at the latest
+  // by fsync and when the file's last reference goes.
+  virtual Result<void> grow_for_cache(uint64_t size) = 0;
 
  protected:
   ~PageIo() = default;

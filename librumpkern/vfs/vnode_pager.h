@@ -97,6 +97,8 @@ class VnodePager final : public vm::VmObject {
 
   Vnode& vnode() const { return *vp_; }
   bool write_back() const { return write_back_; }
+  // The file system's page I/O, or null.
+  PageIo* page_io() const { return io_; }
 
   Result<void> fill_page(uint64_t offset, std::byte* frame) override;
   void page_written(uint64_t offset, size_t len) override;

@@ -18,6 +18,25 @@ bool bit_test(const char* map, uint32_t i) { return map[i >> 3] & (1 << (i & 7))
 void bit_set(char* map, uint32_t i) { map[i >> 3] = static_cast<char>(map[i >> 3] | (1 << (i & 7))); }
 void bit_clear(char* map, uint32_t i) { map[i >> 3] = static_cast<char>(map[i >> 3] & ~(1 << (i & 7))); }
 
+// The first bit in [start, end) clear in map and, when also is given, in
+// also too; end if none. Whole 64-bit words of taken bits are skipped.
+uint32_t find_clear(const char* map, const char* also, uint32_t start, uint32_t end) {
+  uint32_t i = start;
+  while (i < end) {
+    if ((i & 63) == 0 && end - i >= 64) {
+      uint64_t w = get64(map, i >> 3) | (also ? get64(also, i >> 3) : 0);
+      if (w == ~uint64_t{0}) {
+        i += 64;
+        continue;
+      }
+      return i + static_cast<uint32_t>(__builtin_ctzll(~w));
+    }
+    if (!bit_test(map, i) && !(also && bit_test(also, i))) return i;
+    i++;
+  }
+  return end;
+}
+
 bool is_power_of(uint32_t n, uint32_t base) {
   if (n == 0) return false;
   while (n % base == 0) n /= base;
@@ -151,23 +170,10 @@ Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& go
     // A block freed since the last commit stays taken until then.
     const char* committed = journal_ ? journal_->committed_bitmap(g) : nullptr;
     auto is_free = [&](uint32_t i) { return !bit_test(map, i) && !(committed && bit_test(committed, i)); };
-    uint32_t found = n;
-    for (uint32_t i = start; i < n; i++) {
-      if (map[i >> 3] == static_cast<char>(0xff) && (i & 7) == 0 && i + 8 <= n) {
-        i += 7;
-        continue;
-      }
-      if (is_free(i)) {
-        found = i;
-        break;
-      }
-    }
+    uint32_t found = find_clear(map, committed, start, n);
     if (found == n && start > 0) {
-      for (uint32_t i = 0; i < start; i++)
-        if (is_free(i)) {
-          found = i;
-          break;
-        }
+      found = find_clear(map, committed, 0, start);
+      if (found == start) found = n;
     }
     if (found == n) {
       if (k == 0 || committed) continue;
@@ -245,15 +251,9 @@ Result<uint32_t> Ext2Mount::alloc_inode(uint32_t goal_group, bool dir) {
       flags &= ~gd::kInodeUninit;
       put16(d, gd::kFlags, flags);
     }
-    uint32_t found = geo_.inodes_per_group;
-    for (uint32_t i = 0; i < geo_.inodes_per_group; i++) {
-      uint32_t ino = g * geo_.inodes_per_group + i + 1;
-      if (ino < geo_.first_ino) continue;
-      if (!bit_test(map, i)) {
-        found = i;
-        break;
-      }
-    }
+    // Inodes below first_ino are reserved whatever the bitmap says.
+    uint32_t first = g * geo_.inodes_per_group + 1 < geo_.first_ino ? geo_.first_ino - 1 - g * geo_.inodes_per_group : 0;
+    uint32_t found = find_clear(map, nullptr, std::min(first, geo_.inodes_per_group), geo_.inodes_per_group);
     if (found == geo_.inodes_per_group) continue;
     bit_set(map, found);
     set_bitmap_csum(d, map, true);

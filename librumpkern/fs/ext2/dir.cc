@@ -105,12 +105,15 @@ Result<void> Ext2Node::for_each_entry(int64_t off, Fn fn) const {
     // An index node of a hash tree: one empty entry over the whole block
     // (the index itself lives inside it).
     if (get32(blk, 0) == 0 && rec_of(blk, 0) == bs) continue;
-    if (m.has_csum() && !(indexed && lblk == 0)) {
+    // The checksum is verified once, when the block first comes in from
+    // the device (the buffer remembers; changes here re-seal it).
+    if (m.has_csum() && !(indexed && lblk == 0) && !bh.get()->checked()) {
       const char* t = blk + bs - kDirTailSize;
       if (get32(t, 0) == 0 && get16(t, 4) == kDirTailSize && t[6] == 0 && static_cast<uint8_t>(t[7]) == kDirTailType) {
         if (crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), blk, bs - kDirTailSize) != get32(t, 8))
           return m.corrupt("directory block checksum invalid", lblk);
       }
+      bh.get()->set_checked();
     }
     for (size_t pos = 0; pos < end;) {
       TRY(check_dirent(blk, pos, end, lblk));

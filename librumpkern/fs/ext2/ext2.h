@@ -13,8 +13,11 @@
 // lookup in progress, a child directory's parent pointer, a page cache
 // kept after the last close); the last reference takes the node out of
 // the table and frees it. A node keeps a copy of its on-disk inode;
-// each change is written into the inode table's buffer at once, so a node
-// never holds state the disk lacks.
+// each change is written into the inode table's buffer at once, except a
+// regular file's size grown by write(2) into its page cache: that goes
+// with the pages' write-back (grow_for_cache), so that a growing file's
+// inode is journaled once per write-back, not once per write; until then
+// the disk holds the old size and no block past it.
 //
 // Journal (has_journal): replayed at mount when it needs recovery, then
 // every metadata change goes into the journal's running transaction
@@ -100,11 +103,15 @@ class Ext2Node : public Vnode, public PageIo {
   Result<void> write_pages(uint64_t off, size_t len, std::byte* const* pages) override;
   Result<bool> reserve_page(uint64_t off) override;
   void adjust_reserved(int64_t pages) override;
+  Result<void> grow_for_cache(uint64_t size) override;
   Result<void> fallocate(int mode, uint64_t off, uint64_t len) override;
   void touch(int which) override;
 
   // The inode's copy written into the inode table (with its checksum).
   Result<void> write_inode();
+  // write_inode if the copy holds a change not yet written (a size grown
+  // by grow_for_cache).
+  Result<void> write_inode_if_pending() { return inode_pending_ ? write_inode() : Result<void>(); }
   uint16_t links() const;
   void set_links(uint16_t n);
   // Frees the blocks and the inode of an unlinked node (its last
@@ -221,6 +228,10 @@ class Ext2Node : public Vnode, public PageIo {
 
   uint32_t ino_;
   char* raw_;  // the inode as on disk (the file system's inode size)
+  // raw_ holds a change the inode table lacks: a regular file grown by a
+  // write into its page cache (grow_for_cache), stored with the pages'
+  // write-back, by fsync or when the last reference goes.
+  bool inode_pending_ = false;
   RefPtr<Vnode> parent_;  // directories: the directory this one was found in
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
 };

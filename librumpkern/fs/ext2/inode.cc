@@ -49,6 +49,13 @@ void Ext2Mount::forget(Ext2Node& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   bool held = lock_.owned();
   if (!held) lock_.lock();
   if (n.hash_hook_.is_linked()) nodes_.erase(n);
+  if (n.inode_pending_ && n.links() > 0 && writable()) {
+    // A size grown in the cache whose pages never went back (a failed
+    // write-back): the inode still gets it.
+    Result<void> r = held ? Result<void>() : begin_op();
+    if (r.ok()) r = n.write_inode();
+    if (!r.ok()) kernel().printf("EXT4-fs: writing inode %u failed (%d)\n", n.ino_, r.error());
+  }
   if (n.links() == 0 && n.ino_ != geo_.journal_inum && writable()) {
     // Inside an operation (the lock was held) the freeing is part of it.
     Result<void> r = held ? Result<void>() : begin_op();
@@ -186,7 +193,10 @@ void Ext2Node::getattr(Vattr& va) const {
   if (extra >= ino::kCrtimeExtra + 4 - kGoodOldInodeSize) va.btime = decode_time(raw_, ino::kCrtime, ino::kCrtimeExtra, extra);
 }
 
-Result<void> Ext2Node::fsync() { return em().fsync_fs(); }
+Result<void> Ext2Node::fsync() {
+  TRY(write_inode_if_pending());
+  return em().fsync_fs();
+}
 
 // --- block mapping
 
@@ -210,11 +220,14 @@ Result<Ext2Node::Mapping> Ext2Node::bmap_extents(uint64_t lblk) const {
     if (kExtentHeader + size_t{max} * kExtentEntry > node_size || entries > max || depth > 5 ||
         (expect_depth >= 0 && depth != expect_depth) || level > 5)
       return m.corrupt("bad extent header", ino_);
-    if (level > 0 && m.has_csum()) {
+    // A tree block's checksum is verified once, when it first comes in
+    // from the device (the buffer remembers), not on every lookup.
+    if (level > 0 && m.has_csum() && !hold.get()->checked()) {
       size_t tail = kExtentHeader + size_t{max} * kExtentEntry;
       if (tail + 4 > node_size) return m.corrupt("no room for an extent block checksum", tree_block);
       if (crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), node, tail) != get32(node, tail))
         return m.corrupt("extent block checksum invalid", tree_block);
+      hold.get()->set_checked();
     }
     // The last entry starting at or before lblk (binary search; entries
     // must be in ascending order, checked on the way).

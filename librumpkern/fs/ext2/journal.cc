@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "fs/ext2/crc.h"
 #include "fs/ext2/ext2.h"
 #include "kern/kernel.h"
@@ -86,6 +87,23 @@ Result<void> Journal::read_log(uint64_t lb, char* buf) {
 Result<void> Journal::write_log(uint64_t lb, const char* buf) {
   uint32_t dbs = dev_.block_size();
   Result<void> r = dev_.write_blocks(phys(lb) * (bs_ / dbs), buf, bs_ / dbs);
+  if (!r.ok()) return err(EIO);
+  return {};
+}
+
+Result<void> Journal::LogRun::add(uint64_t lb, const char* buf) {
+  uint64_t pb = j_.phys(lb);
+  if (n_ > 0 && (pb != first_ + n_ || n_ == kMaxSegments)) TRY(submit());
+  if (n_ == 0) first_ = pb;
+  seg_[n_++] = BlockDevice::Segment{const_cast<char*>(buf), j_.bs_};
+  return {};
+}
+
+Result<void> Journal::LogRun::submit() {
+  if (n_ == 0) return {};
+  size_t n = n_;
+  n_ = 0;
+  Result<void> r = j_.dev_.write_blocksv(first_ * (j_.bs_ / j_.dev_.block_size()), seg_, n);
   if (!r.ok()) return err(EIO);
   return {};
 }
@@ -584,12 +602,26 @@ Result<void> Journal::commit(bool checkpoint_after) {
   const uint32_t tb = tag_bytes();
   const uint32_t per = tags_per_descriptor();
   uint64_t lb = head_;
+  // Log blocks that follow each other on the device go out in one
+  // vectored request: the descriptors (each its own block of descs, or
+  // scratch2_ one at a time when there is no memory for them) and the
+  // pinned buffers' own bytes.
+  LogRun out(*this);
+  size_t ndesc = (running_.size() + per - 1) / per;
+  char* descs = ndesc > 1 ? static_cast<char*>(km_.alloc(ndesc * size_t{bs_})) : nullptr;
+  absl::Cleanup free_descs = [descs] { Kmem::free(descs); };
+  size_t desc_no = 0;
   char* d = scratch2_;
   auto it = running_.begin();
   while (it != running_.end()) {
     // One descriptor and the copies it names.
     auto chunk = it;
     uint32_t n = 0;
+    if (descs) {
+      d = descs + desc_no++ * size_t{bs_};
+    } else {
+      TRY(out.submit());
+    }
     std::memset(d, 0, bs_);
     put_be32(d, 0, jbd2::kMagic);
     put_be32(d, 4, jbd2::kDescriptor);
@@ -605,9 +637,12 @@ Result<void> Journal::commit(bool checkpoint_after) {
       if (next == running_.end() || n + 1 == per) flags |= jbd2::kTagLastTag;
       uint32_t c = 0;
       if (csum()) {
-        std::memcpy(scratch_, data, bs_);
-        if (escape) put_be32(scratch_, 0, 0);
-        c = tag_csum(csum_seed_, tid_, scratch_, bs_);
+        if (escape) {
+          std::memcpy(scratch_, data, bs_);
+          put_be32(scratch_, 0, 0);
+          data = scratch_;
+        }
+        c = tag_csum(csum_seed_, tid_, data, bs_);
       }
       char* t = d + p;
       put_be32(t, 0, static_cast<uint32_t>(it->blkno));
@@ -627,19 +662,23 @@ Result<void> Journal::commit(bool checkpoint_after) {
       }
     }
     if (csum()) put_be32(d, bs_ - 4, crc32c(csum_seed_, d, bs_));
-    TRY(write_log(lb, d));
+    TRY(out.add(lb, d));
     lb = wrap(lb + 1);
     for (auto c = chunk; c != it; ++c) {
       const char* data = c->pin.data();
       if (be32(data, 0) == jbd2::kMagic) {
+        // Escaped: a copy with the magic cleared, written at once.
+        TRY(out.submit());
         std::memcpy(scratch_, data, bs_);
         put_be32(scratch_, 0, 0);
-        data = scratch_;
+        TRY(write_log(lb, scratch_));
+      } else {
+        TRY(out.add(lb, data));
       }
-      TRY(write_log(lb, data));
       lb = wrap(lb + 1);
     }
   }
+  TRY(out.submit());
   // Revoke blocks.
   uint32_t rec = wide ? 8 : 4;
   for (auto r = revokes_.begin(); r != revokes_.end();) {

@@ -186,6 +186,22 @@ class Journal : public KObject {
   uint64_t phys(uint64_t lb) const;
   Result<void> read_log(uint64_t lb, char* buf);
   Result<void> write_log(uint64_t lb, const char* buf);
+  // Log blocks gathered into vectored writes: add sends what is gathered
+  // first when lb's block does not follow it on the device. The bytes
+  // must stay put until submit.
+  class LogRun {
+   public:
+    explicit LogRun(Journal& j) : j_(j) {}
+    Result<void> add(uint64_t lb, const char* buf);
+    Result<void> submit();
+
+   private:
+    static constexpr size_t kMaxSegments = 256;
+    Journal& j_;
+    uint64_t first_ = 0;  // file-system block of the first
+    size_t n_ = 0;
+    BlockDevice::Segment seg_[kMaxSegments];
+  };
   uint64_t wrap(uint64_t lb) const { return lb >= maxlen_ ? first_ + (lb - maxlen_) : lb; }
   uint64_t capacity() const { return maxlen_ - first_; }
   uint64_t used() const { return (head_ + capacity() - tail_) % capacity(); }

@@ -56,6 +56,7 @@ void Ext2Node::set_time(size_t sec_off, size_t extra_off, const timespec& t) {
 Result<void> Ext2Node::write_inode() {
   Ext2Mount& m = em();
   const Ext2Mount::Geometry& g = m.geo();
+  inode_pending_ = false;
   if (m.has_csum()) {
     uint32_t extra = g.inode_size > kGoodOldInodeSize ? get16(raw_, ino::kExtraIsize) : 0;
     bool hi = extra >= 4;

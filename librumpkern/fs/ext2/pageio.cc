@@ -177,7 +177,7 @@ Result<void> Ext2Node::write_pages(uint64_t off, size_t len, std::byte* const* p
   Result<void> s = run.submit();
   Kmem::free(tail);
   if (r.ok()) r = s;
-  if (changed) {
+  if (changed || inode_pending_) {
     Result<void> w = write_inode();
     if (r.ok()) r = w;
   }
@@ -229,6 +229,23 @@ Result<bool> Ext2Node::reserve_page(uint64_t off) {
   if (!hole) return false;
   TRY(m.reserve_blocks(per));
   return true;
+}
+
+Result<void> Ext2Node::grow_for_cache(uint64_t new_size) {
+  Ext2Mount& m = em();
+  uint64_t old = size();
+  // Anything but growing a block-aligned regular file (zeros to write in
+  // the old last block, inline data to move out) takes truncate's path.
+  if (type() != VType::kReg || new_size <= old || old % m.geo().block_size || (flags() & kFlInlineData))
+    return truncate(new_size);
+  if (!m.writable()) return err(EROFS);
+  if (flags() & (kFlImmutable | kFlAppend)) return err(EPERM);
+  set_size(new_size);
+  timespec now = wall_timespec();
+  set_time(ino::kMtime, ino::kMtimeExtra, now);
+  set_time(ino::kCtime, ino::kCtimeExtra, now);
+  inode_pending_ = true;
+  return {};
 }
 
 void Ext2Node::adjust_reserved(int64_t pages) {

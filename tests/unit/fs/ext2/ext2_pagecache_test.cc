@@ -3,7 +3,8 @@
 // the kernel's memory limit goes through write(2) and a mapping and reads
 // back whole; a snapshot of the image taken right after fsync (a crash)
 // mounts with the journal replayed and holds the fsync'ed bytes; a failed
-// write-back is reported once to each open description. e2fsck -fn is
+// write-back is reported once to each open description; a file grown in
+// pieces has its size on the image after each write-back. e2fsck -fn is
 // clean after every scenario that unmounts.
 #include <sys/mman.h>
 
@@ -197,6 +198,60 @@ TEST_CASE("an image copied right after fsync (a crash) replays its journal and h
   }
   CHECK(fsck_problems(crashed) == "");
   CHECK(fsck_problems(img) == "");
+}
+
+// A file growing through its cache keeps the new size in memory and
+// stores it with the write-back: each state a crash could leave holds
+// every byte written back before it with the right size.
+TEST_CASE("a file grown by write(2) in pieces has its size on the image after syncfs, fsync and the last close",
+          "[ext2][pagecache][journal]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  std::string after_syncfs = t.path + "/after_syncfs", after_fsync = t.path + "/after_fsync";
+  REQUIRE(make_image(img, "ext4", 4096, "", 32));
+  constexpr size_t kPiece = 64 * 1024;
+  const std::string all = pattern(0, 70 * kPiece + 1000, 9);
+  uint64_t at = 0;
+  auto grow = [&](int fd, size_t n) {
+    REQUIRE(rump_sys_write(fd, all.data() + at, n) == static_cast<long>(n));
+    at += n;
+    struct stat st;
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(static_cast<uint64_t>(st.st_size) == at);
+  };
+  {
+    MountedWith m(img);
+    int fd = rump_sys_open("/mnt/grown", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    for (int i = 0; i < 40; i++) grow(fd, kPiece);
+    // syncfs writes the pages back (and with them the size), commits and
+    // checkpoints; the file stays open.
+    REQUIRE(rump_sys_syncfs(fd) == 0);
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(after_syncfs)) == 0);
+    for (int i = 0; i < 20; i++) grow(fd, kPiece);
+    grow(fd, 1000);
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(after_fsync)) == 0);
+    for (int i = 0; i < 10; i++) grow(fd, i == 0 ? kPiece - 1000 : kPiece);
+    grow(fd, 1000);
+    REQUIRE(rump_sys_close(fd) == 0);
+    // Unmounted at halt: the last pieces go back then.
+  }
+  REQUIRE(at == all.size());
+  struct Expect {
+    const std::string* image;
+    uint64_t size;
+  };
+  for (const Expect& e : {Expect{&after_syncfs, 40 * kPiece}, Expect{&after_fsync, 60 * kPiece + 1000},
+                          Expect{&img, all.size()}}) {
+    INFO(*e.image);
+    {
+      MountedWith m(*e.image);
+      check_file("/mnt/grown", e.size, 9);
+      REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+    }
+    CHECK(fsck_problems(*e.image) == "");
+  }
 }
 
 TEST_CASE("a failed write-back is reported once to each open description, as Linux's errseq",
