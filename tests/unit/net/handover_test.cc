@@ -148,6 +148,17 @@ bool move_all(bool write, int fd, void* p, size_t len, std::atomic<long>& eintr)
 bool write_all(int fd, void* p, size_t len, std::atomic<long>& eintr) { return move_all(true, fd, p, len, eintr); }
 bool read_all(int fd, void* p, size_t len, std::atomic<long>& eintr) { return move_all(false, fd, p, len, eintr); }
 
+// Runs fn on a new thread with an LWP of process pid.
+template <class F>
+std::thread run_in(rump_kernel* k, pid_t pid, F fn) {
+  return std::thread([k, pid, fn] {
+    rump_kernel_set_current(k);
+    TCHECK(rump_lwproc_newlwp(pid) == 0);
+    fn();
+    rump_lwproc_releaselwp();
+  });
+}
+
 }  // namespace
 
 TEST_CASE("hand-over: streams both ways at once in random writev/readv pieces arrive intact, then EOF",
@@ -158,14 +169,7 @@ TEST_CASE("hand-over: streams both ways at once in random writev/readv pieces ar
     Kid k = fork_and_switch();
     Channels c = open_channels(kind);
     constexpr size_t kTotal = 3 << 20;
-    auto run = [&](auto fn) {
-      return std::thread([&, fn] {
-        rump_kernel_set_current(up.k);
-        TCHECK(rump_lwproc_newlwp(k.pid) == 0);
-        fn();
-        rump_lwproc_releaselwp();
-      });
-    };
+    auto run = [&](auto fn) { return run_in(up.k, k.pid, fn); };
     std::thread t1 = run([&] { write_stream(c.a_to_b_wr, kTotal, 0, 1); });
     std::thread t2 = run([&] { read_stream(c.a_to_b_rd, kTotal, 0, 2); });
     std::thread t3 = run([&] { write_stream(c.b_to_a_wr, kTotal, 1, 3); });
@@ -367,22 +371,6 @@ TEST_CASE("hand-over: a fault on either side loses no byte: the faulting side ge
     c.close_all();
   }
 }
-
-namespace {
-
-// A side of a channel in another process: the thread gets an LWP of pid
-// for fn's run.
-template <class F>
-std::thread run_in(rump_kernel* k, pid_t pid, F fn) {
-  return std::thread([k, pid, fn] {
-    rump_kernel_set_current(k);
-    TCHECK(rump_lwproc_newlwp(pid) == 0);
-    fn();
-    rump_lwproc_releaselwp();
-  });
-}
-
-}  // namespace
 
 TEST_CASE("hand-over: an isolated process echoes every size intact, straight into waiting readers or through the buffer",
           "[net][pipe][concurrency]") {
