@@ -637,7 +637,7 @@ Result<void> unp_check_addr(const void* raw, socklen_t len, SockAddr& a) {
 }
 
 // A stream's one copy into its peer's waiting reader (socket.h).
-Result<size_t> unp_send_direct(Lwp& l, Socket& so, Uio& uio, size_t max) {
+Result<size_t> unp_send_direct(Lwp& l, Socket& so, Uio& uio, size_t max, bool wait) {
   Socket* p;
   {
     MutexLocker g(so.lock_);
@@ -647,7 +647,7 @@ Result<size_t> unp_send_direct(Lwp& l, Socket& so, Uio& uio, size_t max) {
   }
   RefPtr<Socket> target = adopt_ref(p);
   int src_error = 0;
-  size_t moved = target->fill_direct(uio, max, &src_error);
+  size_t moved = target->fill_direct(l, uio, max, wait, &src_error);
   if (moved == 0 && src_error) return err(src_error);
   return moved;
 }

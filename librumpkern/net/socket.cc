@@ -242,14 +242,22 @@ SockRecord* Socket::take_record_locked(size_t len) {
   return nullptr;
 }
 
-size_t Socket::fill_direct(Uio& src, size_t max, int* src_error) {
+size_t Socket::fill_direct(Lwp& l, Uio& src, size_t max, bool wait, int* src_error) {
   DirectRead* d;
   {
     MutexLocker g(lock_);
-    d = rcv_direct_;
-    if (!d || d->claimed || d->filled() || !rcv_.empty() || (state_ & (kSsClosed | kSsCantRcvMore)) ||
-        (options_ & kSoPassCred))
-      return 0;
+    for (;;) {
+      if (!rcv_.empty() || (state_ & (kSsClosed | kSsCantRcvMore)) || (options_ & kSoPassCred)) return 0;
+      d = rcv_direct_;
+      // An offer nobody claimed or filled; uio_move needs one of the two
+      // in the host's address space.
+      if (d && !d->claimed && !d->filled() && (src.direct() || d->uio->direct())) break;
+      // Nothing buffered and no fresh offer: a reader posting one bumps
+      // gen_. One spin per call at most.
+      if (!wait) return 0;
+      wait = false;
+      if (!offer_spin_.spin(l, lock_, gen_, gen_.load(std::memory_order_relaxed), -1)) return 0;
+    }
     d->claimed = true;
   }
   UioMoved r = uio_move(*d->uio, src, max);
@@ -323,8 +331,7 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
   // One copy into a waiting reader's uio, tried before each record; not
   // for small sends, where a cached record costs less than looking at the
   // peer's offer under its lock.
-  bool direct_ok = pr.send_direct && pr.stream && !creds && !m.rights && want > SockRecord::kSmallRecord &&
-                   m.uio->direct();
+  bool direct_ok = pr.send_direct && pr.stream && !creds && !m.rights && want > SockRecord::kSmallRecord;
   bool direct_tried = false;
   do {
     size_t chunk = pr.stream ? (want - sent < kPiece ? want - sent : kPiece) : want;
@@ -371,7 +378,9 @@ Result<size_t> so_send(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock)
       }
     }
     if (direct_tried) {
-      Result<size_t> d = pr.send_direct(l, so, *m.uio, want - sent);
+      // Before the first byte of a blocking send from host memory only, it
+      // may wait a little for a reader's offer.
+      Result<size_t> d = pr.send_direct(l, so, *m.uio, want - sent, sent == 0 && !nonblock && m.uio->direct());
       if (!d.ok()) {
         error = d.error();
         break;
@@ -511,8 +520,12 @@ Result<size_t> so_receive_records(Lwp& l, Socket& so, SockMsg& m, int flags, boo
         bool was_empty = so.rcv_.empty();
         SockRecord* last = was_empty ? nullptr : &so.rcv_.back();
         // Nothing buffered: a sender may copy straight into our uio.
-        bool offer = was_empty && !peek && !passcred && pr.send_direct && uio.direct();
-        if (offer) so.rcv_direct_ = &direct;
+        bool offer = was_empty && !peek && !passcred && pr.send_direct;
+        if (offer) {
+          so.rcv_direct_ = &direct;
+          // For a sender spinning for an offer (fill_direct).
+          so.gen_.store(so.gen_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        }
         int e = so_sleep(l, so, so.rcv_cv_, so.rcv_waiters_, deadline);
         if (offer) {
           while (direct.claimed) {

@@ -26,12 +26,19 @@
 // same critical section that gives the sender its space back), so a
 // steady stream allocates nothing.
 //
-// One copy: a stream reader in the host's address space that finds the
-// buffer empty offers its uio while it waits (rcv_direct_, a DirectRead of
-// vfs/file.h); a sender in the host's address space whose protocol has a
-// send_direct hook (local streams) copies from its buffer straight into
-// it, with no record, unless the record would carry credentials or
-// rights; sends of at most kSmallRecord bytes keep to (cached) records.
+// One copy: a stream reader that finds the buffer empty offers its uio
+// while it waits (rcv_direct_, a DirectRead of vfs/file.h); a sender whose
+// protocol has a send_direct hook (local streams) copies from its buffer
+// straight into it, with no record, if one of the two is in the host's
+// address space (the other may be isolated: uio_move reaches it through
+// its space), unless the record would carry credentials or rights; sends
+// of at most kSmallRecord bytes keep to (cached) records.
+// A blocking sender that finds the buffer empty and no offer yet spins
+// for one for an adaptive budget before it falls back on records: a
+// reader draining a stream write by write is then between two calls, and
+// is back within a few hundred nanoseconds; a record written instead
+// would make the next write find the buffer non-empty, and the stream
+// would stay on two copies.
 //
 // Waiting: a reader or writer that must wait first spins on gen_ for an
 // adaptive budget (kern/spin_budget.h), so a peer running on another CPU
@@ -220,9 +227,10 @@ struct Protosw {
   Result<size_t> (*recv_msg)(Lwp& l, Socket& so, SockMsg& m, int flags, bool nonblock) = nullptr;
   // Optional, for streams: moves up to max bytes of uio straight into the
   // uio of a reader of the peer that waits on an empty buffer
-  // (Socket::fill_direct). 0: none waits (the record path follows); an
-  // error: the sender's memory faulted before a byte moved.
-  Result<size_t> (*send_direct)(Lwp& l, Socket& so, Uio& uio, size_t max) = nullptr;
+  // (Socket::fill_direct; wait: the sender may spin briefly for a reader
+  // to come). 0: none waits (the record path follows); an error: the
+  // sender's memory faulted before a byte moved.
+  Result<size_t> (*send_direct)(Lwp& l, Socket& so, Uio& uio, size_t max, bool wait) = nullptr;
 };
 
 // An address family.
@@ -287,6 +295,9 @@ class Socket : public KObject, public RefCounted<Socket> {
   DirectRead* rcv_direct_ ABSL_GUARDED_BY(lock_) = nullptr;
   SpinBudget rcv_spin_ ABSL_GUARDED_BY(lock_);
   SpinBudget snd_spin_ ABSL_GUARDED_BY(lock_);
+  // Of senders that found this socket's buffer empty and no reader's
+  // offer, spinning for one (fill_direct).
+  SpinBudget offer_spin_ ABSL_GUARDED_BY(lock_);
   // Consumed records this socket sent, kept for its next sends.
   static constexpr int kRecordCache = 8;
   SockRecordList rec_cache_ ABSL_GUARDED_BY(lock_);
@@ -350,9 +361,11 @@ class Socket : public KObject, public RefCounted<Socket> {
 
   // A sender's one copy (no lock held, a reference held): if a reader of
   // this socket offers its uio and nothing is buffered before it, moves up
-  // to max bytes from src into it and wakes it. Returns what moved; a
-  // fault of src's memory sets *src_error.
-  size_t fill_direct(Uio& src, size_t max, int* src_error);
+  // to max bytes from src into it and wakes it. With wait, a sender that
+  // finds nothing buffered and no offer spins for one (offer_spin_): a
+  // reader that drains every write is then mostly between two calls.
+  // Returns what moved; a fault of src's memory sets *src_error.
+  size_t fill_direct(Lwp& l, Uio& src, size_t max, bool wait, int* src_error);
 
   // The credentials of the calling LWP as a record carries them.
   static ScmCreds creds_of(Lwp& l);

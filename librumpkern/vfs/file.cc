@@ -69,8 +69,12 @@ Result<void> Uio::copyin(void* k, size_t n) {
 
 bool Uio::direct() const { return kernel || (lwp && lwp->user_space() == nullptr); }
 
+// At least one of dst and src is direct(); the other may be an isolated
+// space, reached through it (space_copy). A stretch that faults counts
+// nothing, as a copy through a buffer (Uio::copyin/copyout) counts it.
 UioMoved uio_move(Uio& dst, Uio& src, size_t n) {
   UioMoved r;
+  bool src_host = src.direct(), dst_host = dst.direct();
   while (n > 0 && dst.cur < dst.iovcnt && src.cur < src.iovcnt) {
     size_t droom = dst.iov[dst.cur].iov_len - dst.cur_off;
     if (droom == 0) {
@@ -88,21 +92,37 @@ UioMoved uio_move(Uio& dst, Uio& src, size_t n) {
     if (sroom < m) m = sroom;
     uintptr_t d = reinterpret_cast<uintptr_t>(dst.iov[dst.cur].iov_base) + dst.cur_off;
     uintptr_t s = reinterpret_cast<uintptr_t>(src.iov[src.cur].iov_base) + src.cur_off;
-    if (!src.kernel && !host_user_range_ok(s, m)) {
+    if (src_host && !src.kernel && !host_user_range_ok(s, m)) {
       r.src_error = EFAULT;
       break;
     }
-    if (!dst.kernel && !host_user_range_ok(d, m)) {
+    if (dst_host && !dst.kernel && !host_user_range_ok(d, m)) {
       r.dst_error = EFAULT;
       break;
     }
-    std::memcpy(reinterpret_cast<void*>(d), reinterpret_cast<const void*>(s), m);
-    dst.cur_off += m;
-    dst.resid -= m;
-    src.cur_off += m;
-    src.resid -= m;
-    r.moved += m;
-    n -= m;
+    // One side may be an isolated space: the other's bytes are host
+    // memory, copied through the space.
+    size_t done = m;
+    int e = 0;
+    if (src_host && dst_host) {
+      std::memcpy(reinterpret_cast<void*>(d), reinterpret_cast<const void*>(s), m);
+    } else if (src_host) {
+      Result<void> c = space_copy(dst.lwp->user_space(), true, d, reinterpret_cast<void*>(s), m, &done);
+      if (!c.ok()) e = r.dst_error = c.error();
+    } else {
+      Result<void> c = space_copy(src.lwp->user_space(), false, s, reinterpret_cast<void*>(d), m, &done);
+      if (!c.ok()) e = r.src_error = c.error();
+    }
+    // A stretch that faulted moves nothing, as a copy through a buffer
+    // (Uio::copyin/copyout) counts it: the bytes stay with the writer.
+    if (e) done = 0;
+    dst.cur_off += done;
+    dst.resid -= done;
+    src.cur_off += done;
+    src.resid -= done;
+    r.moved += done;
+    n -= done;
+    if (e) break;
   }
   return r;
 }

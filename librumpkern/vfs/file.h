@@ -63,8 +63,10 @@ struct UioMoved {
   int src_error = 0;
   int dst_error = 0;
 };
-// Copies up to n bytes from src's memory straight into dst's, both
-// direct(): one copy from a writer's buffer into a waiting reader's.
+// Copies up to n bytes from src's memory straight into dst's, at least
+// one of them direct() (the other may be an isolated space, reached
+// through it): one copy from a writer's buffer into a waiting reader's.
+// A stretch that faults counts nothing (as through a buffer).
 UioMoved uio_move(Uio& dst, Uio& src, size_t n);
 
 // A reader that finds a pipe or stream socket empty offers its uio here

@@ -96,11 +96,12 @@ Result<size_t> Pipe::read(Lwp& l, Uio& uio, bool nonblock) {
         error = EAGAIN;
         break;
       }
-      if (!rbusy_ && uio.direct()) {
+      if (!rbusy_) {
         // The ring is empty and a writer is there: wait with the offer.
         rbusy_ = true;
         rdirect_ = &direct;
         offered = true;
+        bump_locked();  // for a writer spinning for an offer
       }
     }
     // Another reader's turn ends soon; a non-blocking read waits for it
@@ -174,6 +175,7 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
   int error = 0;
   bool sigpipe = false;
   bool told = true;  // sleeping readers and pollers know of every committed byte
+  bool spun_for_offer = false;
   lock_.lock();
   if (want && !buf_ && readers_ > 0) {
     buf_ = static_cast<char*>(kmem_.alloc(kCapacity));
@@ -210,7 +212,10 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
       }
       continue;
     }
-    if (want > kPipeBuf && rdirect_ && !rdirect_->claimed && !rdirect_->filled() && len_ == 0 && uio.direct()) {
+    bool one_copy = want > kPipeBuf && len_ == 0;
+    // (uio_move needs one of the two in the host's address space.)
+    if (one_copy && rdirect_ && !rdirect_->claimed && !rdirect_->filled() &&
+        (uio.direct() || rdirect_->uio->direct())) {
       // A reader waits with its uio: one copy, straight into it. Only
       // writes of more than PIPE_BUF bytes (no atomicity to keep, and a
       // copy saved that is worth the reader's hand-shake).
@@ -238,6 +243,16 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
         break;
       }
       continue;
+    }
+    if (one_copy && done == 0 && !nonblock && !spun_for_offer && uio.direct()) {
+      // The ring is empty and no reader offers its buffer yet: a reader
+      // draining the pipe write by write is between two calls, back
+      // within a few hundred nanoseconds. Spin for its offer (once per
+      // call, for an adaptive budget) rather than put the bytes in the
+      // ring, which would make the next write find the ring non-empty
+      // and keep the stream on two copies.
+      spun_for_offer = true;
+      if (ospin_.spin(l, lock_, gen_, gen_.load(std::memory_order_relaxed), -1)) continue;
     }
     // Our turn: copy a piece into the free space without the lock. Other
     // writers wait for wbusy_, so an atomic write is never interleaved.

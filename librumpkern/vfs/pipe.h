@@ -24,14 +24,17 @@
 // kPiece bytes, each committed (and made visible to the other side) on its
 // own, so a 64 KiB write and the read draining it overlap.
 //
-// One copy: a reader that must wait for data on an empty ring, in the
-// host's address space, offers its uio (DirectRead, vfs/file.h) while it
-// waits, keeping its turn (rbusy_); a writer in the host's address space
-// that finds the ring empty and the offer there copies from its buffer
-// straight into the reader's, with no copy through the ring, and wakes it.
+// One copy: a reader that must wait for data on an empty ring offers its
+// uio (DirectRead, vfs/file.h) while it waits, keeping its turn (rbusy_);
+// a writer that finds the ring empty and the offer there copies from its
+// buffer straight into the reader's, with no copy through the ring, and
+// wakes it, if one of the two is in the host's address space (the other
+// may be isolated: uio_move reaches it through its space).
 // The rest of the write, if the reader asked for less, goes into the ring.
 // Only writes of more than PIPE_BUF bytes go straight (no atomicity to
-// keep, and a copy saved that is worth the reader's hand-shake).
+// keep, and a copy saved that is worth the reader's hand-shake). Such a
+// blocking write that finds the ring empty and no offer spins for one
+// first (ospin_, adaptive), as a socket sender does (net/socket.h).
 //
 // Waiting: a reader or writer that must wait first spins briefly on gen_
 // (Lwp::spin_wait), which every change of the pipe's state bumps, and
@@ -156,6 +159,7 @@ class Pipe : public KObject, public RefCounted<Pipe> {
   int wwait_ ABSL_GUARDED_BY(lock_) = 0;
   SpinBudget rspin_ ABSL_GUARDED_BY(lock_);  // of readers / writers
   SpinBudget wspin_ ABSL_GUARDED_BY(lock_);
+  SpinBudget ospin_ ABSL_GUARDED_BY(lock_);  // of writers spinning for a reader's offer
   uint64_t r_counter_ ABSL_GUARDED_BY(lock_) = 0;  // read-opens so far (FIFO)
   uint64_t w_counter_ ABSL_GUARDED_BY(lock_) = 0;  // write-opens so far: the writer generation
 };
