@@ -1,6 +1,8 @@
-// mem.cc: kernel memory from the host: malloc with alignment, and anonymous
-// mappings with a preferred address and an alignment.
+// mem.cc: kernel memory from the host: malloc with alignment, anonymous
+// mappings with a preferred address and an alignment, and the shared frames
+// of page caches with their views in a host-space process's memory.
 #include <rump/rumpuser.h>
+#include <rump/rumpuser_hostmap.h>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -94,4 +96,48 @@ extern "C" int rumpuser_mprotect(void* addr, size_t len, int prot) {
 
 extern "C" int rumpuser_madvise(void* addr, size_t len, int advice) {
   return madvise(addr, len, advice) == 0 ? 0 : errno;
+}
+
+extern "C" int rumpuser_shmmap(size_t size, void** memp) {
+  const size_t pgsz = page_size();
+  if (size == 0 || (size & (pgsz - 1)) != 0) return EINVAL;
+  if (fault_inject(RUMPUSER_FAULT_MEMORY)) return ENOMEM;
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return errno;
+  // A forked host child gets none of these frames: its copy of the kernel
+  // would otherwise write into this one's page caches.
+  if (madvise(p, size, MADV_DONTFORK) != 0) {
+    int e = errno;
+    munmap(p, size);
+    return e;
+  }
+  *memp = p;
+  return 0;
+}
+
+extern "C" int rumpuser_shmalias(void* src, size_t size, void* dst, int prot) {
+  const size_t pgsz = page_size();
+  auto s = reinterpret_cast<uintptr_t>(src), d = reinterpret_cast<uintptr_t>(dst);
+  if (size == 0 || ((s | d | size) & (pgsz - 1)) != 0) return EINVAL;
+  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return EINVAL;
+  // An old size of 0 duplicates a shared mapping (Linux's mremap): the new
+  // view replaces whatever was at dst and inherits the source's
+  // don't-fork advice.
+  void* p = mremap(src, 0, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+  if (p == MAP_FAILED) return errno;
+  if (prot != (PROT_READ | PROT_WRITE) && mprotect(dst, size, prot) != 0) return errno;
+  return 0;
+}
+
+extern "C" int rumpuser_busmap(void* dst, size_t size) {
+  const size_t pgsz = page_size();
+  if (size == 0 || ((reinterpret_cast<uintptr_t>(dst) | size) & (pgsz - 1)) != 0) return EINVAL;
+  // A shared mapping of an empty file: every page lies past its end.
+  int fd = memfd_create("rumpuser-sigbus", MFD_CLOEXEC);
+  if (fd < 0) return errno;
+  void* p = mmap(dst, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+  int e = p == MAP_FAILED ? errno : 0;
+  close(fd);
+  if (e == 0) madvise(dst, size, MADV_DONTFORK);
+  return e;
 }

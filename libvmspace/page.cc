@@ -6,19 +6,25 @@
 #include <new>
 
 #include <rump/rumpuser.h>
+#include <rump/rumpuser_hostmap.h>
 
 namespace rump::vm {
 
 void FrameChunk::put() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  kmem_->give_chunk(base_);
+  // Shared chunks go straight back to the host (the Kmem's chunk cache
+  // keeps private ones).
+  if (shared_)
+    rumpuser_unmap(base_, ChunkCache::kChunkBytes);
+  else
+    kmem_->give_chunk(base_);
   // Chunk headers live in host memory next to nothing of the kernel's: they
   // are bookkeeping of frames, charged with them.
   this->~FrameChunk();
   rumpuser_free(this, sizeof(FrameChunk));
 }
 
-Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero) {
+Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero, bool shared) {
   *zero = false;
   if (!kmem.charge(kPageSize)) return err(ENOMEM);
   std::byte* frame = nullptr;
@@ -27,19 +33,29 @@ Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero) {
     chunk = *chunkp;
     if (chunk == nullptr || chunk->next_ == FrameChunk::kChunkPages) {
       bool fresh = false;
-      void* base = kmem.take_chunk(&fresh);
+      void* base = nullptr;
+      if (!shared) {
+        base = kmem.take_chunk(&fresh);
+      } else if (rumpuser_shmmap(ChunkCache::kChunkBytes, &base) == 0) {
+        fresh = true;
+      } else {
+        base = nullptr;
+      }
       if (base == nullptr) {
         kmem.uncharge(kPageSize);
         return err(ENOMEM);
       }
       void* mem = nullptr;
       if (rumpuser_malloc(sizeof(FrameChunk), 0, &mem) != 0) {
-        kmem.give_chunk(base);
+        if (shared)
+          rumpuser_unmap(base, ChunkCache::kChunkBytes);
+        else
+          kmem.give_chunk(base);
         kmem.uncharge(kPageSize);
         return err(ENOMEM);
       }
       FrameChunk::drop_owner(chunk);
-      chunk = new (mem) FrameChunk(kmem, static_cast<std::byte*>(base), fresh);
+      chunk = new (mem) FrameChunk(kmem, static_cast<std::byte*>(base), fresh, shared);
       *chunkp = chunk;
     }
     frame = chunk->base_ + chunk->next_ * kPageSize;
@@ -65,9 +81,9 @@ Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero) {
   return p;
 }
 
-Result<Page*> Page::alloc_zeroed(Kmem& kmem, FrameChunk** chunk) {
+Result<Page*> Page::alloc_zeroed(Kmem& kmem, FrameChunk** chunk, bool shared) {
   bool zero = false;
-  Page* p = TRY(alloc_raw(kmem, chunk, &zero));
+  Page* p = TRY(alloc_raw(kmem, chunk, &zero, shared));
   // A fresh chunk's frames are zero already; writing them here would only
   // take the host's page fault earlier.
   if (!zero) std::memset(p->frame_, 0, kPageSize);
@@ -76,10 +92,12 @@ Result<Page*> Page::alloc_zeroed(Kmem& kmem, FrameChunk** chunk) {
 
 Result<Page*> Page::alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk) {
   bool zero = false;
-  Page* p = TRY(alloc_raw(kmem, chunk, &zero));
+  Page* p = TRY(alloc_raw(kmem, chunk, &zero, chunk != nullptr && *chunk != nullptr && (*chunk)->shared_));
   std::memcpy(p->frame_, src.frame_, kPageSize);
   return p;
 }
+
+bool Page::aliasable() const { return chunk_ != nullptr && chunk_->shared_; }
 
 Result<Page*> Page::wrap_external(Kmem& kmem, std::byte* frame) {
   Page* p = new (kmem) Page(kmem, frame, nullptr, true);

@@ -49,7 +49,8 @@ class FrameChunk {
 
  private:
   friend class Page;
-  FrameChunk(Kmem& kmem, std::byte* base, bool fresh) : kmem_(&kmem), base_(base), fresh_(fresh) {}
+  FrameChunk(Kmem& kmem, std::byte* base, bool fresh, bool shared)
+      : kmem_(&kmem), base_(base), fresh_(fresh), shared_(shared) {}
   void put();
   Kmem* kmem_;                       // whose cache the chunk goes back to
   std::byte* base_;
@@ -58,14 +59,18 @@ class FrameChunk {
   // Straight from the host, so every frame not yet handed out is zero
   // (frames are handed out once each, in order).
   bool fresh_;
+  // Shared host memory (rumpuser_shmmap): a host-space mapping can alias
+  // the frames (page caches).
+  bool shared_;
 };
 
 class Page : public KObject {
  public:
   // A zero-filled frame, or ENOMEM when the Kmem limit or the host says no.
   // chunk: the allocating object's current chunk (updated), or null for a
-  // frame of its own.
-  static Result<Page*> alloc_zeroed(Kmem& kmem, FrameChunk** chunk = nullptr);
+  // frame of its own. shared: from chunks of shared host memory, which a
+  // host-space mapping can alias (an object always asks for one kind).
+  static Result<Page*> alloc_zeroed(Kmem& kmem, FrameChunk** chunk = nullptr, bool shared = false);
   // A frame holding a copy of src (the copy-on-write break).
   static Result<Page*> alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk = nullptr);
   // A page for memory someone else owns and charged (a device's buffer
@@ -86,12 +91,25 @@ class Page : public KObject {
   bool exclusive() const { return shares_.load(std::memory_order_acquire) == 1; }
   uint32_t shares() const { return shares_.load(std::memory_order_relaxed); }
 
+  // Host-space mappings (rumpuser_shmalias views) of this frame, and how
+  // many of them may have been written. Guarded by the owning object's
+  // lock: while any exists the object keeps the page where it is (no
+  // eviction, no drop, no copy-on-write; pager pages are never shared).
+  uint32_t host_maps_ = 0;
+  uint32_t host_writers_ = 0;
+  bool pinned() const { return host_maps_ != 0; }
+  // True if the frame lies in shared host memory that rumpuser_shmalias
+  // can view; chunk_id: frames of one chunk that are adjacent are viewed
+  // with one call.
+  bool aliasable() const;
+  const void* chunk_id() const { return chunk_; }
+
  private:
   Page(Kmem& kmem, std::byte* frame, FrameChunk* chunk, bool external = false)
       : kmem_(&kmem), frame_(frame), chunk_(chunk), external_(external) {}
   ~Page() = default;
   // *zero: the frame is known to be all zero (from a fresh chunk).
-  static Result<Page*> alloc_raw(Kmem& kmem, FrameChunk** chunk, bool* zero);
+  static Result<Page*> alloc_raw(Kmem& kmem, FrameChunk** chunk, bool* zero, bool shared);
 
   Kmem* kmem_;         // the arena the frame is charged to
   std::byte* frame_;   // kPageSize bytes, page aligned, owned

@@ -3,6 +3,7 @@
 #include "vm_object.h"
 
 #include <rump/rumpuser.h>
+#include <rump/rumpuser_hostmap.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -16,6 +17,7 @@ VmObject::VmObject(Kmem& kmem, uint64_t size, bool anonymous)
     : kmem_(&kmem), size_(size), anonymous_(anonymous), pages_(kmem) {}
 
 VmObject::~VmObject() {
+  // Mappers hold references: no view is left.
   // Last reference: nobody else can reach the table, the lock only keeps the
   // analysis honest.
   Locker<RwLock> g(lock_);
@@ -74,7 +76,7 @@ Result<Page*> VmObject::alloc_for_fill_locked() {
   for (bool retried = false;; retried = true) {
     Result<void> room = reserve_one_locked();
     if (room.ok()) {
-      Result<Page*> p = Page::alloc_zeroed(*kmem_, &chunk_);
+      Result<Page*> p = Page::alloc_zeroed(*kmem_, &chunk_, !anonymous_);
       if (p.ok() || p.error() != ENOMEM) return p;
     } else if (room.error() != ENOMEM) {
       return err(room.error());
@@ -92,7 +94,7 @@ Result<Page*> VmObject::alloc_for_fill_locked() {
 size_t VmObject::drop_reclaimable_locked() {
   size_t before = pages_.size();
   pages_.erase_if([&](uint64_t index, Page* page) {
-    if (!page_reclaimable_locked(index)) return false;
+    if (page->pinned() || !page_reclaimable_locked(index)) return false;
     page->release();
     return true;
   });
@@ -168,18 +170,167 @@ void VmObject::for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn)
   }
 }
 
-void VmObject::drop_range(uint64_t first, uint64_t count) {
+void VmObject::drop_range(uint64_t first, uint64_t count, uint64_t byte_lo, uint64_t byte_hi) {
   Locker<RwLock> g(lock_);
+  if (!views_.empty()) {
+    // Pinned pages first, in order: a page past the end cuts every view
+    // there, and the pages after it are past the end too.
+    for_each_in_range_locked(first, count, [&](uint64_t index, Page* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (p->pinned() && !refill_pinned_locked(index, p, byte_lo, byte_hi)) unalias_locked(index);
+    });
+  }
+  auto drop = [](Page* p) {
+    if (p->pinned()) return false;
+    p->release();
+    return true;
+  };
   if (count <= pages_.size()) {
-    for (uint64_t i = first; i < first + count; i++)
-      if (Page* p = pages_.erase(i)) p->release();
+    for (uint64_t i = first; i < first + count; i++) {
+      Page* p = pages_.find(i);
+      if (p != nullptr && drop(p)) pages_.erase(i);
+    }
     return;
   }
   pages_.erase_if([&](uint64_t index, Page* page) {
     if (index < first || index - first >= count) return false;
-    page->release();
-    return true;
+    return drop(page);
   });
+}
+
+// --- host views
+
+bool VmObject::refill_pinned_locked(uint64_t pindex, Page* p, uint64_t lo, uint64_t hi) {
+  uint64_t off = pindex << kPageShift;
+  auto* tmp = static_cast<std::byte*>(kmem_->zalloc(kPageSize));
+  // Without memory the page keeps what it holds.
+  if (tmp == nullptr) return true;
+  Result<void> r = fill_page(off, tmp);
+  if (r.ok()) {
+    uint64_t from = lo > off ? lo - off : 0;
+    uint64_t to = hi - off < kPageSize ? hi - off : kPageSize;
+    if (hi <= off) to = 0;
+    if (from < to) std::memcpy(p->data() + from, tmp + from, to - from);
+  }
+  Kmem::free(tmp);
+  // An I/O error keeps the page's bytes; only the end of the file ends a
+  // view.
+  return r.ok() || r.error() != kPagerPastEnd;
+}
+
+void VmObject::unpin_locked(uint64_t first, uint64_t count, bool writer, bool written) {
+  for (uint64_t i = first; i < first + count; i++) {
+    Page* p = pages_.find(i);
+    if (p == nullptr || p->host_maps_ == 0) continue;  // cannot happen: pinned pages stay
+    if (writer && written) page_written(i << kPageShift, kPageSize);
+    p->host_maps_--;
+    if (writer) p->host_writers_--;
+  }
+}
+
+void VmObject::unalias_locked(uint64_t pindex) {
+  for (HostView& v : views_) {
+    if (pindex < v.first || pindex - v.first >= v.pinned) continue;
+    uint64_t at = pindex - v.first;
+    // The host's part cannot fail for a range it mapped (the kernel's own
+    // view); were it to, the old frames stay viewed and pinned.
+    if (rumpuser_busmap(reinterpret_cast<void*>(v.addr + (at << kPageShift)), (v.pinned - at) << kPageShift) != 0)
+      continue;
+    unpin_locked(v.first + at, v.pinned - at, v.writer, false);
+    v.pinned = at;
+  }
+}
+
+Result<void> VmObject::host_view_add(HostView& v, uint64_t count, int prot) {
+  if (anonymous_) return err(ENODEV);
+  Locker<RwLock> g(lock_);
+  uint64_t n = 0;
+  auto undo = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { unpin_locked(v.first, n, v.writer, false); };
+  // Fault and pin page by page: a pinned page is never given back to make
+  // room for the next one.
+  for (; n < count; n++) {
+    Result<Page*> p = fault_locked(v.first + n);
+    if (!p.ok()) {
+      if (p.error() == kPagerPastEnd || p.error() == EFAULT) break;
+      undo();
+      return err(p.error());
+    }
+    if (!p.value()->aliasable()) {
+      undo();
+      return err(ENODEV);
+    }
+    p.value()->host_maps_++;
+    if (v.writer) p.value()->host_writers_++;
+  }
+  // Runs of frames adjacent in one chunk: one view each.
+  for (uint64_t i = 0; i < n;) {
+    Page* p = pages_.find(v.first + i);
+    uint64_t run = 1;
+    while (i + run < n) {
+      Page* q = pages_.find(v.first + i + run);
+      if (q->chunk_id() != p->chunk_id() || q->data() != p->data() + run * kPageSize) break;
+      run++;
+    }
+    int e = rumpuser_shmalias(p->data(), run << kPageShift, reinterpret_cast<void*>(v.addr + (i << kPageShift)), prot);
+    if (e != 0) {
+      undo();
+      return err(e);
+    }
+    i += run;
+  }
+  if (n < count) {
+    if (int e = rumpuser_busmap(reinterpret_cast<void*>(v.addr + (n << kPageShift)), (count - n) << kPageShift)) {
+      undo();
+      return err(e);
+    }
+  }
+  v.pinned = n;
+  views_.push_back(v);
+  host_views_.fetch_add(1, std::memory_order_relaxed);
+  host_views_changed_locked(1);
+  return {};
+}
+
+void VmObject::host_view_cut_locked(HostView& v, uint64_t from, bool written) {
+  if (from < v.pinned) {
+    unpin_locked(v.first + from, v.pinned - from, v.writer, written);
+    v.pinned = from;
+  }
+  if (from == 0 && v.hook.is_linked()) {
+    views_.erase(views_.iterator_to(v));
+    host_views_.fetch_sub(1, std::memory_order_relaxed);
+    host_views_changed_locked(-1);
+  }
+}
+
+void VmObject::host_view_split_locked(HostView& head, HostView& tail, uint64_t at) {
+  tail.addr = head.addr + (at << kPageShift);
+  tail.first = head.first + at;
+  tail.writer = head.writer;
+  tail.pinned = head.pinned > at ? head.pinned - at : 0;
+  if (head.pinned > at) head.pinned = at;
+  views_.insert(std::next(views_.iterator_to(head)), tail);
+  host_views_.fetch_add(1, std::memory_order_relaxed);
+  host_views_changed_locked(1);
+}
+
+void VmObject::host_view_make_writer_locked(HostView& v) {
+  if (v.writer) return;
+  v.writer = true;
+  for (uint64_t i = 0; i < v.pinned; i++)
+    if (Page* p = pages_.find(v.first + i)) p->host_writers_++;
+}
+
+void VmObject::host_view_written_locked(const HostView& v, uint64_t first, uint64_t count) {
+  if (!v.writer) return;
+  uint64_t lo = first > v.first ? first : v.first;
+  uint64_t hi = first + count < v.first + v.pinned ? first + count : v.first + v.pinned;
+  for (uint64_t i = lo; i < hi; i++) page_written(i << kPageShift, kPageSize);
+}
+
+void VmObject::for_each_host_written_locked(absl::FunctionRef<void(uint64_t)> fn) {
+  for (const HostView& v : views_)
+    if (v.writer)
+      for (uint64_t i = 0; i < v.pinned; i++) fn(v.first + i);
 }
 
 Result<RefPtr<VmObject>> VmObject::clone_range(uint64_t first, uint64_t count, uint64_t new_first) {

@@ -24,8 +24,12 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
+#include <boost/intrusive/list.hpp>
 #include <cstddef>
 #include <cstdint>
+
+#include "absl/functional/function_ref.h"
 
 #include "base/kmem.h"
 #include "base/ref.h"
@@ -35,6 +39,30 @@
 #include "sync/mutex.h"
 
 namespace rump::vm {
+
+// What fill_page returns for a page wholly past the end of a file (the
+// kernel's kBusFault, kern/file_map.h).
+inline constexpr int kPagerPastEnd = ENXIO;
+
+// A view of an object's frames in a host-space process's memory
+// (rumpuser_shmalias): pages [first, first+pinned) of the object appear at
+// host address addr on; each holds a host_maps_ count (and, for a writer,
+// host_writers_) of its page. The mapper owns it; the object lists it
+// under its lock while it is registered, so that a change of the file
+// (truncation) can take the pages out of every view. Pages of the mapping
+// past `pinned` are a SIGBUS mapping (rumpuser_busmap).
+struct HostView {
+  uint64_t addr = 0;
+  uint64_t first = 0;
+  uint64_t pinned = 0;
+  bool writer = false;
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
+  using List = boost::intrusive::list<
+      HostView, boost::intrusive::member_hook<HostView, boost::intrusive::list_member_hook<boost::intrusive::link_mode<
+                                                            boost::intrusive::safe_link>>,
+                                              &HostView::hook>,
+      boost::intrusive::constant_time_size<false>>;
+};
 
 class VmObject : public KObject, public RefCounted<VmObject> {
  public:
@@ -85,6 +113,8 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // reclaimable page: a write-back cache writes its dirty pages back here
   // so that they can be given back.
   virtual void clean_pages_locked() {}
+  // The number of host views changed by delta (lock_ held exclusive).
+  virtual void host_views_changed_locked(int delta) {}
 
   // ---- the page table, for libvmspace (indices are page numbers) ----
   RwLock& lock() ABSL_LOCK_RETURNED(lock_) { return lock_; }
@@ -100,8 +130,11 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // not filled by the pager (a fresh zeroed frame), a present one is made
   // safe to write into as fault_write_locked does.
   Result<Page*> fault_overwrite_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  // Releases the pages in [first, first+count).
-  void drop_range(uint64_t first, uint64_t count);
+  // Releases the pages in [first, first+count). A page a host view pins
+  // stays where it is: bytes [byte_lo, byte_hi) of it are filled again
+  // from the pager; a page the pager finds past the end leaves every view
+  // (a SIGBUS mapping from there on) and goes.
+  void drop_range(uint64_t first, uint64_t count, uint64_t byte_lo = 0, uint64_t byte_hi = ~uint64_t{0});
   // Releases every page page_reclaimable_locked() allows; returns how many
   // went (global eviction under the memory limit).
   size_t drop_reclaimable();
@@ -115,8 +148,42 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // bytes): a snapshot for memory the object does not own.
   Result<void> read_page(uint64_t pindex, std::byte* dst);
 
+  // ---- views in a host-space process's memory (pager objects only) ----
+  // Fills and pins pages [first, first+count) for view v (v.first, v.writer
+  // set; v.addr its host address), stopping at the first page past the
+  // end (kPagerPastEnd), aliases them at v.addr with protection
+  // prot, makes the rest of the count a SIGBUS mapping, and registers v
+  // (v.pinned: the pages aliased). An error (EIO, ENOMEM, the host's)
+  // leaves nothing pinned, aliased or registered.
+  Result<void> host_view_add(HostView& v, uint64_t count, int prot);
+  // Lets go of pages [v.first+from, v.first+v.pinned) of a registered
+  // view: with written (a writer's munmap, exit), the pager hears of
+  // every page first (page_written). from == 0 also unregisters v. The
+  // host memory is the caller's business.
+  void host_view_cut_locked(HostView& v, uint64_t from, bool written) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Splits a registered view at page `at` (0 < at < its length): tail
+  // takes the view's pages from at on and is registered.
+  void host_view_split_locked(HostView& head, HostView& tail, uint64_t at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // A view made writable (mprotect): its pages count as written from now.
+  void host_view_make_writer_locked(HostView& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The pager hears of every pinned page of v in [first, first+count) as
+  // written (msync of a writer).
+  void host_view_written_locked(const HostView& v, uint64_t first, uint64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Calls fn with the index of every page a writer view pins (a
+  // write-back cache counts them dirty when it writes back: the host
+  // reports no stores).
+  void for_each_host_written_locked(absl::FunctionRef<void(uint64_t)> fn) ABSL_SHARED_LOCKS_REQUIRED(lock_);
+  // Views registered now (relaxed: a hint for hot paths).
+  uint32_t host_views() const { return host_views_.load(std::memory_order_relaxed); }
+
  protected:
   VmObject(Kmem& kmem, uint64_t size, bool anonymous);
+  // A zeroed frame for this object, not yet in the table (a pager's run
+  // of fills): from shared chunks for a pager object, so that host views
+  // can alias it.
+  Result<Page*> alloc_page_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    return Page::alloc_zeroed(*kmem_, &chunk_, !anonymous_);
+  }
 
  private:
   // Room for one more page, made before anything else changes.
@@ -124,6 +191,12 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // A zeroed frame with room for it in the table; for a pages_clean()
   // object, dropping its pages when memory runs out.
   Result<Page*> alloc_for_fill_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Refills bytes [lo, hi) of pinned page p at pindex; false: past the end.
+  bool refill_pinned_locked(uint64_t pindex, Page* p, uint64_t lo, uint64_t hi) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Takes page pindex out of every view that pins it (a SIGBUS mapping
+  // from there to the view's end).
+  void unalias_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void unpin_locked(uint64_t first, uint64_t count, bool writer, bool written) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   size_t drop_reclaimable_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   template <class Fn>
   void for_each_in_range_locked(uint64_t first, uint64_t count, Fn&& fn) ABSL_SHARED_LOCKS_REQUIRED(lock_);
@@ -137,6 +210,8 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   RwLock lock_{LockRank::kVmObject};
   PageTable pages_ ABSL_GUARDED_BY(lock_);
   FrameChunk* chunk_ ABSL_GUARDED_BY(lock_) = nullptr;  // where new frames come from
+  HostView::List views_ ABSL_GUARDED_BY(lock_);
+  std::atomic<uint32_t> host_views_{0};
 };
 
 }  // namespace rump::vm

@@ -567,6 +567,7 @@ class VnodeFileOps : public FileOps {
     void* buf = km.alloc(chunk);
     if (!buf) return err(ENOMEM);
     VnodePager* cache = file_cache(f);
+    if (cache == nullptr) vnode_host_sync(vp, off, want);
     size_t done = 0;
     int error = 0;
     while (done < want) {

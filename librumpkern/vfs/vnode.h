@@ -390,6 +390,10 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   // the errno in the low 16 bits, bit 16 set once a description saw it, a
   // count above that bumped at each new error (vfs/vnode_pager.cc).
   std::atomic<uint64_t> wb_error_{0};
+  // Host-space mappings of the file's cache (VmObject host views), kept by
+  // the cache: read(2) of a write-through file has their stores written
+  // through first (vnode_host_sync).
+  std::atomic<uint32_t> host_views_{0};
   static constexpr uint64_t kWbErrorSeen = uint64_t{1} << 16;
 
  protected:

@@ -322,6 +322,9 @@ Result<void> VnodePager::flush() {
 
 Result<void> VnodePager::flush_locked() {
   if (!write_back_) return {};
+  // Pages host-space mappings may have written (the host reports no
+  // stores) go back with the rest.
+  if (host_views() != 0) for_each_host_written_locked([this](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS { (void)mark_dirty_locked(i); });
   size_t n = dirty_.size();
   if (n == 0) return {};
   // Back in file order, so that the file system allocates blocks in order.
@@ -487,7 +490,7 @@ void VnodePager::fill_run_locked(uint64_t first, uint64_t end) {
   std::byte* frames[kMaxRun];
   size_t n = 0;
   for (uint64_t i = first; i < end && n < kMaxRun && lookup_locked(i) == nullptr; i++) {
-    Result<vm::Page*> p = vm::Page::alloc_zeroed(kmem());
+    Result<vm::Page*> p = alloc_page_locked();
     if (!p.ok()) break;
     pages[n] = p.value();
     frames[n] = p.value()->data();
@@ -579,6 +582,30 @@ Result<void> VnodePager::sync(uint64_t offset, uint64_t len, int flags) {
   return {};
 }
 
+void VnodePager::host_views_changed_locked(int delta) {
+  vp_->host_views_.fetch_add(static_cast<uint32_t>(delta), std::memory_order_relaxed);
+}
+
+void VnodePager::host_sync(uint64_t off, uint64_t len) {
+  if (write_back_ || host_views() == 0 || len == 0) return;
+  uint64_t first = off >> vm::kPageShift;
+  uint64_t last = (len > kToEnd - off ? kToEnd : off + len - 1) >> vm::kPageShift;
+  Locker<RwLock> g(lock());
+  for_each_host_written_locked([&](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (i >= first && i <= last) page_written(i << vm::kPageShift, vm::kPageSize);
+  });
+}
+
+void vnode_host_sync(Vnode& vp, uint64_t off, uint64_t len) {
+  if (vp.host_views_.load(std::memory_order_relaxed) == 0) return;
+  RefPtr<VnodePager> p;
+  {
+    MutexLocker g(vp.lock());
+    p = VnodePager::find_locked(vp);
+  }
+  if (p) p->host_sync(off, len);
+}
+
 void VnodePager::invalidate(uint64_t off, uint64_t len) {
   if (len == 0) return;
   uint64_t first = off >> vm::kPageShift;
@@ -607,7 +634,7 @@ void VnodePager::invalidate(uint64_t off, uint64_t len) {
       io_->adjust_reserved(-res);
     }
   }
-  drop_range(first, count);
+  drop_range(first, count, off, len >= kToEnd - off ? kToEnd : off + len);
 }
 
 // --- descriptions

@@ -106,6 +106,11 @@ class VnodePager final : public vm::VmObject {
   bool pages_clean() const override { return !write_back_; }
   bool page_reclaimable_locked(uint64_t pindex) override;
   void clean_pages_locked() override ABSL_NO_THREAD_SAFETY_ANALYSIS { (void)flush_locked(); }
+  void host_views_changed_locked(int delta) override;
+  // Write-through mode: the pages of [off, off+len) that writable
+  // host-space mappings pin are written through to the file (the host
+  // reports no stores), so that read(2) sees them. Without the tree lock.
+  void host_sync(uint64_t off, uint64_t len);
 
   // Write-back mode, with no lock held. read_cached: up to len bytes at
   // off (short at the end of the file). write_cached: up to len bytes at
@@ -216,6 +221,9 @@ void file_cache_release(File& f);
 int file_check_wb_error(File& f);
 // Records write-back error e of vp (fsync's failure, a failed flush).
 void vnode_record_wb_error(Vnode& vp, int e);
+// Before read(2) of a file that host-space processes map: their stores
+// reach the file first (VnodePager::host_sync). Cheap when none does.
+void vnode_host_sync(Vnode& vp, uint64_t off, uint64_t len);
 // Writes vp's cached pages back, if it has a write-back cache (truncate,
 // fallocate, SEEK_DATA/SEEK_HOLE). Without the tree lock.
 Result<void> vnode_flush(Vnode& vp);

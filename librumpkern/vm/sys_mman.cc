@@ -79,6 +79,21 @@ Result<long> host_mmap(Lwp& l, uint64_t addr, uint64_t len, int prot, int flags)
   bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
   if (fixed && (!aligned(addr) || addr > kHostUserMax - len)) return err(fixed && !aligned(addr) ? EINVAL : ENOMEM);
   MutexLocker g(v->lock_);
+  if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE)) {
+    // File views in the range go first: the new memory is mapped afresh
+    // there.
+    TRY(v->split_at_locked(addr));
+    TRY(v->split_at_locked(addr + len));
+    for (auto it = v->regions_.lower_bound(addr); it != v->regions_.end() && it->start < addr + len;) {
+      if (!it->object) {
+        ++it;
+        continue;
+      }
+      v->unmap_region_locked(*it);
+      v->host_bytes_ -= it->len;
+      it = v->erase_region_locked(it);
+    }
+  }
   if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE) && v->covered_locked(addr, addr + len)) {
     // Replacing memory we handed out: fresh zero pages with the new
     // protection, in place.
@@ -147,6 +162,54 @@ Result<long> host_map_private_file(Lwp& l, uint64_t addr, uint64_t length, int p
       it->prot = prot;
   }
   return got;
+}
+
+// A shared host-space mapping of a file: every page up to the end of the
+// file is filled now (as MAP_POPULATE; an I/O error fails the call) and
+// pinned in the file's cache, and the cache's own frames are viewed at the
+// returned address (rumpuser_shmalias), so that loads and stores are the
+// cache's bytes, seen by read(2) and write(2) at once. Pages past the end
+// of the file are a SIGBUS mapping for the mapping's life (a file grown
+// later does not show there). The host reports no stores: the pages of a
+// writable mapping count as written at munmap, msync, exit, fsync and the
+// cache's write-back. MAP_FIXED replaces what this process was handed out
+// there (unmapped first).
+Result<long> host_map_shared_file(Lwp& l, uint64_t addr, uint64_t length, int prot, int flags,
+                                  RefPtr<vm::VmObject> object, uint64_t offset, int max_prot) {
+  if (length > kHostUserMax) return err(ENOMEM);
+  uint64_t len = page_up(length);
+  if (offset > ~uint64_t{0} - len) return err(EOVERFLOW);
+  bool fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
+  if (fixed && (!aligned(addr) || addr > kHostUserMax - len)) return err(!aligned(addr) ? EINVAL : ENOMEM);
+  VmProc* v = TRY(vm_proc_get(l.proc()));
+  if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE)) TRY(sys_munmap(l, UserPtr<void>{addr}, len));
+  auto* r = new (*v->kmem_) HostRegion(0, len, prot);
+  if (r == nullptr) return err(ENOMEM);
+  absl::Cleanup free_r = [r] { delete r; };
+  r->object = std::move(object);
+  r->max_prot = max_prot;
+  if (max_prot & PROT_WRITE) {
+    TRY(r->object->add_writable_map());
+    r->counts_writable = true;
+  }
+  void* p = nullptr;
+  if (rumpuser_anonmmap(reinterpret_cast<void*>(addr), len, 0, 0, &p) != 0) return err(ENOMEM);
+  uint64_t got = reinterpret_cast<uint64_t>(p);
+  absl::Cleanup unmap = [p, len] { rumpuser_unmap(p, len); };
+  if (fixed && got != addr) return err((flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM);
+  if (got >= kHostUserMax || got + len > kHostUserMax) return err(ENOMEM);
+  r->start = got;
+  r->view.addr = got;
+  r->view.first = offset >> vm::kPageShift;
+  r->view.writer = (prot & PROT_WRITE) != 0;
+  if (Result<void> a = r->object->host_view_add(r->view, len >> vm::kPageShift, prot); !a.ok())
+    return err(a.error() == kBusFault ? EIO : a.error());
+  std::move(unmap).Cancel();
+  std::move(free_r).Cancel();
+  MutexLocker g(v->lock_);
+  v->add_region_locked(*r);
+  v->host_bytes_ += len;
+  return static_cast<long>(got);
 }
 
 // Makes region boundaries at a and b; returns the first region at or
@@ -227,11 +290,12 @@ Result<long> sys_mmap(Lwp& l, UserPtr<void> addr, size_t length, int prot, int f
     if (!object) object = TRY(mmap_file_object(l, fd, prot, flags, &max_prot));
     if (!vs) {
       // Host space: a private mapping is a copy of the file's pages made
-      // now; a shared one would need the cache's pages at the caller's
-      // address, which host memory cannot give (ENODEV).
-      if (type != MAP_PRIVATE) return err(ENODEV);
+      // now; a shared one is a view of the cache's own frames.
       if ((prot & ~max_prot) != 0) return err(EACCES);
-      return host_map_private_file(l, addr.addr, length, prot, flags, *object, static_cast<uint64_t>(offset));
+      if (type == MAP_PRIVATE)
+        return host_map_private_file(l, addr.addr, length, prot, flags, *object, static_cast<uint64_t>(offset));
+      return host_map_shared_file(l, addr.addr, length, prot, flags, std::move(object), static_cast<uint64_t>(offset),
+                                  max_prot);
     }
   }
   if (vs) {
@@ -262,7 +326,7 @@ Result<long> sys_munmap(Lwp& l, UserPtr<void> addr, size_t length) {
   uint64_t a = addr.addr, b = a + len;
   MutexLocker g(v->lock_);
   for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->start < b;) {
-    rumpuser_unmap(reinterpret_cast<void*>(it->start), it->len);
+    v->unmap_region_locked(*it);
     v->host_bytes_ -= it->len;
     it = v->erase_region_locked(it);
   }
@@ -282,7 +346,20 @@ Result<long> sys_mprotect(Lwp& l, UserPtr<void> addr, size_t len, int prot) {
   uint64_t a = addr.addr, b = a + n;
   MutexLocker g(v->lock_);
   if (!v->covered_locked(a, b)) return err(ENOMEM);
+  // A shared view of a file not open for writing never becomes writable.
+  for (auto it = v->regions_.upper_bound(a); it != v->regions_.begin();) {
+    --it;
+    for (; it != v->regions_.end() && it->start < b; ++it)
+      if ((prot & ~it->max_prot) != 0) return err(EACCES);
+    break;
+  }
   for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->start < b; ++it) {
+    if (it->object && (prot & PROT_WRITE) && !it->view.writer) {
+      // From now on its pages count as written at munmap, msync and
+      // write-back.
+      Locker<RwLock> og(it->object->lock());
+      it->object->host_view_make_writer_locked(it->view);
+    }
     TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(it->start), it->len, prot)));
     it->prot = prot;
   }
@@ -314,6 +391,17 @@ Result<long> sys_madvise(Lwp& l, UserPtr<void> addr, size_t length, int advice) 
   VmProc* v = TRY(host_owned(l, addr.addr, n));
   MutexLocker g(v->lock_);
   if (!v->covered_locked(addr.addr, addr.addr + n)) return err(ENOMEM);
+  // Views of a file: MADV_FREE is for private memory (EINVAL, as Linux);
+  // MADV_REMOVE would punch the frames of the cache itself, not the file
+  // (EOPNOTSUPP); dropping a view's pages (DONTNEED) changes nothing a
+  // process can see, so the hints stay here.
+  auto it = v->regions_.upper_bound(addr.addr);
+  for (--it; it != v->regions_.end() && it->start < addr.addr + n; ++it) {
+    if (!it->object) continue;
+    if (advice == MADV_FREE) return err(EINVAL);
+    if (advice == MADV_REMOVE) return err(EOPNOTSUPP);
+    pass = false;
+  }
   if (pass) TRY(from_errno(rumpuser_madvise(reinterpret_cast<void*>(addr.addr), n, advice)));
   return 0;
 }
@@ -360,6 +448,25 @@ Result<long> sys_msync(Lwp& l, UserPtr<void> addr, size_t length, int flags) {
   VmProc* v = TRY(host_owned(l, addr.addr, n));
   MutexLocker g(v->lock_);
   if (!v->covered_locked(addr.addr, addr.addr + n)) return err(ENOMEM);
+  // Views of files: their pages count as written (the host reports no
+  // stores), then the file's cache does what the flags ask (MS_SYNC writes
+  // back and waits, MS_ASYNC leaves it to the flusher).
+  uint64_t a = addr.addr, b = a + n;
+  auto it = v->regions_.upper_bound(a);
+  int first = 0;
+  for (--it; it != v->regions_.end() && it->start < b; ++it) {
+    if (!it->object) continue;
+    uint64_t lo = std::max(a, it->start), hi = std::min(b, it->start + it->len);
+    uint64_t page = it->view.first + ((lo - it->start) >> vm::kPageShift);
+    uint64_t count = (hi - lo) >> vm::kPageShift;
+    {
+      Locker<RwLock> og(it->object->lock());
+      it->object->host_view_written_locked(it->view, page, count);
+    }
+    Result<void> r = it->object->sync(page << vm::kPageShift, count << vm::kPageShift, flags);
+    if (!r.ok() && first == 0) first = r.error();
+  }
+  if (first) return err(first);
   return 0;
 }
 
@@ -437,11 +544,13 @@ Result<long> sys_mremap(Lwp& l, UserPtr<void> old_address, size_t old_size, size
   uint64_t rstart = it->start, rend = rstart + it->len;
   if (a < rstart || a + olen > rend) return err(EFAULT);
   if (nlen == olen) return static_cast<long>(a);
+  // A view of a file shrinks; it neither grows nor moves (EINVAL).
+  if (it->object && nlen > olen) return err(EINVAL);
   if (nlen < olen) {
     TRY(v->split_at_locked(a + nlen));
     TRY(v->split_at_locked(a + olen));
     auto tail = v->regions_.find(a + nlen);
-    rumpuser_unmap(reinterpret_cast<void*>(a + nlen), olen - nlen);
+    v->unmap_region_locked(*tail);
     v->host_bytes_ -= tail->len;
     v->erase_region_locked(tail);
     return static_cast<long>(a);

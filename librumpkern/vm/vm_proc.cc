@@ -117,9 +117,26 @@ Result<void> VmProc::split_at_locked(uint64_t addr) {
   if (addr <= start || addr >= end) return {};
   auto* tail = new (*kmem_) HostRegion(addr, end - addr, it->prot);
   if (tail == nullptr) return err(ENOMEM);
+  if (it->object) {
+    tail->object = it->object;
+    tail->max_prot = it->max_prot;
+    // A count of the object's own: it has one already, so no seal can come
+    // between.
+    tail->counts_writable = it->counts_writable && it->object->add_writable_map().ok();
+    Locker<RwLock> og(it->object->lock());
+    it->object->host_view_split_locked(it->view, tail->view, (addr - start) >> vm::kPageShift);
+  }
   it->len = addr - start;
   regions_.insert_before(std::next(it), *tail);
   return {};
+}
+
+void VmProc::unmap_region_locked(HostRegion& r) {
+  if (r.object) {
+    Locker<RwLock> og(r.object->lock());
+    r.object->host_view_cut_locked(r.view, 0, true);
+  }
+  rumpuser_unmap(reinterpret_cast<void*>(r.start), r.len);
 }
 
 bool VmProc::covered_locked(uint64_t a, uint64_t b) {
@@ -141,8 +158,8 @@ void VmProc::teardown() {
   VmspaceSlot* dead = nullptr;
   {
     MutexLocker g(lock_);
-    regions_.clear_and_dispose([](HostRegion* r) {
-      rumpuser_unmap(reinterpret_cast<void*>(r->start), r->len);
+    regions_.clear_and_dispose([this](HostRegion* r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      unmap_region_locked(*r);
       delete r;
     });
     host_bytes_ = 0;

@@ -30,6 +30,8 @@
 // with a reference so that Vmspace work happens without lock_.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <boost/intrusive/set.hpp>
 #include <cstdint>
 
@@ -46,11 +48,23 @@ namespace rump {
 inline constexpr uint64_t kHostBrkReserve = uint64_t{64} << 20;
 
 // A piece of host memory mmap handed out: [start, start+len), page aligned.
+// Anonymous memory, or (object set) a MAP_SHARED file mapping: a view of
+// the file cache's frames (vm::HostView, registered with the object; its
+// pages pinned there), up to the end of the file at mmap time, a SIGBUS
+// mapping after that.
 struct HostRegion : KObject {
   HostRegion(uint64_t s, uint64_t l, int p) : start(s), len(l), prot(p) {}
+  // The view is unregistered before (VmProc::unmap_region_locked).
+  ~HostRegion() {
+    if (object && counts_writable) object->drop_writable_map();
+  }
   uint64_t start;
   uint64_t len;
   int prot;
+  RefPtr<vm::VmObject> object;
+  vm::HostView view;
+  int max_prot = PROT_READ | PROT_WRITE | PROT_EXEC;
+  bool counts_writable = false;  // holds a VmObject::add_writable_map count
   bi::set_member_hook<bi::link_mode<bi::safe_link>> hook;
 
   struct StartKey {
@@ -102,6 +116,9 @@ class VmProc : public KObject {
   Result<void> split_at_locked(uint64_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // True if [a, b) is covered by regions without holes.
   bool covered_locked(uint64_t a, uint64_t b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Gives a region's host memory back (a file view: its pages counted as
+  // written if it could write, then unpinned); the node stays.
+  void unmap_region_locked(HostRegion& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
 
   // --- host-space break (0: not reserved yet)
   uint64_t host_brk_base_ ABSL_GUARDED_BY(lock_) = 0;

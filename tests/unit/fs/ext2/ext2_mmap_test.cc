@@ -4,6 +4,7 @@
 // by debugfs, and e2fsck -fn clean after it all.
 #include <sys/mman.h>
 
+#include <cstring>
 #include <string>
 
 #include "differential.h"
@@ -104,4 +105,78 @@ TEST_CASE("mke2fs -d files read through a mapping; stores through one reach the 
   std::string want = a;
   want.replace(2 * kPg + 10, 6, "MAPPED");
   CHECK(host_read_all(out + "a") == want);
+}
+
+// A process in the host's address space: its MAP_SHARED mapping is a view
+// of the cache's frames. Stores reach read(2) at once, msync(MS_SYNC)
+// writes them back, a mapping unmapped without msync still reaches the
+// image at unmount, and one that is never unmapped at halt.
+TEST_CASE("host-space MAP_SHARED views of ext4 files reach the image", "[ext2][file_map][host_map]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  const std::string a = pattern(3 * kPg + 100, 2);
+  const std::string b = pattern(2 * kPg, 9);
+  const std::string c = pattern(kPg, 4);
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fa = rump_sys_open("/mnt/a", O_RDWR | O_CREAT, 0644);
+    int fb = rump_sys_open("/mnt/b", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fa >= 0);
+    REQUIRE(fb >= 0);
+    REQUIRE(rump_sys_ftruncate(fa, static_cast<off_t>(a.size())) == 0);
+    REQUIRE(rump_sys_ftruncate(fb, static_cast<off_t>(b.size())) == 0);
+    auto* pa = static_cast<char*>(rump_sys_mmap(nullptr, a.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fa, 0));
+    auto* pb = static_cast<char*>(rump_sys_mmap(nullptr, b.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fb, 0));
+    REQUIRE(pa != MAP_FAILED);
+    REQUIRE(pb != MAP_FAILED);
+    std::memcpy(pa, a.data(), a.size());
+    std::memcpy(pb, b.data(), b.size());
+    std::string got(a.size(), '\0');
+    CHECK(rump_sys_pread(fa, got.data(), got.size(), 0) == static_cast<long>(a.size()));
+    CHECK(got == a);
+    // write(2) shows in the view.
+    CHECK(rump_sys_pwrite(fb, "WRITTEN", 7, kPg + 3) == 7);
+    CHECK(std::memcmp(pb + kPg + 3, "WRITTEN", 7) == 0);
+    CHECK(rump_sys_msync(pa, a.size(), MS_SYNC) == 0);
+    CHECK(rump_sys_fsync(fa) == 0);
+    CHECK(rump_sys_munmap(pb, b.size()) == 0);
+    // A read-only view of a read-only descriptor; a writable one is EACCES.
+    int fr = rump_sys_open("/mnt/a", O_RDONLY, 0);
+    REQUIRE(fr >= 0);
+    CHECK_ERRNO(EACCES, rump_sys_mmap(nullptr, kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fr, 0) == MAP_FAILED ? -1 : 0);
+    auto* pr = static_cast<char*>(rump_sys_mmap(nullptr, kPg, PROT_READ, MAP_SHARED, fr, 0));
+    REQUIRE(pr != MAP_FAILED);
+    CHECK(std::memcmp(pr, a.data(), 64) == 0);
+    CHECK(rump_sys_munmap(pr, kPg) == 0);
+    CHECK(rump_sys_munmap(pa, a.size()) == 0);
+    rump_sys_close(fa);
+    rump_sys_close(fb);
+    rump_sys_close(fr);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  {
+    // A view still in place at halt.
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fc = rump_sys_open("/mnt/c", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fc >= 0);
+    REQUIRE(rump_sys_ftruncate(fc, static_cast<off_t>(c.size())) == 0);
+    auto* pc = static_cast<char*>(rump_sys_mmap(nullptr, c.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fc, 0));
+    REQUIRE(pc != MAP_FAILED);
+    std::memcpy(pc, c.data(), c.size());
+    rump_sys_close(fc);
+  }
+  CHECK(fsck_problems(img) == "");
+  std::string out = t.path + "/out";
+  for (const char* name : {"a", "b", "c"})
+    REQUIRE(run("debugfs -R " + shell_quote(std::string("dump /") + name + " " + out + name) + " " + shell_quote(img) +
+                " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(out + "a") == a);
+  std::string want_b = b;
+  want_b.replace(kPg + 3, 7, "WRITTEN");
+  CHECK(host_read_all(out + "b") == want_b);
+  CHECK(host_read_all(out + "c") == c);
 }
