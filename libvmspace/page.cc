@@ -6,18 +6,12 @@
 #include <new>
 
 #include <rump/rumpuser.h>
-#include <rump/rumpuser_hostmap.h>
 
 namespace rump::vm {
 
 void FrameChunk::put() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // Shared chunks go straight back to the host (the Kmem's chunk cache
-  // keeps private ones).
-  if (shared_)
-    rumpuser_unmap(base_, ChunkCache::kChunkBytes);
-  else
-    kmem_->give_chunk(base_);
+  kmem_->give_chunk(base_, shared_);
   // Chunk headers live in host memory next to nothing of the kernel's: they
   // are bookkeeping of frames, charged with them.
   this->~FrameChunk();
@@ -33,24 +27,14 @@ Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero, bool 
     chunk = *chunkp;
     if (chunk == nullptr || chunk->next_ == FrameChunk::kChunkPages) {
       bool fresh = false;
-      void* base = nullptr;
-      if (!shared) {
-        base = kmem.take_chunk(&fresh);
-      } else if (rumpuser_shmmap(ChunkCache::kChunkBytes, &base) == 0) {
-        fresh = true;
-      } else {
-        base = nullptr;
-      }
+      void* base = kmem.take_chunk(&fresh, shared);
       if (base == nullptr) {
         kmem.uncharge(kPageSize);
         return err(ENOMEM);
       }
       void* mem = nullptr;
       if (rumpuser_malloc(sizeof(FrameChunk), 0, &mem) != 0) {
-        if (shared)
-          rumpuser_unmap(base, ChunkCache::kChunkBytes);
-        else
-          kmem.give_chunk(base);
+        kmem.give_chunk(base, shared);
         kmem.uncharge(kPageSize);
         return err(ENOMEM);
       }

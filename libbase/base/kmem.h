@@ -11,6 +11,7 @@
 #pragma once
 
 #include <rump/rumpuser.h>
+#include <rump/rumpuser_hostmap.h>
 
 #include <atomic>
 #include <cstddef>
@@ -32,6 +33,7 @@ class Kmem {
   // halt).
   ~Kmem() {
     drop_cache(chunks_);
+    drop_cache(shared_chunks_);
     drop_cache(blocks_);
   }
 
@@ -106,30 +108,37 @@ class Kmem {
   // Host memory for user-page frames (chunk_cache.h): kChunkBytes, page
   // aligned, charged to nobody (the caller charges each frame it hands
   // out). *fresh says whether it comes straight from the host, all zero.
-  // Null when the host has no memory.
-  void* take_chunk(bool* fresh) {
-    if (ChunkCache* c = chunks_.load(std::memory_order_acquire)) {
+  // shared: memory a host mapping can alias (rumpuser_shmmap, for file
+  // caches), cached apart from private chunks. Null when the host has no
+  // memory.
+  void* take_chunk(bool* fresh, bool shared = false) {
+    if (ChunkCache* c = (shared ? shared_chunks_ : chunks_).load(std::memory_order_acquire)) {
       if (void* p = c->pop()) {
         *fresh = false;
         return p;
       }
     }
     void* p = nullptr;
-    if (rumpuser_anonmmap(nullptr, ChunkCache::kChunkBytes, 0, 0, &p) != 0) return nullptr;
+    int e = shared ? rumpuser_shmmap(ChunkCache::kChunkBytes, &p)
+                   : rumpuser_anonmmap(nullptr, ChunkCache::kChunkBytes, 0, 0, &p);
+    if (e != 0) return nullptr;
     *fresh = true;
     return p;
   }
   // A chunk whose frames are all free: cached while the bounds allow (with
-  // a limit, cached chunks and in_use() together stay within it), else back
-  // to the host.
-  void give_chunk(void* p) {
+  // a limit, the cached chunks of both kinds and in_use() together stay
+  // within it), else back to the host.
+  void give_chunk(void* p, bool shared = false) {
     size_t room = ChunkCache::kMaxCached;
     if (limit_ != 0) {
       size_t used = in_use();
       size_t spare = used < limit_ ? (limit_ - used) / ChunkCache::kChunkBytes : 0;
+      ChunkCache* other = (shared ? chunks_ : shared_chunks_).load(std::memory_order_acquire);
+      size_t held = other == nullptr ? 0 : other->cached();
+      spare = spare > held ? spare - held : 0;
       if (spare < room) room = spare;
     }
-    ChunkCache* c = room == 0 ? nullptr : chunk_cache();
+    ChunkCache* c = room == 0 ? nullptr : lazy_cache(shared ? shared_chunks_ : chunks_);
     if (c == nullptr || !c->push(p, room)) rumpuser_unmap(p, ChunkCache::kChunkBytes);
   }
   // Bytes of freed blocks waiting in the block cache (tests).
@@ -181,6 +190,7 @@ class Kmem {
   std::atomic<size_t> allocs_{0};
   size_t limit_;
   std::atomic<ChunkCache*> chunks_{nullptr};
+  std::atomic<ChunkCache*> shared_chunks_{nullptr};
   std::atomic<BlockCache*> blocks_{nullptr};
 };
 
