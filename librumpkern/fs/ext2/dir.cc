@@ -418,26 +418,8 @@ Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
   if ((flags() & kFlInlineData) && TRY(inline_xattr()).empty()) {
     char* area = raw_ + ino::kBlock + 4;
     const size_t len = ino::kBlockBytes - 4;
-    uint32_t need = dirent_len(static_cast<uint32_t>(name.size()));
-    for (size_t pos = 0; pos < len;) {
-      TRY(check_dirent(area, pos, len, ino_));
-      uint32_t rec = rec_len(area, pos);
-      uint32_t used = get32(area, pos) ? dirent_len(static_cast<uint8_t>(area[pos + 6])) : 0;
-      if (rec - used >= need) {
-        size_t at = pos;
-        if (used) {
-          put_rec_len(area, pos, used);
-          at = pos + used;
-        }
-        put32(area, at, ino);
-        put_rec_len(area, at, rec - used);
-        area[at + 6] = static_cast<char>(name.size());
-        area[at + 7] = static_cast<char>(ftype);
-        std::memcpy(area + at + 8, name.data(), name.size());
-        return write_inode();
-      }
-      pos += rec;
-    }
+    for (size_t pos = 0; pos < len; pos += rec_len(area, pos)) TRY(check_dirent(area, pos, len, ino_));
+    if (insert_dirent(area, len, name, ino, ftype)) return write_inode();
   }
   TRY(uninline());
   if (flags() & kFlIndex) {

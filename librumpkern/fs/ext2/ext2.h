@@ -224,6 +224,8 @@ class Ext2Node : public Vnode, public PageIo {
   Result<uint64_t> dx_find(std::string_view name, uint32_t* ino_out);
   Result<BufRef> append_dir_block(uint64_t& lblk);
   bool leaf_insert(char* blk, std::string_view name, uint32_t ino, uint8_t ft);
+  // The same in entries [0, end) of any area (no checksum tail).
+  bool insert_dirent(char* blk, size_t end, std::string_view name, uint32_t ino, uint8_t ft) const;
   Result<void> dx_split_leaf(DxFrame* path, int levels, uint8_t version, BufRef& leaf, uint64_t leaf_lblk);
   Result<void> dx_grow(DxFrame* path, int levels);
   Result<void> dx_add(std::string_view name, uint32_t ino, uint8_t ft);
