@@ -2,9 +2,13 @@
 // extent trees (any depth: leaves and index nodes split, the root grows)
 // and indirect block maps, and freeing blocks past a new end.
 //
-// Truncation rebuilds the mapping: it collects what stays, frees every
-// tree or indirect block and every block past the end, and inserts the
-// kept runs again (inserting merges neighbours, so the result is compact).
+// Truncation of an extent tree trims it from its end, a leaf (or part of
+// one) per step, freeing tree blocks left empty, so that each step is a
+// small transaction and a long cut takes several (free_from). Punching a
+// hole, and any change of an indirect map, rebuilds the mapping: it
+// collects what stays, frees every tree or indirect block and every block
+// of the range, and inserts the kept runs again (inserting merges
+// neighbours, so the result is compact).
 #include <cstring>
 
 #include "fs/ext2/crc.h"
