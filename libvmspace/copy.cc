@@ -12,7 +12,8 @@
 // memory is demand-zero: reading never allocates). A write goes to the layer,
 // copying the object's page in first, or breaking copy-on-write when a
 // forked space shares the frame; a shared mapping writes into its object and
-// tells the object (page_written).
+// tells the object before (page_mkwrite, which may refuse) and after
+// (page_written).
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -124,6 +125,7 @@ Result<bool> write_object(VmObject& obj, uint64_t obj_base, uint64_t base, uint6
       size_t n = run_in_page(addr, run_end);
       uint64_t off = obj_base + (addr - base);
       Page* p = TRY(obj.fault_write_locked(off >> kPageShift));
+      TRY(obj.page_mkwrite(off >> kPageShift, p));
       uint64_t before = addr;
       bool more = apply(op, p->data() + (off & kPageMask), n, addr, done);
       obj.page_written(off, addr - before);

@@ -36,6 +36,8 @@ Result<RefPtr<VmObject>> VmObject::create_anonymous(Kmem& kmem) {
 int VmObject::max_shared_prot() const { return PROT_READ | PROT_WRITE | PROT_EXEC; }
 
 Result<void> VmObject::fill_page(uint64_t, std::byte*) { return {}; }
+Result<void> VmObject::page_mkwrite(uint64_t, Page*) { return {}; }
+
 void VmObject::page_written(uint64_t, size_t) {}
 Result<void> VmObject::sync(uint64_t, uint64_t, int) { return {}; }
 

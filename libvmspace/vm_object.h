@@ -7,17 +7,19 @@
 //     pages it has written), and MAP_SHARED|MAP_ANONYMOUS maps one directly.
 //   * caller-supplied objects (the pager interface): a subclass overrides
 //     fill_page() to provide a page's content the first time it is touched,
-//     page_written() to hear about writes through shared mappings, and
-//     sync() for msync. A vnode's page cache is such a subclass. Make one
-//     with `new (kmem) MyObject(kmem, size, ...)` and adopt_ref().
+//     page_mkwrite() and page_written() to hear about writes through
+//     shared mappings, and sync() for msync. A vnode's page cache is such
+//     a subclass. Make one with `new (kmem) MyObject(kmem, size, ...)` and
+//     adopt_ref().
 //
 // Locking: lock_ (rank kVmObject, under the Vmspace map lock) guards the page
 // table and the frames' contents: copies out of a page hold it shared, copies
 // into a page and every change of the table (fill, COW break, drop) hold it
 // exclusive, so a reader never sees half of a COW break or half of one
 // copyout's write to a page. libvmspace never holds two object locks at once.
-// Pager callbacks run with lock_ held exclusive (fill_page, page_written) or
-// not at all (sync); they must not call back into a Vmspace.
+// Pager callbacks run with lock_ held exclusive (fill_page, page_mkwrite,
+// page_written) or not at all (sync); they must not call back into a
+// Vmspace.
 //
 // Ownership: the table holds one share of each frame (Page::share). Objects
 // are refcounted; map entries hold references.
@@ -96,6 +98,12 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // (page aligned, < size()). An error (EIO ...) makes the touching copy fail
   // with that error. Called with lock_ held exclusive.
   virtual Result<void> fill_page(uint64_t offset, std::byte* frame);
+  // A store through a shared mapping is about to change the page p at
+  // pindex (resident, writable): a write-back cache makes sure the page
+  // will have somewhere to go (Linux's page_mkwrite). An error refuses the
+  // store; kBusFault (kern/file_map.h) is SIGBUS to the storing process
+  // and EFAULT to a system call's copy. Called with lock_ held exclusive.
+  virtual Result<void> page_mkwrite(uint64_t pindex, Page* p);
   // Bytes [offset, offset+len) were written through a shared mapping.
   virtual void page_written(uint64_t offset, size_t len);
   // msync(2) of [offset, offset+len) with MS_* flags.

@@ -221,6 +221,32 @@ void BufCache::brelse(Buf& b) {
   b.mu_->assert_held();
   if (b.refs_ == 0) panic("brelse of an unreferenced buffer");
   b.refs_--;
+  if (b.refs_ == 0 && b.discarded_) {
+    bytes_ -= b.size_;
+    count_--;
+    Kmem::free(b.data_);
+    delete &b;
+  }
+}
+
+void BufCache::discard(BufRef&& ref) {
+  Buf* b = ref.get();
+  if (b == nullptr) return;
+  {
+    MutexLocker g(lock_);
+    b->mu_->assert_held();
+    b->pinned_ = false;
+    if (b->dirty_) {
+      b->dirty_ = false;
+      dirty_.erase(dirty_.iterator_to(*b));
+    }
+    if (!b->discarded_) {
+      b->discarded_ = true;
+      lru_.erase(lru_.iterator_to(*b));
+      table_.erase(*b);
+    }
+  }
+  ref.reset();  // the last reference frees it
 }
 
 Result<void> BufCache::flush(BlockDevice& dev) {

@@ -87,6 +87,7 @@ class Buf : public KObject {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool pinned_ ABSL_GUARDED_BY(mu_) = false;
   bool checked_ = false;
+  bool discarded_ ABSL_GUARDED_BY(mu_) = false;  // out of the table; freed by its last brelse
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
   boost::intrusive::list_member_hook<> lru_hook_;    // every buffer, oldest use first
   boost::intrusive::list_member_hook<> dirty_hook_;  // dirty buffers only
@@ -140,6 +141,11 @@ class BufCache : public KObject {
   // Keeps a dirty buffer off its home block (pin) or lets it go there
   // again (unpin); see "Pinning" above.
   void set_pinned(Buf& b, bool pinned);
+  // Drops the buffer b refers to without writing it (a journal abandoning
+  // its running transaction: what was not committed never reaches the
+  // device). The next bread of that block reads the device again; other
+  // references keep the old bytes until they go. Consumes b.
+  void discard(BufRef&& b);
   // Writes every dirty buffer of dev back (pinned ones excepted), then
   // syncs the device.
   Result<void> flush(BlockDevice& dev);

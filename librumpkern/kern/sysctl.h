@@ -80,6 +80,8 @@ enum : int {
 };
 enum : int {
   FS_FILEMAX = 1,
+  // This kernel's own numbers.
+  FS_KEPT_CACHE_PAGES = 100,
 };
 enum : int {
   HW_NCPU = 3,

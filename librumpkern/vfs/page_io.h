@@ -28,12 +28,13 @@ class PageIo {
   virtual Result<void> read_pages(uint64_t off, size_t len, std::byte* const* pages) = 0;
   virtual Result<void> write_pages(uint64_t off, size_t len, std::byte* const* pages) = 0;
   // Delayed allocation: reserve_page sets room aside for the blocks of
-  // the page at off that have none yet (true; false: none needed), so
-  // that a full file system is ENOSPC at write(2), not at write-back.
-  // adjust_reserved gives back (pages < 0) or takes again (pages > 0,
-  // unchecked) the room of that many reserved pages.
-  virtual Result<bool> reserve_page(uint64_t off) = 0;
-  virtual void adjust_reserved(int64_t pages) = 0;
+  // the page at off that have none yet, and says how many blocks that was
+  // (0: none needed), so that a full file system is ENOSPC at write(2) or
+  // at the write fault of a shared mapping, not at write-back.
+  // adjust_reserved gives back (blocks < 0) or takes again (blocks > 0,
+  // unchecked) that many reserved blocks.
+  virtual Result<uint32_t> reserve_page(uint64_t off) = 0;
+  virtual void adjust_reserved(int64_t blocks) = 0;
   // write(2) into the cache grows the file to size (larger than it is),
   // with new modification and change times. The file system may keep the
   // change in its in-memory inode and store it with the pages

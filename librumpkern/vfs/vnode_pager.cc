@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "absl/cleanup/cleanup.h"
 #include "kern/clock.h"
 #include "kern/file_map.h"
 #include "kern/kernel.h"
+#include "kern/sysctl.h"
 #include "vfs/file.h"
 #include "vfs/vfs.h"
 
@@ -32,6 +34,12 @@ constexpr size_t kBatch = 16;
 // Pages a sequential read fills ahead of what it asked for (one page I/O
 // call of the file system fills at most kMaxRun).
 constexpr uint64_t kReadAhead = 64;
+
+// The reserved_ table keeps, for each page holding a reservation, how many
+// blocks it holds (1 up to the blocks per page), stored in place of the
+// page pointer (the table's values are never dereferenced).
+vm::Page* reserved_entry(uint32_t blocks) { return reinterpret_cast<vm::Page*>(static_cast<uintptr_t>(blocks)); }
+int64_t reserved_blocks_of(const vm::Page* entry) { return static_cast<int64_t>(reinterpret_cast<uintptr_t>(entry)); }
 
 }  // namespace
 
@@ -64,9 +72,37 @@ PageCache::PageCache(Kernel& k) : kernel(k) {
   size_t limit = k.kmem().limit();
   dirty_limit_ = limit ? static_cast<int64_t>(limit / 4) >> vm::kPageShift : kDefaultDirtyLimitPages;
   if (dirty_limit_ < 16) dirty_limit_ = 16;
+  if (limit) kept_cap_.store(std::max<int64_t>(static_cast<int64_t>(limit / 4) >> vm::kPageShift, 16));
 }
 
+namespace {
+
+// fs.kept_cache_pages: the cap on the pages of kept caches (root may set
+// it; at least 0, at most what an int holds).
+int get_kept_cap(Kernel& k) {
+  PageCache* pc = page_cache(k);
+  return pc ? static_cast<int>(std::min<int64_t>(pc->kept_cap_.load(), INT_MAX)) : 0;
+}
+Result<void> set_kept_cap(Kernel& k, int v) {
+  PageCache* pc = page_cache(k);
+  if (pc == nullptr || v < 0) return err(EINVAL);
+  pc->kept_cap_.store(v);
+  return {};
+}
+
+}  // namespace
+
 Result<PageCache*> page_cache_init(Kernel& k) {
+  if (Sysctl* sc = k.services().sysctl()) {
+    SysctlOps ops;
+    ops.get_int = &get_kept_cap;
+    ops.set_int = &set_kept_cap;
+    const int parent = CTL_FS;
+    Result<SysctlNode*> r =
+        sc->add(&parent, 1, {FS_KEPT_CACHE_PAGES, "kept_cache_pages", SysctlType::kInt, SysctlAccess::kRootWrite, ops});
+    // A kernel whose VFS faction starts again finds its node in place.
+    if (!r.ok() && r.error() != EEXIST) return err(r.error());
+  }
   auto* pc = new (k.kmem()) PageCache(k);
   if (pc == nullptr) return err(ENOMEM);
   if (k.services().callouts() != nullptr) pc->flusher_.init(*k.services().callouts(), &flusher_run, pc);
@@ -196,8 +232,10 @@ VnodePager::~VnodePager() {
     // Pages whose write-back failed give their room back.
     Locker<RwLock> g(lock());
     if (reserved_.size() > 0) {
+      int64_t blocks = 0;
+      reserved_.for_each([&](uint64_t, vm::Page* e) { blocks += reserved_blocks_of(e); });
       MutexLocker t(vp_->lock());
-      io_->adjust_reserved(-static_cast<int64_t>(reserved_.size()));
+      io_->adjust_reserved(-blocks);
     }
   }
   if (write_back_) {
@@ -263,6 +301,18 @@ Result<void> VnodePager::fill_page(uint64_t offset, std::byte* frame) {
     got += r.value();
   }
   return {};
+}
+
+Result<void> VnodePager::page_mkwrite(uint64_t pindex, vm::Page*) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // Called by the vm faction with the page lock held exclusive, before a
+  // store through a shared mapping. The page gets its room now, as one
+  // written by write(2) does, so that no dirty page is ever without a
+  // block or a reservation; a full file system refuses the store (SIGBUS,
+  // as Linux's page_mkwrite failing with ENOSPC).
+  if (!write_back_) return {};
+  Result<void> r = reserve_locked(pindex);
+  if (!r.ok() && r.error() != ENOMEM) return err(kBusFault);
+  return r;
 }
 
 bool VnodePager::page_reclaimable_locked(uint64_t pindex) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -509,24 +559,23 @@ void VnodePager::fill_run_locked(uint64_t first, uint64_t end) {
   for (size_t i = in; i < n; i++) pages[i]->release();
 }
 
-Result<void> VnodePager::reserve_locked(uint64_t pindex, vm::Page* p) {
+Result<void> VnodePager::reserve_locked(uint64_t pindex) {
   if (dirty_.find(pindex) != nullptr || reserved_.find(pindex) != nullptr) return {};
   TRY(reserved_.reserve(reserved_.size() + 1));
   if (io_ == nullptr) return {};
-  bool got;
+  uint32_t got;
   {
     MutexLocker t(vp_->lock());
     got = TRY(io_->reserve_page(pindex << vm::kPageShift));
   }
-  if (got) reserved_.insert(pindex, p);
+  if (got > 0) reserved_.insert(pindex, reserved_entry(got));
   return {};
 }
 
 int64_t VnodePager::reserved_among_locked(const uint64_t* idx, size_t n, bool erase) {
   if (reserved_.size() == 0) return 0;
   int64_t k = 0;
-  for (size_t j = 0; j < n; j++)
-    if ((erase ? reserved_.erase(idx[j]) : reserved_.find(idx[j])) != nullptr) k++;
+  for (size_t j = 0; j < n; j++) k += reserved_blocks_of(erase ? reserved_.erase(idx[j]) : reserved_.find(idx[j]));
   return k;
 }
 
@@ -550,7 +599,7 @@ Result<size_t> VnodePager::write_cached(const void* buf, size_t len, uint64_t of
     bool fresh = n == vm::kPageSize || (pindex << vm::kPageShift) >= size;
     Result<vm::Page*> p = fresh ? fault_overwrite_locked(pindex) : fault_write_locked(pindex);
     if (!p.ok()) return err(p.error() == kBusFault ? EIO : p.error());
-    Result<void> room = reserve_locked(pindex, p.value());
+    Result<void> room = reserve_locked(pindex);
     if (!room.ok()) {
       if (done > 0) break;
       return err(room.error());
@@ -624,9 +673,9 @@ void VnodePager::invalidate(uint64_t off, uint64_t len) {
     if (PageCache* pc = page_cache(vp_->mount().kernel())) pc->dirty_pages_.fetch_sub(static_cast<int64_t>(gone), std::memory_order_relaxed);
     // Their reservations go with them.
     int64_t res = 0;
-    reserved_.erase_if([&](uint64_t index, vm::Page*) {
+    reserved_.erase_if([&](uint64_t index, vm::Page* e) {
       if (index < first || index - first >= count) return false;
-      res++;
+      res += reserved_blocks_of(e);
       return true;
     });
     if (res) {
@@ -657,6 +706,44 @@ VnodePager* file_cache(File& f) {
 
 namespace {
 
+// p's resident pages become what it counts in pc.kept_pages_ (at a close
+// that keeps it), or it counts none (it is no longer kept).
+void count_kept(PageCache& pc, VnodePager& p, bool kept) {
+  int64_t now = kept ? static_cast<int64_t>(p.resident_pages()) : 0;
+  int64_t old = p.kept_pages_.exchange(now, std::memory_order_relaxed);
+  pc.kept_pages_.fetch_add(now - old, std::memory_order_relaxed);
+}
+
+// Past the cap: the clean pages of kept caches go, least recently closed
+// first, until the count is a quarter below the cap.
+void trim_kept(PageCache& pc) {
+  int64_t cap = pc.kept_cap_.load(std::memory_order_relaxed);
+  if (pc.kept_pages_.load(std::memory_order_relaxed) <= cap) return;
+  int64_t low = cap / 4 * 3;
+  RefPtr<VnodePager> batch[kBatch];
+  size_t skip = 0;
+  while (pc.kept_pages_.load(std::memory_order_relaxed) > low) {
+    size_t n = collect(pc, batch, skip, [](VnodePager& p) {
+      return p.retained_.load(std::memory_order_relaxed) && p.kept_pages_.load(std::memory_order_relaxed) > 0;
+    });
+    if (n == 0) break;
+    for (size_t i = 0; i < n; i++) {
+      VnodePager& p = *batch[i];
+      auto gone = static_cast<int64_t>(p.drop_reclaimable());
+      int64_t had = p.kept_pages_.load(std::memory_order_relaxed);
+      int64_t less = std::min(gone, had);
+      // What stays (dirty pages of a cache opened again) is not counted
+      // again until its next close.
+      if (gone == 0) less = had;
+      p.kept_pages_.fetch_sub(less, std::memory_order_relaxed);
+      pc.kept_pages_.fetch_sub(less, std::memory_order_relaxed);
+      if (p.kept_pages_.load(std::memory_order_relaxed) > 0) skip++;
+      batch[i].reset();
+      if (pc.kept_pages_.load(std::memory_order_relaxed) <= low) break;
+    }
+  }
+}
+
 // Drops the retained reference of up to kBatch caches that pick()
 // selects, least recently used first; false if none was found.
 bool drop_retained(PageCache& pc, absl::FunctionRef<bool(VnodePager&)> pick, size_t max = kBatch) {
@@ -673,7 +760,10 @@ bool drop_retained(PageCache& pc, absl::FunctionRef<bool(VnodePager&)> pick, siz
     }
   }
   // Without the list lock: the last reference takes it.
-  for (size_t i = 0; i < n; i++) batch[i]->unref();
+  for (size_t i = 0; i < n; i++) {
+    count_kept(pc, *batch[i], false);
+    batch[i]->unref();
+  }
   return n > 0;
 }
 
@@ -714,8 +804,15 @@ void file_cache_release(File& f) {
         pc->pagers_.push_back(*p);
       }
     }
+    count_kept(*pc, *p, true);
     if (over) drop_retained(*pc, [](VnodePager&) { return true; }, 1);
+    trim_kept(*pc);
     return;
+  }
+  // Kept already (opened again meanwhile): counted anew.
+  if (pc != nullptr && p->retained_.load(std::memory_order_relaxed)) {
+    count_kept(*pc, *p, true);
+    trim_kept(*pc);
   }
   p->unref();
 }
@@ -723,8 +820,10 @@ void file_cache_release(File& f) {
 UnlinkedCache::~UnlinkedCache() {
   if (!pager_) return;
   if (pager_->retained_.exchange(false, std::memory_order_acq_rel)) {
-    if (PageCache* pc = page_cache(pager_->vnode().mount().kernel()))
+    if (PageCache* pc = page_cache(pager_->vnode().mount().kernel())) {
       pc->retained_count_.fetch_sub(1, std::memory_order_relaxed);
+      count_kept(*pc, *pager_, false);
+    }
     pager_->unref();
   }
 }

@@ -23,7 +23,10 @@
 //     at once (a hole there until write-back), so stat and a racing
 //     reader see it; the bytes stay in dirty pages;
 //   * a store through a MAP_SHARED mapping marks the page dirty (no write
-//     through), so read(2) sees it at once: one cache for both;
+//     through), so read(2) sees it at once: one cache for both; the store
+//     reserves the page's room first as write(2) does (page_mkwrite), and
+//     a full file system refuses it (SIGBUS, EFAULT to a system call's
+//     copy), so no dirty page is ever without blocks or a reservation;
 //   * dirty pages go back to the file system in runs of consecutive pages
 //     (PageIo::write_pages allocates the blocks, journals the mapping and
 //     writes the data to the device before anything can commit that
@@ -68,7 +71,9 @@
 // files, the least recently closed going first; unlink (or a rename over
 // it) lets go of it at once (UnlinkedCache), unmount and halt before they
 // tear the mount down. Clean pages of kept caches are given back under
-// the memory limit as any others.
+// the memory limit as any others, and past the kept-page cap (sysctl
+// fs.kept_cache_pages: a quarter of the memory limit, or 65,536 pages,
+// 256 MiB, without one), least recently closed first.
 #pragma once
 
 #include <atomic>
@@ -101,6 +106,7 @@ class VnodePager final : public vm::VmObject {
   PageIo* page_io() const { return io_; }
 
   Result<void> fill_page(uint64_t offset, std::byte* frame) override;
+  Result<void> page_mkwrite(uint64_t pindex, vm::Page* p) override;
   void page_written(uint64_t offset, size_t len) override;
   Result<void> sync(uint64_t offset, uint64_t len, int flags) override;
   bool pages_clean() const override { return !write_back_; }
@@ -137,6 +143,9 @@ class VnodePager final : public vm::VmObject {
   // The cache holds a reference of its own, kept after the last close of
   // the file so that the next open finds its pages (see PageCache).
   std::atomic<bool> retained_{false};
+  // The pages this cache counts in PageCache::kept_pages_ (its resident
+  // pages at its last close, less what the cap took since).
+  std::atomic<int64_t> kept_pages_{0};
 
   boost::intrusive::list_member_hook<> cache_hook_;  // PageCache::pagers_
   using List = boost::intrusive::list<VnodePager, boost::intrusive::member_hook<VnodePager, boost::intrusive::list_member_hook<>,
@@ -154,14 +163,15 @@ class VnodePager final : public vm::VmObject {
   const bool write_back_;
   // Reserves room in the file system for page pindex if it has no blocks
   // yet and holds none already (delayed allocation).
-  Result<void> reserve_locked(uint64_t pindex, vm::Page* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
-  // How many of the pages idx[0..n) hold a reservation; erase: they hold
+  Result<void> reserve_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // How many blocks the pages idx[0..n) hold reserved; erase: they hold
   // none from now on (the caller gives the room back).
   int64_t reserved_among_locked(const uint64_t* idx, size_t n, bool erase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Page indices of dirty pages (the values are never dereferenced).
   vm::PageTable dirty_ ABSL_GUARDED_BY(lock());
   // Page indices of pages holding a block reservation (dirtied by write(2)
-  // over a hole, not yet written back).
+  // or a store through a mapping over a hole, not yet written back), each
+  // with the number of blocks it holds.
   vm::PageTable reserved_ ABSL_GUARDED_BY(lock());
   std::atomic<size_t> dirty_count_{0};
   std::atomic<int64_t> dirtied_at_{0};  // when the oldest dirty page became dirty
@@ -192,6 +202,14 @@ struct PageCache : public KObject {
   // file loses its last name, at unmount, at halt.
   static constexpr size_t kMaxRetained = 512;
   std::atomic<size_t> retained_count_{0};
+  // Pages held by kept caches, as counted at their last close (a kept
+  // cache opened again and grown is counted again at its next close),
+  // and their cap (sysctl fs.kept_cache_pages): past it, the clean pages
+  // of the least recently closed kept caches are given back until a
+  // quarter below it. Without a memory limit it is what bounds them.
+  static constexpr int64_t kDefaultKeptPages = (int64_t{256} << 20) >> vm::kPageShift;
+  std::atomic<int64_t> kept_pages_{0};
+  std::atomic<int64_t> kept_cap_{kDefaultKeptPages};
 };
 
 // The kernel's page cache state, or null (the VFS faction not up).

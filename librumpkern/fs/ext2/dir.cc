@@ -414,9 +414,17 @@ Result<void> Ext2Node::deindex() {
 
 Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
   Ext2Mount& m = em();
-  TRY(uninline());
   bool ft = m.geo().incompat & kIncompatFiletype;
   uint8_t ftype = ft ? vtype_to_ft(t) : 0;
+  // An inline directory takes the entry while it fits in i_block (with
+  // nothing in system.data); else it moves out to a block first.
+  if ((flags() & kFlInlineData) && TRY(inline_xattr()).empty()) {
+    char* area = raw_ + ino::kBlock + 4;
+    const size_t len = ino::kBlockBytes - 4;
+    for (size_t pos = 0; pos < len; pos += rec_len(area, pos)) TRY(check_dirent(area, pos, len, ino_));
+    if (insert_dirent(area, len, name, ino, ftype)) return write_inode();
+  }
+  TRY(uninline());
   if (flags() & kFlIndex) {
     Result<void> r = dx_add(name, ino, ftype);
     if (r.ok() || r.error() != EUCLEAN) return r;
@@ -607,15 +615,7 @@ Result<void> Ext2Node::uninline() {
     TRY(read_inline(buf, static_cast<size_t>(sz), 0));
   }
   TRY(m.begin_op());
-  TRY(remove_inline_xattr());
-  std::memset(raw_ + ino::kBlock, 0, ino::kBlockBytes);
-  uint32_t fl = flags() & ~kFlInlineData;
-  if (g.incompat & kIncompatExtents) {
-    fl |= kFlExtents;
-    put16(raw_, ino::kBlock, kExtentMagic);
-    put16(raw_, ino::kBlock + 4, 4);
-  }
-  put32(raw_, ino::kFlags, fl);
+  TRY(drop_inline());
   set_size(0);
   TRY(write_inode());
   if (is_dir()) {
@@ -632,6 +632,42 @@ Result<void> Ext2Node::uninline() {
   size_t n = TRY(write(buf, static_cast<size_t>(sz), 0));
   if (n != sz) return err(EIO);
   return {};
+}
+
+Result<void> Ext2Node::drop_inline() {
+  TRY(remove_inline_xattr());
+  std::memset(raw_ + ino::kBlock, 0, ino::kBlockBytes);
+  uint32_t fl = flags() & ~kFlInlineData;
+  if (em().geo().incompat & kIncompatExtents) {
+    fl |= kFlExtents;
+    put16(raw_, ino::kBlock, kExtentMagic);
+    put16(raw_, ino::kBlock + 4, 4);
+  }
+  put32(raw_, ino::kFlags, fl);
+  return {};
+}
+
+Result<bool> Ext2Node::write_inline(std::byte* const* pages) {
+  Ext2Mount& m = em();
+  uint64_t sz = size();
+  bool fits = sz <= ino::kBlockBytes;
+  if (!(flags() & kFlInlineData)) {
+    // A file with no block yet whose bytes fit the inode.
+    bool empty = (flags() & kFlExtents) && get32(raw_, ino::kBlocksLo) == 0 && get16(raw_, ino::kBlock + 2) == 0 &&
+                 get16(raw_, ino::kBlock + 6) == 0 && xattr_block() == 0;
+    if (!fits || !empty || !(m.geo().incompat & kIncompatInlineData)) return false;
+    if (!TRY(add_inline_xattr())) return false;
+    put32(raw_, ino::kFlags, (flags() & ~kFlExtents) | kFlInlineData);
+  } else if (!fits) {
+    // Outgrown: page 0 holds every byte, nothing to move.
+    TRY(drop_inline());
+    TRY(write_inode());
+    return false;
+  }
+  std::memset(raw_ + ino::kBlock, 0, ino::kBlockBytes);
+  std::memcpy(raw_ + ino::kBlock, pages[0], static_cast<size_t>(sz));
+  TRY(write_inode());
+  return true;
 }
 
 }  // namespace rump

@@ -101,8 +101,8 @@ class Ext2Node : public Vnode, public PageIo {
   // (pageio.cc).
   Result<void> read_pages(uint64_t off, size_t len, std::byte* const* pages) override;
   Result<void> write_pages(uint64_t off, size_t len, std::byte* const* pages) override;
-  Result<bool> reserve_page(uint64_t off) override;
-  void adjust_reserved(int64_t pages) override;
+  Result<uint32_t> reserve_page(uint64_t off) override;
+  void adjust_reserved(int64_t blocks) override;
   Result<void> grow_for_cache(uint64_t size) override;
   Result<void> fallocate(int mode, uint64_t off, uint64_t len) override;
   void touch(int which) override;
@@ -165,8 +165,13 @@ class Ext2Node : public Vnode, public PageIo {
   Result<uint64_t> map_run_for_write(uint64_t lblk, uint64_t want, uint64_t& count, bool& fresh);
   Result<void> insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten);
   Result<void> insert_indirect(uint64_t lblk, uint64_t pblk);
-  // Frees every block from logical block first on (truncation).
+  // Frees every block from logical block first on (truncation), in as
+  // many transactions as it takes (the inode on the orphan list between
+  // them).
   Result<void> free_from(uint64_t first);
+  // One step of that for an extent tree: the last leaf's extents at or
+  // past first, and the tree blocks left empty. True while more is left.
+  Result<bool> trim_extents(uint64_t first);
   // Frees the blocks of logical blocks [first, end) (punching a hole).
   Result<void> free_range(uint64_t first, uint64_t end);
   // A write into an unwritten extent: see map.cc.
@@ -191,6 +196,15 @@ class Ext2Node : public Vnode, public PageIo {
   // Moves inline data (a file's bytes, a directory's entries) out to a
   // block, leaving an ordinary inode (dir.cc).
   Result<void> uninline();
+  // Leaves inline data without moving the bytes (the caller holds them):
+  // an empty ordinary inode of the same size.
+  Result<void> drop_inline();
+  // Write-back of a regular file from its first byte, every byte in
+  // frame pages[0] (size() <= a page): kept in the inode when it fits
+  // (inline_data; a file without blocks becomes inline, as Linux's new
+  // files may), true; else an inline file leaves inline data, false.
+  Result<bool> write_inline(std::byte* const* pages);
+  Result<bool> add_inline_xattr();
   Result<void> change_xattr(std::string_view name, const char* value, size_t len, int flags, bool remove);
   // Hashed directories (htree.cc). A path through the index: each
   // level's buffer, logical block, where its limit/count pair sits and
@@ -217,6 +231,8 @@ class Ext2Node : public Vnode, public PageIo {
   Result<uint64_t> dx_find(std::string_view name, uint32_t* ino_out);
   Result<BufRef> append_dir_block(uint64_t& lblk);
   bool leaf_insert(char* blk, std::string_view name, uint32_t ino, uint8_t ft);
+  // The same in entries [0, end) of any area (no checksum tail).
+  bool insert_dirent(char* blk, size_t end, std::string_view name, uint32_t ino, uint8_t ft) const;
   Result<void> dx_split_leaf(DxFrame* path, int levels, uint8_t version, BufRef& leaf, uint64_t leaf_lblk);
   Result<void> dx_grow(DxFrame* path, int levels);
   Result<void> dx_add(std::string_view name, uint32_t ino, uint8_t ft);
@@ -371,6 +387,7 @@ class Ext2Mount : public Mount {
   Geometry geo_{};
   char* sb_raw_ = nullptr;  // the superblock bytes (1024)
   int errors_ = ext2::kErrorsContinue;
+  int errors_opt_ = -1;  // an errors= option, or none (-1): the superblock decides
   bool noload_ = false;
   int user_xattr_opt_ = -1;  // user_xattr (1), nouser_xattr (0), neither (-1)
   bool user_xattr_ = true;

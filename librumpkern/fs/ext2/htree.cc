@@ -328,8 +328,13 @@ Result<BufRef> Ext2Node::append_dir_block(uint64_t& lblk) {
 
 // Puts (name, ino, type) into the leaf block blk if it has room.
 bool Ext2Node::leaf_insert(char* blk, std::string_view name, uint32_t ino, uint8_t ft) {
+  if (!insert_dirent(blk, usable_end(), name, ino, ft)) return false;
+  set_leaf_csum(blk);
+  return true;
+}
+
+bool Ext2Node::insert_dirent(char* blk, size_t end, std::string_view name, uint32_t ino, uint8_t ft) const {
   uint32_t need = dirent_len(static_cast<uint32_t>(name.size()));
-  size_t end = usable_end();
   for (size_t pos = 0; pos < end;) {
     uint32_t rec = rec_len(blk, pos);
     if (rec == 0 || pos + rec > end) return false;
@@ -345,7 +350,6 @@ bool Ext2Node::leaf_insert(char* blk, std::string_view name, uint32_t ino, uint8
       blk[at + 6] = static_cast<char>(name.size());
       blk[at + 7] = static_cast<char>(ft);
       std::memcpy(blk + at + 8, name.data(), name.size());
-      set_leaf_csum(blk);
       return true;
     }
     pos += rec;

@@ -774,12 +774,14 @@ Result<void> Journal::stop(bool write) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   timer_.halt();
   m_.lock_.lock();
   if (!write) {
-    // Abandoned: what was not committed stays off the disk.
+    // Abandoned: what was not committed stays off the disk. The running
+    // transaction's buffers are dropped unwritten (the next read of those
+    // blocks finds the device's bytes, which the log completes at the
+    // next mount); committed ones still reach home with the next flush.
     started_ = false;
     running_.clear_and_dispose([&](Record* r) {
       r->running = false;
-      bc_.set_pinned(*r->pin.get(), false);
-      r->pin.reset();
+      bc_.discard(std::move(r->pin));
     });
     revokes_.clear();
     records_.clear_and_dispose([](Record* r) { delete r; });

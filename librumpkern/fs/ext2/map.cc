@@ -2,9 +2,13 @@
 // extent trees (any depth: leaves and index nodes split, the root grows)
 // and indirect block maps, and freeing blocks past a new end.
 //
-// Truncation rebuilds the mapping: it collects what stays, frees every
-// tree or indirect block and every block past the end, and inserts the
-// kept runs again (inserting merges neighbours, so the result is compact).
+// Truncation of an extent tree trims it from its end, a leaf (or part of
+// one) per step, freeing tree blocks left empty, so that each step is a
+// small transaction and a long cut takes several (free_from). Punching a
+// hole, and any change of an indirect map, rebuilds the mapping: it
+// collects what stays, frees every tree or indirect block and every block
+// of the range, and inserts the kept runs again (inserting merges
+// neighbours, so the result is compact).
 #include <cstring>
 
 #include "fs/ext2/crc.h"
@@ -56,6 +60,35 @@ uint32_t leaf_len(const char* e) {
 bool leaf_unwritten(const char* e) { return get16(e, 4) > kExtentInitMax; }
 uint64_t index_child(const char* e) { return get32(e, 4) | uint64_t{get16(e, 8)} << 32; }
 
+// A changed tree block: its checksum (metadata_csum) and the journal. The
+// root in the inode goes with the inode.
+Result<void> seal_node(Ext2Mount& m, uint32_t seed, Level& l) {
+  if (!l.buf) return {};
+  if (m.has_csum()) {
+    size_t tail = kExtentHeader + size_t{max_entries(l.node)} * kExtentEntry;
+    put32(l.node, tail, crc32c(seed, l.node, tail));
+  }
+  return m.dirty_meta(l.buf);
+}
+
+// Reads the child of index entry `at` of path[depth] into path[depth + 1],
+// checking its header against its parent's.
+Result<void> descend(Ext2Mount& m, uint32_t ino, Level* path, int depth, int at) {
+  char* n = path[depth].node;
+  path[depth].idx = at;
+  uint64_t child = index_child(entry(n, at));
+  if (child < m.geo().first_data_block || child >= m.geo().blocks_count)
+    return m.corrupt("extent index points outside", ino);
+  Level& next = path[depth + 1];
+  next.buf = TRY(m.bread(child));
+  next.blk = child;
+  next.node = next.buf.data();
+  if (kExtentHeader + size_t{max_entries(next.node)} * kExtentEntry > m.geo().block_size ||
+      depth_of(next.node) + 1 != depth_of(n))
+    return m.corrupt("bad extent header", ino);
+  return {};
+}
+
 }  // namespace
 
 // --- extent trees
@@ -97,14 +130,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
   Ext2Mount& m = em();
   const uint32_t bs = m.geo().block_size;
   const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
-  auto seal = [&](Level& l) -> Result<void> {
-    if (!l.buf) return {};
-    if (m.has_csum()) {
-      size_t tail = kExtentHeader + size_t{max_entries(l.node)} * kExtentEntry;
-      put32(l.node, tail, crc32c(seed, l.node, tail));
-    }
-    return m.dirty_meta(l.buf);
-  };
+  auto seal = [&](Level& l) { return seal_node(m, seed, l); };
   for (int round = 0; round < 64; round++) {
     Level path[7];
     int depth = 0;
@@ -117,15 +143,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
       int idx = 0;
       for (int i = 0; i < entries(n); i++)
         if (get32(entry(n, i), 0) <= lblk) idx = i;
-      path[depth].idx = idx;
-      uint64_t child = index_child(entry(n, idx));
-      Level& next = path[depth + 1];
-      next.buf = TRY(m.bread(child));
-      next.blk = child;
-      next.node = next.buf.data();
-      if (kExtentHeader + size_t{max_entries(next.node)} * kExtentEntry > bs ||
-          depth_of(next.node) + 1 != depth_of(n))
-        return m.corrupt("bad extent header", ino_);
+      TRY(descend(m, ino_, path, depth, idx));
       depth++;
     }
     Level& leaf = path[depth];
@@ -294,7 +312,91 @@ Result<void> walk_indirect(Ext2Mount& m, uint32_t ino, uint32_t p, int level, ui
 
 // --- truncation
 
-Result<void> Ext2Node::free_from(uint64_t first) { return free_range(first, ~uint64_t{0}); }
+Result<void> Ext2Node::free_from(uint64_t first) {
+  if (!(flags() & kFlExtents) || (flags() & kFlInlineData) ||
+      (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0))
+    return free_range(first, ~uint64_t{0});
+  // From the end of the extent tree, a leaf (or part of one) per step;
+  // when the running transaction is full the freeing goes on in the next
+  // one, as Linux's ext4_truncate restarts its handle. Meanwhile the inode
+  // is on the orphan list (with its new size written), so that a crash
+  // between two steps is finished at the next mount.
+  Ext2Mount& m = em();
+  m.lock_.assert_held();
+  while (TRY(trim_extents(first))) {
+    if (!m.step_due()) continue;
+    if (!m.on_orphan_list(ino_)) TRY(m.orphan_add(*this));
+    TRY(write_inode());
+    TRY(m.begin_op());
+  }
+  return {};
+}
+
+Result<bool> Ext2Node::trim_extents(uint64_t first) {
+  Ext2Mount& m = em();
+  const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
+  // Down the last entry of each level to the last leaf.
+  Level path[7];
+  int depth = 0;
+  path[0].node = raw_ + ino::kBlock;
+  for (;;) {
+    char* n = path[depth].node;
+    if (get16(n, 0) != kExtentMagic || entries(n) > max_entries(n)) return m.corrupt("bad extent header", ino_);
+    if (depth_of(n) == 0 || entries(n) == 0) break;
+    if (depth >= 5) return m.corrupt("bad extent index", ino_);
+    TRY(descend(m, ino_, path, depth, entries(n) - 1));
+    depth++;
+  }
+  char* n = path[depth].node;
+  if (depth_of(n) != 0 && entries(n) == 0 && depth == 0) {
+    // An index root left with no entry: an empty tree.
+    put16(n, 6, 0);
+    return false;
+  }
+  bool changed = false, done = false;
+  // The leaf's extents from its last on: freed, or cut at first.
+  while (depth_of(n) == 0 && entries(n) > 0) {
+    char* e = entry(n, entries(n) - 1);
+    uint64_t start = get32(e, 0), pb = leaf_pblk(e);
+    uint32_t len = leaf_len(e);
+    if (start + len <= first) {
+      done = true;
+      break;
+    }
+    if (len == 0 || pb < m.geo().first_data_block || pb + len > m.geo().blocks_count)
+      return m.corrupt("extent points outside the file system", ino_);
+    uint32_t keep = start < first ? static_cast<uint32_t>(first - start) : 0;
+    TRY(m.free_run(pb + keep, len - keep));
+    add_blocks(-static_cast<int64_t>(len - keep));
+    changed = true;
+    if (keep > 0) {
+      set_leaf(e, start, pb, keep, leaf_unwritten(e));
+      done = true;
+      break;
+    }
+    put16(n, 2, static_cast<uint16_t>(entries(n) - 1));
+    if (m.step_due()) break;
+  }
+  // Tree blocks left empty go, with their entries in their parents.
+  int l = depth;
+  while (l > 0 && entries(path[l].node) == 0) {
+    TRY(m.free_block(path[l].blk));
+    add_blocks(-1);
+    path[l].buf.reset();
+    char* parent = path[l - 1].node;
+    put16(parent, 2, static_cast<uint16_t>(entries(parent) - 1));
+    changed = true;
+    l--;
+  }
+  if (l == 0 && entries(path[0].node) == 0) put16(path[0].node, 6, 0);  // the tree is empty
+  if (l < depth) {
+    TRY(seal_node(m, seed, path[l]));
+  } else if (changed) {
+    TRY(seal_node(m, seed, path[depth]));
+  }
+  if (!changed) return false;
+  return !done;
+}
 
 Result<void> Ext2Node::free_range(uint64_t first, uint64_t end) {
   Ext2Mount& m = em();

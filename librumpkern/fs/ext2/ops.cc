@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "fs/ext2/crc.h"
@@ -149,6 +150,7 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
     if (ma < 256 && mi < 256) put32(raw, ino::kBlock, ma << 8 | mi);
     else put32(raw, ino::kBlock + 4, (mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12));
   }
+  const uint32_t flags_before_inline = get32(raw, ino::kFlags);
   auto* node = new (m.kernel().kmem()) Ext2Node(m, n.type, ino, raw);
   if (!node) {
     Kmem::free(raw);
@@ -168,7 +170,24 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
     node->set_links(0);
     return err(e);
   };
-  if (dir) {
+  // With inline_data a new directory starts in its inode, as Linux's
+  // does: ".." in the first word, then one empty entry over the rest.
+  bool inline_dir = false;
+  if (dir && (g.incompat & kIncompatInlineData)) {
+    put32(node->raw_, ino::kFlags, kFlInlineData);
+    Result<bool> room = node->add_inline_xattr();
+    if (!room.ok()) return undo(room.error());
+    inline_dir = room.value();
+    if (inline_dir) {
+      std::memset(node->raw_ + ino::kBlock, 0, ino::kBlockBytes);
+      put32(node->raw_, ino::kBlock, ino_);
+      node->put_rec_len(node->raw_ + ino::kBlock + 4, 0, ino::kBlockBytes - 4);
+      node->set_size(ino::kBlockBytes);
+    } else {
+      put32(node->raw_, ino::kFlags, flags_before_inline);
+    }
+  }
+  if (dir && !inline_dir) {
     bool fresh;
     Result<uint64_t> pb = node->map_for_write(0, fresh);
     if (!pb.ok()) return undo(pb.error());
@@ -418,12 +437,30 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
   if (flags() & (kFlImmutable | kFlAppend)) return err(EPERM);
+  if ((flags() & kFlInlineData) && new_size <= ino::kBlockBytes) {
+    // Inline and staying so: the bytes past the new end read as zeros.
+    TRY(m.begin_op());
+    uint64_t from = std::min<uint64_t>(size(), new_size);
+    if (from < ino::kBlockBytes) std::memset(raw_ + ino::kBlock + from, 0, ino::kBlockBytes - from);
+    set_size(new_size);
+    timespec now = wall_timespec();
+    set_time(ino::kMtime, ino::kMtimeExtra, now);
+    set_time(ino::kCtime, ino::kCtimeExtra, now);
+    return write_inode();
+  }
   TRY(uninline());
   TRY(m.begin_op());
   uint32_t bs = m.geo().block_size;
   uint64_t old = size();
   if (new_size < old) {
+    // The new size first: a truncation long enough to take several
+    // transactions puts the inode on the orphan list, and the next mount
+    // finishes the cut at that size; taken off again when done.
+    m.lock_.assert_held();
+    bool listed = links() == 0 || m.on_orphan_list(ino_);
+    set_size(new_size);
     TRY(free_from((new_size + bs - 1) / bs));
+    if (!listed && m.on_orphan_list(ino_)) TRY(m.orphan_del(*this));
     if (new_size % bs) {
       Mapping map = TRY(bmap(new_size / bs));
       if (map.pblk) {
@@ -452,11 +489,13 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
 Result<void> Ext2Node::release() {
   Ext2Mount& m = em();
   m.lock_.assert_held();
-  TRY(m.orphan_del(*this));
+  // Off the orphan list only once its blocks are free: freeing may take
+  // several transactions.
   bool mapped = type() == VType::kReg || type() == VType::kDir ||
                 (type() == VType::kLnk && !(size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0));
   if (mapped && !(flags() & kFlInlineData)) TRY(free_from(0));
   TRY(drop_xattr_block());
+  TRY(m.orphan_del(*this));
   set_size(0);
   put32(raw_, ino::kDtime, static_cast<uint32_t>(wall_timespec().tv_sec));
   TRY(write_inode());
@@ -528,22 +567,24 @@ Result<void> Ext2Mount::process_orphans() {
     Ref<Vnode> v = TRY(std::move(r));
     auto& n = static_cast<Ext2Node&>(*v);
     uint32_t next = get32(n.raw_, ino::kDtime);
-    put32(sb_raw_, sb::kLastOrphan, next);
+    // It stays at the list's head until done (a crash meanwhile leaves it
+    // to the next mount again). A deleted one is freed, and taken off the
+    // list, as its reference goes at the end of this pass (forget, lock
+    // held).
     TRY(process_orphan(n));
-    TRY(write_super());
     cur = next;
-    // A deleted one is freed as its reference goes (forget, lock held).
   }
   return {};
 }
 
 Result<void> Ext2Mount::process_orphan(Ext2Node& n) {
-  put32(n.raw_, ino::kDtime, 0);
   if (n.links() > 0) {
     kernel().printf("EXT4-fs: truncating orphaned inode %u\n", n.ino_);
     if (n.type() == VType::kReg && !(n.flags() & kFlInlineData)) {
       TRY(n.free_from((n.size() + geo_.block_size - 1) / geo_.block_size));
     }
+    TRY(orphan_del(n));
+    put32(n.raw_, ino::kDtime, 0);
     return n.write_inode();
   }
   kernel().printf("EXT4-fs: deleting orphaned inode %u\n", n.ino_);

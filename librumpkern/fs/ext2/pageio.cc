@@ -16,7 +16,8 @@
 // both paths see the same bytes.
 //
 // Block sizes above the page size and data=journal use read and write
-// instead (EOPNOTSUPP here).
+// instead (EOPNOTSUPP here). With inline_data, a file whose bytes fit
+// its inode is kept there (write_inline) and read through read().
 #include <cstring>
 
 #include "fs/ext2/ext2.h"
@@ -116,10 +117,16 @@ Result<void> Ext2Node::write_pages(uint64_t off, size_t len, std::byte* const* p
   const uint32_t bs = m.geo().block_size;
   bool journals_data = m.journal_ && m.journal_->started() && m.journal_->mode() == DataMode::kJournal;
   if (bs > vm::kPageSize || journals_data) return err(EOPNOTSUPP);
-  TRY(uninline());
   TRY(m.begin_op());
   uint64_t sz = size();
   if (off >= sz) return {};
+  // Small files live in the inode (inline_data): from page 0 on, its
+  // frame holds every byte.
+  if (off == 0 && sz <= vm::kPageSize) {
+    if (TRY(write_inline(pages))) return {};
+  } else {
+    TRY(uninline());
+  }
   uint64_t end = off + len < sz ? off + len : sz;
   BlockRun run(m.dev_, bs, true);
   // The last block, when the file ends inside it, goes out from here with
@@ -215,20 +222,29 @@ Result<bool> Ext2Mount::commit_for_space() {
   return true;
 }
 
-Result<bool> Ext2Node::reserve_page(uint64_t off) {
-  if (type() != VType::kReg) return false;
+Result<uint32_t> Ext2Node::reserve_page(uint64_t off) {
+  if (type() != VType::kReg) return 0u;
   Ext2Mount& m = em();
   const uint32_t bs = m.geo().block_size;
-  if (bs > vm::kPageSize || !m.writable() || (flags() & kFlInlineData)) return false;
-  const uint32_t per = static_cast<uint32_t>(vm::kPageSize / bs);
-  bool hole = false;
-  for (uint32_t i = 0; i < per && !hole; i++) {
-    Mapping map = TRY(bmap(off / bs + i));
-    hole = map.pblk == 0 && !map.unwritten;
+  if (bs > vm::kPageSize || !m.writable()) return 0u;
+  // Only the blocks of the page that have none (with blocks under the
+  // page size, a page may be partly allocated). An inline file has none
+  // (it may outgrow the inode).
+  const uint64_t per = vm::kPageSize / bs;
+  if (flags() & kFlInlineData) {
+    TRY(m.reserve_blocks(per));
+    return static_cast<uint32_t>(per);
   }
-  if (!hole) return false;
-  TRY(m.reserve_blocks(per));
-  return true;
+  uint32_t holes = 0;
+  for (uint64_t lblk = off / bs; lblk < off / bs + per;) {
+    Mapping map = TRY(bmap(lblk));
+    uint64_t n = map.count ? map.count : 1;
+    if (n > off / bs + per - lblk) n = off / bs + per - lblk;
+    if (map.pblk == 0 && !map.unwritten) holes += static_cast<uint32_t>(n);
+    lblk += n;
+  }
+  if (holes > 0) TRY(m.reserve_blocks(holes));
+  return holes;
 }
 
 Result<void> Ext2Node::grow_for_cache(uint64_t new_size) {
@@ -248,13 +264,10 @@ Result<void> Ext2Node::grow_for_cache(uint64_t new_size) {
   return {};
 }
 
-void Ext2Node::adjust_reserved(int64_t pages) {
+void Ext2Node::adjust_reserved(int64_t blocks) {
   Ext2Mount& m = em();
-  const uint32_t bs = m.geo().block_size;
-  if (bs > vm::kPageSize) return;
-  uint64_t blocks = static_cast<uint64_t>(pages < 0 ? -pages : pages) * (vm::kPageSize / bs);
-  if (pages < 0) m.unreserve_blocks(blocks);
-  else m.reserved_ += blocks;
+  if (blocks < 0) m.unreserve_blocks(static_cast<uint64_t>(-blocks));
+  else m.reserved_ += static_cast<uint64_t>(blocks);
 }
 
 }  // namespace rump

@@ -163,7 +163,7 @@ Result<void> Ext2Mount::parse_options(const char* data, const char* type) {
     } else if (opt.empty() || opt == "rw" || opt == "acl" ||
         opt == "noacl" || opt == "barrier" || opt == "nobarrier" || opt == "errors=continue" ||
         opt == "defaults") {
-      if (opt == "errors=continue") errors_ = kErrorsContinue;
+      if (opt == "errors=continue") errors_opt_ = kErrorsContinue;
     } else if (opt == "data=ordered") {
       data_mode_ = DataMode::kOrdered;
     } else if (opt == "data=writeback") {
@@ -173,9 +173,9 @@ Result<void> Ext2Mount::parse_options(const char* data, const char* type) {
     } else if (opt == "ro") {
       flags_.fetch_or(MS_RDONLY);
     } else if (opt == "errors=remount-ro") {
-      errors_ = kErrorsRo;
+      errors_opt_ = kErrorsRo;
     } else if (opt == "errors=panic") {
-      errors_ = kErrorsPanic;
+      errors_opt_ = kErrorsPanic;
     } else if (opt == "noload" || opt == "norecovery") {
       noload_ = true;
     } else if (!val("sb").empty()) {
@@ -282,8 +282,10 @@ Result<void> Ext2Mount::read_super() {
     }
     g.csum_seed = (g.incompat & kIncompatCsumSeed) ? get32(s, sb::kChecksumSeed) : crc32c(~0u, s + sb::kUuid, 16);
   }
+  // An errors= option wins over the superblock's behaviour (read again
+  // after a replay), as on Linux.
   int e = get16(s, sb::kErrors);
-  errors_ = (e == kErrorsRo || e == kErrorsPanic) ? kErrorsRo : kErrorsContinue;
+  errors_ = errors_opt_ >= 0 ? errors_opt_ : (e == kErrorsRo || e == kErrorsPanic) ? kErrorsRo : kErrorsContinue;
   return {};
 }
 

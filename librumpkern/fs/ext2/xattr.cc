@@ -480,6 +480,20 @@ namespace rump {
 
 using namespace ext2;
 
+// Gives the inode the empty system.data attribute of inline data (the
+// bytes all in i_block); false when its body has no room for it.
+Result<bool> Ext2Node::add_inline_xattr() {
+  char* base;
+  size_t end;
+  if (!body_region(base, end, true)) return false;
+  Region r{base, 0, end, false};
+  Scan s = TRY(scan_region(em(), r, ino_));
+  if (find_in(r, s, kXattrIndexSystem, "data") != std::string_view::npos) return true;
+  if (free_space(s) < entry_size(4)) return false;
+  insert(r, s, kXattrIndexSystem, "data", nullptr, 0);
+  return true;
+}
+
 // Takes the inline data's system.data attribute out of the body (the
 // inode leaves inline_data).
 Result<void> Ext2Node::remove_inline_xattr() {

@@ -232,3 +232,81 @@ TEST_CASE("randomly damaged images never crash the kernel", "[ext2]") {
     }
   }
 }
+
+TEST_CASE("a mount gone read-only on an error keeps its last committed state: uncommitted changes never reach the image",
+          "[ext2][journal]") {
+  TempDir tmp;
+  std::string tree = tmp.path + "/tree", img = tmp.path + "/img";
+  REQUIRE(mkdir(tree.c_str(), 0755) == 0);
+  REQUIRE(mkdir((tree + "/d").c_str(), 0755) == 0);
+  REQUIRE(run("echo hello > " + shell_quote(tree + "/d/f") + " && echo old > " + shell_quote(tree + "/x")) == 0);
+  REQUIRE(make_image(img, "ext4", 1024, tree, 16));
+  uint64_t blk = first_block(img, "/d");
+  REQUIRE(blk > 0);
+  std::string original(1024, '\0');
+  {
+    int fd = open(img.c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pread(fd, original.data(), 1024, static_cast<off_t>(blk * 1024)) == 1024);
+    close(fd);
+  }
+  auto root_names = [&] {
+    std::string out = capture("debugfs -R " + shell_quote("ls -p /") + " " + shell_quote(img) + " 2>/dev/null");
+    std::set<std::string> names;
+    for (size_t at = 0; at < out.size();) {
+      size_t nl = out.find('\n', at);
+      std::string line = out.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+      at = nl == std::string::npos ? out.size() : nl + 1;
+      // /ino/mode/uid/gid/name/size/
+      size_t s = 0;
+      for (int field = 0; field < 4 && s != std::string::npos; field++) s = line.find('/', s + 1);
+      size_t e = s == std::string::npos ? s : line.find('/', s + 1);
+      if (e != std::string::npos) names.insert(line.substr(s + 1, e - s - 1));
+    }
+    return names;
+  };
+  {
+    Mounted m(img, "ext4", 0, "errors=remount-ro,commit=600");
+    REQUIRE(m.mount_result == 0);
+    // Committed: a new file, fsync'ed.
+    int fd = rump_sys_open("/mnt/a", O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, "committed\n", 10) == 10);
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    rump_sys_close(fd);
+    // Not committed: a new file, a new directory, an unlink.
+    fd = rump_sys_open("/mnt/b", O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_mkdir("/mnt/c", 0755) == 0);
+    REQUIRE(rump_sys_unlink("/mnt/x") == 0);
+    // A damaged directory block found now turns the mount read-only.
+    uint8_t bad[2] = {3, 0};
+    poke(img, blk * 1024 + 4, bad, 2);
+    struct stat st;
+    CHECK_ERRNO(EUCLEAN, rump_sys_stat("/mnt/d/f", &st));
+    CHECK_ERRNO(EROFS, rump_sys_mkdir("/mnt/e", 0755));
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  // Nothing uncommitted reached the home blocks (what was committed is
+  // there or in the log, which the next mount replays).
+  std::set<std::string> names = root_names();
+  CHECK(names.count("x") == 1);
+  CHECK(names.count("b") == 0);
+  CHECK(names.count("c") == 0);
+  // With the damage undone, the image with its log replayed is the
+  // committed state, and clean.
+  poke(img, blk * 1024, original.data(), original.size());
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  names = root_names();
+  CHECK(names.count("a") == 1);
+  CHECK(names.count("x") == 1);
+  CHECK(names.count("b") == 0);
+  CHECK(names.count("c") == 0);
+  CHECK(capture("debugfs -R " + shell_quote("cat /a") + " " + shell_quote(img) + " 2>/dev/null") == "committed\n");
+}

@@ -601,7 +601,8 @@ TEST_CASE("operations larger than the free log of a 1 MiB journal checkpoint fir
   }
   // The crash copy: recovered by the kernel and by the host's e2fsck,
   // clean both ways. (e2fsck -fy may offer to make the cut extent tree
-  // narrower: an optimisation, which Linux's truncate leaves to it too.)
+  // narrower or shorter: optimisations, which Linux's truncate leaves to
+  // it too.)
   CHECK(needs_recovery(snap));
   std::string copy = tmp.path + "/copy";
   REQUIRE(run("cp " + shell_quote(snap) + " " + shell_quote(copy)) == 0);
@@ -620,7 +621,8 @@ TEST_CASE("operations larger than the free log of a 1 MiB journal checkpoint fir
   INFO(out);
   for (size_t at = out.find("? yes"); at != std::string::npos; at = out.find("? yes", at + 1)) {
     size_t line = out.rfind('\n', at);
-    CHECK(out.substr(line + 1, at - line).find("could be narrower") != std::string::npos);
+    std::string asked = out.substr(line + 1, at - line);
+    CHECK((asked.find("could be narrower") != std::string::npos || asked.find("could be shorter") != std::string::npos));
   }
   CHECK_FALSE(needs_recovery(copy));
   check_fsck_clean(copy);
@@ -743,5 +745,77 @@ TEST_CASE("a version 1 journal is written: crash copies replay clean, freed logg
     INFO("snapshot after file " << synced[k]);
     CHECK(needs_recovery(snaps[k]));
     check_crash_image(snaps[k], "ext3", synced[k], tmp.path);
+  }
+}
+
+TEST_CASE("a truncate larger than the whole log is split into transactions; a crash between them is finished at mount",
+          "[ext2][journal]") {
+  // 1 KiB blocks, a 1,024-block journal and groups of 256 blocks. A file
+  // with one extent per block (every other block allocated) has an extent
+  // tree of about a thousand blocks, more than the log; its blocks lie in
+  // some 160 groups, so freeing all of them changes that many bitmaps,
+  // more than one step may hold.
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  std::string snap = tmp.path + "/snap";
+  REQUIRE(make_image(img, "ext4", 1024, "", 64, "-J size=1 -g 256 -N 2048"));
+  constexpr off_t kBs = 1024;
+  constexpr int kExtents = 40000;
+  {
+    Mounted m(img, "ext4", 0, "commit=600");
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/frag", O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    for (int i = 0; i < kExtents; i++) REQUIRE(rump_sys_fallocate(fd, 0, 2 * i * kBs, kBs) == 0);
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    // Cutting off the last extent: a step of its own (rebuilding the
+    // whole tree would not fit the log).
+    REQUIRE(rump_sys_ftruncate(fd, 2 * (kExtents - 1) * kBs) == 0);
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    // Everything: several transactions; the last one is not committed
+    // when the copy is taken (a crash right after the call).
+    REQUIRE(rump_sys_ftruncate(fd, 0) == 0);
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(snap)) == 0);
+    struct stat st;
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 0);
+    REQUIRE(rump_sys_close(fd) == 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  check_fsck_clean(img);
+  REQUIRE(needs_recovery(snap));
+  std::string copy = tmp.path + "/copy";
+  REQUIRE(run("cp " + shell_quote(snap) + " " + shell_quote(copy)) == 0);
+  {
+    // Ours: the log replayed, then the cut finished from the orphan list.
+    Mounted m(snap, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    char msg[16384] = {};
+    rump_msgbuf_read(msg, sizeof msg);
+    CHECK(std::string(msg).find("truncating orphaned inode") != std::string::npos);
+    struct stat st;
+    REQUIRE(rump_sys_stat("/mnt/frag", &st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(st.st_blocks == 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  check_fsck_clean(snap);
+  // The host's e2fsck from the same copy: it replays the log and finishes
+  // the cut from the orphan list, clean afterwards. (e2fsck 1.47.0 cuts an
+  // orphaned extent file with its block iterator, which stops at a tree
+  // block the cut itself freed and leaves the rest to its later passes, so
+  // it reports fixes here that a Linux-made crash image of a long truncate
+  // gets as well; the kernel's own replay above frees every block it finds
+  // marked in use and leaves a clean image.)
+  std::string out = capture("e2fsck -fy " + shell_quote(copy) + " 2>&1");
+  INFO(out);
+  CHECK(out.find("Truncating orphaned inode") != std::string::npos);
+  check_fsck_clean(copy);
+  {
+    Mounted m(copy, "ext4", MS_RDONLY);
+    REQUIRE(m.mount_result == 0);
+    struct stat st;
+    REQUIRE(rump_sys_stat("/mnt/frag", &st) == 0);
+    CHECK(st.st_size == 0);
   }
 }

@@ -6,7 +6,9 @@
 // write-back is reported once to each open description; a file grown in
 // pieces has its size on the image after each write-back. e2fsck -fn is
 // clean after every scenario that unmounts.
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include <rump/fault.h>
 
@@ -481,4 +483,200 @@ TEST_CASE("a kernel halted with ext4 files open, dirty, mapped and unlinked leav
   // Nothing of the unlinked file is left.
   CHECK(capture("debugfs -R " + shell_quote("ls /") + " " + shell_quote(img) + " 2>/dev/null").find("unlinked") ==
         std::string::npos);
+}
+
+namespace {
+
+// Writes 64 KiB, then 4 KiB pieces to fd until the file system is full:
+// the bytes written.
+uint64_t fill_up(int fd) {
+  uint64_t written = 0;
+  std::string c = pattern(0, 64 * 1024, 3);
+  for (size_t piece : {c.size(), kPg}) {
+    for (int i = 0; i < 100000; i++) {
+      long n = rump_sys_write(fd, c.data(), piece);
+      if (n <= 0) break;
+      written += static_cast<uint64_t>(n);
+    }
+  }
+  errno = 0;
+  CHECK(rump_sys_write(fd, c.data(), kPg) == -1);
+  CHECK(errno == ENOSPC);
+  return written;
+}
+
+}  // namespace
+
+TEST_CASE("a store through a shared mapping reserves its block: a full ext4 image raises SIGBUS at the store and loses nothing",
+          "[ext2][pagecache][enospc][file_map]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 16));
+  const std::string early = pattern(0, kPg, 21);
+  {
+    MountedWith m(img);
+    REQUIRE(rump_lwproc_rfork(RUMP_RFFDG) == 0);  // a parent to wait for the child
+    lwp* parent = rump_lwproc_curlwp();
+    int mfd = rump_sys_open("/mnt/mapped", O_RDWR | O_CREAT, 0644);
+    REQUIRE(mfd >= 0);
+    REQUIRE(rump_sys_ftruncate(mfd, 8 * kPg) == 0);  // a hole
+    int ffd = rump_sys_open("/mnt/fill", O_RDWR | O_CREAT, 0644);
+    REQUIRE(ffd >= 0);
+    int rfd = rump_sys_open("/mnt/fill", O_RDONLY, 0);
+    REQUIRE(rfd >= 0);
+    REQUIRE(rump_lwproc_rfork(RUMP_RFVMSPACE) == 0);
+    lwp* child_lwp = rump_lwproc_curlwp();
+    pid_t child = rump_sys_getpid();
+    char* p = static_cast<char*>(rump_sys_mmap(nullptr, 8 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0));
+    REQUIRE(p != MAP_FAILED);
+    // A store while there is room: its page holds a block from now on,
+    // whatever fills the image afterwards.
+    REQUIRE(rump_copyout(early.data(), p, early.size()) == 0);
+    // The parent (whose memory is the test's) fills the image.
+    rump_lwproc_switch(parent);
+    uint64_t filled = fill_up(ffd);
+    CHECK(filled > (8u << 20));
+    rump_lwproc_switch(child_lwp);
+    // Another hole page of the mapping has no room: a system call copying
+    // into it is EFAULT (and no signal) ...
+    CHECK_ERRNO(EFAULT, rump_sys_read(rfd, p + 3 * kPg, 16));
+    CHECK(rump_sys_getpid() == child);
+    // ... the page already reserved still takes stores, and the process's
+    // own store into the other page is SIGBUS, which ends it.
+    CHECK(rump_copyout("again", p + 100, 5) == 0);
+    CHECK(rump_copyout("X", p + 5 * kPg, 1) == EFAULT);
+    rump_lwproc_switch(parent);
+    int st = 0;
+    REQUIRE(rump_sys_wait4(child, &st, 0, nullptr) == child);
+    CHECK(WIFSIGNALED(st));
+    CHECK(WTERMSIG(st) == SIGBUS);
+    // Nothing was lost: the write-back of the stored page finds its block.
+    CHECK(rump_sys_fsync(mfd) == 0);
+    CHECK(rump_sys_fsync(ffd) == 0);
+    rump_sys_close(rfd);
+    rump_sys_close(mfd);
+    rump_sys_close(ffd);
+    rump_lwproc_releaselwp();
+    rump_lwproc_switch(nullptr);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  std::string out = t.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /mapped " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  std::string want = early;
+  want.replace(100, 5, "again");
+  want.resize(8 * kPg, '\0');
+  CHECK(host_read_all(out) == want);
+}
+
+TEST_CASE("with 1 KiB blocks a partly allocated page reserves only the blocks it lacks",
+          "[ext2][pagecache][enospc][file_map]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  {
+    MountedWith m(img);
+    // Two files whose first page has its first 1 KiB block only.
+    for (const char* f : {"/mnt/w", "/mnt/m"}) {
+      int fd = rump_sys_open(f, O_RDWR | O_CREAT, 0644);
+      REQUIRE(fd >= 0);
+      REQUIRE(rump_sys_write(fd, pattern(0, 1024, 1).data(), 1024) == 1024);
+      REQUIRE(rump_sys_ftruncate(fd, 2 * kPg) == 0);
+      REQUIRE(rump_sys_fsync(fd) == 0);
+      rump_sys_close(fd);
+    }
+    // statfs from the test's own process (an isolated one could not
+    // reach the test's memory).
+    auto free_blocks = [] {
+      lwp* cur = rump_lwproc_curlwp();
+      rump_lwproc_switch(nullptr);
+      struct statfs s;
+      int r = rump_sys_statfs("/mnt", &s);
+      rump_lwproc_switch(cur);
+      REQUIRE(r == 0);
+      return static_cast<uint64_t>(s.f_bfree);
+    };
+    // write(2) into the page's third block: its three missing blocks are
+    // set aside (statfs counts reserved blocks as used), not four.
+    int wfd = rump_sys_open("/mnt/w", O_RDWR, 0);
+    REQUIRE(wfd >= 0);
+    uint64_t before = free_blocks();
+    REQUIRE(rump_sys_pwrite(wfd, "w", 1, 2048) == 1);
+    CHECK(before - free_blocks() == 3);
+    // A store through a shared mapping into the same place: the same.
+    int mfd = rump_sys_open("/mnt/m", O_RDWR, 0);
+    REQUIRE(mfd >= 0);
+    rump_test::isolated_proc();
+    char* p = static_cast<char*>(rump_sys_mmap(nullptr, 2 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0));
+    REQUIRE(p != MAP_FAILED);
+    before = free_blocks();
+    REQUIRE(rump_copyout("m", p + 2048, 1) == 0);
+    CHECK(before - free_blocks() == 3);
+    // The second page has no block at all: four.
+    before = free_blocks();
+    REQUIRE(rump_copyout("n", p + kPg + 10, 1) == 0);
+    CHECK(before - free_blocks() == 4);
+    // Written back, only the blocks inside the file are taken, and the
+    // reservations are given back.
+    REQUIRE(rump_sys_msync(p, 2 * kPg, MS_SYNC) == 0);
+    REQUIRE(rump_sys_fsync(wfd) == 0);
+    rump_lwproc_releaselwp();
+    rump_lwproc_switch(nullptr);
+    rump_sys_close(wfd);
+    rump_sys_close(mfd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  std::string out = t.path + "/out";
+  REQUIRE(run("debugfs -R " + shell_quote("dump /m " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  std::string want = pattern(0, 1024, 1);
+  want.resize(2 * kPg, '\0');
+  want[2048] = 'm';
+  want[kPg + 10] = 'n';
+  CHECK(host_read_all(out) == want);
+}
+
+TEST_CASE("kept caches of closed ext4 files give back their pages past fs.kept_cache_pages, oldest first",
+          "[ext2][pagecache]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 32));
+  constexpr size_t kFilePages = 128;
+  {
+    MountedWith m(img);  // no memory limit
+    int cap = 0;
+    size_t len = sizeof cap;
+    REQUIRE(rump_sys_sysctlbyname("fs.kept_cache_pages", &cap, &len, nullptr, 0) == 0);
+    CHECK(cap == 65536);  // 256 MiB without a memory limit
+    int small = 256;
+    REQUIRE(rump_sys_sysctlbyname("fs.kept_cache_pages", nullptr, nullptr, &small, sizeof small) == 0);
+    // Eight files of 128 pages, each written and closed: four times the
+    // cap in all.
+    for (int i = 0; i < 8; i++) {
+      std::string p = "/mnt/f" + std::to_string(i);
+      int fd = rump_sys_open(p.c_str(), O_RDWR | O_CREAT, 0644);
+      REQUIRE(fd >= 0);
+      std::string d = pattern(0, kFilePages * kPg, i);
+      REQUIRE(rump_sys_write(fd, d.data(), d.size()) == static_cast<long>(d.size()));
+      REQUIRE(rump_sys_close(fd) == 0);
+    }
+    // With every block I/O failing, only cached pages can be read: the
+    // last file closed still has its cache, the first does not.
+    rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
+    REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
+    std::string newest, oldest;
+    bool newest_ok = rump_read_all("/mnt/f7", newest);
+    bool oldest_ok = rump_read_all("/mnt/f0", oldest);
+    REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+    CHECK(newest_ok);
+    CHECK(newest == pattern(0, kFilePages * kPg, 7));
+    CHECK_FALSE(oldest_ok);
+    // The pages given back were clean: read again from the image.
+    REQUIRE(rump_read_all("/mnt/f0", oldest));
+    CHECK(oldest == pattern(0, kFilePages * kPg, 0));
+    int bad = -1;
+    CHECK_ERRNO(EINVAL, rump_sys_sysctlbyname("fs.kept_cache_pages", nullptr, nullptr, &bad, sizeof bad));
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
 }
