@@ -142,6 +142,8 @@ Result<long> sys_statx(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, uns
   if ((flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE) return err(EINVAL);
   if (mask & STATX__RESERVED) return err(EINVAL);
   StatTarget target = TRY(resolve_stat_at(l, dirfd, pathname, flags));
+  struct stat st;
+  TRY(stat_of(target, st));
   struct statx sx;
   std::memset(&sx, 0, sizeof sx);
   auto ts = [](const timespec& t) {
@@ -150,48 +152,30 @@ Result<long> sys_statx(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, uns
     s.tv_nsec = static_cast<uint32_t>(t.tv_nsec);
     return s;
   };
-  if (target.file) {
-    // A pipe or socket: what its fstat says, with no birth time.
-    struct stat st;
-    TRY(stat_of(target, st));
-    sx.stx_mask = STATX_BASIC_STATS;
-    sx.stx_blksize = static_cast<uint32_t>(st.st_blksize);
-    sx.stx_nlink = static_cast<uint32_t>(st.st_nlink);
-    sx.stx_uid = st.st_uid;
-    sx.stx_gid = st.st_gid;
-    sx.stx_mode = static_cast<uint16_t>(st.st_mode);
-    sx.stx_ino = st.st_ino;
-    sx.stx_size = static_cast<uint64_t>(st.st_size);
-    sx.stx_blocks = static_cast<uint64_t>(st.st_blocks);
-    sx.stx_atime = ts(st.st_atim);
-    sx.stx_ctime = ts(st.st_ctim);
-    sx.stx_mtime = ts(st.st_mtim);
-    sx.stx_rdev_major = major(st.st_rdev);
-    sx.stx_rdev_minor = minor(st.st_rdev);
-    sx.stx_dev_major = major(st.st_dev);
-    sx.stx_dev_minor = minor(st.st_dev);
+  sx.stx_mask = STATX_BASIC_STATS;
+  sx.stx_blksize = static_cast<uint32_t>(st.st_blksize);
+  sx.stx_nlink = static_cast<uint32_t>(st.st_nlink);
+  sx.stx_uid = st.st_uid;
+  sx.stx_gid = st.st_gid;
+  sx.stx_mode = static_cast<uint16_t>(st.st_mode);
+  sx.stx_ino = st.st_ino;
+  sx.stx_size = static_cast<uint64_t>(st.st_size);
+  sx.stx_blocks = static_cast<uint64_t>(st.st_blocks);
+  sx.stx_atime = ts(st.st_atim);
+  sx.stx_ctime = ts(st.st_ctim);
+  sx.stx_mtime = ts(st.st_mtim);
+  sx.stx_rdev_major = major(st.st_rdev);
+  sx.stx_rdev_minor = minor(st.st_rdev);
+  sx.stx_dev_major = major(st.st_dev);
+  sx.stx_dev_minor = minor(st.st_dev);
+  // A pipe or socket has no birth time and is no mount's root.
+  if (!target.vp) {
     TRY(copyout(l, &sx, statxbuf.addr, sizeof sx));
     return 0;
   }
   Vnode* vp = target.vp.get();
-  Vattr va = getattr(*vp);
-  sx.stx_mask = STATX_BASIC_STATS | STATX_BTIME;
-  sx.stx_blksize = kBlockSize;
-  sx.stx_nlink = static_cast<uint32_t>(va.nlink);
-  sx.stx_uid = va.uid;
-  sx.stx_gid = va.gid;
-  sx.stx_mode = static_cast<uint16_t>(vtype_to_ifmt(va.type) | va.mode);
-  sx.stx_ino = va.ino;
-  sx.stx_size = va.size;
-  sx.stx_blocks = va.blocks;
-  sx.stx_atime = ts(va.atime);
-  sx.stx_btime = ts(va.btime);
-  sx.stx_ctime = ts(va.ctime);
-  sx.stx_mtime = ts(va.mtime);
-  sx.stx_rdev_major = major(va.rdev);
-  sx.stx_rdev_minor = minor(va.rdev);
-  sx.stx_dev_major = major(va.dev);
-  sx.stx_dev_minor = minor(va.dev);
+  sx.stx_mask |= STATX_BTIME;
+  sx.stx_btime = ts(getattr(*vp).btime);
   if (vp->mount().is_root(*vp)) {
     sx.stx_attributes_mask |= STATX_ATTR_MOUNT_ROOT;
     sx.stx_attributes |= STATX_ATTR_MOUNT_ROOT;
