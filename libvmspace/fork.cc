@@ -43,7 +43,7 @@ Result<RefPtr<Vmspace>> Vmspace::fork() {
       c->max_prot = e.max_prot;
       c->shared = e.shared;
       c->inherit = e.inherit;
-      c->object = e.object;
+      c->set_object(e.object);
       c->object_offset = e.object_offset;
       c->count_writable_like(e);
       mapped += e.size();

@@ -69,6 +69,13 @@ struct MapEntry : KObject {
   MapEntry& operator=(const MapEntry&) = delete;
   ~MapEntry() {
     if (counts_writable) object->drop_writable_map();
+    if (object) object->drop_map_entry();
+  }
+  // Maps o (each entry mapping an object is counted by it, for /proc's
+  // sharing figures: VmObject::map_entries). Once, on a fresh entry.
+  void set_object(RefPtr<VmObject> o) {
+    object = std::move(o);
+    if (object) object->add_map_entry();
   }
   // Takes a count for a copy of an entry that holds one (it cannot be
   // denied while that one is held).

@@ -92,6 +92,11 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   Result<void> add_writable_map();
   void drop_writable_map() { writable_maps_.fetch_sub(1, std::memory_order_acq_rel); }
   Result<void> deny_writable_maps();
+  // Map entries (of every space) that map this object (MapEntry::
+  // set_object): how many mappings share its pages, for /proc's Pss.
+  void add_map_entry() { map_entries_.fetch_add(1, std::memory_order_relaxed); }
+  void drop_map_entry() { map_entries_.fetch_sub(1, std::memory_order_relaxed); }
+  int map_entries() const { return map_entries_.load(std::memory_order_relaxed); }
 
   // ---- the pager interface (override in a subclass) ----
   // Fills `frame` (kPageSize bytes, zeroed) with the content at `offset`
@@ -212,6 +217,7 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // > 0: that many writable shared mappings; kDenied (negative): sealed.
   static constexpr int kDenied = -(1 << 30);
   std::atomic<int> writable_maps_{0};
+  std::atomic<int> map_entries_{0};
   Kmem* kmem_;
   uint64_t size_;
   bool anonymous_;

@@ -131,7 +131,7 @@ Result<void> Vmspace::split_at_locked(uint64_t addr) {
   tail->locked = e.locked;
   tail->layer_spans_spaces = e.layer_spans_spaces;
   tail->inherit = e.inherit;
-  tail->object = e.object;
+  tail->set_object(e.object);
   tail->object_offset = e.object_offset + delta;
   tail->layer = e.layer;
   tail->layer_offset = e.layer_offset + delta;
@@ -252,9 +252,9 @@ Result<uint64_t> Vmspace::map(uint64_t addr, uint64_t len, int prot, int flags, 
   if (anonymous && shared) {
     Result<RefPtr<VmObject>> o = VmObject::create_anonymous(*kmem_);
     if (!o.ok()) return dispose(e), err(ENOMEM);
-    e->object = std::move(o).value();
+    e->set_object(std::move(o).value());
   } else if (!anonymous) {
-    e->object = RefPtr<VmObject>(object);
+    e->set_object(RefPtr<VmObject>(object));
     e->object_offset = offset;
   }
   if (!shared) {

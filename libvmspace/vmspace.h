@@ -162,6 +162,23 @@ class Vmspace : public KObject, public RefCounted<Vmspace> {
     uint64_t object_offset;  // where in it
     VmObject* backing;       // that object, borrowed for the call (or null)
   };
+  // What each entry's resident pages are, as Linux's /proc/<pid>/smaps
+  // counts them, in bytes. A page is the entry's private copy (its layer:
+  // anonymous, dirty) or the mapped object's (a file's page cache, dirty
+  // while not yet written back, or shared anonymous memory). Its mappers:
+  // for a private copy the layers sharing its frame after fork
+  // (Page::shares), for an object's page the entries mapping the object
+  // (VmObject::map_entries) less those of this space that do not cover it
+  // (an entry split in two in another space counts twice). Shared: more
+  // than one mapper. The proportional sizes are in 1/2^kPssShift bytes.
+  static constexpr int kPssShift = 12;
+  struct EntryUsage {
+    uint64_t rss = 0, pss = 0, pss_dirty = 0, pss_anon = 0, pss_file = 0, pss_shmem = 0, pss_locked = 0;
+    uint64_t shared_clean = 0, shared_dirty = 0, private_clean = 0, private_dirty = 0, anonymous = 0;
+  };
+  // Calls fn(const EntryInfo&, const EntryUsage&) for each entry in
+  // address order (usage.cc).
+  void for_each_entry_usage(absl::FunctionRef<void(const EntryInfo&, const EntryUsage&)> fn);
   // Calls fn(const EntryInfo&) for each entry in address order (tests, /proc).
   template <class Fn>
   void for_each_entry(Fn&& fn) {

@@ -56,8 +56,19 @@ class UserSpace {
     // The mapped object (a file's page cache), borrowed for the call; null
     // for private anonymous memory.
     vm::VmObject* backing;
+    int max_prot = 7;  // what mprotect may grant (VmFlags' mr mw me)
+    bool locked = false;
+    bool dontfork = false, wipeonfork = false;  // MADV_DONTFORK, MADV_WIPEONFORK
   };
   virtual void for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) {}
+  // What a mapping's resident pages are, for smaps (libvmspace's
+  // Vmspace::EntryUsage: bytes, the proportional sizes in 1/4096 bytes).
+  struct MappingUsage {
+    uint64_t rss = 0, pss = 0, pss_dirty = 0, pss_anon = 0, pss_file = 0, pss_shmem = 0, pss_locked = 0;
+    uint64_t shared_clean = 0, shared_dirty = 0, private_clean = 0, private_dirty = 0, anonymous = 0;
+  };
+  static constexpr int kPssShift = 12;
+  virtual void for_each_mapping_usage(absl::FunctionRef<void(const Mapping&, const MappingUsage&)> fn) {}
   struct Totals {
     uint64_t mapped = 0, resident = 0, locked = 0;
   };

@@ -148,6 +148,10 @@ Result<ForkResult> fork1(Lwp& l, uint32_t flags, const char* comm) {
   }
   child->umask_.store(parent.umask_.load());
   child->personality_.store(parent.personality_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  // membarrier registrations live in the address space on Linux, and fork
+  // copies them with it.
+  child->membarrier_registered_.store(parent.membarrier_registered_.load(std::memory_order_acquire),
+                                      std::memory_order_relaxed);
   child->space_ = parent.space_;  // the vm faction's fork hook replaces it
 
   for (; ext_done < proc_extension_count(); ext_done++) {

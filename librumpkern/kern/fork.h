@@ -44,7 +44,12 @@ bool post_signal(Proc& p, int sig);
 // to the process or, with thread, to that LWP of it alone. EAGAIN when a
 // real-time signal from sigqueue-like senders (si_code < 0, not SI_USER)
 // can't be queued (RLIMIT_SIGPENDING, memory). Otherwise true as above.
-Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info);
+// owner: the POSIX timer posting it (its record says so, for
+// sig_drop_owned_locked).
+Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info, const void* owner = nullptr);
+// Marks the pending records owner posted (in p's queue and its LWPs')
+// dropped: timer_delete. Caller holds p.lock_.
+void sig_drop_owned_locked(Proc& p, const void* owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_);
 // A siginfo_t as kill(2) makes it: code (SI_USER, SI_TKILL), the sending
 // process's pid and real uid.
 siginfo_t sig_user_info(Lwp& sender, int sig, int code);

@@ -24,8 +24,13 @@
 // clock reaching it, as Linux's do. A timer whose thread or process has
 // gone stays, disarmed (timer_settime then is ESRCH, as Linux).
 //
-// Overruns: the signals here carry no queued siginfo, so a timer's signal
-// counts as delivered once it is no longer pending. Expirations while it is
+// A POSIX timer's signal carries Linux's siginfo (SI_TIMER, the timer id,
+// the sigevent's value) in a record that names the timer: timer_delete
+// marks it dropped, so that a deleted timer's signal is never taken, as
+// Linux (kern/signal.h). ITIMER_REAL's SIGALRM is SI_KERNEL, as Linux's.
+//
+// Overruns: a timer's signal counts as delivered once it is no longer
+// pending. Expirations while it is
 // still pending are overruns; timer_getoverrun reports those of the signal
 // delivered last, as Linux.
 //
@@ -78,8 +83,10 @@ struct Timer : public KObject {
   pid_t tid = 0;  // SIGEV_THREAD_ID: the LWP the signal goes to; 0: the process
   bool cpu = false;  // on CPU-time clock cpu_clock (Base::kCpu, no callout)
   CpuClockId cpu_clock;
+  uint64_t value = 0;  // the sigevent's sigval (POSIX timers)
   Callout callout;
   Timer* next_dead = nullptr;  // ProcTimers::dead
+  bool deleted ABSL_GUARDED_BY(lock_) = false;  // by timer_delete
 
   bool armed ABSL_GUARDED_BY(lock_) = false;
   Base base ABSL_GUARDED_BY(lock_) = Base::kMono;
@@ -140,24 +147,50 @@ Lwp* lwp_of_locked(Proc& p, pid_t tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
 
 // Posts a timer's signal: to the process, or to its LWP tid while that
 // one lives (found under the process table's lock, which keeps it).
-// Returns true if the signal is fatal and the process must be ended.
-bool post_timer_signal_locked(ProcTable& t, Proc& p, pid_t tid, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
-  if (tid == 0) return post_signal(p, sig);
+// Returns true if the signal is fatal and the process must be ended. A
+// POSIX timer's (id >= 0) carries SI_TIMER, its id and value, and names
+// the timer (owner) in its record.
+struct TimerPost {
+  pid_t tid;
+  int sig;
+  int id;
+  uint64_t value;
+  const void* owner;
+};
+
+TimerPost timer_post_of(Timer& t, int sig) { return TimerPost{t.tid, sig, t.id, t.value, &t}; }
+
+bool post_timer_signal_locked(ProcTable& t, Proc& p, const TimerPost& tp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.lock()) {
+  if (tp.id < 0 && tp.tid == 0) return post_signal(p, tp.sig);
   siginfo_t info;
   std::memset(&info, 0, sizeof info);
-  info.si_signo = sig;
+  info.si_signo = tp.sig;
   info.si_code = SI_KERNEL;
-  Lwp* x = t.find_tid_locked(tid);
-  if (x && (&x->proc() != &p || x->dead_.load(std::memory_order_acquire) || !x->proc_hook_.is_linked())) x = nullptr;
-  Result<bool> r = post_signal_info(p, x, info);
+  if (tp.id >= 0) {
+    info.si_code = SI_TIMER;
+    info.si_timerid = tp.id;
+    std::memcpy(&info.si_value, &tp.value, sizeof info.si_value);
+  }
+  Lwp* x = nullptr;
+  if (tp.tid) {
+    x = t.find_tid_locked(tp.tid);
+    if (x && (&x->proc() != &p || x->dead_.load(std::memory_order_acquire) || !x->proc_hook_.is_linked())) x = nullptr;
+  }
+  Result<bool> r = post_signal_info(p, x, info, tp.id >= 0 ? tp.owner : nullptr);
   return r.ok() && *r;
 }
 
-bool post_timer_signal(Proc& p, pid_t tid, int sig) {
-  if (tid == 0) return post_signal(p, sig);
+bool post_timer_signal(Proc& p, const TimerPost& tp) {
   ProcTable& t = p.kernel().procs();
   MutexLocker g(t.lock());
-  return post_timer_signal_locked(t, p, tid, sig);
+  return post_timer_signal_locked(t, p, tp);
+}
+
+// After a post: a timer deleted while its signal was on the way drops it
+// as timer_delete drops the ones already pending. owner is alive (its
+// callout is running) or gone (then a record naming it is dropped too).
+void drop_if_deleted(Proc& p, const void* owner, bool deleted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  if (deleted) sig_drop_owned_locked(p, owner);
 }
 
 void timer_fire(void* arg);
@@ -239,7 +272,7 @@ void timer_fire(void* arg) {
   Proc& p = t.proc;
   Kernel& k = p.kernel();
   int sig = 0;
-  pid_t tid = 0;
+  TimerPost tp{};
   {
     MutexLocker g(t.lock_);
     if (!t.armed) return;
@@ -249,12 +282,21 @@ void timer_fire(void* arg) {
       t.callout.schedule(t.expires - now);
       return;
     }
-    tid = t.tid;
     sig = expire_locked(t, now);
+    tp = timer_post_of(t, sig);
     if (t.armed) t.callout.schedule(t.expires - now);
   }
+  if (!sig) return;
+  bool fatal = post_timer_signal(p, tp);
+  if (tp.id >= 0) {
+    // t lives while this function runs (sys_timer_delete).
+    MutexLocker g(t.lock_);
+    p.lock_.assert_held();  // t.lock_ is the process's lock_
+    drop_if_deleted(p, &t, t.deleted);
+    if (t.deleted) fatal = false;
+  }
   // Last: a fatal signal ends the process, whose exit frees t.
-  if (sig && post_timer_signal(p, tid, sig)) kill_proc(k, p.pid(), sig);
+  if (fatal) kill_proc(k, p.pid(), sig);
 }
 
 void timer_halt(Timer& t) {
@@ -559,6 +601,7 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
   t->notify = notify;
   t->signo = notify == SIGEV_NONE ? 0 : signo;
   t->tid = tid;
+  if (have_ev) t->value = ev.value;
   t->cpu = cpu;
   t->cpu_clock = cpu_clock;
   timer_init(*t, l.kernel());
@@ -585,6 +628,8 @@ Result<long> sys_timer_create(Lwp& l, clockid_t clockid, UserPtr<struct sigevent
       if (!used) break;
     }
     t->id = id;
+    // Without a sigevent, the value is the id (Linux).
+    if (!have_ev) t->value = static_cast<uint64_t>(id);
     t->lock_.assert_held();  // the process's lock_, as pt->lock_
     if (cpu) {
       t->base = Base::kCpu;
@@ -679,7 +724,11 @@ Result<long> sys_timer_delete(Lwp& l, int timerid) {
       if (s == t) s = nullptr;
     if (t->cpu) pt->cpu_timers--;
     t->armed = false;
+    t->deleted = true;
     t->callout.stop();
+    // Its signal, if pending, is never taken (Linux).
+    l.proc().lock_.assert_held();  // pt->lock_ is the process's lock_
+    sig_drop_owned_locked(l.proc(), t);
     // Once stopped and not running, the function can no longer start.
     t->next_dead = pt->dead;
     pt->dead = t;
@@ -732,10 +781,7 @@ bool itimer_cpu_timers(ProcTable& tab, Proc& p, absl::FunctionRef<void(int sig)>
     if (v.ok()) seen[i].now = *v;
     else seen[i].gone = true;
   }
-  struct Post {
-    pid_t tid;
-    int sig;
-  } posts[kMaxPosixTimers];
+  TimerPost posts[kMaxPosixTimers];
   int np = 0;
   bool armed = false;
   {
@@ -756,12 +802,27 @@ bool itimer_cpu_timers(ProcTable& tab, Proc& p, absl::FunctionRef<void(int sig)>
         continue;
       }
       if (seen[i].now >= t.expires)
-        if (int sig = expire_locked(t, seen[i].now)) posts[np++] = {t.tid, sig};
+        if (int sig = expire_locked(t, seen[i].now)) posts[np++] = timer_post_of(t, sig);
       armed |= t.armed;
     }
   }
   for (int i = 0; i < np; i++)
-    if (post_timer_signal_locked(tab, p, posts[i].tid, posts[i].sig)) fatal(posts[i].sig);
+    if (post_timer_signal_locked(tab, p, posts[i])) fatal(posts[i].sig);
+  if (np > 0) {
+    // A timer deleted since: its signal goes as the pending ones did
+    // (found by address and id: a deleted timer is freed at once here).
+    MutexLocker g(p.lock_);
+    ProcTimers* pt = g_timers.get(p);
+    for (int i = 0; i < np; i++) {
+      bool live = false;
+      if (pt) {
+        pt->lock_.assert_held();
+        for (Timer* x : pt->posix)
+          if (x == posts[i].owner && x->id == posts[i].id) live = true;
+      }
+      drop_if_deleted(p, posts[i].owner, !live);
+    }
+  }
   return armed;
 }
 

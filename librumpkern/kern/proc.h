@@ -133,6 +133,8 @@ class Proc : public KObject {
   SigQueue sigqueue_ ABSL_GUARDED_BY(lock_);
   // Records queued for the process and its LWPs (RLIMIT_SIGPENDING).
   int nsigqueued_ ABSL_GUARDED_BY(lock_) = 0;
+  // Of those, records of deleted timers not yet thrown away (kern/sig.cc).
+  int sigdropped_ ABSL_GUARDED_BY(lock_) = 0;
   // What rt_sigsuspend, pause, rt_sigtimedwait and signalfd reads sleep
   // on (with lock_); signal posting wakes them through Lwp::interrupt().
   CondVar sigwait_cv_;
@@ -150,13 +152,15 @@ class Proc : public KObject {
   // unset. Inherited, except by a child with a fresh space (RFVMSPACE).
   struct MmArgs {
     uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+    uint64_t start_stack = 0;  // PR_SET_MM_START_STACK: maps' [stack]
   };
   MmArgs mm_args_ ABSL_GUARDED_BY(lock_);
   // personality(2): the execution domain (PER_LINUX, low byte 0) and its
   // flags; inherited.
   std::atomic<uint32_t> personality_{0};
   // membarrier(2): the MEMBARRIER_CMD_REGISTER_* commands this process
-  // ran (their bits); not inherited, as Linux keeps them per address space.
+  // ran (their bits); inherited, as Linux's live in the address space that
+  // fork copies.
   std::atomic<uint32_t> membarrier_registered_{0};
   // Scheduling (kern/sys_sched.cc), inherited: the nice value, policy and
   // real-time priority, and the CPUs allowed (bit n: virtual CPU n; read

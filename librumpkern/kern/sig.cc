@@ -160,17 +160,33 @@ int next_signal(SigSet pend) {
 
 // Takes sig off one queue: its first record, and the bit once no record
 // of it is left. A signal pending without a record reads as SI_USER.
-void collect_signal(Proc& p, std::atomic<SigSet>& set, SigQueue& q, int sig, siginfo_t* info)
+// Records of deleted timers (dropped) are thrown away on the way: if they
+// were all there was, nothing is taken (returns false), as Linux's
+// dequeue drops a deleted timer's signal.
+bool collect_signal(Proc& p, std::atomic<SigSet>& set, SigQueue& q, int sig, siginfo_t* info)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
   SigQueued* first = nullptr;
-  bool more = false;
-  for (SigQueued& e : q) {
-    if (e.info.si_signo != sig) continue;
+  bool more = false, dropped = false;
+  for (auto it = q.begin(); it != q.end();) {
+    SigQueued& e = *it;
+    if (e.info.si_signo != sig) {
+      ++it;
+      continue;
+    }
+    if (e.dropped && !first) {
+      it = q.erase(it);
+      delete &e;
+      p.nsigqueued_--;
+      p.sigdropped_--;
+      dropped = true;
+      continue;
+    }
     if (first) {
       more = true;
       break;
     }
     first = &e;
+    ++it;
   }
   if (!more) {
     set.fetch_and(~sig_bit(sig), std::memory_order_release);
@@ -181,11 +197,35 @@ void collect_signal(Proc& p, std::atomic<SigSet>& set, SigQueue& q, int sig, sig
     q.erase(q.iterator_to(*first));
     delete first;
     p.nsigqueued_--;
+  } else if (dropped) {
+    return false;
   } else if (info) {
     std::memset(info, 0, sizeof *info);
     info->si_signo = sig;
     info->si_code = SI_USER;
   }
+  return true;
+}
+
+// Throws away the dropped records of one queue, and the bits of signals
+// that had no other (before a signal is delivered or found fatal).
+void purge_dropped(Proc& p, std::atomic<SigSet>& set, SigQueue& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.lock_) {
+  SigSet had = 0, kept = 0;
+  q.remove_and_dispose_if(
+      [&](const SigQueued& e) {
+        if (e.dropped) had |= sig_bit(e.info.si_signo);
+        else kept |= sig_bit(e.info.si_signo);
+        return e.dropped;
+      },
+      [&p](SigQueued* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        p.nsigqueued_--;
+        p.sigdropped_--;
+        delete e;
+      });
+  SigSet gone = had & ~kept;
+  if (gone == 0) return;
+  set.fetch_and(~gone, std::memory_order_release);
+  if (&set == &p.sigpending_) unclaim_locked(p, gone);
 }
 
 void discard_queue(Proc& p, std::atomic<SigSet>& set, SigQueue& q, SigSet which)
@@ -196,6 +236,7 @@ void discard_queue(Proc& p, std::atomic<SigSet>& set, SigQueue& q, SigSet which)
   q.remove_and_dispose_if([&](const SigQueued& e) { return (sig_bit(e.info.si_signo) & which) != 0; },
                           [&p](SigQueued* e) ABSL_NO_THREAD_SAFETY_ANALYSIS {
                             p.nsigqueued_--;
+                            if (e->dropped) p.sigdropped_--;
                             delete e;
                           });
 }
@@ -239,7 +280,7 @@ bool post_signal(Proc& p, int sig) {
   return r.ok() && *r;
 }
 
-Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info) {
+Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info, const void* owner) {
   const int sig = info.si_signo;
   Kernel& k = p.kernel();
   bool fatal_now = false;
@@ -268,6 +309,7 @@ Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info) {
         e = new (k.kmem()) SigQueued;
       if (e) {
         e->info = info;
+        e->owner = owner;
         q.push_back(*e);
         p.nsigqueued_++;
       } else if (sig >= kSigRtMin && info.si_code != SI_USER) {
@@ -311,15 +353,32 @@ Result<bool> post_signal_info(Proc& p, Lwp* thread, const siginfo_t& info) {
 
 int sig_dequeue_locked(Proc& p, Lwp& l, SigSet set, siginfo_t* info) {
   l.assert_sig_locked();
-  if (int sig = next_signal(l.sigpending_.load() & set)) {
-    collect_signal(p, l.sigpending_, l.sigqueue_, sig, info);
-    return sig;
+  for (;;) {
+    if (int sig = next_signal(l.sigpending_.load() & set)) {
+      if (collect_signal(p, l.sigpending_, l.sigqueue_, sig, info)) return sig;
+      continue;  // a deleted timer's: dropped
+    }
+    if (int sig = next_signal(p.sigpending_.load() & set)) {
+      if (collect_signal(p, p.sigpending_, p.sigqueue_, sig, info)) return sig;
+      continue;
+    }
+    return 0;
   }
-  if (int sig = next_signal(p.sigpending_.load() & set)) {
-    collect_signal(p, p.sigpending_, p.sigqueue_, sig, info);
-    return sig;
+}
+
+void sig_drop_owned_locked(Proc& p, const void* owner) {
+  auto mark = [&](SigQueue& q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (SigQueued& e : q)
+      if (e.owner == owner && !e.dropped) {
+        e.dropped = true;
+        p.sigdropped_++;
+      }
+  };
+  mark(p.sigqueue_);
+  for (Lwp& l : p.lwps_) {
+    l.assert_sig_locked();
+    mark(l.sigqueue_);
   }
-  return 0;
 }
 
 void sig_discard_locked(Proc& p, SigSet set) {
@@ -382,6 +441,13 @@ bool check_fatal_signals(Lwp& l, Delivered* d) {
   {
     MutexLocker g(p.lock_);
     l.assert_sig_locked();
+    if (p.sigdropped_ > 0) {
+      // Deleted timers' signals are no signals.
+      purge_dropped(p, l.sigpending_, l.sigqueue_);
+      purge_dropped(p, p.sigpending_, p.sigqueue_);
+      pend &= l.sigpending_.load() | p.sigpending_.load();
+      if (pend == 0) return false;
+    }
     // Process-directed signals picked for another LWP that is in the
     // kernel are that LWP's to take: it may sleep in a call they end.
     SigSet others = 0;

@@ -11,7 +11,11 @@
 // under the process's lock. A standard signal (below kSigRtMin) is queued
 // once; real-time signals queue every instance. A signal whose record
 // could not be kept (RLIMIT_SIGPENDING, memory) is pending without one and
-// reads back as SI_USER from pid 0, as on Linux.
+// reads back as SI_USER from pid 0, as on Linux. A POSIX timer's record
+// names its timer (owner); timer_delete marks the records of the timer
+// dropped, and taking the signal then skips them, as Linux drops a
+// deleted timer's signal at dequeue (the signal reads as pending until
+// something tries to take it).
 #pragma once
 
 #include <signal.h>
@@ -41,6 +45,8 @@ inline constexpr SigSet kSyncSignals = sig_bit(SIGSEGV) | sig_bit(SIGBUS) | sig_
 struct SigQueued : public KObject {
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
   siginfo_t info;
+  const void* owner = nullptr;  // the POSIX timer that posted it, or null
+  bool dropped = false;         // its timer was deleted: never delivered
 };
 using SigQueue = boost::intrusive::list<
     SigQueued, boost::intrusive::member_hook<SigQueued, decltype(SigQueued::hook), &SigQueued::hook>,
@@ -54,8 +60,7 @@ class Proc;
 // may take locks ranked above kSigWatch. sig 0 says that p has just
 // become a zombie (exit1 calls it under the process table's lock, for
 // pidfds: vfs/pidfd.cc), sig < 0 that p's LWP -sig has ended while p
-// lives on (Kernel::unlink_lwp, under the same lock; watchers that do not
-// follow threads ignore it).
+// lives on (Kernel::unlink_lwp, under the same lock, for thread pidfds).
 struct SigWatch {
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
   void (*notify)(SigWatch& w, Proc& p, int sig) = nullptr;

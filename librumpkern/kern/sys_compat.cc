@@ -7,8 +7,9 @@
 // membarrier: the commands and errors of Linux's kernel/sched/membarrier.c.
 // QUERY reports every command, as an x86-64 Linux without nohz_full does.
 // The private commands need the process to have registered first (EPERM
-// otherwise); registrations are per process and not inherited (Linux keeps
-// them per address space, and a forked child has a new one). The barrier
+// otherwise); registrations are kept per process and a forked child
+// starts with its parent's (Linux keeps them in the address space, which
+// fork copies with them; only exec clears them). The barrier
 // commands fence every running LWP, whether its host thread is in the
 // kernel or in the program's own code, through rumpuser_membarrier: a
 // barrier on every running thread of the host process, whose threads are

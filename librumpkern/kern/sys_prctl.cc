@@ -11,9 +11,13 @@
 // environ read, set as Linux's checkpoint/restore tools set them (this
 // kernel has no exec to set them). Linux's checks: an address below
 // 64 KiB or past the user range is EINVAL, and so is a start past its end
-// (so the end is set first). PR_SET_MM_EXE_FILE names the process's
-// executable by a descriptor (vfs/file.cc, through kern/file_map.h): what
-// /proc/<pid>/exe shows. The other PR_SET_MM fields are not kept: EINVAL. Anything else is EINVAL, as an option Linux does not know.
+// (so the end is set first); an address with no mapping at or above it
+// is EFAULT. PR_SET_MM_START_STACK names the process's stack, which
+// /proc/<pid>/maps shows as [stack] (Linux's exec sets it; there is no
+// exec here). PR_SET_MM_EXE_FILE names the process's executable by a
+// descriptor (vfs/file.cc, through kern/file_map.h): what
+// /proc/<pid>/exe shows. The other PR_SET_MM fields are not kept: EINVAL.
+// Anything else is EINVAL, as an option Linux does not know.
 #include <sys/prctl.h>
 
 #include <cstring>
@@ -131,9 +135,21 @@ Result<long> sys_prctl(Lwp& l, int option, UserPtr<void> uarg2, unsigned long ar
       constexpr uint64_t kMinAddr = 65536;           // Linux's mmap_min_addr
       constexpr uint64_t kUserTop = uint64_t{1} << 47;  // TASK_SIZE, x86-64
       if (arg3 < kMinAddr || arg3 >= kUserTop) return err(EINVAL);
+      // Linux's find_vma: some mapping ends above the address (it need not
+      // contain it). Looked at before the process lock (the map's lock
+      // ranks after it); the host's address space always has one (its
+      // stack is at the top).
+      bool mapped_above = true;
+      if (UserSpace* us = l.user_space()) {
+        mapped_above = false;
+        us->for_each_mapping([&](const UserSpace::Mapping& m) {
+          if (m.end > arg3) mapped_above = true;
+        });
+      }
       MutexLocker g(p.lock_);
       Proc::MmArgs a = p.mm_args_;
       switch (opt) {
+        case PR_SET_MM_START_STACK: a.start_stack = arg3; break;
         case PR_SET_MM_ARG_START: a.arg_start = arg3; break;
         case PR_SET_MM_ARG_END: a.arg_end = arg3; break;
         case PR_SET_MM_ENV_START: a.env_start = arg3; break;
@@ -141,6 +157,7 @@ Result<long> sys_prctl(Lwp& l, int option, UserPtr<void> uarg2, unsigned long ar
         default: return err(EINVAL);
       }
       if (a.arg_start > a.arg_end || a.env_start > a.env_end) return err(EINVAL);
+      if (!mapped_above) return err(EFAULT);
       p.mm_args_ = a;
       return 0;
     }

@@ -163,6 +163,7 @@ void File::last_unref() {
   file_cache_release(*this);
   if (vnode_) {
     Kernel& k = vnode_->mount().kernel();
+    if (counts_write_) vnode_->put_write_access();
     if (has_adv_locks_.load()) adv_release_file(k, *vnode_, *this);
     {
       MutexLocker g(vnode_->mount().lock_);
@@ -441,21 +442,40 @@ void ProcVfs::set_exe(RefPtr<Vnode> vp) {
     MutexLocker g(lock_);
     std::swap(old, exe_);
   }
+  if (old) old->allow_write_access();
   release_use(old);
 }
 
 namespace {
 
+// Is vp mapped anywhere in l's address space? (An isolated space's map
+// says; the host's keeps none the kernel sees.)
+bool mapped_in(Lwp& l, Vnode& vp) {
+  UserSpace* us = l.user_space();
+  if (!us) return false;
+  bool found = false;
+  us->for_each_mapping([&](const UserSpace::Mapping& m) {
+    if (auto* pager = dynamic_cast<VnodePager*>(m.backing)) found |= &pager->vnode() == &vp;
+  });
+  return found;
+}
+
 // prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, fd), Linux's checks: EBADF; a file
 // that is not regular, on a noexec mount, or not executable by the
-// caller: EACCES. (Linux also refuses while the old executable is still
-// mapped, EBUSY, which a process here never has.)
+// caller: EACCES; the old executable still mapped: EBUSY; the new one
+// open for writing somewhere: EACCES (Linux's replace_mm_exe_file). The
+// executable then denies writing (ETXTBSY) until it is replaced or the
+// process goes.
 Result<void> set_exe_file(Lwp& l, int fd) {
   Ref<File> f = TRY(fd_get(l, fd));  // not O_PATH (Linux's fdget)
   Vnode* vp = f->vnode();
   if (!vp || vp->type() != VType::kReg || (vp->mount().flags_.load() & MS_NOEXEC)) return err(EACCES);
   TRY(vaccess(l, *vp, X_OK));
-  proc_vfs(l.proc()).set_exe(RefPtr<Vnode>(vp));
+  ProcVfs& pv = proc_vfs(l.proc());
+  if (RefPtr<Vnode> old = pv.exe())
+    if (mapped_in(l, *old)) return err(EBUSY);
+  if (!vp->deny_write_access().ok()) return err(EACCES);
+  pv.set_exe(RefPtr<Vnode>(vp));
   return {};
 }
 
@@ -762,6 +782,59 @@ const FileOps& kVnodeFileOps = g_vnode_ops;
 const FileOps& kPathFileOps = g_path_ops;
 
 Result<Ref<File>> FileOps::reopen(File&, Lwp&, int) const { return err(ENXIO); }
+
+namespace {
+
+// An O_PATH description of an object with no vnode, made through a magic
+// link (FileOps::open_path's default): what fstat and readlink showed of
+// the object when it was made.
+struct PathSnapshot : KObject {
+  struct stat st;
+  size_t link_len = 0;
+  char link[96];
+};
+
+class SnapshotPathOps : public FileOps {
+ public:
+  Result<void> stat(File& f, struct stat* st) const override {
+    *st = static_cast<const PathSnapshot*>(f.data_)->st;
+    return {};
+  }
+  size_t link_name(File& f, char* buf, size_t cap) const override {
+    const auto* s = static_cast<const PathSnapshot*>(f.data_);
+    size_t n = s->link_len < cap ? s->link_len : cap;
+    std::memcpy(buf, s->link, n);
+    return n;
+  }
+  void close(File& f) const override {
+    delete static_cast<PathSnapshot*>(f.data_);
+    f.data_ = nullptr;
+  }
+};
+
+const SnapshotPathOps g_snapshot_path_ops;
+
+}  // namespace
+
+Result<Ref<File>> FileOps::open_path(File& f, Lwp& l, int flags) const {
+  Kmem& km = l.kernel().kmem();
+  auto* s = new (km) PathSnapshot;
+  if (!s) return err(ENOMEM);
+  std::memset(&s->st, 0, sizeof s->st);
+  Result<void> r = stat(f, &s->st);
+  if (!r.ok()) {
+    delete s;
+    return err(r.error());
+  }
+  s->link_len = link_name(f, s->link, sizeof s->link);
+  Result<Ref<File>> nf = File::create(km, &g_snapshot_path_ops, nullptr, flags);
+  if (!nf.ok()) {
+    delete s;
+    return err(nf.error());
+  }
+  nf.value()->data_ = s;
+  return nf;
+}
 
 size_t FileOps::link_name(File& f, char* buf, size_t cap) const {
   int n = 0;

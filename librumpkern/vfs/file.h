@@ -112,6 +112,12 @@ class FileOps {
   // description flags fflags (a pipe: opened as a FIFO is), or ENXIO
   // (sockets, anonymous inodes: Linux's).
   virtual Result<Ref<File>> reopen(File& f, Lwp& l, int fflags) const;
+  // open(2) with O_PATH through such a magic link: an O_PATH description
+  // (flags) of the same object, for fstat, readlink of its fd link and,
+  // where reopen can, an open through that link. The default keeps what
+  // fstat and the link show as they were (a socket, an anonymous inode:
+  // holding the object would keep it open); a pipe holds its pipe.
+  virtual Result<Ref<File>> open_path(File& f, Lwp& l, int flags) const;
   // The name of an anonymous inode kind ("[eventfd]", "[eventpoll]"), or
   // nullptr.
   virtual const char* anon_name() const { return nullptr; }
@@ -155,6 +161,9 @@ class File : public KObject, public RefCounted<File> {
   // generation at open, so poll holds POLLHUP back until a writer came
   // (and went). Set before the description is installed.
   uint64_t pipe_writers_seen_ = 0;
+  // A regular file opened for writing holds one of its vnode's write
+  // counts (Vnode::get_write_access) until its last close.
+  bool counts_write_ = false;
   // Set when OFD or flock locks were taken through this description, so
   // the last close knows to release them (vfs/lock.cc).
   std::atomic<bool> has_adv_locks_{false};
@@ -291,7 +300,9 @@ class ProcVfs : public KObject {
   RefPtr<Vnode> root_ ABSL_GUARDED_BY(lock_);
 
   // The executable (prctl PR_SET_MM_EXE_FILE; there is no exec): what
-  // /proc/<pid>/exe shows, null for none. Inherited; holds a mount use.
+  // /proc/<pid>/exe shows, null for none. Inherited; holds a mount use
+  // and denies writing to the file (Vnode::deny_write_access: set_exe is
+  // given a vnode denied for it, and allows it again when it goes).
   RefPtr<Vnode> exe_ ABSL_GUARDED_BY(lock_);
 
   Ref<Vnode> cwd();

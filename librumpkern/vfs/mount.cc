@@ -53,7 +53,11 @@ Result<void> vfs_fork(Proc& parent, Proc& child, uint32_t flags) {
                        : (flags & RFFDG) ? TRY(ppv->table().copy(k.kmem()))
                                          : ppv->fdt();
   ProcVfs* cpv = TRY(new_proc_vfs(k, std::move(fdt), ppv->cwd(), ppv->root()));
-  cpv->set_exe(ppv->exe());
+  // The child's copy of the executable denies writing too (it cannot
+  // fail while the parent's denial stands; if the parent replaced it
+  // meanwhile and a writer came, the child has none).
+  RefPtr<Vnode> exe = ppv->exe();
+  if (exe && exe->deny_write_access().ok()) cpv->set_exe(std::move(exe));
   g_proc_vfs.set(child, cpv);
   return {};
 }
@@ -96,6 +100,7 @@ void vfs_exit(Proc& p) {
   }
   release_use(cwd);
   release_use(root);
+  if (exe) exe->allow_write_access();
   release_use(exe);
   delete pv;
   vfs_release_state(p);

@@ -440,10 +440,20 @@ class PipeFileOps : public FileOps {
     nf.value()->pipe_writers_seen_ = seen;
     return nf;
   }
+  // O_PATH through /proc/<pid>/fd/<n>: a description that holds the pipe
+  // and none of its ends (fstat, and a reopen through its own link, as
+  // Linux's O_PATH of the pipe's inode).
+  Result<Ref<File>> open_path(File& f, Lwp& l, int flags) const override {
+    Pipe& p = pipe_of(f);
+    Ref<File> nf = TRY(File::create(l.kernel().kmem(), this, nullptr, flags));
+    p.ref();
+    nf->data_ = &p;
+    return nf;
+  }
   void close(File& f) const override {
     Pipe* p = static_cast<Pipe*>(f.data_);
     if (!p) return;
-    p->close_ends(f.readable(), f.writable());
+    if (f.readable() || f.writable()) p->close_ends(f.readable(), f.writable());
     if (Vnode* vp = f.vnode()) {
       MutexLocker g(vp->lock());
       vp->fifo_put();

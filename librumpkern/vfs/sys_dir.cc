@@ -115,24 +115,27 @@ Result<void> may_delete(Lwp& l, Vnode& dir, Vnode& vp) ABSL_EXCLUSIVE_LOCKS_REQU
 // A node whose last name went while something else still uses it (an
 // open description, a cwd) remembers where it was, for /proc's links.
 // Costs nothing for a node nobody else holds.
-void note_deleted(Lwp& l, NameiData& nd) {
-  Vnode& vp = *nd.vp;
+// vp's name was name in dir; the caller holds one reference to vp and
+// no tree lock.
+void note_deleted(Lwp& l, Vnode& dirvp, const char* name, Vnode& vp) {
   if (vp.ref_count() <= 1 || getattr(vp).nlink != 0) return;
   Kmem& km = l.kernel().kmem();
   PathBuf path(km);
   if (!path.p) return;
-  Result<size_t> start = vnode_path(proc_vfs(l.proc()).root(), nd.dir.to_ref(), path.p);
+  Result<size_t> start = vnode_path(proc_vfs(l.proc()).root(), Ref<Vnode>(dirvp), path.p);
   if (!start.ok()) return;
   const char* dir = path.p + start.value();
-  size_t dn = std::strlen(dir), nn = std::strlen(nd.last);
+  size_t dn = std::strlen(dir), nn = std::strlen(name);
   if (dn == 1) dn = 0;  // "/" + name
   auto* p = static_cast<char*>(km.alloc(dn + 1 + nn + 1));
   if (!p) return;
   std::memcpy(p, dir, dn);
   p[dn] = '/';
-  std::memcpy(p + dn + 1, nd.last, nn + 1);
+  std::memcpy(p + dn + 1, name, nn + 1);
   vp.set_deleted_path(p);
 }
+
+void note_deleted(Lwp& l, NameiData& nd) { note_deleted(l, *nd.dir, nd.last, *nd.vp); }
 
 Result<long> do_unlink(Lwp& l, int dirfd, UserPtr<char> upath) {
   COPY_PATH(path, upath, false);
@@ -205,9 +208,12 @@ namespace {
 // An internal code: the name space changed between lookup and lock.
 constexpr int kRaced = 0x7ffe;
 
-Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const char* np, unsigned int flags) {
+// to: where the name goes; its nd.vp, when the rename replaced it, is
+// what the caller notes as deleted (after the tree lock).
+Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const char* np, unsigned int flags,
+                       NameiData& to) {
   bool exchange = flags & RENAME_EXCHANGE;
-  NameiData from, to;
+  NameiData from;
   TRY(namei_parent(l, olddirfd, op, from));
   TRY(namei_parent(l, newdirfd, np, to));
   if (from.is_dot || to.is_dot) return err(EBUSY);
@@ -221,7 +227,10 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
   if (!vp.is_dir() && (from.trailing_slash || (to.trailing_slash && !exchange))) return err(ENOTDIR);
   if (exchange && target && !target->is_dir() && to.trailing_slash) return err(ENOTDIR);
   TRY(check_writable_mount(*from.dir));
-  if (target == &vp) return 0;  // two names of one file: nothing to do
+  if (target == &vp) {
+    to.vp = RefPtr<Vnode>();
+    return 0;  // two names of one file: nothing to do
+  }
   Vnode& fdir = *from.dir;
   Vnode& tdir = *to.dir;
   UnlinkedCache replaced;
@@ -275,6 +284,8 @@ Result<long> do_rename(Lwp& l, int olddirfd, const char* op, int newdirfd, const
   if (target && !exchange) {
     target->lock().assert_held();
     replaced.note_locked(*target);
+  } else {
+    to.vp = RefPtr<Vnode>();
   }
   return 0;
 }
@@ -288,7 +299,11 @@ Result<long> sys_renameat2(Lwp& l, int olddirfd, UserPtr<char> oldpath, int newd
   COPY_PATH(op, oldpath, false);
   COPY_PATH(np, newpath, false);
   for (;;) {
-    Result<long> r = do_rename(l, olddirfd, op.p, newdirfd, np.p, flags);
+    NameiData to;
+    Result<long> r = do_rename(l, olddirfd, op.p, newdirfd, np.p, flags, to);
+    // A file the rename replaced, if something still uses it, remembers
+    // where it was (for /proc's links).
+    if (r.ok() && to.vp) note_deleted(l, to);
     if (r.ok() || r.error() != kRaced) return r;
   }
 }

@@ -84,7 +84,16 @@ Result<Ref<File>> open_vnode(Lwp& l, Ref<Vnode> vp, int flags) {
   TRY(vaccess(l, *vp, check));
   int fflags = (flags & kFileFlagsKept & ~(O_DIRECTORY | O_NOFOLLOW)) | kOLargefile;
   const FileOps* ops = &kVnodeFileOps;
-  Ref<File> f = TRY(File::create(km, ops, RefPtr<Vnode>(vp), fflags));
+  // Not while it is a process's executable (ETXTBSY, Linux's).
+  bool counts_write = want_write && va.type == VType::kReg;
+  if (counts_write) TRY(vp->get_write_access());
+  Result<Ref<File>> made = File::create(km, ops, RefPtr<Vnode>(vp), fflags);
+  if (!made.ok()) {
+    if (counts_write) vp->put_write_access();
+    return err(made.error());
+  }
+  Ref<File> f = std::move(made).value();
+  f->counts_write_ = counts_write;
   switch (va.type) {
     case VType::kFifo:
     case VType::kChr:
@@ -149,7 +158,7 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
   // A description with no vnode reached through a magic link
   // (/proc/<pid>/fd/<n> of a pipe or socket): opened anew by its kind.
   RefPtr<File> magic;
-  if (!(flags & O_PATH)) scope |= kMagicFile;
+  scope |= kMagicFile;
 
   if ((flags & O_TMPFILE) == O_TMPFILE) {
     Ref<Vnode> dir = TRY(namei(l, dirfd, path.p, kFollow | scope));
@@ -208,8 +217,13 @@ Result<long> do_open(Lwp& l, int dirfd, UserPtr<char> upath, int flags, mode_t m
   }
   if (magic) {
     // Linux: a pipe gives a new description of the same pipe (opened as
-    // a FIFO is), a socket or an anonymous inode ENXIO.
+    // a FIFO is), a socket or an anonymous inode ENXIO; O_PATH one that
+    // refers to the object (FileOps::open_path).
     if (flags & O_DIRECTORY) return err(ENOTDIR);
+    if (flags & O_PATH) {
+      Ref<File> f = TRY(magic->ops().open_path(*magic, l, flags & (O_PATH | O_NOFOLLOW)));
+      return TRY(fd_install(l, std::move(f), flags & O_CLOEXEC));
+    }
     int fflags = (flags & kFileFlagsKept & ~(O_DIRECTORY | O_NOFOLLOW)) | kOLargefile;
     Ref<File> f = TRY(magic->ops().reopen(*magic, l, fflags));
     return TRY(fd_install(l, std::move(f), flags & O_CLOEXEC));

@@ -156,7 +156,11 @@ Result<long> sys_truncate(Lwp& l, UserPtr<char> upath, off_t length) {
   Ref<Vnode> vp = TRY(namei(l, AT_FDCWD, path, kFollow));
   if (vp->is_dir()) return err(EISDIR);
   TRY(vaccess(l, *vp, W_OK));
-  TRY(do_truncate(l, *vp, length));
+  // Not a process's executable (ETXTBSY), as Linux's vfs_truncate.
+  TRY(vp->get_write_access());
+  Result<void> r = do_truncate(l, *vp, length);
+  vp->put_write_access();
+  TRY(std::move(r));
   return 0;
 }
 

@@ -37,16 +37,67 @@ void fill_stat(const Vattr& va, struct stat& st) {
   st.st_ctim = va.ctime;
 }
 
-// Resolves (dirfd, path) for the stat-like calls with AT_* flags.
-Result<Ref<Vnode>> resolve_at(Lwp& l, int dirfd, UserPtr<char> upath, int flags, bool follow_default = true) {
-  PathBuf path(l.kernel().kmem());
-  if (!path.p) return err(ENOMEM);
-  TRY(copyin_path(l, upath, path.p, flags & AT_EMPTY_PATH));
+// What a stat-like call reports on: a vnode, or a description with none
+// (a pipe or socket reached through /proc/<pid>/fd/<n>, or named by
+// AT_EMPTY_PATH), whose kind fills the stat.
+struct StatTarget {
+  RefPtr<Vnode> vp;
+  RefPtr<File> file;
+};
+
+// namei's flags for the AT_* flags of a call that follows a last
+// symlink by default (stat) or not (linkat).
+int namei_flags(int flags, bool follow_default) {
   int nf = 0;
   if (follow_default && !(flags & AT_SYMLINK_NOFOLLOW)) nf |= kFollow;
   if (!follow_default && (flags & AT_SYMLINK_FOLLOW)) nf |= kFollow;
   if (flags & AT_EMPTY_PATH) nf |= kEmptyPath;
-  return namei(l, dirfd, path.p, nf);
+  return nf;
+}
+
+// Resolves (dirfd, path) for the calls with AT_* flags that act on a
+// vnode.
+Result<Ref<Vnode>> resolve_at(Lwp& l, int dirfd, UserPtr<char> upath, int flags, bool follow_default = true) {
+  PathBuf path(l.kernel().kmem());
+  if (!path.p) return err(ENOMEM);
+  TRY(copyin_path(l, upath, path.p, flags & AT_EMPTY_PATH));
+  return namei(l, dirfd, path.p, namei_flags(flags, follow_default));
+}
+
+// The same for the stat family, which reports on descriptions with no
+// vnode too.
+Result<StatTarget> resolve_stat_at(Lwp& l, int dirfd, UserPtr<char> upath, int flags) {
+  PathBuf path(l.kernel().kmem());
+  if (!path.p) return err(ENOMEM);
+  TRY(copyin_path(l, upath, path.p, flags & AT_EMPTY_PATH));
+  StatTarget t;
+  if (path.p[0] == '\0' && dirfd != AT_FDCWD) {
+    // AT_EMPTY_PATH: the descriptor itself, O_PATH ones too.
+    Ref<File> f = TRY(fd_get(l, dirfd, true));
+    if (!f->vnode()) {
+      t.file = RefPtr<File>(std::move(f));
+      return t;
+    }
+  }
+  Ref<Vnode> vp = TRY(namei(l, dirfd, path.p, namei_flags(flags, true) | kMagicFile, &t.file));
+  if (!t.file) t.vp = RefPtr<Vnode>(std::move(vp));
+  return t;
+}
+
+Result<void> stat_of(const StatTarget& t, struct stat& st) {
+  if (t.file) {
+    std::memset(&st, 0, sizeof st);
+    return t.file->ops().stat(*t.file, &st);
+  }
+  fill_stat(getattr(*t.vp), st);
+  return {};
+}
+
+Result<long> stat_out(Lwp& l, const StatTarget& t, UserPtr<struct stat> buf) {
+  struct stat st;
+  TRY(stat_of(t, st));
+  TRY(copyout_obj(l, st, buf));
+  return 0;
 }
 
 Result<long> stat_out(Lwp& l, Vnode& vp, UserPtr<struct stat> buf) {
@@ -59,13 +110,13 @@ Result<long> stat_out(Lwp& l, Vnode& vp, UserPtr<struct stat> buf) {
 }  // namespace
 
 Result<long> sys_stat(Lwp& l, UserPtr<char> pathname, UserPtr<struct stat> statbuf) {
-  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, pathname, 0));
-  return stat_out(l, *vp, statbuf);
+  StatTarget t = TRY(resolve_stat_at(l, AT_FDCWD, pathname, 0));
+  return stat_out(l, t, statbuf);
 }
 
 Result<long> sys_lstat(Lwp& l, UserPtr<char> pathname, UserPtr<struct stat> statbuf) {
-  Ref<Vnode> vp = TRY(resolve_at(l, AT_FDCWD, pathname, AT_SYMLINK_NOFOLLOW));
-  return stat_out(l, *vp, statbuf);
+  StatTarget t = TRY(resolve_stat_at(l, AT_FDCWD, pathname, AT_SYMLINK_NOFOLLOW));
+  return stat_out(l, t, statbuf);
 }
 
 Result<long> sys_fstat(Lwp& l, int fd, UserPtr<struct stat> statbuf) {
@@ -81,8 +132,8 @@ Result<long> sys_fstat(Lwp& l, int fd, UserPtr<struct stat> statbuf) {
 
 Result<long> sys_newfstatat(Lwp& l, int dirfd, UserPtr<char> pathname, UserPtr<struct stat> statbuf, int flags) {
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT)) return err(EINVAL);
-  Ref<Vnode> vp = TRY(resolve_at(l, dirfd, pathname, flags));
-  return stat_out(l, *vp, statbuf);
+  StatTarget t = TRY(resolve_stat_at(l, dirfd, pathname, flags));
+  return stat_out(l, t, statbuf);
 }
 
 Result<long> sys_statx(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, unsigned int mask,
@@ -90,33 +141,41 @@ Result<long> sys_statx(Lwp& l, int dirfd, UserPtr<char> pathname, int flags, uns
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE)) return err(EINVAL);
   if ((flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE) return err(EINVAL);
   if (mask & STATX__RESERVED) return err(EINVAL);
-  Ref<Vnode> vp = TRY(resolve_at(l, dirfd, pathname, flags));
-  Vattr va = getattr(*vp);
+  StatTarget target = TRY(resolve_stat_at(l, dirfd, pathname, flags));
+  struct stat st;
+  TRY(stat_of(target, st));
   struct statx sx;
   std::memset(&sx, 0, sizeof sx);
-  sx.stx_mask = STATX_BASIC_STATS | STATX_BTIME;
-  sx.stx_blksize = kBlockSize;
-  sx.stx_nlink = static_cast<uint32_t>(va.nlink);
-  sx.stx_uid = va.uid;
-  sx.stx_gid = va.gid;
-  sx.stx_mode = static_cast<uint16_t>(vtype_to_ifmt(va.type) | va.mode);
-  sx.stx_ino = va.ino;
-  sx.stx_size = va.size;
-  sx.stx_blocks = va.blocks;
   auto ts = [](const timespec& t) {
     struct statx_timestamp s {};
     s.tv_sec = t.tv_sec;
     s.tv_nsec = static_cast<uint32_t>(t.tv_nsec);
     return s;
   };
-  sx.stx_atime = ts(va.atime);
-  sx.stx_btime = ts(va.btime);
-  sx.stx_ctime = ts(va.ctime);
-  sx.stx_mtime = ts(va.mtime);
-  sx.stx_rdev_major = major(va.rdev);
-  sx.stx_rdev_minor = minor(va.rdev);
-  sx.stx_dev_major = major(va.dev);
-  sx.stx_dev_minor = minor(va.dev);
+  sx.stx_mask = STATX_BASIC_STATS;
+  sx.stx_blksize = static_cast<uint32_t>(st.st_blksize);
+  sx.stx_nlink = static_cast<uint32_t>(st.st_nlink);
+  sx.stx_uid = st.st_uid;
+  sx.stx_gid = st.st_gid;
+  sx.stx_mode = static_cast<uint16_t>(st.st_mode);
+  sx.stx_ino = st.st_ino;
+  sx.stx_size = static_cast<uint64_t>(st.st_size);
+  sx.stx_blocks = static_cast<uint64_t>(st.st_blocks);
+  sx.stx_atime = ts(st.st_atim);
+  sx.stx_ctime = ts(st.st_ctim);
+  sx.stx_mtime = ts(st.st_mtim);
+  sx.stx_rdev_major = major(st.st_rdev);
+  sx.stx_rdev_minor = minor(st.st_rdev);
+  sx.stx_dev_major = major(st.st_dev);
+  sx.stx_dev_minor = minor(st.st_dev);
+  // A pipe or socket has no birth time and is no mount's root.
+  if (!target.vp) {
+    TRY(copyout(l, &sx, statxbuf.addr, sizeof sx));
+    return 0;
+  }
+  Vnode* vp = target.vp.get();
+  sx.stx_mask |= STATX_BTIME;
+  sx.stx_btime = ts(getattr(*vp).btime);
   if (vp->mount().is_root(*vp)) {
     sx.stx_attributes_mask |= STATX_ATTR_MOUNT_ROOT;
     sx.stx_attributes |= STATX_ATTR_MOUNT_ROOT;

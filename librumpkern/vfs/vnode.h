@@ -382,6 +382,27 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   const char* deleted_path() const { return deleted_path_.load(std::memory_order_acquire); }
   void set_deleted_path(char* p) { Kmem::free(deleted_path_.exchange(p, std::memory_order_acq_rel)); }
 
+  // Linux's i_writecount, lock-free: above 0, descriptors of the file open
+  // for writing; below 0, holders that deny writing (a process's
+  // executable, PR_SET_MM_EXE_FILE). Opening for writing while denied, and
+  // denying while open for writing, are ETXTBSY.
+  Result<void> get_write_access() {
+    int n = writecount_.load(std::memory_order_relaxed);
+    do {
+      if (n < 0) return err(ETXTBSY);
+    } while (!writecount_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel));
+    return {};
+  }
+  void put_write_access() { writecount_.fetch_sub(1, std::memory_order_acq_rel); }
+  Result<void> deny_write_access() {
+    int n = writecount_.load(std::memory_order_relaxed);
+    do {
+      if (n > 0) return err(ETXTBSY);
+    } while (!writecount_.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel));
+    return {};
+  }
+  void allow_write_access() { writecount_.fetch_add(1, std::memory_order_acq_rel); }
+
   // The page cache of a mapped regular file (vfs/vnode_pager.h), or
   // nullptr: not a reference (the cache holds the vnode); the cache clears
   // it when it goes, and a finder takes a reference with try_ref().
@@ -410,6 +431,7 @@ class Vnode : public KObject, public RefCounted<Vnode> {
   int fifo_opens_ ABSL_GUARDED_BY(lock()) = 0;
   MemfdState* memfd_ = nullptr;
   std::atomic<char*> deleted_path_{nullptr};
+  std::atomic<int> writecount_{0};
 };
 
 inline Mutex& Vnode::lock() const { return mount().lock_; }

@@ -38,9 +38,41 @@ void VmUserSpace::for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) {
     MutexLocker g(brk_lock_);
     brk_cur = brk_cur_;
   }
-  space_->for_each_entry([&](const vm::Vmspace::EntryInfo& e) {
-    bool heap = !e.object && e.start >= brk_base_ && e.end <= ((brk_cur + 4095) & ~uint64_t{4095});
-    fn(Mapping{e.start, e.end, e.object_offset, e.prot, e.shared, e.object, heap, e.backing});
+  space_->for_each_entry([&](const vm::Vmspace::EntryInfo& e) { fn(mapping_of(e, brk_cur)); });
+}
+
+UserSpace::Mapping VmUserSpace::mapping_of(const vm::Vmspace::EntryInfo& e, uint64_t brk_cur) const {
+  bool heap = !e.object && e.start >= brk_base_ && e.end <= ((brk_cur + 4095) & ~uint64_t{4095});
+  Mapping m{e.start, e.end, e.object_offset, e.prot, e.shared, e.object, heap, e.backing};
+  m.max_prot = e.max_prot;
+  m.locked = e.locked;
+  m.dontfork = e.inherit == vm::Inherit::kNone;
+  m.wipeonfork = e.inherit == vm::Inherit::kZero;
+  return m;
+}
+
+void VmUserSpace::for_each_mapping_usage(absl::FunctionRef<void(const Mapping&, const MappingUsage&)> fn) {
+  static_assert(kPssShift == vm::Vmspace::kPssShift);
+  uint64_t brk_cur;
+  {
+    MutexLocker g(brk_lock_);
+    brk_cur = brk_cur_;
+  }
+  space_->for_each_entry_usage([&](const vm::Vmspace::EntryInfo& e, const vm::Vmspace::EntryUsage& v) {
+    MappingUsage u;
+    u.rss = v.rss;
+    u.pss = v.pss;
+    u.pss_dirty = v.pss_dirty;
+    u.pss_anon = v.pss_anon;
+    u.pss_file = v.pss_file;
+    u.pss_shmem = v.pss_shmem;
+    u.pss_locked = v.pss_locked;
+    u.shared_clean = v.shared_clean;
+    u.shared_dirty = v.shared_dirty;
+    u.private_clean = v.private_clean;
+    u.private_dirty = v.private_dirty;
+    u.anonymous = v.anonymous;
+    fn(mapping_of(e, brk_cur), u);
   });
 }
 

@@ -46,6 +46,7 @@ class VmUserSpace final : public UserSpace, public KObject {
   Result<MemoryKey> memory_key(uintptr_t uaddr) override;
   Result<void> with_word(uintptr_t uaddr, bool write, absl::FunctionRef<void(uint32_t*)> fn) override;
   void for_each_mapping(absl::FunctionRef<void(const Mapping&)> fn) override;
+  void for_each_mapping_usage(absl::FunctionRef<void(const Mapping&, const MappingUsage&)> fn) override;
   Totals totals() override;
   void hold() override { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() override;
@@ -58,6 +59,8 @@ class VmUserSpace final : public UserSpace, public KObject {
 
  private:
   VmUserSpace(RefPtr<vm::Vmspace> space, uint64_t brk_base, uint64_t brk_cur);
+  // What /proc shows of entry e, the break being brk_cur.
+  Mapping mapping_of(const vm::Vmspace::EntryInfo& e, uint64_t brk_cur) const;
   ~VmUserSpace() override = default;
 
   std::atomic<uint32_t> refs_{1};

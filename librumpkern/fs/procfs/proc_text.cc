@@ -260,14 +260,69 @@ void put_limits(const ProcSnap& s, Text& t) {
 struct MapLine {
   UserSpace::Mapping m;
   Vnode* vp;  // holds a reference
+  UserSpace::MappingUsage u;  // smaps only
 };
 
-Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t) {
+// The rows smaps shows per mapping and smaps_rollup for all (Linux's
+// order; what has no counterpart here, huge pages, KSM, swap, is 0).
+void put_usage_rows(Text& t, const UserSpace::MappingUsage& u, bool rollup) {
+  auto row = [&t](const char* name, uint64_t bytes) {
+    char label[32];
+    std::snprintf(label, sizeof label, "%s:", name);
+    t.printf("%-15s %8llu kB\n", label, static_cast<unsigned long long>(bytes >> 10));
+  };
+  auto pss = [](uint64_t v) { return v >> UserSpace::kPssShift; };
+  row("Rss", u.rss);
+  row("Pss", pss(u.pss));
+  row("Pss_Dirty", pss(u.pss_dirty));
+  if (rollup) {
+    row("Pss_Anon", pss(u.pss_anon));
+    row("Pss_File", pss(u.pss_file));
+    row("Pss_Shmem", pss(u.pss_shmem));
+  }
+  row("Shared_Clean", u.shared_clean);
+  row("Shared_Dirty", u.shared_dirty);
+  row("Private_Clean", u.private_clean);
+  row("Private_Dirty", u.private_dirty);
+  row("Referenced", u.rss);
+  row("Anonymous", u.anonymous);
+  for (const char* zero : {"KSM", "LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb",
+                           "Private_Hugetlb", "Swap", "SwapPss"})
+    row(zero, 0);
+  row("Locked", pss(u.pss_locked));
+}
+
+// smaps' VmFlags: Linux's two-letter names, in its order.
+void put_vm_flags(Text& t, const UserSpace::Mapping& m) {
+  t.put("VmFlags:");
+  auto flag = [&t](bool on, const char* name) {
+    if (!on) return;
+    t.putc(' ');
+    t.put(name);
+  };
+  bool may_write = (m.max_prot & 2) != 0;
+  flag(m.prot & 1, "rd");
+  flag(m.prot & 2, "wr");
+  flag(m.prot & 4, "ex");
+  flag(m.shared && may_write, "sh");
+  flag(m.max_prot & 1, "mr");
+  flag(may_write, "mw");
+  flag(m.max_prot & 4, "me");
+  flag(m.shared, "ms");
+  flag(m.locked, "lo");
+  flag(m.dontfork, "dc");
+  flag(!m.shared && (m.prot & 2), "ac");  // private writable memory is accounted
+  flag(m.wipeonfork, "wf");
+  t.put(" \n");
+}
+
+// maps, and with smaps each mapping's page figures after its line.
+Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t, bool smaps) {
   if (!s.space) return {};
   Kmem& km = l.kernel().kmem();
   KVec<MapLine> maps(km);
   bool full = false;
-  s.space->for_each_mapping([&](const UserSpace::Mapping& m) {
+  auto add = [&](const UserSpace::Mapping& m, const UserSpace::MappingUsage& u) {
     if (full) return;
     if (!maps.reserve(maps.size() + 1).ok()) {
       full = true;
@@ -278,8 +333,10 @@ Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t) {
       vp = &pager->vnode();
       vp->ref();
     }
-    maps.push_back(MapLine{m, vp});
-  });
+    maps.push_back(MapLine{m, vp, u});
+  };
+  if (smaps) s.space->for_each_mapping_usage(add);
+  else s.space->for_each_mapping([&](const UserSpace::Mapping& m) { add(m, UserSpace::MappingUsage{}); });
   PathBuf path(km);
   for (size_t i = 0; i < maps.size(); i++) {
     const UserSpace::Mapping& m = maps[i].m;
@@ -303,6 +360,8 @@ Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t) {
     std::string_view name;
     if (vp && path.p) name = vnode_name(l, *vp, path.p);
     else if (m.heap) name = "[heap]";
+    else if (!m.object && !m.shared && s.mm.start_stack && m.start <= s.mm.start_stack && s.mm.start_stack <= m.end)
+      name = "[stack]";  // the process's stack, as PR_SET_MM_START_STACK names it (Linux's exec)
     else if (m.shared && m.backing) name = "/dev/zero (deleted)";  // shared anonymous memory, as Linux's
     if (!name.empty()) {
       for (int i = n; i < 72; i++) t.putc(' ');
@@ -310,6 +369,12 @@ Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t) {
       t.put(name);
     }
     t.putc('\n');
+    if (!smaps) continue;
+    t.printf("%-15s %8llu kB\n", "Size:", static_cast<unsigned long long>((m.end - m.start) >> 10));
+    t.printf("%-15s %8d kB\n%-15s %8d kB\n", "KernelPageSize:", 4, "MMUPageSize:", 4);
+    put_usage_rows(t, maps[i].u, false);
+    t.printf("%-15s %d\n", "THPeligible:", 0);
+    put_vm_flags(t, m);
   }
   if (full) return err(ENOMEM);
   return {};
@@ -341,35 +406,32 @@ void put_area(const ProcSnap& s, uint64_t start, uint64_t end, bool cmdline, Tex
 void put_smaps_rollup(const ProcSnap& s, Text& t) {
   uint64_t lo = 0, hi = 0;
   bool any = false;
+  UserSpace::MappingUsage sum;
   if (s.space)
-    s.space->for_each_mapping([&](const UserSpace::Mapping& m) {
+    s.space->for_each_mapping_usage([&](const UserSpace::Mapping& m, const UserSpace::MappingUsage& u) {
       if (!any) lo = m.start;
       hi = m.end;
       any = true;
+      sum.rss += u.rss;
+      sum.pss += u.pss;
+      sum.pss_dirty += u.pss_dirty;
+      sum.pss_anon += u.pss_anon;
+      sum.pss_file += u.pss_file;
+      sum.pss_shmem += u.pss_shmem;
+      sum.pss_locked += u.pss_locked;
+      sum.shared_clean += u.shared_clean;
+      sum.shared_dirty += u.shared_dirty;
+      sum.private_clean += u.private_clean;
+      sum.private_dirty += u.private_dirty;
+      sum.anonymous += u.anonymous;
     });
-  UserSpace::Totals tot = s.space ? s.space->totals() : UserSpace::Totals{};
   char head[128];
   int n = std::snprintf(head, sizeof head, "%08llx-%08llx ---p 00000000 00:00 0", static_cast<unsigned long long>(lo),
                         static_cast<unsigned long long>(hi));
   t.put(std::string_view(head, static_cast<size_t>(n)));
   for (int i = n; i < 73; i++) t.putc(' ');
   t.put("[rollup]\n");
-  struct Row {
-    const char* name;
-    uint64_t kb;
-  } rows[] = {{"Rss", kb(tot.resident)},        {"Pss", kb(tot.resident)},   {"Pss_Dirty", kb(tot.resident)},
-              {"Pss_Anon", kb(tot.resident)},   {"Pss_File", 0},             {"Pss_Shmem", 0},
-              {"Shared_Clean", 0},              {"Shared_Dirty", 0},         {"Private_Clean", 0},
-              {"Private_Dirty", kb(tot.resident)}, {"Referenced", kb(tot.resident)}, {"Anonymous", kb(tot.resident)},
-              {"KSM", 0},                       {"LazyFree", 0},             {"AnonHugePages", 0},
-              {"ShmemPmdMapped", 0},            {"FilePmdMapped", 0},        {"Shared_Hugetlb", 0},
-              {"Private_Hugetlb", 0},           {"Swap", 0},                 {"SwapPss", 0},
-              {"Locked", kb(tot.locked)}};
-  for (const Row& r : rows) {
-    char label[32];
-    std::snprintf(label, sizeof label, "%s:", r.name);
-    t.printf("%-15s %8llu kB\n", label, static_cast<unsigned long long>(r.kb));
-  }
+  put_usage_rows(t, sum, true);
 }
 
 }  // namespace
@@ -422,7 +484,8 @@ Result<void> make_pid_file(Lwp& l, Which which, pid_t pid, pid_t tid, Text& t) {
       break;
     case Which::kEnviron: put_area(s, s.mm.env_start, s.mm.env_end, false, t); break;
     case Which::kLimits: put_limits(s, t); break;
-    case Which::kMaps: TRY(put_maps(l, s, t)); break;
+    case Which::kMaps: TRY(put_maps(l, s, t, false)); break;
+    case Which::kSmaps: TRY(put_maps(l, s, t, true)); break;
     case Which::kSmapsRollup: put_smaps_rollup(s, t); break;
     case Which::kMounts:
     case Which::kMountinfo:

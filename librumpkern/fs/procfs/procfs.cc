@@ -78,6 +78,7 @@ const Entry kPidEntries[] = {
     {"mountinfo", Kind::kPidFile, Which::kMountinfo, VType::kReg, 0444},
     {"mounts", Kind::kPidFile, Which::kMounts, VType::kReg, 0444},
     {"root", Kind::kPidFile, Which::kRootLink, VType::kLnk, 0777},
+    {"smaps", Kind::kPidFile, Which::kSmaps, VType::kReg, 0444},
     {"smaps_rollup", Kind::kPidFile, Which::kSmapsRollup, VType::kReg, 0444},
     {"stat", Kind::kPidFile, Which::kStat, VType::kReg, 0444},
     {"statm", Kind::kPidFile, Which::kStatm, VType::kReg, 0444},

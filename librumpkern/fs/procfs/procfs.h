@@ -1,7 +1,7 @@
 // procfs.h: the process file system ("proc", mounted at /proc at boot and
 // mountable anywhere), as Linux lays it out: /proc/self, /proc/thread-self,
 // /proc/<pid>/ (stat, status, statm, cmdline, comm, environ, limits, maps,
-// smaps_rollup, mounts, mountinfo, the cwd/root/exe links, fd/, fdinfo/,
+// smaps, smaps_rollup, mounts, mountinfo, the cwd/root/exe links, fd/, fdinfo/,
 // task/<tid>/), the system files (meminfo, cpuinfo, uptime, loadavg, stat,
 // filesystems, the mounts link) and /proc/sys over the sysctl tree.
 //
@@ -108,7 +108,7 @@ enum class Kind : uint8_t {
 enum class Which : uint8_t {
   kNone,
   // per process
-  kCmdline, kComm, kCwd, kEnviron, kExe, kLimits, kMaps, kMountinfo, kMounts, kRootLink, kSmapsRollup,
+  kCmdline, kComm, kCwd, kEnviron, kExe, kLimits, kMaps, kMountinfo, kMounts, kRootLink, kSmaps, kSmapsRollup,
   kStat, kStatm, kStatus,
   // system
   kCpuinfo, kFilesystems, kLoadavg, kMeminfo, kSysStat, kUptime,

@@ -2,7 +2,8 @@
 // settimeofday (privilege and validation), the kernel's own realtime
 // clock, times, getrusage, sysinfo, interval timers and alarm (SIGALRM
 // from the kernel's callouts), and POSIX timers (ids, validation, signal
-// delivery, SIGEV_NONE, overruns).
+// delivery, SIGEV_NONE, overruns, the siginfo of their signals, and
+// timer_delete dropping a pending one).
 #include <rump/rump.h>
 
 #include <catch2/catch.hpp>
@@ -509,6 +510,116 @@ TEST_CASE("a SIGEV_THREAD_ID timer signals its thread, not the process", "[time]
     b.join();
     V(got);
     T(sys(SYS_timer_delete, id));
+    return trace;
+  });
+}
+
+namespace {
+
+// A timer of the caller that sends sig once, 1 ms from now, with value 7
+// (to the calling thread with thread), left pending: the signal is
+// blocked. Returns its id.
+int pending_timer(Sys sys, Trace& trace, int sig, bool thread) {
+  sigevent ev;
+  std::memset(&ev, 0, sizeof ev);
+  ev.sigev_notify = thread ? SIGEV_SIGNAL | SIGEV_THREAD_ID : SIGEV_SIGNAL;
+  ev.sigev_signo = sig;
+  ev.sigev_value.sival_int = 7;
+  if (thread) ev._sigev_un._tid = static_cast<int>(sys(SYS_gettid));
+  int id = -1;
+  T(sys(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id));
+  itimerspec once{{0, 0}, {0, 1000000}};
+  T(sys(SYS_timer_settime, id, 0, &once, nullptr));
+  V(wait_pending(sys, sig));
+  return id;
+}
+
+// Whether sig is pending for the caller now.
+bool is_pending(Sys sys, int sig) {
+  uint64_t pending = 0;
+  sys(SYS_rt_sigpending, &pending, 8);
+  return (pending & rump_test::sig_bit(sig)) != 0;
+}
+
+// What sigqueue(3) sends: SI_QUEUE from the caller, with an int value.
+siginfo_t sig_queue_info(Sys sys, int sig, int value) {
+  siginfo_t si;
+  std::memset(&si, 0, sizeof si);
+  si.si_signo = sig;
+  si.si_code = SI_QUEUE;
+  si.si_pid = static_cast<pid_t>(sys(SYS_getpid));
+  si.si_uid = static_cast<uid_t>(sys(SYS_getuid));
+  si.si_value.sival_int = value;
+  return si;
+}
+
+// Takes sig if it is pending (its record in *si), or EAGAIN.
+long take_now(Sys sys, int sig, siginfo_t* si) {
+  uint64_t set = rump_test::sig_bit(sig);
+  timespec zero{0, 0};
+  std::memset(si, 0, sizeof *si);
+  return sys(SYS_rt_sigtimedwait, &set, si, &zero, 8);
+}
+
+}  // namespace
+
+TEST_CASE("a POSIX timer's signal carries SI_TIMER, its id and its value; timer_delete drops it, as the host",
+          "[time][timer][differential]") {
+  KernelUp up;
+  differential([](Sys sys) {
+    Trace trace;
+    const int rt = SIGRTMIN;
+    T(block_signal(sys, SIG_BLOCK, SIGUSR1));
+    T(block_signal(sys, SIG_BLOCK, rt));
+    siginfo_t si;
+    // Taken while the timer lives: Linux's siginfo.
+    int id = pending_timer(sys, trace, SIGUSR1, false);
+    T(take_now(sys, SIGUSR1, &si));
+    V(si.si_code);
+    V(si.si_timerid == id);
+    V(si.si_value.sival_int);
+    T(sys(SYS_timer_delete, id));
+    // Deleted with its signal pending, to the process, to the thread, a
+    // standard and a real-time signal: still shown pending, never taken,
+    // then no longer pending.
+    for (int sig : {SIGUSR1, rt}) {
+      for (bool thread : {false, true}) {
+        id = pending_timer(sys, trace, sig, thread);
+        T(sys(SYS_timer_delete, id));
+        V(is_pending(sys, sig));
+        T(take_now(sys, sig, &si));
+        V(is_pending(sys, sig));
+      }
+    }
+    // A real-time signal queued beside the timer's is still taken.
+    id = pending_timer(sys, trace, rt, false);
+    siginfo_t q = sig_queue_info(sys, rt, 5);
+    T(sys(SYS_rt_sigqueueinfo, sys(SYS_getpid), rt, &q));
+    T(sys(SYS_timer_delete, id));
+    T(take_now(sys, rt, &si));
+    V(si.si_code);
+    V(si.si_value.sival_int);
+    T(take_now(sys, rt, &si));
+    // A standard signal: the kill that came first stays (the timer's was
+    // never queued); one that came after the timer's was never queued
+    // either, and goes with it.
+    sigevent ev;
+    std::memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGUSR1;
+    T(sys(SYS_kill, sys(SYS_getpid), SIGUSR1));
+    T(sys(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id));
+    itimerspec once{{0, 0}, {0, 1000000}};
+    T(sys(SYS_timer_settime, id, 0, &once, nullptr));
+    timespec nap{0, 20000000};
+    T(sys(SYS_nanosleep, &nap, nullptr));
+    T(sys(SYS_timer_delete, id));
+    T(take_now(sys, SIGUSR1, &si));
+    V(si.si_code);
+    id = pending_timer(sys, trace, SIGUSR1, false);
+    T(sys(SYS_kill, sys(SYS_getpid), SIGUSR1));
+    T(sys(SYS_timer_delete, id));
+    T(take_now(sys, SIGUSR1, &si));
     return trace;
   });
 }

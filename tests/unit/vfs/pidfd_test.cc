@@ -3,13 +3,17 @@
 // zombie, POLLIN|POLLHUP once reaped), pidfd_send_signal's argument and
 // permission rules, pidfd_getfd (a duplicate of the target's descriptor,
 // close-on-exec; EBADF, EINVAL, ESRCH), and waitid(P_PIDFD), including
-// EAGAIN from a PIDFD_NONBLOCK descriptor.
+// EAGAIN from a PIDFD_NONBLOCK descriptor; a thread's descriptor
+// (PIDFD_THREAD): what it may name, where its signals go, and readiness
+// once the thread ended.
 #include <rump/rump.h>
 #include <rump/rump_syscalls.h>
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,6 +32,7 @@ namespace {
 using sig_test::Log;
 
 constexpr int kPidfdNonblock = O_NONBLOCK;
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9)
 
 // Logs a call that returns a descriptor: whether it did (the numbers
 // differ between the host process and the rump one), or its errno.
@@ -157,6 +162,122 @@ void pidfd_scenario(Log& L) {
   R(SYS(close, pfd[1]));
 }
 
+// A second thread of the caller's process, which ends when told: a host
+// thread blocked in a read, or a second LWP of the rump process.
+template <class S>
+class OtherThread {
+ public:
+  pid_t start() {
+    if constexpr (S::kRump) {
+      self_ = rump_lwproc_curlwp();
+      // The new LWP takes the creator's signal mask, as a thread does.
+      sigset_t mask;
+      sigemptyset(&mask);
+      rump_sys_rt_sigprocmask(SIG_BLOCK, nullptr, &mask, 8);
+      if (rump_lwproc_newlwp(rump_sys_getpid()) != 0) abort();
+      other_ = rump_lwproc_curlwp();
+      rump_sys_rt_sigprocmask(SIG_SETMASK, &mask, nullptr, 8);
+      tid_ = static_cast<pid_t>(rump_sys_gettid());
+      rump_lwproc_switch(self_);
+    } else {
+      if (pipe(pfd_) != 0 || pthread_create(&t_, nullptr, &body, this) != 0) abort();
+      while (tid_.load() == 0) sched_yield();
+    }
+    return tid_;
+  }
+  void end() {
+    if constexpr (S::kRump) {
+      rump_lwproc_switch(other_);
+      rump_lwproc_releaselwp();
+      rump_lwproc_switch(self_);
+    } else {
+      char c = 0;
+      if (write(pfd_[1], &c, 1) != 1) abort();
+      pthread_join(t_, nullptr);
+      close(pfd_[0]);
+      close(pfd_[1]);
+    }
+  }
+
+ private:
+  static void* body(void* a) {
+    auto* o = static_cast<OtherThread*>(a);
+    o->tid_ = static_cast<pid_t>(syscall(SYS_gettid));
+    char c;
+    (void)!read(o->pfd_[0], &c, 1);
+    return nullptr;
+  }
+  std::atomic<pid_t> tid_{0};
+  lwp* self_ = nullptr;
+  lwp* other_ = nullptr;
+  pthread_t t_{};
+  int pfd_[2] = {-1, -1};
+};
+
+template <class S>
+void pidfd_thread_scenario(Log& L) {
+  pid_t me = static_cast<pid_t>(SYS(getpid));
+  R(SYS(pidfd_open, me, 0x100u));
+  // Blocked in every thread, so that it stays pending where it went.
+  // (The kernel's 8-byte set is the head of libc's sigset_t.)
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  R(SYS(rt_sigprocmask, SIG_BLOCK, &set, nullptr, 8ul));
+  OtherThread<S> th;
+  pid_t tid = th.start();
+  // Not a process; but a thread, with PIDFD_THREAD.
+  R(SYS(pidfd_open, tid, 0u));
+  long tfd, lfd;
+  RFD(tfd, SYS(pidfd_open, tid, kPidfdThread));
+  RFD(lfd, SYS(pidfd_open, me, kPidfdThread | kPidfdNonblock));
+  R(SYS(fcntl, static_cast<int>(tfd), F_GETFD));
+  pollfd p[2] = {{static_cast<int>(tfd), POLLIN, 0}, {static_cast<int>(lfd), POLLIN, 0}};
+  R(SYS(poll, p, 2ul, 0));
+  V("revents %d %d", p[0].revents, p[1].revents);
+  R(SYS(pidfd_send_signal, static_cast<int>(tfd), 0, nullptr, 0u));
+  R(SYS(pidfd_send_signal, static_cast<int>(tfd), 0, nullptr, 3u));
+  // By default to the thread (not pending for the caller), and to the
+  // process with PIDFD_SIGNAL_THREAD_GROUP.
+  sigset_t pend;
+  sigemptyset(&pend);
+  R(SYS(pidfd_send_signal, static_cast<int>(tfd), SIGUSR1, nullptr, 0u));
+  R(SYS(rt_sigpending, &pend, 8ul));
+  V("pending %d", sigismember(&pend, SIGUSR1));
+  sigemptyset(&pend);
+  R(SYS(pidfd_send_signal, static_cast<int>(tfd), SIGUSR1, nullptr, 2u));
+  R(SYS(rt_sigpending, &pend, 8ul));
+  V("pending %d", sigismember(&pend, SIGUSR1));
+  siginfo_t si;
+  timespec zero{0, 0};
+  R(SYS(rt_sigtimedwait, &set, &si, &zero, 8ul));
+  // Its process's descriptors, and no child to wait for.
+  int pfd[2];
+  R(SYS(pipe2, pfd, 0));
+  long g = SYS(pidfd_getfd, static_cast<int>(tfd), pfd[1], 0u);
+  V("getfd %d", g >= 0);
+  R(SYS(close, static_cast<int>(g)));
+  siginfo_t wi;
+  std::memset(&wi, 0, sizeof wi);
+  R(SYS(waitid, kPPidfd, static_cast<id_t>(tfd), &wi, WEXITED | WNOHANG, nullptr));
+  // The thread ends: its descriptor is readable, the leader's is not;
+  // nothing reaches it any more.
+  th.end();
+  p[0].revents = p[1].revents = 0;
+  R(SYS(poll, p, 1ul, -1));
+  V("readable %d", (p[0].revents & POLLIN) != 0);
+  R(SYS(poll, &p[1], 1ul, 0));
+  V("leader revents %d", p[1].revents);
+  R(SYS(pidfd_send_signal, static_cast<int>(tfd), 0, nullptr, 0u));
+  R(SYS(pidfd_send_signal, static_cast<int>(tfd), 0, nullptr, 2u));
+  R(SYS(pidfd_getfd, static_cast<int>(tfd), pfd[1], 0u));
+  R(SYS(pidfd_send_signal, static_cast<int>(lfd), 0, nullptr, 0u));
+  R(SYS(close, static_cast<int>(tfd)));
+  R(SYS(close, static_cast<int>(lfd)));
+  R(SYS(close, pfd[0]));
+  R(SYS(close, pfd[1]));
+}
+
 }  // namespace
 
 TEST_CASE("pidfd_open, pidfd_send_signal, pidfd_getfd, poll and waitid(P_PIDFD) as the host",
@@ -244,4 +365,9 @@ TEST_CASE("pidfd_send_signal reads its siginfo through copyin: EFAULT for a bad 
   CHECK_ERRNO(EFAULT, rump_sys_pidfd_send_signal(fd, SIGUSR1, reinterpret_cast<void*>(0x6000'0000'0000), 0));
   CHECK(rump_sys_close(fd) == 0);
   rump_lwproc_releaselwp();
+}
+
+TEST_CASE("pidfd_open(PIDFD_THREAD): a thread's descriptor, its signals and its readiness as the host",
+          "[pidfd][differential]") {
+  DIFF(pidfd_thread_scenario);
 }

@@ -7,7 +7,8 @@
 // against the host: links of unlinked files and removed directories
 // ("<path> (deleted)", "/memfd:x (deleted)") and opening through them
 // (a deleted file's inode, a new description of a pipe, ENXIO for sockets
-// and eventfds); cmdline and environ from the areas PR_SET_MM sets (the
+// and eventfds), stat and O_PATH through the links of pipes and sockets,
+// a file replaced by rename; cmdline and environ from the areas PR_SET_MM sets (the
 // host's own argument vector shown the same; an isolated process's;
 // setproctitle's rewrite; the checks), and maps naming the mapped files
 // with their device and inode.
@@ -698,6 +699,104 @@ TEST_CASE("procfs: links of unlinked files say (deleted), and open the same obje
   rump_diff::differential_in_dir("/tmp", magic_link_scenario);
 }
 
+namespace {
+
+// The text of a link, as one value per byte is hard to compare when the
+// numbers in it differ: whether two links read the same.
+bool same_link(Sys sys, const std::string& a, const std::string& b) {
+  char x[256], y[256];
+  long n = sys(SYS_readlinkat, AT_FDCWD, a.c_str(), x, sizeof x);
+  long m = sys(SYS_readlinkat, AT_FDCWD, b.c_str(), y, sizeof y);
+  return n > 0 && n == m && std::memcmp(x, y, static_cast<size_t>(n)) == 0;
+}
+
+// stat and O_PATH through the fd links of descriptions with no path (a
+// pipe, a socket) reach the object, not the link's text.
+Trace magic_stat_scenario(Sys sys) {
+  Trace trace;
+  int p[2];
+  T(sys(SYS_pipe2, p, 0));
+  struct stat st, fst, lst;
+  T(sys(SYS_fstat, p[0], &fst));
+  T(sys(SYS_stat, fd_path(p[0]).c_str(), &st));
+  V(st.st_mode), V(st.st_ino == fst.st_ino), V(st.st_dev == fst.st_dev), V(st.st_nlink);
+  T(sys(SYS_lstat, fd_path(p[0]).c_str(), &lst));
+  V(lst.st_mode & S_IFMT);
+  T(sys(SYS_newfstatat, AT_FDCWD, fd_path(p[1]).c_str(), &st, 0));
+  V(st.st_mode), V(st.st_ino == fst.st_ino);
+  T(sys(SYS_newfstatat, p[0], "", &st, AT_EMPTY_PATH));
+  V(st.st_mode), V(st.st_ino == fst.st_ino);
+  struct statx sx;
+  std::memset(&sx, 0, sizeof sx);
+  T(sys(SYS_statx, AT_FDCWD, fd_path(p[0]).c_str(), 0, STATX_BASIC_STATS, &sx));
+  V(sx.stx_mode), V(sx.stx_ino == fst.st_ino), V(sx.stx_mask & STATX_BASIC_STATS);
+  // O_PATH: a descriptor of the pipe, holding none of its ends.
+  long op, w, sop;
+  TFD(op, sys(SYS_openat, AT_FDCWD, fd_path(p[0]).c_str(), O_PATH));
+  T(sys(SYS_fstat, op, &st));
+  V(st.st_mode), V(st.st_ino == fst.st_ino);
+  T(sys(SYS_fcntl, op, F_GETFL));
+  char b[4] = {};
+  T(sys(SYS_read, op, b, 1));
+  V(same_link(sys, fd_path(op), fd_path(p[0])));
+  // Its own link opens the pipe again.
+  TFD(w, sys(SYS_openat, AT_FDCWD, fd_path(op).c_str(), O_WRONLY | O_NONBLOCK));
+  T(sys(SYS_write, w, "q", 1));
+  T(sys(SYS_read, p[0], b, 1));
+  V(b[0]);
+  T(sys(SYS_close, w));
+  T(sys(SYS_close, p[1]));
+  T(sys(SYS_read, p[0], b, 1));  // end of file: the O_PATH one is no writer
+  T(sys(SYS_close, op));
+  T(sys(SYS_close, p[0]));
+  // A socket: stat and O_PATH reach it; opening through the O_PATH
+  // descriptor's link is ENXIO, as through the socket's.
+  long so;
+  TFD(so, sys(SYS_socket, AF_UNIX, SOCK_STREAM, 0));
+  T(sys(SYS_fstat, so, &fst));
+  T(sys(SYS_stat, fd_path(so).c_str(), &st));
+  V(st.st_mode & S_IFMT), V(st.st_ino == fst.st_ino);
+  TFD(sop, sys(SYS_openat, AT_FDCWD, fd_path(so).c_str(), O_PATH | O_CLOEXEC));
+  T(sys(SYS_fstat, sop, &st));
+  V(st.st_mode & S_IFMT), V(st.st_ino == fst.st_ino);
+  T(sys(SYS_fcntl, sop, F_GETFD));
+  V(same_link(sys, fd_path(sop), fd_path(so)));
+  T(sys(SYS_openat, AT_FDCWD, fd_path(sop).c_str(), O_RDWR));
+  T(sys(SYS_openat, AT_FDCWD, fd_path(so).c_str(), O_PATH | O_DIRECTORY));
+  T(sys(SYS_close, sop));
+  T(sys(SYS_close, so));
+  return trace;
+}
+
+// A file replaced by rename over its name: its links say where it was.
+Trace rename_over_scenario(Sys sys, const std::string& dir) {
+  Trace trace;
+  std::string f = dir + "/f", g = dir + "/g";
+  long fd, gd;
+  TFD(fd, sys(SYS_openat, AT_FDCWD, f.c_str(), O_CREAT | O_RDWR, 0600));
+  TFD(gd, sys(SYS_openat, AT_FDCWD, g.c_str(), O_CREAT | O_RDWR, 0600));
+  T(sys(SYS_rename, g.c_str(), f.c_str()));
+  link_into(trace, sys, fd_path(fd));
+  link_into(trace, sys, fd_path(gd));
+  T(sys(SYS_close, gd));
+  T(sys(SYS_close, fd));
+  T(sys(SYS_unlink, f.c_str()));
+  return trace;
+}
+
+}  // namespace
+
+TEST_CASE("procfs: stat and O_PATH through the fd link of a pipe or socket reach it, as the host's",
+          "[procfs][differential]") {
+  KernelUp up;
+  rump_diff::differential(magic_stat_scenario);
+}
+
+TEST_CASE("procfs: a file replaced by rename reads <path> (deleted), as the host's", "[procfs][differential]") {
+  KernelUp up;
+  rump_diff::differential_in_dir("/tmp", rename_over_scenario);
+}
+
 TEST_CASE("procfs: RESOLVE_NO_MAGICLINKS refuses the fd links", "[procfs]") {
   KernelUp up;
   int p[2];
@@ -888,6 +987,9 @@ TEST_CASE("procfs: exe is ENOENT until PR_SET_MM_EXE_FILE names the executable, 
   int prog = rump_sys_open("/bin/prog", O_CREAT | O_RDWR, 0755);
   REQUIRE(prog >= 0);
   REQUIRE(rump_sys_write(prog, "\177ELF", 4) == 4);
+  REQUIRE(rump_sys_close(prog) == 0);
+  prog = rump_sys_open("/bin/prog", O_RDONLY);
+  REQUIRE(prog >= 0);
   int data = rump_sys_open("/bin/data", O_CREAT | O_RDWR, 0644);
   int dir = rump_sys_open("/bin", O_RDONLY | O_DIRECTORY);
   auto set = [](int fd) { return rump_sys_prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, fd, 0, 0); };
@@ -912,6 +1014,246 @@ TEST_CASE("procfs: exe is ENOENT until PR_SET_MM_EXE_FILE names the executable, 
   CHECK(kRumpSrc.link("/proc/self/exe") == "/bin/prog (deleted)");
   lwp* prev = rump_lwproc_curlwp();
   rump_lwproc_switch(kid.l);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+}
+
+TEST_CASE("PR_SET_MM_EXE_FILE: EBUSY while the old executable is mapped, EACCES for a file open for writing, "
+          "then ETXTBSY for writers until it is replaced or the process goes",
+          "[procfs]") {
+  KernelUp up;
+  // The host: its executable is mapped (EBUSY) and denies writing.
+  auto host = rump_test::host_child<int>([] {
+    int fd = open("/proc/self/exe", O_RDONLY);
+    int r = prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, fd, 0, 0);
+    // (Without CAP_SYS_RESOURCE, as in a container, the host says EPERM
+    // first and shows nothing.)
+    int busy = r == -1 && (errno == EBUSY || errno == EPERM);
+    int txt = open("/proc/self/exe", O_WRONLY) == -1 && errno == ETXTBSY;
+    return busy * 2 + txt;
+  });
+  CHECK(host == 3);
+  REQUIRE(rump_sys_mkdir("/bin", 0755) == 0);
+  int a = rump_sys_open("/bin/a", O_CREAT | O_RDWR, 0755);
+  int b = rump_sys_open("/bin/b", O_CREAT | O_RDWR, 0755);
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  REQUIRE(rump_sys_ftruncate(a, 4096) == 0);
+  auto set = [](int fd) { return rump_sys_prctl(PR_SET_MM, PR_SET_MM_EXE_FILE, fd, 0, 0); };
+  // Open for writing (here, by a): EACCES.
+  CHECK_ERRNO(EACCES, set(a));
+  REQUIRE(rump_sys_close(a) == 0);
+  a = rump_sys_open("/bin/a", O_RDONLY);
+  REQUIRE(a >= 0);
+  // An isolated process (it shares this descriptor table) names a, then
+  // maps it: another may not replace it while the mapping lasts.
+  lwp* prev = rump_lwproc_curlwp();
+  lwp* iso = rump_test::isolated_proc();
+  REQUIRE(set(a) == 0);
+  void* at = rump_sys_mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE, a, 0);
+  REQUIRE(at != MAP_FAILED);
+  rump_lwproc_switch(prev);
+  // Writers of the executable: ETXTBSY, by open and by truncate.
+  CHECK_ERRNO(ETXTBSY, rump_sys_open("/bin/a", O_WRONLY));
+  CHECK_ERRNO(ETXTBSY, rump_sys_truncate("/bin/a", 0));
+  int ro = rump_sys_open("/bin/a", O_RDONLY);
+  CHECK(ro >= 0);
+  rump_sys_close(ro);
+  rump_lwproc_switch(iso);
+  REQUIRE(rump_sys_close(b) == 0);  // b: no writer left
+  int b_ro = -1;
+  rump_lwproc_switch(prev);
+  b_ro = rump_sys_open("/bin/b", O_RDONLY);
+  REQUIRE(b_ro >= 0);
+  rump_lwproc_switch(iso);
+  CHECK_ERRNO(EBUSY, set(b_ro));
+  REQUIRE(rump_sys_munmap(at, 4096) == 0);
+  REQUIRE(set(b_ro) == 0);
+  rump_lwproc_switch(prev);
+  // a is free again, b is denied now.
+  int w = rump_sys_open("/bin/a", O_WRONLY);
+  CHECK(w >= 0);
+  rump_sys_close(w);
+  CHECK_ERRNO(ETXTBSY, rump_sys_open("/bin/b", O_RDWR));
+  // A child's copy denies too; the last holder's exit allows writing.
+  rump_lwproc_switch(iso);
+  auto kid = rump_test::fork_kid(RUMP_RFFDG);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+  CHECK_ERRNO(ETXTBSY, rump_sys_open("/bin/b", O_RDWR));
+  rump_lwproc_switch(kid.l);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+  w = rump_sys_open("/bin/b", O_RDWR);
+  CHECK(w >= 0);
+  rump_sys_close(w);
+}
+
+TEST_CASE("PR_SET_MM: an address with no mapping at or above it is EFAULT, as on the host; [stack] in maps",
+          "[procfs]") {
+  KernelUp up;
+  // Above every mapping but inside the user range; then the lowest user
+  // address, below mappings (Linux's find_vma needs none to contain it).
+  constexpr unsigned long kHigh = 0x7fffffffff00ul, kLow = 0x10000ul;
+  auto probe = [](auto prctl_fn) {
+    long r = 0;
+    for (int opt : {PR_SET_MM_START_STACK, PR_SET_MM_ARG_END, PR_SET_MM_ENV_END}) {
+      errno = 0;
+      r = r * 100 + (prctl_fn(opt, kHigh) == -1 ? errno : 0);
+    }
+    return r;
+  };
+  // (-1: the host may not, without CAP_SYS_RESOURCE, as in a container.)
+  long host = rump_test::host_child<long>([&] {
+    long r = probe([](int opt, unsigned long at) { return prctl(PR_SET_MM, opt, at, 0, 0); });
+    return r == EPERM * 10000 + EPERM * 100 + EPERM ? -1L : r;
+  });
+  lwp* prev = rump_lwproc_curlwp();
+  lwp* iso = rump_test::isolated_proc();
+  pid_t pid = rump_sys_getpid();
+  auto* stack = static_cast<char*>(rump_test::guest_map(2 * 4096));
+  REQUIRE(stack != MAP_FAILED);
+  auto rump_prctl = [](int opt, unsigned long at) { return rump_sys_prctl(PR_SET_MM, opt, at, 0, 0); };
+  long rump = probe(rump_prctl);
+  if (host != -1) CHECK(rump == host);
+  CHECK(rump == EFAULT * 10000 + EFAULT * 100 + EFAULT);
+  CHECK(rump_prctl(PR_SET_MM_START_STACK, kLow) == 0);
+  // The stack: the mapping holding the address PR_SET_MM_START_STACK names.
+  REQUIRE(rump_prctl(PR_SET_MM_START_STACK, rump_test::U(stack) + 4096 + 100) == 0);
+  rump_lwproc_switch(prev);
+  bool found = false;
+  for (const auto& l : lines(kRumpSrc.read("/proc/" + std::to_string(pid) + "/maps"))) {
+    if (std::stoull(l.substr(0, l.find('-')), nullptr, 16) != rump_test::U(stack)) continue;
+    found = true;
+    CHECK(l.size() > 73);
+    CHECK(l.substr(73) == "[stack]");
+  }
+  CHECK(found);
+  // The host shows its own the same way.
+  CHECK(kHostSrc.read("/proc/self/maps").find(" [stack]\n") != std::string::npos);
+  rump_lwproc_switch(iso);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(prev);
+}
+
+namespace {
+
+// smaps: each mapping's start address and its "Name: value" rows, in
+// order (the value's number, in kB for sizes).
+struct SmapsBlock {
+  uint64_t start = 0;
+  std::vector<std::string> keys;
+  std::map<std::string, long> v;
+};
+std::vector<SmapsBlock> parse_smaps(const std::string& text) {
+  std::vector<SmapsBlock> out;
+  std::regex head(R"(^([0-9a-f]+)-[0-9a-f]+ [r-][w-][x-][ps] .*$)");
+  for (const auto& l : lines(text)) {
+    std::smatch mt;
+    if (std::regex_match(l, mt, head)) {
+      out.push_back(SmapsBlock{std::stoull(mt[1], nullptr, 16), {}, {}});
+      continue;
+    }
+    if (out.empty()) continue;
+    size_t colon = l.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = l.substr(0, colon);
+    out.back().keys.push_back(key);
+    if (key != "VmFlags") out.back().v[key] = std::stol(l.substr(colon + 1));
+  }
+  return out;
+}
+
+const SmapsBlock* block_at(const std::vector<SmapsBlock>& v, void* at) {
+  for (const auto& b : v)
+    if (b.start == rump_test::U(at)) return &b;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("procfs: smaps shows each mapping's resident, proportional, shared and private pages", "[procfs]") {
+  KernelUp up;
+  REQUIRE(rump_sys_mkdir("/tmp", 0777) == 0);
+  int f = rump_sys_open("/tmp/data", O_CREAT | O_RDWR, 0644);
+  REQUIRE(f >= 0);
+  REQUIRE(rump_sys_ftruncate(f, 4 * 4096) == 0);
+  lwp* prev = rump_lwproc_curlwp();
+  lwp* iso = rump_test::isolated_proc();
+  pid_t pid = rump_sys_getpid();
+  // Anonymous private: 4 pages, 3 written. A file, shared: 2 of 4 pages
+  // read.
+  auto* anon = static_cast<char*>(rump_test::guest_map(4 * 4096));
+  REQUIRE(anon != MAP_FAILED);
+  char byte = 1;
+  for (int i = 0; i < 3; i++) REQUIRE(rump_copyout(&byte, anon + i * 4096, 1) == 0);
+  auto* file = static_cast<char*>(rump_sys_mmap(nullptr, 4 * 4096, PROT_READ, MAP_SHARED, f, 0));
+  REQUIRE(file != MAP_FAILED);
+  for (int i = 0; i < 2; i++) REQUIRE(rump_copyin(file + i * 4096, &byte, 1) == 0);
+  rump_lwproc_switch(prev);
+  std::string path = "/proc/" + std::to_string(pid) + "/smaps";
+  auto ours = parse_smaps(kRumpSrc.read(path));
+  const SmapsBlock* a = block_at(ours, anon);
+  const SmapsBlock* fm = block_at(ours, file);
+  REQUIRE(a);
+  REQUIRE(fm);
+  // The rows the host shows, in its order.
+  auto host = parse_smaps(kHostSrc.read("/proc/self/smaps"));
+  REQUIRE(!host.empty());
+  std::vector<std::string> host_keys;
+  for (const auto& k : host[0].keys)
+    if (k != "ProtectionKey") host_keys.push_back(k);
+  CHECK(a->keys == host_keys);
+  auto row = [](const SmapsBlock* b, const char* k) { return b->v.at(k); };
+  CHECK(row(a, "Size") == 16);
+  CHECK(row(a, "Rss") == 12);
+  CHECK(row(a, "Pss") == 12);
+  CHECK(row(a, "Private_Dirty") == 12);
+  CHECK(row(a, "Anonymous") == 12);
+  CHECK(row(a, "Shared_Dirty") == 0);
+  CHECK(row(fm, "Rss") == 8);
+  CHECK(row(fm, "Pss") == 8);
+  CHECK(row(fm, "Anonymous") == 0);
+  CHECK(row(fm, "Private_Clean") + row(fm, "Private_Dirty") == 8);
+  // A child shares all of it: its anonymous pages copy-on-write.
+  rump_lwproc_switch(iso);
+  auto kid = rump_test::fork_kid(RUMP_RFFDG);
+  rump_lwproc_switch(prev);
+  ours = parse_smaps(kRumpSrc.read(path));
+  a = block_at(ours, anon);
+  fm = block_at(ours, file);
+  REQUIRE(a);
+  REQUIRE(fm);
+  CHECK(row(a, "Rss") == 12);
+  CHECK(row(a, "Pss") == 6);
+  CHECK(row(a, "Shared_Dirty") == 12);
+  CHECK(row(a, "Private_Dirty") == 0);
+  CHECK(row(fm, "Pss") == 4);
+  CHECK(row(fm, "Shared_Clean") + row(fm, "Shared_Dirty") == 8);
+  // The child writes one page: a private copy in each.
+  byte = 2;
+  REQUIRE(rump_test::as(kid.l, [&] { return rump_copyout(&byte, anon, 1); }) == 0);
+  ours = parse_smaps(kRumpSrc.read(path));
+  a = block_at(ours, anon);
+  REQUIRE(a);
+  CHECK(row(a, "Rss") == 12);
+  CHECK(row(a, "Pss") == 4 + 4);
+  CHECK(row(a, "Shared_Dirty") == 8);
+  CHECK(row(a, "Private_Dirty") == 4);
+  // smaps_rollup is the sum.
+  std::map<std::string, long> sum;
+  for (const auto& b : ours)
+    for (const auto& [k, v] : b.v) sum[k] += v;
+  auto roll = parse_smaps(kRumpSrc.read("/proc/" + std::to_string(pid) + "/smaps_rollup"));
+  REQUIRE(roll.size() == 1);
+  for (const char* k : {"Rss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous"}) {
+    INFO(k);
+    CHECK(roll[0].v.at(k) == sum[k]);
+  }
+  CHECK(roll[0].v.at("Pss_Anon") + roll[0].v.at("Pss_File") + roll[0].v.at("Pss_Shmem") <= roll[0].v.at("Pss") + 2);
+  rump_lwproc_switch(kid.l);
+  rump_lwproc_releaselwp();
+  rump_lwproc_switch(iso);
   rump_lwproc_releaselwp();
   rump_lwproc_switch(prev);
 }
