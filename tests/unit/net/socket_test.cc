@@ -17,12 +17,6 @@ using namespace net_test;
 
 namespace {
 
-std::atomic<int> g_thread_failures{0};
-#define TCHECK(expr)                                 \
-  do {                                               \
-    if (!(expr)) g_thread_failures.fetch_add(1);     \
-  } while (0)
-
 long send_fds(int sock, const int* fds, int n) {
   alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 8)] = {};
   char c = 'x';
@@ -145,7 +139,6 @@ TEST_CASE("net: permission to connect needs write on the socket inode (as a non-
 TEST_CASE("net: many threads connect, echo and close on both CPUs", "[net][concurrency]") {
   rump_test::on_fresh_thread([] {
     rump_test::KernelUp up(rump_test::BootOpts{.ncpu = 2});
-    g_thread_failures = 0;
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::memcpy(a.sun_path, "\0stress", 7);
@@ -213,7 +206,7 @@ TEST_CASE("net: many threads connect, echo and close on both CPUs", "[net][concu
       });
     }
     for (auto& t : ts) t.join();
-    CHECK(g_thread_failures.load() == 0);
+    CHECK_THREADS_OK();
     rump_sys_close(l);
   });
 }
@@ -420,7 +413,7 @@ TEST_CASE("net: socketpair ping-pong and a full stream on both CPUs: every byte 
       sent += static_cast<size_t>(r);
     }
     reader.join();
-    CHECK(g_thread_failures.load() == 0);
+    CHECK_THREADS_OK();
     rump_sys_close(p[0]);
     rump_sys_close(p[1]);
     rump_lwproc_switch(nullptr);
