@@ -186,13 +186,15 @@ TEST_CASE("gso: TSO segments for a device that stops taking them are cut in soft
     b.use();
     uint64_t b_in = b.st().ip_stats.InReceives.load() - b_in0;
     CHECK(b.st().tcp_stats.InCsumErrors.load() == b_csum0);
-    // 4 MiB is about 2,900 wire segments: with segments of many MSS the
-    // sender's IP layer saw a small fraction of that.
+    // 4 MiB is about 2,900 wire segments: with segments of more than one
+    // MSS the sender's IP layer saw fewer (without TSO it sees every one).
+    // How many MSS a segment carries follows the ACK clock: 2 on average
+    // when each ACK is taken as it comes, more when ACKs arrive in bursts.
     INFO("sender IP packets " << a_out << ", receiver " << b_in << ", receiver sent "
                                << b.st().ip_stats.OutRequests.load() << ", sender received "
                                << a.st().ip_stats.InReceives.load());
     CHECK(b_in > 2000);
-    CHECK(a_out * 4 < b_in);
+    CHECK(a_out * 3 < b_in * 2);
     rump_sys_close(c);
     rump_sys_close(l);
     a.use();
