@@ -197,7 +197,11 @@ void end_proc(Kernel& k, pid_t pid, int wstatus, bool only_if_empty) {
   }
   // Nobody else can free p now: only its own exit1 makes it a zombie, and
   // exit1 runs once (p->exiting_). A racing exit1 makes ours return early.
-  exit1(*p, nullptr, wstatus);
+  // The caller may be an LWP of p (tgkill of a fatal signal to another of
+  // its LWPs that is not in the kernel): it ends with p as it would by
+  // exit, and exit1 must not wait for it to leave the kernel.
+  Lwp* cur = reinterpret_cast<Lwp*>(rumpuser_curlwp());
+  exit1(*p, cur != nullptr && &cur->proc() == p ? cur : nullptr, wstatus);
 }
 
 }  // namespace

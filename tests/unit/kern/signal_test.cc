@@ -429,3 +429,19 @@ TEST_CASE("a fatal signal ends a process whose LWP sleeps in wait4", "[signal][c
   CHECK_ERRNO(ESRCH, rump_sys_kill(p.pid, 0));  // init reaped p
   CHECK(as(c.l, [] { return rump_sys_getppid(); }) == 1);  // c lives on, init's
 }
+
+TEST_CASE("tgkill of a fatal signal to another LWP of the caller's own process ends the process", "[signal]") {
+  KernelUp up;
+  Kid p = fork_kid();
+  // A second LWP of p, idle (not in the kernel): the signal ends p at
+  // once, while the sender is inside tgkill. The sender used to wait for
+  // itself to leave the kernel, for good.
+  rump_lwproc_switch(p.l);
+  REQUIRE(rump_lwproc_newlwp(p.pid) == 0);
+  pid_t tid = static_cast<pid_t>(rump_sys_gettid());
+  REQUIRE(tid != p.pid);
+  rump_lwproc_switch(p.l);
+  CHECK(rump_sys_tgkill(p.pid, tid, SIGTERM) == 0);
+  rump_lwproc_switch(nullptr);
+  CHECK_ERRNO(ESRCH, rump_sys_kill(p.pid, 0));  // init reaped p
+}
