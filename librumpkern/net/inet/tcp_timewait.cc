@@ -25,6 +25,10 @@ bool tcp_time_wait_enter(InetState& st, InPcb& pcb, tcp::TcpConnection& conn, in
   tw->expire_ns = tw->tcb.expire_ns;
   tw->ttl = static_cast<int16_t>(ttl);
   tw->tos = static_cast<uint8_t>(tos);
+  // Once in the table the record belongs to it: a segment on another
+  // thread may end it (RST, newer SYN) and free it at once, so nothing
+  // of it is read after replace.
+  int64_t expire_ns = tw->expire_ns;
   bool first = false;
   if (!st.tcp.replace(pcb, *tw, &first)) {
     delete tw;
@@ -32,7 +36,7 @@ bool tcp_time_wait_enter(InetState& st, InPcb& pcb, tcp::TcpConnection& conn, in
   }
   // The record expires first: the callout runs at its time (a later
   // record finds the callout armed for an earlier one, which re-arms).
-  if (first) st.tcp_tw_timer_.schedule(tw->expire_ns - mono_now_ns());
+  if (first) st.tcp_tw_timer_.schedule(expire_ns - mono_now_ns());
   return true;
 }
 
