@@ -51,7 +51,10 @@ void boot_config_from_env(BootConfig& c) {
     if (parse_size(buf, &v)) c.memlimit = v;
   }
   if (c.hostname[0] == '\0' && rumpuser_getparam("RUMP_HOSTNAME", buf, sizeof buf) == 0) {
-    std::strncpy(c.hostname, buf, sizeof c.hostname - 1);
+    // A longer name is cut to the UTS limit (64 bytes).
+    size_t n = strnlen(buf, sizeof c.hostname - 1);
+    std::memcpy(c.hostname, buf, n);
+    c.hostname[n] = '\0';
   }
   if (c.verbose < 0) {
     c.verbose = 0;
