@@ -641,8 +641,40 @@ void VnodePager::host_sync(uint64_t off, uint64_t len) {
   uint64_t last = (len > kToEnd - off ? kToEnd : off + len - 1) >> vm::kPageShift;
   Locker<RwLock> g(lock());
   for_each_host_written_locked([&](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    if (i >= first && i <= last) page_written(i << vm::kPageShift, vm::kPageSize);
+    if (i >= first && i <= last) host_page_written(i);
   });
+}
+
+void VnodePager::host_page_written(uint64_t pindex) {
+  lock().assert_held();
+  if (write_back_) {
+    page_written(pindex << vm::kPageShift, vm::kPageSize);
+    return;
+  }
+  // Write-through: only a page that differs from the file goes to it, so
+  // that a page never stored to (a hole read through the view, a read(2)
+  // of the file) does not fill a hole of a sparse file.
+  vm::Page* p = lookup_locked(pindex);
+  if (p == nullptr) return;
+  auto* tmp = static_cast<std::byte*>(kmem().alloc(vm::kPageSize));
+  bool differs = true;
+  if (tmp != nullptr) {
+    MutexLocker g(vp_->lock());
+    Vattr va;
+    vp_->getattr(va);
+    uint64_t off = pindex << vm::kPageShift;
+    size_t n = off < va.size ? static_cast<size_t>(std::min<uint64_t>(vm::kPageSize, va.size - off)) : 0;
+    Result<size_t> r = n ? vp_->read(tmp, n, off) : Result<size_t>(size_t{0});
+    differs = !r.ok() || r.value() != n || std::memcmp(tmp, p->data(), n) != 0;
+    Kmem::free(tmp);
+  }
+  if (differs) page_written(pindex << vm::kPageShift, vm::kPageSize);
+}
+
+void VnodePager::host_views_grow() {
+  if (host_views() == 0) return;
+  Locker<RwLock> g(lock());
+  host_views_grow_locked();
 }
 
 void vnode_host_sync(Vnode& vp, uint64_t off, uint64_t len) {

@@ -108,6 +108,7 @@ class VnodePager final : public vm::VmObject {
   Result<void> fill_page(uint64_t offset, std::byte* frame) override;
   Result<void> page_mkwrite(uint64_t pindex, vm::Page* p) override;
   void page_written(uint64_t offset, size_t len) override;
+  void host_page_written(uint64_t pindex) override;
   Result<void> sync(uint64_t offset, uint64_t len, int flags) override;
   bool pages_clean() const override { return !write_back_; }
   bool page_reclaimable_locked(uint64_t pindex) override;
@@ -117,6 +118,9 @@ class VnodePager final : public vm::VmObject {
   // host-space mappings pin are written through to the file (the host
   // reports no stores), so that read(2) sees them. Without the tree lock.
   void host_sync(uint64_t off, uint64_t len);
+  // The file grew (a write past its end through the cache): views of it
+  // show the new pages (VmObject::host_views_grow_locked).
+  void host_views_grow();
 
   // Write-back mode, with no lock held. read_cached: up to len bytes at
   // off (short at the end of the file). write_cached: up to len bytes at

@@ -180,3 +180,45 @@ TEST_CASE("host-space MAP_SHARED views of ext4 files reach the image", "[ext2][f
   CHECK(host_read_all(out + "b") == want_b);
   CHECK(host_read_all(out + "c") == c);
 }
+
+TEST_CASE("a host-space view of an ext4 file truncated and grown again shows and stores the new pages",
+          "[ext2][file_map][host_map]") {
+  using file_map_test::host_access;
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  const std::string a = pattern(3 * kPg, 5);
+  std::string want = a.substr(0, kPg) + std::string(2 * kPg, '\0');
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/a", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    auto* p = static_cast<char*>(rump_sys_mmap(nullptr, 4 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    char c = 0;
+    REQUIRE(rump_sys_ftruncate(fd, kPg) == 0);
+    CHECK_FALSE(host_access(&c, p + kPg, 1));
+    // write(2) past the end through the cache: the page it reaches shows,
+    // zeros before the bytes; the page between reads zeros and takes a
+    // store; past the end stays SIGBUS.
+    REQUIRE(rump_sys_pwrite(fd, "grown", 5, 2 * kPg + 1) == 5);
+    want.replace(2 * kPg + 1, 5, "grown");
+    want.resize(2 * kPg + 6);
+    REQUIRE(host_access(&c, p + 2 * kPg + 3, 1));
+    CHECK(c == 'o');
+    REQUIRE(host_access(&c, p + kPg + 9, 1));
+    CHECK(c == 0);
+    CHECK(host_access(p + kPg + 9, "v", 1));
+    want[kPg + 9] = 'v';
+    CHECK_FALSE(host_access(&c, p + 3 * kPg, 1));
+    CHECK(rump_sys_munmap(p, 4 * kPg) == 0);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  REQUIRE(run("debugfs -R " + shell_quote("dump /a " + t.path + "/out") + " " + shell_quote(img) + " >/dev/null 2>&1") ==
+          0);
+  CHECK(host_read_all(t.path + "/out") == want);
+}
