@@ -222,3 +222,53 @@ TEST_CASE("a host-space view of an ext4 file truncated and grown again shows and
           0);
   CHECK(host_read_all(t.path + "/out") == want);
 }
+
+TEST_CASE("write-back takes only the pages a host-space view changed: a sparse ext4 file gains no blocks for the rest",
+          "[ext2][file_map][host_map]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  std::string want(16 * kPg, '\0');
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/sparse", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_ftruncate(fd, 16 * kPg) == 0);
+    auto* p = static_cast<char*>(rump_sys_mmap(nullptr, 16 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    struct stat st;
+    // Nothing stored: fsync writes nothing.
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 0);
+    // One page stored: that page only (four 1 KiB blocks).
+    std::memcpy(p + 3 * kPg + 10, "first", 5);
+    want.replace(3 * kPg + 10, 5, "first");
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 8);
+    // Stored again after its write-back: written again.
+    std::memcpy(p + 3 * kPg + 10, "again", 5);
+    want.replace(3 * kPg + 10, 5, "again");
+    std::memcpy(p + 9 * kPg, "nine", 4);
+    want.replace(9 * kPg, 4, "nine");
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 16);
+    // write(2) into a viewed page, then the same bytes back through the
+    // view: the file ends with the view's bytes.
+    REQUIRE(rump_sys_pwrite(fd, "WRITE", 5, 3 * kPg + 10) == 5);
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    std::memcpy(p + 3 * kPg + 10, "again", 5);
+    CHECK(rump_sys_munmap(p, 16 * kPg) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 16);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  REQUIRE(run("debugfs -R " + shell_quote("dump /sparse " + t.path + "/out") + " " + shell_quote(img) +
+              " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(t.path + "/out") == want);
+}
