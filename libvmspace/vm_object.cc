@@ -263,6 +263,7 @@ int VmObject::alias_locked(const HostView& v, uint64_t from, uint64_t to, int pr
 }
 
 void VmObject::host_views_grow_locked() {
+  bool grew = false;
   for (HostView& v : views_) {
     uint64_t n = v.pinned;
     for (; n < v.length; n++) {
@@ -281,7 +282,11 @@ void VmObject::host_views_grow_locked() {
       continue;
     }
     v.pinned = n;
+    grew = true;
   }
+  // The pager hears of the pages writer views pin now, before the host
+  // can store into them.
+  if (grew) host_views_changed_locked(0);
 }
 
 Result<void> VmObject::host_view_add(HostView& v, uint64_t count, int prot) {
@@ -356,6 +361,7 @@ void VmObject::host_view_make_writer_locked(HostView& v) {
   v.writer = true;
   for (uint64_t i = 0; i < v.pinned; i++)
     if (Page* p = pages_.find(v.first + i)) p->host_writers_++;
+  host_views_changed_locked(0);
 }
 
 void VmObject::host_view_written_locked(const HostView& v, uint64_t first, uint64_t count) {

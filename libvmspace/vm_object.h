@@ -134,7 +134,9 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // reclaimable page: a write-back cache writes its dirty pages back here
   // so that they can be given back.
   virtual void clean_pages_locked() {}
-  // The number of host views changed by delta (lock_ held exclusive).
+  // The number of host views changed by delta (lock_ held exclusive); 0:
+  // writer views pin more pages than before (a view grown or made
+  // writable), called before the host can store into them.
   virtual void host_views_changed_locked(int delta) {}
 
   // ---- the page table, for libvmspace (indices are page numbers) ----

@@ -42,7 +42,7 @@ vm::Page* reserved_entry(uint32_t blocks) { return reinterpret_cast<vm::Page*>(s
 int64_t reserved_blocks_of(const vm::Page* entry) { return static_cast<int64_t>(reinterpret_cast<uintptr_t>(entry)); }
 
 // A 64-bit sum of a page's bytes (four multiply-rotate lanes, folded and
-// mixed at the end), never 0: what a view's page held when last seen.
+// mixed at the end), never 0 or 1: what a view's page held when last seen.
 uint64_t page_sum(const std::byte* data) {
   constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
   uint64_t h[4] = {1, 2, 3, 4};
@@ -58,9 +58,12 @@ uint64_t page_sum(const std::byte* data) {
   x ^= x >> 29;
   x *= 0xBF58476D1CE4E5B9ull;
   x ^= x >> 32;
-  return x ? x : 1;
+  return x > 1 ? x : 2;
 }
 vm::Page* sum_entry(uint64_t sum) { return reinterpret_cast<vm::Page*>(static_cast<uintptr_t>(sum)); }
+// The sum of a page whose bytes the kernel changed under a view (a
+// refill): matches no page, so the page counts as changed.
+vm::Page* const kChangedSum = sum_entry(1);
 
 }  // namespace
 
@@ -672,13 +675,18 @@ void VnodePager::host_views_changed_locked(int delta) {
   vp_->host_views_.fetch_add(static_cast<uint32_t>(delta), std::memory_order_relaxed);
   if (!write_back_) return;
   lock().assert_held();
-  if (delta > 0) {
-    // A new view's pages as they are now (what the file holds, or dirty
-    // pages that go back anyway).
+  if (delta >= 0) {
+    // Pages a writer view has just pinned (a new view, a view grown or
+    // made writable: 0), before the host can store into them: their sums
+    // as they are now (what the file holds, or dirty pages that go back
+    // anyway). Every other pinned page has its sum already, or the mark
+    // of a changed one. Without room for a sum, the page is dirty now.
     for_each_host_written_locked([this](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       if (view_sums_.find(i) != nullptr) return;
       vm::Page* p = lookup_locked(i);
-      if (p != nullptr && view_sums_.reserve(view_sums_.size() + 1).ok()) view_sums_.insert(i, sum_entry(page_sum(p->data())));
+      if (p == nullptr) return;
+      if (view_sums_.reserve(view_sums_.size() + 1).ok()) view_sums_.insert(i, sum_entry(page_sum(p->data())));
+      else (void)mark_dirty_locked(i);
     });
   } else {
     view_sums_.erase_if([this](uint64_t i, vm::Page*) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -794,8 +802,11 @@ void VnodePager::invalidate(uint64_t off, uint64_t len) {
       MutexLocker t(vp_->lock());
       io_->adjust_reserved(-res);
     }
-    // Pinned pages refilled from the file: their sums no longer hold.
-    view_sums_.erase_if([&](uint64_t index, vm::Page*) { return index >= first && index - first < count; });
+    // Pinned pages refilled from the file: their sums no longer hold, and
+    // a store may follow the refill at once (the page counts as changed).
+    view_sums_.for_each([&](uint64_t index, vm::Page*) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (index >= first && index - first < count) *view_sums_.find_slot(index) = kChangedSum;
+    });
   }
   drop_range(first, count, off, len >= kToEnd - off ? kToEnd : off + len);
 }

@@ -188,13 +188,14 @@ class VnodePager final : public vm::VmObject {
   vm::PageTable reserved_ ABSL_GUARDED_BY(lock());
   // Write-back mode: for each page a writable host-space view pins, a
   // 64-bit sum of its bytes as write-back or a scan last saw them (stored
-  // in place of the page pointer, never 0). A scan marks dirty only the
+  // in place of the page pointer, never 0 or 1). A scan marks dirty only the
   // pages whose bytes no longer match, so that a view nobody stores into
   // costs a pass over its bytes per flusher period and no I/O. Taken when
   // a view is made (host_views_changed_locked), and before write-back
   // copies a page out, so that a store after it shows at the next scan; a
   // page whose bytes the kernel changed otherwise (a refill, a truncation)
-  // loses its sum and counts as changed.
+  // gets a mark that matches no sum and counts as changed. Sums go when
+  // no writer view pins their page.
   vm::PageTable view_sums_ ABSL_GUARDED_BY(lock());
   std::atomic<size_t> dirty_count_{0};
   std::atomic<int64_t> dirtied_at_{0};  // when the oldest dirty page became dirty
