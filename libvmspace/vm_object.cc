@@ -191,12 +191,15 @@ void VmObject::drop_range(uint64_t first, uint64_t count, uint64_t byte_lo, uint
       Page* p = pages_.find(i);
       if (p != nullptr && drop(p)) pages_.erase(i);
     }
-    return;
+  } else {
+    pages_.erase_if([&](uint64_t index, Page* page) {
+      if (index < first || index - first >= count) return false;
+      return drop(page);
+    });
   }
-  pages_.erase_if([&](uint64_t index, Page* page) {
-    if (index < first || index - first >= count) return false;
-    return drop(page);
-  });
+  // A change that grew the file shows in the views (the pages it made
+  // past their old end).
+  if (!views_.empty()) host_views_grow_locked();
 }
 
 // --- host views
@@ -223,7 +226,7 @@ void VmObject::unpin_locked(uint64_t first, uint64_t count, bool writer, bool wr
   for (uint64_t i = first; i < first + count; i++) {
     Page* p = pages_.find(i);
     if (p == nullptr || p->host_maps_ == 0) continue;  // cannot happen: pinned pages stay
-    if (writer && written) page_written(i << kPageShift, kPageSize);
+    if (writer && written) host_page_written(i);
     p->host_maps_--;
     if (writer) p->host_writers_--;
   }
@@ -240,6 +243,50 @@ void VmObject::unalias_locked(uint64_t pindex) {
     unpin_locked(v.first + at, v.pinned - at, v.writer, false);
     v.pinned = at;
   }
+}
+
+int VmObject::alias_locked(const HostView& v, uint64_t from, uint64_t to, int prot) {
+  // Runs of frames adjacent in one chunk: one host mapping each.
+  for (uint64_t i = from; i < to;) {
+    Page* p = pages_.find(v.first + i);
+    uint64_t run = 1;
+    while (i + run < to) {
+      Page* q = pages_.find(v.first + i + run);
+      if (q->chunk_id() != p->chunk_id() || q->data() != p->data() + run * kPageSize) break;
+      run++;
+    }
+    int e = rumpuser_shmalias(p->data(), run << kPageShift, reinterpret_cast<void*>(v.addr + (i << kPageShift)), prot);
+    if (e != 0) return e;
+    i += run;
+  }
+  return 0;
+}
+
+void VmObject::host_views_grow_locked() {
+  bool grew = false;
+  for (HostView& v : views_) {
+    uint64_t n = v.pinned;
+    for (; n < v.length; n++) {
+      Result<Page*> p = fault_locked(v.first + n);
+      if (!p.ok() || !p.value()->aliasable()) break;
+      p.value()->host_maps_++;
+      if (v.writer) p.value()->host_writers_++;
+    }
+    if (n == v.pinned) continue;
+    // The host's part cannot fail for a range it mapped (the SIGBUS
+    // mapping there is the kernel's own); were it to, the new pages are
+    // let go and the range stays SIGBUS.
+    if (alias_locked(v, v.pinned, n, v.prot) != 0) {
+      unpin_locked(v.first + v.pinned, n - v.pinned, v.writer, false);
+      (void)rumpuser_busmap(reinterpret_cast<void*>(v.addr + (v.pinned << kPageShift)), (n - v.pinned) << kPageShift);
+      continue;
+    }
+    v.pinned = n;
+    grew = true;
+  }
+  // The pager hears of the pages writer views pin now, before the host
+  // can store into them.
+  if (grew) host_views_changed_locked(0);
 }
 
 Result<void> VmObject::host_view_add(HostView& v, uint64_t count, int prot) {
@@ -263,21 +310,9 @@ Result<void> VmObject::host_view_add(HostView& v, uint64_t count, int prot) {
     p.value()->host_maps_++;
     if (v.writer) p.value()->host_writers_++;
   }
-  // Runs of frames adjacent in one chunk: one view each.
-  for (uint64_t i = 0; i < n;) {
-    Page* p = pages_.find(v.first + i);
-    uint64_t run = 1;
-    while (i + run < n) {
-      Page* q = pages_.find(v.first + i + run);
-      if (q->chunk_id() != p->chunk_id() || q->data() != p->data() + run * kPageSize) break;
-      run++;
-    }
-    int e = rumpuser_shmalias(p->data(), run << kPageShift, reinterpret_cast<void*>(v.addr + (i << kPageShift)), prot);
-    if (e != 0) {
-      undo();
-      return err(e);
-    }
-    i += run;
+  if (int e = alias_locked(v, 0, n, prot)) {
+    undo();
+    return err(e);
   }
   if (n < count) {
     if (int e = rumpuser_busmap(reinterpret_cast<void*>(v.addr + (n << kPageShift)), (count - n) << kPageShift)) {
@@ -286,6 +321,8 @@ Result<void> VmObject::host_view_add(HostView& v, uint64_t count, int prot) {
     }
   }
   v.pinned = n;
+  v.length = count;
+  v.prot = prot;
   views_.push_back(v);
   host_views_.fetch_add(1, std::memory_order_relaxed);
   host_views_changed_locked(1);
@@ -297,6 +334,7 @@ void VmObject::host_view_cut_locked(HostView& v, uint64_t from, bool written) {
     unpin_locked(v.first + from, v.pinned - from, v.writer, written);
     v.pinned = from;
   }
+  if (from < v.length) v.length = from;
   if (from == 0 && v.hook.is_linked()) {
     views_.erase(views_.iterator_to(v));
     host_views_.fetch_sub(1, std::memory_order_relaxed);
@@ -308,8 +346,11 @@ void VmObject::host_view_split_locked(HostView& head, HostView& tail, uint64_t a
   tail.addr = head.addr + (at << kPageShift);
   tail.first = head.first + at;
   tail.writer = head.writer;
+  tail.prot = head.prot;
   tail.pinned = head.pinned > at ? head.pinned - at : 0;
+  tail.length = head.length > at ? head.length - at : 0;
   if (head.pinned > at) head.pinned = at;
+  if (head.length > at) head.length = at;
   views_.insert(std::next(views_.iterator_to(head)), tail);
   host_views_.fetch_add(1, std::memory_order_relaxed);
   host_views_changed_locked(1);
@@ -320,13 +361,14 @@ void VmObject::host_view_make_writer_locked(HostView& v) {
   v.writer = true;
   for (uint64_t i = 0; i < v.pinned; i++)
     if (Page* p = pages_.find(v.first + i)) p->host_writers_++;
+  host_views_changed_locked(0);
 }
 
 void VmObject::host_view_written_locked(const HostView& v, uint64_t first, uint64_t count) {
   if (!v.writer) return;
   uint64_t lo = first > v.first ? first : v.first;
   uint64_t hi = first + count < v.first + v.pinned ? first + count : v.first + v.pinned;
-  for (uint64_t i = lo; i < hi; i++) page_written(i << kPageShift, kPageSize);
+  for (uint64_t i = lo; i < hi; i++) host_page_written(i);
 }
 
 void VmObject::for_each_host_written_locked(absl::FunctionRef<void(uint64_t)> fn) {

@@ -51,12 +51,15 @@ inline constexpr int kPagerPastEnd = ENXIO;
 // host address addr on; each holds a host_maps_ count (and, for a writer,
 // host_writers_) of its page. The mapper owns it; the object lists it
 // under its lock while it is registered, so that a change of the file
-// (truncation) can take the pages out of every view. Pages of the mapping
-// past `pinned` are a SIGBUS mapping (rumpuser_busmap).
+// (truncation) can take the pages out of every view, and a file grown
+// again can put them back. Pages of the mapping past `pinned` (up to
+// `length`, the mapping's) are a SIGBUS mapping (rumpuser_busmap).
 struct HostView {
   uint64_t addr = 0;
   uint64_t first = 0;
   uint64_t pinned = 0;
+  uint64_t length = 0;
+  int prot = 0;  // the mapping's protection (mprotect keeps it)
   bool writer = false;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
   using List = boost::intrusive::list<
@@ -111,6 +114,11 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   virtual Result<void> page_mkwrite(uint64_t pindex, Page* p);
   // Bytes [offset, offset+len) were written through a shared mapping.
   virtual void page_written(uint64_t offset, size_t len);
+  // The page at pindex, pinned by a writer view, may have been written
+  // (the host reports no stores: munmap, msync, exit, a read of the
+  // file). The default is page_written of the whole page; a pager may
+  // first check that the page differs from the file.
+  virtual void host_page_written(uint64_t pindex) { page_written(pindex << kPageShift, kPageSize); }
   // msync(2) of [offset, offset+len) with MS_* flags.
   virtual Result<void> sync(uint64_t offset, uint64_t len, int flags);
   // True if every page is a clean copy of what the pager can fill again
@@ -126,7 +134,9 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // reclaimable page: a write-back cache writes its dirty pages back here
   // so that they can be given back.
   virtual void clean_pages_locked() {}
-  // The number of host views changed by delta (lock_ held exclusive).
+  // The number of host views changed by delta (lock_ held exclusive); 0:
+  // writer views pin more pages than before (a view grown or made
+  // writable), called before the host can store into them.
   virtual void host_views_changed_locked(int delta) {}
 
   // ---- the page table, for libvmspace (indices are page numbers) ----
@@ -179,6 +189,12 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   void host_view_split_locked(HostView& head, HostView& tail, uint64_t at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // A view made writable (mprotect): its pages count as written from now.
   void host_view_make_writer_locked(HostView& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The file grew: every view's pages past its pinned ones that now lie
+  // within the file (up to the view's length) are filled, pinned and
+  // aliased in place of the SIGBUS mapping, as Linux's mapping reads the
+  // file again there. Stops at a page it cannot fill or alias (the rest
+  // stays SIGBUS).
+  void host_views_grow_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // The pager hears of every pinned page of v in [first, first+count) as
   // written (msync of a writer).
   void host_view_written_locked(const HostView& v, uint64_t first, uint64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -206,6 +222,9 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   Result<Page*> alloc_for_fill_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Refills bytes [lo, hi) of pinned page p at pindex; false: past the end.
   bool refill_pinned_locked(uint64_t pindex, Page* p, uint64_t lo, uint64_t hi) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Aliases the pinned pages [from, to) of view v at their place in it;
+  // 0 or the host's error.
+  int alias_locked(const HostView& v, uint64_t from, uint64_t to, int prot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Takes page pindex out of every view that pins it (a SIGBUS mapping
   // from there to the view's end).
   void unalias_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);

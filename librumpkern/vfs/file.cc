@@ -716,6 +716,7 @@ class VnodeFileOps : public FileOps {
         } else {
           off += wrote;
           r = wrote;
+          if (grew) cache->host_views_grow();
           throttle_dirty(vp, *cache);
         }
       }

@@ -41,6 +41,30 @@ constexpr uint64_t kReadAhead = 64;
 vm::Page* reserved_entry(uint32_t blocks) { return reinterpret_cast<vm::Page*>(static_cast<uintptr_t>(blocks)); }
 int64_t reserved_blocks_of(const vm::Page* entry) { return static_cast<int64_t>(reinterpret_cast<uintptr_t>(entry)); }
 
+// A 64-bit sum of a page's bytes (four multiply-rotate lanes, folded and
+// mixed at the end), never 0 or 1: what a view's page held when last seen.
+uint64_t page_sum(const std::byte* data) {
+  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  uint64_t h[4] = {1, 2, 3, 4};
+  for (size_t i = 0; i < vm::kPageSize; i += 32) {
+    for (int l = 0; l < 4; l++) {
+      uint64_t w;
+      std::memcpy(&w, data + i + size_t(l) * 8, 8);
+      h[l] = ((h[l] ^ w) * kMul);
+      h[l] = (h[l] << 31) | (h[l] >> 33);
+    }
+  }
+  uint64_t x = h[0] ^ (h[1] * kMul) ^ ((h[2] << 17 | h[2] >> 47) * kMul) ^ ((h[3] << 41 | h[3] >> 23) * kMul);
+  x ^= x >> 29;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 32;
+  return x > 1 ? x : 2;
+}
+vm::Page* sum_entry(uint64_t sum) { return reinterpret_cast<vm::Page*>(static_cast<uintptr_t>(sum)); }
+// The sum of a page whose bytes the kernel changed under a view (a
+// refill): matches no page, so the page counts as changed.
+vm::Page* const kChangedSum = sum_entry(1);
+
 }  // namespace
 
 PageIo* page_io_of(Vnode& vp) { return dynamic_cast<PageIo*>(&vp); }
@@ -150,6 +174,17 @@ void flusher_run(void* arg) {
     return p.dirty_pages() > 0 && (over || now - p.dirtied_at() >= pc.dirty_expire_ns_);
   };
   RefPtr<VnodePager> batch[kBatch];
+  // Stores through host-space views first: the pages they changed become
+  // dirty now and go back once expired, as pages write(2) dirtied.
+  for (size_t skip = 0;;) {
+    size_t n = collect(pc, batch, skip, [](VnodePager& p) { return p.host_views() != 0; });
+    if (n == 0) break;
+    for (size_t i = 0; i < n; i++) {
+      batch[i]->host_scan();
+      batch[i].reset();
+    }
+    skip += n;
+  }
   size_t skip = 0;
   for (;;) {
     size_t n = collect(pc, batch, skip, expired);
@@ -222,7 +257,7 @@ bool page_cache_reclaim(Kernel& k) {
 // --- one cache
 
 VnodePager::VnodePager(Kmem& kmem, Vnode& vp, bool write_back)
-    : VmObject(kmem, kUnbounded, false), vp_(vp), io_(page_io_of(vp)), write_back_(write_back), dirty_(kmem), reserved_(kmem) {}
+    : VmObject(kmem, kUnbounded, false), vp_(vp), io_(page_io_of(vp)), write_back_(write_back), dirty_(kmem), reserved_(kmem), view_sums_(kmem) {}
 
 VnodePager::~VnodePager() {
   // The last reference went with pages still dirty (a store raced with the
@@ -372,9 +407,9 @@ Result<void> VnodePager::flush() {
 
 Result<void> VnodePager::flush_locked() {
   if (!write_back_) return {};
-  // Pages host-space mappings may have written (the host reports no
-  // stores) go back with the rest.
-  if (host_views() != 0) for_each_host_written_locked([this](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS { (void)mark_dirty_locked(i); });
+  // Pages host-space mappings changed (the host reports no stores) go
+  // back with the rest.
+  if (host_views() != 0) host_scan_locked();
   size_t n = dirty_.size();
   if (n == 0) return {};
   // Back in file order, so that the file system allocates blocks in order.
@@ -437,6 +472,11 @@ Result<void> VnodePager::flush_locked() {
       }
       uint64_t off = idx[i] << vm::kPageShift;
       int e = 0;
+      // A view's page: its sum now, before the copy out, so that a store
+      // from here on shows at the next scan.
+      if (view_sums_.size() > 0)
+        for (size_t j = 0; j < run; j++)
+          if (vm::Page** slot = view_sums_.find_slot(idx[i + j])) *slot = sum_entry(page_sum(frames[i + j]));
       MutexLocker t(vp.lock());
       // The run's reservations go back just before its blocks are
       // allocated (and are taken again if that fails).
@@ -633,6 +673,27 @@ Result<void> VnodePager::sync(uint64_t offset, uint64_t len, int flags) {
 
 void VnodePager::host_views_changed_locked(int delta) {
   vp_->host_views_.fetch_add(static_cast<uint32_t>(delta), std::memory_order_relaxed);
+  if (!write_back_) return;
+  lock().assert_held();
+  if (delta >= 0) {
+    // Pages a writer view has just pinned (a new view, a view grown or
+    // made writable: 0), before the host can store into them: their sums
+    // as they are now (what the file holds, or dirty pages that go back
+    // anyway). Every other pinned page has its sum already, or the mark
+    // of a changed one. Without room for a sum, the page is dirty now.
+    for_each_host_written_locked([this](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (view_sums_.find(i) != nullptr) return;
+      vm::Page* p = lookup_locked(i);
+      if (p == nullptr) return;
+      if (view_sums_.reserve(view_sums_.size() + 1).ok()) view_sums_.insert(i, sum_entry(page_sum(p->data())));
+      else (void)mark_dirty_locked(i);
+    });
+  } else {
+    view_sums_.erase_if([this](uint64_t i, vm::Page*) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      vm::Page* p = lookup_locked(i);
+      return p == nullptr || p->host_writers_ == 0;
+    });
+  }
 }
 
 void VnodePager::host_sync(uint64_t off, uint64_t len) {
@@ -641,8 +702,67 @@ void VnodePager::host_sync(uint64_t off, uint64_t len) {
   uint64_t last = (len > kToEnd - off ? kToEnd : off + len - 1) >> vm::kPageShift;
   Locker<RwLock> g(lock());
   for_each_host_written_locked([&](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    if (i >= first && i <= last) page_written(i << vm::kPageShift, vm::kPageSize);
+    if (i >= first && i <= last) host_page_written(i);
   });
+}
+
+void VnodePager::host_page_written(uint64_t pindex) {
+  lock().assert_held();
+  if (write_back_) {
+    // Dirty only if its bytes changed since write-back or a scan saw them.
+    vm::Page* p = lookup_locked(pindex);
+    if (p != nullptr && host_page_changed_locked(pindex, p)) page_written(pindex << vm::kPageShift, vm::kPageSize);
+    return;
+  }
+  // Write-through: only a page that differs from the file goes to it, so
+  // that a page never stored to (a hole read through the view, a read(2)
+  // of the file) does not fill a hole of a sparse file.
+  vm::Page* p = lookup_locked(pindex);
+  if (p == nullptr) return;
+  auto* tmp = static_cast<std::byte*>(kmem().alloc(vm::kPageSize));
+  bool differs = true;
+  if (tmp != nullptr) {
+    MutexLocker g(vp_->lock());
+    Vattr va;
+    vp_->getattr(va);
+    uint64_t off = pindex << vm::kPageShift;
+    size_t n = off < va.size ? static_cast<size_t>(std::min<uint64_t>(vm::kPageSize, va.size - off)) : 0;
+    Result<size_t> r = n ? vp_->read(tmp, n, off) : Result<size_t>(size_t{0});
+    differs = !r.ok() || r.value() != n || std::memcmp(tmp, p->data(), n) != 0;
+    Kmem::free(tmp);
+  }
+  if (differs) page_written(pindex << vm::kPageShift, vm::kPageSize);
+}
+
+bool VnodePager::host_page_changed_locked(uint64_t pindex, const vm::Page* p) {
+  uint64_t sum = page_sum(p->data());
+  if (vm::Page** slot = view_sums_.find_slot(pindex)) {
+    if (*slot == sum_entry(sum)) return false;
+    *slot = sum_entry(sum);
+    return true;
+  }
+  if (view_sums_.reserve(view_sums_.size() + 1).ok()) view_sums_.insert(pindex, sum_entry(sum));
+  return true;
+}
+
+void VnodePager::host_scan_locked() {
+  if (!write_back_) return;
+  for_each_host_written_locked([this](uint64_t i) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    vm::Page* p = lookup_locked(i);
+    if (p != nullptr && dirty_.find(i) == nullptr && host_page_changed_locked(i, p)) (void)mark_dirty_locked(i);
+  });
+}
+
+void VnodePager::host_scan() {
+  if (!write_back_ || host_views() == 0) return;
+  Locker<RwLock> g(lock());
+  host_scan_locked();
+}
+
+void VnodePager::host_views_grow() {
+  if (host_views() == 0) return;
+  Locker<RwLock> g(lock());
+  host_views_grow_locked();
 }
 
 void vnode_host_sync(Vnode& vp, uint64_t off, uint64_t len) {
@@ -682,6 +802,11 @@ void VnodePager::invalidate(uint64_t off, uint64_t len) {
       MutexLocker t(vp_->lock());
       io_->adjust_reserved(-res);
     }
+    // Pinned pages refilled from the file: their sums no longer hold, and
+    // a store may follow the refill at once (the page counts as changed).
+    view_sums_.for_each([&](uint64_t index, vm::Page*) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (index >= first && index - first < count) *view_sums_.find_slot(index) = kChangedSum;
+    });
   }
   drop_range(first, count, off, len >= kToEnd - off ? kToEnd : off + len);
 }

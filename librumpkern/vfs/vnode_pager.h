@@ -108,6 +108,7 @@ class VnodePager final : public vm::VmObject {
   Result<void> fill_page(uint64_t offset, std::byte* frame) override;
   Result<void> page_mkwrite(uint64_t pindex, vm::Page* p) override;
   void page_written(uint64_t offset, size_t len) override;
+  void host_page_written(uint64_t pindex) override;
   Result<void> sync(uint64_t offset, uint64_t len, int flags) override;
   bool pages_clean() const override { return !write_back_; }
   bool page_reclaimable_locked(uint64_t pindex) override;
@@ -117,6 +118,14 @@ class VnodePager final : public vm::VmObject {
   // host-space mappings pin are written through to the file (the host
   // reports no stores), so that read(2) sees them. Without the tree lock.
   void host_sync(uint64_t off, uint64_t len);
+  // The file grew (a write past its end through the cache): views of it
+  // show the new pages (VmObject::host_views_grow_locked).
+  void host_views_grow();
+  // Write-back mode: the pages that writable host-space views pin and
+  // that changed since they were last seen become dirty (the host reports
+  // no stores; see view_sums_). The flusher calls it every period, before
+  // it looks for expired caches; flush() before it writes.
+  void host_scan();
 
   // Write-back mode, with no lock held. read_cached: up to len bytes at
   // off (short at the end of the file). write_cached: up to len bytes at
@@ -158,6 +167,10 @@ class VnodePager final : public vm::VmObject {
   // at most a batch), with one page I/O call of the file system, so that
   // a read moves runs of blocks rather than a page at a time.
   void fill_run_locked(uint64_t first, uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void host_scan_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // True if page p at pindex differs from its sum (or has none); the sum
+  // becomes p's. A page without room for a sum counts as changed.
+  bool host_page_changed_locked(uint64_t pindex, const vm::Page* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   Ref<Vnode> vp_;
   PageIo* const io_;  // vp_'s page I/O, or null
   const bool write_back_;
@@ -173,6 +186,17 @@ class VnodePager final : public vm::VmObject {
   // or a store through a mapping over a hole, not yet written back), each
   // with the number of blocks it holds.
   vm::PageTable reserved_ ABSL_GUARDED_BY(lock());
+  // Write-back mode: for each page a writable host-space view pins, a
+  // 64-bit sum of its bytes as write-back or a scan last saw them (stored
+  // in place of the page pointer, never 0 or 1). A scan marks dirty only the
+  // pages whose bytes no longer match, so that a view nobody stores into
+  // costs a pass over its bytes per flusher period and no I/O. Taken when
+  // a view is made (host_views_changed_locked), and before write-back
+  // copies a page out, so that a store after it shows at the next scan; a
+  // page whose bytes the kernel changed otherwise (a refill, a truncation)
+  // gets a mark that matches no sum and counts as changed. Sums go when
+  // no writer view pins their page.
+  vm::PageTable view_sums_ ABSL_GUARDED_BY(lock());
   std::atomic<size_t> dirty_count_{0};
   std::atomic<int64_t> dirtied_at_{0};  // when the oldest dirty page became dirty
   // Write-through mode: the first error a write-through met (ENOSPC in a

@@ -169,8 +169,9 @@ Result<long> host_map_private_file(Lwp& l, uint64_t addr, uint64_t length, int p
 // pinned in the file's cache, and the cache's own frames are viewed at the
 // returned address (rumpuser_shmalias), so that loads and stores are the
 // cache's bytes, seen by read(2) and write(2) at once. Pages past the end
-// of the file are a SIGBUS mapping for the mapping's life (a file grown
-// later does not show there). The host reports no stores: the pages of a
+// of the file are a SIGBUS mapping until the file grows over them (then
+// they are filled, pinned and viewed as the rest: VmObject::
+// host_views_grow_locked). The host reports no stores: the pages of a
 // writable mapping count as written at munmap, msync, exit, fsync and the
 // cache's write-back. MAP_FIXED replaces what this process was handed out
 // there (unmapped first).
@@ -354,11 +355,13 @@ Result<long> sys_mprotect(Lwp& l, UserPtr<void> addr, size_t len, int prot) {
     break;
   }
   for (auto it = TRY(clip_locked(*v, a, b)); it != v->regions_.end() && it->start < b; ++it) {
-    if (it->object && (prot & PROT_WRITE) && !it->view.writer) {
-      // From now on its pages count as written at munmap, msync and
-      // write-back.
+    if (it->object) {
+      // Made writable: from now on its pages count as written at munmap,
+      // msync and write-back. Pages a grown file adds take the new
+      // protection.
       Locker<RwLock> og(it->object->lock());
-      it->object->host_view_make_writer_locked(it->view);
+      if ((prot & PROT_WRITE) && !it->view.writer) it->object->host_view_make_writer_locked(it->view);
+      it->view.prot = prot;
     }
     TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(it->start), it->len, prot)));
     it->prot = prot;

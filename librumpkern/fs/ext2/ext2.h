@@ -169,11 +169,23 @@ class Ext2Node : public Vnode, public PageIo {
   // many transactions as it takes (the inode on the orphan list between
   // them).
   Result<void> free_from(uint64_t first);
-  // One step of that for an extent tree: the last leaf's extents at or
-  // past first, and the tree blocks left empty. True while more is left.
-  Result<bool> trim_extents(uint64_t first);
-  // Frees the blocks of logical blocks [first, end) (punching a hole).
+  // One step of freeing logical blocks [first, end) of an extent tree,
+  // from the end back: the extents of one leaf in the range (freed, cut,
+  // or split around a hole), the tree blocks left empty, the keys of
+  // parents whose child's first key moved. True while more is left.
+  Result<bool> trim_extents(uint64_t first, uint64_t end);
+  // Frees the blocks of logical blocks [first, end) (punching a hole);
+  // an indirect map in as many transactions as it takes.
   Result<void> free_range(uint64_t first, uint64_t end);
+  // One step of cutting [first, end) out of an indirect map, in place:
+  // true if it stopped because the running transaction is full (the map
+  // consistent, more may be left).
+  Result<bool> cut_indirect_map(uint64_t first, uint64_t end);
+  // The same under indirect block p (level 1: pointers to data blocks,
+  // the first of them for logical block base): true if p holds no
+  // pointer afterwards (the caller frees it), else p's changes are
+  // journaled. Sets stop when the transaction is full.
+  Result<bool> cut_indirect(uint32_t p, int level, uint64_t base, uint64_t first, uint64_t end, bool& stop);
   // A write into an unwritten extent: see map.cc.
   Result<uint64_t> mark_written(uint64_t lblk);
   // Directory changes (dir.cc).

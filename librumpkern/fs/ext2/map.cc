@@ -4,11 +4,13 @@
 //
 // Truncation of an extent tree trims it from its end, a leaf (or part of
 // one) per step, freeing tree blocks left empty, so that each step is a
-// small transaction and a long cut takes several (free_from). Punching a
-// hole, and any change of an indirect map, rebuilds the mapping: it
-// collects what stays, frees every tree or indirect block and every block
-// of the range, and inserts the kept runs again (inserting merges
-// neighbours, so the result is compact).
+// small transaction and a long cut takes several (free_from). An indirect
+// map is cut in place (truncation and punching alike), block by block,
+// indirect blocks left empty freed with their pointers, a step ending
+// whenever the running transaction is full. Punching a hole in an extent
+// tree rebuilds the mapping: it collects what stays, frees every tree
+// block and every block of the range, and inserts the kept runs again
+// (inserting merges neighbours, so the result is compact).
 #include <cstring>
 
 #include "fs/ext2/crc.h"
@@ -92,39 +94,6 @@ Result<void> descend(Ext2Mount& m, uint32_t ino, Level* path, int depth, int at)
 }  // namespace
 
 // --- extent trees
-
-namespace {
-
-// Visits every extent (in order) and every tree block of a node, checking
-// it as bmap does.
-template <class OnRun, class OnBlock>
-Result<void> walk_extents(Ext2Mount& m, uint32_t ino, uint32_t seed, const char* node, size_t size, int want_depth,
-                          OnRun on_run, OnBlock on_block) {
-  if (get16(node, 0) != kExtentMagic) return m.corrupt("bad extent header magic", ino);
-  uint16_t n = entries(node), mx = max_entries(node), d = depth_of(node);
-  if (kExtentHeader + size_t{mx} * kExtentEntry > size || n > mx || d > 5 || (want_depth >= 0 && d != want_depth))
-    return m.corrupt("bad extent header", ino);
-  for (int i = 0; i < n; i++) {
-    const char* e = node + kExtentHeader + size_t(i) * kExtentEntry;
-    if (d == 0) {
-      uint64_t p = leaf_pblk(e);
-      uint32_t len = leaf_len(e);
-      if (len == 0 || p < m.geo().first_data_block || p + len > m.geo().blocks_count)
-        return m.corrupt("extent points outside the file system", ino);
-      TRY(on_run(Run{get32(e, 0), p, len, leaf_unwritten(e)}));
-    } else {
-      uint64_t child = index_child(e);
-      if (child < m.geo().first_data_block || child >= m.geo().blocks_count)
-        return m.corrupt("extent index points outside", ino);
-      BufRef b = TRY(m.bread(child));
-      TRY(walk_extents(m, ino, seed, b.data(), m.geo().block_size, d - 1, on_run, on_block));
-      TRY(on_block(child));
-    }
-  }
-  return {};
-}
-
-}  // namespace
 
 Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten) {
   Ext2Mount& m = em();
@@ -281,41 +250,13 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
   }
 }
 
-namespace {
-
-// Visits the data blocks (lblk, pblk) and the indirect blocks of a map.
-template <class OnData, class OnMeta>
-Result<void> walk_indirect(Ext2Mount& m, uint32_t ino, uint32_t p, int level, uint64_t base, OnData on_data,
-                           OnMeta on_meta) {
-  if (p == 0) return {};
-  if (p < m.geo().first_data_block || p >= m.geo().blocks_count)
-    return m.corrupt("block map points outside the file system", ino);
-  uint64_t per = m.geo().block_size / 4;
-  uint64_t span = 1;
-  for (int i = 1; i < level; i++) span *= per;
-  BufRef b = TRY(m.bread(p));
-  for (uint64_t i = 0; i < per; i++) {
-    uint32_t q = get32(b.data(), i * 4);
-    if (!q) continue;
-    if (level == 1) {
-      if (q < m.geo().first_data_block || q >= m.geo().blocks_count)
-        return m.corrupt("block map points outside the file system", ino);
-      TRY(on_data(base + i, q));
-    } else {
-      TRY(walk_indirect(m, ino, q, level - 1, base + i * span, on_data, on_meta));
-    }
-  }
-  return on_meta(p);
-}
-
-}  // namespace
-
 // --- truncation
 
 Result<void> Ext2Node::free_from(uint64_t first) {
-  if (!(flags() & kFlExtents) || (flags() & kFlInlineData) ||
+  if ((flags() & kFlInlineData) ||
       (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0))
     return free_range(first, ~uint64_t{0});
+  const bool extents = flags() & kFlExtents;
   // From the end of the extent tree, a leaf (or part of one) per step;
   // when the running transaction is full the freeing goes on in the next
   // one, as Linux's ext4_truncate restarts its handle. Meanwhile the inode
@@ -323,7 +264,7 @@ Result<void> Ext2Node::free_from(uint64_t first) {
   // between two steps is finished at the next mount.
   Ext2Mount& m = em();
   m.lock_.assert_held();
-  while (TRY(trim_extents(first))) {
+  while (TRY(extents ? trim_extents(first, ~uint64_t{0}) : cut_indirect_map(first, ~uint64_t{0}))) {
     if (!m.step_due()) continue;
     if (!m.on_orphan_list(ino_)) TRY(m.orphan_add(*this));
     TRY(write_inode());
@@ -332,10 +273,11 @@ Result<void> Ext2Node::free_from(uint64_t first) {
   return {};
 }
 
-Result<bool> Ext2Node::trim_extents(uint64_t first) {
+Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
   Ext2Mount& m = em();
   const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
-  // Down the last entry of each level to the last leaf.
+  // Down to the leaf holding the last extent that starts before end: at
+  // each level the last entry whose key is below end.
   Level path[7];
   int depth = 0;
   path[0].node = raw_ + ino::kBlock;
@@ -344,7 +286,10 @@ Result<bool> Ext2Node::trim_extents(uint64_t first) {
     if (get16(n, 0) != kExtentMagic || entries(n) > max_entries(n)) return m.corrupt("bad extent header", ino_);
     if (depth_of(n) == 0 || entries(n) == 0) break;
     if (depth >= 5) return m.corrupt("bad extent index", ino_);
-    TRY(descend(m, ino_, path, depth, entries(n) - 1));
+    int at = entries(n) - 1;
+    while (at > 0 && get32(entry(n, at), 0) >= end) at--;
+    if (get32(entry(n, at), 0) >= end) return false;  // the whole tree lies past the range
+    TRY(descend(m, ino_, path, depth, at));
     depth++;
   }
   char* n = path[depth].node;
@@ -354,27 +299,60 @@ Result<bool> Ext2Node::trim_extents(uint64_t first) {
     return false;
   }
   bool changed = false, done = false;
-  // The leaf's extents from its last on: freed, or cut at first.
-  while (depth_of(n) == 0 && entries(n) > 0) {
-    char* e = entry(n, entries(n) - 1);
+  bool first_moved = false;  // the leaf's first key changed (its parents' keys follow)
+  Run tail{};                // the part past a hole punched inside one extent
+  // The leaf's extents from the last one starting before end back: freed
+  // (what lies in [first, end)), cut, or split around the hole.
+  int i = entries(n) - 1;
+  while (i >= 0 && get32(entry(n, i), 0) >= end) i--;
+  for (; i >= 0 && depth_of(n) == 0; i--) {
+    char* e = entry(n, i);
     uint64_t start = get32(e, 0), pb = leaf_pblk(e);
     uint32_t len = leaf_len(e);
+    bool unwritten = leaf_unwritten(e);
     if (start + len <= first) {
       done = true;
       break;
     }
     if (len == 0 || pb < m.geo().first_data_block || pb + len > m.geo().blocks_count)
       return m.corrupt("extent points outside the file system", ino_);
-    uint32_t keep = start < first ? static_cast<uint32_t>(first - start) : 0;
-    TRY(m.free_run(pb + keep, len - keep));
-    add_blocks(-static_cast<int64_t>(len - keep));
+    uint64_t lo = start > first ? start : first;
+    uint64_t hi = start + len < end ? start + len : end;
+    TRY(m.free_run(pb + (lo - start), hi - lo));
+    add_blocks(-static_cast<int64_t>(hi - lo));
     changed = true;
-    if (keep > 0) {
-      set_leaf(e, start, pb, keep, leaf_unwritten(e));
+    if (lo > start && hi < start + len) {
+      // The hole inside this extent: the head stays here, the tail goes
+      // in after it (in place when the leaf has room).
+      set_leaf(e, start, pb, static_cast<uint32_t>(lo - start), unwritten);
+      Run t{hi, pb + (hi - start), static_cast<uint32_t>(start + len - hi), unwritten};
+      if (entries(n) < max_entries(n)) {
+        std::memmove(entry(n, i + 2), entry(n, i + 1), size_t(entries(n) - i - 1) * kExtentEntry);
+        set_leaf(entry(n, i + 1), t.lblk, t.pblk, t.len, t.unwritten);
+        put16(n, 2, static_cast<uint16_t>(entries(n) + 1));
+      } else {
+        tail = t;
+      }
       done = true;
       break;
     }
-    put16(n, 2, static_cast<uint16_t>(entries(n) - 1));
+    if (lo > start) {  // the head stays
+      set_leaf(e, start, pb, static_cast<uint32_t>(lo - start), unwritten);
+      done = true;
+      break;
+    }
+    if (hi < start + len) {  // the tail stays
+      set_leaf(e, hi, pb + (hi - start), static_cast<uint32_t>(start + len - hi), unwritten);
+      if (i == 0) first_moved = true;
+    } else {  // all of it goes
+      std::memmove(e, entry(n, i + 1), size_t(entries(n) - i - 1) * kExtentEntry);
+      put16(n, 2, static_cast<uint16_t>(entries(n) - 1));
+      if (i == 0) first_moved = true;
+    }
+    if (lo == first) {
+      done = true;
+      break;
+    }
     if (m.step_due()) break;
   }
   // Tree blocks left empty go, with their entries in their parents.
@@ -384,120 +362,122 @@ Result<bool> Ext2Node::trim_extents(uint64_t first) {
     add_blocks(-1);
     path[l].buf.reset();
     char* parent = path[l - 1].node;
+    int at = path[l - 1].idx;
+    std::memmove(entry(parent, at), entry(parent, at + 1), size_t(entries(parent) - at - 1) * kExtentEntry);
     put16(parent, 2, static_cast<uint16_t>(entries(parent) - 1));
+    first_moved = at == 0;
     changed = true;
     l--;
   }
   if (l == 0 && entries(path[0].node) == 0) put16(path[0].node, 6, 0);  // the tree is empty
-  if (l < depth) {
-    TRY(seal_node(m, seed, path[l]));
-  } else if (changed) {
-    TRY(seal_node(m, seed, path[depth]));
+  // A node whose first key changed: the key of its entry in its parent
+  // follows, up as far as it is the parent's first entry too.
+  int top = l;
+  for (int k = l; first_moved && k > 0 && entries(path[k].node) > 0; k--) {
+    put32(entry(path[k - 1].node, path[k - 1].idx), 0, get32(entry(path[k].node, 0), 0));
+    top = k - 1;
+    first_moved = path[k - 1].idx == 0;
   }
+  if (changed)
+    for (int k = top; k <= l; k++) TRY(seal_node(m, seed, path[k]));
   if (!changed) return false;
+  if (tail.len) {
+    for (Level& lv : path) lv.buf.reset();
+    Result<void> r = insert_extent(tail.lblk, tail.pblk, tail.len, tail.unwritten);
+    if (!r.ok()) {
+      // No room for the split (a full file system): the tail's blocks go
+      // too, so that nothing is left allocated without a mapping.
+      (void)m.free_run(tail.pblk, tail.len);
+      add_blocks(-static_cast<int64_t>(tail.len));
+      return err(r.error());
+    }
+  }
   return !done;
 }
 
 Result<void> Ext2Node::free_range(uint64_t first, uint64_t end) {
   Ext2Mount& m = em();
-  Kmem& km = m.kernel().kmem();
   if (flags() & kFlInlineData) return err(EOPNOTSUPP);
   if (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0) return {};
   if (flags() & kFlExtents) {
-    uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
-    size_t nruns = 0;
-    TRY(walk_extents(m, ino_, seed, raw_ + ino::kBlock, ino::kBlockBytes, -1,
-                     [&](const Run&) -> Result<void> { nruns++; return {}; },
-                     [&](uint64_t) -> Result<void> { return {}; }));
-    Run* runs = nruns ? static_cast<Run*>(km.alloc(nruns * sizeof(Run))) : nullptr;
-    if (nruns && !runs) return err(ENOMEM);
-    size_t k = 0;
-    Result<void> r = walk_extents(
-        m, ino_, seed, raw_ + ino::kBlock, ino::kBlockBytes, -1,
-        [&](const Run& run) -> Result<void> {
-          if (k < nruns) runs[k++] = run;
-          return {};
-        },
-        [&](uint64_t b) -> Result<void> {
-          TRY(m.free_block(b));
-          add_blocks(-1);
-          return {};
-        });
-    if (!r.ok()) {
-      Kmem::free(runs);
-      return r;
+    // From the hole's end back, a leaf (or part of one) per step.
+    while (TRY(trim_extents(first, end))) {
+      if (!m.step_due()) continue;
+      TRY(write_inode());
+      TRY(m.begin_op());
     }
-    char* root = raw_ + ino::kBlock;
-    std::memset(root, 0, ino::kBlockBytes);
-    put16(root, 0, kExtentMagic);
-    put16(root, 4, 4);
-    for (size_t i = 0; i < k && r.ok(); i++) {
-      Run run = runs[i];
-      // What lies before first and from end on stays.
-      uint64_t run_end = run.lblk + run.len;
-      uint64_t cut_lo = run.lblk > first ? run.lblk : first;
-      uint64_t cut_hi = run_end < end ? run_end : end;
-      if (cut_lo >= cut_hi) {
-        r = insert_extent(run.lblk, run.pblk, run.len, run.unwritten);
-        continue;
-      }
-      r = m.free_run(run.pblk + (cut_lo - run.lblk), cut_hi - cut_lo);
-      add_blocks(-static_cast<int64_t>(cut_hi - cut_lo));
-      if (r.ok() && cut_lo > run.lblk)
-        r = insert_extent(run.lblk, run.pblk, static_cast<uint32_t>(cut_lo - run.lblk), run.unwritten);
-      if (r.ok() && cut_hi < run_end)
-        r = insert_extent(cut_hi, run.pblk + (cut_hi - run.lblk), static_cast<uint32_t>(run_end - cut_hi),
-                          run.unwritten);
-    }
-    Kmem::free(runs);
-    return r;
-  }
-  // Indirect maps.
-  struct Pair {
-    uint64_t lblk, pblk;
-  };
-  size_t n = 0;
-  uint64_t per = m.geo().block_size / 4;
-  auto count_data = [&](uint64_t, uint64_t) -> Result<void> {
-    n++;
     return {};
-  };
-  auto none = [&](uint64_t) -> Result<void> { return {}; };
-  uint64_t bases[3] = {12, 12 + per, 12 + per + per * per};
-  for (int lv = 1; lv <= 3; lv++)
-    TRY(walk_indirect(m, ino_, get32(raw_, ino::kBlock + size_t(11 + lv) * 4), lv, bases[lv - 1], count_data, none));
-  Pair* kept = n ? static_cast<Pair*>(km.alloc(n * sizeof(Pair))) : nullptr;
-  if (n && !kept) return err(ENOMEM);
-  size_t k = 0;
-  Result<void> r;
-  auto collect = [&](uint64_t l, uint64_t p) -> Result<void> {
-    if (l < first || l >= end) {
-      if (k < n) kept[k++] = Pair{l, p};
-      return {};
+  }
+  // Indirect maps: cut in place, a step at a time, each step a
+  // consistent map (what it freed is gone from the map in the same
+  // transaction), so that a cut longer than the log takes several.
+  while (TRY(cut_indirect_map(first, end))) {
+    TRY(write_inode());
+    TRY(m.begin_op());
+  }
+  return {};
+}
+
+Result<bool> Ext2Node::cut_indirect(uint32_t p, int level, uint64_t base, uint64_t first, uint64_t end, bool& stop) {
+  Ext2Mount& m = em();
+  if (p < m.geo().first_data_block || p >= m.geo().blocks_count)
+    return m.corrupt("block map points outside the file system", ino_);
+  const uint64_t per = m.geo().block_size / 4;
+  uint64_t span = 1;  // logical blocks under each pointer of p
+  for (int i = 1; i < level; i++) span *= per;
+  BufRef b = TRY(m.bread(p));
+  uint64_t from = first > base ? (first - base) / span : 0;
+  uint64_t to = end - base >= per * span ? per : (end - base + span - 1) / span;
+  bool changed = false;
+  for (uint64_t i = from; i < to && !stop; i++) {
+    uint32_t q = get32(b.data(), i * 4);
+    if (!q) continue;
+    if (level == 1) {
+      if (q < m.geo().first_data_block || q >= m.geo().blocks_count)
+        return m.corrupt("block map points outside the file system", ino_);
+    } else if (!TRY(cut_indirect(q, level - 1, base + i * span, first, end, stop))) {
+      continue;  // the child keeps pointers (journaled by the call)
     }
+    TRY(m.free_block(q));
+    add_blocks(-1);
+    put32(b.data(), i * 4, 0);
+    changed = true;
+    if (m.step_due()) stop = true;
+  }
+  for (uint64_t i = 0; i < per; i++)
+    if (get32(b.data(), i * 4)) {
+      if (changed) TRY(m.dirty_meta(b));
+      return false;
+    }
+  return true;  // empty: the caller frees it (its content no longer matters)
+}
+
+Result<bool> Ext2Node::cut_indirect_map(uint64_t first, uint64_t end) {
+  Ext2Mount& m = em();
+  const uint64_t per = m.geo().block_size / 4;
+  bool stop = false;
+  for (uint64_t l = first; l < 12 && l < end && !stop; l++) {
+    uint32_t p = get32(raw_, ino::kBlock + l * 4);
+    if (!p) continue;
+    if (p < m.geo().first_data_block || p >= m.geo().blocks_count)
+      return m.corrupt("block map points outside the file system", ino_);
     TRY(m.free_block(p));
     add_blocks(-1);
-    return {};
-  };
-  auto free_meta = [&](uint64_t b) -> Result<void> {
-    TRY(m.free_block(b));
-    add_blocks(-1);
-    return {};
-  };
-  for (int lv = 1; lv <= 3 && r.ok(); lv++)
-    r = walk_indirect(m, ino_, get32(raw_, ino::kBlock + size_t(11 + lv) * 4), lv, bases[lv - 1], collect, free_meta);
-  for (int i = 12; i < 15; i++) put32(raw_, ino::kBlock + size_t(i) * 4, 0);
-  for (uint64_t l = 0; l < 12 && r.ok(); l++) {
-    uint32_t p = get32(raw_, ino::kBlock + l * 4);
-    if (p && l >= first && l < end) {
-      r = m.free_block(p);
-      add_blocks(-1);
-      put32(raw_, ino::kBlock + l * 4, 0);
-    }
+    put32(raw_, ino::kBlock + l * 4, 0);
+    if (m.step_due()) stop = true;
   }
-  for (size_t i = 0; i < k && r.ok(); i++) r = insert_indirect(kept[i].lblk, kept[i].pblk);
-  Kmem::free(kept);
-  return r;
+  uint64_t base = 12, span = per;
+  for (int lv = 1; lv <= 3 && !stop; lv++, base += span, span *= per) {
+    size_t slot = ino::kBlock + size_t(11 + lv) * 4;
+    uint32_t p = get32(raw_, slot);
+    if (!p || first >= base + span || end <= base) continue;
+    if (!TRY(cut_indirect(p, lv, base, first, end, stop))) continue;
+    TRY(m.free_block(p));
+    add_blocks(-1);
+    put32(raw_, slot, 0);
+    if (m.step_due()) stop = true;
+  }
+  return stop;
 }
 
 Result<uint64_t> Ext2Node::map_run_for_write(uint64_t lblk, uint64_t want, uint64_t& count, bool& fresh) {

@@ -6,10 +6,13 @@
 // past the end, EACCES for writable views of read-only descriptors, msync,
 // partial munmap, truncation under a mapping. Then: a process exiting with
 // its mapping in place, pinned pages under a memory limit, a memfd, and a
-// forked host child that gets none of the kernel's frames.
+// forked host child that gets none of the kernel's frames. A view outlives
+// a truncation and shows the file's pages again once it grows; reading a
+// sparse mapped file allocates nothing.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,11 +125,113 @@ Trace shared_scenario(Sys sys, const std::string& dir) {
   return trace;
 }
 
+// The byte at p, or -1 if it cannot be read (SIGBUS or SIGSEGV).
+int load(const char* p) {
+  unsigned char c = 0;
+  return host_access(&c, p, 1) ? c : -1;
+}
+
+// A mapping outliving a truncation: the pages past the new end are
+// SIGBUS; once the file grows again (ftruncate, a write past its end),
+// those within the new size read the file (zeros, the bytes written)
+// again and take stores.
+Trace regrow_scenario(Sys sys, const std::string& dir) {
+  Trace trace;
+  const std::string path = dir + "/regrow";
+  char buf[4] = {};
+  int fd = static_cast<int>(sys(SYS_openat, AT_FDCWD, path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644));
+  V(fd >= 0);
+  T(sys(SYS_ftruncate, fd, 3 * kPg));
+  T(sys(SYS_pwrite64, fd, "abc", 3, 2 * kPg));
+  auto* m = reinterpret_cast<char*>(sys(SYS_mmap, nullptr, 5 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  V(m != MAP_FAILED);
+  if (m == MAP_FAILED) return trace;
+  V(load(m + 2 * kPg));
+  V(load(m + 3 * kPg));
+  T(sys(SYS_ftruncate, fd, kPg));
+  V(load(m + kPg));
+  V(load(m + 2 * kPg));
+  T(sys(SYS_ftruncate, fd, 2 * kPg + 10));
+  V(load(m + kPg));
+  V(load(m + 2 * kPg));
+  V(load(m + 2 * kPg + 9));
+  V(load(m + 3 * kPg));
+  V(host_access(m + 2 * kPg + 5, "s", 1));
+  T(sys(SYS_pread64, fd, buf, 1, 2 * kPg + 5));
+  V(buf[0]);
+  // A write past the end: the page it reaches is seen through the view,
+  // the one past it stays SIGBUS.
+  T(sys(SYS_pwrite64, fd, "xyz", 3, 3 * kPg + 1));
+  V(load(m + 3 * kPg + 2));
+  V(load(m + 4 * kPg));
+  V(host_access(m + 3 * kPg + 7, "t", 1));
+  T(sys(SYS_pread64, fd, buf, 1, 3 * kPg + 7));
+  V(buf[0]);
+  // A second view made while the file is short grows with it too.
+  T(sys(SYS_ftruncate, fd, kPg));
+  auto* m2 = reinterpret_cast<char*>(sys(SYS_mmap, nullptr, 2 * kPg, PROT_READ, MAP_SHARED, fd, 0));
+  V(m2 != MAP_FAILED);
+  if (m2 == MAP_FAILED) return trace;
+  V(load(m2 + kPg));
+  T(sys(SYS_pwrite64, fd, "u", 1, kPg + 3));
+  V(load(m2 + kPg + 3));
+  V(load(m + kPg + 3));
+  // Read-only stays read-only.
+  V(host_access(m2 + kPg, "w", 1));
+  T(sys(SYS_munmap, m, 5 * kPg));
+  T(sys(SYS_munmap, m2, 2 * kPg));
+  T(sys(SYS_close, fd));
+  T(sys(SYS_unlinkat, AT_FDCWD, path.c_str(), 0));
+  return trace;
+}
+
+// A sparse file mapped shared and written in one page: reading it with
+// read(2), msync and munmap give it no more blocks than that page.
+Trace sparse_read_scenario(Sys sys, const std::string& dir) {
+  Trace trace;
+  const std::string path = dir + "/sparse";
+  int fd = static_cast<int>(sys(SYS_openat, AT_FDCWD, path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644));
+  V(fd >= 0);
+  T(sys(SYS_ftruncate, fd, 16 * kPg));
+  struct stat st {};
+  T(sys(SYS_fstat, fd, &st));
+  V(st.st_blocks);
+  auto* m = reinterpret_cast<char*>(sys(SYS_mmap, nullptr, 16 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  V(m != MAP_FAILED);
+  if (m == MAP_FAILED) return trace;
+  std::memcpy(m + 5 * kPg + 1, "one", 3);
+  std::string back(16 * kPg, 'x');
+  T(sys(SYS_pread64, fd, back.data(), back.size(), 0));
+  V(back.compare(5 * kPg + 1, 3, "one") == 0);
+  V(back.find_first_not_of('\0') == 5 * kPg + 1);
+  T(sys(SYS_fstat, fd, &st));
+  V(st.st_blocks);
+  T(sys(SYS_msync, m, 16 * kPg, MS_SYNC));
+  T(sys(SYS_munmap, m, 16 * kPg));
+  T(sys(SYS_fstat, fd, &st));
+  V(st.st_blocks);
+  T(sys(SYS_close, fd));
+  T(sys(SYS_unlinkat, AT_FDCWD, path.c_str(), 0));
+  return trace;
+}
+
 }  // namespace
 
 TEST_CASE("a host-space MAP_SHARED view of a tmpfs file behaves as the host's", "[vm][file_map][host_map][differential]") {
   KernelUp up;
   rump_diff::differential_in_dir(host_tmp_dir(), shared_scenario);
+}
+
+TEST_CASE("a host-space view truncated and grown again shows the file's new pages, as the host's",
+          "[vm][file_map][host_map][differential]") {
+  KernelUp up;
+  rump_diff::differential_in_dir(host_tmp_dir(), regrow_scenario);
+}
+
+TEST_CASE("reading a sparse tmpfs file a host-space view maps gives it no blocks, as the host's",
+          "[vm][file_map][host_map][differential]") {
+  KernelUp up;
+  rump_diff::differential_in_dir(host_tmp_dir(), sparse_read_scenario);
 }
 
 TEST_CASE("a host-space process exits with a shared mapping in place: the stores stay in the file",

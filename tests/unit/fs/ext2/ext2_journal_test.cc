@@ -819,3 +819,175 @@ TEST_CASE("a truncate larger than the whole log is split into transactions; a cr
     CHECK(st.st_size == 0);
   }
 }
+
+namespace {
+
+// An image of 1 KiB blocks, some 1,100 groups of 256 blocks and the
+// smallest journal (1,024 blocks) holding /spread, a file of about a
+// thousand blocks, one in each group: before the kernel writes it, debugfs
+// marks every free block in use but one per group (with free counts to
+// match, uninitialised groups made initialised first; the last few groups
+// left alone), and afterwards e2fsck gives the marked blocks back. Freeing the file's blocks changes
+// every group's bitmap: more blocks than the whole log. data: the bytes
+// written.
+void make_spread_image(const std::string& img, const std::string& dir, const std::string& type,
+                       std::string& data) {
+  REQUIRE(make_image(img, type, 1024, "", 280, "-g 256 -N 2048 -m 0 -J size=1"));
+  struct Group {
+    uint64_t first;
+    bool uninit;
+    long free_block;  // the first free block, or -1
+  };
+  std::vector<Group> groups;
+  std::string dump = capture("dumpe2fs " + shell_quote(img) + " 2>/dev/null");
+  for (size_t at = 0; at < dump.size();) {
+    size_t nl = dump.find('\n', at);
+    if (nl == std::string::npos) nl = dump.size();
+    std::string line = dump.substr(at, nl - at);
+    at = nl + 1;
+    long g = 0;
+    unsigned long first = 0, last = 0;
+    if (std::sscanf(line.c_str(), "Group %ld: (Blocks %lu-%lu)", &g, &first, &last) == 3)
+      groups.push_back(Group{first, line.find("BLOCK_UNINIT") != std::string::npos, -1});
+    else if (line.rfind("  Free blocks: ", 0) == 0 && line.size() > 15 && !groups.empty())
+      groups.back().free_block = std::strtol(line.c_str() + 15, nullptr, 10);
+  }
+  REQUIRE(groups.size() > 1050);
+  // The last groups stay as they are: room for what an extent mount keeps
+  // aside for tree blocks (and the superblock's count stays theirs).
+  const size_t spread = groups.size() - 24;
+  std::string cmds = "setb " + std::to_string(groups[0].first) + " " +
+                     std::to_string(groups[spread].first - groups[0].first) + "\n";
+  long kept = 0;
+  for (size_t g = 0; g < spread; g++) {
+    std::string n = std::to_string(g);
+    if (groups[g].uninit) cmds += "set_bg " + n + " flags 4\n";
+    cmds += "set_bg " + n + " free_blocks_count " + (groups[g].free_block >= 0 ? "1" : "0") + "\n";
+    if (groups[g].free_block >= 0) {
+      cmds += "freeb " + std::to_string(groups[g].free_block) + "\n";
+      kept++;
+    }
+    cmds += "set_bg " + n + " checksum calc\n";
+  }
+  write_host_file(dir + "/cmds", cmds);
+  REQUIRE(run("debugfs -w -f " + shell_quote(dir + "/cmds") + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+  // Room for the data and its indirect or extent tree blocks.
+  data = pattern(7, static_cast<size_t>(kept - 40) * 1024);
+  {
+    Mounted m(img, type.c_str(), 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/spread", O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, data.data(), data.size()) == static_cast<long>(data.size()));
+    REQUIRE(rump_sys_close(fd) == 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  run("e2fsck -fy " + shell_quote(img) + " >/dev/null 2>&1");
+  std::string problems = fsck_problems(img);
+  INFO(problems);
+  REQUIRE(problems.empty());
+  // Its data blocks lie in more groups than the log has blocks.
+  std::string blocks = capture("debugfs -R " + shell_quote("blocks /spread") + " " + shell_quote(img) + " 2>/dev/null");
+  std::set<uint64_t> in_groups;
+  const uint64_t first_data = groups[0].first;
+  for (const char* at = blocks.c_str(); *at;) {
+    char* end = nullptr;
+    uint64_t b = std::strtoull(at, &end, 10);
+    if (end == at) break;
+    in_groups.insert((b - first_data) / 256);
+    at = end;
+  }
+  INFO(in_groups.size() << " groups");
+  REQUIRE(in_groups.size() > 1024);
+}
+
+// What a punched hole leaves: the bytes outside [off, off+len) as written,
+// those inside zero (all of them when done, else whatever part of the
+// blocks a step reached).
+void check_punched(const std::string& got, const std::string& data, size_t off, size_t len, bool done) {
+  REQUIRE(got.size() == data.size());
+  CHECK(got.compare(0, off, data, 0, off) == 0);
+  CHECK(got.compare(off + len, std::string::npos, data, off + len, std::string::npos) == 0);
+  if (done) CHECK(got.find_first_not_of('\0', off) >= off + len);
+}
+
+}  // namespace
+
+TEST_CASE("a hole punched or a truncate larger than the whole log is split into transactions, with or without extents",
+          "[ext2][journal]") {
+  for (const char* type : {"ext3", "ext4"}) {
+    DYNAMIC_SECTION(type) {
+      TempDir tmp;
+      std::string img = tmp.path + "/img", snap = tmp.path + "/snap", base = tmp.path + "/base";
+      std::string data;
+      make_spread_image(img, tmp.path, type, data);
+      REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(base)) == 0);
+      const size_t off = 10 * 1024 + 100, len = data.size() - 20 * 1024;
+      {
+        Mounted m(img, type, 0, "commit=600");
+        REQUIRE(m.mount_result == 0);
+        int fd = rump_sys_open("/mnt/spread", O_RDWR, 0);
+        REQUIRE(fd >= 0);
+        struct stat before, after;
+        REQUIRE(rump_sys_fstat(fd, &before) == 0);
+        REQUIRE(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0);
+        // A crash now: the last step is not committed.
+        REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(snap)) == 0);
+        // Every step fits the log: the commit succeeds.
+        CHECK(rump_sys_fsync(fd) == 0);
+        REQUIRE(rump_sys_fstat(fd, &after) == 0);
+        CHECK(after.st_size == before.st_size);
+        CHECK(after.st_blocks < before.st_blocks / 32);
+        std::string got;
+        REQUIRE(rump_read_all("/mnt/spread", got));
+        check_punched(got, data, off, len, true);
+        REQUIRE(rump_sys_close(fd) == 0);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      check_fsck_clean(img);
+      REQUIRE(needs_recovery(snap));
+      {
+        Mounted m(snap, type, 0);
+        REQUIRE(m.mount_result == 0);
+        std::string got;
+        REQUIRE(rump_read_all("/mnt/spread", got));
+        check_punched(got, data, off, len, false);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      check_fsck_clean(snap);
+      // The whole file cut off, and a crash copy between the steps: the
+      // next mount finishes the cut from the orphan list.
+      REQUIRE(run("cp " + shell_quote(base) + " " + shell_quote(img)) == 0);
+      {
+        Mounted m(img, type, 0, "commit=600");
+        REQUIRE(m.mount_result == 0);
+        int fd = rump_sys_open("/mnt/spread", O_RDWR, 0);
+        REQUIRE(fd >= 0);
+        REQUIRE(rump_sys_ftruncate(fd, 1000) == 0);
+        REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(snap)) == 0);
+        CHECK(rump_sys_fsync(fd) == 0);
+        REQUIRE(rump_sys_close(fd) == 0);
+        struct stat st;
+        REQUIRE(rump_sys_stat("/mnt/spread", &st) == 0);
+        // One data block (and, with extents, the tree blocks left).
+        CHECK(st.st_blocks >= 2);
+        CHECK(st.st_blocks <= (std::string(type) == "ext3" ? 2 : 6));
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      check_fsck_clean(img);
+      REQUIRE(needs_recovery(snap));
+      {
+        Mounted m(snap, type, 0);
+        REQUIRE(m.mount_result == 0);
+        char msg[16384] = {};
+        rump_msgbuf_read(msg, sizeof msg);
+        CHECK(std::string(msg).find("truncating orphaned inode") != std::string::npos);
+        std::string got;
+        REQUIRE(rump_read_all("/mnt/spread", got));
+        CHECK(got == data.substr(0, 1000));
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      check_fsck_clean(snap);
+    }
+  }
+}

@@ -180,3 +180,95 @@ TEST_CASE("host-space MAP_SHARED views of ext4 files reach the image", "[ext2][f
   CHECK(host_read_all(out + "b") == want_b);
   CHECK(host_read_all(out + "c") == c);
 }
+
+TEST_CASE("a host-space view of an ext4 file truncated and grown again shows and stores the new pages",
+          "[ext2][file_map][host_map]") {
+  using file_map_test::host_access;
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  const std::string a = pattern(3 * kPg, 5);
+  std::string want = a.substr(0, kPg) + std::string(2 * kPg, '\0');
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/a", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    auto* p = static_cast<char*>(rump_sys_mmap(nullptr, 4 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    char c = 0;
+    REQUIRE(rump_sys_ftruncate(fd, kPg) == 0);
+    CHECK_FALSE(host_access(&c, p + kPg, 1));
+    // write(2) past the end through the cache: the page it reaches shows,
+    // zeros before the bytes; the page between reads zeros and takes a
+    // store; past the end stays SIGBUS.
+    REQUIRE(rump_sys_pwrite(fd, "grown", 5, 2 * kPg + 1) == 5);
+    want.replace(2 * kPg + 1, 5, "grown");
+    want.resize(2 * kPg + 6);
+    REQUIRE(host_access(&c, p + 2 * kPg + 3, 1));
+    CHECK(c == 'o');
+    REQUIRE(host_access(&c, p + kPg + 9, 1));
+    CHECK(c == 0);
+    CHECK(host_access(p + kPg + 9, "v", 1));
+    want[kPg + 9] = 'v';
+    CHECK_FALSE(host_access(&c, p + 3 * kPg, 1));
+    CHECK(rump_sys_munmap(p, 4 * kPg) == 0);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  REQUIRE(run("debugfs -R " + shell_quote("dump /a " + t.path + "/out") + " " + shell_quote(img) + " >/dev/null 2>&1") ==
+          0);
+  CHECK(host_read_all(t.path + "/out") == want);
+}
+
+TEST_CASE("write-back takes only the pages a host-space view changed: a sparse ext4 file gains no blocks for the rest",
+          "[ext2][file_map][host_map]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  std::string want(16 * kPg, '\0');
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/sparse", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_ftruncate(fd, 16 * kPg) == 0);
+    auto* p = static_cast<char*>(rump_sys_mmap(nullptr, 16 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    struct stat st;
+    // Nothing stored: fsync writes nothing.
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 0);
+    // One page stored: that page only (four 1 KiB blocks).
+    std::memcpy(p + 3 * kPg + 10, "first", 5);
+    want.replace(3 * kPg + 10, 5, "first");
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 8);
+    // Stored again after its write-back: written again.
+    std::memcpy(p + 3 * kPg + 10, "again", 5);
+    want.replace(3 * kPg + 10, 5, "again");
+    std::memcpy(p + 9 * kPg, "nine", 4);
+    want.replace(9 * kPg, 4, "nine");
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 16);
+    // write(2) into a viewed page, then the same bytes back through the
+    // view: the file ends with the view's bytes.
+    REQUIRE(rump_sys_pwrite(fd, "WRITE", 5, 3 * kPg + 10) == 5);
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    std::memcpy(p + 3 * kPg + 10, "again", 5);
+    CHECK(rump_sys_munmap(p, 16 * kPg) == 0);
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 16);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  REQUIRE(run("debugfs -R " + shell_quote("dump /sparse " + t.path + "/out") + " " + shell_quote(img) +
+              " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(t.path + "/out") == want);
+}
