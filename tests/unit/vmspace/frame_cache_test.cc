@@ -17,6 +17,8 @@
 
 using namespace vmtest;
 using rump::ChunkCache;
+using rump::vm::FramePool;
+using rump::vm::Page;
 
 namespace {
 
@@ -27,6 +29,14 @@ constexpr uint64_t k1M = 1 << 20;
 void touch_pages(Vmspace& vs, uint64_t addr, uint64_t len) {
   for (uint64_t off = 0; off < len; off += kPageSize) put(vs, addr + off, "x");
 }
+
+// A pool, let go of at the end of the scope.
+struct PoolRef {
+  explicit PoolRef(Kmem& k) : p(FramePool::create(k)) { REQUIRE(p != nullptr); }
+  ~PoolRef() { p->unref(); }
+  FramePool& operator*() const { return *p; }
+  FramePool* p;
+};
 
 }  // namespace
 
@@ -90,8 +100,6 @@ TEST_CASE("under a memory limit, cached chunks and memory in use stay within the
 // Page caches take frames from one FramePool: objects share its current
 // chunk, so small objects take a frame each, not a chunk each.
 TEST_CASE("a frame pool hands out a chunk's frames in order, zeroed, to any caller", "[vm][frames]") {
-  using rump::vm::FramePool;
-  using rump::vm::Page;
   Kmem kmem;
   size_t base = kmem.in_use();
   FramePool* pool = FramePool::create(kmem);
@@ -130,11 +138,8 @@ TEST_CASE("a frame pool hands out a chunk's frames in order, zeroed, to any call
 }
 
 TEST_CASE("a frame pool under the memory limit says ENOMEM and charges nothing", "[vm][frames]") {
-  using rump::vm::FramePool;
-  using rump::vm::Page;
   Kmem kmem;
-  FramePool* pool = FramePool::create(kmem);
-  REQUIRE(pool != nullptr);
+  PoolRef pool(kmem);
   // Room for two frames and their Page records, not for a third frame.
   kmem.set_limit(kmem.in_use() + 3 * kPageSize - 1024);
   auto a = Page::alloc_pooled(kmem, *pool);
@@ -148,15 +153,11 @@ TEST_CASE("a frame pool under the memory limit says ENOMEM and charges nothing",
   CHECK(kmem.in_use() == used);
   (*a)->release();
   (*b)->release();
-  pool->unref();
 }
 
 TEST_CASE("threads taking frames from one pool never get the same frame", "[vm][frames][concurrency]") {
-  using rump::vm::FramePool;
-  using rump::vm::Page;
   Kmem kmem;
-  FramePool* pool = FramePool::create(kmem);
-  REQUIRE(pool != nullptr);
+  PoolRef pool(kmem);
   constexpr int kPer = 200;
   std::vector<Page*> got[2];
   std::thread t[2];
@@ -177,5 +178,4 @@ TEST_CASE("threads taking frames from one pool never get the same frame", "[vm][
   CHECK(frames.size() == 2 * kPer);
   for (auto& v : got)
     for (Page* p : v) p->release();
-  pool->unref();
 }
