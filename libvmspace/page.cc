@@ -74,6 +74,57 @@ Result<Page*> Page::alloc_zeroed(Kmem& kmem, FrameChunk** chunk, bool shared) {
   return p;
 }
 
+Result<Page*> Page::alloc_pooled(Kmem& kmem, FramePool& pool) {
+  if (!kmem.charge(kPageSize)) return err(ENOMEM);
+  std::byte* frame = nullptr;
+  FrameChunk* chunk = nullptr;
+  bool zero = false;
+  for (;;) {
+    {
+      SpinLocker g(pool.lock_);
+      FrameChunk* c = pool.cur_;
+      if (c != nullptr && c->next_ < FrameChunk::kChunkPages) {
+        frame = c->base_ + c->next_ * kPageSize;
+        c->next_++;
+        c->refs_.fetch_add(1, std::memory_order_relaxed);
+        zero = c->fresh_;
+        chunk = c;
+        break;
+      }
+    }
+    // The current chunk is used up: a new one, made without the lock (a
+    // racing allocation may install its own meanwhile; the older one is
+    // let go of, its unused frames with it).
+    bool fresh = false;
+    void* base = kmem.take_chunk(&fresh, true);
+    void* mem = nullptr;
+    if (base != nullptr && rumpuser_malloc(sizeof(FrameChunk), 0, &mem) != 0) {
+      kmem.give_chunk(base, true);
+      base = nullptr;
+    }
+    if (base == nullptr) {
+      kmem.uncharge(kPageSize);
+      return err(ENOMEM);
+    }
+    FrameChunk* fresh_chunk = new (mem) FrameChunk(kmem, static_cast<std::byte*>(base), fresh, true);
+    FrameChunk* old = nullptr;
+    {
+      SpinLocker g(pool.lock_);
+      old = pool.cur_;
+      pool.cur_ = fresh_chunk;
+    }
+    FrameChunk::drop_owner(old);
+  }
+  Page* p = new (kmem) Page(kmem, frame, chunk);
+  if (p == nullptr) {
+    chunk->put();
+    kmem.uncharge(kPageSize);
+    return err(ENOMEM);
+  }
+  if (!zero) std::memset(frame, 0, kPageSize);
+  return p;
+}
+
 Result<Page*> Page::alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk) {
   bool zero = false;
   Page* p = TRY(alloc_raw(kmem, chunk, &zero, chunk != nullptr && *chunk != nullptr && (*chunk)->shared_));

@@ -17,7 +17,9 @@
 #include <cstdint>
 
 #include "base/kmem.h"
+#include "base/ref.h"
 #include "base/result.h"
+#include "sync/mutex.h"
 
 namespace rump::vm {
 
@@ -31,7 +33,8 @@ constexpr uint64_t page_round(uint64_t a) { return (a + kPageMask) & ~kPageMask;
 constexpr bool page_aligned(uint64_t a) { return (a & kPageMask) == 0; }
 
 // Frames are carved from host chunks of kChunkPages pages, handed out in
-// order to one VmObject, so that pages faulted in one after the other sit
+// order to one VmObject (or, for page caches, to the objects sharing a
+// FramePool), so that pages faulted in one after the other sit
 // next to each other in host memory and a copy can memcpy a whole run of
 // them at once. Chunks come from the Kmem's chunk cache (base/chunk_cache.h:
 // host mappings kept off the C library's heap, reused resident), and go
@@ -64,6 +67,28 @@ class FrameChunk {
   bool shared_;
 };
 
+// One current chunk that many objects take frames from (the page caches
+// of files, VnodePager): a small file takes one frame of a chunk rather
+// than a chunk of its own, so 20,000 small files need a sixteenth of the
+// host mappings (and of the munmaps when their caches go). A chunk goes
+// back to the cache when its last frame does, as any other. Reference
+// counted: each object using it holds a reference, so it outlives the
+// state that made it.
+class FramePool : public KObject, public RefCounted<FramePool> {
+ public:
+  static FramePool* create(Kmem& kmem) { return new (kmem) FramePool(); }
+
+ private:
+  friend class Page;
+  friend class RefCounted<FramePool>;
+  FramePool() = default;
+  ~FramePool() { FrameChunk::drop_owner(cur_); }
+  // Innermost, as the chunk cache's lock (never held together with it):
+  // nothing is called with it held (a new chunk is made outside it).
+  SpinLock lock_{LockRank::kKmem};
+  FrameChunk* cur_ ABSL_GUARDED_BY(lock_) = nullptr;
+};
+
 class Page : public KObject {
  public:
   // A zero-filled frame, or ENOMEM when the Kmem limit or the host says no.
@@ -71,6 +96,8 @@ class Page : public KObject {
   // frame of its own. shared: from chunks of shared host memory, which a
   // host-space mapping can alias (an object always asks for one kind).
   static Result<Page*> alloc_zeroed(Kmem& kmem, FrameChunk** chunk = nullptr, bool shared = false);
+  // A zero-filled frame of shared host memory from pool's current chunk.
+  static Result<Page*> alloc_pooled(Kmem& kmem, FramePool& pool);
   // A frame holding a copy of src (the copy-on-write break).
   static Result<Page*> alloc_copy(Kmem& kmem, const Page& src, FrameChunk** chunk = nullptr);
   // A page for memory someone else owns and charged (a device's buffer

@@ -25,6 +25,7 @@ VmObject::~VmObject() {
   pages_.clear();
   FrameChunk::drop_owner(chunk_);
   chunk_ = nullptr;
+  if (pool_ != nullptr) pool_->unref();
 }
 
 Result<RefPtr<VmObject>> VmObject::create_anonymous(Kmem& kmem) {
@@ -78,7 +79,7 @@ Result<Page*> VmObject::alloc_for_fill_locked() {
   for (bool retried = false;; retried = true) {
     Result<void> room = reserve_one_locked();
     if (room.ok()) {
-      Result<Page*> p = Page::alloc_zeroed(*kmem_, &chunk_, !anonymous_);
+      Result<Page*> p = alloc_page_locked();
       if (p.ok() || p.error() != ENOMEM) return p;
     } else if (room.error() != ENOMEM) {
       return err(room.error());
@@ -140,7 +141,13 @@ Result<Page*> VmObject::fault_write_locked(uint64_t pindex) {
   // Copy-on-write: another table (a forked space) still refers to the frame.
   // We hold lock_ exclusive, so no reader of this table sees the swap half
   // done; the other tables keep the old frame.
-  Page* copy = TRY(Page::alloc_copy(*kmem_, *p, &chunk_));
+  Page* copy = nullptr;
+  if (pool_ != nullptr) {
+    copy = TRY(Page::alloc_pooled(*kmem_, *pool_));
+    std::memcpy(copy->data(), p->data(), kPageSize);
+  } else {
+    copy = TRY(Page::alloc_copy(*kmem_, *p, &chunk_));
+  }
   *slot = copy;
   p->release();
   return copy;

@@ -211,7 +211,14 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // of fills): from shared chunks for a pager object, so that host views
   // can alias it.
   Result<Page*> alloc_page_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_) {
+    if (pool_ != nullptr) return Page::alloc_pooled(*kmem_, *pool_);
     return Page::alloc_zeroed(*kmem_, &chunk_, !anonymous_);
+  }
+  // New frames come from pool (shared memory) from now on (a pager
+  // object, before its first page); the object holds a reference.
+  void use_pool(FramePool* pool) {
+    pool->ref();
+    pool_ = pool;
   }
 
  private:
@@ -243,6 +250,7 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   RwLock lock_{LockRank::kVmObject};
   PageTable pages_ ABSL_GUARDED_BY(lock_);
   FrameChunk* chunk_ ABSL_GUARDED_BY(lock_) = nullptr;  // where new frames come from
+  FramePool* pool_ = nullptr;  // or from here (set once, before any page)
   HostView::List views_ ABSL_GUARDED_BY(lock_);
   std::atomic<uint32_t> host_views_{0};
 };

@@ -132,10 +132,15 @@ int rumpuser_getfileinfo(const char *path, uint64_t *sizep, int *typep);
 #define RUMPUSER_BIO_READ 0x01
 #define RUMPUSER_BIO_WRITE 0x02
 #define RUMPUSER_BIO_SYNC 0x04
+#define RUMPUSER_BIO_WRITEBACK 0x08
 /*
  * Asynchronous block I/O. biodone(arg, bytes_done, error) is called exactly
  * once, from a host thread that is not the caller's and holds no virtual CPU,
  * or from the caller itself before rumpuser_bio returns.
+ * RUMPUSER_BIO_WRITEBACK (alone): a hint that starts the host's write-back
+ * of the file's bytes [off, off+dlen) to its storage (data is not used);
+ * biodone reports 0 bytes once it is started, not when it is on the
+ * storage. Only rumpuser_syncfd says that anything is stable.
  */
 typedef void (*rump_biodone_fn)(void *, size_t, int);
 void rumpuser_bio(int fd, int op, void *data, size_t dlen, int64_t off,

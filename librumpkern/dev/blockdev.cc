@@ -53,13 +53,40 @@ Result<void> HostBlockDevice::io(int op, uint64_t blkno, void* buf, size_t count
   return {};
 }
 
+HostBlockDevice::~HostBlockDevice() {
+  MutexLocker g(hint_m_);
+  while (hint_busy_) hint_cv_.wait(hint_m_);
+}
+
+void HostBlockDevice::hint_done(void* arg, size_t, int) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto* d = static_cast<HostBlockDevice*>(arg);
+  rumpuser_mutex_enter_nowrap(d->hint_m_.raw());
+  d->hint_busy_ = false;
+  rumpuser_cv_signal(d->hint_cv_.raw());
+  rumpuser_mutex_exit(d->hint_m_.raw());
+}
+
+void HostBlockDevice::wrote(uint64_t bytes) {
+  if (unhinted_.fetch_add(bytes, std::memory_order_relaxed) + bytes < kHintBytes) return;
+  {
+    MutexLocker g(hint_m_);
+    if (hint_busy_) return;  // the next write past the mark tries again
+    hint_busy_ = true;
+  }
+  unhinted_.store(0, std::memory_order_relaxed);
+  rumpuser_bio(fd_, RUMPUSER_BIO_WRITEBACK, nullptr, size_, static_cast<int64_t>(begin_), &HostBlockDevice::hint_done,
+               this);
+}
+
 Result<void> HostBlockDevice::read_blocks(uint64_t blkno, void* buf, size_t count) {
   return io(RUMPUSER_BIO_READ, blkno, buf, count);
 }
 
 Result<void> HostBlockDevice::write_blocks(uint64_t blkno, const void* buf, size_t count) {
   if (read_only_) return err(EROFS);
-  return io(RUMPUSER_BIO_WRITE, blkno, const_cast<void*>(buf), count);
+  TRY(io(RUMPUSER_BIO_WRITE, blkno, const_cast<void*>(buf), count));
+  wrote(uint64_t{count} * kBlockBytes);
+  return {};
 }
 
 Result<void> BlockDevice::per_segment(bool write, uint64_t blkno, const Segment* iov, size_t n) {
@@ -97,6 +124,7 @@ Result<void> HostBlockDevice::iov_io(bool write, uint64_t blkno, const Segment* 
     int e = write ? rumpuser_iovwrite(fd_, v, k, at, &done) : rumpuser_iovread(fd_, v, k, at, &done);
     if (e) return err(e);
     if (done != bytes) return err(EIO);
+    if (write) wrote(bytes);
     blkno += bytes / kBlockBytes;
     iov += k;
     n -= k;

@@ -129,6 +129,11 @@ Result<PageCache*> page_cache_init(Kernel& k) {
   }
   auto* pc = new (k.kmem()) PageCache(k);
   if (pc == nullptr) return err(ENOMEM);
+  pc->frames = vm::FramePool::create(k.kmem());
+  if (pc->frames == nullptr) {
+    delete pc;
+    return err(ENOMEM);
+  }
   if (k.services().callouts() != nullptr) pc->flusher_.init(*k.services().callouts(), &flusher_run, pc);
   return pc;
 }
@@ -142,6 +147,7 @@ void page_cache_fini(PageCache* pc) {
     MutexLocker g(pc->lock_);
     pc->pagers_.clear();
   }
+  pc->frames->unref();  // those caches hold their own references
   delete pc;
 }
 
@@ -257,7 +263,15 @@ bool page_cache_reclaim(Kernel& k) {
 // --- one cache
 
 VnodePager::VnodePager(Kmem& kmem, Vnode& vp, bool write_back)
-    : VmObject(kmem, kUnbounded, false), vp_(vp), io_(page_io_of(vp)), write_back_(write_back), dirty_(kmem), reserved_(kmem), view_sums_(kmem) {}
+    : VmObject(kmem, kUnbounded, false),
+      vp_(vp),
+      io_(page_io_of(vp)),
+      write_back_(write_back),
+      dirty_(kmem),
+      reserved_(kmem),
+      view_sums_(kmem) {
+  if (PageCache* pc = page_cache(vp.mount().kernel())) use_pool(pc->frames);
+}
 
 VnodePager::~VnodePager() {
   // The last reference went with pages still dirty (a store raced with the

@@ -234,6 +234,9 @@ struct PageCache : public KObject {
   static constexpr int64_t kDefaultKeptPages = (int64_t{256} << 20) >> vm::kPageShift;
   std::atomic<int64_t> kept_pages_{0};
   std::atomic<int64_t> kept_cap_{kDefaultKeptPages};
+  // Where the caches' frames come from (one current chunk for all, so a
+  // small file takes a frame, not a chunk); null: each its own chunks.
+  vm::FramePool* frames = nullptr;
 };
 
 // The kernel's page cache state, or null (the VFS faction not up).

@@ -1100,6 +1100,31 @@ TEST_CASE("bio on a bad descriptor completes with the error", "[bio]") {
   CHECK(d.error == EBADF);
 }
 
+TEST_CASE("a write-back hint completes once with no bytes, and reports a bad descriptor", "[bio]") {
+  std::string path = temp_path("biohint");
+  int fd;
+  REQUIRE(rumpuser_open(path.c_str(), RUMPUSER_OPEN_RDWR | RUMPUSER_OPEN_BIO, &fd) == 0);
+  std::vector<char> out(65536, 'h');
+  BioCompletion w;
+  bio_and_wait(fd, RUMPUSER_BIO_WRITE, out.data(), out.size(), 0, w);
+  REQUIRE(w.bytes == out.size());
+  BioCompletion h;
+  bio_and_wait(fd, RUMPUSER_BIO_WRITEBACK, nullptr, out.size(), 0, h);
+  CHECK(h.bytes == 0);
+  CHECK(h.error == 0);
+  CHECK_FALSE(h.on_caller_thread.load());
+  // The bytes are where they were (the hint moves nothing).
+  char b[16];
+  REQUIRE(pread(fd, b, sizeof b, 4096) == static_cast<ssize_t>(sizeof b));
+  CHECK(std::string(b, sizeof b) == std::string(sizeof b, 'h'));
+  rumpuser_close(fd);
+  unlink(path.c_str());
+  BioCompletion bad;
+  bio_and_wait(-1, RUMPUSER_BIO_WRITEBACK, nullptr, 4096, 0, bad);
+  CHECK(bad.error == EBADF);
+  CHECK(bad.bytes == 0);
+}
+
 TEST_CASE("many concurrent bios each complete once", "[bio]") {
   std::string path = temp_path("biomany");
   int fd;

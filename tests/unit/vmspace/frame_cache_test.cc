@@ -1,16 +1,24 @@
 // Frames come from chunks that the Kmem caches when they are freed
 // (base/chunk_cache.h): a freed chunk is reused, zeroed, by the next
 // fault; the cache is bounded by its own size and by the memory limit;
-// freed frames are uncharged at once.
+// freed frames are uncharged at once. A FramePool (page caches) shares its
+// current chunk among objects.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/chunk_cache.h"
+#include "page.h"
 #include "vm_test_util.h"
 
 using namespace vmtest;
 using rump::ChunkCache;
+using rump::vm::FramePool;
+using rump::vm::Page;
 
 namespace {
 
@@ -21,6 +29,14 @@ constexpr uint64_t k1M = 1 << 20;
 void touch_pages(Vmspace& vs, uint64_t addr, uint64_t len) {
   for (uint64_t off = 0; off < len; off += kPageSize) put(vs, addr + off, "x");
 }
+
+// A pool, let go of at the end of the scope.
+struct PoolRef {
+  explicit PoolRef(Kmem& k) : p(FramePool::create(k)) { REQUIRE(p != nullptr); }
+  ~PoolRef() { p->unref(); }
+  FramePool& operator*() const { return *p; }
+  FramePool* p;
+};
 
 }  // namespace
 
@@ -79,4 +95,87 @@ TEST_CASE("under a memory limit, cached chunks and memory in use stay within the
   touch_pages(*vs, c, k1M / 4);
   CHECK(kmem.cached_chunks() == cached - k1M / 4 / kChunk);
   CHECK(kmem.in_use() <= limit);
+}
+
+// Page caches take frames from one FramePool: objects share its current
+// chunk, so small objects take a frame each, not a chunk each.
+TEST_CASE("a frame pool hands out a chunk's frames in order, zeroed, to any caller", "[vm][frames]") {
+  Kmem kmem;
+  size_t base = kmem.in_use();
+  FramePool* pool = FramePool::create(kmem);
+  REQUIRE(pool != nullptr);
+  size_t with_pool = kmem.in_use();
+  std::vector<Page*> pages;
+  for (uint64_t i = 0; i < kChunk / kPageSize + 1; i++) {
+    auto p = Page::alloc_pooled(kmem, *pool);
+    REQUIRE(p.ok());
+    pages.push_back(*p);
+  }
+  // The first chunk's frames lie one after the other; the next one starts
+  // a new chunk.
+  for (size_t i = 1; i < kChunk / kPageSize; i++) CHECK(pages[i]->data() == pages[0]->data() + i * kPageSize);
+  CHECK(pages.back()->data() != pages[0]->data() + kChunk);
+  CHECK(kmem.in_use() >= base + pages.size() * kPageSize);
+  for (Page* p : pages) {
+    CHECK(std::all_of(p->data(), p->data() + kPageSize, [](std::byte b) { return b == std::byte{0}; }));
+    std::memset(p->data(), 0x5a, kPageSize);
+  }
+  // Every frame freed: uncharged; the pool's chunks go back when it goes,
+  // and reused frames come out zeroed again.
+  for (Page* p : pages) p->release();
+  CHECK(kmem.in_use() == with_pool);
+  pool->unref();
+  FramePool* again = FramePool::create(kmem);
+  REQUIRE(again != nullptr);
+  for (int i = 0; i < 20; i++) {
+    auto p = Page::alloc_pooled(kmem, *again);
+    REQUIRE(p.ok());
+    CHECK(std::all_of((*p)->data(), (*p)->data() + kPageSize, [](std::byte b) { return b == std::byte{0}; }));
+    (*p)->release();
+  }
+  again->unref();
+  CHECK(kmem.in_use() == base);
+}
+
+TEST_CASE("a frame pool under the memory limit says ENOMEM and charges nothing", "[vm][frames]") {
+  Kmem kmem;
+  PoolRef pool(kmem);
+  // Room for two frames and their Page records, not for a third frame.
+  kmem.set_limit(kmem.in_use() + 3 * kPageSize - 1024);
+  auto a = Page::alloc_pooled(kmem, *pool);
+  auto b = Page::alloc_pooled(kmem, *pool);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  size_t used = kmem.in_use();
+  auto c = Page::alloc_pooled(kmem, *pool);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error() == ENOMEM);
+  CHECK(kmem.in_use() == used);
+  (*a)->release();
+  (*b)->release();
+}
+
+TEST_CASE("threads taking frames from one pool never get the same frame", "[vm][frames][concurrency]") {
+  Kmem kmem;
+  PoolRef pool(kmem);
+  constexpr int kPer = 200;
+  std::vector<Page*> got[2];
+  std::thread t[2];
+  for (int i = 0; i < 2; i++)
+    t[i] = std::thread([&, i] {
+      for (int n = 0; n < kPer; n++) {
+        auto p = Page::alloc_pooled(kmem, *pool);
+        if (!p.ok()) return;
+        got[i].push_back(*p);
+      }
+    });
+  for (auto& th : t) th.join();
+  REQUIRE(got[0].size() == kPer);
+  REQUIRE(got[1].size() == kPer);
+  std::set<std::byte*> frames;
+  for (auto& v : got)
+    for (Page* p : v) frames.insert(p->data());
+  CHECK(frames.size() == 2 * kPer);
+  for (auto& v : got)
+    for (Page* p : v) p->release();
 }
