@@ -408,6 +408,7 @@ struct InetState : public KObject {
   std::atomic<int> ipfrag_high_thresh{4 * 1024 * 1024};
   std::atomic<int> ipfrag_time{30};  // seconds
   std::atomic<int> ip6frag_time{60};  // seconds (net.ipv6.ip6frag_time)
+  std::atomic<int> tcp_tw_reuse{2};   // net.ipv4.tcp_tw_reuse: 2, loopback only
 
   // Interfaces by name or index, referenced (null if none).
   RefPtr<Ifnet> find_if(const char* name) const;

@@ -37,18 +37,6 @@ int if_index(const char* name) {
   return r == 0 ? ifr.ifr_ifindex : -1;
 }
 
-template <class S>
-int if_up(const char* name) {
-  int s = static_cast<int>(SYS(socket, AF_INET, SOCK_DGRAM, 0));
-  ifreq ifr{};
-  std::strcpy(ifr.ifr_name, name);
-  int r = static_cast<int>(SYS(ioctl, s, SIOCGIFFLAGS, &ifr));
-  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-  if (r == 0) r = static_cast<int>(SYS(ioctl, s, SIOCSIFFLAGS, &ifr));
-  SYS(close, s);
-  return r;
-}
-
 // A link-local address without duplicate detection (the host's would
 // stay tentative on a link without a carrier).
 template <class S>
