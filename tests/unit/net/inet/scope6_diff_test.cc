@@ -119,6 +119,22 @@ void sc_scope(Log& L, const Env&) {
   d = ll("ff02::1", 9, 0);
   R(SYS(sendto, u, "x", 1, 0, sa6(d), sizeof d));
   SYS(close, u);
+  // lo has no link-scope route: ENETUNREACH through it, even to our own
+  // address, for sendto, connect and TCP.
+  u = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
+  d = ll("fe80::1", 9, ifs.lo);
+  R(SYS(sendto, u, "x", 1, 0, sa6(d), sizeof d));
+  d = ll("ff02::1", 9, ifs.lo);
+  R(SYS(sendto, u, "x", 1, 0, sa6(d), sizeof d));
+  d = ll("fe80::1", 9, ifs.lo);
+  R(SYS(connect, u, sa6(d), sizeof d));
+  SYS(close, u);
+  {
+    int t = F(SYS(socket, AF_INET6, SOCK_STREAM, 0));
+    d = ll("fe80::1", 9, ifs.lo);
+    R(SYS(connect, t, sa6(d), sizeof d));
+    SYS(close, t);
+  }
 
   // UDP connect wants an interface and ties the socket to it.
   u = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
