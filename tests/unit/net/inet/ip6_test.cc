@@ -943,21 +943,27 @@ Bytes arp(uint16_t op, const uint8_t sha[6], const char* spa, const uint8_t tha[
   return f;
 }
 
+// eth0 (kMacA) up with 2001:db8::1/64 and 10.0.0.1/24, duplicate address
+// detection over, nothing of it in out; mon listening to RTNLGRP_NEIGH.
+void neigh_bed(Frames& out, RumpNl& mon) {
+  attach_ether("eth0", kMacA, out);
+  CHECK(rump_pub_netconfig_ifup("eth0") == 0);
+  CHECK(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
+  CHECK(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.0.0.1", 24) == 0);
+  sleep_s(2);
+  out.clear();
+  CHECK(mon.open(RTMGRP_NEIGH));
+  mon.names[ifindex("eth0")] = "eth0";
+}
+
 }  // namespace
 
 TEST_CASE("neighbours learnt, changed and failed by traffic are announced to RTNLGRP_NEIGH as Linux does",
           "[inet][ipv6][nd][netlink]") {
   in_sim([] {
     Frames out;
-    attach_ether("eth0", kMacA, out);
-    CHECK(rump_pub_netconfig_ifup("eth0") == 0);
-    CHECK(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
-    CHECK(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.0.0.1", 24) == 0);
-    sleep_s(2);  // duplicate address detection is over
-    out.clear();
     RumpNl mon;
-    CHECK(mon.open(RTMGRP_NEIGH));
-    mon.names[ifindex("eth0")] = "eth0";
+    neigh_bed(out, mon);
     // A solicitation with a source option makes its sender STALE.
     rx("eth0", ether(kMacA, kMacC, ip6("2001:db8::5", "2001:db8::1", IPPROTO_ICMPV6, ns("2001:db8::1", kMacC), 255)));
     std::vector<std::string> v = heard(mon);
@@ -1059,15 +1065,8 @@ TEST_CASE("neighbours follow Linux's NUD timers: REACHABLE to STALE announced, A
           "[inet][ipv6][nd][netlink]") {
   in_sim([] {
     Frames out;
-    attach_ether("eth0", kMacA, out);
-    CHECK(rump_pub_netconfig_ifup("eth0") == 0);
-    CHECK(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
-    CHECK(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.0.0.1", 24) == 0);
-    sleep_s(2);
-    out.clear();
     RumpNl mon;
-    CHECK(mon.open(RTMGRP_NEIGH));
-    mon.names[ifindex("eth0")] = "eth0";
+    neigh_bed(out, mon);
     const Bytes mac_b(kMacB, kMacB + 6), bcast(6, 0xff);
     int s4 = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in d4{};

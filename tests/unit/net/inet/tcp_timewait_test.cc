@@ -100,9 +100,10 @@ int listener(uint16_t* port) {
   return l;
 }
 
-// A connection to the listener on port whose accepted end closes first
-// and so stays in TIME_WAIT with no socket; returns the client's port.
-uint16_t server_closes_first(int l, uint16_t port) {
+// A connection to the listener on port one end of which closes first
+// and so stays in TIME_WAIT with no socket (the accepted end, or the
+// client with client_first); returns the client's port.
+uint16_t closes_first(int l, uint16_t port, bool client_first) {
   sockaddr_in to = tcp_in4("127.0.0.1", port);
   int c = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
   REQUIRE(c >= 0);
@@ -110,12 +111,14 @@ uint16_t server_closes_first(int l, uint16_t port) {
   uint16_t cport = tcp_port<RK>(c);
   int s = static_cast<int>(rump_sys_accept(l, nullptr, nullptr));
   REQUIRE(s >= 0);
-  REQUIRE(rump_sys_close(s) == 0);
+  int first = client_first ? c : s, second = client_first ? s : c;
+  REQUIRE(rump_sys_close(first) == 0);
   char b;
-  REQUIRE(rump_sys_recv(c, &b, 1, 0) == 0);
-  REQUIRE(rump_sys_close(c) == 0);
+  REQUIRE(rump_sys_recv(second, &b, 1, 0) == 0);
+  REQUIRE(rump_sys_close(second) == 0);
   return cport;
 }
+uint16_t server_closes_first(int l, uint16_t port) { return closes_first(l, port, false); }
 
 }  // namespace
 
@@ -272,19 +275,6 @@ TEST_CASE("tcp TIME_WAIT: the ephemeral search takes a record's 4-tuple over a s
   REQUIRE(rump_sys_sysctlbyname("net.ipv4.tcp_tw_reuse", &reuse, &len, nullptr, 0) == 0);
   CHECK(reuse == 2);  // Linux's default: loopback only
   sockaddr_in to = tcp_in4("127.0.0.1", port);
-  // A connection from the one ephemeral port whose client closes first:
-  // its TIME_WAIT record holds 40000 -> port.
-  auto client_closes_first = [&] {
-    int c = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
-    REQUIRE(rump_sys_connect(c, tcp_sa(to), sizeof to) == 0);
-    CHECK(tcp_port<RK>(c) == 40000);
-    int s = static_cast<int>(rump_sys_accept(l, nullptr, nullptr));
-    REQUIRE(s >= 0);
-    REQUIRE(rump_sys_close(c) == 0);
-    char b;
-    REQUIRE(rump_sys_recv(s, &b, 1, 0) == 0);
-    REQUIRE(rump_sys_close(s) == 0);
-  };
   auto try_connect = [&] {
     int c = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
     errno = 0;
@@ -302,7 +292,9 @@ TEST_CASE("tcp TIME_WAIT: the ephemeral search takes a record's 4-tuple over a s
   for (int mode : {2, 1, 0}) {
     INFO("tcp_tw_reuse " << mode);
     REQUIRE(rump_sys_sysctlbyname("net.ipv4.tcp_tw_reuse", nullptr, nullptr, &mode, sizeof mode) == 0);
-    client_closes_first();
+    // From the one ephemeral port, the client closing first: its record
+    // holds 40000 -> port.
+    CHECK(closes_first(l, port, true) == 40000);
     std::vector<Seen> v = drain(r);
     const Seen* fin = find(v, 40000, port, kFin | kAck);
     REQUIRE(fin);
