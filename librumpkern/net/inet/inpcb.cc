@@ -197,15 +197,17 @@ bool InPcbTable::shareable_locked(const InPcb& pcb, const IpAddr& laddr, uint16_
     if (&q != &pcb && q.lport == lport && overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) return false;
   if (!acc_ || !acc_may_hold_locked(lport)) return false;
   bool held = false;
-  for (InPcb& q : acc_[lport % kAccBuckets]) {
+  for (const InPcb& q : acc_[lport % kAccBuckets]) {
     if (q.lport != lport || !overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) continue;
     if (q.so) return false;  // a live connection
     held = true;
-    if (q.laddr == laddr && q.faddr == *to.faddr && q.fport == to.fport &&
-        !(to.takeover && to.takeover(to.arg, static_cast<InPcbRecord&>(q), true)))
-      return false;
   }
-  return held;
+  return held && tuple_free_locked(laddr, lport, to);
+}
+
+bool InPcbTable::tuple_free_locked(const IpAddr& laddr, uint16_t lport, const ConnectTo& to) {
+  InPcb* q = tuple_holder_locked(laddr, lport, *to.faddr, to.fport);
+  return !q || (!q->so && to.takeover && to.takeover(to.arg, static_cast<InPcbRecord&>(*q), true));
 }
 
 Result<uint16_t> InPcbTable::pick_port_locked(const InPcb& pcb, const IpAddr& laddr, const ConnectTo* to) {
@@ -222,7 +224,10 @@ Result<uint16_t> InPcbTable::pick_port_locked(const InPcb& pcb, const IpAddr& la
     for (uint32_t i = 0; i < range; i++) {
       uint32_t off = (start + i) % range;
       auto port = static_cast<uint16_t>(port_lo_ + off);
-      if (pass == 0 ? !conflicts_locked(pcb, laddr, port) : shareable_locked(pcb, laddr, port, *to)) {
+      // (A port SO_REUSEADDR shares must still leave the 4-tuple free.)
+      bool ok = pass == 0 ? !conflicts_locked(pcb, laddr, port) && (!to || tuple_free_locked(laddr, port, *to))
+                          : shareable_locked(pcb, laddr, port, *to);
+      if (ok) {
         next_port_ = ((off + 1) % range) | 0x80000000u;
         return port;
       }

@@ -412,6 +412,9 @@ class InPcbTable {
   // for another 4-tuple or one the takeover lets go.
   bool shareable_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport, const ConnectTo& to)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Is laddr:lport -> to free for a connect: no pcb on it, or a record the
+  // takeover lets go?
+  bool tuple_free_locked(const IpAddr& laddr, uint16_t lport, const ConnectTo& to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // lookup's second step: the best bound, unconnected socket for the packet.
   RefPtr<Socket> wildcard_locked(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
