@@ -514,6 +514,19 @@ void sc_tcp_tw_reuse(Log& L, const Env&) {
   R(SYS(connect, c, tcp_sa(a2), sizeof a2));
   V("port %u", tcp_port<S>(c));
   server_closes(c, l2);
+  // Two ports and SO_REUSEADDR clients: the search passes over a port
+  // whose 4-tuple a TIME_WAIT holds for the one that is free.
+  R(write_sysctl<S>("net.ipv4.ip_local_port_range", "40002 40003"));
+  for (int i = 0; i < 3; i++) {
+    c = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    R(SYS(setsockopt, c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+    if (R(SYS(connect, c, tcp_sa(a1), sizeof a1)) != 0) {
+      SYS(close, c);
+      continue;
+    }
+    if (i == 0) client_closes(c, l1);
+    else server_closes(c, l1);
+  }
   R(SYS(close, l1));
   R(SYS(close, l2));
 }
