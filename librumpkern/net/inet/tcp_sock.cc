@@ -518,7 +518,6 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   inet_sock_sync_opts(so);
   TcpTimeWaitTakeover tk;
   tk.reuse = st->tcp_tw_reuse.load(std::memory_order_relaxed);
-  tk.now_ns = mono_now_ns();
   TRY(table->connect(pcb, src, dst, port, true, tcp_time_wait_takeover, &tk));
   InPcbEnds e = table->ends(pcb);
   TcpEndpoints ep;

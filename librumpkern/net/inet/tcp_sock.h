@@ -78,8 +78,7 @@ InPcbVerdict tcp_time_wait_visit(void* arg, InPcbRecord& r);
 // or 2 with a loopback end) and once the seconds clock has moved past the
 // record's last timestamp.
 struct TcpTimeWaitTakeover {
-  int reuse = 2;       // net.ipv4.tcp_tw_reuse
-  int64_t now_ns = 0;  // monotonic
+  int reuse = 2;  // net.ipv4.tcp_tw_reuse
   bool taken = false;
   tcp::Seq iss = 0;    // the new connection's: past the old one's
 };

@@ -83,7 +83,7 @@ bool tcp_time_wait_takeover(void* arg, InPcbRecord& r, bool searched) {
     if (reuse == 2 && !lo(r.laddr) && !lo(r.faddr)) reuse = 0;
     if (!reuse) return false;
     constexpr int64_t kSec = 1000000000;
-    if (t.now_ns / kSec <= tw.tcb.ts_recent_age / kSec) return false;
+    if (mono_now_ns() / kSec <= tw.tcb.ts_recent_age / kSec) return false;
   }
   t.taken = true;
   t.iss = tcp::tcp_time_wait_reopen_iss(tw.tcb);
