@@ -202,6 +202,11 @@ struct RouteResult {
   uint32_t table = RouteInfo::kTableMain;  // the table the route came from (local for our addresses)
 };
 Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst);
+// The address of lo whose prefix holds a (not its broadcast address), or
+// null: Linux's fib_add_ifaddr makes the prefix of an address of lo a
+// local route, so that all of it is ours (127.0.0.0/8 from 127.0.0.1).
+// Under st.if_lock_ (read).
+const IfAddr4* lo_prefix_locked(const InetState& st, InAddr a);
 // Adds or replaces a route. ENETUNREACH if the gateway is not reachable
 // through a connected route (for gateway routes), ENXIO for a bad ifindex.
 // A route is known by its prefix and metric: adding one that exists
@@ -408,6 +413,7 @@ struct InetState : public KObject {
   std::atomic<int> ipfrag_high_thresh{4 * 1024 * 1024};
   std::atomic<int> ipfrag_time{30};  // seconds
   std::atomic<int> ip6frag_time{60};  // seconds (net.ipv6.ip6frag_time)
+  std::atomic<int> tcp_tw_reuse{2};   // net.ipv4.tcp_tw_reuse: 2, loopback only
 
   // Interfaces by name or index, referenced (null if none).
   RefPtr<Ifnet> find_if(const char* name) const;

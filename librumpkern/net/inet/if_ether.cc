@@ -5,7 +5,10 @@
 #include <linux/neighbour.h>
 #include <net/if_arp.h>
 #include <netinet/icmp6.h>
+#include <netinet/ip_icmp.h>
+#include <rump/rumpuser.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kern/clock.h"
@@ -17,30 +20,42 @@ namespace rump {
 namespace {
 
 constexpr size_t kArpHold = 3;
-constexpr int64_t kArpValidNs = 60 * kNsPerSec;
-constexpr int64_t kArpRetryNs = kNsPerSec;
-constexpr int kArpMaxEntries = 256;
-// RFC 4861 10: RetransTimer, REACHABLE_TIME, DELAY_FIRST_PROBE_TIME,
-// MAX_MULTICAST_SOLICIT and MAX_UNICAST_SOLICIT.
-constexpr int64_t kNdRetransNs = kNsPerSec;
-constexpr int64_t kNdReachableNs = 30 * kNsPerSec;
-constexpr int64_t kNdDelayNs = 5 * kNsPerSec;
-constexpr int kNdMaxSolicit = 3;
+constexpr int kNeighMaxEntries = 256;
+// Linux's neighbour table parameters (the same for ARP and neighbour
+// discovery; RFC 4861 10 names them RetransTimer, REACHABLE_TIME,
+// DELAY_FIRST_PROBE_TIME, MAX_MULTICAST_SOLICIT and MAX_UNICAST_SOLICIT):
+// retrans_time_ms, base_reachable_time_ms (an entry stays REACHABLE for a
+// random time between half and one and a half of it, per interface),
+// delay_first_probe_time, mcast/ucast_solicit, ARP's locktime, and the
+// garbage collection of entries unused for gc_stale_time once there are
+// gc_thresh1 of them, every base_reachable_time / 2.
+constexpr int64_t kRetransNs = kNsPerSec;
+constexpr int64_t kBaseReachableNs = 30 * kNsPerSec;
+constexpr int64_t kDelayProbeNs = 5 * kNsPerSec;
+constexpr int kMaxProbes = 3;
+constexpr int64_t kLocktimeNs = kNsPerSec;
+constexpr int64_t kGcStaleNs = 60 * kNsPerSec;
+constexpr size_t kGcThresh1 = 128;
 const uint8_t kBroadcastMac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-// A neighbour: an ARP entry (IPv4: incomplete, or reachable until it
-// expires) or an IPv6 neighbour cache entry with RFC 4861's states.
+// A neighbour (ARP or IPv6 neighbour cache entry) in Linux's NUD states:
+// INCOMPLETE while solicited, REACHABLE until its reachable time runs out
+// (then STALE, or DELAY if it was used meanwhile), STALE until used, then
+// DELAY (a few seconds for a confirmation), PROBE (unicast solicitations)
+// and REACHABLE again on an answer, or gone (announced as FAILED) after
+// kMaxProbes without one.
 enum class NeighState : uint8_t { kIncomplete, kReachable, kStale, kDelay, kProbe };
 
 struct NeighEntry : public KObject {
   IpAddr ip;
   uint8_t mac[6] = {};
   NeighState state = NeighState::kIncomplete;
-  int64_t until_ns = 0;      // reachable: valid until; IPv6 delay/probe/incomplete: the next step
-  int64_t requested_ns = 0;  // ARP: last request sent
-  int probes = 0;            // IPv6: solicitations sent in this state
+  int64_t until_ns = 0;      // the timer's next step for it (INCOMPLETE, REACHABLE, DELAY, PROBE)
+  int64_t confirmed_ns = 0;  // last proof of reachability
+  int64_t used_ns = 0;       // last packet sent through it
+  int probes = 0;            // solicitations sent in this state
   uint16_t admin = 0;        // NUD_PERMANENT or NUD_NOARP: set by an administrator, never expires
-  int64_t made_ns = 0;       // when it was made or last set
+  int64_t made_ns = 0;       // when it was made or last changed
   PktList hold;
   boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> hook;
 };
@@ -52,10 +67,12 @@ struct EtherSoftc : public KObject {
   EtherLink link;
   Mutex lock{LockRank::kNone};
   NeighList cache ABSL_GUARDED_BY(lock);
-  // Retransmits IPv6 solicitations and moves DELAY/PROBE entries on
-  // (nd_timer); armed while an entry needs it.
+  // Moves entries through their states (neigh_timer); armed for the
+  // earliest step any entry waits for, and for garbage collection.
   Callout nd_timer;
   bool nd_armed ABSL_GUARDED_BY(lock) = false;
+  int64_t timer_at ABSL_GUARDED_BY(lock) = 0;
+  int64_t reachable_ns = kBaseReachableNs;  // this interface's reachable time (set at attach)
   ~EtherSoftc() {
     MutexLocker g(lock);
     cache.clear_and_dispose([](NeighEntry* e) {
@@ -67,11 +84,11 @@ struct EtherSoftc : public KObject {
 
 EtherSoftc& softc(Ifnet& ifp) { return *static_cast<EtherSoftc*>(ifp.softc); }
 
-uint16_t nud_of(const NeighEntry& e, int64_t now) {
+uint16_t nud_of(const NeighEntry& e) {
   if (e.admin) return e.admin;
   switch (e.state) {
     case NeighState::kIncomplete: return NUD_INCOMPLETE;
-    case NeighState::kReachable: return e.until_ns > now ? NUD_REACHABLE : NUD_STALE;
+    case NeighState::kReachable: return NUD_REACHABLE;
     case NeighState::kStale: return NUD_STALE;
     case NeighState::kDelay: return NUD_DELAY;
     case NeighState::kProbe: return NUD_PROBE;
@@ -79,12 +96,15 @@ uint16_t nud_of(const NeighEntry& e, int64_t now) {
   return NUD_NONE;
 }
 
+// Does the timer move e on?
+bool timed(const NeighEntry& e) { return !e.admin && e.state != NeighState::kStale; }
+
 // An entry as rtnetlink shows it.
 NeighInfo info_of(const NeighEntry& e, int64_t now) {
   NeighInfo x;
   x.ip = e.ip;
   std::memcpy(x.mac, e.mac, 6);
-  x.nud = nud_of(e, now);
+  x.nud = nud_of(e);
   x.probes = e.admin ? 0 : static_cast<uint32_t>(e.probes);
   x.age_cs = static_cast<uint32_t>((now - e.made_ns) / 10000000);
   return x;
@@ -99,14 +119,14 @@ struct NeighChange {
   uint8_t old_mac[6] = {};
   bool announce = false;
   NeighInfo now;
-  void before(const NeighEntry* e, int64_t t) {
+  void before(const NeighEntry* e) {
     if (!e) return;
-    old_nud = nud_of(*e, t);
+    old_nud = nud_of(*e);
     std::memcpy(old_mac, e->mac, 6);
   }
   void after(const NeighEntry* e, int64_t t) {
     if (!e) return;
-    uint16_t n = nud_of(*e, t);
+    uint16_t n = nud_of(*e);
     if (n == old_nud && (!(n & ~NUD_INCOMPLETE) || std::memcmp(old_mac, e->mac, 6) == 0)) return;
     now = info_of(*e, t);
     announce = true;
@@ -166,11 +186,19 @@ NeighEntry* find_locked(EtherSoftc& sc, const IpAddr& ip) ABSL_EXCLUSIVE_LOCKS_R
   return nullptr;
 }
 
+// Arms the timer for `at` unless it runs earlier already.
+void arm_locked(EtherSoftc& sc, int64_t at, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  if (sc.nd_armed && sc.timer_at <= at) return;
+  sc.nd_armed = true;
+  sc.timer_at = at;
+  sc.nd_timer.schedule(at - now);
+}
+
 // A fresh entry for ip (the oldest goes when the cache is full); null
 // when out of memory.
 NeighEntry* make_locked(InetState& st, EtherSoftc& sc, const IpAddr& ip, PktList& drop)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
-  if (sc.cache.size() >= kArpMaxEntries) {
+  if (sc.cache.size() >= kNeighMaxEntries) {
     NeighEntry& old = sc.cache.front();
     sc.cache.pop_front();
     drop.splice(drop.end(), old.hold);
@@ -181,6 +209,8 @@ NeighEntry* make_locked(InetState& st, EtherSoftc& sc, const IpAddr& ip, PktList
   e->ip = ip;
   e->made_ns = mono_now_ns();
   sc.cache.push_back(*e);
+  // Enough entries for garbage collection to begin.
+  if (sc.cache.size() == kGcThresh1) arm_locked(sc, e->made_ns + kBaseReachableNs / 2, e->made_ns);
   return e;
 }
 
@@ -195,10 +225,39 @@ void hold_locked(NeighEntry& e, Pkt* p, PktList& drop) {
   }
 }
 
-void arm_nd_locked(EtherSoftc& sc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
-  if (sc.nd_armed) return;
-  sc.nd_armed = true;
-  sc.nd_timer.schedule(kNdRetransNs);
+// Puts e in state ns (not STALE: no timer) from now, its timer at its
+// next step.
+void enter_locked(EtherSoftc& sc, NeighEntry& e, NeighState ns, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  if (ns != e.state) e.probes = 0;
+  e.state = ns;
+  e.made_ns = now;
+  if (ns == NeighState::kReachable) e.confirmed_ns = now;
+  switch (ns) {
+    case NeighState::kReachable: e.until_ns = now + sc.reachable_ns; break;
+    case NeighState::kDelay: e.until_ns = now + kDelayProbeNs; break;
+    case NeighState::kIncomplete:
+    case NeighState::kProbe: e.until_ns = now + kRetransNs; break;
+    case NeighState::kStale: return;
+  }
+  if (!e.admin) arm_locked(sc, e.until_ns, now);
+}
+
+// What an ARP packet or neighbour message says about e (Linux's
+// __neigh_update without the administrator's flag): mac for it, and the
+// state it asserts (REACHABLE or STALE). A valid entry takes a different
+// address only with override; a STALE assertion of the address it has
+// changes nothing. Packets that waited for it are moved to release.
+void update_locked(EtherSoftc& sc, NeighEntry& e, const uint8_t mac[6], NeighState ns, bool override, int64_t now,
+                   PktList& release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  if (e.admin) return;
+  bool valid = e.state != NeighState::kIncomplete;
+  bool same = valid && std::memcmp(e.mac, mac, 6) == 0;
+  if (valid && !same && !override) return;
+  if (same && ns == NeighState::kStale) return;
+  if (!same) std::memcpy(e.mac, mac, 6);
+  if (ns != e.state || !same) enter_locked(sc, e, ns, now);
+  else e.confirmed_ns = now;  // REACHABLE again: its timer looks at this
+  if (!valid) release.splice(release.end(), e.hold);
 }
 
 // The Ethernet address of an IPv6 multicast group (RFC 2464 7).
@@ -207,48 +266,55 @@ void mcast6_mac(const In6Addr& a, uint8_t mac[6]) {
   std::memcpy(mac + 2, a.b + 12, 4);
 }
 
-// IPv6 output to a unicast next hop through the neighbour cache.
-Result<void> nd_output(Ifnet& ifp, Pkt* p, const In6Addr& nh) {
+// Asks for target's link-layer address: an ARP request or a neighbour
+// solicitation, to mac (a probe of a known entry) or to everyone (null).
+void solicit(Ifnet& ifp, const IpAddr& target, const uint8_t* mac) {
+  if (target.family == AF_INET6) {
+    nd6_solicit(ifp, target.v6, mac);
+    return;
+  }
+  static const uint8_t zero[6] = {};
+  send_arp(ifp, ARPOP_REQUEST, our_addr_for(ifp, target.v4), zero, target.v4, mac ? mac : kBroadcastMac);
+}
+
+// Output to a unicast next hop through the neighbour cache (both
+// families, Linux's neigh_resolve_output): a new entry is INCOMPLETE and
+// holds the packet while the first solicitation goes; a STALE one is used
+// and moves to DELAY (RFC 4861 7.3.3).
+Result<void> neigh_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t type) {
   EtherSoftc& sc = softc(ifp);
   uint8_t mac[6];
-  bool have = false, solicit = false;
+  bool have = false, ask = false;
   PktList drop;
   int64_t now = mono_now_ns();
   {
     MutexLocker g(sc.lock);
-    NeighEntry* e = find_locked(sc, IpAddr::of(nh));
+    NeighEntry* e = find_locked(sc, nh);
     if (!e) {
-      e = make_locked(ifp.state(), sc, IpAddr::of(nh), drop);
+      e = make_locked(ifp.state(), sc, nh, drop);
       if (e) {
+        enter_locked(sc, *e, NeighState::kIncomplete, now);
         e->probes = 1;
-        e->until_ns = now + kNdRetransNs;
-        solicit = true;
-        arm_nd_locked(sc);
+        ask = true;
       }
     }
     if (!e) {
       drop.push_back(*p);
-    } else if (e->state == NeighState::kIncomplete) {
+    } else if (e->state == NeighState::kIncomplete && !e->admin) {
       hold_locked(*e, p, drop);
     } else {
-      if (e->state == NeighState::kReachable && !e->admin && e->until_ns <= now) e->state = NeighState::kStale;
-      if (e->state == NeighState::kStale) {
-        // First use of a stale entry: send, and check on it soon (RFC
-        // 4861 7.3.3).
-        e->state = NeighState::kDelay;
-        e->until_ns = now + kNdDelayNs;
-        arm_nd_locked(sc);
-      }
+      e->used_ns = now;
+      if (e->state == NeighState::kStale && !e->admin) enter_locked(sc, *e, NeighState::kDelay, now);
       std::memcpy(mac, e->mac, 6);
       have = true;
     }
   }
   pkt_list_free(drop);
   if (have) {
-    ether_send_frame(ifp, p, mac, ETH_P_IPV6);
+    ether_send_frame(ifp, p, mac, type);
     return {};
   }
-  if (solicit) nd6_solicit(ifp, nh, nullptr);
+  if (ask) solicit(ifp, nh, nullptr);
   return {};
 }
 
@@ -264,7 +330,7 @@ Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) 
       ether_send_frame(ifp, p, mac, ETH_P_IPV6);
       return {};
     }
-    return nd_output(ifp, p, nh.v6);
+    return neigh_output(ifp, p, nh, ETH_P_IPV6);
   }
   if (proto != ETH_P_IP || nh.family != AF_INET) {
     Pkt::free(p);
@@ -281,111 +347,152 @@ Result<void> ether_output(Ifnet& ifp, Pkt* p, const IpAddr& nh, uint16_t proto) 
     ether_send_frame(ifp, p, mac, ETH_P_IP);
     return {};
   }
-  EtherSoftc& sc = softc(ifp);
-  uint8_t mac[6];
-  bool have = false, request = false;
-  PktList drop;
-  int64_t now = mono_now_ns();
-  {
-    MutexLocker g(sc.lock);
-    NeighEntry* e = find_locked(sc, nh);
-    if (e && e->state == NeighState::kReachable && (e->admin || e->until_ns > now)) {
-      std::memcpy(mac, e->mac, 6);
-      have = true;
-    } else {
-      if (!e) e = make_locked(ifp.state(), sc, nh, drop);
-      if (!e) {
-        drop.push_back(*p);
-      } else {
-        e->state = NeighState::kIncomplete;
-        hold_locked(*e, p, drop);
-        if (now - e->requested_ns >= kArpRetryNs || e->requested_ns == 0) {
-          e->requested_ns = now;
-          request = true;
-        }
-      }
-    }
-  }
-  pkt_list_free(drop);
-  if (have) {
-    ether_send_frame(ifp, p, mac, ETH_P_IP);
-    return {};
-  }
-  if (request) {
-    static const uint8_t zero[6] = {};
-    send_arp(ifp, ARPOP_REQUEST, our_addr_for(ifp, nh.v4), zero, nh.v4, kBroadcastMac);
-  }
-  return {};
+  return neigh_output(ifp, p, nh, ETH_P_IP);
 }
 
-// Once a second while IPv6 entries wait: solicitations again for
-// incomplete entries (given up after kNdMaxSolicit, the held packets
-// answered with address unreachable), DELAY entries move to PROBE, and
-// PROBE entries that stay unanswered go.
-void nd_timer(void* arg) {
+// A packet that waited for a neighbour that never answered: destination
+// unreachable back to its sender (Linux: host unreachable for IPv4 from
+// arp_error_report, address unreachable for IPv6, RFC 4861 7.2.2).
+void neigh_unreachable(InetState& st, const Pkt& p, int family) {
+  if (family == AF_INET6) {
+    icmp6_error_pkt(st, p, ICMP6_DST_UNREACH, ICMP6_DST_UNREACH_ADDR, 0);
+    return;
+  }
+  uint8_t buf[60 + 8];
+  if (p.len() < 20) return;
+  size_t n = p.len() < sizeof buf ? p.len() : sizeof buf;
+  p.copy_out(0, n, buf);
+  size_t hl = (buf[0] & 0xfu) * 4u;
+  if (hl < 20 || hl > n) return;
+  icmp_error(st, buf, hl, buf + hl, n - hl, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
+}
+
+// The timer's step for an entry whose time came (Linux's
+// neigh_timer_handler): REACHABLE goes DELAY if it was used lately, else
+// STALE (announced); DELAY goes REACHABLE if confirmed meanwhile, else
+// PROBE (announced); INCOMPLETE and PROBE solicit again, up to
+// kMaxProbes, then fail. Returns whether e failed (the caller removes it);
+// *announce: its state changed in a way that is announced; *ask: a
+// solicitation goes (unicast in PROBE).
+bool neigh_step_locked(EtherSoftc& sc, NeighEntry& e, int64_t now, bool* announce, bool* ask)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(sc.lock) {
+  switch (e.state) {
+    case NeighState::kReachable:
+      if (now < e.confirmed_ns + sc.reachable_ns) {
+        e.until_ns = e.confirmed_ns + sc.reachable_ns;
+      } else if (now - e.used_ns <= kDelayProbeNs) {
+        int64_t c = e.confirmed_ns;
+        enter_locked(sc, e, NeighState::kDelay, now);
+        e.confirmed_ns = c;
+      } else {
+        e.state = NeighState::kStale;
+        e.made_ns = now;
+        *announce = true;
+      }
+      return false;
+    case NeighState::kDelay:
+      if (now - e.confirmed_ns <= kDelayProbeNs) {
+        int64_t c = e.confirmed_ns;
+        enter_locked(sc, e, NeighState::kReachable, now);
+        e.confirmed_ns = c;
+        e.until_ns = c + sc.reachable_ns;
+        *announce = true;
+        return false;
+      }
+      enter_locked(sc, e, NeighState::kProbe, now);
+      *announce = true;
+      break;
+    case NeighState::kIncomplete:
+    case NeighState::kProbe: break;
+    case NeighState::kStale: return false;
+  }
+  if (e.probes >= kMaxProbes) return true;
+  e.probes++;
+  e.until_ns = now + kRetransNs;
+  *ask = true;
+  return false;
+}
+
+void neigh_timer(void* arg) {
   Ifnet& ifp = *static_cast<Ifnet*>(arg);
   EtherSoftc& sc = softc(ifp);
   InetState& st = ifp.state();
-  struct Solicit {
-    In6Addr target;
+  struct Ask {
+    IpAddr target;
     uint8_t mac[6];
     bool unicast;
   };
-  Solicit out[32];
+  constexpr int kBatch = 32;
+  Ask out[kBatch];
   int nout = 0;
-  // Entries that moved to PROBE, and that failed (announced, then gone).
-  NeighInfo probing[32], gone[32];
-  int nprobing = 0, ngone = 0;
-  PktList failed;
+  // Entries whose state changed, and that failed (announced, then gone);
+  // those the garbage collector took.
+  NeighInfo changed[kBatch], gone[kBatch];
+  int nchanged = 0, ngone = 0;
+  NeighList collected;
+  PktList failed4, failed6;
   int64_t now = mono_now_ns();
   {
     MutexLocker g(sc.lock);
-    bool again = false;
+    int64_t next = INT64_MAX;
+    bool gc = sc.cache.size() >= kGcThresh1;
     for (auto it = sc.cache.begin(); it != sc.cache.end();) {
       NeighEntry& e = *it++;
-      if (e.ip.family != AF_INET6) continue;
-      bool waits = e.state == NeighState::kIncomplete || e.state == NeighState::kDelay || e.state == NeighState::kProbe;
-      if (!waits) continue;
+      if (gc && !e.admin && e.state == NeighState::kStale && now - std::max(e.used_ns, e.made_ns) > kGcStaleNs) {
+        sc.cache.erase(sc.cache.iterator_to(e));
+        collected.push_back(e);
+        continue;
+      }
+      if (!timed(e)) continue;
       if (e.until_ns > now) {
-        again = true;
+        next = std::min(next, e.until_ns);
         continue;
       }
-      if (nout == 32 || ngone == 32) {  // the rest next time
-        again = true;
+      if (nout == kBatch || nchanged == kBatch || ngone == kBatch) {  // the rest at once
+        next = now;
         continue;
       }
-      bool to_probe = e.state == NeighState::kDelay;
-      if (to_probe) {
-        e.state = NeighState::kProbe;
-        e.probes = 0;
-      }
-      if (e.probes >= kNdMaxSolicit) {
-        if (e.state == NeighState::kIncomplete) st.icmp6_stats.NdResolveFails.fetch_add(1, std::memory_order_relaxed);
+      bool announce = false, ask = false;
+      if (neigh_step_locked(sc, e, now, &announce, &ask)) {
+        if (e.state == NeighState::kIncomplete && e.ip.family == AF_INET6)
+          st.icmp6_stats.NdResolveFails.fetch_add(1, std::memory_order_relaxed);
         gone[ngone++] = info_of(e, now);
+        PktList& failed = e.ip.family == AF_INET6 ? failed6 : failed4;
         failed.splice(failed.end(), e.hold);
         sc.cache.erase(sc.cache.iterator_to(e));
         delete &e;
         continue;
       }
-      if (to_probe) probing[nprobing++] = info_of(e, now);
-      e.probes++;
-      e.until_ns = now + kNdRetransNs;
-      out[nout].target = e.ip.v6;
-      std::memcpy(out[nout].mac, e.mac, 6);
-      out[nout].unicast = e.state == NeighState::kProbe;
-      nout++;
-      again = true;
+      if (announce) changed[nchanged++] = info_of(e, now);
+      if (ask) {
+        out[nout].target = e.ip;
+        std::memcpy(out[nout].mac, e.mac, 6);
+        out[nout].unicast = e.state == NeighState::kProbe;
+        nout++;
+      }
+      if (timed(e)) next = std::min(next, e.until_ns);
     }
-    sc.nd_armed = again;
-    if (again) sc.nd_timer.schedule(kNdRetransNs);
+    if (sc.cache.size() >= kGcThresh1) next = std::min(next, now + kBaseReachableNs / 2);
+    sc.nd_armed = next != INT64_MAX;
+    if (sc.nd_armed) {
+      sc.timer_at = next;
+      sc.nd_timer.schedule(next - now);
+    }
   }
-  for (int i = 0; i < nprobing; i++) rtnl_notify_neigh_entry(ifp, probing[i], true);
+  for (int i = 0; i < nchanged; i++) rtnl_notify_neigh_entry(ifp, changed[i], true);
+  collected.clear_and_dispose([&](NeighEntry* e) {
+    rtnl_notify_neigh_entry(ifp, info_of(*e, now), false);
+    pkt_list_free(e->hold);
+    delete e;
+  });
   for (int i = 0; i < ngone; i++) rtnl_notify_neigh_failed(ifp, gone[i]);
-  for (int i = 0; i < nout; i++) nd6_solicit(ifp, out[i].target, out[i].unicast ? out[i].mac : nullptr);
-  // RFC 4861 7.2.2: each packet that waited gets destination unreachable
-  // (address unreachable).
-  failed.clear_and_dispose([&](Pkt* p) {
-    icmp6_error_pkt(st, *p, ICMP6_DST_UNREACH, ICMP6_DST_UNREACH_ADDR, 0);
+  for (int i = 0; i < nout; i++) solicit(ifp, out[i].target, out[i].unicast ? out[i].mac : nullptr);
+  failed4.clear_and_dispose([&](Pkt* p) {
+    neigh_unreachable(st, *p, AF_INET);
+    Pkt::free(p);
+  });
+  failed6.clear_and_dispose([&](Pkt* p) {
+    neigh_unreachable(st, *p, AF_INET6);
     Pkt::free(p);
   });
 }
@@ -398,6 +505,7 @@ void arp_input(Ifnet& ifp, Pkt* p) {
     return;
   }
   p->copy_out(0, sizeof a, &a);
+  bool unicast = !(p->meta.flags & (kPktBroadcast | kPktMulticast));
   Pkt::free(p);
   if (ntohs(a.htype) != ARPHRD_ETHER || ntohs(a.ptype) != ETH_P_IP || a.hlen != 6 || a.plen != 4) {
     ifp.counters.ierrors.fetch_add(1, std::memory_order_relaxed);
@@ -413,27 +521,33 @@ void arp_input(Ifnet& ifp, Pkt* p) {
   EtherSoftc& sc = softc(ifp);
   PktList release, drop;
   NeighChange ch;
+  uint8_t to[6];
   {
     MutexLocker g(sc.lock);
     int64_t now = mono_now_ns();
     NeighEntry* e = find_locked(sc, IpAddr::of(spa));
-    ch.before(e, now);
-    // Learn the sender if we already wanted it, or if it talks to us
-    // (RFC 826's merge, Linux's rule for new entries).
-    if (!e && for_us && !spa.any()) e = make_locked(ifp.state(), sc, IpAddr::of(spa), drop);
-    if (e && !spa.any() && !e->admin) {
-      std::memcpy(e->mac, a.sha, 6);
-      e->state = NeighState::kReachable;
-      e->until_ns = now + kArpValidNs;
-      release.splice(release.end(), e->hold);
-      ch.after(e, now);
+    ch.before(e);
+    if (spa.any()) {
+      e = nullptr;  // a probe (RFC 5227) teaches nothing
+    } else if (op == ARPOP_REQUEST && for_us) {
+      // The requester (Linux's neigh_event_ns): made if missing, STALE
+      // until used, its address taken.
+      if (!e) e = make_locked(ifp.state(), sc, IpAddr::of(spa), drop);
+      if (e) update_locked(sc, *e, a.sha, NeighState::kStale, true, now, release);
+    } else if (e) {
+      // Only a reply sent to us proves reachability; a changed address is
+      // taken once the entry is older than the lock time, or from a
+      // gratuitous ARP.
+      bool reach = op == ARPOP_REPLY && unicast;
+      bool override = now - e->made_ns >= kLocktimeNs || spa == tpa;
+      update_locked(sc, *e, a.sha, reach ? NeighState::kReachable : NeighState::kStale, override, now, release);
     }
+    if (e) std::memcpy(to, e->mac, 6);
+    ch.after(e, now);
   }
   pkt_list_free(drop);
   ch.send(ifp);
-  uint8_t mac[6];
-  std::memcpy(mac, a.sha, 6);
-  release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, mac, ETH_P_IP); });
+  release.clear_and_dispose([&](Pkt* q) { ether_send_frame(ifp, q, to, ETH_P_IP); });
   if (op == ARPOP_REQUEST && for_us) send_arp(ifp, ARPOP_REPLY, tpa, a.sha, spa, a.sha);
 }
 
@@ -488,40 +602,27 @@ void ether_nd_learn(Ifnet& ifp, const In6Addr& ip, const uint8_t* mac, bool is_n
     MutexLocker g(sc.lock);
     NeighEntry* e = find_locked(sc, IpAddr::of(ip));
     if (e && e->admin) return;  // what arrives does not change a static entry
-    ch.before(e, now);
+    ch.before(e);
     if (!is_na) {
       // A solicitation's source link-layer option (RFC 4861 7.2.3): a new
       // or changed address is STALE until used and confirmed.
       if (!mac) return;
-      if (!e) {
-        e = make_locked(ifp.state(), sc, IpAddr::of(ip), drop);
-        if (!e) return;
-      } else if (e->state != NeighState::kIncomplete && std::memcmp(e->mac, mac, 6) == 0) {
-        return;
-      }
-      std::memcpy(e->mac, mac, 6);
-      e->state = NeighState::kStale;
-      release.splice(release.end(), e->hold);
+      if (!e) e = make_locked(ifp.state(), sc, IpAddr::of(ip), drop);
+      if (!e) return;
+      update_locked(sc, *e, mac, NeighState::kStale, true, now, release);
     } else if (e) {
       // An advertisement (RFC 4861 7.2.5); none is wanted for an address
-      // with no entry.
-      bool differs = mac && std::memcmp(e->mac, mac, 6) != 0;
-      if (e->state == NeighState::kIncomplete) {
-        if (!mac) return;
-        std::memcpy(e->mac, mac, 6);
-        e->state = solicited ? NeighState::kReachable : NeighState::kStale;
-        e->until_ns = now + kNdReachableNs;
-        release.splice(release.end(), e->hold);
-      } else if (!override && differs) {
-        if (e->state == NeighState::kReachable) e->state = NeighState::kStale;
+      // with no entry. Without its own option it speaks of the address
+      // the entry has.
+      if (e->state == NeighState::kIncomplete && !mac) return;
+      const uint8_t* m = mac ? mac : e->mac;
+      bool differs = std::memcmp(e->mac, m, 6) != 0;
+      if (e->state != NeighState::kIncomplete && differs && !override) {
+        // Not an override: a REACHABLE entry only goes STALE, keeping its
+        // address (Linux's NEIGH_UPDATE_F_WEAK_OVERRIDE).
+        if (e->state == NeighState::kReachable) enter_locked(sc, *e, NeighState::kStale, now);
       } else {
-        if (differs) std::memcpy(e->mac, mac, 6);
-        if (solicited) {
-          e->state = NeighState::kReachable;
-          e->until_ns = now + kNdReachableNs;
-        } else if (differs) {
-          e->state = NeighState::kStale;
-        }
+        update_locked(sc, *e, m, solicited ? NeighState::kReachable : NeighState::kStale, true, now, release);
       }
     }
     if (e) std::memcpy(to, e->mac, 6);
@@ -574,7 +675,7 @@ Result<bool> ether_neigh_set(Ifnet& ifp, const IpAddr& ip, const uint8_t* mac, u
     // Without replace a valid entry keeps a different address, and then
     // its state (Linux's update without NEIGH_UPDATE_F_OVERRIDE).
     if (valid && mac && !replace && std::memcmp(e->mac, mac, 6) != 0) return false;
-    changed = !e || nud_of(*e, now) != nud || (mac && std::memcmp(e->mac, mac, 6) != 0);
+    changed = !e || nud_of(*e) != nud || (mac && std::memcmp(e->mac, mac, 6) != 0);
     if (!e) {
       e = make_locked(ifp.state(), sc, ip, drop);
       if (!e) {
@@ -584,13 +685,8 @@ Result<bool> ether_neigh_set(Ifnet& ifp, const IpAddr& ip, const uint8_t* mac, u
     }
     if (mac) std::memcpy(e->mac, mac, 6);
     e->admin = nud == NUD_PERMANENT || nud == NUD_NOARP ? nud : 0;
-    e->state = state;
     e->probes = 0;
-    e->made_ns = now;
-    e->until_ns = now + (state == NeighState::kReachable ? (ip.family == AF_INET ? kArpValidNs : kNdReachableNs)
-                         : state == NeighState::kDelay ? kNdDelayNs
-                                                       : kNdRetransNs);
-    if (ip.family == AF_INET6 && (state == NeighState::kDelay || state == NeighState::kProbe)) arm_nd_locked(sc);
+    enter_locked(sc, *e, state, now);
     release.splice(release.end(), e->hold);
     std::memcpy(to, e->mac, 6);
   }
@@ -628,7 +724,13 @@ Result<Ref<Ifnet>> ether_attach(InetState& st, const char* name, const uint8_t m
   }
   Ref<Ifnet> ref = adopt_ref(ifp);
   ifp->softc = sc;
-  sc->nd_timer.init(*st.kernel.services().callouts(), &nd_timer, ifp);
+  sc->nd_timer.init(*st.kernel.services().callouts(), &neigh_timer, ifp);
+  // Linux's neigh_rand_reach_time: between half and one and a half of
+  // the base.
+  uint64_t rnd = 0;
+  size_t got = 0;
+  rumpuser_getrandom(&rnd, sizeof rnd, 0, &got);
+  sc->reachable_ns = kBaseReachableNs / 2 + static_cast<int64_t>(rnd % static_cast<uint64_t>(kBaseReachableNs));
   std::strcpy(ifp->name, name);
   ifp->type = ARPHRD_ETHER;
   std::memcpy(ifp->hwaddr, mac, 6);

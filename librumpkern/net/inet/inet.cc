@@ -75,6 +75,8 @@ enum : int {
   IPV4_DEFAULT_TTL = 2,
   IPV4_IPFRAG_TIME = 3,
   IPV4_IPFRAG_HIGH_THRESH = 4,
+  IPV4_TCP_TW_REUSE = 5,
+  IPV4_IP_LOCAL_PORT_RANGE = 6,
   IPV6_IP6FRAG_TIME = 1,
 };
 
@@ -144,17 +146,22 @@ size_t get_icmp6_stats(Kernel& k, char* buf, size_t cap) {
   return stats_of(k, &InetState::icmp6_stats, kIcmp6Names, buf, cap);
 }
 
-size_t get_ping_range(Kernel& k, char* buf, size_t cap) {
-  InetState* st = inet_state_or_null(k);
-  if (!st) return empty_string(buf, cap);
+// "a\tb", as Linux's range sysctls read.
+size_t format_pair(uint32_t a, uint32_t b, char* buf, size_t cap) {
   char tmp[32];
-  int n = snprintf(tmp, sizeof tmp, "%u\t%u", st->ping_group_lo.load(), st->ping_group_hi.load());
+  int n = snprintf(tmp, sizeof tmp, "%u\t%u", a, b);
   if (cap) {
     size_t c = static_cast<size_t>(n) + 1 < cap ? static_cast<size_t>(n) + 1 : cap;
     std::memcpy(buf, tmp, c);
     buf[c - 1] = '\0';
   }
   return static_cast<size_t>(n) + 1;
+}
+
+size_t get_ping_range(Kernel& k, char* buf, size_t cap) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return empty_string(buf, cap);
+  return format_pair(st->ping_group_lo.load(), st->ping_group_hi.load(), buf, cap);
 }
 
 bool parse_uint(const char*& s, const char* end, uint32_t& v) {
@@ -169,16 +176,52 @@ bool parse_uint(const char*& s, const char* end, uint32_t& v) {
   return true;
 }
 
+// Two numbers and nothing else but blanks.
+bool parse_pair(const char* s, size_t len, uint32_t& a, uint32_t& b) {
+  const char* end = s + len;
+  if (!parse_uint(s, end, a) || !parse_uint(s, end, b)) return false;
+  while (s < end && (*s == ' ' || *s == '\t' || *s == '\n')) s++;
+  return s == end;
+}
+
 Result<void> set_ping_range(Kernel& k, const char* s, size_t len) {
   InetState* st = inet_state_or_null(k);
   if (!st) return err(ENOENT);
-  const char* end = s + len;
   uint32_t lo, hi;
-  if (!parse_uint(s, end, lo) || !parse_uint(s, end, hi)) return err(EINVAL);
-  while (s < end && (*s == ' ' || *s == '\t' || *s == '\n')) s++;
-  if (s != end) return err(EINVAL);
+  if (!parse_pair(s, len, lo, hi)) return err(EINVAL);
   st->ping_group_lo.store(lo);
   st->ping_group_hi.store(hi);
+  return {};
+}
+
+int get_tw_reuse(Kernel& k) {
+  InetState* st = inet_state_or_null(k);
+  return st ? st->tcp_tw_reuse.load() : 2;
+}
+Result<void> set_tw_reuse(Kernel& k, int v) {
+  if (v < 0 || v > 2) return err(EINVAL);
+  if (InetState* st = inet_state_or_null(k)) st->tcp_tw_reuse.store(v);
+  return {};
+}
+
+// net.ipv4.ip_local_port_range: "low\thigh", for TCP and UDP.
+size_t get_port_range(Kernel& k, char* buf, size_t cap) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return empty_string(buf, cap);
+  uint16_t lo, hi;
+  st->tcp.port_range(&lo, &hi);
+  return format_pair(lo, hi, buf, cap);
+}
+
+Result<void> set_port_range(Kernel& k, const char* s, size_t len) {
+  InetState* st = inet_state_or_null(k);
+  if (!st) return err(ENOENT);
+  uint32_t lo, hi;
+  if (!parse_pair(s, len, lo, hi)) return err(EINVAL);
+  // Linux's ipv4_local_port_range: 1 <= low <= high <= 65535.
+  if (lo < 1 || hi > 65535 || lo > hi) return err(EINVAL);
+  st->tcp.set_port_range(static_cast<uint16_t>(lo), static_cast<uint16_t>(hi));
+  st->udp.set_port_range(static_cast<uint16_t>(lo), static_cast<uint16_t>(hi));
   return {};
 }
 
@@ -265,6 +308,9 @@ const InetNode kInetNodes[] = {
     {{CTL_NET, NET_IPV4}, 2, {IPV4_IPFRAG_TIME, "ipfrag_time", kInt, kRootWrite, i_ops(get_frag_time, set_frag_time)}},
     {{CTL_NET, NET_IPV4}, 2,
      {IPV4_IPFRAG_HIGH_THRESH, "ipfrag_high_thresh", kInt, kRootWrite, i_ops(get_frag_high, set_frag_high)}},
+    {{CTL_NET, NET_IPV4}, 2, {IPV4_TCP_TW_REUSE, "tcp_tw_reuse", kInt, kRootWrite, i_ops(get_tw_reuse, set_tw_reuse)}},
+    {{CTL_NET, NET_IPV4}, 2,
+     {IPV4_IP_LOCAL_PORT_RANGE, "ip_local_port_range", kString, kRootWrite, str_ops(get_port_range, set_port_range)}},
     {{CTL_NET}, 1, {NET_IPV6, "ipv6", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_IPV6}, 2,
      {IPV6_IP6FRAG_TIME, "ip6frag_time", kInt, kRootWrite, i_ops(get_frag6_time, set_frag6_time)}},

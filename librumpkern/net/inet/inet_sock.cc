@@ -198,6 +198,13 @@ uint32_t scope_id_of(const SockAddr* a) {
   return a->in6.sin6_scope_id;
 }
 
+// Linux gives lo no route of link scope (no fe80::/64, no multicast): a
+// link-scope destination through it is ENETUNREACH from the route lookup.
+Result<int> not_lo(InetCb& cb, int oif) {
+  if (oif && cb.st->lo_ && oif == cb.st->lo_->index) return err(ENETUNREACH);
+  return oif;
+}
+
 }  // namespace
 
 Result<int> inet_sock_send_scope(Socket& so, const SockAddr* a, const IpAddr& dst, bool strict) {
@@ -208,7 +215,7 @@ Result<int> inet_sock_send_scope(Socket& so, const SockAddr* a, const IpAddr& ds
   if (sid > INT32_MAX) return err(ENETUNREACH);
   int oif = sid ? static_cast<int>(sid) : bound;
   if (strict && (!oif || (bound && oif != bound))) return err(EINVAL);
-  return oif;
+  return not_lo(inet_cb(so), oif);
 }
 
 Result<int> inet_sock_connect_scope(Socket& so, const SockAddr& a, const IpAddr& dst) {
@@ -219,10 +226,10 @@ Result<int> inet_sock_connect_scope(Socket& so, const SockAddr& a, const IpAddr&
   if (sid) {
     if (bound && static_cast<uint32_t>(bound) != sid) return err(EINVAL);
     if (sid > INT32_MAX || !cb.st->find_if(static_cast<int>(sid))) return err(ENETUNREACH);
-    return static_cast<int>(sid);
+    return not_lo(cb, static_cast<int>(sid));
   }
   if (!bound) return err(EINVAL);
-  return bound;
+  return not_lo(cb, bound);
 }
 
 uint32_t inet_sock_name_scope(Socket& so, const IpAddr& a) {

@@ -185,29 +185,67 @@ bool InPcbTable::conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_
   return false;
 }
 
-bool InPcbTable::tuple_taken_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) const {
-  for (const InPcb& q : conns_[conn_bucket(lport, faddr, fport)])
-    if (q.lport == lport && q.connected && q.fport == fport && q.faddr == faddr && q.laddr == laddr) return true;
-  return false;
+InPcb* InPcbTable::tuple_holder_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) {
+  for (InPcb& q : conns_[conn_bucket(lport, faddr, fport)])
+    if (q.lport == lport && q.connected && q.fport == fport && q.faddr == faddr && q.laddr == laddr) return &q;
+  return nullptr;
 }
 
-Result<uint16_t> InPcbTable::pick_port_locked(const InPcb& pcb, const IpAddr& laddr) {
-  constexpr uint32_t kRange = kPortHigh - kPortLow + 1;
+bool InPcbTable::shareable_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport, const ConnectTo& to) {
+  Cover mine = cover_of(pcb.family, pcb.v6only, laddr);
+  for (const InPcb& q : ports_[bucket(lport)])
+    if (&q != &pcb && q.lport == lport && overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) return false;
+  if (!acc_ || !acc_may_hold_locked(lport)) return false;
+  bool held = false;
+  for (const InPcb& q : acc_[lport % kAccBuckets]) {
+    if (q.lport != lport || !overlaps(mine, cover_of(q.family, q.v6only, q.laddr))) continue;
+    if (q.so) return false;  // a live connection
+    held = true;
+  }
+  return held && tuple_free_locked(laddr, lport, to);
+}
+
+bool InPcbTable::tuple_free_locked(const IpAddr& laddr, uint16_t lport, const ConnectTo& to) {
+  InPcb* q = tuple_holder_locked(laddr, lport, *to.faddr, to.fport);
+  return !q || (!q->so && to.takeover && to.takeover(to.arg, static_cast<InPcbRecord&>(*q), true));
+}
+
+Result<uint16_t> InPcbTable::pick_port_locked(const InPcb& pcb, const IpAddr& laddr, const ConnectTo* to) {
+  const uint32_t range = uint32_t{port_hi_} - port_lo_ + 1;
   if (next_port_ == 0) {
     uint32_t r = 0;
     size_t got = 0;
     rumpuser_getrandom(&r, sizeof r, 0, &got);
-    next_port_ = (r % kRange) | 0x80000000u;  // the high bit: seeded
+    next_port_ = r | 0x80000000u;  // the high bit: seeded
   }
-  for (uint32_t i = 0; i < kRange; i++) {
-    uint32_t off = ((next_port_ & ~0x80000000u) + i) % kRange;
-    auto port = static_cast<uint16_t>(kPortLow + off);
-    if (!conflicts_locked(pcb, laddr, port)) {
-      next_port_ = ((off + 1) % kRange) | 0x80000000u;
-      return port;
+  const uint32_t start = (next_port_ & ~0x80000000u) % range;
+  // A free port first; a connect then shares one held by records only.
+  for (int pass = 0; pass < (to ? 2 : 1); pass++) {
+    for (uint32_t i = 0; i < range; i++) {
+      uint32_t off = (start + i) % range;
+      auto port = static_cast<uint16_t>(port_lo_ + off);
+      // (A port SO_REUSEADDR shares must still leave the 4-tuple free.)
+      bool ok = pass == 0 ? !conflicts_locked(pcb, laddr, port) && (!to || tuple_free_locked(laddr, port, *to))
+                          : shareable_locked(pcb, laddr, port, *to);
+      if (ok) {
+        next_port_ = ((off + 1) % range) | 0x80000000u;
+        return port;
+      }
     }
   }
   return err(EAGAIN);
+}
+
+void InPcbTable::set_port_range(uint16_t lo, uint16_t hi) {
+  MutexLocker g(lock_);
+  port_lo_ = lo;
+  port_hi_ = hi;
+}
+
+void InPcbTable::port_range(uint16_t* lo, uint16_t* hi) const {
+  MutexLocker g(lock_);
+  *lo = port_lo_;
+  *hi = port_hi_;
 }
 
 Result<void> InPcbTable::bind(InPcb& pcb, const IpAddr& laddr, uint16_t lport) {
@@ -227,7 +265,8 @@ Result<void> InPcbTable::bind(InPcb& pcb, const IpAddr& laddr, uint16_t lport) {
   return {};
 }
 
-Result<void> InPcbTable::connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& faddr, uint16_t fport, bool unique) {
+Result<void> InPcbTable::connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& faddr, uint16_t fport, bool unique,
+                                 InPcbTakeover takeover, void* arg) {
   MutexLocker g(lock_);
   IpAddr la = pcb.laddr;
   bool from_connect = false;
@@ -235,14 +274,27 @@ Result<void> InPcbTable::connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& 
     la = laddr;
     from_connect = true;
   }
+  bool searched = false;
   if (!pcb.bound) {
-    uint16_t port = TRY(pick_port_locked(pcb, la));
-    pcb.lport = port;
+    ConnectTo to{&faddr, fport, takeover, arg};
+    Result<uint16_t> port = pick_port_locked(pcb, la, unique ? &to : nullptr);
+    // No port for a TCP connect: Linux's inet_hash_connect says
+    // EADDRNOTAVAIL.
+    if (!port.ok()) return err(unique && port.error() == EAGAIN ? EADDRNOTAVAIL : port.error());
+    pcb.lport = port.value();
     pcb.bound = true;
-    ports_[bucket(port)].push_back(pcb);
+    ports_[bucket(pcb.lport)].push_back(pcb);
     count_++;
+    searched = true;
   }
-  if (unique && tuple_taken_locked(la, pcb.lport, faddr, fport)) return err(EADDRNOTAVAIL);
+  if (unique) {
+    if (InPcb* q = tuple_holder_locked(la, pcb.lport, faddr, fport)) {
+      if (q->so || !takeover || !takeover(arg, static_cast<InPcbRecord&>(*q), searched)) return err(EADDRNOTAVAIL);
+      auto* rec = static_cast<InPcbRecord*>(q);
+      unlink_record_locked(*rec);
+      delete rec;
+    }
+  }
   if (from_connect) pcb.laddr_from_connect = true;
   unlink_conn_locked(pcb);
   pcb.laddr = la;

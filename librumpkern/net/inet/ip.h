@@ -254,6 +254,11 @@ enum class InPcbVerdict : uint8_t {
                     // goes; without a match the record stays and the packet was its
 };
 using InPcbVisitor = InPcbVerdict (*)(void* arg, InPcbRecord& r);
+// May a connect take over record r, which holds the 4-tuple it asks for
+// (Linux's twsk_unique)? searched: the local port came from the ephemeral
+// search, not from bind. Called under the table's lock; true: r goes
+// (deleted) and the connect goes on.
+using InPcbTakeover = bool (*)(void* arg, InPcbRecord& r, bool searched);
 
 // A consistent copy of a pcb's endpoints (InPcbTable::ends).
 struct InPcbEnds {
@@ -265,7 +270,8 @@ struct InPcbEnds {
 // One transport's PCBs (UDP's, TCP's, raw's), hashed by local port.
 class InPcbTable {
  public:
-  // The ephemeral range, Linux's default (net.ipv4.ip_local_port_range).
+  // The ephemeral range, Linux's default (net.ipv4.ip_local_port_range,
+  // set_port_range).
   static constexpr uint16_t kPortLow = 32768, kPortHigh = 60999;
 
   // km: where the connection hash grows (without one it keeps its first
@@ -285,8 +291,15 @@ class InPcbTable {
   Result<void> bind(InPcb& pcb, const IpAddr& laddr, uint16_t lport);
   // Sets the foreign end. An unbound pcb is bound first to laddr (the
   // source chosen for faddr) and an ephemeral port. unique: the 4-tuple
-  // must be free (TCP): EADDRNOTAVAIL when it is not.
-  Result<void> connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& faddr, uint16_t fport, bool unique);
+  // must be free (TCP): EADDRNOTAVAIL when it is not, unless a record
+  // holds it and takeover(arg, record, searched) lets it go. The
+  // ephemeral search takes a port held by records only when no port is
+  // free: one whose records are all for other 4-tuples or let go.
+  Result<void> connect(InPcb& pcb, const IpAddr& laddr, const IpAddr& faddr, uint16_t fport, bool unique,
+                       InPcbTakeover takeover = nullptr, void* arg = nullptr);
+  // The ephemeral range (lo <= hi, both nonzero).
+  void set_port_range(uint16_t lo, uint16_t hi);
+  void port_range(uint16_t* lo, uint16_t* hi) const;
   // Enters a connection a listener accepted (TCP): bound to laddr:lport
   // and connected to faddr:fport at once, with no conflict check (it
   // shares the listener's port by definition). The 4-tuple is free: a
@@ -381,9 +394,27 @@ class InPcbTable {
   // pcbs a bucket.
   void grow_conns_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool conflicts_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  bool tuple_taken_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport) const
+  // The connected pcb (or record) on the 4-tuple, or null.
+  InPcb* tuple_holder_locked(const IpAddr& laddr, uint16_t lport, const IpAddr& faddr, uint16_t fport)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  Result<uint16_t> pick_port_locked(const InPcb& pcb, const IpAddr& laddr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The foreign end a connect's ephemeral search is for, and who says
+  // whether a record on it may go.
+  struct ConnectTo {
+    const IpAddr* faddr;
+    uint16_t fport;
+    InPcbTakeover takeover;
+    void* arg;
+  };
+  Result<uint16_t> pick_port_locked(const InPcb& pcb, const IpAddr& laddr, const ConnectTo* to = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // May a connect to `to` share lport with the pcbs on it? Only records
+  // hold it (none bound by bind, no live connection that conflicts), each
+  // for another 4-tuple or one the takeover lets go.
+  bool shareable_locked(const InPcb& pcb, const IpAddr& laddr, uint16_t lport, const ConnectTo& to)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Is laddr:lport -> to free for a connect: no pcb on it, or a record the
+  // takeover lets go?
+  bool tuple_free_locked(const IpAddr& laddr, uint16_t lport, const ConnectTo& to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // lookup's second step: the best bound, unconnected socket for the packet.
   RefPtr<Socket> wildcard_locked(const IpAddr& faddr, uint16_t fport, const IpAddr& laddr, uint16_t lport)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
@@ -413,6 +444,8 @@ class InPcbTable {
   ExpireList expiring_ ABSL_GUARDED_BY(lock_);
   size_t count_ ABSL_GUARDED_BY(lock_) = 0;
   uint32_t next_port_ ABSL_GUARDED_BY(lock_) = 0;
+  uint16_t port_lo_ ABSL_GUARDED_BY(lock_) = kPortLow;
+  uint16_t port_hi_ ABSL_GUARDED_BY(lock_) = kPortHigh;
 };
 
 template <class Fn>

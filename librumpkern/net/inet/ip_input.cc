@@ -49,9 +49,10 @@ int classify_dst(InetState& st, Ifnet& ifp, InAddr dst) {
       if (&i == &ifp && i.addr4[a].plen < 31 && i.addr4[a].bcast == dst) return 2;
     }
   }
-  // 127/8 arriving on lo is ours (Linux's local route for the block).
+  // 127/8 arriving on lo is ours (Linux's local route for the block), and
+  // so is the prefix of any address of lo.
   if (dst.loopback() && (ifp.flags.load() & IFF_LOOPBACK)) return 1;
-  return 0;
+  return lo_prefix_locked(st, dst) ? 1 : 0;
 }
 
 }  // namespace

@@ -77,6 +77,15 @@ bool ip_is_broadcast(Kernel& k, const IpAddr& a) {
   return false;
 }
 
+const IfAddr4* lo_prefix_locked(const InetState& st, InAddr a) {
+  if (!st.lo_) return nullptr;
+  for (int k = 0; k < st.lo_->naddr4; k++) {
+    const IfAddr4& x = st.lo_->addr4[k];
+    if ((x.addr.s & x.mask.s) == (a.s & x.mask.s) && !(x.plen < 31 && x.bcast == a)) return &x;
+  }
+  return nullptr;
+}
+
 Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
   RouteResult r;
   // Our own addresses, and all of 127/8, go through lo (Linux's local
@@ -89,6 +98,7 @@ Result<RouteResult> route_lookup(InetState& st, const IpAddr& dst) {
         local = true;
         break;
       }
+    if (!local && dst.family == AF_INET) local = lo_prefix_locked(st, dst.v4) != nullptr;
   }
   if (local) {
     if (!st.lo_ || !st.lo_->up()) return err(ENETUNREACH);
@@ -157,7 +167,17 @@ Result<void> route_add(InetState& st, const IpAddr& dst, int plen, const IpAddr&
     // The gateway must be on a connected network: its route gives the
     // interface.
     Result<RouteResult> via = route_lookup(st, gw);
-    if (!via.ok() || via->local) return err(ENETUNREACH);
+    if (!via.ok()) return err(ENETUNREACH);
+    if (via->local) {
+      // Only lo's own prefix (its addresses included) has gateways of
+      // ours: Linux finds its connected route of scope link.
+      bool on_lo = false;
+      if (gw.family == AF_INET) {
+        SharedLocker g(st.if_lock_);
+        on_lo = lo_prefix_locked(st, gw.v4) != nullptr;
+      }
+      if (!on_lo) return err(ENETUNREACH);
+    }
     ifindex = via->ifp->index;
   }
   if (!st.find_if(ifindex)) return err(ENXIO);

@@ -15,6 +15,7 @@
 // Errors carry Linux's extended ACK message where this file names one
 // (NETLINK_EXT_ACK), and the offset of the attribute for a policy error,
 // but no NLMSGERR_ATTR_POLICY.
+#include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
@@ -706,6 +707,18 @@ int del_route(NlRequest& rq, int family) {
   return res.ok() ? 0 : res.error();
 }
 
+// The preferred source of the table local route an IPv4 destination of
+// our own matches (Linux's fib_add_ifaddr makes them): its own address's,
+// else the prefix route of an address of lo (127.0.0.0/8 src 127.0.0.1).
+IpAddr local_prefsrc(InetState& st, const IpAddr& dst) {
+  SharedLocker g(st.if_lock_);
+  for (const Ifnet& i : st.ifs_)
+    for (int k = 0; k < i.naddr4; k++)
+      if (i.addr4[k].addr == dst.v4) return dst;
+  const IfAddr4* a = lo_prefix_locked(st, dst.v4);
+  return a ? IpAddr::of(a->addr) : dst;
+}
+
 // `ip route get`: the route one packet to RTA_DST would take.
 int get_route(NlRequest& rq, int family, NlOut& out) {
   RouteReq r;
@@ -716,6 +729,8 @@ int get_route(NlRequest& rq, int family, NlOut& out) {
   if (!rr->local) {
     Result<IpAddr> s = ip_select_source(rq.st.kernel, r.dst);
     if (s.ok()) src = *s;
+  } else if (family == AF_INET) {
+    src = local_prefsrc(rq.st, r.dst);
   }
   NlMsg m(RTM_NEWROUTE, 0, rq.hdr.nlmsg_seq, rq.portid);
   auto* h = m.header<rtmsg>();
@@ -928,6 +943,35 @@ int del_neigh(NlRequest& rq) {
   return 0;
 }
 
+// --- policy rules (net/core/fib_rules.c): Linux's default rules only,
+// which route lookups follow (local, then main, then default for IPv4;
+// local, then main for IPv6); none can be added or removed.
+
+int dump_rules(NlRequest& rq, NlOut& dump) {
+  int family = static_cast<uint8_t>(rq.payload()[0]);
+  struct Rule {
+    uint32_t pref, table;
+  };
+  static constexpr Rule kRules[] = {{0, RT_TABLE_LOCAL}, {32766, RT_TABLE_MAIN}, {32767, RT_TABLE_DEFAULT}};
+  for (int f : {AF_INET, AF_INET6}) {
+    if (!dumps_family(family, f)) continue;
+    for (const Rule& r : kRules) {
+      if (f == AF_INET6 && r.table == RT_TABLE_DEFAULT) continue;
+      NlMsg m(RTM_NEWRULE, NLM_F_MULTI, rq.hdr.nlmsg_seq, rq.portid);
+      auto* h = m.header<fib_rule_hdr>();
+      h->family = static_cast<uint8_t>(f);
+      h->table = static_cast<uint8_t>(r.table);
+      h->action = FR_ACT_TO_TBL;
+      m.put_u32(FRA_TABLE, r.table);
+      m.put_u32(FRA_SUPPRESS_PREFIXLEN, UINT32_MAX);
+      m.put_u8(FRA_PROTOCOL, RTPROT_KERNEL);
+      if (r.pref) m.put_u32(FRA_PRIORITY, r.pref);
+      if (!dump.add(m.data(), m.len()).ok()) return ENOMEM;
+    }
+  }
+  return done(rq, dump).ok() ? kNlDumpStarted : ENOMEM;
+}
+
 }  // namespace
 
 int rtnl_rcv_msg(NlRequest& rq, NlOut& out, NlOut& dump) {
@@ -946,6 +990,7 @@ int rtnl_rcv_msg(NlRequest& rq, NlOut& out, NlOut& dump) {
       case RTM_GETADDR: return dump_addrs(rq, dump);
       case RTM_GETROUTE: return dump_routes(rq, dump);
       case RTM_GETNEIGH: return dump_neigh(rq, dump);
+      case RTM_GETRULE: return dump_rules(rq, dump);
       default: return EOPNOTSUPP;
     }
   }
@@ -963,6 +1008,8 @@ int rtnl_rcv_msg(NlRequest& rq, NlOut& out, NlOut& dump) {
     case RTM_NEWNEIGH: return new_neigh(rq);
     case RTM_DELNEIGH: return del_neigh(rq);
     case RTM_GETNEIGH: return get_neigh(rq, out);
+    case RTM_NEWRULE:
+    case RTM_DELRULE: return rq.fail(EOPNOTSUPP, "Policy rules cannot be changed here");
     default: return EOPNOTSUPP;
   }
 }

@@ -516,7 +516,9 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   if (src.family == 0) src = TRY(ip_select_source(so.kernel(), dst, oif));
   if (oif) bound_if.store(oif, std::memory_order_relaxed);
   inet_sock_sync_opts(so);
-  TRY(table->connect(pcb, src, dst, port, true));
+  TcpTimeWaitTakeover tk;
+  tk.reuse = st->tcp_tw_reuse.load(std::memory_order_relaxed);
+  TRY(table->connect(pcb, src, dst, port, true, tcp_time_wait_takeover, &tk));
   InPcbEnds e = table->ends(pcb);
   TcpEndpoints ep;
   ep.family = dst.family;
@@ -544,7 +546,7 @@ Result<void> TcpCb::connect(Lwp& l, const SockAddr& a, bool nonblock) {
   }
   conn_ = c.value();
   if (cork_) conn_->set_cork(true);
-  Result<void> r = conn_->connect();
+  Result<void> r = conn_->connect(tk.taken ? std::optional<tcp::Seq>(tk.iss) : std::nullopt);
   so.error_ = 0;
   after_locked(pend);
   so.lock_.unlock();

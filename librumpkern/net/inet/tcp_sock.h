@@ -71,6 +71,18 @@ struct TcpTimeWaitVisit {
   tcp::Seq iss = 0;
 };
 InPcbVerdict tcp_time_wait_visit(void* arg, InPcbRecord& r);
+// A connect asks for a record's 4-tuple (InPcbTable::connect's takeover;
+// arg: a TcpTimeWaitTakeover): Linux's tcp_twsk_unique. With timestamps
+// on the old connection, a port from bind takes the record over at once;
+// one from the ephemeral search only as net.ipv4.tcp_tw_reuse allows (1,
+// or 2 with a loopback end) and once the seconds clock has moved past the
+// record's last timestamp.
+struct TcpTimeWaitTakeover {
+  int reuse = 2;  // net.ipv4.tcp_tw_reuse
+  bool taken = false;
+  tcp::Seq iss = 0;    // the new connection's: past the old one's
+};
+bool tcp_time_wait_takeover(void* arg, InPcbRecord& r, bool searched);
 
 class TcpCb final : public InetCb, public tcp::TcpHost {
  public:

@@ -67,6 +67,29 @@ InPcbVerdict tcp_time_wait_visit(void* arg, InPcbRecord& r) {
   return InPcbVerdict::kKeep;
 }
 
+bool tcp_time_wait_takeover(void* arg, InPcbRecord& r, bool searched) {
+  auto& t = *static_cast<TcpTimeWaitTakeover*>(arg);
+  auto& tw = static_cast<TcpTimeWait&>(r);
+  // Without a timestamp from the peer PAWS cannot tell the incarnations
+  // apart.
+  if (!tw.tcb.ts_ok || tw.tcb.ts_recent_age == 0) return false;
+  if (searched) {
+    int reuse = t.reuse;
+    auto lo = [](const IpAddr& a) {
+      if (a.family == AF_INET) return a.v4.loopback();
+      if (a.v6.loopback()) return true;
+      return a.v6.v4mapped() && a.v6.b[12] == 127;
+    };
+    if (reuse == 2 && !lo(r.laddr) && !lo(r.faddr)) reuse = 0;
+    if (!reuse) return false;
+    constexpr int64_t kSec = 1000000000;
+    if (mono_now_ns() / kSec <= tw.tcb.ts_recent_age / kSec) return false;
+  }
+  t.taken = true;
+  t.iss = tcp::tcp_time_wait_reopen_iss(tw.tcb);
+  return true;
+}
+
 void tcp_time_wait_timer(void* arg) {
   auto* st = static_cast<InetState*>(arg);
   int64_t now = mono_now_ns();

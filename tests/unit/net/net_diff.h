@@ -12,6 +12,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -155,20 +156,55 @@ int make_ether(const char* name = "shmif0") {
   else return make_ether_host(name);
 }
 
+// Sets IFF_UP on interface name (lo of a fresh host namespace is down).
+// 0 or -1.
+template <class S>
+int if_up(const char* name) {
+  int s = static_cast<int>(SYS(socket, AF_INET, SOCK_DGRAM, 0));
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name, sizeof ifr.ifr_name - 1);
+  int r = static_cast<int>(SYS(ioctl, s, SIOCGIFFLAGS, &ifr));
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  if (r == 0) r = static_cast<int>(SYS(ioctl, s, SIOCSIFFLAGS, &ifr));
+  SYS(close, s);
+  return r;
+}
+
+// Writes value to the sysctl name ("net.ipv4.ip_default_ttl"): the host's
+// /proc/sys file or the rump kernel's node. 0 or the errno.
+template <class S>
+int write_sysctl(const char* name, const char* value) {
+  size_t n = std::strlen(value);
+  if constexpr (S::kRump) {
+    return rump_sys_sysctlbyname(name, nullptr, nullptr, value, n) == 0 ? 0 : errno;
+  } else {
+    std::string path = "/proc/sys/";
+    for (const char* p = name; *p; p++) path += *p == '.' ? '/' : *p;
+    int fd = open(path.c_str(), O_WRONLY);
+    if (fd < 0) return errno;
+    int e = write(fd, value, n) == static_cast<long>(n) ? 0 : errno;
+    close(fd);
+    return e;
+  }
+}
+
+// The same for a sysctl that holds an int (the rump kernel's node takes
+// it binary, the host's file as text).
+template <class S>
+int write_sysctl_int(const char* name, int value) {
+  if constexpr (S::kRump) {
+    return rump_sys_sysctlbyname(name, nullptr, nullptr, &value, sizeof value) == 0 ? 0 : errno;
+  } else {
+    return write_sysctl<S>(name, std::to_string(value).c_str());
+  }
+}
+
 // Lets every group open ICMP datagram (ping) sockets
 // (net.ipv4.ping_group_range "0 0" is root's, which both runs are); logs
 // whether it could.
 template <class S>
 bool allow_ping(Log& L) {
-  char range[] = "0 0";
-  bool set;
-  if constexpr (S::kRump) {
-    set = rump_sys_sysctlbyname("net.ipv4.ping_group_range", nullptr, nullptr, range, sizeof range - 1) == 0;
-  } else {
-    int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY);
-    set = fd >= 0 && write(fd, range, sizeof range - 1) == static_cast<long>(sizeof range - 1);
-    if (fd >= 0) close(fd);
-  }
+  bool set = write_sysctl<S>("net.ipv4.ping_group_range", "0 0") == 0;
   V("ping_group_range set %d", set);
   return set;
 }

@@ -99,7 +99,7 @@ void TcpConnection::negotiate(const TcpOptions& o, bool peer_syn_has_ws) {
   cc_.set_smss(smss_);
 }
 
-Result<void> TcpConnection::connect() {
+Result<void> TcpConnection::connect(std::optional<Seq> iss) {
   switch (state_) {
     case TcpState::kClosed:
       break;
@@ -110,7 +110,7 @@ Result<void> TcpConnection::connect() {
       return err(EISCONN);
   }
   if (was_established_ || error_ != 0) return err(EISCONN);
-  iss_ = host_->isn(ep_);
+  iss_ = iss ? *iss : host_->isn(ep_);
   ts_offset_ = host_->ts_offset(ep_);
   snd_una_ = snd_nxt_ = snd_max_ = iss_;
   snd_buf_seq_ = iss_ + 1;

@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include <boost/intrusive/list.hpp>
@@ -215,8 +216,10 @@ class TcpConnection : public KObject {
   void on_timer();
 
   // ---- user calls ----
-  // Active open: sends a SYN. EISCONN / EALREADY if not closed.
-  Result<void> connect();
+  // Active open: sends a SYN. EISCONN / EALREADY if not closed. iss: the
+  // initial sequence number to use (a TIME_WAIT taken over), else a fresh
+  // one.
+  Result<void> connect(std::optional<Seq> iss = std::nullopt);
   // Queues up to n bytes; returns how many (EAGAIN if none fit, EPIPE after
   // shutdown, the connection's error if it failed, ENOTCONN before
   // connect). more: more data follows at once (MSG_MORE): hold a partial

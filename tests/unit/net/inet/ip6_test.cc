@@ -943,21 +943,27 @@ Bytes arp(uint16_t op, const uint8_t sha[6], const char* spa, const uint8_t tha[
   return f;
 }
 
+// eth0 (kMacA) up with 2001:db8::1/64 and 10.0.0.1/24, duplicate address
+// detection over, nothing of it in out; mon listening to RTNLGRP_NEIGH.
+void neigh_bed(Frames& out, RumpNl& mon) {
+  attach_ether("eth0", kMacA, out);
+  CHECK(rump_pub_netconfig_ifup("eth0") == 0);
+  CHECK(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
+  CHECK(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.0.0.1", 24) == 0);
+  sleep_s(2);
+  out.clear();
+  CHECK(mon.open(RTMGRP_NEIGH));
+  mon.names[ifindex("eth0")] = "eth0";
+}
+
 }  // namespace
 
 TEST_CASE("neighbours learnt, changed and failed by traffic are announced to RTNLGRP_NEIGH as Linux does",
           "[inet][ipv6][nd][netlink]") {
   in_sim([] {
     Frames out;
-    attach_ether("eth0", kMacA, out);
-    CHECK(rump_pub_netconfig_ifup("eth0") == 0);
-    CHECK(rump_pub_netconfig_ipv6_ifaddr("eth0", "2001:db8::1", 64) == 0);
-    CHECK(rump_pub_netconfig_ipv4_ifaddr_cidr("eth0", "10.0.0.1", 24) == 0);
-    sleep_s(2);  // duplicate address detection is over
-    out.clear();
     RumpNl mon;
-    CHECK(mon.open(RTMGRP_NEIGH));
-    mon.names[ifindex("eth0")] = "eth0";
+    neigh_bed(out, mon);
     // A solicitation with a source option makes its sender STALE.
     rx("eth0", ether(kMacA, kMacC, ip6("2001:db8::5", "2001:db8::1", IPPROTO_ICMPV6, ns("2001:db8::1", kMacC), 255)));
     std::vector<std::string> v = heard(mon);
@@ -1027,6 +1033,138 @@ TEST_CASE("neighbours learnt, changed and failed by traffic are announced to RTN
     // The reply again: nothing changed, nothing said.
     rx("eth0", arp(2, kMacB, "10.0.0.2", kMacA, "10.0.0.1", kMacA));
     CHECK(heard(mon).empty());
+    rump_sys_close(s4);
+    mon.close();
+    CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);
+  });
+}
+
+namespace {
+
+// The ARP packets among frames: (op, Ethernet destination, target
+// protocol address as text).
+struct ArpSeen {
+  int op;
+  Bytes dmac;
+  std::string tpa;
+};
+std::vector<ArpSeen> arps(Frames& out) {
+  std::vector<ArpSeen> v;
+  for (Bytes f = out.pop(); !f.empty(); f = out.pop()) {
+    if (f.size() < 14 + 28 || (f[12] << 8 | f[13]) != ETH_P_ARP) continue;
+    char t[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, f.data() + 14 + 24, t, sizeof t);
+    v.push_back({f[14 + 7], Bytes(f.begin(), f.begin() + 6), t});
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("neighbours follow Linux's NUD timers: REACHABLE to STALE announced, ARP probes, fails and is collected",
+          "[inet][ipv6][nd][netlink]") {
+  in_sim([] {
+    Frames out;
+    RumpNl mon;
+    neigh_bed(out, mon);
+    const Bytes mac_b(kMacB, kMacB + 6), bcast(6, 0xff);
+    int s4 = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in d4{};
+    d4.sin_family = AF_INET;
+    d4.sin_port = htons(9);
+    inet_pton(AF_INET, "10.0.0.2", &d4.sin_addr);
+    auto* d4a = reinterpret_cast<sockaddr*>(&d4);
+    // Resolved by a reply sent to us: REACHABLE.
+    CHECK(rump_sys_sendto(s4, "x", 1, 0, d4a, sizeof d4) == 1);
+    rx("eth0", arp(2, kMacB, "10.0.0.2", kMacA, "10.0.0.1", kMacA));
+    std::vector<std::string> v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.2 dev eth0", "state 0x2 "}) == 1);
+    // Unused past its reachable time (at most 1.5 x 30 s): STALE, and
+    // said so.
+    sleep_s(46);
+    v = heard(mon);
+    CHECK(v.size() == 1);
+    CHECK(count(v, {"neigh 10.0.0.2 dev eth0", "state 0x4 ", "lladdr 02:00:00:00:00:0b"}) == 1);
+    // Used: DELAY (quiet), five seconds on PROBE (said), a unicast
+    // request to the address it has; a reply to us: REACHABLE again.
+    out.clear();
+    CHECK(rump_sys_sendto(s4, "x", 1, 0, d4a, sizeof d4) == 1);
+    CHECK(heard(mon).empty());
+    sleep_s(6);
+    v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.2 dev eth0", "state 0x10 "}) == 1);
+    std::vector<ArpSeen> a = arps(out);
+    size_t probes = 0;
+    for (const ArpSeen& x : a) probes += x.op == 1 && x.dmac == mac_b && x.tpa == "10.0.0.2";
+    CHECK(probes >= 1);
+    rx("eth0", arp(2, kMacB, "10.0.0.2", kMacA, "10.0.0.1", kMacA));
+    v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.2 dev eth0", "state 0x2 "}) == 1);
+    // A request to us from a new neighbour: it goes in STALE (Linux's
+    // neigh_event_ns), and gets its reply.
+    const uint8_t zero[6] = {};
+    const uint8_t bc[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    out.clear();
+    rx("eth0", arp(1, kMacC, "10.0.0.3", zero, "10.0.0.1", bc));
+    v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.3 dev eth0", "state 0x4 ", "lladdr 02:00:00:00:00:0c"}) == 1);
+    a = arps(out);
+    CHECK(a.size() == 1);
+    if (a.size() == 1) {
+      CHECK(a[0].op == 2);
+      CHECK(a[0].dmac == Bytes(kMacC, kMacC + 6));
+    }
+    // A broadcast reply does not prove reachability: STALE stays.
+    rx("eth0", arp(2, kMacC, "10.0.0.3", zero, "10.0.0.1", bc));
+    CHECK(heard(mon).empty());
+    // IPv6 the same: REACHABLE from a solicited advertisement, STALE when
+    // its time is up.
+    int s6 = rump_sys_socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in6 d6 = in6("2001:db8::6", 9);
+    CHECK(rump_sys_sendto(s6, "x", 1, 0, sa6(d6), sizeof d6) == 1);
+    rx("eth0", ether(kMacA, kMacB, ip6("2001:db8::6", "2001:db8::1", IPPROTO_ICMPV6, na("2001:db8::6", 0x60, kMacB), 255)));
+    v = heard(mon);
+    CHECK(count(v, {"neigh 2001:db8::6 dev eth0", "state 0x2 "}) == 1);
+    sleep_s(46);
+    v = heard(mon);
+    CHECK(count(v, {"neigh 2001:db8::6 dev eth0", "state 0x4 "}) == 1);
+    CHECK(count(v, {"neigh 10.0.0.2 dev eth0", "state 0x4 "}) == 1);
+    rump_sys_close(s6);
+    // An IPv4 neighbour that never answers: three broadcast requests a
+    // second apart, then FAILED (said) and gone; the waiting datagram
+    // comes back as host unreachable to its connected socket.
+    out.clear();
+    int c4 = rump_sys_socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in d9 = d4;
+    inet_pton(AF_INET, "10.0.0.9", &d9.sin_addr);
+    CHECK(rump_sys_connect(c4, reinterpret_cast<sockaddr*>(&d9), sizeof d9) == 0);
+    CHECK(rump_sys_send(c4, "x", 1, 0) == 1);
+    sleep_s(5);
+    a = arps(out);
+    size_t requests = 0;
+    for (const ArpSeen& x : a) requests += x.op == 1 && x.dmac == bcast && x.tpa == "10.0.0.9";
+    CHECK(requests == 3);
+    v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.9 dev eth0", "state 0x20 "}) == 2);
+    CHECK(count(v, {"del neigh 10.0.0.9 dev eth0"}) == 1);
+    char b;
+    errno = 0;
+    CHECK(rump_sys_recv(c4, &b, 1, MSG_DONTWAIT) == -1);
+    CHECK(errno == EHOSTUNREACH);
+    rump_sys_close(c4);
+    // Garbage collection: with gc_thresh1 (128) entries or more, STALE
+    // ones unused for gc_stale_time (60 s) go, announced.
+    for (int i = 0; i < 130; i++) {
+      char ip[16];
+      snprintf(ip, sizeof ip, "10.0.0.%d", 100 + i);
+      uint8_t m[6] = {0x02, 0, 0, 0, 1, static_cast<uint8_t>(i)};
+      rx("eth0", arp(1, m, ip, zero, "10.0.0.1", bc));
+    }
+    v = heard(mon);
+    CHECK(count(v, {"neigh 10.0.0.", "state 0x4 "}) == 130);
+    sleep_s(90);
+    v = heard(mon);
+    CHECK(count(v, {"del neigh 10.0.0.", "state 0x4 "}) >= 130);
     rump_sys_close(s4);
     mon.close();
     CHECK(rump_pub_netconfig_ifdestroy("eth0") == 0);

@@ -37,18 +37,6 @@ int if_index(const char* name) {
   return r == 0 ? ifr.ifr_ifindex : -1;
 }
 
-template <class S>
-int if_up(const char* name) {
-  int s = static_cast<int>(SYS(socket, AF_INET, SOCK_DGRAM, 0));
-  ifreq ifr{};
-  std::strcpy(ifr.ifr_name, name);
-  int r = static_cast<int>(SYS(ioctl, s, SIOCGIFFLAGS, &ifr));
-  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-  if (r == 0) r = static_cast<int>(SYS(ioctl, s, SIOCSIFFLAGS, &ifr));
-  SYS(close, s);
-  return r;
-}
-
 // A link-local address without duplicate detection (the host's would
 // stay tentative on a link without a carrier).
 template <class S>
@@ -131,6 +119,22 @@ void sc_scope(Log& L, const Env&) {
   d = ll("ff02::1", 9, 0);
   R(SYS(sendto, u, "x", 1, 0, sa6(d), sizeof d));
   SYS(close, u);
+  // lo has no link-scope route: ENETUNREACH through it, even to our own
+  // address, for sendto, connect and TCP.
+  u = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));
+  d = ll("fe80::1", 9, ifs.lo);
+  R(SYS(sendto, u, "x", 1, 0, sa6(d), sizeof d));
+  d = ll("ff02::1", 9, ifs.lo);
+  R(SYS(sendto, u, "x", 1, 0, sa6(d), sizeof d));
+  d = ll("fe80::1", 9, ifs.lo);
+  R(SYS(connect, u, sa6(d), sizeof d));
+  SYS(close, u);
+  {
+    int t = F(SYS(socket, AF_INET6, SOCK_STREAM, 0));
+    d = ll("fe80::1", 9, ifs.lo);
+    R(SYS(connect, t, sa6(d), sizeof d));
+    SYS(close, t);
+  }
 
   // UDP connect wants an interface and ties the socket to it.
   u = F(SYS(socket, AF_INET6, SOCK_DGRAM, 0));

@@ -450,6 +450,98 @@ void sc_tcp_rebind_time_wait(Log& L, const Env&) {
   }
 }
 
+// connect() to a 4-tuple a TIME_WAIT holds (Linux's tcp_twsk_unique):
+// with the port from bind (SO_REUSEADDR on both) it takes the TIME_WAIT
+// over at once whatever net.ipv4.tcp_tw_reuse says, since timestamps
+// were on; an ephemeral port held only by a TIME_WAIT to another peer is
+// shared. (The ephemeral search reuses a TIME_WAIT of the same 4-tuple
+// only a second on: tcp_timewait_test.cc, on a sim kernel's clock.)
+template <class S>
+void sc_tcp_tw_reuse(Log& L, const Env&) {
+  if (!enter_netns<S>(L)) return;
+  R(if_up<S>("lo"));
+  R(write_sysctl_int<S>("net.ipv4.tcp_tw_reuse", 3));
+  R(write_sysctl<S>("net.ipv4.ip_local_port_range", "40001 40000"));
+  R(write_sysctl<S>("net.ipv4.ip_local_port_range", "40000 40000"));
+  int one = 1;
+  sockaddr_in a1 = tcp_in4("127.0.0.1", 5000), a2 = tcp_in4("127.0.0.1", 5001);
+  int l1 = F(SYS(socket, AF_INET, SOCK_STREAM, 0)), l2 = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+  R(SYS(bind, l1, tcp_sa(a1), sizeof a1));
+  R(SYS(bind, l2, tcp_sa(a2), sizeof a2));
+  R(SYS(listen, l1, 8));
+  R(SYS(listen, l2, 8));
+  char b;
+  // The client closes first and keeps the TIME_WAIT.
+  auto client_closes = [&](int c, int l) {
+    int s = F(SYS(accept, l, nullptr, nullptr));
+    R(SYS(close, c));
+    R(SYS(recv, s, &b, 1, 0));
+    R(SYS(close, s));
+  };
+  auto server_closes = [&](int c, int l) {
+    int s = F(SYS(accept, l, nullptr, nullptr));
+    R(SYS(close, s));
+    R(SYS(recv, c, &b, 1, 0));
+    R(SYS(close, c));
+  };
+  // (Each round from a port of its own: a SYN that met the peer's own
+  // TIME_WAIT of an earlier round would wait for a retransmission.)
+  for (int mode : {0, 2}) {
+    R(write_sysctl_int<S>("net.ipv4.tcp_tw_reuse", mode));
+    sockaddr_in from = tcp_in4("127.0.0.1", static_cast<uint16_t>(41000 + mode));
+    int c = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    R(SYS(setsockopt, c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+    R(SYS(bind, c, tcp_sa(from), sizeof from));
+    R(SYS(connect, c, tcp_sa(a1), sizeof a1));
+    client_closes(c, l1);
+    int n = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    R(SYS(bind, n, tcp_sa(from), sizeof from));
+    R(SYS(setsockopt, n, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+    R(SYS(bind, n, tcp_sa(from), sizeof from));
+    R(SYS(connect, n, tcp_sa(a1), sizeof a1));
+    R(SYS(send, n, "x", 1, 0));
+    int s = F(SYS(accept, l1, nullptr, nullptr));
+    R(SYS(recv, s, &b, 1, 0));
+    R(SYS(close, s));
+    R(SYS(recv, n, &b, 1, 0));
+    R(SYS(close, n));
+  }
+  // The one ephemeral port: a TIME_WAIT to l1 holds it; a connect to l2
+  // shares it.
+  int c = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+  R(SYS(connect, c, tcp_sa(a1), sizeof a1));
+  V("port %u", tcp_port<S>(c));
+  client_closes(c, l1);
+  c = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+  R(SYS(connect, c, tcp_sa(a2), sizeof a2));
+  V("port %u", tcp_port<S>(c));
+  server_closes(c, l2);
+  // Two ports and SO_REUSEADDR clients: the search passes over a port
+  // whose 4-tuple a TIME_WAIT holds for the one that is free.
+  R(write_sysctl<S>("net.ipv4.ip_local_port_range", "40002 40003"));
+  // The second connection ends with a reset, which leaves no TIME_WAIT
+  // on either side.
+  linger lg{1, 0};
+  for (int i = 0; i < 3; i++) {
+    c = F(SYS(socket, AF_INET, SOCK_STREAM, 0));
+    R(SYS(setsockopt, c, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+    if (R(SYS(connect, c, tcp_sa(a1), sizeof a1)) != 0) {
+      SYS(close, c);
+      continue;
+    }
+    if (i == 0) {
+      client_closes(c, l1);
+      continue;
+    }
+    int s = F(SYS(accept, l1, nullptr, nullptr));
+    R(SYS(setsockopt, c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    R(SYS(close, c));
+    R(SYS(close, s));
+  }
+  R(SYS(close, l1));
+  R(SYS(close, l2));
+}
+
 // SIGPIPE: a send that fails with EPIPE raises it (held pending here by
 // blocking it, with the default action), MSG_NOSIGNAL does not, and
 // neither does the ECONNRESET the first send after a reset gets.
@@ -552,6 +644,10 @@ TEST_CASE("tcp diff: IPv6 and a dual-stack listener", "[inet][tcp][diff]") { DIF
 TEST_CASE("tcp diff: bind rules of stream sockets", "[inet][tcp][diff]") { DIFF(sc_tcp_bind_rules); }
 TEST_CASE("tcp diff: a closed listener's port stays taken by its TIME_WAIT children", "[inet][tcp][diff]") {
   DIFF(sc_tcp_rebind_time_wait);
+}
+TEST_CASE("tcp diff: connect over a TIME_WAIT's 4-tuple (tcp_tw_reuse), a port shared with a TIME_WAIT",
+          "[inet][tcp][diff]") {
+  DIFF(sc_tcp_tw_reuse);
 }
 TEST_CASE("tcp diff: SIGPIPE on EPIPE, not with MSG_NOSIGNAL nor on ECONNRESET", "[inet][tcp][diff]") {
   DIFF(sc_tcp_sigpipe);

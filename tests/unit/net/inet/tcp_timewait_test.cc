@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <rump/rump.h>
@@ -99,9 +100,10 @@ int listener(uint16_t* port) {
   return l;
 }
 
-// A connection to the listener on port whose accepted end closes first
-// and so stays in TIME_WAIT with no socket; returns the client's port.
-uint16_t server_closes_first(int l, uint16_t port) {
+// A connection to the listener on port one end of which closes first
+// and so stays in TIME_WAIT with no socket (the accepted end, or the
+// client with client_first); returns the client's port.
+uint16_t closes_first(int l, uint16_t port, bool client_first) {
   sockaddr_in to = tcp_in4("127.0.0.1", port);
   int c = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
   REQUIRE(c >= 0);
@@ -109,12 +111,14 @@ uint16_t server_closes_first(int l, uint16_t port) {
   uint16_t cport = tcp_port<RK>(c);
   int s = static_cast<int>(rump_sys_accept(l, nullptr, nullptr));
   REQUIRE(s >= 0);
-  REQUIRE(rump_sys_close(s) == 0);
+  int first = client_first ? c : s, second = client_first ? s : c;
+  REQUIRE(rump_sys_close(first) == 0);
   char b;
-  REQUIRE(rump_sys_recv(c, &b, 1, 0) == 0);
-  REQUIRE(rump_sys_close(c) == 0);
+  REQUIRE(rump_sys_recv(second, &b, 1, 0) == 0);
+  REQUIRE(rump_sys_close(second) == 0);
   return cport;
 }
+uint16_t server_closes_first(int l, uint16_t port) { return closes_first(l, port, false); }
 
 }  // namespace
 
@@ -249,4 +253,75 @@ TEST_CASE("tcp TIME_WAIT: records go at their timer, 60 seconds on (sim kernel)"
   REQUIRE(rump_sys_nanosleep(&ts, nullptr) == 0);
   CHECK(rump_sys_bind(b, tcp_sa(a), sizeof a) == 0);
   rump_sys_close(b);
+}
+
+TEST_CASE("tcp TIME_WAIT: the ephemeral search takes a record's 4-tuple over a second on, as tcp_tw_reuse says "
+          "(sim kernel)",
+          "[inet][tcp]") {
+  rump_test::KernelUp up(rump_test::BootOpts{.backend = "sim"});
+  int r = static_cast<int>(rump_sys_socket(AF_INET, SOCK_RAW, IPPROTO_TCP));
+  REQUIRE(r >= 0);
+  // The listener's port first, from the whole range.
+  uint16_t port;
+  int l = listener(&port);
+  const char range[] = "40000 40000";
+  REQUIRE(rump_sys_sysctlbyname("net.ipv4.ip_local_port_range", nullptr, nullptr, range, sizeof range - 1) == 0);
+  char got[32] = {};
+  size_t len = sizeof got;
+  REQUIRE(rump_sys_sysctlbyname("net.ipv4.ip_local_port_range", got, &len, nullptr, 0) == 0);
+  CHECK(std::string(got) == "40000\t40000");
+  int reuse = 0;
+  len = sizeof reuse;
+  REQUIRE(rump_sys_sysctlbyname("net.ipv4.tcp_tw_reuse", &reuse, &len, nullptr, 0) == 0);
+  CHECK(reuse == 2);  // Linux's default: loopback only
+  sockaddr_in to = tcp_in4("127.0.0.1", port);
+  auto try_connect = [&] {
+    int c = static_cast<int>(rump_sys_socket(AF_INET, SOCK_STREAM, 0));
+    errno = 0;
+    int rc = static_cast<int>(rump_sys_connect(c, tcp_sa(to), sizeof to));
+    int e = rc == 0 ? 0 : errno;
+    if (rc == 0) {
+      int s = static_cast<int>(rump_sys_accept(l, nullptr, nullptr));
+      REQUIRE(s >= 0);
+      rump_sys_close(s);
+    }
+    rump_sys_close(c);
+    return e;
+  };
+  timespec sec{1, 0};
+  for (int mode : {2, 1, 0}) {
+    INFO("tcp_tw_reuse " << mode);
+    REQUIRE(rump_sys_sysctlbyname("net.ipv4.tcp_tw_reuse", nullptr, nullptr, &mode, sizeof mode) == 0);
+    // From the one ephemeral port, the client closing first: its record
+    // holds 40000 -> port.
+    CHECK(closes_first(l, port, true) == 40000);
+    std::vector<Seen> v = drain(r);
+    const Seen* fin = find(v, 40000, port, kFin | kAck);
+    REQUIRE(fin);
+    uint32_t fin_seq = fin->seq;
+    // The record's last timestamp is from this second: not yet.
+    CHECK(try_connect() == EADDRNOTAVAIL);
+    REQUIRE(rump_sys_nanosleep(&sec, nullptr) == 0);
+    drain(r);
+    int e = try_connect();
+    if (mode == 0) {
+      CHECK(e == EADDRNOTAVAIL);
+      // Let the record go (60 s), as the next round needs the port.
+      timespec wait{61, 0};
+      REQUIRE(rump_sys_nanosleep(&wait, nullptr) == 0);
+      continue;
+    }
+    CHECK(e == 0);
+    // The new incarnation starts past anything the old one sent.
+    v = drain(r);
+    const Seen* syn = find(v, 40000, port, kSyn);
+    REQUIRE(syn);
+    CHECK(syn->seq == fin_seq + 1 + 65535 + 2);
+  }
+  int bad = 3;
+  errno = 0;
+  CHECK(rump_sys_sysctlbyname("net.ipv4.tcp_tw_reuse", nullptr, nullptr, &bad, sizeof bad) == -1);
+  CHECK(errno == EINVAL);
+  rump_sys_close(l);
+  rump_sys_close(r);
 }

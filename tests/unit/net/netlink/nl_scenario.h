@@ -9,6 +9,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
@@ -182,12 +183,26 @@ struct Client {
     return b;
   }
 
+  std::string rule_line(const Msg& m) {
+    fib_rule_hdr h;
+    std::memcpy(&h, m.body.data(), sizeof h);
+    auto a = attrs(m.body, sizeof h);
+    auto u32 = [&](int t) { return a.count(t) ? static_cast<long long>(u32_of(a[t])) : -1LL; };
+    char b[256];
+    snprintf(b, sizeof b, "rule family %u table %u/%lld action %u flags %#x pref %lld proto %d suppress %lld n %zu",
+             h.family, h.table, u32(FRA_TABLE), h.action, h.flags, u32(FRA_PRIORITY),
+             a.count(FRA_PROTOCOL) ? static_cast<uint8_t>(a[FRA_PROTOCOL][0]) : -1, u32(FRA_SUPPRESS_PREFIXLEN),
+             a.size());
+    return b;
+  }
+
   std::string line(const Msg& m) {
     switch (m.h.nlmsg_type) {
       case RTM_NEWNEIGH: case RTM_DELNEIGH: return (m.h.nlmsg_type == RTM_DELNEIGH ? "del " : "") + neigh_line(m);
       case RTM_NEWLINK: case RTM_DELLINK: return link_line(m);
       case RTM_NEWADDR: case RTM_DELADDR: return (m.h.nlmsg_type == RTM_DELADDR ? "del " : "") + addr_line(m);
       case RTM_NEWROUTE: case RTM_DELROUTE: return (m.h.nlmsg_type == RTM_DELROUTE ? "del " : "") + route_line(m);
+      case RTM_NEWRULE: return rule_line(m);
       default: return "type " + std::to_string(m.h.nlmsg_type);
     }
   }

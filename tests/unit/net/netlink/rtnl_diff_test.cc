@@ -187,6 +187,35 @@ void sc_link_addr_route(Log& L, const Env&) {
     V("get %s: err %d n %zu", d, err, ms.size());
     for (Msg& m2 : ms) V("%s", nl.line(m2).c_str());
   }
+  // The same through lo (RTA_OIF): a local address, lo's own.
+  for (const char* d : {"10.9.0.1", "127.0.0.1", "127.0.0.5", "10.9.0.77"}) {
+    Req r(RTM_GETROUTE, NLM_F_REQUEST);
+    rtmsg* m = r.fixed<rtmsg>();
+    m->rtm_family = AF_INET;
+    r.in4(RTA_DST, d);
+    r.u32(RTA_OIF, static_cast<uint32_t>(lo));
+    R(nl.send(r) > 0);
+    std::vector<Msg> ms = nl.collect(err);
+    V("get %s oif lo: err %d n %zu", d, err, ms.size());
+    for (Msg& m2 : ms) V("%s", nl.line(m2).c_str());
+  }
+  // All of the prefix of an address of lo is ours: a datagram to
+  // 10.9.0.77 arrives.
+  {
+    int u = F(SYS(socket, AF_INET, SOCK_DGRAM, 0));
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_port = htons(7777);
+    R(SYS(bind, u, reinterpret_cast<sockaddr*>(&any), sizeof any));
+    sockaddr_in to = any;
+    inet_pton(AF_INET, "10.9.0.77", &to.sin_addr);
+    R(SYS(sendto, u, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to));
+    pollfd pf{u, POLLIN, 0};
+    R(SYS(poll, &pf, 1, 2000));
+    char b;
+    R(SYS(recv, u, &b, 1, MSG_DONTWAIT));
+    SYS(close, u);
+  }
   {
     Req r(RTM_GETROUTE, NLM_F_REQUEST);
     r.fixed<rtmsg>()->rtm_family = AF_INET6;
@@ -667,6 +696,18 @@ void sc_neigh(Log& L, const Env&) {
   mon.close();
 }
 
+// Waits (a few seconds at most) until a route dump has a line starting
+// with prefix: a host kernel's work queue has done its part by then.
+template <class S>
+void wait_route(Nl<S>& nl, const char* prefix) {
+  for (int i = 0; i < 5000; i++) {
+    int err;
+    for (const std::string& l : nl.dump(RTM_GETROUTE, AF_UNSPEC, err))
+      if (l.starts_with(prefix)) return;
+    usleep(1000);
+  }
+}
+
 // An interface that goes (RTM_DELLINK): a listener hears its link go
 // down, its neighbours, IPv6 routes, addresses and their local routes go,
 // and the link go, as Linux tells them (IPv4 routes through it are
@@ -694,6 +735,11 @@ void sc_link_gone(Log& L, const Env&) {
   R(route(nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, AF_INET, "10.30.0.0", 16, ix));
   R(route(nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, AF_INET6, "2001:db8:30::", 48, ix));
   R(neigh(nl, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, AF_INET, "10.1.0.5", ix, NUD_PERMANENT, "02:00:00:00:00:05"));
+  // Linux announces an IPv6 address made without DAD (RTM_NEWADDR) from
+  // a work queue, and puts its route of table local in place right after:
+  // on a loaded host that comes late enough for the monitor below to hear
+  // it. Wait for the route, which says the announcement went.
+  wait_route<S>(nl, "route 2001:db8:5::1/128 family 10 table 255/255");
   R(mon.open(RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE |
              RTMGRP_IPV6_ROUTE));
   mon.names[ix] = "shmif0";
@@ -717,6 +763,38 @@ void sc_link_gone(Log& L, const Env&) {
   }
   nl.close();
   mon.close();
+}
+
+// Policy rules as `ip rule` and `ip -6 rule` dump them: Linux's default
+// ones (local, main, default; IPv6 without default), in a strict dump
+// too. This kernel refuses to change them
+// (EOPNOTSUPP, checked on its side only: the host takes a new rule).
+template <class S>
+void sc_rules(Log& L, const Env&) {
+  if (!enter_netns<S>(L)) return;
+  Nl<S> nl;
+  R(nl.open());
+  int err;
+  for (uint8_t f : {uint8_t{AF_INET}, uint8_t{AF_INET6}}) {
+    std::vector<std::string> v = nl.dump(RTM_GETRULE, f, err);
+    R(err);
+    LOG_LINES(v, "rule ");
+  }
+  int one = 1;
+  R(SYS(setsockopt, nl.fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one));
+  std::vector<std::string> v = nl.dump(RTM_GETRULE, AF_INET, err);
+  R(err);
+  LOG_LINES(v, "rule ");
+  if constexpr (S::kRump) {
+    Req r(RTM_NEWRULE, NLM_F_REQUEST | NLM_F_CREATE);
+    fib_rule_hdr* h = r.fixed<fib_rule_hdr>();
+    h->family = AF_INET;
+    h->table = 100;
+    h->action = FR_ACT_TO_TBL;
+    r.u32(FRA_PRIORITY, 1000);
+    CHECK(nl.call(r) == EOPNOTSUPP);
+  }
+  nl.close();
 }
 
 // Routing tables besides main: routes added to numbered tables (one past
@@ -821,6 +899,10 @@ TEST_CASE("rtnetlink: listeners see changes made by netlink and ioctl", "[netlin
 
 TEST_CASE("rtnetlink: neighbour tables and extended ACKs as the host kernel's", "[netlink][diff]") {
   diff(sc_neigh<K<false>>, sc_neigh<K<true>>);
+}
+
+TEST_CASE("rtnetlink: ip rule lists Linux's default policy rules; adding one is refused", "[netlink][diff]") {
+  diff(sc_rules<K<false>>, sc_rules<K<true>>);
 }
 
 TEST_CASE("rtnetlink: a removed interface announces what goes with it", "[netlink][diff]") {
