@@ -258,7 +258,10 @@ TEST_CASE("tcp: SO_SNDBUF/SO_RCVBUF after connect shrink and grow what a connect
       rump_sys_close(p.l);
     }
     CHECK(took[1] * 4 < took[0]);
-    CHECK(took[2] > took[0]);
+    // Big buffers hold at least what was asked for. They need not hold
+    // more than the defaults: those grow with the window (autotuning).
+    CHECK(took[2] >= static_cast<size_t>(sizes[2]));
+    CHECK(took[2] > took[1] * 8);
   });
 }
 
