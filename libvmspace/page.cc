@@ -18,6 +18,19 @@ void FrameChunk::put() {
   rumpuser_free(this, sizeof(FrameChunk));
 }
 
+// From the kernel's chunk cache or the host; nothing is kept on failure.
+FrameChunk* Page::new_chunk(Kmem& kmem, bool shared) {
+  bool fresh = false;
+  void* base = kmem.take_chunk(&fresh, shared);
+  if (base == nullptr) return nullptr;
+  void* mem = nullptr;
+  if (rumpuser_malloc(sizeof(FrameChunk), 0, &mem) != 0) {
+    kmem.give_chunk(base, shared);
+    return nullptr;
+  }
+  return new (mem) FrameChunk(kmem, static_cast<std::byte*>(base), fresh, shared);
+}
+
 Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero, bool shared) {
   *zero = false;
   if (!kmem.charge(kPageSize)) return err(ENOMEM);
@@ -26,20 +39,13 @@ Result<Page*> Page::alloc_raw(Kmem& kmem, FrameChunk** chunkp, bool* zero, bool 
   if (chunkp != nullptr) {
     chunk = *chunkp;
     if (chunk == nullptr || chunk->next_ == FrameChunk::kChunkPages) {
-      bool fresh = false;
-      void* base = kmem.take_chunk(&fresh, shared);
-      if (base == nullptr) {
-        kmem.uncharge(kPageSize);
-        return err(ENOMEM);
-      }
-      void* mem = nullptr;
-      if (rumpuser_malloc(sizeof(FrameChunk), 0, &mem) != 0) {
-        kmem.give_chunk(base, shared);
+      FrameChunk* fresh_chunk = new_chunk(kmem, shared);
+      if (fresh_chunk == nullptr) {
         kmem.uncharge(kPageSize);
         return err(ENOMEM);
       }
       FrameChunk::drop_owner(chunk);
-      chunk = new (mem) FrameChunk(kmem, static_cast<std::byte*>(base), fresh, shared);
+      chunk = fresh_chunk;
       *chunkp = chunk;
     }
     frame = chunk->base_ + chunk->next_ * kPageSize;
@@ -95,18 +101,11 @@ Result<Page*> Page::alloc_pooled(Kmem& kmem, FramePool& pool) {
     // The current chunk is used up: a new one, made without the lock (a
     // racing allocation may install its own meanwhile; the older one is
     // let go of, its unused frames with it).
-    bool fresh = false;
-    void* base = kmem.take_chunk(&fresh, true);
-    void* mem = nullptr;
-    if (base != nullptr && rumpuser_malloc(sizeof(FrameChunk), 0, &mem) != 0) {
-      kmem.give_chunk(base, true);
-      base = nullptr;
-    }
-    if (base == nullptr) {
+    FrameChunk* fresh_chunk = new_chunk(kmem, true);
+    if (fresh_chunk == nullptr) {
       kmem.uncharge(kPageSize);
       return err(ENOMEM);
     }
-    FrameChunk* fresh_chunk = new (mem) FrameChunk(kmem, static_cast<std::byte*>(base), fresh, true);
     FrameChunk* old = nullptr;
     {
       SpinLocker g(pool.lock_);

@@ -137,6 +137,8 @@ class Page : public KObject {
   ~Page() = default;
   // *zero: the frame is known to be all zero (from a fresh chunk).
   static Result<Page*> alloc_raw(Kmem& kmem, FrameChunk** chunk, bool* zero, bool shared);
+  // A new chunk of frames with its bookkeeping; null when out of memory.
+  static FrameChunk* new_chunk(Kmem& kmem, bool shared);
 
   Kmem* kmem_;         // the arena the frame is charged to
   std::byte* frame_;   // kPageSize bytes, page aligned, owned
