@@ -251,8 +251,12 @@ Result<size_t> Pipe::write(Lwp& l, Uio& uio, bool nonblock) {
       // call, for an adaptive budget) rather than put the bytes in the
       // ring, which would make the next write find the ring non-empty
       // and keep the stream on two copies.
+      // The spin drops the lock: whatever came meanwhile (another
+      // writer's turn, bytes in the ring, an offer) is looked at again
+      // from the top, whether or not the spin paid off.
       spun_for_offer = true;
-      if (ospin_.spin(l, lock_, gen_, gen_.load(std::memory_order_relaxed), -1)) continue;
+      (void)ospin_.spin(l, lock_, gen_, gen_.load(std::memory_order_relaxed), -1);
+      continue;
     }
     // Our turn: copy a piece into the free space without the lock. Other
     // writers wait for wbusy_, so an atomic write is never interleaved.
