@@ -174,6 +174,21 @@ uint64_t cpu_note_rss(Proc& p) {
   return p.cpu_dead_.maxrss_kib;
 }
 
+void cpu_settle_host_rss(Proc& p) {
+  bool host;
+  {
+    MutexLocker g(p.lock_);
+    host = p.cpu_dead_.host_rss || p.cpu_children_.host_rss;
+  }
+  uint64_t bytes = 0;
+  if (!host || rumpuser_rss_peak(&bytes) != 0) return;
+  MutexLocker g(p.lock_);
+  uint64_t kib = bytes / 1024;
+  if (kib > p.cpu_dead_.maxrss_kib) p.cpu_dead_.maxrss_kib = kib;
+  if (kib > p.cpu_children_.maxrss_kib) p.cpu_children_.maxrss_kib = kib;
+  p.cpu_dead_.host_rss = p.cpu_children_.host_rss = false;
+}
+
 void cpu_note_exit_rss(Proc& p) {
   if (p.space_) {
     cpu_note_rss(p);

@@ -130,6 +130,10 @@ uint64_t cpu_note_rss(Proc& p);
 // At exit: cpu_note_rss for an isolated process; a process in the host's
 // space is only marked (host_rss), so that exiting costs no host call.
 void cpu_note_exit_rss(Proc& p);
+// A zombie is reaped: a peak still marked host_rss becomes the host
+// process's peak now (one host call), so that what wait4 reports and what
+// the parent's children total keeps are the same number from then on.
+void cpu_settle_host_rss(Proc& p);
 
 // The per-kernel tick (KernelServices::cputick()).
 class CpuTick : public KObject {

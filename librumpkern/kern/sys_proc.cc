@@ -83,6 +83,7 @@ Result<WaitResult> do_wait(Lwp& l, const WaitRequest& w) {
       any = true;
       if (c.state_ != Proc::State::kZombie) continue;
       WaitResult r{c.pid(), c.exit_status_, c.cred()->uid, {}};
+      if (w.reap) cpu_settle_host_rss(c);
       r.usage = cpu_proc_usage(c, false);
       r.usage.add(cpu_proc_usage(c, true));
       if (w.reap) t.reap_locked(c);
