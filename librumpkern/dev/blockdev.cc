@@ -1,6 +1,7 @@
-// HostBlockDevice: block I/O on a window of a host file through the
-// asynchronous rumpuser_bio hypercall, waited for synchronously, and
-// vectored I/O through rumpuser_iovread/rumpuser_iovwrite.
+// HostBlockDevice: block I/O on a window of a host file through
+// rumpuser_iovread/rumpuser_iovwrite on the calling thread (which gives its
+// virtual CPU back meanwhile), small writes gathered, and write-back hints
+// through the asynchronous rumpuser_bio hypercall.
 #include "dev/blockdev.h"
 
 #include <rump/rumpuser.h>
@@ -8,52 +9,21 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 
 #include "sync/mutex.h"
 
 namespace rump {
 
-namespace {
-
-// One request in flight. biodone runs on a host thread that holds no
-// virtual CPU (or on the caller before rumpuser_bio returns), so it only
-// touches the hypercall primitives, never the kernel's lock wrappers.
-struct BioWait {
-  Mutex m;
-  CondVar cv;
-  bool done = false;
-  size_t bytes = 0;
-  int error = 0;
-
-  static void biodone(void* arg, size_t bytes, int error) {
-    auto* w = static_cast<BioWait*>(arg);
-    rumpuser_mutex_enter_nowrap(w->m.raw());
-    w->bytes = bytes;
-    w->error = error;
-    w->done = true;
-    rumpuser_cv_signal(w->cv.raw());
-    rumpuser_mutex_exit(w->m.raw());
-  }
-};
-
-}  // namespace
-
-Result<void> HostBlockDevice::io(int op, uint64_t blkno, void* buf, size_t count) {
-  uint64_t bytes = static_cast<uint64_t>(count) * kBlockBytes;
-  if (blkno > size_ / kBlockBytes || bytes > size_ - blkno * kBlockBytes) return err(EINVAL);
-  if (count == 0) return {};
-  BioWait w;
-  rumpuser_bio(fd_, op, buf, bytes, static_cast<int64_t>(begin_ + blkno * kBlockBytes), &BioWait::biodone, &w);
-  {
-    MutexLocker g(w.m);
-    while (!w.done) w.cv.wait(w.m);
-  }
-  if (w.error) return err(w.error);
-  if (w.bytes != bytes) return err(EIO);
-  return {};
-}
-
 HostBlockDevice::~HostBlockDevice() {
+  {
+    // An error here has nobody to go to: a file system syncs its device
+    // before it lets go of it, and sync() reports it.
+    MutexLocker g(gather_m_);
+    (void)send_gathered();
+    Kmem::free(gather_);
+    gather_ = nullptr;
+  }
   MutexLocker g(hint_m_);
   while (hint_busy_) hint_cv_.wait(hint_m_);
 }
@@ -78,15 +48,49 @@ void HostBlockDevice::wrote(uint64_t bytes) {
                this);
 }
 
+Result<void> HostBlockDevice::send_gathered() {
+  if (gather_len_ == 0) return {};
+  Segment seg{gather_, gather_len_};
+  gather_len_ = 0;
+  return iov_io(true, gather_blk_, &seg, 1);
+}
+
+Result<void> HostBlockDevice::send_if_overlapping(uint64_t blkno, uint64_t bytes) {
+  if (gather_len_ == 0) return {};
+  uint64_t end = blkno + bytes / kBlockBytes, gend = gather_blk_ + gather_len_ / kBlockBytes;
+  if (blkno < gend && gather_blk_ < end) return send_gathered();
+  return {};
+}
+
+Result<bool> HostBlockDevice::gather(uint64_t blkno, const Segment* iov, size_t n, uint64_t bytes) {
+  bool joins = gather_len_ > 0 && blkno == gather_blk_ + gather_len_ / kBlockBytes &&
+               bytes <= kGatherBytes - gather_len_;
+  if (!joins) {
+    TRY(send_gathered());
+    if (bytes >= kGatherMax) return false;
+    if (gather_ == nullptr) {
+      gather_ = static_cast<std::byte*>(kmem_.alloc(kGatherBytes));
+      if (gather_ == nullptr) return false;  // written at once instead
+    }
+    gather_blk_ = blkno;
+  }
+  std::byte* at = gather_ + gather_len_;
+  for (size_t i = 0; i < n; i++) {
+    std::memcpy(at, iov[i].base, iov[i].len);
+    at += iov[i].len;
+  }
+  gather_len_ += bytes;
+  return true;
+}
+
 Result<void> HostBlockDevice::read_blocks(uint64_t blkno, void* buf, size_t count) {
-  return io(RUMPUSER_BIO_READ, blkno, buf, count);
+  Segment seg{buf, count * kBlockBytes};
+  return read_blocksv(blkno, &seg, 1);
 }
 
 Result<void> HostBlockDevice::write_blocks(uint64_t blkno, const void* buf, size_t count) {
-  if (read_only_) return err(EROFS);
-  TRY(io(RUMPUSER_BIO_WRITE, blkno, const_cast<void*>(buf), count));
-  wrote(uint64_t{count} * kBlockBytes);
-  return {};
+  Segment seg{const_cast<void*>(buf), count * kBlockBytes};
+  return write_blocksv(blkno, &seg, 1);
 }
 
 Result<void> BlockDevice::per_segment(bool write, uint64_t blkno, const Segment* iov, size_t n) {
@@ -133,15 +137,32 @@ Result<void> HostBlockDevice::iov_io(bool write, uint64_t blkno, const Segment* 
 }
 
 Result<void> HostBlockDevice::read_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
+  {
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += iov[i].len;
+    MutexLocker g(gather_m_);
+    TRY(send_if_overlapping(blkno, bytes));
+  }
   return iov_io(false, blkno, iov, n);
 }
 
 Result<void> HostBlockDevice::write_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
   if (read_only_) return err(EROFS);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += iov[i].len;
+  if (blkno > size_ / kBlockBytes || bytes > size_ - blkno * kBlockBytes) return err(EINVAL);
+  if (bytes == 0) return {};
+  // Under gather_m_ also when written at once: after the pending run.
+  MutexLocker g(gather_m_);
+  if (TRY(gather(blkno, iov, n, bytes))) return {};
   return iov_io(true, blkno, iov, n);
 }
 
 Result<void> HostBlockDevice::sync() {
+  {
+    MutexLocker g(gather_m_);
+    TRY(send_gathered());
+  }
   return from_errno(rumpuser_syncfd(fd_, RUMPUSER_SYNCFD_WRITE | RUMPUSER_SYNCFD_SYNC, 0, 0));
 }
 

@@ -2,8 +2,7 @@
 // mount on. A BlockDevice is a run of fixed-size blocks with synchronous
 // block reads and writes and a cache flush; today's provider is a window
 // of a host file (etfs RUMP_ETFS_BLK, HostBlockDevice) doing its I/O
-// through rumpuser_bio, vectored requests through rumpuser_iovread and
-// rumpuser_iovwrite. The calls block (the CPU is released while the host
+// through rumpuser_iovread and rumpuser_iovwrite. The calls block (the CPU is released while the host
 // does the I/O); a file system makes them under its tree lock.
 #pragma once
 
@@ -51,6 +50,17 @@ class BlockDevice {
 // A window [begin, begin + size) of a host file or device, opened by the
 // caller (fd stays the caller's).
 //
+// Small writes are gathered: a write of less than kGatherMax bytes that
+// continues the pending run (or starts one) is copied into a buffer of
+// kGatherBytes, which goes to the host in one request when a write does
+// not continue it, when it is full, before a read that overlaps it, and
+// at sync() and destruction. Writes thus reach the host in the order they
+// were made (a prefix of them, if the process dies: what a file system
+// that orders its writes survives), and a file system's many small runs
+// (one per file written back, one per metadata block) cost one host call
+// per kGatherBytes instead of one each. A write error of the gathered
+// bytes is reported by the call that sent them.
+//
 // Every kHintBytes written, the host is told to start writing the window
 // back to its storage (a RUMPUSER_BIO_WRITEBACK request, run by the host's
 // I/O threads while the kernel goes on), so that the next sync() waits for
@@ -58,8 +68,8 @@ class BlockDevice {
 // destructor waits for it (the fd is closed after).
 class HostBlockDevice : public BlockDevice, public KObject {
  public:
-  HostBlockDevice(int fd, uint64_t begin, uint64_t size, bool read_only)
-      : fd_(fd), begin_(begin), size_(size), read_only_(read_only) {}
+  HostBlockDevice(Kmem& kmem, int fd, uint64_t begin, uint64_t size, bool read_only)
+      : kmem_(kmem), fd_(fd), begin_(begin), size_(size), read_only_(read_only) {}
   ~HostBlockDevice() override;
   uint32_t block_size() const override { return kBlockBytes; }
   uint64_t size() const override { return size_; }
@@ -68,22 +78,46 @@ class HostBlockDevice : public BlockDevice, public KObject {
   Result<void> read_blocksv(uint64_t blkno, const Segment* iov, size_t n) override;
   Result<void> write_blocksv(uint64_t blkno, const Segment* iov, size_t n) override;
   Result<void> sync() override;
+  // Sends the gathered writes to the host file now, without a sync (for
+  // I/O on the same file past the device: the etfs node's own read and
+  // write).
+  Result<void> send_gathered_writes() {
+    MutexLocker g(gather_m_);
+    return send_gathered();
+  }
 
   static constexpr uint32_t kBlockBytes = 512;
   static constexpr uint64_t kHintBytes = uint64_t{8} << 20;
+  static constexpr size_t kGatherBytes = size_t{1} << 20;
+  static constexpr size_t kGatherMax = kGatherBytes / 4;
 
  private:
-  Result<void> io(int op, uint64_t blkno, void* buf, size_t count);
+  // Gathers the write of n segments (bytes in all) at blkno, or sends
+  // the pending run and returns false (the caller writes it itself).
+  Result<bool> gather(uint64_t blkno, const Segment* iov, size_t n, uint64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
+  // Sends the pending run, if any.
+  Result<void> send_gathered() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
+  // Sends the pending run if it overlaps [blkno, blkno + bytes).
+  Result<void> send_if_overlapping(uint64_t blkno, uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
   Result<void> iov_io(bool write, uint64_t blkno, const Segment* iov, size_t n);
   // bytes reached the host: a write-back hint when kHintBytes gathered.
   void wrote(uint64_t bytes);
   static void hint_done(void* arg, size_t, int);
+  Kmem& kmem_;
   int fd_;
   uint64_t begin_, size_;
+  // The pending run: gather_len_ bytes from block gather_blk_ in gather_
+  // (kGatherBytes, allocated at the first gathered write). Held across
+  // the host calls that send it, so requests reach the host in order.
+  Mutex gather_m_;
+  std::byte* gather_ ABSL_GUARDED_BY(gather_m_) = nullptr;
+  uint64_t gather_blk_ ABSL_GUARDED_BY(gather_m_) = 0;
+  size_t gather_len_ ABSL_GUARDED_BY(gather_m_) = 0;
   bool read_only_;
   std::atomic<uint64_t> unhinted_{0};  // bytes written since the last hint
   // hint_busy_: a hint is in flight. Taken by hint_done on a host thread
-  // holding no CPU (raw hypercall primitives, as BioWait in blockdev.cc).
+  // holding no CPU (raw hypercall primitives only).
   Mutex hint_m_;
   CondVar hint_cv_;
   bool hint_busy_ = false;

@@ -161,12 +161,7 @@ Result<BufRef> BufCache::get(BlockDevice& dev, uint64_t blkno, uint32_t size, bo
     if (Buf* b = table_.find(Buf::Key{&dev, blkno})) {
       b->mu_->assert_held();
       if (b->size_ != size) return err(EINVAL);
-      // getblk: the caller writes new bytes over the block.
-      if (!read) b->checked_ = false;
-      b->refs_++;
-      lru_.erase(lru_.iterator_to(*b));
-      lru_.push_back(*b);
-      return BufRef(this, b);
+      return take_locked(*b, !read);
     }
   }
   Buf* b = TRY(alloc_buf(dev, size));
@@ -191,6 +186,23 @@ Result<BufRef> BufCache::get(BlockDevice& dev, uint64_t blkno, uint32_t size, bo
   count_++;
   trim_locked();
   return BufRef(this, b);
+}
+
+BufRef BufCache::take_locked(Buf& b, bool getblk) {
+  b.mu_->assert_held();
+  if (getblk) b.checked_ = false;
+  b.refs_++;
+  lru_.erase(lru_.iterator_to(b));
+  lru_.push_back(b);
+  return BufRef(this, &b);
+}
+
+BufRef BufCache::lookup(BlockDevice& dev, uint64_t blkno, uint32_t size) {
+  MutexLocker g(lock_);
+  if (count_ == 0) return BufRef();
+  Buf* b = table_.find(Buf::Key{&dev, blkno});
+  if (b == nullptr || b->size_ != size) return BufRef();
+  return take_locked(*b, false);
 }
 
 Result<BufRef> BufCache::bread(BlockDevice& dev, uint64_t blkno, uint32_t size) {

@@ -136,6 +136,9 @@ class BufCache : public KObject {
   // The same block without reading it: the caller overwrites all of it
   // (a new block's contents are zeros).
   Result<BufRef> getblk(BlockDevice& dev, uint64_t blkno, uint32_t size);
+  // Block blkno if it is cached (referenced, as bread gives it), else an
+  // empty reference: the caller decides how to get it.
+  BufRef lookup(BlockDevice& dev, uint64_t blkno, uint32_t size);
   void bdirty(Buf& b);
   void brelse(Buf& b);
   // Keeps a dirty buffer off its home block (pin) or lets it go there
@@ -185,6 +188,9 @@ class BufCache : public KObject {
       boost::intrusive::constant_time_size<false>>;
 
   Result<BufRef> get(BlockDevice& dev, uint64_t blkno, uint32_t size, bool read);
+  // A cached buffer found in the table, referenced and made the most
+  // recently used. getblk: the caller writes new bytes over it.
+  BufRef take_locked(Buf& b, bool getblk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // A fresh unlinked buffer, evicting to make room if Kmem refuses.
   Result<Buf*> alloc_buf(BlockDevice& dev, uint32_t size);
   // Frees one unreferenced clean buffer (oldest first): false if none.

@@ -127,7 +127,7 @@ EtfsNode::EtfsNode(EtfsMount& m, VType type, char* hostpath, int fd, bool rdonly
       mode_(type == VType::kDir ? 0755 : (rdonly ? 0444 : 0644)),
       children_(m.kernel().kmem()), known_size_(size != kEndOff ? size : known_size) {
   if (type == VType::kBlk) {
-    blk_ = new (m.kernel().kmem()) HostBlockDevice(fd, begin, size, rdonly);
+    blk_ = new (m.kernel().kmem()) HostBlockDevice(m.kernel().kmem(), fd, begin, size, rdonly);
   }
 }
 
@@ -285,6 +285,9 @@ Result<size_t> EtfsNode::read(void* buf, size_t len, uint64_t off) {
   uint64_t ws = TRY(window_size());
   if (off >= ws) return size_t{0};
   if (len > ws - off) len = static_cast<size_t>(ws - off);
+  // What a file system mounted on the device gathered reaches the host
+  // file first, so that the node shows it.
+  if (blk_ != nullptr) TRY(blk_->send_gathered_writes());
   rumpuser_iovec iov{buf, len};
   size_t got = 0;
   int e = rumpuser_iovread(fd_, &iov, 1, static_cast<int64_t>(begin_ + off), &got);
@@ -300,6 +303,8 @@ Result<size_t> EtfsNode::write(const void* buf, size_t len, uint64_t off) {
     if (len > size_ - off) len = static_cast<size_t>(size_ - off);
   }
   if (len == 0) return size_t{0};
+  // After what a mounted file system gathered, not overwritten by it.
+  if (blk_ != nullptr) TRY(blk_->send_gathered_writes());
   rumpuser_iovec iov{const_cast<void*>(buf), len};
   size_t put = 0;
   int e = rumpuser_iovwrite(fd_, &iov, 1, static_cast<int64_t>(begin_ + off), &put);
@@ -309,6 +314,7 @@ Result<size_t> EtfsNode::write(const void* buf, size_t len, uint64_t off) {
 
 Result<void> EtfsNode::fsync() {
   if (fd_ < 0) return {};
+  if (blk_ != nullptr) TRY(blk_->send_gathered_writes());
   return from_errno(rumpuser_syncfd(fd_, RUMPUSER_SYNCFD_WRITE | RUMPUSER_SYNCFD_SYNC, 0, 0));
 }
 

@@ -274,6 +274,27 @@ Result<uint32_t> Ext2Mount::alloc_inode(uint32_t goal_group, bool dir) {
   return err(ENOSPC);
 }
 
+Result<BufRef> Ext2Mount::inode_block_for_write(uint32_t g, uint32_t index, uint64_t blkno) {
+  if (BufRef b = bc_.lookup(dev_, blkno, geo_.block_size)) return b;
+  if (blkno >= geo_.blocks_count) return corrupt("inode table past the end", blkno);
+  const uint32_t per = geo_.block_size / geo_.inode_size;
+  const uint32_t first = index - index % per;
+  BufRef dh;
+  const char* d = TRY(group_desc(g, dh));
+  bool alone = false;
+  if (!(get16(d, gd::kFlags) & gd::kInodeUninit)) {
+    BufRef bh = TRY(bread(gd::get_block(d, gd::kInodeBitmapLo, gd::kInodeBitmapHi, geo_.desc_size >= 64)));
+    alone = true;
+    for (uint32_t i = first; i < first + per && i < geo_.inodes_per_group && alone; i++)
+      if (i != index && bit_test(bh.data(), i)) alone = false;
+  }
+  dh.reset();
+  if (!alone) return bread(blkno);
+  Result<BufRef> r = bc_.getblk(dev_, blkno, geo_.block_size);
+  if (!r.ok() && r.error() != ENOMEM) return err(EIO);
+  return r;
+}
+
 Result<void> Ext2Mount::free_inode(uint32_t ino, bool dir) {
   if (ino < geo_.first_ino || ino > geo_.inodes_count) return corrupt("freeing a reserved inode", ino);
   uint32_t g = (ino - 1) / geo_.inodes_per_group, bit = (ino - 1) % geo_.inodes_per_group;

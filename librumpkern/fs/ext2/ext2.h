@@ -312,6 +312,11 @@ class Ext2Mount : public Mount {
   // A block of the file system through the buffer cache (EUCLEAN for a
   // block number past the end).
   Result<BufRef> bread(uint64_t blkno);
+  // Block blkno of the inode table of group g, to write inode index of
+  // the group into. Not read from the device when no other inode of the
+  // block is in use (the inode bitmap says so): zeros then, as Linux's
+  // __ext4_get_inode_loc, which also spares the read of a fresh table.
+  Result<BufRef> inode_block_for_write(uint32_t g, uint32_t index, uint64_t blkno);
   // The group descriptor of group g (a pointer into its cached block).
   Result<const char*> group_desc(uint32_t g, BufRef& hold);
   // The node of inode ino: the cached one or a fresh one read from disk.

@@ -73,7 +73,7 @@ Result<void> Ext2Node::write_inode() {
   uint64_t table = gd::get_block(d, gd::kInodeTableLo, gd::kInodeTableHi, g.desc_size >= 64);
   gh.reset();
   uint64_t byte = uint64_t{index} * g.inode_size;
-  BufRef ib = TRY(m.bread(table + byte / g.block_size));
+  BufRef ib = TRY(m.inode_block_for_write(group, index, table + byte / g.block_size));
   std::memcpy(ib.data() + byte % g.block_size, raw_, g.inode_size);
   return m.dirty_meta(ib);
 }

@@ -600,3 +600,82 @@ TEST_CASE("etfs BLK: BlockDevice reads and writes blocks inside the window", "[e
   CHECK(std::string(hb, 1024) == std::string(1024, 'B'));
   CHECK(rump_pub_etfs_remove("/dev/hd1") == 0);
 }
+
+namespace {
+
+std::string host_bytes(int fd, uint64_t off, size_t n) {
+  std::string s(n, '\0');
+  if (pread(fd, s.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) return "short";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("etfs BLK: small writes are gathered, reach the host in order, and reads and sync see them",
+          "[etfs][blockdev]") {
+  KernelUp up;
+  constexpr uint64_t kBase = 4096, kSize = uint64_t{4} << 20;
+  HostFile h(kBase + kSize);
+  REQUIRE(rump_pub_etfs_register_withsize("/dev/hd2", h.path.c_str(), RUMP_ETFS_BLK, kBase, kSize) == 0);
+  rump::Kernel* k = rump::current_kernel();
+  REQUIRE(k != nullptr);
+  rump::Lwp* l = rump::enter(*k);
+  REQUIRE(l != nullptr);
+  const std::string before = host_bytes(h.fd, kBase, 8192);
+  {
+    rump::Result<rump::Ref<rump::Vnode>> vp = rump::namei(*l, AT_FDCWD, "/dev/hd2", rump::kFollow);
+    REQUIRE(vp.ok());
+    rump::BlockDevice* bd = rump::block_device_of(*vp.value());
+    REQUIRE(bd != nullptr);
+    std::string a(1024, 'a'), b(512, 'b');
+    // Two writes that continue each other: one pending run, not in the
+    // host file yet.
+    REQUIRE(bd->write_blocks(2, a.data(), 2).ok());
+    rump::BlockDevice::Segment seg[2] = {{b.data(), 512}, {a.data(), 512}};
+    REQUIRE(bd->write_blocksv(4, seg, 2).ok());
+    CHECK(host_bytes(h.fd, kBase + 1024, 2048) == before.substr(1024, 2048));
+    // A read that overlaps the run sees the new bytes.
+    char r[2048];
+    REQUIRE(bd->read_blocks(2, r, 4).ok());
+    CHECK(std::string(r, 2048) == a + b + std::string(512, 'a'));
+    // That read sent the run: the host file has it, without a sync.
+    CHECK(host_bytes(h.fd, kBase + 1024, 2048) == a + b + std::string(512, 'a'));
+    // A write elsewhere sends the pending run before it starts its own.
+    std::string c(512, 'c'), d(512, 'd');
+    REQUIRE(bd->write_blocks(100, c.data(), 1).ok());
+    CHECK(host_bytes(h.fd, kBase + 100 * 512, 512) != c);
+    REQUIRE(bd->write_blocks(50, d.data(), 1).ok());
+    CHECK(host_bytes(h.fd, kBase + 100 * 512, 512) == c);
+    // A write too large to gather goes straight to the host, after the
+    // pending run (block 50).
+    std::string big(rump::HostBlockDevice::kGatherMax, 'E');
+    REQUIRE(bd->write_blocks(1000, big.data(), big.size() / 512).ok());
+    CHECK(host_bytes(h.fd, kBase + 50 * 512, 512) == d);
+    CHECK(host_bytes(h.fd, kBase + 1000 * 512, big.size()) == big);
+    // Runs longer than the buffer go out as it fills; sync sends the rest.
+    std::string piece(64 * 1024, 'f');
+    uint64_t blk = 2048;
+    const size_t pieces = rump::HostBlockDevice::kGatherBytes / piece.size() + 3;
+    for (size_t i = 0; i < pieces; i++, blk += piece.size() / 512) {
+      piece[0] = static_cast<char>('g' + i % 16);
+      REQUIRE(bd->write_blocks(blk, piece.data(), piece.size() / 512).ok());
+    }
+    CHECK(host_bytes(h.fd, kBase + 2048 * 512, 1)[0] == 'g');
+    CHECK(host_bytes(h.fd, kBase + (blk - 128) * 512, 1)[0] != piece[0]);
+    REQUIRE(bd->sync().ok());
+    CHECK(host_bytes(h.fd, kBase + (blk - 128) * 512, 1)[0] == piece[0]);
+    // A write past the end is refused at the call, not when sent.
+    CHECK(bd->write_blocks(kSize / 512 - 1, c.data(), 2).error() == EINVAL);
+    // The device node's own read shows a pending run.
+    std::string e(512, 'z');
+    REQUIRE(bd->write_blocks(7, e.data(), 1).ok());
+  }
+  rump::leave(*k, l);
+  int fd = rump_sys_open("/dev/hd2", O_RDONLY, 0);
+  REQUIRE(fd >= 0);
+  char nb[512];
+  REQUIRE(rump_sys_pread(fd, nb, 512, 7 * 512) == 512);
+  CHECK(std::string(nb, 512) == std::string(512, 'z'));
+  rump_sys_close(fd);
+  CHECK(rump_pub_etfs_remove("/dev/hd2") == 0);
+}
