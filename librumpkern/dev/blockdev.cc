@@ -21,8 +21,10 @@ HostBlockDevice::~HostBlockDevice() {
     // before it lets go of it, and sync() reports it.
     MutexLocker g(gather_m_);
     (void)send_gathered();
+    (void)wait_sent();
     Kmem::free(gather_);
-    gather_ = nullptr;
+    Kmem::free(spare_);
+    gather_ = spare_ = nullptr;
   }
   MutexLocker g(hint_m_);
   while (hint_busy_) hint_cv_.wait(hint_m_);
@@ -48,25 +50,72 @@ void HostBlockDevice::wrote(uint64_t bytes) {
                this);
 }
 
-Result<void> HostBlockDevice::send_gathered() {
+void HostBlockDevice::sent(void* arg, size_t bytes, int error) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto* d = static_cast<HostBlockDevice*>(arg);
+  rumpuser_mutex_enter_nowrap(d->send_m_.raw());
+  d->send_bytes_ = bytes;
+  d->send_error_ = error;
+  d->send_done_ = true;
+  rumpuser_cv_signal(d->send_cv_.raw());
+  rumpuser_mutex_exit(d->send_m_.raw());
+}
+
+Result<void> HostBlockDevice::wait_sent() {
+  if (!sending_) return {};
+  int e;
+  size_t bytes;
+  {
+    MutexLocker g(send_m_);
+    while (!send_done_) send_cv_.wait(send_m_);
+    send_done_ = false;
+    e = send_error_;
+    bytes = send_bytes_;
+  }
+  sending_ = false;
+  if (e) return err(e);
+  if (bytes != send_len_) return err(EIO);
+  return {};
+}
+
+Result<void> HostBlockDevice::send_gathered(bool async) {
+  TRY(wait_sent());
   if (gather_len_ == 0) return {};
-  Segment seg{gather_, gather_len_};
+  size_t len = gather_len_;
   gather_len_ = 0;
-  return iov_io(true, gather_blk_, &seg, 1);
+  if (async && spare_ == nullptr) spare_ = static_cast<std::byte*>(kmem_.alloc(kGatherBytes));
+  if (!async || spare_ == nullptr) {
+    Segment seg{gather_, len};
+    return iov_io(true, gather_blk_, &seg, 1);
+  }
+  // The full buffer goes to an I/O thread; the spare one takes the next
+  // writes.
+  std::byte* full = gather_;
+  gather_ = spare_;
+  spare_ = full;
+  sending_ = true;
+  send_len_ = len;
+  rumpuser_bio(fd_, RUMPUSER_BIO_WRITE, full, len, static_cast<int64_t>(begin_ + gather_blk_ * kBlockBytes),
+               &HostBlockDevice::sent, this);
+  wrote(len);
+  return {};
 }
 
 Result<void> HostBlockDevice::send_if_overlapping(uint64_t blkno, uint64_t bytes) {
-  if (gather_len_ == 0) return {};
+  // A send in flight may hold these blocks: it ends first.
+  if (gather_len_ == 0) return wait_sent();
   uint64_t end = blkno + bytes / kBlockBytes, gend = gather_blk_ + gather_len_ / kBlockBytes;
   if (blkno < gend && gather_blk_ < end) return send_gathered();
-  return {};
+  return wait_sent();
 }
 
 Result<bool> HostBlockDevice::gather(uint64_t blkno, const Segment* iov, size_t n, uint64_t bytes) {
   bool joins = gather_len_ > 0 && blkno == gather_blk_ + gather_len_ / kBlockBytes &&
                bytes <= kGatherBytes - gather_len_;
   if (!joins) {
-    TRY(send_gathered());
+    // What this write will not join goes now: asynchronously when this
+    // write is gathered in turn (the spare buffer takes it), else at once,
+    // before the caller's own write.
+    TRY(send_gathered(bytes < kGatherMax));
     if (bytes >= kGatherMax) return false;
     if (gather_ == nullptr) {
       gather_ = static_cast<std::byte*>(kmem_.alloc(kGatherBytes));

@@ -58,8 +58,13 @@ class BlockDevice {
 // were made (a prefix of them, if the process dies: what a file system
 // that orders its writes survives), and a file system's many small runs
 // (one per file written back, one per metadata block) cost one host call
-// per kGatherBytes instead of one each. A write error of the gathered
-// bytes is reported by the call that sent them.
+// per kGatherBytes instead of one each. A full buffer goes to the host
+// asynchronously (rumpuser_bio, on the host's I/O threads, so that the
+// host's copy overlaps the kernel's work) while a second buffer fills;
+// every other host request, and the next send, waits for it first, so
+// the order holds. A write error of gathered bytes is reported by the
+// call that sent them or, for an asynchronous send, by the next call
+// that waits for it.
 //
 // Every kHintBytes written, the host is told to start writing the window
 // back to its storage (a RUMPUSER_BIO_WRITEBACK request, run by the host's
@@ -96,8 +101,12 @@ class HostBlockDevice : public BlockDevice, public KObject {
   // the pending run and returns false (the caller writes it itself).
   Result<bool> gather(uint64_t blkno, const Segment* iov, size_t n, uint64_t bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
-  // Sends the pending run, if any.
-  Result<void> send_gathered() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
+  // Sends the pending run, if any: async, through the I/O threads (the
+  // buffers swap), else at once. Waits for a send in flight first.
+  Result<void> send_gathered(bool async = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
+  // Waits for the asynchronous send in flight, if any: its error.
+  Result<void> wait_sent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
+  static void sent(void* arg, size_t bytes, int error);
   // Sends the pending run if it overlaps [blkno, blkno + bytes).
   Result<void> send_if_overlapping(uint64_t blkno, uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
   Result<void> iov_io(bool write, uint64_t blkno, const Segment* iov, size_t n);
@@ -114,6 +123,17 @@ class HostBlockDevice : public BlockDevice, public KObject {
   std::byte* gather_ ABSL_GUARDED_BY(gather_m_) = nullptr;
   uint64_t gather_blk_ ABSL_GUARDED_BY(gather_m_) = 0;
   size_t gather_len_ ABSL_GUARDED_BY(gather_m_) = 0;
+  // The other buffer: the one an asynchronous send holds while in
+  // flight (sending_), else free. sent() runs on a host I/O thread that
+  // holds no CPU: it sets what follows under send_m_ (raw primitives).
+  std::byte* spare_ ABSL_GUARDED_BY(gather_m_) = nullptr;
+  bool sending_ ABSL_GUARDED_BY(gather_m_) = false;
+  size_t send_len_ ABSL_GUARDED_BY(gather_m_) = 0;
+  Mutex send_m_;
+  CondVar send_cv_;
+  bool send_done_ = false;
+  size_t send_bytes_ = 0;
+  int send_error_ = 0;
   bool read_only_;
   std::atomic<uint64_t> unhinted_{0};  // bytes written since the last hint
   // hint_busy_: a hint is in flight. Taken by hint_done on a host thread

@@ -297,6 +297,8 @@ Result<BufRef> Ext2Mount::inode_block_for_write(uint32_t g, uint32_t index, uint
 
 Result<void> Ext2Mount::free_inode(uint32_t ino, bool dir) {
   if (ino < geo_.first_ino || ino > geo_.inodes_count) return corrupt("freeing a reserved inode", ino);
+  // The number may name another directory next.
+  names_drop(ino);
   uint32_t g = (ino - 1) / geo_.inodes_per_group, bit = (ino - 1) % geo_.inodes_per_group;
   bool big = geo_.desc_size >= 64;
   BufRef dh;

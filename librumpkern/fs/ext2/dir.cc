@@ -132,7 +132,158 @@ Result<void> Ext2Node::for_each_entry(int64_t off, Fn fn) const {
   return {};
 }
 
+// --- the name caches (Ext2Node::NameCache, Ext2Mount::NameCaches)
+
+struct Ext2Node::NameCache : public KObject {
+  struct Name {
+    boost::intrusive::unordered_set_member_hook<> hook;
+    uint32_t ino;
+    uint8_t len;
+    char text[kNameMax];  // len bytes used; allocated to fit
+    std::string_view view() const { return {text, len}; }
+  };
+  struct KeyOf {
+    using type = std::string_view;
+    std::string_view operator()(const Name& n) const { return n.view(); }
+  };
+  struct DirOf {
+    using type = uint32_t;
+    uint32_t operator()(const NameCache& c) const { return c.dir; }
+  };
+  NameCache(Kmem& k, uint32_t d) : kmem(k), dir(d), table(k) {}
+  ~NameCache() {
+    table.clear_and_dispose([](Name* n) {
+      n->~Name();
+      Kmem::free(n);
+    });
+  }
+  // False when memory ran out (the cache is then incomplete).
+  bool put(std::string_view name, uint32_t ino) {
+    if (Name* n = table.find(name)) {
+      n->ino = ino;
+      return true;
+    }
+    void* mem = kmem.alloc(offsetof(Name, text) + name.size());
+    if (mem == nullptr) return false;
+    Name* n = new (mem) Name;
+    n->ino = ino;
+    n->len = static_cast<uint8_t>(name.size());
+    std::memcpy(n->text, name.data(), name.size());
+    table.insert(*n);
+    return true;
+  }
+  void erase(std::string_view name) {
+    if (Name* n = table.find(name)) {
+      table.erase(*n);
+      n->~Name();
+      Kmem::free(n);
+    }
+  }
+  Kmem& kmem;
+  const uint32_t dir;  // the directory's inode number
+  IntrusiveHash<Name, &Name::hook, KeyOf> table;
+  boost::intrusive::unordered_set_member_hook<> set_hook;  // Ext2Mount::NameCaches
+  boost::intrusive::list_member_hook<> lru_hook;
+};
+
+struct Ext2Mount::NameCaches : public KObject {
+  using Cache = Ext2Node::NameCache;
+  using Lru = boost::intrusive::list<
+      Cache, boost::intrusive::member_hook<Cache, boost::intrusive::list_member_hook<>, &Cache::lru_hook>,
+      boost::intrusive::constant_time_size<true>>;
+  explicit NameCaches(Kmem& k) : set(k) {}
+  ~NameCaches() {
+    set.clear();
+    lru.clear_and_dispose([](Cache* c) { delete c; });
+  }
+  IntrusiveHash<Cache, &Cache::set_hook, Cache::DirOf> set;
+  Lru lru;  // least recently used first
+};
+
+Ext2Node::NameCache* Ext2Mount::names_find(uint32_t dir) {
+  if (name_caches_ == nullptr) return nullptr;
+  NameCaches& cs = *name_caches_;
+  Ext2Node::NameCache* c = cs.set.find(dir);
+  if (c != nullptr) {
+    cs.lru.erase(cs.lru.iterator_to(*c));
+    cs.lru.push_back(*c);
+  }
+  return c;
+}
+
+void Ext2Mount::names_adopt(Ext2Node::NameCache* c) {
+  if (name_caches_ == nullptr) {
+    name_caches_ = new (kernel().kmem()) NameCaches(kernel().kmem());
+    if (name_caches_ == nullptr) {
+      delete c;
+      return;
+    }
+  }
+  NameCaches& cs = *name_caches_;
+  if (cs.lru.size() >= kMaxNameCaches) names_drop(cs.lru.front().dir);
+  cs.set.insert(*c);
+  cs.lru.push_back(*c);
+}
+
+void Ext2Mount::names_drop(uint32_t dir) {
+  if (name_caches_ == nullptr) return;
+  NameCaches& cs = *name_caches_;
+  Ext2Node::NameCache* c = cs.set.find(dir);
+  if (c == nullptr) return;
+  cs.set.erase(*c);
+  cs.lru.erase(cs.lru.iterator_to(*c));
+  delete c;
+}
+
+void Ext2Mount::names_drop_all() {
+  delete name_caches_;
+  name_caches_ = nullptr;
+}
+
+void Ext2Node::drop_names() const { em().names_drop(ino_); }
+
+Result<Ext2Node::NameCache*> Ext2Node::names() const {
+  Ext2Mount& m = em();
+  if (NameCache* c = m.names_find(ino_)) return c;
+  if ((flags() & kFlInlineData) || size() > kNameCacheMax) return nullptr;
+  Kmem& k = m.kernel().kmem();
+  auto* c = new (k) NameCache(k, ino_);
+  if (c == nullptr) return nullptr;
+  bool ok = true;
+  Result<void> r = for_each_entry(0, [&](const Entry& e, uint64_t, uint64_t) {
+    if (e.name == "." || e.name == "..") return true;
+    ok = c->put(e.name, e.ino);
+    return ok;
+  });
+  if (!r.ok() || !ok) {
+    delete c;
+    if (!r.ok()) return err(r.error());
+    return nullptr;
+  }
+  m.names_adopt(c);
+  return m.names_find(ino_);
+}
+
+void Ext2Node::names_put(std::string_view name, uint32_t ino) const {
+  NameCache* c = em().names_find(ino_);
+  if (c == nullptr) return;
+  // A directory grown past the bound goes back to its blocks (and its
+  // index): a cache's memory stays bounded by kNameCacheMax.
+  if (size() > kNameCacheMax || !c->put(name, ino)) drop_names();
+}
+
+void Ext2Node::names_erase(std::string_view name) const {
+  if (NameCache* c = em().names_find(ino_)) c->erase(name);
+}
+
 Result<uint32_t> Ext2Node::find_entry(std::string_view name) const {
+  if (name != "." && name != "..") {
+    if (const NameCache* c = TRY(names())) {
+      const NameCache::Name* n = c->table.find(name);
+      if (n == nullptr) return err(ENOENT);
+      return n->ino;
+    }
+  }
   uint32_t found = 0;
   if ((flags() & kFlIndex) && !(flags() & kFlInlineData) && name != "." && name != "..") {
     // Through the index; an index that cannot be used falls back to the
@@ -413,6 +564,27 @@ Result<void> Ext2Node::deindex() {
 }
 
 Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
+  Result<void> r = add_entry_on_disk(name, ino, t);
+  if (r.ok()) names_put(name, ino);
+  else drop_names();
+  return r;
+}
+
+Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
+  Result<void> r = remove_entry_on_disk(name, ino);
+  if (r.ok()) names_erase(name);
+  else drop_names();
+  return r;
+}
+
+Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType t) {
+  Result<void> r = retarget_entry_on_disk(name, ino, t);
+  if (r.ok() && name != "." && name != "..") names_put(name, ino);
+  else if (!r.ok()) drop_names();
+  return r;
+}
+
+Result<void> Ext2Node::add_entry_on_disk(std::string_view name, uint32_t ino, VType t) {
   Ext2Mount& m = em();
   bool ft = m.geo().incompat & kIncompatFiletype;
   uint8_t ftype = ft ? vtype_to_ft(t) : 0;
@@ -517,7 +689,7 @@ Result<bool> Ext2Node::remove_in_block(uint64_t lblk, std::string_view name, uin
   return false;
 }
 
-Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
+Result<void> Ext2Node::remove_entry_on_disk(std::string_view name, uint32_t ino) {
   Ext2Mount& m = em();
   TRY(uninline());
   if (flags() & kFlIndex) {
@@ -535,7 +707,7 @@ Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
   return err(ENOENT);
 }
 
-Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType t) {
+Result<void> Ext2Node::retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t) {
   Ext2Mount& m = em();
   TRY(uninline());
   uint32_t bs = m.geo().block_size;

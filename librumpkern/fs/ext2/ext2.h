@@ -151,6 +151,29 @@ class Ext2Node : public Vnode, public PageIo {
   uint32_t rec_len(const char* blk, size_t pos) const;
   Result<void> check_dirent(const char* blk, size_t pos, size_t end, uint64_t lblk) const;
   Result<uint32_t> find_entry(std::string_view name) const;
+  // Directories: the inode numbers of the entries by name, so that a
+  // lookup (and the check for an existing name before a create) is a hash
+  // probe instead of a walk over the directory's blocks (dir.cc). The
+  // caches live in the mount (Ext2Mount::names_of), since a directory's
+  // node goes with its last reference, between two lookups. Built by the
+  // first lookup that walks a directory of at most kNameCacheMax bytes;
+  // every change through add_entry, remove_entry and retarget_entry keeps
+  // it; a change that fails part-way, or memory that runs out, drops it
+  // (the next lookup walks and builds it again), and so does freeing the
+  // directory's inode. "." and ".." are never in it.
+  struct NameCache;
+  static constexpr uint64_t kNameCacheMax = 16 * 1024;
+  // This directory's cache, built if it can be (null otherwise).
+  Result<NameCache*> names() const;
+  void drop_names() const;
+  // Keeps the cache, if any, for an entry added, removed or pointed
+  // elsewhere.
+  void names_put(std::string_view name, uint32_t ino) const;
+  void names_erase(std::string_view name) const;
+  // The on-disk parts of add_entry, remove_entry and retarget_entry.
+  Result<void> add_entry_on_disk(std::string_view name, uint32_t ino, VType t);
+  Result<void> remove_entry_on_disk(std::string_view name, uint32_t ino);
+  Result<void> retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t);
 
   void set_size(uint64_t size);
   void add_blocks(int64_t fs_blocks);  // i_blocks bookkeeping
@@ -438,6 +461,16 @@ class Ext2Mount : public Mount {
   void add_free_inodes(int64_t n);
   friend class Ext2Node;
   IntrusiveHash<Ext2Node, &Ext2Node::hash_hook_, Ext2Node::InoOf> nodes_ ABSL_GUARDED_BY(lock_);
+  // Directories' name caches (Ext2Node::NameCache, dir.cc) by inode
+  // number, at most kMaxNameCaches, the least recently used going first.
+  // Under the tree lock.
+  struct NameCaches;
+  static constexpr size_t kMaxNameCaches = 256;
+  NameCaches* name_caches_ = nullptr;
+  Ext2Node::NameCache* names_find(uint32_t dir);
+  void names_adopt(Ext2Node::NameCache* c);
+  void names_drop(uint32_t dir);
+  void names_drop_all();
 };
 
 }  // namespace rump

@@ -522,12 +522,14 @@ bool Journal::pinned_too_much() const {
   return limit != 0 && running_.size() * size_t{bs_} > limit / kPinnedShare;
 }
 
+uint64_t Journal::soft_margin(uint64_t margin) { return margin < kStepRoom ? margin : kStepRoom; }
+
 bool Journal::reserve_would_commit() const {
   if (!started_) return false;
   uint64_t cap = capacity();
   uint64_t margin = cap / 8;
   uint64_t run = running_blocks();
-  return run + margin > cap / 4 || used() + run + margin + 1 > cap || pinned_too_much();
+  return run + soft_margin(margin) > cap / 4 || used() + run + margin + 1 > cap || pinned_too_much();
 }
 
 Result<void> Journal::reserve() {
@@ -539,7 +541,11 @@ Result<void> Journal::reserve() {
   // Pinned buffers cannot be written back or evicted: under a memory
   // limit the transaction is committed (which unpins them) before they
   // take more than their share, so that eviction always finds something.
-  if (run + margin > cap / 4 || pinned_too_much()) return commit(false);
+  // A transaction is committed before it holds a quarter of the log (as
+  // jbd2's j_max_transaction_buffers) with the next operation's room on
+  // top; that room needs not grow with the log (soft_margin), while the
+  // check above keeps a whole eighth of the log for it.
+  if (run + soft_margin(margin) > cap / 4 || pinned_too_much()) return commit(false);
   return {};
 }
 

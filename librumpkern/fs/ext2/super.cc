@@ -102,6 +102,7 @@ Ext2Mount::~Ext2Mount() {
     if (!r.ok()) kernel().printf("EXT4-fs: writing back after unmount failed (%d)\n", r.error());
   }
   delete journal_;
+  names_drop_all();
   Kmem::free(sb_raw_);
   bc_.invalidate(dev_);
   bc_.release();

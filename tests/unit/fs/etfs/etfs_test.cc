@@ -640,11 +640,15 @@ TEST_CASE("etfs BLK: small writes are gathered, reach the host in order, and rea
     CHECK(std::string(r, 2048) == a + b + std::string(512, 'a'));
     // That read sent the run: the host file has it, without a sync.
     CHECK(host_bytes(h.fd, kBase + 1024, 2048) == a + b + std::string(512, 'a'));
-    // A write elsewhere sends the pending run before it starts its own.
+    // A write elsewhere sends the pending run before it starts its own
+    // (on an I/O thread: any other request, here a read of an unrelated
+    // block, waits for that send to end).
     std::string c(512, 'c'), d(512, 'd');
     REQUIRE(bd->write_blocks(100, c.data(), 1).ok());
     CHECK(host_bytes(h.fd, kBase + 100 * 512, 512) != c);
     REQUIRE(bd->write_blocks(50, d.data(), 1).ok());
+    char unrelated[512];
+    REQUIRE(bd->read_blocks(0, unrelated, 1).ok());
     CHECK(host_bytes(h.fd, kBase + 100 * 512, 512) == c);
     // A write too large to gather goes straight to the host, after the
     // pending run (block 50).
@@ -652,7 +656,8 @@ TEST_CASE("etfs BLK: small writes are gathered, reach the host in order, and rea
     REQUIRE(bd->write_blocks(1000, big.data(), big.size() / 512).ok());
     CHECK(host_bytes(h.fd, kBase + 50 * 512, 512) == d);
     CHECK(host_bytes(h.fd, kBase + 1000 * 512, big.size()) == big);
-    // Runs longer than the buffer go out as it fills; sync sends the rest.
+    // Runs longer than the buffer go out as it fills (on an I/O thread,
+    // which a read waits for); sync sends the rest.
     std::string piece(64 * 1024, 'f');
     uint64_t blk = 2048;
     const size_t pieces = rump::HostBlockDevice::kGatherBytes / piece.size() + 3;
@@ -660,6 +665,8 @@ TEST_CASE("etfs BLK: small writes are gathered, reach the host in order, and rea
       piece[0] = static_cast<char>('g' + i % 16);
       REQUIRE(bd->write_blocks(blk, piece.data(), piece.size() / 512).ok());
     }
+    char one[512];
+    REQUIRE(bd->read_blocks(0, one, 1).ok());
     CHECK(host_bytes(h.fd, kBase + 2048 * 512, 1)[0] == 'g');
     CHECK(host_bytes(h.fd, kBase + (blk - 128) * 512, 1)[0] != piece[0]);
     REQUIRE(bd->sync().ok());

@@ -316,6 +316,96 @@ TEST_CASE("changing a hashed directory keeps it valid", "[ext2]") {
   }
 }
 
+TEST_CASE("lookups answered by a directory's name cache follow every change, and a directory outgrowing it",
+          "[ext2]") {
+  for (const char* type : {"ext4", "ext2"}) {
+    DYNAMIC_SECTION(type) {
+      TempDir tmp;
+      std::string img = tmp.path + "/img";
+      REQUIRE(make_image(img, type, 1024, "", 32));
+      auto path = [](const char* dir, int i) { return std::string("/mnt/") + dir + "/entry_" + std::to_string(i); };
+      auto ino_of = [](const std::string& p) -> long {
+        struct stat st;
+        return rump_sys_lstat(p.c_str(), &st) == 0 ? static_cast<long>(st.st_ino) : -errno;
+      };
+      // What each name should give: an inode number, or -ENOENT.
+      std::map<std::string, long> want;
+      {
+        Mounted m(img, type, 0);
+        REQUIRE(m.mount_result == 0);
+        REQUIRE(rump_sys_mkdir("/mnt/a", 0755) == 0);
+        REQUIRE(rump_sys_mkdir("/mnt/b", 0755) == 0);
+        for (int i = 0; i < 40; i++) {
+          int fd = rump_sys_open(path("a", i).c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+          REQUIRE(fd >= 0);
+          rump_sys_close(fd);
+          want[path("a", i)] = ino_of(path("a", i));
+          REQUIRE(want[path("a", i)] > 0);
+        }
+        // A lookup of a missing name before and after the cache exists.
+        CHECK(ino_of(path("a", 1000)) == -ENOENT);
+        CHECK_ERRNO(EEXIST, rump_sys_mkdir(path("a", 3).c_str(), 0755));
+        // unlink, rename within and across directories, rename over an
+        // existing name, link, symlink, mkdir and rmdir.
+        for (int i = 0; i < 40; i += 4) {
+          REQUIRE(rump_sys_unlink(path("a", i).c_str()) == 0);
+          want[path("a", i)] = -ENOENT;
+        }
+        REQUIRE(rump_sys_rename(path("a", 1).c_str(), path("a", 100).c_str()) == 0);
+        want[path("a", 100)] = want[path("a", 1)];
+        want[path("a", 1)] = -ENOENT;
+        REQUIRE(rump_sys_rename(path("a", 2).c_str(), path("b", 2).c_str()) == 0);
+        want[path("b", 2)] = want[path("a", 2)];
+        want[path("a", 2)] = -ENOENT;
+        REQUIRE(rump_sys_rename(path("a", 5).c_str(), path("a", 6).c_str()) == 0);
+        want[path("a", 6)] = want[path("a", 5)];
+        want[path("a", 5)] = -ENOENT;
+        REQUIRE(rump_sys_link(path("a", 7).c_str(), path("b", 7).c_str()) == 0);
+        want[path("b", 7)] = want[path("a", 7)];
+        REQUIRE(rump_sys_symlink("x", path("a", 0).c_str()) == 0);
+        want[path("a", 0)] = ino_of(path("a", 0));
+        REQUIRE(rump_sys_mkdir(path("a", 4).c_str(), 0755) == 0);
+        REQUIRE(rump_sys_rmdir(path("a", 4).c_str()) == 0);
+        // A directory renamed over an empty one in another directory.
+        REQUIRE(rump_sys_mkdir(path("a", 200).c_str(), 0755) == 0);
+        REQUIRE(rump_sys_mkdir(path("b", 200).c_str(), 0755) == 0);
+        want[path("b", 200)] = ino_of(path("a", 200));
+        REQUIRE(rump_sys_rename(path("a", 200).c_str(), path("b", 200).c_str()) == 0);
+        want[path("a", 200)] = -ENOENT;
+        CHECK(ino_of(path("b", 200) + "/..") == ino_of("/mnt/b"));
+        for (const auto& [p, ino] : want) CHECK(ino_of(p) == ino);
+        // "b" grows past what a name cache keeps (64 KiB of 1 KiB blocks,
+        // so it is indexed on the way); every name still resolves.
+        for (int i = 1000; i < 3000; i++) {
+          std::string p = path("b", i) + "_with_a_name_long_enough_to_fill_blocks";
+          int fd = rump_sys_open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+          REQUIRE(fd >= 0);
+          rump_sys_close(fd);
+          if (i % 7 == 0) {
+            REQUIRE(rump_sys_unlink(p.c_str()) == 0);
+            want[p] = -ENOENT;
+          } else {
+            want[p] = ino_of(p);
+          }
+        }
+        struct stat st;
+        REQUIRE(rump_sys_stat("/mnt/b", &st) == 0);
+        CHECK(st.st_size > 64 * 1024);
+        for (const auto& [p, ino] : want) CHECK(ino_of(p) == ino);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      // From the disk, with no cache: the same answers.
+      {
+        Mounted m(img, type, 0);
+        REQUIRE(m.mount_result == 0);
+        for (const auto& [p, ino] : want) CHECK(ino_of(p) == ino);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      CHECK(fsck_problems(img) == "");
+    }
+  }
+}
+
 TEST_CASE("fsync, syncfs and sync put the data on the image while mounted", "[ext2]") {
   TempDir tmp;
   std::string img = tmp.path + "/img";
