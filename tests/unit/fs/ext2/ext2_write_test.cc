@@ -5,6 +5,8 @@
 // directory give the same tree, and e2fsck is clean after each.
 #include <random>
 
+#include <rump/fault.h>
+
 #include "ext2_test_util.h"
 
 using namespace ext2_test;
@@ -403,6 +405,56 @@ TEST_CASE("lookups answered by a directory's name cache follow every change, and
       }
       CHECK(fsck_problems(img) == "");
     }
+  }
+}
+
+TEST_CASE("a new inode whose inode-table block holds no other inode in use is written without reading the block",
+          "[ext2]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  // 4 KiB blocks, 256-byte inodes: 16 inodes per inode-table block, the
+  // first (inodes 1-16) holding the reserved ones and lost+found (11).
+  REQUIRE(make_image(img, "ext4", 4096, "", 32, "-I 256"));
+  uint64_t injected = 0;
+  {
+    Mounted m(img, "ext4", 0, "commit=600");
+    REQUIRE(m.mount_result == 0);
+    auto create = [](int i) {
+      int fd = rump_sys_open(("/mnt/f" + std::to_string(i)).c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+      if (fd >= 0) rump_sys_close(fd);
+      return fd >= 0;
+    };
+    // Inodes 12-16 fill the first block.
+    for (int i = 12; i <= 16; i++) REQUIRE(create(i));
+    struct stat st;
+    REQUIRE(rump_sys_stat("/mnt/f16", &st) == 0);
+    REQUIRE(st.st_ino == 16);
+    // Every device request fails from here: inode 17 starts the second
+    // block, which is not read (everything else it needs is cached).
+    rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
+    REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
+    bool made = create(17);
+    injected = rump_kernel_faults_injected(m.up.k);
+    REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+    CHECK(made);
+    CHECK(injected == 0);
+    REQUIRE(rump_sys_stat("/mnt/f17", &st) == 0);
+    CHECK(st.st_ino == 17);
+    // The rest of that block, written later, keeps inode 17.
+    for (int i = 18; i <= 40; i++) REQUIRE(create(i));
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  {
+    Mounted m(img, "ext4", MS_RDONLY);
+    REQUIRE(m.mount_result == 0);
+    struct stat st;
+    for (int i = 12; i <= 40; i++) {
+      REQUIRE(rump_sys_stat(("/mnt/f" + std::to_string(i)).c_str(), &st) == 0);
+      CHECK(st.st_ino == static_cast<ino_t>(i));
+      CHECK(st.st_mode == (S_IFREG | 0644));
+    }
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
 }
 
