@@ -15,6 +15,16 @@
 
 namespace rump {
 
+namespace {
+
+uint64_t segments_bytes(const BlockDevice::Segment* iov, size_t n) {
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += iov[i].len;
+  return bytes;
+}
+
+}  // namespace
+
 HostBlockDevice::~HostBlockDevice() {
   {
     // An error here has nobody to go to: a file system syncs its device
@@ -26,51 +36,45 @@ HostBlockDevice::~HostBlockDevice() {
     Kmem::free(spare_);
     gather_ = spare_ = nullptr;
   }
-  MutexLocker g(hint_m_);
-  while (hint_busy_) hint_cv_.wait(hint_m_);
+  hint_.wait(nullptr, nullptr);
 }
 
-void HostBlockDevice::hint_done(void* arg, size_t, int) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  auto* d = static_cast<HostBlockDevice*>(arg);
-  rumpuser_mutex_enter_nowrap(d->hint_m_.raw());
-  d->hint_busy_ = false;
-  rumpuser_cv_signal(d->hint_cv_.raw());
-  rumpuser_mutex_exit(d->hint_m_.raw());
+bool HostBlockDevice::BioSlot::start() {
+  MutexLocker g(m);
+  if (busy) return false;
+  busy = true;
+  return true;
+}
+
+void HostBlockDevice::BioSlot::done(void* arg, size_t bytes, int error) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto* s = static_cast<BioSlot*>(arg);
+  rumpuser_mutex_enter_nowrap(s->m.raw());
+  s->bytes = bytes;
+  s->error = error;
+  s->busy = false;
+  rumpuser_cv_signal(s->cv.raw());
+  rumpuser_mutex_exit(s->m.raw());
+}
+
+void HostBlockDevice::BioSlot::wait(size_t* bytes_out, int* error_out) {
+  MutexLocker g(m);
+  while (busy) cv.wait(m);
+  if (bytes_out) *bytes_out = bytes;
+  if (error_out) *error_out = error;
 }
 
 void HostBlockDevice::wrote(uint64_t bytes) {
   if (unhinted_.fetch_add(bytes, std::memory_order_relaxed) + bytes < kHintBytes) return;
-  {
-    MutexLocker g(hint_m_);
-    if (hint_busy_) return;  // the next write past the mark tries again
-    hint_busy_ = true;
-  }
+  if (!hint_.start()) return;  // the next write past the mark tries again
   unhinted_.store(0, std::memory_order_relaxed);
-  rumpuser_bio(fd_, RUMPUSER_BIO_WRITEBACK, nullptr, size_, static_cast<int64_t>(begin_), &HostBlockDevice::hint_done,
-               this);
-}
-
-void HostBlockDevice::sent(void* arg, size_t bytes, int error) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  auto* d = static_cast<HostBlockDevice*>(arg);
-  rumpuser_mutex_enter_nowrap(d->send_m_.raw());
-  d->send_bytes_ = bytes;
-  d->send_error_ = error;
-  d->send_done_ = true;
-  rumpuser_cv_signal(d->send_cv_.raw());
-  rumpuser_mutex_exit(d->send_m_.raw());
+  rumpuser_bio(fd_, RUMPUSER_BIO_WRITEBACK, nullptr, size_, static_cast<int64_t>(begin_), &BioSlot::done, &hint_);
 }
 
 Result<void> HostBlockDevice::wait_sent() {
   if (!sending_) return {};
   int e;
   size_t bytes;
-  {
-    MutexLocker g(send_m_);
-    while (!send_done_) send_cv_.wait(send_m_);
-    send_done_ = false;
-    e = send_error_;
-    bytes = send_bytes_;
-  }
+  send_.wait(&bytes, &e);
   sending_ = false;
   if (e) return err(e);
   if (bytes != send_len_) return err(EIO);
@@ -92,17 +96,17 @@ Result<void> HostBlockDevice::send_gathered(bool async) {
   std::byte* full = gather_;
   gather_ = spare_;
   spare_ = full;
+  (void)send_.start();  // none in flight: waited for above
   sending_ = true;
   send_len_ = len;
   rumpuser_bio(fd_, RUMPUSER_BIO_WRITE, full, len, static_cast<int64_t>(begin_ + gather_blk_ * kBlockBytes),
-               &HostBlockDevice::sent, this);
+               &BioSlot::done, &send_);
   wrote(len);
   return {};
 }
 
 Result<void> HostBlockDevice::send_if_overlapping(uint64_t blkno, uint64_t bytes) {
-  // A send in flight may hold these blocks: it ends first.
-  if (gather_len_ == 0) return wait_sent();
+  // Else a send in flight may hold these blocks: it ends first.
   uint64_t end = blkno + bytes / kBlockBytes, gend = gather_blk_ + gather_len_ / kBlockBytes;
   if (blkno < gend && gather_blk_ < end) return send_gathered();
   return wait_sent();
@@ -168,9 +172,8 @@ Result<void> HostBlockDevice::iov_io(bool write, uint64_t blkno, const Segment* 
   constexpr size_t kMaxSegments = 1024;
   while (n > 0) {
     size_t k = std::min(n, kMaxSegments);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < k; i++) bytes += iov[i].len;
-    if (blkno > size_ / kBlockBytes || bytes > size_ - blkno * kBlockBytes) return err(EINVAL);
+    uint64_t bytes = segments_bytes(iov, k);
+    if (!in_window(blkno, bytes)) return err(EINVAL);
     size_t done = 0;
     auto* v = const_cast<rumpuser_iovec*>(reinterpret_cast<const rumpuser_iovec*>(iov));
     int64_t at = static_cast<int64_t>(begin_ + blkno * kBlockBytes);
@@ -187,19 +190,16 @@ Result<void> HostBlockDevice::iov_io(bool write, uint64_t blkno, const Segment* 
 
 Result<void> HostBlockDevice::read_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
   {
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += iov[i].len;
     MutexLocker g(gather_m_);
-    TRY(send_if_overlapping(blkno, bytes));
+    TRY(send_if_overlapping(blkno, segments_bytes(iov, n)));
   }
   return iov_io(false, blkno, iov, n);
 }
 
 Result<void> HostBlockDevice::write_blocksv(uint64_t blkno, const Segment* iov, size_t n) {
   if (read_only_) return err(EROFS);
-  uint64_t bytes = 0;
-  for (size_t i = 0; i < n; i++) bytes += iov[i].len;
-  if (blkno > size_ / kBlockBytes || bytes > size_ - blkno * kBlockBytes) return err(EINVAL);
+  uint64_t bytes = segments_bytes(iov, n);
+  if (!in_window(blkno, bytes)) return err(EINVAL);
   if (bytes == 0) return {};
   // Under gather_m_ also when written at once: after the pending run.
   MutexLocker g(gather_m_);

@@ -2,8 +2,9 @@
 // mount on. A BlockDevice is a run of fixed-size blocks with synchronous
 // block reads and writes and a cache flush; today's provider is a window
 // of a host file (etfs RUMP_ETFS_BLK, HostBlockDevice) doing its I/O
-// through rumpuser_iovread and rumpuser_iovwrite. The calls block (the CPU is released while the host
-// does the I/O); a file system makes them under its tree lock.
+// through rumpuser_iovread and rumpuser_iovwrite. The calls block (the
+// CPU is released while the host does the I/O); a file system makes them
+// under its tree lock.
 #pragma once
 
 #include <atomic>
@@ -106,13 +107,32 @@ class HostBlockDevice : public BlockDevice, public KObject {
   Result<void> send_gathered(bool async = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
   // Waits for the asynchronous send in flight, if any: its error.
   Result<void> wait_sent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
-  static void sent(void* arg, size_t bytes, int error);
   // Sends the pending run if it overlaps [blkno, blkno + bytes).
   Result<void> send_if_overlapping(uint64_t blkno, uint64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gather_m_);
+  // blkno and bytes lie inside the window.
+  bool in_window(uint64_t blkno, uint64_t bytes) const {
+    return blkno <= size_ / kBlockBytes && bytes <= size_ - blkno * kBlockBytes;
+  }
   Result<void> iov_io(bool write, uint64_t blkno, const Segment* iov, size_t n);
   // bytes reached the host: a write-back hint when kHintBytes gathered.
   void wrote(uint64_t bytes);
-  static void hint_done(void* arg, size_t, int);
+
+  // One asynchronous host request (rumpuser_bio) at a time: in flight
+  // from start() until done(), which runs on a host I/O thread holding no
+  // CPU and so touches only the raw hypercall primitives.
+  struct BioSlot {
+    Mutex m;
+    CondVar cv;
+    bool busy ABSL_GUARDED_BY(m) = false;
+    size_t bytes ABSL_GUARDED_BY(m) = 0;
+    int error ABSL_GUARDED_BY(m) = 0;
+    // Marks a request in flight: false if one is already.
+    bool start();
+    static void done(void* arg, size_t bytes, int error);
+    // Waits until none is in flight; the last one's bytes and error.
+    void wait(size_t* bytes_out, int* error_out);
+  };
+
   Kmem& kmem_;
   int fd_;
   uint64_t begin_, size_;
@@ -123,24 +143,16 @@ class HostBlockDevice : public BlockDevice, public KObject {
   std::byte* gather_ ABSL_GUARDED_BY(gather_m_) = nullptr;
   uint64_t gather_blk_ ABSL_GUARDED_BY(gather_m_) = 0;
   size_t gather_len_ ABSL_GUARDED_BY(gather_m_) = 0;
-  // The other buffer: the one an asynchronous send holds while in
-  // flight (sending_), else free. sent() runs on a host I/O thread that
-  // holds no CPU: it sets what follows under send_m_ (raw primitives).
+  // The other buffer: the one an asynchronous send (send_) holds while
+  // in flight, else free. sending_: a send was made whose result nobody
+  // has collected yet (wait_sent); send_len_ its length.
   std::byte* spare_ ABSL_GUARDED_BY(gather_m_) = nullptr;
   bool sending_ ABSL_GUARDED_BY(gather_m_) = false;
   size_t send_len_ ABSL_GUARDED_BY(gather_m_) = 0;
-  Mutex send_m_;
-  CondVar send_cv_;
-  bool send_done_ = false;
-  size_t send_bytes_ = 0;
-  int send_error_ = 0;
+  BioSlot send_;
   bool read_only_;
   std::atomic<uint64_t> unhinted_{0};  // bytes written since the last hint
-  // hint_busy_: a hint is in flight. Taken by hint_done on a host thread
-  // holding no CPU (raw hypercall primitives only).
-  Mutex hint_m_;
-  CondVar hint_cv_;
-  bool hint_busy_ = false;
+  BioSlot hint_;  // the write-back hint in flight
 };
 
 // The block device behind a vnode (an etfs block-device node), or

@@ -197,12 +197,16 @@ BufRef BufCache::take_locked(Buf& b, bool getblk) {
   return BufRef(this, &b);
 }
 
+Buf* BufCache::find_locked(BlockDevice& dev, uint64_t blkno, uint32_t size) {
+  if (count_ == 0) return nullptr;
+  Buf* b = table_.find(Buf::Key{&dev, blkno});
+  return b != nullptr && b->size_ == size ? b : nullptr;
+}
+
 BufRef BufCache::lookup(BlockDevice& dev, uint64_t blkno, uint32_t size) {
   MutexLocker g(lock_);
-  if (count_ == 0) return BufRef();
-  Buf* b = table_.find(Buf::Key{&dev, blkno});
-  if (b == nullptr || b->size_ != size) return BufRef();
-  return take_locked(*b, false);
+  Buf* b = find_locked(dev, blkno, size);
+  return b != nullptr ? take_locked(*b, false) : BufRef();
 }
 
 Result<BufRef> BufCache::bread(BlockDevice& dev, uint64_t blkno, uint32_t size) {
@@ -355,18 +359,16 @@ Result<void> BufCache::flush(BlockDevice& dev) {
 
 bool BufCache::copy_cached(BlockDevice& dev, uint64_t blkno, uint32_t size, void* dst) {
   MutexLocker g(lock_);
-  if (count_ == 0) return false;
-  Buf* b = table_.find(Buf::Key{&dev, blkno});
-  if (b == nullptr || b->size_ != size) return false;
+  Buf* b = find_locked(dev, blkno, size);
+  if (b == nullptr) return false;
   std::memcpy(dst, b->data_, size);
   return true;
 }
 
 void BufCache::wrote_through(BlockDevice& dev, uint64_t blkno, uint32_t size, const void* src) {
   MutexLocker g(lock_);
-  if (count_ == 0) return;
-  Buf* b = table_.find(Buf::Key{&dev, blkno});
-  if (b == nullptr || b->size_ != size) return;
+  Buf* b = find_locked(dev, blkno, size);
+  if (b == nullptr) return;
   b->mu_->assert_held();
   std::memcpy(b->data_, src, size);
   b->checked_ = false;

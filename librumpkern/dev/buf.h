@@ -188,6 +188,9 @@ class BufCache : public KObject {
       boost::intrusive::constant_time_size<false>>;
 
   Result<BufRef> get(BlockDevice& dev, uint64_t blkno, uint32_t size, bool read);
+  // The cached buffer of blkno if it has this size, else null (not
+  // referenced).
+  Buf* find_locked(BlockDevice& dev, uint64_t blkno, uint32_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // A cached buffer found in the table, referenced and made the most
   // recently used. getblk: the caller writes new bytes over it.
   BufRef take_locked(Buf& b, bool getblk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);

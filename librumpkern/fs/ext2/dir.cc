@@ -139,8 +139,12 @@ struct Ext2Node::NameCache : public KObject {
     boost::intrusive::unordered_set_member_hook<> hook;
     uint32_t ino;
     uint8_t len;
-    char text[kNameMax];  // len bytes used; allocated to fit
+    char text[1];  // len bytes, allocated with the entry (as tmpfs's names)
     std::string_view view() const { return {text, len}; }
+    static void dispose(Name* n) {
+      n->~Name();
+      Kmem::free(n);
+    }
   };
   struct KeyOf {
     using type = std::string_view;
@@ -151,12 +155,7 @@ struct Ext2Node::NameCache : public KObject {
     uint32_t operator()(const NameCache& c) const { return c.dir; }
   };
   NameCache(Kmem& k, uint32_t d) : kmem(k), dir(d), table(k) {}
-  ~NameCache() {
-    table.clear_and_dispose([](Name* n) {
-      n->~Name();
-      Kmem::free(n);
-    });
-  }
+  ~NameCache() { table.clear_and_dispose(&Name::dispose); }
   // False when memory ran out (the cache is then incomplete).
   bool put(std::string_view name, uint32_t ino) {
     if (Name* n = table.find(name)) {
@@ -175,8 +174,7 @@ struct Ext2Node::NameCache : public KObject {
   void erase(std::string_view name) {
     if (Name* n = table.find(name)) {
       table.erase(*n);
-      n->~Name();
-      Kmem::free(n);
+      Name::dispose(n);
     }
   }
   Kmem& kmem;
@@ -211,18 +209,19 @@ Ext2Node::NameCache* Ext2Mount::names_find(uint32_t dir) {
   return c;
 }
 
-void Ext2Mount::names_adopt(Ext2Node::NameCache* c) {
+Ext2Node::NameCache* Ext2Mount::names_adopt(Ext2Node::NameCache* c) {
   if (name_caches_ == nullptr) {
     name_caches_ = new (kernel().kmem()) NameCaches(kernel().kmem());
     if (name_caches_ == nullptr) {
       delete c;
-      return;
+      return nullptr;
     }
   }
   NameCaches& cs = *name_caches_;
   if (cs.lru.size() >= kMaxNameCaches) names_drop(cs.lru.front().dir);
   cs.set.insert(*c);
   cs.lru.push_back(*c);
+  return c;
 }
 
 void Ext2Mount::names_drop(uint32_t dir) {
@@ -260,8 +259,7 @@ Result<Ext2Node::NameCache*> Ext2Node::names() const {
     if (!r.ok()) return err(r.error());
     return nullptr;
   }
-  m.names_adopt(c);
-  return m.names_find(ino_);
+  return m.names_adopt(c);
 }
 
 void Ext2Node::names_put(std::string_view name, uint32_t ino) const {

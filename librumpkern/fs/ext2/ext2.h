@@ -154,7 +154,7 @@ class Ext2Node : public Vnode, public PageIo {
   // Directories: the inode numbers of the entries by name, so that a
   // lookup (and the check for an existing name before a create) is a hash
   // probe instead of a walk over the directory's blocks (dir.cc). The
-  // caches live in the mount (Ext2Mount::names_of), since a directory's
+  // caches live in the mount (Ext2Mount::names_find), since a directory's
   // node goes with its last reference, between two lookups. Built by the
   // first lookup that walks a directory of at most kNameCacheMax bytes;
   // every change through add_entry, remove_entry and retarget_entry keeps
@@ -468,7 +468,9 @@ class Ext2Mount : public Mount {
   static constexpr size_t kMaxNameCaches = 256;
   NameCaches* name_caches_ = nullptr;
   Ext2Node::NameCache* names_find(uint32_t dir);
-  void names_adopt(Ext2Node::NameCache* c);
+  // Takes c in (the least recently used goes past kMaxNameCaches): c, or
+  // null when there is no memory for the table (c is freed).
+  Ext2Node::NameCache* names_adopt(Ext2Node::NameCache* c);
   void names_drop(uint32_t dir);
   void names_drop_all();
 };

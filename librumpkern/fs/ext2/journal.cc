@@ -522,7 +522,15 @@ bool Journal::pinned_too_much() const {
   return limit != 0 && running_.size() * size_t{bs_} > limit / kPinnedShare;
 }
 
-uint64_t Journal::soft_margin(uint64_t margin) { return margin < kStepRoom ? margin : kStepRoom; }
+namespace {
+
+// The room an operation's step takes at most, which the commit policy
+// keeps free in a transaction of a quarter of the log: kStepRoom, or the
+// log's eighth (margin) when that is less.
+constexpr uint64_t kStepRoom = 256;
+uint64_t soft_margin(uint64_t margin) { return margin < kStepRoom ? margin : kStepRoom; }
+
+}  // namespace
 
 bool Journal::reserve_would_commit() const {
   if (!started_) return false;

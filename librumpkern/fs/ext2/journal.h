@@ -118,11 +118,6 @@ class Journal : public KObject {
   // checkpoints) first when the running transaction could not take
   // another step.
   Result<void> reserve();
-  // The room an operation's step takes at most, which the commit
-  // policy keeps free in a transaction of a quarter of the log (or an
-  // eighth of the log when that is less: soft_margin).
-  static constexpr uint64_t kStepRoom = 256;
-  static uint64_t soft_margin(uint64_t margin);
   bool reserve_would_commit() const;
   // Nothing to commit.
   bool idle() const { return running_.empty() && revokes_.empty(); }
