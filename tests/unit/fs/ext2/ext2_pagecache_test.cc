@@ -10,7 +10,6 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include <rump/fault.h>
 
 #include <atomic>
 #include <string>
@@ -268,13 +267,13 @@ TEST_CASE("a failed write-back is reported once to each open description, as Lin
   REQUIRE(fd2 >= 0);
   const std::string a = pattern(0, 8 * kPg, 6);
   REQUIRE(rump_sys_write(fd1, a.data(), a.size()) == static_cast<long>(a.size()));
-  // Every block I/O fails from now on.
-  rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
-  REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
-  errno = 0;
-  CHECK(rump_sys_fsync(fd1) == -1);
-  CHECK(errno == EIO);
-  REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+  // With every block I/O failing.
+  int fsync_errno = with_io_failing(m.up.k, [&] {
+    errno = 0;
+    CHECK(rump_sys_fsync(fd1) == -1);
+    return errno;
+  });
+  CHECK(fsync_errno == EIO);
   // fd1 saw it; fd2 sees it once; a description opened now does not.
   int fd3 = rump_sys_open("/mnt/f", O_RDONLY, 0);
   REQUIRE(fd3 >= 0);
@@ -410,11 +409,8 @@ TEST_CASE("an ext4 file's cache outlives its last close, and goes with its last 
     rump_sys_close(fd);
     // Reopened with every block I/O failing: the same bytes, from the
     // kept cache.
-    rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
-    REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
     std::string got;
-    bool read_ok = rump_read_all("/mnt/f", got);
-    REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+    bool read_ok = with_io_failing(m.up.k, [&] { return rump_read_all("/mnt/f", got); });
     REQUIRE(read_ok);
     CHECK(got == a);
     struct statfs before, after;
@@ -662,12 +658,13 @@ TEST_CASE("kept caches of closed ext4 files give back their pages past fs.kept_c
     }
     // With every block I/O failing, only cached pages can be read: the
     // last file closed still has its cache, the first does not.
-    rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
-    REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
     std::string newest, oldest;
-    bool newest_ok = rump_read_all("/mnt/f7", newest);
-    bool oldest_ok = rump_read_all("/mnt/f0", oldest);
-    REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+    bool newest_ok = false, oldest_ok = false;
+    with_io_failing(m.up.k, [&] {
+      newest_ok = rump_read_all("/mnt/f7", newest);
+      oldest_ok = rump_read_all("/mnt/f0", oldest);
+      return 0;
+    });
     CHECK(newest_ok);
     CHECK(newest == pattern(0, kFilePages * kPg, 7));
     CHECK_FALSE(oldest_ok);

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <rump/fault.h>
 #include <rump/rump.h>
 #include <rump/rump_syscalls.h>
 #include <rump/rumpvfs.h>
@@ -255,6 +256,17 @@ inline bool make_image(const std::string& img, const std::string& type, uint32_t
                     extra + (tree.empty() ? "" : " -d " + shell_quote(tree)) + " " + shell_quote(img) + " " +
                     std::to_string(size_mb) + "M >/dev/null 2>&1";
   return run(cmd) == 0;
+}
+
+// Runs fn with every block I/O of kernel k failing (RUMP_FAULT_IO at
+// probability 1), then switches the failures off; fn's result.
+template <class Fn>
+auto with_io_failing(struct rump_kernel* k, Fn fn) {
+  rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
+  REQUIRE(rump_kernel_set_faults(k, &fc) == 0);
+  auto r = fn();
+  REQUIRE(rump_kernel_set_faults(k, nullptr) == 0);
+  return r;
 }
 
 // A kernel with img registered at /dev/img and mounted at /mnt.

@@ -5,8 +5,6 @@
 // directory give the same tree, and e2fsck is clean after each.
 #include <random>
 
-#include <rump/fault.h>
-
 #include "ext2_test_util.h"
 
 using namespace ext2_test;
@@ -431,11 +429,11 @@ TEST_CASE("a new inode whose inode-table block holds no other inode in use is wr
     REQUIRE(st.st_ino == 16);
     // Every device request fails from here: inode 17 starts the second
     // block, which is not read (everything else it needs is cached).
-    rump_fault_config fc{1, 1.0, RUMP_FAULT_IO};
-    REQUIRE(rump_kernel_set_faults(m.up.k, &fc) == 0);
-    bool made = create(17);
-    injected = rump_kernel_faults_injected(m.up.k);
-    REQUIRE(rump_kernel_set_faults(m.up.k, nullptr) == 0);
+    bool made = with_io_failing(m.up.k, [&] {
+      bool ok = create(17);
+      injected = rump_kernel_faults_injected(m.up.k);
+      return ok;
+    });
     CHECK(made);
     CHECK(injected == 0);
     REQUIRE(rump_sys_stat("/mnt/f17", &st) == 0);
