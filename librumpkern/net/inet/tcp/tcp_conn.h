@@ -375,7 +375,9 @@ class TcpConnection : public KObject {
   void output();
   // One segment: seq, len payload bytes from the send buffer at seq, flags.
   void emit(Seq seq, size_t len, uint8_t flags);
-  void send_ack() { emit(snd_nxt_, 0, kAck); }
+  void send_ack() { emit(ack_seq(), 0, kAck); }
+  // The sequence number of a segment without data (an ACK, a reset).
+  Seq ack_seq() const;
   void send_rst(Seq seq);
   void send_syn(bool with_ack);
   uint16_t advertised_window();

@@ -587,7 +587,7 @@ void TcpConnection::process_data(const TcpSegment& seg) {
   last_data_recv_ns_ = now();
   if (user_closed_) {
     // Nobody will read it: reset, as Linux does for data after close().
-    send_rst(snd_nxt_);
+    send_rst(ack_seq());
     to_closed(0);
     return;
   }

@@ -87,6 +87,20 @@ void TcpConnection::emit(Seq seq, size_t len, uint8_t flags) {
   host_->output(ep_, s);
 }
 
+// SND.MAX, the first byte never sent, as FreeBSD's and Linux's output
+// number ACKs, not SND.NXT: a retransmission timeout takes SND.NXT back to
+// SND.UNA while the peer may hold everything up to SND.MAX, and a segment
+// numbered below the peer's RCV.NXT is a duplicate that it drops, news and
+// all, answering with an ACK of its own (RFC 9293 3.10.7.4). Two ends in
+// that state after timeouts at once answered each other's ACKs forever.
+// Never past the peer's window (Linux's tcp_acceptable_seq): a zero-window
+// probe's byte may not have been taken.
+Seq TcpConnection::ack_seq() const {
+  if (!synchronized()) return snd_nxt_;
+  Seq edge = snd_una_ + snd_wnd_;
+  return seq_gt(snd_max_, edge) ? edge : snd_max_;
+}
+
 void TcpConnection::send_syn(bool with_ack) {
   emit(iss_, 0, with_ack ? (kSyn | kAck) : kSyn);
   snd_nxt_ = iss_ + 1;
@@ -268,7 +282,7 @@ void TcpConnection::on_rexmt() {
   if (state_ == TcpState::kSynSent) limit = cfg_.syn_retries;
   if (state_ == TcpState::kSynReceived) limit = cfg_.synack_retries;
   if (backoff_ > limit) {
-    if (state_ != TcpState::kSynSent) send_rst(snd_nxt_);
+    if (state_ != TcpState::kSynSent) send_rst(ack_seq());
     to_closed(ETIMEDOUT);
     return;
   }
@@ -345,7 +359,7 @@ void TcpConnection::on_keepalive() {
     return;
   }
   if (keep_probes_ >= cfg_.keepcnt) {
-    send_rst(snd_nxt_);
+    send_rst(ack_seq());
     to_closed(ETIMEDOUT);
     return;
   }

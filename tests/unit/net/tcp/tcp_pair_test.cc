@@ -115,14 +115,60 @@ TcpEndpoints ends(int side) {
 uint8_t byte_at(size_t off) { return static_cast<uint8_t>((off * 131) ^ (off >> 9)); }
 
 struct Result {
-  size_t received = 0;
+  size_t received = 0;  // by the server; by the client, in received_back
+  size_t received_back = 0;
   bool eof = false;
+  bool eof_back = false;
   TcpState client_state = TcpState::kClosed;
   TcpState server_state = TcpState::kClosed;
   uint32_t retrans = 0;
+  uint32_t retrans_back = 0;
 };
 
-Result run_transfer(const Impair& imp, size_t total, CcAlgo cc) {
+// One application's side of the stream: what it wrote and read.
+struct Stream {
+  size_t total = 0;  // to send
+  size_t sent = 0;
+  bool shut = false;
+  size_t* received = nullptr;
+  bool* eof = nullptr;
+};
+
+// Writes what the connection takes of s's bytes, shutting writing down after the last.
+void write_side(TcpConnection* c, Stream& s, std::vector<uint8_t>& chunk) {
+  if (s.sent < s.total) {
+    size_t n = std::min(chunk.size(), s.total - s.sent);
+    for (size_t i = 0; i < n; i++) chunk[i] = byte_at(s.sent + i);
+    auto r = c->send(chunk.data(), n);
+    if (r.ok()) s.sent += *r;
+  }
+  if (s.sent == s.total && !s.shut) {
+    REQUIRE(c->shutdown_write().ok());
+    s.shut = true;
+  }
+}
+
+// Reads everything there is, checking each byte; true at the end of the stream.
+bool read_side(TcpConnection* c, Stream& s, std::vector<uint8_t>& chunk) {
+  for (;;) {
+    auto r = c->recv(chunk.data(), chunk.size());
+    if (!r.ok()) return false;
+    if (*r == 0) {
+      *s.eof = true;
+      return true;
+    }
+    for (size_t i = 0; i < *r; i++) {
+      if (chunk[i] != byte_at(*s.received + i)) {
+        FAIL("byte " << *s.received + i << " differs");
+      }
+    }
+    *s.received += *r;
+  }
+}
+
+// The client sends `total` bytes to the server and, with back > 0, the
+// server sends `back` bytes to the client at the same time.
+Result run_transfer(const Impair& imp, size_t total, CcAlgo cc, size_t back = 0) {
   Link link(imp);
   PairHost host_a(link, 0), host_b(link, 1);
   rump::Kmem kmem;
@@ -137,39 +183,26 @@ Result run_transfer(const Impair& imp, size_t total, CcAlgo cc) {
   REQUIRE(client->connect().ok());
 
   Result res;
-  size_t sent = 0;
-  bool shut = false;
+  Stream up{total, 0, false, &res.received, &res.eof};
+  Stream down{back, 0, false, &res.received_back, &res.eof_back};
   bool server_closed = false;
   std::vector<uint8_t> chunk(16384);
-  for (int step = 0; step < 2000000; step++) {
-    // Applications: the client writes, the server reads and checks.
-    if (client->state() == TcpState::kEstablished && sent < total) {
-      size_t n = std::min(chunk.size(), total - sent);
-      for (size_t i = 0; i < n; i++) chunk[i] = byte_at(sent + i);
-      auto r = client->send(chunk.data(), n);
-      if (r.ok()) sent += *r;
+  for (int step = 0; step < 4000000; step++) {
+    // Applications: each side writes its stream and reads and checks the
+    // other's; the server closes after the end of the client's stream and
+    // of its own.
+    if (client->state() == TcpState::kEstablished || client->state() == TcpState::kCloseWait) {
+      write_side(client, up, chunk);
     }
-    if (sent == total && !shut && client->state() == TcpState::kEstablished) {
-      REQUIRE(client->shutdown_write().ok());
-      shut = true;
-    }
+    if (back > 0 && !res.eof_back) read_side(client, down, chunk);
     if (server == nullptr) server = listener->accept();
     if (server != nullptr && !server_closed) {
-      for (;;) {
-        auto r = server->recv(chunk.data(), chunk.size());
-        if (!r.ok()) break;
-        if (*r == 0) {
-          res.eof = true;
+      if (back > 0) write_side(server, down, chunk);
+      if (res.eof || read_side(server, up, chunk)) {
+        if (down.shut || back == 0) {
           server->close();
           server_closed = true;
-          break;
         }
-        for (size_t i = 0; i < *r; i++) {
-          if (chunk[i] != byte_at(res.received + i)) {
-            FAIL("byte " << res.received + i << " differs");
-          }
-        }
-        res.received += *r;
       }
     }
     // The next event: a packet arrival or a timer.
@@ -206,8 +239,10 @@ Result run_transfer(const Impair& imp, size_t total, CcAlgo cc) {
   res.client_state = client->state();
   res.server_state = server != nullptr ? server->state() : TcpState::kClosed;
   res.retrans = client->stats().total_retrans;
+  res.retrans_back = server != nullptr ? server->stats().total_retrans : 0;
   INFO("sent " << link.sent << " dropped " << link.dropped << " dup " << link.duplicated
-               << " reordered " << link.reordered << " retrans " << res.retrans);
+               << " reordered " << link.reordered << " retrans " << res.retrans << " back "
+               << res.retrans_back);
   delete listener;
   delete client;
   for (TcpConnection* c : children) delete c;
@@ -248,5 +283,29 @@ TEST_CASE("bulk transfers survive seeded loss, duplication and reordering", "[tc
       CHECK(r.client_state == TcpState::kClosed);
       CHECK(r.server_state == TcpState::kClosed);
     }
+  }
+}
+
+TEST_CASE("bulk transfers both ways at once survive seeded loss, duplication and reordering", "[tcp]") {
+  // Both ends retransmit after timeouts at once: each one's ACKs must stay
+  // acceptable to the other (numbered from the highest byte sent, not from
+  // SND.NXT taken back by the timeout), or the two answer each other's
+  // ACKs as duplicates forever.
+  for (uint64_t seed = 1; seed <= kSeeds; seed++) {
+    Impair imp;
+    imp.seed = seed;
+    imp.loss = 0.01 * static_cast<double>(seed % 3 + 1) * 3;  // 3 %, 6 %, 9 %
+    imp.duplicate = 0.02;
+    imp.reorder = 0.05;
+    INFO("seed " << seed);
+    Result r = run_transfer(imp, 512 << 10, CcAlgo::kCubic, 512 << 10);
+    CHECK(r.received == (512u << 10));
+    CHECK(r.received_back == (512u << 10));
+    CHECK(r.eof);
+    CHECK(r.eof_back);
+    CHECK(r.retrans > 0);
+    CHECK(r.retrans_back > 0);
+    CHECK(r.client_state == TcpState::kClosed);
+    CHECK(r.server_state == TcpState::kClosed);
   }
 }
