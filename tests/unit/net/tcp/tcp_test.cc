@@ -203,6 +203,27 @@ TEST_CASE("the retransmission timer backs off exponentially and ends in ETIMEDOU
   CHECK(s.conn().recv(&b, 1).error() == ETIMEDOUT);
 }
 
+TEST_CASE("after a timeout took SND.NXT back, ACKs are still numbered from the highest byte sent", "[tcp]") {
+  Script s;
+  establish_plain(s, 0x10000000, 100);  // RTO 300 ms
+  s.conn().set_nodelay(true);
+  s.send(3000);
+  s.out(seg_text(".", 0));
+  s.out(seg_text(".", 1));
+  s.out(seg_text("P.", 2));
+  s.advance_ms(300);
+  s.out(seg_text(".", 0));  // go back to SND.UNA with one segment
+  // The peer has all 3000 bytes, but its ACK is lost; it sends data. Our
+  // ACK of it is numbered 3001, which the peer finds in its window: 1001
+  // would be below its RCV.NXT, a duplicate it drops unread.
+  s.in(". 1:1001(1000) ack 1 win 65535");
+  s.in(". 1001:2001(1000) ack 1 win 65535");
+  s.out(". 3001:3001(0) ack 2001");
+  // A reset after this is numbered the same way.
+  s.conn().abort();
+  s.out("R. 3001:3001(0) ack 2001");
+}
+
 TEST_CASE("an ACK ends the backoff and an RTT sample sets the RTO (RFC 6298)", "[tcp]") {
   Script s;
   // First sample R = 100 ms: SRTT = R, RTTVAR = R/2, RTO = SRTT + 4 RTTVAR.
