@@ -10,13 +10,16 @@ namespace {
 constexpr int64_t kPawsIdleNs = 24LL * 24 * 3600 * 1000000000;  // RFC 7323 5.5
 
 // RFC 9293 3.10.7.4's acceptance test of a segment against the receive
-// window [rcv_nxt, rcv_adv).
+// window [rcv_nxt, rcv_adv), except that a segment without data may sit at
+// the right edge itself, as Linux (tcp_sequence) and BSD (the trim of
+// tcp_input) take it: a peer that filled the window while some of it was
+// lost numbers its ACKs there.
 bool seq_acceptable(const TcpSegment& seg, Seq rcv_nxt, Seq rcv_adv) {
   uint32_t wnd = seq_gt(rcv_adv, rcv_nxt) ? rcv_adv - rcv_nxt : 0;
   uint32_t len = seg.seq_len();
   if (len == 0) {
     if (wnd == 0) return seg.seq == rcv_nxt;
-    return seq_in(seg.seq, rcv_nxt, rcv_nxt + wnd);
+    return seq_leq(rcv_nxt, seg.seq) && seq_leq(seg.seq, rcv_nxt + wnd);
   }
   if (wnd == 0) return false;
   return seq_in(seg.seq, rcv_nxt, rcv_nxt + wnd) || seq_in(seg.seq + len - 1, rcv_nxt, rcv_nxt + wnd);

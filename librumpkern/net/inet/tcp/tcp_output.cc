@@ -219,9 +219,13 @@ void TcpConnection::output() {
 
 void TcpConnection::retransmit_first() {
   // One segment from SND.UNA: what the peer lacks first, up to the first
-  // range it reported with SACK (no need to send that again).
+  // range it reported with SACK (no need to send that again), and nothing
+  // beyond what was sent (SND.NXT and SND.MAX stay as they are).
   size_t buffered = sndbuf_.size();
   size_t len = buffered < smss_ ? buffered : smss_;
+  uint32_t sent = snd_max_ - snd_una_;
+  if (fin_sent_ && seq_geq(fin_seq_, snd_una_) && seq_gt(snd_max_, fin_seq_)) sent--;  // the FIN is no data
+  if (len > sent) len = sent;
   for (int i = 0; i < nsacked_; i++) {
     size_t gap = sacked_[i].left - snd_una_;
     if (seq_gt(sacked_[i].left, snd_una_) && gap < len) len = gap;
@@ -324,6 +328,11 @@ void TcpConnection::on_rexmt() {
     fin_sent_ = true;
     snd_nxt_++;
   }
+  // The segment may carry bytes never sent before (a short last segment
+  // and more queued since): SND.MAX covers them, or the peer's ACK of them
+  // would be an ACK of unsent data, refused and answered (RFC 5961 5.2),
+  // with nothing left in the window to send.
+  if (seq_gt(snd_nxt_, snd_max_)) snd_max_ = snd_nxt_;
   arm_rexmt();
 }
 

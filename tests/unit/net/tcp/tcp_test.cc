@@ -224,6 +224,33 @@ TEST_CASE("after a timeout took SND.NXT back, ACKs are still numbered from the h
   s.out("R. 3001:3001(0) ack 2001");
 }
 
+TEST_CASE("a timeout's segment with bytes never sent before counts them as sent", "[tcp]") {
+  Script s;
+  establish_plain(s);  // RTO 200 ms
+  s.send(500);
+  s.out("P. 1:501(500) ack 1");
+  s.send(600);
+  s.none();  // Nagle: a short tail while data is unacknowledged
+  s.advance_ms(200);
+  s.out(". 1:1001(1000) ack 1");  // one full segment from SND.UNA
+  // The peer's ACK of all of it is no ACK of unsent data: taken, the rest
+  // goes.
+  s.in(". 1:1(0) ack 1001 win 65535");
+  s.out("P. 1001:1101(100) ack 1");
+}
+
+TEST_CASE("fast retransmit resends only bytes sent before", "[tcp]") {
+  Script s;
+  establish_plain(s);
+  s.send(500);
+  s.out("P. 1:501(500) ack 1");
+  s.send(600);
+  s.none();
+  for (int i = 0; i < 3; i++) s.in(". 1:1(0) ack 1 win 65535");
+  s.out(". 1:501(500) ack 1");
+  s.none();
+}
+
 TEST_CASE("an ACK ends the backoff and an RTT sample sets the RTO (RFC 6298)", "[tcp]") {
   Script s;
   // First sample R = 100 ms: SRTT = R, RTTVAR = R/2, RTO = SRTT + 4 RTTVAR.
@@ -565,6 +592,34 @@ TEST_CASE("our zero window: data beyond it is refused with an ACK, reading reope
   s.none();  // 1000 bytes free: less than two segments, no update yet
   CHECK(s.recv_check(2000) == 2000);
   s.out(". 1:1(0) ack 4001 win 3000 <>");
+}
+
+TEST_CASE("an ACK numbered at the right edge of our window is taken (as Linux and BSD take it)", "[tcp]") {
+  // RFC 9293's test for a segment without data, RCV.NXT <= SEG.SEQ <
+  // RCV.NXT + RCV.WND, refuses a peer that filled our window while some of
+  // it was lost: its ACKs are numbered at the edge. Refused, their news is
+  // lost and each is answered; two such ends answer each other forever.
+  TcpConfig cfg;
+  cfg.rcvbuf = 4000;
+  Script s(cfg);
+  s.connect();
+  s.out("S 0:0(0) win 4000 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 0>");
+  s.in("S. 0:0(0) ack 1 win 65535 <mss 1000>");
+  s.out(". 1:1(0) ack 1 win 4000 <>");
+  s.send(100);
+  s.out("P. 1:101(100) ack 1");
+  s.in(". 1:1001(1000) ack 1 win 65535");
+  // 1001:2001 is lost; the rest of our window arrives out of order.
+  s.in(". 2001:3001(1000) ack 1 win 65535");
+  s.out(". 101:101(0) ack 1001 win 3000 <>");
+  s.in(". 3001:4001(1000) ack 1 win 65535");
+  s.out(". 101:101(0) ack 1001 win 3000 <>");
+  // The peer's ACK of our 100 bytes, numbered 4001: the window's edge.
+  s.in(". 4001:4001(0) ack 101 win 65535");
+  s.none();
+  // Taken: with nothing in flight, Nagle lets the next bytes go at once.
+  s.send(50);
+  s.out("P. 101:151(50) ack 1001");
 }
 
 TEST_CASE("PAWS drops a segment with an old timestamp and ACKs it", "[tcp]") {
