@@ -378,6 +378,16 @@ class TcpConnection : public KObject {
   void send_ack() { emit(ack_seq(), 0, kAck); }
   // The sequence number of a segment without data (an ACK, a reset).
   Seq ack_seq() const;
+  // The ACK that answers an invalid segment (out of the window, an old
+  // timestamp, an ACK of what was never sent, a RST or SYN to challenge):
+  // at most one per kInvalidAckIntervalNs when that segment carries no
+  // data (Linux's tcp_oow_rate_limited, tcp_invalid_ratelimit), so that
+  // two ends that each find the other's ACKs invalid (through a fault of
+  // either, or a peer that numbers its segments badly) do not answer each
+  // other for ever. A segment with data is always answered (a duplicate
+  // ACK the sender's recovery counts on).
+  void send_invalid_ack(const TcpSegment& seg);
+  static constexpr int64_t kInvalidAckIntervalNs = 500 * 1000 * 1000;
   void send_rst(Seq seq);
   void send_syn(bool with_ack);
   uint16_t advertised_window();
@@ -502,6 +512,7 @@ class TcpConnection : public KObject {
   int keep_probes_ = 0;
   int64_t last_recv_ns_ = 0;
   int64_t last_send_ns_ = 0;
+  int64_t last_invalid_ack_ns_ = -1;  // send_invalid_ack's last ACK, -1: none yet
   int64_t last_data_recv_ns_ = 0;
   int64_t last_data_send_ns_ = 0;
   int64_t last_ack_recv_ns_ = 0;

@@ -119,6 +119,15 @@ bool TcpConnection::time_wait_state(TcpTimeWaitState& tw) {
   return true;
 }
 
+void TcpConnection::send_invalid_ack(const TcpSegment& seg) {
+  if (seg.payload_len() == 0 || seg.has(kSyn)) {
+    int64_t t = now();
+    if (last_invalid_ack_ns_ >= 0 && t - last_invalid_ack_ns_ < kInvalidAckIntervalNs) return;
+    last_invalid_ack_ns_ = t;
+  }
+  send_ack();
+}
+
 void TcpConnection::rtt_sample(int64_t r) {
   if (r < 1000) r = 1000;
   if (srtt_ns_ == 0) {
@@ -193,7 +202,7 @@ void TcpConnection::input(const TcpSegment& seg_in) {
   if (ts_ok_ && seg.opt.has_ts && !seg.has(kRst) && seq_lt(seg.opt.tsval, ts_recent_) &&
       now() - ts_recent_age_ < kPawsIdleNs) {
     stats_.paws_drops++;
-    send_ack();
+    send_invalid_ack(seg);
     return;
   }
 
@@ -210,9 +219,13 @@ void TcpConnection::input(const TcpSegment& seg_in) {
       if (!process_ack(ack_only)) return;
     }
     if (state_ == TcpState::kTimeWait && seg.has(kFin)) {
+      // A retransmitted FIN: its ACK was lost, and it is answered every
+      // time (as Linux's TIME_WAIT does).
       timewait_at_ = now() + cfg_.time_wait_ns;
+      send_ack();
+    } else {
+      send_invalid_ack(seg);
     }
-    send_ack();
     if (synchronized()) output();
     return;
   }
@@ -257,7 +270,7 @@ void TcpConnection::input(const TcpSegment& seg_in) {
   if (seg.has(kRst)) {
     if (seg.seq != rcv_nxt_) {
       stats_.challenge_acks++;
-      send_ack();
+      send_invalid_ack(seg);
       return;
     }
     process_rst(seg);
@@ -267,7 +280,7 @@ void TcpConnection::input(const TcpSegment& seg_in) {
   // 4. SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
   if (seg.has(kSyn)) {
     stats_.challenge_acks++;
-    send_ack();
+    send_invalid_ack(seg);
     return;
   }
 
@@ -423,7 +436,7 @@ bool TcpConnection::process_ack(const TcpSegment& seg) {
   // window, is answered and dropped.
   if (seq_gt(seg.ack, snd_max_) || seq_lt(seg.ack, snd_una_ - max_snd_wnd_)) {
     if (seq_lt(seg.ack, snd_una_ - max_snd_wnd_)) stats_.challenge_acks++;
-    send_ack();
+    send_invalid_ack(seg);
     return false;
   }
   if (seq_gt(seg.ack, snd_una_)) {

@@ -776,6 +776,30 @@ TEST_CASE("an ACK for data never sent is answered and dropped", "[tcp]") {
   CHECK(s.conn().unacked() == 0);
 }
 
+TEST_CASE("invalid segments without data are answered at most once per 500 ms (Linux's ACK-loop limit)",
+          "[tcp]") {
+  Script s;
+  establish_plain(s);
+  s.in(". 1:1(0) ack 5000 win 65535");
+  s.out(". 1:1(0) ack 1 win 65535");
+  // More of them (ACKs of unsent data, out of the window, a SYN) within
+  // 500 ms: no answer, so two ends that each find the other's segments
+  // invalid cannot keep answering each other.
+  s.advance_ms(100);
+  s.in(". 1:1(0) ack 5000 win 65535");
+  s.in(". 900000:900000(0) ack 1 win 65535");
+  s.in("S 100:100(0) win 65535 <mss 1000>");
+  s.none();
+  // Data out of the window is always answered (a duplicate ACK the
+  // sender's recovery counts).
+  s.in(". 900000:900100(100) ack 1 win 65535");
+  s.out(". 1:1(0) ack 1 win 65535");
+  s.advance_ms(400);
+  s.in(". 1:1(0) ack 5000 win 65535");
+  s.out(". 1:1(0) ack 1 win 65535");
+  CHECK(s.conn().state() == TcpState::kEstablished);
+}
+
 TEST_CASE("active close: FIN_WAIT_1, FIN_WAIT_2, TIME_WAIT for 60 seconds", "[tcp]") {
   Script s;
   establish_plain(s);
