@@ -138,15 +138,16 @@ uint64_t Ext2Mount::free_blocks() const {
          ((geo_.incompat & kIncompat64bit) ? uint64_t{get32(sb_raw_, sb::kFreeBlocksHi)} << 32 : 0);
 }
 
-Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal) {
+Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal, AllocFor why) {
   uint32_t got;
-  return alloc_run(goal, 1, got);
+  return alloc_run(goal, 1, got, why);
 }
 
-Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& got) {
+Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& got, AllocFor why) {
   uint64_t free_now = free_blocks();
-  if (free_now <= reserved_) return err(ENOSPC);
-  if (want > free_now - reserved_) want = static_cast<uint32_t>(free_now - reserved_);
+  uint64_t keep = reserved_ + (why == AllocFor::kFallocate ? metadata_pool() : 0);
+  if (free_now <= keep) return err(ENOSPC);
+  if (want > free_now - keep) want = static_cast<uint32_t>(free_now - keep);
   if (want == 0) want = 1;
   if (goal < geo_.first_data_block || goal >= geo_.blocks_count) goal = geo_.first_data_block;
   uint32_t g0 = static_cast<uint32_t>((goal - geo_.first_data_block) / geo_.blocks_per_group);

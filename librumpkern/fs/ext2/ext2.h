@@ -186,7 +186,14 @@ class Ext2Node : public Vnode, public PageIo {
   // from there (at most want) follow it on disk, a hole of an
   // extent-mapped file allocated as one run (fresh).
   Result<uint64_t> map_run_for_write(uint64_t lblk, uint64_t want, uint64_t& count, bool& fresh);
-  Result<void> insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten);
+  // Tree blocks allocated ahead of an insert_extent that must not fail
+  // for want of them (a hole punched inside an extent of a full leaf).
+  struct SpareBlocks {
+    uint64_t blk[7];
+    int n = 0;
+  };
+  Result<void> insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten,
+                             SpareBlocks* spares = nullptr);
   Result<void> insert_indirect(uint64_t lblk, uint64_t pblk);
   // Frees every block from logical block first on (truncation), in as
   // many transactions as it takes (the inode on the orphan list between
@@ -362,11 +369,15 @@ class Ext2Mount : public Mount {
   // --- allocation and the superblock (alloc.cc); tree lock held
   bool writable() const { return writable_ && !(flags_.load() & MS_RDONLY); }
   // Allocation keeps the blocks reserved for cached pages (reserved_)
-  // free: ENOSPC when only those are left.
-  Result<uint64_t> alloc_block(uint64_t goal);
+  // free: ENOSPC when only those are left. An allocation for fallocate
+  // (unreserved) also leaves the metadata pool alone, as ext4's leaves
+  // s_resv_clusters, so that the tree blocks a later split needs can be
+  // had on a file system that fallocate filled.
+  enum class AllocFor { kAny, kFallocate };
+  Result<uint64_t> alloc_block(uint64_t goal, AllocFor why = AllocFor::kAny);
   // Up to want free blocks in a row from goal on (got says how many; at
   // least one), in one bitmap change.
-  Result<uint64_t> alloc_run(uint64_t goal, uint32_t want, uint32_t& got);
+  Result<uint64_t> alloc_run(uint64_t goal, uint32_t want, uint32_t& got, AllocFor why = AllocFor::kAny);
   // Delayed allocation (pageio.cc): blocks set aside for cached pages not
   // yet written back. Write-back gives a run's reservation back just
   // before it allocates the run's blocks.

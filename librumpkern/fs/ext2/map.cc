@@ -95,7 +95,8 @@ Result<void> descend(Ext2Mount& m, uint32_t ino, Level* path, int depth, int at)
 
 // --- extent trees
 
-Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten) {
+Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten,
+                                     SpareBlocks* spares) {
   Ext2Mount& m = em();
   const uint32_t bs = m.geo().block_size;
   const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
@@ -154,7 +155,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     int l = depth;
     while (l > 0 && entries(path[l - 1].node) == max_entries(path[l - 1].node)) l--;
     uint64_t goal = leaf.blk ? leaf.blk : pblk;
-    uint64_t nb = TRY(m.alloc_block(goal));
+    uint64_t nb = spares != nullptr && spares->n > 0 ? spares->blk[--spares->n] : TRY(m.alloc_block(goal));
     add_blocks(1);
     BufRef b = TRY(m.bc_.getblk(m.dev_, nb, bs));
     char* nn = b.data();
@@ -301,6 +302,14 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
   bool changed = false, done = false;
   bool first_moved = false;  // the leaf's first key changed (its parents' keys follow)
   Run tail{};                // the part past a hole punched inside one extent
+  SpareBlocks spares;        // tree blocks for the tail's place; those left go back
+  struct SparesBack {
+    Ext2Mount& m;
+    SpareBlocks& s;
+    ~SparesBack() {
+      while (s.n > 0) (void)m.free_block(s.blk[--s.n]);
+    }
+  } spares_back{m, spares};
   // The leaf's extents from the last one starting before end back: freed
   // (what lies in [first, end)), cut, or split around the hole.
   int i = entries(n) - 1;
@@ -318,6 +327,22 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
       return m.corrupt("extent points outside the file system", ino_);
     uint64_t lo = start > first ? start : first;
     uint64_t hi = start + len < end ? start + len : end;
+    if (lo > start && hi < start + len && entries(n) == max_entries(n)) {
+      // A hole inside this extent of a full leaf: the tail needs a place
+      // that takes new tree blocks (one, and one more for each full level
+      // above, as insert_extent splits or grows). They are taken now,
+      // before anything changes, so that a full file system is ENOSPC
+      // with the file as it was (a tail left without a place would lose
+      // its bytes). Nothing of this step has changed yet: the hole lies
+      // in this one extent.
+      int need = 1;
+      for (int k = depth; k > 0 && entries(path[k - 1].node) == max_entries(path[k - 1].node); k--) need++;
+      for (; spares.n < need; spares.n++) {
+        Result<uint64_t> b = m.alloc_block(path[depth].blk ? path[depth].blk : pb);
+        if (!b.ok()) return err(b.error());
+        spares.blk[spares.n] = *b;
+      }
+    }
     TRY(m.free_run(pb + (lo - start), hi - lo));
     add_blocks(-static_cast<int64_t>(hi - lo));
     changed = true;
@@ -383,10 +408,11 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
   if (!changed) return false;
   if (tail.len) {
     for (Level& lv : path) lv.buf.reset();
-    Result<void> r = insert_extent(tail.lblk, tail.pblk, tail.len, tail.unwritten);
+    Result<void> r = insert_extent(tail.lblk, tail.pblk, tail.len, tail.unwritten, &spares);
     if (!r.ok()) {
-      // No room for the split (a full file system): the tail's blocks go
-      // too, so that nothing is left allocated without a mapping.
+      // The tree could not take the tail (a corrupt tree; room was taken
+      // beforehand): its blocks go too, so that nothing is left allocated
+      // without a mapping.
       (void)m.free_run(tail.pblk, tail.len);
       add_blocks(-static_cast<int64_t>(tail.len));
       return err(r.error());
@@ -659,7 +685,7 @@ Result<void> Ext2Node::fallocate(int mode, uint64_t off, uint64_t len) {
         if (prev.pblk) goal = prev.pblk + 1;
       }
       if (!goal) goal = m.group_first_block((ino_ - 1) / m.geo().inodes_per_group);
-      uint64_t pb = TRY(m.alloc_block(goal));
+      uint64_t pb = TRY(m.alloc_block(goal, Ext2Mount::AllocFor::kFallocate));
       add_blocks(1);
       Result<void> r = insert_extent(lblk, pb, 1, true);
       if (!r.ok()) {
