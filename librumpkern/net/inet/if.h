@@ -414,6 +414,7 @@ struct InetState : public KObject {
   std::atomic<int> ipfrag_time{30};  // seconds
   std::atomic<int> ip6frag_time{60};  // seconds (net.ipv6.ip6frag_time)
   std::atomic<int> tcp_tw_reuse{2};   // net.ipv4.tcp_tw_reuse: 2, loopback only
+  std::atomic<int> tcp_invalid_ratelimit{500};  // ms, net.ipv4.tcp_invalid_ratelimit
 
   // Interfaces by name or index, referenced (null if none).
   RefPtr<Ifnet> find_if(const char* name) const;

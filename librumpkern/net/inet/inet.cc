@@ -77,6 +77,7 @@ enum : int {
   IPV4_IPFRAG_HIGH_THRESH = 4,
   IPV4_TCP_TW_REUSE = 5,
   IPV4_IP_LOCAL_PORT_RANGE = 6,
+  IPV4_TCP_INVALID_RATELIMIT = 7,
   IPV6_IP6FRAG_TIME = 1,
 };
 
@@ -204,6 +205,16 @@ Result<void> set_tw_reuse(Kernel& k, int v) {
   return {};
 }
 
+// Any value, as Linux takes it (0 or less: no limit).
+int get_invalid_ratelimit(Kernel& k) {
+  InetState* st = inet_state_or_null(k);
+  return st ? st->tcp_invalid_ratelimit.load() : 500;
+}
+Result<void> set_invalid_ratelimit(Kernel& k, int v) {
+  if (InetState* st = inet_state_or_null(k)) st->tcp_invalid_ratelimit.store(v);
+  return {};
+}
+
 // net.ipv4.ip_local_port_range: "low\thigh", for TCP and UDP.
 size_t get_port_range(Kernel& k, char* buf, size_t cap) {
   InetState* st = inet_state_or_null(k);
@@ -311,6 +322,9 @@ const InetNode kInetNodes[] = {
     {{CTL_NET, NET_IPV4}, 2, {IPV4_TCP_TW_REUSE, "tcp_tw_reuse", kInt, kRootWrite, i_ops(get_tw_reuse, set_tw_reuse)}},
     {{CTL_NET, NET_IPV4}, 2,
      {IPV4_IP_LOCAL_PORT_RANGE, "ip_local_port_range", kString, kRootWrite, str_ops(get_port_range, set_port_range)}},
+    {{CTL_NET, NET_IPV4}, 2,
+     {IPV4_TCP_INVALID_RATELIMIT, "tcp_invalid_ratelimit", kInt, kRootWrite,
+      i_ops(get_invalid_ratelimit, set_invalid_ratelimit)}},
     {{CTL_NET}, 1, {NET_IPV6, "ipv6", kNode, kReadOnly, {}}},
     {{CTL_NET, NET_IPV6}, 2,
      {IPV6_IP6FRAG_TIME, "ip6frag_time", kInt, kRootWrite, i_ops(get_frag6_time, set_frag6_time)}},

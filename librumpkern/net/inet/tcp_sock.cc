@@ -263,6 +263,7 @@ tcp::TcpConfig TcpCb::config_locked(uint32_t mss) {
   c.keepalive = so.options_ & kSoKeepAlive;
   c.linger = so.linger_.l_onoff != 0;
   c.linger_s = so.linger_.l_linger;
+  c.invalid_ratelimit_ns = int64_t{st->tcp_invalid_ratelimit.load(std::memory_order_relaxed)} * 1000000;
   return c;
 }
 

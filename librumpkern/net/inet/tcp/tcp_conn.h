@@ -119,6 +119,10 @@ struct TcpConfig {
   int64_t rto_max_ns = 120LL * 1000000000;
   int64_t time_wait_ns = 60LL * 1000000000;  // 2*MSL, as Linux's TCP_TIMEWAIT_LEN
   int64_t fin_timeout_ns = 60LL * 1000000000;
+  // At most one answer per this long to invalid segments without data
+  // (net.ipv4.tcp_invalid_ratelimit, 500 ms as Linux's; 0 or less: no
+  // limit).
+  int64_t invalid_ratelimit_ns = 500000000;
 };
 
 // Counters for TCP_INFO and tests.
@@ -380,14 +384,13 @@ class TcpConnection : public KObject {
   Seq ack_seq() const;
   // The ACK that answers an invalid segment (out of the window, an old
   // timestamp, an ACK of what was never sent, a RST or SYN to challenge):
-  // at most one per kInvalidAckIntervalNs when that segment carries no
-  // data (Linux's tcp_oow_rate_limited, tcp_invalid_ratelimit), so that
+  // at most one per cfg_.invalid_ratelimit_ns when that segment carries
+  // no data (Linux's tcp_oow_rate_limited), so that
   // two ends that each find the other's ACKs invalid (through a fault of
   // either, or a peer that numbers its segments badly) do not answer each
   // other for ever. A segment with data is always answered (a duplicate
   // ACK the sender's recovery counts on).
   void send_invalid_ack(const TcpSegment& seg);
-  static constexpr int64_t kInvalidAckIntervalNs = 500 * 1000 * 1000;
   void send_rst(Seq seq);
   void send_syn(bool with_ack);
   uint16_t advertised_window();

@@ -122,7 +122,7 @@ bool TcpConnection::time_wait_state(TcpTimeWaitState& tw) {
 void TcpConnection::send_invalid_ack(const TcpSegment& seg) {
   if (seg.payload_len() == 0 || seg.has(kSyn)) {
     int64_t t = now();
-    if (last_invalid_ack_ns_ >= 0 && t - last_invalid_ack_ns_ < kInvalidAckIntervalNs) return;
+    if (last_invalid_ack_ns_ >= 0 && t - last_invalid_ack_ns_ < cfg_.invalid_ratelimit_ns) return;
     last_invalid_ack_ns_ = t;
   }
   send_ack();

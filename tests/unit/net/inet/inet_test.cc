@@ -957,6 +957,27 @@ TEST_CASE("inet: the stack's state is made on first use, not at boot", "[inet]")
   CHECK(rump_sys_close(u) == 0);
 }
 
+TEST_CASE("inet: net.ipv4.tcp_invalid_ratelimit is Linux's 500 ms by default and takes any value", "[inet]") {
+  rump_test::KernelUp up;
+  int v = 0;
+  size_t len = sizeof v;
+  REQUIRE(rump_sys_sysctlbyname("net.ipv4.tcp_invalid_ratelimit", &v, &len, nullptr, 0) == 0);
+  CHECK(v == 500);
+  // As the host's /proc/sys file says it (Linux's default), through ours.
+  int fd = rump_sys_open("/proc/sys/net/ipv4/tcp_invalid_ratelimit", O_RDONLY, 0);
+  REQUIRE(fd >= 0);
+  char b[16] = {};
+  CHECK(rump_sys_read(fd, b, sizeof b - 1) == 4);
+  CHECK(std::string(b) == "500\n");
+  rump_sys_close(fd);
+  for (int w : {0, 1000, -5}) {
+    REQUIRE(rump_sys_sysctlbyname("net.ipv4.tcp_invalid_ratelimit", nullptr, nullptr, &w, sizeof w) == 0);
+    len = sizeof v;
+    REQUIRE(rump_sys_sysctlbyname("net.ipv4.tcp_invalid_ratelimit", &v, &len, nullptr, 0) == 0);
+    CHECK(v == w);
+  }
+}
+
 TEST_CASE("inet: no memory for the stack's state is ENOMEM, and the kernel halts clean", "[inet]") {
   size_t idle;
   {

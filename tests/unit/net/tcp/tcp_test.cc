@@ -800,6 +800,17 @@ TEST_CASE("invalid segments without data are answered at most once per 500 ms (L
   CHECK(s.conn().state() == TcpState::kEstablished);
 }
 
+TEST_CASE("with no limit on answers to invalid segments (tcp_invalid_ratelimit 0) each gets one", "[tcp]") {
+  TcpConfig cfg;
+  cfg.invalid_ratelimit_ns = 0;
+  Script s(cfg);
+  establish_plain(s);
+  for (int i = 0; i < 3; i++) {
+    s.in(". 1:1(0) ack 5000 win 65535");
+    s.out(". 1:1(0) ack 1 win 65535");
+  }
+}
+
 TEST_CASE("active close: FIN_WAIT_1, FIN_WAIT_2, TIME_WAIT for 60 seconds", "[tcp]") {
   Script s;
   establish_plain(s);
