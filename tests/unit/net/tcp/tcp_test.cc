@@ -34,6 +34,21 @@ std::string seg_text(const char* flags, uint32_t n, const char* rest = "ack 1") 
 
 std::string ack_text(uint32_t rel) { return ". 1:1(0) ack " + std::to_string(rel) + " win 65535"; }
 
+// Our receive buffer of 4000 bytes, unscaled, against a peer without
+// options and MSS 1000.
+TcpConfig small_window() {
+  TcpConfig cfg;
+  cfg.rcvbuf = 4000;
+  return cfg;
+}
+
+void establish_small_window(Script& s) {
+  s.connect();
+  s.out("S 0:0(0) win 4000 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 0>");
+  s.in("S. 0:0(0) ack 1 win 65535 <mss 1000>");
+  s.out(". 1:1(0) ack 1 win 4000 <>");
+}
+
 }  // namespace
 
 TEST_CASE("active open sends SYN with options and completes on SYN-ACK", "[tcp]") {
@@ -574,13 +589,8 @@ TEST_CASE("a zero window is probed with backoff and data resumes when it opens",
 }
 
 TEST_CASE("our zero window: data beyond it is refused with an ACK, reading reopens it", "[tcp]") {
-  TcpConfig cfg;
-  cfg.rcvbuf = 4000;
-  Script s(cfg);
-  s.connect();
-  s.out("S 0:0(0) win 4000 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 0>");
-  s.in("S. 0:0(0) ack 1 win 65535 <mss 1000>");
-  s.out(". 1:1(0) ack 1 win 4000 <>");
+  Script s(small_window());
+  establish_small_window(s);
   for (uint32_t n = 0; n < 4; n++) s.in(". " + std::to_string(1 + n * 1000) + ":" +
                                         std::to_string(1001 + n * 1000) + "(1000) ack 1 win 65535");
   s.out(". 1:1(0) ack 2001 win 2000 <>");
@@ -599,13 +609,8 @@ TEST_CASE("an ACK numbered at the right edge of our window is taken (as Linux an
   // RCV.NXT + RCV.WND, refuses a peer that filled our window while some of
   // it was lost: its ACKs are numbered at the edge. Refused, their news is
   // lost and each is answered; two such ends answer each other forever.
-  TcpConfig cfg;
-  cfg.rcvbuf = 4000;
-  Script s(cfg);
-  s.connect();
-  s.out("S 0:0(0) win 4000 <mss 1460,sackOK,TS val 1000 ecr 0,wscale 0>");
-  s.in("S. 0:0(0) ack 1 win 65535 <mss 1000>");
-  s.out(". 1:1(0) ack 1 win 4000 <>");
+  Script s(small_window());
+  establish_small_window(s);
   s.send(100);
   s.out("P. 1:101(100) ack 1");
   s.in(". 1:1001(1000) ack 1 win 65535");
