@@ -292,7 +292,7 @@ TEST_CASE("bulk transfers both ways at once survive seeded loss, duplication and
   // acceptable to the other (numbered from the highest byte sent, not from
   // SND.NXT taken back by the timeout, and SND.MAX covering every byte a
   // retransmission carried), or the two answer each other's ACKs as
-  // duplicates or ACKs of unsent data forever. Seeds 1 and 2 stalled so.
+  // duplicates or ACKs of unsent data forever. Seeds 1, 2 and 4 stalled so.
   for (uint64_t seed = 1; seed <= kSeeds; seed++) {
     Impair imp;
     imp.seed = seed;
