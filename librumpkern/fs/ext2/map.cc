@@ -42,6 +42,16 @@ uint16_t max_entries(const char* n) { return get16(n, 4); }
 uint16_t depth_of(const char* n) { return get16(n, 6); }
 char* entry(char* n, int i) { return n + kExtentHeader + size_t(i) * kExtentEntry; }
 
+// Where an insert into the full node path[depth] makes room: the deepest
+// level up from it whose parent has room (that level splits), or 0 when
+// every node up to the root is full (the root grows). It takes one new
+// block there and one for each full level below it.
+int split_level(const Level* path, int depth) {
+  int l = depth;
+  while (l > 0 && entries(path[l - 1].node) == max_entries(path[l - 1].node)) l--;
+  return l;
+}
+
 void set_leaf(char* e, uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten) {
   put32(e, 0, static_cast<uint32_t>(lblk));
   put16(e, 4, static_cast<uint16_t>(unwritten ? len + kExtentInitMax : len));
@@ -152,8 +162,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     }
     // Full: split the deepest full node whose parent has room, or grow
     // the root when every node up to it is full.
-    int l = depth;
-    while (l > 0 && entries(path[l - 1].node) == max_entries(path[l - 1].node)) l--;
+    int l = split_level(path, depth);
     uint64_t goal = leaf.blk ? leaf.blk : pblk;
     uint64_t nb = spares != nullptr && spares->n > 0 ? spares->blk[--spares->n] : TRY(m.alloc_block(goal));
     add_blocks(1);
@@ -329,14 +338,12 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
     uint64_t hi = start + len < end ? start + len : end;
     if (lo > start && hi < start + len && entries(n) == max_entries(n)) {
       // A hole inside this extent of a full leaf: the tail needs a place
-      // that takes new tree blocks (one, and one more for each full level
-      // above, as insert_extent splits or grows). They are taken now,
-      // before anything changes, so that a full file system is ENOSPC
-      // with the file as it was (a tail left without a place would lose
-      // its bytes). Nothing of this step has changed yet: the hole lies
-      // in this one extent.
-      int need = 1;
-      for (int k = depth; k > 0 && entries(path[k - 1].node) == max_entries(path[k - 1].node); k--) need++;
+      // that takes new tree blocks (as insert_extent splits or grows:
+      // split_level). They are taken now, before anything changes, so
+      // that a full file system is ENOSPC with the file as it was (a tail
+      // left without a place would lose its bytes). Nothing of this step
+      // has changed yet: the hole lies in this one extent.
+      int need = depth - split_level(path, depth) + 1;
       for (; spares.n < need; spares.n++) {
         Result<uint64_t> b = m.alloc_block(path[depth].blk ? path[depth].blk : pb);
         if (!b.ok()) return err(b.error());

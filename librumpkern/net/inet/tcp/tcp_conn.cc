@@ -383,7 +383,7 @@ void TcpConnection::close() {
 
 void TcpConnection::abort() {
   if (state_ == TcpState::kSynReceived || synchronized()) {
-    if (state_ != TcpState::kTimeWait) send_rst(ack_seq());
+    if (state_ != TcpState::kTimeWait) send_rst();
   }
   rcvbuf_.drop(rcvbuf_.size());
   to_closed(0);

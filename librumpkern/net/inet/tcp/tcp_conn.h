@@ -391,7 +391,8 @@ class TcpConnection : public KObject {
   // other for ever. A segment with data is always answered (a duplicate
   // ACK the sender's recovery counts on).
   void send_invalid_ack(const TcpSegment& seg);
-  void send_rst(Seq seq);
+  // A reset, numbered as an ACK is (ack_seq).
+  void send_rst();
   void send_syn(bool with_ack);
   uint16_t advertised_window();
   void schedule_ack(bool now);

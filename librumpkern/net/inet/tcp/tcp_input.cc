@@ -218,14 +218,9 @@ void TcpConnection::input(const TcpSegment& seg_in) {
       ack_only.flags &= static_cast<uint8_t>(~(kFin | kSyn | kUrg | kPsh));
       if (!process_ack(ack_only)) return;
     }
-    if (state_ == TcpState::kTimeWait && seg.has(kFin)) {
-      // A retransmitted FIN: its ACK was lost, and it is answered every
-      // time (as Linux's TIME_WAIT does).
-      timewait_at_ = now() + cfg_.time_wait_ns;
-      send_ack();
-    } else {
-      send_invalid_ack(seg);
-    }
+    // (TIME_WAIT, where a retransmitted FIN is answered every time, took
+    // its own path above.)
+    send_invalid_ack(seg);
     if (synchronized()) output();
     return;
   }
@@ -603,7 +598,7 @@ void TcpConnection::process_data(const TcpSegment& seg) {
   last_data_recv_ns_ = now();
   if (user_closed_) {
     // Nobody will read it: reset, as Linux does for data after close().
-    send_rst(ack_seq());
+    send_rst();
     to_closed(0);
     return;
   }

@@ -108,11 +108,11 @@ void TcpConnection::send_syn(bool with_ack) {
   if (rexmt_at_ == 0) arm_rexmt();
 }
 
-void TcpConnection::send_rst(Seq seq) {
+void TcpConnection::send_rst() {
   TcpSegment s;
   s.sport = ep_.lport;
   s.dport = ep_.fport;
-  s.seq = seq;
+  s.seq = ack_seq();
   s.flags = kRst | kAck;
   s.ack = rcv_nxt_;
   stats_.segs_out++;
@@ -286,7 +286,7 @@ void TcpConnection::on_rexmt() {
   if (state_ == TcpState::kSynSent) limit = cfg_.syn_retries;
   if (state_ == TcpState::kSynReceived) limit = cfg_.synack_retries;
   if (backoff_ > limit) {
-    if (state_ != TcpState::kSynSent) send_rst(ack_seq());
+    if (state_ != TcpState::kSynSent) send_rst();
     to_closed(ETIMEDOUT);
     return;
   }
@@ -368,7 +368,7 @@ void TcpConnection::on_keepalive() {
     return;
   }
   if (keep_probes_ >= cfg_.keepcnt) {
-    send_rst(ack_seq());
+    send_rst();
     to_closed(ETIMEDOUT);
     return;
   }

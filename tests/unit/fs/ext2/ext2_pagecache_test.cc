@@ -10,7 +10,6 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-
 #include <atomic>
 #include <string>
 #include <thread>
