@@ -155,8 +155,10 @@ void rump_unmount() {
   if (rump_pub_etfs_remove("/dev/img") != 0) abort();
 }
 
-// The host tree at h into the kernel at r, as cp -a: directories' modes,
-// owners and times after their contents.
+// The host tree at h into the kernel at r, as GNU cp -a does it: a regular
+// file's owner, mode and times go through its open descriptor before the
+// close (fchown, fchmod, utimensat on the descriptor), a symlink's and a
+// directory's by path, a directory's after its contents.
 void copy_in(const std::string& h, const std::string& r, std::vector<char>& buf) {
   DIR* d = ::opendir(h.c_str());
   if (!d) abort();
@@ -179,7 +181,11 @@ void copy_in(const std::string& h, const std::string& r, std::vector<char>& buf)
         if (rump_sys_write(fd, buf.data(), static_cast<size_t>(n)) != n) abort();
       }
       ::close(hfd);
-      if (rump_sys_close(fd) != 0) abort();
+      struct timespec ts[2] = {st.st_atim, st.st_mtim};
+      if (rump_sys_fchown(fd, st.st_uid, st.st_gid) != 0 || rump_sys_fchmod(fd, st.st_mode & 07777) != 0 ||
+          rump_sys_utimensat(fd, nullptr, ts, 0) != 0 || rump_sys_close(fd) != 0)
+        abort();
+      continue;
     } else if (S_ISLNK(st.st_mode)) {
       ssize_t n = ::readlink(hp.c_str(), buf.data(), buf.size() - 1);
       if (n < 0) abort();
@@ -192,6 +198,28 @@ void copy_in(const std::string& h, const std::string& r, std::vector<char>& buf)
     if (rump_sys_utimensat(AT_FDCWD, rp.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) abort();
   }
   ::closedir(d);
+}
+
+// Whether every entry under the kernel's r has the host h's type, size,
+// mode, owner and modification time (a copy that lost one is no figure).
+bool same_attrs(const std::string& h, const std::string& r) {
+  DIR* d = ::opendir(h.c_str());
+  if (!d) return false;
+  bool ok = true;
+  while (struct dirent* e = ::readdir(d)) {
+    if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
+    std::string hp = h + "/" + e->d_name, rp = r + "/" + e->d_name;
+    struct stat hs, rs;
+    if (::lstat(hp.c_str(), &hs) != 0 || rump_sys_lstat(rp.c_str(), &rs) != 0 || hs.st_mode != rs.st_mode ||
+        hs.st_uid != rs.st_uid || hs.st_gid != rs.st_gid || hs.st_size != rs.st_size ||
+        hs.st_mtim.tv_sec != rs.st_mtim.tv_sec || hs.st_mtim.tv_nsec != rs.st_mtim.tv_nsec ||
+        (S_ISDIR(hs.st_mode) && !same_attrs(hp, rp))) {
+      ok = false;
+      break;
+    }
+  }
+  ::closedir(d);
+  return ok;
 }
 
 // The system calls the read-back walk makes, ours or the host's.
@@ -278,6 +306,9 @@ void BM_populate_rump(benchmark::State& s) {
     s.SetIterationTime(since(t0));
   }
   if (!bench_shell("e2fsck -fn " + img + " >/dev/null 2>&1")) s.SkipWithError("the populated image is not e2fsck clean");
+  rump_mount(img, MS_RDONLY);
+  if (!same_attrs(t.root, "/mnt")) s.SkipWithError("the populated image differs from the tree");
+  rump_unmount();
   ::unlink(img.c_str());
   tree_counters(s);
 }
