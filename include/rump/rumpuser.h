@@ -137,10 +137,11 @@ int rumpuser_getfileinfo(const char *path, uint64_t *sizep, int *typep);
  * Asynchronous block I/O. biodone(arg, bytes_done, error) is called exactly
  * once, from a host thread that is not the caller's and holds no virtual CPU,
  * or from the caller itself before rumpuser_bio returns.
- * RUMPUSER_BIO_WRITEBACK (alone): a hint that starts the host's write-back
- * of the file's bytes [off, off+dlen) to its storage (data is not used);
- * biodone reports 0 bytes once it is started, not when it is on the
- * storage. Only rumpuser_syncfd says that anything is stable.
+ * RUMPUSER_BIO_WRITEBACK (alone): a hint that has the host write the file's
+ * bytes [off, off+dlen) (it may write the whole file's) back to its storage
+ * and flush it, so that a later rumpuser_syncfd has little left to wait
+ * for (data is not used); biodone reports 0 bytes when that is done. The
+ * kernel counts only on rumpuser_syncfd for stability.
  */
 typedef void (*rump_biodone_fn)(void *, size_t, int);
 void rumpuser_bio(int fd, int op, void *data, size_t dlen, int64_t off,

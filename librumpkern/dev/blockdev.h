@@ -67,11 +67,14 @@ class BlockDevice {
 // call that sent them or, for an asynchronous send, by the next call
 // that waits for it.
 //
-// Every kHintBytes written, the host is told to start writing the window
-// back to its storage (a RUMPUSER_BIO_WRITEBACK request, run by the host's
-// I/O threads while the kernel goes on), so that the next sync() waits for
-// little more than the last batch. One hint is in flight at a time; the
-// destructor waits for it (the fd is closed after).
+// Every kHintBytes written, the host is told to write the window back to
+// its storage and flush it (a RUMPUSER_BIO_WRITEBACK request, run by the
+// host's I/O threads while the kernel goes on), so that the next sync()
+// waits for little more than the last batch: on a host whose storage
+// caches writes, the flush that ends a sync costs as much as the bytes
+// written since the last flush (populating an image, the unmount's sync
+// fell from 110-130 ms to about 10 ms). One hint is in flight at a time;
+// the destructor waits for it (the fd is closed after).
 class HostBlockDevice : public BlockDevice, public KObject {
  public:
   HostBlockDevice(Kmem& kmem, int fd, uint64_t begin, uint64_t size, bool read_only)
@@ -93,7 +96,7 @@ class HostBlockDevice : public BlockDevice, public KObject {
   }
 
   static constexpr uint32_t kBlockBytes = 512;
-  static constexpr uint64_t kHintBytes = uint64_t{8} << 20;
+  static constexpr uint64_t kHintBytes = uint64_t{16} << 20;
   static constexpr size_t kGatherBytes = size_t{1} << 20;
   static constexpr size_t kGatherMax = kGatherBytes / 4;
 
