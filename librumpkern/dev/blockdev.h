@@ -73,7 +73,7 @@ class BlockDevice {
 // waits for little more than the last batch: on a host whose storage
 // caches writes, the flush that ends a sync costs as much as the bytes
 // written since the last flush (populating an image, the unmount's sync
-// fell from 110-130 ms to about 10 ms). One hint is in flight at a time;
+// fell from 110-130 ms to 13-25 ms). One hint is in flight at a time;
 // the destructor waits for it (the fd is closed after).
 class HostBlockDevice : public BlockDevice, public KObject {
  public:
