@@ -433,8 +433,15 @@ Result<void> Journal::start(DataMode mode, uint32_t commit_seconds) {
   return {};
 }
 
+// timer_armed_ stands for the callout's pending state, which the
+// callout queue's lock guards: every journaled buffer would take that lock
+// to ask. It is set before each schedule and cleared by every stop and by
+// the tick itself, under the tree lock, before the tick commits: an add
+// that finds it set while the tick waits for the lock is committed by it.
 void Journal::arm_timer() {
-  if (timer_ready_ && !closing_ && !timer_.pending()) timer_.schedule(interval_ns_);
+  if (!timer_ready_ || closing_ || timer_armed_.load(std::memory_order_relaxed)) return;
+  timer_armed_.store(true, std::memory_order_relaxed);
+  timer_.schedule(interval_ns_);
 }
 
 // The first arming may start the kernel's callout thread, which takes the
@@ -442,12 +449,14 @@ void Journal::arm_timer() {
 void Journal::start_timer() {
   if (!started_ || timer_ready_) return;
   timer_ready_ = true;
+  timer_armed_.store(true, std::memory_order_relaxed);
   timer_.schedule(interval_ns_);
 }
 
 void Journal::tick(void* arg) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   auto* j = static_cast<Journal*>(arg);
   MutexLocker g(j->m_.lock_);
+  j->timer_armed_.store(false, std::memory_order_relaxed);
   if (j->closing_ || !j->m_.writable()) return;
   Result<void> r = j->commit(false);
   if (!r.ok()) j->m_.kernel().printf("JBD2: commit failed (%d)\n", r.error());
@@ -747,6 +756,7 @@ Result<void> Journal::commit(bool checkpoint_after) {
   });
   drop_frozen();
   timer_.stop();
+  timer_armed_.store(false, std::memory_order_relaxed);
   // Less than a quarter of the log free: the next transaction may not fit.
   if (checkpoint_after || checkpoint_due_ || used() + capacity() / 4 > capacity()) TRY(checkpoint());
   return {};
@@ -787,6 +797,7 @@ Result<void> Journal::stop(bool write) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   m_.lock_.unlock();
   timer_.halt();
   m_.lock_.lock();
+  timer_armed_.store(false, std::memory_order_relaxed);
   if (!write) {
     // Abandoned: what was not committed stays off the disk. The running
     // transaction's buffers are dropped unwritten (the next read of those

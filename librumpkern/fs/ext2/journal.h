@@ -46,6 +46,7 @@
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/unordered_set_hook.hpp>
 
+#include <atomic>
 #include <cstdint>
 
 #include "base/intrusive_hash.h"
@@ -243,6 +244,7 @@ class Journal : public KObject {
   bool started_ = false;
   bool closing_ = false;
   bool timer_ready_ = false;
+  std::atomic<bool> timer_armed_{false};  // see arm_timer
   // A version 1 journal freed a block with a copy in the live log: the
   // next commit checkpoints (there are no revoke records to write).
   bool checkpoint_due_ = false;

@@ -387,7 +387,7 @@ TEST_CASE("data=journal and data=writeback mounts write e2fsck-clean images", "[
   }
 }
 
-TEST_CASE("the commit timer commits unsynced writes; halt commits and checkpoints", "[ext2]") {
+TEST_CASE("the commit timer commits unsynced writes, and again after its first commit; halt commits and checkpoints", "[ext2]") {
   TempDir tmp;
   std::string img = tmp.path + "/img";
   REQUIRE(make_image(img, "ext4", 4096, "", 32));
@@ -410,11 +410,27 @@ TEST_CASE("the commit timer commits unsynced writes; halt commits and checkpoint
       if (!found) usleep(100000);
     }
     CHECK(found);
+    // The timer arms again for the next transaction: a second file, after
+    // the first commit, reaches the log the same way.
+    fd = rump_sys_open("/mnt/later", O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    std::string more = pattern(100, 3000);
+    REQUIRE(rump_sys_write(fd, more.data(), more.size()) == static_cast<long>(more.size()));
+    REQUIRE(rump_sys_close(fd) == 0);
+    found = false;
+    for (int tries = 0; tries < 300 && !found; tries++) {
+      REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy) + " && e2fsck -fy " + shell_quote(copy) +
+                  " >/dev/null 2>&1; true") == 0);
+      found = on_image(copy, "/later") == more;
+      if (!found) usleep(100000);
+    }
+    CHECK(found);
     // The kernel halts with the file system mounted.
   }
   CHECK_FALSE(needs_recovery(img));
   check_fsck_clean(img);
   CHECK(on_image(img, "/late") == pattern(99, 5000));
+  CHECK(on_image(img, "/later") == pattern(100, 3000));
 }
 
 TEST_CASE("an open file unlinked goes on the orphan list and is freed at close or at the next mount", "[ext2]") {
