@@ -235,7 +235,7 @@ void VmObject::unpin_locked(uint64_t first, uint64_t count, bool writer, bool wr
     if (p == nullptr || p->host_maps_ == 0) continue;  // cannot happen: pinned pages stay
     if (writer && written) host_page_written(i);
     p->host_maps_--;
-    if (writer) p->host_writers_--;
+    if (writer && --p->host_writers_ == 0) host_writer_unpin_locked(i);
   }
 }
 
@@ -280,6 +280,11 @@ void VmObject::host_views_grow_locked() {
       if (v.writer) p.value()->host_writers_++;
     }
     if (n == v.pinned) continue;
+    // Without room for the host's stores the new pages stay SIGBUS.
+    if (v.writer && !host_writer_pin_locked(v.first + v.pinned, n - v.pinned).ok()) {
+      unpin_locked(v.first + v.pinned, n - v.pinned, v.writer, false);
+      continue;
+    }
     // The host's part cannot fail for a range it mapped (the SIGBUS
     // mapping there is the kernel's own); were it to, the new pages are
     // let go and the range stays SIGBUS.
@@ -316,6 +321,12 @@ Result<void> VmObject::host_view_add(HostView& v, uint64_t count, int prot) {
     }
     p.value()->host_maps_++;
     if (v.writer) p.value()->host_writers_++;
+  }
+  if (v.writer) {
+    if (Result<void> r = host_writer_pin_locked(v.first, n); !r.ok()) {
+      undo();
+      return r;
+    }
   }
   if (int e = alias_locked(v, 0, n, prot)) {
     undo();
@@ -363,12 +374,18 @@ void VmObject::host_view_split_locked(HostView& head, HostView& tail, uint64_t a
   host_views_changed_locked(1);
 }
 
-void VmObject::host_view_make_writer_locked(HostView& v) {
-  if (v.writer) return;
-  v.writer = true;
+Result<void> VmObject::host_view_make_writer_locked(HostView& v) {
+  if (v.writer) return {};
   for (uint64_t i = 0; i < v.pinned; i++)
     if (Page* p = pages_.find(v.first + i)) p->host_writers_++;
+  if (Result<void> r = host_writer_pin_locked(v.first, v.pinned); !r.ok()) {
+    for (uint64_t i = 0; i < v.pinned; i++)
+      if (Page* p = pages_.find(v.first + i); p != nullptr && --p->host_writers_ == 0) host_writer_unpin_locked(v.first + i);
+    return r;
+  }
+  v.writer = true;
   host_views_changed_locked(0);
+  return {};
 }
 
 void VmObject::host_view_written_locked(const HostView& v, uint64_t first, uint64_t count) {

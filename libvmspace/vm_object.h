@@ -138,6 +138,17 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // writer views pin more pages than before (a view grown or made
   // writable), called before the host can store into them.
   virtual void host_views_changed_locked(int delta) {}
+  // Pages [first, first+count) are pinned by a writer view from now on (a
+  // new view, a view grown or made writable), before the host can store
+  // into them: the host's stores reach no page_mkwrite, so a write-back
+  // cache reserves the room they may need now. An error refuses the pin
+  // (the caller lets the pages go, which gives the room back). Called
+  // with lock_ held exclusive.
+  virtual Result<void> host_writer_pin_locked(uint64_t first, uint64_t count) { return {}; }
+  // The page at pindex is pinned by no writer view any more (after
+  // host_page_written when it was let go as written): room it holds for
+  // stores that never came goes back. Called with lock_ held exclusive.
+  virtual void host_writer_unpin_locked(uint64_t pindex) {}
 
   // ---- the page table, for libvmspace (indices are page numbers) ----
   RwLock& lock() ABSL_LOCK_RETURNED(lock_) { return lock_; }
@@ -188,7 +199,9 @@ class VmObject : public KObject, public RefCounted<VmObject> {
   // takes the view's pages from at on and is registered.
   void host_view_split_locked(HostView& head, HostView& tail, uint64_t at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // A view made writable (mprotect): its pages count as written from now.
-  void host_view_make_writer_locked(HostView& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // An error of the pager's (host_writer_pin_locked: ENOSPC) leaves it
+  // read-only.
+  Result<void> host_view_make_writer_locked(HostView& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // The file grew: every view's pages past its pinned ones that now lie
   // within the file (up to the view's length) are filled, pinned and
   // aliased in place of the SIGBUS mapping, as Linux's mapping reads the

@@ -710,6 +710,25 @@ void VnodePager::host_views_changed_locked(int delta) {
   }
 }
 
+Result<void> VnodePager::host_writer_pin_locked(uint64_t first, uint64_t count) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // Called by VmObject with the page lock held exclusive. Each page gets
+  // the room a store through it may need, as write(2)'s pages do; a page
+  // reserved or dirty already keeps what it has. A full file system
+  // refuses the view (ENOSPC) where Linux would refuse the first store
+  // (SIGBUS): the kernel never sees the host's stores.
+  if (!write_back_) return {};
+  for (uint64_t i = first; i < first + count; i++) TRY(reserve_locked(i));
+  return {};
+}
+
+void VnodePager::host_writer_unpin_locked(uint64_t pindex) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (!write_back_ || dirty_.find(pindex) != nullptr || reserved_.size() == 0) return;
+  int64_t blocks = reserved_blocks_of(reserved_.erase(pindex));
+  if (blocks == 0 || io_ == nullptr) return;
+  MutexLocker t(vp_->lock());
+  io_->adjust_reserved(-blocks);
+}
+
 void VnodePager::host_sync(uint64_t off, uint64_t len) {
   if (write_back_ || host_views() == 0 || len == 0) return;
   uint64_t first = off >> vm::kPageShift;

@@ -108,6 +108,8 @@ class VnodePager final : public vm::VmObject {
   Result<void> fill_page(uint64_t offset, std::byte* frame) override;
   Result<void> page_mkwrite(uint64_t pindex, vm::Page* p) override;
   void page_written(uint64_t offset, size_t len) override;
+  Result<void> host_writer_pin_locked(uint64_t first, uint64_t count) override;
+  void host_writer_unpin_locked(uint64_t pindex) override;
   void host_page_written(uint64_t pindex) override;
   Result<void> sync(uint64_t offset, uint64_t len, int flags) override;
   bool pages_clean() const override { return !write_back_; }

@@ -360,7 +360,7 @@ Result<long> sys_mprotect(Lwp& l, UserPtr<void> addr, size_t len, int prot) {
       // msync and write-back. Pages a grown file adds take the new
       // protection.
       Locker<RwLock> og(it->object->lock());
-      if ((prot & PROT_WRITE) && !it->view.writer) it->object->host_view_make_writer_locked(it->view);
+      if ((prot & PROT_WRITE) && !it->view.writer) TRY(it->object->host_view_make_writer_locked(it->view));
       it->view.prot = prot;
     }
     TRY(from_errno(rumpuser_mprotect(reinterpret_cast<void*>(it->start), it->len, prot)));

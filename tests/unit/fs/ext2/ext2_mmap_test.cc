@@ -272,3 +272,79 @@ TEST_CASE("write-back takes only the pages a host-space view changed: a sparse e
               " >/dev/null 2>&1") == 0);
   CHECK(host_read_all(t.path + "/out") == want);
 }
+
+// The kernel never sees the host's stores through a view, so a writable
+// view takes the room its pages may need when it is made (as write(2)
+// takes it for the pages it dirties): on a full file system the view is
+// refused with ENOSPC (Linux refuses the first store with SIGBUS), and
+// room for pages never stored into goes back when the view goes.
+TEST_CASE("a writable host-space view of a sparse ext4 file takes room first: ENOSPC when full, given back at munmap",
+          "[ext2][file_map][host_map]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  std::string want(16 * kPg, '\0');
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    auto free_blocks = [] {
+      struct statfs s;
+      REQUIRE(rump_sys_statfs("/mnt", &s) == 0);
+      return static_cast<uint64_t>(s.f_bfree);
+    };
+    int fd = rump_sys_open("/mnt/sparse", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_ftruncate(fd, 16 * kPg) == 0);
+    // Room for sixteen pages of four 1 KiB blocks while the view lives,
+    // none after it, and no block allocated.
+    uint64_t before = free_blocks();
+    auto* p = static_cast<char*>(rump_sys_mmap(nullptr, 16 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    CHECK(before - free_blocks() == 64);
+    CHECK(rump_sys_munmap(p, 16 * kPg) == 0);
+    CHECK(free_blocks() == before);
+    // A read-only view takes none.
+    p = static_cast<char*>(rump_sys_mmap(nullptr, 16 * kPg, PROT_READ, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    CHECK(free_blocks() == before);
+    CHECK(rump_sys_munmap(p, 16 * kPg) == 0);
+    // The file system filled by fallocate: a writable view of the holes
+    // is refused, a read-only one is not, and making that one writable is
+    // refused too and leaves it readable.
+    int fill = rump_sys_open("/mnt/fill", O_CREAT | O_RDWR, 0644);
+    REQUIRE(fill >= 0);
+    off_t at = 0;
+    for (off_t chunk = 8 << 20; chunk >= 4096; chunk /= 2)
+      while (rump_sys_fallocate(fill, 0, at, chunk) == 0) at += chunk;
+    CHECK_ERRNO(ENOSPC, rump_sys_mmap(nullptr, 16 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
+    uint64_t full = free_blocks();
+    p = static_cast<char*>(rump_sys_mmap(nullptr, 16 * kPg, PROT_READ, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    CHECK_ERRNO(ENOSPC, rump_sys_mprotect(p, 16 * kPg, PROT_READ | PROT_WRITE));
+    CHECK(p[5 * kPg] == 0);
+    CHECK(free_blocks() == full);
+    CHECK(rump_sys_munmap(p, 16 * kPg) == 0);
+    // Room again: the view is made, one page stored, and only that page
+    // is allocated (the others' room goes back at munmap).
+    REQUIRE(rump_sys_ftruncate(fill, 0) == 0);
+    REQUIRE(rump_sys_fsync(fill) == 0);
+    before = free_blocks();
+    p = static_cast<char*>(rump_sys_mmap(nullptr, 16 * kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    std::memcpy(p + 3 * kPg + 10, "stored", 6);
+    want.replace(3 * kPg + 10, 6, "stored");
+    CHECK(rump_sys_munmap(p, 16 * kPg) == 0);
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    CHECK(before - free_blocks() == 4);
+    struct stat st;
+    REQUIRE(rump_sys_fstat(fd, &st) == 0);
+    CHECK(st.st_blocks == 8);
+    rump_sys_close(fill);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  REQUIRE(run("debugfs -R " + shell_quote("dump /sparse " + t.path + "/out") + " " + shell_quote(img) +
+              " >/dev/null 2>&1") == 0);
+  CHECK(host_read_all(t.path + "/out") == want);
+}
