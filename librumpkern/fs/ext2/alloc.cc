@@ -138,14 +138,14 @@ uint64_t Ext2Mount::free_blocks() const {
          ((geo_.incompat & kIncompat64bit) ? uint64_t{get32(sb_raw_, sb::kFreeBlocksHi)} << 32 : 0);
 }
 
-Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal, AllocFor why) {
+Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal) {
   uint32_t got;
-  return alloc_run(goal, 1, got, why);
+  return alloc_run(goal, 1, got);
 }
 
-Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& got, AllocFor why) {
+Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& got) {
   uint64_t free_now = free_blocks();
-  uint64_t keep = reserved_ + (why == AllocFor::kFallocate ? metadata_pool() : 0);
+  uint64_t keep = reserved_ + (alloc_nofail_ ? 0 : metadata_pool());
   if (free_now <= keep) return err(ENOSPC);
   if (want > free_now - keep) want = static_cast<uint32_t>(free_now - keep);
   if (want == 0) want = 1;

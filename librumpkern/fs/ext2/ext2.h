@@ -369,15 +369,29 @@ class Ext2Mount : public Mount {
   // --- allocation and the superblock (alloc.cc); tree lock held
   bool writable() const { return writable_ && !(flags_.load() & MS_RDONLY); }
   // Allocation keeps the blocks reserved for cached pages (reserved_)
-  // free: ENOSPC when only those are left. An allocation for fallocate
-  // (unreserved) also leaves the metadata pool alone, as ext4's leaves
-  // s_resv_clusters, so that the tree blocks a later split needs can be
-  // had on a file system that fallocate filled.
-  enum class AllocFor { kAny, kFallocate };
-  Result<uint64_t> alloc_block(uint64_t goal, AllocFor why = AllocFor::kAny);
+  // free, and the metadata pool too unless it must not fail (NoFail):
+  // ENOSPC when only those are left. As ext4 keeps s_resv_clusters for
+  // allocations with EXT4_MB_USE_RESERVED (write-back's blocks, data and
+  // extent tree, and the tree blocks that splitting an extent takes), a
+  // directory's blocks, xattr blocks, fallocate and writes that bypass
+  // the page cache leave it, so that write-back and a punch's split still
+  // find blocks on a file system that those filled.
+  Result<uint64_t> alloc_block(uint64_t goal);
   // Up to want free blocks in a row from goal on (got says how many; at
   // least one), in one bitmap change.
-  Result<uint64_t> alloc_run(uint64_t goal, uint32_t want, uint32_t& got, AllocFor why = AllocFor::kAny);
+  Result<uint64_t> alloc_run(uint64_t goal, uint32_t want, uint32_t& got);
+  // Allocations that may take the metadata pool, for the scope's life.
+  class NoFail {
+   public:
+    explicit NoFail(Ext2Mount& m) : m_(m), was_(m.alloc_nofail_) { m.alloc_nofail_ = true; }
+    ~NoFail() { m_.alloc_nofail_ = was_; }
+    NoFail(const NoFail&) = delete;
+    NoFail& operator=(const NoFail&) = delete;
+
+   private:
+    Ext2Mount& m_;
+    bool was_;
+  };
   // Delayed allocation (pageio.cc): blocks set aside for cached pages not
   // yet written back. Write-back gives a run's reservation back just
   // before it allocates the run's blocks.
@@ -458,6 +472,7 @@ class Ext2Mount : public Mount {
   Result<void> process_orphan_file() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool allow_deleted_ = false;  // iget of an orphan at mount
   uint64_t reserved_ = 0;  // blocks (tree lock)
+  bool alloc_nofail_ = false;  // a NoFail scope is open (tree lock)
   void sum_free_counts();
   bool writable_ = false;  // the driver writes this image (features allow)
   uint32_t generation_ = 1;

@@ -344,6 +344,7 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
       // left without a place would lose its bytes). Nothing of this step
       // has changed yet: the hole lies in this one extent.
       int need = depth - split_level(path, depth) + 1;
+      Ext2Mount::NoFail nofail(m);
       for (; spares.n < need; spares.n++) {
         Result<uint64_t> b = m.alloc_block(path[depth].blk ? path[depth].blk : pb);
         if (!b.ok()) return err(b.error());
@@ -692,7 +693,7 @@ Result<void> Ext2Node::fallocate(int mode, uint64_t off, uint64_t len) {
         if (prev.pblk) goal = prev.pblk + 1;
       }
       if (!goal) goal = m.group_first_block((ino_ - 1) / m.geo().inodes_per_group);
-      uint64_t pb = TRY(m.alloc_block(goal, Ext2Mount::AllocFor::kFallocate));
+      uint64_t pb = TRY(m.alloc_block(goal));
       add_blocks(1);
       Result<void> r = insert_extent(lblk, pb, 1, true);
       if (!r.ok()) {
