@@ -8,9 +8,10 @@
  * own so that only the page frames and the vm faction depend on it.
  *
  * rumpuser_shmmap returns size bytes (a multiple of the page size) of
- * shared anonymous host memory, zero, read-write, not inherited by a forked
- * host child (a child's copy of the kernel must not write into the
- * parent's frames).
+ * shared anonymous host memory, zero, read-write, resident (the host fills
+ * every page at once rather than on its first touch: the kernel takes it
+ * for frames it fills in order), not inherited by a forked host child (a
+ * child's copy of the kernel must not write into the parent's frames).
  *
  * rumpuser_shmalias makes [dst, dst+size) another view of the frames at
  * [src, src+size), which must lie in one region rumpuser_shmmap returned,
