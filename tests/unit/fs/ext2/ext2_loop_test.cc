@@ -3,8 +3,11 @@
 // inode flags and a large hashed directory are written into an image
 // through the kernel; the image, loop-mounted read-only on the host, then
 // shows the same tree as the kernel's own mount of it, and the host finds
-// every name of the hashed directory through its index. Needs root and
-// loop devices; skipped (with a warning) where the host refuses the mount.
+// every name of the hashed directory through its index. A file system
+// that fallocate filled leaves ext4's metadata pool free, which neither
+// mkdir nor a write may take, on the host kernel and here alike. Needs
+// root and loop devices; skipped (with a warning) where the host refuses
+// the mount.
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/xattr.h>
@@ -195,4 +198,89 @@ TEST_CASE("an orphan file left by the host kernel is processed at a read-write m
   std::string out = capture("e2fsck -fn " + shell_quote(snap) + " 2>&1; echo EXIT=$?");
   INFO(out);
   CHECK(out.find("EXIT=0") != std::string::npos);
+}
+
+namespace {
+
+// One file system's calls, the host's or the kernel's, for the scenario
+// below.
+struct HostFs {
+  static int open(const std::string& p, int fl) { return ::open(p.c_str(), fl, 0644); }
+  static int fallocate(int fd, off_t at, off_t len) { return ::fallocate(fd, 0, at, len); }
+  static int mkdir(const std::string& p) { return ::mkdir(p.c_str(), 0755); }
+  static long write(int fd, const char* b, size_t n) { return ::write(fd, b, n); }
+  static int close(int fd) { return ::close(fd); }
+  static int statfs(const std::string& p, struct statfs* s) { return ::statfs(p.c_str(), s); }
+};
+struct RumpFs {
+  static int open(const std::string& p, int fl) { return rump_sys_open(p.c_str(), fl, 0644); }
+  static int fallocate(int fd, off_t at, off_t len) { return rump_sys_fallocate(fd, 0, at, len); }
+  static int mkdir(const std::string& p) { return rump_sys_mkdir(p.c_str(), 0755); }
+  static long write(int fd, const char* b, size_t n) { return rump_sys_write(fd, b, n); }
+  static int close(int fd) { return rump_sys_close(fd); }
+  static int statfs(const std::string& p, struct statfs* s) { return rump_sys_statfs(p.c_str(), s); }
+};
+
+struct FullFs {
+  uint64_t bfree = 0;
+  int mkdir_errno = 0, write_errno = 0;
+};
+
+// fallocate fills the file system at dir down to the block, then a
+// directory and a one-byte write are tried: what is left free, and their
+// errors (0: they succeeded).
+template <class Fs>
+FullFs fill_then_try(const std::string& dir) {
+  FullFs r;
+  int fd = Fs::open(dir + "/fill", O_CREAT | O_RDWR);
+  REQUIRE(fd >= 0);
+  off_t at = 0;
+  for (off_t chunk = 8 << 20; chunk >= 1024; chunk /= 2)
+    while (Fs::fallocate(fd, at, chunk) == 0) at += chunk;
+  Fs::close(fd);
+  struct statfs s;
+  REQUIRE(Fs::statfs(dir, &s) == 0);
+  r.bfree = s.f_bfree;
+  r.mkdir_errno = Fs::mkdir(dir + "/d") == 0 ? 0 : errno;
+  int w = Fs::open(dir + "/new", O_CREAT | O_WRONLY);
+  REQUIRE(w >= 0);
+  r.write_errno = Fs::write(w, "x", 1) == 1 ? 0 : errno;
+  Fs::close(w);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("on an ext4 that fallocate filled, only the metadata pool is left and neither mkdir nor write takes it, "
+          "on the host kernel and here",
+          "[ext2][loop]") {
+  if (geteuid() != 0) {
+    WARN("skipped: loop mounts need root");
+    return;
+  }
+  TempDir tmp;
+  std::string img = tmp.path + "/img", copy = tmp.path + "/copy", mnt = tmp.path + "/mnt";
+  REQUIRE(make_image(img, "ext4", 1024, "", 16));
+  REQUIRE(run("cp --sparse=always " + shell_quote(img) + " " + shell_quote(copy)) == 0);
+  FullFs host;
+  {
+    LoopMount h(img, mnt, "loop");
+    if (!h.ok) return;
+    host = fill_then_try<HostFs>(mnt);
+  }
+  FullFs ours;
+  {
+    Mounted m(copy, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    ours = fill_then_try<RumpFs>("/mnt");
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  // 16,384 blocks: a pool of 327 (2%), all that is free on both.
+  CHECK(host.bfree == 327);
+  CHECK(ours.bfree == host.bfree);
+  CHECK(host.mkdir_errno == ENOSPC);
+  CHECK(ours.mkdir_errno == host.mkdir_errno);
+  CHECK(host.write_errno == ENOSPC);
+  CHECK(ours.write_errno == host.write_errno);
+  CHECK(fsck_problems(copy) == "");
 }
