@@ -64,6 +64,7 @@ inline constexpr const char kMachine[] = "unknown";
 inline constexpr unsigned kCtlMaxName = 12;  // CTL_MAXNAME
 enum : int {
   CTL_KERN = 1,
+  CTL_VM = 2,
   CTL_FS = 5,  // Linux's number: BSD has no "fs" top level
   CTL_HW = 6,
 };
@@ -77,6 +78,11 @@ enum : int {
   KERN_RANDOMPID = 101,
   KERN_PIDMAX = 102,
   KERN_MSGBUF = 103,
+};
+enum : int {
+  // This kernel's own numbers (Linux's names).
+  VM_DIRTY_EXPIRE_CENTISECS = 100,
+  VM_DIRTY_WRITEBACK_CENTISECS = 101,
 };
 enum : int {
   FS_FILEMAX = 1,

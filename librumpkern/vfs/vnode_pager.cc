@@ -83,6 +83,7 @@ namespace {
 void flusher_run(void* arg);
 
 void arm_flusher(PageCache& pc, int64_t ns) {
+  if (ns <= 0) return;  // periodic write-back turned off
   if (pc.flusher_armed_.exchange(true, std::memory_order_acq_rel)) return;
   pc.flusher_.schedule(ns);
 }
@@ -93,6 +94,7 @@ void arm_flusher(PageCache& pc, int64_t ns) {
 
 PageCache::PageCache(Kernel& k) : kernel(k) {
   dirty_expire_ns_ = kDirtyExpireNs;
+  flusher_period_ns_ = kFlusherPeriodNs;
   size_t limit = k.kmem().limit();
   dirty_limit_ = limit ? static_cast<int64_t>(limit / 4) >> vm::kPageShift : kDefaultDirtyLimitPages;
   if (dirty_limit_ < 16) dirty_limit_ = 16;
@@ -114,6 +116,31 @@ Result<void> set_kept_cap(Kernel& k, int v) {
   return {};
 }
 
+// vm.dirty_expire_centisecs and vm.dirty_writeback_centisecs (root may set
+// them; at least 0). A new period takes effect when the flusher is next
+// armed (at the end of its run, or when a write-back cache is made).
+constexpr int64_t kNsPerCentisec = kNsPerSec / 100;
+int get_dirty_expire(Kernel& k) {
+  PageCache* pc = page_cache(k);
+  return pc ? static_cast<int>(pc->dirty_expire_ns_.load() / kNsPerCentisec) : 0;
+}
+Result<void> set_dirty_expire(Kernel& k, int v) {
+  PageCache* pc = page_cache(k);
+  if (pc == nullptr || v < 0) return err(EINVAL);
+  pc->dirty_expire_ns_.store(v * kNsPerCentisec);
+  return {};
+}
+int get_dirty_writeback(Kernel& k) {
+  PageCache* pc = page_cache(k);
+  return pc ? static_cast<int>(pc->flusher_period_ns_.load() / kNsPerCentisec) : 0;
+}
+Result<void> set_dirty_writeback(Kernel& k, int v) {
+  PageCache* pc = page_cache(k);
+  if (pc == nullptr || v < 0) return err(EINVAL);
+  pc->flusher_period_ns_.store(v * kNsPerCentisec);
+  return {};
+}
+
 }  // namespace
 
 Result<PageCache*> page_cache_init(Kernel& k) {
@@ -124,7 +151,22 @@ Result<PageCache*> page_cache_init(Kernel& k) {
     const int parent = CTL_FS;
     Result<SysctlNode*> r =
         sc->add(&parent, 1, {FS_KEPT_CACHE_PAGES, "kept_cache_pages", SysctlType::kInt, SysctlAccess::kRootWrite, ops});
-    // A kernel whose VFS faction starts again finds its node in place.
+    // A kernel whose VFS faction starts again finds its nodes in place.
+    if (!r.ok() && r.error() != EEXIST) return err(r.error());
+    const int vm = CTL_VM;
+    r = sc->add(nullptr, 0, {CTL_VM, "vm", SysctlType::kNode, SysctlAccess::kReadOnly, {}});
+    if (!r.ok() && r.error() != EEXIST) return err(r.error());
+    SysctlOps expire, period;
+    expire.get_int = &get_dirty_expire;
+    expire.set_int = &set_dirty_expire;
+    period.get_int = &get_dirty_writeback;
+    period.set_int = &set_dirty_writeback;
+    r = sc->add(&vm, 1,
+                {VM_DIRTY_EXPIRE_CENTISECS, "dirty_expire_centisecs", SysctlType::kInt, SysctlAccess::kRootWrite, expire});
+    if (!r.ok() && r.error() != EEXIST) return err(r.error());
+    r = sc->add(&vm, 1,
+                {VM_DIRTY_WRITEBACK_CENTISECS, "dirty_writeback_centisecs", SysctlType::kInt, SysctlAccess::kRootWrite,
+                 period});
     if (!r.ok() && r.error() != EEXIST) return err(r.error());
   }
   auto* pc = new (k.kmem()) PageCache(k);
@@ -209,7 +251,7 @@ void flusher_run(void* arg) {
     MutexLocker g(pc.lock_);
     any = !pc.pagers_.empty();
   }
-  if (any) arm_flusher(pc, kFlusherPeriodNs);
+  if (any) arm_flusher(pc, pc.flusher_period_ns_.load());
 }
 
 }  // namespace
@@ -321,7 +363,7 @@ Result<RefPtr<vm::VmObject>> VnodePager::get(Vnode& vp) {
       pc->pagers_.push_back(*p);
     }
     // With no lock held: the first arming starts the callout thread.
-    arm_flusher(*pc, kFlusherPeriodNs);
+    arm_flusher(*pc, pc->flusher_period_ns_.load());
   }
   return RefPtr<vm::VmObject>(kAdopt, p);
 }

@@ -216,9 +216,13 @@ struct PageCache : public KObject {
   Mutex lock_{LockRank::kNone};
   VnodePager::List pagers_ ABSL_GUARDED_BY(lock_);  // least recently used first; no references
   std::atomic<int64_t> dirty_pages_{0};
-  // Dirty pages older than this are written back by the flusher; more
-  // dirty pages than dirty_limit_ make a writer write its file back.
-  int64_t dirty_expire_ns_;
+  // Dirty pages older than this are written back by the flusher, which
+  // runs every flusher_period_ns_ while a write-back cache lives (sysctl
+  // vm.dirty_expire_centisecs and vm.dirty_writeback_centisecs, 3000 and
+  // 500 as Linux's; a period of 0 stops the periodic runs); more dirty
+  // pages than dirty_limit_ make a writer write its file back.
+  std::atomic<int64_t> dirty_expire_ns_;
+  std::atomic<int64_t> flusher_period_ns_;
   int64_t dirty_limit_;
   Callout flusher_;
   std::atomic<bool> flusher_armed_{false};
