@@ -26,6 +26,7 @@
 #include "base/kmem.h"
 #include "base/ref.h"
 #include "base/result.h"
+#include "kern/copy.h"
 #include "kern/cred.h"
 #include "kern/lwp.h"
 #include "kern/signal.h"
@@ -78,6 +79,11 @@ struct ProcExtension {
   Result<void> (*fork)(Proc& parent, Proc& child, uint32_t flags);
   // Drop the process's state (last LWP gone, before it becomes a zombie).
   void (*exit)(Proc& p);
+  // Optional: the mappings of a process in the host's address space that
+  // the faction made (the vm faction: rump_sys_mmap's), in address order,
+  // for /proc/<pid>/maps. Called with the process table lock and p's lock
+  // held (fn must not block); m.backing is borrowed for the call.
+  void (*host_maps)(Proc& p, absl::FunctionRef<void(const UserSpace::Mapping& m)> fn) = nullptr;
   int slot = -1;  // assigned at registration
 };
 // Registers at load time (static object in the faction); returns the slot.

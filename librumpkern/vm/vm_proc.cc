@@ -17,8 +17,9 @@ namespace {
 
 Result<void> vm_fork(Proc& parent, Proc& child, uint32_t flags);
 void vm_exit(Proc& p);
+void vm_host_maps(Proc& p, absl::FunctionRef<void(const UserSpace::Mapping&)> fn);
 
-ProcExtension g_ext{"vm", vm_fork, vm_exit};
+ProcExtension g_ext{"vm", vm_fork, vm_exit, vm_host_maps};
 const int g_slot = register_proc_extension(&g_ext);
 const ProcSlot<VmProc> g_vm_proc{g_ext};
 
@@ -89,6 +90,27 @@ void vm_exit(Proc& p) {
   if (v) {
     v->teardown();
     delete v;
+  }
+}
+
+// A host-space process's regions: file views (shared, the cache's object)
+// and anonymous memory (private; a private file mapping is a copy made at
+// mmap, so it shows as anonymous).
+void vm_host_maps(Proc& p, absl::FunctionRef<void(const UserSpace::Mapping&)> fn) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  VmProc* v = g_vm_proc.get(p);  // p.lock_ is held
+  if (v == nullptr) return;
+  MutexLocker g(v->lock_);
+  for (const HostRegion& r : v->regions_) {
+    UserSpace::Mapping m{};
+    m.start = r.start;
+    m.end = r.start + r.len;
+    m.prot = r.prot;
+    m.max_prot = r.max_prot;
+    m.object = m.shared = r.object.get() != nullptr;
+    m.backing = r.object.get();
+    m.offset = m.object ? r.view.first << vm::kPageShift : 0;
+    m.heap = v->host_brk_base_ != 0 && r.start >= v->host_brk_base_ && r.start < v->host_brk_cur_;
+    fn(m);
   }
 }
 

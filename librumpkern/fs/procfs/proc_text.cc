@@ -87,6 +87,18 @@ Result<void> snap_locked(ProcTable& t, Proc& p, pid_t tid, unsigned what, ProcSn
     if ((what & kSnapSpace) && p.space_) {
       s.space = p.space_;
       s.space->hold();
+    } else if (what & kSnapSpace) {
+      // Kmem takes no lock: growing the list under these is fine; without
+      // memory the list is short, as any snapshot may be.
+      for (int i = 0; i < proc_extension_count(); i++) {
+        ProcExtension* e = proc_extension(i);
+        if (e->host_maps == nullptr) continue;
+        e->host_maps(p, [&](const UserSpace::Mapping& m) {
+          if (!s.host_maps.reserve(s.host_maps.size() + 1).ok()) return;
+          if (m.backing) m.backing->ref();
+          s.host_maps.push_back(m);
+        });
+      }
     }
     if (what & kSnapVfs) {
       ProcVfs& pv = proc_vfs(p);
@@ -318,7 +330,7 @@ void put_vm_flags(Text& t, const UserSpace::Mapping& m) {
 
 // maps, and with smaps each mapping's page figures after its line.
 Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t, bool smaps) {
-  if (!s.space) return {};
+  if (!s.space && s.host_maps.size() == 0) return {};
   Kmem& km = l.kernel().kmem();
   KVec<MapLine> maps(km);
   bool full = false;
@@ -335,8 +347,13 @@ Result<void> put_maps(Lwp& l, const ProcSnap& s, Text& t, bool smaps) {
     }
     maps.push_back(MapLine{m, vp, u});
   };
-  if (smaps) s.space->for_each_mapping_usage(add);
-  else s.space->for_each_mapping([&](const UserSpace::Mapping& m) { add(m, UserSpace::MappingUsage{}); });
+  if (!s.space) {
+    for (size_t i = 0; i < s.host_maps.size(); i++) add(s.host_maps[i], UserSpace::MappingUsage{});
+  } else if (smaps) {
+    s.space->for_each_mapping_usage(add);
+  } else {
+    s.space->for_each_mapping([&](const UserSpace::Mapping& m) { add(m, UserSpace::MappingUsage{}); });
+  }
   PathBuf path(km);
   for (size_t i = 0; i < maps.size(); i++) {
     const UserSpace::Mapping& m = maps[i].m;
@@ -438,6 +455,8 @@ void put_smaps_rollup(const ProcSnap& s, Text& t) {
 
 ProcSnap::~ProcSnap() {
   if (space) space->release();
+  for (size_t i = 0; i < host_maps.size(); i++)
+    if (host_maps[i].backing) host_maps[i].backing->unref();
 }
 
 Result<void> snap_proc(Kernel& k, pid_t pid, pid_t tid, unsigned what, ProcSnap& s) {

@@ -49,6 +49,7 @@
 #include "kern/cred.h"
 #include "kern/proc.h"
 #include "vfs/file.h"
+#include "vfs/kvec.h"
 #include "vfs/vnode.h"
 
 namespace rump {
@@ -146,6 +147,10 @@ struct ProcSnap {
   // space is its isolated space, or null for the host's).
   bool mem_ok = false;
   UserSpace* space = nullptr;  // held; null: the host's address space
+  // Without a space: the mappings the kernel made in the host's address
+  // space for the process (ProcExtension::host_maps), each backing object
+  // held by a reference of the snapshot's.
+  KVec<UserSpace::Mapping> host_maps{km};
   bool have_vfs = false;       // fdt, cwd, root (not for zombies)
   RefPtr<FileTable> fdt;
   RefPtr<Vnode> cwd, root, exe;

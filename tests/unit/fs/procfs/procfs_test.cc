@@ -1089,6 +1089,55 @@ TEST_CASE("PR_SET_MM_EXE_FILE: EBUSY while the old executable is mapped, EACCES 
   rump_sys_close(w);
 }
 
+TEST_CASE("procfs: a host-space process's maps show the file views and memory the kernel mapped for it",
+          "[procfs]") {
+  KernelUp up;
+  REQUIRE(rump_sys_mkdir("/tmp", 0777) == 0);
+  int f = rump_sys_open("/tmp/viewed", O_CREAT | O_RDWR, 0644);
+  REQUIRE(f >= 0);
+  REQUIRE(rump_sys_ftruncate(f, 3 * 4096) == 0);
+  struct stat fs;
+  REQUIRE(rump_sys_fstat(f, &fs) == 0);
+  // This test's own process lives in the host's address space: the view
+  // is the file cache's frames at a host address.
+  void* va = rump_sys_mmap(nullptr, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f, 4096);
+  void* aa = rump_sys_mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(va != MAP_FAILED);
+  REQUIRE(aa != MAP_FAILED);
+  std::string maps = "/proc/" + std::to_string(rump_sys_getpid()) + "/maps";
+  std::regex line(R"(^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-][ps]) ([0-9a-f]{8}) ([0-9a-f]{2,}):([0-9a-f]{2,}) (\d+)(?: {2,}(.*))?$)");
+  auto find = [&](void* at) {
+    std::vector<std::string> found;
+    for (const auto& l : lines(kRumpSrc.read(maps))) {
+      std::smatch mt;
+      INFO(l);
+      REQUIRE(std::regex_match(l, mt, line));
+      if (std::stoull(mt[1], nullptr, 16) == rump_test::U(at))
+        for (size_t i = 0; i < mt.size(); i++) found.push_back(mt[i]);
+    }
+    return found;
+  };
+  std::vector<std::string> v = find(va);
+  REQUIRE(v.size() == 9);
+  CHECK(std::stoull(v[2], nullptr, 16) - std::stoull(v[1], nullptr, 16) == 2 * 4096);
+  CHECK(v[3] == "rw-s");
+  CHECK(v[4] == "00001000");
+  CHECK(makedev(std::stoul(v[5], nullptr, 16), std::stoul(v[6], nullptr, 16)) == fs.st_dev);
+  CHECK(std::stoull(v[7]) == fs.st_ino);
+  CHECK(v[8] == "/tmp/viewed");
+  std::vector<std::string> a = find(aa);
+  REQUIRE(a.size() == 9);
+  CHECK(a[3] == "rw-p");
+  CHECK(a[7] == "0");
+  CHECK(a[8] == "");
+  // Gone with munmap.
+  REQUIRE(rump_sys_munmap(va, 2 * 4096) == 0);
+  CHECK(find(va).empty());
+  CHECK(find(aa).size() == 9);
+  REQUIRE(rump_sys_munmap(aa, 4096) == 0);
+  rump_sys_close(f);
+}
+
 TEST_CASE("PR_SET_MM: an address with no mapping at or above it is EFAULT, as on the host; [stack] in maps",
           "[procfs]") {
   KernelUp up;
