@@ -48,6 +48,20 @@ std::string on_image(const std::string& img, const std::string& path) {
   return capture("debugfs -R " + shell_quote("cat " + path) + " " + shell_quote(img) + " 2>/dev/null");
 }
 
+// Whether path on the mounted image img comes to hold want without a sync
+// (a commit of the kernel's own): polled for up to 30 s on copies, whose
+// log the host's e2fsck replays.
+bool reaches_log(const std::string& img, const std::string& path, const std::string& want) {
+  std::string copy = img + ".copy";
+  for (int tries = 0; tries < 300; tries++) {
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy) + " && e2fsck -fy " + shell_quote(copy) +
+                " >/dev/null 2>&1; true") == 0);
+    if (on_image(copy, path) == want) return true;
+    usleep(100000);
+  }
+  return false;
+}
+
 uint64_t block_of(const std::string& img, const std::string& path) {
   std::string out = capture("debugfs -R " + shell_quote("bmap " + path + " 0") + " " + shell_quote(img) + " 2>/dev/null");
   return std::strtoull(out.c_str(), nullptr, 10);
@@ -401,15 +415,7 @@ TEST_CASE("the commit timer commits unsynced writes, and again after its first c
     REQUIRE(rump_sys_close(fd) == 0);
     // No sync: the timer's commit puts it in the log, where the host's
     // e2fsck finds it. Polled, with a bound far above the interval.
-    bool found = false;
-    std::string copy = tmp.path + "/copy";
-    for (int tries = 0; tries < 300 && !found; tries++) {
-      REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy) + " && e2fsck -fy " + shell_quote(copy) +
-                  " >/dev/null 2>&1; true") == 0);
-      found = on_image(copy, "/late") == data;
-      if (!found) usleep(100000);
-    }
-    CHECK(found);
+    CHECK(reaches_log(img, "/late", data));
     // The timer arms again for the next transaction: a second file, after
     // the first commit, reaches the log the same way.
     fd = rump_sys_open("/mnt/later", O_CREAT | O_WRONLY, 0644);
@@ -417,14 +423,7 @@ TEST_CASE("the commit timer commits unsynced writes, and again after its first c
     std::string more = pattern(100, 3000);
     REQUIRE(rump_sys_write(fd, more.data(), more.size()) == static_cast<long>(more.size()));
     REQUIRE(rump_sys_close(fd) == 0);
-    found = false;
-    for (int tries = 0; tries < 300 && !found; tries++) {
-      REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy) + " && e2fsck -fy " + shell_quote(copy) +
-                  " >/dev/null 2>&1; true") == 0);
-      found = on_image(copy, "/later") == more;
-      if (!found) usleep(100000);
-    }
-    CHECK(found);
+    CHECK(reaches_log(img, "/later", more));
     // The kernel halts with the file system mounted.
   }
   CHECK_FALSE(needs_recovery(img));
@@ -467,15 +466,7 @@ TEST_CASE("stores made only through a host-space view reach the log by the flush
     // found in the image (through its log, as the host's e2fsck replays
     // it). The first run may come at the old period (5 s) still.
     std::memcpy(p, data.data(), data.size());
-    bool found = false;
-    std::string copy = tmp.path + "/copy";
-    for (int tries = 0; tries < 300 && !found; tries++) {
-      REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy) + " && e2fsck -fy " + shell_quote(copy) +
-                  " >/dev/null 2>&1; true") == 0);
-      found = on_image(copy, "/viewed") == data;
-      if (!found) usleep(100000);
-    }
-    CHECK(found);
+    CHECK(reaches_log(img, "/viewed", data));
     CHECK(rump_sys_munmap(p, data.size()) == 0);
     rump_sys_close(fd);
   }
