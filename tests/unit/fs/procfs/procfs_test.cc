@@ -1130,6 +1130,11 @@ TEST_CASE("procfs: a host-space process's maps show the file views and memory th
   CHECK(a[3] == "rw-p");
   CHECK(a[7] == "0");
   CHECK(a[8] == "");
+  // smaps lists the same mappings, with their sizes (no page figures).
+  std::string sm = kRumpSrc.read("/proc/" + std::to_string(rump_sys_getpid()) + "/smaps");
+  size_t at = sm.find(v[0]);
+  REQUIRE(at != std::string::npos);
+  CHECK(sm.find("Size:                  8 kB", at) == sm.find("Size:", at));
   // Gone with munmap.
   REQUIRE(rump_sys_munmap(va, 2 * 4096) == 0);
   CHECK(find(va).empty());
