@@ -120,54 +120,53 @@ Result<void> set_kept_cap(Kernel& k, int v) {
 // them; at least 0). A new period takes effect when the flusher is next
 // armed (at the end of its run, or when a write-back cache is made).
 constexpr int64_t kNsPerCentisec = kNsPerSec / 100;
-int get_dirty_expire(Kernel& k) {
+template <std::atomic<int64_t> PageCache::*ns>
+int get_centisecs(Kernel& k) {
   PageCache* pc = page_cache(k);
-  return pc ? static_cast<int>(pc->dirty_expire_ns_.load() / kNsPerCentisec) : 0;
+  return pc ? static_cast<int>((pc->*ns).load() / kNsPerCentisec) : 0;
 }
-Result<void> set_dirty_expire(Kernel& k, int v) {
+template <std::atomic<int64_t> PageCache::*ns>
+Result<void> set_centisecs(Kernel& k, int v) {
   PageCache* pc = page_cache(k);
   if (pc == nullptr || v < 0) return err(EINVAL);
-  pc->dirty_expire_ns_.store(v * kNsPerCentisec);
+  (pc->*ns).store(v * kNsPerCentisec);
   return {};
 }
-int get_dirty_writeback(Kernel& k) {
-  PageCache* pc = page_cache(k);
-  return pc ? static_cast<int>(pc->flusher_period_ns_.load() / kNsPerCentisec) : 0;
-}
-Result<void> set_dirty_writeback(Kernel& k, int v) {
-  PageCache* pc = page_cache(k);
-  if (pc == nullptr || v < 0) return err(EINVAL);
-  pc->flusher_period_ns_.store(v * kNsPerCentisec);
-  return {};
+template <std::atomic<int64_t> PageCache::*ns>
+SysctlOps centisecs_ops() {
+  SysctlOps ops;
+  ops.get_int = &get_centisecs<ns>;
+  ops.set_int = &set_centisecs<ns>;
+  return ops;
 }
 
 }  // namespace
 
 Result<PageCache*> page_cache_init(Kernel& k) {
   if (Sysctl* sc = k.services().sysctl()) {
-    SysctlOps ops;
-    ops.get_int = &get_kept_cap;
-    ops.set_int = &set_kept_cap;
-    const int parent = CTL_FS;
-    Result<SysctlNode*> r =
-        sc->add(&parent, 1, {FS_KEPT_CACHE_PAGES, "kept_cache_pages", SysctlType::kInt, SysctlAccess::kRootWrite, ops});
-    // A kernel whose VFS faction starts again finds its nodes in place.
-    if (!r.ok() && r.error() != EEXIST) return err(r.error());
-    const int vm = CTL_VM;
-    r = sc->add(nullptr, 0, {CTL_VM, "vm", SysctlType::kNode, SysctlAccess::kReadOnly, {}});
-    if (!r.ok() && r.error() != EEXIST) return err(r.error());
-    SysctlOps expire, period;
-    expire.get_int = &get_dirty_expire;
-    expire.set_int = &set_dirty_expire;
-    period.get_int = &get_dirty_writeback;
-    period.set_int = &set_dirty_writeback;
-    r = sc->add(&vm, 1,
-                {VM_DIRTY_EXPIRE_CENTISECS, "dirty_expire_centisecs", SysctlType::kInt, SysctlAccess::kRootWrite, expire});
-    if (!r.ok() && r.error() != EEXIST) return err(r.error());
-    r = sc->add(&vm, 1,
-                {VM_DIRTY_WRITEBACK_CENTISECS, "dirty_writeback_centisecs", SysctlType::kInt, SysctlAccess::kRootWrite,
-                 period});
-    if (!r.ok() && r.error() != EEXIST) return err(r.error());
+    SysctlOps kept;
+    kept.get_int = &get_kept_cap;
+    kept.set_int = &set_kept_cap;
+    const int fs = CTL_FS, vm = CTL_VM;
+    const struct {
+      const int* parent;
+      unsigned plen;
+      SysctlNodeInit init;
+    } nodes[] = {
+        {&fs, 1, {FS_KEPT_CACHE_PAGES, "kept_cache_pages", SysctlType::kInt, SysctlAccess::kRootWrite, kept}},
+        {nullptr, 0, {CTL_VM, "vm", SysctlType::kNode, SysctlAccess::kReadOnly, {}}},
+        {&vm, 1,
+         {VM_DIRTY_EXPIRE_CENTISECS, "dirty_expire_centisecs", SysctlType::kInt, SysctlAccess::kRootWrite,
+          centisecs_ops<&PageCache::dirty_expire_ns_>()}},
+        {&vm, 1,
+         {VM_DIRTY_WRITEBACK_CENTISECS, "dirty_writeback_centisecs", SysctlType::kInt, SysctlAccess::kRootWrite,
+          centisecs_ops<&PageCache::flusher_period_ns_>()}},
+    };
+    for (const auto& n : nodes) {
+      Result<SysctlNode*> r = sc->add(n.parent, n.plen, n.init);
+      // A kernel whose VFS faction starts again finds its nodes in place.
+      if (!r.ok() && r.error() != EEXIST) return err(r.error());
+    }
   }
   auto* pc = new (k.kmem()) PageCache(k);
   if (pc == nullptr) return err(ENOMEM);
@@ -518,10 +517,7 @@ Result<void> VnodePager::flush_locked() {
       if (run == 0) {
         // Not resident (cannot happen while dirty): forget it.
         dirty_.erase(idx[i]);
-        if (int64_t res = reserved_among_locked(idx + i, 1, true)) {
-          MutexLocker t(vp.lock());
-          io_->adjust_reserved(-res);
-        }
+        give_back_reserved_locked(idx[i]);
         done++;
         i++;
         continue;
@@ -668,6 +664,13 @@ Result<void> VnodePager::reserve_locked(uint64_t pindex) {
   return {};
 }
 
+void VnodePager::give_back_reserved_locked(uint64_t pindex) {
+  if (int64_t res = reserved_among_locked(&pindex, 1, true)) {
+    MutexLocker t(vp_->lock());
+    io_->adjust_reserved(-res);
+  }
+}
+
 int64_t VnodePager::reserved_among_locked(const uint64_t* idx, size_t n, bool erase) {
   if (reserved_.size() == 0) return 0;
   int64_t k = 0;
@@ -764,11 +767,7 @@ Result<void> VnodePager::host_writer_pin_locked(uint64_t first, uint64_t count) 
 }
 
 void VnodePager::host_writer_unpin_locked(uint64_t pindex) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (!write_back_ || dirty_.find(pindex) != nullptr || reserved_.size() == 0) return;
-  int64_t blocks = reserved_blocks_of(reserved_.erase(pindex));
-  if (blocks == 0 || io_ == nullptr) return;
-  MutexLocker t(vp_->lock());
-  io_->adjust_reserved(-blocks);
+  if (write_back_ && dirty_.find(pindex) == nullptr) give_back_reserved_locked(pindex);
 }
 
 void VnodePager::host_sync(uint64_t off, uint64_t len) {

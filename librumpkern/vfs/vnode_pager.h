@@ -182,6 +182,8 @@ class VnodePager final : public vm::VmObject {
   // How many blocks the pages idx[0..n) hold reserved; erase: they hold
   // none from now on (the caller gives the room back).
   int64_t reserved_among_locked(const uint64_t* idx, size_t n, bool erase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // Page pindex holds no reservation from now on: the room goes back.
+  void give_back_reserved_locked(uint64_t pindex) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Page indices of dirty pages (the values are never dereferenced).
   vm::PageTable dirty_ ABSL_GUARDED_BY(lock());
   // Page indices of pages holding a block reservation (dirtied by write(2)

@@ -118,6 +118,10 @@ Result<void> Ext2Node::write_pages(uint64_t off, size_t len, std::byte* const* p
   bool journals_data = m.journal_ && m.journal_->started() && m.journal_->mode() == DataMode::kJournal;
   if (bs > vm::kPageSize || journals_data) return err(EOPNOTSUPP);
   TRY(m.begin_op());
+  // Write-back's blocks (data, extent tree, the block an inline file moves
+  // out to) may take the metadata pool (ext4's
+  // EXT4_GET_BLOCKS_METADATA_NOFAIL).
+  Ext2Mount::NoFail nofail(m);
   uint64_t sz = size();
   if (off >= sz) return {};
   // Small files live in the inode (inline_data): from page 0 on, its
@@ -125,7 +129,6 @@ Result<void> Ext2Node::write_pages(uint64_t off, size_t len, std::byte* const* p
   if (off == 0 && sz <= vm::kPageSize) {
     if (TRY(write_inline(pages))) return {};
   } else {
-    Ext2Mount::NoFail nofail(m);  // write-back's block, as below
     TRY(uninline());
   }
   uint64_t end = off + len < sz ? off + len : sz;
@@ -146,12 +149,7 @@ Result<void> Ext2Node::write_pages(uint64_t off, size_t len, std::byte* const* p
     }
     bool fresh = false;
     uint64_t count = 1;
-    // Write-back's blocks (data and extent tree) may take the metadata
-    // pool (ext4's EXT4_GET_BLOCKS_METADATA_NOFAIL).
-    Result<uint64_t> pb = [&] {
-      Ext2Mount::NoFail nofail(m);
-      return map_run_for_write(pos / bs, (end - pos + bs - 1) / bs, count, fresh);
-    }();
+    Result<uint64_t> pb = map_run_for_write(pos / bs, (end - pos + bs - 1) / bs, count, fresh);
     if (!pb.ok() && pb.error() == ENOSPC && !retried) {
       // Blocks freed by the running transaction (an unlink, a truncate)
       // are allocatable once it commits: commit (the data mapped so far
