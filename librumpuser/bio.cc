@@ -15,7 +15,6 @@
 // or destroy a condition variable that a worker is sleeping on.
 #include <rump/rumpuser.h>
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 

@@ -18,6 +18,13 @@ using namespace ext2_test;
 
 namespace {
 
+// Loop mounts need root: false (with a warning) without it.
+bool loop_mounts_allowed() {
+  if (geteuid() == 0) return true;
+  WARN("skipped: loop mounts need root");
+  return false;
+}
+
 // The host kernel's loop mount of img at mnt (made here), with the mount
 // options opts; unmounted at the end of the scope. ok: the host mounted it.
 struct LoopMount {
@@ -92,10 +99,7 @@ void compare_xattrs(const std::string& h, const std::string& r, int& checked) {
 
 TEST_CASE("the host kernel's ext4 driver reads the tree, xattrs, flags and index the kernel wrote",
           "[ext2][loop]") {
-  if (geteuid() != 0) {
-    WARN("skipped: loop mounts need root");
-    return;
-  }
+  if (!loop_mounts_allowed()) return;
   TempDir tmp;
   std::string tree = tmp.path + "/tree", img = tmp.path + "/img", mnt = tmp.path + "/mnt";
   TreeGen(77, 4096, false).make(tree);
@@ -155,10 +159,7 @@ TEST_CASE("the host kernel's ext4 driver reads the tree, xattrs, flags and index
 // (read-write) frees the inode, clears the entry and the flag, and
 // e2fsck -fn finds the image clean.
 TEST_CASE("an orphan file left by the host kernel is processed at a read-write mount", "[ext2][loop]") {
-  if (geteuid() != 0) {
-    WARN("skipped: loop mounts need root");
-    return;
-  }
+  if (!loop_mounts_allowed()) return;
   TempDir tmp;
   std::string img = tmp.path + "/img", snap = tmp.path + "/snap", mnt = tmp.path + "/mnt";
   if (!make_image(img, "ext4", 1024, "", 32, "-O orphan_file")) {
@@ -254,10 +255,7 @@ FullFs fill_then_try(const std::string& dir) {
 TEST_CASE("on an ext4 that fallocate filled, only the metadata pool is left and neither mkdir nor write takes it, "
           "on the host kernel and here",
           "[ext2][loop]") {
-  if (geteuid() != 0) {
-    WARN("skipped: loop mounts need root");
-    return;
-  }
+  if (!loop_mounts_allowed()) return;
   TempDir tmp;
   std::string img = tmp.path + "/img", copy = tmp.path + "/copy", mnt = tmp.path + "/mnt";
   REQUIRE(make_image(img, "ext4", 1024, "", 16));
