@@ -80,6 +80,82 @@ Result<Page*> Page::alloc_zeroed(Kmem& kmem, FrameChunk** chunk, bool shared) {
   return p;
 }
 
+std::byte* FramePool::take_locked(FrameChunk* c, bool* zero) {
+  uint32_t i = 0;
+  if (c->next_ < FrameChunk::kChunkPages) {
+    i = c->next_++;
+    *zero = c->fresh_;
+  } else {
+    i = static_cast<uint32_t>(__builtin_ctz(c->free_));
+    c->free_ &= c->free_ - 1;
+    *zero = false;
+  }
+  c->live_++;
+  return c->base_ + i * kPageSize;
+}
+
+void FramePool::list_locked(FrameChunk* c) {
+  c->listed_ = true;
+  c->prev_ = nullptr;
+  c->next_room_ = room_;
+  if (room_ != nullptr) room_->prev_ = c;
+  room_ = c;
+}
+
+void FramePool::unlist_locked(FrameChunk* c) {
+  c->listed_ = false;
+  if (c->prev_ != nullptr)
+    c->prev_->next_room_ = c->next_room_;
+  else
+    room_ = c->next_room_;
+  if (c->next_room_ != nullptr) c->next_room_->prev_ = c->prev_;
+  c->prev_ = c->next_room_ = nullptr;
+}
+
+// A chunk without frames alive that is not current goes back at once;
+// one with frames alive waits on the list, when it is not there yet.
+void FramePool::give_frame(FrameChunk* c, uint32_t i) {
+  FrameChunk* gone = nullptr;
+  bool last = false;
+  {
+    SpinLocker g(lock_);
+    c->free_ |= uint32_t{1} << i;
+    c->live_--;
+    if (c != cur_) {
+      if (c->live_ == 0) {
+        if (c->listed_) unlist_locked(c);
+        gone = c;
+        chunks_--;
+        last = retired_ && chunks_ == 0;
+      } else if (!c->listed_ && !retired_) {
+        list_locked(c);
+      }
+    }
+  }
+  if (gone != nullptr) gone->put();
+  if (last) delete this;
+}
+
+void FramePool::last_unref() {
+  FrameChunk* gone = nullptr;
+  bool last = false;
+  {
+    SpinLocker g(lock_);
+    retired_ = true;
+    // No one allocates any more: chunks with frames alive stay until
+    // their last frame goes (give_frame), the others go now.
+    while (room_ != nullptr) unlist_locked(room_);
+    if (cur_ != nullptr && cur_->live_ == 0) {
+      gone = cur_;
+      chunks_--;
+    }
+    cur_ = nullptr;
+    last = chunks_ == 0;
+  }
+  if (gone != nullptr) gone->put();
+  if (last) delete this;
+}
+
 Result<Page*> Page::alloc_pooled(Kmem& kmem, FramePool& pool) {
   if (!kmem.charge(kPageSize)) return err(ENOMEM);
   std::byte* frame = nullptr;
@@ -89,35 +165,51 @@ Result<Page*> Page::alloc_pooled(Kmem& kmem, FramePool& pool) {
     {
       SpinLocker g(pool.lock_);
       FrameChunk* c = pool.cur_;
-      if (c != nullptr && c->next_ < FrameChunk::kChunkPages) {
-        frame = c->base_ + c->next_ * kPageSize;
-        c->next_++;
-        c->refs_.fetch_add(1, std::memory_order_relaxed);
-        zero = c->fresh_;
+      if (c == nullptr || !FramePool::has_room(c)) {
+        // The current chunk is full: the first chunk with room becomes
+        // current (the full one is listed again when a frame of it goes).
+        c = pool.room_;
+        if (c != nullptr) {
+          pool.unlist_locked(c);
+          pool.cur_ = c;
+        }
+      }
+      if (c != nullptr) {
+        frame = FramePool::take_locked(c, &zero);
         chunk = c;
         break;
       }
     }
-    // The current chunk is used up: a new one, made without the lock (a
-    // racing allocation may install its own meanwhile; the older one is
-    // let go of, its unused frames with it).
+    // Every chunk is full: a new one, made without the lock. A racing
+    // allocation may have installed its own, or freed frames meanwhile;
+    // the chunk it replaces waits on the list if it has room, or goes.
     FrameChunk* fresh_chunk = new_chunk(kmem, true);
     if (fresh_chunk == nullptr) {
       kmem.uncharge(kPageSize);
       return err(ENOMEM);
     }
-    FrameChunk* old = nullptr;
+    fresh_chunk->pool_ = &pool;
+    FrameChunk* gone = nullptr;
     {
       SpinLocker g(pool.lock_);
-      old = pool.cur_;
+      FrameChunk* old = pool.cur_;
       pool.cur_ = fresh_chunk;
+      pool.chunks_++;
+      if (old != nullptr) {
+        if (old->live_ == 0) {
+          gone = old;
+          pool.chunks_--;
+        } else if (FramePool::has_room(old)) {
+          pool.list_locked(old);
+        }
+      }
     }
-    FrameChunk::drop_owner(old);
+    if (gone != nullptr) gone->put();
   }
   Page* p = new (kmem) Page(kmem, frame, chunk);
   if (p == nullptr) {
-    chunk->put();
     kmem.uncharge(kPageSize);
+    pool.give_frame(chunk, static_cast<uint32_t>((frame - chunk->base_) / kPageSize));
     return err(ENOMEM);
   }
   if (!zero) std::memset(frame, 0, kPageSize);
@@ -148,7 +240,9 @@ void Page::release() {
   // Uncharged first: a chunk that goes back to the cache finds the room
   // this frame leaves under the limit.
   kmem_->uncharge(kPageSize);
-  if (chunk_ != nullptr)
+  if (chunk_ != nullptr && chunk_->pool_ != nullptr)
+    chunk_->pool_->give_frame(chunk_, static_cast<uint32_t>((frame_ - chunk_->base_) / kPageSize));
+  else if (chunk_ != nullptr)
     chunk_->put();
   else
     rumpuser_free(frame_, kPageSize);

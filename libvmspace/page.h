@@ -23,6 +23,8 @@
 
 namespace rump::vm {
 
+class FramePool;
+
 inline constexpr uint64_t kPageShift = 12;
 inline constexpr uint64_t kPageSize = uint64_t{1} << kPageShift;
 inline constexpr uint64_t kPageMask = kPageSize - 1;
@@ -38,7 +40,7 @@ constexpr bool page_aligned(uint64_t a) { return (a & kPageMask) == 0; }
 // next to each other in host memory and a copy can memcpy a whole run of
 // them at once. Chunks come from the Kmem's chunk cache (base/chunk_cache.h:
 // host mappings kept off the C library's heap, reused resident), and go
-// back to it when their last frame is freed and their object has moved on
+// back to it when their last frame is freed and their owner has moved on
 // to another chunk. Each frame is charged to the Kmem on its own when
 // handed out.
 class FrameChunk {
@@ -52,41 +54,78 @@ class FrameChunk {
 
  private:
   friend class Page;
+  friend class FramePool;
   FrameChunk(Kmem& kmem, std::byte* base, bool fresh, bool shared)
       : kmem_(&kmem), base_(base), fresh_(fresh), shared_(shared) {}
   void put();
   Kmem* kmem_;                       // whose cache the chunk goes back to
   std::byte* base_;
-  uint32_t next_ = 0;                // frames handed out (owner's lock)
-  std::atomic<uint32_t> refs_{1};    // frames alive + 1 while owned
-  // Straight from the host, so every frame not yet handed out is zero
-  // (frames are handed out once each, in order).
+  uint32_t next_ = 0;                // frames handed out in order (owner's lock)
+  std::atomic<uint32_t> refs_{1};    // frames alive + 1 while owned (not pooled)
+  // Straight from the host, so every frame not yet handed out in order is
+  // zero.
   bool fresh_;
   // Shared host memory (rumpuser_shmmap): a host-space mapping can alias
   // the frames (page caches).
   bool shared_;
+  // A pooled chunk (pool_ set) is counted under the pool's lock instead of
+  // by refs_: its freed frames are handed out again.
+  FramePool* pool_ = nullptr;
+  uint32_t live_ = 0;                // frames alive
+  uint32_t free_ = 0;                // bit i: frame i freed, reusable
+  bool listed_ = false;              // on the pool's list of chunks with room
+  FrameChunk* prev_ = nullptr;       // that list's links
+  FrameChunk* next_room_ = nullptr;
 };
 
 // One current chunk that many objects take frames from (the page caches
 // of files, VnodePager): a small file takes one frame of a chunk rather
 // than a chunk of its own, so 20,000 small files need a sixteenth of the
-// host mappings (and of the munmaps when their caches go). A chunk goes
-// back to the cache when its last frame does, as any other. Reference
-// counted: each object using it holds a reference, so it outlives the
-// state that made it.
+// host mappings (and of the munmaps when their caches go).
+//
+// A frame freed in a chunk the pool has moved on from is handed out again:
+// the chunk waits on the pool's list of chunks with room, and a new chunk
+// is taken only when the current one and every listed one are full. So
+// the pool holds at most one chunk more than the most frames it ever had
+// in use at once, however the caches free their pages (eviction, a file
+// dropped): freed frames are never stranded in chunks that some long-kept
+// page holds. A chunk goes back to the Kmem's cache when its last frame
+// is freed and it is not the current one.
+//
+// Reference counted: each object using it holds a reference. When the
+// last goes, the pool lives on until the last frame of its chunks is
+// freed (a page may outlive its object), then goes with it.
 class FramePool : public KObject, public RefCounted<FramePool> {
  public:
   static FramePool* create(Kmem& kmem) { return new (kmem) FramePool(); }
+  // Chunks held (current, listed, and full ones with frames alive).
+  uint32_t chunks() {
+    SpinLocker g(lock_);
+    return chunks_;
+  }
 
  private:
   friend class Page;
   friend class RefCounted<FramePool>;
   FramePool() = default;
-  ~FramePool() { FrameChunk::drop_owner(cur_); }
+  ~FramePool() = default;
+  void last_unref();
+  // Frame index i of chunk c is free again; may give c back, and free the
+  // pool once retired and empty.
+  void give_frame(FrameChunk* c, uint32_t i);
+  // Takes a frame of c (which has room) with the lock held.
+  static std::byte* take_locked(FrameChunk* c, bool* zero);
+  static bool has_room(const FrameChunk* c) { return c->next_ < FrameChunk::kChunkPages || c->free_ != 0; }
+  void list_locked(FrameChunk* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void unlist_locked(FrameChunk* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // Innermost, as the chunk cache's lock (never held together with it):
-  // nothing is called with it held (a new chunk is made outside it).
+  // nothing is called with it held (a new chunk is made outside it, and
+  // one given back goes after it is released).
   SpinLock lock_{LockRank::kKmem};
   FrameChunk* cur_ ABSL_GUARDED_BY(lock_) = nullptr;
+  FrameChunk* room_ ABSL_GUARDED_BY(lock_) = nullptr;  // list of chunks with room
+  uint32_t chunks_ ABSL_GUARDED_BY(lock_) = 0;
+  bool retired_ ABSL_GUARDED_BY(lock_) = false;  // no reference left
 };
 
 class Page : public KObject {

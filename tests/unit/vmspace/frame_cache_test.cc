@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 
 using namespace vmtest;
 using rump::ChunkCache;
+using rump::vm::FrameChunk;
 using rump::vm::FramePool;
 using rump::vm::Page;
 
@@ -178,4 +180,80 @@ TEST_CASE("threads taking frames from one pool never get the same frame", "[vm][
   CHECK(frames.size() == 2 * kPer);
   for (auto& v : got)
     for (Page* p : v) p->release();
+}
+
+// A page cache frees its pages in any order (eviction, a file dropped):
+// the frames freed in chunks that some kept page still holds are handed
+// out again before the pool takes another chunk, so the pool never holds
+// more than one chunk beyond the most frames in use at once.
+TEST_CASE("a frame pool hands out freed frames again before it takes a new chunk", "[vm][frames]") {
+  Kmem kmem;
+  PoolRef pool(kmem);
+  constexpr size_t kPer = FrameChunk::kChunkPages;
+  std::vector<Page*> pages;
+  for (size_t i = 0; i < 3 * kPer; i++) {
+    auto p = Page::alloc_pooled(kmem, *pool);
+    REQUIRE(p.ok());
+    std::memset((*p)->data(), 0x5a, kPageSize);
+    pages.push_back(*p);
+  }
+  CHECK((*pool).chunks() == 3);
+  // One page of each chunk stays; the rest are freed.
+  std::vector<Page*> kept;
+  std::set<std::byte*> freed;
+  for (size_t i = 0; i < pages.size(); i++) {
+    if (i % kPer == 5) {
+      kept.push_back(pages[i]);
+    } else {
+      freed.insert(pages[i]->data());
+      pages[i]->release();
+    }
+  }
+  CHECK((*pool).chunks() == 3);
+  // Every frame freed comes back, zeroed, and no chunk is added.
+  std::vector<Page*> again;
+  for (size_t i = 0; i < freed.size(); i++) {
+    auto p = Page::alloc_pooled(kmem, *pool);
+    REQUIRE(p.ok());
+    INFO("frame " << i);
+    CHECK(freed.count((*p)->data()) == 1);
+    CHECK(std::all_of((*p)->data(), (*p)->data() + kPageSize, [](std::byte b) { return b == std::byte{0}; }));
+    again.push_back(*p);
+  }
+  CHECK((*pool).chunks() == 3);
+  // Only now is a new chunk needed.
+  auto extra = Page::alloc_pooled(kmem, *pool);
+  REQUIRE(extra.ok());
+  CHECK((*pool).chunks() == 4);
+  (*extra)->release();
+  for (Page* p : again) p->release();
+  // A chunk whose last frame goes, and which is not the current one, goes
+  // back to the Kmem's cache; the current one stays for the next frame.
+  for (Page* p : kept) p->release();
+  CHECK((*pool).chunks() == 1);
+}
+
+// A page may outlive the last object using the pool: the pool's chunks
+// stay until their frames go, then the pool goes with them.
+TEST_CASE("a frame pool outlives its last reference until its last frame is freed", "[vm][frames]") {
+  Kmem kmem;
+  size_t base = kmem.in_use();
+  FramePool* pool = FramePool::create(kmem);
+  REQUIRE(pool != nullptr);
+  std::vector<Page*> pages;
+  for (size_t i = 0; i < FrameChunk::kChunkPages + 3; i++) {
+    auto p = Page::alloc_pooled(kmem, *pool);
+    REQUIRE(p.ok());
+    pages.push_back(*p);
+  }
+  pages.back()->release();
+  pages.pop_back();
+  pool->unref();
+  for (Page* p : pages) {
+    std::memset(p->data(), 0x11, kPageSize);
+    p->release();
+  }
+  // Everything is uncharged, the pool's record included (ASan's leak
+  // check sees the chunks' records go).
+  CHECK(kmem.in_use() == base);
 }
