@@ -185,7 +185,15 @@ void VmObject::drop_range(uint64_t first, uint64_t count, uint64_t byte_lo, uint
     // Pinned pages first, in order: a page past the end cuts every view
     // there, and the pages after it are past the end too.
     for_each_in_range_locked(first, count, [&](uint64_t index, Page* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      if (p->pinned() && !refill_pinned_locked(index, p, byte_lo, byte_hi)) unalias_locked(index);
+      if (!p->pinned()) return;
+      if (!refill_pinned_locked(index, p, byte_lo, byte_hi))
+        unalias_locked(index);
+      else if (p->host_writers_ > 0)
+        // The page may have lost its blocks (a hole punched under it):
+        // room again before the host stores into it, as when the view
+        // was made. Without room it holds none, and its write-back may
+        // fail as any other's.
+        (void)host_writer_pin_locked(index, 1);
     });
   }
   auto drop = [](Page* p) {
