@@ -26,6 +26,13 @@ std::string pattern(size_t n, int seed) {
   return s;
 }
 
+// Free blocks of the file system on /mnt, as statfs counts them.
+uint64_t free_blocks() {
+  struct statfs s;
+  REQUIRE(rump_sys_statfs("/mnt", &s) == 0);
+  return static_cast<uint64_t>(s.f_bfree);
+}
+
 }  // namespace
 
 TEST_CASE("mmap of an ext4 file behaves as on the host's tmpfs, and e2fsck is clean after",
@@ -287,11 +294,6 @@ TEST_CASE("a writable host-space view of a sparse ext4 file takes room first: EN
   {
     Mounted m(img, "ext4", 0);
     REQUIRE(m.mount_result == 0);
-    auto free_blocks = [] {
-      struct statfs s;
-      REQUIRE(rump_sys_statfs("/mnt", &s) == 0);
-      return static_cast<uint64_t>(s.f_bfree);
-    };
     int fd = rump_sys_open("/mnt/sparse", O_RDWR | O_CREAT, 0644);
     REQUIRE(fd >= 0);
     REQUIRE(rump_sys_ftruncate(fd, 16 * kPg) == 0);
@@ -361,11 +363,6 @@ TEST_CASE("a hole punched under a writable host-space view of an ext4 file takes
   {
     Mounted m(img, "ext4", 0);
     REQUIRE(m.mount_result == 0);
-    auto free_blocks = [] {
-      struct statfs s;
-      REQUIRE(rump_sys_statfs("/mnt", &s) == 0);
-      return static_cast<uint64_t>(s.f_bfree);
-    };
     int fd = rump_sys_open("/mnt/f", O_RDWR | O_CREAT, 0644);
     REQUIRE(fd >= 0);
     REQUIRE(rump_sys_write(fd, want.data(), want.size()) == static_cast<long>(want.size()));
