@@ -187,9 +187,11 @@ class Ext2Node : public Vnode, public PageIo {
   // extent-mapped file allocated as one run (fresh).
   Result<uint64_t> map_run_for_write(uint64_t lblk, uint64_t want, uint64_t& count, bool& fresh);
   // Tree blocks allocated ahead of an insert_extent that must not fail
-  // for want of them (a hole punched inside an extent of a full leaf).
+  // for want of them (a hole punched inside an extent of a full leaf),
+  // with their buffers, so that it needs no memory either.
   struct SpareBlocks {
     uint64_t blk[7];
+    BufRef buf[7];
     int n = 0;
   };
   Result<void> insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len, bool unwritten,

@@ -56,6 +56,7 @@ Journal::~Journal() {
   revokes_.clear();
   records_.clear_and_dispose([](Record* r) { delete r; });
   revoked_.clear_and_dispose([](Revoked* r) { delete r; });
+  while (spare_ != nullptr) delete std::exchange(spare_, spare_->next_spare);
   drop_frozen();
   Kmem::free(sb_);
   Kmem::free(scratch_);
@@ -430,7 +431,9 @@ Result<void> Journal::start(DataMode mode, uint32_t commit_seconds) {
   TRY(dev_.sync());
   timer_.init(*m_.kernel().services().callouts(), &Journal::tick, this);
   started_ = true;
-  return {};
+  // The first operation finds its records made (an operation then makes
+  // only what the one before used).
+  return fill_spares();
 }
 
 // timer_armed_ stands for the callout's pending state, which the
@@ -462,11 +465,32 @@ void Journal::tick(void* arg) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (!r.ok()) j->m_.kernel().printf("JBD2: commit failed (%d)\n", r.error());
 }
 
+Journal::Record* Journal::take_record() {
+  if (spare_ == nullptr) return new (km_) Record();
+  Record* r = std::exchange(spare_, spare_->next_spare);
+  r->next_spare = nullptr;
+  nspare_--;
+  return r;
+}
+
+void Journal::drop_record(Record* r) {
+  if (nspare_ >= kSpareRecords) {
+    delete r;
+    return;
+  }
+  r->blkno = 0;
+  r->pin.reset();
+  r->running = r->logged = r->revoke = false;
+  r->next_spare = spare_;
+  spare_ = r;
+  nspare_++;
+}
+
 Result<void> Journal::add(const BufRef& b) {
   uint64_t blk = b.get()->blkno();
   Record* r = records_.find(blk);
   if (!r) {
-    r = new (km_) Record();
+    r = take_record();
     if (!r) return err(ENOMEM);
     r->blkno = blk;
     records_.insert(*r);
@@ -483,7 +507,7 @@ Result<void> Journal::add(const BufRef& b) {
     if (!pin.ok()) {
       if (!r->logged && !r->revoke) {
         records_.erase(*r);
-        delete r;
+        drop_record(r);
       }
       return err(pin.error());
     }
@@ -521,7 +545,7 @@ Result<void> Journal::forget(uint64_t blk) {
   }
   if (!r->logged && !r->revoke) {
     records_.erase(*r);
-    delete r;
+    drop_record(r);
   }
   return {};
 }
@@ -554,15 +578,31 @@ Result<void> Journal::reserve() {
   uint64_t cap = capacity();
   uint64_t margin = cap / 8;
   uint64_t run = running_blocks();
-  if (used() + run + margin + 1 > cap) return commit(true);
-  // Pinned buffers cannot be written back or evicted: under a memory
-  // limit the transaction is committed (which unpins them) before they
-  // take more than their share, so that eviction always finds something.
-  // A transaction is committed before it holds a quarter of the log (as
-  // jbd2's j_max_transaction_buffers) with the next operation's room on
-  // top; that room needs not grow with the log (soft_margin), while the
-  // check above keeps a whole eighth of the log for it.
-  if (run + soft_margin(margin) > cap / 4 || pinned_too_much()) return commit(false);
+  // A whole eighth of the log is kept for the next operation; short of
+  // it, a commit and a checkpoint. Pinned buffers cannot be written back
+  // or evicted: under a memory limit the transaction is committed (which
+  // unpins them) before they take more than their share, so that eviction
+  // always finds something. A transaction is committed before it holds a
+  // quarter of the log (as jbd2's j_max_transaction_buffers) with the next
+  // operation's room on top; that room needs not grow with the log
+  // (soft_margin).
+  if (used() + run + margin + 1 > cap) {
+    TRY(commit(true));
+  } else if (run + soft_margin(margin) > cap / 4 || pinned_too_much()) {
+    TRY(commit(false));
+  }
+  // The records the operation may need, before it changes anything.
+  return fill_spares();
+}
+
+Result<void> Journal::fill_spares() {
+  while (nspare_ < kSpareRecords) {
+    auto* r = new (km_) Record();
+    if (r == nullptr) return err(ENOMEM);
+    r->next_spare = spare_;
+    spare_ = r;
+    nspare_++;
+  }
   return {};
 }
 
@@ -751,7 +791,7 @@ Result<void> Journal::commit(bool checkpoint_after) {
     }
     if (!r->running) {
       records_.erase(*r);
-      delete r;
+      drop_record(r);
     }
   });
   drop_frozen();
@@ -768,7 +808,7 @@ Result<void> Journal::commit(bool checkpoint_after) {
 Result<void> Journal::checkpoint() {
   TRY(bc_.flush(dev_));
   if (running_.empty() && revokes_.empty()) {
-    records_.clear_and_dispose([](Record* r) { delete r; });
+    records_.clear_and_dispose([this](Record* r) { drop_record(r); });
   } else {
     // No copy is left in the live log; the running transaction's records
     // (its buffers and its revokes) stay.
@@ -777,7 +817,7 @@ Result<void> Journal::checkpoint() {
       r.logged = false;
       if (!r.running && !r.revoke) {
         records_.erase(r);
-        delete &r;
+        drop_record(&r);
       }
     }
   }

@@ -117,7 +117,8 @@ class Journal : public KObject {
   Result<void> forget(uint64_t blk);
   // Before an operation (or each step of a long one): commits (and
   // checkpoints) first when the running transaction could not take
-  // another step.
+  // another step, and makes the records the step may need (ENOMEM here,
+  // before anything changed, rather than in add()).
   Result<void> reserve();
   bool reserve_would_commit() const;
   // Nothing to commit.
@@ -148,6 +149,7 @@ class Journal : public KObject {
     bool running = false;  // in the running transaction (pinned)
     bool logged = false;   // a committed copy in the live log
     bool revoke = false;   // revoked by the running transaction
+    Record* next_spare = nullptr;  // on the spare list (spare_)
     boost::intrusive::unordered_set_member_hook<> hash_hook;
     boost::intrusive::list_member_hook<> list_hook;  // running_ or revokes_
     struct KeyOf {
@@ -257,6 +259,17 @@ class Journal : public KObject {
   size_t logged_count_ = 0;
   IntrusiveHash<Frozen, &Frozen::hash_hook, Frozen::KeyOf> frozen_;
   IntrusiveHash<Revoked, &Revoked::hash_hook, Revoked::KeyOf> revoked_;
+  // Records made ahead, so that journaling a buffer an operation has
+  // changed never fails for want of memory (it cannot be undone): reserve()
+  // keeps kSpareRecords of them, as many as an operation's room in the
+  // log, before the operation changes anything; records that go come back
+  // here while it holds fewer.
+  static constexpr size_t kSpareRecords = 256;
+  Record* spare_ = nullptr;
+  size_t nspare_ = 0;
+  Result<void> fill_spares();
+  Record* take_record();
+  void drop_record(Record* r);
 };
 
 }  // namespace rump

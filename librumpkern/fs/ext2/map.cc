@@ -164,9 +164,22 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
     // the root when every node up to it is full.
     int l = split_level(path, depth);
     uint64_t goal = leaf.blk ? leaf.blk : pblk;
-    uint64_t nb = spares != nullptr && spares->n > 0 ? spares->blk[--spares->n] : TRY(m.alloc_block(goal));
+    uint64_t nb = 0;
+    BufRef b;
+    if (spares != nullptr && spares->n > 0) {
+      spares->n--;
+      nb = spares->blk[spares->n];
+      b = std::move(spares->buf[spares->n]);
+    } else {
+      nb = TRY(m.alloc_block(goal));
+      Result<BufRef> got = m.bc_.getblk(m.dev_, nb, bs);
+      if (!got.ok()) {
+        (void)m.free_block(nb);
+        return err(got.error());
+      }
+      b = std::move(*got);
+    }
     add_blocks(1);
-    BufRef b = TRY(m.bc_.getblk(m.dev_, nb, bs));
     char* nn = b.data();
     std::memset(nn, 0, bs);
     if (l == 0) {
@@ -316,7 +329,12 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
     Ext2Mount& m;
     SpareBlocks& s;
     ~SparesBack() {
-      while (s.n > 0) (void)m.free_block(s.blk[--s.n]);
+      while (s.n > 0) {
+        s.n--;
+        // Never written: the buffer goes unwritten.
+        if (s.buf[s.n]) m.bc_.discard(std::move(s.buf[s.n]));
+        (void)m.free_block(s.blk[s.n]);
+      }
     }
   } spares_back{m, spares};
   // The leaf's extents from the last one starting before end back: freed
@@ -345,10 +363,11 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
       // has changed yet: the hole lies in this one extent.
       int need = depth - split_level(path, depth) + 1;
       Ext2Mount::NoFail nofail(m);
-      for (; spares.n < need; spares.n++) {
+      while (spares.n < need) {
         Result<uint64_t> b = m.alloc_block(path[depth].blk ? path[depth].blk : pb);
         if (!b.ok()) return err(b.error());
-        spares.blk[spares.n] = *b;
+        spares.blk[spares.n++] = *b;
+        spares.buf[spares.n - 1] = TRY(m.bc_.getblk(m.dev_, *b, m.geo().block_size));
       }
     }
     TRY(m.free_run(pb + (lo - start), hi - lo));
@@ -415,7 +434,8 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
     for (int k = top; k <= l; k++) TRY(seal_node(m, seed, path[k]));
   if (!changed) return false;
   if (tail.len) {
-    for (Level& lv : path) lv.buf.reset();
+    // The path's buffers stay referenced, so that the insert finds them
+    // cached (no read, no memory) now that the head is cut.
     Result<void> r = insert_extent(tail.lblk, tail.pblk, tail.len, tail.unwritten, &spares);
     if (!r.ok()) {
       // The tree could not take the tail (a corrupt tree; room was taken

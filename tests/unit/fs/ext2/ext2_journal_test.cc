@@ -646,6 +646,71 @@ TEST_CASE(
   CHECK(ex.find(" 1/ 1   5/  5") != std::string::npos);
 }
 
+// The punch of the test above splits an extent of the inode's full root,
+// so it takes a new leaf block and moves the root's extents into it. A
+// failure anywhere in that work (the n-th hypercall of the punching
+// thread failing, for every n until none is left: out of memory, a block
+// read that fails) is a clean error, and the file is then as it was; the
+// image is e2fsck-clean either way. ENOSPC from the allocator takes the
+// same way back as these failures.
+TEST_CASE("a hole punch that splits the inode's full extent root fails cleanly at each failure point", "[ext2][fault]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 16));
+  std::string before(3 * (64 << 10) + (16 << 10), '\0');
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/f", O_CREAT | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    for (int r = 0; r < 4; r++) {
+      std::string d = pattern(40 + r, 16 << 10);
+      off_t at = static_cast<off_t>(r) * (64 << 10);
+      REQUIRE(rump_sys_pwrite(fd, d.data(), d.size(), at) == static_cast<long>(d.size()));
+      std::copy(d.begin(), d.end(), before.begin() + at);
+    }
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  std::string after = before;
+  std::fill(after.begin() + 4096, after.begin() + 8192, '\0');
+  std::string copy = tmp.path + "/copy";
+  unsigned n = 1, failed = 0;
+  for (; n < 1000; n++) {
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy)) == 0);
+    bool fired = false;
+    {
+      Mounted m(copy, "ext4", 0);
+      REQUIRE(m.mount_result == 0);
+      int fd = rump_sys_open("/mnt/f", O_RDWR, 0);
+      REQUIRE(fd >= 0);
+      rump_fault_fail_nth(n);
+      int r = rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096);
+      int e = errno;
+      fired = rump_fault_fail_nth_fired() != 0;
+      rump_fault_fail_nth(0);
+      INFO("n = " << n << ": fired " << fired << ", punch " << r << " errno " << e);
+      std::string got;
+      REQUIRE(rump_read_all("/mnt/f", got));
+      if (r != 0) {
+        failed++;
+        CHECK(fired);
+        CHECK((e == ENOMEM || e == EIO));
+        CHECK((got == before));
+      } else {
+        CHECK((got == after));
+      }
+      rump_sys_close(fd);
+      REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+    }
+    INFO("n = " << n);
+    check_fsck_clean(copy);
+    if (!fired) break;
+  }
+  CHECK(n < 1000);
+  CHECK(failed > 0);  // the punch made hypercalls that could fail
+}
+
 TEST_CASE("fallocate on a file without extents is EOPNOTSUPP, punching works, as ext4", "[ext2]") {
   TempDir tmp;
   std::string img = tmp.path + "/img";
