@@ -109,6 +109,12 @@ class Ext2Node : public Vnode, public PageIo {
 
   // The inode's copy written into the inode table (with its checksum).
   Result<void> write_inode();
+  // The inode table block holding the inode, and write_inode into it: a
+  // change that must persist the copy whatever happens on the way (an
+  // error half-way through freeing blocks) holds the block from the start,
+  // so that the write cannot fail for want of it.
+  Result<BufRef> inode_block();
+  Result<void> write_inode_to(BufRef& ib);
   // write_inode if the copy holds a change not yet written (a size grown
   // by grow_for_cache).
   Result<void> write_inode_if_pending() { return inode_pending_ ? write_inode() : Result<void>(); }
@@ -466,6 +472,15 @@ class Ext2Mount : public Mount {
   Result<void> load_journal() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // The orphan list (ops.cc).
   Result<void> orphan_add(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // The blocks that taking n off the orphan list and freeing its inode
+  // read (the superblock's, the inode before n on the list, n's group
+  // descriptor and inode bitmap), held so that those steps find them.
+  struct ReleaseHold {
+    BufRef sb, prev, desc, bitmap;
+  };
+  Result<ReleaseHold> hold_for_release(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // An unlinked inode is still in use (in memory).
+  bool orphans_in_use() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   Result<void> orphan_del(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool on_orphan_list(uint32_t ino) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   Result<void> process_orphans() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);

@@ -287,13 +287,20 @@ Result<void> Ext2Node::free_from(uint64_t first) {
   // between two steps is finished at the next mount.
   Ext2Mount& m = em();
   m.lock_.assert_held();
-  while (TRY(extents ? trim_extents(first, ~uint64_t{0}) : cut_indirect_map(first, ~uint64_t{0}))) {
-    if (!m.step_due()) continue;
-    if (!m.on_orphan_list(ino_)) TRY(m.orphan_add(*this));
-    TRY(write_inode());
-    TRY(m.begin_op());
-  }
-  return {};
+  // Blocks freed are gone from the inode's copy on disk too, even when a
+  // step fails half-way: the copy's block is held for that write.
+  BufRef ib = TRY(inode_block());
+  Result<void> r = [&]() -> Result<void> {
+    while (TRY(extents ? trim_extents(first, ~uint64_t{0}) : cut_indirect_map(first, ~uint64_t{0}))) {
+      if (!m.step_due()) continue;
+      if (!m.on_orphan_list(ino_)) TRY(m.orphan_add(*this));
+      TRY(write_inode_to(ib));
+      TRY(m.begin_op());
+    }
+    return {};
+  }();
+  if (!r.ok()) (void)write_inode_to(ib);
+  return r;
 }
 
 Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
@@ -322,6 +329,7 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
     return false;
   }
   bool changed = false, done = false;
+  int failed = 0;            // the errno that ended the step early
   bool first_moved = false;  // the leaf's first key changed (its parents' keys follow)
   Run tail{};                // the part past a hole punched inside one extent
   SpareBlocks spares;        // tree blocks for the tail's place; those left go back
@@ -370,7 +378,12 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
         spares.buf[spares.n - 1] = TRY(m.bc_.getblk(m.dev_, *b, m.geo().block_size));
       }
     }
-    TRY(m.free_run(pb + (lo - start), hi - lo));
+    if (Result<void> fr = m.free_run(pb + (lo - start), hi - lo); !fr.ok()) {
+      // Nothing of this extent changed; what this step changed before it
+      // is sealed below, and the error returned then.
+      failed = fr.error();
+      break;
+    }
     add_blocks(-static_cast<int64_t>(hi - lo));
     changed = true;
     if (lo > start && hi < start + len) {
@@ -432,6 +445,7 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
   }
   if (changed)
     for (int k = top; k <= l; k++) TRY(seal_node(m, seed, path[k]));
+  if (failed) return err(failed);
   if (!changed) return false;
   if (tail.len) {
     // The path's buffers stay referenced, so that the insert finds them
@@ -453,23 +467,29 @@ Result<void> Ext2Node::free_range(uint64_t first, uint64_t end) {
   Ext2Mount& m = em();
   if (flags() & kFlInlineData) return err(EOPNOTSUPP);
   if (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0) return {};
-  if (flags() & kFlExtents) {
-    // From the hole's end back, a leaf (or part of one) per step.
-    while (TRY(trim_extents(first, end))) {
-      if (!m.step_due()) continue;
-      TRY(write_inode());
+  // As free_from: the inode's copy follows what was freed, error or not.
+  BufRef ib = TRY(inode_block());
+  Result<void> r = [&]() -> Result<void> {
+    if (flags() & kFlExtents) {
+      // From the hole's end back, a leaf (or part of one) per step.
+      while (TRY(trim_extents(first, end))) {
+        if (!m.step_due()) continue;
+        TRY(write_inode_to(ib));
+        TRY(m.begin_op());
+      }
+      return {};
+    }
+    // Indirect maps: cut in place, a step at a time, each step a
+    // consistent map (what it freed is gone from the map in the same
+    // transaction), so that a cut longer than the log takes several.
+    while (TRY(cut_indirect_map(first, end))) {
+      TRY(write_inode_to(ib));
       TRY(m.begin_op());
     }
     return {};
-  }
-  // Indirect maps: cut in place, a step at a time, each step a
-  // consistent map (what it freed is gone from the map in the same
-  // transaction), so that a cut longer than the log takes several.
-  while (TRY(cut_indirect_map(first, end))) {
-    TRY(write_inode());
-    TRY(m.begin_op());
-  }
-  return {};
+  }();
+  if (!r.ok()) (void)write_inode_to(ib);
+  return r;
 }
 
 Result<bool> Ext2Node::cut_indirect(uint32_t p, int level, uint64_t base, uint64_t first, uint64_t end, bool& stop) {

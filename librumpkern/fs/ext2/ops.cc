@@ -55,6 +55,22 @@ void Ext2Node::set_time(size_t sec_off, size_t extra_off, const timespec& t) {
 }
 
 Result<void> Ext2Node::write_inode() {
+  BufRef ib = TRY(inode_block());
+  return write_inode_to(ib);
+}
+
+Result<BufRef> Ext2Node::inode_block() {
+  Ext2Mount& m = em();
+  const Ext2Mount::Geometry& g = m.geo();
+  uint32_t group = (ino_ - 1) / g.inodes_per_group, index = (ino_ - 1) % g.inodes_per_group;
+  BufRef gh;
+  const char* d = TRY(m.group_desc(group, gh));
+  uint64_t table = gd::get_block(d, gd::kInodeTableLo, gd::kInodeTableHi, g.desc_size >= 64);
+  gh.reset();
+  return m.inode_block_for_write(group, index, table + uint64_t{index} * g.inode_size / g.block_size);
+}
+
+Result<void> Ext2Node::write_inode_to(BufRef& ib) {
   Ext2Mount& m = em();
   const Ext2Mount::Geometry& g = m.geo();
   inode_pending_ = false;
@@ -67,13 +83,7 @@ Result<void> Ext2Node::write_inode() {
     put16(raw_, ino::kChecksumLo, static_cast<uint16_t>(c));
     if (hi) put16(raw_, ino::kChecksumHi, static_cast<uint16_t>(c >> 16));
   }
-  uint32_t group = (ino_ - 1) / g.inodes_per_group, index = (ino_ - 1) % g.inodes_per_group;
-  BufRef gh;
-  const char* d = TRY(m.group_desc(group, gh));
-  uint64_t table = gd::get_block(d, gd::kInodeTableLo, gd::kInodeTableHi, g.desc_size >= 64);
-  gh.reset();
-  uint64_t byte = uint64_t{index} * g.inode_size;
-  BufRef ib = TRY(m.inode_block_for_write(group, index, table + byte / g.block_size));
+  uint64_t byte = uint64_t{(ino_ - 1) % g.inodes_per_group} * g.inode_size;
   std::memcpy(ib.data() + byte % g.block_size, raw_, g.inode_size);
   return m.dirty_meta(ib);
 }
@@ -452,7 +462,17 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
   TRY(m.begin_op());
   uint32_t bs = m.geo().block_size;
   uint64_t old = size();
+  // The inode's block is held from here: once blocks are freed, the copy
+  // that no longer maps them is written whatever fails.
+  BufRef ib = TRY(inode_block());
   if (new_size < old) {
+    // The block the new end falls in, read before anything changes (it
+    // stays: the cut starts after it); its bytes past the end are zeroed.
+    BufRef last;
+    if (new_size % bs) {
+      Mapping map = TRY(bmap(new_size / bs));
+      if (map.pblk) last = TRY(m.bread(map.pblk));
+    }
     // The new size first: a truncation long enough to take several
     // transactions puts the inode on the orphan list, and the next mount
     // finishes the cut at that size; taken off again when done.
@@ -461,13 +481,9 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
     set_size(new_size);
     TRY(free_from((new_size + bs - 1) / bs));
     if (!listed && m.on_orphan_list(ino_)) TRY(m.orphan_del(*this));
-    if (new_size % bs) {
-      Mapping map = TRY(bmap(new_size / bs));
-      if (map.pblk) {
-        BufRef bh = TRY(m.bread(map.pblk));
-        std::memset(bh.data() + new_size % bs, 0, bs - new_size % bs);
-        TRY(m.dirty_data(bh));
-      }
+    if (last) {
+      std::memset(last.data() + new_size % bs, 0, bs - new_size % bs);
+      TRY(m.dirty_data(last));
     }
   } else if (new_size > old && old % bs) {
     Mapping map = TRY(bmap(old / bs));
@@ -481,24 +497,37 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
   timespec now = wall_timespec();
   set_time(ino::kMtime, ino::kMtimeExtra, now);
   set_time(ino::kCtime, ino::kCtimeExtra, now);
-  return write_inode();
+  return write_inode_to(ib);
 }
 
 // The last reference of an unlinked inode went: its blocks and the inode
-// go back to the bitmaps.
+// go back to the bitmaps. It stays on the orphan list until everything
+// else is done, so that a failure on the way (out of memory, a read that
+// fails) leaves it to be freed again, at unmount or at the next mount;
+// what has been freed is in the inode's copy on disk by then. The last
+// steps (off the list, the inode marked deleted, its bit cleared) read
+// nothing that is not held beforehand, so none of them fails half-way.
 Result<void> Ext2Node::release() {
   Ext2Mount& m = em();
   m.lock_.assert_held();
-  // Off the orphan list only once its blocks are free: freeing may take
-  // several transactions.
+  BufRef ib = TRY(inode_block());
   bool mapped = type() == VType::kReg || type() == VType::kDir ||
                 (type() == VType::kLnk && !(size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0));
-  if (mapped && !(flags() & kFlInlineData)) TRY(free_from(0));
-  TRY(drop_xattr_block());
+  Result<void> r;
+  if (mapped && !(flags() & kFlInlineData)) r = free_from(0);
+  if (r.ok()) r = drop_xattr_block();
+  if (!r.ok()) {
+    (void)write_inode_to(ib);
+    return r;
+  }
+  TRY(write_inode_to(ib));
+  // Room in the journal for the rest, and what it reads, held.
+  TRY(m.begin_op());
+  Ext2Mount::ReleaseHold hold = TRY(m.hold_for_release(*this));
   TRY(m.orphan_del(*this));
   set_size(0);
   put32(raw_, ino::kDtime, static_cast<uint32_t>(wall_timespec().tv_sec));
-  TRY(write_inode());
+  TRY(write_inode_to(ib));
   return m.free_inode(ino_, is_dir());
 }
 
@@ -519,6 +548,30 @@ Result<void> Ext2Mount::orphan_add(Ext2Node& n) {
   put32(sb_raw_, sb::kLastOrphan, n.ino_);
   TRY(n.write_inode());
   return write_super();
+}
+
+Result<Ext2Mount::ReleaseHold> Ext2Mount::hold_for_release(Ext2Node& n) {
+  ReleaseHold h;
+  h.sb = TRY(bread(geo_.sb_byte / geo_.block_size));
+  for (uint32_t cur = get32(sb_raw_, sb::kLastOrphan), steps = 0; cur != 0 && cur != n.ino_ && steps <= geo_.inodes_count;
+       steps++) {
+    Ext2Node* p = nodes_.find(cur);
+    if (!p) break;
+    cur = get32(p->raw_, ino::kDtime);
+    if (cur == n.ino_) h.prev = TRY(p->inode_block());
+  }
+  uint32_t g = (n.ino_ - 1) / geo_.inodes_per_group;
+  const char* d = TRY(group_desc(g, h.desc));
+  h.bitmap = TRY(bread(gd::get_block(d, gd::kInodeBitmapLo, gd::kInodeBitmapHi, geo_.desc_size >= 64)));
+  return h;
+}
+
+bool Ext2Mount::orphans_in_use() {
+  // An orphan in use is an unlinked inode something still refers to: in
+  // memory.
+  for (Ext2Node& n : nodes_)
+    if (n.links() == 0) return true;
+  return false;
 }
 
 bool Ext2Mount::on_orphan_list(uint32_t ino) {

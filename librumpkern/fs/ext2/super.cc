@@ -460,6 +460,14 @@ void Ext2Mount::teardown() {
   root_.reset();
   if (journal_ && journal_->started() && !writable()) (void)journal_->stop(false);
   if (writable() && sb_raw_) {
+    // Orphans whose freeing failed (out of memory, a read that failed)
+    // are freed now, unless one is still in use (a file a process keeps
+    // open at halt, freed when it goes): the image is left without them.
+    if (get32(sb_raw_, sb::kLastOrphan) != 0 && !orphans_in_use()) {
+      Result<void> o = begin_op();
+      if (o.ok()) o = process_orphans();
+      if (!o.ok()) kernel().printf("EXT4-fs: freeing orphans at unmount failed (%d)\n", o.error());
+    }
     Result<void> r;
     if (journal_ && journal_->started()) {
       // The last transaction, a checkpoint, and an empty journal; then

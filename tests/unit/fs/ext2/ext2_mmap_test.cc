@@ -33,6 +33,14 @@ uint64_t free_blocks() {
   return static_cast<uint64_t>(s.f_bfree);
 }
 
+// debugfs's copy of the image's file path (dumped into dir) is want.
+void check_dumped(const std::string& img, const std::string& path, const std::string& dir, const std::string& want) {
+  std::string out = dir + "/dump";
+  REQUIRE(run("debugfs -R " + shell_quote("dump " + path + " " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") ==
+          0);
+  CHECK(host_read_all(out) == want);
+}
+
 }  // namespace
 
 TEST_CASE("mmap of an ext4 file behaves as on the host's tmpfs, and e2fsck is clean after",
@@ -225,9 +233,7 @@ TEST_CASE("a host-space view of an ext4 file truncated and grown again shows and
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   CHECK(fsck_problems(img) == "");
-  REQUIRE(run("debugfs -R " + shell_quote("dump /a " + t.path + "/out") + " " + shell_quote(img) + " >/dev/null 2>&1") ==
-          0);
-  CHECK(host_read_all(t.path + "/out") == want);
+  check_dumped(img, "/a", t.path, want);
 }
 
 TEST_CASE("write-back takes only the pages a host-space view changed: a sparse ext4 file gains no blocks for the rest",
@@ -275,9 +281,7 @@ TEST_CASE("write-back takes only the pages a host-space view changed: a sparse e
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   CHECK(fsck_problems(img) == "");
-  REQUIRE(run("debugfs -R " + shell_quote("dump /sparse " + t.path + "/out") + " " + shell_quote(img) +
-              " >/dev/null 2>&1") == 0);
-  CHECK(host_read_all(t.path + "/out") == want);
+  check_dumped(img, "/sparse", t.path, want);
 }
 
 // The kernel never sees the host's stores through a view, so a writable
@@ -346,9 +350,7 @@ TEST_CASE("a writable host-space view of a sparse ext4 file takes room first: EN
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   CHECK(fsck_problems(img) == "");
-  REQUIRE(run("debugfs -R " + shell_quote("dump /sparse " + t.path + "/out") + " " + shell_quote(img) +
-              " >/dev/null 2>&1") == 0);
-  CHECK(host_read_all(t.path + "/out") == want);
+  check_dumped(img, "/sparse", t.path, want);
 }
 
 // A hole punched under a writable view takes the blocks of pages the view
@@ -394,7 +396,5 @@ TEST_CASE("a hole punched under a writable host-space view of an ext4 file takes
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   CHECK(fsck_problems(img) == "");
-  REQUIRE(run("debugfs -R " + shell_quote("dump /f " + t.path + "/out") + " " + shell_quote(img) + " >/dev/null 2>&1") ==
-          0);
-  CHECK(host_read_all(t.path + "/out") == want);
+  check_dumped(img, "/f", t.path, want);
 }

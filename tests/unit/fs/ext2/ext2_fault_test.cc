@@ -1,0 +1,236 @@
+// ext4 operations under injected failures: for every n, the n-th
+// hypercall of the calling thread fails (rump_fault_fail_nth: out of
+// memory, a block read or write that fails), on a fresh kernel and a
+// fresh copy of one image, until an operation runs with none left to
+// fail. Each failure must be a clean error (ENOMEM or EIO), the change
+// all or nothing where the call promises it, the kernel's halt free of
+// leaks, and the image e2fsck-clean after the unmount.
+#include <sys/xattr.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+
+#include "ext2_test_util.h"
+
+using namespace ext2_test;
+
+namespace {
+
+constexpr size_t kBlock = 4096;
+
+std::string pattern(uint64_t seed, size_t len) {
+  std::string s(len, '\0');
+  for (size_t i = 0; i < len; i++) s[i] = static_cast<char>('A' + (i * 13 + seed * 7 + i / 4096) % 57);
+  return s;
+}
+
+// 0, or the errno of a failed call (r < 0).
+int check_call(long r) { return r < 0 ? errno : 0; }
+
+// What a sweep saw.
+struct Swept {
+  unsigned points = 0;  // hypercalls the operation made that could fail
+  unsigned failed = 0;  // of them, failures the operation reported
+};
+
+// Runs op on a copy of img mounted in a fresh kernel, with the n-th
+// injectable hypercall of this thread failing, for n = 1, 2, ... until
+// none fails. op returns 0 or the errno of its failed call and closes
+// what it opened; check(done) then looks at the tree in the same kernel.
+Swept sweep(const std::string& img, const std::string& copy, const std::function<int()>& op,
+            const std::function<void(bool done)>& check) {
+  Swept s;
+  for (unsigned n = 1; n < 2000; n++) {
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy)) == 0);
+    bool fired = false;
+    {
+      Mounted m(copy, "ext4", 0);
+      REQUIRE(m.mount_result == 0);
+      rump_fault_fail_nth(n);
+      int e = op();
+      fired = rump_fault_fail_nth_fired() != 0;
+      rump_fault_fail_nth(0);
+      INFO("n = " << n << ": fired " << fired << ", errno " << e);
+      if (e != 0) {
+        s.failed++;
+        CHECK(fired);
+        CHECK((e == ENOMEM || e == EIO));
+      }
+      check(e == 0);
+      REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+    }  // the halt checks for leaks
+    INFO("n = " << n);
+    CHECK(fsck_problems(copy) == "");
+    if (!fired) {
+      s.points = n - 1;
+      return s;
+    }
+  }
+  FAIL("no end to the failure points");
+  return s;
+}
+
+// An image with /d1/a (three blocks), /d1/big (four runs with holes
+// between: the inode's extent root full), and /d2/b.
+struct Image {
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  std::string copy = tmp.path + "/copy";
+  std::string a = pattern(1, 3 * kBlock), b = pattern(2, 100);
+  std::string big = std::string(3 * (64 << 10) + (16 << 10), '\0');
+  Image() {
+    REQUIRE(make_image(img, "ext4", 4096, "", 16));
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    REQUIRE(rump_sys_mkdir("/mnt/d1", 0755) == 0);
+    REQUIRE(rump_sys_mkdir("/mnt/d2", 0755) == 0);
+    put("/mnt/d1/a", a, 0);
+    put("/mnt/d2/b", b, 0);
+    for (int r = 0; r < 4; r++) {
+      std::string d = pattern(40 + r, 16 << 10);
+      off_t at = static_cast<off_t>(r) * (64 << 10);
+      put("/mnt/d1/big", d, at);
+      std::copy(d.begin(), d.end(), big.begin() + at);
+    }
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+    REQUIRE(fsck_problems(img) == "");
+  }
+  static void put(const char* path, const std::string& d, off_t at) {
+    int fd = rump_sys_open(path, O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_pwrite(fd, d.data(), d.size(), at) == static_cast<long>(d.size()));
+    REQUIRE(rump_sys_close(fd) == 0);
+  }
+};
+
+bool exists(const char* path) {
+  struct stat st;
+  return rump_sys_lstat(path, &st) == 0;
+}
+
+std::string read_or_absent(const char* path) {
+  std::string got;
+  if (!rump_read_all(path, got)) return "(absent)";
+  return got;
+}
+
+}  // namespace
+
+// The punch splits an extent of the inode's full root, so it takes a new
+// leaf block and moves the root's extents into it: a failure anywhere in
+// that work leaves the file as it was. ENOSPC from the allocator takes
+// the same way back as these failures.
+TEST_CASE("a hole punch that splits the inode's full extent root fails cleanly at each failure point",
+          "[ext2][fault]") {
+  Image im;
+  std::string after = im.big;
+  std::fill(after.begin() + 4096, after.begin() + 8192, '\0');
+  Swept s = sweep(
+      im.img, im.copy,
+      [] {
+        int fd = rump_sys_open("/mnt/d1/big", O_RDWR, 0);
+        if (fd < 0) return errno;
+        int e = check_call(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096));
+        rump_sys_close(fd);
+        return e;
+      },
+      [&](bool done) { CHECK((read_or_absent("/mnt/d1/big") == (done ? after : im.big))); });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("creating, writing and syncing an ext4 file fails cleanly at each failure point", "[ext2][fault]") {
+  Image im;
+  std::string d = pattern(7, 5 * kBlock + 100);
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] {
+        int fd = rump_sys_open("/mnt/d2/new", O_CREAT | O_WRONLY, 0644);
+        if (fd < 0) return errno;
+        int e = check_call(rump_sys_write(fd, d.data(), d.size()));
+        if (e == 0) e = check_call(rump_sys_fsync(fd));
+        rump_sys_close(fd);
+        return e;
+      },
+      [&](bool done) {
+        if (done) CHECK((read_or_absent("/mnt/d2/new") == d));
+        CHECK((read_or_absent("/mnt/d1/a") == im.a));
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("mkdir, symlink and link on ext4 fail cleanly at each failure point", "[ext2][fault]") {
+  Image im;
+  std::string target(300, 't');  // a slow symlink: a block of its own
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] {
+        int e = check_call(rump_sys_mkdir("/mnt/d2/sub", 0755));
+        if (e == 0) e = check_call(rump_sys_symlink(target.c_str(), "/mnt/d2/sub/ln"));
+        if (e == 0) e = check_call(rump_sys_link("/mnt/d1/a", "/mnt/d2/sub/a2"));
+        return e;
+      },
+      [&](bool done) {
+        if (!done) return;
+        char buf[400];
+        CHECK(rump_sys_readlink("/mnt/d2/sub/ln", buf, sizeof buf) == static_cast<long>(target.size()));
+        CHECK((read_or_absent("/mnt/d2/sub/a2") == im.a));
+        struct stat st;
+        REQUIRE(rump_sys_stat("/mnt/d1/a", &st) == 0);
+        CHECK(st.st_nlink == 2);
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("rename over an existing ext4 file is all or nothing at each failure point", "[ext2][fault]") {
+  Image im;
+  Swept s = sweep(
+      im.img, im.copy, [] { return check_call(rump_sys_rename("/mnt/d1/a", "/mnt/d2/b")); },
+      [&](bool done) {
+        std::string a = read_or_absent("/mnt/d1/a"), b = read_or_absent("/mnt/d2/b");
+        bool before = a == im.a && b == im.b;
+        bool after = a == "(absent)" && b == im.a;
+        CHECK((done ? after : before));
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("unlink and truncate on ext4 fail cleanly at each failure point", "[ext2][fault]") {
+  Image im;
+  Swept s = sweep(
+      im.img, im.copy,
+      [] {
+        int e = check_call(rump_sys_unlink("/mnt/d2/b"));
+        if (e == 0) e = check_call(rump_sys_truncate("/mnt/d1/big", 5000));
+        return e;
+      },
+      [&](bool done) {
+        if (done) {
+          CHECK_FALSE(exists("/mnt/d2/b"));
+          CHECK((read_or_absent("/mnt/d1/big") == im.big.substr(0, 5000)));
+        }
+        CHECK((read_or_absent("/mnt/d1/a") == im.a));
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("an xattr too big for the inode's body fails cleanly at each failure point", "[ext2][fault]") {
+  Image im;
+  std::string v = pattern(9, 1500);  // goes to an xattr block
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] { return check_call(rump_sys_setxattr("/mnt/d1/a", "user.big", v.data(), v.size(), 0)); },
+      [&](bool done) {
+        std::string got(2000, '\0');
+        long n = rump_sys_getxattr("/mnt/d1/a", "user.big", got.data(), got.size());
+        if (done) {
+          REQUIRE(n == static_cast<long>(v.size()));
+          got.resize(static_cast<size_t>(n));
+          CHECK((got == v));
+        } else {
+          CHECK((n == static_cast<long>(v.size()) || (n < 0 && errno == ENODATA)));
+        }
+        CHECK((read_or_absent("/mnt/d1/a") == im.a));
+      });
+  CHECK(s.failed > 0);
+}
