@@ -290,15 +290,20 @@ Result<void> Ext2Node::free_from(uint64_t first) {
   // Blocks freed are gone from the inode's copy on disk too, even when a
   // step fails half-way: the copy's block is held for that write.
   BufRef ib = TRY(inode_block());
-  Result<void> r = [&]() -> Result<void> {
-    while (TRY(extents ? trim_extents(first, ~uint64_t{0}) : cut_indirect_map(first, ~uint64_t{0}))) {
-      if (!m.step_due()) continue;
-      if (!m.on_orphan_list(ino_)) TRY(m.orphan_add(*this));
-      TRY(write_inode_to(ib));
-      TRY(m.begin_op());
+  Result<void> r;
+  for (;;) {
+    Result<bool> more = extents ? trim_extents(first, ~uint64_t{0}) : cut_indirect_map(first, ~uint64_t{0});
+    if (!more.ok()) {
+      r = err(more.error());
+      break;
     }
-    return {};
-  }();
+    if (!*more) break;
+    if (!m.step_due()) continue;
+    if (!m.on_orphan_list(ino_)) r = m.orphan_add(*this);
+    if (r.ok()) r = write_inode_to(ib);
+    if (r.ok()) r = m.begin_op();
+    if (!r.ok()) break;
+  }
   if (!r.ok()) (void)write_inode_to(ib);
   return r;
 }
