@@ -320,6 +320,18 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
       (target && (static_cast<Ext2Node*>(target)->flags() & kFrozen)))
     return err(EPERM);
   TRY(m.begin_op());
+  // A directory that moves to another parent has its ".." retargeted
+  // after the names moved: the block holding it (the first) is read now
+  // and held, so that this last step cannot fail for want of it.
+  BufRef dotdot[2];
+  auto hold_dotdot = [&](Ext2Node& d, BufRef& hold) -> Result<void> {
+    if (!d.is_dir() || &to_dir == this || (d.flags() & kFlInlineData)) return {};
+    Mapping map = TRY(d.bmap(0));
+    if (map.pblk) hold = TRY(m.bread(map.pblk));
+    return {};
+  };
+  TRY(hold_dotdot(node, dotdot[0]));
+  if (exchange) TRY(hold_dotdot(static_cast<Ext2Node&>(*target), dotdot[1]));
   auto move_dotdot = [&](Ext2Node& d, Ext2Node& from, Ext2Node& to) -> Result<void> {
     if (!d.is_dir() || &from == &to) return {};
     TRY(d.retarget_entry("..", to.ino_, VType::kDir));

@@ -71,8 +71,18 @@ Swept sweep(const std::string& img, const std::string& copy, const std::function
   return s;
 }
 
+// Names of 200 bytes: twenty fill most of a 4 KiB directory block.
+std::string long_name(int i) {
+  std::string n(200, 'n');
+  std::string tag = std::to_string(i);
+  return n.replace(0, tag.size(), tag);
+}
+constexpr int kFullBlockNames = 19;
+
 // An image with /d1/a (three blocks), /d1/big (four runs with holes
-// between: the inode's extent root full), and /d2/b.
+// between: the inode's extent root full), /d1/sub (a directory with two
+// files), /d2/b, and /d3 with one block of long names, which the next
+// name turns into an indexed (htree) directory of two leaves.
 struct Image {
   TempDir tmp;
   std::string img = tmp.path + "/img";
@@ -93,6 +103,14 @@ struct Image {
       put("/mnt/d1/big", d, at);
       std::copy(d.begin(), d.end(), big.begin() + at);
     }
+    REQUIRE(rump_sys_mkdir("/mnt/d1/sub", 0755) == 0);
+    put("/mnt/d1/sub/x", b, 0);
+    put("/mnt/d1/sub/y", b, 0);
+    REQUIRE(rump_sys_mkdir("/mnt/d3", 0755) == 0);
+    for (int i = 0; i < kFullBlockNames; i++) put(("/mnt/d3/" + long_name(i)).c_str(), "", 0);
+    struct stat st;
+    REQUIRE(rump_sys_stat("/mnt/d3", &st) == 0);
+    REQUIRE(st.st_size == static_cast<off_t>(kBlock));
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
     REQUIRE(fsck_problems(img) == "");
   }
@@ -231,6 +249,49 @@ TEST_CASE("an xattr too big for the inode's body fails cleanly at each failure p
           CHECK((n == static_cast<long>(v.size()) || (n < 0 && errno == ENODATA)));
         }
         CHECK((read_or_absent("/mnt/d1/a") == im.a));
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("a directory renamed to another parent is all or nothing at each failure point", "[ext2][fault]") {
+  Image im;
+  Swept s = sweep(
+      im.img, im.copy, [] { return check_call(rump_sys_rename("/mnt/d1/sub", "/mnt/d2/moved")); },
+      [&](bool done) {
+        const char* at = exists("/mnt/d2/moved") ? "/mnt/d2/moved" : "/mnt/d1/sub";
+        CHECK(exists(at));
+        if (done) CHECK(std::string(at) == "/mnt/d2/moved");
+        // Exactly one of the two names, its files and its link counts.
+        CHECK(exists("/mnt/d1/sub") != exists("/mnt/d2/moved"));
+        CHECK((read_or_absent((std::string(at) + "/x").c_str()) == im.b));
+        struct stat d1, d2;
+        REQUIRE(rump_sys_stat("/mnt/d1", &d1) == 0);
+        REQUIRE(rump_sys_stat("/mnt/d2", &d2) == 0);
+        bool moved = std::string(at) == "/mnt/d2/moved";
+        CHECK(d1.st_nlink == (moved ? 2u : 3u));
+        CHECK(d2.st_nlink == (moved ? 3u : 2u));
+        struct stat up;
+        REQUIRE(rump_sys_stat((std::string(at) + "/..").c_str(), &up) == 0);
+        CHECK(up.st_ino == (moved ? d2.st_ino : d1.st_ino));
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("a name that turns a full directory block into an htree fails cleanly at each failure point",
+          "[ext2][fault]") {
+  Image im;
+  std::string fresh = "/mnt/d3/" + long_name(kFullBlockNames);
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] {
+        int fd = rump_sys_open(fresh.c_str(), O_CREAT | O_WRONLY, 0644);
+        if (fd < 0) return errno;
+        rump_sys_close(fd);
+        return 0;
+      },
+      [&](bool done) {
+        for (int i = 0; i < kFullBlockNames; i++) CHECK(exists(("/mnt/d3/" + long_name(i)).c_str()));
+        if (done) CHECK(exists(fresh.c_str()));
       });
   CHECK(s.failed > 0);
 }
