@@ -206,7 +206,7 @@ class Ext2Node : public Vnode, public PageIo {
   // Frees every block from logical block first on (truncation), in as
   // many transactions as it takes (the inode on the orphan list between
   // them).
-  Result<void> free_from(uint64_t first);
+  Result<void> free_from(uint64_t first, BufRef* held = nullptr);
   // One step of freeing logical blocks [first, end) of an extent tree,
   // from the end back: the extents of one leaf in the range (freed, cut,
   // or split around a hole), the tree blocks left empty, the keys of

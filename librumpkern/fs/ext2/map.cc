@@ -275,7 +275,7 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
 
 // --- truncation
 
-Result<void> Ext2Node::free_from(uint64_t first) {
+Result<void> Ext2Node::free_from(uint64_t first, BufRef* held) {
   if ((flags() & kFlInlineData) ||
       (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0))
     return free_range(first, ~uint64_t{0});
@@ -288,8 +288,11 @@ Result<void> Ext2Node::free_from(uint64_t first) {
   Ext2Mount& m = em();
   m.lock_.assert_held();
   // Blocks freed are gone from the inode's copy on disk too, even when a
-  // step fails half-way: the copy's block is held for that write.
-  BufRef ib = TRY(inode_block());
+  // step fails half-way: the copy's block is held for that write (by the
+  // caller, if it holds it already).
+  BufRef own;
+  if (held == nullptr) own = TRY(inode_block());
+  BufRef& ib = held != nullptr ? *held : own;
   Result<void> r;
   for (;;) {
     Result<bool> more = extents ? trim_extents(first, ~uint64_t{0}) : cut_indirect_map(first, ~uint64_t{0});

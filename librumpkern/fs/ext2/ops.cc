@@ -491,7 +491,7 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
     m.lock_.assert_held();
     bool listed = links() == 0 || m.on_orphan_list(ino_);
     set_size(new_size);
-    TRY(free_from((new_size + bs - 1) / bs));
+    TRY(free_from((new_size + bs - 1) / bs, &ib));
     if (!listed && m.on_orphan_list(ino_)) TRY(m.orphan_del(*this));
     if (last) {
       std::memset(last.data() + new_size % bs, 0, bs - new_size % bs);
@@ -525,16 +525,22 @@ Result<void> Ext2Node::release() {
   BufRef ib = TRY(inode_block());
   bool mapped = type() == VType::kReg || type() == VType::kDir ||
                 (type() == VType::kLnk && !(size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0));
+  // With blocks to free (an empty file has none), the copy that no longer
+  // maps them is written before the last steps, and the journal makes
+  // room for those.
+  bool has_blocks = get32(raw_, ino::kBlocksLo) != 0 || get16(raw_, ino::kBlocksHi) != 0 || xattr_block() != 0;
   Result<void> r;
-  if (mapped && !(flags() & kFlInlineData)) r = free_from(0);
+  if (mapped && !(flags() & kFlInlineData)) r = free_from(0, &ib);
   if (r.ok()) r = drop_xattr_block();
   if (!r.ok()) {
     (void)write_inode_to(ib);
     return r;
   }
-  TRY(write_inode_to(ib));
-  // Room in the journal for the rest, and what it reads, held.
-  TRY(m.begin_op());
+  if (has_blocks) {
+    TRY(write_inode_to(ib));
+    TRY(m.begin_op());
+  }
+  // What the rest reads, held.
   Ext2Mount::ReleaseHold hold = TRY(m.hold_for_release(*this));
   TRY(m.orphan_del(*this));
   set_size(0);
