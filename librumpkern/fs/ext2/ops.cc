@@ -485,12 +485,16 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
       Mapping map = TRY(bmap(new_size / bs));
       if (map.pblk) last = TRY(m.bread(map.pblk));
     }
-    // The new size first: a truncation long enough to take several
-    // transactions puts the inode on the orphan list, and the next mount
-    // finishes the cut at that size; taken off again when done.
+    // The new size first, with the inode on the orphan list while blocks
+    // past it are freed (as Linux's ext4 does): a truncation that fails
+    // half-way, or that takes several transactions and a crash cuts
+    // short, is finished at that size at unmount or at the next mount.
+    // Taken off again when done.
     m.lock_.assert_held();
     bool listed = links() == 0 || m.on_orphan_list(ino_);
+    bool has_blocks = get32(raw_, ino::kBlocksLo) != 0 || get16(raw_, ino::kBlocksHi) != 0;
     set_size(new_size);
+    if (!listed && has_blocks) TRY(m.orphan_add(*this));
     TRY(free_from((new_size + bs - 1) / bs, &ib));
     if (!listed && m.on_orphan_list(ino_)) TRY(m.orphan_del(*this));
     if (last) {
@@ -606,6 +610,9 @@ bool Ext2Mount::on_orphan_list(uint32_t ino) {
 Result<void> Ext2Mount::orphan_del(Ext2Node& n) {
   uint32_t cur = get32(sb_raw_, sb::kLastOrphan);
   uint32_t next = get32(n.raw_, ino::kDtime);
+  // Off the list, i_dtime is no link any more (the caller writes the
+  // inode; a freed one gets its deletion time).
+  if (on_orphan_list(n.ino_)) put32(n.raw_, ino::kDtime, 0);
   if (cur == n.ino_) {
     put32(sb_raw_, sb::kLastOrphan, next);
     return write_super();

@@ -354,3 +354,45 @@ TEST_CASE("written runs whose write-back grows the extent tree reach the image a
       });
   CHECK(s.failed > 0);
 }
+
+// ext3: indirect block maps, cut in place. A punch that fails half-way
+// may leave part of its range punched (each step is a consistent map),
+// never a byte outside it changed; a truncation that fails leaves the
+// file at its old size or its new one.
+TEST_CASE("a punch and a truncation of an ext3 file with indirect blocks fail cleanly at each failure point",
+          "[ext2][fault]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img", copy = tmp.path + "/copy";
+  REQUIRE(make_image(img, "ext3", 1024, "", 16));
+  std::string d = pattern(3, 300 << 10);  // into the double-indirect range of 1 KiB blocks
+  {
+    Mounted m(img, "ext3", 0);
+    REQUIRE(m.mount_result == 0);
+    Image::put("/mnt/f", d, 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  const size_t lo = 8 << 10, hi = 108 << 10, cut = 150 << 10;
+  Swept s = sweep(
+      img, copy,
+      [&] {
+        int fd = rump_sys_open("/mnt/f", O_RDWR, 0);
+        if (fd < 0) return errno;
+        int e = check_call(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, lo, hi - lo));
+        if (e == 0) e = check_call(rump_sys_ftruncate(fd, cut));
+        rump_sys_close(fd);
+        return e;
+      },
+      [&](bool done) {
+        std::string got = read_or_absent("/mnt/f");
+        REQUIRE((got.size() == d.size() || got.size() == cut));
+        if (done) CHECK(got.size() == cut);
+        size_t bad = 0;
+        for (size_t i = 0; i < got.size(); i++) {
+          bool in_hole = i >= lo && i < hi;
+          if (got[i] != d[i] && !(in_hole && got[i] == '\0')) bad++;
+          if (done && in_hole && got[i] != '\0') bad++;
+        }
+        CHECK(bad == 0);
+      });
+  CHECK(s.failed > 0);
+}
