@@ -785,23 +785,41 @@ Result<void> Ext2Node::uninline() {
     TRY(read_inline(buf, static_cast<size_t>(sz), 0));
   }
   TRY(m.begin_op());
+  // The inode as it is, and its block held: if moving the bytes out fails
+  // half-way, what it allocated goes back and the inode is put back as it
+  // was, inline, bytes and all.
+  BufRef ib = TRY(inode_block());
+  char* saved = static_cast<char*>(m.kernel().kmem().alloc(g.inode_size));
+  if (!saved) return err(ENOMEM);
+  struct FreeSaved {
+    char* p;
+    ~FreeSaved() { Kmem::free(p); }
+  } free_saved{saved};
+  std::memcpy(saved, raw_, g.inode_size);
   TRY(drop_inline());
   set_size(0);
-  TRY(write_inode());
-  if (is_dir()) {
-    bool fresh = false;
-    uint64_t pb = TRY(map_for_write(0, fresh));
-    BufRef bh = TRY(m.bc_.getblk(m.dev_, pb, bs));
-    std::memcpy(bh.data(), buf, bs);
-    TRY(m.dirty_meta(bh));
-    set_size(bs);
-    return write_inode();
-  }
-  if (sz == 0) return {};
-  // The bytes through the ordinary write path (block 0 and the size).
-  size_t n = TRY(write(buf, static_cast<size_t>(sz), 0));
-  if (n != sz) return err(EIO);
-  return {};
+  Result<void> r = [&]() -> Result<void> {
+    TRY(write_inode_to(ib));
+    if (is_dir()) {
+      bool fresh = false;
+      uint64_t pb = TRY(map_for_write(0, fresh));
+      BufRef bh = TRY(m.bc_.getblk(m.dev_, pb, bs));
+      std::memcpy(bh.data(), buf, bs);
+      TRY(m.dirty_meta(bh));
+      set_size(bs);
+      return write_inode_to(ib);
+    }
+    if (sz == 0) return {};
+    // The bytes through the ordinary write path (block 0 and the size).
+    size_t n = TRY(write(buf, static_cast<size_t>(sz), 0));
+    if (n != sz) return err(EIO);
+    return {};
+  }();
+  if (r.ok()) return {};
+  if (!(flags() & kFlInlineData)) (void)free_from(0, &ib);
+  std::memcpy(raw_, saved, g.inode_size);
+  (void)write_inode_to(ib);
+  return r;
 }
 
 Result<void> Ext2Node::drop_inline() {

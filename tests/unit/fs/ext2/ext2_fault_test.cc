@@ -396,3 +396,107 @@ TEST_CASE("a punch and a truncation of an ext3 file with indirect blocks fail cl
       });
   CHECK(s.failed > 0);
 }
+
+// fallocate allocates a range in steps: one that fails half-way may keep
+// what it allocated (as Linux's may), never a size past what it was
+// asked for, and the bytes there read as zeros.
+TEST_CASE("fallocate of a range with and without KEEP_SIZE fails cleanly at each failure point", "[ext2][fault]") {
+  Image im;
+  Swept s = sweep(
+      im.img, im.copy,
+      [] {
+        int fd = rump_sys_open("/mnt/d2/space", O_CREAT | O_RDWR, 0644);
+        if (fd < 0) return errno;
+        int e = check_call(rump_sys_fallocate(fd, 0, 0, 40 * kBlock));
+        if (e == 0) e = check_call(rump_sys_fallocate(fd, FALLOC_FL_KEEP_SIZE, 40 * kBlock, 40 * kBlock));
+        rump_sys_close(fd);
+        return e;
+      },
+      [&](bool done) {
+        std::string got = read_or_absent("/mnt/d2/space");
+        if (got == "(absent)") return;
+        CHECK((got.empty() || got.size() == 40 * kBlock));
+        CHECK(std::all_of(got.begin(), got.end(), [](char c) { return c == '\0'; }));
+        if (done) {
+          struct stat st;
+          REQUIRE(rump_sys_stat("/mnt/d2/space", &st) == 0);
+          CHECK(st.st_blocks == 80 * kBlock / 512);
+        }
+      });
+  CHECK(s.failed > 0);
+}
+
+// A file unlinked while open is freed at its last close: a failure in
+// either step leaves it to the orphan list, never leaked.
+TEST_CASE("a file unlinked while open and then closed is freed or left to the orphan list at each failure point",
+          "[ext2][fault]") {
+  Image im;
+  Swept s = sweep(
+      im.img, im.copy,
+      [] {
+        int fd = rump_sys_open("/mnt/d1/a", O_RDONLY, 0);
+        if (fd < 0) return errno;
+        int e = check_call(rump_sys_unlink("/mnt/d1/a"));
+        rump_sys_close(fd);
+        return e;
+      },
+      [&](bool done) {
+        if (done) CHECK_FALSE(exists("/mnt/d1/a"));
+        CHECK((read_or_absent("/mnt/d2/b") == im.b));
+      });
+  CHECK(s.failed > 0);
+}
+
+// open(O_TRUNC) of a file with blocks, then a write: the truncation goes
+// through the orphan list.
+TEST_CASE("open with O_TRUNC and a rewrite fail cleanly at each failure point", "[ext2][fault]") {
+  Image im;
+  std::string d = pattern(11, 2 * kBlock);
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] {
+        int fd = rump_sys_open("/mnt/d1/a", O_WRONLY | O_TRUNC, 0);
+        if (fd < 0) return errno;
+        int e = check_call(rump_sys_write(fd, d.data(), d.size()));
+        if (e == 0) e = check_call(rump_sys_fsync(fd));
+        rump_sys_close(fd);
+        return e;
+      },
+      [&](bool done) {
+        std::string got = read_or_absent("/mnt/d1/a");
+        if (done) CHECK((got == d));
+        else CHECK((got == im.a || got.empty() || got == d));
+      });
+  CHECK(s.failed > 0);
+}
+
+// With inline_data, a small file lives in the inode; a write that outgrows
+// it moves it out to a block.
+TEST_CASE("a write that moves an inline file out to a block fails cleanly at each failure point", "[ext2][fault]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img", copy = tmp.path + "/copy";
+  REQUIRE(make_image(img, "ext4", 4096, "", 16, "-O inline_data"));
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    Image::put("/mnt/small", "tiny", 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  std::string more = pattern(5, 3000);
+  Swept s = sweep(
+      img, copy,
+      [&] {
+        int fd = rump_sys_open("/mnt/small", O_WRONLY, 0);
+        if (fd < 0) return errno;
+        int e = check_call(rump_sys_pwrite(fd, more.data(), more.size(), 4));
+        if (e == 0) e = check_call(rump_sys_fsync(fd));
+        rump_sys_close(fd);
+        return e;
+      },
+      [&](bool done) {
+        std::string got = read_or_absent("/mnt/small");
+        if (done) CHECK((got == "tiny" + more));
+        else CHECK((got == "tiny" || got == "tiny" + more));
+      });
+  CHECK(s.failed > 0);
+}
