@@ -209,7 +209,7 @@ Result<Page*> Page::alloc_pooled(Kmem& kmem, FramePool& pool) {
   Page* p = new (kmem) Page(kmem, frame, chunk);
   if (p == nullptr) {
     kmem.uncharge(kPageSize);
-    pool.give_frame(chunk, static_cast<uint32_t>((frame - chunk->base_) / kPageSize));
+    pool.give_frame(chunk, chunk->index_of(frame));
     return err(ENOMEM);
   }
   if (!zero) std::memset(frame, 0, kPageSize);
@@ -241,7 +241,7 @@ void Page::release() {
   // this frame leaves under the limit.
   kmem_->uncharge(kPageSize);
   if (chunk_ != nullptr && chunk_->pool_ != nullptr)
-    chunk_->pool_->give_frame(chunk_, static_cast<uint32_t>((frame_ - chunk_->base_) / kPageSize));
+    chunk_->pool_->give_frame(chunk_, chunk_->index_of(frame_));
   else if (chunk_ != nullptr)
     chunk_->put();
   else

@@ -58,6 +58,8 @@ class FrameChunk {
   FrameChunk(Kmem& kmem, std::byte* base, bool fresh, bool shared)
       : kmem_(&kmem), base_(base), fresh_(fresh), shared_(shared) {}
   void put();
+  // The index in the chunk of one of its frames.
+  uint32_t index_of(const std::byte* frame) const { return static_cast<uint32_t>((frame - base_) / kPageSize); }
   Kmem* kmem_;                       // whose cache the chunk goes back to
   std::byte* base_;
   uint32_t next_ = 0;                // frames handed out in order (owner's lock)

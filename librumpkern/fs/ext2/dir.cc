@@ -791,10 +791,7 @@ Result<void> Ext2Node::uninline() {
   BufRef ib = TRY(inode_block());
   char* saved = static_cast<char*>(m.kernel().kmem().alloc(g.inode_size));
   if (!saved) return err(ENOMEM);
-  struct FreeSaved {
-    char* p;
-    ~FreeSaved() { Kmem::free(p); }
-  } free_saved{saved};
+  Free free_saved{saved};
   std::memcpy(saved, raw_, g.inode_size);
   TRY(drop_inline());
   set_size(0);

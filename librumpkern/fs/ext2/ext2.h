@@ -215,6 +215,12 @@ class Ext2Node : public Vnode, public PageIo {
   // Frees the blocks of logical blocks [first, end) (punching a hole);
   // an indirect map in as many transactions as it takes.
   Result<void> free_range(uint64_t first, uint64_t end);
+  // The steps of free_from and free_range: trim_extents or
+  // cut_indirect_map until done; when the running transaction is full,
+  // the inode (put on the orphan list first, if orphan) is written and the
+  // next transaction begun. The inode's copy is written from its block,
+  // held (by the caller, if held is set), even when a step fails.
+  Result<void> free_in_steps(uint64_t first, uint64_t end, bool orphan, BufRef* held);
   // One step of cutting [first, end) out of an indirect map, in place:
   // true if it stopped because the running transaction is full (the map
   // consistent, more may be left).

@@ -481,6 +481,10 @@ void Journal::drop_record(Record* r) {
   r->blkno = 0;
   r->pin.reset();
   r->running = r->logged = r->revoke = false;
+  push_spare(r);
+}
+
+void Journal::push_spare(Record* r) {
   r->next_spare = spare_;
   spare_ = r;
   nspare_++;
@@ -599,9 +603,7 @@ Result<void> Journal::fill_spares() {
   while (nspare_ < kSpareRecords) {
     auto* r = new (km_) Record();
     if (r == nullptr) return err(ENOMEM);
-    r->next_spare = spare_;
-    spare_ = r;
-    nspare_++;
+    push_spare(r);
   }
   return {};
 }

@@ -269,6 +269,8 @@ class Journal : public KObject {
   size_t nspare_ = 0;
   Result<void> fill_spares();
   Record* take_record();
+  // r (cleared, or fresh) onto the spare list.
+  void push_spare(Record* r);
   void drop_record(Record* r);
 };
 

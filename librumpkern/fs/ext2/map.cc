@@ -279,12 +279,15 @@ Result<void> Ext2Node::free_from(uint64_t first, BufRef* held) {
   if ((flags() & kFlInlineData) ||
       (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0))
     return free_range(first, ~uint64_t{0});
-  const bool extents = flags() & kFlExtents;
-  // From the end of the extent tree, a leaf (or part of one) per step;
-  // when the running transaction is full the freeing goes on in the next
-  // one, as Linux's ext4_truncate restarts its handle. Meanwhile the inode
-  // is on the orphan list (with its new size written), so that a crash
-  // between two steps is finished at the next mount.
+  // From the end of the map, a leaf (or part of one) per step; when the
+  // running transaction is full the freeing goes on in the next one, as
+  // Linux's ext4_truncate restarts its handle. Meanwhile the inode is on
+  // the orphan list (with its new size written), so that a crash between
+  // two steps is finished at the next mount.
+  return free_in_steps(first, ~uint64_t{0}, true, held);
+}
+
+Result<void> Ext2Node::free_in_steps(uint64_t first, uint64_t end, bool orphan, BufRef* held) {
   Ext2Mount& m = em();
   m.lock_.assert_held();
   // Blocks freed are gone from the inode's copy on disk too, even when a
@@ -293,16 +296,17 @@ Result<void> Ext2Node::free_from(uint64_t first, BufRef* held) {
   BufRef own;
   if (held == nullptr) own = TRY(inode_block());
   BufRef& ib = held != nullptr ? *held : own;
+  const bool extents = flags() & kFlExtents;
   Result<void> r;
   for (;;) {
-    Result<bool> more = extents ? trim_extents(first, ~uint64_t{0}) : cut_indirect_map(first, ~uint64_t{0});
+    Result<bool> more = extents ? trim_extents(first, end) : cut_indirect_map(first, end);
     if (!more.ok()) {
       r = err(more.error());
       break;
     }
     if (!*more) break;
     if (!m.step_due()) continue;
-    if (!m.on_orphan_list(ino_)) r = m.orphan_add(*this);
+    if (orphan && !m.on_orphan_list(ino_)) r = m.orphan_add(*this);
     if (r.ok()) r = write_inode_to(ib);
     if (r.ok()) r = m.begin_op();
     if (!r.ok()) break;
@@ -472,32 +476,13 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
 }
 
 Result<void> Ext2Node::free_range(uint64_t first, uint64_t end) {
-  Ext2Mount& m = em();
   if (flags() & kFlInlineData) return err(EOPNOTSUPP);
   if (type() == VType::kLnk && size() < ino::kBlockBytes && get32(raw_, ino::kBlocksLo) == 0) return {};
-  // As free_from: the inode's copy follows what was freed, error or not.
-  BufRef ib = TRY(inode_block());
-  Result<void> r = [&]() -> Result<void> {
-    if (flags() & kFlExtents) {
-      // From the hole's end back, a leaf (or part of one) per step.
-      while (TRY(trim_extents(first, end))) {
-        if (!m.step_due()) continue;
-        TRY(write_inode_to(ib));
-        TRY(m.begin_op());
-      }
-      return {};
-    }
-    // Indirect maps: cut in place, a step at a time, each step a
-    // consistent map (what it freed is gone from the map in the same
-    // transaction), so that a cut longer than the log takes several.
-    while (TRY(cut_indirect_map(first, end))) {
-      TRY(write_inode_to(ib));
-      TRY(m.begin_op());
-    }
-    return {};
-  }();
-  if (!r.ok()) (void)write_inode_to(ib);
-  return r;
+  // From the hole's end back, a leaf (or part of one) per step; indirect
+  // maps are cut in place, each step a consistent map (what it freed is
+  // gone from the map in the same transaction), so that a cut longer than
+  // the log takes several.
+  return free_in_steps(first, end, false, nullptr);
 }
 
 Result<bool> Ext2Node::cut_indirect(uint32_t p, int level, uint64_t base, uint64_t first, uint64_t end, bool& stop) {

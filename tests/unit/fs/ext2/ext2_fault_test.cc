@@ -28,6 +28,24 @@ std::string pattern(uint64_t seed, size_t len) {
 // 0, or the errno of a failed call (r < 0).
 int check_call(long r) { return r < 0 ? errno : 0; }
 
+// Opens path (made 0644 with O_CREAT), runs fn(fd), closes it: 0, or the
+// errno of the open or of fn's failed call.
+int with_open(const std::string& path, int flags, const std::function<int(int)>& fn) {
+  int fd = rump_sys_open(path.c_str(), flags, 0644);
+  if (fd < 0) return errno;
+  int e = fn(fd);
+  rump_sys_close(fd);
+  return e;
+}
+
+// d written at offset at of path, then fsync.
+int write_synced(const std::string& path, int flags, const std::string& d, off_t at) {
+  return with_open(path, flags, [&](int fd) {
+    int e = check_call(rump_sys_pwrite(fd, d.data(), d.size(), at));
+    return e != 0 ? e : check_call(rump_sys_fsync(fd));
+  });
+}
+
 // What a sweep saw.
 struct Swept {
   unsigned points = 0;  // hypercalls the operation made that could fail
@@ -155,11 +173,9 @@ TEST_CASE("a hole punch that splits the inode's full extent root fails cleanly a
   Swept s = sweep(
       im.img, im.copy,
       [] {
-        int fd = rump_sys_open("/mnt/d1/big", O_RDWR, 0);
-        if (fd < 0) return errno;
-        int e = check_call(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096));
-        rump_sys_close(fd);
-        return e;
+        return with_open("/mnt/d1/big", O_RDWR, [](int fd) {
+          return check_call(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096));
+        });
       },
       [&](bool done) { CHECK((read_or_absent("/mnt/d1/big") == (done ? after : im.big))); });
   CHECK(s.failed > 0);
@@ -170,14 +186,7 @@ TEST_CASE("creating, writing and syncing an ext4 file fails cleanly at each fail
   std::string d = pattern(7, 5 * kBlock + 100);
   Swept s = sweep(
       im.img, im.copy,
-      [&] {
-        int fd = rump_sys_open("/mnt/d2/new", O_CREAT | O_WRONLY, 0644);
-        if (fd < 0) return errno;
-        int e = check_call(rump_sys_write(fd, d.data(), d.size()));
-        if (e == 0) e = check_call(rump_sys_fsync(fd));
-        rump_sys_close(fd);
-        return e;
-      },
+      [&] { return write_synced("/mnt/d2/new", O_CREAT | O_WRONLY, d, 0); },
       [&](bool done) {
         if (done) CHECK((read_or_absent("/mnt/d2/new") == d));
         CHECK((read_or_absent("/mnt/d1/a") == im.a));
@@ -291,12 +300,7 @@ TEST_CASE("a name that turns a full directory block into an htree fails cleanly 
   std::string fresh = "/mnt/d3/" + long_name(kFullBlockNames);
   Swept s = sweep(
       im.img, im.copy,
-      [&] {
-        int fd = rump_sys_open(fresh.c_str(), O_CREAT | O_WRONLY, 0644);
-        if (fd < 0) return errno;
-        rump_sys_close(fd);
-        return 0;
-      },
+      [&] { return with_open(fresh, O_CREAT | O_WRONLY, [](int) { return 0; }); },
       [&](bool done) {
         for (int i = 0; i < kFullBlockNames; i++) CHECK(exists(("/mnt/d3/" + long_name(i)).c_str()));
         if (done) CHECK(exists(fresh.c_str()));
@@ -323,18 +327,16 @@ TEST_CASE("written runs whose write-back grows the extent tree reach the image a
       im.img, im.copy,
       [&] {
         written = 0;
-        int fd = rump_sys_open("/mnt/d2/runs", O_CREAT | O_WRONLY, 0644);
-        if (fd < 0) return errno;
-        int e = 0;
-        for (int r = 0; r < 5 && e == 0; r++) {
-          off_t at = static_cast<off_t>(r) * 2 * (64 << 10);
-          e = check_call(rump_sys_pwrite(fd, want.data() + at, kBlock, at));
-          if (e == 0) written++;
-        }
-        if (e == 0) e = check_call(rump_sys_fsync(fd));
-        rump_sys_close(fd);
-        failed_with = e;
-        return e;
+        failed_with = with_open("/mnt/d2/runs", O_CREAT | O_WRONLY, [&](int fd) {
+          int e = 0;
+          for (int r = 0; r < 5 && e == 0; r++) {
+            off_t at = static_cast<off_t>(r) * 2 * (64 << 10);
+            e = check_call(rump_sys_pwrite(fd, want.data() + at, kBlock, at));
+            if (e == 0) written++;
+          }
+          return e != 0 ? e : check_call(rump_sys_fsync(fd));
+        });
+        return failed_with;
       },
       [&](bool done) {
         if (done) CHECK((read_or_absent("/mnt/d2/runs") == want));
@@ -375,12 +377,10 @@ TEST_CASE("a punch and a truncation of an ext3 file with indirect blocks fail cl
   Swept s = sweep(
       img, copy,
       [&] {
-        int fd = rump_sys_open("/mnt/f", O_RDWR, 0);
-        if (fd < 0) return errno;
-        int e = check_call(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, lo, hi - lo));
-        if (e == 0) e = check_call(rump_sys_ftruncate(fd, cut));
-        rump_sys_close(fd);
-        return e;
+        return with_open("/mnt/f", O_RDWR, [&](int fd) {
+          int e = check_call(rump_sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, lo, hi - lo));
+          return e != 0 ? e : check_call(rump_sys_ftruncate(fd, cut));
+        });
       },
       [&](bool done) {
         std::string got = read_or_absent("/mnt/f");
@@ -405,12 +405,10 @@ TEST_CASE("fallocate of a range with and without KEEP_SIZE fails cleanly at each
   Swept s = sweep(
       im.img, im.copy,
       [] {
-        int fd = rump_sys_open("/mnt/d2/space", O_CREAT | O_RDWR, 0644);
-        if (fd < 0) return errno;
-        int e = check_call(rump_sys_fallocate(fd, 0, 0, 40 * kBlock));
-        if (e == 0) e = check_call(rump_sys_fallocate(fd, FALLOC_FL_KEEP_SIZE, 40 * kBlock, 40 * kBlock));
-        rump_sys_close(fd);
-        return e;
+        return with_open("/mnt/d2/space", O_CREAT | O_RDWR, [](int fd) {
+          int e = check_call(rump_sys_fallocate(fd, 0, 0, 40 * kBlock));
+          return e != 0 ? e : check_call(rump_sys_fallocate(fd, FALLOC_FL_KEEP_SIZE, 40 * kBlock, 40 * kBlock));
+        });
       },
       [&](bool done) {
         std::string got = read_or_absent("/mnt/d2/space");
@@ -433,13 +431,7 @@ TEST_CASE("a file unlinked while open and then closed is freed or left to the or
   Image im;
   Swept s = sweep(
       im.img, im.copy,
-      [] {
-        int fd = rump_sys_open("/mnt/d1/a", O_RDONLY, 0);
-        if (fd < 0) return errno;
-        int e = check_call(rump_sys_unlink("/mnt/d1/a"));
-        rump_sys_close(fd);
-        return e;
-      },
+      [] { return with_open("/mnt/d1/a", O_RDONLY, [](int) { return check_call(rump_sys_unlink("/mnt/d1/a")); }); },
       [&](bool done) {
         if (done) CHECK_FALSE(exists("/mnt/d1/a"));
         CHECK((read_or_absent("/mnt/d2/b") == im.b));
@@ -454,14 +446,7 @@ TEST_CASE("open with O_TRUNC and a rewrite fail cleanly at each failure point", 
   std::string d = pattern(11, 2 * kBlock);
   Swept s = sweep(
       im.img, im.copy,
-      [&] {
-        int fd = rump_sys_open("/mnt/d1/a", O_WRONLY | O_TRUNC, 0);
-        if (fd < 0) return errno;
-        int e = check_call(rump_sys_write(fd, d.data(), d.size()));
-        if (e == 0) e = check_call(rump_sys_fsync(fd));
-        rump_sys_close(fd);
-        return e;
-      },
+      [&] { return write_synced("/mnt/d1/a", O_WRONLY | O_TRUNC, d, 0); },
       [&](bool done) {
         std::string got = read_or_absent("/mnt/d1/a");
         if (done) CHECK((got == d));
@@ -485,14 +470,7 @@ TEST_CASE("a write that moves an inline file out to a block fails cleanly at eac
   std::string more = pattern(5, 3000);
   Swept s = sweep(
       img, copy,
-      [&] {
-        int fd = rump_sys_open("/mnt/small", O_WRONLY, 0);
-        if (fd < 0) return errno;
-        int e = check_call(rump_sys_pwrite(fd, more.data(), more.size(), 4));
-        if (e == 0) e = check_call(rump_sys_fsync(fd));
-        rump_sys_close(fd);
-        return e;
-      },
+      [&] { return write_synced("/mnt/small", O_WRONLY, more, 4); },
       [&](bool done) {
         std::string got = read_or_absent("/mnt/small");
         if (done) CHECK((got == "tiny" + more));

@@ -33,8 +33,10 @@ uint64_t free_blocks() {
   return static_cast<uint64_t>(s.f_bfree);
 }
 
-// debugfs's copy of the image's file path (dumped into dir) is want.
-void check_dumped(const std::string& img, const std::string& path, const std::string& dir, const std::string& want) {
+// The image is e2fsck-clean, and debugfs's copy of its file path
+// (dumped into dir) is want.
+void check_image(const std::string& img, const std::string& path, const std::string& dir, const std::string& want) {
+  CHECK(fsck_problems(img) == "");
   std::string out = dir + "/dump";
   REQUIRE(run("debugfs -R " + shell_quote("dump " + path + " " + out) + " " + shell_quote(img) + " >/dev/null 2>&1") ==
           0);
@@ -232,8 +234,7 @@ TEST_CASE("a host-space view of an ext4 file truncated and grown again shows and
     rump_sys_close(fd);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  CHECK(fsck_problems(img) == "");
-  check_dumped(img, "/a", t.path, want);
+  check_image(img, "/a", t.path, want);
 }
 
 TEST_CASE("write-back takes only the pages a host-space view changed: a sparse ext4 file gains no blocks for the rest",
@@ -280,8 +281,7 @@ TEST_CASE("write-back takes only the pages a host-space view changed: a sparse e
     rump_sys_close(fd);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  CHECK(fsck_problems(img) == "");
-  check_dumped(img, "/sparse", t.path, want);
+  check_image(img, "/sparse", t.path, want);
 }
 
 // The kernel never sees the host's stores through a view, so a writable
@@ -349,8 +349,7 @@ TEST_CASE("a writable host-space view of a sparse ext4 file takes room first: EN
     rump_sys_close(fd);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  CHECK(fsck_problems(img) == "");
-  check_dumped(img, "/sparse", t.path, want);
+  check_image(img, "/sparse", t.path, want);
 }
 
 // A hole punched under a writable view takes the blocks of pages the view
@@ -395,6 +394,5 @@ TEST_CASE("a hole punched under a writable host-space view of an ext4 file takes
     rump_sys_close(fd);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  CHECK(fsck_problems(img) == "");
-  check_dumped(img, "/f", t.path, want);
+  check_image(img, "/f", t.path, want);
 }
