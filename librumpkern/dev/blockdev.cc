@@ -86,6 +86,7 @@ Result<void> HostBlockDevice::send_gathered(bool async) {
   if (gather_len_ == 0) return {};
   size_t len = gather_len_;
   gather_len_ = 0;
+  if (len < kAsyncMin) async = false;
   if (async && spare_ == nullptr) spare_ = static_cast<std::byte*>(kmem_.alloc(kGatherBytes));
   if (!async || spare_ == nullptr) {
     Segment seg{gather_, len};

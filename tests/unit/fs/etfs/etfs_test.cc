@@ -640,21 +640,27 @@ TEST_CASE("etfs BLK: small writes are gathered, reach the host in order, and rea
     CHECK(std::string(r, 2048) == a + b + std::string(512, 'a'));
     // That read sent the run: the host file has it, without a sync.
     CHECK(host_bytes(h.fd, kBase + 1024, 2048) == a + b + std::string(512, 'a'));
-    // A write elsewhere sends the pending run before it starts its own
-    // (on an I/O thread: any other request, here a read of an unrelated
-    // block, waits for that send to end).
+    // A write elsewhere sends the pending run before it starts its own: a
+    // run shorter than kAsyncMin at once, on the calling thread.
     std::string c(512, 'c'), d(512, 'd');
     REQUIRE(bd->write_blocks(100, c.data(), 1).ok());
     CHECK(host_bytes(h.fd, kBase + 100 * 512, 512) != c);
     REQUIRE(bd->write_blocks(50, d.data(), 1).ok());
+    CHECK(host_bytes(h.fd, kBase + 100 * 512, 512) == c);
+    // A longer one on an I/O thread: any other request, here a read of an
+    // unrelated block, waits for that send to end.
+    std::string half(rump::HostBlockDevice::kAsyncMin, 'h');
+    REQUIRE(bd->write_blocks(3000, half.data(), half.size() / 512).ok());
+    REQUIRE(bd->write_blocks(60, c.data(), 1).ok());
     char unrelated[512];
     REQUIRE(bd->read_blocks(0, unrelated, 1).ok());
-    CHECK(host_bytes(h.fd, kBase + 100 * 512, 512) == c);
+    CHECK(host_bytes(h.fd, kBase + 50 * 512, 512) == d);
+    CHECK(host_bytes(h.fd, kBase + 3000 * 512, half.size()) == half);
     // A write too large to gather goes straight to the host, after the
-    // pending run (block 50).
+    // pending run (block 60).
     std::string big(rump::HostBlockDevice::kGatherMax, 'E');
     REQUIRE(bd->write_blocks(1000, big.data(), big.size() / 512).ok());
-    CHECK(host_bytes(h.fd, kBase + 50 * 512, 512) == d);
+    CHECK(host_bytes(h.fd, kBase + 60 * 512, 512) == c);
     CHECK(host_bytes(h.fd, kBase + 1000 * 512, big.size()) == big);
     // Runs longer than the buffer go out as it fills (on an I/O thread,
     // which a read waits for); sync sends the rest.
