@@ -82,7 +82,7 @@ bool BufCache::evict_one_clean() {
   MutexLocker g(lock_);
   for (Buf& b : lru_) {
     b.mu_->assert_held();
-    if (b.refs_ == 0 && !b.dirty_) {
+    if (b.refs() == 0 && !b.dirty_) {
       free_buf_locked(&b);
       return true;
     }
@@ -99,7 +99,7 @@ void BufCache::trim_locked() {
   for (auto it = lru_.begin(); it != lru_.end() && bytes_ > cap;) {
     Buf& b = *it++;
     b.mu_->assert_held();
-    if (b.refs_ == 0 && !b.dirty_) free_buf_locked(&b);
+    if (b.refs() == 0 && !b.dirty_) free_buf_locked(&b);
   }
 }
 
@@ -114,9 +114,9 @@ Result<bool> BufCache::clean_one(BlockDevice& dev) {
     MutexLocker g(lock_);
     for (Buf& b : dirty_) {
       b.mu_->assert_held();
-      if (b.dev_ == &dev && b.refs_ == 0 && !b.pinned_) {
+      if (b.dev_ == &dev && b.refs() == 0 && !b.pinned_) {
         victim = &b;
-        b.refs_++;
+        b.ref();
         break;
       }
     }
@@ -125,7 +125,7 @@ Result<bool> BufCache::clean_one(BlockDevice& dev) {
   Result<void> r = write_out(*victim);
   MutexLocker g(lock_);
   victim->mu_->assert_held();
-  victim->refs_--;
+  victim->refs_.fetch_sub(1, std::memory_order_relaxed);
   if (!r.ok()) return err(r.error());
   victim->dirty_ = false;
   dirty_.erase(dirty_.iterator_to(*victim));
@@ -179,7 +179,7 @@ Result<BufRef> BufCache::get(BlockDevice& dev, uint64_t blkno, uint32_t size, bo
   MutexLocker g(lock_);
   b->mu_->assert_held();
   // The caller owns the device: nobody else can have read it meanwhile.
-  b->refs_ = 1;
+  b->refs_.store(1, std::memory_order_relaxed);
   table_.insert(*b);
   lru_.push_back(*b);
   bytes_ += size;
@@ -191,7 +191,7 @@ Result<BufRef> BufCache::get(BlockDevice& dev, uint64_t blkno, uint32_t size, bo
 BufRef BufCache::take_locked(Buf& b, bool getblk) {
   b.mu_->assert_held();
   if (getblk) b.checked_ = false;
-  b.refs_++;
+  b.ref();
   lru_.erase(lru_.iterator_to(b));
   lru_.push_back(b);
   return BufRef(this, &b);
@@ -218,12 +218,11 @@ Result<BufRef> BufCache::getblk(BlockDevice& dev, uint64_t blkno, uint32_t size)
 }
 
 void BufCache::bdirty(Buf& b) {
+  if (b.dirty_for_owner()) return;  // the caller owns the device: stays so
   MutexLocker g(lock_);
   b.mu_->assert_held();
-  if (!b.dirty_) {
-    b.dirty_ = true;
-    dirty_.push_back(b);
-  }
+  b.dirty_ = true;
+  dirty_.push_back(b);
 }
 
 void BufCache::set_pinned(Buf& b, bool pinned) {
@@ -233,11 +232,15 @@ void BufCache::set_pinned(Buf& b, bool pinned) {
 }
 
 void BufCache::brelse(Buf& b) {
+  if (!b.discarded_) {
+    // Still in the table: an eviction that sees no reference frees it,
+    // so b is not touched after the decrement.
+    if (b.refs_.fetch_sub(1, std::memory_order_release) == 0) panic("brelse of an unreferenced buffer");
+    return;
+  }
   MutexLocker g(lock_);
   b.mu_->assert_held();
-  if (b.refs_ == 0) panic("brelse of an unreferenced buffer");
-  b.refs_--;
-  if (b.refs_ == 0 && b.discarded_) {
+  if (b.refs_.fetch_sub(1, std::memory_order_relaxed) == 1) {
     bytes_ -= b.size_;
     count_--;
     Kmem::free(b.data_);
@@ -284,7 +287,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
         Buf& b = *it++;
         b.mu_->assert_held();
         if (b.dev_ != &dev || b.pinned_) continue;
-        b.refs_++;
+        b.ref();
         b.dirty_ = false;
         dirty_.erase(dirty_.iterator_to(b));
         batch[n++] = &b;
@@ -316,7 +319,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
       for (size_t j = 0; j < run; j++) {
         Buf* b = batch[i + j];
         b->mu_->assert_held();
-        b->refs_--;
+        b->refs_.fetch_sub(1, std::memory_order_relaxed);
         if (!r.ok() && !b->dirty_) {
           b->dirty_ = true;
           dirty_.push_back(*b);
@@ -338,14 +341,14 @@ Result<void> BufCache::flush(BlockDevice& dev) {
       }
       if (!next) break;
       next->mu_->assert_held();
-      next->refs_++;
+      next->ref();
       next->dirty_ = false;
       dirty_.erase(dirty_.iterator_to(*next));
     }
     Result<void> r = write_out(*next);
     MutexLocker g(lock_);
     next->mu_->assert_held();
-    next->refs_--;
+    next->refs_.fetch_sub(1, std::memory_order_relaxed);
     if (!r.ok()) {
       if (!next->dirty_) {
         next->dirty_ = true;
@@ -384,7 +387,7 @@ void BufCache::invalidate(BlockDevice& dev) {
     Buf& b = *it++;
     b.mu_->assert_held();
     if (b.dev_ != &dev) continue;
-    if (b.refs_ != 0) panic("invalidate: block %llu still in use", static_cast<unsigned long long>(b.blkno_));
+    if (b.refs() != 0) panic("invalidate: block %llu still in use", static_cast<unsigned long long>(b.blkno_));
     free_buf_locked(&b);
   }
 }

@@ -8,7 +8,10 @@
 // one block size at a time. The caller serialises everything it does with
 // one device's blocks (a file system holds its mount's tree lock), so a
 // buffer's bytes are guarded by that caller, not by the cache; the cache
-// lock (a leaf) guards only the table, the lists and the counts.
+// lock (a leaf) guards only the table, the lists and the counts. Because
+// of that ownership, releasing a reference and marking a dirty buffer
+// dirty again take no lock: others only read the buffer's state, under
+// the lock, to evict it.
 //
 // Write-back: bdirty() marks a buffer; nothing reaches the device until
 // flush() (fsync, syncfs, umount, halt) or until memory runs short. Memory:
@@ -83,11 +86,22 @@ class Buf : public KObject {
   uint64_t blkno_ = 0;
   uint32_t size_ = 0;
   char* data_ = nullptr;
-  uint32_t refs_ ABSL_GUARDED_BY(mu_) = 0;
+  // References: taken under the cache lock, and given back under it too
+  // except by brelse, which drops one with a release decrement (the
+  // owner's use of the bytes happens before an eviction that reads 0 with
+  // an acquire load, under the lock).
+  std::atomic<uint32_t> refs_{0};
+  // Changed under the cache lock, and only by the device's owner: the
+  // owner may read it without the lock (dirty_for_owner).
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   bool pinned_ ABSL_GUARDED_BY(mu_) = false;
   bool checked_ = false;
-  bool discarded_ ABSL_GUARDED_BY(mu_) = false;  // out of the table; freed by its last brelse
+  // Out of the table, freed by its last brelse. Set under the cache lock
+  // by the owner (discard), read by the owner alone.
+  bool discarded_ = false;
+  bool dirty_for_owner() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return dirty_; }
+  uint32_t refs() const { return refs_.load(std::memory_order_acquire); }
+  void ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
   boost::intrusive::list_member_hook<> lru_hook_;    // every buffer, oldest use first
   boost::intrusive::list_member_hook<> dirty_hook_;  // dirty buffers only
@@ -139,6 +153,12 @@ class BufCache : public KObject {
   // Block blkno if it is cached (referenced, as bread gives it), else an
   // empty reference: the caller decides how to get it.
   BufRef lookup(BlockDevice& dev, uint64_t blkno, uint32_t size);
+  // One more reference to b, which the caller already holds one of (so
+  // that no eviction can take it meanwhile): no lookup, no lock.
+  BufRef share(Buf& b) {
+    b.ref();
+    return BufRef(this, &b);
+  }
   void bdirty(Buf& b);
   void brelse(Buf& b);
   // Keeps a dirty buffer off its home block (pin) or lets it go there
