@@ -459,12 +459,20 @@ class Ext2Mount : public Mount {
   Result<void> check_groups();
   uint64_t desc_block(uint32_t g) const;
   uint64_t group_overhead() const;
+  // Lets go of the descriptor blocks held since their first use.
+  void drop_desc_blocks();
 
   Ref<Vnode> devvp_;
   BlockDevice& dev_;
   BufCache& bc_;
   Geometry geo_{};
   char* sb_raw_ = nullptr;  // the superblock bytes (1024)
+  // The group descriptor blocks, each held from its first use until the
+  // mount goes (as Linux keeps them): a descriptor is read or changed by
+  // every allocation and freeing, and a held block costs no lookup.
+  // desc_held_ entries, one per descriptor block; null until the first.
+  BufRef* desc_held_ = nullptr;
+  uint32_t desc_held_count_ = 0;
   int errors_ = ext2::kErrorsContinue;
   int errors_opt_ = -1;  // an errors= option, or none (-1): the superblock decides
   bool noload_ = false;

@@ -104,6 +104,7 @@ Ext2Mount::~Ext2Mount() {
   delete journal_;
   names_drop_all();
   Kmem::free(sb_raw_);
+  drop_desc_blocks();
   bc_.invalidate(dev_);
   bc_.release();
   mount_unuse(*devvp_);
@@ -200,6 +201,7 @@ Result<void> Ext2Mount::parse_options(const char* data, const char* type) {
 // --- the superblock
 
 Result<void> Ext2Mount::read_super() {
+  drop_desc_blocks();  // the geometry read now decides where they are
   Kmem& km = kernel().kmem();
   if (!sb_raw_) sb_raw_ = static_cast<char*>(km.alloc(kSuperSize));
   if (!sb_raw_) return err(ENOMEM);
@@ -344,8 +346,26 @@ uint64_t Ext2Mount::desc_block(uint32_t g) const {
 
 Result<const char*> Ext2Mount::group_desc(uint32_t g, BufRef& hold) {
   if (g >= geo_.groups) return corrupt("group number out of range", g);
-  hold = TRY(bread(desc_block(g)));
+  uint32_t index = g / geo_.desc_per_block;
+  if (desc_held_ == nullptr) {
+    uint32_t n = (geo_.groups + geo_.desc_per_block - 1) / geo_.desc_per_block;
+    auto* refs = static_cast<BufRef*>(kernel().kmem().alloc(size_t{n} * sizeof(BufRef)));
+    if (refs == nullptr) return err(ENOMEM);
+    for (uint32_t i = 0; i < n; i++) new (&refs[i]) BufRef();
+    desc_held_ = refs;
+    desc_held_count_ = n;
+  }
+  BufRef& held = desc_held_[index];
+  if (!held) held = TRY(bread(desc_block(g)));
+  hold = bc_.share(*held.get());
   return hold.data() + (g % geo_.desc_per_block) * geo_.desc_size;
+}
+
+void Ext2Mount::drop_desc_blocks() {
+  for (uint32_t i = 0; i < desc_held_count_; i++) desc_held_[i].~BufRef();
+  Kmem::free(desc_held_);
+  desc_held_ = nullptr;
+  desc_held_count_ = 0;
 }
 
 Result<void> Ext2Mount::check_groups() {
@@ -458,7 +478,12 @@ Mount::Stat Ext2Mount::statfs() {
 // marked clean again and everything reaches the device.
 void Ext2Mount::teardown() {
   root_.reset();
-  if (journal_ && journal_->started() && !writable()) (void)journal_->stop(false);
+  if (journal_ && journal_->started() && !writable()) {
+    (void)journal_->stop(false);
+    // A descriptor block may have been in the abandoned transaction: read
+    // again, if ever, from the device.
+    drop_desc_blocks();
+  }
   if (writable() && sb_raw_) {
     // Orphans whose freeing failed (out of memory, a read that failed)
     // are freed now, unless one is still in use (a file a process keeps
