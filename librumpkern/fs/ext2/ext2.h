@@ -304,6 +304,10 @@ class Ext2Node : public Vnode, public PageIo {
   // write into its page cache (grow_for_cache), stored with the pages'
   // write-back, by fsync or when the last reference goes.
   bool inode_pending_ = false;
+  // The inode table block, held from the first inode_block() while the
+  // node lives: a node's inode is written many times (each setattr, the
+  // write-back's size, the link count), and a held block costs no lookup.
+  BufRef table_block_;
   RefPtr<Vnode> parent_;  // directories: the directory this one was found in
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
 };

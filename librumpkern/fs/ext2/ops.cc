@@ -61,13 +61,16 @@ Result<void> Ext2Node::write_inode() {
 
 Result<BufRef> Ext2Node::inode_block() {
   Ext2Mount& m = em();
-  const Ext2Mount::Geometry& g = m.geo();
-  uint32_t group = (ino_ - 1) / g.inodes_per_group, index = (ino_ - 1) % g.inodes_per_group;
-  BufRef gh;
-  const char* d = TRY(m.group_desc(group, gh));
-  uint64_t table = gd::get_block(d, gd::kInodeTableLo, gd::kInodeTableHi, g.desc_size >= 64);
-  gh.reset();
-  return m.inode_block_for_write(group, index, table + uint64_t{index} * g.inode_size / g.block_size);
+  if (!table_block_) {
+    const Ext2Mount::Geometry& g = m.geo();
+    uint32_t group = (ino_ - 1) / g.inodes_per_group, index = (ino_ - 1) % g.inodes_per_group;
+    BufRef gh;
+    const char* d = TRY(m.group_desc(group, gh));
+    uint64_t table = gd::get_block(d, gd::kInodeTableLo, gd::kInodeTableHi, g.desc_size >= 64);
+    gh.reset();
+    table_block_ = TRY(m.inode_block_for_write(group, index, table + uint64_t{index} * g.inode_size / g.block_size));
+  }
+  return m.bc_.share(*table_block_.get());
 }
 
 Result<void> Ext2Node::write_inode_to(BufRef& ib) {
