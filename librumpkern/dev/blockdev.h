@@ -67,9 +67,14 @@ class BlockDevice {
 // goes at once on the calling thread instead: for it the hand-over to an
 // I/O thread and the wait for it cost more than the copy it overlaps (an
 // unmount's checkpoint, about 200 runs of 30 KB on average, took 21-23 ms
-// handed over and 7 ms written at once). A write error of gathered bytes is reported by the
-// call that sent them or, for an asynchronous send, by the next call
-// that waits for it.
+// handed over and 7 ms written at once). A write error of gathered bytes
+// is reported by the call that sent them or, for an asynchronous send, by
+// the next call that waits for it.
+//
+// kGatherBytes is 2 MiB: populating an image with 20,000 files, the
+// last closes' write-back took 50-60 ms a pass with it against 75-85 ms
+// with 1 MiB (half as many hand-overs, and files up to 512 KiB
+// gathered); 4 MiB gained nothing more.
 //
 // Every kHintBytes written, the host is told to write the window back to
 // its storage and flush it (a RUMPUSER_BIO_WRITEBACK request, run by the
@@ -101,7 +106,7 @@ class HostBlockDevice : public BlockDevice, public KObject {
 
   static constexpr uint32_t kBlockBytes = 512;
   static constexpr uint64_t kHintBytes = uint64_t{16} << 20;
-  static constexpr size_t kGatherBytes = size_t{1} << 20;
+  static constexpr size_t kGatherBytes = size_t{1} << 21;
   static constexpr size_t kGatherMax = kGatherBytes / 4;
   static constexpr size_t kAsyncMin = kGatherBytes / 8;
 
