@@ -17,6 +17,11 @@
  *   implicit or bound: not the kernel threads it wakes) fails, once.
  *   Sweeping n = 1, 2, ... until nothing fires visits every failure
  *   point of a piece of work.
+ *
+ * And one way to make more of them: rump_kernel_set_cache_pressure makes
+ * the kernel's buffer cache behave as under memory pressure at its worst,
+ * so that a block a file system lets go and takes again half-way through
+ * an operation is read again from the device, a read that can fail.
  */
 #ifndef RUMP_FAULT_H_
 #define RUMP_FAULT_H_
@@ -56,6 +61,13 @@ uint64_t rump_kernel_faults_injected(struct rump_kernel *k);
 int rump_fault_fail_nth(unsigned n);
 /* 1 if the armed failure has been injected, else 0. */
 int rump_fault_fail_nth_fired(void);
+
+/* While on (nonzero), every block of k's buffer cache (NULL: the current
+ * kernel) that its last user lets go unmodified is evicted at once, as
+ * the worst memory pressure could: its next use reads the device again.
+ * Blocks a file system keeps referenced stay. Off at boot. 0, or EINVAL
+ * (no kernel). */
+int rump_kernel_set_cache_pressure(struct rump_kernel *k, int on);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,7 @@ RUMP_COMPONENT(g_bufcache_component);
 const KernelSlot<BufCache> g_bufcache_state{g_bufcache_component};
 
 Result<void> bufcache_init(Kernel& k) {
-  auto* c = new (k.kmem()) BufCache(k.kmem());
+  auto* c = new (k.kmem()) BufCache(k.kmem(), k.cache_pressure());
   if (!c) return err(ENOMEM);
   g_bufcache_state.set(k, c);
   return {};
@@ -36,7 +36,7 @@ void bufcache_fini(Kernel& k) {
 
 BufCache& buf_cache(Kernel& k) { return *g_bufcache_state.get(k); }
 
-BufCache::BufCache(Kmem& km) : km_(km), table_(km) {}
+BufCache::BufCache(Kmem& km, const std::atomic<bool>& pressure) : km_(km), pressure_(pressure), table_(km) {}
 
 BufCache::~BufCache() {
   MutexLocker g(lock_);
@@ -232,7 +232,7 @@ void BufCache::set_pinned(Buf& b, bool pinned) {
 }
 
 void BufCache::brelse(Buf& b) {
-  if (!b.discarded_) {
+  if (!b.discarded_ && !pressure_.load(std::memory_order_relaxed)) {
     // Still in the table: an eviction that sees no reference frees it,
     // so b is not touched after the decrement.
     if (b.refs_.fetch_sub(1, std::memory_order_release) == 0) panic("brelse of an unreferenced buffer");
@@ -240,11 +240,16 @@ void BufCache::brelse(Buf& b) {
   }
   MutexLocker g(lock_);
   b.mu_->assert_held();
-  if (b.refs_.fetch_sub(1, std::memory_order_relaxed) == 1) {
+  uint32_t old = b.refs_.fetch_sub(1, std::memory_order_relaxed);
+  if (old == 0) panic("brelse of an unreferenced buffer");
+  if (old != 1) return;
+  if (b.discarded_) {
     bytes_ -= b.size_;
     count_--;
     Kmem::free(b.data_);
     delete &b;
+  } else if (!b.dirty_ && !b.pinned_) {
+    free_buf_locked(&b);
   }
 }
 

@@ -28,6 +28,11 @@
 // process ends, after the components' fini, and writes its last changes
 // then.
 //
+// Pressure (a fault-injection mode, rump/fault.h): while the kernel's
+// cache_pressure is on, brelse evicts a clean buffer whose last
+// reference it drops, as the worst memory pressure could between any two
+// uses.
+//
 // Pinning: a journaling file system pins a buffer it has put in a
 // transaction that is not yet committed; neither flush() nor eviction
 // writes a pinned buffer to its home block until it is unpinned (the
@@ -139,7 +144,9 @@ class BufRef {
 
 class BufCache : public KObject {
  public:
-  explicit BufCache(Kmem& km);
+  // pressure: while true, a buffer whose last reference goes while it is
+  // clean is evicted at once (rump_kernel_set_cache_pressure).
+  BufCache(Kmem& km, const std::atomic<bool>& pressure);
   ~BufCache();
   BufCache(const BufCache&) = delete;
   BufCache& operator=(const BufCache&) = delete;
@@ -225,6 +232,7 @@ class BufCache : public KObject {
   static Result<void> write_out(Buf& b);
 
   Kmem& km_;
+  const std::atomic<bool>& pressure_;
   std::atomic<uint32_t> holds_{1};  // the component's, and each mount's
   mutable Mutex lock_;  // a leaf: nothing else is taken under it
   Table table_ ABSL_GUARDED_BY(lock_);

@@ -50,4 +50,11 @@ int rump_fault_fail_nth(unsigned n) {
 
 int rump_fault_fail_nth_fired(void) { return rumpuser_fault_nth_fired(); }
 
+int rump_kernel_set_cache_pressure(struct rump_kernel* kk, int on) {
+  Kernel* k = kk ? reinterpret_cast<Kernel*>(kk) : rump::current_kernel();
+  if (!k) return EINVAL;
+  k->set_cache_pressure(on != 0);
+  return 0;
+}
+
 }  // extern "C"

@@ -149,6 +149,10 @@ class Kernel {
   // Fault injection (rump/fault.h, kern/fault.cc): made at boot, freed at
   // halt, read by the hyp_faults upcall from any thread of the kernel.
   rumpuser_faults* faults() const { return faults_.load(std::memory_order_acquire); }
+  // rump_kernel_set_cache_pressure: the buffer cache evicts every block
+  // its last user lets go unmodified (dev/buf.h).
+  const std::atomic<bool>& cache_pressure() const { return cache_pressure_; }
+  void set_cache_pressure(bool on) { cache_pressure_.store(on, std::memory_order_relaxed); }
   // On the "sim" backend: the kernel's world (kern/sim.h); else null.
   SimState* sim() const { return sim_; }
 
@@ -203,6 +207,7 @@ class Kernel {
   SimState* sim_ = nullptr;
   uint64_t boot_time_ns_ = 0;
   std::atomic<rumpuser_faults*> faults_{nullptr};
+  std::atomic<bool> cache_pressure_{false};
   Scheduler sched_;
   Cpu* cpus_ = nullptr;
   size_t cpus_bytes_ = 0;

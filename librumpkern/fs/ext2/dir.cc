@@ -568,15 +568,15 @@ Result<void> Ext2Node::add_entry(std::string_view name, uint32_t ino, VType t) {
   return r;
 }
 
-Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino) {
-  Result<void> r = remove_entry_on_disk(name, ino);
+Result<void> Ext2Node::remove_entry(std::string_view name, uint32_t ino, EntryBlock* at) {
+  Result<void> r = remove_entry_on_disk(name, ino, at);
   if (r.ok()) names_erase(name);
   else drop_names();
   return r;
 }
 
-Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType t) {
-  Result<void> r = retarget_entry_on_disk(name, ino, t);
+Result<void> Ext2Node::retarget_entry(std::string_view name, uint32_t ino, VType t, EntryBlock* at) {
+  Result<void> r = retarget_entry_on_disk(name, ino, t, at);
   if (r.ok() && name != "." && name != "..") names_put(name, ino);
   else if (!r.ok()) drop_names();
   return r;
@@ -654,12 +654,20 @@ Result<void> Ext2Node::add_entry_on_disk(std::string_view name, uint32_t ino, VT
   return write_inode();
 }
 
+Result<BufRef> Ext2Node::dir_block(uint64_t lblk) {
+  Mapping map = TRY(bmap(lblk));
+  if (!map.pblk) return em().corrupt("hole in a directory", ino_);
+  return em().bread(map.pblk);
+}
+
 Result<bool> Ext2Node::remove_in_block(uint64_t lblk, std::string_view name, uint32_t ino) {
+  BufRef bh = TRY(dir_block(lblk));
+  return remove_in(lblk, bh, name, ino);
+}
+
+Result<bool> Ext2Node::remove_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino) {
   Ext2Mount& m = em();
   uint32_t bs = m.geo().block_size;
-  Mapping map = TRY(bmap(lblk));
-  if (!map.pblk) return m.corrupt("hole in a directory", ino_);
-  BufRef bh = TRY(m.bread(map.pblk));
   char* blk = bh.data();
   // Index blocks hold no entries; the index root only "." and "..".
   if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return false;
@@ -687,8 +695,51 @@ Result<bool> Ext2Node::remove_in_block(uint64_t lblk, std::string_view name, uin
   return false;
 }
 
-Result<void> Ext2Node::remove_entry_on_disk(std::string_view name, uint32_t ino) {
+Result<Ext2Node::EntryBlock> Ext2Node::entry_block(std::string_view name) {
+  EntryBlock e;
+  if (flags() & kFlInlineData) return e;
   Ext2Mount& m = em();
+  uint32_t bs = m.geo().block_size;
+  bool indexed = flags() & kFlIndex;
+  auto holds = [&](uint64_t lblk, BufRef& bh) -> Result<bool> {
+    const char* blk = bh.data();
+    if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return false;
+    for (size_t pos = 0; pos < bs;) {
+      TRY(check_dirent(blk, pos, bs, lblk));
+      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) return true;
+      if (indexed && lblk == 0 && pos > 0) break;
+      pos += rec_len(blk, pos);
+    }
+    return false;
+  };
+  if (indexed && name != "." && name != "..") {
+    Result<uint64_t> leaf = dx_find(name, nullptr);
+    if (leaf.ok() && *leaf != kNoLeaf) {
+      BufRef bh = TRY(dir_block(*leaf));
+      if (TRY(holds(*leaf, bh))) {
+        e.lblk = *leaf;
+        e.bh = std::move(bh);
+        return e;
+      }
+    }
+  }
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+    BufRef bh = TRY(dir_block(lblk));
+    if (TRY(holds(lblk, bh))) {
+      e.lblk = lblk;
+      e.bh = std::move(bh);
+      return e;
+    }
+  }
+  return err(ENOENT);
+}
+
+Result<void> Ext2Node::remove_entry_on_disk(std::string_view name, uint32_t ino, EntryBlock* at) {
+  Ext2Mount& m = em();
+  // The block found before any change, unless a change since moved the
+  // entry (a split of that leaf): then the search below.
+  if (at && at->bh && !(flags() & kFlInlineData) && TRY(remove_in(at->lblk, at->bh, name, ino))) return {};
   TRY(uninline());
   if (flags() & kFlIndex) {
     Result<uint64_t> leaf = dx_find(name, nullptr);
@@ -705,11 +756,11 @@ Result<void> Ext2Node::remove_entry_on_disk(std::string_view name, uint32_t ino)
   return err(ENOENT);
 }
 
-Result<void> Ext2Node::retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t) {
+Result<void> Ext2Node::retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t, EntryBlock* at) {
   Ext2Mount& m = em();
+  if (at && at->bh && !(flags() & kFlInlineData) && TRY(retarget_in(at->lblk, at->bh, name, ino, t))) return {};
   TRY(uninline());
   uint32_t bs = m.geo().block_size;
-  bool ft = m.geo().incompat & kIncompatFiletype;
   bool indexed = flags() & kFlIndex;
   // In an indexed directory the leaf the index names is tried first;
   // then every block once (start, then 0 .. start-1, then the rest).
@@ -720,29 +771,37 @@ Result<void> Ext2Node::retarget_entry_on_disk(std::string_view name, uint32_t in
   }
   for (uint64_t i = 0; i * bs < size(); i++) {
     uint64_t lblk = i == 0 ? start : (i <= start ? i - 1 : i);
-    Mapping map = TRY(bmap(lblk));
-    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
-    BufRef bh = TRY(m.bread(map.pblk));
-    char* blk = bh.data();
-    if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) continue;
-    for (size_t pos = 0; pos < bs;) {
-      TRY(check_dirent(blk, pos, bs, lblk));
-      uint32_t rec = rec_len(blk, pos);
-      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
-      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
-        put32(blk, pos, ino);
-        if (ft) blk[pos + 7] = static_cast<char>(vtype_to_ft(t));
-        // "." and ".." of an index root are covered by the index's own
-        // checksum.
-        if (!(indexed && lblk == 0)) set_leaf_csum(blk);
-        else set_dx_csum(blk, kDxRootEntries);
-        return m.dirty_meta(bh);
-      }
-      if (indexed && lblk == 0 && pos > 0) break;
-      pos += rec;
-    }
+    BufRef bh = TRY(dir_block(lblk));
+    if (TRY(retarget_in(lblk, bh, name, ino, t))) return {};
   }
   return err(ENOENT);
+}
+
+Result<bool> Ext2Node::retarget_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino, VType t) {
+  Ext2Mount& m = em();
+  uint32_t bs = m.geo().block_size;
+  bool ft = m.geo().incompat & kIncompatFiletype;
+  bool indexed = flags() & kFlIndex;
+  char* blk = bh.data();
+  if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return false;
+  for (size_t pos = 0; pos < bs;) {
+    TRY(check_dirent(blk, pos, bs, lblk));
+    uint32_t rec = rec_len(blk, pos);
+    uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+    if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
+      put32(blk, pos, ino);
+      if (ft) blk[pos + 7] = static_cast<char>(vtype_to_ft(t));
+      // "." and ".." of an index root are covered by the index's own
+      // checksum.
+      if (!(indexed && lblk == 0)) set_leaf_csum(blk);
+      else set_dx_csum(blk, kDxRootEntries);
+      TRY(m.dirty_meta(bh));
+      return true;
+    }
+    if (indexed && lblk == 0 && pos > 0) break;
+    pos += rec;
+  }
+  return false;
 }
 
 }  // namespace rump

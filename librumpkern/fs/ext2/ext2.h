@@ -176,10 +176,25 @@ class Ext2Node : public Vnode, public PageIo {
   // elsewhere.
   void names_put(std::string_view name, uint32_t ino) const;
   void names_erase(std::string_view name) const;
+  // The block that holds the entry name, found and held before an
+  // operation changes anything (rename), so that removing or retargeting
+  // the entry later needs no read that could fail half-way. Empty (lblk
+  // kNoLeaf) for an inline directory; ENOENT if name is absent.
+  struct EntryBlock {
+    uint64_t lblk = kNoLeaf;
+    BufRef bh;
+  };
+  Result<EntryBlock> entry_block(std::string_view name);
   // The on-disk parts of add_entry, remove_entry and retarget_entry.
   Result<void> add_entry_on_disk(std::string_view name, uint32_t ino, VType t);
-  Result<void> remove_entry_on_disk(std::string_view name, uint32_t ino);
-  Result<void> retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t);
+  Result<void> remove_entry_on_disk(std::string_view name, uint32_t ino, EntryBlock* at);
+  Result<void> retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t, EntryBlock* at);
+  // Directory block lblk, read.
+  Result<BufRef> dir_block(uint64_t lblk);
+  // The entry name in the held block lblk removed, or pointed at ino
+  // (type t): false if the block lacks it.
+  Result<bool> remove_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino);
+  Result<bool> retarget_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino, VType t);
 
   void set_size(uint64_t size);
   void add_blocks(int64_t fs_blocks);  // i_blocks bookkeeping
@@ -234,8 +249,9 @@ class Ext2Node : public Vnode, public PageIo {
   Result<uint64_t> mark_written(uint64_t lblk);
   // Directory changes (dir.cc).
   Result<void> add_entry(std::string_view name, uint32_t ino, VType t);
-  Result<void> remove_entry(std::string_view name, uint32_t ino);
-  Result<void> retarget_entry(std::string_view name, uint32_t ino, VType t);
+  // at: the entry's block as entry_block found it, if known.
+  Result<void> remove_entry(std::string_view name, uint32_t ino, EntryBlock* at = nullptr);
+  Result<void> retarget_entry(std::string_view name, uint32_t ino, VType t, EntryBlock* at = nullptr);
   Result<void> deindex();
   Result<void> init_dir_block(char* blk, uint32_t parent);
   void put_rec_len(char* blk, size_t pos, uint32_t len) const;
@@ -304,9 +320,11 @@ class Ext2Node : public Vnode, public PageIo {
   // write into its page cache (grow_for_cache), stored with the pages'
   // write-back, by fsync or when the last reference goes.
   bool inode_pending_ = false;
-  // The inode table block, held from the first inode_block() while the
-  // node lives: a node's inode is written many times (each setattr, the
-  // write-back's size, the link count), and a held block costs no lookup.
+  // The inode table block, held while the node lives (from iget's read,
+  // or a new inode's first write): a node's inode is written many times
+  // (each setattr, the write-back's size, the link count), and a held
+  // block costs no lookup and cannot fail to be had, however hard memory
+  // is pressed, after an operation has changed other blocks.
   BufRef table_block_;
   RefPtr<Vnode> parent_;  // directories: the directory this one was found in
   boost::intrusive::unordered_set_member_hook<> hash_hook_;

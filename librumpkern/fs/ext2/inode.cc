@@ -106,7 +106,6 @@ Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent, bool for_hand
   char* raw = static_cast<char*>(kernel().kmem().alloc(geo_.inode_size));
   if (!raw) return err(ENOMEM);
   std::memcpy(raw, ib.data() + byte % geo_.block_size, geo_.inode_size);
-  ib.reset();
   auto fail = [&](const char* what) -> Error {
     Kmem::free(raw);
     if (for_handle) return err(ESTALE);
@@ -139,6 +138,7 @@ Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent, bool for_hand
     return err(ENOMEM);
   }
   Ref<Vnode> ref(kAdopt, static_cast<Vnode*>(n));
+  n->table_block_ = std::move(ib);
   if (parent && t == VType::kDir) n->parent_ = RefPtr<Vnode>(parent);
   nodes_.insert(*n);
   return ref;

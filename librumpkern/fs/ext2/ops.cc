@@ -335,6 +335,12 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
   };
   TRY(hold_dotdot(node, dotdot[0]));
   if (exchange) TRY(hold_dotdot(static_cast<Ext2Node&>(*target), dotdot[1]));
+  // So are the blocks of the entries changed after the first change: the
+  // source name's (removed, or retargeted by an exchange) and, for an
+  // exchange, the target name's.
+  EntryBlock from_at = TRY(entry_block(from_name));
+  EntryBlock to_at;
+  if (exchange) to_at = TRY(to_dir.entry_block(to_name));
   auto move_dotdot = [&](Ext2Node& d, Ext2Node& from, Ext2Node& to) -> Result<void> {
     if (!d.is_dir() || &from == &to) return {};
     TRY(d.retarget_entry("..", to.ino_, VType::kDir));
@@ -345,8 +351,8 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
   };
   if (exchange) {
     auto& other = static_cast<Ext2Node&>(*target);
-    TRY(retarget_entry(from_name, other.ino_, other.type()));
-    TRY(to_dir.retarget_entry(to_name, node.ino_, node.type()));
+    TRY(retarget_entry(from_name, other.ino_, other.type(), &from_at));
+    TRY(to_dir.retarget_entry(to_name, node.ino_, node.type(), &to_at));
     TRY(move_dotdot(node, *this, to_dir));
     TRY(move_dotdot(other, to_dir, *this));
     node.touch(4);
@@ -371,7 +377,7 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
     } else {
       TRY(to_dir.add_entry(to_name, node.ino_, node.type()));
     }
-    TRY(remove_entry(from_name, node.ino_));
+    TRY(remove_entry(from_name, node.ino_, &from_at));
     TRY(move_dotdot(node, *this, to_dir));
     node.touch(4);
   }

@@ -2,9 +2,12 @@
 // hypercall of the calling thread fails (rump_fault_fail_nth: out of
 // memory, a block read or write that fails), on a fresh kernel and a
 // fresh copy of one image, until an operation runs with none left to
-// fail. Each failure must be a clean error (ENOMEM or EIO), the change
-// all or nothing where the call promises it, the kernel's halt free of
-// leaks, and the image e2fsck-clean after the unmount.
+// fail; then again with every block the file system lets go evicted at
+// once (the worst memory pressure), so that blocks taken again half-way
+// through an operation are read again and those reads fail too. Each
+// failure must be a clean error (ENOMEM or EIO), the change all or
+// nothing where the call promises it, the kernel's halt free of leaks,
+// and the image e2fsck-clean after the unmount.
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -49,51 +52,59 @@ int write_synced(const std::string& path, int flags, const std::string& d, off_t
 // What a sweep saw.
 struct Swept {
   unsigned points = 0;  // hypercalls the operation made that could fail
+  unsigned pressed = 0;  // the same, under cache pressure
   unsigned failed = 0;  // of them, failures the operation reported
 };
 
 // Runs op on a copy of img mounted in a fresh kernel, with the n-th
 // injectable hypercall of this thread failing, for n = 1, 2, ... until
-// none fails. op returns 0 or the errno of its failed call and closes
-// what it opened; check(done) then looks at the tree in the same kernel.
-// after, if given, then looks at the image mounted again.
+// none fails; then all of it again with the buffer cache under pressure
+// at its worst (rump_kernel_set_cache_pressure): every block let go is
+// evicted, so that a block the operation takes again half-way is read
+// again, a read that can fail. op returns 0 or the errno of its failed
+// call and closes what it opened; check(done) then looks at the tree in
+// the same kernel. after, if given, then looks at the image mounted
+// again.
 Swept sweep(const std::string& img, const std::string& copy, const std::function<int()>& op,
             const std::function<void(bool done)>& check, const std::function<void(bool done)>& after = {}) {
   Swept s;
-  for (unsigned n = 1; n < 2000; n++) {
-    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy)) == 0);
-    bool fired = false, done = false;
-    {
-      Mounted m(copy, "ext4", 0);
-      REQUIRE(m.mount_result == 0);
-      rump_fault_fail_nth(n);
-      int e = op();
-      done = e == 0;
-      fired = rump_fault_fail_nth_fired() != 0;
-      rump_fault_fail_nth(0);
-      INFO("n = " << n << ": fired " << fired << ", errno " << e);
-      if (e != 0) {
-        s.failed++;
-        CHECK(fired);
-        CHECK((e == ENOMEM || e == EIO));
+  for (bool pressure : {false, true}) {
+    for (unsigned n = 1;; n++) {
+      if (n == 2000) FAIL("no end to the failure points");
+      REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy)) == 0);
+      bool fired = false, done = false;
+      INFO("pressure " << pressure << ", n = " << n);
+      {
+        Mounted m(copy, "ext4", 0);
+        REQUIRE(m.mount_result == 0);
+        REQUIRE(rump_kernel_set_cache_pressure(nullptr, pressure) == 0);
+        rump_fault_fail_nth(n);
+        int e = op();
+        done = e == 0;
+        fired = rump_fault_fail_nth_fired() != 0;
+        rump_fault_fail_nth(0);
+        INFO("fired " << fired << ", errno " << e);
+        if (e != 0) {
+          s.failed++;
+          CHECK(fired);
+          CHECK((e == ENOMEM || e == EIO));
+        }
+        check(e == 0);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }  // the halt checks for leaks
+      CHECK(fsck_problems(copy) == "");
+      if (after) {
+        Mounted m(copy, "ext4", MS_RDONLY);
+        REQUIRE(m.mount_result == 0);
+        after(done);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
       }
-      check(e == 0);
-      REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
-    }  // the halt checks for leaks
-    INFO("n = " << n);
-    CHECK(fsck_problems(copy) == "");
-    if (after) {
-      Mounted m(copy, "ext4", MS_RDONLY);
-      REQUIRE(m.mount_result == 0);
-      after(done);
-      REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
-    }
-    if (!fired) {
-      s.points = n - 1;
-      return s;
+      if (!fired) {
+        (pressure ? s.pressed : s.points) = n - 1;
+        break;
+      }
     }
   }
-  FAIL("no end to the failure points");
   return s;
 }
 
@@ -228,6 +239,8 @@ TEST_CASE("rename over an existing ext4 file is all or nothing at each failure p
         CHECK((done ? after : before));
       });
   CHECK(s.failed > 0);
+  // Under pressure the blocks the lookups read are read again.
+  CHECK(s.pressed > s.points);
 }
 
 TEST_CASE("unlink and truncate on ext4 fail cleanly at each failure point", "[ext2][fault]") {
