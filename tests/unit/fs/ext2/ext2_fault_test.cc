@@ -321,6 +321,69 @@ TEST_CASE("a name that turns a full directory block into an htree fails cleanly 
   CHECK(s.failed > 0);
 }
 
+TEST_CASE("a rename inside a directory that the new name turns into an htree is all or nothing at each failure point",
+          "[ext2][fault]") {
+  // The new name's entry makes the full block an index: the old name's
+  // entry moves to a leaf after the rename found and held its block, and
+  // is removed from where it went.
+  Image im;
+  std::string from = "/mnt/d3/" + long_name(0), to = "/mnt/d3/" + long_name(kFullBlockNames);
+  Swept s = sweep(
+      im.img, im.copy, [&] { return check_call(rump_sys_rename(from.c_str(), to.c_str())); },
+      [&](bool done) {
+        CHECK(exists(from.c_str()) != exists(to.c_str()));
+        if (done) CHECK(exists(to.c_str()));
+        for (int i = 1; i < kFullBlockNames; i++) CHECK(exists(("/mnt/d3/" + long_name(i)).c_str()));
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("an exchange of a file and a directory in two directories is all or nothing at each failure point",
+          "[ext2][fault]") {
+  Image im;
+  Swept s = sweep(
+      im.img, im.copy,
+      [] { return check_call(rump_sys_renameat2(AT_FDCWD, "/mnt/d1/sub", AT_FDCWD, "/mnt/d2/b", RENAME_EXCHANGE)); },
+      [&](bool done) {
+        // Either both names as they were, or both swapped, with ".." and
+        // the parents' link counts to match.
+        bool swapped = read_or_absent("/mnt/d1/sub") == im.b;
+        if (done) CHECK(swapped);
+        const char* dir = swapped ? "/mnt/d2/b" : "/mnt/d1/sub";
+        const char* file = swapped ? "/mnt/d1/sub" : "/mnt/d2/b";
+        CHECK((read_or_absent(file) == im.b));
+        CHECK((read_or_absent((std::string(dir) + "/x").c_str()) == im.b));
+        struct stat d1, d2, up;
+        REQUIRE(rump_sys_stat("/mnt/d1", &d1) == 0);
+        REQUIRE(rump_sys_stat("/mnt/d2", &d2) == 0);
+        CHECK(d1.st_nlink == (swapped ? 2u : 3u));
+        CHECK(d2.st_nlink == (swapped ? 3u : 2u));
+        REQUIRE(rump_sys_stat((std::string(dir) + "/..").c_str(), &up) == 0);
+        CHECK(up.st_ino == (swapped ? d2.st_ino : d1.st_ino));
+      });
+  CHECK(s.failed > 0);
+}
+
+TEST_CASE("rmdir fails cleanly at each failure point", "[ext2][fault]") {
+  Image im;
+  Swept s = sweep(
+      im.img, im.copy,
+      [] {
+        int e = check_call(rump_sys_unlink("/mnt/d1/sub/x"));
+        if (e == 0) e = check_call(rump_sys_unlink("/mnt/d1/sub/y"));
+        if (e == 0) e = check_call(rump_sys_rmdir("/mnt/d1/sub"));
+        return e;
+      },
+      [&](bool done) {
+        if (done) CHECK(!exists("/mnt/d1/sub"));
+        struct stat d1;
+        REQUIRE(rump_sys_stat("/mnt/d1", &d1) == 0);
+        CHECK(d1.st_nlink == (exists("/mnt/d1/sub") ? 3u : 2u));
+        CHECK((read_or_absent("/mnt/d1/a") == im.a));
+      });
+  CHECK(s.failed > 0);
+}
+
 // Five runs with holes between: write-back grows the extent root into a
 // leaf. A write(2) that returned has its bytes in the cache: write-back
 // that fails for want of memory keeps them dirty, and the unmount writes
