@@ -519,6 +519,9 @@ Result<size_t> vnode_path(Ref<Vnode> root, Ref<Vnode> cur, char* out) {
       }
       p->lock().assert_held();  // cur's parent: the same tree
       name = p->name_of(*cur);
+      // No name for it there (its directory could not be read): no path
+      // rather than one with an empty component.
+      if (name.empty()) return err(ENOENT);
       if (name.size() + 1 > start) return err(ENAMETOOLONG);
       start -= name.size();
       std::memcpy(out + start, name.data(), name.size());
