@@ -60,6 +60,10 @@ void boot_config_from_env(BootConfig& c) {
     c.verbose = 0;
     if (rumpuser_getparam("RUMP_VERBOSE", buf, sizeof buf) == 0) c.verbose = atoi(buf) != 0 || buf[0] == '\0';
   }
+  if (c.cache_pressure < 0) {
+    c.cache_pressure = 0;
+    if (rumpuser_getparam("RUMP_CACHE_PRESSURE", buf, sizeof buf) == 0) c.cache_pressure = atoi(buf) != 0;
+  }
 }
 
 Kernel::Kernel(size_t memlimit, uint64_t serial) : kmem_(memlimit), procs_(kmem_), serial_(serial) {}
@@ -117,6 +121,7 @@ Result<Kernel*> Kernel::boot(const BootConfig& in) {
   Kernel* k = new (mem) Kernel(cfg.memlimit, g_serial.fetch_add(1) + 1);
   k->cfg_ = cfg;
   k->backend_ = be;
+  k->set_cache_pressure(cfg.cache_pressure > 0);
   if (world) {
     k->sim_ = new (k->kmem_) SimState(world);
     if (!k->sim_) {

@@ -46,6 +46,7 @@ struct BootConfig {
   size_t memlimit = 0;      // bytes; 0: RUMP_MEMLIMIT, else unlimited
   char hostname[65] = {};   // empty: RUMP_HOSTNAME, else "rump-<serial>"
   int verbose = -1;         // -1: RUMP_VERBOSE
+  int cache_pressure = -1;  // -1: RUMP_CACHE_PRESSURE (rump_kernel_set_cache_pressure at boot)
   pid_t pid_max = PidAllocator::kDefaultPidMax;
   int maxproc = 4096;
   char backend[32] = {};    // empty: RUMP_BACKEND, else "pthread"
