@@ -43,6 +43,10 @@ class BlockDevice {
   virtual Result<void> write_blocksv(uint64_t blkno, const Segment* iov, size_t n);
   // Everything written so far is on stable storage.
   virtual Result<void> sync() = 0;
+  // Everything written so far has reached the device, not necessarily
+  // its stable storage: the error of a write the device held back (a
+  // gathered one) comes here at the latest.
+  virtual Result<void> drain() { return {}; }
 
  private:
   Result<void> per_segment(bool write, uint64_t blkno, const Segment* iov, size_t n);
@@ -97,12 +101,13 @@ class HostBlockDevice : public BlockDevice, public KObject {
   Result<void> write_blocksv(uint64_t blkno, const Segment* iov, size_t n) override;
   Result<void> sync() override;
   // Sends the gathered writes to the host file now, without a sync (for
-  // I/O on the same file past the device: the etfs node's own read and
-  // write).
+  // I/O on the same file past the device, the etfs node's own read and
+  // write, and for drain()).
   Result<void> send_gathered_writes() {
     MutexLocker g(gather_m_);
     return send_gathered();
   }
+  Result<void> drain() override { return send_gathered_writes(); }
 
   static constexpr uint32_t kBlockBytes = 512;
   static constexpr uint64_t kHintBytes = uint64_t{16} << 20;

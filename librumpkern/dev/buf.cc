@@ -122,7 +122,9 @@ Result<bool> BufCache::clean_one(BlockDevice& dev) {
     }
   }
   if (!victim) return false;
+  // Its bytes must have arrived before the only copy goes.
   Result<void> r = write_out(*victim);
+  if (r.ok()) r = victim->dev_->drain();
   MutexLocker g(lock_);
   victim->mu_->assert_held();
   victim->refs_.fetch_sub(1, std::memory_order_relaxed);
@@ -305,37 +307,42 @@ Result<void> BufCache::flush(BlockDevice& dev) {
     // Buffers of adjacent blocks go out in one vectored request.
     constexpr size_t kMaxRun = 256;
     BlockDevice::Segment seg[kMaxRun];
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n && failed.ok();) {
       size_t run = 1;
       while (i + run < n && run < kMaxRun && batch[i + run]->size_ == batch[i]->size_ &&
              batch[i + run]->blkno_ == batch[i]->blkno_ + run)
         run++;
       Result<void> r;
-      if (!failed.ok()) {
-        r = err(EIO);
-      } else if (run == 1) {
+      if (run == 1) {
         r = write_out(*batch[i]);
       } else {
         for (size_t j = 0; j < run; j++) seg[j] = BlockDevice::Segment{batch[i + j]->data_, batch[i + j]->size_};
         uint32_t per = batch[i]->size_ / dev.block_size();
         r = dev.write_blocksv(batch[i]->blkno_ * per, seg, run);
       }
-      MutexLocker g(lock_);
-      for (size_t j = 0; j < run; j++) {
-        Buf* b = batch[i + j];
-        b->mu_->assert_held();
-        b->refs_.fetch_sub(1, std::memory_order_relaxed);
-        if (!r.ok() && !b->dirty_) {
-          b->dirty_ = true;
-          dirty_.push_back(*b);
-        }
-      }
       if (!r.ok()) failed = err(EIO);
       i += run;
     }
+    // A device may gather writes and send them later (dev/blockdev.h), so
+    // a write that returned is not yet one that arrived: until the sync
+    // says so, any buffer of the batch may be lost, and every one goes
+    // back to dirty when something failed (else a journal would empty its
+    // log of blocks whose home copies never arrived).
+    if (failed.ok()) failed = dev.sync();
+    MutexLocker g(lock_);
+    for (size_t i = 0; i < n; i++) {
+      Buf* b = batch[i];
+      b->mu_->assert_held();
+      b->refs_.fetch_sub(1, std::memory_order_relaxed);
+      if (!failed.ok() && !b->dirty_) {
+        b->dirty_ = true;
+        dirty_.push_back(*b);
+      }
+    }
     Kmem::free(batch);
-    TRY(failed);
+    return failed;
   }
+  bool wrote = false;
   for (;;) {
     Buf* next = nullptr;
     {
@@ -350,7 +357,11 @@ Result<void> BufCache::flush(BlockDevice& dev) {
       next->dirty_ = false;
       dirty_.erase(dirty_.iterator_to(*next));
     }
+    // Without memory for a list (or with one buffer): each write synced,
+    // so that a buffer is clean only once its bytes arrived.
     Result<void> r = write_out(*next);
+    if (r.ok()) r = dev.sync();
+    wrote = true;
     MutexLocker g(lock_);
     next->mu_->assert_held();
     next->refs_.fetch_sub(1, std::memory_order_relaxed);
@@ -362,6 +373,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
       return err(EIO);
     }
   }
+  if (wrote) return {};
   return dev.sync();
 }
 

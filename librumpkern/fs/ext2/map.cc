@@ -250,10 +250,19 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
     uint32_t p = get32(slot_base, slot);
     if (p == 0) {
       uint64_t nb = TRY(m.alloc_block(pblk));
+      // Until it is linked below, a failure frees it again (else a block
+      // marked in use that nothing maps).
+      Result<BufRef> z = m.bc_.getblk(m.dev_, nb, m.geo().block_size);
+      Result<void> d = z.ok() ? Result<void>() : Result<void>(err(z.error()));
+      if (d.ok()) {
+        std::memset(z->data(), 0, m.geo().block_size);
+        d = m.dirty_meta(*z);
+      }
+      if (!d.ok()) {
+        (void)m.free_block(nb);
+        return d;
+      }
       add_blocks(1);
-      BufRef z = TRY(m.bc_.getblk(m.dev_, nb, m.geo().block_size));
-      std::memset(z.data(), 0, m.geo().block_size);
-      TRY(m.dirty_meta(z));
       put32(slot_base, slot, static_cast<uint32_t>(nb));
       if (holder) TRY(m.dirty_meta(holder));
       p = static_cast<uint32_t>(nb);

@@ -298,14 +298,17 @@ Result<void> Ext2Node::rmdir(std::string_view name, Vnode& vp) {
   if (t.has_entries()) return err(ENOTEMPTY);
   TRY(m.begin_op());
   TRY(remove_entry(name, t.ino_));
+  // The name is gone: this directory loses the ".." link with it, before
+  // anything that can fail (a failed orphan_add leaves t to be freed when
+  // its last reference goes, as its copy says no link).
+  if (links() > 2) set_links(static_cast<uint16_t>(links() - 1));
+  touch(2 | 4);
   t.set_links(0);
   t.parent_.reset();
   m.lock_.assert_held();
-  TRY(m.orphan_add(t));
+  Result<void> o = m.orphan_add(t);
   (void)t.write_inode();
-  if (links() > 2) set_links(static_cast<uint16_t>(links() - 1));
-  touch(2 | 4);
-  return {};
+  return o;
 }
 
 Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_dir_v, std::string_view to_name,
