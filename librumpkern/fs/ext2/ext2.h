@@ -394,6 +394,16 @@ class Ext2Mount : public Mount {
   void forget(Ext2Node& n);
   // Logs a corruption and acts on the errors= behaviour; returns EUCLEAN.
   Error corrupt(const char* what, uint64_t where);
+  // A failure that left a change half made, which could not be undone
+  // either (a second failure on the way back): as Linux aborts its
+  // journal, the mount turns read-only whatever errors= says, so that the
+  // running transaction never commits and the image keeps its last
+  // committed state (the next mount replays the journal).
+  void abort_changes(const char* what, uint64_t where, int error);
+  // orphan_add for an inode whose last name just went: if that fails, the
+  // changes are aborted (abort_changes), since an inode with no name off
+  // the list would stay allocated for good should its freeing fail.
+  Result<void> orphan_add_unlinked(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   uint32_t inode_csum_seed(uint32_t ino, uint32_t gen) const;
 
   Result<void> load(const char* data, const char* type);

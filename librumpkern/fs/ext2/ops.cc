@@ -178,9 +178,12 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
   node->set_time(ino::kMtime, ino::kMtimeExtra, now);
   node->set_time(ino::kCtime, ino::kCtimeExtra, now);
   node->set_time(ino::kCrtime, ino::kCrtimeExtra, now);
-  // From here on a failure unlinks the node: its release frees it.
+  // From here on a failure unlinks the node: its release frees it, or
+  // the orphan list if that fails too.
   auto undo = [&](int e) -> Result<Ref<Vnode>> {
     node->set_links(0);
+    m.lock_.assert_held();
+    (void)m.orphan_add_unlinked(*node);
     return err(e);
   };
   // With inline_data a new directory starts in its inode, as Linux's
@@ -246,7 +249,11 @@ Result<Ref<Vnode>> Ext2Node::create(std::string_view name, const NewNode& n) {
   auto& c = static_cast<Ext2Node&>(*child);
   Result<void> r = add_entry(name, c.ino_, n.type);
   if (!r.ok()) {
+    // Freed when the node goes, or at unmount or the next mount from the
+    // orphan list.
     c.set_links(0);
+    m.lock_.assert_held();
+    (void)m.orphan_add_unlinked(c);
     return err(r.error());
   }
   if (n.type == VType::kDir) set_links(static_cast<uint16_t>(links() + 1));
@@ -283,7 +290,7 @@ Result<void> Ext2Node::remove(std::string_view name, Vnode& vp) {
   if (t.links() > 0) t.set_links(static_cast<uint16_t>(t.links() - 1));
   if (t.links() == 0) {
         m.lock_.assert_held();
-        TRY(m.orphan_add(t));
+        TRY(m.orphan_add_unlinked(t));
       }
   t.touch(4);
   touch(2 | 4);
@@ -306,7 +313,7 @@ Result<void> Ext2Node::rmdir(std::string_view name, Vnode& vp) {
   t.set_links(0);
   t.parent_.reset();
   m.lock_.assert_held();
-  Result<void> o = m.orphan_add(t);
+  Result<void> o = m.orphan_add_unlinked(t);
   (void)t.write_inode();
   return o;
 }
@@ -374,7 +381,7 @@ Result<void> Ext2Node::rename(std::string_view from_name, Vnode& vp, Vnode& to_d
       }
       if (t.links() == 0) {
         m.lock_.assert_held();
-        TRY(m.orphan_add(t));
+        TRY(m.orphan_add_unlinked(t));
       }
       t.touch(4);
     } else {
@@ -575,6 +582,12 @@ using namespace ext2;
 // in use (an open file, an operation in progress), chained from the
 // superblock's s_last_orphan through their i_dtime, so that a crash
 // before their release leaves them to be freed at the next mount.
+
+Result<void> Ext2Mount::orphan_add_unlinked(Ext2Node& n) {
+  Result<void> r = orphan_add(n);
+  if (!r.ok()) abort_changes("an unlinked inode could not be put on the orphan list", n.ino_, r.error());
+  return r;
+}
 
 Result<void> Ext2Mount::orphan_add(Ext2Node& n) {
   if (get32(n.raw_, ino::kDtime) != 0 && on_orphan_list(n.ino_)) return {};

@@ -110,6 +110,15 @@ Ext2Mount::~Ext2Mount() {
   mount_unuse(*devvp_);
 }
 
+void Ext2Mount::abort_changes(const char* what, uint64_t where, int error) {
+  kernel().printf("EXT4-fs error (device %s): %s (%llu): error %d: aborting the journal\n", fstype().name, what,
+                  static_cast<unsigned long long>(where), error);
+  if (!(flags_.load() & MS_RDONLY)) {
+    kernel().printf("EXT4-fs (%s): remounting filesystem read-only\n", fstype().name);
+    flags_.fetch_or(MS_RDONLY);
+  }
+}
+
 Error Ext2Mount::corrupt(const char* what, uint64_t where) {
   kernel().printf("EXT4-fs error (device %s): %s (%llu)\n", fstype().name, what,
                   static_cast<unsigned long long>(where));

@@ -590,7 +590,7 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
           Mounted m(img, c.type, 0);
           REQUIRE(m.mount_result == 0);
           REQUIRE(rump_kernel_set_cache_pressure(nullptr, 1) == 0);
-          rump_fault_config fc{seed, 0.01, RUMP_FAULT_MEMORY | RUMP_FAULT_IO};
+          rump_fault_config fc{seed, 0.03, RUMP_FAULT_MEMORY | RUMP_FAULT_IO};
           REQUIRE(rump_kernel_set_faults(nullptr, &fc) == 0);
           std::vector<std::string> names{"/mnt/f0", "/mnt/d0", "/mnt/d0/f1", "/mnt/d0/d1", "/mnt/d0/d1/f2"};
           for (int i = 0; i < 200; i++) {
@@ -636,6 +636,7 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
         }
         {
           Mounted m(img, c.type, 0);
+          INFO("mount errno " << m.mount_errno);
           REQUIRE(m.mount_result == 0);
           REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
         }
