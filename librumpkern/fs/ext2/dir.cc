@@ -645,7 +645,14 @@ Result<void> Ext2Node::add_entry_on_disk(std::string_view name, uint32_t ino, VT
   // A new block at the end.
   bool fresh = false;
   uint64_t pb = TRY(map_for_write(nblocks, fresh));
-  BufRef bh = TRY(m.bc_.getblk(m.dev_, pb, bs));
+  Result<BufRef> got = m.bc_.getblk(m.dev_, pb, bs);
+  if (!got.ok()) {
+    // The block just mapped past the end goes again.
+    if (Result<void> u = free_range(nblocks, nblocks + 1); !u.ok())
+      m.abort_changes("a directory block mapped past its end", ino_, u.error());
+    return err(got.error());
+  }
+  BufRef bh = std::move(*got);
   std::memset(bh.data(), 0, bs);
   put_entry(bh.data(), 0, usable_end());
   set_leaf_csum(bh.data());

@@ -404,6 +404,11 @@ class Ext2Mount : public Mount {
   // changes are aborted (abort_changes), since an inode with no name off
   // the list would stay allocated for good should its freeing fail.
   Result<void> orphan_add_unlinked(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Gives back blocks (or an inode) a failed operation allocated and had
+  // not linked; if that fails too, the changes are aborted (they would
+  // stay marked in use with nothing using them).
+  void undo_blocks(uint64_t b, uint64_t count);
+  void undo_inode(uint32_t ino, bool dir);
   uint32_t inode_csum_seed(uint32_t ino, uint32_t gen) const;
 
   Result<void> load(const char* data, const char* type);
@@ -540,6 +545,15 @@ class Ext2Mount : public Mount {
   bool writable_ = false;  // the driver writes this image (features allow)
   uint32_t generation_ = 1;
   bool torn_down_ = false;
+  // Orphans whose freeing failed when their last reference went: kept in
+  // memory (a copy of the node, referenced here), since the orphan list is
+  // walked through the nodes of its inodes; let go at unmount, which
+  // frees them (or the next mount does).
+  void park_orphan(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void drop_parked();
+  Vnode** parked_ = nullptr;
+  uint32_t parked_n_ = 0, parked_cap_ = 0;
+  bool dropping_parked_ = false;
   // Group descriptor and bitmap bookkeeping (alloc.cc).
   void set_gd_csum(uint32_t g, char* d);
   void set_bitmap_csum(char* d, const char* bitmap, bool inode);

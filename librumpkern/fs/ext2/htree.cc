@@ -319,7 +319,14 @@ Result<BufRef> Ext2Node::append_dir_block(uint64_t& lblk) {
   lblk = size() / bs;
   bool fresh = false;
   uint64_t pb = TRY(map_for_write(lblk, fresh));
-  BufRef bh = TRY(m.bc_.getblk(m.dev_, pb, bs));
+  Result<BufRef> got = m.bc_.getblk(m.dev_, pb, bs);
+  if (!got.ok()) {
+    // The block just mapped past the end goes again.
+    if (Result<void> u = free_range(lblk, lblk + 1); !u.ok())
+      m.abort_changes("a directory block mapped past its end", ino_, u.error());
+    return err(got.error());
+  }
+  BufRef bh = std::move(*got);
   std::memset(bh.data(), 0, bs);
   set_size((lblk + 1) * bs);
   TRY(write_inode());

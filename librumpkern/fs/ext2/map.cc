@@ -174,7 +174,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
       nb = TRY(m.alloc_block(goal));
       Result<BufRef> got = m.bc_.getblk(m.dev_, nb, bs);
       if (!got.ok()) {
-        (void)m.free_block(nb);
+        m.undo_blocks(nb, 1);
         return err(got.error());
       }
       b = std::move(*got);
@@ -259,7 +259,7 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
         d = m.dirty_meta(*z);
       }
       if (!d.ok()) {
-        (void)m.free_block(nb);
+        m.undo_blocks(nb, 1);
         return d;
       }
       add_blocks(1);
@@ -362,7 +362,7 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
         s.n--;
         // Never written: the buffer goes unwritten.
         if (s.buf[s.n]) m.bc_.discard(std::move(s.buf[s.n]));
-        (void)m.free_block(s.blk[s.n]);
+        m.undo_blocks(s.blk[s.n], 1);
       }
     }
   } spares_back{m, spares};
@@ -476,7 +476,7 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
       // The tree could not take the tail (a corrupt tree; room was taken
       // beforehand): its blocks go too, so that nothing is left allocated
       // without a mapping.
-      (void)m.free_run(tail.pblk, tail.len);
+      m.undo_blocks(tail.pblk, tail.len);
       add_blocks(-static_cast<int64_t>(tail.len));
       return err(r.error());
     }
@@ -585,7 +585,7 @@ Result<uint64_t> Ext2Node::map_run_for_write(uint64_t lblk, uint64_t want, uint6
   add_blocks(got);
   Result<void> r = insert_extent(lblk, pb, got, false);
   if (!r.ok()) {
-    (void)m.free_run(pb, got);
+    m.undo_blocks(pb, got);
     add_blocks(-static_cast<int64_t>(got));
     return err(r.error());
   }
@@ -619,7 +619,7 @@ Result<uint64_t> Ext2Node::map_for_write(uint64_t lblk, bool& fresh) {
   add_blocks(1);
   Result<void> r = (flags() & kFlExtents) ? insert_extent(lblk, pb, 1, false) : insert_indirect(lblk, pb);
   if (!r.ok()) {
-    (void)m.free_block(pb);
+    m.undo_blocks(pb, 1);
     add_blocks(-1);
     return err(r.error());
   }
@@ -739,7 +739,7 @@ Result<void> Ext2Node::fallocate(int mode, uint64_t off, uint64_t len) {
       add_blocks(1);
       Result<void> r = insert_extent(lblk, pb, 1, true);
       if (!r.ok()) {
-        (void)m.free_block(pb);
+        m.undo_blocks(pb, 1);
         add_blocks(-1);
         return r;
       }

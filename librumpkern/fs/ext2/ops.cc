@@ -137,7 +137,7 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
   uint32_t ino = TRY(m.alloc_inode(goal, dir));
   char* raw = static_cast<char*>(m.kernel().kmem().zalloc(g.inode_size));
   if (!raw) {
-    (void)m.free_inode(ino, dir);
+    m.undo_inode(ino, dir);
     return err(ENOMEM);
   }
   put16(raw, ino::kMode, static_cast<uint16_t>(vtype_to_ifmt(n.type) | (n.mode & 07777)));
@@ -167,7 +167,7 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
   auto* node = new (m.kernel().kmem()) Ext2Node(m, n.type, ino, raw);
   if (!node) {
     Kmem::free(raw);
-    (void)m.free_inode(ino, dir);
+    m.undo_inode(ino, dir);
     return err(ENOMEM);
   }
   Ref<Vnode> ref(kAdopt, static_cast<Vnode*>(node));
@@ -590,7 +590,10 @@ Result<void> Ext2Mount::orphan_add_unlinked(Ext2Node& n) {
 }
 
 Result<void> Ext2Mount::orphan_add(Ext2Node& n) {
-  if (get32(n.raw_, ino::kDtime) != 0 && on_orphan_list(n.ino_)) return {};
+  // Already listed (the list's last has a link of 0: a zero i_dtime does
+  // not say it is off the list, and adding it again would make it its own
+  // next).
+  if (on_orphan_list(n.ino_)) return {};
   put32(n.raw_, ino::kDtime, get32(sb_raw_, sb::kLastOrphan));
   put32(sb_raw_, sb::kLastOrphan, n.ino_);
   TRY(n.write_inode());
@@ -642,10 +645,13 @@ Result<void> Ext2Mount::orphan_del(Ext2Node& n) {
     put32(sb_raw_, sb::kLastOrphan, next);
     return write_super();
   }
-  // Every orphan of this mount is in memory (referenced until released).
+  // Every orphan of this mount is in memory (referenced until released,
+  // or parked when its freeing failed). One that is not, or an inode not
+  // found on the list, is left where it is: freeing it now would leave a
+  // free inode on the list.
   for (uint32_t steps = 0; cur != 0 && steps <= geo_.inodes_count; steps++) {
     Ext2Node* p = nodes_.find(cur);
-    if (!p) return {};
+    if (!p) return corrupt("an orphan list's inode not in memory", cur);
     uint32_t after = get32(p->raw_, ino::kDtime);
     if (after == n.ino_) {
       put32(p->raw_, ino::kDtime, next);

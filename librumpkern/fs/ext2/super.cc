@@ -101,6 +101,7 @@ Ext2Mount::~Ext2Mount() {
     if (r.ok()) r = bc_.flush(dev_);
     if (!r.ok()) kernel().printf("EXT4-fs: writing back after unmount failed (%d)\n", r.error());
   }
+  drop_parked();
   delete journal_;
   names_drop_all();
   Kmem::free(sb_raw_);
@@ -117,6 +118,14 @@ void Ext2Mount::abort_changes(const char* what, uint64_t where, int error) {
     kernel().printf("EXT4-fs (%s): remounting filesystem read-only\n", fstype().name);
     flags_.fetch_or(MS_RDONLY);
   }
+}
+
+void Ext2Mount::undo_blocks(uint64_t b, uint64_t count) {
+  if (Result<void> r = free_run(b, count); !r.ok()) abort_changes("blocks allocated could not be freed", b, r.error());
+}
+
+void Ext2Mount::undo_inode(uint32_t ino, bool dir) {
+  if (Result<void> r = free_inode(ino, dir); !r.ok()) abort_changes("an inode allocated could not be freed", ino, r.error());
 }
 
 Error Ext2Mount::corrupt(const char* what, uint64_t where) {
@@ -487,6 +496,7 @@ Mount::Stat Ext2Mount::statfs() {
 // marked clean again and everything reaches the device.
 void Ext2Mount::teardown() {
   root_.reset();
+  drop_parked();
   if (journal_ && journal_->started() && !writable()) {
     (void)journal_->stop(false);
     // A descriptor block may have been in the abandoned transaction: read

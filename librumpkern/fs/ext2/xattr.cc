@@ -431,7 +431,7 @@ Result<void> Ext2Node::change_xattr(std::string_view name, const char* value, si
       uint64_t nb = TRY(m.alloc_block(goal));
       Result<BufRef> copy = m.bc_.getblk(m.dev_, nb, bs);
       if (!copy.ok()) {
-        (void)m.free_block(nb);
+        m.undo_blocks(nb, 1);
         return err(copy.error());
       }
       std::memcpy(copy->data(), bh.data(), bs);

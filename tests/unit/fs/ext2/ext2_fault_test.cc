@@ -557,10 +557,10 @@ TEST_CASE("a write that moves an inline file out to a block fails cleanly at eac
   CHECK(s.failed > 0);
 }
 
-// Random operations with random failures: each injectable hypercall of
-// the kernel fails with a small probability (out of memory, a failed
-// block read or write), with the buffer cache under pressure so that
-// blocks are read again often. Every call must succeed or fail with an
+// Random operations with random failures: each memory allocation and
+// block read or write of the kernel fails with a small probability (5%),
+// failures during the undoing of failures included, with the buffer
+// cache under pressure so that blocks are read again often. Every call must succeed or fail with an
 // errno it may give; after the sequence the image, mounted again (its
 // journal replayed if a failed write left it needing that) and
 // unmounted, is e2fsck-clean, and every halt finds no leak.
@@ -569,12 +569,15 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
     const char* type;
     uint32_t bs;
   } configs[] = {{"ext4", 4096}, {"ext4", 1024}, {"ext3", 4096}};
-  // RANDOM_FAULT_SEED and RANDOM_FAULT_RUNS (environment) choose other
-  // sequences and more of them, for a longer search than the suite's.
+  // RANDOM_FAULT_SEED, RANDOM_FAULT_RUNS and RANDOM_FAULT_RATE (the
+  // environment) choose other sequences, more of them and another failure
+  // probability, for a longer search than the suite's.
   const char* seed_env = getenv("RANDOM_FAULT_SEED");
   const char* runs_env = getenv("RANDOM_FAULT_RUNS");
+  const char* rate_env = getenv("RANDOM_FAULT_RATE");
   uint64_t seed = seed_env ? strtoull(seed_env, nullptr, 10) : 900;
   int runs = runs_env ? atoi(runs_env) : 4;
+  double rate = rate_env ? atof(rate_env) : 0.05;
   for (const Config& c : configs) {
     DYNAMIC_SECTION(c.type << " bs " << c.bs) {
       TempDir tmp;
@@ -590,7 +593,7 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
           Mounted m(img, c.type, 0);
           REQUIRE(m.mount_result == 0);
           REQUIRE(rump_kernel_set_cache_pressure(nullptr, 1) == 0);
-          rump_fault_config fc{seed, 0.03, RUMP_FAULT_MEMORY | RUMP_FAULT_IO};
+          rump_fault_config fc{seed, rate, RUMP_FAULT_MEMORY | RUMP_FAULT_IO};
           REQUIRE(rump_kernel_set_faults(nullptr, &fc) == 0);
           std::vector<std::string> names{"/mnt/f0", "/mnt/d0", "/mnt/d0/f1", "/mnt/d0/d1", "/mnt/d0/d1/f2"};
           for (int i = 0; i < 200; i++) {
