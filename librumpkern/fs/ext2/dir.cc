@@ -643,22 +643,11 @@ Result<void> Ext2Node::add_entry_on_disk(std::string_view name, uint32_t ino, VT
     if (r.error() != ENOSPC) return r;
   }
   // A new block at the end.
-  bool fresh = false;
-  uint64_t pb = TRY(map_for_write(nblocks, fresh));
-  Result<BufRef> got = m.bc_.getblk(m.dev_, pb, bs);
-  if (!got.ok()) {
-    // The block just mapped past the end goes again.
-    if (Result<void> u = free_range(nblocks, nblocks + 1); !u.ok())
-      m.abort_changes("a directory block mapped past its end", ino_, u.error());
-    return err(got.error());
-  }
-  BufRef bh = std::move(*got);
-  std::memset(bh.data(), 0, bs);
+  uint64_t lblk;
+  BufRef bh = TRY(append_dir_block(lblk));
   put_entry(bh.data(), 0, usable_end());
   set_leaf_csum(bh.data());
-  TRY(m.dirty_meta(bh));
-  set_size((nblocks + 1) * bs);
-  return write_inode();
+  return m.dirty_meta(bh);
 }
 
 Result<BufRef> Ext2Node::dir_block(uint64_t lblk) {
