@@ -661,73 +661,60 @@ Result<bool> Ext2Node::remove_in_block(uint64_t lblk, std::string_view name, uin
   return remove_in(lblk, bh, name, ino);
 }
 
-Result<bool> Ext2Node::remove_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino) {
-  Ext2Mount& m = em();
-  uint32_t bs = m.geo().block_size;
-  char* blk = bh.data();
+Result<size_t> Ext2Node::find_in_block(const char* blk, uint64_t lblk, std::string_view name, size_t* prev) const {
+  uint32_t bs = em().geo().block_size;
   // Index blocks hold no entries; the index root only "." and "..".
-  if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return false;
+  if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return kNoEntry;
   bool root = (flags() & kFlIndex) && lblk == 0;
-  size_t prev = 0;
+  size_t before = 0;
   for (size_t pos = 0; pos < bs;) {
     TRY(check_dirent(blk, pos, bs, lblk));
-    uint32_t rec = rec_len(blk, pos);
     uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
     if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
-      if (get32(blk, pos) != ino) return m.corrupt("directory entry changed under us", ino_);
-      if (pos == 0) {
-        put32(blk, 0, 0);
-      } else {
-        put_rec_len(blk, prev, rec_len(blk, prev) + rec);
-      }
-      set_leaf_csum(blk);
-      TRY(m.dirty_meta(bh));
-      return true;
+      if (prev) *prev = before;
+      return pos;
     }
     if (root && pos > 0) break;
-    prev = pos;
-    pos += rec;
+    before = pos;
+    pos += rec_len(blk, pos);
   }
-  return false;
+  return kNoEntry;
+}
+
+Result<bool> Ext2Node::remove_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino) {
+  Ext2Mount& m = em();
+  char* blk = bh.data();
+  size_t prev = 0;
+  size_t pos = TRY(find_in_block(blk, lblk, name, &prev));
+  if (pos == kNoEntry) return false;
+  if (get32(blk, pos) != ino) return m.corrupt("directory entry changed under us", ino_);
+  if (pos == 0) {
+    put32(blk, 0, 0);
+  } else {
+    put_rec_len(blk, prev, rec_len(blk, prev) + rec_len(blk, pos));
+  }
+  set_leaf_csum(blk);
+  TRY(m.dirty_meta(bh));
+  return true;
 }
 
 Result<Ext2Node::EntryBlock> Ext2Node::entry_block(std::string_view name) {
   EntryBlock e;
   if (flags() & kFlInlineData) return e;
-  Ext2Mount& m = em();
-  uint32_t bs = m.geo().block_size;
-  bool indexed = flags() & kFlIndex;
-  auto holds = [&](uint64_t lblk, BufRef& bh) -> Result<bool> {
-    const char* blk = bh.data();
-    if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return false;
-    for (size_t pos = 0; pos < bs;) {
-      TRY(check_dirent(blk, pos, bs, lblk));
-      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
-      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) return true;
-      if (indexed && lblk == 0 && pos > 0) break;
-      pos += rec_len(blk, pos);
-    }
-    return false;
-  };
-  if (indexed && name != "." && name != "..") {
-    Result<uint64_t> leaf = dx_find(name, nullptr);
-    if (leaf.ok() && *leaf != kNoLeaf) {
-      BufRef bh = TRY(dir_block(*leaf));
-      if (TRY(holds(*leaf, bh))) {
-        e.lblk = *leaf;
-        e.bh = std::move(bh);
-        return e;
-      }
-    }
-  }
-  for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
+  uint32_t bs = em().geo().block_size;
+  auto take_if_holds = [&](uint64_t lblk) -> Result<bool> {
     BufRef bh = TRY(dir_block(lblk));
-    if (TRY(holds(lblk, bh))) {
-      e.lblk = lblk;
-      e.bh = std::move(bh);
-      return e;
-    }
+    if (TRY(find_in_block(bh.data(), lblk, name, nullptr)) == kNoEntry) return false;
+    e.lblk = lblk;
+    e.bh = std::move(bh);
+    return true;
+  };
+  if ((flags() & kFlIndex) && name != "." && name != "..") {
+    Result<uint64_t> leaf = dx_find(name, nullptr);
+    if (leaf.ok() && *leaf != kNoLeaf && TRY(take_if_holds(*leaf))) return e;
   }
+  for (uint64_t lblk = 0; lblk * bs < size(); lblk++)
+    if (TRY(take_if_holds(lblk))) return e;
   return err(ENOENT);
 }
 
@@ -735,7 +722,7 @@ Result<void> Ext2Node::remove_entry_on_disk(std::string_view name, uint32_t ino,
   Ext2Mount& m = em();
   // The block found before any change, unless a change since moved the
   // entry (a split of that leaf): then the search below.
-  if (at && at->bh && !(flags() & kFlInlineData) && TRY(remove_in(at->lblk, at->bh, name, ino))) return {};
+  if (at && at->bh && TRY(remove_in(at->lblk, at->bh, name, ino))) return {};
   TRY(uninline());
   if (flags() & kFlIndex) {
     Result<uint64_t> leaf = dx_find(name, nullptr);
@@ -754,7 +741,7 @@ Result<void> Ext2Node::remove_entry_on_disk(std::string_view name, uint32_t ino,
 
 Result<void> Ext2Node::retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t, EntryBlock* at) {
   Ext2Mount& m = em();
-  if (at && at->bh && !(flags() & kFlInlineData) && TRY(retarget_in(at->lblk, at->bh, name, ino, t))) return {};
+  if (at && at->bh && TRY(retarget_in(at->lblk, at->bh, name, ino, t))) return {};
   TRY(uninline());
   uint32_t bs = m.geo().block_size;
   bool indexed = flags() & kFlIndex;
@@ -775,29 +762,17 @@ Result<void> Ext2Node::retarget_entry_on_disk(std::string_view name, uint32_t in
 
 Result<bool> Ext2Node::retarget_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino, VType t) {
   Ext2Mount& m = em();
-  uint32_t bs = m.geo().block_size;
-  bool ft = m.geo().incompat & kIncompatFiletype;
-  bool indexed = flags() & kFlIndex;
   char* blk = bh.data();
-  if (get32(blk, 0) == 0 && rec_len(blk, 0) == bs) return false;
-  for (size_t pos = 0; pos < bs;) {
-    TRY(check_dirent(blk, pos, bs, lblk));
-    uint32_t rec = rec_len(blk, pos);
-    uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
-    if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
-      put32(blk, pos, ino);
-      if (ft) blk[pos + 7] = static_cast<char>(vtype_to_ft(t));
-      // "." and ".." of an index root are covered by the index's own
-      // checksum.
-      if (!(indexed && lblk == 0)) set_leaf_csum(blk);
-      else set_dx_csum(blk, kDxRootEntries);
-      TRY(m.dirty_meta(bh));
-      return true;
-    }
-    if (indexed && lblk == 0 && pos > 0) break;
-    pos += rec;
-  }
-  return false;
+  size_t pos = TRY(find_in_block(blk, lblk, name, nullptr));
+  if (pos == kNoEntry) return false;
+  put32(blk, pos, ino);
+  if (m.geo().incompat & kIncompatFiletype) blk[pos + 7] = static_cast<char>(vtype_to_ft(t));
+  // "." and ".." of an index root are covered by the index's own
+  // checksum.
+  if (!((flags() & kFlIndex) && lblk == 0)) set_leaf_csum(blk);
+  else set_dx_csum(blk, kDxRootEntries);
+  TRY(m.dirty_meta(bh));
+  return true;
 }
 
 }  // namespace rump

@@ -191,6 +191,11 @@ class Ext2Node : public Vnode, public PageIo {
   Result<void> retarget_entry_on_disk(std::string_view name, uint32_t ino, VType t, EntryBlock* at);
   // Directory block lblk, read.
   Result<BufRef> dir_block(uint64_t lblk);
+  // Where the live entry name lies in directory block blk (lblk), and the
+  // entry before it (prev, if given); kNoEntry if not there (an index
+  // block holds none, the index root only "." and "..").
+  static constexpr size_t kNoEntry = ~size_t{0};
+  Result<size_t> find_in_block(const char* blk, uint64_t lblk, std::string_view name, size_t* prev) const;
   // The entry name in the held block lblk removed, or pointed at ino
   // (type t): false if the block lacks it.
   Result<bool> remove_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino);

@@ -279,34 +279,22 @@ Result<bool> Ext2Node::dx_next_leaf(uint32_t hash, DxFrame* path, int levels) {
 // The leaf block (logical) holding name, through the index: kNoLeaf if
 // the name is not there, an error if the index is unusable.
 Result<uint64_t> Ext2Node::dx_find(std::string_view name, uint32_t* ino_out) {
-  Ext2Mount& m = em();
-  uint32_t bs = m.geo().block_size;
   DxFrame path[3];
   uint32_t version;
   // The hash needs the root's version: read it first.
   {
-    Mapping map = TRY(bmap(0));
-    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
-    BufRef rb = TRY(m.bread(map.pblk));
+    BufRef rb = TRY(dir_block(0));
     version = static_cast<uint8_t>(rb.data()[kDxRootInfo + 4]);
   }
   uint32_t hash = TRY(dx_hash(name, static_cast<uint8_t>(version)));
   int levels = TRY(dx_probe(hash, path, version));
   for (int leaves = 0;; leaves++) {
     uint64_t lblk = path[levels].block();
-    Mapping map = TRY(bmap(lblk));
-    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
-    BufRef bh = TRY(m.bread(map.pblk));
-    const char* blk = bh.data();
-    for (size_t pos = 0; pos < bs;) {
-      TRY(check_dirent(blk, pos, bs, lblk));
-      uint32_t rec = rec_len(blk, pos);
-      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
-      if (get32(blk, pos) != 0 && std::string_view(blk + pos + 8, nl) == name) {
-        if (ino_out) *ino_out = get32(blk, pos);
-        return lblk;
-      }
-      pos += rec;
+    BufRef bh = TRY(dir_block(lblk));
+    size_t pos = TRY(find_in_block(bh.data(), lblk, name, nullptr));
+    if (pos != kNoEntry) {
+      if (ino_out) *ino_out = get32(bh.data(), pos);
+      return lblk;
     }
     if (leaves > 1024 || !TRY(dx_next_leaf(hash, path, levels))) return kNoLeaf;
   }
