@@ -129,9 +129,7 @@ Result<bool> BufCache::clean_one(BlockDevice& dev) {
   victim->mu_->assert_held();
   victim->refs_.fetch_sub(1, std::memory_order_relaxed);
   if (!r.ok()) return err(r.error());
-  victim->dirty_ = false;
-  dirty_.erase(dirty_.iterator_to(*victim));
-  free_buf_locked(victim);
+  free_buf_locked(victim);  // off the dirty list too
   return true;
 }
 
@@ -222,9 +220,21 @@ Result<BufRef> BufCache::getblk(BlockDevice& dev, uint64_t blkno, uint32_t size)
 void BufCache::bdirty(Buf& b) {
   if (b.dirty_for_owner()) return;  // the caller owns the device: stays so
   MutexLocker g(lock_);
+  mark_dirty_locked(b);
+}
+
+void BufCache::mark_dirty_locked(Buf& b) {
   b.mu_->assert_held();
+  if (b.dirty_) return;
   b.dirty_ = true;
   dirty_.push_back(b);
+}
+
+void BufCache::mark_clean_locked(Buf& b) {
+  b.mu_->assert_held();
+  if (!b.dirty_) return;
+  b.dirty_ = false;
+  dirty_.erase(dirty_.iterator_to(b));
 }
 
 void BufCache::set_pinned(Buf& b, bool pinned) {
@@ -262,10 +272,7 @@ void BufCache::discard(BufRef&& ref) {
     MutexLocker g(lock_);
     b->mu_->assert_held();
     b->pinned_ = false;
-    if (b->dirty_) {
-      b->dirty_ = false;
-      dirty_.erase(dirty_.iterator_to(*b));
-    }
+    mark_clean_locked(*b);
     if (!b->discarded_) {
       b->discarded_ = true;
       lru_.erase(lru_.iterator_to(*b));
@@ -295,8 +302,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
         b.mu_->assert_held();
         if (b.dev_ != &dev || b.pinned_) continue;
         b.ref();
-        b.dirty_ = false;
-        dirty_.erase(dirty_.iterator_to(b));
+        mark_clean_locked(b);
         batch[n++] = &b;
       }
     }
@@ -334,10 +340,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
       Buf* b = batch[i];
       b->mu_->assert_held();
       b->refs_.fetch_sub(1, std::memory_order_relaxed);
-      if (!failed.ok() && !b->dirty_) {
-        b->dirty_ = true;
-        dirty_.push_back(*b);
-      }
+      if (!failed.ok()) mark_dirty_locked(*b);
     }
     Kmem::free(batch);
     return failed;
@@ -354,8 +357,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
       if (!next) break;
       next->mu_->assert_held();
       next->ref();
-      next->dirty_ = false;
-      dirty_.erase(dirty_.iterator_to(*next));
+      mark_clean_locked(*next);
     }
     // Without memory for a list (or with one buffer): each write synced,
     // so that a buffer is clean only once its bytes arrived.
@@ -366,10 +368,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
     next->mu_->assert_held();
     next->refs_.fetch_sub(1, std::memory_order_relaxed);
     if (!r.ok()) {
-      if (!next->dirty_) {
-        next->dirty_ = true;
-        dirty_.push_back(*next);
-      }
+      mark_dirty_locked(*next);
       return err(EIO);
     }
   }
@@ -392,10 +391,7 @@ void BufCache::wrote_through(BlockDevice& dev, uint64_t blkno, uint32_t size, co
   b->mu_->assert_held();
   std::memcpy(b->data_, src, size);
   b->checked_ = false;
-  if (b->dirty_ && !b->pinned_) {
-    b->dirty_ = false;
-    dirty_.erase(dirty_.iterator_to(*b));
-  }
+  if (!b->pinned_) mark_clean_locked(*b);
 }
 
 void BufCache::invalidate(BlockDevice& dev) {
