@@ -24,10 +24,19 @@ static_assert(RUMP_FAULT_MEMORY == RUMPUSER_FAULT_MEMORY && RUMP_FAULT_THREADS =
 
 using rump::Kernel;
 
+namespace {
+
+// k, or the calling thread's kernel when k is null.
+Kernel* kernel_or_current(struct rump_kernel* k) {
+  return k ? reinterpret_cast<Kernel*>(k) : rump::current_kernel();
+}
+
+}  // namespace
+
 extern "C" {
 
 int rump_kernel_set_faults(struct rump_kernel* kk, const struct rump_fault_config* c) {
-  Kernel* k = kk ? reinterpret_cast<Kernel*>(kk) : rump::current_kernel();
+  Kernel* k = kernel_or_current(kk);
   if (!k) return EINVAL;
   if (c && (!(c->probability >= 0 && c->probability <= 1) || (c->classes & ~RUMP_FAULT_ALL) != 0))
     return EINVAL;
@@ -39,7 +48,7 @@ int rump_kernel_set_faults(struct rump_kernel* kk, const struct rump_fault_confi
 }
 
 uint64_t rump_kernel_faults_injected(struct rump_kernel* kk) {
-  Kernel* k = kk ? reinterpret_cast<Kernel*>(kk) : rump::current_kernel();
+  Kernel* k = kernel_or_current(kk);
   return k ? rumpuser_faults_injected(k->faults()) : 0;
 }
 
@@ -51,7 +60,7 @@ int rump_fault_fail_nth(unsigned n) {
 int rump_fault_fail_nth_fired(void) { return rumpuser_fault_nth_fired(); }
 
 int rump_kernel_set_cache_pressure(struct rump_kernel* kk, int on) {
-  Kernel* k = kk ? reinterpret_cast<Kernel*>(kk) : rump::current_kernel();
+  Kernel* k = kernel_or_current(kk);
   if (!k) return EINVAL;
   k->set_cache_pressure(on != 0);
   return 0;

@@ -331,6 +331,7 @@ class Ext2Node : public Vnode, public PageIo {
   // block costs no lookup and cannot fail to be had, however hard memory
   // is pressed, after an operation has changed other blocks.
   BufRef table_block_;
+  bool parked_ = false;  // an orphan kept by its mount (Ext2Mount::park_orphan)
   RefPtr<Vnode> parent_;  // directories: the directory this one was found in
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
 };
@@ -551,14 +552,14 @@ class Ext2Mount : public Mount {
   uint32_t generation_ = 1;
   bool torn_down_ = false;
   // Orphans whose freeing failed when their last reference went: kept in
-  // memory (a copy of the node, referenced here), since the orphan list is
-  // walked through the nodes of its inodes; let go at unmount, which
-  // frees them (or the next mount does).
+  // memory (a copy of the node in the table, marked parked, holding its
+  // own creation reference), since the orphan list is walked through the
+  // nodes of its inodes; let go at unmount, which frees them (or the next
+  // mount does). drop_parked, at the unmount, lets them go and parks
+  // none from then on (unmounting_).
   void park_orphan(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
-  void drop_parked();
-  Vnode** parked_ = nullptr;
-  uint32_t parked_n_ = 0, parked_cap_ = 0;
-  bool dropping_parked_ = false;
+  void drop_parked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  bool unmounting_ = false;
   // Group descriptor and bitmap bookkeeping (alloc.cc).
   void set_gd_csum(uint32_t g, char* d);
   void set_bitmap_csum(char* d, const char* bitmap, bool inode);

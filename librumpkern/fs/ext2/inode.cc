@@ -62,13 +62,12 @@ void Ext2Mount::forget(Ext2Node& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     if (r.ok()) r = n.release();
     if (!r.ok()) {
       kernel().printf("EXT4-fs: freeing inode %u failed (%d)\n", n.ino_, r.error());
-      // Still on the orphan list: kept until the unmount frees it. Off it
-      // (a failure after it was taken off), it could be freed by nobody.
-      if (dropping_parked_ || torn_down_) {
-      } else if (on_orphan_list(n.ino_)) {
-        park_orphan(n);
-      } else {
-        abort_changes("an unlinked inode half freed", n.ino_, r.error());
+      // Still on the orphan list: kept until the unmount frees it (from
+      // the unmount on, left to its orphan pass or the next mount's). Off
+      // it (a failure after it was taken off), it could be freed by nobody.
+      if (!unmounting_) {
+        if (on_orphan_list(n.ino_)) park_orphan(n);
+        else abort_changes("an unlinked inode half freed", n.ino_, r.error());
       }
     }
   }
@@ -76,35 +75,34 @@ void Ext2Mount::forget(Ext2Node& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 void Ext2Mount::park_orphan(Ext2Node& n) {
-  if (parked_n_ == parked_cap_) {
-    uint32_t cap = parked_cap_ ? parked_cap_ * 2 : 8;
-    auto* a = static_cast<Vnode**>(kernel().kmem().alloc(size_t{cap} * sizeof(Vnode*)));
-    if (!a) return abort_changes("an orphan could not be kept", n.ino_, ENOMEM);
-    if (parked_n_) std::memcpy(a, parked_, size_t{parked_n_} * sizeof(Vnode*));
-    Kmem::free(parked_);
-    parked_ = a;
-    parked_cap_ = cap;
-  }
   char* raw = static_cast<char*>(kernel().kmem().alloc(geo_.inode_size));
-  if (!raw) return abort_changes("an orphan could not be kept", n.ino_, ENOMEM);
-  std::memcpy(raw, n.raw_, geo_.inode_size);
-  auto* c = new (kernel().kmem()) Ext2Node(*this, n.type(), n.ino_, raw);
+  auto* c = raw ? new (kernel().kmem()) Ext2Node(*this, n.type(), n.ino_, raw) : nullptr;
   if (!c) {
     Kmem::free(raw);
     return abort_changes("an orphan could not be kept", n.ino_, ENOMEM);
   }
+  std::memcpy(raw, n.raw_, geo_.inode_size);
   c->table_block_ = std::move(n.table_block_);
+  c->parked_ = true;  // keeps its creation reference
   nodes_.insert(*c);
-  parked_[parked_n_++] = c;  // its creation reference
 }
 
 void Ext2Mount::drop_parked() {
-  dropping_parked_ = true;
-  while (parked_n_ > 0) parked_[--parked_n_]->unref();
-  Kmem::free(parked_);
-  parked_ = nullptr;
-  parked_cap_ = 0;
-  dropping_parked_ = false;
+  unmounting_ = true;  // none is parked again
+  // Each one's last reference may take others out of the table: look
+  // again from the start after each.
+  for (;;) {
+    Ext2Node* p = nullptr;
+    for (Ext2Node& n : nodes_) {
+      if (n.parked_) {
+        p = &n;
+        break;
+      }
+    }
+    if (!p) break;
+    p->parked_ = false;
+    p->unref();
+  }
 }
 
 Result<Ref<Vnode>> Ext2Mount::iget(uint32_t ino, Ext2Node* parent, bool for_handle) {

@@ -253,8 +253,10 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
       // Until it is linked below, a failure frees it again (else a block
       // marked in use that nothing maps).
       Result<BufRef> z = m.bc_.getblk(m.dev_, nb, m.geo().block_size);
-      Result<void> d = z.ok() ? Result<void>() : Result<void>(err(z.error()));
-      if (d.ok()) {
+      Result<void> d;
+      if (!z.ok()) {
+        d = err(z.error());
+      } else {
         std::memset(z->data(), 0, m.geo().block_size);
         d = m.dirty_meta(*z);
       }

@@ -101,7 +101,6 @@ Ext2Mount::~Ext2Mount() {
     if (r.ok()) r = bc_.flush(dev_);
     if (!r.ok()) kernel().printf("EXT4-fs: writing back after unmount failed (%d)\n", r.error());
   }
-  drop_parked();
   delete journal_;
   names_drop_all();
   Kmem::free(sb_raw_);
