@@ -216,6 +216,14 @@ Result<long> sys_mount(Lwp& l, UserPtr<char> source, UserPtr<char> target, UserP
       MutexLocker g(m.lock_);
       if (m.root_.get() != vp.get()) return err(EINVAL);
     }
+    // Going read-only: the dirty pages of files still open or mapped go
+    // back first (afterwards their write-back would meet EROFS and be
+    // lost), and the file system syncs, as Linux's remount does.
+    if ((flags & MS_RDONLY) && !(m.flags_.load() & MS_RDONLY)) {
+      TRY(page_cache_flush_all(k, &m));
+      MutexLocker g(m.lock_);
+      TRY(m.sync());
+    }
     m.flags_.store(static_cast<int>(flags & kMountFlagsKept));
     return 0;
   }

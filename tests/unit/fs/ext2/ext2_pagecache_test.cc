@@ -691,6 +691,34 @@ TEST_CASE("with 1 KiB blocks a partly allocated page reserves only the blocks it
   CHECK(host_read_all(out) == want);
 }
 
+TEST_CASE("a remount read-only writes back the dirty pages of a file still open and syncs: a copy taken then is clean",
+          "[ext2][pagecache]") {
+  TempDir t;
+  std::string img = t.path + "/img", copy = t.path + "/copy";
+  REQUIRE(make_image(img, "ext4", 4096, "", 32));
+  const std::string a = pattern(0, 300 * 1000, 4);
+  {
+    MountedWith m(img);
+    int fd = rump_sys_open("/mnt/open", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    REQUIRE(rump_sys_mount("/dev/img", "/mnt", "ext4", MS_REMOUNT | MS_RDONLY, nullptr) == 0);
+    // What the host sees now is a whole, clean file system holding the
+    // bytes, with nothing left in the journal.
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy)) == 0);
+    CHECK_ERRNO(EROFS, rump_sys_open("/mnt/new", O_RDWR | O_CREAT, 0644));
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(copy) == "");
+  {
+    MountedWith m(copy);
+    check_file("/mnt/open", a.size(), 4);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+}
+
 TEST_CASE("kept caches of closed ext4 files give back their pages past fs.kept_cache_pages, oldest first",
           "[ext2][pagecache]") {
   TempDir t;
