@@ -415,6 +415,9 @@ class Ext2Mount : public Mount {
   // stay marked in use with nothing using them).
   void undo_blocks(uint64_t b, uint64_t count);
   void undo_inode(uint32_t ino, bool dir);
+  // Any other way back of a failed operation: undone is its result, and
+  // a failure aborts the changes as above (what and where name it).
+  void check_undo(const Result<void>& undone, const char* what, uint64_t where);
   uint32_t inode_csum_seed(uint32_t ino, uint32_t gen) const;
 
   Result<void> load(const char* data, const char* type);

@@ -119,12 +119,16 @@ void Ext2Mount::abort_changes(const char* what, uint64_t where, int error) {
   }
 }
 
+void Ext2Mount::check_undo(const Result<void>& undone, const char* what, uint64_t where) {
+  if (!undone.ok()) abort_changes(what, where, undone.error());
+}
+
 void Ext2Mount::undo_blocks(uint64_t b, uint64_t count) {
-  if (Result<void> r = free_run(b, count); !r.ok()) abort_changes("blocks allocated could not be freed", b, r.error());
+  check_undo(free_run(b, count), "blocks allocated could not be freed", b);
 }
 
 void Ext2Mount::undo_inode(uint32_t ino, bool dir) {
-  if (Result<void> r = free_inode(ino, dir); !r.ok()) abort_changes("an inode allocated could not be freed", ino, r.error());
+  check_undo(free_inode(ino, dir), "an inode allocated could not be freed", ino);
 }
 
 Error Ext2Mount::corrupt(const char* what, uint64_t where) {
