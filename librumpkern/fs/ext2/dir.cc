@@ -843,9 +843,15 @@ Result<void> Ext2Node::uninline() {
     return {};
   }();
   if (r.ok()) return {};
-  if (!(flags() & kFlInlineData)) (void)free_from(0, &ib);
+  // The way back: the blocks freed, the inode inline again. If that fails
+  // too, blocks may stay allocated with nothing mapping them, or the
+  // inode lose its bytes: the changes are aborted.
+  Result<void> undone;
+  if (!(flags() & kFlInlineData)) undone = free_from(0, &ib);
   std::memcpy(raw_, saved, g.inode_size);
-  (void)write_inode_to(ib);
+  Result<void> put_back = write_inode_to(ib);
+  if (undone.ok()) undone = put_back;
+  m.check_undo(undone, "inline data moved out could not be put back", ino_);
   return r;
 }
 

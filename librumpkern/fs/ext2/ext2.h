@@ -404,7 +404,12 @@ class Ext2Mount : public Mount {
   // either (a second failure on the way back): as Linux aborts its
   // journal, the mount turns read-only whatever errors= says, so that the
   // running transaction never commits and the image keeps its last
-  // committed state (the next mount replays the journal).
+  // committed state (the next mount replays the journal). Without a
+  // journal (ext2, or noload) the half-made change stays on the image,
+  // which then needs e2fsck's repair: the superblock's state records the
+  // error (EXT2_ERROR_FS, "clean with errors"), as Linux's ext2_error
+  // does, written home at the latest by the unmount, and the mount turns
+  // read-only all the same.
   void abort_changes(const char* what, uint64_t where, int error);
   // orphan_add for an inode whose last name just went: if that fails, the
   // changes are aborted (abort_changes), since an inode with no name off
@@ -415,6 +420,9 @@ class Ext2Mount : public Mount {
   // stay marked in use with nothing using them).
   void undo_blocks(uint64_t b, uint64_t count);
   void undo_inode(uint32_t ino, bool dir);
+  // Any other way back of a failed operation: undone is its result, and
+  // a failure aborts the changes as above (what and where name it).
+  void check_undo(const Result<void>& undone, const char* what, uint64_t where);
   uint32_t inode_csum_seed(uint32_t ino, uint32_t gen) const;
 
   Result<void> load(const char* data, const char* type);
@@ -551,6 +559,10 @@ class Ext2Mount : public Mount {
   bool writable_ = false;  // the driver writes this image (features allow)
   uint32_t generation_ = 1;
   bool torn_down_ = false;
+  // abort_changes without a journal: the superblock's state on the
+  // device says the file system has errors.
+  Result<void> record_error();
+  bool error_recorded_ = false;  // it did so
   // Orphans whose freeing failed when their last reference went: kept in
   // memory (a copy of the node in the table, marked parked, holding its
   // own creation reference), since the orphan list is walked through the

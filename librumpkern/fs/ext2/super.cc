@@ -111,20 +111,43 @@ Ext2Mount::~Ext2Mount() {
 }
 
 void Ext2Mount::abort_changes(const char* what, uint64_t where, int error) {
-  kernel().printf("EXT4-fs error (device %s): %s (%llu): error %d: aborting the journal\n", fstype().name, what,
-                  static_cast<unsigned long long>(where), error);
+  bool journaled = journal_ && journal_->started();
+  kernel().printf("EXT4-fs error (device %s): %s (%llu): error %d%s\n", fstype().name, what,
+                  static_cast<unsigned long long>(where), error, journaled ? ": aborting the journal" : "");
+  if (!journaled) {
+    // Nothing takes the half-made change back: the superblock says the
+    // image has errors, so that e2fsck checks it. Should its block not be
+    // had now, the unmount tries again (teardown).
+    put16(sb_raw_, sb::kState, static_cast<uint16_t>(get16(sb_raw_, sb::kState) | kStateError));
+    error_recorded_ = true;
+    (void)record_error();
+  }
   if (!(flags_.load() & MS_RDONLY)) {
     kernel().printf("EXT4-fs (%s): remounting filesystem read-only\n", fstype().name);
     flags_.fetch_or(MS_RDONLY);
   }
 }
 
+// Only the state goes into the superblock's block (as last written):
+// sb_raw_ may hold changes of the operation that failed.
+Result<void> Ext2Mount::record_error() {
+  BufRef bh = TRY(bread(geo_.sb_byte / geo_.block_size));
+  char* s = bh.data() + geo_.sb_byte % geo_.block_size;
+  put16(s, sb::kState, static_cast<uint16_t>(get16(s, sb::kState) | kStateError));
+  if (has_csum()) put32(s, sb::kChecksum, crc32c(~0u, s, sb::kChecksum));
+  return dirty_meta(bh);
+}
+
+void Ext2Mount::check_undo(const Result<void>& undone, const char* what, uint64_t where) {
+  if (!undone.ok()) abort_changes(what, where, undone.error());
+}
+
 void Ext2Mount::undo_blocks(uint64_t b, uint64_t count) {
-  if (Result<void> r = free_run(b, count); !r.ok()) abort_changes("blocks allocated could not be freed", b, r.error());
+  check_undo(free_run(b, count), "blocks allocated could not be freed", b);
 }
 
 void Ext2Mount::undo_inode(uint32_t ino, bool dir) {
-  if (Result<void> r = free_inode(ino, dir); !r.ok()) abort_changes("an inode allocated could not be freed", ino, r.error());
+  check_undo(free_inode(ino, dir), "an inode allocated could not be freed", ino);
 }
 
 Error Ext2Mount::corrupt(const char* what, uint64_t where) {
@@ -523,6 +546,7 @@ void Ext2Mount::teardown() {
     if (r.ok()) r = sync_fs();
     if (!r.ok()) kernel().printf("EXT4-fs: writing back at unmount failed (%d)\n", r.error());
   } else {
+    if (error_recorded_) (void)record_error();
     (void)bc_.flush(dev_);
   }
   torn_down_ = true;
@@ -613,6 +637,8 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
     kernel().printf("EXT4-fs: an orphan file or an unreplayed journal: mounted read-only\n");
     flags_.fetch_or(MS_RDONLY);
   }
+  if (get16(sb_raw_, sb::kState) & kStateError)
+    kernel().printf("EXT4-fs (%s): warning: mounting fs with errors, running e2fsck is recommended\n", type);
   generation_ = get32(sb_raw_, sb::kWtime) ^ static_cast<uint32_t>(wall_timespec().tv_nsec);
   MutexLocker g(lock_);
   Ref<Vnode> root = TRY(iget(kRootIno, nullptr));

@@ -67,6 +67,33 @@ inline std::string fsck_problems(const std::string& img) {
   return out;
 }
 
+// e2fsck -fy of img (repairs what it finds): its exit status, 0 when
+// there was nothing to repair, 1 when it repaired everything.
+inline int fsck_repair(const std::string& img) {
+  return run("e2fsck -fy " + shell_quote(img) + " >/dev/null 2>&1");
+}
+
+// The superblock of img says the file system has errors (EXT2_ERROR_FS,
+// which dumpe2fs shows as "with errors").
+inline bool records_errors(const std::string& img) {
+  std::string out = capture("dumpe2fs -h " + shell_quote(img) + " 2>/dev/null");
+  size_t at = out.find("Filesystem state:");
+  REQUIRE(at != std::string::npos);
+  return out.substr(at, out.find('\n', at) - at).find("with errors") != std::string::npos;
+}
+
+// The current kernel's message buffer, all of it. The buffer is a ring
+// of 16 KiB (kern/msgbuf.h) that loses its oldest text when full: a
+// REQUIRE fails if it may have, so that a message looked for was not
+// lost.
+inline std::string kernel_messages() {
+  std::string buf(32 * 1024, '\0');
+  size_t n = rump_msgbuf_read(buf.data(), buf.size());
+  REQUIRE(n < 16 * 1024);
+  buf.resize(n);
+  return buf;
+}
+
 // A temporary directory, removed with everything in it.
 struct TempDir {
   std::string path;
