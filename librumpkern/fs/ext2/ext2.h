@@ -48,6 +48,7 @@
 #include "dev/buf.h"
 #include "fs/ext2/format.h"
 #include "fs/ext2/journal.h"
+#include "vfs/kvec.h"
 #include "vfs/page_io.h"
 #include "vfs/vnode.h"
 
@@ -332,6 +333,22 @@ class Ext2Node : public Vnode, public PageIo {
   // is pressed, after an operation has changed other blocks.
   BufRef table_block_;
   bool parked_ = false;  // an orphan kept by its mount (Ext2Mount::park_orphan)
+  // Indirect maps: the map blocks that write-back will add for this
+  // file's pages without blocks, each counted once in the mount's
+  // reserved_ when the first such page under it reserved its room (its
+  // own blocks are the page's, given back by the page cache). A map block
+  // allocated takes its room from here (insert_indirect); what is left
+  // goes back when the file is cut below it or the node goes. Keys:
+  // index_key. Under the tree lock.
+  KVec<uint64_t> promised_;
+  // The map blocks lblk's path lacks that no page holds room for yet:
+  // their keys into keys[] (at most 3), how many.
+  Result<int> unpromised_index(uint64_t lblk, uint64_t* keys) const;
+  // Takes the room promised for the map block key, if it was.
+  bool take_promise(uint64_t key);
+  // Gives back the promises for map blocks that cover only blocks from
+  // first on (the file was cut there), or all.
+  void drop_promises(uint64_t first = 0);
   RefPtr<Vnode> parent_;  // directories: the directory this one was found in
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
 };

@@ -180,4 +180,11 @@ inline bool indirect_slot(uint64_t lblk, uint64_t per, IndirectSlot& s) {
   return true;
 }
 
+// A map block of an indirect map, as a key: the tree it is in (levels:
+// 1 indirect, 2 double, 3 triple), its depth there (0: the block the
+// inode points at) and its place at that depth.
+inline uint64_t index_key(int levels, int depth, uint64_t idx) {
+  return uint64_t(levels) << 62 | uint64_t(depth) << 60 | idx;
+}
+
 }  // namespace rump::ext2

@@ -33,7 +33,8 @@ timespec decode_time(const char* raw, size_t sec_off, size_t extra_off, uint32_t
 
 // --- the node table
 
-Ext2Node::Ext2Node(Ext2Mount& m, VType type, uint32_t ino, char* raw) : Vnode(m, type), ino_(ino), raw_(raw) {}
+Ext2Node::Ext2Node(Ext2Mount& m, VType type, uint32_t ino, char* raw)
+    : Vnode(m, type), ino_(ino), raw_(raw), promised_(m.kernel().kmem()) {}
 
 Ext2Node::~Ext2Node() {
   em().forget(*this);
@@ -49,6 +50,7 @@ void Ext2Mount::forget(Ext2Node& n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   bool held = lock_.owned();
   if (!held) lock_.lock();
   if (n.hash_hook_.is_linked()) nodes_.erase(n);
+  n.drop_promises();
   if (n.inode_pending_ && n.links() > 0 && writable()) {
     // A size grown in the cache whose pages never went back (a failed
     // write-back): the inode still gets it.

@@ -246,10 +246,24 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
   char* slot_base = raw_;
   size_t slot = ino::kBlock + size_t(11 + levels) * 4;
   BufRef holder;
-  while (true) {
+  for (int depth = 0;; depth++) {
     uint32_t p = get32(slot_base, slot);
     if (p == 0) {
-      uint64_t nb = TRY(m.alloc_block(pblk));
+      // The room a page reserved for this map block is used now; kept
+      // for the next try if the block does not get linked.
+      uint64_t key = index_key(where.levels, depth, where.off / span);
+      bool promised = take_promise(key);
+      auto keep_promise = [&] {
+        if (!promised) return;
+        m.reserved_ += 1;
+        promised_.push_back(key);  // room left by the erase
+      };
+      Result<uint64_t> got = m.alloc_block(pblk);
+      if (!got.ok()) {
+        keep_promise();
+        return err(got.error());
+      }
+      uint64_t nb = got.value();
       // Until it is linked below, a failure frees it again (else a block
       // marked in use that nothing maps).
       Result<BufRef> z = m.bc_.getblk(m.dev_, nb, m.geo().block_size);
@@ -262,6 +276,7 @@ Result<void> Ext2Node::insert_indirect(uint64_t lblk, uint64_t pblk) {
       }
       if (!d.ok()) {
         m.undo_blocks(nb, 1);
+        keep_promise();
         return d;
       }
       add_blocks(1);

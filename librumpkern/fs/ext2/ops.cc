@@ -515,6 +515,7 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
     set_size(new_size);
     if (!listed && has_blocks) TRY(m.orphan_add(*this));
     TRY(free_from((new_size + bs - 1) / bs, &ib));
+    drop_promises((new_size + bs - 1) / bs);
     if (!listed && m.on_orphan_list(ino_)) TRY(m.orphan_del(*this));
     if (last) {
       std::memset(last.data() + new_size % bs, 0, bs - new_size % bs);

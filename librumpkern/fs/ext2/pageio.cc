@@ -18,6 +18,7 @@
 // Block sizes above the page size and data=journal use read and write
 // instead (EOPNOTSUPP here). With inline_data, a file whose bytes fit
 // its inode is kept there (write_inline) and read through read().
+#include <algorithm>
 #include <cstring>
 
 #include "fs/ext2/ext2.h"
@@ -240,15 +241,82 @@ Result<uint32_t> Ext2Node::reserve_page(uint64_t off) {
     return static_cast<uint32_t>(per);
   }
   uint32_t holes = 0;
+  // Indirect maps: the map blocks the holes' write-back adds, each once
+  // per file (promised_).
+  uint64_t fresh[12];
+  size_t nfresh = 0;
+  const bool indirect = !(flags() & kFlExtents);
   for (uint64_t lblk = off / bs; lblk < off / bs + per;) {
     Mapping map = TRY(bmap(lblk));
     uint64_t n = map.count ? map.count : 1;
     if (n > off / bs + per - lblk) n = off / bs + per - lblk;
-    if (map.pblk == 0 && !map.unwritten) holes += static_cast<uint32_t>(n);
+    if (map.pblk == 0 && !map.unwritten) {
+      holes += static_cast<uint32_t>(n);
+      for (uint64_t b = lblk; indirect && b < lblk + n; b++) {
+        uint64_t keys[3];
+        int k = TRY(unpromised_index(b, keys));
+        for (int i = 0; i < k; i++)
+          if (std::find(fresh, fresh + nfresh, keys[i]) == fresh + nfresh) fresh[nfresh++] = keys[i];
+      }
+    }
     lblk += n;
   }
-  if (holes > 0) TRY(m.reserve_blocks(holes));
+  if (holes == 0) return 0u;
+  TRY(promised_.reserve_more(nfresh));
+  TRY(m.reserve_blocks(holes + nfresh));
+  for (size_t i = 0; i < nfresh; i++) promised_.push_back(fresh[i]);
   return holes;
+}
+
+Result<int> Ext2Node::unpromised_index(uint64_t lblk, uint64_t* keys) const {
+  if (lblk < 12) return 0;
+  Ext2Mount& m = em();
+  const uint64_t per = m.geo().block_size / 4;
+  IndirectSlot where;
+  if (!indirect_slot(lblk - 12, per, where)) return 0;
+  int n = 0;
+  uint32_t p = get32(raw_, ino::kBlock + size_t(11 + where.levels) * 4);
+  uint64_t cover = where.span;  // blocks the map block at this depth covers
+  BufRef hold;
+  for (int depth = 0; depth < where.levels; depth++) {
+    if (p == 0) {
+      uint64_t key = index_key(where.levels, depth, where.off / cover);
+      if (std::find(&promised_[0], &promised_[0] + promised_.size(), key) == &promised_[0] + promised_.size())
+        keys[n++] = key;
+    } else if (depth + 1 < where.levels) {
+      if (p >= m.geo().blocks_count) return m.corrupt("block map points outside the file system", ino_);
+      hold = TRY(m.bread(p));
+      p = get32(hold.data(), ((where.off % cover) / (cover / per)) * 4);
+    }
+    cover /= per;
+  }
+  return n;
+}
+
+bool Ext2Node::take_promise(uint64_t key) {
+  for (size_t i = 0; i < promised_.size(); i++) {
+    if (promised_[i] != key) continue;
+    promised_.erase(i);
+    em().unreserve_blocks(1);
+    return true;
+  }
+  return false;
+}
+
+void Ext2Node::drop_promises(uint64_t first) {
+  if (promised_.empty()) return;
+  Ext2Mount& m = em();
+  const uint64_t per = m.geo().block_size / 4;
+  size_t before = promised_.size();
+  promised_.retain([&](uint64_t key) {
+    int levels = static_cast<int>(key >> 62), depth = static_cast<int>((key >> 60) & 3);
+    uint64_t idx = key & ((uint64_t{1} << 60) - 1);
+    uint64_t base = 12 + (levels > 1 ? per : 0) + (levels > 2 ? per * per : 0);
+    uint64_t cover = 1;
+    for (int i = depth; i < levels; i++) cover *= per;
+    return base + idx * cover < first;
+  });
+  m.unreserve_blocks(before - promised_.size());
 }
 
 Result<void> Ext2Node::grow_for_cache(uint64_t new_size) {
