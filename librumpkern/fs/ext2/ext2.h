@@ -580,6 +580,9 @@ class Ext2Mount : public Mount {
   // device says the file system has errors.
   Result<void> record_error();
   bool error_recorded_ = false;  // it did so
+  // The superblock's state when mounted: without a journal, an image
+  // that was not clean then is not clean after the unmount either.
+  uint16_t mount_state_ = 0;
   // Orphans whose freeing failed when their last reference went: kept in
   // memory (a copy of the node in the table, marked parked, holding its
   // own creation reference), since the orphan list is walked through the

@@ -542,7 +542,11 @@ void Ext2Mount::teardown() {
       if (r.ok()) r = journal_->stop(true);
       if (r.ok()) put32(sb_raw_, sb::kFeatureIncompat, get32(sb_raw_, sb::kFeatureIncompat) & ~kIncompatRecover);
     }
-    put16(sb_raw_, sb::kState, static_cast<uint16_t>(get16(sb_raw_, sb::kState) | kStateValid));
+    // Clean again, unless the image was not clean when mounted and no
+    // journal vouches for it (Linux's ext2 puts back the state it found).
+    uint16_t state = get16(sb_raw_, sb::kState);
+    bool valid = (journal_ && journal_->started()) || (mount_state_ & kStateValid);
+    put16(sb_raw_, sb::kState, static_cast<uint16_t>(valid ? state | kStateValid : state & ~kStateValid));
     if (r.ok()) r = sync_fs();
     if (!r.ok()) kernel().printf("EXT4-fs: writing back at unmount failed (%d)\n", r.error());
   } else {
@@ -637,8 +641,11 @@ Result<void> Ext2Mount::load(const char* data, const char* type) {
     kernel().printf("EXT4-fs: an orphan file or an unreplayed journal: mounted read-only\n");
     flags_.fetch_or(MS_RDONLY);
   }
-  if (get16(sb_raw_, sb::kState) & kStateError)
+  mount_state_ = get16(sb_raw_, sb::kState);
+  if (mount_state_ & kStateError)
     kernel().printf("EXT4-fs (%s): warning: mounting fs with errors, running e2fsck is recommended\n", type);
+  else if (!(mount_state_ & kStateValid) && !journal_)
+    kernel().printf("EXT4-fs (%s): warning: mounting unchecked fs, running e2fsck is recommended\n", type);
   generation_ = get32(sb_raw_, sb::kWtime) ^ static_cast<uint32_t>(wall_timespec().tv_nsec);
   MutexLocker g(lock_);
   Ref<Vnode> root = TRY(iget(kRootIno, nullptr));

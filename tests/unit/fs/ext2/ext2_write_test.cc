@@ -238,6 +238,42 @@ class OpRunner {
 
 }  // namespace
 
+TEST_CASE("without a journal, an image not clean when mounted stays so after the unmount; a clean one is clean again",
+          "[ext2]") {
+  for (bool clean : {true, false}) {
+    DYNAMIC_SECTION((clean ? "clean" : "not clean")) {
+      TempDir t;
+      std::string img = t.path + "/img";
+      REQUIRE(make_image(img, "ext2", 4096, "", 8));
+      if (!clean) REQUIRE(run("debugfs -w -R " + shell_quote("ssv state 0") + " " + shell_quote(img) + " >/dev/null 2>&1") == 0);
+      // dumpe2fs's "Filesystem state:" line says "clean" or "not clean".
+      auto is_clean = [&] {
+        std::string out = capture("dumpe2fs -h " + shell_quote(img) + " 2>/dev/null");
+        size_t at = out.find("Filesystem state:");
+        REQUIRE(at != std::string::npos);
+        std::string line = out.substr(at, out.find('\n', at) - at);
+        REQUIRE(line.find("clean") != std::string::npos);
+        return line.find("not clean") == std::string::npos;
+      };
+      REQUIRE(is_clean() == clean);
+      {
+        Mounted m(img, "ext2", 0);
+        REQUIRE(m.mount_result == 0);
+        CHECK((kernel_messages().find("mounting unchecked fs") == std::string::npos) == clean);
+        // Not clean while mounted.
+        CHECK_FALSE(is_clean());
+        int fd = rump_sys_open("/mnt/f", O_CREAT | O_WRONLY, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(rump_sys_write(fd, "x", 1) == 1);
+        rump_sys_close(fd);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      CHECK(is_clean() == clean);
+      CHECK(fsck_problems(img) == "");
+    }
+  }
+}
+
 TEST_CASE("random operation sequences give the same tree as the host and stay e2fsck-clean", "[ext2]") {
   struct Config {
     const char* type;
