@@ -326,7 +326,6 @@ class Ext2Node : public Vnode, public PageIo {
   // write into its page cache (grow_for_cache), stored with the pages'
   // write-back, by fsync or when the last reference goes.
   bool inode_pending_ = false;
-<<<<<<< Updated upstream
   // The inode table block, held while the node lives (from iget's read,
   // or a new inode's first write): a node's inode is written many times
   // (each setattr, the write-back's size, the link count), and a held
@@ -350,12 +349,6 @@ class Ext2Node : public Vnode, public PageIo {
   // Gives back the promises for map blocks that cover only blocks from
   // first on (the file was cut there), or all.
   void drop_promises(uint64_t first = 0);
-=======
-  // The inode table block, held from the first inode_block() while the
-  // node lives: a node's inode is written many times (each setattr, the
-  // write-back's size, the link count), and a held block costs no lookup.
-  BufRef table_block_;
->>>>>>> Stashed changes
   RefPtr<Vnode> parent_;  // directories: the directory this one was found in
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
 };
