@@ -281,8 +281,9 @@ Result<int> Ext2Node::unpromised_index(uint64_t lblk, uint64_t* keys) const {
   for (int depth = 0; depth < where.levels; depth++) {
     if (p == 0) {
       uint64_t key = index_key(where.levels, depth, where.off / cover);
-      if (std::find(&promised_[0], &promised_[0] + promised_.size(), key) == &promised_[0] + promised_.size())
-        keys[n++] = key;
+      bool held = false;
+      for (size_t i = 0; i < promised_.size() && !held; i++) held = promised_[i] == key;
+      if (!held) keys[n++] = key;
     } else if (depth + 1 < where.levels) {
       if (p >= m.geo().blocks_count) return m.corrupt("block map points outside the file system", ino_);
       hold = TRY(m.bread(p));
