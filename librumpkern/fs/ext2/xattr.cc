@@ -411,11 +411,20 @@ Result<void> Ext2Node::change_xattr(std::string_view name, const char* value, si
   // The block first (it can fail: allocation, a shared block's copy),
   // then the body, which cannot.
   bool block_changes = in_block != std::string_view::npos || to_block;
+  // A block allocated here, freed again if the change fails before the
+  // block is in place (else a block marked in use that nothing maps).
+  bool fresh = false;
   if (block_changes) {
     if (!blkno) {
+      if (!(g.compat & kCompatExtAttr)) TRY(m.set_compat(kCompatExtAttr));
       uint64_t goal = g.first_data_block + uint64_t{(ino_ - 1) / g.inodes_per_group} * g.blocks_per_group;
       blkno = TRY(m.alloc_block(goal));
-      bh = TRY(m.bc_.getblk(m.dev_, blkno, bs));
+      Result<BufRef> nbh = m.bc_.getblk(m.dev_, blkno, bs);
+      if (!nbh.ok()) {
+        m.undo_blocks(blkno, 1);
+        return err(nbh.error());
+      }
+      bh = std::move(*nbh);
       std::memset(bh.data(), 0, bs);
       put32(bh.data(), 0, kXattrMagic);
       put32(bh.data(), kHdrRefcount, 1);
@@ -424,7 +433,7 @@ Result<void> Ext2Node::change_xattr(std::string_view name, const char* value, si
       kscan = Scan{kBlockHeader, bs};
       set_xattr_block(blkno);
       add_blocks(1);
-      if (!(g.compat & kCompatExtAttr)) TRY(m.set_compat(kCompatExtAttr));
+      fresh = true;
     } else if (uint32_t refs = get32(bh.data(), kHdrRefcount); refs > 1) {
       // Shared: this inode gets its own copy.
       uint64_t goal = g.first_data_block + uint64_t{(ino_ - 1) / g.inodes_per_group} * g.blocks_per_group;
@@ -437,7 +446,12 @@ Result<void> Ext2Node::change_xattr(std::string_view name, const char* value, si
       std::memcpy(copy->data(), bh.data(), bs);
       put32(bh.data(), kHdrRefcount, refs - 1);
       if (m.has_csum()) put32(bh.data(), kHdrChecksum, block_csum(m, blkno, bh.data()));
-      TRY(m.dirty_meta(bh));
+      if (Result<void> d = m.dirty_meta(bh); !d.ok()) {
+        put32(bh.data(), kHdrRefcount, refs);
+        if (m.has_csum()) put32(bh.data(), kHdrChecksum, block_csum(m, blkno, bh.data()));
+        m.undo_blocks(nb, 1);
+        return d;
+      }
       bh = std::move(*copy);
       put32(bh.data(), kHdrRefcount, 1);
       blkno = nb;
@@ -454,7 +468,15 @@ Result<void> Ext2Node::change_xattr(std::string_view name, const char* value, si
       add_blocks(-1);
     } else {
       seal_block(m, blkno, bh.data(), kscan);
-      TRY(m.dirty_meta(bh));
+      if (Result<void> d = m.dirty_meta(bh); !d.ok()) {
+        if (fresh) {
+          bh.reset();
+          set_xattr_block(0);
+          add_blocks(-1);
+          m.undo_blocks(blkno, 1);
+        }
+        return d;
+      }
     }
   }
   if (in_body != std::string_view::npos) remove_at(body, bscan, in_body);

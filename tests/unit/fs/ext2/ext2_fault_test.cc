@@ -637,7 +637,12 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
               case 6: r = rump_sys_rename(p.c_str(), pick(2) ? fresh.c_str() : q.c_str()); if (r == 0) names.push_back(fresh); break;
               case 7: r = rump_sys_link(p.c_str(), fresh.c_str()); if (r == 0) names.push_back(fresh); break;
               case 8: r = rump_sys_symlink(std::string(1 + pick(200), 's').c_str(), fresh.c_str()); if (r == 0) names.push_back(fresh); break;
-              default: r = rump_sys_setxattr(p.c_str(), "user.k", std::string(pick(3000), 'x').c_str(), 0, 0); break;
+              default: {
+                // Up to 3000 bytes: past the inode's room, into an xattr block.
+                std::string v(pick(3000), 'x');
+                r = rump_sys_setxattr(p.c_str(), "user.k", v.data(), v.size(), 0);
+                break;
+              }
             }
             if (r < 0) {
               INFO("op " << i << " errno " << errno);
