@@ -319,6 +319,8 @@ class Ext2Node : public Vnode, public PageIo {
   Result<bool> remove_in_block(uint64_t lblk, std::string_view name, uint32_t ino);
   // A new inode (ops.cc).
   Result<Ref<Vnode>> new_inode(const NewNode& n);
+  // create without the retry after a commit.
+  Result<Ref<Vnode>> create_once(std::string_view name, const NewNode& n);
 
   uint32_t ino_;
   char* raw_;  // the inode as on disk (the file system's inode size)

@@ -237,6 +237,17 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
 }
 
 Result<Ref<Vnode>> Ext2Node::create(std::string_view name, const NewNode& n) {
+  for (bool retried = false;; retried = true) {
+    Result<Ref<Vnode>> r = create_once(name, n);
+    if (r.ok() || r.error() != ENOSPC || retried) return r;
+    // Blocks freed by the running transaction (an unlink, a truncate) are
+    // allocatable once it commits: commit and try again, as ext4 does.
+    // What the first try made is undone by now (its node went).
+    if (!TRY(em().commit_for_space())) return r;
+  }
+}
+
+Result<Ref<Vnode>> Ext2Node::create_once(std::string_view name, const NewNode& n) {
   if (!is_dir()) return err(ENOTDIR);
   Ext2Mount& m = em();
   if (!m.writable()) return err(EROFS);
@@ -273,7 +284,13 @@ Result<void> Ext2Node::link(std::string_view name, Vnode& target) {
   if (t.links() >= kLinkMax) return err(EMLINK);
   if (find_entry(name).ok()) return err(EEXIST);
   TRY(m.begin_op());
-  TRY(add_entry(name, t.ino_, t.type()));
+  Result<void> a = add_entry(name, t.ino_, t.type());
+  if (!a.ok() && a.error() == ENOSPC && TRY(m.commit_for_space())) {
+    // As create: once more after a commit.
+    TRY(m.begin_op());
+    a = add_entry(name, t.ino_, t.type());
+  }
+  TRY(a);
   t.set_links(static_cast<uint16_t>(t.links() + 1));
   t.touch(4);
   touch(2 | 4);

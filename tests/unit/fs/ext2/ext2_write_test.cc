@@ -238,6 +238,48 @@ class OpRunner {
 
 }  // namespace
 
+TEST_CASE("on a full ext3 image, the blocks of files unlinked in the running transaction go to a mkdir and a symlink",
+          "[ext2]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  // ext3: no extents, so no pool kept back for metadata, and the blocks
+  // the unlinks free are the only free ones. A journal with room to
+  // spare: no commit for want of log space either.
+  REQUIRE(make_image(img, "ext3", 4096, "", 32, "-J size=8"));
+  {
+    // No commit by the timer during the test: only the retry commits.
+    Mounted m(img, "ext3", 0, "commit=600");
+    REQUIRE(m.mount_result == 0);
+    // Two files of one block each, then one that takes every block left.
+    std::string block(4096, 'a');
+    for (const char* p : {"/mnt/a", "/mnt/b"}) {
+      int fd = rump_sys_open(p, O_CREAT | O_WRONLY, 0644);
+      REQUIRE(fd >= 0);
+      REQUIRE(rump_sys_write(fd, block.data(), block.size()) == 4096);
+      rump_sys_close(fd);
+    }
+    int fd = rump_sys_open("/mnt/big", O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    std::string chunk(64 * 1024, 'b');
+    while (rump_sys_write(fd, chunk.data(), chunk.size()) > 0) {
+    }
+    REQUIRE(rump_sys_fsync(fd) == 0);
+    rump_sys_close(fd);
+    // Full: a directory has no block to take.
+    CHECK_ERRNO(ENOSPC, rump_sys_mkdir("/mnt/before", 0755));
+    // The small files' blocks are free once the transaction that unlinked
+    // them commits: the allocation that finds none commits and tries again.
+    REQUIRE(rump_sys_unlink("/mnt/a") == 0);
+    REQUIRE(rump_sys_unlink("/mnt/b") == 0);
+    CHECK(rump_sys_mkdir("/mnt/after", 0755) == 0);
+    CHECK(rump_sys_symlink(std::string(300, 's').c_str(), "/mnt/slow") == 0);
+    struct stat st;
+    CHECK(rump_sys_stat("/mnt/after", &st) == 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+}
+
 TEST_CASE("without a journal, an image not clean when mounted stays so after the unmount; a clean one is clean again",
           "[ext2]") {
   for (bool clean : {true, false}) {
