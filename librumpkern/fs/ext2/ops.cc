@@ -239,7 +239,8 @@ Result<Ref<Vnode>> Ext2Node::new_inode(const NewNode& n) {
 Result<Ref<Vnode>> Ext2Node::create(std::string_view name, const NewNode& n) {
   for (bool retried = false;; retried = true) {
     Result<Ref<Vnode>> r = create_once(name, n);
-    if (r.ok() || r.error() != ENOSPC || retried) return r;
+    // (Not after the failure aborted the mount's changes.)
+    if (r.ok() || r.error() != ENOSPC || retried || !em().writable()) return r;
     // Blocks freed by the running transaction (an unlink, a truncate) are
     // allocatable once it commits: commit and try again, as ext4 does.
     // What the first try made is undone by now (its node went).
@@ -285,7 +286,7 @@ Result<void> Ext2Node::link(std::string_view name, Vnode& target) {
   if (find_entry(name).ok()) return err(EEXIST);
   TRY(m.begin_op());
   Result<void> a = add_entry(name, t.ino_, t.type());
-  if (!a.ok() && a.error() == ENOSPC && TRY(m.commit_for_space())) {
+  if (!a.ok() && a.error() == ENOSPC && m.writable() && TRY(m.commit_for_space())) {
     // As create: once more after a commit.
     TRY(m.begin_op());
     a = add_entry(name, t.ino_, t.type());
