@@ -242,7 +242,8 @@ Result<uint32_t> Ext2Node::reserve_page(uint64_t off) {
   }
   uint32_t holes = 0;
   // Indirect maps: the map blocks the holes' write-back adds, each once
-  // per file (promised_).
+  // per file (promised_): at most 3 for each of the page's blocks, 4 of
+  // them with 1 KiB blocks.
   uint64_t fresh[12];
   size_t nfresh = 0;
   const bool indirect = !(flags() & kFlExtents);
