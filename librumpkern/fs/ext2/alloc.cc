@@ -341,12 +341,12 @@ Result<void> Ext2Mount::sync_fs() {
   }
   // syncfs, sync, unmount: committed and checkpointed, so that the home
   // blocks alone hold everything.
-  if (journal_ && journal_->started()) TRY(journal_->commit(true));
+  if (journaling()) TRY(journal_->commit(true));
   return bc_.flush(dev_);
 }
 
 Result<void> Ext2Mount::fsync_fs() {
-  if (!journal_ || !journal_->started()) return sync_fs();
+  if (!journaling()) return sync_fs();
   // Ordered mode flushes file data inside the commit; writeback mode and
   // a transaction with nothing to commit need the data flush here.
   if (journal_->mode() == DataMode::kWriteback || journal_->idle()) TRY(bc_.flush(dev_));
@@ -355,12 +355,12 @@ Result<void> Ext2Mount::fsync_fs() {
 
 Result<void> Ext2Mount::dirty_meta(BufRef& b) {
   b.dirty();
-  if (journal_ && journal_->started()) return journal_->add(b);
+  if (journaling()) return journal_->add(b);
   return {};
 }
 
 Result<void> Ext2Mount::dirty_data(BufRef& b) {
-  if (journal_ && journal_->started() && journal_->mode() == DataMode::kJournal) return dirty_meta(b);
+  if (journaling() && journal_->mode() == DataMode::kJournal) return dirty_meta(b);
   b.dirty();
   return {};
 }

@@ -346,6 +346,8 @@ class Ext2Node : public Vnode, public PageIo {
   // The map blocks lblk's path lacks that no page holds room for yet:
   // their keys into keys[] (at most 3), how many.
   Result<int> unpromised_index(uint64_t lblk, uint64_t* keys) const;
+  // Where key lies in promised_ (its size if absent).
+  size_t find_promise(uint64_t key) const;
   // Takes the room promised for the map block key, if it was.
   bool take_promise(uint64_t key);
   // Gives back the promises for map blocks that cover only blocks from
@@ -399,6 +401,9 @@ class Ext2Mount : public Mount {
   const Geometry& geo() const { return geo_; }
   const Vnode* device_vnode() const { return devvp_.get(); }
   bool has_csum() const { return geo_.ro_compat & ext2::kRoCompatMetadataCsum; }
+  // Changes go through the journal (loaded, not noload, and started by
+  // a writable mount).
+  bool journaling() const { return journal_ && journal_->started(); }
 
   // A block of the file system through the buffer cache (EUCLEAN for a
   // block number past the end).

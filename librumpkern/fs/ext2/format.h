@@ -186,5 +186,15 @@ inline bool indirect_slot(uint64_t lblk, uint64_t per, IndirectSlot& s) {
 inline uint64_t index_key(int levels, int depth, uint64_t idx) {
   return uint64_t(levels) << 62 | uint64_t(depth) << 60 | idx;
 }
+// The first logical block the map block of key maps (per pointers a
+// block).
+inline uint64_t index_key_first(uint64_t key, uint64_t per) {
+  int levels = static_cast<int>(key >> 62), depth = static_cast<int>((key >> 60) & 3);
+  uint64_t idx = key & ((uint64_t{1} << 60) - 1);
+  uint64_t base = 12 + (levels > 1 ? per : 0) + (levels > 2 ? per * per : 0);
+  uint64_t cover = 1;
+  for (int i = depth; i < levels; i++) cover *= per;
+  return base + idx * cover;
+}
 
 }  // namespace rump::ext2

@@ -116,7 +116,7 @@ Result<void> Ext2Node::write_pages(uint64_t off, size_t len, std::byte* const* p
   if (!m.writable()) return err(EROFS);
   if (flags() & kFlImmutable) return err(EPERM);
   const uint32_t bs = m.geo().block_size;
-  bool journals_data = m.journal_ && m.journal_->started() && m.journal_->mode() == DataMode::kJournal;
+  bool journals_data = m.journaling() && m.journal_->mode() == DataMode::kJournal;
   if (bs > vm::kPageSize || journals_data) return err(EOPNOTSUPP);
   TRY(m.begin_op());
   // Write-back's blocks (data, extent tree, the block an inline file moves
@@ -222,7 +222,7 @@ Result<void> Ext2Mount::reserve_blocks(uint64_t n) {
 void Ext2Mount::unreserve_blocks(uint64_t n) { reserved_ = reserved_ > n ? reserved_ - n : 0; }
 
 Result<bool> Ext2Mount::commit_for_space() {
-  if (!journal_ || !journal_->started() || journal_->idle()) return false;
+  if (!journaling() || journal_->idle()) return false;
   TRY(journal_->commit(false));
   return true;
 }
@@ -282,9 +282,7 @@ Result<int> Ext2Node::unpromised_index(uint64_t lblk, uint64_t* keys) const {
   for (int depth = 0; depth < where.levels; depth++) {
     if (p == 0) {
       uint64_t key = index_key(where.levels, depth, where.off / cover);
-      bool held = false;
-      for (size_t i = 0; i < promised_.size() && !held; i++) held = promised_[i] == key;
-      if (!held) keys[n++] = key;
+      if (find_promise(key) == promised_.size()) keys[n++] = key;
     } else if (depth + 1 < where.levels) {
       if (p >= m.geo().blocks_count) return m.corrupt("block map points outside the file system", ino_);
       hold = TRY(m.bread(p));
@@ -295,14 +293,18 @@ Result<int> Ext2Node::unpromised_index(uint64_t lblk, uint64_t* keys) const {
   return n;
 }
 
+size_t Ext2Node::find_promise(uint64_t key) const {
+  size_t i = 0;
+  while (i < promised_.size() && promised_[i] != key) i++;
+  return i;
+}
+
 bool Ext2Node::take_promise(uint64_t key) {
-  for (size_t i = 0; i < promised_.size(); i++) {
-    if (promised_[i] != key) continue;
-    promised_.erase(i);
-    em().unreserve_blocks(1);
-    return true;
-  }
-  return false;
+  size_t i = find_promise(key);
+  if (i == promised_.size()) return false;
+  promised_.erase(i);
+  em().unreserve_blocks(1);
+  return true;
 }
 
 void Ext2Node::drop_promises(uint64_t first) {
@@ -310,14 +312,7 @@ void Ext2Node::drop_promises(uint64_t first) {
   Ext2Mount& m = em();
   const uint64_t per = m.geo().block_size / 4;
   size_t before = promised_.size();
-  promised_.retain([&](uint64_t key) {
-    int levels = static_cast<int>(key >> 62), depth = static_cast<int>((key >> 60) & 3);
-    uint64_t idx = key & ((uint64_t{1} << 60) - 1);
-    uint64_t base = 12 + (levels > 1 ? per : 0) + (levels > 2 ? per * per : 0);
-    uint64_t cover = 1;
-    for (int i = depth; i < levels; i++) cover *= per;
-    return base + idx * cover < first;
-  });
+  promised_.retain([&](uint64_t key) { return index_key_first(key, per) < first; });
   m.unreserve_blocks(before - promised_.size());
 }
 

@@ -111,7 +111,7 @@ Ext2Mount::~Ext2Mount() {
 }
 
 void Ext2Mount::abort_changes(const char* what, uint64_t where, int error) {
-  bool journaled = journal_ && journal_->started();
+  bool journaled = journaling();
   kernel().printf("EXT4-fs error (device %s): %s (%llu): error %d%s\n", fstype().name, what,
                   static_cast<unsigned long long>(where), error, journaled ? ": aborting the journal" : "");
   if (!journaled) {
@@ -519,7 +519,7 @@ Mount::Stat Ext2Mount::statfs() {
 void Ext2Mount::teardown() {
   root_.reset();
   drop_parked();
-  if (journal_ && journal_->started() && !writable()) {
+  if (journaling() && !writable()) {
     (void)journal_->stop(false);
     // A descriptor block may have been in the abandoned transaction: read
     // again, if ever, from the device.
@@ -535,7 +535,7 @@ void Ext2Mount::teardown() {
       if (!o.ok()) kernel().printf("EXT4-fs: freeing orphans at unmount failed (%d)\n", o.error());
     }
     Result<void> r;
-    if (journal_ && journal_->started()) {
+    if (journaling()) {
       // The last transaction, a checkpoint, and an empty journal; then
       // the superblock says so, written home directly.
       r = write_super();
@@ -545,7 +545,7 @@ void Ext2Mount::teardown() {
     // Clean again, unless the image was not clean when mounted and no
     // journal vouches for it (Linux's ext2 puts back the state it found).
     uint16_t state = get16(sb_raw_, sb::kState);
-    bool valid = (journal_ && journal_->started()) || (mount_state_ & kStateValid);
+    bool valid = journaling() || (mount_state_ & kStateValid);
     put16(sb_raw_, sb::kState, static_cast<uint16_t>(valid ? state | kStateValid : state & ~kStateValid));
     if (r.ok()) r = sync_fs();
     if (!r.ok()) kernel().printf("EXT4-fs: writing back at unmount failed (%d)\n", r.error());
