@@ -44,10 +44,6 @@ bool log_wraps(const std::string& img) {
   return false;
 }
 
-std::string on_image(const std::string& img, const std::string& path) {
-  return capture("debugfs -R " + shell_quote("cat " + path) + " " + shell_quote(img) + " 2>/dev/null");
-}
-
 // Whether path on the mounted image img comes to hold want without a sync
 // (a commit of the kernel's own): polled for up to 30 s on copies, whose
 // log the host's e2fsck replays.

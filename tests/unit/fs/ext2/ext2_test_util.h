@@ -73,13 +73,23 @@ inline int fsck_repair(const std::string& img) {
   return run("e2fsck -fy " + shell_quote(img) + " >/dev/null 2>&1");
 }
 
-// The superblock of img says the file system has errors (EXT2_ERROR_FS,
-// which dumpe2fs shows as "with errors").
-inline bool records_errors(const std::string& img) {
+// The state line of img's superblock as dumpe2fs shows it ("Filesystem
+// state:  clean", "not clean", "clean with errors" ...).
+inline std::string fs_state(const std::string& img) {
   std::string out = capture("dumpe2fs -h " + shell_quote(img) + " 2>/dev/null");
   size_t at = out.find("Filesystem state:");
   REQUIRE(at != std::string::npos);
-  return out.substr(at, out.find('\n', at) - at).find("with errors") != std::string::npos;
+  return out.substr(at, out.find('\n', at) - at);
+}
+
+// The superblock of img says the file system has errors (EXT2_ERROR_FS,
+// which dumpe2fs shows as "with errors").
+inline bool records_errors(const std::string& img) { return fs_state(img).find("with errors") != std::string::npos; }
+
+// The bytes of the file at path on img, as debugfs reads them ("" if
+// there is none).
+inline std::string on_image(const std::string& img, const std::string& path) {
+  return capture("debugfs -R " + shell_quote("cat " + path) + " " + shell_quote(img) + " 2>/dev/null");
 }
 
 // The current kernel's message buffer, all of it. The buffer is a ring
