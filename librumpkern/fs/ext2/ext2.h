@@ -325,8 +325,9 @@ class Ext2Node : public Vnode, public PageIo {
   uint32_t ino_;
   char* raw_;  // the inode as on disk (the file system's inode size)
   // raw_ holds a change the inode table lacks: a regular file grown by a
-  // write into its page cache (grow_for_cache), stored with the pages'
-  // write-back, by fsync or when the last reference goes.
+  // write into its page cache (grow_for_cache), or an inode write that
+  // failed (write_inode_to); stored with the pages' write-back, by fsync
+  // or when the last reference goes.
   bool inode_pending_ = false;
   // The inode table block, held while the node lives (from iget's read,
   // or a new inode's first write): a node's inode is written many times

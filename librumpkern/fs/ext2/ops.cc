@@ -55,8 +55,12 @@ void Ext2Node::set_time(size_t sec_off, size_t extra_off, const timespec& t) {
 }
 
 Result<void> Ext2Node::write_inode() {
-  BufRef ib = TRY(inode_block());
-  return write_inode_to(ib);
+  Result<BufRef> ib = inode_block();
+  if (!ib.ok()) {
+    inode_pending_ = true;  // as a failed write_inode_to
+    return err(ib.error());
+  }
+  return write_inode_to(*ib);
 }
 
 Result<BufRef> Ext2Node::inode_block() {
@@ -76,7 +80,6 @@ Result<BufRef> Ext2Node::inode_block() {
 Result<void> Ext2Node::write_inode_to(BufRef& ib) {
   Ext2Mount& m = em();
   const Ext2Mount::Geometry& g = m.geo();
-  inode_pending_ = false;
   if (m.has_csum()) {
     uint32_t extra = g.inode_size > kGoodOldInodeSize ? get16(raw_, ino::kExtraIsize) : 0;
     bool hi = extra >= 4;
@@ -88,7 +91,12 @@ Result<void> Ext2Node::write_inode_to(BufRef& ib) {
   }
   uint64_t byte = uint64_t{(ino_ - 1) % g.inodes_per_group} * g.inode_size;
   std::memcpy(ib.data() + byte % g.block_size, raw_, g.inode_size);
-  return m.dirty_meta(ib);
+  // Until the table block is in the transaction, raw_ holds a change the
+  // table lacks (a write-back's new blocks, for one): the next write-back,
+  // an fsync or the last reference writes it again.
+  Result<void> r = m.dirty_meta(ib);
+  inode_pending_ = !r.ok();
+  return r;
 }
 
 void Ext2Node::touch(int which) {

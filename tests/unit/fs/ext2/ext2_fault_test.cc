@@ -517,6 +517,45 @@ TEST_CASE("a file unlinked while open and then closed is freed or left to the or
   CHECK(s.failed > 0);
 }
 
+// A committed file grown in its cache, with another file's fsync
+// committing in between: the fsync's write-back maps new blocks and writes
+// the inode in a new transaction. At each failure point the bytes that
+// write(2) took reach the image (what the fsync could not write, the close
+// or the unmount does), and no block is left marked in use with nothing
+// mapping it.
+TEST_CASE("growing a committed file keeps its new blocks at each failure point of its fsync", "[ext2][fault]") {
+  Image im;
+  std::string d = pattern(12, 2 * kBlock + 300);
+  int wrote = 0;  // the errno of the pwrite (0: the bytes were taken)
+  int failed_with = 0;
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] {
+        wrote = -1;
+        failed_with = with_open("/mnt/d1/a", O_WRONLY, [&](int fd) {
+          wrote = check_call(rump_sys_pwrite(fd, d.data(), d.size(), static_cast<off_t>(im.a.size())));
+          if (wrote != 0) return wrote;
+          // Another file's fsync commits the inode's new times, so that
+          // the inode table block is in no running transaction.
+          int e = with_open("/mnt/d2/b", O_RDONLY, [](int b) { return check_call(rump_sys_fsync(b)); });
+          return e != 0 ? e : check_call(rump_sys_fsync(fd));
+        });
+        return failed_with;
+      },
+      [&](bool done) {
+        std::string got = read_or_absent("/mnt/d1/a");
+        if (done || wrote == 0) CHECK((got == im.a + d));
+        else CHECK((got == im.a));
+      },
+      [&](bool) {
+        // Taken by write(2), the bytes reach the image (unless the device
+        // failed).
+        if (failed_with == EIO) return;
+        CHECK((read_or_absent("/mnt/d1/a") == (wrote == 0 ? im.a + d : im.a)));
+      });
+  CHECK(s.failed > 0);
+}
+
 // open(O_TRUNC) of a file with blocks, then a write: the truncation goes
 // through the orphan list.
 TEST_CASE("open with O_TRUNC and a rewrite fail cleanly at each failure point", "[ext2][fault]") {

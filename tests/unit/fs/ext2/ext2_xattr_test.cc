@@ -231,13 +231,16 @@ TEST_CASE("xattrs debugfs wrote are read by the kernel", "[ext2][xattr]") {
   }
 }
 
-TEST_CASE("a shared xattr block is copied before a change and released at unlink", "[ext2][xattr]") {
-  TempDir tmp;
-  std::string img = tmp.path + "/img";
-  // ext2 without checksums: the refcount can be set from outside.
-  REQUIRE(make_image(img, "ext2", 1024, "", 16, "-I 128"));
+namespace {
+
+// An image of type (no checksums, so that the refcount can be set from
+// outside) with /a, /b and /c whose one attribute, user.shared = "value",
+// is in one block all three share (as Linux's block sharing leaves them):
+// that block's number.
+unsigned long shared_block_image(const std::string& img, const std::string& type) {
+  REQUIRE(make_image(img, type, 1024, "", 16, "-I 128"));
   {
-    Mounted m(img, "ext2", 0);
+    Mounted m(img, type.c_str(), 0);
     REQUIRE(m.mount_result == 0);
     for (const char* f : {"/mnt/a", "/mnt/b", "/mnt/c"}) {
       int fd = rump_sys_open(f, O_CREAT | O_WRONLY, 0644);
@@ -247,7 +250,6 @@ TEST_CASE("a shared xattr block is copied before a change and released at unlink
     REQUIRE(rump_sys_setxattr("/mnt/a", "user.shared", "value", 5, 0) == 0);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  // b and c share a's block (as Linux's block sharing leaves them).
   std::string st = debugfs(img, "stat /a");
   size_t at = st.find("File ACL: ");
   REQUIRE(at != std::string::npos);
@@ -257,14 +259,21 @@ TEST_CASE("a shared xattr block is copied before a change and released at unlink
     debugfs(img, "sif " + std::string(f) + " file_acl " + std::to_string(blk), true);
     debugfs(img, "sif " + std::string(f) + " blocks 2", true);
   }
-  {
-    int fd = open(img.c_str(), O_WRONLY);
-    REQUIRE(fd >= 0);
-    uint32_t refs = 3;
-    REQUIRE(pwrite(fd, &refs, 4, static_cast<off_t>(blk * 1024 + 4)) == 4);
-    close(fd);
-  }
+  int fd = open(img.c_str(), O_WRONLY);
+  REQUIRE(fd >= 0);
+  uint32_t refs = 3;
+  REQUIRE(pwrite(fd, &refs, 4, static_cast<off_t>(blk * 1024 + 4)) == 4);
+  close(fd);
   REQUIRE(fsck(img).empty());
+  return blk;
+}
+
+}  // namespace
+
+TEST_CASE("a shared xattr block is copied before a change and released at unlink", "[ext2][xattr]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img";
+  unsigned long blk = shared_block_image(img, "ext2");
   {
     Mounted m(img, "ext2", 0);
     REQUIRE(m.mount_result == 0);
@@ -285,6 +294,49 @@ TEST_CASE("a shared xattr block is copied before a change and released at unlink
   std::string v;
   CHECK(debugfs_value(img, tmp.path, "/a", "user.shared", v));
   CHECK(v == "value");
+}
+
+// With a journal, a change to a shared block journals the old block's
+// lowered refcount, then the change in the copy: a failure at any point
+// (rump_fault_fail_nth) leaves the three files sharing the block, with
+// no copy left allocated.
+TEST_CASE("a change to a shared xattr block fails cleanly at each failure point", "[ext2][xattr][fault]") {
+  TempDir tmp;
+  std::string img = tmp.path + "/img", copy = tmp.path + "/copy";
+  unsigned long blk = shared_block_image(img, "ext3");
+  unsigned failed = 0;
+  for (unsigned n = 1;; n++) {
+    if (n == 2000) FAIL("no end to the failure points");
+    INFO("n = " << n);
+    REQUIRE(run("cp " + shell_quote(img) + " " + shell_quote(copy)) == 0);
+    bool fired = false;
+    int e = 0;
+    {
+      Mounted m(copy, "ext3", 0);
+      REQUIRE(m.mount_result == 0);
+      rump_fault_fail_nth(n);
+      e = rump_sys_setxattr("/mnt/b", "user.own", "b", 1, 0) == 0 ? 0 : errno;
+      fired = rump_fault_fail_nth_fired() != 0;
+      rump_fault_fail_nth(0);
+      INFO("errno " << e);
+      if (e != 0) {
+        failed++;
+        CHECK((e == ENOMEM || e == EIO));
+        CHECK(rump_names("/mnt/b") == std::set<std::string>{"user.shared"});
+      } else {
+        CHECK(rump_names("/mnt/b") == std::set<std::string>{"user.shared", "user.own"});
+      }
+      for (const char* f : {"/mnt/a", "/mnt/b", "/mnt/c"}) CHECK(rump_get(f, "user.shared") == "value");
+      REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+    }
+    std::string out = fsck(copy);
+    INFO(out);
+    CHECK(out.empty());
+    std::string st = debugfs(copy, "stat /b");
+    CHECK((std::strtoul(st.c_str() + st.find("File ACL: ") + 10, nullptr, 10) == blk) == (e != 0));
+    if (!fired) break;
+  }
+  CHECK(failed > 0);
 }
 
 namespace {
