@@ -411,10 +411,18 @@ Result<void> Ext2Node::change_xattr(std::string_view name, const char* value, si
   // The block first (it can fail: allocation, a shared block's copy),
   // then the body, which cannot.
   bool block_changes = in_block != std::string_view::npos || to_block;
+  // The block's only attribute leaving it: the block goes whole, with
+  // nothing in it changed (it may be in the running transaction, which
+  // would commit a change that a failure to free it left behind).
+  bool empties = !to_block && in_block != std::string_view::npos &&
+                 kscan.last - entry_size(static_cast<uint8_t>(blk.base[in_block])) == kBlockHeader;
   // A block allocated here, freed again if the change fails before the
   // block is in place (else a block marked in use that nothing maps).
   bool fresh = false;
-  if (block_changes) {
+  if (empties) {
+    bh.reset();
+    TRY(drop_xattr_block());
+  } else if (block_changes) {
     if (!blkno) {
       if (!(g.compat & kCompatExtAttr)) TRY(m.set_compat(kCompatExtAttr));
       uint64_t goal = g.first_data_block + uint64_t{(ino_ - 1) / g.inodes_per_group} * g.blocks_per_group;
@@ -460,23 +468,15 @@ Result<void> Ext2Node::change_xattr(std::string_view name, const char* value, si
     }
     if (in_block != std::string_view::npos) remove_at(blk, kscan, in_block);
     if (to_block) insert(blk, kscan, index, rest, value, len);
-    if (kscan.last == kBlockHeader) {
-      // Empty: the block goes.
-      bh.reset();
-      TRY(m.free_block(blkno));
-      set_xattr_block(0);
-      add_blocks(-1);
-    } else {
-      seal_block(m, blkno, bh.data(), kscan);
-      if (Result<void> d = m.dirty_meta(bh); !d.ok()) {
-        if (fresh) {
-          bh.reset();
-          set_xattr_block(0);
-          add_blocks(-1);
-          m.undo_blocks(blkno, 1);
-        }
-        return d;
+    seal_block(m, blkno, bh.data(), kscan);
+    if (Result<void> d = m.dirty_meta(bh); !d.ok()) {
+      if (fresh) {
+        bh.reset();
+        set_xattr_block(0);
+        add_blocks(-1);
+        m.undo_blocks(blkno, 1);
       }
+      return d;
     }
   }
   if (in_body != std::string_view::npos) remove_at(body, bscan, in_body);

@@ -285,6 +285,40 @@ TEST_CASE("an xattr too big for the inode's body fails cleanly at each failure p
   CHECK(s.failed > 0);
 }
 
+// The block's only attribute removed: the block is freed whole. Were it
+// emptied first, a failure to free it (its bitmap read again under
+// pressure) would leave the emptied block, in the running transaction
+// since the attribute was set, to be committed with its old checksum.
+TEST_CASE("removing the only attribute of an xattr block is all or nothing at each failure point", "[ext2][fault]") {
+  Image im;
+  std::string v = pattern(10, 1500);  // goes to an xattr block
+  {
+    Mounted m(im.img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    REQUIRE(rump_sys_setxattr("/mnt/d1/a", "user.big", v.data(), v.size(), 0) == 0);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] {
+        // Set again first, so that the block is in the running transaction.
+        int e = check_call(rump_sys_setxattr("/mnt/d1/a", "user.big", v.data(), v.size(), XATTR_REPLACE));
+        return e != 0 ? e : check_call(rump_sys_removexattr("/mnt/d1/a", "user.big"));
+      },
+      [&](bool done) {
+        std::string got(2000, '\0');
+        long n = rump_sys_getxattr("/mnt/d1/a", "user.big", got.data(), got.size());
+        if (done) {
+          CHECK((n < 0 && errno == ENODATA));
+        } else {
+          REQUIRE(n == static_cast<long>(v.size()));
+          got.resize(static_cast<size_t>(n));
+          CHECK((got == v));
+        }
+      });
+  CHECK(s.failed > 0);
+}
+
 TEST_CASE("a directory renamed to another parent is all or nothing at each failure point", "[ext2][fault]") {
   Image im;
   Swept s = sweep(
