@@ -138,6 +138,16 @@ uint64_t Ext2Mount::free_blocks() const {
          ((geo_.incompat & kIncompat64bit) ? uint64_t{get32(sb_raw_, sb::kFreeBlocksHi)} << 32 : 0);
 }
 
+void Ext2Mount::hint_taken(uint32_t g, bool inode, const char* map, uint32_t end) {
+  if (clear_hint_ == nullptr) {
+    // All zeros: a lower bound of any bitmap.
+    clear_hint_ = static_cast<uint32_t*>(kernel().kmem().zalloc(size_t{geo_.groups} * 2 * sizeof(uint32_t)));
+    if (clear_hint_ == nullptr) return;
+  }
+  uint32_t& h = clear_hint_[2 * g + inode];
+  h = find_clear(map, nullptr, h, end);
+}
+
 Result<uint64_t> Ext2Mount::alloc_block(uint64_t goal) {
   uint32_t got;
   return alloc_run(goal, 1, got);
@@ -165,15 +175,19 @@ Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& go
     if (flags & gd::kBlockUninit) {
       TRY(init_block_bitmap(g, map));
       put16(d, gd::kFlags, flags & ~gd::kBlockUninit);
+      hint_freed(g, false, 0);
     }
     uint32_t n = group_blocks(g);
     uint32_t start = (k == 0) ? static_cast<uint32_t>((goal - geo_.first_data_block) % geo_.blocks_per_group) : 0;
     // A block freed since the last commit stays taken until then.
     const char* committed = journal_ ? journal_->committed_bitmap(g) : nullptr;
     auto is_free = [&](uint32_t i) { return !bit_test(map, i) && !(committed && bit_test(committed, i)); };
-    uint32_t found = find_clear(map, committed, start, n);
-    if (found == n && start > 0) {
-      found = find_clear(map, committed, 0, start);
+    // From the goal on, then from the group's start; no bit is clear
+    // below the hint.
+    uint32_t low = std::min(clear_hint(g, false), n);
+    uint32_t found = find_clear(map, committed, std::max(start, low), n);
+    if (found == n && start > low) {
+      found = find_clear(map, committed, low, start);
       if (found == start) found = n;
     }
     if (found == n) {
@@ -186,6 +200,7 @@ Result<uint64_t> Ext2Mount::alloc_run(uint64_t goal, uint32_t want, uint32_t& go
     uint32_t cnt = 1;
     while (cnt < want && cnt < free && found + cnt < n && is_free(found + cnt)) cnt++;
     for (uint32_t i = 0; i < cnt; i++) bit_set(map, found + i);
+    hint_taken(g, false, map, n);
     set_bitmap_csum(d, map, false);
     TRY(dirty_meta(bh));
     gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big, free - cnt);
@@ -221,6 +236,7 @@ Result<void> Ext2Mount::free_run(uint64_t b, uint64_t count) {
       for (uint32_t i = 0; i < here; i++) TRY(journal_->forget(b + i));
     }
     for (uint32_t i = 0; i < here; i++) bit_clear(bh.data(), bit + i);
+    hint_freed(g, false, bit);
     set_bitmap_csum(d, bh.data(), false);
     TRY(dirty_meta(bh));
     gd::set_count(d, gd::kFreeBlocksLo, gd::kFreeBlocksHi, big,
@@ -251,12 +267,15 @@ Result<uint32_t> Ext2Mount::alloc_inode(uint32_t goal_group, bool dir) {
       for (uint32_t i = geo_.inodes_per_group; i < geo_.block_size * 8; i++) bit_set(map, i);
       flags &= ~gd::kInodeUninit;
       put16(d, gd::kFlags, flags);
+      hint_freed(g, true, 0);
     }
     // Inodes below first_ino are reserved whatever the bitmap says.
     uint32_t first = g * geo_.inodes_per_group + 1 < geo_.first_ino ? geo_.first_ino - 1 - g * geo_.inodes_per_group : 0;
+    first = std::max(first, clear_hint(g, true));
     uint32_t found = find_clear(map, nullptr, std::min(first, geo_.inodes_per_group), geo_.inodes_per_group);
     if (found == geo_.inodes_per_group) continue;
     bit_set(map, found);
+    hint_taken(g, true, map, geo_.inodes_per_group);
     set_bitmap_csum(d, map, true);
     TRY(dirty_meta(bh));
     gd::set_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big, free - 1);
@@ -307,6 +326,7 @@ Result<void> Ext2Mount::free_inode(uint32_t ino, bool dir) {
   BufRef bh = TRY(bread(gd::get_block(d, gd::kInodeBitmapLo, gd::kInodeBitmapHi, big)));
   if (!bit_test(bh.data(), bit)) return corrupt("freeing a free inode", ino);
   bit_clear(bh.data(), bit);
+  hint_freed(g, true, bit);
   set_bitmap_csum(d, bh.data(), true);
   TRY(dirty_meta(bh));
   gd::set_count(d, gd::kFreeInodesLo, gd::kFreeInodesHi, big,

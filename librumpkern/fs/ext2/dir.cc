@@ -180,6 +180,7 @@ struct Ext2Node::NameCache : public KObject {
   Kmem& kmem;
   const uint32_t dir;  // the directory's inode number
   IntrusiveHash<Name, &Name::hook, KeyOf> table;
+  Tail tail;
   boost::intrusive::unordered_set_member_hook<> set_hook;  // Ext2Mount::NameCaches
   boost::intrusive::list_member_hook<> lru_hook;
 };
@@ -240,6 +241,11 @@ void Ext2Mount::names_drop_all() {
 }
 
 void Ext2Node::drop_names() const { em().names_drop(ino_); }
+
+Ext2Node::Tail* Ext2Node::tail() const {
+  NameCache* c = em().names_find(ino_);
+  return c ? &c->tail : nullptr;
+}
 
 Result<Ext2Node::NameCache*> Ext2Node::names() const {
   Ext2Mount& m = em();
@@ -538,6 +544,7 @@ Result<void> Ext2Node::init_dir_block(char* blk, uint32_t parent) {
 // whose entry then spans the block, and interior index blocks become
 // empty leaves (with checksum tails under metadata_csum).
 Result<void> Ext2Node::deindex() {
+  forget_tail();
   Ext2Mount& m = em();
   uint32_t bs = m.geo().block_size;
   for (uint64_t lblk = 0; lblk * bs < size(); lblk++) {
@@ -611,27 +618,51 @@ Result<void> Ext2Node::add_entry_on_disk(std::string_view name, uint32_t ino, VT
     std::memcpy(blk + pos + 8, name.data(), name.size());
   };
   uint64_t nblocks = size() / bs;
-  for (uint64_t lblk = 0; lblk < nblocks; lblk++) {
-    Mapping map = TRY(bmap(lblk));
-    if (!map.pblk) return m.corrupt("hole in a directory", ino_);
-    BufRef bh = TRY(m.bread(map.pblk));
+  size_t end = usable_end();
+  // The name into the entry at pos (rec bytes, used of them taken), which
+  // has room for it; the end remembered when that entry is the last.
+  auto insert_at = [&](BufRef& bh, uint64_t lblk, size_t pos, uint32_t rec, uint32_t used,
+                       uint32_t room_before) -> Result<void> {
     char* blk = bh.data();
-    size_t end = usable_end();
+    if (used) {
+      put_rec_len(blk, pos, used);
+      put_entry(blk, pos + used, rec - used);
+    } else {
+      put_entry(blk, pos, rec);
+    }
+    set_leaf_csum(blk);
+    TRY(m.dirty_meta(bh));
+    if (lblk + 1 == nblocks && pos + rec == end)
+      if (Tail* t = this->tail()) *t = Tail{lblk, static_cast<uint32_t>(pos + used), room_before, true};
+    return {};
+  };
+  Tail* known = this->tail();
+  Tail tail = known ? std::exchange(*known, Tail{}) : Tail{};
+  if (tail.known && tail.lblk + 1 == nblocks && need > tail.room_before) {
+    // (Anything amiss there is for the scan below to find and report.)
+    BufRef bh = TRY(dir_block(tail.lblk));
+    char* blk = bh.data();
+    size_t pos = tail.pos;
+    if (pos + kDirentHeader <= end) {
+      uint32_t rec = rec_len(blk, pos);
+      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
+      uint32_t used = get32(blk, pos) ? dirent_len(nl) : 0;
+      if (!(rec & 3) && rec >= dirent_len(nl) && pos + rec == end && get32(blk, pos) <= m.geo().inodes_count &&
+          rec - used >= need)
+        return insert_at(bh, tail.lblk, pos, rec, used, tail.room_before);
+    }
+  }
+  uint32_t room_before = 0;
+  for (uint64_t lblk = 0; lblk < nblocks; lblk++) {
+    BufRef bh = TRY(dir_block(lblk));
+    char* blk = bh.data();
     for (size_t pos = 0; pos < end;) {
       TRY(check_dirent(blk, pos, bs, lblk));
       uint32_t rec = rec_len(blk, pos);
       if (pos + rec > end) break;  // the tail
       uint32_t used = get32(blk, pos) ? dirent_len(static_cast<uint8_t>(blk[pos + 6])) : 0;
-      if (rec - used >= need) {
-        if (used) {
-          put_rec_len(blk, pos, used);
-          put_entry(blk, pos + used, rec - used);
-        } else {
-          put_entry(blk, pos, rec);
-        }
-        set_leaf_csum(blk);
-        return m.dirty_meta(bh);
-      }
+      if (rec - used >= need) return insert_at(bh, lblk, pos, rec, used, room_before);
+      room_before = std::max(room_before, rec - used);
       pos += rec;
     }
   }
@@ -647,7 +678,10 @@ Result<void> Ext2Node::add_entry_on_disk(std::string_view name, uint32_t ino, VT
   BufRef bh = TRY(append_dir_block(lblk));
   put_entry(bh.data(), 0, usable_end());
   set_leaf_csum(bh.data());
-  return m.dirty_meta(bh);
+  TRY(m.dirty_meta(bh));
+  if (lblk + 1 == size() / bs)
+    if (Tail* t = this->tail()) *t = Tail{lblk, 0, room_before, true};
+  return {};
 }
 
 Result<BufRef> Ext2Node::dir_block(uint64_t lblk) {
@@ -683,6 +717,7 @@ Result<size_t> Ext2Node::find_in_block(const char* blk, uint64_t lblk, std::stri
 
 Result<bool> Ext2Node::remove_in(uint64_t lblk, BufRef& bh, std::string_view name, uint32_t ino) {
   Ext2Mount& m = em();
+  forget_tail();  // the room this leaves is before the end
   char* blk = bh.data();
   size_t prev = 0;
   size_t pos = TRY(find_in_block(blk, lblk, name, &prev));

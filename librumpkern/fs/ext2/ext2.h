@@ -355,6 +355,22 @@ class Ext2Node : public Vnode, public PageIo {
   // first on (the file was cut there), or all.
   void drop_promises(uint64_t first = 0);
   RefPtr<Vnode> parent_;  // directories: the directory this one was found in
+  // A linear directory's last entry, where the last name went (dir.cc):
+  // the next name goes there too without a scan of every entry when it
+  // fits there and needs more room than any entry before it has (so the
+  // scan would find the same place). Set by an insertion at the end only;
+  // any other change to the directory's entries forgets it. Kept with the
+  // directory's name cache, which outlives the node; none without one.
+  struct Tail {
+    uint64_t lblk = 0;
+    uint32_t pos = 0;
+    uint32_t room_before = 0;  // the most room any entry before it has
+    bool known = false;
+  };
+  Tail* tail() const;
+  void forget_tail() const {
+    if (Tail* t = tail()) *t = Tail{};
+  }
   boost::intrusive::unordered_set_member_hook<> hash_hook_;
 };
 
@@ -549,6 +565,19 @@ class Ext2Mount : public Mount {
   // desc_held_ entries, one per descriptor block; null until the first.
   BufRef* desc_held_ = nullptr;
   uint32_t desc_held_count_ = 0;
+  // Where each group's bitmaps may have a clear bit: every bit clear in
+  // the block bitmap of group g lies at or past clear_hint_[2 * g], every
+  // one clear in its inode bitmap past clear_hint_[2 * g + 1]. A search
+  // starts there (a filled group is not scanned from its start again for
+  // each allocation); a freeing lowers the hint, an allocation moves it to
+  // the first clear bit. Made at the first allocation and dropped with the
+  // descriptor blocks; without it (no memory) a search starts at 0.
+  uint32_t* clear_hint_ = nullptr;
+  uint32_t clear_hint(uint32_t g, bool inode) const { return clear_hint_ ? clear_hint_[2 * g + inode] : 0; }
+  void hint_taken(uint32_t g, bool inode, const char* map, uint32_t end);
+  void hint_freed(uint32_t g, bool inode, uint32_t bit) {
+    if (clear_hint_ && bit < clear_hint_[2 * g + inode]) clear_hint_[2 * g + inode] = bit;
+  }
   int errors_ = ext2::kErrorsContinue;
   int errors_opt_ = -1;  // an errors= option, or none (-1): the superblock decides
   bool noload_ = false;

@@ -406,6 +406,8 @@ void Ext2Mount::drop_desc_blocks() {
   Kmem::free(desc_held_);
   desc_held_ = nullptr;
   desc_held_count_ = 0;
+  Kmem::free(clear_hint_);
+  clear_hint_ = nullptr;
 }
 
 Result<void> Ext2Mount::check_groups() {

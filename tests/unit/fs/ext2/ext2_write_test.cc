@@ -348,6 +348,81 @@ TEST_CASE("random operation sequences give the same tree as the host and stay e2
   }
 }
 
+namespace {
+
+// The names of a directory in getdents order (a linear directory's order
+// on disk), "." and ".." left out.
+std::vector<std::string> names_in_order(const std::string& dir) {
+  std::vector<std::string> out;
+  int fd = rump_sys_open(dir.c_str(), O_RDONLY | O_DIRECTORY, 0);
+  REQUIRE(fd >= 0);
+  char buf[8192];
+  for (;;) {
+    long n = rump_sys_getdents64(fd, buf, sizeof buf);
+    REQUIRE(n >= 0);
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      if (std::strcmp(d->d_name, ".") && std::strcmp(d->d_name, "..")) out.push_back(d->d_name);
+      off += d->d_reclen;
+    }
+  }
+  rump_sys_close(fd);
+  return out;
+}
+
+}  // namespace
+
+// A name goes into the first entry of a linear directory with room for
+// it (as Linux's ext4 places it), also when the names before it went to
+// the end without a scan: the room an unlink left is taken by the first
+// name that fits in it, a larger one goes to the end.
+TEST_CASE("a linear directory takes each new name at the first place with room for it", "[ext2]") {
+  for (const char* type : {"ext4", "ext2"}) {
+    DYNAMIC_SECTION(type) {
+      TempDir tmp;
+      std::string img = tmp.path + "/img";
+      REQUIRE(make_image(img, type, 1024, "", 16, "-O ^dir_index"));
+      auto name = [](char c, int i, size_t len) {
+        std::string n = c + std::to_string(1000 + i);
+        return n + std::string(len - n.size(), 'x');
+      };
+      std::vector<std::string> want;
+      {
+        Mounted m(img, type, 0);
+        REQUIRE(m.mount_result == 0);
+        REQUIRE(rump_sys_mkdir("/mnt/d", 0755) == 0);
+        auto create = [](const std::string& n) {
+          int fd = rump_sys_open(("/mnt/d/" + n).c_str(), O_CREAT | O_WRONLY, 0644);
+          REQUIRE(fd >= 0);
+          rump_sys_close(fd);
+        };
+        // 20-byte names, 28-byte entries: 100 of them fill three blocks.
+        for (int i = 0; i < 100; i++) {
+          want.push_back(name('n', i, 20));
+          create(want.back());
+        }
+        CHECK(names_in_order("/mnt/d") == want);
+        for (int i : {10, 50}) REQUIRE(rump_sys_unlink(("/mnt/d/" + name('n', i, 20)).c_str()) == 0);
+        // A 40-byte name needs 48 bytes: more than either hole (28).
+        std::string big = name('b', 0, 40);
+        create(big);
+        for (int i = 0; i < 3; i++) create(name('m', i, 20));
+        want[10] = name('m', 0, 20);
+        want[50] = name('m', 1, 20);
+        want.push_back(big);
+        want.push_back(name('m', 2, 20));
+        CHECK(names_in_order("/mnt/d") == want);
+        REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+      }
+      CHECK(fsck_problems(img) == "");
+      Mounted m(img, type, MS_RDONLY);
+      REQUIRE(m.mount_result == 0);
+      CHECK(names_in_order("/mnt/d") == want);
+    }
+  }
+}
+
 TEST_CASE("changing a hashed directory keeps it valid", "[ext2]") {
   for (const char* type : {"ext4", "ext2"}) {
     DYNAMIC_SECTION(type) {
