@@ -110,7 +110,7 @@ Result<void> Ext2Node::for_each_entry(int64_t off, Fn fn) const {
     if (m.has_csum() && !(indexed && lblk == 0) && !bh.get()->checked()) {
       const char* t = blk + bs - kDirTailSize;
       if (get32(t, 0) == 0 && get16(t, 4) == kDirTailSize && t[6] == 0 && static_cast<uint8_t>(t[7]) == kDirTailType) {
-        if (crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), blk, bs - kDirTailSize) != get32(t, 8))
+        if (crc32c(csum_seed(), blk, bs - kDirTailSize) != get32(t, 8))
           return m.corrupt("directory block checksum invalid", lblk);
       }
       bh.get()->set_checked();
@@ -519,7 +519,7 @@ void Ext2Node::set_leaf_csum(char* blk) const {
   put16(t, 4, kDirTailSize);
   t[6] = 0;
   t[7] = static_cast<char>(kDirTailType);
-  put32(t, 8, crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), blk, bs - kDirTailSize));
+  put32(t, 8, crc32c(csum_seed(), blk, bs - kDirTailSize));
 }
 
 Result<void> Ext2Node::init_dir_block(char* blk, uint32_t parent) {

@@ -324,6 +324,11 @@ class Ext2Node : public Vnode, public PageIo {
 
   uint32_t ino_;
   char* raw_;  // the inode as on disk (the file system's inode size)
+  // The seed of this inode's checksums (metadata_csum: from its number and
+  // generation, which never changes while it lives), made at first use.
+  uint32_t csum_seed() const;
+  mutable uint32_t csum_seed_ = 0;
+  mutable bool csum_seed_known_ = false;
   // raw_ holds a change the inode table lacks: a regular file grown by a
   // write into its page cache (grow_for_cache), or an inode write that
   // failed (write_inode_to); stored with the pages' write-back, by fsync

@@ -182,7 +182,7 @@ void Ext2Node::set_dx_csum(char* blk, size_t entries) const {
   char* tail = blk + entries + limit * 8;
   put32(tail, 0, 0);
   static const char kZero[4] = {};
-  uint32_t c = crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), blk, entries + count * 8);
+  uint32_t c = crc32c(csum_seed(), blk, entries + count * 8);
   c = crc32c(c, tail, 4);
   c = crc32c(c, kZero, 4);
   put32(tail, 4, c);

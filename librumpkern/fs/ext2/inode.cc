@@ -267,7 +267,7 @@ Result<Ext2Node::Mapping> Ext2Node::bmap_extents(uint64_t lblk) const {
     if (level > 0 && m.has_csum() && !hold.get()->checked()) {
       size_t tail = kExtentHeader + size_t{max} * kExtentEntry;
       if (tail + 4 > node_size) return m.corrupt("no room for an extent block checksum", tree_block);
-      if (crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), node, tail) != get32(node, tail))
+      if (crc32c(csum_seed(), node, tail) != get32(node, tail))
         return m.corrupt("extent block checksum invalid", tree_block);
       hold.get()->set_checked();
     }

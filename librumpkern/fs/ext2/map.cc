@@ -109,7 +109,7 @@ Result<void> Ext2Node::insert_extent(uint64_t lblk, uint64_t pblk, uint32_t len,
                                      SpareBlocks* spares) {
   Ext2Mount& m = em();
   const uint32_t bs = m.geo().block_size;
-  const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
+  const uint32_t seed = csum_seed();
   auto seal = [&](Level& l) { return seal_node(m, seed, l); };
   for (int round = 0; round < 64; round++) {
     Level path[7];
@@ -343,7 +343,7 @@ Result<void> Ext2Node::free_in_steps(uint64_t first, uint64_t end, bool orphan, 
 
 Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
   Ext2Mount& m = em();
-  const uint32_t seed = m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
+  const uint32_t seed = csum_seed();
   // Down to the leaf holding the last extent that starts before end: at
   // each level the last entry whose key is below end.
   Level path[7];
@@ -685,7 +685,7 @@ Result<uint64_t> Ext2Node::mark_written(uint64_t lblk) {
     if (hold) {
       if (m.has_csum()) {
         size_t tail = kExtentHeader + size_t{max_entries(n)} * kExtentEntry;
-        put32(n, tail, crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), n, tail));
+        put32(n, tail, crc32c(csum_seed(), n, tail));
       }
       TRY(m.dirty_meta(hold));
     }

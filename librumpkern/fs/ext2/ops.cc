@@ -85,7 +85,7 @@ Result<void> Ext2Node::write_inode_to(BufRef& ib) {
     bool hi = extra >= 4;
     put16(raw_, ino::kChecksumLo, 0);
     if (hi) put16(raw_, ino::kChecksumHi, 0);
-    uint32_t c = crc32c(m.inode_csum_seed(ino_, get32(raw_, ino::kGeneration)), raw_, g.inode_size);
+    uint32_t c = crc32c(csum_seed(), raw_, g.inode_size);
     put16(raw_, ino::kChecksumLo, static_cast<uint16_t>(c));
     if (hi) put16(raw_, ino::kChecksumHi, static_cast<uint16_t>(c >> 16));
   }
@@ -740,7 +740,7 @@ Result<void> Ext2Mount::process_orphan_file() {
   auto& of = static_cast<Ext2Node&>(*v);
   const uint32_t bs = geo_.block_size;
   const uint32_t per = (bs - 8) / 4;
-  const uint32_t seed = inode_csum_seed(of_ino, get32(of.raw_, ino::kGeneration));
+  const uint32_t seed = of.csum_seed();
   uint64_t nblocks = of.size() / bs;
   for (uint64_t lb = 0; lb < nblocks; lb++) {
     Ext2Node::Mapping map = TRY(of.bmap(lb));

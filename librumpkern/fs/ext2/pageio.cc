@@ -31,6 +31,18 @@ using namespace ext2;
 
 namespace {
 
+// Whether the n bytes at p are all zeros.
+bool all_zeros(const std::byte* p, size_t n) {
+  size_t i = 0;
+  for (uint64_t w; i + sizeof w <= n; i += sizeof w) {
+    std::memcpy(&w, p + i, sizeof w);
+    if (w != 0) return false;
+  }
+  for (; i < n; i++)
+    if (p[i] != std::byte{0}) return false;
+  return true;
+}
+
 // Blocks that follow each other on the device, gathered into one request.
 class BlockRun {
  public:
@@ -169,7 +181,8 @@ Result<void> Ext2Node::write_pages(uint64_t off, size_t len, std::byte* const* p
     changed |= fresh;
     for (uint64_t i = 0; i < count && pos < end && r.ok(); i++, pos += bs) {
       std::byte* src = frame_at(pages, pos - off);
-      if (end - pos < bs) {
+      // (Past the end a frame holds zeros, unless a mapping stored there.)
+      if (end - pos < bs && !all_zeros(src + (end - pos), static_cast<size_t>(bs - (end - pos)))) {
         tail = static_cast<std::byte*>(m.kernel().kmem().alloc(bs));
         if (tail == nullptr) {
           r = err(ENOMEM);

@@ -175,6 +175,14 @@ uint32_t Ext2Mount::inode_csum_seed(uint32_t ino, uint32_t gen) const {
   return crc32c(c, b, 4);
 }
 
+uint32_t Ext2Node::csum_seed() const {
+  if (!csum_seed_known_) {
+    csum_seed_ = em().inode_csum_seed(ino_, get32(raw_, ino::kGeneration));
+    csum_seed_known_ = true;
+  }
+  return csum_seed_;
+}
+
 // --- options
 
 Result<void> Ext2Mount::parse_options(const char* data, const char* type) {

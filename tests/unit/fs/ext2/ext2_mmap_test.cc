@@ -124,6 +124,47 @@ TEST_CASE("mke2fs -d files read through a mapping; stores through one reach the 
   CHECK(host_read_all(out + "a") == want);
 }
 
+// A store through a mapping into the last page past the file's end is
+// not the file's: the block goes to the device with zeros there, and the
+// file grown over it reads zeros.
+TEST_CASE("stores past an ext4 file's end through a mapping never reach the image", "[ext2][file_map]") {
+  TempDir t;
+  std::string img = t.path + "/img";
+  REQUIRE(make_image(img, "ext4", 4096, "", 16));
+  const std::string a = pattern(100, 3);
+  {
+    Mounted m(img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/f", O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(rump_sys_write(fd, a.data(), a.size()) == static_cast<long>(a.size()));
+    rump_test::isolated_proc();
+    char* p = static_cast<char*>(rump_sys_mmap(nullptr, kPg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    REQUIRE(p != MAP_FAILED);
+    REQUIRE(rump_copyout("JUNK", p + 1000, 4) == 0);
+    REQUIRE(rump_copyout("X", p + 5, 1) == 0);
+    CHECK(rump_sys_msync(p, kPg, MS_SYNC) == 0);
+    rump_sys_close(fd);
+    rump_lwproc_releaselwp();
+    rump_lwproc_switch(nullptr);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  CHECK(fsck_problems(img) == "");
+  std::string want = a;
+  want[5] = 'X';
+  std::string bmap = capture("debugfs -R " + shell_quote("bmap /f 0") + " " + shell_quote(img) + " 2>/dev/null");
+  uint64_t blk = std::strtoull(bmap.c_str(), nullptr, 10);
+  REQUIRE(blk != 0);
+  std::string block = host_read_all(img).substr(blk * kPg, kPg);
+  CHECK(block == want + std::string(kPg - want.size(), '\0'));
+  Mounted m(img, "ext4", 0);
+  REQUIRE(m.mount_result == 0);
+  REQUIRE(rump_sys_truncate("/mnt/f", static_cast<off_t>(kPg)) == 0);
+  std::string got;
+  REQUIRE(rump_read_all("/mnt/f", got));
+  CHECK(got == want + std::string(kPg - want.size(), '\0'));
+}
+
 // A process in the host's address space: its MAP_SHARED mapping is a view
 // of the cache's frames. Stores reach read(2) at once, msync(MS_SYNC)
 // writes them back, a mapping unmapped without msync still reaches the
