@@ -325,7 +325,9 @@ Result<Ref<Vnode>> Ext2Node::lookup(std::string_view name) {
   uint32_t ino = TRY(find_entry(name));
   // A name for the directory itself (as Linux: corrupt).
   if (ino == ino_) return m.corrupt("entry linked to its own directory", ino_);
-  return m.iget(ino, this);
+  Ref<Vnode> v = TRY(m.iget(ino, this));
+  if (v->type() == VType::kDir) m.keep_dir(static_cast<Ext2Node&>(*v));
+  return v;
 }
 
 namespace {

@@ -341,6 +341,7 @@ class Ext2Node : public Vnode, public PageIo {
   // is pressed, after an operation has changed other blocks.
   BufRef table_block_;
   bool parked_ = false;  // an orphan kept by its mount (Ext2Mount::park_orphan)
+  bool kept_ = false;  // a directory held by Ext2Mount::kept_dirs_
   // Indirect maps: the map blocks that write-back will add for this
   // file's pages without blocks, each counted once in the mount's
   // reserved_ when the first such page under it reserved its room (its
@@ -634,6 +635,17 @@ class Ext2Mount : public Mount {
   void park_orphan(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   void drop_parked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   bool unmounting_ = false;
+  // The directories last found by a lookup, held (as Linux's inode cache
+  // keeps them) so that the walks through them do not read and check
+  // their inodes again each time: kKeptDirs of them, the oldest let go
+  // for the next. One unlinked is let go at once (its freeing waits for
+  // its last reference); all go at the unmount.
+  static constexpr size_t kKeptDirs = 16;
+  void keep_dir(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void unkeep_dir(Ext2Node& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  void drop_kept_dirs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  RefPtr<Vnode> kept_dirs_[kKeptDirs] ABSL_GUARDED_BY(lock_);
+  size_t kept_next_ ABSL_GUARDED_BY(lock_) = 0;
   // Group descriptor and bitmap bookkeeping (alloc.cc).
   void set_gd_csum(uint32_t g, char* d);
   void set_bitmap_csum(char* d, const char* bitmap, bool inode);

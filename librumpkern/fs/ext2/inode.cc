@@ -89,6 +89,35 @@ void Ext2Mount::park_orphan(Ext2Node& n) {
   nodes_.insert(*c);
 }
 
+void Ext2Mount::keep_dir(Ext2Node& n) {
+  if (n.kept_ || n.links() == 0 || unmounting_) return;
+  RefPtr<Vnode>& slot = kept_dirs_[kept_next_];
+  kept_next_ = (kept_next_ + 1) % kKeptDirs;
+  if (slot) static_cast<Ext2Node*>(slot.get())->kept_ = false;
+  // The one let go may be its last reference: the lock is held
+  // (forget takes that into account).
+  slot = RefPtr<Vnode>(static_cast<Vnode*>(&n));
+  n.kept_ = true;
+}
+
+void Ext2Mount::unkeep_dir(Ext2Node& n) {
+  if (!n.kept_) return;
+  for (RefPtr<Vnode>& slot : kept_dirs_) {
+    if (slot.get() == &n) {
+      n.kept_ = false;
+      slot.reset();
+      return;
+    }
+  }
+}
+
+void Ext2Mount::drop_kept_dirs() {
+  for (RefPtr<Vnode>& slot : kept_dirs_) {
+    if (slot) static_cast<Ext2Node*>(slot.get())->kept_ = false;
+    slot.reset();
+  }
+}
+
 void Ext2Mount::drop_parked() {
   unmounting_ = true;  // none is parked again
   // Each one's last reference may take others out of the table: look

@@ -611,6 +611,7 @@ using namespace ext2;
 // before their release leaves them to be freed at the next mount.
 
 Result<void> Ext2Mount::orphan_add_unlinked(Ext2Node& n) {
+  unkeep_dir(n);  // freed at its last reference, which may be this holder's
   Result<void> r = orphan_add(n);
   if (!r.ok()) abort_changes("an unlinked inode could not be put on the orphan list", n.ino_, r.error());
   return r;

@@ -528,6 +528,7 @@ Mount::Stat Ext2Mount::statfs() {
 // marked clean again and everything reaches the device.
 void Ext2Mount::teardown() {
   root_.reset();
+  drop_kept_dirs();
   drop_parked();
   if (journaling() && !writable()) {
     (void)journal_->stop(false);
