@@ -17,8 +17,11 @@
 #pragma once
 
 #include <rump/rump.h>
+#include <rump/rump_syscalls.h>
 
 #include <catch2/catch.hpp>
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -34,6 +37,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 // Expects expr to fail with -1 (or MAP_FAILED) and errno e.
 #define CHECK_ERRNO(e, expr)                                                        \
@@ -337,6 +341,35 @@ void on_fresh_thread(Fn&& fn) {
   });
   t.join();
   if (ep) std::rethrow_exception(ep);
+}
+
+
+// One entry of a directory, as getdents64 gives it.
+struct Dirent {
+  std::string name;
+  unsigned char type;  // DT_*
+};
+
+// The entries of the current kernel's directory path in getdents64 order
+// ("." and ".." too); false (and what was read) when the open or a
+// getdents64 failed.
+inline bool rump_dirents(const std::string& path, std::vector<Dirent>& out) {
+  int fd = rump_sys_open(path.c_str(), O_RDONLY | O_DIRECTORY, 0);
+  if (fd < 0) return false;
+  bool ok = true;
+  char buf[8192];
+  for (;;) {
+    long n = rump_sys_getdents64(fd, buf, sizeof buf);
+    if (n < 0) ok = false;
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      out.push_back(Dirent{d->d_name, d->d_type});
+      off += d->d_reclen;
+    }
+  }
+  rump_sys_close(fd);
+  return ok;
 }
 
 }  // namespace rump_test

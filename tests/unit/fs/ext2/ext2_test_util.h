@@ -357,27 +357,13 @@ struct Listed {
 
 inline Listed rump_list(const std::string& path) {
   Listed l;
-  int fd = rump_sys_open(path.c_str(), O_RDONLY | O_DIRECTORY, 0);
-  if (fd < 0) {
-    l.ok = false;
-    return l;
+  std::vector<rump_test::Dirent> ents;
+  l.ok = rump_test::rump_dirents(path, ents);
+  for (const rump_test::Dirent& e : ents) {
+    if (e.name == "." || e.name == "..") continue;
+    if (l.entries.count(e.name)) l.ok = false;  // a name twice
+    l.entries[e.name] = e.type;
   }
-  char buf[8192];
-  for (;;) {
-    long n = rump_sys_getdents64(fd, buf, sizeof buf);
-    if (n < 0) l.ok = false;
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      std::string nm = d->d_name;
-      if (nm != "." && nm != "..") {
-        if (l.entries.count(nm)) l.ok = false;  // a name twice
-        l.entries[nm] = d->d_type;
-      }
-      off += d->d_reclen;
-    }
-  }
-  rump_sys_close(fd);
   return l;
 }
 

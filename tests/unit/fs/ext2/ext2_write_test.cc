@@ -353,21 +353,11 @@ namespace {
 // The names of a directory in getdents order (a linear directory's order
 // on disk), "." and ".." left out.
 std::vector<std::string> names_in_order(const std::string& dir) {
+  std::vector<rump_test::Dirent> ents;
+  REQUIRE(rump_test::rump_dirents(dir, ents));
   std::vector<std::string> out;
-  int fd = rump_sys_open(dir.c_str(), O_RDONLY | O_DIRECTORY, 0);
-  REQUIRE(fd >= 0);
-  char buf[8192];
-  for (;;) {
-    long n = rump_sys_getdents64(fd, buf, sizeof buf);
-    REQUIRE(n >= 0);
-    if (n == 0) break;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      if (std::strcmp(d->d_name, ".") && std::strcmp(d->d_name, "..")) out.push_back(d->d_name);
-      off += d->d_reclen;
-    }
-  }
-  rump_sys_close(fd);
+  for (const rump_test::Dirent& e : ents)
+    if (e.name != "." && e.name != "..") out.push_back(e.name);
   return out;
 }
 

@@ -135,21 +135,10 @@ long status_num(const std::map<std::string, std::string>& m, const std::string& 
 }
 
 std::set<std::string> dir_names(const char* path) {
+  std::vector<rump_test::Dirent> ents;
+  REQUIRE(rump_test::rump_dirents(path, ents));
   std::set<std::string> out;
-  int fd = rump_sys_open(path, O_RDONLY | O_DIRECTORY);
-  REQUIRE(fd >= 0);
-  char buf[4096];
-  for (;;) {
-    long n = rump_sys_getdents64(fd, buf, sizeof buf);
-    REQUIRE(n >= 0);
-    if (n == 0) break;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      out.insert(d->d_name);
-      off += d->d_reclen;
-    }
-  }
-  rump_sys_close(fd);
+  for (const rump_test::Dirent& e : ents) out.insert(e.name);
   return out;
 }
 
