@@ -13,12 +13,6 @@ using namespace ext2_test;
 
 namespace {
 
-std::string fsck(const std::string& img) {
-  std::string out = capture("e2fsck -fn " + shell_quote(img) + " 2>&1; echo EXIT=$?");
-  if (out.find("EXIT=0") != std::string::npos) return "";
-  return out;
-}
-
 struct Step {
   long ret;
   int err;
@@ -220,7 +214,7 @@ TEST_CASE("FS_IOC_GETFLAGS/SETFLAGS and immutable/append-only give the host kern
     rump_sys_close(fd);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  std::string out = fsck(img);
+  std::string out = fsck_problems(img);
   INFO(out);
   CHECK(out.empty());
   std::string st = capture("debugfs -R 'stat /d' " + shell_quote(img) + " 2>/dev/null");

@@ -10,12 +10,6 @@ using namespace ext2_test;
 
 namespace {
 
-std::string fsck(const std::string& img) {
-  std::string out = capture("e2fsck -fn " + shell_quote(img) + " 2>&1; echo EXIT=$?");
-  if (out.find("EXIT=0") != std::string::npos) return "";
-  return out;
-}
-
 bool has_inline_flag(const std::string& img, const std::string& path) {
   std::string st = capture("debugfs -R " + shell_quote("stat " + path) + " " + shell_quote(img) + " 2>/dev/null");
   size_t at = st.find("Flags: 0x");
@@ -75,7 +69,7 @@ TEST_CASE("changing inline files and directories moves them out of the inode, e2
     REQUIRE(rump_sys_mkdir("/mnt/dir2/sub", 0755) == 0);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  std::string out = fsck(img);
+  std::string out = fsck_problems(img);
   INFO(out);
   CHECK(out.empty());
   CHECK(has_inline_flag(img, "/tiny"));  // 11 bytes still fit
@@ -146,7 +140,7 @@ TEST_CASE("with inline_data, small new files are made in the inode and move out 
     for (int i = 0; i < 30; i++) put(("/mnt/many/entry_" + std::to_string(i)).c_str(), "x");
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  std::string out = fsck(img);
+  std::string out = fsck_problems(img);
   INFO(out);
   CHECK(out.empty());
   CHECK(has_inline_flag(img, "/d"));

@@ -60,10 +60,18 @@ inline std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-// e2fsck -fn of img: "" when clean (exit 0), else what it printed.
+// e2fsck -fn of img: "" when clean (exit 0), else what it printed (its
+// first 4,000 bytes and its exit line: a badly broken image makes
+// e2fsck print without end).
 inline std::string fsck_problems(const std::string& img) {
   std::string out = capture("e2fsck -fn " + shell_quote(img) + " 2>&1; echo EXIT=$?");
   if (out.find("EXIT=0") != std::string::npos) return "";
+  constexpr size_t kShown = 4000;
+  if (out.size() > kShown + 100) {
+    size_t exit_at = out.rfind("EXIT=");
+    out = out.substr(0, kShown) + "\n... (" + std::to_string(out.size() - kShown) + " bytes more)\n" +
+          (exit_at != std::string::npos ? out.substr(exit_at) : "");
+  }
   return out;
 }
 
@@ -410,7 +418,7 @@ inline void compare_tree(const std::string& hpath, const std::string& rpath, con
     std::string hp = hpath + "/" + name, rp = rpath + "/" + name;
     INFO("path " << hp);
     if (!r.entries.count(name)) continue;
-    CHECK(r.entries[name] == (o.dtype ? dtype : DT_UNKNOWN));
+    CHECK(r.entries[name] == (o.dtype ? dtype : static_cast<unsigned char>(DT_UNKNOWN)));
     struct stat hs, rs;
     REQUIRE(lstat(hp.c_str(), &hs) == 0);
     REQUIRE(rump_sys_lstat(rp.c_str(), &rs) == 0);

@@ -12,12 +12,6 @@ using namespace ext2_test;
 
 namespace {
 
-std::string fsck(const std::string& img) {
-  std::string out = capture("e2fsck -fn " + shell_quote(img) + " 2>&1; echo EXIT=$?");
-  if (out.find("EXIT=0") != std::string::npos) return "";
-  return out;
-}
-
 std::string debugfs(const std::string& img, const std::string& req, bool write = false) {
   return capture(std::string("debugfs ") + (write ? "-w " : "") + "-R " + shell_quote(req) + " " +
                  shell_quote(img) + " 2>/dev/null");
@@ -96,7 +90,7 @@ void write_and_check(const std::string& img, const char* type, const std::string
     }
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  std::string out = fsck(img);
+  std::string out = fsck_problems(img);
   INFO(out);
   CHECK(out.empty());
   for (auto& [f, attrs] : files) {
@@ -192,7 +186,7 @@ TEST_CASE("replacing and removing xattrs keeps the image e2fsck-clean and frees 
     CHECK(after.f_bfree == before.f_bfree);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  std::string out = fsck(img);
+  std::string out = fsck_problems(img);
   INFO(out);
   CHECK(out.empty());
 }
@@ -214,7 +208,7 @@ TEST_CASE("xattrs debugfs wrote are read by the kernel", "[ext2][xattr]") {
       debugfs(img, "ea_set /f user.small hello", true);
       debugfs(img, "ea_set -f " + vfile + " /f user.big", true);
       debugfs(img, "ea_set /f trusted.t xyz", true);
-      REQUIRE(fsck(img).empty());
+      REQUIRE(fsck_problems(img).empty());
       Mounted m(img, type);
       REQUIRE(m.mount_result == 0);
       CHECK(rump_get("/mnt/f", "user.small") == "hello");
@@ -264,7 +258,7 @@ unsigned long shared_block_image(const std::string& img, const std::string& type
   uint32_t refs = 3;
   REQUIRE(pwrite(fd, &refs, 4, static_cast<off_t>(blk * 1024 + 4)) == 4);
   close(fd);
-  REQUIRE(fsck(img).empty());
+  REQUIRE(fsck_problems(img).empty());
   return blk;
 }
 
@@ -286,7 +280,7 @@ TEST_CASE("a shared xattr block is copied before a change and released at unlink
     CHECK(rump_get("/mnt/a", "user.shared") == "value");
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
-  std::string out = fsck(img);
+  std::string out = fsck_problems(img);
   INFO(out);
   CHECK(out.empty());
   std::string st2 = debugfs(img, "stat /b");
@@ -329,7 +323,7 @@ TEST_CASE("a change to a shared xattr block fails cleanly at each failure point"
       for (const char* f : {"/mnt/a", "/mnt/b", "/mnt/c"}) CHECK(rump_get(f, "user.shared") == "value");
       REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
     }
-    std::string out = fsck(copy);
+    std::string out = fsck_problems(copy);
     INFO(out);
     CHECK(out.empty());
     std::string st = debugfs(copy, "stat /b");
@@ -499,7 +493,7 @@ TEST_CASE("xattr calls give the host kernel's results on ext4", "[ext2][xattr]")
     CHECK(got[i] == want[i]);
   }
   REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
-  std::string out = fsck(img);
+  std::string out = fsck_problems(img);
   INFO(out);
   CHECK(out.empty());
 }
