@@ -708,6 +708,7 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
         INFO("seed " << seed);
         REQUIRE(run("cp " + shell_quote(fresh_img) + " " + shell_quote(img)) == 0);
         std::string messages;
+        std::string done;  // each operation, its path and its outcome
         std::mt19937_64 rng(seed);
         auto pick = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); };
         {
@@ -751,6 +752,8 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
                 break;
               }
             }
+            done += std::to_string(i) + " op" + std::to_string(kind) + " " + p + " -> " + std::to_string(r) +
+                    (r < 0 ? " errno " + std::to_string(errno) : "") + "\n";
             if (r < 0) {
               INFO("op " << i << " errno " << errno);
               CHECK((errno == ENOMEM || errno == EIO || errno == ENOENT || errno == EEXIST || errno == ENOTEMPTY ||
@@ -767,6 +770,8 @@ TEST_CASE("random operations under random failures and cache pressure leave a cl
         bool aborted = messages.find("remounting filesystem read-only") != std::string::npos;
         aborts += aborted;
         INFO("kernel messages of the sequence:\n" << messages);
+        INFO("its operations (kind: 0-1 write, 2 truncate, 3 unlink, 4 mkdir, 5 rmdir, 6 rename, 7 link, "
+             "8 symlink, 9 setxattr):\n" << done);
         if (!c.journal) {
           CHECK(records_errors(img) == aborted);
           // What an abort left half made is e2fsck's to repair before the
