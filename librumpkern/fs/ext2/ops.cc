@@ -470,9 +470,16 @@ Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
       failed = err(pb.error());
       break;
     }
+    // A block mapped for this write and then not written holds what the
+    // device had there (another file's old bytes, or a block past the
+    // end the write stops short of): it goes again.
+    auto unmap_fresh = [&] {
+      if (fresh) m.check_undo(free_range(lblk, lblk + 1), "a block mapped for a failed write could not be freed", ino_);
+    };
     Result<BufRef> bh = (fresh || n == bs) ? m.bc_.getblk(m.dev_, *pb, bs) : m.bread(*pb);
     if (!bh.ok()) {
       failed = err(bh.error());
+      unmap_fresh();
       break;
     }
     if (fresh) std::memset(bh->data(), 0, bs);
@@ -480,6 +487,8 @@ Result<size_t> Ext2Node::write(const void* buf, size_t len, uint64_t off) {
     Result<void> d = m.dirty_data(*bh);
     if (!d.ok()) {
       failed = err(d.error());
+      bh->reset();
+      unmap_fresh();
       break;
     }
     done += n;
@@ -530,16 +539,17 @@ Result<void> Ext2Node::truncate(uint64_t new_size) {
       Mapping map = TRY(bmap(new_size / bs));
       if (map.pblk) last = TRY(m.bread(map.pblk));
     }
-    // The new size first, with the inode on the orphan list while blocks
+    // The inode on the orphan list first, then the new size, while blocks
     // past it are freed (as Linux's ext4 does): a truncation that fails
     // half-way, or that takes several transactions and a crash cuts
     // short, is finished at that size at unmount or at the next mount.
-    // Taken off again when done.
+    // Taken off again when done. (A size set before a listing that failed
+    // would leave blocks past the end that nothing frees.)
     m.lock_.assert_held();
     bool listed = links() == 0 || m.on_orphan_list(ino_);
     bool has_blocks = get32(raw_, ino::kBlocksLo) != 0 || get16(raw_, ino::kBlocksHi) != 0;
-    set_size(new_size);
     if (!listed && has_blocks) TRY(m.orphan_add(*this));
+    set_size(new_size);
     TRY(free_from((new_size + bs - 1) / bs, &ib));
     drop_promises((new_size + bs - 1) / bs);
     if (!listed && m.on_orphan_list(ino_)) TRY(m.orphan_del(*this));

@@ -8,6 +8,8 @@
 // failure must be a clean error (ENOMEM or EIO), the change all or
 // nothing where the call promises it, the kernel's halt free of leaks,
 // and the image e2fsck-clean after the unmount.
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -620,6 +622,51 @@ TEST_CASE("a file with an extent tree unlinked while open and closed is freed or
       [] { return with_open("/mnt/d/runs", O_RDONLY, [](int) { return check_call(rump_sys_unlink("/mnt/d/runs")); }); },
       [&](bool done) {
         if (done) CHECK_FALSE(exists("/mnt/d/runs"));
+      });
+  CHECK(s.failed > 0);
+}
+
+// An append-only file is written through, block by block, without the
+// page cache: at each failure point the file holds what write(2) said it
+// took, and no block more than its size needs. (The buffer of a block
+// just mapped fails to come only when the cache must write back to make
+// room, under a memory limit, which this sweep does not set; the random
+// sequences below reach that: seed 110775 at 8% on ext4 1 KiB left a
+// block past the end before Ext2Node::write unmapped it.)
+TEST_CASE("a write through to an append-only ext4 file maps no block it does not write at each failure point",
+          "[ext2][fault]") {
+  Image im;
+  {
+    Mounted m(im.img, "ext4", 0);
+    REQUIRE(m.mount_result == 0);
+    int fd = rump_sys_open("/mnt/d1/a", O_RDONLY, 0);
+    REQUIRE(fd >= 0);
+    int fl = FS_APPEND_FL | FS_EXTENT_FL;
+    REQUIRE(rump_sys_ioctl(fd, FS_IOC_SETFLAGS, &fl) == 0);
+    rump_sys_close(fd);
+    REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
+  }
+  std::string d = pattern(13, 3 * kBlock + 100);
+  long wrote = 0;
+  Swept s = sweep(
+      im.img, im.copy,
+      [&] {
+        wrote = 0;
+        return with_open("/mnt/d1/a", O_WRONLY | O_APPEND, [&](int fd) {
+          wrote = rump_sys_write(fd, d.data(), d.size());
+          return wrote < 0 ? errno : 0;
+        });
+      },
+      [&](bool) {
+        std::string got = read_or_absent("/mnt/d1/a");
+        CHECK((got == im.a + d.substr(0, static_cast<size_t>(std::max(wrote, 0L)))));
+      },
+      [&](bool) {
+        // As many blocks as the size needs, no more.
+        struct stat st;
+        REQUIRE(rump_sys_stat("/mnt/d1/a", &st) == 0);
+        uint64_t blocks = (static_cast<uint64_t>(st.st_size) + kBlock - 1) / kBlock;
+        CHECK(static_cast<uint64_t>(st.st_blocks) == blocks * (kBlock / 512));
       });
   CHECK(s.failed > 0);
 }
