@@ -238,7 +238,7 @@ class OpRunner {
 
 }  // namespace
 
-TEST_CASE("on a full ext3 image, the blocks of files unlinked in the running transaction go to a mkdir and a symlink",
+TEST_CASE("on a full ext3 image, the blocks of files unlinked in the running transaction go to a mkdir, a symlink and a link",
           "[ext2]") {
   TempDir t;
   std::string img = t.path + "/img";
@@ -250,9 +250,21 @@ TEST_CASE("on a full ext3 image, the blocks of files unlinked in the running tra
     // No commit by the timer during the test: only the retry commits.
     Mounted m(img, "ext3", 0, "commit=600");
     REQUIRE(m.mount_result == 0);
-    // Two files of one block each, then one that takes every block left.
+    // A directory whose one block is full: 16 entries of 252 bytes and
+    // one of 40 after "." and "..". A name linked into it needs a block.
+    REQUIRE(rump_sys_mkdir("/mnt/d", 0755) == 0);
+    for (int i = 0; i < 17; i++) {
+      std::string n = "/mnt/d/" + std::to_string(100 + i) + std::string(i < 16 ? 241 : 29, 'n');
+      int fd = rump_sys_open(n.c_str(), O_CREAT | O_WRONLY, 0644);
+      REQUIRE(fd >= 0);
+      rump_sys_close(fd);
+    }
+    struct stat dst;
+    REQUIRE(rump_sys_stat("/mnt/d", &dst) == 0);
+    REQUIRE(dst.st_size == 4096);
+    // Four files of one block each, then one that takes every block left.
     std::string block(4096, 'a');
-    for (const char* p : {"/mnt/a", "/mnt/b"}) {
+    for (const char* p : {"/mnt/a", "/mnt/b", "/mnt/c", "/mnt/e"}) {
       int fd = rump_sys_open(p, O_CREAT | O_WRONLY, 0644);
       REQUIRE(fd >= 0);
       REQUIRE(rump_sys_write(fd, block.data(), block.size()) == 4096);
@@ -265,16 +277,20 @@ TEST_CASE("on a full ext3 image, the blocks of files unlinked in the running tra
     }
     REQUIRE(rump_sys_fsync(fd) == 0);
     rump_sys_close(fd);
-    // Full: a directory has no block to take.
+    // Full: a directory has no block to take, nor the full one a block
+    // for one more name.
     CHECK_ERRNO(ENOSPC, rump_sys_mkdir("/mnt/before", 0755));
+    CHECK_ERRNO(ENOSPC, rump_sys_link("/mnt/big", "/mnt/d/linked"));
     // The small files' blocks are free once the transaction that unlinked
     // them commits: the allocation that finds none commits and tries again.
-    REQUIRE(rump_sys_unlink("/mnt/a") == 0);
-    REQUIRE(rump_sys_unlink("/mnt/b") == 0);
+    for (const char* p : {"/mnt/a", "/mnt/b", "/mnt/c", "/mnt/e"}) REQUIRE(rump_sys_unlink(p) == 0);
+    CHECK(rump_sys_link("/mnt/big", "/mnt/d/linked") == 0);
     CHECK(rump_sys_mkdir("/mnt/after", 0755) == 0);
     CHECK(rump_sys_symlink(std::string(300, 's').c_str(), "/mnt/slow") == 0);
     struct stat st;
     CHECK(rump_sys_stat("/mnt/after", &st) == 0);
+    REQUIRE(rump_sys_stat("/mnt/big", &st) == 0);
+    CHECK(st.st_nlink == 2);
     REQUIRE(rump_sys_umount2("/mnt", 0) == 0);
   }
   CHECK(fsck_problems(img) == "");
