@@ -52,15 +52,20 @@ uint32_t Ext2Node::rec_len(const char* blk, size_t pos) const {
   return (len & 65532) | ((len & 3) << 16);
 }
 
-Result<void> Ext2Node::check_dirent(const char* blk, size_t pos, size_t end, uint64_t lblk) const {
-  Ext2Mount& m = em();
-  if (pos + kDirentHeader > end) return m.corrupt("directory entry past the block", ino_);
+const char* Ext2Node::dirent_fault(const char* blk, size_t pos, size_t end) const {
+  if (pos + kDirentHeader > end) return "directory entry past the block";
   uint32_t rec = rec_len(blk, pos);
   uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
-  if (rec < dirent_len(1) || (rec & 3) || rec < dirent_len(nl) || pos + rec > end)
-    return m.corrupt("bad directory entry", lblk);
-  if (get32(blk, pos) > m.geo().inodes_count) return m.corrupt("directory entry inode out of range", lblk);
-  return {};
+  if (rec < dirent_len(1) || (rec & 3) || rec < dirent_len(nl) || pos + rec > end) return "bad directory entry";
+  if (get32(blk, pos) > em().geo().inodes_count) return "directory entry inode out of range";
+  return nullptr;
+}
+
+Result<void> Ext2Node::check_dirent(const char* blk, size_t pos, size_t end, uint64_t lblk) const {
+  const char* why = dirent_fault(blk, pos, end);
+  if (why == nullptr) return {};
+  // An entry past the block is the directory's fault; the others the block's.
+  return em().corrupt(why, pos + kDirentHeader > end ? ino_ : lblk);
 }
 
 template <class Fn>
@@ -645,13 +650,10 @@ Result<void> Ext2Node::add_entry_on_disk(std::string_view name, uint32_t ino, VT
     BufRef bh = TRY(dir_block(tail.lblk));
     char* blk = bh.data();
     size_t pos = tail.pos;
-    if (pos + kDirentHeader <= end) {
+    if (dirent_fault(blk, pos, bs) == nullptr) {
       uint32_t rec = rec_len(blk, pos);
-      uint8_t nl = static_cast<uint8_t>(blk[pos + 6]);
-      uint32_t used = get32(blk, pos) ? dirent_len(nl) : 0;
-      if (!(rec & 3) && rec >= dirent_len(nl) && pos + rec == end && get32(blk, pos) <= m.geo().inodes_count &&
-          rec - used >= need)
-        return insert_at(bh, tail.lblk, pos, rec, used, tail.room_before);
+      uint32_t used = get32(blk, pos) ? dirent_len(static_cast<uint8_t>(blk[pos + 6])) : 0;
+      if (pos + rec == end && rec - used >= need) return insert_at(bh, tail.lblk, pos, rec, used, tail.room_before);
     }
   }
   uint32_t room_before = 0;

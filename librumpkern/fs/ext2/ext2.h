@@ -157,6 +157,9 @@ class Ext2Node : public Vnode, public PageIo {
   Result<void> for_each_entry(int64_t off, Fn fn) const;
   uint32_t rec_len(const char* blk, size_t pos) const;
   Result<void> check_dirent(const char* blk, size_t pos, size_t end, uint64_t lblk) const;
+  // What check_dirent finds wrong with the entry at pos, without reporting
+  // it (null: nothing).
+  const char* dirent_fault(const char* blk, size_t pos, size_t end) const;
   Result<uint32_t> find_entry(std::string_view name) const;
   // Directories: the inode numbers of the entries by name, so that a
   // lookup (and the check for an existing name before a create) is a hash
