@@ -56,6 +56,10 @@ bool fault_decide(uint32_t cls) {
   if (t.remaining != 0 && --t.remaining == 0) {
     t.fired = true;
     fail = true;
+    if (t.more != 0) {  // a run: the next call fails too
+      t.more--;
+      t.remaining = 1;
+    }
   }
   rumpuser_faults* f = current_faults();
   if (!fail && f != nullptr && (f->mask.load(std::memory_order_relaxed) & cls) != 0) {
@@ -107,9 +111,13 @@ extern "C" uint64_t rumpuser_faults_injected(const struct rumpuser_faults* f) {
   return f == nullptr ? 0 : f->injected.load(std::memory_order_relaxed);
 }
 
-extern "C" void rumpuser_fault_nth(unsigned n) {
-  rumpuser_int::fault_nth_tls.remaining = n;
-  rumpuser_int::fault_nth_tls.fired = false;
+extern "C" void rumpuser_fault_nth(unsigned n) { rumpuser_fault_nth_run(n, 1); }
+
+extern "C" void rumpuser_fault_nth_run(unsigned n, unsigned count) {
+  rumpuser_int::FaultNth& t = rumpuser_int::fault_nth_tls;
+  t.remaining = count != 0 ? n : 0;
+  t.more = n != 0 && count > 1 ? count - 1 : 0;
+  t.fired = false;
 }
 
 extern "C" int rumpuser_fault_nth_fired(void) { return rumpuser_int::fault_nth_tls.fired ? 1 : 0; }
@@ -118,7 +126,9 @@ extern "C" void rumpuser_fault_nth_swap(struct rumpuser_fault_nth_state* state) 
   rumpuser_int::FaultNth& t = rumpuser_int::fault_nth_tls;
   rumpuser_int::FaultNth saved = t;
   t.remaining = state->fn_remaining;
+  t.more = state->fn_more;
   t.fired = state->fn_fired != 0;
   state->fn_remaining = saved.remaining;
+  state->fn_more = saved.more;
   state->fn_fired = saved.fired ? 1 : 0;
 }

@@ -120,6 +120,7 @@ namespace rumpuser_int {
 // atomic load per injectable hypercall.
 struct FaultNth {
   unsigned remaining = 0;  // 0: disarmed
+  unsigned more = 0;       // failures that follow the armed one, one per call
   bool fired = false;
 };
 extern thread_local constinit FaultNth fault_nth_tls __attribute__((tls_model("initial-exec")));

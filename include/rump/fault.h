@@ -16,7 +16,9 @@
  *   injectable hypercall made on behalf of the calling thread (its LWP,
  *   implicit or bound: not the kernel threads it wakes) fails, once.
  *   Sweeping n = 1, 2, ... until nothing fires visits every failure
- *   point of a piece of work.
+ *   point of a piece of work. rump_fault_fail_nth_run fails a run of them
+ *   from the n-th on: a failure that is still there when the kernel
+ *   retries or undoes.
  *
  * And one way to make more of them: rump_kernel_set_cache_pressure makes
  * the kernel's buffer cache behave as under memory pressure at its worst,
@@ -59,6 +61,12 @@ uint64_t rump_kernel_faults_injected(struct rump_kernel *k);
  * fails (n = 1: the next one); 0 disarms. Clears the fired flag.
  * Returns 0. */
 int rump_fault_fail_nth(unsigned n);
+/* A run of failures: the n-th injectable hypercall made on behalf of the
+ * calling thread and the count - 1 after it fail, as a failure that is
+ * still there when the kernel retries or undoes (count 1: as
+ * rump_fault_fail_nth; n or count 0 disarms). Clears the fired flag.
+ * Returns 0. */
+int rump_fault_fail_nth_run(unsigned n, unsigned count);
 /* 1 if the armed failure has been injected, else 0. */
 int rump_fault_fail_nth_fired(void);
 

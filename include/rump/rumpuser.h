@@ -335,7 +335,8 @@ void rumpuser_cv_has_waiters(struct rumpuser_cv *cv, int *waitersp);
  * Two sources, checked in this order:
  * - fail-nth, per calling thread (and so per LWP bound to it): after
  *   rumpuser_fault_nth(n), the n-th injectable hypercall the thread makes
- *   fails, once; rumpuser_fault_nth_fired says whether it has. A backend
+ *   fails, once (rumpuser_fault_nth_run(n, count): it and the count - 1
+ *   after it); rumpuser_fault_nth_fired says whether it has. A backend
  *   that runs several LWPs on one host thread keeps one such counter per
  *   LWP (rumpuser_fault_nth_swap).
  * - per kernel, seeded: a kernel owns a struct rumpuser_faults
@@ -363,12 +364,16 @@ uint64_t rumpuser_faults_injected(const struct rumpuser_faults *f);
 /* Arms (n > 0) or disarms (0) the calling thread's fail-nth and clears its
  * fired flag. */
 void rumpuser_fault_nth(unsigned n);
+/* The same for a run: the n-th and the count - 1 injectable hypercalls
+ * after it fail (count 1: as rumpuser_fault_nth; 0 disarms). */
+void rumpuser_fault_nth_run(unsigned n, unsigned count);
 int rumpuser_fault_nth_fired(void);
 /* For backends that run several LWPs on one host thread: exchanges the
  * calling thread's fail-nth state (remaining count and fired flag) with
  * *state, to save one LWP's and restore another's. */
 struct rumpuser_fault_nth_state {
 	unsigned fn_remaining;
+	unsigned fn_more;
 	int fn_fired;
 };
 void rumpuser_fault_nth_swap(struct rumpuser_fault_nth_state *state);

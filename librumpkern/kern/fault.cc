@@ -57,6 +57,11 @@ int rump_fault_fail_nth(unsigned n) {
   return 0;
 }
 
+int rump_fault_fail_nth_run(unsigned n, unsigned count) {
+  rumpuser_fault_nth_run(n, count);
+  return 0;
+}
+
 int rump_fault_fail_nth_fired(void) { return rumpuser_fault_nth_fired(); }
 
 int rump_kernel_set_cache_pressure(struct rump_kernel* kk, int on) {

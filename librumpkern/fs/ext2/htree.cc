@@ -306,12 +306,22 @@ Result<BufRef> Ext2Node::append_dir_block(uint64_t& lblk) {
   uint32_t bs = m.geo().block_size;
   lblk = size() / bs;
   bool fresh = false;
-  uint64_t pb = TRY(map_for_write(lblk, fresh));
+  Result<uint64_t> mapped = map_for_write(lblk, fresh);
+  if (!mapped.ok()) {
+    // A tree block the failed mapping kept (a full root grown a level
+    // before the failure) is in the map: the inode's copy shows it.
+    (void)write_inode_if_pending();
+    return err(mapped.error());
+  }
+  uint64_t pb = *mapped;
   Result<BufRef> got = m.bc_.getblk(m.dev_, pb, bs);
   if (!got.ok()) {
-    // The block just mapped past the end goes again.
-    if (Result<void> u = free_range(lblk, lblk + 1); !u.ok())
-      m.abort_changes("a directory block mapped past its end", ino_, u.error());
+    // The block just mapped past the end goes again; the map may keep a
+    // tree block the mapping added (a full root grown a level), which the
+    // inode's copy must show.
+    Result<void> u = free_range(lblk, lblk + 1);
+    if (u.ok()) u = write_inode();
+    if (!u.ok()) m.abort_changes("a directory block mapped past its end", ino_, u.error());
     return err(got.error());
   }
   BufRef bh = std::move(*got);

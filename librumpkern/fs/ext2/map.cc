@@ -458,10 +458,15 @@ Result<bool> Ext2Node::trim_extents(uint64_t first, uint64_t end) {
     }
     if (m.step_due()) break;
   }
-  // Tree blocks left empty go, with their entries in their parents.
+  // Tree blocks left empty go, with their entries in their parents. One
+  // that cannot be freed stays, empty (a valid leaf), and what this step
+  // changed is sealed all the same.
   int l = depth;
   while (l > 0 && entries(path[l].node) == 0) {
-    TRY(m.free_block(path[l].blk));
+    if (Result<void> fr = m.free_block(path[l].blk); !fr.ok()) {
+      if (!failed) failed = fr.error();
+      break;
+    }
     add_blocks(-1);
     path[l].buf.reset();
     char* parent = path[l - 1].node;
@@ -522,27 +527,42 @@ Result<bool> Ext2Node::cut_indirect(uint32_t p, int level, uint64_t base, uint64
   uint64_t from = first > base ? (first - base) / span : 0;
   uint64_t to = end - base >= per * span ? per : (end - base + span - 1) / span;
   bool changed = false;
+  // A failure half-way keeps what was cut before it: the block is
+  // journaled with the pointers cleared so far, as the bitmaps are.
+  Result<void> r;
   for (uint64_t i = from; i < to && !stop; i++) {
     uint32_t q = get32(b.data(), i * 4);
     if (!q) continue;
     if (level == 1) {
-      if (q < m.geo().first_data_block || q >= m.geo().blocks_count)
-        return m.corrupt("block map points outside the file system", ino_);
-    } else if (!TRY(cut_indirect(q, level - 1, base + i * span, first, end, stop))) {
-      continue;  // the child keeps pointers (journaled by the call)
+      if (q < m.geo().first_data_block || q >= m.geo().blocks_count) {
+        r = m.corrupt("block map points outside the file system", ino_);
+        break;
+      }
+    } else {
+      Result<bool> empty = cut_indirect(q, level - 1, base + i * span, first, end, stop);
+      if (!empty.ok()) {
+        r = err(empty.error());
+        break;
+      }
+      if (!*empty) continue;  // the child keeps pointers (journaled by the call)
     }
-    TRY(m.free_block(q));
+    r = m.free_block(q);
+    if (!r.ok()) break;
     add_blocks(-1);
     put32(b.data(), i * 4, 0);
     changed = true;
     if (m.step_due()) stop = true;
   }
-  for (uint64_t i = 0; i < per; i++)
-    if (get32(b.data(), i * 4)) {
-      if (changed) TRY(m.dirty_meta(b));
-      return false;
-    }
-  return true;  // empty: the caller frees it (its content no longer matters)
+  bool empty = true;
+  for (uint64_t i = 0; i < per && empty; i++) empty = get32(b.data(), i * 4) == 0;
+  // An emptied block is journaled too: should its freeing fail, the
+  // pointer to it stays, and what it points to must be nothing.
+  if (changed) {
+    Result<void> d = m.dirty_meta(b);
+    if (r.ok()) r = d;
+  }
+  TRY(r);
+  return empty;  // empty: the caller frees it
 }
 
 Result<bool> Ext2Node::cut_indirect_map(uint64_t first, uint64_t end) {
@@ -715,59 +735,68 @@ Result<void> Ext2Node::fallocate(int mode, uint64_t off, uint64_t len) {
                                                          uint64_t{bs / 4} * (bs / 4) * (bs / 4);
   if (end < off || (end + bs - 1) / bs > max) return err(EFBIG);
   TRY(m.begin_op());
-  uint64_t sz = size();
-  if (mode & kFallocPunchHole) {
-    uint64_t first = (off + bs - 1) / bs, last = end / bs;  // whole blocks [first, last)
-    if (first < last) TRY(free_range(first, last));
-    // The partial blocks at the edges, within the file: zeros.
-    auto zero = [&](uint64_t from, uint64_t to) -> Result<void> {
-      if (to > sz) to = sz;
-      if (from >= to) return {};
-      Mapping mp = TRY(bmap(from / bs));
-      if (!mp.pblk) return {};
-      BufRef b = TRY(m.bread(mp.pblk));
-      std::memset(b.data() + from % bs, 0, to - from);
-      return m.dirty_data(b);
-    };
-    if (off / bs == (end - 1) / bs) {
-      if (off % bs || end % bs) TRY(zero(off, end));
+  // Whatever the map has gained or lost by a failure half-way (blocks
+  // freed, blocks taken, a tree grown) reaches the inode's copy too.
+  auto change = [&]() -> Result<void> {
+    uint64_t sz = size();
+    if (mode & kFallocPunchHole) {
+      uint64_t first = (off + bs - 1) / bs, last = end / bs;  // whole blocks [first, last)
+      if (first < last) TRY(free_range(first, last));
+      // The partial blocks at the edges, within the file: zeros.
+      auto zero = [&](uint64_t from, uint64_t to) -> Result<void> {
+        if (to > sz) to = sz;
+        if (from >= to) return {};
+        Mapping mp = TRY(bmap(from / bs));
+        if (!mp.pblk) return {};
+        BufRef b = TRY(m.bread(mp.pblk));
+        std::memset(b.data() + from % bs, 0, to - from);
+        return m.dirty_data(b);
+      };
+      if (off / bs == (end - 1) / bs) {
+        if (off % bs || end % bs) TRY(zero(off, end));
+      } else {
+        if (off % bs) TRY(zero(off, (off / bs + 1) * bs));
+        if (end % bs) TRY(zero(end / bs * bs, end));
+      }
     } else {
-      if (off % bs) TRY(zero(off, (off / bs + 1) * bs));
-      if (end % bs) TRY(zero(end / bs * bs, end));
+      for (uint64_t lblk = off / bs; lblk * bs < end;) {
+        if (m.step_due()) {
+          TRY(write_inode());
+          TRY(m.begin_op());
+        }
+        Mapping mp = TRY(bmap(lblk));
+        if (mp.pblk || mp.unwritten) {
+          lblk += mp.count ? mp.count : 1;
+          continue;
+        }
+        uint64_t goal = 0;
+        if (lblk > 0) {
+          Mapping prev = TRY(bmap(lblk - 1));
+          if (prev.pblk) goal = prev.pblk + 1;
+        }
+        if (!goal) goal = m.group_first_block((ino_ - 1) / m.geo().inodes_per_group);
+        uint64_t pb = TRY(m.alloc_block(goal));
+        add_blocks(1);
+        Result<void> r = insert_extent(lblk, pb, 1, true);
+        if (!r.ok()) {
+          m.undo_blocks(pb, 1);
+          add_blocks(-1);
+          return r;
+        }
+        lblk++;
+      }
+      if (!(mode & kFallocKeepSize) && end > sz) set_size(end);
     }
-  } else {
-    for (uint64_t lblk = off / bs; lblk * bs < end;) {
-      if (m.step_due()) {
-        TRY(write_inode());
-        TRY(m.begin_op());
-      }
-      Mapping mp = TRY(bmap(lblk));
-      if (mp.pblk || mp.unwritten) {
-        lblk += mp.count ? mp.count : 1;
-        continue;
-      }
-      uint64_t goal = 0;
-      if (lblk > 0) {
-        Mapping prev = TRY(bmap(lblk - 1));
-        if (prev.pblk) goal = prev.pblk + 1;
-      }
-      if (!goal) goal = m.group_first_block((ino_ - 1) / m.geo().inodes_per_group);
-      uint64_t pb = TRY(m.alloc_block(goal));
-      add_blocks(1);
-      Result<void> r = insert_extent(lblk, pb, 1, true);
-      if (!r.ok()) {
-        m.undo_blocks(pb, 1);
-        add_blocks(-1);
-        return r;
-      }
-      lblk++;
-    }
-    if (!(mode & kFallocKeepSize) && end > sz) set_size(end);
+    return {};
+  };
+  Result<void> r = change();
+  if (r.ok()) {
+    timespec now = wall_timespec();
+    set_time(ino::kCtime, ino::kCtimeExtra, now);
+    if (!(mode & kFallocKeepSize) || (mode & kFallocPunchHole)) set_time(ino::kMtime, ino::kMtimeExtra, now);
   }
-  timespec now = wall_timespec();
-  set_time(ino::kCtime, ino::kCtimeExtra, now);
-  if (!(mode & kFallocKeepSize) || (mode & kFallocPunchHole)) set_time(ino::kMtime, ino::kMtimeExtra, now);
-  return write_inode();
+  Result<void> w = write_inode();
+  return r.ok() ? w : r;
 }
 
 }  // namespace rump

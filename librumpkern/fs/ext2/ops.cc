@@ -40,6 +40,10 @@ void Ext2Node::add_blocks(int64_t fs_blocks) {
   v += static_cast<uint64_t>(fs_blocks * unit);
   put32(raw_, ino::kBlocksLo, static_cast<uint32_t>(v));
   if (huge) put16(raw_, ino::kBlocksHi, static_cast<uint16_t>(v >> 32));
+  // The map changed with it: an operation that fails before it writes
+  // the inode leaves the write to the last reference (forget), rather than
+  // to nobody.
+  inode_pending_ = true;
 }
 
 void Ext2Node::set_time(size_t sec_off, size_t extra_off, const timespec& t) {

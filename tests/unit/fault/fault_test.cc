@@ -365,7 +365,7 @@ TEST_CASE("fault sweep warm: mounts", "[fault]") {
   CHECK(sweep(mounts, Start::kWarm) > 0);
 }
 
-TEST_CASE("fail-nth counts only the calling thread and fires once", "[fault]") {
+TEST_CASE("fail-nth counts only the calling thread and fires once, or a run of times", "[fault]") {
   rump_kernel* k = boot();
   REQUIRE(rump_kernel_set_current(k) == 0);
   CHECK(rump_sys_getpid() == 1);  // the implicit LWP exists: no allocation below
@@ -385,12 +385,31 @@ TEST_CASE("fail-nth counts only the calling thread and fires once", "[fault]") {
   CHECK(rump_sys_close(p[0]) == 0);
   CHECK(rump_sys_close(p[1]) == 0);
   CHECK(rump_fault_fail_nth_fired() == 1);
-  // Armed but far away: nothing fires, and disarming clears it.
+  // A run of two: the first injectable hypercall of this pipe2 and of
+  // the next (a failed pipe2 makes no other), then none.
+  rump_fault_fail_nth_run(1, 2);
+  errno = 0;
+  CHECK(rump_sys_pipe2(p, 0) == -1);
+  CHECK(errno == ENOMEM);
+  errno = 0;
+  CHECK(rump_sys_pipe2(p, 0) == -1);
+  CHECK(errno == ENOMEM);
+  CHECK(rump_fault_fail_nth_fired() == 1);
+  CHECK(rump_kernel_faults_injected(k) == 3);
+  REQUIRE(rump_sys_pipe2(p, 0) == 0);
+  CHECK(rump_sys_close(p[0]) == 0);
+  CHECK(rump_sys_close(p[1]) == 0);
+  // Armed but far away: nothing fires, and disarming clears it (a run
+  // too).
   rump_fault_fail_nth(1000000);
   CHECK(rump_sys_getpid() == 1);
   CHECK(rump_fault_fail_nth_fired() == 0);
   rump_fault_fail_nth(0);
-  CHECK(rump_kernel_faults_injected(k) == 1);
+  rump_fault_fail_nth_run(1, 0);
+  REQUIRE(rump_sys_pipe2(p, 0) == 0);
+  CHECK(rump_sys_close(p[0]) == 0);
+  CHECK(rump_sys_close(p[1]) == 0);
+  CHECK(rump_kernel_faults_injected(k) == 3);
   REQUIRE(rump_kernel_halt(k) == 0);
   rump_kernel_set_current(nullptr);
 }
