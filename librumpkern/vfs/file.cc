@@ -709,7 +709,10 @@ class VnodeFileOps : public FileOps {
           Vattr cur;
           vp.getattr(cur);
           uint64_t end = std::max<uint64_t>(grown_from, at + wrote);
-          if (cur.size == at + r.value() && end < cur.size) (void)vp.truncate(end);
+          if (cur.size == at + r.value() && end < cur.size) {
+            PageIo* io = cache->page_io();
+            (void)(io ? io->ungrow_for_cache(grown_from, end) : vp.truncate(end));
+          }
         }
         if (!c.ok()) {
           r = err(c.error());

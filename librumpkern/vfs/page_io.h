@@ -42,6 +42,13 @@ class PageIo {
   // Linux keeps i_size ahead of i_disksize; it is stored at the latest
   // by fsync and when the file's last reference goes.
   virtual Result<void> grow_for_cache(uint64_t size) = 0;
+  // The growth taken back when write(2)'s bytes did not all reach the
+  // cache (no memory for a page): the file, grown from `from`, ends at
+  // size again (from <= size < its size). A growth kept in memory is
+  // undone there, so that the undoing needs no memory and no block read,
+  // which a truncation would (the failure that stopped the write may
+  // still be there).
+  virtual Result<void> ungrow_for_cache(uint64_t from, uint64_t size) = 0;
 
  protected:
   ~PageIo() = default;

@@ -696,14 +696,22 @@ Result<size_t> VnodePager::write_cached(const void* buf, size_t len, uint64_t of
     // A page overwritten whole, or wholly past the end of the file, has
     // nothing to read first.
     bool fresh = n == vm::kPageSize || (pindex << vm::kPageShift) >= size;
+    // A failure after some pages took their bytes is a short write: those
+    // are dirty, and write-back may have given them blocks already.
     Result<vm::Page*> p = fresh ? fault_overwrite_locked(pindex) : fault_write_locked(pindex);
-    if (!p.ok()) return err(p.error() == kBusFault ? EIO : p.error());
+    if (!p.ok()) {
+      if (done > 0) break;
+      return err(p.error() == kBusFault ? EIO : p.error());
+    }
     Result<void> room = reserve_locked(pindex);
     if (!room.ok()) {
       if (done > 0) break;
       return err(room.error());
     }
-    TRY(mark_dirty_locked(pindex));
+    if (Result<void> d = mark_dirty_locked(pindex); !d.ok()) {
+      if (done > 0) break;
+      return err(d.error());
+    }
     std::memcpy(p.value()->data() + in, static_cast<const std::byte*>(buf) + done, n);
     done += n;
   }

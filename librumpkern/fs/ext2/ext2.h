@@ -105,6 +105,7 @@ class Ext2Node : public Vnode, public PageIo {
   Result<uint32_t> reserve_page(uint64_t off) override;
   void adjust_reserved(int64_t blocks) override;
   Result<void> grow_for_cache(uint64_t size) override;
+  Result<void> ungrow_for_cache(uint64_t from, uint64_t size) override;
   Result<void> fallocate(int mode, uint64_t off, uint64_t len) override;
   void touch(int which) override;
 

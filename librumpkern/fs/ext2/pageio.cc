@@ -346,6 +346,19 @@ Result<void> Ext2Node::grow_for_cache(uint64_t new_size) {
   return {};
 }
 
+Result<void> Ext2Node::ungrow_for_cache(uint64_t from, uint64_t new_size) {
+  // grow_for_cache kept a growth from a block boundary of a file with a
+  // block map in memory: nothing but the size changed, and write-back
+  // maps blocks only for the bytes below new_size. Anything else went
+  // through truncate and goes back through it.
+  if (type() != VType::kReg || from % em().geo().block_size || (flags() & kFlInlineData) || new_size < from ||
+      new_size >= size())
+    return truncate(new_size);
+  set_size(new_size);
+  inode_pending_ = true;
+  return {};
+}
+
 void Ext2Node::adjust_reserved(int64_t blocks) {
   Ext2Mount& m = em();
   if (blocks < 0) m.unreserve_blocks(static_cast<uint64_t>(-blocks));
