@@ -703,12 +703,13 @@ class VnodeFileOps : public FileOps {
         Result<size_t> c = cache_io(vp, [&] { return cache->write_cached(buf, r.value(), at); });
         size_t wrote = c.ok() ? c.value() : 0;
         if (wrote < r.value() && grew) {
-          // No room for the rest (ENOSPC): the file ends where the bytes
-          // written end, unless someone wrote past them meanwhile.
+          // No room for the rest (ENOSPC, or no memory for a page): the
+          // file ends where the bytes written end (where it ended, when
+          // none were), unless someone wrote past them meanwhile.
           MutexLocker g(vp.mount().lock_);
           Vattr cur;
           vp.getattr(cur);
-          uint64_t end = std::max<uint64_t>(grown_from, at + wrote);
+          uint64_t end = wrote > 0 ? std::max<uint64_t>(grown_from, at + wrote) : grown_from;
           if (cur.size == at + r.value() && end < cur.size) {
             PageIo* io = cache->page_io();
             (void)(io ? io->ungrow_for_cache(grown_from, end) : vp.truncate(end));
