@@ -251,6 +251,10 @@ void BufCache::brelse(Buf& b) {
     return;
   }
   MutexLocker g(lock_);
+  unref_locked(b);
+}
+
+void BufCache::unref_locked(Buf& b) {
   b.mu_->assert_held();
   uint32_t old = b.refs_.fetch_sub(1, std::memory_order_relaxed);
   if (old == 0) panic("brelse of an unreferenced buffer");
@@ -260,7 +264,7 @@ void BufCache::brelse(Buf& b) {
     count_--;
     Kmem::free(b.data_);
     delete &b;
-  } else if (!b.dirty_ && !b.pinned_) {
+  } else if (pressure_.load(std::memory_order_relaxed) && !b.dirty_ && !b.pinned_) {
     free_buf_locked(&b);
   }
 }
@@ -339,8 +343,8 @@ Result<void> BufCache::flush(BlockDevice& dev) {
     for (size_t i = 0; i < n; i++) {
       Buf* b = batch[i];
       b->mu_->assert_held();
-      b->refs_.fetch_sub(1, std::memory_order_relaxed);
       if (!failed.ok()) mark_dirty_locked(*b);
+      unref_locked(*b);  // under pressure, the last reference evicts it
     }
     Kmem::free(batch);
     return failed;
@@ -366,11 +370,9 @@ Result<void> BufCache::flush(BlockDevice& dev) {
     wrote = true;
     MutexLocker g(lock_);
     next->mu_->assert_held();
-    next->refs_.fetch_sub(1, std::memory_order_relaxed);
-    if (!r.ok()) {
-      mark_dirty_locked(*next);
-      return err(EIO);
-    }
+    if (!r.ok()) mark_dirty_locked(*next);
+    unref_locked(*next);
+    if (!r.ok()) return err(EIO);
   }
   if (wrote) return {};
   return dev.sync();

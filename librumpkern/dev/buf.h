@@ -228,6 +228,9 @@ class BufCache : public KObject {
   // Writes back one unreferenced dirty buffer of dev: false if none.
   Result<bool> clean_one(BlockDevice& dev);
   void free_buf_locked(Buf* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
+  // Drops a reference: the last one frees a discarded buffer, and under
+  // pressure evicts a clean one (as brelse).
+  void unref_locked(Buf& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
   // b on the dirty list (marked dirty), or off it (clean), unless it is
   // so already.
   void mark_dirty_locked(Buf& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock_);
