@@ -51,13 +51,12 @@ struct KernelRegistry {
 namespace {
 
 // Never destroyed: threads may still look at it while the process exits.
+// In static storage, so that making it allocates nothing that can fail
+// (an injected failure of the process's first boot would otherwise be a
+// panic); its table grows from a small array inside it.
 KernelRegistry& registry() {
-  static KernelRegistry* r = [] {
-    void* mem = nullptr;
-    if (rumpuser_malloc(sizeof(KernelRegistry), alignof(KernelRegistry), &mem) != 0)
-      panic("no memory for the kernel registry");
-    return new (mem) KernelRegistry();
-  }();
+  alignas(KernelRegistry) static unsigned char storage[sizeof(KernelRegistry)];
+  static KernelRegistry* r = new (storage) KernelRegistry();
   return *r;
 }
 

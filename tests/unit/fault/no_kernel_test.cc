@@ -1,4 +1,5 @@
-// The fault-injection calls in a process that has no kernel: the calls
+// The fault-injection calls in a process that has no kernel, and its
+// first boot failing at its first hypercalls: the calls
 // that name a kernel (NULL: the current one) are EINVAL or count nothing,
 // and fail-nth, which belongs to the calling thread, arms and disarms.
 // A program of its own, so that no test has booted a kernel before.
@@ -28,12 +29,30 @@ void check_no_kernel() {
 }  // namespace
 
 TEST_CASE("fault calls without a kernel are EINVAL, or count nothing", "[fault]") {
-  check_no_kernel();
-  // And again once the only kernel has halted: no current kernel is left.
+  // The process's first boots with runs of failures from each of their
+  // hypercalls in turn (the process-wide state the first one sets up
+  // included): clean errors, never a panic, until one boots.
   rump_boot_config bc;
   rump_boot_config_init(&bc);
   bc.ncpu = 1;
   rump_kernel* k = nullptr;
+  for (unsigned n = 1;; n++) {
+    INFO("failures from the " << n << "th on");
+    REQUIRE(n < 5000);
+    REQUIRE(rump_fault_fail_nth_run(n, 4) == 0);
+    int e = rump_kernel_boot(&bc, &k);
+    bool fired = rump_fault_fail_nth_fired() == 1;
+    rump_fault_fail_nth(0);
+    if (e == 0) {
+      REQUIRE(rump_kernel_halt(k) == 0);
+      if (!fired) break;
+      continue;
+    }
+    CHECK(fired);
+    CHECK((e == ENOMEM || e == EAGAIN));
+  }
+  check_no_kernel();
+  // And again once the only kernel has halted: no current kernel is left.
   REQUIRE(rump_kernel_boot(&bc, &k) == 0);
   CHECK(rump_kernel_set_cache_pressure(k, 1) == 0);
   CHECK(rump_kernel_set_cache_pressure(nullptr, 0) == 0);  // the current one: k
