@@ -286,7 +286,7 @@ void BufCache::discard(BufRef&& ref) {
   ref.reset();  // the last reference frees it
 }
 
-Result<void> BufCache::flush(BlockDevice& dev) {
+Result<void> BufCache::flush(BlockDevice& dev, bool durable) {
   // Write in block order: the device sees one ascending sweep. The dirty
   // buffers are taken (referenced, marked clean) in one pass and sorted;
   // when no memory for that list can be had, one at a time.
@@ -338,7 +338,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
     // says so, any buffer of the batch may be lost, and every one goes
     // back to dirty when something failed (else a journal would empty its
     // log of blocks whose home copies never arrived).
-    if (failed.ok()) failed = dev.sync();
+    if (failed.ok()) failed = durable ? dev.sync() : dev.drain();
     MutexLocker g(lock_);
     for (size_t i = 0; i < n; i++) {
       Buf* b = batch[i];
@@ -366,7 +366,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
     // Without memory for a list (or with one buffer): each write synced,
     // so that a buffer is clean only once its bytes arrived.
     Result<void> r = write_out(*next);
-    if (r.ok()) r = dev.sync();
+    if (r.ok()) r = durable ? dev.sync() : dev.drain();
     wrote = true;
     MutexLocker g(lock_);
     next->mu_->assert_held();
@@ -375,7 +375,7 @@ Result<void> BufCache::flush(BlockDevice& dev) {
     if (!r.ok()) return err(EIO);
   }
   if (wrote) return {};
-  return dev.sync();
+  return durable ? dev.sync() : dev.drain();
 }
 
 bool BufCache::copy_cached(BlockDevice& dev, uint64_t blkno, uint32_t size, void* dst) {

@@ -177,8 +177,11 @@ class BufCache : public KObject {
   // references keep the old bytes until they go. Consumes b.
   void discard(BufRef&& b);
   // Writes every dirty buffer of dev back (pinned ones excepted), then
-  // syncs the device.
-  Result<void> flush(BlockDevice& dev);
+  // syncs the device. Not durable: the writes have arrived at the device
+  // (drain), not its stable storage, when it returns; for a caller that
+  // syncs the device itself before anything that depends on them is
+  // written (a journal's commit block).
+  Result<void> flush(BlockDevice& dev, bool durable = true);
   // File data moved between a page cache and the device past this cache
   // (fs/ext2/pageio.cc) stays coherent with a copy a file system made
   // here (a write through its own write path): copy_cached copies the

@@ -660,8 +660,11 @@ Result<void> Journal::commit(bool checkpoint_after) {
                        static_cast<unsigned long long>(need));
     return err(ENOSPC);
   }
-  // Ordered data, and committed metadata, reach their home blocks first.
-  if (mode_ != DataMode::kWriteback) TRY(bc_.flush(dev_));
+  // Ordered data, and committed metadata, reach their home blocks first:
+  // written and arrived here, made durable by the sync before the commit
+  // block with the log's blocks (one device sync for both, as jbd2's
+  // single flush before its commit block).
+  if (mode_ != DataMode::kWriteback) TRY(bc_.flush(dev_, false));
   const bool v3 = incompat_ & jbd2::kIncompatCsumV3;
   const bool wide = incompat_ & jbd2::kIncompat64bit;
   const uint32_t tb = tag_bytes();
